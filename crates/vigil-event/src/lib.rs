@@ -1,0 +1,154 @@
+//! # vigil-event: the one event type every part of Vigil passes around
+//!
+//! An [`Event`] is a timestamp plus a map of typed [`Value`]s keyed by dotted ECS field names
+//! (`source.ip`, `user.name`, `event.outcome`, …). Nested JSON objects are flattened into dotted
+//! keys on the way in, so `{"source": {"ip": "203.0.113.5"}}` and `{"source.ip": "203.0.113.5"}`
+//! are the same event.
+//!
+//! Three representations matter:
+//!
+//! * **JSON** ([`Event::from_json`], [`Event::to_json`]): what users send and read. Output is flat
+//!   (dotted keys), which round-trips exactly; [`Event::to_nested_json`] gives the ECS nested shape.
+//! * **Canonical bytes** ([`Event::to_canonical`], [`Event::from_canonical`]): a deterministic
+//!   binary encoding (see `FORMAT.md` beside this file). The same event always encodes to the same
+//!   bytes and every valid byte string decodes to exactly one event, so these bytes are what the
+//!   ledger stores and hashes.
+//! * **The in-memory map**: fields sorted by key, so iteration order is stable.
+//!
+//! ```
+//! use vigil_event::{Event, Timestamp, Value};
+//! let event = Event::from_json(
+//!     r#"{"@timestamp":"2026-11-22T10:00:00Z","source":{"ip":"203.0.113.5"},"user.name":"admin"}"#,
+//!     Timestamp::now(),
+//! ).unwrap();
+//! assert!(matches!(event.get("source.ip"), Some(Value::Ip(_))));
+//! let bytes = event.to_canonical();
+//! assert_eq!(Event::from_canonical(&bytes).unwrap(), event);
+//! ```
+#![deny(missing_docs)]
+
+mod canonical;
+mod json;
+mod timestamp;
+mod value;
+
+use std::collections::BTreeMap;
+
+pub use canonical::{CANONICAL_VERSION, DecodeError};
+pub use json::{JsonError, is_ip_key};
+pub use timestamp::{Timestamp, TimestampError};
+pub use value::Value;
+
+/// Field name of the event time in JSON.
+pub const TIMESTAMP_FIELD: &str = "@timestamp";
+
+/// A security event: a timestamp and typed fields under dotted ECS names.
+///
+/// Keys are kept sorted. A key never holds a [`Value::Map`] directly: inserting a map flattens it
+/// into dotted keys (maps survive only inside lists, where there is no key to flatten into).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Event {
+    timestamp: Timestamp,
+    fields: BTreeMap<String, Value>,
+}
+
+impl Event {
+    /// An event at `timestamp` with no fields.
+    pub fn new(timestamp: Timestamp) -> Event {
+        Event {
+            timestamp,
+            fields: BTreeMap::new(),
+        }
+    }
+
+    /// The event time (`@timestamp`).
+    pub fn timestamp(&self) -> Timestamp {
+        self.timestamp
+    }
+
+    /// Sets the event time.
+    pub fn set_timestamp(&mut self, timestamp: Timestamp) {
+        self.timestamp = timestamp;
+    }
+
+    /// The value under a dotted key.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
+    }
+
+    /// The value under a dotted key if it is a string.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        match self.fields.get(key) {
+            Some(Value::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether the event has a value under `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.fields.contains_key(key)
+    }
+
+    /// Sets `key` to `value`, replacing what was there. A [`Value::Map`] is flattened into
+    /// `key.subkey` entries. An empty key is ignored (it cannot be named in a query).
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        let key = key.into();
+        if key.is_empty() {
+            return;
+        }
+        match value.into() {
+            Value::Map(map) => {
+                for (sub, v) in map {
+                    self.insert(format!("{key}.{sub}"), v);
+                }
+            }
+            value => {
+                self.fields.insert(key, value);
+            }
+        }
+    }
+
+    /// Removes and returns the value under `key`.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.fields.remove(key)
+    }
+
+    /// Fields in key order.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Mutable access to one field's value.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.fields.get_mut(key)
+    }
+
+    /// Number of fields (the timestamp not counted).
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether the event has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Adds `tag` to the `tags` list unless it is already there.
+    pub fn add_tag(&mut self, tag: &str) {
+        match self.fields.get_mut("tags") {
+            Some(Value::List(tags)) => {
+                if !tags.iter().any(|t| t.as_str() == Some(tag)) {
+                    tags.push(Value::from(tag));
+                }
+            }
+            Some(other) => {
+                let previous = std::mem::replace(other, Value::Null);
+                *other = Value::List(vec![previous, Value::from(tag)]);
+            }
+            None => {
+                self.fields
+                    .insert("tags".into(), Value::List(vec![Value::from(tag)]));
+            }
+        }
+    }
+}

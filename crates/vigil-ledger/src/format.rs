@@ -1,0 +1,493 @@
+//! Byte layouts of the ledger files (see `FORMAT.md`). Pure: encode to and decode from slices.
+
+use crate::merkle::Hash;
+
+/// Leaves per tile group: blocks never straddle a group and segments end on group boundaries,
+/// so every complete group's hash (a level-8 Merkle node) is stored and lower levels are
+/// recomputed from segment data when needed.
+pub const GROUP_SIZE: u64 = 256;
+/// `log2(GROUP_SIZE)`, the Merkle height of a group hash.
+pub const GROUP_HEIGHT: u32 = 8;
+
+/// Largest canonical event the ledger accepts (1 MiB): far above any log line, small enough
+/// that a block stays a bounded allocation.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+/// A block is closed once its raw payload reaches this size (or holds a full group).
+pub const BLOCK_TARGET_RAW: usize = 1 << 20;
+/// Upper bound on a block's raw payload: target + one maximal event + length prefixes.
+pub const MAX_BLOCK_RAW: usize = BLOCK_TARGET_RAW + MAX_EVENT_BYTES + 4096;
+
+/// Segment file header magic.
+pub const SEGMENT_MAGIC: &[u8; 8] = b"VIGILSEG";
+/// Segment format version.
+pub const SEGMENT_VERSION: u8 = 1;
+/// Bytes in a segment header.
+pub const SEGMENT_HEADER_LEN: usize = 32;
+
+/// Block header magic.
+pub const BLOCK_MAGIC: &[u8; 4] = b"VGBK";
+/// Bytes in a block header.
+pub const BLOCK_HEADER_LEN: usize = 32;
+
+/// Tile store header magic; the header is 16 bytes, then one 32-byte hash per complete group.
+pub const TILES_MAGIC: &[u8; 8] = b"VIGILTIL";
+/// Checkpoint log header magic.
+pub const CHECKPOINTS_MAGIC: &[u8; 8] = b"VIGILCKP";
+/// Pruning record log header magic.
+pub const PRUNES_MAGIC: &[u8; 8] = b"VIGILPRN";
+/// Version byte of the tile store and the record logs.
+pub const FILE_VERSION: u8 = 1;
+/// Bytes in the header of the tile store and the record logs.
+pub const FILE_HEADER_LEN: usize = 16;
+/// Largest record in a record log (a signed note is a few hundred bytes).
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// What a block holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Events `first_seq .. first_seq + n_events`.
+    Events,
+    /// The segment's last block: no events, `first_seq` is the segment's end, the payload is
+    /// the seal time (i64 LE nanoseconds).
+    Seal,
+}
+
+impl BlockKind {
+    fn to_byte(self) -> u8 {
+        match self {
+            BlockKind::Events => 1,
+            BlockKind::Seal => 2,
+        }
+    }
+    fn from_byte(b: u8) -> Option<BlockKind> {
+        match b {
+            1 => Some(BlockKind::Events),
+            2 => Some(BlockKind::Seal),
+            _ => None,
+        }
+    }
+}
+
+/// Compression of a block payload.
+const COMPRESSION_NONE: u8 = 0;
+const COMPRESSION_ZSTD: u8 = 1;
+
+/// A decoded block header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// Events or seal.
+    pub kind: BlockKind,
+    /// Whether the payload is zstd-compressed.
+    pub compressed: bool,
+    /// Sequence number of the first event (for a seal: the segment's end).
+    pub first_seq: u64,
+    /// Number of events.
+    pub n_events: u32,
+    /// Stored payload bytes following the header.
+    pub payload_len: u32,
+    /// Payload bytes after decompression.
+    pub raw_len: u32,
+    /// CRC-32 of the header's first 28 bytes and the stored payload.
+    pub crc: u32,
+}
+
+impl BlockHeader {
+    /// One past the last sequence number in the block.
+    pub fn end_seq(&self) -> u64 {
+        self.first_seq + u64::from(self.n_events)
+    }
+
+    /// Total bytes of header and payload on disk.
+    pub fn stored_len(&self) -> u64 {
+        BLOCK_HEADER_LEN as u64 + u64::from(self.payload_len)
+    }
+}
+
+/// Why bytes are not a valid block or header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// Fewer bytes than the structure needs (a torn write at the end of a file).
+    #[error("incomplete")]
+    Incomplete,
+    /// Wrong magic bytes.
+    #[error("bad magic")]
+    Magic,
+    /// A version this build cannot read.
+    #[error("unsupported version {0}")]
+    Version(u8),
+    /// A field out of its allowed range.
+    #[error("invalid header field: {0}")]
+    Field(&'static str),
+    /// Checksum mismatch.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// The payload does not decompress or does not frame into events.
+    #[error("payload: {0}")]
+    Payload(&'static str),
+}
+
+/// Encodes a segment header.
+pub fn encode_segment_header(first_seq: u64, created_nanos: i64) -> [u8; SEGMENT_HEADER_LEN] {
+    let mut h = [0u8; SEGMENT_HEADER_LEN];
+    h[..8].copy_from_slice(SEGMENT_MAGIC);
+    h[8] = SEGMENT_VERSION;
+    h[12..20].copy_from_slice(&first_seq.to_le_bytes());
+    h[20..28].copy_from_slice(&created_nanos.to_le_bytes());
+    let crc = crc32fast::hash(&h[..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Decodes a segment header: `(first_seq, created_nanos)`.
+pub fn decode_segment_header(h: &[u8]) -> Result<(u64, i64), FormatError> {
+    if h.len() < SEGMENT_HEADER_LEN {
+        return Err(FormatError::Incomplete);
+    }
+    if &h[..8] != SEGMENT_MAGIC {
+        return Err(FormatError::Magic);
+    }
+    if h[8] != SEGMENT_VERSION {
+        return Err(FormatError::Version(h[8]));
+    }
+    if crc32fast::hash(&h[..28]) != u32::from_le_bytes(h[28..32].try_into().expect("4")) {
+        return Err(FormatError::Checksum);
+    }
+    Ok((
+        u64::from_le_bytes(h[12..20].try_into().expect("8")),
+        i64::from_le_bytes(h[20..28].try_into().expect("8")),
+    ))
+}
+
+/// Decodes and range-checks a block header (the CRC is checked with the payload).
+pub fn decode_block_header(h: &[u8]) -> Result<BlockHeader, FormatError> {
+    if h.len() < BLOCK_HEADER_LEN {
+        return Err(FormatError::Incomplete);
+    }
+    if &h[..4] != BLOCK_MAGIC {
+        return Err(FormatError::Magic);
+    }
+    let kind = BlockKind::from_byte(h[4]).ok_or(FormatError::Field("kind"))?;
+    let compressed = match h[5] {
+        COMPRESSION_NONE => false,
+        COMPRESSION_ZSTD => true,
+        _ => return Err(FormatError::Field("compression")),
+    };
+    if h[6] != 0 || h[7] != 0 {
+        return Err(FormatError::Field("reserved"));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4"));
+    let header = BlockHeader {
+        kind,
+        compressed,
+        first_seq: u64::from_le_bytes(h[8..16].try_into().expect("8")),
+        n_events: u32_at(16),
+        payload_len: u32_at(20),
+        raw_len: u32_at(24),
+        crc: u32_at(28),
+    };
+    if header.raw_len as usize > MAX_BLOCK_RAW || header.payload_len as usize > MAX_BLOCK_RAW {
+        return Err(FormatError::Field("length"));
+    }
+    match kind {
+        BlockKind::Events => {
+            if header.n_events == 0 || u64::from(header.n_events) > GROUP_SIZE {
+                return Err(FormatError::Field("event count"));
+            }
+            // A block never straddles a group boundary.
+            let last = header.first_seq + u64::from(header.n_events) - 1;
+            if header.first_seq / GROUP_SIZE != last / GROUP_SIZE {
+                return Err(FormatError::Field("block crosses a group boundary"));
+            }
+        }
+        BlockKind::Seal => {
+            if header.n_events != 0 || header.raw_len != 8 || compressed {
+                return Err(FormatError::Field("seal block shape"));
+            }
+        }
+    }
+    Ok(header)
+}
+
+fn block_crc(header_prefix: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(header_prefix);
+    h.update(payload);
+    h.finalize()
+}
+
+/// Appends one events block (header + zstd payload) framing `events` (canonical bytes) to `out`.
+pub fn encode_events_block(
+    out: &mut Vec<u8>,
+    first_seq: u64,
+    events: &[&[u8]],
+    zstd_level: i32,
+    scratch: &mut Vec<u8>,
+) {
+    scratch.clear();
+    for e in events {
+        write_varint(scratch, e.len() as u64);
+        scratch.extend_from_slice(e);
+    }
+    let compressed = zstd::bulk::compress(scratch, zstd_level);
+    let (flag, payload): (u8, &[u8]) = match &compressed {
+        Ok(c) if c.len() < scratch.len() => (COMPRESSION_ZSTD, c),
+        _ => (COMPRESSION_NONE, scratch),
+    };
+    push_block(
+        out,
+        BlockKind::Events,
+        flag,
+        first_seq,
+        events.len() as u32,
+        payload,
+        scratch.len() as u32,
+    );
+}
+
+/// Appends a seal block marking `end_seq` as the end of the segment.
+pub fn encode_seal_block(out: &mut Vec<u8>, end_seq: u64, sealed_nanos: i64) {
+    let payload = sealed_nanos.to_le_bytes();
+    push_block(out, BlockKind::Seal, COMPRESSION_NONE, end_seq, 0, &payload, 8);
+}
+
+fn push_block(
+    out: &mut Vec<u8>,
+    kind: BlockKind,
+    compression: u8,
+    first_seq: u64,
+    n_events: u32,
+    payload: &[u8],
+    raw_len: u32,
+) {
+    let start = out.len();
+    out.extend_from_slice(BLOCK_MAGIC);
+    out.push(kind.to_byte());
+    out.push(compression);
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&first_seq.to_le_bytes());
+    out.extend_from_slice(&n_events.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&raw_len.to_le_bytes());
+    let crc = block_crc(&out[start..start + 28], payload);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Checks the CRC of a block whose header and stored payload are given.
+pub fn check_block_crc(header_bytes: &[u8], payload: &[u8]) -> Result<(), FormatError> {
+    let stored = u32::from_le_bytes(header_bytes[28..32].try_into().expect("4"));
+    if block_crc(&header_bytes[..28], payload) != stored {
+        return Err(FormatError::Checksum);
+    }
+    Ok(())
+}
+
+/// Decompresses a block payload into raw event framing.
+pub fn block_raw_payload(header: &BlockHeader, payload: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let raw = if header.compressed {
+        zstd::bulk::decompress(payload, header.raw_len as usize)
+            .map_err(|_| FormatError::Payload("zstd data does not decompress"))?
+    } else {
+        payload.to_vec()
+    };
+    if raw.len() != header.raw_len as usize {
+        return Err(FormatError::Payload("decompressed length differs from header"));
+    }
+    Ok(raw)
+}
+
+/// Splits raw event framing into exactly `n` canonical events.
+pub fn split_events(raw: &[u8], n: u32) -> Result<Vec<&[u8]>, FormatError> {
+    let mut events = Vec::with_capacity(n as usize);
+    let mut pos = 0usize;
+    while pos < raw.len() {
+        let (len, used) = read_varint(&raw[pos..]).ok_or(FormatError::Payload("bad length"))?;
+        pos += used;
+        let len = usize::try_from(len).map_err(|_| FormatError::Payload("bad length"))?;
+        if len > MAX_EVENT_BYTES || raw.len() - pos < len {
+            return Err(FormatError::Payload("event length exceeds block"));
+        }
+        events.push(&raw[pos..pos + len]);
+        pos += len;
+        if events.len() > n as usize {
+            break;
+        }
+    }
+    if events.len() != n as usize {
+        return Err(FormatError::Payload("event count differs from header"));
+    }
+    Ok(events)
+}
+
+fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut n = 0u64;
+    for (i, byte) in b.iter().enumerate().take(10) {
+        n |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((n, i + 1));
+        }
+    }
+    None
+}
+
+/// Encodes the 16-byte header of the tile store or a record log.
+pub fn encode_file_header(magic: &[u8; 8]) -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[..8].copy_from_slice(magic);
+    h[8] = FILE_VERSION;
+    h
+}
+
+/// Checks the 16-byte header of the tile store or a record log.
+pub fn check_file_header(h: &[u8], magic: &[u8; 8]) -> Result<(), FormatError> {
+    if h.len() < FILE_HEADER_LEN {
+        return Err(FormatError::Incomplete);
+    }
+    if &h[..8] != magic {
+        return Err(FormatError::Magic);
+    }
+    if h[8] != FILE_VERSION {
+        return Err(FormatError::Version(h[8]));
+    }
+    Ok(())
+}
+
+/// Frames one record of a record log: `len u32 LE ‖ bytes ‖ crc32(bytes) u32 LE`.
+pub fn encode_record(out: &mut Vec<u8>, record: &[u8]) {
+    out.extend_from_slice(&(record.len() as u32).to_le_bytes());
+    out.extend_from_slice(record);
+    out.extend_from_slice(&crc32fast::hash(record).to_le_bytes());
+}
+
+/// Splits a record log body (after the header) into records. Returns the records and the
+/// byte offset (within `body`) where valid framing ends; anything after it is a torn tail or
+/// damage.
+pub fn decode_records(body: &[u8]) -> (Vec<&[u8]>, usize) {
+    let mut records = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        if body.len() - pos < 4 {
+            break;
+        }
+        let len = u32::from_le_bytes(body[pos..pos + 4].try_into().expect("4")) as usize;
+        if len > MAX_RECORD_BYTES || body.len() - pos - 4 < len + 4 {
+            break;
+        }
+        let record = &body[pos + 4..pos + 4 + len];
+        let crc = u32::from_le_bytes(
+            body[pos + 4 + len..pos + 8 + len]
+                .try_into()
+                .expect("4"),
+        );
+        if crc32fast::hash(record) != crc {
+            break;
+        }
+        records.push(record);
+        pos += len + 8;
+    }
+    (records, pos)
+}
+
+/// Reads the group hashes of a tile store body (after the header); a partial trailing hash
+/// (torn write) is ignored.
+pub fn decode_tiles(body: &[u8]) -> Vec<Hash> {
+    body.chunks_exact(32)
+        .map(|c| c.try_into().expect("32"))
+        .collect()
+}
+
+/// The segment file name for a segment starting at `first_seq`.
+pub fn segment_file_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.seg")
+}
+
+/// The first sequence number encoded in a segment file name.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_round_trip() {
+        let events: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 100 + i as usize]).collect();
+        let refs: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+        let mut out = Vec::new();
+        let mut scratch = Vec::new();
+        encode_events_block(&mut out, 512, &refs, 3, &mut scratch);
+        let header = decode_block_header(&out).unwrap();
+        assert_eq!(header.first_seq, 512);
+        assert_eq!(header.n_events, 10);
+        assert!(header.compressed);
+        let payload = &out[BLOCK_HEADER_LEN..];
+        assert_eq!(payload.len(), header.payload_len as usize);
+        check_block_crc(&out, payload).unwrap();
+        let raw = block_raw_payload(&header, payload).unwrap();
+        assert_eq!(split_events(&raw, 10).unwrap(), refs);
+
+        let mut flipped = out.clone();
+        flipped[BLOCK_HEADER_LEN + 3] ^= 1;
+        assert_eq!(
+            check_block_crc(&flipped, &flipped[BLOCK_HEADER_LEN..]),
+            Err(FormatError::Checksum)
+        );
+    }
+
+    #[test]
+    fn blocks_may_not_cross_groups() {
+        let e = [1u8; 4];
+        let mut out = Vec::new();
+        let events: Vec<&[u8]> = vec![&e[..]; 10];
+        encode_events_block(&mut out, 250, &events, 1, &mut Vec::new());
+        assert_eq!(
+            decode_block_header(&out),
+            Err(FormatError::Field("block crosses a group boundary"))
+        );
+    }
+
+    #[test]
+    fn seal_round_trip() {
+        let mut out = Vec::new();
+        encode_seal_block(&mut out, 1024, 99);
+        let header = decode_block_header(&out).unwrap();
+        assert_eq!(header.kind, BlockKind::Seal);
+        assert_eq!(header.first_seq, 1024);
+        check_block_crc(&out, &out[BLOCK_HEADER_LEN..]).unwrap();
+    }
+
+    #[test]
+    fn records_stop_at_torn_tail() {
+        let mut body = Vec::new();
+        encode_record(&mut body, b"one");
+        encode_record(&mut body, b"two");
+        let full = body.len();
+        encode_record(&mut body, b"three");
+        body.truncate(body.len() - 2);
+        let (records, end) = decode_records(&body);
+        assert_eq!(records, vec![&b"one"[..], &b"two"[..]]);
+        assert_eq!(end, full);
+    }
+
+    #[test]
+    fn segment_names() {
+        assert_eq!(segment_file_name(256), "00000000000000000256.seg");
+        assert_eq!(parse_segment_file_name("00000000000000000256.seg"), Some(256));
+        assert_eq!(parse_segment_file_name("256.seg"), None);
+        let h = encode_segment_header(256, 7);
+        assert_eq!(decode_segment_header(&h), Ok((256, 7)));
+    }
+}

@@ -1,0 +1,378 @@
+//! Reading a ledger: events by sequence number, subtree hashes, proofs and checkpoints.
+//!
+//! A reader takes no lock and never writes, so `vigil proof`, `vigil checkpoint` and searches
+//! work while `vigil serve` appends. It sees the ledger as of [`LedgerReader::open`];
+//! [`LedgerReader::refresh`] picks up what was appended since.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::ops::Range;
+use std::path::Path;
+
+use vigil_event::Event;
+
+use crate::error::LedgerError;
+use crate::files::{self, LedgerPaths, SegmentBlocks};
+use crate::format::{self, GROUP_SIZE};
+use crate::keys;
+use crate::merkle::{self, Hash, SubtreeHashes};
+use crate::note::{Checkpoint, NoteVerifier};
+use crate::retention::PruneRecord;
+
+/// A signed checkpoint as stored: the parsed body and the full note text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// The parsed checkpoint body.
+    pub checkpoint: Checkpoint,
+    /// The whole signed note (body, blank line, signature lines).
+    pub note: String,
+}
+
+/// An inclusion proof of one event, ready to print as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// Sequence number (equal to the leaf index).
+    pub seq: u64,
+    /// Tree size the proof is against.
+    pub tree_size: u64,
+    /// Canonical event bytes (the leaf data).
+    pub leaf: Vec<u8>,
+    /// `SHA-256(0x00 ‖ leaf)`.
+    pub leaf_hash: Hash,
+    /// Sibling hashes from the leaf upwards.
+    pub proof: Vec<Hash>,
+    /// The signed checkpoint for `tree_size`.
+    pub checkpoint: SignedCheckpoint,
+}
+
+/// Read-only view of a ledger.
+#[derive(Debug)]
+pub struct LedgerReader {
+    paths: LedgerPaths,
+    segments: Vec<SegmentBlocks>,
+    tiles: Vec<Hash>,
+    pruned_end: u64,
+    end: u64,
+    open_files: HashMap<u64, File>,
+    group_cache: Option<(u64, Vec<Hash>)>,
+}
+
+impl LedgerReader {
+    /// Opens the ledger of a data directory.
+    pub fn open(data_dir: &Path) -> Result<LedgerReader, LedgerError> {
+        let paths = LedgerPaths::new(data_dir);
+        if !paths.root().exists() {
+            return Err(LedgerError::NotInitialized {
+                path: paths.root().to_owned(),
+            });
+        }
+        let mut reader = LedgerReader {
+            paths,
+            segments: Vec::new(),
+            tiles: Vec::new(),
+            pruned_end: 0,
+            end: 0,
+            open_files: HashMap::new(),
+            group_cache: None,
+        };
+        reader.refresh()?;
+        Ok(reader)
+    }
+
+    /// Re-reads the segment list, tiles and pruning records.
+    pub fn refresh(&mut self) -> Result<(), LedgerError> {
+        self.pruned_end = prune_records(&self.paths)?
+            .last()
+            .map_or(0, |r| r.end);
+        self.segments.clear();
+        self.open_files.clear();
+        self.group_cache = None;
+        for (first, path) in files::list_segments(&self.paths)? {
+            let scanned = files::scan_segment(&path)?;
+            if scanned.first_seq != first {
+                return Err(LedgerError::corrupt(
+                    &path,
+                    0,
+                    Some(first),
+                    format!(
+                        "file name says the segment starts at {first}, its header says {}",
+                        scanned.first_seq
+                    ),
+                ));
+            }
+            let contiguous = self
+                .segments
+                .last()
+                .is_none_or(|prev| prev.end_seq() == first);
+            if !contiguous {
+                // A gap: stop here; `vigil verify` reports it.
+                break;
+            }
+            self.segments.push(scanned);
+        }
+        self.end = self
+            .segments
+            .last()
+            .map_or(self.pruned_end, SegmentBlocks::end_seq);
+        self.tiles = files::read_tiles(&self.paths.tiles())?;
+        Ok(())
+    }
+
+    /// Paths of this ledger's files.
+    pub fn paths(&self) -> &LedgerPaths {
+        &self.paths
+    }
+
+    /// First sequence number still stored (everything before was pruned).
+    pub fn first_seq(&self) -> u64 {
+        self.segments.first().map_or(self.end, |s| s.first_seq)
+    }
+
+    /// One past the last readable sequence number (the number of events ever appended, as far
+    /// as this reader can see).
+    pub fn end_seq(&self) -> u64 {
+        self.end
+    }
+
+    /// Segments as scanned.
+    pub fn segments(&self) -> &[SegmentBlocks] {
+        &self.segments
+    }
+
+    /// The ledger's verifier key.
+    pub fn verifier(&self) -> Result<NoteVerifier, LedgerError> {
+        keys::load_verifier(&self.paths)
+    }
+
+    /// All stored checkpoints in the order they were written (signatures not checked here).
+    pub fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, LedgerError> {
+        read_checkpoints(&self.paths)
+    }
+
+    /// The most recent checkpoint.
+    pub fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        Ok(self.checkpoints()?.pop())
+    }
+
+    /// Canonical bytes of event `seq`.
+    pub fn read_raw(&mut self, seq: u64) -> Result<Vec<u8>, LedgerError> {
+        let mut found = None;
+        self.for_each_raw(seq..seq + 1, |_, bytes| {
+            found = Some(bytes.to_vec());
+            Ok(())
+        })?;
+        found.ok_or(LedgerError::OutOfRange {
+            seq,
+            first: self.first_seq(),
+            end: self.end,
+        })
+    }
+
+    /// Event `seq`, decoded, with `vigil.seq` set.
+    pub fn read_event(&mut self, seq: u64) -> Result<Event, LedgerError> {
+        let raw = self.read_raw(seq)?;
+        decode_stored(seq, &raw, &self.paths)
+    }
+
+    /// Calls `f(seq, canonical bytes)` for every stored event in `range`, in order.
+    pub fn for_each_raw(
+        &mut self,
+        range: Range<u64>,
+        mut f: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let start = range.start.max(self.first_seq());
+        let end = range.end.min(self.end);
+        if start >= end {
+            return Ok(());
+        }
+        let mut seg_idx = self.segments.partition_point(|s| s.end_seq() <= start);
+        let mut seq = start;
+        while seq < end && seg_idx < self.segments.len() {
+            let segment = &self.segments[seg_idx];
+            let Some((mut block_idx, _)) = segment.find(seq) else {
+                seg_idx += 1;
+                continue;
+            };
+            let first = segment.first_seq;
+            let path = segment.path.clone();
+            if !self.open_files.contains_key(&first) {
+                let file = File::open(&path)
+                    .map_err(|e| LedgerError::io(format!("opening {}", path.display()), e))?;
+                self.open_files.insert(first, file);
+            }
+            let file = self.open_files.get_mut(&first).expect("just inserted");
+            let segment = &self.segments[seg_idx];
+            while seq < end && block_idx < segment.blocks.len() {
+                let location = segment.blocks[block_idx];
+                let raw = files::read_block_raw(file, &path, &location)?;
+                let events = format::split_events(&raw, location.header.n_events).map_err(|e| {
+                    LedgerError::corrupt(&path, location.offset, Some(location.header.first_seq), format!("block {e}"))
+                })?;
+                for (i, bytes) in events.iter().enumerate() {
+                    let s = location.header.first_seq + i as u64;
+                    if s >= seq && s < end {
+                        f(s, bytes)?;
+                    }
+                }
+                seq = location.header.end_seq();
+                block_idx += 1;
+            }
+            seg_idx += 1;
+        }
+        Ok(())
+    }
+
+    /// Leaf hashes of group `g` (up to 256; fewer for the last, partial group).
+    pub fn group_leaf_hashes(&mut self, g: u64) -> Result<Vec<Hash>, LedgerError> {
+        if let Some((cached, hashes)) = &self.group_cache
+            && *cached == g
+        {
+            return Ok(hashes.clone());
+        }
+        let start = g * GROUP_SIZE;
+        if start < self.first_seq() {
+            return Err(LedgerError::Invalid(format!(
+                "events {start}..{} were pruned; their leaf hashes are gone (only group hashes remain)",
+                start + GROUP_SIZE
+            )));
+        }
+        let mut hashes = Vec::with_capacity(GROUP_SIZE as usize);
+        self.for_each_raw(start..start + GROUP_SIZE, |_, bytes| {
+            hashes.push(merkle::leaf_hash(bytes));
+            Ok(())
+        })?;
+        self.group_cache = Some((g, hashes.clone()));
+        Ok(hashes)
+    }
+
+    /// Hash of complete group `g`: the stored tile hash when there is one, else recomputed.
+    fn group_hash(&mut self, g: u64) -> Result<Hash, LedgerError> {
+        if let Some(h) = self.tiles.get(g as usize) {
+            return Ok(*h);
+        }
+        let leaves = self.group_leaf_hashes(g)?;
+        if leaves.len() as u64 != GROUP_SIZE {
+            return Err(LedgerError::Invalid(format!("group {g} is not complete")));
+        }
+        Ok(merkle::root_from_leaf_hashes(&leaves))
+    }
+
+    /// Inclusion proof of `seq` against the latest checkpoint.
+    pub fn inclusion_proof(&mut self, seq: u64) -> Result<InclusionProof, LedgerError> {
+        let checkpoint = self.latest_checkpoint()?.ok_or_else(|| {
+            LedgerError::Invalid("the ledger has no checkpoint yet".into())
+        })?;
+        let size = checkpoint.checkpoint.size;
+        if seq >= size {
+            return Err(LedgerError::Invalid(format!(
+                "seq {seq} is not covered by the latest checkpoint (tree size {size}); wait for the next checkpoint"
+            )));
+        }
+        let leaf = self.read_raw(seq)?;
+        let proof = merkle::inclusion_proof(self, seq, size)?;
+        Ok(InclusionProof {
+            seq,
+            tree_size: size,
+            leaf_hash: merkle::leaf_hash(&leaf),
+            leaf,
+            proof,
+            checkpoint,
+        })
+    }
+
+    /// Consistency proof between two tree sizes.
+    pub fn consistency_proof(&mut self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
+        if old > new || new > self.end {
+            return Err(LedgerError::Invalid(format!(
+                "consistency proof needs 0 < old <= new <= {} (got {old}, {new})",
+                self.end
+            )));
+        }
+        merkle::consistency_proof(self, old, new)
+    }
+
+    /// `MTH` of the first `size` leaves.
+    pub fn root_at(&mut self, size: u64) -> Result<Hash, LedgerError> {
+        if size == 0 {
+            return Ok(merkle::empty_root());
+        }
+        if size > self.end {
+            return Err(LedgerError::Invalid(format!(
+                "tree size {size} exceeds the {} events stored",
+                self.end
+            )));
+        }
+        self.subtree_hash(0, size)
+    }
+}
+
+impl SubtreeHashes for LedgerReader {
+    type Error = LedgerError;
+
+    fn subtree_hash(&mut self, start: u64, end: u64) -> Result<Hash, LedgerError> {
+        let n = end - start;
+        if n == GROUP_SIZE && start % GROUP_SIZE == 0 {
+            return self.group_hash(start / GROUP_SIZE);
+        }
+        let g = start / GROUP_SIZE;
+        if n < GROUP_SIZE && g == (end - 1) / GROUP_SIZE {
+            let leaves = self.group_leaf_hashes(g)?;
+            let from = (start - g * GROUP_SIZE) as usize;
+            let to = (end - g * GROUP_SIZE) as usize;
+            if to > leaves.len() {
+                return Err(LedgerError::Invalid(format!("events up to {end} are not stored")));
+            }
+            return Ok(merkle::root_from_leaf_hashes(&leaves[from..to]));
+        }
+        let k = merkle::split_point(n);
+        let left = self.subtree_hash(start, start + k)?;
+        let right = self.subtree_hash(start + k, end)?;
+        Ok(merkle::node_hash(&left, &right))
+    }
+}
+
+/// Decodes stored canonical bytes and adds `vigil.seq`.
+pub(crate) fn decode_stored(seq: u64, raw: &[u8], paths: &LedgerPaths) -> Result<Event, LedgerError> {
+    let mut event = Event::from_canonical(raw).map_err(|e| {
+        LedgerError::corrupt(paths.root(), 0, Some(seq), format!("stored event does not decode: {e}"))
+    })?;
+    event.insert("vigil.seq", seq as i64);
+    Ok(event)
+}
+
+/// Reads every stored checkpoint (body parsed, signature not checked).
+pub fn read_checkpoints(paths: &LedgerPaths) -> Result<Vec<SignedCheckpoint>, LedgerError> {
+    let log = files::read_record_log(&paths.checkpoints(), format::CHECKPOINTS_MAGIC)?;
+    log.records
+        .into_iter()
+        .enumerate()
+        .map(|(i, bytes)| parse_signed_checkpoint(&bytes).map_err(|reason| {
+            LedgerError::corrupt(&paths.checkpoints(), 0, None, format!("checkpoint #{}: {reason}", i + 1))
+        }))
+        .collect()
+}
+
+/// Parses a stored checkpoint note.
+pub(crate) fn parse_signed_checkpoint(bytes: &[u8]) -> Result<SignedCheckpoint, String> {
+    let note = String::from_utf8(bytes.to_vec()).map_err(|_| "not UTF-8".to_string())?;
+    let parsed = crate::note::parse_note(&note).map_err(|e| e.to_string())?;
+    let checkpoint = Checkpoint::parse(parsed.text).map_err(|e| e.to_string())?;
+    Ok(SignedCheckpoint { checkpoint, note })
+}
+
+/// Reads every pruning record (signature not checked here).
+pub fn prune_records(paths: &LedgerPaths) -> Result<Vec<PruneRecord>, LedgerError> {
+    let log = files::read_record_log(&paths.prunes(), format::PRUNES_MAGIC)?;
+    log.records
+        .into_iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            String::from_utf8(bytes)
+                .map_err(|_| "not UTF-8".to_string())
+                .and_then(|note| PruneRecord::parse_note(&note))
+                .map_err(|reason| {
+                    LedgerError::corrupt(&paths.prunes(), 0, None, format!("pruning record #{}: {reason}", i + 1))
+                })
+        })
+        .collect()
+}

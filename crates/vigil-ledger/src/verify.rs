@@ -1,0 +1,650 @@
+//! `vigil verify`: recompute everything from the files and check it against every checkpoint.
+//!
+//! The walk is one pass in sequence order. It checks, in this order of trust:
+//! 1. every checkpoint and pruning record carries a valid signature by the ledger key (or the
+//!    key given with `--key`, so a replaced key file is caught too);
+//! 2. pruning records chain (`start` = previous `end`) and the kept group hashes of the pruned
+//!    prefix fold to the root each record signed;
+//! 3. segments follow each other without gaps: a gap not covered by a pruning record is a
+//!    deleted segment;
+//! 4. every block has valid framing, checksum and sequence numbers (catches inserted, removed
+//!    and reordered blocks, truncation and flipped bytes);
+//! 5. every complete group of 256 events hashes to the stored group hash;
+//! 6. the Merkle root at every checkpoint's tree size equals the signed root (catches any change
+//!    to event bytes, even one with a recomputed checksum and group hash);
+//! 7. no checkpoint signs more events than the ledger holds (catches a truncated tail).
+//!
+//! The first problem found is the first bad place; later ones are listed too.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::LedgerError;
+use crate::files::{self, LedgerPaths};
+use crate::format::{self, BlockKind, GROUP_HEIGHT, GROUP_SIZE};
+use crate::keys;
+use crate::merkle::{self, Frontier, Hash};
+use crate::note::{Checkpoint, NoteVerifier};
+use crate::retention::PruneRecord;
+
+/// What to verify against.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Trust this key instead of the ledger's own `verifier.vkey`.
+    pub trusted_key: Option<NoteVerifier>,
+}
+
+/// Where a problem is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Place {
+    /// The file concerned.
+    pub file: Option<PathBuf>,
+    /// Block index within a segment (0-based).
+    pub block: Option<usize>,
+    /// Byte offset in the file.
+    pub offset: Option<u64>,
+    /// First sequence number concerned.
+    pub seq: Option<u64>,
+    /// Checkpoint number (1-based, in the order written).
+    pub checkpoint: Option<usize>,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(file) = &self.file {
+            let name = file.file_name().map_or_else(
+                || file.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            parts.push(format!("file {name}"));
+        }
+        if let Some(b) = self.block {
+            parts.push(format!("block {b}"));
+        }
+        if let Some(o) = self.offset {
+            parts.push(format!("offset {o}"));
+        }
+        if let Some(s) = self.seq {
+            parts.push(format!("seq {s}"));
+        }
+        if let Some(c) = self.checkpoint {
+            parts.push(format!("checkpoint #{c}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// One thing that does not check out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where.
+    pub place: Place,
+    /// What.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place, self.message)
+    }
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Problems, first bad place first. Empty means intact.
+    pub problems: Vec<Problem>,
+    /// Observations that are not failures (a torn tail left by a crash, events not yet signed).
+    pub notes: Vec<String>,
+    /// Events present and hashed.
+    pub events: u64,
+    /// Canonical event bytes hashed.
+    pub event_bytes: u64,
+    /// Segment files read.
+    pub segments: usize,
+    /// Blocks read.
+    pub blocks: u64,
+    /// One past the last sequence number.
+    pub end_seq: u64,
+    /// Events removed by retention (sequence numbers below this were pruned).
+    pub pruned_end: u64,
+    /// Checkpoints whose root was recomputed and matched.
+    pub checkpoints_verified: usize,
+    /// Checkpoints inside the pruned prefix that could not be recomputed.
+    pub checkpoints_pruned: usize,
+    /// The newest checkpoint with a valid signature.
+    pub latest_checkpoint: Option<Checkpoint>,
+    /// Valid pruning records.
+    pub prunes: Vec<PruneRecord>,
+    /// The verifier key used.
+    pub key: String,
+}
+
+impl VerifyReport {
+    /// Whether the ledger verified.
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+struct CheckpointEntry {
+    number: usize,
+    checkpoint: Checkpoint,
+}
+
+/// Verifies the ledger of `data_dir`. `progress(done, total)` is called with segment bytes.
+pub fn verify(
+    data_dir: &Path,
+    options: &VerifyOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport, LedgerError> {
+    let paths = LedgerPaths::new(data_dir);
+    if !paths.root().exists() {
+        return Err(LedgerError::NotInitialized {
+            path: paths.root().to_owned(),
+        });
+    }
+    let verifier = match &options.trusted_key {
+        Some(k) => k.clone(),
+        None => keys::load_verifier(&paths)?,
+    };
+    let mut report = VerifyReport {
+        key: verifier.to_vkey(),
+        ..VerifyReport::default()
+    };
+
+    // 1. Checkpoints.
+    let log = files::read_record_log(&paths.checkpoints(), format::CHECKPOINTS_MAGIC)?;
+    if log.file_len > log.valid_len {
+        report.notes.push(format!(
+            "checkpoints.log ends in {} bytes that are not a complete record (an interrupted write)",
+            log.file_len - log.valid_len
+        ));
+    }
+    let mut by_size: BTreeMap<u64, Vec<CheckpointEntry>> = BTreeMap::new();
+    let mut previous_size = 0u64;
+    for (i, bytes) in log.records.iter().enumerate() {
+        let number = i + 1;
+        let place = Place {
+            file: Some(paths.checkpoints()),
+            checkpoint: Some(number),
+            ..Place::default()
+        };
+        let Ok(note) = std::str::from_utf8(bytes) else {
+            report.problem(place, "checkpoint is not UTF-8 text");
+            continue;
+        };
+        let text = match verifier.open(note) {
+            Ok(text) => text,
+            Err(e) => {
+                report.problem(place, format!("signature check failed: {e}"));
+                continue;
+            }
+        };
+        let checkpoint = match Checkpoint::parse(text) {
+            Ok(c) => c,
+            Err(e) => {
+                report.problem(place, format!("signed but unreadable: {e}"));
+                continue;
+            }
+        };
+        if checkpoint.origin != verifier.name() {
+            report.problem(place, format!("origin {:?} is not this ledger's", checkpoint.origin));
+            continue;
+        }
+        if checkpoint.size < previous_size {
+            report.problem(
+                place.clone(),
+                format!("tree size {} is smaller than the previous checkpoint's {previous_size}", checkpoint.size),
+            );
+        }
+        previous_size = previous_size.max(checkpoint.size);
+        report.latest_checkpoint = Some(checkpoint.clone());
+        by_size
+            .entry(checkpoint.size)
+            .or_default()
+            .push(CheckpointEntry { number, checkpoint });
+    }
+
+    // 2. Pruning records.
+    let prune_log = files::read_record_log(&paths.prunes(), format::PRUNES_MAGIC)?;
+    let mut pruned_end = 0u64;
+    for (i, bytes) in prune_log.records.iter().enumerate() {
+        let place = Place {
+            file: Some(paths.prunes()),
+            ..Place::default()
+        };
+        let parsed = std::str::from_utf8(bytes)
+            .map_err(|_| "not UTF-8".to_string())
+            .and_then(|note| {
+                verifier.open(note).map_err(|e| e.to_string())?;
+                PruneRecord::parse_note(note)
+            });
+        match parsed {
+            Err(e) => report.problem(place, format!("pruning record #{}: {e}", i + 1)),
+            Ok(record) => {
+                if record.start != pruned_end || record.end % GROUP_SIZE != 0 {
+                    report.problem(
+                        place,
+                        format!(
+                            "pruning record #{} covers {}..{} but the previous one ended at {pruned_end}",
+                            i + 1,
+                            record.start,
+                            record.end
+                        ),
+                    );
+                }
+                pruned_end = pruned_end.max(record.end);
+                report.prunes.push(record);
+            }
+        }
+    }
+    report.pruned_end = pruned_end;
+
+    // 3. Group hashes and the pruned prefix.
+    let tiles = files::read_tiles(&paths.tiles())?;
+    let mut walk = Walk {
+        frontier: Frontier::new(),
+        partial: Vec::new(),
+        broken: false,
+        by_size,
+        tiles,
+        tiles_path: paths.tiles(),
+        group_start: None,
+        last_verified: None,
+        torn_tail: None,
+    };
+    let pruned_groups = pruned_end / GROUP_SIZE;
+    if (walk.tiles.len() as u64) < pruned_groups {
+        report.problem(
+            Place {
+                file: Some(paths.tiles()),
+                ..Place::default()
+            },
+            format!("group hashes of the pruned events 0..{pruned_end} are missing"),
+        );
+        walk.broken = true;
+    } else {
+        for g in 0..pruned_groups {
+            walk.frontier
+                .push_subtree(GROUP_HEIGHT, walk.tiles[g as usize]);
+            walk.check_checkpoints_at(walk.frontier.size(), &mut report, &Place::default());
+        }
+        if let Some(last) = report.prunes.last().cloned()
+            && walk.frontier.root() != last.root
+        {
+            report.problem(
+                Place {
+                    file: Some(paths.tiles()),
+                    seq: Some(0),
+                    ..Place::default()
+                },
+                format!(
+                    "group hashes of the pruned events 0..{} do not match the root signed by the pruning record",
+                    last.end
+                ),
+            );
+            walk.broken = true;
+        }
+    }
+    report.checkpoints_pruned = walk
+        .by_size
+        .range(..pruned_end)
+        .map(|(_, v)| v.len())
+        .sum();
+    walk.by_size = walk.by_size.split_off(&pruned_end);
+    if pruned_end > 0 {
+        walk.check_checkpoints_at(pruned_end, &mut report, &Place::default());
+    }
+
+    // 4-6. Segments in order.
+    let segments = files::list_segments(&paths)?;
+    let total_bytes: u64 = segments
+        .iter()
+        .filter_map(|(_, p)| p.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let mut done_bytes = 0u64;
+    let mut expected = pruned_end;
+    let n_segments = segments.len();
+    for (idx, (first, path)) in segments.iter().enumerate() {
+        let is_last = idx + 1 == n_segments;
+        let next_first = segments.get(idx + 1).map(|(f, _)| *f);
+        if next_first.is_some_and(|n| n <= pruned_end) {
+            report.notes.push(format!(
+                "{} is covered by a pruning record but still present (it is deleted at the next start)",
+                path.display()
+            ));
+            continue;
+        }
+        if *first > expected {
+            report.problem(
+                Place {
+                    file: Some(path.clone()),
+                    seq: Some(expected),
+                    ..Place::default()
+                },
+                format!(
+                    "events {expected}..{first} are missing: no segment holds them and no pruning record covers them (deleted segment?)"
+                ),
+            );
+            walk.broken = true;
+            expected = *first;
+        } else if *first < expected {
+            report.problem(
+                Place {
+                    file: Some(path.clone()),
+                    seq: Some(*first),
+                    ..Place::default()
+                },
+                format!("segment starts at {first} but the previous one ends at {expected} (overlap)"),
+            );
+            walk.broken = true;
+        }
+        report.segments += 1;
+        expected = verify_segment(path, *first, is_last, next_first, expected, &mut walk, &mut report)?;
+        done_bytes += path.metadata().map(|m| m.len()).unwrap_or(0);
+        progress(done_bytes, total_bytes);
+    }
+    report.end_seq = expected;
+
+    // 7. Checkpoints beyond the end.
+    for entries in walk.by_size.range(expected + 1..).map(|(_, v)| v) {
+        for entry in entries {
+            match &walk.torn_tail {
+                Some((place, what)) => {
+                    let mut place = place.clone();
+                    place.checkpoint = Some(entry.number);
+                    report.problem(
+                        place,
+                        format!(
+                            "{what}: these bytes held events {expected}..{} signed by the checkpoint (damaged or truncated)",
+                            entry.checkpoint.size
+                        ),
+                    );
+                }
+                None => report.problem(
+                    Place {
+                        file: segments.last().map(|(_, p)| p.clone()),
+                        seq: Some(expected),
+                        checkpoint: Some(entry.number),
+                        ..Place::default()
+                    },
+                    format!(
+                        "checkpoint signs {} events but the ledger holds {expected}: events {expected}..{} are missing (truncated segment?)",
+                        entry.checkpoint.size, entry.checkpoint.size
+                    ),
+                ),
+            }
+        }
+    }
+    let complete_groups = expected / GROUP_SIZE;
+    if walk.tiles.len() as u64 > complete_groups {
+        report.problem(
+            Place {
+                file: Some(paths.tiles()),
+                seq: Some(complete_groups * GROUP_SIZE),
+                ..Place::default()
+            },
+            format!(
+                "tiles.dat holds hashes for {} groups but the ledger has {complete_groups} complete groups (events removed from the end?)",
+                walk.tiles.len()
+            ),
+        );
+    }
+    let signed = report.latest_checkpoint.as_ref().map_or(0, |c| c.size);
+    if expected > signed {
+        report.notes.push(format!(
+            "{} events ({signed}..{expected}) are not yet covered by a signed checkpoint",
+            expected - signed
+        ));
+    }
+    Ok(report)
+}
+
+impl VerifyReport {
+    fn problem(&mut self, place: Place, message: impl Into<String>) {
+        self.problems.push(Problem {
+            place,
+            message: message.into(),
+        });
+    }
+}
+
+struct Walk {
+    frontier: Frontier,
+    partial: Vec<Hash>,
+    /// Set once the sequence is broken; roots after that cannot be compared meaningfully.
+    broken: bool,
+    by_size: BTreeMap<u64, Vec<CheckpointEntry>>,
+    tiles: Vec<Hash>,
+    tiles_path: PathBuf,
+    /// Where the current group's first block is.
+    group_start: Option<Place>,
+    /// The last checkpoint size whose root matched, with the place of its last block.
+    last_verified: Option<(u64, Place)>,
+    /// Where the last segment stops being readable, if before its end.
+    torn_tail: Option<(Place, String)>,
+}
+
+impl Walk {
+    fn size(&self) -> u64 {
+        self.frontier.size() + self.partial.len() as u64
+    }
+
+    fn push_leaf(
+        &mut self,
+        leaf: Hash,
+        seq: u64,
+        place_of: &dyn Fn(u64) -> Place,
+        report: &mut VerifyReport,
+    ) {
+        if self.partial.is_empty() {
+            self.group_start = Some(place_of(seq));
+        }
+        self.partial.push(leaf);
+        if self.partial.len() as u64 == GROUP_SIZE {
+            let g = self.frontier.size() / GROUP_SIZE;
+            let hash = merkle::root_from_leaf_hashes(&self.partial);
+            match self.tiles.get(g as usize) {
+                Some(stored) if *stored != hash => {
+                    let mut at = self.group_start.clone().unwrap_or_default();
+                    at.seq = Some(g * GROUP_SIZE);
+                    report.problem(
+                        at,
+                        format!(
+                            "events {}..{} do not hash to the stored group hash (an event in this range was changed, or {} was)",
+                            g * GROUP_SIZE,
+                            (g + 1) * GROUP_SIZE,
+                            self.tiles_path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                        ),
+                    );
+                }
+                Some(_) => {}
+                None => report.notes.push(format!(
+                    "tiles.dat lacks the hash of group {g} (it is rebuilt at the next start)"
+                )),
+            }
+            self.frontier.push_subtree(GROUP_HEIGHT, hash);
+            self.partial.clear();
+        }
+        let size = self.size();
+        if self.by_size.contains_key(&size) {
+            self.check_checkpoints_at(size, report, &place_of(seq));
+        }
+    }
+
+    fn check_checkpoints_at(&mut self, size: u64, report: &mut VerifyReport, place: &Place) {
+        let Some(entries) = self.by_size.remove(&size) else {
+            return;
+        };
+        if self.broken {
+            return;
+        }
+        let mut frontier = self.frontier.clone();
+        for leaf in &self.partial {
+            frontier.push_leaf(*leaf);
+        }
+        let root = frontier.root();
+        for entry in entries {
+            if entry.checkpoint.root == root {
+                report.checkpoints_verified += 1;
+                self.last_verified = Some((size, place.clone()));
+            } else {
+                let (from, mut at) = self
+                    .last_verified
+                    .clone()
+                    .unwrap_or((0, Place::default()));
+                at.seq = Some(from);
+                at.checkpoint = Some(entry.number);
+                report.problem(
+                    at,
+                    format!(
+                        "recomputed root for tree size {size} differs from the signed checkpoint: events in {from}..{size} were changed"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verify_segment(
+    path: &Path,
+    first: u64,
+    is_last: bool,
+    next_first: Option<u64>,
+    mut expected: u64,
+    walk: &mut Walk,
+    report: &mut VerifyReport,
+) -> Result<u64, LedgerError> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
+    let seg_place = |block: Option<usize>, offset: Option<u64>, seq: Option<u64>| Place {
+        file: Some(path.to_owned()),
+        block,
+        offset,
+        seq,
+        ..Place::default()
+    };
+    match format::decode_segment_header(&bytes) {
+        Ok((header_first, _)) if header_first == first => {}
+        Ok((header_first, _)) => {
+            report.problem(
+                seg_place(None, Some(0), Some(first)),
+                format!("header says the segment starts at {header_first}, its name says {first}"),
+            );
+            walk.broken = true;
+        }
+        Err(e) => {
+            report.problem(seg_place(None, Some(0), Some(first)), format!("segment header: {e}"));
+            walk.broken = true;
+            return Ok(next_first.unwrap_or(expected));
+        }
+    }
+    let mut offset = format::SEGMENT_HEADER_LEN;
+    let mut block_idx = 0usize;
+    let mut sealed = false;
+    while offset < bytes.len() {
+        let place = seg_place(Some(block_idx), Some(offset as u64), Some(expected));
+        let rest = &bytes[offset..];
+        let header = match format::decode_block_header(rest) {
+            Ok(h) => h,
+            Err(e) => {
+                stop_segment(report, walk, place, is_last, &format!("invalid block header ({e})"), bytes.len() - offset);
+                break;
+            }
+        };
+        let stored_len = header.stored_len() as usize;
+        if rest.len() < stored_len {
+            stop_segment(report, walk, place, is_last, "block runs past the end of the file", rest.len());
+            break;
+        }
+        let (head, payload) = rest[..stored_len].split_at(format::BLOCK_HEADER_LEN);
+        if let Err(e) = format::check_block_crc(head, payload) {
+            stop_segment(report, walk, place, is_last, &format!("block {e}"), rest.len());
+            break;
+        }
+        if sealed {
+            report.problem(place, "data after the seal block");
+            walk.broken = true;
+            break;
+        }
+        if header.first_seq != expected {
+            report.problem(
+                place.clone(),
+                format!(
+                    "block starts at seq {} but seq {expected} was expected: events were removed, inserted or reordered",
+                    header.first_seq
+                ),
+            );
+            walk.broken = true;
+            expected = header.first_seq;
+        }
+        match header.kind {
+            BlockKind::Seal => sealed = true,
+            BlockKind::Events => {
+                report.blocks += 1;
+                let events = format::block_raw_payload(&header, payload)
+                    .and_then(|raw| {
+                        let events = format::split_events(&raw, header.n_events)?;
+                        Ok(events.iter().map(|e| (merkle::leaf_hash(e), e.len())).collect::<Vec<_>>())
+                    });
+                match events {
+                    Ok(leaves) => {
+                        let place_of =
+                            |seq: u64| seg_place(Some(block_idx), Some(offset as u64), Some(seq));
+                        for (i, (leaf, len)) in leaves.into_iter().enumerate() {
+                            walk.push_leaf(leaf, expected + i as u64, &place_of, report);
+                            report.events += 1;
+                            report.event_bytes += len as u64;
+                        }
+                        expected += u64::from(header.n_events);
+                    }
+                    Err(e) => {
+                        report.problem(place, format!("block payload: {e}"));
+                        walk.broken = true;
+                        expected += u64::from(header.n_events);
+                    }
+                }
+            }
+        }
+        offset += stored_len;
+        block_idx += 1;
+    }
+    if !is_last && !sealed {
+        report.problem(
+            seg_place(Some(block_idx), Some(offset as u64), Some(expected)),
+            "segment is not the last but has no seal block: it was truncated",
+        );
+        walk.broken = true;
+    }
+    Ok(expected)
+}
+
+fn stop_segment(
+    report: &mut VerifyReport,
+    walk: &mut Walk,
+    place: Place,
+    is_last: bool,
+    what: &str,
+    n_bytes: usize,
+) {
+    if is_last {
+        // A torn tail after a crash is expected; a checkpoint covering the lost events is
+        // reported at the end as missing events.
+        report.notes.push(format!(
+            "{place}: {what}; the last {n_bytes} bytes are an incomplete write (a crash) and are cut at the next start"
+        ));
+        walk.torn_tail = Some((place, what.to_string()));
+    } else {
+        report.problem(place, what.to_string());
+        walk.broken = true;
+    }
+}
