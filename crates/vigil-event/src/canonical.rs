@@ -101,7 +101,11 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         }
         Value::Float(f) => {
             out.push(TAG_FLOAT);
-            let bits = if f.is_nan() { CANONICAL_NAN } else { f.to_bits() };
+            let bits = if f.is_nan() {
+                CANONICAL_NAN
+            } else {
+                f.to_bits()
+            };
             out.extend_from_slice(&bits.to_be_bytes());
         }
         Value::Str(s) => {
@@ -324,7 +328,10 @@ mod tests {
     fn known_bytes() {
         let mut e = Event::new(Timestamp::from_nanos(1));
         e.insert("a", true);
-        assert_eq!(e.to_canonical(), [1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, b'a', TAG_TRUE]);
+        assert_eq!(
+            e.to_canonical(),
+            [1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, b'a', TAG_TRUE]
+        );
     }
 
     #[test]

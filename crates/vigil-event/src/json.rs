@@ -224,11 +224,22 @@ mod tests {
 
     #[test]
     fn nested_and_dotted_are_the_same_event() {
-        let a = Event::from_json(r#"{"source":{"ip":"203.0.113.5","port":22}}"#, Timestamp::default()).unwrap();
-        let b = Event::from_json(r#"{"source.ip":"203.0.113.5","source.port":22}"#, Timestamp::default()).unwrap();
+        let a = Event::from_json(
+            r#"{"source":{"ip":"203.0.113.5","port":22}}"#,
+            Timestamp::default(),
+        )
+        .unwrap();
+        let b = Event::from_json(
+            r#"{"source.ip":"203.0.113.5","source.port":22}"#,
+            Timestamp::default(),
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert_eq!(a.to_canonical(), b.to_canonical());
-        assert_eq!(a.get("source.ip"), Some(&Value::Ip("203.0.113.5".parse().unwrap())));
+        assert_eq!(
+            a.get("source.ip"),
+            Some(&Value::Ip("203.0.113.5".parse().unwrap()))
+        );
         assert_eq!(a.get("source.port"), Some(&Value::Int(22)));
     }
 
@@ -253,7 +264,11 @@ mod tests {
 
     #[test]
     fn timestamp_handling() {
-        let e = Event::from_json(r#"{"@timestamp":"2026-11-22T10:00:00Z","a":1}"#, Timestamp::default()).unwrap();
+        let e = Event::from_json(
+            r#"{"@timestamp":"2026-11-22T10:00:00Z","a":1}"#,
+            Timestamp::default(),
+        )
+        .unwrap();
         assert_eq!(e.timestamp().to_rfc3339(), "2026-11-22T10:00:00Z");
         assert!(!e.contains("@timestamp"));
         let d = Event::from_json(r#"{"a":1}"#, Timestamp::from_secs(42)).unwrap();
@@ -267,7 +282,10 @@ mod tests {
     #[test]
     fn errors_are_clear() {
         let err = Event::from_json(r#"{"a": }"#, Timestamp::default()).unwrap_err();
-        assert!(matches!(err, JsonError::Syntax { column: 7, .. }), "{err:?}");
+        assert!(
+            matches!(err, JsonError::Syntax { column: 7, .. }),
+            "{err:?}"
+        );
         let err = Event::from_json("[1,2]", Timestamp::default()).unwrap_err();
         assert_eq!(err.to_string(), "expected a JSON object, found an array");
     }
@@ -282,7 +300,11 @@ mod tests {
 
     #[test]
     fn nested_output() {
-        let e = Event::from_json(r#"{"source.ip":"10.1.2.3","source.port":1,"message":"m"}"#, Timestamp::default()).unwrap();
+        let e = Event::from_json(
+            r#"{"source.ip":"10.1.2.3","source.port":1,"message":"m"}"#,
+            Timestamp::default(),
+        )
+        .unwrap();
         let nested = e.to_nested_json();
         assert_eq!(nested["source"]["ip"], "10.1.2.3");
         assert_eq!(nested["source"]["port"], 1);

@@ -10,7 +10,9 @@ pub struct Timestamp(i64);
 
 /// A timestamp string or number that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot read {input:?} as a timestamp (expected RFC 3339 like 2026-11-22T10:00:00Z, or epoch seconds/milliseconds)")]
+#[error(
+    "cannot read {input:?} as a timestamp (expected RFC 3339 like 2026-11-22T10:00:00Z, or epoch seconds/milliseconds)"
+)]
 pub struct TimestampError {
     input: String,
 }
@@ -62,7 +64,8 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with as many fractional digits as needed (`2026-11-22T10:00:00.5Z`).
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true)
     }
 
     /// Reads RFC 3339 (`2026-11-22T10:00:00Z`, with offset or fraction), the same with a space

@@ -81,7 +81,11 @@ pub fn list_segments(paths: &LedgerPaths) -> Result<Vec<(u64, PathBuf)>, LedgerE
     let mut segments = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| LedgerError::io(format!("listing {}", dir.display()), e))?;
-        if let Some(first) = entry.file_name().to_str().and_then(format::parse_segment_file_name) {
+        if let Some(first) = entry
+            .file_name()
+            .to_str()
+            .and_then(format::parse_segment_file_name)
+        {
             segments.push((first, entry.path()));
         }
     }
@@ -129,9 +133,7 @@ impl SegmentBlocks {
 
     /// The block holding `seq`, with its index.
     pub fn find(&self, seq: u64) -> Option<(usize, &BlockLocation)> {
-        let i = self
-            .blocks
-            .partition_point(|b| b.header.end_seq() <= seq);
+        let i = self.blocks.partition_point(|b| b.header.end_seq() <= seq);
         self.blocks
             .get(i)
             .filter(|b| b.header.first_seq <= seq)
@@ -151,9 +153,8 @@ pub fn scan_segment(path: &Path) -> Result<SegmentBlocks, LedgerError> {
     let mut header = [0u8; format::SEGMENT_HEADER_LEN];
     let n = read_up_to(&mut file, &mut header)
         .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
-    let (first_seq, created_nanos) = format::decode_segment_header(&header[..n]).map_err(|e| {
-        LedgerError::corrupt(path, 0, None, format!("segment header: {e}"))
-    })?;
+    let (first_seq, created_nanos) = format::decode_segment_header(&header[..n])
+        .map_err(|e| LedgerError::corrupt(path, 0, None, format!("segment header: {e}")))?;
     let mut scanned = SegmentBlocks {
         first_seq,
         created_nanos,

@@ -247,7 +247,15 @@ pub fn encode_events_block(
 /// Appends a seal block marking `end_seq` as the end of the segment.
 pub fn encode_seal_block(out: &mut Vec<u8>, end_seq: u64, sealed_nanos: i64) {
     let payload = sealed_nanos.to_le_bytes();
-    push_block(out, BlockKind::Seal, COMPRESSION_NONE, end_seq, 0, &payload, 8);
+    push_block(
+        out,
+        BlockKind::Seal,
+        COMPRESSION_NONE,
+        end_seq,
+        0,
+        &payload,
+        8,
+    );
 }
 
 fn push_block(
@@ -291,7 +299,9 @@ pub fn block_raw_payload(header: &BlockHeader, payload: &[u8]) -> Result<Vec<u8>
         payload.to_vec()
     };
     if raw.len() != header.raw_len as usize {
-        return Err(FormatError::Payload("decompressed length differs from header"));
+        return Err(FormatError::Payload(
+            "decompressed length differs from header",
+        ));
     }
     Ok(raw)
 }
@@ -382,11 +392,7 @@ pub fn decode_records(body: &[u8]) -> (Vec<&[u8]>, usize) {
             break;
         }
         let record = &body[pos + 4..pos + 4 + len];
-        let crc = u32::from_le_bytes(
-            body[pos + 4 + len..pos + 8 + len]
-                .try_into()
-                .expect("4"),
-        );
+        let crc = u32::from_le_bytes(body[pos + 4 + len..pos + 8 + len].try_into().expect("4"));
         if crc32fast::hash(record) != crc {
             break;
         }
@@ -485,7 +491,10 @@ mod tests {
     #[test]
     fn segment_names() {
         assert_eq!(segment_file_name(256), "00000000000000000256.seg");
-        assert_eq!(parse_segment_file_name("00000000000000000256.seg"), Some(256));
+        assert_eq!(
+            parse_segment_file_name("00000000000000000256.seg"),
+            Some(256)
+        );
         assert_eq!(parse_segment_file_name("256.seg"), None);
         let h = encode_segment_header(256, 7);
         assert_eq!(decode_segment_header(&h), Ok((256, 7)));

@@ -151,7 +151,11 @@ impl NoteSigner {
         let signature = self.key.sign(text.as_bytes());
         let mut blob = self.key_id.to_be_bytes().to_vec();
         blob.extend_from_slice(&signature.to_bytes());
-        Ok(format!("{text}\n\u{2014} {} {}\n", self.name, B64.encode(blob)))
+        Ok(format!(
+            "{text}\n\u{2014} {} {}\n",
+            self.name,
+            B64.encode(blob)
+        ))
     }
 }
 
@@ -279,12 +283,12 @@ pub fn parse_note(note: &str) -> Result<ParsedNote<'_>, NoteError> {
     }
     let mut signatures = Vec::new();
     for line in sig_block.lines() {
-        let rest = line
-            .strip_prefix("\u{2014} ")
-            .ok_or(NoteError::Format("signature line must start with an em dash"))?;
-        let (name, blob) = rest
-            .split_once(' ')
-            .ok_or(NoteError::Format("signature line needs a name and a signature"))?;
+        let rest = line.strip_prefix("\u{2014} ").ok_or(NoteError::Format(
+            "signature line must start with an em dash",
+        ))?;
+        let (name, blob) = rest.split_once(' ').ok_or(NoteError::Format(
+            "signature line needs a name and a signature",
+        ))?;
         let blob = B64
             .decode(blob)
             .map_err(|_| NoteError::Format("signature is not base64"))?;
@@ -319,7 +323,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note text.
     pub fn to_text(&self) -> String {
-        let mut s = format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root));
+        let mut s = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        );
         for ext in &self.extensions {
             s.push_str(ext);
             s.push('\n');

@@ -81,9 +81,7 @@ impl LedgerReader {
 
     /// Re-reads the segment list, tiles and pruning records.
     pub fn refresh(&mut self) -> Result<(), LedgerError> {
-        self.pruned_end = prune_records(&self.paths)?
-            .last()
-            .map_or(0, |r| r.end);
+        self.pruned_end = prune_records(&self.paths)?.last().map_or(0, |r| r.end);
         self.segments.clear();
         self.open_files.clear();
         self.group_cache = None;
@@ -206,7 +204,12 @@ impl LedgerReader {
                 let location = segment.blocks[block_idx];
                 let raw = files::read_block_raw(file, &path, &location)?;
                 let events = format::split_events(&raw, location.header.n_events).map_err(|e| {
-                    LedgerError::corrupt(&path, location.offset, Some(location.header.first_seq), format!("block {e}"))
+                    LedgerError::corrupt(
+                        &path,
+                        location.offset,
+                        Some(location.header.first_seq),
+                        format!("block {e}"),
+                    )
                 })?;
                 for (i, bytes) in events.iter().enumerate() {
                     let s = location.header.first_seq + i as u64;
@@ -259,9 +262,9 @@ impl LedgerReader {
 
     /// Inclusion proof of `seq` against the latest checkpoint.
     pub fn inclusion_proof(&mut self, seq: u64) -> Result<InclusionProof, LedgerError> {
-        let checkpoint = self.latest_checkpoint()?.ok_or_else(|| {
-            LedgerError::Invalid("the ledger has no checkpoint yet".into())
-        })?;
+        let checkpoint = self
+            .latest_checkpoint()?
+            .ok_or_else(|| LedgerError::Invalid("the ledger has no checkpoint yet".into()))?;
         let size = checkpoint.checkpoint.size;
         if seq >= size {
             return Err(LedgerError::Invalid(format!(
@@ -320,7 +323,9 @@ impl SubtreeHashes for LedgerReader {
             let from = (start - g * GROUP_SIZE) as usize;
             let to = (end - g * GROUP_SIZE) as usize;
             if to > leaves.len() {
-                return Err(LedgerError::Invalid(format!("events up to {end} are not stored")));
+                return Err(LedgerError::Invalid(format!(
+                    "events up to {end} are not stored"
+                )));
             }
             return Ok(merkle::root_from_leaf_hashes(&leaves[from..to]));
         }
@@ -332,9 +337,18 @@ impl SubtreeHashes for LedgerReader {
 }
 
 /// Decodes stored canonical bytes and adds `vigil.seq`.
-pub(crate) fn decode_stored(seq: u64, raw: &[u8], paths: &LedgerPaths) -> Result<Event, LedgerError> {
+pub(crate) fn decode_stored(
+    seq: u64,
+    raw: &[u8],
+    paths: &LedgerPaths,
+) -> Result<Event, LedgerError> {
     let mut event = Event::from_canonical(raw).map_err(|e| {
-        LedgerError::corrupt(paths.root(), 0, Some(seq), format!("stored event does not decode: {e}"))
+        LedgerError::corrupt(
+            paths.root(),
+            0,
+            Some(seq),
+            format!("stored event does not decode: {e}"),
+        )
     })?;
     event.insert("vigil.seq", seq as i64);
     Ok(event)
@@ -346,9 +360,16 @@ pub fn read_checkpoints(paths: &LedgerPaths) -> Result<Vec<SignedCheckpoint>, Le
     log.records
         .into_iter()
         .enumerate()
-        .map(|(i, bytes)| parse_signed_checkpoint(&bytes).map_err(|reason| {
-            LedgerError::corrupt(&paths.checkpoints(), 0, None, format!("checkpoint #{}: {reason}", i + 1))
-        }))
+        .map(|(i, bytes)| {
+            parse_signed_checkpoint(&bytes).map_err(|reason| {
+                LedgerError::corrupt(
+                    &paths.checkpoints(),
+                    0,
+                    None,
+                    format!("checkpoint #{}: {reason}", i + 1),
+                )
+            })
+        })
         .collect()
 }
 
@@ -371,7 +392,12 @@ pub fn prune_records(paths: &LedgerPaths) -> Result<Vec<PruneRecord>, LedgerErro
                 .map_err(|_| "not UTF-8".to_string())
                 .and_then(|note| PruneRecord::parse_note(&note))
                 .map_err(|reason| {
-                    LedgerError::corrupt(&paths.prunes(), 0, None, format!("pruning record #{}: {reason}", i + 1))
+                    LedgerError::corrupt(
+                        &paths.prunes(),
+                        0,
+                        None,
+                        format!("pruning record #{}: {reason}", i + 1),
+                    )
                 })
         })
         .collect()

@@ -170,7 +170,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => 86_400,
         "w" => 7 * 86_400,
         "y" => 365 * 86_400,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use s, m, h, d, w or y)")),
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use s, m, h, d, w or y)"
+            ));
+        }
     };
     n.checked_mul(secs)
         .map(Duration::from_secs)
@@ -207,7 +211,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90d").unwrap(), Duration::from_secs(90 * 86_400));
+        assert_eq!(
+            parse_duration("90d").unwrap(),
+            Duration::from_secs(90 * 86_400)
+        );
         assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
         assert!(parse_duration("90").is_err());
         assert!(parse_duration("d").is_err());

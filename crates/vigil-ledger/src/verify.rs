@@ -193,13 +193,19 @@ pub fn verify(
             }
         };
         if checkpoint.origin != verifier.name() {
-            report.problem(place, format!("origin {:?} is not this ledger's", checkpoint.origin));
+            report.problem(
+                place,
+                format!("origin {:?} is not this ledger's", checkpoint.origin),
+            );
             continue;
         }
         if checkpoint.size < previous_size {
             report.problem(
                 place.clone(),
-                format!("tree size {} is smaller than the previous checkpoint's {previous_size}", checkpoint.size),
+                format!(
+                    "tree size {} is smaller than the previous checkpoint's {previous_size}",
+                    checkpoint.size
+                ),
             );
         }
         previous_size = previous_size.max(checkpoint.size);
@@ -291,11 +297,7 @@ pub fn verify(
             walk.broken = true;
         }
     }
-    report.checkpoints_pruned = walk
-        .by_size
-        .range(..pruned_end)
-        .map(|(_, v)| v.len())
-        .sum();
+    report.checkpoints_pruned = walk.by_size.range(..pruned_end).map(|(_, v)| v.len()).sum();
     walk.by_size = walk.by_size.split_off(&pruned_end);
     if pruned_end > 0 {
         walk.check_checkpoints_at(pruned_end, &mut report, &Place::default());
@@ -341,12 +343,22 @@ pub fn verify(
                     seq: Some(*first),
                     ..Place::default()
                 },
-                format!("segment starts at {first} but the previous one ends at {expected} (overlap)"),
+                format!(
+                    "segment starts at {first} but the previous one ends at {expected} (overlap)"
+                ),
             );
             walk.broken = true;
         }
         report.segments += 1;
-        expected = verify_segment(path, *first, is_last, next_first, expected, &mut walk, &mut report)?;
+        expected = verify_segment(
+            path,
+            *first,
+            is_last,
+            next_first,
+            expected,
+            &mut walk,
+            &mut report,
+        )?;
         done_bytes += path.metadata().map(|m| m.len()).unwrap_or(0);
         progress(done_bytes, total_bytes);
     }
@@ -495,18 +507,19 @@ impl Walk {
                 report.checkpoints_verified += 1;
                 self.last_verified = Some((size, place.clone()));
             } else {
-                let (from, mut at) = self
-                    .last_verified
-                    .clone()
-                    .unwrap_or((0, Place::default()));
+                let (from, mut at) = self.last_verified.clone().unwrap_or((0, Place::default()));
                 at.seq = Some(from);
                 at.checkpoint = Some(entry.number);
-                report.problem(
-                    at,
+                let message = if from == size {
+                    format!(
+                        "signs a root for tree size {size} that is not the root of the stored events, which matched another checkpoint of this size: the checkpoint is wrong"
+                    )
+                } else {
                     format!(
                         "recomputed root for tree size {size} differs from the signed checkpoint: events in {from}..{size} were changed"
-                    ),
-                );
+                    )
+                };
+                report.problem(at, message);
             }
         }
     }
@@ -543,7 +556,10 @@ fn verify_segment(
             walk.broken = true;
         }
         Err(e) => {
-            report.problem(seg_place(None, Some(0), Some(first)), format!("segment header: {e}"));
+            report.problem(
+                seg_place(None, Some(0), Some(first)),
+                format!("segment header: {e}"),
+            );
             walk.broken = true;
             return Ok(next_first.unwrap_or(expected));
         }
@@ -557,18 +573,39 @@ fn verify_segment(
         let header = match format::decode_block_header(rest) {
             Ok(h) => h,
             Err(e) => {
-                stop_segment(report, walk, place, is_last, &format!("invalid block header ({e})"), bytes.len() - offset);
+                stop_segment(
+                    report,
+                    walk,
+                    place,
+                    is_last,
+                    &format!("invalid block header ({e})"),
+                    bytes.len() - offset,
+                );
                 break;
             }
         };
         let stored_len = header.stored_len() as usize;
         if rest.len() < stored_len {
-            stop_segment(report, walk, place, is_last, "block runs past the end of the file", rest.len());
+            stop_segment(
+                report,
+                walk,
+                place,
+                is_last,
+                "block runs past the end of the file",
+                rest.len(),
+            );
             break;
         }
         let (head, payload) = rest[..stored_len].split_at(format::BLOCK_HEADER_LEN);
         if let Err(e) = format::check_block_crc(head, payload) {
-            stop_segment(report, walk, place, is_last, &format!("block {e}"), rest.len());
+            stop_segment(
+                report,
+                walk,
+                place,
+                is_last,
+                &format!("block {e}"),
+                rest.len(),
+            );
             break;
         }
         if sealed {
@@ -591,11 +628,13 @@ fn verify_segment(
             BlockKind::Seal => sealed = true,
             BlockKind::Events => {
                 report.blocks += 1;
-                let events = format::block_raw_payload(&header, payload)
-                    .and_then(|raw| {
-                        let events = format::split_events(&raw, header.n_events)?;
-                        Ok(events.iter().map(|e| (merkle::leaf_hash(e), e.len())).collect::<Vec<_>>())
-                    });
+                let events = format::block_raw_payload(&header, payload).and_then(|raw| {
+                    let events = format::split_events(&raw, header.n_events)?;
+                    Ok(events
+                        .iter()
+                        .map(|e| (merkle::leaf_hash(e), e.len()))
+                        .collect::<Vec<_>>())
+                });
                 match events {
                     Ok(leaves) => {
                         let place_of =

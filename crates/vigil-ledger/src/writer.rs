@@ -381,14 +381,24 @@ impl Committer {
 
         // Record logs: cut torn tails.
         let prune_log = read_record_log(&paths.prunes(), format::PRUNES_MAGIC)?;
-        note_cut(&mut report, &paths.prunes(), &prune_log, "incomplete pruning record");
+        note_cut(
+            &mut report,
+            &paths.prunes(),
+            &prune_log,
+            "incomplete pruning record",
+        );
         let prunes = files::open_append(
             &paths.prunes(),
             &format::encode_file_header(format::PRUNES_MAGIC),
             Some(prune_log.valid_len),
         )?;
         let checkpoint_log = read_record_log(&paths.checkpoints(), format::CHECKPOINTS_MAGIC)?;
-        note_cut(&mut report, &paths.checkpoints(), &checkpoint_log, "incomplete checkpoint");
+        note_cut(
+            &mut report,
+            &paths.checkpoints(),
+            &checkpoint_log,
+            "incomplete checkpoint",
+        );
         let checkpoints = files::open_append(
             &paths.checkpoints(),
             &format::encode_file_header(format::CHECKPOINTS_MAGIC),
@@ -510,7 +520,12 @@ impl Committer {
             .map(|bytes| parse_signed_checkpoint(bytes))
             .transpose()
             .map_err(|reason| {
-                LedgerError::corrupt(&paths.checkpoints(), 0, None, format!("latest checkpoint: {reason}"))
+                LedgerError::corrupt(
+                    &paths.checkpoints(),
+                    0,
+                    None,
+                    format!("latest checkpoint: {reason}"),
+                )
             })?;
         let checkpointed_size = latest.as_ref().map_or(0, |c| c.checkpoint.size);
         if checkpointed_size > end_seq {
@@ -774,7 +789,10 @@ impl Committer {
         frontier.root()
     }
 
-    fn write_checkpoint_logged(&mut self, shared: &Shared) -> Result<SignedCheckpoint, LedgerError> {
+    fn write_checkpoint_logged(
+        &mut self,
+        shared: &Shared,
+    ) -> Result<SignedCheckpoint, LedgerError> {
         let result = self.write_checkpoint();
         match &result {
             Ok(_) => shared
@@ -820,9 +838,9 @@ impl Committer {
         if let Some(reason) = legal_hold(data_dir)? {
             return Ok(PruneOutcome::Held { reason });
         }
-        let cutoff = now.as_nanos().saturating_sub(
-            i64::try_from(policy.max_age.as_nanos()).unwrap_or(i64::MAX),
-        );
+        let cutoff = now
+            .as_nanos()
+            .saturating_sub(i64::try_from(policy.max_age.as_nanos()).unwrap_or(i64::MAX));
         let n_old = self
             .sealed
             .iter()
@@ -847,7 +865,10 @@ impl Committer {
             end,
             root: frontier.root(),
             time: now,
-            reason: format!("retention: sealed more than {}s ago", policy.max_age.as_secs()),
+            reason: format!(
+                "retention: sealed more than {}s ago",
+                policy.max_age.as_secs()
+            ),
             segments: removed
                 .iter()
                 .map(|s| PrunedSegment {
@@ -864,11 +885,12 @@ impl Committer {
         self.prunes
             .write_all(&bytes)
             .and_then(|_| self.prunes.sync_data())
-            .map_err(|e| LedgerError::io(format!("writing {}", self.paths.prunes().display()), e))?;
-        for segment in &removed {
-            fs::remove_file(&segment.path).map_err(|e| {
-                LedgerError::io(format!("removing {}", segment.path.display()), e)
+            .map_err(|e| {
+                LedgerError::io(format!("writing {}", self.paths.prunes().display()), e)
             })?;
+        for segment in &removed {
+            fs::remove_file(&segment.path)
+                .map_err(|e| LedgerError::io(format!("removing {}", segment.path.display()), e))?;
         }
         sync_dir(&self.paths.segments_dir())?;
         self.sealed.drain(..n_old);
@@ -884,13 +906,16 @@ impl Committer {
         audit.insert("vigil.prune.start", record.start as i64);
         audit.insert("vigil.prune.end", record.end as i64);
         audit.insert("vigil.prune.segments", record.segments.len() as i64);
-        audit.insert("message", format!(
-            "retention removed events {}..{} ({} segments): {}",
-            record.start,
-            record.end,
-            record.segments.len(),
-            record.reason
-        ));
+        audit.insert(
+            "message",
+            format!(
+                "retention removed events {}..{} ({} segments): {}",
+                record.start,
+                record.end,
+                record.segments.len(),
+                record.reason
+            ),
+        );
         let bytes = audit.to_canonical();
         let (tx, rx) = mpsc::sync_channel(1);
         self.commit(

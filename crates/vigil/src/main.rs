@@ -1,1 +1,85 @@
-fn main() {}
+//! `vigil`: the command line. Thin glue: parse flags, call the library crates, map the outcome
+//! to an exit code (0 success, 1 a check failed, 2 an error). A closed stdout (`vigil … | head`)
+//! counts as success.
+
+mod import;
+mod ledger_cmds;
+mod serve;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Default data directory, relative to where Vigil runs.
+pub const DEFAULT_DATA_DIR: &str = "vigil-data";
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Vigil: security logging and monitoring with a tamper-evident store",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: open (or create) the ledger, sign checkpoints, apply retention.
+    Serve(serve::ServeArgs),
+    /// Import events from files into the ledger.
+    Import(import::ImportArgs),
+    /// Recompute the ledger from its files and check every signed checkpoint.
+    Verify(ledger_cmds::VerifyArgs),
+    /// Print the latest signed checkpoint (C2SP signed note).
+    Checkpoint(ledger_cmds::DataDirArgs),
+    /// Print the verifier key (C2SP vkey) that checks this ledger's checkpoints.
+    Key(ledger_cmds::DataDirArgs),
+    /// Print an inclusion proof (or with --old-size, a consistency proof) as JSON.
+    Proof(ledger_cmds::ProofArgs),
+    /// Retention: prune old segments, set or release a legal hold, show status.
+    Retention(ledger_cmds::RetentionArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Verify(args) => ledger_cmds::verify(args),
+        Command::Checkpoint(args) => ledger_cmds::checkpoint(args),
+        Command::Key(args) => ledger_cmds::key(args),
+        Command::Proof(args) => ledger_cmds::proof(args),
+        Command::Retention(args) => ledger_cmds::retention(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            let _ = writeln!(io::stderr(), "vigil: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The `--data-dir` flag shared by every command.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataDir {
+    /// Data directory (ledger, keys, index).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR, env = "VIGIL_DATA_DIR")]
+    pub data_dir: PathBuf,
+}

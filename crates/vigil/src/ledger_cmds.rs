@@ -1,0 +1,347 @@
+//! `verify`, `checkpoint`, `key`, `proof`, `retention`: commands that read or maintain the ledger.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use vigil_event::Timestamp;
+use vigil_ledger::note::NoteVerifier;
+use vigil_ledger::{
+    Ledger, LedgerConfig, LedgerReader, PruneOutcome, RetentionPolicy, VerifyOptions, legal_hold,
+    parse_duration, set_legal_hold,
+};
+
+use crate::DataDir;
+
+/// Just the data directory.
+#[derive(clap::Args)]
+pub struct DataDirArgs {
+    #[command(flatten)]
+    data: DataDir,
+}
+
+/// Arguments of `vigil verify`.
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// Verifier key to trust (a vkey string or a file holding one) instead of the ledger's own
+    /// verifier.vkey, which an attacker with disk access could replace.
+    #[arg(long, value_name = "VKEY|FILE")]
+    key: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// `vigil verify`: exit 0 when intact, 1 with the first bad place otherwise.
+pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let trusted_key = match &args.key {
+        None => None,
+        Some(k) => {
+            let text = match std::fs::read_to_string(k) {
+                Ok(t) => t,
+                Err(_) => k.clone(),
+            };
+            Some(NoteVerifier::from_vkey(&text).with_context(|| format!("--key {k}"))?)
+        }
+    };
+    let bar = progress_bar(args.quiet || args.format == OutputFormat::Json, "verifying");
+    let report = vigil_ledger::verify(
+        &args.data.data_dir,
+        &VerifyOptions { trusted_key },
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )?;
+    bar.finish_and_clear();
+    let mut out = io::stdout().lock();
+    match args.format {
+        OutputFormat::Json => {
+            let body = json!({
+                "intact": report.is_intact(),
+                "first_problem": report.problems.first().map(|p| p.to_string()),
+                "problems": report.problems.iter().map(|p| json!({
+                    "file": p.place.file.as_ref().map(|f| f.display().to_string()),
+                    "block": p.place.block,
+                    "offset": p.place.offset,
+                    "seq": p.place.seq,
+                    "checkpoint": p.place.checkpoint,
+                    "message": p.message,
+                })).collect::<Vec<_>>(),
+                "notes": report.notes,
+                "events": report.events,
+                "event_bytes": report.event_bytes,
+                "segments": report.segments,
+                "blocks": report.blocks,
+                "end_seq": report.end_seq,
+                "pruned_end": report.pruned_end,
+                "checkpoints_verified": report.checkpoints_verified,
+                "checkpoints_in_pruned_range": report.checkpoints_pruned,
+                "latest_checkpoint_size": report.latest_checkpoint.as_ref().map(|c| c.size),
+                "prunes": report.prunes.iter().map(|p| json!({
+                    "start": p.start, "end": p.end, "time": p.time.to_rfc3339(), "reason": p.reason,
+                    "segments": p.segments.len(),
+                })).collect::<Vec<_>>(),
+                "key": report.key,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
+        }
+        OutputFormat::Text => {
+            writeln!(out, "key:         {}", report.key)?;
+            writeln!(
+                out,
+                "events:      {} present ({} bytes) in {} segments, {} blocks; sequence numbers {}..{}",
+                report.events,
+                report.event_bytes,
+                report.segments,
+                report.blocks,
+                report.pruned_end,
+                report.end_seq
+            )?;
+            for p in &report.prunes {
+                writeln!(
+                    out,
+                    "pruned:      events {}..{} removed {} ({}, {} segments), signed record checked",
+                    p.start,
+                    p.end,
+                    p.time,
+                    p.reason,
+                    p.segments.len()
+                )?;
+            }
+            writeln!(
+                out,
+                "checkpoints: {} verified{}; latest signs {} events",
+                report.checkpoints_verified,
+                if report.checkpoints_pruned > 0 {
+                    format!(
+                        ", {} inside the pruned range not recomputable",
+                        report.checkpoints_pruned
+                    )
+                } else {
+                    String::new()
+                },
+                report.latest_checkpoint.as_ref().map_or(0, |c| c.size)
+            )?;
+            for note in &report.notes {
+                writeln!(out, "note:        {note}")?;
+            }
+            if report.is_intact() {
+                writeln!(out, "OK: the ledger is intact")?;
+            } else {
+                for (i, p) in report.problems.iter().enumerate() {
+                    let label = if i == 0 { "FIRST BAD PLACE" } else { "also" };
+                    writeln!(out, "{label}: {p}")?;
+                }
+            }
+        }
+    }
+    Ok(if report.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `vigil checkpoint`: the latest signed checkpoint note.
+pub fn checkpoint(args: DataDirArgs) -> Result<ExitCode> {
+    let reader = LedgerReader::open(&args.data.data_dir)?;
+    let Some(latest) = reader.latest_checkpoint()? else {
+        bail!("the ledger has no checkpoint yet (one is signed within seconds of the first event)");
+    };
+    io::stdout().write_all(latest.note.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vigil key`: the verifier key.
+pub fn key(args: DataDirArgs) -> Result<ExitCode> {
+    let verifier =
+        vigil_ledger::load_verifier(&vigil_ledger::LedgerPaths::new(&args.data.data_dir))?;
+    writeln!(io::stdout(), "{}", verifier.to_vkey())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `vigil proof`.
+#[derive(clap::Args)]
+pub struct ProofArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// Sequence number of the event to prove (inclusion proof against the latest checkpoint).
+    #[arg(long, required_unless_present = "old_size")]
+    seq: Option<u64>,
+    /// Prove that the tree of this size is a prefix of the latest checkpoint's tree.
+    #[arg(long, conflicts_with = "seq")]
+    old_size: Option<u64>,
+}
+
+/// `vigil proof`.
+pub fn proof(args: ProofArgs) -> Result<ExitCode> {
+    let mut reader = LedgerReader::open(&args.data.data_dir)?;
+    let hex = |h: &[u8; 32]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let body = if let Some(seq) = args.seq {
+        let p = reader.inclusion_proof(seq)?;
+        json!({
+            "seq": p.seq,
+            "leaf_index": p.seq,
+            "tree_size": p.tree_size,
+            "leaf": B64.encode(&p.leaf),
+            "leaf_hash": hex(&p.leaf_hash),
+            "proof": p.proof.iter().map(hex).collect::<Vec<_>>(),
+            "checkpoint": p.checkpoint.note,
+        })
+    } else {
+        let old = args.old_size.expect("clap requires one of the two");
+        let latest = reader
+            .latest_checkpoint()?
+            .context("the ledger has no checkpoint yet")?;
+        let new = latest.checkpoint.size;
+        if old == 0 || old > new {
+            bail!("--old-size must be between 1 and the latest checkpoint's size {new}");
+        }
+        let proof = reader.consistency_proof(old, new)?;
+        json!({
+            "old_size": old,
+            "old_root": hex(&reader.root_at(old)?),
+            "tree_size": new,
+            "proof": proof.iter().map(hex).collect::<Vec<_>>(),
+            "checkpoint": latest.note,
+        })
+    };
+    writeln!(io::stdout(), "{}", serde_json::to_string_pretty(&body)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `vigil retention`.
+#[derive(clap::Args)]
+pub struct RetentionArgs {
+    #[command(subcommand)]
+    action: RetentionAction,
+}
+
+#[derive(clap::Subcommand)]
+enum RetentionAction {
+    /// Remove sealed segments older than --max-age (needs the ledger not to be open by serve).
+    Prune {
+        #[command(flatten)]
+        data: DataDir,
+        /// Keep at least this long, e.g. 365d (PCI DSS asks for a year), 6y (HIPAA documentation).
+        #[arg(long, value_parser = parse_duration_arg)]
+        max_age: std::time::Duration,
+    },
+    /// Suspend all pruning until released (legal hold).
+    Hold {
+        #[command(flatten)]
+        data: DataDir,
+        /// Why (case number, who asked).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release the legal hold.
+    Release {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Show what is stored, what was pruned, and whether a hold is set.
+    Status {
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s)
+}
+
+/// `vigil retention …`.
+pub fn retention(args: RetentionArgs) -> Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    match args.action {
+        RetentionAction::Prune { data, max_age } => {
+            let (ledger, _) = Ledger::open(&data.data_dir, LedgerConfig::default())?;
+            let outcome = ledger.prune(RetentionPolicy { max_age }, Timestamp::now())?;
+            ledger.close()?;
+            match outcome {
+                PruneOutcome::Held { reason } => {
+                    writeln!(out, "legal hold set, nothing pruned: {reason}")?
+                }
+                PruneOutcome::NothingToDo => writeln!(
+                    out,
+                    "nothing to prune: no sealed segment is older than {}s",
+                    max_age.as_secs()
+                )?,
+                PruneOutcome::Pruned(record) => writeln!(
+                    out,
+                    "pruned events {}..{} ({} segments); signed record written to prunes.log",
+                    record.start,
+                    record.end,
+                    record.segments.len()
+                )?,
+            }
+        }
+        RetentionAction::Hold { data, reason } => {
+            set_legal_hold(&data.data_dir, Some(&reason))?;
+            writeln!(
+                out,
+                "legal hold set: pruning is suspended until `vigil retention release`"
+            )?;
+        }
+        RetentionAction::Release { data } => {
+            set_legal_hold(&data.data_dir, None)?;
+            writeln!(out, "legal hold released")?;
+        }
+        RetentionAction::Status { data } => {
+            let reader = LedgerReader::open(&data.data_dir)?;
+            writeln!(
+                out,
+                "stored: sequence numbers {}..{} in {} segments",
+                reader.first_seq(),
+                reader.end_seq(),
+                reader.segments().len()
+            )?;
+            for record in vigil_ledger::prune_records(reader.paths())? {
+                writeln!(
+                    out,
+                    "pruned: {}..{} at {} ({})",
+                    record.start, record.end, record.time, record.reason
+                )?;
+            }
+            match legal_hold(&data.data_dir)? {
+                Some(hold) => writeln!(out, "legal hold: {}", hold.replace('\n', "; "))?,
+                None => writeln!(out, "legal hold: none")?,
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A byte-count progress bar on stderr, hidden when `quiet` or stderr is not a terminal.
+pub fn progress_bar(quiet: bool, message: &'static str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    bar
+}
