@@ -193,12 +193,13 @@ impl LedgerReader {
             };
             let first = segment.first_seq;
             let path = segment.path.clone();
-            if !self.open_files.contains_key(&first) {
-                let file = File::open(&path)
-                    .map_err(|e| LedgerError::io(format!("opening {}", path.display()), e))?;
-                self.open_files.insert(first, file);
-            }
-            let file = self.open_files.get_mut(&first).expect("just inserted");
+            let file = match self.open_files.entry(first) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    File::open(&path)
+                        .map_err(|e| LedgerError::io(format!("opening {}", path.display()), e))?,
+                ),
+            };
             let segment = &self.segments[seg_idx];
             while seq < end && block_idx < segment.blocks.len() {
                 let location = segment.blocks[block_idx];
@@ -314,7 +315,7 @@ impl SubtreeHashes for LedgerReader {
 
     fn subtree_hash(&mut self, start: u64, end: u64) -> Result<Hash, LedgerError> {
         let n = end - start;
-        if n == GROUP_SIZE && start % GROUP_SIZE == 0 {
+        if n == GROUP_SIZE && start.is_multiple_of(GROUP_SIZE) {
             return self.group_hash(start / GROUP_SIZE);
         }
         let g = start / GROUP_SIZE;

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LedgerError;
 use crate::files::{self, LedgerPaths};
-use crate::format::{self, BlockKind, GROUP_HEIGHT, GROUP_SIZE};
+use crate::format::{self, BlockKind, FormatError, GROUP_HEIGHT, GROUP_SIZE};
 use crate::keys;
 use crate::merkle::{self, Frontier, Hash};
 use crate::note::{Checkpoint, NoteVerifier};
@@ -233,7 +233,7 @@ pub fn verify(
         match parsed {
             Err(e) => report.problem(place, format!("pruning record #{}: {e}", i + 1)),
             Ok(record) => {
-                if record.start != pruned_end || record.end % GROUP_SIZE != 0 {
+                if record.start != pruned_end || !record.end.is_multiple_of(GROUP_SIZE) {
                     report.problem(
                         place,
                         format!(
@@ -564,53 +564,88 @@ fn verify_segment(
             return Ok(next_first.unwrap_or(expected));
         }
     }
+    // Pass 1 (sequential, cheap): block framing and checksums.
+    struct Item {
+        idx: usize,
+        offset: usize,
+        header: format::BlockHeader,
+    }
+    let mut items = Vec::new();
+    let mut stop: Option<(Place, String, usize)> = None;
     let mut offset = format::SEGMENT_HEADER_LEN;
     let mut block_idx = 0usize;
-    let mut sealed = false;
     while offset < bytes.len() {
-        let place = seg_place(Some(block_idx), Some(offset as u64), Some(expected));
+        let place = seg_place(Some(block_idx), Some(offset as u64), None);
         let rest = &bytes[offset..];
         let header = match format::decode_block_header(rest) {
             Ok(h) => h,
             Err(e) => {
-                stop_segment(
-                    report,
-                    walk,
-                    place,
-                    is_last,
-                    &format!("invalid block header ({e})"),
-                    bytes.len() - offset,
-                );
+                stop = Some((place, format!("invalid block header ({e})"), rest.len()));
                 break;
             }
         };
         let stored_len = header.stored_len() as usize;
         if rest.len() < stored_len {
-            stop_segment(
-                report,
-                walk,
+            stop = Some((
                 place,
-                is_last,
-                "block runs past the end of the file",
+                "block runs past the end of the file".into(),
                 rest.len(),
-            );
+            ));
             break;
         }
         let (head, payload) = rest[..stored_len].split_at(format::BLOCK_HEADER_LEN);
         if let Err(e) = format::check_block_crc(head, payload) {
-            stop_segment(
-                report,
-                walk,
-                place,
-                is_last,
-                &format!("block {e}"),
-                rest.len(),
-            );
+            stop = Some((place, format!("block {e}"), rest.len()));
             break;
         }
+        items.push(Item {
+            idx: block_idx,
+            offset,
+            header,
+        });
+        offset += stored_len;
+        block_idx += 1;
+    }
+
+    // Pass 2 (parallel): decompress and hash the leaves of every events block.
+    type Leaves = Result<Vec<(Hash, usize)>, FormatError>;
+    let hash_block = |item: &Item| -> Leaves {
+        if item.header.kind != BlockKind::Events {
+            return Ok(Vec::new());
+        }
+        let start = item.offset + format::BLOCK_HEADER_LEN;
+        let payload = &bytes[start..item.offset + item.header.stored_len() as usize];
+        let raw = format::block_raw_payload(&item.header, payload)?;
+        let events = format::split_events(&raw, item.header.n_events)?;
+        Ok(events
+            .iter()
+            .map(|e| (merkle::leaf_hash(e), e.len()))
+            .collect())
+    };
+    let n_threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = items.len().div_ceil(n_threads).max(1);
+    let hashed: Vec<Leaves> = std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(hash_block).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("hashing thread panicked"))
+            .collect()
+    });
+
+    // Pass 3 (sequential): sequence numbers, group hashes and checkpoints, in order.
+    let mut sealed = false;
+    for (item, leaves) in items.iter().zip(hashed) {
+        let place = seg_place(Some(item.idx), Some(item.offset as u64), Some(expected));
+        let header = item.header;
         if sealed {
             report.problem(place, "data after the seal block");
             walk.broken = true;
+            stop = None;
             break;
         }
         if header.first_seq != expected {
@@ -628,36 +663,30 @@ fn verify_segment(
             BlockKind::Seal => sealed = true,
             BlockKind::Events => {
                 report.blocks += 1;
-                let events = format::block_raw_payload(&header, payload).and_then(|raw| {
-                    let events = format::split_events(&raw, header.n_events)?;
-                    Ok(events
-                        .iter()
-                        .map(|e| (merkle::leaf_hash(e), e.len()))
-                        .collect::<Vec<_>>())
-                });
-                match events {
+                match leaves {
                     Ok(leaves) => {
-                        let place_of =
-                            |seq: u64| seg_place(Some(block_idx), Some(offset as u64), Some(seq));
+                        let (idx, off) = (item.idx, item.offset as u64);
+                        let place_of = |seq: u64| seg_place(Some(idx), Some(off), Some(seq));
                         for (i, (leaf, len)) in leaves.into_iter().enumerate() {
                             walk.push_leaf(leaf, expected + i as u64, &place_of, report);
                             report.events += 1;
                             report.event_bytes += len as u64;
                         }
-                        expected += u64::from(header.n_events);
                     }
                     Err(e) => {
                         report.problem(place, format!("block payload: {e}"));
                         walk.broken = true;
-                        expected += u64::from(header.n_events);
                     }
                 }
+                expected += u64::from(header.n_events);
             }
         }
-        offset += stored_len;
-        block_idx += 1;
     }
-    if !is_last && !sealed {
+    if let Some((mut place, what, n_bytes)) = stop {
+        place.seq = Some(expected);
+        stop_segment(report, walk, place, is_last, &what, n_bytes);
+    }
+    if !is_last && !sealed && !walk.broken {
         report.problem(
             seg_place(Some(block_idx), Some(offset as u64), Some(expected)),
             "segment is not the last but has no seal block: it was truncated",

@@ -508,7 +508,7 @@ impl Committer {
         for hash in &stored_tiles {
             groups.push_subtree(GROUP_HEIGHT, *hash);
         }
-        let partial = if end_seq % GROUP_SIZE != 0 {
+        let partial = if !end_seq.is_multiple_of(GROUP_SIZE) {
             reader.group_leaf_hashes(complete_groups)?
         } else {
             Vec::new()
@@ -729,7 +729,7 @@ impl Committer {
             }
             seq += (j - i) as u64;
             i = j;
-            if seq % GROUP_SIZE == 0 && self.segment_full(buf.len()) {
+            if seq.is_multiple_of(GROUP_SIZE) && self.segment_full(buf.len()) {
                 format::encode_seal_block(&mut buf, seq, Timestamp::now().as_nanos());
                 self.write_segment(&buf)?;
                 buf.clear();

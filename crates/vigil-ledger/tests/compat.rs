@@ -1,0 +1,48 @@
+//! Frozen ledgers written by earlier versions (`testdata/v*`, made by `examples/make_fixture.rs`)
+//! must keep reading and verifying. Never regenerate a fixture to make this pass.
+
+use std::path::Path;
+
+use vigil_ledger::{LedgerReader, VerifyOptions, merkle, verify};
+
+fn fixture(version: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(version)
+}
+
+#[test]
+fn v1_ledger_reads_and_verifies() {
+    let dir = fixture("v1");
+    let report = verify(&dir, &VerifyOptions::default(), &mut |_, _| {}).unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.pruned_end, 512);
+    assert_eq!(report.end_seq, 1001);
+    assert_eq!(report.prunes.len(), 1);
+    assert_eq!(report.checkpoints_verified, 2);
+
+    let mut reader = LedgerReader::open(&dir).unwrap();
+    // Seq 600 is the audit event of the pruning, so event n=700 sits at seq 701.
+    let event = reader.read_event(701).unwrap();
+    assert_eq!(event.get("n").and_then(|v| v.as_i64()), Some(700));
+    assert_eq!(
+        event.get("source.ip").and_then(|v| v.as_ip()),
+        Some("198.51.100.100".parse().unwrap())
+    );
+    assert_eq!(event.timestamp().as_secs(), 1_790_000_700);
+    // The audit event recording the pruning.
+    let audit = reader.read_event(600).unwrap();
+    assert_eq!(audit.get_str("event.action"), Some("retention_prune"));
+
+    let proof = reader.inclusion_proof(999).unwrap();
+    merkle::verify_inclusion(
+        &proof.leaf_hash,
+        999,
+        proof.tree_size,
+        &proof.proof,
+        &proof.checkpoint.checkpoint.root,
+    )
+    .unwrap();
+    let verifier = reader.verifier().unwrap();
+    assert!(verifier.open(&proof.checkpoint.note).is_ok());
+}
