@@ -17,6 +17,10 @@ pub const BLOCK_TARGET_RAW: usize = 1 << 20;
 /// Upper bound on a block's raw payload: target + one maximal event + length prefixes.
 pub const MAX_BLOCK_RAW: usize = BLOCK_TARGET_RAW + MAX_EVENT_BYTES + 4096;
 
+/// Largest sequence number a file may claim (2^62): far beyond any real ledger, and low enough
+/// that sequence arithmetic never overflows on hostile input.
+pub const MAX_SEQ: u64 = 1 << 62;
+
 /// Segment file header magic.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"VIGILSEG";
 /// Segment format version.
@@ -152,8 +156,12 @@ pub fn decode_segment_header(h: &[u8]) -> Result<(u64, i64), FormatError> {
     if crc32fast::hash(&h[..28]) != u32::from_le_bytes(h[28..32].try_into().expect("4")) {
         return Err(FormatError::Checksum);
     }
+    let first_seq = u64::from_le_bytes(h[12..20].try_into().expect("8"));
+    if first_seq > MAX_SEQ {
+        return Err(FormatError::Field("sequence number"));
+    }
     Ok((
-        u64::from_le_bytes(h[12..20].try_into().expect("8")),
+        first_seq,
         i64::from_le_bytes(h[20..28].try_into().expect("8")),
     ))
 }
@@ -185,6 +193,9 @@ pub fn decode_block_header(h: &[u8]) -> Result<BlockHeader, FormatError> {
         raw_len: u32_at(24),
         crc: u32_at(28),
     };
+    if header.first_seq > MAX_SEQ {
+        return Err(FormatError::Field("sequence number"));
+    }
     if header.raw_len as usize > MAX_BLOCK_RAW || header.payload_len as usize > MAX_BLOCK_RAW {
         return Err(FormatError::Field("length"));
     }
@@ -462,6 +473,18 @@ mod tests {
         assert_eq!(
             decode_block_header(&out),
             Err(FormatError::Field("block crosses a group boundary"))
+        );
+    }
+
+    /// Found by `cargo fuzz run ledger_block`: a huge first_seq overflowed the group check.
+    #[test]
+    fn hostile_sequence_number_is_an_error_not_a_panic() {
+        let mut out = Vec::new();
+        encode_events_block(&mut out, 0, &[&[1u8][..]], 1, &mut Vec::new());
+        out[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            decode_block_header(&out),
+            Err(FormatError::Field("sequence number"))
         );
     }
 
