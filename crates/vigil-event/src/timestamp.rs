@@ -75,8 +75,14 @@ impl Timestamp {
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Ok(Timestamp::from_datetime(dt.with_timezone(&Utc)));
         }
-        if let Ok(dt) = DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z") {
-            return Ok(Timestamp::from_datetime(dt.with_timezone(&Utc)));
+        for format in [
+            "%Y-%m-%d %H:%M:%S%.f%:z",
+            "%Y-%m-%dT%H:%M:%S%.f%z",
+            "%Y-%m-%d %H:%M:%S%.f%z",
+        ] {
+            if let Ok(dt) = DateTime::parse_from_str(s, format) {
+                return Ok(Timestamp::from_datetime(dt.with_timezone(&Utc)));
+            }
         }
         for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
             if let Ok(naive) = NaiveDateTime::parse_from_str(s, format) {

@@ -1,0 +1,195 @@
+//! JSON events: ECS passes through; OWASP logging-vocabulary events are classified.
+//!
+//! An application that logs `{"event.action": "authn_login_fail:alice", …}` (or OWASP's own
+//! shape, `{"event": "authn_login_fail:alice", "datetime": …, "description": …}`) gets
+//! `event.category`, `event.type` and `event.outcome` from the vocabulary, and the user named in
+//! the action's argument, unless the event already says otherwise.
+
+use vigil_event::{Event, Timestamp, Value};
+
+use crate::ParseContext;
+
+/// Parses one JSON object.
+pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
+    let mut event = Event::from_json(line, ctx.received).map_err(|e| e.to_string())?;
+    owasp_shape(&mut event);
+    classify_owasp(&mut event);
+    event.insert("vigil.parser", "json");
+    Ok(event)
+}
+
+/// OWASP's example log shape → ECS names.
+fn owasp_shape(event: &mut Event) {
+    if let Some(Value::Str(name)) = event.get("event").cloned()
+        && !event.contains("event.action")
+    {
+        event.remove("event");
+        event.insert("event.action", name);
+    }
+    if event.get("datetime").is_some()
+        && let Some(Value::Str(dt)) = event.remove("datetime")
+        && let Ok(t) = Timestamp::parse(&dt)
+    {
+        event.set_timestamp(t);
+    }
+    for (from, to) in [
+        ("description", "message"),
+        ("level", "log.level"),
+        ("appid", "service.name"),
+        ("useragent", "user_agent.original"),
+        ("source_ip", "source.ip"),
+        ("host_ip", "host.ip"),
+        ("hostname", "host.name"),
+        ("request_uri", "url.original"),
+        ("request_method", "http.request.method"),
+    ] {
+        if !event.contains(to)
+            && let Some(v) = event.remove(from)
+        {
+            let v = match (to, v) {
+                (k, Value::Str(s)) if k.ends_with(".ip") => match s.parse() {
+                    Ok(ip) => Value::Ip(ip),
+                    Err(_) => Value::Str(s),
+                },
+                (_, v) => v,
+            };
+            event.insert(to, v);
+        }
+    }
+}
+
+/// `(category, type, outcome)` of an OWASP logging-vocabulary event name.
+pub fn owasp_classification(name: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    Some(match name {
+        "authn_login_success" | "authn_login_successafterfail" => {
+            ("authentication", "start", "success")
+        }
+        "authn_login_fail" | "authn_login_fail_max" => ("authentication", "start", "failure"),
+        "authn_login_lock" => ("authentication", "info", "failure"),
+        "authn_password_change" => ("iam", "change", "success"),
+        "authn_password_change_fail" => ("iam", "change", "failure"),
+        "authn_impossible_travel" => ("authentication", "info", "unknown"),
+        "authn_token_created" => ("iam", "creation", "success"),
+        "authn_token_revoked" | "authn_token_delete" => ("iam", "deletion", "success"),
+        "authn_token_reuse" => ("authentication", "info", "failure"),
+        "authz_fail" => ("iam", "denied", "failure"),
+        "authz_change" => ("iam", "change", "success"),
+        "authz_admin" => ("iam", "admin", "success"),
+        "excess_rate_limit_exceeded" => ("intrusion_detection", "denied", "failure"),
+        "file_upload" | "upload_complete" | "upload_stored" => ("file", "creation", "success"),
+        "upload_validation" => ("file", "info", "unknown"),
+        "upload_delete" => ("file", "deletion", "success"),
+        "input_validation_fail" | "input_validation_discrete_fail" => {
+            ("intrusion_detection", "info", "failure")
+        }
+        "malicious_excess_404"
+        | "malicious_extraneous"
+        | "malicious_attack_tool"
+        | "malicious_cors"
+        | "malicious_direct_reference"
+        | "sequence_fail" => ("intrusion_detection", "indicator", "unknown"),
+        "privilege_permissions_changed" => ("iam", "change", "success"),
+        "sensitive_create" => ("database", "creation", "success"),
+        "sensitive_read" => ("database", "access", "success"),
+        "sensitive_update" => ("database", "change", "success"),
+        "sensitive_delete" => ("database", "deletion", "success"),
+        "session_created" => ("session", "start", "success"),
+        "session_renewed" => ("session", "info", "success"),
+        "session_expired" | "session_logout" => ("session", "end", "success"),
+        "session_use_after_expire" => ("session", "denied", "failure"),
+        "sys_startup" => ("process", "start", "success"),
+        "sys_shutdown" => ("process", "end", "success"),
+        "sys_restart" => ("process", "change", "success"),
+        "sys_crash" => ("process", "end", "failure"),
+        "sys_monitor_disabled" | "sys_monitor_enabled" => ("configuration", "change", "success"),
+        "user_created" => ("iam", "creation", "success"),
+        "user_updated" => ("iam", "change", "success"),
+        "user_archived" | "user_deleted" => ("iam", "deletion", "success"),
+        _ => return None,
+    })
+}
+
+fn classify_owasp(event: &mut Event) {
+    let Some(action) = event.get_str("event.action").map(str::to_owned) else {
+        return;
+    };
+    let (name, args) = match action.split_once(':') {
+        Some((n, a)) => (n, Some(a)),
+        None => (action.as_str(), None),
+    };
+    let Some((category, kind, outcome)) = owasp_classification(name) else {
+        return;
+    };
+    event.insert("event.action", name);
+    if let Some(args) = args {
+        event.insert("vigil.owasp.args", args);
+        let first = args.split(',').next().unwrap_or("").trim();
+        let subject = if name.starts_with("user_") || name == "privilege_permissions_changed" {
+            "user.target.name"
+        } else {
+            "user.name"
+        };
+        if !first.is_empty() && !event.contains(subject) {
+            event.insert(subject, first);
+        }
+    }
+    if !event.contains("event.category") {
+        event.insert("event.kind", "event");
+        event.insert("event.category", category);
+        event.insert("event.type", kind);
+    }
+    if !event.contains("event.outcome") && outcome != "unknown" {
+        event.insert("event.outcome", outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> ParseContext {
+        ParseContext::new(Timestamp::from_secs(0), "t")
+    }
+
+    #[test]
+    fn ecs_passes_through() {
+        let e = parse(r#"{"@timestamp":"2026-11-22T10:00:00Z","event":{"category":"network"},"source":{"ip":"10.0.0.1"}}"#, &ctx()).unwrap();
+        assert_eq!(e.get_str("event.category"), Some("network"));
+        assert!(matches!(e.get("source.ip"), Some(Value::Ip(_))));
+    }
+
+    #[test]
+    fn owasp_vocabulary() {
+        let e = parse(
+            r#"{"event.action":"authn_login_fail:alice","source.ip":"198.51.100.3"}"#,
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(e.get_str("event.action"), Some("authn_login_fail"));
+        assert_eq!(e.get_str("event.category"), Some("authentication"));
+        assert_eq!(e.get_str("event.outcome"), Some("failure"));
+        assert_eq!(e.get_str("user.name"), Some("alice"));
+        // OWASP's own example shape.
+        let e = parse(r#"{"datetime":"2026-11-22T01:01:01-0700","appid":"foobar.netportal_auth","event":"authz_fail:joebob1,resource","level":"CRITICAL","description":"User joebob1 attempted to access a resource without entitlement"}"#, &ctx()).unwrap();
+        assert_eq!(e.get_str("event.category"), Some("iam"));
+        assert_eq!(e.get_str("event.type"), Some("denied"));
+        assert_eq!(e.get_str("user.name"), Some("joebob1"));
+        assert_eq!(e.get_str("log.level"), Some("CRITICAL"));
+        assert_eq!(e.get_str("service.name"), Some("foobar.netportal_auth"));
+        assert_eq!(e.timestamp().to_rfc3339(), "2026-11-22T08:01:01Z");
+        let e = parse(
+            r#"{"event.action":"user_created:mallory","user.name":"admin"}"#,
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(e.get_str("user.target.name"), Some("mallory"));
+        assert_eq!(e.get_str("user.name"), Some("admin"));
+    }
+
+    #[test]
+    fn explicit_fields_win() {
+        let e = parse(r#"{"event.action":"authn_login_success","event.category":"web","event.outcome":"unknown"}"#, &ctx()).unwrap();
+        assert_eq!(e.get_str("event.category"), Some("web"));
+        assert_eq!(e.get_str("event.outcome"), Some("unknown"));
+    }
+}

@@ -1,0 +1,273 @@
+//! # vigil-parse: bytes in, ECS events out
+//!
+//! Pure functions, no I/O: every listener and `vigil import` hand a line (or datagram) and a
+//! [`ParseContext`] to [`parse_line`] and get an [`Event`] back. Parsing never fails: a line that
+//! does not parse in the requested format is kept whole, tagged `parse_error`, with the reason in
+//! `error.message`, so nothing is ever lost.
+//!
+//! * [`Format::Auto`] detects the format per line ([`detect`]): JSON object, CEF, RFC 5424 or
+//!   RFC 3164 syslog, combined/common access log, logfmt, else plain text;
+//! * syslog messages are then read by program: sshd, sudo, su, PAM, useradd and friends become
+//!   ECS authentication, session, process and IAM events ([`linux`]);
+//! * JSON keeps ECS fields as they are and maps OWASP logging-vocabulary `event.action`s to
+//!   `event.category`/`event.type`/`event.outcome` ([`json`]);
+//! * every event keeps the raw text in `event.original` unless the context says otherwise;
+//! * [`redact`] then masks secrets in every string field before the event goes anywhere.
+//!
+//! ```
+//! use vigil_event::Timestamp;
+//! use vigil_parse::{Format, ParseContext, parse_line};
+//!
+//! let ctx = ParseContext::new(Timestamp::parse("2026-11-22T10:00:00Z").unwrap(), "test");
+//! let e = parse_line(
+//!     b"<38>Nov 22 09:59:58 bastion sshd[4242]: Failed password for invalid user admin from 203.0.113.5 port 51234 ssh2",
+//!     Format::Auto,
+//!     &ctx,
+//! );
+//! assert_eq!(e.get_str("event.outcome"), Some("failure"));
+//! assert_eq!(e.get_str("user.name"), Some("admin"));
+//! assert_eq!(e.get("source.ip").unwrap().to_string(), "203.0.113.5");
+//! assert_eq!(e.get_str("host.name"), Some("bastion"));
+//! ```
+#![deny(missing_docs)]
+
+pub mod access;
+pub mod cef;
+pub mod json;
+pub mod linux;
+pub mod logfmt;
+pub mod redact;
+pub mod syslog;
+
+use std::str::FromStr;
+
+use vigil_event::{Event, Timestamp};
+
+/// The formats Vigil reads line by line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Detect per line.
+    Auto,
+    /// RFC 5424 or RFC 3164 syslog (with or without priority).
+    Syslog,
+    /// Apache/nginx combined or common access log.
+    Combined,
+    /// A JSON object per line.
+    Json,
+    /// ArcSight Common Event Format, alone or inside syslog.
+    Cef,
+    /// `key=value key2="value 2"`.
+    Logfmt,
+    /// Plain text: the line becomes `message`.
+    Raw,
+}
+
+impl Format {
+    /// The name used in `--format`, `?format=` and `vigil.parser`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Auto => "auto",
+            Format::Syslog => "syslog",
+            Format::Combined => "combined",
+            Format::Json => "json",
+            Format::Cef => "cef",
+            Format::Logfmt => "logfmt",
+            Format::Raw => "raw",
+        }
+    }
+
+    /// Every format, for help texts.
+    pub const ALL: [Format; 7] = [
+        Format::Auto,
+        Format::Syslog,
+        Format::Combined,
+        Format::Json,
+        Format::Cef,
+        Format::Logfmt,
+        Format::Raw,
+    ];
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Format, String> {
+        let lower = s.to_ascii_lowercase();
+        Ok(match lower.as_str() {
+            "auto" | "" => Format::Auto,
+            "syslog" | "rfc3164" | "rfc5424" => Format::Syslog,
+            "combined" | "common" | "access" | "access_combined" | "apache" | "nginx" => {
+                Format::Combined
+            }
+            "json" | "ndjson" | "ecs" => Format::Json,
+            "cef" => Format::Cef,
+            "logfmt" | "kv" => Format::Logfmt,
+            "raw" | "text" | "plain" => Format::Raw,
+            _ => {
+                return Err(format!(
+                    "unknown format {s:?}; expected one of auto, syslog, combined, json, cef, logfmt, raw"
+                ));
+            }
+        })
+    }
+}
+
+/// What a parser needs to know besides the bytes.
+#[derive(Debug, Clone)]
+pub struct ParseContext {
+    /// When Vigil received the data (`vigil.received`; the event time when the line has none).
+    pub received: Timestamp,
+    /// Reference time for inferring the year of RFC 3164 timestamps: the latest time the line
+    /// can be from (the receive time for live data, the file's modification time for imports).
+    pub reference: Timestamp,
+    /// `vigil.source`: which listener, token or file.
+    pub source: String,
+    /// Keep the raw text in `event.original`.
+    pub keep_original: bool,
+    /// Address of the sender, when known (syslog over the network): fills `host.name` when the
+    /// message names no host, and `log.source.address`.
+    pub peer: Option<std::net::IpAddr>,
+}
+
+impl ParseContext {
+    /// A context with `received` as reference time, keeping originals.
+    pub fn new(received: Timestamp, source: impl Into<String>) -> ParseContext {
+        ParseContext {
+            received,
+            reference: received,
+            source: source.into(),
+            keep_original: true,
+            peer: None,
+        }
+    }
+}
+
+/// Guesses the format of one line.
+pub fn detect(line: &str) -> Format {
+    let t = line.trim_start();
+    if t.starts_with('{') {
+        return Format::Json;
+    }
+    if t.starts_with("CEF:") || (t.starts_with('<') && t.contains("CEF:")) {
+        return Format::Cef;
+    }
+    if t.starts_with('<')
+        || syslog::looks_like_bsd_timestamp(t)
+        || syslog::looks_like_rfc3339_syslog(t)
+    {
+        return Format::Syslog;
+    }
+    if access::looks_like_access_log(t) {
+        return Format::Combined;
+    }
+    if logfmt::looks_like_logfmt(t) {
+        return Format::Logfmt;
+    }
+    Format::Raw
+}
+
+/// Parses one line (without its line terminator) into an event. Never fails: unparseable input
+/// becomes an event tagged `parse_error` holding the raw text.
+pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.trim_end_matches(['\r', '\n', '\0']);
+    let format = if format == Format::Auto {
+        detect(line)
+    } else {
+        format
+    };
+    let parsed = match format {
+        Format::Auto | Format::Raw => Ok(raw_event(line, ctx)),
+        Format::Syslog => syslog::parse(line, ctx),
+        Format::Combined => access::parse(line, ctx),
+        Format::Json => json::parse(line, ctx),
+        Format::Cef => cef::parse(line, ctx),
+        Format::Logfmt => logfmt::parse(line, ctx),
+    };
+    let mut event = match parsed {
+        Ok(event) => event,
+        Err(reason) => parse_error_event(line, format, &reason, ctx),
+    };
+    finish(&mut event, line, format, ctx);
+    event
+}
+
+/// Adds what every event carries: `vigil.source`, `vigil.received`, `vigil.parser`,
+/// `event.original`.
+fn finish(event: &mut Event, line: &str, format: Format, ctx: &ParseContext) {
+    event.insert("vigil.source", ctx.source.as_str());
+    event.insert("vigil.received", ctx.received.to_rfc3339());
+    if !event.contains("vigil.parser") {
+        event.insert("vigil.parser", format.name());
+    }
+    if ctx.keep_original && !event.contains("event.original") {
+        event.insert("event.original", line);
+    }
+    if let Some(peer) = ctx.peer {
+        event.insert("log.source.address", peer.to_string());
+    }
+}
+
+/// Plain text: the line is the message.
+pub fn raw_event(line: &str, ctx: &ParseContext) -> Event {
+    let mut event = Event::new(ctx.received);
+    event.insert("message", line);
+    event
+}
+
+/// The event for a line that did not parse as `format`.
+pub fn parse_error_event(line: &str, format: Format, reason: &str, ctx: &ParseContext) -> Event {
+    let mut event = Event::new(ctx.received);
+    event.insert("message", line);
+    event.insert("event.original", line);
+    event.insert("error.message", format!("not {}: {reason}", format.name()));
+    event.add_tag("parse_error");
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection() {
+        assert_eq!(detect(r#"{"a":1}"#), Format::Json);
+        assert_eq!(detect("<13>Nov 22 10:00:00 host app: hi"), Format::Syslog);
+        assert_eq!(detect("Nov 22 10:00:00 host app: hi"), Format::Syslog);
+        assert_eq!(
+            detect("<165>1 2026-11-22T10:00:00Z host app 1 ID47 - hi"),
+            Format::Syslog
+        );
+        assert_eq!(
+            detect(
+                r#"203.0.113.5 - - [22/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 12 "-" "curl/8""#
+            ),
+            Format::Combined
+        );
+        assert_eq!(
+            detect("CEF:0|Vendor|Product|1.0|100|Name|5|src=10.0.0.1"),
+            Format::Cef
+        );
+        assert_eq!(
+            detect(r#"level=info msg="user logged in" user=alice"#),
+            Format::Logfmt
+        );
+        assert_eq!(detect("just some words"), Format::Raw);
+    }
+
+    #[test]
+    fn bad_json_is_kept_as_parse_error() {
+        let ctx = ParseContext::new(Timestamp::from_secs(100), "t");
+        let e = parse_line(b"{not json", Format::Auto, &ctx);
+        assert!(e.get("tags").unwrap().to_string().contains("parse_error"));
+        assert_eq!(e.get_str("event.original"), Some("{not json"));
+        assert_eq!(e.get_str("vigil.source"), Some("t"));
+    }
+
+    #[test]
+    fn format_names_parse() {
+        for f in Format::ALL {
+            assert_eq!(f.name().parse::<Format>().unwrap(), f);
+        }
+        assert!("yaml".parse::<Format>().is_err());
+    }
+}

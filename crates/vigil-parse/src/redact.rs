@@ -1,0 +1,448 @@
+//! Secret masking, applied to every string of an event before it reaches the ledger (which is
+//! forever). A secret is replaced by a typed marker, `[REDACTED:<kind>]`, so analysts still see
+//! that something was there and what it was.
+//!
+//! Kinds: `password` (key=value, JSON, form bodies, URL query strings and `user:pass@` in URLs,
+//! and any field named like a password), `authorization` (HTTP `Authorization` headers),
+//! `bearer` (bearer tokens), `jwt`, `aws_key` (access key ids), `aws_secret`, `private_key`
+//! (PEM private key blocks), `card` (13–19 digit numbers with optional spaces or dashes that
+//! start like a payment card and pass the Luhn check), plus any configured extra patterns.
+//!
+//! One `RegexSet` pass tells which patterns occur in a string; only those run.
+
+use std::sync::LazyLock;
+
+use regex::{Regex, RegexSet};
+use vigil_event::{Event, Value};
+
+/// Field names (last dotted component, lower case) whose whole value is a secret.
+const SECRET_FIELD_NAMES: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "passphrase",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "private_key",
+    "authorization",
+    "credentials",
+    "session_token",
+    "x-api-key",
+];
+
+struct Pattern {
+    kind: &'static str,
+    regex: Regex,
+    /// The replacement; `$pre` keeps the captured prefix (key names, separators).
+    replacement: &'static str,
+}
+
+const PASSWORD_KEYS: &str = r"password|passwd|pwd|pass|passphrase|secret|token|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|private[_-]?key";
+
+static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
+    let p = |kind, re: &str, replacement| Pattern {
+        kind,
+        regex: Regex::new(re).expect("static pattern"),
+        replacement,
+    };
+    vec![
+        p(
+            "private_key",
+            r"(?s)-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|$)",
+            "[REDACTED:private_key]",
+        ),
+        p(
+            "jwt",
+            r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+            "[REDACTED:jwt]",
+        ),
+        p(
+            "authorization",
+            r#"(?i)(?P<pre>\bauthorization"?\s*[:=]\s*"?)(?:(?:basic|bearer|digest|negotiate|ntlm|token|splunk|apikey|aws4-hmac-sha256)\s+)?[^\s",;]+(?:,\s*[A-Za-z]+=[^\s",;]+)*"#,
+            "${pre}[REDACTED:authorization]",
+        ),
+        p(
+            "bearer",
+            r"(?i)(?P<pre>\bbearer\s+)[A-Za-z0-9._~+/-]{6,}=*",
+            "${pre}[REDACTED:bearer]",
+        ),
+        p(
+            "aws_secret",
+            r#"(?i)(?P<pre>aws_?secret_?access_?key"?\s*[=:]\s*"?)[A-Za-z0-9/+=]{40}"#,
+            "${pre}[REDACTED:aws_secret]",
+        ),
+        p(
+            "aws_key",
+            r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z0-9]{16}\b",
+            "[REDACTED:aws_key]",
+        ),
+        p(
+            "password",
+            &format!(r#"(?i)(?P<pre>"(?:{PASSWORD_KEYS})"\s*:\s*)"(?:[^"\\]|\\.)*""#),
+            "${pre}\"[REDACTED:password]\"",
+        ),
+        p(
+            "password",
+            &format!(
+                r#"(?i)(?P<pre>(?:^|[\s?&;,{{(\[])["']?(?:{PASSWORD_KEYS})["']?\s*[=:]\s*)(?:"[^"]*"|'[^']*'|[^\s&;,"'}})\]]+)"#
+            ),
+            "${pre}[REDACTED:password]",
+        ),
+        p(
+            "password",
+            r"(?i)(?P<pre>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@",
+            "${pre}[REDACTED:password]@",
+        ),
+    ]
+});
+
+static PATTERN_SET: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new(PATTERNS.iter().map(|p| p.regex.as_str())).expect("static patterns")
+});
+
+static CARD_CANDIDATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b[2-6]\d(?:[ -]?\d){11,17}\b").expect("static pattern"));
+
+/// Counts of replacements by kind.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Redactions {
+    /// `(kind, count)` pairs.
+    pub by_kind: Vec<(String, u64)>,
+}
+
+impl Redactions {
+    fn add(&mut self, kind: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        match self.by_kind.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, c)) => *c += n,
+            None => self.by_kind.push((kind.to_owned(), n)),
+        }
+    }
+
+    /// Total replacements.
+    pub fn total(&self) -> u64 {
+        self.by_kind.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Masks secrets. Built once; shared by every listener.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    extra: Vec<(String, Regex)>,
+    disabled: bool,
+}
+
+impl Redactor {
+    /// The built-in patterns plus `extra` `(kind, regex)` pairs from the configuration.
+    pub fn new(extra: &[(String, String)]) -> Result<Redactor, String> {
+        let extra = extra
+            .iter()
+            .map(|(kind, re)| {
+                Regex::new(re)
+                    .map(|r| (kind.clone(), r))
+                    .map_err(|e| format!("redaction pattern {kind:?}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Redactor {
+            extra,
+            disabled: false,
+        })
+    }
+
+    /// A redactor that changes nothing (only when explicitly configured off).
+    pub fn disabled() -> Redactor {
+        Redactor {
+            extra: Vec::new(),
+            disabled: true,
+        }
+    }
+
+    /// Masks secrets in every string of the event, in place.
+    pub fn redact_event(&self, event: &mut Event) -> Redactions {
+        let mut counts = Redactions::default();
+        if self.disabled {
+            return counts;
+        }
+        let keys: Vec<String> = event.fields().map(|(k, _)| k.to_owned()).collect();
+        for key in keys {
+            let secret_name = is_secret_field(&key);
+            if let Some(value) = event.get_mut(&key) {
+                self.redact_value(value, secret_name, &mut counts);
+            }
+        }
+        counts
+    }
+
+    fn redact_value(&self, value: &mut Value, secret_name: bool, counts: &mut Redactions) {
+        match value {
+            Value::Str(s) => {
+                if secret_name && !s.is_empty() && !s.starts_with("[REDACTED:") {
+                    *s = "[REDACTED:password]".to_owned();
+                    counts.add("password", 1);
+                } else if let Some(clean) = self.redact_str(s, counts) {
+                    *s = clean;
+                }
+            }
+            Value::List(items) => {
+                for item in items {
+                    self.redact_value(item, secret_name, counts);
+                }
+            }
+            Value::Map(map) => {
+                for (k, v) in map.iter_mut() {
+                    self.redact_value(v, secret_name || is_secret_field(k), counts);
+                }
+            }
+            Value::Int(_) | Value::Float(_) if secret_name => {
+                *value = Value::Str("[REDACTED:password]".to_owned());
+                counts.add("password", 1);
+            }
+            _ => {}
+        }
+    }
+
+    /// The string with secrets masked, or `None` when there was nothing to mask.
+    pub fn redact_str(&self, s: &str, counts: &mut Redactions) -> Option<String> {
+        if s.len() < 5 {
+            return None;
+        }
+        let mut out: Option<String> = None;
+        let hits = PATTERN_SET.matches(s);
+        if hits.matched_any() {
+            for idx in hits.iter() {
+                let pattern = &PATTERNS[idx];
+                let current = out.as_deref().unwrap_or(s);
+                let n = pattern
+                    .regex
+                    .find_iter(current)
+                    .filter(|m| !m.as_str().contains("[REDACTED:"))
+                    .count() as u64;
+                if n == 0 {
+                    continue;
+                }
+                let replaced = pattern
+                    .regex
+                    .replace_all(current, pattern.replacement)
+                    .into_owned();
+                counts.add(pattern.kind, n);
+                out = Some(replaced);
+            }
+        }
+        if has_long_digit_run(out.as_deref().unwrap_or(s)) {
+            let current = out.as_deref().unwrap_or(s);
+            let mut n = 0;
+            let replaced = CARD_CANDIDATE.replace_all(current, |c: &regex::Captures| {
+                let m = &c[0];
+                if luhn_card(m) {
+                    n += 1;
+                    "[REDACTED:card]".to_owned()
+                } else {
+                    m.to_owned()
+                }
+            });
+            if n > 0 {
+                counts.add("card", n);
+                out = Some(replaced.into_owned());
+            }
+        }
+        for (kind, regex) in &self.extra {
+            let current = out.as_deref().unwrap_or(s);
+            let n = regex.find_iter(current).count() as u64;
+            if n > 0 {
+                let marker = format!("[REDACTED:{kind}]");
+                out = Some(regex.replace_all(current, marker.as_str()).into_owned());
+                counts.add(kind, n);
+            }
+        }
+        out
+    }
+}
+
+fn is_secret_field(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    SECRET_FIELD_NAMES
+        .iter()
+        .any(|name| last.eq_ignore_ascii_case(name))
+}
+
+/// Whether the text has 13 or more digits close together (cheap gate for the card regex).
+fn has_long_digit_run(s: &str) -> bool {
+    let mut run = 0;
+    for b in s.bytes() {
+        if b.is_ascii_digit() {
+            run += 1;
+            if run >= 13 {
+                return true;
+            }
+        } else if b != b' ' && b != b'-' {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// 13–19 digits passing the Luhn check.
+fn luhn_card(candidate: &str) -> bool {
+    let digits: Vec<u32> = candidate.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(13..=19).contains(&digits.len()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let dd = d * 2;
+                if dd > 9 { dd - 9 } else { dd }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_event::Timestamp;
+
+    fn clean(s: &str) -> String {
+        let mut c = Redactions::default();
+        Redactor::default()
+            .redact_str(s, &mut c)
+            .unwrap_or_else(|| s.to_owned())
+    }
+
+    #[test]
+    fn passwords_in_all_their_shapes() {
+        assert_eq!(
+            clean("login user=bob password=hunter2 ok"),
+            "login user=bob password=[REDACTED:password] ok"
+        );
+        assert_eq!(
+            clean("POST /login?user=bob&pwd=hunter2&x=1"),
+            "POST /login?user=bob&pwd=[REDACTED:password]&x=1"
+        );
+        assert_eq!(
+            clean(r#"{"user":"bob","password":"hun\"ter2"}"#),
+            r#"{"user":"bob","password":"[REDACTED:password]"}"#
+        );
+        assert_eq!(
+            clean("body: username=bob&passwd=s3cr3t"),
+            "body: username=bob&passwd=[REDACTED:password]"
+        );
+        assert_eq!(
+            clean("fetch https://bob:hunter2@example.com/x"),
+            "fetch https://bob:[REDACTED:password]@example.com/x"
+        );
+        assert_eq!(
+            clean("api_key: abcdef123456"),
+            "api_key: [REDACTED:password]"
+        );
+    }
+
+    #[test]
+    fn tokens_and_keys() {
+        assert_eq!(
+            clean("Authorization: Basic dXNlcjpwYXNz"),
+            "Authorization: [REDACTED:authorization]"
+        );
+        assert_eq!(
+            clean("sent Bearer abcdefghijklmnop123 to api"),
+            "sent Bearer [REDACTED:bearer] to api"
+        );
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        assert_eq!(clean(&format!("cookie={jwt};")), "cookie=[REDACTED:jwt];");
+        assert_eq!(
+            clean("key AKIAIOSFODNN7EXAMPLE used"),
+            "key [REDACTED:aws_key] used"
+        );
+        assert_eq!(
+            clean("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            "aws_secret_access_key = [REDACTED:aws_secret]"
+        );
+        let pem =
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";
+        assert_eq!(
+            clean(&format!("leak: {pem} end")),
+            "leak: [REDACTED:private_key] end"
+        );
+        assert_eq!(
+            clean("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk"),
+            "[REDACTED:private_key]"
+        );
+    }
+
+    #[test]
+    fn cards_only_when_luhn_valid() {
+        assert_eq!(
+            clean("card 4111 1111 1111 1111 charged"),
+            "card [REDACTED:card] charged"
+        );
+        assert_eq!(clean("card 5500-0000-0000-0004."), "card [REDACTED:card].");
+        assert_eq!(clean("pan=4012888888881881"), "pan=[REDACTED:card]");
+        // Fails Luhn, or is a timestamp in milliseconds: left alone.
+        assert_eq!(
+            clean("card 4111 1111 1111 1112"),
+            "card 4111 1111 1111 1112"
+        );
+        assert_eq!(clean("ts 1732268000123 ms"), "ts 1732268000123 ms");
+    }
+
+    #[test]
+    fn nothing_to_do_is_cheap_and_unchanged() {
+        let mut c = Redactions::default();
+        assert_eq!(
+            Redactor::default().redact_str(
+                "Failed password for root from 203.0.113.5 port 22 ssh2",
+                &mut c
+            ),
+            None
+        );
+        assert_eq!(c.total(), 0);
+    }
+
+    #[test]
+    fn events_by_field_name_and_value() {
+        let mut e = Event::new(Timestamp::from_secs(0));
+        e.insert("user.password", "hunter2");
+        e.insert("http.request.headers.authorization", "Bearer abc.def.ghi");
+        e.insert("message", "user=bob password=hunter2");
+        e.insert("pin", 1234i64);
+        let counts = Redactor::default().redact_event(&mut e);
+        assert_eq!(e.get_str("user.password"), Some("[REDACTED:password]"));
+        assert_eq!(
+            e.get_str("http.request.headers.authorization"),
+            Some("[REDACTED:password]")
+        );
+        assert_eq!(
+            e.get_str("message"),
+            Some("user=bob password=[REDACTED:password]")
+        );
+        assert_eq!(counts.total(), 3);
+        let again = Redactor::default().redact_event(&mut e);
+        assert_eq!(again.total(), 0, "redaction is idempotent");
+    }
+
+    #[test]
+    fn extra_patterns() {
+        let r = Redactor::new(&[("employee_id".into(), r"EMP-\d{6}".into())]).unwrap();
+        let mut c = Redactions::default();
+        assert_eq!(
+            r.redact_str("by EMP-123456 today", &mut c).unwrap(),
+            "by [REDACTED:employee_id] today"
+        );
+        assert!(Redactor::new(&[("bad".into(), "(".into())]).is_err());
+    }
+}
