@@ -8,8 +8,60 @@ use vigil_event::{Event, Timestamp, Value};
 
 use crate::ParseContext;
 
+/// Whether a line looks like an Apache error log line: `[Sun Dec 04 04:47:44 2005] [level] …`.
+pub fn looks_like_error_log(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 27
+        && b[0] == b'['
+        && b[4] == b' '
+        && b[8] == b' '
+        && line[1..].find(']').is_some_and(|i| i >= 23)
+}
+
+/// Parses an Apache error log line (`[Sun Dec 04 04:47:44 2005] [error] [client 1.2.3.4] msg`,
+/// or the 2.4 form with microseconds and `[module:level] [pid N]`).
+pub fn parse_error_log(line: &str, ctx: &ParseContext) -> Result<Event, String> {
+    let close = line.find(']').ok_or("missing ]")?;
+    let time = &line[1..close];
+    // The weekday is redundant; skip it rather than reject a line whose weekday is off.
+    let without_weekday = time.get(4..).unwrap_or("");
+    let parsed = chrono::NaiveDateTime::parse_from_str(without_weekday, "%b %d %H:%M:%S%.f %Y")
+        .map_err(|_| format!("bad time {time:?}"))?;
+    let mut e = Event::new(Timestamp::from_datetime(parsed.and_utc()));
+    let mut rest = line[close + 1..].trim_start();
+    while let Some(inner) = rest.strip_prefix('[') {
+        let Some(end) = inner.find(']') else { break };
+        let tag = &inner[..end];
+        if let Some(client) = tag.strip_prefix("client ") {
+            let addr = client
+                .rsplit_once(':')
+                .filter(|(h, _)| h.parse::<IpAddr>().is_ok())
+                .map_or(client, |(h, _)| h);
+            if let Ok(ip) = addr.parse::<IpAddr>() {
+                e.insert("source.ip", Value::Ip(ip));
+            }
+        } else if let Some(pid) = tag.strip_prefix("pid ") {
+            if let Ok(p) = pid.split(':').next().unwrap_or("").parse::<i64>() {
+                e.insert("process.pid", p);
+            }
+        } else if !e.contains("log.level") {
+            e.insert("log.level", tag.rsplit(':').next().unwrap_or(tag));
+        }
+        rest = inner[end + 1..].trim_start();
+    }
+    e.insert("message", rest);
+    e.insert("event.kind", "event");
+    e.insert("event.category", "web");
+    e.insert("event.type", "error");
+    e.insert("vigil.sourcetype", "apache_error");
+    e.insert("vigil.parser", "apache_error");
+    let _ = ctx;
+    Ok(e)
+}
+
 /// Cheap check used by format detection.
 pub fn looks_like_access_log(line: &str) -> bool {
+    let line = line.strip_prefix('"').unwrap_or(line);
     let Some(open) = line.find(" [") else {
         return false;
     };
@@ -82,6 +134,11 @@ impl<'a> Cursor<'a> {
 
 /// Parses one access log line.
 pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
+    // Some exports wrap every line in one more pair of double quotes.
+    let line = match line.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        Some(inner) if inner.contains(" [") => inner,
+        _ => line,
+    };
     let mut c = Cursor { s: line, pos: 0 };
     let host = c.token().ok_or("empty line")?;
     let _ident = c.token().ok_or("missing ident field")?;
@@ -208,6 +265,25 @@ mod tests {
         );
         assert_eq!(e.get_str("vigil.sourcetype"), Some("access_combined"));
         assert_eq!(e.get_str("event.outcome"), Some("failure"));
+    }
+
+    #[test]
+    fn error_log() {
+        let e = parse_error_log(
+            "[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6",
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(e.timestamp().to_rfc3339(), "2005-12-04T04:47:44Z");
+        assert_eq!(e.get_str("log.level"), Some("error"));
+        assert_eq!(
+            e.get_str("message"),
+            Some("mod_jk child workerEnv in error state 6")
+        );
+        let e = parse_error_log("[Wed Oct 11 14:32:52.123456 2026] [core:error] [pid 35708:tid 4328636416] [client 72.15.99.187:5555] File does not exist: /x", &ctx()).unwrap();
+        assert_eq!(e.get("source.ip").unwrap().to_string(), "72.15.99.187");
+        assert_eq!(e.get("process.pid").and_then(Value::as_i64), Some(35708));
+        assert_eq!(e.get_str("log.level"), Some("error"));
     }
 
     #[test]

@@ -11,11 +11,81 @@ use crate::ParseContext;
 
 /// Parses one JSON object.
 pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
+    let has_timestamp = line.contains("\"@timestamp\"");
     let mut event = Event::from_json(line, ctx.received).map_err(|e| e.to_string())?;
+    if !has_timestamp {
+        vendor_timestamp(&mut event);
+    }
+    zeek_and_suricata(&mut event);
     owasp_shape(&mut event);
     classify_owasp(&mut event);
     event.insert("vigil.parser", "json");
     Ok(event)
+}
+
+/// Zeek (`ts`) and Suricata (`timestamp`) times, RFC 3339 or epoch seconds.
+fn vendor_timestamp(event: &mut Event) {
+    for key in ["timestamp", "ts"] {
+        let t = match event.get(key) {
+            Some(Value::Str(s)) => Timestamp::parse(s).ok(),
+            Some(Value::Float(f)) => Timestamp::from_epoch_number(*f).ok(),
+            Some(Value::Int(i)) => Some(Timestamp::from_epoch_int(*i)),
+            _ => None,
+        };
+        if let Some(t) = t {
+            event.set_timestamp(t);
+            return;
+        }
+    }
+}
+
+fn copy_typed(event: &mut Event, from: &str, to: &str) {
+    if event.contains(to) {
+        return;
+    }
+    match event.get(from).cloned() {
+        Some(Value::Str(s)) if to.ends_with(".ip") => {
+            if let Ok(ip) = s.parse() {
+                event.insert(to, Value::Ip(ip));
+            }
+        }
+        Some(v) => event.insert(to, v),
+        None => {}
+    }
+}
+
+/// Zeek (`id.orig_h`, `_path`) and Suricata EVE (`src_ip`, `event_type`, `alert.*`) → ECS.
+fn zeek_and_suricata(event: &mut Event) {
+    if event.contains("id.orig_h") {
+        copy_typed(event, "id.orig_h", "source.ip");
+        copy_typed(event, "id.orig_p", "source.port");
+        copy_typed(event, "id.resp_h", "destination.ip");
+        copy_typed(event, "id.resp_p", "destination.port");
+        if let Some(path) = event.get_str("_path").map(str::to_owned) {
+            event.insert("event.dataset", format!("zeek.{path}"));
+        }
+        event.insert("observer.product", "zeek");
+    }
+    if event.contains("event_type") && (event.contains("src_ip") || event.contains("flow_id")) {
+        copy_typed(event, "src_ip", "source.ip");
+        copy_typed(event, "src_port", "source.port");
+        copy_typed(event, "dest_ip", "destination.ip");
+        copy_typed(event, "dest_port", "destination.port");
+        copy_typed(event, "proto", "network.transport");
+        if let Some(kind) = event.get_str("event_type").map(str::to_owned) {
+            event.insert("event.dataset", format!("suricata.{kind}"));
+            if kind == "alert" {
+                event.insert("event.kind", "alert");
+                event.insert("event.category", "intrusion_detection");
+            }
+        }
+        copy_typed(event, "alert.signature", "rule.name");
+        copy_typed(event, "alert.signature_id", "rule.id");
+        copy_typed(event, "alert.category", "rule.category");
+        copy_typed(event, "alert.severity", "event.severity");
+        copy_typed(event, "alert.action", "event.action");
+        event.insert("observer.product", "suricata");
+    }
 }
 
 /// OWASP's example log shape → ECS names.
@@ -184,6 +254,20 @@ mod tests {
         .unwrap();
         assert_eq!(e.get_str("user.target.name"), Some("mallory"));
         assert_eq!(e.get_str("user.name"), Some("admin"));
+    }
+
+    #[test]
+    fn zeek_and_suricata_json() {
+        let e = parse(r#"{"_path":"ssh","ts":"2018-03-24T17:16:39.739898Z","id.orig_h":"10.0.0.227","id.orig_p":59849,"id.resp_h":"10.47.8.50","id.resp_p":22,"auth_success":true}"#, &ctx()).unwrap();
+        assert_eq!(e.timestamp().to_rfc3339(), "2018-03-24T17:16:39.739898Z");
+        assert_eq!(e.get("source.ip").unwrap().to_string(), "10.0.0.227");
+        assert_eq!(e.get("destination.port").and_then(Value::as_i64), Some(22));
+        assert_eq!(e.get_str("event.dataset"), Some("zeek.ssh"));
+        let e = parse(r#"{"timestamp":"2019-01-02T03:50:11.315110","event_type":"alert","src_ip":"8.42.77.171","src_port":49678,"dest_ip":"138.68.3.71","dest_port":22,"proto":"TCP","alert":{"signature_id":2001219,"signature":"ET SCAN Potential SSH Scan","severity":2}}"#, &ctx()).unwrap();
+        assert_eq!(e.timestamp().to_rfc3339(), "2019-01-02T03:50:11.315110Z");
+        assert_eq!(e.get("source.ip").unwrap().to_string(), "8.42.77.171");
+        assert_eq!(e.get_str("rule.name"), Some("ET SCAN Potential SSH Scan"));
+        assert_eq!(e.get_str("event.kind"), Some("alert"));
     }
 
     #[test]

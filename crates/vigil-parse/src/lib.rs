@@ -33,6 +33,7 @@
 
 pub mod access;
 pub mod cef;
+pub mod evtx;
 pub mod json;
 pub mod linux;
 pub mod logfmt;
@@ -58,6 +59,8 @@ pub enum Format {
     Cef,
     /// `key=value key2="value 2"`.
     Logfmt,
+    /// Apache error log (`[Sun Dec 04 04:47:44 2005] [error] …`).
+    ApacheError,
     /// Plain text: the line becomes `message`.
     Raw,
 }
@@ -72,18 +75,20 @@ impl Format {
             Format::Json => "json",
             Format::Cef => "cef",
             Format::Logfmt => "logfmt",
+            Format::ApacheError => "apache_error",
             Format::Raw => "raw",
         }
     }
 
     /// Every format, for help texts.
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::Auto,
         Format::Syslog,
         Format::Combined,
         Format::Json,
         Format::Cef,
         Format::Logfmt,
+        Format::ApacheError,
         Format::Raw,
     ];
 }
@@ -101,10 +106,11 @@ impl FromStr for Format {
             "json" | "ndjson" | "ecs" => Format::Json,
             "cef" => Format::Cef,
             "logfmt" | "kv" => Format::Logfmt,
+            "apache_error" | "error_log" => Format::ApacheError,
             "raw" | "text" | "plain" => Format::Raw,
             _ => {
                 return Err(format!(
-                    "unknown format {s:?}; expected one of auto, syslog, combined, json, cef, logfmt, raw"
+                    "unknown format {s:?}; expected one of auto, syslog, combined, json, cef, logfmt, apache_error, raw"
                 ));
             }
         })
@@ -159,6 +165,9 @@ pub fn detect(line: &str) -> Format {
     if access::looks_like_access_log(t) {
         return Format::Combined;
     }
+    if access::looks_like_error_log(t) {
+        return Format::ApacheError;
+    }
     if logfmt::looks_like_logfmt(t) {
         return Format::Logfmt;
     }
@@ -182,6 +191,7 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
         Format::Json => json::parse(line, ctx),
         Format::Cef => cef::parse(line, ctx),
         Format::Logfmt => logfmt::parse(line, ctx),
+        Format::ApacheError => access::parse_error_log(line, ctx),
     };
     let mut event = match parsed {
         Ok(event) => event,

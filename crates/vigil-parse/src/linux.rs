@@ -65,6 +65,20 @@ pub fn enrich(event: &mut Event, program: &str, message: &str) {
         _ => false,
     };
     let matched = matched || pam(event, program, message);
+    // Older PAM logs as "sshd(pam_unix)[pid]: authentication failure; …".
+    let matched = matched
+        || program.strip_suffix("(pam_unix)").is_some_and(|service| {
+            let kind = if message.starts_with("session ") {
+                "session"
+            } else {
+                "auth"
+            };
+            pam(
+                event,
+                service,
+                &format!("pam_unix({service}:{kind}): {message}"),
+            )
+        });
     if matched && let Some(n) = repeated {
         event.insert("event.count", n);
     }
@@ -637,6 +651,20 @@ mod tests {
         assert_eq!(s(&e, "event.category"), Some("session"));
         assert_eq!(s(&e, "user.name"), Some("alice"));
         assert_eq!(s(&e, "user.target.name"), Some("root"));
+    }
+
+    #[test]
+    fn old_pam_program_form() {
+        let e = read(
+            "sshd(pam_unix)",
+            "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4 ",
+        );
+        assert_eq!(s(&e, "event.outcome"), Some("failure"));
+        assert_eq!(e.get("source.ip").unwrap().to_string(), "218.188.2.4");
+        let e = read("sshd(pam_unix)", "check pass; user unknown");
+        assert_eq!(s(&e, "event.category"), Some("authentication"));
+        let e = read("su(pam_unix)", "session opened for user news by (uid=0)");
+        assert_eq!(s(&e, "user.target.name"), Some("news"));
     }
 
     #[test]
