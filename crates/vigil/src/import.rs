@@ -1,7 +1,10 @@
-//! `vigil import`: files into the ledger, one event per line, with a progress bar.
+//! `vigil import`: files into the ledger, with a progress bar.
 //!
-//! A line that does not parse is reported (file and line number) and still stored, as an event
-//! tagged `parse_error` holding the raw text in `event.original`, so nothing is lost.
+//! Every line format of `vigil-parse` (detected per line, or forced with `--format`), JSON arrays,
+//! Windows `.evtx` files, and gzip- or zstd-compressed files (recognised by their magic bytes).
+//! Secrets are masked before anything is stored. A line that does not parse is reported (file
+//! and line number) and still stored, as an event tagged `parse_error` holding the raw text, so
+//! nothing is lost.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -12,6 +15,8 @@ use std::sync::mpsc;
 use anyhow::{Context, Result, bail};
 use vigil_event::{Event, Timestamp};
 use vigil_ledger::{Ledger, LedgerConfig, LedgerError};
+use vigil_parse::redact::Redactor;
+use vigil_parse::{Format, ParseContext, parse_line};
 
 use crate::DataDir;
 use crate::ledger_cmds::progress_bar;
@@ -20,20 +25,26 @@ use crate::ledger_cmds::progress_bar;
 const BATCH: usize = 4096;
 /// Batches in flight while the next is being parsed.
 const IN_FLIGHT: usize = 4;
-/// Raw text kept from a line too long to store whole.
-const MAX_ORIGINAL_BYTES: usize = 256 * 1024;
+/// Longest line kept whole; longer lines are cut here (and tagged `truncated`).
+const MAX_LINE_BYTES: usize = 256 * 1024;
+/// Parse errors printed one by one before only counting them.
+const MAX_REPORTED_ERRORS: u64 = 50;
 
 /// Arguments of `vigil import`.
 #[derive(clap::Args)]
 pub struct ImportArgs {
     #[command(flatten)]
     data: DataDir,
-    /// Input format: `json` is NDJSON, one event per line (`auto` means json for now).
-    #[arg(long, value_enum, default_value = "auto")]
-    format: ImportFormat,
+    /// Input format: auto (detect per line), syslog, combined, json, cef, logfmt, apache_error,
+    /// raw, or evtx. Compression (gzip, zstd) is detected whatever the format.
+    #[arg(long, default_value = "auto")]
+    format: String,
     /// Name recorded in `vigil.source` (default: import:<file name>).
     #[arg(long)]
     source: Option<String>,
+    /// Do not keep the raw text in `event.original`.
+    #[arg(long)]
+    no_original: bool,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -42,17 +53,13 @@ pub struct ImportArgs {
     files: Vec<PathBuf>,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
-enum ImportFormat {
-    Auto,
-    Json,
-}
-
+#[derive(Default)]
 struct Totals {
     events: u64,
     bad_lines: u64,
     first_seq: Option<u64>,
     last_seq: Option<u64>,
+    redacted: u64,
 }
 
 impl Totals {
@@ -65,9 +72,69 @@ impl Totals {
     }
 }
 
+/// Sends batches to the ledger, keeping a bounded number in flight.
+struct Sink<'a> {
+    ledger: &'a Ledger,
+    redactor: Redactor,
+    batch: Vec<Event>,
+    done_tx: mpsc::Sender<Result<std::ops::Range<u64>, LedgerError>>,
+    done_rx: mpsc::Receiver<Result<std::ops::Range<u64>, LedgerError>>,
+    in_flight: usize,
+    totals: Totals,
+}
+
+impl Sink<'_> {
+    fn push(&mut self, mut event: Event) -> Result<()> {
+        self.totals.redacted += self.redactor.redact_event(&mut event).total();
+        self.batch.push(event);
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let done = self.done_tx.clone();
+        self.ledger.append_with(&events, move |result| {
+            let _ = done.send(result);
+        });
+        self.in_flight += 1;
+        // Bounded memory: wait for a batch to be durable before reading more.
+        while self.in_flight >= IN_FLIGHT {
+            self.wait_one()?;
+        }
+        Ok(())
+    }
+
+    fn wait_one(&mut self) -> Result<()> {
+        let r = self.done_rx.recv().unwrap_or(Err(LedgerError::Closed));
+        self.in_flight -= 1;
+        self.totals.absorb(r)
+    }
+
+    fn finish(mut self) -> Result<Totals> {
+        self.flush()?;
+        while self.in_flight > 0 {
+            self.wait_one()?;
+        }
+        Ok(self.totals)
+    }
+}
+
 /// `vigil import`.
 pub fn run(args: ImportArgs) -> Result<ExitCode> {
-    let _ = args.format; // json is the only format so far; auto resolves to it.
+    let evtx_forced = args.format.eq_ignore_ascii_case("evtx");
+    let format: Format = if evtx_forced {
+        Format::Auto
+    } else {
+        args.format
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?
+    };
     for path in &args.files {
         if path != Path::new("-") && !path.is_file() {
             bail!("{}: no such file", path.display());
@@ -92,17 +159,20 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
         .sum();
     let bar = progress_bar(args.quiet, "importing");
     bar.set_length(total_bytes);
-    let mut totals = Totals {
-        events: 0,
-        bad_lines: 0,
-        first_seq: None,
-        last_seq: None,
+    let (done_tx, done_rx) = mpsc::channel();
+    let mut sink = Sink {
+        ledger: &ledger,
+        redactor: Redactor::default(),
+        batch: Vec::with_capacity(BATCH),
+        done_tx,
+        done_rx,
+        in_flight: 0,
+        totals: Totals::default(),
     };
-    let (done_tx, done_rx) = mpsc::channel::<Result<std::ops::Range<u64>, LedgerError>>();
-    let mut in_flight = 0usize;
     let received = Timestamp::now();
     for path in &args.files {
-        let name = if path == Path::new("-") {
+        let stdin = path == Path::new("-");
+        let name = if stdin {
             "stdin".to_string()
         } else {
             path.display().to_string()
@@ -114,119 +184,201 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
                     .map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned())
             )
         });
-        let input: Box<dyn Read> = if path == Path::new("-") {
+        // Syslog lines without a year belong to the year before the file was last written.
+        let reference = if stdin {
+            received
+        } else {
+            path.metadata()
+                .and_then(|m| m.modified())
+                .map(|t| Timestamp::from_datetime(t.into()))
+                .unwrap_or(received)
+        };
+        let ctx = ParseContext {
+            received,
+            reference,
+            source,
+            keep_original: !args.no_original,
+            peer: None,
+        };
+        let raw: Box<dyn Read> = if stdin {
             Box::new(io::stdin().lock())
         } else {
-            Box::new(File::open(path).with_context(|| format!("opening {name}"))?)
+            Box::new(bar.wrap_read(File::open(path).with_context(|| format!("opening {name}"))?))
         };
-        let mut reader = BufReader::with_capacity(1 << 20, input);
-        let mut line = Vec::new();
-        let mut line_no = 0u64;
-        let mut batch = Vec::with_capacity(BATCH);
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("reading {name}"))?;
-            if n == 0 {
-                break;
-            }
-            bar.inc(n as u64);
-            line_no += 1;
-            let text = String::from_utf8_lossy(&line);
-            let text = text.trim_end_matches(['\n', '\r']);
-            if text.trim().is_empty() {
-                continue;
-            }
-            let mut event = match parse_line(text, received) {
-                Ok(event) => event,
-                Err(message) => {
-                    totals.bad_lines += 1;
-                    bar.suspend(|| {
-                        eprintln!("{name}:{line_no}: {message} (stored with tag parse_error)")
-                    });
-                    parse_error_event(text, &message, line_no, received)
-                }
-            };
-            event.insert("vigil.source", source.as_str());
-            event.insert("vigil.received", received.to_rfc3339());
-            event.insert("log.file.path", name.as_str());
-            batch.push(event);
-            if batch.len() == BATCH {
-                send_batch(&ledger, &mut batch, &done_tx);
-                in_flight += 1;
-                // Bounded memory: wait for a batch to be durable before reading more.
-                while in_flight >= IN_FLIGHT {
-                    totals.absorb(done_rx.recv().unwrap_or(Err(LedgerError::Closed)))?;
-                    in_flight -= 1;
-                }
-            }
-        }
-        if !batch.is_empty() {
-            send_batch(&ledger, &mut batch, &done_tx);
-            in_flight += 1;
-        }
+        let mut reader = BufReader::with_capacity(1 << 20, raw);
+        let magic = reader
+            .fill_buf()
+            .with_context(|| format!("reading {name}"))?;
+        let input: Box<dyn BufRead> = if magic.starts_with(&[0x1f, 0x8b]) {
+            Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(reader)))
+        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Box::new(BufReader::new(
+                zstd::stream::read::Decoder::with_buffer(reader)
+                    .with_context(|| format!("{name}: zstd"))?,
+            ))
+        } else {
+            Box::new(reader)
+        };
+        import_one(input, &name, format, evtx_forced, &ctx, &mut sink, &bar)?;
     }
-    while in_flight > 0 {
-        totals.absorb(done_rx.recv().unwrap_or(Err(LedgerError::Closed)))?;
-        in_flight -= 1;
-    }
+    let totals = sink.finish()?;
     bar.finish_and_clear();
     ledger.close()?;
     let mut out = io::stdout().lock();
     match (totals.first_seq, totals.last_seq) {
-        (Some(first), Some(end)) => writeln!(
-            out,
-            "imported {} events (seq {}..{}){}",
-            totals.events,
-            first,
-            end,
+        (Some(first), Some(end)) => {
+            write!(
+                out,
+                "imported {} events (seq {first}..{end})",
+                totals.events
+            )?;
             if totals.bad_lines > 0 {
-                format!(
+                write!(
+                    out,
                     "; {} lines did not parse and were stored with tag parse_error",
                     totals.bad_lines
-                )
-            } else {
-                String::new()
+                )?;
             }
-        )?,
+            if totals.redacted > 0 {
+                write!(out, "; {} secrets masked", totals.redacted)?;
+            }
+            writeln!(out)?;
+        }
         _ => writeln!(out, "no events found")?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn send_batch(
-    ledger: &Ledger,
-    batch: &mut Vec<Event>,
-    done: &mpsc::Sender<Result<std::ops::Range<u64>, LedgerError>>,
-) {
-    let events = std::mem::replace(batch, Vec::with_capacity(BATCH));
-    let done = done.clone();
-    ledger.append_with(&events, move |result| {
-        let _ = done.send(result);
-    });
-}
-
-/// One NDJSON line to an event.
-fn parse_line(text: &str, received: Timestamp) -> Result<Event, String> {
-    Event::from_json(text, received).map_err(|e| e.to_string())
-}
-
-/// The event stored for a line that did not parse: its raw text and why.
-fn parse_error_event(text: &str, message: &str, line_no: u64, received: Timestamp) -> Event {
-    let mut event = Event::new(received);
-    let mut original = text;
-    if original.len() > MAX_ORIGINAL_BYTES {
-        let mut cut = MAX_ORIGINAL_BYTES;
-        while !original.is_char_boundary(cut) {
-            cut -= 1;
+fn import_one(
+    mut input: Box<dyn BufRead>,
+    name: &str,
+    format: Format,
+    evtx_forced: bool,
+    ctx: &ParseContext,
+    sink: &mut Sink<'_>,
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
+    let head = input
+        .fill_buf()
+        .with_context(|| format!("reading {name}"))?;
+    if evtx_forced || head.starts_with(b"ElfFile\0") {
+        let mut bytes = Vec::new();
+        input
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {name}"))?;
+        let records =
+            vigil_parse::evtx::parse_file(bytes).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        for (i, record) in records.into_iter().enumerate() {
+            let mut event = match record {
+                Ok(event) => event,
+                Err(e) => {
+                    report(
+                        sink,
+                        bar,
+                        name,
+                        i as u64 + 1,
+                        &format!("unreadable EVTX record: {e}"),
+                        "record",
+                    );
+                    let mut event = Event::new(ctx.received);
+                    event.insert("error.message", format!("unreadable EVTX record: {e}"));
+                    event.add_tag("parse_error");
+                    event
+                }
+            };
+            event.insert("vigil.source", ctx.source.as_str());
+            event.insert("vigil.received", ctx.received.to_rfc3339());
+            event.insert("log.file.path", name);
+            sink.push(event)?;
         }
-        original = &original[..cut];
-        event.add_tag("truncated");
+        return Ok(());
     }
-    event.insert("event.original", original);
-    event.insert("error.message", message);
-    event.insert("log.offset", line_no as i64);
-    event.add_tag("parse_error");
-    event
+    let first_char = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if first_char == Some(b'[') && matches!(format, Format::Auto | Format::Json) {
+        // A JSON array of events (Suricata samples, API exports).
+        let mut text = String::new();
+        input
+            .read_to_string(&mut text)
+            .with_context(|| format!("reading {name}"))?;
+        if let Ok(items) = serde_json::from_str::<Vec<serde_json::Value>>(&text) {
+            for (i, item) in items.iter().enumerate() {
+                let line = item.to_string();
+                let event = parse_line(line.as_bytes(), Format::Json, ctx);
+                push_line_event(sink, bar, name, i as u64 + 1, event)?;
+            }
+            return Ok(());
+        }
+        // Not a JSON array after all: fall back to lines.
+        for (i, line) in text.lines().enumerate() {
+            if !line.trim().is_empty() {
+                let event = parse_line(line.as_bytes(), format, ctx);
+                push_line_event(sink, bar, name, i as u64 + 1, event)?;
+            }
+        }
+        return Ok(());
+    }
+    let mut line = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        line.clear();
+        let n = (&mut input)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {name}"))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let truncated = !line.ends_with(b"\n") && line.len() > MAX_LINE_BYTES;
+        if truncated {
+            // Skip the rest of an overlong line; keep its first part.
+            let mut rest = Vec::new();
+            input.read_until(b'\n', &mut rest).ok();
+            line.truncate(MAX_LINE_BYTES);
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let mut event = parse_line(&line, format, ctx);
+        if truncated {
+            event.add_tag("truncated");
+        }
+        push_line_event(sink, bar, name, line_no, event)?;
+    }
+    Ok(())
+}
+
+fn push_line_event(
+    sink: &mut Sink<'_>,
+    bar: &indicatif::ProgressBar,
+    name: &str,
+    line_no: u64,
+    mut event: Event,
+) -> Result<()> {
+    if event
+        .get("tags")
+        .is_some_and(|t| t.to_string().contains("parse_error"))
+    {
+        let message = event.get_str("error.message").unwrap_or("").to_owned();
+        report(sink, bar, name, line_no, &message, "line");
+        event.insert("log.offset", line_no as i64);
+    }
+    event.insert("log.file.path", name);
+    sink.push(event)
+}
+
+fn report(
+    sink: &mut Sink<'_>,
+    bar: &indicatif::ProgressBar,
+    name: &str,
+    n: u64,
+    message: &str,
+    what: &str,
+) {
+    sink.totals.bad_lines += 1;
+    if sink.totals.bad_lines <= MAX_REPORTED_ERRORS {
+        bar.suspend(|| eprintln!("{name}:{n}: {message} (stored with tag parse_error)"));
+    } else if sink.totals.bad_lines == MAX_REPORTED_ERRORS + 1 {
+        bar.suspend(|| eprintln!("vigil: more {what}s did not parse; only counting from here on"));
+    }
 }

@@ -42,6 +42,10 @@ fn data_dir(dir: &Path) -> String {
 }
 
 fn import(dir: &Path, files: &[&PathBuf]) -> Output {
+    import_as(dir, "json", files)
+}
+
+fn import_as(dir: &Path, format: &str, files: &[&PathBuf]) -> Output {
     let data = data_dir(dir);
     let mut args = vec![
         "import",
@@ -49,7 +53,7 @@ fn import(dir: &Path, files: &[&PathBuf]) -> Output {
         "--data-dir",
         data.as_str(),
         "--format",
-        "json",
+        format,
     ];
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     args.extend(names.iter().map(String::as_str));
@@ -74,7 +78,7 @@ fn malformed_lines_are_reported_and_nothing_is_lost() {
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
-        err.contains(&format!("{}:11: invalid JSON", a.display())),
+        err.contains(&format!("{}:11: not json: invalid JSON", a.display())),
         "{err}"
     );
     assert!(err.contains(&format!("{}:2501:", a.display())), "{err}");
@@ -355,4 +359,129 @@ fn serve_creates_the_ledger_and_signs_on_shutdown() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("signing key"), "{err}");
     assert!(err.contains("shutting down"), "{err}");
+}
+
+/// Every byte under `dir`, with ledger blocks decompressed, so a secret cannot hide in zstd.
+pub fn all_bytes_of_data_dir(data: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stack = vec![data.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.extend(fs::read(&p).unwrap());
+            }
+        }
+    }
+    if let Ok(mut reader) = vigil_ledger::LedgerReader::open(data) {
+        let end = reader.end_seq();
+        reader
+            .for_each_raw(0..end, |_, bytes| {
+                out.extend_from_slice(bytes);
+                Ok(())
+            })
+            .unwrap();
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn import_reads_compressed_mixed_and_array_files_and_masks_secrets() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mixed = [
+        "<38>Nov 22 09:59:58 bastion sshd[4242]: Failed password for invalid user admin from 203.0.113.5 port 51234 ssh2",
+        r#"203.0.113.9 - - [22/Nov/2026:10:00:00 +0000] "GET /login?user=bob&password=Tr0ub4dor HTTP/1.1" 401 12 "-" "curl/8.5""#,
+        r#"{"event.action":"authn_login_fail:carol","source.ip":"198.51.100.7","card":"4111 1111 1111 1111"}"#,
+        "CEF:0|Acme|FW|1.0|100|Blocked|5|src=192.0.2.44 act=blocked",
+        r#"level=warn msg="token leak" Authorization="Bearer abcdefghijklmnopqrstuvwxyz""#,
+    ]
+    .join("\n");
+    let gz = dir.path().join("mixed.log.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(mixed.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    let zst = dir.path().join("mixed.log.zst");
+    fs::write(&zst, zstd::encode_all(mixed.as_bytes(), 3).unwrap()).unwrap();
+    let array = dir.path().join("alerts.json");
+    fs::write(&array, r#"[{"timestamp":"2019-01-02T03:50:11.315110","event_type":"alert","src_ip":"8.42.77.171","alert":{"signature":"ET SCAN Potential SSH Scan"}}, {"event_type":"alert","src_ip":"8.42.77.172"}]"#).unwrap();
+
+    let o = import_as(dir.path(), "auto", &[&gz, &zst, &array]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("imported 12 events"), "{}", stdout(&o));
+    assert!(!stderr(&o).contains("parse_error"), "{}", stderr(&o));
+
+    let data = dir.path().join("data");
+    let mut reader = vigil_ledger::LedgerReader::open(&data).unwrap();
+    let events: Vec<_> = (0..reader.end_seq())
+        .map(|s| reader.read_event(s).unwrap())
+        .collect();
+    let parsers: Vec<&str> = events
+        .iter()
+        .map(|e| e.get_str("vigil.parser").unwrap())
+        .collect();
+    assert_eq!(
+        &parsers[..5],
+        &["syslog", "combined", "json", "cef", "logfmt"]
+    );
+    assert_eq!(events[0].get_str("user.name"), Some("admin"));
+    assert_eq!(events[2].get_str("event.category"), Some("authentication"));
+    assert_eq!(
+        events[10].get_str("rule.name"),
+        Some("ET SCAN Potential SSH Scan")
+    );
+
+    let bytes = all_bytes_of_data_dir(&data);
+    for secret in [
+        "Tr0ub4dor",
+        "4111 1111 1111 1111",
+        "abcdefghijklmnopqrstuvwxyz",
+    ] {
+        assert!(
+            !contains(&bytes, secret),
+            "{secret} reached the data directory"
+        );
+    }
+    assert!(contains(&bytes, "[REDACTED:password]"));
+    assert!(contains(&bytes, "[REDACTED:card]"));
+}
+
+#[test]
+fn import_reads_evtx_from_the_corpus() {
+    let corpus = std::env::var_os("VIGIL_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
+    let sample = corpus.join("evtx-attack-samples/Credential Access");
+    let Some(file) = fs::read_dir(&sample).ok().and_then(|mut d| {
+        d.find_map(|e| {
+            let p = e.ok()?.path();
+            p.extension().is_some_and(|x| x == "evtx").then_some(p)
+        })
+    }) else {
+        assert!(
+            std::env::var("VIGIL_REQUIRE_CORPUS").as_deref() != Ok("1"),
+            "corpus missing"
+        );
+        eprintln!("SKIP: no EVTX samples at {}", sample.display());
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let o = import_as(dir.path(), "auto", &[&file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut reader = vigil_ledger::LedgerReader::open(&dir.path().join("data")).unwrap();
+    assert!(reader.end_seq() > 0);
+    let e = reader.read_event(0).unwrap();
+    assert!(e.contains("EventID") && e.contains("Channel"), "{e:?}");
+    assert_eq!(e.get_str("vigil.parser"), Some("evtx"));
 }
