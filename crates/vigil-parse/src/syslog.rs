@@ -43,9 +43,15 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
     let year = move |(month, day, hour, minute, second): syslog_loose::IncompleteDate| {
         infer_year(reference, month, day, hour, minute, second)
     };
-    let msg =
-        syslog_loose::parse_message_with_year_exact_tz(line, year, Some(Utc), Variant::Either)
-            .map_err(|e| e.to_string())?;
+    let msg = match syslog_loose::parse_message_with_year_exact_tz(
+        line,
+        year,
+        Some(Utc),
+        Variant::Either,
+    ) {
+        Ok(m) => m,
+        Err(e) => return parse_minimal(line, ctx).ok_or_else(|| e.to_string()),
+    };
     if msg.timestamp.is_none() && msg.facility.is_none() && msg.hostname.is_none() {
         return Err("no priority, timestamp or host".into());
     }
@@ -75,7 +81,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
     if msg.protocol == Protocol::RFC3164 {
         if program.is_none()
             && let Some(h) = hostname
-            && line.contains(&format!(" {h}: "))
+            && (line.contains(&format!(" {h}: ")) || line.contains(&format!(">{h}: ")))
         {
             program = Some(h);
             hostname = None;
@@ -138,6 +144,58 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
         crate::linux::enrich(&mut event, program.unwrap_or(""), body);
     }
     Ok(event)
+}
+
+/// `<PRI>TAG[PID]: message` or `<PRI>message` with no timestamp and no host (what Python's
+/// `SysLogHandler` and many embedded devices send).
+fn parse_minimal(line: &str, ctx: &ParseContext) -> Option<Event> {
+    let rest = line.strip_prefix('<')?;
+    let close = rest.find('>')?;
+    let pri: u8 = rest[..close]
+        .parse()
+        .ok()
+        .filter(|p: &u8| *p <= 191 && close <= 3)?;
+    let body = &rest[close + 1..];
+    let mut event = Event::new(ctx.received);
+    let (facility, severity) = syslog_loose::decompose_pri(pri);
+    if let (Some(f), Some(s)) = (facility, severity) {
+        event.insert("log.syslog.priority", i64::from(pri));
+        event.insert("log.syslog.facility.code", f as i64);
+        event.insert("log.syslog.facility.name", f.as_str());
+        event.insert("log.syslog.severity.code", s as i64);
+        event.insert("log.syslog.severity.name", s.as_str());
+        event.insert("log.level", s.as_str());
+    }
+    if let Some(peer) = ctx.peer {
+        event.insert("host.name", peer.to_string());
+    }
+    let tag_end = body.find(": ").filter(|&i| {
+        let tag = &body[..i];
+        !tag.is_empty() && tag.len() <= 64 && !tag.contains(' ')
+    });
+    let (program, message) = match tag_end {
+        Some(i) => (Some(&body[..i]), &body[i + 2..]),
+        None => (None, body),
+    };
+    let mut name = None;
+    if let Some(tag) = program {
+        match tag.split_once('[') {
+            Some((n, pid)) => {
+                name = Some(n);
+                if let Ok(p) = pid.trim_end_matches(']').parse::<i64>() {
+                    event.insert("process.pid", p);
+                }
+            }
+            None => name = Some(tag),
+        }
+        if let Some(n) = name {
+            event.insert("process.name", n);
+        }
+    }
+    event.insert("message", message);
+    event.insert("vigil.parser", "syslog");
+    crate::linux::enrich(&mut event, name.unwrap_or(""), message);
+    Some(event)
 }
 
 /// The year for a 3164 timestamp seen at `reference`.
@@ -243,6 +301,10 @@ mod tests {
         assert_eq!(e.get_str("host.name"), Some("myhost"));
         assert_eq!(e.get("process.name"), None);
         assert_eq!(e.get_str("message"), Some("hello world"));
+        // Python's SysLogHandler: no timestamp, no host.
+        let e = parse("<28>myapp: login failed", &c).unwrap();
+        assert_eq!(e.get_str("process.name"), Some("myapp"));
+        assert_eq!(e.get_str("message"), Some("login failed"));
         let e = parse("<13>Nov 22 09:59:58 sudo[12]: hello", &c).unwrap();
         assert_eq!(e.get_str("process.name"), Some("sudo"));
         assert_eq!(e.get("host.name"), None);

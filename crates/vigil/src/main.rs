@@ -5,6 +5,7 @@
 mod import;
 mod ledger_cmds;
 mod serve;
+mod token;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: open (or create) the ledger, sign checkpoints, apply retention.
+    /// Run the server: syslog and HTTP listeners into the ledger, signed checkpoints, retention.
     Serve(serve::ServeArgs),
     /// Import events from files into the ledger.
     Import(import::ImportArgs),
@@ -43,6 +44,8 @@ enum Command {
     Proof(ledger_cmds::ProofArgs),
     /// Retention: prune old segments, set or release a legal hold, show status.
     Retention(ledger_cmds::RetentionArgs),
+    /// API tokens: create (printed once), list, revoke.
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Key(args) => ledger_cmds::key(args),
         Command::Proof(args) => ledger_cmds::proof(args),
         Command::Retention(args) => ledger_cmds::retention(args),
+        Command::Token(args) => token::run(args),
     };
     match result {
         Ok(code) => code,

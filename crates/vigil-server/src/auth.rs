@@ -1,0 +1,360 @@
+//! API tokens: created by `vigil token create`, stored as argon2 hashes, checked on every request.
+//!
+//! A token reads `vgl_<id>_<secret>`: the 8-hex-digit id selects the stored entry, the secret
+//! (160 random bits) is checked against its argon2id hash. Verified tokens are remembered in
+//! memory by their SHA-256, compared in constant time, so argon2's deliberate slowness is paid
+//! once per token and process, not per request. The file (`DATA_DIR/auth/tokens.json`, mode 0600)
+//! is re-read when it changes, so `vigil token create|revoke` take effect at once while `serve`
+//! runs.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::{Duration, Instant, SystemTime};
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use vigil_event::Timestamp;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Read and triage.
+    Analyst,
+    /// Read only.
+    Viewer,
+    /// Send events, nothing else.
+    Ingest,
+}
+
+impl Role {
+    /// Parses `admin|analyst|viewer|ingest`.
+    pub fn parse(s: &str) -> Result<Role, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "admin" => Ok(Role::Admin),
+            "analyst" => Ok(Role::Analyst),
+            "viewer" => Ok(Role::Viewer),
+            "ingest" => Ok(Role::Ingest),
+            _ => Err(format!(
+                "unknown role {s:?}: use admin, analyst, viewer or ingest"
+            )),
+        }
+    }
+
+    /// The role's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+            Role::Viewer => "viewer",
+            Role::Ingest => "ingest",
+        }
+    }
+
+    /// May send events.
+    pub fn can_ingest(self) -> bool {
+        matches!(self, Role::Admin | Role::Ingest)
+    }
+
+    /// May read events, checkpoints and metrics.
+    pub fn can_read(self) -> bool {
+        matches!(self, Role::Admin | Role::Analyst | Role::Viewer)
+    }
+}
+
+/// One stored token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenEntry {
+    /// Public id (8 hex digits), part of the token.
+    pub id: String,
+    /// Who or what it is for.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// argon2id PHC string of the whole token.
+    pub hash: String,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// When it was revoked, if it was.
+    #[serde(default)]
+    pub revoked: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct TokenFile {
+    version: u32,
+    tokens: Vec<TokenEntry>,
+}
+
+/// Where tokens live in a data directory.
+pub fn tokens_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("auth").join("tokens.json")
+}
+
+fn load(path: &Path) -> Result<Vec<TokenEntry>, String> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice::<TokenFile>(&bytes)
+            .map(|f| f.tokens)
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn save(path: &Path, tokens: &[TokenEntry]) -> Result<(), String> {
+    let dir = path.parent().expect("tokens.json has a parent");
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = path.with_extension("json.tmp");
+    let body = serde_json::to_vec_pretty(&TokenFile {
+        version: 1,
+        tokens: tokens.to_vec(),
+    })
+    .map_err(|e| e.to_string())?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    file.write_all(&body)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn random_hex(n_bytes: usize) -> String {
+    let mut bytes = vec![0u8; n_bytes];
+    getrandom::fill(&mut bytes).expect("system randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates a token, stores its hash, and returns `(entry, token)`. The token is shown once.
+pub fn create_token(
+    data_dir: &Path,
+    name: &str,
+    role: Role,
+) -> Result<(TokenEntry, String), String> {
+    let path = tokens_path(data_dir);
+    let mut tokens = load(&path)?;
+    let mut id = random_hex(4);
+    while tokens.iter().any(|t| t.id == id) {
+        id = random_hex(4);
+    }
+    let token = format!("vgl_{id}_{}", random_hex(20));
+    let hash = Argon2::default()
+        .hash_password(token.as_bytes())
+        .map_err(|e| format!("hashing the token: {e}"))?
+        .to_string();
+    let entry = TokenEntry {
+        id,
+        name: name.to_owned(),
+        role,
+        hash,
+        created: Timestamp::now().to_rfc3339(),
+        revoked: None,
+    };
+    tokens.push(entry.clone());
+    save(&path, &tokens)?;
+    Ok((entry, token))
+}
+
+/// Lists stored tokens (hashes included; callers print only id, name, role, dates).
+pub fn list_tokens(data_dir: &Path) -> Result<Vec<TokenEntry>, String> {
+    load(&tokens_path(data_dir))
+}
+
+/// Revokes the token with this id or name. Returns how many were revoked.
+pub fn revoke_token(data_dir: &Path, id_or_name: &str) -> Result<usize, String> {
+    let path = tokens_path(data_dir);
+    let mut tokens = load(&path)?;
+    let now = Timestamp::now().to_rfc3339();
+    let mut n = 0;
+    for t in tokens.iter_mut() {
+        if (t.id == id_or_name || t.name == id_or_name) && t.revoked.is_none() {
+            t.revoked = Some(now.clone());
+            n += 1;
+        }
+    }
+    if n > 0 {
+        save(&path, &tokens)?;
+    }
+    Ok(n)
+}
+
+/// The identity behind a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Token id.
+    pub id: String,
+    /// Token name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials were sent.
+    #[error("authentication required")]
+    Missing,
+    /// Credentials were sent but are not a valid, unrevoked token.
+    #[error("invalid or revoked token")]
+    Invalid,
+}
+
+struct Cache {
+    loaded_at: Instant,
+    modified: Option<SystemTime>,
+    tokens: Vec<TokenEntry>,
+    /// SHA-256 of tokens that passed argon2, with their principal.
+    verified: Vec<([u8; 32], Principal)>,
+}
+
+/// The server's view of the token file.
+pub struct TokenStore {
+    path: PathBuf,
+    cache: RwLock<Cache>,
+}
+
+/// How often the token file's modification time is checked.
+const RELOAD_CHECK: Duration = Duration::from_secs(1);
+/// Verified tokens remembered per process (bounded memory).
+const MAX_VERIFIED: usize = 4096;
+
+impl TokenStore {
+    /// Opens the token store of a data directory.
+    pub fn open(data_dir: &Path) -> Result<TokenStore, String> {
+        let path = tokens_path(data_dir);
+        let tokens = load(&path)?;
+        let modified = fs::metadata(&path).and_then(|m| m.modified()).ok();
+        Ok(TokenStore {
+            path,
+            cache: RwLock::new(Cache {
+                loaded_at: Instant::now(),
+                modified,
+                tokens,
+                verified: Vec::new(),
+            }),
+        })
+    }
+
+    fn refresh(&self) {
+        let stale = self
+            .cache
+            .read()
+            .map(|c| c.loaded_at.elapsed() >= RELOAD_CHECK)
+            .unwrap_or(true);
+        if !stale {
+            return;
+        }
+        let modified = fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let mut cache = match self.cache.write() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        cache.loaded_at = Instant::now();
+        if modified != cache.modified
+            && let Ok(tokens) = load(&self.path)
+        {
+            cache.tokens = tokens;
+            cache.modified = modified;
+            // Revocations must take effect: forget everything verified so far.
+            cache.verified.clear();
+        }
+    }
+
+    /// Checks a presented token. Slow (argon2) the first time a token is seen, then fast.
+    pub fn verify(&self, presented: &str) -> Result<Principal, AuthError> {
+        self.refresh();
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        if let Ok(cache) = self.cache.read() {
+            for (known, principal) in &cache.verified {
+                if bool::from(known.ct_eq(&digest)) {
+                    return Ok(principal.clone());
+                }
+            }
+        }
+        let id = presented
+            .strip_prefix("vgl_")
+            .and_then(|rest| rest.split('_').next())
+            .ok_or(AuthError::Invalid)?;
+        let entry = {
+            let cache = self.cache.read().map_err(|_| AuthError::Invalid)?;
+            cache
+                .tokens
+                .iter()
+                .find(|t| t.id == id && t.revoked.is_none())
+                .cloned()
+        };
+        let Some(entry) = entry else {
+            // Spend comparable time on unknown ids, so ids cannot be probed by timing.
+            let _ = Argon2::default().hash_password(presented.as_bytes());
+            return Err(AuthError::Invalid);
+        };
+        let hash = PasswordHash::new(&entry.hash).map_err(|_| AuthError::Invalid)?;
+        Argon2::default()
+            .verify_password(presented.as_bytes(), &hash)
+            .map_err(|_| AuthError::Invalid)?;
+        let principal = Principal {
+            id: entry.id,
+            name: entry.name,
+            role: entry.role,
+        };
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.verified.len() >= MAX_VERIFIED {
+                cache.verified.remove(0);
+            }
+            cache.verified.push((digest, principal.clone()));
+        }
+        Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_verify_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let (entry, token) = create_token(dir.path(), "rsyslog", Role::Ingest).unwrap();
+        assert!(token.starts_with(&format!("vgl_{}_", entry.id)));
+        let stored = fs::read_to_string(tokens_path(dir.path())).unwrap();
+        assert!(!stored.contains(&token), "the token itself is never stored");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(tokens_path(dir.path()))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+
+        let store = TokenStore::open(dir.path()).unwrap();
+        let p = store.verify(&token).unwrap();
+        assert_eq!(p.role, Role::Ingest);
+        assert_eq!(p.name, "rsyslog");
+        assert_eq!(store.verify(&token).unwrap(), p, "cached path");
+        let wrong = format!("{}x", &token[..token.len() - 1]);
+        assert_eq!(store.verify(&wrong), Err(AuthError::Invalid));
+        assert_eq!(store.verify("vgl_00000000_abc"), Err(AuthError::Invalid));
+        assert_eq!(store.verify("Basic xyz"), Err(AuthError::Invalid));
+
+        assert_eq!(revoke_token(dir.path(), "rsyslog").unwrap(), 1);
+        // The store notices the change within a second.
+        std::thread::sleep(RELOAD_CHECK + Duration::from_millis(50));
+        assert_eq!(store.verify(&token), Err(AuthError::Invalid));
+    }
+}

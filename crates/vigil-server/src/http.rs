@@ -1,0 +1,937 @@
+//! The HTTP API: Vigil's own ingest, Splunk HEC and Elasticsearch `_bulk` compatible ingest,
+//! checkpoints and proofs, metrics and health.
+//!
+//! Every route but `/healthz` (and HEC's health probe) needs a token. Ingest routes answer 2xx
+//! only once the events are durable; when the ledger is behind they answer 429 with
+//! `Retry-After`; a body over the limit gets 413; bodies may be gzip-compressed.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde_json::{Value as JsonValue, json};
+use vigil_event::{Event, Timestamp, Value};
+use vigil_parse::{Format, ParseContext, parse_line};
+
+use crate::auth::{AuthError, Principal, TokenStore};
+use crate::pipeline::{Ingest, IngestError, MAX_BATCH};
+
+/// How long an HTTP request waits for room in the pipeline before 429.
+const HTTP_PATIENCE: Duration = Duration::from_secs(2);
+
+/// What the handlers share.
+pub struct AppState {
+    /// The ingest pipeline.
+    pub ingest: Arc<Ingest>,
+    /// API tokens.
+    pub tokens: Arc<TokenStore>,
+    /// The data directory (for ledger reads).
+    pub data_dir: PathBuf,
+    /// Keep `event.original`.
+    pub keep_original: bool,
+    /// Largest accepted body (after decompression too).
+    pub max_body_bytes: usize,
+}
+
+type Shared = Arc<AppState>;
+
+/// The router.
+pub fn router(state: Shared) -> Router {
+    let limit = state.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/ingest", post(ingest))
+        .route("/api/v1/checkpoint", get(checkpoint))
+        .route("/api/v1/proof/inclusion", get(inclusion_proof))
+        .route("/services/collector", post(hec_event))
+        .route("/services/collector/event", post(hec_event))
+        .route("/services/collector/event/1.0", post(hec_event))
+        .route("/services/collector/raw", post(hec_raw))
+        .route("/services/collector/raw/1.0", post(hec_raw))
+        .route("/services/collector/health", get(hec_health))
+        .route("/services/collector/health/1.0", get(hec_health))
+        .route("/_bulk", post(bulk))
+        .route("/{index}/_bulk", post(bulk_with_index))
+        .route("/", get(es_root).head(es_root))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+// ---- errors and auth ------------------------------------------------------------------------
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": message.into(), "status": status.as_u16()})),
+    )
+        .into_response()
+}
+
+fn too_many(state: &AppState, message: &str) -> Response {
+    state.ingest.metrics.http_rejected.add("overloaded", 1);
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+fn ingest_failure(state: &AppState, e: IngestError) -> Response {
+    match e {
+        IngestError::Overloaded => too_many(state, "the ledger is behind; retry after a second"),
+        IngestError::Ledger(e) => {
+            state.ingest.metrics.http_rejected.add("ledger", 1);
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("events not stored: {e}"),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+    }
+}
+
+/// The token in `Authorization`: `Bearer T`, `Splunk T`, `Basic base64(user:T)` or
+/// `ApiKey base64(id:T)` (what Fluent Bit, Vector, Logstash and Filebeat send).
+fn presented_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    let rest = rest.trim();
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" | "splunk" | "token" => Some(rest.to_owned()),
+        "basic" | "apikey" => {
+            let decoded = String::from_utf8(B64.decode(rest).ok()?).ok()?;
+            decoded.split_once(':').map(|(_, t)| t.to_owned())
+        }
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Ingest,
+    Read,
+}
+
+/// Authenticates and authorises; failures are counted and written to the ledger as audit
+/// events (`event.dataset: vigil.audit`).
+async fn authorize(
+    state: &Shared,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    path: &str,
+    need: Need,
+) -> Result<Principal, (StatusCode, &'static str)> {
+    let Some(token) = presented_token(headers) else {
+        audit_auth_failure(state, peer, path, "missing credentials");
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "authentication required: send Authorization: Bearer <token>",
+        ));
+    };
+    let tokens = Arc::clone(&state.tokens);
+    let verified = tokio::task::spawn_blocking(move || tokens.verify(&token))
+        .await
+        .unwrap_or(Err(AuthError::Invalid));
+    let principal = match verified {
+        Ok(p) => p,
+        Err(_) => {
+            audit_auth_failure(state, peer, path, "invalid or revoked token");
+            return Err((StatusCode::UNAUTHORIZED, "invalid or revoked token"));
+        }
+    };
+    let allowed = match need {
+        Need::Ingest => principal.role.can_ingest(),
+        Need::Read => principal.role.can_read(),
+    };
+    if !allowed {
+        state.ingest.metrics.http_rejected.add("forbidden", 1);
+        return Err((
+            StatusCode::FORBIDDEN,
+            "this token's role does not allow this",
+        ));
+    }
+    Ok(principal)
+}
+
+fn audit_auth_failure(state: &Shared, peer: SocketAddr, path: &str, reason: &str) {
+    state
+        .ingest
+        .metrics
+        .auth_failures
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(%peer, path, reason, "authentication failed");
+    let mut e = Event::new(Timestamp::now());
+    e.insert("event.dataset", "vigil.audit");
+    e.insert("event.kind", "event");
+    e.insert("event.category", "authentication");
+    e.insert("event.type", "info");
+    e.insert("event.action", "api_auth_failure");
+    e.insert("event.outcome", "failure");
+    e.insert("event.reason", reason);
+    e.insert("source.ip", Value::Ip(peer.ip()));
+    e.insert("url.path", path);
+    e.insert(
+        "message",
+        format!("API authentication failed from {}: {reason}", peer.ip()),
+    );
+    // Best effort: an overloaded ledger drops audit events of failed logins rather than letting
+    // a flood of bad requests hold memory.
+    if let Ok(pending) = state.ingest.try_append(vec![e], "audit") {
+        tokio::spawn(async move {
+            let _ = pending.durable().await;
+        });
+    }
+}
+
+// ---- bodies ---------------------------------------------------------------------------------
+
+/// The request body, gunzipped if `Content-Encoding: gzip`, within the size limit. The error is
+/// the response to send (a rare path, so its size does not matter).
+#[allow(clippy::result_large_err)]
+fn body_bytes(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Vec<u8>, Response> {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                state.ingest.metrics.http_rejected.add("too_large", 1);
+                return Err(error(
+                    status,
+                    format!(
+                        "request body exceeds the {}-byte limit; send smaller batches",
+                        state.max_body_bytes
+                    ),
+                ));
+            }
+            return Err(error(status, rejection.body_text()));
+        }
+    };
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    if !gzip {
+        return Ok(body.to_vec());
+    }
+    let mut out = Vec::new();
+    let limit = state.max_body_bytes as u64;
+    flate2::read::MultiGzDecoder::new(&body[..])
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("gzip body: {e}")))?;
+    if out.len() as u64 > limit {
+        state.ingest.metrics.http_rejected.add("too_large", 1);
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "decompressed body exceeds the {}-byte limit",
+                state.max_body_bytes
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+fn context(state: &AppState, source: String, peer: SocketAddr) -> ParseContext {
+    let now = Timestamp::now();
+    ParseContext {
+        received: now,
+        reference: now,
+        source,
+        keep_original: state.keep_original,
+        peer: Some(peer.ip()),
+    }
+}
+
+/// Appends events in batches and waits until all are durable; returns one range per batch.
+async fn store(
+    state: &AppState,
+    events: Vec<Event>,
+    listener: &'static str,
+) -> Result<Vec<std::ops::Range<u64>>, IngestError> {
+    let mut pendings = Vec::new();
+    let mut events = events;
+    while !events.is_empty() {
+        let rest = events.split_off(events.len().min(MAX_BATCH));
+        let batch = std::mem::replace(&mut events, rest);
+        pendings.push(
+            state
+                .ingest
+                .append_within(batch, listener, HTTP_PATIENCE)
+                .await?,
+        );
+    }
+    let mut ranges = Vec::with_capacity(pendings.len());
+    for p in pendings {
+        ranges.push(p.durable().await?);
+    }
+    Ok(ranges)
+}
+
+fn count_parse_errors(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| {
+            e.get("tags")
+                .is_some_and(|t| t.to_string().contains("parse_error"))
+        })
+        .count()
+}
+
+// ---- /api/v1/ingest -----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct IngestQuery {
+    format: Option<String>,
+    source: Option<String>,
+}
+
+async fn ingest(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<IngestQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let principal = match authorize(&state, &headers, peer, "/api/v1/ingest", Need::Ingest).await {
+        Ok(p) => p,
+        Err((status, msg)) => return error(status, msg),
+    };
+    let body = match body_bytes(&state, &headers, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    state.ingest.metrics.bytes.add("http", body.len() as u64);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let format = match q.format.as_deref() {
+        Some(f) => match f.parse::<Format>() {
+            Ok(f) => f,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        },
+        None if content_type.starts_with("text/plain") => Format::Auto,
+        None => Format::Json,
+    };
+    let source = q
+        .source
+        .unwrap_or_else(|| format!("http:{}", principal.name));
+    let ctx = context(&state, source, peer);
+    let events = tokio::task::spawn_blocking(move || lines_to_events(&body, format, &ctx))
+        .await
+        .unwrap_or_default();
+    let parse_errors = count_parse_errors(&events);
+    let n = events.len();
+    match store(&state, events, "http").await {
+        Ok(ranges) => Json(json!({
+            "accepted": n,
+            "first_seq": ranges.first().map(|r| r.start),
+            "last_seq": ranges.last().map(|r| r.end - 1),
+            "parse_errors": parse_errors,
+        }))
+        .into_response(),
+        Err(e) => ingest_failure(&state, e),
+    }
+}
+
+/// One event per line; a body that is a JSON array holds one event per element.
+fn lines_to_events(body: &[u8], format: Format, ctx: &ParseContext) -> Vec<Event> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[')
+        && matches!(format, Format::Json | Format::Auto)
+        && let Ok(items) = serde_json::from_slice::<Vec<JsonValue>>(body)
+    {
+        return items
+            .iter()
+            .map(|item| parse_line(item.to_string().as_bytes(), Format::Json, ctx))
+            .collect();
+    }
+    body.split(|&b| b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|line| parse_line(line, format, ctx))
+        .collect()
+}
+
+// ---- Splunk HEC -----------------------------------------------------------------------------
+
+fn hec(status: StatusCode, text: &str, code: u32) -> Response {
+    (status, Json(json!({"text": text, "code": code}))).into_response()
+}
+
+fn hec_auth_error(status: StatusCode) -> Response {
+    if status == StatusCode::FORBIDDEN {
+        hec(StatusCode::FORBIDDEN, "Token does not allow ingest", 4)
+    } else {
+        hec(StatusCode::UNAUTHORIZED, "Invalid authorization", 3)
+    }
+}
+
+async fn hec_health() -> Response {
+    hec(StatusCode::OK, "HEC is healthy", 17)
+}
+
+fn format_for_sourcetype(sourcetype: Option<&str>) -> Format {
+    match sourcetype.unwrap_or("").to_ascii_lowercase().as_str() {
+        "syslog" | "linux_secure" | "linux_messages_syslog" => Format::Syslog,
+        "access_combined" | "access_common" | "apache:access" | "nginx:access" => Format::Combined,
+        "_json" | "json" => Format::Json,
+        "cef" => Format::Cef,
+        _ => Format::Auto,
+    }
+}
+
+/// One HEC event object → an event, or why not.
+fn hec_event_to_event(
+    obj: &serde_json::Map<String, JsonValue>,
+    ctx: &ParseContext,
+) -> Result<Event, String> {
+    let sourcetype = obj.get("sourcetype").and_then(JsonValue::as_str);
+    let mut event = match obj.get("event") {
+        None | Some(JsonValue::Null) => return Err("event field is missing".into()),
+        Some(JsonValue::String(s)) if s.is_empty() => return Err("event field is blank".into()),
+        Some(JsonValue::String(s)) => {
+            parse_line(s.as_bytes(), format_for_sourcetype(sourcetype), ctx)
+        }
+        Some(v @ JsonValue::Object(_)) => parse_line(v.to_string().as_bytes(), Format::Json, ctx),
+        Some(other) => {
+            let mut e = Event::new(ctx.received);
+            e.insert("message", other.to_string());
+            e
+        }
+    };
+    let time = match obj.get("time") {
+        Some(JsonValue::Number(n)) => n.as_f64(),
+        Some(JsonValue::String(s)) => s.parse::<f64>().ok(),
+        _ => None,
+    };
+    if let Some(t) = time.and_then(|t| Timestamp::from_epoch_number(t).ok())
+        && event.timestamp() == ctx.received
+    {
+        event.set_timestamp(t);
+    }
+    let mut set = |key: &str, value: Option<&JsonValue>| {
+        if let Some(JsonValue::String(s)) = value
+            && !event.contains(key)
+        {
+            event.insert(key, s.as_str());
+        }
+    };
+    set("host.name", obj.get("host"));
+    set("vigil.hec.source", obj.get("source"));
+    set("vigil.sourcetype", obj.get("sourcetype"));
+    set("vigil.index", obj.get("index"));
+    if let Some(JsonValue::Object(fields)) = obj.get("fields") {
+        for (k, v) in fields {
+            if !event.contains(k) {
+                let value = match v {
+                    JsonValue::String(s) => Value::Str(s.clone()),
+                    other => Value::Str(other.to_string()),
+                };
+                event.insert(k.as_str(), value);
+            }
+        }
+    }
+    Ok(event)
+}
+
+async fn hec_event(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let principal = match authorize(
+        &state,
+        &headers,
+        peer,
+        "/services/collector/event",
+        Need::Ingest,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err((StatusCode::UNAUTHORIZED, _)) if presented_token(&headers).is_none() => {
+            return hec(StatusCode::UNAUTHORIZED, "Token is required", 2);
+        }
+        Err((status, _)) => return hec_auth_error(status),
+    };
+    let body = match body_bytes(&state, &headers, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    state.ingest.metrics.bytes.add("hec", body.len() as u64);
+    let ctx = context(&state, format!("hec:{}", principal.name), peer);
+    let parsed = tokio::task::spawn_blocking(move || {
+        let mut events = Vec::new();
+        for (i, item) in serde_json::Deserializer::from_slice(&body)
+            .into_iter::<JsonValue>()
+            .enumerate()
+        {
+            let obj = match item {
+                Ok(JsonValue::Object(o)) => o,
+                Ok(_) => return Err((i, "each event must be a JSON object".to_string())),
+                Err(e) => return Err((i, format!("invalid JSON: {e}"))),
+            };
+            events.push(hec_event_to_event(&obj, &ctx).map_err(|e| (i, e))?);
+        }
+        Ok(events)
+    })
+    .await
+    .unwrap_or_else(|_| Err((0, "internal error".into())));
+    let events = match parsed {
+        Ok(e) if e.is_empty() => return hec(StatusCode::BAD_REQUEST, "No data", 5),
+        Ok(e) => e,
+        Err((i, reason)) => {
+            // Nothing of the request is stored: the sender sees which event to fix.
+            return (StatusCode::BAD_REQUEST, Json(json!({"text": format!("Invalid data format: {reason}"), "code": 6, "invalid-event-number": i}))).into_response();
+        }
+    };
+    match store(&state, events, "hec").await {
+        Ok(_) => hec(StatusCode::OK, "Success", 0),
+        Err(IngestError::Overloaded) => {
+            state.ingest.metrics.http_rejected.add("overloaded", 1);
+            let mut r = hec(StatusCode::SERVICE_UNAVAILABLE, "Server is busy", 9);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Err(e) => ingest_failure(&state, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct HecRawQuery {
+    sourcetype: Option<String>,
+    source: Option<String>,
+    host: Option<String>,
+    index: Option<String>,
+}
+
+async fn hec_raw(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<HecRawQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let principal = match authorize(
+        &state,
+        &headers,
+        peer,
+        "/services/collector/raw",
+        Need::Ingest,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err((StatusCode::UNAUTHORIZED, _)) if presented_token(&headers).is_none() => {
+            return hec(StatusCode::UNAUTHORIZED, "Token is required", 2);
+        }
+        Err((status, _)) => return hec_auth_error(status),
+    };
+    let body = match body_bytes(&state, &headers, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    state.ingest.metrics.bytes.add("hec", body.len() as u64);
+    let ctx = context(&state, format!("hec:{}", principal.name), peer);
+    let format = format_for_sourcetype(q.sourcetype.as_deref());
+    let mut events = tokio::task::spawn_blocking(move || lines_to_events(&body, format, &ctx))
+        .await
+        .unwrap_or_default();
+    if events.is_empty() {
+        return hec(StatusCode::BAD_REQUEST, "No data", 5);
+    }
+    for e in events.iter_mut() {
+        for (key, value) in [
+            ("host.name", &q.host),
+            ("vigil.hec.source", &q.source),
+            ("vigil.sourcetype", &q.sourcetype),
+            ("vigil.index", &q.index),
+        ] {
+            if let Some(v) = value
+                && !e.contains(key)
+            {
+                e.insert(key, v.as_str());
+            }
+        }
+    }
+    match store(&state, events, "hec").await {
+        Ok(_) => hec(StatusCode::OK, "Success", 0),
+        Err(e) => ingest_failure(&state, e),
+    }
+}
+
+// ---- Elasticsearch _bulk ----------------------------------------------------------------------
+
+async fn bulk(
+    state: State<Shared>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    bulk_impl(state, peer, None, headers, body).await
+}
+
+async fn bulk_with_index(
+    state: State<Shared>,
+    peer: ConnectInfo<SocketAddr>,
+    Path(index): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    bulk_impl(state, peer, Some(index), headers, body).await
+}
+
+fn es_error(status: StatusCode, kind: &str, reason: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"type": kind, "reason": reason}, "status": status.as_u16()})),
+    )
+        .into_response()
+}
+
+enum BulkItem {
+    /// A document to store: action name, index, the event.
+    Doc(String, String, Box<Event>),
+    /// An action Vigil does not do (delete, update) or a document that does not parse.
+    Refused(String, String, StatusCode, String),
+}
+
+async fn bulk_impl(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    default_index: Option<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let principal = match authorize(&state, &headers, peer, "/_bulk", Need::Ingest).await {
+        Ok(p) => p,
+        Err((status, msg)) => return es_error(status, "security_exception", msg),
+    };
+    let body = match body_bytes(&state, &headers, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    state.ingest.metrics.bytes.add("bulk", body.len() as u64);
+    let ctx = context(&state, format!("bulk:{}", principal.name), peer);
+    let parsed =
+        tokio::task::spawn_blocking(move || parse_bulk(&body, default_index.as_deref(), &ctx))
+            .await
+            .unwrap_or_else(|_| Err("internal error".into()));
+    let items = match parsed {
+        Ok(items) => items,
+        Err(reason) => {
+            return es_error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                &reason,
+            );
+        }
+    };
+    let docs: Vec<Event> = items
+        .iter()
+        .filter_map(|i| match i {
+            BulkItem::Doc(_, _, e) => Some((**e).clone()),
+            BulkItem::Refused(..) => None,
+        })
+        .collect();
+    let ranges = match store(&state, docs, "bulk").await {
+        Ok(r) => r,
+        Err(IngestError::Overloaded) => {
+            state.ingest.metrics.http_rejected.add("overloaded", 1);
+            let mut r = es_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "es_rejected_execution_exception",
+                "the ledger is behind; retry",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        }
+        Err(e) => return ingest_failure(&state, e),
+    };
+    let mut seqs = ranges.into_iter().flatten();
+    let mut errors = false;
+    let out: Vec<JsonValue> = items
+        .into_iter()
+        .map(|item| match item {
+            BulkItem::Doc(action, index, _) => {
+                let seq = seqs.next().unwrap_or_default();
+                json!({action: {"_index": index, "_id": seq.to_string(), "_version": 1, "result": "created", "status": 201, "_seq_no": seq, "_primary_term": 1, "_shards": {"total": 1, "successful": 1, "failed": 0}}})
+            }
+            BulkItem::Refused(action, index, status, reason) => {
+                errors = true;
+                json!({action: {"_index": index, "status": status.as_u16(), "error": {"type": "illegal_argument_exception", "reason": reason}}})
+            }
+        })
+        .collect();
+    Json(json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": out}))
+        .into_response()
+}
+
+fn parse_bulk(
+    body: &[u8],
+    default_index: Option<&str>,
+    ctx: &ParseContext,
+) -> Result<Vec<BulkItem>, String> {
+    let mut lines = body
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace));
+    let mut items = Vec::new();
+    while let Some((n, line)) = lines.next() {
+        let action: JsonValue = serde_json::from_slice(line)
+            .map_err(|e| format!("line {}: action is not JSON: {e}", n + 1))?;
+        let Some((name, meta)) = action.as_object().and_then(|o| o.iter().next()) else {
+            return Err(format!(
+                "line {}: expected an action object like {{\"index\":{{}}}}",
+                n + 1
+            ));
+        };
+        let index = meta
+            .get("_index")
+            .and_then(JsonValue::as_str)
+            .or(default_index)
+            .unwrap_or("default")
+            .to_owned();
+        match name.as_str() {
+            "index" | "create" => {
+                let Some((_, doc)) = lines.next() else {
+                    return Err(format!("line {}: {name} action without a document", n + 1));
+                };
+                let text = String::from_utf8_lossy(doc);
+                let mut event = parse_line(text.as_bytes(), Format::Json, ctx);
+                if event
+                    .get("tags")
+                    .is_some_and(|t| t.to_string().contains("parse_error"))
+                {
+                    items.push(BulkItem::Refused(
+                        name.clone(),
+                        index,
+                        StatusCode::BAD_REQUEST,
+                        "document is not a JSON object".into(),
+                    ));
+                    continue;
+                }
+                event.insert("vigil.index", index.as_str());
+                items.push(BulkItem::Doc(name.clone(), index, Box::new(event)));
+            }
+            "update" => {
+                lines.next();
+                items.push(BulkItem::Refused(
+                    name.clone(),
+                    index,
+                    StatusCode::BAD_REQUEST,
+                    "the ledger is append-only: update is not supported".into(),
+                ));
+            }
+            "delete" => {
+                items.push(BulkItem::Refused(
+                    name.clone(),
+                    index,
+                    StatusCode::BAD_REQUEST,
+                    "the ledger is append-only: delete is not supported".into(),
+                ));
+            }
+            other => return Err(format!("line {}: unknown action {other:?}", n + 1)),
+        }
+    }
+    Ok(items)
+}
+
+async fn es_root(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, msg)) = authorize(&state, &headers, peer, "/", Need::Ingest).await {
+        return es_error(status, "security_exception", msg);
+    }
+    // Shippers (Filebeat, Logstash, Fluent Bit) probe the cluster version before sending.
+    Json(json!({
+        "name": "vigil",
+        "cluster_name": "vigil",
+        "version": {"number": "8.11.0", "build_flavor": "default", "lucene_version": "9.8.0", "minimum_wire_compatibility_version": "7.17.0", "minimum_index_compatibility_version": "7.0.0"},
+        "tagline": "Vigil speaks enough of the Elasticsearch bulk API to receive logs",
+    }))
+    .into_response()
+}
+
+// ---- ledger reads, metrics --------------------------------------------------------------------
+
+async fn checkpoint(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, msg)) =
+        authorize(&state, &headers, peer, "/api/v1/checkpoint", Need::Read).await
+    {
+        return error(status, msg);
+    }
+    let dir = state.data_dir.clone();
+    let latest = tokio::task::spawn_blocking(move || {
+        vigil_ledger::read_checkpoints(&vigil_ledger::LedgerPaths::new(&dir)).map(|mut c| c.pop())
+    })
+    .await;
+    match latest {
+        Ok(Ok(Some(cp))) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            cp.note,
+        )
+            .into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no checkpoint yet"),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ProofQuery {
+    seq: u64,
+}
+
+async fn inclusion_proof(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<ProofQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, msg)) = authorize(
+        &state,
+        &headers,
+        peer,
+        "/api/v1/proof/inclusion",
+        Need::Read,
+    )
+    .await
+    {
+        return error(status, msg);
+    }
+    let dir = state.data_dir.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut reader = vigil_ledger::LedgerReader::open(&dir)?;
+        reader.inclusion_proof(q.seq)
+    })
+    .await;
+    let hex = |h: &[u8; 32]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    match result {
+        Ok(Ok(p)) => Json(json!({
+            "seq": p.seq,
+            "leaf_index": p.seq,
+            "tree_size": p.tree_size,
+            "leaf": B64.encode(&p.leaf),
+            "leaf_hash": hex(&p.leaf_hash),
+            "proof": p.proof.iter().map(hex).collect::<Vec<_>>(),
+            "checkpoint": p.checkpoint.note,
+        }))
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn metrics(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, msg)) = authorize(&state, &headers, peer, "/metrics", Need::Read).await {
+        return error(status, msg);
+    }
+    let ledger = state.ingest.ledger();
+    let text = state.ingest.metrics.render(
+        ledger.end_seq(),
+        ledger.checkpointed_size(),
+        state.ingest.in_flight(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> ParseContext {
+        ParseContext::new(Timestamp::from_secs(1_800_000_000), "t")
+    }
+
+    #[test]
+    fn bulk_pairs_and_refusals() {
+        let body = b"{\"index\":{\"_index\":\"logs\"}}\n{\"message\":\"a\",\"source\":{\"ip\":\"10.0.0.1\"}}\n{\"create\":{}}\n{\"message\":\"b\"}\n{\"delete\":{\"_id\":\"1\"}}\n{\"index\":{}}\nnot json\n";
+        let items = parse_bulk(body, Some("dflt"), &ctx()).unwrap();
+        assert_eq!(items.len(), 4);
+        assert!(
+            matches!(&items[0], BulkItem::Doc(a, i, e) if a == "index" && i == "logs" && e.get_str("message") == Some("a"))
+        );
+        assert!(matches!(&items[1], BulkItem::Doc(a, i, _) if a == "create" && i == "dflt"));
+        assert!(matches!(&items[2], BulkItem::Refused(a, ..) if a == "delete"));
+        assert!(matches!(&items[3], BulkItem::Refused(a, ..) if a == "index"));
+        assert!(parse_bulk(b"garbage\n", None, &ctx()).is_err());
+        assert!(parse_bulk(b"{\"index\":{}}\n", None, &ctx()).is_err());
+    }
+
+    #[test]
+    fn hec_objects() {
+        let obj = serde_json::json!({"time": 1_700_000_000.5, "host": "web1", "sourcetype": "access_combined",
+            "event": "203.0.113.5 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\"", "fields": {"env": "prod"}});
+        let e = hec_event_to_event(obj.as_object().unwrap(), &ctx()).unwrap();
+        assert_eq!(e.get_str("vigil.parser"), Some("combined"));
+        assert_eq!(e.get_str("host.name"), Some("web1"));
+        assert_eq!(e.get_str("env"), Some("prod"));
+        // The access log's own time wins over HEC's time field.
+        assert_eq!(e.timestamp().to_rfc3339(), "2026-11-22T10:00:00Z");
+        let obj = serde_json::json!({"time": "1700000000", "event": {"action": "login"}});
+        let e = hec_event_to_event(obj.as_object().unwrap(), &ctx()).unwrap();
+        assert_eq!(e.timestamp().as_secs(), 1_700_000_000);
+        assert_eq!(e.get_str("action"), Some("login"));
+        assert!(
+            hec_event_to_event(serde_json::json!({"time": 1}).as_object().unwrap(), &ctx())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn tokens_from_every_header_shape() {
+        let mut h = HeaderMap::new();
+        for (value, expected) in [
+            ("Bearer vgl_1_a".to_string(), Some("vgl_1_a")),
+            ("Splunk vgl_1_b".to_string(), Some("vgl_1_b")),
+            (
+                format!("Basic {}", B64.encode("fluent:vgl_1_c")),
+                Some("vgl_1_c"),
+            ),
+            (
+                format!("ApiKey {}", B64.encode("id:vgl_1_d")),
+                Some("vgl_1_d"),
+            ),
+            ("Digest x".to_string(), None),
+        ] {
+            h.insert(header::AUTHORIZATION, value.parse().unwrap());
+            assert_eq!(presented_token(&h).as_deref(), expected);
+        }
+    }
+}

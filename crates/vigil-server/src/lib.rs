@@ -1,0 +1,268 @@
+//! # vigil-server: the running system
+//!
+//! Wires the pieces together for `vigil serve`:
+//!
+//! ```text
+//!  syslog UDP/TCP/TLS ─┐
+//!  HTTP ingest, HEC,  ─┼─► parse (vigil-parse) ─► Ingest pipeline ─► Ledger (group commit) ─► ack
+//!  Elasticsearch bulk ─┘                          redact, bound memory
+//! ```
+//!
+//! [`start`] opens the ledger, binds every configured listener (failing early and clearly when an
+//! address is taken), and returns a [`Running`] server; [`Running::shutdown`] stops the
+//! listeners, waits for every accepted event to become durable, and closes the ledger with a
+//! final signed checkpoint.
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod http;
+pub mod metrics;
+pub mod pipeline;
+pub mod syslog;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use vigil_event::Timestamp;
+use vigil_ledger::{Ledger, LedgerConfig, PruneOutcome, RecoveryReport, RetentionPolicy};
+use vigil_parse::redact::Redactor;
+
+use crate::metrics::Metrics;
+use crate::pipeline::{Ingest, MAX_IN_FLIGHT_EVENTS};
+
+/// Everything `vigil serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// HTTP API address.
+    pub http: Option<SocketAddr>,
+    /// Syslog over UDP.
+    pub syslog_udp: Option<SocketAddr>,
+    /// Syslog over TCP.
+    pub syslog_tcp: Option<SocketAddr>,
+    /// Syslog over TLS (RFC 5425).
+    pub syslog_tls: Option<SocketAddr>,
+    /// Certificate for TLS listeners.
+    pub tls: tls::CertSource,
+    /// Longest syslog message kept whole.
+    pub max_message_bytes: usize,
+    /// Largest HTTP body.
+    pub max_body_bytes: usize,
+    /// Keep `event.original`.
+    pub keep_original: bool,
+    /// Extra redaction patterns `(kind, regex)`; `None` turns redaction off.
+    pub redaction: Option<Vec<(String, String)>>,
+    /// Retention: remove sealed segments older than this.
+    pub retention: Option<Duration>,
+    /// Ledger tuning.
+    pub ledger: LedgerConfig,
+}
+
+impl ServerConfig {
+    /// The zero-configuration defaults of DESIGN §5, on loopback.
+    pub fn defaults(data_dir: PathBuf) -> ServerConfig {
+        ServerConfig {
+            tls: tls::CertSource::SelfSigned(data_dir.clone()),
+            data_dir,
+            http: Some("127.0.0.1:8080".parse().expect("static address")),
+            syslog_udp: Some("127.0.0.1:5514".parse().expect("static address")),
+            syslog_tcp: Some("127.0.0.1:5514".parse().expect("static address")),
+            syslog_tls: Some("127.0.0.1:6514".parse().expect("static address")),
+            max_message_bytes: 64 * 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            keep_original: true,
+            redaction: Some(Vec::new()),
+            retention: None,
+            ledger: LedgerConfig::default(),
+        }
+    }
+}
+
+/// A server that is running.
+pub struct Running {
+    /// Bound HTTP address.
+    pub http: Option<SocketAddr>,
+    /// Bound syslog UDP address.
+    pub syslog_udp: Option<SocketAddr>,
+    /// Bound syslog TCP address.
+    pub syslog_tcp: Option<SocketAddr>,
+    /// Bound syslog TLS address.
+    pub syslog_tls: Option<SocketAddr>,
+    /// What ledger recovery found at start.
+    pub recovery: RecoveryReport,
+    /// The ledger writer.
+    pub ledger: Ledger,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    ingest: Arc<Ingest>,
+}
+
+async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen for {what} on {addr}: {e} (is another process using it? choose another address with the matching flag)"))
+}
+
+/// Opens the ledger, binds the listeners and starts serving.
+pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
+    // The pipeline bounds in-flight events; the ledger queue must never be the one that blocks.
+    config.ledger.queue_depth = config.ledger.queue_depth.max(MAX_IN_FLIGHT_EVENTS + 1024);
+    let redactor = match &config.redaction {
+        Some(extra) => Redactor::new(extra)?,
+        None => Redactor::disabled(),
+    };
+    let data_dir = config.data_dir.clone();
+    let ledger_config = config.ledger.clone();
+    let (ledger, recovery) =
+        tokio::task::spawn_blocking(move || Ledger::open(&data_dir, ledger_config))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    let metrics = Arc::new(Metrics::default());
+    let ingest = Arc::new(Ingest::new(ledger.clone(), redactor, Arc::clone(&metrics)));
+    let tokens = Arc::new(auth::TokenStore::open(&config.data_dir)?);
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let settings = syslog::SyslogSettings {
+        max_message_bytes: config.max_message_bytes,
+        keep_original: config.keep_original,
+    };
+
+    let mut bound = (None, None, None, None);
+    if let Some(addr) = config.syslog_udp {
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen for syslog/udp on {addr}: {e}"))?;
+        bound.1 = socket.local_addr().ok();
+        tasks.spawn(syslog::run_udp(
+            socket,
+            Arc::clone(&ingest),
+            settings.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    if let Some(addr) = config.syslog_tcp {
+        let listener = bind_tcp(addr, "syslog/tcp").await?;
+        bound.2 = listener.local_addr().ok();
+        tasks.spawn(syslog::run_tcp(
+            listener,
+            None,
+            Arc::clone(&ingest),
+            settings.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    if let Some(addr) = config.syslog_tls {
+        let tls_config = tls::server_config(&config.tls)?;
+        let listener = bind_tcp(addr, "syslog/tls").await?;
+        bound.3 = listener.local_addr().ok();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
+        tasks.spawn(syslog::run_tcp(
+            listener,
+            Some(acceptor),
+            Arc::clone(&ingest),
+            settings.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    if let Some(addr) = config.http {
+        let listener = bind_tcp(addr, "http").await?;
+        bound.0 = listener.local_addr().ok();
+        let state = Arc::new(http::AppState {
+            ingest: Arc::clone(&ingest),
+            tokens,
+            data_dir: config.data_dir.clone(),
+            keep_original: config.keep_original,
+            max_body_bytes: config.max_body_bytes,
+        });
+        let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let mut stop_http = stop_rx.clone();
+        tasks.spawn(async move {
+            let shutdown = async move {
+                let _ = stop_http.changed().await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!("http server: {e}");
+            }
+        });
+    }
+    if let Some(max_age) = config.retention {
+        let ledger = ledger.clone();
+        let mut stop_retention = stop_rx.clone();
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stop_retention.changed() => return,
+                }
+                let ledger = ledger.clone();
+                let outcome = tokio::task::spawn_blocking(move || {
+                    ledger.prune(RetentionPolicy { max_age }, Timestamp::now())
+                })
+                .await;
+                match outcome {
+                    Ok(Ok(PruneOutcome::Pruned(r))) => tracing::info!(
+                        "retention removed events {}..{} ({} segments)",
+                        r.start,
+                        r.end,
+                        r.segments.len()
+                    ),
+                    Ok(Ok(PruneOutcome::Held { reason })) => {
+                        tracing::info!("retention skipped, legal hold: {reason}")
+                    }
+                    Ok(Ok(PruneOutcome::NothingToDo)) => {}
+                    Ok(Err(e)) => tracing::error!("retention failed: {e}"),
+                    Err(e) => tracing::error!("retention task: {e}"),
+                }
+            }
+        });
+    }
+    Ok(Running {
+        http: bound.0,
+        syslog_udp: bound.1,
+        syslog_tcp: bound.2,
+        syslog_tls: bound.3,
+        recovery,
+        ledger,
+        stop,
+        tasks,
+        ingest,
+    })
+}
+
+impl Running {
+    /// Stops accepting, waits until every accepted event is durable, signs a final checkpoint.
+    pub async fn shutdown(mut self) -> Result<(), String> {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = self.tasks.join_next() => if next.is_none() { break },
+                _ = &mut deadline => {
+                    tracing::warn!("{} listener tasks did not stop within 10 s; aborting them", self.tasks.len());
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        self.ingest.drain().await;
+        let ledger = self.ledger;
+        drop(self.ingest);
+        tokio::task::spawn_blocking(move || ledger.close())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+}

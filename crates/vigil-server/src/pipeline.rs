@@ -1,0 +1,161 @@
+//! The path every listener shares: redact, append, wait for durability, count.
+//!
+//! Memory is bounded by a semaphore counting events that are accepted but not yet durable
+//! (`MAX_IN_FLIGHT_EVENTS`). Listeners choose what to do when it is exhausted: TCP and TLS wait
+//! (the socket stops being read, so the sender slows down), HTTP waits briefly then answers 429
+//! with `Retry-After`, UDP drops the datagram and counts it.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use vigil_event::Event;
+use vigil_ledger::{Ledger, LedgerError};
+use vigil_parse::redact::Redactor;
+
+use crate::metrics::Metrics;
+
+/// Events accepted but not yet durable, across all listeners. At ~1 KiB per event this bounds
+/// in-flight memory to about 64 MiB.
+pub const MAX_IN_FLIGHT_EVENTS: usize = 64 * 1024;
+/// Largest batch one append may carry (must not exceed `MAX_IN_FLIGHT_EVENTS`).
+pub const MAX_BATCH: usize = 4096;
+
+/// Why events could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Too many events in flight; try again shortly.
+    #[error("the ledger is behind; retry shortly")]
+    Overloaded,
+    /// The ledger refused or failed.
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+}
+
+/// Shared by every listener.
+pub struct Ingest {
+    ledger: Ledger,
+    redactor: Redactor,
+    permits: Arc<Semaphore>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+/// A batch on its way to durability.
+pub struct Pending {
+    rx: oneshot::Receiver<Result<Range<u64>, LedgerError>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Pending {
+    /// Waits until the batch is durable.
+    pub async fn durable(self) -> Result<Range<u64>, IngestError> {
+        let result = self.rx.await.unwrap_or(Err(LedgerError::Closed));
+        Ok(result?)
+    }
+}
+
+impl Ingest {
+    /// Wraps a ledger writer.
+    pub fn new(ledger: Ledger, redactor: Redactor, metrics: Arc<Metrics>) -> Ingest {
+        Ingest {
+            ledger,
+            redactor,
+            permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT_EVENTS)),
+            metrics,
+        }
+    }
+
+    /// The ledger writer.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Events accepted but not yet durable.
+    pub fn in_flight(&self) -> u64 {
+        (MAX_IN_FLIGHT_EVENTS - self.permits.available_permits()) as u64
+    }
+
+    fn start(
+        &self,
+        mut events: Vec<Event>,
+        permit: OwnedSemaphorePermit,
+        listener: &'static str,
+    ) -> Pending {
+        let mut parse_errors = 0;
+        for event in events.iter_mut() {
+            for (kind, n) in self.redactor.redact_event(event).by_kind {
+                self.metrics.redactions.add(&kind, n);
+            }
+            if event
+                .get("tags")
+                .is_some_and(|t| t.to_string().contains("parse_error"))
+            {
+                parse_errors += 1;
+            }
+        }
+        self.metrics.parse_errors.add(listener, parse_errors);
+        let (tx, rx) = oneshot::channel();
+        let metrics = Arc::clone(&self.metrics);
+        let n = events.len() as u64;
+        self.ledger.append_with(&events, move |result| {
+            if result.is_ok() {
+                metrics.events.add(listener, n);
+            }
+            let _ = tx.send(result);
+        });
+        Pending {
+            rx,
+            _permit: permit,
+        }
+    }
+
+    /// Appends, waiting for room if the ledger is behind (TCP/TLS backpressure).
+    pub async fn append_waiting(
+        &self,
+        events: Vec<Event>,
+        listener: &'static str,
+    ) -> Result<Pending, IngestError> {
+        let n = events.len().clamp(1, MAX_BATCH) as u32;
+        let permit = Arc::clone(&self.permits)
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| IngestError::Ledger(LedgerError::Closed))?;
+        Ok(self.start(events, permit, listener))
+    }
+
+    /// Appends if there is room within `patience`, else `Overloaded` (HTTP).
+    pub async fn append_within(
+        &self,
+        events: Vec<Event>,
+        listener: &'static str,
+        patience: Duration,
+    ) -> Result<Pending, IngestError> {
+        let n = events.len().clamp(1, MAX_BATCH) as u32;
+        let acquire = Arc::clone(&self.permits).acquire_many_owned(n);
+        match tokio::time::timeout(patience, acquire).await {
+            Ok(Ok(permit)) => Ok(self.start(events, permit, listener)),
+            Ok(Err(_)) => Err(IngestError::Ledger(LedgerError::Closed)),
+            Err(_) => Err(IngestError::Overloaded),
+        }
+    }
+
+    /// Appends if there is room now, else `Overloaded` (UDP drops).
+    pub fn try_append(
+        &self,
+        events: Vec<Event>,
+        listener: &'static str,
+    ) -> Result<Pending, IngestError> {
+        let n = events.len().clamp(1, MAX_BATCH) as u32;
+        match Arc::clone(&self.permits).try_acquire_many_owned(n) {
+            Ok(permit) => Ok(self.start(events, permit, listener)),
+            Err(_) => Err(IngestError::Overloaded),
+        }
+    }
+
+    /// Waits until every accepted event is durable (shutdown).
+    pub async fn drain(&self) {
+        let _all = self.permits.acquire_many(MAX_IN_FLIGHT_EVENTS as u32).await;
+    }
+}

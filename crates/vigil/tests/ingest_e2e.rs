@@ -1,0 +1,659 @@
+//! End-to-end ingest with real clients nobody here wrote: util-linux `logger`, Python's
+//! `logging.handlers.SysLogHandler` and `ssl`, curl, and a throwaway `rsyslogd` forwarding a file
+//! with omfwd. A real `vigil serve` runs on loopback ports it picks itself; every event sent
+//! must be in the ledger exactly once.
+//!
+//! Missing tools are skipped with a message, except where `VIGIL_REQUIRE_TOOLS=1` (CI).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use vigil_event::Event;
+
+fn vigil() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+}
+
+fn require_tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{name} is required (VIGIL_REQUIRE_TOOLS=1)"
+        );
+        eprintln!("SKIP: {name} not installed");
+    }
+    found
+}
+
+struct Server {
+    child: Child,
+    data: PathBuf,
+    http: String,
+    udp: String,
+    tcp: String,
+    tls: String,
+    token: String,
+    reader_token: String,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let token = create_token(&data, "ingest", "e2e-sender");
+        let reader_token = create_token(&data, "analyst", "e2e-reader");
+        let mut args = vec![
+            "serve".to_string(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--http".into(),
+            "127.0.0.1:0".into(),
+            "--syslog-udp".into(),
+            "127.0.0.1:0".into(),
+            "--syslog-tcp".into(),
+            "127.0.0.1:0".into(),
+            "--syslog-tls".into(),
+            "127.0.0.1:0".into(),
+            "--checkpoint-interval".into(),
+            "1s".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = vigil()
+            .args(&args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut addrs = BTreeMap::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("vigil: listening ") {
+                let rest = rest.strip_prefix("syslog ").unwrap_or(rest);
+                if let Some((kind, more)) = rest.split_once("://") {
+                    let addr = more.split_whitespace().next().unwrap_or("");
+                    addrs.insert(kind.to_string(), addr.to_string());
+                }
+            }
+            if line.contains("vigil: ready") {
+                break;
+            }
+        }
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            data,
+            http: addrs.remove("http").expect("http address"),
+            udp: addrs.remove("udp").expect("udp address"),
+            tcp: addrs.remove("tcp").expect("tcp address"),
+            tls: addrs.remove("tls").expect("tls address"),
+            token,
+            reader_token,
+            dir: Some(dir),
+        }
+    }
+
+    fn port(addr: &str) -> &str {
+        addr.rsplit(':').next().unwrap()
+    }
+
+    /// Events whose any string field contains `marker`, waiting up to 10 s for `want` of them.
+    fn events_with(&self, marker: &str, want: usize) -> Vec<Event> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .all_events()
+                .into_iter()
+                .filter(|e| {
+                    e.get_str("event.original")
+                        .or(e.get_str("message"))
+                        .is_some_and(|m| m.contains(marker))
+                })
+                .collect::<Vec<_>>();
+            if found.len() >= want || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn all_events(&self) -> Vec<Event> {
+        let Ok(mut reader) = vigil_ledger::LedgerReader::open(&self.data) else {
+            return Vec::new();
+        };
+        let end = reader.end_seq();
+        let mut out = Vec::new();
+        reader
+            .for_each_raw(0..end, |_, raw| {
+                out.push(Event::from_canonical(raw).unwrap());
+                Ok(())
+            })
+            .unwrap();
+        out
+    }
+
+    /// SIGTERM, then the data directory (kept alive by the returned guard).
+    fn stop(mut self) -> (PathBuf, tempfile::TempDir) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve exited with {status}");
+        (self.data.clone(), self.dir.take().unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn create_token(data: &Path, role: &str, name: &str) -> String {
+    let o = vigil()
+        .args([
+            "token",
+            "create",
+            "--data-dir",
+            &data.display().to_string(),
+            "--role",
+            role,
+            "--name",
+            name,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn curl(args: &[&str]) -> (u16, String) {
+    let o = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_owned())
+}
+
+fn count_exactly_once(events: &[Event], marker: &str, n: usize) {
+    let mut seen = BTreeMap::new();
+    for e in events {
+        let text = e
+            .get_str("event.original")
+            .or(e.get_str("message"))
+            .unwrap_or("");
+        if let Some(i) = text.find(marker) {
+            let id: String = text[i + marker.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            *seen.entry(id).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.len(), n, "distinct {marker} messages: {seen:?}");
+    assert!(seen.values().all(|&c| c == 1), "duplicates: {seen:?}");
+}
+
+#[test]
+fn logger_over_udp_and_tcp_in_both_formats() {
+    if !require_tool("logger") {
+        return;
+    }
+    let server = Server::start(&[]);
+    let n = 50;
+    for i in 0..n {
+        for (proto, fmt, marker) in [
+            ("-d", "--rfc3164", "udp3164-"),
+            ("-d", "--rfc5424", "udp5424-"),
+            ("-T", "--rfc3164", "tcp3164-"),
+            ("-T", "--rfc5424", "tcp5424-"),
+        ] {
+            let port = if proto == "-d" {
+                Server::port(&server.udp)
+            } else {
+                Server::port(&server.tcp)
+            };
+            run(Command::new("logger").args(["-n", "127.0.0.1", "-P", port, proto, fmt, "-t", "sshd", "--id=4242", &format!("Failed password for invalid user admin from 203.0.113.5 port 22 ssh2 {marker}{i}")]));
+        }
+        // RFC 6587 octet counting.
+        let port = Server::port(&server.tcp);
+        run(Command::new("logger").args([
+            "-n",
+            "127.0.0.1",
+            "-P",
+            port,
+            "-T",
+            "--octet-count",
+            "--rfc5424",
+            &format!("octet-{i}"),
+        ]));
+    }
+    for marker in ["udp3164-", "udp5424-", "tcp3164-", "tcp5424-", "octet-"] {
+        let events = server.events_with(marker, n);
+        count_exactly_once(&events, marker, n);
+        if marker != "octet-" {
+            let e = &events[0];
+            assert_eq!(e.get_str("process.name"), Some("sshd"), "{marker}: {e:?}");
+            assert_eq!(
+                e.get("process.pid").and_then(|v| v.as_i64()),
+                Some(4242),
+                "{marker}"
+            );
+            assert_eq!(e.get_str("event.outcome"), Some("failure"), "{marker}");
+            assert_eq!(e.get_str("user.name"), Some("admin"), "{marker}");
+            assert_eq!(
+                e.get("source.ip").map(|v| v.to_string()).as_deref(),
+                Some("203.0.113.5")
+            );
+            assert_eq!(e.get_str("log.source.address"), Some("127.0.0.1"));
+        }
+    }
+    let (data, _guard) = server.stop();
+    let o = run(vigil().args(["verify", "--data-dir", &data.display().to_string(), "-q"]));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("OK"));
+}
+
+const PYTHON_SYSLOG: &str = r#"
+import logging, logging.handlers, socket, sys
+host, port, proto, n, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+handler = logging.handlers.SysLogHandler(address=(host, port), socktype=kind)
+# SysLogHandler sends no line end over TCP unless asked; syslog receivers need one.
+handler.append_nul = False
+if proto == "tcp":
+    handler.setFormatter(logging.Formatter("myapp: %(message)s\n"))
+else:
+    handler.setFormatter(logging.Formatter("myapp: %(message)s"))
+log = logging.getLogger("e2e")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+for i in range(n):
+    log.warning("login failed user=alice " + marker + str(i))
+handler.close()
+"#;
+
+#[test]
+fn python_logging_syslog_handler() {
+    if !require_tool("python3") {
+        return;
+    }
+    let server = Server::start(&[]);
+    for (proto, addr, marker) in [
+        ("udp", &server.udp, "pyudp-"),
+        ("tcp", &server.tcp, "pytcp-"),
+    ] {
+        run(Command::new("python3").args([
+            "-c",
+            PYTHON_SYSLOG,
+            "127.0.0.1",
+            Server::port(addr),
+            proto,
+            "40",
+            marker,
+        ]));
+        let events = server.events_with(marker, 40);
+        count_exactly_once(&events, marker, 40);
+        assert_eq!(events[0].get_str("process.name"), Some("myapp"));
+        assert_eq!(
+            events[0].get_str("log.syslog.severity.name"),
+            Some("warning")
+        );
+    }
+    server.stop();
+}
+
+const PYTHON_TLS: &str = r#"
+import socket, ssl, sys
+host, port, n, marker = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE   # the server's certificate is self-signed
+with socket.create_connection((host, port)) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        for i in range(n):
+            msg = ("<34>1 2026-11-22T10:00:00Z web01 app - - - tls message " + marker + str(i)).encode()
+            s.sendall(str(len(msg)).encode() + b" " + msg)   # RFC 5425 octet counting
+"#;
+
+#[test]
+fn syslog_over_tls_with_python_ssl() {
+    if !require_tool("python3") {
+        return;
+    }
+    let server = Server::start(&[]);
+    run(Command::new("python3").args([
+        "-c",
+        PYTHON_TLS,
+        "127.0.0.1",
+        Server::port(&server.tls),
+        "30",
+        "tls-",
+    ]));
+    let events = server.events_with("tls-", 30);
+    count_exactly_once(&events, "tls-", 30);
+    assert_eq!(events[0].get_str("host.name"), Some("web01"));
+    server.stop();
+}
+
+#[test]
+fn curl_hec_bulk_and_ingest() {
+    if !require_tool("curl") {
+        return;
+    }
+    let server = Server::start(&[]);
+    let base = format!("http://{}", server.http);
+    let bearer = format!("Authorization: Bearer {}", server.token);
+    let splunk = format!("Authorization: Splunk {}", server.token);
+
+    let mut hec = String::new();
+    for i in 0..20 {
+        hec.push_str(&format!(r#"{{"time": 1700000000, "host": "web1", "sourcetype": "_json", "event": {{"message": "hec-{i}", "user": {{"name": "u{i}"}}}}}}"#));
+    }
+    let (code, body) = curl(&[
+        "-H",
+        &splunk,
+        "--data-binary",
+        &hec,
+        &format!("{base}/services/collector/event"),
+    ]);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, r#"{"text":"Success","code":0}"#)
+    );
+    let raw: String = (0..20).map(|i| format!("raw line hecraw-{i}\n")).collect();
+    let (code, _) = curl(&[
+        "-H",
+        &splunk,
+        "--data-binary",
+        &raw,
+        &format!("{base}/services/collector/raw?sourcetype=app&host=h2"),
+    ]);
+    assert_eq!(code, 200);
+
+    let mut bulk = String::new();
+    for i in 0..20 {
+        bulk.push_str(&format!("{{\"index\":{{\"_index\":\"logs\"}}}}\n{{\"message\":\"bulk-{i}\",\"source.ip\":\"10.0.0.{i}\"}}\n"));
+    }
+    let basic = format!("fluentbit:{}", server.token);
+    let (code, body) = curl(&[
+        "-u",
+        &basic,
+        "-H",
+        "Content-Type: application/x-ndjson",
+        "--data-binary",
+        &bulk,
+        &format!("{base}/_bulk"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let resp: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(resp["errors"], false);
+    assert_eq!(resp["items"].as_array().unwrap().len(), 20);
+    assert_eq!(resp["items"][0]["index"]["status"], 201);
+
+    let ndjson: String = (0..20)
+        .map(|i| format!("{{\"message\":\"ndjson-{i}\"}}\n"))
+        .collect();
+    let (code, body) = curl(&[
+        "-H",
+        &bearer,
+        "-H",
+        "Content-Type: application/x-ndjson",
+        "--data-binary",
+        &ndjson,
+        &format!("{base}/api/v1/ingest"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let resp: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(resp["accepted"], 20);
+    assert_eq!(
+        resp["last_seq"].as_u64().unwrap() - resp["first_seq"].as_u64().unwrap(),
+        19
+    );
+    // Durable on 200: the events are readable at once, no waiting.
+    assert_eq!(server.events_with("ndjson-", 0).len(), 20);
+
+    let text: String = (0..20)
+        .map(|i| format!("<13>Nov 22 10:00:00 host1 app: text-{i}\n"))
+        .collect();
+    let (code, _) = curl(&[
+        "-H",
+        &bearer,
+        "-H",
+        "Content-Type: text/plain",
+        "--data-binary",
+        &text,
+        &format!("{base}/api/v1/ingest?format=syslog&source=edge"),
+    ]);
+    assert_eq!(code, 200);
+
+    for marker in ["hec-", "hecraw-", "bulk-", "ndjson-", "text-"] {
+        let events = server.events_with(marker, 20);
+        count_exactly_once(&events, marker, 20);
+    }
+    let hec_events = server.events_with("hec-", 20);
+    assert!(
+        hec_events
+            .iter()
+            .all(|e| e.get_str("host.name") == Some("web1"))
+    );
+    let text_events = server.events_with("text-", 20);
+    assert!(
+        text_events
+            .iter()
+            .all(|e| e.get_str("vigil.source") == Some("edge"))
+    );
+    server.stop();
+}
+
+#[test]
+fn http_refusals_are_clear() {
+    if !require_tool("curl") {
+        return;
+    }
+    let server = Server::start(&["--max-body-bytes", "1000"]);
+    let base = format!("http://{}", server.http);
+    let (code, body) = curl(&["--data-binary", "{}", &format!("{base}/api/v1/ingest")]);
+    assert_eq!(code, 401, "{body}");
+    let (code, _) = curl(&[
+        "-H",
+        "Authorization: Bearer vgl_00000000_nope",
+        "--data-binary",
+        "{}",
+        &format!("{base}/api/v1/ingest"),
+    ]);
+    assert_eq!(code, 401);
+    let (code, body) = curl(&[
+        "--data-binary",
+        "{}",
+        &format!("{base}/services/collector/event"),
+    ]);
+    assert_eq!(
+        (code, body.as_str()),
+        (401, r#"{"text":"Token is required","code":2}"#)
+    );
+    // An ingest token cannot read.
+    let (code, _) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.token),
+        &format!("{base}/metrics"),
+    ]);
+    assert_eq!(code, 403);
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.reader_token),
+        &format!("{base}/metrics"),
+    ]);
+    assert_eq!(code, 200);
+    assert!(body.contains("vigil_auth_failures_total 3"), "{body}");
+    // A reader cannot write.
+    let (code, _) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.reader_token),
+        "--data-binary",
+        "{}",
+        &format!("{base}/api/v1/ingest"),
+    ]);
+    assert_eq!(code, 403);
+    // Too large: 413 with a reason.
+    let big = "x".repeat(5000);
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.token),
+        "--data-binary",
+        &big,
+        &format!("{base}/api/v1/ingest"),
+    ]);
+    assert_eq!(code, 413, "{body}");
+    assert!(body.contains("1000-byte limit"), "{body}");
+    // Health needs nothing.
+    let (code, body) = curl(&[&format!("{base}/healthz")]);
+    assert_eq!((code, body.trim()), (200, "ok"));
+    // Failed authentications are audit events in the ledger.
+    let audits = server
+        .all_events()
+        .into_iter()
+        .filter(|e| e.get_str("event.action") == Some("api_auth_failure"))
+        .count();
+    assert_eq!(audits, 3);
+    // The checkpoint and a proof over HTTP.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, note) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.reader_token),
+        &format!("{base}/api/v1/checkpoint"),
+    ]);
+    assert_eq!(code, 200);
+    assert!(note.contains("\n\n\u{2014} vigil/"), "{note}");
+    let (code, proof) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.reader_token),
+        &format!("{base}/api/v1/proof/inclusion?seq=0"),
+    ]);
+    assert_eq!(code, 200, "{proof}");
+    server.stop();
+}
+
+#[test]
+fn oversized_syslog_message_is_cut_not_lost() {
+    if !require_tool("logger") {
+        return;
+    }
+    let server = Server::start(&["--max-message-bytes", "200"]);
+    let long = format!("longmsg-1 {}", "y".repeat(1000));
+    run(Command::new("logger").args([
+        "-n",
+        "127.0.0.1",
+        "-P",
+        Server::port(&server.tcp),
+        "-T",
+        "--size",
+        "4000",
+        &long,
+    ]));
+    run(Command::new("logger").args([
+        "-n",
+        "127.0.0.1",
+        "-P",
+        Server::port(&server.tcp),
+        "-T",
+        "after-1",
+    ]));
+    let events = server.events_with("longmsg-", 1);
+    assert_eq!(events.len(), 1);
+    assert!(
+        events[0]
+            .get("tags")
+            .unwrap()
+            .to_string()
+            .contains("truncated")
+    );
+    assert_eq!(
+        server.events_with("after-", 1).len(),
+        1,
+        "the next message still arrives"
+    );
+    server.stop();
+}
+
+#[test]
+fn rsyslog_forwards_a_file_over_tcp() {
+    if !require_tool("rsyslogd") {
+        return;
+    }
+    let server = Server::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("app.log");
+    let n = 200;
+    let lines: String = (0..n)
+        .map(|i| {
+            format!(
+                "Failed password for root from 198.51.100.9 port {} ssh2 rsys-{i}\n",
+                1000 + i
+            )
+        })
+        .collect();
+    std::fs::write(&input, lines).unwrap();
+    let conf = work.path().join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{work}")
+module(load="imfile")
+input(type="imfile" File="{input}" Tag="sshd" Severity="info" Facility="auth")
+action(type="omfwd" Target="127.0.0.1" Port="{port}" Protocol="tcp" Template="RSYSLOG_SyslogProtocol23Format"
+       action.resumeRetryCount="-1" queue.type="LinkedList" queue.saveOnShutdown="on")
+"#,
+            work = work.path().display(),
+            input = input.display(),
+            port = Server::port(&server.tcp)
+        ),
+    )
+    .unwrap();
+    let mut rsyslogd = Command::new("rsyslogd")
+        .args([
+            "-n",
+            "-f",
+            &conf.display().to_string(),
+            "-i",
+            &work.path().join("pid").display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let events = server.events_with("rsys-", n);
+    let _ = rsyslogd.kill();
+    let _ = rsyslogd.wait();
+    count_exactly_once(&events, "rsys-", n);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.get_str("event.outcome") == Some("failure")
+                && e.get_str("process.name") == Some("sshd"))
+    );
+    server.stop();
+}
