@@ -132,6 +132,9 @@ pub struct ParseContext {
     /// Address of the sender, when known (syslog over the network): fills `host.name` when the
     /// message names no host, and `log.source.address`.
     pub peer: Option<std::net::IpAddr>,
+    /// Masks secrets in the raw text before parsing and in every field after (`None`: off).
+    /// Kinds masked are listed in the event's `vigil.redacted`.
+    pub redactor: Option<std::sync::Arc<redact::Redactor>>,
 }
 
 impl ParseContext {
@@ -143,6 +146,7 @@ impl ParseContext {
             source: source.into(),
             keep_original: true,
             peer: None,
+            redactor: Some(std::sync::Arc::new(redact::Redactor::default())),
         }
     }
 }
@@ -179,6 +183,12 @@ pub fn detect(line: &str) -> Format {
 pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
     let text = String::from_utf8_lossy(bytes);
     let line = text.trim_end_matches(['\r', '\n', '\0']);
+    let mut counts = redact::Redactions::default();
+    let redacted_raw = ctx
+        .redactor
+        .as_ref()
+        .and_then(|r| r.redact_raw(line, &mut counts));
+    let line = redacted_raw.as_deref().unwrap_or(line);
     let format = if format == Format::Auto {
         detect(line)
     } else {
@@ -198,6 +208,17 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
         Err(reason) => parse_error_event(line, format, &reason, ctx),
     };
     finish(&mut event, line, format, ctx);
+    if let Some(redactor) = &ctx.redactor {
+        if !counts.by_kind.is_empty() {
+            let kinds = counts
+                .by_kind
+                .iter()
+                .map(|(k, _)| vigil_event::Value::from(k.as_str()))
+                .collect();
+            event.insert("vigil.redacted", vigil_event::Value::List(kinds));
+        }
+        redactor.redact_event(&mut event);
+    }
     event
 }
 

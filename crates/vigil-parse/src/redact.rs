@@ -37,68 +37,55 @@ const SECRET_FIELD_NAMES: &[&str] = &[
     "x-api-key",
 ];
 
+/// A secret pattern. The named groups `pre` and `post`, when present, are kept around the
+/// marker (key names, separators); a quoted value keeps its quotes, so JSON stays JSON.
 struct Pattern {
     kind: &'static str,
     regex: Regex,
-    /// The replacement; `$pre` keeps the captured prefix (key names, separators).
-    replacement: &'static str,
 }
 
 const PASSWORD_KEYS: &str = r"password|passwd|pwd|pass|passphrase|secret|token|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|private[_-]?key";
 
 static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
-    let p = |kind, re: &str, replacement| Pattern {
+    let p = |kind, re: &str| Pattern {
         kind,
         regex: Regex::new(re).expect("static pattern"),
-        replacement,
     };
     vec![
         p(
             "private_key",
             r"(?s)-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|$)",
-            "[REDACTED:private_key]",
         ),
         p(
             "jwt",
             r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
-            "[REDACTED:jwt]",
         ),
         p(
             "authorization",
             r#"(?i)(?P<pre>\bauthorization"?\s*[:=]\s*"?)(?:(?:basic|bearer|digest|negotiate|ntlm|token|splunk|apikey|aws4-hmac-sha256)\s+)?[^\s",;]+(?:,\s*[A-Za-z]+=[^\s",;]+)*"#,
-            "${pre}[REDACTED:authorization]",
         ),
-        p(
-            "bearer",
-            r"(?i)(?P<pre>\bbearer\s+)[A-Za-z0-9._~+/-]{6,}=*",
-            "${pre}[REDACTED:bearer]",
-        ),
+        p("bearer", r"(?i)(?P<pre>\bbearer\s+)[A-Za-z0-9._~+/-]{6,}=*"),
         p(
             "aws_secret",
             r#"(?i)(?P<pre>aws_?secret_?access_?key"?\s*[=:]\s*"?)[A-Za-z0-9/+=]{40}"#,
-            "${pre}[REDACTED:aws_secret]",
         ),
         p(
             "aws_key",
             r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z0-9]{16}\b",
-            "[REDACTED:aws_key]",
         ),
         p(
             "password",
             &format!(r#"(?i)(?P<pre>"(?:{PASSWORD_KEYS})"\s*:\s*)"(?:[^"\\]|\\.)*""#),
-            "${pre}\"[REDACTED:password]\"",
         ),
         p(
             "password",
             &format!(
                 r#"(?i)(?P<pre>(?:^|[\s?&;,{{(\[])["']?(?:{PASSWORD_KEYS})["']?\s*[=:]\s*)(?:"[^"]*"|'[^']*'|[^\s&;,"'}})\]]+)"#
             ),
-            "${pre}[REDACTED:password]",
         ),
         p(
             "password",
-            r"(?i)(?P<pre>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@",
-            "${pre}[REDACTED:password]@",
+            r"(?i)(?P<pre>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(?P<post>@)",
         ),
     ]
 });
@@ -178,8 +165,40 @@ impl Redactor {
             if let Some(value) = event.get_mut(&key) {
                 self.redact_value(value, secret_name, &mut counts);
             }
+            // Field names come from input too (logfmt words, JSON keys): mask them as well.
+            if let Some(clean_key) = self.redact_str(&key, &mut counts)
+                && let Some(value) = event.remove(&key)
+            {
+                event.insert(clean_key, value);
+            }
+        }
+        if !counts.by_kind.is_empty() {
+            let mut kinds: Vec<Value> = match event.remove("vigil.redacted") {
+                Some(Value::List(items)) => items,
+                _ => Vec::new(),
+            };
+            for (kind, _) in &counts.by_kind {
+                if !kinds.iter().any(|k| k.as_str() == Some(kind)) {
+                    kinds.push(Value::from(kind.as_str()));
+                }
+            }
+            event.insert("vigil.redacted", Value::List(kinds));
         }
         counts
+    }
+
+    /// Masks secrets in raw input before it is parsed, so that no field derived from it
+    /// (a logfmt key, a split token) can carry a secret the whole text would have shown.
+    pub fn redact_raw(&self, text: &str, counts: &mut Redactions) -> Option<String> {
+        if self.disabled {
+            return None;
+        }
+        self.redact_str(text, counts)
+    }
+
+    /// Whether this redactor is switched off.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
     }
 
     fn redact_value(&self, value: &mut Value, secret_name: bool, counts: &mut Redactions) {
@@ -221,20 +240,28 @@ impl Redactor {
             for idx in hits.iter() {
                 let pattern = &PATTERNS[idx];
                 let current = out.as_deref().unwrap_or(s);
-                let n = pattern
-                    .regex
-                    .find_iter(current)
-                    .filter(|m| !m.as_str().contains("[REDACTED:"))
-                    .count() as u64;
-                if n == 0 {
-                    continue;
+                let mut n = 0u64;
+                let replaced = pattern.regex.replace_all(current, |c: &regex::Captures| {
+                    let whole = c.get(0).map_or("", |m| m.as_str());
+                    if whole.contains("[REDACTED:") {
+                        return whole.to_owned();
+                    }
+                    n += 1;
+                    let pre = c.name("pre").map_or("", |m| m.as_str());
+                    let post = c.name("post").map_or("", |m| m.as_str());
+                    let value = &whole[pre.len()..whole.len() - post.len()];
+                    let quote = value.chars().next().filter(|q| {
+                        (*q == '"' || *q == '\'') && value.len() >= 2 && value.ends_with(*q)
+                    });
+                    match quote {
+                        Some(q) => format!("{pre}{q}[REDACTED:{}]{q}{post}", pattern.kind),
+                        None => format!("{pre}[REDACTED:{}]{post}", pattern.kind),
+                    }
+                });
+                if n > 0 {
+                    counts.add(pattern.kind, n);
+                    out = Some(replaced.into_owned());
                 }
-                let replaced = pattern
-                    .regex
-                    .replace_all(current, pattern.replacement)
-                    .into_owned();
-                counts.add(pattern.kind, n);
-                out = Some(replaced);
             }
         }
         if has_long_digit_run(out.as_deref().unwrap_or(s)) {
@@ -382,6 +409,41 @@ mod tests {
             clean("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk"),
             "[REDACTED:private_key]"
         );
+    }
+
+    #[test]
+    fn json_stays_json() {
+        let out =
+            clean(r#"{"message":"x password=a1","user":{"password":"S3cret"},"token":'abc123'}"#);
+        assert_eq!(
+            out,
+            r#"{"message":"x password=[REDACTED:password]","user":{"password":"[REDACTED:password]"},"token":'[REDACTED:password]'}"#
+        );
+        let json = clean(r#"{"password":"S3cret","n":1}"#);
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&json).is_ok(),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn everything_in_one_line() {
+        let line = "login user=bob password=S3cretPw01 body=user=bob&passwd=S3cretPw03 url=https://bob:S3cretPw04@example.com/x Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ== sent Bearer tok3nS3cretValue05 cookie=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQwNiJ9.c2lnMDZhYmNk key AKIAQ7SECRETKEY00007 -----BEGIN PRIVATE KEY----- MIIsecretKeyMaterial08 -----END PRIVATE KEY----- cards 4111-1111-1111-1111 and 5500 0000 0000 0004";
+        let out = clean(line);
+        for secret in [
+            "S3cretPw01",
+            "S3cretPw03",
+            "S3cretPw04",
+            "QWxhZGRp",
+            "tok3nS3cret",
+            "eyJzdWIi",
+            "AKIAQ7",
+            "MIIsecret",
+            "4111-1111",
+            "5500 0000",
+        ] {
+            assert!(!out.contains(secret), "{secret} survives in {out}");
+        }
     }
 
     #[test]

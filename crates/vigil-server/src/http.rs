@@ -259,6 +259,7 @@ fn context(state: &AppState, source: String, peer: SocketAddr) -> ParseContext {
         source,
         keep_original: state.keep_original,
         peer: Some(peer.ip()),
+        redactor: state.ingest.redactor(),
     }
 }
 

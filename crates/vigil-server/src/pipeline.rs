@@ -36,7 +36,7 @@ pub enum IngestError {
 /// Shared by every listener.
 pub struct Ingest {
     ledger: Ledger,
-    redactor: Redactor,
+    redactor: Arc<Redactor>,
     permits: Arc<Semaphore>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
@@ -61,10 +61,15 @@ impl Ingest {
     pub fn new(ledger: Ledger, redactor: Redactor, metrics: Arc<Metrics>) -> Ingest {
         Ingest {
             ledger,
-            redactor,
+            redactor: Arc::new(redactor),
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT_EVENTS)),
             metrics,
         }
+    }
+
+    /// The redactor, for parse contexts (`None` when redaction is off).
+    pub fn redactor(&self) -> Option<Arc<Redactor>> {
+        (!self.redactor.is_disabled()).then(|| Arc::clone(&self.redactor))
     }
 
     /// The ledger writer.
@@ -85,8 +90,12 @@ impl Ingest {
     ) -> Pending {
         let mut parse_errors = 0;
         for event in events.iter_mut() {
-            for (kind, n) in self.redactor.redact_event(event).by_kind {
-                self.metrics.redactions.add(&kind, n);
+            // Parsed lines were masked already; this catches events built any other way.
+            self.redactor.redact_event(event);
+            if let Some(vigil_event::Value::List(kinds)) = event.get("vigil.redacted") {
+                for kind in kinds.iter().filter_map(vigil_event::Value::as_str) {
+                    self.metrics.redactions.add(kind, 1);
+                }
             }
             if event
                 .get("tags")

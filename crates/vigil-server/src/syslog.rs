@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -230,6 +230,7 @@ fn parse_frames(
         source: format!("syslog-{listener}"),
         keep_original: settings.keep_original,
         peer: Some(peer.ip()),
+        redactor: ingest.redactor(),
     };
     let mut truncated = 0;
     let events = frames
@@ -364,7 +365,7 @@ pub async fn run_tcp(
     }
 }
 
-async fn read_stream<S: AsyncRead + Unpin>(
+async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     name: &'static str,
@@ -399,6 +400,8 @@ async fn read_stream<S: AsyncRead + Unpin>(
             send(frames, peer, name, &settings, &ingest).await?;
         }
         if eof {
+            // A clean close (TLS close_notify) so well-behaved senders see an orderly end.
+            let _ = stream.shutdown().await;
             return Ok(());
         }
     }

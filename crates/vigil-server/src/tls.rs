@@ -53,12 +53,16 @@ pub fn server_config(source: &CertSource) -> Result<Arc<ServerConfig>, String> {
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| format!("{}: {e}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("{}: {e}", cert_path.display()))?;
+    // Syslog senders never read: TLS 1.3 session tickets would sit unread in their socket, and
+    // closing a socket with unread data sends a TCP reset, which can discard messages still
+    // queued on our side. Resumption is not worth that.
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 

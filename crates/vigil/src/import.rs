@@ -85,7 +85,11 @@ struct Sink<'a> {
 
 impl Sink<'_> {
     fn push(&mut self, mut event: Event) -> Result<()> {
-        self.totals.redacted += self.redactor.redact_event(&mut event).total();
+        // Parsed lines were masked already (raw text and fields); this catches EVTX records.
+        self.redactor.redact_event(&mut event);
+        if let Some(vigil_event::Value::List(kinds)) = event.get("vigil.redacted") {
+            self.totals.redacted += kinds.len() as u64;
+        }
         self.batch.push(event);
         if self.batch.len() >= BATCH {
             self.flush()?;
@@ -199,6 +203,7 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
             source,
             keep_original: !args.no_original,
             peer: None,
+            redactor: Some(std::sync::Arc::new(sink.redactor.clone())),
         };
         let raw: Box<dyn Read> = if stdin {
             Box::new(io::stdin().lock())
@@ -240,7 +245,11 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
                 )?;
             }
             if totals.redacted > 0 {
-                write!(out, "; {} secrets masked", totals.redacted)?;
+                write!(
+                    out,
+                    "; secrets masked ({} kinds across events)",
+                    totals.redacted
+                )?;
             }
             writeln!(out)?;
         }

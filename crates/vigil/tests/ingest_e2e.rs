@@ -214,6 +214,14 @@ fn count_exactly_once(events: &[Event], marker: &str, n: usize) {
             *seen.entry(id).or_insert(0) += 1;
         }
     }
+    if seen.len() != n {
+        for e in events {
+            eprintln!(
+                "SEEN {:?}",
+                e.get_str("event.original").or(e.get_str("message"))
+            );
+        }
+    }
     assert_eq!(seen.len(), n, "distinct {marker} messages: {seen:?}");
     assert!(seen.values().all(|&c| c == 1), "duplicates: {seen:?}");
 }
@@ -656,4 +664,181 @@ action(type="omfwd" Target="127.0.0.1" Port="{port}" Protocol="tcp" Template="RS
                 && e.get_str("process.name") == Some("sshd"))
     );
     server.stop();
+}
+
+/// Every secret kind through every ingest path; afterwards not one byte of any secret is
+/// anywhere in the data directory (ledger blocks decompressed, index files, everything).
+#[test]
+fn secrets_never_reach_the_disk_on_any_path() {
+    if !require_tool("logger") || !require_tool("curl") || !require_tool("python3") {
+        return;
+    }
+    let server = Server::start(&[]);
+    let secrets = [
+        ("password", "S3cretPw01"),
+        ("password", "S3cretPw03"),
+        ("password", "S3cretPw04"),
+        ("authorization", "QWxhZGRpbjpvcGVuIHNlc2FtZQ"),
+        ("bearer", "tok3nS3cretValue05"),
+        ("jwt", "eyJzdWIiOiJzZWNyZXQwNiJ9"),
+        ("aws_key", "AKIAQ7SECRETKEY00007"),
+        ("private_key", "MIIsecretKeyMaterial08"),
+        ("card", "4111-1111-1111-1111"),
+        ("card", "5500 0000 0000 0004"),
+    ];
+    let line = |path: &str| {
+        format!(
+            "{path}: login user=bob password=S3cretPw01 body=user=bob&passwd=S3cretPw03 url=https://bob:S3cretPw04@example.com/x \
+             Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ== sent Bearer tok3nS3cretValue05 \
+             cookie=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQwNiJ9.c2lnMDZhYmNk key AKIAQ7SECRETKEY00007 \
+             -----BEGIN PRIVATE KEY----- MIIsecretKeyMaterial08 -----END PRIVATE KEY----- \
+             cards 4111-1111-1111-1111 and 5500 0000 0000 0004"
+        )
+    };
+    let token = server.token.clone();
+    let base = format!("http://{}", server.http);
+    // syslog UDP and TCP (logger), TLS (Python ssl).
+    run(Command::new("logger").args([
+        "-n",
+        "127.0.0.1",
+        "-P",
+        Server::port(&server.udp),
+        "-d",
+        "-t",
+        "app",
+        &line("udp-path"),
+    ]));
+    run(Command::new("logger").args([
+        "-n",
+        "127.0.0.1",
+        "-P",
+        Server::port(&server.tcp),
+        "-T",
+        "-t",
+        "app",
+        &line("tcp-path"),
+    ]));
+    let tls_script = format!(
+        "import socket, ssl\nctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+         s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {})), server_hostname='localhost')\n\
+         m = {:?}.encode()\ns.sendall(str(len(m)).encode() + b' ' + m)\ns.close()\n",
+        Server::port(&server.tls),
+        format!(
+            "<13>1 2026-11-22T10:00:00Z h app - - - {}",
+            line("tls-path")
+        )
+    );
+    run(Command::new("python3").args(["-c", &tls_script]));
+    // HTTP: NDJSON with a JSON password field, and plain text.
+    let ndjson = serde_json::json!({"message": line("ndjson-path"), "password": "S3cretPw01", "request": {"headers": {"authorization": "Bearer tok3nS3cretValue05"}}}).to_string();
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "--data-binary",
+        &ndjson,
+        &format!("{base}/api/v1/ingest"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "-H",
+        "Content-Type: text/plain",
+        "--data-binary",
+        &line("text-path"),
+        &format!("{base}/api/v1/ingest"),
+    ]);
+    assert_eq!(code, 200);
+    // HEC event and raw.
+    let hec = serde_json::json!({"event": line("hec-path"), "fields": {"password": "S3cretPw01"}})
+        .to_string();
+    let (code, _) = curl(&[
+        "-H",
+        &format!("Authorization: Splunk {token}"),
+        "--data-binary",
+        &hec,
+        &format!("{base}/services/collector/event"),
+    ]);
+    assert_eq!(code, 200);
+    let (code, _) = curl(&[
+        "-H",
+        &format!("Authorization: Splunk {token}"),
+        "--data-binary",
+        &line("hecraw-path"),
+        &format!("{base}/services/collector/raw"),
+    ]);
+    assert_eq!(code, 200);
+    // Elasticsearch bulk.
+    let bulk = format!(
+        "{{\"index\":{{}}}}\n{}\n",
+        serde_json::json!({"message": line("bulk-path"), "user": {"password": "S3cretPw01"}})
+    );
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "-H",
+        "Content-Type: application/x-ndjson",
+        "--data-binary",
+        &bulk,
+        &format!("{base}/_bulk"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+
+    for path in [
+        "udp-path",
+        "tcp-path",
+        "tls-path",
+        "ndjson-path",
+        "text-path",
+        "hec-path",
+        "hecraw-path",
+        "bulk-path",
+    ] {
+        assert_eq!(
+            server.events_with(path, 1).len(),
+            1,
+            "{path} did not arrive"
+        );
+    }
+    let (data, _guard) = server.stop();
+
+    // Every byte of the data directory, with ledger blocks decompressed.
+    let mut bytes = Vec::new();
+    let mut stack = vec![data.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                bytes.extend(std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut reader = vigil_ledger::LedgerReader::open(&data).unwrap();
+    let end = reader.end_seq();
+    reader
+        .for_each_raw(0..end, |_, raw| {
+            bytes.extend_from_slice(raw);
+            Ok(())
+        })
+        .unwrap();
+    let occurs = |needle: &str| {
+        bytes
+            .windows(needle.len())
+            .filter(|w| *w == needle.as_bytes())
+            .count()
+    };
+    for (kind, secret) in secrets {
+        assert_eq!(
+            occurs(secret),
+            0,
+            "{kind} secret {secret:?} reached the data directory"
+        );
+        assert!(
+            occurs(&format!("[REDACTED:{kind}]")) > 0,
+            "no {kind} marker stored"
+        );
+    }
+    assert_eq!(occurs("4111111111111111"), 0);
 }
