@@ -266,14 +266,31 @@ impl Redactor {
         }
         if has_long_digit_run(out.as_deref().unwrap_or(s)) {
             let current = out.as_deref().unwrap_or(s);
+            let json = looks_like_json(current);
             let mut n = 0;
             let replaced = CARD_CANDIDATE.replace_all(current, |c: &regex::Captures| {
-                let m = &c[0];
-                if luhn_card(m) {
+                let m = c.get(0).expect("whole match");
+                let bytes = current.as_bytes();
+                // Part of a decimal number or a longer run of digits: not a card.
+                let at = |i: Option<usize>| i.and_then(|i| bytes.get(i).copied());
+                let before = at(m.start().checked_sub(1));
+                let before2 = at(m.start().checked_sub(2));
+                let after = at(Some(m.end()));
+                let after2 = at(Some(m.end() + 1));
+                let embedded = before.is_some_and(|b| b.is_ascii_digit())
+                    || (matches!(before, Some(b'.' | b'-' | b'_'))
+                        && before2.is_some_and(|b| b.is_ascii_alphanumeric()))
+                    || after.is_some_and(|b| b.is_ascii_digit())
+                    || (after == Some(b'.') && after2.is_some_and(|b| b.is_ascii_digit()));
+                if !embedded && luhn_card(m.as_str()) {
                     n += 1;
-                    "[REDACTED:card]".to_owned()
+                    if json && !in_json_string(current, m.start()) {
+                        "\"[REDACTED:card]\"".to_owned()
+                    } else {
+                        "[REDACTED:card]".to_owned()
+                    }
                 } else {
-                    m.to_owned()
+                    m.as_str().to_owned()
                 }
             });
             if n > 0 {
@@ -317,10 +334,63 @@ fn has_long_digit_run(s: &str) -> bool {
     false
 }
 
-/// 13–19 digits passing the Luhn check.
+fn looks_like_json(s: &str) -> bool {
+    matches!(s.trim_start().as_bytes().first(), Some(b'{' | b'['))
+}
+
+/// Whether byte `pos` of a JSON text lies inside a string (odd number of unescaped quotes
+/// before it).
+fn in_json_string(s: &str, pos: usize) -> bool {
+    let mut inside = false;
+    let mut escaped = false;
+    for &b in &s.as_bytes()[..pos.min(s.len())] {
+        if escaped {
+            escaped = false;
+        } else if b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            inside = !inside;
+        }
+    }
+    inside
+}
+
+/// Whether the issuer prefix and length are those of a payment card network: Visa (4; 13, 16,
+/// 19 digits), Mastercard (51–55, 2221–2720; 16), American Express (34, 37; 15), Discover
+/// (6011, 644–649, 65; 16–19), JCB (3528–3589; 16–19), Diners Club (36: 14–19; 300–305,
+/// 3095: 14–19; 38, 39: 16–19), UnionPay (62; 16–19).
+fn card_network(digits: &[u32]) -> bool {
+    let prefix = |n: usize| digits.iter().take(n).fold(0u32, |acc, d| acc * 10 + d);
+    let len = digits.len();
+    match digits.first() {
+        Some(4) => matches!(len, 13 | 16 | 19),
+        Some(5) => (51..=55).contains(&prefix(2)) && len == 16,
+        Some(2) => (2221..=2720).contains(&prefix(4)) && len == 16,
+        Some(3) => match prefix(2) {
+            34 | 37 => len == 15,
+            35 => (3528..=3589).contains(&prefix(4)) && (16..=19).contains(&len),
+            36 => (14..=19).contains(&len),
+            38 | 39 => (16..=19).contains(&len),
+            30 => {
+                ((300..=305).contains(&prefix(3)) || prefix(4) == 3095) && (14..=19).contains(&len)
+            }
+            _ => false,
+        },
+        Some(6) => {
+            (prefix(4) == 6011
+                || (644..=649).contains(&prefix(3))
+                || prefix(2) == 65
+                || prefix(2) == 62)
+                && (16..=19).contains(&len)
+        }
+        _ => false,
+    }
+}
+
+/// 13–19 digits of a card network's shape, passing the Luhn check.
 fn luhn_card(candidate: &str) -> bool {
     let digits: Vec<u32> = candidate.chars().filter_map(|c| c.to_digit(10)).collect();
-    if !(13..=19).contains(&digits.len()) {
+    if !(13..=19).contains(&digits.len()) || !card_network(&digits) {
         return false;
     }
     let sum: u32 = digits
@@ -460,6 +530,16 @@ mod tests {
             "card 4111 1111 1111 1112"
         );
         assert_eq!(clean("ts 1732268000123 ms"), "ts 1732268000123 ms");
+        // Found in Suricata and Zeek JSON: ids and decimal fractions that pass Luhn.
+        assert_eq!(
+            clean(r#"{"flow_id":397567447473926,"rtt":0.2680990695953369}"#),
+            r#"{"flow_id":397567447473926,"rtt":0.2680990695953369}"#
+        );
+        // A card as a bare JSON number becomes a string, so the JSON stays valid.
+        assert_eq!(
+            clean(r#"{"pan":4111111111111111,"note":"paid with 4111 1111 1111 1111"}"#),
+            r#"{"pan":"[REDACTED:card]","note":"paid with [REDACTED:card]"}"#
+        );
     }
 
     #[test]
