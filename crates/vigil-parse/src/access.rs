@@ -21,14 +21,15 @@ pub fn looks_like_error_log(line: &str) -> bool {
 /// Parses an Apache error log line (`[Sun Dec 04 04:47:44 2005] [error] [client 1.2.3.4] msg`,
 /// or the 2.4 form with microseconds and `[module:level] [pid N]`).
 pub fn parse_error_log(line: &str, ctx: &ParseContext) -> Result<Event, String> {
-    let close = line.find(']').ok_or("missing ]")?;
-    let time = &line[1..close];
+    let inner = line.strip_prefix('[').ok_or("missing [time]")?;
+    let close = inner.find(']').ok_or("missing ]")?;
+    let time = &inner[..close];
     // The weekday is redundant; skip it rather than reject a line whose weekday is off.
     let without_weekday = time.get(4..).unwrap_or("");
     let parsed = chrono::NaiveDateTime::parse_from_str(without_weekday, "%b %d %H:%M:%S%.f %Y")
         .map_err(|_| format!("bad time {time:?}"))?;
     let mut e = Event::new(Timestamp::from_datetime(parsed.and_utc()));
-    let mut rest = line[close + 1..].trim_start();
+    let mut rest = inner[close + 1..].trim_start();
     while let Some(inner) = rest.strip_prefix('[') {
         let Some(end) = inner.find(']') else { break };
         let tag = &inner[..end];

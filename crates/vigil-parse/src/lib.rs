@@ -34,6 +34,7 @@
 pub mod access;
 pub mod cef;
 pub mod evtx;
+pub mod framing;
 pub mod json;
 pub mod linux;
 pub mod logfmt;

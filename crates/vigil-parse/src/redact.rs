@@ -231,6 +231,21 @@ impl Redactor {
 
     /// The string with secrets masked, or `None` when there was nothing to mask.
     pub fn redact_str(&self, s: &str, counts: &mut Redactions) -> Option<String> {
+        // One pass can change what another pattern sees (a masked JSON value gains quotes), so
+        // repeat until nothing changes: the result is then a fixed point, and masking twice
+        // gives the same text as masking once. Every pass only replaces text with markers, so
+        // this ends quickly; the bound is a safety net.
+        let mut current: Option<String> = None;
+        for _ in 0..4 {
+            match self.redact_pass(current.as_deref().unwrap_or(s), counts) {
+                Some(next) => current = Some(next),
+                None => break,
+            }
+        }
+        current
+    }
+
+    fn redact_pass(&self, s: &str, counts: &mut Redactions) -> Option<String> {
         if s.len() < 5 {
             return None;
         }
