@@ -153,6 +153,23 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
 
+    // The same lines with redaction off, to show what masking costs.
+    let mut bare = ctx.clone();
+    bare.redactor = None;
+    let mut group = c.benchmark_group("parse-no-redaction");
+    group.sample_size(20);
+    for (name, format, input) in sets.iter().take(2) {
+        group.throughput(Throughput::Elements(input.len() as u64));
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                for line in input {
+                    std::hint::black_box(parse_line(line.as_bytes(), *format, &bare));
+                }
+            })
+        });
+    }
+    group.finish();
+
     // The cost redaction adds per event (every string field scanned).
     let redactor = Redactor::default();
     let events: Vec<_> = sets[0]

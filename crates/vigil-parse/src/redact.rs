@@ -58,20 +58,23 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         ),
         p(
             "jwt",
-            r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+            r"(?-u:\b)eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
         ),
         p(
             "authorization",
-            r#"(?i)(?P<pre>\bauthorization"?\s*[:=]\s*"?)(?:(?:basic|bearer|digest|negotiate|ntlm|token|splunk|apikey|aws4-hmac-sha256)\s+)?[^\s",;]+(?:,\s*[A-Za-z]+=[^\s",;]+)*"#,
+            r#"(?i)(?P<pre>(?-u:\b)authorization"?\s*[:=]\s*"?)(?:(?:basic|bearer|digest|negotiate|ntlm|token|splunk|apikey|aws4-hmac-sha256)\s+)?[^\s",;]+(?:,\s*[A-Za-z]+=[^\s",;]+)*"#,
         ),
-        p("bearer", r"(?i)(?P<pre>\bbearer\s+)[A-Za-z0-9._~+/-]{6,}=*"),
+        p(
+            "bearer",
+            r"(?i)(?P<pre>(?-u:\b)bearer\s+)[A-Za-z0-9._~+/-]{6,}=*",
+        ),
         p(
             "aws_secret",
             r#"(?i)(?P<pre>aws_?secret_?access_?key"?\s*[=:]\s*"?)[A-Za-z0-9/+=]{40}"#,
         ),
         p(
             "aws_key",
-            r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z0-9]{16}\b",
+            r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z0-9]{16}(?-u:\b)",
         ),
         p(
             "password",
@@ -85,17 +88,81 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         ),
         p(
             "password",
-            r"(?i)(?P<pre>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(?P<post>@)",
+            r"(?i)(?P<pre>(?-u:\b)[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(?P<post>@)",
         ),
     ]
 });
+
+/// Words at least one of which occurs (ignoring ASCII case) in any text a built-in pattern
+/// matches. One pass of this automaton rules most strings out before any regex runs.
+static PREFILTER: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build([
+            "private key",
+            "eyj",
+            "authorization",
+            "bearer",
+            "secret",
+            "pass",
+            "pwd",
+            "token",
+            "apikey",
+            "api_key",
+            "api-key",
+            "private_key",
+            "private-key",
+            "privatekey",
+            "://",
+            "akia",
+            "asia",
+            "abia",
+            "acca",
+            "agpa",
+            "aida",
+            "aipa",
+            "anpa",
+            "anva",
+            "aroa",
+            "apka",
+        ])
+        .expect("static keywords")
+});
+
+/// Indexes into the prefilter's keywords that name a key (`password=…`, `"token": …`): they
+/// only count when an `=` or `:` follows the rest of the key.
+const KEY_KEYWORDS: std::ops::Range<usize> = 4..14;
+
+/// Whether any built-in pattern could match: a keyword occurs, and for key-like keywords
+/// ("pass" in "Failed password for root" is not one) a separator follows.
+fn prefilter_hit(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    PREFILTER.find_iter(s).any(|m| {
+        if !KEY_KEYWORDS.contains(&m.pattern().as_usize()) {
+            return true;
+        }
+        let mut i = m.end();
+        while i < bytes.len()
+            && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'-')
+        {
+            i += 1;
+        }
+        while i < bytes.len()
+            && (bytes[i] == b'"' || bytes[i] == b'\'' || bytes[i] == b' ' || bytes[i] == b'\t')
+        {
+            i += 1;
+        }
+        i < bytes.len() && (bytes[i] == b'=' || bytes[i] == b':')
+    })
+}
 
 static PATTERN_SET: LazyLock<RegexSet> = LazyLock::new(|| {
     RegexSet::new(PATTERNS.iter().map(|p| p.regex.as_str())).expect("static patterns")
 });
 
-static CARD_CANDIDATE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[2-6]\d(?:[ -]?\d){11,17}\b").expect("static pattern"));
+static CARD_CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u:\b)[2-6]\d(?:[ -]?\d){11,17}(?-u:\b)").expect("static pattern")
+});
 
 /// Counts of replacements by kind.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -250,8 +317,8 @@ impl Redactor {
             return None;
         }
         let mut out: Option<String> = None;
-        let hits = PATTERN_SET.matches(s);
-        if hits.matched_any() {
+        if prefilter_hit(s) {
+            let hits = PATTERN_SET.matches(s);
             for idx in hits.iter() {
                 let pattern = &PATTERNS[idx];
                 let current = out.as_deref().unwrap_or(s);
