@@ -38,6 +38,7 @@ pub struct Ingest {
     ledger: Ledger,
     redactor: Arc<Redactor>,
     permits: Arc<Semaphore>,
+    capacity: usize,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
 }
@@ -59,10 +60,21 @@ impl Pending {
 impl Ingest {
     /// Wraps a ledger writer.
     pub fn new(ledger: Ledger, redactor: Redactor, metrics: Arc<Metrics>) -> Ingest {
+        Ingest::with_capacity(ledger, redactor, metrics, MAX_IN_FLIGHT_EVENTS)
+    }
+
+    /// Like [`Ingest::new`] with room for `capacity` in-flight events (tests use small ones).
+    pub fn with_capacity(
+        ledger: Ledger,
+        redactor: Redactor,
+        metrics: Arc<Metrics>,
+        capacity: usize,
+    ) -> Ingest {
         Ingest {
             ledger,
             redactor: Arc::new(redactor),
-            permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT_EVENTS)),
+            permits: Arc::new(Semaphore::new(capacity)),
+            capacity,
             metrics,
         }
     }
@@ -79,7 +91,7 @@ impl Ingest {
 
     /// Events accepted but not yet durable.
     pub fn in_flight(&self) -> u64 {
-        (MAX_IN_FLIGHT_EVENTS - self.permits.available_permits()) as u64
+        (self.capacity - self.permits.available_permits()) as u64
     }
 
     fn start(
@@ -126,7 +138,7 @@ impl Ingest {
         events: Vec<Event>,
         listener: &'static str,
     ) -> Result<Pending, IngestError> {
-        let n = events.len().clamp(1, MAX_BATCH) as u32;
+        let n = events.len().clamp(1, MAX_BATCH.min(self.capacity)) as u32;
         let permit = Arc::clone(&self.permits)
             .acquire_many_owned(n)
             .await
@@ -141,7 +153,7 @@ impl Ingest {
         listener: &'static str,
         patience: Duration,
     ) -> Result<Pending, IngestError> {
-        let n = events.len().clamp(1, MAX_BATCH) as u32;
+        let n = events.len().clamp(1, MAX_BATCH.min(self.capacity)) as u32;
         let acquire = Arc::clone(&self.permits).acquire_many_owned(n);
         match tokio::time::timeout(patience, acquire).await {
             Ok(Ok(permit)) => Ok(self.start(events, permit, listener)),
@@ -156,7 +168,7 @@ impl Ingest {
         events: Vec<Event>,
         listener: &'static str,
     ) -> Result<Pending, IngestError> {
-        let n = events.len().clamp(1, MAX_BATCH) as u32;
+        let n = events.len().clamp(1, MAX_BATCH.min(self.capacity)) as u32;
         match Arc::clone(&self.permits).try_acquire_many_owned(n) {
             Ok(permit) => Ok(self.start(events, permit, listener)),
             Err(_) => Err(IngestError::Overloaded),
@@ -165,6 +177,82 @@ impl Ingest {
 
     /// Waits until every accepted event is durable (shutdown).
     pub async fn drain(&self) {
-        let _all = self.permits.acquire_many(MAX_IN_FLIGHT_EVENTS as u32).await;
+        let _all = self.permits.acquire_many(self.capacity as u32).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_event::Timestamp;
+    use vigil_ledger::LedgerConfig;
+
+    fn events(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let mut e = Event::new(Timestamp::from_secs(i as i64));
+                e.insert("message", format!("event {i} password=hunter2"));
+                e
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_pipeline_refuses_or_waits_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+        let ingest = Arc::new(Ingest::with_capacity(
+            ledger.clone(),
+            Redactor::default(),
+            Arc::new(Metrics::default()),
+            5,
+        ));
+        // Five events in flight (not yet awaited) fill the pipeline.
+        let held = ingest.try_append(events(5), "test").unwrap();
+        assert_eq!(ingest.in_flight(), 5);
+        // UDP's way: refuse at once.
+        assert!(matches!(
+            ingest.try_append(events(1), "udp"),
+            Err(IngestError::Overloaded)
+        ));
+        // HTTP's way: wait a little, then refuse (the handler answers 429 + Retry-After).
+        let refused = ingest
+            .append_within(events(1), "http", Duration::from_millis(50))
+            .await;
+        assert!(matches!(refused, Err(IngestError::Overloaded)));
+        // TCP's way: wait until there is room.
+        let waiter = {
+            let ingest = Arc::clone(&ingest);
+            tokio::spawn(async move {
+                ingest
+                    .append_waiting(events(2), "tcp")
+                    .await
+                    .unwrap()
+                    .durable()
+                    .await
+                    .unwrap()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiter.is_finished(),
+            "TCP waits while the pipeline is full"
+        );
+        let first = held.durable().await.unwrap();
+        let second = waiter.await.unwrap();
+        assert_eq!(first, 0..5);
+        assert_eq!(second, 5..7);
+        ingest.drain().await;
+        assert_eq!(ingest.in_flight(), 0);
+        assert_eq!(ingest.metrics.events.get("test"), 5);
+        // Secrets were masked on the way in.
+        drop(ingest);
+        ledger.close().unwrap();
+        let mut reader = vigil_ledger::LedgerReader::open(dir.path()).unwrap();
+        let e = reader.read_event(0).unwrap();
+        assert_eq!(
+            e.get_str("message"),
+            Some("event 0 password=[REDACTED:password]")
+        );
     }
 }

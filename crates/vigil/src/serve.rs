@@ -1,11 +1,16 @@
 //! `vigil serve`: open (or create) the ledger and run the listeners until SIGINT/SIGTERM.
+//!
+//! Settings come from, in order of precedence: command-line flags, the `--config` TOML file,
+//! then the built-in defaults (loopback listeners, see `ServerConfig::defaults`). The file's
+//! shape is documented in `docs/config.md`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
 use vigil_ledger::parse_duration;
 use vigil_server::{ServerConfig, tls::CertSource};
 
@@ -16,30 +21,33 @@ use crate::DataDir;
 pub struct ServeArgs {
     #[command(flatten)]
     data: DataDir,
-    /// HTTP API address (ingest, HEC, _bulk, checkpoints, metrics); `off` to disable.
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR|off")]
-    http: String,
-    /// Syslog over UDP; `off` to disable.
-    #[arg(long, default_value = "127.0.0.1:5514", value_name = "ADDR|off")]
-    syslog_udp: String,
-    /// Syslog over TCP (LF framing or RFC 6587 octet counting); `off` to disable.
-    #[arg(long, default_value = "127.0.0.1:5514", value_name = "ADDR|off")]
-    syslog_tcp: String,
-    /// Syslog over TLS (RFC 5425); `off` to disable.
-    #[arg(long, default_value = "127.0.0.1:6514", value_name = "ADDR|off")]
-    syslog_tls: String,
+    /// TOML configuration file (flags given here win over it).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// HTTP API address (ingest, HEC, _bulk, checkpoints, metrics) [default: 127.0.0.1:8080]; `off` to disable.
+    #[arg(long, value_name = "ADDR|off")]
+    http: Option<String>,
+    /// Syslog over UDP [default: 127.0.0.1:5514]; `off` to disable.
+    #[arg(long, value_name = "ADDR|off")]
+    syslog_udp: Option<String>,
+    /// Syslog over TCP, LF framing or RFC 6587 octet counting [default: 127.0.0.1:5514]; `off` to disable.
+    #[arg(long, value_name = "ADDR|off")]
+    syslog_tcp: Option<String>,
+    /// Syslog over TLS, RFC 5425 [default: 127.0.0.1:6514]; `off` to disable.
+    #[arg(long, value_name = "ADDR|off")]
+    syslog_tls: Option<String>,
     /// TLS certificate chain (PEM); without it a self-signed one is generated in DATA_DIR/tls.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Longest syslog message kept whole (bytes); longer ones are cut and tagged `truncated`.
-    #[arg(long, default_value_t = 64 * 1024)]
-    max_message_bytes: usize,
-    /// Largest HTTP request body (bytes); larger requests get 413.
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
-    max_body_bytes: usize,
+    /// Longest syslog message kept whole, in bytes; longer ones are cut and tagged `truncated` [default: 65536].
+    #[arg(long)]
+    max_message_bytes: Option<usize>,
+    /// Largest HTTP request body, in bytes; larger requests get 413 [default: 16777216].
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
     /// Do not keep the raw text of events in `event.original`.
     #[arg(long)]
     no_original: bool,
@@ -49,19 +57,187 @@ pub struct ServeArgs {
     /// Remove sealed segments older than this (e.g. 365d); unset keeps everything.
     #[arg(long, value_parser = parse_duration)]
     retention: Option<Duration>,
-    /// How often to sign a checkpoint while events arrive.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
-    checkpoint_interval: Duration,
+    /// How often to sign a checkpoint while events arrive [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    checkpoint_interval: Option<Duration>,
 }
 
-fn address(value: &str, flag: &str) -> Result<Option<SocketAddr>> {
+/// The `--config` file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    listen: ListenSection,
+    #[serde(default)]
+    tls: TlsSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    ingest: IngestSection,
+    #[serde(default)]
+    redaction: RedactionSection,
+    #[serde(default)]
+    retention: RetentionSection,
+    #[serde(default)]
+    ledger: LedgerSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenSection {
+    http: Option<String>,
+    syslog_udp: Option<String>,
+    syslog_tcp: Option<String>,
+    syslog_tls: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    max_message_bytes: Option<usize>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestSection {
+    keep_original: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedactionSection {
+    enabled: Option<bool>,
+    #[serde(default)]
+    patterns: Vec<RedactionPattern>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedactionPattern {
+    kind: String,
+    regex: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionSection {
+    max_age: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerSection {
+    checkpoint_interval: Option<String>,
+}
+
+/// Reads and checks a configuration file.
+pub fn read_config(path: &Path) -> Result<FileConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+fn address(value: &str, what: &str) -> Result<Option<SocketAddr>> {
     if value.eq_ignore_ascii_case("off") || value.is_empty() {
         return Ok(None);
     }
     value
         .parse()
         .map(Some)
-        .map_err(|_| anyhow!("--{flag} {value:?}: expected IP:PORT (e.g. 127.0.0.1:5514) or off"))
+        .map_err(|_| anyhow!("{what} {value:?}: expected IP:PORT (e.g. 127.0.0.1:5514) or off"))
+}
+
+/// Merges flags over the file over the defaults.
+pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig> {
+    let data_dir = args.data.data_dir.clone();
+    let mut config = ServerConfig::defaults(data_dir.clone());
+    let listen = |flag: &Option<String>,
+                  from_file: &Option<String>,
+                  current: Option<SocketAddr>,
+                  what: &str|
+     -> Result<Option<SocketAddr>> {
+        match flag.as_ref().or(from_file.as_ref()) {
+            Some(v) => address(v, what),
+            None => Ok(current),
+        }
+    };
+    config.http = listen(&args.http, &file.listen.http, config.http, "http")?;
+    config.syslog_udp = listen(
+        &args.syslog_udp,
+        &file.listen.syslog_udp,
+        config.syslog_udp,
+        "syslog_udp",
+    )?;
+    config.syslog_tcp = listen(
+        &args.syslog_tcp,
+        &file.listen.syslog_tcp,
+        config.syslog_tcp,
+        "syslog_tcp",
+    )?;
+    config.syslog_tls = listen(
+        &args.syslog_tls,
+        &file.listen.syslog_tls,
+        config.syslog_tls,
+        "syslog_tls",
+    )?;
+    let cert = args.tls_cert.clone().or(file.tls.cert.clone());
+    let key = args.tls_key.clone().or(file.tls.key.clone());
+    config.tls = match (cert, key) {
+        (Some(cert), Some(key)) => CertSource::Files { cert, key },
+        (None, None) => CertSource::SelfSigned(data_dir.clone()),
+        _ => bail!("a TLS certificate needs both cert and key"),
+    };
+    if let Some(n) = args.max_message_bytes.or(file.limits.max_message_bytes) {
+        config.max_message_bytes = n;
+    }
+    if let Some(n) = args.max_body_bytes.or(file.limits.max_body_bytes) {
+        config.max_body_bytes = n;
+    }
+    config.keep_original = !args.no_original && file.ingest.keep_original.unwrap_or(true);
+    let mut extra: Vec<(String, String)> = file
+        .redaction
+        .patterns
+        .iter()
+        .map(|p| (p.kind.clone(), p.regex.clone()))
+        .collect();
+    for spec in &args.redact {
+        let (kind, regex) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--redact {spec:?}: expected KIND=REGEX"))?;
+        extra.push((kind.to_owned(), regex.to_owned()));
+    }
+    config.redaction = if file.redaction.enabled == Some(false) {
+        if !extra.is_empty() {
+            bail!("redaction patterns are configured but [redaction] enabled = false");
+        }
+        None
+    } else {
+        Some(extra)
+    };
+    config.retention = match (args.retention, &file.retention.max_age) {
+        (Some(d), _) => Some(d),
+        (None, Some(text)) => {
+            Some(parse_duration(text).map_err(|e| anyhow!("[retention] max_age: {e}"))?)
+        }
+        (None, None) => None,
+    };
+    config.ledger.checkpoint_interval =
+        match (args.checkpoint_interval, &file.ledger.checkpoint_interval) {
+            (Some(d), _) => d,
+            (None, Some(text)) => {
+                parse_duration(text).map_err(|e| anyhow!("[ledger] checkpoint_interval: {e}"))?
+            }
+            (None, None) => config.ledger.checkpoint_interval,
+        };
+    Ok(config)
 }
 
 /// `vigil serve`.
@@ -73,32 +249,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    let data_dir = args.data.data_dir.clone();
-    let mut config = ServerConfig::defaults(data_dir.clone());
-    config.http = address(&args.http, "http")?;
-    config.syslog_udp = address(&args.syslog_udp, "syslog-udp")?;
-    config.syslog_tcp = address(&args.syslog_tcp, "syslog-tcp")?;
-    config.syslog_tls = address(&args.syslog_tls, "syslog-tls")?;
-    config.tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => CertSource::Files {
-            cert: cert.clone(),
-            key: key.clone(),
-        },
-        _ => CertSource::SelfSigned(data_dir.clone()),
+    let file = match &args.config {
+        Some(path) => read_config(path)?,
+        None => FileConfig::default(),
     };
-    config.max_message_bytes = args.max_message_bytes;
-    config.max_body_bytes = args.max_body_bytes;
-    config.keep_original = !args.no_original;
-    let mut extra = Vec::new();
-    for spec in &args.redact {
-        let (kind, regex) = spec
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--redact {spec:?}: expected KIND=REGEX"))?;
-        extra.push((kind.to_owned(), regex.to_owned()));
-    }
-    config.redaction = Some(extra);
-    config.retention = args.retention;
-    config.ledger.checkpoint_interval = args.checkpoint_interval;
+    let config = build_config(&args, &file)?;
+    let data_dir = config.data_dir.clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -157,4 +313,62 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         eprintln!("vigil: stopped; every accepted event is durable and signed");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn args(list: &[&str]) -> ServeArgs {
+        let mut v = vec!["vigil"];
+        v.extend_from_slice(list);
+        Wrapper::parse_from(v).serve
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [listen]
+            http = "127.0.0.1:9000"
+            syslog_udp = "off"
+            [limits]
+            max_message_bytes = 1000
+            [redaction]
+            patterns = [{ kind = "employee_id", regex = "EMP-\\d{6}" }]
+            [retention]
+            max_age = "365d"
+            [ledger]
+            checkpoint_interval = "2s"
+            "#,
+        )
+        .unwrap();
+        let c = build_config(
+            &args(&["--http", "127.0.0.1:9100", "--redact", "x=y"]),
+            &file,
+        )
+        .unwrap();
+        assert_eq!(c.http, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.syslog_udp, None);
+        assert_eq!(c.syslog_tcp, Some("127.0.0.1:5514".parse().unwrap()));
+        assert_eq!(c.max_message_bytes, 1000);
+        assert_eq!(c.retention, Some(Duration::from_secs(365 * 86_400)));
+        assert_eq!(c.ledger.checkpoint_interval, Duration::from_secs(2));
+        assert_eq!(c.redaction.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(toml::from_str::<FileConfig>("[listen]\nhtp = \"x\"").is_err());
+        let file: FileConfig = toml::from_str("[listen]\nhttp = \"localhost\"").unwrap();
+        let err = build_config(&args(&[]), &file).unwrap_err().to_string();
+        assert!(err.contains("expected IP:PORT"), "{err}");
+    }
 }
