@@ -456,33 +456,41 @@ fn hec_event_to_event(
     Ok(event)
 }
 
+/// What both HEC endpoints do first: authenticate (answering in HEC's own codes), read the
+/// body, count it, build the parse context.
+async fn hec_prologue(
+    state: &Shared,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    path: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Vec<u8>, ParseContext), Response> {
+    let principal = match authorize(state, headers, peer, path, Need::Ingest).await {
+        Ok(p) => p,
+        Err((StatusCode::UNAUTHORIZED, _)) if presented_token(headers).is_none() => {
+            return Err(hec(StatusCode::UNAUTHORIZED, "Token is required", 2));
+        }
+        Err((status, _)) => return Err(hec_auth_error(status)),
+    };
+    let body = body_bytes(state, headers, body)?;
+    state.ingest.metrics.bytes.add("hec", body.len() as u64);
+    Ok((
+        body,
+        context(state, format!("hec:{}", principal.name), peer),
+    ))
+}
+
 async fn hec_event(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let principal = match authorize(
-        &state,
-        &headers,
-        peer,
-        "/services/collector/event",
-        Need::Ingest,
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err((StatusCode::UNAUTHORIZED, _)) if presented_token(&headers).is_none() => {
-            return hec(StatusCode::UNAUTHORIZED, "Token is required", 2);
-        }
-        Err((status, _)) => return hec_auth_error(status),
-    };
-    let body = match body_bytes(&state, &headers, body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    state.ingest.metrics.bytes.add("hec", body.len() as u64);
-    let ctx = context(&state, format!("hec:{}", principal.name), peer);
+    let (body, ctx) =
+        match hec_prologue(&state, &headers, peer, "/services/collector/event", body).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let parsed = tokio::task::spawn_blocking(move || {
         let mut events = Vec::new();
         for (i, item) in serde_json::Deserializer::from_slice(&body)
@@ -536,27 +544,11 @@ async fn hec_raw(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let principal = match authorize(
-        &state,
-        &headers,
-        peer,
-        "/services/collector/raw",
-        Need::Ingest,
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err((StatusCode::UNAUTHORIZED, _)) if presented_token(&headers).is_none() => {
-            return hec(StatusCode::UNAUTHORIZED, "Token is required", 2);
-        }
-        Err((status, _)) => return hec_auth_error(status),
-    };
-    let body = match body_bytes(&state, &headers, body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    state.ingest.metrics.bytes.add("hec", body.len() as u64);
-    let ctx = context(&state, format!("hec:{}", principal.name), peer);
+    let (body, ctx) =
+        match hec_prologue(&state, &headers, peer, "/services/collector/raw", body).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let format = format_for_sourcetype(q.sourcetype.as_deref());
     let mut events = tokio::task::spawn_blocking(move || lines_to_events(&body, format, &ctx))
         .await
@@ -838,21 +830,29 @@ async fn inclusion_proof(
         reader.inclusion_proof(q.seq)
     })
     .await;
-    let hex = |h: &[u8; 32]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
     match result {
-        Ok(Ok(p)) => Json(json!({
-            "seq": p.seq,
-            "leaf_index": p.seq,
-            "tree_size": p.tree_size,
-            "leaf": B64.encode(&p.leaf),
-            "leaf_hash": hex(&p.leaf_hash),
-            "proof": p.proof.iter().map(hex).collect::<Vec<_>>(),
-            "checkpoint": p.checkpoint.note,
-        }))
-        .into_response(),
+        Ok(Ok(p)) => Json(proof_json(&p)).into_response(),
         Ok(Err(e)) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// The inclusion proof JSON of DESIGN §5, shared by the API and `vigil proof`.
+pub fn proof_json(p: &vigil_ledger::InclusionProof) -> JsonValue {
+    json!({
+        "seq": p.seq,
+        "leaf_index": p.seq,
+        "tree_size": p.tree_size,
+        "leaf": B64.encode(&p.leaf),
+        "leaf_hash": hex(&p.leaf_hash),
+        "proof": p.proof.iter().map(hex).collect::<Vec<_>>(),
+        "checkpoint": p.checkpoint.note,
+    })
+}
+
+/// Lower-case hex of a hash.
+pub fn hex(h: &[u8; 32]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn metrics(

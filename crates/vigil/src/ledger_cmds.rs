@@ -4,8 +4,6 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use vigil_event::Timestamp;
@@ -192,18 +190,9 @@ pub struct ProofArgs {
 /// `vigil proof`.
 pub fn proof(args: ProofArgs) -> Result<ExitCode> {
     let mut reader = LedgerReader::open(&args.data.data_dir)?;
-    let hex = |h: &[u8; 32]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = vigil_server::http::hex;
     let body = if let Some(seq) = args.seq {
-        let p = reader.inclusion_proof(seq)?;
-        json!({
-            "seq": p.seq,
-            "leaf_index": p.seq,
-            "tree_size": p.tree_size,
-            "leaf": B64.encode(&p.leaf),
-            "leaf_hash": hex(&p.leaf_hash),
-            "proof": p.proof.iter().map(hex).collect::<Vec<_>>(),
-            "checkpoint": p.checkpoint.note,
-        })
+        vigil_server::http::proof_json(&reader.inclusion_proof(seq)?)
     } else {
         let old = args.old_size.expect("clap requires one of the two");
         let latest = reader
