@@ -15,7 +15,8 @@
 //!    were fsynced in step 1, so recovery refuses to open a ledger whose latest checkpoint covers
 //!    more events than the segments hold (that is loss or tampering, not a crash);
 //! 4. a segment is sealed (seal block + fsync) before the next one is created, so only the last
-//!    segment can have a torn tail;
+//!    segment can have a torn tail; a last segment killed while being created (empty, or a
+//!    partial header) holds no events and gets its header rewritten from its file name;
 //! 5. pruning signs and fsyncs its record before deleting segment files; recovery deletes any
 //!    segment a record already covers.
 
@@ -1004,13 +1005,35 @@ fn recover_last_segment(
     report: &mut RecoveryReport,
 ) -> Result<SegmentBlocks, LedgerError> {
     let bytes = files::read_file(path)?;
-    if bytes.len() < format::SEGMENT_HEADER_LEN {
-        return Err(LedgerError::corrupt(
-            path,
-            0,
-            None,
-            "segment header is incomplete; remove the file if it is empty",
-        ));
+    let header_ok = format::decode_segment_header(&bytes).is_ok();
+    if !header_ok && bytes.len() <= format::SEGMENT_HEADER_LEN {
+        // Killed between creating the file and making its header durable (a roll, or the very
+        // first segment): it holds no events. Its first sequence number is in its name.
+        let first = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(format::parse_segment_file_name)
+            .ok_or_else(|| {
+                LedgerError::corrupt(path, 0, None, "segment file name is not a sequence number")
+            })?;
+        let header = format::encode_segment_header(first, Timestamp::now().as_nanos());
+        let mut file = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| LedgerError::io(format!("opening {}", path.display()), e))?;
+        file.write_all(&header)
+            .and_then(|_| file.sync_all())
+            .map_err(|e| {
+                LedgerError::io(format!("rewriting the header of {}", path.display()), e)
+            })?;
+        report.cut.push(CutTail {
+            path: path.to_owned(),
+            offset: 0,
+            bytes: bytes.len() as u64,
+            reason: "segment created but its header not yet written (rewritten)".into(),
+        });
+        return files::scan_segment(path);
     }
     let mut scanned = files::scan_segment(path)?;
     // Check payload CRCs: a header can reach the disk before its payload.

@@ -138,7 +138,8 @@ fn kill_nine_loses_no_acknowledged_event() {
     );
 
     // Recovery, then every acknowledged event must be at its sequence number.
-    let (ledger, recovery) = Ledger::open(dir.path(), config()).unwrap();
+    let (ledger, recovery) =
+        Ledger::open(dir.path(), config()).unwrap_or_else(|e| panic!("reopen failed: {e}"));
     let end = ledger.end_seq();
     ledger.close().unwrap();
     eprintln!(

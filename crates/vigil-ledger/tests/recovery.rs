@@ -158,3 +158,42 @@ fn oversized_event_is_refused_and_nothing_else_is_affected() {
     assert_eq!(ledger.append(&events(3, "ok")).unwrap(), 0..3);
     ledger.close().unwrap();
 }
+
+#[test]
+fn segment_killed_while_being_created_is_repaired() {
+    // Killed right after creating the file (empty) or mid-header (7 bytes).
+    for torn_len in [0u64, 7] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LedgerConfig {
+            segment_max_bytes: 1,
+            ..LedgerConfig::default()
+        };
+        let (ledger, _) = Ledger::open(dir.path(), config.clone()).unwrap();
+        ledger.append(&events(512, "full groups")).unwrap();
+        ledger.close().unwrap();
+        // Every group boundary rolled a segment; the last one was created empty at 512.
+        let seg = last_segment(dir.path());
+        assert!(
+            seg.ends_with("00000000000000000512.seg"),
+            "{}",
+            seg.display()
+        );
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(torn_len)
+            .unwrap();
+
+        let (ledger, recovery) = Ledger::open(dir.path(), config).unwrap();
+        assert_eq!(ledger.end_seq(), 512);
+        assert!(
+            recovery.cut.iter().any(|c| c.reason.contains("header")),
+            "{recovery:?}"
+        );
+        assert_eq!(ledger.append(&events(3, "after")).unwrap(), 512..515);
+        ledger.close().unwrap();
+        let report = verify(dir.path(), &VerifyOptions::default(), &mut |_, _| {}).unwrap();
+        assert!(report.is_intact(), "{:?}", report.problems);
+    }
+}
