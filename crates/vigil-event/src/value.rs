@@ -74,6 +74,11 @@ impl Value {
         }
     }
 
+    /// The value as JSON (IPs as strings, non-finite floats as null).
+    pub fn to_json(&self) -> serde_json::Value {
+        crate::json::value_to_json(self)
+    }
+
     /// A short name of the type, for messages.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -83,7 +83,7 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         p(
             "password",
             &format!(
-                r#"(?i)(?P<pre>(?:^|[\s?&;,{{(\[])["']?(?:{PASSWORD_KEYS})["']?\s*[=:]\s*)(?:"[^"]*"|'[^']*'|[^\s&;,"'}})\]]+)"#
+                r#"(?i)(?P<pre>(?:^|[\s?&;,{{(\[])["']?(?P<key>{PASSWORD_KEYS})["']?\s*[=:]\s*)(?:"[^"]*"|'[^']*'|[^\s&;,"'}})\]]+)"#
             ),
         ),
         p(
@@ -328,10 +328,17 @@ impl Redactor {
                     if whole.contains("[REDACTED:") {
                         return whole.to_owned();
                     }
-                    n += 1;
                     let pre = c.name("pre").map_or("", |m| m.as_str());
                     let post = c.name("post").map_or("", |m| m.as_str());
                     let value = &whole[pre.len()..whole.len() - post.len()];
+                    // `PWD=/home/alice` (sudo, shells) is a working directory, not a password.
+                    if c.name("key")
+                        .is_some_and(|k| k.as_str().eq_ignore_ascii_case("pwd"))
+                        && value.starts_with('/')
+                    {
+                        return whole.to_owned();
+                    }
+                    n += 1;
                     let quote = value.chars().next().filter(|q| {
                         (*q == '"' || *q == '\'') && value.len() >= 2 && value.ends_with(*q)
                     });
@@ -560,6 +567,16 @@ mod tests {
         assert_eq!(
             clean("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk"),
             "[REDACTED:private_key]"
+        );
+    }
+
+    #[test]
+    fn working_directories_are_not_passwords() {
+        let line = "alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/ls";
+        assert_eq!(clean(line), line);
+        assert_eq!(
+            clean("login?user=a&pwd=hunter2"),
+            "login?user=a&pwd=[REDACTED:password]"
         );
     }
 

@@ -152,6 +152,15 @@ fn elastic_auth_log() {
     let expected = regex_count(&text, r"sshd\[\d+\]: [Ii]nvalid user .*? from (\S+)", 1);
     assert_eq!(invalid, expected, "invalid users per source IP");
 
+    // sudo's PWD= is a working directory, kept (not mistaken for a password).
+    assert!(
+        events
+            .iter()
+            .filter(|e| is(e, "event.action", "sudo"))
+            .all(|e| e
+                .get_str("process.working_directory")
+                .is_some_and(|d| d.starts_with('/')))
+    );
     let sudo = count_by(&events, "user.name", |e| is(e, "event.action", "sudo"));
     let expected = regex_count(&text, r"sudo(?:\[\d+\])?: +(\S+) : .*COMMAND=", 1);
     assert_eq!(sudo, expected, "sudo commands per user");

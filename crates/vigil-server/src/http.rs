@@ -56,6 +56,7 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/checkpoint", get(checkpoint))
+        .route("/api/v1/search", post(search))
         .route("/api/v1/proof/inclusion", get(inclusion_proof))
         .route("/services/collector", post(hec_event))
         .route("/services/collector/event", post(hec_event))
@@ -798,6 +799,131 @@ async fn checkpoint(
             .into_response(),
         Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no checkpoint yet"),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchRequest {
+    query: String,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+fn search_time(text: &Option<String>, now: Timestamp) -> Result<Option<Timestamp>, String> {
+    let Some(t) = text else { return Ok(None) };
+    match vigil_query::parse::parse_time(t) {
+        Some(vigil_query::ast::TimeSpec::Relative(s)) => Ok(Some(Timestamp::from_nanos(
+            now.as_nanos() + s * 1_000_000_000,
+        ))),
+        Some(vigil_query::ast::TimeSpec::Absolute(n)) => Ok(Some(Timestamp::from_nanos(n))),
+        None => Err(format!(
+            "cannot read time {t:?}: use -15m, -24h, -7d, now, or RFC 3339"
+        )),
+    }
+}
+
+/// `POST /api/v1/search` `{query, from, to, limit}` → `{columns, rows, took_ms, scanned, truncated}`.
+/// Each search is written to the ledger as an audit event with its query text.
+async fn search(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let principal = match authorize(&state, &headers, peer, "/api/v1/search", Need::Read).await {
+        Ok(p) => p,
+        Err((status, msg)) => return error(status, msg),
+    };
+    let body = match body_bytes(&state, &headers, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let request: SearchRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"query\": …, \"from\", \"to\", \"limit\"}}: {e}"),
+            );
+        }
+    };
+    let pipeline = match vigil_query::parse(&request.query) {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.message, "column": e.column, "status": 400})),
+            )
+                .into_response();
+        }
+    };
+    let now = Timestamp::now();
+    let limits = match (
+        search_time(&request.from, now),
+        search_time(&request.to, now),
+    ) {
+        (Ok(from), Ok(to)) => vigil_query::Limits {
+            from,
+            to,
+            max_rows: request.limit.unwrap_or(1000).min(100_000),
+            now,
+        },
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let mut audit = Event::new(now);
+    audit.insert("event.dataset", "vigil.audit");
+    audit.insert("event.kind", "event");
+    audit.insert("event.category", "database");
+    audit.insert("event.type", "access");
+    audit.insert("event.action", "search");
+    audit.insert("event.outcome", "success");
+    audit.insert("user.name", principal.name.as_str());
+    audit.insert("source.ip", Value::Ip(peer.ip()));
+    audit.insert("vigil.query", request.query.as_str());
+    if let Ok(pending) = state.ingest.try_append(vec![audit], "audit") {
+        tokio::spawn(async move {
+            let _ = pending.durable().await;
+        });
+    }
+    let dir = state.data_dir.clone();
+    let started = Instant::now();
+    let result =
+        tokio::task::spawn_blocking(move || -> Result<vigil_query::QueryResult, String> {
+            let mut reader = vigil_ledger::LedgerReader::open(&dir).map_err(|e| e.to_string())?;
+            let (first, end) = (reader.first_seq(), reader.end_seq());
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Event)>(4096);
+            let producer = std::thread::spawn(move || {
+                reader.for_each_raw(first..end, |seq, raw| {
+                    if let Ok(e) = Event::from_canonical(raw) {
+                        let _ = tx.send((seq, e));
+                    }
+                    Ok(())
+                })
+            });
+            let result = vigil_query::run(&pipeline, rx, limits);
+            producer
+                .join()
+                .map_err(|_| "ledger reader failed".to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok(result)
+        })
+        .await;
+    match result {
+        Ok(Ok(r)) => {
+            let rows: Vec<Vec<JsonValue>> = r
+                .rows
+                .iter()
+                .map(|row| row.iter().map(Value::to_json).collect())
+                .collect();
+            let mut body = json!({"columns": r.columns, "rows": rows, "took_ms": started.elapsed().as_millis() as u64, "scanned": r.scanned, "truncated": r.truncated});
+            if let Some(m) = r.message {
+                body["message"] = json!(m);
+            }
+            Json(body).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

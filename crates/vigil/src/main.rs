@@ -4,6 +4,7 @@
 
 mod import;
 mod ledger_cmds;
+mod search;
 mod serve;
 mod token;
 
@@ -34,6 +35,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Import events from files into the ledger.
     Import(import::ImportArgs),
+    /// Run a pipeline query over the stored events (works while serve runs).
+    Search(search::SearchArgs),
     /// Recompute the ledger from its files and check every signed checkpoint.
     Verify(ledger_cmds::VerifyArgs),
     /// Print the latest signed checkpoint (C2SP signed note).
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Import(args) => import::run(args),
+        Command::Search(args) => search::run_search(args),
         Command::Verify(args) => ledger_cmds::verify(args),
         Command::Checkpoint(args) => ledger_cmds::checkpoint(args),
         Command::Key(args) => ledger_cmds::key(args),

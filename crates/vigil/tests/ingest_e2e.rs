@@ -547,6 +547,42 @@ fn http_refusals_are_clear() {
         .filter(|e| e.get_str("event.action") == Some("api_auth_failure"))
         .count();
     assert_eq!(audits, 3);
+    // Search over HTTP: readers may, ingest tokens may not; errors point at the column.
+    let reader_auth = format!("Authorization: Bearer {}", server.reader_token);
+    let (code, body) = curl(&[
+        "-H",
+        &reader_auth,
+        "--data-binary",
+        r#"{"query": "event.action=api_auth_failure | stats count by source.ip"}"#,
+        &format!("{base}/api/v1/search"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let resp: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(resp["columns"], serde_json::json!(["source.ip", "count"]));
+    assert_eq!(resp["rows"][0], serde_json::json!(["127.0.0.1", 3]));
+    let (code, _) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.token),
+        "--data-binary",
+        r#"{"query": "*"}"#,
+        &format!("{base}/api/v1/search"),
+    ]);
+    assert_eq!(code, 403);
+    let (code, body) = curl(&[
+        "-H",
+        &reader_auth,
+        "--data-binary",
+        r#"{"query": "a=1 | statz"}"#,
+        &format!("{base}/api/v1/search"),
+    ]);
+    assert_eq!(code, 400);
+    assert!(body.contains("\"column\":7"), "{body}");
+    // Searches are audited with their query text.
+    assert!(server.all_events().iter().any(|e| {
+        e.get_str("event.action") == Some("search")
+            && e.get_str("vigil.query")
+                .is_some_and(|q| q.contains("api_auth_failure"))
+    }));
     // The checkpoint and a proof over HTTP.
     std::thread::sleep(Duration::from_millis(1500));
     let (code, note) = curl(&[

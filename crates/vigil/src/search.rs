@@ -1,0 +1,205 @@
+//! `vigil search`: run a pipeline query over the ledger of a data directory.
+//!
+//! Works on the data directory directly, also while `vigil serve` runs (the ledger reader takes
+//! no lock). This scans the ledger; the search index makes it fast later.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Result, anyhow};
+use serde_json::json;
+use vigil_event::{Event, Timestamp, Value};
+use vigil_ledger::LedgerReader;
+use vigil_query::{Limits, parse, run};
+
+use crate::DataDir;
+
+/// Arguments of `vigil search`.
+#[derive(clap::Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// Earliest event time: relative (-15m, -24h, -7d) or RFC 3339. Default: everything.
+    #[arg(long)]
+    from: Option<String>,
+    /// Latest event time (exclusive): relative, RFC 3339, or now.
+    #[arg(long)]
+    to: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Rows returned at most.
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+    /// The query, e.g. 'sourcetype=access_combined status=403 | stats count by src_ip'.
+    query: String,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+fn time_arg(text: &Option<String>, now: Timestamp, flag: &str) -> Result<Option<Timestamp>> {
+    let Some(t) = text else { return Ok(None) };
+    match vigil_query::parse::parse_time(t) {
+        Some(vigil_query::ast::TimeSpec::Relative(s)) => Ok(Some(Timestamp::from_nanos(
+            now.as_nanos() + s * 1_000_000_000,
+        ))),
+        Some(vigil_query::ast::TimeSpec::Absolute(n)) => Ok(Some(Timestamp::from_nanos(n))),
+        None => Err(anyhow!(
+            "--{flag} {t:?}: use -15m, -24h, -7d, now, or RFC 3339"
+        )),
+    }
+}
+
+/// `vigil search`.
+pub fn run_search(args: SearchArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let pipeline = match parse(&args.query) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("vigil: query error at column {}: {}", e.column, e.message);
+            eprintln!("  {}", args.query);
+            eprintln!("  {}^", " ".repeat(e.column.saturating_sub(1)));
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let now = Timestamp::now();
+    let limits = Limits {
+        from: time_arg(&args.from, now, "from")?,
+        to: time_arg(&args.to, now, "to")?,
+        max_rows: args.limit,
+        now,
+    };
+    let mut reader = LedgerReader::open(&args.data.data_dir)?;
+    let (first, end) = (reader.first_seq(), reader.end_seq());
+    // Stream events from the ledger into the engine through a bounded channel.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Event)>(4096);
+    let producer = std::thread::spawn(move || {
+        reader.for_each_raw(first..end, |seq, raw| {
+            if let Ok(event) = Event::from_canonical(raw) {
+                let _ = tx.send((seq, event));
+            }
+            Ok(())
+        })
+    });
+    let result = run(&pipeline, rx, limits);
+    producer
+        .join()
+        .map_err(|_| anyhow!("ledger reader thread failed"))??;
+    let took_ms = started.elapsed().as_millis() as u64;
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            let rows: Vec<Vec<serde_json::Value>> = result
+                .rows
+                .iter()
+                .map(|r| r.iter().map(Value::to_json).collect())
+                .collect();
+            let mut body = json!({"columns": result.columns, "rows": rows, "took_ms": took_ms, "scanned": result.scanned, "truncated": result.truncated});
+            if let Some(m) = &result.message {
+                body["message"] = json!(m);
+            }
+            writeln!(out, "{body}")?;
+        }
+        Format::Csv => {
+            writeln!(
+                out,
+                "{}",
+                result
+                    .columns
+                    .iter()
+                    .map(|c| csv_cell(c))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )?;
+            for row in &result.rows {
+                writeln!(
+                    out,
+                    "{}",
+                    row.iter()
+                        .map(|v| csv_cell(&cell(v)))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )?;
+            }
+        }
+        Format::Table => {
+            let cells: Vec<Vec<String>> = result
+                .rows
+                .iter()
+                .map(|r| r.iter().map(|v| shorten(&cell(v))).collect())
+                .collect();
+            let widths: Vec<usize> = result
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    cells
+                        .iter()
+                        .map(|r| r[i].chars().count())
+                        .chain([c.chars().count()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |values: Vec<&str>| -> String {
+                values
+                    .iter()
+                    .zip(&widths)
+                    .map(|(v, w)| format!("{v:<w$}"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_owned()
+            };
+            writeln!(
+                out,
+                "{}",
+                line(result.columns.iter().map(String::as_str).collect())
+            )?;
+            for row in &cells {
+                writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+            }
+            eprintln!(
+                "{} rows, {} events scanned in {took_ms} ms{}",
+                result.rows.len(),
+                result.scanned,
+                result
+                    .message
+                    .as_ref()
+                    .map(|m| format!("; {m}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn shorten(s: &str) -> String {
+    let one_line = s.replace(['\n', '\r'], " ");
+    if one_line.chars().count() > 80 {
+        format!("{}…", one_line.chars().take(79).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
