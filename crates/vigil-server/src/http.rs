@@ -811,19 +811,6 @@ struct SearchRequest {
     limit: Option<usize>,
 }
 
-fn search_time(text: &Option<String>, now: Timestamp) -> Result<Option<Timestamp>, String> {
-    let Some(t) = text else { return Ok(None) };
-    match vigil_query::parse::parse_time(t) {
-        Some(vigil_query::ast::TimeSpec::Relative(s)) => Ok(Some(Timestamp::from_nanos(
-            now.as_nanos() + s * 1_000_000_000,
-        ))),
-        Some(vigil_query::ast::TimeSpec::Absolute(n)) => Ok(Some(Timestamp::from_nanos(n))),
-        None => Err(format!(
-            "cannot read time {t:?}: use -15m, -24h, -7d, now, or RFC 3339"
-        )),
-    }
-}
-
 /// `POST /api/v1/search` `{query, from, to, limit}` → `{columns, rows, took_ms, scanned, truncated}`.
 /// Each search is written to the ledger as an audit event with its query text.
 async fn search(
@@ -860,10 +847,9 @@ async fn search(
         }
     };
     let now = Timestamp::now();
-    let limits = match (
-        search_time(&request.from, now),
-        search_time(&request.to, now),
-    ) {
+    let from = crate::search::resolve_time(request.from.as_deref(), now);
+    let to = crate::search::resolve_time(request.to.as_deref(), now);
+    let limits = match (from, to) {
         (Ok(from), Ok(to)) => vigil_query::Limits {
             from,
             to,
@@ -890,26 +876,8 @@ async fn search(
     let dir = state.data_dir.clone();
     let started = Instant::now();
     let result =
-        tokio::task::spawn_blocking(move || -> Result<vigil_query::QueryResult, String> {
-            let mut reader = vigil_ledger::LedgerReader::open(&dir).map_err(|e| e.to_string())?;
-            let (first, end) = (reader.first_seq(), reader.end_seq());
-            let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Event)>(4096);
-            let producer = std::thread::spawn(move || {
-                reader.for_each_raw(first..end, |seq, raw| {
-                    if let Ok(e) = Event::from_canonical(raw) {
-                        let _ = tx.send((seq, e));
-                    }
-                    Ok(())
-                })
-            });
-            let result = vigil_query::run(&pipeline, rx, limits);
-            producer
-                .join()
-                .map_err(|_| "ledger reader failed".to_string())?
-                .map_err(|e| e.to_string())?;
-            Ok(result)
-        })
-        .await;
+        tokio::task::spawn_blocking(move || crate::search::run_on_ledger(&dir, &pipeline, limits))
+            .await;
     match result {
         Ok(Ok(r)) => {
             let rows: Vec<Vec<JsonValue>> = r

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
+pub mod search;
 pub mod syslog;
 pub mod tls;
 

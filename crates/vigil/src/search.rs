@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use anyhow::{Result, anyhow};
 use serde_json::json;
-use vigil_event::{Event, Timestamp, Value};
-use vigil_ledger::LedgerReader;
-use vigil_query::{Limits, parse, run};
+use vigil_event::{Timestamp, Value};
+use vigil_query::{Limits, parse};
+use vigil_server::search::{resolve_time, run_on_ledger};
 
 use crate::DataDir;
 
@@ -43,19 +43,6 @@ enum Format {
     Csv,
 }
 
-fn time_arg(text: &Option<String>, now: Timestamp, flag: &str) -> Result<Option<Timestamp>> {
-    let Some(t) = text else { return Ok(None) };
-    match vigil_query::parse::parse_time(t) {
-        Some(vigil_query::ast::TimeSpec::Relative(s)) => Ok(Some(Timestamp::from_nanos(
-            now.as_nanos() + s * 1_000_000_000,
-        ))),
-        Some(vigil_query::ast::TimeSpec::Absolute(n)) => Ok(Some(Timestamp::from_nanos(n))),
-        None => Err(anyhow!(
-            "--{flag} {t:?}: use -15m, -24h, -7d, now, or RFC 3339"
-        )),
-    }
-}
-
 /// `vigil search`.
 pub fn run_search(args: SearchArgs) -> Result<ExitCode> {
     let started = Instant::now();
@@ -69,28 +56,21 @@ pub fn run_search(args: SearchArgs) -> Result<ExitCode> {
         }
     };
     let now = Timestamp::now();
+    let from = resolve_time(args.from.as_deref(), now).map_err(|e| anyhow!("--from: {e}"))?;
+    let to = resolve_time(args.to.as_deref(), now).map_err(|e| anyhow!("--to: {e}"))?;
     let limits = Limits {
-        from: time_arg(&args.from, now, "from")?,
-        to: time_arg(&args.to, now, "to")?,
+        from,
+        to,
         max_rows: args.limit,
         now,
     };
-    let mut reader = LedgerReader::open(&args.data.data_dir)?;
-    let (first, end) = (reader.first_seq(), reader.end_seq());
-    // Stream events from the ledger into the engine through a bounded channel.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Event)>(4096);
-    let producer = std::thread::spawn(move || {
-        reader.for_each_raw(first..end, |seq, raw| {
-            if let Ok(event) = Event::from_canonical(raw) {
-                let _ = tx.send((seq, event));
-            }
-            Ok(())
-        })
-    });
-    let result = run(&pipeline, rx, limits);
-    producer
-        .join()
-        .map_err(|_| anyhow!("ledger reader thread failed"))??;
+    if !args.data.data_dir.join("ledger").exists() {
+        return Err(anyhow!(
+            "no ledger at {}: import or serve first",
+            args.data.data_dir.display()
+        ));
+    }
+    let result = run_on_ledger(&args.data.data_dir, &pipeline, limits).map_err(|e| anyhow!(e))?;
     let took_ms = started.elapsed().as_millis() as u64;
     let mut out = io::stdout().lock();
     match args.format {
