@@ -61,6 +61,25 @@ impl Event {
         }
     }
 
+    /// One of Vigil's own audit events (`event.dataset: vigil.audit`): what Vigil did or refused,
+    /// classified like any ECS event so it is searched and detected the same way.
+    pub fn audit(
+        time: Timestamp,
+        action: &str,
+        category: &str,
+        kind: &str,
+        outcome: &str,
+    ) -> Event {
+        let mut e = Event::new(time);
+        e.insert("event.dataset", "vigil.audit");
+        e.insert("event.kind", "event");
+        e.insert("event.category", category);
+        e.insert("event.type", kind);
+        e.insert("event.action", action);
+        e.insert("event.outcome", outcome);
+        e
+    }
+
     /// The event time (`@timestamp`).
     pub fn timestamp(&self) -> Timestamp {
         self.timestamp

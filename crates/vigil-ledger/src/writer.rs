@@ -898,12 +898,13 @@ impl Committer {
         self.pruned_end = end;
 
         // The pruning is itself an event in the ledger.
-        let mut audit = Event::new(now);
-        audit.insert("event.dataset", "vigil.audit");
-        audit.insert("event.action", "retention_prune");
-        audit.insert("event.category", "configuration");
-        audit.insert("event.type", "deletion");
-        audit.insert("event.outcome", "success");
+        let mut audit = Event::audit(
+            now,
+            "retention_prune",
+            "configuration",
+            "deletion",
+            "success",
+        );
         audit.insert("vigil.prune.start", record.start as i64);
         audit.insert("vigil.prune.end", record.end as i64);
         audit.insert("vigil.prune.segments", record.segments.len() as i64);

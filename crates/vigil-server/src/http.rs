@@ -176,13 +176,13 @@ fn audit_auth_failure(state: &Shared, peer: SocketAddr, path: &str, reason: &str
         .auth_failures
         .fetch_add(1, Ordering::Relaxed);
     tracing::warn!(%peer, path, reason, "authentication failed");
-    let mut e = Event::new(Timestamp::now());
-    e.insert("event.dataset", "vigil.audit");
-    e.insert("event.kind", "event");
-    e.insert("event.category", "authentication");
-    e.insert("event.type", "info");
-    e.insert("event.action", "api_auth_failure");
-    e.insert("event.outcome", "failure");
+    let mut e = Event::audit(
+        Timestamp::now(),
+        "api_auth_failure",
+        "authentication",
+        "info",
+        "failure",
+    );
     e.insert("event.reason", reason);
     e.insert("source.ip", Value::Ip(peer.ip()));
     e.insert("url.path", path);
@@ -858,13 +858,7 @@ async fn search(
         },
         (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let mut audit = Event::new(now);
-    audit.insert("event.dataset", "vigil.audit");
-    audit.insert("event.kind", "event");
-    audit.insert("event.category", "database");
-    audit.insert("event.type", "access");
-    audit.insert("event.action", "search");
-    audit.insert("event.outcome", "success");
+    let mut audit = Event::audit(now, "search", "database", "access", "success");
     audit.insert("user.name", principal.name.as_str());
     audit.insert("source.ip", Value::Ip(peer.ip()));
     audit.insert("vigil.query", request.query.as_str());
