@@ -79,13 +79,26 @@ impl LedgerReader {
         Ok(reader)
     }
 
-    /// Re-reads the segment list, tiles and pruning records.
+    /// Re-reads the segment list, tiles and pruning records. Sealed segments never change, so
+    /// only the last known segment and newer ones are scanned again (unless pruning happened).
     pub fn refresh(&mut self) -> Result<(), LedgerError> {
-        self.pruned_end = prune_records(&self.paths)?.last().map_or(0, |r| r.end);
-        self.segments.clear();
-        self.open_files.clear();
+        let pruned_end = prune_records(&self.paths)?.last().map_or(0, |r| r.end);
+        if pruned_end != self.pruned_end {
+            self.segments.clear();
+        }
+        self.pruned_end = pruned_end;
+        // Keep every segment but the last (it may have grown); rescan from there on.
+        let keep = self.segments.len().saturating_sub(1);
+        self.segments.truncate(keep);
+        let rescan_from = self.segments.last().map(SegmentBlocks::end_seq);
+        // Files of segments scanned again are opened again too.
+        self.open_files
+            .retain(|&first, _| rescan_from.is_some_and(|r| first < r));
         self.group_cache = None;
         for (first, path) in files::list_segments(&self.paths)? {
+            if rescan_from.is_some_and(|r| first < r) {
+                continue;
+            }
             let scanned = files::scan_segment(&path)?;
             if scanned.first_seq != first {
                 return Err(LedgerError::corrupt(
@@ -224,6 +237,43 @@ impl LedgerReader {
             seg_idx += 1;
         }
         Ok(())
+    }
+
+    /// Calls `f(seq, canonical bytes)` for each of `seqs` (ascending, no repeats) that is
+    /// stored, in order, decompressing each block at most once: how search results are fetched.
+    pub fn for_each_raw_at(
+        &mut self,
+        seqs: &[u64],
+        mut f: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let mut i = 0;
+        while i < seqs.len() {
+            let start = seqs[i];
+            // The block holding `start`: fetch it whole, then take every wanted seq inside it.
+            let block_end = self.block_end(start).unwrap_or(start + 1);
+            let j = i + seqs[i..].partition_point(|&s| s < block_end);
+            let wanted = &seqs[i..j];
+            let mut k = 0;
+            self.for_each_raw(start..block_end, |s, bytes| {
+                while k < wanted.len() && wanted[k] < s {
+                    k += 1;
+                }
+                if k < wanted.len() && wanted[k] == s {
+                    f(s, bytes)?;
+                }
+                Ok(())
+            })?;
+            i = j.max(i + 1);
+        }
+        Ok(())
+    }
+
+    /// One past the last sequence number of the block holding `seq`, if it is stored.
+    fn block_end(&self, seq: u64) -> Option<u64> {
+        let seg_idx = self.segments.partition_point(|s| s.end_seq() <= seq);
+        let segment = self.segments.get(seg_idx)?;
+        let (block_idx, _) = segment.find(seq)?;
+        Some(segment.blocks[block_idx].header.end_seq())
     }
 
     /// Leaf hashes of group `g` (up to 256; fewer for the last, partial group).

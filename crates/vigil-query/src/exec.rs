@@ -76,6 +76,8 @@ pub fn alias(name: &str) -> &str {
 struct Row {
     time: Option<i64>,
     fields: BTreeMap<String, Value>,
+    /// How many events this row stands for: 1, or a count the index computed ([`run_counted`]).
+    weight: u64,
 }
 
 impl Row {
@@ -89,6 +91,7 @@ impl Row {
         Row {
             time: Some(time),
             fields,
+            weight: 1,
         }
     }
 
@@ -116,14 +119,10 @@ pub fn matches(expr: &Expr, event: &Event) -> bool {
         Expr::Or(a, b) => matches(a, event) || matches(b, event),
         Expr::Not(a) => !matches(a, event),
         Expr::Text(p) => {
-            let hay = event
-                .get_str("event.original")
-                .or_else(|| event.get_str("message"))
-                .unwrap_or("");
             if p.text == "*" {
                 return true;
             }
-            contains_pattern(hay, p)
+            text_matches(search_text(event), p)
         }
         Expr::Compare { field, op, value } => {
             let v = field_value(event, field);
@@ -152,36 +151,74 @@ fn any_value(v: &Value, f: impl Fn(&Value) -> bool) -> bool {
     }
 }
 
-/// Case-insensitive substring search; `*` matches any run of characters.
-fn contains_pattern(hay: &str, p: &Pattern) -> bool {
-    let hay = hay.to_lowercase();
-    let needle = p.text.to_lowercase();
-    if !p.wildcard {
-        return hay.contains(&needle);
-    }
-    let mut pos = 0;
-    for part in needle.split('*').filter(|s| !s.is_empty()) {
-        match hay[pos..].find(part) {
-            Some(i) => pos += i + part.len(),
-            None => return false,
-        }
-    }
-    true
+/// The text bare terms search: `event.original` when the event kept it, else `message`.
+pub fn search_text(event: &Event) -> &str {
+    event
+        .get_str("event.original")
+        .or_else(|| event.get_str("message"))
+        .unwrap_or("")
 }
 
-/// Whole-value match with `*` wildcards, case-insensitive.
-fn glob_eq(value: &str, p: &Pattern) -> bool {
-    let v = value.to_lowercase();
-    let pat = p.text.to_lowercase();
-    if !p.wildcard {
+/// Words longer than this (in bytes) are not searchable as terms (the index's limit).
+pub const MAX_WORD_LEN: usize = 65_530;
+
+/// The words of a text as bare terms see them: maximal runs of alphanumeric characters,
+/// lower-cased character by character (the index's tokenizer does exactly this).
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(lower_chars)
+}
+
+/// Lower-cases character by character (not `str::to_lowercase`, which treats a final sigma
+/// specially), as the index's lower-caser does.
+pub fn lower_chars(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    s.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// The words of a search term: like [`words`], but `*` belongs to a word (a wildcard within it).
+pub fn term_words(term: &str) -> Vec<String> {
+    term.split(|c: char| !(c.is_alphanumeric() || c == '*'))
+        .filter(|w| !w.is_empty())
+        .map(lower_chars)
+        .collect()
+}
+
+/// Whether a bare term or phrase matches a text: its words appear as a consecutive run of the
+/// text's words (a `*` inside a word matches any characters within that word). A term with no
+/// letters or digits at all matches as a case-insensitive substring instead.
+pub fn text_matches(text: &str, p: &Pattern) -> bool {
+    let pattern = term_words(&p.text);
+    if pattern.is_empty() {
+        return text.to_lowercase().contains(&p.text.to_lowercase());
+    }
+    let hay: Vec<String> = words(text).collect();
+    if hay.len() < pattern.len() {
+        return false;
+    }
+    (0..=hay.len() - pattern.len()).any(|start| {
+        pattern.iter().zip(&hay[start..]).all(|(pw, w)| {
+            w.len() <= MAX_WORD_LEN
+                && if pw.contains('*') {
+                    glob_match(w, pw)
+                } else {
+                    pw == w
+                }
+        })
+    })
+}
+
+/// Whole-string match of `pattern` with `*` wildcards, both already lower-cased.
+fn glob_match(v: &str, pat: &str) -> bool {
+    let parts: Vec<&str> = pat.split('*').collect();
+    if parts.len() == 1 {
         return v == pat;
     }
-    let parts: Vec<&str> = pat.split('*').collect();
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !v.starts_with(first)
-        || !v[first.len()..].ends_with(last)
-        || v.len() < first.len() + last.len()
-    {
+    if v.len() < first.len() + last.len() || !v.starts_with(first) || !v.ends_with(last) {
         return false;
     }
     let mut pos = first.len();
@@ -195,7 +232,25 @@ fn glob_eq(value: &str, p: &Pattern) -> bool {
     true
 }
 
-fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+/// Whole-value match with `*` wildcards, case-insensitive.
+fn glob_eq(value: &str, p: &Pattern) -> bool {
+    let v = value.to_lowercase();
+    let pat = p.text.to_lowercase();
+    if !p.wildcard {
+        return v == pat;
+    }
+    glob_match(&v, &pat)
+}
+
+/// A value as a number for numeric comparisons and sums: numbers as they are, strings that
+/// parse as one.
+pub fn numeric(v: &Value) -> Option<f64> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+/// Whether `ip` lies in `net/bits` (never across address families).
+pub fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
             let mask = if bits == 0 {
@@ -232,10 +287,7 @@ fn compare(v: &Value, op: CmpOp, lit: &Literal) -> bool {
                 _ => false,
             }
         }
-        Literal::Number(n) => match v
-            .as_f64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        {
+        Literal::Number(n) => match numeric(v) {
             Some(x) => cmp_ord(x.partial_cmp(n), op),
             None => match op {
                 CmpOp::Ne => true,
@@ -288,28 +340,26 @@ fn resolve(spec: &Option<TimeSpec>, now: Timestamp) -> Option<i64> {
     })
 }
 
+/// The time window of a run: `earliest=`/`latest=` in the query win over the caller's bounds.
+/// Nanoseconds; `from` inclusive, `to` exclusive.
+pub fn window(pipeline: &Pipeline, limits: &Limits) -> (Option<i64>, Option<i64>) {
+    let from = resolve(&pipeline.earliest, limits.now).or(limits.from.map(Timestamp::as_nanos));
+    let to = resolve(&pipeline.latest, limits.now).or(limits.to.map(Timestamp::as_nanos));
+    (from, to)
+}
+
 /// Runs `pipeline` over `events` (sequence number and event, in ledger order).
 pub fn run(
     pipeline: &Pipeline,
     events: impl IntoIterator<Item = (u64, Event)>,
     limits: Limits,
 ) -> QueryResult {
-    let from = resolve(&pipeline.earliest, limits.now).or(limits.from.map(Timestamp::as_nanos));
-    let to = resolve(&pipeline.latest, limits.now).or(limits.to.map(Timestamp::as_nanos));
+    let (from, to) = window(pipeline, &limits);
     let mut scanned = 0u64;
     let mut truncated = None;
     let selected = events.into_iter().filter_map(|(seq, event)| {
         scanned += 1;
-        let t = event.timestamp().as_nanos();
-        if from.is_some_and(|f| t < f) || to.is_some_and(|e| t >= e) {
-            return None;
-        }
-        if let Some(expr) = &pipeline.search
-            && !matches(expr, &event)
-        {
-            return None;
-        }
-        Some(Row::from_event(seq, event))
+        select(pipeline.search.as_ref(), from, to, seq, event)
     });
 
     // The first aggregating command consumes the stream directly; nothing is buffered before it.
@@ -350,6 +400,38 @@ pub fn run(
             table.rows.push(row);
         }
     }
+    finish(table, commands, truncated, scanned, &limits)
+}
+
+/// An event as a row if it lies in the window and matches the search.
+fn select(
+    search: Option<&Expr>,
+    from: Option<i64>,
+    to: Option<i64>,
+    seq: u64,
+    event: Event,
+) -> Option<Row> {
+    let t = event.timestamp().as_nanos();
+    if from.is_some_and(|f| t < f) || to.is_some_and(|e| t >= e) {
+        return None;
+    }
+    if let Some(expr) = search
+        && !matches(expr, &event)
+    {
+        return None;
+    }
+    Some(Row::from_event(seq, event))
+}
+
+/// Applies the commands after the first table, orders event lists newest first, and cuts to
+/// the caller's row limit.
+fn finish(
+    mut table: Table,
+    commands: &[Command],
+    mut truncated: Option<String>,
+    scanned: u64,
+    limits: &Limits,
+) -> QueryResult {
     for command in commands {
         table = apply(command, table, &mut truncated);
     }
@@ -382,6 +464,135 @@ pub fn run(
         truncated: truncated.is_some(),
         message: truncated,
     }
+}
+
+// ---- counting inside an index ---------------------------------------------------------------------
+
+/// A counting aggregation an index can compute itself from its columns: `stats count [by …]`,
+/// `timechart span=… count [by …]`, `top`/`rare`, preceded only by `search` commands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountPushdown {
+    /// What to count: the search part and every `search` command before the aggregation.
+    pub search: Option<Expr>,
+    /// How to group.
+    pub grouping: Grouping,
+    /// Position of the aggregating command in [`Pipeline::commands`].
+    pub command: usize,
+}
+
+/// How a [`CountPushdown`] groups events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Grouping {
+    /// By the values of these fields (names as written; each resolves like a row's field: the
+    /// name itself, else its [`alias`]). An event without one of them is not counted.
+    Fields(Vec<String>),
+    /// By time bucket, optionally split by a field's value.
+    Time {
+        /// Bucket width in nanoseconds; buckets start at multiples of it.
+        span_ns: i64,
+        /// Split field, if any.
+        split: Option<String>,
+    },
+}
+
+/// One group an index counted for a [`CountPushdown`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counted {
+    /// Bucket start (nanoseconds) for [`Grouping::Time`].
+    pub time: Option<i64>,
+    /// The group's values, one per field of the grouping (the split field's value for time).
+    pub values: Vec<Value>,
+    /// Events in the group.
+    pub count: u64,
+}
+
+/// Whether an index may count this pipeline's first aggregation itself, and what to count.
+pub fn count_pushdown(pipeline: &Pipeline) -> Option<CountPushdown> {
+    let position = pipeline.commands.iter().position(|c| {
+        matches!(
+            c,
+            Command::Stats { .. } | Command::Timechart { .. } | Command::Top { .. }
+        )
+    })?;
+    let mut search = pipeline.search.clone();
+    for c in &pipeline.commands[..position] {
+        match c {
+            Command::Search(e) => {
+                search = Some(match search {
+                    Some(s) => Expr::And(Box::new(s), Box::new(e.clone())),
+                    None => e.clone(),
+                })
+            }
+            _ => return None,
+        }
+    }
+    let plain_counts = |aggs: &[Agg]| {
+        aggs.iter()
+            .all(|a| a.func == AggFunc::Count && a.field.is_none())
+    };
+    let groupable = |f: &String| !matches!(f.as_str(), "@timestamp" | "_time" | "vigil.seq");
+    let grouping = match &pipeline.commands[position] {
+        Command::Stats { aggs, by } if plain_counts(aggs) && by.iter().all(groupable) => {
+            Grouping::Fields(by.clone())
+        }
+        Command::Top { fields, .. } if fields.iter().all(groupable) => {
+            Grouping::Fields(fields.clone())
+        }
+        Command::Timechart { span, aggs, by } if plain_counts(aggs) && by.iter().all(groupable) => {
+            Grouping::Time {
+                span_ns: span.saturating_mul(1_000_000_000).max(1),
+                split: by.clone(),
+            }
+        }
+        _ => return None,
+    };
+    Some(CountPushdown {
+        search,
+        grouping,
+        command: position,
+    })
+}
+
+/// Finishes a pipeline whose first aggregation an index counted ([`count_pushdown`]): `counted`
+/// holds its groups, `tail` the events it has not indexed yet (filtered here like [`run`] does),
+/// `scanned` how many events the index looked at. Gives what [`run`] gives over all events.
+pub fn run_counted(
+    pipeline: &Pipeline,
+    pushdown: &CountPushdown,
+    counted: Vec<Counted>,
+    tail: impl IntoIterator<Item = (u64, Event)>,
+    scanned: u64,
+    limits: Limits,
+) -> QueryResult {
+    let (from, to) = window(pipeline, &limits);
+    let names: Vec<String> = match &pushdown.grouping {
+        Grouping::Fields(f) => f.clone(),
+        Grouping::Time { split, .. } => split.iter().cloned().collect(),
+    };
+    let counted_rows = counted.into_iter().map(|c| Row {
+        time: c.time,
+        fields: names.iter().cloned().zip(c.values).collect(),
+        weight: c.count,
+    });
+    let mut tail_scanned = 0u64;
+    let search = pushdown.search.as_ref();
+    let tail_rows = tail.into_iter().filter_map(|(seq, event)| {
+        tail_scanned += 1;
+        select(search, from, to, seq, event)
+    });
+    let mut truncated = None;
+    let table = aggregate(
+        &pipeline.commands[pushdown.command],
+        counted_rows.chain(tail_rows),
+        &mut truncated,
+    );
+    finish(
+        table,
+        &pipeline.commands[pushdown.command + 1..],
+        truncated,
+        scanned + tail_scanned,
+        &limits,
+    )
 }
 
 fn seq_of(row: &Row) -> i64 {
@@ -618,6 +829,24 @@ fn apply(c: &Command, mut table: Table, truncated: &mut Option<String>) -> Table
 
 // ---- aggregation ------------------------------------------------------------------------------
 
+/// Group keys compare as text, so `403` and `"403"` are one group; which value names the group
+/// must not depend on the order events arrive in (the index counts in its own order). A typed
+/// value (number, boolean) wins over a string.
+fn prefer_typed(current: &mut [Value], candidate: Vec<Value>) {
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Str(_) => 2,
+            Value::Float(_) | Value::Ip(_) => 1,
+            _ => 0,
+        }
+    }
+    for (cur, new) in current.iter_mut().zip(candidate) {
+        if rank(&new) < rank(cur) {
+            *cur = new;
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Acc {
     Count(u64),
@@ -653,11 +882,12 @@ impl Acc {
         }
     }
 
-    fn add(&mut self, value: Option<Value>, time: i64) {
+    /// Adds a row's value; `weight` (rows it stands for) counts for `count` without a field.
+    fn add(&mut self, value: Option<Value>, time: i64, weight: u64) {
         let values: Vec<Value> = match value {
             None => {
                 if let Acc::Count(n) = self {
-                    *n += 1;
+                    *n += weight;
                 }
                 return;
             }
@@ -673,19 +903,13 @@ impl Acc {
                     }
                 }
                 Acc::Sum(s, all_int) => {
-                    if let Some(x) = v
-                        .as_f64()
-                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    {
+                    if let Some(x) = numeric(&v) {
                         *s += x;
                         *all_int &= matches!(v, Value::Int(_));
                     }
                 }
                 Acc::Avg(s, n) => {
-                    if let Some(x) = v
-                        .as_f64()
-                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    {
+                    if let Some(x) = numeric(&v) {
                         *s += x;
                         *n += 1;
                     }
@@ -721,9 +945,7 @@ impl Acc {
                 }
                 Acc::Percentile(_, samples) => {
                     if samples.len() < MAX_SAMPLES
-                        && let Some(x) = v
-                            .as_f64()
-                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                        && let Some(x) = numeric(&v)
                     {
                         samples.push(x);
                     }
@@ -792,8 +1014,12 @@ fn aggregate(
                     continue;
                 }
                 let entry = groups.entry(key).or_insert_with(|| {
-                    (key_values, aggs.iter().map(|a| Acc::new(a.func)).collect())
+                    (
+                        key_values.clone(),
+                        aggs.iter().map(|a| Acc::new(a.func)).collect(),
+                    )
                 });
+                prefer_typed(&mut entry.0, key_values);
                 for (acc, agg) in entry.1.iter_mut().zip(aggs) {
                     let value = match &agg.field {
                         Some(f) => match row.get(f) {
@@ -802,7 +1028,7 @@ fn aggregate(
                         },
                         None => None,
                     };
-                    acc.add(value, row.time.unwrap_or(0));
+                    acc.add(value, row.time.unwrap_or(0), row.weight);
                 }
             }
             if groups.is_empty() && by.is_empty() {
@@ -833,7 +1059,11 @@ fn aggregate(
                     for (agg, acc) in aggs.iter().zip(accs) {
                         fields.insert(agg.name.clone(), acc.finish());
                     }
-                    Row { time: None, fields }
+                    Row {
+                        time: None,
+                        fields,
+                        weight: 1,
+                    }
                 })
                 .collect();
             Table::fixed(columns, rows)
@@ -873,7 +1103,7 @@ fn aggregate(
                         },
                         None => None,
                     };
-                    acc.add(value, t);
+                    acc.add(value, t, row.weight);
                 }
             }
             let mut columns = vec!["_time".to_string()];
@@ -907,6 +1137,7 @@ fn aggregate(
                     Row {
                         time: Some(bucket),
                         fields,
+                        weight: 1,
                     }
                 })
                 .collect();
@@ -923,13 +1154,15 @@ fn aggregate(
                 let values: Option<Vec<Value>> = fields.iter().map(|f| row.get(f)).collect();
                 let Some(values) = values else { continue };
                 let key = values.iter().map(Value::to_string).collect();
-                total += 1;
+                total += row.weight;
                 if !counts.contains_key(&key) && counts.len() >= MAX_GROUPS {
                     truncated
                         .get_or_insert_with(|| format!("more than {MAX_GROUPS} distinct values"));
                     continue;
                 }
-                counts.entry(key).or_insert((values, 0)).1 += 1;
+                let entry = counts.entry(key).or_insert((values.clone(), 0));
+                prefer_typed(&mut entry.0, values);
+                entry.1 += row.weight;
             }
             let mut out: Vec<(Vec<Value>, u64)> = counts.into_values().collect();
             out.sort_by(|a, b| {
@@ -965,6 +1198,7 @@ fn aggregate(
                     Row {
                         time: None,
                         fields: f,
+                        weight: 1,
                     }
                 })
                 .collect();

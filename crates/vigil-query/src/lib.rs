@@ -35,5 +35,7 @@ pub mod exec;
 pub mod parse;
 
 pub use ast::Pipeline;
-pub use exec::{Limits, QueryResult, run};
+pub use exec::{
+    CountPushdown, Counted, Grouping, Limits, QueryResult, count_pushdown, run, run_counted, window,
+};
 pub use parse::{ParseError, parse};

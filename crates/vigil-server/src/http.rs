@@ -44,6 +44,8 @@ pub struct AppState {
     pub keep_original: bool,
     /// Largest accepted body (after decompression too).
     pub max_body_bytes: usize,
+    /// The search index, when it is on.
+    pub index: Option<Arc<crate::search::IndexService>>,
 }
 
 type Shared = Arc<AppState>;
@@ -868,10 +870,13 @@ async fn search(
         });
     }
     let dir = state.data_dir.clone();
+    let index = state.index.clone();
     let started = Instant::now();
-    let result =
-        tokio::task::spawn_blocking(move || crate::search::run_on_ledger(&dir, &pipeline, limits))
-            .await;
+    let result = tokio::task::spawn_blocking(move || match index {
+        Some(index) => index.run(&pipeline, limits),
+        None => crate::search::run_on_ledger(&dir, &pipeline, limits),
+    })
+    .await;
     match result {
         Ok(Ok(r)) => {
             let rows: Vec<Vec<JsonValue>> = r
@@ -956,6 +961,7 @@ async fn metrics(
         ledger.end_seq(),
         ledger.checkpointed_size(),
         state.ingest.in_flight(),
+        state.index.as_deref().map(|i| i.progress()),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

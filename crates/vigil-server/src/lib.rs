@@ -64,6 +64,8 @@ pub struct ServerConfig {
     pub retention: Option<Duration>,
     /// Ledger tuning.
     pub ledger: LedgerConfig,
+    /// Threads that build the search index; 0 runs without an index (searches scan).
+    pub index_threads: usize,
 }
 
 impl ServerConfig {
@@ -82,6 +84,9 @@ impl ServerConfig {
             redaction: Some(Vec::new()),
             retention: None,
             ledger: LedgerConfig::default(),
+            index_threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(2),
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct Running {
     pub recovery: RecoveryReport,
     /// The ledger writer.
     pub ledger: Ledger,
+    /// The search index follower, if the index is on.
+    pub index: Option<Arc<search::IndexService>>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     ingest: Arc<Ingest>,
@@ -126,6 +133,16 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+    let index = if config.index_threads > 0 {
+        let (dir, threads) = (config.data_dir.clone(), config.index_threads);
+        let service =
+            tokio::task::spawn_blocking(move || search::IndexService::start(&dir, threads))
+                .await
+                .map_err(|e| e.to_string())??;
+        Some(Arc::new(service))
+    } else {
+        None
+    };
     let metrics = Arc::new(Metrics::default());
     let ingest = Arc::new(Ingest::new(ledger.clone(), redactor, Arc::clone(&metrics)));
     let tokens = Arc::new(auth::TokenStore::open(&config.data_dir)?);
@@ -182,6 +199,7 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             data_dir: config.data_dir.clone(),
             keep_original: config.keep_original,
             max_body_bytes: config.max_body_bytes,
+            index: index.clone(),
         });
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let mut stop_http = stop_rx.clone();
@@ -236,6 +254,7 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
         syslog_tls: bound.3,
         recovery,
         ledger,
+        index,
         stop,
         tasks,
         ingest,
@@ -261,9 +280,16 @@ impl Running {
         self.ingest.drain().await;
         let ledger = self.ledger;
         drop(self.ingest);
-        tokio::task::spawn_blocking(move || ledger.close())
+        let closed = tokio::task::spawn_blocking(move || ledger.close())
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        // The index takes in the last events and commits, so a clean restart has nothing to do.
+        if let Some(index) = self.index {
+            tokio::task::spawn_blocking(move || index.stop())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        closed
     }
 }

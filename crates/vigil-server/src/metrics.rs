@@ -8,6 +8,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::search::IndexProgress;
+
 /// A counter with one label, e.g. `listener="udp"`.
 #[derive(Default)]
 pub struct LabeledCounter {
@@ -71,8 +73,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The exposition text; `ledger_end` and `ledger_checkpointed` are read from the ledger.
-    pub fn render(&self, ledger_end: u64, ledger_checkpointed: u64, in_flight: u64) -> String {
+    /// The exposition text; `ledger_end` and `ledger_checkpointed` are read from the ledger,
+    /// `index` is the search index's progress when it is on.
+    pub fn render(
+        &self,
+        ledger_end: u64,
+        ledger_checkpointed: u64,
+        in_flight: u64,
+        index: Option<&IndexProgress>,
+    ) -> String {
         let mut out = String::new();
         self.events.render(
             &mut out,
@@ -147,6 +156,48 @@ impl Metrics {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
+        }
+        if let Some(index) = index {
+            let indexed = index.indexed_end.load(Ordering::Relaxed);
+            let lag_events = ledger_end.saturating_sub(indexed);
+            let lines = [
+                (
+                    "vigil_index_events",
+                    "gauge",
+                    "Events searchable through the index (one past the last indexed sequence number).",
+                    indexed.to_string(),
+                ),
+                (
+                    "vigil_index_lag_events",
+                    "gauge",
+                    "Events in the ledger not yet in the index (searches scan them from the ledger).",
+                    lag_events.to_string(),
+                ),
+                (
+                    "vigil_index_lag_seconds",
+                    "gauge",
+                    "Seconds since the index last matched the ledger's end (0 when it does).",
+                    format!("{:.3}", index.lag_seconds(ledger_end)),
+                ),
+                (
+                    "vigil_indexed_events_total",
+                    "counter",
+                    "Events indexed since start.",
+                    index.indexed_total.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "vigil_index_errors_total",
+                    "counter",
+                    "Indexing failures since start.",
+                    index.errors.load(Ordering::Relaxed).to_string(),
+                ),
+            ];
+            for (name, kind, help, value) in lines {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+                );
+            }
         }
         out
     }

@@ -1,9 +1,14 @@
-//! Running a query over a data directory's ledger: shared by `POST /api/v1/search` and
-//! `vigil search`. Blocking; call it from a blocking thread.
+//! Running queries over a data directory (shared by `POST /api/v1/search` and `vigil search`),
+//! and keeping its index in step with the ledger while `vigil serve` runs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use vigil_event::{Event, Timestamp};
+use vigil_index::{Indexer, SearchIndex};
+use vigil_ledger::LedgerReader;
 use vigil_query::ast::TimeSpec;
 use vigil_query::{Limits, Pipeline, QueryResult};
 
@@ -22,13 +27,14 @@ pub fn resolve_time(text: Option<&str>, now: Timestamp) -> Result<Option<Timesta
     }
 }
 
-/// Scans the ledger (without a lock, so it works while `serve` appends) and runs the pipeline.
+/// Scans the whole ledger (without a lock, so it works while `serve` appends) and runs the
+/// pipeline: the reference engine, used when a data directory has no index.
 pub fn run_on_ledger(
     data_dir: &Path,
     pipeline: &Pipeline,
     limits: Limits,
 ) -> Result<QueryResult, String> {
-    let mut reader = vigil_ledger::LedgerReader::open(data_dir).map_err(|e| e.to_string())?;
+    let mut reader = LedgerReader::open(data_dir).map_err(|e| e.to_string())?;
     let (first, end) = (reader.first_seq(), reader.end_seq());
     // Decoding runs beside the query engine; the bounded channel keeps memory flat.
     let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Event)>(4096);
@@ -46,4 +52,189 @@ pub fn run_on_ledger(
         .map_err(|_| "the ledger reader thread failed".to_string())?
         .map_err(|e| e.to_string())?;
     Ok(result)
+}
+
+/// Runs a query on a data directory from outside the server (`vigil search`): with the index
+/// when there is one (events it has not reached are scanned from the ledger), else by scanning.
+pub fn run_on_data_dir(
+    data_dir: &Path,
+    pipeline: &Pipeline,
+    limits: Limits,
+) -> Result<QueryResult, String> {
+    match SearchIndex::open(data_dir) {
+        Ok(Some(index)) => {
+            let mut ledger = LedgerReader::open(data_dir).map_err(|e| e.to_string())?;
+            index
+                .search(&mut ledger, pipeline, limits)
+                .map(|(r, _)| r)
+                .map_err(|e| e.to_string())
+        }
+        Ok(None) => run_on_ledger(data_dir, pipeline, limits),
+        Err(e) => {
+            tracing::warn!("not using the index: {e}");
+            run_on_ledger(data_dir, pipeline, limits)
+        }
+    }
+}
+
+/// The index as the server runs it: a thread follows the ledger, searches use the latest
+/// commit.
+pub struct IndexService {
+    data_dir: PathBuf,
+    search: Arc<SearchIndex>,
+    ledger: Mutex<Option<LedgerReader>>,
+    progress: Arc<IndexProgress>,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// What `/metrics` shows about the index.
+#[derive(Default)]
+pub struct IndexProgress {
+    /// Everything below this sequence number is searchable through the index.
+    pub indexed_end: AtomicU64,
+    /// Events indexed since start.
+    pub indexed_total: AtomicU64,
+    /// Nanoseconds since the epoch when the index last matched the ledger's end.
+    pub caught_up_at: AtomicU64,
+    /// Indexing failures since start.
+    pub errors: AtomicU64,
+}
+
+impl IndexProgress {
+    /// Seconds since the index last matched the ledger (0 when it does now).
+    pub fn lag_seconds(&self, ledger_end: u64) -> f64 {
+        if self.indexed_end.load(Ordering::Relaxed) >= ledger_end {
+            return 0.0;
+        }
+        let at = self.caught_up_at.load(Ordering::Relaxed) as i64;
+        ((Timestamp::now().as_nanos() - at).max(0) as f64) / 1e9
+    }
+}
+
+impl IndexService {
+    /// Opens the index of `data_dir` (creating it, or rebuilding it if its layout is old) and
+    /// starts following the ledger with `threads` indexing threads.
+    pub fn start(data_dir: &Path, threads: usize) -> Result<IndexService, String> {
+        let mut indexer = Indexer::open(data_dir, threads).map_err(|e| e.to_string())?;
+        let search = Arc::new(SearchIndex::new(indexer.index()).map_err(|e| e.to_string())?);
+        let progress = Arc::new(IndexProgress::default());
+        progress
+            .indexed_end
+            .store(indexer.next_seq(), Ordering::Relaxed);
+        progress
+            .caught_up_at
+            .store(Timestamp::now().as_nanos() as u64, Ordering::Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (data_dir, search, progress, stop) = (
+                data_dir.to_owned(),
+                Arc::clone(&search),
+                Arc::clone(&progress),
+                Arc::clone(&stop),
+            );
+            std::thread::Builder::new()
+                .name("vigil-index".into())
+                .spawn(move || follow(&data_dir, &mut indexer, &search, &progress, &stop))
+                .map_err(|e| e.to_string())?
+        };
+        Ok(IndexService {
+            data_dir: data_dir.to_owned(),
+            search,
+            ledger: Mutex::new(None),
+            progress,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Indexing progress, for `/metrics`.
+    pub fn progress(&self) -> &IndexProgress {
+        &self.progress
+    }
+
+    /// Runs a query (blocking: call from a blocking thread).
+    pub fn run(&self, pipeline: &Pipeline, limits: Limits) -> Result<QueryResult, String> {
+        // One ledger reader is kept between searches; refreshing it only rescans the newest
+        // segment. Concurrent searches open their own.
+        let cached = self.ledger.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut ledger = match cached {
+            Some(l) => l,
+            None => LedgerReader::open(&self.data_dir).map_err(|e| e.to_string())?,
+        };
+        let result = self
+            .search
+            .search(&mut ledger, pipeline, limits)
+            .map(|(r, _)| r)
+            .map_err(|e| e.to_string());
+        *self.ledger.lock().unwrap_or_else(|p| p.into_inner()) = Some(ledger);
+        result
+    }
+
+    /// Indexes what is left, commits, and stops the follower (after the ledger is closed).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The follower loop: index what the ledger has, commit at most every
+/// [`vigil_index::indexer::COMMIT_INTERVAL`], make it searchable, sleep briefly when idle.
+fn follow(
+    data_dir: &Path,
+    indexer: &mut Indexer,
+    search: &SearchIndex,
+    progress: &IndexProgress,
+    stop: &AtomicBool,
+) {
+    let mut ledger = None;
+    let mut last_commit = Instant::now();
+    let mut committed_end = indexer.next_seq();
+    loop {
+        let stopping = stop.load(Ordering::SeqCst);
+        if ledger.is_none() {
+            ledger = LedgerReader::open(data_dir).ok();
+        }
+        let mut indexed = 0;
+        if let Some(reader) = ledger.as_mut() {
+            let step = if stopping {
+                // Final pass: everything, committed now.
+                vigil_index::index_all(indexer, reader, 200_000, |_, _| {})
+            } else {
+                vigil_index::follow_step(indexer, reader, &mut last_commit)
+            };
+            match step {
+                Ok(n) => indexed = n,
+                Err(e) => {
+                    progress.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!("indexing: {e}");
+                    ledger = None;
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            progress.indexed_total.fetch_add(indexed, Ordering::Relaxed);
+            if indexer.uncommitted() == 0 && indexer.next_seq() != committed_end {
+                committed_end = indexer.next_seq();
+                if let Err(e) = search.reload() {
+                    tracing::error!("index reload: {e}");
+                }
+                progress.indexed_end.store(committed_end, Ordering::Relaxed);
+            }
+            if let Some(reader) = ledger.as_ref()
+                && committed_end >= reader.end_seq()
+            {
+                progress
+                    .caught_up_at
+                    .store(Timestamp::now().as_nanos() as u64, Ordering::Relaxed);
+            }
+        }
+        if stopping {
+            return;
+        }
+        if indexed == 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 mod import;
 mod ledger_cmds;
+mod reindex;
 mod search;
 mod serve;
 mod token;
@@ -37,6 +38,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Run a pipeline query over the stored events (works while serve runs).
     Search(search::SearchArgs),
+    /// Rebuild the search index from the ledger (stop serve first).
+    Reindex(reindex::ReindexArgs),
     /// Recompute the ledger from its files and check every signed checkpoint.
     Verify(ledger_cmds::VerifyArgs),
     /// Print the latest signed checkpoint (C2SP signed note).
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Import(args) => import::run(args),
         Command::Search(args) => search::run_search(args),
+        Command::Reindex(args) => reindex::run(args),
         Command::Verify(args) => ledger_cmds::verify(args),
         Command::Checkpoint(args) => ledger_cmds::checkpoint(args),
         Command::Key(args) => ledger_cmds::key(args),

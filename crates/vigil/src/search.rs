@@ -1,7 +1,8 @@
 //! `vigil search`: run a pipeline query over the ledger of a data directory.
 //!
-//! Works on the data directory directly, also while `vigil serve` runs (the ledger reader takes
-//! no lock). This scans the ledger; the search index makes it fast later.
+//! Works on the data directory directly, also while `vigil serve` runs (readers take no lock).
+//! Uses the search index when the data directory has one (events it has not reached yet are
+//! scanned from the ledger), else scans the ledger.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use anyhow::{Result, anyhow};
 use serde_json::json;
 use vigil_event::{Timestamp, Value};
 use vigil_query::{Limits, parse};
-use vigil_server::search::{resolve_time, run_on_ledger};
+use vigil_server::search::{resolve_time, run_on_data_dir};
 
 use crate::DataDir;
 
@@ -70,7 +71,7 @@ pub fn run_search(args: SearchArgs) -> Result<ExitCode> {
             args.data.data_dir.display()
         ));
     }
-    let result = run_on_ledger(&args.data.data_dir, &pipeline, limits).map_err(|e| anyhow!(e))?;
+    let result = run_on_data_dir(&args.data.data_dir, &pipeline, limits).map_err(|e| anyhow!(e))?;
     let took_ms = started.elapsed().as_millis() as u64;
     let mut out = io::stdout().lock();
     match args.format {

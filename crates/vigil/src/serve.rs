@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// How often to sign a checkpoint while events arrive [default: 5s].
     #[arg(long, value_parser = parse_duration)]
     checkpoint_interval: Option<Duration>,
+    /// Threads building the search index; 0 turns the index off (searches scan the ledger)
+    /// [default: the number of cores, at most 2].
+    #[arg(long, value_name = "N")]
+    index_threads: Option<usize>,
 }
 
 /// The `--config` file. Every key is optional.
@@ -80,6 +84,14 @@ pub struct FileConfig {
     retention: RetentionSection,
     #[serde(default)]
     ledger: LedgerSection,
+    #[serde(default)]
+    index: IndexSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexSection {
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +249,9 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
             }
             (None, None) => config.ledger.checkpoint_interval,
         };
+    if let Some(n) = args.index_threads.or(file.index.threads) {
+        config.index_threads = n;
+    }
     Ok(config)
 }
 

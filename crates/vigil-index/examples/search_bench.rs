@@ -1,0 +1,62 @@
+//! Times queries against a data directory's index the way the server runs them (one warm
+//! index reader and ledger reader): one warm-up run, then RUNS timed runs per query, printing
+//! the minimum, median and maximum wall time and what the engine did.
+//!
+//! ```text
+//! cargo run --release -p vigil-index --example search_bench -- DATA_DIR [RUNS] QUERY...
+//! ```
+
+use std::time::Instant;
+
+use vigil_event::Timestamp;
+use vigil_index::SearchIndex;
+use vigil_ledger::LedgerReader;
+use vigil_query::{Limits, parse};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let dir = std::path::PathBuf::from(args.next().ok_or("usage: DATA_DIR [RUNS] QUERY...")?);
+    let mut rest: Vec<String> = args.collect();
+    let runs = match rest.first().and_then(|s| s.parse::<usize>().ok()) {
+        Some(n) => {
+            rest.remove(0);
+            n
+        }
+        None => 10,
+    };
+    let index = SearchIndex::open(&dir)?.ok_or("no index in this data directory")?;
+    let mut ledger = LedgerReader::open(&dir)?;
+    println!(
+        "{} events in the ledger, {} indexed",
+        ledger.end_seq(),
+        index.indexed_end()
+    );
+    let limits = Limits {
+        from: None,
+        to: None,
+        max_rows: 100,
+        now: Timestamp::now(),
+    };
+    for text in rest {
+        let pipeline = parse(&text).map_err(|e| format!("{text}: {}", e.message))?;
+        let (warm, stats) = index.search(&mut ledger, &pipeline, limits)?;
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let t = Instant::now();
+            let _ = index.search(&mut ledger, &pipeline, limits)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{text}\n  min {:.1} ms  median {:.1} ms  max {:.1} ms  ({} rows, matched {}, pushed down {}, exact {})",
+            times[0],
+            times[times.len() / 2],
+            times[times.len() - 1],
+            warm.rows.len(),
+            warm.scanned,
+            stats.pushed_down,
+            stats.exact
+        );
+    }
+    Ok(())
+}

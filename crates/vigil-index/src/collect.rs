@@ -1,0 +1,392 @@
+//! Collectors over the index's fast fields: counting groups (the pushed-down `stats count by`,
+//! `timechart count`, `top`), the sequence numbers of matches, and the newest matches.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, DynamicColumn, StrColumn};
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+use vigil_event::Value;
+use vigil_query::exec::alias;
+use vigil_query::{Counted, Grouping};
+
+/// Column field names in the order a value is looked up.
+const COLUMN_FIELDS: [&str; 5] = ["col_int", "col_float", "col_str", "col_ip", "col_bool"];
+
+/// One typed column of one path in one segment.
+#[derive(Clone)]
+enum TypedColumn {
+    Int(Column<i64>),
+    UInt(Column<u64>),
+    Float(Column<f64>),
+    Str(StrColumn),
+    Ip(StrColumn),
+    Bool(Column<bool>),
+}
+
+/// A value as read from a column, before strings are looked up.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Part {
+    Int(i64),
+    Float(u64),
+    /// Column index (into the field's columns) and term ordinal.
+    Str(u8, u64),
+    Bool(bool),
+}
+
+/// The columns a grouping field may be read from, in precedence order: its own name, then its
+/// alias.
+fn columns_for(segment: &SegmentReader, name: &str) -> tantivy::Result<Vec<TypedColumn>> {
+    let mut out = Vec::new();
+    let mut paths = vec![name];
+    if alias(name) != name {
+        paths.push(alias(name));
+    }
+    for path in paths {
+        for field in COLUMN_FIELDS {
+            let handles = segment
+                .fast_fields()
+                .dynamic_column_handles(&format!("{field}.{path}"))?;
+            for h in handles {
+                let typed = match (field, h.open()?) {
+                    ("col_str", DynamicColumn::Str(c)) => TypedColumn::Str(c),
+                    ("col_ip", DynamicColumn::Str(c)) => TypedColumn::Ip(c),
+                    ("col_int", DynamicColumn::I64(c)) => TypedColumn::Int(c),
+                    ("col_int", DynamicColumn::U64(c)) => TypedColumn::UInt(c),
+                    ("col_float", DynamicColumn::F64(c)) => TypedColumn::Float(c),
+                    ("col_bool", DynamicColumn::Bool(c)) => TypedColumn::Bool(c),
+                    _ => continue,
+                };
+                out.push(typed);
+            }
+        }
+        // A doc that has the field under its own name never falls back to the alias, and the
+        // caller made sure every present value is in a column; so "own columns first" is right.
+    }
+    Ok(out)
+}
+
+fn read(columns: &[TypedColumn], doc: DocId) -> Option<Part> {
+    for (i, c) in columns.iter().enumerate() {
+        let part = match c {
+            TypedColumn::Int(c) => c.first(doc).map(Part::Int),
+            TypedColumn::UInt(c) => c.first(doc).map(|v| Part::Int(v as i64)),
+            TypedColumn::Float(c) => c.first(doc).map(|v| Part::Float(v.to_bits())),
+            TypedColumn::Str(c) | TypedColumn::Ip(c) => {
+                c.ords().first(doc).map(|o| Part::Str(i as u8, o))
+            }
+            TypedColumn::Bool(c) => c.first(doc).map(Part::Bool),
+        };
+        if part.is_some() {
+            return part;
+        }
+    }
+    None
+}
+
+fn to_value(columns: &[TypedColumn], part: Part) -> Value {
+    match part {
+        Part::Int(i) => Value::Int(i),
+        Part::Float(bits) => Value::float(f64::from_bits(bits)),
+        Part::Bool(b) => Value::Bool(b),
+        Part::Str(col, ord) => {
+            let mut s = String::new();
+            match &columns[col as usize] {
+                TypedColumn::Str(c) => {
+                    let _ = c.ord_to_str(ord, &mut s);
+                    Value::Str(s)
+                }
+                TypedColumn::Ip(c) => {
+                    let _ = c.ord_to_str(ord, &mut s);
+                    match s.parse() {
+                        Ok(ip) => Value::Ip(ip),
+                        Err(_) => Value::Str(s),
+                    }
+                }
+                _ => Value::Null,
+            }
+        }
+    }
+}
+
+// ---- counting groups ------------------------------------------------------------------------------
+
+/// Counts matching documents per group of a [`Grouping`], from the columns.
+pub struct GroupCounter {
+    /// How to group.
+    pub grouping: Grouping,
+}
+
+/// How one segment counts.
+enum Tally {
+    /// One string field, no time: a counter per term ordinal.
+    Ordinals(Vec<u64>),
+    /// Time buckets without a split.
+    Buckets(HashMap<i64, u64>),
+    /// Anything else.
+    Keys(HashMap<(Option<i64>, Vec<Part>), u64>),
+}
+
+/// [`GroupCounter`] on one segment.
+pub struct SegmentGroupCounter {
+    columns: Vec<Vec<TypedColumn>>,
+    ts: Option<Column<i64>>,
+    span_ns: i64,
+    tally: Tally,
+}
+
+impl Collector for GroupCounter {
+    type Fruit = Vec<Counted>;
+    type Child = SegmentGroupCounter;
+
+    fn for_segment(
+        &self,
+        _segment_local_id: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<SegmentGroupCounter> {
+        let (names, span_ns): (Vec<&String>, i64) = match &self.grouping {
+            Grouping::Fields(f) => (f.iter().collect(), 0),
+            Grouping::Time { span_ns, split } => (split.iter().collect(), *span_ns),
+        };
+        let columns = names
+            .iter()
+            .map(|n| columns_for(segment, n))
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        let ts = if span_ns > 0 {
+            Some(segment.fast_fields().i64("ts")?)
+        } else {
+            None
+        };
+        let tally = match (&columns[..], ts.is_some()) {
+            ([only], false) if only.len() == 1 => match &only[0] {
+                TypedColumn::Str(c) | TypedColumn::Ip(c) => {
+                    Tally::Ordinals(vec![0; c.dictionary().num_terms()])
+                }
+                _ => Tally::Keys(HashMap::new()),
+            },
+            ([], true) => Tally::Buckets(HashMap::new()),
+            _ => Tally::Keys(HashMap::new()),
+        };
+        Ok(SegmentGroupCounter {
+            columns,
+            ts,
+            span_ns,
+            tally,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<Counted>>) -> tantivy::Result<Vec<Counted>> {
+        // Groups repeat across segments; the query engine merges them as it aggregates.
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for SegmentGroupCounter {
+    type Fruit = Vec<Counted>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let bucket = match &self.ts {
+            Some(ts) => match ts.first(doc) {
+                Some(t) => Some(t.div_euclid(self.span_ns) * self.span_ns),
+                None => return,
+            },
+            None => None,
+        };
+        match &mut self.tally {
+            Tally::Ordinals(counts) => {
+                if let TypedColumn::Str(c) | TypedColumn::Ip(c) = &self.columns[0][0]
+                    && let Some(ord) = c.ords().first(doc)
+                    && let Some(n) = counts.get_mut(ord as usize)
+                {
+                    *n += 1;
+                }
+            }
+            Tally::Buckets(counts) => {
+                if let Some(b) = bucket {
+                    *counts.entry(b).or_insert(0) += 1;
+                }
+            }
+            Tally::Keys(counts) => {
+                let mut parts = Vec::with_capacity(self.columns.len());
+                for columns in &self.columns {
+                    match read(columns, doc) {
+                        Some(p) => parts.push(p),
+                        None => return,
+                    }
+                }
+                *counts.entry((bucket, parts)).or_insert(0) += 1;
+            }
+        }
+    }
+
+    fn harvest(self) -> Vec<Counted> {
+        match self.tally {
+            Tally::Ordinals(counts) => counts
+                .into_iter()
+                .enumerate()
+                .filter(|(_, n)| *n > 0)
+                .map(|(ord, n)| Counted {
+                    time: None,
+                    values: vec![to_value(&self.columns[0], Part::Str(0, ord as u64))],
+                    count: n,
+                })
+                .collect(),
+            Tally::Buckets(counts) => counts
+                .into_iter()
+                .map(|(b, n)| Counted {
+                    time: Some(b),
+                    values: Vec::new(),
+                    count: n,
+                })
+                .collect(),
+            Tally::Keys(counts) => counts
+                .into_iter()
+                .map(|((time, parts), n)| Counted {
+                    time,
+                    values: parts
+                        .into_iter()
+                        .zip(&self.columns)
+                        .map(|(p, cols)| to_value(cols, p))
+                        .collect(),
+                    count: n,
+                })
+                .collect(),
+        }
+    }
+}
+
+// ---- sequence numbers of matches ----------------------------------------------------------------
+
+/// The sequence numbers of every matching document, ascending.
+pub struct SeqCollector;
+
+/// [`SeqCollector`] on one segment.
+pub struct SegmentSeqCollector {
+    seq: Column<u64>,
+    out: Vec<u64>,
+}
+
+impl Collector for SeqCollector {
+    type Fruit = Vec<u64>;
+    type Child = SegmentSeqCollector;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(SegmentSeqCollector {
+            seq: segment.fast_fields().u64("seq")?,
+            out: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<u64>>) -> tantivy::Result<Vec<u64>> {
+        let mut all: Vec<u64> = fruits.into_iter().flatten().collect();
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for SegmentSeqCollector {
+    type Fruit = Vec<u64>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(s) = self.seq.first(doc) {
+            self.out.push(s);
+        }
+    }
+
+    fn harvest(self) -> Vec<u64> {
+        self.out
+    }
+}
+
+// ---- the newest matches -------------------------------------------------------------------------
+
+/// The `limit` newest matches by (time, sequence number), and how many matched in all.
+pub struct NewestCollector {
+    /// How many to keep.
+    pub limit: usize,
+}
+
+/// [`NewestCollector`] on one segment.
+pub struct SegmentNewestCollector {
+    seq: Column<u64>,
+    ts: Column<i64>,
+    limit: usize,
+    heap: BinaryHeap<Reverse<(i64, u64)>>,
+    matched: u64,
+}
+
+impl Collector for NewestCollector {
+    type Fruit = (Vec<u64>, u64);
+    type Child = SegmentNewestCollector;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(SegmentNewestCollector {
+            seq: segment.fast_fields().u64("seq")?,
+            ts: segment.fast_fields().i64("ts")?,
+            limit: self.limit,
+            heap: BinaryHeap::new(),
+            matched: 0,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<(Vec<(i64, u64)>, u64)>,
+    ) -> tantivy::Result<(Vec<u64>, u64)> {
+        let matched = fruits.iter().map(|f| f.1).sum();
+        let mut all: Vec<(i64, u64)> = fruits.into_iter().flat_map(|f| f.0).collect();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        all.truncate(self.limit);
+        let mut seqs: Vec<u64> = all.into_iter().map(|(_, s)| s).collect();
+        seqs.sort_unstable();
+        Ok((seqs, matched))
+    }
+}
+
+impl SegmentCollector for SegmentNewestCollector {
+    type Fruit = (Vec<(i64, u64)>, u64);
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let (Some(t), Some(s)) = (self.ts.first(doc), self.seq.first(doc)) else {
+            return;
+        };
+        self.matched += 1;
+        if self.heap.len() < self.limit {
+            self.heap.push(Reverse((t, s)));
+        } else if let Some(Reverse(min)) = self.heap.peek()
+            && (t, s) > *min
+        {
+            self.heap.pop();
+            self.heap.push(Reverse((t, s)));
+        }
+    }
+
+    fn harvest(self) -> (Vec<(i64, u64)>, u64) {
+        (
+            self.heap.into_iter().map(|Reverse(x)| x).collect(),
+            self.matched,
+        )
+    }
+}
