@@ -46,7 +46,11 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Server::start_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// Starts on the data directory `DIR/data` (kept from an earlier server, or new).
+    fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
         let data = dir.path().join("data");
         let token = create_token(&data, "ingest", "e2e-sender");
         let reader_token = create_token(&data, "analyst", "e2e-reader");
@@ -140,6 +144,62 @@ impl Server {
             })
             .unwrap();
         out
+    }
+
+    /// SIGKILL: no shutdown at all; the directory stays for a restart.
+    fn kill_9(mut self) -> tempfile::TempDir {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.dir.take().unwrap()
+    }
+
+    /// A `/metrics` value.
+    fn metric(&self, name: &str) -> Option<f64> {
+        let (code, body) = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {}", self.reader_token),
+            &format!("http://{}/metrics", self.http),
+        ]);
+        assert_eq!(code, 200, "{body}");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Waits (up to 60 s) until the index has every event of the ledger.
+    fn wait_indexed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (lag, indexed, ledger) = (
+                self.metric("vigil_index_lag_events"),
+                self.metric("vigil_index_events"),
+                self.metric("vigil_ledger_events"),
+            );
+            if lag == Some(0.0) && indexed == ledger {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "index never caught up: lag {lag:?}, indexed {indexed:?}, ledger {ledger:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `POST /api/v1/search`, the JSON answer.
+    fn search(&self, query: &str) -> serde_json::Value {
+        let body = serde_json::json!({ "query": query, "limit": 100 }).to_string();
+        let (code, text) = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {}", self.reader_token),
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &body,
+            &format!("http://{}/api/v1/search", self.http),
+        ]);
+        assert_eq!(code, 200, "{query}: {text}");
+        serde_json::from_str(&text).unwrap()
     }
 
     /// SIGTERM, then the data directory (kept alive by the returned guard).
@@ -877,4 +937,59 @@ fn secrets_never_reach_the_disk_on_any_path() {
         );
     }
     assert_eq!(occurs("4111111111111111"), 0);
+}
+
+/// Sends `n` NDJSON events carrying `marker-<i>` in one `POST /api/v1/ingest`.
+fn ingest_ndjson(server: &Server, marker: &str, n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.ndjson");
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            "{{\"message\":\"user login {marker}-{i} accepted\",\"source.ip\":\"10.9.{}.{}\",\"user.name\":\"u{}\"}}\n",
+            i % 200,
+            i % 250,
+            i % 50
+        ));
+    }
+    std::fs::write(&body, text).unwrap();
+    let (code, out) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.token),
+        "--data-binary",
+        &format!("@{}", body.display()),
+        &format!("http://{}/api/v1/ingest", server.http),
+    ]);
+    assert_eq!(code, 200, "{out}");
+}
+
+#[test]
+fn the_index_follows_serve_and_resumes_after_kill_9() {
+    if !require_tool("curl") {
+        return;
+    }
+    let server = Server::start(&[]);
+    ingest_ndjson(&server, "first", 20_000);
+    server.wait_indexed();
+    let r = server.search("first | stats count");
+    assert_eq!(r["rows"][0][0], 20_000, "{r}");
+    let r = server.search("first user.name=u7 | stats count by source.ip | sort -count | head 1");
+    assert_eq!(r["columns"], serde_json::json!(["source.ip", "count"]));
+
+    // A big batch, then SIGKILL while the index is (most likely) still taking it in.
+    ingest_ndjson(&server, "second", 100_000);
+    let dir = server.kill_9();
+    let server = Server::start_in(dir, &[]);
+    // Searches cover everything at once (what the index lacks is scanned) ...
+    let r = server.search("second | stats count");
+    assert_eq!(r["rows"][0][0], 100_000, "{r}");
+    // ... and once the index has caught up, each event is in it exactly once.
+    server.wait_indexed();
+    let r = server.search("NOT event.dataset=vigil.audit | stats count");
+    assert_eq!(r["rows"][0][0], 120_000, "{r}");
+    let r = server.search("(first OR second) | stats count");
+    assert_eq!(r["rows"][0][0], 120_000, "{r}");
+    let r = server.search("second | stats dc(message)");
+    assert_eq!(r["rows"][0][0], 100_000, "{r}");
+    let (_data, _dir) = server.stop();
 }

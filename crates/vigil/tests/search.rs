@@ -106,13 +106,25 @@ fn regex_counts(text: &str, re: &str) -> BTreeMap<String, i64> {
     m
 }
 
+/// The goldens hold for both engines: scanning the ledger (no index yet), then through the
+/// index `vigil reindex` builds.
 #[test]
 fn seed_example_and_friends_match_independent_counts() {
     let Some(f) = fixture() else { return };
+    check_goldens(&f);
+    let o = vigil(&["reindex", "--data-dir", &f.data]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.starts_with("indexed "), "{said}");
+    assert!(Path::new(&f.data).join("index/meta.json").exists());
+    check_goldens(&f);
+}
+
+fn check_goldens(f: &Fixture) {
 
     // The seed example, literally.
     let r = search_json(
-        &f,
+        f,
         "sourcetype=access_combined | search status=404 | stats count by src_ip | where count > 5",
     );
     assert_eq!(r["columns"], serde_json::json!(["src_ip", "count"]));
@@ -125,7 +137,7 @@ fn seed_example_and_friends_match_independent_counts() {
     assert_eq!(pairs(&r), expected);
 
     // Status codes.
-    let r = search_json(&f, "sourcetype=access_combined | stats count by status");
+    let r = search_json(f, "sourcetype=access_combined | stats count by status");
     let expected = regex_counts(
         &f.access,
         r#"^\S+ \S+ \S+ \[[^\]]+\] "(?:[^"\\]|\\.)*" (\d{3}) "#,
@@ -134,7 +146,7 @@ fn seed_example_and_friends_match_independent_counts() {
 
     // Failed logins per source address from the auth log.
     let r = search_json(
-        &f,
+        f,
         "event.category=authentication event.outcome=failure process.name=sshd event.action=ssh_login | stats count by source.ip",
     );
     let expected = regex_counts(
@@ -144,14 +156,14 @@ fn seed_example_and_friends_match_independent_counts() {
     assert_eq!(pairs(&r), expected);
 
     // A phrase, NOT, and `* | stats count`.
-    let r = search_json(&f, r#""Failed password" NOT user.name=root | stats count"#);
+    let r = search_json(f, r#""Failed password" NOT user.name=root | stats count"#);
     let expected = f
         .auth
         .lines()
         .filter(|l| l.contains("Failed password") && !l.contains("Failed password for root "))
         .count() as i64;
     assert_eq!(r["rows"][0][0].as_i64(), Some(expected));
-    let r = search_json(&f, "* | stats count");
+    let r = search_json(f, "* | stats count");
     assert_eq!(r["columns"], serde_json::json!(["count"]));
     let total =
         (f.access.lines().count() + f.auth.lines().filter(|l| !l.trim().is_empty()).count()) as i64;
@@ -160,7 +172,7 @@ fn seed_example_and_friends_match_independent_counts() {
 
     // CIDR and IN.
     let r = search_json(
-        &f,
+        f,
         "sourcetype=access_combined src_ip=66.249.0.0/16 status IN (200, 304) | stats count",
     );
     let re =
@@ -170,7 +182,7 @@ fn seed_example_and_friends_match_independent_counts() {
     assert_eq!(r["rows"][0][0].as_i64(), Some(expected));
 
     // top, dc, sort, head.
-    let r = search_json(&f, "sourcetype=access_combined | top 3 src_ip");
+    let r = search_json(f, "sourcetype=access_combined | top 3 src_ip");
     let mut all = regex_counts(&f.access, r"^(\S+) ");
     let mut ranked: Vec<(String, i64)> = std::mem::take(&mut all).into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -187,7 +199,7 @@ fn seed_example_and_friends_match_independent_counts() {
         .collect();
     assert_eq!(got, ranked[..3].to_vec());
     let r = search_json(
-        &f,
+        f,
         "sourcetype=access_combined | stats dc(src_ip) as clients",
     );
     assert_eq!(r["rows"][0][0].as_i64(), Some(ranked.len() as i64));
