@@ -37,6 +37,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_rows: 100,
         now: Timestamp::now(),
     };
+    if rest.first().map(String::as_str) == Some("--space") {
+        rest.remove(0);
+        for (field, bytes) in index.space_by_field()? {
+            println!(
+                "  {field:>18}: {:>6.1} MiB",
+                bytes as f64 / (1 << 20) as f64
+            );
+        }
+    }
     for text in rest {
         let pipeline = parse(&text).map_err(|e| format!("{text}: {}", e.message))?;
         let (warm, stats) = index.search(&mut ledger, &pipeline, limits)?;

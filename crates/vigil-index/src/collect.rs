@@ -67,46 +67,34 @@ fn columns_for(segment: &SegmentReader, name: &str) -> tantivy::Result<Vec<Typed
     Ok(out)
 }
 
-fn read(columns: &[TypedColumn], doc: DocId) -> Option<Part> {
-    for (i, c) in columns.iter().enumerate() {
-        let part = match c {
-            TypedColumn::Int(c) => c.first(doc).map(Part::Int),
-            TypedColumn::UInt(c) => c.first(doc).map(|v| Part::Int(v as i64)),
-            TypedColumn::Float(c) => c.first(doc).map(|v| Part::Float(v.to_bits())),
-            TypedColumn::Str(c) | TypedColumn::Ip(c) => {
-                c.ords().first(doc).map(|o| Part::Str(i as u8, o))
-            }
-            TypedColumn::Bool(c) => c.first(doc).map(Part::Bool),
-        };
-        if part.is_some() {
-            return part;
+/// The value of a document in column `i` of a field.
+fn read_one(c: &TypedColumn, i: usize, doc: DocId) -> Option<Part> {
+    match c {
+        TypedColumn::Int(c) => c.first(doc).map(Part::Int),
+        TypedColumn::UInt(c) => c.first(doc).map(|v| Part::Int(v as i64)),
+        TypedColumn::Float(c) => c.first(doc).map(|v| Part::Float(v.to_bits())),
+        TypedColumn::Str(c) | TypedColumn::Ip(c) => {
+            c.ords().first(doc).map(|o| Part::Str(i as u8, o))
         }
+        TypedColumn::Bool(c) => c.first(doc).map(Part::Bool),
     }
-    None
 }
 
-fn to_value(columns: &[TypedColumn], part: Part) -> Value {
+/// The value of a document for a field: the first of its columns that has one.
+fn read(columns: &[TypedColumn], doc: DocId) -> Option<Part> {
+    columns
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| read_one(c, i, doc))
+}
+
+/// A numeric or boolean part as a value (text parts go through [`StrLookup`]).
+fn scalar_value(part: Part) -> Value {
     match part {
         Part::Int(i) => Value::Int(i),
         Part::Float(bits) => Value::float(f64::from_bits(bits)),
         Part::Bool(b) => Value::Bool(b),
-        Part::Str(col, ord) => {
-            let mut s = String::new();
-            match &columns[col as usize] {
-                TypedColumn::Str(c) => {
-                    let _ = c.ord_to_str(ord, &mut s);
-                    Value::Str(s)
-                }
-                TypedColumn::Ip(c) => {
-                    let _ = c.ord_to_str(ord, &mut s);
-                    match s.parse() {
-                        Ok(ip) => Value::Ip(ip),
-                        Err(_) => Value::Str(s),
-                    }
-                }
-                _ => Value::Null,
-            }
-        }
+        Part::Str(..) => Value::Null,
     }
 }
 
@@ -120,12 +108,22 @@ pub struct GroupCounter {
 
 /// How one segment counts.
 enum Tally {
-    /// One string field, no time: a counter per term ordinal.
-    Ordinals(Vec<u64>),
+    /// No grouping at all: one number.
+    Total(u64),
+    /// One field, no time: a tally per column (term ordinals for text columns).
+    Single(Vec<ColumnTally>),
     /// Time buckets without a split.
     Buckets(HashMap<i64, u64>),
     /// Anything else.
     Keys(HashMap<(Option<i64>, Vec<Part>), u64>),
+}
+
+/// Counts of one column's values.
+enum ColumnTally {
+    /// A counter per term ordinal.
+    Ords(Vec<u64>),
+    /// Counters per value.
+    Values(HashMap<Part, u64>),
 }
 
 /// [`GroupCounter`] on one segment.
@@ -159,12 +157,17 @@ impl Collector for GroupCounter {
             None
         };
         let tally = match (&columns[..], ts.is_some()) {
-            ([only], false) if only.len() == 1 => match &only[0] {
-                TypedColumn::Str(c) | TypedColumn::Ip(c) => {
-                    Tally::Ordinals(vec![0; c.dictionary().num_terms()])
-                }
-                _ => Tally::Keys(HashMap::new()),
-            },
+            ([], false) => Tally::Total(0),
+            ([only], false) => Tally::Single(
+                only.iter()
+                    .map(|c| match c {
+                        TypedColumn::Str(c) | TypedColumn::Ip(c) => {
+                            ColumnTally::Ords(vec![0; c.dictionary().num_terms()])
+                        }
+                        _ => ColumnTally::Values(HashMap::new()),
+                    })
+                    .collect(),
+            ),
             ([], true) => Tally::Buckets(HashMap::new()),
             _ => Tally::Keys(HashMap::new()),
         };
@@ -198,12 +201,24 @@ impl SegmentCollector for SegmentGroupCounter {
             None => None,
         };
         match &mut self.tally {
-            Tally::Ordinals(counts) => {
-                if let TypedColumn::Str(c) | TypedColumn::Ip(c) = &self.columns[0][0]
-                    && let Some(ord) = c.ords().first(doc)
-                    && let Some(n) = counts.get_mut(ord as usize)
-                {
-                    *n += 1;
+            Tally::Total(n) => *n += 1,
+            Tally::Single(tallies) => {
+                for (i, (column, tally)) in self.columns[0].iter().zip(tallies).enumerate() {
+                    let Some(part) = read_one(column, i, doc) else {
+                        continue;
+                    };
+                    match (tally, part) {
+                        (ColumnTally::Ords(counts), Part::Str(_, ord)) => {
+                            if let Some(n) = counts.get_mut(ord as usize) {
+                                *n += 1;
+                            }
+                        }
+                        (ColumnTally::Values(counts), part) => {
+                            *counts.entry(part).or_insert(0) += 1;
+                        }
+                        _ => {}
+                    }
+                    break;
                 }
             }
             Tally::Buckets(counts) => {
@@ -226,16 +241,39 @@ impl SegmentCollector for SegmentGroupCounter {
 
     fn harvest(self) -> Vec<Counted> {
         match self.tally {
-            Tally::Ordinals(counts) => counts
-                .into_iter()
-                .enumerate()
-                .filter(|(_, n)| *n > 0)
-                .map(|(ord, n)| Counted {
-                    time: None,
-                    values: vec![to_value(&self.columns[0], Part::Str(0, ord as u64))],
-                    count: n,
-                })
-                .collect(),
+            Tally::Total(n) => vec![Counted {
+                time: None,
+                values: Vec::new(),
+                count: n,
+            }]
+            .into_iter()
+            .filter(|c| c.count > 0)
+            .collect(),
+            Tally::Single(tallies) => {
+                let columns = &self.columns[0];
+                let mut counted: Vec<(Part, u64)> = Vec::new();
+                for (i, tally) in tallies.into_iter().enumerate() {
+                    match tally {
+                        ColumnTally::Ords(counts) => counted.extend(
+                            counts
+                                .into_iter()
+                                .enumerate()
+                                .filter(|(_, n)| *n > 0)
+                                .map(|(ord, n)| (Part::Str(i as u8, ord as u64), n)),
+                        ),
+                        ColumnTally::Values(counts) => counted.extend(counts),
+                    }
+                }
+                let names = StrLookup::new(columns, counted.iter().map(|(p, _)| *p));
+                counted
+                    .into_iter()
+                    .map(|(part, n)| Counted {
+                        time: None,
+                        values: vec![names.value(columns, part)],
+                        count: n,
+                    })
+                    .collect()
+            }
             Tally::Buckets(counts) => counts
                 .into_iter()
                 .map(|(b, n)| Counted {
@@ -244,18 +282,73 @@ impl SegmentCollector for SegmentGroupCounter {
                     count: n,
                 })
                 .collect(),
-            Tally::Keys(counts) => counts
-                .into_iter()
-                .map(|((time, parts), n)| Counted {
-                    time,
-                    values: parts
-                        .into_iter()
-                        .zip(&self.columns)
-                        .map(|(p, cols)| to_value(cols, p))
-                        .collect(),
-                    count: n,
-                })
-                .collect(),
+            Tally::Keys(counts) => {
+                let lookups: Vec<StrLookup> = (0..self.columns.len())
+                    .map(|f| {
+                        StrLookup::new(&self.columns[f], counts.keys().map(|(_, parts)| parts[f]))
+                    })
+                    .collect();
+                counts
+                    .into_iter()
+                    .map(|((time, parts), n)| Counted {
+                        time,
+                        values: parts
+                            .into_iter()
+                            .enumerate()
+                            .map(|(f, p)| lookups[f].value(&self.columns[f], p))
+                            .collect(),
+                        count: n,
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The strings of many term ordinals, looked up in one sorted pass per column (random
+/// `ord_to_str` calls cost a dictionary block decode each).
+struct StrLookup {
+    strings: HashMap<(u8, u64), String>,
+}
+
+impl StrLookup {
+    fn new(columns: &[TypedColumn], parts: impl Iterator<Item = Part>) -> StrLookup {
+        let mut wanted: HashMap<u8, Vec<u64>> = HashMap::new();
+        for p in parts {
+            if let Part::Str(col, ord) = p {
+                wanted.entry(col).or_default().push(ord);
+            }
+        }
+        let mut strings = HashMap::new();
+        for (col, mut ords) in wanted {
+            ords.sort_unstable();
+            ords.dedup();
+            if let Some(TypedColumn::Str(c) | TypedColumn::Ip(c)) = columns.get(col as usize) {
+                let mut i = 0;
+                let _ = c.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
+                    if let Some(&ord) = ords.get(i) {
+                        strings.insert((col, ord), String::from_utf8_lossy(bytes).into_owned());
+                    }
+                    i += 1;
+                });
+            }
+        }
+        StrLookup { strings }
+    }
+
+    fn value(&self, columns: &[TypedColumn], part: Part) -> Value {
+        match part {
+            Part::Str(col, ord) => {
+                let s = self.strings.get(&(col, ord)).cloned().unwrap_or_default();
+                match columns.get(col as usize) {
+                    Some(TypedColumn::Ip(_)) => match s.parse() {
+                        Ok(ip) => Value::Ip(ip),
+                        Err(_) => Value::Str(s),
+                    },
+                    _ => Value::Str(s),
+                }
+            }
+            other => scalar_value(other),
         }
     }
 }

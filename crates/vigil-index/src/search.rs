@@ -67,6 +67,34 @@ impl SearchIndex {
         Ok(self.reader.reload()?)
     }
 
+    /// Bytes on disk per field and part (`text/positions`, `kw/postings`, `col_ip/columns`, …),
+    /// largest first.
+    pub fn space_by_field(&self) -> Result<Vec<(String, u64)>, IndexError> {
+        let searcher = self.reader.searcher();
+        let usage = searcher
+            .space_usage()
+            .map_err(|e| IndexError::Invalid(format!("measuring the index: {e}")))?;
+        let mut per_field: std::collections::HashMap<String, u64> = Default::default();
+        for segment in usage.segments() {
+            for (part, usage) in [
+                ("terms", segment.termdict()),
+                ("postings", segment.postings()),
+                ("positions", segment.positions()),
+                ("columns", segment.fast_fields()),
+                ("norms", segment.fieldnorms()),
+            ] {
+                for f in usage.fields() {
+                    let field = f.field_name().split('.').next().unwrap_or("?");
+                    *per_field.entry(format!("{field}/{part}")).or_default() +=
+                        f.total().get_bytes();
+                }
+            }
+        }
+        let mut out: Vec<(String, u64)> = per_field.into_iter().collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1));
+        Ok(out)
+    }
+
     /// Everything below this sequence number is in the current searcher.
     pub fn indexed_end(&self) -> u64 {
         indexed_end(&self.reader.searcher())
@@ -158,12 +186,19 @@ impl SearchIndex {
             Some(t) => Bound::Excluded(Term::from_field_i64(self.fields.ts, t)),
             None => Bound::Unbounded,
         };
-        let mut parts: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(seq))];
+        let mut parts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // Documents below the ledger's first event were pruned (their deletion may be pending).
+        if first > 0 {
+            parts.push((Occur::Must, Box::new(seq)));
+        }
         if from.is_some() || to.is_some() {
             parts.push((
                 Occur::Must,
                 Box::new(RangeQuery::new(ts(from, true), ts(to, false))),
             ));
+        }
+        if parts.is_empty() {
+            return Box::new(AllQuery);
         }
         Box::new(BooleanQuery::new(parts))
     }
@@ -215,6 +250,19 @@ fn with_events<R>(
     tail: std::ops::Range<u64>,
     f: impl FnOnce(&mut dyn Iterator<Item = (u64, Event)>) -> R,
 ) -> Result<R, IndexError> {
+    // A few events (the usual needle): read them here, no thread.
+    if seqs.len() as u64 + (tail.end - tail.start) <= 4096 {
+        let mut events = Vec::with_capacity(seqs.len());
+        let mut keep = |seq: u64, raw: &[u8]| {
+            if let Ok(event) = Event::from_canonical(raw) {
+                events.push((seq, event));
+            }
+            Ok(())
+        };
+        ledger.for_each_raw_at(seqs, &mut keep)?;
+        ledger.for_each_raw(tail, &mut keep)?;
+        return Ok(f(&mut events.into_iter()));
+    }
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Event)>(4096);
         let producer = scope.spawn(move || -> Result<(), IndexError> {

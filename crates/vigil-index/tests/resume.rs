@@ -9,7 +9,10 @@ use vigil_query::{Limits, parse};
 
 fn event(i: u64) -> Event {
     let mut e = Event::new(Timestamp::from_secs(1_700_000_000 + i as i64));
-    e.insert("message", format!("login attempt number {i} from host{}", i % 7));
+    e.insert(
+        "message",
+        format!("login attempt number {i} from host{}", i % 7),
+    );
     e.insert("source.ip", format!("10.0.{}.{}", i % 3, i % 5));
     e.insert("n", i as i64);
     e
@@ -24,7 +27,11 @@ fn limits() -> Limits {
     }
 }
 
-fn count(index: &SearchIndex, dir: &std::path::Path, query: &str) -> (i64, vigil_index::SearchStats) {
+fn count(
+    index: &SearchIndex,
+    dir: &std::path::Path,
+    query: &str,
+) -> (i64, vigil_index::SearchStats) {
     let mut ledger = LedgerReader::open(dir).unwrap();
     let (r, stats) = index
         .search(&mut ledger, &parse(query).unwrap(), limits())
@@ -63,7 +70,10 @@ fn resumes_from_the_last_commit_without_gaps_or_duplicates() {
     let mut indexer = Indexer::open(dir.path(), 1).unwrap();
     assert_eq!(indexer.next_seq(), 1000);
     let mut reader = LedgerReader::open(dir.path()).unwrap();
-    assert_eq!(index_all(&mut indexer, &mut reader, 700, |_, _| {}).unwrap(), 4000);
+    assert_eq!(
+        index_all(&mut indexer, &mut reader, 700, |_, _| {}).unwrap(),
+        4000
+    );
     indexer.close().unwrap();
     index.reload().unwrap();
     assert_eq!(index.indexed_end(), 5000);
@@ -85,13 +95,18 @@ fn a_second_writer_is_refused_and_reindex_starts_over() {
         .append(&(0..100).map(event).collect::<Vec<_>>())
         .unwrap();
     let mut indexer = Indexer::open(dir.path(), 1).unwrap();
-    let err = Indexer::open(dir.path(), 1).err().expect("second writer refused");
+    let err = Indexer::open(dir.path(), 1)
+        .err()
+        .expect("second writer refused");
     assert!(err.to_string().contains("another process"), "{err}");
     let mut reader = LedgerReader::open(dir.path()).unwrap();
     index_all(&mut indexer, &mut reader, 1000, |_, _| {}).unwrap();
     indexer.clear().unwrap();
     assert_eq!(indexer.next_seq(), 0);
-    assert_eq!(index_all(&mut indexer, &mut reader, 1000, |_, _| {}).unwrap(), 100);
+    assert_eq!(
+        index_all(&mut indexer, &mut reader, 1000, |_, _| {}).unwrap(),
+        100
+    );
     indexer.close().unwrap();
     let index = SearchIndex::open(dir.path()).unwrap().unwrap();
     let (n, stats) = count(&index, dir.path(), "* | stats count");
@@ -117,7 +132,10 @@ fn an_index_of_another_layout_is_rebuilt() {
     assert!(SearchIndex::open(dir.path()).is_err());
     let mut indexer = Indexer::open(dir.path(), 1).unwrap();
     let mut reader = LedgerReader::open(dir.path()).unwrap();
-    assert_eq!(index_all(&mut indexer, &mut reader, 1000, |_, _| {}).unwrap(), 50);
+    assert_eq!(
+        index_all(&mut indexer, &mut reader, 1000, |_, _| {}).unwrap(),
+        50
+    );
     indexer.close().unwrap();
     let index = SearchIndex::open(dir.path()).unwrap().unwrap();
     assert_eq!(count(&index, dir.path(), "* | stats count").0, 50);

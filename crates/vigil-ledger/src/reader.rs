@@ -87,6 +87,10 @@ impl LedgerReader {
             self.segments.clear();
         }
         self.pruned_end = pruned_end;
+        let listed = files::list_segments(&self.paths)?;
+        if self.unchanged_since_scan(&listed) {
+            return Ok(());
+        }
         // Keep every segment but the last (it may have grown); rescan from there on.
         let keep = self.segments.len().saturating_sub(1);
         self.segments.truncate(keep);
@@ -95,7 +99,7 @@ impl LedgerReader {
         self.open_files
             .retain(|&first, _| rescan_from.is_some_and(|r| first < r));
         self.group_cache = None;
-        for (first, path) in files::list_segments(&self.paths)? {
+        for (first, path) in listed {
             if rescan_from.is_some_and(|r| first < r) {
                 continue;
             }
@@ -127,6 +131,20 @@ impl LedgerReader {
             .map_or(self.pruned_end, SegmentBlocks::end_seq);
         self.tiles = files::read_tiles(&self.paths.tiles())?;
         Ok(())
+    }
+
+    /// Whether the segment files are what the last scan saw: the same files, and the last one
+    /// no longer than it was (a refresh then has nothing to read; searches refresh every time).
+    fn unchanged_since_scan(&self, listed: &[(u64, std::path::PathBuf)]) -> bool {
+        let Some(last) = self.segments.last() else {
+            return false;
+        };
+        let same_files = listed.len() == self.segments.len()
+            && listed
+                .iter()
+                .zip(&self.segments)
+                .all(|((first, _), s)| *first == s.first_seq);
+        same_files && std::fs::metadata(&last.path).is_ok_and(|m| m.len() == last.file_len)
     }
 
     /// Paths of this ledger's files.

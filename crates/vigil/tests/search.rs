@@ -121,7 +121,6 @@ fn seed_example_and_friends_match_independent_counts() {
 }
 
 fn check_goldens(f: &Fixture) {
-
     // The seed example, literally.
     let r = search_json(
         f,
