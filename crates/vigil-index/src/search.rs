@@ -91,7 +91,7 @@ impl SearchIndex {
             }
         }
         let mut out: Vec<(String, u64)> = per_field.into_iter().collect();
-        out.sort_by(|a, b| b.1.cmp(&a.1));
+        out.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
         Ok(out)
     }
 

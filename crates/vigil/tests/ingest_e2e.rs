@@ -939,12 +939,18 @@ fn secrets_never_reach_the_disk_on_any_path() {
     assert_eq!(occurs("4111111111111111"), 0);
 }
 
-/// Sends `n` NDJSON events carrying `marker-<i>` in one `POST /api/v1/ingest`.
+/// Sends `n` NDJSON events carrying `marker-<i>`, 10,000 per `POST /api/v1/ingest`.
 fn ingest_ndjson(server: &Server, marker: &str, n: usize) {
+    for start in (0..n).step_by(10_000) {
+        ingest_ndjson_range(server, marker, start..n.min(start + 10_000));
+    }
+}
+
+fn ingest_ndjson_range(server: &Server, marker: &str, range: std::ops::Range<usize>) {
     let dir = tempfile::tempdir().unwrap();
     let body = dir.path().join("body.ndjson");
     let mut text = String::new();
-    for i in 0..n {
+    for i in range {
         text.push_str(&format!(
             "{{\"message\":\"user login {marker}-{i} accepted\",\"source.ip\":\"10.9.{}.{}\",\"user.name\":\"u{}\"}}\n",
             i % 200,
