@@ -65,6 +65,11 @@ impl Role {
         matches!(self, Role::Admin | Role::Ingest)
     }
 
+    /// May change an alert's triage state.
+    pub fn can_triage(self) -> bool {
+        matches!(self, Role::Admin | Role::Analyst)
+    }
+
     /// May read events, checkpoints and metrics.
     pub fn can_read(self) -> bool {
         matches!(self, Role::Admin | Role::Analyst | Role::Viewer)

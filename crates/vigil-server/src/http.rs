@@ -46,6 +46,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The search index, when it is on.
     pub index: Option<Arc<crate::search::IndexService>>,
+    /// The detector, when rules are loaded.
+    pub detect: Option<Arc<crate::detect::DetectService>>,
+    /// Notification delivery counters.
+    pub notify_stats: Arc<crate::notify::NotifyStats>,
 }
 
 type Shared = Arc<AppState>;
@@ -59,6 +63,9 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/checkpoint", get(checkpoint))
         .route("/api/v1/search", post(search))
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/alerts/{id}", get(get_alert).post(triage_alert))
+        .route("/api/v1/rules", get(list_rules))
         .route("/api/v1/proof/inclusion", get(inclusion_proof))
         .route("/services/collector", post(hec_event))
         .route("/services/collector/event", post(hec_event))
@@ -128,6 +135,7 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
 enum Need {
     Ingest,
     Read,
+    Triage,
 }
 
 /// Authenticates and authorises; failures are counted and written to the ledger as audit
@@ -160,6 +168,7 @@ async fn authorize(
     let allowed = match need {
         Need::Ingest => principal.role.can_ingest(),
         Need::Read => principal.role.can_read(),
+        Need::Triage => principal.role.can_triage(),
     };
     if !allowed {
         state.ingest.metrics.http_rejected.add("forbidden", 1);
@@ -962,6 +971,10 @@ async fn metrics(
         ledger.checkpointed_size(),
         state.ingest.in_flight(),
         state.index.as_deref().map(|i| i.progress()),
+        state
+            .detect
+            .as_deref()
+            .map(|d| (&d.progress, &*state.notify_stats)),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
@@ -1029,4 +1042,218 @@ mod tests {
             assert_eq!(presented_token(&h).as_deref(), expected);
         }
     }
+}
+
+// ---- alerts and rules -------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct AlertQuery {
+    status: Option<String>,
+    rule: Option<String>,
+    level: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+    limit: Option<usize>,
+}
+
+fn alert_json(a: &vigil_detect::alert::Alert) -> JsonValue {
+    let iso = |t: Timestamp| t.to_rfc3339();
+    json!({
+        "id": a.id,
+        "rule": {"id": a.rule.id, "title": a.rule.title, "level": a.rule.level.as_str(), "tags": a.rule.tags},
+        "attack": a.rule.tags.iter().filter_map(|t| t.strip_prefix("attack.")).collect::<Vec<_>>(),
+        "group": a.group.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "group_key": a.group_key(),
+        "count": a.count,
+        "first_seen": iso(a.first_seen),
+        "last_seen": iso(a.last_seen),
+        "samples": a.samples,
+        "status": a.status.as_str(),
+        "history": a.history.iter().map(|t| json!({"status": t.status.as_str(), "by": t.by, "at": iso(t.at), "comment": t.comment})).collect::<Vec<_>>(),
+        "created": iso(a.created),
+    })
+}
+
+async fn list_alerts(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<AlertQuery>,
+) -> Response {
+    if let Err((status, msg)) =
+        authorize(&state, &headers, peer, "/api/v1/alerts", Need::Read).await
+    {
+        return error(status, msg);
+    }
+    let Some(detect) = state.detect.clone() else {
+        return Json(
+            json!({"alerts": [], "message": "detection is off: start serve with --rules DIR"}),
+        )
+        .into_response();
+    };
+    let now = Timestamp::now();
+    let mut filter = vigil_detect::alert::AlertFilter {
+        rule: q.rule.clone(),
+        ..Default::default()
+    };
+    if let Some(s) = &q.status {
+        match vigil_detect::alert::Status::parse(s) {
+            Some(s) => filter.status = Some(s),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("status {s:?}: use open, acknowledged or closed"),
+                );
+            }
+        }
+    }
+    if let Some(l) = &q.level {
+        filter.min_level = Some(vigil_detect::alert::Level::parse(l));
+    }
+    match (
+        crate::search::resolve_time(q.from.as_deref(), now),
+        crate::search::resolve_time(q.to.as_deref(), now),
+    ) {
+        (Ok(from), Ok(to)) => {
+            filter.since = from;
+            filter.until = to;
+        }
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    }
+    let ocsf = q.format.as_deref() == Some("ocsf");
+    let limit = q.limit.unwrap_or(500).min(10_000);
+    let alerts: Vec<JsonValue> = detect.with_book(|book| {
+        book.list(&filter)
+            .into_iter()
+            .take(limit)
+            .map(|a| if ocsf { a.to_ocsf() } else { alert_json(a) })
+            .collect()
+    });
+    Json(json!({"alerts": alerts})).into_response()
+}
+
+async fn get_alert(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    Query(q): Query<AlertQuery>,
+) -> Response {
+    if let Err((status, msg)) =
+        authorize(&state, &headers, peer, "/api/v1/alerts/{id}", Need::Read).await
+    {
+        return error(status, msg);
+    }
+    let Some(detect) = state.detect.clone() else {
+        return error(StatusCode::NOT_FOUND, "detection is off");
+    };
+    let ocsf = q.format.as_deref() == Some("ocsf");
+    match detect.with_book(|b| {
+        b.get(id)
+            .map(|a| if ocsf { a.to_ocsf() } else { alert_json(a) })
+    }) {
+        Some(a) => Json(a).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no alert {id}")),
+    }
+}
+
+#[derive(Deserialize)]
+struct TriageRequest {
+    status: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn triage_alert(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Response {
+    let principal =
+        match authorize(&state, &headers, peer, "/api/v1/alerts/{id}", Need::Triage).await {
+            Ok(p) => p,
+            Err((status, msg)) => return error(status, msg),
+        };
+    let Some(detect) = state.detect.clone() else {
+        return error(StatusCode::NOT_FOUND, "detection is off");
+    };
+    let request: TriageRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "expected {{\"status\": \"acknowledged\"|\"closed\"|\"open\", \"comment\": …}}: {e}"
+                ),
+            );
+        }
+    };
+    let Some(status) = vigil_detect::alert::Status::parse(&request.status) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "status {:?}: use open, acknowledged or closed",
+                request.status
+            ),
+        );
+    };
+    if request.comment.len() > 4096 {
+        return error(StatusCode::BAD_REQUEST, "comment longer than 4096 bytes");
+    }
+    let change = vigil_detect::alert::Triage {
+        status,
+        by: principal.name.clone(),
+        at: Timestamp::now(),
+        comment: request.comment,
+    };
+    match tokio::task::spawn_blocking(move || detect.triage(id, change)).await {
+        Ok(Ok(alert)) => Json(alert_json(&alert)).into_response(),
+        Ok(Err(e)) if e.starts_with("no alert") => error(StatusCode::NOT_FOUND, e),
+        Ok(Err(e)) => error(StatusCode::CONFLICT, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn list_rules(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, msg)) = authorize(&state, &headers, peer, "/api/v1/rules", Need::Read).await
+    {
+        return error(status, msg);
+    }
+    let Some(detect) = state.detect.clone() else {
+        return Json(json!({"rules": [], "issues": [], "message": "detection is off: start serve with --rules DIR"})).into_response();
+    };
+    let rules = detect.rules();
+    let fired = detect.last_fired();
+    let list: Vec<JsonValue> = rules
+        .set
+        .rules()
+        .map(|(_, info)| {
+            let r = crate::detect::alert_rule(&info.meta);
+            json!({
+                "id": r.id,
+                "title": r.title,
+                "level": r.level.as_str(),
+                "tags": r.tags,
+                "source": info.meta.source,
+                "status": "loaded",
+                "notes": info.notes,
+                "last_fired": fired.get(&r.id).map(|t| t.to_rfc3339()),
+            })
+        })
+        .collect();
+    let issues: Vec<JsonValue> = rules
+        .issues
+        .iter()
+        .map(|i| json!({"title": i.title, "id": i.id, "source": i.source, "kind": i.kind, "reason": i.reason}))
+        .chain(rules.file_errors.iter().map(|(p, e)| json!({"source": p.display().to_string(), "kind": "unsupported", "reason": e})))
+        .collect();
+    Json(json!({"rules": list, "issues": issues, "loaded_at": rules.loaded_at.to_rfc3339()}))
+        .into_response()
 }

@@ -15,8 +15,10 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod detect;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod pipeline;
 pub mod search;
 pub mod syslog;
@@ -66,6 +68,12 @@ pub struct ServerConfig {
     pub ledger: LedgerConfig,
     /// Threads that build the search index; 0 runs without an index (searches scan).
     pub index_threads: usize,
+    /// Directories of Sigma rules; none turns detection off.
+    pub rule_dirs: Vec<PathBuf>,
+    /// Seconds between two notifications of one alert's updates.
+    pub alert_throttle_secs: i64,
+    /// Where alerts are sent.
+    pub notifiers: Vec<notify::Notifier>,
 }
 
 impl ServerConfig {
@@ -87,6 +95,9 @@ impl ServerConfig {
             index_threads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(2),
+            rule_dirs: Vec::new(),
+            alert_throttle_secs: 600,
+            notifiers: Vec::new(),
         }
     }
 }
@@ -107,6 +118,10 @@ pub struct Running {
     pub ledger: Ledger,
     /// The search index follower, if the index is on.
     pub index: Option<Arc<search::IndexService>>,
+    /// The detector, if rules were given.
+    pub detect: Option<Arc<detect::DetectService>>,
+    /// Notification delivery counters.
+    pub notify_stats: Arc<notify::NotifyStats>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     ingest: Arc<Ingest>,
@@ -145,9 +160,35 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
     };
     let metrics = Arc::new(Metrics::default());
     let ingest = Arc::new(Ingest::new(ledger.clone(), redactor, Arc::clone(&metrics)));
-    let tokens = Arc::new(auth::TokenStore::open(&config.data_dir)?);
-    let (stop, stop_rx) = watch::channel(false);
+    let notify_stats = Arc::new(notify::NotifyStats::default());
     let mut tasks = JoinSet::new();
+    let (stop, stop_rx) = watch::channel(false);
+    let detect = if config.rule_dirs.is_empty() {
+        None
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+        tasks.spawn(notify::run(
+            rx,
+            config.notifiers.clone(),
+            Arc::clone(&notify_stats),
+            ledger.clone(),
+            stop_rx.clone(),
+        ));
+        let (dir, dirs, throttle, l) = (
+            config.data_dir.clone(),
+            config.rule_dirs.clone(),
+            config.alert_throttle_secs,
+            ledger.clone(),
+        );
+        Some(
+            tokio::task::spawn_blocking(move || {
+                detect::DetectService::start(&dir, dirs, throttle, l, tx)
+            })
+            .await
+            .map_err(|e| e.to_string())??,
+        )
+    };
+    let tokens = Arc::new(auth::TokenStore::open(&config.data_dir)?);
     let settings = syslog::SyslogSettings {
         max_message_bytes: config.max_message_bytes,
         keep_original: config.keep_original,
@@ -200,6 +241,8 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             keep_original: config.keep_original,
             max_body_bytes: config.max_body_bytes,
             index: index.clone(),
+            detect: detect.clone(),
+            notify_stats: Arc::clone(&notify_stats),
         });
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let mut stop_http = stop_rx.clone();
@@ -255,6 +298,8 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
         recovery,
         ledger,
         index,
+        detect,
+        notify_stats,
         stop,
         tasks,
         ingest,
@@ -278,6 +323,13 @@ impl Running {
             }
         }
         self.ingest.drain().await;
+        // The detector evaluates what is left and saves its state while the ledger is open
+        // (alerts are appended to it).
+        if let Some(detect) = self.detect.take() {
+            tokio::task::spawn_blocking(move || detect.stop())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         let ledger = self.ledger;
         drop(self.ingest);
         let closed = tokio::task::spawn_blocking(move || ledger.close())

@@ -81,6 +81,7 @@ impl Metrics {
         ledger_checkpointed: u64,
         in_flight: u64,
         index: Option<&IndexProgress>,
+        detect: Option<(&crate::detect::DetectProgress, &crate::notify::NotifyStats)>,
     ) -> String {
         let mut out = String::new();
         self.events.render(
@@ -156,6 +157,65 @@ impl Metrics {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
+        }
+        if let Some((d, n)) = detect {
+            let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            let lines = [
+                (
+                    "vigil_detect_events_total",
+                    "counter",
+                    "Events evaluated by the detection rules.",
+                    load(&d.events),
+                ),
+                (
+                    "vigil_detect_rule_matches_total",
+                    "counter",
+                    "Rule matches.",
+                    load(&d.matches),
+                ),
+                (
+                    "vigil_alerts_total",
+                    "counter",
+                    "Alerts raised.",
+                    load(&d.alerts),
+                ),
+                (
+                    "vigil_detect_lag_events",
+                    "gauge",
+                    "Events in the ledger not yet evaluated by the rules.",
+                    ledger_end.saturating_sub(load(&d.next_seq)),
+                ),
+                (
+                    "vigil_detect_errors_total",
+                    "counter",
+                    "Detection failures (ledger reads or writes).",
+                    load(&d.errors),
+                ),
+                (
+                    "vigil_notifications_delivered_total",
+                    "counter",
+                    "Notifications delivered.",
+                    load(&n.delivered),
+                ),
+                (
+                    "vigil_notification_attempts_failed_total",
+                    "counter",
+                    "Notification attempts that failed (each retry counts).",
+                    load(&n.failed_attempts),
+                ),
+                (
+                    "vigil_notifications_failed_total",
+                    "counter",
+                    "Notifications given up after every retry (also written to the ledger).",
+                    load(&n.failed),
+                ),
+            ];
+            for (name, kind, help, value) in lines {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+                );
+            }
         }
         if let Some(index) = index {
             let indexed = index.indexed_end.load(Ordering::Relaxed);

@@ -72,6 +72,41 @@ impl Totals {
     }
 }
 
+/// Where parsed events go: the ledger (`vigil import`) or a hunt (`vigil hunt`).
+pub trait EventSink {
+    /// Takes one event.
+    fn push(&mut self, event: Event) -> Result<()>;
+    /// Counts a line that did not parse; returns how many so far.
+    fn bad_line(&mut self) -> u64;
+}
+
+/// Hands each event to a closure.
+struct FnSink<F> {
+    f: F,
+    bad: u64,
+}
+
+impl<F: FnMut(Event)> EventSink for FnSink<F> {
+    fn push(&mut self, event: Event) -> Result<()> {
+        (self.f)(event);
+        Ok(())
+    }
+    fn bad_line(&mut self) -> u64 {
+        self.bad += 1;
+        self.bad
+    }
+}
+
+impl EventSink for Sink<'_> {
+    fn push(&mut self, event: Event) -> Result<()> {
+        Sink::push(self, event)
+    }
+    fn bad_line(&mut self) -> u64 {
+        self.totals.bad_lines += 1;
+        self.totals.bad_lines
+    }
+}
+
 /// Sends batches to the ledger, keeping a bounded number in flight.
 struct Sink<'a> {
     ledger: &'a Ledger,
@@ -210,20 +245,7 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
         } else {
             Box::new(bar.wrap_read(File::open(path).with_context(|| format!("opening {name}"))?))
         };
-        let mut reader = BufReader::with_capacity(1 << 20, raw);
-        let magic = reader
-            .fill_buf()
-            .with_context(|| format!("reading {name}"))?;
-        let input: Box<dyn BufRead> = if magic.starts_with(&[0x1f, 0x8b]) {
-            Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(reader)))
-        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Box::new(BufReader::new(
-                zstd::stream::read::Decoder::with_buffer(reader)
-                    .with_context(|| format!("{name}: zstd"))?,
-            ))
-        } else {
-            Box::new(reader)
-        };
+        let input = decompressing(raw, &name)?;
         import_one(input, &name, format, evtx_forced, &ctx, &mut sink, &bar)?;
     }
     let totals = sink.finish()?;
@@ -258,13 +280,62 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Wraps a reader so gzip and zstd input (recognised by magic bytes) comes out decompressed.
+fn decompressing(raw: Box<dyn Read>, name: &str) -> Result<Box<dyn BufRead>> {
+    let mut reader = BufReader::with_capacity(1 << 20, raw);
+    let magic = reader
+        .fill_buf()
+        .with_context(|| format!("reading {name}"))?;
+    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(reader)))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(BufReader::new(
+            zstd::stream::read::Decoder::with_buffer(reader)
+                .with_context(|| format!("{name}: zstd"))?,
+        ))
+    } else {
+        Box::new(reader)
+    })
+}
+
+/// Parses one file the way `vigil import` does (any line format, JSON arrays, EVTX, gzip,
+/// zstd; secrets masked) and hands every event to `f`, without storing anything: the input of
+/// `vigil hunt FILE…`. Lines that do not parse arrive as `parse_error` events; returns how many.
+pub fn for_each_event_in_file(path: &Path, f: impl FnMut(Event)) -> Result<u64> {
+    let name = path.display().to_string();
+    let received = Timestamp::now();
+    let reference = path
+        .metadata()
+        .and_then(|m| m.modified())
+        .map(|t| Timestamp::from_datetime(t.into()))
+        .unwrap_or(received);
+    let ctx = ParseContext {
+        received,
+        reference,
+        source: format!(
+            "hunt:{}",
+            path.file_name()
+                .map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned())
+        ),
+        keep_original: true,
+        peer: None,
+        redactor: Some(std::sync::Arc::new(Redactor::default())),
+    };
+    let raw: Box<dyn Read> = Box::new(File::open(path).with_context(|| format!("opening {name}"))?);
+    let input = decompressing(raw, &name)?;
+    let mut sink = FnSink { f, bad: 0 };
+    let bar = indicatif::ProgressBar::hidden();
+    import_one(input, &name, Format::Auto, false, &ctx, &mut sink, &bar)?;
+    Ok(sink.bad)
+}
+
 fn import_one(
     mut input: Box<dyn BufRead>,
     name: &str,
     format: Format,
     evtx_forced: bool,
     ctx: &ParseContext,
-    sink: &mut Sink<'_>,
+    sink: &mut impl EventSink,
     bar: &indicatif::ProgressBar,
 ) -> Result<()> {
     let head = input
@@ -358,7 +429,7 @@ fn import_one(
 }
 
 fn push_line_event(
-    sink: &mut Sink<'_>,
+    sink: &mut impl EventSink,
     bar: &indicatif::ProgressBar,
     name: &str,
     line_no: u64,
@@ -377,17 +448,17 @@ fn push_line_event(
 }
 
 fn report(
-    sink: &mut Sink<'_>,
+    sink: &mut impl EventSink,
     bar: &indicatif::ProgressBar,
     name: &str,
     n: u64,
     message: &str,
     what: &str,
 ) {
-    sink.totals.bad_lines += 1;
-    if sink.totals.bad_lines <= MAX_REPORTED_ERRORS {
+    let bad = sink.bad_line();
+    if bad <= MAX_REPORTED_ERRORS {
         bar.suspend(|| eprintln!("{name}:{n}: {message} (stored with tag parse_error)"));
-    } else if sink.totals.bad_lines == MAX_REPORTED_ERRORS + 1 {
+    } else if bad == MAX_REPORTED_ERRORS + 1 {
         bar.suspend(|| eprintln!("vigil: more {what}s did not parse; only counting from here on"));
     }
 }

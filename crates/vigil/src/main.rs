@@ -2,6 +2,7 @@
 //! to an exit code (0 success, 1 a check failed, 2 an error). A closed stdout (`vigil … | head`)
 //! counts as success.
 
+mod hunt;
 mod import;
 mod ledger_cmds;
 mod reindex;
@@ -33,11 +34,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: syslog and HTTP listeners into the ledger, signed checkpoints, retention.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Import events from files into the ledger.
     Import(import::ImportArgs),
     /// Run a pipeline query over the stored events (works while serve runs).
     Search(search::SearchArgs),
+    /// Run Sigma rules over stored events or raw files (.evtx, logs) and list the alerts.
+    Hunt(hunt::HuntArgs),
+    /// Sigma rules: `check DIR` lists each rule as supported or not, with the reason.
+    Rules(hunt::RulesArgs),
     /// Rebuild the search index from the ledger (stop serve first).
     Reindex(reindex::ReindexArgs),
     /// Recompute the ledger from its files and check every signed checkpoint.
@@ -57,10 +62,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Import(args) => import::run(args),
         Command::Search(args) => search::run_search(args),
         Command::Reindex(args) => reindex::run(args),
+        Command::Hunt(args) => hunt::hunt(args),
+        Command::Rules(args) => hunt::rules(args),
         Command::Verify(args) => ledger_cmds::verify(args),
         Command::Checkpoint(args) => ledger_cmds::checkpoint(args),
         Command::Key(args) => ledger_cmds::key(args),

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
+use vigil_detect::alert::Level;
 use vigil_ledger::parse_duration;
+use vigil_server::notify::{Notifier, Target};
 use vigil_server::{ServerConfig, tls::CertSource};
 
 use crate::DataDir;
@@ -64,6 +66,14 @@ pub struct ServeArgs {
     /// [default: the number of cores, at most 2].
     #[arg(long, value_name = "N")]
     index_threads: Option<usize>,
+    /// Directory of Sigma rules to run on every event as it arrives (repeatable); rules reload
+    /// when the files change.
+    #[arg(long = "rules", value_name = "DIR")]
+    rules: Vec<PathBuf>,
+    /// Send alerts as JSON to this URL (repeatable); see `[[notify]]` in the config for routing,
+    /// Slack's shape and syslog.
+    #[arg(long = "webhook", value_name = "URL")]
+    webhooks: Vec<String>,
 }
 
 /// The `--config` file. Every key is optional.
@@ -86,6 +96,35 @@ pub struct FileConfig {
     ledger: LedgerSection,
     #[serde(default)]
     index: IndexSection,
+    #[serde(default)]
+    detect: DetectSection,
+    #[serde(default)]
+    notify: Vec<NotifySection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetectSection {
+    #[serde(default)]
+    rules: Vec<PathBuf>,
+    throttle: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifySection {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    url: Option<String>,
+    #[serde(default)]
+    slack: bool,
+    address: Option<String>,
+    #[serde(default)]
+    tcp: bool,
+    min_level: Option<String>,
+    #[serde(default)]
+    rules: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -251,6 +290,59 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
         };
     if let Some(n) = args.index_threads.or(file.index.threads) {
         config.index_threads = n;
+    }
+    config.rule_dirs = args
+        .rules
+        .iter()
+        .chain(&file.detect.rules)
+        .cloned()
+        .collect();
+    if let Some(text) = &file.detect.throttle {
+        let d = parse_duration(text).map_err(|e| anyhow!("[detect] throttle: {e}"))?;
+        config.alert_throttle_secs = d.as_secs() as i64;
+    }
+    for (i, url) in args.webhooks.iter().enumerate() {
+        config.notifiers.push(Notifier {
+            name: format!("webhook-{}", i + 1),
+            target: Target::Webhook {
+                url: url.clone(),
+                slack: false,
+            },
+            min_level: Level::Informational,
+            rules: Vec::new(),
+        });
+    }
+    for (i, n) in file.notify.iter().enumerate() {
+        let what = format!("[[notify]] #{}", i + 1);
+        let target = match n.kind.as_str() {
+            "webhook" => Target::Webhook {
+                url: n
+                    .url
+                    .clone()
+                    .ok_or_else(|| anyhow!("{what}: a webhook needs url"))?,
+                slack: n.slack,
+            },
+            "syslog" => Target::Syslog {
+                addr: n
+                    .address
+                    .clone()
+                    .ok_or_else(|| anyhow!("{what}: syslog needs address = \"host:port\""))?,
+                tcp: n.tcp,
+            },
+            other => bail!("{what}: type {other:?}: use webhook or syslog"),
+        };
+        config.notifiers.push(Notifier {
+            name: n
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", n.kind, i + 1)),
+            target,
+            min_level: n
+                .min_level
+                .as_deref()
+                .map_or(Level::Informational, Level::parse),
+            rules: n.rules.clone(),
+        });
     }
     Ok(config)
 }

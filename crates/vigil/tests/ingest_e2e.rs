@@ -999,3 +999,419 @@ fn the_index_follows_serve_and_resumes_after_kill_9() {
     assert_eq!(r["rows"][0][0], 100_000, "{r}");
     let (_data, _dir) = server.stop();
 }
+
+// ---- detection ---------------------------------------------------------------------------------
+
+/// The Sigma rules of the detection test: written here as a user would write them.
+const RULES: &[(&str, &str)] = &[
+    (
+        "ssh_failed.yml",
+        r#"title: SSH failed login
+id: 5d0c2a8e-1b7f-4c44-9f0e-000000000001
+name: ssh_failed_login
+status: test
+logsource: {product: linux, service: sshd}
+detection:
+    selection:
+        event.action: ssh_login
+        event.outcome: failure
+    condition: selection
+level: low
+"#,
+    ),
+    (
+        "ssh_accepted.yml",
+        r#"title: SSH accepted login
+id: 5d0c2a8e-1b7f-4c44-9f0e-000000000002
+name: ssh_accepted_login
+status: test
+logsource: {product: linux, service: sshd}
+detection:
+    selection:
+        event.action: ssh_login
+        event.outcome: success
+    condition: selection
+level: informational
+"#,
+    ),
+    (
+        "ssh_correlations.yml",
+        r#"title: SSH brute force
+id: 5d0c2a8e-1b7f-4c44-9f0e-000000000003
+name: ssh_bruteforce
+status: test
+correlation:
+    type: event_count
+    rules: [ssh_failed_login]
+    group-by: [source.ip]
+    timespan: 5m
+    condition: {gte: 10}
+level: high
+tags: [attack.credential_access, attack.t1110.001]
+---
+title: SSH password spraying
+id: 5d0c2a8e-1b7f-4c44-9f0e-000000000004
+name: ssh_spraying
+status: test
+correlation:
+    type: value_count
+    rules: [ssh_failed_login]
+    group-by: [source.ip]
+    timespan: 5m
+    condition: {field: user.name, gte: 5}
+level: high
+tags: [attack.credential_access, attack.t1110.003]
+---
+title: SSH login after brute force
+id: 5d0c2a8e-1b7f-4c44-9f0e-000000000005
+status: test
+correlation:
+    type: temporal_ordered
+    rules: [ssh_bruteforce, ssh_accepted_login]
+    group-by: [source.ip]
+    timespan: 10m
+level: critical
+tags: [attack.initial_access, attack.t1078]
+"#,
+    ),
+    (
+        "web_scanner.yml",
+        r#"title: Web vulnerability scanner
+id: 5d0c2a8e-1b7f-4c44-9f0e-000000000006
+status: test
+logsource: {category: webserver}
+detection:
+    selection:
+        c-useragent|contains: [sqlmap, Nikto]
+    condition: selection
+level: medium
+tags: [attack.reconnaissance, attack.t1595.002]
+"#,
+    ),
+    (
+        "uid0.yml",
+        r#"title: User with UID 0 created
+id: 5d0c2a8e-1b7f-4c44-9f0e-000000000007
+status: test
+logsource: {product: linux}
+detection:
+    selection:
+        event.action: user_created
+        user.target.id: '0'
+    condition: selection
+level: critical
+tags: [attack.persistence, attack.t1136.001]
+"#,
+    ),
+];
+
+/// A real HTTP listener (Python's http.server) that appends each POST body to a file.
+fn webhook_listener(dir: &Path) -> (Child, String, PathBuf) {
+    let out = dir.join("webhook.ndjson");
+    let script = r#"
+import http.server, sys
+out = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        with open(out, 'ab') as f:
+            f.write(body.replace(b'\n', b' ') + b'\n')
+        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script, &out.display().to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, format!("http://127.0.0.1:{}/hook", line.trim()), out)
+}
+
+fn ssh_logger(server: &Server, tag: &str, message: &str) {
+    run(Command::new("logger").args([
+        "-n",
+        "127.0.0.1",
+        "-P",
+        Server::port(&server.tcp),
+        "-T",
+        "--rfc3164",
+        "-t",
+        tag,
+        "--id=4242",
+        message,
+    ]));
+}
+
+impl Server {
+    fn alerts(&self, query: &str) -> serde_json::Value {
+        let (code, body) = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {}", self.reader_token),
+            &format!("http://{}/api/v1/alerts{query}", self.http),
+        ]);
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn metric_value(&self, name: &str) -> f64 {
+        self.metric(name).unwrap_or(-1.0)
+    }
+}
+
+#[test]
+fn sigma_rules_raise_exactly_the_expected_alerts_from_real_senders() {
+    if !require_tool("logger") || !require_tool("curl") || !require_tool("python3") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    for (name, text) in RULES {
+        std::fs::write(rules.join(name), text).unwrap();
+    }
+    let (mut hook, hook_url, hook_file) = webhook_listener(dir.path());
+    let rules_arg = rules.display().to_string();
+    let server = Server::start(&["--rules", &rules_arg, "--webhook", &hook_url]);
+
+    // Brute force from .50 (12 failures for one user), then a success from it.
+    for i in 0..12 {
+        ssh_logger(
+            &server,
+            "sshd",
+            &format!(
+                "Failed password for root from 203.0.113.50 port {} ssh2",
+                40000 + i
+            ),
+        );
+    }
+    // Password spraying from .20: six users, one attempt each (under the brute-force count).
+    for user in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+        ssh_logger(
+            &server,
+            "sshd",
+            &format!("Failed password for invalid user {user} from 198.51.100.20 port 5022 ssh2"),
+        );
+    }
+    // A new root-equivalent account.
+    ssh_logger(
+        &server,
+        "useradd",
+        "new user: name=toor, UID=0, GID=0, home=/root, shell=/bin/bash, from=/dev/pts/0",
+    );
+    // Low and slow from 192.0.2.77: twelve failures, three minutes apart (event time), so no
+    // five-minute window ever holds ten; sent by curl as syslog text with its own timestamps.
+    let mut slow = String::new();
+    for i in 0..12 {
+        let t = 10 + 3 * i;
+        slow.push_str(&format!(
+            "<38>Nov 22 03:{t:02}:00 bastion sshd[777]: Failed password for root from 192.0.2.77 port {} ssh2\n",
+            50000 + i
+        ));
+    }
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.token),
+        "-H",
+        "Content-Type: text/plain",
+        "--data-binary",
+        &slow,
+        &format!("http://{}/api/v1/ingest?format=syslog", server.http),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    // A scanner in the web access log, among ordinary visitors.
+    let mut web = String::new();
+    for i in 0..8 {
+        web.push_str(&format!("203.0.113.77 - - [22/Nov/2026:10:00:{i:02} +0000] \"GET /admin{i}.php HTTP/1.1\" 404 162 \"-\" \"sqlmap/1.8#stable (https://sqlmap.org)\"\n"));
+        web.push_str(&format!("198.51.100.{} - - [22/Nov/2026:10:00:{i:02} +0000] \"GET / HTTP/1.1\" 200 5120 \"-\" \"Mozilla/5.0\"\n", 100 + i));
+    }
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.token),
+        "-H",
+        "Content-Type: text/plain",
+        "--data-binary",
+        &web,
+        &format!("http://{}/api/v1/ingest?format=combined", server.http),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    // Last, the success after the brute force.
+    std::thread::sleep(Duration::from_millis(300));
+    ssh_logger(
+        &server,
+        "sshd",
+        "Accepted password for root from 203.0.113.50 port 40100 ssh2",
+    );
+
+    // Wait until detection has evaluated everything.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lag = server.metric_value("vigil_detect_lag_events");
+        let n = server.alerts("")["alerts"].as_array().unwrap().len();
+        if lag == 0.0 && n >= 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "detection stalled: lag {lag}, {n} alerts"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let alerts = server.alerts("");
+    let mut got: Vec<(String, String, u64)> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["rule"]["title"].as_str().unwrap().to_owned(),
+                a["group_key"].as_str().unwrap().to_owned(),
+                a["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    let host = got
+        .iter()
+        .find(|g| g.0 == "User with UID 0 created")
+        .map(|g| g.1.clone())
+        .unwrap_or_default();
+    assert!(host.starts_with("host.name="), "{got:?}");
+    let mut want = vec![
+        (
+            "SSH brute force".to_string(),
+            "source.ip=203.0.113.50".to_string(),
+            1,
+        ),
+        (
+            "SSH login after brute force".to_string(),
+            "source.ip=203.0.113.50".to_string(),
+            1,
+        ),
+        (
+            "SSH password spraying".to_string(),
+            "source.ip=198.51.100.20".to_string(),
+            1,
+        ),
+        ("User with UID 0 created".to_string(), host, 1),
+        (
+            "Web vulnerability scanner".to_string(),
+            "source.ip=203.0.113.77".to_string(),
+            8,
+        ),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{alerts:#}");
+
+    // Details: ATT&CK tags, sample events, level filter, OCSF.
+    let brute = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"]["title"] == "SSH brute force")
+        .unwrap()
+        .clone();
+    assert_eq!(brute["rule"]["level"], "high");
+    assert!(
+        brute["attack"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "t1110.001")
+    );
+    assert!(!brute["samples"].as_array().unwrap().is_empty());
+    let critical = server.alerts("?level=critical");
+    assert_eq!(
+        critical["alerts"].as_array().unwrap().len(),
+        2,
+        "{critical:#}"
+    );
+    let id = brute["id"].as_u64().unwrap();
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.reader_token),
+        &format!("http://{}/api/v1/alerts/{id}?format=ocsf", server.http),
+    ]);
+    assert_eq!(code, 200);
+    let ocsf: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ocsf["class_uid"], 2004);
+    assert_eq!(
+        ocsf["finding_info"]["attacks"][0]["technique"]["uid"],
+        "T1110.001"
+    );
+
+    // Triage: an ingest token may not; an analyst acknowledges with a comment.
+    let triage = |token: &str, body: &str| {
+        curl(&[
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &format!("http://{}/api/v1/alerts/{id}", server.http),
+        ])
+    };
+    assert_eq!(triage(&server.token, r#"{"status":"acknowledged"}"#).0, 403);
+    assert_eq!(triage(&server.reader_token, r#"{"status":"maybe"}"#).0, 400);
+    let (code, body) = triage(
+        &server.reader_token,
+        r#"{"status":"acknowledged","comment":"blocking at the edge"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let acked: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(acked["status"], "acknowledged");
+    assert_eq!(acked["history"][0]["comment"], "blocking at the edge");
+    assert_eq!(acked["history"][0]["by"], "e2e-reader");
+
+    // Every alert and the triage are in the ledger.
+    let r = server.search("event.dataset=vigil.alert event.action=alert-created | stats count");
+    assert_eq!(r["rows"][0][0], 5, "{r}");
+    let r = server.search("event.dataset=vigil.alert event.action=alert-triaged | stats count");
+    assert_eq!(r["rows"][0][0], 1, "{r}");
+
+    // The webhook got every new alert as JSON with its OCSF finding.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let posts = loop {
+        let text = std::fs::read_to_string(&hook_file).unwrap_or_default();
+        let posts: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if posts.len() >= 5 || Instant::now() > deadline {
+            break posts;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(posts.len(), 5, "{posts:#?}");
+    assert!(
+        posts
+            .iter()
+            .all(|p| p["reason"] == "new" && p["ocsf"]["class_uid"] == 2004)
+    );
+    assert!(
+        posts
+            .iter()
+            .any(|p| p["alert"]["rule"]["title"] == "SSH login after brute force")
+    );
+    assert_eq!(
+        server.metric_value("vigil_notifications_delivered_total"),
+        5.0
+    );
+
+    // Restart: the alert book and its triage state come back.
+    let (_, dir2) = server.stop();
+    let server = Server::start_in(dir2, &["--rules", &rules_arg]);
+    let again = server.alerts("?status=acknowledged");
+    assert_eq!(again["alerts"].as_array().unwrap().len(), 1, "{again:#}");
+    assert_eq!(again["alerts"][0]["id"], id);
+    assert_eq!(server.alerts("")["alerts"].as_array().unwrap().len(), 5);
+    let _ = hook.kill();
+}

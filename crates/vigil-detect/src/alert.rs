@@ -1,0 +1,699 @@
+//! Alerts: what a rule match becomes. One open alert per rule and group (an attacker is one
+//! alert, not a thousand); later matches update its count and last-seen time; triage moves it
+//! through open → acknowledged → closed with who, when and why. Pure data: the server writes
+//! every new alert, update and state change to the ledger ([`Alert::to_event`]) and can rebuild
+//! the book from those events ([`AlertBook::replay`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Value as Json, json};
+use vigil_event::{Event, Timestamp, Value};
+
+/// Sample sequence numbers kept per alert.
+pub const MAX_SAMPLES: usize = 20;
+/// Alerts kept in memory; the oldest closed ones are forgotten first (they stay in the ledger).
+pub const MAX_ALERTS: usize = 100_000;
+
+/// Severity, as Sigma names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// `informational`
+    Informational,
+    /// `low`
+    Low,
+    /// `medium`
+    Medium,
+    /// `high`
+    High,
+    /// `critical`
+    Critical,
+}
+
+impl Level {
+    /// Reads a Sigma level (unknown → medium).
+    pub fn parse(text: &str) -> Level {
+        match text.to_ascii_lowercase().as_str() {
+            "informational" | "info" => Level::Informational,
+            "low" => Level::Low,
+            "high" => Level::High,
+            "critical" => Level::Critical,
+            _ => Level::Medium,
+        }
+    }
+
+    /// The Sigma name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Informational => "informational",
+            Level::Low => "low",
+            Level::Medium => "medium",
+            Level::High => "high",
+            Level::Critical => "critical",
+        }
+    }
+
+    /// OCSF `severity_id`.
+    pub fn ocsf_severity_id(self) -> u8 {
+        match self {
+            Level::Informational => 1,
+            Level::Low => 2,
+            Level::Medium => 3,
+            Level::High => 4,
+            Level::Critical => 5,
+        }
+    }
+}
+
+/// Triage state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// New, nobody looked yet.
+    Open,
+    /// Someone is on it.
+    Acknowledged,
+    /// Done; a new match opens a new alert.
+    Closed,
+}
+
+impl Status {
+    /// Reads `open`, `acknowledged` (or `ack`), `closed`.
+    pub fn parse(text: &str) -> Option<Status> {
+        match text.to_ascii_lowercase().as_str() {
+            "open" => Some(Status::Open),
+            "acknowledged" | "ack" => Some(Status::Acknowledged),
+            "closed" => Some(Status::Closed),
+            _ => None,
+        }
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Acknowledged => "acknowledged",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+/// What an alert knows of the rule that raised it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// Rule id (Sigma `id`, or the query rule's name).
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Severity.
+    pub level: Level,
+    /// Tags (`attack.t1110`, `attack.credential_access`, …).
+    pub tags: Vec<String>,
+}
+
+/// One state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Triage {
+    /// New state.
+    pub status: Status,
+    /// Who.
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
+    /// Why (may be empty).
+    pub comment: String,
+}
+
+/// An alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Unique, increasing.
+    pub id: u64,
+    /// The rule.
+    pub rule: RuleInfo,
+    /// The group: `(field, value)` pairs, e.g. `[("source.ip", "203.0.113.5")]`.
+    pub group: Vec<(String, String)>,
+    /// Matches so far.
+    pub count: u64,
+    /// Event time of the first match.
+    pub first_seen: Timestamp,
+    /// Event time of the latest match.
+    pub last_seen: Timestamp,
+    /// Sequence numbers of the first matching events (at most [`MAX_SAMPLES`]).
+    pub samples: Vec<u64>,
+    /// Current state.
+    pub status: Status,
+    /// State changes, oldest first.
+    pub history: Vec<Triage>,
+    /// When the alert was raised (wall clock).
+    pub created: Timestamp,
+}
+
+impl Alert {
+    /// `field=value` pairs joined with spaces, e.g. `source.ip=203.0.113.5`.
+    pub fn group_key(&self) -> String {
+        group_text(&self.group)
+    }
+
+    /// The alert as a ledger event (`event.dataset=vigil.alert`), for `action` one of
+    /// `created`, `updated`, `triaged`.
+    pub fn to_event(&self, action: &str, now: Timestamp) -> Event {
+        let mut e = Event::new(now);
+        e.insert("event.kind", "alert");
+        e.insert("event.dataset", "vigil.alert");
+        e.insert("event.action", format!("alert-{action}"));
+        e.insert(
+            "event.severity",
+            i64::from(self.rule.level.ocsf_severity_id()),
+        );
+        e.insert("vigil.alert.id", self.id as i64);
+        e.insert("vigil.alert.status", self.status.as_str());
+        e.insert("vigil.alert.count", self.count as i64);
+        e.insert("vigil.alert.group", self.group_key());
+        e.insert("vigil.alert.first_seen", self.first_seen.as_nanos());
+        e.insert("vigil.alert.last_seen", self.last_seen.as_nanos());
+        e.insert("vigil.alert.created", self.created.as_nanos());
+        e.insert(
+            "vigil.alert.samples",
+            Value::List(self.samples.iter().map(|&s| Value::Int(s as i64)).collect()),
+        );
+        e.insert("rule.id", self.rule.id.as_str());
+        e.insert("rule.name", self.rule.title.as_str());
+        e.insert("vigil.rule.level", self.rule.level.as_str());
+        e.insert(
+            "tags",
+            Value::List(
+                self.rule
+                    .tags
+                    .iter()
+                    .map(|t| Value::from(t.as_str()))
+                    .collect(),
+            ),
+        );
+        for (field, value) in &self.group {
+            e.insert(format!("vigil.alert.group_fields.{field}"), value.as_str());
+        }
+        if let Some(t) = self.history.last()
+            && action == "triaged"
+        {
+            e.insert("user.name", t.by.as_str());
+            e.insert("vigil.alert.comment", t.comment.as_str());
+        }
+        e.insert(
+            "message",
+            format!(
+                "alert {} {}: {} [{}] {} ({} matches)",
+                self.id,
+                action,
+                self.rule.title,
+                self.rule.level.as_str(),
+                self.group_key(),
+                self.count
+            ),
+        );
+        e
+    }
+
+    /// The alert as an OCSF 1.x Detection Finding (class 2004).
+    pub fn to_ocsf(&self) -> Json {
+        let activity_id = match self.status {
+            Status::Open if self.history.is_empty() && self.count <= 1 => 1,
+            Status::Closed => 3,
+            _ => 2,
+        };
+        let status_id = match self.status {
+            Status::Open => 1,
+            Status::Acknowledged => 2,
+            Status::Closed => 4,
+        };
+        let ms = |t: Timestamp| t.as_nanos() / 1_000_000;
+        let attacks: Vec<Json> = self
+            .rule
+            .tags
+            .iter()
+            .filter_map(|t| t.strip_prefix("attack."))
+            .filter(|t| {
+                t.len() > 1 && t.starts_with('t') && t[1..2].chars().all(|c| c.is_ascii_digit())
+            })
+            .map(|t| json!({"technique": {"uid": t.to_ascii_uppercase()}}))
+            .collect();
+        json!({
+            "category_uid": 2,
+            "category_name": "Findings",
+            "class_uid": 2004,
+            "class_name": "Detection Finding",
+            "activity_id": activity_id,
+            "type_uid": 200400 + activity_id,
+            "severity_id": self.rule.level.ocsf_severity_id(),
+            "severity": self.rule.level.as_str(),
+            "status_id": status_id,
+            "status": self.status.as_str(),
+            "is_alert": true,
+            "time": ms(self.last_seen),
+            "start_time": ms(self.first_seen),
+            "end_time": ms(self.last_seen),
+            "count": self.count,
+            "message": format!("{} {}", self.rule.title, self.group_key()),
+            "metadata": {
+                "version": "1.3.0",
+                "product": {"name": "Vigil", "vendor_name": "Vigil"},
+                "uid": self.id.to_string(),
+            },
+            "finding_info": {
+                "uid": self.id.to_string(),
+                "title": self.rule.title,
+                "analytic": {"uid": self.rule.id, "name": self.rule.title, "type_id": 1, "type": "Rule"},
+                "attacks": attacks,
+                "first_seen_time": ms(self.first_seen),
+                "last_seen_time": ms(self.last_seen),
+                "created_time": ms(self.created),
+                "related_events_count": self.count,
+                "tags": self.rule.tags,
+            },
+            "unmapped": {
+                "group": self.group.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "sample_seqs": self.samples,
+            },
+        })
+    }
+}
+
+fn group_text(group: &[(String, String)]) -> String {
+    group
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What [`AlertBook::observe`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// A new alert (notify).
+    New(u64),
+    /// An open alert counted another match; `notify` when the throttle period passed.
+    Updated {
+        /// The alert.
+        id: u64,
+        /// Whether to tell people again.
+        notify: bool,
+    },
+}
+
+/// Filters of `GET /api/v1/alerts`.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    /// Only this state.
+    pub status: Option<Status>,
+    /// Only this rule id or title.
+    pub rule: Option<String>,
+    /// Only this level or above.
+    pub min_level: Option<Level>,
+    /// Only alerts last seen at or after.
+    pub since: Option<Timestamp>,
+    /// Only alerts first seen before.
+    pub until: Option<Timestamp>,
+}
+
+/// Every alert, and the open one for each (rule, group).
+#[derive(Debug, Default)]
+pub struct AlertBook {
+    alerts: BTreeMap<u64, Alert>,
+    open: HashMap<(String, String), u64>,
+    /// When each alert last notified (wall clock, nanoseconds).
+    notified: HashMap<u64, i64>,
+    next_id: u64,
+    /// Minimum time between two notifications of one alert's updates.
+    pub throttle_nanos: i64,
+}
+
+impl AlertBook {
+    /// An empty book; updates notify at most once per `throttle_secs`.
+    pub fn new(throttle_secs: i64) -> AlertBook {
+        AlertBook {
+            next_id: 1,
+            throttle_nanos: throttle_secs.saturating_mul(1_000_000_000),
+            ..AlertBook::default()
+        }
+    }
+
+    /// Counts a match of `rule` in `group` by the event `seq` at event time `time`.
+    pub fn observe(
+        &mut self,
+        rule: &RuleInfo,
+        group: Vec<(String, String)>,
+        time: Timestamp,
+        seq: Option<u64>,
+        now: Timestamp,
+    ) -> Observed {
+        let key = (rule.id.clone(), group_text(&group));
+        if let Some(&id) = self.open.get(&key)
+            && let Some(alert) = self.alerts.get_mut(&id)
+        {
+            alert.count += 1;
+            if time < alert.first_seen {
+                alert.first_seen = time;
+            }
+            if time > alert.last_seen {
+                alert.last_seen = time;
+            }
+            if let Some(s) = seq
+                && alert.samples.len() < MAX_SAMPLES
+            {
+                alert.samples.push(s);
+            }
+            let last = self.notified.get(&id).copied().unwrap_or(i64::MIN);
+            let notify = now.as_nanos().saturating_sub(last) >= self.throttle_nanos;
+            if notify {
+                self.notified.insert(id, now.as_nanos());
+            }
+            return Observed::Updated { id, notify };
+        }
+        let id = self.next_id.max(1);
+        self.next_id = id + 1;
+        self.alerts.insert(
+            id,
+            Alert {
+                id,
+                rule: rule.clone(),
+                group,
+                count: 1,
+                first_seen: time,
+                last_seen: time,
+                samples: seq.into_iter().collect(),
+                status: Status::Open,
+                history: Vec::new(),
+                created: now,
+            },
+        );
+        self.open.insert(key, id);
+        self.notified.insert(id, now.as_nanos());
+        self.forget_old();
+        Observed::New(id)
+    }
+
+    /// Moves an alert to `status`; closing it lets the next match open a new alert.
+    pub fn triage(&mut self, id: u64, change: Triage) -> Result<&Alert, String> {
+        let alert = self
+            .alerts
+            .get_mut(&id)
+            .ok_or_else(|| format!("no alert {id}"))?;
+        if alert.status == Status::Closed && change.status != Status::Closed {
+            return Err(format!(
+                "alert {id} is closed; a new match opens a new alert"
+            ));
+        }
+        alert.status = change.status;
+        alert.history.push(change);
+        if alert.status == Status::Closed {
+            let key = (alert.rule.id.clone(), group_text(&alert.group));
+            if self.open.get(&key) == Some(&id) {
+                self.open.remove(&key);
+            }
+        }
+        Ok(&self.alerts[&id])
+    }
+
+    /// One alert.
+    pub fn get(&self, id: u64) -> Option<&Alert> {
+        self.alerts.get(&id)
+    }
+
+    /// Alerts matching `filter`, newest first.
+    pub fn list(&self, filter: &AlertFilter) -> Vec<&Alert> {
+        let rule = filter.rule.as_deref().map(str::to_lowercase);
+        self.alerts
+            .values()
+            .rev()
+            .filter(|a| filter.status.is_none_or(|s| a.status == s))
+            .filter(|a| filter.min_level.is_none_or(|l| a.rule.level >= l))
+            .filter(|a| {
+                rule.as_deref().is_none_or(|r| {
+                    a.rule.id.to_lowercase() == r || a.rule.title.to_lowercase() == r
+                })
+            })
+            .filter(|a| filter.since.is_none_or(|t| a.last_seen >= t))
+            .filter(|a| filter.until.is_none_or(|t| a.first_seen < t))
+            .collect()
+    }
+
+    /// How many alerts the book holds.
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+
+    /// Rebuilds the book from `vigil.alert` ledger events (in ledger order): each carries the
+    /// alert's whole state after the change, so the last event of an alert wins.
+    pub fn replay<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) {
+        for e in events {
+            let Some(alert) = alert_from_event(e) else {
+                continue;
+            };
+            self.next_id = self.next_id.max(alert.id + 1);
+            let key = (alert.rule.id.clone(), alert.group_key());
+            if alert.status == Status::Closed {
+                if self.open.get(&key) == Some(&alert.id) {
+                    self.open.remove(&key);
+                }
+            } else {
+                self.open.insert(key, alert.id);
+            }
+            let history = self
+                .alerts
+                .get(&alert.id)
+                .map(|a| a.history.clone())
+                .unwrap_or_default();
+            let mut alert = alert;
+            if alert.history.is_empty() {
+                alert.history = history;
+            }
+            self.alerts.insert(alert.id, alert);
+        }
+        self.forget_old();
+    }
+
+    fn forget_old(&mut self) {
+        while self.alerts.len() > MAX_ALERTS {
+            let oldest_closed = self
+                .alerts
+                .iter()
+                .find(|(_, a)| a.status == Status::Closed)
+                .map(|(id, _)| *id);
+            let Some(id) = oldest_closed.or_else(|| self.alerts.keys().next().copied()) else {
+                return;
+            };
+            if let Some(a) = self.alerts.remove(&id) {
+                let key = (a.rule.id.clone(), a.group_key());
+                if self.open.get(&key) == Some(&id) {
+                    self.open.remove(&key);
+                }
+            }
+            self.notified.remove(&id);
+        }
+    }
+}
+
+/// Reads an alert back from its ledger event.
+fn alert_from_event(e: &Event) -> Option<Alert> {
+    if e.get_str("event.dataset") != Some("vigil.alert") {
+        return None;
+    }
+    let int = |k: &str| e.get(k).and_then(Value::as_i64);
+    let text = |k: &str| e.get_str(k).unwrap_or("").to_owned();
+    let group = e
+        .fields()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("vigil.alert.group_fields.")
+                .map(|f| (f.to_owned(), v.to_string()))
+        })
+        .collect();
+    let list = |k: &str| match e.get(k) {
+        Some(Value::List(items)) => items.clone(),
+        _ => Vec::new(),
+    };
+    let status = Status::parse(e.get_str("vigil.alert.status")?)?;
+    let mut history = Vec::new();
+    if e.get_str("event.action") == Some("alert-triaged") {
+        history.push(Triage {
+            status,
+            by: text("user.name"),
+            at: e.timestamp(),
+            comment: text("vigil.alert.comment"),
+        });
+    }
+    Some(Alert {
+        id: u64::try_from(int("vigil.alert.id")?).ok()?,
+        rule: RuleInfo {
+            id: text("rule.id"),
+            title: text("rule.name"),
+            level: Level::parse(e.get_str("vigil.rule.level").unwrap_or("medium")),
+            tags: list("tags").iter().map(Value::to_string).collect(),
+        },
+        group,
+        count: int("vigil.alert.count").unwrap_or(1).max(1) as u64,
+        first_seen: Timestamp::from_nanos(int("vigil.alert.first_seen").unwrap_or(0)),
+        last_seen: Timestamp::from_nanos(int("vigil.alert.last_seen").unwrap_or(0)),
+        samples: list("vigil.alert.samples")
+            .iter()
+            .filter_map(Value::as_i64)
+            .map(|s| s as u64)
+            .collect(),
+        status,
+        history,
+        created: Timestamp::from_nanos(int("vigil.alert.created").unwrap_or(0)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> RuleInfo {
+        RuleInfo {
+            id: "r1".into(),
+            title: "SSH brute force".into(),
+            level: Level::High,
+            tags: vec!["attack.credential_access".into(), "attack.t1110".into()],
+        }
+    }
+
+    fn group(ip: &str) -> Vec<(String, String)> {
+        vec![("source.ip".into(), ip.into())]
+    }
+
+    #[test]
+    fn one_open_alert_per_rule_and_group_with_throttled_updates() {
+        let mut book = AlertBook::new(60);
+        let t = |s| Timestamp::from_secs(s);
+        assert_eq!(
+            book.observe(&rule(), group("203.0.113.5"), t(10), Some(1), t(100)),
+            Observed::New(1)
+        );
+        assert_eq!(
+            book.observe(&rule(), group("203.0.113.5"), t(5), Some(2), t(110)),
+            Observed::Updated {
+                id: 1,
+                notify: false
+            }
+        );
+        assert_eq!(
+            book.observe(&rule(), group("198.51.100.7"), t(11), Some(3), t(111)),
+            Observed::New(2)
+        );
+        assert_eq!(
+            book.observe(&rule(), group("203.0.113.5"), t(20), Some(4), t(161)),
+            Observed::Updated {
+                id: 1,
+                notify: true
+            }
+        );
+        let a = book.get(1).unwrap();
+        assert_eq!((a.count, a.first_seen, a.last_seen), (3, t(5), t(20)));
+        assert_eq!(a.samples, vec![1, 2, 4]);
+        assert_eq!(a.group_key(), "source.ip=203.0.113.5");
+
+        // Acknowledge keeps it open for matches; close makes the next match a new alert.
+        let by = |status| Triage {
+            status,
+            by: "ana".into(),
+            at: t(200),
+            comment: "looking".into(),
+        };
+        book.triage(1, by(Status::Acknowledged)).unwrap();
+        assert!(matches!(
+            book.observe(&rule(), group("203.0.113.5"), t(30), None, t(300)),
+            Observed::Updated { id: 1, .. }
+        ));
+        book.triage(1, by(Status::Closed)).unwrap();
+        assert!(book.triage(1, by(Status::Open)).is_err());
+        assert_eq!(
+            book.observe(&rule(), group("203.0.113.5"), t(40), None, t(400)),
+            Observed::New(3)
+        );
+        assert!(book.triage(99, by(Status::Closed)).is_err());
+
+        let open = book.list(&AlertFilter {
+            status: Some(Status::Open),
+            ..AlertFilter::default()
+        });
+        assert_eq!(open.iter().map(|a| a.id).collect::<Vec<_>>(), vec![3, 2]);
+        let high = book.list(&AlertFilter {
+            min_level: Some(Level::Critical),
+            ..AlertFilter::default()
+        });
+        assert!(high.is_empty());
+    }
+
+    #[test]
+    fn the_book_is_rebuilt_from_its_ledger_events() {
+        let mut book = AlertBook::new(0);
+        let t = |s| Timestamp::from_secs(s);
+        let mut events = Vec::new();
+        book.observe(&rule(), group("203.0.113.5"), t(10), Some(7), t(100));
+        events.push(book.get(1).unwrap().to_event("created", t(100)));
+        book.observe(&rule(), group("203.0.113.5"), t(12), Some(8), t(101));
+        events.push(book.get(1).unwrap().to_event("updated", t(101)));
+        book.triage(
+            1,
+            Triage {
+                status: Status::Closed,
+                by: "ana".into(),
+                at: t(102),
+                comment: "fp".into(),
+            },
+        )
+        .unwrap();
+        events.push(book.get(1).unwrap().to_event("triaged", t(102)));
+        book.observe(&rule(), group("203.0.113.5"), t(13), Some(9), t(103));
+        events.push(book.get(2).unwrap().to_event("created", t(103)));
+        // Through the canonical encoding, as the ledger stores them.
+        let stored: Vec<Event> = events
+            .iter()
+            .map(|e| Event::from_canonical(&e.to_canonical()).unwrap())
+            .collect();
+
+        let mut rebuilt = AlertBook::new(0);
+        rebuilt.replay(&stored);
+        let a = rebuilt.get(1).unwrap();
+        assert_eq!(
+            (a.status, a.count, a.samples.clone()),
+            (Status::Closed, 2, vec![7, 8])
+        );
+        assert_eq!(a.history.last().unwrap().comment, "fp");
+        assert_eq!(a.rule, rule());
+        assert_eq!(rebuilt.get(2).unwrap().status, Status::Open);
+        // The open alert for the group is 2; a new match updates it, and ids continue at 3.
+        assert!(matches!(
+            rebuilt.observe(&rule(), group("203.0.113.5"), t(14), None, t(104)),
+            Observed::Updated { id: 2, .. }
+        ));
+        assert_eq!(
+            rebuilt.observe(&rule(), group("10.0.0.1"), t(14), None, t(104)),
+            Observed::New(3)
+        );
+    }
+
+    #[test]
+    fn ocsf_detection_finding_has_the_required_attributes() {
+        let mut book = AlertBook::new(0);
+        book.observe(
+            &rule(),
+            group("203.0.113.5"),
+            Timestamp::from_secs(10),
+            Some(1),
+            Timestamp::from_secs(11),
+        );
+        let f = book.get(1).unwrap().to_ocsf();
+        assert_eq!(f["class_uid"], 2004);
+        assert_eq!(f["category_uid"], 2);
+        assert_eq!(f["type_uid"], 200401);
+        assert_eq!(f["severity_id"], 4);
+        assert_eq!(f["finding_info"]["uid"], "1");
+        assert_eq!(f["finding_info"]["attacks"][0]["technique"]["uid"], "T1110");
+        assert_eq!(f["metadata"]["product"]["name"], "Vigil");
+        assert_eq!(f["time"], 10_000);
+    }
+}

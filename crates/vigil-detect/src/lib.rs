@@ -1,0 +1,92 @@
+//! # vigil-detect: Sigma detection for Vigil
+//!
+//! Sigma is Vigil's native rule format. This crate is the pure core: it loads Sigma rules
+//! (detection rules, v2 filters and v2 correlations; single- and multi-document YAML), compiles
+//! them together into one [`RuleSet`], and says which rules an [`Event`](vigil_event::Event)
+//! matches. It does no I/O except in [`report`], which walks a directory for
+//! `vigil rules check`.
+//!
+//! ## Design
+//!
+//! * **Loading** (`yaml`, [`rule`]): YAML is read with serde-saphyr (bounded, panic-free) into a
+//!   plain tree, then interpreted by hand into [`Document`]s, so every malformed rule gets a
+//!   precise reason and nothing panics. Sigma v1 collections (`action: global`) are merged.
+//! * **Modifiers** ([`modifiers`], [`pattern`]): a value runs through its transformation
+//!   modifiers in order (`windash`, `base64`, `base64offset`, `utf16le/be`, `wide`, `expand`)
+//!   and becomes one or more Sigma strings (`*`/`?` wildcards, `\` escapes); `contains`,
+//!   `startswith` and `endswith` add wildcards. Type modifiers (`re` with `i`/`m`/`s`, `cidr`,
+//!   `exists`, `fieldref`, `lt`/`lte`/`gt`/`gte`, `neq`, `cased`, date parts) become their own
+//!   predicates. Matching is case-insensitive unless `cased` — or the value was encoded (base64
+//!   text is case-significant).
+//! * **Conditions** ([`condition`]): `and`/`or`/`not`, parentheses, `1 of X*`, `all of X*`,
+//!   `N of X*`, `them`. v1 aggregations (`| count()`) and `near` are reported as unsupported:
+//!   v2 expresses them as correlations.
+//! * **Logsources and fields** ([`mapping`]): a data table (documented there) resolves a rule's
+//!   logsource to alternatives — which events it applies to (EVTX `Channel` + `EventID`,
+//!   `vigil.sourcetype`, `process.name`, `event.dataset` …) and how Sigma field names become
+//!   Vigil's (`cs-uri-query` → `url.original`, Security 4688's `NewProcessName` for `Image` …).
+//!   A rule compiles once per alternative. A logsource the table does not know applies to every
+//!   event, and the compile issues say so.
+//! * **Compilation** ([`compile`]): each field spec becomes *atoms* — positive predicates on one
+//!   event field, shared by every rule that uses them (`Image|endswith: '\cmd.exe'` is one atom
+//!   however many rules say it). `null`, `exists: false` and `neq` are negations of atoms. A
+//!   rule is an [`Expr`](expr::Expr) over atoms; filters are ANDed in as `and not filter`.
+//! * **Matching** (`fieldmatch`, [`ruleset`]): per event field, every literal of every rule is
+//!   searched at once with one Aho-Corasick automaton (prefix/suffix/exact checked by match
+//!   position; complex wildcards prefiltered by their longest literal, then a regex), regexes
+//!   with one `RegexSet`. Only rules with an atom hit are evaluated (plus the few that can hold
+//!   without one, such as `not selection`), so thousands of rules cost little more per event
+//!   than one.
+//! * **Correlations** ([`correlation`], [`correlate`]): the v2 model (event_count, value_count,
+//!   temporal, temporal_ordered, value_sum/avg/percentile, aliases, chains, `rules:` by id or
+//!   name), resolved against the rule set, and a [`CorrelationEngine`](correlate::CorrelationEngine)
+//!   with sliding windows in event time and bounded, evicting per-group state.
+//!
+//! Unsupported constructs (unknown modifiers, regexes the `regex` crate cannot run such as
+//! look-around, placeholders without values, undefined identifiers) exclude the rule with a
+//! reason; a rule never runs with part of its logic missing.
+//!
+//! ```
+//! use vigil_detect::{RuleSet, load_str};
+//! use vigil_event::{Event, Timestamp};
+//!
+//! let docs = load_str(r#"
+//! title: Whoami
+//! id: 11111111-2222-3333-4444-555555555555
+//! logsource: {product: windows, category: process_creation}
+//! detection:
+//!     selection:
+//!         Image|endswith: '\whoami.exe'
+//!     condition: selection
+//! "#, "inline").into_iter().collect::<Result<Vec<_>, _>>().unwrap();
+//! let (set, issues) = RuleSet::compile(docs);
+//! assert!(issues.is_empty());
+//!
+//! let mut e = Event::new(Timestamp::default());
+//! e.insert("Channel", "Microsoft-Windows-Sysmon/Operational");
+//! e.insert("EventID", 1i64);
+//! e.insert("Image", "C:\\Windows\\System32\\WHOAMI.EXE");
+//! let hits = set.matches(&e);
+//! assert_eq!(set.rule(hits[0]).unwrap().meta.title, "Whoami");
+//! ```
+
+pub mod alert;
+pub mod compile;
+pub mod condition;
+pub mod correlate;
+pub mod correlation;
+pub mod expr;
+mod fieldmatch;
+pub mod mapping;
+pub mod modifiers;
+pub mod pattern;
+mod pcre;
+pub mod report;
+pub mod rule;
+pub mod ruleset;
+mod yaml;
+
+pub use compile::{CompileOptions, IssueKind, RuleIssue};
+pub use correlate::{CorrelationEngine, CorrelationHit, Limits};
+pub use rule::{Document, LoadError, LogSource, RuleMeta, SigmaRule, load_str};
+pub use ruleset::{RuleId, RuleInfo, RuleSet, Scratch};

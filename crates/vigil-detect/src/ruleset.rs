@@ -1,0 +1,334 @@
+//! [`RuleSet`]: every compiled rule, and matching one event against all of them.
+//!
+//! Per event: (1) find the logsource alternatives the event belongs to (a hash lookup on a
+//! dispatch field such as `Channel`, then the remaining constraints); (2) run the shared matcher
+//! of every field those alternatives' rules read, which sets atom bits; (3) evaluate only the
+//! rules that had an atom hit (plus the few whose condition can hold with no hit, such as
+//! `not selection`). Nothing here does I/O or allocates per rule.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use vigil_event::{Event, Value};
+
+use crate::correlation::CorrelationRule;
+use crate::expr::Expr;
+use crate::fieldmatch::{Buffers, FieldMatcher, Hits, fold_into};
+use crate::rule::RuleMeta;
+
+/// A compiled detection rule's number in its [`RuleSet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(pub u32);
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What a compiled rule is, for alerts and listings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleInfo {
+    /// Title, id, level, tags (ATT&CK included), logsource, description, source file.
+    pub meta: RuleMeta,
+    /// Warnings from compilation (for example a logsource Vigil's table does not know, so the
+    /// rule applies to every event).
+    pub notes: Vec<String>,
+    /// Whether a match of this rule is an alert on its own. False when correlations reference
+    /// the rule and none of them sets `generate: true`.
+    pub generate: bool,
+    /// The ids of filters that apply to this rule.
+    pub filters: Vec<String>,
+}
+
+/// One rule under one logsource alternative.
+#[derive(Debug)]
+pub(crate) struct Variant {
+    pub rule: u32,
+    pub alt: u32,
+    pub expr: Expr,
+}
+
+/// The constraints of one logsource alternative, with folded values.
+#[derive(Debug)]
+pub(crate) struct AltMatcher {
+    pub when: Vec<(String, Vec<String>)>,
+    pub fields: crate::mapping::FieldTable,
+}
+
+/// Scratch memory for [`RuleSet::matches_with`]; reuse one per thread to avoid allocating per
+/// event.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    hits: Hits,
+    buffers: Buffers,
+    folded: String,
+    alt_on: Vec<bool>,
+    alts: Vec<u32>,
+    field_on: Vec<bool>,
+    fields: Vec<u32>,
+    variant_on: Vec<bool>,
+    variants: Vec<u32>,
+    rule_on: Vec<bool>,
+    result: Vec<RuleId>,
+}
+
+impl Scratch {
+    /// Scratch space sized for `set`.
+    pub fn new(set: &RuleSet) -> Scratch {
+        Scratch {
+            hits: Hits::new(set.atom_variants.len()),
+            buffers: Buffers::default(),
+            folded: String::new(),
+            alt_on: vec![false; set.alts.len()],
+            alts: Vec::new(),
+            field_on: vec![false; set.fields.len()],
+            fields: Vec::new(),
+            variant_on: vec![false; set.variants.len()],
+            variants: Vec::new(),
+            rule_on: vec![false; set.rules.len()],
+            result: Vec::new(),
+        }
+    }
+
+    fn fits(&self, set: &RuleSet) -> bool {
+        self.alt_on.len() == set.alts.len()
+            && self.field_on.len() == set.fields.len()
+            && self.variant_on.len() == set.variants.len()
+            && self.rule_on.len() == set.rules.len()
+    }
+}
+
+/// A compiled correlation, with its references resolved.
+#[derive(Debug, Clone)]
+pub struct CompiledCorrelation {
+    /// The rule as written.
+    pub rule: CorrelationRule,
+    /// Each entry of `rule.rules`, resolved.
+    pub refs: Vec<CorrelationRef>,
+}
+
+/// What a correlation's `rules` entry names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorrelationRef {
+    /// A detection rule.
+    Rule(RuleId),
+    /// Another correlation (by index in [`RuleSet::correlations`]).
+    Correlation(usize),
+}
+
+/// Every compiled rule, matched against events together.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub(crate) rules: Vec<RuleInfo>,
+    pub(crate) alts: Vec<AltMatcher>,
+    /// dispatch field → folded value → alternatives whose first constraint it satisfies.
+    pub(crate) dispatch: Vec<(String, HashMap<String, Vec<u32>>)>,
+    /// Alternatives without constraints.
+    pub(crate) unconditional: Vec<u32>,
+    pub(crate) variants: Vec<Variant>,
+    /// Per alternative: variants that must be evaluated even when none of their atoms hit.
+    pub(crate) always: Vec<Vec<u32>>,
+    /// Per atom: the variants that read it.
+    pub(crate) atom_variants: Vec<Vec<u32>>,
+    pub(crate) fields: Vec<FieldMatcher>,
+    /// Per alternative: the field matchers its variants read.
+    pub(crate) alt_fields: Vec<Vec<u32>>,
+    pub(crate) correlations: Vec<CompiledCorrelation>,
+}
+
+impl RuleSet {
+    /// The rules matching `event` (each once, in rule order).
+    pub fn matches(&self, event: &Event) -> Vec<RuleId> {
+        let mut scratch = Scratch::new(self);
+        self.matches_with(event, &mut scratch).to_vec()
+    }
+
+    /// Like [`RuleSet::matches`], reusing `scratch` (made by [`Scratch::new`] for this set; a
+    /// scratch made for another set is resized).
+    pub fn matches_with<'s>(&self, event: &Event, scratch: &'s mut Scratch) -> &'s [RuleId] {
+        if !scratch.fits(self) {
+            *scratch = Scratch::new(self);
+        }
+        let s = scratch;
+        s.hits.clear();
+        for &a in &s.alts {
+            s.alt_on[a as usize] = false;
+        }
+        s.alts.clear();
+        for &f in &s.fields {
+            s.field_on[f as usize] = false;
+        }
+        s.fields.clear();
+        for &v in &s.variants {
+            s.variant_on[v as usize] = false;
+        }
+        s.variants.clear();
+        for r in &s.result {
+            s.rule_on[r.0 as usize] = false;
+        }
+        s.result.clear();
+
+        // 1. Logsource alternatives.
+        for &a in &self.unconditional {
+            s.alt_on[a as usize] = true;
+            s.alts.push(a);
+        }
+        for (field, table) in &self.dispatch {
+            let Some(value) = event.get(field) else {
+                continue;
+            };
+            let folded = &mut s.folded;
+            for_each_text(value, &mut |text| {
+                fold_into(text, folded);
+                if let Some(alts) = table.get(folded.as_str()) {
+                    for &a in alts {
+                        if !s.alt_on[a as usize] && self.alt_holds(a, event) {
+                            s.alt_on[a as usize] = true;
+                            s.alts.push(a);
+                        }
+                    }
+                }
+            });
+        }
+        if s.alts.is_empty() {
+            return &s.result;
+        }
+        // 2. Field matchers.
+        for &a in &s.alts {
+            for &f in &self.alt_fields[a as usize] {
+                if !s.field_on[f as usize] {
+                    s.field_on[f as usize] = true;
+                    s.fields.push(f);
+                }
+            }
+        }
+        for &f in &s.fields {
+            self.fields[f as usize].run(event, &mut s.hits, &mut s.buffers);
+        }
+        // 3. Candidate variants: those with a hit, and those that can hold without one.
+        for &atom in s.hits.list() {
+            for &v in &self.atom_variants[atom as usize] {
+                let var = &self.variants[v as usize];
+                if s.alt_on[var.alt as usize] && !s.variant_on[v as usize] {
+                    s.variant_on[v as usize] = true;
+                    s.variants.push(v);
+                }
+            }
+        }
+        for &a in &s.alts {
+            for &v in &self.always[a as usize] {
+                if !s.variant_on[v as usize] {
+                    s.variant_on[v as usize] = true;
+                    s.variants.push(v);
+                }
+            }
+        }
+        for &v in &s.variants {
+            let var = &self.variants[v as usize];
+            if !s.rule_on[var.rule as usize] && var.expr.eval(&s.hits) {
+                s.rule_on[var.rule as usize] = true;
+                s.result.push(RuleId(var.rule));
+            }
+        }
+        s.result.sort_unstable();
+        &s.result
+    }
+
+    fn alt_holds(&self, alt: u32, event: &Event) -> bool {
+        self.alts[alt as usize].when.iter().all(|(field, values)| {
+            let Some(v) = event.get(field) else {
+                return false;
+            };
+            let mut ok = false;
+            for_each_text(v, &mut |t| {
+                ok = ok
+                    || values.iter().any(|x| x.eq_ignore_ascii_case(t))
+                    || (!t.is_ascii() && values.contains(&crate::pattern::fold(t)));
+            });
+            ok
+        })
+    }
+
+    /// A compiled rule's description.
+    pub fn rule(&self, id: RuleId) -> Option<&RuleInfo> {
+        self.rules.get(id.0 as usize)
+    }
+
+    /// Every compiled rule with its id.
+    pub fn rules(&self) -> impl Iterator<Item = (RuleId, &RuleInfo)> {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (RuleId(i as u32), r))
+    }
+
+    /// Number of compiled detection rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether no rule compiled.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The rule with this `id` (or `name`), if compiled.
+    pub fn find(&self, id_or_name: &str) -> Option<RuleId> {
+        self.rules
+            .iter()
+            .position(|r| {
+                r.meta.id.as_deref() == Some(id_or_name)
+                    || r.meta.name.as_deref() == Some(id_or_name)
+            })
+            .map(|i| RuleId(i as u32))
+    }
+
+    /// The value of a Sigma field in an event a rule matched: the field as named, else as the
+    /// rule's logsource alternatives rename it (`User` → `SubjectUserName` for Security 4688).
+    pub fn field_value<'e>(
+        &self,
+        rule: RuleId,
+        sigma_field: &str,
+        event: &'e Event,
+    ) -> Option<&'e Value> {
+        if let Some(v) = event.get(sigma_field) {
+            return Some(v);
+        }
+        self.variants
+            .iter()
+            .filter(|v| v.rule == rule.0)
+            .find_map(|v| {
+                let alt = self.alts.get(v.alt as usize)?;
+                event.get(&alt.fields.map(sigma_field))
+            })
+    }
+
+    /// The compiled correlation rules.
+    pub fn correlations(&self) -> &[CompiledCorrelation] {
+        &self.correlations
+    }
+
+    /// Sizes, for diagnostics: (rules, logsource alternatives, atoms, field matchers).
+    pub fn stats(&self) -> (usize, usize, usize, usize) {
+        (
+            self.rules.len(),
+            self.alts.len(),
+            self.atom_variants.len(),
+            self.fields.len(),
+        )
+    }
+}
+
+fn for_each_text(value: &Value, f: &mut dyn FnMut(&str)) {
+    match value {
+        Value::Str(s) => f(s),
+        Value::List(items) => {
+            for i in items {
+                for_each_text(i, f);
+            }
+        }
+        Value::Null | Value::Map(_) => {}
+        other => f(&other.to_string()),
+    }
+}

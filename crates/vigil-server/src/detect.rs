@@ -1,0 +1,476 @@
+//! Streaming detection in `vigil serve`: a thread follows the ledger (like the indexer), runs
+//! every new event through the compiled Sigma rule set, keeps the alert book, writes each new
+//! alert, throttled update and triage to the ledger, and hands notifications to the notifiers.
+//! Rules reload when their files change; a broken rule is reported and skipped.
+//!
+//! State survives restarts in `DATA_DIR/detect/state.json` (the next sequence number to
+//! evaluate and the alert book), written atomically each second it changed; events that arrive
+//! while the server is down are evaluated when it comes back.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use vigil_detect::alert::{AlertBook, Level, Observed, RuleInfo as AlertRule, Triage};
+use vigil_detect::compile::{CompileOptions, IssueKind, RuleIssue};
+use vigil_detect::{CorrelationEngine, RuleSet, Scratch};
+use vigil_event::{Event, Timestamp, Value};
+use vigil_ledger::{Ledger, LedgerReader};
+
+/// A loaded rule set and what loading it said.
+pub struct LoadedRules {
+    /// The compiled rules.
+    pub set: RuleSet,
+    /// Unsupported rules and notes, per document.
+    pub issues: Vec<RuleIssue>,
+    /// Files that could not be read or parsed, with the reason.
+    pub file_errors: Vec<(PathBuf, String)>,
+    /// When the set was loaded.
+    pub loaded_at: Timestamp,
+    fingerprint: Vec<(PathBuf, u64, Option<SystemTime>)>,
+}
+
+/// Every `.yml`/`.yaml` file under the directories, with its size and modification time.
+fn fingerprint(dirs: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        for path in vigil_detect::report::rule_files(dir) {
+            let meta = std::fs::metadata(&path).ok();
+            out.push((
+                path,
+                meta.as_ref().map_or(0, std::fs::Metadata::len),
+                meta.and_then(|m| m.modified().ok()),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Loads and compiles every rule file under `dirs`. Never fails: problems are reported in the
+/// result and the rest of the rules still run.
+pub fn load_rules(dirs: &[PathBuf]) -> LoadedRules {
+    let fp = fingerprint(dirs);
+    let mut docs = Vec::new();
+    let mut file_errors = Vec::new();
+    let mut load_issues = Vec::new();
+    for dir in dirs {
+        if !dir.exists() {
+            file_errors.push((dir.clone(), "no such directory".to_string()));
+            continue;
+        }
+        for (path, results) in vigil_detect::report::load_dir(dir) {
+            for result in results {
+                match result {
+                    Ok(doc) => docs.push(doc),
+                    Err(e) => load_issues.push(RuleIssue {
+                        source: Some(path.display().to_string()),
+                        title: String::new(),
+                        id: None,
+                        kind: IssueKind::Unsupported,
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+    let (set, mut issues) = RuleSet::compile_with(docs, &CompileOptions::default());
+    issues.extend(load_issues);
+    for issue in issues.iter().filter(|i| i.kind == IssueKind::Unsupported) {
+        tracing::warn!(
+            "rule {} ({}) skipped: {}",
+            issue.title,
+            issue.source.as_deref().unwrap_or("?"),
+            issue.reason
+        );
+    }
+    LoadedRules {
+        set,
+        issues,
+        file_errors,
+        loaded_at: Timestamp::now(),
+        fingerprint: fp,
+    }
+}
+
+/// The alert's rule as the alert book sees it.
+pub fn alert_rule(meta: &vigil_detect::rule::RuleMeta) -> AlertRule {
+    AlertRule {
+        id: meta
+            .id
+            .clone()
+            .or_else(|| meta.name.clone())
+            .unwrap_or_else(|| meta.title.clone()),
+        title: meta.title.clone(),
+        level: Level::parse(meta.level.as_deref().unwrap_or("medium")),
+        tags: meta.tags.clone(),
+    }
+}
+
+/// The group of a single-event rule's alert: the event's main entity — `source.ip` if present,
+/// else `user.name`, else `host.name` (DESIGN §7) — or nothing.
+pub fn main_entity(event: &Event) -> Vec<(String, String)> {
+    for field in ["source.ip", "user.name", "host.name"] {
+        if let Some(v) = event.get(field)
+            && !matches!(v, Value::Null)
+        {
+            return vec![(field.to_string(), v.to_string())];
+        }
+    }
+    Vec::new()
+}
+
+/// A notification for the notifiers: the alert as it is now, and why it is sent.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// `new` or `update`.
+    pub reason: &'static str,
+    /// The alert.
+    pub alert: vigil_detect::alert::Alert,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct DetectProgress {
+    /// Events evaluated.
+    pub events: AtomicU64,
+    /// Rule matches.
+    pub matches: AtomicU64,
+    /// Alerts raised.
+    pub alerts: AtomicU64,
+    /// Next sequence number to evaluate.
+    pub next_seq: AtomicU64,
+    /// Failures (ledger reads, writes).
+    pub errors: AtomicU64,
+}
+
+/// The running detector.
+pub struct DetectService {
+    rules: RwLock<Arc<LoadedRules>>,
+    book: Mutex<AlertBook>,
+    last_fired: Mutex<HashMap<String, Timestamp>>,
+    /// Counters.
+    pub progress: DetectProgress,
+    ledger: Ledger,
+    dirs: Vec<PathBuf>,
+    state_path: PathBuf,
+    notify: tokio::sync::mpsc::Sender<Notification>,
+    stop: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    dirty: AtomicBool,
+}
+
+/// What `state.json` holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedState {
+    next_seq: u64,
+    /// Each alert as its ledger event, in the canonical JSON form.
+    alerts: Vec<serde_json::Value>,
+}
+
+impl DetectService {
+    /// Loads the rules and the saved state, and starts following the ledger. Notifications go
+    /// to `notify` (a full queue drops them, counted by the notifier side).
+    pub fn start(
+        data_dir: &Path,
+        dirs: Vec<PathBuf>,
+        throttle_secs: i64,
+        ledger: Ledger,
+        notify: tokio::sync::mpsc::Sender<Notification>,
+    ) -> Result<Arc<DetectService>, String> {
+        let state_dir = data_dir.join("detect");
+        std::fs::create_dir_all(&state_dir)
+            .map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
+        let state_path = state_dir.join("state.json");
+        let mut book = AlertBook::new(throttle_secs);
+        let next_seq = match std::fs::read(&state_path) {
+            Ok(bytes) => {
+                let saved: SavedState = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{}: {e}", state_path.display()))?;
+                let events: Vec<Event> = saved
+                    .alerts
+                    .iter()
+                    .filter_map(|j| Event::from_json_value(j.clone(), Timestamp::now()).ok())
+                    .collect();
+                book.replay(&events);
+                saved.next_seq
+            }
+            // First start: detection begins with the events that arrive from now on; history
+            // is for `vigil hunt`.
+            Err(_) => ledger.end_seq(),
+        };
+        let rules = load_rules(&dirs);
+        tracing::info!(
+            "detection: {} rules loaded from {} ({} not supported)",
+            rules.set.len(),
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            rules
+                .issues
+                .iter()
+                .filter(|i| i.kind == IssueKind::Unsupported)
+                .count()
+        );
+        let service = Arc::new(DetectService {
+            rules: RwLock::new(Arc::new(rules)),
+            book: Mutex::new(book),
+            last_fired: Mutex::new(HashMap::new()),
+            progress: DetectProgress::default(),
+            ledger,
+            dirs,
+            state_path,
+            notify,
+            stop: AtomicBool::new(false),
+            thread: Mutex::new(None),
+            dirty: AtomicBool::new(true),
+        });
+        service.progress.next_seq.store(next_seq, Ordering::Relaxed);
+        let data_dir = data_dir.to_owned();
+        let me = Arc::clone(&service);
+        let handle = std::thread::Builder::new()
+            .name("vigil-detect".into())
+            .spawn(move || me.follow(&data_dir))
+            .map_err(|e| e.to_string())?;
+        *service.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(service)
+    }
+
+    /// The rules now in force.
+    pub fn rules(&self) -> Arc<LoadedRules> {
+        Arc::clone(&self.rules.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// When each rule (by alert rule id) last fired.
+    pub fn last_fired(&self) -> HashMap<String, Timestamp> {
+        self.last_fired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs `f` on the alert book.
+    pub fn with_book<R>(&self, f: impl FnOnce(&AlertBook) -> R) -> R {
+        f(&self.book.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Changes an alert's triage state and writes the change to the ledger (blocking).
+    pub fn triage(&self, id: u64, change: Triage) -> Result<vigil_detect::alert::Alert, String> {
+        let alert = {
+            let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            book.triage(id, change)?.clone()
+        };
+        self.dirty.store(true, Ordering::Relaxed);
+        self.ledger
+            .append(&[alert.to_event("triaged", Timestamp::now())])
+            .map_err(|e| e.to_string())?;
+        Ok(alert)
+    }
+
+    /// Evaluates the rest of the ledger, saves the state and stops.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+
+    fn follow(&self, data_dir: &Path) {
+        let mut reader: Option<LedgerReader> = None;
+        let mut scratch: Option<(usize, Scratch, CorrelationEngine)> = None;
+        let mut last_save = Instant::now();
+        let mut last_rule_check = Instant::now();
+        loop {
+            let stopping = self.stop.load(Ordering::SeqCst);
+            if last_rule_check.elapsed() >= Duration::from_secs(2) {
+                last_rule_check = Instant::now();
+                self.reload_if_changed();
+            }
+            if reader.is_none() {
+                reader = LedgerReader::open(data_dir).ok();
+            }
+            let mut evaluated = 0;
+            if let Some(r) = reader.as_mut() {
+                match self.step(r, &mut scratch) {
+                    Ok(n) => evaluated = n,
+                    Err(e) => {
+                        self.progress.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!("detection: {e}");
+                        reader = None;
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+            if (last_save.elapsed() >= Duration::from_secs(1) || stopping)
+                && self.dirty.swap(false, Ordering::Relaxed)
+            {
+                last_save = Instant::now();
+                if let Err(e) = self.save() {
+                    tracing::error!("saving detection state: {e}");
+                    self.dirty.store(true, Ordering::Relaxed);
+                }
+            }
+            if stopping && evaluated == 0 {
+                return;
+            }
+            if evaluated == 0 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    fn reload_if_changed(&self) {
+        let current = self.rules();
+        if fingerprint(&self.dirs) == current.fingerprint {
+            return;
+        }
+        let loaded = load_rules(&self.dirs);
+        tracing::info!("detection: rules changed, {} loaded", loaded.set.len());
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
+    }
+
+    /// Evaluates up to 10,000 new events; returns how many.
+    fn step(
+        &self,
+        reader: &mut LedgerReader,
+        scratch: &mut Option<(usize, Scratch, CorrelationEngine)>,
+    ) -> Result<u64, String> {
+        reader.refresh().map_err(|e| e.to_string())?;
+        let start = self
+            .progress
+            .next_seq
+            .load(Ordering::Relaxed)
+            .max(reader.first_seq());
+        let end = reader.end_seq().min(start + 10_000);
+        if start >= end {
+            return Ok(0);
+        }
+        let rules = self.rules();
+        let key = Arc::as_ptr(&rules) as usize;
+        if scratch.as_ref().is_none_or(|(k, _, _)| *k != key) {
+            // New rules: new scratch and new correlation windows.
+            *scratch = Some((
+                key,
+                Scratch::new(&rules.set),
+                CorrelationEngine::new(&rules.set, vigil_detect::Limits::default()),
+            ));
+        }
+        let (_, scratch, engine) = scratch.as_mut().expect("set above");
+        let mut out = Vec::new();
+        let mut notes = Vec::new();
+        let mut n = 0;
+        reader
+            .for_each_raw(start..end, |seq, raw| {
+                n += 1;
+                let Ok(event) = Event::from_canonical(raw) else {
+                    return Ok(());
+                };
+                if matches!(event.get_str("event.dataset"), Some("vigil.alert")) {
+                    return Ok(());
+                }
+                let matched = rules.set.matches_with(&event, scratch).to_vec();
+                for &id in &matched {
+                    self.progress.matches.fetch_add(1, Ordering::Relaxed);
+                    let Some(info) = rules.set.rule(id) else {
+                        continue;
+                    };
+                    if !info.generate {
+                        continue;
+                    }
+                    let rule = alert_rule(&info.meta);
+                    self.raise(
+                        &rule,
+                        main_entity(&event),
+                        event.timestamp(),
+                        seq,
+                        &mut out,
+                        &mut notes,
+                    );
+                }
+                if !matched.is_empty() {
+                    for hit in engine.observe(&rules.set, &event, &matched) {
+                        let Some(c) = rules.set.correlations().get(hit.correlation) else {
+                            continue;
+                        };
+                        let rule = alert_rule(&c.rule.meta);
+                        self.raise(&rule, hit.group, hit.last, seq, &mut out, &mut notes);
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        if !out.is_empty() {
+            self.ledger.append(&out).map_err(|e| e.to_string())?;
+        }
+        for note in notes {
+            // A full queue means notifiers are far behind; the alert itself is in the ledger.
+            let _ = self.notify.try_send(note);
+        }
+        self.progress.events.fetch_add(n, Ordering::Relaxed);
+        self.progress.next_seq.store(start + n, Ordering::Relaxed);
+        self.dirty.store(true, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Counts a match in the book; a new alert or a due update goes to the ledger and out.
+    fn raise(
+        &self,
+        rule: &AlertRule,
+        group: Vec<(String, String)>,
+        time: Timestamp,
+        seq: u64,
+        out: &mut Vec<Event>,
+        notes: &mut Vec<Notification>,
+    ) {
+        let now = Timestamp::now();
+        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        let observed = book.observe(rule, group, time, Some(seq), now);
+        let (id, reason) = match observed {
+            Observed::New(id) => {
+                self.progress.alerts.fetch_add(1, Ordering::Relaxed);
+                (id, "new")
+            }
+            Observed::Updated { id, notify: true } => (id, "update"),
+            Observed::Updated { .. } => return,
+        };
+        if let Some(alert) = book.get(id) {
+            out.push(alert.to_event(
+                if reason == "new" {
+                    "created"
+                } else {
+                    "updated"
+                },
+                now,
+            ));
+            notes.push(Notification {
+                reason,
+                alert: alert.clone(),
+            });
+        }
+        self.last_fired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rule.id.clone(), now);
+    }
+
+    fn save(&self) -> Result<(), String> {
+        let alerts = self.with_book(|book| {
+            book.list(&Default::default())
+                .into_iter()
+                .map(|a| a.to_event("saved", Timestamp::now()).to_json())
+                .collect::<Vec<_>>()
+        });
+        let state = SavedState {
+            next_seq: self.progress.next_seq.load(Ordering::Relaxed),
+            alerts,
+        };
+        let bytes = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
+        let tmp = self.state_path.with_extension("json.tmp");
+        std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.state_path)
+            .map_err(|e| format!("{}: {e}", self.state_path.display()))
+    }
+}

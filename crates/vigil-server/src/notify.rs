@@ -1,0 +1,279 @@
+//! Notifiers: getting an alert to a person. Webhooks (generic JSON, or Slack's shape) and syslog
+//! (RFC 5424 over UDP or TCP, CEF in the message), routed by minimum level and rule. Failed
+//! deliveries are retried with backoff (1 s, 4 s, 16 s), counted in `/metrics` and written to the
+//! ledger as `vigil.notify` events.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use vigil_detect::alert::{Alert, Level};
+use vigil_event::{Event, Timestamp};
+use vigil_ledger::Ledger;
+
+use crate::detect::Notification;
+
+/// Where notifications go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// POST JSON to a URL (`http://` only, or `https://` with the system roots).
+    Webhook {
+        /// The URL.
+        url: String,
+        /// Slack-compatible body (`{"text": …}`) instead of the alert JSON.
+        slack: bool,
+    },
+    /// Syslog to a collector, the alert as CEF in the message.
+    Syslog {
+        /// `host:port`.
+        addr: String,
+        /// TCP (octet-counted) instead of UDP.
+        tcp: bool,
+    },
+}
+
+/// One notifier: a target and its routing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notifier {
+    /// A name for metrics and logs.
+    pub name: String,
+    /// Where.
+    pub target: Target,
+    /// Only alerts of this level or above.
+    pub min_level: Level,
+    /// Only these rules (id or title); empty means all.
+    pub rules: Vec<String>,
+}
+
+impl Notifier {
+    /// Whether this notifier wants the alert.
+    pub fn routes(&self, alert: &Alert) -> bool {
+        alert.rule.level >= self.min_level
+            && (self.rules.is_empty()
+                || self.rules.iter().any(|r| {
+                    r.eq_ignore_ascii_case(&alert.rule.id)
+                        || r.eq_ignore_ascii_case(&alert.rule.title)
+                }))
+    }
+}
+
+/// Delivery counters for `/metrics`.
+#[derive(Default)]
+pub struct NotifyStats {
+    /// Delivered.
+    pub delivered: AtomicU64,
+    /// Attempts that failed (each retry counts).
+    pub failed_attempts: AtomicU64,
+    /// Given up after every retry.
+    pub failed: AtomicU64,
+    /// Dropped because the queue was full.
+    pub dropped: AtomicU64,
+}
+
+/// Delays before the retries.
+pub const BACKOFF: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(4),
+    Duration::from_secs(16),
+];
+
+/// The generic webhook body: the alert, plus its OCSF Detection Finding.
+pub fn webhook_body(note: &Notification, slack: bool) -> serde_json::Value {
+    let a = &note.alert;
+    if slack {
+        return json!({
+            "text": format!(
+                "*[{}]* {} — {} ({} matches, {} … {}) alert {}",
+                a.rule.level.as_str().to_uppercase(),
+                a.rule.title,
+                a.group_key(),
+                a.count,
+                a.first_seen.to_rfc3339(),
+                a.last_seen.to_rfc3339(),
+                a.id
+            )
+        });
+    }
+    json!({
+        "reason": note.reason,
+        "alert": {
+            "id": a.id,
+            "rule": {"id": a.rule.id, "title": a.rule.title, "level": a.rule.level.as_str(), "tags": a.rule.tags},
+            "group": a.group.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "count": a.count,
+            "first_seen": a.first_seen.to_rfc3339(),
+            "last_seen": a.last_seen.to_rfc3339(),
+            "samples": a.samples,
+            "status": a.status.as_str(),
+        },
+        "ocsf": a.to_ocsf(),
+    })
+}
+
+fn cef_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('=', "\\=")
+        .replace('\n', " ")
+}
+
+/// The alert as an RFC 5424 syslog line with a CEF message.
+pub fn syslog_line(note: &Notification) -> String {
+    let a = &note.alert;
+    let severity = match a.rule.level {
+        Level::Informational => 1,
+        Level::Low => 3,
+        Level::Medium => 5,
+        Level::High => 8,
+        Level::Critical => 10,
+    };
+    let ext: Vec<String> = a
+        .group
+        .iter()
+        .map(|(k, v)| {
+            let key = match k.as_str() {
+                "source.ip" => "src",
+                "user.name" => "suser",
+                "host.name" => "dhost",
+                _ => "cs1",
+            };
+            format!("{key}={}", cef_escape(v))
+        })
+        .collect();
+    format!(
+        "<{}>1 {} vigil vigil - alert - CEF:0|Vigil|Vigil|0.1|{}|{}|{}|cnt={} externalId={} {}",
+        8 * 4 + if severity >= 8 { 2 } else { 4 },
+        Timestamp::now().to_rfc3339(),
+        cef_escape(&a.rule.id),
+        cef_escape(&a.rule.title),
+        severity,
+        a.count,
+        a.id,
+        ext.join(" ")
+    )
+}
+
+async fn deliver(
+    client: &reqwest::Client,
+    target: &Target,
+    note: &Notification,
+) -> Result<(), String> {
+    match target {
+        Target::Webhook { url, slack } => {
+            let resp = client
+                .post(url)
+                .json(&webhook_body(note, *slack))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("{url} answered {}", resp.status()))
+            }
+        }
+        Target::Syslog { addr, tcp } => {
+            let line = syslog_line(note);
+            if *tcp {
+                let mut s = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                s.write_all(format!("{} {line}", line.len()).as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())
+            } else {
+                let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                s.send_to(line.as_bytes(), addr)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Runs until the channel closes: every notification to every notifier that routes it, with
+/// retries. A failure after the last retry is written to the ledger.
+pub async fn run(
+    mut rx: mpsc::Receiver<Notification>,
+    notifiers: Vec<Notifier>,
+    stats: Arc<NotifyStats>,
+    ledger: Ledger,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    // One crypto provider in the whole process: ring (DESIGN §10). Installing it twice is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = match reqwest::Client::builder()
+        .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("notifications are off: cannot build an HTTP client: {e}");
+            return;
+        }
+    };
+    loop {
+        let note = tokio::select! {
+            note = rx.recv() => match note {
+                Some(n) => n,
+                None => return,
+            },
+            _ = stop.changed() => return,
+        };
+        for n in notifiers.iter().filter(|n| n.routes(&note.alert)) {
+            let (client, n, note, stats, ledger) = (
+                client.clone(),
+                n.clone(),
+                note.clone(),
+                Arc::clone(&stats),
+                ledger.clone(),
+            );
+            tokio::spawn(async move {
+                let mut last = String::new();
+                for (attempt, delay) in std::iter::once(Duration::ZERO).chain(BACKOFF).enumerate() {
+                    tokio::time::sleep(delay).await;
+                    match deliver(&client, &n.target, &note).await {
+                        Ok(()) => {
+                            stats.delivered.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        Err(e) => {
+                            stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(
+                                "notifier {}: attempt {} for alert {} failed: {e}",
+                                n.name,
+                                attempt + 1,
+                                note.alert.id
+                            );
+                            last = e;
+                        }
+                    }
+                }
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                let mut e = Event::new(Timestamp::now());
+                e.insert("event.dataset", "vigil.notify");
+                e.insert("event.kind", "event");
+                e.insert("event.action", "notification-failed");
+                e.insert("event.outcome", "failure");
+                e.insert("vigil.alert.id", note.alert.id as i64);
+                e.insert("vigil.notifier", n.name.as_str());
+                e.insert("error.message", last.as_str());
+                e.insert(
+                    "message",
+                    format!(
+                        "notifier {} gave up on alert {}: {last}",
+                        n.name, note.alert.id
+                    ),
+                );
+                let _ = tokio::task::spawn_blocking(move || ledger.append(&[e])).await;
+            });
+        }
+    }
+}

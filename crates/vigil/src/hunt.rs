@@ -1,0 +1,237 @@
+//! `vigil hunt` and `vigil rules check`: Sigma over history or raw files (the forensic mode of
+//! Chainsaw and Hayabusa), and which rules Vigil supports.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use serde_json::json;
+use vigil_detect::alert::{AlertBook, Observed};
+use vigil_detect::compile::IssueKind;
+use vigil_event::{Event, Timestamp};
+use vigil_server::detect::{alert_rule, load_rules, main_entity};
+
+/// Arguments of `vigil hunt`.
+#[derive(clap::Args)]
+pub struct HuntArgs {
+    /// Directory of Sigma rules (repeatable).
+    #[arg(long = "rules", value_name = "DIR", required = true)]
+    rules: Vec<PathBuf>,
+    /// Hunt over the events stored in this data directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "files")]
+    data_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+    /// Files to hunt through (any format `vigil import` reads, .evtx included).
+    #[arg(value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+/// `table` or `json`.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Aligned text.
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// `vigil hunt`.
+pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
+    if args.data_dir.is_none() && args.files.is_empty() {
+        bail!("give --data-dir DIR or files to hunt through");
+    }
+    let rules = load_rules(&args.rules);
+    for (path, e) in &rules.file_errors {
+        eprintln!("vigil: {}: {e}", path.display());
+    }
+    let unsupported = rules
+        .issues
+        .iter()
+        .filter(|i| i.kind == IssueKind::Unsupported)
+        .count();
+    if unsupported > 0 {
+        eprintln!(
+            "vigil: {unsupported} rules not supported (see `vigil rules check`); hunting with {}",
+            rules.set.len()
+        );
+    }
+    let mut book = AlertBook::new(i64::MAX);
+    let mut scratch = vigil_detect::Scratch::new(&rules.set);
+    let mut engine =
+        vigil_detect::CorrelationEngine::new(&rules.set, vigil_detect::Limits::default());
+    let now = Timestamp::now();
+    let mut events = 0u64;
+    // The same evaluation as `serve`: single-event rules grouped by the main entity, then the
+    // correlations over the matches, in event order.
+    let mut on_event = |seq: u64, event: &Event| {
+        events += 1;
+        let matched = rules.set.matches_with(event, &mut scratch).to_vec();
+        for &id in &matched {
+            let Some(info) = rules.set.rule(id) else {
+                continue;
+            };
+            if !info.generate {
+                continue;
+            }
+            let _: Observed = book.observe(
+                &alert_rule(&info.meta),
+                main_entity(event),
+                event.timestamp(),
+                Some(seq),
+                now,
+            );
+        }
+        if !matched.is_empty() {
+            for hit in engine.observe(&rules.set, event, &matched) {
+                if let Some(c) = rules.set.correlations().get(hit.correlation) {
+                    book.observe(
+                        &alert_rule(&c.rule.meta),
+                        hit.group,
+                        hit.last,
+                        Some(seq),
+                        now,
+                    );
+                }
+            }
+        }
+    };
+    match &args.data_dir {
+        Some(dir) => {
+            let mut reader = vigil_ledger::LedgerReader::open(dir)?;
+            let (first, end) = (reader.first_seq(), reader.end_seq());
+            reader.for_each_raw(first..end, |seq, raw| {
+                if let Ok(e) = Event::from_canonical(raw) {
+                    on_event(seq, &e);
+                }
+                Ok(())
+            })?;
+        }
+        None => {
+            let mut seq = 0u64;
+            for path in &args.files {
+                crate::import::for_each_event_in_file(path, |event| {
+                    on_event(seq, &event);
+                    seq += 1;
+                })?;
+            }
+        }
+    }
+    let alerts = book.list(&Default::default());
+    let mut out = io::stdout().lock();
+    match args.format {
+        OutputFormat::Json => {
+            let list: Vec<serde_json::Value> = alerts
+                .iter()
+                .rev()
+                .map(|a| {
+                    json!({
+                        "rule": {"id": a.rule.id, "title": a.rule.title, "level": a.rule.level.as_str(), "tags": a.rule.tags},
+                        "group": a.group_key(),
+                        "count": a.count,
+                        "first_seen": a.first_seen.to_rfc3339(),
+                        "last_seen": a.last_seen.to_rfc3339(),
+                        "samples": a.samples,
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &json!({"events": events, "alerts": list}))?;
+            writeln!(out)?;
+        }
+        OutputFormat::Table => {
+            writeln!(
+                out,
+                "{:<9} {:>6}  {:<20}  {:<20}  {:<40}  group",
+                "level", "count", "first seen", "last seen", "rule"
+            )?;
+            for a in alerts.iter().rev() {
+                writeln!(
+                    out,
+                    "{:<9} {:>6}  {:<20}  {:<20}  {:<40}  {}",
+                    a.rule.level.as_str(),
+                    a.count,
+                    a.first_seen
+                        .to_rfc3339()
+                        .chars()
+                        .take(19)
+                        .collect::<String>(),
+                    a.last_seen
+                        .to_rfc3339()
+                        .chars()
+                        .take(19)
+                        .collect::<String>(),
+                    a.rule.title.chars().take(40).collect::<String>(),
+                    a.group_key()
+                )?;
+            }
+            writeln!(out, "{} alerts from {events} events", alerts.len())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `vigil rules`.
+#[derive(clap::Args)]
+pub struct RulesArgs {
+    #[command(subcommand)]
+    command: RulesCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum RulesCommand {
+    /// List every rule under DIR as supported or not, with the reason.
+    Check {
+        /// Rules directory.
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+}
+
+/// `vigil rules`.
+pub fn rules(args: RulesArgs) -> Result<ExitCode> {
+    let RulesCommand::Check { dir, format } = args.command;
+    if !dir.is_dir() {
+        bail!("{}: no such directory", dir.display());
+    }
+    let report = vigil_detect::report::check_dir(&dir, &Default::default());
+    let mut out = io::stdout().lock();
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Table => {
+            for file in &report.files {
+                for doc in &file.documents {
+                    let verdict = match doc.support {
+                        vigil_detect::report::Support::Supported => "supported",
+                        vigil_detect::report::Support::Unsupported => "UNSUPPORTED",
+                    };
+                    write!(
+                        out,
+                        "{verdict:<11} {:<11} {}  {}",
+                        doc.kind,
+                        file.path.display(),
+                        doc.title.as_deref().unwrap_or("(untitled)")
+                    )?;
+                    if !doc.reasons.is_empty() {
+                        write!(out, "  — {}", doc.reasons.join("; "))?;
+                    }
+                    writeln!(out)?;
+                }
+            }
+            writeln!(
+                out,
+                "{} of {} rules supported ({:.2} %)",
+                report.supported,
+                report.supported + report.unsupported,
+                report.ratio() * 100.0
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
