@@ -1,5 +1,6 @@
-//! Notifiers: getting an alert to a person. Webhooks (generic JSON, or Slack's shape) and syslog
-//! (RFC 5424 over UDP or TCP, CEF in the message), routed by minimum level and rule. Failed
+//! Notifiers: getting an alert to a person. Webhooks (generic JSON, or Slack's shape), email over
+//! SMTP (STARTTLS or plain) and syslog (RFC 5424 over UDP or TCP, CEF in the message), routed by
+//! minimum level and rule. Failed
 //! deliveries are retried with backoff (1 s, 4 s, 16 s), counted in `/metrics` and written to the
 //! ledger as `vigil.notify` events.
 
@@ -25,6 +26,21 @@ pub enum Target {
         url: String,
         /// Slack-compatible body (`{"text": …}`) instead of the alert JSON.
         slack: bool,
+    },
+    /// Email over SMTP.
+    Email {
+        /// `host:port` of the SMTP server.
+        server: String,
+        /// Require STARTTLS (else plain SMTP, for a relay on the same host).
+        starttls: bool,
+        /// `From:` address.
+        from: String,
+        /// Recipients.
+        to: Vec<String>,
+        /// SMTP login, if the server wants one.
+        username: Option<String>,
+        /// Its password (never logged).
+        password: Option<String>,
     },
     /// Syslog to a collector, the alert as CEF in the message.
     Syslog {
@@ -156,12 +172,99 @@ pub fn syslog_line(note: &Notification) -> String {
     )
 }
 
+/// Subject and plain-text body of the alert email.
+pub fn email_text(note: &Notification) -> (String, String) {
+    let a = &note.alert;
+    let subject = format!(
+        "[Vigil {}] {} — {}",
+        a.rule.level.as_str(),
+        a.rule.title,
+        a.group_key()
+    );
+    let body = format!(
+        "{}\n\nRule:       {} ({})\nLevel:      {}\nGroup:      {}\nMatches:    {}\nFirst seen: {}\nLast seen:  {}\nATT&CK:     {}\nAlert:      {} ({})\nEvents:     {}\n",
+        if note.reason == "new" {
+            "A new alert."
+        } else {
+            "An alert is still matching."
+        },
+        a.rule.title,
+        a.rule.id,
+        a.rule.level.as_str(),
+        a.group_key(),
+        a.count,
+        a.first_seen.to_rfc3339(),
+        a.last_seen.to_rfc3339(),
+        a.rule
+            .tags
+            .iter()
+            .filter_map(|t| t.strip_prefix("attack."))
+            .collect::<Vec<_>>()
+            .join(", "),
+        a.id,
+        a.status.as_str(),
+        a.samples
+            .iter()
+            .map(|s| format!("seq {s}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    (subject, body)
+}
+
+async fn send_email(target: &Target, note: &Notification) -> Result<(), String> {
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let Target::Email {
+        server,
+        starttls,
+        from,
+        to,
+        username,
+        password,
+    } = target
+    else {
+        return Err("not an email target".into());
+    };
+    let (host, port) = server
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+        .ok_or_else(|| format!("SMTP server {server:?}: expected host:port"))?;
+    let (subject, body) = email_text(note);
+    let mut message = Message::builder()
+        .from(from.parse().map_err(|e| format!("from {from:?}: {e}"))?)
+        .subject(subject);
+    for rcpt in to {
+        message = message.to(rcpt.parse().map_err(|e| format!("to {rcpt:?}: {e}"))?);
+    }
+    let message = message.body(body).map_err(|e| e.to_string())?;
+    let mut builder = if *starttls {
+        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host).map_err(|e| e.to_string())?
+    } else {
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
+    }
+    .port(port)
+    .timeout(Some(Duration::from_secs(20)));
+    if let (Some(user), Some(pass)) = (username, password) {
+        builder = builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
+            user.clone(),
+            pass.clone(),
+        ));
+    }
+    builder
+        .build()
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 async fn deliver(
     client: &reqwest::Client,
     target: &Target,
     note: &Notification,
 ) -> Result<(), String> {
     match target {
+        Target::Email { .. } => send_email(target, note).await,
         Target::Webhook { url, slack } => {
             let resp = client
                 .post(url)

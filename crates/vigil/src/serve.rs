@@ -122,6 +122,14 @@ struct NotifySection {
     address: Option<String>,
     #[serde(default)]
     tcp: bool,
+    server: Option<String>,
+    #[serde(default)]
+    starttls: Option<bool>,
+    from: Option<String>,
+    #[serde(default)]
+    to: Vec<String>,
+    username: Option<String>,
+    password: Option<String>,
     min_level: Option<String>,
     #[serde(default)]
     rules: Vec<String>,
@@ -329,7 +337,25 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
                     .ok_or_else(|| anyhow!("{what}: syslog needs address = \"host:port\""))?,
                 tcp: n.tcp,
             },
-            other => bail!("{what}: type {other:?}: use webhook or syslog"),
+            "email" => Target::Email {
+                server: n
+                    .server
+                    .clone()
+                    .ok_or_else(|| anyhow!("{what}: email needs server = \"host:port\""))?,
+                starttls: n.starttls.unwrap_or(true),
+                from: n
+                    .from
+                    .clone()
+                    .ok_or_else(|| anyhow!("{what}: email needs from"))?,
+                to: if n.to.is_empty() {
+                    bail!("{what}: email needs to = [\"…\"]")
+                } else {
+                    n.to.clone()
+                },
+                username: n.username.clone(),
+                password: n.password.clone(),
+            },
+            other => bail!("{what}: type {other:?}: use webhook, email or syslog"),
         };
         config.notifiers.push(Notifier {
             name: n

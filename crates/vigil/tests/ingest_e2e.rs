@@ -1105,8 +1105,18 @@ tags: [attack.persistence, attack.t1136.001]
     ),
 ];
 
+/// Kills a helper process when the test ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A real HTTP listener (Python's http.server) that appends each POST body to a file.
-fn webhook_listener(dir: &Path) -> (Child, String, PathBuf) {
+fn webhook_listener(dir: &Path) -> (KillOnDrop, String, PathBuf) {
     let out = dir.join("webhook.ndjson");
     let script = r#"
 import http.server, sys
@@ -1131,7 +1141,42 @@ s.serve_forever()
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    (child, format!("http://127.0.0.1:{}/hook", line.trim()), out)
+    (
+        KillOnDrop(child),
+        format!("http://127.0.0.1:{}/hook", line.trim()),
+        out,
+    )
+}
+
+/// A real SMTP server (aiosmtpd) that appends each message to a file, separated by a marker line.
+fn smtp_server(dir: &Path) -> (KillOnDrop, u16, PathBuf) {
+    let out = dir.join("mail.txt");
+    let script = r#"
+import asyncio, socket, sys, time
+from aiosmtpd.controller import Controller
+out = sys.argv[1]
+class H:
+    async def handle_DATA(self, server, session, envelope):
+        with open(out, 'ab') as f:
+            f.write(b'RCPT ' + ','.join(envelope.rcpt_tos).encode() + b'\n' + envelope.content + b'\n=====\n')
+        return '250 OK'
+s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
+c = Controller(H(), hostname='127.0.0.1', port=port)
+c.start()
+print(port, flush=True)
+while True: time.sleep(3600)
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script, &out.display().to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().parse().expect("aiosmtpd port");
+    (KillOnDrop(child), port, out)
 }
 
 fn ssh_logger(server: &Server, tag: &str, message: &str) {
@@ -1176,9 +1221,27 @@ fn sigma_rules_raise_exactly_the_expected_alerts_from_real_senders() {
     for (name, text) in RULES {
         std::fs::write(rules.join(name), text).unwrap();
     }
-    let (mut hook, hook_url, hook_file) = webhook_listener(dir.path());
+    let (_hook, hook_url, hook_file) = webhook_listener(dir.path());
+    let (_smtp, smtp_port, mail_file) = smtp_server(dir.path());
+    // Email only for critical alerts: routing by level.
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[notify]]\ntype = \"email\"\nserver = \"127.0.0.1:{smtp_port}\"\nstarttls = false\nfrom = \"vigil@example.org\"\nto = [\"soc@example.org\"]\nmin_level = \"critical\"\n"
+        ),
+    )
+    .unwrap();
     let rules_arg = rules.display().to_string();
-    let server = Server::start(&["--rules", &rules_arg, "--webhook", &hook_url]);
+    let config_arg = config.display().to_string();
+    let server = Server::start(&[
+        "--rules",
+        &rules_arg,
+        "--webhook",
+        &hook_url,
+        "--config",
+        &config_arg,
+    ]);
 
     // Brute force from .50 (12 failures for one user), then a success from it.
     for i in 0..12 {
@@ -1401,9 +1464,33 @@ fn sigma_rules_raise_exactly_the_expected_alerts_from_real_senders() {
             .iter()
             .any(|p| p["alert"]["rule"]["title"] == "SSH login after brute force")
     );
+    // Email: the two critical alerts, received by the SMTP server.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mails = loop {
+        let text = std::fs::read_to_string(&mail_file).unwrap_or_default();
+        let mails: Vec<String> = text
+            .split("\n=====\n")
+            .filter(|m| !m.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        if mails.len() >= 2 || Instant::now() > deadline {
+            break mails;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    assert!(mails.iter().all(|m| m.starts_with("RCPT soc@example.org")));
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("SSH login after brute force")
+                && m.contains("source.ip=203.0.113.50"))
+    );
+    assert!(mails.iter().any(|m| m.contains("User with UID 0 created")));
+    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         server.metric_value("vigil_notifications_delivered_total"),
-        5.0
+        7.0
     );
 
     // Restart: the alert book and its triage state come back.
@@ -1413,5 +1500,4 @@ fn sigma_rules_raise_exactly_the_expected_alerts_from_real_senders() {
     assert_eq!(again["alerts"].as_array().unwrap().len(), 1, "{again:#}");
     assert_eq!(again["alerts"][0]["id"], id);
     assert_eq!(server.alerts("")["alerts"].as_array().unwrap().len(), 5);
-    let _ = hook.kill();
 }
