@@ -122,6 +122,41 @@ pub fn main_entity(event: &Event) -> Vec<(String, String)> {
     Vec::new()
 }
 
+/// A query rule: a pipeline query run on a schedule over a recent window; every result row is an
+/// alert (grouped by the row's first column when the result has more than one), the threshold
+/// rule habit of Splunk and Elastic.
+#[derive(Debug, Clone)]
+pub struct QueryRule {
+    /// Its name (the alert's rule id and title).
+    pub name: String,
+    /// The pipeline query, e.g. `event.outcome=failure | stats count by source.ip | where count > 20`.
+    pub query: String,
+    /// How often it runs.
+    pub every: Duration,
+    /// How far back each run looks.
+    pub window: Duration,
+    /// Alert level.
+    pub level: Level,
+    /// Tags (ATT&CK).
+    pub tags: Vec<String>,
+}
+
+/// The alert groups of a query result: one per row, named by the first column when there are
+/// several (`source.ip=203.0.113.5`), else no group.
+pub fn query_rule_groups(result: &vigil_query::QueryResult) -> Vec<Vec<(String, String)>> {
+    result
+        .rows
+        .iter()
+        .map(|row| {
+            if result.columns.len() > 1 {
+                vec![(result.columns[0].clone(), row[0].to_string())]
+            } else {
+                Vec::new()
+            }
+        })
+        .collect()
+}
+
 /// A notification for the notifiers: the alert as it is now, and why it is sent.
 #[derive(Debug, Clone)]
 pub struct Notification {
@@ -257,6 +292,32 @@ impl DetectService {
         f(&self.book.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Raises (or updates) alerts for a query rule's result rows (blocking: writes the ledger).
+    pub fn raise_query_rule(&self, rule: &QueryRule, groups: Vec<Vec<(String, String)>>) {
+        let info = AlertRule {
+            id: rule.name.clone(),
+            title: rule.name.clone(),
+            level: rule.level,
+            tags: rule.tags.clone(),
+        };
+        let mut out = Vec::new();
+        let mut notes = Vec::new();
+        let now = Timestamp::now();
+        for group in groups {
+            self.raise(&info, group, now, None, &mut out, &mut notes);
+        }
+        if !out.is_empty()
+            && let Err(e) = self.ledger.append(&out)
+        {
+            self.progress.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("query rule {}: writing alerts: {e}", rule.name);
+        }
+        for note in notes {
+            let _ = self.notify.try_send(note);
+        }
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
     /// Changes an alert's triage state and writes the change to the ledger (blocking).
     pub fn triage(&self, id: u64, change: Triage) -> Result<vigil_detect::alert::Alert, String> {
         let alert = {
@@ -385,7 +446,7 @@ impl DetectService {
                         &rule,
                         main_entity(&event),
                         event.timestamp(),
-                        seq,
+                        Some(seq),
                         &mut out,
                         &mut notes,
                     );
@@ -396,7 +457,7 @@ impl DetectService {
                             continue;
                         };
                         let rule = alert_rule(&c.rule.meta);
-                        self.raise(&rule, hit.group, hit.last, seq, &mut out, &mut notes);
+                        self.raise(&rule, hit.group, hit.last, Some(seq), &mut out, &mut notes);
                     }
                 }
                 Ok(())
@@ -421,13 +482,13 @@ impl DetectService {
         rule: &AlertRule,
         group: Vec<(String, String)>,
         time: Timestamp,
-        seq: u64,
+        seq: Option<u64>,
         out: &mut Vec<Event>,
         notes: &mut Vec<Notification>,
     ) {
         let now = Timestamp::now();
         let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
-        let observed = book.observe(rule, group, time, Some(seq), now);
+        let observed = book.observe(rule, group, time, seq, now);
         let (id, reason) = match observed {
             Observed::New(id) => {
                 self.progress.alerts.fetch_add(1, Ordering::Relaxed);

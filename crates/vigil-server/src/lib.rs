@@ -74,6 +74,8 @@ pub struct ServerConfig {
     pub alert_throttle_secs: i64,
     /// Where alerts are sent.
     pub notifiers: Vec<notify::Notifier>,
+    /// Scheduled pipeline queries that alert on non-empty results.
+    pub query_rules: Vec<detect::QueryRule>,
 }
 
 impl ServerConfig {
@@ -98,6 +100,7 @@ impl ServerConfig {
             rule_dirs: Vec::new(),
             alert_throttle_secs: 600,
             notifiers: Vec::new(),
+            query_rules: Vec::new(),
         }
     }
 }
@@ -163,7 +166,7 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
     let notify_stats = Arc::new(notify::NotifyStats::default());
     let mut tasks = JoinSet::new();
     let (stop, stop_rx) = watch::channel(false);
-    let detect = if config.rule_dirs.is_empty() {
+    let detect = if config.rule_dirs.is_empty() && config.query_rules.is_empty() {
         None
     } else {
         let (tx, rx) = tokio::sync::mpsc::channel(10_000);
@@ -258,6 +261,17 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             }
         });
     }
+    if let Some(detect) = &detect {
+        for rule in config.query_rules.clone() {
+            tasks.spawn(run_query_rule(
+                rule,
+                Arc::clone(detect),
+                index.clone(),
+                config.data_dir.clone(),
+                stop_rx.clone(),
+            ));
+        }
+    }
     if let Some(max_age) = config.retention {
         let ledger = ledger.clone();
         let mut stop_retention = stop_rx.clone();
@@ -304,6 +318,69 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
         tasks,
         ingest,
     })
+}
+
+/// Runs one query rule on its schedule until stopped.
+async fn run_query_rule(
+    rule: detect::QueryRule,
+    detect: Arc<detect::DetectService>,
+    index: Option<Arc<search::IndexService>>,
+    data_dir: PathBuf,
+    mut stop: watch::Receiver<bool>,
+) {
+    let pipeline = match vigil_query::parse(&rule.query) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(
+                "query rule {}: column {}: {} (rule not run)",
+                rule.name,
+                e.column,
+                e.message
+            );
+            return;
+        }
+    };
+    let mut every = tokio::time::interval(rule.every.max(Duration::from_secs(1)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = Timestamp::now();
+        let limits = vigil_query::Limits {
+            from: Some(Timestamp::from_nanos(now.as_nanos().saturating_sub(
+                rule.window.as_nanos().min(i64::MAX as u128) as i64,
+            ))),
+            to: None,
+            max_rows: 1000,
+            now,
+        };
+        let (pipeline, index, dir, detect, rule) = (
+            pipeline.clone(),
+            index.clone(),
+            data_dir.clone(),
+            Arc::clone(&detect),
+            rule.clone(),
+        );
+        let ran = tokio::task::spawn_blocking(move || {
+            let result = match index {
+                Some(index) => index.run(&pipeline, limits),
+                None => search::run_on_ledger(&dir, &pipeline, limits),
+            };
+            match result {
+                Ok(r) if !r.rows.is_empty() => {
+                    detect.raise_query_rule(&rule, detect::query_rule_groups(&r))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!("query rule {}: {e}", rule.name),
+            }
+        })
+        .await;
+        if let Err(e) = ran {
+            tracing::error!("query rule task: {e}");
+        }
+    }
 }
 
 impl Running {

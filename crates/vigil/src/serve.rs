@@ -13,6 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use vigil_detect::alert::Level;
 use vigil_ledger::parse_duration;
+use vigil_server::detect::QueryRule;
 use vigil_server::notify::{Notifier, Target};
 use vigil_server::{ServerConfig, tls::CertSource};
 
@@ -100,6 +101,20 @@ pub struct FileConfig {
     detect: DetectSection,
     #[serde(default)]
     notify: Vec<NotifySection>,
+    #[serde(default)]
+    query_rule: Vec<QueryRuleSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryRuleSection {
+    name: String,
+    query: String,
+    every: Option<String>,
+    window: Option<String>,
+    level: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -368,6 +383,24 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
                 .as_deref()
                 .map_or(Level::Informational, Level::parse),
             rules: n.rules.clone(),
+        });
+    }
+    for q in &file.query_rule {
+        let what = format!("[[query_rule]] {:?}", q.name);
+        if let Err(e) = vigil_query::parse(&q.query) {
+            bail!("{what}: query error at column {}: {}", e.column, e.message);
+        }
+        let duration = |text: &Option<String>, default: &str, key: &str| {
+            parse_duration(text.as_deref().unwrap_or(default))
+                .map_err(|e| anyhow!("{what}: {key}: {e}"))
+        };
+        config.query_rules.push(QueryRule {
+            name: q.name.clone(),
+            query: q.query.clone(),
+            every: duration(&q.every, "1m", "every")?,
+            window: duration(&q.window, "5m", "window")?,
+            level: Level::parse(q.level.as_deref().unwrap_or("medium")),
+            tags: q.tags.clone(),
         });
     }
     Ok(config)

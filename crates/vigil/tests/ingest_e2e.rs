@@ -1501,3 +1501,110 @@ fn sigma_rules_raise_exactly_the_expected_alerts_from_real_senders() {
     assert_eq!(again["alerts"][0]["id"], id);
     assert_eq!(server.alerts("")["alerts"].as_array().unwrap().len(), 5);
 }
+
+#[test]
+fn query_rules_broken_rules_and_rule_reload() {
+    if !require_tool("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    // A broken rule and one Vigil refuses: reported, never fatal.
+    std::fs::write(rules.join("broken.yml"), "title: [unclosed\n").unwrap();
+    std::fs::write(
+        rules.join("lookaround.yml"),
+        "title: Look-around\nlogsource: {product: linux}\ndetection:\n    sel:\n        message|re: 'a(?=b)'\n    condition: sel\n",
+    )
+    .unwrap();
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        "[[query_rule]]\nname = \"Many failed logins\"\nquery = \"event.outcome=failure | stats count by source.ip | where count > 3\"\nevery = \"1s\"\nwindow = \"1h\"\nlevel = \"high\"\ntags = [\"attack.t1110\"]\n",
+    )
+    .unwrap();
+    let (rules_arg, config_arg) = (rules.display().to_string(), config.display().to_string());
+    let server = Server::start(&["--rules", &rules_arg, "--config", &config_arg]);
+
+    let listed = |server: &Server| {
+        let (code, body) = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {}", server.reader_token),
+            &format!("http://{}/api/v1/rules", server.http),
+        ]);
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let r = listed(&server);
+    assert_eq!(r["rules"].as_array().unwrap().len(), 0, "{r:#}");
+    let issues = r["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 2, "{r:#}");
+    assert!(
+        issues
+            .iter()
+            .all(|i| i["kind"] == "unsupported" && !i["reason"].as_str().unwrap().is_empty())
+    );
+
+    // The query rule: five failures from one address, two from another.
+    let mut body = String::new();
+    for _ in 0..5 {
+        body.push_str("{\"event.outcome\":\"failure\",\"source.ip\":\"203.0.113.9\",\"message\":\"login failed\"}\n");
+    }
+    for _ in 0..2 {
+        body.push_str("{\"event.outcome\":\"failure\",\"source.ip\":\"10.0.0.1\",\"message\":\"login failed\"}\n");
+    }
+    let (code, out) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.token),
+        "--data-binary",
+        &body,
+        &format!("http://{}/api/v1/ingest", server.http),
+    ]);
+    assert_eq!(code, 200, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let alerts = loop {
+        let a = server.alerts("?rule=Many%20failed%20logins");
+        if !a["alerts"].as_array().unwrap().is_empty() || Instant::now() > deadline {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let list = alerts["alerts"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{alerts:#}");
+    assert_eq!(list[0]["group_key"], "source.ip=203.0.113.9");
+    assert_eq!(list[0]["rule"]["level"], "high");
+
+    // A new rule file is picked up while serving.
+    std::fs::write(
+        rules.join("canary.yml"),
+        "title: Canary token used\nid: 9e1f7b2a-0000-4000-8000-00000000c0de\nlogsource: {product: linux}\ndetection:\n    keywords: ['canary-7f3a']\n    condition: keywords\nlevel: high\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while listed(&server)["rules"].as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the new rule was never loaded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, out) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", server.token),
+        "-H",
+        "Content-Type: text/plain",
+        "--data-binary",
+        "<38>Nov 22 10:00:00 web-1 app[1]: someone used canary-7f3a from 198.51.100.4",
+        &format!("http://{}/api/v1/ingest?format=syslog", server.http),
+    ]);
+    assert_eq!(code, 200, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let a = server.alerts("?rule=Canary%20token%20used");
+        if a["alerts"].as_array().unwrap().len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new rule never fired: {a:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = listed(&server);
+    assert!(r["rules"][0]["last_fired"].is_string(), "{r:#}");
+    let (_data, _dir) = server.stop();
+}
