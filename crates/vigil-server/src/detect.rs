@@ -179,6 +179,12 @@ pub struct DetectProgress {
     pub next_seq: AtomicU64,
     /// Failures (ledger reads, writes).
     pub errors: AtomicU64,
+    /// Correlation groups evicted to stay within the per-rule cap (the current rule set's).
+    pub evicted_groups: AtomicU64,
+    /// Correlation window entries dropped to stay within the per-group cap.
+    pub dropped_entries: AtomicU64,
+    /// Correlation groups held now.
+    pub correlation_groups: AtomicU64,
 }
 
 /// The running detector.
@@ -470,6 +476,17 @@ impl DetectService {
             // A full queue means notifiers are far behind; the alert itself is in the ledger.
             let _ = self.notify.try_send(note);
         }
+        let (mut groups, mut evicted, mut dropped) = (0u64, 0u64, 0u64);
+        for c in 0..rules.set.correlations().len() {
+            let st = engine.stats(c);
+            groups += st.groups as u64;
+            evicted += st.evicted_groups;
+            dropped += st.dropped_entries;
+        }
+        let p = &self.progress;
+        p.correlation_groups.store(groups, Ordering::Relaxed);
+        p.evicted_groups.store(evicted, Ordering::Relaxed);
+        p.dropped_entries.store(dropped, Ordering::Relaxed);
         self.progress.events.fetch_add(n, Ordering::Relaxed);
         self.progress.next_seq.store(start + n, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Relaxed);

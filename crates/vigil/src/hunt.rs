@@ -59,6 +59,9 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
         );
     }
     let mut book = AlertBook::new(i64::MAX);
+    // Which files (or sources) each alert's events came from, for the report.
+    let mut sources: std::collections::HashMap<u64, std::collections::BTreeSet<String>> =
+        std::collections::HashMap::new();
     let mut scratch = vigil_detect::Scratch::new(&rules.set);
     let mut engine =
         vigil_detect::CorrelationEngine::new(&rules.set, vigil_detect::Limits::default());
@@ -67,6 +70,10 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
     // The same evaluation as `serve`: single-event rules grouped by the main entity, then the
     // correlations over the matches, in event order.
     let mut on_event = |seq: u64, event: &Event| {
+        // Alerts Vigil wrote are not evidence (serve skips them too).
+        if event.get_str("event.dataset") == Some("vigil.alert") {
+            return;
+        }
         events += 1;
         let matched = rules.set.matches_with(event, &mut scratch).to_vec();
         for &id in &matched {
@@ -76,13 +83,14 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
             if !info.generate {
                 continue;
             }
-            let _: Observed = book.observe(
+            let observed = book.observe(
                 &alert_rule(&info.meta),
                 main_entity(event),
                 event.timestamp(),
                 Some(seq),
                 now,
             );
+            note_source(&mut sources, observed, event);
         }
         if !matched.is_empty() {
             for hit in engine.observe(&rules.set, event, &matched) {
@@ -134,6 +142,7 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
                         "first_seen": a.first_seen.to_rfc3339(),
                         "last_seen": a.last_seen.to_rfc3339(),
                         "samples": a.samples,
+                        "sources": sources.get(&a.id).map(|s| s.iter().collect::<Vec<_>>()).unwrap_or_default(),
                     })
                 })
                 .collect();
@@ -172,6 +181,26 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Remembers where an alert's event came from (`log.file.path`, else `vigil.source`), up to 200.
+fn note_source(
+    sources: &mut std::collections::HashMap<u64, std::collections::BTreeSet<String>>,
+    observed: Observed,
+    event: &Event,
+) {
+    let id = match observed {
+        Observed::New(id) | Observed::Updated { id, .. } => id,
+    };
+    let from = event
+        .get_str("log.file.path")
+        .or_else(|| event.get_str("vigil.source"));
+    if let Some(from) = from {
+        let set = sources.entry(id).or_default();
+        if set.len() < 200 {
+            set.insert(from.to_owned());
+        }
+    }
+}
+
 /// Arguments of `vigil rules`.
 #[derive(clap::Args)]
 pub struct RulesArgs {
@@ -183,8 +212,9 @@ pub struct RulesArgs {
 enum RulesCommand {
     /// List every rule under DIR as supported or not, with the reason.
     Check {
-        /// Rules directory.
-        dir: PathBuf,
+        /// Rules directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
@@ -193,11 +223,21 @@ enum RulesCommand {
 
 /// `vigil rules`.
 pub fn rules(args: RulesArgs) -> Result<ExitCode> {
-    let RulesCommand::Check { dir, format } = args.command;
-    if !dir.is_dir() {
-        bail!("{}: no such directory", dir.display());
+    let RulesCommand::Check { dirs, format } = args.command;
+    let mut report = vigil_detect::report::SupportReport {
+        files: Vec::new(),
+        supported: 0,
+        unsupported: 0,
+    };
+    for dir in &dirs {
+        if !dir.is_dir() {
+            bail!("{}: no such directory", dir.display());
+        }
+        let one = vigil_detect::report::check_dir(dir, &Default::default());
+        report.files.extend(one.files);
+        report.supported += one.supported;
+        report.unsupported += one.unsupported;
     }
-    let report = vigil_detect::report::check_dir(&dir, &Default::default());
     let mut out = io::stdout().lock();
     match format {
         OutputFormat::Json => {

@@ -1494,7 +1494,34 @@ fn sigma_rules_raise_exactly_the_expected_alerts_from_real_senders() {
     );
 
     // Restart: the alert book and its triage state come back.
-    let (_, dir2) = server.stop();
+    let (data, dir2) = server.stop();
+
+    // `vigil hunt` over the stored history gives the same alerts as serve did.
+    let o = run(vigil().args([
+        "hunt",
+        "--rules",
+        &rules_arg,
+        "--data-dir",
+        &data.display().to_string(),
+        "--format",
+        "json",
+    ]));
+    let hunted: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut from_hunt: Vec<(String, String, u64)> = hunted["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["rule"]["title"].as_str().unwrap().to_owned(),
+                a["group"].as_str().unwrap().to_owned(),
+                a["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    from_hunt.sort();
+    assert_eq!(from_hunt, got);
+
     let server = Server::start_in(dir2, &["--rules", &rules_arg]);
     let again = server.alerts("?status=acknowledged");
     assert_eq!(again["alerts"].as_array().unwrap().len(), 1, "{again:#}");
