@@ -153,7 +153,7 @@ pub enum PruneOutcome {
     Pruned(Box<PruneRecord>),
 }
 
-/// Parses a duration like `90d`, `12h`, `30m`, `45s`, `2w` or `1y` (365 days).
+/// Parses a duration like `90d`, `12h`, `30m`, `45s`, `250ms`, `2w` or `1y` (365 days).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t
@@ -163,6 +163,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| format!("{text:?}: expected a number followed by a unit, like 90d"))?;
+    if unit == "ms" {
+        return Ok(Duration::from_millis(n));
+    }
     let secs = match unit {
         "s" => 1,
         "m" => 60,
@@ -172,7 +175,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "y" => 365 * 86_400,
         _ => {
             return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use s, m, h, d, w or y)"
+                "{text:?}: unknown unit {unit:?} (use ms, s, m, h, d, w or y)"
             ));
         }
     };

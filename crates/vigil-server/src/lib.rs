@@ -76,6 +76,8 @@ pub struct ServerConfig {
     pub notifiers: Vec<notify::Notifier>,
     /// Scheduled pipeline queries that alert on non-empty results.
     pub query_rules: Vec<detect::QueryRule>,
+    /// First retry delay of a failed notification (then ×4, ×16).
+    pub notify_backoff: Duration,
 }
 
 impl ServerConfig {
@@ -101,6 +103,7 @@ impl ServerConfig {
             alert_throttle_secs: 600,
             notifiers: Vec::new(),
             query_rules: Vec::new(),
+            notify_backoff: notify::DEFAULT_BACKOFF,
         }
     }
 }
@@ -175,6 +178,7 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             config.notifiers.clone(),
             Arc::clone(&notify_stats),
             ledger.clone(),
+            config.notify_backoff,
             stop_rx.clone(),
         ));
         let (dir, dirs, throttle, l) = (

@@ -89,12 +89,13 @@ pub struct NotifyStats {
     pub dropped: AtomicU64,
 }
 
-/// Delays before the retries.
-pub const BACKOFF: [Duration; 3] = [
-    Duration::from_secs(1),
-    Duration::from_secs(4),
-    Duration::from_secs(16),
-];
+/// Delay before the first retry; each further retry waits four times longer (three retries).
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The delays before each retry for a first delay of `base`: base, 4×, 16×.
+pub fn backoff(base: Duration) -> [Duration; 3] {
+    [base, base * 4, base * 16]
+}
 
 /// The generic webhook body: the alert, plus its OCSF Detection Finding.
 pub fn webhook_body(note: &Notification, slack: bool) -> serde_json::Value {
@@ -308,6 +309,7 @@ pub async fn run(
     notifiers: Vec<Notifier>,
     stats: Arc<NotifyStats>,
     ledger: Ledger,
+    backoff_base: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     // One crypto provider in the whole process: ring (DESIGN §10). Installing it twice is fine.
@@ -340,7 +342,7 @@ pub async fn run(
             );
             tokio::spawn(async move {
                 let mut last = String::new();
-                for (attempt, delay) in std::iter::once(Duration::ZERO).chain(BACKOFF).enumerate() {
+                for (attempt, delay) in std::iter::once(Duration::ZERO).chain(backoff(backoff_base)).enumerate() {
                     tokio::time::sleep(delay).await;
                     match deliver(&client, &n.target, &note).await {
                         Ok(()) => {

@@ -123,6 +123,7 @@ struct DetectSection {
     #[serde(default)]
     rules: Vec<PathBuf>,
     throttle: Option<String>,
+    retry_backoff: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +324,10 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
     if let Some(text) = &file.detect.throttle {
         let d = parse_duration(text).map_err(|e| anyhow!("[detect] throttle: {e}"))?;
         config.alert_throttle_secs = d.as_secs() as i64;
+    }
+    if let Some(text) = &file.detect.retry_backoff {
+        config.notify_backoff =
+            parse_duration(text).map_err(|e| anyhow!("[detect] retry_backoff: {e}"))?;
     }
     for (i, url) in args.webhooks.iter().enumerate() {
         config.notifiers.push(Notifier {

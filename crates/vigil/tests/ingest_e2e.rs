@@ -1544,10 +1544,22 @@ fn query_rules_broken_rules_and_rule_reload() {
         "title: Look-around\nlogsource: {product: linux}\ndetection:\n    sel:\n        message|re: 'a(?=b)'\n    condition: sel\n",
     )
     .unwrap();
+    // Notifiers: a syslog collector (a UDP socket here) and a webhook nobody listens on.
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    collector
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let dead_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
     let config = dir.path().join("vigil.toml");
     std::fs::write(
         &config,
-        "[[query_rule]]\nname = \"Many failed logins\"\nquery = \"event.outcome=failure | stats count by source.ip | where count > 3\"\nevery = \"1s\"\nwindow = \"1h\"\nlevel = \"high\"\ntags = [\"attack.t1110\"]\n",
+        format!(
+            "[detect]\nretry_backoff = \"100ms\"\n\n[[query_rule]]\nname = \"Many failed logins\"\nquery = \"event.outcome=failure | stats count by source.ip | where count > 3\"\nevery = \"1s\"\nwindow = \"1h\"\nlevel = \"high\"\ntags = [\"attack.t1110\"]\n\n[[notify]]\ntype = \"syslog\"\naddress = \"{}\"\n\n[[notify]]\nname = \"nobody-home\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{dead_port}/hook\"\n",
+            collector.local_addr().unwrap()
+        ),
     )
     .unwrap();
     let (rules_arg, config_arg) = (rules.display().to_string(), config.display().to_string());
@@ -1600,6 +1612,28 @@ fn query_rules_broken_rules_and_rule_reload() {
     assert_eq!(list.len(), 1, "{alerts:#}");
     assert_eq!(list[0]["group_key"], "source.ip=203.0.113.9");
     assert_eq!(list[0]["rule"]["level"], "high");
+
+    // The syslog notifier sent it as CEF.
+    let mut buf = [0u8; 4096];
+    let n = collector.recv(&mut buf).expect("a syslog notification");
+    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(line.starts_with("<34>1 "), "{line}");
+    assert!(line.contains("CEF:0|Vigil|Vigil|"), "{line}");
+    assert!(line.contains("|Many failed logins|8|"), "{line}");
+    assert!(line.contains("src=203.0.113.9"), "{line}");
+
+    // The dead webhook: retried (100 ms, 400 ms, 1.6 s), then given up, counted and recorded.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.metric_value("vigil_notifications_failed_total") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the failed webhook was never given up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(server.metric_value("vigil_notification_attempts_failed_total") >= 4.0);
+    let r = server.search("event.dataset=vigil.notify event.action=notification-failed vigil.notifier=nobody-home | stats count");
+    assert!(r["rows"][0][0].as_i64().unwrap() >= 1, "{r}");
 
     // A new rule file is picked up while serving.
     std::fs::write(
