@@ -1,8 +1,7 @@
 //! Notifiers: getting an alert to a person. Webhooks (generic JSON, or Slack's shape), email over
 //! SMTP (STARTTLS or plain) and syslog (RFC 5424 over UDP or TCP, CEF in the message), routed by
-//! minimum level and rule. Failed
-//! deliveries are retried with backoff (1 s, 4 s, 16 s), counted in `/metrics` and written to the
-//! ledger as `vigil.notify` events.
+//! minimum level and rule. Failed deliveries are retried with backoff (1 s, 4 s, 16 s by
+//! default), counted in `/metrics` and written to the ledger as `vigil.notify` events.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
