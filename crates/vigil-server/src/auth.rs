@@ -34,6 +34,8 @@ pub enum Role {
     Viewer,
     /// Send events, nothing else.
     Ingest,
+    /// A CrowdSec bouncer: read ban decisions, nothing else.
+    Bouncer,
 }
 
 impl Role {
@@ -44,8 +46,9 @@ impl Role {
             "analyst" => Ok(Role::Analyst),
             "viewer" => Ok(Role::Viewer),
             "ingest" => Ok(Role::Ingest),
+            "bouncer" => Ok(Role::Bouncer),
             _ => Err(format!(
-                "unknown role {s:?}: use admin, analyst, viewer or ingest"
+                "unknown role {s:?}: use admin, analyst, viewer, ingest or bouncer"
             )),
         }
     }
@@ -57,12 +60,23 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Viewer => "viewer",
             Role::Ingest => "ingest",
+            Role::Bouncer => "bouncer",
         }
     }
 
     /// May send events.
     pub fn can_ingest(self) -> bool {
         matches!(self, Role::Admin | Role::Ingest)
+    }
+
+    /// May read ban decisions through the CrowdSec bouncer API.
+    pub fn can_bounce(self) -> bool {
+        matches!(self, Role::Bouncer)
+    }
+
+    /// May ban and unban by hand.
+    pub fn can_ban(self) -> bool {
+        matches!(self, Role::Admin | Role::Analyst)
     }
 
     /// May change an alert's triage state.

@@ -201,6 +201,9 @@ pub struct DetectService {
     stop: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     dirty: AtomicBool,
+    decisions: Option<Arc<crate::decisions::DecisionService>>,
+    /// Alerts waiting for the responders (filled under the book's lock, drained after it).
+    respond: Mutex<Vec<vigil_detect::alert::Alert>>,
 }
 
 /// What `state.json` holds.
@@ -220,6 +223,7 @@ impl DetectService {
         throttle_secs: i64,
         ledger: Ledger,
         notify: tokio::sync::mpsc::Sender<Notification>,
+        decisions: Option<Arc<crate::decisions::DecisionService>>,
     ) -> Result<Arc<DetectService>, String> {
         let state_dir = data_dir.join("detect");
         std::fs::create_dir_all(&state_dir)
@@ -268,6 +272,8 @@ impl DetectService {
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
             dirty: AtomicBool::new(true),
+            decisions,
+            respond: Mutex::new(Vec::new()),
         });
         service.progress.next_seq.store(next_seq, Ordering::Relaxed);
         let data_dir = data_dir.to_owned();
@@ -321,7 +327,19 @@ impl DetectService {
         for note in notes {
             let _ = self.notify.try_send(note);
         }
+        self.run_responders();
         self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Hands the alerts collected by [`DetectService::raise`] to the responders.
+    fn run_responders(&self) {
+        let Some(decisions) = &self.decisions else {
+            return;
+        };
+        let pending = std::mem::take(&mut *self.respond.lock().unwrap_or_else(|p| p.into_inner()));
+        for alert in pending {
+            decisions.on_alert(&alert);
+        }
     }
 
     /// Changes an alert's triage state and writes the change to the ledger (blocking).
@@ -476,6 +494,7 @@ impl DetectService {
             // A full queue means notifiers are far behind; the alert itself is in the ledger.
             let _ = self.notify.try_send(note);
         }
+        self.run_responders();
         let (mut groups, mut evicted, mut dropped) = (0u64, 0u64, 0u64);
         for c in 0..rules.set.correlations().len() {
             let st = engine.stats(c);
@@ -506,6 +525,18 @@ impl DetectService {
         let now = Timestamp::now();
         let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
         let observed = book.observe(rule, group, time, seq, now);
+        let id = match observed {
+            Observed::New(id) | Observed::Updated { id, .. } => id,
+        };
+        // Responders see every match: a ban that expired while the attack goes on comes back.
+        if self.decisions.is_some()
+            && let Some(alert) = book.get(id)
+        {
+            self.respond
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(alert.clone());
+        }
         let (id, reason) = match observed {
             Observed::New(id) => {
                 self.progress.alerts.fetch_add(1, Ordering::Relaxed);

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod decisions;
 pub mod detect;
 pub mod http;
 pub mod metrics;
@@ -78,6 +79,10 @@ pub struct ServerConfig {
     pub query_rules: Vec<detect::QueryRule>,
     /// First retry delay of a failed notification (then ×4, ×16).
     pub notify_backoff: Duration,
+    /// Responders: which alerts ban their address, for how long.
+    pub responders: Vec<decisions::Responder>,
+    /// Networks never banned, besides loopback, link-local and the server's own addresses.
+    pub allowlist: Vec<decisions::Net>,
 }
 
 impl ServerConfig {
@@ -104,6 +109,8 @@ impl ServerConfig {
             notifiers: Vec::new(),
             query_rules: Vec::new(),
             notify_backoff: notify::DEFAULT_BACKOFF,
+            responders: Vec::new(),
+            allowlist: Vec::new(),
         }
     }
 }
@@ -169,6 +176,45 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
     let notify_stats = Arc::new(notify::NotifyStats::default());
     let mut tasks = JoinSet::new();
     let (stop, stop_rx) = watch::channel(false);
+    let mut allowlist = decisions::default_allowlist();
+    allowlist.extend(config.allowlist.iter().copied());
+    for addr in [
+        config.http,
+        config.syslog_udp,
+        config.syslog_tcp,
+        config.syslog_tls,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !addr.ip().is_unspecified() {
+            allowlist.push(decisions::Net::new(
+                addr.ip(),
+                if addr.is_ipv4() { 32 } else { 128 },
+            ));
+        }
+    }
+    let decisions = Arc::new(decisions::DecisionService::open(
+        &config.data_dir,
+        config.responders.clone(),
+        allowlist,
+        ledger.clone(),
+    )?);
+    {
+        let decisions = Arc::clone(&decisions);
+        let mut stop_expiry = stop_rx.clone();
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stop_expiry.changed() => return,
+                }
+                let d = Arc::clone(&decisions);
+                let _ = tokio::task::spawn_blocking(move || d.tick()).await;
+            }
+        });
+    }
     let detect = if config.rule_dirs.is_empty() && config.query_rules.is_empty() {
         None
     } else {
@@ -181,15 +227,16 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             config.notify_backoff,
             stop_rx.clone(),
         ));
-        let (dir, dirs, throttle, l) = (
+        let (dir, dirs, throttle, l, responders) = (
             config.data_dir.clone(),
             config.rule_dirs.clone(),
             config.alert_throttle_secs,
             ledger.clone(),
+            Arc::clone(&decisions),
         );
         Some(
             tokio::task::spawn_blocking(move || {
-                detect::DetectService::start(&dir, dirs, throttle, l, tx)
+                detect::DetectService::start(&dir, dirs, throttle, l, tx, Some(responders))
             })
             .await
             .map_err(|e| e.to_string())??,
@@ -250,6 +297,8 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             index: index.clone(),
             detect: detect.clone(),
             notify_stats: Arc::clone(&notify_stats),
+            decisions: Arc::clone(&decisions),
+            bouncer_polls: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let mut stop_http = stop_rx.clone();

@@ -341,7 +341,10 @@ pub async fn run(
             );
             tokio::spawn(async move {
                 let mut last = String::new();
-                for (attempt, delay) in std::iter::once(Duration::ZERO).chain(backoff(backoff_base)).enumerate() {
+                for (attempt, delay) in std::iter::once(Duration::ZERO)
+                    .chain(backoff(backoff_base))
+                    .enumerate()
+                {
                     tokio::time::sleep(delay).await;
                     match deliver(&client, &n.target, &note).await {
                         Ok(()) => {

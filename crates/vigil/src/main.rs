@@ -2,6 +2,7 @@
 //! to an exit code (0 success, 1 a check failed, 2 an error). A closed stdout (`vigil … | head`)
 //! counts as success.
 
+mod ban;
 mod hunt;
 mod import;
 mod ledger_cmds;
@@ -43,6 +44,10 @@ enum Command {
     Hunt(hunt::HuntArgs),
     /// Sigma rules: `check DIR` lists each rule as supported or not, with the reason.
     Rules(hunt::RulesArgs),
+    /// Ban decisions by hand through the running server: add, del, list.
+    Ban(ban::BanArgs),
+    /// CrowdSec bouncers: `add NAME` prints the API key a bouncer uses to read Vigil's bans.
+    Bouncer(ban::BouncerArgs),
     /// Rebuild the search index from the ledger (stop serve first).
     Reindex(reindex::ReindexArgs),
     /// Recompute the ledger from its files and check every signed checkpoint.
@@ -67,6 +72,8 @@ fn main() -> ExitCode {
         Command::Search(args) => search::run_search(args),
         Command::Reindex(args) => reindex::run(args),
         Command::Hunt(args) => hunt::hunt(args),
+        Command::Ban(args) => ban::ban(args),
+        Command::Bouncer(args) => ban::bouncer(args),
         Command::Rules(args) => hunt::rules(args),
         Command::Verify(args) => ledger_cmds::verify(args),
         Command::Checkpoint(args) => ledger_cmds::checkpoint(args),

@@ -13,6 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use vigil_detect::alert::Level;
 use vigil_ledger::parse_duration;
+use vigil_server::decisions::{Net, Responder};
 use vigil_server::detect::QueryRule;
 use vigil_server::notify::{Notifier, Target};
 use vigil_server::{ServerConfig, tls::CertSource};
@@ -75,6 +76,20 @@ pub struct ServeArgs {
     /// Slack's shape and syslog.
     #[arg(long = "webhook", value_name = "URL")]
     webhooks: Vec<String>,
+    /// Ban the source address of alerts from this rule (id or title; repeatable); the CrowdSec
+    /// bouncers enforce the bans (`vigil bouncer add NAME`).
+    #[arg(long = "ban-rule", value_name = "RULE")]
+    ban_rules: Vec<String>,
+    /// How long a first ban lasts; repeat offenders get twice as long each time [default: 4h].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    ban_for: Option<Duration>,
+    /// The longest ban after escalation [default: 7d].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    ban_max: Option<Duration>,
+    /// Never ban this network (CIDR or address; repeatable). Loopback, link-local and the
+    /// server's own addresses are always allowed.
+    #[arg(long = "allow", value_name = "CIDR")]
+    allow: Vec<String>,
 }
 
 /// The `--config` file. Every key is optional.
@@ -103,6 +118,27 @@ pub struct FileConfig {
     notify: Vec<NotifySection>,
     #[serde(default)]
     query_rule: Vec<QueryRuleSection>,
+    #[serde(default)]
+    responder: Vec<ResponderSection>,
+    #[serde(default)]
+    bans: BansSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResponderSection {
+    #[serde(default)]
+    rules: Vec<String>,
+    min_level: Option<String>,
+    duration: Option<String>,
+    max_duration: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BansSection {
+    #[serde(default)]
+    allowlist: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,6 +425,37 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
                 .map_or(Level::Informational, Level::parse),
             rules: n.rules.clone(),
         });
+    }
+    let first = args.ban_for.unwrap_or(Duration::from_secs(4 * 3600));
+    let max = args.ban_max.unwrap_or(Duration::from_secs(7 * 86_400));
+    if !args.ban_rules.is_empty() {
+        config.responders.push(Responder {
+            rules: args.ban_rules.clone(),
+            min_level: None,
+            duration: first,
+            max_duration: max,
+        });
+    }
+    for (i, r) in file.responder.iter().enumerate() {
+        let what = format!("[[responder]] #{}", i + 1);
+        if r.rules.is_empty() && r.min_level.is_none() {
+            bail!("{what}: give rules = [\"…\"] or min_level");
+        }
+        let duration = |text: &Option<String>, default: Duration, key: &str| match text {
+            Some(t) => parse_duration(t).map_err(|e| anyhow!("{what}: {key}: {e}")),
+            None => Ok(default),
+        };
+        config.responders.push(Responder {
+            rules: r.rules.clone(),
+            min_level: r.min_level.as_deref().map(Level::parse),
+            duration: duration(&r.duration, first, "duration")?,
+            max_duration: duration(&r.max_duration, max, "max_duration")?,
+        });
+    }
+    for cidr in args.allow.iter().chain(&file.bans.allowlist) {
+        config
+            .allowlist
+            .push(Net::parse(cidr).map_err(|e| anyhow!("allowlist: {e}"))?);
     }
     for q in &file.query_rule {
         let what = format!("[[query_rule]] {:?}", q.name);

@@ -1669,3 +1669,306 @@ fn query_rules_broken_rules_and_rule_reload() {
     assert!(r["rules"][0]["last_fired"].is_string(), "{r:#}");
     let (_data, _dir) = server.stop();
 }
+
+// ---- automated response ------------------------------------------------------------------------
+
+/// Debian's crowdsec-custom-bouncer, pointed at Vigil, running a script that records its calls.
+fn custom_bouncer(dir: &Path, api: &str, key: &str) -> Option<(KillOnDrop, PathBuf)> {
+    let bin = Path::new("/usr/bin/crowdsec-custom-bouncer");
+    if !bin.exists() {
+        assert!(
+            std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "crowdsec-custom-bouncer is required (VIGIL_REQUIRE_TOOLS=1)"
+        );
+        eprintln!("SKIP: crowdsec-custom-bouncer not installed");
+        return None;
+    }
+    let calls = dir.join("bouncer-calls.txt");
+    let script = dir.join("ban.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", calls.display()),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", &script.display().to_string()])
+        .status()
+        .unwrap();
+    let config = dir.join("bouncer.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "bin_path: {}\nfeed_via_stdin: false\ntotal_retries: 0\nscenarios_containing: []\nscenarios_not_containing: []\norigins: []\npiddir: {}/\nupdate_frequency: 1s\ncache_retention_duration: 1s\ndaemonize: false\nlog_mode: stdout\nlog_level: info\napi_url: http://{api}/\napi_key: {key}\nprometheus:\n  enabled: false\n  listen_addr: 127.0.0.1\n  listen_port: 0\n",
+            script.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("bouncer.log")).unwrap();
+    let child = Command::new(bin)
+        .args(["-c", &config.display().to_string()])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Some((KillOnDrop(child), calls))
+}
+
+fn wait_for_line(path: &Path, want: impl Fn(&str) -> bool, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| want(l)) {
+            return l.to_owned();
+        }
+        let log = std::fs::read_to_string(path.with_file_name("bouncer.log")).unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "{what}; bouncer calls so far:\n{text}\nbouncer log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn brute_force_is_banned_and_the_crowdsec_bouncer_enforces_it() {
+    if !require_tool("logger") || !require_tool("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    for (name, text) in RULES {
+        std::fs::write(rules.join(name), text).unwrap();
+    }
+    let rules_arg = rules.display().to_string();
+    // The bouncer's key exists before the server starts, as in a deployment.
+    let data_dir = tempfile::tempdir().unwrap();
+    let o = run(vigil().args([
+        "bouncer",
+        "add",
+        "edge-firewall",
+        "--data-dir",
+        &data_dir.path().join("data").display().to_string(),
+    ]));
+    let key = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    let server = Server::start_in(
+        data_dir,
+        &[
+            "--rules",
+            &rules_arg,
+            "--ban-rule",
+            "SSH brute force",
+            "--ban-for",
+            "6s",
+            "--allow",
+            "192.0.2.0/24",
+        ],
+    );
+    let Some((_bouncer, calls)) = custom_bouncer(dir.path(), &server.http, &key) else {
+        return;
+    };
+
+    // Brute force from .50 and from an allowlisted address; low and slow from .99.
+    for i in 0..12 {
+        ssh_logger(
+            &server,
+            "sshd",
+            &format!(
+                "Failed password for root from 203.0.113.50 port {} ssh2",
+                41000 + i
+            ),
+        );
+        ssh_logger(
+            &server,
+            "sshd",
+            &format!(
+                "Failed password for root from 192.0.2.10 port {} ssh2",
+                42000 + i
+            ),
+        );
+    }
+    let mut slow = String::new();
+    for i in 0..12 {
+        slow.push_str(&format!(
+            "<38>Nov 22 04:{:02}:00 bastion sshd[778]: Failed password for root from 198.51.100.99 port {} ssh2\n",
+            10 + 3 * i,
+            52000 + i
+        ));
+    }
+    // And a brute force over IPv6, sent as JSON events.
+    let mut v6 = String::new();
+    for _ in 0..12 {
+        v6.push_str("{\"message\":\"Failed password for root\",\"process.name\":\"sshd\",\"event.action\":\"ssh_login\",\"event.outcome\":\"failure\",\"source.ip\":\"2001:db8:1:2:aaaa::99\"}\n");
+    }
+    for (body, path) in [
+        (&slow, "/api/v1/ingest?format=syslog"),
+        (&v6, "/api/v1/ingest"),
+    ] {
+        let (code, out) = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {}", server.token),
+            "--data-binary",
+            body,
+            &format!("http://{}{path}", server.http),
+        ]);
+        assert_eq!(code, 200, "{out}");
+    }
+
+    // The decisions, in Vigil's API.
+    let decisions = |server: &Server| -> Vec<serde_json::Value> {
+        let (code, body) = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {}", server.reader_token),
+            &format!("http://{}/api/v1/decisions", server.http),
+        ]);
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["decisions"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let active = loop {
+        let d = decisions(&server);
+        if d.len() >= 2 || Instant::now() > deadline {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut values: Vec<(String, String)> = active
+        .iter()
+        .map(|d| {
+            (
+                d["value"].as_str().unwrap().to_owned(),
+                d["scope"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        vec![
+            ("2001:db8:1:2::/64".to_string(), "Range".to_string()),
+            ("203.0.113.50".to_string(), "Ip".to_string())
+        ],
+        "{active:#?}"
+    );
+    assert!(
+        active
+            .iter()
+            .all(|d| d["reason"] == "SSH brute force" && d["alert"].is_u64())
+    );
+    // The allowlisted brute force still raised its alert; it was just not banned.
+    let alerts = server.alerts("?rule=SSH%20brute%20force");
+    assert_eq!(alerts["alerts"].as_array().unwrap().len(), 3, "{alerts:#}");
+
+    // The CrowdSec API: the bouncer key works, no key or a wrong one is 403 and audited.
+    let lapi = |key: Option<&str>, path: &str| {
+        let mut args = vec![];
+        let header;
+        if let Some(k) = key {
+            header = format!("X-Api-Key: {k}");
+            args.extend(["-H", header.as_str()]);
+        }
+        let url = format!("http://{}{path}", server.http);
+        args.push(url.as_str());
+        curl(&args)
+    };
+    let (code, body) = lapi(Some(&key), "/v1/decisions?ip=203.0.113.50");
+    assert_eq!(code, 200, "{body}");
+    let found: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(found[0]["value"], "203.0.113.50");
+    assert_eq!(found[0]["type"], "ban");
+    let (_, body) = lapi(Some(&key), "/v1/decisions?ip=192.0.2.10");
+    assert_eq!(body.trim(), "null");
+    assert_eq!(lapi(None, "/v1/decisions/stream?startup=true").0, 403);
+    assert_eq!(
+        lapi(Some("vgl_nope"), "/v1/decisions/stream?startup=true").0,
+        403
+    );
+    assert_eq!(
+        lapi(Some(&server.reader_token), "/v1/decisions?ip=203.0.113.50").0,
+        403
+    );
+    let r = server.search("event.dataset=vigil.audit event.action=api_auth_failure url.path=/v1/decisions* | stats count");
+    assert!(r["rows"][0][0].as_i64().unwrap() >= 3, "{r}");
+
+    // The real bouncer ran its script with the banned addresses ...
+    let add = wait_for_line(
+        &calls,
+        |l| l.starts_with("add 203.0.113.50 "),
+        "the bouncer never added the ban",
+    );
+    assert!(add.contains("SSH brute force"), "{add}");
+    wait_for_line(
+        &calls,
+        |l| l.starts_with("add 2001:db8:1:2::/64 "),
+        "no IPv6 range ban",
+    );
+    // ... and after expiry it receives the deletion.
+    wait_for_line(
+        &calls,
+        |l| l.starts_with("del 203.0.113.50 "),
+        "the bouncer never removed the expired ban",
+    );
+    let text = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        !text.contains("192.0.2.10") && !text.contains("198.51.100.99"),
+        "{text}"
+    );
+    assert!(decisions(&server).is_empty());
+
+    // Bans by hand, through the CLI; each decision and its end are in the ledger.
+    let out = run(vigil().args([
+        "ban",
+        "--server",
+        &format!("http://{}", server.http),
+        "--token",
+        &server.reader_token,
+        "add",
+        "198.51.100.7",
+        "--for",
+        "1h",
+        "--reason",
+        "seen probing",
+    ]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("198.51.100.7"));
+    let id = decisions(&server)[0]["id"].as_u64().unwrap();
+    let o = vigil()
+        .args([
+            "ban",
+            "--server",
+            &format!("http://{}", server.http),
+            "--token",
+            &server.token,
+            "add",
+            "198.51.100.8",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "an ingest token may not ban");
+    run(vigil().args([
+        "ban",
+        "--server",
+        &format!("http://{}", server.http),
+        "--token",
+        &server.reader_token,
+        "del",
+        &id.to_string(),
+    ]));
+    assert!(decisions(&server).is_empty());
+    let r = server.search("event.dataset=vigil.decision | stats count by event.action");
+    let rows = r["rows"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|row| row[0] == "ban" && row[1].as_i64().unwrap() >= 3),
+        "{r}"
+    );
+    assert!(
+        rows.iter()
+            .any(|row| row[0] == "unban" && row[1].as_i64().unwrap() >= 3),
+        "{r}"
+    );
+    let (_data, _dir) = server.stop();
+}
