@@ -75,6 +75,7 @@ pub mod compile;
 pub mod condition;
 pub mod correlate;
 pub mod correlation;
+pub mod evaluate;
 pub mod expr;
 mod fieldmatch;
 pub mod mapping;
@@ -88,5 +89,6 @@ mod yaml;
 
 pub use compile::{CompileOptions, IssueKind, RuleIssue};
 pub use correlate::{CorrelationEngine, CorrelationHit, Limits};
+pub use evaluate::{Evaluator, Raised};
 pub use rule::{Document, LoadError, LogSource, RuleMeta, SigmaRule, load_str};
 pub use ruleset::{RuleId, RuleInfo, RuleSet, Scratch};

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use vigil_detect::alert::{AlertBook, Level, Observed, RuleInfo as AlertRule, Triage};
 use vigil_detect::compile::{CompileOptions, IssueKind, RuleIssue};
-use vigil_detect::{CorrelationEngine, RuleSet, Scratch};
-use vigil_event::{Event, Timestamp, Value};
+use vigil_detect::{Evaluator, RuleSet};
+use vigil_event::{Event, Timestamp};
 use vigil_ledger::{Ledger, LedgerReader};
 
 /// A loaded rule set and what loading it said.
@@ -95,32 +95,7 @@ pub fn load_rules(dirs: &[PathBuf]) -> LoadedRules {
     }
 }
 
-/// The alert's rule as the alert book sees it.
-pub fn alert_rule(meta: &vigil_detect::rule::RuleMeta) -> AlertRule {
-    AlertRule {
-        id: meta
-            .id
-            .clone()
-            .or_else(|| meta.name.clone())
-            .unwrap_or_else(|| meta.title.clone()),
-        title: meta.title.clone(),
-        level: Level::parse(meta.level.as_deref().unwrap_or("medium")),
-        tags: meta.tags.clone(),
-    }
-}
-
-/// The group of a single-event rule's alert: the event's main entity — `source.ip` if present,
-/// else `user.name`, else `host.name` (DESIGN §7) — or nothing.
-pub fn main_entity(event: &Event) -> Vec<(String, String)> {
-    for field in ["source.ip", "user.name", "host.name"] {
-        if let Some(v) = event.get(field)
-            && !matches!(v, Value::Null)
-        {
-            return vec![(field.to_string(), v.to_string())];
-        }
-    }
-    Vec::new()
-}
+pub use vigil_detect::evaluate::{alert_rule, main_entity};
 
 /// A query rule: a pipeline query run on a schedule over a recent window; every result row is an
 /// alert (grouped by the row's first column when the result has more than one), the threshold
@@ -365,7 +340,7 @@ impl DetectService {
 
     fn follow(&self, data_dir: &Path) {
         let mut reader: Option<LedgerReader> = None;
-        let mut scratch: Option<(usize, Scratch, CorrelationEngine)> = None;
+        let mut scratch: Option<(usize, Evaluator)> = None;
         let mut last_save = Instant::now();
         let mut last_rule_check = Instant::now();
         loop {
@@ -421,7 +396,7 @@ impl DetectService {
     fn step(
         &self,
         reader: &mut LedgerReader,
-        scratch: &mut Option<(usize, Scratch, CorrelationEngine)>,
+        scratch: &mut Option<(usize, Evaluator)>,
     ) -> Result<u64, String> {
         reader.refresh().map_err(|e| e.to_string())?;
         let start = self
@@ -435,15 +410,15 @@ impl DetectService {
         }
         let rules = self.rules();
         let key = Arc::as_ptr(&rules) as usize;
-        if scratch.as_ref().is_none_or(|(k, _, _)| *k != key) {
+        if scratch.as_ref().is_none_or(|(k, _)| *k != key) {
             // New rules: new scratch and new correlation windows.
             *scratch = Some((
                 key,
-                Scratch::new(&rules.set),
-                CorrelationEngine::new(&rules.set, vigil_detect::Limits::default()),
+                Evaluator::new(&rules.set, vigil_detect::Limits::default()),
             ));
         }
-        let (_, scratch, engine) = scratch.as_mut().expect("set above");
+        let (_, evaluator) = scratch.as_mut().expect("set above");
+        let matches_before = evaluator.matches;
         let mut out = Vec::new();
         let mut notes = Vec::new();
         let mut n = 0;
@@ -453,36 +428,15 @@ impl DetectService {
                 let Ok(event) = Event::from_canonical(raw) else {
                     return Ok(());
                 };
-                if matches!(event.get_str("event.dataset"), Some("vigil.alert")) {
-                    return Ok(());
-                }
-                let matched = rules.set.matches_with(&event, scratch).to_vec();
-                for &id in &matched {
-                    self.progress.matches.fetch_add(1, Ordering::Relaxed);
-                    let Some(info) = rules.set.rule(id) else {
-                        continue;
-                    };
-                    if !info.generate {
-                        continue;
-                    }
-                    let rule = alert_rule(&info.meta);
+                for raised in evaluator.evaluate(&rules.set, &event) {
                     self.raise(
-                        &rule,
-                        main_entity(&event),
-                        event.timestamp(),
+                        &raised.rule,
+                        raised.group,
+                        raised.time,
                         Some(seq),
                         &mut out,
                         &mut notes,
                     );
-                }
-                if !matched.is_empty() {
-                    for hit in engine.observe(&rules.set, &event, &matched) {
-                        let Some(c) = rules.set.correlations().get(hit.correlation) else {
-                            continue;
-                        };
-                        let rule = alert_rule(&c.rule.meta);
-                        self.raise(&rule, hit.group, hit.last, Some(seq), &mut out, &mut notes);
-                    }
                 }
                 Ok(())
             })
@@ -495,9 +449,12 @@ impl DetectService {
             let _ = self.notify.try_send(note);
         }
         self.run_responders();
+        self.progress
+            .matches
+            .fetch_add(evaluator.matches - matches_before, Ordering::Relaxed);
         let (mut groups, mut evicted, mut dropped) = (0u64, 0u64, 0u64);
         for c in 0..rules.set.correlations().len() {
-            let st = engine.stats(c);
+            let st = evaluator.correlations().stats(c);
             groups += st.groups as u64;
             evicted += st.evicted_groups;
             dropped += st.dropped_entries;

@@ -51,6 +51,16 @@ impl LabeledCounter {
     }
 }
 
+/// Writes unlabelled samples `(name, counter|gauge, help, value)` with their HELP and TYPE.
+fn write_samples<V: std::fmt::Display>(out: &mut String, samples: &[(&str, &str, &str, V)]) {
+    for (name, kind, help, value) in samples {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+}
+
 /// Everything `/metrics` shows.
 #[derive(Default)]
 pub struct Metrics {
@@ -152,12 +162,7 @@ impl Metrics {
                 in_flight,
             ),
         ];
-        for (name, kind, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        }
+        write_samples(&mut out, &gauges);
         if let Some((d, n)) = detect {
             let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
             let lines = [
@@ -210,12 +215,7 @@ impl Metrics {
                     load(&n.failed),
                 ),
             ];
-            for (name, kind, help, value) in lines {
-                let _ = writeln!(
-                    out,
-                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-                );
-            }
+            write_samples(&mut out, &lines);
         }
         if let Some(index) = index {
             let indexed = index.indexed_end.load(Ordering::Relaxed);
@@ -252,12 +252,7 @@ impl Metrics {
                     index.errors.load(Ordering::Relaxed).to_string(),
                 ),
             ];
-            for (name, kind, help, value) in lines {
-                let _ = writeln!(
-                    out,
-                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-                );
-            }
+            write_samples(&mut out, &lines);
         }
         out
     }

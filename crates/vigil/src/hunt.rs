@@ -10,7 +10,7 @@ use serde_json::json;
 use vigil_detect::alert::{AlertBook, Observed};
 use vigil_detect::compile::IssueKind;
 use vigil_event::{Event, Timestamp};
-use vigil_server::detect::{alert_rule, load_rules, main_entity};
+use vigil_server::detect::load_rules;
 
 /// Arguments of `vigil hunt`.
 #[derive(clap::Args)]
@@ -62,48 +62,18 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
     // Which files (or sources) each alert's events came from, for the report.
     let mut sources: std::collections::HashMap<u64, std::collections::BTreeSet<String>> =
         std::collections::HashMap::new();
-    let mut scratch = vigil_detect::Scratch::new(&rules.set);
-    let mut engine =
-        vigil_detect::CorrelationEngine::new(&rules.set, vigil_detect::Limits::default());
+    let mut evaluator = vigil_detect::Evaluator::new(&rules.set, vigil_detect::Limits::default());
     let now = Timestamp::now();
     let mut events = 0u64;
-    // The same evaluation as `serve`: single-event rules grouped by the main entity, then the
-    // correlations over the matches, in event order.
+    // The same evaluation as `serve` (vigil_detect::Evaluator), into an in-memory book.
     let mut on_event = |seq: u64, event: &Event| {
-        // Alerts Vigil wrote are not evidence (serve skips them too).
         if event.get_str("event.dataset") == Some("vigil.alert") {
             return;
         }
         events += 1;
-        let matched = rules.set.matches_with(event, &mut scratch).to_vec();
-        for &id in &matched {
-            let Some(info) = rules.set.rule(id) else {
-                continue;
-            };
-            if !info.generate {
-                continue;
-            }
-            let observed = book.observe(
-                &alert_rule(&info.meta),
-                main_entity(event),
-                event.timestamp(),
-                Some(seq),
-                now,
-            );
+        for raised in evaluator.evaluate(&rules.set, event) {
+            let observed = book.observe(&raised.rule, raised.group, raised.time, Some(seq), now);
             note_source(&mut sources, observed, event);
-        }
-        if !matched.is_empty() {
-            for hit in engine.observe(&rules.set, event, &matched) {
-                if let Some(c) = rules.set.correlations().get(hit.correlation) {
-                    book.observe(
-                        &alert_rule(&c.rule.meta),
-                        hit.group,
-                        hit.last,
-                        Some(seq),
-                        now,
-                    );
-                }
-            }
         }
     };
     match &args.data_dir {
