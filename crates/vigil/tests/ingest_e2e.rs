@@ -1963,17 +1963,24 @@ fn brute_force_is_banned_and_the_crowdsec_bouncer_enforces_it() {
         &id.to_string(),
     ]));
     assert!(decisions(&server).is_empty());
-    let r = server.search("event.dataset=vigil.decision | stats count by event.action");
-    let rows = r["rows"].as_array().unwrap();
-    assert!(
-        rows.iter()
-            .any(|row| row[0] == "ban" && row[1].as_i64().unwrap() >= 3),
-        "{r}"
-    );
-    assert!(
-        rows.iter()
-            .any(|row| row[0] == "unban" && row[1].as_i64().unwrap() >= 3),
-        "{r}"
-    );
+    // Three bans and three ends (two expiries, recorded by the next expiry tick, and the lift).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = server.search("event.dataset=vigil.decision | stats count by event.action");
+        let count = |action: &str| {
+            r["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|row| row[0] == action)
+                .and_then(|row| row[1].as_i64())
+                .unwrap_or(0)
+        };
+        if count("ban") == 3 && count("unban") == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (_data, _dir) = server.stop();
 }

@@ -1,0 +1,351 @@
+//! `vigil-client` against a real `vigil serve`: the shop example's events (typed constructors
+//! and the tracing layer) are sent, Vigil is stopped in the middle and restarted on the same
+//! data directory and port, and every event must be in the ledger exactly once and in send
+//! order, while the client's memory queue stays within its capacity and the spool holds the
+//! rest during the outage.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tracing_subscriber::layer::SubscriberExt;
+use vigil_client::{Client, VigilLayer};
+use vigil_event::{Event, Value};
+
+#[allow(dead_code)]
+#[path = "../../vigil-client/examples/shop.rs"]
+mod shop;
+
+fn vigil() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+}
+
+fn create_token(data: &Path) -> String {
+    let o = vigil()
+        .args(["token", "create", "--data-dir"])
+        .arg(data)
+        .args(["--role", "ingest", "--name", "shop"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
+/// Starts `vigil serve` with HTTP on `http`; returns the child and the bound HTTP address, or
+/// None when it exited before it was ready (the port not free yet).
+fn try_start(data: &Path, http: &str) -> Option<(Child, String)> {
+    let mut child = vigil()
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--http", http])
+        .args(["--syslog-udp", "127.0.0.1:0", "--syslog-tcp", "127.0.0.1:0"])
+        .args(["--syslog-tls", "127.0.0.1:0", "--index-threads", "0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut bound = None;
+    let mut ready = false;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("vigil: listening http://") {
+            bound = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line.contains("vigil: ready") {
+            ready = true;
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    if !ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    Some((child, bound.expect("http address")))
+}
+
+fn start(data: &Path, http: &str) -> (Child, String) {
+    for _ in 0..40 {
+        if let Some(s) = try_start(data, http) {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("vigil serve did not start on {http}");
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve exited with {status}");
+}
+
+fn ledger_events(data: &Path) -> Vec<Event> {
+    let mut reader = vigil_ledger::LedgerReader::open(data).unwrap();
+    let end = reader.end_seq();
+    let mut out = Vec::new();
+    reader
+        .for_each_raw(0..end, |_, raw| {
+            out.push(Event::from_canonical(raw).unwrap());
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+const CAP: usize = 16;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_survives_a_vigil_restart_in_order_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = create_token(&data);
+    let (server, http) = start(&data, "127.0.0.1:0");
+
+    let client = Client::builder(&format!("http://{http}"), &token)
+        .service("shop-e2e")
+        .queue_capacity(CAP)
+        .batch_max_events(10)
+        .spool_dir(dir.path().join("spool"))
+        .backoff(Duration::from_millis(20), Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(VigilLayer::new(client.clone()));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let per_round = shop::EVENTS_PER_ROUND;
+    let mut step = 0;
+
+    // Phase 1: Vigil up.
+    for _ in 0..5 {
+        shop::scenario(&client, "alice", step);
+        step += per_round;
+    }
+    client.flush_timeout(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(client.stats().delivered, step);
+
+    // Phase 2: Vigil down. Memory stays bounded; the spool takes the rest.
+    stop(server);
+    let down_from = step;
+    for _ in 0..40 {
+        shop::scenario(&client, "bob", step);
+        step += per_round;
+        let s = client.stats();
+        assert!(s.queued <= CAP, "queue above its capacity: {s:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = client.stats();
+    let down = step - down_from;
+    assert!(s.queue_high_water <= CAP, "{s:?}");
+    assert_eq!(s.queued as u64 + s.spooled, down, "{s:?}");
+    assert!(s.spooled >= down - CAP as u64, "{s:?}");
+    assert!(s.spool_bytes > 0 && s.retries > 0, "{s:?}");
+    assert_eq!(s.dropped, 0, "{s:?}");
+
+    // Phase 3: Vigil back on the same data directory and port; everything is delivered.
+    let (server, again) = start(&data, &http);
+    assert_eq!(again, http);
+    client.flush_timeout(Duration::from_secs(60)).await.unwrap();
+    for _ in 0..2 {
+        shop::scenario(&client, "carol", step);
+        step += per_round;
+    }
+    client.shutdown(Duration::from_secs(30)).await.unwrap();
+    let s = client.stats();
+    assert_eq!((s.delivered, s.spooled, s.queued), (step, 0, 0), "{s:?}");
+    stop(server);
+
+    // Every event exactly once, in send order.
+    let events: Vec<Event> = ledger_events(&data)
+        .into_iter()
+        .filter(|e| e.get_str("service.name") == Some("shop-e2e"))
+        .collect();
+    let steps: Vec<i64> = events
+        .iter()
+        .map(|e| e.get("labels.step").and_then(Value::as_i64).unwrap_or(-1))
+        .collect();
+    assert_eq!(steps, (0..step as i64).collect::<Vec<_>>());
+    let mut ids: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.get_str("event.id"))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, step, "every event has its own event.id");
+
+    // The fields survived Vigil's parser.
+    let fail = &events[0];
+    assert_eq!(fail.get_str("event.action"), Some("authn_login_fail"));
+    assert_eq!(fail.get_str("event.category"), Some("authentication"));
+    assert_eq!(fail.get_str("event.outcome"), Some("failure"));
+    assert_eq!(fail.get_str("user.name"), Some("alice"));
+    assert_eq!(
+        fail.get("source.ip").and_then(Value::as_ip),
+        Some("203.0.113.5".parse().unwrap())
+    );
+    let traced = &events[6];
+    assert_eq!(
+        traced.get_str("event.action"),
+        Some("input_validation_fail")
+    );
+    assert_eq!(
+        traced.get_str("event.category"),
+        Some("intrusion_detection")
+    );
+    assert_eq!(
+        traced.get_str("message"),
+        Some("checkout form failed validation")
+    );
+    let read = &events[7];
+    assert_eq!(read.get_str("event.action"), Some("sensitive_read"));
+    assert_eq!(read.get_str("url.path"), Some("/orders/42"));
+}
+
+/// Spills while a POST is out (tiny queue, events trickling in), 413s from a small
+/// `--max-body-bytes` (the client halves its batches), and a simulated client crash between
+/// Vigil's 200 and the spool cursor's update: the replayed events arrive again with the same
+/// `event.id` (at-least-once across client crashes, duplicates recognisable), and nothing else
+/// is duplicated or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spills_in_flight_413_splitting_and_crash_replay() {
+    use vigil_client::SecurityEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = create_token(&data);
+    // Room for a handful of events per request, not for a batch of 50.
+    let (server, http) = try_start_with(&data, &["--max-body-bytes", "4000"]);
+    let spool_dir = dir.path().join("spool");
+    let client = Client::builder(&format!("http://{http}"), &token)
+        .service("trickle")
+        .queue_capacity(4)
+        .batch_max_events(50)
+        .linger(Duration::ZERO)
+        .spool_dir(&spool_dir)
+        .backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .build()
+        .unwrap();
+    for i in 0..300i64 {
+        client
+            .emit(SecurityEvent::sensitive_read("dave", "/orders/7").field("labels.step", i))
+            .unwrap();
+        if i % 3 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    client.flush_timeout(Duration::from_secs(60)).await.unwrap();
+    let s = client.stats();
+    assert_eq!((s.delivered, s.dropped, s.rejected), (300, 0, 0), "{s:?}");
+    assert!(s.queue_high_water <= 4, "{s:?}");
+    assert!(s.spilled > 0, "the tiny queue spilled: {s:?}");
+    assert!(s.split > 0, "413s made the client halve its batches: {s:?}");
+    client.shutdown(Duration::from_secs(5)).await.unwrap();
+    drop(client);
+
+    // A crash right after Vigil's 200, before the cursor moved: simulate it by restoring the
+    // spool as it was before delivery.
+    let offline = Client::builder("http://127.0.0.1:9", &token)
+        .service("replay")
+        .spool_dir(&spool_dir)
+        .backoff(Duration::from_secs(60), Duration::from_secs(60))
+        .build()
+        .unwrap();
+    for i in 0..10i64 {
+        offline
+            .emit(SecurityEvent::sys_crash("oom").field("labels.step", i))
+            .unwrap();
+    }
+    assert!(offline.shutdown(Duration::from_millis(200)).await.is_err());
+    drop(offline);
+    let snapshot = dir.path().join("snapshot");
+    copy_dir(&spool_dir, &snapshot);
+    let deliver = |dir: std::path::PathBuf| {
+        let token = token.clone();
+        let http = http.clone();
+        async move {
+            let c = Client::builder(&format!("http://{http}"), &token)
+                .spool_dir(dir)
+                .build()
+                .unwrap();
+            c.shutdown(Duration::from_secs(30)).await.unwrap();
+            c.stats().delivered
+        }
+    };
+    assert_eq!(deliver(spool_dir.clone()).await, 10);
+    std::fs::remove_dir_all(&spool_dir).unwrap();
+    std::fs::rename(&snapshot, &spool_dir).unwrap();
+    assert_eq!(
+        deliver(spool_dir.clone()).await,
+        10,
+        "replayed after the crash"
+    );
+    assert_eq!(deliver(spool_dir.clone()).await, 0, "and only then");
+    stop(server);
+
+    let events = ledger_events(&data);
+    let steps = |service: &str| -> Vec<i64> {
+        events
+            .iter()
+            .filter(|e| e.get_str("service.name") == Some(service))
+            .map(|e| e.get("labels.step").and_then(Value::as_i64).unwrap_or(-1))
+            .collect()
+    };
+    assert_eq!(steps("trickle"), (0..300).collect::<Vec<_>>());
+    let replay: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.get_str("service.name") == Some("replay"))
+        .collect();
+    assert_eq!(
+        steps("replay"),
+        [(0..10).collect::<Vec<_>>(), (0..10).collect()].concat()
+    );
+    for i in 0..10 {
+        assert_eq!(
+            replay[i].get_str("event.id"),
+            replay[i + 10].get_str("event.id"),
+            "a replayed event keeps its id"
+        );
+    }
+}
+
+fn try_start_with(data: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = vigil()
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--http", "127.0.0.1:0"])
+        .args(["--syslog-udp", "127.0.0.1:0", "--syslog-tcp", "127.0.0.1:0"])
+        .args(["--syslog-tls", "127.0.0.1:0", "--index-threads", "0"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut bound = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("vigil: listening http://") {
+            bound = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line.contains("vigil: ready") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, bound.expect("http address"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
