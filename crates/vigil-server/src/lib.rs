@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod decisions;
+pub mod demo;
 pub mod detect;
 pub mod http;
 pub mod metrics;
@@ -83,6 +84,8 @@ pub struct ServerConfig {
     pub responders: Vec<decisions::Responder>,
     /// Networks never banned, besides loopback, link-local and the server's own addresses.
     pub allowlist: Vec<decisions::Net>,
+    /// Run the demo: a generated stream with attacks, bundled rules, bans.
+    pub demo: bool,
 }
 
 impl ServerConfig {
@@ -111,6 +114,7 @@ impl ServerConfig {
             notify_backoff: notify::DEFAULT_BACKOFF,
             responders: Vec::new(),
             allowlist: Vec::new(),
+            demo: false,
         }
     }
 }
@@ -148,6 +152,16 @@ async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
 
 /// Opens the ledger, binds the listeners and starts serving.
 pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
+    if config.demo {
+        let dir = demo::write_rules(&config.data_dir)?;
+        config.rule_dirs.push(dir);
+        config.responders.push(decisions::Responder {
+            rules: demo::BAN_RULES.iter().map(|s| s.to_string()).collect(),
+            min_level: None,
+            duration: Duration::from_secs(600),
+            max_duration: Duration::from_secs(86_400),
+        });
+    }
     // The pipeline bounds in-flight events; the ledger queue must never be the one that blocks.
     config.ledger.queue_depth = config.ledger.queue_depth.max(MAX_IN_FLIGHT_EVENTS + 1024);
     let redactor = match &config.redaction {
@@ -324,6 +338,9 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
                 stop_rx.clone(),
             ));
         }
+    }
+    if config.demo {
+        tasks.spawn(demo::run(Arc::clone(&ingest), stop_rx.clone()));
     }
     if let Some(max_age) = config.retention {
         let ledger = ledger.clone();

@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// server's own addresses are always allowed.
     #[arg(long = "allow", value_name = "CIDR")]
     allow: Vec<String>,
+    /// Start with a generated stream (web, SSH, sudo, application events) holding a brute
+    /// force, a password spray, a scanner and an insider, with bundled rules and bans: alerts
+    /// and bans appear within a minute.
+    #[arg(long)]
+    demo: bool,
 }
 
 /// The `--config` file. Every key is optional.
@@ -348,6 +353,7 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
             }
             (None, None) => config.ledger.checkpoint_interval,
         };
+    config.demo = args.demo;
     if let Some(n) = args.index_threads.or(file.index.threads) {
         config.index_threads = n;
     }
@@ -492,6 +498,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         None => FileConfig::default(),
     };
     let config = build_config(&args, &file)?;
+    let config_demo = config.demo;
     let data_dir = config.data_dir.clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -537,6 +544,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             eprintln!(
                 "vigil: no API tokens yet; create one with `vigil token create --data-dir {} --role ingest --name NAME`",
                 data_dir.display()
+            );
+        }
+        if config_demo {
+            let http = running
+                .http
+                .map_or_else(|| "127.0.0.1:8080".to_string(), |a| a.to_string());
+            eprintln!(
+                "vigil: demo: a generated stream is running; a brute force, a password spray, a \
+                 scanner and an insider arrive within 30 s. Create a token (`vigil token create \
+                 --role analyst --name me`) and watch http://{http}/api/v1/alerts and \
+                 /api/v1/decisions"
             );
         }
         eprintln!("vigil: ready; stop with Ctrl-C or SIGTERM (a final checkpoint is signed on the way out)");

@@ -1984,3 +1984,67 @@ fn brute_force_is_banned_and_the_crowdsec_bouncer_enforces_it() {
     }
     let (_data, _dir) = server.stop();
 }
+
+#[test]
+fn the_demo_shows_alerts_and_bans_within_a_minute() {
+    if !require_tool("curl") {
+        return;
+    }
+    let started = Instant::now();
+    let server = Server::start(&["--demo"]);
+    let want_alerts = [
+        "SSH brute force",
+        "SSH login after brute force",
+        "SSH password spraying",
+        "Web vulnerability scanner",
+        "User probing resources they do not own",
+    ];
+    let want_bans = ["203.0.113.50", "198.18.7.23", "192.0.2.99"];
+    loop {
+        let alerts = server.alerts("");
+        let titles: Vec<String> = alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["rule"]["title"].as_str().unwrap().to_owned())
+            .collect();
+        let (code, body) = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {}", server.reader_token),
+            &format!("http://{}/api/v1/decisions", server.http),
+        ]);
+        assert_eq!(code, 200, "{body}");
+        let decisions: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let banned: Vec<String> = decisions["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["value"].as_str().unwrap().to_owned())
+            .collect();
+        let alerts_ok = want_alerts.iter().all(|w| titles.iter().any(|t| t == w));
+        let bans_ok = want_bans.iter().all(|w| banned.iter().any(|b| b == w));
+        if alerts_ok && bans_ok {
+            // The insider is one alert for mallory, not one per request.
+            let insider: Vec<&serde_json::Value> = alerts["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["rule"]["title"] == "User probing resources they do not own")
+                .collect();
+            assert_eq!(insider.len(), 1);
+            assert_eq!(insider[0]["group_key"], "user.name=mallory");
+            // Ordinary visitors are never banned.
+            assert!(
+                banned.iter().all(|b| !b.starts_with("198.51.100.")),
+                "{banned:?}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "after 60 s: alerts {titles:?}, bans {banned:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_data, _dir) = server.stop();
+}
