@@ -54,6 +54,8 @@ pub struct AppState {
     pub decisions: Arc<crate::decisions::DecisionService>,
     /// When each bouncer (token id) last polled the decision stream.
     pub bouncer_polls: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
+    /// `Idempotency-Key`s of recent ingest batches.
+    pub idempotency: crate::idempotency::Idempotency,
 }
 
 type Shared = Arc<AppState>;
@@ -346,6 +348,66 @@ async fn ingest(
         Ok(b) => b,
         Err(r) => return r,
     };
+    // A batch sent again under the same key (a sender that crashed before it saw the answer)
+    // gets the first answer, and is not stored twice.
+    let idempotency_key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(k)) if !k.is_empty() && k.len() <= crate::idempotency::MAX_KEY_LEN => {
+            Some(format!("{}:{k}", principal.id))
+        }
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Idempotency-Key must be 1..={} visible ASCII characters",
+                    crate::idempotency::MAX_KEY_LEN
+                ),
+            );
+        }
+    };
+    let claim = match &idempotency_key {
+        Some(k) => match state.idempotency.claim(k).await {
+            crate::idempotency::Claim::Done(answer) => {
+                return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
+            }
+            crate::idempotency::Claim::New(tx) => Some(tx),
+        },
+        None => None,
+    };
+    let response = match (idempotency_key, claim) {
+        (Some(key), Some(tx)) => {
+            // Stored and recorded in a task of its own: a sender that hangs up mid-request
+            // cannot cancel it half-way, so the key always ends up done or forgotten.
+            let (state, headers, principal) =
+                (Arc::clone(&state), headers.clone(), principal.clone());
+            let task = tokio::spawn(async move {
+                let response = ingest_batch(&state, peer, q, &headers, &principal, body).await;
+                let answer = response.as_ref().ok().map(JsonValue::to_string);
+                state.idempotency.finish(&key, tx, answer);
+                response
+            });
+            match task.await {
+                Ok(r) => r,
+                Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+            }
+        }
+        _ => ingest_batch(&state, peer, q, &headers, &principal, body).await,
+    };
+    match response {
+        Ok(answer) => Json(answer).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Parses and stores one ingest body; the JSON answer, or the error response.
+async fn ingest_batch(
+    state: &Shared,
+    peer: SocketAddr,
+    q: IngestQuery,
+    headers: &HeaderMap,
+    principal: &Principal,
+    body: Vec<u8>,
+) -> Result<JsonValue, Response> {
     state.ingest.metrics.bytes.add("http", body.len() as u64);
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -355,7 +417,7 @@ async fn ingest(
     let format = match q.format.as_deref() {
         Some(f) => match f.parse::<Format>() {
             Ok(f) => f,
-            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+            Err(e) => return Err(error(StatusCode::BAD_REQUEST, e)),
         },
         None if content_type.starts_with("text/plain") => Format::Auto,
         None => Format::Json,
@@ -363,21 +425,20 @@ async fn ingest(
     let source = q
         .source
         .unwrap_or_else(|| format!("http:{}", principal.name));
-    let ctx = context(&state, source, peer);
+    let ctx = context(state, source, peer);
     let events = tokio::task::spawn_blocking(move || lines_to_events(&body, format, &ctx))
         .await
         .unwrap_or_default();
     let parse_errors = count_parse_errors(&events);
     let n = events.len();
-    match store(&state, events, "http").await {
-        Ok(ranges) => Json(json!({
+    match store(state, events, "http").await {
+        Ok(ranges) => Ok(json!({
             "accepted": n,
             "first_seq": ranges.first().map(|r| r.start),
             "last_seq": ranges.last().map(|r| r.end - 1),
             "parse_errors": parse_errors,
-        }))
-        .into_response(),
-        Err(e) => ingest_failure(&state, e),
+        })),
+        Err(e) => Err(ingest_failure(state, e)),
     }
 }
 

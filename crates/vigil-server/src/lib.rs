@@ -19,6 +19,7 @@ pub mod decisions;
 pub mod demo;
 pub mod detect;
 pub mod http;
+pub mod idempotency;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
@@ -313,6 +314,7 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             notify_stats: Arc::clone(&notify_stats),
             decisions: Arc::clone(&decisions),
             bouncer_polls: std::sync::Mutex::new(std::collections::HashMap::new()),
+            idempotency: idempotency::Idempotency::default(),
         });
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let mut stop_http = stop_rx.clone();

@@ -2,6 +2,7 @@
 //! to an exit code (0 success, 1 a check failed, 2 an error). A closed stdout (`vigil … | head`)
 //! counts as success.
 
+mod agent;
 mod ban;
 mod hunt;
 mod import;
@@ -46,6 +47,8 @@ enum Command {
     Rules(hunt::RulesArgs),
     /// Ban decisions by hand through the running server: add, del, list.
     Ban(ban::BanArgs),
+    /// Tail log files and ship their lines to a Vigil server (rotation-aware, checkpointed).
+    Agent(agent::AgentArgs),
     /// CrowdSec bouncers: `add NAME` prints the API key a bouncer uses to read Vigil's bans.
     Bouncer(ban::BouncerArgs),
     /// Rebuild the search index from the ledger (stop serve first).
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Hunt(args) => hunt::hunt(args),
         Command::Ban(args) => ban::ban(args),
         Command::Bouncer(args) => ban::bouncer(args),
+        Command::Agent(args) => agent::run(args),
         Command::Rules(args) => hunt::rules(args),
         Command::Verify(args) => ledger_cmds::verify(args),
         Command::Checkpoint(args) => ledger_cmds::checkpoint(args),

@@ -318,8 +318,21 @@ fn hex32(s: &str) -> [u8; 32] {
 fn serve_creates_the_ledger_and_signs_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir(dir.path());
+    // Ports the OS picks: the defaults may be taken on a shared machine.
     let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["serve", "--data-dir", &data])
+        .args([
+            "serve",
+            "--data-dir",
+            &data,
+            "--http",
+            "127.0.0.1:0",
+            "--syslog-udp",
+            "127.0.0.1:0",
+            "--syslog-tcp",
+            "127.0.0.1:0",
+            "--syslog-tls",
+            "127.0.0.1:0",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -355,8 +368,8 @@ fn serve_creates_the_ledger_and_signs_on_shutdown() {
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     assert!(err.contains("signing key"), "{err}");
     assert!(err.contains("shutting down"), "{err}");
 }

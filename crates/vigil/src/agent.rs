@@ -1,0 +1,598 @@
+//! `vigil agent --config agent.toml`: tail log files and ship their lines to a Vigil server.
+//!
+//! Each `[[file]]` is followed by path. Complete lines (ending in `\n`) are read from the
+//! acknowledged offset, sent as one `text/plain` batch to `POST /api/v1/ingest`, and only after
+//! the server answered 2xx (which it does only once the events are durable in the ledger) is the
+//! new offset written to `STATE_DIR/state.json` (temporary file, fsync, rename, fsync of the
+//! directory). The agent never reads past what it has checkpointed plus the batch in flight, so
+//! after a restart or a `kill -9` it resumes exactly where the server's acknowledgements end.
+//!
+//! Rotation: when the path names another file (dev/inode changed: logrotate's rename + create),
+//! the old file is finished through the open handle, a last line without newline is sent after a
+//! grace period, then the new file is read from offset 0. At start-up, if the checkpointed inode
+//! is no longer at the path, the agent looks for it beside the path (`app.log.1`, …) and finishes
+//! it first. Truncation (copytruncate): a size below the offset restarts at 0.
+//!
+//! Delivery windows, stated honestly:
+//! * a `kill -9` (or crash, or lost connection) while a batch is in flight re-sends that batch on
+//!   restart, and the server may already have stored it. Each batch therefore carries an
+//!   `Idempotency-Key` (host, file identity, offset, length, a hash of the bytes): the server
+//!   stores a key's batch once and answers a repeat with the first answer, so the re-sent batch
+//!   is not stored twice. The server remembers keys for an hour and forgets them when it
+//!   restarts: only an agent crash *and* a server restart inside one request can still store a
+//!   batch twice;
+//! * with copytruncate, lines written after the agent's last read and before the truncation are
+//!   only in the copy (the same loss every copytruncate reader has); rename + create loses nothing;
+//! * a truncation followed by so much new data before the next poll that the file is longer than
+//!   the old offset is not detected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// Largest batch sent in one request.
+const MAX_BATCH_BYTES: u64 = 1 << 20;
+/// How long a rotated-away file may still grow before the agent switches to the new one.
+const ROTATE_GRACE: Duration = Duration::from_secs(1);
+/// First and largest retry delay after a failed send.
+const BACKOFF_START: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// `vigil agent` flags.
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// The agent's TOML configuration (server, token, state_dir, [[file]] entries).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// The `--config` file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentConfig {
+    /// Base URL of the Vigil server, e.g. `http://127.0.0.1:8080`.
+    server: String,
+    /// An ingest token (or `token_file`).
+    token: Option<String>,
+    /// A file whose first line is the token.
+    token_file: Option<PathBuf>,
+    /// Where offsets are checkpointed.
+    state_dir: PathBuf,
+    /// How often idle files are polled, in milliseconds [default: 250].
+    poll_interval_ms: Option<u64>,
+    /// The files to follow.
+    #[serde(default)]
+    file: Vec<FileConfig>,
+}
+
+/// One `[[file]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    /// The path to follow; it may not exist yet.
+    path: PathBuf,
+    /// Parser the server uses: auto, syslog, combined, json, cef, logfmt, apache_error, raw.
+    format: Option<String>,
+    /// The source name stored with each event [default: the path].
+    source: Option<String>,
+}
+
+/// A checkpointed position: which file (dev, inode) and the acknowledged byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Position {
+    dev: u64,
+    ino: u64,
+    offset: u64,
+    /// The end of the batch being sent, recorded before it leaves: after a crash the same
+    /// bytes go again with the same `Idempotency-Key`, so the server recognises them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sending: Option<u64>,
+}
+
+/// `STATE_DIR/state.json`: one position per configured path.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    files: BTreeMap<String, Position>,
+}
+
+/// The state file and its atomic updates.
+struct StateStore {
+    dir: PathBuf,
+    state: State,
+}
+
+impl StateStore {
+    fn open(dir: &Path) -> Result<StateStore> {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating state directory {}", dir.display()))?;
+        let path = dir.join("state.json");
+        let state = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is not a valid agent state file (move it away to ship the files from the start)",
+                    path.display()
+                )
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok(StateStore {
+            dir: dir.to_path_buf(),
+            state,
+        })
+    }
+
+    fn get(&self, key: &str) -> Option<Position> {
+        self.state.files.get(key).copied()
+    }
+
+    /// Records `pos` for `key` and makes it durable: temporary file, fsync, rename, dir fsync.
+    fn set(&mut self, key: &str, pos: Position) -> Result<()> {
+        if self.state.files.get(key) == Some(&pos) {
+            return Ok(());
+        }
+        self.state.files.insert(key.to_owned(), pos);
+        let tmp = self.dir.join("state.json.tmp");
+        let path = self.dir.join("state.json");
+        let bytes = serde_json::to_vec_pretty(&self.state)?;
+        let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(&bytes)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", self.dir.display()))?;
+        Ok(())
+    }
+}
+
+/// The file being read for one `[[file]]` entry.
+struct Open {
+    file: File,
+    dev: u64,
+    ino: u64,
+    /// Acknowledged offset: everything before it is durable on the server.
+    offset: u64,
+    /// End of the batch in flight (see [`Position::sending`]).
+    sending: Option<u64>,
+    /// When the path was first seen naming another file (or nothing).
+    rotated_since: Option<Instant>,
+}
+
+impl Open {
+    fn position(&self) -> Position {
+        Position {
+            dev: self.dev,
+            ino: self.ino,
+            offset: self.offset,
+            sending: self.sending,
+        }
+    }
+}
+
+/// One followed file.
+struct Tailer {
+    path: PathBuf,
+    key: String,
+    url: String,
+    open: Option<Open>,
+    waiting_logged: bool,
+}
+
+/// What the agent shares between files: HTTP client, auth, the state store.
+struct Shipper {
+    client: reqwest::Client,
+    auth: String,
+    store: StateStore,
+    /// This machine's name, part of every batch key.
+    host: String,
+}
+
+/// `vigil agent`.
+pub fn run(args: AgentArgs) -> Result<ExitCode> {
+    let text = fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    let config: AgentConfig =
+        toml::from_str(&text).with_context(|| format!("in {}", args.config.display()))?;
+    let (shipper, tailers, poll) = prepare(config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = follow(shipper, tailers, poll) => r.map(|()| ExitCode::SUCCESS),
+            _ = tokio::signal::ctrl_c() => Ok(ExitCode::SUCCESS),
+            _ = term.recv() => Ok(ExitCode::SUCCESS),
+        }
+    })
+}
+
+/// Checks the configuration and builds the shipper and one tailer per file.
+fn prepare(config: AgentConfig) -> Result<(Shipper, Vec<Tailer>, Duration)> {
+    let token = match (&config.token, &config.token_file) {
+        (Some(t), None) => t.trim().to_owned(),
+        (None, Some(path)) => fs::read_to_string(path)
+            .with_context(|| format!("reading token_file {}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned(),
+        (Some(_), Some(_)) => bail!("set either `token` or `token_file`, not both"),
+        (None, None) => bail!("`token` or `token_file` is required"),
+    };
+    if token.is_empty() {
+        bail!("the token is empty");
+    }
+    let server = config.server.trim_end_matches('/');
+    if !(server.starts_with("http://") || server.starts_with("https://")) {
+        bail!("`server` must be an http:// or https:// URL, got {server:?}");
+    }
+    if config.file.is_empty() {
+        bail!("no [[file]] entries: nothing to ship");
+    }
+    let mut seen = BTreeSet::new();
+    let mut tailers = Vec::new();
+    for f in &config.file {
+        let key = f.path.display().to_string();
+        if !seen.insert(key.clone()) {
+            bail!("file {key} is listed twice");
+        }
+        let format = f.format.as_deref().unwrap_or("auto");
+        format
+            .parse::<vigil_parse::Format>()
+            .map_err(|e| anyhow::anyhow!("file {key}: format {format:?}: {e}"))?;
+        let source = f.source.clone().unwrap_or_else(|| key.clone());
+        let url = reqwest::Url::parse_with_params(
+            &format!("{server}/api/v1/ingest"),
+            [("format", format), ("source", source.as_str())],
+        )
+        .with_context(|| format!("server URL {server:?}"))?;
+        tailers.push(Tailer {
+            path: f.path.clone(),
+            key,
+            url: url.to_string(),
+            open: None,
+            waiting_logged: false,
+        });
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client")?;
+    let store = StateStore::open(&config.state_dir)?;
+    let poll = Duration::from_millis(config.poll_interval_ms.unwrap_or(250).max(1));
+    Ok((
+        Shipper {
+            client,
+            auth: format!("Bearer {token}"),
+            store,
+            host: host_name(),
+        },
+        tailers,
+        poll,
+    ))
+}
+
+/// Follows every file forever; returns only on a fatal error (the state cannot be written).
+async fn follow(mut shipper: Shipper, mut tailers: Vec<Tailer>, poll: Duration) -> Result<()> {
+    eprintln!(
+        "vigil: agent following {} file(s), state in {}",
+        tailers.len(),
+        shipper.store.dir.display()
+    );
+    loop {
+        let mut busy = false;
+        for t in &mut tailers {
+            match t.step(&mut shipper).await {
+                Ok(worked) => busy |= worked,
+                Err(e) if e.is::<FatalError>() => return Err(e),
+                Err(e) => {
+                    eprintln!("vigil: agent: {}: {e:#}; reopening", t.key);
+                    t.open = None;
+                }
+            }
+        }
+        if !busy {
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+/// An error that stops the agent (the checkpoint cannot be written).
+#[derive(Debug)]
+struct FatalError(String);
+
+impl std::fmt::Display for FatalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FatalError {}
+
+fn checkpoint(store: &mut StateStore, key: &str, pos: Position) -> Result<()> {
+    store
+        .set(key, pos)
+        .map_err(|e| anyhow::Error::new(FatalError(format!("checkpoint for {key}: {e:#}"))))
+}
+
+impl Tailer {
+    /// One round: open if needed, handle truncation, ship one batch, or handle rotation.
+    /// Returns whether anything was shipped or switched (so the caller polls again at once).
+    async fn step(&mut self, shipper: &mut Shipper) -> Result<bool> {
+        if self.open.is_none() {
+            self.open = self.try_open(shipper)?;
+            let Some(open) = &self.open else {
+                return Ok(false);
+            };
+            checkpoint(&mut shipper.store, &self.key, open.position())?;
+        }
+        let Some(open) = self.open.as_mut() else {
+            return Ok(false);
+        };
+        let size = open.file.metadata()?.len();
+        if size < open.offset {
+            eprintln!(
+                "vigil: agent: {} was truncated ({} < {}); reading from the start",
+                self.key, size, open.offset
+            );
+            open.offset = 0;
+            open.sending = None;
+            checkpoint(&mut shipper.store, &self.key, open.position())?;
+        }
+        let rotated = match fs::metadata(&self.path) {
+            Ok(m) => (m.dev(), m.ino()) != (open.dev, open.ino),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(e).with_context(|| format!("stat {}", self.path.display())),
+        };
+        if !rotated {
+            open.rotated_since = None;
+        } else if open.rotated_since.is_none() {
+            open.rotated_since = Some(Instant::now());
+        }
+        let grace_over = open
+            .rotated_since
+            .is_some_and(|t| t.elapsed() >= ROTATE_GRACE);
+        // After rotation and its grace period, a last line without newline is complete.
+        // A batch that was in flight when the agent stopped goes again exactly as it was.
+        let batch = match open.sending {
+            Some(end) if end > open.offset && end <= size => {
+                read_batch(&open.file, open.offset, end, true)?
+            }
+            _ => read_batch(&open.file, open.offset, size, grace_over)?,
+        };
+        if !batch.is_empty() {
+            open.sending = Some(open.offset + batch.len() as u64);
+            checkpoint(&mut shipper.store, &self.key, open.position())?;
+            let idempotency_key = batch_key(&shipper.host, open.dev, open.ino, open.offset, &batch);
+            send(
+                shipper,
+                &self.url,
+                &self.key,
+                &idempotency_key,
+                batch.clone(),
+            )
+            .await;
+            open.offset += batch.len() as u64;
+            open.sending = None;
+            checkpoint(&mut shipper.store, &self.key, open.position())?;
+            return Ok(true);
+        }
+        if grace_over {
+            // Switch to the file now at the path, from its start; nothing of it was sent yet.
+            let file = match File::open(&self.path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("opening {}", self.path.display()));
+                }
+            };
+            let m = file.metadata()?;
+            eprintln!(
+                "vigil: agent: {} was rotated; following the new file",
+                self.key
+            );
+            let new = Open {
+                file,
+                dev: m.dev(),
+                ino: m.ino(),
+                offset: 0,
+                sending: None,
+                rotated_since: None,
+            };
+            checkpoint(&mut shipper.store, &self.key, new.position())?;
+            self.open = Some(new);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Opens the file to read: the checkpointed one (at the path, or rotated beside it) at its
+    /// offset, else the file at the path from the start. `None` while nothing is there.
+    fn try_open(&mut self, shipper: &Shipper) -> Result<Option<Open>> {
+        let saved = shipper.store.get(&self.key);
+        if let Some(p) = saved
+            && let Some(found) = find_rotated(&self.path, p)?
+        {
+            eprintln!(
+                "vigil: agent: {} was rotated to {} while stopped; finishing it first",
+                self.key,
+                found.display()
+            );
+            let file =
+                File::open(&found).with_context(|| format!("opening {}", found.display()))?;
+            return Ok(Some(Open {
+                file,
+                dev: p.dev,
+                ino: p.ino,
+                offset: p.offset,
+                sending: p.sending,
+                rotated_since: Some(
+                    Instant::now()
+                        .checked_sub(ROTATE_GRACE)
+                        .unwrap_or_else(Instant::now),
+                ),
+            }));
+        }
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !self.waiting_logged {
+                    eprintln!("vigil: agent: waiting for {} to appear", self.key);
+                    self.waiting_logged = true;
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e).with_context(|| format!("opening {}", self.path.display())),
+        };
+        self.waiting_logged = false;
+        let m = file.metadata()?;
+        let (offset, sending) = match saved {
+            Some(p) if (p.dev, p.ino) == (m.dev(), m.ino()) => (p.offset, p.sending),
+            _ => (0, None),
+        };
+        Ok(Some(Open {
+            file,
+            dev: m.dev(),
+            ino: m.ino(),
+            offset,
+            sending,
+            rotated_since: None,
+        }))
+    }
+}
+
+/// The checkpointed file if it is no longer at `path` but beside it (same directory, name
+/// starting with the file's name, e.g. `app.log.1`). Compressed copies are not looked into.
+fn find_rotated(path: &Path, saved: Position) -> Result<Option<PathBuf>> {
+    if let Ok(m) = fs::metadata(path)
+        && (m.dev(), m.ino()) == (saved.dev, saved.ino)
+    {
+        return Ok(None);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(None);
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let name = name.to_string_lossy();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_name().to_string_lossy().starts_with(&*name) {
+            continue;
+        }
+        if let Ok(m) = entry.metadata()
+            && (m.dev(), m.ino()) == (saved.dev, saved.ino)
+        {
+            return Ok(Some(entry.path()));
+        }
+    }
+    Ok(None)
+}
+
+/// Complete lines from `offset`, at most [`MAX_BATCH_BYTES`] (a longer line is sent in pieces).
+/// With `flush_partial`, a last line without newline counts as complete.
+fn read_batch(file: &File, offset: u64, size: u64, flush_partial: bool) -> Result<Vec<u8>> {
+    let want = size.saturating_sub(offset).min(MAX_BATCH_BYTES);
+    if want == 0 {
+        return Ok(Vec::new());
+    }
+    let mut buf = vec![0u8; usize::try_from(want)?];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file.read_at(&mut buf[filled..], offset + filled as u64)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    match buf.iter().rposition(|&b| b == b'\n') {
+        _ if flush_partial && filled as u64 == size - offset => {}
+        Some(last) => buf.truncate(last + 1),
+        None if filled as u64 == MAX_BATCH_BYTES => {}
+        None => buf.clear(),
+    }
+    Ok(buf)
+}
+
+/// Sends one batch until the server acknowledges it: retries forever with backoff, honouring
+/// `Retry-After` on 429/503. Lines are never dropped, so a persistent error is logged each time.
+/// The `Idempotency-Key` of a batch: where it comes from (host, device, inode, offset), its
+/// length and an FNV-1a hash of its bytes (so a file truncated and rewritten differently at the
+/// same offset is a new batch).
+fn batch_key(host: &str, dev: u64, ino: u64, offset: u64, batch: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in batch {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{host}:{dev}:{ino}:{offset}:{}:{hash:016x}", batch.len())
+}
+
+/// This machine's name, for batch keys.
+fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty() && s.is_ascii() && s.len() < 100)
+        .unwrap_or_else(|| "agent".into())
+}
+
+async fn send(shipper: &Shipper, url: &str, key: &str, idempotency_key: &str, body: Vec<u8>) {
+    let mut backoff = BACKOFF_START;
+    loop {
+        let result = shipper
+            .client
+            .post(url)
+            .header(reqwest::header::AUTHORIZATION, &shipper.auth)
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .header("Idempotency-Key", idempotency_key)
+            .body(body.clone())
+            .send()
+            .await;
+        let wait = match result {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => {
+                let status = r.status();
+                let retry_after = r
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let text = r.text().await.unwrap_or_default();
+                eprintln!(
+                    "vigil: agent: {key}: server answered {status}: {}; retrying",
+                    text.trim()
+                );
+                retry_after.unwrap_or(backoff)
+            }
+            Err(e) => {
+                eprintln!("vigil: agent: {key}: sending failed: {e}; retrying");
+                backoff
+            }
+        };
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
