@@ -721,19 +721,29 @@ fn rsyslog_forwards_a_file_over_tcp() {
         })
         .collect();
     std::fs::write(&input, lines).unwrap();
+    // The configuration is docs/sending.md's rsyslog snippet, with this test's paths and port.
+    let docs = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/sending.md"),
+    )
+    .unwrap();
+    let snippet = docs
+        .split("<!-- snippet: rsyslog -->")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("the rsyslog snippet in docs/sending.md");
+    let snippet = snippet
+        .replace("/var/log/app.log", &input.display().to_string())
+        .replace("Tag=\"app\"", "Tag=\"sshd\"")
+        .replace(
+            "Port=\"5514\"",
+            &format!("Port=\"{}\"", Server::port(&server.tcp)),
+        );
     let conf = work.path().join("rsyslog.conf");
     std::fs::write(
         &conf,
         format!(
-            r#"global(workDirectory="{work}")
-module(load="imfile")
-input(type="imfile" File="{input}" Tag="sshd" Severity="info" Facility="auth")
-action(type="omfwd" Target="127.0.0.1" Port="{port}" Protocol="tcp" Template="RSYSLOG_SyslogProtocol23Format"
-       action.resumeRetryCount="-1" queue.type="LinkedList" queue.saveOnShutdown="on")
-"#,
-            work = work.path().display(),
-            input = input.display(),
-            port = Server::port(&server.tcp)
+            "global(workDirectory=\"{}\")\n{snippet}",
+            work.path().display()
         ),
     )
     .unwrap();
