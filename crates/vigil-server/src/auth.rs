@@ -130,14 +130,20 @@ fn load(path: &Path) -> Result<Vec<TokenEntry>, String> {
 }
 
 fn save(path: &Path, tokens: &[TokenEntry]) -> Result<(), String> {
-    let dir = path.parent().expect("tokens.json has a parent");
-    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let tmp = path.with_extension("json.tmp");
     let body = serde_json::to_vec_pretty(&TokenFile {
         version: 1,
         tokens: tokens.to_vec(),
     })
     .map_err(|e| e.to_string())?;
+    write_private(path, &body)
+}
+
+/// Replaces `path` atomically with `body`, readable by the owner only (mode 0600), creating its
+/// directory when needed.
+pub fn write_private(path: &Path, body: &[u8]) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -145,13 +151,14 @@ fn save(path: &Path, tokens: &[TokenEntry]) -> Result<(), String> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    file.write_all(&body)
+    file.write_all(body)
         .and_then(|_| file.sync_all())
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
     fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn random_hex(n_bytes: usize) -> String {
+/// `n_bytes` of system randomness as lowercase hex.
+pub fn random_hex(n_bytes: usize) -> String {
     let mut bytes = vec![0u8; n_bytes];
     getrandom::fill(&mut bytes).expect("system randomness");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -244,6 +251,22 @@ struct Cache {
 pub struct TokenStore {
     path: PathBuf,
     cache: RwLock<Cache>,
+    /// When each token (by id) was last used, and whether that changed since the last flush.
+    usage: std::sync::Mutex<(std::collections::BTreeMap<String, String>, bool)>,
+}
+
+/// Where token last-used times are kept: apart from `tokens.json`, so a busy server never
+/// rewrites the token file (which `vigil token` edits) on the request path.
+pub fn usage_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("auth").join("token-usage.json")
+}
+
+/// When each token (by id) was last used, as far as a server recorded it (RFC 3339 times).
+pub fn token_usage(data_dir: &Path) -> std::collections::BTreeMap<String, String> {
+    fs::read(usage_path(data_dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 /// How often the token file's modification time is checked.
@@ -257,6 +280,7 @@ impl TokenStore {
         let path = tokens_path(data_dir);
         let tokens = load(&path)?;
         let modified = fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let usage = token_usage(data_dir);
         Ok(TokenStore {
             path,
             cache: RwLock::new(Cache {
@@ -265,7 +289,40 @@ impl TokenStore {
                 tokens,
                 verified: Vec::new(),
             }),
+            usage: std::sync::Mutex::new((usage, false)),
         })
+    }
+
+    fn touch(&self, id: &str) {
+        let now = Timestamp::now().to_rfc3339();
+        if let Ok(mut usage) = self.usage.lock() {
+            // Bounded: one entry per stored token id.
+            if usage.0.len() < MAX_VERIFIED || usage.0.contains_key(id) {
+                usage.0.insert(id.to_owned(), now);
+                usage.1 = true;
+            }
+        }
+    }
+
+    /// Writes the last-used times if any changed since the last call (the server calls this
+    /// every few seconds).
+    pub fn flush_usage(&self) -> Result<(), String> {
+        let body = {
+            let Ok(mut usage) = self.usage.lock() else {
+                return Ok(());
+            };
+            if !usage.1 {
+                return Ok(());
+            }
+            usage.1 = false;
+            serde_json::to_vec_pretty(&usage.0).map_err(|e| e.to_string())?
+        };
+        let data_dir = self
+            .path
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."));
+        write_private(&usage_path(data_dir), &body)
     }
 
     fn refresh(&self) {
@@ -297,12 +354,16 @@ impl TokenStore {
     pub fn verify(&self, presented: &str) -> Result<Principal, AuthError> {
         self.refresh();
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        if let Ok(cache) = self.cache.read() {
-            for (known, principal) in &cache.verified {
-                if bool::from(known.ct_eq(&digest)) {
-                    return Ok(principal.clone());
-                }
-            }
+        let known = self.cache.read().ok().and_then(|cache| {
+            cache
+                .verified
+                .iter()
+                .find(|(known, _)| bool::from(known.ct_eq(&digest)))
+                .map(|(_, principal)| principal.clone())
+        });
+        if let Some(principal) = known {
+            self.touch(&principal.id);
+            return Ok(principal);
         }
         let id = presented
             .strip_prefix("vgl_")
@@ -336,6 +397,7 @@ impl TokenStore {
             }
             cache.verified.push((digest, principal.clone()));
         }
+        self.touch(&principal.id);
         Ok(principal)
     }
 }

@@ -56,6 +56,16 @@ pub struct AppState {
     pub bouncer_polls: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
     /// `Idempotency-Key`s of recent ingest batches.
     pub idempotency: crate::idempotency::Idempotency,
+    /// Web UI sessions and the accounts behind them.
+    pub sessions: Arc<crate::session::SessionStore>,
+    /// Failed logins per address.
+    pub login_limiter: crate::session::LoginLimiter,
+    /// Whether HTTP is served over TLS (cookies get `Secure`, responses HSTS).
+    pub tls: bool,
+    /// The result of the last verification run from the UI or API.
+    pub last_verification: std::sync::Mutex<Option<JsonValue>>,
+    /// Whether a verification is running.
+    pub verifying: std::sync::atomic::AtomicBool,
 }
 
 type Shared = Arc<AppState>;
@@ -90,13 +100,23 @@ pub fn router(state: Shared) -> Router {
         .route("/_bulk", post(bulk))
         .route("/{index}/_bulk", post(bulk_with_index))
         .route("/", get(es_root).head(es_root))
+        .merge(crate::web::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::web::csrf_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::web::security_headers,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
 // ---- errors and auth ------------------------------------------------------------------------
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+/// A JSON error answer `{"error", "status"}`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
         Json(json!({"error": message.into(), "status": status.as_u16()})),
@@ -144,8 +164,9 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
     }
 }
 
+/// What a route needs a caller's role to allow.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Need {
+pub(crate) enum Need {
     Ingest,
     Read,
     Triage,
@@ -154,30 +175,50 @@ enum Need {
 
 /// Authenticates and authorises; failures are counted and written to the ledger as audit
 /// events (`event.dataset: vigil.audit`).
-async fn authorize(
+pub(crate) async fn authorize(
     state: &Shared,
     headers: &HeaderMap,
     peer: SocketAddr,
     path: &str,
     need: Need,
 ) -> Result<Principal, (StatusCode, &'static str)> {
-    let Some(token) = presented_token(headers) else {
-        audit_auth_failure(state, peer, path, "missing credentials");
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            "authentication required: send Authorization: Bearer <token>",
-        ));
-    };
-    let tokens = Arc::clone(&state.tokens);
-    let verified = tokio::task::spawn_blocking(move || tokens.verify(&token))
-        .await
-        .unwrap_or(Err(AuthError::Invalid));
-    let principal = match verified {
-        Ok(p) => p,
-        Err(_) => {
-            audit_auth_failure(state, peer, path, "invalid or revoked token");
-            return Err((StatusCode::UNAUTHORIZED, "invalid or revoked token"));
+    let principal = match presented_token(headers) {
+        Some(token) => {
+            let tokens = Arc::clone(&state.tokens);
+            let verified = tokio::task::spawn_blocking(move || tokens.verify(&token))
+                .await
+                .unwrap_or(Err(AuthError::Invalid));
+            match verified {
+                Ok(p) => p,
+                Err(_) => {
+                    audit_auth_failure(state, peer, path, "invalid or revoked token");
+                    return Err((StatusCode::UNAUTHORIZED, "invalid or revoked token"));
+                }
+            }
         }
+        None => match crate::web::session_cookie(headers) {
+            Some(cookie) => match state.sessions.lookup(&cookie) {
+                Some(view) => Principal {
+                    id: "session".into(),
+                    name: view.user,
+                    role: view.role,
+                },
+                None => {
+                    audit_auth_failure(state, peer, path, "expired or unknown session");
+                    return Err((
+                        StatusCode::UNAUTHORIZED,
+                        "the session has expired: log in again",
+                    ));
+                }
+            },
+            None => {
+                audit_auth_failure(state, peer, path, "missing credentials");
+                return Err((
+                    StatusCode::UNAUTHORIZED,
+                    "authentication required: send Authorization: Bearer <token>",
+                ));
+            }
+        },
     };
     let allowed = match need {
         Need::Ingest => principal.role.can_ingest(),
@@ -846,6 +887,10 @@ async fn es_root(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
+    // A browser (no Authorization header) asking for `/` wants the web UI.
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return axum::response::Redirect::to("/ui/").into_response();
+    }
     if let Err((status, msg)) = authorize(&state, &headers, peer, "/", Need::Ingest).await {
         return es_error(status, "security_exception", msg);
     }
@@ -1223,13 +1268,38 @@ async fn get_alert(
         return error(StatusCode::NOT_FOUND, "detection is off");
     };
     let ocsf = q.format.as_deref() == Some("ocsf");
-    match detect.with_book(|b| {
-        b.get(id)
-            .map(|a| if ocsf { a.to_ocsf() } else { alert_json(a) })
-    }) {
-        Some(a) => Json(a).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no alert {id}")),
+    let found = detect.with_book(|b| {
+        b.get(id).map(|a| {
+            let body = if ocsf { a.to_ocsf() } else { alert_json(a) };
+            (body, a.samples.clone())
+        })
+    });
+    let Some((mut body, samples)) = found else {
+        return error(StatusCode::NOT_FOUND, format!("no alert {id}"));
+    };
+    if !ocsf {
+        // The matching events themselves, read from the ledger by sequence number.
+        let dir = state.data_dir.clone();
+        let events = tokio::task::spawn_blocking(move || {
+            let Ok(mut reader) = vigil_ledger::LedgerReader::open(&dir) else {
+                return Vec::new();
+            };
+            samples
+                .iter()
+                .take(100)
+                .filter_map(|&seq| {
+                    let event = reader.read_event(seq).ok()?;
+                    let mut json = event.to_json();
+                    json["vigil.seq"] = json!(seq);
+                    Some(json)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        body["events"] = JsonValue::Array(events);
     }
+    Json(body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -1281,10 +1351,31 @@ async fn triage_alert(
         status,
         by: principal.name.clone(),
         at: Timestamp::now(),
-        comment: request.comment,
+        comment: request.comment.clone(),
     };
     match tokio::task::spawn_blocking(move || detect.triage(id, change)).await {
-        Ok(Ok(alert)) => Json(alert_json(&alert)).into_response(),
+        Ok(Ok(alert)) => {
+            let mut e = crate::audit::by(
+                "alert_triage",
+                "configuration",
+                "change",
+                "success",
+                &principal.name,
+                Some(peer.ip()),
+            );
+            e.insert("vigil.alert.id", id as i64);
+            e.insert("vigil.alert.status", status.as_str());
+            e.insert("rule.name", alert.rule.title.as_str());
+            if !request.comment.is_empty() {
+                e.insert("vigil.alert.comment", request.comment.as_str());
+            }
+            e.insert(
+                "message",
+                format!("{} set alert {id} to {}", principal.name, status.as_str()),
+            );
+            crate::audit::append(&state.ingest, e);
+            Json(alert_json(&alert)).into_response()
+        }
         Ok(Err(e)) if e.starts_with("no alert") => error(StatusCode::NOT_FOUND, e),
         Ok(Err(e)) => error(StatusCode::CONFLICT, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -14,6 +14,7 @@
 //! final signed checkpoint.
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod auth;
 pub mod decisions;
 pub mod demo;
@@ -24,8 +25,11 @@ pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod search;
+pub mod session;
 pub mod syslog;
 pub mod tls;
+pub mod users;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -87,6 +91,14 @@ pub struct ServerConfig {
     pub allowlist: Vec<decisions::Net>,
     /// Run the demo: a generated stream with attacks, bundled rules, bans.
     pub demo: bool,
+    /// Serve HTTP (API and UI) over TLS with the certificate of [`ServerConfig::tls`].
+    pub http_tls: bool,
+    /// A UI session ends after this long without a request.
+    pub session_idle: Duration,
+    /// A UI session ends this long after login in any case.
+    pub session_max: Duration,
+    /// Load Vigil's own bundled rules (brute force against Vigil's login).
+    pub builtin_rules: bool,
 }
 
 impl ServerConfig {
@@ -116,6 +128,10 @@ impl ServerConfig {
             responders: Vec::new(),
             allowlist: Vec::new(),
             demo: false,
+            http_tls: false,
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(12 * 3600),
+            builtin_rules: true,
         }
     }
 }
@@ -140,6 +156,8 @@ pub struct Running {
     pub detect: Option<Arc<detect::DetectService>>,
     /// Notification delivery counters.
     pub notify_stats: Arc<notify::NotifyStats>,
+    /// Where the generated first admin password was written, when this start created it.
+    pub initial_admin: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     ingest: Arc<Ingest>,
@@ -153,6 +171,14 @@ async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
 
 /// Opens the ledger, binds the listeners and starts serving.
 pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    let initial_admin = users::ensure_initial_admin(&config.data_dir)?;
+    if config.builtin_rules {
+        config
+            .rule_dirs
+            .push(audit::write_self_rules(&config.data_dir)?);
+    }
     if config.demo {
         let dir = demo::write_rules(&config.data_dir)?;
         config.rule_dirs.push(dir);
@@ -176,6 +202,17 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+    {
+        let (dir, l) = (config.data_dir.clone(), ledger.clone());
+        match tokio::task::spawn_blocking(move || audit::drain_pending(&dir, &l)).await {
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!("stored {n} audit events recorded while no server ran")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("{e}"),
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
     let index = if config.index_threads > 0 {
         let (dir, threads) = (config.data_dir.clone(), config.index_threads);
         let service =
@@ -258,6 +295,33 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
         )
     };
     let tokens = Arc::new(auth::TokenStore::open(&config.data_dir)?);
+    {
+        // Audit events of `vigil user|token` run while serving, and token last-used times.
+        let (dir, l, tokens) = (config.data_dir.clone(), ledger.clone(), Arc::clone(&tokens));
+        let mut stop_bookkeeping = stop_rx.clone();
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                let stopping = tokio::select! {
+                    _ = every.tick() => false,
+                    _ = stop_bookkeeping.changed() => true,
+                };
+                let (dir, l, tokens) = (dir.clone(), l.clone(), Arc::clone(&tokens));
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = audit::drain_pending(&dir, &l) {
+                        tracing::error!("{e}");
+                    }
+                    if let Err(e) = tokens.flush_usage() {
+                        tracing::error!("token last-used times: {e}");
+                    }
+                })
+                .await;
+                if stopping {
+                    return;
+                }
+            }
+        });
+    }
     let settings = syslog::SyslogSettings {
         max_message_bytes: config.max_message_bytes,
         keep_original: config.keep_original,
@@ -301,7 +365,7 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
         ));
     }
     if let Some(addr) = config.http {
-        let listener = bind_tcp(addr, "http").await?;
+        let listener = bind_tcp(addr, if config.http_tls { "https" } else { "http" }).await?;
         bound.0 = listener.local_addr().ok();
         let state = Arc::new(http::AppState {
             ingest: Arc::clone(&ingest),
@@ -315,20 +379,44 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             decisions: Arc::clone(&decisions),
             bouncer_polls: std::sync::Mutex::new(std::collections::HashMap::new()),
             idempotency: idempotency::Idempotency::default(),
+            sessions: Arc::new(session::SessionStore::new(
+                &config.data_dir,
+                config.session_idle,
+                config.session_max,
+            )),
+            login_limiter: session::LoginLimiter::default(),
+            tls: config.http_tls,
+            last_verification: std::sync::Mutex::new(None),
+            verifying: std::sync::atomic::AtomicBool::new(false),
         });
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let mut stop_http = stop_rx.clone();
-        tasks.spawn(async move {
-            let shutdown = async move {
-                let _ = stop_http.changed().await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!("http server: {e}");
-            }
-        });
+        let shutdown = async move {
+            let _ = stop_http.changed().await;
+        };
+        if config.http_tls {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls::http_server_config(&config.tls)?);
+            let listener = tls::TlsListener::new(listener, acceptor, stop_rx.clone());
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|_| {});
+            tasks.spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!("https server: {e}");
+                }
+            });
+        } else {
+            tasks.spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!("http server: {e}");
+                }
+            });
+        }
     }
     if let Some(detect) = &detect {
         for rule in config.query_rules.clone() {
@@ -386,6 +474,7 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
         index,
         detect,
         notify_stats,
+        initial_admin,
         stop,
         tasks,
         ingest,

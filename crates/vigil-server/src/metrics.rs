@@ -80,6 +80,103 @@ pub struct Metrics {
     pub http_rejected: LabeledCounter,
     /// Failed authentications.
     pub auth_failures: AtomicU64,
+    /// Events, last arrival and rate per source (`vigil.source`).
+    pub sources: SourceBook,
+}
+
+/// What is known of one source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceStat {
+    /// The source (`vigil.source`: listener and sender, token name, file).
+    pub source: String,
+    /// Events stored since the server started.
+    pub events: u64,
+    /// When it last sent.
+    pub last_seen: vigil_event::Timestamp,
+    /// Events per minute over about the last minute.
+    pub per_minute: f64,
+}
+
+#[derive(Debug, Clone)]
+struct SourceCounts {
+    events: u64,
+    last_seen: vigil_event::Timestamp,
+    /// Minute number (since the epoch) of `current`.
+    minute: i64,
+    current: u64,
+    previous: u64,
+}
+
+/// Per-source counters, bounded to [`SourceBook::MAX_SOURCES`] (the least recently seen source
+/// is forgotten first).
+#[derive(Debug, Default)]
+pub struct SourceBook {
+    map: std::sync::Mutex<std::collections::HashMap<String, SourceCounts>>,
+}
+
+impl SourceBook {
+    /// Sources remembered at once.
+    pub const MAX_SOURCES: usize = 10_000;
+
+    /// Counts `n` events from `source`, arrived now.
+    pub fn add(&self, source: &str, n: u64) {
+        let now = vigil_event::Timestamp::now();
+        let minute = now.as_nanos().div_euclid(60_000_000_000);
+        let Ok(mut map) = self.map.lock() else { return };
+        if !map.contains_key(source) && map.len() >= Self::MAX_SOURCES {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, c)| c.last_seen)
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        let c = map.entry(source.to_owned()).or_insert(SourceCounts {
+            events: 0,
+            last_seen: now,
+            minute,
+            current: 0,
+            previous: 0,
+        });
+        if c.minute != minute {
+            c.previous = if c.minute + 1 == minute { c.current } else { 0 };
+            c.current = 0;
+            c.minute = minute;
+        }
+        c.events += n;
+        c.current += n;
+        c.last_seen = now;
+    }
+
+    /// Every source, most recently seen first.
+    pub fn snapshot(&self) -> Vec<SourceStat> {
+        let now = vigil_event::Timestamp::now().as_nanos();
+        let minute = now.div_euclid(60_000_000_000);
+        let into_minute = now.rem_euclid(60_000_000_000) as f64 / 60e9;
+        let Ok(map) = self.map.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<SourceStat> = map
+            .iter()
+            .map(|(source, c)| {
+                // A sliding minute: the part of the previous minute still inside it, plus this one.
+                let (current, previous) = match minute - c.minute {
+                    0 => (c.current, c.previous),
+                    1 => (0, c.current),
+                    _ => (0, 0),
+                };
+                SourceStat {
+                    source: source.clone(),
+                    events: c.events,
+                    last_seen: c.last_seen,
+                    per_minute: current as f64 + previous as f64 * (1.0 - into_minute),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.source.cmp(&b.source)));
+        out
+    }
 }
 
 impl Metrics {

@@ -117,12 +117,25 @@ impl Ingest {
             }
         }
         self.metrics.parse_errors.add(listener, parse_errors);
+        // Events per source, counted once the batch is durable (a batch usually has one).
+        let mut per_source: Vec<(String, u64)> = Vec::new();
+        for event in &events {
+            let source = event.get_str("vigil.source").unwrap_or(listener);
+            if let Some(at) = per_source.iter().position(|(s, _)| s == source) {
+                per_source[at].1 += 1;
+            } else if per_source.len() < 64 {
+                per_source.push((source.to_owned(), 1));
+            }
+        }
         let (tx, rx) = oneshot::channel();
         let metrics = Arc::clone(&self.metrics);
         let n = events.len() as u64;
         self.ledger.append_with(&events, move |result| {
             if result.is_ok() {
                 metrics.events.add(listener, n);
+                for (source, n) in &per_source {
+                    metrics.sources.add(source, *n);
+                }
             }
             let _ = tx.send(result);
         });

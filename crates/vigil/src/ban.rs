@@ -35,6 +35,15 @@ pub fn bouncer(args: BouncerArgs) -> Result<ExitCode> {
     }
     let (entry, key) =
         auth::create_token(&data.data_dir, &name, Role::Bouncer).map_err(|e| anyhow!(e))?;
+    crate::user::audit_cli(
+        &data.data_dir,
+        "token_created",
+        &format!("bouncer key {} ({name}) created", entry.id),
+        &[
+            ("vigil.token.id", &entry.id),
+            ("vigil.token.role", "bouncer"),
+        ],
+    );
     writeln!(io::stdout().lock(), "{key}")?;
     eprintln!(
         "vigil: bouncer {name} ({}) created; put the key above in its config as api_key, with \

@@ -11,6 +11,7 @@ mod reindex;
 mod search;
 mod serve;
 mod token;
+mod user;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -65,6 +66,8 @@ enum Command {
     Retention(ledger_cmds::RetentionArgs),
     /// API tokens: create (printed once), list, revoke.
     Token(token::TokenArgs),
+    /// Web UI accounts: add, passwd, del, list.
+    User(user::UserArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Proof(args) => ledger_cmds::proof(args),
         Command::Retention(args) => ledger_cmds::retention(args),
         Command::Token(args) => token::run(args),
+        Command::User(args) => user::run(args),
     };
     match result {
         Ok(code) => code,

@@ -95,6 +95,19 @@ pub struct ServeArgs {
     /// and bans appear within a minute.
     #[arg(long)]
     demo: bool,
+    /// Serve the HTTP API and web UI over HTTPS, with --tls-cert/--tls-key or a generated
+    /// self-signed certificate.
+    #[arg(long)]
+    tls: bool,
+    /// A web UI session ends after this long without use [default: 30m].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    session_idle: Option<Duration>,
+    /// A web UI session ends this long after login in any case [default: 12h].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    session_max: Option<Duration>,
+    /// Do not load Vigil's bundled rules (brute force against Vigil's own login).
+    #[arg(long)]
+    no_builtin_rules: bool,
 }
 
 /// The `--config` file. Every key is optional.
@@ -127,6 +140,8 @@ pub struct FileConfig {
     responder: Vec<ResponderSection>,
     #[serde(default)]
     bans: BansSection,
+    #[serde(default)]
+    ui: UiSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +178,7 @@ struct QueryRuleSection {
 struct DetectSection {
     #[serde(default)]
     rules: Vec<PathBuf>,
+    builtin: Option<bool>,
     throttle: Option<String>,
     retry_backoff: Option<String>,
 }
@@ -212,6 +228,15 @@ struct ListenSection {
 struct TlsSection {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    /// Serve HTTP over TLS.
+    http: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UiSection {
+    session_idle: Option<String>,
+    session_max: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -354,6 +379,20 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
             (None, None) => config.ledger.checkpoint_interval,
         };
     config.demo = args.demo;
+    config.http_tls = args.tls || file.tls.http.unwrap_or(false);
+    config.session_idle = match (args.session_idle, &file.ui.session_idle) {
+        (Some(d), _) => d,
+        (None, Some(text)) => {
+            parse_duration(text).map_err(|e| anyhow!("[ui] session_idle: {e}"))?
+        }
+        (None, None) => config.session_idle,
+    };
+    config.session_max = match (args.session_max, &file.ui.session_max) {
+        (Some(d), _) => d,
+        (None, Some(text)) => parse_duration(text).map_err(|e| anyhow!("[ui] session_max: {e}"))?,
+        (None, None) => config.session_max,
+    };
+    config.builtin_rules = !args.no_builtin_rules && file.detect.builtin.unwrap_or(true);
     if let Some(n) = args.index_threads.or(file.index.threads) {
         config.index_threads = n;
     }
@@ -499,6 +538,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     };
     let config = build_config(&args, &file)?;
     let config_demo = config.demo;
+    let config_tls = config.http_tls;
     let data_dir = config.data_dir.clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -526,7 +566,16 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             paths.verifier_key().display()
         );
         if let Some(a) = running.http {
-            eprintln!("vigil: listening http://{a} (POST /api/v1/ingest, /services/collector, /_bulk)");
+            let scheme = if config_tls { "https" } else { "http" };
+            eprintln!("vigil: listening {scheme}://{a} (POST /api/v1/ingest, /services/collector, /_bulk)");
+            eprintln!("vigil: web UI at {scheme}://{a}/ui/");
+        }
+        if let Some(path) = &running.initial_admin {
+            eprintln!(
+                "vigil: created the first account, admin; its password is in {} (mode 0600). Log in and change it with `vigil user passwd --data-dir {} admin`",
+                path.display(),
+                data_dir.display()
+            );
         }
         if let Some(a) = running.syslog_udp {
             eprintln!("vigil: listening syslog udp://{a}");

@@ -53,6 +53,20 @@ pub fn run(args: TokenArgs) -> Result<ExitCode> {
             }
             let (entry, token) =
                 auth::create_token(&data.data_dir, &name, role).map_err(|e| anyhow!(e))?;
+            crate::user::audit_cli(
+                &data.data_dir,
+                "token_created",
+                &format!(
+                    "{} token {} ({}) created",
+                    entry.role.name(),
+                    entry.id,
+                    entry.name
+                ),
+                &[
+                    ("vigil.token.id", &entry.id),
+                    ("vigil.token.role", entry.role.name()),
+                ],
+            );
             writeln!(out, "{token}")?;
             eprintln!(
                 "vigil: created {} token {} ({}); it is shown only now, keep it somewhere safe",
@@ -63,19 +77,21 @@ pub fn run(args: TokenArgs) -> Result<ExitCode> {
         }
         TokenAction::List { data } => {
             let tokens = auth::list_tokens(&data.data_dir).map_err(|e| anyhow!(e))?;
+            let usage = auth::token_usage(&data.data_dir);
             writeln!(
                 out,
-                "{:<10} {:<8} {:<24} {:<32} revoked",
-                "id", "role", "name", "created"
+                "{:<10} {:<8} {:<24} {:<32} {:<32} revoked",
+                "id", "role", "name", "created", "last used"
             )?;
             for t in tokens {
                 writeln!(
                     out,
-                    "{:<10} {:<8} {:<24} {:<32} {}",
+                    "{:<10} {:<8} {:<24} {:<32} {:<32} {}",
                     t.id,
                     t.role.name(),
                     t.name,
                     t.created,
+                    usage.get(&t.id).map_or("never", String::as_str),
                     t.revoked.as_deref().unwrap_or("-")
                 )?;
             }
@@ -85,6 +101,12 @@ pub fn run(args: TokenArgs) -> Result<ExitCode> {
             if n == 0 {
                 bail!("no active token with id or name {id_or_name:?}");
             }
+            crate::user::audit_cli(
+                &data.data_dir,
+                "token_revoked",
+                &format!("{n} token(s) with id or name {id_or_name} revoked"),
+                &[("vigil.token.id", &id_or_name)],
+            );
             writeln!(out, "revoked {n} token(s)")?;
         }
     }

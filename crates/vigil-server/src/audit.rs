@@ -1,0 +1,162 @@
+//! Vigil's self-audit: what people and programs did to Vigil, as events in its own ledger
+//! (`event.dataset: vigil.audit`), searchable and detectable like any other event.
+//!
+//! The server appends audit events directly ([`append`]). Commands that change state while a
+//! server may hold the ledger's lock (`vigil user …`, `vigil token …`) write their audit
+//! events to a pending file instead ([`record_offline`]); the server moves them into the ledger
+//! at start and every second ([`drain_pending`]), so nothing is lost when no server runs.
+//!
+//! The pending file `DATA_DIR/auth/audit-pending.jsonl` (mode 0600) holds one flat JSON event
+//! per line (`Event::to_json`). Draining renames it to `audit-pending.draining` first, so lines
+//! written meanwhile go to a new file; a crash after the append and before the removal stores
+//! those events twice (at-least-once, never lost).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use vigil_event::{Event, Timestamp};
+use vigil_ledger::Ledger;
+
+use crate::pipeline::Ingest;
+
+/// Appends an audit event, best effort: when the ledger is so far behind that the pipeline
+/// has no room, the event is dropped (and a warning logged) rather than letting a flood of
+/// requests hold memory.
+pub fn append(ingest: &Ingest, event: Event) {
+    match ingest.try_append(vec![event], "audit") {
+        Ok(pending) => {
+            tokio::spawn(async move {
+                let _ = pending.durable().await;
+            });
+        }
+        Err(e) => tracing::warn!("audit event not stored: {e}"),
+    }
+}
+
+/// An audit event of something a person did (`user.name`), from an address when known.
+pub fn by(
+    action: &str,
+    category: &str,
+    kind: &str,
+    outcome: &str,
+    user: &str,
+    source: Option<std::net::IpAddr>,
+) -> Event {
+    let mut e = Event::audit(Timestamp::now(), action, category, kind, outcome);
+    if !user.is_empty() {
+        e.insert("user.name", user);
+    }
+    if let Some(ip) = source {
+        e.insert("source.ip", vigil_event::Value::Ip(ip));
+    }
+    e
+}
+
+fn pending_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("auth").join("audit-pending.jsonl")
+}
+
+fn draining_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("auth").join("audit-pending.draining")
+}
+
+/// Records an audit event for the next server (or the running one) to store.
+pub fn record_offline(data_dir: &Path, event: &Event) -> Result<(), String> {
+    let path = pending_path(data_dir);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut line = event.to_json().to_string();
+    line.push('\n');
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(line.as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Moves pending audit events into the ledger; returns how many were stored.
+pub fn drain_pending(data_dir: &Path, ledger: &Ledger) -> Result<usize, String> {
+    let draining = draining_path(data_dir);
+    if !draining.exists() {
+        match fs::rename(pending_path(data_dir), &draining) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(format!("{}: {e}", pending_path(data_dir).display())),
+        }
+    }
+    let text = fs::read_to_string(&draining).map_err(|e| format!("{}: {e}", draining.display()))?;
+    let mut events = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match Event::from_json(line, Timestamp::now()) {
+            Ok(e) => events.push(e),
+            Err(e) => tracing::error!(
+                "{} line {}: not an audit event ({e}); skipped",
+                draining.display(),
+                n + 1
+            ),
+        }
+    }
+    if !events.is_empty() {
+        ledger
+            .append(&events)
+            .map_err(|e| format!("storing pending audit events: {e}"))?;
+    }
+    fs::remove_file(&draining).map_err(|e| format!("{}: {e}", draining.display()))?;
+    Ok(events.len())
+}
+
+/// Vigil's own rules, loaded by every server unless turned off: `(file name, Sigma YAML)`.
+pub const SELF_RULES: &[(&str, &str)] = &[(
+    "vigil-login.yml",
+    r#"title: Vigil login failed
+id: 4f1d2c3b-7a6e-4b0a-9c1d-76696769c001
+name: vigil_login_failure
+status: stable
+description: A failed login to Vigil's own web UI (wrong password or refused by the rate limit).
+logsource: {product: vigil, service: audit}
+detection:
+    selection:
+        event.dataset: vigil.audit
+        event.action: login_failure
+    condition: selection
+level: informational
+---
+title: Brute force against Vigil's login
+id: 4f1d2c3b-7a6e-4b0a-9c1d-76696769c002
+name: vigil_login_bruteforce
+status: stable
+description: Five or more failed logins to Vigil from one address within ten minutes.
+correlation:
+    type: event_count
+    rules: [vigil_login_failure]
+    group-by: [source.ip]
+    timespan: 10m
+    condition: {gte: 5}
+level: high
+tags: [attack.credential_access, attack.t1110.001]
+"#,
+)];
+
+/// Writes [`SELF_RULES`] to `DATA_DIR/builtin-rules` (replacing what is there) and returns the
+/// directory.
+pub fn write_self_rules(data_dir: &Path) -> Result<PathBuf, String> {
+    let dir = data_dir.join("builtin-rules");
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, text) in SELF_RULES {
+        let path = dir.join(name);
+        if fs::read_to_string(&path).ok().as_deref() != Some(*text) {
+            fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(dir)
+}

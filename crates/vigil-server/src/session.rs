@@ -1,0 +1,349 @@
+//! Web UI sessions and login rate limiting.
+//!
+//! A login creates a session: a 256-bit random id sent to the browser in an `HttpOnly`,
+//! `SameSite=Strict` cookie (`Secure` under TLS), and a separate random CSRF token the UI sends
+//! back in `X-CSRF-Token` with every state-changing request. The server keeps only the SHA-256
+//! of the session id, so a memory dump does not yield usable cookies. Sessions end after
+//! `idle` without use, after `max` in any case, at logout, and when the user's password or role
+//! changes or the user is deleted. They live in memory (bounded): a restart logs everyone out.
+//!
+//! Failed logins are limited per source address (IPv6 per /64): after
+//! [`LoginLimiter::MAX_FAILURES`] failures within [`LoginLimiter::WINDOW`], further attempts
+//! are refused until the window has passed.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use vigil_event::Timestamp;
+
+use crate::auth::Role;
+use crate::users::{self, User};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "vigil_session";
+/// Sessions kept at once; the least recently used goes first.
+const MAX_SESSIONS: usize = 10_000;
+
+/// What a request's session says about its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    /// The user's name.
+    pub user: String,
+    /// The user's role.
+    pub role: Role,
+    /// The CSRF token of this session.
+    pub csrf: String,
+    /// When the session ends if it stays in use (RFC 3339).
+    pub expires: String,
+}
+
+struct Session {
+    user: String,
+    role: Role,
+    csrf: String,
+    /// The user's `changed` stamp when the session began.
+    user_changed: String,
+    created: Instant,
+    last_seen: Instant,
+}
+
+struct UsersCache {
+    checked: Instant,
+    modified: Option<SystemTime>,
+    users: Vec<User>,
+}
+
+/// Sessions and the accounts behind them.
+pub struct SessionStore {
+    data_dir: PathBuf,
+    idle: Duration,
+    max: Duration,
+    sessions: Mutex<HashMap<[u8; 32], Session>>,
+    users: Mutex<UsersCache>,
+}
+
+fn digest(session_id: &str) -> [u8; 32] {
+    Sha256::digest(session_id.as_bytes()).into()
+}
+
+impl SessionStore {
+    /// A store for the accounts of `data_dir`; sessions end after `idle` unused or `max` old.
+    pub fn new(data_dir: &Path, idle: Duration, max: Duration) -> SessionStore {
+        SessionStore {
+            data_dir: data_dir.to_owned(),
+            idle,
+            max,
+            sessions: Mutex::new(HashMap::new()),
+            users: Mutex::new(UsersCache {
+                checked: Instant::now() - Duration::from_secs(60),
+                modified: None,
+                users: Vec::new(),
+            }),
+        }
+    }
+
+    /// The current accounts, re-read when `users.json` changed (checked at most once a second).
+    pub fn users(&self) -> Vec<User> {
+        let mut cache = match self.users.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        if cache.checked.elapsed() >= Duration::from_secs(1) {
+            cache.checked = Instant::now();
+            let path = users::users_path(&self.data_dir);
+            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            if modified != cache.modified || modified.is_none() {
+                match users::load_users(&self.data_dir) {
+                    Ok(users) => {
+                        cache.users = users;
+                        cache.modified = modified;
+                    }
+                    Err(e) => tracing::error!("cannot read accounts: {e}"),
+                }
+            }
+        }
+        cache.users.clone()
+    }
+
+    /// Starts a session for a verified user; returns the cookie value and the session's view.
+    pub fn create(&self, user: &User) -> (String, SessionView) {
+        let id = users::random_id(32);
+        let csrf = users::random_id(32);
+        let now = Instant::now();
+        let session = Session {
+            user: user.name.clone(),
+            role: user.role,
+            csrf: csrf.clone(),
+            user_changed: user.changed.clone(),
+            created: now,
+            last_seen: now,
+        };
+        let view = self.view(&session);
+        let mut sessions = match self.sessions.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        if sessions.len() >= MAX_SESSIONS {
+            sessions.retain(|_, s| !self.expired(s, now));
+            if sessions.len() >= MAX_SESSIONS
+                && let Some(oldest) = sessions
+                    .iter()
+                    .min_by_key(|(_, s)| s.last_seen)
+                    .map(|(k, _)| *k)
+            {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(digest(&id), session);
+        (id, view)
+    }
+
+    fn expired(&self, s: &Session, now: Instant) -> bool {
+        now.duration_since(s.last_seen) >= self.idle || now.duration_since(s.created) >= self.max
+    }
+
+    fn view(&self, s: &Session) -> SessionView {
+        let left = self
+            .idle
+            .min(self.max.saturating_sub(s.created.elapsed()))
+            .as_nanos()
+            .min(i64::MAX as u128) as i64;
+        SessionView {
+            user: s.user.clone(),
+            role: s.role,
+            csrf: s.csrf.clone(),
+            expires: Timestamp::from_nanos(Timestamp::now().as_nanos().saturating_add(left))
+                .to_rfc3339(),
+        }
+    }
+
+    /// The live session behind a cookie value, refreshed (its idle clock restarts). Expired
+    /// sessions, and those of users who were deleted or changed since, are removed.
+    pub fn lookup(&self, session_id: &str) -> Option<SessionView> {
+        if session_id.len() != 64 {
+            return None;
+        }
+        let key = digest(session_id);
+        let users = self.users();
+        let mut sessions = match self.sessions.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let now = Instant::now();
+        let session = sessions.get_mut(&key)?;
+        let current = users
+            .iter()
+            .any(|u| u.name == session.user && u.changed == session.user_changed);
+        if self.expired(session, now) || !current {
+            sessions.remove(&key);
+            return None;
+        }
+        session.last_seen = now;
+        let view = self.view(session);
+        Some(view)
+    }
+
+    /// Whether `presented` is this session's CSRF token (constant-time).
+    pub fn csrf_matches(view: &SessionView, presented: &str) -> bool {
+        view.csrf.len() == presented.len()
+            && bool::from(view.csrf.as_bytes().ct_eq(presented.as_bytes()))
+    }
+
+    /// Ends a session; returns its user if there was one.
+    pub fn remove(&self, session_id: &str) -> Option<String> {
+        let mut sessions = match self.sessions.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        sessions.remove(&digest(session_id)).map(|s| s.user)
+    }
+
+    /// Live sessions (for metrics).
+    pub fn len(&self) -> usize {
+        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Whether no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Failed-login bookkeeping per source address.
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        LoginLimiter {
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Addresses tracked at once (bounded memory).
+const MAX_TRACKED: usize = 100_000;
+
+/// IPv6 addresses count per /64 (one host usually has a whole /64).
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let mut seg = v6.segments();
+            seg[4..].fill(0);
+            IpAddr::V6(seg.into())
+        }
+    }
+}
+
+impl LoginLimiter {
+    /// Failures allowed per address within [`Self::WINDOW`].
+    pub const MAX_FAILURES: u32 = 5;
+    /// The window failures are counted in.
+    pub const WINDOW: Duration = Duration::from_secs(300);
+
+    /// `Err(seconds to wait)` when this address has failed too often lately.
+    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        let map = match self.failures.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        match map.get(&limit_key(ip)) {
+            Some((n, since)) if *n >= Self::MAX_FAILURES && since.elapsed() < Self::WINDOW => {
+                Err((Self::WINDOW - since.elapsed()).as_secs().max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a failed login from `ip`.
+    pub fn failed(&self, ip: IpAddr) {
+        let mut map = match self.failures.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        let now = Instant::now();
+        if map.len() >= MAX_TRACKED {
+            map.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+            if map.len() >= MAX_TRACKED {
+                map.clear();
+            }
+        }
+        let entry = map.entry(limit_key(ip)).or_insert((0, now));
+        if entry.1.elapsed() >= Self::WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
+    /// A successful login clears the address's failures.
+    pub fn succeeded(&self, ip: IpAddr) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(&limit_key(ip));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_expire_and_end_with_password_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let user =
+            users::add_user(dir.path(), "ann", Role::Analyst, "correct horse battery").unwrap();
+        let store = SessionStore::new(
+            dir.path(),
+            Duration::from_millis(300),
+            Duration::from_secs(3600),
+        );
+        let (id, view) = store.create(&user);
+        assert_eq!(store.lookup(&id).unwrap().csrf, view.csrf);
+        assert!(SessionStore::csrf_matches(&view, &view.csrf));
+        assert!(!SessionStore::csrf_matches(&view, "nope"));
+        assert_eq!(store.lookup(&"0".repeat(64)), None);
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(store.lookup(&id), None, "idle expiry");
+
+        let (id, _) = store.create(&user);
+        assert!(store.lookup(&id).is_some());
+        // A password change ends the session (the users file is re-read after a second).
+        std::thread::sleep(Duration::from_millis(100));
+        users::set_password(dir.path(), "ann", "a different password", None).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(store.lookup(&id), None);
+
+        let user = users::load_users(dir.path()).unwrap().remove(0);
+        let (id, _) = store.create(&user);
+        assert_eq!(store.remove(&id).as_deref(), Some("ann"));
+        assert_eq!(store.lookup(&id), None, "logout");
+    }
+
+    #[test]
+    fn limiter_blocks_after_repeated_failures_per_address() {
+        let limiter = LoginLimiter::default();
+        let a: IpAddr = "203.0.113.9".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let b2: IpAddr = "2001:db8::2".parse().unwrap();
+        for _ in 0..LoginLimiter::MAX_FAILURES {
+            assert!(limiter.check(a).is_ok());
+            limiter.failed(a);
+            limiter.failed(b);
+        }
+        assert!(limiter.check(a).unwrap_err() > 0);
+        assert!(limiter.check(b2).is_err(), "same /64");
+        assert!(limiter.check("198.51.100.1".parse().unwrap()).is_ok());
+        limiter.succeeded(a);
+        assert!(limiter.check(a).is_ok());
+    }
+}

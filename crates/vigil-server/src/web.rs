@@ -1,0 +1,658 @@
+//! The web UI: login and sessions, the embedded single-page application, and the API routes
+//! only the UI needs (integrity, sources, export).
+//!
+//! The UI's files live in `crates/vigil-server/ui/` and are compiled into the binary, so
+//! `cargo build` needs no Node toolchain. Every response carries a strict Content-Security-Policy
+//! (no inline script or style) and the usual hardening headers ([`security_headers`]).
+//! Cookie-authenticated requests that change state must carry the session's CSRF token in
+//! `X-CSRF-Token` ([`csrf_guard`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value as JsonValue, json};
+use vigil_event::{Timestamp, Value};
+
+use crate::audit;
+use crate::http::{AppState, Need, authorize, error};
+use crate::session::{COOKIE, SessionStore};
+
+type Shared = Arc<AppState>;
+
+const LOGIN_HTML: &str = include_str!("../ui/login.html");
+const INDEX_HTML: &str = include_str!("../ui/index.html");
+const LOGIN_JS: &str = include_str!("../ui/login.js");
+const APP_JS: &str = include_str!("../ui/app.js");
+const VIGIL_CSS: &str = include_str!("../ui/vigil.css");
+
+/// The Content-Security-Policy of every response: nothing inline, nothing from elsewhere.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The UI's routes, merged into the API router.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/login", get(login_page))
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/", get(app_page))
+        .route("/assets/login.js", get(login_js))
+        .route("/assets/vigil.css", get(vigil_css))
+        .route("/assets/app.js", get(app_js))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/session", get(session))
+        .route("/api/v1/integrity", get(integrity))
+        .route("/api/v1/integrity/verify", post(run_verification))
+        .route("/api/v1/key", get(verifier_key))
+        .route("/api/v1/sources", get(sources))
+        .route("/api/v1/export", get(export))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The session cookie's value, if the request has one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(text) = value.to_str() else { continue };
+        for pair in text.split(';') {
+            if let Some((name, value)) = pair.trim().split_once('=')
+                && name == COOKIE
+            {
+                return Some(value.to_owned());
+            }
+        }
+    }
+    None
+}
+
+async fn login_page() -> Response {
+    asset("text/html; charset=utf-8", LOGIN_HTML)
+}
+
+async fn login_js() -> Response {
+    asset("text/javascript; charset=utf-8", LOGIN_JS)
+}
+
+async fn vigil_css() -> Response {
+    asset("text/css; charset=utf-8", VIGIL_CSS)
+}
+
+fn live_session(state: &AppState, headers: &HeaderMap) -> Option<crate::session::SessionView> {
+    session_cookie(headers).and_then(|c| state.sessions.lookup(&c))
+}
+
+async fn app_page(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    match live_session(&state, &headers) {
+        Some(s) if s.role.can_read() => asset("text/html; charset=utf-8", INDEX_HTML),
+        Some(_) => error(
+            StatusCode::FORBIDDEN,
+            "this account's role cannot use the web UI",
+        ),
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+async fn app_js(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    match authorize(&state, &headers, peer, "/assets/app.js", Need::Read).await {
+        Ok(_) => asset("text/javascript; charset=utf-8", APP_JS),
+        Err((status, msg)) => error(status, msg),
+    }
+}
+
+// ---- login, logout, session --------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+fn cookie_header(state: &AppState, value: &str, max_age: Option<u64>) -> HeaderValue {
+    let mut cookie = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if state.tls {
+        cookie.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        cookie.push_str(&format!("; Max-Age={age}"));
+    }
+    HeaderValue::from_str(&cookie).expect("cookie text is ASCII")
+}
+
+/// `POST /api/v1/login` `{username, password}` (JSON only: a cross-site form cannot send it
+/// without a CORS preflight, which Vigil never grants).
+async fn login(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json_body {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send {\"username\", \"password\"} as application/json",
+        );
+    }
+    let request: LoginRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected {\"username\": …, \"password\": …}",
+            );
+        }
+    };
+    let ip = peer.ip();
+    let name: String = request.username.chars().take(128).collect();
+    if let Err(wait) = state.login_limiter.check(ip) {
+        let mut e = audit::by(
+            "login_failure",
+            "authentication",
+            "start",
+            "failure",
+            &name,
+            Some(ip),
+        );
+        e.insert("event.reason", "rate limited");
+        e.insert(
+            "message",
+            format!("Vigil login refused for {name} from {ip}: too many failed logins"),
+        );
+        audit::append(&state.ingest, e);
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed logins from this address; try again in {wait} s"),
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&wait.to_string()).expect("digits"),
+        );
+        return r;
+    }
+    let sessions = Arc::clone(&state.sessions);
+    let (user_name, password) = (name.clone(), request.password);
+    let verified = tokio::task::spawn_blocking(move || {
+        crate::users::verify_login(&sessions.users(), &user_name, &password)
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(user) = verified else {
+        state.login_limiter.failed(ip);
+        state
+            .ingest
+            .metrics
+            .auth_failures
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%ip, user = %name, "login failed");
+        let mut e = audit::by(
+            "login_failure",
+            "authentication",
+            "start",
+            "failure",
+            &name,
+            Some(ip),
+        );
+        e.insert("event.reason", "wrong user name or password");
+        e.insert(
+            "message",
+            format!("Vigil login failed for {name} from {ip}"),
+        );
+        audit::append(&state.ingest, e);
+        return error(StatusCode::UNAUTHORIZED, "wrong user name or password");
+    };
+    state.login_limiter.succeeded(ip);
+    let (cookie, view) = state.sessions.create(&user);
+    tracing::info!(%ip, user = %user.name, "login");
+    let mut e = audit::by(
+        "login_success",
+        "authentication",
+        "start",
+        "success",
+        &user.name,
+        Some(ip),
+    );
+    e.insert("user.roles", user.role.name());
+    e.insert("message", format!("Vigil login of {} from {ip}", user.name));
+    audit::append(&state.ingest, e);
+    let mut r = Json(json!({"user": view.user, "role": view.role.name(), "csrf": view.csrf, "expires": view.expires})).into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, cookie_header(&state, &cookie, None));
+    r
+}
+
+async fn logout(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    // The CSRF guard has checked the token already when a live session is presented.
+    let Some(cookie) = session_cookie(&headers) else {
+        return error(StatusCode::UNAUTHORIZED, "not logged in");
+    };
+    let Some(user) = state.sessions.remove(&cookie) else {
+        return error(StatusCode::UNAUTHORIZED, "not logged in");
+    };
+    let mut e = audit::by(
+        "logout",
+        "authentication",
+        "end",
+        "success",
+        &user,
+        Some(peer.ip()),
+    );
+    e.insert("message", format!("Vigil logout of {user}"));
+    audit::append(&state.ingest, e);
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, cookie_header(&state, "", Some(0)));
+    r
+}
+
+async fn session(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    match live_session(&state, &headers) {
+        Some(v) => Json(
+            json!({"user": v.user, "role": v.role.name(), "csrf": v.csrf, "expires": v.expires}),
+        )
+        .into_response(),
+        None => error(StatusCode::UNAUTHORIZED, "not logged in"),
+    }
+}
+
+/// Rejects cookie-authenticated requests that change state without the session's CSRF token.
+/// Requests with an `Authorization` header (API tokens) are not sent by browsers on their own,
+/// so they need none.
+pub async fn csrf_guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let headers = request.headers();
+    if safe
+        || headers.contains_key(header::AUTHORIZATION)
+        || headers.contains_key("x-api-key")
+        || request.uri().path() == "/api/v1/login"
+    {
+        return next.run(request).await;
+    }
+    if let Some(view) = live_session(&state, headers) {
+        let presented = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !SessionStore::csrf_matches(&view, presented) {
+            state.ingest.metrics.http_rejected.add("csrf", 1);
+            return error(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
+        }
+    }
+    next.run(request).await
+}
+
+/// Adds the Content-Security-Policy and hardening headers to every response.
+pub async fn security_headers(
+    State(state): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if state.tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
+}
+
+// ---- integrity ---------------------------------------------------------------------------------
+
+async fn integrity(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, msg)) =
+        authorize(&state, &headers, peer, "/api/v1/integrity", Need::Read).await
+    {
+        return error(status, msg);
+    }
+    let dir = state.data_dir.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let paths = vigil_ledger::LedgerPaths::new(&dir);
+        let key = vigil_ledger::load_verifier(&paths).map(|v| v.to_vkey());
+        let latest = vigil_ledger::read_checkpoints(&paths).map(|mut c| c.pop());
+        (key, latest)
+    })
+    .await;
+    let (key, latest) = match read {
+        Ok((Ok(key), Ok(latest))) => (key, latest),
+        Ok((Err(e), _)) | Ok((_, Err(e))) => {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let time = latest.as_ref().and_then(|c| {
+        c.checkpoint
+            .extensions
+            .iter()
+            .find_map(|x| x.strip_prefix("time ").map(str::to_owned))
+    });
+    let last = state.last_verification.lock().ok().and_then(|v| v.clone());
+    Json(json!({
+        "checkpoint": latest.as_ref().map(|c| c.note.clone()),
+        "tree_size": latest.as_ref().map(|c| c.checkpoint.size),
+        "checkpoint_time": time,
+        "key": key,
+        "events": state.ingest.ledger().end_seq(),
+        "last_verification": last,
+    }))
+    .into_response()
+}
+
+/// `POST /api/v1/integrity/verify`: recomputes the whole ledger as `vigil verify` does.
+async fn run_verification(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let principal = match authorize(
+        &state,
+        &headers,
+        peer,
+        "/api/v1/integrity/verify",
+        Need::Triage,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err((status, msg)) => return error(status, msg),
+    };
+    if state.verifying.swap(true, Ordering::SeqCst) {
+        return error(
+            StatusCode::CONFLICT,
+            "a verification is running; its result will show here when it ends",
+        );
+    }
+    let dir = state.data_dir.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        vigil_ledger::verify(
+            &dir,
+            &vigil_ledger::VerifyOptions::default(),
+            &mut |_, _| {},
+        )
+    })
+    .await;
+    state.verifying.store(false, Ordering::SeqCst);
+    let (ok, events, message) = match report {
+        Ok(Ok(r)) if r.is_intact() => (
+            true,
+            r.events,
+            format!(
+                "intact: {} events hashed, {} checkpoints recomputed and their signatures checked",
+                r.events, r.checkpoints_verified
+            ),
+        ),
+        Ok(Ok(r)) => (
+            false,
+            r.events,
+            r.problems
+                .first()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "verification failed".into()),
+        ),
+        Ok(Err(e)) => (false, 0, e.to_string()),
+        Err(e) => (false, 0, e.to_string()),
+    };
+    let result = json!({
+        "ok": ok,
+        "at": Timestamp::now().to_rfc3339(),
+        "by": principal.name,
+        "events": events,
+        "message": message,
+    });
+    if let Ok(mut last) = state.last_verification.lock() {
+        *last = Some(result.clone());
+    }
+    let mut e = audit::by(
+        "ledger_verify",
+        "configuration",
+        "info",
+        if ok { "success" } else { "failure" },
+        &principal.name,
+        Some(peer.ip()),
+    );
+    e.insert("message", format!("ledger verification: {message}"));
+    audit::append(&state.ingest, e);
+    Json(result).into_response()
+}
+
+async fn verifier_key(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, msg)) = authorize(&state, &headers, peer, "/api/v1/key", Need::Read).await {
+        return error(status, msg);
+    }
+    match vigil_ledger::load_verifier(&vigil_ledger::LedgerPaths::new(&state.data_dir)) {
+        Ok(v) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", v.to_vkey()),
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+// ---- sources -----------------------------------------------------------------------------------
+
+async fn sources(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, msg)) =
+        authorize(&state, &headers, peer, "/api/v1/sources", Need::Read).await
+    {
+        return error(status, msg);
+    }
+    let list: Vec<JsonValue> = state
+        .ingest
+        .metrics
+        .sources
+        .snapshot()
+        .into_iter()
+        .map(|s| {
+            json!({
+                "source": s.source,
+                "events": s.events,
+                "last_seen": s.last_seen.to_rfc3339(),
+                "per_minute": s.per_minute,
+            })
+        })
+        .collect();
+    Json(json!({"sources": list})).into_response()
+}
+
+// ---- export ------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    query: String,
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+    limit: Option<usize>,
+}
+
+fn csv_field(v: &JsonValue) -> String {
+    let text = match v {
+        JsonValue::Null => String::new(),
+        JsonValue::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    // Cells a spreadsheet would run as formulas are quoted with a leading apostrophe.
+    let text = if text.starts_with(['=', '+', '-', '@']) && text.parse::<f64>().is_err() {
+        format!("'{text}")
+    } else {
+        text
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// `GET /api/v1/export?query=…&from=…&to=…&format=csv|ndjson`: a query's results as a file.
+/// Every export is audited with its query.
+async fn export(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    let principal = match authorize(&state, &headers, peer, "/api/v1/export", Need::Read).await {
+        Ok(p) => p,
+        Err((status, msg)) => return error(status, msg),
+    };
+    let csv = match q.format.as_deref().unwrap_or("csv") {
+        "csv" => true,
+        "ndjson" | "json" => false,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("format {other:?}: use csv or ndjson"),
+            );
+        }
+    };
+    let pipeline = match vigil_query::parse(&q.query) {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.message, "column": e.column, "status": 400})),
+            )
+                .into_response();
+        }
+    };
+    let now = Timestamp::now();
+    let limits = match (
+        crate::search::resolve_time(q.from.as_deref(), now),
+        crate::search::resolve_time(q.to.as_deref(), now),
+    ) {
+        (Ok(from), Ok(to)) => vigil_query::Limits {
+            from,
+            to,
+            max_rows: q.limit.unwrap_or(10_000).min(100_000),
+            now,
+        },
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let mut e = audit::by(
+        "export",
+        "database",
+        "access",
+        "success",
+        &principal.name,
+        Some(peer.ip()),
+    );
+    e.insert("vigil.query", q.query.as_str());
+    e.insert("file.type", if csv { "csv" } else { "ndjson" });
+    audit::append(&state.ingest, e);
+    let dir = state.data_dir.clone();
+    let index = state.index.clone();
+    let result = tokio::task::spawn_blocking(move || match index {
+        Some(index) => index.run(&pipeline, limits),
+        None => crate::search::run_on_ledger(&dir, &pipeline, limits),
+    })
+    .await;
+    let r = match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let mut out = String::new();
+    if csv {
+        out.push_str(
+            &r.columns
+                .iter()
+                .map(|c| csv_field(&JsonValue::String(c.clone())))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push_str("\r\n");
+        for row in &r.rows {
+            let cells: Vec<String> = row.iter().map(|v| csv_field(&Value::to_json(v))).collect();
+            out.push_str(&cells.join(","));
+            out.push_str("\r\n");
+        }
+    } else {
+        for row in &r.rows {
+            let object: serde_json::Map<String, JsonValue> = r
+                .columns
+                .iter()
+                .zip(row)
+                .filter(|(_, v)| !matches!(v, Value::Null))
+                .map(|(c, v)| (c.clone(), v.to_json()))
+                .collect();
+            out.push_str(&JsonValue::Object(object).to_string());
+            out.push('\n');
+        }
+    }
+    let (content_type, name) = if csv {
+        ("text/csv; charset=utf-8", "vigil-export.csv")
+    } else {
+        ("application/x-ndjson", "vigil-export.ndjson")
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        )
+        .body(Body::from(out))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
