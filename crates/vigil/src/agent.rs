@@ -1,4 +1,8 @@
-//! `vigil agent --config agent.toml`: tail log files and ship their lines to a Vigil server.
+//! `vigil agent --config agent.toml`: tail log files and the systemd journal and ship them to a
+//! Vigil server.
+//!
+//! The journal (`[[journald]]`) is read through `journalctl --follow` and checkpointed by
+//! journal cursor; see [`journald`]. Files work as follows.
 //!
 //! Each `[[file]]` is followed by path. Complete lines (ending in `\n`) are read from the
 //! acknowledged offset, sent as one `text/plain` batch to `POST /api/v1/ingest`, and only after
@@ -37,6 +41,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+mod journald;
+
 /// Largest batch sent in one request.
 const MAX_BATCH_BYTES: u64 = 1 << 20;
 /// How long a rotated-away file may still grow before the agent switches to the new one.
@@ -48,9 +54,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// `vigil agent` flags.
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
-    /// The agent's TOML configuration (server, token, state_dir, [[file]] entries).
+    /// The agent's TOML configuration (server, token, state_dir, [[file]] and [[journald]]
+    /// entries).
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
+    /// Check the configuration (and that the token file can be read), print what would be
+    /// shipped, and exit without shipping or writing state.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// The `--config` file.
@@ -70,6 +81,9 @@ struct AgentConfig {
     /// The files to follow.
     #[serde(default)]
     file: Vec<FileConfig>,
+    /// The journals to follow.
+    #[serde(default)]
+    journald: Vec<journald::JournaldConfig>,
 }
 
 /// One `[[file]]` entry.
@@ -96,10 +110,12 @@ struct Position {
     sending: Option<u64>,
 }
 
-/// `STATE_DIR/state.json`: one position per configured path.
+/// `STATE_DIR/state.json`: one position per configured path and per journal source.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
     files: BTreeMap<String, Position>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    journald: BTreeMap<String, journald::JournalPosition>,
 }
 
 /// The state file and its atomic updates.
@@ -139,19 +155,43 @@ impl StateStore {
             return Ok(());
         }
         self.state.files.insert(key.to_owned(), pos);
-        let tmp = self.dir.join("state.json.tmp");
-        let path = self.dir.join("state.json");
-        let bytes = serde_json::to_vec_pretty(&self.state)?;
-        let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(&bytes)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("syncing {}", self.dir.display()))?;
-        Ok(())
+        self.save()
     }
+
+    /// The checkpointed position of journal source `key`.
+    fn get_journal(&self, key: &str) -> Option<journald::JournalPosition> {
+        self.state.journald.get(key).cloned()
+    }
+
+    /// Records `pos` for journal source `key` and makes it durable.
+    fn set_journal(&mut self, key: &str, pos: journald::JournalPosition) -> Result<()> {
+        if self.state.journald.get(key) == Some(&pos) {
+            return Ok(());
+        }
+        self.state.journald.insert(key.to_owned(), pos);
+        self.save()
+    }
+
+    fn save(&self) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(&self.state)?;
+        write_durably(&self.dir, "state.json", &bytes)
+    }
+}
+
+/// Replaces `dir/name` with `bytes` atomically and durably: temporary file, fsync, rename,
+/// fsync of the directory.
+fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(())
 }
 
 /// The file being read for one `[[file]]` entry.
@@ -187,13 +227,26 @@ struct Tailer {
     waiting_logged: bool,
 }
 
-/// What the agent shares between files: HTTP client, auth, the state store.
+/// What the agent shares between files and journals: HTTP client, auth, the state store.
 struct Shipper {
     client: reqwest::Client,
     auth: String,
-    store: StateStore,
+    /// Locked only for reads and writes of the state, never across an `await`.
+    store: std::sync::Mutex<StateStore>,
+    /// Where the state lives (for the journal's in-flight batch files).
+    state_dir: PathBuf,
     /// This machine's name, part of every batch key.
     host: String,
+}
+
+impl Shipper {
+    fn store(&self) -> std::sync::MutexGuard<'_, StateStore> {
+        // A panic while the lock was held cannot leave the state half-written (writes go to a
+        // temporary file first), so a poisoned lock is still usable.
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// `vigil agent`.
@@ -202,22 +255,43 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         .with_context(|| format!("reading {}", args.config.display()))?;
     let config: AgentConfig =
         toml::from_str(&text).with_context(|| format!("in {}", args.config.display()))?;
-    let (shipper, tailers, poll) = prepare(config)?;
+    if args.check {
+        let (files, journals) = check(&config)?;
+        println!(
+            "{}: ok ({files} file(s), {journals} journal source(s))",
+            args.config.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (shipper, tailers, journals, poll) = prepare(config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = follow(shipper, tailers, poll) => r.map(|()| ExitCode::SUCCESS),
+            r = follow(shipper, tailers, journals, poll) => r.map(|()| ExitCode::SUCCESS),
             _ = tokio::signal::ctrl_c() => Ok(ExitCode::SUCCESS),
             _ = term.recv() => Ok(ExitCode::SUCCESS),
         }
     })
 }
 
-/// Checks the configuration and builds the shipper and one tailer per file.
-fn prepare(config: AgentConfig) -> Result<(Shipper, Vec<Tailer>, Duration)> {
+/// What [`prepare`] builds: the shipper, one tailer per file, one reader per journal source,
+/// the poll interval.
+type Prepared = (Shipper, Vec<Tailer>, Vec<journald::Journal>, Duration);
+
+/// `--check`: everything [`prepare`] checks, without creating or reading the state.
+/// Returns the number of files and journal sources.
+fn check(config: &AgentConfig) -> Result<(usize, usize)> {
+    let (_, server) = token_and_server(config)?;
+    let tailers = file_tailers(config, &server)?;
+    let journals = journald::readers(config, &server)?;
+    Ok((tailers.len(), journals.len()))
+}
+
+/// The token (read from `token_file` if so configured) and the server URL without trailing `/`.
+fn token_and_server(config: &AgentConfig) -> Result<(String, String)> {
     let token = match (&config.token, &config.token_file) {
         (Some(t), None) => t.trim().to_owned(),
         (None, Some(path)) => fs::read_to_string(path)
@@ -237,9 +311,14 @@ fn prepare(config: AgentConfig) -> Result<(Shipper, Vec<Tailer>, Duration)> {
     if !(server.starts_with("http://") || server.starts_with("https://")) {
         bail!("`server` must be an http:// or https:// URL, got {server:?}");
     }
-    if config.file.is_empty() {
-        bail!("no [[file]] entries: nothing to ship");
+    if config.file.is_empty() && config.journald.is_empty() {
+        bail!("no [[file]] or [[journald]] entries: nothing to ship");
     }
+    Ok((token, server.to_owned()))
+}
+
+/// One tailer per `[[file]]`.
+fn file_tailers(config: &AgentConfig, server: &str) -> Result<Vec<Tailer>> {
     let mut seen = BTreeSet::new();
     let mut tailers = Vec::new();
     for f in &config.file {
@@ -265,6 +344,14 @@ fn prepare(config: AgentConfig) -> Result<(Shipper, Vec<Tailer>, Duration)> {
             waiting_logged: false,
         });
     }
+    Ok(tailers)
+}
+
+/// Checks the configuration and builds the shipper, the tailers and the journal readers.
+fn prepare(config: AgentConfig) -> Result<Prepared> {
+    let (token, server) = token_and_server(&config)?;
+    let tailers = file_tailers(&config, &server)?;
+    let journals = journald::readers(&config, &server)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -276,25 +363,56 @@ fn prepare(config: AgentConfig) -> Result<(Shipper, Vec<Tailer>, Duration)> {
         Shipper {
             client,
             auth: format!("Bearer {token}"),
-            store,
+            store: std::sync::Mutex::new(store),
+            state_dir: config.state_dir.clone(),
             host: host_name(),
         },
         tailers,
+        journals,
         poll,
     ))
 }
 
-/// Follows every file forever; returns only on a fatal error (the state cannot be written).
-async fn follow(mut shipper: Shipper, mut tailers: Vec<Tailer>, poll: Duration) -> Result<()> {
+/// Follows every file and journal forever; returns only on a fatal error (the state cannot be
+/// written).
+async fn follow(
+    shipper: Shipper,
+    tailers: Vec<Tailer>,
+    journals: Vec<journald::Journal>,
+    poll: Duration,
+) -> Result<()> {
     eprintln!(
-        "vigil: agent following {} file(s), state in {}",
+        "vigil: agent following {} file(s) and {} journal source(s), state in {}",
         tailers.len(),
-        shipper.store.dir.display()
+        journals.len(),
+        shipper.state_dir.display()
     );
+    let shipper = std::sync::Arc::new(shipper);
+    let mut tasks = tokio::task::JoinSet::new();
+    for journal in journals {
+        let shipper = std::sync::Arc::clone(&shipper);
+        tasks.spawn(async move { journal.run(&shipper, poll).await });
+    }
+    if !tailers.is_empty() {
+        let shipper = std::sync::Arc::clone(&shipper);
+        tasks.spawn(async move { follow_files(&shipper, tailers, poll).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => bail!("agent task failed: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Follows every file forever; returns only on a fatal error.
+async fn follow_files(shipper: &Shipper, mut tailers: Vec<Tailer>, poll: Duration) -> Result<()> {
     loop {
         let mut busy = false;
         for t in &mut tailers {
-            match t.step(&mut shipper).await {
+            match t.step(shipper).await {
                 Ok(worked) => busy |= worked,
                 Err(e) if e.is::<FatalError>() => return Err(e),
                 Err(e) => {
@@ -321,8 +439,9 @@ impl std::fmt::Display for FatalError {
 
 impl std::error::Error for FatalError {}
 
-fn checkpoint(store: &mut StateStore, key: &str, pos: Position) -> Result<()> {
-    store
+fn checkpoint(shipper: &Shipper, key: &str, pos: Position) -> Result<()> {
+    shipper
+        .store()
         .set(key, pos)
         .map_err(|e| anyhow::Error::new(FatalError(format!("checkpoint for {key}: {e:#}"))))
 }
@@ -330,13 +449,13 @@ fn checkpoint(store: &mut StateStore, key: &str, pos: Position) -> Result<()> {
 impl Tailer {
     /// One round: open if needed, handle truncation, ship one batch, or handle rotation.
     /// Returns whether anything was shipped or switched (so the caller polls again at once).
-    async fn step(&mut self, shipper: &mut Shipper) -> Result<bool> {
+    async fn step(&mut self, shipper: &Shipper) -> Result<bool> {
         if self.open.is_none() {
             self.open = self.try_open(shipper)?;
             let Some(open) = &self.open else {
                 return Ok(false);
             };
-            checkpoint(&mut shipper.store, &self.key, open.position())?;
+            checkpoint(shipper, &self.key, open.position())?;
         }
         let Some(open) = self.open.as_mut() else {
             return Ok(false);
@@ -349,7 +468,7 @@ impl Tailer {
             );
             open.offset = 0;
             open.sending = None;
-            checkpoint(&mut shipper.store, &self.key, open.position())?;
+            checkpoint(shipper, &self.key, open.position())?;
         }
         let rotated = match fs::metadata(&self.path) {
             Ok(m) => (m.dev(), m.ino()) != (open.dev, open.ino),
@@ -374,7 +493,7 @@ impl Tailer {
         };
         if !batch.is_empty() {
             open.sending = Some(open.offset + batch.len() as u64);
-            checkpoint(&mut shipper.store, &self.key, open.position())?;
+            checkpoint(shipper, &self.key, open.position())?;
             let idempotency_key = batch_key(&shipper.host, open.dev, open.ino, open.offset, &batch);
             send(
                 shipper,
@@ -386,7 +505,7 @@ impl Tailer {
             .await;
             open.offset += batch.len() as u64;
             open.sending = None;
-            checkpoint(&mut shipper.store, &self.key, open.position())?;
+            checkpoint(shipper, &self.key, open.position())?;
             return Ok(true);
         }
         if grace_over {
@@ -411,7 +530,7 @@ impl Tailer {
                 sending: None,
                 rotated_since: None,
             };
-            checkpoint(&mut shipper.store, &self.key, new.position())?;
+            checkpoint(shipper, &self.key, new.position())?;
             self.open = Some(new);
             return Ok(true);
         }
@@ -421,7 +540,7 @@ impl Tailer {
     /// Opens the file to read: the checkpointed one (at the path, or rotated beside it) at its
     /// offset, else the file at the path from the start. `None` while nothing is there.
     fn try_open(&mut self, shipper: &Shipper) -> Result<Option<Open>> {
-        let saved = shipper.store.get(&self.key);
+        let saved = shipper.store().get(&self.key);
         if let Some(p) = saved
             && let Some(found) = find_rotated(&self.path, p)?
         {
@@ -535,18 +654,22 @@ fn read_batch(file: &File, offset: u64, size: u64, flush_partial: bool) -> Resul
     Ok(buf)
 }
 
-/// Sends one batch until the server acknowledges it: retries forever with backoff, honouring
-/// `Retry-After` on 429/503. Lines are never dropped, so a persistent error is logged each time.
 /// The `Idempotency-Key` of a batch: where it comes from (host, device, inode, offset), its
 /// length and an FNV-1a hash of its bytes (so a file truncated and rewritten differently at the
 /// same offset is a new batch).
 fn batch_key(host: &str, dev: u64, ino: u64, offset: u64, batch: &[u8]) -> String {
+    let hash = fnv1a(batch);
+    format!("{host}:{dev}:{ino}:{offset}:{}:{hash:016x}", batch.len())
+}
+
+/// 64-bit FNV-1a.
+fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in batch {
+    for b in bytes {
         hash ^= u64::from(*b);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("{host}:{dev}:{ino}:{offset}:{}:{hash:016x}", batch.len())
+    hash
 }
 
 /// This machine's name, for batch keys.
@@ -558,6 +681,8 @@ fn host_name() -> String {
         .unwrap_or_else(|| "agent".into())
 }
 
+/// Sends one batch until the server acknowledges it: retries forever with backoff, honouring
+/// `Retry-After` on 429/503. Lines are never dropped, so a persistent error is logged each time.
 async fn send(shipper: &Shipper, url: &str, key: &str, idempotency_key: &str, body: Vec<u8>) {
     let mut backoff = BACKOFF_START;
     loop {
