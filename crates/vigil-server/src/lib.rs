@@ -14,6 +14,7 @@
 //! final signed checkpoint.
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod decisions;

@@ -1,0 +1,185 @@
+//! The role table: who may call which route. The handlers enforce it (through
+//! `http::authorize` and the session checks in `web`); this table states it in one place, for
+//! the docs and for the test that walks every route anonymously and with every role
+//! (`crates/vigil/tests/ui_security.rs`). A unit test below checks that every route the router
+//! declares is in the table.
+
+use crate::auth::Role;
+
+/// What a route asks of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health, the login page and its assets, the login action.
+    Public,
+    /// The UI shell: a browser session of a role that may read; otherwise a redirect to the
+    /// login page (or 403 for a session whose role cannot read).
+    UiSession,
+    /// A browser session of any role (session info, logout).
+    SessionOnly,
+    /// Read events, alerts, rules, integrity: admin, analyst, viewer.
+    Read,
+    /// Change alerts, run a verification: admin, analyst.
+    Triage,
+    /// Ban and unban by hand: admin, analyst.
+    Ban,
+    /// Send events: admin, ingest.
+    Ingest,
+    /// CrowdSec bouncer endpoints: bouncer keys in `X-Api-Key` only (403 otherwise, as the
+    /// CrowdSec LAPI answers).
+    Bouncer,
+}
+
+impl Access {
+    /// Whether an authenticated caller of `role` may use a route of this kind.
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            Access::Public | Access::SessionOnly => true,
+            Access::UiSession | Access::Read => role.can_read(),
+            Access::Triage => role.can_triage(),
+            Access::Ban => role.can_ban(),
+            Access::Ingest => role.can_ingest(),
+            Access::Bouncer => role.can_bounce(),
+        }
+    }
+}
+
+/// One route and what it asks.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteAccess {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path as the router declares it (`{id}` for parameters).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+const fn r(method: &'static str, path: &'static str, access: Access) -> RouteAccess {
+    RouteAccess {
+        method,
+        path,
+        access,
+    }
+}
+
+/// Every route of the router. `GET /` answers browsers (no `Authorization`) with a redirect to
+/// the UI and Elasticsearch shippers (with credentials) as an ingest route.
+pub const ROUTES: &[RouteAccess] = &[
+    r("GET", "/healthz", Access::Public),
+    r("GET", "/login", Access::Public),
+    r("GET", "/assets/login.js", Access::Public),
+    r("GET", "/assets/vigil.css", Access::Public),
+    r("GET", "/favicon.ico", Access::Public),
+    r("POST", "/api/v1/login", Access::Public),
+    r("GET", "/services/collector/health", Access::Public),
+    r("GET", "/services/collector/health/1.0", Access::Public),
+    r("GET", "/ui", Access::Public),
+    r("GET", "/ui/", Access::UiSession),
+    r("GET", "/api/v1/session", Access::SessionOnly),
+    r("POST", "/api/v1/logout", Access::SessionOnly),
+    r("GET", "/assets/app.js", Access::Read),
+    r("GET", "/metrics", Access::Read),
+    r("GET", "/api/v1/checkpoint", Access::Read),
+    r("GET", "/api/v1/key", Access::Read),
+    r("GET", "/api/v1/integrity", Access::Read),
+    r("POST", "/api/v1/search", Access::Read),
+    r("GET", "/api/v1/export", Access::Read),
+    r("GET", "/api/v1/alerts", Access::Read),
+    r("GET", "/api/v1/alerts/{id}", Access::Read),
+    r("GET", "/api/v1/rules", Access::Read),
+    r("GET", "/api/v1/decisions", Access::Read),
+    r("GET", "/api/v1/proof/inclusion", Access::Read),
+    r("GET", "/api/v1/sources", Access::Read),
+    r("POST", "/api/v1/alerts/{id}", Access::Triage),
+    r("POST", "/api/v1/integrity/verify", Access::Triage),
+    r("POST", "/api/v1/decisions", Access::Ban),
+    r("DELETE", "/api/v1/decisions/{id}", Access::Ban),
+    r("POST", "/api/v1/ingest", Access::Ingest),
+    r("POST", "/services/collector", Access::Ingest),
+    r("POST", "/services/collector/event", Access::Ingest),
+    r("POST", "/services/collector/event/1.0", Access::Ingest),
+    r("POST", "/services/collector/raw", Access::Ingest),
+    r("POST", "/services/collector/raw/1.0", Access::Ingest),
+    r("POST", "/_bulk", Access::Ingest),
+    r("POST", "/{index}/_bulk", Access::Ingest),
+    r("GET", "/", Access::Ingest),
+    r("GET", "/v1/decisions/stream", Access::Bouncer),
+    r("GET", "/v1/decisions", Access::Bouncer),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(method, path)` of every `.route("PATH", get(..).post(..))` in a router source file.
+    fn declared(source: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (at, _) in source.match_indices(".route(") {
+            let rest = &source[at + 7..];
+            let Some(open) = rest.find('"') else { continue };
+            let Some(close) = rest[open + 1..].find('"') else {
+                continue;
+            };
+            let path = &rest[open + 1..open + 1 + close];
+            // The handler expression runs to the matching close parenthesis.
+            let mut depth = 1;
+            let mut end = 0;
+            for (i, c) in rest.char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = i;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let handlers = &rest[..end];
+            for (method, marks) in [
+                ("GET", ["get(", ".get("]),
+                ("POST", ["post(", ".post("]),
+                ("DELETE", ["delete(", ".delete("]),
+            ] {
+                if marks.iter().any(|m| handlers.contains(m)) {
+                    out.push((method.to_owned(), path.to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_declared_route_is_in_the_role_table() {
+        let mut routes = declared(include_str!("http.rs"));
+        routes.extend(declared(include_str!("web.rs")));
+        assert!(routes.len() >= 35, "found only {routes:?}");
+        for (method, path) in &routes {
+            assert!(
+                ROUTES.iter().any(|r| r.method == method && r.path == path),
+                "{method} {path} is routed but not in access::ROUTES"
+            );
+        }
+        for r in ROUTES {
+            assert!(
+                routes.iter().any(|(m, p)| m == r.method && p == r.path),
+                "{} {} is in access::ROUTES but not routed",
+                r.method,
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn roles_get_what_the_table_says() {
+        assert!(Access::Read.allows(Role::Viewer));
+        assert!(!Access::Triage.allows(Role::Viewer));
+        assert!(!Access::Read.allows(Role::Ingest));
+        assert!(!Access::Read.allows(Role::Bouncer));
+        assert!(Access::Ingest.allows(Role::Admin));
+        assert!(!Access::Ingest.allows(Role::Analyst));
+        assert!(!Access::Bouncer.allows(Role::Admin));
+    }
+}

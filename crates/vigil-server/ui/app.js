@@ -1,0 +1,1352 @@
+// Vigil web UI. Plain ES module, no framework, no build step.
+//
+// Security rules for this file (the page runs under a strict CSP and shows
+// attacker-controlled event data):
+//   * never use innerHTML / outerHTML / insertAdjacentHTML / document.write;
+//     every node is built with createElement / createElementNS / textContent;
+//   * no inline event handlers and no style="" strings: listeners via
+//     addEventListener, dynamic sizes via SVG attributes or element.style (CSSOM);
+//   * URLs built from data always go through encodeURIComponent / URLSearchParams.
+'use strict';
+
+// ------------------------------------------------------------------ helpers
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const $ = (id) => document.getElementById(id);
+
+/** Build an HTML element. attrs: class, text, dataset keys as data-*, on* listeners, others via setAttribute. */
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  setAttrs(node, attrs);
+  append(node, children);
+  return node;
+}
+
+/** Build an SVG element. */
+function s(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  setAttrs(node, attrs);
+  append(node, children);
+  return node;
+}
+
+function setAttrs(node, attrs) {
+  if (!attrs) return;
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'text') node.textContent = String(v);
+    else if (k === 'class') node.setAttribute('class', v);
+    else if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), v);
+    else if (k === 'hidden') node.hidden = Boolean(v);
+    else if (k === 'value') node.value = v;
+    else if (k === 'checked' || k === 'disabled' || k === 'selected') node[k] = Boolean(v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+}
+
+function append(node, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+function clear(node) {
+  while (node.firstChild) node.removeChild(node.firstChild);
+  return node;
+}
+
+/** Values from events can be anything JSON: show them as text. */
+function valueText(v) {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+const pad = (n, w = 2) => String(n).padStart(w, '0');
+
+/** Parse a time value: RFC 3339 string, or a number of ns / ms / s since the epoch. */
+function toDate(v) {
+  if (v === null || v === undefined || v === '') return null;
+  if (v instanceof Date) return v;
+  if (typeof v === 'number' || (typeof v === 'string' && /^\d+(\.\d+)?$/.test(v))) {
+    const n = Number(v);
+    if (n > 1e17) return new Date(n / 1e6); // nanoseconds
+    if (n > 1e14) return new Date(n / 1e3); // microseconds
+    if (n > 1e11) return new Date(n); // milliseconds
+    return new Date(n * 1000); // seconds
+  }
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+function fmtTime(v, withSeconds = true) {
+  const d = toDate(v);
+  if (!d) return v === null || v === undefined ? '—' : String(v);
+  const base = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return withSeconds ? `${base}:${pad(d.getSeconds())}` : base;
+}
+
+function fmtAgo(v) {
+  const d = toDate(v);
+  if (!d) return 'never';
+  const sec = Math.round((Date.now() - d.getTime()) / 1000);
+  if (sec < 0) return 'in the future';
+  if (sec < 60) return `${sec} s ago`;
+  if (sec < 3600) return `${Math.floor(sec / 60)} min ago`;
+  if (sec < 86400) return `${Math.floor(sec / 3600)} h ago`;
+  return `${Math.floor(sec / 86400)} d ago`;
+}
+
+/** A <time> element showing local time, with the raw value as tooltip. */
+function timeEl(v, opts = {}) {
+  const d = toDate(v);
+  if (!d) return h('span', { class: 'muted', text: opts.empty || '—' });
+  return h('time', { datetime: d.toISOString(), title: d.toISOString(), text: opts.ago ? fmtAgo(d) : fmtTime(d) });
+}
+
+const fmtNum = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : valueText(n));
+
+// ------------------------------------------------------------------ levels and statuses (never colour alone)
+
+const LEVELS = ['informational', 'low', 'medium', 'high', 'critical'];
+const LEVEL_ICON = { informational: 'ℹ', low: '▽', medium: '◆', high: '▲', critical: '⬢' };
+const STATUS_ICON = { open: '●', acknowledged: '◐', closed: '✓', loaded: '✓', error: '✗' };
+
+function levelBadge(level) {
+  const l = String(level || 'unknown').toLowerCase();
+  const known = LEVELS.includes(l) ? l : 'unknown';
+  return h('span', { class: `badge level level-${known}`, 'data-level': l },
+    h('span', { class: 'badge-icon', 'aria-hidden': 'true', text: LEVEL_ICON[l] || '?' }), ' ', l);
+}
+
+function statusBadge(status) {
+  const st = String(status || 'unknown').toLowerCase();
+  return h('span', { class: `badge status status-${st.replace(/[^a-z]/g, '')}`, 'data-status': st },
+    h('span', { class: 'badge-icon', 'aria-hidden': 'true', text: STATUS_ICON[st] || '•' }), ' ', st);
+}
+
+// ------------------------------------------------------------------ API
+
+const session = { user: '', role: '', csrf: '' };
+
+class ApiError extends Error {
+  constructor(message, status, body) {
+    super(message);
+    this.status = status;
+    this.body = body || {};
+    this.column = typeof this.body.column === 'number' ? this.body.column : null;
+  }
+}
+
+function toLogin() {
+  const next = location.hash && /^#\/[A-Za-z0-9/_-]*$/.test(location.hash) ? `?next=${encodeURIComponent(location.hash)}` : '';
+  location.assign('/login' + next);
+}
+
+/** fetch wrapper: JSON in/out, CSRF header on writes, 401 → /login, errors → ApiError with the server's text. */
+async function api(method, path, body, opts = {}) {
+  const headers = { Accept: 'application/json' };
+  const init = { method, credentials: 'same-origin', headers, signal: opts.signal };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = session.csrf;
+  let r;
+  try {
+    r = await fetch(path, init);
+  } catch (e) {
+    if (e && e.name === 'AbortError') throw e;
+    throw new ApiError(`Cannot reach the Vigil server (${e && e.message ? e.message : e})`, 0);
+  }
+  if (r.status === 401) {
+    toLogin();
+    throw new ApiError('Your session has ended; please sign in again.', 401);
+  }
+  if (r.status === 204) return null;
+  let data = null;
+  const text = await r.text();
+  if (text) {
+    try { data = JSON.parse(text); } catch (_) { data = null; }
+  }
+  if (!r.ok) {
+    const msg = data && typeof data.error === 'string' ? data.error : `HTTP ${r.status} ${r.statusText}`.trim();
+    throw new ApiError(msg, r.status, data);
+  }
+  if (data === null) throw new ApiError(`Unexpected response from ${path} (not JSON)`, r.status);
+  return data;
+}
+
+// ------------------------------------------------------------------ error banner
+
+function showError(err, context) {
+  if (err && err.name === 'AbortError') return;
+  if (err && err.status === 401) return; // already on the way to /login
+  const msg = err instanceof Error ? err.message : String(err);
+  const prefix = context ? `${context}: ` : '';
+  const status = err && err.status ? ` (HTTP ${err.status})` : '';
+  $('error-text').textContent = prefix + msg + status;
+  $('error-banner').hidden = false;
+}
+
+function hideError() {
+  $('error-banner').hidden = true;
+  $('error-text').textContent = '';
+}
+
+/** A small inline error box (for panels). */
+function inlineError(err, context) {
+  const msg = err instanceof Error ? err.message : String(err);
+  return h('div', { class: 'inline-error', role: 'alert', 'data-testid': 'inline-error' },
+    h('span', { 'aria-hidden': 'true', text: '⚠ ' }), context ? `${context}: ${msg}` : msg);
+}
+
+const canWrite = () => session.role !== 'viewer' && session.role !== '';
+
+// ------------------------------------------------------------------ query helpers
+
+/** Index of the first `|` outside double quotes (backslash escapes inside quotes), or -1. */
+function firstPipe(q) {
+  let inq = false;
+  for (let i = 0; i < q.length; i++) {
+    const c = q[i];
+    if (inq && c === '\\') { i++; continue; }
+    if (c === '"') inq = !inq;
+    else if (c === '|' && !inq) return i;
+  }
+  return -1;
+}
+
+function searchPart(q) {
+  const i = firstPipe(q);
+  const part = (i < 0 ? q : q.slice(0, i)).trim();
+  return part || '*';
+}
+
+const quoteValue = (v) => '"' + String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
+
+/** Add field="value" to the search part of a query (before any pipeline). */
+function addFilter(q, field, value) {
+  const term = `${field}=${quoteValue(value)}`;
+  const i = firstPipe(q);
+  let head = (i < 0 ? q : q.slice(0, i)).trim();
+  const tail = i < 0 ? '' : ' ' + q.slice(i).trim();
+  if (head === '' || head === '*') head = term;
+  else if (!head.split(/\s+/).includes(term)) head = `${head} ${term}`;
+  return head + tail;
+}
+
+const RANGES = [
+  { value: '-15m', label: 'Last 15 minutes', span: '30s', ms: 15 * 60e3 },
+  { value: '-1h', label: 'Last hour', span: '1m', ms: 3600e3 },
+  { value: '-4h', label: 'Last 4 hours', span: '5m', ms: 4 * 3600e3 },
+  { value: '-24h', label: 'Last 24 hours', span: '30m', ms: 86400e3 },
+  { value: '-7d', label: 'Last 7 days', span: '6h', ms: 7 * 86400e3 },
+  { value: '-30d', label: 'Last 30 days', span: '1d', ms: 30 * 86400e3 },
+];
+
+const SPANS = [
+  ['1s', 1e3], ['5s', 5e3], ['10s', 10e3], ['30s', 30e3], ['1m', 60e3], ['5m', 300e3], ['10m', 600e3],
+  ['30m', 1800e3], ['1h', 3600e3], ['3h', 3 * 3600e3], ['6h', 6 * 3600e3], ['12h', 12 * 3600e3], ['1d', 86400e3],
+];
+
+function spanMs(span) {
+  const m = /^(\d+)([smhd])$/.exec(span);
+  if (!m) return 60e3;
+  return Number(m[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2]];
+}
+
+/** Choose a bucket span giving about 30–60 bars for a range of `ms` milliseconds. */
+function spanFor(ms) {
+  const preset = RANGES.find((r) => r.ms === ms);
+  if (preset) return preset.span;
+  for (const [name, len] of SPANS) if (ms / len <= 60) return name;
+  return '1d';
+}
+
+/** Resolve "-15m" / "now" / RFC 3339 to a Date (client-side, for axes). */
+function resolveTime(v, now = Date.now()) {
+  if (!v || v === 'now') return new Date(now);
+  const m = /^-(\d+)([smhd])$/.exec(v);
+  if (m) return new Date(now - spanMs(`${m[1]}${m[2]}`));
+  return toDate(v) || new Date(now);
+}
+
+// ------------------------------------------------------------------ SVG charts
+
+/**
+ * Vertical bar chart over time.
+ * points: [{t: Date, v: number}], from/to: Date, spanMs: bucket length.
+ * Returns an <svg> with one <rect class="bar"> (with <title>) per non-zero bucket.
+ */
+function timeBarChart(points, { from, to, bucketMs, height = 140, width, label = 'events', onBarClick, testid } = {}) {
+  // Drawn at the container's pixel width (so text is not distorted); scales uniformly on resize.
+  const W = Math.max(320, Math.round(width || 1000));
+  const H = height;
+  const m = { l: 48, r: 10, t: 8, b: 22 };
+  const iw = W - m.l - m.r;
+  const ih = H - m.t - m.b;
+  const t0 = from.getTime();
+  const t1 = Math.max(to.getTime(), t0 + 1);
+  const max = Math.max(1, ...points.map((p) => p.v));
+  const niceMax = niceCeil(max);
+  const x = (t) => m.l + ((t - t0) / (t1 - t0)) * iw;
+  const y = (v) => m.t + ih - (v / niceMax) * ih;
+  const svg = s('svg', { class: 'chart time-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${label} over time, ${points.length} buckets`, id: testid, 'data-testid': testid });
+  // grid + y labels
+  for (let i = 0; i <= 4; i++) {
+    const v = (niceMax / 4) * i;
+    const yy = y(v);
+    svg.append(s('line', { class: 'grid', x1: m.l, x2: W - m.r, y1: yy, y2: yy }));
+    svg.append(s('text', { class: 'axis-label', x: m.l - 6, y: yy + 4, 'text-anchor': 'end', text: compactNum(v) }));
+  }
+  // x labels
+  const ticks = timeTicks(t0, t1, Math.max(3, Math.min(12, Math.floor(iw / 110))));
+  for (const t of ticks) {
+    const xx = x(t);
+    if (xx < m.l + 14 || xx > W - m.r - 22) continue; // label would be clipped
+    svg.append(s('line', { class: 'tick', x1: xx, x2: xx, y1: m.t + ih, y2: m.t + ih + 4 }));
+    svg.append(s('text', { class: 'axis-label', x: xx, y: H - 5, 'text-anchor': 'middle', text: tickLabel(new Date(t), t1 - t0) }));
+  }
+  svg.append(s('line', { class: 'axis', x1: m.l, x2: W - m.r, y1: m.t + ih, y2: m.t + ih }));
+  const bw = Math.max(1, (bucketMs / (t1 - t0)) * iw - 1);
+  for (const p of points) {
+    if (!(p.v > 0)) continue;
+    const t = p.t.getTime();
+    if (t + bucketMs < t0 || t > t1) continue;
+    const xx = Math.max(m.l, x(t));
+    const ww = Math.max(1, Math.min(bw, W - m.r - xx));
+    const yy = y(p.v);
+    const rect = s('rect', { class: 'bar', x: xx.toFixed(2), y: yy.toFixed(2), width: ww.toFixed(2), height: Math.max(1, m.t + ih - yy).toFixed(2), 'data-time': p.t.toISOString(), 'data-count': p.v },
+      s('title', { text: `${fmtTime(p.t)} – ${fmtTime(new Date(t + bucketMs))}: ${fmtNum(p.v)} ${label}` }));
+    if (onBarClick) {
+      rect.classList.add('clickable');
+      rect.addEventListener('click', () => onBarClick(p));
+    }
+    svg.append(rect);
+  }
+  if (!points.some((p) => p.v > 0)) {
+    svg.append(s('text', { class: 'empty-label', x: W / 2, y: H / 2, 'text-anchor': 'middle', text: 'No matches in this time range' }));
+  }
+  return svg;
+}
+
+/** Horizontal bar list: items [{label, value, title?}] as SVG rows with labels and values. */
+function hBarChart(items, { label = 'count', width, testid, onClick, iconFor } = {}) {
+  const W = Math.max(320, Math.round(width || 600));
+  const row = 26;
+  const H = Math.max(row, items.length * row) + 4;
+  const lw = Math.min(230, Math.round(W * 0.36));
+  const vw = 70;
+  const max = Math.max(1, ...items.map((i) => i.value));
+  const svg = s('svg', { class: 'chart hbar-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${label} by item`, id: testid, 'data-testid': testid });
+  items.forEach((it, i) => {
+    const y0 = 2 + i * row;
+    const bw = Math.max(1, ((W - lw - vw) * it.value) / max);
+    const g = s('g', { class: 'hbar-row' });
+    const labelText = (iconFor ? iconFor(it) + ' ' : '') + truncate(it.label, Math.max(8, Math.floor((lw - 12) / 7.8)));
+    g.append(s('text', { class: 'hbar-label', x: lw - 8, y: y0 + row / 2 + 4, 'text-anchor': 'end', text: labelText }));
+    g.append(s('rect', { class: `bar ${it.cls || ''}`.trim(), x: lw, y: y0 + 4, width: bw.toFixed(2), height: row - 8, 'data-count': it.value },
+      s('title', { text: `${it.label}: ${fmtNum(it.value)} ${label}` })));
+    g.append(s('text', { class: 'hbar-value', x: lw + bw + 6, y: y0 + row / 2 + 4, text: fmtNum(it.value) }));
+    if (onClick) {
+      g.classList.add('clickable');
+      g.addEventListener('click', () => onClick(it));
+    }
+    svg.append(g);
+  });
+  return svg;
+}
+
+function truncate(t, n) {
+  const str = valueText(t);
+  return str.length > n ? str.slice(0, n - 1) + '…' : str;
+}
+
+function niceCeil(v) {
+  if (v <= 4) return 4;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const k of [1, 2, 2.5, 5, 10]) if (k * p >= v) return k * p;
+  return 10 * p;
+}
+
+function compactNum(v) {
+  if (v >= 1e6) return `${+(v / 1e6).toFixed(1)}M`;
+  if (v >= 1e3) return `${+(v / 1e3).toFixed(1)}k`;
+  return String(+v.toFixed(1));
+}
+
+function timeTicks(t0, t1, want) {
+  const range = t1 - t0;
+  const steps = [60e3, 300e3, 600e3, 900e3, 1800e3, 3600e3, 2 * 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 2 * 86400e3, 7 * 86400e3];
+  let step = steps[steps.length - 1];
+  for (const st of steps) if (range / st <= want) { step = st; break; }
+  if (range / 10e3 <= want) step = 10e3;
+  const tz = new Date(t0).getTimezoneOffset() * 60e3;
+  const out = [];
+  let t = Math.ceil((t0 - tz) / step) * step + tz;
+  for (; t <= t1; t += step) out.push(t);
+  return out;
+}
+
+function tickLabel(d, range) {
+  if (range > 2 * 86400e3) return `${pad(d.getMonth() + 1)}-${pad(d.getDate())}${d.getHours() || d.getMinutes() ? ` ${pad(d.getHours())}:${pad(d.getMinutes())}` : ''}`;
+  if (range < 5 * 60e3) return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** Turn a timechart result into [{t, v}], tolerant of column names and time encodings. */
+function timechartPoints(res) {
+  const cols = res.columns || [];
+  let ti = cols.indexOf('_time');
+  if (ti < 0) ti = cols.findIndex((c) => /time/i.test(c));
+  if (ti < 0) ti = 0;
+  let vi = cols.indexOf('count');
+  if (vi < 0) vi = cols.findIndex((c, i) => i !== ti);
+  const out = [];
+  for (const r of res.rows || []) {
+    const t = toDate(r[ti]);
+    const v = Number(r[vi]);
+    if (t && Number.isFinite(v)) out.push({ t, v });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ generic table
+
+/** A data table: columns [{key,label,cls?,render?(row)}], rows: objects. */
+function dataTable(columns, rows, { id, testid, empty = 'Nothing to show.', caption, rowAttrs } = {}) {
+  const table = h('table', { class: 'data-table', id, 'data-testid': testid });
+  if (caption) table.append(h('caption', { class: 'sr-only', text: caption }));
+  const thClass = (c) => (c.cls || '').split(/\s+/).filter((k) => k === 'num' || k === 'nowrap').join(' ') || null;
+  table.append(h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col', class: thClass(c), text: c.label })))));
+  const tbody = h('tbody');
+  if (!rows.length) {
+    tbody.append(h('tr', { class: 'empty-row' }, h('td', { colspan: columns.length, class: 'muted', text: empty })));
+  }
+  for (const r of rows) {
+    const tr = h('tr', rowAttrs ? rowAttrs(r) : null);
+    for (const c of columns) {
+      const v = c.render ? c.render(r) : valueText(r[c.key]);
+      tr.append(h('td', { class: c.cls }, v));
+    }
+    tbody.append(tr);
+  }
+  table.append(tbody);
+  return table;
+}
+
+// ------------------------------------------------------------------ view scaffolding
+
+let currentView = null; // { cleanup() }
+
+function pageHeader(title, ...extra) {
+  return h('div', { class: 'page-header' }, h('h1', { text: title }), h('div', { class: 'page-actions' }, extra));
+}
+
+function spinner(text = 'Loading…') {
+  return h('span', { class: 'spinner-wrap', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), ' ', text);
+}
+
+// ------------------------------------------------------------------ search view
+
+const searchState = {
+  query: '',
+  from: '-24h',
+  to: 'now',
+  limit: 200,
+};
+
+function readSearchParams(params) {
+  if (params.has('q')) searchState.query = params.get('q');
+  if (params.has('from')) searchState.from = params.get('from');
+  if (params.has('to')) searchState.to = params.get('to');
+}
+
+function searchHash() {
+  const p = new URLSearchParams();
+  if (searchState.query) p.set('q', searchState.query);
+  p.set('from', searchState.from);
+  if (searchState.to !== 'now') p.set('to', searchState.to);
+  return `#/search?${p}`;
+}
+
+function renderSearch(view, params) {
+  readSearchParams(params);
+  let seqNo = 0; // discards responses of superseded runs
+  let controller = null;
+
+  const input = h('input', {
+    id: 'query', 'data-testid': 'query', class: 'query-input', type: 'search', spellcheck: 'false', autocomplete: 'off',
+    'aria-label': 'Search query', placeholder: 'e.g. event.outcome=failure source.ip="203.0.113.5" | stats count by user.name',
+    value: searchState.query,
+  });
+  const rangeSel = h('select', { id: 'time-range', 'data-testid': 'time-range', 'aria-label': 'Time range' });
+  const runBtn = h('button', { id: 'run-search', 'data-testid': 'run-search', type: 'submit', class: 'btn btn-primary' }, h('span', { 'aria-hidden': 'true', text: '⌕ ' }), 'Search');
+  const exportLink = h('a', { id: 'export-csv', 'data-testid': 'export-csv', class: 'btn btn-secondary', download: 'vigil-export.csv', href: '#' }, h('span', { 'aria-hidden': 'true', text: '⤓ ' }), 'Export CSV');
+  const queryError = h('div', { id: 'query-error', 'data-testid': 'query-error', class: 'query-error', role: 'alert', hidden: true });
+  const histoBox = h('div', { id: 'histogram', 'data-testid': 'histogram', class: 'histogram' });
+  const meta = h('div', { id: 'result-meta', 'data-testid': 'result-meta', class: 'result-meta', 'aria-live': 'polite' });
+  const results = h('div', { id: 'results', 'data-testid': 'results', class: 'results' });
+
+  function fillRanges() {
+    clear(rangeSel);
+    const preset = RANGES.some((r) => r.value === searchState.from) && searchState.to === 'now';
+    if (!preset) {
+      const f = toDate(searchState.from);
+      const t = searchState.to === 'now' ? null : toDate(searchState.to);
+      const label = f ? `${fmtTime(f, true)} → ${t ? fmtTime(t, true) : 'now'}` : `${searchState.from} → ${searchState.to}`;
+      rangeSel.append(h('option', { value: 'custom', text: label, selected: true }));
+    }
+    for (const r of RANGES) rangeSel.append(h('option', { value: r.value, text: r.label, selected: preset && r.value === searchState.from }));
+  }
+  fillRanges();
+  rangeSel.addEventListener('change', () => {
+    if (rangeSel.value === 'custom') return;
+    searchState.from = rangeSel.value;
+    searchState.to = 'now';
+    fillRanges();
+    run();
+  });
+
+  const form = h('form', { class: 'search-bar', id: 'search-form', role: 'search' },
+    h('div', { class: 'query-wrap' }, input), rangeSel, runBtn, exportLink);
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); run(); });
+  input.addEventListener('input', () => { queryError.hidden = true; input.removeAttribute('aria-invalid'); });
+
+  view.append(
+    h('h1', { class: 'sr-only', text: 'Search' }),
+    form,
+    queryError,
+    h('section', { class: 'panel histogram-panel', 'aria-label': 'Matches over time' },
+      h('div', { class: 'panel-title-row' }, h('h2', { class: 'panel-title', text: 'Matches over time' }), h('span', { id: 'histogram-note', class: 'muted small' })),
+      histoBox),
+    meta,
+    results,
+  );
+
+  function updateExport() {
+    const p = new URLSearchParams({ query: input.value.trim() || '*', from: searchState.from, to: searchState.to, format: 'csv' });
+    exportLink.setAttribute('href', `/api/v1/export?${p}`);
+  }
+  input.addEventListener('input', updateExport);
+  updateExport();
+
+  function showQueryError(err, query) {
+    clear(queryError);
+    input.setAttribute('aria-invalid', 'true');
+    const col = err.column;
+    queryError.append(h('div', { class: 'query-error-msg' }, h('span', { 'aria-hidden': 'true', text: '✗ ' }),
+      h('strong', { text: col ? `Query error at column ${col}: ` : 'Query error: ' }), h('span', { id: 'query-error-text', text: err.message })));
+    if (col) {
+      // The column counts Unicode characters (1-based); Array.from splits by code point.
+      const chars = Array.from(query);
+      const before = chars.slice(0, col - 1).join('');
+      const at = chars[col - 1] ?? ' ';
+      const after = chars.slice(col).join('');
+      queryError.append(h('pre', { class: 'query-echo', 'data-testid': 'query-echo', 'aria-hidden': 'true' },
+        h('span', { text: before }), h('mark', { class: 'query-error-char', text: at }), h('span', { text: after }), '\n',
+        h('span', { id: 'query-error-caret', 'data-testid': 'query-error-caret', class: 'caret', 'data-column': col, text: ' '.repeat(Math.max(0, col - 1)) + '^' })));
+      // Also put the cursor at the error in the input.
+      const idx = before.length;
+      try { input.setSelectionRange(idx, Math.min(input.value.length, idx + at.length)); } catch (_) { /* ignore */ }
+    }
+    queryError.hidden = false;
+  }
+
+  async function run() {
+    const query = input.value.trim();
+    searchState.query = query;
+    history.replaceState(null, '', searchHash());
+    updateExport();
+    hideError();
+    queryError.hidden = true;
+    input.removeAttribute('aria-invalid');
+    if (!query) {
+      clear(results).append(h('p', { class: 'muted hint', text: 'Type a query and press Enter. Use * to match every event.' }));
+      clear(histoBox);
+      clear(meta);
+      return;
+    }
+    const my = ++seqNo;
+    if (controller) controller.abort();
+    controller = new AbortController();
+    const signal = controller.signal;
+    view.setAttribute('aria-busy', 'true');
+    runBtn.disabled = true;
+    clear(meta).append(spinner('Searching…'));
+    results.classList.add('stale');
+
+    const now = Date.now();
+    const fromD = resolveTime(searchState.from, now);
+    const toD = resolveTime(searchState.to, now);
+    const span = spanFor(toD - fromD);
+    const histQuery = `${searchPart(query)} | timechart span=${span} count`;
+    const body = { from: searchState.from, to: searchState.to };
+
+    const main = api('POST', '/api/v1/search', { ...body, query, limit: searchState.limit }, { signal });
+    const histo = api('POST', '/api/v1/search', { ...body, query: histQuery, limit: 10000 }, { signal });
+    histo.catch(() => {}); // handled below; avoids an "unhandled rejection" if this run is superseded first
+    let mainFailed = false;
+    try {
+      const res = await main;
+      if (my !== seqNo) return;
+      renderResults(res, query);
+    } catch (err) {
+      if (my !== seqNo || err.name === 'AbortError') return;
+      mainFailed = true;
+      clear(meta);
+      clear(results);
+      results.classList.remove('stale');
+      if (err.status === 400) showQueryError(err, query);
+      else showError(err, 'Search failed');
+    } finally {
+      if (my === seqNo) { runBtn.disabled = false; view.removeAttribute('aria-busy'); }
+    }
+    try {
+      const hres = await histo;
+      if (my !== seqNo) return;
+      if (mainFailed) {
+        $('histogram-note').textContent = '';
+        clear(histoBox).append(h('p', { class: 'muted small pad', text: 'No histogram: the query failed.' }));
+        return;
+      }
+      const pts = timechartPoints(hres);
+      const total = pts.reduce((a, p) => a + p.v, 0);
+      $('histogram-note').textContent = `${fmtNum(total)} matching events · ${span} buckets`;
+      clear(histoBox).append(timeBarChart(pts, {
+        from: fromD, to: toD, width: histoBox.clientWidth, bucketMs: spanMs(span), label: 'events', testid: 'histogram-svg',
+        onBarClick: (p) => {
+          searchState.from = p.t.toISOString();
+          searchState.to = new Date(p.t.getTime() + spanMs(span)).toISOString();
+          fillRanges();
+          run();
+        },
+      }));
+    } catch (err) {
+      if (my !== seqNo || err.name === 'AbortError') return;
+      $('histogram-note').textContent = '';
+      // A query error already shows at the query; other failures show in the panel.
+      clear(histoBox).append(err.status === 400 ? h('p', { class: 'muted small', text: 'No histogram for this query.' }) : inlineError(err, 'Histogram'));
+    }
+  }
+
+  function renderResults(res, query) {
+    results.classList.remove('stale');
+    const cols = res.columns || [];
+    const rows = res.rows || [];
+    append(clear(meta), [
+      h('span', { id: 'result-count', 'data-testid': 'result-count', 'data-count': rows.length, text: `${fmtNum(rows.length)} ${rows.length === 1 ? 'row' : 'rows'}` }),
+      h('span', { class: 'sep', 'aria-hidden': 'true', text: '·' }), `${fmtNum(res.scanned ?? 0)} events scanned`,
+      h('span', { class: 'sep', 'aria-hidden': 'true', text: '·' }), `${fmtNum(res.took_ms ?? 0)} ms`,
+      res.truncated ? h('span', { class: 'badge warn-badge', text: `⚠ truncated to ${fmtNum(rows.length)} rows` }) : null,
+      res.message ? h('span', { class: 'result-message', text: res.message }) : null,
+    ]);
+    clear(results);
+    const isEvents = cols.includes('@timestamp') && (cols.includes('vigil.seq') || cols.includes('message'));
+    if (isEvents) results.append(eventsTable(cols, rows, query));
+    else results.append(statsTable(cols, rows, query));
+  }
+
+  function eventsTable(cols, rows) {
+    const ti = cols.indexOf('@timestamp');
+    const mi = cols.indexOf('message');
+    const si = cols.indexOf('vigil.source');
+    const qi = cols.indexOf('vigil.seq');
+    const table = h('table', { class: 'data-table events-table', id: 'events-table', 'data-testid': 'events-table' });
+    table.append(h('thead', null, h('tr', null,
+      h('th', { scope: 'col', class: 'col-toggle' }, h('span', { class: 'sr-only', text: 'Expand' })),
+      h('th', { scope: 'col', class: 'col-time', text: 'Time' }),
+      h('th', { scope: 'col', class: 'col-source', text: 'Source' }),
+      h('th', { scope: 'col', text: 'Event' }))));
+    const tbody = h('tbody');
+    if (!rows.length) tbody.append(h('tr', { class: 'empty-row' }, h('td', { colspan: 4, class: 'muted', text: 'No events match this query in the selected time range.' })));
+    rows.forEach((r, idx) => {
+      const detailId = `event-detail-${idx}`;
+      const toggle = h('button', { type: 'button', class: 'expand-toggle', 'aria-expanded': 'false', 'aria-controls': detailId, 'data-testid': 'expand-event', title: 'Show all fields' },
+        h('span', { class: 'chev', 'aria-hidden': 'true', text: '▸' }), h('span', { class: 'sr-only', text: 'Show all fields' }));
+      const summary = h('td', { class: 'event-summary' });
+      const msg = mi >= 0 ? valueText(r[mi]) : '';
+      summary.append(h('span', { class: 'event-message', text: msg || '(no message)' }));
+      // a few key fields as chips
+      const chips = h('span', { class: 'chips' });
+      for (const f of ['event.outcome', 'source.ip', 'user.name', 'host.name']) {
+        const i = cols.indexOf(f);
+        if (i >= 0 && r[i] !== null && r[i] !== undefined && r[i] !== '') chips.append(h('span', { class: 'chip' }, h('span', { class: 'chip-key', text: f + '=' }), valueText(r[i])));
+      }
+      summary.append(chips);
+      const tr = h('tr', { class: 'event-row', 'data-testid': 'event-row', 'data-seq': qi >= 0 ? valueText(r[qi]) : '' },
+        h('td', { class: 'col-toggle' }, toggle),
+        h('td', { class: 'col-time mono' }, timeEl(r[ti])),
+        h('td', { class: 'col-source' }, si >= 0 ? valueText(r[si]) : ''),
+        summary);
+      const detail = h('tr', { class: 'event-detail', id: detailId, hidden: true }, h('td', { colspan: 4 }));
+      let built = false;
+      const flip = () => {
+        const open = toggle.getAttribute('aria-expanded') !== 'true';
+        toggle.setAttribute('aria-expanded', String(open));
+        toggle.querySelector('.chev').textContent = open ? '▾' : '▸';
+        tr.classList.toggle('expanded', open);
+        if (open && !built) { detail.firstChild.append(fieldList(cols, r)); built = true; }
+        detail.hidden = !open;
+      };
+      toggle.addEventListener('click', flip);
+      summary.addEventListener('click', (ev) => { if (!window.getSelection().toString() && ev.target.tagName !== 'BUTTON') flip(); });
+      tbody.append(tr, detail);
+    });
+    table.append(tbody);
+    return table;
+  }
+
+  function fieldList(cols, r) {
+    const dl = h('table', { class: 'field-table', 'data-testid': 'event-fields' });
+    const tb = h('tbody');
+    const order = cols.map((c, i) => [c, i]).filter(([, i]) => r[i] !== null && r[i] !== undefined && r[i] !== '');
+    order.sort((a, b) => (a[0] === '@timestamp' ? -1 : b[0] === '@timestamp' ? 1 : a[0] === 'message' ? -1 : b[0] === 'message' ? 1 : a[0].localeCompare(b[0])));
+    for (const [c, i] of order) {
+      const v = valueText(r[i]);
+      const btn = h('button', { type: 'button', class: 'field-value', 'data-field': c, 'data-testid': 'field-value', title: `Filter: ${c}=${quoteValue(v)}`, text: v });
+      btn.addEventListener('click', () => {
+        input.value = addFilter(input.value, c, v);
+        run();
+      });
+      tb.append(h('tr', null, h('th', { scope: 'row', class: 'field-name mono', text: c }), h('td', { class: 'mono' }, btn)));
+    }
+    dl.append(tb);
+    return dl;
+  }
+
+  function statsTable(cols, rows) {
+    const table = h('table', { class: 'data-table stats-table', id: 'stats-table', 'data-testid': 'stats-table' });
+    const numeric = cols.map((c, i) => rows.length > 0 && rows.every((r) => r[i] === null || typeof r[i] === 'number'));
+    table.append(h('thead', null, h('tr', null, cols.map((c, i) => h('th', { scope: 'col', class: numeric[i] ? 'num' : '', text: c })))));
+    const tbody = h('tbody');
+    if (!rows.length) tbody.append(h('tr', { class: 'empty-row' }, h('td', { colspan: Math.max(1, cols.length), class: 'muted', text: 'No results.' })));
+    const timeCol = cols.indexOf('_time');
+    for (const r of rows) {
+      tbody.append(h('tr', { 'data-testid': 'stats-row' }, cols.map((c, i) => {
+        if (i === timeCol) return h('td', { class: 'mono' }, timeEl(r[i]));
+        const v = r[i];
+        if (!numeric[i] && v !== null && v !== undefined && c !== 'count' && !c.startsWith('_')) {
+          // group values drill down: add as a filter and drop the pipeline
+          const b = h('button', { type: 'button', class: 'field-value', 'data-field': c, title: `Show events with ${c}=${quoteValue(valueText(v))}`, text: valueText(v) });
+          b.addEventListener('click', () => { input.value = addFilter(searchPart(input.value) === '*' ? '' : searchPart(input.value), c, valueText(v)); run(); });
+          return h('td', { class: 'mono' }, b);
+        }
+        return h('td', { class: numeric[i] ? 'num mono' : 'mono', text: typeof v === 'number' ? fmtNum(v) : valueText(v) });
+      })));
+    }
+    table.append(tbody);
+    return table;
+  }
+
+  const onKey = (ev) => {
+    if (ev.key === '/' && document.activeElement !== input && !/INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) {
+      ev.preventDefault();
+      input.focus();
+    }
+  };
+  document.addEventListener('keydown', onKey);
+
+  if (searchState.query) run();
+  else {
+    results.append(h('div', { class: 'hint-box' },
+      h('p', { text: 'Type a query and press Enter. Examples:' }),
+      h('ul', null, [
+        'event.category=authentication event.outcome=failure',
+        'event.outcome=failure | stats count by source.ip | sort -count',
+        '* | timechart span=5m count',
+      ].map((ex) => {
+        const b = h('button', { type: 'button', class: 'link-button mono', text: ex });
+        b.addEventListener('click', () => { input.value = ex; run(); });
+        return h('li', null, b);
+      }))));
+    input.focus();
+  }
+  return { cleanup() { document.removeEventListener('keydown', onKey); if (controller) controller.abort(); } };
+}
+
+// ------------------------------------------------------------------ alerts
+
+const alertFilters = { status: 'open', level: '', rule: '' };
+
+function renderAlerts(view, params) {
+  for (const k of ['status', 'level', 'rule']) if (params.has(k)) alertFilters[k] = params.get(k);
+  const controller = new AbortController();
+  const statusSel = h('select', { id: 'alert-status-filter', 'data-testid': 'alert-status-filter' },
+    [['', 'Any status'], ['open', '● Open'], ['acknowledged', '◐ Acknowledged'], ['closed', '✓ Closed']].map(([v, t]) => h('option', { value: v, text: t, selected: alertFilters.status === v })));
+  const levelSel = h('select', { id: 'alert-level-filter', 'data-testid': 'alert-level-filter' },
+    [['', 'Any level'], ...['low', 'medium', 'high', 'critical'].map((l) => [l, `${LEVEL_ICON[l]} ${l} and above`])].map(([v, t]) => h('option', { value: v, text: t, selected: alertFilters.level === v })));
+  const ruleSel = h('select', { id: 'alert-rule-filter', 'data-testid': 'alert-rule-filter' }, h('option', { value: '', text: 'Any rule' }));
+  if (alertFilters.rule) ruleSel.append(h('option', { value: alertFilters.rule, text: alertFilters.rule, selected: true }));
+  const refresh = h('button', { type: 'button', class: 'btn btn-secondary', id: 'alerts-refresh' }, h('span', { 'aria-hidden': 'true', text: '↻ ' }), 'Refresh');
+  const listBox = h('div', { id: 'alerts-list', class: 'panel flush' });
+  const bans = h('section', { class: 'panel', id: 'decisions-panel', 'aria-label': 'Active bans' });
+
+  const filterBar = h('div', { class: 'filter-bar' },
+    h('label', null, h('span', { class: 'filter-label', text: 'Status' }), statusSel),
+    h('label', null, h('span', { class: 'filter-label', text: 'Level' }), levelSel),
+    h('label', null, h('span', { class: 'filter-label', text: 'Rule' }), ruleSel),
+    refresh);
+  view.append(pageHeader('Alerts'), filterBar, listBox, bans);
+
+  for (const sel of [statusSel, levelSel, ruleSel]) sel.addEventListener('change', () => {
+    alertFilters.status = statusSel.value;
+    alertFilters.level = levelSel.value;
+    alertFilters.rule = ruleSel.value;
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(alertFilters)) if (v) p.set(k, v);
+    history.replaceState(null, '', `#/alerts?${p}`);
+    load();
+  });
+  refresh.addEventListener('click', () => load());
+
+  // rule filter options from the loaded rules
+  api('GET', '/api/v1/rules', undefined, { signal: controller.signal }).then((r) => {
+    const have = new Set([...ruleSel.options].map((o) => o.value));
+    for (const rule of (r.rules || []).slice().sort((a, b) => String(a.title).localeCompare(String(b.title)))) {
+      if (have.has(rule.id)) continue;
+      ruleSel.append(h('option', { value: rule.id, text: `${rule.title} (${rule.id})` }));
+    }
+  }).catch((err) => showError(err, 'Loading rules'));
+
+  async function load() {
+    hideError();
+    const p = new URLSearchParams({ limit: '500' });
+    for (const [k, v] of Object.entries(alertFilters)) if (v) p.set(k, v);
+    clear(listBox).append(h('div', { class: 'pad' }, spinner('Loading alerts…')));
+    try {
+      const res = await api('GET', `/api/v1/alerts?${p}`, undefined, { signal: controller.signal });
+      const alerts = res.alerts || [];
+      clear(listBox).append(dataTable([
+        { label: 'ID', cls: 'num mono', render: (a) => h('a', { href: `#/alerts/${encodeURIComponent(a.id)}`, class: 'alert-link', 'data-testid': 'alert-link', text: `#${a.id}` }) },
+        { label: 'Level', render: (a) => levelBadge(a.rule && a.rule.level) },
+        { label: 'Status', render: (a) => statusBadge(a.status) },
+        { label: 'Rule', render: (a) => h('a', { href: `#/alerts/${encodeURIComponent(a.id)}`, class: 'rule-title', text: (a.rule && a.rule.title) || '(untitled)' }) },
+        { label: 'Group', cls: 'mono', render: (a) => a.group_key || '—' },
+        { label: 'Events', cls: 'num', render: (a) => fmtNum(a.count) },
+        { label: 'First seen', cls: 'mono nowrap', render: (a) => timeEl(a.first_seen) },
+        { label: 'Last seen', cls: 'mono nowrap', render: (a) => timeEl(a.last_seen) },
+      ], alerts, {
+        id: 'alerts-table', testid: 'alerts-table', caption: 'Alert queue',
+        empty: 'No alerts match these filters.',
+        rowAttrs: (a) => ({ class: 'alert-row', 'data-testid': 'alert-row', 'data-alert-id': a.id, 'data-status': a.status }),
+      }));
+      if (res.message) listBox.append(h('p', { class: 'muted pad', text: res.message }));
+      listBox.prepend(h('div', { class: 'panel-title-row pad' }, h('h2', { class: 'panel-title', text: `${fmtNum(alerts.length)} ${alerts.length === 1 ? 'alert' : 'alerts'}` })));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(listBox).append(inlineError(err, 'Loading alerts'));
+      showError(err, 'Loading alerts');
+    }
+  }
+  load();
+  loadDecisions(bans, controller.signal);
+  return { cleanup() { controller.abort(); } };
+}
+
+async function loadDecisions(box, signal) {
+  clear(box).append(h('h2', { class: 'panel-title', text: 'Active bans' }));
+  try {
+    const res = await api('GET', '/api/v1/decisions', undefined, { signal });
+    const ds = res.decisions || [];
+    box.append(dataTable([
+      { label: 'Value', cls: 'mono', key: 'value' },
+      { label: 'Scope', key: 'scope' },
+      { label: 'Until', cls: 'mono nowrap', render: (d) => timeEl(d.until) },
+      { label: 'Reason', key: 'reason' },
+      { label: 'Alert', render: (d) => (d.alert_id !== null && d.alert_id !== undefined ? h('a', { href: `#/alerts/${encodeURIComponent(d.alert_id)}`, text: `#${d.alert_id}` }) : '—') },
+    ], ds, { id: 'decisions-table', empty: 'No active bans.' }));
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    // Decisions are optional: a missing endpoint is not an error worth a banner.
+    box.append(err.status === 404 ? h('p', { class: 'muted', text: 'Bans are not available on this server.' }) : inlineError(err, 'Loading bans'));
+  }
+}
+
+function renderAlertDetail(view, id) {
+  const controller = new AbortController();
+  const box = h('div', { id: 'alert-detail', 'data-testid': 'alert-detail' }, spinner('Loading alert…'));
+  view.append(h('p', { class: 'breadcrumb' }, h('a', { href: '#/alerts', text: '← Alerts' })), box);
+
+  async function load() {
+    try {
+      const a = await api('GET', `/api/v1/alerts/${encodeURIComponent(id)}`, undefined, { signal: controller.signal });
+      draw(a);
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(box).append(inlineError(err, `Loading alert #${id}`));
+      showError(err, `Loading alert #${id}`);
+    }
+  }
+
+  function draw(a) {
+    clear(box);
+    const rule = a.rule || {};
+    box.append(
+      h('div', { class: 'page-header' },
+        h('h1', null, h('span', { class: 'muted', text: `#${a.id} ` }), h('span', { id: 'alert-title', text: rule.title || '(untitled rule)' })),
+        h('div', { class: 'page-actions' }, levelBadge(rule.level), h('span', { id: 'alert-status', 'data-testid': 'alert-status', 'data-status': a.status }, statusBadge(a.status)))),
+    );
+    const facts = h('dl', { class: 'facts' });
+    const fact = (k, v) => facts.append(h('div', { class: 'fact' }, h('dt', { text: k }), h('dd', null, v)));
+    fact('Rule', h('span', null, h('span', { class: 'mono', text: rule.id || '—' }), ' ',
+      h('a', { href: `#/alerts?${new URLSearchParams({ rule: rule.id || '', status: '' })}`, class: 'small', text: 'other alerts of this rule' })));
+    fact('Group', h('span', { class: 'mono', text: a.group_key || '—' }));
+    fact('Events', fmtNum(a.count));
+    fact('First seen', timeEl(a.first_seen));
+    fact('Last seen', timeEl(a.last_seen));
+    fact('Created', timeEl(a.created));
+    const tags = [...(a.attack || []), ...(rule.tags || [])];
+    fact('ATT&CK / tags', tags.length ? h('span', { class: 'tags' }, [...new Set(tags)].map((t) => h('span', { class: 'tag', text: t }))) : '—');
+    const groupEntries = a.group && typeof a.group === 'object' ? Object.entries(a.group) : [];
+    if (groupEntries.length) {
+      const q = groupEntries.map(([k, v]) => `${k}=${quoteValue(valueText(v))}`).join(' ');
+      fact('Investigate', h('a', { href: `#/search?${new URLSearchParams({ q, from: '-24h' })}`, text: `Search ${q}` }));
+    }
+
+    const left = h('div', { class: 'detail-main' },
+      h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'Summary' }), facts),
+      h('section', { class: 'panel flush', 'aria-label': 'Matching events' },
+        h('div', { class: 'panel-title-row pad' }, h('h2', { class: 'panel-title', text: 'Matching events' }), h('span', { class: 'muted small', text: `${(a.events || []).length} sample events` })),
+        alertEvents(a.events || [])));
+
+    const triage = h('section', { class: 'panel', id: 'triage-panel', 'aria-label': 'Triage' }, h('h2', { class: 'panel-title', text: 'Triage' }));
+    if (canWrite()) {
+      const comment = h('textarea', { id: 'triage-comment', 'data-testid': 'triage-comment', rows: 3, placeholder: 'Comment (what you checked, what you decided)' });
+      const buttons = h('div', { class: 'button-row' });
+      const mk = (status, label, icon, cls, bid) => {
+        const b = h('button', { type: 'button', class: `btn ${cls}`, id: bid, 'data-testid': bid, disabled: a.status === status }, h('span', { 'aria-hidden': 'true', text: icon + ' ' }), label);
+        b.addEventListener('click', async () => {
+          hideError();
+          for (const x of buttons.querySelectorAll('button')) x.disabled = true;
+          try {
+            const updated = await api('POST', `/api/v1/alerts/${encodeURIComponent(a.id)}`, { status, comment: comment.value.trim() }, { signal: controller.signal });
+            draw({ ...a, ...updated, events: updated.events || a.events });
+            refreshOpenCount();
+          } catch (err) {
+            if (err.name === 'AbortError') return;
+            showError(err, `Could not set alert #${a.id} to ${status}`);
+            for (const x of buttons.querySelectorAll('button')) x.disabled = false;
+          }
+        });
+        buttons.append(b);
+      };
+      mk('acknowledged', 'Acknowledge', '◐', 'btn-primary', 'ack-button');
+      mk('closed', 'Close', '✓', 'btn-secondary', 'close-button');
+      mk('open', 'Reopen', '●', 'btn-secondary', 'reopen-button');
+      triage.append(h('label', { for: 'triage-comment', class: 'field-label', text: 'Comment' }), comment, buttons);
+    } else {
+      triage.append(h('p', { class: 'muted', text: 'Your role (viewer) can read alerts but not change them.' }));
+    }
+    const hist = h('ol', { class: 'history', id: 'alert-history', 'data-testid': 'alert-history' });
+    for (const e of (a.history || []).slice().reverse()) {
+      hist.append(h('li', { class: 'history-item' },
+        h('div', { class: 'history-head' }, statusBadge(e.status), ' by ', h('strong', { text: e.by || '?' }), ' · ', timeEl(e.at)),
+        e.comment ? h('p', { class: 'history-comment', text: e.comment }) : null));
+    }
+    if (!(a.history || []).length) hist.append(h('li', { class: 'muted', text: 'No history.' }));
+    const right = h('div', { class: 'detail-side' }, triage, h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'History' }), hist));
+    box.append(h('div', { class: 'detail-grid' }, left, right));
+  }
+
+  function alertEvents(events) {
+    if (!events.length) return h('p', { class: 'muted pad', text: 'No sample events are stored for this alert.' });
+    const keys = new Set();
+    for (const e of events) for (const k of Object.keys(e)) keys.add(k);
+    const lead = ['@timestamp', 'vigil.seq', 'message'].filter((k) => keys.has(k));
+    const rest = [...keys].filter((k) => !lead.includes(k)).sort();
+    const wrap = h('div', { class: 'alert-events', id: 'alert-events', 'data-testid': 'alert-events' });
+    for (const e of events) {
+      const fields = h('table', { class: 'field-table' }, h('tbody', null, rest.filter((k) => e[k] !== null && e[k] !== undefined).map((k) =>
+        h('tr', null, h('th', { scope: 'row', class: 'field-name mono', text: k }), h('td', { class: 'mono', text: valueText(e[k]) })))));
+      const det = h('details', { class: 'alert-event', 'data-testid': 'alert-event' },
+        h('summary', null, h('span', { class: 'mono muted', text: fmtTime(e['@timestamp']) }), ' ',
+          e['vigil.seq'] !== undefined ? h('span', { class: 'mono muted small', text: `seq ${valueText(e['vigil.seq'])} ` }) : null,
+          h('span', { class: 'event-message', text: valueText(e.message) || '(no message)' })),
+        fields);
+      wrap.append(det);
+    }
+    return wrap;
+  }
+
+  load();
+  return { cleanup() { controller.abort(); } };
+}
+
+// ------------------------------------------------------------------ dashboards
+
+const DASH_REFRESH_MS = 30000;
+
+function renderDashboards(view) {
+  const controller = new AbortController();
+  let timer = null;
+  let running = false;
+  let stopped = false;
+  const updated = h('span', { id: 'dash-updated', class: 'muted small', 'aria-live': 'polite' });
+  const refreshBtn = h('button', { type: 'button', class: 'btn btn-secondary', id: 'dash-refresh' }, h('span', { 'aria-hidden': 'true', text: '↻ ' }), 'Refresh');
+  view.append(pageHeader('Dashboards', updated, refreshBtn));
+
+  const panel = (id, title, sub) => {
+    const body = h('div', { class: 'panel-body' }, spinner());
+    const width = () => body.clientWidth || 600;
+    const sec = h('section', { class: `panel dash-panel`, id, 'data-testid': id, 'aria-label': title },
+      h('div', { class: 'panel-title-row' }, h('h2', { class: 'panel-title', text: title }), h('span', { class: 'muted small', text: sub })), body);
+    return { sec, body, width };
+  };
+  const p = {
+    failed: panel('panel-failed-logins', 'Failed logins', 'last 24 h · 30 min buckets'),
+    top: panel('panel-top-sources', 'Top source addresses of failures', 'last 24 h'),
+    levels: panel('panel-alerts-by-level', 'Alerts by level', 'all statuses'),
+    perSource: panel('panel-events-per-source', 'Events per source', 'last 24 h'),
+    ingest: panel('panel-ingest-rate', 'Ingest rate', 'last hour · events per minute'),
+  };
+  view.append(h('div', { class: 'dash-grid' }, p.failed.sec, p.ingest.sec, p.top.sec, p.levels.sec, p.perSource.sec));
+
+  const search = (query, from) => api('POST', '/api/v1/search', { query, from, to: 'now', limit: 1000 }, { signal: controller.signal });
+  const toSearch = (q, from = '-24h') => { location.hash = `#/search?${new URLSearchParams({ q, from })}`; };
+
+  const jobs = [
+    [p.failed, async () => {
+      const res = await search('event.category=authentication event.outcome=failure | timechart span=30m count', '-24h');
+      const now = Date.now();
+      const pts = timechartPoints(res);
+      const total = pts.reduce((a, x) => a + x.v, 0);
+      return [h('div', { class: 'big-number' }, h('span', { text: fmtNum(total) }), h('span', { class: 'muted small', text: ' failed logins' })),
+        timeBarChart(pts, { from: new Date(now - 86400e3), to: new Date(now), bucketMs: 1800e3, height: 170, width: p.failed.width(), label: 'failed logins', testid: 'chart-failed-logins',
+          onBarClick: () => toSearch('event.category=authentication event.outcome=failure') })];
+    }],
+    [p.top, async () => {
+      const res = await search('event.outcome=failure | stats count by source.ip | sort -count | head 10', '-24h');
+      const cols = res.columns || [];
+      const ki = cols.indexOf('source.ip');
+      const ci = cols.indexOf('count');
+      const items = (res.rows || []).map((r) => ({ label: valueText(r[ki < 0 ? 0 : ki]), value: Number(r[ci < 0 ? cols.length - 1 : ci]) || 0 }));
+      if (!items.length) return h('p', { class: 'muted', text: 'No failures in the last 24 hours.' });
+      return hBarChart(items, { label: 'failures', width: p.top.width(), testid: 'chart-top-sources', onClick: (it) => toSearch(`event.outcome=failure source.ip=${quoteValue(it.label)}`) });
+    }],
+    [p.levels, async () => {
+      const res = await api('GET', '/api/v1/alerts?limit=10000', undefined, { signal: controller.signal });
+      const counts = new Map(LEVELS.map((l) => [l, { all: 0, open: 0 }]));
+      for (const a of res.alerts || []) {
+        const l = String((a.rule && a.rule.level) || 'unknown').toLowerCase();
+        if (!counts.has(l)) counts.set(l, { all: 0, open: 0 });
+        counts.get(l).all++;
+        if (a.status === 'open') counts.get(l).open++;
+      }
+      const items = [...counts.entries()].filter(([l, c]) => c.all > 0 || (l !== 'informational')).reverse()
+        .map(([l, c]) => ({ label: l, value: c.all, cls: `level-bar level-${l}`, open: c.open }));
+      return [hBarChart(items, { label: 'alerts', width: p.levels.width(), testid: 'chart-alerts-by-level', iconFor: (it) => LEVEL_ICON[it.label] || '?', onClick: (it) => { location.hash = `#/alerts?${new URLSearchParams({ level: it.label, status: '' })}`; } }),
+        h('p', { class: 'muted small', text: `Open: ${items.map((i) => `${i.label} ${i.open}`).join(' · ')}` })];
+    }],
+    [p.perSource, async () => {
+      const res = await search('* | stats count by vigil.source | sort -count', '-24h');
+      const cols = res.columns || [];
+      const ki = cols.indexOf('vigil.source');
+      const ci = cols.indexOf('count');
+      const items = (res.rows || []).map((r) => ({ label: valueText(r[ki < 0 ? 0 : ki]), value: Number(r[ci < 0 ? cols.length - 1 : ci]) || 0 }));
+      if (!items.length) return h('p', { class: 'muted', text: 'No events in the last 24 hours.' });
+      return hBarChart(items, { label: 'events', width: p.perSource.width(), testid: 'chart-events-per-source', onClick: (it) => toSearch(`vigil.source=${quoteValue(it.label)}`) });
+    }],
+    [p.ingest, async () => {
+      const [res, src] = await Promise.all([
+        search('* | timechart span=1m count', '-1h'),
+        api('GET', '/api/v1/sources', undefined, { signal: controller.signal }).catch((e) => { if (e.name === 'AbortError') throw e; return null; }),
+      ]);
+      const now = Date.now();
+      const pts = timechartPoints(res);
+      const rate = src && Array.isArray(src.sources) ? src.sources.reduce((a, x) => a + (Number(x.per_minute) || 0), 0) : null;
+      const total = pts.reduce((a, x) => a + x.v, 0);
+      return [h('div', { class: 'big-number' },
+        h('span', { id: 'ingest-rate-now', text: rate === null ? fmtNum(Math.round(total / 60)) : (Math.round(rate * 10) / 10).toLocaleString('en-US') }),
+        h('span', { class: 'muted small', text: ' events/min now' }), h('span', { class: 'muted small', text: ` · ${fmtNum(total)} in the last hour` })),
+      timeBarChart(pts, { from: new Date(now - 3600e3), to: new Date(now), bucketMs: 60e3, height: 170, width: p.ingest.width(), label: 'events', testid: 'chart-ingest-rate' })];
+    }],
+  ];
+
+  async function refreshAll() {
+    if (running || stopped) return; // never pile up: one round at a time
+    running = true;
+    clearTimeout(timer);
+    refreshBtn.disabled = true;
+    let failures = 0;
+    await Promise.all(jobs.map(async ([pp, job]) => {
+      try {
+        const content = await job();
+        if (stopped) return;
+        clear(pp.body).append(...[content].flat());
+        pp.sec.classList.remove('has-error');
+      } catch (err) {
+        if (err.name === 'AbortError' || stopped) return;
+        failures++;
+        pp.sec.classList.add('has-error');
+        clear(pp.body).append(inlineError(err));
+      }
+    }));
+    running = false;
+    if (stopped) return;
+    refreshBtn.disabled = false;
+    updated.textContent = `Updated ${fmtTime(new Date())}${failures ? ` · ${failures} panel(s) failed` : ''} · refreshes every 30 s`;
+    // schedule the next round only after this one finished
+    timer = setTimeout(tick, DASH_REFRESH_MS);
+  }
+  function tick() {
+    if (document.hidden) { timer = setTimeout(tick, DASH_REFRESH_MS); return; } // don't poll in a background tab
+    refreshAll();
+  }
+  refreshBtn.addEventListener('click', () => { if (!running) refreshAll(); });
+  refreshAll();
+  return { cleanup() { stopped = true; clearTimeout(timer); controller.abort(); } };
+}
+
+// ------------------------------------------------------------------ integrity
+
+function renderIntegrity(view) {
+  const controller = new AbortController();
+  const body = h('div', { id: 'integrity' }, spinner());
+  view.append(pageHeader('Integrity'), body);
+
+  async function load() {
+    try {
+      const st = await api('GET', '/api/v1/integrity', undefined, { signal: controller.signal });
+      draw(st);
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(body).append(inlineError(err, 'Loading integrity state'));
+      showError(err, 'Loading integrity state');
+    }
+  }
+
+  function verificationBox(v) {
+    const box = h('div', { id: 'last-verification', 'data-testid': 'last-verification', 'data-ok': v ? String(Boolean(v.ok)) : '' });
+    if (!v) {
+      box.append(h('p', { class: 'muted', text: 'No verification has run yet.' }));
+      return box;
+    }
+    box.append(
+      h('div', { class: `verify-result ${v.ok ? 'ok' : 'bad'}`, id: 'verify-result', 'data-testid': 'verify-result' },
+        h('span', { class: 'verify-icon', 'aria-hidden': 'true', text: v.ok ? '✔' : '✘' }),
+        h('span', { class: 'verify-word', text: v.ok ? 'Intact' : 'FAILED' }),
+        h('span', { class: 'verify-sub', text: v.ok ? ' — the log verifies against the signed checkpoint' : ' — the log does not verify' })),
+      h('dl', { class: 'facts' },
+        h('div', { class: 'fact' }, h('dt', { text: 'Verified at' }), h('dd', { id: 'verify-time', 'data-testid': 'verify-time' }, timeEl(v.at), h('span', { class: 'muted small', text: ` (${fmtAgo(v.at)})` }))),
+        h('div', { class: 'fact' }, h('dt', { text: 'By' }), h('dd', { text: v.by || '—' })),
+        h('div', { class: 'fact' }, h('dt', { text: 'Events checked' }), h('dd', { text: fmtNum(v.events) })),
+        h('div', { class: 'fact fact-wide' }, h('dt', { text: 'Message' }), h('dd', { id: 'verify-message', text: v.message || '—' }))));
+    return box;
+  }
+
+  function draw(st) {
+    clear(body);
+    const ver = h('section', { class: 'panel', 'aria-label': 'Last verification' }, h('h2', { class: 'panel-title', text: 'Last verification' }));
+    let vbox = verificationBox(st.last_verification);
+    ver.append(vbox);
+    if (canWrite()) {
+      const btn = h('button', { type: 'button', class: 'btn btn-primary', id: 'verify-button', 'data-testid': 'verify-button' }, h('span', { 'aria-hidden': 'true', text: '✔ ' }), 'Verify now');
+      const progress = h('span', { id: 'verify-progress', class: 'muted', hidden: true }, spinner('Verifying the whole log; this can take a while…'));
+      btn.addEventListener('click', async () => {
+        hideError();
+        btn.disabled = true;
+        progress.hidden = false;
+        try {
+          const v = await api('POST', '/api/v1/integrity/verify', {}, { signal: controller.signal });
+          const nb = verificationBox(v);
+          vbox.replaceWith(nb);
+          vbox = nb;
+        } catch (err) {
+          if (err.name === 'AbortError') return;
+          showError(err, 'Verification failed to run');
+        } finally {
+          btn.disabled = false;
+          progress.hidden = true;
+        }
+      });
+      ver.append(h('div', { class: 'button-row' }, btn, progress));
+    }
+    const cp = h('section', { class: 'panel', 'aria-label': 'Latest signed checkpoint' },
+      h('h2', { class: 'panel-title', text: 'Latest signed checkpoint' }),
+      h('dl', { class: 'facts' },
+        h('div', { class: 'fact' }, h('dt', { text: 'Tree size' }), h('dd', { id: 'tree-size', text: st.tree_size === null || st.tree_size === undefined ? '—' : fmtNum(st.tree_size) })),
+        h('div', { class: 'fact' }, h('dt', { text: 'Signed at' }), h('dd', null, timeEl(st.checkpoint_time)))),
+      st.checkpoint ? h('pre', { class: 'code-block', id: 'checkpoint', 'data-testid': 'checkpoint', text: st.checkpoint })
+        : h('p', { class: 'muted', id: 'checkpoint', 'data-testid': 'checkpoint', text: 'No checkpoint has been signed yet.' }));
+    const key = h('section', { class: 'panel', 'aria-label': 'Verifier key' },
+      h('h2', { class: 'panel-title', text: 'Verifier key' }),
+      h('p', { class: 'muted small', text: 'Give this key to anyone who should check checkpoints independently.' }),
+      h('pre', { class: 'code-block', id: 'verifier-key', 'data-testid': 'verifier-key', text: st.key || '—' }));
+    if (st.key && navigator.clipboard) {
+      const copy = h('button', { type: 'button', class: 'btn btn-secondary btn-small', id: 'copy-key' }, 'Copy key');
+      copy.addEventListener('click', () => navigator.clipboard.writeText(st.key).then(() => { copy.textContent = 'Copied ✓'; }, (e) => showError(e, 'Copy failed')));
+      key.append(copy);
+    }
+    body.append(h('div', { class: 'integrity-grid' }, ver, cp, key));
+  }
+  load();
+  return { cleanup() { controller.abort(); } };
+}
+
+// ------------------------------------------------------------------ rules
+
+function renderRules(view) {
+  const controller = new AbortController();
+  const filter = h('input', { type: 'search', id: 'rules-filter', class: 'filter-input', placeholder: 'Filter rules…', 'aria-label': 'Filter rules' });
+  const box = h('div', { class: 'panel flush', id: 'rules' }, h('div', { class: 'pad' }, spinner()));
+  const summary = h('span', { class: 'muted small', id: 'rules-summary' });
+  view.append(pageHeader('Rules', summary, filter), box);
+  let all = [];
+
+  function draw() {
+    const f = filter.value.trim().toLowerCase();
+    const rows = all.filter((r) => !f || [r.id, r.title, r.source, r.level, ...(r.tags || []), r.status].some((x) => String(x || '').toLowerCase().includes(f)));
+    clear(box).append(dataTable([
+      { label: 'Status', render: (r) => statusBadge(r.status) },
+      { label: 'Level', render: (r) => (r.level ? levelBadge(r.level) : '—') },
+      { label: 'Title', render: (r) => h('span', { class: 'rule-title', text: r.title || '(untitled)' }) },
+      { label: 'ID', cls: 'mono nowrap', key: 'id' },
+      { label: 'Tags', render: (r) => h('span', { class: 'tags' }, (r.tags || []).map((t) => h('span', { class: 'tag', text: t }))) },
+      { label: 'Last fired', cls: 'nowrap', render: (r) => (r.status === 'error' ? '—' : r.last_fired ? h('span', null, timeEl(r.last_fired), h('span', { class: 'muted small', text: ` ${fmtAgo(r.last_fired)}` })) : h('span', { class: 'muted', text: 'never' })) },
+      { label: 'File', cls: 'mono small', key: 'source' },
+      { label: 'Errors / notes', render: (r) => h('div', null,
+        r.reason ? h('div', { class: 'rule-error' }, h('span', { 'aria-hidden': 'true', text: '✗ ' }), `${r.kind ? r.kind + ': ' : ''}${r.reason}`) : null,
+        (r.notes || []).map((n) => h('div', { class: 'rule-note' }, h('span', { 'aria-hidden': 'true', text: 'ℹ ' }), valueText(n)))) },
+    ], rows, { id: 'rules-table', testid: 'rules-table', empty: f ? 'No rule matches the filter.' : 'No rules are loaded.',
+      rowAttrs: (r) => ({ class: r.status === 'error' ? 'row-error' : '', 'data-testid': 'rule-row', 'data-rule-id': r.id || '' }) }));
+  }
+  filter.addEventListener('input', draw);
+
+  api('GET', '/api/v1/rules', undefined, { signal: controller.signal }).then((res) => {
+    const issues = (res.issues || []).map((i) => ({ ...i, status: 'error', tags: [], notes: [] }));
+    all = [...issues, ...(res.rules || []).map((r) => ({ ...r, status: r.status || 'loaded' }))];
+    summary.textContent = `${(res.rules || []).length} loaded · ${issues.length} with errors${res.loaded_at ? ` · loaded ${fmtTime(res.loaded_at)}` : ''}`;
+    if (res.message) summary.textContent += ` · ${res.message}`;
+    draw();
+  }).catch((err) => {
+    if (err.name === 'AbortError') return;
+    clear(box).append(inlineError(err, 'Loading rules'));
+    showError(err, 'Loading rules');
+  });
+  return { cleanup() { controller.abort(); } };
+}
+
+// ------------------------------------------------------------------ sources
+
+function renderSources(view) {
+  const controller = new AbortController();
+  const box = h('div', { class: 'panel flush', id: 'sources' }, h('div', { class: 'pad' }, spinner()));
+  const refresh = h('button', { type: 'button', class: 'btn btn-secondary', id: 'sources-refresh' }, h('span', { 'aria-hidden': 'true', text: '↻ ' }), 'Refresh');
+  view.append(pageHeader('Sources', refresh), box);
+  async function load() {
+    try {
+      const res = await api('GET', '/api/v1/sources', undefined, { signal: controller.signal });
+      const rows = (res.sources || []).slice().sort((a, b) => String(a.source).localeCompare(String(b.source)));
+      const STALE = 15 * 60e3;
+      clear(box).append(dataTable([
+        { label: 'Source', cls: 'mono', render: (r) => h('a', { href: `#/search?${new URLSearchParams({ q: `vigil.source=${quoteValue(valueText(r.source))}`, from: '-1h' })}`, text: valueText(r.source) }) },
+        { label: 'State', render: (r) => {
+          const d = toDate(r.last_seen);
+          const stale = !d || Date.now() - d.getTime() > STALE;
+          return h('span', { class: `badge ${stale ? 'status-stale' : 'status-live'}` }, h('span', { 'aria-hidden': 'true', text: stale ? '◌ ' : '● ' }), stale ? 'quiet' : 'receiving');
+        } },
+        { label: 'Last seen', cls: 'nowrap', render: (r) => h('span', null, timeEl(r.last_seen), h('span', { class: 'muted small', text: r.last_seen ? ` ${fmtAgo(r.last_seen)}` : '' })) },
+        { label: 'Events/min', cls: 'num mono', render: (r) => (typeof r.per_minute === 'number' ? (Math.round(r.per_minute * 100) / 100).toLocaleString('en-US') : '—') },
+        { label: 'Events total', cls: 'num mono', render: (r) => fmtNum(r.events) },
+      ], rows, { id: 'sources-table', testid: 'sources-table', empty: 'No source has sent events yet.', rowAttrs: () => ({ 'data-testid': 'source-row' }) }));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(box).append(inlineError(err, 'Loading sources'));
+      showError(err, 'Loading sources');
+    }
+  }
+  refresh.addEventListener('click', load);
+  load();
+  return { cleanup() { controller.abort(); } };
+}
+
+// ------------------------------------------------------------------ router
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '') || '/search';
+  const [path, query = ''] = raw.split('?', 2);
+  const parts = path.split('/').filter(Boolean);
+  return { parts, params: new URLSearchParams(query) };
+}
+
+function route() {
+  const { parts, params } = parseHash();
+  const name = parts[0] || 'search';
+  if (currentView && currentView.cleanup) {
+    try { currentView.cleanup(); } catch (_) { /* ignore */ }
+  }
+  currentView = null;
+  hideError();
+  const view = clear($('view'));
+  view.dataset.view = name;
+  for (const a of document.querySelectorAll('.mainnav a')) {
+    if (a.dataset.route === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  const titles = { search: 'Search', alerts: 'Alerts', dashboards: 'Dashboards', integrity: 'Integrity', rules: 'Rules', sources: 'Sources' };
+  document.title = `${titles[name] || 'Not found'} · Vigil`;
+  switch (name) {
+    case 'search': currentView = renderSearch(view, params); break;
+    case 'alerts':
+      currentView = parts[1] ? renderAlertDetail(view, decodeURIComponent(parts[1])) : renderAlerts(view, params);
+      break;
+    case 'dashboards': currentView = renderDashboards(view); break;
+    case 'integrity': currentView = renderIntegrity(view); break;
+    case 'rules': currentView = renderRules(view); break;
+    case 'sources': currentView = renderSources(view); break;
+    default:
+      view.append(pageHeader('Not found'), h('p', null, 'There is no page here. ', h('a', { href: '#/search', text: 'Go to search' })));
+  }
+}
+
+async function refreshOpenCount() {
+  const badge = $('open-alerts-count');
+  try {
+    const res = await api('GET', '/api/v1/alerts?status=open&limit=1000');
+    const n = (res.alerts || []).length;
+    badge.textContent = String(n);
+    badge.setAttribute('aria-label', `${n} open`);
+    badge.hidden = n === 0;
+  } catch (_) {
+    badge.hidden = true;
+  }
+}
+
+async function logout() {
+  const btn = $('logout-button');
+  btn.disabled = true;
+  try {
+    await api('POST', '/api/v1/logout', {});
+    location.assign('/login');
+  } catch (err) {
+    btn.disabled = false;
+    showError(err, 'Log out failed');
+  }
+}
+
+async function start() {
+  $('error-dismiss').addEventListener('click', hideError);
+  $('logout-button').addEventListener('click', logout);
+  try {
+    const me = await api('GET', '/api/v1/session');
+    session.user = me.user;
+    session.role = me.role;
+    session.csrf = me.csrf;
+  } catch (err) {
+    clear($('view'));
+    showError(err, 'Could not load the session');
+    return;
+  }
+  $('user-name').textContent = session.user;
+  $('user-role').textContent = session.role;
+  document.body.dataset.role = session.role;
+  window.addEventListener('hashchange', route);
+  route();
+  refreshOpenCount();
+  setInterval(() => { if (!document.hidden) refreshOpenCount(); }, 60000);
+}
+
+start();

@@ -1,0 +1,307 @@
+//! Helpers shared by the end-to-end tests of the web UI and its security: a real `vigil serve`
+//! on a port it picks, accounts and tokens made with the real CLI, and curl as the client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use vigil_event::Event;
+
+/// The `vigil` binary under test.
+pub fn vigil() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+}
+
+/// A running `vigil serve` (HTTP only) whose standard error is collected.
+pub struct Server {
+    child: Child,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// `http://127.0.0.1:PORT` (or https).
+    pub url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts a server on `data` with extra flags; waits until it is ready.
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = vigil()
+            .args(["serve", "--data-dir"])
+            .arg(data)
+            .args(["--http", "127.0.0.1:0", "--syslog-udp", "off"])
+            .args(["--syslog-tcp", "off", "--syslog-tls", "off"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start vigil serve");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            log.lock().unwrap().push_str(&line);
+            log.lock().unwrap().push('\n');
+            for scheme in ["http", "https"] {
+                if let Some(rest) = line.strip_prefix(&format!("vigil: listening {scheme}://")) {
+                    url = rest
+                        .split_whitespace()
+                        .next()
+                        .map(|a| format!("{scheme}://{a}"));
+                }
+            }
+            if line.contains("vigil: ready") {
+                break;
+            }
+        }
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let url =
+            url.unwrap_or_else(|| panic!("vigil serve did not start:\n{}", log.lock().unwrap()));
+        Server {
+            child,
+            data: data.to_owned(),
+            url,
+            log,
+        }
+    }
+
+    /// Everything the server wrote to standard error so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Stops the server (SIGTERM, then waits) and returns its log.
+    pub fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        self.log()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command and returns its standard output; panics with its standard error on failure.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run command");
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Creates a token with the real CLI.
+pub fn create_token(data: &Path, role: &str, name: &str) -> String {
+    let mut cmd = vigil();
+    if role == "bouncer" {
+        cmd.args(["bouncer", "add", "--data-dir"])
+            .arg(data)
+            .arg(name);
+    } else {
+        cmd.args(["token", "create", "--data-dir"])
+            .arg(data)
+            .args(["--role", role, "--name", name]);
+    }
+    run_ok(&mut cmd).trim().to_owned()
+}
+
+/// Adds an account with the real CLI (password on standard input).
+pub fn add_user(data: &Path, name: &str, role: &str, password: &str) {
+    let mut child = vigil()
+        .args(["user", "add", "--data-dir"])
+        .arg(data)
+        .args(["--role", role, "--password-stdin", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "vigil user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An HTTP answer as curl saw it.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Response headers, lower-cased names.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: String,
+}
+
+impl Answer {
+    /// The first header of this name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Makes one request with curl: `method url`, extra headers, optional body.
+pub fn curl(method: &str, url: &str, headers: &[String], body: Option<&str>) -> Answer {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sk",
+        "-D",
+        "-",
+        "-o",
+        "-",
+        "-X",
+        method,
+        "--max-time",
+        "60",
+    ]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if let Some(b) = body {
+        cmd.args(["--data-binary", b]);
+    }
+    cmd.arg(url);
+    let out = cmd.output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no answer from {method} {url}: {text}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A logged-in browser session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `vigil_session=…`.
+    pub cookie: String,
+    /// The CSRF token.
+    pub csrf: String,
+}
+
+impl Session {
+    /// Headers for a request in this session (the CSRF token included).
+    pub fn headers(&self) -> Vec<String> {
+        vec![
+            format!("Cookie: {}", self.cookie),
+            format!("X-CSRF-Token: {}", self.csrf),
+        ]
+    }
+}
+
+/// Logs in; the answer when it fails.
+pub fn login(url: &str, user: &str, password: &str) -> Result<Session, Answer> {
+    let body = serde_json::json!({"username": user, "password": password}).to_string();
+    let a = curl(
+        "POST",
+        &format!("{url}/api/v1/login"),
+        &["Content-Type: application/json".into()],
+        Some(&body),
+    );
+    if a.status != 200 {
+        return Err(a);
+    }
+    let cookie = a
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let csrf = a.json()["csrf"].as_str().unwrap().to_owned();
+    Ok(Session { cookie, csrf })
+}
+
+/// Every event in a data directory's ledger (read without a lock).
+pub fn ledger_events(data: &Path) -> Vec<Event> {
+    let Ok(mut reader) = vigil_ledger::LedgerReader::open(data) else {
+        return Vec::new();
+    };
+    let end = reader.end_seq();
+    let mut out = Vec::new();
+    reader
+        .for_each_raw(reader.first_seq()..end, |_, raw| {
+            out.push(Event::from_canonical(raw).unwrap());
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+/// Waits up to `secs` for `check` to hold.
+pub fn wait_until(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check()
+}
+
+/// Audit events (`event.dataset: vigil.audit`) with this action.
+pub fn audit_events(data: &Path, action: &str) -> Vec<Event> {
+    ledger_events(data)
+        .into_iter()
+        .filter(|e| {
+            e.get_str("event.dataset") == Some("vigil.audit")
+                && e.get_str("event.action") == Some(action)
+        })
+        .collect()
+}

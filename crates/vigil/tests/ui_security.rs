@@ -1,0 +1,516 @@
+//! The security of Vigil itself, end to end through a real `vigil serve` and curl: every route
+//! walked anonymously and with every role (tokens and browser sessions) against the role table,
+//! CSRF rejection, session expiry, token revocation, login rate limiting and the bundled rule
+//! that catches brute force against Vigil's own login, HTTPS, and that no password or token
+//! reaches Vigil's log output or ledger.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{
+    Answer, Server, Session, add_user, audit_events, create_token, curl, ledger_events, login,
+    run_ok, vigil, wait_until,
+};
+use vigil_server::access::{Access, ROUTES, RouteAccess};
+use vigil_server::auth::Role;
+
+/// How a caller presents itself.
+#[derive(Debug, Clone)]
+enum Credential {
+    Anonymous,
+    /// `Authorization: Bearer`.
+    Token(String),
+    /// `X-Api-Key` (CrowdSec bouncers).
+    ApiKey(String),
+    /// A browser session (cookie and CSRF token).
+    Browser(Session),
+}
+
+#[derive(Debug, Clone)]
+struct Caller {
+    label: String,
+    role: Option<Role>,
+    credential: Credential,
+}
+
+impl Caller {
+    fn headers(&self) -> Vec<String> {
+        match &self.credential {
+            Credential::Anonymous => Vec::new(),
+            Credential::Token(t) => vec![format!("Authorization: Bearer {t}")],
+            Credential::ApiKey(k) => vec![format!("X-Api-Key: {k}")],
+            Credential::Browser(s) => s.headers(),
+        }
+    }
+}
+
+/// A concrete request for a route of the table.
+fn request_for(route: &RouteAccess) -> (String, Option<&'static str>, Option<&'static str>) {
+    let path = route
+        .path
+        .replace("{id}", "999999")
+        .replace("{index}", "logs");
+    let json = Some("Content-Type: application/json");
+    let ndjson = Some("Content-Type: application/x-ndjson");
+    match (route.method, route.path) {
+        ("POST", "/api/v1/login") => (path, Some("{}"), json),
+        ("POST", "/api/v1/search") => (path, Some(r#"{"query":"*","limit":1}"#), json),
+        ("GET", "/api/v1/export") => (format!("{path}?query=*&format=csv&limit=5"), None, None),
+        ("GET", "/api/v1/proof/inclusion") => (format!("{path}?seq=0"), None, None),
+        ("POST", "/api/v1/alerts/{id}") => (
+            path,
+            Some(r#"{"status":"acknowledged","comment":"walk"}"#),
+            json,
+        ),
+        ("POST", "/api/v1/decisions") => (
+            path,
+            Some(r#"{"value":"198.51.100.77","duration":"1m","reason":"route walk"}"#),
+            json,
+        ),
+        ("POST", "/api/v1/ingest") => (path, Some(r#"{"message":"route walk"}"#), ndjson),
+        ("POST", p) if p.starts_with("/services/collector/raw") => {
+            (path, Some("route walk raw"), None)
+        }
+        ("POST", p) if p.starts_with("/services/collector") => {
+            (path, Some(r#"{"event":"route walk"}"#), json)
+        }
+        ("POST", p) if p.ends_with("_bulk") => (
+            path,
+            Some("{\"index\":{}}\n{\"message\":\"route walk\"}\n"),
+            ndjson,
+        ),
+        ("GET", "/v1/decisions/stream") => (format!("{path}?startup=true"), None, None),
+        ("GET", "/v1/decisions") => (format!("{path}?ip=198.51.100.1"), None, None),
+        _ => (path, None, None),
+    }
+}
+
+/// What the role table says `caller` must get from `route`; `Err` describes a mismatch.
+fn check(route: &RouteAccess, caller: &Caller, a: &Answer) -> Result<(), String> {
+    let s = a.status;
+    let granted = |s: u16| s != 401 && s != 403 && s < 500;
+    let browser = matches!(caller.credential, Credential::Browser(_));
+    let has_authorization = matches!(caller.credential, Credential::Token(_));
+    let ok = match route.access {
+        Access::Public => granted(s),
+        _ if route.path == "/" && !has_authorization => {
+            s == 303 && a.header("location") == Some("/ui/")
+        }
+        Access::UiSession => match (browser, caller.role) {
+            (true, Some(role)) if role.can_read() => s == 200,
+            (true, _) => s == 403,
+            (false, _) => s == 303 && a.header("location") == Some("/login"),
+        },
+        Access::SessionOnly => {
+            if browser {
+                (200..300).contains(&s)
+            } else {
+                s == 401
+            }
+        }
+        Access::Bouncer => match (&caller.credential, caller.role) {
+            (Credential::ApiKey(_), Some(Role::Bouncer)) => s == 200,
+            _ => s == 403,
+        },
+        access => match (&caller.credential, caller.role) {
+            (Credential::Anonymous, _) | (Credential::ApiKey(_), _) => s == 401,
+            (_, Some(role)) if access.allows(role) => granted(s),
+            _ => s == 403,
+        },
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} {} as {}: got {} {}",
+            route.method,
+            route.path,
+            caller.label,
+            s,
+            a.body.chars().take(200).collect::<String>()
+        ))
+    }
+}
+
+const PASSWORD: &str = "route walk password 1";
+
+#[test]
+fn every_route_answers_as_the_role_table_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let users = [
+        ("root", "admin"),
+        ("ann", "analyst"),
+        ("vic", "viewer"),
+        ("ivan", "ingest"),
+    ];
+    for (name, role) in users {
+        add_user(&data, name, role, PASSWORD);
+    }
+    let mut callers = vec![Caller {
+        label: "anonymous".into(),
+        role: None,
+        credential: Credential::Anonymous,
+    }];
+    for role in ["admin", "analyst", "viewer", "ingest", "bouncer"] {
+        let token = create_token(&data, role, &format!("walk-{role}"));
+        let role = Role::parse(role).unwrap();
+        callers.push(Caller {
+            label: format!("{} token", role.name()),
+            role: Some(role),
+            credential: Credential::Token(token.clone()),
+        });
+        if role == Role::Bouncer {
+            callers.push(Caller {
+                label: "bouncer key".into(),
+                role: Some(role),
+                credential: Credential::ApiKey(token),
+            });
+        }
+    }
+    let server = Server::start(&data, &[]);
+    assert!(
+        !data.join("auth/initial-admin-password").exists(),
+        "no generated admin when accounts exist"
+    );
+    for (name, role) in users {
+        let session = login(&server.url, name, PASSWORD).expect("login");
+        callers.push(Caller {
+            label: format!("{role} session"),
+            role: Some(Role::parse(role).unwrap()),
+            credential: Credential::Browser(session),
+        });
+    }
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for route in ROUTES {
+        if route.path == "/api/v1/logout" {
+            continue; // walked last: it ends the session
+        }
+        for caller in &callers {
+            let (path, body, content_type) = request_for(route);
+            let mut headers = caller.headers();
+            headers.extend(content_type.map(str::to_owned));
+            let a = curl(
+                route.method,
+                &format!("{}{path}", server.url),
+                &headers,
+                body,
+            );
+            checked += 1;
+            if let Err(e) = check(route, caller, &a) {
+                failures.push(e);
+            }
+        }
+    }
+    let logout = ROUTES.iter().find(|r| r.path == "/api/v1/logout").unwrap();
+    for caller in &callers {
+        let a = curl(
+            "POST",
+            &format!("{}/api/v1/logout", server.url),
+            &caller.headers(),
+            None,
+        );
+        checked += 1;
+        if let Err(e) = check(logout, caller, &a) {
+            failures.push(e);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} answers disagree with the role table:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(checked >= ROUTES.len() * 10);
+    // The sessions ended with the logouts.
+    for caller in callers
+        .iter()
+        .filter(|c| matches!(c.credential, Credential::Browser(_)))
+    {
+        let a = curl(
+            "GET",
+            &format!("{}/api/v1/session", server.url),
+            &caller.headers(),
+            None,
+        );
+        assert_eq!(a.status, 401, "{} after logout", caller.label);
+    }
+    // Every answer carries the strict CSP.
+    let a = curl("GET", &format!("{}/login", server.url), &[], None);
+    assert_eq!(a.status, 200);
+    let csp = a.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    assert_eq!(a.header("x-frame-options"), Some("DENY"));
+    // Anonymous refusals are audited with their address.
+    assert!(wait_until(5, || {
+        audit_events(&data, "api_auth_failure")
+            .iter()
+            .any(|e| e.get("source.ip").map(|v| v.to_string()).as_deref() == Some("127.0.0.1"))
+    }));
+}
+
+#[test]
+fn csrf_expiry_revocation_rate_limit_and_vigils_own_brute_force_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "root", "admin", PASSWORD);
+    add_user(&data, "ann", "analyst", PASSWORD);
+    let reader = create_token(&data, "viewer", "reader");
+    let server = Server::start(&data, &["--session-idle", "2s"]);
+    let url = &server.url;
+
+    // CSRF: the cookie alone does not change anything.
+    let s = login(url, "root", PASSWORD).unwrap();
+    let cookie = format!("Cookie: {}", s.cookie);
+    let search = r#"{"query":"*","limit":1}"#;
+    let a = curl(
+        "POST",
+        &format!("{url}/api/v1/search"),
+        &[cookie.clone()],
+        Some(search),
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(a.body.contains("CSRF"));
+    let wrong = format!("X-CSRF-Token: {}", "0".repeat(64));
+    let a = curl(
+        "POST",
+        &format!("{url}/api/v1/decisions"),
+        &[cookie.clone(), wrong.clone()],
+        Some(r#"{"value":"198.51.100.9"}"#),
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    let a = curl(
+        "POST",
+        &format!("{url}/api/v1/logout"),
+        &[cookie.clone()],
+        None,
+    );
+    assert_eq!(a.status, 403, "logout needs the token too");
+    let a = curl(
+        "POST",
+        &format!("{url}/api/v1/search"),
+        &s.headers(),
+        Some(search),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    // A cross-site form cannot log in: only JSON is accepted.
+    let a = curl(
+        "POST",
+        &format!("{url}/api/v1/login"),
+        &["Content-Type: application/x-www-form-urlencoded".into()],
+        Some("username=root&password=x"),
+    );
+    assert_eq!(a.status, 415);
+
+    // Idle expiry.
+    std::thread::sleep(Duration::from_millis(2500));
+    let a = curl("GET", &format!("{url}/api/v1/session"), &s.headers(), None);
+    assert_eq!(a.status, 401, "idle session must expire");
+    let a = curl("GET", &format!("{url}/ui/"), &s.headers(), None);
+    assert_eq!(a.status, 303);
+    let a = curl(
+        "POST",
+        &format!("{url}/api/v1/search"),
+        &s.headers(),
+        Some(search),
+    );
+    assert_eq!(a.status, 401);
+
+    // A password change ends the user's sessions.
+    let s = login(url, "ann", PASSWORD).unwrap();
+    let mut passwd = vigil()
+        .args(["user", "passwd", "--data-dir"])
+        .arg(&data)
+        .args(["--password-stdin", "ann"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    passwd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a changed password 2\n")
+        .unwrap();
+    assert!(passwd.wait().unwrap().success());
+    assert!(
+        wait_until(5, || curl(
+            "GET",
+            &format!("{url}/api/v1/session"),
+            &s.headers(),
+            None
+        )
+        .status
+            == 401),
+        "a password change must end the sessions"
+    );
+    assert!(login(url, "ann", "a changed password 2").is_ok());
+
+    // Token revocation takes effect while serving; last use is recorded.
+    let analyst = create_token(&data, "analyst", "soon-revoked");
+    let bearer = format!("Authorization: Bearer {analyst}");
+    assert_eq!(
+        curl(
+            "GET",
+            &format!("{url}/api/v1/alerts"),
+            &[bearer.clone()],
+            None
+        )
+        .status,
+        200
+    );
+    assert!(wait_until(5, || {
+        let list = run_ok(vigil().args(["token", "list", "--data-dir"]).arg(&data));
+        list.lines()
+            .any(|l| l.contains("soon-revoked") && !l.contains("never"))
+    }));
+    run_ok(
+        vigil()
+            .args(["token", "revoke", "--data-dir"])
+            .arg(&data)
+            .arg("soon-revoked"),
+    );
+    assert!(
+        wait_until(5, || curl(
+            "GET",
+            &format!("{url}/api/v1/alerts"),
+            &[bearer.clone()],
+            None
+        )
+        .status
+            == 401),
+        "a revoked token must be refused"
+    );
+
+    // Login rate limit: five failures, then even the right password waits.
+    for i in 0..5 {
+        let e = login(url, "root", &format!("wrong guess {i}")).unwrap_err();
+        assert_eq!(e.status, 401);
+        assert!(e.body.contains("wrong user name or password"));
+    }
+    let e = login(url, "root", PASSWORD).unwrap_err();
+    assert_eq!(e.status, 429, "{}", e.body);
+    assert!(e.header("retry-after").is_some());
+
+    // Every attempt is audited with its address; the bundled rule raises an alert.
+    let failures = audit_events(&data, "login_failure");
+    assert!(
+        failures.len() >= 6,
+        "{} login failures audited",
+        failures.len()
+    );
+    assert!(failures.iter().all(|e| {
+        e.get("source.ip").map(|v| v.to_string()).as_deref() == Some("127.0.0.1")
+            && e.get_str("user.name") == Some("root")
+    }));
+    let reader_h = format!("Authorization: Bearer {reader}");
+    assert!(
+        wait_until(20, || {
+            let a = curl(
+                "GET",
+                &format!("{url}/api/v1/alerts"),
+                &[reader_h.clone()],
+                None,
+            );
+            a.json()["alerts"].as_array().unwrap().iter().any(|al| {
+                al["rule"]["title"] == "Brute force against Vigil's login"
+                    && al["group"]["source.ip"] == "127.0.0.1"
+            })
+        }),
+        "the bundled rule must catch brute force against Vigil's login"
+    );
+    // Audited changes made with the CLI while serving reach the ledger.
+    assert!(wait_until(5, || !audit_events(&data, "token_revoked").is_empty()));
+    assert!(!audit_events(&data, "user_updated").is_empty());
+    assert!(!audit_events(&data, "login_success").is_empty());
+    server.stop();
+}
+
+#[test]
+fn no_password_or_token_in_logs_or_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--tls"]);
+    assert!(server.url.starts_with("https://"));
+    let first = std::fs::read_to_string(data.join("auth/initial-admin-password"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(data.join("auth/initial-admin-password"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let url = &server.url;
+    // HTTPS: the cookie is Secure, HSTS is sent.
+    let body = serde_json::json!({"username": "admin", "password": first}).to_string();
+    let a = curl(
+        "POST",
+        &format!("{url}/api/v1/login"),
+        &["Content-Type: application/json".into()],
+        Some(&body),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let cookie = a.header("set-cookie").unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(a.header("strict-transport-security").is_some());
+
+    let wrong_password = "Wr0ng-Passw0rd-Never-Logged";
+    assert_eq!(login(url, "admin", wrong_password).unwrap_err().status, 401);
+    let user_password = "Us3r-Passw0rd-Never-Logged";
+    add_user(&data, "carol", "analyst", user_password);
+    let s = login(url, "carol", user_password).unwrap();
+    let token = create_token(&data, "admin", "secret-check");
+    let a = curl(
+        "POST",
+        &format!("{url}/api/v1/search"),
+        &[format!("Authorization: Bearer {token}")],
+        Some(r#"{"query":"* | stats count"}"#),
+    );
+    assert_eq!(a.status, 200);
+    let bad_token = format!("{}0", &token[..token.len() - 1]);
+    let a = curl(
+        "GET",
+        &format!("{url}/api/v1/alerts"),
+        &[format!("Authorization: Bearer {bad_token}")],
+        None,
+    );
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        curl("POST", &format!("{url}/api/v1/logout"), &s.headers(), None).status,
+        204
+    );
+    assert!(wait_until(5, || !audit_events(&data, "logout").is_empty()));
+    let log = server.stop();
+    assert!(log.contains("login failed"), "failures are logged:\n{log}");
+
+    let ledger: String = ledger_events(&data)
+        .iter()
+        .map(|e| e.to_json().to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(ledger.contains("login_failure") && ledger.contains("logout"));
+    let secret_of = |t: &str| t.rsplit('_').next().unwrap().to_owned();
+    for secret in [
+        first.clone(),
+        wrong_password.to_owned(),
+        user_password.to_owned(),
+        secret_of(&token),
+        secret_of(&bad_token),
+        s.csrf.clone(),
+        s.cookie.trim_start_matches("vigil_session=").to_owned(),
+    ] {
+        assert!(!log.contains(&secret), "a secret is in the server's log");
+        assert!(!ledger.contains(&secret), "a secret is in the ledger");
+    }
+}
