@@ -123,14 +123,14 @@ impl SourceBook {
         let now = vigil_event::Timestamp::now();
         let minute = now.as_nanos().div_euclid(60_000_000_000);
         let Ok(mut map) = self.map.lock() else { return };
-        if !map.contains_key(source) && map.len() >= Self::MAX_SOURCES {
-            if let Some(oldest) = map
+        if !map.contains_key(source)
+            && map.len() >= Self::MAX_SOURCES
+            && let Some(oldest) = map
                 .iter()
                 .min_by_key(|(_, c)| c.last_seen)
                 .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
+        {
+            map.remove(&oldest);
         }
         let c = map.entry(source.to_owned()).or_insert(SourceCounts {
             events: 0,

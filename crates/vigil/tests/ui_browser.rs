@@ -145,13 +145,13 @@ fn the_web_ui_works_in_a_real_browser() {
             let alerts = curl(
                 "GET",
                 &format!("{url}/api/v1/alerts"),
-                &[reader_h.clone()],
+                std::slice::from_ref(&reader_h),
                 None,
             );
             let checkpoint = curl(
                 "GET",
                 &format!("{url}/api/v1/integrity"),
-                &[reader_h.clone()],
+                std::slice::from_ref(&reader_h),
                 None,
             );
             alerts.body.contains("SSH brute force")

@@ -269,7 +269,7 @@ fn csrf_expiry_revocation_rate_limit_and_vigils_own_brute_force_rule() {
     let a = curl(
         "POST",
         &format!("{url}/api/v1/search"),
-        &[cookie.clone()],
+        std::slice::from_ref(&cookie),
         Some(search),
     );
     assert_eq!(a.status, 403, "{}", a.body);
@@ -285,7 +285,7 @@ fn csrf_expiry_revocation_rate_limit_and_vigils_own_brute_force_rule() {
     let a = curl(
         "POST",
         &format!("{url}/api/v1/logout"),
-        &[cookie.clone()],
+        std::slice::from_ref(&cookie),
         None,
     );
     assert_eq!(a.status, 403, "logout needs the token too");
@@ -357,7 +357,7 @@ fn csrf_expiry_revocation_rate_limit_and_vigils_own_brute_force_rule() {
         curl(
             "GET",
             &format!("{url}/api/v1/alerts"),
-            &[bearer.clone()],
+            std::slice::from_ref(&bearer),
             None
         )
         .status,
@@ -378,7 +378,7 @@ fn csrf_expiry_revocation_rate_limit_and_vigils_own_brute_force_rule() {
         wait_until(5, || curl(
             "GET",
             &format!("{url}/api/v1/alerts"),
-            &[bearer.clone()],
+            std::slice::from_ref(&bearer),
             None
         )
         .status
@@ -413,7 +413,7 @@ fn csrf_expiry_revocation_rate_limit_and_vigils_own_brute_force_rule() {
             let a = curl(
                 "GET",
                 &format!("{url}/api/v1/alerts"),
-                &[reader_h.clone()],
+                std::slice::from_ref(&reader_h),
                 None,
             );
             a.json()["alerts"].as_array().unwrap().iter().any(|al| {
