@@ -22,6 +22,7 @@
 //! | linux, no service | syslog-parsed events, or `host.os.type: linux` | keywords → message |
 //! | linux/macos + `process_creation`/`file_event`/`network_connection` | Sysmon for Linux channel, or ECS (`event.category`, `host.os.type`) | Sysmon names, or → ECS |
 //! | zeek + service X | `event.dataset: zeek.X` | Zeek's names |
+//! | vigil + service X (`audit`) | `event.dataset: vigil.X`, Vigil's own events | unchanged |
 //! | `dns` | `event.dataset` zeek.dns / suricata.dns | → their names |
 //! | anything else (cloud products, unknown categories) | every event, and `vigil rules check` says so | unchanged |
 //!
@@ -548,6 +549,11 @@ pub fn resolve(ls: &LogSource) -> Resolution {
                 "logsource category `{cat}` for linux is not in Vigil's table; the rule applies to every Linux event"
             ),
         ),
+        // Vigil's own events: `service: audit` is its self-audit (`event.dataset: vigil.audit`).
+        (Some("vigil"), None, Some(svc)) => known(vec![Alternative::new(
+            &[("event.dataset", &[&format!("vigil.{svc}")])],
+            FieldTable::Identity,
+        )]),
         (Some("zeek"), _, Some(svc)) => known(vec![Alternative::new(
             &[("event.dataset", &[&format!("zeek.{svc}")])],
             FieldTable::Identity,

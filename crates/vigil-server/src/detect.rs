@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use vigil_detect::alert::{AlertBook, Level, Observed, RuleInfo as AlertRule, Triage};
 use vigil_detect::compile::{CompileOptions, IssueKind, RuleIssue};
 use vigil_detect::{Evaluator, RuleSet};
-use vigil_event::{Event, Timestamp};
+use vigil_event::{Event, Timestamp, Value};
 use vigil_ledger::{Ledger, LedgerReader};
 
 /// A loaded rule set and what loading it said.
@@ -389,6 +389,44 @@ impl DetectService {
         }
         let loaded = load_rules(&self.dirs);
         tracing::info!("detection: rules changed, {} loaded", loaded.set.len());
+        // Rule changes are audited: which rules came, went, or fail to load.
+        let titles = |rules: &LoadedRules| -> std::collections::BTreeSet<String> {
+            rules
+                .set
+                .rules()
+                .map(|(_, info)| {
+                    let r = alert_rule(&info.meta);
+                    format!("{} ({})", r.title, r.id)
+                })
+                .collect()
+        };
+        let (before, after) = (titles(&current), titles(&loaded));
+        let added: Vec<String> = after.difference(&before).cloned().collect();
+        let removed: Vec<String> = before.difference(&after).cloned().collect();
+        let mut audit = Event::audit(
+            Timestamp::now(),
+            "rules_changed",
+            "configuration",
+            "change",
+            "success",
+        );
+        audit.insert(
+            "message",
+            format!(
+                "detection rules changed: {} loaded ({} added, {} removed), {} not loaded",
+                loaded.set.len(),
+                added.len(),
+                removed.len(),
+                loaded.issues.len() + loaded.file_errors.len()
+            ),
+        );
+        let list = |v: Vec<String>| Value::List(v.into_iter().map(Value::from).collect());
+        audit.insert("vigil.rules.added", list(added));
+        audit.insert("vigil.rules.removed", list(removed));
+        audit.insert("vigil.rules.loaded", loaded.set.len() as i64);
+        if let Err(e) = self.ledger.append(&[audit]) {
+            tracing::error!("audit event of the rule change not stored: {e}");
+        }
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
     }
 

@@ -1683,6 +1683,21 @@ fn query_rules_broken_rules_and_rule_reload() {
     }
     let r = listed(&server);
     assert!(r["rules"][0]["last_fired"].is_string(), "{r:#}");
+    // The rule change is audited, naming the new rule.
+    let changed: Vec<Event> = server
+        .all_events()
+        .into_iter()
+        .filter(|e| {
+            e.get_str("event.dataset") == Some("vigil.audit")
+                && e.get_str("event.action") == Some("rules_changed")
+        })
+        .collect();
+    assert!(
+        changed.iter().any(|e| e
+            .get("vigil.rules.added")
+            .is_some_and(|v| v.to_string().contains("Canary token used"))),
+        "{changed:?}"
+    );
     let (_data, _dir) = server.stop();
 }
 
@@ -1907,8 +1922,16 @@ fn brute_force_is_banned_and_the_crowdsec_bouncer_enforces_it() {
         lapi(Some(&server.reader_token), "/v1/decisions?ip=203.0.113.50").0,
         403
     );
-    let r = server.search("event.dataset=vigil.audit event.action=api_auth_failure url.path=/v1/decisions* | stats count");
-    assert!(r["rows"][0][0].as_i64().unwrap() >= 3, "{r}");
+    // Audit events are appended beside the answer: give the last one a moment to be durable.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = server.search("event.dataset=vigil.audit event.action=api_auth_failure url.path=/v1/decisions* | stats count");
+        if r["rows"][0][0].as_i64().unwrap() >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // The real bouncer ran its script with the banned addresses ...
     let add = wait_for_line(
