@@ -1242,14 +1242,17 @@ async fn list_alerts(
     }
     let ocsf = q.format.as_deref() == Some("ocsf");
     let limit = q.limit.unwrap_or(500).min(10_000);
-    let alerts: Vec<JsonValue> = detect.with_book(|book| {
-        book.list(&filter)
+    let (alerts, total): (Vec<JsonValue>, usize) = detect.with_book(|book| {
+        let matching = book.list(&filter);
+        let total = matching.len();
+        let page = matching
             .into_iter()
             .take(limit)
             .map(|a| if ocsf { a.to_ocsf() } else { alert_json(a) })
-            .collect()
+            .collect();
+        (page, total)
     });
-    Json(json!({"alerts": alerts})).into_response()
+    Json(json!({"alerts": alerts, "total": total})).into_response()
 }
 
 async fn get_alert(

@@ -533,8 +533,10 @@ fn csv_field(v: &JsonValue) -> String {
         JsonValue::String(s) => s.clone(),
         other => other.to_string(),
     };
-    // Cells a spreadsheet would run as formulas are quoted with a leading apostrophe.
-    let text = if text.starts_with(['=', '+', '-', '@']) && text.parse::<f64>().is_err() {
+    // Cells a spreadsheet would run as formulas are quoted with a leading apostrophe (the
+    // `@timestamp` column name is Vigil's own and stays as it is).
+    let formula = text.starts_with(['=', '+', '-', '@']) && text != "@timestamp";
+    let text = if formula && text.parse::<f64>().is_err() {
         format!("'{text}")
     } else {
         text
@@ -655,4 +657,34 @@ async fn export(
         )
         .body(Body::from(out))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_and_never_formulas() {
+        assert_eq!(csv_field(&json!("@timestamp")), "@timestamp");
+        assert_eq!(
+            csv_field(&json!("=HYPERLINK(\"x\")")),
+            "\"'=HYPERLINK(\"\"x\"\")\""
+        );
+        assert_eq!(csv_field(&json!("@SUM(A1)")), "'@SUM(A1)");
+        assert_eq!(csv_field(&json!(-5)), "-5");
+        assert_eq!(csv_field(&json!("a,b")), "\"a,b\"");
+        assert_eq!(csv_field(&JsonValue::Null), "");
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; vigil_session=abc; x=y"),
+        );
+        assert_eq!(session_cookie(&h).as_deref(), Some("abc"));
+        h.insert(header::COOKIE, HeaderValue::from_static("vigil_sessionx=1"));
+        assert_eq!(session_cookie(&h), None);
+    }
 }

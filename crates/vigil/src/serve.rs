@@ -569,6 +569,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             let scheme = if config_tls { "https" } else { "http" };
             eprintln!("vigil: listening {scheme}://{a} (POST /api/v1/ingest, /services/collector, /_bulk)");
             eprintln!("vigil: web UI at {scheme}://{a}/ui/");
+            if !config_tls && !a.ip().is_loopback() {
+                eprintln!(
+                    "vigil: warning: HTTP on {a} is not loopback and not TLS: passwords, tokens and \
+                     session cookies cross the network in clear text; add --tls"
+                );
+            }
         }
         if let Some(path) = &running.initial_admin {
             eprintln!(

@@ -2087,3 +2087,215 @@ fn the_demo_shows_alerts_and_bans_within_a_minute() {
     }
     let (_data, _dir) = server.stop();
 }
+
+/// A syslog-ng to run: the Debian packages `.ci/run` unpacks (not installs: syslog-ng conflicts
+/// with rsyslog) into the prefix `VIGIL_SYSLOG_NG`, or else one on `PATH`.
+struct SyslogNg {
+    bin: PathBuf,
+    /// `LD_LIBRARY_PATH` and `--module-path` inside an unpacked prefix.
+    libs: Option<(String, PathBuf)>,
+}
+
+fn find_syslog_ng() -> Option<SyslogNg> {
+    let unpacked = std::env::var_os("VIGIL_SYSLOG_NG").and_then(|prefix| {
+        let prefix = PathBuf::from(prefix);
+        let bin = prefix.join("usr/sbin/syslog-ng");
+        let subdirs = |dir: PathBuf| -> Vec<PathBuf> {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        };
+        let lib = prefix.join("usr/lib/syslog-ng");
+        // The modules live in usr/lib/syslog-ng/<major.minor>, the libraries also in the
+        // multiarch directories (usr/lib/x86_64-linux-gnu, lib/x86_64-linux-gnu).
+        let modules = subdirs(lib.clone())
+            .into_iter()
+            .find(|d| d.join("libaffile.so").is_file())?;
+        let mut ld = vec![lib];
+        for base in ["usr/lib", "lib"] {
+            ld.extend(
+                subdirs(prefix.join(base))
+                    .into_iter()
+                    .filter(|d| d.to_string_lossy().ends_with("-linux-gnu")),
+            );
+        }
+        let ld = std::env::join_paths(ld).ok()?.into_string().ok()?;
+        bin.is_file().then_some(SyslogNg {
+            bin,
+            libs: Some((ld, modules)),
+        })
+    });
+    let found = unpacked.or_else(|| {
+        let o = Command::new("sh")
+            .args(["-c", "command -v syslog-ng"])
+            .output()
+            .ok()?;
+        let path = String::from_utf8(o.stdout).ok()?;
+        (o.status.success() && !path.trim().is_empty()).then(|| SyslogNg {
+            bin: PathBuf::from(path.trim()),
+            libs: None,
+        })
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "syslog-ng is required (VIGIL_REQUIRE_TOOLS=1): set VIGIL_SYSLOG_NG to the prefix \
+             .ci/run unpacks it into"
+        );
+        eprintln!("SKIP: syslog-ng not found (VIGIL_SYSLOG_NG unset or incomplete, none on PATH)");
+    }
+    found
+}
+
+impl SyslogNg {
+    /// `syslog-ng -F -f CONF`, its persist file, pid file, control socket and log in `dir`.
+    fn spawn(&self, conf: &Path, dir: &Path) -> KillOnDrop {
+        let mut cmd = Command::new(&self.bin);
+        if let Some((ld, modules)) = &self.libs {
+            cmd.env("LD_LIBRARY_PATH", ld)
+                .arg(format!("--module-path={}", modules.display()));
+        }
+        let log = std::fs::File::create(dir.join("syslog-ng.log")).unwrap();
+        cmd.arg("-F")
+            .arg("--no-caps")
+            .arg("--stderr")
+            .arg(format!("--cfgfile={}", conf.display()))
+            .arg(format!("--persist-file={}", dir.join("persist").display()))
+            .arg(format!("--pidfile={}", dir.join("pid").display()))
+            .arg(format!("--control={}", dir.join("ctl").display()))
+            .stdout(Stdio::null())
+            .stderr(log);
+        KillOnDrop(cmd.spawn().unwrap())
+    }
+}
+
+/// docs/sending.md's syslog-ng snippet, run by a real syslog-ng: an application's log file
+/// (sshd-style lines, appended while it runs) is forwarded to the syslog TCP listener; every
+/// line arrives exactly once, whole, and the sshd lines are parsed.
+#[test]
+fn syslog_ng_forwards_a_file_over_tcp() {
+    let Some(syslog_ng) = find_syslog_ng() else {
+        return;
+    };
+    let server = Server::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("app.log");
+    let failed = |i: usize| {
+        format!(
+            "Failed password for invalid user admin from 203.0.113.7 port {} ssh2 sngf-{i}",
+            4000 + i
+        )
+    };
+    let plain = |i: usize| format!("Übersicht für Jörg gesichert sngp-{i}");
+    // Half the lines are there before syslog-ng starts, half are appended while it follows the
+    // file.
+    let (n, half) = (100, 50);
+    let write = |range: std::ops::Range<usize>| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&input)
+            .unwrap();
+        for i in range {
+            writeln!(f, "{}", failed(i)).unwrap();
+            writeln!(f, "{}", plain(i)).unwrap();
+        }
+    };
+    write(0..half);
+    // The configuration is docs/sending.md's syslog-ng snippet, with this test's path, program
+    // and port. `s_src` stands in for the stock configuration's local syslog source.
+    let docs = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/sending.md"),
+    )
+    .unwrap();
+    let snippet = docs
+        .split("<!-- snippet: syslog-ng -->")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("the syslog-ng snippet in docs/sending.md");
+    for (what, from) in [
+        ("file path", "\"/var/log/app.log\""),
+        ("program", "program-override(\"app\")"),
+        ("port", "port(5514)"),
+    ] {
+        assert!(snippet.contains(from), "{what} {from} not in the snippet");
+    }
+    let snippet = snippet
+        .replace(
+            "\"/var/log/app.log\"",
+            &format!("{:?}", input.display().to_string()),
+        )
+        .replace("program-override(\"app\")", "program-override(\"sshd\")")
+        .replace(
+            "port(5514)",
+            &format!("port({})", Server::port(&server.tcp)),
+        );
+    let conf = work.path().join("syslog-ng.conf");
+    std::fs::write(
+        &conf,
+        format!("@version: current\nsource s_src {{ internal(); }};\n{snippet}"),
+    )
+    .unwrap();
+    let mut child = syslog_ng.spawn(&conf, work.path());
+    let first = server.events_with("sngf-", half);
+    if first.len() < half {
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+        panic!(
+            "{} of {half} lines arrived; syslog-ng said:\n{}",
+            first.len(),
+            std::fs::read_to_string(work.path().join("syslog-ng.log")).unwrap_or_default()
+        );
+    }
+    write(half..n);
+    server.events_with("sngf-", n);
+    server.events_with("sngp-", n);
+    // A clean stop (SIGTERM) flushes whatever is still queued; then nothing else may arrive.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status();
+    let status = child.0.wait().unwrap();
+    let said = std::fs::read_to_string(work.path().join("syslog-ng.log")).unwrap_or_default();
+    assert!(status.success(), "syslog-ng exited with {status}:\n{said}");
+    let events = server.all_events();
+    count_exactly_once(&events, "sngf-", n);
+    count_exactly_once(&events, "sngp-", n);
+    let mut checked = 0;
+    for e in &events {
+        let Some(message) = e.get_str("message") else {
+            continue;
+        };
+        if let Some(i) = message
+            .rsplit_once("sngf-")
+            .map(|(_, i)| i.parse().unwrap())
+        {
+            assert_eq!(message, failed(i), "{e:?}");
+            assert_eq!(e.get_str("process.name"), Some("sshd"), "{e:?}");
+            assert_eq!(e.get_str("event.outcome"), Some("failure"), "{e:?}");
+            assert_eq!(e.get_str("user.name"), Some("admin"), "{e:?}");
+            assert_eq!(
+                e.get("source.ip").map(|v| v.to_string()).as_deref(),
+                Some("203.0.113.7"),
+                "{e:?}"
+            );
+            assert_eq!(e.get_str("log.syslog.facility.name"), Some("auth"), "{e:?}");
+            assert_eq!(e.get_str("log.syslog.severity.name"), Some("info"), "{e:?}");
+            checked += 1;
+        } else if let Some(i) = message
+            .rsplit_once("sngp-")
+            .map(|(_, i)| i.parse().unwrap())
+        {
+            assert_eq!(message, plain(i), "{e:?}");
+            assert_eq!(e.get_str("event.outcome"), None, "{e:?}");
+            assert_eq!(e.get("source.ip"), None, "{e:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2 * n, "messages checked");
+    server.stop();
+}

@@ -486,6 +486,31 @@ fn no_password_or_token_in_logs_or_ledger() {
         None,
     );
     assert_eq!(a.status, 401);
+    // Exports are audited with their query.
+    let a = curl(
+        "GET",
+        &format!("{url}/api/v1/export?query=event.action%3Dlogin_failure&format=csv"),
+        &s.headers(),
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.header("content-disposition")
+            .unwrap()
+            .contains("attachment")
+    );
+    let header = a.body.lines().next().unwrap_or("");
+    assert!(
+        header.split(',').any(|c| c == "@timestamp") && a.body.contains("login_failure"),
+        "{}",
+        a.body
+    );
+    assert!(wait_until(5, || {
+        audit_events(&data, "export").iter().any(|e| {
+            e.get_str("vigil.query") == Some("event.action=login_failure")
+                && e.get_str("user.name") == Some("carol")
+        })
+    }));
     assert_eq!(
         curl("POST", &format!("{url}/api/v1/logout"), &s.headers(), None).status,
         204
@@ -513,4 +538,33 @@ fn no_password_or_token_in_logs_or_ledger() {
         assert!(!log.contains(&secret), "a secret is in the server's log");
         assert!(!ledger.contains(&secret), "a secret is in the ledger");
     }
+}
+
+#[test]
+fn sessions_end_at_their_maximum_age_even_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "ann", "analyst", PASSWORD);
+    let server = Server::start(&data, &["--session-max", "3s"]);
+    let s = login(&server.url, "ann", PASSWORD).unwrap();
+    let session = || {
+        curl(
+            "GET",
+            &format!("{}/api/v1/session", server.url),
+            &s.headers(),
+            None,
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(session().status, 200, "in use, before the maximum age");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        wait_until(5, || session().status == 401),
+        "the session must end at its maximum age"
+    );
+    // Logging in again starts a new one.
+    let s2 = login(&server.url, "ann", PASSWORD).unwrap();
+    assert_ne!(s2.cookie, s.cookie);
+    server.stop();
 }
