@@ -933,6 +933,54 @@ async fn checkpoint(
     }
 }
 
+/// Parses a query and its time range (relative like `-24h` or RFC 3339) for a search of at most
+/// `max_rows` rows; a bad query is a 400 naming the column.
+#[allow(clippy::result_large_err)]
+pub(crate) fn prepare_query(
+    text: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    max_rows: usize,
+) -> Result<(vigil_query::Pipeline, vigil_query::Limits), Response> {
+    let pipeline = vigil_query::parse(text).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e.message, "column": e.column, "status": 400})),
+        )
+            .into_response()
+    })?;
+    let now = Timestamp::now();
+    let from = crate::search::resolve_time(from, now);
+    let to = crate::search::resolve_time(to, now);
+    match (from, to) {
+        (Ok(from), Ok(to)) => Ok((
+            pipeline,
+            vigil_query::Limits {
+                from,
+                to,
+                max_rows: max_rows.min(100_000),
+                now,
+            },
+        )),
+        (Err(e), _) | (_, Err(e)) => Err(error(StatusCode::BAD_REQUEST, e)),
+    }
+}
+
+/// Runs a prepared query on the index when there is one, else by scanning the ledger.
+pub(crate) async fn execute_query(
+    state: &AppState,
+    pipeline: vigil_query::Pipeline,
+    limits: vigil_query::Limits,
+) -> Result<Result<vigil_query::QueryResult, String>, tokio::task::JoinError> {
+    let dir = state.data_dir.clone();
+    let index = state.index.clone();
+    tokio::task::spawn_blocking(move || match index {
+        Some(index) => index.run(&pipeline, limits),
+        None => crate::search::run_on_ledger(&dir, &pipeline, limits),
+    })
+    .await
+}
+
 #[derive(Deserialize)]
 struct SearchRequest {
     query: String,
@@ -966,45 +1014,27 @@ async fn search(
             );
         }
     };
-    let pipeline = match vigil_query::parse(&request.query) {
-        Ok(p) => p,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": e.message, "column": e.column, "status": 400})),
-            )
-                .into_response();
-        }
+    let (pipeline, limits) = match prepare_query(
+        &request.query,
+        request.from.as_deref(),
+        request.to.as_deref(),
+        request.limit.unwrap_or(1000),
+    ) {
+        Ok(q) => q,
+        Err(r) => return r,
     };
-    let now = Timestamp::now();
-    let from = crate::search::resolve_time(request.from.as_deref(), now);
-    let to = crate::search::resolve_time(request.to.as_deref(), now);
-    let limits = match (from, to) {
-        (Ok(from), Ok(to)) => vigil_query::Limits {
-            from,
-            to,
-            max_rows: request.limit.unwrap_or(1000).min(100_000),
-            now,
-        },
-        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    let mut audit = Event::audit(now, "search", "database", "access", "success");
-    audit.insert("user.name", principal.name.as_str());
-    audit.insert("source.ip", Value::Ip(peer.ip()));
+    let mut audit = crate::audit::by(
+        "search",
+        "database",
+        "access",
+        "success",
+        &principal.name,
+        Some(peer.ip()),
+    );
     audit.insert("vigil.query", request.query.as_str());
-    if let Ok(pending) = state.ingest.try_append(vec![audit], "audit") {
-        tokio::spawn(async move {
-            let _ = pending.durable().await;
-        });
-    }
-    let dir = state.data_dir.clone();
-    let index = state.index.clone();
+    crate::audit::append(&state.ingest, audit);
     let started = Instant::now();
-    let result = tokio::task::spawn_blocking(move || match index {
-        Some(index) => index.run(&pipeline, limits),
-        None => crate::search::run_on_ledger(&dir, &pipeline, limits),
-    })
-    .await;
+    let result = execute_query(&state, pipeline, limits).await;
     match result {
         Ok(Ok(r)) => {
             let rows: Vec<Vec<JsonValue>> = r

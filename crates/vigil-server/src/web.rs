@@ -170,20 +170,13 @@ async fn login(
     let ip = peer.ip();
     let name: String = request.username.chars().take(128).collect();
     if let Err(wait) = state.login_limiter.check(ip) {
-        let mut e = audit::by(
-            "login_failure",
-            "authentication",
-            "start",
-            "failure",
+        audit_login_failure(
+            &state,
             &name,
-            Some(ip),
-        );
-        e.insert("event.reason", "rate limited");
-        e.insert(
-            "message",
+            ip,
+            "rate limited",
             format!("Vigil login refused for {name} from {ip}: too many failed logins"),
         );
-        audit::append(&state.ingest, e);
         let mut r = error(
             StatusCode::TOO_MANY_REQUESTS,
             format!("too many failed logins from this address; try again in {wait} s"),
@@ -210,20 +203,13 @@ async fn login(
             .auth_failures
             .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%ip, user = %name, "login failed");
-        let mut e = audit::by(
-            "login_failure",
-            "authentication",
-            "start",
-            "failure",
+        audit_login_failure(
+            &state,
             &name,
-            Some(ip),
-        );
-        e.insert("event.reason", "wrong user name or password");
-        e.insert(
-            "message",
+            ip,
+            "wrong user name or password",
             format!("Vigil login failed for {name} from {ip}"),
         );
-        audit::append(&state.ingest, e);
         return error(StatusCode::UNAUTHORIZED, "wrong user name or password");
     };
     state.login_limiter.succeeded(ip);
@@ -244,6 +230,26 @@ async fn login(
     r.headers_mut()
         .insert(header::SET_COOKIE, cookie_header(&state, &cookie, None));
     r
+}
+
+fn audit_login_failure(
+    state: &AppState,
+    name: &str,
+    ip: std::net::IpAddr,
+    reason: &str,
+    message: String,
+) {
+    let mut e = audit::by(
+        "login_failure",
+        "authentication",
+        "start",
+        "failure",
+        name,
+        Some(ip),
+    );
+    e.insert("event.reason", reason);
+    e.insert("message", message);
+    audit::append(&state.ingest, e);
 }
 
 async fn logout(
@@ -570,28 +576,14 @@ async fn export(
             );
         }
     };
-    let pipeline = match vigil_query::parse(&q.query) {
-        Ok(p) => p,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": e.message, "column": e.column, "status": 400})),
-            )
-                .into_response();
-        }
-    };
-    let now = Timestamp::now();
-    let limits = match (
-        crate::search::resolve_time(q.from.as_deref(), now),
-        crate::search::resolve_time(q.to.as_deref(), now),
+    let (pipeline, limits) = match crate::http::prepare_query(
+        &q.query,
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.limit.unwrap_or(10_000),
     ) {
-        (Ok(from), Ok(to)) => vigil_query::Limits {
-            from,
-            to,
-            max_rows: q.limit.unwrap_or(10_000).min(100_000),
-            now,
-        },
-        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let mut e = audit::by(
         "export",
@@ -604,13 +596,7 @@ async fn export(
     e.insert("vigil.query", q.query.as_str());
     e.insert("file.type", if csv { "csv" } else { "ndjson" });
     audit::append(&state.ingest, e);
-    let dir = state.data_dir.clone();
-    let index = state.index.clone();
-    let result = tokio::task::spawn_blocking(move || match index {
-        Some(index) => index.run(&pipeline, limits),
-        None => crate::search::run_on_ledger(&dir, &pipeline, limits),
-    })
-    .await;
+    let result = crate::http::execute_query(&state, pipeline, limits).await;
     let r = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
