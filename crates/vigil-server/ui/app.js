@@ -139,8 +139,11 @@ class ApiError extends Error {
   }
 }
 
+// A hash route worth returning to after signing in: #/view[/id][?params as URLSearchParams writes them].
+const SAFE_HASH = /^#\/[A-Za-z0-9/_-]*(\?[A-Za-z0-9%._~*+=&-]*)?$/;
+
 function toLogin() {
-  const next = location.hash && /^#\/[A-Za-z0-9/_-]*$/.test(location.hash) ? `?next=${encodeURIComponent(location.hash)}` : '';
+  const next = location.hash && SAFE_HASH.test(location.hash) ? `?next=${encodeURIComponent(location.hash)}` : '';
   location.assign('/login' + next);
 }
 
@@ -246,8 +249,9 @@ const RANGES = [
   { value: '-30d', label: 'Last 30 days', span: '1d', ms: 30 * 86400e3 },
 ];
 
+// Histogram bucket spans the UI chooses from (all accepted by `timechart span=`).
 const SPANS = [
-  ['1s', 1e3], ['5s', 5e3], ['10s', 10e3], ['30s', 30e3], ['1m', 60e3], ['5m', 300e3], ['10m', 600e3],
+  ['1s', 1e3], ['10s', 10e3], ['30s', 30e3], ['1m', 60e3], ['5m', 300e3], ['10m', 600e3],
   ['30m', 1800e3], ['1h', 3600e3], ['3h', 3 * 3600e3], ['6h', 6 * 3600e3], ['12h', 12 * 3600e3], ['1d', 86400e3],
 ];
 
@@ -257,13 +261,53 @@ function spanMs(span) {
   return Number(m[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2]];
 }
 
-/** Choose a bucket span giving about 30–60 bars for a range of `ms` milliseconds. */
-function spanFor(ms) {
-  const preset = RANGES.find((r) => r.ms === ms);
+/**
+ * Choose a bucket span for a range of `ms` milliseconds: a preset keeps its own span; otherwise
+ * the span from SPANS giving 30–100 buckets (nearest to ~60), or, where the set has a gap
+ * (e.g. 2 h: 1m → 120, 5m → 24), the one closest to that band.
+ */
+function spanFor(ms, preset) {
   if (preset) return preset.span;
-  for (const [name, len] of SPANS) if (ms / len <= 60) return name;
-  return '1d';
+  if (!(ms > 0)) return SPANS[0][0];
+  let best = SPANS[SPANS.length - 1][0];
+  let bestScore = Infinity;
+  for (const [name, len] of SPANS) {
+    const n = ms / len;
+    const score = n < 30 ? 1 + Math.log(30 / n) : n > 100 ? 1 + Math.log(n / 100) : Math.abs(Math.log(n / 60));
+    if (score < bestScore) { best = name; bestScore = score; }
+  }
+  return best;
 }
+
+/** A Date as RFC 3339 in UTC, e.g. 2026-12-03T09:00:00Z (milliseconds only when non-zero). */
+const toRfc3339 = (d) => d.toISOString().replace(/\.000Z$/, 'Z');
+
+/** A Date as the value of an <input type="datetime-local"> in the browser's time zone. */
+function toLocalInput(d) {
+  const base = `${pad(d.getFullYear(), 4)}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return d.getMilliseconds() ? `${base}.${pad(d.getMilliseconds(), 3)}` : base;
+}
+
+/** Parse a datetime-local value (YYYY-MM-DDTHH:MM[:SS[.mmm]]) as local time; null if incomplete. */
+function parseLocalInput(v) {
+  const m = /^(\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,3}))?)?$/.exec(v || '');
+  if (!m) return null;
+  const d = new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] || 0), Number((m[7] || '0').padEnd(3, '0')));
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+/** "Asia/Kolkata, UTC+05:30": the zone custom times are read in. */
+function localZoneLabel(d = new Date()) {
+  const off = -d.getTimezoneOffset();
+  const abs = Math.abs(off);
+  const utc = `UTC${off < 0 ? '−' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+  let name = '';
+  try { name = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; } catch (_) { /* no Intl */ }
+  return name && name !== 'UTC' ? `${name}, ${utc}` : utc;
+}
+
+/** An absolute time (RFC 3339) as opposed to relative ("-15m", "now"). */
+const isAbsoluteTime = (v) => typeof v === 'string' && /^\d{4,}-\d\d-\d\dT/.test(v) && toDate(v) !== null;
 
 /** Resolve "-15m" / "now" / RFC 3339 to a Date (client-side, for axes). */
 function resolveTime(v, now = Date.now()) {
@@ -458,10 +502,17 @@ const searchState = {
   limit: 200,
 };
 
+/**
+ * The URL hash is the search's state (#/search?q=…&from=…&to=…), so that a search can be
+ * bookmarked and Back works. A bare #/search (the nav link) keeps the last search.
+ * Returns whether the params described a search.
+ */
 function readSearchParams(params) {
-  if (params.has('q')) searchState.query = params.get('q');
-  if (params.has('from')) searchState.from = params.get('from');
-  if (params.has('to')) searchState.to = params.get('to');
+  if (!params.has('q') && !params.has('from') && !params.has('to')) return false;
+  searchState.query = params.get('q') || '';
+  searchState.from = params.get('from') || '-24h';
+  searchState.to = params.get('to') || 'now';
+  return true;
 }
 
 function searchHash() {
@@ -472,17 +523,27 @@ function searchHash() {
   return `#/search?${p}`;
 }
 
+const presetOf = (from, to) => (to === 'now' ? RANGES.find((r) => r.value === from) : undefined);
+
+/** How the range picker shows a from/to pair: a preset, a custom absolute range, or as it came in the URL. */
+function rangeKind(from, to) {
+  if (presetOf(from, to)) return 'preset';
+  if (isAbsoluteTime(from) && isAbsoluteTime(to)) return 'custom';
+  return 'other';
+}
+
 function renderSearch(view, params) {
   readSearchParams(params);
   let seqNo = 0; // discards responses of superseded runs
   let controller = null;
+  let openEvents = []; // expanded events, most recent last: [{ tr, detail, toggle, set(open) }]
 
   const input = h('input', {
     id: 'query', 'data-testid': 'query', class: 'query-input', type: 'search', spellcheck: 'false', autocomplete: 'off',
-    'aria-label': 'Search query', placeholder: 'e.g. event.outcome=failure source.ip="203.0.113.5" | stats count by user.name',
+    'aria-label': 'Search query', 'aria-keyshortcuts': '/', placeholder: 'e.g. event.outcome=failure source.ip="203.0.113.5" | stats count by user.name',
     value: searchState.query,
   });
-  const rangeSel = h('select', { id: 'time-range', 'data-testid': 'time-range', 'aria-label': 'Time range' });
+  const rangeSel = h('select', { id: 'time-range', 'data-testid': 'time-range', 'aria-label': 'Time range', 'aria-controls': 'custom-range' });
   const runBtn = h('button', { id: 'run-search', 'data-testid': 'run-search', type: 'submit', class: 'btn btn-primary' }, h('span', { 'aria-hidden': 'true', text: '⌕ ' }), 'Search');
   const exportLink = h('a', { id: 'export-csv', 'data-testid': 'export-csv', class: 'btn btn-secondary', download: 'vigil-export.csv', href: '#' }, h('span', { 'aria-hidden': 'true', text: '⤓ ' }), 'Export CSV');
   const queryError = h('div', { id: 'query-error', 'data-testid': 'query-error', class: 'query-error', role: 'alert', hidden: true });
@@ -490,28 +551,106 @@ function renderSearch(view, params) {
   const meta = h('div', { id: 'result-meta', 'data-testid': 'result-meta', class: 'result-meta', 'aria-live': 'polite' });
   const results = h('div', { id: 'results', 'data-testid': 'results', class: 'results' });
 
-  function fillRanges() {
-    clear(rangeSel);
-    const preset = RANGES.some((r) => r.value === searchState.from) && searchState.to === 'now';
-    if (!preset) {
-      const f = toDate(searchState.from);
-      const t = searchState.to === 'now' ? null : toDate(searchState.to);
-      const label = f ? `${fmtTime(f, true)} → ${t ? fmtTime(t, true) : 'now'}` : `${searchState.from} → ${searchState.to}`;
-      rangeSel.append(h('option', { value: 'custom', text: label, selected: true }));
-    }
-    for (const r of RANGES) rangeSel.append(h('option', { value: r.value, text: r.label, selected: preset && r.value === searchState.from }));
+  // ---- custom range: two datetime-local inputs, read in the browser's time zone
+  const fromIn = h('input', { id: 'range-from', 'data-testid': 'range-from', type: 'datetime-local', step: '1', 'aria-describedby': 'range-zone range-error' });
+  const toIn = h('input', { id: 'range-to', 'data-testid': 'range-to', type: 'datetime-local', step: '1', 'aria-describedby': 'range-zone range-error' });
+  const rangeError = h('div', { id: 'range-error', 'data-testid': 'range-error', class: 'range-error', role: 'alert', hidden: true });
+  const zoneNote = h('span', { id: 'range-zone', class: 'muted small range-zone', text: `Local time (${localZoneLabel()})` });
+  const customRow = h('div', { id: 'custom-range', 'data-testid': 'custom-range', class: 'custom-range', role: 'group', 'aria-label': 'Custom time range', hidden: true },
+    h('label', { class: 'range-field' }, h('span', { class: 'filter-label', text: 'From' }), fromIn),
+    h('span', { class: 'range-dash', 'aria-hidden': 'true', text: '→' }),
+    h('label', { class: 'range-field' }, h('span', { class: 'filter-label', text: 'To' }), toIn),
+    zoneNote,
+    rangeError);
+  // false while the inputs only show searchState's custom range (kept exactly, e.g. with its
+  // milliseconds or in a DST overlap); true once the user edits them or picks "Custom…".
+  let customEdited = false;
+
+  function clearRangeError() {
+    rangeError.hidden = true;
+    rangeError.textContent = '';
+    fromIn.removeAttribute('aria-invalid');
+    toIn.removeAttribute('aria-invalid');
   }
-  fillRanges();
+
+  function showRangeError(msg, ...bad) {
+    clear(rangeError).append(h('span', { 'aria-hidden': 'true', text: '⚠ ' }), h('span', { id: 'range-error-text', text: msg }));
+    rangeError.hidden = false;
+    for (const el of [fromIn, toIn]) {
+      if (bad.includes(el)) el.setAttribute('aria-invalid', 'true');
+      else el.removeAttribute('aria-invalid');
+    }
+    if (bad[0]) bad[0].focus();
+  }
+
+  function fillCustomInputs(from, to) {
+    fromIn.value = toLocalInput(from);
+    toIn.value = toLocalInput(to);
+  }
+
+  /** Show searchState's range in the picker. */
+  function syncPicker() {
+    clear(rangeSel);
+    clearRangeError();
+    const kind = rangeKind(searchState.from, searchState.to);
+    if (kind === 'other') {
+      // e.g. from=-2h in a link: shown as it is; "Custom…" turns it into absolute times
+      const f = isAbsoluteTime(searchState.from) ? fmtTime(searchState.from) : searchState.from;
+      const t = isAbsoluteTime(searchState.to) ? fmtTime(searchState.to) : searchState.to;
+      rangeSel.append(h('option', { value: 'other', text: `${f} → ${t}`, selected: true }));
+    }
+    for (const r of RANGES) rangeSel.append(h('option', { value: r.value, text: r.label, selected: kind === 'preset' && r.value === searchState.from }));
+    rangeSel.append(h('option', { value: 'custom', text: 'Custom…', selected: kind === 'custom' }));
+    customRow.hidden = kind !== 'custom';
+    if (kind === 'custom') fillCustomInputs(toDate(searchState.from), toDate(searchState.to));
+    customEdited = false;
+  }
+
+  /** The range the picker stands for: {from, to} as sent to the API, or {error} (shown by the caller). */
+  function pickerRange() {
+    const v = rangeSel.value;
+    if (v === 'other') return { from: searchState.from, to: searchState.to };
+    if (v !== 'custom') return { from: v, to: 'now' };
+    if (!customEdited && rangeKind(searchState.from, searchState.to) === 'custom') return { from: searchState.from, to: searchState.to };
+    const f = parseLocalInput(fromIn.value);
+    const t = parseLocalInput(toIn.value);
+    if (!f) return { error: 'Enter a complete From date and time.', bad: [fromIn] };
+    if (!t) return { error: 'Enter a complete To date and time.', bad: [toIn] };
+    if (f.getTime() >= t.getTime()) {
+      return { error: `From (${fmtTime(f)}) must be before To (${fmtTime(t)}).`, bad: [fromIn, toIn] };
+    }
+    return { from: toRfc3339(f), to: toRfc3339(t) };
+  }
+
+  syncPicker();
   rangeSel.addEventListener('change', () => {
-    if (rangeSel.value === 'custom') return;
-    searchState.from = rangeSel.value;
-    searchState.to = 'now';
-    fillRanges();
+    clearRangeError();
+    if (rangeSel.value === 'custom') {
+      // Start from the range shown so far, to whole minutes; applied with Search / Enter.
+      const now = Date.now();
+      const f = resolveTime(searchState.from, now);
+      const t = resolveTime(searchState.to, now);
+      const from = new Date(Math.floor(f.getTime() / 60e3) * 60e3);
+      const to = new Date(Math.ceil(t.getTime() / 60e3) * 60e3);
+      fillCustomInputs(from, to > from ? to : new Date(from.getTime() + 60e3));
+      customEdited = true;
+      customRow.hidden = false;
+      fromIn.focus();
+      updateExport();
+      return;
+    }
+    customRow.hidden = true;
     run();
   });
+  for (const el of [fromIn, toIn]) {
+    el.addEventListener('input', () => { customEdited = true; clearRangeError(); updateExport(); });
+    el.addEventListener('change', () => { customEdited = true; updateExport(); });
+  }
 
-  const form = h('form', { class: 'search-bar', id: 'search-form', role: 'search' },
-    h('div', { class: 'query-wrap' }, input), rangeSel, runBtn, exportLink);
+  // novalidate: an incomplete date is reported by pickerRange() next to the inputs, not in a browser bubble
+  const form = h('form', { class: 'search-form', id: 'search-form', role: 'search', novalidate: true },
+    h('div', { class: 'search-bar' }, h('div', { class: 'query-wrap' }, input), rangeSel, runBtn, exportLink),
+    customRow);
   form.addEventListener('submit', (ev) => { ev.preventDefault(); run(); });
   input.addEventListener('input', () => { queryError.hidden = true; input.removeAttribute('aria-invalid'); });
 
@@ -527,7 +666,9 @@ function renderSearch(view, params) {
   );
 
   function updateExport() {
-    const p = new URLSearchParams({ query: input.value.trim() || '*', from: searchState.from, to: searchState.to, format: 'csv' });
+    const r = pickerRange();
+    const range = r.error ? searchState : r; // an unfinished custom range exports the last one searched
+    const p = new URLSearchParams({ query: input.value.trim() || '*', from: range.from, to: range.to, format: 'csv' });
     exportLink.setAttribute('href', `/api/v1/export?${p}`);
   }
   input.addEventListener('input', updateExport);
@@ -555,10 +696,31 @@ function renderSearch(view, params) {
     queryError.hidden = false;
   }
 
-  async function run() {
+  /**
+   * Run the search in the bar with the picker's range. fromUrl: the state came from the URL
+   * (page load, Back/Forward, a link), so no new history entry is made.
+   */
+  async function run({ fromUrl = false } = {}) {
+    const range = pickerRange();
+    if (range.error) {
+      // nothing is sent and the URL keeps the last search
+      showRangeError(range.error, ...range.bad);
+      return;
+    }
+    clearRangeError();
     const query = input.value.trim();
+    const changedRange = range.from !== searchState.from || range.to !== searchState.to;
     searchState.query = query;
-    history.replaceState(null, '', searchHash());
+    searchState.from = range.from;
+    searchState.to = range.to;
+    if (changedRange) syncPicker(); // e.g. custom inputs now show the applied range exactly
+    const target = searchHash();
+    if (location.hash !== target) {
+      // one history entry per search; the bare #/search it started from is replaced
+      const bare = !location.hash.includes('?');
+      if (fromUrl || bare) history.replaceState(null, '', target);
+      else history.pushState(null, '', target);
+    }
     updateExport();
     hideError();
     queryError.hidden = true;
@@ -581,7 +743,7 @@ function renderSearch(view, params) {
     const now = Date.now();
     const fromD = resolveTime(searchState.from, now);
     const toD = resolveTime(searchState.to, now);
-    const span = spanFor(toD - fromD);
+    const span = spanFor(toD - fromD, presetOf(searchState.from, searchState.to));
     const histQuery = `${searchPart(query)} | timechart span=${span} count`;
     const body = { from: searchState.from, to: searchState.to };
 
@@ -618,9 +780,10 @@ function renderSearch(view, params) {
       clear(histoBox).append(timeBarChart(pts, {
         from: fromD, to: toD, width: histoBox.clientWidth, bucketMs: spanMs(span), label: 'events', testid: 'histogram-svg',
         onBarClick: (p) => {
-          searchState.from = p.t.toISOString();
-          searchState.to = new Date(p.t.getTime() + spanMs(span)).toISOString();
-          fillRanges();
+          // zoom into the bar: a custom range with its bounds ([from, to) like the buckets)
+          searchState.from = toRfc3339(p.t);
+          searchState.to = toRfc3339(new Date(p.t.getTime() + spanMs(span)));
+          syncPicker();
           run();
         },
       }));
@@ -644,6 +807,7 @@ function renderSearch(view, params) {
       res.message ? h('span', { class: 'result-message', text: res.message }) : null,
     ]);
     clear(results);
+    openEvents = [];
     const isEvents = cols.includes('@timestamp') && (cols.includes('vigil.seq') || cols.includes('message'));
     if (isEvents) results.append(eventsTable(cols, rows, query));
     else results.append(statsTable(cols, rows, query));
@@ -683,14 +847,17 @@ function renderSearch(view, params) {
         summary);
       const detail = h('tr', { class: 'event-detail', id: detailId, hidden: true }, h('td', { colspan: 4 }));
       let built = false;
-      const flip = () => {
-        const open = toggle.getAttribute('aria-expanded') !== 'true';
+      const entry = { tr, detail, toggle };
+      entry.set = (open) => {
         toggle.setAttribute('aria-expanded', String(open));
         toggle.querySelector('.chev').textContent = open ? '▾' : '▸';
         tr.classList.toggle('expanded', open);
         if (open && !built) { detail.firstChild.append(fieldList(cols, r)); built = true; }
         detail.hidden = !open;
+        openEvents = openEvents.filter((e) => e !== entry);
+        if (open) openEvents.push(entry);
       };
+      const flip = () => entry.set(toggle.getAttribute('aria-expanded') !== 'true');
       toggle.addEventListener('click', flip);
       summary.addEventListener('click', (ev) => { if (!window.getSelection().toString() && ev.target.tagName !== 'BUTTON') flip(); });
       tbody.append(tr, detail);
@@ -741,15 +908,28 @@ function renderSearch(view, params) {
     return table;
   }
 
+  // Keyboard: "/" focuses the query bar (unless typing somewhere); Escape collapses an
+  // expanded event (the one holding the focus, else the last one opened).
   const onKey = (ev) => {
-    if (ev.key === '/' && document.activeElement !== input && !/INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) {
+    if (ev.defaultPrevented || ev.isComposing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const ae = document.activeElement;
+    const typing = ae && (/^(INPUT|TEXTAREA|SELECT)$/.test(ae.tagName) || ae.isContentEditable);
+    if (ev.key === '/' && !typing) {
       ev.preventDefault();
       input.focus();
+      const end = input.value.length;
+      try { input.setSelectionRange(end, end); } catch (_) { /* ignore */ }
+    } else if (ev.key === 'Escape' && !typing && openEvents.length) {
+      const inside = ae && openEvents.find((e) => e.tr.contains(ae) || e.detail.contains(ae));
+      const target = inside || openEvents[openEvents.length - 1];
+      ev.preventDefault();
+      target.set(false);
+      if (inside || !ae || ae === document.body) target.toggle.focus();
     }
   };
   document.addEventListener('keydown', onKey);
 
-  if (searchState.query) run();
+  if (searchState.query) run({ fromUrl: true });
   else {
     results.append(h('div', { class: 'hint-box' },
       h('p', { text: 'Type a query and press Enter. Examples:' }),
@@ -764,7 +944,32 @@ function renderSearch(view, params) {
       }))));
     input.focus();
   }
-  return { cleanup() { document.removeEventListener('keydown', onKey); if (controller) controller.abort(); } };
+  return {
+    name: 'search',
+    /** A new #/search hash while this view shows (Back/Forward, a link): show and run that search. */
+    update(newParams) {
+      if (!readSearchParams(newParams)) {
+        // bare #/search (the nav link): keep the search on screen, and in the URL
+        history.replaceState(null, '', searchHash());
+        return;
+      }
+      input.value = searchState.query;
+      syncPicker();
+      if (searchState.query) run({ fromUrl: true });
+      else {
+        if (controller) controller.abort();
+        seqNo++;
+        runBtn.disabled = false;
+        view.removeAttribute('aria-busy');
+        clear(meta);
+        clear(histoBox);
+        $('histogram-note').textContent = '';
+        clear(results).append(h('p', { class: 'muted hint', text: 'Type a query and press Enter. Use * to match every event.' }));
+        updateExport();
+      }
+    },
+    cleanup() { document.removeEventListener('keydown', onKey); if (controller) controller.abort(); },
+  };
 }
 
 // ------------------------------------------------------------------ alerts
@@ -1275,6 +1480,12 @@ function parseHash() {
 function route() {
   const { parts, params } = parseHash();
   const name = parts[0] || 'search';
+  if (name === 'search' && parts.length === 1 && currentView && currentView.name === 'search' && currentView.update) {
+    // same view, other search (Back/Forward or a link): keep the page, run the hash's search
+    hideError();
+    currentView.update(params);
+    return;
+  }
   if (currentView && currentView.cleanup) {
     try { currentView.cleanup(); } catch (_) { /* ignore */ }
   }

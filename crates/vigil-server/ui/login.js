@@ -10,10 +10,13 @@ function showError(text) {
   errorBox.hidden = false;
 }
 
-// Only same-document hash routes are accepted as a destination after login.
+// Only same-document hash routes are accepted as a destination after login: from ?next=
+// (a session that ended), else this page's own hash (a bookmarked /ui/#/search?q=… link is
+// redirected here by the server and the browser keeps its fragment).
+const SAFE_HASH = /^#\/[A-Za-z0-9/_-]*(\?[A-Za-z0-9%._~*+=&-]*)?$/;
 function destination() {
-  const next = new URLSearchParams(location.search).get('next') || '';
-  if (/^#\/[A-Za-z0-9/_-]*$/.test(next)) return '/ui/' + next;
+  const next = new URLSearchParams(location.search).get('next') || location.hash || '';
+  if (SAFE_HASH.test(next)) return '/ui/' + next;
   return '/ui/';
 }
 

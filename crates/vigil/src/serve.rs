@@ -605,11 +605,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             let http = running
                 .http
                 .map_or_else(|| "127.0.0.1:8080".to_string(), |a| a.to_string());
+            let scheme = if config_tls { "https" } else { "http" };
             eprintln!(
                 "vigil: demo: a generated stream is running; a brute force, a password spray, a \
-                 scanner and an insider arrive within 30 s. Create a token (`vigil token create \
-                 --role analyst --name me`) and watch http://{http}/api/v1/alerts and \
-                 /api/v1/decisions"
+                 scanner and an insider arrive within 30 s. Watch them in the web UI at \
+                 {scheme}://{http}/ui/#/alerts (log in as an account; `vigil user add` makes \
+                 more), or with a token (`vigil token create --role analyst --name me`) at \
+                 /api/v1/alerts and /api/v1/decisions"
             );
         }
         eprintln!("vigil: ready; stop with Ctrl-C or SIGTERM (a final checkpoint is signed on the way out)");

@@ -73,8 +73,8 @@ function instrument(page, label) {
   });
 }
 
-async function newPage(label) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
+async function newPage(label, contextOptions = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US', ...contextOptions });
   // The test's own instrumentation (injected by the driver, not subject to the page's CSP):
   // report CSP violations as console errors so that step 12 sees them.
   await context.addInitScript(() => {
@@ -374,6 +374,193 @@ await step('rules and sources pages list at least one each', async () => {
   assert(sources >= 1, 'sources page lists no source');
   await noErrorBanner(page, 'rules/sources');
 });
+
+// ------------------------------------------------------------------ custom time range
+// In a browser context with a fixed, non-UTC time zone without DST (UTC+05:30), so that the
+// conversion of the local From/To inputs to RFC 3339 UTC is checked exactly.
+
+const TZ = 'Asia/Kolkata';
+const TZ_OFFSET_MS = 330 * 60e3;
+const rp = await newPage('custom-range', { timezoneId: TZ });
+currentPage = rp;
+const searches = []; // bodies of POST /api/v1/search sent by the page
+rp.on('request', (req) => {
+  if (req.method() === 'POST' && new URL(req.url()).pathname === '/api/v1/search') searches.push(req.postDataJSON());
+});
+const mainSearches = () => searches.filter((b) => !/\|\s*timechart\b/.test(b.query));
+const histoSearches = () => searches.filter((b) => /\|\s*timechart\b/.test(b.query));
+/** An instant as the datetime-local value the page shows in TZ (minutes). */
+const localValue = (ms) => new Date(ms + TZ_OFFSET_MS).toISOString().slice(0, 16);
+/** An instant (whole minutes) as the RFC 3339 UTC text the page must send. */
+const utcValue = (ms) => new Date(ms).toISOString().replace(/\.000Z$/, 'Z');
+const hashParams = (p) => new URLSearchParams(new URL(p.url()).hash.split('?')[1] || '');
+const MIN = 60e3;
+const customRange = {}; // the range of the step below, for the later steps
+
+await step('custom time range: local From/To sent as UTC, shown in the URL hash', async () => {
+  await login(rp, USER, PASSWORD);
+  await rp.waitForSelector('#query');
+  await rp.selectOption('#time-range', 'custom');
+  await rp.locator('#range-from').waitFor({ state: 'visible' });
+  await rp.locator('#range-to').waitFor({ state: 'visible' });
+  const zone = await rp.textContent('#range-zone');
+  assert(zone.includes('+05:30'), `the custom range does not say which time zone it reads: "${zone}"`);
+  assert(mainSearches().length === 0, 'choosing "Custom…" already ran a search');
+  // the last 2 hours, to whole minutes, and a minute past now
+  const now = Date.now();
+  customRange.from = Math.floor((now - 2 * 3600e3) / MIN) * MIN;
+  customRange.to = Math.ceil(now / MIN) * MIN + MIN;
+  await rp.fill('#range-from', localValue(customRange.from));
+  await rp.fill('#range-to', localValue(customRange.to));
+  await rp.fill('#query', SEED_QUERY);
+  await markResults(rp);
+  await rp.press('#range-to', 'Enter'); // Enter in a date field applies the range
+  const n = await waitFreshResults(rp);
+  assert(n >= 1, `expected rows for the last 2 hours, got ${n}`);
+  assert(await rp.locator('[data-testid="event-row"]').count() === n, 'result count and rows differ');
+  const hp = hashParams(rp);
+  customRange.hash = new URL(rp.url()).hash;
+  assert(hp.get('q') === SEED_QUERY, `URL hash q=${hp.get('q')}`);
+  assert(hp.get('from') === utcValue(customRange.from), `URL hash from=${hp.get('from')}, expected ${utcValue(customRange.from)} (local ${localValue(customRange.from)} in ${TZ})`);
+  assert(hp.get('to') === utcValue(customRange.to), `URL hash to=${hp.get('to')}, expected ${utcValue(customRange.to)}`);
+  const main = mainSearches().at(-1);
+  assert(main && main.query === SEED_QUERY && main.from === hp.get('from') && main.to === hp.get('to'),
+    `the search request does not carry the custom range: ${JSON.stringify(main)}`);
+  await rp.waitForSelector('#histogram-svg');
+  const histo = histoSearches().at(-1);
+  const span = /span=(\w+)/.exec(histo && histo.query || '');
+  assert(histo && span && histo.from === main.from && histo.to === main.to, `histogram request: ${JSON.stringify(histo)}`);
+  const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[span[1].slice(-1)] * Number(span[1].slice(0, -1));
+  const buckets = (customRange.to - customRange.from) / unit;
+  assert(buckets >= 20 && buckets <= 150, `histogram span ${span[1]} gives ${buckets} buckets for 2 hours`);
+  assert(await rp.inputValue('#time-range') === 'custom', 'the picker does not show Custom');
+});
+
+await step('From after To: inline error, and no request is sent', async () => {
+  const sent = searches.length;
+  const hash = new URL(rp.url()).hash;
+  await rp.fill('#range-from', localValue(customRange.to + 3600e3));
+  await rp.click('#run-search');
+  const err = rp.locator('#range-error');
+  await err.waitFor({ state: 'visible' });
+  const text = (await err.textContent()).trim();
+  assert(/before/i.test(text), `unexpected range error text: ${text}`);
+  assert(await err.getAttribute('role') === 'alert', '#range-error should have role=alert');
+  assert(await rp.getAttribute('#range-from', 'aria-invalid') === 'true', 'From is not marked invalid');
+  await rp.press('#query', 'Enter'); // Enter in the query bar is refused too
+  await rp.waitForTimeout(500);
+  assert(searches.length === sent, `${searches.length - sent} search request(s) were sent with From after To`);
+  assert(new URL(rp.url()).hash === hash, `the URL changed to ${rp.url()}`);
+  await noErrorBanner(rp, 'range error');
+  assert(await rp.locator('#query-error').isHidden(), 'the range error is shown as a query error');
+});
+
+await step('reloading the page with that hash runs the same search again', async () => {
+  searches.length = 0;
+  assert(new URL(rp.url()).hash === customRange.hash, 'the hash is not the one of the custom search');
+  await rp.reload();
+  await rp.waitForSelector('#result-count');
+  const n = Number(await rp.getAttribute('#result-count', 'data-count'));
+  assert(n >= 1, `the reloaded search shows ${n} rows`);
+  const hp = hashParams(rp);
+  const main = mainSearches().at(-1);
+  assert(main && main.query === SEED_QUERY && main.from === utcValue(customRange.from) && main.to === utcValue(customRange.to),
+    `after reload the search sent was ${JSON.stringify(main)}`);
+  assert(hp.get('from') === main.from && hp.get('to') === main.to, `the hash changed on reload: ${rp.url()}`);
+  assert(await rp.inputValue('#query') === SEED_QUERY, 'the query bar does not show the query');
+  assert(await rp.inputValue('#time-range') === 'custom', 'the picker does not show Custom after reload');
+  const fromShown = await rp.inputValue('#range-from');
+  assert(fromShown.slice(0, 16) === localValue(customRange.from), `From shows ${fromShown}, expected ${localValue(customRange.from)}`);
+  assert(await rp.locator('#range-error').isHidden(), 'a range error shows after reload');
+});
+
+await step('a histogram bar zooms in as a custom range; Back restores the previous search', async () => {
+  await rp.waitForSelector('#histogram-svg rect.bar');
+  const bar = rp.locator('#histogram-svg rect.bar').last();
+  const t = Date.parse(await bar.getAttribute('data-time'));
+  const span = /span=(\w+)/.exec(histoSearches().at(-1).query)[1];
+  const spanMsTest = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[span.slice(-1)] * Number(span.slice(0, -1));
+  searches.length = 0;
+  await markResults(rp);
+  await bar.click();
+  await waitFreshResults(rp);
+  const hp = hashParams(rp);
+  assert(Date.parse(hp.get('from')) === t && Date.parse(hp.get('to')) === t + spanMsTest, `bar ${new Date(t).toISOString()} + ${span} gave the hash ${rp.url()}`);
+  assert(/Z$/.test(hp.get('from')) && /Z$/.test(hp.get('to')), `bar bounds are not RFC 3339 UTC: ${rp.url()}`);
+  assert(await rp.inputValue('#time-range') === 'custom', 'the picker does not show Custom after a bar click');
+  assert(await rp.locator('#custom-range').isVisible(), 'the From/To inputs are not shown after a bar click');
+  assert((await rp.inputValue('#range-from')).slice(0, 16) === localValue(Math.floor(t / MIN) * MIN), 'From does not show the bar start');
+  const main = mainSearches().at(-1);
+  assert(main && main.from === hp.get('from') && main.to === hp.get('to'), `the bar search sent ${JSON.stringify(main)}`);
+  // Back: the previous (2-hour) search comes back and runs
+  searches.length = 0;
+  await markResults(rp);
+  await rp.goBack();
+  await waitFreshResults(rp);
+  assert(new URL(rp.url()).hash === customRange.hash, `Back went to ${rp.url()}`);
+  const back = mainSearches().at(-1);
+  assert(back && back.from === utcValue(customRange.from) && back.to === utcValue(customRange.to), `after Back the search sent was ${JSON.stringify(back)}`);
+  assert((await rp.inputValue('#range-from')).slice(0, 16) === localValue(customRange.from), 'after Back, From does not show the earlier range');
+});
+
+await step('keyboard: "/" focuses the query bar, Escape collapses an expanded event', async () => {
+  await rp.locator('#histogram-note').click(); // focus out of any input
+  await rp.evaluate(() => document.activeElement && document.activeElement.blur());
+  const before = await rp.inputValue('#query');
+  await rp.keyboard.press('/');
+  assert(await rp.evaluate(() => document.activeElement && document.activeElement.id) === 'query', '"/" did not focus the query bar');
+  assert(await rp.inputValue('#query') === before, '"/" was typed into the query bar');
+  await rp.keyboard.press('/'); // in the query bar, "/" is just a character
+  assert(await rp.inputValue('#query') === before + '/', '"/" could not be typed in the query bar');
+  await rp.fill('#query', before);
+  const row = rp.locator('[data-testid="event-row"]').first();
+  const toggle = row.locator('[data-testid="expand-event"]');
+  await toggle.click();
+  assert(await toggle.getAttribute('aria-expanded') === 'true', 'the event did not expand');
+  await rp.keyboard.press('Escape');
+  assert(await toggle.getAttribute('aria-expanded') === 'false', 'Escape did not collapse the focused event');
+  assert(await rp.locator('[data-testid="event-fields"]:visible').count() === 0, 'the event fields are still shown');
+  // also with the focus elsewhere: the last expanded event collapses
+  await toggle.click();
+  await rp.evaluate(() => document.activeElement && document.activeElement.blur());
+  await rp.keyboard.press('Escape');
+  assert(await toggle.getAttribute('aria-expanded') === 'false', 'Escape (focus on the page) did not collapse the event');
+  await noErrorBanner(rp, 'keyboard');
+});
+
+await step('a bookmarked search link survives signing in', async () => {
+  const bp = await newPage('bookmark', { timezoneId: TZ });
+  currentPage = bp;
+  const sent = [];
+  bp.on('request', (req) => {
+    if (req.method() === 'POST' && new URL(req.url()).pathname === '/api/v1/search') sent.push(req.postDataJSON());
+  });
+  await bp.goto(`${BASE}/ui/${customRange.hash}`);
+  await bp.waitForSelector('#login-form');
+  await bp.fill('#username', USER);
+  await bp.fill('#password', PASSWORD);
+  await Promise.all([bp.waitForURL((u) => u.pathname === '/ui/'), bp.click('#login-button')]);
+  await bp.waitForSelector('#result-count');
+  assert(new URL(bp.url()).hash === customRange.hash, `after signing in the page is ${bp.url()}`);
+  const main = sent.filter((b) => !/timechart/.test(b.query)).at(-1);
+  assert(main && main.query === SEED_QUERY && main.from === utcValue(customRange.from) && main.to === utcValue(customRange.to),
+    `the bookmarked search sent ${JSON.stringify(main)}`);
+  await bp.context().close();
+  currentPage = rp;
+});
+
+if (SHOTS) {
+  for (const [w, hgt] of [[1280, 800], [1920, 1080]]) {
+    await rp.setViewportSize({ width: w, height: hgt });
+    await rp.fill('#range-from', localValue(customRange.to + 3600e3));
+    await rp.click('#run-search');
+    await rp.locator('#range-error').waitFor({ state: 'visible' });
+    await shot(rp, `search-custom-range-${w}x${hgt}`);
+    await rp.fill('#range-from', localValue(customRange.from));
+  }
+}
+await rp.context().close();
+currentPage = page;
 
 // Screenshots: not a numbered step, but a failure here is still fatal and reported.
 if (SHOTS) await step.unnumbered('screenshots at 1280x800 and 1920x1080', async () => {
