@@ -2,7 +2,7 @@
 //! `http::authorize` and the session checks in `web`); this table states it in one place, for
 //! the docs and for the test that walks every route anonymously and with every role
 //! (`crates/vigil/tests/ui_security.rs`). A unit test below checks that every route the router
-//! declares is in the table.
+//! declares (in `http.rs`, `web.rs` and `admin.rs`) is in the table.
 
 use crate::auth::Role;
 
@@ -24,6 +24,8 @@ pub enum Access {
     Ban,
     /// Send events: admin, ingest.
     Ingest,
+    /// Manage accounts and tokens: admin.
+    Admin,
     /// CrowdSec bouncer endpoints: bouncer keys in `X-Api-Key` only (403 otherwise, as the
     /// CrowdSec LAPI answers).
     Bouncer,
@@ -38,6 +40,7 @@ impl Access {
             Access::Triage => role.can_triage(),
             Access::Ban => role.can_ban(),
             Access::Ingest => role.can_ingest(),
+            Access::Admin => role.can_administer(),
             Access::Bouncer => role.can_bounce(),
         }
     }
@@ -77,6 +80,13 @@ pub const ROUTES: &[RouteAccess] = &[
     r("GET", "/ui/", Access::UiSession),
     r("GET", "/api/v1/session", Access::SessionOnly),
     r("POST", "/api/v1/logout", Access::SessionOnly),
+    r("POST", "/api/v1/password", Access::SessionOnly),
+    r("GET", "/api/v1/users", Access::Admin),
+    r("POST", "/api/v1/users", Access::Admin),
+    r("DELETE", "/api/v1/users/{name}", Access::Admin),
+    r("GET", "/api/v1/tokens", Access::Admin),
+    r("POST", "/api/v1/tokens", Access::Admin),
+    r("DELETE", "/api/v1/tokens/{id}", Access::Admin),
     r("GET", "/assets/app.js", Access::Read),
     r("GET", "/metrics", Access::Read),
     r("GET", "/api/v1/checkpoint", Access::Read),
@@ -155,7 +165,8 @@ mod tests {
     fn every_declared_route_is_in_the_role_table() {
         let mut routes = declared(include_str!("http.rs"));
         routes.extend(declared(include_str!("web.rs")));
-        assert!(routes.len() >= 35, "found only {routes:?}");
+        routes.extend(declared(include_str!("admin.rs")));
+        assert!(routes.len() >= 45, "found only {routes:?}");
         for (method, path) in &routes {
             assert!(
                 ROUTES.iter().any(|r| r.method == method && r.path == path),

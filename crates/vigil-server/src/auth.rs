@@ -88,6 +88,11 @@ impl Role {
     pub fn can_read(self) -> bool {
         matches!(self, Role::Admin | Role::Analyst | Role::Viewer)
     }
+
+    /// May manage accounts and tokens.
+    pub fn can_administer(self) -> bool {
+        matches!(self, Role::Admin)
+    }
 }
 
 /// One stored token.
@@ -302,6 +307,11 @@ impl TokenStore {
                 usage.1 = true;
             }
         }
+    }
+
+    /// When each token (by id) was last used, as this server knows it.
+    pub fn usage(&self) -> std::collections::BTreeMap<String, String> {
+        self.usage.lock().map(|u| u.0.clone()).unwrap_or_default()
     }
 
     /// Writes the last-used times if any changed since the last call (the server calls this

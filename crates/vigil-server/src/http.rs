@@ -101,6 +101,7 @@ pub fn router(state: Shared) -> Router {
         .route("/{index}/_bulk", post(bulk_with_index))
         .route("/", get(es_root).head(es_root))
         .merge(crate::web::routes())
+        .merge(crate::admin::routes())
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             crate::web::csrf_guard,
@@ -171,6 +172,7 @@ pub(crate) enum Need {
     Read,
     Triage,
     Ban,
+    Admin,
 }
 
 /// Authenticates and authorises; failures are counted and written to the ledger as audit
@@ -225,6 +227,7 @@ pub(crate) async fn authorize(
         Need::Read => principal.role.can_read(),
         Need::Triage => principal.role.can_triage(),
         Need::Ban => principal.role.can_ban(),
+        Need::Admin => principal.role.can_administer(),
     };
     if !allowed {
         state.ingest.metrics.http_rejected.add("forbidden", 1);

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod decisions;

@@ -110,6 +110,16 @@ impl SessionStore {
         cache.users.clone()
     }
 
+    /// Makes the next [`Self::users`] re-read the accounts (after this server changed them).
+    pub fn reload_users(&self) {
+        let mut cache = match self.users.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        cache.checked = Instant::now() - Duration::from_secs(60);
+        cache.modified = None;
+    }
+
     /// Starts a session for a verified user; returns the cookie value and the session's view.
     pub fn create(&self, user: &User) -> (String, SessionView) {
         let id = users::random_id(32);

@@ -129,7 +129,8 @@ struct LoginRequest {
     password: String,
 }
 
-fn cookie_header(state: &AppState, value: &str, max_age: Option<u64>) -> HeaderValue {
+/// The `Set-Cookie` value of a session cookie (an empty value with `Max-Age=0` clears it).
+pub(crate) fn cookie_header(state: &AppState, value: &str, max_age: Option<u64>) -> HeaderValue {
     let mut cookie = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict");
     if state.tls {
         cookie.push_str("; Secure");

@@ -1,0 +1,371 @@
+//! Account and token management over HTTP (admins), and changing one's own password (any
+//! logged-in user). The same changes `vigil user` and `vigil token` make, audited with the
+//! acting user and address.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit;
+use crate::auth::{self, Principal, Role};
+use crate::http::{AppState, Need, authorize, error};
+use crate::users;
+
+type Shared = Arc<AppState>;
+
+/// The routes of this module.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/api/v1/password", post(change_password))
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .route("/api/v1/users/{name}", delete(delete_user))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
+}
+
+async fn admin(
+    state: &Shared,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    path: &str,
+) -> Result<Principal, Response> {
+    authorize(state, headers, peer, path, Need::Admin)
+        .await
+        .map_err(|(status, msg)| error(status, msg))
+}
+
+fn audit_change(
+    state: &AppState,
+    action: &str,
+    actor: &str,
+    peer: SocketAddr,
+    message: String,
+    fields: &[(&str, &str)],
+) {
+    let mut e = audit::by(action, "iam", "change", "success", actor, Some(peer.ip()));
+    e.insert("message", message);
+    for (k, v) in fields {
+        e.insert(*k, *v);
+    }
+    audit::append(&state.ingest, e);
+}
+
+#[derive(Deserialize)]
+struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+/// `POST /api/v1/password {current, new}`: a logged-in user changes their own password. Their
+/// other sessions end; this one is replaced by a new session (new cookie and CSRF token).
+async fn change_password(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(view) = crate::web::session_cookie(&headers).and_then(|c| state.sessions.lookup(&c))
+    else {
+        return error(StatusCode::UNAUTHORIZED, "log in first");
+    };
+    let Ok(request) = serde_json::from_slice::<PasswordChange>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"current\": …, \"new\": …}",
+        );
+    };
+    let ip = peer.ip();
+    if let Err(wait) = state.login_limiter.check(ip) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed attempts from this address; try again in {wait} s"),
+        );
+    }
+    if let Err(e) = users::check_password(&request.new) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let (sessions, dir, name) = (
+        Arc::clone(&state.sessions),
+        state.data_dir.clone(),
+        view.user.clone(),
+    );
+    let changed = tokio::task::spawn_blocking(move || {
+        if users::verify_login(&sessions.users(), &name, &request.current).is_none() {
+            return Err(None);
+        }
+        users::set_password(&dir, &name, &request.new, None).map_err(Some)
+    })
+    .await;
+    let user = match changed {
+        Ok(Ok(user)) => user,
+        Ok(Err(None)) => {
+            state.login_limiter.failed(ip);
+            let mut e = audit::by(
+                "password_change",
+                "iam",
+                "change",
+                "failure",
+                &view.user,
+                Some(ip),
+            );
+            e.insert("event.reason", "wrong current password");
+            audit::append(&state.ingest, e);
+            return error(StatusCode::FORBIDDEN, "the current password is wrong");
+        }
+        Ok(Err(Some(e))) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    state.sessions.reload_users();
+    if let Some(cookie) = crate::web::session_cookie(&headers) {
+        state.sessions.remove(&cookie);
+    }
+    audit_change(
+        &state,
+        "user_updated",
+        &user.name,
+        peer,
+        format!("{} changed their password", user.name),
+        &[("user.target.name", &user.name)],
+    );
+    let (cookie, view) = state.sessions.create(&user);
+    let mut r = Json(json!({"user": view.user, "role": view.role.name(), "csrf": view.csrf, "expires": view.expires})).into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        crate::web::cookie_header(&state, &cookie, None),
+    );
+    r
+}
+
+async fn list_users(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = admin(&state, &headers, peer, "/api/v1/users").await {
+        return r;
+    }
+    match users::load_users(&state.data_dir) {
+        Ok(list) => Json(json!({"users": list.iter().map(|u| json!({"name": u.name, "role": u.role.name(), "created": u.created, "changed": u.changed})).collect::<Vec<_>>()})).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    name: String,
+    role: String,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `POST /api/v1/users {name, role, password?}`: without a password one is generated and
+/// returned once.
+async fn create_user(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let actor = match admin(&state, &headers, peer, "/api/v1/users").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Ok(request) = serde_json::from_slice::<NewUser>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"name\": …, \"role\": …, \"password\"?: …}",
+        );
+    };
+    let role = match Role::parse(&request.role) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let generated = request.password.is_none();
+    let password = request.password.unwrap_or_else(users::generate_password);
+    let (dir, name, pw) = (
+        state.data_dir.clone(),
+        request.name.clone(),
+        password.clone(),
+    );
+    let added = tokio::task::spawn_blocking(move || users::add_user(&dir, &name, role, &pw)).await;
+    let user = match added {
+        Ok(Ok(u)) => u,
+        Ok(Err(e)) if e.contains("exists") => return error(StatusCode::CONFLICT, e),
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    state.sessions.reload_users();
+    audit_change(
+        &state,
+        "user_created",
+        &actor.name,
+        peer,
+        format!(
+            "{} created account {} ({})",
+            actor.name,
+            user.name,
+            user.role.name()
+        ),
+        &[
+            ("user.target.name", &user.name),
+            ("user.target.roles", user.role.name()),
+        ],
+    );
+    let mut body = json!({"name": user.name, "role": user.role.name(), "created": user.created});
+    if generated {
+        body["password"] = json!(password);
+    }
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+async fn delete_user(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let actor = match admin(&state, &headers, peer, "/api/v1/users/{name}").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match users::delete_user(&state.data_dir, &name) {
+        Ok(user) => {
+            state.sessions.reload_users();
+            audit_change(
+                &state,
+                "user_deleted",
+                &actor.name,
+                peer,
+                format!("{} deleted account {}", actor.name, user.name),
+                &[("user.target.name", &user.name)],
+            );
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) if e.starts_with("no user") => error(StatusCode::NOT_FOUND, e),
+        Err(e) => error(StatusCode::CONFLICT, e),
+    }
+}
+
+async fn list_tokens(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = admin(&state, &headers, peer, "/api/v1/tokens").await {
+        return r;
+    }
+    let usage = state.tokens.usage();
+    match auth::list_tokens(&state.data_dir) {
+        Ok(list) => Json(json!({"tokens": list.iter().map(|t| json!({
+            "id": t.id, "name": t.name, "role": t.role.name(), "created": t.created,
+            "revoked": t.revoked, "last_used": usage.get(&t.id),
+        })).collect::<Vec<_>>()}))
+        .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    name: String,
+    role: String,
+}
+
+/// `POST /api/v1/tokens {name, role}` → `{id, name, role, token}`; the token is shown once.
+async fn create_token(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let actor = match admin(&state, &headers, peer, "/api/v1/tokens").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Ok(request) = serde_json::from_slice::<NewToken>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"name\": …, \"role\": …}",
+        );
+    };
+    let role = match Role::parse(&request.role) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let name = request.name.trim().to_owned();
+    if name.is_empty() || name.len() > 128 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the token needs a name (1 to 128 bytes)",
+        );
+    }
+    let dir = state.data_dir.clone();
+    let created = tokio::task::spawn_blocking(move || auth::create_token(&dir, &name, role)).await;
+    let (entry, token) = match created {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    audit_change(
+        &state,
+        "token_created",
+        &actor.name,
+        peer,
+        format!(
+            "{} created {} token {} ({})",
+            actor.name,
+            entry.role.name(),
+            entry.id,
+            entry.name
+        ),
+        &[
+            ("vigil.token.id", &entry.id),
+            ("vigil.token.role", entry.role.name()),
+        ],
+    );
+    let mut r = (
+        StatusCode::CREATED,
+        Json(
+            json!({"id": entry.id, "name": entry.name, "role": entry.role.name(), "token": token}),
+        ),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn revoke_token(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let actor = match admin(&state, &headers, peer, "/api/v1/tokens/{id}").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match auth::revoke_token(&state.data_dir, &id) {
+        Ok(0) => error(StatusCode::NOT_FOUND, format!("no active token {id:?}")),
+        Ok(n) => {
+            audit_change(
+                &state,
+                "token_revoked",
+                &actor.name,
+                peer,
+                format!("{} revoked {n} token(s) with id or name {id}", actor.name),
+                &[("vigil.token.id", &id)],
+            );
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
