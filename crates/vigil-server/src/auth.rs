@@ -162,6 +162,29 @@ pub fn write_private(path: &Path, body: &[u8]) -> Result<(), String> {
     fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Runs `change` holding an exclusive lock on `DATA_DIR/auth/.lock`, so a running server and
+/// `vigil user|token` never interleave their read-modify-write of the account and token files.
+pub fn with_auth_lock<T>(
+    data_dir: &Path,
+    change: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
+    let dir = data_dir.join("auth");
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join(".lock");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let result = change();
+    drop(lock);
+    result
+}
+
 /// `n_bytes` of system randomness as lowercase hex.
 pub fn random_hex(n_bytes: usize) -> String {
     let mut bytes = vec![0u8; n_bytes];
@@ -171,6 +194,14 @@ pub fn random_hex(n_bytes: usize) -> String {
 
 /// Creates a token, stores its hash, and returns `(entry, token)`. The token is shown once.
 pub fn create_token(
+    data_dir: &Path,
+    name: &str,
+    role: Role,
+) -> Result<(TokenEntry, String), String> {
+    with_auth_lock(data_dir, || create_token_unlocked(data_dir, name, role))
+}
+
+fn create_token_unlocked(
     data_dir: &Path,
     name: &str,
     role: Role,
@@ -206,6 +237,10 @@ pub fn list_tokens(data_dir: &Path) -> Result<Vec<TokenEntry>, String> {
 
 /// Revokes the token with this id or name. Returns how many were revoked.
 pub fn revoke_token(data_dir: &Path, id_or_name: &str) -> Result<usize, String> {
+    with_auth_lock(data_dir, || revoke_token_unlocked(data_dir, id_or_name))
+}
+
+fn revoke_token_unlocked(data_dir: &Path, id_or_name: &str) -> Result<usize, String> {
     let path = tokens_path(data_dir);
     let mut tokens = load(&path)?;
     let now = Timestamp::now().to_rfc3339();
@@ -358,6 +393,17 @@ impl TokenStore {
             // Revocations must take effect: forget everything verified so far.
             cache.verified.clear();
         }
+    }
+
+    /// Whether this exact token was verified before (a cheap, constant-time check; no argon2).
+    pub fn is_known(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.cache.read().is_ok_and(|cache| {
+            cache
+                .verified
+                .iter()
+                .any(|(known, _)| bool::from(known.ct_eq(&digest)))
+        })
     }
 
     /// Checks a presented token. Slow (argon2) the first time a token is seen, then fast.

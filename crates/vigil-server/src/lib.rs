@@ -387,6 +387,7 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
                 config.session_max,
             )),
             login_limiter: session::LoginLimiter::default(),
+            token_limiter: session::LoginLimiter::for_tokens(),
             tls: config.http_tls,
             last_verification: std::sync::Mutex::new(None),
             verifying: std::sync::atomic::AtomicBool::new(false),

@@ -224,16 +224,17 @@ impl SessionStore {
     }
 }
 
-/// Failed-login bookkeeping per source address.
+/// Failed-authentication bookkeeping per source address.
 pub struct LoginLimiter {
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    max_failures: u32,
+    window: Duration,
 }
 
 impl Default for LoginLimiter {
+    /// The limit for logins: [`LoginLimiter::MAX_FAILURES`] in [`LoginLimiter::WINDOW`].
     fn default() -> Self {
-        LoginLimiter {
-            failures: Mutex::new(HashMap::new()),
-        }
+        LoginLimiter::new(Self::MAX_FAILURES, Self::WINDOW)
     }
 }
 
@@ -261,6 +262,21 @@ impl LoginLimiter {
     /// The window failures are counted in.
     pub const WINDOW: Duration = Duration::from_secs(300);
 
+    /// A limiter allowing `max_failures` per address within `window`.
+    pub fn new(max_failures: u32, window: Duration) -> LoginLimiter {
+        LoginLimiter {
+            failures: Mutex::new(HashMap::new()),
+            max_failures,
+            window,
+        }
+    }
+
+    /// The limit for invalid API tokens: generous for a client whose token was just revoked,
+    /// but it keeps a flood of guesses from costing an argon2 hash each.
+    pub fn for_tokens() -> LoginLimiter {
+        LoginLimiter::new(30, Duration::from_secs(60))
+    }
+
     /// `Err(seconds to wait)` when this address has failed too often lately.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
         let map = match self.failures.lock() {
@@ -268,8 +284,8 @@ impl LoginLimiter {
             Err(p) => p.into_inner(),
         };
         match map.get(&limit_key(ip)) {
-            Some((n, since)) if *n >= Self::MAX_FAILURES && since.elapsed() < Self::WINDOW => {
-                Err((Self::WINDOW - since.elapsed()).as_secs().max(1))
+            Some((n, since)) if *n >= self.max_failures && since.elapsed() < self.window => {
+                Err((self.window - since.elapsed()).as_secs().max(1))
             }
             _ => Ok(()),
         }
@@ -283,13 +299,13 @@ impl LoginLimiter {
         };
         let now = Instant::now();
         if map.len() >= MAX_TRACKED {
-            map.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+            map.retain(|_, (_, since)| since.elapsed() < self.window);
             if map.len() >= MAX_TRACKED {
                 map.clear();
             }
         }
         let entry = map.entry(limit_key(ip)).or_insert((0, now));
-        if entry.1.elapsed() >= Self::WINDOW {
+        if entry.1.elapsed() >= self.window {
             *entry = (0, now);
         }
         entry.0 += 1;

@@ -20,7 +20,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use serde::{Deserialize, Serialize};
 use vigil_event::Timestamp;
 
-use crate::auth::{Role, random_hex, write_private};
+use crate::auth::{Role, random_hex, with_auth_lock, write_private};
 
 /// The version of `users.json` this code writes and reads.
 pub const USERS_FORMAT: u32 = 1;
@@ -140,6 +140,17 @@ pub fn generate_password() -> String {
 
 /// Adds an account. Fails if the name is taken.
 pub fn add_user(data_dir: &Path, name: &str, role: Role, password: &str) -> Result<User, String> {
+    with_auth_lock(data_dir, || {
+        add_user_unlocked(data_dir, name, role, password)
+    })
+}
+
+fn add_user_unlocked(
+    data_dir: &Path,
+    name: &str,
+    role: Role,
+    password: &str,
+) -> Result<User, String> {
     check_name(name)?;
     check_password(password)?;
     if role == Role::Bouncer {
@@ -172,6 +183,17 @@ pub fn set_password(
     role: Option<Role>,
 ) -> Result<User, String> {
     check_password(password)?;
+    with_auth_lock(data_dir, || {
+        set_password_unlocked(data_dir, name, password, role)
+    })
+}
+
+fn set_password_unlocked(
+    data_dir: &Path,
+    name: &str,
+    password: &str,
+    role: Option<Role>,
+) -> Result<User, String> {
     let mut users = load_users(data_dir)?;
     let Some(user) = users.iter_mut().find(|u| u.name == name) else {
         return Err(format!("no user {name:?}"));
@@ -192,6 +214,10 @@ pub fn set_password(
 
 /// Deletes an account. Refuses to delete the last admin.
 pub fn delete_user(data_dir: &Path, name: &str) -> Result<User, String> {
+    with_auth_lock(data_dir, || delete_user_unlocked(data_dir, name))
+}
+
+fn delete_user_unlocked(data_dir: &Path, name: &str) -> Result<User, String> {
     let mut users = load_users(data_dir)?;
     let Some(at) = users.iter().position(|u| u.name == name) else {
         return Err(format!("no user {name:?}"));
@@ -210,14 +236,16 @@ pub fn delete_user(data_dir: &Path, name: &str) -> Result<User, String> {
 /// On first start (no accounts yet): creates `admin` with a generated password, written to
 /// [`initial_password_path`] (mode 0600). Returns that path when it created the account.
 pub fn ensure_initial_admin(data_dir: &Path) -> Result<Option<PathBuf>, String> {
-    if !load_users(data_dir)?.is_empty() {
-        return Ok(None);
-    }
-    let password = generate_password();
-    let path = initial_password_path(data_dir);
-    write_private(&path, format!("{password}\n").as_bytes())?;
-    add_user(data_dir, "admin", Role::Admin, &password)?;
-    Ok(Some(path))
+    with_auth_lock(data_dir, || {
+        if !load_users(data_dir)?.is_empty() {
+            return Ok(None);
+        }
+        let password = generate_password();
+        let path = initial_password_path(data_dir);
+        write_private(&path, format!("{password}\n").as_bytes())?;
+        add_user_unlocked(data_dir, "admin", Role::Admin, &password)?;
+        Ok(Some(path))
+    })
 }
 
 /// Checks a login. Takes about the same time whether or not the user exists.
@@ -300,5 +328,30 @@ mod tests {
             !created.exists(),
             "the first password file goes once changed"
         );
+    }
+
+    #[test]
+    fn concurrent_changes_are_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let path = dir.path().to_owned();
+                std::thread::spawn(move || {
+                    add_user(
+                        &path,
+                        &format!("u{i}"),
+                        Role::Viewer,
+                        "a long enough password",
+                    )
+                    .unwrap();
+                    crate::auth::create_token(&path, &format!("t{i}"), Role::Ingest).unwrap();
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(load_users(dir.path()).unwrap().len(), 6);
+        assert_eq!(crate::auth::list_tokens(dir.path()).unwrap().len(), 6);
     }
 }

@@ -128,7 +128,7 @@ function statusBadge(status) {
 
 // ------------------------------------------------------------------ API
 
-const session = { user: '', role: '', csrf: '' };
+const session = { user: '', role: '', csrf: '', expires: '' };
 
 class ApiError extends Error {
   constructor(message, status, body) {
@@ -1468,6 +1468,480 @@ function renderSources(view) {
   return { cleanup() { controller.abort(); } };
 }
 
+// ------------------------------------------------------------------ shared form helpers (account, admin)
+
+const MIN_PASSWORD_CHARS = 12; // the server's policy (users::MIN_PASSWORD_CHARS)
+const USER_NAME_RE = /^[A-Za-z0-9._@-]{1,64}$/;
+const USER_ROLES = ['viewer', 'analyst', 'admin', 'ingest'];
+const TOKEN_ROLES = ['ingest', 'bouncer', 'viewer', 'analyst', 'admin'];
+const ROLE_HELP = {
+  admin: 'admin: everything, including accounts and tokens',
+  analyst: 'analyst: search and triage alerts',
+  viewer: 'viewer: read only',
+  ingest: 'ingest: send events only',
+  bouncer: 'bouncer: read block decisions only',
+};
+
+/** Characters as the server counts them (Unicode scalar values, not UTF-16 units). */
+const charCount = (str) => [...str].length;
+
+/** A labelled form field: <label class="form-field"><span>Label</span>control<span hint></label>. */
+function formField(label, control, hint) {
+  return h('label', { class: 'form-field' }, h('span', { class: 'filter-label', text: label }), control,
+    hint ? h('span', { class: 'muted small field-hint', id: control.id ? `${control.id}-hint` : null, text: hint }) : null);
+}
+
+/** An inline box for a form's message; show(kind, text) with kind 'error' | 'ok', or hide(). */
+function formMessage(id) {
+  const box = h('div', { id, 'data-testid': id, class: 'form-msg', hidden: true });
+  return {
+    box,
+    show(kind, text) {
+      box.className = `form-msg form-msg-${kind}`;
+      box.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+      clear(box).append(h('span', { 'aria-hidden': 'true', text: kind === 'error' ? '⚠ ' : '✓ ' }), h('span', { class: 'form-msg-text', text }));
+      box.hidden = false;
+    },
+    hide() { box.hidden = true; clear(box); },
+  };
+}
+
+/** The text of an API error for a form: the server's message, plus the status for odd cases. */
+function apiErrorText(err) {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (err && err.status === 429) return `${msg}${/again|retry/i.test(msg) ? '' : ' (too many attempts; wait a minute and try again)'}`;
+  return msg;
+}
+
+/** Copy text to the clipboard: the async API where there is one (HTTPS, localhost), else select + execCommand. */
+async function copyText(text, input) {
+  if (navigator.clipboard && window.isSecureContext) {
+    try { await navigator.clipboard.writeText(text); return true; } catch (_) { /* fall through */ }
+  }
+  if (input) {
+    input.focus();
+    input.select();
+    try { return document.execCommand('copy'); } catch (_) { return false; }
+  }
+  return false;
+}
+
+/**
+ * A secret shown exactly once (a generated password, a new API token): a warning, the value in a
+ * read-only field, a Copy button and a "Done" button that removes it from the page.
+ */
+function secretBox({ id, title, lead, value, note, onDone }) {
+  const input = h('input', { type: 'text', id: `${id}-value`, 'data-testid': `${id}-value`, class: 'secret-value mono', readonly: true, value, spellcheck: 'false', autocomplete: 'off', 'aria-label': title });
+  input.addEventListener('focus', () => input.select());
+  const copied = h('span', { class: 'copy-state small', role: 'status', 'aria-live': 'polite' });
+  const copy = h('button', { type: 'button', class: 'btn btn-primary btn-small', id: `${id}-copy`, 'data-testid': `${id}-copy`, text: 'Copy' });
+  const done = h('button', { type: 'button', class: 'btn btn-secondary btn-small', id: `${id}-done`, 'data-testid': `${id}-done`, text: 'Done, I have stored it' });
+  const box = h('section', { class: 'secret-box', id, 'data-testid': id, role: 'region', 'aria-labelledby': `${id}-title`, tabindex: '-1' },
+    h('h3', { class: 'secret-title', id: `${id}-title` }, h('span', { 'aria-hidden': 'true', text: '⚠ ' }), title),
+    h('p', { class: 'secret-lead', text: lead }),
+    h('p', { class: 'secret-warning', id: `${id}-warning`, 'data-testid': `${id}-warning` },
+      h('strong', { text: 'Shown only now.' }), ' Vigil keeps only a hash of it: once you leave this page or press Done, it cannot be shown again.'),
+    h('div', { class: 'secret-row' }, input, copy, done, copied),
+    note ? h('p', { class: 'muted small', text: note }) : null);
+  copy.addEventListener('click', async () => {
+    const ok = await copyText(value, input);
+    copied.textContent = ok ? 'Copied ✓' : 'Could not copy: select the text and copy it by hand.';
+    copied.classList.toggle('copy-failed', !ok);
+  });
+  done.addEventListener('click', () => {
+    input.value = '';
+    box.remove();
+    if (onDone) onDone();
+  });
+  return box;
+}
+
+/**
+ * An inline "Delete X? Yes / No" in place of an action button (no window.confirm).
+ * button: the action button (replaced while asking); onYes(): async, resolves true when done
+ * (false: the question goes away and the button comes back; the caller reports the error).
+ */
+function inlineConfirm({ button, question, detail, yesLabel, testid, onYes }) {
+  const no = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-testid': `${testid}-no`, text: 'No' });
+  const yes = h('button', { type: 'button', class: 'btn btn-danger btn-small', 'data-testid': `${testid}-yes`, text: yesLabel });
+  const wrap = h('span', { class: 'confirm', role: 'group', 'aria-label': detail ? `${question} ${detail}` : question, 'data-testid': `${testid}-confirm` },
+    h('span', { class: 'confirm-q', text: question }), ' ', yes, ' ', no,
+    detail ? h('span', { class: 'confirm-detail muted small', text: detail }) : null);
+  function cancel() {
+    wrap.replaceWith(button);
+    button.focus();
+  }
+  no.addEventListener('click', cancel);
+  wrap.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { ev.stopPropagation(); cancel(); } });
+  yes.addEventListener('click', async () => {
+    yes.disabled = true;
+    no.disabled = true;
+    yes.textContent = 'Working…';
+    const ok = await onYes();
+    if (!ok && wrap.isConnected) cancel();
+  });
+  button.replaceWith(wrap);
+  no.focus();
+}
+
+function roleSelect(id, roles, selected) {
+  return h('select', { id, 'data-testid': id }, roles.map((r) => h('option', { value: r, text: r, selected: r === selected, title: ROLE_HELP[r] })));
+}
+
+// ------------------------------------------------------------------ account (every logged-in user)
+
+function renderAccount(view) {
+  const controller = new AbortController();
+  const current = h('input', { type: 'password', id: 'pw-current', 'data-testid': 'pw-current', autocomplete: 'current-password', required: true });
+  const fresh = h('input', { type: 'password', id: 'pw-new', 'data-testid': 'pw-new', autocomplete: 'new-password', required: true, minlength: String(MIN_PASSWORD_CHARS), 'aria-describedby': 'pw-new-hint' });
+  const repeat = h('input', { type: 'password', id: 'pw-repeat', 'data-testid': 'pw-repeat', autocomplete: 'new-password', required: true });
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary', id: 'pw-submit', 'data-testid': 'pw-submit', text: 'Change password' });
+  const msg = formMessage('pw-message');
+  const form = h('form', { id: 'password-form', 'data-testid': 'password-form', class: 'stack-form', novalidate: true, 'aria-labelledby': 'pw-title' },
+    // for password managers: which account this password belongs to
+    h('input', { type: 'text', name: 'username', autocomplete: 'username', value: session.user, readonly: true, hidden: true, tabindex: '-1', 'aria-hidden': 'true' }),
+    formField('Current password', current),
+    formField('New password', fresh, `At least ${MIN_PASSWORD_CHARS} characters. A long passphrase is best.`),
+    formField('Repeat the new password', repeat),
+    msg.box,
+    h('div', { class: 'button-row' }, submit));
+
+  const expires = h('dd', { id: 'account-expires' }, timeEl(session.expires));
+  const facts = h('dl', { class: 'facts' },
+    h('div', { class: 'fact' }, h('dt', { text: 'User name' }), h('dd', { id: 'account-user', 'data-testid': 'account-user', text: session.user })),
+    h('div', { class: 'fact' }, h('dt', { text: 'Role' }), h('dd', { id: 'account-role', text: session.role }), h('dd', { class: 'muted small', text: ROLE_HELP[session.role] ? ROLE_HELP[session.role].replace(/^\w+: /, '') : '' })),
+    h('div', { class: 'fact' }, h('dt', { text: 'This session ends' }), expires));
+
+  view.append(pageHeader('Account'),
+    h('div', { class: 'account-grid' },
+      h('section', { class: 'panel', 'aria-labelledby': 'account-title' }, h('h2', { class: 'panel-title', id: 'account-title', text: 'Signed in as' }), facts),
+      h('section', { class: 'panel', id: 'password-panel', 'aria-labelledby': 'pw-title' },
+        h('h2', { class: 'panel-title', id: 'pw-title', text: 'Change your password' }),
+        h('p', { class: 'muted small', text: 'Your other sessions (other browsers, other tabs signed in earlier) end when the password changes; this one continues.' }),
+        form)));
+
+  function invalid(...bad) {
+    for (const el of [current, fresh, repeat]) {
+      if (bad.includes(el)) el.setAttribute('aria-invalid', 'true');
+      else el.removeAttribute('aria-invalid');
+    }
+    if (bad[0]) bad[0].focus();
+  }
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    msg.hide();
+    if (!current.value) { msg.show('error', 'Enter your current password.'); invalid(current); return; }
+    if (charCount(fresh.value) < MIN_PASSWORD_CHARS) {
+      msg.show('error', `The new password is too short: use at least ${MIN_PASSWORD_CHARS} characters.`);
+      invalid(fresh);
+      return;
+    }
+    if (fresh.value !== repeat.value) { msg.show('error', 'The two new passwords differ.'); invalid(repeat); return; }
+    invalid();
+    submit.disabled = true;
+    submit.textContent = 'Changing…';
+    try {
+      const res = await api('POST', '/api/v1/password', { current: current.value, new: fresh.value }, { signal: controller.signal });
+      // The old session ended with the change: the response carries the new one's CSRF token
+      // (its cookie came with the response's Set-Cookie).
+      if (res && typeof res.csrf === 'string') session.csrf = res.csrf;
+      if (res && res.expires) { session.expires = res.expires; clear(expires).append(timeEl(res.expires)); }
+      form.reset();
+      msg.show('ok', `Password changed at ${fmtTime(new Date())}. Your other sessions were signed out; you stay signed in here.`);
+    } catch (err) {
+      if (err.name === 'AbortError' || err.status === 401) return;
+      msg.show('error', apiErrorText(err));
+      if (err.status === 403) invalid(current);
+      else if (err.status === 400) invalid(fresh);
+      if (err.status === 0) showError(err, 'Changing the password');
+    } finally {
+      submit.disabled = false;
+      submit.textContent = 'Change password';
+    }
+  });
+  return { cleanup() { controller.abort(); } };
+}
+
+// ------------------------------------------------------------------ admin: accounts and API tokens
+
+const isAdmin = () => session.role === 'admin';
+
+function renderAdmin(view) {
+  view.append(pageHeader('Admin'));
+  if (!isAdmin()) {
+    view.append(h('div', { class: 'panel notice', id: 'admin-denied', 'data-testid': 'admin-denied', role: 'status' },
+      h('p', null, h('strong', { text: 'This page is for admins only.' }), ` You are signed in as ${session.user} with the role ${session.role || 'unknown'}; ask an admin to manage accounts and API tokens.`),
+      h('p', null, h('a', { href: '#/account', text: 'Change your own password' }))));
+    return { cleanup() {} };
+  }
+  const controller = new AbortController();
+  const users = adminUsers(controller);
+  const tokens = adminTokens(controller);
+  view.append(h('div', { class: 'admin-grid' }, users.section, tokens.section));
+  users.load();
+  tokens.load();
+  return { cleanup() { controller.abort(); } };
+}
+
+function adminUsers(controller) {
+  const signal = controller.signal;
+  const tableBox = h('div', { class: 'table-box', id: 'users' }, h('div', { class: 'pad' }, spinner()));
+  const status = formMessage('users-status');
+  const count = h('span', { class: 'muted small', id: 'users-count' });
+  const secretSlot = h('div', { id: 'new-user-slot' });
+
+  const name = h('input', { type: 'text', id: 'new-user-name', 'data-testid': 'new-user-name', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false', maxlength: '64', required: true, 'aria-describedby': 'new-user-name-hint' });
+  const role = roleSelect('new-user-role', USER_ROLES, 'viewer');
+  const password = h('input', { type: 'password', id: 'new-user-password', 'data-testid': 'new-user-password', autocomplete: 'new-password', placeholder: 'empty: generate one', 'aria-describedby': 'new-user-password-hint' });
+  const add = h('button', { type: 'submit', class: 'btn btn-primary', id: 'add-user-button', 'data-testid': 'add-user-button' }, h('span', { 'aria-hidden': 'true', text: '+ ' }), 'Add account');
+  const formMsg = formMessage('add-user-message');
+  const form = h('form', { id: 'add-user-form', 'data-testid': 'add-user-form', class: 'inline-form', novalidate: true, 'aria-label': 'Add an account' },
+    formField('User name', name, 'letters, digits, . _ - @'),
+    formField('Role', role),
+    formField('Password (optional)', password, `empty = generated; else ≥ ${MIN_PASSWORD_CHARS} characters`),
+    h('div', { class: 'form-field form-submit' }, add));
+  let highlight = '';
+
+  const section = h('section', { class: 'panel flush', id: 'accounts-panel', 'data-testid': 'accounts-panel', 'aria-labelledby': 'accounts-title' },
+    h('div', { class: 'panel-title-row pad' }, h('h2', { class: 'panel-title', id: 'accounts-title', text: 'Accounts' }), count),
+    h('div', { class: 'pad form-area' }, h('h3', { class: 'sub-title', text: 'Add an account' }), form, formMsg.box, secretSlot),
+    h('div', { class: 'pad status-area' }, status.box),
+    tableBox);
+
+  async function load() {
+    try {
+      const res = await api('GET', '/api/v1/users', undefined, { signal });
+      draw((res.users || []).slice().sort((a, b) => String(a.name).localeCompare(String(b.name))));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(tableBox).append(h('div', { class: 'pad' }, inlineError(err, 'Loading accounts')));
+    }
+  }
+
+  function deleteButton(u) {
+    const btn = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-testid': 'delete-user', 'aria-label': `Delete account ${u.name}` }, h('span', { 'aria-hidden': 'true', text: '✕ ' }), 'Delete');
+    btn.addEventListener('click', () => inlineConfirm({
+      button: btn,
+      question: `Delete ${u.name}?`,
+      detail: 'Their sessions end at once.',
+      yesLabel: 'Yes, delete',
+      testid: 'delete-user',
+      async onYes() {
+        status.hide();
+        try {
+          await api('DELETE', `/api/v1/users/${encodeURIComponent(u.name)}`, undefined, { signal });
+          status.show('ok', `Account ${u.name} deleted; its sessions have ended.`);
+          await load();
+          return true;
+        } catch (err) {
+          if (err.name === 'AbortError') return true;
+          status.show('error', `Deleting ${u.name}: ${apiErrorText(err)}`);
+          return false;
+        }
+      },
+    }));
+    return btn;
+  }
+
+  function draw(list) {
+    count.textContent = `${list.length} account${list.length === 1 ? '' : 's'}`;
+    clear(tableBox).append(dataTable([
+      { label: 'Name', render: (u) => h('span', { class: 'account-name' }, h('span', { class: 'mono', text: valueText(u.name) }), u.name === session.user ? h('span', { class: 'tag you-tag', text: 'you' }) : null) },
+      { label: 'Role', render: (u) => h('span', { class: `role-badge role-${String(u.role).replace(/[^a-z]/g, '')}`, text: valueText(u.role) }) },
+      { label: 'Created', cls: 'nowrap', render: (u) => timeEl(u.created) },
+      { label: 'Changed', cls: 'nowrap', render: (u) => h('span', { title: 'password or role last changed' }, timeEl(u.changed)) },
+      { label: 'Actions', cls: 'nowrap actions', render: (u) => (u.name === session.user
+        ? h('span', { class: 'muted small', text: 'change yours under Account' })
+        : deleteButton(u)) },
+    ], list, { id: 'users-table', testid: 'users-table', caption: 'Accounts', empty: 'No accounts.',
+      rowAttrs: (u) => ({ 'data-testid': 'user-row', 'data-user-name': u.name, 'data-role': u.role, class: u.name === highlight ? 'row-new' : null }) }));
+  }
+
+  function invalid(...bad) {
+    for (const el of [name, password]) {
+      if (bad.includes(el)) el.setAttribute('aria-invalid', 'true');
+      else el.removeAttribute('aria-invalid');
+    }
+    if (bad[0]) bad[0].focus();
+  }
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    formMsg.hide();
+    status.hide();
+    const n = name.value.trim();
+    if (!USER_NAME_RE.test(n)) {
+      formMsg.show('error', 'The user name needs 1 to 64 letters, digits, ".", "_", "-" or "@" (no spaces).');
+      invalid(name);
+      return;
+    }
+    const pw = password.value;
+    if (pw && charCount(pw) < MIN_PASSWORD_CHARS) {
+      formMsg.show('error', `The password is too short: use at least ${MIN_PASSWORD_CHARS} characters, or leave it empty to generate one.`);
+      invalid(password);
+      return;
+    }
+    invalid();
+    add.disabled = true;
+    const body = { name: n, role: role.value };
+    if (pw) body.password = pw;
+    try {
+      const res = await api('POST', '/api/v1/users', body, { signal });
+      form.reset();
+      role.value = 'viewer';
+      clear(secretSlot);
+      if (typeof res.password === 'string') {
+        const box = secretBox({
+          id: 'new-user-secret',
+          title: `Generated password for ${res.name}`,
+          lead: `Account ${res.name} (${res.role}) was created. Give ${res.name} this password over a safe channel; they can change it under Account after signing in.`,
+          value: res.password,
+        });
+        secretSlot.append(box);
+        box.focus();
+      } else {
+        formMsg.show('ok', `Account ${res.name} (${res.role}) created with the password you chose.`);
+      }
+      highlight = res.name;
+      await load();
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      formMsg.show('error', apiErrorText(err));
+      if (err.status === 409 || (err.status === 400 && /name/i.test(err.message))) invalid(name);
+      else if (err.status === 400 && /password/i.test(err.message)) invalid(password);
+    } finally {
+      add.disabled = false;
+    }
+  });
+
+  return { section, load };
+}
+
+function adminTokens(controller) {
+  const signal = controller.signal;
+  const tableBox = h('div', { class: 'table-box', id: 'tokens' }, h('div', { class: 'pad' }, spinner()));
+  const status = formMessage('tokens-status');
+  const count = h('span', { class: 'muted small', id: 'tokens-count' });
+  const secretSlot = h('div', { id: 'new-token-slot' });
+  const name = h('input', { type: 'text', id: 'new-token-name', 'data-testid': 'new-token-name', autocomplete: 'off', spellcheck: 'false', maxlength: '128', required: true, placeholder: 'e.g. web-1 forwarder' });
+  const role = roleSelect('new-token-role', TOKEN_ROLES, 'ingest');
+  const add = h('button', { type: 'submit', class: 'btn btn-primary', id: 'add-token-button', 'data-testid': 'add-token-button' }, h('span', { 'aria-hidden': 'true', text: '+ ' }), 'Create token');
+  const formMsg = formMessage('add-token-message');
+  const form = h('form', { id: 'add-token-form', 'data-testid': 'add-token-form', class: 'inline-form', novalidate: true, 'aria-label': 'Create an API token' },
+    formField('Name (what it is for)', name),
+    formField('Role', role),
+    h('div', { class: 'form-field form-submit' }, add));
+  let highlight = '';
+
+  const section = h('section', { class: 'panel flush', id: 'tokens-panel', 'data-testid': 'tokens-panel', 'aria-labelledby': 'tokens-title' },
+    h('div', { class: 'panel-title-row pad' }, h('h2', { class: 'panel-title', id: 'tokens-title', text: 'API tokens' }), count),
+    h('div', { class: 'pad form-area' }, h('h3', { class: 'sub-title', text: 'Create a token' }), form, formMsg.box, secretSlot),
+    h('div', { class: 'pad status-area' }, status.box),
+    tableBox);
+
+  async function load() {
+    try {
+      const res = await api('GET', '/api/v1/tokens', undefined, { signal });
+      const list = (res.tokens || []).slice();
+      // active first, newest first within each group
+      list.sort((a, b) => (Boolean(a.revoked) - Boolean(b.revoked)) || String(b.created || '').localeCompare(String(a.created || '')));
+      draw(list);
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(tableBox).append(h('div', { class: 'pad' }, inlineError(err, 'Loading API tokens')));
+    }
+  }
+
+  function revokeButton(t) {
+    const label = `${t.name} (${t.id})`;
+    const btn = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-testid': 'revoke-token', 'aria-label': `Revoke token ${label}` }, h('span', { 'aria-hidden': 'true', text: '⊘ ' }), 'Revoke');
+    btn.addEventListener('click', () => inlineConfirm({
+      button: btn,
+      question: `Revoke ${t.id}?`,
+      detail: 'Senders using it are refused at once.',
+      yesLabel: 'Yes, revoke',
+      testid: 'revoke-token',
+      async onYes() {
+        status.hide();
+        try {
+          await api('DELETE', `/api/v1/tokens/${encodeURIComponent(t.id)}`, undefined, { signal });
+          status.show('ok', `Token ${label} revoked.`);
+          highlight = t.id;
+          await load();
+          return true;
+        } catch (err) {
+          if (err.name === 'AbortError') return true;
+          status.show('error', `Revoking ${label}: ${apiErrorText(err)}`);
+          return false;
+        }
+      },
+    }));
+    return btn;
+  }
+
+  function draw(list) {
+    const active = list.filter((t) => !t.revoked).length;
+    count.textContent = `${active} active · ${list.length - active} revoked`;
+    clear(tableBox).append(dataTable([
+      { label: 'Status', cls: 'nowrap', render: (t) => (t.revoked
+        ? h('span', { class: 'badge status status-revoked', 'data-status': 'revoked' }, h('span', { class: 'badge-icon', 'aria-hidden': 'true', text: '⊘' }), ' revoked')
+        : h('span', { class: 'badge status status-active', 'data-status': 'active' }, h('span', { class: 'badge-icon', 'aria-hidden': 'true', text: '●' }), ' active')) },
+      { label: 'ID', cls: 'mono nowrap', key: 'id' },
+      { label: 'Name', render: (t) => h('span', { class: 'token-name', text: valueText(t.name) }) },
+      { label: 'Role', render: (t) => h('span', { class: `role-badge role-${String(t.role).replace(/[^a-z]/g, '')}`, text: valueText(t.role) }) },
+      { label: 'Created', cls: 'nowrap', render: (t) => timeEl(t.created) },
+      { label: 'Last used', cls: 'nowrap', render: (t) => (t.last_used
+        ? h('span', { 'data-testid': 'token-last-used' }, timeEl(t.last_used), h('span', { class: 'muted small', text: ` ${fmtAgo(t.last_used)}` }))
+        : h('span', { class: 'muted', 'data-testid': 'token-last-used', text: 'never' })) },
+      { label: 'Revoked / action', cls: 'nowrap actions', render: (t) => (t.revoked
+        ? h('span', { class: 'revoked-at', 'data-testid': 'token-revoked-at' }, 'revoked ', timeEl(t.revoked))
+        : revokeButton(t)) },
+    ], list, { id: 'tokens-table', testid: 'tokens-table', caption: 'API tokens', empty: 'No API tokens yet.',
+      rowAttrs: (t) => ({ 'data-testid': 'token-row', 'data-token-id': t.id, 'data-status': t.revoked ? 'revoked' : 'active',
+        class: [t.revoked ? 'row-revoked' : '', t.id === highlight ? 'row-new' : ''].join(' ').trim() || null }) }));
+  }
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    formMsg.hide();
+    status.hide();
+    const n = name.value.trim();
+    if (!n || new TextEncoder().encode(n).length > 128) {
+      formMsg.show('error', 'Give the token a name (1 to 128 bytes) saying who or what uses it.');
+      name.setAttribute('aria-invalid', 'true');
+      name.focus();
+      return;
+    }
+    name.removeAttribute('aria-invalid');
+    add.disabled = true;
+    try {
+      const res = await api('POST', '/api/v1/tokens', { name: n, role: role.value }, { signal });
+      form.reset();
+      role.value = 'ingest';
+      clear(secretSlot);
+      const box = secretBox({
+        id: 'new-token-secret',
+        title: `New ${res.role} token ${res.id}`,
+        lead: `Token “${res.name}” was created. Put it into the sender's configuration now.`,
+        value: res.token,
+        note: 'Senders present it as "Authorization: Bearer <token>".',
+      });
+      secretSlot.append(box);
+      box.focus();
+      highlight = res.id;
+      await load();
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      formMsg.show('error', apiErrorText(err));
+    } finally {
+      add.disabled = false;
+    }
+  });
+
+  return { section, load };
+}
+
 // ------------------------------------------------------------------ router
 
 function parseHash() {
@@ -1493,11 +1967,11 @@ function route() {
   hideError();
   const view = clear($('view'));
   view.dataset.view = name;
-  for (const a of document.querySelectorAll('.mainnav a')) {
+  for (const a of document.querySelectorAll('.topbar a[data-route]')) {
     if (a.dataset.route === name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const titles = { search: 'Search', alerts: 'Alerts', dashboards: 'Dashboards', integrity: 'Integrity', rules: 'Rules', sources: 'Sources' };
+  const titles = { search: 'Search', alerts: 'Alerts', dashboards: 'Dashboards', integrity: 'Integrity', rules: 'Rules', sources: 'Sources', account: 'Account', admin: 'Admin' };
   document.title = `${titles[name] || 'Not found'} · Vigil`;
   switch (name) {
     case 'search': currentView = renderSearch(view, params); break;
@@ -1508,6 +1982,8 @@ function route() {
     case 'integrity': currentView = renderIntegrity(view); break;
     case 'rules': currentView = renderRules(view); break;
     case 'sources': currentView = renderSources(view); break;
+    case 'account': currentView = renderAccount(view); break;
+    case 'admin': currentView = renderAdmin(view); break;
     default:
       view.append(pageHeader('Not found'), h('p', null, 'There is no page here. ', h('a', { href: '#/search', text: 'Go to search' })));
   }
@@ -1546,6 +2022,7 @@ async function start() {
     session.user = me.user;
     session.role = me.role;
     session.csrf = me.csrf;
+    session.expires = me.expires || '';
   } catch (err) {
     clear($('view'));
     showError(err, 'Could not load the session');
@@ -1553,6 +2030,8 @@ async function start() {
   }
   $('user-name').textContent = session.user;
   $('user-role').textContent = session.role;
+  $('nav-account').setAttribute('aria-label', `Account settings for ${session.user}`);
+  $('nav-admin').hidden = !isAdmin();
   document.body.dataset.role = session.role;
   window.addEventListener('hashchange', route);
   route();

@@ -759,3 +759,54 @@ fn admins_manage_accounts_and_tokens_over_http() {
         assert!(!log.contains(secret));
     }
 }
+
+#[test]
+fn a_flood_of_invalid_tokens_costs_no_argon2_and_no_ledger_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "root", "admin", PASSWORD);
+    let known = create_token(&data, "viewer", "known");
+    let fresh = create_token(&data, "viewer", "fresh");
+    let server = Server::start(&data, &[]);
+    let url = &server.url;
+    let get = |token: &str| {
+        curl(
+            "GET",
+            &format!("{url}/api/v1/sources"),
+            &[format!("Authorization: Bearer {token}")],
+            None,
+        )
+        .status
+    };
+    assert_eq!(get(&known), 200, "used once: remembered");
+    for i in 0..40 {
+        assert_eq!(get(&format!("vgl_0000{i:04}_{}", "ab".repeat(20))), 401);
+    }
+    // A token this address used before keeps working; a new one waits out the window.
+    assert_eq!(get(&known), 200);
+    assert_eq!(get(&fresh), 401);
+    // Only the attempts before the limit were hashed and audited.
+    assert!(wait_until(5, || audit_events(&data, "api_auth_failure")
+        .len()
+        >= 30));
+    std::thread::sleep(Duration::from_millis(500));
+    let audited = audit_events(&data, "api_auth_failure").len();
+    assert!((30..=31).contains(&audited), "{audited} audit events");
+    let metrics = curl(
+        "GET",
+        &format!("{url}/metrics"),
+        &[format!("Authorization: Bearer {known}")],
+        None,
+    );
+    assert!(
+        metrics
+            .body
+            .lines()
+            .any(|l| l.starts_with("vigil_http_rejected_total{reason=\"auth_rate_limited\"} 1")),
+        "{}",
+        metrics.body
+    );
+    // Browser logins have their own, stricter limit and are unaffected here.
+    assert!(login(url, "root", PASSWORD).is_ok());
+    server.stop();
+}

@@ -562,6 +562,175 @@ if (SHOTS) {
 await rp.context().close();
 currentPage = page;
 
+// ------------------------------------------------------------------ accounts, password change, API tokens
+// Names are unique per run: a long-running server (or the mock) may keep earlier runs' accounts.
+
+const RUN = Date.now().toString(36);
+const NEW_USER = `uitest-${RUN}`;
+const NEW_USER_ROLE = 'analyst';
+const NEW_TOKEN = `uitest ingest ${RUN}`;
+const newAccount = {}; // password (generated), then the changed one
+
+/** Wait until the admin page's two tables have loaded. */
+async function waitAdmin(p) {
+  await p.waitForSelector('#users-table');
+  await p.waitForSelector('#tokens-table');
+}
+
+await step('admin: Admin link shown; adding an account with a generated password shows it once', async () => {
+  assert(await page.locator('#nav-admin').isVisible(), 'the admin sees no Admin link in the navigation');
+  await gotoHash(page, '#/admin');
+  await waitAdmin(page);
+  assert(await page.locator(`[data-testid="user-row"][data-user-name="${USER}"]`).count() === 1, `the accounts table does not list ${USER}`);
+  await page.fill('#new-user-name', NEW_USER);
+  await page.selectOption('#new-user-role', NEW_USER_ROLE);
+  assert(await page.inputValue('#new-user-password') === '', 'the password field is not empty');
+  await page.click('#add-user-button');
+  const secret = page.locator('#new-user-secret');
+  await secret.waitFor({ state: 'visible' });
+  const pw = await page.inputValue('#new-user-secret-value');
+  assert(pw.length >= 12, `the generated password "${pw}" is shorter than 12 characters`);
+  newAccount.password = pw;
+  const warning = (await page.textContent('#new-user-secret-warning')).trim();
+  assert(/shown only now/i.test(warning), `the generated password lacks the "shown only now" warning: ${warning}`);
+  assert(await page.locator('#new-user-secret-copy').isVisible(), 'no Copy button next to the generated password');
+  const row = page.locator(`[data-testid="user-row"][data-user-name="${NEW_USER}"]`);
+  await row.waitFor();
+  assert(await row.getAttribute('data-role') === NEW_USER_ROLE, `the new account's role is ${await row.getAttribute('data-role')}`);
+  assert(await row.locator('time').count() === 2, 'the new account row does not show created and changed times');
+  await noErrorBanner(page, 'adding an account');
+  await shot(page, 'admin-new-account-1280x800');
+  // Done removes it, and it never comes back
+  await page.click('#new-user-secret-done');
+  await secret.waitFor({ state: 'detached' });
+  const leaked = await page.evaluate((v) => document.body.innerText.includes(v) || [...document.querySelectorAll('input')].some((i) => i.value === v), pw);
+  assert(!leaked, 'the generated password is still on the page after Done');
+  await gotoHash(page, '#/search');
+  await gotoHash(page, '#/admin');
+  await waitAdmin(page);
+  assert(await page.locator('#new-user-secret').count() === 0, 'the generated password is shown again');
+  assert(await page.locator(`[data-testid="user-row"][data-user-name="${NEW_USER}"]`).count() === 1, 'the new account is not listed after reopening #/admin');
+});
+
+await step('the new account signs in, changes its password under #/account, then signs in with the new one', async () => {
+  assert(newAccount.password, 'no generated password from the previous step');
+  const np = await newPage('new-account');
+  currentPage = np;
+  const pwRequests = [];
+  np.on('request', (req) => {
+    if (req.method() === 'POST' && new URL(req.url()).pathname === '/api/v1/password') pwRequests.push(req.postDataJSON());
+  });
+  await login(np, NEW_USER, newAccount.password);
+  assert((await np.textContent('#user-role')).trim() === NEW_USER_ROLE, 'the new account shows another role');
+  assert(await np.locator('#nav-admin').isHidden(), `an ${NEW_USER_ROLE} sees the Admin link`);
+  await np.click('#nav-account');
+  await np.waitForFunction(() => location.hash === '#/account');
+  await np.waitForSelector('#password-form');
+  assert((await np.textContent('#account-user')).trim() === NEW_USER, 'the account page shows another user');
+  const msg = np.locator('#pw-message');
+  // client-side checks: too short, and the repetition differs; nothing is sent
+  await np.fill('#pw-current', newAccount.password);
+  await np.fill('#pw-new', 'short-1');
+  await np.fill('#pw-repeat', 'short-1');
+  await np.click('#pw-submit');
+  await msg.waitFor({ state: 'visible' });
+  assert(/12 characters/.test(await msg.textContent()), `too-short message: ${await msg.textContent()}`);
+  assert(await np.getAttribute('#pw-new', 'aria-invalid') === 'true', 'the new password is not marked invalid');
+  const next = `${RUN}-Changed-passphrase!`;
+  await np.fill('#pw-new', next);
+  await np.fill('#pw-repeat', `${next}x`);
+  await np.click('#pw-submit');
+  await np.waitForFunction(() => /differ/.test(document.getElementById('pw-message').textContent));
+  assert(await np.getAttribute('#pw-repeat', 'aria-invalid') === 'true', 'the repetition is not marked invalid');
+  assert(pwRequests.length === 0, `${pwRequests.length} password request(s) sent despite client-side errors`);
+  // the server's answer to a wrong current password
+  await np.fill('#pw-current', `${newAccount.password}-wrong`);
+  await np.fill('#pw-repeat', next);
+  await np.click('#pw-submit');
+  await np.waitForFunction(() => /current password is wrong/i.test(document.getElementById('pw-message').textContent));
+  assert(await msg.getAttribute('role') === 'alert', 'the password error is not role=alert');
+  assert(await np.getAttribute('#pw-current', 'aria-invalid') === 'true', 'the current password is not marked invalid');
+  // the real change
+  await np.fill('#pw-current', newAccount.password);
+  await np.fill('#pw-new', next);
+  await np.fill('#pw-repeat', next);
+  await np.click('#pw-submit');
+  await np.waitForSelector('#pw-message.form-msg-ok');
+  assert(/changed/i.test(await msg.textContent()), `success message: ${await msg.textContent()}`);
+  assert(pwRequests.length === 2 && pwRequests[1].current === newAccount.password && pwRequests[1].new === next, `password requests: ${pwRequests.length}`);
+  assert(await np.inputValue('#pw-new') === '' && await np.inputValue('#pw-current') === '', 'the form still holds the passwords');
+  await noErrorBanner(np, 'after changing the password');
+  await shot(np, 'account-changed-1280x800');
+  newAccount.password = next;
+  // the page keeps working with the new session's CSRF token: a search is a POST
+  await gotoHash(np, `#/search?${new URLSearchParams({ q: SEED_QUERY, from: '-24h' })}`);
+  const n = await waitFreshResults(np);
+  assert(n >= 1, `a search after the change shows ${n} rows`);
+  // log out, the old password is refused, the new one works
+  await Promise.all([np.waitForURL((u) => u.pathname === '/login'), np.click('#logout-button')]);
+  await np.waitForSelector('#login-form');
+  await np.fill('#username', NEW_USER);
+  await np.fill('#password', pwRequests[1].current);
+  await np.click('#login-button');
+  await np.locator('#login-error').waitFor({ state: 'visible' });
+  await login(np, NEW_USER, next);
+  assert((await np.textContent('#user-name')).trim() === NEW_USER, 'signed in as someone else');
+  await np.context().close();
+  currentPage = page;
+});
+
+await step('admin: a new ingest token is shown once, listed as never used, and revoked after an inline confirmation', async () => {
+  await gotoHash(page, '#/admin');
+  await waitAdmin(page);
+  await page.fill('#new-token-name', NEW_TOKEN);
+  await page.selectOption('#new-token-role', 'ingest');
+  await page.click('#add-token-button');
+  const secret = page.locator('#new-token-secret');
+  await secret.waitFor({ state: 'visible' });
+  const token = await page.inputValue('#new-token-secret-value');
+  assert(/shown only now/i.test(await page.textContent('#new-token-secret-warning')), 'the token lacks the "shown only now" warning');
+  assert(await page.locator('#new-token-secret-copy').isVisible(), 'no Copy button next to the token');
+  const row = page.locator('[data-testid="token-row"]', { has: page.locator('.token-name', { hasText: NEW_TOKEN }) });
+  await row.waitFor();
+  assert(await row.count() === 1, `${await row.count()} rows for token "${NEW_TOKEN}"`);
+  const id = await row.getAttribute('data-token-id');
+  assert(token.startsWith(`vgl_${id}_`), `token "${token.slice(0, 16)}…" does not belong to id ${id}`);
+  assert(await row.getAttribute('data-status') === 'active', 'the new token is not active');
+  assert((await row.locator('[data-testid="token-last-used"]').textContent()).trim() === 'never', 'the new token\'s last use is not "never"');
+  assert((await row.textContent()).includes('ingest'), 'the token row does not show its role');
+  await shot(page, 'admin-new-token-1280x800');
+  await page.click('#new-token-secret-done');
+  await secret.waitFor({ state: 'detached' });
+  assert(!(await page.evaluate((v) => document.body.innerText.includes(v), token)), 'the token is still on the page after Done');
+  // revoke: "No" keeps it, "Yes" revokes it
+  await row.locator('[data-testid="revoke-token"]').click();
+  await row.locator('[data-testid="revoke-token-confirm"]').waitFor();
+  await row.locator('[data-testid="revoke-token-no"]').click();
+  await row.locator('[data-testid="revoke-token"]').waitFor();
+  assert(await row.getAttribute('data-status') === 'active', '"No" revoked the token');
+  await row.locator('[data-testid="revoke-token"]').click();
+  await row.locator('[data-testid="revoke-token-yes"]').click();
+  const revoked = page.locator(`[data-testid="token-row"][data-token-id="${id}"][data-status="revoked"]`);
+  await revoked.waitFor();
+  assert(/revoked/.test(await revoked.locator('[data-status="revoked"]').textContent()), 'the status does not say "revoked" in words');
+  assert(await revoked.locator('[data-testid="token-revoked-at"] time').count() === 1, 'the revocation time is not shown');
+  assert(await revoked.locator('[data-testid="revoke-token"]').count() === 0, 'a revoked token still has a Revoke button');
+  assert(await page.locator('#tokens-status.form-msg-ok').isVisible(), 'no confirmation that the token was revoked');
+  await noErrorBanner(page, 'revoking a token');
+});
+
+await step('admin: deleting the test account asks inline first, then removes it', async () => {
+  const row = page.locator(`[data-testid="user-row"][data-user-name="${NEW_USER}"]`);
+  await row.locator('[data-testid="delete-user"]').click();
+  const confirm = row.locator('[data-testid="delete-user-confirm"]');
+  await confirm.waitFor();
+  assert((await confirm.textContent()).includes(NEW_USER), 'the confirmation does not name the account');
+  await row.locator('[data-testid="delete-user-yes"]').click();
+  await row.waitFor({ state: 'detached' });
+  assert(await page.locator(`[data-testid="user-row"][data-user-name="${USER}"] [data-testid="delete-user"]`).count() === 0, 'the admin is offered to delete their own account');
+  await noErrorBanner(page, 'deleting an account');
+});
+
 // Screenshots: not a numbered step, but a failure here is still fatal and reported.
 if (SHOTS) await step.unnumbered('screenshots at 1280x800 and 1920x1080', async () => {
   for (const [w, hgt] of [[1280, 800], [1920, 1080]]) {
@@ -574,7 +743,7 @@ if (SHOTS) await step.unnumbered('screenshots at 1280x800 and 1920x1080', async 
     await gotoHash(page, '#/dashboards');
     await waitDashboards(page);
     await shot(page, `dashboards-${w}x${hgt}`);
-    for (const hash of ['#/alerts?status=', '#/integrity', '#/rules', '#/sources']) {
+    for (const hash of ['#/alerts?status=', '#/integrity', '#/rules', '#/sources', '#/account', '#/admin']) {
       await gotoHash(page, hash);
       await page.waitForFunction(() => [...document.querySelectorAll('#view .spinner')].every((sp) => sp.offsetParent === null));
       await shot(page, `${hash.slice(2).split('?')[0]}-${w}x${hgt}`);
@@ -605,7 +774,7 @@ await step('log out returns to /login and /ui/ redirects again', async () => {
 if (VIEWER && VIEWER_PASSWORD) {
   const vp = await newPage('viewer');
   currentPage = vp;
-  await step('viewer role: no triage or verify buttons', async () => {
+  await step('viewer role: no triage or verify buttons, no Admin link, #/admin is for admins only', async () => {
     await login(vp, VIEWER, VIEWER_PASSWORD);
     const role = (await vp.textContent('#user-role')).trim();
     assert(role === 'viewer', `viewer account has role "${role}"`);
@@ -620,6 +789,21 @@ if (VIEWER && VIEWER_PASSWORD) {
     await gotoHash(vp, '#/integrity');
     await vp.waitForSelector('#verifier-key');
     assert(await vp.locator('#verify-button').count() === 0, 'viewer sees the Verify button');
+    // no Admin link, and #/admin says it is for admins only without asking for data
+    const adminCalls = [];
+    vp.on('request', (req) => { if (/^\/api\/v1\/(users|tokens)\b/.test(new URL(req.url()).pathname)) adminCalls.push(req.url()); });
+    assert(await vp.locator('#nav-admin').isHidden(), 'the viewer sees the Admin link');
+    await gotoHash(vp, '#/admin');
+    const denied = vp.locator('#admin-denied');
+    await denied.waitFor({ state: 'visible' });
+    assert(/admins only/i.test(await denied.textContent()), `#/admin for a viewer says: ${(await denied.textContent()).trim()}`);
+    assert(await vp.locator('#users-table, #tokens-table, #add-user-form, #add-token-form').count() === 0, 'the viewer sees account or token data');
+    assert(adminCalls.length === 0, `the page asked for admin data as a viewer: ${adminCalls.join(', ')}`);
+    if (SHOTS) await shot(vp, 'admin-viewer-1280x800');
+    await gotoHash(vp, '#/account');
+    await vp.waitForSelector('#password-form');
+    const users = await vp.evaluate(async () => (await fetch('/api/v1/users', { credentials: 'same-origin' })).status);
+    assert(users === 403, `viewer GET /api/v1/users answered ${users}`);
     // the API refuses anyway: a direct POST gets 403 with an error text
     const r = await vp.evaluate(async () => {
       const s = await (await fetch('/api/v1/session', { credentials: 'same-origin' })).json();
