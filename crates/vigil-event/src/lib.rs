@@ -61,8 +61,9 @@ impl Event {
         }
     }
 
-    /// One of Vigil's own audit events (`event.dataset: vigil.audit`): what Vigil did or refused,
-    /// classified like any ECS event so it is searched and detected the same way.
+    /// One of Vigil's own audit events (`event.dataset: vigil.audit`, `vigil.source: vigil`): what
+    /// Vigil did or refused, classified like any ECS event so it is searched and detected the
+    /// same way.
     pub fn audit(
         time: Timestamp,
         action: &str,
@@ -72,6 +73,7 @@ impl Event {
     ) -> Event {
         let mut e = Event::new(time);
         e.insert("event.dataset", "vigil.audit");
+        e.insert("vigil.source", "vigil");
         e.insert("event.kind", "event");
         e.insert("event.category", category);
         e.insert("event.type", kind);

@@ -482,7 +482,9 @@ fn no_password_or_token_in_logs_or_ledger() {
         Some(r#"{"query":"* | stats count"}"#),
     );
     assert_eq!(a.status, 200);
-    let bad_token = format!("{}0", &token[..token.len() - 1]);
+    // The same token with its last digit changed (to something else than it was).
+    let last = if token.ends_with('0') { '1' } else { '0' };
+    let bad_token = format!("{}{last}", &token[..token.len() - 1]);
     let a = curl(
         "GET",
         &format!("{url}/api/v1/alerts"),
