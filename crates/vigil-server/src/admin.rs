@@ -72,8 +72,7 @@ async fn change_password(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(view) = crate::web::session_cookie(&headers).and_then(|c| state.sessions.lookup(&c))
-    else {
+    let Some(view) = crate::web::live_session(&state, &headers) else {
         return error(StatusCode::UNAUTHORIZED, "log in first");
     };
     let Ok(request) = serde_json::from_slice::<PasswordChange>(&body) else {
@@ -135,13 +134,7 @@ async fn change_password(
         format!("{} changed their password", user.name),
         &[("user.target.name", &user.name)],
     );
-    let (cookie, view) = state.sessions.create(&user);
-    let mut r = Json(json!({"user": view.user, "role": view.role.name(), "csrf": view.csrf, "expires": view.expires})).into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        crate::web::cookie_header(&state, &cookie, None),
-    );
-    r
+    crate::web::start_session(&state, &user)
 }
 
 async fn list_users(
@@ -236,7 +229,11 @@ async fn delete_user(
         Ok(p) => p,
         Err(r) => return r,
     };
-    match users::delete_user(&state.data_dir, &name) {
+    let dir = state.data_dir.clone();
+    let deleted = tokio::task::spawn_blocking(move || users::delete_user(&dir, &name))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    match deleted {
         Ok(user) => {
             state.sessions.reload_users();
             audit_change(
@@ -353,7 +350,11 @@ async fn revoke_token(
         Ok(p) => p,
         Err(r) => return r,
     };
-    match auth::revoke_token(&state.data_dir, &id) {
+    let (dir, which) = (state.data_dir.clone(), id.clone());
+    let revoked = tokio::task::spawn_blocking(move || auth::revoke_token(&dir, &which))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    match revoked {
         Ok(0) => error(StatusCode::NOT_FOUND, format!("no active token {id:?}")),
         Ok(n) => {
             audit_change(

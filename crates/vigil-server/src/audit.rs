@@ -22,8 +22,8 @@ use vigil_ledger::Ledger;
 use crate::pipeline::Ingest;
 
 /// Appends an audit event, best effort: when the ledger is so far behind that the pipeline
-/// has no room, the event is dropped (and a warning logged) rather than letting a flood of
-/// requests hold memory.
+/// has no room, the event is dropped and counted (`vigil_audit_dropped_total`) rather than
+/// letting a flood of requests hold memory or fill the log.
 pub fn append(ingest: &Ingest, event: Event) {
     match ingest.try_append(vec![event], "audit") {
         Ok(pending) => {
@@ -31,7 +31,12 @@ pub fn append(ingest: &Ingest, event: Event) {
                 let _ = pending.durable().await;
             });
         }
-        Err(e) => tracing::warn!("audit event not stored: {e}"),
+        Err(_) => {
+            ingest
+                .metrics
+                .audit_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 

@@ -292,7 +292,9 @@ pub struct TokenStore {
     path: PathBuf,
     cache: RwLock<Cache>,
     /// When each token (by id) was last used, and whether that changed since the last flush.
-    usage: std::sync::Mutex<(std::collections::BTreeMap<String, String>, bool)>,
+    usage: std::sync::Mutex<(std::collections::BTreeMap<String, Timestamp>, bool)>,
+    /// Where the last-used times are written.
+    usage_file: PathBuf,
 }
 
 /// Where token last-used times are kept: apart from `tokens.json`, so a busy server never
@@ -320,7 +322,10 @@ impl TokenStore {
         let path = tokens_path(data_dir);
         let tokens = load(&path)?;
         let modified = fs::metadata(&path).and_then(|m| m.modified()).ok();
-        let usage = token_usage(data_dir);
+        let usage = token_usage(data_dir)
+            .into_iter()
+            .filter_map(|(id, at)| Some((id, Timestamp::parse(&at).ok()?)))
+            .collect();
         Ok(TokenStore {
             path,
             cache: RwLock::new(Cache {
@@ -330,29 +335,44 @@ impl TokenStore {
                 verified: Vec::new(),
             }),
             usage: std::sync::Mutex::new((usage, false)),
+            usage_file: usage_path(data_dir),
         })
     }
 
+    /// Records a use (on the request path: no allocation once the token is known, no I/O).
     fn touch(&self, id: &str) {
-        let now = Timestamp::now().to_rfc3339();
+        let now = Timestamp::now();
         if let Ok(mut usage) = self.usage.lock() {
-            // Bounded: one entry per stored token id.
-            if usage.0.len() < MAX_VERIFIED || usage.0.contains_key(id) {
-                usage.0.insert(id.to_owned(), now);
-                usage.1 = true;
+            let (times, dirty) = &mut *usage;
+            let room = times.len() < MAX_VERIFIED;
+            match times.get_mut(id) {
+                Some(at) => *at = now,
+                // Bounded: one entry per stored token id.
+                None if room => {
+                    times.insert(id.to_owned(), now);
+                }
+                None => return,
             }
+            *dirty = true;
         }
     }
 
-    /// When each token (by id) was last used, as this server knows it.
+    /// When each token (by id) was last used, as this server knows it (RFC 3339).
     pub fn usage(&self) -> std::collections::BTreeMap<String, String> {
-        self.usage.lock().map(|u| u.0.clone()).unwrap_or_default()
+        self.usage
+            .lock()
+            .map(|u| {
+                u.0.iter()
+                    .map(|(id, at)| (id.clone(), at.to_rfc3339()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Writes the last-used times if any changed since the last call (the server calls this
     /// every few seconds).
     pub fn flush_usage(&self) -> Result<(), String> {
-        let body = {
+        {
             let Ok(mut usage) = self.usage.lock() else {
                 return Ok(());
             };
@@ -360,14 +380,9 @@ impl TokenStore {
                 return Ok(());
             }
             usage.1 = false;
-            serde_json::to_vec_pretty(&usage.0).map_err(|e| e.to_string())?
-        };
-        let data_dir = self
-            .path
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(Path::new("."));
-        write_private(&usage_path(data_dir), &body)
+        }
+        let body = serde_json::to_vec_pretty(&self.usage()).map_err(|e| e.to_string())?;
+        write_private(&self.usage_file, &body)
     }
 
     fn refresh(&self) {

@@ -286,13 +286,7 @@ fn audit_auth_failure(state: &Shared, peer: SocketAddr, path: &str, reason: &str
         "message",
         format!("API authentication failed from {}: {reason}", peer.ip()),
     );
-    // Best effort: an overloaded ledger drops audit events of failed logins rather than letting
-    // a flood of bad requests hold memory.
-    if let Ok(pending) = state.ingest.try_append(vec![e], "audit") {
-        tokio::spawn(async move {
-            let _ = pending.durable().await;
-        });
-    }
+    crate::audit::append(&state.ingest, e);
 }
 
 // ---- bodies ---------------------------------------------------------------------------------

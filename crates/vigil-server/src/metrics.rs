@@ -80,6 +80,8 @@ pub struct Metrics {
     pub http_rejected: LabeledCounter,
     /// Failed authentications.
     pub auth_failures: AtomicU64,
+    /// Audit events not stored because the ledger was behind.
+    pub audit_dropped: AtomicU64,
     /// Events, last arrival and rate per source (`vigil.source`).
     pub sources: SourceBook,
 }
@@ -239,6 +241,12 @@ impl Metrics {
                 "counter",
                 "Requests with missing or invalid credentials.",
                 self.auth_failures.load(Ordering::Relaxed),
+            ),
+            (
+                "vigil_audit_dropped_total",
+                "counter",
+                "Audit events not stored because the ledger was behind.",
+                self.audit_dropped.load(Ordering::Relaxed),
             ),
             (
                 "vigil_ledger_events",

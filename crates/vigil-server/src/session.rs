@@ -30,7 +30,7 @@ pub const COOKIE: &str = "vigil_session";
 const MAX_SESSIONS: usize = 10_000;
 
 /// What a request's session says about its user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SessionView {
     /// The user's name.
     pub user: String,
@@ -40,6 +40,13 @@ pub struct SessionView {
     pub csrf: String,
     /// When the session ends if it stays in use (RFC 3339).
     pub expires: String,
+}
+
+impl SessionView {
+    /// `{"user", "role", "csrf", "expires"}`, as the login and session routes answer.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
 }
 
 struct Session {
@@ -55,7 +62,7 @@ struct Session {
 struct UsersCache {
     checked: Instant,
     modified: Option<SystemTime>,
-    users: Vec<User>,
+    users: std::sync::Arc<Vec<User>>,
 }
 
 /// Sessions and the accounts behind them.
@@ -82,13 +89,13 @@ impl SessionStore {
             users: Mutex::new(UsersCache {
                 checked: Instant::now() - Duration::from_secs(60),
                 modified: None,
-                users: Vec::new(),
+                users: Default::default(),
             }),
         }
     }
 
     /// The current accounts, re-read when `users.json` changed (checked at most once a second).
-    pub fn users(&self) -> Vec<User> {
+    pub fn users(&self) -> std::sync::Arc<Vec<User>> {
         let mut cache = match self.users.lock() {
             Ok(c) => c,
             Err(p) => p.into_inner(),
@@ -100,14 +107,14 @@ impl SessionStore {
             if modified != cache.modified || modified.is_none() {
                 match users::load_users(&self.data_dir) {
                     Ok(users) => {
-                        cache.users = users;
+                        cache.users = std::sync::Arc::new(users);
                         cache.modified = modified;
                     }
                     Err(e) => tracing::error!("cannot read accounts: {e}"),
                 }
             }
         }
-        cache.users.clone()
+        std::sync::Arc::clone(&cache.users)
     }
 
     /// Makes the next [`Self::users`] re-read the accounts (after this server changed them).
@@ -335,6 +342,11 @@ mod tests {
         );
         let (id, view) = store.create(&user);
         assert_eq!(store.lookup(&id).unwrap().csrf, view.csrf);
+        let json = view.to_json();
+        assert_eq!(json["user"], "ann");
+        assert_eq!(json["role"], "analyst");
+        assert_eq!(json["csrf"], view.csrf.as_str());
+        assert!(json["expires"].as_str().unwrap().ends_with('Z'));
         assert!(SessionStore::csrf_matches(&view, &view.csrf));
         assert!(!SessionStore::csrf_matches(&view, "nope"));
         assert_eq!(store.lookup(&"0".repeat(64)), None);

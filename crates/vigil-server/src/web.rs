@@ -95,7 +95,11 @@ async fn vigil_css() -> Response {
     asset("text/css; charset=utf-8", VIGIL_CSS)
 }
 
-fn live_session(state: &AppState, headers: &HeaderMap) -> Option<crate::session::SessionView> {
+/// The live session behind the request's cookie, if any.
+pub(crate) fn live_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<crate::session::SessionView> {
     session_cookie(headers).and_then(|c| state.sessions.lookup(&c))
 }
 
@@ -214,7 +218,6 @@ async fn login(
         return error(StatusCode::UNAUTHORIZED, "wrong user name or password");
     };
     state.login_limiter.succeeded(ip);
-    let (cookie, view) = state.sessions.create(&user);
     tracing::info!(%ip, user = %user.name, "login");
     let mut e = audit::by(
         "login_success",
@@ -227,9 +230,15 @@ async fn login(
     e.insert("user.roles", user.role.name());
     e.insert("message", format!("Vigil login of {} from {ip}", user.name));
     audit::append(&state.ingest, e);
-    let mut r = Json(json!({"user": view.user, "role": view.role.name(), "csrf": view.csrf, "expires": view.expires})).into_response();
+    start_session(&state, &user)
+}
+
+/// Starts a session for a verified user: the cookie, and `{user, role, csrf, expires}`.
+pub(crate) fn start_session(state: &AppState, user: &crate::users::User) -> Response {
+    let (cookie, view) = state.sessions.create(user);
+    let mut r = Json(view.to_json()).into_response();
     r.headers_mut()
-        .insert(header::SET_COOKIE, cookie_header(&state, &cookie, None));
+        .insert(header::SET_COOKIE, cookie_header(state, &cookie, None));
     r
 }
 
@@ -283,10 +292,7 @@ async fn logout(
 
 async fn session(State(state): State<Shared>, headers: HeaderMap) -> Response {
     match live_session(&state, &headers) {
-        Some(v) => Json(
-            json!({"user": v.user, "role": v.role.name(), "csrf": v.csrf, "expires": v.expires}),
-        )
-        .into_response(),
+        Some(v) => Json(v.to_json()).into_response(),
         None => error(StatusCode::UNAUTHORIZED, "not logged in"),
     }
 }
