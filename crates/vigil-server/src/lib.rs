@@ -204,17 +204,6 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-    {
-        let (dir, l) = (config.data_dir.clone(), ledger.clone());
-        match tokio::task::spawn_blocking(move || audit::drain_pending(&dir, &l)).await {
-            Ok(Ok(n)) if n > 0 => {
-                tracing::info!("stored {n} audit events recorded while no server ran")
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!("{e}"),
-            Err(e) => tracing::error!("{e}"),
-        }
-    }
     let index = if config.index_threads > 0 {
         let (dir, threads) = (config.data_dir.clone(), config.index_threads);
         let service =
@@ -298,7 +287,8 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
     };
     let tokens = Arc::new(auth::TokenStore::open(&config.data_dir)?);
     {
-        // Audit events of `vigil user|token` run while serving, and token last-used times.
+        // Audit events of `vigil user|token` (run while serving, or while no server ran: the
+        // first tick is immediate) and token last-used times.
         let (dir, l, tokens) = (config.data_dir.clone(), ledger.clone(), Arc::clone(&tokens));
         let mut stop_bookkeeping = stop_rx.clone();
         tasks.spawn(async move {
@@ -310,8 +300,10 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
                 };
                 let (dir, l, tokens) = (dir.clone(), l.clone(), Arc::clone(&tokens));
                 let _ = tokio::task::spawn_blocking(move || {
-                    if let Err(e) = audit::drain_pending(&dir, &l) {
-                        tracing::error!("{e}");
+                    match audit::drain_pending(&dir, &l) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!("stored {n} audit events of command-line changes"),
+                        Err(e) => tracing::error!("{e}"),
                     }
                     if let Err(e) = tokens.flush_usage() {
                         tracing::error!("token last-used times: {e}");
@@ -400,6 +392,8 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
         if config.http_tls {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls::http_server_config(&config.tls)?);
             let listener = tls::TlsListener::new(listener, acceptor, stop_rx.clone());
+            // axum implements `ConnectInfo<SocketAddr>` for `TcpListener` and for `TapIo` of any
+            // listener; the empty tap gives handlers the peer address over TLS as well.
             use axum::serve::ListenerExt;
             let listener = listener.tap_io(|_| {});
             tasks.spawn(async move {

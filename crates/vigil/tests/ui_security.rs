@@ -179,6 +179,13 @@ fn every_route_answers_as_the_role_table_says() {
         !data.join("auth/initial-admin-password").exists(),
         "no generated admin when accounts exist"
     );
+    // Accounts and tokens made with the CLI before the server ran are audited once it starts.
+    assert!(
+        wait_until(5, || audit_events(&data, "user_created").len()
+            == users.len()
+            && audit_events(&data, "token_created").len() == 5),
+        "the CLI's pending audit events reach the ledger"
+    );
     for (name, role) in users {
         let session = login(&server.url, name, PASSWORD).expect("login");
         callers.push(Caller {
