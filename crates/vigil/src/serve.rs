@@ -547,6 +547,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        // Handlers first: a SIGTERM that arrives while the ledger opens is held until
+        // startup is done, then stops the server cleanly (not the default action, death
+        // without a final checkpoint).
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let running = vigil_server::start(config).await.map_err(|e| anyhow!(e))?;
         for cut in &running.recovery.cut {
             eprintln!(
@@ -615,10 +622,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             );
         }
         eprintln!("vigil: ready; stop with Ctrl-C or SIGTERM (a final checkpoint is signed on the way out)");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = interrupt.recv() => {}
             _ = term.recv() => {}
         }
         eprintln!("vigil: shutting down");
