@@ -144,6 +144,7 @@ impl ClientBuilder {
                 queue: VecDeque::new(),
                 inflight: 0,
                 spilled_inflight: None,
+                queue_pin: None,
                 high_water: 0,
                 spool,
                 closed: false,
@@ -216,6 +217,9 @@ struct State {
     inflight: usize,
     /// The queue moved to the spool while its first N events were being posted.
     spilled_inflight: Option<usize>,
+    /// The next batch from the queue is exactly its first N events: they went out once and
+    /// Vigil may have stored them (they go again with the same `Idempotency-Key`).
+    queue_pin: Option<usize>,
     high_water: usize,
     spool: Option<Spool>,
     closed: bool,
@@ -245,14 +249,29 @@ impl State {
             return true;
         }
         let lines: Vec<&String> = self.queue.iter().collect();
+        let spool_was_empty = spool.pending() == 0;
         match spool.append(&lines) {
             Ok(()) => {
                 counters
                     .spilled
                     .fetch_add(self.queue.len() as u64, Ordering::Relaxed);
+                // A batch that went out (or is out now) keeps its extent in the spool, so it
+                // goes again as the same batch, even after a crash.
+                let out = if self.inflight > 0 {
+                    Some(self.inflight)
+                } else {
+                    self.queue_pin
+                };
                 if self.inflight > 0 {
                     self.spilled_inflight = Some(self.inflight);
                     self.inflight = 0;
+                }
+                self.queue_pin = None;
+                if let Some(n) = out
+                    && spool_was_empty
+                    && let Err(e) = spool.pin(n)
+                {
+                    tracing::warn!(target: "vigil_client", "cannot record the batch in flight (it may reach Vigil twice): {e}");
                 }
                 self.queue.clear();
                 true
@@ -501,7 +520,28 @@ enum Outcome {
     /// Vigil refused the batch as such (413, 400, …): retry smaller; a single event is dropped.
     Refused(u16),
     /// Try again later (network, 5xx, 429, 401/403), after at least the given delay.
-    Retry(Option<Duration>, String),
+    /// `maybe_stored`: the request went out and no answer came back (a timeout, a connection
+    /// closed mid-request), so Vigil may have stored the batch.
+    Retry {
+        after: Option<Duration>,
+        why: String,
+        maybe_stored: bool,
+    },
+}
+
+/// The `Idempotency-Key` of a batch: a hash of its bytes. Every event carries an `event.id`
+/// unique to its client, so two different batches never share a key, and a batch sent again
+/// (after a lost answer or a crash: same lines from the same place) always does.
+fn batch_key(body: &[u8]) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    let digest = sha2::Sha256::digest(body);
+    let mut key = String::with_capacity(13 + 32);
+    key.push_str("vigil-client-");
+    for b in &digest[..16] {
+        let _ = write!(key, "{b:02x}");
+    }
+    key
 }
 
 async fn post(shared: &Shared, http: &reqwest::Client, lines: &[String]) -> Outcome {
@@ -514,12 +554,20 @@ async fn post(shared: &Shared, http: &reqwest::Client, lines: &[String]) -> Outc
         .post(&shared.url)
         .bearer_auth(&shared.config.token)
         .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+        .header("Idempotency-Key", batch_key(body.as_bytes()))
         .body(body)
         .send()
         .await;
     let response = match response {
         Ok(r) => r,
-        Err(e) => return Outcome::Retry(None, e.to_string()),
+        Err(e) => {
+            return Outcome::Retry {
+                after: None,
+                why: e.to_string(),
+                // A refused connection never carried the batch.
+                maybe_stored: !e.is_connect(),
+            };
+        }
     };
     let status = response.status().as_u16();
     let retry_after = response
@@ -532,7 +580,12 @@ async fn post(shared: &Shared, http: &reqwest::Client, lines: &[String]) -> Outc
         200..=299 => Outcome::Delivered,
         401 | 403 | 408 | 429 | 500..=599 => {
             let text = response.text().await.unwrap_or_default();
-            Outcome::Retry(retry_after, format!("HTTP {status}: {}", text.trim()))
+            // Vigil answers an error only for a batch it did not store.
+            Outcome::Retry {
+                after: retry_after,
+                why: format!("HTTP {status}: {}", text.trim()),
+                maybe_stored: false,
+            }
         }
         _ => Outcome::Refused(status),
     }
@@ -576,6 +629,9 @@ fn take_work(shared: &Shared, limit: usize) -> Work {
                 bytes += l.len() as u64 + 1;
                 n += 1;
             }
+            if let Some(pinned) = st.queue_pin {
+                n = pinned.min(st.queue.len());
+            }
             st.inflight = n;
             st.busy = true;
             let lines: Vec<String> = st.queue.iter().take(n).cloned().collect();
@@ -585,7 +641,7 @@ fn take_work(shared: &Shared, limit: usize) -> Work {
             .spool
             .as_ref()
             .filter(|s| s.pending() > 0)
-            .map(Spool::plan)
+            .map(|s| (s.plan(), s.pinned()))
         {
             Some(plan) => {
                 st.busy = true;
@@ -597,8 +653,22 @@ fn take_work(shared: &Shared, limit: usize) -> Work {
             }
         }
     };
-    match spool::read_batch(&plan, limit, cfg.batch_max_bytes) {
-        Ok(b) if !b.lines.is_empty() => Work::Post(b.lines, Source::Spool(b.end)),
+    let (plan, pinned) = plan;
+    let read = match pinned {
+        // The same lines as last time, whatever the limits are now.
+        Some(n) => spool::read_batch(&plan, n, u64::MAX),
+        None => spool::read_batch(&plan, limit, cfg.batch_max_bytes),
+    };
+    match read {
+        Ok(b) if !b.lines.is_empty() => {
+            if pinned != Some(b.lines.len())
+                && let Some(s) = shared.lock().spool.as_mut()
+                && let Err(e) = s.pin(b.lines.len())
+            {
+                tracing::warn!(target: "vigil_client", "cannot record the batch in flight (it may reach Vigil twice): {e}");
+            }
+            Work::Post(b.lines, Source::Spool(b.end))
+        }
         Ok(_) => {
             // The count and the files disagree (files removed by hand?): start over.
             tracing::warn!(target: "vigil_client", "spool count and files disagree; resetting the spool");
@@ -647,18 +717,36 @@ fn settle(
             shared.counters.split.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(target: "vigil_client", "vigil refused a batch of {n} (HTTP {status}); retrying in smaller batches");
             release(&mut st, source);
+            unpin(&mut st);
             None
         }
         Outcome::Refused(status) => {
             tracing::warn!(target: "vigil_client", "vigil refused an event (HTTP {status}); dropping it");
             shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            unpin(&mut st);
             settle_delivered(&mut st, source, spilled, n);
             None
         }
-        Outcome::Retry(after, why) => {
+        Outcome::Retry {
+            after,
+            why,
+            maybe_stored,
+        } => {
             shared.counters.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(target: "vigil_client", "delivery failed, will retry: {why}");
-            release(&mut st, source);
+            if maybe_stored {
+                // Only the answer may have been lost: the same lines go again as one batch
+                // (pinned in the queue, or in the spool once spilled), under the same key.
+                if let Source::Queue = source {
+                    st.inflight = 0;
+                    if spilled.is_none() {
+                        st.queue_pin = Some(n);
+                    }
+                }
+            } else {
+                release(&mut st, source);
+                unpin(&mut st);
+            }
             // Vigil is unreachable or behind: keep what is in memory on disk meanwhile.
             st.spill(&shared.counters);
             Some(after)
@@ -711,6 +799,7 @@ fn settle_delivered(st: &mut State, source: &Source, spilled: Option<usize>, n: 
         (Source::Queue, None) => {
             st.queue.drain(..n.min(st.queue.len()));
             st.inflight = 0;
+            st.queue_pin = None;
         }
         (Source::Queue, Some(k)) => {
             // The queue moved to the spool while the batch was out: skip its first k lines there.
@@ -729,6 +818,14 @@ fn settle_delivered(st: &mut State, source: &Source, spilled: Option<usize>, n: 
             }
         }
         (Source::Spool(None), _) => {}
+    }
+}
+
+/// The batch was refused as a whole (not stored): it may go again in other batches.
+fn unpin(st: &mut State) {
+    st.queue_pin = None;
+    if let Some(s) = st.spool.as_mut() {
+        s.unpin();
     }
 }
 

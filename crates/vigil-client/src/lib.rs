@@ -46,12 +46,15 @@
 //!   answered 2xx, which Vigil sends only once the events are durable in its ledger. Events
 //!   Vigil refuses as malformed (a 4xx other than 401/403/408/429) are isolated by halving the
 //!   batch and only the single refused event is dropped ([`Stats::rejected`]).
-//! * **Exactly once, unless the client process crashes at the wrong moment**: the spool cursor
-//!   is persisted (fsync + rename) right after a 2xx. If the process dies between Vigil's 2xx and
-//!   that write, the batch is sent again by the next process on the same spool: delivery is
-//!   **at-least-once** across client crashes. Every event carries a client-assigned `event.id`
-//!   (process id + start time + counter) so such duplicates can be recognised (Vigil does not
-//!   deduplicate today). True exactly-once would need Vigil to deduplicate on that id.
+//! * **Exactly once across lost answers and client crashes**: every batch carries an
+//!   `Idempotency-Key` that is a hash of its bytes (each event has a client-assigned `event.id`:
+//!   process id + start time + counter, so different batches never share a key). A batch whose
+//!   answer was lost (timeout, connection closed mid-request) goes again as the same batch, and
+//!   a batch from the spool is recorded (`inflight`, see `FORMAT.md`) before it is posted, so
+//!   the next process on the spool sends it again as it was. Vigil answers a key it has seen
+//!   with the first answer instead of storing the batch twice. Vigil remembers keys for an hour
+//!   and forgets them when it restarts: a batch sent again across those is stored twice
+//!   (at-least-once, recognisable by `event.id`).
 //! * **Crash of the client process**: spooled events survive it (written to the OS, fsynced on
 //!   segment rotation and shutdown); events still in the memory queue (at most `queue_capacity`)
 //!   are lost. [`Client::shutdown`] delivers what it can within its limit and spools the rest.

@@ -16,6 +16,8 @@ pub const HEADER: &[u8; 6] = b"VSPL\x01\n";
 pub const VERSION: u8 = 1;
 const CURSOR: &str = "cursor";
 const CURSOR_TMP: &str = "cursor.tmp";
+const INFLIGHT: &str = "inflight";
+const INFLIGHT_TMP: &str = "inflight.tmp";
 const LOCK: &str = "lock";
 
 /// Errors of the spool.
@@ -93,6 +95,9 @@ pub struct Spool {
     disk_bytes: u64,
     /// Events after the cursor.
     pending: u64,
+    /// The next batch is exactly this many lines from the cursor: a batch that went out once
+    /// and that Vigil may have stored, so it must go again with the same bytes (and key).
+    pinned: Option<usize>,
     /// Held for the spool's lifetime: one client per directory.
     _lock: File,
 }
@@ -152,6 +157,7 @@ impl Spool {
             file: None,
             disk_bytes: 0,
             pending: 0,
+            pinned: None,
             _lock: lock,
         };
         let Some(&last) = segments.last() else {
@@ -246,8 +252,50 @@ impl Spool {
         }
         if spool.pending == 0 {
             spool.clear()?;
+        } else {
+            spool.pinned =
+                read_inflight(dir, spool.read).filter(|&n| n > 0 && n as u64 <= spool.pending);
         }
         Ok(spool)
+    }
+
+    /// The size of the batch that must go next, if one went out before and was not settled
+    /// (see [`Spool::pin`]).
+    pub fn pinned(&self) -> Option<usize> {
+        self.pinned
+    }
+
+    /// Records that the next `lines` lines from the cursor are going out as one batch, so that
+    /// after a failure or a crash they go again as the same batch (same bytes, same
+    /// `Idempotency-Key`) and Vigil recognises a batch it already stored. Written (temporary
+    /// file, rename) before the batch is posted; cleared by [`Spool::commit`] and
+    /// [`Spool::unpin`].
+    pub fn pin(&mut self, lines: usize) -> Result<(), SpoolError> {
+        if self.pinned == Some(lines) {
+            return Ok(());
+        }
+        let path = self.dir.join(INFLIGHT);
+        let tmp = self.dir.join(INFLIGHT_TMP);
+        {
+            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+            writeln!(
+                f,
+                "{VERSION} {} {} {lines}",
+                self.read.segment, self.read.offset
+            )
+            .map_err(io_err(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        self.pinned = Some(lines);
+        Ok(())
+    }
+
+    /// Forgets the pinned batch (Vigil refused it: it was not stored, and may go in smaller
+    /// batches).
+    pub fn unpin(&mut self) {
+        if self.pinned.take().is_some() {
+            let _ = fs::remove_file(self.dir.join(INFLIGHT));
+        }
     }
 
     /// Events waiting for delivery.
@@ -363,6 +411,7 @@ impl Spool {
         }
         self.read = end;
         self.pending = self.pending.saturating_sub(events);
+        self.unpin();
         if self.pending == 0 {
             self.clear()?;
         }
@@ -407,8 +456,24 @@ impl Spool {
         };
         self.disk_bytes = 0;
         self.pending = 0;
+        self.pinned = None;
+        let _ = fs::remove_file(self.dir.join(INFLIGHT));
         Ok(())
     }
+}
+
+/// The pinned batch size, if the `inflight` file is this version's and names `cursor`.
+fn read_inflight(dir: &Path, cursor: Position) -> Option<usize> {
+    let text = fs::read_to_string(dir.join(INFLIGHT)).ok()?;
+    let mut parts = text.split_whitespace();
+    let version: u8 = parts.next()?.parse().ok()?;
+    let at = Position {
+        segment: parts.next()?.parse().ok()?,
+        offset: parts.next()?.parse().ok()?,
+    };
+    (version == VERSION && at == cursor)
+        .then(|| parts.next()?.parse().ok())
+        .flatten()
 }
 
 fn read_cursor(dir: &Path) -> Option<Position> {

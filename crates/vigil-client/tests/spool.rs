@@ -180,3 +180,39 @@ async fn without_a_spool_overflow_is_dropped_and_counted() {
     assert!(s.queued <= 5 && s.dropped >= 7, "{s:?}");
     assert_eq!(s.accepted, 12);
 }
+
+/// The batch in flight survives a reopen (a crash) and applies only where it was taken: once
+/// the cursor moves past it, or Vigil refuses it, it is gone.
+#[test]
+fn the_batch_in_flight_is_pinned_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Spool::open(dir.path(), 64, 1 << 20).unwrap();
+    s.append(&lines(0..10)).unwrap();
+    assert_eq!(s.pinned(), None);
+    s.pin(4).unwrap();
+    drop(s);
+
+    let mut s = Spool::open(dir.path(), 64, 1 << 20).unwrap();
+    assert_eq!(s.pinned(), Some(4), "a crash keeps the batch in flight");
+    let b = spool::read_batch(&s.plan(), 4, u64::MAX).unwrap();
+    s.commit(b.end.unwrap(), 4).unwrap();
+    assert_eq!(s.pinned(), None, "delivered: no longer pinned");
+    s.pin(3).unwrap();
+    s.unpin();
+    drop(s);
+    let mut s = Spool::open(dir.path(), 64, 1 << 20).unwrap();
+    assert_eq!(s.pinned(), None, "unpinned on disk too");
+
+    // A pin left behind by a crash between the cursor's rename and the pin's removal names a
+    // position the cursor has left: stale, ignored.
+    s.pin(2).unwrap();
+    let pin_file = fs::read(dir.path().join("inflight")).unwrap();
+    let b = spool::read_batch(&s.plan(), 2, u64::MAX).unwrap();
+    s.commit(b.end.unwrap(), 2).unwrap();
+    drop(s);
+    fs::write(dir.path().join("inflight"), pin_file).unwrap();
+    let s = Spool::open(dir.path(), 64, 1 << 20).unwrap();
+    assert_eq!(s.pending(), 4);
+    assert_eq!(s.pinned(), None);
+    assert_eq!(read_all(&s), lines(6..10));
+}

@@ -1,7 +1,8 @@
 //! Exactly-once ingest across sender crashes: `POST /api/v1/ingest` with an `Idempotency-Key`
 //! header stores a batch once. A sender that dies after Vigil stored its batch but before it
 //! saw the answer sends the same batch with the same key again, and gets the first answer back
-//! instead of a second copy (the `vigil agent` keys each batch by file identity and offset).
+//! instead of a second copy (the `vigil agent` keys each batch by file identity and offset,
+//! `vigil-client` by a hash of the batch's bytes).
 //!
 //! Keys are remembered in memory for [`KEEP`], at most [`MAX_KEYS`] of them (oldest forgotten
 //! first); a repeat that arrives while the first request is still being stored waits for it.

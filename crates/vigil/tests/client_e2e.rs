@@ -208,10 +208,10 @@ async fn client_survives_a_vigil_restart_in_order_exactly_once() {
 }
 
 /// Spills while a POST is out (tiny queue, events trickling in), 413s from a small
-/// `--max-body-bytes` (the client halves its batches), and a simulated client crash between
-/// Vigil's 200 and the spool cursor's update: the replayed events arrive again with the same
-/// `event.id` (at-least-once across client crashes, duplicates recognisable), and nothing else
-/// is duplicated or lost.
+/// `--max-body-bytes` (the client halves its batches), and a client that goes away while a
+/// batch from its spool is out (Vigil stored it, the answer never came): the next client on
+/// the spool sends that batch again under the same key even with smaller batch limits, so
+/// nothing is stored twice and nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spills_in_flight_413_splitting_and_crash_replay() {
     use vigil_client::SecurityEvent;
@@ -247,8 +247,9 @@ async fn spills_in_flight_413_splitting_and_crash_replay() {
     client.shutdown(Duration::from_secs(5)).await.unwrap();
     drop(client);
 
-    // A crash right after Vigil's 200, before the cursor moved: simulate it by restoring the
-    // spool as it was before delivery.
+    // A crash with a batch out: Vigil stores it, the answer never arrives (a proxy holds it),
+    // and the client goes away. The next client on the spool, with smaller batches, must send
+    // that batch again as it was (same key), so Vigil recognises it and nothing is doubled.
     let offline = Client::builder("http://127.0.0.1:9", &token)
         .service("replay")
         .spool_dir(&spool_dir)
@@ -262,29 +263,29 @@ async fn spills_in_flight_413_splitting_and_crash_replay() {
     }
     assert!(offline.shutdown(Duration::from_millis(200)).await.is_err());
     drop(offline);
-    let snapshot = dir.path().join("snapshot");
-    copy_dir(&spool_dir, &snapshot);
-    let deliver = |dir: std::path::PathBuf| {
-        let token = token.clone();
-        let http = http.clone();
-        async move {
-            let c = Client::builder(&format!("http://{http}"), &token)
-                .spool_dir(dir)
-                .build()
-                .unwrap();
-            c.shutdown(Duration::from_secs(30)).await.unwrap();
-            c.stats().delivered
-        }
-    };
-    assert_eq!(deliver(spool_dir.clone()).await, 10);
-    std::fs::remove_dir_all(&spool_dir).unwrap();
-    std::fs::rename(&snapshot, &spool_dir).unwrap();
-    assert_eq!(
-        deliver(spool_dir.clone()).await,
-        10,
-        "replayed after the crash"
-    );
-    assert_eq!(deliver(spool_dir.clone()).await, 0, "and only then");
+    let proxy = LossyProxy::start(&http, 1, Loss::Hold).await;
+    let crashing = Client::builder(&format!("http://{}", proxy.addr), &token)
+        .service("replay")
+        .spool_dir(&spool_dir)
+        .backoff(Duration::from_secs(60), Duration::from_secs(60))
+        .build()
+        .unwrap();
+    proxy.wait_swallowed(1).await;
+    for i in 10..15i64 {
+        crashing
+            .emit(SecurityEvent::sys_crash("oom").field("labels.step", i))
+            .unwrap();
+    }
+    assert!(crashing.shutdown(Duration::from_millis(100)).await.is_err());
+    drop(crashing);
+    let replay = Client::builder(&format!("http://{http}"), &token)
+        .spool_dir(&spool_dir)
+        .batch_max_events(4)
+        .build()
+        .unwrap();
+    replay.shutdown(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(replay.stats().delivered, 15, "{:?}", replay.stats());
+    drop(replay);
     stop(server);
 
     let events = ledger_events(&data);
@@ -296,20 +297,149 @@ async fn spills_in_flight_413_splitting_and_crash_replay() {
             .collect()
     };
     assert_eq!(steps("trickle"), (0..300).collect::<Vec<_>>());
-    let replay: Vec<&Event> = events
-        .iter()
-        .filter(|e| e.get_str("service.name") == Some("replay"))
-        .collect();
     assert_eq!(
         steps("replay"),
-        [(0..10).collect::<Vec<_>>(), (0..10).collect()].concat()
+        (0..15).collect::<Vec<_>>(),
+        "the batch stored before the crash is not stored again"
     );
-    for i in 0..10 {
+}
+
+/// Answers lost on the way back (Vigil stored the batch, the connection closed before the
+/// client saw the 200): the client sends the same batch again under the same
+/// `Idempotency-Key` and Vigil stores it once, with a spool and without one, while new events
+/// keep arriving between the tries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_are_not_stored_twice() {
+    use vigil_client::SecurityEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = create_token(&data);
+    let (server, http) = try_start_with(&data, &[]);
+    for (service, spool) in [
+        ("spooled", Some(dir.path().join("spool"))),
+        ("memory", None),
+    ] {
+        let proxy = LossyProxy::start(&http, 3, Loss::Close).await;
+        let mut builder = Client::builder(&format!("http://{}", proxy.addr), &token)
+            .service(service)
+            .batch_max_events(8)
+            .linger(Duration::ZERO)
+            .backoff(Duration::from_millis(20), Duration::from_millis(50));
+        if let Some(spool) = &spool {
+            builder = builder.spool_dir(spool);
+        }
+        let client = builder.build().unwrap();
+        for i in 0..120i64 {
+            client
+                .emit(SecurityEvent::authz_fail("erin", "/admin").field("labels.step", i))
+                .unwrap();
+            if i % 4 == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        client.flush_timeout(Duration::from_secs(60)).await.unwrap();
+        assert_eq!(proxy.swallowed(), 3, "{service}");
+        let s = client.stats();
         assert_eq!(
-            replay[i].get_str("event.id"),
-            replay[i + 10].get_str("event.id"),
-            "a replayed event keeps its id"
+            (s.delivered, s.dropped, s.rejected),
+            (120, 0, 0),
+            "{service}: {s:?}"
         );
+        assert!(s.retries >= 3, "{service}: {s:?}");
+        client.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+    stop(server);
+    let events = ledger_events(&data);
+    for service in ["spooled", "memory"] {
+        let steps: Vec<i64> = events
+            .iter()
+            .filter(|e| e.get_str("service.name") == Some(service))
+            .map(|e| e.get("labels.step").and_then(Value::as_i64).unwrap_or(-1))
+            .collect();
+        assert_eq!(steps, (0..120).collect::<Vec<_>>(), "{service}");
+    }
+}
+
+/// What [`LossyProxy`] does with the answers it swallows.
+#[derive(Clone, Copy, PartialEq)]
+enum Loss {
+    /// Close the connection instead of passing the answer on.
+    Close,
+    /// Keep the connection open and never answer.
+    Hold,
+}
+
+/// A TCP proxy in front of Vigil that passes requests on but swallows the first `n` answers:
+/// it waits for Vigil's first response bytes (Vigil answers an ingest only once the batch is
+/// durable), then drops them.
+struct LossyProxy {
+    addr: std::net::SocketAddr,
+    swallowed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LossyProxy {
+    async fn start(upstream: &str, n: usize, loss: Loss) -> LossyProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let left = Arc::new(AtomicUsize::new(n));
+        let swallowed = Arc::new(AtomicUsize::new(0));
+        let upstream = upstream.to_owned();
+        let counter = swallowed.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (left, counter, upstream) = (left.clone(), counter.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let requests = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    });
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match server_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let swallow = left
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |k| k.checked_sub(1))
+                            .is_ok();
+                        if swallow {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            if loss == Loss::Hold {
+                                // Keep every socket open; the client gives up on its own.
+                                std::future::pending::<()>().await;
+                            }
+                            break;
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    requests.abort();
+                });
+            }
+        });
+        LossyProxy { addr, swallowed }
+    }
+
+    fn swallowed(&self) -> usize {
+        self.swallowed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn wait_swallowed(&self, n: usize) {
+        for _ in 0..600 {
+            if self.swallowed() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the proxy saw {} answers, not {n}", self.swallowed());
     }
 }
 
@@ -340,12 +470,4 @@ fn try_start_with(data: &Path, extra: &[&str]) -> (Child, String) {
     }
     std::thread::spawn(move || for _ in lines {});
     (child, bound.expect("http address"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }
