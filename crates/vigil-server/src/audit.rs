@@ -149,6 +149,20 @@ correlation:
     condition: {gte: 5}
 level: high
 tags: [attack.credential_access, attack.t1110.001]
+---
+title: Distributed password guessing against a Vigil account
+id: 4f1d2c3b-7a6e-4b0a-9c1d-76696769c003
+name: vigil_login_distributed
+status: stable
+description: Failed logins to one Vigil account from three or more addresses within fifteen minutes (guessing spread to stay under the per-address limit).
+correlation:
+    type: value_count
+    rules: [vigil_login_failure]
+    group-by: [user.name]
+    timespan: 15m
+    condition: {gte: 3, field: source.ip}
+level: high
+tags: [attack.credential_access, attack.t1110]
 "#,
 )];
 

@@ -60,8 +60,13 @@ pub struct AppState {
     pub sessions: Arc<crate::session::SessionStore>,
     /// Failed logins per address.
     pub login_limiter: crate::session::LoginLimiter,
+    /// Failed logins per account, from any address.
+    pub account_limiter: crate::session::AccountLimiter,
     /// Invalid API tokens per address.
     pub token_limiter: crate::session::LoginLimiter,
+    /// Requests without valid credentials (none, or an unknown session cookie) audited per
+    /// address: beyond its limit they are only counted, so a flood costs no ledger space.
+    pub anonymous_limiter: crate::session::LoginLimiter,
     /// Whether HTTP is served over TLS (cookies get `Secure`, responses HSTS).
     pub tls: bool,
     /// The result of the last verification run from the UI or API.
@@ -199,7 +204,7 @@ pub(crate) async fn authorize(
                     role: view.role,
                 },
                 None => {
-                    audit_auth_failure(state, peer, path, "expired or unknown session");
+                    audit_anonymous_failure(state, peer, path, "expired or unknown session");
                     return Err((
                         StatusCode::UNAUTHORIZED,
                         "the session has expired: log in again",
@@ -207,7 +212,7 @@ pub(crate) async fn authorize(
                 }
             },
             None => {
-                audit_auth_failure(state, peer, path, "missing credentials");
+                audit_anonymous_failure(state, peer, path, "missing credentials");
                 return Err((
                     StatusCode::UNAUTHORIZED,
                     "authentication required: send Authorization: Bearer <token>",
@@ -263,6 +268,20 @@ async fn verify_token(
         audit_auth_failure(state, peer, path, "invalid or revoked token");
     }
     verified
+}
+
+/// [`audit_auth_failure`] for requests that cost Vigil nothing to refuse (no credentials, an
+/// unknown session cookie): audited up to the per-address limit, then only counted
+/// (`vigil_auth_failures_total` and `vigil_http_rejected_total{reason="auth_unaudited"}`).
+fn audit_anonymous_failure(state: &Shared, peer: SocketAddr, path: &str, reason: &str) {
+    if state.anonymous_limiter.check(peer.ip()).is_err() {
+        let metrics = &state.ingest.metrics;
+        metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        metrics.http_rejected.add("auth_unaudited", 1);
+        return;
+    }
+    state.anonymous_limiter.failed(peer.ip());
+    audit_auth_failure(state, peer, path, reason);
 }
 
 fn audit_auth_failure(state: &Shared, peer: SocketAddr, path: &str, reason: &str) {

@@ -9,7 +9,8 @@
 //!
 //! Failed logins are limited per source address (IPv6 per /64): after
 //! [`LoginLimiter::MAX_FAILURES`] failures within [`LoginLimiter::WINDOW`], further attempts
-//! are refused until the window has passed.
+//! are refused until the window has passed. They are also limited per account, from any
+//! address ([`AccountLimiter`]), against guessing spread over many addresses.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -231,12 +232,70 @@ impl SessionStore {
     }
 }
 
-/// Failed-authentication bookkeeping per source address.
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+/// Failures counted per key within a window; a key that failed too often is refused until the
+/// window (which starts at its first failure) has passed. Bounded: at most [`MAX_TRACKED`]
+/// keys.
+struct FailureCounter<K> {
+    failures: Mutex<HashMap<K, (u32, Instant)>>,
     max_failures: u32,
     window: Duration,
 }
+
+/// Keys tracked at once (bounded memory).
+const MAX_TRACKED: usize = 100_000;
+
+impl<K: std::hash::Hash + Eq> FailureCounter<K> {
+    fn new(max_failures: u32, window: Duration) -> Self {
+        FailureCounter {
+            failures: Mutex::new(HashMap::new()),
+            max_failures,
+            window,
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<K, (u32, Instant)>> {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn check(&self, key: &K) -> Result<(), u64> {
+        match self.map().get(key) {
+            Some((n, since)) if *n >= self.max_failures && since.elapsed() < self.window => {
+                Err((self.window - since.elapsed()).as_secs().max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, key: K) {
+        let mut map = self.map();
+        let now = Instant::now();
+        if map.len() >= MAX_TRACKED {
+            // Forget what has expired, then what is not blocked: a flood of fresh keys cannot
+            // lift a block that is in force, unless blocked keys alone fill the table.
+            map.retain(|_, (_, since)| since.elapsed() < self.window);
+            if map.len() >= MAX_TRACKED {
+                map.retain(|_, (n, _)| *n >= self.max_failures);
+            }
+            if map.len() >= MAX_TRACKED {
+                map.clear();
+            }
+        }
+        let entry = map.entry(key).or_insert((0, now));
+        if entry.1.elapsed() >= self.window {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
+    fn succeeded(&self, key: &K) {
+        self.map().remove(key);
+    }
+}
+
+/// Failed-authentication bookkeeping per source address.
+pub struct LoginLimiter(FailureCounter<IpAddr>);
 
 impl Default for LoginLimiter {
     /// The limit for logins: [`LoginLimiter::MAX_FAILURES`] in [`LoginLimiter::WINDOW`].
@@ -244,9 +303,6 @@ impl Default for LoginLimiter {
         LoginLimiter::new(Self::MAX_FAILURES, Self::WINDOW)
     }
 }
-
-/// Addresses tracked at once (bounded memory).
-const MAX_TRACKED: usize = 100_000;
 
 /// IPv6 addresses count per /64 (one host usually has a whole /64).
 fn limit_key(ip: IpAddr) -> IpAddr {
@@ -271,58 +327,63 @@ impl LoginLimiter {
 
     /// A limiter allowing `max_failures` per address within `window`.
     pub fn new(max_failures: u32, window: Duration) -> LoginLimiter {
-        LoginLimiter {
-            failures: Mutex::new(HashMap::new()),
-            max_failures,
-            window,
-        }
+        LoginLimiter(FailureCounter::new(max_failures, window))
     }
 
-    /// The limit for invalid API tokens: generous for a client whose token was just revoked,
-    /// but it keeps a flood of guesses from costing an argon2 hash each.
+    /// The limit for invalid API tokens and session cookies: generous for a client whose
+    /// token was just revoked or whose session expired, but it keeps a flood of guesses from
+    /// costing an argon2 hash or an audit event each.
     pub fn for_tokens() -> LoginLimiter {
         LoginLimiter::new(30, Duration::from_secs(60))
     }
 
     /// `Err(seconds to wait)` when this address has failed too often lately.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        let map = match self.failures.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        match map.get(&limit_key(ip)) {
-            Some((n, since)) if *n >= self.max_failures && since.elapsed() < self.window => {
-                Err((self.window - since.elapsed()).as_secs().max(1))
-            }
-            _ => Ok(()),
-        }
+        self.0.check(&limit_key(ip))
     }
 
     /// Records a failed login from `ip`.
     pub fn failed(&self, ip: IpAddr) {
-        let mut map = match self.failures.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        let now = Instant::now();
-        if map.len() >= MAX_TRACKED {
-            map.retain(|_, (_, since)| since.elapsed() < self.window);
-            if map.len() >= MAX_TRACKED {
-                map.clear();
-            }
-        }
-        let entry = map.entry(limit_key(ip)).or_insert((0, now));
-        if entry.1.elapsed() >= self.window {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
+        self.0.failed(limit_key(ip));
     }
 
     /// A successful login clears the address's failures.
     pub fn succeeded(&self, ip: IpAddr) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(&limit_key(ip));
-        }
+        self.0.succeeded(&limit_key(ip));
+    }
+}
+
+/// Failed logins per account, from any address: a guessing campaign spread over many
+/// addresses (each under [`LoginLimiter`]'s limit) still stops after
+/// [`AccountLimiter::MAX_FAILURES`] failures within [`AccountLimiter::WINDOW`]. Names that are
+/// not accounts are counted alike, so the answer does not tell which names exist.
+pub struct AccountLimiter(FailureCounter<String>);
+
+impl Default for AccountLimiter {
+    fn default() -> Self {
+        AccountLimiter(FailureCounter::new(Self::MAX_FAILURES, Self::WINDOW))
+    }
+}
+
+impl AccountLimiter {
+    /// Failures allowed per account within [`Self::WINDOW`].
+    pub const MAX_FAILURES: u32 = 10;
+    /// The window failures are counted in (from the first).
+    pub const WINDOW: Duration = Duration::from_secs(900);
+
+    /// `Err(seconds to wait)` when this account has failed too often lately.
+    pub fn check(&self, user: &str) -> Result<(), u64> {
+        self.0.check(&user.to_owned())
+    }
+
+    /// Records a failed login for `user`.
+    pub fn failed(&self, user: &str) {
+        self.0.failed(user.to_owned());
+    }
+
+    /// A successful login clears the account's failures.
+    pub fn succeeded(&self, user: &str) {
+        self.0.succeeded(&user.to_owned());
     }
 }
 
@@ -383,5 +444,20 @@ mod tests {
         assert!(limiter.check("198.51.100.1".parse().unwrap()).is_ok());
         limiter.succeeded(a);
         assert!(limiter.check(a).is_ok());
+    }
+
+    #[test]
+    fn account_limiter_counts_per_name_and_clears_on_success() {
+        let limiter = AccountLimiter::default();
+        for _ in 0..AccountLimiter::MAX_FAILURES {
+            assert!(limiter.check("root").is_ok());
+            limiter.failed("root");
+        }
+        let wait = limiter.check("root").unwrap_err();
+        assert!(wait > 0 && wait <= AccountLimiter::WINDOW.as_secs());
+        assert!(limiter.check("Root").is_ok(), "names are exact");
+        assert!(limiter.check("ann").is_ok());
+        limiter.succeeded("root");
+        assert!(limiter.check("root").is_ok());
     }
 }

@@ -182,15 +182,19 @@ async fn login(
             "rate limited",
             format!("Vigil login refused for {name} from {ip}: too many failed logins"),
         );
-        let mut r = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed logins from this address; try again in {wait} s"),
+        return too_many_failures("from this address", wait);
+    }
+    if let Err(wait) = state.account_limiter.check(&name) {
+        audit_login_failure(
+            &state,
+            &name,
+            ip,
+            "account rate limited",
+            format!(
+                "Vigil login refused for {name} from {ip}: too many failed logins for this account"
+            ),
         );
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_str(&wait.to_string()).expect("digits"),
-        );
-        return r;
+        return too_many_failures("for this account", wait);
     }
     let sessions = Arc::clone(&state.sessions);
     let (user_name, password) = (name.clone(), request.password);
@@ -202,6 +206,7 @@ async fn login(
     .flatten();
     let Some(user) = verified else {
         state.login_limiter.failed(ip);
+        state.account_limiter.failed(&name);
         state
             .ingest
             .metrics
@@ -218,6 +223,7 @@ async fn login(
         return error(StatusCode::UNAUTHORIZED, "wrong user name or password");
     };
     state.login_limiter.succeeded(ip);
+    state.account_limiter.succeeded(&name);
     tracing::info!(%ip, user = %user.name, "login");
     let mut e = audit::by(
         "login_success",
@@ -231,6 +237,19 @@ async fn login(
     e.insert("message", format!("Vigil login of {} from {ip}", user.name));
     audit::append(&state.ingest, e);
     start_session(&state, &user)
+}
+
+/// 429 with `Retry-After` for a login refused by a limiter.
+fn too_many_failures(whose: &str, wait: u64) -> Response {
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many failed logins {whose}; try again in {wait} s"),
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&wait.to_string()).expect("digits"),
+    );
+    r
 }
 
 /// Starts a session for a verified user: the cookie, and `{user, role, csrf, expires}`.

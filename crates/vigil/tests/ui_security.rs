@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{
     Answer, Server, Session, add_user, audit_events, create_token, curl, ledger_events, login,
-    run_ok, vigil, wait_until,
+    login_from, run_ok, vigil, wait_until,
 };
 use vigil_server::access::{Access, ROUTES, RouteAccess};
 use vigil_server::auth::Role;
@@ -441,6 +441,79 @@ fn csrf_expiry_revocation_rate_limit_and_vigils_own_brute_force_rule() {
     server.stop();
 }
 
+/// Guessing one account's password from many addresses, each under the per-address limit:
+/// after ten failures the account refuses logins from anywhere (429, even with the right
+/// password), other accounts are unaffected, every attempt is audited with its address, and the
+/// bundled value_count rule raises an alert naming the account.
+#[test]
+fn guessing_one_account_from_many_addresses_is_limited_and_alerted() {
+    const PASSWORD: &str = "ann's long passphrase";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "ann", "analyst", PASSWORD);
+    add_user(&data, "bob", "viewer", "bob's long passphrase");
+    let reader = create_token(&data, "analyst", "reader");
+    let server = Server::start(&data, &[]);
+    let url = &server.url;
+    // 3 + 3 + 3 + 1 failures from four addresses: none reaches the per-address limit of 5.
+    for (source, tries) in [
+        ("127.0.0.2", 3),
+        ("127.0.0.3", 3),
+        ("127.0.0.4", 3),
+        ("127.0.0.5", 1),
+    ] {
+        for i in 0..tries {
+            let e = login_from(source, url, "ann", &format!("guess {source} {i}")).unwrap_err();
+            assert_eq!(e.status, 401, "{source}: {}", e.body);
+        }
+    }
+    let e = login_from("127.0.0.6", url, "ann", PASSWORD).unwrap_err();
+    assert_eq!(e.status, 429, "{}", e.body);
+    assert!(e.body.contains("for this account"), "{}", e.body);
+    let wait: u64 = e.header("retry-after").unwrap().parse().unwrap();
+    assert!(wait > 0 && wait <= 900, "{wait}");
+    // The address is not blocked, only the account.
+    login_from("127.0.0.6", url, "bob", "bob's long passphrase").expect("another account");
+
+    let failures = audit_events(&data, "login_failure");
+    let from: std::collections::BTreeSet<String> = failures
+        .iter()
+        .filter(|e| e.get_str("user.name") == Some("ann"))
+        .filter_map(|e| e.get("source.ip").map(|v| v.to_string()))
+        .collect();
+    assert_eq!(
+        from.into_iter().collect::<Vec<_>>(),
+        [
+            "127.0.0.2",
+            "127.0.0.3",
+            "127.0.0.4",
+            "127.0.0.5",
+            "127.0.0.6"
+        ]
+    );
+    assert!(failures.iter().any(|e| {
+        e.get_str("event.reason") == Some("account rate limited")
+            && e.get("source.ip").map(|v| v.to_string()).as_deref() == Some("127.0.0.6")
+    }));
+    let reader_h = format!("Authorization: Bearer {reader}");
+    assert!(
+        wait_until(20, || {
+            let a = curl(
+                "GET",
+                &format!("{url}/api/v1/alerts"),
+                std::slice::from_ref(&reader_h),
+                None,
+            );
+            a.json()["alerts"].as_array().unwrap().iter().any(|al| {
+                al["rule"]["title"] == "Distributed password guessing against a Vigil account"
+                    && al["group"]["user.name"] == "ann"
+            })
+        }),
+        "the bundled rule must catch guessing spread over addresses"
+    );
+    server.stop();
+}
+
 #[test]
 fn no_password_or_token_in_logs_or_ledger() {
     let dir = tempfile::tempdir().unwrap();
@@ -770,7 +843,7 @@ fn admins_manage_accounts_and_tokens_over_http() {
 }
 
 #[test]
-fn a_flood_of_invalid_tokens_costs_no_argon2_and_no_ledger_space() {
+fn a_flood_of_bad_credentials_costs_no_argon2_and_no_ledger_space() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     add_user(&data, "root", "admin", PASSWORD);
@@ -804,21 +877,50 @@ fn a_flood_of_invalid_tokens_costs_no_argon2_and_no_ledger_space() {
         audited, 30,
         "one audit event per hashed attempt, none after the limit"
     );
+    // Requests with no credentials or a made-up session cookie: audited up to the same limit,
+    // then only counted (a flood must not fill the ledger).
+    for i in 0..40 {
+        let headers = if i % 4 == 0 {
+            vec![format!("Cookie: vigil_session={i:064x}")]
+        } else {
+            Vec::new()
+        };
+        let a = curl("GET", &format!("{url}/api/v1/sources"), &headers, None);
+        assert_eq!(a.status, 401);
+    }
+    assert!(wait_until(5, || audit_events(&data, "api_auth_failure")
+        .len()
+        >= 60));
+    std::thread::sleep(Duration::from_millis(500));
+    let anonymous = audit_events(&data, "api_auth_failure");
+    assert_eq!(
+        anonymous.len(),
+        60,
+        "30 anonymous attempts audited, none after"
+    );
+    assert!(
+        anonymous
+            .iter()
+            .any(|e| e.get_str("event.reason") == Some("expired or unknown session"))
+    );
     let metrics = curl(
         "GET",
         &format!("{url}/metrics"),
         &[format!("Authorization: Bearer {known}")],
         None,
     );
-    assert!(
-        metrics
-            .body
-            .lines()
-            // 10 of the 40 invalid tokens, and the fresh one.
-            .any(|l| l == "vigil_http_rejected_total{reason=\"auth_rate_limited\"} 11"),
-        "{}",
-        metrics.body
-    );
+    for expected in [
+        // 10 of the 40 invalid tokens, and the fresh one.
+        "vigil_http_rejected_total{reason=\"auth_rate_limited\"} 11",
+        // 10 of the 40 anonymous requests.
+        "vigil_http_rejected_total{reason=\"auth_unaudited\"} 10",
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l == expected),
+            "{expected} in {}",
+            metrics.body
+        );
+    }
     // Browser logins have their own, stricter limit and are unaffected here.
     assert!(login(url, "root", PASSWORD).is_ok());
     server.stop();

@@ -188,7 +188,19 @@ impl Answer {
 
 /// Makes one request with curl: `method url`, extra headers, optional body.
 pub fn curl(method: &str, url: &str, headers: &[String], body: Option<&str>) -> Answer {
+    curl_with(&[], method, url, headers, body)
+}
+
+/// [`curl`] with extra curl options first (`--interface 127.0.0.2` for another source address).
+pub fn curl_with(
+    options: &[&str],
+    method: &str,
+    url: &str,
+    headers: &[String],
+    body: Option<&str>,
+) -> Answer {
     let mut cmd = Command::new("curl");
+    cmd.args(options);
     cmd.args([
         "-sk",
         "-D",
@@ -248,8 +260,14 @@ impl Session {
 
 /// Logs in; the answer when it fails.
 pub fn login(url: &str, user: &str, password: &str) -> Result<Session, Answer> {
+    login_from("127.0.0.1", url, user, password)
+}
+
+/// [`login`] from another loopback source address (`127.0.0.2`, …).
+pub fn login_from(source: &str, url: &str, user: &str, password: &str) -> Result<Session, Answer> {
     let body = serde_json::json!({"username": user, "password": password}).to_string();
-    let a = curl(
+    let a = curl_with(
+        &["--interface", source],
         "POST",
         &format!("{url}/api/v1/login"),
         &["Content-Type: application/json".into()],
