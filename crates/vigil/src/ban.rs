@@ -35,7 +35,7 @@ pub fn bouncer(args: BouncerArgs) -> Result<ExitCode> {
     }
     let (entry, key) =
         auth::create_token(&data.data_dir, &name, Role::Bouncer).map_err(|e| anyhow!(e))?;
-    crate::user::audit_cli(
+    crate::cli_audit::record(
         &data.data_dir,
         "token_created",
         &format!("bouncer key {} ({name}) created", entry.id),

@@ -4,6 +4,7 @@
 
 mod agent;
 mod ban;
+mod cli_audit;
 mod hunt;
 mod import;
 mod ledger_cmds;

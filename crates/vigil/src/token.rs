@@ -53,7 +53,7 @@ pub fn run(args: TokenArgs) -> Result<ExitCode> {
             }
             let (entry, token) =
                 auth::create_token(&data.data_dir, &name, role).map_err(|e| anyhow!(e))?;
-            crate::user::audit_cli(
+            crate::cli_audit::record(
                 &data.data_dir,
                 "token_created",
                 &format!(
@@ -101,7 +101,7 @@ pub fn run(args: TokenArgs) -> Result<ExitCode> {
             if n == 0 {
                 bail!("no active token with id or name {id_or_name:?}");
             }
-            crate::user::audit_cli(
+            crate::cli_audit::record(
                 &data.data_dir,
                 "token_revoked",
                 &format!("{n} token(s) with id or name {id_or_name} revoked"),

@@ -5,11 +5,9 @@
 //! the ledger (through the pending audit file when a server holds the ledger).
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
-use vigil_event::{Event, Timestamp};
 use vigil_server::auth::Role;
 use vigil_server::users;
 
@@ -95,24 +93,6 @@ fn read_password(source: &PasswordSource) -> Result<(String, bool)> {
     Ok((password, false))
 }
 
-/// Records an audit event of a command-line change (stored by the server, or by the next one
-/// to start). Failing to record is a warning, not a failed command: the change is made.
-pub fn audit_cli(data_dir: &Path, action: &str, message: &str, fields: &[(&str, &str)]) {
-    let mut e = Event::audit(Timestamp::now(), action, "iam", "change", "success");
-    let actor = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    e.insert("user.name", actor.as_str());
-    e.insert("vigil.origin", "cli");
-    e.insert("message", message);
-    for (k, v) in fields {
-        e.insert(*k, *v);
-    }
-    if let Err(err) = vigil_server::audit::record_offline(data_dir, &e) {
-        eprintln!("vigil: warning: the audit event of this change was not recorded: {err}");
-    }
-}
-
 /// `vigil user …`.
 pub fn run(args: UserArgs) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
@@ -127,7 +107,7 @@ pub fn run(args: UserArgs) -> Result<ExitCode> {
             let (password, generated) = read_password(&password)?;
             let user =
                 users::add_user(&data.data_dir, &name, role, &password).map_err(|e| anyhow!(e))?;
-            audit_cli(
+            crate::cli_audit::record(
                 &data.data_dir,
                 "user_created",
                 &format!("account {} ({}) created", user.name, user.role.name()),
@@ -153,7 +133,7 @@ pub fn run(args: UserArgs) -> Result<ExitCode> {
             let (password, generated) = read_password(&password)?;
             let user = users::set_password(&data.data_dir, &name, &password, role)
                 .map_err(|e| anyhow!(e))?;
-            audit_cli(
+            crate::cli_audit::record(
                 &data.data_dir,
                 "user_updated",
                 &format!(
@@ -176,7 +156,7 @@ pub fn run(args: UserArgs) -> Result<ExitCode> {
         }
         UserAction::Del { data, name } => {
             let user = users::delete_user(&data.data_dir, &name).map_err(|e| anyhow!(e))?;
-            audit_cli(
+            crate::cli_audit::record(
                 &data.data_dir,
                 "user_deleted",
                 &format!("account {} deleted", user.name),

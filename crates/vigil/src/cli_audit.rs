@@ -1,0 +1,25 @@
+//! Audit events of changes made with the command line (`vigil user|token|ban …`): written to
+//! `DATA_DIR/auth/audit-pending.jsonl` and stored in the ledger by the running server (or the
+//! next one to start), so a change made while `serve` holds the ledger is still audited.
+
+use std::path::Path;
+
+use vigil_event::{Event, Timestamp};
+
+/// Records an audit event of a command-line change (stored by the server, or by the next one
+/// to start). Failing to record is a warning, not a failed command: the change is made.
+pub fn record(data_dir: &Path, action: &str, message: &str, fields: &[(&str, &str)]) {
+    let mut e = Event::audit(Timestamp::now(), action, "iam", "change", "success");
+    let actor = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    e.insert("user.name", actor.as_str());
+    e.insert("vigil.origin", "cli");
+    e.insert("message", message);
+    for (k, v) in fields {
+        e.insert(*k, *v);
+    }
+    if let Err(err) = vigil_server::audit::record_offline(data_dir, &e) {
+        eprintln!("vigil: warning: the audit event of this change was not recorded: {err}");
+    }
+}
