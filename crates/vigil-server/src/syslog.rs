@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -145,17 +146,21 @@ pub async fn run_tcp(
 ) {
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let name: &'static str = if tls.is_some() { "tls" } else { "tcp" };
+    // Connection tasks are kept so that stopping waits for them: each stores what it has read
+    // before the ingest pipeline drains and the ledger closes.
+    let mut open = tokio::task::JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!("syslog {name} accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
-            _ = stop.changed() => return,
+            Some(_) = open.join_next(), if !open.is_empty() => continue,
+            _ = stop.changed() => break,
         };
         let Ok(slot) = Arc::clone(&connections).try_acquire_owned() else {
             tracing::warn!("syslog {name}: connection limit reached, refusing {peer}");
@@ -165,13 +170,24 @@ pub async fn run_tcp(
         let settings = settings.clone();
         let tls = tls.clone();
         let stop = stop.clone();
-        tokio::spawn(async move {
+        open.spawn(async move {
             let _slot = slot;
             let result = match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => read_stream(s, peer, name, ingest, settings, stop).await,
-                    Err(e) => Err(format!("TLS handshake: {e}")),
-                },
+                Some(acceptor) => {
+                    // A handshake that never ends holds a connection slot: bounded, and given
+                    // up when Vigil stops.
+                    let mut stop_handshake = stop.clone();
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    tokio::select! {
+                        r = handshake => match r {
+                            Ok(Ok(s)) => read_stream(s, peer, name, ingest, settings, stop).await,
+                            Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+                            Err(_) => Err("TLS handshake timed out".to_string()),
+                        },
+                        _ = stop_handshake.changed() => Ok(()),
+                    }
+                }
                 None => read_stream(stream, peer, name, ingest, settings, stop).await,
             };
             if let Err(e) = result {
@@ -179,7 +195,17 @@ pub async fn run_tcp(
             }
         });
     }
+    // No new connections while the open ones drain.
+    drop(listener);
+    while open.join_next().await.is_some() {}
 }
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TCP connection is still read when Vigil stops.
+const STOP_DRAIN: Duration = Duration::from_secs(1);
+/// A pause this long in a stopping connection ends it sooner.
+const STOP_DRAIN_PAUSE: Duration = Duration::from_millis(100);
 
 async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
@@ -191,10 +217,25 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), String> {
     let mut framer = Framer::new(settings.max_message_bytes);
     let mut buf = vec![0u8; 64 * 1024];
+    // Set when Vigil stops: plain TCP syslog has no acknowledgements, so before closing, what
+    // the sender has already written is read and stored (until it pauses, at most a second).
+    let mut stopping: Option<tokio::time::Instant> = None;
     loop {
-        let n = tokio::select! {
-            r = stream.read(&mut buf) => r.map_err(|e| e.to_string())?,
-            _ = stop.changed() => 0,
+        let n = match stopping {
+            None => tokio::select! {
+                r = stream.read(&mut buf) => r.map_err(|e| e.to_string())?,
+                _ = stop.changed() => {
+                    stopping = Some(tokio::time::Instant::now() + STOP_DRAIN);
+                    continue;
+                }
+            },
+            Some(until) => {
+                let pause = tokio::time::Instant::now() + STOP_DRAIN_PAUSE;
+                match tokio::time::timeout_at(until.min(pause), stream.read(&mut buf)).await {
+                    Ok(r) => r.map_err(|e| e.to_string())?,
+                    Err(_) => 0,
+                }
+            }
         };
         let eof = n == 0;
         if !eof {

@@ -58,17 +58,19 @@ impl Server {
             "serve".to_string(),
             "--data-dir".into(),
             data.display().to_string(),
-            "--http".into(),
-            "127.0.0.1:0".into(),
-            "--syslog-udp".into(),
-            "127.0.0.1:0".into(),
-            "--syslog-tcp".into(),
-            "127.0.0.1:0".into(),
-            "--syslog-tls".into(),
-            "127.0.0.1:0".into(),
-            "--checkpoint-interval".into(),
-            "1s".into(),
         ];
+        // Defaults, unless `extra` sets them (a restart on the same port).
+        for (flag, value) in [
+            ("--http", "127.0.0.1:0"),
+            ("--syslog-udp", "127.0.0.1:0"),
+            ("--syslog-tcp", "127.0.0.1:0"),
+            ("--syslog-tls", "127.0.0.1:0"),
+            ("--checkpoint-interval", "1s"),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_string(), value.to_string()]);
+            }
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut child = vigil()
             .args(&args)
@@ -659,6 +661,38 @@ fn http_refusals_are_clear() {
     ]);
     assert_eq!(code, 200, "{proof}");
     server.stop();
+}
+
+/// A clean stop does not drop what senders already wrote: lines sitting in a TCP connection's
+/// socket buffer when SIGTERM arrives (the sender still connected, nothing closed) are read and
+/// stored before Vigil closes the connection and the ledger.
+#[test]
+fn a_clean_stop_stores_what_tcp_senders_already_wrote() {
+    use std::io::Write;
+    let server = Server::start(&[]);
+    let n = 20_000;
+    let mut stream = std::net::TcpStream::connect(&server.tcp).unwrap();
+    let mut batch = String::new();
+    for i in 0..n {
+        batch.push_str(&format!(
+            "<38>Dec  3 12:00:00 web01 sshd[42]: Failed password for root from 203.0.113.9 port 22 ssh2 drain-{i}\n"
+        ));
+    }
+    stream.write_all(batch.as_bytes()).unwrap();
+    stream.flush().unwrap();
+    // Stop at once, while most of it is still unread; the connection stays open.
+    let (data, _dir) = server.stop();
+    let mut reader = vigil_ledger::LedgerReader::open(&data).unwrap();
+    let end = reader.end_seq();
+    let mut events = Vec::new();
+    reader
+        .for_each_raw(0..end, |_, raw| {
+            events.push(Event::from_canonical(raw).unwrap());
+            Ok(())
+        })
+        .unwrap();
+    count_exactly_once(&events, "drain-", n);
+    drop(stream);
 }
 
 #[test]
@@ -2218,10 +2252,14 @@ fn syslog_ng_forwards_a_file_over_tcp() {
         .nth(1)
         .and_then(|rest| rest.split("```").nth(1))
         .expect("the syslog-ng snippet in docs/sending.md");
+    let buffer = work.path().join("buffer");
+    std::fs::create_dir_all(&buffer).unwrap();
     for (what, from) in [
         ("file path", "\"/var/log/app.log\""),
         ("program", "program-override(\"app\")"),
         ("port", "port(5514)"),
+        ("buffer directory", "dir(\"/var/lib/syslog-ng\")"),
+        ("reconnect delay", "time-reopen(10)"),
     ] {
         assert!(snippet.contains(from), "{what} {from} not in the snippet");
     }
@@ -2234,7 +2272,12 @@ fn syslog_ng_forwards_a_file_over_tcp() {
         .replace(
             "port(5514)",
             &format!("port({})", Server::port(&server.tcp)),
-        );
+        )
+        .replace(
+            "dir(\"/var/lib/syslog-ng\")",
+            &format!("dir({:?})", buffer.display().to_string()),
+        )
+        .replace("time-reopen(10)", "time-reopen(1)");
     let conf = work.path().join("syslog-ng.conf");
     std::fs::write(
         &conf,
@@ -2252,7 +2295,14 @@ fn syslog_ng_forwards_a_file_over_tcp() {
             std::fs::read_to_string(work.path().join("syslog-ng.log")).unwrap_or_default()
         );
     }
+    // Vigil stops (an upgrade, say): lines written meanwhile wait in syslog-ng's disk buffer
+    // and arrive once Vigil is back on the same port.
+    let port = Server::port(&server.tcp).to_owned();
+    let (_, dir) = server.stop();
+    std::thread::sleep(Duration::from_millis(500));
     write(half..n);
+    std::thread::sleep(Duration::from_millis(500));
+    let server = Server::start_in(dir, &["--syslog-tcp", &format!("127.0.0.1:{port}")]);
     server.events_with("sngf-", n);
     server.events_with("sngp-", n);
     // A clean stop (SIGTERM) flushes whatever is still queued; then nothing else may arrive.
