@@ -3,6 +3,8 @@
 //! agent is killed with SIGKILL mid-stream and restarted; every line must be in the ledger
 //! exactly once.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -10,16 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{create_token, missing_tool, require_tool, vigil};
 use vigil_event::Event;
 
-fn vigil() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-}
-
-/// A running `vigil serve` with HTTP only, on a port it picks itself.
+/// A running `vigil serve` with HTTP only, on a port it picks itself, and an ingest token.
 struct Server {
-    child: Child,
-    data: PathBuf,
+    server: common::Server,
+    /// `127.0.0.1:PORT`.
     http: String,
     token: String,
     _dir: tempfile::TempDir,
@@ -30,50 +29,18 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let token = create_token(&data, "ingest", "agent");
-        let mut child = vigil()
-            .args(["serve", "--data-dir"])
-            .arg(&data)
-            .args(["--http", "127.0.0.1:0", "--syslog-udp", "off"])
-            .args(["--syslog-tcp", "off", "--syslog-tls", "off"])
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let mut http = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(rest) = line.strip_prefix("vigil: listening http://") {
-                http = rest.split_whitespace().next().map(str::to_owned);
-            }
-            if line.contains("vigil: ready") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
+        let server = common::Server::start(&data, &[]);
+        let http = server.url.strip_prefix("http://").unwrap().to_owned();
         Server {
-            child,
-            data,
-            http: http.expect("http address"),
+            server,
+            http,
             token,
             _dir: dir,
         }
     }
 
     fn all_events(&self) -> Vec<Event> {
-        let Ok(mut reader) = vigil_ledger::LedgerReader::open(&self.data) else {
-            return Vec::new();
-        };
-        let end = reader.end_seq();
-        let mut out = Vec::new();
-        reader
-            .for_each_raw(0..end, |_, raw| {
-                out.push(Event::from_canonical(raw).unwrap());
-                Ok(())
-            })
-            .unwrap();
-        out
+        common::ledger_events(&self.server.data)
     }
 
     /// How many times each numbered `marker` line is stored.
@@ -122,13 +89,6 @@ impl Server {
         let path = dir.join("agent.toml");
         fs::write(&path, text).unwrap();
         path
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -181,17 +141,6 @@ impl Drop for Agent {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn create_token(data: &Path, role: &str, name: &str) -> String {
-    let o = vigil()
-        .args(["token", "create", "--data-dir"])
-        .arg(data)
-        .args(["--role", role, "--name", name])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap().trim().to_owned()
 }
 
 fn append(path: &Path) -> File {
@@ -402,25 +351,6 @@ fn bad_config_is_a_clear_error() {
 // ---- journald -------------------------------------------------------------------------------
 
 /// Whether `name` is on `PATH`; a missing tool skips the test unless `VIGIL_REQUIRE_TOOLS=1`.
-fn require_tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        missing_tool(name);
-    }
-    found
-}
-
-fn missing_tool(name: &str) {
-    assert!(
-        std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() != Ok("1"),
-        "{name} is required (VIGIL_REQUIRE_TOOLS=1)"
-    );
-    eprintln!("SKIP: {name} not installed");
-}
-
 /// `systemd-journal-remote` (Debian package systemd-journal-remote), which writes real journal
 /// files from journal export format, and `journalctl`, which the agent runs.
 fn journal_tools() -> Option<PathBuf> {

@@ -4,10 +4,12 @@
 //! order, while the client's memory queue stays within its capacity and the spool holds the
 //! rest during the outage.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use common::Server;
 
 use tracing_subscriber::layer::SubscriberExt;
 use vigil_client::{Client, VigilLayer};
@@ -17,87 +19,34 @@ use vigil_event::{Event, Value};
 #[path = "../../vigil-client/examples/shop.rs"]
 mod shop;
 
-fn vigil() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-}
-
 fn create_token(data: &Path) -> String {
-    let o = vigil()
-        .args(["token", "create", "--data-dir"])
-        .arg(data)
-        .args(["--role", "ingest", "--name", "shop"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    common::create_token(data, "ingest", "shop")
 }
 
-/// Starts `vigil serve` with HTTP on `http`; returns the child and the bound HTTP address, or
-/// None when it exited before it was ready (the port not free yet).
-fn try_start(data: &Path, http: &str) -> Option<(Child, String)> {
-    let mut child = vigil()
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--http", http])
-        .args(["--syslog-udp", "127.0.0.1:0", "--syslog-tcp", "127.0.0.1:0"])
-        .args(["--syslog-tls", "127.0.0.1:0", "--index-threads", "0"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let mut bound = None;
-    let mut ready = false;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("vigil: listening http://") {
-            bound = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if line.contains("vigil: ready") {
-            ready = true;
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    if !ready {
-        let _ = child.kill();
-        let _ = child.wait();
-        return None;
-    }
-    Some((child, bound.expect("http address")))
-}
-
-fn start(data: &Path, http: &str) -> (Child, String) {
+/// Starts `vigil serve` with HTTP on `http` (`127.0.0.1:0` for any port), retrying while that
+/// port is not free yet; returns the server and its `127.0.0.1:PORT`.
+fn start(data: &Path, http: &str) -> (Server, String) {
+    let mut said = String::new();
     for _ in 0..40 {
-        if let Some(s) = try_start(data, http) {
-            return s;
+        match Server::try_start(data, &["--http", http, "--index-threads", "0"]) {
+            Ok(server) => {
+                let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+                return (server, addr);
+            }
+            Err(log) => said = log,
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    panic!("vigil serve did not start on {http}");
+    panic!("vigil serve did not start on {http}:\n{said}");
 }
 
-fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "serve exited with {status}");
-}
-
-fn ledger_events(data: &Path) -> Vec<Event> {
-    let mut reader = vigil_ledger::LedgerReader::open(data).unwrap();
-    let end = reader.end_seq();
-    let mut out = Vec::new();
-    reader
-        .for_each_raw(0..end, |_, raw| {
-            out.push(Event::from_canonical(raw).unwrap());
-            Ok(())
-        })
-        .unwrap();
-    out
+/// Starts `vigil serve` on any port with extra flags.
+fn start_with(data: &Path, extra: &[&str]) -> (Server, String) {
+    let mut flags = vec!["--index-threads", "0"];
+    flags.extend_from_slice(extra);
+    let server = Server::start(data, &flags);
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    (server, addr)
 }
 
 const CAP: usize = 16;
@@ -131,7 +80,7 @@ async fn client_survives_a_vigil_restart_in_order_exactly_once() {
     assert_eq!(client.stats().delivered, step);
 
     // Phase 2: Vigil down. Memory stays bounded; the spool takes the rest.
-    stop(server);
+    server.stop();
     let down_from = step;
     for _ in 0..40 {
         shop::scenario(&client, "bob", step);
@@ -159,10 +108,10 @@ async fn client_survives_a_vigil_restart_in_order_exactly_once() {
     client.shutdown(Duration::from_secs(30)).await.unwrap();
     let s = client.stats();
     assert_eq!((s.delivered, s.spooled, s.queued), (step, 0, 0), "{s:?}");
-    stop(server);
+    server.stop();
 
     // Every event exactly once, in send order.
-    let events: Vec<Event> = ledger_events(&data)
+    let events: Vec<Event> = common::ledger_events(&data)
         .into_iter()
         .filter(|e| e.get_str("service.name") == Some("shop-e2e"))
         .collect();
@@ -219,7 +168,7 @@ async fn spills_in_flight_413_splitting_and_crash_replay() {
     let data = dir.path().join("data");
     let token = create_token(&data);
     // Room for a handful of events per request, not for a batch of 50.
-    let (server, http) = try_start_with(&data, &["--max-body-bytes", "4000"]);
+    let (server, http) = start_with(&data, &["--max-body-bytes", "4000"]);
     let spool_dir = dir.path().join("spool");
     let client = Client::builder(&format!("http://{http}"), &token)
         .service("trickle")
@@ -286,9 +235,9 @@ async fn spills_in_flight_413_splitting_and_crash_replay() {
     replay.shutdown(Duration::from_secs(30)).await.unwrap();
     assert_eq!(replay.stats().delivered, 15, "{:?}", replay.stats());
     drop(replay);
-    stop(server);
+    server.stop();
 
-    let events = ledger_events(&data);
+    let events = common::ledger_events(&data);
     let steps = |service: &str| -> Vec<i64> {
         events
             .iter()
@@ -314,7 +263,7 @@ async fn lost_answers_are_not_stored_twice() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let token = create_token(&data);
-    let (server, http) = try_start_with(&data, &[]);
+    let (server, http) = start_with(&data, &[]);
     for (service, spool) in [
         ("spooled", Some(dir.path().join("spool"))),
         ("memory", None),
@@ -348,8 +297,8 @@ async fn lost_answers_are_not_stored_twice() {
         assert!(s.retries >= 3, "{service}: {s:?}");
         client.shutdown(Duration::from_secs(5)).await.unwrap();
     }
-    stop(server);
-    let events = ledger_events(&data);
+    server.stop();
+    let events = common::ledger_events(&data);
     for service in ["spooled", "memory"] {
         let steps: Vec<i64> = events
             .iter()
@@ -441,33 +390,4 @@ impl LossyProxy {
         }
         panic!("the proxy saw {} answers, not {n}", self.swallowed());
     }
-}
-
-fn try_start_with(data: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = vigil()
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--http", "127.0.0.1:0"])
-        .args(["--syslog-udp", "127.0.0.1:0", "--syslog-tcp", "127.0.0.1:0"])
-        .args(["--syslog-tls", "127.0.0.1:0", "--index-threads", "0"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let mut bound = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("vigil: listening http://") {
-            bound = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if line.contains("vigil: ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (child, bound.expect("http address"))
 }

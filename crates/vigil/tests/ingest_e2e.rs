@@ -5,32 +5,16 @@
 //!
 //! Missing tools are skipped with a message, except where `VIGIL_REQUIRE_TOOLS=1` (CI).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{create_token, require_tool, vigil};
 use vigil_event::Event;
-
-fn vigil() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-}
-
-fn require_tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "{name} is required (VIGIL_REQUIRE_TOOLS=1)"
-        );
-        eprintln!("SKIP: {name} not installed");
-    }
-    found
-}
 
 struct Server {
     child: Child,
@@ -134,18 +118,7 @@ impl Server {
     }
 
     fn all_events(&self) -> Vec<Event> {
-        let Ok(mut reader) = vigil_ledger::LedgerReader::open(&self.data) else {
-            return Vec::new();
-        };
-        let end = reader.end_seq();
-        let mut out = Vec::new();
-        reader
-            .for_each_raw(0..end, |_, raw| {
-                out.push(Event::from_canonical(raw).unwrap());
-                Ok(())
-            })
-            .unwrap();
-        out
+        common::ledger_events(&self.data)
     }
 
     /// SIGKILL: no shutdown at all; the directory stays for a restart.
@@ -219,24 +192,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
-}
-
-fn create_token(data: &Path, role: &str, name: &str) -> String {
-    let o = vigil()
-        .args([
-            "token",
-            "create",
-            "--data-dir",
-            &data.display().to_string(),
-            "--role",
-            role,
-            "--name",
-            name,
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap().trim().to_owned()
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -682,16 +637,7 @@ fn a_clean_stop_stores_what_tcp_senders_already_wrote() {
     stream.flush().unwrap();
     // Stop at once, while most of it is still unread; the connection stays open.
     let (data, _dir) = server.stop();
-    let mut reader = vigil_ledger::LedgerReader::open(&data).unwrap();
-    let end = reader.end_seq();
-    let mut events = Vec::new();
-    reader
-        .for_each_raw(0..end, |_, raw| {
-            events.push(Event::from_canonical(raw).unwrap());
-            Ok(())
-        })
-        .unwrap();
-    count_exactly_once(&events, "drain-", n);
+    count_exactly_once(&common::ledger_events(&data), "drain-", n);
     drop(stream);
 }
 

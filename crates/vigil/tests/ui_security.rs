@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{
     Answer, Server, Session, add_user, audit_events, create_token, curl, ledger_events, login,
-    login_from, run_ok, vigil, wait_until,
+    login_from, run_ok, vigil, wait_for_alert, wait_until,
 };
 use vigil_server::access::{Access, ROUTES, RouteAccess};
 use vigil_server::auth::Role;
@@ -418,20 +418,14 @@ fn csrf_expiry_revocation_rate_limit_and_vigils_own_brute_force_rule() {
         e.get("source.ip").map(|v| v.to_string()).as_deref() == Some("127.0.0.1")
             && e.get_str("user.name") == Some("root")
     }));
-    let reader_h = format!("Authorization: Bearer {reader}");
     assert!(
-        wait_until(20, || {
-            let a = curl(
-                "GET",
-                &format!("{url}/api/v1/alerts"),
-                std::slice::from_ref(&reader_h),
-                None,
-            );
-            a.json()["alerts"].as_array().unwrap().iter().any(|al| {
-                al["rule"]["title"] == "Brute force against Vigil's login"
-                    && al["group"]["source.ip"] == "127.0.0.1"
-            })
-        }),
+        wait_for_alert(
+            url,
+            &reader,
+            "Brute force against Vigil's login",
+            ("source.ip", "127.0.0.1"),
+            20
+        ),
         "the bundled rule must catch brute force against Vigil's login"
     );
     // Audited changes made with the CLI while serving reach the ledger.
@@ -495,20 +489,14 @@ fn guessing_one_account_from_many_addresses_is_limited_and_alerted() {
         e.get_str("event.reason") == Some("account rate limited")
             && e.get("source.ip").map(|v| v.to_string()).as_deref() == Some("127.0.0.6")
     }));
-    let reader_h = format!("Authorization: Bearer {reader}");
     assert!(
-        wait_until(20, || {
-            let a = curl(
-                "GET",
-                &format!("{url}/api/v1/alerts"),
-                std::slice::from_ref(&reader_h),
-                None,
-            );
-            a.json()["alerts"].as_array().unwrap().iter().any(|al| {
-                al["rule"]["title"] == "Distributed password guessing against a Vigil account"
-                    && al["group"]["user.name"] == "ann"
-            })
-        }),
+        wait_for_alert(
+            url,
+            &reader,
+            "Distributed password guessing against a Vigil account",
+            ("user.name", "ann"),
+            20
+        ),
         "the bundled rule must catch guessing spread over addresses"
     );
     server.stop();

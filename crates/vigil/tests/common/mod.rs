@@ -28,11 +28,28 @@ pub struct Server {
 impl Server {
     /// Starts a server on `data` with extra flags; waits until it is ready.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::try_start(data, extra)
+            .unwrap_or_else(|log| panic!("vigil serve did not start:\n{log}"))
+    }
+
+    /// [`Server::start`], or what the server said when it exited before it was ready (a fixed
+    /// port not free yet, say). By default HTTP is on a port the OS picks and syslog is off;
+    /// `extra` may set `--http` and the syslog listeners itself.
+    pub fn try_start(data: &Path, extra: &[&str]) -> Result<Server, String> {
+        let mut args = vec!["serve".to_owned(), "--data-dir".to_owned()];
+        args.push(data.display().to_string());
+        for (flag, value) in [
+            ("--http", "127.0.0.1:0"),
+            ("--syslog-udp", "off"),
+            ("--syslog-tcp", "off"),
+            ("--syslog-tls", "off"),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_owned(), value.to_owned()]);
+            }
+        }
         let mut child = vigil()
-            .args(["serve", "--data-dir"])
-            .arg(data)
-            .args(["--http", "127.0.0.1:0", "--syslog-udp", "off"])
-            .args(["--syslog-tcp", "off", "--syslog-tls", "off"])
+            .args(&args)
             .args(extra)
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
@@ -67,14 +84,18 @@ impl Server {
                 log.push('\n');
             }
         });
-        let url =
-            url.unwrap_or_else(|| panic!("vigil serve did not start:\n{}", log.lock().unwrap()));
-        Server {
+        let Some(url) = url else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = log.lock().unwrap().clone();
+            return Err(log);
+        };
+        Ok(Server {
             child,
             data: data.to_owned(),
             url,
             log,
-        }
+        })
     }
 
     /// Everything the server wrote to standard error so far.
@@ -82,14 +103,17 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
-    /// Stops the server (SIGTERM, then waits) and returns its log.
+    /// Stops the server (SIGTERM, then waits up to 20 s) and returns its log; panics unless it
+    /// stopped cleanly (exit 0).
     pub fn stop(mut self) -> String {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut status = None;
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                status = Some(s);
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -97,7 +121,12 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::thread::sleep(Duration::from_millis(100));
-        self.log()
+        let log = self.log();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "vigil serve did not stop cleanly ({status:?}):\n{log}"
+        );
+        log
     }
 }
 
@@ -106,6 +135,28 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether `name` is on PATH; when it is not, the test is skipped with a message, or fails
+/// under `VIGIL_REQUIRE_TOOLS=1` (CI).
+pub fn require_tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        missing_tool(name);
+    }
+    found
+}
+
+/// Reports a missing tool: a skip, or a failure under `VIGIL_REQUIRE_TOOLS=1` (CI).
+pub fn missing_tool(name: &str) {
+    assert!(
+        std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() != Ok("1"),
+        "{name} is required (VIGIL_REQUIRE_TOOLS=1)"
+    );
+    eprintln!("SKIP: {name} not installed");
 }
 
 /// Runs a command and returns its standard output; panics with its standard error on failure.
@@ -322,4 +373,29 @@ pub fn audit_events(data: &Path, action: &str) -> Vec<Event> {
                 && e.get_str("event.action") == Some(action)
         })
         .collect()
+}
+
+/// Waits (up to `secs`) until `GET /api/v1/alerts` lists an alert of the rule titled `title`
+/// whose group has `field` = `value`.
+pub fn wait_for_alert(
+    url: &str,
+    token: &str,
+    title: &str,
+    (field, value): (&str, &str),
+    secs: u64,
+) -> bool {
+    let auth = format!("Authorization: Bearer {token}");
+    wait_until(secs, || {
+        let a = curl(
+            "GET",
+            &format!("{url}/api/v1/alerts"),
+            std::slice::from_ref(&auth),
+            None,
+        );
+        a.json()["alerts"].as_array().is_some_and(|alerts| {
+            alerts
+                .iter()
+                .any(|al| al["rule"]["title"] == title && al["group"][field] == value)
+        })
+    })
 }
