@@ -23,6 +23,7 @@ pub mod demo;
 pub mod detect;
 pub mod http;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
@@ -163,6 +164,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     ingest: Arc<Ingest>,
+    data_dir: PathBuf,
 }
 
 async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
@@ -175,6 +177,8 @@ async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
 pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    // The settings as the operator gave them (before the bundled rules are added).
+    let start_settings = lifecycle::settings(&config);
     let initial_admin = users::ensure_initial_admin(&config.data_dir)?;
     if config.builtin_rules {
         config
@@ -463,7 +467,19 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             }
         });
     }
+    // Everything is up: this start (and any change of settings) goes into the ledger, durably
+    // before `serve` says it is ready, since the settings file already names this start.
+    let start_events = lifecycle::record_start(&config.data_dir, &start_settings)?;
+    ingest
+        .append_waiting(start_events, "audit")
+        .await
+        .map_err(|e| e.to_string())?
+        .durable()
+        .await
+        .map_err(|e| format!("storing the start's audit events: {e}"))?;
+    lifecycle::settings_stored(&config.data_dir, &start_settings)?;
     Ok(Running {
+        data_dir: config.data_dir.clone(),
         http: bound.0,
         syslog_udp: bound.1,
         syslog_tcp: bound.2,
@@ -559,6 +575,8 @@ impl Running {
                 }
             }
         }
+        // The stop is part of the record, stored before the ledger closes.
+        audit::append(&self.ingest, lifecycle::stop_event());
         self.ingest.drain().await;
         // The detector evaluates what is left and saves its state while the ledger is open
         // (alerts are appended to it).
@@ -578,6 +596,9 @@ impl Running {
             tokio::task::spawn_blocking(move || index.stop())
                 .await
                 .map_err(|e| e.to_string())?;
+        }
+        if closed.is_ok() {
+            lifecycle::record_clean_stop(&self.data_dir);
         }
         closed
     }

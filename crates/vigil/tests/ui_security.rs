@@ -913,3 +913,54 @@ fn a_flood_of_bad_credentials_costs_no_argon2_and_no_ledger_space() {
     assert!(login(url, "root", PASSWORD).is_ok());
     server.stop();
 }
+
+/// Vigil's own starts, stops and setting changes are in its ledger (PCI DSS 10.2.1.6): a clean
+/// stop, a changed setting, a `kill -9` that the next start reports, and no secret among the
+/// recorded settings.
+#[test]
+fn starts_stops_and_setting_changes_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    Server::start(&data, &[]).stop();
+    let second = Server::start(&data, &["--session-idle", "1m"]);
+    // Dropping a running server kills it with SIGKILL.
+    drop(second);
+    Server::start(&data, &["--session-idle", "1m"]).stop();
+
+    let starts = audit_events(&data, "vigil_start");
+    let previous: Vec<&str> = starts
+        .iter()
+        .map(|e| e.get_str("vigil.previous_stop").unwrap())
+        .collect();
+    assert_eq!(previous, ["none", "clean", "unclean"]);
+    assert!(starts.iter().all(|e| {
+        e.get_str("event.category") == Some("process")
+            && e.get_str("vigil.settings.http") == Some("127.0.0.1:0")
+            && e.get_str("vigil.settings.syslog_udp") == Some("off")
+    }));
+    assert_eq!(
+        starts[2].get_str("vigil.settings.session_idle"),
+        Some("60s")
+    );
+    assert_eq!(
+        audit_events(&data, "vigil_stop").len(),
+        2,
+        "two clean stops"
+    );
+    let changes = audit_events(&data, "config_changed");
+    assert_eq!(changes.len(), 1, "one change, recorded once");
+    assert_eq!(
+        changes[0].get_str("vigil.settings_before.session_idle"),
+        Some("1800s")
+    );
+    assert_eq!(
+        changes[0].get_str("vigil.settings.session_idle"),
+        Some("60s")
+    );
+    assert!(
+        changes[0]
+            .get_str("message")
+            .unwrap()
+            .contains("session_idle: 1800s → 60s")
+    );
+}
