@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{create_token, missing_tool, require_tool, vigil};
+use common::{create_token, missing_tool, require_tool, vigil, wait_until};
 use vigil_event::Event;
 
 /// A running `vigil serve` with HTTP only, on a port it picks itself, and an ingest token.
@@ -351,6 +351,30 @@ fn bad_config_is_a_clear_error() {
 // ---- journald -------------------------------------------------------------------------------
 
 /// Whether `name` is on `PATH`; a missing tool skips the test unless `VIGIL_REQUIRE_TOOLS=1`.
+/// Pids of the live `journalctl` processes whose command line mentions `path`.
+fn journalctl_processes(path: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        // A zombie has an empty command line; it is dead already.
+        if args.first().is_some_and(|a| a.ends_with("journalctl"))
+            && args.iter().any(|a| a.contains(path))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 /// `systemd-journal-remote` (Debian package systemd-journal-remote), which writes real journal
 /// files from journal export format, and `journalctl`, which the agent runs.
 fn journal_tools() -> Option<PathBuf> {
@@ -554,6 +578,21 @@ fn journald_entries_arrive_exactly_once_across_kill_9() {
     writer.join().unwrap();
     let seen = server.wait_for("jt-", n as usize);
     assert_exactly_once(&seen, n);
+    // With the journal quiet, journalctl has nothing to write, so it cannot learn of a dead
+    // reader from a failed write: it must still end with the agent (journalctl --follow
+    // watches its standard output for a hang-up; systemd 252 here), or every kill -9 of an
+    // agent would leave one behind.
+    let path = journal.display().to_string();
+    assert!(
+        !journalctl_processes(&path).is_empty(),
+        "the agent runs journalctl"
+    );
+    agent.kill_9();
+    assert!(
+        wait_until(5, || journalctl_processes(&path).is_empty()),
+        "journalctl outlived the agent: {:?}",
+        journalctl_processes(&path)
+    );
 
     let events = server.all_events();
     let mut sshd = 0;
