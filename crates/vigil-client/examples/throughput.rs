@@ -63,7 +63,10 @@ async fn main() {
         .expect("flush");
     let delivered = start.elapsed();
     let s = client.stats();
-    client.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+    client
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("shutdown");
     println!(
         "live: {n} events; emit {:.2} µs/event; delivered in {:.2} s = {:.0} events/s; \
          spilled {}, queue high water {}, retries {}",

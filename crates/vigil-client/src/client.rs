@@ -460,9 +460,10 @@ impl Client {
 
     /// Closes the client: new `send`s fail, what is queued is delivered for up to `limit`, what
     /// is left then goes to the spool (delivered by the next client on the same spool), and the
-    /// sender stops (a POST still out after one more second is abandoned; its events are in the
-    /// spool and may reach Vigil twice). Errs with [`ClientError::Timeout`] when something is
-    /// left undelivered.
+    /// sender stops (a POST still out after one more second is abandoned: its events go to the
+    /// spool, recorded as the batch that went out, so the next client sends them again under
+    /// the same `Idempotency-Key`; without a spool they are lost if Vigil did not store them).
+    /// Errs with [`ClientError::Timeout`] when something is left undelivered.
     pub async fn shutdown(&self, limit: Duration) -> Result<(), ClientError> {
         let shared = &self.inner.shared;
         shared.lock().closed = true;
@@ -734,18 +735,13 @@ fn settle(
         } => {
             shared.counters.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(target: "vigil_client", "delivery failed, will retry: {why}");
-            if maybe_stored {
-                // Only the answer may have been lost: the same lines go again as one batch
-                // (pinned in the queue, or in the spool once spilled), under the same key.
-                if let Source::Queue = source {
-                    st.inflight = 0;
-                    if spilled.is_none() {
-                        st.queue_pin = Some(n);
-                    }
-                }
-            } else {
-                release(&mut st, source);
-                unpin(&mut st);
+            // When only the answer may have been lost, the same lines go again as one batch
+            // (pinned in the queue, or in the spool once spilled), under the same key. A pin
+            // from an earlier attempt stays even when this one surely stored nothing (a refused
+            // connection, a 503): that earlier attempt may have been stored.
+            release(&mut st, source);
+            if maybe_stored && matches!(source, Source::Queue) && spilled.is_none() {
+                st.queue_pin = Some(n);
             }
             // Vigil is unreachable or behind: keep what is in memory on disk meanwhile.
             st.spill(&shared.counters);

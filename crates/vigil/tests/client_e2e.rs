@@ -256,7 +256,8 @@ async fn spills_in_flight_413_splitting_and_crash_replay() {
 /// Answers lost on the way back (Vigil stored the batch, the connection closed before the
 /// client saw the 200): the client sends the same batch again under the same
 /// `Idempotency-Key` and Vigil stores it once, with a spool and without one, while new events
-/// keep arriving between the tries.
+/// keep arriving between the tries; also when the tries in between surely stored nothing
+/// (connections refused), which must not make the client forget the batch that went out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_answers_are_not_stored_twice() {
     use vigil_client::SecurityEvent;
@@ -264,11 +265,19 @@ async fn lost_answers_are_not_stored_twice() {
     let data = dir.path().join("data");
     let token = create_token(&data);
     let (server, http) = start_with(&data, &[]);
-    for (service, spool) in [
-        ("spooled", Some(dir.path().join("spool"))),
-        ("memory", None),
-    ] {
-        let proxy = LossyProxy::start(&http, 3, Loss::Close).await;
+    let cases = [
+        ("spooled", Some(dir.path().join("spool")), 3, Loss::Close),
+        ("memory", None, 3, Loss::Close),
+        (
+            "refused",
+            Some(dir.path().join("spool2")),
+            1,
+            Loss::CloseThenRefuse,
+        ),
+        ("refused-memory", None, 1, Loss::CloseThenRefuse),
+    ];
+    for (service, spool, swallow, loss) in cases {
+        let proxy = LossyProxy::start(&http, swallow, loss).await;
         let mut builder = Client::builder(&format!("http://{}", proxy.addr), &token)
             .service(service)
             .batch_max_events(8)
@@ -287,19 +296,22 @@ async fn lost_answers_are_not_stored_twice() {
             }
         }
         client.flush_timeout(Duration::from_secs(60)).await.unwrap();
-        assert_eq!(proxy.swallowed(), 3, "{service}");
+        assert_eq!(proxy.swallowed(), swallow, "{service}");
         let s = client.stats();
         assert_eq!(
             (s.delivered, s.dropped, s.rejected),
             (120, 0, 0),
             "{service}: {s:?}"
         );
-        assert!(s.retries >= 3, "{service}: {s:?}");
+        assert!(s.retries >= swallow as u64, "{service}: {s:?}");
+        if loss == Loss::CloseThenRefuse {
+            assert!(s.retries >= 2, "refused tries came in between: {s:?}");
+        }
         client.shutdown(Duration::from_secs(5)).await.unwrap();
     }
     server.stop();
     let events = common::ledger_events(&data);
-    for service in ["spooled", "memory"] {
+    for service in ["spooled", "memory", "refused", "refused-memory"] {
         let steps: Vec<i64> = events
             .iter()
             .filter(|e| e.get_str("service.name") == Some(service))
@@ -316,6 +328,9 @@ enum Loss {
     Close,
     /// Keep the connection open and never answer.
     Hold,
+    /// Close the connection, and refuse new connections for 300 ms (so the next try surely
+    /// stores nothing).
+    CloseThenRefuse,
 }
 
 /// A TCP proxy in front of Vigil that passes requests on but swallows the first `n` answers:
@@ -337,9 +352,23 @@ impl LossyProxy {
         let swallowed = Arc::new(AtomicUsize::new(0));
         let upstream = upstream.to_owned();
         let counter = swallowed.clone();
+        let (refuse, mut refusals) = tokio::sync::mpsc::unbounded_channel::<()>();
         tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            let mut listener = listener;
+            loop {
+                let accepted = tokio::select! {
+                    r = listener.accept() => r.ok().map(|(c, _)| c),
+                    _ = refusals.recv() => None,
+                };
+                let Some(client) = accepted else {
+                    // Refuse connections for a while, then listen again on the same address.
+                    drop(listener);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+                    continue;
+                };
                 let (left, counter, upstream) = (left.clone(), counter.clone(), upstream.clone());
+                let refuse = refuse.clone();
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
                         return;
@@ -360,9 +389,14 @@ impl LossyProxy {
                             .is_ok();
                         if swallow {
                             counter.fetch_add(1, Ordering::SeqCst);
-                            if loss == Loss::Hold {
+                            match loss {
+                                Loss::Close => {}
                                 // Keep every socket open; the client gives up on its own.
-                                std::future::pending::<()>().await;
+                                Loss::Hold => std::future::pending::<()>().await,
+                                Loss::CloseThenRefuse => {
+                                    let _ = refuse.send(());
+                                    tokio::time::sleep(Duration::from_millis(50)).await;
+                                }
                             }
                             break;
                         }
