@@ -88,6 +88,13 @@ async fn change_password(
             format!("too many failed attempts from this address; try again in {wait} s"),
         );
     }
+    // A stolen session must not be a way around the account's limit on password guesses.
+    if let Err(wait) = state.account_limiter.check(&view.user, ip) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed attempts for this account; try again in {wait} s"),
+        );
+    }
     if let Err(e) = users::check_password(&request.new) {
         return error(StatusCode::BAD_REQUEST, e);
     }
@@ -107,6 +114,7 @@ async fn change_password(
         Ok(Ok(user)) => user,
         Ok(Err(None)) => {
             state.login_limiter.failed(ip);
+            state.account_limiter.failed(&view.user);
             let mut e = audit::by(
                 "password_change",
                 "iam",

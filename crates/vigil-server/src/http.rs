@@ -274,14 +274,28 @@ async fn verify_token(
 /// unknown session cookie): audited up to the per-address limit, then only counted
 /// (`vigil_auth_failures_total` and `vigil_http_rejected_total{reason="auth_unaudited"}`).
 fn audit_anonymous_failure(state: &Shared, peer: SocketAddr, path: &str, reason: &str) {
-    if state.anonymous_limiter.check(peer.ip()).is_err() {
-        let metrics = &state.ingest.metrics;
-        metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        metrics.http_rejected.add("auth_unaudited", 1);
+    if !audit_quota(state, peer.ip()) {
+        state
+            .ingest
+            .metrics
+            .auth_failures
+            .fetch_add(1, Ordering::Relaxed);
         return;
     }
-    state.anonymous_limiter.failed(peer.ip());
     audit_auth_failure(state, peer, path, reason);
+}
+
+/// Whether a refusal that cost Vigil nothing (no credentials, an unknown session, a login
+/// refused by a limiter) may still be audited for this address: up to 30 a minute, then only
+/// counted (`vigil_http_rejected_total{reason="auth_unaudited"}`), so a flood cannot fill the
+/// ledger.
+pub(crate) fn audit_quota(state: &AppState, ip: std::net::IpAddr) -> bool {
+    if state.anonymous_limiter.check(ip).is_err() {
+        state.ingest.metrics.http_rejected.add("auth_unaudited", 1);
+        return false;
+    }
+    state.anonymous_limiter.failed(ip);
+    true
 }
 
 fn audit_auth_failure(state: &Shared, peer: SocketAddr, path: &str, reason: &str) {
@@ -374,6 +388,9 @@ fn context(state: &AppState, source: String, peer: SocketAddr) -> ParseContext {
 }
 
 /// Appends events in batches and waits until all are durable; returns one range per batch.
+/// Only the first batch may be refused as overload (429, nothing stored): once part of a
+/// request is in the ledger, the rest waits for room, so a request is stored whole or (on a
+/// ledger failure) answered with an error, never cut in two by backpressure.
 async fn store(
     state: &AppState,
     events: Vec<Event>,
@@ -384,12 +401,15 @@ async fn store(
     while !events.is_empty() {
         let rest = events.split_off(events.len().min(MAX_BATCH));
         let batch = std::mem::replace(&mut events, rest);
-        pendings.push(
+        let pending = if pendings.is_empty() {
             state
                 .ingest
                 .append_within(batch, listener, HTTP_PATIENCE)
-                .await?,
-        );
+                .await?
+        } else {
+            state.ingest.append_waiting(batch, listener).await?
+        };
+        pendings.push(pending);
     }
     let mut ranges = Vec::with_capacity(pendings.len());
     for p in pendings {

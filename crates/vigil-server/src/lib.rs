@@ -173,8 +173,19 @@ async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
         .map_err(|e| format!("cannot listen for {what} on {addr}: {e} (is another process using it? choose another address with the matching flag)"))
 }
 
-/// Opens the ledger, binds the listeners and starts serving.
-pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
+/// Opens the ledger, binds the listeners and starts serving. A start that fails after it was
+/// recorded in the ledger (a port in use, say) is recorded as a failed stop, stored by the
+/// next start.
+pub async fn start(config: ServerConfig) -> Result<Running, String> {
+    let data_dir = config.data_dir.clone();
+    let started = start_recorded(config).await;
+    if let Err(e) = &started {
+        lifecycle::record_failed_start(&data_dir, e);
+    }
+    started
+}
+
+async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
     // The settings as the operator gave them (before the bundled rules are added).
@@ -220,6 +231,18 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
     };
     let metrics = Arc::new(Metrics::default());
     let ingest = Arc::new(Ingest::new(ledger.clone(), redactor, Arc::clone(&metrics)));
+    // This start (and any change of settings) is the first thing in the ledger from this run,
+    // durable before any listener takes events; the settings are recorded for the next start
+    // only then, so a change is never forgotten unrecorded.
+    let start_events = lifecycle::record_start(&config.data_dir, &start_settings);
+    ingest
+        .append_waiting(start_events, "audit")
+        .await
+        .map_err(|e| e.to_string())?
+        .durable()
+        .await
+        .map_err(|e| format!("storing the start's audit events: {e}"))?;
+    lifecycle::settings_stored(&config.data_dir, &start_settings);
     let notify_stats = Arc::new(notify::NotifyStats::default());
     let mut tasks = JoinSet::new();
     let (stop, stop_rx) = watch::channel(false);
@@ -467,17 +490,6 @@ pub async fn start(mut config: ServerConfig) -> Result<Running, String> {
             }
         });
     }
-    // Everything is up: this start (and any change of settings) goes into the ledger, durably
-    // before `serve` says it is ready, since the settings file already names this start.
-    let start_events = lifecycle::record_start(&config.data_dir, &start_settings)?;
-    ingest
-        .append_waiting(start_events, "audit")
-        .await
-        .map_err(|e| e.to_string())?
-        .durable()
-        .await
-        .map_err(|e| format!("storing the start's audit events: {e}"))?;
-    lifecycle::settings_stored(&config.data_dir, &start_settings)?;
     Ok(Running {
         data_dir: config.data_dir.clone(),
         http: bound.0,
@@ -575,8 +587,6 @@ impl Running {
                 }
             }
         }
-        // The stop is part of the record, stored before the ledger closes.
-        audit::append(&self.ingest, lifecycle::stop_event());
         self.ingest.drain().await;
         // The detector evaluates what is left and saves its state while the ledger is open
         // (alerts are appended to it).
@@ -585,6 +595,16 @@ impl Running {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        // The stop is the last event of the run, durable before the ledger closes (the
+        // listeners are down, so this waits only for the ledger).
+        let stop = self
+            .ingest
+            .append_waiting(vec![lifecycle::stop_event()], "audit")
+            .await
+            .map_err(|e| e.to_string())?;
+        stop.durable()
+            .await
+            .map_err(|e| format!("storing the stop's audit event: {e}"))?;
         let ledger = self.ledger;
         drop(self.ingest);
         let closed = tokio::task::spawn_blocking(move || ledger.close())

@@ -51,9 +51,18 @@ fn secs(d: std::time::Duration) -> String {
     format!("{}s", d.as_secs())
 }
 
+/// A short fingerprint of a value that may be secret (a webhook URL carries its token): the
+/// first 8 hex digits of its SHA-256. A change shows; the value does not.
+fn fingerprint(text: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The settings of `config` that say how Vigil collects, keeps and watches logs, as text:
-/// never a secret (notification targets are named by kind and name only, not by URL, address
-/// or credentials; redaction patterns are counted, not listed).
+/// never a secret. A webhook is shown by its host and a fingerprint of the whole URL, an email
+/// target by server and addresses (never the SMTP password), redaction patterns and query rule
+/// queries by count or name and a fingerprint, so that any change shows.
 pub fn settings(config: &ServerConfig) -> BTreeMap<String, String> {
     let mut s = BTreeMap::new();
     let mut set = |k: &str, v: String| {
@@ -78,7 +87,11 @@ pub fn settings(config: &ServerConfig) -> BTreeMap<String, String> {
         "redaction",
         match &config.redaction {
             None => "off".to_owned(),
-            Some(extra) => format!("on, {} extra pattern(s)", extra.len()),
+            Some(extra) => format!(
+                "on, {} extra pattern(s) #{}",
+                extra.len(),
+                fingerprint(&format!("{extra:?}"))
+            ),
         },
     );
     set(
@@ -110,24 +123,69 @@ pub fn settings(config: &ServerConfig) -> BTreeMap<String, String> {
         config
             .query_rules
             .iter()
-            .map(|q| q.name.as_str())
+            .map(|q| {
+                format!(
+                    "{} #{}",
+                    q.name,
+                    fingerprint(&format!(
+                        "{}|{:?}|{:?}|{:?}|{:?}",
+                        q.query, q.every, q.window, q.level, q.tags
+                    ))
+                )
+            })
             .collect::<Vec<_>>()
             .join(", "),
     );
     set("alert_throttle", format!("{}s", config.alert_throttle_secs));
+    set(
+        "notify_backoff",
+        format!("{}ms", config.notify_backoff.as_millis()),
+    );
     set(
         "notifiers",
         config
             .notifiers
             .iter()
             .map(|n| {
-                let kind = match &n.target {
-                    crate::notify::Target::Webhook { slack: true, .. } => "slack",
-                    crate::notify::Target::Webhook { .. } => "webhook",
-                    crate::notify::Target::Email { .. } => "email",
-                    crate::notify::Target::Syslog { .. } => "syslog",
+                use crate::notify::Target;
+                let target = match &n.target {
+                    Target::Webhook { url, slack } => {
+                        let host = reqwest::Url::parse(url)
+                            .ok()
+                            .and_then(|u| u.host_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        let kind = if *slack { "slack" } else { "webhook" };
+                        format!("{kind} to {host} #{}", fingerprint(url))
+                    }
+                    Target::Email {
+                        server,
+                        starttls,
+                        from,
+                        to,
+                        username,
+                        ..
+                    } => format!(
+                        "email from {from} to {} via {server}{}{}",
+                        to.join(" "),
+                        if *starttls { " starttls" } else { "" },
+                        username
+                            .as_ref()
+                            .map_or_else(String::new, |u| format!(" as {u}"))
+                    ),
+                    Target::Syslog { addr, tcp } => {
+                        format!("syslog to {addr}/{}", if *tcp { "tcp" } else { "udp" })
+                    }
                 };
-                format!("{} ({kind})", n.name)
+                format!(
+                    "{} ({target}; level>={:?}; rules {})",
+                    n.name,
+                    n.min_level,
+                    if n.rules.is_empty() {
+                        "all".to_owned()
+                    } else {
+                        n.rules.join("|")
+                    }
+                )
             })
             .collect::<Vec<_>>()
             .join(", "),
@@ -188,12 +246,16 @@ impl PreviousStop {
 /// Marks this run as running in `DATA_DIR/server/` and returns its audit events:
 /// `vigil_start`, and `config_changed` when settings differ from the previous start's. Once
 /// they are durable, [`settings_stored`] records these settings for the next start.
-pub fn record_start(
-    data_dir: &Path,
-    settings: &BTreeMap<String, String>,
-) -> Result<Vec<Event>, String> {
+/// The files are derived state: failing to write them is a warning (the next start then
+/// cannot tell what changed or how this run ended), not a failed start.
+pub fn record_start(data_dir: &Path, settings: &BTreeMap<String, String>) -> Vec<Event> {
     let dir = state_dir(data_dir);
-    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if let Err(e) = fs::create_dir_all(&dir) {
+        tracing::warn!(
+            "{}: {e}; the next start cannot tell how this one ended",
+            dir.display()
+        );
+    }
     let before = read_settings(&settings_path(data_dir));
     let previous = if running_path(data_dir).exists() {
         PreviousStop::Unclean
@@ -202,15 +264,21 @@ pub fn record_start(
     } else {
         PreviousStop::None
     };
-    fs::write(running_path(data_dir), std::process::id().to_string())
-        .map_err(|e| format!("{}: {e}", running_path(data_dir).display()))?;
-    Ok(start_events(settings, before.as_ref(), previous))
+    if let Err(e) = fs::write(running_path(data_dir), std::process::id().to_string()) {
+        tracing::warn!(
+            "{}: {e}; the next start cannot tell how this one ended",
+            running_path(data_dir).display()
+        );
+    }
+    start_events(settings, before.as_ref(), previous)
 }
 
 /// Records `settings` as the last start's (after its audit events are durable, so a change is
 /// never forgotten unrecorded).
-pub fn settings_stored(data_dir: &Path, settings: &BTreeMap<String, String>) -> Result<(), String> {
-    write_settings(&settings_path(data_dir), settings)
+pub fn settings_stored(data_dir: &Path, settings: &BTreeMap<String, String>) {
+    if let Err(e) = write_settings(&settings_path(data_dir), settings) {
+        tracing::warn!("{e}; the next start cannot tell which settings changed");
+    }
 }
 
 /// The events of a start (pure: [`record_start`] does the files).
@@ -294,6 +362,26 @@ pub fn stop_event() -> Event {
     e
 }
 
+/// A start that failed after [`record_start`]: its marker goes, and a `vigil_stop` with
+/// `event.outcome: failure` and the reason is left for the next server to store (through the
+/// pending audit file, as the CLI's changes are).
+pub fn record_failed_start(data_dir: &Path, reason: &str) {
+    let ours = fs::read_to_string(running_path(data_dir))
+        .is_ok_and(|pid| pid.trim() == std::process::id().to_string());
+    if !ours {
+        return;
+    }
+    let _ = fs::remove_file(running_path(data_dir));
+    let mut e = Event::audit(Timestamp::now(), "vigil_stop", "process", "end", "failure");
+    e.insert("service.version", env!("CARGO_PKG_VERSION"));
+    e.insert("process.pid", i64::from(std::process::id()));
+    e.insert("event.reason", reason);
+    e.insert("message", format!("Vigil failed to start: {reason}"));
+    if let Err(err) = crate::audit::record_offline(data_dir, &e) {
+        tracing::warn!("the failed start was not recorded: {err}");
+    }
+}
+
 /// Marks the clean end of this run (after the ledger closed).
 pub fn record_clean_stop(data_dir: &Path) {
     let _ = fs::remove_file(running_path(data_dir));
@@ -328,8 +416,8 @@ mod tests {
     fn starts_record_changes_and_unclean_stops() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = ServerConfig::defaults(dir.path().to_owned());
-        let first = record_start(dir.path(), &settings(&config)).unwrap();
-        settings_stored(dir.path(), &settings(&config)).unwrap();
+        let first = record_start(dir.path(), &settings(&config));
+        settings_stored(dir.path(), &settings(&config));
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].get_str("vigil.previous_stop"), Some("none"));
         assert_eq!(
@@ -340,8 +428,8 @@ mod tests {
 
         config.session_idle = std::time::Duration::from_secs(60);
         config.syslog_udp = None;
-        let second = record_start(dir.path(), &settings(&config)).unwrap();
-        settings_stored(dir.path(), &settings(&config)).unwrap();
+        let second = record_start(dir.path(), &settings(&config));
+        settings_stored(dir.path(), &settings(&config));
         assert_eq!(second[0].get_str("vigil.previous_stop"), Some("clean"));
         let change = &second[1];
         assert_eq!(change.get_str("event.action"), Some("config_changed"));
@@ -354,7 +442,7 @@ mod tests {
         assert!(change.get_str("vigil.settings.http").is_none(), "unchanged");
 
         // No clean stop: the next start says so, and nothing changed.
-        let third = record_start(dir.path(), &settings(&config)).unwrap();
+        let third = record_start(dir.path(), &settings(&config));
         assert_eq!(third.len(), 1);
         assert_eq!(third[0].get_str("vigil.previous_stop"), Some("unclean"));
     }
@@ -373,9 +461,42 @@ mod tests {
             rules: Vec::new(),
         });
         config.redaction = Some(vec![("key".into(), "SECRET-[0-9]+".into())]);
+        config.notifiers.push(crate::notify::Notifier {
+            name: "mail".into(),
+            target: crate::notify::Target::Email {
+                server: "smtp.example:587".into(),
+                starttls: true,
+                from: "vigil@example.org".into(),
+                to: vec!["soc@example.org".into()],
+                username: Some("vigil".into()),
+                password: Some("SECRET-PASSWORD".into()),
+            },
+            min_level: vigil_detect::alert::Level::Medium,
+            rules: Vec::new(),
+        });
         let s = settings(&config);
-        assert_eq!(s["notifiers"], "soc (slack)");
-        assert_eq!(s["redaction"], "on, 1 extra pattern(s)");
+        assert!(
+            s["notifiers"].starts_with("soc (slack to hooks.example #"),
+            "{}",
+            s["notifiers"]
+        );
+        assert!(
+            s["notifiers"].contains(
+                "mail (email from vigil@example.org to soc@example.org via smtp.example:587 starttls as vigil;"
+            ),
+            "{}",
+            s["notifiers"]
+        );
+        assert!(s["redaction"].starts_with("on, 1 extra pattern(s) #"));
         assert!(s.values().all(|v| !v.contains("SECRET")), "{s:?}");
+        // Another token in the URL, another pattern: the settings differ.
+        let before = s;
+        if let crate::notify::Target::Webhook { url, .. } = &mut config.notifiers[0].target {
+            *url = "https://hooks.example/T0/SECRET-OTHER".into();
+        }
+        config.redaction = Some(vec![("key".into(), "SECRET-[0-9a-f]+".into())]);
+        let after = settings(&config);
+        assert_ne!(before["notifiers"], after["notifiers"]);
+        assert_ne!(before["redaction"], after["redaction"]);
     }
 }

@@ -261,8 +261,11 @@ impl<K: std::hash::Hash + Eq> FailureCounter<K> {
 
     fn check(&self, key: &K) -> Result<(), u64> {
         match self.map().get(key) {
-            Some((n, since)) if *n >= self.max_failures && since.elapsed() < self.window => {
-                Err((self.window - since.elapsed()).as_secs().max(1))
+            Some((n, since)) if *n >= self.max_failures => {
+                match self.window.checked_sub(since.elapsed()) {
+                    Some(left) if !left.is_zero() => Err(left.as_secs().max(1)),
+                    _ => Ok(()),
+                }
             }
             _ => Ok(()),
         }
@@ -357,11 +360,23 @@ impl LoginLimiter {
 /// addresses (each under [`LoginLimiter`]'s limit) still stops after
 /// [`AccountLimiter::MAX_FAILURES`] failures within [`AccountLimiter::WINDOW`]. Names that are
 /// not accounts are counted alike, so the answer does not tell which names exist.
-pub struct AccountLimiter(FailureCounter<String>);
+///
+/// So that guessing cannot lock the owner out (an attacker could keep any account, the admin
+/// included, locked from anywhere), an address the account logged in from successfully within
+/// [`AccountLimiter::REMEMBER`] is still let through while the account is locked (its own
+/// per-address limit still applies). The memory is in the server's memory only.
+pub struct AccountLimiter {
+    failures: FailureCounter<String>,
+    /// `(account, address /64)` → last successful login.
+    known: Mutex<HashMap<(String, IpAddr), Instant>>,
+}
 
 impl Default for AccountLimiter {
     fn default() -> Self {
-        AccountLimiter(FailureCounter::new(Self::MAX_FAILURES, Self::WINDOW))
+        AccountLimiter {
+            failures: FailureCounter::new(Self::MAX_FAILURES, Self::WINDOW),
+            known: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -370,20 +385,45 @@ impl AccountLimiter {
     pub const MAX_FAILURES: u32 = 10;
     /// The window failures are counted in (from the first).
     pub const WINDOW: Duration = Duration::from_secs(900);
+    /// How long an address the account logged in from stays trusted while it is locked.
+    pub const REMEMBER: Duration = Duration::from_secs(30 * 86_400);
 
-    /// `Err(seconds to wait)` when this account has failed too often lately.
-    pub fn check(&self, user: &str) -> Result<(), u64> {
-        self.0.check(&user.to_owned())
+    /// `Err(seconds to wait)` when this account has failed too often lately and `ip` is not
+    /// an address it logged in from before.
+    pub fn check(&self, user: &str, ip: IpAddr) -> Result<(), u64> {
+        let wait = match self.failures.check(&user.to_owned()) {
+            Ok(()) => return Ok(()),
+            Err(wait) => wait,
+        };
+        let known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match known.get(&(user.to_owned(), limit_key(ip))) {
+            Some(at) if at.elapsed() < Self::REMEMBER => Ok(()),
+            _ => Err(wait),
+        }
     }
 
     /// Records a failed login for `user`.
     pub fn failed(&self, user: &str) {
-        self.0.failed(user.to_owned());
+        self.failures.failed(user.to_owned());
     }
 
-    /// A successful login clears the account's failures.
-    pub fn succeeded(&self, user: &str) {
-        self.0.succeeded(&user.to_owned());
+    /// A successful login from `ip` clears the account's failures and remembers the address.
+    pub fn succeeded(&self, user: &str, ip: IpAddr) {
+        self.failures.succeeded(&user.to_owned());
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.len() >= MAX_TRACKED {
+            known.retain(|_, at| at.elapsed() < Self::REMEMBER);
+            if known.len() >= MAX_TRACKED {
+                known.clear();
+            }
+        }
+        known.insert((user.to_owned(), limit_key(ip)), Instant::now());
     }
 }
 
@@ -449,15 +489,21 @@ mod tests {
     #[test]
     fn account_limiter_counts_per_name_and_clears_on_success() {
         let limiter = AccountLimiter::default();
+        let (home, attacker): (IpAddr, IpAddr) = (
+            "192.0.2.10".parse().unwrap(),
+            "198.51.100.7".parse().unwrap(),
+        );
+        limiter.succeeded("root", home);
         for _ in 0..AccountLimiter::MAX_FAILURES {
-            assert!(limiter.check("root").is_ok());
+            assert!(limiter.check("root", attacker).is_ok());
             limiter.failed("root");
         }
-        let wait = limiter.check("root").unwrap_err();
+        let wait = limiter.check("root", attacker).unwrap_err();
         assert!(wait > 0 && wait <= AccountLimiter::WINDOW.as_secs());
-        assert!(limiter.check("Root").is_ok(), "names are exact");
-        assert!(limiter.check("ann").is_ok());
-        limiter.succeeded("root");
-        assert!(limiter.check("root").is_ok());
+        assert!(limiter.check("root", home).is_ok(), "the owner's address");
+        assert!(limiter.check("Root", attacker).is_ok(), "names are exact");
+        assert!(limiter.check("ann", attacker).is_ok());
+        limiter.succeeded("root", home);
+        assert!(limiter.check("root", attacker).is_ok());
     }
 }

@@ -203,7 +203,7 @@ pub async fn run_tcp(
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a TCP connection is still read when Vigil stops.
-const STOP_DRAIN: Duration = Duration::from_secs(1);
+const STOP_DRAIN: Duration = Duration::from_secs(5);
 /// A pause this long in a stopping connection ends it sooner.
 const STOP_DRAIN_PAUSE: Duration = Duration::from_millis(100);
 
@@ -218,8 +218,12 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     let mut framer = Framer::new(settings.max_message_bytes);
     let mut buf = vec![0u8; 64 * 1024];
     // Set when Vigil stops: plain TCP syslog has no acknowledgements, so before closing, what
-    // the sender has already written is read and stored (until it pauses, at most a second).
+    // the sender has already written is read and stored (until it pauses for 100 ms, at most
+    // 5 s; the listener stops within shutdown's 10 s either way).
     let mut stopping: Option<tokio::time::Instant> = None;
+    // The connection ends because Vigil stops, not because the sender closed it: a last line
+    // without its end may be incomplete.
+    let mut cut_short = false;
     loop {
         let n = match stopping {
             None => tokio::select! {
@@ -233,7 +237,10 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
                 let pause = tokio::time::Instant::now() + STOP_DRAIN_PAUSE;
                 match tokio::time::timeout_at(until.min(pause), stream.read(&mut buf)).await {
                     Ok(r) => r.map_err(|e| e.to_string())?,
-                    Err(_) => 0,
+                    Err(_) => {
+                        cut_short = true;
+                        0
+                    }
                 }
             }
         };
@@ -250,7 +257,8 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
                 frames = Vec::new();
             }
         }
-        if eof && let Some(f) = framer.finish() {
+        if eof && let Some(mut f) = framer.finish() {
+            f.truncated |= cut_short;
             frames.push(f);
         }
         if !frames.is_empty() {

@@ -175,25 +175,29 @@ async fn login(
     let ip = peer.ip();
     let name: String = request.username.chars().take(128).collect();
     if let Err(wait) = state.login_limiter.check(ip) {
-        audit_login_failure(
-            &state,
-            &name,
-            ip,
-            "rate limited",
-            format!("Vigil login refused for {name} from {ip}: too many failed logins"),
-        );
+        if crate::http::audit_quota(&state, ip) {
+            audit_login_failure(
+                &state,
+                &name,
+                ip,
+                "rate limited",
+                format!("Vigil login refused for {name} from {ip}: too many failed logins"),
+            );
+        }
         return too_many_failures("from this address", wait);
     }
-    if let Err(wait) = state.account_limiter.check(&name) {
-        audit_login_failure(
-            &state,
-            &name,
-            ip,
-            "account rate limited",
-            format!(
-                "Vigil login refused for {name} from {ip}: too many failed logins for this account"
-            ),
-        );
+    if let Err(wait) = state.account_limiter.check(&name, ip) {
+        if crate::http::audit_quota(&state, ip) {
+            audit_login_failure(
+                &state,
+                &name,
+                ip,
+                "account rate limited",
+                format!(
+                    "Vigil login refused for {name} from {ip}: too many failed logins for this account"
+                ),
+            );
+        }
         return too_many_failures("for this account", wait);
     }
     let sessions = Arc::clone(&state.sessions);
@@ -223,7 +227,7 @@ async fn login(
         return error(StatusCode::UNAUTHORIZED, "wrong user name or password");
     };
     state.login_limiter.succeeded(ip);
-    state.account_limiter.succeeded(&name);
+    state.account_limiter.succeeded(&name, ip);
     tracing::info!(%ip, user = %user.name, "login");
     let mut e = audit::by(
         "login_success",

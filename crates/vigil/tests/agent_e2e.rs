@@ -350,7 +350,6 @@ fn bad_config_is_a_clear_error() {
 
 // ---- journald -------------------------------------------------------------------------------
 
-/// Whether `name` is on `PATH`; a missing tool skips the test unless `VIGIL_REQUIRE_TOOLS=1`.
 /// Pids of the live `journalctl` processes whose command line mentions `path`.
 fn journalctl_processes(path: &str) -> Vec<u32> {
     let mut out = Vec::new();

@@ -436,9 +436,10 @@ fn csrf_expiry_revocation_rate_limit_and_vigils_own_brute_force_rule() {
 }
 
 /// Guessing one account's password from many addresses, each under the per-address limit:
-/// after ten failures the account refuses logins from anywhere (429, even with the right
-/// password), other accounts are unaffected, every attempt is audited with its address, and the
-/// bundled value_count rule raises an alert naming the account.
+/// after ten failures the account refuses logins from new addresses (429, even with the right
+/// password) but not from an address its owner logged in from before, other accounts are
+/// unaffected, every attempt is audited with its address, and the bundled value_count rule
+/// raises an alert naming the account.
 #[test]
 fn guessing_one_account_from_many_addresses_is_limited_and_alerted() {
     const PASSWORD: &str = "ann's long passphrase";
@@ -449,6 +450,8 @@ fn guessing_one_account_from_many_addresses_is_limited_and_alerted() {
     let reader = create_token(&data, "analyst", "reader");
     let server = Server::start(&data, &[]);
     let url = &server.url;
+    // The owner's usual address.
+    login_from("127.0.0.7", url, "ann", PASSWORD).expect("ann from her desk");
     // 3 + 3 + 3 + 1 failures from four addresses: none reaches the per-address limit of 5.
     for (source, tries) in [
         ("127.0.0.2", 3),
@@ -466,8 +469,9 @@ fn guessing_one_account_from_many_addresses_is_limited_and_alerted() {
     assert!(e.body.contains("for this account"), "{}", e.body);
     let wait: u64 = e.header("retry-after").unwrap().parse().unwrap();
     assert!(wait > 0 && wait <= 900, "{wait}");
-    // The address is not blocked, only the account.
+    // The address is not blocked, only the account, and not for its owner's usual address.
     login_from("127.0.0.6", url, "bob", "bob's long passphrase").expect("another account");
+    login_from("127.0.0.7", url, "ann", PASSWORD).expect("ann is not locked out");
 
     let failures = audit_events(&data, "login_failure");
     let from: std::collections::BTreeSet<String> = failures
@@ -915,8 +919,8 @@ fn a_flood_of_bad_credentials_costs_no_argon2_and_no_ledger_space() {
 }
 
 /// Vigil's own starts, stops and setting changes are in its ledger (PCI DSS 10.2.1.6): a clean
-/// stop, a changed setting, a `kill -9` that the next start reports, and no secret among the
-/// recorded settings.
+/// stop, a changed setting, a `kill -9` that the next start reports, a start that fails (its
+/// port taken) recorded as a failed stop, and no secret among the recorded settings.
 #[test]
 fn starts_stops_and_setting_changes_are_audited() {
     let dir = tempfile::tempdir().unwrap();
@@ -926,29 +930,61 @@ fn starts_stops_and_setting_changes_are_audited() {
     // Dropping a running server kills it with SIGKILL.
     drop(second);
     Server::start(&data, &["--session-idle", "1m"]).stop();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let failed = Server::try_start(&data, &["--session-idle", "1m", "--http", &port]);
+    assert!(failed.is_err(), "the port is taken");
+    let last = Server::start(&data, &["--session-idle", "1m"]);
+    assert!(
+        wait_until(10, || audit_events(&data, "vigil_stop")
+            .iter()
+            .any(|e| e.get_str("event.outcome") == Some("failure"))),
+        "the failed start is recorded by the next one"
+    );
+    last.stop();
 
     let starts = audit_events(&data, "vigil_start");
     let previous: Vec<&str> = starts
         .iter()
         .map(|e| e.get_str("vigil.previous_stop").unwrap())
         .collect();
-    assert_eq!(previous, ["none", "clean", "unclean"]);
+    assert_eq!(previous, ["none", "clean", "unclean", "clean", "clean"]);
     assert!(starts.iter().all(|e| {
         e.get_str("event.category") == Some("process")
-            && e.get_str("vigil.settings.http") == Some("127.0.0.1:0")
             && e.get_str("vigil.settings.syslog_udp") == Some("off")
     }));
     assert_eq!(
         starts[2].get_str("vigil.settings.session_idle"),
         Some("60s")
     );
+    let stops = audit_events(&data, "vigil_stop");
+    let outcomes: Vec<&str> = stops
+        .iter()
+        .map(|e| e.get_str("event.outcome").unwrap())
+        .collect();
     assert_eq!(
-        audit_events(&data, "vigil_stop").len(),
-        2,
-        "two clean stops"
+        outcomes.iter().filter(|o| **o == "success").count(),
+        3,
+        "three clean stops: {outcomes:?}"
+    );
+    let failure = stops
+        .iter()
+        .find(|e| e.get_str("event.outcome") == Some("failure"))
+        .unwrap();
+    assert!(
+        failure.get_str("event.reason").unwrap().contains(&port),
+        "{failure:?}"
     );
     let changes = audit_events(&data, "config_changed");
-    assert_eq!(changes.len(), 1, "one change, recorded once");
+    let changed: Vec<String> = changes
+        .iter()
+        .map(|e| e.get("vigil.settings_changed").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        changes.len(),
+        3,
+        "session_idle, then http twice: {changed:?}"
+    );
     assert_eq!(
         changes[0].get_str("vigil.settings_before.session_idle"),
         Some("1800s")
@@ -963,4 +999,9 @@ fn starts_stops_and_setting_changes_are_audited() {
             .unwrap()
             .contains("session_idle: 1800s → 60s")
     );
+    assert_eq!(
+        changes[1].get_str("vigil.settings.http"),
+        Some(port.as_str())
+    );
+    drop(taken);
 }
