@@ -554,7 +554,19 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut interrupt =
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        let running = vigil_server::start(config).await.map_err(|e| anyhow!(e))?;
+        // Startup can take a while (ledger recovery, a large index to open): a signal during
+        // it is acknowledged at once and acted on as soon as the server is up.
+        let starting = vigil_server::start(config);
+        tokio::pin!(starting);
+        let mut stop_requested = false;
+        let running = loop {
+            tokio::select! {
+                r = &mut starting => break r.map_err(|e| anyhow!(e))?,
+                _ = interrupt.recv(), if !stop_requested => stop_requested = true,
+                _ = term.recv(), if !stop_requested => stop_requested = true,
+            }
+            eprintln!("vigil: stopping as soon as startup is done (a clean stop signs a final checkpoint)");
+        };
         for cut in &running.recovery.cut {
             eprintln!(
                 "vigil: crash recovery cut {} bytes at offset {} of {}: {}",
@@ -622,9 +634,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             );
         }
         eprintln!("vigil: ready; stop with Ctrl-C or SIGTERM (a final checkpoint is signed on the way out)");
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = term.recv() => {}
+        if !stop_requested {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = term.recv() => {}
+            }
         }
         eprintln!("vigil: shutting down");
         running.shutdown().await.map_err(|e| anyhow!(e))?;
