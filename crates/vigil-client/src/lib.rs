@@ -53,7 +53,7 @@
 //!   a batch from the spool is recorded (`inflight`, see `FORMAT.md`) before it is posted, so
 //!   the next process on the spool sends it again as it was. Vigil answers a key it has seen
 //!   with the first answer instead of storing the batch twice. Vigil remembers keys for an hour
-//!   (at most 100,000 across all senders) and forgets them when it restarts: a batch sent again
+//!   (at most 50,000 per token) and forgets them when it restarts: a batch sent again
 //!   across those is stored twice (at-least-once, recognisable by `event.id`).
 //! * **Crash of the client process**: spooled events survive it (written to the OS, fsynced on
 //!   segment rotation and shutdown); events still in the memory queue (at most `queue_capacity`)

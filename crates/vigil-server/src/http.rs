@@ -456,7 +456,7 @@ async fn ingest(
     let idempotency_key = match headers.get("idempotency-key").map(|v| v.to_str()) {
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= crate::idempotency::MAX_KEY_LEN => {
-            Some(format!("{}:{k}", principal.id))
+            Some(k.to_owned())
         }
         Some(_) => {
             return error(
@@ -469,7 +469,7 @@ async fn ingest(
         }
     };
     let claim = match &idempotency_key {
-        Some(k) => match state.idempotency.claim(k).await {
+        Some(k) => match state.idempotency.claim(&principal.id, k).await {
             crate::idempotency::Claim::Done(answer) => {
                 return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
             }
@@ -486,7 +486,7 @@ async fn ingest(
             let task = tokio::spawn(async move {
                 let response = ingest_batch(&state, peer, q, &headers, &principal, body).await;
                 let answer = response.as_ref().ok().map(JsonValue::to_string);
-                state.idempotency.finish(&key, tx, answer);
+                state.idempotency.finish(&principal.id, &key, tx, answer);
                 response
             });
             match task.await {

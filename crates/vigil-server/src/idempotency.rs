@@ -4,10 +4,12 @@
 //! instead of a second copy (the `vigil agent` keys each batch by file identity and offset,
 //! `vigil-client` by a hash of the batch's bytes).
 //!
-//! Keys are remembered in memory for [`KEEP`], at most [`MAX_KEYS`] of them (oldest forgotten
-//! first); a repeat that arrives while the first request is still being stored waits for it.
-//! A server restart forgets the keys: a sender crash *and* a server restart inside one request
-//! can still store a batch twice.
+//! Keys are kept per sender (the token that sent them): each sender's keys for [`KEEP`], at
+//! most [`PER_SENDER_KEYS`] of them (its oldest forgotten first), so a busy or hostile sender
+//! cannot push out the keys of others; and at most [`MAX_KEYS`] in all (beyond it, the oldest
+//! key of the sender holding the most goes). A repeat that arrives while the first request is
+//! still being stored waits for it. A server restart forgets the keys: a sender crash *and* a
+//! server restart inside one request can still store a batch twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -17,8 +19,10 @@ use tokio::sync::watch;
 
 /// How long a key is remembered.
 pub const KEEP: Duration = Duration::from_secs(3600);
-/// Keys remembered at most.
-pub const MAX_KEYS: usize = 100_000;
+/// Keys remembered per sender at most.
+pub const PER_SENDER_KEYS: usize = 50_000;
+/// Keys remembered in all at most.
+pub const MAX_KEYS: usize = 200_000;
 /// Longest key accepted.
 pub const MAX_KEY_LEN: usize = 256;
 
@@ -31,13 +35,53 @@ enum Entry {
     Done(String),
 }
 
-/// Keys and the order they arrived in (for forgetting the oldest).
-type Entries = (HashMap<String, Entry>, VecDeque<(Instant, String)>);
+/// One sender's keys, with when each was claimed (the order's entries for keys claimed again
+/// since are stale and skipped).
+#[derive(Default)]
+struct SenderKeys {
+    keys: HashMap<String, (Instant, Entry)>,
+    order: VecDeque<(Instant, String)>,
+}
 
-/// Remembered keys.
+impl SenderKeys {
+    /// Forgets the oldest key; false when there is none.
+    fn forget_oldest(&mut self) -> bool {
+        while let Some((at, key)) = self.order.pop_front() {
+            if self
+                .keys
+                .get(&key)
+                .is_some_and(|(claimed, _)| *claimed == at)
+            {
+                self.keys.remove(&key);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Forgets keys older than [`KEEP`] and beyond [`PER_SENDER_KEYS`].
+    fn expire(&mut self) {
+        while let Some((at, _)) = self.order.front() {
+            if at.elapsed() < KEEP && self.keys.len() <= PER_SENDER_KEYS {
+                break;
+            }
+            if !self.forget_oldest() {
+                break;
+            }
+        }
+        // Stale order entries (keys failed and forgotten) must not pile up.
+        if self.order.len() > 2 * self.keys.len() + 1024 {
+            let keys = &self.keys;
+            self.order
+                .retain(|(at, key)| keys.get(key).is_some_and(|(claimed, _)| claimed == at));
+        }
+    }
+}
+
+/// Remembered keys, per sender.
 #[derive(Default)]
 pub struct Idempotency {
-    entries: Mutex<Entries>,
+    senders: Mutex<HashMap<String, SenderKeys>>,
 }
 
 /// What to do with a request.
@@ -49,27 +93,34 @@ pub enum Claim {
 }
 
 impl Idempotency {
-    /// Claims `key`: new, or already stored (waiting for a first request still in progress).
-    pub async fn claim(&self, key: &str) -> Claim {
+    fn senders(&self) -> std::sync::MutexGuard<'_, HashMap<String, SenderKeys>> {
+        self.senders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Claims `key` of `sender`: new, or already stored (waiting for a first request still in
+    /// progress).
+    pub async fn claim(&self, sender: &str, key: &str) -> Claim {
         loop {
             let pending = {
-                let mut guard = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-                let (map, order) = &mut *guard;
-                // Forget old keys.
-                while let Some((at, k)) = order.front() {
-                    if at.elapsed() < KEEP && map.len() <= MAX_KEYS {
-                        break;
-                    }
-                    map.remove(k);
-                    order.pop_front();
+                let mut senders = self.senders();
+                let total: usize = senders.values().map(|s| s.keys.len()).sum();
+                if total >= MAX_KEYS
+                    && let Some(biggest) = senders.values_mut().max_by_key(|s| s.keys.len())
+                {
+                    biggest.forget_oldest();
                 }
-                match map.get(key) {
-                    Some(Entry::Done(answer)) => return Claim::Done(answer.clone()),
-                    Some(Entry::Pending(rx)) => rx.clone(),
+                let keys = senders.entry(sender.to_owned()).or_default();
+                keys.expire();
+                match keys.keys.get(key) {
+                    Some((_, Entry::Done(answer))) => return Claim::Done(answer.clone()),
+                    Some((_, Entry::Pending(rx))) => rx.clone(),
                     None => {
                         let (tx, rx) = watch::channel(None);
-                        map.insert(key.to_owned(), Entry::Pending(rx));
-                        order.push_back((Instant::now(), key.to_owned()));
+                        let now = Instant::now();
+                        keys.keys.insert(key.to_owned(), (now, Entry::Pending(rx)));
+                        keys.order.push_back((now, key.to_owned()));
                         return Claim::New(tx);
                     }
                 }
@@ -78,31 +129,47 @@ impl Idempotency {
             // Wait for the first request to finish (or fail and be removed), then look again.
             if rx.changed().await.is_err() {
                 // Its sender vanished without finishing: forget the key, so this one stores.
-                let mut guard = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(Entry::Pending(r)) = guard.0.get(key)
+                let mut senders = self.senders();
+                if let Some(keys) = senders.get_mut(sender)
+                    && let Some((_, Entry::Pending(r))) = keys.keys.get(key)
                     && r.same_channel(&rx)
                 {
-                    guard.0.remove(key);
+                    keys.keys.remove(key);
                 }
             }
         }
     }
 
-    /// Records how the first request for `key` ended: `Some(answer)` stored, `None` failed (the
-    /// key is forgotten so a retry stores the batch).
-    pub fn finish(&self, key: &str, tx: watch::Sender<Option<String>>, answer: Option<String>) {
+    /// Records how the first request for `key` of `sender` ended: `Some(answer)` stored,
+    /// `None` failed (the key is forgotten so a retry stores the batch).
+    pub fn finish(
+        &self,
+        sender: &str,
+        key: &str,
+        tx: watch::Sender<Option<String>>,
+        answer: Option<String>,
+    ) {
         {
-            let mut guard = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            match &answer {
-                Some(a) => {
-                    guard.0.insert(key.to_owned(), Entry::Done(a.clone()));
-                }
-                None => {
-                    guard.0.remove(key);
+            let mut senders = self.senders();
+            if let Some(keys) = senders.get_mut(sender) {
+                match &answer {
+                    Some(a) => {
+                        if let Some(entry) = keys.keys.get_mut(key) {
+                            entry.1 = Entry::Done(a.clone());
+                        }
+                    }
+                    None => {
+                        keys.keys.remove(key);
+                    }
                 }
             }
         }
         let _ = tx.send(answer);
+    }
+
+    /// Keys remembered for `sender`.
+    pub fn len_of(&self, sender: &str) -> usize {
+        self.senders().get(sender).map_or(0, |s| s.keys.len())
     }
 }
 
@@ -113,32 +180,63 @@ mod tests {
     #[tokio::test]
     async fn a_key_is_stored_once_and_a_failure_lets_the_retry_through() {
         let idem = Idempotency::default();
-        let Claim::New(tx) = idem.claim("k1").await else {
+        let Claim::New(tx) = idem.claim("t1", "k1").await else {
             panic!("first claim is new")
         };
-        idem.finish("k1", tx, Some("{\"accepted\":3}".into()));
-        assert!(matches!(idem.claim("k1").await, Claim::Done(a) if a == "{\"accepted\":3}"));
+        idem.finish("t1", "k1", tx, Some("{\"accepted\":3}".into()));
+        assert!(matches!(idem.claim("t1", "k1").await, Claim::Done(a) if a == "{\"accepted\":3}"));
+        // Another sender's key of the same name is its own.
+        assert!(matches!(idem.claim("t2", "k1").await, Claim::New(_)));
 
-        let Claim::New(tx) = idem.claim("k2").await else {
+        let Claim::New(tx) = idem.claim("t1", "k2").await else {
             panic!("new")
         };
-        idem.finish("k2", tx, None);
-        assert!(matches!(idem.claim("k2").await, Claim::New(_)));
+        idem.finish("t1", "k2", tx, None);
+        let Claim::New(tx) = idem.claim("t1", "k2").await else {
+            panic!("a failed key is forgotten")
+        };
+        idem.finish("t1", "k2", tx, Some("ok".into()));
+        assert!(matches!(idem.claim("t1", "k2").await, Claim::Done(a) if a == "ok"));
     }
 
     #[tokio::test]
     async fn a_repeat_waits_for_the_first_request() {
         let idem = std::sync::Arc::new(Idempotency::default());
-        let Claim::New(tx) = idem.claim("k").await else {
+        let Claim::New(tx) = idem.claim("t", "k").await else {
             panic!("new")
         };
         let waiter = {
             let idem = std::sync::Arc::clone(&idem);
-            tokio::spawn(async move { idem.claim("k").await })
+            tokio::spawn(async move { idem.claim("t", "k").await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished());
-        idem.finish("k", tx, Some("done".into()));
+        idem.finish("t", "k", tx, Some("done".into()));
         assert!(matches!(waiter.await.unwrap(), Claim::Done(a) if a == "done"));
+    }
+
+    #[tokio::test]
+    async fn a_flood_from_one_sender_keeps_the_keys_of_others() {
+        let idem = Idempotency::default();
+        let Claim::New(tx) = idem.claim("quiet", "precious").await else {
+            panic!("new")
+        };
+        idem.finish("quiet", "precious", tx, Some("first answer".into()));
+        for i in 0..PER_SENDER_KEYS + 100 {
+            let key = format!("noise-{i}");
+            let Claim::New(tx) = idem.claim("noisy", &key).await else {
+                panic!("new")
+            };
+            idem.finish("noisy", &key, tx, Some("n".into()));
+        }
+        assert!(idem.len_of("noisy") <= PER_SENDER_KEYS + 1);
+        assert!(
+            matches!(idem.claim("noisy", "noise-0").await, Claim::New(_)),
+            "the noisy sender's oldest key went"
+        );
+        assert!(
+            matches!(idem.claim("quiet", "precious").await, Claim::Done(a) if a == "first answer"),
+            "another sender's key stays"
+        );
     }
 }
