@@ -71,6 +71,8 @@ pub struct AppState {
     pub tls: bool,
     /// The result of the last verification run from the UI or API.
     pub last_verification: std::sync::Mutex<Option<JsonValue>>,
+    /// This run: `{started, version, previous_stop}` (none, clean or unclean), for the UI.
+    pub run: JsonValue,
     /// Whether a verification is running.
     pub verifying: std::sync::atomic::AtomicBool,
 }

@@ -235,6 +235,11 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     // durable before any listener takes events; the settings are recorded for the next start
     // only then, so a change is never forgotten unrecorded.
     let start_events = lifecycle::record_start(&config.data_dir, &start_settings);
+    let run = serde_json::json!({
+        "started": Timestamp::now().to_rfc3339(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "previous_stop": start_events.first().and_then(|e| e.get_str("vigil.previous_stop")),
+    });
     ingest
         .append_waiting(start_events, "audit")
         .await
@@ -411,6 +416,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             anonymous_limiter: session::LoginLimiter::for_tokens(),
             tls: config.http_tls,
             last_verification: std::sync::Mutex::new(None),
+            run: run.clone(),
             verifying: std::sync::atomic::AtomicBool::new(false),
         });
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -423,6 +423,7 @@ async fn integrity(
         "key": key,
         "events": state.ingest.ledger().end_seq(),
         "last_verification": last,
+        "run": state.run.clone(),
     }))
     .into_response()
 }

@@ -1342,6 +1342,25 @@ function renderIntegrity(view) {
     return box;
   }
 
+  // How this server's run began: a previous run that did not stop cleanly may have lost
+  // plain-syslog lines in flight (the ledger itself recovers and verifies).
+  function runPanel(run) {
+    const panel = h('section', { class: 'panel', 'aria-label': 'This server' }, h('h2', { class: 'panel-title', text: 'This server' }));
+    if (!run) return panel;
+    const previous = {
+      none: 'none recorded (first start on this data directory)',
+      clean: 'stopped cleanly',
+      unclean: 'did NOT stop cleanly (crash or kill): syslog sent while it went down may be missing',
+    }[run.previous_stop] || '—';
+    panel.append(h('dl', { class: 'facts' },
+      h('div', { class: 'fact' }, h('dt', { text: 'Running since' }), h('dd', null, timeEl(run.started))),
+      h('div', { class: 'fact' }, h('dt', { text: 'Version' }), h('dd', { text: run.version || '—' })),
+      h('div', { class: 'fact fact-wide' }, h('dt', { text: 'Previous run' }),
+        h('dd', { id: 'previous-stop', 'data-testid': 'previous-stop', 'data-state': run.previous_stop || '', class: run.previous_stop === 'unclean' ? 'bad' : '', text: previous }))));
+    panel.append(h('p', { class: 'muted small', text: 'Starts, stops and changed settings are audit events: search event.action=vigil_start OR event.action=vigil_stop OR event.action=config_changed.' }));
+    return panel;
+  }
+
   function draw(st) {
     clear(body);
     const ver = h('section', { class: 'panel', 'aria-label': 'Last verification' }, h('h2', { class: 'panel-title', text: 'Last verification' }));
@@ -1385,7 +1404,7 @@ function renderIntegrity(view) {
       copy.addEventListener('click', () => navigator.clipboard.writeText(st.key).then(() => { copy.textContent = 'Copied ✓'; }, (e) => showError(e, 'Copy failed')));
       key.append(copy);
     }
-    body.append(h('div', { class: 'integrity-grid' }, ver, cp, key));
+    body.append(h('div', { class: 'integrity-grid' }, ver, cp, key, runPanel(st.run)));
   }
   load();
   return { cleanup() { controller.abort(); } };

@@ -360,6 +360,9 @@ await step('integrity: checkpoint, key, and a verification that reports intact',
   const result = (await page.textContent('#verify-result')).trim();
   assert(/intact|ok/i.test(result) && !/FAILED/.test(result), `verification result: ${result}`);
   assert(await page.locator('#verify-time time').count() === 1, 'verification time is not shown');
+  const previous = page.locator('#previous-stop');
+  assert(await previous.getAttribute('data-state') === 'none', `previous run: ${await previous.getAttribute('data-state')}`);
+  assert(/first start/.test(await previous.textContent()), `previous run text: ${await previous.textContent()}`);
 });
 
 await step('rules and sources pages list at least one each', async () => {
