@@ -83,17 +83,11 @@ async fn change_password(
     };
     let ip = peer.ip();
     if let Err(wait) = state.login_limiter.check(ip) {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed attempts from this address; try again in {wait} s"),
-        );
+        return crate::web::too_many_failures("too many failed attempts from this address", wait);
     }
     // A stolen session must not be a way around the account's limit on password guesses.
     if let Err(wait) = state.account_limiter.check(&view.user, ip) {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed attempts for this account; try again in {wait} s"),
-        );
+        return crate::web::too_many_failures("too many failed attempts for this account", wait);
     }
     if let Err(e) = users::check_password(&request.new) {
         return error(StatusCode::BAD_REQUEST, e);

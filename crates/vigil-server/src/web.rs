@@ -184,7 +184,7 @@ async fn login(
                 format!("Vigil login refused for {name} from {ip}: too many failed logins"),
             );
         }
-        return too_many_failures("from this address", wait);
+        return too_many_failures("too many failed logins from this address", wait);
     }
     if let Err(wait) = state.account_limiter.check(&name, ip) {
         if crate::http::audit_quota(&state, ip) {
@@ -198,7 +198,7 @@ async fn login(
                 ),
             );
         }
-        return too_many_failures("for this account", wait);
+        return too_many_failures("too many failed logins for this account", wait);
     }
     let sessions = Arc::clone(&state.sessions);
     let (user_name, password) = (name.clone(), request.password);
@@ -243,11 +243,11 @@ async fn login(
     start_session(&state, &user)
 }
 
-/// 429 with `Retry-After` for a login refused by a limiter.
-fn too_many_failures(whose: &str, wait: u64) -> Response {
+/// 429 with `Retry-After` for an attempt refused by a failure limiter (`what` says which).
+pub(crate) fn too_many_failures(what: &str, wait: u64) -> Response {
     let mut r = error(
         StatusCode::TOO_MANY_REQUESTS,
-        format!("too many failed logins {whose}; try again in {wait} s"),
+        format!("{what}; try again in {wait} s"),
     );
     r.headers_mut().insert(
         header::RETRY_AFTER,

@@ -38,24 +38,18 @@ impl Server {
         let data = dir.path().join("data");
         let token = create_token(&data, "ingest", "e2e-sender");
         let reader_token = create_token(&data, "analyst", "e2e-reader");
-        let mut args = vec![
-            "serve".to_string(),
-            "--data-dir".into(),
-            data.display().to_string(),
-        ];
         // Defaults, unless `extra` sets them (a restart on the same port).
-        for (flag, value) in [
-            ("--http", "127.0.0.1:0"),
-            ("--syslog-udp", "127.0.0.1:0"),
-            ("--syslog-tcp", "127.0.0.1:0"),
-            ("--syslog-tls", "127.0.0.1:0"),
-            ("--checkpoint-interval", "1s"),
-        ] {
-            if !extra.contains(&flag) {
-                args.extend([flag.to_string(), value.to_string()]);
-            }
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let args = common::serve_args(
+            &data,
+            &[
+                ("--http", "127.0.0.1:0"),
+                ("--syslog-udp", "127.0.0.1:0"),
+                ("--syslog-tcp", "127.0.0.1:0"),
+                ("--syslog-tls", "127.0.0.1:0"),
+                ("--checkpoint-interval", "1s"),
+            ],
+            extra,
+        );
         let mut child = vigil()
             .args(&args)
             .stderr(Stdio::piped())

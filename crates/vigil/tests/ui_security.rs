@@ -451,7 +451,7 @@ fn guessing_one_account_from_many_addresses_is_limited_and_alerted() {
     let server = Server::start(&data, &[]);
     let url = &server.url;
     // The owner's usual address.
-    login_from("127.0.0.7", url, "ann", PASSWORD).expect("ann from her desk");
+    let desk = login_from("127.0.0.7", url, "ann", PASSWORD).expect("ann from her desk");
     // 3 + 3 + 3 + 1 failures from four addresses: none reaches the per-address limit of 5.
     for (source, tries) in [
         ("127.0.0.2", 3),
@@ -469,6 +469,20 @@ fn guessing_one_account_from_many_addresses_is_limited_and_alerted() {
     assert!(e.body.contains("for this account"), "{}", e.body);
     let wait: u64 = e.header("retry-after").unwrap().parse().unwrap();
     assert!(wait > 0 && wait <= 900, "{wait}");
+    // A session (stolen, say) used from a new address cannot guess on through a password
+    // change either.
+    let mut headers = desk.headers();
+    headers.push("Content-Type: application/json".into());
+    let change = common::curl_with(
+        &["--interface", "127.0.0.6"],
+        "POST",
+        &format!("{url}/api/v1/password"),
+        &headers,
+        Some(r#"{"current": "one more guess", "new": "a new long passphrase"}"#),
+    );
+    assert_eq!(change.status, 429, "{}", change.body);
+    assert!(change.body.contains("for this account"), "{}", change.body);
+    assert!(change.header("retry-after").is_some());
     // The address is not blocked, only the account, and not for its owner's usual address.
     login_from("127.0.0.6", url, "bob", "bob's long passphrase").expect("another account");
     login_from("127.0.0.7", url, "ann", PASSWORD).expect("ann is not locked out");

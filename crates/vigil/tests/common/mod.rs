@@ -36,21 +36,18 @@ impl Server {
     /// port not free yet, say). By default HTTP is on a port the OS picks and syslog is off;
     /// `extra` may set `--http` and the syslog listeners itself.
     pub fn try_start(data: &Path, extra: &[&str]) -> Result<Server, String> {
-        let mut args = vec!["serve".to_owned(), "--data-dir".to_owned()];
-        args.push(data.display().to_string());
-        for (flag, value) in [
-            ("--http", "127.0.0.1:0"),
-            ("--syslog-udp", "off"),
-            ("--syslog-tcp", "off"),
-            ("--syslog-tls", "off"),
-        ] {
-            if !extra.contains(&flag) {
-                args.extend([flag.to_owned(), value.to_owned()]);
-            }
-        }
+        let args = serve_args(
+            data,
+            &[
+                ("--http", "127.0.0.1:0"),
+                ("--syslog-udp", "off"),
+                ("--syslog-tcp", "off"),
+                ("--syslog-tls", "off"),
+            ],
+            extra,
+        );
         let mut child = vigil()
             .args(&args)
-            .args(extra)
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -135,6 +132,20 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `serve --data-dir DATA`, each of `defaults` unless `extra` sets that flag itself (clap
+/// refuses a flag given twice), then `extra`.
+pub fn serve_args(data: &Path, defaults: &[(&str, &str)], extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["serve".to_owned(), "--data-dir".to_owned()];
+    args.push(data.display().to_string());
+    for (flag, value) in defaults {
+        if !extra.contains(flag) {
+            args.extend([flag.to_string(), value.to_string()]);
+        }
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
 }
 
 /// Whether `name` is on PATH; when it is not, the test is skipped with a message, or fails
