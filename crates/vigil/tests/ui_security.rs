@@ -407,13 +407,14 @@ fn csrf_expiry_revocation_rate_limit_and_vigils_own_brute_force_rule() {
     assert_eq!(e.status, 429, "{}", e.body);
     assert!(e.header("retry-after").is_some());
 
-    // Every attempt is audited with its address; the bundled rule raises an alert.
-    let failures = audit_events(&data, "login_failure");
+    // Every attempt is audited with its address (audit events are stored beside the answer:
+    // give the last one a moment to be durable); the bundled rule raises an alert.
     assert!(
-        failures.len() >= 6,
+        wait_until(5, || audit_events(&data, "login_failure").len() >= 6),
         "{} login failures audited",
-        failures.len()
+        audit_events(&data, "login_failure").len()
     );
+    let failures = audit_events(&data, "login_failure");
     assert!(failures.iter().all(|e| {
         e.get("source.ip").map(|v| v.to_string()).as_deref() == Some("127.0.0.1")
             && e.get_str("user.name") == Some("root")
@@ -487,6 +488,14 @@ fn guessing_one_account_from_many_addresses_is_limited_and_alerted() {
     login_from("127.0.0.6", url, "bob", "bob's long passphrase").expect("another account");
     login_from("127.0.0.7", url, "ann", PASSWORD).expect("ann is not locked out");
 
+    // The last refusal's audit event is stored beside its answer: wait until it is durable.
+    let refused_from_6 = |e: &vigil_event::Event| {
+        e.get_str("event.reason") == Some("account rate limited")
+            && e.get("source.ip").map(|v| v.to_string()).as_deref() == Some("127.0.0.6")
+    };
+    assert!(wait_until(5, || audit_events(&data, "login_failure")
+        .iter()
+        .any(refused_from_6)));
     let failures = audit_events(&data, "login_failure");
     let from: std::collections::BTreeSet<String> = failures
         .iter()
@@ -503,10 +512,6 @@ fn guessing_one_account_from_many_addresses_is_limited_and_alerted() {
             "127.0.0.6"
         ]
     );
-    assert!(failures.iter().any(|e| {
-        e.get_str("event.reason") == Some("account rate limited")
-            && e.get("source.ip").map(|v| v.to_string()).as_deref() == Some("127.0.0.6")
-    }));
     assert!(
         wait_for_alert(
             url,
