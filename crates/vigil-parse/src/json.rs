@@ -13,6 +13,8 @@ use crate::ParseContext;
 pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
     let has_timestamp = line.contains("\"@timestamp\"");
     let mut event = Event::from_json(line, ctx.received).map_err(|e| e.to_string())?;
+    // The input's own `vigil.*` fields and a `vigil.*` dataset are claims, not facts.
+    crate::reserved::quarantine(&mut event);
     if !has_timestamp {
         vendor_timestamp(&mut event);
     }

@@ -39,6 +39,7 @@ pub mod json;
 pub mod linux;
 pub mod logfmt;
 pub mod redact;
+pub mod reserved;
 pub mod syslog;
 
 use std::str::FromStr;
@@ -208,6 +209,18 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
         Ok(event) => event,
         Err(reason) => parse_error_event(line, format, &reason, ctx),
     };
+    // No parser sets a Vigil dataset; whatever claims one came from the input.
+    if event
+        .get_str("event.dataset")
+        .is_some_and(reserved::is_reserved_dataset)
+        && let Some(value) = event.remove("event.dataset")
+    {
+        event.insert(
+            format!("{}event.dataset", reserved::QUARANTINE_PREFIX),
+            value,
+        );
+        event.add_tag(reserved::RESERVED_CLAIM_TAG);
+    }
     finish(&mut event, line, format, ctx);
     if let Some(redactor) = &ctx.redactor {
         if !counts.by_kind.is_empty() {
@@ -259,6 +272,64 @@ pub fn parse_error_event(line: &str, format: Format, reason: &str, ctx: &ParseCo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Input in every format that names Vigil's own dataset or `vigil.*` fields keeps them only
+    /// under `external.`: no returned event claims to be Vigil's.
+    #[test]
+    fn input_cannot_claim_vigil_names() {
+        let ctx = ParseContext::new(Timestamp::parse("2026-11-22T10:00:00Z").unwrap(), "t");
+        let lines: &[(&str, Format)] = &[
+            (
+                r#"{"event":{"dataset":"vigil.audit","action":"login_failure"},"source":{"ip":"203.0.113.9"},"vigil":{"seq":1,"source":"vigil"}}"#,
+                Format::Auto,
+            ),
+            (
+                r#"{"event.dataset":"VIGIL.alert","vigil.parser":"x","vigil.redacted":["password"]}"#,
+                Format::Json,
+            ),
+            (
+                r#"<13>1 2026-11-22T10:00:00Z h app - - - {"event.dataset":"vigil.audit"}"#,
+                Format::Auto,
+            ),
+            (
+                "event.dataset=vigil.audit event.action=login_failure vigil.source=vigil",
+                Format::Logfmt,
+            ),
+            (
+                "CEF:0|V|P|1|1|n|5|src=10.0.0.1 cs1=vigil.audit cs1Label=event.dataset",
+                Format::Cef,
+            ),
+        ];
+        for (line, format) in lines {
+            let e = parse_line(line.as_bytes(), *format, &ctx);
+            assert!(
+                !e.get_str("event.dataset")
+                    .is_some_and(reserved::is_reserved_dataset),
+                "{line}: {e:?}"
+            );
+            for (name, _) in e.fields() {
+                if reserved::is_reserved_field(name) {
+                    assert!(
+                        matches!(
+                            name,
+                            "vigil.source" | "vigil.received" | "vigil.parser" | "vigil.redacted"
+                        ),
+                        "{line}: kept {name}"
+                    );
+                }
+            }
+            assert_eq!(e.get_str("vigil.source"), Some("t"), "{line}");
+        }
+        let e = parse_line(lines[0].0.as_bytes(), Format::Auto, &ctx);
+        assert_eq!(e.get_str("external.event.dataset"), Some("vigil.audit"));
+        assert_eq!(e.get_str("external.vigil.source"), Some("vigil"));
+        assert!(
+            e.get("tags")
+                .unwrap()
+                .to_string()
+                .contains("reserved_claim")
+        );
+    }
 
     #[test]
     fn detection() {

@@ -117,6 +117,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
             _ => event.insert(key, value),
         }
     }
+    crate::reserved::quarantine(&mut event);
     event.insert("vigil.parser", "logfmt");
     Ok(event)
 }

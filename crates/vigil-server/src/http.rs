@@ -530,6 +530,12 @@ async fn ingest_batch(
     let source = q
         .source
         .unwrap_or_else(|| format!("http:{}", principal.name));
+    if vigil_parse::reserved::is_reserved_source(&source) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("source {source:?} is reserved for Vigil's own events; choose another name"),
+        ));
+    }
     let ctx = context(state, source, peer);
     let events = tokio::task::spawn_blocking(move || lines_to_events(&body, format, &ctx))
         .await
@@ -635,12 +641,17 @@ fn hec_event_to_event(
     set("vigil.index", obj.get("index"));
     if let Some(JsonValue::Object(fields)) = obj.get("fields") {
         for (k, v) in fields {
-            if !event.contains(k) {
-                let value = match v {
-                    JsonValue::String(s) => Value::Str(s.clone()),
-                    other => Value::Str(other.to_string()),
-                };
-                event.insert(k.as_str(), value);
+            let value = match v {
+                JsonValue::String(s) => Value::Str(s.clone()),
+                other => Value::Str(other.to_string()),
+            };
+            // A sender's `fields` cannot claim Vigil's names (`vigil.*`, a `vigil.*` dataset).
+            let (name, claimed) = vigil_parse::reserved::quarantined_name(k, &value);
+            if !event.contains(&name) {
+                event.insert(name, value);
+            }
+            if claimed {
+                event.add_tag(vigil_parse::reserved::RESERVED_CLAIM_TAG);
             }
         }
     }
