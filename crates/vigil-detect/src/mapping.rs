@@ -22,7 +22,8 @@
 //! | linux, no service | syslog-parsed events, or `host.os.type: linux` | keywords → message |
 //! | linux/macos + `process_creation`/`file_event`/`network_connection` | Sysmon for Linux channel, or ECS (`event.category`, `host.os.type`) | Sysmon names, or → ECS |
 //! | zeek + service X | `event.dataset: zeek.X` | Zeek's names |
-//! | vigil + service X (`audit`) | `event.dataset: vigil.X`, Vigil's own events | unchanged |
+//! | vigil + service `ingest` | every event (rules about the input itself, such as the `reserved_claim` tag) | unchanged |
+//! | vigil + service X (`audit`, `alert`, …) | `event.dataset: vigil.X`, Vigil's own events (outside input can never carry a `vigil.*` dataset: `vigil-parse::reserved`) | unchanged |
 //! | `dns` | `event.dataset` zeek.dns / suricata.dns | → their names |
 //! | anything else (cloud products, unknown categories) | every event, and `vigil rules check` says so | unchanged |
 //!
@@ -549,6 +550,9 @@ pub fn resolve(ls: &LogSource) -> Resolution {
                 "logsource category `{cat}` for linux is not in Vigil's table; the rule applies to every Linux event"
             ),
         ),
+        // Everything Vigil receives from outside, as received (rules about the input itself,
+        // such as claims on Vigil's reserved names).
+        (Some("vigil"), None, Some("ingest")) => known(vec![Alternative::any()]),
         // Vigil's own events: `service: audit` is its self-audit (`event.dataset: vigil.audit`).
         (Some("vigil"), None, Some(svc)) => known(vec![Alternative::new(
             &[("event.dataset", &[&format!("vigil.{svc}")])],

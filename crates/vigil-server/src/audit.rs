@@ -121,9 +121,10 @@ pub fn drain_pending(data_dir: &Path, ledger: &Ledger) -> Result<usize, String> 
 }
 
 /// Vigil's own rules, loaded by every server unless turned off: `(file name, Sigma YAML)`.
-pub const SELF_RULES: &[(&str, &str)] = &[(
-    "vigil-login.yml",
-    r#"title: Vigil login failed
+pub const SELF_RULES: &[(&str, &str)] = &[
+    (
+        "vigil-login.yml",
+        r#"title: Vigil login failed
 id: 4f1d2c3b-7a6e-4b0a-9c1d-76696769c001
 name: vigil_login_failure
 status: stable
@@ -164,7 +165,24 @@ correlation:
 level: high
 tags: [attack.credential_access, attack.t1110]
 "#,
-)];
+    ),
+    (
+        "vigil-reserved-claim.yml",
+        r#"title: Input claimed Vigil's own names
+id: 4f1d2c3b-7a6e-4b0a-9c1d-76696769c004
+name: vigil_reserved_claim
+status: stable
+description: An event from outside named Vigil's own dataset (vigil.audit, vigil.alert, ...) or vigil.* fields. Vigil stored the claim under external.* and tagged it reserved_claim; an honest sender has no reason to do this, so it is most likely an attempt to forge Vigil's audit trail or alerts. log.source.address is the real sender.
+logsource: {product: vigil, service: ingest}
+detection:
+    selection:
+        tags: reserved_claim
+    condition: selection
+level: medium
+tags: [attack.defense_evasion, attack.t1565.001]
+"#,
+    ),
+];
 
 /// Writes [`SELF_RULES`] to `DATA_DIR/builtin-rules` (replacing what is there) and returns the
 /// directory.

@@ -185,6 +185,18 @@ fn forged_vigil_audit_events_raise_no_alert_and_ban_nobody() {
         ),
         "forged audit events raised Vigil's own alert"
     );
+    // The attempt itself is worth an alert.
+    let alerts = curl(
+        "GET",
+        &format!("{url}/api/v1/alerts"),
+        &[format!("Authorization: Bearer {reader}")],
+        None,
+    );
+    assert!(
+        alerts.body.contains("Input claimed Vigil's own names"),
+        "{}",
+        alerts.body
+    );
     let a = curl(
         "GET",
         &format!("{url}/api/v1/decisions"),
