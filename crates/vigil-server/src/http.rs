@@ -27,7 +27,7 @@ use vigil_event::{Event, Timestamp, Value};
 use vigil_parse::{Format, ParseContext, parse_line};
 
 use crate::auth::{AuthError, Principal, TokenStore};
-use crate::pipeline::{Ingest, IngestError, MAX_BATCH};
+use crate::pipeline::{Ingest, IngestError};
 
 /// How long an HTTP request waits for room in the pipeline before 429.
 const HTTP_PATIENCE: Duration = Duration::from_secs(2);
@@ -145,6 +145,10 @@ fn too_many(state: &AppState, message: &str) -> Response {
 fn ingest_failure(state: &AppState, e: IngestError) -> Response {
     match e {
         IngestError::Overloaded => too_many(state, "the ledger is behind; retry after a second"),
+        e @ IngestError::TooManyEvents { .. } => {
+            state.ingest.metrics.http_rejected.add("too_large", 1);
+            error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
         IngestError::Ledger(e) => {
             state.ingest.metrics.http_rejected.add("ledger", 1);
             let mut r = error(
@@ -389,35 +393,23 @@ fn context(state: &AppState, source: String, peer: SocketAddr) -> ParseContext {
     }
 }
 
-/// Appends events in batches and waits until all are durable; returns one range per batch.
-/// Only the first batch may be refused as overload (429, nothing stored): once part of a
-/// request is in the ledger, the rest waits for room, so a request is stored whole or (on a
-/// ledger failure) answered with an error, never cut in two by backpressure.
+/// Appends the events of one request as one ledger append and waits until they are durable:
+/// stored whole (one range of consecutive sequence numbers, none of another sender's between)
+/// or not at all (429 when the ledger is behind, 413 over [`crate::pipeline::MAX_REQUEST_EVENTS`] events, 503
+/// when the ledger cannot write). Returns the range, none when the request held no events.
 async fn store(
     state: &AppState,
     events: Vec<Event>,
     listener: &'static str,
 ) -> Result<Vec<std::ops::Range<u64>>, IngestError> {
-    let mut pendings = Vec::new();
-    let mut events = events;
-    while !events.is_empty() {
-        let rest = events.split_off(events.len().min(MAX_BATCH));
-        let batch = std::mem::replace(&mut events, rest);
-        let pending = if pendings.is_empty() {
-            state
-                .ingest
-                .append_within(batch, listener, HTTP_PATIENCE)
-                .await?
-        } else {
-            state.ingest.append_waiting(batch, listener).await?
-        };
-        pendings.push(pending);
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut ranges = Vec::with_capacity(pendings.len());
-    for p in pendings {
-        ranges.push(p.durable().await?);
-    }
-    Ok(ranges)
+    let pending = state
+        .ingest
+        .append_within(events, listener, HTTP_PATIENCE)
+        .await?;
+    Ok(vec![pending.durable().await?])
 }
 
 fn count_parse_errors(events: &[Event]) -> usize {

@@ -4,6 +4,14 @@
 //! (`MAX_IN_FLIGHT_EVENTS`). Listeners choose what to do when it is exhausted: TCP and TLS wait
 //! (the socket stops being read, so the sender slows down), HTTP waits briefly then answers 429
 //! with `Retry-After`, UDP drops the datagram and counts it.
+//!
+//! One call is one ledger append: the events of a request are stored whole or not at all, with
+//! consecutive sequence numbers no other sender's events fall between. Room is taken for the
+//! whole request, so a request may carry at most [`MAX_REQUEST_EVENTS`] events (HTTP answers
+//! a larger one 413 before anything is stored). An event too large for the ledger
+//! (`vigil_ledger::format::MAX_EVENT_BYTES` in canonical form) can never be stored as it is:
+//! it is cut to fit and tagged `truncated`, like a syslog message over the size limit, so it
+//! never blocks what follows.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -19,8 +27,10 @@ use crate::metrics::Metrics;
 /// Events accepted but not yet durable, across all listeners. At ~1 KiB per event this bounds
 /// in-flight memory to about 64 MiB.
 pub const MAX_IN_FLIGHT_EVENTS: usize = 64 * 1024;
-/// Largest batch one append may carry (must not exceed `MAX_IN_FLIGHT_EVENTS`).
+/// Largest batch a stream listener gathers into one append.
 pub const MAX_BATCH: usize = 4096;
+/// Most events one request (one append) may carry: room in flight is taken for all of them.
+pub const MAX_REQUEST_EVENTS: usize = MAX_IN_FLIGHT_EVENTS;
 
 /// Why events could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +38,16 @@ pub enum IngestError {
     /// Too many events in flight; try again shortly.
     #[error("the ledger is behind; retry shortly")]
     Overloaded,
+    /// More events in one request than one append may carry; nothing was stored.
+    #[error(
+        "a request may carry at most {max} events, this one has {events}; nothing was stored, send smaller batches"
+    )]
+    TooManyEvents {
+        /// Events in the request.
+        events: usize,
+        /// [`MAX_REQUEST_EVENTS`].
+        max: usize,
+    },
     /// The ledger refused or failed.
     #[error("ledger: {0}")]
     Ledger(#[from] LedgerError),
@@ -101,9 +121,13 @@ impl Ingest {
         listener: &'static str,
     ) -> Pending {
         let mut parse_errors = 0;
+        let mut truncated = 0;
         for event in events.iter_mut() {
             // Parsed lines were masked already; this catches events built any other way.
             self.redactor.redact_event(event);
+            if fit(event) {
+                truncated += 1;
+            }
             if let Some(vigil_event::Value::List(kinds)) = event.get("vigil.redacted") {
                 for kind in kinds.iter().filter_map(vigil_event::Value::as_str) {
                     self.metrics.redactions.add(kind, 1);
@@ -117,6 +141,7 @@ impl Ingest {
             }
         }
         self.metrics.parse_errors.add(listener, parse_errors);
+        self.metrics.truncated.add(listener, truncated);
         // Events per source, counted once the batch is durable (a batch usually has one).
         let mut per_source: Vec<(String, u64)> = Vec::new();
         for event in &events {
@@ -151,7 +176,7 @@ impl Ingest {
         events: Vec<Event>,
         listener: &'static str,
     ) -> Result<Pending, IngestError> {
-        let n = events.len().clamp(1, MAX_BATCH.min(self.capacity)) as u32;
+        let n = self.room_for(&events)?;
         let permit = Arc::clone(&self.permits)
             .acquire_many_owned(n)
             .await
@@ -166,7 +191,7 @@ impl Ingest {
         listener: &'static str,
         patience: Duration,
     ) -> Result<Pending, IngestError> {
-        let n = events.len().clamp(1, MAX_BATCH.min(self.capacity)) as u32;
+        let n = self.room_for(&events)?;
         let acquire = Arc::clone(&self.permits).acquire_many_owned(n);
         match tokio::time::timeout(patience, acquire).await {
             Ok(Ok(permit)) => Ok(self.start(events, permit, listener)),
@@ -181,17 +206,95 @@ impl Ingest {
         events: Vec<Event>,
         listener: &'static str,
     ) -> Result<Pending, IngestError> {
-        let n = events.len().clamp(1, MAX_BATCH.min(self.capacity)) as u32;
+        let n = self.room_for(&events)?;
         match Arc::clone(&self.permits).try_acquire_many_owned(n) {
             Ok(permit) => Ok(self.start(events, permit, listener)),
             Err(_) => Err(IngestError::Overloaded),
         }
     }
 
+    /// Permits for one request: one per event (at least one), or `TooManyEvents`.
+    fn room_for(&self, events: &[Event]) -> Result<u32, IngestError> {
+        if events.len() > MAX_REQUEST_EVENTS {
+            return Err(IngestError::TooManyEvents {
+                events: events.len(),
+                max: MAX_REQUEST_EVENTS,
+            });
+        }
+        Ok(events.len().clamp(1, self.capacity) as u32)
+    }
+
     /// Waits until every accepted event is durable (shutdown).
     pub async fn drain(&self) {
         let _all = self.permits.acquire_many(self.capacity as u32).await;
     }
+}
+
+/// Room kept under the ledger's event limit for the `truncated` tag and the cut marks.
+const FIT_SLACK: usize = 4096;
+
+/// Cuts an event too large for the ledger until it fits: its longest text fields are shortened
+/// (at a character boundary); an event whose size is not in a few long texts is replaced by one
+/// that keeps its time, Vigil's own fields and the start of its JSON. Tags it `truncated` and
+/// returns true when it cut anything.
+pub fn fit(event: &mut Event) -> bool {
+    let max = vigil_ledger::format::MAX_EVENT_BYTES;
+    let mut size = event.to_canonical().len();
+    if size <= max {
+        return false;
+    }
+    // Each round shortens the longest text by at least the excess, so a few rounds suffice
+    // when the size is in long texts; otherwise fall back below.
+    for _ in 0..16 {
+        let longest = event
+            .fields()
+            .filter_map(|(k, v)| match v {
+                vigil_event::Value::Str(s) => Some((k.to_owned(), s.len())),
+                _ => None,
+            })
+            .max_by_key(|(_, len)| *len);
+        let Some((key, len)) = longest else { break };
+        let excess = size + FIT_SLACK - max;
+        if len < 1024 {
+            break;
+        }
+        if let Some(vigil_event::Value::Str(text)) = event.get_mut(&key) {
+            let mut keep = len.saturating_sub(excess).min(len / 2 + len / 4);
+            while !text.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            text.truncate(keep);
+        }
+        size = event.to_canonical().len();
+        if size + FIT_SLACK <= max {
+            event.add_tag("truncated");
+            return true;
+        }
+    }
+    if size + 256 <= max {
+        event.add_tag("truncated");
+        return true;
+    }
+    // Many small fields: keep what says where the event came from, and the start of it.
+    let mut cut = Event::new(event.timestamp());
+    for (key, value) in event.fields() {
+        if key.starts_with("vigil.") && value.to_string().len() < 1024 {
+            cut.insert(key, value.clone());
+        }
+    }
+    let mut json = event.to_json().to_string();
+    let mut keep = (64 * 1024).min(json.len());
+    while !json.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    json.truncate(keep);
+    cut.insert(
+        "message",
+        format!("event of {size} bytes over the {max}-byte limit, cut: {json}"),
+    );
+    cut.add_tag("truncated");
+    *event = cut;
+    true
 }
 
 #[cfg(test)]

@@ -6,5 +6,6 @@
 //!
 //! Run just this suite with `cargo test -p vigil --test adversarial`.
 
+mod batches;
 #[path = "../common/mod.rs"]
 mod common;
