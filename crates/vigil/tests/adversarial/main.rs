@@ -9,3 +9,4 @@
 mod batches;
 #[path = "../common/mod.rs"]
 mod common;
+mod oversize;
