@@ -401,13 +401,14 @@ async fn store(
     state: &AppState,
     events: Vec<Event>,
     listener: &'static str,
+    mark: Option<&crate::idempotency::Mark>,
 ) -> Result<Vec<std::ops::Range<u64>>, IngestError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
     let pending = state
         .ingest
-        .append_within(events, listener, HTTP_PATIENCE)
+        .append_marked(events, listener, HTTP_PATIENCE, mark)
         .await?;
     Ok(vec![pending.durable().await?])
 }
@@ -478,7 +479,16 @@ async fn ingest(
             let (state, headers, principal) =
                 (Arc::clone(&state), headers.clone(), principal.clone());
             let task = tokio::spawn(async move {
-                let response = ingest_batch(&state, peer, q, &headers, &principal, body).await;
+                let response = ingest_batch(
+                    &state,
+                    peer,
+                    q,
+                    &headers,
+                    &principal,
+                    body,
+                    Some(key.clone()),
+                )
+                .await;
                 let answer = response.as_ref().ok().map(JsonValue::to_string);
                 state.idempotency.finish(&principal.id, &key, tx, answer);
                 response
@@ -488,7 +498,7 @@ async fn ingest(
                 Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
             }
         }
-        _ => ingest_batch(&state, peer, q, &headers, &principal, body).await,
+        _ => ingest_batch(&state, peer, q, &headers, &principal, body, None).await,
     };
     match response {
         Ok(answer) => Json(answer).into_response(),
@@ -504,6 +514,7 @@ async fn ingest_batch(
     headers: &HeaderMap,
     principal: &Principal,
     body: Vec<u8>,
+    idempotency_key: Option<String>,
 ) -> Result<JsonValue, Response> {
     state.ingest.metrics.bytes.add("http", body.len() as u64);
     let content_type = headers
@@ -528,13 +539,18 @@ async fn ingest_batch(
         .unwrap_or_default();
     let parse_errors = count_parse_errors(&events);
     let n = events.len();
-    match store(state, events, "http").await {
-        Ok(ranges) => Ok(json!({
-            "accepted": n,
-            "first_seq": ranges.first().map(|r| r.start),
-            "last_seq": ranges.last().map(|r| r.end - 1),
-            "parse_errors": parse_errors,
-        })),
+    // The key rides in the batch's first event, so it survives a crash with the batch.
+    let mark = idempotency_key.map(|key| crate::idempotency::Mark {
+        key,
+        sender: principal.id.clone(),
+        parse_errors,
+    });
+    match store(state, events, "http", mark.as_ref()).await {
+        Ok(ranges) => Ok(crate::idempotency::answer(
+            n,
+            ranges.into_iter().next(),
+            parse_errors,
+        )),
         Err(e) => Err(ingest_failure(state, e)),
     }
 }
@@ -699,7 +715,7 @@ async fn hec_event(
             return (StatusCode::BAD_REQUEST, Json(json!({"text": format!("Invalid data format: {reason}"), "code": 6, "invalid-event-number": i}))).into_response();
         }
     };
-    match store(&state, events, "hec").await {
+    match store(&state, events, "hec", None).await {
         Ok(_) => hec(StatusCode::OK, "Success", 0),
         Err(IngestError::Overloaded) => {
             state.ingest.metrics.http_rejected.add("overloaded", 1);
@@ -753,7 +769,7 @@ async fn hec_raw(
             }
         }
     }
-    match store(&state, events, "hec").await {
+    match store(&state, events, "hec", None).await {
         Ok(_) => hec(StatusCode::OK, "Success", 0),
         Err(e) => ingest_failure(&state, e),
     }
@@ -834,7 +850,7 @@ async fn bulk_impl(
             BulkItem::Refused(..) => None,
         })
         .collect();
-    let ranges = match store(&state, docs, "bulk").await {
+    let ranges = match store(&state, docs, "bulk", None).await {
         Ok(r) => r,
         Err(IngestError::Overloaded) => {
             state.ingest.metrics.http_rejected.add("overloaded", 1);

@@ -119,12 +119,24 @@ impl Ingest {
         mut events: Vec<Event>,
         permit: OwnedSemaphorePermit,
         listener: &'static str,
+        mark: Option<&crate::idempotency::Mark>,
     ) -> Pending {
         let mut parse_errors = 0;
         let mut truncated = 0;
-        for event in events.iter_mut() {
+        let n_events = events.len();
+        for (i, event) in events.iter_mut().enumerate() {
             // Parsed lines were masked already; this catches events built any other way.
             self.redactor.redact_event(event);
+            // Only Vigil records idempotency keys: one claimed from outside could make a
+            // sender's retry look stored after a restart.
+            crate::idempotency::Mark::strip(event);
+            if i == 0
+                && let Some(mark) = mark
+            {
+                // Vigil's own record, in the same atomic append (after redaction: the key is
+                // kept as sent).
+                mark.record(event, n_events);
+            }
             if fit(event) {
                 truncated += 1;
             }
@@ -181,7 +193,7 @@ impl Ingest {
             .acquire_many_owned(n)
             .await
             .map_err(|_| IngestError::Ledger(LedgerError::Closed))?;
-        Ok(self.start(events, permit, listener))
+        Ok(self.start(events, permit, listener, None))
     }
 
     /// Appends if there is room within `patience`, else `Overloaded` (HTTP).
@@ -191,10 +203,22 @@ impl Ingest {
         listener: &'static str,
         patience: Duration,
     ) -> Result<Pending, IngestError> {
+        self.append_marked(events, listener, patience, None).await
+    }
+
+    /// [`Ingest::append_within`], recording an `Idempotency-Key` in the first event (the same
+    /// atomic append), so the key survives a server crash.
+    pub async fn append_marked(
+        &self,
+        events: Vec<Event>,
+        listener: &'static str,
+        patience: Duration,
+        mark: Option<&crate::idempotency::Mark>,
+    ) -> Result<Pending, IngestError> {
         let n = self.room_for(&events)?;
         let acquire = Arc::clone(&self.permits).acquire_many_owned(n);
         match tokio::time::timeout(patience, acquire).await {
-            Ok(Ok(permit)) => Ok(self.start(events, permit, listener)),
+            Ok(Ok(permit)) => Ok(self.start(events, permit, listener, mark)),
             Ok(Err(_)) => Err(IngestError::Ledger(LedgerError::Closed)),
             Err(_) => Err(IngestError::Overloaded),
         }
@@ -208,7 +232,7 @@ impl Ingest {
     ) -> Result<Pending, IngestError> {
         let n = self.room_for(&events)?;
         match Arc::clone(&self.permits).try_acquire_many_owned(n) {
-            Ok(permit) => Ok(self.start(events, permit, listener)),
+            Ok(permit) => Ok(self.start(events, permit, listener, None)),
             Err(_) => Err(IngestError::Overloaded),
         }
     }

@@ -9,4 +9,5 @@
 mod batches;
 #[path = "../common/mod.rs"]
 mod common;
+mod idempotency;
 mod oversize;
