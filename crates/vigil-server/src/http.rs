@@ -83,7 +83,7 @@ type Shared = Arc<AppState>;
 pub fn router(state: Shared) -> Router {
     let limit = state.max_body_bytes;
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/checkpoint", get(checkpoint))
@@ -1187,7 +1187,7 @@ async fn metrics(
         return error(status, msg);
     }
     let ledger = state.ingest.ledger();
-    let text = state.ingest.metrics.render(
+    let mut text = state.ingest.metrics.render(
         ledger.end_seq(),
         ledger.checkpointed_size(),
         state.ingest.in_flight(),
@@ -1197,7 +1197,26 @@ async fn metrics(
             .as_deref()
             .map(|d| (&d.progress, &*state.notify_stats)),
     );
+    text.push_str(&format!(
+        "# HELP vigil_ledger_degraded 1 while the ledger cannot store events (a full disk, an I/O error) and retries by itself.\n\
+         # TYPE vigil_ledger_degraded gauge\nvigil_ledger_degraded {}\n",
+        u8::from(ledger.degraded().is_some())
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// `GET /healthz`: `ok` while Vigil can store events; 503
+/// `{"status":"degraded","reason":"ledger: …"}` while the ledger cannot write (it retries by
+/// itself and this turns back to `ok` once it can).
+async fn health(State(state): State<Shared>) -> Response {
+    match state.ingest.ledger().degraded() {
+        None => "ok\n".into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "reason": format!("ledger: {reason}")})),
+        )
+            .into_response(),
+    }
 }
 
 #[cfg(test)]

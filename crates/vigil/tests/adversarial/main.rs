@@ -9,5 +9,6 @@
 mod batches;
 #[path = "../common/mod.rs"]
 mod common;
+mod disk_full;
 mod idempotency;
 mod oversize;
