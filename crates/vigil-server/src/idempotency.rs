@@ -345,6 +345,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn keys_are_read_back_from_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) =
+            vigil_ledger::Ledger::open(dir.path(), vigil_ledger::LedgerConfig::default()).unwrap();
+        let event = |msg: &str, received: Timestamp| {
+            let mut e = Event::new(received);
+            e.insert("message", msg);
+            e.insert("vigil.received", received.to_rfc3339());
+            e
+        };
+        let old = Timestamp::from_nanos(Timestamp::now().as_nanos() - 2 * 3600 * 1_000_000_000);
+        let mut stale = vec![event("stale", old)];
+        Mark {
+            key: "old-key".into(),
+            sender: "t1".into(),
+            parse_errors: 0,
+        }
+        .record(&mut stale[0], 1);
+        ledger.append(&stale).unwrap();
+        ledger.append(&[event("noise", Timestamp::now())]).unwrap();
+        let mut batch = vec![
+            event("a", Timestamp::now()),
+            event("b", Timestamp::now()),
+            event("c", Timestamp::now()),
+        ];
+        Mark {
+            key: "k1".into(),
+            sender: "t1".into(),
+            parse_errors: 1,
+        }
+        .record(&mut batch[0], 3);
+        let range = ledger.append(&batch).unwrap();
+        ledger.close().unwrap();
+
+        let idem = Idempotency::from_ledger(dir.path()).unwrap();
+        let Claim::Done(body) = idem.claim("t1", "k1").await else {
+            panic!("the key is known after a restart")
+        };
+        assert_eq!(body, answer(3, Some(range), 1).to_string());
+        assert!(
+            matches!(idem.claim("t2", "k1").await, Claim::New(_)),
+            "keys are per sender"
+        );
+        assert!(
+            matches!(idem.claim("t1", "old-key").await, Claim::New(_)),
+            "a key older than KEEP is forgotten"
+        );
+    }
+
+    #[tokio::test]
     async fn a_repeat_waits_for_the_first_request() {
         let idem = std::sync::Arc::new(Idempotency::default());
         let Claim::New(tx) = idem.claim("t", "k").await else {

@@ -263,6 +263,11 @@ const FIT_SLACK: usize = 4096;
 /// returns true when it cut anything.
 pub fn fit(event: &mut Event) -> bool {
     let max = vigil_ledger::format::MAX_EVENT_BYTES;
+    // The usual event is far below the limit: a cheap bound spares encoding it twice.
+    let rough: usize = event.fields().map(|(k, v)| k.len() + rough_size(v)).sum();
+    if rough + 64 * 1024 < max {
+        return false;
+    }
     let mut size = event.to_canonical().len();
     if size <= max {
         return false;
@@ -321,6 +326,23 @@ pub fn fit(event: &mut Event) -> bool {
     true
 }
 
+/// About the bytes a value takes in canonical form, erring high (at most a few bytes low per
+/// element, which the 64 KiB margin above covers).
+fn rough_size(value: &vigil_event::Value) -> usize {
+    use vigil_event::Value;
+    match value {
+        Value::Str(s) => s.len() + 12,
+        Value::List(items) => 12 + items.iter().map(rough_size).sum::<usize>(),
+        Value::Map(map) => {
+            12 + map
+                .iter()
+                .map(|(k, v)| k.len() + 12 + rough_size(v))
+                .sum::<usize>()
+        }
+        _ => 24,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +357,67 @@ mod tests {
                 e
             })
             .collect()
+    }
+
+    #[test]
+    fn fit_cuts_long_texts_and_tags_the_event() {
+        let max = vigil_ledger::format::MAX_EVENT_BYTES;
+        let mut small = Event::new(Timestamp::from_secs(1));
+        small.insert("message", "short");
+        assert!(!fit(&mut small));
+        assert!(small.get("tags").is_none());
+
+        // The same long line twice (message and event.original), together over the limit.
+        let line = format!("huge {}", "é".repeat(300_000));
+        let mut big = Event::new(Timestamp::from_secs(1));
+        big.insert("message", line.as_str());
+        big.insert("event.original", line.as_str());
+        big.insert("vigil.source", "test");
+        assert!(big.to_canonical().len() > max);
+        assert!(fit(&mut big));
+        assert!(big.to_canonical().len() <= max);
+        assert!(big.get("tags").unwrap().to_string().contains("truncated"));
+        assert!(big.get_str("message").unwrap().starts_with("huge é"));
+        assert_eq!(big.get_str("vigil.source"), Some("test"));
+
+        // Size in many small fields: the start of it is kept, with Vigil's own fields.
+        let mut wide = Event::new(Timestamp::from_secs(1));
+        wide.insert("vigil.source", "test");
+        for i in 0..120_000 {
+            wide.insert(format!("f{i}"), "value");
+        }
+        assert!(wide.to_canonical().len() > max);
+        assert!(fit(&mut wide));
+        assert!(wide.to_canonical().len() <= max);
+        assert!(wide.get("tags").unwrap().to_string().contains("truncated"));
+        assert_eq!(wide.get_str("vigil.source"), Some("test"));
+        assert!(wide.get_str("message").unwrap().contains("over the"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_request_is_one_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+        let ingest = Ingest::new(
+            ledger.clone(),
+            Redactor::default(),
+            Arc::new(Metrics::default()),
+        );
+        let range = ingest
+            .append_within(events(5000), "test", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .durable()
+            .await
+            .unwrap();
+        assert_eq!(range, 0..5000, "one range for the whole request");
+        assert!(matches!(
+            ingest.try_append(events(MAX_REQUEST_EVENTS + 1), "test"),
+            Err(IngestError::TooManyEvents { .. })
+        ));
+        assert_eq!(ingest.in_flight(), 0);
+        drop(ingest);
+        ledger.close().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
