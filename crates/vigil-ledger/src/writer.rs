@@ -787,10 +787,11 @@ impl Committer {
                         LedgerError::Unavailable(e.to_string())
                     }
                     Err(undo) => {
+                        // The file's state is unknown: say so, and take no more writes.
                         let reason = format!("{e}; undoing it failed too: {undo}");
                         shared.set_degraded(Some(reason.clone()));
-                        self.poisoned = Some(reason);
-                        e
+                        self.poisoned = Some(reason.clone());
+                        LedgerError::Poisoned(reason)
                     }
                 };
                 for (_, reply) in appends {
