@@ -299,6 +299,18 @@ impl Idempotency {
             keys.order.make_contiguous().sort();
             keys.expire();
         }
+        // The global cap, as `claim` keeps it: the oldest keys of the sender holding the most.
+        let mut total: usize = senders.values().map(|s| s.keys.len()).sum();
+        while total > MAX_KEYS {
+            let forgot = senders
+                .values_mut()
+                .max_by_key(|s| s.keys.len())
+                .is_some_and(SenderKeys::forget_oldest);
+            if !forgot {
+                break;
+            }
+            total -= 1;
+        }
         drop(senders);
         Ok(idem)
     }
