@@ -71,6 +71,10 @@ pub enum LedgerError {
     /// the state of the file after a failed write or fsync is unknown.
     #[error("the ledger writer stopped after a write failure ({0}); restart Vigil to recover")]
     Poisoned(String),
+    /// A write failed (a full disk, an I/O error) and was undone: nothing of the append is
+    /// stored. The writer retries by itself with backoff; the append may be sent again.
+    #[error("the ledger cannot write now ({0}); nothing of this append was stored, retry later")]
+    Unavailable(String),
     /// The writer has shut down.
     #[error("the ledger writer has shut down")]
     Closed,

@@ -23,8 +23,11 @@ pub const MAX_SEQ: u64 = 1 << 62;
 
 /// Segment file header magic.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"VIGILSEG";
-/// Segment format version.
-pub const SEGMENT_VERSION: u8 = 1;
+/// Segment format version written. Version 2 added the block flag [`BlockHeader::continues`];
+/// version 1 segments (every flag zero) are still read.
+pub const SEGMENT_VERSION: u8 = 2;
+/// Oldest segment format version still read.
+pub const MIN_SEGMENT_VERSION: u8 = 1;
 /// Bytes in a segment header.
 pub const SEGMENT_HEADER_LEN: usize = 32;
 
@@ -72,6 +75,9 @@ impl BlockKind {
     }
 }
 
+/// Block header byte 6, bit 0: the write continues in the next block (segment version 2).
+const FLAG_CONTINUES: u8 = 1;
+
 /// Compression of a block payload.
 const COMPRESSION_NONE: u8 = 0;
 const COMPRESSION_ZSTD: u8 = 1;
@@ -93,6 +99,11 @@ pub struct BlockHeader {
     pub raw_len: u32,
     /// CRC-32 of the header's first 28 bytes and the stored payload.
     pub crc: u32,
+    /// The write (one group commit of whole appends) this block belongs to continues in the
+    /// next block: a block with this flag is never the last block of a complete write, so
+    /// recovery drops a trailing run of such blocks (an append is stored whole or not at all).
+    /// Always false in version-1 segments and for seals.
+    pub continues: bool,
 }
 
 impl BlockHeader {
@@ -150,7 +161,7 @@ pub fn decode_segment_header(h: &[u8]) -> Result<(u64, i64), FormatError> {
     if &h[..8] != SEGMENT_MAGIC {
         return Err(FormatError::Magic);
     }
-    if h[8] != SEGMENT_VERSION {
+    if !(MIN_SEGMENT_VERSION..=SEGMENT_VERSION).contains(&h[8]) {
         return Err(FormatError::Version(h[8]));
     }
     if crc32fast::hash(&h[..28]) != u32::from_le_bytes(h[28..32].try_into().expect("4")) {
@@ -164,6 +175,11 @@ pub fn decode_segment_header(h: &[u8]) -> Result<(u64, i64), FormatError> {
         first_seq,
         i64::from_le_bytes(h[20..28].try_into().expect("8")),
     ))
+}
+
+/// The format version of a segment header, if `h` is long enough to hold one.
+pub fn segment_version(h: &[u8]) -> Option<u8> {
+    h.get(8).copied()
 }
 
 /// Decodes and range-checks a block header (the CRC is checked with the payload).
@@ -180,7 +196,7 @@ pub fn decode_block_header(h: &[u8]) -> Result<BlockHeader, FormatError> {
         COMPRESSION_ZSTD => true,
         _ => return Err(FormatError::Field("compression")),
     };
-    if h[6] != 0 || h[7] != 0 {
+    if h[6] & !FLAG_CONTINUES != 0 || h[7] != 0 {
         return Err(FormatError::Field("reserved"));
     }
     let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4"));
@@ -192,6 +208,7 @@ pub fn decode_block_header(h: &[u8]) -> Result<BlockHeader, FormatError> {
         payload_len: u32_at(20),
         raw_len: u32_at(24),
         crc: u32_at(28),
+        continues: h[6] & FLAG_CONTINUES != 0,
     };
     if header.first_seq > MAX_SEQ {
         return Err(FormatError::Field("sequence number"));
@@ -211,7 +228,7 @@ pub fn decode_block_header(h: &[u8]) -> Result<BlockHeader, FormatError> {
             }
         }
         BlockKind::Seal => {
-            if header.n_events != 0 || header.raw_len != 8 || compressed {
+            if header.n_events != 0 || header.raw_len != 8 || compressed || header.continues {
                 return Err(FormatError::Field("seal block shape"));
             }
         }
@@ -226,13 +243,26 @@ fn block_crc(header_prefix: &[u8], payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// Appends one events block (header + zstd payload) framing `events` (canonical bytes) to `out`.
+/// Appends one events block (header + zstd payload) framing `events` (canonical bytes) to `out`,
+/// the last block of its write.
 pub fn encode_events_block(
     out: &mut Vec<u8>,
     first_seq: u64,
     events: &[&[u8]],
     zstd_level: i32,
     scratch: &mut Vec<u8>,
+) {
+    encode_events_block_flagged(out, first_seq, events, zstd_level, scratch, false);
+}
+
+/// [`encode_events_block`] with the [`BlockHeader::continues`] flag.
+pub fn encode_events_block_flagged(
+    out: &mut Vec<u8>,
+    first_seq: u64,
+    events: &[&[u8]],
+    zstd_level: i32,
+    scratch: &mut Vec<u8>,
+    continues: bool,
 ) {
     scratch.clear();
     for e in events {
@@ -247,7 +277,7 @@ pub fn encode_events_block(
     push_block(
         out,
         BlockKind::Events,
-        flag,
+        (flag, if continues { FLAG_CONTINUES } else { 0 }),
         first_seq,
         events.len() as u32,
         payload,
@@ -261,7 +291,7 @@ pub fn encode_seal_block(out: &mut Vec<u8>, end_seq: u64, sealed_nanos: i64) {
     push_block(
         out,
         BlockKind::Seal,
-        COMPRESSION_NONE,
+        (COMPRESSION_NONE, 0),
         end_seq,
         0,
         &payload,
@@ -272,7 +302,7 @@ pub fn encode_seal_block(out: &mut Vec<u8>, end_seq: u64, sealed_nanos: i64) {
 fn push_block(
     out: &mut Vec<u8>,
     kind: BlockKind,
-    compression: u8,
+    (compression, flags): (u8, u8),
     first_seq: u64,
     n_events: u32,
     payload: &[u8],
@@ -282,7 +312,7 @@ fn push_block(
     out.extend_from_slice(BLOCK_MAGIC);
     out.push(kind.to_byte());
     out.push(compression);
-    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&[flags, 0]);
     out.extend_from_slice(&first_seq.to_le_bytes());
     out.extend_from_slice(&n_events.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -486,6 +516,32 @@ mod tests {
             decode_block_header(&out),
             Err(FormatError::Field("sequence number"))
         );
+    }
+
+    #[test]
+    fn continues_flag_round_trips_and_other_bits_stay_reserved() {
+        let e = [7u8; 8];
+        let mut out = Vec::new();
+        encode_events_block_flagged(&mut out, 0, &[&e[..]], 1, &mut Vec::new(), true);
+        assert!(decode_block_header(&out).unwrap().continues);
+        out[6] = 0;
+        assert!(!decode_block_header(&out).unwrap().continues);
+        out[6] = 2;
+        assert_eq!(
+            decode_block_header(&out),
+            Err(FormatError::Field("reserved"))
+        );
+        // Version-1 segment headers still decode; unknown versions do not.
+        let mut h = encode_segment_header(256, 7);
+        assert_eq!(segment_version(&h), Some(SEGMENT_VERSION));
+        h[8] = 1;
+        let crc = crc32fast::hash(&h[..28]);
+        h[28..32].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_segment_header(&h), Ok((256, 7)));
+        h[8] = 3;
+        let crc = crc32fast::hash(&h[..28]);
+        h[28..32].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_segment_header(&h), Err(FormatError::Version(3)));
     }
 
     #[test]

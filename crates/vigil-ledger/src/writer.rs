@@ -18,7 +18,17 @@
 //!    segment can have a torn tail; a last segment killed while being created (empty, or a
 //!    partial header) holds no events and gets its header rewritten from its file name;
 //! 5. pruning signs and fsyncs its record before deleting segment files; recovery deletes any
-//!    segment a record already covers.
+//!    segment a record already covers;
+//! 6. one group commit (whole appends, one fsync) may span several blocks and even a segment
+//!    roll: every block of it but the last carries the `continues` flag, so recovery drops a
+//!    trailing run of flagged blocks (and a segment that run created, unsealing the one before):
+//!    an append is stored whole or not at all;
+//! 7. a failed write or fsync (a full disk, an I/O error) is undone before anyone is answered:
+//!    segments created by the write are deleted, the last segment and `tiles.dat` are truncated
+//!    back to their length before it and fsynced, so those bytes cannot resurface at the next
+//!    open. The writer is then *degraded*: it answers appends with
+//!    [`LedgerError::Unavailable`] and retries (a probe write, with backoff) until the disk takes
+//!    writes again, then works on without a restart. Only a failed undo poisons it.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -119,6 +129,17 @@ enum Command {
 struct Shared {
     end_seq: AtomicU64,
     checkpointed: AtomicU64,
+    /// Why the writer cannot write now (a full disk…), while it retries.
+    degraded: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn set_degraded(&self, reason: Option<String>) {
+        *self
+            .degraded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = reason;
+    }
 }
 
 /// The ledger writer: a cheap, cloneable handle to the committer thread.
@@ -174,6 +195,7 @@ impl Ledger {
         let shared = Arc::new(Shared {
             end_seq: AtomicU64::new(state.end_seq),
             checkpointed: AtomicU64::new(state.checkpointed_size),
+            degraded: Mutex::new(None),
         });
         let origin = state.signer.name().to_owned();
         let (tx, rx) = mpsc::sync_channel(state.config.queue_depth.max(1));
@@ -266,6 +288,17 @@ impl Ledger {
     /// One past the last durable sequence number.
     pub fn end_seq(&self) -> u64 {
         self.inner.shared.end_seq.load(Ordering::Acquire)
+    }
+
+    /// Why the writer cannot store events now, while it waits for the disk to take writes
+    /// again (it recovers by itself); `None` when it is healthy.
+    pub fn degraded(&self) -> Option<String> {
+        self.inner
+            .shared
+            .degraded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Tree size of the latest checkpoint.
@@ -367,8 +400,34 @@ struct Committer {
     checkpointed_size: u64,
     last_checkpoint: Instant,
     poisoned: Option<String>,
+    /// Why the last write failed (and was undone), while the writer retries.
+    degraded: Option<String>,
+    /// When the next write may be tried while degraded.
+    retry_at: Instant,
+    /// The wait before the next retry while degraded (doubles up to [`MAX_BACKOFF`]).
+    backoff: Duration,
+    /// Bytes of `tiles.dat` known written.
+    tiles_len: u64,
+    /// Group hashes of durable events not yet written to `tiles.dat` (its write failed).
+    tiles_pending: Vec<u8>,
     write_buf: Vec<u8>,
     scratch: Vec<u8>,
+}
+
+/// The first wait before retrying after a failed write.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between retries after a failed write.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Where the committer stood before a write, to undo it if the write fails.
+struct Snapshot {
+    end_seq: u64,
+    segment_first: u64,
+    segment_bytes: u64,
+    segment_opened: Instant,
+    sealed: usize,
+    groups: Frontier,
+    partial: Vec<Hash>,
 }
 
 impl Committer {
@@ -424,6 +483,7 @@ impl Committer {
             sync_dir(&paths.segments_dir())?;
         }
         listed = keep;
+        drop_incomplete_write(&mut listed, &mut report)?;
 
         let mut sealed = Vec::new();
         for window in listed.windows(2) {
@@ -468,6 +528,7 @@ impl Committer {
                         .write(true)
                         .open(path)
                         .map_err(|e| LedgerError::io(format!("opening {}", path.display()), e))?;
+                    upgrade_segment_header(&mut file, path, &scanned)?;
                     let bytes = file
                         .seek(SeekFrom::End(0))
                         .map_err(|e| LedgerError::io(format!("seeking {}", path.display()), e))?;
@@ -505,6 +566,7 @@ impl Committer {
                 .and_then(|_| tiles.sync_data())
                 .map_err(|e| LedgerError::io(format!("writing {}", paths.tiles().display()), e))?;
         }
+        let tiles_len = format::FILE_HEADER_LEN as u64 + stored_tiles.len() as u64 * 32;
         let mut groups = Frontier::new();
         for hash in &stored_tiles {
             groups.push_subtree(GROUP_HEIGHT, *hash);
@@ -561,6 +623,11 @@ impl Committer {
             checkpointed_size,
             last_checkpoint: Instant::now(),
             poisoned: None,
+            degraded: None,
+            retry_at: Instant::now(),
+            backoff: FIRST_BACKOFF,
+            tiles_len,
+            tiles_pending: Vec::new(),
             write_buf: Vec::new(),
             scratch: Vec::new(),
         };
@@ -575,13 +642,16 @@ impl Committer {
         let mut pending: Vec<Command> = Vec::new();
         loop {
             let dirty = self.end_seq > self.checkpointed_size;
-            let timeout = if dirty {
+            let mut timeout = if dirty {
                 self.config
                     .checkpoint_interval
                     .saturating_sub(self.last_checkpoint.elapsed())
             } else {
                 Duration::from_secs(3600)
             };
+            if self.degraded.is_some() && self.poisoned.is_none() {
+                timeout = self.retry_at.saturating_duration_since(Instant::now());
+            }
             match rx.recv_timeout(timeout) {
                 Ok(first) => {
                     pending.push(first);
@@ -603,8 +673,14 @@ impl Committer {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.end_seq > self.checkpointed_size && self.poisoned.is_none() {
-                        let _ = self.write_checkpoint_logged(shared);
+                    if self.poisoned.is_none() {
+                        if self.degraded.is_some() {
+                            if Instant::now() >= self.retry_at {
+                                self.probe(shared);
+                            }
+                        } else if self.end_seq > self.checkpointed_size {
+                            let _ = self.write_checkpoint_logged(shared);
+                        }
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -615,6 +691,7 @@ impl Committer {
             if self.end_seq > self.checkpointed_size
                 && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval
                 && self.poisoned.is_none()
+                && self.degraded.is_none()
             {
                 let _ = self.write_checkpoint_logged(shared);
             }
@@ -662,7 +739,8 @@ impl Committer {
         Ok(())
     }
 
-    /// Writes all queued appends as blocks with one fsync, then answers every caller.
+    /// Writes all queued appends as blocks with one fsync, then answers every caller. A failed
+    /// write is undone (nothing of it stays) and every caller is told so.
     fn commit(&mut self, appends: Vec<(Vec<Vec<u8>>, AppendReply)>, shared: &Shared) {
         if appends.is_empty() {
             return;
@@ -673,14 +751,28 @@ impl Committer {
             }
             return;
         }
+        if let Some(reason) = &self.degraded
+            && Instant::now() < self.retry_at
+        {
+            for (_, reply) in appends {
+                reply(Err(LedgerError::Unavailable(reason.clone())));
+            }
+            return;
+        }
         let start = self.end_seq;
         let all: Vec<&[u8]> = appends
             .iter()
             .flat_map(|(events, _)| events.iter().map(Vec::as_slice))
             .collect();
+        let snapshot = self.snapshot();
         match self.write_events(&all) {
-            Ok(()) => {
+            Ok(tile_bytes) => {
                 shared.end_seq.store(self.end_seq, Ordering::Release);
+                // The events are durable: the group hashes are derived data, written when
+                // the disk takes them (before the next checkpoint at the latest).
+                self.tiles_pending.extend_from_slice(&tile_bytes);
+                let tiles = self.flush_tiles();
+                self.recovered(tiles.err(), shared);
                 let mut seq = start;
                 for (events, reply) in appends {
                     let n = events.len() as u64;
@@ -689,15 +781,152 @@ impl Committer {
                 }
             }
             Err(e) => {
-                self.poisoned = Some(e.to_string());
+                let answer = match self.undo(snapshot) {
+                    Ok(()) => {
+                        self.failed(&e, shared);
+                        LedgerError::Unavailable(e.to_string())
+                    }
+                    Err(undo) => {
+                        // The file's state is unknown: say so, and take no more writes.
+                        let reason = format!("{e}; undoing it failed too: {undo}");
+                        shared.set_degraded(Some(reason.clone()));
+                        self.poisoned = Some(reason.clone());
+                        LedgerError::Poisoned(reason)
+                    }
+                };
                 for (_, reply) in appends {
-                    reply(Err(e.clone()));
+                    reply(Err(answer.clone()));
                 }
             }
         }
     }
 
-    fn write_events(&mut self, events: &[&[u8]]) -> Result<(), LedgerError> {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            end_seq: self.end_seq,
+            segment_first: self.segment_first,
+            segment_bytes: self.segment_bytes,
+            segment_opened: self.segment_opened,
+            sealed: self.sealed.len(),
+            groups: self.groups.clone(),
+            partial: self.partial.clone(),
+        }
+    }
+
+    /// Undoes a failed write: removes segments it created, cuts the segment it began in back to
+    /// its length before (fsynced, so the bytes cannot resurface at the next open).
+    fn undo(&mut self, snapshot: Snapshot) -> Result<(), LedgerError> {
+        let mut removed = false;
+        for (first, path) in files::list_segments(&self.paths)? {
+            if first > snapshot.segment_first {
+                fs::remove_file(&path)
+                    .map_err(|e| LedgerError::io(format!("removing {}", path.display()), e))?;
+                removed = true;
+            }
+        }
+        if removed {
+            sync_dir(&self.paths.segments_dir())?;
+        }
+        let path = self.paths.segment(snapshot.segment_first);
+        if self.segment_first != snapshot.segment_first {
+            self.segment = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| LedgerError::io(format!("opening {}", path.display()), e))?;
+        }
+        self.segment
+            .set_len(snapshot.segment_bytes)
+            .and_then(|_| self.segment.sync_all())
+            .and_then(|_| self.segment.seek(SeekFrom::Start(snapshot.segment_bytes)))
+            .map_err(|e| LedgerError::io(format!("truncating {}", path.display()), e))?;
+        self.segment_first = snapshot.segment_first;
+        self.segment_bytes = snapshot.segment_bytes;
+        self.segment_opened = snapshot.segment_opened;
+        self.sealed.truncate(snapshot.sealed);
+        self.end_seq = snapshot.end_seq;
+        self.groups = snapshot.groups;
+        self.partial = snapshot.partial;
+        Ok(())
+    }
+
+    /// A write failed and was undone: degraded until a retry succeeds.
+    fn failed(&mut self, e: &LedgerError, shared: &Shared) {
+        let reason = e.to_string();
+        if self.degraded.is_none() {
+            self.backoff = FIRST_BACKOFF;
+        } else {
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        }
+        self.retry_at = Instant::now() + self.backoff;
+        shared.set_degraded(Some(reason.clone()));
+        self.degraded = Some(reason);
+    }
+
+    /// Records how the latest write ended: `None` healthy again, `Some(e)` still failing.
+    fn recovered(&mut self, error: Option<LedgerError>, shared: &Shared) {
+        match error {
+            Some(e) => self.failed(&e, shared),
+            None if self.degraded.is_some() => {
+                self.degraded = None;
+                self.backoff = FIRST_BACKOFF;
+                shared.set_degraded(None);
+            }
+            None => {}
+        }
+    }
+
+    /// Writes group hashes not yet in `tiles.dat` (not fsynced: derived data).
+    fn flush_tiles(&mut self) -> Result<(), LedgerError> {
+        if self.tiles_pending.is_empty() {
+            return Ok(());
+        }
+        let len = self.tiles_len;
+        let result = self
+            .tiles
+            .set_len(len)
+            .and_then(|_| self.tiles.seek(SeekFrom::Start(len)))
+            .and_then(|_| self.tiles.write_all(&self.tiles_pending));
+        match result {
+            Ok(_) => {
+                self.tiles_len += self.tiles_pending.len() as u64;
+                self.tiles_pending.clear();
+                Ok(())
+            }
+            Err(e) => {
+                // Keep the file at what is known written; the next flush writes the rest.
+                let _ = self.tiles.set_len(len);
+                Err(LedgerError::io(
+                    format!("writing {}", self.paths.tiles().display()),
+                    e,
+                ))
+            }
+        }
+    }
+
+    /// While degraded: tries whether the disk takes writes again (the pending group hashes and
+    /// checkpoint, or a probe file), and leaves the degraded state if it does.
+    fn probe(&mut self, shared: &Shared) {
+        let result = self.flush_tiles().and_then(|()| {
+            if self.end_seq > self.checkpointed_size {
+                return self.write_checkpoint().map(|_| ());
+            }
+            let path = self.paths.root().join("probe.tmp");
+            let written = File::create(&path)
+                .and_then(|mut f| f.write_all(&[0u8; 64 * 1024]).and_then(|_| f.sync_all()));
+            let _ = fs::remove_file(&path);
+            written.map_err(|e| LedgerError::io(format!("writing {}", path.display()), e))
+        });
+        shared
+            .checkpointed
+            .store(self.checkpointed_size, Ordering::Release);
+        self.recovered(result.err(), shared);
+    }
+
+    /// Writes events as blocks and fsyncs; returns the hashes of the groups completed, for
+    /// `tiles.dat`. Every block but the write's last is flagged `continues`. On an error the
+    /// in-memory state is half-advanced: the caller undoes it.
+    fn write_events(&mut self, events: &[&[u8]]) -> Result<Vec<u8>, LedgerError> {
         let mut buf = std::mem::take(&mut self.write_buf);
         buf.clear();
         let mut tile_bytes = Vec::new();
@@ -712,12 +941,13 @@ impl Committer {
                 raw += events[j].len() + 5;
                 j += 1;
             }
-            format::encode_events_block(
+            format::encode_events_block_flagged(
                 &mut buf,
                 seq,
                 &events[i..j],
                 self.config.zstd_level,
                 &mut self.scratch,
+                j < events.len(),
             );
             for e in &events[i..j] {
                 self.partial.push(merkle::leaf_hash(e));
@@ -739,13 +969,8 @@ impl Committer {
         }
         self.write_segment(&buf)?;
         self.end_seq = seq;
-        if !tile_bytes.is_empty() {
-            self.tiles.write_all(&tile_bytes).map_err(|e| {
-                LedgerError::io(format!("writing {}", self.paths.tiles().display()), e)
-            })?;
-        }
         self.write_buf = buf;
-        Ok(())
+        Ok(tile_bytes)
     }
 
     fn segment_full(&self, buffered: usize) -> bool {
@@ -796,16 +1021,20 @@ impl Committer {
     ) -> Result<SignedCheckpoint, LedgerError> {
         let result = self.write_checkpoint();
         match &result {
-            Ok(_) => shared
-                .checkpointed
-                .store(self.checkpointed_size, Ordering::Release),
-            Err(e) => self.poisoned = Some(e.to_string()),
+            Ok(_) => {
+                shared
+                    .checkpointed
+                    .store(self.checkpointed_size, Ordering::Release);
+                self.recovered(None, shared);
+            }
+            Err(e) => self.failed(e, shared),
         }
         result
     }
 
     fn write_checkpoint(&mut self) -> Result<SignedCheckpoint, LedgerError> {
         // Group hashes first, so a proof against this checkpoint finds them after a crash.
+        self.flush_tiles()?;
         self.tiles
             .sync_data()
             .map_err(|e| LedgerError::io(format!("syncing {}", self.paths.tiles().display()), e))?;
@@ -818,12 +1047,23 @@ impl Committer {
         let note = self.signer.sign(&checkpoint.to_text())?;
         let mut record = Vec::with_capacity(note.len() + 8);
         format::encode_record(&mut record, note.as_bytes());
-        self.checkpoints
+        let path = self.paths.checkpoints();
+        let before = self
+            .checkpoints
+            .stream_position()
+            .map_err(|e| LedgerError::io(format!("seeking {}", path.display()), e))?;
+        let written = self
+            .checkpoints
             .write_all(&record)
-            .and_then(|_| self.checkpoints.sync_data())
-            .map_err(|e| {
-                LedgerError::io(format!("writing {}", self.paths.checkpoints().display()), e)
-            })?;
+            .and_then(|_| self.checkpoints.sync_data());
+        if let Err(e) = written {
+            // Undo a part written (a torn record would be cut at the next start anyway).
+            self.checkpoints
+                .set_len(before)
+                .and_then(|_| self.checkpoints.seek(SeekFrom::Start(before)))
+                .map_err(|undo| LedgerError::io(format!("truncating {}", path.display()), undo))?;
+            return Err(LedgerError::io(format!("writing {}", path.display()), e));
+        }
         self.checkpointed_size = checkpoint.size;
         self.last_checkpoint = Instant::now();
         Ok(SignedCheckpoint { checkpoint, note })
@@ -1116,4 +1356,92 @@ fn find_valid_block_after(bytes: &[u8], from: usize) -> Option<usize> {
         pos = at + 1;
     }
     None
+}
+
+/// Drops a write the previous run did not finish: a trailing run of blocks flagged `continues`
+/// in the last segment (their write's last block never reached the disk), and, when that run
+/// began in the segment before (the write rolled the segment), the segment it created, the
+/// seal and the flagged blocks of the one before. Nobody was told those events were durable:
+/// an append is stored whole or not at all.
+fn drop_incomplete_write(
+    listed: &mut Vec<(u64, PathBuf)>,
+    report: &mut RecoveryReport,
+) -> Result<(), LedgerError> {
+    while let Some((_, path)) = listed.last().cloned() {
+        let scanned = recover_last_segment(&path, report)?;
+        let keep = scanned
+            .blocks
+            .iter()
+            .rposition(|b| !b.header.continues)
+            .map_or(0, |i| i + 1);
+        if keep < scanned.blocks.len() {
+            let offset = scanned.blocks[keep].offset;
+            truncate_file(&path, offset)?;
+            report.cut.push(CutTail {
+                path: path.clone(),
+                offset,
+                bytes: scanned.file_len - offset,
+                reason: "incomplete write: its last block never reached the disk (appends \
+                         stored whole or not at all)"
+                    .into(),
+            });
+        }
+        if keep > 0 || listed.len() < 2 {
+            return Ok(());
+        }
+        // No complete write left here: did the write that ended here begin in the segment
+        // before (a roll in the middle of a write)?
+        let previous = &listed[listed.len() - 2].1;
+        let before = files::scan_segment(previous)?;
+        if !before.blocks.last().is_some_and(|b| b.header.continues) {
+            return Ok(());
+        }
+        let len = fs::metadata(&path).map_or(0, |m| m.len());
+        fs::remove_file(&path)
+            .map_err(|e| LedgerError::io(format!("removing {}", path.display()), e))?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        report.cut.push(CutTail {
+            path: path.clone(),
+            offset: 0,
+            bytes: len,
+            reason: "segment created by an incomplete write (removed)".into(),
+        });
+        listed.pop();
+    }
+    Ok(())
+}
+
+/// Cuts a file to `len` bytes and makes that durable.
+fn truncate_file(path: &Path, len: u64) -> Result<(), LedgerError> {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_len(len).and_then(|_| file.sync_all()))
+        .map_err(|e| LedgerError::io(format!("truncating {}", path.display()), e))
+}
+
+/// Rewrites a version-1 header of the segment about to be appended to as version 2 (the
+/// version that may hold `continues` flags; its blocks are unchanged), before any append.
+fn upgrade_segment_header(
+    file: &mut File,
+    path: &Path,
+    scanned: &SegmentBlocks,
+) -> Result<(), LedgerError> {
+    let mut header = [0u8; format::SEGMENT_HEADER_LEN];
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_exact(&mut header))
+        .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
+    if format::segment_version(&header) == Some(format::SEGMENT_VERSION) {
+        return Ok(());
+    }
+    let upgraded = format::encode_segment_header(scanned.first_seq, scanned.created_nanos);
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.write_all(&upgraded))
+        .and_then(|_| file.sync_all())
+        .map_err(|e| {
+            LedgerError::io(
+                format!("upgrading the header of {} to version 2", path.display()),
+                e,
+            )
+        })
 }

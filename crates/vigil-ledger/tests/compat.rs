@@ -46,3 +46,61 @@ fn v1_ledger_reads_and_verifies() {
     let verifier = reader.verifier().unwrap();
     assert!(verifier.open(&proof.checkpoint.note).is_ok());
 }
+
+/// A writer appends to a version-1 ledger: the last segment's header becomes version 2 (the
+/// version whose blocks may carry the `continues` flag) and a multi-block append reads and
+/// verifies with the old events around it.
+#[test]
+fn v1_ledger_takes_multi_block_appends() {
+    let copy = tempfile::tempdir().unwrap();
+    let from = fixture("v1").join("ledger");
+    let to = copy.path().join("ledger");
+    std::fs::create_dir_all(to.join("segments")).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    for entry in std::fs::read_dir(from.join("segments")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join("segments").join(entry.file_name())).unwrap();
+    }
+    let (ledger, _) =
+        vigil_ledger::Ledger::open(copy.path(), vigil_ledger::LedgerConfig::default()).unwrap();
+    let events: Vec<vigil_event::Event> = (0..700)
+        .map(|i| {
+            let mut e = vigil_event::Event::new(vigil_event::Timestamp::from_secs(i));
+            e.insert("n", i);
+            e
+        })
+        .collect();
+    assert_eq!(ledger.append(&events).unwrap(), 1001..1701);
+    ledger.close().unwrap();
+    let report = verify(copy.path(), &VerifyOptions::default(), &mut |_, _| {}).unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    let mut reader = LedgerReader::open(copy.path()).unwrap();
+    assert_eq!(
+        reader
+            .read_event(1700)
+            .unwrap()
+            .get("n")
+            .and_then(|v| v.as_i64()),
+        Some(699)
+    );
+    assert_eq!(
+        reader
+            .read_event(701)
+            .unwrap()
+            .get("n")
+            .and_then(|v| v.as_i64()),
+        Some(700)
+    );
+    let flagged = reader
+        .segments()
+        .iter()
+        .flat_map(|s| s.blocks.iter())
+        .filter(|b| b.header.continues)
+        .count();
+    assert!(flagged >= 2, "the append spans blocks flagged `continues`");
+}

@@ -169,3 +169,149 @@ fn kill_nine_loses_no_acknowledged_event() {
     assert!(report.is_intact(), "{:?}", report.problems);
     assert_eq!(report.end_seq, end);
 }
+
+/// Copies the files of a ledger directory (not the lock) from `from` to `to`.
+fn copy_ledger(from: &Path, to: &Path) {
+    let (from, to) = (from.join("ledger"), to.join("ledger"));
+    std::fs::create_dir_all(to.join("segments")).unwrap();
+    for name in [
+        "signing.key",
+        "verifier.vkey",
+        "tiles.dat",
+        "checkpoints.log",
+        "prunes.log",
+    ] {
+        if from.join(name).exists() {
+            std::fs::copy(from.join(name), to.join(name)).unwrap();
+        }
+    }
+    for entry in std::fs::read_dir(from.join("segments")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join("segments").join(entry.file_name())).unwrap();
+    }
+}
+
+/// One append that spans many blocks and a segment roll, cut by a crash after every block
+/// boundary it wrote (before its fsync returned, so before anyone was told it was durable):
+/// recovery must keep all of it or none of it, never a prefix (issue 13, defect 7).
+#[test]
+fn crash_between_blocks_of_one_append_stores_all_or_nothing() {
+    let before = tempfile::tempdir().unwrap();
+    let small_segments = LedgerConfig {
+        segment_max_bytes: 96 * 1024,
+        ..LedgerConfig::default()
+    };
+    // A committed prefix: 10 events and a checkpoint over them.
+    let (ledger, _) = Ledger::open(before.path(), small_segments.clone()).unwrap();
+    let prefix: Vec<Event> = (0..10).map(|i| event_for(9, i)).collect();
+    assert_eq!(ledger.append(&prefix).unwrap(), 0..10);
+    ledger.close().unwrap();
+
+    // The big append, written in full on a copy: its segment bytes are what a crash tears.
+    let after = tempfile::tempdir().unwrap();
+    copy_ledger(before.path(), after.path());
+    let (ledger, _) = Ledger::open(after.path(), small_segments.clone()).unwrap();
+    let big: Vec<Event> = (0..1500)
+        .map(|i| {
+            let mut e = event_for(1, i);
+            // Incompressible-ish text, so blocks and segments fill.
+            let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let noise: String = (0..24)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{x:016x}")
+                })
+                .collect();
+            e.insert("noise", noise);
+            e
+        })
+        .collect();
+    assert_eq!(ledger.append(&big).unwrap(), 10..1510);
+    ledger.close().unwrap();
+
+    let seg_dir = |d: &Path| d.join("ledger").join("segments");
+    let mut before_segs: Vec<_> = std::fs::read_dir(seg_dir(before.path()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    before_segs.sort();
+    let mut after_segs: Vec<_> = std::fs::read_dir(seg_dir(after.path()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    after_segs.sort();
+    assert!(
+        after_segs.len() >= 2,
+        "the append must roll a segment for this test: {after_segs:?}"
+    );
+    let first_touched = before_segs.len() - 1;
+    let before_len = std::fs::metadata(seg_dir(before.path()).join(&before_segs[first_touched]))
+        .unwrap()
+        .len();
+
+    // Every block boundary the append produced, as (segment index, byte length kept).
+    let mut cuts: Vec<(usize, u64)> = Vec::new();
+    for (i, name) in after_segs.iter().enumerate().skip(first_touched) {
+        let path = seg_dir(after.path()).join(name);
+        let scanned = vigil_ledger::files::scan_segment(&path).unwrap();
+        let mut ends = vec![vigil_ledger::format::SEGMENT_HEADER_LEN as u64];
+        ends.extend(
+            scanned
+                .blocks
+                .iter()
+                .map(|b| b.offset + b.header.stored_len()),
+        );
+        ends.push(scanned.valid_len); // after the seal, for a sealed segment
+        ends.dedup();
+        for end in ends {
+            if i == first_touched && end <= before_len {
+                continue;
+            }
+            cuts.push((i, end));
+        }
+    }
+    let full = *cuts.last().unwrap();
+    assert!(cuts.len() > 6, "the append spans several blocks: {cuts:?}");
+
+    for &(seg, len) in &cuts {
+        let crashed = tempfile::tempdir().unwrap();
+        // Checkpoint and tiles as before the append (it was never acknowledged), segments as
+        // far as the crash let them reach the disk.
+        copy_ledger(before.path(), crashed.path());
+        for (i, name) in after_segs.iter().enumerate().skip(first_touched) {
+            if i > seg {
+                break;
+            }
+            let mut bytes = std::fs::read(seg_dir(after.path()).join(name)).unwrap();
+            if i == seg {
+                bytes.truncate(len as usize);
+            }
+            std::fs::write(seg_dir(crashed.path()).join(name), bytes).unwrap();
+        }
+        let (ledger, report) = Ledger::open(crashed.path(), small_segments.clone())
+            .unwrap_or_else(|e| panic!("cut at segment {seg} byte {len}: {e}"));
+        let complete = (seg, len) == full;
+        let expected = if complete { 1510 } else { 10 };
+        assert_eq!(
+            ledger.end_seq(),
+            expected,
+            "cut at segment {seg} byte {len}: {report:?}"
+        );
+        // The ledger goes on: a new append follows the kept events and everything verifies.
+        let next = ledger.append(&[event_for(2, 0)]).unwrap();
+        assert_eq!(next, expected..expected + 1);
+        ledger.close().unwrap();
+        let verified = verify(crashed.path(), &VerifyOptions::default(), &mut |_, _| {}).unwrap();
+        assert!(
+            verified.is_intact(),
+            "cut at segment {seg} byte {len}: {:?}",
+            verified.problems
+        );
+        let mut reader = LedgerReader::open(crashed.path()).unwrap();
+        assert_eq!(reader.end_seq(), expected + 1);
+        let last = reader.read_event(expected).unwrap();
+        assert_eq!(last.get("thread").and_then(|v| v.as_i64()), Some(2));
+    }
+}

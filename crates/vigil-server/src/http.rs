@@ -27,7 +27,7 @@ use vigil_event::{Event, Timestamp, Value};
 use vigil_parse::{Format, ParseContext, parse_line};
 
 use crate::auth::{AuthError, Principal, TokenStore};
-use crate::pipeline::{Ingest, IngestError, MAX_BATCH};
+use crate::pipeline::{Ingest, IngestError};
 
 /// How long an HTTP request waits for room in the pipeline before 429.
 const HTTP_PATIENCE: Duration = Duration::from_secs(2);
@@ -83,7 +83,7 @@ type Shared = Arc<AppState>;
 pub fn router(state: Shared) -> Router {
     let limit = state.max_body_bytes;
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/checkpoint", get(checkpoint))
@@ -145,6 +145,10 @@ fn too_many(state: &AppState, message: &str) -> Response {
 fn ingest_failure(state: &AppState, e: IngestError) -> Response {
     match e {
         IngestError::Overloaded => too_many(state, "the ledger is behind; retry after a second"),
+        e @ IngestError::TooManyEvents { .. } => {
+            state.ingest.metrics.http_rejected.add("too_large", 1);
+            error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
         IngestError::Ledger(e) => {
             state.ingest.metrics.http_rejected.add("ledger", 1);
             let mut r = error(
@@ -389,35 +393,24 @@ fn context(state: &AppState, source: String, peer: SocketAddr) -> ParseContext {
     }
 }
 
-/// Appends events in batches and waits until all are durable; returns one range per batch.
-/// Only the first batch may be refused as overload (429, nothing stored): once part of a
-/// request is in the ledger, the rest waits for room, so a request is stored whole or (on a
-/// ledger failure) answered with an error, never cut in two by backpressure.
+/// Appends the events of one request as one ledger append and waits until they are durable:
+/// stored whole (one range of consecutive sequence numbers, none of another sender's between)
+/// or not at all (429 when the ledger is behind, 413 over [`crate::pipeline::MAX_REQUEST_EVENTS`] events, 503
+/// when the ledger cannot write). Returns the range, none when the request held no events.
 async fn store(
     state: &AppState,
     events: Vec<Event>,
     listener: &'static str,
+    mark: Option<&crate::idempotency::Mark>,
 ) -> Result<Vec<std::ops::Range<u64>>, IngestError> {
-    let mut pendings = Vec::new();
-    let mut events = events;
-    while !events.is_empty() {
-        let rest = events.split_off(events.len().min(MAX_BATCH));
-        let batch = std::mem::replace(&mut events, rest);
-        let pending = if pendings.is_empty() {
-            state
-                .ingest
-                .append_within(batch, listener, HTTP_PATIENCE)
-                .await?
-        } else {
-            state.ingest.append_waiting(batch, listener).await?
-        };
-        pendings.push(pending);
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut ranges = Vec::with_capacity(pendings.len());
-    for p in pendings {
-        ranges.push(p.durable().await?);
-    }
-    Ok(ranges)
+    let pending = state
+        .ingest
+        .append_marked(events, listener, HTTP_PATIENCE, mark)
+        .await?;
+    Ok(vec![pending.durable().await?])
 }
 
 fn count_parse_errors(events: &[Event]) -> usize {
@@ -486,7 +479,16 @@ async fn ingest(
             let (state, headers, principal) =
                 (Arc::clone(&state), headers.clone(), principal.clone());
             let task = tokio::spawn(async move {
-                let response = ingest_batch(&state, peer, q, &headers, &principal, body).await;
+                let response = ingest_batch(
+                    &state,
+                    peer,
+                    q,
+                    &headers,
+                    &principal,
+                    body,
+                    Some(key.clone()),
+                )
+                .await;
                 let answer = response.as_ref().ok().map(JsonValue::to_string);
                 state.idempotency.finish(&principal.id, &key, tx, answer);
                 response
@@ -496,7 +498,7 @@ async fn ingest(
                 Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
             }
         }
-        _ => ingest_batch(&state, peer, q, &headers, &principal, body).await,
+        _ => ingest_batch(&state, peer, q, &headers, &principal, body, None).await,
     };
     match response {
         Ok(answer) => Json(answer).into_response(),
@@ -512,6 +514,7 @@ async fn ingest_batch(
     headers: &HeaderMap,
     principal: &Principal,
     body: Vec<u8>,
+    idempotency_key: Option<String>,
 ) -> Result<JsonValue, Response> {
     state.ingest.metrics.bytes.add("http", body.len() as u64);
     let content_type = headers
@@ -542,13 +545,18 @@ async fn ingest_batch(
         .unwrap_or_default();
     let parse_errors = count_parse_errors(&events);
     let n = events.len();
-    match store(state, events, "http").await {
-        Ok(ranges) => Ok(json!({
-            "accepted": n,
-            "first_seq": ranges.first().map(|r| r.start),
-            "last_seq": ranges.last().map(|r| r.end - 1),
-            "parse_errors": parse_errors,
-        })),
+    // The key rides in the batch's first event, so it survives a crash with the batch.
+    let mark = idempotency_key.map(|key| crate::idempotency::Mark {
+        key,
+        sender: principal.id.clone(),
+        parse_errors,
+    });
+    match store(state, events, "http", mark.as_ref()).await {
+        Ok(ranges) => Ok(crate::idempotency::answer(
+            n,
+            ranges.into_iter().next(),
+            parse_errors,
+        )),
         Err(e) => Err(ingest_failure(state, e)),
     }
 }
@@ -718,7 +726,7 @@ async fn hec_event(
             return (StatusCode::BAD_REQUEST, Json(json!({"text": format!("Invalid data format: {reason}"), "code": 6, "invalid-event-number": i}))).into_response();
         }
     };
-    match store(&state, events, "hec").await {
+    match store(&state, events, "hec", None).await {
         Ok(_) => hec(StatusCode::OK, "Success", 0),
         Err(IngestError::Overloaded) => {
             state.ingest.metrics.http_rejected.add("overloaded", 1);
@@ -772,7 +780,7 @@ async fn hec_raw(
             }
         }
     }
-    match store(&state, events, "hec").await {
+    match store(&state, events, "hec", None).await {
         Ok(_) => hec(StatusCode::OK, "Success", 0),
         Err(e) => ingest_failure(&state, e),
     }
@@ -853,7 +861,7 @@ async fn bulk_impl(
             BulkItem::Refused(..) => None,
         })
         .collect();
-    let ranges = match store(&state, docs, "bulk").await {
+    let ranges = match store(&state, docs, "bulk", None).await {
         Ok(r) => r,
         Err(IngestError::Overloaded) => {
             state.ingest.metrics.http_rejected.add("overloaded", 1);
@@ -1190,7 +1198,7 @@ async fn metrics(
         return error(status, msg);
     }
     let ledger = state.ingest.ledger();
-    let text = state.ingest.metrics.render(
+    let mut text = state.ingest.metrics.render(
         ledger.end_seq(),
         ledger.checkpointed_size(),
         state.ingest.in_flight(),
@@ -1200,7 +1208,26 @@ async fn metrics(
             .as_deref()
             .map(|d| (&d.progress, &*state.notify_stats)),
     );
+    text.push_str(&format!(
+        "# HELP vigil_ledger_degraded 1 while the ledger cannot store events (a full disk, an I/O error) and retries by itself.\n\
+         # TYPE vigil_ledger_degraded gauge\nvigil_ledger_degraded {}\n",
+        u8::from(ledger.degraded().is_some())
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// `GET /healthz`: `ok` while Vigil can store events; 503
+/// `{"status":"degraded","reason":"ledger: …"}` while the ledger cannot write (it retries by
+/// itself and this turns back to `ok` once it can).
+async fn health(State(state): State<Shared>) -> Response {
+    match state.ingest.ledger().degraded() {
+        None => "ok\n".into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "reason": format!("ledger: {reason}")})),
+        )
+            .into_response(),
+    }
 }
 
 #[cfg(test)]

@@ -391,6 +391,21 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         ));
     }
     if let Some(addr) = config.http {
+        // Keys of batches stored before a crash, read back before the first request. A ledger
+        // that cannot be read back costs the keys (a retry may be stored twice), not the start.
+        let idempotency = {
+            let data_dir = config.data_dir.clone();
+            let rebuilt = tokio::task::spawn_blocking(move || {
+                idempotency::Idempotency::from_ledger(&data_dir)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+            rebuilt.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "idempotency keys not rebuilt from the ledger");
+                idempotency::Idempotency::default()
+            })
+        };
         let listener = bind_tcp(addr, if config.http_tls { "https" } else { "http" }).await?;
         bound.0 = listener.local_addr().ok();
         let state = Arc::new(http::AppState {
@@ -404,7 +419,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             notify_stats: Arc::clone(&notify_stats),
             decisions: Arc::clone(&decisions),
             bouncer_polls: std::sync::Mutex::new(std::collections::HashMap::new()),
-            idempotency: idempotency::Idempotency::default(),
+            idempotency,
             sessions: Arc::new(session::SessionStore::new(
                 &config.data_dir,
                 config.session_idle,

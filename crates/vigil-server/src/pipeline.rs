@@ -4,6 +4,14 @@
 //! (`MAX_IN_FLIGHT_EVENTS`). Listeners choose what to do when it is exhausted: TCP and TLS wait
 //! (the socket stops being read, so the sender slows down), HTTP waits briefly then answers 429
 //! with `Retry-After`, UDP drops the datagram and counts it.
+//!
+//! One call is one ledger append: the events of a request are stored whole or not at all, with
+//! consecutive sequence numbers no other sender's events fall between. Room is taken for the
+//! whole request, so a request may carry at most [`MAX_REQUEST_EVENTS`] events (HTTP answers
+//! a larger one 413 before anything is stored). An event too large for the ledger
+//! (`vigil_ledger::format::MAX_EVENT_BYTES` in canonical form) can never be stored as it is:
+//! it is cut to fit and tagged `truncated`, like a syslog message over the size limit, so it
+//! never blocks what follows.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -19,8 +27,10 @@ use crate::metrics::Metrics;
 /// Events accepted but not yet durable, across all listeners. At ~1 KiB per event this bounds
 /// in-flight memory to about 64 MiB.
 pub const MAX_IN_FLIGHT_EVENTS: usize = 64 * 1024;
-/// Largest batch one append may carry (must not exceed `MAX_IN_FLIGHT_EVENTS`).
+/// Largest batch a stream listener gathers into one append.
 pub const MAX_BATCH: usize = 4096;
+/// Most events one request (one append) may carry: room in flight is taken for all of them.
+pub const MAX_REQUEST_EVENTS: usize = MAX_IN_FLIGHT_EVENTS;
 
 /// Why events could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +38,16 @@ pub enum IngestError {
     /// Too many events in flight; try again shortly.
     #[error("the ledger is behind; retry shortly")]
     Overloaded,
+    /// More events in one request than one append may carry; nothing was stored.
+    #[error(
+        "a request may carry at most {max} events, this one has {events}; nothing was stored, send smaller batches"
+    )]
+    TooManyEvents {
+        /// Events in the request.
+        events: usize,
+        /// [`MAX_REQUEST_EVENTS`].
+        max: usize,
+    },
     /// The ledger refused or failed.
     #[error("ledger: {0}")]
     Ledger(#[from] LedgerError),
@@ -99,11 +119,27 @@ impl Ingest {
         mut events: Vec<Event>,
         permit: OwnedSemaphorePermit,
         listener: &'static str,
+        mark: Option<&crate::idempotency::Mark>,
     ) -> Pending {
         let mut parse_errors = 0;
-        for event in events.iter_mut() {
+        let mut truncated = 0;
+        let n_events = events.len();
+        for (i, event) in events.iter_mut().enumerate() {
             // Parsed lines were masked already; this catches events built any other way.
             self.redactor.redact_event(event);
+            // Only Vigil records idempotency keys: one claimed from outside could make a
+            // sender's retry look stored after a restart.
+            crate::idempotency::Mark::strip(event);
+            if i == 0
+                && let Some(mark) = mark
+            {
+                // Vigil's own record, in the same atomic append (after redaction: the key is
+                // kept as sent).
+                mark.record(event, n_events);
+            }
+            if fit(event) {
+                truncated += 1;
+            }
             if let Some(vigil_event::Value::List(kinds)) = event.get("vigil.redacted") {
                 for kind in kinds.iter().filter_map(vigil_event::Value::as_str) {
                     self.metrics.redactions.add(kind, 1);
@@ -117,6 +153,7 @@ impl Ingest {
             }
         }
         self.metrics.parse_errors.add(listener, parse_errors);
+        self.metrics.truncated.add(listener, truncated);
         // Events per source, counted once the batch is durable (a batch usually has one).
         let mut per_source: Vec<(String, u64)> = Vec::new();
         for event in &events {
@@ -151,12 +188,12 @@ impl Ingest {
         events: Vec<Event>,
         listener: &'static str,
     ) -> Result<Pending, IngestError> {
-        let n = events.len().clamp(1, MAX_BATCH.min(self.capacity)) as u32;
+        let n = self.room_for(&events)?;
         let permit = Arc::clone(&self.permits)
             .acquire_many_owned(n)
             .await
             .map_err(|_| IngestError::Ledger(LedgerError::Closed))?;
-        Ok(self.start(events, permit, listener))
+        Ok(self.start(events, permit, listener, None))
     }
 
     /// Appends if there is room within `patience`, else `Overloaded` (HTTP).
@@ -166,10 +203,22 @@ impl Ingest {
         listener: &'static str,
         patience: Duration,
     ) -> Result<Pending, IngestError> {
-        let n = events.len().clamp(1, MAX_BATCH.min(self.capacity)) as u32;
+        self.append_marked(events, listener, patience, None).await
+    }
+
+    /// [`Ingest::append_within`], recording an `Idempotency-Key` in the first event (the same
+    /// atomic append), so the key survives a server crash.
+    pub async fn append_marked(
+        &self,
+        events: Vec<Event>,
+        listener: &'static str,
+        patience: Duration,
+        mark: Option<&crate::idempotency::Mark>,
+    ) -> Result<Pending, IngestError> {
+        let n = self.room_for(&events)?;
         let acquire = Arc::clone(&self.permits).acquire_many_owned(n);
         match tokio::time::timeout(patience, acquire).await {
-            Ok(Ok(permit)) => Ok(self.start(events, permit, listener)),
+            Ok(Ok(permit)) => Ok(self.start(events, permit, listener, mark)),
             Ok(Err(_)) => Err(IngestError::Ledger(LedgerError::Closed)),
             Err(_) => Err(IngestError::Overloaded),
         }
@@ -181,16 +230,116 @@ impl Ingest {
         events: Vec<Event>,
         listener: &'static str,
     ) -> Result<Pending, IngestError> {
-        let n = events.len().clamp(1, MAX_BATCH.min(self.capacity)) as u32;
+        let n = self.room_for(&events)?;
         match Arc::clone(&self.permits).try_acquire_many_owned(n) {
-            Ok(permit) => Ok(self.start(events, permit, listener)),
+            Ok(permit) => Ok(self.start(events, permit, listener, None)),
             Err(_) => Err(IngestError::Overloaded),
         }
+    }
+
+    /// Permits for one request: one per event (at least one), or `TooManyEvents`.
+    fn room_for(&self, events: &[Event]) -> Result<u32, IngestError> {
+        if events.len() > MAX_REQUEST_EVENTS {
+            return Err(IngestError::TooManyEvents {
+                events: events.len(),
+                max: MAX_REQUEST_EVENTS,
+            });
+        }
+        Ok(events.len().clamp(1, self.capacity) as u32)
     }
 
     /// Waits until every accepted event is durable (shutdown).
     pub async fn drain(&self) {
         let _all = self.permits.acquire_many(self.capacity as u32).await;
+    }
+}
+
+/// Room kept under the ledger's event limit for the `truncated` tag and the cut marks.
+const FIT_SLACK: usize = 4096;
+
+/// Cuts an event too large for the ledger until it fits: its longest text fields are shortened
+/// (at a character boundary); an event whose size is not in a few long texts is replaced by one
+/// that keeps its time, Vigil's own fields and the start of its JSON. Tags it `truncated` and
+/// returns true when it cut anything.
+pub fn fit(event: &mut Event) -> bool {
+    let max = vigil_ledger::format::MAX_EVENT_BYTES;
+    // The usual event is far below the limit: a cheap bound spares encoding it twice.
+    let rough: usize = event.fields().map(|(k, v)| k.len() + rough_size(v)).sum();
+    if rough + 64 * 1024 < max {
+        return false;
+    }
+    let mut size = event.to_canonical().len();
+    if size <= max {
+        return false;
+    }
+    // Each round shortens the longest text by at least the excess, so a few rounds suffice
+    // when the size is in long texts; otherwise fall back below.
+    for _ in 0..16 {
+        let longest = event
+            .fields()
+            .filter_map(|(k, v)| match v {
+                vigil_event::Value::Str(s) => Some((k.to_owned(), s.len())),
+                _ => None,
+            })
+            .max_by_key(|(_, len)| *len);
+        let Some((key, len)) = longest else { break };
+        let excess = size + FIT_SLACK - max;
+        if len < 1024 {
+            break;
+        }
+        if let Some(vigil_event::Value::Str(text)) = event.get_mut(&key) {
+            let mut keep = len.saturating_sub(excess).min(len / 2 + len / 4);
+            while !text.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            text.truncate(keep);
+        }
+        size = event.to_canonical().len();
+        if size + FIT_SLACK <= max {
+            event.add_tag("truncated");
+            return true;
+        }
+    }
+    if size + 256 <= max {
+        event.add_tag("truncated");
+        return true;
+    }
+    // Many small fields: keep what says where the event came from, and the start of it.
+    let mut cut = Event::new(event.timestamp());
+    for (key, value) in event.fields() {
+        if key.starts_with("vigil.") && value.to_string().len() < 1024 {
+            cut.insert(key, value.clone());
+        }
+    }
+    let mut json = event.to_json().to_string();
+    let mut keep = (64 * 1024).min(json.len());
+    while !json.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    json.truncate(keep);
+    cut.insert(
+        "message",
+        format!("event of {size} bytes over the {max}-byte limit, cut: {json}"),
+    );
+    cut.add_tag("truncated");
+    *event = cut;
+    true
+}
+
+/// About the bytes a value takes in canonical form, erring high (at most a few bytes low per
+/// element, which the 64 KiB margin above covers).
+fn rough_size(value: &vigil_event::Value) -> usize {
+    use vigil_event::Value;
+    match value {
+        Value::Str(s) => s.len() + 12,
+        Value::List(items) => 12 + items.iter().map(rough_size).sum::<usize>(),
+        Value::Map(map) => {
+            12 + map
+                .iter()
+                .map(|(k, v)| k.len() + 12 + rough_size(v))
+                .sum::<usize>()
+        }
+        _ => 24,
     }
 }
 
@@ -208,6 +357,67 @@ mod tests {
                 e
             })
             .collect()
+    }
+
+    #[test]
+    fn fit_cuts_long_texts_and_tags_the_event() {
+        let max = vigil_ledger::format::MAX_EVENT_BYTES;
+        let mut small = Event::new(Timestamp::from_secs(1));
+        small.insert("message", "short");
+        assert!(!fit(&mut small));
+        assert!(small.get("tags").is_none());
+
+        // The same long line twice (message and event.original), together over the limit.
+        let line = format!("huge {}", "é".repeat(300_000));
+        let mut big = Event::new(Timestamp::from_secs(1));
+        big.insert("message", line.as_str());
+        big.insert("event.original", line.as_str());
+        big.insert("vigil.source", "test");
+        assert!(big.to_canonical().len() > max);
+        assert!(fit(&mut big));
+        assert!(big.to_canonical().len() <= max);
+        assert!(big.get("tags").unwrap().to_string().contains("truncated"));
+        assert!(big.get_str("message").unwrap().starts_with("huge é"));
+        assert_eq!(big.get_str("vigil.source"), Some("test"));
+
+        // Size in many small fields: the start of it is kept, with Vigil's own fields.
+        let mut wide = Event::new(Timestamp::from_secs(1));
+        wide.insert("vigil.source", "test");
+        for i in 0..120_000 {
+            wide.insert(format!("f{i}"), "value");
+        }
+        assert!(wide.to_canonical().len() > max);
+        assert!(fit(&mut wide));
+        assert!(wide.to_canonical().len() <= max);
+        assert!(wide.get("tags").unwrap().to_string().contains("truncated"));
+        assert_eq!(wide.get_str("vigil.source"), Some("test"));
+        assert!(wide.get_str("message").unwrap().contains("over the"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_request_is_one_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+        let ingest = Ingest::new(
+            ledger.clone(),
+            Redactor::default(),
+            Arc::new(Metrics::default()),
+        );
+        let range = ingest
+            .append_within(events(5000), "test", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .durable()
+            .await
+            .unwrap();
+        assert_eq!(range, 0..5000, "one range for the whole request");
+        assert!(matches!(
+            ingest.try_append(events(MAX_REQUEST_EVENTS + 1), "test"),
+            Err(IngestError::TooManyEvents { .. })
+        ));
+        assert_eq!(ingest.in_flight(), 0);
+        drop(ingest);
+        ledger.close().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,6 +45,11 @@ mod journald;
 
 /// Largest batch sent in one request.
 const MAX_BATCH_BYTES: u64 = 1 << 20;
+/// Most lines in one batch: well under the server's cap on events per request
+/// (`vigil_server::pipeline::MAX_REQUEST_EVENTS`), which refuses a larger request whole.
+const MAX_BATCH_LINES: usize = 50_000;
+/// Batches the server refused as final (a 4xx other than auth and rate limits), skipped.
+static REFUSED_BATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// How long a rotated-away file may still grow before the agent switches to the new one.
 const ROTATE_GRACE: Duration = Duration::from_secs(1);
 /// First and largest retry delay after a failed send.
@@ -628,7 +633,8 @@ fn find_rotated(path: &Path, saved: Position) -> Result<Option<PathBuf>> {
     Ok(None)
 }
 
-/// Complete lines from `offset`, at most [`MAX_BATCH_BYTES`] (a longer line is sent in pieces).
+/// Complete lines from `offset`, at most [`MAX_BATCH_BYTES`] (a longer line is sent in pieces)
+/// and [`MAX_BATCH_LINES`] lines.
 /// With `flush_partial`, a last line without newline counts as complete.
 fn read_batch(file: &File, offset: u64, size: u64, flush_partial: bool) -> Result<Vec<u8>> {
     let want = size.saturating_sub(offset).min(MAX_BATCH_BYTES);
@@ -645,6 +651,15 @@ fn read_batch(file: &File, offset: u64, size: u64, flush_partial: bool) -> Resul
         filled += n;
     }
     buf.truncate(filled);
+    if let Some((cut, _)) = buf
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(MAX_BATCH_LINES - 1)
+    {
+        buf.truncate(cut + 1);
+        return Ok(buf);
+    }
     match buf.iter().rposition(|&b| b == b'\n') {
         _ if flush_partial && filled as u64 == size - offset => {}
         Some(last) => buf.truncate(last + 1),
@@ -672,6 +687,12 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// Whether an answer refuses the batch for good: a client error that is about the request,
+/// not about credentials (401/403: a token being fixed) or pace (408/429).
+fn batch_refused(status: reqwest::StatusCode) -> bool {
+    status.is_client_error() && !matches!(status.as_u16(), 401 | 403 | 408 | 429)
+}
+
 /// This machine's name, for batch keys.
 fn host_name() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
@@ -681,8 +702,11 @@ fn host_name() -> String {
         .unwrap_or_else(|| "agent".into())
 }
 
-/// Sends one batch until the server acknowledges it: retries forever with backoff, honouring
-/// `Retry-After` on 429/503. Lines are never dropped, so a persistent error is logged each time.
+/// Sends one batch until the server acknowledges it: retries with backoff, honouring
+/// `Retry-After` on 429/503, while the failure may pass (the network, the server busy or
+/// unavailable, a token not (yet) accepted). A 4xx about the batch itself (400, 413, …) can
+/// never pass: it is final for this batch, which is logged, counted and skipped so it never
+/// blocks what follows.
 async fn send(shipper: &Shipper, url: &str, key: &str, idempotency_key: &str, body: Vec<u8>) {
     let mut backoff = BACKOFF_START;
     loop {
@@ -697,6 +721,17 @@ async fn send(shipper: &Shipper, url: &str, key: &str, idempotency_key: &str, bo
             .await;
         let wait = match result {
             Ok(r) if r.status().is_success() => return,
+            Ok(r) if batch_refused(r.status()) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                let n = REFUSED_BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                eprintln!(
+                    "vigil: agent: {key}: server refused the batch ({status}): {}; skipping it \
+                     ({n} batches refused since start)",
+                    text.trim()
+                );
+                return;
+            }
             Ok(r) => {
                 let status = r.status();
                 let retry_after = r

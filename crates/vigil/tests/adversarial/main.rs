@@ -6,6 +6,10 @@
 //!
 //! Run just this suite with `cargo test -p vigil --test adversarial`.
 
+mod batches;
 #[path = "../common/mod.rs"]
 mod common;
 mod forged_events;
+mod disk_full;
+mod idempotency;
+mod oversize;
