@@ -38,6 +38,7 @@
 mod error;
 pub mod files;
 pub mod format;
+pub mod integrity;
 mod keys;
 pub mod merkle;
 pub mod note;
