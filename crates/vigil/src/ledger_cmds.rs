@@ -31,6 +31,11 @@ pub struct VerifyArgs {
     /// verifier.vkey, which an attacker with disk access could replace.
     #[arg(long, value_name = "VKEY|FILE")]
     key: Option<String>,
+    /// A signed checkpoint kept outside this host (a file holding the note, or the JSON a
+    /// checkpoint sink received): the ledger must be consistent with it (RFC 9162 consistency
+    /// proof), which catches a rollback or a fork signed with a stolen key.
+    #[arg(long, value_name = "CHECKPOINT_FILE")]
+    against: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: OutputFormat,
@@ -45,7 +50,38 @@ enum OutputFormat {
     Json,
 }
 
-/// `vigil verify`: exit 0 when intact, 1 with the first bad place otherwise.
+/// Exit code of `vigil verify` when everything checks out but the ledger was recovered
+/// (re-signed after a failed check) at least once.
+pub const EXIT_VERIFIED_RECOVERED: u8 = 3;
+
+/// The checkpoint note in a `--against` file: the note itself, or JSON with a `checkpoint`
+/// field (what a checkpoint sink receives).
+fn read_against(path: &std::path::Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--against {}", path.display()))?;
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
+        return value
+            .get("checkpoint")
+            .and_then(|c| c.as_str())
+            .map(str::to_owned)
+            .with_context(|| {
+                format!(
+                    "--against {}: JSON without a \"checkpoint\" note",
+                    path.display()
+                )
+            });
+    }
+    Ok(text)
+}
+
+/// `name+keyid` of a vkey (without the public key material).
+fn key_label(vkey: &str) -> &str {
+    vkey.rsplit_once('+').map_or(vkey, |(label, _)| label)
+}
+
+/// `vigil verify`: exit 0 when every event is verified by the key up to a named checkpoint,
+/// 1 with the first bad place otherwise, 2 when it could not run, 3 when verified but the ledger
+/// was recovered (re-signed) at least once.
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let trusted_key = match &args.key {
         None => None,
@@ -57,21 +93,51 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             Some(NoteVerifier::from_vkey(&text).with_context(|| format!("--key {k}"))?)
         }
     };
+    let against = args.against.as_deref().map(read_against).transpose()?;
+    let key_source = if trusted_key.is_some() {
+        "given with --key"
+    } else {
+        "the ledger's own verifier.vkey; pass --key with a copy kept elsewhere to rule out a replaced key"
+    };
     let bar = progress_bar(args.quiet || args.format == OutputFormat::Json, "verifying");
     let report = vigil_ledger::verify(
         &args.data.data_dir,
-        &VerifyOptions { trusted_key },
+        &VerifyOptions {
+            trusted_key,
+            against,
+        },
         &mut |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         },
     )?;
     bar.finish_and_clear();
+    let checkpoint_json = |c: &vigil_ledger::note::Checkpoint| {
+        json!({
+            "size": c.size,
+            "root": vigil_server::http::hex(&c.root),
+            "time": c.time(),
+        })
+    };
+    let verdict = if !report.is_intact() {
+        "failed"
+    } else if !report.recoveries.is_empty() {
+        "verified_recovered"
+    } else {
+        "verified"
+    };
     let mut out = io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
             let body = json!({
                 "intact": report.is_intact(),
+                "verdict": verdict,
+                "verified_by_key": key_label(&report.key),
+                "verified_up_to": report.latest_verified.as_ref().map(checkpoint_json),
+                "recoveries": report.recoveries.iter().map(|r| json!({
+                    "time": r.time.to_rfc3339(), "size": r.size, "reason": r.reason, "found": r.found,
+                })).collect::<Vec<_>>(),
+                "against": report.against.as_ref().map(checkpoint_json),
                 "first_problem": report.problems.first().map(|p| p.to_string()),
                 "problems": report.problems.iter().map(|p| json!({
                     "file": p.place.file.as_ref().map(|f| f.display().to_string()),
@@ -100,7 +166,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
         }
         OutputFormat::Text => {
-            writeln!(out, "key:         {}", report.key)?;
+            writeln!(out, "key:         {} ({key_source})", report.key)?;
             writeln!(
                 out,
                 "events:      {} present ({} bytes) in {} segments, {} blocks; sequence numbers {}..{}",
@@ -136,12 +202,66 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                 },
                 report.latest_checkpoint.as_ref().map_or(0, |c| c.size)
             )?;
+            for r in &report.recoveries {
+                writeln!(
+                    out,
+                    "RECOVERED:   at {} the writer was started on this ledger although it did not verify, and re-signed its {} events (signed recovery record; reason given: {}); it found: {}",
+                    r.time,
+                    r.size,
+                    r.reason,
+                    r.found.join("; ")
+                )?;
+            }
+            if let Some(c) = &report.against {
+                writeln!(
+                    out,
+                    "against:     the outside checkpoint (size {}, root {}) is signed by the key and the ledger's tree extends it (consistency proof checked)",
+                    c.size,
+                    vigil_server::http::hex(&c.root)
+                )?;
+            }
             for note in &report.notes {
                 writeln!(out, "note:        {note}")?;
             }
             if report.is_intact() {
-                writeln!(out, "OK: the ledger is intact")?;
+                match &report.latest_verified {
+                    Some(c) => writeln!(
+                        out,
+                        "OK: verified by key {} up to checkpoint size {}, root {}, signed {}{}",
+                        key_label(&report.key),
+                        c.size,
+                        vigil_server::http::hex(&c.root),
+                        c.time().unwrap_or("(no time)"),
+                        if report.recoveries.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                "; the ledger was RECOVERED {} time(s), see above",
+                                report.recoveries.len()
+                            )
+                        }
+                    )?,
+                    None => writeln!(
+                        out,
+                        "OK: the ledger holds no events and no checkpoint to verify (key {})",
+                        key_label(&report.key)
+                    )?,
+                }
             } else {
+                writeln!(
+                    out,
+                    "FAILED: {} problem(s); {}",
+                    report.problems.len(),
+                    match &report.latest_verified {
+                        Some(c) => format!(
+                            "the last checkpoint whose root was recomputed and matched is size {}, root {}, signed {}",
+                            c.size,
+                            vigil_server::http::hex(&c.root),
+                            c.time().unwrap_or("(no time)")
+                        ),
+                        None => "no checkpoint verified".into(),
+                    }
+                )?;
                 for (i, p) in report.problems.iter().enumerate() {
                     let label = if i == 0 { "FIRST BAD PLACE" } else { "also" };
                     writeln!(out, "{label}: {p}")?;
@@ -149,10 +269,12 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if report.is_intact() {
-        ExitCode::SUCCESS
-    } else {
+    Ok(if !report.is_intact() {
         ExitCode::from(1)
+    } else if !report.recoveries.is_empty() {
+        ExitCode::from(EXIT_VERIFIED_RECOVERED)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
