@@ -30,8 +30,9 @@ use crate::error::LedgerError;
 use crate::files::{self, LedgerPaths, sync_dir};
 use crate::format::{self, GROUP_HEIGHT, GROUP_SIZE};
 use crate::merkle::{self, Frontier, Hash};
-use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
+use crate::note::{Checkpoint, NoteSigner};
 use crate::reader::{LedgerReader, SignedCheckpoint, parse_signed_checkpoint};
+use crate::rotation::KeyRing;
 
 /// Magic of the witness file.
 pub const WITNESS_MAGIC: &[u8; 8] = b"VIGILWIT";
@@ -124,8 +125,8 @@ pub fn stated_recoveries(checkpoint: &Checkpoint) -> usize {
 /// What the writer needs to know about the ledger it opens.
 pub(crate) struct OpenState<'a> {
     pub paths: &'a LedgerPaths,
-    /// The signing key's verifier.
-    pub verifier: &'a NoteVerifier,
+    /// The signing key's verifier and the keys it took over from.
+    pub keys: &'a KeyRing,
     /// Raw records of `checkpoints.log`.
     pub checkpoint_records: &'a [Vec<u8>],
     /// Group hashes after the rebuild of missing ones.
@@ -159,10 +160,10 @@ pub(crate) fn check_at_open(
     state: &OpenState<'_>,
     reader: &mut LedgerReader,
 ) -> Result<OpenCheck, LedgerError> {
-    let mut problems = Vec::new();
-    let origin = state.verifier.name();
+    let mut problems = state.keys.problems.clone();
+    let origin = state.keys.trusted().name();
     let open = |note: &str| -> Result<Checkpoint, String> {
-        let text = state.verifier.open(note).map_err(|e| e.to_string())?;
+        let (text, _) = state.keys.open(note).map_err(|e| e.to_string())?;
         let checkpoint = Checkpoint::parse(text).map_err(|e| e.to_string())?;
         if checkpoint.origin != origin {
             return Err(format!(
@@ -185,7 +186,7 @@ pub(crate) fn check_at_open(
                     problems.push(format!(
                         "the latest checkpoint in checkpoints.log (#{}) does not check against the ledger key {}: {e}",
                         state.checkpoint_records.len(),
-                        state.verifier.to_vkey()
+                        state.keys.trusted().to_vkey()
                     ));
                     None
                 }
@@ -242,7 +243,7 @@ pub(crate) fn check_at_open(
             w.size
         ));
     }
-    let (records, recovery_problems) = read_recoveries(state.paths, state.verifier)?;
+    let (records, recovery_problems) = read_recoveries(state.paths, state.keys)?;
     problems.extend(recovery_problems);
     if let Some(c) = &latest
         && stated_recoveries(c) > records.len()
@@ -412,7 +413,7 @@ pub(crate) fn append_recovery(
 /// the problems (unsigned or unreadable records).
 pub fn read_recoveries(
     paths: &LedgerPaths,
-    verifier: &NoteVerifier,
+    keys: &KeyRing,
 ) -> Result<(Vec<RecoveryRecord>, Vec<String>), LedgerError> {
     let log = files::read_record_log(&paths.recoveries(), RECOVERIES_MAGIC)?;
     let mut records = Vec::new();
@@ -427,7 +428,7 @@ pub fn read_recoveries(
         let parsed = std::str::from_utf8(bytes)
             .map_err(|_| "not UTF-8".to_string())
             .and_then(|note| {
-                let text = verifier.open(note).map_err(|e| e.to_string())?;
+                let (text, _) = keys.open(note).map_err(|e| e.to_string())?;
                 RecoveryRecord::parse(note, text)
             });
         match parsed {

@@ -44,6 +44,7 @@ pub mod merkle;
 pub mod note;
 mod reader;
 pub mod retention;
+pub mod rotation;
 mod verify;
 mod writer;
 

@@ -43,6 +43,7 @@ use crate::merkle::{self, Frontier, Hash};
 use crate::note::{Checkpoint, NoteVerifier};
 use crate::reader::LedgerReader;
 use crate::retention::PruneRecord;
+use crate::rotation::{KeyRing, KeyRotation};
 
 /// What to verify against.
 #[derive(Debug, Clone, Default)]
@@ -146,6 +147,18 @@ pub struct VerifyReport {
     pub recoveries: Vec<RecoveryRecord>,
     /// The outside checkpoint given with `against`, when it checked out.
     pub against: Option<Checkpoint>,
+    /// `name+keyid` of the key that signed [`VerifyReport::latest_verified`].
+    pub latest_verified_key: Option<String>,
+    /// Key rotations on record (`keys.log`), vouched or not.
+    pub rotations: Vec<KeyRotation>,
+}
+
+impl VerifyReport {
+    /// Whether an auditor must look twice although nothing failed: a recovery, or a key
+    /// rotation the old key did not sign.
+    pub fn needs_attention(&self) -> bool {
+        !self.recoveries.is_empty() || self.rotations.iter().any(|r| !r.vouched)
+    }
 }
 
 impl VerifyReport {
@@ -158,6 +171,15 @@ impl VerifyReport {
 struct CheckpointEntry {
     number: usize,
     checkpoint: Checkpoint,
+    /// `name+keyid` of the key that signed it.
+    key: String,
+}
+
+/// `name+keyid` of a key.
+fn key_label(key: &NoteVerifier) -> String {
+    let vkey = key.to_vkey();
+    vkey.rsplit_once('+')
+        .map_or(vkey.clone(), |(label, _)| label.to_owned())
 }
 
 /// Verifies the ledger of `data_dir`. `progress(done, total)` is called with segment bytes.
@@ -180,6 +202,17 @@ pub fn verify(
         key: verifier.to_vkey(),
         ..VerifyReport::default()
     };
+    let ring = KeyRing::load(&paths, &verifier)?;
+    for p in &ring.problems {
+        report.problem(
+            Place {
+                file: Some(paths.key_history()),
+                ..Place::default()
+            },
+            p.clone(),
+        );
+    }
+    report.rotations = ring.rotations.clone();
 
     // 1. Checkpoints.
     let log = files::read_record_log(&paths.checkpoints(), format::CHECKPOINTS_MAGIC)?;
@@ -202,8 +235,8 @@ pub fn verify(
             report.problem(place, "checkpoint is not UTF-8 text");
             continue;
         };
-        let text = match verifier.open(note) {
-            Ok(text) => text,
+        let (text, key) = match ring.open(note) {
+            Ok((text, key)) => (text, key_label(key)),
             Err(e) => {
                 report.problem(place, format!("signature check failed: {e}"));
                 continue;
@@ -237,7 +270,11 @@ pub fn verify(
         by_size
             .entry(checkpoint.size)
             .or_default()
-            .push(CheckpointEntry { number, checkpoint });
+            .push(CheckpointEntry {
+                number,
+                checkpoint,
+                key,
+            });
     }
 
     // 2. Pruning records.
@@ -251,7 +288,7 @@ pub fn verify(
         let parsed = std::str::from_utf8(bytes)
             .map_err(|_| "not UTF-8".to_string())
             .and_then(|note| {
-                verifier.open(note).map_err(|e| e.to_string())?;
+                ring.open(note).map_err(|e| e.to_string())?;
                 PruneRecord::parse_note(note)
             });
         match parsed {
@@ -435,7 +472,7 @@ pub fn verify(
     }
     let broken = walk.broken;
     let last_sealed = walk.last_sealed;
-    check_evidence(&paths, &verifier, options, broken, last_sealed, &mut report)?;
+    check_evidence(&paths, &ring, options, broken, last_sealed, &mut report)?;
     Ok(report)
 }
 
@@ -453,7 +490,7 @@ fn writer_running(paths: &LedgerPaths) -> bool {
 /// Steps 8 to 10: signature coverage, the witness, recoveries, an outside checkpoint.
 fn check_evidence(
     paths: &LedgerPaths,
-    verifier: &NoteVerifier,
+    ring: &KeyRing,
     options: &VerifyOptions,
     broken: bool,
     last_sealed: bool,
@@ -469,9 +506,9 @@ fn check_evidence(
         ..Place::default()
     };
     let open = |note: &str| -> Result<Checkpoint, String> {
-        let text = verifier.open(note).map_err(|e| e.to_string())?;
+        let (text, _) = ring.open(note).map_err(|e| e.to_string())?;
         let c = Checkpoint::parse(text).map_err(|e| e.to_string())?;
-        if c.origin != verifier.name() {
+        if c.origin != ring.trusted().name() {
             return Err(format!("origin {:?} is not this ledger's", c.origin));
         }
         Ok(c)
@@ -568,7 +605,7 @@ fn check_evidence(
     }
 
     // Recoveries.
-    let (records, problems) = integrity::read_recoveries(paths, verifier)?;
+    let (records, problems) = integrity::read_recoveries(paths, ring)?;
     for p in problems {
         report.problem(
             Place {
@@ -754,6 +791,7 @@ impl Walk {
                     .is_none_or(|c| c.size <= entry.checkpoint.size)
                 {
                     report.latest_verified = Some(entry.checkpoint.clone());
+                    report.latest_verified_key = Some(entry.key.clone());
                 }
                 self.last_verified = Some((size, place.clone()));
             } else {

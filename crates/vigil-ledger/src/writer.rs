@@ -41,6 +41,7 @@ use crate::merkle::{self, Frontier, Hash};
 use crate::note::{Checkpoint, NoteSigner};
 use crate::reader::{LedgerReader, SignedCheckpoint, parse_signed_checkpoint, prune_records};
 use crate::retention::{PruneOutcome, PruneRecord, PrunedSegment, RetentionPolicy};
+use crate::rotation::KeyRing;
 
 /// Tuning of the writer. The defaults suit a single server.
 #[derive(Debug, Clone)]
@@ -298,7 +299,7 @@ impl Ledger {
     }
 }
 
-fn lock_writer(paths: &LedgerPaths) -> Result<File, LedgerError> {
+pub(crate) fn lock_writer(paths: &LedgerPaths) -> Result<File, LedgerError> {
     let path = paths.lock();
     let file = OpenOptions::new()
         .create(true)
@@ -539,7 +540,7 @@ impl Committer {
         let check = integrity::check_at_open(
             &OpenState {
                 paths: &paths,
-                verifier: &signer.verifier(),
+                keys: &KeyRing::load(&paths, &signer.verifier())?,
                 checkpoint_records: &checkpoint_log.records,
                 tiles: &stored_tiles,
                 end_seq,

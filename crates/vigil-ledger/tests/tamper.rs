@@ -858,3 +858,70 @@ fn outside_checkpoint_catches_a_fork_signed_with_the_stolen_key() {
     .unwrap();
     assert!(problems_text(&report).contains("not signed by the expected key"));
 }
+
+#[test]
+fn vouched_key_rotation_keeps_the_history_verifiable_by_either_key() {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    let old = vigil_ledger::load_verifier(&paths).unwrap();
+    let rotation = vigil_ledger::rotation::rotate_key(dir.path(), "yearly rotation", None).unwrap();
+    assert!(rotation.vouched);
+    assert_eq!(rotation.old.as_ref(), Some(&old));
+    let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+    ledger
+        .append(&[Event::new(Timestamp::from_secs(1_800_200_000))])
+        .unwrap();
+    ledger.close().unwrap();
+    let new = vigil_ledger::load_verifier(&paths).unwrap();
+    assert_ne!(new, old);
+    let report = run(dir.path());
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert!(!report.needs_attention());
+    assert_eq!(report.rotations.len(), 1);
+    // The auditor's old key accepts the new one through the rotation the old key signed.
+    let report = verify(
+        dir.path(),
+        &VerifyOptions {
+            trusted_key: Some(old),
+            ..VerifyOptions::default()
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+}
+
+#[test]
+fn unvouched_key_rotation_is_loud_and_refused_by_the_old_key() {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    let old = vigil_ledger::load_verifier(&paths).unwrap();
+    fs::remove_file(paths.signing_key()).unwrap();
+    assert!(Ledger::open(dir.path(), LedgerConfig::default()).is_err());
+    let rotation =
+        vigil_ledger::rotation::rotate_key(dir.path(), "signing.key lost", None).unwrap();
+    assert!(!rotation.vouched);
+    let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+    ledger
+        .append(&[Event::new(Timestamp::from_secs(1_800_200_000))])
+        .unwrap();
+    ledger.close().unwrap();
+    let report = run(dir.path());
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert!(report.needs_attention());
+    let report = verify(
+        dir.path(),
+        &VerifyOptions {
+            trusted_key: Some(old),
+            ..VerifyOptions::default()
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(!report.is_intact());
+    assert!(
+        problems_text(&report).contains("signature check failed"),
+        "{}",
+        problems_text(&report)
+    );
+}

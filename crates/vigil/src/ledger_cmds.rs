@@ -51,7 +51,8 @@ enum OutputFormat {
 }
 
 /// Exit code of `vigil verify` when everything checks out but the ledger was recovered
-/// (re-signed after a failed check) at least once.
+/// (re-signed after a failed check) at least once, or its key was rotated without the old
+/// key's signature.
 pub const EXIT_VERIFIED_RECOVERED: u8 = 3;
 
 /// The checkpoint note in a `--against` file: the note itself, or JSON with a `checkpoint`
@@ -121,7 +122,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     };
     let verdict = if !report.is_intact() {
         "failed"
-    } else if !report.recoveries.is_empty() {
+    } else if report.needs_attention() {
         "verified_recovered"
     } else {
         "verified"
@@ -132,7 +133,12 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             let body = json!({
                 "intact": report.is_intact(),
                 "verdict": verdict,
-                "verified_by_key": key_label(&report.key),
+                "verified_by_key": report.latest_verified_key.as_deref().unwrap_or(key_label(&report.key)),
+                "key_rotations": report.rotations.iter().map(|r| json!({
+                    "time": r.time.to_rfc3339(), "size": r.size, "reason": r.reason,
+                    "old": r.old.as_ref().map(|k| k.to_vkey()), "new": r.new.to_vkey(),
+                    "vouched": r.vouched,
+                })).collect::<Vec<_>>(),
                 "verified_up_to": report.latest_verified.as_ref().map(checkpoint_json),
                 "recoveries": report.recoveries.iter().map(|r| json!({
                     "time": r.time.to_rfc3339(), "size": r.size, "reason": r.reason, "found": r.found,
@@ -212,6 +218,30 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                     r.found.join("; ")
                 )?;
             }
+            for r in &report.rotations {
+                writeln!(
+                    out,
+                    "{}at {} (after checkpoint size {}) key {} was replaced by {}; {} (reason: {})",
+                    if r.vouched {
+                        "key rotated: "
+                    } else {
+                        "UNVOUCHED KEY ROTATION: "
+                    },
+                    r.time,
+                    r.size,
+                    r.old.as_ref().map_or_else(
+                        || "unknown".to_owned(),
+                        |k| key_label(&k.to_vkey()).to_owned()
+                    ),
+                    key_label(&r.new.to_vkey()),
+                    if r.vouched {
+                        "the old key signed the rotation"
+                    } else {
+                        "the old key did NOT sign it (its private key was gone): only the new key vouches for the history it took over; verify with --key OLD_KEY to refuse it"
+                    },
+                    r.reason
+                )?;
+            }
             if let Some(c) = &report.against {
                 writeln!(
                     out,
@@ -228,17 +258,17 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                     Some(c) => writeln!(
                         out,
                         "OK: verified by key {} up to checkpoint size {}, root {}, signed {}{}",
-                        key_label(&report.key),
+                        report
+                            .latest_verified_key
+                            .as_deref()
+                            .unwrap_or(key_label(&report.key)),
                         c.size,
                         vigil_server::http::hex(&c.root),
                         c.time().unwrap_or("(no time)"),
-                        if report.recoveries.is_empty() {
-                            String::new()
+                        if report.needs_attention() {
+                            "; BUT see the RECOVERED / UNVOUCHED lines above".to_owned()
                         } else {
-                            format!(
-                                "; the ledger was RECOVERED {} time(s), see above",
-                                report.recoveries.len()
-                            )
+                            String::new()
                         }
                     )?,
                     None => writeln!(
@@ -271,7 +301,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     }
     Ok(if !report.is_intact() {
         ExitCode::from(1)
-    } else if !report.recoveries.is_empty() {
+    } else if report.needs_attention() {
         ExitCode::from(EXIT_VERIFIED_RECOVERED)
     } else {
         ExitCode::SUCCESS
@@ -455,4 +485,91 @@ pub fn progress_bar(quiet: bool, message: &'static str) -> ProgressBar {
     );
     bar.set_message(message);
     bar
+}
+
+/// Arguments of `vigil ledger`.
+#[derive(clap::Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    action: LedgerAction,
+}
+
+#[derive(clap::Subcommand)]
+enum LedgerAction {
+    /// Replace the signing key, on the record: the rotation is signed by the new key and, when
+    /// it is still there, by the old one, kept in ledger/keys.log and written to the ledger;
+    /// `vigil verify` reports it (loudly when the old key could not sign). Stop serve first.
+    RotateKey {
+        #[command(flatten)]
+        data: DataDir,
+        /// Why (who decided, ticket): signed into the record.
+        #[arg(long)]
+        reason: String,
+        /// The old verifier key (vkey or file), when verifier.vkey is gone too.
+        #[arg(long, value_name = "VKEY|FILE")]
+        old_key: Option<String>,
+    },
+}
+
+/// `vigil ledger …`.
+pub fn ledger(args: LedgerArgs) -> Result<ExitCode> {
+    match args.action {
+        LedgerAction::RotateKey {
+            data,
+            reason,
+            old_key,
+        } => {
+            let old_key = old_key
+                .map(|k| {
+                    let text = std::fs::read_to_string(&k).unwrap_or_else(|_| k.clone());
+                    NoteVerifier::from_vkey(&text).with_context(|| format!("--old-key {k}"))
+                })
+                .transpose()?;
+            let rotation = vigil_ledger::rotation::rotate_key(&data.data_dir, &reason, old_key)?;
+            let (ledger, _) = Ledger::open(&data.data_dir, LedgerConfig::default()).context(
+                "the rotation is recorded in keys.log, but the ledger does not open with the new key",
+            )?;
+            let mut audit = vigil_event::Event::audit(
+                rotation.time,
+                "ledger_key_rotated",
+                "configuration",
+                "change",
+                "success",
+            );
+            audit.insert("event.reason", rotation.reason.as_str());
+            audit.insert("vigil.key.new", rotation.new.to_vkey());
+            if let Some(old) = &rotation.old {
+                audit.insert("vigil.key.old", old.to_vkey());
+            }
+            audit.insert("vigil.key.vouched", rotation.vouched);
+            audit.insert(
+                "message",
+                format!(
+                    "signing key rotated{} (reason: {})",
+                    if rotation.vouched {
+                        ", signed by the old key"
+                    } else {
+                        " WITHOUT the old key's signature (unvouched)"
+                    },
+                    rotation.reason
+                ),
+            );
+            ledger.append(&[audit])?;
+            ledger.close()?;
+            let mut out = io::stdout().lock();
+            writeln!(out, "new verifier key: {}", rotation.new.to_vkey())?;
+            if rotation.vouched {
+                writeln!(
+                    out,
+                    "the old key signed the rotation (keys.log); keep a copy of the new verifier key off this host"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "WARNING: the old signing key was not available, so the rotation is UNVOUCHED; `vigil verify` reports it, and a verifier holding only the old key refuses what the new key signs"
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

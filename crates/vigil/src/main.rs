@@ -65,6 +65,8 @@ enum Command {
     Proof(ledger_cmds::ProofArgs),
     /// Retention: prune old segments, set or release a legal hold, show status.
     Retention(ledger_cmds::RetentionArgs),
+    /// Ledger maintenance: `rotate-key` (an explicit, signed key rotation).
+    Ledger(ledger_cmds::LedgerArgs),
     /// API tokens: create (printed once), list, revoke.
     Token(token::TokenArgs),
     /// Web UI accounts: add, passwd, del, list.
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Key(args) => ledger_cmds::key(args),
         Command::Proof(args) => ledger_cmds::proof(args),
         Command::Retention(args) => ledger_cmds::retention(args),
+        Command::Ledger(args) => ledger_cmds::ledger(args),
         Command::Token(args) => token::run(args),
         Command::User(args) => user::run(args),
     };

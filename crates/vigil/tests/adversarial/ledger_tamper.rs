@@ -361,3 +361,35 @@ fn checkpoint_sink_copy_catches_a_rollback_that_verifies_locally() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("rollback"), "{}", text(&o));
 }
+
+#[test]
+fn a_lost_key_is_replaced_only_by_an_explicit_rotation_that_verify_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = imported(dir.path(), 300);
+    let paths = LedgerPaths::new(&data);
+    let old_key = dir.path().join("old.vkey");
+    fs::copy(paths.verifier_key(), &old_key).unwrap();
+    fs::remove_file(paths.signing_key()).unwrap();
+    assert!(Server::try_start(&data, &[]).is_err());
+
+    let o = run(&[
+        "ledger",
+        "rotate-key",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--reason",
+        "signing.key lost with the old disk",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("UNVOUCHED"), "{}", text(&o));
+    Server::start(&data, &[]).stop();
+    let rotated = audit_events(&data, "ledger_key_rotated");
+    assert_eq!(rotated.len(), 1);
+
+    let o = verify(&data, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("UNVOUCHED KEY ROTATION"), "{}", text(&o));
+    // An auditor holding the old key refuses what the unvouched key signed.
+    let o = verify(&data, &["--key", old_key.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}
