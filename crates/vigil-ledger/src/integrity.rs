@@ -24,7 +24,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 
-use vigil_event::Timestamp;
+use vigil_event::{Event, Timestamp};
 
 use crate::error::LedgerError;
 use crate::files::{self, LedgerPaths, sync_dir};
@@ -133,6 +133,8 @@ pub(crate) struct OpenState<'a> {
     pub tiles: &'a [Hash],
     /// One past the last stored event.
     pub end_seq: u64,
+    /// The root of all `end_seq` stored events, which the writer computes anyway.
+    pub current_root: Hash,
     /// Events below this were pruned.
     pub pruned_end: u64,
     /// The last segment ends in a seal block (the writer always creates the next one).
@@ -255,8 +257,13 @@ pub(crate) fn check_at_open(
         ));
     }
     let mut signed_size = 0;
+    let same =
+        matches!((&latest, &witness), (Some(l), Some(w)) if l.size == w.size && l.root == w.root);
     for (what, checkpoint) in [("latest checkpoint", &latest), ("witness", &witness)] {
         let Some(c) = checkpoint else { continue };
+        if what == "witness" && same {
+            continue;
+        }
         signed_size = signed_size.max(c.size);
         if c.size > state.end_seq {
             problems.push(format!(
@@ -268,7 +275,13 @@ pub(crate) fn check_at_open(
         if c.size < state.pruned_end {
             continue;
         }
-        let root = root_at(state.tiles, reader, c.size)?;
+        // After a clean stop the checkpoint covers everything: its root is the current root.
+        // Otherwise one fold over the group hashes (1.7 s for 2 billion events).
+        let root = if c.size == state.end_seq {
+            state.current_root
+        } else {
+            root_at(state.tiles, reader, c.size)?
+        };
         if root != c.root {
             problems.push(format!(
                 "the root of the first {} events recomputed from tiles.dat and the segments differs from the one the {what} signs: stored events (or tiles.dat) were changed",
@@ -374,6 +387,51 @@ impl RecoveryRecord {
             note: note.to_owned(),
         })
     }
+}
+
+/// The `vigil.audit` event the writer stores (and signs) when it recovers a ledger.
+pub(crate) fn recovery_event(record: &RecoveryRecord) -> Event {
+    let mut audit = Event::audit(
+        record.time,
+        "ledger_recovered",
+        "configuration",
+        "change",
+        "success",
+    );
+    audit.insert("event.reason", record.reason.as_str());
+    audit.insert("vigil.recovery.size", record.size as i64);
+    audit.insert("vigil.recovery.found", record.found.join("; "));
+    audit.insert(
+        "message",
+        format!(
+            "LEDGER RECOVERED: started on a ledger that did not verify, re-signing its {} events (reason given: {}); found: {}",
+            record.size,
+            record.reason,
+            record.found.join("; ")
+        ),
+    );
+    audit
+}
+
+/// The `vigil.audit` event the writer stores when it signs a tail no checkpoint covered.
+pub(crate) fn unsigned_tail_event(tail: &std::ops::Range<u64>) -> Event {
+    let mut audit = Event::audit(
+        Timestamp::now(),
+        "ledger_unsigned_tail_signed",
+        "configuration",
+        "change",
+        "success",
+    );
+    audit.insert("vigil.tail.start", tail.start as i64);
+    audit.insert("vigil.tail.end", tail.end as i64);
+    audit.insert(
+        "message",
+        format!(
+            "events {}..{} were not covered by a signed checkpoint at start (the previous run stopped without signing them, e.g. a crash); they were checked to continue the signed tree and are signed now",
+            tail.start, tail.end
+        ),
+    );
+    audit
 }
 
 /// Signs and appends a recovery record (fsynced before the writer signs anything).

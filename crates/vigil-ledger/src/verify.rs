@@ -533,6 +533,19 @@ fn check_evidence(
         Err(e) => report.problem(witness_place(), e.to_string()),
         Ok(Some(w)) => match open(&w.note) {
             Err(e) => report.problem(witness_place(), format!("signature check failed: {e}")),
+            Ok(w)
+                if writer_running(paths)
+                    && (log_size.is_none_or(|l| w.size > l) || w.size > expected)
+                    && crate::reader::read_checkpoints(paths)?
+                        .iter()
+                        .any(|c| c.checkpoint.size == w.size && c.checkpoint.root == w.root) =>
+            {
+                // The running writer signed a checkpoint after this run read checkpoints.log.
+                report.notes.push(format!(
+                    "the running writer signed a checkpoint of size {} while this verification ran; it is not covered by this run",
+                    w.size
+                ));
+            }
             Ok(w) => {
                 witness_size = Some(w.size);
                 if log_size.is_none_or(|l| w.size > l) && w.size > 0 {

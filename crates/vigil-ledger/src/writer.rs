@@ -544,6 +544,13 @@ impl Committer {
                 checkpoint_records: &checkpoint_log.records,
                 tiles: &stored_tiles,
                 end_seq,
+                current_root: {
+                    let mut frontier = groups.clone();
+                    for leaf in &partial {
+                        frontier.push_leaf(*leaf);
+                    }
+                    frontier.root()
+                },
                 pruned_end,
                 last_segment_sealed: last_sealed,
             },
@@ -617,44 +624,9 @@ impl Committer {
             scratch: Vec::new(),
         };
         if let Some(record) = &report.recovered {
-            let mut audit = Event::audit(
-                record.time,
-                "ledger_recovered",
-                "configuration",
-                "change",
-                "success",
-            );
-            audit.insert("event.reason", record.reason.as_str());
-            audit.insert("vigil.recovery.size", record.size as i64);
-            audit.insert("vigil.recovery.found", record.found.join("; "));
-            audit.insert(
-                "message",
-                format!(
-                    "LEDGER RECOVERED: started on a ledger that did not verify, re-signing its {} events (reason given: {}); found: {}",
-                    record.size,
-                    record.reason,
-                    record.found.join("; ")
-                ),
-            );
-            committer.append_own(audit)?;
+            committer.append_own(integrity::recovery_event(record))?;
         } else if let Some(tail) = &report.unsigned_tail {
-            let mut audit = Event::audit(
-                Timestamp::now(),
-                "ledger_unsigned_tail_signed",
-                "configuration",
-                "change",
-                "success",
-            );
-            audit.insert("vigil.tail.start", tail.start as i64);
-            audit.insert("vigil.tail.end", tail.end as i64);
-            audit.insert(
-                "message",
-                format!(
-                    "events {}..{} were not covered by a signed checkpoint at start (the previous run stopped without signing them, e.g. a crash); they were checked to continue the signed tree and are signed now",
-                    tail.start, tail.end
-                ),
-            );
-            committer.append_own(audit)?;
+            committer.append_own(integrity::unsigned_tail_event(tail))?;
         }
         if committer.end_seq > committer.checkpointed_size {
             committer.write_checkpoint()?;

@@ -3,12 +3,13 @@
 //! host cannot reach it. `vigil verify --against COPY` then catches a rollback or a fork that
 //! left no trace on the host (a consistency proof from the copy to the ledger).
 //!
-//! The task follows `checkpoints.log` (twice a second it reads only what was appended since its
-//! last look), sends the latest checkpoint at start and every new one
-//! after, retries with the notifiers' backoff, and writes a `vigil.notify` event to the ledger
+//! Twice a second the task looks at the writer's checkpointed size; when it changed, it reads the
+//! latest checkpoint from the witness file (one small file, whatever the ledger's age) and sends
+//! it: the latest at start, then every new one (with the default 5 s interval, every checkpoint;
+//! were two signed between two looks, the later one, whose consistency proof covers the earlier).
+//! It retries with the notifiers' backoff, and writes a `vigil.notify` event to the ledger
 //! when a sink gave up.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 
 use base64::Engine;
@@ -16,7 +17,6 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use vigil_event::{Event, Timestamp};
 use vigil_ledger::Ledger;
-use vigil_ledger::format;
 use vigil_ledger::note::{Checkpoint, parse_note};
 
 use crate::notify::{Target, backoff, send_email_text};
@@ -114,31 +114,6 @@ async fn deliver(
     }
 }
 
-/// Follows `checkpoints.log` from a byte offset: new complete records since the last call.
-struct Follower {
-    path: std::path::PathBuf,
-    offset: u64,
-}
-
-impl Follower {
-    fn new_records(&mut self) -> Vec<String> {
-        let Ok(mut file) = std::fs::File::open(&self.path) else {
-            return Vec::new();
-        };
-        let mut bytes = Vec::new();
-        if file.seek(SeekFrom::Start(self.offset)).is_err() || file.read_to_end(&mut bytes).is_err()
-        {
-            return Vec::new();
-        }
-        let (records, end) = format::decode_records(&bytes);
-        self.offset += end as u64;
-        records
-            .into_iter()
-            .filter_map(|r| String::from_utf8(r.to_vec()).ok())
-            .collect()
-    }
-}
-
 /// Runs until `stop`: sends the latest checkpoint at start, then every new one, to every sink.
 pub async fn run(
     sinks: Vec<CheckpointSink>,
@@ -160,15 +135,28 @@ pub async fn run(
             return;
         }
     };
-    let mut follower = Follower {
-        path: ledger.paths().checkpoints(),
-        offset: format::FILE_HEADER_LEN as u64,
-    };
-    // At start only the latest is sent: the sinks already hold the earlier ones.
-    let mut pending: Vec<String> = follower.new_records().into_iter().rev().take(1).collect();
+    // The latest checkpoint is also in the witness file, written before the writer publishes
+    // its new checkpointed size: a look costs one small file read, whatever the ledger's age.
+    let paths = ledger.paths().clone();
+    let mut sent_size = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
-        for note in pending.drain(..) {
+        let size = ledger.checkpointed_size();
+        let latest = if sent_size == Some(size) {
+            None
+        } else {
+            match vigil_ledger::integrity::read_witness(&paths) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!("checkpoint sinks: {e}");
+                    None
+                }
+            }
+        };
+        if let Some(w) = &latest {
+            sent_size = Some(w.checkpoint.size.max(size));
+        }
+        for note in latest.into_iter().map(|w| w.note) {
             let Ok(parsed) = parse_note(&note) else {
                 continue;
             };
@@ -224,6 +212,5 @@ pub async fn run(
             // The final checkpoint of a clean stop is sent at the next start (the latest is).
             _ = stop.changed() => return,
         }
-        pending = follower.new_records();
     }
 }
