@@ -411,3 +411,33 @@ fn verify_while_serve_runs_is_not_a_failure_for_the_tail_it_is_about_to_sign() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(!text(&o).contains("not signed"), "{}", text(&o));
 }
+
+#[test]
+fn a_kill_9_tail_fails_verify_until_serve_checks_and_signs_it_on_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = create_token(&data, "ingest", "shipper");
+    let server = Server::start(&data, &["--checkpoint-interval", "1h"]);
+    ingest(&server, &token, 30, "acknowledged");
+    drop(server); // SIGKILL: no final checkpoint
+    let o = verify(&data, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("after the last signed checkpoint")
+            && text(&o).contains("`vigil serve` signs it at its next start"),
+        "{}",
+        text(&o)
+    );
+    let server = Server::start(&data, &[]);
+    assert!(
+        server
+            .log()
+            .contains("were not covered by a signed checkpoint"),
+        "{}",
+        server.log()
+    );
+    server.stop();
+    assert_eq!(audit_events(&data, "ledger_unsigned_tail_signed").len(), 1);
+    let o = verify(&data, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
