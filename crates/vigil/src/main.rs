@@ -55,7 +55,9 @@ enum Command {
     Bouncer(ban::BouncerArgs),
     /// Rebuild the search index from the ledger (stop serve first).
     Reindex(reindex::ReindexArgs),
-    /// Recompute the ledger from its files and check every signed checkpoint.
+    /// Recompute the ledger from its files and check every signed checkpoint. Exit 0: verified
+    /// by the key up to the named checkpoint; 1: FAILED (first bad place named); 2: could not
+    /// run; 3: verified, but a recovery or an unvouched key rotation is on record.
     Verify(ledger_cmds::VerifyArgs),
     /// Print the latest signed checkpoint (C2SP signed note).
     Checkpoint(ledger_cmds::DataDirArgs),
