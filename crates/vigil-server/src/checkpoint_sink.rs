@@ -214,3 +214,44 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_ledger::note::NoteSigner;
+
+    fn signed() -> (Checkpoint, String) {
+        let signer = NoteSigner::generate("vigil/test/0001").unwrap();
+        let checkpoint = Checkpoint {
+            origin: "vigil/test/0001".into(),
+            size: 42,
+            root: [7; 32],
+            extensions: vec!["time 2026-12-06T21:00:00Z".into()],
+        };
+        let note = signer.sign(&checkpoint.to_text()).unwrap();
+        (checkpoint, note)
+    }
+
+    #[test]
+    fn webhook_body_carries_the_whole_note() {
+        let (checkpoint, note) = signed();
+        let body = webhook_body(&checkpoint, &note);
+        assert_eq!(body["type"], "vigil.checkpoint");
+        assert_eq!(body["size"], 42);
+        assert_eq!(body["checkpoint"], note.as_str());
+        assert_eq!(body["root"], "07".repeat(32));
+    }
+
+    #[test]
+    fn syslog_line_is_one_line_and_the_note_comes_back_from_it() {
+        let (checkpoint, note) = signed();
+        let line = syslog_line(&checkpoint, &note);
+        assert!(!line.contains('\n'));
+        assert!(line.contains(" size=42 "));
+        let b64 = line.rsplit_once("note_b64=").unwrap().1;
+        let back = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(String::from_utf8(back).unwrap(), note);
+    }
+}
