@@ -175,11 +175,13 @@ struct CheckpointEntry {
     key: String,
 }
 
-/// `name+keyid` of a key.
+/// `name+keyid` of a key (a key name never holds `+`; the base64 key material may).
 fn key_label(key: &NoteVerifier) -> String {
     let vkey = key.to_vkey();
-    vkey.rsplit_once('+')
-        .map_or(vkey.clone(), |(label, _)| label.to_owned())
+    match vkey.match_indices('+').nth(1) {
+        Some((at, _)) => vkey[..at].to_owned(),
+        None => vkey,
+    }
 }
 
 /// Verifies the ledger of `data_dir`. `progress(done, total)` is called with segment bytes.

@@ -75,9 +75,13 @@ fn read_against(path: &std::path::Path) -> Result<String> {
     Ok(text)
 }
 
-/// `name+keyid` of a vkey (without the public key material).
+/// `name+keyid` of a vkey (without the public key material, whose base64 may hold `+`; a key
+/// name never does).
 fn key_label(vkey: &str) -> &str {
-    vkey.rsplit_once('+').map_or(vkey, |(label, _)| label)
+    match vkey.match_indices('+').nth(1) {
+        Some((at, _)) => &vkey[..at],
+        None => vkey,
+    }
 }
 
 /// `vigil verify`: exit 0 when every event is verified by the key up to a named checkpoint,

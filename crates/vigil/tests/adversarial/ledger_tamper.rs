@@ -100,12 +100,19 @@ fn deleted_checkpoints_and_tiles_fail_verify_and_serve_does_not_launder_them() {
     let data = imported(dir.path(), 1500);
     let o = verify(&data, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    let ok = out
+        .lines()
+        .find(|l| l.starts_with("OK: verified by key vigil/"))
+        .unwrap_or_else(|| panic!("{out}"));
+    // The key is named as name+keyid (no key material), then the checkpoint.
+    let label = ok.split_whitespace().nth(4).unwrap();
+    let (_, id) = label.split_once('+').unwrap();
     assert!(
-        text(&o).contains("OK: verified by key vigil/")
-            && text(&o).contains("up to checkpoint size 1500"),
-        "{}",
-        text(&o)
+        id.len() == 8 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{ok}"
     );
+    assert!(ok.contains("up to checkpoint size 1500, root "), "{ok}");
 
     // The attack of the issue: edit an event, delete checkpoints.log and tiles.dat (and the
     // witness, which would name the deletion outright).
