@@ -757,6 +757,49 @@ mod tests {
     }
 
     #[test]
+    fn checkpoint_sinks_from_notify_sections_and_flags() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [[notify]]
+            type = "syslog"
+            address = "witness.example.org:514"
+            checkpoints = true
+            alerts = false
+            [[notify]]
+            type = "webhook"
+            url = "https://hooks.example.org/alerts"
+            "#,
+        )
+        .unwrap();
+        let c = build_config(
+            &args(&[
+                "--checkpoint-webhook",
+                "http://127.0.0.1:9/ckp",
+                "--recover",
+                "ticket 9",
+            ]),
+            &file,
+        )
+        .unwrap();
+        assert_eq!(c.checkpoint_sinks.len(), 2);
+        assert!(matches!(
+            c.checkpoint_sinks[1].target,
+            Target::Syslog { .. }
+        ));
+        assert_eq!(
+            c.notifiers.len(),
+            1,
+            "the checkpoint-only sink gets no alerts"
+        );
+        assert_eq!(c.ledger.recover.as_deref(), Some("ticket 9"));
+        let nothing: FileConfig =
+            toml::from_str("[[notify]]\ntype = \"webhook\"\nurl = \"http://x\"\nalerts = false\n")
+                .unwrap();
+        assert!(build_config(&args(&[]), &nothing).is_err());
+        assert!(build_config(&args(&["--recover", " "]), &FileConfig::default()).is_err());
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         assert!(toml::from_str::<FileConfig>("[listen]\nhtp = \"x\"").is_err());
         let file: FileConfig = toml::from_str("[listen]\nhttp = \"localhost\"").unwrap();
