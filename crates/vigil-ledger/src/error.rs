@@ -81,6 +81,27 @@ pub enum LedgerError {
     /// Invalid arguments.
     #[error("{0}")]
     Invalid(String),
+    /// A key file of an existing ledger is missing: never silently replaced.
+    #[error("{detail}")]
+    KeyMissing {
+        /// The missing file.
+        path: PathBuf,
+        /// What is missing and what to do.
+        detail: String,
+    },
+    /// The ledger does not verify against its own checkpoints and key; the writer refuses to
+    /// sign over it unless told to recover.
+    #[error(
+        "the ledger at {} does not verify against its own signed checkpoints, so Vigil refuses to sign it (that would launder a forgery): {}. Run `vigil verify --data-dir DIR` for the full report; to start anyway, re-signing what is stored (recorded and signed in recoveries.log and the ledger, and reported by every later `vigil verify`), run `vigil serve --recover \"REASON\"`",
+        path.display(),
+        problems.join("; ")
+    )]
+    Untrusted {
+        /// The ledger directory.
+        path: PathBuf,
+        /// What the check at open found.
+        problems: Vec<String>,
+    },
 }
 
 impl LedgerError {

@@ -55,6 +55,18 @@ impl LedgerPaths {
     pub fn verifier_key(&self) -> PathBuf {
         self.root.join("verifier.vkey")
     }
+    /// A second copy of the latest signed checkpoint (see `integrity`).
+    pub fn witness(&self) -> PathBuf {
+        self.root.join("witness")
+    }
+    /// Signed records of starts on a ledger that did not verify (`serve --recover`).
+    pub fn recoveries(&self) -> PathBuf {
+        self.root.join("recoveries.log")
+    }
+    /// Signed key rotations.
+    pub fn key_history(&self) -> PathBuf {
+        self.root.join("keys.log")
+    }
     /// The single-writer lock file.
     pub fn lock(&self) -> PathBuf {
         self.root.join("LOCK")

@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
 use crate::error::LedgerError;
-use crate::files::{LedgerPaths, read_file, sync_dir};
+use crate::files::{self, LedgerPaths, read_file, sync_dir};
+use crate::format;
 use crate::note::{NoteSigner, NoteVerifier};
 
 /// Loads the signing key, creating it (and the verifier key file) on first use. The key name is
@@ -23,6 +24,17 @@ pub fn load_or_create_signer(paths: &LedgerPaths) -> Result<NoteSigner, LedgerEr
             Ok(signer)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(evidence) = existing_ledger(paths)? {
+                return Err(LedgerError::KeyMissing {
+                    path: path.clone(),
+                    detail: format!(
+                        "{} is missing but this ledger already exists ({evidence}): Vigil never makes a new signing key for an existing ledger, \
+                         because anything signed with it would pass for this ledger's history. Restore the key file from a backup, or rotate to a new key \
+                         explicitly and on the record with `vigil ledger rotate-key --data-dir DIR --reason \"...\"`",
+                        path.display()
+                    ),
+                });
+            }
             let mut suffix = [0u8; 4];
             getrandom::fill(&mut suffix)
                 .map_err(|_| LedgerError::Invalid("no system randomness".into()))?;
@@ -58,12 +70,49 @@ fn write_verifier(paths: &LedgerPaths, signer: &NoteSigner) -> Result<(), Ledger
         .map_err(|e| LedgerError::io(format!("writing {}", path.display()), e))
 }
 
+/// Why the ledger of `paths` counts as existing (so its key must not be replaced), if it does.
+pub(crate) fn existing_ledger(paths: &LedgerPaths) -> Result<Option<String>, LedgerError> {
+    if paths.witness().exists() {
+        return Ok(Some("its witness is present".into()));
+    }
+    for (path, magic) in [
+        (paths.checkpoints(), format::CHECKPOINTS_MAGIC),
+        (paths.prunes(), format::PRUNES_MAGIC),
+    ] {
+        if !files::read_record_log(&path, magic)?.records.is_empty() {
+            return Ok(Some(format!("{} holds signed records", path.display())));
+        }
+    }
+    for (_, segment) in files::list_segments(paths)? {
+        let len = segment.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > format::SEGMENT_HEADER_LEN as u64 {
+            return Ok(Some(format!("{} holds events", segment.display())));
+        }
+    }
+    Ok(None)
+}
+
 /// Loads the verifier key of a ledger.
 pub fn load_verifier(paths: &LedgerPaths) -> Result<NoteVerifier, LedgerError> {
     let path = paths.verifier_key();
     if !path.exists() {
-        return Err(LedgerError::NotInitialized {
-            path: paths.root().to_owned(),
+        if !paths.root().exists() {
+            return Err(LedgerError::NotInitialized {
+                path: paths.root().to_owned(),
+            });
+        }
+        let signing = if paths.signing_key().exists() {
+            "signing.key is present"
+        } else {
+            "signing.key is missing too"
+        };
+        return Err(LedgerError::KeyMissing {
+            path: path.clone(),
+            detail: format!(
+                "the ledger at {} exists but its verifier key {} is missing ({signing}): give the verifier key saved elsewhere with --key VKEY|FILE",
+                paths.root().display(),
+                path.display()
+            ),
         });
     }
     let text = String::from_utf8(read_file(&path)?)

@@ -38,11 +38,13 @@
 mod error;
 pub mod files;
 pub mod format;
+pub mod integrity;
 mod keys;
 pub mod merkle;
 pub mod note;
 mod reader;
 pub mod retention;
+pub mod rotation;
 mod verify;
 mod writer;
 

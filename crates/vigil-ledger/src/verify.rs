@@ -12,7 +12,19 @@
 //! 5. every complete group of 256 events hashes to the stored group hash;
 //! 6. the Merkle root at every checkpoint's tree size equals the signed root (catches any change
 //!    to event bytes, even one with a recomputed checksum and group hash);
-//! 7. no checkpoint signs more events than the ledger holds (catches a truncated tail).
+//! 7. no checkpoint signs more events than the ledger holds (catches a truncated tail);
+//! 8. every event is covered by a signature: events after the last signed checkpoint are a
+//!    failure, not a note (a crash leaves such a tail; `vigil serve` signs it at its next start
+//!    after checking it continues the signed tree, and records that it did);
+//! 9. the witness (a second copy of the latest checkpoint) is present when the checkpoints say
+//!    it should be, checks out, and is not newer than `checkpoints.log` (removed checkpoints);
+//!    a sealed last segment with nothing after it is a deleted segment;
+//! 10. with [`VerifyOptions::against`], a checkpoint kept elsewhere is signed by the key and the
+//!     ledger's tree is consistent with it (RFC 9162 consistency proof): catches a rollback or a
+//!     fork that left no trace on this host.
+//!
+//! Recovery records (`recoveries.log`) are listed in the report: they are not failures, but an
+//! auditor must see that the history was re-signed.
 //!
 //! The first problem found is the first bad place; later ones are listed too.
 
@@ -25,16 +37,22 @@ use std::path::{Path, PathBuf};
 use crate::error::LedgerError;
 use crate::files::{self, LedgerPaths};
 use crate::format::{self, BlockKind, FormatError, GROUP_HEIGHT, GROUP_SIZE};
+use crate::integrity::{self, RecoveryRecord, WITNESS_EXTENSION};
 use crate::keys;
 use crate::merkle::{self, Frontier, Hash};
 use crate::note::{Checkpoint, NoteVerifier};
+use crate::reader::LedgerReader;
 use crate::retention::PruneRecord;
+use crate::rotation::{KeyRing, KeyRotation};
 
 /// What to verify against.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
     /// Trust this key instead of the ledger's own `verifier.vkey`.
     pub trusted_key: Option<NoteVerifier>,
+    /// A signed checkpoint note kept outside this host: the ledger must hold its tree as a
+    /// prefix (consistency proof), or verification fails.
+    pub against: Option<String>,
 }
 
 /// Where a problem is.
@@ -122,6 +140,25 @@ pub struct VerifyReport {
     pub prunes: Vec<PruneRecord>,
     /// The verifier key used.
     pub key: String,
+    /// The newest checkpoint whose signature checked and whose root was recomputed and matched:
+    /// the point up to which the ledger is verified.
+    pub latest_verified: Option<Checkpoint>,
+    /// Recorded starts on a ledger that did not verify (`serve --recover`), signed.
+    pub recoveries: Vec<RecoveryRecord>,
+    /// The outside checkpoint given with `against`, when it checked out.
+    pub against: Option<Checkpoint>,
+    /// `name+keyid` of the key that signed [`VerifyReport::latest_verified`].
+    pub latest_verified_key: Option<String>,
+    /// Key rotations on record (`keys.log`), vouched or not.
+    pub rotations: Vec<KeyRotation>,
+}
+
+impl VerifyReport {
+    /// Whether an auditor must look twice although nothing failed: a recovery, or a key
+    /// rotation the old key did not sign.
+    pub fn needs_attention(&self) -> bool {
+        !self.recoveries.is_empty() || self.rotations.iter().any(|r| !r.vouched)
+    }
 }
 
 impl VerifyReport {
@@ -134,6 +171,17 @@ impl VerifyReport {
 struct CheckpointEntry {
     number: usize,
     checkpoint: Checkpoint,
+    /// `name+keyid` of the key that signed it.
+    key: String,
+}
+
+/// `name+keyid` of a key (a key name never holds `+`; the base64 key material may).
+fn key_label(key: &NoteVerifier) -> String {
+    let vkey = key.to_vkey();
+    match vkey.match_indices('+').nth(1) {
+        Some((at, _)) => vkey[..at].to_owned(),
+        None => vkey,
+    }
 }
 
 /// Verifies the ledger of `data_dir`. `progress(done, total)` is called with segment bytes.
@@ -156,6 +204,17 @@ pub fn verify(
         key: verifier.to_vkey(),
         ..VerifyReport::default()
     };
+    let ring = KeyRing::load(&paths, &verifier)?;
+    for p in &ring.problems {
+        report.problem(
+            Place {
+                file: Some(paths.key_history()),
+                ..Place::default()
+            },
+            p.clone(),
+        );
+    }
+    report.rotations = ring.rotations.clone();
 
     // 1. Checkpoints.
     let log = files::read_record_log(&paths.checkpoints(), format::CHECKPOINTS_MAGIC)?;
@@ -178,8 +237,8 @@ pub fn verify(
             report.problem(place, "checkpoint is not UTF-8 text");
             continue;
         };
-        let text = match verifier.open(note) {
-            Ok(text) => text,
+        let (text, key) = match ring.open(note) {
+            Ok((text, key)) => (text, key_label(key)),
             Err(e) => {
                 report.problem(place, format!("signature check failed: {e}"));
                 continue;
@@ -213,7 +272,11 @@ pub fn verify(
         by_size
             .entry(checkpoint.size)
             .or_default()
-            .push(CheckpointEntry { number, checkpoint });
+            .push(CheckpointEntry {
+                number,
+                checkpoint,
+                key,
+            });
     }
 
     // 2. Pruning records.
@@ -227,7 +290,7 @@ pub fn verify(
         let parsed = std::str::from_utf8(bytes)
             .map_err(|_| "not UTF-8".to_string())
             .and_then(|note| {
-                verifier.open(note).map_err(|e| e.to_string())?;
+                ring.open(note).map_err(|e| e.to_string())?;
                 PruneRecord::parse_note(note)
             });
         match parsed {
@@ -263,6 +326,7 @@ pub fn verify(
         group_start: None,
         last_verified: None,
         torn_tail: None,
+        last_sealed: false,
     };
     let pruned_groups = pruned_end / GROUP_SIZE;
     if (walk.tiles.len() as u64) < pruned_groups {
@@ -408,14 +472,243 @@ pub fn verify(
             ),
         );
     }
-    let signed = report.latest_checkpoint.as_ref().map_or(0, |c| c.size);
-    if expected > signed {
+    let broken = walk.broken;
+    let last_sealed = walk.last_sealed;
+    check_evidence(&paths, &ring, options, broken, last_sealed, &mut report)?;
+    Ok(report)
+}
+
+/// Whether a writer holds the ledger's lock right now (so a tail not yet signed is expected).
+fn writer_running(paths: &LedgerPaths) -> bool {
+    let Ok(file) = File::open(paths.lock()) else {
+        return false;
+    };
+    matches!(
+        file.try_lock_shared(),
+        Err(std::fs::TryLockError::WouldBlock)
+    )
+}
+
+/// Steps 8 to 10: signature coverage, the witness, recoveries, an outside checkpoint.
+fn check_evidence(
+    paths: &LedgerPaths,
+    ring: &KeyRing,
+    options: &VerifyOptions,
+    broken: bool,
+    last_sealed: bool,
+    report: &mut VerifyReport,
+) -> Result<(), LedgerError> {
+    let expected = report.end_seq;
+    let at_end = |seq| Place {
+        seq: Some(seq),
+        ..Place::default()
+    };
+    let witness_place = || Place {
+        file: Some(paths.witness()),
+        ..Place::default()
+    };
+    let open = |note: &str| -> Result<Checkpoint, String> {
+        let (text, _) = ring.open(note).map_err(|e| e.to_string())?;
+        let c = Checkpoint::parse(text).map_err(|e| e.to_string())?;
+        if c.origin != ring.trusted().name() {
+            return Err(format!("origin {:?} is not this ledger's", c.origin));
+        }
+        Ok(c)
+    };
+
+    // The witness.
+    let log_size = report.latest_checkpoint.as_ref().map(|c| c.size);
+    let mut witness_size = None;
+    match integrity::read_witness(paths) {
+        Ok(None) => {
+            if report
+                .latest_checkpoint
+                .as_ref()
+                .is_some_and(|c| c.extensions.iter().any(|e| e == WITNESS_EXTENSION))
+            {
+                report.problem(
+                    witness_place(),
+                    "the witness is missing, but the checkpoints were written by a writer that keeps one: it was deleted",
+                );
+            }
+        }
+        Err(e) => report.problem(witness_place(), e.to_string()),
+        Ok(Some(w)) => match open(&w.note) {
+            Err(e) => report.problem(witness_place(), format!("signature check failed: {e}")),
+            Ok(w)
+                if writer_running(paths)
+                    && (log_size.is_none_or(|l| w.size > l) || w.size > expected)
+                    && crate::reader::read_checkpoints(paths)?
+                        .iter()
+                        .any(|c| c.checkpoint.size == w.size && c.checkpoint.root == w.root) =>
+            {
+                // The running writer signed a checkpoint after this run read checkpoints.log.
+                report.notes.push(format!(
+                    "the running writer signed a checkpoint of size {} while this verification ran; it is not covered by this run",
+                    w.size
+                ));
+            }
+            Ok(w) => {
+                witness_size = Some(w.size);
+                if log_size.is_none_or(|l| w.size > l) && w.size > 0 {
+                    report.problem(
+                        witness_place(),
+                        format!(
+                            "the witness holds a signed checkpoint of size {} but the latest in checkpoints.log signs {}: checkpoints were removed",
+                            w.size,
+                            log_size.unwrap_or(0)
+                        ),
+                    );
+                }
+                if w.size > expected {
+                    report.problem(
+                        witness_place(),
+                        format!(
+                            "the witness signs {} events but the ledger holds {expected}: events {expected}..{} are missing",
+                            w.size, w.size
+                        ),
+                    );
+                } else if !broken && w.size >= report.pruned_end {
+                    let root = LedgerReader::open(paths.root().parent().unwrap_or(paths.root()))
+                        .and_then(|mut r| r.root_at(w.size));
+                    match root {
+                        Ok(root) if root == w.root => {}
+                        Ok(_) => report.problem(
+                            witness_place(),
+                            format!(
+                                "the witness signs a root for tree size {} that is not the root of the stored events",
+                                w.size
+                            ),
+                        ),
+                        Err(e) => report.problem(witness_place(), e.to_string()),
+                    }
+                }
+            }
+        },
+    }
+
+    // Coverage: every event signed.
+    let signed = log_size
+        .unwrap_or(0)
+        .max(witness_size.unwrap_or(0))
+        .max(report.pruned_end);
+    if expected > signed && writer_running(paths) {
         report.notes.push(format!(
-            "{} events ({signed}..{expected}) are not yet covered by a signed checkpoint",
+            "{} events after the last signed checkpoint (size {signed}) are not signed yet: a writer (`vigil serve`) holds the ledger open and signs them at its next checkpoint; they are not verified by this run",
             expected - signed
         ));
+    } else if expected > signed {
+        let message = if log_size.is_none() && witness_size.is_none() {
+            format!(
+                "events {signed}..{expected} are not covered by any checkpoint signed by this key: checkpoints.log and the witness are missing or empty (deleted?)"
+            )
+        } else {
+            format!(
+                "{} events after the last signed checkpoint (size {signed}) are not signed: events {signed}..{expected}. A crash leaves such a tail, and `vigil serve` signs it at its next start after checking that it continues the signed tree; otherwise they were added behind the writer's back, or their checkpoints were removed",
+                expected - signed
+            )
+        };
+        report.problem(at_end(signed), message);
     }
-    Ok(report)
+    if last_sealed && expected > report.pruned_end {
+        report.problem(
+            at_end(expected),
+            format!(
+                "the last segment ends in a seal block but no segment follows it (the writer creates the next one when it seals): the segment holding events from {expected} on was deleted"
+            ),
+        );
+    }
+
+    // Recoveries.
+    let (records, problems) = integrity::read_recoveries(paths, ring)?;
+    for p in problems {
+        report.problem(
+            Place {
+                file: Some(paths.recoveries()),
+                ..Place::default()
+            },
+            p,
+        );
+    }
+    if let Some(c) = &report.latest_checkpoint
+        && integrity::stated_recoveries(c) > records.len()
+    {
+        report.problem(
+            Place {
+                file: Some(paths.recoveries()),
+                ..Place::default()
+            },
+            format!(
+                "the latest checkpoint states {} recovery records but recoveries.log holds {}: records were removed",
+                integrity::stated_recoveries(c),
+                records.len()
+            ),
+        );
+    }
+    report.recoveries = records;
+
+    // An outside checkpoint.
+    if let Some(note) = &options.against {
+        let place = || Place {
+            file: Some(PathBuf::from("--against")),
+            ..Place::default()
+        };
+        match open(note) {
+            Err(e) => report.problem(
+                place(),
+                format!("the outside checkpoint is not signed by the expected key: {e}"),
+            ),
+            Ok(outside) => {
+                let latest = report.latest_verified.clone();
+                match latest {
+                    _ if outside.size > expected => report.problem(
+                        place(),
+                        format!(
+                            "the outside checkpoint signs {} events but the ledger holds {expected}: events {expected}..{} were removed (rollback)",
+                            outside.size, outside.size
+                        ),
+                    ),
+                    None => report.problem(
+                        place(),
+                        "no checkpoint of the ledger verified, so there is nothing to prove consistency with",
+                    ),
+                    Some(new) if outside.size > new.size => report.problem(
+                        place(),
+                        format!(
+                            "the outside checkpoint signs {} events but the ledger's latest verified checkpoint signs only {}: the ledger was rolled back",
+                            outside.size, new.size
+                        ),
+                    ),
+                    Some(new) => {
+                        let proved = LedgerReader::open(paths.root().parent().unwrap_or(paths.root()))
+                            .and_then(|mut r| r.consistency_proof(outside.size, new.size))
+                            .map_err(|e| e.to_string())
+                            .and_then(|proof| {
+                                merkle::verify_consistency(
+                                    outside.size,
+                                    new.size,
+                                    &proof,
+                                    &outside.root,
+                                    &new.root,
+                                )
+                                .map_err(|e| e.to_string())
+                            });
+                        match proved {
+                            Ok(()) => report.against = Some(outside),
+                            Err(e) => report.problem(
+                                place(),
+                                format!(
+                                    "the ledger's tree of size {} is not an extension of the outside checkpoint of size {} (consistency proof failed: {e}): the history was changed (fork)",
+                                    new.size, outside.size
+                                ),
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl VerifyReport {
@@ -441,6 +734,8 @@ struct Walk {
     last_verified: Option<(u64, Place)>,
     /// Where the last segment stops being readable, if before its end.
     torn_tail: Option<(Place, String)>,
+    /// The last segment read ends in a seal block.
+    last_sealed: bool,
 }
 
 impl Walk {
@@ -505,6 +800,14 @@ impl Walk {
         for entry in entries {
             if entry.checkpoint.root == root {
                 report.checkpoints_verified += 1;
+                if report
+                    .latest_verified
+                    .as_ref()
+                    .is_none_or(|c| c.size <= entry.checkpoint.size)
+                {
+                    report.latest_verified = Some(entry.checkpoint.clone());
+                    report.latest_verified_key = Some(entry.key.clone());
+                }
                 self.last_verified = Some((size, place.clone()));
             } else {
                 let (from, mut at) = self.last_verified.clone().unwrap_or((0, Place::default()));
@@ -686,6 +989,7 @@ fn verify_segment(
         place.seq = Some(expected);
         stop_segment(report, walk, place, is_last, &what, n_bytes);
     }
+    walk.last_sealed = sealed;
     if !is_last && !sealed && !walk.broken {
         report.problem(
             seg_place(Some(block_idx), Some(offset as u64), Some(expected)),

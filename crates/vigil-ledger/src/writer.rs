@@ -45,11 +45,13 @@ use vigil_event::{Event, Timestamp};
 use crate::error::LedgerError;
 use crate::files::{self, LedgerPaths, SegmentBlocks, read_record_log, sync_dir};
 use crate::format::{self, BLOCK_TARGET_RAW, GROUP_HEIGHT, GROUP_SIZE, MAX_EVENT_BYTES};
+use crate::integrity::{self, OpenState, RecoveryRecord};
 use crate::keys;
 use crate::merkle::{self, Frontier, Hash};
 use crate::note::{Checkpoint, NoteSigner};
 use crate::reader::{LedgerReader, SignedCheckpoint, parse_signed_checkpoint, prune_records};
 use crate::retention::{PruneOutcome, PruneRecord, PrunedSegment, RetentionPolicy};
+use crate::rotation::KeyRing;
 
 /// Tuning of the writer. The defaults suit a single server.
 #[derive(Debug, Clone)]
@@ -64,6 +66,10 @@ pub struct LedgerConfig {
     pub zstd_level: i32,
     /// Append requests that may wait for the committer before `append` blocks (backpressure).
     pub queue_depth: usize,
+    /// Open even if the ledger does not verify against its own checkpoints, for this reason:
+    /// what was found is signed into `recoveries.log` and the ledger before anything is signed.
+    /// `None` (the default) refuses such a ledger with [`LedgerError::Untrusted`].
+    pub recover: Option<String>,
 }
 
 impl Default for LedgerConfig {
@@ -74,6 +80,7 @@ impl Default for LedgerConfig {
             checkpoint_interval: Duration::from_secs(5),
             zstd_level: 3,
             queue_depth: 1024,
+            recover: None,
         }
     }
 }
@@ -104,6 +111,10 @@ pub struct RecoveryReport {
     pub finished_prunes: Vec<PathBuf>,
     /// Whether a checkpoint was signed for events the previous run had not checkpointed.
     pub checkpoint_written: bool,
+    /// Events no signature covered at open (a crash tail), signed after the check at open.
+    pub unsigned_tail: Option<Range<u64>>,
+    /// The recovery record, when the ledger did not verify and `LedgerConfig::recover` was set.
+    pub recovered: Option<RecoveryRecord>,
 }
 
 type AppendReply = Box<dyn FnOnce(Result<Range<u64>, LedgerError>) + Send>;
@@ -321,7 +332,7 @@ impl Ledger {
     }
 }
 
-fn lock_writer(paths: &LedgerPaths) -> Result<File, LedgerError> {
+pub(crate) fn lock_writer(paths: &LedgerPaths) -> Result<File, LedgerError> {
     let path = paths.lock();
     let file = OpenOptions::new()
         .create(true)
@@ -399,6 +410,8 @@ struct Committer {
     partial: Vec<Hash>,
     checkpointed_size: u64,
     last_checkpoint: Instant,
+    /// Recovery records in `recoveries.log`; every checkpoint states the number.
+    recoveries: usize,
     poisoned: Option<String>,
     /// Why the last write failed (and was undone), while the writer retries.
     degraded: Option<String>,
@@ -505,6 +518,7 @@ impl Committer {
         }
 
         let now_nanos = Timestamp::now().as_nanos();
+        let mut last_sealed = false;
         let (segment_first, segment, segment_bytes) = match listed.last() {
             None => {
                 let (file, bytes) = create_segment(&paths, pruned_end, now_nanos)?;
@@ -512,6 +526,7 @@ impl Committer {
             }
             Some((first, path)) => {
                 let scanned = recover_last_segment(path, &mut report)?;
+                last_sealed = scanned.sealed_nanos.is_some();
                 if let Some(sealed_nanos) = scanned.sealed_nanos {
                     let end = scanned.end_seq();
                     sealed.push(SealedSegment {
@@ -551,7 +566,6 @@ impl Committer {
         } else {
             Some(format::FILE_HEADER_LEN as u64 + stored_tiles.len() as u64 * 32)
         };
-        let mut tiles = files::open_append(&paths.tiles(), &tiles_header, tiles_valid)?;
         let mut rebuilt = Vec::new();
         for g in stored_tiles.len() as u64..complete_groups {
             let leaves = reader.group_leaf_hashes(g)?;
@@ -559,12 +573,6 @@ impl Committer {
             rebuilt.extend_from_slice(&hash);
             stored_tiles.push(hash);
             report.rebuilt_groups += 1;
-        }
-        if !rebuilt.is_empty() {
-            tiles
-                .write_all(&rebuilt)
-                .and_then(|_| tiles.sync_data())
-                .map_err(|e| LedgerError::io(format!("writing {}", paths.tiles().display()), e))?;
         }
         let tiles_len = format::FILE_HEADER_LEN as u64 + stored_tiles.len() as u64 * 32;
         let mut groups = Frontier::new();
@@ -590,7 +598,57 @@ impl Committer {
                     format!("latest checkpoint: {reason}"),
                 )
             })?;
-        let checkpointed_size = latest.as_ref().map_or(0, |c| c.checkpoint.size);
+        let mut checkpointed_size = latest.as_ref().map_or(0, |c| c.checkpoint.size);
+        let check = integrity::check_at_open(
+            &OpenState {
+                paths: &paths,
+                keys: &KeyRing::load(&paths, &signer.verifier())?,
+                checkpoint_records: &checkpoint_log.records,
+                tiles: &stored_tiles,
+                end_seq,
+                current_root: {
+                    let mut frontier = groups.clone();
+                    for leaf in &partial {
+                        frontier.push_leaf(*leaf);
+                    }
+                    frontier.root()
+                },
+                pruned_end,
+                last_segment_sealed: last_sealed,
+            },
+            &mut reader,
+        )?;
+        if !check.problems.is_empty() {
+            let Some(reason) = &config.recover else {
+                return Err(LedgerError::Untrusted {
+                    path: paths.root().to_owned(),
+                    problems: check.problems,
+                });
+            };
+            let record =
+                integrity::append_recovery(&paths, &signer, end_seq, reason, &check.problems)?;
+            report.recovered = Some(record);
+            // Sign what is stored now; the old checkpoints stay as evidence.
+            checkpointed_size = 0;
+        } else if end_seq > check.signed_size {
+            report.unsigned_tail = Some(check.signed_size..end_seq);
+        }
+        // Only now, with the stored events checked against the signed root, is tiles.dat
+        // brought up to date (rebuilding it first would launder an edit).
+        let mut tiles = files::open_append(&paths.tiles(), &tiles_header, tiles_valid)?;
+        if !rebuilt.is_empty() {
+            tiles
+                .write_all(&rebuilt)
+                .and_then(|_| tiles.sync_data())
+                .map_err(|e| LedgerError::io(format!("writing {}", paths.tiles().display()), e))?;
+        }
+        if check.witness_missing && report.recovered.is_none() && end_seq == checkpointed_size {
+            // A new ledger, or one written before the witness existed.
+            match &latest {
+                Some(l) => integrity::write_witness(&paths, &l.note)?,
+                None => integrity::write_genesis_witness(&paths, &signer)?,
+            }
+        }
         if checkpointed_size > end_seq {
             return Err(LedgerError::corrupt(
                 paths.segments_dir().as_path(),
@@ -622,6 +680,7 @@ impl Committer {
             partial,
             checkpointed_size,
             last_checkpoint: Instant::now(),
+            recoveries: check.recoveries + usize::from(report.recovered.is_some()),
             poisoned: None,
             degraded: None,
             retry_at: Instant::now(),
@@ -631,11 +690,24 @@ impl Committer {
             write_buf: Vec::new(),
             scratch: Vec::new(),
         };
-        if end_seq > checkpointed_size {
+        if let Some(record) = &report.recovered {
+            committer.append_own(integrity::recovery_event(record))?;
+        } else if let Some(tail) = &report.unsigned_tail {
+            committer.append_own(integrity::unsigned_tail_event(tail))?;
+        }
+        if committer.end_seq > committer.checkpointed_size {
             committer.write_checkpoint()?;
             report.checkpoint_written = true;
         }
         Ok((committer, report))
+    }
+
+    /// Appends one event of the writer's own before it starts serving.
+    fn append_own(&mut self, event: Event) -> Result<(), LedgerError> {
+        let bytes = event.to_canonical();
+        let tile_bytes = self.write_events(&[bytes.as_slice()])?;
+        self.tiles_pending.extend_from_slice(&tile_bytes);
+        self.flush_tiles()
     }
 
     fn run(mut self, rx: Receiver<Command>, shared: &Shared) {
@@ -1042,7 +1114,7 @@ impl Committer {
             origin: self.signer.name().to_owned(),
             size: self.end_seq,
             root: self.current_root(),
-            extensions: vec![format!("time {}", Timestamp::now().to_rfc3339())],
+            extensions: integrity::checkpoint_extensions(Timestamp::now(), self.recoveries),
         };
         let note = self.signer.sign(&checkpoint.to_text())?;
         let mut record = Vec::with_capacity(note.len() + 8);
@@ -1064,6 +1136,7 @@ impl Committer {
                 .map_err(|undo| LedgerError::io(format!("truncating {}", path.display()), undo))?;
             return Err(LedgerError::io(format!("writing {}", path.display()), e));
         }
+        integrity::write_witness(&self.paths, &note)?;
         self.checkpointed_size = checkpoint.size;
         self.last_checkpoint = Instant::now();
         Ok(SignedCheckpoint { checkpoint, note })

@@ -104,3 +104,34 @@ fn v1_ledger_takes_multi_block_appends() {
         .count();
     assert!(flagged >= 2, "the append spans blocks flagged `continues`");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A ledger written before the witness existed opens (it is not mistaken for one whose witness
+/// was deleted), gets a witness, and keeps verifying.
+#[test]
+fn v1_ledger_without_a_witness_upgrades_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("v1"), dir.path());
+    let paths = vigil_ledger::LedgerPaths::new(dir.path());
+    assert!(!paths.witness().exists());
+    let (ledger, recovery) =
+        vigil_ledger::Ledger::open(dir.path(), vigil_ledger::LedgerConfig::default()).unwrap();
+    assert!(recovery.recovered.is_none());
+    assert!(recovery.unsigned_tail.is_none());
+    ledger.close().unwrap();
+    assert!(paths.witness().exists());
+    let report = verify(dir.path(), &VerifyOptions::default(), &mut |_, _| {}).unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+}

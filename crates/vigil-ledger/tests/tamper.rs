@@ -448,6 +448,8 @@ fn replaced_key_and_resigned_checkpoints_fail_against_the_trusted_key() {
     format::encode_record(&mut log, forger.sign(&forged.to_text()).unwrap().as_bytes());
     fs::write(paths.checkpoints(), log).unwrap();
     fs::write(paths.verifier_key(), forger.verifier().to_vkey()).unwrap();
+    // (The witness, signed by the real key, would give it away: the attacker deletes it too.)
+    fs::remove_file(paths.witness()).unwrap();
 
     // With the ledger's own (replaced) key file the forgery is self-consistent…
     let own = run(dir.path());
@@ -457,6 +459,7 @@ fn replaced_key_and_resigned_checkpoints_fail_against_the_trusted_key() {
         dir.path(),
         &VerifyOptions {
             trusted_key: Some(trusted),
+            ..VerifyOptions::default()
         },
         &mut |_, _| {},
     )
@@ -466,5 +469,459 @@ fn replaced_key_and_resigned_checkpoints_fail_against_the_trusted_key() {
         report.problems[0].message.contains("signature"),
         "{}",
         report.problems[0]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Removed evidence: deleting what would show the tampering must itself be caught.
+
+/// All problems of a report as one string, for `contains` checks.
+fn problems_text(report: &VerifyReport) -> String {
+    report
+        .problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Rewrites `checkpoints.log` keeping only the checkpoints `keep` accepts.
+fn keep_checkpoints(dir: &Path, keep: impl Fn(u64) -> bool) {
+    let paths = LedgerPaths::new(dir);
+    let mut log = format::encode_file_header(format::CHECKPOINTS_MAGIC).to_vec();
+    for c in vigil_ledger::read_checkpoints(&paths).unwrap() {
+        if keep(c.checkpoint.size) {
+            format::encode_record(&mut log, c.note.as_bytes());
+        }
+    }
+    fs::write(paths.checkpoints(), log).unwrap();
+}
+
+fn remove_if_present(path: &Path) {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("{}: {e}", path.display()),
+    }
+}
+
+#[test]
+fn edited_event_with_deleted_checkpoints_and_tiles_fails() {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    let seg = &segments(dir.path())[1];
+    rewrite_block(seg, 0, |events, _| change_event(&mut events[0]));
+    fs::remove_file(paths.checkpoints()).unwrap();
+    fs::remove_file(paths.tiles()).unwrap();
+    let report = run(dir.path());
+    assert!(
+        !report.is_intact(),
+        "deleting checkpoints.log and tiles.dat hid an edit; notes: {:?}",
+        report.notes
+    );
+    let text = problems_text(&report);
+    assert!(text.contains("checkpoints were removed"), "{text}");
+    assert!(text.contains("not the root of the stored events"), "{text}");
+
+    // Deleting the witness too leaves events that no signature covers: still a failure.
+    remove_if_present(&paths.witness());
+    let report = run(dir.path());
+    assert!(!report.is_intact(), "notes: {:?}", report.notes);
+    let text = problems_text(&report);
+    assert!(
+        text.contains("not covered by any checkpoint signed by this key"),
+        "{text}"
+    );
+    assert!(report.latest_verified.is_none());
+}
+
+/// Deletes the last segment holding events, every checkpoint past its start and the group
+/// hashes past it: what an attacker does to make the newest events disappear.
+fn delete_last_segment_and_its_evidence(dir: &Path) -> u64 {
+    let paths = LedgerPaths::new(dir);
+    let mut listed = files::list_segments(&paths).unwrap();
+    let (mut first, mut path) = listed.pop().unwrap();
+    if fs::metadata(&path).unwrap().len() <= format::SEGMENT_HEADER_LEN as u64 {
+        // The empty segment created at the last seal goes too.
+        fs::remove_file(&path).unwrap();
+        (first, path) = listed.pop().unwrap();
+    }
+    fs::remove_file(&path).unwrap();
+    keep_checkpoints(dir, |size| size <= first);
+    let tiles = fs::read(paths.tiles()).unwrap();
+    let keep = format::FILE_HEADER_LEN + (first / 256) as usize * 32;
+    fs::write(paths.tiles(), &tiles[..keep.min(tiles.len())]).unwrap();
+    first
+}
+
+#[test]
+fn deleted_last_segment_with_its_checkpoints_and_tiles_fails() {
+    let dir = fixture();
+    let end = delete_last_segment_and_its_evidence(dir.path());
+    let report = run(dir.path());
+    assert!(
+        !report.is_intact(),
+        "removing the last segment and its evidence went unnoticed; notes: {:?}",
+        report.notes
+    );
+    let text = problems_text(&report);
+    assert!(text.contains("checkpoints were removed"), "{text}");
+    assert!(text.contains(&format!("events {end}..")), "{text}");
+
+    // Without the witness the seal of the segment before still shows a segment followed it.
+    fs::remove_file(LedgerPaths::new(dir.path()).witness()).unwrap();
+    let report = run(dir.path());
+    assert!(!report.is_intact(), "notes: {:?}", report.notes);
+    let text = problems_text(&report);
+    assert!(text.contains("no segment follows it"), "{text}");
+}
+
+#[test]
+fn removed_latest_checkpoint_fails() {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    let all = vigil_ledger::read_checkpoints(&paths).unwrap();
+    let latest = all.last().unwrap().checkpoint.size;
+    keep_checkpoints(dir.path(), |size| size < latest);
+    let report = run(dir.path());
+    assert!(
+        !report.is_intact(),
+        "removing the latest checkpoint went unnoticed; notes: {:?}",
+        report.notes
+    );
+    let text = problems_text(&report);
+    assert!(text.contains("checkpoints were removed"), "{text}");
+    // The state verified is named: the previous checkpoint.
+    let previous = all[all.len() - 2].checkpoint.size;
+    assert_eq!(
+        report.latest_verified.as_ref().map(|c| c.size),
+        Some(previous)
+    );
+    // Removing the witness as well: its absence and the unsigned events are both failures.
+    fs::remove_file(paths.witness()).unwrap();
+    let report = run(dir.path());
+    let text = problems_text(&report);
+    assert!(text.contains("the witness is missing"), "{text}");
+    assert!(
+        text.contains(&format!("events {previous}..{latest}")) && text.contains("are not signed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn writer_refuses_to_sign_over_deleted_checkpoints() {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    let seg = &segments(dir.path())[1];
+    rewrite_block(seg, 0, |events, _| change_event(&mut events[0]));
+    fs::remove_file(paths.checkpoints()).unwrap();
+    fs::remove_file(paths.tiles()).unwrap();
+    remove_if_present(&paths.witness());
+    let before = fs::read(seg).unwrap();
+    let err = Ledger::open(dir.path(), LedgerConfig::default())
+        .expect_err("the writer signed a ledger whose checkpoints were deleted (laundering)");
+    let text = err.to_string();
+    assert!(text.contains("does not verify"), "{text}");
+    assert!(text.contains("--recover"), "{text}");
+    // Nothing was rebuilt or signed: the evidence is as the attacker left it.
+    assert!(
+        !paths.checkpoints().exists() || vigil_ledger::read_checkpoints(&paths).unwrap().is_empty()
+    );
+    assert!(!paths.tiles().exists() || fs::metadata(paths.tiles()).unwrap().len() <= 16);
+    assert_eq!(fs::read(seg).unwrap(), before);
+    assert!(!run(dir.path()).is_intact());
+}
+
+#[test]
+fn writer_refuses_when_tiles_were_rewritten_over_an_edit() {
+    // The edit plus recomputed group hashes: the signed root no longer matches at open.
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    let seg = &segments(dir.path())[1];
+    rewrite_block(seg, 0, |events, _| change_event(&mut events[0]));
+    fs::remove_file(paths.tiles()).unwrap();
+    let err = Ledger::open(dir.path(), LedgerConfig::default())
+        .expect_err("the writer rebuilt tiles.dat over an edited event and went on");
+    assert!(err.to_string().contains("were changed"), "{err}");
+}
+
+#[test]
+fn writer_refuses_to_make_a_new_key_for_an_existing_ledger() {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    fs::remove_file(paths.signing_key()).unwrap();
+    fs::remove_file(paths.verifier_key()).unwrap();
+    let err = Ledger::open(dir.path(), LedgerConfig::default())
+        .expect_err("a new signing key was generated for an existing ledger");
+    let text = err.to_string();
+    assert!(text.contains("signing.key is missing"), "{text}");
+    assert!(text.contains("rotate-key"), "{text}");
+    assert!(!paths.signing_key().exists());
+    assert!(!paths.verifier_key().exists());
+}
+
+#[test]
+fn missing_verifier_key_is_named() {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    fs::remove_file(paths.verifier_key()).unwrap();
+    let err = verify(dir.path(), &VerifyOptions::default(), &mut |_, _| {}).unwrap_err();
+    let text = err.to_string();
+    assert!(!text.contains("no ledger"), "{text}");
+    assert!(text.contains("verifier.vkey is missing"), "{text}");
+    assert!(text.contains("signing.key is present"), "{text}");
+}
+
+/// Puts back `checkpoints.log` and the witness as they were: the state a crash leaves when the
+/// events after them were fsynced but not yet signed.
+fn unsigned_tail_fixture() -> (tempfile::TempDir, u64, u64) {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    let log = fs::read(paths.checkpoints()).unwrap();
+    let witness = fs::read(paths.witness()).unwrap();
+    let signed = LedgerReader::open(dir.path()).unwrap().end_seq();
+    let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+    let mut e = Event::new(Timestamp::from_secs(1_800_100_000));
+    e.insert("message", "after the last checkpoint");
+    ledger.append(&[e.clone(), e]).unwrap();
+    ledger.close().unwrap();
+    fs::write(paths.checkpoints(), log).unwrap();
+    fs::write(paths.witness(), witness).unwrap();
+    let end = LedgerReader::open(dir.path()).unwrap().end_seq();
+    (dir, signed, end)
+}
+
+#[test]
+fn unsigned_tail_fails_verify_and_is_signed_on_the_record_at_the_next_open() {
+    let (dir, signed, end) = unsigned_tail_fixture();
+    let report = run(dir.path());
+    assert!(!report.is_intact(), "an unsigned tail was reported as OK");
+    let text = problems_text(&report);
+    assert!(
+        text.contains(&format!(
+            "{} events after the last signed checkpoint (size {signed}) are not signed",
+            end - signed
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("`vigil serve` signs it at its next start"),
+        "{text}"
+    );
+    assert_eq!(
+        report.latest_verified.as_ref().map(|c| c.size),
+        Some(signed)
+    );
+
+    let (ledger, recovery) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+    assert_eq!(recovery.unsigned_tail, Some(signed..end));
+    assert!(recovery.recovered.is_none());
+    ledger.close().unwrap();
+    let report = run(dir.path());
+    assert!(report.is_intact(), "{:?}", report.problems);
+    let audit = LedgerReader::open(dir.path())
+        .unwrap()
+        .read_event(end)
+        .unwrap();
+    assert_eq!(
+        audit.get_str("event.action"),
+        Some("ledger_unsigned_tail_signed")
+    );
+    assert_eq!(audit.get_str("event.dataset"), Some("vigil.audit"));
+}
+
+#[test]
+fn recovery_is_signed_recorded_and_reported_forever() {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    fs::remove_file(paths.checkpoints()).unwrap();
+    remove_if_present(&paths.witness());
+    let end = LedgerReader::open(dir.path()).unwrap().end_seq();
+    assert!(Ledger::open(dir.path(), LedgerConfig::default()).is_err());
+    let config = LedgerConfig {
+        recover: Some("checkpoints.log lost in a disk replacement, ticket 42".into()),
+        ..LedgerConfig::default()
+    };
+    let (ledger, recovery) = Ledger::open(dir.path(), config).unwrap();
+    let record = recovery.recovered.clone().expect("no recovery record");
+    assert_eq!(record.size, end);
+    assert!(record.reason.contains("ticket 42"));
+    assert!(
+        record
+            .found
+            .iter()
+            .any(|f| f.contains("no signed checkpoint")),
+        "{:?}",
+        record.found
+    );
+    ledger.close().unwrap();
+    let audit = LedgerReader::open(dir.path())
+        .unwrap()
+        .read_event(end)
+        .unwrap();
+    assert_eq!(audit.get_str("event.action"), Some("ledger_recovered"));
+    assert_eq!(audit.get_str("event.dataset"), Some("vigil.audit"));
+    assert!(audit.get_str("message").unwrap().contains("ticket 42"));
+
+    // Later opens are ordinary; every verify names the recovery.
+    let (ledger, recovery) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+    assert!(recovery.recovered.is_none());
+    ledger.close().unwrap();
+    let report = run(dir.path());
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.recoveries.len(), 1);
+    assert!(report.recoveries[0].reason.contains("ticket 42"));
+
+    // A forged recovery record (not signed by the key) is a failure.
+    let mut bytes = fs::read(paths.recoveries()).unwrap();
+    let at = bytes.windows(6).position(|w| w == b"ticket").unwrap();
+    bytes[at] = b'T';
+    fs::write(paths.recoveries(), bytes).unwrap();
+    assert!(!run(dir.path()).is_intact());
+    // So is a deleted one: the checkpoints state how many there are.
+    fs::remove_file(paths.recoveries()).unwrap();
+    let report = run(dir.path());
+    assert!(
+        problems_text(&report).contains("records were removed"),
+        "{}",
+        problems_text(&report)
+    );
+    assert!(Ledger::open(dir.path(), LedgerConfig::default()).is_err());
+}
+
+#[test]
+fn outside_checkpoint_catches_a_fork_signed_with_the_stolen_key() {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    let saved = vigil_ledger::read_checkpoints(&paths).unwrap()[5]
+        .note
+        .clone();
+    let with = |note: &str| VerifyOptions {
+        against: Some(note.to_owned()),
+        ..VerifyOptions::default()
+    };
+    let report = verify(dir.path(), &with(&saved), &mut |_, _| {}).unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert!(report.against.is_some());
+
+    // The attacker holds the signing key (it is on the host): they rewrite an early event and
+    // re-sign a complete new history, witness and all. Locally it verifies…
+    let signer = NoteSigner::from_skey(&fs::read_to_string(paths.signing_key()).unwrap()).unwrap();
+    rewrite_block(&segments(dir.path())[0], 0, |events, _| {
+        change_event(&mut events[0])
+    });
+    let mut reader = LedgerReader::open(dir.path()).unwrap();
+    let end = reader.end_seq();
+    let mut tiles = format::encode_file_header(format::TILES_MAGIC).to_vec();
+    for g in 0..end / 256 {
+        let leaves = reader.group_leaf_hashes(g).unwrap();
+        tiles.extend_from_slice(&vigil_ledger::merkle::root_from_leaf_hashes(&leaves));
+    }
+    fs::write(paths.tiles(), tiles).unwrap();
+    let root = LedgerReader::open(dir.path())
+        .unwrap()
+        .root_at(end)
+        .unwrap();
+    let forged = vigil_ledger::note::Checkpoint {
+        origin: signer.name().to_owned(),
+        size: end,
+        root,
+        extensions: vec!["vigil-witness v1".into()],
+    };
+    let note = signer.sign(&forged.to_text()).unwrap();
+    let mut log = format::encode_file_header(format::CHECKPOINTS_MAGIC).to_vec();
+    format::encode_record(&mut log, note.as_bytes());
+    fs::write(paths.checkpoints(), &log).unwrap();
+    let mut witness = format::encode_file_header(vigil_ledger::integrity::WITNESS_MAGIC).to_vec();
+    format::encode_record(&mut witness, note.as_bytes());
+    fs::write(paths.witness(), witness).unwrap();
+    assert!(
+        run(dir.path()).is_intact(),
+        "{:?}",
+        run(dir.path()).problems
+    );
+    // …but not against the copy kept elsewhere.
+    let report = verify(dir.path(), &with(&saved), &mut |_, _| {}).unwrap();
+    assert!(!report.is_intact());
+    assert!(
+        problems_text(&report).contains("fork"),
+        "{}",
+        problems_text(&report)
+    );
+    // A checkpoint not signed by the key is refused outright.
+    let other = NoteSigner::generate(signer.name()).unwrap();
+    let report = verify(
+        dir.path(),
+        &with(&other.sign(&forged.to_text()).unwrap()),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(problems_text(&report).contains("not signed by the expected key"));
+}
+
+#[test]
+fn vouched_key_rotation_keeps_the_history_verifiable_by_either_key() {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    let old = vigil_ledger::load_verifier(&paths).unwrap();
+    let rotation = vigil_ledger::rotation::rotate_key(dir.path(), "yearly rotation", None).unwrap();
+    assert!(rotation.vouched);
+    assert_eq!(rotation.old.as_ref(), Some(&old));
+    let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+    ledger
+        .append(&[Event::new(Timestamp::from_secs(1_800_200_000))])
+        .unwrap();
+    ledger.close().unwrap();
+    let new = vigil_ledger::load_verifier(&paths).unwrap();
+    assert_ne!(new, old);
+    let report = run(dir.path());
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert!(!report.needs_attention());
+    assert_eq!(report.rotations.len(), 1);
+    // The auditor's old key accepts the new one through the rotation the old key signed.
+    let report = verify(
+        dir.path(),
+        &VerifyOptions {
+            trusted_key: Some(old),
+            ..VerifyOptions::default()
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+}
+
+#[test]
+fn unvouched_key_rotation_is_loud_and_refused_by_the_old_key() {
+    let dir = fixture();
+    let paths = LedgerPaths::new(dir.path());
+    let old = vigil_ledger::load_verifier(&paths).unwrap();
+    fs::remove_file(paths.signing_key()).unwrap();
+    assert!(Ledger::open(dir.path(), LedgerConfig::default()).is_err());
+    let rotation =
+        vigil_ledger::rotation::rotate_key(dir.path(), "signing.key lost", None).unwrap();
+    assert!(!rotation.vouched);
+    let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+    ledger
+        .append(&[Event::new(Timestamp::from_secs(1_800_200_000))])
+        .unwrap();
+    ledger.close().unwrap();
+    let report = run(dir.path());
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert!(report.needs_attention());
+    let report = verify(
+        dir.path(),
+        &VerifyOptions {
+            trusted_key: Some(old),
+            ..VerifyOptions::default()
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(!report.is_intact());
+    assert!(
+        problems_text(&report).contains("signature check failed"),
+        "{}",
+        problems_text(&report)
     );
 }

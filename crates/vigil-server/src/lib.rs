@@ -18,6 +18,7 @@ pub mod access;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod checkpoint_sink;
 pub mod decisions;
 pub mod demo;
 pub mod detect;
@@ -84,6 +85,8 @@ pub struct ServerConfig {
     pub alert_throttle_secs: i64,
     /// Where alerts are sent.
     pub notifiers: Vec<notify::Notifier>,
+    /// Where every signed checkpoint is sent (an off-host copy of the ledger's history).
+    pub checkpoint_sinks: Vec<checkpoint_sink::CheckpointSink>,
     /// Scheduled pipeline queries that alert on non-empty results.
     pub query_rules: Vec<detect::QueryRule>,
     /// First retry delay of a failed notification (then ×4, ×16).
@@ -126,6 +129,7 @@ impl ServerConfig {
             rule_dirs: Vec::new(),
             alert_throttle_secs: 600,
             notifiers: Vec::new(),
+            checkpoint_sinks: Vec::new(),
             query_rules: Vec::new(),
             notify_backoff: notify::DEFAULT_BACKOFF,
             responders: Vec::new(),
@@ -289,6 +293,14 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
                 let _ = tokio::task::spawn_blocking(move || d.tick()).await;
             }
         });
+    }
+    if !config.checkpoint_sinks.is_empty() {
+        tasks.spawn(checkpoint_sink::run(
+            config.checkpoint_sinks.clone(),
+            ledger.clone(),
+            config.notify_backoff,
+            stop_rx.clone(),
+        ));
     }
     let detect = if config.rule_dirs.is_empty() && config.query_rules.is_empty() {
         None

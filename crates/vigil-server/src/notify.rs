@@ -213,6 +213,16 @@ pub fn email_text(note: &Notification) -> (String, String) {
 }
 
 async fn send_email(target: &Target, note: &Notification) -> Result<(), String> {
+    let (subject, body) = email_text(note);
+    send_email_text(target, subject, body).await
+}
+
+/// Sends one plain-text email to an email target.
+pub(crate) async fn send_email_text(
+    target: &Target,
+    subject: String,
+    body: String,
+) -> Result<(), String> {
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
     let Target::Email {
         server,
@@ -229,7 +239,6 @@ async fn send_email(target: &Target, note: &Notification) -> Result<(), String> 
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
         .ok_or_else(|| format!("SMTP server {server:?}: expected host:port"))?;
-    let (subject, body) = email_text(note);
     let mut message = Message::builder()
         .from(from.parse().map_err(|e| format!("from {from:?}: {e}"))?)
         .subject(subject);

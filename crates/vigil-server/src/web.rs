@@ -467,8 +467,18 @@ async fn run_verification(
             true,
             r.events,
             format!(
-                "intact: {} events hashed, {} checkpoints recomputed and their signatures checked",
-                r.events, r.checkpoints_verified
+                "intact: {} events hashed, {} checkpoints recomputed and their signatures checked{}",
+                r.events,
+                r.checkpoints_verified,
+                if r.needs_attention() {
+                    format!(
+                        "; BUT {} recovery record(s) and {} unvouched key rotation(s) are on record (see `vigil verify`)",
+                        r.recoveries.len(),
+                        r.rotations.iter().filter(|k| !k.vouched).count()
+                    )
+                } else {
+                    String::new()
+                }
             ),
         ),
         Ok(Ok(r)) => (

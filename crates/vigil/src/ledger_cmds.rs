@@ -31,6 +31,11 @@ pub struct VerifyArgs {
     /// verifier.vkey, which an attacker with disk access could replace.
     #[arg(long, value_name = "VKEY|FILE")]
     key: Option<String>,
+    /// A signed checkpoint kept outside this host (a file holding the note, or the JSON a
+    /// checkpoint sink received): the ledger must be consistent with it (RFC 9162 consistency
+    /// proof), which catches a rollback or a fork signed with a stolen key.
+    #[arg(long, value_name = "CHECKPOINT_FILE")]
+    against: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: OutputFormat,
@@ -45,7 +50,43 @@ enum OutputFormat {
     Json,
 }
 
-/// `vigil verify`: exit 0 when intact, 1 with the first bad place otherwise.
+/// Exit code of `vigil verify` when everything checks out but the ledger was recovered
+/// (re-signed after a failed check) at least once, or its key was rotated without the old
+/// key's signature.
+pub const EXIT_VERIFIED_RECOVERED: u8 = 3;
+
+/// The checkpoint note in a `--against` file: the note itself, or JSON with a `checkpoint`
+/// field (what a checkpoint sink receives).
+fn read_against(path: &std::path::Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--against {}", path.display()))?;
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
+        return value
+            .get("checkpoint")
+            .and_then(|c| c.as_str())
+            .map(str::to_owned)
+            .with_context(|| {
+                format!(
+                    "--against {}: JSON without a \"checkpoint\" note",
+                    path.display()
+                )
+            });
+    }
+    Ok(text)
+}
+
+/// `name+keyid` of a vkey (without the public key material, whose base64 may hold `+`; a key
+/// name never does).
+fn key_label(vkey: &str) -> &str {
+    match vkey.match_indices('+').nth(1) {
+        Some((at, _)) => &vkey[..at],
+        None => vkey,
+    }
+}
+
+/// `vigil verify`: exit 0 when every event is verified by the key up to a named checkpoint,
+/// 1 with the first bad place otherwise, 2 when it could not run, 3 when verified but the ledger
+/// was recovered (re-signed) at least once.
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let trusted_key = match &args.key {
         None => None,
@@ -57,21 +98,56 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             Some(NoteVerifier::from_vkey(&text).with_context(|| format!("--key {k}"))?)
         }
     };
+    let against = args.against.as_deref().map(read_against).transpose()?;
+    let key_source = if trusted_key.is_some() {
+        "given with --key"
+    } else {
+        "the ledger's own verifier.vkey; pass --key with a copy kept elsewhere to rule out a replaced key"
+    };
     let bar = progress_bar(args.quiet || args.format == OutputFormat::Json, "verifying");
     let report = vigil_ledger::verify(
         &args.data.data_dir,
-        &VerifyOptions { trusted_key },
+        &VerifyOptions {
+            trusted_key,
+            against,
+        },
         &mut |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         },
     )?;
     bar.finish_and_clear();
+    let checkpoint_json = |c: &vigil_ledger::note::Checkpoint| {
+        json!({
+            "size": c.size,
+            "root": vigil_server::http::hex(&c.root),
+            "time": c.time(),
+        })
+    };
+    let verdict = if !report.is_intact() {
+        "failed"
+    } else if report.needs_attention() {
+        "verified_recovered"
+    } else {
+        "verified"
+    };
     let mut out = io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
             let body = json!({
                 "intact": report.is_intact(),
+                "verdict": verdict,
+                "verified_by_key": report.latest_verified_key.as_deref().unwrap_or(key_label(&report.key)),
+                "key_rotations": report.rotations.iter().map(|r| json!({
+                    "time": r.time.to_rfc3339(), "size": r.size, "reason": r.reason,
+                    "old": r.old.as_ref().map(|k| k.to_vkey()), "new": r.new.to_vkey(),
+                    "vouched": r.vouched,
+                })).collect::<Vec<_>>(),
+                "verified_up_to": report.latest_verified.as_ref().map(checkpoint_json),
+                "recoveries": report.recoveries.iter().map(|r| json!({
+                    "time": r.time.to_rfc3339(), "size": r.size, "reason": r.reason, "found": r.found,
+                })).collect::<Vec<_>>(),
+                "against": report.against.as_ref().map(checkpoint_json),
                 "first_problem": report.problems.first().map(|p| p.to_string()),
                 "problems": report.problems.iter().map(|p| json!({
                     "file": p.place.file.as_ref().map(|f| f.display().to_string()),
@@ -100,7 +176,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
         }
         OutputFormat::Text => {
-            writeln!(out, "key:         {}", report.key)?;
+            writeln!(out, "key:         {} ({key_source})", report.key)?;
             writeln!(
                 out,
                 "events:      {} present ({} bytes) in {} segments, {} blocks; sequence numbers {}..{}",
@@ -136,12 +212,90 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                 },
                 report.latest_checkpoint.as_ref().map_or(0, |c| c.size)
             )?;
+            for r in &report.recoveries {
+                writeln!(
+                    out,
+                    "RECOVERED:   at {} the writer was started on this ledger although it did not verify, and re-signed its {} events (signed recovery record; reason given: {}); it found: {}",
+                    r.time,
+                    r.size,
+                    r.reason,
+                    r.found.join("; ")
+                )?;
+            }
+            for r in &report.rotations {
+                writeln!(
+                    out,
+                    "{}at {} (after checkpoint size {}) key {} was replaced by {}; {} (reason: {})",
+                    if r.vouched {
+                        "key rotated: "
+                    } else {
+                        "UNVOUCHED KEY ROTATION: "
+                    },
+                    r.time,
+                    r.size,
+                    r.old.as_ref().map_or_else(
+                        || "unknown".to_owned(),
+                        |k| key_label(&k.to_vkey()).to_owned()
+                    ),
+                    key_label(&r.new.to_vkey()),
+                    if r.vouched {
+                        "the old key signed the rotation"
+                    } else {
+                        "the old key did NOT sign it (its private key was gone): only the new key vouches for the history it took over; verify with --key OLD_KEY to refuse it"
+                    },
+                    r.reason
+                )?;
+            }
+            if let Some(c) = &report.against {
+                writeln!(
+                    out,
+                    "against:     the outside checkpoint (size {}, root {}) is signed by the key and the ledger's tree extends it (consistency proof checked)",
+                    c.size,
+                    vigil_server::http::hex(&c.root)
+                )?;
+            }
             for note in &report.notes {
                 writeln!(out, "note:        {note}")?;
             }
             if report.is_intact() {
-                writeln!(out, "OK: the ledger is intact")?;
+                match &report.latest_verified {
+                    Some(c) => writeln!(
+                        out,
+                        "OK: verified by key {} up to checkpoint size {}, root {}, signed {}{}",
+                        report
+                            .latest_verified_key
+                            .as_deref()
+                            .unwrap_or(key_label(&report.key)),
+                        c.size,
+                        vigil_server::http::hex(&c.root),
+                        c.time().unwrap_or("(no time)"),
+                        if report.needs_attention() {
+                            "; BUT see the RECOVERED / UNVOUCHED lines above".to_owned()
+                        } else {
+                            String::new()
+                        }
+                    )?,
+                    None => writeln!(
+                        out,
+                        "OK: the ledger holds no events and no checkpoint to verify (key {})",
+                        key_label(&report.key)
+                    )?,
+                }
             } else {
+                writeln!(
+                    out,
+                    "FAILED: {} problem(s); {}",
+                    report.problems.len(),
+                    match &report.latest_verified {
+                        Some(c) => format!(
+                            "the last checkpoint whose root was recomputed and matched is size {}, root {}, signed {}",
+                            c.size,
+                            vigil_server::http::hex(&c.root),
+                            c.time().unwrap_or("(no time)")
+                        ),
+                        None => "no checkpoint verified".into(),
+                    }
+                )?;
                 for (i, p) in report.problems.iter().enumerate() {
                     let label = if i == 0 { "FIRST BAD PLACE" } else { "also" };
                     writeln!(out, "{label}: {p}")?;
@@ -149,10 +303,12 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if report.is_intact() {
-        ExitCode::SUCCESS
-    } else {
+    Ok(if !report.is_intact() {
         ExitCode::from(1)
+    } else if report.needs_attention() {
+        ExitCode::from(EXIT_VERIFIED_RECOVERED)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
@@ -333,4 +489,91 @@ pub fn progress_bar(quiet: bool, message: &'static str) -> ProgressBar {
     );
     bar.set_message(message);
     bar
+}
+
+/// Arguments of `vigil ledger`.
+#[derive(clap::Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    action: LedgerAction,
+}
+
+#[derive(clap::Subcommand)]
+enum LedgerAction {
+    /// Replace the signing key, on the record: the rotation is signed by the new key and, when
+    /// it is still there, by the old one, kept in ledger/keys.log and written to the ledger;
+    /// `vigil verify` reports it (loudly when the old key could not sign). Stop serve first.
+    RotateKey {
+        #[command(flatten)]
+        data: DataDir,
+        /// Why (who decided, ticket): signed into the record.
+        #[arg(long)]
+        reason: String,
+        /// The old verifier key (vkey or file), when verifier.vkey is gone too.
+        #[arg(long, value_name = "VKEY|FILE")]
+        old_key: Option<String>,
+    },
+}
+
+/// `vigil ledger …`.
+pub fn ledger(args: LedgerArgs) -> Result<ExitCode> {
+    match args.action {
+        LedgerAction::RotateKey {
+            data,
+            reason,
+            old_key,
+        } => {
+            let old_key = old_key
+                .map(|k| {
+                    let text = std::fs::read_to_string(&k).unwrap_or_else(|_| k.clone());
+                    NoteVerifier::from_vkey(&text).with_context(|| format!("--old-key {k}"))
+                })
+                .transpose()?;
+            let rotation = vigil_ledger::rotation::rotate_key(&data.data_dir, &reason, old_key)?;
+            let (ledger, _) = Ledger::open(&data.data_dir, LedgerConfig::default()).context(
+                "the rotation is recorded in keys.log, but the ledger does not open with the new key",
+            )?;
+            let mut audit = vigil_event::Event::audit(
+                rotation.time,
+                "ledger_key_rotated",
+                "configuration",
+                "change",
+                "success",
+            );
+            audit.insert("event.reason", rotation.reason.as_str());
+            audit.insert("vigil.key.new", rotation.new.to_vkey());
+            if let Some(old) = &rotation.old {
+                audit.insert("vigil.key.old", old.to_vkey());
+            }
+            audit.insert("vigil.key.vouched", rotation.vouched);
+            audit.insert(
+                "message",
+                format!(
+                    "signing key rotated{} (reason: {})",
+                    if rotation.vouched {
+                        ", signed by the old key"
+                    } else {
+                        " WITHOUT the old key's signature (unvouched)"
+                    },
+                    rotation.reason
+                ),
+            );
+            ledger.append(&[audit])?;
+            ledger.close()?;
+            let mut out = io::stdout().lock();
+            writeln!(out, "new verifier key: {}", rotation.new.to_vkey())?;
+            if rotation.vouched {
+                writeln!(
+                    out,
+                    "the old key signed the rotation (keys.log); keep a copy of the new verifier key off this host"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "WARNING: the old signing key was not available, so the rotation is UNVOUCHED; `vigil verify` reports it, and a verifier holding only the old key refuses what the new key signs"
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -55,7 +55,9 @@ enum Command {
     Bouncer(ban::BouncerArgs),
     /// Rebuild the search index from the ledger (stop serve first).
     Reindex(reindex::ReindexArgs),
-    /// Recompute the ledger from its files and check every signed checkpoint.
+    /// Recompute the ledger from its files and check every signed checkpoint. Exit 0: verified
+    /// by the key up to the named checkpoint; 1: FAILED (first bad place named); 2: could not
+    /// run; 3: verified, but a recovery or an unvouched key rotation is on record.
     Verify(ledger_cmds::VerifyArgs),
     /// Print the latest signed checkpoint (C2SP signed note).
     Checkpoint(ledger_cmds::DataDirArgs),
@@ -65,6 +67,8 @@ enum Command {
     Proof(ledger_cmds::ProofArgs),
     /// Retention: prune old segments, set or release a legal hold, show status.
     Retention(ledger_cmds::RetentionArgs),
+    /// Ledger maintenance: `rotate-key` (an explicit, signed key rotation).
+    Ledger(ledger_cmds::LedgerArgs),
     /// API tokens: create (printed once), list, revoke.
     Token(token::TokenArgs),
     /// Web UI accounts: add, passwd, del, list.
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Command::Key(args) => ledger_cmds::key(args),
         Command::Proof(args) => ledger_cmds::proof(args),
         Command::Retention(args) => ledger_cmds::retention(args),
+        Command::Ledger(args) => ledger_cmds::ledger(args),
         Command::Token(args) => token::run(args),
         Command::User(args) => user::run(args),
     };

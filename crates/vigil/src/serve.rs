@@ -13,6 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use vigil_detect::alert::Level;
 use vigil_ledger::parse_duration;
+use vigil_server::checkpoint_sink::CheckpointSink;
 use vigil_server::decisions::{Net, Responder};
 use vigil_server::detect::QueryRule;
 use vigil_server::notify::{Notifier, Target};
@@ -76,6 +77,11 @@ pub struct ServeArgs {
     /// Slack's shape and syslog.
     #[arg(long = "webhook", value_name = "URL")]
     webhooks: Vec<String>,
+    /// Send every signed checkpoint as JSON to this URL (repeatable), so a copy of the ledger's
+    /// history lives off this host (`vigil verify --against` checks against it); see
+    /// `checkpoints = true` in `[[notify]]` for syslog and email.
+    #[arg(long = "checkpoint-webhook", value_name = "URL")]
+    checkpoint_webhooks: Vec<String>,
     /// Ban the source address of alerts from this rule (id or title; repeatable); the CrowdSec
     /// bouncers enforce the bans (`vigil bouncer add NAME`).
     #[arg(long = "ban-rule", value_name = "RULE")]
@@ -108,6 +114,11 @@ pub struct ServeArgs {
     /// Do not load Vigil's bundled rules (brute force against Vigil's own login).
     #[arg(long)]
     no_builtin_rules: bool,
+    /// Start even though the ledger does not verify against its own signed checkpoints,
+    /// re-signing what is stored. The reason and what was found are signed into
+    /// ledger/recoveries.log and the ledger, and every later `vigil verify` reports them.
+    #[arg(long, value_name = "REASON")]
+    recover: Option<String>,
 }
 
 /// The `--config` file. Every key is optional.
@@ -206,6 +217,11 @@ struct NotifySection {
     min_level: Option<String>,
     #[serde(default)]
     rules: Vec<String>,
+    /// Also send every signed checkpoint here.
+    #[serde(default)]
+    checkpoints: bool,
+    /// Send alerts here (default true; false with `checkpoints = true` for a checkpoint-only sink).
+    alerts: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -379,6 +395,14 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
             (None, None) => config.ledger.checkpoint_interval,
         };
     config.demo = args.demo;
+    if let Some(reason) = &args.recover {
+        if reason.trim().is_empty() {
+            bail!(
+                "--recover needs a reason (who decided, why): it is signed into the ledger's recovery record"
+            );
+        }
+        config.ledger.recover = Some(reason.clone());
+    }
     config.http_tls = args.tls || file.tls.http.unwrap_or(false);
     config.session_idle = match (args.session_idle, &file.ui.session_idle) {
         (Some(d), _) => d,
@@ -421,6 +445,15 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
             rules: Vec::new(),
         });
     }
+    for (i, url) in args.checkpoint_webhooks.iter().enumerate() {
+        config.checkpoint_sinks.push(CheckpointSink {
+            name: format!("checkpoint-webhook-{}", i + 1),
+            target: Target::Webhook {
+                url: url.clone(),
+                slack: false,
+            },
+        });
+    }
     for (i, n) in file.notify.iter().enumerate() {
         let what = format!("[[notify]] #{}", i + 1);
         let target = match n.kind.as_str() {
@@ -458,11 +491,24 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
             },
             other => bail!("{what}: type {other:?}: use webhook, email or syslog"),
         };
+        let name = n
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", n.kind, i + 1));
+        if n.checkpoints {
+            config.checkpoint_sinks.push(CheckpointSink {
+                name: name.clone(),
+                target: target.clone(),
+            });
+        }
+        if !n.alerts.unwrap_or(true) {
+            if !n.checkpoints {
+                bail!("{what}: alerts = false and no checkpoints = true: it would receive nothing");
+            }
+            continue;
+        }
         config.notifiers.push(Notifier {
-            name: n
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("{}-{}", n.kind, i + 1)),
+            name,
             target,
             min_level: n
                 .min_level
@@ -574,6 +620,20 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                 cut.offset,
                 cut.path.display(),
                 cut.reason
+            );
+        }
+        if let Some(r) = &running.recovery.recovered {
+            eprintln!(
+                "vigil: WARNING: LEDGER RECOVERED: the ledger did not verify against its own checkpoints and was re-signed ({} events) as asked with --recover {:?}; found: {}. This is recorded in ledger/recoveries.log and the ledger, and `vigil verify` reports it from now on",
+                r.size,
+                r.reason,
+                r.found.join("; ")
+            );
+        }
+        if let Some(tail) = &running.recovery.unsigned_tail {
+            eprintln!(
+                "vigil: events {}..{} were not covered by a signed checkpoint (the previous run did not stop cleanly); they continue the signed tree and are signed now (recorded in the ledger)",
+                tail.start, tail.end
             );
         }
         let paths = running.ledger.paths().clone();
@@ -694,6 +754,49 @@ mod tests {
         assert_eq!(c.retention, Some(Duration::from_secs(365 * 86_400)));
         assert_eq!(c.ledger.checkpoint_interval, Duration::from_secs(2));
         assert_eq!(c.redaction.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn checkpoint_sinks_from_notify_sections_and_flags() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [[notify]]
+            type = "syslog"
+            address = "witness.example.org:514"
+            checkpoints = true
+            alerts = false
+            [[notify]]
+            type = "webhook"
+            url = "https://hooks.example.org/alerts"
+            "#,
+        )
+        .unwrap();
+        let c = build_config(
+            &args(&[
+                "--checkpoint-webhook",
+                "http://127.0.0.1:9/ckp",
+                "--recover",
+                "ticket 9",
+            ]),
+            &file,
+        )
+        .unwrap();
+        assert_eq!(c.checkpoint_sinks.len(), 2);
+        assert!(matches!(
+            c.checkpoint_sinks[1].target,
+            Target::Syslog { .. }
+        ));
+        assert_eq!(
+            c.notifiers.len(),
+            1,
+            "the checkpoint-only sink gets no alerts"
+        );
+        assert_eq!(c.ledger.recover.as_deref(), Some("ticket 9"));
+        let nothing: FileConfig =
+            toml::from_str("[[notify]]\ntype = \"webhook\"\nurl = \"http://x\"\nalerts = false\n")
+                .unwrap();
+        assert!(build_config(&args(&[]), &nothing).is_err());
+        assert!(build_config(&args(&["--recover", " "]), &FileConfig::default()).is_err());
     }
 
     #[test]

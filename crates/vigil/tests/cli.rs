@@ -142,7 +142,11 @@ fn verify_exit_code_names_the_first_bad_place() {
     let data = data_dir(dir.path());
     let o = vigil(&["verify", "--data-dir", &data, "--quiet"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains("OK: the ledger is intact"));
+    assert!(
+        stdout(&o).contains("OK: verified by key vigil/"),
+        "{}",
+        stdout(&o)
+    );
 
     let seg = dir
         .path()
