@@ -115,8 +115,8 @@ impl Row {
 /// Whether one event matches a search expression.
 pub fn matches(expr: &Expr, event: &Event) -> bool {
     match expr {
-        Expr::And(a, b) => matches(a, event) && matches(b, event),
-        Expr::Or(a, b) => matches(a, event) || matches(b, event),
+        Expr::And(items) => items.iter().all(|e| matches(e, event)),
+        Expr::Or(items) => items.iter().any(|e| matches(e, event)),
         Expr::Not(a) => !matches(a, event),
         Expr::Text(p) => {
             if p.text == "*" {
@@ -519,7 +519,7 @@ pub fn count_pushdown(pipeline: &Pipeline) -> Option<CountPushdown> {
         match c {
             Command::Search(e) => {
                 search = Some(match search {
-                    Some(s) => Expr::And(Box::new(s), Box::new(e.clone())),
+                    Some(s) => Expr::And(vec![s, e.clone()]),
                     None => e.clone(),
                 })
             }
@@ -1234,6 +1234,37 @@ fn number(x: f64) -> Value {
     }
 }
 
+/// One binary operation on evaluated operands.
+fn binary(x: Value, op: BinOp, y: Value) -> Value {
+    match op {
+        BinOp::And => Value::Bool(truthy(&x) && truthy(&y)),
+        BinOp::Or => Value::Bool(truthy(&x) || truthy(&y)),
+        BinOp::Concat => Value::Str(format!("{}{}", text(&x), text(&y))),
+        BinOp::Cmp(op) => {
+            if matches!(x, Value::Null) || matches!(y, Value::Null) {
+                return Value::Bool(false);
+            }
+            let o = match (num(&x), num(&y)) {
+                (Some(p), Some(q)) => p.partial_cmp(&q),
+                _ => Some(text(&x).cmp(&text(&y))),
+            };
+            Value::Bool(cmp_ord(o, op))
+        }
+        arith => match (num(&x), num(&y)) {
+            (Some(p), Some(q)) => match arith {
+                BinOp::Add => number(p + q),
+                BinOp::Sub => number(p - q),
+                BinOp::Mul => number(p * q),
+                BinOp::Div if q != 0.0 => number(p / q),
+                BinOp::Rem if q != 0.0 => number(p % q),
+                _ => Value::Null,
+            },
+            _ if arith == BinOp::Add => Value::Str(format!("{}{}", text(&x), text(&y))),
+            _ => Value::Null,
+        },
+    }
+}
+
 fn eval(c: &Calc, row: &Row) -> Value {
     match c {
         Calc::Field(f) => row.get(f).unwrap_or(Value::Null),
@@ -1242,35 +1273,20 @@ fn eval(c: &Calc, row: &Row) -> Value {
         Calc::Bool(b) => Value::Bool(*b),
         Calc::Unary(UnaryOp::Not, a) => Value::Bool(!truthy(&eval(a, row))),
         Calc::Unary(UnaryOp::Neg, a) => num(&eval(a, row)).map_or(Value::Null, |x| number(-x)),
-        Calc::Binary(a, op, b) => {
-            let (x, y) = (eval(a, row), eval(b, row));
-            match op {
-                BinOp::And => Value::Bool(truthy(&x) && truthy(&y)),
-                BinOp::Or => Value::Bool(truthy(&x) || truthy(&y)),
-                BinOp::Concat => Value::Str(format!("{}{}", text(&x), text(&y))),
-                BinOp::Cmp(op) => {
-                    if matches!(x, Value::Null) || matches!(y, Value::Null) {
-                        return Value::Bool(false);
-                    }
-                    let o = match (num(&x), num(&y)) {
-                        (Some(p), Some(q)) => p.partial_cmp(&q),
-                        _ => Some(text(&x).cmp(&text(&y))),
-                    };
-                    Value::Bool(cmp_ord(o, *op))
-                }
-                arith => match (num(&x), num(&y)) {
-                    (Some(p), Some(q)) => match arith {
-                        BinOp::Add => number(p + q),
-                        BinOp::Sub => number(p - q),
-                        BinOp::Mul => number(p * q),
-                        BinOp::Div if q != 0.0 => number(p / q),
-                        BinOp::Rem if q != 0.0 => number(p % q),
-                        _ => Value::Null,
-                    },
-                    _ if *arith == BinOp::Add => Value::Str(format!("{}{}", text(&x), text(&y))),
-                    _ => Value::Null,
-                },
+        Calc::Binary(..) => {
+            // A chain like `a + b + c …` or `x OR y OR z …` is a left-deep spine of `Binary`
+            // nodes: walk it by iteration so its length costs no stack.
+            let mut rights = Vec::new();
+            let mut node = c;
+            while let Calc::Binary(a, op, b) = node {
+                rights.push((*op, b.as_ref()));
+                node = a;
             }
+            let mut acc = eval(node, row);
+            for (op, b) in rights.into_iter().rev() {
+                acc = binary(acc, op, eval(b, row));
+            }
+            acc
         }
         Calc::Call(name, args) => {
             let a: Vec<Value> = args.iter().map(|x| eval(x, row)).collect();
