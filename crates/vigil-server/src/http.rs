@@ -1617,8 +1617,10 @@ async fn authorize_bouncer(
     peer: SocketAddr,
     path: &str,
 ) -> Result<Principal, Response> {
+    // Refusals that cost nothing (no key, a key of another role) are audited within the
+    // per-address quota like every other route's, so a flood of them cannot fill the ledger.
     let forbidden = |reason: &str| {
-        audit_auth_failure(state, peer, path, reason);
+        audit_anonymous_failure(state, peer, path, reason);
         (
             StatusCode::FORBIDDEN,
             Json(json!({"message": "access forbidden"})),
