@@ -1379,9 +1379,7 @@ mod tests {
             let nots = (0..n).map(|i| format!("NOT t{i}")).collect::<Vec<_>>();
             assert_eq!(parse_and_run(nots.join(" ")).unwrap(), 0, "{n} flat NOTs");
         }
-        let values = (0..MAX_TERMS)
-            .map(|i| i.to_string())
-            .collect::<Vec<_>>();
+        let values = (0..MAX_TERMS).map(|i| i.to_string()).collect::<Vec<_>>();
         assert_eq!(
             parse_and_run(format!("x IN ({})", values.join(","))).unwrap(),
             3

@@ -400,6 +400,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             keep_original: config.keep_original,
             max_body_bytes: config.max_body_bytes,
             index: index.clone(),
+            searches: Arc::new(tokio::sync::Semaphore::new(http::MAX_SEARCHES_IN_FLIGHT)),
             detect: detect.clone(),
             notify_stats: Arc::clone(&notify_stats),
             decisions: Arc::clone(&decisions),

@@ -10,3 +10,4 @@
 mod common;
 mod query_limits;
 mod anonymous_flood;
+mod search_memory;
