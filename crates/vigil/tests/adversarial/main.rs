@@ -6,8 +6,9 @@
 //!
 //! Run just this suite with `cargo test -p vigil --test adversarial`.
 
+mod anonymous_flood;
+mod bans;
 #[path = "../common/mod.rs"]
 mod common;
 mod query_limits;
-mod anonymous_flood;
 mod search_memory;
