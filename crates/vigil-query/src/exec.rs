@@ -1546,7 +1546,11 @@ mod tests {
         assert!(message.contains(&format!("cut to {} rows", r.rows.len())));
 
         // Within the limit, only the row limit speaks.
-        let r = run(&crate::parse("*").unwrap(), big_events(100, 1024), limits(10));
+        let r = run(
+            &crate::parse("*").unwrap(),
+            big_events(100, 1024),
+            limits(10),
+        );
         assert_eq!(r.rows.len(), 10);
         assert_eq!(r.rows[0][1].as_i64(), Some(99));
         assert_eq!(
@@ -1577,6 +1581,10 @@ mod tests {
         assert_eq!(r.rows.len(), 2);
         assert_eq!(r.rows[0][0].as_str().map(str::len), Some(73 << 13));
         assert_eq!(r.rows[0][1], Value::Null, "past MAX_CALC_STRING");
-        assert!(r.rows[0][2].as_str().is_some_and(|s| s.len() <= MAX_CALC_STRING));
+        assert!(
+            r.rows[0][2]
+                .as_str()
+                .is_some_and(|s| s.len() <= MAX_CALC_STRING)
+        );
     }
 }

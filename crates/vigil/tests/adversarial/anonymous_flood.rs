@@ -80,7 +80,10 @@ fn anonymous_and_bad_key_bouncer_requests_stay_within_the_audit_quota() {
         "{audited} audit events for {} refused requests",
         ANONYMOUS + BAD_KEY
     );
-    assert!(audited >= 30, "refusals are still audited up to the quota: {audited}");
+    assert!(
+        audited >= 30,
+        "refusals are still audited up to the quota: {audited}"
+    );
     assert!(
         unaudited + audited as u64 >= (ANONYMOUS + BAD_KEY) as u64,
         "the refusals past the quota are counted in /metrics: {unaudited} + {audited}\n{}",

@@ -19,7 +19,10 @@ fn url_encode(text: &str) -> String {
 }
 
 fn chain(n: usize, sep: &str) -> String {
-    (0..n).map(|i| format!("t{i}")).collect::<Vec<_>>().join(sep)
+    (0..n)
+        .map(|i| format!("t{i}"))
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// The hostile shapes of the issue, each with the words its error must hold.
@@ -92,7 +95,10 @@ fn hostile_queries_get_a_400_naming_the_limit_and_the_server_stays_up() {
 
         let a = curl(
             "GET",
-            &format!("{url}/api/v1/export?format=ndjson&query={}", url_encode(&query)),
+            &format!(
+                "{url}/api/v1/export?format=ndjson&query={}",
+                url_encode(&query)
+            ),
             &auth,
             None,
         );
@@ -111,7 +117,10 @@ fn hostile_queries_get_a_400_naming_the_limit_and_the_server_stays_up() {
         format!("{}t1", "NOT ".repeat(64)),
         format!("{}t1{}", "(".repeat(64), ")".repeat(64)),
         format!("* | where {}x > 1{}", "(".repeat(64), ")".repeat(64)),
-        format!("* | eval y = {} | where y > 1", vec!["x"; 1_000].join(" + ")),
+        format!(
+            "* | eval y = {} | where y > 1",
+            vec!["x"; 1_000].join(" + ")
+        ),
     ];
     for query in within {
         let body = serde_json::json!({ "query": query, "limit": 10 }).to_string();
@@ -121,7 +130,10 @@ fn hostile_queries_get_a_400_naming_the_limit_and_the_server_stays_up() {
         assert!(rows >= 1, "{}: {}", &query[..40], a.body);
         let a = curl(
             "GET",
-            &format!("{url}/api/v1/export?format=csv&query={}", url_encode(&query)),
+            &format!(
+                "{url}/api/v1/export?format=csv&query={}",
+                url_encode(&query)
+            ),
             &auth,
             None,
         );

@@ -114,7 +114,11 @@ fn concurrent_large_searches_and_exports_stay_within_a_memory_bound() {
         }
     }
     let peak = peak_rss_kib(&data);
-    eprintln!("peak RSS: {} MiB after ingest, {} MiB after searches", before / 1024, peak / 1024);
+    eprintln!(
+        "peak RSS: {} MiB after ingest, {} MiB after searches",
+        before / 1024,
+        peak / 1024
+    );
     assert!(
         peak / 1024 < PEAK_RSS_BOUND_MIB,
         "peak RSS {} MiB over the {PEAK_RSS_BOUND_MIB} MiB bound",
