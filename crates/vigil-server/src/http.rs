@@ -1579,12 +1579,44 @@ async fn list_rules(
                 "title": r.title,
                 "level": r.level.as_str(),
                 "tags": r.tags,
+                "kind": "detection",
                 "source": info.meta.source,
                 "status": "loaded",
                 "notes": info.notes,
                 "last_fired": fired.get(&r.id).map(|t| t.to_rfc3339()),
             })
         })
+        .chain(rules.set.correlations().iter().map(|c| {
+            // Correlations too: their type, the rules they reference (as written) and the
+            // notes Vigil has about them.
+            let r = crate::detect::alert_rule(&c.rule.meta);
+            let notes: Vec<&str> = rules
+                .issues
+                .iter()
+                .filter(|i| match &i.id {
+                    Some(id) => *id == r.id,
+                    None => i.title == r.title,
+                })
+                .map(|i| i.reason.as_str())
+                .collect();
+            json!({
+                "id": r.id,
+                "title": r.title,
+                "level": r.level.as_str(),
+                "tags": r.tags,
+                "kind": "correlation",
+                "correlation": {
+                    "type": c.rule.kind,
+                    "rules": c.rule.rules,
+                    "group_by": c.rule.group_by,
+                    "timespan_secs": c.rule.timespan_ns / 1_000_000_000,
+                },
+                "source": c.rule.meta.source,
+                "status": "loaded",
+                "notes": notes,
+                "last_fired": fired.get(&r.id).map(|t| t.to_rfc3339()),
+            })
+        }))
         .collect();
     let issues: Vec<JsonValue> = rules
         .issues

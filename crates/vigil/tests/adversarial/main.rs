@@ -11,4 +11,5 @@ mod bans;
 #[path = "../common/mod.rs"]
 mod common;
 mod query_limits;
+mod rules_listing;
 mod search_memory;
