@@ -250,8 +250,9 @@ fn with_events<R>(
     tail: std::ops::Range<u64>,
     f: impl FnOnce(&mut dyn Iterator<Item = (u64, Event)>) -> R,
 ) -> Result<R, IndexError> {
-    // A few events (the usual needle): read them here, no thread.
-    if seqs.len() as u64 + (tail.end - tail.start) <= 4096 {
+    // A few events (the usual needle): read them here, no thread. Events may be up to 1 MiB
+    // each, so few are held at once: here, and in the channel below.
+    if seqs.len() as u64 + (tail.end - tail.start) <= 256 {
         let mut events = Vec::with_capacity(seqs.len());
         let mut keep = |seq: u64, raw: &[u8]| {
             if let Ok(event) = Event::from_canonical(raw) {
@@ -264,7 +265,7 @@ fn with_events<R>(
         return Ok(f(&mut events.into_iter()));
     }
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Event)>(4096);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Event)>(256);
         let producer = scope.spawn(move || -> Result<(), IndexError> {
             let mut send = |seq: u64, raw: &[u8]| {
                 if let Ok(event) = Event::from_canonical(raw) {

@@ -130,18 +130,22 @@ fn glob_regex(prefix: &str, glob: &str) -> String {
 impl Translator<'_> {
     fn expr(&self, expr: &Expr) -> Translated {
         match expr {
-            Expr::And(a, b) => {
-                let (a, b) = (self.expr(a), self.expr(b));
+            Expr::And(items) => {
+                let parts: Vec<Translated> = items.iter().map(|e| self.expr(e)).collect();
+                let exact = parts.iter().all(|t| t.exact);
                 Translated {
-                    query: and(a.query, b.query),
-                    exact: a.exact && b.exact,
+                    query: Box::new(BooleanQuery::new(
+                        parts.into_iter().map(|t| (Occur::Must, t.query)).collect(),
+                    )),
+                    exact,
                 }
             }
-            Expr::Or(a, b) => {
-                let (a, b) = (self.expr(a), self.expr(b));
+            Expr::Or(items) => {
+                let parts: Vec<Translated> = items.iter().map(|e| self.expr(e)).collect();
+                let exact = parts.iter().all(|t| t.exact);
                 Translated {
-                    query: or(vec![a.query, b.query]),
-                    exact: a.exact && b.exact,
+                    query: or(parts.into_iter().map(|t| t.query).collect()),
+                    exact,
                 }
             }
             Expr::Not(a) => {

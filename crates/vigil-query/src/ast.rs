@@ -25,12 +25,16 @@ pub enum TimeSpec {
 }
 
 /// A search expression.
+///
+/// `AND` and `OR` are n-ary: `a OR b OR c` is one `Or` of three, so a long flat chain is walked
+/// by iteration, never by one recursion per term. How deep a tree may nest is bounded by the
+/// parser ([`crate::parse::MAX_DEPTH`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    /// Both.
-    And(Box<Expr>, Box<Expr>),
-    /// Either.
-    Or(Box<Expr>, Box<Expr>),
+    /// All of them (at least two).
+    And(Vec<Expr>),
+    /// Any of them (at least two).
+    Or(Vec<Expr>),
     /// Not.
     Not(Box<Expr>),
     /// A bare term or "phrase": matched, case-insensitively, in `message` and `event.original`.
@@ -187,6 +191,10 @@ pub enum AggFunc {
 }
 
 /// An expression of `where` and `eval`.
+///
+/// Chains of one precedence level (`a + b + c`, `x OR y OR z`) are left-deep `Binary` nodes; the
+/// evaluator walks their left spine by iteration, so only nesting (bounded by
+/// [`crate::parse::MAX_DEPTH`]) costs stack.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Calc {
     /// A field's value.

@@ -4,8 +4,8 @@
 //! This is the scan engine, and the reference the indexed engine is checked against: it reads
 //! every event it is given and is written for clarity, not speed.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use vigil_event::{Event, Timestamp, Value};
@@ -16,6 +16,15 @@ use crate::ast::*;
 pub const MAX_ROWS: usize = 1_000_000;
 /// Groups `stats` may hold.
 pub const MAX_GROUPS: usize = 1_000_000;
+/// The memory one query's rows may take, as estimated by [`row_bytes`]-style accounting: the
+/// event rows it buffers, and the cells of the result it returns. Past it the result is cut and
+/// says so. 32 MiB is about 30,000 typical 1 KB events; a server runs a few queries at once,
+/// so this bounds what searches can take together (the server's in-flight limit times this,
+/// times the copies an answer needs on its way out).
+pub const MAX_RESULT_BYTES: usize = 32 * 1024 * 1024;
+/// The longest string `eval`/`where` may build (`a . b`, `a + b` on text); longer results are
+/// null, so one row cannot grow without bound.
+pub const MAX_CALC_STRING: usize = 1024 * 1024;
 
 /// What a query returns.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,8 +124,8 @@ impl Row {
 /// Whether one event matches a search expression.
 pub fn matches(expr: &Expr, event: &Event) -> bool {
     match expr {
-        Expr::And(a, b) => matches(a, event) && matches(b, event),
-        Expr::Or(a, b) => matches(a, event) || matches(b, event),
+        Expr::And(items) => items.iter().all(|e| matches(e, event)),
+        Expr::Or(items) => items.iter().any(|e| matches(e, event)),
         Expr::Not(a) => !matches(a, event),
         Expr::Text(p) => {
             if p.text == "*" {
@@ -389,7 +398,15 @@ pub fn run(
         });
         table = aggregate(&commands[i], rows, &mut truncated);
         commands = &commands[i + 1..];
+    } else if commands.is_empty() {
+        // A plain event list shows the newest rows: keep only those while scanning.
+        let mut newest = Newest::new(limits.max_rows);
+        for row in selected {
+            newest.push(row);
+        }
+        table.rows = newest.into_rows(&mut truncated);
     } else {
+        let mut bytes = 0;
         for row in selected {
             if table.rows.len() >= MAX_ROWS {
                 truncated = Some(format!(
@@ -397,10 +414,128 @@ pub fn run(
                 ));
                 break;
             }
+            bytes += row_bytes(&row);
+            if bytes > MAX_RESULT_BYTES {
+                truncated = Some(memory_message(table.rows.len()));
+                break;
+            }
             table.rows.push(row);
         }
     }
     finish(table, commands, truncated, scanned, &limits)
+}
+
+/// Why a result was cut at the memory limit.
+fn memory_message(rows: usize) -> String {
+    format!(
+        "the result was cut to {rows} rows by the query memory limit ({} MiB); add a narrower search, fewer fields (table, fields) or a stats command",
+        MAX_RESULT_BYTES / (1024 * 1024)
+    )
+}
+
+/// An estimate of the memory a value takes in a row.
+fn value_bytes(v: &Value) -> usize {
+    let own = std::mem::size_of::<Value>();
+    match v {
+        Value::Str(s) => own + s.len(),
+        Value::List(items) => own + items.iter().map(value_bytes).sum::<usize>(),
+        Value::Map(m) => {
+            own + m
+                .iter()
+                .map(|(k, v)| 48 + k.len() + value_bytes(v))
+                .sum::<usize>()
+        }
+        _ => own,
+    }
+}
+
+/// An estimate of the memory a row takes (its map's keys, values and node overhead).
+fn row_bytes(row: &Row) -> usize {
+    std::mem::size_of::<Row>()
+        + row
+            .fields
+            .iter()
+            .map(|(k, v)| 48 + k.len() + value_bytes(v))
+            .sum::<usize>()
+}
+
+/// A row ordered newest first by (time, sequence number), like event results.
+struct ByAge(Row);
+
+impl ByAge {
+    fn key(&self) -> (Option<i64>, i64) {
+        (self.0.time, seq_of(&self.0))
+    }
+}
+impl PartialEq for ByAge {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for ByAge {}
+impl PartialOrd for ByAge {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ByAge {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// The newest `max_rows` rows of a stream that fit in [`MAX_RESULT_BYTES`], kept while it is
+/// read (a min-heap: the oldest kept row leaves first).
+struct Newest {
+    heap: BinaryHeap<Reverse<ByAge>>,
+    max_rows: usize,
+    bytes: usize,
+    /// Rows left out for the row limit.
+    over_rows: bool,
+    /// Rows left out for the memory limit.
+    over_bytes: bool,
+}
+
+impl Newest {
+    fn new(max_rows: usize) -> Newest {
+        Newest {
+            heap: BinaryHeap::new(),
+            max_rows,
+            bytes: 0,
+            over_rows: false,
+            over_bytes: false,
+        }
+    }
+
+    fn push(&mut self, row: Row) {
+        self.bytes += row_bytes(&row);
+        self.heap.push(Reverse(ByAge(row)));
+        while self.heap.len() > self.max_rows || self.bytes > MAX_RESULT_BYTES {
+            let by_rows = self.heap.len() > self.max_rows;
+            let Some(Reverse(ByAge(oldest))) = self.heap.pop() else {
+                break;
+            };
+            self.bytes -= row_bytes(&oldest);
+            if by_rows {
+                self.over_rows = true;
+            } else {
+                self.over_bytes = true;
+            }
+        }
+    }
+
+    fn into_rows(self, truncated: &mut Option<String>) -> Vec<Row> {
+        let rows: Vec<Row> = self.heap.into_iter().map(|Reverse(r)| r.0).collect();
+        if self.over_bytes {
+            *truncated = Some(memory_message(rows.len()));
+        } else if self.over_rows {
+            *truncated = Some(format!(
+                "only the first {} rows are returned",
+                self.max_rows
+            ));
+        }
+        rows
+    }
 }
 
 /// An event as a row if it lies in the window and matches the search.
@@ -447,16 +582,23 @@ fn finish(
             .get_or_insert_with(|| format!("only the first {} rows are returned", limits.max_rows));
     }
     let columns = table.columns();
-    let rows = table
-        .rows
-        .iter()
-        .map(|r| {
-            columns
-                .iter()
-                .map(|c| r.get(c).unwrap_or(Value::Null))
-                .collect()
-        })
-        .collect();
+    // The result has a cell per row and column (sparse events make many columns): keep the rows
+    // whose cells fit the memory limit, and free each table row as its cells are made.
+    let mut budget = MAX_RESULT_BYTES;
+    let mut rows = Vec::new();
+    for r in std::mem::take(&mut table.rows) {
+        let cells: Vec<Value> = columns
+            .iter()
+            .map(|c| r.get(c).unwrap_or(Value::Null))
+            .collect();
+        let bytes = cells.iter().map(value_bytes).sum::<usize>();
+        if bytes > budget {
+            truncated = Some(memory_message(rows.len()));
+            break;
+        }
+        budget -= bytes;
+        rows.push(cells);
+    }
     QueryResult {
         columns,
         rows,
@@ -519,7 +661,7 @@ pub fn count_pushdown(pipeline: &Pipeline) -> Option<CountPushdown> {
         match c {
             Command::Search(e) => {
                 search = Some(match search {
-                    Some(s) => Expr::And(Box::new(s), Box::new(e.clone())),
+                    Some(s) => Expr::And(vec![s, e.clone()]),
                     None => e.clone(),
                 })
             }
@@ -1234,6 +1376,46 @@ fn number(x: f64) -> Value {
     }
 }
 
+/// Two values as one string, or null past [`MAX_CALC_STRING`].
+fn concat(x: &Value, y: &Value) -> Value {
+    let (x, y) = (text(x), text(y));
+    if x.len() + y.len() > MAX_CALC_STRING {
+        return Value::Null;
+    }
+    Value::Str(x + &y)
+}
+
+/// One binary operation on evaluated operands.
+fn binary(x: Value, op: BinOp, y: Value) -> Value {
+    match op {
+        BinOp::And => Value::Bool(truthy(&x) && truthy(&y)),
+        BinOp::Or => Value::Bool(truthy(&x) || truthy(&y)),
+        BinOp::Concat => concat(&x, &y),
+        BinOp::Cmp(op) => {
+            if matches!(x, Value::Null) || matches!(y, Value::Null) {
+                return Value::Bool(false);
+            }
+            let o = match (num(&x), num(&y)) {
+                (Some(p), Some(q)) => p.partial_cmp(&q),
+                _ => Some(text(&x).cmp(&text(&y))),
+            };
+            Value::Bool(cmp_ord(o, op))
+        }
+        arith => match (num(&x), num(&y)) {
+            (Some(p), Some(q)) => match arith {
+                BinOp::Add => number(p + q),
+                BinOp::Sub => number(p - q),
+                BinOp::Mul => number(p * q),
+                BinOp::Div if q != 0.0 => number(p / q),
+                BinOp::Rem if q != 0.0 => number(p % q),
+                _ => Value::Null,
+            },
+            _ if arith == BinOp::Add => concat(&x, &y),
+            _ => Value::Null,
+        },
+    }
+}
+
 fn eval(c: &Calc, row: &Row) -> Value {
     match c {
         Calc::Field(f) => row.get(f).unwrap_or(Value::Null),
@@ -1242,35 +1424,20 @@ fn eval(c: &Calc, row: &Row) -> Value {
         Calc::Bool(b) => Value::Bool(*b),
         Calc::Unary(UnaryOp::Not, a) => Value::Bool(!truthy(&eval(a, row))),
         Calc::Unary(UnaryOp::Neg, a) => num(&eval(a, row)).map_or(Value::Null, |x| number(-x)),
-        Calc::Binary(a, op, b) => {
-            let (x, y) = (eval(a, row), eval(b, row));
-            match op {
-                BinOp::And => Value::Bool(truthy(&x) && truthy(&y)),
-                BinOp::Or => Value::Bool(truthy(&x) || truthy(&y)),
-                BinOp::Concat => Value::Str(format!("{}{}", text(&x), text(&y))),
-                BinOp::Cmp(op) => {
-                    if matches!(x, Value::Null) || matches!(y, Value::Null) {
-                        return Value::Bool(false);
-                    }
-                    let o = match (num(&x), num(&y)) {
-                        (Some(p), Some(q)) => p.partial_cmp(&q),
-                        _ => Some(text(&x).cmp(&text(&y))),
-                    };
-                    Value::Bool(cmp_ord(o, *op))
-                }
-                arith => match (num(&x), num(&y)) {
-                    (Some(p), Some(q)) => match arith {
-                        BinOp::Add => number(p + q),
-                        BinOp::Sub => number(p - q),
-                        BinOp::Mul => number(p * q),
-                        BinOp::Div if q != 0.0 => number(p / q),
-                        BinOp::Rem if q != 0.0 => number(p % q),
-                        _ => Value::Null,
-                    },
-                    _ if *arith == BinOp::Add => Value::Str(format!("{}{}", text(&x), text(&y))),
-                    _ => Value::Null,
-                },
+        Calc::Binary(..) => {
+            // A chain like `a + b + c …` or `x OR y OR z …` is a left-deep spine of `Binary`
+            // nodes: walk it by iteration so its length costs no stack.
+            let mut rights = Vec::new();
+            let mut node = c;
+            while let Calc::Binary(a, op, b) = node {
+                rights.push((*op, b.as_ref()));
+                node = a;
             }
+            let mut acc = eval(node, row);
+            for (op, b) in rights.into_iter().rev() {
+                acc = binary(acc, op, eval(b, row));
+            }
+            acc
         }
         Calc::Call(name, args) => {
             let a: Vec<Value> = args.iter().map(|x| eval(x, row)).collect();
@@ -1331,5 +1498,93 @@ fn text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` events of about `size` bytes of message each, times 1..=n seconds.
+    fn big_events(n: usize, size: usize) -> Vec<(u64, Event)> {
+        (0..n)
+            .map(|i| {
+                let mut e = Event::new(Timestamp::from_secs(i as i64 + 1));
+                e.insert("message", format!("{i:08} {}", "x".repeat(size)));
+                (i as u64, e)
+            })
+            .collect()
+    }
+
+    fn limits(max_rows: usize) -> Limits {
+        Limits {
+            from: None,
+            to: None,
+            max_rows,
+            now: Timestamp::from_secs(0),
+        }
+    }
+
+    fn result_bytes(r: &QueryResult) -> usize {
+        r.rows.iter().flatten().map(value_bytes).sum()
+    }
+
+    #[test]
+    fn a_plain_search_keeps_the_newest_rows_within_the_memory_limit() {
+        // 64 MiB of events, twice the limit, and a row limit that would take them all.
+        let events = big_events(1024, 64 * 1024);
+        let r = run(&crate::parse("*").unwrap(), events, limits(100_000));
+        assert!(r.truncated);
+        let message = r.message.clone().unwrap();
+        assert!(message.contains("query memory limit (32 MiB)"), "{message}");
+        assert!(result_bytes(&r) <= MAX_RESULT_BYTES);
+        assert!(r.rows.len() > 400 && r.rows.len() < 512, "{}", r.rows.len());
+        // Newest first, and the newest of all is there.
+        let seqs: Vec<i64> = r.rows.iter().map(|row| row[1].as_i64().unwrap()).collect();
+        assert_eq!(seqs[0], 1023);
+        assert!(seqs.windows(2).all(|w| w[0] > w[1]));
+        assert!(message.contains(&format!("cut to {} rows", r.rows.len())));
+
+        // Within the limit, only the row limit speaks.
+        let r = run(
+            &crate::parse("*").unwrap(),
+            big_events(100, 1024),
+            limits(10),
+        );
+        assert_eq!(r.rows.len(), 10);
+        assert_eq!(r.rows[0][1].as_i64(), Some(99));
+        assert_eq!(
+            r.message.as_deref(),
+            Some("only the first 10 rows are returned")
+        );
+    }
+
+    #[test]
+    fn tables_and_eval_strings_are_bounded_too() {
+        let events = big_events(1024, 64 * 1024);
+        let r = run(
+            &crate::parse("* | table message | sort -message").unwrap(),
+            events,
+            limits(100_000),
+        );
+        assert!(r.truncated);
+        assert!(r.message.as_deref().unwrap().contains("query memory limit"));
+        assert!(result_bytes(&r) <= MAX_RESULT_BYTES);
+
+        // Doubling a string each step would need 2^20 times the message.
+        let doubling = (0..20)
+            .map(|i| format!("s{} = s{i} . s{i}", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let q = format!("* | eval s0 = message, {doubling} | table s13 s14 s20");
+        let r = run(&crate::parse(&q).unwrap(), big_events(2, 64), limits(10));
+        assert_eq!(r.rows.len(), 2);
+        assert_eq!(r.rows[0][0].as_str().map(str::len), Some(73 << 13));
+        assert_eq!(r.rows[0][1], Value::Null, "past MAX_CALC_STRING");
+        assert!(
+            r.rows[0][2]
+                .as_str()
+                .is_some_and(|s| s.len() <= MAX_CALC_STRING)
+        );
     }
 }

@@ -1,5 +1,13 @@
 //! Text → [`Pipeline`]. Hand-written lexers and recursive-descent parsers; every error names
 //! the 1-based column where it was found.
+//!
+//! Queries come from the network (any viewer may search), so the parser bounds what it accepts
+//! before anything walks the tree: at most [`MAX_QUERY_LEN`] bytes, [`MAX_TERMS`] terms and
+//! [`MAX_DEPTH`] levels of nesting. A query over a limit is a [`ParseError`] that names the limit.
+//! Flat chains (`a OR b OR c …`, implicit `AND`, `x + y + z …`) are parsed and evaluated by
+//! iteration, so the limits are about sanity, not about the stack: only nesting recurses, and
+//! [`MAX_DEPTH`] levels of it fit with room to spare in a 2 MiB thread stack (tokio's worker
+//! size) even in a debug build (tested below).
 
 use std::net::IpAddr;
 
@@ -15,6 +23,39 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// The longest query accepted, in bytes (16 KiB: a page of hand-written query, or an `IN` list
+/// of about a thousand addresses).
+pub const MAX_QUERY_LEN: usize = 16 * 1024;
+
+/// The deepest nesting accepted: parentheses, `NOT`, unary minus and function calls each open
+/// a level. Hand-written queries nest a handful of levels; each level costs the parser and the
+/// evaluators a few stack frames.
+pub const MAX_DEPTH: usize = 64;
+
+/// The most terms one query may hold, over all its parts: search terms and comparisons, each
+/// value of an `IN (…)` list, and each operand of a `where`/`eval` expression.
+pub const MAX_TERMS: usize = 1024;
+
+fn depth_error<T>(offset: usize, text: &str) -> Result<T, ParseError> {
+    err(
+        offset,
+        text,
+        format!(
+            "query nests too deep: more than {MAX_DEPTH} levels of parentheses, NOT, unary minus or function calls (the nesting depth limit is {MAX_DEPTH})"
+        ),
+    )
+}
+
+fn terms_error<T>(offset: usize, text: &str) -> Result<T, ParseError> {
+    err(
+        offset,
+        text,
+        format!(
+            "query has too many terms: the limit is {MAX_TERMS} terms per query (search terms, IN values and where/eval operands)"
+        ),
+    )
+}
+
 fn err<T>(offset: usize, text: &str, message: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError {
         column: text[..offset.min(text.len())].chars().count() + 1,
@@ -22,9 +63,24 @@ fn err<T>(offset: usize, text: &str, message: impl Into<String>) -> Result<T, Pa
     })
 }
 
-/// Parses a whole query.
+/// Parses a whole query, within [`MAX_QUERY_LEN`], [`MAX_TERMS`] and [`MAX_DEPTH`].
 pub fn parse(query: &str) -> Result<Pipeline, ParseError> {
+    if query.len() > MAX_QUERY_LEN {
+        let mut at = MAX_QUERY_LEN;
+        while !query.is_char_boundary(at) {
+            at -= 1;
+        }
+        return err(
+            at,
+            query,
+            format!(
+                "query is {} bytes long; the query length limit is {MAX_QUERY_LEN} bytes",
+                query.len()
+            ),
+        );
+    }
     let segments = split_pipes(query)?;
+    let mut terms = 0;
     let mut pipeline = Pipeline {
         search: None,
         earliest: None,
@@ -39,20 +95,16 @@ pub fn parse(query: &str) -> Result<Pipeline, ParseError> {
             let body = trimmed.strip_prefix("search ").map_or(trimmed, |b| b);
             let body_start = start + lead + (trimmed.len() - body.len());
             let tokens = lex_search(query, body_start, start + seg.len())?;
-            let mut p = SearchParser {
-                q: query,
-                tokens,
-                pos: 0,
-                end,
-                earliest: None,
-                latest: None,
-            };
+            let mut p = SearchParser::new(query, tokens, end, terms);
             pipeline.search = p.parse_all()?;
             pipeline.earliest = p.earliest;
             pipeline.latest = p.latest;
+            terms = p.terms;
             continue;
         }
-        pipeline.commands.push(parse_command(query, start, end)?);
+        pipeline
+            .commands
+            .push(parse_command(query, start, end, &mut terms)?);
     }
     Ok(pipeline)
 }
@@ -194,9 +246,64 @@ struct SearchParser<'a> {
     end: usize,
     earliest: Option<TimeSpec>,
     latest: Option<TimeSpec>,
+    /// Nesting levels open at `pos`.
+    depth: usize,
+    /// Terms of the whole query so far.
+    terms: usize,
 }
 
-impl SearchParser<'_> {
+/// Adds `item` to an n-ary node's items, taking in the items of a nested node of the same kind
+/// (`(a AND b) c` is one `And` of three).
+fn push_flat(items: &mut Vec<Expr>, item: Expr, is_and: bool) {
+    match item {
+        Expr::And(inner) if is_and => items.extend(inner),
+        Expr::Or(inner) if !is_and => items.extend(inner),
+        other => items.push(other),
+    }
+}
+
+/// One expression from an n-ary node's items.
+fn join(mut items: Vec<Expr>, is_and: bool) -> Option<Expr> {
+    match items.len() {
+        0 => None,
+        1 => items.pop(),
+        _ if is_and => Some(Expr::And(items)),
+        _ => Some(Expr::Or(items)),
+    }
+}
+
+impl<'a> SearchParser<'a> {
+    fn new(q: &'a str, tokens: Vec<(usize, Tok)>, end: usize, terms: usize) -> SearchParser<'a> {
+        SearchParser {
+            q,
+            tokens,
+            pos: 0,
+            end,
+            earliest: None,
+            latest: None,
+            depth: 0,
+            terms,
+        }
+    }
+
+    /// Opens a nesting level at `at`, refusing to go past [`MAX_DEPTH`].
+    fn enter(&mut self, at: usize) -> Result<(), ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return depth_error(at, self.q);
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Counts `n` terms found at `at`, refusing to go past [`MAX_TERMS`].
+    fn count_terms(&mut self, at: usize, n: usize) -> Result<(), ParseError> {
+        self.terms += n;
+        if self.terms > MAX_TERMS {
+            return terms_error(at, self.q);
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> Option<&Tok> {
         self.tokens.get(self.pos).map(|(_, t)| t)
     }
@@ -221,21 +328,36 @@ impl SearchParser<'_> {
     }
 
     fn parse_or(&mut self) -> Result<Option<Expr>, ParseError> {
-        let mut left = self.parse_and()?;
+        let first_at = self.offset();
+        let first = self.parse_and()?;
+        if !self.is_keyword("OR") {
+            return Ok(first);
+        }
+        let Some(first) = first else {
+            return err(
+                first_at,
+                self.q,
+                "OR needs a search expression on both sides",
+            );
+        };
+        let mut items = Vec::new();
+        push_flat(&mut items, first, false);
         while self.is_keyword("OR") {
             self.pos += 1;
             let at = self.offset();
-            let right = self.parse_and()?;
-            left = match (left, right) {
-                (Some(l), Some(r)) => Some(Expr::Or(Box::new(l), Box::new(r))),
-                _ => return err(at, self.q, "OR needs a search expression on both sides"),
-            };
+            match self.parse_and()? {
+                Some(r) => push_flat(&mut items, r, false),
+                None => return err(at, self.q, "OR needs a search expression on both sides"),
+            }
         }
-        Ok(left)
+        Ok(join(items, false))
     }
 
     fn parse_and(&mut self) -> Result<Option<Expr>, ParseError> {
-        let mut left = self.parse_unary()?;
+        let mut items = Vec::new();
+        if let Some(first) = self.parse_unary()? {
+            push_flat(&mut items, first, true);
+        }
         loop {
             if self.is_keyword("AND") {
                 self.pos += 1;
@@ -245,21 +367,21 @@ impl SearchParser<'_> {
             {
                 break;
             }
-            let right = self.parse_unary()?;
-            left = match (left, right) {
-                (Some(l), Some(r)) => Some(Expr::And(Box::new(l), Box::new(r))),
-                (l, None) => l,
-                (None, r) => r,
-            };
+            if let Some(r) = self.parse_unary()? {
+                push_flat(&mut items, r, true);
+            }
         }
-        Ok(left)
+        Ok(join(items, true))
     }
 
     fn parse_unary(&mut self) -> Result<Option<Expr>, ParseError> {
         if self.is_keyword("NOT") {
             let at = self.offset();
+            self.enter(at)?;
             self.pos += 1;
-            return match self.parse_unary()? {
+            let inner = self.parse_unary()?;
+            self.depth -= 1;
+            return match inner {
                 Some(e) => Ok(Some(Expr::Not(Box::new(e)))),
                 None => err(at, self.q, "NOT needs a search expression"),
             };
@@ -274,19 +396,23 @@ impl SearchParser<'_> {
         };
         match tok {
             Tok::LParen => {
+                self.enter(at)?;
                 self.pos += 1;
                 let inner = self.parse_or()?;
                 if self.peek() != Some(&Tok::RParen) {
                     return err(self.offset(), self.q, "expected `)`");
                 }
                 self.pos += 1;
+                self.depth -= 1;
                 Ok(inner)
             }
             Tok::Quoted(s) => {
+                self.count_terms(at, 1)?;
                 self.pos += 1;
                 Ok(Some(Expr::Text(pattern(&s))))
             }
             Tok::Word(w) => {
+                self.count_terms(at, 1)?;
                 self.pos += 1;
                 match self.peek() {
                     Some(Tok::Op(op)) => {
@@ -332,6 +458,9 @@ impl SearchParser<'_> {
                         let mut values = Vec::new();
                         loop {
                             let vat = self.offset();
+                            if !values.is_empty() {
+                                self.count_terms(vat, 1)?;
+                            }
                             match self.tokens.get(self.pos).cloned() {
                                 Some((_, Tok::Word(v))) => values.push(literal(&v, false)),
                                 Some((_, Tok::Quoted(v))) => values.push(literal(&v, true)),
@@ -435,7 +564,12 @@ fn words_of(q: &str, start: usize, end: usize) -> Result<Vec<(usize, Tok)>, Pars
     lex_search(q, start, end)
 }
 
-fn parse_command(q: &str, start: usize, end: usize) -> Result<Command, ParseError> {
+fn parse_command(
+    q: &str,
+    start: usize,
+    end: usize,
+    terms: &mut usize,
+) -> Result<Command, ParseError> {
     let seg = &q[start..end];
     let trimmed = seg.trim_start();
     let name_at = start + (seg.len() - trimmed.len());
@@ -448,27 +582,23 @@ fn parse_command(q: &str, start: usize, end: usize) -> Result<Command, ParseErro
     match lower.as_str() {
         "search" => {
             let tokens = lex_search(q, rest_start, end)?;
-            let mut p = SearchParser {
-                q,
-                tokens,
-                pos: 0,
-                end,
-                earliest: None,
-                latest: None,
-            };
-            match p.parse_all()? {
+            let mut p = SearchParser::new(q, tokens, end, *terms);
+            let parsed = p.parse_all()?;
+            *terms = p.terms;
+            match parsed {
                 Some(e) => Ok(Command::Search(e)),
                 None => err(rest_start, q, "search needs an expression"),
             }
         }
         "where" => {
-            let mut p = CalcParser::new(q, rest_start, end)?;
+            let mut p = CalcParser::new(q, rest_start, end, *terms)?;
             let e = p.parse_expr()?;
             p.expect_end()?;
+            *terms = p.terms;
             Ok(Command::Where(e))
         }
         "eval" => {
-            let mut p = CalcParser::new(q, rest_start, end)?;
+            let mut p = CalcParser::new(q, rest_start, end, *terms)?;
             let mut out = Vec::new();
             loop {
                 let at = p.offset();
@@ -486,6 +616,7 @@ fn parse_command(q: &str, start: usize, end: usize) -> Result<Command, ParseErro
                 p.expect_end()?;
                 break;
             }
+            *terms = p.terms;
             Ok(Command::Eval(out))
         }
         "stats" => {
@@ -780,10 +911,19 @@ struct CalcParser<'a> {
     tokens: Vec<(usize, CTok)>,
     pos: usize,
     end: usize,
+    /// Nesting levels open at `pos`.
+    depth: usize,
+    /// Terms of the whole query so far.
+    terms: usize,
 }
 
 impl<'a> CalcParser<'a> {
-    fn new(q: &'a str, start: usize, end: usize) -> Result<CalcParser<'a>, ParseError> {
+    fn new(
+        q: &'a str,
+        start: usize,
+        end: usize,
+        terms: usize,
+    ) -> Result<CalcParser<'a>, ParseError> {
         let bytes = q.as_bytes();
         let mut tokens = Vec::new();
         let mut i = start;
@@ -889,7 +1029,18 @@ impl<'a> CalcParser<'a> {
             tokens,
             pos: 0,
             end,
+            depth: 0,
+            terms,
         })
+    }
+
+    /// Opens a nesting level at `at`, refusing to go past [`MAX_DEPTH`].
+    fn enter(&mut self, at: usize) -> Result<(), ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return depth_error(at, self.q);
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn peek(&self) -> Option<&CTok> {
@@ -939,8 +1090,11 @@ impl<'a> CalcParser<'a> {
 
     fn parse_not(&mut self) -> Result<Calc, ParseError> {
         if self.keyword("NOT") {
+            self.enter(self.offset())?;
             self.pos += 1;
-            return Ok(Calc::Unary(UnaryOp::Not, Box::new(self.parse_not()?)));
+            let inner = self.parse_not()?;
+            self.depth -= 1;
+            return Ok(Calc::Unary(UnaryOp::Not, Box::new(inner)));
         }
         self.parse_cmp()
     }
@@ -997,40 +1151,53 @@ impl<'a> CalcParser<'a> {
 
     fn parse_unary(&mut self) -> Result<Calc, ParseError> {
         if self.peek() == Some(&CTok::Op("-")) {
+            self.enter(self.offset())?;
             self.pos += 1;
-            return Ok(Calc::Unary(UnaryOp::Neg, Box::new(self.parse_unary()?)));
+            let inner = self.parse_unary()?;
+            self.depth -= 1;
+            return Ok(Calc::Unary(UnaryOp::Neg, Box::new(inner)));
         }
         self.parse_primary()
     }
 
     fn parse_primary(&mut self) -> Result<Calc, ParseError> {
         let at = self.offset();
+        if matches!(self.peek(), Some(CTok::LParen)) {
+            return self.nested(at, |p| {
+                p.pos += 1;
+                let e = p.parse_expr()?;
+                if p.next() != Some(CTok::RParen) {
+                    return err(p.offset(), p.q, "expected `)`");
+                }
+                Ok(e)
+            });
+        }
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return terms_error(at, self.q);
+        }
         match self.next() {
             Some(CTok::Num(n)) => Ok(Calc::Num(n)),
             Some(CTok::Str(s)) => Ok(Calc::Str(s)),
-            Some(CTok::LParen) => {
-                let e = self.parse_expr()?;
-                if self.next() != Some(CTok::RParen) {
-                    return err(self.offset(), self.q, "expected `)`");
-                }
-                Ok(e)
-            }
             Some(CTok::Ident(name)) => {
                 if self.peek() == Some(&CTok::LParen) {
-                    self.pos += 1;
-                    let mut args = Vec::new();
-                    if self.peek() != Some(&CTok::RParen) {
-                        loop {
-                            args.push(self.parse_expr()?);
-                            match self.next() {
-                                Some(CTok::Comma) => {}
-                                Some(CTok::RParen) => break,
-                                _ => return err(self.offset(), self.q, "expected `,` or `)`"),
+                    let args = self.nested(at, |p| {
+                        p.pos += 1;
+                        let mut args = Vec::new();
+                        if p.peek() != Some(&CTok::RParen) {
+                            loop {
+                                args.push(p.parse_expr()?);
+                                match p.next() {
+                                    Some(CTok::Comma) => {}
+                                    Some(CTok::RParen) => break,
+                                    _ => return err(p.offset(), p.q, "expected `,` or `)`"),
+                                }
                             }
+                        } else {
+                            p.pos += 1;
                         }
-                    } else {
-                        self.pos += 1;
-                    }
+                        Ok(args)
+                    })?;
                     return Ok(Calc::Call(name.to_ascii_lowercase(), args));
                 }
                 match name.as_str() {
@@ -1041,6 +1208,18 @@ impl<'a> CalcParser<'a> {
             }
             _ => err(at, self.q, "expected a value, field or function"),
         }
+    }
+
+    /// Runs `f` one nesting level deeper (opened at `at`).
+    fn nested<T>(
+        &mut self,
+        at: usize,
+        f: impl FnOnce(&mut Self) -> Result<T, ParseError>,
+    ) -> Result<T, ParseError> {
+        self.enter(at)?;
+        let out = f(self)?;
+        self.depth -= 1;
+        Ok(out)
     }
 }
 
@@ -1118,5 +1297,191 @@ mod tests {
         assert_eq!(e.column, 10);
         assert!(parse("(a=1").is_err());
         assert!(parse("a=1)").is_err());
+    }
+
+    /// Runs `f` on a thread with a 2 MiB stack, tokio's worker size: a query that overflows it
+    /// would kill a server.
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(f)
+            .expect("spawn")
+            .join()
+            .expect("no stack overflow or panic")
+    }
+
+    /// Parses `query`, runs it over a few events and drops the tree, all on a 2 MiB stack.
+    /// Returns the parse error, if any, and the rows the run returned.
+    fn parse_and_run(query: String) -> Result<usize, ParseError> {
+        on_small_stack(move || {
+            let pipeline = parse(&query)?;
+            let mut events = Vec::new();
+            for i in 0..3i64 {
+                let mut e = vigil_event::Event::new(vigil_event::Timestamp::from_secs(i));
+                e.insert("message", format!("t{i} hello"));
+                e.insert("x", i);
+                events.push((i as u64, e));
+            }
+            let result = crate::exec::run(
+                &pipeline,
+                events,
+                crate::exec::Limits {
+                    from: None,
+                    to: None,
+                    max_rows: 100,
+                    now: vigil_event::Timestamp::from_secs(10),
+                },
+            );
+            let rows = result.rows.len();
+            drop(pipeline);
+            Ok(rows)
+        })
+    }
+
+    fn or_chain(n: usize) -> String {
+        (0..n)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    }
+    fn and_chain(n: usize) -> String {
+        (0..n)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    fn not_chain(n: usize) -> String {
+        format!("{}t1", "NOT ".repeat(n))
+    }
+    fn parens(n: usize) -> String {
+        format!("{}t1{}", "(".repeat(n), ")".repeat(n))
+    }
+
+    fn assert_limit(r: Result<usize, ParseError>, limit: &str, shape: &str) {
+        let e = r.expect_err(shape);
+        assert!(e.message.contains(limit), "{shape}: {e}");
+    }
+
+    #[test]
+    fn long_flat_search_chains_are_one_node_and_run_at_the_term_limit() {
+        let Some(Expr::Or(items)) = parse(&or_chain(5)).unwrap().search else {
+            panic!("one Or")
+        };
+        assert_eq!(items.len(), 5);
+        let Some(Expr::And(items)) = parse("a (b c) d").unwrap().search else {
+            panic!("one And")
+        };
+        assert_eq!(items.len(), 4, "nested ANDs flatten");
+        // The shapes that crashed the server (~470 terms), and the limit itself.
+        for n in [470, MAX_TERMS] {
+            assert_eq!(parse_and_run(or_chain(n)).unwrap(), 3, "{n} ORs");
+            assert_eq!(parse_and_run(and_chain(n)).unwrap(), 0, "{n} ANDs");
+            let nots = (0..n).map(|i| format!("NOT t{i}")).collect::<Vec<_>>();
+            assert_eq!(parse_and_run(nots.join(" ")).unwrap(), 0, "{n} flat NOTs");
+        }
+        let values = (0..MAX_TERMS).map(|i| i.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_and_run(format!("x IN ({})", values.join(","))).unwrap(),
+            3
+        );
+    }
+
+    #[test]
+    fn more_terms_than_the_limit_is_an_error_naming_it() {
+        let limit = "limit is 1024 terms";
+        assert_limit(parse_and_run(or_chain(MAX_TERMS + 1)), limit, "ORs");
+        assert_limit(parse_and_run(and_chain(MAX_TERMS + 1)), limit, "ANDs");
+        let values = (0..=MAX_TERMS).map(|i| i.to_string()).collect::<Vec<_>>();
+        let q = format!("x IN ({})", values.join(","));
+        assert_limit(parse_and_run(q), limit, "IN values");
+        // Terms count over the whole query, search part and commands together.
+        let q = format!("{} | where {}", and_chain(600), vec!["1"; 600].join(" + "));
+        assert_limit(parse_and_run(q), limit, "search + where");
+    }
+
+    #[test]
+    fn nesting_runs_at_the_depth_limit_and_fails_past_it() {
+        assert_eq!(parse_and_run(parens(MAX_DEPTH)).unwrap(), 1);
+        assert_eq!(parse_and_run(not_chain(MAX_DEPTH)).unwrap(), 1);
+        let mixed = format!(
+            "{}t1{}",
+            "NOT (".repeat(MAX_DEPTH / 2),
+            ")".repeat(MAX_DEPTH / 2)
+        );
+        assert_eq!(parse_and_run(mixed).unwrap(), 1);
+        let limit = "nesting depth limit is 64";
+        // 2,000 parentheses and ~470 NOTs crashed the server.
+        for n in [MAX_DEPTH + 1, 470, 2_000] {
+            assert_limit(parse_and_run(parens(n)), limit, "parentheses");
+            assert_limit(parse_and_run(not_chain(n)), limit, "NOTs");
+        }
+        let e = parse(&parens(2_000)).unwrap_err();
+        assert_eq!(
+            e.column,
+            MAX_DEPTH + 1,
+            "points at the first level too many"
+        );
+    }
+
+    #[test]
+    fn where_and_eval_chains_iterate_and_nesting_is_bounded() {
+        // Flat chains at the term limit evaluate without recursing per operand.
+        let ones = vec!["1"; MAX_TERMS - 2].join(" + ");
+        assert_eq!(parse_and_run(format!("* | where x < {ones}")).unwrap(), 3);
+        let ors = vec!["x=1"; MAX_TERMS / 2 - 1].join(" OR ");
+        assert_eq!(parse_and_run(format!("* | where {ors}")).unwrap(), 1);
+        let cat = vec!["\"a\""; MAX_TERMS - 1].join(" . ");
+        assert_eq!(parse_and_run(format!("* | eval s = {cat}")).unwrap(), 3);
+        // Nesting at the limit runs; past it is an error naming the limit.
+        let d = MAX_DEPTH;
+        for (shape, at_limit, beyond) in [
+            (
+                "parentheses",
+                format!("{}1{}", "(".repeat(d), ")".repeat(d)),
+                format!("{}1{}", "(".repeat(2_000), ")".repeat(2_000)),
+            ),
+            (
+                "NOT",
+                format!("{}true", "NOT ".repeat(d)),
+                format!("{}true", "NOT ".repeat(470)),
+            ),
+            (
+                "minus",
+                format!("{}1", "- ".repeat(d)),
+                format!("{}1", "- ".repeat(d + 1)),
+            ),
+            (
+                "calls",
+                format!("{}x{}", "abs(".repeat(d), ")".repeat(d)),
+                format!("{}x{}", "abs(".repeat(500), ")".repeat(500)),
+            ),
+        ] {
+            for cmd in ["where", "eval y ="] {
+                parse_and_run(format!("* | {cmd} {at_limit}"))
+                    .unwrap_or_else(|e| panic!("{cmd} {shape} at the limit: {e}"));
+                assert_limit(
+                    parse_and_run(format!("* | {cmd} {beyond}")),
+                    "nesting depth limit is 64",
+                    shape,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_query_longer_than_the_limit_is_an_error_naming_it() {
+        let q = format!("message=\"{}\"", "a".repeat(MAX_QUERY_LEN));
+        let e = parse(&q).unwrap_err();
+        assert!(
+            e.message.contains("query length limit is 16384 bytes"),
+            "{e}"
+        );
+        let q = format!("message=\"{}\"", "é".repeat(MAX_QUERY_LEN / 2));
+        assert!(
+            parse(&q).is_err(),
+            "a limit inside a character still answers"
+        );
+        let q = format!("message=\"{}\"", "a".repeat(MAX_QUERY_LEN - 10));
+        assert!(parse(&q).is_ok());
     }
 }

@@ -162,6 +162,10 @@ pub struct DetectProgress {
     pub correlation_groups: AtomicU64,
 }
 
+/// How long a stopping detector keeps evaluating the events it has not reached before it saves
+/// its cursor and stops anyway: a stop must not wait for a backlog.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// The running detector.
 pub struct DetectService {
     rules: RwLock<Arc<LoadedRules>>,
@@ -312,9 +316,7 @@ impl DetectService {
             return;
         };
         let pending = std::mem::take(&mut *self.respond.lock().unwrap_or_else(|p| p.into_inner()));
-        for alert in pending {
-            decisions.on_alert(&alert);
-        }
+        decisions.on_alerts(&pending);
     }
 
     /// Changes an alert's triage state and writes the change to the ledger (blocking).
@@ -330,7 +332,8 @@ impl DetectService {
         Ok(alert)
     }
 
-    /// Evaluates the rest of the ledger, saves the state and stops.
+    /// Evaluates the rest of the ledger (for up to [`STOP_GRACE`], so a stop is bounded; the
+    /// next start resumes where this one stopped), saves the state and stops.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -343,8 +346,13 @@ impl DetectService {
         let mut scratch: Option<(usize, Evaluator)> = None;
         let mut last_save = Instant::now();
         let mut last_rule_check = Instant::now();
+        let mut stop_asked: Option<Instant> = None;
         loop {
             let stopping = self.stop.load(Ordering::SeqCst);
+            if stopping && stop_asked.is_none() {
+                stop_asked = Some(Instant::now());
+            }
+            let out_of_time = stop_asked.is_some_and(|t| t.elapsed() >= STOP_GRACE);
             if last_rule_check.elapsed() >= Duration::from_secs(2) {
                 last_rule_check = Instant::now();
                 self.reload_if_changed();
@@ -374,6 +382,14 @@ impl DetectService {
                 }
             }
             if stopping && evaluated == 0 {
+                return;
+            }
+            if out_of_time {
+                // The state (with the cursor) was saved just above: the next start resumes here.
+                tracing::warn!(
+                    "detection: stopping with events not evaluated yet; the next start resumes at seq {}",
+                    self.progress.next_seq.load(Ordering::Relaxed)
+                );
                 return;
             }
             if evaluated == 0 {

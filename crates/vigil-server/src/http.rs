@@ -46,6 +46,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The search index, when it is on.
     pub index: Option<Arc<crate::search::IndexService>>,
+    /// Searches and exports running at once ([`MAX_SEARCHES_IN_FLIGHT`]).
+    pub searches: Arc<tokio::sync::Semaphore>,
     /// The detector, when rules are loaded.
     pub detect: Option<Arc<crate::detect::DetectService>>,
     /// Notification delivery counters.
@@ -1049,6 +1051,77 @@ pub(crate) fn prepare_query(
     }
 }
 
+/// Searches and exports that run at once. Each holds at most
+/// [`vigil_query::exec::MAX_RESULT_BYTES`] of rows plus its answer on the way out, so this bounds
+/// the memory all searches take together; more wait in line.
+pub const MAX_SEARCHES_IN_FLIGHT: usize = 4;
+
+/// How long a search waits for a turn before it is refused with 503 and `Retry-After`.
+pub const SEARCH_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// A turn to run a search or export, held until its answer is written: waits up to
+/// [`SEARCH_QUEUE_WAIT`], then the error is a 503 with `Retry-After` (counted as
+/// `vigil_http_rejected_total{reason="search_busy"}`).
+#[allow(clippy::result_large_err)]
+pub(crate) async fn search_turn(
+    state: &AppState,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    let turn = Arc::clone(&state.searches).acquire_owned();
+    match tokio::time::timeout(SEARCH_QUEUE_WAIT, turn).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => {
+            state.ingest.metrics.http_rejected.add("search_busy", 1);
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                Json(json!({
+                    "error": format!("{MAX_SEARCHES_IN_FLIGHT} searches are running; try again shortly"),
+                    "status": 503,
+                })),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// A search answer as JSON, written row by row and freeing each row as it goes, so the answer
+/// never exists twice in memory.
+fn search_json(r: vigil_query::QueryResult, took_ms: u64) -> Vec<u8> {
+    fn put(out: &mut Vec<u8>, v: &impl serde::Serialize) {
+        // Writing JSON into memory fails only for maps with non-string keys, which these are not.
+        let _ = serde_json::to_writer(out, v);
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(b"{\"columns\":");
+    put(&mut out, &r.columns);
+    out.extend_from_slice(b",\"rows\":[");
+    for (i, row) in r.rows.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        for (j, v) in row.into_iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            put(&mut out, &v.to_json());
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b"],\"took_ms\":");
+    put(&mut out, &took_ms);
+    out.extend_from_slice(b",\"scanned\":");
+    put(&mut out, &r.scanned);
+    out.extend_from_slice(b",\"truncated\":");
+    put(&mut out, &r.truncated);
+    if let Some(m) = &r.message {
+        out.extend_from_slice(b",\"message\":");
+        put(&mut out, m);
+    }
+    out.push(b'}');
+    out
+}
+
 /// Runs a prepared query on the index when there is one, else by scanning the ledger.
 pub(crate) async fn execute_query(
     state: &AppState,
@@ -1116,20 +1189,23 @@ async fn search(
     );
     audit.insert("vigil.query", request.query.as_str());
     crate::audit::append(&state.ingest, audit);
+    let _turn = match search_turn(&state).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     let started = Instant::now();
     let result = execute_query(&state, pipeline, limits).await;
     match result {
         Ok(Ok(r)) => {
-            let rows: Vec<Vec<JsonValue>> = r
-                .rows
-                .iter()
-                .map(|row| row.iter().map(Value::to_json).collect())
-                .collect();
-            let mut body = json!({"columns": r.columns, "rows": rows, "took_ms": started.elapsed().as_millis() as u64, "scanned": r.scanned, "truncated": r.truncated});
-            if let Some(m) = r.message {
-                body["message"] = json!(m);
+            let took_ms = started.elapsed().as_millis() as u64;
+            match tokio::task::spawn_blocking(move || search_json(r, took_ms)).await {
+                Ok(body) => (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    axum::body::Body::from(body),
+                )
+                    .into_response(),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             }
-            Json(body).into_response()
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -1541,12 +1617,44 @@ async fn list_rules(
                 "title": r.title,
                 "level": r.level.as_str(),
                 "tags": r.tags,
+                "kind": "detection",
                 "source": info.meta.source,
                 "status": "loaded",
                 "notes": info.notes,
                 "last_fired": fired.get(&r.id).map(|t| t.to_rfc3339()),
             })
         })
+        .chain(rules.set.correlations().iter().map(|c| {
+            // Correlations too: their type, the rules they reference (as written) and the
+            // notes Vigil has about them.
+            let r = crate::detect::alert_rule(&c.rule.meta);
+            let notes: Vec<&str> = rules
+                .issues
+                .iter()
+                .filter(|i| match &i.id {
+                    Some(id) => *id == r.id,
+                    None => i.title == r.title,
+                })
+                .map(|i| i.reason.as_str())
+                .collect();
+            json!({
+                "id": r.id,
+                "title": r.title,
+                "level": r.level.as_str(),
+                "tags": r.tags,
+                "kind": "correlation",
+                "correlation": {
+                    "type": c.rule.kind,
+                    "rules": c.rule.rules,
+                    "group_by": c.rule.group_by,
+                    "timespan_secs": c.rule.timespan_ns / 1_000_000_000,
+                },
+                "source": c.rule.meta.source,
+                "status": "loaded",
+                "notes": notes,
+                "last_fired": fired.get(&r.id).map(|t| t.to_rfc3339()),
+            })
+        }))
         .collect();
     let issues: Vec<JsonValue> = rules
         .issues
@@ -1655,8 +1763,10 @@ async fn authorize_bouncer(
     peer: SocketAddr,
     path: &str,
 ) -> Result<Principal, Response> {
+    // Refusals that cost nothing (no key, a key of another role) are audited within the
+    // per-address quota like every other route's, so a flood of them cannot fill the ledger.
     let forbidden = |reason: &str| {
-        audit_auth_failure(state, peer, path, reason);
+        audit_anonymous_failure(state, peer, path, reason);
         (
             StatusCode::FORBIDDEN,
             Json(json!({"message": "access forbidden"})),

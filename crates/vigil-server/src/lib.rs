@@ -169,6 +169,7 @@ pub struct Running {
     tasks: JoinSet<()>,
     ingest: Arc<Ingest>,
     data_dir: PathBuf,
+    decisions: Arc<decisions::DecisionService>,
 }
 
 async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
@@ -427,6 +428,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             keep_original: config.keep_original,
             max_body_bytes: config.max_body_bytes,
             index: index.clone(),
+            searches: Arc::new(tokio::sync::Semaphore::new(http::MAX_SEARCHES_IN_FLIGHT)),
             detect: detect.clone(),
             notify_stats: Arc::clone(&notify_stats),
             decisions: Arc::clone(&decisions),
@@ -538,6 +540,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         stop,
         tasks,
         ingest,
+        decisions,
     })
 }
 
@@ -628,6 +631,11 @@ impl Running {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        // Responders' bans are saved in batches: save what is left.
+        let decisions = Arc::clone(&self.decisions);
+        tokio::task::spawn_blocking(move || decisions.save())
+            .await
+            .map_err(|e| e.to_string())?;
         // The stop is the last event of the run, durable before the ledger closes (the
         // listeners are down, so this waits only for the ledger).
         let stop = self

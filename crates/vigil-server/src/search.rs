@@ -36,8 +36,9 @@ pub fn run_on_ledger(
 ) -> Result<QueryResult, String> {
     let mut reader = LedgerReader::open(data_dir).map_err(|e| e.to_string())?;
     let (first, end) = (reader.first_seq(), reader.end_seq());
-    // Decoding runs beside the query engine; the bounded channel keeps memory flat.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Event)>(4096);
+    // Decoding runs beside the query engine; the bounded channel keeps memory flat (events may
+    // be up to 1 MiB each, so it holds few).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Event)>(256);
     let producer = std::thread::spawn(move || {
         reader.for_each_raw(first..end, |seq, raw| {
             if let Ok(event) = Event::from_canonical(raw) {

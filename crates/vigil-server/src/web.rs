@@ -580,9 +580,10 @@ fn csv_field(v: &JsonValue) -> String {
         JsonValue::String(s) => s.clone(),
         other => other.to_string(),
     };
-    // Cells a spreadsheet would run as formulas are quoted with a leading apostrophe (the
-    // `@timestamp` column name is Vigil's own and stays as it is).
-    let formula = text.starts_with(['=', '+', '-', '@']) && text != "@timestamp";
+    // Cells a spreadsheet would run as formulas (OWASP: starting with = + - @ tab or carriage
+    // return) are quoted with a leading apostrophe (the `@timestamp` column name is Vigil's own
+    // and stays as it is).
+    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']) && text != "@timestamp";
     let text = if formula && text.parse::<f64>().is_err() {
         format!("'{text}")
     } else {
@@ -637,53 +638,101 @@ async fn export(
     e.insert("vigil.query", q.query.as_str());
     e.insert("file.type", if csv { "csv" } else { "ndjson" });
     audit::append(&state.ingest, e);
+    let turn = match crate::http::search_turn(&state).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     let result = crate::http::execute_query(&state, pipeline, limits).await;
     let r = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let mut out = String::new();
-    if csv {
-        out.push_str(
-            &r.columns
-                .iter()
-                .map(|c| csv_field(&JsonValue::String(c.clone())))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        out.push_str("\r\n");
-        for row in &r.rows {
-            let cells: Vec<String> = row.iter().map(|v| csv_field(&Value::to_json(v))).collect();
-            out.push_str(&cells.join(","));
-            out.push_str("\r\n");
-        }
-    } else {
-        for row in &r.rows {
-            let object: serde_json::Map<String, JsonValue> = r
-                .columns
-                .iter()
-                .zip(row)
-                .filter(|(_, v)| !matches!(v, Value::Null))
-                .map(|(c, v)| (c.clone(), v.to_json()))
-                .collect();
-            out.push_str(&JsonValue::Object(object).to_string());
-            out.push('\n');
-        }
-    }
     let (content_type, name) = if csv {
         ("text/csv; charset=utf-8", "vigil-export.csv")
     } else {
         ("application/x-ndjson", "vigil-export.ndjson")
     };
-    Response::builder()
+    let mut response = Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .header(
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{name}\""),
-        )
-        .body(Body::from(out))
+        );
+    if let Some(message) = &r.message {
+        // A cut export says so where a script sees it without reading the file.
+        let ascii: String = message
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        response = response.header("x-vigil-truncated", ascii);
+    }
+    let chunks = ExportChunks {
+        columns: r.columns,
+        rows: r.rows.into_iter(),
+        csv,
+        started: false,
+        _turn: turn,
+    };
+    response
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// An export written as it is sent, about 64 KiB at a time, each row freed once written; it
+/// holds its search turn until the last byte is out (or the client hangs up).
+struct ExportChunks {
+    columns: Vec<String>,
+    rows: std::vec::IntoIter<Vec<Value>>,
+    csv: bool,
+    /// Whether the first chunk (with the CSV header) went out.
+    started: bool,
+    _turn: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Iterator for ExportChunks {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        const CHUNK: usize = 64 * 1024;
+        let mut out = String::new();
+        if !self.started && self.csv {
+            let names: Vec<String> = self
+                .columns
+                .iter()
+                .map(|c| csv_field(&JsonValue::String(c.clone())))
+                .collect();
+            out.push_str(&names.join(","));
+            out.push_str("\r\n");
+        }
+        self.started = true;
+        while out.len() < CHUNK {
+            let Some(row) = self.rows.next() else { break };
+            if self.csv {
+                let cells: Vec<String> =
+                    row.iter().map(|v| csv_field(&Value::to_json(v))).collect();
+                out.push_str(&cells.join(","));
+                out.push_str("\r\n");
+            } else {
+                let object: serde_json::Map<String, JsonValue> = self
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .filter(|(_, v)| !matches!(v, Value::Null))
+                    .map(|(c, v)| (c.clone(), v.to_json()))
+                    .collect();
+                out.push_str(&JsonValue::Object(object).to_string());
+                out.push('\n');
+            }
+        }
+        (!out.is_empty()).then(|| Ok(Bytes::from(out)))
+    }
 }
 
 #[cfg(test)]
@@ -700,6 +749,8 @@ mod tests {
         assert_eq!(csv_field(&json!("@SUM(A1)")), "'@SUM(A1)");
         assert_eq!(csv_field(&json!(-5)), "-5");
         assert_eq!(csv_field(&json!("a,b")), "\"a,b\"");
+        assert_eq!(csv_field(&json!("\t=1+1")), "'\t=1+1");
+        assert_eq!(csv_field(&json!("\r=1+1")), "\"'\r=1+1\"");
         assert_eq!(csv_field(&JsonValue::Null), "");
     }
 

@@ -14,3 +14,10 @@ mod disk_full;
 mod idempotency;
 mod oversize;
 mod ledger_tamper;
+mod anonymous_flood;
+mod bans;
+#[path = "../common/mod.rs"]
+mod common;
+mod query_limits;
+mod rules_listing;
+mod search_memory;
