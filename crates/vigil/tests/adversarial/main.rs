@@ -6,18 +6,17 @@
 //!
 //! Run just this suite with `cargo test -p vigil --test adversarial`.
 
-mod batches;
 #[path = "../common/mod.rs"]
 mod common;
-mod forged_events;
-mod disk_full;
-mod idempotency;
-mod oversize;
-mod ledger_tamper;
+
 mod anonymous_flood;
 mod bans;
-#[path = "../common/mod.rs"]
-mod common;
+mod batches;
+mod disk_full;
+mod forged_events;
+mod idempotency;
+mod ledger_tamper;
+mod oversize;
 mod query_limits;
 mod rules_listing;
 mod search_memory;
