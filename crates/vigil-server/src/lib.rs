@@ -24,6 +24,7 @@ pub mod detect;
 pub mod http;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod listen;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
@@ -102,6 +103,9 @@ pub struct ServerConfig {
     pub session_max: Duration,
     /// Load Vigil's own bundled rules (brute force against Vigil's login).
     pub builtin_rules: bool,
+    /// Connection limits and timeouts of the TCP listeners (0 limits are sized from the
+    /// open-file limit at start).
+    pub connections: listen::ConnLimits,
 }
 
 impl ServerConfig {
@@ -135,6 +139,7 @@ impl ServerConfig {
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
             builtin_rules: true,
+            connections: listen::ConnLimits::default(),
         }
     }
 }
@@ -351,7 +356,17 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     let settings = syslog::SyslogSettings {
         max_message_bytes: config.max_message_bytes,
         keep_original: config.keep_original,
+        idle_timeout: config.connections.syslog_idle_timeout,
     };
+    // The TCP listeners share the descriptors the open-file limit leaves for connections.
+    let tcp_listeners = [config.http, config.syslog_tcp, config.syslog_tls]
+        .iter()
+        .flatten()
+        .count();
+    let limits = config
+        .connections
+        .resolved(tcp_listeners, listen::open_file_limit());
+    let tracker = |name| listen::ConnTracker::new(name, limits, Arc::clone(&metrics));
 
     let mut bound = (None, None, None, None);
     if let Some(addr) = config.syslog_udp {
@@ -372,6 +387,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         tasks.spawn(syslog::run_tcp(
             listener,
             None,
+            tracker("syslog-tcp"),
             Arc::clone(&ingest),
             settings.clone(),
             stop_rx.clone(),
@@ -385,6 +401,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         tasks.spawn(syslog::run_tcp(
             listener,
             Some(acceptor),
+            tracker("syslog-tls"),
             Arc::clone(&ingest),
             settings.clone(),
             stop_rx.clone(),
@@ -419,36 +436,22 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             run: run.clone(),
             verifying: std::sync::atomic::AtomicBool::new(false),
         });
-        let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let mut stop_http = stop_rx.clone();
-        let shutdown = async move {
-            let _ = stop_http.changed().await;
-        };
-        if config.http_tls {
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls::http_server_config(&config.tls)?);
-            let listener = tls::TlsListener::new(listener, acceptor, stop_rx.clone());
-            // axum implements `ConnectInfo<SocketAddr>` for `TcpListener` and for `TapIo` of any
-            // listener; the empty tap gives handlers the peer address over TLS as well.
-            use axum::serve::ListenerExt;
-            let listener = listener.tap_io(|_| {});
-            tasks.spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!("https server: {e}");
-                }
-            });
+        let app = http::router(state);
+        let acceptor = if config.http_tls {
+            Some(tokio_rustls::TlsAcceptor::from(tls::http_server_config(
+                &config.tls,
+            )?))
         } else {
-            tasks.spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!("http server: {e}");
-                }
-            });
-        }
+            None
+        };
+        let name = if config.http_tls { "https" } else { "http" };
+        tasks.spawn(listen::serve_http(
+            listener,
+            acceptor,
+            app,
+            tracker(name),
+            stop_rx.clone(),
+        ));
     }
     if let Some(detect) = &detect {
         for rule in config.query_rules.clone() {

@@ -12,17 +12,15 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use vigil_event::{Event, Timestamp};
 use vigil_parse::{Format, ParseContext, parse_line};
 
 use vigil_parse::framing::{Frame, Framer, trim_line_end};
 
+use crate::listen::ConnTracker;
 use crate::pipeline::{Ingest, IngestError, MAX_BATCH};
-
-/// Open TCP/TLS connections allowed at once.
-const MAX_CONNECTIONS: usize = 1024;
 
 /// Settings shared by the syslog listeners.
 #[derive(Clone)]
@@ -31,6 +29,8 @@ pub struct SyslogSettings {
     pub max_message_bytes: usize,
     /// Keep `event.original`.
     pub keep_original: bool,
+    /// A TCP/TLS connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 fn parse_frames(
@@ -136,15 +136,16 @@ fn datagram_frame(bytes: &[u8], max: usize) -> Frame {
     }
 }
 
-/// Accepts syslog TCP connections (and TLS ones when `tls` is set) until `stop` changes.
+/// Accepts syslog TCP connections (and TLS ones when `tls` is set) until `stop` changes;
+/// `tracker` bounds the connections open at once, in total and per address.
 pub async fn run_tcp(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    tracker: Arc<ConnTracker>,
     ingest: Arc<Ingest>,
     settings: SyslogSettings,
     mut stop: watch::Receiver<bool>,
 ) {
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let name: &'static str = if tls.is_some() { "tls" } else { "tcp" };
     // Connection tasks are kept so that stopping waits for them: each stores what it has read
     // before the ingest pipeline drains and the ledger closes.
@@ -162,11 +163,11 @@ pub async fn run_tcp(
             Some(_) = open.join_next(), if !open.is_empty() => continue,
             _ = stop.changed() => break,
         };
-        let Ok(slot) = Arc::clone(&connections).try_acquire_owned() else {
-            tracing::warn!("syslog {name}: connection limit reached, refusing {peer}");
+        let Some(slot) = tracker.admit(peer.ip()) else {
             continue;
         };
         let ingest = Arc::clone(&ingest);
+        let tracker = Arc::clone(&tracker);
         let settings = settings.clone();
         let tls = tls.clone();
         let stop = stop.clone();
@@ -181,14 +182,19 @@ pub async fn run_tcp(
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
                     tokio::select! {
                         r = handshake => match r {
-                            Ok(Ok(s)) => read_stream(s, peer, name, ingest, settings, stop).await,
+                            Ok(Ok(s)) => {
+                                read_stream(s, peer, name, &tracker, ingest, settings, stop).await
+                            }
                             Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
-                            Err(_) => Err("TLS handshake timed out".to_string()),
+                            Err(_) => {
+                                tracker.timed_out();
+                                Err("TLS handshake timed out".to_string())
+                            }
                         },
                         _ = stop_handshake.changed() => Ok(()),
                     }
                 }
-                None => read_stream(stream, peer, name, ingest, settings, stop).await,
+                None => read_stream(stream, peer, name, &tracker, ingest, settings, stop).await,
             };
             if let Err(e) = result {
                 tracing::debug!("syslog {name} {peer}: {e}");
@@ -211,6 +217,7 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     name: &'static str,
+    tracker: &ConnTracker,
     ingest: Arc<Ingest>,
     settings: SyslogSettings,
     mut stop: watch::Receiver<bool>,
@@ -227,7 +234,16 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         let n = match stopping {
             None => tokio::select! {
-                r = stream.read(&mut buf) => r.map_err(|e| e.to_string())?,
+                r = tokio::time::timeout(settings.idle_timeout, stream.read(&mut buf)) => match r {
+                    Ok(r) => r.map_err(|e| e.to_string())?,
+                    Err(_) => {
+                        // Idle too long: the slot goes to someone else. What was read is
+                        // stored; an unfinished last line is kept, tagged `truncated`.
+                        tracker.timed_out();
+                        cut_short = true;
+                        0
+                    }
+                },
                 _ = stop.changed() => {
                     stopping = Some(tokio::time::Instant::now() + STOP_DRAIN);
                     continue;
