@@ -84,19 +84,31 @@ pub async fn run_udp(
             },
             _ = stop.changed() => return,
         };
-        ingest.metrics.bytes.add("udp", n as u64);
-        // Take whatever else is already queued, to batch.
-        let mut frames = vec![datagram_frame(&buf[..n], settings.max_message_bytes)];
-        let mut peers = vec![peer];
-        while frames.len() < 256 {
-            match socket.try_recv_from(&mut buf) {
-                Ok((n, p)) => {
-                    ingest.metrics.bytes.add("udp", n as u64);
-                    frames.push(datagram_frame(&buf[..n], settings.max_message_bytes));
-                    peers.push(p);
+        // Take whatever else is already queued, to batch. An empty datagram (nothing but a line
+        // end) holds no message: it is dropped and counted, never stored as an empty event.
+        let mut frames = Vec::new();
+        let mut peers = Vec::new();
+        let mut take = |n: usize, buf: &[u8], peer: SocketAddr| {
+            ingest.metrics.bytes.add("udp", n as u64);
+            match datagram_frame(&buf[..n], settings.max_message_bytes) {
+                Some(frame) => {
+                    frames.push(frame);
+                    peers.push(peer);
                 }
+                None => {
+                    ingest.metrics.udp_empty.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        };
+        take(n, &buf, peer);
+        for _ in 1..256 {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, p)) => take(n, &buf, p),
                 Err(_) => break,
             }
+        }
+        if frames.is_empty() {
+            continue;
         }
         let mut events = Vec::with_capacity(frames.len());
         for (frame, peer) in frames.into_iter().zip(peers) {
@@ -121,18 +133,21 @@ pub async fn run_udp(
     }
 }
 
-fn datagram_frame(bytes: &[u8], max: usize) -> Frame {
+/// The message of one datagram, `None` when it is empty.
+fn datagram_frame(bytes: &[u8], max: usize) -> Option<Frame> {
     let b = trim_line_end(bytes);
-    if b.len() > max {
-        Frame {
+    if b.is_empty() {
+        None
+    } else if b.len() > max {
+        Some(Frame {
             bytes: b[..max].to_vec(),
             truncated: true,
-        }
+        })
     } else {
-        Frame {
+        Some(Frame {
             bytes: b.to_vec(),
             truncated: false,
-        }
+        })
     }
 }
 

@@ -10,4 +10,6 @@
 mod common;
 
 mod connections;
+mod csrf;
+mod empty_datagrams;
 mod tokens;
