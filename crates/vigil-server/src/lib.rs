@@ -580,17 +580,23 @@ async fn run_query_rule(
     }
 }
 
+/// How long [`Running::shutdown`] waits for the listeners (syslog connections draining what
+/// their senders wrote, HTTP requests in progress) before aborting them.
+const STOP_TASKS_WITHIN: Duration = Duration::from_secs(60);
+
 impl Running {
     /// Stops accepting, waits until every accepted event is durable, signs a final checkpoint.
     pub async fn shutdown(mut self) -> Result<(), String> {
         let _ = self.stop.send(true);
-        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        // Syslog connections are read until their senders' data is all in (bounded in
+        // `syslog`); this only ends tasks that would otherwise never stop.
+        let deadline = tokio::time::sleep(STOP_TASKS_WITHIN);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
                 next = self.tasks.join_next() => if next.is_none() { break },
                 _ = &mut deadline => {
-                    tracing::warn!("{} listener tasks did not stop within 10 s; aborting them", self.tasks.len());
+                    tracing::warn!("{} listener tasks did not stop within {} s; aborting them", self.tasks.len(), STOP_TASKS_WITHIN.as_secs());
                     self.tasks.abort_all();
                     break;
                 }

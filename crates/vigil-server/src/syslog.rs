@@ -8,10 +8,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use vigil_event::{Event, Timestamp};
@@ -165,27 +166,16 @@ pub async fn run_tcp(
     // Connection tasks are kept so that stopping waits for them: each stores what it has read
     // before the ingest pipeline drains and the ledger closes.
     let mut open = tokio::task::JoinSet::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("syslog {name} accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            Some(_) = open.join_next(), if !open.is_empty() => continue,
-            _ = stop.changed() => break,
-        };
+    let connection_stop = stop.clone();
+    let spawn = |open: &mut tokio::task::JoinSet<()>, stream: TcpStream, peer: SocketAddr| {
         let Some(slot) = tracker.admit(peer.ip()) else {
-            continue;
+            return;
         };
         let ingest = Arc::clone(&ingest);
         let tracker = Arc::clone(&tracker);
         let settings = settings.clone();
         let tls = tls.clone();
-        let stop = stop.clone();
+        let stop = connection_stop.clone();
         open.spawn(async move {
             let _slot = slot;
             let result = match tls {
@@ -206,7 +196,7 @@ pub async fn run_tcp(
                                 Err("TLS handshake timed out".to_string())
                             }
                         },
-                        _ = stop_handshake.changed() => Ok(()),
+                        _ = stop_handshake.changed(), if !*stop_handshake.borrow() => Ok(()),
                     }
                 }
                 None => read_stream(stream, peer, name, &tracker, ingest, settings, stop).await,
@@ -215,18 +205,57 @@ pub async fn run_tcp(
                 tracing::debug!("syslog {name} {peer}: {e}");
             }
         });
+    };
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("syslog {name} accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some(_) = open.join_next(), if !open.is_empty() => continue,
+            _ = stop.changed() => break,
+        };
+        spawn(&mut open, stream, peer);
     }
-    // No new connections while the open ones drain.
+    // Connections the kernel completed before the stop wait in the backlog, and their senders
+    // may have written already: take them all (each drains as a stopping connection), then
+    // close the listener.
+    loop {
+        let queued = std::future::poll_fn(|cx| match listener.poll_accept(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        match queued {
+            Some(Ok((stream, peer))) => spawn(&mut open, stream, peer),
+            Some(Err(e)) => {
+                tracing::warn!("syslog {name} accept while stopping: {e}");
+                break;
+            }
+            None => break,
+        }
+    }
     drop(listener);
     while open.join_next().await.is_some() {}
 }
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a TCP connection is still read when Vigil stops.
-const STOP_DRAIN: Duration = Duration::from_secs(5);
-/// A pause this long in a stopping connection ends it sooner.
-const STOP_DRAIN_PAUSE: Duration = Duration::from_millis(100);
+/// When Vigil stops, a connection is read until it has been empty this long: what the sender
+/// wrote before the stop is in the kernel's buffers (ours, or the sender's send buffer, which
+/// flows as we read), so an empty socket that stays empty has delivered it all. The pause
+/// starts only once the socket is empty, so a busy machine (reading and storing slowly) loses
+/// nothing to it.
+const STOP_DRAIN_PAUSE: Duration = Duration::from_millis(500);
+/// Bytes a stopping connection is still read for at most: far more than kernel buffers hold,
+/// so it ends only a sender that keeps writing after the stop.
+const STOP_DRAIN_MAX_BYTES: u64 = 64 << 20;
+/// How long a stopping connection is read at most, whatever it sends (a slow trickle).
+const STOP_DRAIN_MAX: Duration = Duration::from_secs(40);
 
 async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
@@ -240,14 +269,18 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     let mut framer = Framer::new(settings.max_message_bytes);
     let mut buf = vec![0u8; 64 * 1024];
     // Set when Vigil stops: plain TCP syslog has no acknowledgements, so before closing, what
-    // the sender has already written is read and stored (until it pauses for 100 ms, at most
-    // 5 s; the listener stops within shutdown's 10 s either way).
-    let mut stopping: Option<tokio::time::Instant> = None;
+    // the sender has already written is read and stored: until the socket stays empty for
+    // STOP_DRAIN_PAUSE (bounded by STOP_DRAIN_MAX_BYTES and STOP_DRAIN_MAX).
+    let mut stopping: Option<(tokio::time::Instant, u64)> = None;
+    if *stop.borrow() {
+        // Taken from the backlog after the stop.
+        stopping = Some((tokio::time::Instant::now() + STOP_DRAIN_MAX, 0));
+    }
     // The connection ends because Vigil stops, not because the sender closed it: a last line
     // without its end may be incomplete.
     let mut cut_short = false;
     loop {
-        let n = match stopping {
+        let n = match &mut stopping {
             None => tokio::select! {
                 r = tokio::time::timeout(settings.idle_timeout, stream.read(&mut buf)) => match r {
                     Ok(r) => r.map_err(|e| e.to_string())?,
@@ -260,17 +293,33 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 },
                 _ = stop.changed() => {
-                    stopping = Some(tokio::time::Instant::now() + STOP_DRAIN);
+                    stopping = Some((tokio::time::Instant::now() + STOP_DRAIN_MAX, 0));
                     continue;
                 }
             },
-            Some(until) => {
-                let pause = tokio::time::Instant::now() + STOP_DRAIN_PAUSE;
-                match tokio::time::timeout_at(until.min(pause), stream.read(&mut buf)).await {
-                    Ok(r) => r.map_err(|e| e.to_string())?,
-                    Err(_) => {
-                        cut_short = true;
-                        0
+            Some((until, drained)) => {
+                if *drained >= STOP_DRAIN_MAX_BYTES {
+                    tracing::warn!(
+                        "syslog {name} {peer}: still sending after the stop; closing after {} MiB",
+                        *drained >> 20
+                    );
+                    cut_short = true;
+                    0
+                } else {
+                    // A read of buffered data returns at once (the timeout polls it first), so
+                    // the pause only ends a connection whose socket stays empty.
+                    let pause = tokio::time::Instant::now() + STOP_DRAIN_PAUSE;
+                    match tokio::time::timeout_at((*until).min(pause), stream.read(&mut buf)).await
+                    {
+                        Ok(r) => {
+                            let n = r.map_err(|e| e.to_string())?;
+                            *drained += n as u64;
+                            n
+                        }
+                        Err(_) => {
+                            cut_short = true;
+                            0
+                        }
                     }
                 }
             }
