@@ -52,7 +52,7 @@ impl Default for ConnLimits {
         ConnLimits {
             max_connections: 0,
             max_per_address: 0,
-            header_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(20),
             body_timeout: Duration::from_secs(60),
             syslog_idle_timeout: Duration::from_secs(300),
         }

@@ -61,7 +61,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     max_connections_per_address: Option<usize>,
     /// An HTTP request's header must arrive within this long; an idle keep-alive connection
-    /// closes after this long [default: 10s].
+    /// closes after this long [default: 20s].
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     header_timeout: Option<Duration>,
     /// An HTTP request's whole body must arrive within this long [default: 60s].
