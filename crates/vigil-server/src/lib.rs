@@ -366,6 +366,16 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     let limits = config
         .connections
         .resolved(tcp_listeners, listen::open_file_limit());
+    if tcp_listeners > 0 {
+        tracing::info!(
+            "connections: at most {} per TCP listener, {} per address; header timeout {} s, body timeout {} s, syslog idle timeout {} s",
+            limits.max_connections,
+            limits.max_per_address,
+            limits.header_timeout.as_secs(),
+            limits.body_timeout.as_secs(),
+            limits.syslog_idle_timeout.as_secs()
+        );
+    }
     let tracker = |name| listen::ConnTracker::new(name, limits, Arc::clone(&metrics));
 
     let mut bound = (None, None, None, None);

@@ -206,6 +206,11 @@ impl Drop for ConnSlot {
     }
 }
 
+/// The answer to a plain HTTP connection over its limits.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
+Retry-After: 5\r\nContent-Type: text/plain\r\nContent-Length: 76\r\n\r\n\
+Vigil has too many open connections from this address or in all; retry later";
+
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -239,6 +244,10 @@ pub async fn serve_http(
             _ = stop.changed() => break,
         };
         let Some(slot) = tracker.admit(peer.ip()) else {
+            if tls.is_none() {
+                // Best effort, without waiting: a plain HTTP client learns why.
+                let _ = tcp.try_write(REFUSED);
+            }
             continue;
         };
         let _ = tcp.set_nodelay(true);

@@ -218,12 +218,20 @@ fn health_login_and_the_ui_answer_while_one_address_holds_its_maximum() {
         return;
     };
     // 1,100 idle HTTP connections: more than the server's whole open-file limit.
-    let flood = idle_flood("127.0.0.1", server.http, 1100);
+    let mut flood = idle_flood("127.0.0.1", server.http, 1100);
     assert!(
         flood.len() >= 1024,
         "the flood opened {} connections",
         flood.len()
     );
+    // A connection over the limit is told why before it is closed.
+    let last = flood.last_mut().unwrap();
+    last.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut refused = String::new();
+    let _ = last.read_to_string(&mut refused);
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
+    assert!(refused.contains("too many open connections"), "{refused:?}");
 
     let from = ["--interface", "127.0.0.3", "--max-time", "10"];
     let health = curl_with(
