@@ -168,6 +168,7 @@ pub struct Running {
     pub initial_admin: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    drains: JoinSet<()>,
     ingest: Arc<Ingest>,
     data_dir: PathBuf,
 }
@@ -379,6 +380,10 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     let tracker = |name| listen::ConnTracker::new(name, limits, Arc::clone(&metrics));
 
     let mut bound = (None, None, None, None);
+    // The syslog TCP/TLS listeners: a stop waits for them to store what their senders wrote
+    // (they bound their own drains by bytes and by time spent waiting, never by how long
+    // storing takes on a busy machine).
+    let mut drains = JoinSet::new();
     if let Some(addr) = config.syslog_udp {
         let socket = UdpSocket::bind(addr)
             .await
@@ -394,7 +399,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     if let Some(addr) = config.syslog_tcp {
         let listener = bind_tcp(addr, "syslog/tcp").await?;
         bound.2 = listener.local_addr().ok();
-        tasks.spawn(syslog::run_tcp(
+        drains.spawn(syslog::run_tcp(
             listener,
             None,
             tracker("syslog-tcp"),
@@ -408,7 +413,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         let listener = bind_tcp(addr, "syslog/tls").await?;
         bound.3 = listener.local_addr().ok();
         let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
-        tasks.spawn(syslog::run_tcp(
+        drains.spawn(syslog::run_tcp(
             listener,
             Some(acceptor),
             tracker("syslog-tls"),
@@ -523,6 +528,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         initial_admin,
         stop,
         tasks,
+        drains,
         ingest,
     })
 }
@@ -590,16 +596,17 @@ async fn run_query_rule(
     }
 }
 
-/// How long [`Running::shutdown`] waits for the listeners (syslog connections draining what
-/// their senders wrote, HTTP requests in progress) before aborting them.
-const STOP_TASKS_WITHIN: Duration = Duration::from_secs(60);
+/// How long [`Running::shutdown`] waits for the other tasks (HTTP requests in progress, say)
+/// before aborting them.
+const STOP_TASKS_WITHIN: Duration = Duration::from_secs(10);
 
 impl Running {
     /// Stops accepting, waits until every accepted event is durable, signs a final checkpoint.
     pub async fn shutdown(mut self) -> Result<(), String> {
         let _ = self.stop.send(true);
-        // Syslog connections are read until their senders' data is all in (bounded in
-        // `syslog`); this only ends tasks that would otherwise never stop.
+        // Syslog TCP/TLS connections are read until their senders' data is all in and stored
+        // (bounded in `syslog`), however long storing takes.
+        while self.drains.join_next().await.is_some() {}
         let deadline = tokio::time::sleep(STOP_TASKS_WITHIN);
         tokio::pin!(deadline);
         loop {

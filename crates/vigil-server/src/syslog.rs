@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -167,6 +167,10 @@ pub async fn run_tcp(
     // before the ingest pipeline drains and the ledger closes.
     let mut open = tokio::task::JoinSet::new();
     let connection_stop = stop.clone();
+    let shared = Arc::new(ListenerShared {
+        tracker: Arc::clone(&tracker),
+        drained: AtomicU64::new(0),
+    });
     let spawn = |open: &mut tokio::task::JoinSet<()>, stream: TcpStream, peer: SocketAddr| {
         let Some(slot) = tracker.admit(peer.ip()) else {
             return;
@@ -176,6 +180,7 @@ pub async fn run_tcp(
         let settings = settings.clone();
         let tls = tls.clone();
         let stop = connection_stop.clone();
+        let shared = Arc::clone(&shared);
         open.spawn(async move {
             let _slot = slot;
             let result = match tls {
@@ -188,7 +193,8 @@ pub async fn run_tcp(
                     tokio::select! {
                         r = handshake => match r {
                             Ok(Ok(s)) => {
-                                read_stream(s, peer, name, &tracker, ingest, settings, stop).await
+                                read_stream(s, peer, name, &shared, ingest, settings, stop)
+                                    .await
                             }
                             Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
                             Err(_) => {
@@ -199,7 +205,7 @@ pub async fn run_tcp(
                         _ = stop_handshake.changed(), if !*stop_handshake.borrow() => Ok(()),
                     }
                 }
-                None => read_stream(stream, peer, name, &tracker, ingest, settings, stop).await,
+                None => read_stream(stream, peer, name, &shared, ingest, settings, stop).await,
             };
             if let Err(e) = result {
                 tracing::debug!("syslog {name} {peer}: {e}");
@@ -251,17 +257,44 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// starts only once the socket is empty, so a busy machine (reading and storing slowly) loses
 /// nothing to it.
 const STOP_DRAIN_PAUSE: Duration = Duration::from_millis(500);
-/// Bytes a stopping connection is still read for at most: far more than kernel buffers hold,
-/// so it ends only a sender that keeps writing after the stop.
-const STOP_DRAIN_MAX_BYTES: u64 = 64 << 20;
-/// How long a stopping connection is read at most, whatever it sends (a slow trickle).
-const STOP_DRAIN_MAX: Duration = Duration::from_secs(40);
+/// Bytes a stopping connection is still read for at most: more than kernel buffers hold (the
+/// receive and the sender's send buffer), so it ends only a sender that keeps writing after
+/// the stop.
+const STOP_DRAIN_MAX_BYTES: u64 = 16 << 20;
+/// Bytes all stopping connections of a listener are still read for at most, so that many
+/// senders that keep writing cannot hold a stop up for long either.
+const STOP_DRAIN_LISTENER_BYTES: u64 = 256 << 20;
+/// How often a stopping connection may find its socket empty and wait (up to
+/// [`STOP_DRAIN_PAUSE`]) for more: this many times, plus once per [`STOP_DRAIN_BYTES_PER_WAIT`]
+/// bytes it delivered. Counting waits rather than their duration keeps a busy machine (whose
+/// tasks and kernel run late) from ending a drain, while a sender trickling bytes after the stop
+/// runs out of waits.
+const STOP_DRAIN_WAITS: u64 = 100;
+/// Bytes that earn a stopping connection one more wait.
+const STOP_DRAIN_BYTES_PER_WAIT: u64 = 64 * 1024;
+
+/// What a stopping connection has drained.
+#[derive(Default)]
+struct Drain {
+    /// Bytes read since the stop.
+    bytes: u64,
+    /// Times the socket was found empty since the stop.
+    waits: u64,
+}
+
+/// What the connections of one listener share.
+struct ListenerShared {
+    /// Their slots.
+    tracker: Arc<ConnTracker>,
+    /// Bytes read by all of them since the stop.
+    drained: AtomicU64,
+}
 
 async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     name: &'static str,
-    tracker: &ConnTracker,
+    shared: &ListenerShared,
     ingest: Arc<Ingest>,
     settings: SyslogSettings,
     mut stop: watch::Receiver<bool>,
@@ -270,11 +303,11 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     let mut buf = vec![0u8; 64 * 1024];
     // Set when Vigil stops: plain TCP syslog has no acknowledgements, so before closing, what
     // the sender has already written is read and stored: until the socket stays empty for
-    // STOP_DRAIN_PAUSE (bounded by STOP_DRAIN_MAX_BYTES and STOP_DRAIN_MAX).
-    let mut stopping: Option<(tokio::time::Instant, u64)> = None;
+    // STOP_DRAIN_PAUSE (bounded by STOP_DRAIN_MAX_BYTES and STOP_DRAIN_WAITS).
+    let mut stopping: Option<Drain> = None;
     if *stop.borrow() {
         // Taken from the backlog after the stop.
-        stopping = Some((tokio::time::Instant::now() + STOP_DRAIN_MAX, 0));
+        stopping = Some(Drain::default());
     }
     // The connection ends because Vigil stops, not because the sender closed it: a last line
     // without its end may be incomplete.
@@ -287,33 +320,45 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
                     Err(_) => {
                         // Idle too long: the slot goes to someone else. What was read is
                         // stored; an unfinished last line is kept, tagged `truncated`.
-                        tracker.timed_out();
+                        shared.tracker.timed_out();
                         cut_short = true;
                         0
                     }
                 },
                 _ = stop.changed() => {
-                    stopping = Some((tokio::time::Instant::now() + STOP_DRAIN_MAX, 0));
+                    stopping = Some(Drain::default());
                     continue;
                 }
             },
-            Some((until, drained)) => {
-                if *drained >= STOP_DRAIN_MAX_BYTES {
+            Some(drain) => {
+                if drain.bytes >= STOP_DRAIN_MAX_BYTES
+                    || drain.waits > STOP_DRAIN_WAITS + drain.bytes / STOP_DRAIN_BYTES_PER_WAIT
+                    || shared.drained.load(Ordering::Relaxed) >= STOP_DRAIN_LISTENER_BYTES
+                {
                     tracing::warn!(
-                        "syslog {name} {peer}: still sending after the stop; closing after {} MiB",
-                        *drained >> 20
+                        "syslog {name} {peer}: still sending after the stop ({} bytes); closing",
+                        drain.bytes
                     );
                     cut_short = true;
                     0
                 } else {
-                    // A read of buffered data returns at once (the timeout polls it first), so
-                    // the pause only ends a connection whose socket stays empty.
-                    let pause = tokio::time::Instant::now() + STOP_DRAIN_PAUSE;
-                    match tokio::time::timeout_at((*until).min(pause), stream.read(&mut buf)).await
-                    {
+                    // What is already buffered is taken at once; only an empty socket makes
+                    // this wait, for at most the pause.
+                    let mut read = std::pin::pin!(stream.read(&mut buf));
+                    let first =
+                        std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+                    let read = match first {
+                        Poll::Ready(r) => Ok(r),
+                        Poll::Pending => {
+                            drain.waits += 1;
+                            tokio::time::timeout(STOP_DRAIN_PAUSE, read).await
+                        }
+                    };
+                    match read {
                         Ok(r) => {
                             let n = r.map_err(|e| e.to_string())?;
-                            *drained += n as u64;
+                            drain.bytes += n as u64;
+                            shared.drained.fetch_add(n as u64, Ordering::Relaxed);
                             n
                         }
                         Err(_) => {

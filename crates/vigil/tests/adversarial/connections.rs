@@ -360,3 +360,38 @@ fn a_trickled_body_and_an_idle_syslog_connection_are_closed() {
         })
     }));
 }
+
+#[test]
+fn a_sender_that_keeps_writing_cannot_hold_up_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut server) = Limited::start(dir.path(), &[]) else {
+        return;
+    };
+    let mut stream = connect_from("127.0.0.1", server.syslog_tcp.unwrap()).unwrap();
+    let writer = std::thread::spawn(move || {
+        // Long lines: the bound is in bytes, and a debug build stores few events a second.
+        let mut line = b"<13>Oct 11 22:14:15 host app: never stops ".to_vec();
+        line.extend(std::iter::repeat_n(b'x', 4000));
+        line.push(b'\n');
+        let lines = line.repeat(64);
+        while stream.write_all(&lines).is_ok() {}
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    // Bounded: the drain of a stopping connection ends after 16 MiB.
+    let stopped = wait_until(60, || matches!(server.child.try_wait(), Ok(Some(_))));
+    assert!(stopped, "vigil serve still running 60 s after SIGTERM");
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        server
+            .log
+            .lock()
+            .unwrap()
+            .contains("still sending after the stop"),
+        "the cut is logged"
+    );
+    writer.join().unwrap();
+}
