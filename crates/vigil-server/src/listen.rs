@@ -5,7 +5,8 @@
 //! of its source address ([`ConnLimits::max_per_address`]; IPv6 counts per /64). A connection
 //! over either limit is closed at once and counted in `vigil_connections_refused_total`, so one
 //! address cannot hold every slot: the rest stay free for other senders, health checks, login
-//! and the UI. The default limits are sized from the process's open-file limit (read from
+//! and the UI. The last sixteenth of a listener's slots is kept for addresses that hold none yet,
+//! so a few addresses each at their own limit cannot fill the listener either. The default limits are sized from the process's open-file limit (read from
 //! `/proc/self/limits`), so connections never exhaust the descriptors the ledger and index need.
 //!
 //! HTTP connections are served by hyper's HTTP/1 connection with a header read timeout (which
@@ -160,10 +161,15 @@ impl ConnTracker {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             let (total, per) = &mut *open;
             let mine = per.get(&key).copied().unwrap_or(0);
+            // The last slots are kept for addresses that hold none yet (a health check, an
+            // admin logging in), so a few addresses at their own limits cannot fill them.
+            let reserve = (self.limits.max_connections / 16).max(1);
             if *total >= self.limits.max_connections {
                 Some("listener")
             } else if mine >= self.limits.max_per_address {
                 Some("address")
+            } else if mine > 0 && *total + reserve >= self.limits.max_connections {
+                Some("listener (the reserve is for new addresses)")
             } else {
                 *total += 1;
                 *per.entry(key).or_insert(0) += 1;
@@ -399,16 +405,21 @@ mod tests {
         let t = ConnTracker::new("http", limits, Arc::clone(&metrics));
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        let d: IpAddr = "10.0.0.4".parse().unwrap();
         let s1 = t.admit(a).unwrap();
         let _s2 = t.admit(a).unwrap();
         assert!(t.admit(a).is_none(), "per-address limit");
         let _s3 = t.admit(b).unwrap();
-        let _s4 = t.admit(b).unwrap();
-        let c: IpAddr = "10.0.0.3".parse().unwrap();
-        assert!(t.admit(c).is_none(), "listener limit");
+        assert!(
+            t.admit(b).is_none(),
+            "the last slot is kept for an address that holds none"
+        );
+        let _s4 = t.admit(c).unwrap();
+        assert!(t.admit(d).is_none(), "listener limit");
         drop(s1);
-        assert!(t.admit(a).is_some(), "a closed connection frees its slot");
-        assert_eq!(metrics.connections_refused.get("http"), 2);
+        assert!(t.admit(d).is_some(), "a closed connection frees its slot");
+        assert_eq!(metrics.connections_refused.get("http"), 3);
         // One IPv6 /64 is one address.
         let v6a: IpAddr = "2001:db8::1".parse().unwrap();
         let v6b: IpAddr = "2001:db8::2".parse().unwrap();
