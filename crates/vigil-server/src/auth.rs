@@ -1,11 +1,15 @@
 //! API tokens: created by `vigil token create`, stored as argon2 hashes, checked on every request.
 //!
-//! A token reads `vgl_<id>_<secret>`: the 8-hex-digit id selects the stored entry, the secret
-//! (160 random bits) is checked against its argon2id hash. Verified tokens are remembered in
-//! memory by their SHA-256, compared in constant time, so argon2's deliberate slowness is paid
-//! once per token and process, not per request. The file (`DATA_DIR/auth/tokens.json`, mode 0600)
-//! is re-read when it changes, so `vigil token create|revoke` take effect at once while `serve`
-//! runs.
+//! A token reads `vgl_<id>_<secret>`: the 8-hex-digit id is public (it is listed by `vigil token
+//! list` and selects the stored entry), the secret (160 random bits) is checked against its
+//! argon2id hash. A token whose id names no live entry is refused without hashing anything, so
+//! a flood of guesses costs no CPU and never counts against an address's valid tokens; wrong
+//! secrets for an existing id are limited per address and id
+//! ([`crate::session::TokenGuessLimiter`]). Verified tokens are remembered in memory by their
+//! SHA-256, compared in constant time, so argon2's deliberate slowness is paid once per token and
+//! process, not per request. The file (`DATA_DIR/auth/tokens.json`, mode 0600) is re-read when it
+//! changes, so `vigil token create|revoke` take effect at once while `serve` runs; verified tokens
+//! that are still in it, unchanged and unrevoked, stay verified.
 
 use std::fs;
 use std::io::Write;
@@ -283,8 +287,9 @@ struct Cache {
     loaded_at: Instant,
     modified: Option<SystemTime>,
     tokens: Vec<TokenEntry>,
-    /// SHA-256 of tokens that passed argon2, with their principal.
-    verified: Vec<([u8; 32], Principal)>,
+    /// SHA-256 of tokens that passed argon2, with their principal and the stored hash they
+    /// passed.
+    verified: Vec<([u8; 32], Principal, String)>,
 }
 
 /// The server's view of the token file.
@@ -295,6 +300,8 @@ pub struct TokenStore {
     usage: std::sync::Mutex<(std::collections::BTreeMap<String, Timestamp>, bool)>,
     /// Where the last-used times are written.
     usage_file: PathBuf,
+    /// Wrong secrets for existing token ids, per address.
+    guesses: crate::session::TokenGuessLimiter,
 }
 
 /// Where token last-used times are kept: apart from `tokens.json`, so a busy server never
@@ -336,6 +343,7 @@ impl TokenStore {
             }),
             usage: std::sync::Mutex::new((usage, false)),
             usage_file: usage_path(data_dir),
+            guesses: crate::session::TokenGuessLimiter::default(),
         })
     }
 
@@ -403,10 +411,24 @@ impl TokenStore {
         if modified != cache.modified
             && let Ok(tokens) = load(&self.path)
         {
+            // Revocations take effect: a verified token stays verified only while its entry is
+            // still there, unrevoked, with the hash it was verified against (other tokens being
+            // created or revoked do not make the tokens in use pay argon2 again).
+            cache.verified.retain_mut(|(_, principal, hash)| {
+                match tokens
+                    .iter()
+                    .find(|t| t.id == principal.id && t.revoked.is_none() && t.hash == *hash)
+                {
+                    Some(entry) => {
+                        principal.name = entry.name.clone();
+                        principal.role = entry.role;
+                        true
+                    }
+                    None => false,
+                }
+            });
             cache.tokens = tokens;
             cache.modified = modified;
-            // Revocations must take effect: forget everything verified so far.
-            cache.verified.clear();
         }
     }
 
@@ -417,20 +439,31 @@ impl TokenStore {
             cache
                 .verified
                 .iter()
-                .any(|(known, _)| bool::from(known.ct_eq(&digest)))
+                .any(|(known, _, _)| bool::from(known.ct_eq(&digest)))
         })
     }
 
     /// Checks a presented token. Slow (argon2) the first time a token is seen, then fast.
     pub fn verify(&self, presented: &str) -> Result<Principal, AuthError> {
+        self.verify_from(presented, None)
+    }
+
+    /// [`TokenStore::verify`] for a request from `peer`: a token whose id names no live entry
+    /// is refused at once (no argon2); an address that presented too many wrong secrets for
+    /// one id lately is refused for that id without hashing.
+    pub fn verify_from(
+        &self,
+        presented: &str,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Principal, AuthError> {
         self.refresh();
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let known = self.cache.read().ok().and_then(|cache| {
             cache
                 .verified
                 .iter()
-                .find(|(known, _)| bool::from(known.ct_eq(&digest)))
-                .map(|(_, principal)| principal.clone())
+                .find(|(known, _, _)| bool::from(known.ct_eq(&digest)))
+                .map(|(_, principal, _)| principal.clone())
         });
         if let Some(principal) = known {
             self.touch(&principal.id);
@@ -448,25 +481,37 @@ impl TokenStore {
                 .find(|t| t.id == id && t.revoked.is_none())
                 .cloned()
         };
+        // Ids are public: an unknown one is refused without the cost of a hash.
         let Some(entry) = entry else {
-            // Spend comparable time on unknown ids, so ids cannot be probed by timing.
-            let _ = Argon2::default().hash_password(presented.as_bytes());
             return Err(AuthError::Invalid);
         };
+        if let Some(ip) = peer
+            && self.guesses.check(ip, &entry.id).is_err()
+        {
+            return Err(AuthError::Invalid);
+        }
         let hash = PasswordHash::new(&entry.hash).map_err(|_| AuthError::Invalid)?;
-        Argon2::default()
+        if Argon2::default()
             .verify_password(presented.as_bytes(), &hash)
-            .map_err(|_| AuthError::Invalid)?;
+            .is_err()
+        {
+            if let Some(ip) = peer {
+                self.guesses.failed(ip, &entry.id);
+            }
+            return Err(AuthError::Invalid);
+        }
         let principal = Principal {
-            id: entry.id,
-            name: entry.name,
+            id: entry.id.clone(),
+            name: entry.name.clone(),
             role: entry.role,
         };
         if let Ok(mut cache) = self.cache.write() {
             if cache.verified.len() >= MAX_VERIFIED {
                 cache.verified.remove(0);
             }
-            cache.verified.push((digest, principal.clone()));
+            cache
+                .verified
+                .push((digest, principal.clone(), entry.hash.clone()));
         }
         self.touch(&principal.id);
         Ok(principal)
@@ -508,5 +553,49 @@ mod tests {
         // The store notices the change within a second.
         std::thread::sleep(RELOAD_CHECK + Duration::from_millis(50));
         assert_eq!(store.verify(&token), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn guesses_never_lock_out_a_valid_token_and_reloads_keep_tokens_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, used) = create_token(dir.path(), "agent", Role::Ingest).unwrap();
+        let (entry, fresh) = create_token(dir.path(), "other", Role::Viewer).unwrap();
+        let mut store = TokenStore::open(dir.path()).unwrap();
+        // Fewer attempts than the default, to spend fewer argon2 hashes in a debug build.
+        store.guesses = crate::session::TokenGuessLimiter::new(3, Duration::from_secs(60));
+        let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(store.verify_from(&used, Some(ip)).is_ok());
+        // Unknown ids are refused without a hash and count against nothing.
+        for i in 0..100 {
+            let guess = format!("vgl_{i:08x}_{}", random_hex(20));
+            assert_eq!(store.verify_from(&guess, Some(ip)), Err(AuthError::Invalid));
+        }
+        assert!(
+            store.verify_from(&fresh, Some(ip)).is_ok(),
+            "a valid uncached token"
+        );
+        // Wrong secrets for an existing id are limited per address and id.
+        let (_, target) = create_token(dir.path(), "target", Role::Viewer).unwrap();
+        std::thread::sleep(RELOAD_CHECK + Duration::from_millis(50));
+        let id = target.split('_').nth(1).unwrap().to_owned();
+        for _ in 0..3 {
+            let wrong = format!("vgl_{id}_{}", random_hex(20));
+            assert_eq!(store.verify_from(&wrong, Some(ip)), Err(AuthError::Invalid));
+        }
+        assert_eq!(
+            store.verify_from(&target, Some(ip)),
+            Err(AuthError::Invalid),
+            "this id is locked for this address"
+        );
+        let elsewhere: std::net::IpAddr = "192.0.2.8".parse().unwrap();
+        assert!(store.verify_from(&target, Some(elsewhere)).is_ok());
+        // The token file changed (a token created above, one revoked now): the token in use
+        // stays verified, the revoked one does not.
+        assert_eq!(revoke_token(dir.path(), &entry.id).unwrap(), 1);
+        std::thread::sleep(RELOAD_CHECK + Duration::from_millis(50));
+        assert!(store.verify_from(&used, Some(ip)).is_ok());
+        assert!(store.is_known(&used), "still cached across the reload");
+        assert_eq!(store.verify_from(&fresh, Some(ip)), Err(AuthError::Invalid));
+        assert!(!store.is_known(&fresh));
     }
 }

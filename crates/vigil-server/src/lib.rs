@@ -25,6 +25,7 @@ pub mod detect;
 pub mod http;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod listen;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
@@ -105,6 +106,9 @@ pub struct ServerConfig {
     pub session_max: Duration,
     /// Load Vigil's own bundled rules (brute force against Vigil's login).
     pub builtin_rules: bool,
+    /// Connection limits and timeouts of the TCP listeners (0 limits are sized from the
+    /// open-file limit at start).
+    pub connections: listen::ConnLimits,
 }
 
 impl ServerConfig {
@@ -139,6 +143,7 @@ impl ServerConfig {
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
             builtin_rules: true,
+            connections: listen::ConnLimits::default(),
         }
     }
 }
@@ -167,6 +172,7 @@ pub struct Running {
     pub initial_admin: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    drains: JoinSet<()>,
     ingest: Arc<Ingest>,
     data_dir: PathBuf,
     decisions: Arc<decisions::DecisionService>,
@@ -364,9 +370,33 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     let settings = syslog::SyslogSettings {
         max_message_bytes: config.max_message_bytes,
         keep_original: config.keep_original,
+        idle_timeout: config.connections.syslog_idle_timeout,
     };
+    // The TCP listeners share the descriptors the open-file limit leaves for connections.
+    let tcp_listeners = [config.http, config.syslog_tcp, config.syslog_tls]
+        .iter()
+        .flatten()
+        .count();
+    let limits = config
+        .connections
+        .resolved(tcp_listeners, listen::open_file_limit());
+    if tcp_listeners > 0 {
+        tracing::info!(
+            "connections: at most {} per TCP listener, {} per address; header timeout {} s, body timeout {} s, syslog idle timeout {} s",
+            limits.max_connections,
+            limits.max_per_address,
+            limits.header_timeout.as_secs(),
+            limits.body_timeout.as_secs(),
+            limits.syslog_idle_timeout.as_secs()
+        );
+    }
+    let tracker = |name| listen::ConnTracker::new(name, limits, Arc::clone(&metrics));
 
     let mut bound = (None, None, None, None);
+    // The syslog TCP/TLS listeners: a stop waits for them to store what their senders wrote
+    // (they bound their own drains by bytes and by time spent waiting, never by how long
+    // storing takes on a busy machine).
+    let mut drains = JoinSet::new();
     if let Some(addr) = config.syslog_udp {
         let socket = UdpSocket::bind(addr)
             .await
@@ -382,9 +412,10 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     if let Some(addr) = config.syslog_tcp {
         let listener = bind_tcp(addr, "syslog/tcp").await?;
         bound.2 = listener.local_addr().ok();
-        tasks.spawn(syslog::run_tcp(
+        drains.spawn(syslog::run_tcp(
             listener,
             None,
+            tracker("syslog-tcp"),
             Arc::clone(&ingest),
             settings.clone(),
             stop_rx.clone(),
@@ -395,9 +426,10 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         let listener = bind_tcp(addr, "syslog/tls").await?;
         bound.3 = listener.local_addr().ok();
         let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
-        tasks.spawn(syslog::run_tcp(
+        drains.spawn(syslog::run_tcp(
             listener,
             Some(acceptor),
+            tracker("syslog-tls"),
             Arc::clone(&ingest),
             settings.clone(),
             stop_rx.clone(),
@@ -448,36 +480,22 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             run: run.clone(),
             verifying: std::sync::atomic::AtomicBool::new(false),
         });
-        let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let mut stop_http = stop_rx.clone();
-        let shutdown = async move {
-            let _ = stop_http.changed().await;
-        };
-        if config.http_tls {
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls::http_server_config(&config.tls)?);
-            let listener = tls::TlsListener::new(listener, acceptor, stop_rx.clone());
-            // axum implements `ConnectInfo<SocketAddr>` for `TcpListener` and for `TapIo` of any
-            // listener; the empty tap gives handlers the peer address over TLS as well.
-            use axum::serve::ListenerExt;
-            let listener = listener.tap_io(|_| {});
-            tasks.spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!("https server: {e}");
-                }
-            });
+        let app = http::router(state);
+        let acceptor = if config.http_tls {
+            Some(tokio_rustls::TlsAcceptor::from(tls::http_server_config(
+                &config.tls,
+            )?))
         } else {
-            tasks.spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!("http server: {e}");
-                }
-            });
-        }
+            None
+        };
+        let name = if config.http_tls { "https" } else { "http" };
+        tasks.spawn(listen::serve_http(
+            listener,
+            acceptor,
+            app,
+            tracker(name),
+            stop_rx.clone(),
+        ));
     }
     if let Some(detect) = &detect {
         for rule in config.query_rules.clone() {
@@ -539,6 +557,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         initial_admin,
         stop,
         tasks,
+        drains,
         ingest,
         decisions,
     })
@@ -607,17 +626,24 @@ async fn run_query_rule(
     }
 }
 
+/// How long [`Running::shutdown`] waits for the other tasks (HTTP requests in progress, say)
+/// before aborting them.
+const STOP_TASKS_WITHIN: Duration = Duration::from_secs(10);
+
 impl Running {
     /// Stops accepting, waits until every accepted event is durable, signs a final checkpoint.
     pub async fn shutdown(mut self) -> Result<(), String> {
         let _ = self.stop.send(true);
-        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        // Syslog TCP/TLS connections are read until their senders' data is all in and stored
+        // (bounded in `syslog`), however long storing takes.
+        while self.drains.join_next().await.is_some() {}
+        let deadline = tokio::time::sleep(STOP_TASKS_WITHIN);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
                 next = self.tasks.join_next() => if next.is_none() { break },
                 _ = &mut deadline => {
-                    tracing::warn!("{} listener tasks did not stop within 10 s; aborting them", self.tasks.len());
+                    tracing::warn!("{} listener tasks did not stop within {} s; aborting them", self.tasks.len(), STOP_TASKS_WITHIN.as_secs());
                     self.tasks.abort_all();
                     break;
                 }

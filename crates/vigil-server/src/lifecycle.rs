@@ -82,6 +82,19 @@ pub fn settings(config: &ServerConfig) -> BTreeMap<String, String> {
     );
     set("max_message_bytes", config.max_message_bytes.to_string());
     set("max_body_bytes", config.max_body_bytes.to_string());
+    let c = &config.connections;
+    let limit = |n: usize| {
+        if n == 0 {
+            "auto".to_owned()
+        } else {
+            n.to_string()
+        }
+    };
+    set("max_connections", limit(c.max_connections));
+    set("max_connections_per_address", limit(c.max_per_address));
+    set("header_timeout", secs(c.header_timeout));
+    set("body_timeout", secs(c.body_timeout));
+    set("syslog_idle_timeout", secs(c.syslog_idle_timeout));
     set("keep_original", config.keep_original.to_string());
     set(
         "redaction",

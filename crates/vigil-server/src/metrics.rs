@@ -84,6 +84,13 @@ pub struct Metrics {
     pub audit_dropped: AtomicU64,
     /// Events, last arrival and rate per source (`vigil.source`).
     pub sources: SourceBook,
+    /// TCP connections closed at once because their listener or address was at its limit,
+    /// by listener.
+    pub connections_refused: LabeledCounter,
+    /// TCP connections closed because the peer was idle or slow too long, by listener.
+    pub connection_timeouts: LabeledCounter,
+    /// Empty syslog datagrams dropped.
+    pub udp_empty: AtomicU64,
 }
 
 /// What is known of one source.
@@ -229,7 +236,25 @@ impl Metrics {
             "reason",
             "HTTP requests refused.",
         );
+        self.connections_refused.render(
+            &mut out,
+            "vigil_connections_refused_total",
+            "listener",
+            "TCP connections closed at once: the listener or the address was at its connection limit.",
+        );
+        self.connection_timeouts.render(
+            &mut out,
+            "vigil_connection_timeouts_total",
+            "listener",
+            "TCP connections closed because the peer was idle or slow too long.",
+        );
         let gauges = [
+            (
+                "vigil_udp_empty_total",
+                "counter",
+                "Empty syslog datagrams dropped.",
+                self.udp_empty.load(Ordering::Relaxed),
+            ),
             (
                 "vigil_udp_dropped_total",
                 "counter",

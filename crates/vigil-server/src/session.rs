@@ -356,6 +356,40 @@ impl LoginLimiter {
     }
 }
 
+/// Wrong secrets presented for an existing token id, per address and id: verifying such a token
+/// costs an argon2 hash, so each address gets [`TokenGuessLimiter::MAX_FAILURES`] attempts per id
+/// within [`TokenGuessLimiter::WINDOW`]. Tokens whose id does not exist cost nothing to refuse and
+/// are not counted here, so guesses never lock out the valid tokens of an address.
+pub struct TokenGuessLimiter(FailureCounter<(IpAddr, String)>);
+
+impl Default for TokenGuessLimiter {
+    fn default() -> Self {
+        TokenGuessLimiter(FailureCounter::new(Self::MAX_FAILURES, Self::WINDOW))
+    }
+}
+
+impl TokenGuessLimiter {
+    /// Wrong secrets allowed per address and token id within [`Self::WINDOW`].
+    pub const MAX_FAILURES: u32 = 30;
+    /// The window wrong secrets are counted in.
+    pub const WINDOW: Duration = Duration::from_secs(60);
+
+    /// A limiter allowing `max_failures` wrong secrets per address and id within `window`.
+    pub fn new(max_failures: u32, window: Duration) -> TokenGuessLimiter {
+        TokenGuessLimiter(FailureCounter::new(max_failures, window))
+    }
+
+    /// `Err(seconds to wait)` when `ip` presented too many wrong secrets for token `id` lately.
+    pub fn check(&self, ip: IpAddr, id: &str) -> Result<(), u64> {
+        self.0.check(&(limit_key(ip), id.to_owned()))
+    }
+
+    /// Records a wrong secret for token `id` from `ip`.
+    pub fn failed(&self, ip: IpAddr, id: &str) {
+        self.0.failed((limit_key(ip), id.to_owned()));
+    }
+}
+
 /// Failed logins per account, from any address: a guessing campaign spread over many
 /// addresses (each under [`LoginLimiter`]'s limit) still stops after
 /// [`AccountLimiter::MAX_FAILURES`] failures within [`AccountLimiter::WINDOW`]. Names that are

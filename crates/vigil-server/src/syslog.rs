@@ -7,22 +7,21 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use vigil_event::{Event, Timestamp};
 use vigil_parse::{Format, ParseContext, parse_line};
 
 use vigil_parse::framing::{Frame, Framer, trim_line_end};
 
+use crate::listen::ConnTracker;
 use crate::pipeline::{Ingest, IngestError, MAX_BATCH};
-
-/// Open TCP/TLS connections allowed at once.
-const MAX_CONNECTIONS: usize = 1024;
 
 /// Settings shared by the syslog listeners.
 #[derive(Clone)]
@@ -31,6 +30,8 @@ pub struct SyslogSettings {
     pub max_message_bytes: usize,
     /// Keep `event.original`.
     pub keep_original: bool,
+    /// A TCP/TLS connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 fn parse_frames(
@@ -84,19 +85,31 @@ pub async fn run_udp(
             },
             _ = stop.changed() => return,
         };
-        ingest.metrics.bytes.add("udp", n as u64);
-        // Take whatever else is already queued, to batch.
-        let mut frames = vec![datagram_frame(&buf[..n], settings.max_message_bytes)];
-        let mut peers = vec![peer];
-        while frames.len() < 256 {
-            match socket.try_recv_from(&mut buf) {
-                Ok((n, p)) => {
-                    ingest.metrics.bytes.add("udp", n as u64);
-                    frames.push(datagram_frame(&buf[..n], settings.max_message_bytes));
-                    peers.push(p);
+        // Take whatever else is already queued, to batch. An empty datagram (nothing but a line
+        // end) holds no message: it is dropped and counted, never stored as an empty event.
+        let mut frames = Vec::new();
+        let mut peers = Vec::new();
+        let mut take = |n: usize, buf: &[u8], peer: SocketAddr| {
+            ingest.metrics.bytes.add("udp", n as u64);
+            match datagram_frame(&buf[..n], settings.max_message_bytes) {
+                Some(frame) => {
+                    frames.push(frame);
+                    peers.push(peer);
                 }
+                None => {
+                    ingest.metrics.udp_empty.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        };
+        take(n, &buf, peer);
+        for _ in 1..256 {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, p)) => take(n, &buf, p),
                 Err(_) => break,
             }
+        }
+        if frames.is_empty() {
+            continue;
         }
         let mut events = Vec::with_capacity(frames.len());
         for (frame, peer) in frames.into_iter().zip(peers) {
@@ -121,34 +134,84 @@ pub async fn run_udp(
     }
 }
 
-fn datagram_frame(bytes: &[u8], max: usize) -> Frame {
+/// The message of one datagram, `None` when it is empty.
+fn datagram_frame(bytes: &[u8], max: usize) -> Option<Frame> {
     let b = trim_line_end(bytes);
-    if b.len() > max {
-        Frame {
+    if b.is_empty() {
+        None
+    } else if b.len() > max {
+        Some(Frame {
             bytes: b[..max].to_vec(),
             truncated: true,
-        }
+        })
     } else {
-        Frame {
+        Some(Frame {
             bytes: b.to_vec(),
             truncated: false,
-        }
+        })
     }
 }
 
-/// Accepts syslog TCP connections (and TLS ones when `tls` is set) until `stop` changes.
+/// Accepts syslog TCP connections (and TLS ones when `tls` is set) until `stop` changes;
+/// `tracker` bounds the connections open at once, in total and per address.
 pub async fn run_tcp(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    tracker: Arc<ConnTracker>,
     ingest: Arc<Ingest>,
     settings: SyslogSettings,
     mut stop: watch::Receiver<bool>,
 ) {
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let name: &'static str = if tls.is_some() { "tls" } else { "tcp" };
     // Connection tasks are kept so that stopping waits for them: each stores what it has read
     // before the ingest pipeline drains and the ledger closes.
     let mut open = tokio::task::JoinSet::new();
+    let connection_stop = stop.clone();
+    let shared = Arc::new(ListenerShared {
+        tracker: Arc::clone(&tracker),
+        drained: AtomicU64::new(0),
+    });
+    let spawn = |open: &mut tokio::task::JoinSet<()>, stream: TcpStream, peer: SocketAddr| {
+        let Some(slot) = tracker.admit(peer.ip()) else {
+            return;
+        };
+        let ingest = Arc::clone(&ingest);
+        let tracker = Arc::clone(&tracker);
+        let settings = settings.clone();
+        let tls = tls.clone();
+        let stop = connection_stop.clone();
+        let shared = Arc::clone(&shared);
+        open.spawn(async move {
+            let _slot = slot;
+            let result = match tls {
+                Some(acceptor) => {
+                    // A handshake that never ends holds a connection slot: bounded, and given
+                    // up when Vigil stops.
+                    let mut stop_handshake = stop.clone();
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    tokio::select! {
+                        r = handshake => match r {
+                            Ok(Ok(s)) => {
+                                read_stream(s, peer, name, &shared, ingest, settings, stop)
+                                    .await
+                            }
+                            Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+                            Err(_) => {
+                                tracker.timed_out();
+                                Err("TLS handshake timed out".to_string())
+                            }
+                        },
+                        _ = stop_handshake.changed(), if !*stop_handshake.borrow() => Ok(()),
+                    }
+                }
+                None => read_stream(stream, peer, name, &shared, ingest, settings, stop).await,
+            };
+            if let Err(e) = result {
+                tracing::debug!("syslog {name} {peer}: {e}");
+            }
+        });
+    };
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -162,55 +225,76 @@ pub async fn run_tcp(
             Some(_) = open.join_next(), if !open.is_empty() => continue,
             _ = stop.changed() => break,
         };
-        let Ok(slot) = Arc::clone(&connections).try_acquire_owned() else {
-            tracing::warn!("syslog {name}: connection limit reached, refusing {peer}");
-            continue;
-        };
-        let ingest = Arc::clone(&ingest);
-        let settings = settings.clone();
-        let tls = tls.clone();
-        let stop = stop.clone();
-        open.spawn(async move {
-            let _slot = slot;
-            let result = match tls {
-                Some(acceptor) => {
-                    // A handshake that never ends holds a connection slot: bounded, and given
-                    // up when Vigil stops.
-                    let mut stop_handshake = stop.clone();
-                    let handshake =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                    tokio::select! {
-                        r = handshake => match r {
-                            Ok(Ok(s)) => read_stream(s, peer, name, ingest, settings, stop).await,
-                            Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
-                            Err(_) => Err("TLS handshake timed out".to_string()),
-                        },
-                        _ = stop_handshake.changed() => Ok(()),
-                    }
-                }
-                None => read_stream(stream, peer, name, ingest, settings, stop).await,
-            };
-            if let Err(e) = result {
-                tracing::debug!("syslog {name} {peer}: {e}");
-            }
-        });
+        spawn(&mut open, stream, peer);
     }
-    // No new connections while the open ones drain.
+    // Connections the kernel completed before the stop wait in the backlog, and their senders
+    // may have written already: take them all (each drains as a stopping connection), then
+    // close the listener.
+    loop {
+        let queued = std::future::poll_fn(|cx| match listener.poll_accept(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        match queued {
+            Some(Ok((stream, peer))) => spawn(&mut open, stream, peer),
+            Some(Err(e)) => {
+                tracing::warn!("syslog {name} accept while stopping: {e}");
+                break;
+            }
+            None => break,
+        }
+    }
     drop(listener);
     while open.join_next().await.is_some() {}
 }
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a TCP connection is still read when Vigil stops.
-const STOP_DRAIN: Duration = Duration::from_secs(5);
-/// A pause this long in a stopping connection ends it sooner.
-const STOP_DRAIN_PAUSE: Duration = Duration::from_millis(100);
+/// When Vigil stops, a connection is read until it has been empty this long: what the sender
+/// wrote before the stop is in the kernel's buffers (ours, or the sender's send buffer, which
+/// flows as we read), so an empty socket that stays empty has delivered it all. The pause
+/// starts only once the socket is empty, so a busy machine (reading and storing slowly) loses
+/// nothing to it.
+const STOP_DRAIN_PAUSE: Duration = Duration::from_millis(500);
+/// Bytes a stopping connection is still read for at most: more than kernel buffers hold (the
+/// receive and the sender's send buffer), so it ends only a sender that keeps writing after
+/// the stop.
+const STOP_DRAIN_MAX_BYTES: u64 = 16 << 20;
+/// Bytes all stopping connections of a listener are still read for at most, so that many
+/// senders that keep writing cannot hold a stop up for long either.
+const STOP_DRAIN_LISTENER_BYTES: u64 = 256 << 20;
+/// How often a stopping connection may find its socket empty and wait (up to
+/// [`STOP_DRAIN_PAUSE`]) for more: this many times, plus once per [`STOP_DRAIN_BYTES_PER_WAIT`]
+/// bytes it delivered. Counting waits rather than their duration keeps a busy machine (whose
+/// tasks and kernel run late) from ending a drain, while a sender trickling bytes after the stop
+/// runs out of waits.
+const STOP_DRAIN_WAITS: u64 = 100;
+/// Bytes that earn a stopping connection one more wait.
+const STOP_DRAIN_BYTES_PER_WAIT: u64 = 64 * 1024;
+
+/// What a stopping connection has drained.
+#[derive(Default)]
+struct Drain {
+    /// Bytes read since the stop.
+    bytes: u64,
+    /// Times the socket was found empty since the stop.
+    waits: u64,
+}
+
+/// What the connections of one listener share.
+struct ListenerShared {
+    /// Their slots.
+    tracker: Arc<ConnTracker>,
+    /// Bytes read by all of them since the stop.
+    drained: AtomicU64,
+}
 
 async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     name: &'static str,
+    shared: &ListenerShared,
     ingest: Arc<Ingest>,
     settings: SyslogSettings,
     mut stop: watch::Receiver<bool>,
@@ -218,28 +302,69 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     let mut framer = Framer::new(settings.max_message_bytes);
     let mut buf = vec![0u8; 64 * 1024];
     // Set when Vigil stops: plain TCP syslog has no acknowledgements, so before closing, what
-    // the sender has already written is read and stored (until it pauses for 100 ms, at most
-    // 5 s; the listener stops within shutdown's 10 s either way).
-    let mut stopping: Option<tokio::time::Instant> = None;
+    // the sender has already written is read and stored: until the socket stays empty for
+    // STOP_DRAIN_PAUSE (bounded by STOP_DRAIN_MAX_BYTES and STOP_DRAIN_WAITS).
+    let mut stopping: Option<Drain> = None;
+    if *stop.borrow() {
+        // Taken from the backlog after the stop.
+        stopping = Some(Drain::default());
+    }
     // The connection ends because Vigil stops, not because the sender closed it: a last line
     // without its end may be incomplete.
     let mut cut_short = false;
     loop {
-        let n = match stopping {
+        let n = match &mut stopping {
             None => tokio::select! {
-                r = stream.read(&mut buf) => r.map_err(|e| e.to_string())?,
+                r = tokio::time::timeout(settings.idle_timeout, stream.read(&mut buf)) => match r {
+                    Ok(r) => r.map_err(|e| e.to_string())?,
+                    Err(_) => {
+                        // Idle too long: the slot goes to someone else. What was read is
+                        // stored; an unfinished last line is kept, tagged `truncated`.
+                        shared.tracker.timed_out();
+                        cut_short = true;
+                        0
+                    }
+                },
                 _ = stop.changed() => {
-                    stopping = Some(tokio::time::Instant::now() + STOP_DRAIN);
+                    stopping = Some(Drain::default());
                     continue;
                 }
             },
-            Some(until) => {
-                let pause = tokio::time::Instant::now() + STOP_DRAIN_PAUSE;
-                match tokio::time::timeout_at(until.min(pause), stream.read(&mut buf)).await {
-                    Ok(r) => r.map_err(|e| e.to_string())?,
-                    Err(_) => {
-                        cut_short = true;
-                        0
+            Some(drain) => {
+                if drain.bytes >= STOP_DRAIN_MAX_BYTES
+                    || drain.waits > STOP_DRAIN_WAITS + drain.bytes / STOP_DRAIN_BYTES_PER_WAIT
+                    || shared.drained.load(Ordering::Relaxed) >= STOP_DRAIN_LISTENER_BYTES
+                {
+                    tracing::warn!(
+                        "syslog {name} {peer}: still sending after the stop ({} bytes); closing",
+                        drain.bytes
+                    );
+                    cut_short = true;
+                    0
+                } else {
+                    // What is already buffered is taken at once; only an empty socket makes
+                    // this wait, for at most the pause.
+                    let mut read = std::pin::pin!(stream.read(&mut buf));
+                    let first =
+                        std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+                    let read = match first {
+                        Poll::Ready(r) => Ok(r),
+                        Poll::Pending => {
+                            drain.waits += 1;
+                            tokio::time::timeout(STOP_DRAIN_PAUSE, read).await
+                        }
+                    };
+                    match read {
+                        Ok(r) => {
+                            let n = r.map_err(|e| e.to_string())?;
+                            drain.bytes += n as u64;
+                            shared.drained.fetch_add(n as u64, Ordering::Relaxed);
+                            n
+                        }
+                        Err(_) => {
+                            cut_short = true;
+                            0
+                        }
                     }
                 }
             }

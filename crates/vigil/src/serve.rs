@@ -53,6 +53,24 @@ pub struct ServeArgs {
     /// Largest HTTP request body, in bytes; larger requests get 413 [default: 16777216].
     #[arg(long)]
     max_body_bytes: Option<usize>,
+    /// Open connections allowed at once on each TCP listener (HTTP, syslog TCP, syslog TLS)
+    /// [default: the open-file limit less 256, shared by the listeners, at most 4096].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Open connections allowed at once from one address (IPv6: one /64) on each TCP listener
+    /// [default: a quarter of --max-connections, at most 256].
+    #[arg(long, value_name = "N")]
+    max_connections_per_address: Option<usize>,
+    /// An HTTP request's header must arrive within this long; an idle keep-alive connection
+    /// closes after this long [default: 20s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    header_timeout: Option<Duration>,
+    /// An HTTP request's whole body must arrive within this long [default: 60s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    body_timeout: Option<Duration>,
+    /// A syslog TCP/TLS connection that sends nothing for this long is closed [default: 5m].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    syslog_idle_timeout: Option<Duration>,
     /// Do not keep the raw text of events in `event.original`.
     #[arg(long)]
     no_original: bool,
@@ -260,6 +278,11 @@ struct UiSection {
 struct LimitsSection {
     max_message_bytes: Option<usize>,
     max_body_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    syslog_idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -358,6 +381,46 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
     if let Some(n) = args.max_body_bytes.or(file.limits.max_body_bytes) {
         config.max_body_bytes = n;
     }
+    if let Some(n) = args.max_connections.or(file.limits.max_connections) {
+        config.connections.max_connections = n;
+    }
+    if let Some(n) = args
+        .max_connections_per_address
+        .or(file.limits.max_connections_per_address)
+    {
+        config.connections.max_per_address = n;
+    }
+    let timeout = |flag: Option<Duration>, text: &Option<String>, key: &str, current: Duration| {
+        let d = match (flag, text) {
+            (Some(d), _) => d,
+            (None, Some(text)) => {
+                parse_duration(text).map_err(|e| anyhow!("[limits] {key}: {e}"))?
+            }
+            (None, None) => current,
+        };
+        if d.is_zero() {
+            bail!("[limits] {key} must be longer than zero");
+        }
+        Ok(d)
+    };
+    config.connections.header_timeout = timeout(
+        args.header_timeout,
+        &file.limits.header_timeout,
+        "header_timeout",
+        config.connections.header_timeout,
+    )?;
+    config.connections.body_timeout = timeout(
+        args.body_timeout,
+        &file.limits.body_timeout,
+        "body_timeout",
+        config.connections.body_timeout,
+    )?;
+    config.connections.syslog_idle_timeout = timeout(
+        args.syslog_idle_timeout,
+        &file.limits.syslog_idle_timeout,
+        "syslog_idle_timeout",
+        config.connections.syslog_idle_timeout,
+    )?;
     config.keep_original = !args.no_original && file.ingest.keep_original.unwrap_or(true);
     let mut extra: Vec<(String, String)> = file
         .redaction
@@ -733,6 +796,8 @@ mod tests {
             syslog_udp = "off"
             [limits]
             max_message_bytes = 1000
+            max_connections = 500
+            header_timeout = "20s"
             [redaction]
             patterns = [{ kind = "employee_id", regex = "EMP-\\d{6}" }]
             [retention]
@@ -751,6 +816,9 @@ mod tests {
         assert_eq!(c.syslog_udp, None);
         assert_eq!(c.syslog_tcp, Some("127.0.0.1:5514".parse().unwrap()));
         assert_eq!(c.max_message_bytes, 1000);
+        assert_eq!(c.connections.max_connections, 500);
+        assert_eq!(c.connections.header_timeout, Duration::from_secs(20));
+        assert_eq!(c.connections.body_timeout, Duration::from_secs(60));
         assert_eq!(c.retention, Some(Duration::from_secs(365 * 86_400)));
         assert_eq!(c.ledger.checkpoint_interval, Duration::from_secs(2));
         assert_eq!(c.redaction.unwrap().len(), 2);

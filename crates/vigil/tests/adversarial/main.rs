@@ -20,3 +20,7 @@ mod oversize;
 mod query_limits;
 mod rules_listing;
 mod search_memory;
+mod connections;
+mod csrf;
+mod empty_datagrams;
+mod tokens;
