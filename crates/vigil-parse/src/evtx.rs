@@ -59,6 +59,8 @@ pub fn record_to_event(record: &Json, record_id: Option<u64>) -> Event {
             Some(other) => flatten_named(&mut event, section, other),
         }
     }
+    // EventData and UserData names are the record writer's choice: they cannot claim Vigil's.
+    crate::reserved::quarantine(&mut event);
     if let Some(t) = event
         .get_str("TimeCreated_SystemTime")
         .and_then(|s| Timestamp::parse(s).ok())
@@ -211,6 +213,25 @@ fn add_ecs(event: &mut Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record from a compromised Windows host cannot pass for Vigil's own event: data names
+    /// such as `event.dataset` (with a `vigil.*` value) or `vigil.idempotency.key` move under
+    /// `external.`.
+    #[test]
+    fn record_data_cannot_claim_vigil_names() {
+        let record = serde_json::json!({"Event": {
+            "System": {"EventID": 4625, "Channel": "Security", "Computer": "WS1"},
+            "EventData": {"event.dataset": "vigil.audit", "event.action": "login_failure"},
+            "UserData": {"X": {"vigil.idempotency.key": "k", "vigil.idempotency.events": 9_i64}}
+        }});
+        let e = record_to_event(&record, Some(1));
+        assert_eq!(e.get("event.dataset"), None);
+        assert_eq!(e.get_str("external.event.dataset"), Some("vigil.audit"));
+        assert_eq!(e.get("vigil.idempotency.key"), None);
+        assert_eq!(e.get_str("external.vigil.idempotency.key"), Some("k"));
+        assert_eq!(e.get_str("vigil.parser"), Some("evtx"));
+        assert!(e.get("tags").unwrap().to_string().contains("reserved_claim"));
+    }
 
     #[test]
     fn record_fields_keep_their_names() {

@@ -288,8 +288,8 @@ mod tests {
                 Format::Json,
             ),
             (
-                r#"<13>1 2026-11-22T10:00:00Z h app - - - {"event.dataset":"vigil.audit"}"#,
-                Format::Auto,
+                r#"{"event":{"dataset":["nginx.access","vigil.audit"]},"Vigil":{"seq":3}}"#,
+                Format::Json,
             ),
             (
                 "event.dataset=vigil.audit event.action=login_failure vigil.source=vigil",
@@ -320,6 +320,10 @@ mod tests {
             }
             assert_eq!(e.get_str("vigil.source"), Some("t"), "{line}");
         }
+        let e = parse_line(lines[2].0.as_bytes(), Format::Json, &ctx);
+        assert_eq!(e.get("event.dataset"), None, "a list naming a Vigil dataset moves too");
+        assert!(e.get("external.event.dataset").is_some());
+        assert!(e.get("external.Vigil.seq").is_some());
         let e = parse_line(lines[0].0.as_bytes(), Format::Auto, &ctx);
         assert_eq!(e.get_str("external.event.dataset"), Some("vigil.audit"));
         assert_eq!(e.get_str("external.vigil.source"), Some("vigil"));

@@ -168,16 +168,29 @@ tags: [attack.credential_access, attack.t1110]
     ),
     (
         "vigil-reserved-claim.yml",
-        r#"title: Input claimed Vigil's own names
-id: 4f1d2c3b-7a6e-4b0a-9c1d-76696769c004
-name: vigil_reserved_claim
+        r#"title: Event claiming Vigil's own names
+id: 4f1d2c3b-7a6e-4b0a-9c1d-76696769c005
+name: vigil_reserved_claim_event
 status: stable
-description: An event from outside named Vigil's own dataset (vigil.audit, vigil.alert, ...) or vigil.* fields. Vigil stored the claim under external.* and tagged it reserved_claim; an honest sender has no reason to do this, so it is most likely an attempt to forge Vigil's audit trail or alerts. log.source.address is the real sender.
+description: One event from outside that named Vigil's own dataset or vigil.* fields (stored under external.*, tagged reserved_claim). Counted by the correlation below, which groups by the real sender.
 logsource: {product: vigil, service: ingest}
 detection:
     selection:
         tags: reserved_claim
     condition: selection
+level: informational
+---
+title: Input claimed Vigil's own names
+id: 4f1d2c3b-7a6e-4b0a-9c1d-76696769c004
+name: vigil_reserved_claim
+status: stable
+description: Events from outside named Vigil's own dataset (vigil.audit, vigil.alert, ...) or vigil.* fields. Vigil stored the claims under external.* and tagged them reserved_claim; an honest sender has no reason to do this, so it is most likely an attempt to forge Vigil's audit trail or alerts. The alert is grouped by log.source.address, the address the events really came from (the source.ip inside them is the sender's word, so this alert never names it and never bans it).
+correlation:
+    type: event_count
+    rules: [vigil_reserved_claim_event]
+    group-by: [log.source.address]
+    timespan: 1h
+    condition: {gte: 1}
 level: medium
 tags: [attack.defense_evasion, attack.t1565.001]
 "#,

@@ -279,7 +279,9 @@ impl Idempotency {
             ) else {
                 continue;
             };
-            if at < since || n < 1 {
+            // A batch lies inside the ledger: a count reaching past its end is no batch of
+            // Vigil's (and would overflow the range below).
+            if at < since || n < 1 || n as u64 > end.saturating_sub(seq) {
                 continue;
             }
             let age = Duration::from_nanos(now.as_nanos().saturating_sub(at).max(0) as u64);
