@@ -290,10 +290,28 @@ fn crash_between_blocks_of_one_append_stores_all_or_nothing() {
             }
             std::fs::write(seg_dir(crashed.path()).join(name), bytes).unwrap();
         }
-        let (ledger, report) = Ledger::open(crashed.path(), small_segments.clone())
-            .unwrap_or_else(|e| panic!("cut at segment {seg} byte {len}: {e}"));
         let complete = (seg, len) == full;
         let expected = if complete { 1510 } else { 10 };
+        // Before recovery, these files are what a reader sees while the append is being
+        // written: it shows all of the append or none of it, never the blocks written so far.
+        let mut live = LedgerReader::open(crashed.path()).unwrap();
+        assert_eq!(
+            live.end_seq(),
+            expected,
+            "a reader saw part of an append (cut at segment {seg} byte {len})"
+        );
+        let mut seen = 0;
+        live.for_each_raw(0..u64::MAX, |_, _| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, expected, "cut at segment {seg} byte {len}");
+        live.refresh().unwrap();
+        assert_eq!(live.end_seq(), expected, "cut at segment {seg} byte {len}");
+        drop(live);
+        let (ledger, report) = Ledger::open(crashed.path(), small_segments.clone())
+            .unwrap_or_else(|e| panic!("cut at segment {seg} byte {len}: {e}"));
         assert_eq!(
             ledger.end_seq(),
             expected,
