@@ -13,3 +13,4 @@ mod forged_events;
 mod disk_full;
 mod idempotency;
 mod oversize;
+mod undone_writes;
