@@ -13,6 +13,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
+use vigil_event::{Event, Timestamp};
+use vigil_ledger::files::{self, LedgerPaths};
+
 use crate::common::{
     Answer, Server, create_token, curl, ledger_events, missing_tool, wait_for_alert, wait_until,
 };
@@ -173,43 +176,110 @@ fn writes_undone_on_a_full_disk_raise_no_alert_and_leave_no_index_documents() {
     // Stored events at the sequence numbers the refused ones had: detection must reach them.
     let a = ingest(&server.url, &token, &batch("after", 1500));
     assert_eq!(a.status, 200, "{}", a.body);
+    assert_followers_saw_only_stored(&server.url, &viewer, &data);
+    drop(server);
+}
+
+/// Asserts detection reached the `after` events, raised nothing on `refused` ones, and the
+/// index holds exactly the ledger's events, none tagged `refused`.
+fn assert_followers_saw_only_stored(url: &str, viewer: &str, data: &Path) {
     assert!(
-        wait_for_alert(
-            &server.url,
-            &viewer,
-            "Stored event seen",
-            ("user.name", "after"),
-            30
-        ) || alerts(&server.url, &viewer).contains("Stored event seen"),
+        wait_for_alert(url, viewer, "Stored event seen", ("user.name", "after"), 30)
+            || alerts(url, viewer).contains("Stored event seen"),
         "detection reached the stored events: {}",
-        alerts(&server.url, &viewer)
+        alerts(url, viewer)
     );
-    let listed = alerts(&server.url, &viewer);
+    let listed = alerts(url, viewer);
     assert!(
         !listed.contains("Refused event seen"),
         "an alert on events that were never stored: {listed}"
     );
-
-    // The index holds exactly the ledger's events: none of the undone writes.
-    let stored = ledger_events(&data).len() as u64;
+    let stored = ledger_events(data).len() as u64;
     assert!(
-        wait_until(30, || search_count(&server.url, &viewer) == Some(stored)),
+        wait_until(30, || search_count(url, viewer) == Some(stored)),
         "index count {:?}, ledger {stored}",
-        search_count(&server.url, &viewer)
+        search_count(url, viewer)
     );
-    let refused_in_index = curl(
+    let by_user = curl(
         "POST",
-        &format!("{}/api/v1/search", server.url),
+        &format!("{url}/api/v1/search"),
         &[
             format!("Authorization: Bearer {viewer}"),
             "Content-Type: application/json".to_owned(),
         ],
         Some(r#"{"query": "* | stats count by user.name"}"#),
     );
-    assert!(
-        !refused_in_index.body.contains("refused"),
-        "{}",
-        refused_in_index.body
+    assert_eq!(by_user.status, 200, "{}", by_user.body);
+    assert!(by_user.body.contains("after"), "{}", by_user.body);
+    assert!(!by_user.body.contains("refused"), "{}", by_user.body);
+}
+
+/// The same, made deterministic: a whole block of events sits in the live segment past the
+/// writer's durable end for seconds (as a write does between its write and its fsync, and
+/// before a failed one is undone), then goes away. Detection and indexing must not act on it.
+#[test]
+fn blocks_past_the_durable_end_are_invisible_to_detection_and_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rules = dir.path().join("rules");
+    fs::create_dir_all(&rules).unwrap();
+    for (name, text) in RULES {
+        fs::write(rules.join(name), text).unwrap();
+    }
+    let rules_arg = rules.display().to_string();
+    let token = create_token(&data, "ingest", "undone");
+    let viewer = create_token(&data, "analyst", "undone-reader");
+    let server = Server::start(&data, &["--rules", &rules_arg]);
+    let a = ingest(&server.url, &token, &batch("before", 100));
+    assert_eq!(a.status, 200, "{}", a.body);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    // A complete block at the ledger's end, never made durable by the writer.
+    let end = ledger_events(&data).len() as u64;
+    let events: Vec<Vec<u8>> = (0..50)
+        .map(|i| {
+            let mut e = Event::new(Timestamp::now());
+            e.insert("message", format!("refused {i}"));
+            e.insert("user.name", "refused");
+            e.to_canonical()
+        })
+        .collect();
+    let slices: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+    let mut block = Vec::new();
+    vigil_ledger::format::encode_events_block(&mut block, end, &slices, 3, &mut Vec::new());
+    let (_, segment) = files::list_segments(&LedgerPaths::new(&data))
+        .unwrap()
+        .pop()
+        .unwrap();
+    let mut expected = fs::read(&segment).unwrap();
+    let len = expected.len() as u64;
+    let mut f = fs::OpenOptions::new().append(true).open(&segment).unwrap();
+    f.write_all(&block).unwrap();
+    drop(f);
+    expected.extend_from_slice(&block);
+    assert_eq!(
+        ledger_events(&data).len() as u64,
+        end + 50,
+        "the block is in the file"
     );
+    // Followers poll every 50-100 ms: give them time to see it, then undo it.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(
+        fs::read(&segment).unwrap() == expected,
+        "the server wrote to the ledger while the block was there: it acted on events it never \
+         stored (an alert on them?): {}",
+        alerts(&server.url, &viewer)
+    );
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+
+    let a = ingest(&server.url, &token, &batch("after", 300));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["first_seq"], end, "{}", a.body);
+    assert_followers_saw_only_stored(&server.url, &viewer, &data);
     drop(server);
 }
