@@ -84,7 +84,7 @@ fn forged_vigil_audit_events_raise_no_alert_and_ban_nobody() {
     let a = curl(
         "POST",
         &format!("{url}/api/v1/ingest"),
-        &[bearer.clone()],
+        std::slice::from_ref(&bearer),
         Some(&ndjson),
     );
     assert_eq!(a.status, 200, "{}", a.body);
@@ -123,7 +123,7 @@ fn forged_vigil_audit_events_raise_no_alert_and_ban_nobody() {
     let a = curl(
         "POST",
         &format!("{url}/api/v1/ingest?source=vigil"),
-        &[bearer.clone()],
+        std::slice::from_ref(&bearer),
         Some(&forged_audit_event(0, "source")),
     );
     assert_eq!(a.status, 400, "{}", a.body);

@@ -102,19 +102,6 @@ fn ingest(url: &str, token: &str, body: &str) -> Answer {
     )
 }
 
-fn search_count(url: &str, token: &str) -> Option<u64> {
-    let a = curl(
-        "POST",
-        &format!("{url}/api/v1/search"),
-        &[
-            format!("Authorization: Bearer {token}"),
-            "Content-Type: application/json".to_owned(),
-        ],
-        Some(r#"{"query": "* | stats count"}"#),
-    );
-    a.json()["rows"][0][0].as_u64()
-}
-
 fn alerts(url: &str, token: &str) -> String {
     curl(
         "GET",
