@@ -58,6 +58,9 @@ pub struct Indexer {
     writer: IndexWriter,
     fields: Fields,
     state: CommitState,
+    /// The state of the last commit that succeeded: where indexing starts again after a
+    /// failure (a full disk) cost what was buffered.
+    committed: CommitState,
     uncommitted: u64,
 }
 
@@ -110,6 +113,11 @@ impl Indexer {
             }
             Err(e) => return Err(e),
         };
+        let state = state.unwrap_or(CommitState {
+            format: FORMAT_VERSION,
+            next_seq: 0,
+            pruned_below: 0,
+        });
         let threads = threads.clamp(1, 8);
         let writer = index
             .writer_with_num_threads(threads, WRITER_MEMORY.max(threads * 16 * 1024 * 1024))
@@ -122,11 +130,8 @@ impl Indexer {
             index,
             writer,
             fields,
-            state: state.unwrap_or(CommitState {
-                format: FORMAT_VERSION,
-                next_seq: 0,
-                pruned_below: 0,
-            }),
+            state,
+            committed: state,
             uncommitted: 0,
         })
     }
@@ -180,7 +185,7 @@ impl Indexer {
         let writer = &self.writer;
         let mut added = 0u64;
         let mut bad = None;
-        ledger.for_each_raw(start..end, |seq, raw| {
+        let read = ledger.for_each_raw(start..end, |seq, raw| {
             match Event::from_canonical(raw) {
                 Ok(event) => {
                     writer
@@ -195,7 +200,12 @@ impl Indexer {
             }
             added += 1;
             Ok(())
-        })?;
+        });
+        if let Err(e) = read {
+            // A writer that failed (a full disk) may have lost documents buffered before.
+            self.rollback();
+            return Err(e.into());
+        }
         self.state.next_seq = start + added;
         self.uncommitted += added;
         if let Some((seq, e)) = bad {
@@ -205,12 +215,33 @@ impl Indexer {
     }
 
     /// Makes everything added so far durable and visible to new searchers.
+    /// A failed commit (a full disk) drops what was buffered and starts again from the last
+    /// commit, so no event is left out of the index for good.
     pub fn commit(&mut self) -> Result<(), IndexError> {
-        let mut prepared = self.writer.prepare_commit()?;
-        prepared.set_payload(&self.state.to_payload());
-        prepared.commit()?;
+        let result = self.writer.prepare_commit().and_then(|mut prepared| {
+            prepared.set_payload(&self.state.to_payload());
+            prepared.commit()
+        });
+        match result {
+            Ok(_) => {
+                self.committed = self.state;
+                self.uncommitted = 0;
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Drops everything since the last commit, documents and state: the next
+    /// [`Indexer::catch_up`] indexes those events again.
+    fn rollback(&mut self) {
+        // A rollback that fails leaves a writer whose next commit fails too: tried again.
+        let _ = self.writer.rollback();
+        self.state = self.committed;
         self.uncommitted = 0;
-        Ok(())
     }
 
     /// Deletes every document and starts from the ledger's first event again.

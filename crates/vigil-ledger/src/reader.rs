@@ -3,11 +3,19 @@
 //! A reader takes no lock and never writes, so `vigil proof`, `vigil checkpoint` and searches
 //! work while `vigil serve` appends. It sees the ledger as of [`LedgerReader::open`];
 //! [`LedgerReader::refresh`] picks up what was appended since.
+//!
+//! A reader never shows part of an append: blocks of a write whose last block is not on disk
+//! yet (a trailing run of blocks flagged `continues`) are left out. A reader made by
+//! [`crate::Ledger::reader`] also never shows events before the writer has made them durable
+//! (fsynced) and published its end: what the server's followers (index, detection, searches)
+//! use, so they never act on a write that a failed fsync undoes or crash recovery drops.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use vigil_event::Event;
 
@@ -55,12 +63,25 @@ pub struct LedgerReader {
     end: u64,
     open_files: HashMap<u64, File>,
     group_cache: Option<(u64, Vec<Hash>)>,
+    /// The writer's durable end (published after fsync), for a reader of a live ledger in the
+    /// writer's process: nothing at or past it is shown.
+    durable_end: Option<Arc<AtomicU64>>,
+    /// The last scan left blocks out (past the durable end, or of an incomplete write): the
+    /// next refresh scans again from there.
+    held_back: bool,
 }
 
 impl LedgerReader {
     /// Opens the ledger of a data directory.
     pub fn open(data_dir: &Path) -> Result<LedgerReader, LedgerError> {
-        let paths = LedgerPaths::new(data_dir);
+        Self::open_paths(LedgerPaths::new(data_dir), None)
+    }
+
+    /// Opens a reader that never sees past `durable_end` (the live writer's published end).
+    pub(crate) fn open_paths(
+        paths: LedgerPaths,
+        durable_end: Option<Arc<AtomicU64>>,
+    ) -> Result<LedgerReader, LedgerError> {
         if !paths.root().exists() {
             return Err(LedgerError::NotInitialized {
                 path: paths.root().to_owned(),
@@ -74,6 +95,8 @@ impl LedgerReader {
             end: 0,
             open_files: HashMap::new(),
             group_cache: None,
+            durable_end,
+            held_back: false,
         };
         reader.refresh()?;
         Ok(reader)
@@ -82,13 +105,16 @@ impl LedgerReader {
     /// Re-reads the segment list, tiles and pruning records. Sealed segments never change, so
     /// only the last known segment and newer ones are scanned again (unless pruning happened).
     pub fn refresh(&mut self) -> Result<(), LedgerError> {
+        // Read the durable end before scanning: everything below it is on disk for good, so
+        // the scan finds it (blocks past it may be a write that is undone later).
+        let durable_end = self.durable_end.as_ref().map(|d| d.load(Ordering::Acquire));
         let pruned_end = prune_records(&self.paths)?.last().map_or(0, |r| r.end);
         if pruned_end != self.pruned_end {
             self.segments.clear();
         }
         self.pruned_end = pruned_end;
         let listed = files::list_segments(&self.paths)?;
-        if self.unchanged_since_scan(&listed) {
+        if !self.held_back && self.unchanged_since_scan(&listed) {
             return Ok(());
         }
         // Keep every segment but the last (it may have grown); rescan from there on.
@@ -125,12 +151,57 @@ impl LedgerReader {
             }
             self.segments.push(scanned);
         }
-        self.end = self
+        self.hold_back(durable_end);
+        let end = self
             .segments
             .last()
             .map_or(self.pruned_end, SegmentBlocks::end_seq);
+        if end != self.end {
+            self.group_cache = None;
+        }
+        self.end = end;
         self.tiles = files::read_tiles(&self.paths.tiles())?;
         Ok(())
+    }
+
+    /// Leaves out of the scanned segments every block of an incomplete write (a trailing run of
+    /// `continues` blocks, possibly across a segment roll) and every block at or past
+    /// `durable_end`; notes whether anything was left out, so the next refresh looks again.
+    fn hold_back(&mut self, durable_end: Option<u64>) {
+        // The end of the last complete write: the last block without the `continues` flag.
+        let complete_end = self
+            .segments
+            .iter()
+            .rev()
+            .find_map(|s| {
+                s.blocks
+                    .iter()
+                    .rev()
+                    .find(|b| !b.header.continues)
+                    .map(|b| b.header.end_seq())
+            })
+            .unwrap_or_else(|| {
+                self.segments
+                    .first()
+                    .map_or(self.pruned_end, |s| s.first_seq)
+            });
+        let limit = durable_end.map_or(complete_end, |d| d.min(complete_end));
+        self.held_back = false;
+        while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.first_seq >= limit)
+        {
+            self.segments.pop();
+            self.held_back = true;
+        }
+        if let Some(last) = self.segments.last_mut() {
+            let keep = last.blocks.partition_point(|b| b.header.end_seq() <= limit);
+            if keep < last.blocks.len() {
+                last.valid_len = last.blocks[keep].offset;
+                last.blocks.truncate(keep);
+                // The seal (if any) follows the blocks left out.
+                last.sealed_nanos = None;
+                self.held_back = true;
+            }
+        }
     }
 
     /// Whether the segment files are what the last scan saw: the same files, and the last one

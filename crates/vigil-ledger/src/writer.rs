@@ -138,7 +138,9 @@ enum Command {
 }
 
 struct Shared {
-    end_seq: AtomicU64,
+    /// One past the last durable sequence number: stored only after the fsync, never past a
+    /// write that may still be undone. Readers from [`Ledger::reader`] stop here.
+    end_seq: Arc<AtomicU64>,
     checkpointed: AtomicU64,
     /// Why the writer cannot write now (a full disk…), while it retries.
     degraded: Mutex<Option<String>>,
@@ -204,7 +206,7 @@ impl Ledger {
         let signer = keys::load_or_create_signer(&paths)?;
         let (state, report) = Committer::recover(paths.clone(), config, signer, lock)?;
         let shared = Arc::new(Shared {
-            end_seq: AtomicU64::new(state.end_seq),
+            end_seq: Arc::new(AtomicU64::new(state.end_seq)),
             checkpointed: AtomicU64::new(state.checkpointed_size),
             degraded: Mutex::new(None),
         });
@@ -299,6 +301,17 @@ impl Ledger {
     /// One past the last durable sequence number.
     pub fn end_seq(&self) -> u64 {
         self.inner.shared.end_seq.load(Ordering::Acquire)
+    }
+
+    /// A reader of this ledger that never sees past [`Ledger::end_seq`]: only events that are
+    /// durable and will never be undone. What followers in the writer's process (indexing,
+    /// detection, searches) must use, so they never act on a write that a failed fsync undoes
+    /// or crash recovery drops.
+    pub fn reader(&self) -> Result<LedgerReader, LedgerError> {
+        LedgerReader::open_paths(
+            self.inner.paths.clone(),
+            Some(Arc::clone(&self.inner.shared.end_seq)),
+        )
     }
 
     /// Why the writer cannot store events now, while it waits for the disk to take writes

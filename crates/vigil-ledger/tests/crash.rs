@@ -293,9 +293,32 @@ fn crash_between_blocks_of_one_append_stores_all_or_nothing() {
             }
             std::fs::write(seg_dir(crashed.path()).join(name), bytes).unwrap();
         }
+        let complete = (seg, len) == full;
+        let expected_live = if complete { 1510 } else { 10 };
+        // Before recovery, these files are what a reader sees while the append is being
+        // written: it shows all of the append or none of it, never the blocks written so far.
+        let mut live = LedgerReader::open(crashed.path()).unwrap();
+        assert_eq!(
+            live.end_seq(),
+            expected_live,
+            "a reader saw part of an append (cut at segment {seg} byte {len})"
+        );
+        let mut seen = 0;
+        live.for_each_raw(0..u64::MAX, |_, _| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, expected_live, "cut at segment {seg} byte {len}");
+        live.refresh().unwrap();
+        assert_eq!(
+            live.end_seq(),
+            expected_live,
+            "cut at segment {seg} byte {len}"
+        );
+        drop(live);
         let (ledger, report) = Ledger::open(crashed.path(), small_segments.clone())
             .unwrap_or_else(|e| panic!("cut at segment {seg} byte {len}: {e}"));
-        let complete = (seg, len) == full;
         // Kept whole, the append is past the last checkpoint (the crash came before one): the
         // writer checks it continues the signed tree, signs it, and records that in an event
         // of its own.

@@ -230,7 +230,12 @@ mod tests {
         assert_eq!(e.get("vigil.idempotency.key"), None);
         assert_eq!(e.get_str("external.vigil.idempotency.key"), Some("k"));
         assert_eq!(e.get_str("vigil.parser"), Some("evtx"));
-        assert!(e.get("tags").unwrap().to_string().contains("reserved_claim"));
+        assert!(
+            e.get("tags")
+                .unwrap()
+                .to_string()
+                .contains("reserved_claim")
+        );
     }
 
     #[test]

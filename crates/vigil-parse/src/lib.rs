@@ -321,7 +321,11 @@ mod tests {
             assert_eq!(e.get_str("vigil.source"), Some("t"), "{line}");
         }
         let e = parse_line(lines[2].0.as_bytes(), Format::Json, &ctx);
-        assert_eq!(e.get("event.dataset"), None, "a list naming a Vigil dataset moves too");
+        assert_eq!(
+            e.get("event.dataset"),
+            None,
+            "a list naming a Vigil dataset moves too"
+        );
         assert!(e.get("external.event.dataset").is_some());
         assert!(e.get("external.Vigil.seq").is_some());
         let e = parse_line(lines[0].0.as_bytes(), Format::Auto, &ctx);

@@ -255,11 +255,10 @@ impl DetectService {
             respond: Mutex::new(Vec::new()),
         });
         service.progress.next_seq.store(next_seq, Ordering::Relaxed);
-        let data_dir = data_dir.to_owned();
         let me = Arc::clone(&service);
         let handle = std::thread::Builder::new()
             .name("vigil-detect".into())
-            .spawn(move || me.follow(&data_dir))
+            .spawn(move || me.follow())
             .map_err(|e| e.to_string())?;
         *service.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         Ok(service)
@@ -341,7 +340,7 @@ impl DetectService {
         }
     }
 
-    fn follow(&self, data_dir: &Path) {
+    fn follow(&self) {
         let mut reader: Option<LedgerReader> = None;
         let mut scratch: Option<(usize, Evaluator)> = None;
         let mut last_save = Instant::now();
@@ -358,7 +357,8 @@ impl DetectService {
                 self.reload_if_changed();
             }
             if reader.is_none() {
-                reader = LedgerReader::open(data_dir).ok();
+                // Only durable events: never alert (or ban) on a write that is undone.
+                reader = self.ledger.reader().ok();
             }
             let mut evaluated = 0;
             if let Some(r) = reader.as_mut() {

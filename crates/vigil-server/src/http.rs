@@ -1131,11 +1131,15 @@ pub(crate) async fn execute_query(
     pipeline: vigil_query::Pipeline,
     limits: vigil_query::Limits,
 ) -> Result<Result<vigil_query::QueryResult, String>, tokio::task::JoinError> {
-    let dir = state.data_dir.clone();
+    let ledger = state.ingest.ledger().clone();
     let index = state.index.clone();
     tokio::task::spawn_blocking(move || match index {
         Some(index) => index.run(&pipeline, limits),
-        None => crate::search::run_on_ledger(&dir, &pipeline, limits),
+        // Only durable events: never one of a write that is undone.
+        None => ledger
+            .reader()
+            .map_err(|e| e.to_string())
+            .and_then(|reader| crate::search::run_on_reader(reader, &pipeline, limits)),
     })
     .await
 }

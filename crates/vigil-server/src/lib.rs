@@ -231,9 +231,13 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
     let index = if config.index_threads > 0 {
-        let (dir, threads) = (config.data_dir.clone(), config.index_threads);
+        let (dir, writer, threads) = (
+            config.data_dir.clone(),
+            ledger.clone(),
+            config.index_threads,
+        );
         let service =
-            tokio::task::spawn_blocking(move || search::IndexService::start(&dir, threads))
+            tokio::task::spawn_blocking(move || search::IndexService::start(&dir, writer, threads))
                 .await
                 .map_err(|e| e.to_string())??;
         Some(Arc::new(service))
@@ -503,7 +507,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
                 rule,
                 Arc::clone(detect),
                 index.clone(),
-                config.data_dir.clone(),
+                ledger.clone(),
                 stop_rx.clone(),
             ));
         }
@@ -568,7 +572,7 @@ async fn run_query_rule(
     rule: detect::QueryRule,
     detect: Arc<detect::DetectService>,
     index: Option<Arc<search::IndexService>>,
-    data_dir: PathBuf,
+    ledger: Ledger,
     mut stop: watch::Receiver<bool>,
 ) {
     let pipeline = match vigil_query::parse(&rule.query) {
@@ -599,17 +603,21 @@ async fn run_query_rule(
             max_rows: 1000,
             now,
         };
-        let (pipeline, index, dir, detect, rule) = (
+        let (pipeline, index, ledger, detect, rule) = (
             pipeline.clone(),
             index.clone(),
-            data_dir.clone(),
+            ledger.clone(),
             Arc::clone(&detect),
             rule.clone(),
         );
         let ran = tokio::task::spawn_blocking(move || {
             let result = match index {
                 Some(index) => index.run(&pipeline, limits),
-                None => search::run_on_ledger(&dir, &pipeline, limits),
+                // Only durable events: never alert on a write that is undone.
+                None => ledger
+                    .reader()
+                    .map_err(|e| e.to_string())
+                    .and_then(|reader| search::run_on_reader(reader, &pipeline, limits)),
             };
             match result {
                 Ok(r) if !r.rows.is_empty() => {

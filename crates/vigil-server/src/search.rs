@@ -1,14 +1,14 @@
 //! Running queries over a data directory (shared by `POST /api/v1/search` and `vigil search`),
 //! and keeping its index in step with the ledger while `vigil serve` runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vigil_event::{Event, Timestamp};
 use vigil_index::{Indexer, SearchIndex};
-use vigil_ledger::LedgerReader;
+use vigil_ledger::{Ledger, LedgerReader};
 use vigil_query::ast::TimeSpec;
 use vigil_query::{Limits, Pipeline, QueryResult};
 
@@ -34,7 +34,17 @@ pub fn run_on_ledger(
     pipeline: &Pipeline,
     limits: Limits,
 ) -> Result<QueryResult, String> {
-    let mut reader = LedgerReader::open(data_dir).map_err(|e| e.to_string())?;
+    let reader = LedgerReader::open(data_dir).map_err(|e| e.to_string())?;
+    run_on_reader(reader, pipeline, limits)
+}
+
+/// [`run_on_ledger`] with a reader already open: in the server, one from [`Ledger::reader`],
+/// so a query never sees events that are not durable yet.
+pub fn run_on_reader(
+    mut reader: LedgerReader,
+    pipeline: &Pipeline,
+    limits: Limits,
+) -> Result<QueryResult, String> {
     let (first, end) = (reader.first_seq(), reader.end_seq());
     // Decoding runs beside the query engine; the bounded channel keeps memory flat (events may
     // be up to 1 MiB each, so it holds few).
@@ -81,7 +91,9 @@ pub fn run_on_data_dir(
 /// The index as the server runs it: a thread follows the ledger, searches use the latest
 /// commit.
 pub struct IndexService {
-    data_dir: PathBuf,
+    /// The writer, whose [`Ledger::reader`] bounds what is indexed and searched to durable
+    /// events.
+    writer: Ledger,
     search: Arc<SearchIndex>,
     ledger: Mutex<Option<LedgerReader>>,
     progress: Arc<IndexProgress>,
@@ -116,7 +128,8 @@ impl IndexProgress {
 impl IndexService {
     /// Opens the index of `data_dir` (creating it, or rebuilding it if its layout is old) and
     /// starts following the ledger with `threads` indexing threads.
-    pub fn start(data_dir: &Path, threads: usize) -> Result<IndexService, String> {
+    /// Only durable events (up to [`Ledger::end_seq`]) are indexed or searched.
+    pub fn start(data_dir: &Path, writer: Ledger, threads: usize) -> Result<IndexService, String> {
         let mut indexer = Indexer::open(data_dir, threads).map_err(|e| e.to_string())?;
         let search = Arc::new(SearchIndex::new(indexer.index()).map_err(|e| e.to_string())?);
         let progress = Arc::new(IndexProgress::default());
@@ -128,19 +141,19 @@ impl IndexService {
             .store(Timestamp::now().as_nanos() as u64, Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (data_dir, search, progress, stop) = (
-                data_dir.to_owned(),
+            let (writer, search, progress, stop) = (
+                writer.clone(),
                 Arc::clone(&search),
                 Arc::clone(&progress),
                 Arc::clone(&stop),
             );
             std::thread::Builder::new()
                 .name("vigil-index".into())
-                .spawn(move || follow(&data_dir, &mut indexer, &search, &progress, &stop))
+                .spawn(move || follow(&writer, &mut indexer, &search, &progress, &stop))
                 .map_err(|e| e.to_string())?
         };
         Ok(IndexService {
-            data_dir: data_dir.to_owned(),
+            writer,
             search,
             ledger: Mutex::new(None),
             progress,
@@ -161,7 +174,7 @@ impl IndexService {
         let cached = self.ledger.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut ledger = match cached {
             Some(l) => l,
-            None => LedgerReader::open(&self.data_dir).map_err(|e| e.to_string())?,
+            None => self.writer.reader().map_err(|e| e.to_string())?,
         };
         let result = self
             .search
@@ -184,7 +197,7 @@ impl IndexService {
 /// The follower loop: index what the ledger has, commit at most every
 /// [`vigil_index::indexer::COMMIT_INTERVAL`], make it searchable, sleep briefly when idle.
 fn follow(
-    data_dir: &Path,
+    writer: &Ledger,
     indexer: &mut Indexer,
     search: &SearchIndex,
     progress: &IndexProgress,
@@ -196,7 +209,7 @@ fn follow(
     loop {
         let stopping = stop.load(Ordering::SeqCst);
         if ledger.is_none() {
-            ledger = LedgerReader::open(data_dir).ok();
+            ledger = writer.reader().ok();
         }
         let mut indexed = 0;
         if let Some(reader) = ledger.as_mut() {

@@ -24,3 +24,4 @@ mod query_limits;
 mod rules_listing;
 mod search_memory;
 mod tokens;
+mod undone_writes;
