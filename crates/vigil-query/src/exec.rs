@@ -25,6 +25,9 @@ pub const MAX_RESULT_BYTES: usize = 32 * 1024 * 1024;
 /// The longest string `eval`/`where` may build (`a . b`, `a + b` on text); longer results are
 /// null, so one row cannot grow without bound.
 pub const MAX_CALC_STRING: usize = 1024 * 1024;
+/// The memory one row may grow to through `eval`: an assignment that would take the row past
+/// it gives null instead, so a row of many copies of one long string stays bounded.
+pub const MAX_ROW_BYTES: usize = 4 * MAX_CALC_STRING;
 
 /// What a query returns.
 #[derive(Debug, Clone, PartialEq)]
@@ -425,12 +428,63 @@ pub fn run(
     finish(table, commands, truncated, scanned, &limits)
 }
 
-/// Why a result was cut at the memory limit.
+/// Why a result was cut at the memory limit (rows read from events: a stats command helps).
 fn memory_message(rows: usize) -> String {
     format!(
         "the result was cut to {rows} rows by the query memory limit ({} MiB); add a narrower search, fewer fields (table, fields) or a stats command",
         MAX_RESULT_BYTES / (1024 * 1024)
     )
+}
+
+/// Why a table was cut at the memory limit after a command grew or built its rows.
+fn table_memory_message(rows: usize) -> String {
+    format!(
+        "the result was cut to {rows} rows by the query memory limit ({} MiB); add a narrower search or keep fewer and shorter fields (table, fields, eval)",
+        MAX_RESULT_BYTES / (1024 * 1024)
+    )
+}
+
+/// Why an aggregation stopped growing at the memory limit.
+fn groups_memory_message() -> String {
+    format!(
+        "the groups and their values reached the query memory limit ({} MiB); the rest were not counted; add a narrower search or group by fewer and shorter fields",
+        MAX_RESULT_BYTES / (1024 * 1024)
+    )
+}
+
+/// Memory charged against [`MAX_RESULT_BYTES`] while an aggregation grows.
+#[derive(Debug, Default)]
+struct Budget {
+    used: usize,
+    /// Whether something was refused for lack of room.
+    over: bool,
+}
+
+impl Budget {
+    /// Charges `n` bytes if they fit; false (and remembered) if not.
+    fn take(&mut self, n: usize) -> bool {
+        if self.used.saturating_add(n) > MAX_RESULT_BYTES {
+            self.over = true;
+            return false;
+        }
+        self.used += n;
+        true
+    }
+
+    /// Replaces a charge of `old` bytes by one of `new` bytes if the difference fits.
+    fn replace(&mut self, old: usize, new: usize) -> bool {
+        if new <= old {
+            self.used = self.used.saturating_sub(old - new);
+            return true;
+        }
+        self.take(new - old)
+    }
+}
+
+/// The memory a group key takes (its strings, values and map entry).
+fn key_bytes(key: &[String], values: &[Value]) -> usize {
+    64 + key.iter().map(|k| 24 + k.len()).sum::<usize>()
+        + values.iter().map(value_bytes).sum::<usize>()
 }
 
 /// An estimate of the memory a value takes in a row.
@@ -593,7 +647,11 @@ fn finish(
             .collect();
         let bytes = cells.iter().map(value_bytes).sum::<usize>();
         if bytes > budget {
-            truncated = Some(memory_message(rows.len()));
+            truncated = Some(if table.kind == TableKind::Events {
+                memory_message(rows.len())
+            } else {
+                table_memory_message(rows.len())
+            });
             break;
         }
         budget -= bytes;
@@ -813,8 +871,19 @@ fn apply_streaming(c: &Command, row: &mut Row) -> bool {
         Command::Search(expr) => row_matches(expr, row),
         Command::Where(calc) => truthy(&eval(calc, row)),
         Command::Eval(assignments) => {
+            let mut bytes = row_bytes(row);
             for (field, calc) in assignments {
-                let v = eval(calc, row);
+                let mut v = eval(calc, row);
+                let old = row
+                    .fields
+                    .get(field)
+                    .map_or(0, |o| 48 + field.len() + value_bytes(o));
+                let mut new = 48 + field.len() + value_bytes(&v);
+                if new > old && bytes - old + new > MAX_ROW_BYTES {
+                    v = Value::Null;
+                    new = 48 + field.len() + value_bytes(&v);
+                }
+                bytes = bytes - old + new;
                 row.fields.insert(field.clone(), v);
             }
             true
@@ -849,6 +918,29 @@ fn apply_streaming(c: &Command, row: &mut Row) -> bool {
     }
 }
 
+/// Applies a row-by-row command to a table's rows, charging what it makes the rows grow: once
+/// the rows take more than [`MAX_RESULT_BYTES`], the rest are cut and `truncated` says so.
+fn apply_rows(c: &Command, rows: Vec<Row>, truncated: &mut Option<String>) -> Vec<Row> {
+    let mut total: usize = rows.iter().map(row_bytes).sum();
+    let mut kept = Vec::with_capacity(rows.len());
+    for mut row in rows {
+        let before = row_bytes(&row);
+        if !apply_streaming(c, &mut row) {
+            total -= before;
+            continue;
+        }
+        let after = row_bytes(&row);
+        total = total - before + after;
+        if after > before && total > MAX_RESULT_BYTES {
+            // This row and the ones not yet reached are dropped with the iterator.
+            *truncated = Some(table_memory_message(kept.len()));
+            break;
+        }
+        kept.push(row);
+    }
+    kept
+}
+
 fn row_matches(expr: &Expr, row: &Row) -> bool {
     let mut e = Event::new(Timestamp::from_nanos(row.time.unwrap_or(0)));
     for (k, v) in &row.fields {
@@ -864,7 +956,7 @@ fn apply(c: &Command, mut table: Table, truncated: &mut Option<String>) -> Table
         | Command::Eval(_)
         | Command::Rename(_)
         | Command::Fields { .. } => {
-            table.rows.retain_mut(|row| apply_streaming(c, row));
+            table.rows = apply_rows(c, std::mem::take(&mut table.rows), truncated);
             match c {
                 Command::Eval(assignments) if table.kind == TableKind::Fixed => {
                     for (f, _) in assignments {
@@ -1586,5 +1678,59 @@ mod tests {
                 .as_str()
                 .is_some_and(|s| s.len() <= MAX_CALC_STRING)
         );
+    }
+
+    #[test]
+    fn eval_cannot_grow_a_row_past_the_row_limit() {
+        let (seq, event) = big_events(1, 500 * 1024).pop().unwrap();
+        let mut row = Row::from_event(seq, event);
+        // Sixty copies of a 1 MiB string would be 60 MiB in one row.
+        let copies = (0..60)
+            .map(|i| format!("c{i} = a"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let q = format!("* | eval a = message . message, {copies}");
+        let pipeline = crate::parse(&q).unwrap();
+        assert!(apply_streaming(&pipeline.commands[0], &mut row));
+        assert!(row_bytes(&row) <= MAX_ROW_BYTES, "{}", row_bytes(&row));
+        assert!(row.get("c0").is_some_and(|v| v.as_str().is_some()));
+        assert_eq!(row.get("c59"), Some(Value::Null));
+    }
+
+    #[test]
+    fn commands_that_grow_buffered_rows_are_charged() {
+        // 400 rows of 64 KiB (25 MiB) fit; eval then makes each 448 KiB (175 MiB).
+        let rows: Vec<Row> = big_events(400, 64 * 1024)
+            .into_iter()
+            .map(|(seq, e)| Row::from_event(seq, e))
+            .collect();
+        let q = "* | eval b = message . message, c = b, d = b";
+        let pipeline = crate::parse(q).unwrap();
+        let mut truncated = None;
+        let table = apply(
+            &pipeline.commands[0],
+            Table {
+                kind: TableKind::Events,
+                columns: Vec::new(),
+                rows,
+            },
+            &mut truncated,
+        );
+        let bytes: usize = table.rows.iter().map(row_bytes).sum();
+        assert!(bytes <= MAX_RESULT_BYTES, "{bytes}");
+        assert!(table.rows.len() < 400 && !table.rows.is_empty());
+        let message = truncated.unwrap();
+        assert!(message.contains("query memory limit (32 MiB)"), "{message}");
+        assert!(!message.contains("stats"), "{message}");
+
+        // The whole query says so too.
+        let q = "* | sort message | eval b = message . message, c = b, d = b";
+        let r = run(
+            &crate::parse(q).unwrap(),
+            big_events(400, 64 * 1024),
+            limits(1000),
+        );
+        assert!(r.truncated);
+        assert!(r.message.unwrap().contains("query memory limit"));
     }
 }
