@@ -1117,7 +1117,8 @@ impl Acc {
     }
 
     /// Adds a row's value; `weight` (rows it stands for) counts for `count` without a field.
-    fn add(&mut self, value: Option<Value>, time: i64, weight: u64) {
+    /// What the accumulator keeps is charged to `budget`; a value it has no room for is left out.
+    fn add(&mut self, value: Option<Value>, time: i64, weight: u64, budget: &mut Budget) {
         let values: Vec<Value> = match value {
             None => {
                 if let Acc::Count(n) = self {
@@ -1132,8 +1133,9 @@ impl Acc {
             match self {
                 Acc::Count(n) => *n += 1,
                 Acc::Distinct(set) => {
-                    if set.len() < MAX_GROUPS {
-                        set.insert(v.to_string());
+                    let v = v.to_string();
+                    if set.len() < MAX_GROUPS && !set.contains(&v) && budget.take(32 + v.len()) {
+                        set.insert(v);
                     }
                 }
                 Acc::Sum(s, all_int) => {
@@ -1151,6 +1153,7 @@ impl Acc {
                 Acc::Min(m) => {
                     if m.as_ref()
                         .is_none_or(|cur| value_cmp(&v, cur) == Ordering::Less)
+                        && budget.replace(m.as_ref().map_or(0, value_bytes), value_bytes(&v))
                     {
                         *m = Some(v);
                     }
@@ -1158,28 +1161,41 @@ impl Acc {
                 Acc::Max(m) => {
                     if m.as_ref()
                         .is_none_or(|cur| value_cmp(&v, cur) == Ordering::Greater)
+                        && budget.replace(m.as_ref().map_or(0, value_bytes), value_bytes(&v))
                     {
                         *m = Some(v);
                     }
                 }
                 Acc::Values(set) => {
-                    if set.len() < MAX_VALUES {
-                        set.insert(v.to_string());
+                    let v = v.to_string();
+                    if set.len() < MAX_VALUES && !set.contains(&v) && budget.take(32 + v.len()) {
+                        set.insert(v);
                     }
                 }
                 Acc::Earliest(e) => {
-                    if e.as_ref().is_none_or(|(t, _)| time < *t) {
+                    if e.as_ref().is_none_or(|(t, _)| time < *t)
+                        && budget.replace(
+                            e.as_ref().map_or(0, |(_, o)| value_bytes(o)),
+                            value_bytes(&v),
+                        )
+                    {
                         *e = Some((time, v));
                     }
                 }
                 Acc::Latest(l) => {
-                    if l.as_ref().is_none_or(|(t, _)| time >= *t) {
+                    if l.as_ref().is_none_or(|(t, _)| time >= *t)
+                        && budget.replace(
+                            l.as_ref().map_or(0, |(_, o)| value_bytes(o)),
+                            value_bytes(&v),
+                        )
+                    {
                         *l = Some((time, v));
                     }
                 }
                 Acc::Percentile(_, samples) => {
                     if samples.len() < MAX_SAMPLES
                         && let Some(x) = numeric(&v)
+                        && budget.take(8)
                     {
                         samples.push(x);
                     }
@@ -1224,6 +1240,7 @@ fn aggregate(
 ) -> Table {
     match c {
         Command::Stats { aggs, by } => {
+            let mut budget = Budget::default();
             let mut groups: HashMap<Vec<String>, (Vec<Value>, Vec<Acc>)> = HashMap::new();
             for row in rows {
                 let mut key = Vec::with_capacity(by.len());
@@ -1247,6 +1264,13 @@ fn aggregate(
                     });
                     continue;
                 }
+                if !groups.contains_key(&key)
+                    && !budget.take(
+                        key_bytes(&key, &key_values) + aggs.len() * std::mem::size_of::<Acc>(),
+                    )
+                {
+                    continue;
+                }
                 let entry = groups.entry(key).or_insert_with(|| {
                     (
                         key_values.clone(),
@@ -1262,8 +1286,11 @@ fn aggregate(
                         },
                         None => None,
                     };
-                    acc.add(value, row.time.unwrap_or(0), row.weight);
+                    acc.add(value, row.time.unwrap_or(0), row.weight, &mut budget);
                 }
+            }
+            if budget.over {
+                truncated.get_or_insert_with(groups_memory_message);
             }
             if groups.is_empty() && by.is_empty() {
                 groups.insert(
@@ -1304,6 +1331,7 @@ fn aggregate(
         }
         Command::Timechart { span, aggs, by } => {
             let span_ns = span.saturating_mul(1_000_000_000).max(1);
+            let mut budget = Budget::default();
             let mut buckets: BTreeMap<i64, BTreeMap<String, Vec<Acc>>> = BTreeMap::new();
             let mut series = BTreeSet::new();
             for row in rows {
@@ -1316,7 +1344,10 @@ fn aggregate(
                     },
                     None => String::new(),
                 };
-                if series.len() < 1000 {
+                if !series.contains(&split) && series.len() < 1000 {
+                    if !budget.take(32 + split.len()) {
+                        continue;
+                    }
                     series.insert(split.clone());
                 } else if !series.contains(&split) {
                     truncated.get_or_insert_with(|| {
@@ -1324,9 +1355,13 @@ fn aggregate(
                     });
                     continue;
                 }
-                let accs = buckets
-                    .entry(bucket)
-                    .or_default()
+                let cells = buckets.entry(bucket).or_default();
+                if !cells.contains_key(&split)
+                    && !budget.take(64 + split.len() + aggs.len() * std::mem::size_of::<Acc>())
+                {
+                    continue;
+                }
+                let accs = cells
                     .entry(split)
                     .or_insert_with(|| aggs.iter().map(|a| Acc::new(a.func)).collect());
                 for (acc, agg) in accs.iter_mut().zip(aggs) {
@@ -1337,13 +1372,33 @@ fn aggregate(
                         },
                         None => None,
                     };
-                    acc.add(value, t, row.weight);
+                    acc.add(value, t, row.weight, &mut budget);
                 }
+            }
+            buckets.retain(|_, cells| !cells.is_empty());
+            if budget.over {
+                truncated.get_or_insert_with(groups_memory_message);
             }
             let mut columns = vec!["_time".to_string()];
             match by {
                 Some(_) => columns.extend(series.iter().cloned()),
                 None => columns.extend(aggs.iter().map(|a| a.name.clone())),
+            }
+            // Every row gets a cell per series: keep the buckets whose full rows fit.
+            if by.is_some() {
+                let per_row = 64 + series.iter().map(|s| 48 + s.len() + 16).sum::<usize>();
+                let fit = MAX_RESULT_BYTES / per_row;
+                if buckets.len() > fit {
+                    while buckets.len() > fit {
+                        buckets.pop_first();
+                    }
+                    truncated.get_or_insert_with(|| {
+                        format!(
+                            "the chart was cut to its last {fit} buckets by the query memory limit ({} MiB); add a wider span or fewer series",
+                            MAX_RESULT_BYTES / (1024 * 1024)
+                        )
+                    });
+                }
             }
             let rows = buckets
                 .into_iter()
@@ -1382,21 +1437,28 @@ fn aggregate(
             fields,
             rare,
         } => {
+            let mut budget = Budget::default();
             let mut counts: HashMap<Vec<String>, (Vec<Value>, u64)> = HashMap::new();
             let mut total = 0u64;
             for row in rows {
                 let values: Option<Vec<Value>> = fields.iter().map(|f| row.get(f)).collect();
                 let Some(values) = values else { continue };
-                let key = values.iter().map(Value::to_string).collect();
+                let key: Vec<String> = values.iter().map(Value::to_string).collect();
                 total += row.weight;
                 if !counts.contains_key(&key) && counts.len() >= MAX_GROUPS {
                     truncated
                         .get_or_insert_with(|| format!("more than {MAX_GROUPS} distinct values"));
                     continue;
                 }
+                if !counts.contains_key(&key) && !budget.take(key_bytes(&key, &values)) {
+                    continue;
+                }
                 let entry = counts.entry(key).or_insert((values.clone(), 0));
                 prefer_typed(&mut entry.0, values);
                 entry.1 += row.weight;
+            }
+            if budget.over {
+                truncated.get_or_insert_with(groups_memory_message);
             }
             let mut out: Vec<(Vec<Value>, u64)> = counts.into_values().collect();
             out.sort_by(|a, b| {
@@ -1732,5 +1794,46 @@ mod tests {
         );
         assert!(r.truncated);
         assert!(r.message.unwrap().contains("query memory limit"));
+    }
+
+    #[test]
+    fn aggregations_are_charged_against_the_memory_limit() {
+        // 1024 distinct 64 KiB messages: 64 MiB of group keys, twice the limit.
+        for q in [
+            "* | stats count by message",
+            "* | stats dc(message)",
+            "* | stats values(message) by k",
+            "* | top limit=5 message",
+            "* | timechart span=1s count by message",
+            "* | eval k = 1 | stats max(message) min(message) latest(message) by seq",
+        ] {
+            let mut events = big_events(1024, 64 * 1024);
+            for (seq, e) in &mut events {
+                e.insert("host", "h");
+                e.insert("seq", *seq as i64);
+                e.insert("k", (*seq % 20) as i64);
+            }
+            let rows = events.into_iter().map(|(seq, e)| Row::from_event(seq, e));
+            let pipeline = crate::parse(q).unwrap();
+            let command = pipeline.commands.last().unwrap();
+            let mut truncated = None;
+            let table = aggregate(command, rows, &mut truncated);
+            let message = truncated.unwrap_or_else(|| panic!("{q}: not cut"));
+            assert!(
+                message.contains("query memory limit (32 MiB)"),
+                "{q}: {message}"
+            );
+            assert!(!message.contains("a stats command"), "{q}: {message}");
+            let bytes: usize = table.rows.iter().map(row_bytes).sum();
+            assert!(bytes <= MAX_RESULT_BYTES + (1 << 20), "{q}: {bytes}");
+        }
+
+        // Within the limit, nothing is cut.
+        let r = run(
+            &crate::parse("* | stats count by message").unwrap(),
+            big_events(100, 1024),
+            limits(1000),
+        );
+        assert_eq!((r.rows.len(), r.truncated), (100, false));
     }
 }
