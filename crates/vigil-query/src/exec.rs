@@ -261,9 +261,12 @@ pub fn numeric(v: &Value) -> Option<f64> {
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
-/// Whether `ip` lies in `net/bits` (never across address families).
+/// Whether `ip` lies in `net/bits` (never across address families, never for a prefix longer
+/// than the family's address: `10.0.0.0/40` is no network).
 pub fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
+        (IpAddr::V4(_), IpAddr::V4(_)) if bits > 32 => false,
+        (IpAddr::V6(_), IpAddr::V6(_)) if bits > 128 => false,
         (IpAddr::V4(a), IpAddr::V4(b)) => {
             let mask = if bits == 0 {
                 0
@@ -1835,5 +1838,25 @@ mod tests {
             limits(1000),
         );
         assert_eq!((r.rows.len(), r.truncated), (100, false));
+    }
+
+    #[test]
+    fn cidrmatch_with_a_prefix_past_the_address_is_false_not_a_panic() {
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(!in_cidr(v4("10.0.0.1"), v4("10.0.0.0"), 40));
+        assert!(!in_cidr(v4("10.0.0.0"), v4("10.0.0.0"), 255));
+        assert!(!in_cidr(v4("::1"), v4("::"), 129));
+        assert!(in_cidr(v4("10.0.0.0"), v4("10.0.0.0"), 32));
+        assert!(in_cidr(v4("::1"), v4("::1"), 128));
+        let mut e = Event::new(Timestamp::from_secs(1));
+        e.insert("message", "m");
+        for (q, rows) in [
+            (r#"* | where cidrmatch("10.0.0.0/40", "10.0.0.1")"#, 0),
+            (r#"* | where cidrmatch("::/200", "::1")"#, 0),
+            (r#"* | where cidrmatch("10.0.0.0/8", "10.0.0.1")"#, 1),
+        ] {
+            let r = run(&crate::parse(q).unwrap(), vec![(1, e.clone())], limits(10));
+            assert_eq!(r.rows.len(), rows, "{q}");
+        }
     }
 }
