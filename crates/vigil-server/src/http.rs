@@ -1182,6 +1182,12 @@ async fn search(
         Ok(q) => q,
         Err(r) => return r,
     };
+    // The turn first: a refused (503) search writes no audit event, so waiting requests cannot
+    // fill the ledger.
+    let _turn = match search_turn(&state).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     let mut audit = crate::audit::by(
         "search",
         "database",
@@ -1192,10 +1198,6 @@ async fn search(
     );
     audit.insert("vigil.query", request.query.as_str());
     crate::audit::append(&state.ingest, audit);
-    let _turn = match search_turn(&state).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let started = Instant::now();
     let result = execute_query(&state, pipeline, limits).await;
     match result {
