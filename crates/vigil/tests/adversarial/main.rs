@@ -23,4 +23,5 @@ mod oversize;
 mod query_limits;
 mod rules_listing;
 mod search_memory;
+mod search_turns;
 mod tokens;
