@@ -625,23 +625,25 @@ async fn export(
         Ok(p) => p,
         Err(r) => return r,
     };
-    // The turn first: a refused (503) export writes no audit event, so waiting requests cannot
-    // fill the ledger.
-    let turn = match crate::http::search_turn(&state).await {
+    // Audited once the turn is granted: a refused (503) export writes no audit event, so
+    // waiting requests cannot fill the ledger.
+    let audit = || {
+        let mut e = audit::by(
+            "export",
+            "database",
+            "access",
+            "success",
+            &principal.name,
+            Some(peer.ip()),
+        );
+        e.insert("vigil.query", q.query.as_str());
+        e.insert("file.type", if csv { "csv" } else { "ndjson" });
+        audit::append(&state.ingest, e);
+    };
+    let turn = match crate::http::search_turn(&state, audit).await {
         Ok(t) => t,
         Err(r) => return r,
     };
-    let mut e = audit::by(
-        "export",
-        "database",
-        "access",
-        "success",
-        &principal.name,
-        Some(peer.ip()),
-    );
-    e.insert("vigil.query", q.query.as_str());
-    e.insert("file.type", if csv { "csv" } else { "ndjson" });
-    audit::append(&state.ingest, e);
     let result = crate::http::execute_query(&state, pipeline, limits).await;
     // The rows are in memory now (bounded by the query memory limit): give the turn back before
     // streaming, so clients that never read cannot hold every turn and lock search out.
