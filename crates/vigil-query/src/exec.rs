@@ -25,6 +25,9 @@ pub const MAX_RESULT_BYTES: usize = 32 * 1024 * 1024;
 /// The longest string `eval`/`where` may build (`a . b`, `a + b` on text); longer results are
 /// null, so one row cannot grow without bound.
 pub const MAX_CALC_STRING: usize = 1024 * 1024;
+/// The memory one row may grow to through `eval`: an assignment that would take the row past
+/// it gives null instead, so a row of many copies of one long string stays bounded.
+pub const MAX_ROW_BYTES: usize = 4 * MAX_CALC_STRING;
 
 /// What a query returns.
 #[derive(Debug, Clone, PartialEq)]
@@ -258,9 +261,12 @@ pub fn numeric(v: &Value) -> Option<f64> {
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
-/// Whether `ip` lies in `net/bits` (never across address families).
+/// Whether `ip` lies in `net/bits` (never across address families, never for a prefix longer
+/// than the family's address: `10.0.0.0/40` is no network).
 pub fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
+        (IpAddr::V4(_), IpAddr::V4(_)) if bits > 32 => false,
+        (IpAddr::V6(_), IpAddr::V6(_)) if bits > 128 => false,
         (IpAddr::V4(a), IpAddr::V4(b)) => {
             let mask = if bits == 0 {
                 0
@@ -425,12 +431,63 @@ pub fn run(
     finish(table, commands, truncated, scanned, &limits)
 }
 
-/// Why a result was cut at the memory limit.
+/// Why a result was cut at the memory limit (rows read from events: a stats command helps).
 fn memory_message(rows: usize) -> String {
     format!(
         "the result was cut to {rows} rows by the query memory limit ({} MiB); add a narrower search, fewer fields (table, fields) or a stats command",
         MAX_RESULT_BYTES / (1024 * 1024)
     )
+}
+
+/// Why a table was cut at the memory limit after a command grew or built its rows.
+fn table_memory_message(rows: usize) -> String {
+    format!(
+        "the result was cut to {rows} rows by the query memory limit ({} MiB); add a narrower search or keep fewer and shorter fields (table, fields, eval)",
+        MAX_RESULT_BYTES / (1024 * 1024)
+    )
+}
+
+/// Why an aggregation stopped growing at the memory limit.
+fn groups_memory_message() -> String {
+    format!(
+        "the groups and their values reached the query memory limit ({} MiB); the rest were not counted; add a narrower search or group by fewer and shorter fields",
+        MAX_RESULT_BYTES / (1024 * 1024)
+    )
+}
+
+/// Memory charged against [`MAX_RESULT_BYTES`] while an aggregation grows.
+#[derive(Debug, Default)]
+struct Budget {
+    used: usize,
+    /// Whether something was refused for lack of room.
+    over: bool,
+}
+
+impl Budget {
+    /// Charges `n` bytes if they fit; false (and remembered) if not.
+    fn take(&mut self, n: usize) -> bool {
+        if self.used.saturating_add(n) > MAX_RESULT_BYTES {
+            self.over = true;
+            return false;
+        }
+        self.used += n;
+        true
+    }
+
+    /// Replaces a charge of `old` bytes by one of `new` bytes if the difference fits.
+    fn replace(&mut self, old: usize, new: usize) -> bool {
+        if new <= old {
+            self.used = self.used.saturating_sub(old - new);
+            return true;
+        }
+        self.take(new - old)
+    }
+}
+
+/// The memory a group key takes (its strings, values and map entry).
+fn key_bytes(key: &[String], values: &[Value]) -> usize {
+    64 + key.iter().map(|k| 24 + k.len()).sum::<usize>()
+        + values.iter().map(value_bytes).sum::<usize>()
 }
 
 /// An estimate of the memory a value takes in a row.
@@ -593,7 +650,11 @@ fn finish(
             .collect();
         let bytes = cells.iter().map(value_bytes).sum::<usize>();
         if bytes > budget {
-            truncated = Some(memory_message(rows.len()));
+            truncated = Some(if table.kind == TableKind::Events {
+                memory_message(rows.len())
+            } else {
+                table_memory_message(rows.len())
+            });
             break;
         }
         budget -= bytes;
@@ -813,8 +874,19 @@ fn apply_streaming(c: &Command, row: &mut Row) -> bool {
         Command::Search(expr) => row_matches(expr, row),
         Command::Where(calc) => truthy(&eval(calc, row)),
         Command::Eval(assignments) => {
+            let mut bytes = row_bytes(row);
             for (field, calc) in assignments {
-                let v = eval(calc, row);
+                let mut v = eval(calc, row);
+                let old = row
+                    .fields
+                    .get(field)
+                    .map_or(0, |o| 48 + field.len() + value_bytes(o));
+                let mut new = 48 + field.len() + value_bytes(&v);
+                if new > old && bytes - old + new > MAX_ROW_BYTES {
+                    v = Value::Null;
+                    new = 48 + field.len() + value_bytes(&v);
+                }
+                bytes = bytes - old + new;
                 row.fields.insert(field.clone(), v);
             }
             true
@@ -849,6 +921,29 @@ fn apply_streaming(c: &Command, row: &mut Row) -> bool {
     }
 }
 
+/// Applies a row-by-row command to a table's rows, charging what it makes the rows grow: once
+/// the rows take more than [`MAX_RESULT_BYTES`], the rest are cut and `truncated` says so.
+fn apply_rows(c: &Command, rows: Vec<Row>, truncated: &mut Option<String>) -> Vec<Row> {
+    let mut total: usize = rows.iter().map(row_bytes).sum();
+    let mut kept = Vec::with_capacity(rows.len());
+    for mut row in rows {
+        let before = row_bytes(&row);
+        if !apply_streaming(c, &mut row) {
+            total -= before;
+            continue;
+        }
+        let after = row_bytes(&row);
+        total = total - before + after;
+        if after > before && total > MAX_RESULT_BYTES {
+            // This row and the ones not yet reached are dropped with the iterator.
+            *truncated = Some(table_memory_message(kept.len()));
+            break;
+        }
+        kept.push(row);
+    }
+    kept
+}
+
 fn row_matches(expr: &Expr, row: &Row) -> bool {
     let mut e = Event::new(Timestamp::from_nanos(row.time.unwrap_or(0)));
     for (k, v) in &row.fields {
@@ -864,7 +959,7 @@ fn apply(c: &Command, mut table: Table, truncated: &mut Option<String>) -> Table
         | Command::Eval(_)
         | Command::Rename(_)
         | Command::Fields { .. } => {
-            table.rows.retain_mut(|row| apply_streaming(c, row));
+            table.rows = apply_rows(c, std::mem::take(&mut table.rows), truncated);
             match c {
                 Command::Eval(assignments) if table.kind == TableKind::Fixed => {
                     for (f, _) in assignments {
@@ -1025,7 +1120,8 @@ impl Acc {
     }
 
     /// Adds a row's value; `weight` (rows it stands for) counts for `count` without a field.
-    fn add(&mut self, value: Option<Value>, time: i64, weight: u64) {
+    /// What the accumulator keeps is charged to `budget`; a value it has no room for is left out.
+    fn add(&mut self, value: Option<Value>, time: i64, weight: u64, budget: &mut Budget) {
         let values: Vec<Value> = match value {
             None => {
                 if let Acc::Count(n) = self {
@@ -1040,8 +1136,9 @@ impl Acc {
             match self {
                 Acc::Count(n) => *n += 1,
                 Acc::Distinct(set) => {
-                    if set.len() < MAX_GROUPS {
-                        set.insert(v.to_string());
+                    let v = v.to_string();
+                    if set.len() < MAX_GROUPS && !set.contains(&v) && budget.take(32 + v.len()) {
+                        set.insert(v);
                     }
                 }
                 Acc::Sum(s, all_int) => {
@@ -1059,6 +1156,7 @@ impl Acc {
                 Acc::Min(m) => {
                     if m.as_ref()
                         .is_none_or(|cur| value_cmp(&v, cur) == Ordering::Less)
+                        && budget.replace(m.as_ref().map_or(0, value_bytes), value_bytes(&v))
                     {
                         *m = Some(v);
                     }
@@ -1066,28 +1164,41 @@ impl Acc {
                 Acc::Max(m) => {
                     if m.as_ref()
                         .is_none_or(|cur| value_cmp(&v, cur) == Ordering::Greater)
+                        && budget.replace(m.as_ref().map_or(0, value_bytes), value_bytes(&v))
                     {
                         *m = Some(v);
                     }
                 }
                 Acc::Values(set) => {
-                    if set.len() < MAX_VALUES {
-                        set.insert(v.to_string());
+                    let v = v.to_string();
+                    if set.len() < MAX_VALUES && !set.contains(&v) && budget.take(32 + v.len()) {
+                        set.insert(v);
                     }
                 }
                 Acc::Earliest(e) => {
-                    if e.as_ref().is_none_or(|(t, _)| time < *t) {
+                    if e.as_ref().is_none_or(|(t, _)| time < *t)
+                        && budget.replace(
+                            e.as_ref().map_or(0, |(_, o)| value_bytes(o)),
+                            value_bytes(&v),
+                        )
+                    {
                         *e = Some((time, v));
                     }
                 }
                 Acc::Latest(l) => {
-                    if l.as_ref().is_none_or(|(t, _)| time >= *t) {
+                    if l.as_ref().is_none_or(|(t, _)| time >= *t)
+                        && budget.replace(
+                            l.as_ref().map_or(0, |(_, o)| value_bytes(o)),
+                            value_bytes(&v),
+                        )
+                    {
                         *l = Some((time, v));
                     }
                 }
                 Acc::Percentile(_, samples) => {
                     if samples.len() < MAX_SAMPLES
                         && let Some(x) = numeric(&v)
+                        && budget.take(8)
                     {
                         samples.push(x);
                     }
@@ -1132,6 +1243,7 @@ fn aggregate(
 ) -> Table {
     match c {
         Command::Stats { aggs, by } => {
+            let mut budget = Budget::default();
             let mut groups: HashMap<Vec<String>, (Vec<Value>, Vec<Acc>)> = HashMap::new();
             for row in rows {
                 let mut key = Vec::with_capacity(by.len());
@@ -1155,6 +1267,13 @@ fn aggregate(
                     });
                     continue;
                 }
+                if !groups.contains_key(&key)
+                    && !budget.take(
+                        key_bytes(&key, &key_values) + aggs.len() * std::mem::size_of::<Acc>(),
+                    )
+                {
+                    continue;
+                }
                 let entry = groups.entry(key).or_insert_with(|| {
                     (
                         key_values.clone(),
@@ -1170,8 +1289,11 @@ fn aggregate(
                         },
                         None => None,
                     };
-                    acc.add(value, row.time.unwrap_or(0), row.weight);
+                    acc.add(value, row.time.unwrap_or(0), row.weight, &mut budget);
                 }
+            }
+            if budget.over {
+                truncated.get_or_insert_with(groups_memory_message);
             }
             if groups.is_empty() && by.is_empty() {
                 groups.insert(
@@ -1212,6 +1334,7 @@ fn aggregate(
         }
         Command::Timechart { span, aggs, by } => {
             let span_ns = span.saturating_mul(1_000_000_000).max(1);
+            let mut budget = Budget::default();
             let mut buckets: BTreeMap<i64, BTreeMap<String, Vec<Acc>>> = BTreeMap::new();
             let mut series = BTreeSet::new();
             for row in rows {
@@ -1224,7 +1347,10 @@ fn aggregate(
                     },
                     None => String::new(),
                 };
-                if series.len() < 1000 {
+                if !series.contains(&split) && series.len() < 1000 {
+                    if !budget.take(32 + split.len()) {
+                        continue;
+                    }
                     series.insert(split.clone());
                 } else if !series.contains(&split) {
                     truncated.get_or_insert_with(|| {
@@ -1232,9 +1358,13 @@ fn aggregate(
                     });
                     continue;
                 }
-                let accs = buckets
-                    .entry(bucket)
-                    .or_default()
+                let cells = buckets.entry(bucket).or_default();
+                if !cells.contains_key(&split)
+                    && !budget.take(64 + split.len() + aggs.len() * std::mem::size_of::<Acc>())
+                {
+                    continue;
+                }
+                let accs = cells
                     .entry(split)
                     .or_insert_with(|| aggs.iter().map(|a| Acc::new(a.func)).collect());
                 for (acc, agg) in accs.iter_mut().zip(aggs) {
@@ -1245,13 +1375,33 @@ fn aggregate(
                         },
                         None => None,
                     };
-                    acc.add(value, t, row.weight);
+                    acc.add(value, t, row.weight, &mut budget);
                 }
+            }
+            buckets.retain(|_, cells| !cells.is_empty());
+            if budget.over {
+                truncated.get_or_insert_with(groups_memory_message);
             }
             let mut columns = vec!["_time".to_string()];
             match by {
                 Some(_) => columns.extend(series.iter().cloned()),
                 None => columns.extend(aggs.iter().map(|a| a.name.clone())),
+            }
+            // Every row gets a cell per series: keep the buckets whose full rows fit.
+            if by.is_some() {
+                let per_row = 64 + series.iter().map(|s| 48 + s.len() + 16).sum::<usize>();
+                let fit = MAX_RESULT_BYTES / per_row;
+                if buckets.len() > fit {
+                    while buckets.len() > fit {
+                        buckets.pop_first();
+                    }
+                    truncated.get_or_insert_with(|| {
+                        format!(
+                            "the chart was cut to its last {fit} buckets by the query memory limit ({} MiB); add a wider span or fewer series",
+                            MAX_RESULT_BYTES / (1024 * 1024)
+                        )
+                    });
+                }
             }
             let rows = buckets
                 .into_iter()
@@ -1290,21 +1440,28 @@ fn aggregate(
             fields,
             rare,
         } => {
+            let mut budget = Budget::default();
             let mut counts: HashMap<Vec<String>, (Vec<Value>, u64)> = HashMap::new();
             let mut total = 0u64;
             for row in rows {
                 let values: Option<Vec<Value>> = fields.iter().map(|f| row.get(f)).collect();
                 let Some(values) = values else { continue };
-                let key = values.iter().map(Value::to_string).collect();
+                let key: Vec<String> = values.iter().map(Value::to_string).collect();
                 total += row.weight;
                 if !counts.contains_key(&key) && counts.len() >= MAX_GROUPS {
                     truncated
                         .get_or_insert_with(|| format!("more than {MAX_GROUPS} distinct values"));
                     continue;
                 }
+                if !counts.contains_key(&key) && !budget.take(key_bytes(&key, &values)) {
+                    continue;
+                }
                 let entry = counts.entry(key).or_insert((values.clone(), 0));
                 prefer_typed(&mut entry.0, values);
                 entry.1 += row.weight;
+            }
+            if budget.over {
+                truncated.get_or_insert_with(groups_memory_message);
             }
             let mut out: Vec<(Vec<Value>, u64)> = counts.into_values().collect();
             out.sort_by(|a, b| {
@@ -1586,5 +1743,120 @@ mod tests {
                 .as_str()
                 .is_some_and(|s| s.len() <= MAX_CALC_STRING)
         );
+    }
+
+    #[test]
+    fn eval_cannot_grow_a_row_past_the_row_limit() {
+        let (seq, event) = big_events(1, 500 * 1024).pop().unwrap();
+        let mut row = Row::from_event(seq, event);
+        // Sixty copies of a 1 MiB string would be 60 MiB in one row.
+        let copies = (0..60)
+            .map(|i| format!("c{i} = a"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let q = format!("* | eval a = message . message, {copies}");
+        let pipeline = crate::parse(&q).unwrap();
+        assert!(apply_streaming(&pipeline.commands[0], &mut row));
+        assert!(row_bytes(&row) <= MAX_ROW_BYTES, "{}", row_bytes(&row));
+        assert!(row.get("c0").is_some_and(|v| v.as_str().is_some()));
+        assert_eq!(row.get("c59"), Some(Value::Null));
+    }
+
+    #[test]
+    fn commands_that_grow_buffered_rows_are_charged() {
+        // 400 rows of 64 KiB (25 MiB) fit; eval then makes each 448 KiB (175 MiB).
+        let rows: Vec<Row> = big_events(400, 64 * 1024)
+            .into_iter()
+            .map(|(seq, e)| Row::from_event(seq, e))
+            .collect();
+        let q = "* | eval b = message . message, c = b, d = b";
+        let pipeline = crate::parse(q).unwrap();
+        let mut truncated = None;
+        let table = apply(
+            &pipeline.commands[0],
+            Table {
+                kind: TableKind::Events,
+                columns: Vec::new(),
+                rows,
+            },
+            &mut truncated,
+        );
+        let bytes: usize = table.rows.iter().map(row_bytes).sum();
+        assert!(bytes <= MAX_RESULT_BYTES, "{bytes}");
+        assert!(table.rows.len() < 400 && !table.rows.is_empty());
+        let message = truncated.unwrap();
+        assert!(message.contains("query memory limit (32 MiB)"), "{message}");
+        assert!(!message.contains("stats"), "{message}");
+
+        // The whole query says so too.
+        let q = "* | sort message | eval b = message . message, c = b, d = b";
+        let r = run(
+            &crate::parse(q).unwrap(),
+            big_events(400, 64 * 1024),
+            limits(1000),
+        );
+        assert!(r.truncated);
+        assert!(r.message.unwrap().contains("query memory limit"));
+    }
+
+    #[test]
+    fn aggregations_are_charged_against_the_memory_limit() {
+        // 1024 distinct 64 KiB messages: 64 MiB of group keys, twice the limit.
+        for q in [
+            "* | stats count by message",
+            "* | stats dc(message)",
+            "* | stats values(message) by k",
+            "* | top limit=5 message",
+            "* | timechart span=1s count by message",
+            "* | eval k = 1 | stats max(message) min(message) latest(message) by seq",
+        ] {
+            let mut events = big_events(1024, 64 * 1024);
+            for (seq, e) in &mut events {
+                e.insert("host", "h");
+                e.insert("seq", *seq as i64);
+                e.insert("k", (*seq % 20) as i64);
+            }
+            let rows = events.into_iter().map(|(seq, e)| Row::from_event(seq, e));
+            let pipeline = crate::parse(q).unwrap();
+            let command = pipeline.commands.last().unwrap();
+            let mut truncated = None;
+            let table = aggregate(command, rows, &mut truncated);
+            let message = truncated.unwrap_or_else(|| panic!("{q}: not cut"));
+            assert!(
+                message.contains("query memory limit (32 MiB)"),
+                "{q}: {message}"
+            );
+            assert!(!message.contains("a stats command"), "{q}: {message}");
+            let bytes: usize = table.rows.iter().map(row_bytes).sum();
+            assert!(bytes <= MAX_RESULT_BYTES + (1 << 20), "{q}: {bytes}");
+        }
+
+        // Within the limit, nothing is cut.
+        let r = run(
+            &crate::parse("* | stats count by message").unwrap(),
+            big_events(100, 1024),
+            limits(1000),
+        );
+        assert_eq!((r.rows.len(), r.truncated), (100, false));
+    }
+
+    #[test]
+    fn cidrmatch_with_a_prefix_past_the_address_is_false_not_a_panic() {
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(!in_cidr(v4("10.0.0.1"), v4("10.0.0.0"), 40));
+        assert!(!in_cidr(v4("10.0.0.0"), v4("10.0.0.0"), 255));
+        assert!(!in_cidr(v4("::1"), v4("::"), 129));
+        assert!(in_cidr(v4("10.0.0.0"), v4("10.0.0.0"), 32));
+        assert!(in_cidr(v4("::1"), v4("::1"), 128));
+        let mut e = Event::new(Timestamp::from_secs(1));
+        e.insert("message", "m");
+        for (q, rows) in [
+            (r#"* | where cidrmatch("10.0.0.0/40", "10.0.0.1")"#, 0),
+            (r#"* | where cidrmatch("::/200", "::1")"#, 0),
+            (r#"* | where cidrmatch("10.0.0.0/8", "10.0.0.1")"#, 1),
+        ] {
+            let r = run(&crate::parse(q).unwrap(), vec![(1, e.clone())], limits(10));
+            assert_eq!(r.rows.len(), rows, "{q}");
+        }
     }
 }

@@ -1062,17 +1062,32 @@ pub const MAX_SEARCHES_IN_FLIGHT: usize = 4;
 /// How long a search waits for a turn before it is refused with 503 and `Retry-After`.
 pub const SEARCH_QUEUE_WAIT: Duration = Duration::from_secs(10);
 
-/// A turn to run a search or export, held until its answer is written: waits up to
-/// [`SEARCH_QUEUE_WAIT`], then the error is a 503 with `Retry-After` (counted as
-/// `vigil_http_rejected_total{reason="search_busy"}`).
+/// A turn from `turns` if one is free within `wait`, and then (only then) `granted` runs: a
+/// refused request leaves no trace of its own (no audit event).
+async fn turn_then(
+    turns: &Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+    granted: impl FnOnce(),
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let permit = tokio::time::timeout(wait, Arc::clone(turns).acquire_owned())
+        .await
+        .ok()?
+        .ok()?;
+    granted();
+    Some(permit)
+}
+
+/// A turn to run a search or export: waits up to [`SEARCH_QUEUE_WAIT`], then the error is a
+/// 503 with `Retry-After` (counted as `vigil_http_rejected_total{reason="search_busy"}`).
+/// `audit` runs once the turn is granted, so refused requests write no audit events.
 #[allow(clippy::result_large_err)]
 pub(crate) async fn search_turn(
     state: &AppState,
+    audit: impl FnOnce(),
 ) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
-    let turn = Arc::clone(&state.searches).acquire_owned();
-    match tokio::time::timeout(SEARCH_QUEUE_WAIT, turn).await {
-        Ok(Ok(permit)) => Ok(permit),
-        _ => {
+    match turn_then(&state.searches, SEARCH_QUEUE_WAIT, audit).await {
+        Some(permit) => Ok(permit),
+        None => {
             state.ingest.metrics.http_rejected.add("search_busy", 1);
             Err((
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -1186,17 +1201,21 @@ async fn search(
         Ok(q) => q,
         Err(r) => return r,
     };
-    let mut audit = crate::audit::by(
-        "search",
-        "database",
-        "access",
-        "success",
-        &principal.name,
-        Some(peer.ip()),
-    );
-    audit.insert("vigil.query", request.query.as_str());
-    crate::audit::append(&state.ingest, audit);
-    let _turn = match search_turn(&state).await {
+    // Audited once the turn is granted: a refused (503) search writes no audit event, so
+    // waiting requests cannot fill the ledger.
+    let audit = || {
+        let mut audit = crate::audit::by(
+            "search",
+            "database",
+            "access",
+            "success",
+            &principal.name,
+            Some(peer.ip()),
+        );
+        audit.insert("vigil.query", request.query.as_str());
+        crate::audit::append(&state.ingest, audit);
+    };
+    let _turn = match search_turn(&state, audit).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -1316,6 +1335,20 @@ async fn health(State(state): State<Shared>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_refused_turn_runs_nothing_and_a_granted_one_runs_its_audit_once() {
+        let turns = Arc::new(tokio::sync::Semaphore::new(1));
+        let held = Arc::clone(&turns).acquire_owned().await.unwrap();
+        let mut audited = 0;
+        let refused = turn_then(&turns, Duration::from_millis(20), || audited += 1).await;
+        assert!(refused.is_none());
+        assert_eq!(audited, 0, "a refused request is not audited");
+        drop(held);
+        let granted = turn_then(&turns, Duration::from_secs(10), || audited += 1).await;
+        assert!(granted.is_some());
+        assert_eq!(audited, 1);
+    }
 
     fn ctx() -> ParseContext {
         ParseContext::new(Timestamp::from_secs(1_800_000_000), "t")

@@ -625,22 +625,29 @@ async fn export(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let mut e = audit::by(
-        "export",
-        "database",
-        "access",
-        "success",
-        &principal.name,
-        Some(peer.ip()),
-    );
-    e.insert("vigil.query", q.query.as_str());
-    e.insert("file.type", if csv { "csv" } else { "ndjson" });
-    audit::append(&state.ingest, e);
-    let turn = match crate::http::search_turn(&state).await {
+    // Audited once the turn is granted: a refused (503) export writes no audit event, so
+    // waiting requests cannot fill the ledger.
+    let audit = || {
+        let mut e = audit::by(
+            "export",
+            "database",
+            "access",
+            "success",
+            &principal.name,
+            Some(peer.ip()),
+        );
+        e.insert("vigil.query", q.query.as_str());
+        e.insert("file.type", if csv { "csv" } else { "ndjson" });
+        audit::append(&state.ingest, e);
+    };
+    let turn = match crate::http::search_turn(&state, audit).await {
         Ok(t) => t,
         Err(r) => return r,
     };
     let result = crate::http::execute_query(&state, pipeline, limits).await;
+    // The rows are in memory now (bounded by the query memory limit): give the turn back before
+    // streaming, so clients that never read cannot hold every turn and lock search out.
+    drop(turn);
     let r = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -676,22 +683,20 @@ async fn export(
         rows: r.rows.into_iter(),
         csv,
         started: false,
-        _turn: turn,
     };
     response
         .body(Body::from_stream(futures_util::stream::iter(chunks)))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// An export written as it is sent, about 64 KiB at a time, each row freed once written; it
-/// holds its search turn until the last byte is out (or the client hangs up).
+/// An export written as it is sent, about 64 KiB at a time, each row freed once written. It
+/// holds no search turn: a slow reader delays only itself.
 struct ExportChunks {
     columns: Vec<String>,
     rows: std::vec::IntoIter<Vec<Value>>,
     csv: bool,
     /// Whether the first chunk (with the CSV header) went out.
     started: bool,
-    _turn: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Iterator for ExportChunks {

@@ -23,5 +23,6 @@ mod oversize;
 mod query_limits;
 mod rules_listing;
 mod search_memory;
+mod search_turns;
 mod tokens;
 mod undone_writes;
