@@ -47,6 +47,9 @@ pub struct ConnLimits {
     pub body_timeout: Duration,
     /// Syslog TCP/TLS: a connection that sends nothing for this long is closed.
     pub syslog_idle_timeout: Duration,
+    /// Syslog TCP/TLS: a connection whose line is unfinished this long after its first byte is
+    /// closed (what it sent is stored, tagged `truncated`).
+    pub syslog_frame_timeout: Duration,
 }
 
 impl Default for ConnLimits {
@@ -57,6 +60,7 @@ impl Default for ConnLimits {
             header_timeout: Duration::from_secs(20),
             body_timeout: Duration::from_secs(60),
             syslog_idle_timeout: Duration::from_secs(300),
+            syslog_frame_timeout: Duration::from_secs(60),
         }
     }
 }
