@@ -375,6 +375,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         max_message_bytes: config.max_message_bytes,
         keep_original: config.keep_original,
         idle_timeout: config.connections.syslog_idle_timeout,
+        frame_timeout: config.connections.syslog_frame_timeout,
     };
     // The TCP listeners share the descriptors the open-file limit leaves for connections.
     let tcp_listeners = [config.http, config.syslog_tcp, config.syslog_tls]

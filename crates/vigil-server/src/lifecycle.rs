@@ -95,6 +95,7 @@ pub fn settings(config: &ServerConfig) -> BTreeMap<String, String> {
     set("header_timeout", secs(c.header_timeout));
     set("body_timeout", secs(c.body_timeout));
     set("syslog_idle_timeout", secs(c.syslog_idle_timeout));
+    set("syslog_frame_timeout", secs(c.syslog_frame_timeout));
     set("keep_original", config.keep_original.to_string());
     set(
         "redaction",

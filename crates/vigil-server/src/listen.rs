@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -46,6 +47,9 @@ pub struct ConnLimits {
     pub body_timeout: Duration,
     /// Syslog TCP/TLS: a connection that sends nothing for this long is closed.
     pub syslog_idle_timeout: Duration,
+    /// Syslog TCP/TLS: a connection whose line is unfinished this long after its first byte is
+    /// closed (what it sent is stored, tagged `truncated`).
+    pub syslog_frame_timeout: Duration,
 }
 
 impl Default for ConnLimits {
@@ -56,6 +60,7 @@ impl Default for ConnLimits {
             header_timeout: Duration::from_secs(20),
             body_timeout: Duration::from_secs(60),
             syslog_idle_timeout: Duration::from_secs(300),
+            syslog_frame_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -261,11 +266,28 @@ pub async fn serve_http(
         let body_tracker = Arc::clone(&tracker);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let tracker = Arc::clone(&body_tracker);
+            let expired = Arc::new(AtomicBool::new(false));
+            let body_expired = Arc::clone(&expired);
             let mut request = request.map(|body| {
-                axum::body::Body::new(DeadlineBody::new(body, limits.body_timeout, tracker))
+                axum::body::Body::new(DeadlineBody::new(
+                    body,
+                    limits.body_timeout,
+                    tracker,
+                    body_expired,
+                ))
             });
             request.extensions_mut().insert(ConnectInfo(peer));
-            tower::ServiceExt::<Request>::oneshot(router.clone(), request)
+            let answer = tower::ServiceExt::<Request>::oneshot(router.clone(), request);
+            async move {
+                let response = answer.await?;
+                // Whatever the handler made of the cut body (axum: 400 "Failed to buffer the
+                // request body"), the client must learn it was too slow, not wrong: 408, which
+                // a sender retries.
+                if expired.load(Ordering::Relaxed) {
+                    return Ok::<_, std::convert::Infallible>(body_timed_out(limits.body_timeout));
+                }
+                Ok(response)
+            }
         });
         let builder = builder.clone();
         let tracker = Arc::clone(&tracker);
@@ -312,22 +334,45 @@ pub async fn serve_http(
     graceful.shutdown().await;
 }
 
+/// The answer to a request whose body missed its deadline: 408 Request Timeout (the request
+/// may succeed if sent again), and the connection is closed (the rest of the body is unread).
+fn body_timed_out(limit: Duration) -> axum::response::Response {
+    let message = format!(
+        "the request body did not arrive within {} s; send it again",
+        limit.as_secs()
+    );
+    let mut response = crate::http::error(axum::http::StatusCode::REQUEST_TIMEOUT, message);
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 /// A request body that fails when it has not arrived whole by its deadline (a slow sender
-/// cannot hold a connection and a handler by trickling bytes).
+/// cannot hold a connection and a handler by trickling bytes). It sets `expired` when it does,
+/// so the answer is 408 whatever the handler made of the error.
 struct DeadlineBody {
     inner: Incoming,
     deadline: Pin<Box<tokio::time::Sleep>>,
     limit: Duration,
     tracker: Arc<ConnTracker>,
+    expired: Arc<AtomicBool>,
 }
 
 impl DeadlineBody {
-    fn new(inner: Incoming, limit: Duration, tracker: Arc<ConnTracker>) -> DeadlineBody {
+    fn new(
+        inner: Incoming,
+        limit: Duration,
+        tracker: Arc<ConnTracker>,
+        expired: Arc<AtomicBool>,
+    ) -> DeadlineBody {
         DeadlineBody {
             inner,
             deadline: Box::pin(tokio::time::sleep(limit)),
             limit,
             tracker,
+            expired,
         }
     }
 }
@@ -345,6 +390,7 @@ impl hyper::body::Body for DeadlineBody {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         if this.deadline.as_mut().poll(cx).is_ready() {
+            this.expired.store(true, Ordering::Relaxed);
             this.tracker.timed_out();
             let message = format!(
                 "the request body did not arrive within {} s",

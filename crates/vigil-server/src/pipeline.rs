@@ -259,7 +259,8 @@ const FIT_SLACK: usize = 4096;
 
 /// Cuts an event too large for the ledger until it fits: its longest text fields are shortened
 /// (at a character boundary); an event whose size is not in a few long texts is replaced by one
-/// that keeps its time, Vigil's own fields and the start of its JSON. Tags it `truncated` and
+/// that keeps its time, its tags, its sender and short identifying fields ([`KEPT_FIELDS`]) and
+/// the start of its JSON. Tags it `truncated` and
 /// returns true when it cut anything.
 pub fn fit(event: &mut Event) -> bool {
     let max = vigil_ledger::format::MAX_EVENT_BYTES;
@@ -304,10 +305,27 @@ pub fn fit(event: &mut Event) -> bool {
         event.add_tag("truncated");
         return true;
     }
-    // Many small fields: keep what says where the event came from, and the start of it.
+    // Many small fields: keep what says where the event came from and what Vigil found about
+    // it (tags such as `reserved_claim`), and the start of it.
     let mut cut = Event::new(event.timestamp());
-    for (key, value) in event.fields() {
-        if key.starts_with("vigil.") && value.to_string().len() < 1024 {
+    if let Some(tags) = kept_tags(event.get("tags")) {
+        cut.insert("tags", tags);
+    }
+    let mut budget = KEPT_BYTES;
+    for field in KEPT_FIELDS {
+        for (key, value) in event.fields() {
+            let wanted = match field.strip_suffix('.') {
+                Some(prefix) => key.starts_with(field) || key == prefix,
+                None => key == *field,
+            };
+            if !wanted || cut.contains(key) {
+                continue;
+            }
+            let len = key.len() + value.to_string().len();
+            if len >= 1024 || len > budget {
+                continue;
+            }
+            budget -= len;
             cut.insert(key, value.clone());
         }
     }
@@ -324,6 +342,56 @@ pub fn fit(event: &mut Event) -> bool {
     cut.add_tag("truncated");
     *event = cut;
     true
+}
+
+/// The fields an event cut to its start keeps, most important first (a name ending in `.` is
+/// a prefix): who sent it and how (Vigil's own fields, the peer address, claims moved aside
+/// as `external.*`), then what identifies it. Each kept value is under 1 KiB, all together
+/// under [`KEPT_BYTES`].
+const KEPT_FIELDS: &[&str] = &[
+    "vigil.",
+    "log.source.",
+    "external.",
+    "event.dataset",
+    "event.module",
+    "event.kind",
+    "event.category",
+    "event.type",
+    "event.action",
+    "event.outcome",
+    "event.code",
+    "event.created",
+    "event.ingested",
+    "log.syslog.",
+    "host.",
+    "source.",
+    "observer.",
+    "agent.",
+    "service.name",
+    "process.name",
+    "user.name",
+];
+
+/// The room the kept fields of an event cut to its start may take.
+const KEPT_BYTES: usize = 64 * 1024;
+
+/// The tags an event cut to its start keeps: every short text tag if there are at most 64,
+/// else the first and last 32 (Vigil adds its own, such as `reserved_claim`, last).
+fn kept_tags(tags: Option<&vigil_event::Value>) -> Option<vigil_event::Value> {
+    use vigil_event::Value;
+    let short = |v: &&Value| v.as_str().is_some_and(|t| t.len() < 256);
+    let tags: Vec<Value> = match tags? {
+        Value::List(items) => items.iter().filter(short).cloned().collect(),
+        one => std::iter::once(one).filter(short).cloned().collect(),
+    };
+    let tags = if tags.len() > 64 {
+        let mut ends = tags[..32].to_vec();
+        ends.extend_from_slice(&tags[tags.len() - 32..]);
+        ends
+    } else {
+        tags
+    };
+    (!tags.is_empty()).then_some(Value::List(tags))
 }
 
 /// About the bytes a value takes in canonical form, erring high (at most a few bytes low per
@@ -392,6 +460,44 @@ mod tests {
         assert!(wide.get("tags").unwrap().to_string().contains("truncated"));
         assert_eq!(wide.get_str("vigil.source"), Some("test"));
         assert!(wide.get_str("message").unwrap().contains("over the"));
+    }
+
+    /// A forged event made oversized with many small fields keeps, once cut, the evidence
+    /// Vigil attached (its tags, the claims moved to `external.*`) and its real sender.
+    #[test]
+    fn fit_keeps_tags_sender_and_identifying_fields_of_a_wide_event() {
+        let max = vigil_ledger::format::MAX_EVENT_BYTES;
+        let mut wide = Event::new(Timestamp::from_secs(7));
+        for i in 0..120_000 {
+            wide.insert(format!("f{i}"), "value");
+        }
+        wide.insert("log.source.address", "198.51.100.7:514");
+        wide.insert("external.event.dataset", "vigil.audit");
+        wide.insert("event.dataset", "syslog");
+        wide.insert("host.name", "web1");
+        wide.insert("vigil.source", "udp");
+        for i in 0..500 {
+            wide.add_tag(&format!("forged{i}"));
+        }
+        wide.add_tag("reserved_claim");
+        wide.add_tag("parse_error");
+        assert!(wide.to_canonical().len() > max);
+        assert!(fit(&mut wide));
+        assert!(wide.to_canonical().len() <= max);
+        let tags = wide.get("tags").unwrap().to_string();
+        for tag in ["reserved_claim", "parse_error", "truncated", "forged0"] {
+            assert!(tags.contains(tag), "{tag} kept: {tags}");
+        }
+        assert_eq!(wide.get_str("log.source.address"), Some("198.51.100.7:514"));
+        assert_eq!(wide.get_str("external.event.dataset"), Some("vigil.audit"));
+        assert_eq!(wide.get_str("event.dataset"), Some("syslog"));
+        assert_eq!(wide.get_str("host.name"), Some("web1"));
+        assert_eq!(wide.get_str("vigil.source"), Some("udp"));
+        assert_eq!(wide.timestamp(), Timestamp::from_secs(7));
+        assert!(
+            wide.get("f5").is_none(),
+            "the small fields are not kept one by one"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

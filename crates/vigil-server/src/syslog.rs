@@ -32,6 +32,9 @@ pub struct SyslogSettings {
     pub keep_original: bool,
     /// A TCP/TLS connection that sends nothing for this long is closed.
     pub idle_timeout: Duration,
+    /// A TCP/TLS connection whose frame (line) is still unfinished this long after its first
+    /// byte is closed, keeping what it sent: a byte now and then cannot hold a slot forever.
+    pub frame_timeout: Duration,
 }
 
 fn parse_frames(
@@ -312,14 +315,24 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
     // The connection ends because Vigil stops, not because the sender closed it: a last line
     // without its end may be incomplete.
     let mut cut_short = false;
+    // When the frame not yet finished must be: its first byte plus `frame_timeout`.
+    let mut frame_deadline: Option<tokio::time::Instant> = None;
     loop {
+        let wait = match frame_deadline {
+            Some(d) => settings
+                .idle_timeout
+                .min(d.saturating_duration_since(tokio::time::Instant::now())),
+            None => settings.idle_timeout,
+        };
         let n = match &mut stopping {
             None => tokio::select! {
-                r = tokio::time::timeout(settings.idle_timeout, stream.read(&mut buf)) => match r {
+                r = tokio::time::timeout(wait, stream.read(&mut buf)) => match r {
                     Ok(r) => r.map_err(|e| e.to_string())?,
                     Err(_) => {
-                        // Idle too long: the slot goes to someone else. What was read is
-                        // stored; an unfinished last line is kept, tagged `truncated`.
+                        // Idle too long, or a frame trickled for too long: the slot goes to
+                        // someone else. What was read is stored; an unfinished last line is
+                        // kept, tagged `truncated`.
+                        tracing::debug!(%peer, "syslog {name}: idle or unfinished frame; closing");
                         shared.tracker.timed_out();
                         cut_short = true;
                         0
@@ -375,7 +388,9 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
             framer.push(&buf[..n]);
         }
         let mut frames = Vec::new();
+        let mut completed = false;
         while let Some(f) = framer.next_frame() {
+            completed = true;
             frames.push(f);
             if frames.len() == MAX_BATCH {
                 send(frames, peer, name, &settings, &ingest).await?;
@@ -388,6 +403,13 @@ async fn read_stream<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if !frames.is_empty() {
             send(frames, peer, name, &settings, &ingest).await?;
+        }
+        // What is left unframed started in this read if a frame ended in it (or nothing is
+        // left); else it is the same frame as before, whose deadline stands.
+        if framer.pending() == 0 {
+            frame_deadline = None;
+        } else if completed || frame_deadline.is_none() {
+            frame_deadline = Some(tokio::time::Instant::now() + settings.frame_timeout);
         }
         if eof {
             // A clean close (TLS close_notify) so well-behaved senders see an orderly end.

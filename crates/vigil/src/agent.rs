@@ -687,10 +687,61 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Whether an answer refuses the batch for good: a client error that is about the request,
-/// not about credentials (401/403: a token being fixed) or pace (408/429).
-fn batch_refused(status: reqwest::StatusCode) -> bool {
-    status.is_client_error() && !matches!(status.as_u16(), 401 | 403 | 408 | 429)
+/// What the agent does with a piece of a batch after a failed answer.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// The piece can pass later (the network, a proxy, the server busy or being fixed): retry.
+    Retry,
+    /// The piece is too large or holds something the server cannot read: send its halves.
+    Split,
+    /// The piece is one line the server can never take: log it, count it and skip it.
+    Final,
+}
+
+/// How to go on after a non-success `status` for a piece of `lines` lines. Only an answer
+/// about the content itself (413 over the body limit, 400/422 the body cannot be read) is
+/// ever final, and only for a single line: a larger piece is split until the line at fault
+/// is alone. Anything else — 401/403 (a token being fixed), 404/405 (a proxy or a server
+/// being upgraded), 408/429, 5xx — may pass, so the piece is retried and nothing is lost.
+fn refusal(status: reqwest::StatusCode, lines: usize) -> Refusal {
+    match status.as_u16() {
+        400 | 413 | 422 if lines > 1 => Refusal::Split,
+        400 | 413 | 422 => Refusal::Final,
+        _ => Refusal::Retry,
+    }
+}
+
+/// The number of lines in `piece` (a last line without newline counts).
+fn line_count(piece: &[u8]) -> usize {
+    let newlines = piece.iter().filter(|&&b| b == b'\n').count();
+    newlines + usize::from(piece.last().is_some_and(|&b| b != b'\n'))
+}
+
+/// Where to split a piece of several lines: after the newline nearest its middle, so both
+/// halves hold whole lines and neither is empty.
+fn split_point(piece: &[u8]) -> usize {
+    let mid = piece.len() / 2;
+    let before = piece[..mid]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map(|i| i + 1);
+    let after = piece[mid..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| mid + i + 1)
+        .filter(|&i| i < piece.len());
+    match (before, after) {
+        (Some(b), Some(a)) => {
+            if mid - b <= a - mid {
+                b
+            } else {
+                a
+            }
+        }
+        (Some(b), None) => b,
+        (None, Some(a)) => a,
+        (None, None) => piece.len(),
+    }
 }
 
 /// This machine's name, for batch keys.
@@ -702,57 +753,86 @@ fn host_name() -> String {
         .unwrap_or_else(|| "agent".into())
 }
 
-/// Sends one batch until the server acknowledges it: retries with backoff, honouring
-/// `Retry-After` on 429/503, while the failure may pass (the network, the server busy or
-/// unavailable, a token not (yet) accepted). A 4xx about the batch itself (400, 413, …) can
-/// never pass: it is final for this batch, which is logged, counted and skipped so it never
-/// blocks what follows.
+/// Sends one batch until the server has acknowledged every line of it: retries with backoff,
+/// honouring `Retry-After` on 429/503, while the failure may pass (see [`refusal`]). A batch
+/// over the server's body limit (413) or one it cannot read (400/422) is sent again in halves,
+/// each with its own idempotency key (the batch's key and the piece's place in it), down to
+/// single lines; only a single line the server still refuses is logged, counted and skipped,
+/// so it never blocks what follows.
 async fn send(shipper: &Shipper, url: &str, key: &str, idempotency_key: &str, body: Vec<u8>) {
-    let mut backoff = BACKOFF_START;
-    loop {
-        let result = shipper
-            .client
-            .post(url)
-            .header(reqwest::header::AUTHORIZATION, &shipper.auth)
-            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .header("Idempotency-Key", idempotency_key)
-            .body(body.clone())
-            .send()
-            .await;
-        let wait = match result {
-            Ok(r) if r.status().is_success() => return,
-            Ok(r) if batch_refused(r.status()) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                let n = REFUSED_BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                eprintln!(
-                    "vigil: agent: {key}: server refused the batch ({status}): {}; skipping it \
-                     ({n} batches refused since start)",
-                    text.trim()
-                );
-                return;
-            }
-            Ok(r) => {
-                let status = r.status();
-                let retry_after = r
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let text = r.text().await.unwrap_or_default();
-                eprintln!(
-                    "vigil: agent: {key}: server answered {status}: {}; retrying",
-                    text.trim()
-                );
-                retry_after.unwrap_or(backoff)
-            }
-            Err(e) => {
-                eprintln!("vigil: agent: {key}: sending failed: {e}; retrying");
-                backoff
-            }
+    // Pieces still to send, as ranges of `body`, the next one last.
+    let mut pending = vec![(0, body.len())];
+    while let Some((start, end)) = pending.pop() {
+        if start == end {
+            continue;
+        }
+        let piece = &body[start..end];
+        let piece_key = if (start, end) == (0, body.len()) {
+            idempotency_key.to_owned()
+        } else {
+            format!("{idempotency_key}/{start}+{}", end - start)
         };
-        tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        let mut backoff = BACKOFF_START;
+        loop {
+            let result = shipper
+                .client
+                .post(url)
+                .header(reqwest::header::AUTHORIZATION, &shipper.auth)
+                .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .header("Idempotency-Key", &piece_key)
+                .body(piece.to_vec())
+                .send()
+                .await;
+            let wait = match result {
+                Ok(r) if r.status().is_success() => break,
+                Ok(r) => {
+                    let status = r.status();
+                    let retry_after = r
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let text = r.text().await.unwrap_or_default();
+                    let lines = line_count(piece);
+                    match refusal(status, lines) {
+                        Refusal::Split => {
+                            let mid = start + split_point(piece);
+                            eprintln!(
+                                "vigil: agent: {key}: server refused {lines} lines ({status}):                                  {}; sending them in halves",
+                                text.trim()
+                            );
+                            pending.push((mid, end));
+                            pending.push((start, mid));
+                            break;
+                        }
+                        Refusal::Final => {
+                            let n = REFUSED_BATCHES
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                                + 1;
+                            eprintln!(
+                                "vigil: agent: {key}: server refused the batch ({status}): {}; \
+                                 skipping it ({n} batches refused since start)",
+                                text.trim()
+                            );
+                            break;
+                        }
+                        Refusal::Retry => {
+                            eprintln!(
+                                "vigil: agent: {key}: server answered {status}: {}; retrying",
+                                text.trim()
+                            );
+                            retry_after.unwrap_or(backoff)
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("vigil: agent: {key}: sending failed: {e}; retrying");
+                    backoff
+                }
+            };
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
     }
 }

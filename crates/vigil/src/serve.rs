@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// A syslog TCP/TLS connection that sends nothing for this long is closed [default: 5m].
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     syslog_idle_timeout: Option<Duration>,
+    /// A syslog TCP/TLS line still unfinished this long after its first byte is stored cut,
+    /// tagged `truncated`, and the connection closed [default: 60s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    syslog_frame_timeout: Option<Duration>,
     /// Do not keep the raw text of events in `event.original`.
     #[arg(long)]
     no_original: bool,
@@ -283,6 +287,7 @@ struct LimitsSection {
     header_timeout: Option<String>,
     body_timeout: Option<String>,
     syslog_idle_timeout: Option<String>,
+    syslog_frame_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -420,6 +425,12 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
         &file.limits.syslog_idle_timeout,
         "syslog_idle_timeout",
         config.connections.syslog_idle_timeout,
+    )?;
+    config.connections.syslog_frame_timeout = timeout(
+        args.syslog_frame_timeout,
+        &file.limits.syslog_frame_timeout,
+        "syslog_frame_timeout",
+        config.connections.syslog_frame_timeout,
     )?;
     config.keep_original = !args.no_original && file.ingest.keep_original.unwrap_or(true);
     let mut extra: Vec<(String, String)> = file

@@ -361,6 +361,51 @@ fn a_trickled_body_and_an_idle_syslog_connection_are_closed() {
     }));
 }
 
+/// The idle timeout restarts with every byte, so a byte now and then kept an unfinished line
+/// (and a connection slot) forever. A line still unfinished `--syslog-frame-timeout` after its
+/// first byte is stored as far as it came, tagged `truncated`, and the connection closed.
+#[test]
+fn a_syslog_line_trickled_past_the_frame_timeout_is_stored_cut_and_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = Limited::start(dir.path(), &["--syslog-frame-timeout", "3s"]) else {
+        return;
+    };
+    let mut slow = connect_from("127.0.0.1", server.syslog_tcp.unwrap()).unwrap();
+    slow.write_all(
+        b"<13>Oct 11 22:14:15 host app: first line\n<13>Oct 11 22:14:15 host app: trickled ",
+    )
+    .unwrap();
+    // A byte every half second: never idle, never finished.
+    assert!(
+        closed_within(&mut slow, b"x", Duration::from_secs(30)),
+        "a line trickled a byte every half second is still being read after 30 s"
+    );
+    let trickled = || {
+        ledger_events(dir.path()).into_iter().find(|e| {
+            e.get_str("message")
+                .is_some_and(|m| m.contains("trickled x"))
+        })
+    };
+    assert!(
+        wait_until(10, || trickled().is_some()),
+        "what was sent is stored"
+    );
+    let event = trickled().unwrap();
+    assert!(
+        event
+            .get("tags")
+            .is_some_and(|t| t.to_string().contains("truncated")),
+        "tagged truncated: {:?}",
+        event.get("tags")
+    );
+    assert!(ledger_events(dir.path()).iter().any(|e| {
+        e.get_str("message")
+            .is_some_and(|m| m.contains("first line"))
+            && e.get("tags")
+                .is_none_or(|t| !t.to_string().contains("truncated"))
+    }));
+}
+
 #[test]
 fn a_sender_that_keeps_writing_cannot_hold_up_a_clean_stop() {
     let dir = tempfile::tempdir().unwrap();

@@ -45,8 +45,8 @@ fn start_agent(config: &std::path::Path, stderr: Stdio) -> Agent {
     )
 }
 
-/// A batch the server refuses with a 4xx (here 413: over a small body limit) can never be
-/// stored: the agent logs it, counts it and goes on with the lines after it, instead of
+/// A single line the server refuses with a 4xx (here 413: over a small body limit) can never
+/// be stored: the agent logs it, counts it and goes on with the lines after it, instead of
 /// retrying it forever.
 #[test]
 fn agent_treats_a_4xx_as_final_for_the_batch() {
@@ -135,5 +135,81 @@ fn agent_ships_lines_after_a_line_over_the_event_limit() {
         "stored cut and tagged truncated: {:?}",
         huge[0].get("tags")
     );
+    server.stop();
+}
+
+/// A request body that misses the body deadline (a slow link, or an attacker on the path
+/// slowing it) is answered 408 Request Timeout, which a sender retries, not 400 — which the
+/// agent took as "this batch can never be stored" and dropped.
+#[test]
+fn a_body_over_its_deadline_gets_408() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = create_token(&data, "ingest", "slow");
+    let server = Server::start(&data, &["--body-timeout", "2s"]);
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/v1/ingest HTTP/1.1\r\nHost: vigil\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: text/plain\r\nContent-Length: 100000\r\n\r\nslow line\n"
+    )
+    .unwrap();
+    // The rest of the body never comes; the answer comes when the deadline passes.
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a body over its deadline is answered 408: {answer}"
+    );
+    server.stop();
+}
+
+/// With `--max-body-bytes` below the agent's batch size every batch got 413 and the agent
+/// dropped all of them. Now it sends a refused batch again in halves, and every line arrives,
+/// each once.
+#[test]
+fn agent_delivers_every_line_under_a_small_body_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = create_token(&data, "ingest", "agent");
+    let server = Server::start(&data, &["--max-body-bytes", "100000"]);
+    let log = dir.path().join("app.log");
+    let mut text = String::new();
+    for i in 0..3000 {
+        text.push_str(&format!("line {i:05} {}\n", "z".repeat(90)));
+    }
+    fs::write(&log, text).unwrap();
+    let config = agent_config(dir.path(), &server.url, &token);
+    let stderr_path = dir.path().join("agent.err");
+    let _agent = start_agent(
+        &config,
+        Stdio::from(fs::File::create(&stderr_path).unwrap()),
+    );
+    let stored = || {
+        let mut seen: Vec<String> = ledger_events(&data)
+            .iter()
+            .filter_map(|e| e.get_str("message").map(str::to_owned))
+            .filter(|m| m.starts_with("line "))
+            .collect();
+        seen.sort();
+        seen
+    };
+    assert!(
+        wait_until(120, || stored().len() >= 3000),
+        "every line arrives: {} of 3000; agent said:\n{}",
+        stored().len(),
+        fs::read_to_string(&stderr_path).unwrap_or_default()
+    );
+    let seen = stored();
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 3000, "each line once");
+    assert_eq!(seen.len(), 3000, "each line once");
     server.stop();
 }
