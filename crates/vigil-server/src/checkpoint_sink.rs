@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 use vigil_event::{Event, Timestamp};
 use vigil_ledger::Ledger;
 use vigil_ledger::note::{Checkpoint, parse_note};
 
-use crate::notify::{Target, backoff, send_email_text};
+use crate::notify::{Target, backoff, send_email_text, send_syslog};
 
 /// One place every signed checkpoint is sent to.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,27 +76,7 @@ async fn deliver(
             }
         }
         Target::Syslog { addr, tcp } => {
-            let line = syslog_line(checkpoint, note);
-            if *tcp {
-                let mut s = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    tokio::net::TcpStream::connect(addr),
-                )
-                .await
-                .map_err(|_| format!("connecting to {addr} timed out"))?
-                .map_err(|e| e.to_string())?;
-                s.write_all(format!("{} {line}", line.len()).as_bytes())
-                    .await
-                    .map_err(|e| e.to_string())
-            } else {
-                let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                s.send_to(line.as_bytes(), addr)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
+            send_syslog(addr, *tcp, &syslog_line(checkpoint, note)).await
         }
         Target::Email { .. } => {
             let subject = format!(

@@ -288,27 +288,39 @@ async fn deliver(
                 Err(format!("{url} answered {}", resp.status()))
             }
         }
-        Target::Syslog { addr, tcp } => {
-            let line = syslog_line(note);
-            if *tcp {
-                let mut s = tokio::net::TcpStream::connect(addr)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                s.write_all(format!("{} {line}", line.len()).as_bytes())
-                    .await
-                    .map_err(|e| e.to_string())
-            } else {
-                let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                s.send_to(line.as_bytes(), addr)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-        }
+        Target::Syslog { addr, tcp } => send_syslog(addr, *tcp, &syslog_line(note)).await,
     }
 }
+
+/// Sends one syslog message: over TCP octet-counted (RFC 6587), connecting and writing within
+/// [`SYSLOG_SEND_TIMEOUT`] each so a collector that accepts and never reads cannot hold a
+/// notifier forever; or as one UDP datagram. Alerts and checkpoint copies both go through here.
+pub(crate) async fn send_syslog(addr: &str, tcp: bool, line: &str) -> Result<(), String> {
+    if tcp {
+        let mut s = tokio::time::timeout(SYSLOG_SEND_TIMEOUT, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| format!("connecting to {addr} timed out"))?
+            .map_err(|e| e.to_string())?;
+        tokio::time::timeout(
+            SYSLOG_SEND_TIMEOUT,
+            s.write_all(format!("{} {line}", line.len()).as_bytes()),
+        )
+        .await
+        .map_err(|_| format!("writing to {addr} timed out"))?
+        .map_err(|e| e.to_string())
+    } else {
+        let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        s.send_to(line.as_bytes(), addr)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// How long connecting to, or writing to, a syslog collector may take.
+const SYSLOG_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs until the channel closes: every notification to every notifier that routes it, with
 /// retries. A failure after the last retry is written to the ledger.

@@ -12,7 +12,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{Answer, Server, create_token, curl, ledger_events, missing_tool, wait_until};
+use crate::common::{
+    Server, create_token, curl, ingest_ndjson, ledger_events, missing_tool, wait_until,
+};
 
 /// A tmpfs mounted on a temporary directory, unmounted when dropped.
 struct Tmpfs {
@@ -69,21 +71,6 @@ fn batch(tag: &str, n: usize) -> String {
     body
 }
 
-fn ingest(url: &str, token: &str, body: &str) -> Answer {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(body.as_bytes()).unwrap();
-    curl(
-        "POST",
-        &format!("{url}/api/v1/ingest"),
-        &[
-            format!("Authorization: Bearer {token}"),
-            "Content-Type: application/x-ndjson".to_owned(),
-            "Expect:".to_owned(),
-        ],
-        Some(&format!("@{}", file.path().display())),
-    )
-}
-
 fn stored(data: &Path, tag: &str) -> usize {
     ledger_events(data)
         .iter()
@@ -104,7 +91,7 @@ fn full_disk_degrades_health_recovers_by_itself_and_stores_nothing_refused() {
     let token = create_token(&data, "ingest", "disk");
     let viewer = create_token(&data, "viewer", "metrics-disk");
     let server = Server::start(&data, &[]);
-    let a = ingest(&server.url, &token, &batch("before", 100));
+    let a = ingest_ndjson(&server.url, &token, &batch("before", 100));
     assert_eq!(a.status, 200, "{}", a.body);
 
     // Fill the disk, then give back a little: a batch larger than that is written in part
@@ -120,7 +107,7 @@ fn full_disk_degrades_health_recovers_by_itself_and_stores_nothing_refused() {
     let mut refused = Vec::new();
     for i in 0..5 {
         let tag = format!("refused{i}");
-        let a = ingest(&server.url, &token, &batch(&tag, 300));
+        let a = ingest_ndjson(&server.url, &token, &batch(&tag, 300));
         assert_eq!(a.status, 503, "a full disk refuses the batch: {}", a.body);
         assert!(a.body.contains("not stored"), "{}", a.body);
         refused.push(tag);
@@ -161,7 +148,7 @@ fn full_disk_degrades_health_recovers_by_itself_and_stores_nothing_refused() {
             == 200),
         "health recovers once space is back"
     );
-    let a = ingest(&server.url, &token, &batch("after", 300));
+    let a = ingest_ndjson(&server.url, &token, &batch("after", 300));
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.json()["accepted"], 300);
     let metrics = curl(

@@ -17,7 +17,8 @@ use vigil_event::{Event, Timestamp};
 use vigil_ledger::files::{self, LedgerPaths};
 
 use crate::common::{
-    Answer, Server, create_token, curl, ledger_events, missing_tool, wait_for_alert, wait_until,
+    Server, create_token, curl, ingest_ndjson, ledger_events, missing_tool, wait_for_alert,
+    wait_until,
 };
 
 const RULES: &[(&str, &str)] = &[
@@ -87,21 +88,6 @@ fn batch(tag: &str, n: usize) -> String {
     body
 }
 
-fn ingest(url: &str, token: &str, body: &str) -> Answer {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(body.as_bytes()).unwrap();
-    curl(
-        "POST",
-        &format!("{url}/api/v1/ingest"),
-        &[
-            format!("Authorization: Bearer {token}"),
-            "Content-Type: application/x-ndjson".to_owned(),
-            "Expect:".to_owned(),
-        ],
-        Some(&format!("@{}", file.path().display())),
-    )
-}
-
 fn alerts(url: &str, token: &str) -> String {
     curl(
         "GET",
@@ -138,14 +124,14 @@ fn writes_undone_on_a_full_disk_raise_no_alert_and_leave_no_index_documents() {
     let token = create_token(&data, "ingest", "undone");
     let viewer = create_token(&data, "analyst", "undone-reader");
     let server = Server::start(&data, &["--rules", &rules_arg]);
-    let a = ingest(&server.url, &token, &batch("before", 100));
+    let a = ingest_ndjson(&server.url, &token, &batch("before", 100));
     assert_eq!(a.status, 200, "{}", a.body);
 
     // A full disk with a little room: each refused batch is written in part (whole blocks of
     // it among them) before ENOSPC, then undone.
     let filler = fill(tmpfs.0.path(), 48 * 1024);
     for i in 0..20 {
-        let a = ingest(&server.url, &token, &batch(&format!("refused{i}"), 1500));
+        let a = ingest_ndjson(&server.url, &token, &batch(&format!("refused{i}"), 1500));
         assert_eq!(a.status, 503, "a full disk refuses the batch: {}", a.body);
     }
     fs::remove_file(&filler).unwrap();
@@ -161,7 +147,7 @@ fn writes_undone_on_a_full_disk_raise_no_alert_and_leave_no_index_documents() {
         "the ledger recovers once space is back"
     );
     // Stored events at the sequence numbers the refused ones had: detection must reach them.
-    let a = ingest(&server.url, &token, &batch("after", 1500));
+    let a = ingest_ndjson(&server.url, &token, &batch("after", 1500));
     assert_eq!(a.status, 200, "{}", a.body);
     assert_followers_saw_only_stored(&server.url, &viewer, &data, 1500);
     drop(server);
@@ -249,7 +235,7 @@ fn blocks_past_the_durable_end_are_invisible_to_detection_and_index() {
     let token = create_token(&data, "ingest", "undone");
     let viewer = create_token(&data, "analyst", "undone-reader");
     let server = Server::start(&data, &["--rules", &rules_arg]);
-    let a = ingest(&server.url, &token, &batch("before", 100));
+    let a = ingest_ndjson(&server.url, &token, &batch("before", 100));
     assert_eq!(a.status, 200, "{}", a.body);
     std::thread::sleep(std::time::Duration::from_millis(500));
 
@@ -296,7 +282,7 @@ fn blocks_past_the_durable_end_are_invisible_to_detection_and_index() {
         .set_len(len)
         .unwrap();
 
-    let a = ingest(&server.url, &token, &batch("after", 300));
+    let a = ingest_ndjson(&server.url, &token, &batch("after", 300));
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.json()["first_seq"], end, "{}", a.body);
     assert_followers_saw_only_stored(&server.url, &viewer, &data, 300);

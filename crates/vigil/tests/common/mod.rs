@@ -410,3 +410,20 @@ pub fn wait_for_alert(
         })
     })
 }
+
+/// `POST /api/v1/ingest` of an NDJSON body too large for a command line (curl reads it from a
+/// temporary file; no `Expect: 100-continue` round trip).
+pub fn ingest_ndjson(url: &str, token: &str, body: &str) -> Answer {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(body.as_bytes()).unwrap();
+    curl(
+        "POST",
+        &format!("{url}/api/v1/ingest"),
+        &[
+            format!("Authorization: Bearer {token}"),
+            "Content-Type: application/x-ndjson".to_owned(),
+            "Expect:".to_owned(),
+        ],
+        Some(&format!("@{}", file.path().display())),
+    )
+}
