@@ -2,7 +2,7 @@
 //! `http::authorize` and the session checks in `web`); this table states it in one place, for
 //! the docs and for the test that walks every route anonymously and with every role
 //! (`crates/vigil/tests/ui_security.rs`). A unit test below checks that every route the router
-//! declares (in `http.rs`, `web.rs` and `admin.rs`) is in the table.
+//! declares (in `http/mod.rs`, `web.rs` and `admin.rs`) is in the table.
 
 use crate::auth::Role;
 
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn every_declared_route_is_in_the_role_table() {
-        let mut routes = declared(include_str!("http.rs"));
+        let mut routes = declared(include_str!("http/mod.rs"));
         routes.extend(declared(include_str!("web.rs")));
         routes.extend(declared(include_str!("admin.rs")));
         assert!(routes.len() >= 45, "found only {routes:?}");

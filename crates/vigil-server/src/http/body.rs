@@ -1,0 +1,99 @@
+//! Request bodies and the shared path of every ingest route into the pipeline.
+
+#[allow(unused_imports)]
+use super::*;
+
+// ---- bodies ---------------------------------------------------------------------------------
+
+/// The request body, gunzipped if `Content-Encoding: gzip`, within the size limit. The error is
+/// the response to send (a rare path, so its size does not matter).
+#[allow(clippy::result_large_err)]
+pub(super) fn body_bytes(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Vec<u8>, Response> {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                state.ingest.metrics.http_rejected.add("too_large", 1);
+                return Err(error(
+                    status,
+                    format!(
+                        "request body exceeds the {}-byte limit; send smaller batches",
+                        state.max_body_bytes
+                    ),
+                ));
+            }
+            return Err(error(status, rejection.body_text()));
+        }
+    };
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    if !gzip {
+        return Ok(body.to_vec());
+    }
+    let mut out = Vec::new();
+    let limit = state.max_body_bytes as u64;
+    flate2::read::MultiGzDecoder::new(&body[..])
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("gzip body: {e}")))?;
+    if out.len() as u64 > limit {
+        state.ingest.metrics.http_rejected.add("too_large", 1);
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "decompressed body exceeds the {}-byte limit",
+                state.max_body_bytes
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+pub(super) fn context(state: &AppState, source: String, peer: SocketAddr) -> ParseContext {
+    let now = Timestamp::now();
+    ParseContext {
+        received: now,
+        reference: now,
+        source,
+        keep_original: state.keep_original,
+        peer: Some(peer.ip()),
+        redactor: state.ingest.redactor(),
+    }
+}
+
+/// Appends the events of one request as one ledger append and waits until they are durable:
+/// stored whole (one range of consecutive sequence numbers, none of another sender's between)
+/// or not at all (429 when the ledger is behind, 413 over [`crate::pipeline::MAX_REQUEST_EVENTS`] events, 503
+/// when the ledger cannot write). Returns the range, none when the request held no events.
+pub(super) async fn store(
+    state: &AppState,
+    events: Vec<Event>,
+    listener: &'static str,
+    mark: Option<&crate::idempotency::Mark>,
+) -> Result<Vec<std::ops::Range<u64>>, IngestError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pending = state
+        .ingest
+        .append_marked(events, listener, HTTP_PATIENCE, mark)
+        .await?;
+    Ok(vec![pending.durable().await?])
+}
+
+pub(super) fn count_parse_errors(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| {
+            e.get("tags")
+                .is_some_and(|t| t.to_string().contains("parse_error"))
+        })
+        .count()
+}

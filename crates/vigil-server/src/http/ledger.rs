@@ -1,0 +1,344 @@
+//! Ledger reads (checkpoints, inclusion proofs), searches, metrics and health.
+
+#[allow(unused_imports)]
+use super::*;
+
+// ---- ledger reads, metrics --------------------------------------------------------------------
+
+pub(super) async fn checkpoint(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, msg)) =
+        authorize(&state, &headers, peer, "/api/v1/checkpoint", Need::Read).await
+    {
+        return error(status, msg);
+    }
+    let dir = state.data_dir.clone();
+    let latest = tokio::task::spawn_blocking(move || {
+        vigil_ledger::read_checkpoints(&vigil_ledger::LedgerPaths::new(&dir)).map(|mut c| c.pop())
+    })
+    .await;
+    match latest {
+        Ok(Ok(Some(cp))) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            cp.note,
+        )
+            .into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no checkpoint yet"),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Parses a query and its time range (relative like `-24h` or RFC 3339) for a search of at most
+/// `max_rows` rows; a bad query is a 400 naming the column.
+#[allow(clippy::result_large_err)]
+pub(crate) fn prepare_query(
+    text: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    max_rows: usize,
+) -> Result<(vigil_query::Pipeline, vigil_query::Limits), Response> {
+    let pipeline = vigil_query::parse(text).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e.message, "column": e.column, "status": 400})),
+        )
+            .into_response()
+    })?;
+    let now = Timestamp::now();
+    let from = crate::search::resolve_time(from, now);
+    let to = crate::search::resolve_time(to, now);
+    match (from, to) {
+        (Ok(from), Ok(to)) => Ok((
+            pipeline,
+            vigil_query::Limits {
+                from,
+                to,
+                max_rows: max_rows.min(100_000),
+                now,
+            },
+        )),
+        (Err(e), _) | (_, Err(e)) => Err(error(StatusCode::BAD_REQUEST, e)),
+    }
+}
+
+/// Searches and exports that run at once. Each holds at most
+/// [`vigil_query::exec::MAX_RESULT_BYTES`] of rows plus its answer on the way out, so this bounds
+/// the memory all searches take together; more wait in line.
+pub const MAX_SEARCHES_IN_FLIGHT: usize = 4;
+
+/// How long a search waits for a turn before it is refused with 503 and `Retry-After`.
+pub const SEARCH_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// A turn from `turns` if one is free within `wait`, and then (only then) `granted` runs: a
+/// refused request leaves no trace of its own (no audit event).
+pub(super) async fn turn_then(
+    turns: &Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+    granted: impl FnOnce(),
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let permit = tokio::time::timeout(wait, Arc::clone(turns).acquire_owned())
+        .await
+        .ok()?
+        .ok()?;
+    granted();
+    Some(permit)
+}
+
+/// A turn to run a search or export: waits up to [`SEARCH_QUEUE_WAIT`], then the error is a
+/// 503 with `Retry-After` (counted as `vigil_http_rejected_total{reason="search_busy"}`).
+/// `audit` runs once the turn is granted, so refused requests write no audit events.
+#[allow(clippy::result_large_err)]
+pub(crate) async fn search_turn(
+    state: &AppState,
+    audit: impl FnOnce(),
+) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    match turn_then(&state.searches, SEARCH_QUEUE_WAIT, audit).await {
+        Some(permit) => Ok(permit),
+        None => {
+            state.ingest.metrics.http_rejected.add("search_busy", 1);
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                Json(json!({
+                    "error": format!("{MAX_SEARCHES_IN_FLIGHT} searches are running; try again shortly"),
+                    "status": 503,
+                })),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// A search answer as JSON, written row by row and freeing each row as it goes, so the answer
+/// never exists twice in memory.
+pub(super) fn search_json(r: vigil_query::QueryResult, took_ms: u64) -> Vec<u8> {
+    fn put(out: &mut Vec<u8>, v: &impl serde::Serialize) {
+        // Writing JSON into memory fails only for maps with non-string keys, which these are not.
+        let _ = serde_json::to_writer(out, v);
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(b"{\"columns\":");
+    put(&mut out, &r.columns);
+    out.extend_from_slice(b",\"rows\":[");
+    for (i, row) in r.rows.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        for (j, v) in row.into_iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            put(&mut out, &v.to_json());
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b"],\"took_ms\":");
+    put(&mut out, &took_ms);
+    out.extend_from_slice(b",\"scanned\":");
+    put(&mut out, &r.scanned);
+    out.extend_from_slice(b",\"truncated\":");
+    put(&mut out, &r.truncated);
+    if let Some(m) = &r.message {
+        out.extend_from_slice(b",\"message\":");
+        put(&mut out, m);
+    }
+    out.push(b'}');
+    out
+}
+
+/// Runs a prepared query on the index when there is one, else by scanning the ledger.
+pub(crate) async fn execute_query(
+    state: &AppState,
+    pipeline: vigil_query::Pipeline,
+    limits: vigil_query::Limits,
+) -> Result<Result<vigil_query::QueryResult, String>, tokio::task::JoinError> {
+    let ledger = state.ingest.ledger().clone();
+    let index = state.index.clone();
+    tokio::task::spawn_blocking(move || match index {
+        Some(index) => index.run(&pipeline, limits),
+        // Only durable events: never one of a write that is undone.
+        None => ledger
+            .reader()
+            .map_err(|e| e.to_string())
+            .and_then(|reader| crate::search::run_on_reader(reader, &pipeline, limits)),
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct SearchRequest {
+    query: String,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `POST /api/v1/search` `{query, from, to, limit}` → `{columns, rows, took_ms, scanned, truncated}`.
+/// Each search is written to the ledger as an audit event with its query text.
+pub(super) async fn search(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let principal = match authorize(&state, &headers, peer, "/api/v1/search", Need::Read).await {
+        Ok(p) => p,
+        Err((status, msg)) => return error(status, msg),
+    };
+    let body = match body_bytes(&state, &headers, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let request: SearchRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"query\": …, \"from\", \"to\", \"limit\"}}: {e}"),
+            );
+        }
+    };
+    let (pipeline, limits) = match prepare_query(
+        &request.query,
+        request.from.as_deref(),
+        request.to.as_deref(),
+        request.limit.unwrap_or(1000),
+    ) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    // Audited once the turn is granted: a refused (503) search writes no audit event, so
+    // waiting requests cannot fill the ledger.
+    let audit = || {
+        let mut audit = crate::audit::by(
+            "search",
+            "database",
+            "access",
+            "success",
+            &principal.name,
+            Some(peer.ip()),
+        );
+        audit.insert("vigil.query", request.query.as_str());
+        crate::audit::append(&state.ingest, audit);
+    };
+    let _turn = match search_turn(&state, audit).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let started = Instant::now();
+    let result = execute_query(&state, pipeline, limits).await;
+    match result {
+        Ok(Ok(r)) => {
+            let took_ms = started.elapsed().as_millis() as u64;
+            match tokio::task::spawn_blocking(move || search_json(r, took_ms)).await {
+                Ok(body) => (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    axum::body::Body::from(body),
+                )
+                    .into_response(),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct ProofQuery {
+    seq: u64,
+}
+
+pub(super) async fn inclusion_proof(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<ProofQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, msg)) = authorize(
+        &state,
+        &headers,
+        peer,
+        "/api/v1/proof/inclusion",
+        Need::Read,
+    )
+    .await
+    {
+        return error(status, msg);
+    }
+    let dir = state.data_dir.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut reader = vigil_ledger::LedgerReader::open(&dir)?;
+        reader.inclusion_proof(q.seq)
+    })
+    .await;
+    match result {
+        Ok(Ok(p)) => Json(proof_json(&p)).into_response(),
+        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The inclusion proof JSON of DESIGN §5, shared by the API and `vigil proof`.
+pub fn proof_json(p: &vigil_ledger::InclusionProof) -> JsonValue {
+    json!({
+        "seq": p.seq,
+        "leaf_index": p.seq,
+        "tree_size": p.tree_size,
+        "leaf": B64.encode(&p.leaf),
+        "leaf_hash": hex(&p.leaf_hash),
+        "proof": p.proof.iter().map(hex).collect::<Vec<_>>(),
+        "checkpoint": p.checkpoint.note,
+    })
+}
+
+/// Lower-case hex of a hash.
+pub fn hex(h: &[u8; 32]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(super) async fn metrics(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, msg)) = authorize(&state, &headers, peer, "/metrics", Need::Read).await {
+        return error(status, msg);
+    }
+    let ledger = state.ingest.ledger();
+    let mut text = state.ingest.metrics.render(
+        ledger.end_seq(),
+        ledger.checkpointed_size(),
+        state.ingest.in_flight(),
+        state.index.as_deref().map(|i| i.progress()),
+        state
+            .detect
+            .as_deref()
+            .map(|d| (&d.progress, &*state.notify_stats)),
+    );
+    text.push_str(&format!(
+        "# HELP vigil_ledger_degraded 1 while the ledger cannot store events (a full disk, an I/O error) and retries by itself.\n\
+         # TYPE vigil_ledger_degraded gauge\nvigil_ledger_degraded {}\n",
+        u8::from(ledger.degraded().is_some())
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// `GET /healthz`: `ok` while Vigil can store events; 503
+/// `{"status":"degraded","reason":"ledger: …"}` while the ledger cannot write (it retries by
+/// itself and this turns back to `ok` once it can).
+pub(super) async fn health(State(state): State<Shared>) -> Response {
+    match state.ingest.ledger().degraded() {
+        None => "ok\n".into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "reason": format!("ledger: {reason}")})),
+        )
+            .into_response(),
+    }
+}
