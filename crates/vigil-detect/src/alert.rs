@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value as Json, json};
-use vigil_event::{Event, Timestamp, Value};
+use vigil_event::{Event, Timestamp, Value, dataset, field};
 
 /// Sample sequence numbers kept per alert.
 pub const MAX_SAMPLES: usize = 20;
@@ -158,7 +158,7 @@ impl Alert {
     pub fn to_event(&self, action: &str, now: Timestamp) -> Event {
         let mut e = Event::new(now);
         e.insert("event.kind", "alert");
-        e.insert("event.dataset", "vigil.alert");
+        e.insert(field::EVENT_DATASET, dataset::VIGIL_ALERT);
         e.insert("event.action", format!("alert-{action}"));
         e.insert(
             "event.severity",
@@ -498,7 +498,7 @@ impl AlertBook {
 
 /// Reads an alert back from its ledger event.
 fn alert_from_event(e: &Event) -> Option<Alert> {
-    if e.get_str("event.dataset") != Some("vigil.alert") {
+    if !e.is_dataset(dataset::VIGIL_ALERT) {
         return None;
     }
     let int = |k: &str| e.get(k).and_then(Value::as_i64);

@@ -2,7 +2,7 @@
 //! event's main entity, then the correlations over the matches. `vigil serve` and `vigil hunt`
 //! both evaluate through this, so the same events give the same alerts.
 
-use vigil_event::{Event, Timestamp, Value};
+use vigil_event::{Event, Timestamp, Value, dataset};
 
 use crate::alert::{Level, RuleInfo as AlertRule};
 use crate::correlate::{CorrelationEngine, Limits};
@@ -73,7 +73,7 @@ impl Evaluator {
     /// Evaluates the next event of the stream. Vigil's own alert events are skipped (they are
     /// not evidence).
     pub fn evaluate(&mut self, set: &RuleSet, event: &Event) -> Vec<Raised> {
-        if event.get_str("event.dataset") == Some("vigil.alert") {
+        if event.is_dataset(dataset::VIGIL_ALERT) {
             return Vec::new();
         }
         let matched = set.matches_with(event, &mut self.scratch).to_vec();

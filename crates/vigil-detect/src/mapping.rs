@@ -30,6 +30,8 @@
 //! Field names not in a table pass through unchanged, so ECS names (`source.ip`) and names an
 //! EVTX record carries (`TargetUserName`, `Provider_Name`) work as written.
 
+use vigil_event::{Parser, field};
+
 use crate::rule::LogSource;
 
 /// The Sysmon channel (Windows).
@@ -438,7 +440,7 @@ fn lookup<'a>(table: &'a [(&str, &'a [&'a str])], key: &str) -> Option<&'a [&'a 
     table.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
-const EVTX: (&str, &[&str]) = ("vigil.parser", &["evtx"]);
+const EVTX: (&str, &[&str]) = (field::VIGIL_PARSER, &[Parser::Evtx.as_str()]);
 
 /// Resolves a rule's logsource through the table (see the module documentation).
 pub fn resolve(ls: &LogSource) -> Resolution {
@@ -517,16 +519,16 @@ pub fn resolve(ls: &LogSource) -> Resolution {
         }
         (Some("linux"), None, Some(svc)) => match svc {
             "syslog" => known(vec![Alternative::new(
-                &[("vigil.parser", &["syslog"])],
+                &[(field::VIGIL_PARSER, &[Parser::Syslog.as_str()])],
                 FieldTable::Identity,
             )]),
             "auditd" => known(vec![
                 Alternative::new(
-                    &[("event.dataset", &["auditd", "auditd.log"])],
+                    &[(field::EVENT_DATASET, &["auditd", "auditd.log"])],
                     FieldTable::Identity,
                 ),
                 Alternative::new(
-                    &[("vigil.sourcetype", &["auditd", "linux_audit"])],
+                    &[(field::VIGIL_SOURCETYPE, &["auditd", "linux_audit"])],
                     FieldTable::Identity,
                 ),
             ]),
@@ -555,38 +557,44 @@ pub fn resolve(ls: &LogSource) -> Resolution {
         (Some("vigil"), None, Some("ingest")) => known(vec![Alternative::any()]),
         // Vigil's own events: `service: audit` is its self-audit (`event.dataset: vigil.audit`).
         (Some("vigil"), None, Some(svc)) => known(vec![Alternative::new(
-            &[("event.dataset", &[&format!("vigil.{svc}")])],
+            &[(
+                field::EVENT_DATASET,
+                &[&format!("{}{svc}", field::VIGIL_PREFIX)],
+            )],
             FieldTable::Identity,
         )]),
         (Some("zeek"), _, Some(svc)) => known(vec![Alternative::new(
-            &[("event.dataset", &[&format!("zeek.{svc}")])],
+            &[(field::EVENT_DATASET, &[&format!("zeek.{svc}")])],
             FieldTable::Identity,
         )]),
         (None, Some("webserver"), _) | (Some("apache" | "nginx" | "iis"), Some("webserver"), _) => {
             known(web())
         }
         (None, None, Some("apache")) => known(vec![Alternative::new(
-            &[("vigil.sourcetype", &["apache_error"])],
+            &[(field::VIGIL_SOURCETYPE, &["apache_error"])],
             FieldTable::Identity,
         )]),
         (None, None, Some("nginx")) => known(vec![Alternative::new(
-            &[("event.dataset", &["nginx.error"])],
+            &[(field::EVENT_DATASET, &["nginx.error"])],
             FieldTable::Identity,
         )]),
         (None, Some("proxy"), _) => known(vec![
             Alternative::new(
-                &[("vigil.sourcetype", &["squid", "proxy"])],
+                &[(field::VIGIL_SOURCETYPE, &["squid", "proxy"])],
                 FieldTable::Web,
             ),
             Alternative::new(
-                &[("event.dataset", &["squid.access", "proxy"])],
+                &[(field::EVENT_DATASET, &["squid.access", "proxy"])],
                 FieldTable::Web,
             ),
         ]),
         (None, Some("dns"), _) => known(vec![
-            Alternative::new(&[("event.dataset", &["zeek.dns"])], FieldTable::ZeekDns),
             Alternative::new(
-                &[("event.dataset", &["suricata.dns"])],
+                &[(field::EVENT_DATASET, &["zeek.dns"])],
+                FieldTable::ZeekDns,
+            ),
+            Alternative::new(
+                &[(field::EVENT_DATASET, &["suricata.dns"])],
                 FieldTable::SuricataDns,
             ),
         ]),
@@ -639,7 +647,10 @@ fn windows_category(cat: &str) -> Option<Vec<Alternative>> {
 
 fn linux_any() -> Vec<Alternative> {
     vec![
-        Alternative::new(&[("vigil.parser", &["syslog"])], FieldTable::Identity),
+        Alternative::new(
+            &[(field::VIGIL_PARSER, &[Parser::Syslog.as_str()])],
+            FieldTable::Identity,
+        ),
         Alternative::new(&[("host.os.type", &["linux"])], FieldTable::Identity),
     ]
 }
@@ -647,12 +658,15 @@ fn linux_any() -> Vec<Alternative> {
 fn web() -> Vec<Alternative> {
     vec![
         Alternative::new(
-            &[("vigil.sourcetype", &["access_combined", "access_common"])],
+            &[(
+                field::VIGIL_SOURCETYPE,
+                &["access_combined", "access_common"],
+            )],
             FieldTable::Web,
         ),
         Alternative::new(
             &[(
-                "event.dataset",
+                field::EVENT_DATASET,
                 &["apache.access", "nginx.access", "iis.access", "web.access"],
             )],
             FieldTable::Web,

@@ -29,6 +29,7 @@
 
 mod canonical;
 mod json;
+mod names;
 mod timestamp;
 mod value;
 
@@ -36,11 +37,12 @@ use std::collections::BTreeMap;
 
 pub use canonical::{CANONICAL_VERSION, DecodeError};
 pub use json::{JsonError, is_ip_key};
+pub use names::{Parser, UnknownParser, dataset, field, tag};
 pub use timestamp::{Timestamp, TimestampError};
 pub use value::Value;
 
-/// Field name of the event time in JSON.
-pub const TIMESTAMP_FIELD: &str = "@timestamp";
+/// Field name of the event time in JSON (the same as [`field::TIMESTAMP`]).
+pub const TIMESTAMP_FIELD: &str = field::TIMESTAMP;
 
 /// A security event: a timestamp and typed fields under dotted ECS names.
 ///
@@ -154,9 +156,10 @@ impl Event {
         self.fields.is_empty()
     }
 
-    /// Adds `tag` to the `tags` list unless it is already there.
+    /// Adds `tag` to the `tags` list unless it is already there (see [`crate::tag`] for the
+    /// values Vigil acts on).
     pub fn add_tag(&mut self, tag: &str) {
-        match self.fields.get_mut("tags") {
+        match self.fields.get_mut(field::TAGS) {
             Some(Value::List(tags)) => {
                 if !tags.iter().any(|t| t.as_str() == Some(tag)) {
                     tags.push(Value::from(tag));
@@ -168,8 +171,114 @@ impl Event {
             }
             None => {
                 self.fields
-                    .insert("tags".into(), Value::List(vec![Value::from(tag)]));
+                    .insert(field::TAGS.into(), Value::List(vec![Value::from(tag)]));
             }
         }
+    }
+
+    /// The string values of `tags` (a list, or a single string), in order.
+    pub fn tags(&self) -> impl Iterator<Item = &str> {
+        let (list, single) = match self.fields.get(field::TAGS) {
+            Some(Value::List(tags)) => (tags.as_slice(), None),
+            Some(Value::Str(tag)) => (&[][..], Some(tag.as_str())),
+            _ => (&[][..], None),
+        };
+        list.iter().filter_map(Value::as_str).chain(single)
+    }
+
+    /// Whether `tags` holds exactly `tag` (not a tag that merely contains it:
+    /// `no_parse_errors` is not [`tag::PARSE_ERROR`]).
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags().any(|t| t == tag)
+    }
+
+    /// The event's `event.dataset`, when it is a string.
+    pub fn dataset(&self) -> Option<&str> {
+        self.get_str(field::EVENT_DATASET)
+    }
+
+    /// Whether `event.dataset` is exactly `dataset` (see [`crate::dataset`]).
+    pub fn is_dataset(&self, dataset: &str) -> bool {
+        self.dataset() == Some(dataset)
+    }
+
+    /// The parser that read the event (`vigil.parser`), when it names one.
+    pub fn parser(&self) -> Option<Parser> {
+        self.get_str(field::VIGIL_PARSER)?.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tagged(tags: &[&str]) -> Event {
+        let mut e = Event::new(Timestamp::from_nanos(0));
+        for t in tags {
+            e.add_tag(t);
+        }
+        e
+    }
+
+    /// The substring search callers used to write (`tags.to_string().contains("parse_error")`)
+    /// takes `no_parse_errors` for `parse_error`; `has_tag` does not.
+    #[test]
+    fn has_tag_is_exact_where_a_substring_search_is_not() {
+        let e = tagged(&["no_parse_errors", "untruncated"]);
+        let old_way = |t: &str| {
+            e.get(field::TAGS)
+                .is_some_and(|v| v.to_string().contains(t))
+        };
+        assert!(
+            old_way(tag::PARSE_ERROR),
+            "the substring search's false positive"
+        );
+        assert!(
+            old_way(tag::TRUNCATED),
+            "the substring search's false positive"
+        );
+        assert!(!e.has_tag(tag::PARSE_ERROR));
+        assert!(!e.has_tag(tag::TRUNCATED));
+
+        let e = tagged(&["no_parse_errors", tag::PARSE_ERROR]);
+        assert!(e.has_tag(tag::PARSE_ERROR));
+        assert!(!e.has_tag("parse"));
+    }
+
+    #[test]
+    fn tags_reads_a_list_or_a_single_string() {
+        let mut e = Event::new(Timestamp::from_nanos(0));
+        assert_eq!(e.tags().count(), 0);
+        assert!(!e.has_tag(tag::TRUNCATED));
+        e.insert(field::TAGS, tag::TRUNCATED);
+        assert!(e.has_tag(tag::TRUNCATED));
+        assert_eq!(e.tags().collect::<Vec<_>>(), [tag::TRUNCATED]);
+        e.add_tag(tag::PARSE_ERROR);
+        e.add_tag(tag::PARSE_ERROR);
+        assert_eq!(
+            e.tags().collect::<Vec<_>>(),
+            [tag::TRUNCATED, tag::PARSE_ERROR]
+        );
+        // A non-string element is not a tag and is skipped.
+        e.insert(
+            field::TAGS,
+            Value::List(vec![Value::Int(1), Value::from("x")]),
+        );
+        assert_eq!(e.tags().collect::<Vec<_>>(), ["x"]);
+    }
+
+    #[test]
+    fn dataset_and_parser_are_read_exactly() {
+        let mut e = Event::new(Timestamp::from_nanos(0));
+        assert_eq!(e.dataset(), None);
+        assert_eq!(e.parser(), None);
+        e.insert(field::EVENT_DATASET, "vigil.alerts");
+        assert!(!e.is_dataset(dataset::VIGIL_ALERT));
+        e.insert(field::EVENT_DATASET, dataset::VIGIL_ALERT);
+        assert!(e.is_dataset(dataset::VIGIL_ALERT));
+        e.insert(field::VIGIL_PARSER, Parser::ApacheError.as_str());
+        assert_eq!(e.parser(), Some(Parser::ApacheError));
+        e.insert(field::VIGIL_PARSER, "someone_elses");
+        assert_eq!(e.parser(), None);
     }
 }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use chrono::DateTime;
-use vigil_event::{Event, Timestamp, Value};
+use vigil_event::{Event, Parser, Timestamp, Value, field, tag};
 
 use crate::ParseContext;
 
@@ -54,8 +54,8 @@ pub fn parse_error_log(line: &str, ctx: &ParseContext) -> Result<Event, String> 
     e.insert("event.kind", "event");
     e.insert("event.category", "web");
     e.insert("event.type", "error");
-    e.insert("vigil.sourcetype", "apache_error");
-    e.insert("vigil.parser", "apache_error");
+    e.insert(field::VIGIL_SOURCETYPE, "apache_error");
+    e.insert(field::VIGIL_PARSER, Parser::ApacheError);
     let _ = ctx;
     Ok(e)
 }
@@ -187,7 +187,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
             if request != "-" {
                 e.insert("url.original", request.as_str());
             }
-            e.add_tag("malformed_request");
+            e.add_tag(tag::MALFORMED_REQUEST);
         }
     }
     let status: Option<i64> = status.parse().ok();
@@ -214,14 +214,14 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
     e.insert("event.category", "web");
     e.insert("event.type", "access");
     e.insert(
-        "vigil.sourcetype",
+        field::VIGIL_SOURCETYPE,
         if combined {
             "access_combined"
         } else {
             "access_common"
         },
     );
-    e.insert("vigil.parser", "combined");
+    e.insert(field::VIGIL_PARSER, Parser::Combined);
     let _ = ctx;
     Ok(e)
 }
@@ -291,12 +291,7 @@ mod tests {
     fn common_line_and_oddities() {
         let e = parse(r#"::1 - - [22/Nov/2026:10:00:00 +0000] "-" 408 - "#, &ctx()).unwrap();
         assert_eq!(e.get_str("vigil.sourcetype"), Some("access_common"));
-        assert!(
-            e.get("tags")
-                .unwrap()
-                .to_string()
-                .contains("malformed_request")
-        );
+        assert!(e.has_tag(tag::MALFORMED_REQUEST));
         let e = parse(
             r#"198.51.100.1 - - [22/Nov/2026:10:00:00 +0000] "GET /a\"b HTTP/1.0" 200 5 "-" "sqlmap/1.7 (\"x\")""#,
             &ctx(),

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use vigil_event::{Event, Timestamp, Value};
+use vigil_event::{Event, Parser, Timestamp, Value, field};
 
 use crate::ParseContext;
 
@@ -27,7 +27,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
     if !enrich(&mut event, &line[start..]) {
         return Err("fewer than 8 |-separated header fields".into());
     }
-    event.insert("vigil.parser", "cef");
+    event.insert(field::VIGIL_PARSER, Parser::Cef);
     Ok(event)
 }
 

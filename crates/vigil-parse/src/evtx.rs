@@ -8,7 +8,7 @@
 //! for the common Security events `event.category`/`event.type`/`event.outcome`.
 
 use serde_json::Value as Json;
-use vigil_event::{Event, Timestamp, Value};
+use vigil_event::{Event, Parser, Timestamp, Value, field};
 
 /// Reads every record of an EVTX file. Records the `evtx` crate cannot read are returned as
 /// errors in place, so one damaged chunk does not hide the rest.
@@ -71,7 +71,7 @@ pub fn record_to_event(record: &Json, record_id: Option<u64>) -> Event {
         event.insert("winlog.record_id", id as i64);
     }
     add_ecs(&mut event);
-    event.insert("vigil.parser", "evtx");
+    event.insert(field::VIGIL_PARSER, Parser::Evtx);
     event
 }
 
@@ -212,6 +212,8 @@ fn add_ecs(event: &mut Event) {
 
 #[cfg(test)]
 mod tests {
+    use vigil_event::tag;
+
     use super::*;
 
     /// A record from a compromised Windows host cannot pass for Vigil's own event: data names
@@ -230,12 +232,7 @@ mod tests {
         assert_eq!(e.get("vigil.idempotency.key"), None);
         assert_eq!(e.get_str("external.vigil.idempotency.key"), Some("k"));
         assert_eq!(e.get_str("vigil.parser"), Some("evtx"));
-        assert!(
-            e.get("tags")
-                .unwrap()
-                .to_string()
-                .contains("reserved_claim")
-        );
+        assert!(e.has_tag(tag::RESERVED_CLAIM));
     }
 
     #[test]

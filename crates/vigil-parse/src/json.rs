@@ -5,7 +5,7 @@
 //! `event.category`, `event.type` and `event.outcome` from the vocabulary, and the user named in
 //! the action's argument, unless the event already says otherwise.
 
-use vigil_event::{Event, Timestamp, Value};
+use vigil_event::{Event, Parser, Timestamp, Value, field};
 
 use crate::ParseContext;
 
@@ -21,7 +21,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
     zeek_and_suricata(&mut event);
     owasp_shape(&mut event);
     classify_owasp(&mut event);
-    event.insert("vigil.parser", "json");
+    event.insert(field::VIGIL_PARSER, Parser::Json);
     Ok(event)
 }
 
@@ -64,7 +64,7 @@ fn zeek_and_suricata(event: &mut Event) {
         copy_typed(event, "id.resp_h", "destination.ip");
         copy_typed(event, "id.resp_p", "destination.port");
         if let Some(path) = event.get_str("_path").map(str::to_owned) {
-            event.insert("event.dataset", format!("zeek.{path}"));
+            event.insert(field::EVENT_DATASET, format!("zeek.{path}"));
         }
         event.insert("observer.product", "zeek");
     }
@@ -75,7 +75,7 @@ fn zeek_and_suricata(event: &mut Event) {
         copy_typed(event, "dest_port", "destination.port");
         copy_typed(event, "proto", "network.transport");
         if let Some(kind) = event.get_str("event_type").map(str::to_owned) {
-            event.insert("event.dataset", format!("suricata.{kind}"));
+            event.insert(field::EVENT_DATASET, format!("suricata.{kind}"));
             if kind == "alert" {
                 event.insert("event.kind", "alert");
                 event.insert("event.category", "intrusion_detection");

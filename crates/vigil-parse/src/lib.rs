@@ -44,7 +44,7 @@ pub mod syslog;
 
 use std::str::FromStr;
 
-use vigil_event::{Event, Timestamp};
+use vigil_event::{Event, Parser, Timestamp, field, tag};
 
 /// The formats Vigil reads line by line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,6 +79,20 @@ impl Format {
             Format::Logfmt => "logfmt",
             Format::ApacheError => "apache_error",
             Format::Raw => "raw",
+        }
+    }
+
+    /// The parser that reads this format, named in `vigil.parser`. [`Format::Auto`] is
+    /// resolved per line before parsing; alone it stands for [`Parser::Raw`].
+    pub fn parser(self) -> Parser {
+        match self {
+            Format::Syslog => Parser::Syslog,
+            Format::Combined => Parser::Combined,
+            Format::Json => Parser::Json,
+            Format::Cef => Parser::Cef,
+            Format::Logfmt => Parser::Logfmt,
+            Format::ApacheError => Parser::ApacheError,
+            Format::Auto | Format::Raw => Parser::Raw,
         }
     }
 
@@ -210,16 +224,14 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
         Err(reason) => parse_error_event(line, format, &reason, ctx),
     };
     // No parser sets a Vigil dataset; whatever claims one came from the input.
-    if event
-        .get_str("event.dataset")
-        .is_some_and(reserved::is_reserved_dataset)
-        && let Some(value) = event.remove("event.dataset")
+    if event.dataset().is_some_and(reserved::is_reserved_dataset)
+        && let Some(value) = event.remove(field::EVENT_DATASET)
     {
         event.insert(
-            format!("{}event.dataset", reserved::QUARANTINE_PREFIX),
+            format!("{}{}", reserved::QUARANTINE_PREFIX, field::EVENT_DATASET),
             value,
         );
-        event.add_tag(reserved::RESERVED_CLAIM_TAG);
+        event.add_tag(tag::RESERVED_CLAIM);
     }
     finish(&mut event, line, format, ctx);
     if let Some(redactor) = &ctx.redactor {
@@ -229,7 +241,7 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
                 .iter()
                 .map(|(k, _)| vigil_event::Value::from(k.as_str()))
                 .collect();
-            event.insert("vigil.redacted", vigil_event::Value::List(kinds));
+            event.insert(field::VIGIL_REDACTED, vigil_event::Value::List(kinds));
         }
         redactor.redact_event(&mut event);
     }
@@ -239,13 +251,13 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
 /// Adds what every event carries: `vigil.source`, `vigil.received`, `vigil.parser`,
 /// `event.original`.
 fn finish(event: &mut Event, line: &str, format: Format, ctx: &ParseContext) {
-    event.insert("vigil.source", ctx.source.as_str());
-    event.insert("vigil.received", ctx.received.to_rfc3339());
-    if !event.contains("vigil.parser") {
-        event.insert("vigil.parser", format.name());
+    event.insert(field::VIGIL_SOURCE, ctx.source.as_str());
+    event.insert(field::VIGIL_RECEIVED, ctx.received.to_rfc3339());
+    if !event.contains(field::VIGIL_PARSER) {
+        event.insert(field::VIGIL_PARSER, format.parser());
     }
-    if ctx.keep_original && !event.contains("event.original") {
-        event.insert("event.original", line);
+    if ctx.keep_original && !event.contains(field::EVENT_ORIGINAL) {
+        event.insert(field::EVENT_ORIGINAL, line);
     }
     if let Some(peer) = ctx.peer {
         event.insert("log.source.address", peer.to_string());
@@ -262,10 +274,13 @@ pub fn raw_event(line: &str, ctx: &ParseContext) -> Event {
 /// The event for a line that did not parse as `format`.
 pub fn parse_error_event(line: &str, format: Format, reason: &str, ctx: &ParseContext) -> Event {
     let mut event = Event::new(ctx.received);
-    event.insert("message", line);
-    event.insert("event.original", line);
-    event.insert("error.message", format!("not {}: {reason}", format.name()));
-    event.add_tag("parse_error");
+    event.insert(field::MESSAGE, line);
+    event.insert(field::EVENT_ORIGINAL, line);
+    event.insert(
+        field::ERROR_MESSAGE,
+        format!("not {}: {reason}", format.name()),
+    );
+    event.add_tag(tag::PARSE_ERROR);
     event
 }
 
@@ -331,12 +346,7 @@ mod tests {
         let e = parse_line(lines[0].0.as_bytes(), Format::Auto, &ctx);
         assert_eq!(e.get_str("external.event.dataset"), Some("vigil.audit"));
         assert_eq!(e.get_str("external.vigil.source"), Some("vigil"));
-        assert!(
-            e.get("tags")
-                .unwrap()
-                .to_string()
-                .contains("reserved_claim")
-        );
+        assert!(e.has_tag(tag::RESERVED_CLAIM));
     }
 
     #[test]
@@ -369,9 +379,19 @@ mod tests {
     fn bad_json_is_kept_as_parse_error() {
         let ctx = ParseContext::new(Timestamp::from_secs(100), "t");
         let e = parse_line(b"{not json", Format::Auto, &ctx);
-        assert!(e.get("tags").unwrap().to_string().contains("parse_error"));
+        assert!(e.has_tag(tag::PARSE_ERROR));
         assert_eq!(e.get_str("event.original"), Some("{not json"));
         assert_eq!(e.get_str("vigil.source"), Some("t"));
+    }
+
+    /// `vigil.parser` keeps the values it had when it was written from `Format::name`.
+    #[test]
+    fn format_names_are_parser_names() {
+        for f in Format::ALL {
+            if f != Format::Auto {
+                assert_eq!(f.parser().as_str(), f.name());
+            }
+        }
     }
 
     #[test]

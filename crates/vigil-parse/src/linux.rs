@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use vigil_event::{Event, Value};
+use vigil_event::{Event, Value, tag};
 
 fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("static pattern")
@@ -126,7 +126,7 @@ fn sshd(event: &mut Event, m: &str) -> bool {
         classify(event, "authentication", "info", "ssh_login", "failure");
         event.insert("vigil.auth.method", &c[1]);
         if c.get(2).is_some() {
-            event.add_tag("invalid_user");
+            event.add_tag(tag::INVALID_USER);
         }
         event.insert("user.name", &c[3]);
         set_ip(event, "source.ip", &c[4]);
@@ -153,7 +153,7 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             "ssh_invalid_user",
             "failure",
         );
-        event.add_tag("invalid_user");
+        event.add_tag(tag::INVALID_USER);
         event.insert("user.name", &c[1]);
         set_ip(event, "source.ip", &c[2]);
         if let Some(p) = c.get(3) {
@@ -169,7 +169,7 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             event.insert("user.name", u.as_str());
         }
         if c.get(1).is_some_and(|k| k.as_str() == "invalid") {
-            event.add_tag("invalid_user");
+            event.add_tag(tag::INVALID_USER);
         }
         set_ip(event, "source.ip", &c[4]);
         set_port(event, "source.port", &c[5]);
@@ -523,7 +523,7 @@ mod tests {
         assert_eq!(s(&e, "user.name"), Some("admin"));
         assert_eq!(e.get("source.ip").unwrap().to_string(), "203.0.113.5");
         assert_eq!(e.get("source.port").and_then(Value::as_i64), Some(51234));
-        assert!(e.get("tags").unwrap().to_string().contains("invalid_user"));
+        assert!(e.has_tag(tag::INVALID_USER));
     }
 
     #[test]

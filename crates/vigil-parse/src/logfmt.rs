@@ -2,7 +2,7 @@
 //! nest); `time`/`ts`/`timestamp` set the event time, `msg` becomes `message`, `level` becomes
 //! `log.level`. Values stay strings, except under IP-named keys.
 
-use vigil_event::{Event, Timestamp, Value, is_ip_key};
+use vigil_event::{Event, Parser, Timestamp, Value, field, is_ip_key};
 
 use crate::ParseContext;
 
@@ -118,7 +118,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
         }
     }
     crate::reserved::quarantine(&mut event);
-    event.insert("vigil.parser", "logfmt");
+    event.insert(field::VIGIL_PARSER, Parser::Logfmt);
     Ok(event)
 }
 

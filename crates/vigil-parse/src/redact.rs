@@ -13,7 +13,7 @@
 use std::sync::LazyLock;
 
 use regex::{Regex, RegexSet};
-use vigil_event::{Event, Value};
+use vigil_event::{Event, Value, field};
 
 /// Field names (last dotted component, lower case) whose whole value is a secret.
 const SECRET_FIELD_NAMES: &[&str] = &[
@@ -240,7 +240,7 @@ impl Redactor {
             }
         }
         if !counts.by_kind.is_empty() {
-            let mut kinds: Vec<Value> = match event.remove("vigil.redacted") {
+            let mut kinds: Vec<Value> = match event.remove(field::VIGIL_REDACTED) {
                 Some(Value::List(items)) => items,
                 _ => Vec::new(),
             };
@@ -249,7 +249,7 @@ impl Redactor {
                     kinds.push(Value::from(kind.as_str()));
                 }
             }
-            event.insert("vigil.redacted", Value::List(kinds));
+            event.insert(field::VIGIL_REDACTED, Value::List(kinds));
         }
         counts
     }

@@ -17,10 +17,11 @@
 //!
 //! Comparisons ignore ASCII case and surrounding white space, as Sigma's string matching does.
 
-use vigil_event::{Event, Value};
+use vigil_event::{Event, Value, field, tag};
 
-/// The tag of an event whose input claimed a name Vigil reserves.
-pub const RESERVED_CLAIM_TAG: &str = "reserved_claim";
+/// The tag of an event whose input claimed a name Vigil reserves (the same as
+/// [`tag::RESERVED_CLAIM`], kept under this name for existing callers).
+pub const RESERVED_CLAIM_TAG: &str = tag::RESERVED_CLAIM;
 
 /// Where claimed fields go: `external.<original name>`.
 pub const QUARANTINE_PREFIX: &str = "external.";
@@ -31,7 +32,7 @@ pub fn is_reserved_field(name: &str) -> bool {
     name.eq_ignore_ascii_case("vigil")
         || name
             .get(..6)
-            .is_some_and(|head| head.eq_ignore_ascii_case("vigil."))
+            .is_some_and(|head| head.eq_ignore_ascii_case(field::VIGIL_PREFIX))
 }
 
 /// Whether a value of `event.dataset` names one of Vigil's own datasets (`vigil`, `vigil.*`).
@@ -60,7 +61,7 @@ pub fn quarantine(event: &mut Event) -> usize {
         .fields()
         .filter(|(name, value)| {
             is_reserved_field(name)
-                || (name.trim().eq_ignore_ascii_case("event.dataset") && claims_dataset(value))
+                || (name.trim().eq_ignore_ascii_case(field::EVENT_DATASET) && claims_dataset(value))
         })
         .map(|(name, _)| name.to_owned())
         .collect();
@@ -79,7 +80,7 @@ pub fn quarantine(event: &mut Event) -> usize {
 /// it is reserved; returns the name to store it under and whether it was moved.
 pub fn quarantined_name(name: &str, value: &Value) -> (String, bool) {
     let claimed = is_reserved_field(name)
-        || (name.trim().eq_ignore_ascii_case("event.dataset") && claims_dataset(value));
+        || (name.trim().eq_ignore_ascii_case(field::EVENT_DATASET) && claims_dataset(value));
     if claimed {
         (format!("{QUARANTINE_PREFIX}{name}"), true)
     } else {
@@ -102,7 +103,7 @@ mod tests {
     use super::*;
 
     fn tagged(e: &Event) -> bool {
-        matches!(e.get("tags"), Some(Value::List(t)) if t.iter().any(|t| t.as_str() == Some(RESERVED_CLAIM_TAG)))
+        e.has_tag(tag::RESERVED_CLAIM)
     }
 
     #[test]

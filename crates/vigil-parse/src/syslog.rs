@@ -8,7 +8,7 @@
 
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use syslog_loose::{ProcId, Protocol, Variant};
-use vigil_event::{Event, Timestamp};
+use vigil_event::{Event, Parser, Timestamp, field};
 
 use crate::ParseContext;
 
@@ -137,7 +137,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
         }
     };
     event.insert("message", body);
-    event.insert("vigil.parser", "syslog");
+    event.insert(field::VIGIL_PARSER, Parser::Syslog);
     if let Some(cef_start) = body.find("CEF:") {
         crate::cef::enrich(&mut event, &body[cef_start..]);
     } else {
@@ -193,7 +193,7 @@ fn parse_minimal(line: &str, ctx: &ParseContext) -> Option<Event> {
         }
     }
     event.insert("message", message);
-    event.insert("vigil.parser", "syslog");
+    event.insert(field::VIGIL_PARSER, Parser::Syslog);
     crate::linux::enrich(&mut event, name.unwrap_or(""), message);
     Some(event)
 }

@@ -59,9 +59,7 @@ fn parse_all(text: &str, format: Format, ctx: &ParseContext, what: &str) -> Vec<
             continue;
         }
         let e = parse_line(line.as_bytes(), format, ctx);
-        if e.get("tags")
-            .is_some_and(|t| t.to_string().contains("parse_error"))
-        {
+        if e.has_tag(vigil_event::tag::PARSE_ERROR) {
             errors.push(format!(
                 "line {}: {:?}: {}",
                 i + 1,

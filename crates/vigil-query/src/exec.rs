@@ -8,7 +8,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::net::IpAddr;
 
-use vigil_event::{Event, Timestamp, Value};
+use vigil_event::{Event, Timestamp, Value, field};
 
 use crate::ast::*;
 
@@ -67,8 +67,8 @@ pub fn alias(name: &str) -> &str {
         "status" | "status_code" => "http.response.status_code",
         "user" | "username" => "user.name",
         "host" | "hostname" => "host.name",
-        "sourcetype" => "vigil.sourcetype",
-        "source" => "vigil.source",
+        "sourcetype" => field::VIGIL_SOURCETYPE,
+        "source" => field::VIGIL_SOURCE,
         "method" | "http_method" => "http.request.method",
         "uri" | "url" => "url.original",
         "uri_path" => "url.path",
@@ -733,7 +733,8 @@ pub fn count_pushdown(pipeline: &Pipeline) -> Option<CountPushdown> {
         aggs.iter()
             .all(|a| a.func == AggFunc::Count && a.field.is_none())
     };
-    let groupable = |f: &String| !matches!(f.as_str(), "@timestamp" | "_time" | "vigil.seq");
+    let groupable =
+        |f: &String| !matches!(f.as_str(), field::TIMESTAMP | "_time" | field::VIGIL_SEQ);
     let grouping = match &pipeline.commands[position] {
         Command::Stats { aggs, by } if plain_counts(aggs) && by.iter().all(groupable) => {
             Grouping::Fields(by.clone())
@@ -800,7 +801,7 @@ pub fn run_counted(
 
 fn seq_of(row: &Row) -> i64 {
     row.fields
-        .get("vigil.seq")
+        .get(field::VIGIL_SEQ)
         .and_then(Value::as_i64)
         .unwrap_or(0)
 }
@@ -846,12 +847,12 @@ impl Table {
             }
         }
         let mut cols = vec![
-            "@timestamp".to_string(),
-            "vigil.seq".to_string(),
-            "message".to_string(),
+            field::TIMESTAMP.to_string(),
+            field::VIGIL_SEQ.to_string(),
+            field::MESSAGE.to_string(),
         ];
-        others.remove("vigil.seq");
-        others.remove("message");
+        others.remove(field::VIGIL_SEQ);
+        others.remove(field::MESSAGE);
         cols.extend(others);
         cols
     }
@@ -913,7 +914,7 @@ fn apply_streaming(c: &Command, row: &mut Row) -> bool {
                     .chain(fields.iter().map(String::as_str))
                     .collect();
                 row.fields
-                    .retain(|k, _| keep.contains(k.as_str()) || k == "vigil.seq");
+                    .retain(|k, _| keep.contains(k.as_str()) || k == field::VIGIL_SEQ);
             }
             true
         }
