@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value as Json, json};
-use vigil_event::{Event, Timestamp, Value, dataset, field};
+use vigil_event::{Event, EventKind, Timestamp, Value, dataset, field};
 
 /// Sample sequence numbers kept per alert.
 pub const MAX_SAMPLES: usize = 20;
@@ -157,7 +157,7 @@ impl Alert {
     /// `created`, `updated`, `triaged`.
     pub fn to_event(&self, action: &str, now: Timestamp) -> Event {
         let mut e = Event::new(now);
-        e.insert("event.kind", "alert");
+        e.insert(field::EVENT_KIND, EventKind::Alert);
         e.insert(field::EVENT_DATASET, dataset::VIGIL_ALERT);
         e.insert("event.action", format!("alert-{action}"));
         e.insert(

@@ -27,7 +27,9 @@
 //! ```
 #![deny(missing_docs)]
 
+mod audit;
 mod canonical;
+mod ecs;
 mod json;
 mod names;
 mod timestamp;
@@ -35,7 +37,9 @@ mod value;
 
 use std::collections::BTreeMap;
 
+pub use audit::AuditBuilder;
 pub use canonical::{CANONICAL_VERSION, DecodeError};
+pub use ecs::{Category, EventKind, EventType, NotAllowed, Outcome};
 pub use json::{JsonError, is_ip_key};
 pub use names::{Parser, UnknownParser, dataset, field, tag};
 pub use timestamp::{Timestamp, TimestampError};
@@ -61,27 +65,6 @@ impl Event {
             timestamp,
             fields: BTreeMap::new(),
         }
-    }
-
-    /// One of Vigil's own audit events (`event.dataset: vigil.audit`, `vigil.source: vigil`): what
-    /// Vigil did or refused, classified like any ECS event so it is searched and detected the
-    /// same way.
-    pub fn audit(
-        time: Timestamp,
-        action: &str,
-        category: &str,
-        kind: &str,
-        outcome: &str,
-    ) -> Event {
-        let mut e = Event::new(time);
-        e.insert("event.dataset", "vigil.audit");
-        e.insert("vigil.source", "vigil");
-        e.insert("event.kind", "event");
-        e.insert("event.category", category);
-        e.insert("event.type", kind);
-        e.insert("event.action", action);
-        e.insert("event.outcome", outcome);
-        e
     }
 
     /// The event time (`@timestamp`).
