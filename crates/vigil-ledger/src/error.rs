@@ -105,6 +105,40 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
+    /// Whether the same request, made again later unchanged, can succeed: the failure lies in
+    /// the moment (a full disk, a writer shutting down for a restart, a lock another process
+    /// will release), not in the request or the stored data. A sender told "retryable" should
+    /// keep its data and try again with backoff; one told otherwise should report the error
+    /// (the data, the ledger or the configuration needs a person).
+    ///
+    /// * retryable: [`Unavailable`](LedgerError::Unavailable) (the write was undone; the writer
+    ///   probes the disk by itself), [`Closed`](LedgerError::Closed) and
+    ///   [`Poisoned`](LedgerError::Poisoned) (a restarted writer takes appends again),
+    ///   [`Locked`](LedgerError::Locked) (the holder finishes), an
+    ///   [`OutOfRange`](LedgerError::OutOfRange) sequence number the ledger has not reached
+    ///   yet, and [`Io`](LedgerError::Io) errors of a passing kind (storage full, quota,
+    ///   interrupted, would block, timed out, busy, out of memory);
+    /// * not retryable: corruption, a forged or unverifiable ledger, missing keys, an event too
+    ///   large, a pruned sequence number, invalid arguments, no ledger, and other I/O errors
+    ///   (not found, permission denied, read-only file system, hardware errors).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LedgerError::Unavailable(_)
+            | LedgerError::Closed
+            | LedgerError::Poisoned(_)
+            | LedgerError::Locked { .. } => true,
+            LedgerError::OutOfRange { seq, end, .. } => seq >= end,
+            LedgerError::Io { source, .. } => io_is_passing(source),
+            LedgerError::NotInitialized { .. }
+            | LedgerError::Corrupt { .. }
+            | LedgerError::EventTooLarge { .. }
+            | LedgerError::Note(_)
+            | LedgerError::Invalid(_)
+            | LedgerError::KeyMissing { .. }
+            | LedgerError::Untrusted { .. } => false,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> LedgerError {
         LedgerError::Io {
             context: context.into(),
@@ -124,5 +158,106 @@ impl LedgerError {
             seq,
             reason: reason.into(),
         }
+    }
+}
+
+/// Whether an OS error is of a kind that goes away by itself.
+fn io_is_passing(e: &io::Error) -> bool {
+    use io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::StorageFull
+            | K::QuotaExceeded
+            | K::Interrupted
+            | K::WouldBlock
+            | K::TimedOut
+            | K::ResourceBusy
+            | K::OutOfMemory
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(e: io::Error) -> LedgerError {
+        LedgerError::io("appending to seg-0000000000000000.log", e)
+    }
+
+    #[test]
+    fn a_full_disk_and_a_restart_are_retryable() {
+        // ENOSPC and EDQUOT as the OS reports them, and the kinds themselves.
+        assert!(
+            io(io::Error::from_raw_os_error(28)).is_retryable(),
+            "ENOSPC"
+        );
+        assert!(
+            io(io::Error::from_raw_os_error(122)).is_retryable(),
+            "EDQUOT"
+        );
+        assert!(io(io::ErrorKind::StorageFull.into()).is_retryable());
+        assert!(io(io::ErrorKind::Interrupted.into()).is_retryable());
+        assert!(io(io::ErrorKind::TimedOut.into()).is_retryable());
+        assert!(LedgerError::Unavailable("No space left on device".into()).is_retryable());
+        assert!(LedgerError::Closed.is_retryable());
+        assert!(LedgerError::Poisoned("undo failed".into()).is_retryable());
+        assert!(
+            LedgerError::Locked {
+                path: "/d/ledger/lock".into()
+            }
+            .is_retryable()
+        );
+    }
+
+    #[test]
+    fn corruption_and_bad_requests_are_not() {
+        assert!(!LedgerError::corrupt(Path::new("seg"), 10, Some(3), "bad crc").is_retryable());
+        assert!(
+            !LedgerError::Untrusted {
+                path: "/d/ledger".into(),
+                problems: vec!["root hash differs".into()],
+            }
+            .is_retryable()
+        );
+        assert!(
+            !LedgerError::KeyMissing {
+                path: "/d/ledger/key".into(),
+                detail: "missing".into(),
+            }
+            .is_retryable()
+        );
+        assert!(
+            !LedgerError::EventTooLarge {
+                size: 2_000_000,
+                max: 1_000_000
+            }
+            .is_retryable()
+        );
+        assert!(
+            !LedgerError::NotInitialized {
+                path: "/d/ledger".into()
+            }
+            .is_retryable()
+        );
+        assert!(!LedgerError::Invalid("bad range".into()).is_retryable());
+        assert!(!io(io::ErrorKind::PermissionDenied.into()).is_retryable());
+        assert!(!io(io::ErrorKind::NotFound.into()).is_retryable());
+        assert!(
+            !io(io::Error::from_raw_os_error(30)).is_retryable(),
+            "EROFS"
+        );
+        assert!(!io(io::Error::from_raw_os_error(5)).is_retryable(), "EIO");
+    }
+
+    #[test]
+    fn a_sequence_number_not_reached_yet_is_retryable_a_pruned_one_is_not() {
+        let range = |seq| LedgerError::OutOfRange {
+            seq,
+            first: 100,
+            end: 200,
+        };
+        assert!(range(200).is_retryable());
+        assert!(range(500).is_retryable());
+        assert!(!range(99).is_retryable());
     }
 }

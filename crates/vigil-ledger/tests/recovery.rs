@@ -128,6 +128,7 @@ fn damaged_block_followed_by_valid_data_is_refused() {
     fs::write(&seg, &bytes).unwrap();
     let err = Ledger::open(dir.path(), LedgerConfig::default()).unwrap_err();
     assert!(matches!(err, LedgerError::Corrupt { .. }), "{err}");
+    assert!(!err.is_retryable(), "damage does not go away by retrying");
     assert!(
         err.to_string().contains("refusing to cut complete blocks"),
         "{err}"
@@ -142,6 +143,7 @@ fn second_writer_is_refused() {
     let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
     let err = Ledger::open(dir.path(), LedgerConfig::default()).unwrap_err();
     assert!(matches!(err, LedgerError::Locked { .. }), "{err}");
+    assert!(err.is_retryable(), "the lock goes when its holder stops");
     ledger.close().unwrap();
     let (again, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
     again.close().unwrap();
@@ -155,6 +157,7 @@ fn oversized_event_is_refused_and_nothing_else_is_affected() {
     big.insert("message", "x".repeat(format::MAX_EVENT_BYTES + 1));
     let err = ledger.append(&[big]).unwrap_err();
     assert!(matches!(err, LedgerError::EventTooLarge { .. }), "{err}");
+    assert!(!err.is_retryable(), "the same event is as large next time");
     assert_eq!(ledger.append(&events(3, "ok")).unwrap(), 0..3);
     ledger.close().unwrap();
 }
@@ -266,6 +269,10 @@ fn failed_write_on_a_full_disk_is_undone_and_the_writer_recovers_by_itself() {
         assert!(
             matches!(failed, Err(LedgerError::Unavailable(ref reason)) if reason.contains("No space left")),
             "{failed:?}"
+        );
+        assert!(
+            failed.unwrap_err().is_retryable(),
+            "a full disk is worth retrying"
         );
         assert_eq!(
             fs::metadata(&segment).unwrap().len(),
