@@ -313,6 +313,31 @@ pub struct AlertFilter {
     pub until: Option<Timestamp>,
 }
 
+/// Why a triage change was refused. Neither is worth a retry: the first is the caller's id,
+/// the second a closed alert, which stays closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TriageError {
+    /// There is no alert with this id (HTTP 404).
+    #[error("no alert {id}")]
+    NoAlert {
+        /// The id asked for.
+        id: u64,
+    },
+    /// The alert is closed and can only stay closed (HTTP 409).
+    #[error("alert {id} is closed; a new match opens a new alert")]
+    Closed {
+        /// The alert.
+        id: u64,
+    },
+}
+
+/// For callers that pass errors on as text (`Result<_, String>` and `?`).
+impl From<TriageError> for String {
+    fn from(e: TriageError) -> String {
+        e.to_string()
+    }
+}
+
 /// Every alert, and the open one for each (rule, group).
 #[derive(Debug, Default)]
 pub struct AlertBook {
@@ -391,15 +416,13 @@ impl AlertBook {
     }
 
     /// Moves an alert to `status`; closing it lets the next match open a new alert.
-    pub fn triage(&mut self, id: u64, change: Triage) -> Result<&Alert, String> {
+    pub fn triage(&mut self, id: u64, change: Triage) -> Result<&Alert, TriageError> {
         let alert = self
             .alerts
             .get_mut(&id)
-            .ok_or_else(|| format!("no alert {id}"))?;
+            .ok_or(TriageError::NoAlert { id })?;
         if alert.status == Status::Closed && change.status != Status::Closed {
-            return Err(format!(
-                "alert {id} is closed; a new match opens a new alert"
-            ));
+            return Err(TriageError::Closed { id });
         }
         alert.status = change.status;
         alert.history.push(change);
@@ -608,12 +631,18 @@ mod tests {
             Observed::Updated { id: 1, .. }
         ));
         book.triage(1, by(Status::Closed)).unwrap();
-        assert!(book.triage(1, by(Status::Open)).is_err());
+        assert_eq!(
+            book.triage(1, by(Status::Open)).unwrap_err(),
+            TriageError::Closed { id: 1 }
+        );
         assert_eq!(
             book.observe(&rule(), group("203.0.113.5"), t(40), None, t(400)),
             Observed::New(3)
         );
-        assert!(book.triage(99, by(Status::Closed)).is_err());
+        let missing = book.triage(99, by(Status::Closed)).unwrap_err();
+        assert_eq!(missing, TriageError::NoAlert { id: 99 });
+        // The text callers have matched on so far is unchanged.
+        assert_eq!(String::from(missing), "no alert 99");
 
         let open = book.list(&AlertFilter {
             status: Some(Status::Open),

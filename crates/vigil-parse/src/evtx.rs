@@ -10,18 +10,30 @@
 use serde_json::Value as Json;
 use vigil_event::{Event, Parser, Timestamp, Value, field};
 
+/// What could not be read from an EVTX file. Never worth a retry: the bytes are as they are.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvtxError {
+    /// The file as a whole: not EVTX, or its header is damaged. Nothing was read.
+    #[error("not a readable EVTX file: {0}")]
+    File(#[source] evtx::err::EvtxError),
+    /// One record (the others are read).
+    #[error("{0}")]
+    Record(#[source] evtx::err::EvtxError),
+}
+
 /// Reads every record of an EVTX file. Records the `evtx` crate cannot read are returned as
-/// errors in place, so one damaged chunk does not hide the rest.
-pub fn parse_file(bytes: Vec<u8>) -> Result<Vec<Result<Event, String>>, String> {
+/// errors ([`EvtxError::Record`]) in place, so one damaged chunk does not hide the rest.
+pub fn parse_file(bytes: Vec<u8>) -> Result<Vec<Result<Event, EvtxError>>, EvtxError> {
     let settings = evtx::ParserSettings::new().num_threads(0);
     let mut parser = evtx::EvtxParser::from_buffer(bytes)
-        .map_err(|e| format!("not a readable EVTX file: {e}"))?
+        .map_err(EvtxError::File)?
         .with_configuration(settings);
     Ok(parser
         .records_json_value()
         .map(|record| match record {
             Ok(r) => Ok(record_to_event(&r.data, Some(r.event_record_id))),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(EvtxError::Record(e)),
         })
         .collect())
 }
@@ -219,6 +231,17 @@ mod tests {
     /// A record from a compromised Windows host cannot pass for Vigil's own event: data names
     /// such as `event.dataset` (with a `vigil.*` value) or `vigil.idempotency.key` move under
     /// `external.`.
+    /// Bytes that are not EVTX are refused as a whole, with the reason, and nothing is read.
+    #[test]
+    fn a_file_that_is_not_evtx_is_a_file_error() {
+        let err = parse_file(b"not an event log at all".to_vec()).unwrap_err();
+        assert!(matches!(err, EvtxError::File(_)), "{err:?}");
+        assert!(
+            err.to_string().starts_with("not a readable EVTX file: "),
+            "{err}"
+        );
+    }
+
     #[test]
     fn record_data_cannot_claim_vigil_names() {
         let record = serde_json::json!({"Event": {

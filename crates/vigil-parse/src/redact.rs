@@ -188,6 +188,29 @@ impl Redactions {
     }
 }
 
+/// A redaction configuration that cannot be used. Never worth a retry: the configuration
+/// must change.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedactError {
+    /// An operator's pattern is not a valid regular expression (or compiles too large).
+    #[error("redaction pattern {kind:?}: {source}")]
+    Pattern {
+        /// The pattern's kind (its name in `[redaction]` / `--redact KIND=REGEX`).
+        kind: String,
+        /// What the regex compiler said.
+        #[source]
+        source: regex::Error,
+    },
+}
+
+/// For callers that report configuration errors as text (`Result<_, String>` and `?`).
+impl From<RedactError> for String {
+    fn from(e: RedactError) -> String {
+        e.to_string()
+    }
+}
+
 /// Masks secrets. Built once; shared by every listener.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
@@ -197,13 +220,16 @@ pub struct Redactor {
 
 impl Redactor {
     /// The built-in patterns plus `extra` `(kind, regex)` pairs from the configuration.
-    pub fn new(extra: &[(String, String)]) -> Result<Redactor, String> {
+    pub fn new(extra: &[(String, String)]) -> Result<Redactor, RedactError> {
         let extra = extra
             .iter()
             .map(|(kind, re)| {
                 Regex::new(re)
                     .map(|r| (kind.clone(), r))
-                    .map_err(|e| format!("redaction pattern {kind:?}: {e}"))
+                    .map_err(|source| RedactError::Pattern {
+                        kind: kind.clone(),
+                        source,
+                    })
             })
             .collect::<Result<_, _>>()?;
         Ok(Redactor {
@@ -684,6 +710,13 @@ mod tests {
             r.redact_str("by EMP-123456 today", &mut c).unwrap(),
             "by [REDACTED:employee_id] today"
         );
-        assert!(Redactor::new(&[("bad".into(), "(".into())]).is_err());
+        let err = Redactor::new(&[
+            ("employee_id".into(), r"EMP-\d{6}".into()),
+            ("bad".into(), "(".into()),
+        ])
+        .unwrap_err();
+        assert!(matches!(&err, RedactError::Pattern { kind, .. } if kind == "bad"));
+        let text = String::from(err);
+        assert!(text.starts_with(r#"redaction pattern "bad": "#), "{text}");
     }
 }
