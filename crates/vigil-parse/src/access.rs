@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use chrono::DateTime;
 use vigil_event::{Event, Parser, Timestamp, Value, field, tag};
 
-use crate::ParseContext;
+use crate::{LineError, ParseContext};
 
 /// Whether a line looks like an Apache error log line: `[Sun Dec 04 04:47:44 2005] [level] …`.
 pub fn looks_like_error_log(line: &str) -> bool {
@@ -20,14 +20,14 @@ pub fn looks_like_error_log(line: &str) -> bool {
 
 /// Parses an Apache error log line (`[Sun Dec 04 04:47:44 2005] [error] [client 1.2.3.4] msg`,
 /// or the 2.4 form with microseconds and `[module:level] [pid N]`).
-pub fn parse_error_log(line: &str, ctx: &ParseContext) -> Result<Event, String> {
-    let inner = line.strip_prefix('[').ok_or("missing [time]")?;
-    let close = inner.find(']').ok_or("missing ]")?;
+pub fn parse_error_log(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
+    let inner = line.strip_prefix('[').ok_or(LineError::Missing("[time]"))?;
+    let close = inner.find(']').ok_or(LineError::Missing("]"))?;
     let time = &inner[..close];
     // The weekday is redundant; skip it rather than reject a line whose weekday is off.
     let without_weekday = time.get(4..).unwrap_or("");
     let parsed = chrono::NaiveDateTime::parse_from_str(without_weekday, "%b %d %H:%M:%S%.f %Y")
-        .map_err(|_| format!("bad time {time:?}"))?;
+        .map_err(|_| LineError::BadTime(time.to_owned()))?;
     let mut e = Event::new(Timestamp::from_datetime(parsed.and_utc()));
     let mut rest = inner[close + 1..].trim_start();
     while let Some(inner) = rest.strip_prefix('[') {
@@ -134,23 +134,23 @@ impl<'a> Cursor<'a> {
 }
 
 /// Parses one access log line.
-pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
+pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
     // Some exports wrap every line in one more pair of double quotes.
     let line = match line.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
         Some(inner) if inner.contains(" [") => inner,
         _ => line,
     };
     let mut c = Cursor { s: line, pos: 0 };
-    let host = c.token().ok_or("empty line")?;
-    let _ident = c.token().ok_or("missing ident field")?;
-    let user = c.token().ok_or("missing user field")?;
-    let time = c.bracketed().ok_or("missing [time]")?;
+    let host = c.token().ok_or(LineError::Empty)?;
+    let _ident = c.token().ok_or(LineError::Missing("ident field"))?;
+    let user = c.token().ok_or(LineError::Missing("user field"))?;
+    let time = c.bracketed().ok_or(LineError::Missing("[time]"))?;
     let timestamp = DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S %z")
         .map(|t| Timestamp::from_datetime(t.to_utc()))
-        .map_err(|_| format!("bad time {time:?}"))?;
-    let request = c.quoted().ok_or("missing \"request\"")?;
-    let status = c.token().ok_or("missing status")?;
-    let bytes = c.token().ok_or("missing size")?;
+        .map_err(|_| LineError::BadTime(time.to_owned()))?;
+    let request = c.quoted().ok_or(LineError::Missing("\"request\""))?;
+    let status = c.token().ok_or(LineError::Missing("status"))?;
+    let bytes = c.token().ok_or(LineError::Missing("size"))?;
     let referrer = c.quoted();
     let agent = c.quoted();
 

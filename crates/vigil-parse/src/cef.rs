@@ -10,11 +10,11 @@ use std::net::IpAddr;
 
 use vigil_event::{Event, Parser, Timestamp, Value, field};
 
-use crate::ParseContext;
+use crate::{LineError, ParseContext};
 
 /// Parses a line holding CEF (alone, or after a syslog header).
-pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
-    let start = line.find("CEF:").ok_or("no CEF: marker")?;
+pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
+    let start = line.find("CEF:").ok_or(LineError::NoCefMarker)?;
     if start > 0 {
         // CEF inside syslog: let the syslog parser read the header, then us the body.
         if let Ok(event) = crate::syslog::parse(line, ctx)
@@ -25,7 +25,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
     }
     let mut event = Event::new(ctx.received);
     if !enrich(&mut event, &line[start..]) {
-        return Err("fewer than 8 |-separated header fields".into());
+        return Err(LineError::CefHeader);
     }
     event.insert(field::VIGIL_PARSER, Parser::Cef);
     Ok(event)

@@ -7,12 +7,12 @@
 
 use vigil_event::{Event, Parser, Timestamp, Value, field};
 
-use crate::ParseContext;
+use crate::{LineError, ParseContext};
 
 /// Parses one JSON object.
-pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
+pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
     let has_timestamp = line.contains("\"@timestamp\"");
-    let mut event = Event::from_json(line, ctx.received).map_err(|e| e.to_string())?;
+    let mut event = Event::from_json(line, ctx.received)?;
     // The input's own `vigil.*` fields and a `vigil.*` dataset are claims, not facts.
     crate::reserved::quarantine(&mut event);
     if !has_timestamp {

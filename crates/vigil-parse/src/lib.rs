@@ -33,6 +33,7 @@
 
 pub mod access;
 pub mod cef;
+mod error;
 pub mod evtx;
 pub mod framing;
 pub mod json;
@@ -44,6 +45,7 @@ pub mod syslog;
 
 use std::str::FromStr;
 
+pub use error::LineError;
 use vigil_event::{Event, Parser, Timestamp, field, tag};
 
 /// The formats Vigil reads line by line.
@@ -221,7 +223,7 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
     };
     let mut event = match parsed {
         Ok(event) => event,
-        Err(reason) => parse_error_event(line, format, &reason, ctx),
+        Err(reason) => parse_error_event(line, format, &reason.to_string(), ctx),
     };
     // No parser sets a Vigil dataset; whatever claims one came from the input.
     if event.dataset().is_some_and(reserved::is_reserved_dataset)

@@ -4,7 +4,7 @@
 
 use vigil_event::{Event, Parser, Timestamp, Value, field, is_ip_key};
 
-use crate::ParseContext;
+use crate::{LineError, ParseContext};
 
 /// Whether a line looks like logfmt: at least two `key=` pairs at the start of words.
 pub fn looks_like_logfmt(line: &str) -> bool {
@@ -22,7 +22,7 @@ pub fn looks_like_logfmt(line: &str) -> bool {
 }
 
 /// Splits a logfmt line into pairs. Errors on an unterminated quote.
-pub fn pairs(line: &str) -> Result<Vec<(String, Option<String>)>, String> {
+pub fn pairs(line: &str) -> Result<Vec<(String, Option<String>)>, LineError> {
     let mut out = Vec::new();
     let mut chars = line.char_indices().peekable();
     loop {
@@ -75,7 +75,7 @@ pub fn pairs(line: &str) -> Result<Vec<(String, Option<String>)>, String> {
                 }
             }
             if !closed {
-                return Err(format!("unterminated quote in value of {key:?}"));
+                return Err(LineError::UnterminatedQuote { key });
             }
         } else {
             while let Some(&(_, c)) = chars.peek() {
@@ -92,10 +92,10 @@ pub fn pairs(line: &str) -> Result<Vec<(String, Option<String>)>, String> {
 }
 
 /// Parses one logfmt line.
-pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
+pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
     let pairs = pairs(line)?;
     if !pairs.iter().any(|(_, v)| v.is_some()) {
-        return Err("no key=value pairs".into());
+        return Err(LineError::NoPairs);
     }
     let mut event = Event::new(ctx.received);
     for (key, value) in pairs {

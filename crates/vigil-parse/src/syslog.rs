@@ -10,7 +10,7 @@ use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use syslog_loose::{ProcId, Protocol, Variant};
 use vigil_event::{Event, Parser, Timestamp, field};
 
-use crate::ParseContext;
+use crate::{LineError, ParseContext};
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -38,7 +38,7 @@ pub fn looks_like_rfc3339_syslog(line: &str) -> bool {
 }
 
 /// Parses one syslog message.
-pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
+pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
     let reference = ctx.reference;
     let year = move |(month, day, hour, minute, second): syslog_loose::IncompleteDate| {
         infer_year(reference, month, day, hour, minute, second)
@@ -50,10 +50,10 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, String> {
         Variant::Either,
     ) {
         Ok(m) => m,
-        Err(e) => return parse_minimal(line, ctx).ok_or_else(|| e.to_string()),
+        Err(e) => return parse_minimal(line, ctx).ok_or_else(|| LineError::Syslog(e.to_string())),
     };
     if msg.timestamp.is_none() && msg.facility.is_none() && msg.hostname.is_none() {
-        return Err("no priority, timestamp or host".into());
+        return Err(LineError::NoSyslogHeader);
     }
     let mut event = Event::new(
         msg.timestamp
