@@ -24,7 +24,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 
-use vigil_event::{Event, Timestamp};
+use vigil_event::{Category, Event, EventType, Outcome, Timestamp};
 
 use crate::error::LedgerError;
 use crate::files::{self, LedgerPaths, sync_dir};
@@ -391,13 +391,12 @@ impl RecoveryRecord {
 
 /// The `vigil.audit` event the writer stores (and signs) when it recovers a ledger.
 pub(crate) fn recovery_event(record: &RecoveryRecord) -> Event {
-    let mut audit = Event::audit(
-        record.time,
-        "ledger_recovered",
-        "configuration",
-        "change",
-        "success",
-    );
+    let mut audit = Event::audit_builder("ledger_recovered")
+        .category(Category::Configuration)
+        .event_type(EventType::Change)
+        .outcome(Outcome::Success)
+        .at(record.time)
+        .build();
     audit.insert("event.reason", record.reason.as_str());
     audit.insert("vigil.recovery.size", record.size as i64);
     audit.insert("vigil.recovery.found", record.found.join("; "));
@@ -415,13 +414,12 @@ pub(crate) fn recovery_event(record: &RecoveryRecord) -> Event {
 
 /// The `vigil.audit` event the writer stores when it signs a tail no checkpoint covered.
 pub(crate) fn unsigned_tail_event(tail: &std::ops::Range<u64>) -> Event {
-    let mut audit = Event::audit(
-        Timestamp::now(),
-        "ledger_unsigned_tail_signed",
-        "configuration",
-        "change",
-        "success",
-    );
+    let mut audit = Event::audit_builder("ledger_unsigned_tail_signed")
+        .category(Category::Configuration)
+        .event_type(EventType::Change)
+        .outcome(Outcome::Success)
+        .at(Timestamp::now())
+        .build();
     audit.insert("vigil.tail.start", tail.start as i64);
     audit.insert("vigil.tail.end", tail.end as i64);
     audit.insert(

@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use vigil_event::{Event, Timestamp};
+use vigil_event::{Category, Event, EventType, Outcome, Timestamp};
 
 use crate::error::LedgerError;
 use crate::files::{self, LedgerPaths, SegmentBlocks, read_record_log, sync_dir};
@@ -1224,13 +1224,12 @@ impl Committer {
         self.pruned_end = end;
 
         // The pruning is itself an event in the ledger.
-        let mut audit = Event::audit(
-            now,
-            "retention_prune",
-            "configuration",
-            "deletion",
-            "success",
-        );
+        let mut audit = Event::audit_builder("retention_prune")
+            .category(Category::Configuration)
+            .event_type(EventType::Deletion)
+            .outcome(Outcome::Success)
+            .at(now)
+            .build();
         audit.insert("vigil.prune.start", record.start as i64);
         audit.insert("vigil.prune.end", record.end as i64);
         audit.insert("vigil.prune.segments", record.segments.len() as i64);
