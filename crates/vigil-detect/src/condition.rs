@@ -42,6 +42,58 @@ pub enum Cond {
     Of(Quantifier, OfTarget),
 }
 
+/// Why a condition string is refused. [`ConditionError::is_unsupported`] tells a valid Sigma
+/// v1 feature Vigil does not run (the rule is fine, Vigil is not) from a malformed condition.
+/// Never worth a retry: the same text fails the same way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConditionError {
+    /// A Sigma v1 aggregation (`| count() by x > 5`).
+    #[error("v1 aggregation (`| count() …`) is not supported; use a Sigma v2 correlation rule")]
+    V1Aggregation,
+    /// Sigma v1 `near`.
+    #[error("`near` (v1 temporal proximity) is not supported; use a temporal correlation rule")]
+    Near,
+    /// A character no condition uses.
+    #[error("unexpected character `{0}` in condition")]
+    Character(char),
+    /// `(` closed by something else (the token, quoted).
+    #[error("expected `)`, found {0}")]
+    ExpectedClose(String),
+    /// `(` never closed.
+    #[error("missing `)`")]
+    MissingClose,
+    /// `and` / `or` with nothing before it.
+    #[error("`{0}` without a left operand")]
+    NoLeftOperand(String),
+    /// `0 of …`.
+    #[error("`0 of` is not meaningful")]
+    ZeroOf,
+    /// `x of …` where x is not 1, any, all or a number.
+    #[error("`{0} of`: expected 1, all or a number")]
+    BadQuantifier(String),
+    /// `of` followed by something other than a name (the token, quoted; none at the end).
+    #[error("expected a name after `of`{}", .0.as_ref().map(|t| format!(", found {t}")).unwrap_or_default())]
+    ExpectedName(Option<String>),
+    /// A token where none of its kind can stand (quoted).
+    #[error("unexpected {0}")]
+    Unexpected(String),
+    /// The condition stops where an operand is needed.
+    #[error("condition ends too early")]
+    EndsEarly,
+    /// Text left after a complete condition (the first token, quoted).
+    #[error("unexpected {0} after the end of the condition")]
+    Trailing(String),
+}
+
+impl ConditionError {
+    /// Whether the condition is valid Sigma that Vigil does not run (v1 aggregations, `near`),
+    /// as opposed to a malformed one.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, ConditionError::V1Aggregation | ConditionError::Near)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
     Word(String),
@@ -61,7 +113,7 @@ impl fmt::Display for Tok {
     }
 }
 
-fn lex(text: &str) -> Result<Vec<Tok>, String> {
+fn lex(text: &str) -> Result<Vec<Tok>, ConditionError> {
     let mut toks = Vec::new();
     let mut word = String::new();
     for c in text.chars() {
@@ -81,7 +133,7 @@ fn lex(text: &str) -> Result<Vec<Tok>, String> {
         } else if c.is_alphanumeric() || matches!(c, '_' | '*' | '-' | '.' | '?') {
             word.push(c);
         } else {
-            return Err(format!("unexpected character `{c}` in condition"));
+            return Err(ConditionError::Character(c));
         }
     }
     if !word.is_empty() {
@@ -109,7 +161,7 @@ impl Parser {
         t
     }
 
-    fn or(&mut self) -> Result<Cond, String> {
+    fn or(&mut self) -> Result<Cond, ConditionError> {
         let mut items = vec![self.and()?];
         while is_kw(self.peek(), "or") {
             self.pos += 1;
@@ -122,7 +174,7 @@ impl Parser {
         })
     }
 
-    fn and(&mut self) -> Result<Cond, String> {
+    fn and(&mut self) -> Result<Cond, ConditionError> {
         let mut items = vec![self.not()?];
         while is_kw(self.peek(), "and") {
             self.pos += 1;
@@ -135,7 +187,7 @@ impl Parser {
         })
     }
 
-    fn not(&mut self) -> Result<Cond, String> {
+    fn not(&mut self) -> Result<Cond, ConditionError> {
         if is_kw(self.peek(), "not") {
             self.pos += 1;
             return Ok(Cond::Not(Box::new(self.not()?)));
@@ -143,68 +195,69 @@ impl Parser {
         self.primary()
     }
 
-    fn primary(&mut self) -> Result<Cond, String> {
+    fn primary(&mut self) -> Result<Cond, ConditionError> {
         match self.next() {
             Some(Tok::Open) => {
                 let inner = self.or()?;
                 match self.next() {
                     Some(Tok::Close) => Ok(inner),
-                    Some(t) => Err(format!("expected `)`, found {t}")),
-                    None => Err("missing `)`".into()),
+                    Some(t) => Err(ConditionError::ExpectedClose(t.to_string())),
+                    None => Err(ConditionError::MissingClose),
                 }
             }
             Some(Tok::Word(w)) => {
                 let lower = w.to_ascii_lowercase();
                 if matches!(lower.as_str(), "and" | "or") {
-                    return Err(format!("`{w}` without a left operand"));
-                }
-                if lower == "near" {
-                    return Err("`near` (v1 temporal proximity) is not supported; use a temporal correlation rule".into());
+                    return Err(ConditionError::NoLeftOperand(w));
                 }
                 if is_kw(self.peek(), "of") {
                     let quant = match lower.as_str() {
                         "1" | "any" => Quantifier::Any,
                         "all" => Quantifier::All,
                         n => match n.parse::<usize>() {
-                            Ok(0) => return Err("`0 of` is not meaningful".into()),
+                            Ok(0) => return Err(ConditionError::ZeroOf),
                             Ok(n) => Quantifier::AtLeast(n),
-                            Err(_) => return Err(format!("`{w} of`: expected 1, all or a number")),
+                            Err(_) => return Err(ConditionError::BadQuantifier(w)),
                         },
                     };
                     self.pos += 1;
                     let target = match self.next() {
                         Some(Tok::Word(t)) if t.eq_ignore_ascii_case("them") => OfTarget::Them,
                         Some(Tok::Word(t)) => OfTarget::Pattern(t),
-                        Some(t) => return Err(format!("expected a name after `of`, found {t}")),
-                        None => return Err("expected a name after `of`".into()),
+                        Some(t) => return Err(ConditionError::ExpectedName(Some(t.to_string()))),
+                        None => return Err(ConditionError::ExpectedName(None)),
                     };
                     return Ok(Cond::Of(quant, target));
                 }
                 if lower == "not" || lower == "of" || lower == "them" {
-                    return Err(format!("unexpected `{w}`"));
+                    return Err(ConditionError::Unexpected(Tok::Word(w).to_string()));
                 }
                 Ok(Cond::Ident(w))
             }
-            Some(Tok::Pipe) => Err("unexpected `|`".into()),
-            Some(t) => Err(format!("unexpected {t}")),
-            None => Err("condition ends too early".into()),
+            Some(t) => Err(ConditionError::Unexpected(t.to_string())),
+            None => Err(ConditionError::EndsEarly),
         }
     }
 }
 
 /// Parses one condition string.
-pub fn parse(text: &str) -> Result<Cond, String> {
+pub fn parse(text: &str) -> Result<Cond, ConditionError> {
     if text.contains('|') {
-        return Err(
-            "v1 aggregation (`| count() …`) is not supported; use a Sigma v2 correlation rule"
-                .into(),
-        );
+        return Err(ConditionError::V1Aggregation);
     }
     let toks = lex(text)?;
+    // `near` is a v1 keyword wherever it stands (`a near b` is its usual form): say so rather
+    // than "unexpected `near`".
+    if toks
+        .iter()
+        .any(|t| matches!(t, Tok::Word(w) if w.eq_ignore_ascii_case("near")))
+    {
+        return Err(ConditionError::Near);
+    }
     let mut p = Parser { toks, pos: 0 };
     let c = p.or()?;
     if let Some(t) = p.peek() {
-        return Err(format!("unexpected {t} after the end of the condition"));
+        return Err(ConditionError::Trailing(t.to_string()));
     }
     Ok(c)
 }
@@ -294,6 +347,95 @@ mod tests {
             "a)",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Each refusal says what failed, in the words the rule reports have always used, and
+    /// unsupported v1 features are told apart from malformed conditions.
+    #[test]
+    fn errors_say_what_failed() {
+        let cases: &[(&str, ConditionError, &str)] = &[
+            (
+                "selection | count() by x > 5",
+                ConditionError::V1Aggregation,
+                "v1 aggregation (`| count() …`) is not supported; use a Sigma v2 correlation rule",
+            ),
+            (
+                "a near b",
+                ConditionError::Near,
+                "`near` (v1 temporal proximity) is not supported; use a temporal correlation rule",
+            ),
+            (
+                "(sel1 NEAR sel2)",
+                ConditionError::Near,
+                "`near` (v1 temporal proximity) is not supported; use a temporal correlation rule",
+            ),
+            (
+                "a & b",
+                ConditionError::Character('&'),
+                "unexpected character `&` in condition",
+            ),
+            (
+                "(a b",
+                ConditionError::ExpectedClose("`b`".into()),
+                "expected `)`, found `b`",
+            ),
+            ("(a", ConditionError::MissingClose, "missing `)`"),
+            (
+                "and a",
+                ConditionError::NoLeftOperand("and".into()),
+                "`and` without a left operand",
+            ),
+            (
+                "0 of x*",
+                ConditionError::ZeroOf,
+                "`0 of` is not meaningful",
+            ),
+            (
+                "x of y",
+                ConditionError::BadQuantifier("x".into()),
+                "`x of`: expected 1, all or a number",
+            ),
+            (
+                "1 of (",
+                ConditionError::ExpectedName(Some("`(`".into())),
+                "expected a name after `of`, found `(`",
+            ),
+            (
+                "1 of",
+                ConditionError::ExpectedName(None),
+                "expected a name after `of`",
+            ),
+            (
+                "them",
+                ConditionError::Unexpected("`them`".into()),
+                "unexpected `them`",
+            ),
+            (
+                ")",
+                ConditionError::Unexpected("`)`".into()),
+                "unexpected `)`",
+            ),
+            (
+                "a and",
+                ConditionError::EndsEarly,
+                "condition ends too early",
+            ),
+            (
+                "a)",
+                ConditionError::Trailing("`)`".into()),
+                "unexpected `)` after the end of the condition",
+            ),
+        ];
+        for (text, error, message) in cases {
+            let got = parse(text).unwrap_err();
+            assert_eq!(&got, error, "{text:?}");
+            assert_eq!(got.to_string(), *message, "{text:?}");
+            assert_eq!(
+                got.is_unsupported(),
+                matches!(error, ConditionError::V1Aggregation | ConditionError::Near),
+                "{text:?}"
+            );
         }
     }
 
