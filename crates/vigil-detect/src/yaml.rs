@@ -150,17 +150,29 @@ fn options() -> serde_saphyr::Options {
     o
 }
 
+/// Why a YAML text could not be read. Never worth a retry: the text must change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum YamlError {
+    /// Not valid YAML: serde-saphyr's message (first line, with line and column).
+    #[error("{0}")]
+    Syntax(String),
+    /// The YAML parser panicked on this input (caught; reported rather than propagated).
+    #[error("the YAML parser failed on this input")]
+    ParserFailed,
+}
+
 /// Parses a YAML stream into its documents (empty documents are skipped).
 ///
 /// Errors carry serde-saphyr's message (with line and column). Never panics.
-pub fn parse_documents(text: &str) -> Result<Vec<Yaml>, String> {
+pub fn parse_documents(text: &str) -> Result<Vec<Yaml>, YamlError> {
     let result = std::panic::catch_unwind(|| {
         serde_saphyr::from_multiple_with_options::<Yaml>(text, options())
     });
     match result {
         Ok(Ok(docs)) => Ok(docs),
-        Ok(Err(e)) => Err(first_line(&e.to_string())),
-        Err(_) => Err("the YAML parser failed on this input".to_owned()),
+        Ok(Err(e)) => Err(YamlError::Syntax(first_line(&e.to_string()))),
+        Err(_) => Err(YamlError::ParserFailed),
     }
 }
 
@@ -285,7 +297,10 @@ mod tests {
         ] {
             let _ = parse_documents(bad);
         }
-        assert!(parse_documents("a: [1, 2").is_err());
+        assert!(matches!(
+            parse_documents("a: [1, 2"),
+            Err(YamlError::Syntax(m)) if !m.is_empty() && !m.contains('\n')
+        ));
     }
 
     #[test]
