@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 
 use chrono::DateTime;
-use vigil_event::{Event, Parser, Timestamp, Value, field, tag};
+use vigil_event::{
+    Category, Event, EventKind, EventType, Outcome, Parser, Timestamp, Value, field, tag,
+};
 
 use crate::{LineError, ParseContext};
 
@@ -51,9 +53,9 @@ pub fn parse_error_log(line: &str, ctx: &ParseContext) -> Result<Event, LineErro
         rest = inner[end + 1..].trim_start();
     }
     e.insert("message", rest);
-    e.insert("event.kind", "event");
-    e.insert("event.category", "web");
-    e.insert("event.type", "error");
+    e.insert(field::EVENT_KIND, EventKind::Event);
+    e.insert(field::EVENT_CATEGORY, Category::Web);
+    e.insert(field::EVENT_TYPE, EventType::Error);
     e.insert(field::VIGIL_SOURCETYPE, "apache_error");
     e.insert(field::VIGIL_PARSER, Parser::ApacheError);
     let _ = ctx;
@@ -194,8 +196,12 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
     if let Some(code) = status {
         e.insert("http.response.status_code", code);
         e.insert(
-            "event.outcome",
-            if code < 400 { "success" } else { "failure" },
+            field::EVENT_OUTCOME,
+            if code < 400 {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
         );
     }
     if let Ok(n) = bytes.parse::<i64>() {
@@ -210,9 +216,9 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
     if let Some(a) = agent.filter(|a| a != "-") {
         e.insert("user_agent.original", a);
     }
-    e.insert("event.kind", "event");
-    e.insert("event.category", "web");
-    e.insert("event.type", "access");
+    e.insert(field::EVENT_KIND, EventKind::Event);
+    e.insert(field::EVENT_CATEGORY, Category::Web);
+    e.insert(field::EVENT_TYPE, EventType::Access);
     e.insert(
         field::VIGIL_SOURCETYPE,
         if combined {

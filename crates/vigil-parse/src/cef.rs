@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use vigil_event::{Event, Parser, Timestamp, Value, field};
+use vigil_event::{Event, EventKind, Parser, Timestamp, Value, field};
 
 use crate::{LineError, ParseContext};
 
@@ -102,7 +102,7 @@ pub fn enrich(event: &mut Event, cef: &str) -> bool {
             event.set_timestamp(t);
         }
     }
-    event.insert("event.kind", "event");
+    event.insert(field::EVENT_KIND, EventKind::Event);
     true
 }
 

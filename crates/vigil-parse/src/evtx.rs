@@ -8,7 +8,9 @@
 //! for the common Security events `event.category`/`event.type`/`event.outcome`.
 
 use serde_json::Value as Json;
-use vigil_event::{Event, Parser, Timestamp, Value, field};
+use vigil_event::{
+    Category, Event, EventKind, EventType, Outcome, Parser, Timestamp, Value, field,
+};
 
 /// What could not be read from an EVTX file. Never worth a retry: the bytes are as they are.
 #[derive(Debug, thiserror::Error)]
@@ -175,50 +177,108 @@ fn add_ecs(event: &mut Event) {
         copy(event, "SubjectUserName", "user.name");
     }
     copy(event, "WorkstationName", "source.domain");
-    event.insert("event.kind", "event");
+    event.insert(field::EVENT_KIND, EventKind::Event);
     let channel = event.get_str("Channel").unwrap_or("").to_owned();
     let classification = match (channel.as_str(), id) {
-        ("Security", Some(4624)) => Some(("authentication", "start", "success", "logged-in")),
-        ("Security", Some(4625)) => Some(("authentication", "start", "failure", "logon-failed")),
-        ("Security", Some(4634 | 4647)) => Some(("authentication", "end", "success", "logged-out")),
-        ("Security", Some(4648)) => {
-            Some(("authentication", "start", "success", "logged-in-explicit"))
-        }
-        ("Security", Some(4672)) => Some(("iam", "admin", "success", "logged-in-special")),
-        ("Security", Some(4688)) => Some(("process", "start", "success", "created-process")),
-        ("Security", Some(4720)) => Some(("iam", "creation", "success", "added-user-account")),
-        ("Security", Some(4726)) => Some(("iam", "deletion", "success", "deleted-user-account")),
-        ("Security", Some(4728 | 4732 | 4756)) => {
-            Some(("iam", "change", "success", "added-member-to-group"))
-        }
-        ("Security", Some(4740)) => Some(("iam", "change", "success", "locked-out-user-account")),
+        ("Security", Some(4624)) => Some((
+            Category::Authentication,
+            EventType::Start,
+            Outcome::Success,
+            "logged-in",
+        )),
+        ("Security", Some(4625)) => Some((
+            Category::Authentication,
+            EventType::Start,
+            Outcome::Failure,
+            "logon-failed",
+        )),
+        ("Security", Some(4634 | 4647)) => Some((
+            Category::Authentication,
+            EventType::End,
+            Outcome::Success,
+            "logged-out",
+        )),
+        ("Security", Some(4648)) => Some((
+            Category::Authentication,
+            EventType::Start,
+            Outcome::Success,
+            "logged-in-explicit",
+        )),
+        ("Security", Some(4672)) => Some((
+            Category::Iam,
+            EventType::Admin,
+            Outcome::Success,
+            "logged-in-special",
+        )),
+        ("Security", Some(4688)) => Some((
+            Category::Process,
+            EventType::Start,
+            Outcome::Success,
+            "created-process",
+        )),
+        ("Security", Some(4720)) => Some((
+            Category::Iam,
+            EventType::Creation,
+            Outcome::Success,
+            "added-user-account",
+        )),
+        ("Security", Some(4726)) => Some((
+            Category::Iam,
+            EventType::Deletion,
+            Outcome::Success,
+            "deleted-user-account",
+        )),
+        ("Security", Some(4728 | 4732 | 4756)) => Some((
+            Category::Iam,
+            EventType::Change,
+            Outcome::Success,
+            "added-member-to-group",
+        )),
+        ("Security", Some(4740)) => Some((
+            Category::Iam,
+            EventType::Change,
+            Outcome::Success,
+            "locked-out-user-account",
+        )),
         ("Security", Some(4771 | 4776)) => Some((
-            "authentication",
-            "start",
-            "unknown",
+            Category::Authentication,
+            EventType::Start,
+            Outcome::Unknown,
             "credential-validation",
         )),
-        ("Security", Some(1102)) => {
-            Some(("configuration", "deletion", "success", "audit-log-cleared"))
-        }
-        ("Microsoft-Windows-Sysmon/Operational", Some(1)) => {
-            Some(("process", "start", "success", "process-created"))
-        }
-        ("Microsoft-Windows-Sysmon/Operational", Some(3)) => {
-            Some(("network", "connection", "success", "network-connection"))
-        }
-        ("System", Some(7045)) => {
-            Some(("configuration", "creation", "success", "service-installed"))
-        }
+        ("Security", Some(1102)) => Some((
+            Category::Configuration,
+            EventType::Deletion,
+            Outcome::Success,
+            "audit-log-cleared",
+        )),
+        ("Microsoft-Windows-Sysmon/Operational", Some(1)) => Some((
+            Category::Process,
+            EventType::Start,
+            Outcome::Success,
+            "process-created",
+        )),
+        ("Microsoft-Windows-Sysmon/Operational", Some(3)) => Some((
+            Category::Network,
+            EventType::Connection,
+            Outcome::Success,
+            "network-connection",
+        )),
+        ("System", Some(7045)) => Some((
+            Category::Configuration,
+            EventType::Creation,
+            Outcome::Success,
+            "service-installed",
+        )),
         _ => None,
     };
     if let Some((category, kind, outcome, action)) = classification {
-        event.insert("event.category", category);
-        event.insert("event.type", kind);
-        if outcome != "unknown" {
-            event.insert("event.outcome", outcome);
+        event.insert(field::EVENT_CATEGORY, category);
+        event.insert(field::EVENT_TYPE, kind);
+        if outcome != Outcome::Unknown {
+            event.insert(field::EVENT_OUTCOME, outcome);
         }
-        event.insert("event.action", action);
+        event.insert(field::EVENT_ACTION, action);
     }
 }
 

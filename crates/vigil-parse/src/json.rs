@@ -5,7 +5,9 @@
 //! `event.category`, `event.type` and `event.outcome` from the vocabulary, and the user named in
 //! the action's argument, unless the event already says otherwise.
 
-use vigil_event::{Event, Parser, Timestamp, Value, field};
+use vigil_event::{
+    Category, Event, EventKind, EventType, Outcome, Parser, Timestamp, Value, field,
+};
 
 use crate::{LineError, ParseContext};
 
@@ -77,8 +79,8 @@ fn zeek_and_suricata(event: &mut Event) {
         if let Some(kind) = event.get_str("event_type").map(str::to_owned) {
             event.insert(field::EVENT_DATASET, format!("suricata.{kind}"));
             if kind == "alert" {
-                event.insert("event.kind", "alert");
-                event.insert("event.category", "intrusion_detection");
+                event.insert(field::EVENT_KIND, EventKind::Alert);
+                event.insert(field::EVENT_CATEGORY, Category::IntrusionDetection);
             }
         }
         copy_typed(event, "alert.signature", "rule.name");
@@ -130,53 +132,79 @@ fn owasp_shape(event: &mut Event) {
     }
 }
 
-/// `(category, type, outcome)` of an OWASP logging-vocabulary event name.
+/// `(category, type, outcome)` of an OWASP logging-vocabulary event name, as ECS values
+/// (the text form of [`owasp_class`]).
 pub fn owasp_classification(name: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    owasp_class(name).map(|(c, t, o)| (c.as_str(), t.as_str(), o.as_str()))
+}
+
+/// `(category, type, outcome)` of an OWASP logging-vocabulary event name.
+pub fn owasp_class(name: &str) -> Option<(Category, EventType, Outcome)> {
     Some(match name {
         "authn_login_success" | "authn_login_successafterfail" => {
-            ("authentication", "start", "success")
+            (Category::Authentication, EventType::Start, Outcome::Success)
         }
-        "authn_login_fail" | "authn_login_fail_max" => ("authentication", "start", "failure"),
-        "authn_login_lock" => ("authentication", "info", "failure"),
-        "authn_password_change" => ("iam", "change", "success"),
-        "authn_password_change_fail" => ("iam", "change", "failure"),
-        "authn_impossible_travel" => ("authentication", "info", "unknown"),
-        "authn_token_created" => ("iam", "creation", "success"),
-        "authn_token_revoked" | "authn_token_delete" => ("iam", "deletion", "success"),
-        "authn_token_reuse" => ("authentication", "info", "failure"),
-        "authz_fail" => ("iam", "denied", "failure"),
-        "authz_change" => ("iam", "change", "success"),
-        "authz_admin" => ("iam", "admin", "success"),
-        "excess_rate_limit_exceeded" => ("intrusion_detection", "denied", "failure"),
-        "file_upload" | "upload_complete" | "upload_stored" => ("file", "creation", "success"),
-        "upload_validation" => ("file", "info", "unknown"),
-        "upload_delete" => ("file", "deletion", "success"),
-        "input_validation_fail" | "input_validation_discrete_fail" => {
-            ("intrusion_detection", "info", "failure")
+        "authn_login_fail" | "authn_login_fail_max" => {
+            (Category::Authentication, EventType::Start, Outcome::Failure)
         }
+        "authn_login_lock" => (Category::Authentication, EventType::Info, Outcome::Failure),
+        "authn_password_change" => (Category::Iam, EventType::Change, Outcome::Success),
+        "authn_password_change_fail" => (Category::Iam, EventType::Change, Outcome::Failure),
+        "authn_impossible_travel" => (Category::Authentication, EventType::Info, Outcome::Unknown),
+        "authn_token_created" => (Category::Iam, EventType::Creation, Outcome::Success),
+        "authn_token_revoked" | "authn_token_delete" => {
+            (Category::Iam, EventType::Deletion, Outcome::Success)
+        }
+        "authn_token_reuse" => (Category::Authentication, EventType::Info, Outcome::Failure),
+        "authz_fail" => (Category::Iam, EventType::Denied, Outcome::Failure),
+        "authz_change" => (Category::Iam, EventType::Change, Outcome::Success),
+        "authz_admin" => (Category::Iam, EventType::Admin, Outcome::Success),
+        "excess_rate_limit_exceeded" => (
+            Category::IntrusionDetection,
+            EventType::Denied,
+            Outcome::Failure,
+        ),
+        "file_upload" | "upload_complete" | "upload_stored" => {
+            (Category::File, EventType::Creation, Outcome::Success)
+        }
+        "upload_validation" => (Category::File, EventType::Info, Outcome::Unknown),
+        "upload_delete" => (Category::File, EventType::Deletion, Outcome::Success),
+        "input_validation_fail" | "input_validation_discrete_fail" => (
+            Category::IntrusionDetection,
+            EventType::Info,
+            Outcome::Failure,
+        ),
         "malicious_excess_404"
         | "malicious_extraneous"
         | "malicious_attack_tool"
         | "malicious_cors"
         | "malicious_direct_reference"
-        | "sequence_fail" => ("intrusion_detection", "indicator", "unknown"),
-        "privilege_permissions_changed" => ("iam", "change", "success"),
-        "sensitive_create" => ("database", "creation", "success"),
-        "sensitive_read" => ("database", "access", "success"),
-        "sensitive_update" => ("database", "change", "success"),
-        "sensitive_delete" => ("database", "deletion", "success"),
-        "session_created" => ("session", "start", "success"),
-        "session_renewed" => ("session", "info", "success"),
-        "session_expired" | "session_logout" => ("session", "end", "success"),
-        "session_use_after_expire" => ("session", "denied", "failure"),
-        "sys_startup" => ("process", "start", "success"),
-        "sys_shutdown" => ("process", "end", "success"),
-        "sys_restart" => ("process", "change", "success"),
-        "sys_crash" => ("process", "end", "failure"),
-        "sys_monitor_disabled" | "sys_monitor_enabled" => ("configuration", "change", "success"),
-        "user_created" => ("iam", "creation", "success"),
-        "user_updated" => ("iam", "change", "success"),
-        "user_archived" | "user_deleted" => ("iam", "deletion", "success"),
+        | "sequence_fail" => (
+            Category::IntrusionDetection,
+            EventType::Indicator,
+            Outcome::Unknown,
+        ),
+        "privilege_permissions_changed" => (Category::Iam, EventType::Change, Outcome::Success),
+        "sensitive_create" => (Category::Database, EventType::Creation, Outcome::Success),
+        "sensitive_read" => (Category::Database, EventType::Access, Outcome::Success),
+        "sensitive_update" => (Category::Database, EventType::Change, Outcome::Success),
+        "sensitive_delete" => (Category::Database, EventType::Deletion, Outcome::Success),
+        "session_created" => (Category::Session, EventType::Start, Outcome::Success),
+        "session_renewed" => (Category::Session, EventType::Info, Outcome::Success),
+        "session_expired" | "session_logout" => {
+            (Category::Session, EventType::End, Outcome::Success)
+        }
+        "session_use_after_expire" => (Category::Session, EventType::Denied, Outcome::Failure),
+        "sys_startup" => (Category::Process, EventType::Start, Outcome::Success),
+        "sys_shutdown" => (Category::Process, EventType::End, Outcome::Success),
+        "sys_restart" => (Category::Process, EventType::Change, Outcome::Success),
+        "sys_crash" => (Category::Process, EventType::End, Outcome::Failure),
+        "sys_monitor_disabled" | "sys_monitor_enabled" => {
+            (Category::Configuration, EventType::Change, Outcome::Success)
+        }
+        "user_created" => (Category::Iam, EventType::Creation, Outcome::Success),
+        "user_updated" => (Category::Iam, EventType::Change, Outcome::Success),
+        "user_archived" | "user_deleted" => (Category::Iam, EventType::Deletion, Outcome::Success),
         _ => return None,
     })
 }
@@ -189,7 +217,7 @@ fn classify_owasp(event: &mut Event) {
         Some((n, a)) => (n, Some(a)),
         None => (action.as_str(), None),
     };
-    let Some((category, kind, outcome)) = owasp_classification(name) else {
+    let Some((category, kind, outcome)) = owasp_class(name) else {
         return;
     };
     event.insert("event.action", name);
@@ -205,13 +233,13 @@ fn classify_owasp(event: &mut Event) {
             event.insert(subject, first);
         }
     }
-    if !event.contains("event.category") {
-        event.insert("event.kind", "event");
-        event.insert("event.category", category);
-        event.insert("event.type", kind);
+    if !event.contains(field::EVENT_CATEGORY) {
+        event.insert(field::EVENT_KIND, EventKind::Event);
+        event.insert(field::EVENT_CATEGORY, category);
+        event.insert(field::EVENT_TYPE, kind);
     }
-    if !event.contains("event.outcome") && outcome != "unknown" {
-        event.insert("event.outcome", outcome);
+    if !event.contains(field::EVENT_OUTCOME) && outcome != Outcome::Unknown {
+        event.insert(field::EVENT_OUTCOME, outcome);
     }
 }
 

@@ -10,20 +10,26 @@ use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use vigil_event::{Event, Value, tag};
+use vigil_event::{Category, Event, EventKind, EventType, Outcome, Value, field, tag};
 
 fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("static pattern")
 }
 
 /// Sets the ECS classification fields.
-fn classify(event: &mut Event, category: &str, kind: &str, action: &str, outcome: &str) {
-    event.insert("event.kind", "event");
-    event.insert("event.category", category);
-    event.insert("event.type", kind);
-    event.insert("event.action", action);
-    if !outcome.is_empty() {
-        event.insert("event.outcome", outcome);
+fn classify(
+    event: &mut Event,
+    category: Category,
+    kind: EventType,
+    action: &str,
+    outcome: Option<Outcome>,
+) {
+    event.insert(field::EVENT_KIND, EventKind::Event);
+    event.insert(field::EVENT_CATEGORY, category);
+    event.insert(field::EVENT_TYPE, kind);
+    event.insert(field::EVENT_ACTION, action);
+    if let Some(outcome) = outcome {
+        event.insert(field::EVENT_OUTCOME, outcome);
     }
 }
 
@@ -123,7 +129,13 @@ fn sshd(event: &mut Event, m: &str) -> bool {
     if first == b'F'
         && let Some(c) = SSH_FAILED.captures(m)
     {
-        classify(event, "authentication", "info", "ssh_login", "failure");
+        classify(
+            event,
+            Category::Authentication,
+            EventType::Info,
+            "ssh_login",
+            Some(Outcome::Failure),
+        );
         event.insert("vigil.auth.method", &c[1]);
         if c.get(2).is_some() {
             event.add_tag(tag::INVALID_USER);
@@ -136,7 +148,13 @@ fn sshd(event: &mut Event, m: &str) -> bool {
     if first == b'A'
         && let Some(c) = SSH_ACCEPTED.captures(m)
     {
-        classify(event, "authentication", "start", "ssh_login", "success");
+        classify(
+            event,
+            Category::Authentication,
+            EventType::Start,
+            "ssh_login",
+            Some(Outcome::Success),
+        );
         event.insert("vigil.auth.method", &c[1]);
         event.insert("user.name", &c[2]);
         set_ip(event, "source.ip", &c[3]);
@@ -148,10 +166,10 @@ fn sshd(event: &mut Event, m: &str) -> bool {
     {
         classify(
             event,
-            "authentication",
-            "info",
+            Category::Authentication,
+            EventType::Info,
             "ssh_invalid_user",
-            "failure",
+            Some(Outcome::Failure),
         );
         event.add_tag(tag::INVALID_USER);
         event.insert("user.name", &c[1]);
@@ -164,7 +182,13 @@ fn sshd(event: &mut Event, m: &str) -> bool {
     if (first == b'C' || first == b'D')
         && let Some(c) = SSH_CLOSED.captures(m)
     {
-        classify(event, "session", "end", "ssh_disconnect", "");
+        classify(
+            event,
+            Category::Session,
+            EventType::End,
+            "ssh_disconnect",
+            None,
+        );
         if let Some(u) = c.get(2).or(c.get(3)) {
             event.insert("user.name", u.as_str());
         }
@@ -178,7 +202,13 @@ fn sshd(event: &mut Event, m: &str) -> bool {
     if first == b'R'
         && let Some(c) = SSH_RECEIVED_DISCONNECT.captures(m)
     {
-        classify(event, "network", "end", "ssh_disconnect", "");
+        classify(
+            event,
+            Category::Network,
+            EventType::End,
+            "ssh_disconnect",
+            None,
+        );
         set_ip(event, "source.ip", &c[1]);
         set_port(event, "source.port", &c[2]);
         event.insert("event.reason", &c[4]);
@@ -189,10 +219,10 @@ fn sshd(event: &mut Event, m: &str) -> bool {
     {
         classify(
             event,
-            "network",
-            "connection",
+            Category::Network,
+            EventType::Connection,
             "ssh_no_identification",
-            "failure",
+            Some(Outcome::Failure),
         );
         set_ip(event, "source.ip", &c[1]);
         if let Some(p) = c.get(2) {
@@ -203,10 +233,10 @@ fn sshd(event: &mut Event, m: &str) -> bool {
     if let Some(c) = SSH_MAX_AUTH.captures(m) {
         classify(
             event,
-            "authentication",
-            "info",
+            Category::Authentication,
+            EventType::Info,
             "ssh_max_auth_exceeded",
-            "failure",
+            Some(Outcome::Failure),
         );
         event.insert("user.name", &c[2]);
         set_ip(event, "source.ip", &c[3]);
@@ -216,7 +246,13 @@ fn sshd(event: &mut Event, m: &str) -> bool {
     if m.contains("POSSIBLE BREAK-IN ATTEMPT")
         && let Some(c) = SSH_BREAKIN.captures(m)
     {
-        classify(event, "network", "info", "ssh_reverse_mapping_failed", "");
+        classify(
+            event,
+            Category::Network,
+            EventType::Info,
+            "ssh_reverse_mapping_failed",
+            None,
+        );
         event.insert("source.domain", &c[1]);
         set_ip(event, "source.ip", &c[2]);
         return true;
@@ -226,10 +262,10 @@ fn sshd(event: &mut Event, m: &str) -> bool {
     {
         classify(
             event,
-            "authentication",
-            "info",
+            Category::Authentication,
+            EventType::Info,
             "ssh_user_not_allowed",
-            "failure",
+            Some(Outcome::Failure),
         );
         event.insert("user.name", &c[1]);
         set_ip(event, "source.ip", &c[2]);
@@ -276,14 +312,32 @@ fn sudo(event: &mut Event, m: &str) -> bool {
     event.insert("user.target.name", target);
     event.insert("process.command_line", command.trim());
     if let Some(n) = failures {
-        classify(event, "authentication", "info", "sudo", "failure");
+        classify(
+            event,
+            Category::Authentication,
+            EventType::Info,
+            "sudo",
+            Some(Outcome::Failure),
+        );
         event.insert("vigil.auth.failures", n);
     } else if let Some(reason) = reason {
         // "user NOT in sudoers", "command not allowed", …
-        classify(event, "process", "denied", "sudo", "failure");
+        classify(
+            event,
+            Category::Process,
+            EventType::Denied,
+            "sudo",
+            Some(Outcome::Failure),
+        );
         event.insert("event.reason", reason);
     } else {
-        classify(event, "process", "start", "sudo", "success");
+        classify(
+            event,
+            Category::Process,
+            EventType::Start,
+            "sudo",
+            Some(Outcome::Success),
+        );
     }
     true
 }
@@ -299,24 +353,44 @@ fn su(event: &mut Event, m: &str) -> bool {
         let ok = c[1].starts_with("Successful");
         classify(
             event,
-            "authentication",
-            if ok { "start" } else { "info" },
+            Category::Authentication,
+            if ok {
+                EventType::Start
+            } else {
+                EventType::Info
+            },
             "su",
-            if ok { "success" } else { "failure" },
+            Some(if ok {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            }),
         );
         event.insert("user.target.name", &c[2]);
         event.insert("user.name", &c[3]);
         return true;
     }
     if let Some(c) = SU_FAILED_DEBIAN.captures(m) {
-        classify(event, "authentication", "info", "su", "failure");
+        classify(
+            event,
+            Category::Authentication,
+            EventType::Info,
+            "su",
+            Some(Outcome::Failure),
+        );
         event.insert("user.target.name", &c[1]);
         event.insert("user.name", &c[2]);
         event.insert("process.tty.name", &c[3]);
         return true;
     }
     if let Some(c) = SU_DEBIAN.captures(m) {
-        classify(event, "authentication", "start", "su", "success");
+        classify(
+            event,
+            Category::Authentication,
+            EventType::Start,
+            "su",
+            Some(Outcome::Success),
+        );
         event.insert("user.target.name", &c[2]);
         event.insert("user.name", &c[3]);
         event.insert("process.tty.name", &c[4]);
@@ -331,7 +405,13 @@ static LOGIN_FAIL: LazyLock<Regex> = LazyLock::new(|| {
 
 fn login(event: &mut Event, m: &str) -> bool {
     if let Some(c) = LOGIN_FAIL.captures(m) {
-        classify(event, "authentication", "info", "login", "failure");
+        classify(
+            event,
+            Category::Authentication,
+            EventType::Info,
+            "login",
+            Some(Outcome::Failure),
+        );
         event.insert("process.tty.name", &c[1]);
         if let Some(from) = c.get(2) {
             set_ip(event, "source.ip", from.as_str());
@@ -343,7 +423,13 @@ fn login(event: &mut Event, m: &str) -> bool {
     if let Some(rest) = m.strip_prefix("New session ")
         && let Some((_, user)) = rest.split_once(" of user ")
     {
-        classify(event, "session", "start", "login", "success");
+        classify(
+            event,
+            Category::Session,
+            EventType::Start,
+            "login",
+            Some(Outcome::Success),
+        );
         event.insert("user.name", user.trim_end_matches('.'));
         return true;
     }
@@ -368,7 +454,13 @@ static PASSWORD_CHANGED: LazyLock<Regex> = LazyLock::new(|| re(r"password change
 
 fn accounts(event: &mut Event, m: &str) -> bool {
     if let Some(c) = NEW_USER.captures(m) {
-        classify(event, "iam", "creation", "user_created", "success");
+        classify(
+            event,
+            Category::Iam,
+            EventType::Creation,
+            "user_created",
+            Some(Outcome::Success),
+        );
         event.add_tag("user");
         event.insert("user.target.name", &c[1]);
         if let Ok(uid) = c[2].parse::<i64>() {
@@ -378,7 +470,13 @@ fn accounts(event: &mut Event, m: &str) -> bool {
         return true;
     }
     if let Some(c) = NEW_GROUP.captures(m) {
-        classify(event, "iam", "creation", "group_created", "success");
+        classify(
+            event,
+            Category::Iam,
+            EventType::Creation,
+            "group_created",
+            Some(Outcome::Success),
+        );
         event.insert("group.name", &c[1]);
         if let Some(gid) = c.get(2) {
             event.insert("group.id", gid.as_str());
@@ -386,24 +484,48 @@ fn accounts(event: &mut Event, m: &str) -> bool {
         return true;
     }
     if let Some(c) = DELETE_USER.captures(m) {
-        classify(event, "iam", "deletion", "user_deleted", "success");
+        classify(
+            event,
+            Category::Iam,
+            EventType::Deletion,
+            "user_deleted",
+            Some(Outcome::Success),
+        );
         event.insert("user.target.name", &c[1]);
         return true;
     }
     if let Some(c) = DELETE_GROUP.captures(m) {
-        classify(event, "iam", "deletion", "group_deleted", "success");
+        classify(
+            event,
+            Category::Iam,
+            EventType::Deletion,
+            "group_deleted",
+            Some(Outcome::Success),
+        );
         if let Some(g) = c.get(1).or(c.get(2)) {
             event.insert("group.name", g.as_str());
         }
         return true;
     }
     if let Some(c) = PASSWORD_CHANGED.captures(m) {
-        classify(event, "iam", "change", "password_changed", "success");
+        classify(
+            event,
+            Category::Iam,
+            EventType::Change,
+            "password_changed",
+            Some(Outcome::Success),
+        );
         event.insert("user.target.name", &c[1]);
         return true;
     }
     if let Some(c) = CHANGE_USER.captures(m) {
-        classify(event, "iam", "change", "user_modified", "success");
+        classify(
+            event,
+            Category::Iam,
+            EventType::Change,
+            "user_modified",
+            Some(Outcome::Success),
+        );
         if let Some(u) = c.get(1).or(c.get(3)).or(c.get(5)).or(c.get(6)).or(c.get(7)) {
             event.insert("user.target.name", u.as_str());
         }
@@ -439,10 +561,10 @@ fn pam(event: &mut Event, program: &str, m: &str) -> bool {
     if let Some(c) = PAM_AUTH_FAILURE.captures(m) {
         classify(
             event,
-            "authentication",
-            "info",
+            Category::Authentication,
+            EventType::Info,
             &format!("{}_auth_failure", service_name(&c[1], program)),
-            "failure",
+            Some(Outcome::Failure),
         );
         event.insert("service.name", &c[1]);
         let rhost = &c[7];
@@ -463,10 +585,14 @@ fn pam(event: &mut Event, program: &str, m: &str) -> bool {
         let opened = &c[2] == "opened";
         classify(
             event,
-            "session",
-            if opened { "start" } else { "end" },
+            Category::Session,
+            if opened {
+                EventType::Start
+            } else {
+                EventType::End
+            },
             &format!("{}_session_{}", service_name(&c[1], program), &c[2]),
-            "success",
+            Some(Outcome::Success),
         );
         event.insert("service.name", &c[1]);
         event.insert("user.target.name", &c[3]);
@@ -479,10 +605,10 @@ fn pam(event: &mut Event, program: &str, m: &str) -> bool {
     if let Some(c) = PAM_CHECK_PASS.captures(m) {
         classify(
             event,
-            "authentication",
-            "info",
+            Category::Authentication,
+            EventType::Info,
             &format!("{}_check_pass", service_name(&c[1], program)),
-            "failure",
+            Some(Outcome::Failure),
         );
         if &c[2] != "unknown" {
             event.insert("user.name", &c[2]);
