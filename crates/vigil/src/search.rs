@@ -22,10 +22,11 @@ pub struct SearchArgs {
     #[command(flatten)]
     data: DataDir,
     /// Earliest event time: relative (-15m, -24h, -7d) or RFC 3339. Default: everything.
-    #[arg(long)]
+    /// `--from -24h` and `--from=-24h` are the same.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     from: Option<String>,
-    /// Latest event time (exclusive): relative, RFC 3339, or now.
-    #[arg(long)]
+    /// Latest event time (exclusive): relative (-1h), RFC 3339, or now.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     to: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
