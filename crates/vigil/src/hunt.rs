@@ -21,7 +21,8 @@ pub struct HuntArgs {
     /// Hunt over the events stored in this data directory.
     #[arg(long, value_name = "DIR", conflicts_with = "files")]
     data_dir: Option<PathBuf>,
-    /// Output format.
+    /// Output format: `json` prints one alert per line (NDJSON) in the shape of
+    /// `GET /api/v1/alerts`, with `sources` added.
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
     /// Files to hunt through (any format `vigil import` reads, .evtx included).
@@ -34,7 +35,7 @@ pub struct HuntArgs {
 pub enum OutputFormat {
     /// Aligned text.
     Table,
-    /// JSON.
+    /// JSON (`hunt`: one alert per line, as `GET /api/v1/alerts` shows it).
     Json,
 }
 
@@ -101,23 +102,19 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
-            let list: Vec<serde_json::Value> = alerts
-                .iter()
-                .rev()
-                .map(|a| {
-                    json!({
-                        "rule": {"id": a.rule.id, "title": a.rule.title, "level": a.rule.level.as_str(), "tags": a.rule.tags},
-                        "group": a.group_key(),
-                        "count": a.count,
-                        "first_seen": a.first_seen.to_rfc3339(),
-                        "last_seen": a.last_seen.to_rfc3339(),
-                        "samples": a.samples,
-                        "sources": sources.get(&a.id).map(|s| s.iter().collect::<Vec<_>>()).unwrap_or_default(),
-                    })
-                })
-                .collect();
-            serde_json::to_writer_pretty(&mut out, &json!({"events": events, "alerts": list}))?;
-            writeln!(out)?;
+            // One alert per line, in the shape of `GET /api/v1/alerts` (DESIGN §5), plus
+            // `sources`: the files (or sources) its events came from.
+            for a in alerts.iter().rev() {
+                let mut line = a.to_api_json();
+                line["sources"] = json!(
+                    sources
+                        .get(&a.id)
+                        .map(|s| s.iter().collect::<Vec<_>>())
+                        .unwrap_or_default()
+                );
+                writeln!(out, "{line}")?;
+            }
+            eprintln!("vigil: {} alerts from {events} events", alerts.len());
         }
         OutputFormat::Table => {
             writeln!(

@@ -71,3 +71,106 @@ fn relative_times_take_a_leading_dash() {
     let all = search(&[]);
     assert_eq!(all["rows"], serde_json::json!([[2]]), "{all}");
 }
+
+const SSH_RULE: &str = r#"title: SSH failed login
+id: 5d0c2a8e-1b7f-4c44-9f0e-00000000c001
+status: test
+logsource: {product: linux, service: sshd}
+detection:
+    selection:
+        event.action: ssh_login
+        event.outcome: failure
+    condition: selection
+level: high
+tags:
+    - attack.credential_access
+    - attack.t1110
+"#;
+
+/// `vigil hunt --format json` prints one alert per line in the shape `GET /api/v1/alerts`
+/// gives: the same rules over the same stored events give the same objects. Fields that
+/// legitimately differ and are left out of the comparison: `created` (the wall-clock time each
+/// raised the alert) and `sources` (hunt's addition: the files or sources of the events).
+#[test]
+fn hunt_json_is_the_alerts_api_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("ssh.yml"), SSH_RULE).unwrap();
+    let rules_arg = rules.display().to_string();
+    let ingest = common::create_token(&data, "ingest", "sender");
+    let viewer = common::create_token(&data, "viewer", "reader");
+    let server = common::Server::start(&data, &["--rules", &rules_arg]);
+    let body: String = [
+        ("203.0.113.5", 1),
+        ("203.0.113.5", 2),
+        ("198.51.100.7", 3),
+        ("203.0.113.5", 4),
+        ("198.51.100.7", 5),
+    ]
+    .iter()
+    .map(|(ip, s)| {
+        format!(
+            "{{\"@timestamp\":\"2026-11-22T10:00:0{s}Z\",\"process.name\":\"sshd\",\"event.action\":\"ssh_login\",\"event.outcome\":\"failure\",\"source.ip\":\"{ip}\",\"message\":\"Failed password for root from {ip}\"}}\n"
+        )
+    })
+    .collect();
+    let a = common::ingest_ndjson(&server.url, &ingest, &body);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let auth = [format!("Authorization: Bearer {viewer}")];
+    let alerts_url = format!("{}/api/v1/alerts", server.url);
+    let mut api = serde_json::Value::Null;
+    assert!(
+        common::wait_until(20, || {
+            api = common::curl("GET", &alerts_url, &auth, None).json();
+            let counts: u64 = api["alerts"]
+                .as_array()
+                .map(|l| l.iter().filter_map(|a| a["count"].as_u64()).sum())
+                .unwrap_or(0);
+            counts == 5
+        }),
+        "alerts never counted 5 matches: {api:#}"
+    );
+
+    // While serve runs (readers take no lock), over the same ledger.
+    let out = ok_stdout(&[
+        "hunt",
+        "--rules",
+        &rules_arg,
+        "--data-dir",
+        &data.display().to_string(),
+        "--format",
+        "json",
+    ]);
+    let strip = |mut a: serde_json::Value| {
+        let o = a.as_object_mut().unwrap();
+        o.remove("created");
+        o.remove("sources");
+        a
+    };
+    let mut hunted: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .map(strip)
+        .collect();
+    let mut listed: Vec<serde_json::Value> = api["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .cloned()
+        .map(strip)
+        .collect();
+    let by_id = |a: &serde_json::Value, b: &serde_json::Value| {
+        a["id"].as_u64().cmp(&b["id"].as_u64())
+    };
+    hunted.sort_by(by_id);
+    listed.sort_by(by_id);
+    assert_eq!(hunted.len(), 2, "{out}");
+    assert_eq!(hunted, listed);
+    // The shape DESIGN §5 promises: `group` an object.
+    assert_eq!(hunted[0]["group"]["source.ip"], "203.0.113.5");
+    assert_eq!(hunted[0]["count"], 3);
+    assert_eq!(hunted[0]["attack"], serde_json::json!(["credential_access", "t1110"]));
+    drop(server);
+}

@@ -125,8 +125,12 @@ fn hunt_finds_the_named_rule_in_every_regression_case() {
     args.extend(files.iter().map(String::as_str));
     let o = vigil(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let alerts = out["alerts"].as_array().unwrap();
+    // One alert per line (NDJSON).
+    let alerts: Vec<serde_json::Value> = String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let mut missing = Vec::new();
     for (id, file) in &cases {
         let file = file.display().to_string();

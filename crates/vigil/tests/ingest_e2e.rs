@@ -1533,15 +1533,17 @@ fn sigma_rules_raise_exactly_the_expected_alerts_from_real_senders() {
         "--format",
         "json",
     ]));
-    let hunted: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let mut from_hunt: Vec<(String, String, u64)> = hunted["alerts"]
-        .as_array()
+    let hunted: Vec<serde_json::Value> = String::from_utf8(o.stdout)
         .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut from_hunt: Vec<(String, String, u64)> = hunted
         .iter()
         .map(|a| {
             (
                 a["rule"]["title"].as_str().unwrap().to_owned(),
-                a["group"].as_str().unwrap().to_owned(),
+                a["group_key"].as_str().unwrap().to_owned(),
                 a["count"].as_u64().unwrap(),
             )
         })
