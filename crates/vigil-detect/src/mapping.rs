@@ -434,6 +434,14 @@ pub struct Resolution {
     pub note: Option<String>,
 }
 
+impl Resolution {
+    /// Whether no source Vigil has declares this logsource: the table does not know it at all,
+    /// so the rule would be applied to every event (DESIGN §4: such a rule is not supported).
+    pub fn no_declared_source(&self) -> bool {
+        self.note.is_some() && self.alternatives == [Alternative::any()]
+    }
+}
+
 fn lookup<'a>(table: &'a [(&str, &'a [&'a str])], key: &str) -> Option<&'a [&'a str]> {
     table.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }

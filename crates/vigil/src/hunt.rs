@@ -208,7 +208,7 @@ pub fn rules(args: RulesArgs) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     match format {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
+            serde_json::to_writer_pretty(&mut out, &report.rules_check())?;
             writeln!(out)?;
         }
         OutputFormat::Table => {

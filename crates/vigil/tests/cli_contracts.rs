@@ -174,3 +174,42 @@ fn hunt_json_is_the_alerts_api_shape() {
     assert_eq!(hunted[0]["attack"], serde_json::json!(["credential_access", "t1110"]));
     drop(server);
 }
+
+/// `vigil rules check --format json` gives `{"total", "supported", "rules": [...]}` (DESIGN §5),
+/// and a rule whose logsource no source declares is not counted as supported, with the reason.
+#[test]
+fn rules_check_json_has_the_counts_on_top_and_refuses_sourceless_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("a_ssh.yml"), SSH_RULE).unwrap();
+    std::fs::write(
+        rules.join("b_cloudtrail.yml"),
+        "title: Cloud thing\nid: 5d0c2a8e-1b7f-4c44-9f0e-00000000c002\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n    selection:\n        eventName: DeleteTrail\n    condition: selection\nlevel: high\n",
+    )
+    .unwrap();
+    let out = ok_stdout(&[
+        "rules",
+        "check",
+        "--format",
+        "json",
+        &rules.display().to_string(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["total"], 2, "{report:#}");
+    assert_eq!(report["supported"], 1, "{report:#}");
+    let list = report["rules"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["title"], "SSH failed login");
+    assert_eq!(list[0]["supported"], true);
+    assert!(list[0]["path"].as_str().unwrap().ends_with("a_ssh.yml"));
+    assert_eq!(list[0]["id"], "5d0c2a8e-1b7f-4c44-9f0e-00000000c001");
+    assert_eq!(list[1]["title"], "Cloud thing");
+    assert_eq!(list[1]["supported"], false, "{report:#}");
+    let reason = list[1]["reason"].as_str().unwrap();
+    assert!(reason.contains("no declared source"), "{reason}");
+    assert!(reason.contains("product: aws, service: cloudtrail"), "{reason}");
+    // The table says the same.
+    let table = ok_stdout(&["rules", "check", &rules.display().to_string()]);
+    assert!(table.trim_end().ends_with("1 of 2 rules supported (50.00 %)"), "{table}");
+}
