@@ -213,3 +213,53 @@ fn rules_check_json_has_the_counts_on_top_and_refuses_sourceless_rules() {
     let table = ok_stdout(&["rules", "check", &rules.display().to_string()]);
     assert!(table.trim_end().ends_with("1 of 2 rules supported (50.00 %)"), "{table}");
 }
+
+/// `--token` and `--server` are accepted after the action too (`vigil ban list --token T`, as
+/// a user types it), and `VIGIL_TOKEN` / `VIGIL_SERVER` stand in for them.
+#[test]
+fn ban_token_and_server_go_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let analyst = common::create_token(&data, "analyst", "hand");
+    let server = common::Server::start(&data, &[]);
+    let url = server.url.clone();
+    let out = ok_stdout(&[
+        "ban",
+        "add",
+        "203.0.113.9",
+        "--for",
+        "1h",
+        "--token",
+        &analyst,
+        "--server",
+        &url,
+    ]);
+    assert!(out.contains("203.0.113.9"), "{out}");
+    let listed = ok_stdout(&["ban", "list", "--token", &analyst, "--server", &url]);
+    assert!(listed.contains("203.0.113.9"), "{listed}");
+    // Before the action, as before.
+    let before = ok_stdout(&["ban", "--token", &analyst, "--server", &url, "list"]);
+    assert_eq!(before, listed);
+    // From the environment.
+    let o = vigil()
+        .args(["ban", "list"])
+        .env("VIGIL_TOKEN", &analyst)
+        .env("VIGIL_SERVER", &url)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), listed);
+    // No token at all: a clear error, not a request.
+    let o = vigil()
+        .args(["ban", "list", "--server", &url])
+        .env_remove("VIGIL_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("VIGIL_TOKEN"), "{err}");
+    // `--help` names the variables.
+    let help = ok_stdout(&["ban", "list", "--help"]);
+    assert!(help.contains("VIGIL_TOKEN") && help.contains("VIGIL_SERVER"), "{help}");
+    drop(server);
+}
