@@ -10,7 +10,7 @@ use serde_json::json;
 use vigil_detect::alert::{AlertBook, Observed};
 use vigil_detect::compile::IssueKind;
 use vigil_event::{Event, Timestamp};
-use vigil_server::detect::load_rules;
+use vigil_detect::load::load_rules;
 
 /// Arguments of `vigil hunt`.
 #[derive(clap::Args)]

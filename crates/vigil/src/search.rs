@@ -11,8 +11,8 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use serde_json::json;
 use vigil_event::{Timestamp, Value};
-use vigil_query::{Limits, parse};
-use vigil_server::search::{resolve_time, run_on_data_dir};
+use vigil_index::run_on_data_dir;
+use vigil_query::{Limits, parse, resolve_time};
 
 use crate::DataDir;
 

@@ -263,3 +263,21 @@ fn ban_token_and_server_go_anywhere() {
     assert!(help.contains("VIGIL_TOKEN") && help.contains("VIGIL_SERVER"), "{help}");
     drop(server);
 }
+
+/// `vigil search`, `vigil hunt`, `vigil proof` and `vigil verify` use the lower crates (index,
+/// query, detect, ledger), not the server crate as a utility library.
+#[test]
+fn the_reading_commands_do_not_use_the_server_crate() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for file in ["search.rs", "hunt.rs", "ledger_cmds.rs", "reindex.rs"] {
+        let text = std::fs::read_to_string(src.join(file)).unwrap();
+        assert!(
+            !text.contains("vigil_server"),
+            "{file} uses vigil_server: {}",
+            text.lines()
+                .filter(|l| l.contains("vigil_server"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
