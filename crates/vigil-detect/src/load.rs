@@ -82,4 +82,3 @@ pub fn load_rules(dirs: &[PathBuf]) -> LoadedRules {
         fingerprint: fp,
     }
 }
-

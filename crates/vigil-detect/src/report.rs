@@ -234,7 +234,8 @@ pub fn check_dir(dir: &Path, opts: &CompileOptions) -> SupportReport {
     for (fi, di, logsource) in no_source {
         if let Some(doc) = files.get_mut(fi).and_then(|f| f.documents.get_mut(di)) {
             doc.support = Support::Unsupported;
-            doc.reasons.retain(|r| !r.contains("is not in Vigil's table"));
+            doc.reasons
+                .retain(|r| !r.contains("is not in Vigil's table"));
             doc.reasons.insert(
                 0,
                 format!(

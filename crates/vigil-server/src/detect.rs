@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use vigil_detect::Evaluator;
 use vigil_detect::alert::{AlertBook, Level, Observed, RuleInfo as AlertRule, Triage};
 use vigil_detect::compile::IssueKind;
-use vigil_detect::Evaluator;
 use vigil_event::{Event, Timestamp, Value};
 use vigil_ledger::{Ledger, LedgerReader};
 

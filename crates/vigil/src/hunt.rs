@@ -9,8 +9,8 @@ use anyhow::{Result, bail};
 use serde_json::json;
 use vigil_detect::alert::{AlertBook, Observed};
 use vigil_detect::compile::IssueKind;
-use vigil_event::{Event, Timestamp};
 use vigil_detect::load::load_rules;
+use vigil_event::{Event, Timestamp};
 
 /// Arguments of `vigil hunt`.
 #[derive(clap::Args)]

@@ -52,8 +52,14 @@ fn relative_times_take_a_leading_dash() {
     let data = import_ndjson(
         dir.path(),
         &[
-            format!(r#"{{"@timestamp":"{}","message":"recent one"}}"#, rfc3339_ago(1)),
-            format!(r#"{{"@timestamp":"{}","message":"old one"}}"#, rfc3339_ago(72)),
+            format!(
+                r#"{{"@timestamp":"{}","message":"recent one"}}"#,
+                rfc3339_ago(1)
+            ),
+            format!(
+                r#"{{"@timestamp":"{}","message":"old one"}}"#,
+                rfc3339_ago(72)
+            ),
         ],
     );
     let search = |time_args: &[&str]| -> serde_json::Value {
@@ -161,9 +167,8 @@ fn hunt_json_is_the_alerts_api_shape() {
         .cloned()
         .map(strip)
         .collect();
-    let by_id = |a: &serde_json::Value, b: &serde_json::Value| {
-        a["id"].as_u64().cmp(&b["id"].as_u64())
-    };
+    let by_id =
+        |a: &serde_json::Value, b: &serde_json::Value| a["id"].as_u64().cmp(&b["id"].as_u64());
     hunted.sort_by(by_id);
     listed.sort_by(by_id);
     assert_eq!(hunted.len(), 2, "{out}");
@@ -171,7 +176,10 @@ fn hunt_json_is_the_alerts_api_shape() {
     // The shape DESIGN §5 promises: `group` an object.
     assert_eq!(hunted[0]["group"]["source.ip"], "203.0.113.5");
     assert_eq!(hunted[0]["count"], 3);
-    assert_eq!(hunted[0]["attack"], serde_json::json!(["credential_access", "t1110"]));
+    assert_eq!(
+        hunted[0]["attack"],
+        serde_json::json!(["credential_access", "t1110"])
+    );
     drop(server);
 }
 
@@ -208,10 +216,18 @@ fn rules_check_json_has_the_counts_on_top_and_refuses_sourceless_rules() {
     assert_eq!(list[1]["supported"], false, "{report:#}");
     let reason = list[1]["reason"].as_str().unwrap();
     assert!(reason.contains("no declared source"), "{reason}");
-    assert!(reason.contains("product: aws, service: cloudtrail"), "{reason}");
+    assert!(
+        reason.contains("product: aws, service: cloudtrail"),
+        "{reason}"
+    );
     // The table says the same.
     let table = ok_stdout(&["rules", "check", &rules.display().to_string()]);
-    assert!(table.trim_end().ends_with("1 of 2 rules supported (50.00 %)"), "{table}");
+    assert!(
+        table
+            .trim_end()
+            .ends_with("1 of 2 rules supported (50.00 %)"),
+        "{table}"
+    );
 }
 
 /// `--token` and `--server` are accepted after the action too (`vigil ban list --token T`, as
@@ -260,7 +276,10 @@ fn ban_token_and_server_go_anywhere() {
     assert!(err.contains("VIGIL_TOKEN"), "{err}");
     // `--help` names the variables.
     let help = ok_stdout(&["ban", "list", "--help"]);
-    assert!(help.contains("VIGIL_TOKEN") && help.contains("VIGIL_SERVER"), "{help}");
+    assert!(
+        help.contains("VIGIL_TOKEN") && help.contains("VIGIL_SERVER"),
+        "{help}"
+    );
     drop(server);
 }
 
@@ -280,4 +299,42 @@ fn the_reading_commands_do_not_use_the_server_crate() {
                 .join("\n")
         );
     }
+}
+
+/// Run only by [`a_missing_tool_is_a_visible_skip_or_a_ci_failure`], in a child process.
+#[test]
+#[ignore = "a probe run by a_missing_tool_is_a_visible_skip_or_a_ci_failure"]
+fn probe_missing_tool() {
+    if !common::require_tool("vigil-no-such-tool") || !common::require_python_module("vigil_nope")
+    {
+        return;
+    }
+    panic!("a tool that does not exist was found");
+}
+
+/// A test whose outside tool is missing says so in a plain `cargo test` (libtest's capture does
+/// not hide it), passes as a skip, and fails instead under `VIGIL_REQUIRE_TOOLS=1` (CI), so CI
+/// never skips silently.
+#[test]
+fn a_missing_tool_is_a_visible_skip_or_a_ci_failure() {
+    let probe = |require: Option<&str>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "probe_missing_tool", "--ignored", "--test-threads=1"]);
+        match require {
+            Some(v) => cmd.env("VIGIL_REQUIRE_TOOLS", v),
+            None => cmd.env_remove("VIGIL_REQUIRE_TOOLS"),
+        };
+        cmd.output().unwrap()
+    };
+    let skipped = probe(None);
+    let err = String::from_utf8_lossy(&skipped.stderr);
+    assert!(skipped.status.success(), "{err}");
+    assert!(
+        err.contains("SKIP probe_missing_tool: vigil-no-such-tool not installed"),
+        "the skip is not visible: {err:?}"
+    );
+    let required = probe(Some("1"));
+    assert!(!required.status.success(), "a missing tool passed under VIGIL_REQUIRE_TOOLS=1");
+    let out = String::from_utf8_lossy(&required.stdout);
+    assert!(out.contains("vigil-no-such-tool not installed"), "{out}");
 }

@@ -1,6 +1,7 @@
 //! `vigil rules check` and `vigil hunt` on SigmaHQ's own rules and regression data: the CLI a
 //! user runs, checked against what the corpus says (the rule each regression case must trigger).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,7 +17,7 @@ fn corpus() -> Option<PathBuf> {
         "corpus missing at {}",
         dir.display()
     );
-    eprintln!("SKIP: no corpus at {}", dir.display());
+    let _ = writeln!(std::io::stderr(), "SKIP: no corpus at {}", dir.display());
     None
 }
 
