@@ -67,7 +67,9 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
     let now = Timestamp::now();
     let mut events = 0u64;
     // The same evaluation as `serve` (vigil_detect::Evaluator), into an in-memory book.
-    let mut on_event = |seq: u64, event: &Event| {
+    let mut bar = None;
+    let mut on_event = |seq: u64, event: &Event, bar: &indicatif::ProgressBar| {
+        bar.inc(1);
         if event.get_str("event.dataset") == Some("vigil.alert") {
             return;
         }
@@ -81,22 +83,28 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
         Some(dir) => {
             let mut reader = vigil_ledger::LedgerReader::open(dir)?;
             let (first, end) = (reader.first_seq(), reader.end_seq());
+            let progress = bar.insert(crate::progress::bar(end - first, "hunting", "events"));
             reader.for_each_raw(first..end, |seq, raw| {
                 if let Ok(e) = Event::from_canonical(raw) {
-                    on_event(seq, &e);
+                    on_event(seq, &e, progress);
                 }
                 Ok(())
             })?;
         }
         None => {
             let mut seq = 0u64;
+            let progress = bar.insert(crate::progress::counter("hunting", "events"));
             for path in &args.files {
+                progress.set_message(path.display().to_string());
                 crate::import::for_each_event_in_file(path, |event| {
-                    on_event(seq, &event);
+                    on_event(seq, &event, progress);
                     seq += 1;
                 })?;
             }
         }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     let alerts = book.list(&Default::default());
     let mut out = io::stdout().lock();

@@ -72,7 +72,10 @@ pub fn run_search(args: SearchArgs) -> Result<ExitCode> {
             args.data.data_dir.display()
         ));
     }
-    let result = run_on_data_dir(&args.data.data_dir, &pipeline, limits).map_err(|e| anyhow!(e))?;
+    let progress = crate::progress::spinner(&format!("searching {}", args.data.data_dir.display()));
+    let result = run_on_data_dir(&args.data.data_dir, &pipeline, limits);
+    progress.finish_and_clear();
+    let result = result.map_err(|e| anyhow!(e))?;
     let took_ms = started.elapsed().as_millis() as u64;
     let mut out = io::stdout().lock();
     match args.format {

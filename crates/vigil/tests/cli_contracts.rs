@@ -305,8 +305,7 @@ fn the_reading_commands_do_not_use_the_server_crate() {
 #[test]
 #[ignore = "a probe run by a_missing_tool_is_a_visible_skip_or_a_ci_failure"]
 fn probe_missing_tool() {
-    if !common::require_tool("vigil-no-such-tool") || !common::require_python_module("vigil_nope")
-    {
+    if !common::require_tool("vigil-no-such-tool") || !common::require_python_module("vigil_nope") {
         return;
     }
     panic!("a tool that does not exist was found");
@@ -319,7 +318,12 @@ fn probe_missing_tool() {
 fn a_missing_tool_is_a_visible_skip_or_a_ci_failure() {
     let probe = |require: Option<&str>| {
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", "probe_missing_tool", "--ignored", "--test-threads=1"]);
+        cmd.args([
+            "--exact",
+            "probe_missing_tool",
+            "--ignored",
+            "--test-threads=1",
+        ]);
         match require {
             Some(v) => cmd.env("VIGIL_REQUIRE_TOOLS", v),
             None => cmd.env_remove("VIGIL_REQUIRE_TOOLS"),
@@ -334,7 +338,82 @@ fn a_missing_tool_is_a_visible_skip_or_a_ci_failure() {
         "the skip is not visible: {err:?}"
     );
     let required = probe(Some("1"));
-    assert!(!required.status.success(), "a missing tool passed under VIGIL_REQUIRE_TOOLS=1");
+    assert!(
+        !required.status.success(),
+        "a missing tool passed under VIGIL_REQUIRE_TOOLS=1"
+    );
     let out = String::from_utf8_lossy(&required.stdout);
     assert!(out.contains("vigil-no-such-tool not installed"), "{out}");
+}
+
+/// `vigil hunt` and `vigil search` show progress on standard error when it is a terminal (run
+/// here under `script`, which gives them one), and print nothing of it otherwise; standard
+/// output stays the results only.
+#[test]
+fn progress_on_a_terminal_only() {
+    if !common::require_tool("script") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..500)
+        .map(|i| {
+            format!(
+                r#"{{"@timestamp":"2026-11-22T10:00:00Z","process.name":"sshd","event.action":"ssh_login","event.outcome":"failure","source.ip":"10.0.0.{}","message":"m {i}"}}"#,
+                i % 7
+            )
+        })
+        .collect();
+    let data = import_ndjson(dir.path(), &lines);
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("ssh.yml"), SSH_RULE).unwrap();
+    let bin = env!("CARGO_BIN_EXE_vigil");
+    let out_file = dir.path().join("out");
+    let commands = [
+        (
+            format!(
+                "'{bin}' hunt --rules '{}' --data-dir '{data}' --format json",
+                rules.display()
+            ),
+            "hunting",
+        ),
+        (
+            format!("'{bin}' search --data-dir '{data}' 'm | stats count'"),
+            "searching",
+        ),
+    ];
+    for (command, progress) in commands {
+        // On a terminal: the progress is on the terminal, the results in the file.
+        let tty = vigil_on_a_terminal(&format!("{command} > '{}'", out_file.display()));
+        assert!(tty.contains(progress), "no progress on a terminal: {tty:?}");
+        let results = std::fs::read_to_string(&out_file).unwrap();
+        assert!(!results.contains(progress), "{results}");
+        // Not a terminal: no progress at all.
+        let o = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains(progress) && !err.contains('\u{1b}'),
+            "{err:?}"
+        );
+        // The same results (but for the wall-clock time hunt raised each alert).
+        let created = regex::Regex::new(r#""created":"[^"]*""#).unwrap();
+        assert_eq!(
+            created.replace_all(&String::from_utf8(o.stdout).unwrap(), ""),
+            created.replace_all(&results, "")
+        );
+    }
+}
+
+/// What `command` writes on its terminal, run by `script` on a pseudo-terminal.
+fn vigil_on_a_terminal(command: &str) -> String {
+    let o = std::process::Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
