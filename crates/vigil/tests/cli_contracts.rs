@@ -382,6 +382,7 @@ fn progress_on_a_terminal_only() {
             "searching",
         ),
     ];
+    let created = regex::Regex::new(r#""created":"[^"]*""#).unwrap();
     for (command, progress) in commands {
         // On a terminal: the progress is on the terminal, the results in the file.
         let tty = vigil_on_a_terminal(&format!("{command} > '{}'", out_file.display()));
@@ -400,7 +401,6 @@ fn progress_on_a_terminal_only() {
             "{err:?}"
         );
         // The same results (but for the wall-clock time hunt raised each alert).
-        let created = regex::Regex::new(r#""created":"[^"]*""#).unwrap();
         assert_eq!(
             created.replace_all(&String::from_utf8(o.stdout).unwrap(), ""),
             created.replace_all(&results, "")
