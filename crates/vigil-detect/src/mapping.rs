@@ -435,11 +435,21 @@ pub struct Resolution {
 }
 
 impl Resolution {
-    /// Whether no source Vigil has declares this logsource: the table does not know it at all,
-    /// so the rule would be applied to every event (DESIGN §4: such a rule is not supported).
+    /// Whether the table does not know this logsource at all, so the rule is applied to every
+    /// event (see [`has_declared_source`]).
     pub fn no_declared_source(&self) -> bool {
         self.note.is_some() && self.alternatives == [Alternative::any()]
     }
+}
+
+/// Whether some source Vigil has declares `ls` (DESIGN §4): the table knows it, or it is
+/// `category: application`, which events from applications (JSON and HTTP ingest) are. A rule
+/// on any other logsource would match nothing Vigil receives, and is not counted as supported.
+pub fn has_declared_source(ls: &LogSource) -> bool {
+    ls.category
+        .as_deref()
+        .is_some_and(|c| c.eq_ignore_ascii_case("application"))
+        || !resolve(ls).no_declared_source()
 }
 
 fn lookup<'a>(table: &'a [(&str, &'a [&'a str])], key: &str) -> Option<&'a [&'a str]> {

@@ -194,7 +194,7 @@ pub fn check_dir(dir: &Path, opts: &CompileOptions) -> SupportReport {
                 Ok(doc) => {
                     let meta = doc.meta();
                     if let Document::Rule(rule) = &doc
-                        && mapping::resolve(&meta.logsource).no_declared_source()
+                        && !mapping::has_declared_source(&meta.logsource)
                     {
                         no_source.push((fi, reports.len(), rule.meta.logsource.to_string()));
                     }

@@ -196,6 +196,12 @@ fn rules_check_json_has_the_counts_on_top_and_refuses_sourceless_rules() {
         "title: Cloud thing\nid: 5d0c2a8e-1b7f-4c44-9f0e-00000000c002\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n    selection:\n        eventName: DeleteTrail\n    condition: selection\nlevel: high\n",
     )
     .unwrap();
+    // Events from applications (JSON and HTTP ingest) are a declared source.
+    std::fs::write(
+        rules.join("c_app.yml"),
+        "title: App authz failure\nlogsource: {category: application, product: owasp}\ndetection:\n    selection:\n        event.action: authz_fail\n    condition: selection\nlevel: low\n",
+    )
+    .unwrap();
     let out = ok_stdout(&[
         "rules",
         "check",
@@ -204,10 +210,10 @@ fn rules_check_json_has_the_counts_on_top_and_refuses_sourceless_rules() {
         &rules.display().to_string(),
     ]);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["total"], 2, "{report:#}");
-    assert_eq!(report["supported"], 1, "{report:#}");
+    assert_eq!(report["total"], 3, "{report:#}");
+    assert_eq!(report["supported"], 2, "{report:#}");
     let list = report["rules"].as_array().unwrap();
-    assert_eq!(list.len(), 2);
+    assert_eq!(list.len(), 3);
     assert_eq!(list[0]["title"], "SSH failed login");
     assert_eq!(list[0]["supported"], true);
     assert!(list[0]["path"].as_str().unwrap().ends_with("a_ssh.yml"));
@@ -225,7 +231,7 @@ fn rules_check_json_has_the_counts_on_top_and_refuses_sourceless_rules() {
     assert!(
         table
             .trim_end()
-            .ends_with("1 of 2 rules supported (50.00 %)"),
+            .ends_with("2 of 3 rules supported (66.67 %)"),
         "{table}"
     );
 }
