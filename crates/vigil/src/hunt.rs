@@ -67,9 +67,10 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
     let now = Timestamp::now();
     let mut events = 0u64;
     // The same evaluation as `serve` (vigil_detect::Evaluator), into an in-memory book.
-    let mut bar = None;
-    let mut on_event = |seq: u64, event: &Event, bar: &indicatif::ProgressBar| {
-        bar.inc(1);
+    // Progress on stderr when it is a terminal (made below, once the amount of work is known).
+    let mut shown = None;
+    let mut on_event = |seq: u64, event: &Event, progress: &indicatif::ProgressBar| {
+        progress.inc(1);
         if event.get_str("event.dataset") == Some("vigil.alert") {
             return;
         }
@@ -83,7 +84,7 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
         Some(dir) => {
             let mut reader = vigil_ledger::LedgerReader::open(dir)?;
             let (first, end) = (reader.first_seq(), reader.end_seq());
-            let progress = bar.insert(crate::progress::bar(end - first, "hunting", "events"));
+            let progress = shown.insert(crate::progress::bar(end - first, "hunting", "events"));
             reader.for_each_raw(first..end, |seq, raw| {
                 if let Ok(e) = Event::from_canonical(raw) {
                     on_event(seq, &e, progress);
@@ -93,7 +94,7 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
         }
         None => {
             let mut seq = 0u64;
-            let progress = bar.insert(crate::progress::counter("hunting", "events"));
+            let progress = shown.insert(crate::progress::counter("hunting", "events"));
             for path in &args.files {
                 progress.set_message(path.display().to_string());
                 crate::import::for_each_event_in_file(path, |event| {
@@ -103,8 +104,8 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
             }
         }
     }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+    if let Some(progress) = shown {
+        progress.finish_and_clear();
     }
     let alerts = book.list(&Default::default());
     let mut out = io::stdout().lock();
