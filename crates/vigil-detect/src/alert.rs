@@ -212,6 +212,27 @@ impl Alert {
         e
     }
 
+    /// The alert as `GET /api/v1/alerts` lists it and `vigil hunt --format json` prints it (the
+    /// `alert` shape of DESIGN §5): `group` an object of field → value, `group_key` its text
+    /// form, `attack` the ATT&CK tags without their `attack.` prefix, times in RFC 3339.
+    pub fn to_api_json(&self) -> Json {
+        let iso = |t: Timestamp| t.to_rfc3339();
+        json!({
+            "id": self.id,
+            "rule": {"id": self.rule.id, "title": self.rule.title, "level": self.rule.level.as_str(), "tags": self.rule.tags},
+            "attack": self.rule.tags.iter().filter_map(|t| t.strip_prefix("attack.")).collect::<Vec<_>>(),
+            "group": self.group.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "group_key": self.group_key(),
+            "count": self.count,
+            "first_seen": iso(self.first_seen),
+            "last_seen": iso(self.last_seen),
+            "samples": self.samples,
+            "status": self.status.as_str(),
+            "history": self.history.iter().map(|t| json!({"status": t.status.as_str(), "by": t.by, "at": iso(t.at), "comment": t.comment})).collect::<Vec<_>>(),
+            "created": iso(self.created),
+        })
+    }
+
     /// The alert as an OCSF 1.x Detection Finding (class 2004).
     pub fn to_ocsf(&self) -> Json {
         let activity_id = match self.status {

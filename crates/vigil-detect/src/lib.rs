@@ -78,6 +78,7 @@ pub mod correlation;
 pub mod evaluate;
 pub mod expr;
 mod fieldmatch;
+pub mod load;
 pub mod mapping;
 pub mod modifiers;
 pub mod pattern;

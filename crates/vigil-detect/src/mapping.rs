@@ -436,6 +436,24 @@ pub struct Resolution {
     pub note: Option<String>,
 }
 
+impl Resolution {
+    /// Whether the table does not know this logsource at all, so the rule is applied to every
+    /// event (see [`has_declared_source`]).
+    pub fn no_declared_source(&self) -> bool {
+        self.note.is_some() && self.alternatives == [Alternative::any()]
+    }
+}
+
+/// Whether some source Vigil has declares `ls` (DESIGN §4): the table knows it, or it is
+/// `category: application`, which events from applications (JSON and HTTP ingest) are. A rule
+/// on any other logsource would match nothing Vigil receives, and is not counted as supported.
+pub fn has_declared_source(ls: &LogSource) -> bool {
+    ls.category
+        .as_deref()
+        .is_some_and(|c| c.eq_ignore_ascii_case("application"))
+        || !resolve(ls).no_declared_source()
+}
+
 fn lookup<'a>(table: &'a [(&str, &'a [&'a str])], key: &str) -> Option<&'a [&'a str]> {
     table.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::compile::{CompileOptions, IssueKind, RuleIssue};
+use crate::mapping;
 use crate::rule::{Document, load_str};
 use crate::ruleset::RuleSet;
 
@@ -52,7 +53,64 @@ pub struct SupportReport {
     pub unsupported: usize,
 }
 
+/// One document in the `vigil rules check --format json` list (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleEntry {
+    /// The rule file.
+    pub path: PathBuf,
+    /// The document's id, if any.
+    pub id: Option<String>,
+    /// The document's title, if readable.
+    pub title: Option<String>,
+    /// `rule`, `filter`, `correlation`, or `unknown`.
+    pub kind: &'static str,
+    /// Whether Vigil runs it.
+    pub supported: bool,
+    /// Why not (the reasons joined with `; `), or `None` when supported without caveat.
+    pub reason: Option<String>,
+    /// Every reason or caveat, one per entry.
+    pub reasons: Vec<String>,
+}
+
+/// `vigil rules check --format json`: the counts at the top level, then every document.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RulesCheck {
+    /// Documents seen.
+    pub total: usize,
+    /// Documents supported.
+    pub supported: usize,
+    /// Documents not supported.
+    pub unsupported: usize,
+    /// Every document, in path order.
+    pub rules: Vec<RuleEntry>,
+}
+
 impl SupportReport {
+    /// The report in the shape DESIGN §5 states for `vigil rules check --format json`.
+    pub fn rules_check(&self) -> RulesCheck {
+        let rules = self
+            .files
+            .iter()
+            .flat_map(|f| {
+                f.documents.iter().map(|d| RuleEntry {
+                    path: f.path.clone(),
+                    id: d.id.clone(),
+                    title: d.title.clone(),
+                    kind: d.kind,
+                    supported: d.support == Support::Supported,
+                    reason: (!d.reasons.is_empty()).then(|| d.reasons.join("; ")),
+                    reasons: d.reasons.clone(),
+                })
+            })
+            .collect();
+        RulesCheck {
+            total: self.supported + self.unsupported,
+            supported: self.supported,
+            unsupported: self.unsupported,
+            rules,
+        }
+    }
+
     /// Supported share of all documents (1.0 when there are none).
     pub fn ratio(&self) -> f64 {
         let total = self.supported + self.unsupported;
@@ -127,12 +185,19 @@ pub fn check_dir(dir: &Path, opts: &CompileOptions) -> SupportReport {
     let mut files: Vec<FileReport> = Vec::new();
     // (file index, document index) of every loaded document, in the order given to compile.
     let mut places = Vec::new();
+    // (file index, document index, logsource) of rules no source declares.
+    let mut no_source = Vec::new();
     for (fi, (path, docs)) in loaded.into_iter().enumerate() {
         let mut reports = Vec::new();
         for (di, d) in docs.into_iter().enumerate() {
             match d {
                 Ok(doc) => {
                     let meta = doc.meta();
+                    if let Document::Rule(rule) = &doc
+                        && !mapping::has_declared_source(&meta.logsource)
+                    {
+                        no_source.push((fi, reports.len(), rule.meta.logsource.to_string()));
+                    }
                     reports.push(DocumentReport {
                         kind: match doc {
                             Document::Rule(_) => "rule",
@@ -164,6 +229,22 @@ pub fn check_dir(dir: &Path, opts: &CompileOptions) -> SupportReport {
     let (_, issues) = RuleSet::compile_with(all_docs, opts);
     for issue in issues {
         attach(&mut files, &places, &issue);
+    }
+    // DESIGN §4: a rule whose logsource no source declares matches nothing Vigil has.
+    for (fi, di, logsource) in no_source {
+        if let Some(doc) = files.get_mut(fi).and_then(|f| f.documents.get_mut(di)) {
+            doc.support = Support::Unsupported;
+            doc.reasons
+                .retain(|r| !r.contains("is not in Vigil's table"));
+            doc.reasons.insert(
+                0,
+                format!(
+                    "runs on no declared source: no parser, listener or input declares logsource \
+                     ({logsource}); serve and hunt would apply it to every event, which turns \
+                     keyword rules into false positives"
+                ),
+            );
+        }
     }
     let (mut supported, mut unsupported) = (0, 0);
     for f in &files {

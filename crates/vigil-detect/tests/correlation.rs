@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::io::Write;
+
 use vigil_detect::report::load_dir;
 use vigil_detect::{
     CorrelationEngine, CorrelationHit, Document, IssueKind, Limits, RuleSet, load_str,
@@ -347,7 +349,7 @@ fn chained_correlations_failed_then_success() {
             .unwrap_or_default(),
     );
     let Ok(text) = text else {
-        eprintln!("SKIP: spec example 16 not available");
+        let _ = writeln!(std::io::stderr(), "SKIP: spec example 16 not available");
         return;
     };
     let docs: Vec<Document> = load_str(&text, "example16")

@@ -22,10 +22,12 @@ use std::path::{Path, PathBuf};
 pub mod collect;
 pub mod document;
 pub mod indexer;
+pub mod run;
 pub mod search;
 pub mod translate;
 
 pub use indexer::{CommitState, Indexer, follow_step, index_all};
+pub use run::{run_on_data_dir, run_on_ledger, run_on_reader};
 pub use search::{SearchIndex, SearchStats};
 
 /// Where a data directory keeps its index.

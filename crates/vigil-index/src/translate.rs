@@ -14,7 +14,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
 use vigil_query::ast::{CmpOp, Expr, Literal, Pattern};
-use vigil_query::exec::{MAX_WORD_LEN, alias, term_words};
+use vigil_query::exec::{MAX_WORD_LEN, SEQ_FIELD, alias, term_words};
 
 use crate::document::{
     Fields, SEP, TEXT_ONLY_FIELDS, ip_term_text, kw_term_text, num_term_text, odd, odd_term_text,
@@ -212,6 +212,9 @@ impl Translator<'_> {
 
     fn compare(&self, path: &str, op: CmpOp, value: &Literal) -> Translated {
         let f = self.fields;
+        if path == SEQ_FIELD {
+            return self.seq(op, value);
+        }
         if TEXT_ONLY_FIELDS.contains(&path) {
             // Not held as keywords: narrow to events that have the field.
             return Translated {
@@ -281,6 +284,55 @@ impl Translator<'_> {
                 }
             }
         }
+    }
+
+    /// `vigil.seq` compared with a literal: a range of the sequence-number column (every event
+    /// has one, a whole number).
+    fn seq(&self, op: CmpOp, value: &Literal) -> Translated {
+        use Bound::*;
+        let n = match value {
+            Literal::Number(n) => *n,
+            // Compared as text: check every event with the reference.
+            Literal::Text(_) => return Translated::all_inexact(),
+            Literal::Cidr(..) => return Translated::exact(Box::new(EmptyQuery)),
+        };
+        let seq_range = |lo: Bound<u64>, hi: Bound<u64>| -> Box<dyn Query> {
+            let t = |b: Bound<u64>| b.map(|v| Term::from_field_u64(self.fields.seq, v));
+            Box::new(RangeQuery::new(t(lo), t(hi)))
+        };
+        let all = || -> Box<dyn Query> { Box::new(AllQuery) };
+        let none = || -> Box<dyn Query> { Box::new(EmptyQuery) };
+        // Whole-number bounds: seq < n ⇔ seq < ceil(n), seq ≤ n ⇔ seq ≤ floor(n).
+        const TOP: f64 = u64::MAX as f64;
+        let (floor, ceil) = (n.floor(), n.ceil());
+        let query = if n.is_nan() {
+            none()
+        } else {
+            match op {
+                CmpOp::Eq if n.fract() == 0.0 && (0.0..TOP).contains(&n) => {
+                    seq_range(Included(n as u64), Included(n as u64))
+                }
+                CmpOp::Eq => none(),
+                CmpOp::Ne if n.fract() == 0.0 && (0.0..TOP).contains(&n) => or(vec![
+                    seq_range(Unbounded, Excluded(n as u64)),
+                    seq_range(Excluded(n as u64), Unbounded),
+                ]),
+                CmpOp::Ne => all(),
+                CmpOp::Lt if ceil <= 0.0 => none(),
+                CmpOp::Lt if ceil >= TOP => all(),
+                CmpOp::Lt => seq_range(Unbounded, Excluded(ceil as u64)),
+                CmpOp::Le if floor < 0.0 => none(),
+                CmpOp::Le if floor >= TOP => all(),
+                CmpOp::Le => seq_range(Unbounded, Included(floor as u64)),
+                CmpOp::Gt if floor < 0.0 => all(),
+                CmpOp::Gt if floor >= TOP => none(),
+                CmpOp::Gt => seq_range(Excluded(floor as u64), Unbounded),
+                CmpOp::Ge if ceil <= 0.0 => all(),
+                CmpOp::Ge if ceil >= TOP => none(),
+                CmpOp::Ge => seq_range(Included(ceil as u64), Unbounded),
+            }
+        };
+        Translated::exact(query)
     }
 
     fn text(&self, p: &Pattern) -> Translated {

@@ -210,7 +210,17 @@ fn value_text(g: &mut Gen) -> String {
 }
 
 fn search_atom(g: &mut Gen) -> String {
-    match g.below(10) {
+    match g.below(11) {
+        10 => {
+            // The ledger sequence number, as an analyst copies it from an alert.
+            let op = *g.pick(&["<", "<=", ">", ">=", "!=", "=", "="]);
+            let n = *g.pick(&["0", "3", "10", "59", "17.5", "-1", "\"5\"", "1*", "99999"]);
+            if g.chance(20) {
+                format!("vigil.seq IN ({n}, {})", g.below(40))
+            } else {
+                format!("vigil.seq{op}{n}")
+            }
+        }
         0 | 1 => {
             let w = *g.pick(WORDS);
             match g.below(4) {
@@ -442,4 +452,56 @@ fn every_engine_path_is_exercised() {
     );
     assert!(exact > checked / 3, "only {exact} of {checked} exact");
     assert!(exact < checked, "no inexact search among {checked}");
+}
+
+/// `vigil.seq=N` in the search part finds event N in both engines, as `* | where vigil.seq=N`
+/// does (it found nothing: the search part did not know the sequence number).
+#[test]
+fn vigil_seq_in_the_search_part() {
+    let mut g = Gen(7);
+    let dir = tempfile::tempdir().unwrap();
+    let n = 60;
+    let indexed = build(&mut g, dir.path(), n);
+    let mut reader = LedgerReader::open(dir.path()).unwrap();
+    let mut all = Vec::new();
+    reader
+        .for_each_raw(0..reader.end_seq(), |seq, raw| {
+            all.push((seq, Event::from_canonical(raw).unwrap()));
+            Ok(())
+        })
+        .unwrap();
+    let index = SearchIndex::open(dir.path()).unwrap().unwrap();
+    let limits = Limits {
+        from: None,
+        to: None,
+        max_rows: 1000,
+        now: Timestamp::from_secs(1_700_010_000),
+    };
+    let mut count = |text: &str| -> i64 {
+        let pipeline = parse(text).unwrap();
+        let expected = run(&pipeline, all.clone(), limits);
+        let (actual, stats) = index.search(&mut reader, &pipeline, limits).unwrap();
+        assert_eq!(
+            render(&actual),
+            render(&expected),
+            "{text:?} ({indexed} of {n} indexed, {stats:?})"
+        );
+        match &expected.rows[..] {
+            [row] => row[0].as_i64().unwrap(),
+            rows => panic!("{text}: {rows:?}"),
+        }
+    };
+    assert_eq!(count("vigil.seq=59 | stats count"), 1);
+    assert_eq!(count("* | where vigil.seq=59 | stats count"), 1);
+    assert_eq!(count("vigil.seq>=10 | stats count"), 50);
+    assert_eq!(count("vigil.seq<5 | stats count"), 5);
+    assert_eq!(count("vigil.seq!=3 | stats count"), 59);
+    assert_eq!(count("vigil.seq IN (1, 2, 99) | stats count"), 2);
+    assert_eq!(count("vigil.seq=60 | stats count"), 0);
+    // The row found is event 59.
+    let pipeline = parse("vigil.seq=59").unwrap();
+    let (found, _) = index.search(&mut reader, &pipeline, limits).unwrap();
+    let col = found.columns.iter().position(|c| c == "vigil.seq").unwrap();
+    assert_eq!(found.rows.len(), 1);
+    assert_eq!(found.rows[0][col], Value::Int(59));
 }

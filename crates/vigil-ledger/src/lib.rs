@@ -51,7 +51,9 @@ mod writer;
 pub use error::LedgerError;
 pub use files::LedgerPaths;
 pub use keys::load_verifier;
-pub use reader::{InclusionProof, LedgerReader, SignedCheckpoint, prune_records, read_checkpoints};
+pub use reader::{
+    InclusionProof, LedgerReader, SignedCheckpoint, hex, prune_records, read_checkpoints,
+};
 pub use retention::{PruneOutcome, PruneRecord, RetentionPolicy, parse_duration};
 pub use verify::{Place, Problem, VerifyOptions, VerifyReport, verify};
 pub use writer::{CutTail, Ledger, LedgerConfig, RecoveryReport, legal_hold, set_legal_hold};

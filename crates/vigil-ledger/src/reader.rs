@@ -53,6 +53,29 @@ pub struct InclusionProof {
     pub checkpoint: SignedCheckpoint,
 }
 
+impl InclusionProof {
+    /// The inclusion proof JSON of DESIGN §5, shared by `GET /api/v1/proof/inclusion` and
+    /// `vigil proof`: `{seq, leaf_index, tree_size, leaf (base64), leaf_hash, proof (hex),
+    /// checkpoint (the signed note)}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use base64::Engine;
+        serde_json::json!({
+            "seq": self.seq,
+            "leaf_index": self.seq,
+            "tree_size": self.tree_size,
+            "leaf": base64::engine::general_purpose::STANDARD.encode(&self.leaf),
+            "leaf_hash": hex(&self.leaf_hash),
+            "proof": self.proof.iter().map(hex).collect::<Vec<_>>(),
+            "checkpoint": self.checkpoint.note,
+        })
+    }
+}
+
+/// Lower-case hex of a hash.
+pub fn hex(h: &Hash) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Read-only view of a ledger.
 #[derive(Debug)]
 pub struct LedgerReader {

@@ -239,7 +239,7 @@ fn failed_write_on_a_full_disk_is_undone_and_the_writer_recovers_by_itself() {
             std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() != Ok("1"),
             "mount -t tmpfs is required (VIGIL_REQUIRE_TOOLS=1)"
         );
-        eprintln!("SKIP: cannot mount a tmpfs (not root?)");
+        let _ = writeln!(std::io::stderr(), "SKIP: cannot mount a tmpfs (not root?)");
         return;
     }
     struct Unmount<'a>(&'a std::path::Path);

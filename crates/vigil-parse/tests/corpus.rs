@@ -6,7 +6,7 @@
 //! missing corpus is a failure.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use regex::Regex;
@@ -27,7 +27,8 @@ fn corpus() -> Option<PathBuf> {
         "corpus not found at {} (VIGIL_REQUIRE_CORPUS=1)",
         dir.display()
     );
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIP: corpus not found at {}; set VIGIL_CORPUS",
         dir.display()
     );

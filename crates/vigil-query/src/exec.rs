@@ -124,12 +124,27 @@ impl Row {
     }
 }
 
-/// Whether one event matches a search expression.
+/// The field that names an event's ledger sequence number (a column of every event result; not
+/// stored in the event itself).
+pub const SEQ_FIELD: &str = "vigil.seq";
+
+/// Whether one event matches a search expression. `vigil.seq` is not known here: see
+/// [`matches_at`].
 pub fn matches(expr: &Expr, event: &Event) -> bool {
+    matches_with(expr, event, None)
+}
+
+/// Whether event `seq` of the ledger matches a search expression; `vigil.seq` is `seq`, as in
+/// the rows the query returns.
+pub fn matches_at(expr: &Expr, seq: u64, event: &Event) -> bool {
+    matches_with(expr, event, Some(&Value::Int(seq as i64)))
+}
+
+fn matches_with(expr: &Expr, event: &Event, seq: Option<&Value>) -> bool {
     match expr {
-        Expr::And(items) => items.iter().all(|e| matches(e, event)),
-        Expr::Or(items) => items.iter().any(|e| matches(e, event)),
-        Expr::Not(a) => !matches(a, event),
+        Expr::And(items) => items.iter().all(|e| matches_with(e, event, seq)),
+        Expr::Or(items) => items.iter().any(|e| matches_with(e, event, seq)),
+        Expr::Not(a) => !matches_with(a, event, seq),
         Expr::Text(p) => {
             if p.text == "*" {
                 return true;
@@ -137,13 +152,13 @@ pub fn matches(expr: &Expr, event: &Event) -> bool {
             text_matches(search_text(event), p)
         }
         Expr::Compare { field, op, value } => {
-            let v = field_value(event, field);
+            let v = field_value(event, field, seq);
             match v {
                 None => false,
                 Some(v) => any_value(v, |x| compare(x, *op, value)),
             }
         }
-        Expr::In { field, values } => match field_value(event, field) {
+        Expr::In { field, values } => match field_value(event, field, seq) {
             None => false,
             Some(v) => values
                 .iter()
@@ -152,7 +167,12 @@ pub fn matches(expr: &Expr, event: &Event) -> bool {
     }
 }
 
-fn field_value<'a>(event: &'a Event, field: &str) -> Option<&'a Value> {
+fn field_value<'a>(event: &'a Event, field: &str, seq: Option<&'a Value>) -> Option<&'a Value> {
+    if field == SEQ_FIELD
+        && let Some(seq) = seq
+    {
+        return Some(seq);
+    }
     event.get(field).or_else(|| event.get(alias(field)))
 }
 
@@ -608,7 +628,7 @@ fn select(
         return None;
     }
     if let Some(expr) = search
-        && !matches(expr, &event)
+        && !matches_at(expr, seq, &event)
     {
         return None;
     }

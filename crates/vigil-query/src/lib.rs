@@ -38,4 +38,4 @@ pub use ast::Pipeline;
 pub use exec::{
     CountPushdown, Counted, Grouping, Limits, QueryResult, count_pushdown, run, run_counted, window,
 };
-pub use parse::{ParseError, parse};
+pub use parse::{ParseError, parse, resolve_time};

@@ -518,6 +518,26 @@ fn literal(text: &str, quoted: bool) -> Literal {
     Literal::Text(pattern(text))
 }
 
+/// A `--from`/`--to` or API time (`-15m`, `now`, RFC 3339) as an instant, relative to `now`;
+/// `None` stays `None` (no bound).
+pub fn resolve_time(
+    text: Option<&str>,
+    now: vigil_event::Timestamp,
+) -> Result<Option<vigil_event::Timestamp>, String> {
+    use vigil_event::Timestamp;
+    let Some(t) = text else { return Ok(None) };
+    match parse_time(t) {
+        Some(TimeSpec::Relative(s)) => Ok(Some(Timestamp::from_nanos(
+            now.as_nanos()
+                .saturating_add(s.saturating_mul(1_000_000_000)),
+        ))),
+        Some(TimeSpec::Absolute(n)) => Ok(Some(Timestamp::from_nanos(n))),
+        None => Err(format!(
+            "cannot read time {t:?}: use -15m, -24h, -7d, now, or RFC 3339"
+        )),
+    }
+}
+
 /// `-15m`, `-24h`, `-7d`, `-2w`, `now`, `0`, or an RFC 3339 time.
 pub fn parse_time(text: &str) -> Option<TimeSpec> {
     let t = text.trim();

@@ -11,74 +11,27 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use vigil_detect::Evaluator;
 use vigil_detect::alert::{AlertBook, Level, Observed, RuleInfo as AlertRule, Triage};
-use vigil_detect::compile::{CompileOptions, IssueKind, RuleIssue};
-use vigil_detect::{Evaluator, RuleSet};
+use vigil_detect::compile::IssueKind;
 use vigil_event::{Event, Timestamp, Value};
 use vigil_ledger::{Ledger, LedgerReader};
 
-/// A loaded rule set and what loading it said.
-pub struct LoadedRules {
-    /// The compiled rules.
-    pub set: RuleSet,
-    /// Unsupported rules and notes, per document.
-    pub issues: Vec<RuleIssue>,
-    /// Files that could not be read or parsed, with the reason.
-    pub file_errors: Vec<(PathBuf, String)>,
-    /// When the set was loaded.
-    pub loaded_at: Timestamp,
-    fingerprint: Vec<(PathBuf, u64, Option<SystemTime>)>,
-}
+pub use vigil_detect::load::LoadedRules;
+use vigil_detect::load::fingerprint;
 
-/// Every `.yml`/`.yaml` file under the directories, with its size and modification time.
-fn fingerprint(dirs: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    let mut out = Vec::new();
-    for dir in dirs {
-        for path in vigil_detect::report::rule_files(dir) {
-            let meta = std::fs::metadata(&path).ok();
-            out.push((
-                path,
-                meta.as_ref().map_or(0, std::fs::Metadata::len),
-                meta.and_then(|m| m.modified().ok()),
-            ));
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Loads and compiles every rule file under `dirs`. Never fails: problems are reported in the
-/// result and the rest of the rules still run.
+/// Loads and compiles every rule file under `dirs` ([`vigil_detect::load::load_rules`]) and
+/// logs each rule left out. Never fails: problems are reported in the result and the rest of
+/// the rules still run.
 pub fn load_rules(dirs: &[PathBuf]) -> LoadedRules {
-    let fp = fingerprint(dirs);
-    let mut docs = Vec::new();
-    let mut file_errors = Vec::new();
-    let mut load_issues = Vec::new();
-    for dir in dirs {
-        if !dir.exists() {
-            file_errors.push((dir.clone(), "no such directory".to_string()));
-            continue;
-        }
-        for (path, results) in vigil_detect::report::load_dir(dir) {
-            for result in results {
-                match result {
-                    Ok(doc) => docs.push(doc),
-                    Err(e) => load_issues.push(RuleIssue {
-                        source: Some(path.display().to_string()),
-                        title: String::new(),
-                        id: None,
-                        kind: IssueKind::Unsupported,
-                        reason: e.to_string(),
-                    }),
-                }
-            }
-        }
-    }
-    let (set, mut issues) = RuleSet::compile_with(docs, &CompileOptions::default());
-    issues.extend(load_issues);
-    for issue in issues.iter().filter(|i| i.kind == IssueKind::Unsupported) {
+    let loaded = vigil_detect::load::load_rules(dirs);
+    for issue in loaded
+        .issues
+        .iter()
+        .filter(|i| i.kind == IssueKind::Unsupported)
+    {
         tracing::warn!(
             "rule {} ({}) skipped: {}",
             issue.title,
@@ -86,13 +39,7 @@ pub fn load_rules(dirs: &[PathBuf]) -> LoadedRules {
             issue.reason
         );
     }
-    LoadedRules {
-        set,
-        issues,
-        file_errors,
-        loaded_at: Timestamp::now(),
-        fingerprint: fp,
-    }
+    loaded
 }
 
 pub use vigil_detect::evaluate::{alert_rule, main_entity};

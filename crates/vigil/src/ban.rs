@@ -57,12 +57,26 @@ pub fn bouncer(args: BouncerArgs) -> Result<ExitCode> {
 /// Arguments of `vigil ban`.
 #[derive(clap::Args)]
 pub struct BanArgs {
-    /// The running server's HTTP address.
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "VIGIL_SERVER")]
+    /// The running server's HTTP address (before or after the action: `vigil ban list
+    /// --server URL`).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080",
+        env = "VIGIL_SERVER"
+    )]
     server: String,
-    /// An admin or analyst API token.
-    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
-    token: String,
+    /// An admin or analyst API token (`vigil token create --role analyst`), before or after the
+    /// action; or set VIGIL_TOKEN so it stays out of the shell history.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "VIGIL_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
     #[command(subcommand)]
     action: BanAction,
 }
@@ -101,7 +115,10 @@ async fn ban_async(args: BanArgs) -> Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let base = args.server.trim_end_matches('/');
-    let auth = format!("Bearer {}", args.token);
+    let Some(token) = &args.token else {
+        bail!("an API token is needed: --token TOKEN or VIGIL_TOKEN (see `vigil token create`)");
+    };
+    let auth = format!("Bearer {token}");
     let response =
         match &args.action {
             BanAction::Add {

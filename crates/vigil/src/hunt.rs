@@ -9,8 +9,8 @@ use anyhow::{Result, bail};
 use serde_json::json;
 use vigil_detect::alert::{AlertBook, Observed};
 use vigil_detect::compile::IssueKind;
+use vigil_detect::load::load_rules;
 use vigil_event::{Event, Timestamp};
-use vigil_server::detect::load_rules;
 
 /// Arguments of `vigil hunt`.
 #[derive(clap::Args)]
@@ -21,7 +21,8 @@ pub struct HuntArgs {
     /// Hunt over the events stored in this data directory.
     #[arg(long, value_name = "DIR", conflicts_with = "files")]
     data_dir: Option<PathBuf>,
-    /// Output format.
+    /// Output format: `json` prints one alert per line (NDJSON) in the shape of
+    /// `GET /api/v1/alerts`, with `sources` added.
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
     /// Files to hunt through (any format `vigil import` reads, .evtx included).
@@ -34,7 +35,7 @@ pub struct HuntArgs {
 pub enum OutputFormat {
     /// Aligned text.
     Table,
-    /// JSON.
+    /// JSON (`hunt`: one alert per line, as `GET /api/v1/alerts` shows it).
     Json,
 }
 
@@ -66,7 +67,10 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
     let now = Timestamp::now();
     let mut events = 0u64;
     // The same evaluation as `serve` (vigil_detect::Evaluator), into an in-memory book.
-    let mut on_event = |seq: u64, event: &Event| {
+    // Progress on stderr when it is a terminal (made below, once the amount of work is known).
+    let mut shown = None;
+    let mut on_event = |seq: u64, event: &Event, progress: &indicatif::ProgressBar| {
+        progress.inc(1);
         if event.get_str("event.dataset") == Some("vigil.alert") {
             return;
         }
@@ -80,44 +84,46 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
         Some(dir) => {
             let mut reader = vigil_ledger::LedgerReader::open(dir)?;
             let (first, end) = (reader.first_seq(), reader.end_seq());
+            let progress = shown.insert(crate::progress::bar(end - first, "hunting", "events"));
             reader.for_each_raw(first..end, |seq, raw| {
                 if let Ok(e) = Event::from_canonical(raw) {
-                    on_event(seq, &e);
+                    on_event(seq, &e, progress);
                 }
                 Ok(())
             })?;
         }
         None => {
             let mut seq = 0u64;
+            let progress = shown.insert(crate::progress::counter("hunting", "events"));
             for path in &args.files {
+                progress.set_message(path.display().to_string());
                 crate::import::for_each_event_in_file(path, |event| {
-                    on_event(seq, &event);
+                    on_event(seq, &event, progress);
                     seq += 1;
                 })?;
             }
         }
     }
+    if let Some(progress) = shown {
+        progress.finish_and_clear();
+    }
     let alerts = book.list(&Default::default());
     let mut out = io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
-            let list: Vec<serde_json::Value> = alerts
-                .iter()
-                .rev()
-                .map(|a| {
-                    json!({
-                        "rule": {"id": a.rule.id, "title": a.rule.title, "level": a.rule.level.as_str(), "tags": a.rule.tags},
-                        "group": a.group_key(),
-                        "count": a.count,
-                        "first_seen": a.first_seen.to_rfc3339(),
-                        "last_seen": a.last_seen.to_rfc3339(),
-                        "samples": a.samples,
-                        "sources": sources.get(&a.id).map(|s| s.iter().collect::<Vec<_>>()).unwrap_or_default(),
-                    })
-                })
-                .collect();
-            serde_json::to_writer_pretty(&mut out, &json!({"events": events, "alerts": list}))?;
-            writeln!(out)?;
+            // One alert per line, in the shape of `GET /api/v1/alerts` (DESIGN §5), plus
+            // `sources`: the files (or sources) its events came from.
+            for a in alerts.iter().rev() {
+                let mut line = a.to_api_json();
+                line["sources"] = json!(
+                    sources
+                        .get(&a.id)
+                        .map(|s| s.iter().collect::<Vec<_>>())
+                        .unwrap_or_default()
+                );
+                writeln!(out, "{line}")?;
+            }
+            eprintln!("vigil: {} alerts from {events} events", alerts.len());
         }
         OutputFormat::Table => {
             writeln!(
@@ -211,7 +217,7 @@ pub fn rules(args: RulesArgs) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     match format {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
+            serde_json::to_writer_pretty(&mut out, &report.rules_check())?;
             writeln!(out)?;
         }
         OutputFormat::Table => {

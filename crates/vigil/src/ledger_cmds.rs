@@ -120,7 +120,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let checkpoint_json = |c: &vigil_ledger::note::Checkpoint| {
         json!({
             "size": c.size,
-            "root": vigil_server::http::hex(&c.root),
+            "root": vigil_ledger::hex(&c.root),
             "time": c.time(),
         })
     };
@@ -251,7 +251,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                     out,
                     "against:     the outside checkpoint (size {}, root {}) is signed by the key and the ledger's tree extends it (consistency proof checked)",
                     c.size,
-                    vigil_server::http::hex(&c.root)
+                    vigil_ledger::hex(&c.root)
                 )?;
             }
             for note in &report.notes {
@@ -267,7 +267,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                             .as_deref()
                             .unwrap_or(key_label(&report.key)),
                         c.size,
-                        vigil_server::http::hex(&c.root),
+                        vigil_ledger::hex(&c.root),
                         c.time().unwrap_or("(no time)"),
                         if report.needs_attention() {
                             "; BUT see the RECOVERED / UNVOUCHED lines above".to_owned()
@@ -290,7 +290,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                         Some(c) => format!(
                             "the last checkpoint whose root was recomputed and matched is size {}, root {}, signed {}",
                             c.size,
-                            vigil_server::http::hex(&c.root),
+                            vigil_ledger::hex(&c.root),
                             c.time().unwrap_or("(no time)")
                         ),
                         None => "no checkpoint verified".into(),
@@ -346,9 +346,9 @@ pub struct ProofArgs {
 /// `vigil proof`.
 pub fn proof(args: ProofArgs) -> Result<ExitCode> {
     let mut reader = LedgerReader::open(&args.data.data_dir)?;
-    let hex = vigil_server::http::hex;
+    let hex = vigil_ledger::hex;
     let body = if let Some(seq) = args.seq {
-        vigil_server::http::proof_json(&reader.inclusion_proof(seq)?)
+        reader.inclusion_proof(seq)?.to_json()
     } else {
         let old = args.old_size.expect("clap requires one of the two");
         let latest = reader

@@ -8,6 +8,7 @@ mod cli_audit;
 mod hunt;
 mod import;
 mod ledger_cmds;
+mod progress;
 mod reindex;
 mod search;
 mod serve;

@@ -11,8 +11,8 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use serde_json::json;
 use vigil_event::{Timestamp, Value};
-use vigil_query::{Limits, parse};
-use vigil_server::search::{resolve_time, run_on_data_dir};
+use vigil_index::run_on_data_dir;
+use vigil_query::{Limits, parse, resolve_time};
 
 use crate::DataDir;
 
@@ -22,10 +22,11 @@ pub struct SearchArgs {
     #[command(flatten)]
     data: DataDir,
     /// Earliest event time: relative (-15m, -24h, -7d) or RFC 3339. Default: everything.
-    #[arg(long)]
+    /// `--from -24h` and `--from=-24h` are the same.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     from: Option<String>,
-    /// Latest event time (exclusive): relative, RFC 3339, or now.
-    #[arg(long)]
+    /// Latest event time (exclusive): relative (-1h), RFC 3339, or now.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     to: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
@@ -71,7 +72,10 @@ pub fn run_search(args: SearchArgs) -> Result<ExitCode> {
             args.data.data_dir.display()
         ));
     }
-    let result = run_on_data_dir(&args.data.data_dir, &pipeline, limits).map_err(|e| anyhow!(e))?;
+    let progress = crate::progress::spinner(&format!("searching {}", args.data.data_dir.display()));
+    let result = run_on_data_dir(&args.data.data_dir, &pipeline, limits);
+    progress.finish_and_clear();
+    let result = result.map_err(|e| anyhow!(e))?;
     let took_ms = started.elapsed().as_millis() as u64;
     let mut out = io::stdout().lock();
     match args.format {

@@ -1,6 +1,7 @@
 //! The `vigil` command line, run as a user would: real files, real processes, exit codes.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -231,7 +232,8 @@ fn run_python_check(vkey: &Path, proof: &Path) {
             !required,
             "python3 with the cryptography package is required (VIGIL_REQUIRE_PYTHON=1)"
         );
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIP: python3 with `cryptography` not found; independent checkpoint check not run"
         );
         return;
@@ -490,7 +492,11 @@ fn import_reads_evtx_from_the_corpus() {
             std::env::var("VIGIL_REQUIRE_CORPUS").as_deref() != Ok("1"),
             "corpus missing"
         );
-        eprintln!("SKIP: no EVTX samples at {}", sample.display());
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: no EVTX samples at {}",
+            sample.display()
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! raw files with plain regular expressions, not by the engine under test.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -24,7 +25,7 @@ fn corpus() -> Option<PathBuf> {
         "corpus missing at {}",
         dir.display()
     );
-    eprintln!("SKIP: no corpus at {}", dir.display());
+    let _ = writeln!(std::io::stderr(), "SKIP: no corpus at {}", dir.display());
     None
 }
 

@@ -65,10 +65,7 @@ fn tools_ready() -> Result<(), String> {
 #[test]
 fn the_web_ui_works_in_a_real_browser() {
     if let Err(why) = tools_ready() {
-        if std::env::var_os("VIGIL_REQUIRE_TOOLS").is_some() {
-            panic!("{why}");
-        }
-        eprintln!("skipping the browser test: {why}");
+        common::skip(&why);
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! Shared helpers for the corpus tests.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use vigil_detect::report::load_dir;
@@ -22,7 +23,8 @@ pub fn corpus() -> Option<PathBuf> {
         "corpus not found at {} (VIGIL_REQUIRE_CORPUS=1)",
         dir.display()
     );
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIP: corpus not found at {}; set VIGIL_CORPUS",
         dir.display()
     );

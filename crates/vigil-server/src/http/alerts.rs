@@ -17,21 +17,7 @@ pub(super) struct AlertQuery {
 }
 
 pub(super) fn alert_json(a: &vigil_detect::alert::Alert) -> JsonValue {
-    let iso = |t: Timestamp| t.to_rfc3339();
-    json!({
-        "id": a.id,
-        "rule": {"id": a.rule.id, "title": a.rule.title, "level": a.rule.level.as_str(), "tags": a.rule.tags},
-        "attack": a.rule.tags.iter().filter_map(|t| t.strip_prefix("attack.")).collect::<Vec<_>>(),
-        "group": a.group.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        "group_key": a.group_key(),
-        "count": a.count,
-        "first_seen": iso(a.first_seen),
-        "last_seen": iso(a.last_seen),
-        "samples": a.samples,
-        "status": a.status.as_str(),
-        "history": a.history.iter().map(|t| json!({"status": t.status.as_str(), "by": t.by, "at": iso(t.at), "comment": t.comment})).collect::<Vec<_>>(),
-        "created": iso(a.created),
-    })
+    a.to_api_json()
 }
 
 pub(super) async fn list_alerts(

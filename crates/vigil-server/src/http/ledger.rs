@@ -284,23 +284,12 @@ pub(super) async fn inclusion_proof(
     }
 }
 
-/// The inclusion proof JSON of DESIGN §5, shared by the API and `vigil proof`.
+/// The inclusion proof JSON of DESIGN §5 (now [`vigil_ledger::InclusionProof::to_json`]).
 pub fn proof_json(p: &vigil_ledger::InclusionProof) -> JsonValue {
-    json!({
-        "seq": p.seq,
-        "leaf_index": p.seq,
-        "tree_size": p.tree_size,
-        "leaf": B64.encode(&p.leaf),
-        "leaf_hash": hex(&p.leaf_hash),
-        "proof": p.proof.iter().map(hex).collect::<Vec<_>>(),
-        "checkpoint": p.checkpoint.note,
-    })
+    p.to_json()
 }
 
-/// Lower-case hex of a hash.
-pub fn hex(h: &[u8; 32]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use vigil_ledger::hex;
 
 pub(super) async fn metrics(
     State(state): State<Shared>,

@@ -161,13 +161,43 @@ pub fn require_tool(name: &str) -> bool {
     found
 }
 
+/// Whether python3 can import `module`; when it cannot, the test is skipped with a message, or
+/// fails under `VIGIL_REQUIRE_TOOLS=1` (CI).
+pub fn require_python_module(module: &str) -> bool {
+    if !require_tool("python3") {
+        return false;
+    }
+    let found = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        missing_tool(&format!("python3 module {module}"));
+    }
+    found
+}
+
 /// Reports a missing tool: a skip, or a failure under `VIGIL_REQUIRE_TOOLS=1` (CI).
 pub fn missing_tool(name: &str) {
+    skip(&format!("{name} not installed"));
+}
+
+/// Skips the calling test loudly — or, under `VIGIL_REQUIRE_TOOLS=1` (CI), fails it — because
+/// `why` (something outside Rust it needs) is not there. The line goes straight to standard
+/// error, past libtest's capture (which takes only the `print!`/`eprint!` macros), so a plain
+/// `cargo test` shows every skip.
+pub fn skip(why: &str) {
     assert!(
         std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() != Ok("1"),
-        "{name} is required (VIGIL_REQUIRE_TOOLS=1)"
+        "{why} (VIGIL_REQUIRE_TOOLS=1: required)"
     );
-    eprintln!("SKIP: {name} not installed");
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    say(&format!("SKIP {test}: {why}"));
+}
+
+/// Writes a line on standard error past libtest's output capture.
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Runs a command and returns its standard output; panics with its standard error on failure.
