@@ -14,10 +14,8 @@
 //! final signed checkpoint.
 #![deny(missing_docs)]
 
-pub mod access;
 pub mod admin;
 pub mod audit;
-pub mod auth;
 pub mod checkpoint_sink;
 pub mod decisions;
 pub mod demo;
@@ -30,11 +28,13 @@ pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod search;
-pub mod session;
 pub mod syslog;
 pub mod tls;
-pub mod users;
 pub mod web;
+
+// Authentication lives in `vigil-auth`; these keep the server's old paths working.
+pub use vigil_auth::token as auth;
+pub use vigil_auth::{access, session, users};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use vigil_event::Timestamp;
 
-use crate::auth::Role;
+use crate::token::Role;
 use crate::users::{self, User};
 
 /// The session cookie's name.

@@ -20,7 +20,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use serde::{Deserialize, Serialize};
 use vigil_event::Timestamp;
 
-use crate::auth::{Role, random_hex, with_auth_lock, write_private};
+use crate::token::{Role, random_hex, with_auth_lock, write_private};
 
 /// The version of `users.json` this code writes and reads.
 pub const USERS_FORMAT: u32 = 1;
@@ -344,7 +344,7 @@ mod tests {
                         "a long enough password",
                     )
                     .unwrap();
-                    crate::auth::create_token(&path, &format!("t{i}"), Role::Ingest).unwrap();
+                    crate::token::create_token(&path, &format!("t{i}"), Role::Ingest).unwrap();
                 })
             })
             .collect();
@@ -352,6 +352,6 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(load_users(dir.path()).unwrap().len(), 6);
-        assert_eq!(crate::auth::list_tokens(dir.path()).unwrap().len(), 6);
+        assert_eq!(crate::token::list_tokens(dir.path()).unwrap().len(), 6);
     }
 }
