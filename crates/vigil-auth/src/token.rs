@@ -283,9 +283,31 @@ pub enum AuthError {
     Invalid,
 }
 
+/// What a `stat` says about the token file: enough to tell that it changed (it is replaced by
+/// a rename, so a new version has a new inode even within one modification-time tick).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    /// The file's stamp; `None` when it does not exist (or cannot be read).
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(path).ok()?;
+        Some(FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            inode: meta.ino(),
+        })
+    }
+}
+
 struct Cache {
     loaded_at: Instant,
-    modified: Option<SystemTime>,
+    stamp: Option<FileStamp>,
     tokens: Vec<TokenEntry>,
     /// SHA-256 of tokens that passed argon2, with their principal and the stored hash they
     /// passed.
@@ -302,6 +324,8 @@ pub struct TokenStore {
     usage_file: PathBuf,
     /// Wrong secrets for existing token ids, per address.
     guesses: crate::session::TokenGuessLimiter,
+    /// How many times the token file was read after opening (for tests of the reload bound).
+    reads: std::sync::atomic::AtomicU64,
 }
 
 /// Where token last-used times are kept: apart from `tokens.json`, so a busy server never
@@ -327,8 +351,8 @@ impl TokenStore {
     /// Opens the token store of a data directory.
     pub fn open(data_dir: &Path) -> Result<TokenStore, String> {
         let path = tokens_path(data_dir);
+        let stamp = FileStamp::of(&path);
         let tokens = load(&path)?;
-        let modified = fs::metadata(&path).and_then(|m| m.modified()).ok();
         let usage = token_usage(data_dir)
             .into_iter()
             .filter_map(|(id, at)| Some((id, Timestamp::parse(&at).ok()?)))
@@ -337,13 +361,14 @@ impl TokenStore {
             path,
             cache: RwLock::new(Cache {
                 loaded_at: Instant::now(),
-                modified,
+                stamp,
                 tokens,
                 verified: Vec::new(),
             }),
             usage: std::sync::Mutex::new((usage, false)),
             usage_file: usage_path(data_dir),
             guesses: crate::session::TokenGuessLimiter::default(),
+            reads: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -393,43 +418,57 @@ impl TokenStore {
         write_private(&self.usage_file, &body)
     }
 
+    /// Looks at the token file if it was not looked at for [`RELOAD_CHECK`] (so revocations
+    /// take effect within that time), and re-reads it if it changed.
     fn refresh(&self) {
         let stale = self
             .cache
             .read()
             .map(|c| c.loaded_at.elapsed() >= RELOAD_CHECK)
             .unwrap_or(true);
-        if !stale {
-            return;
+        if stale {
+            self.reload_if_changed();
         }
-        let modified = fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+    }
+
+    /// Re-reads the token file if its stamp (modification time, length, inode) differs from
+    /// the one last read: one `stat`, and a read only when the file really changed. Called for
+    /// a token whose id is not in the cached file, so a token created a moment ago (`vigil
+    /// token create`) works on its very first request, while a flood of made-up ids costs no
+    /// more than a `stat` each.
+    fn reload_if_changed(&self) {
+        let stamp = FileStamp::of(&self.path);
         let mut cache = match self.cache.write() {
             Ok(c) => c,
             Err(p) => p.into_inner(),
         };
         cache.loaded_at = Instant::now();
-        if modified != cache.modified
-            && let Ok(tokens) = load(&self.path)
-        {
-            // Revocations take effect: a verified token stays verified only while its entry is
-            // still there, unrevoked, with the hash it was verified against (other tokens being
-            // created or revoked do not make the tokens in use pay argon2 again).
-            cache.verified.retain_mut(|(_, principal, hash)| {
-                match tokens
-                    .iter()
-                    .find(|t| t.id == principal.id && t.revoked.is_none() && t.hash == *hash)
-                {
-                    Some(entry) => {
-                        principal.name = entry.name.clone();
-                        principal.role = entry.role;
-                        true
-                    }
-                    None => false,
-                }
-            });
-            cache.tokens = tokens;
-            cache.modified = modified;
+        if stamp == cache.stamp {
+            return;
         }
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Ok(tokens) = load(&self.path) else {
+            return;
+        };
+        // Revocations take effect: a verified token stays verified only while its entry is
+        // still there, unrevoked, with the hash it was verified against (other tokens being
+        // created or revoked do not make the tokens in use pay argon2 again).
+        cache.verified.retain_mut(|(_, principal, hash)| {
+            match tokens
+                .iter()
+                .find(|t| t.id == principal.id && t.revoked.is_none() && t.hash == *hash)
+            {
+                Some(entry) => {
+                    principal.name = entry.name.clone();
+                    principal.role = entry.role;
+                    true
+                }
+                None => false,
+            }
+        });
+        cache.tokens = tokens;
+        cache.stamp = stamp;
     }
 
     /// Whether this exact token was verified before (a cheap, constant-time check; no argon2).
@@ -473,14 +512,21 @@ impl TokenStore {
             .strip_prefix("vgl_")
             .and_then(|rest| rest.split('_').next())
             .ok_or(AuthError::Invalid)?;
-        let entry = {
-            let cache = self.cache.read().map_err(|_| AuthError::Invalid)?;
-            cache
-                .tokens
-                .iter()
-                .find(|t| t.id == id && t.revoked.is_none())
-                .cloned()
+        let find = || {
+            self.cache.read().ok().and_then(|cache| {
+                cache
+                    .tokens
+                    .iter()
+                    .find(|t| t.id == id && t.revoked.is_none())
+                    .cloned()
+            })
         };
+        // An id the cached file does not know may be a token created a moment ago: look again
+        // (a `stat`, and a read only if the file changed) before refusing.
+        let entry = find().or_else(|| {
+            self.reload_if_changed();
+            find()
+        });
         // Ids are public: an unknown one is refused without the cost of a hash.
         let Some(entry) = entry else {
             return Err(AuthError::Invalid);
@@ -553,6 +599,30 @@ mod tests {
         // The store notices the change within a second.
         std::thread::sleep(RELOAD_CHECK + Duration::from_millis(50));
         assert_eq!(store.verify(&token), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn a_new_token_works_at_once_and_unknown_ids_cost_only_a_stat() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, first) = create_token(dir.path(), "first", Role::Viewer).unwrap();
+        let store = TokenStore::open(dir.path()).unwrap();
+        assert!(store.verify(&first).is_ok());
+        for i in 0..5 {
+            // No pause: the periodic check ran a moment ago, yet the new id is found.
+            let (_, token) = create_token(dir.path(), &format!("t{i}"), Role::Ingest).unwrap();
+            assert_eq!(store.verify(&token).unwrap().role, Role::Ingest, "token {i}");
+        }
+        let reads = store.reads.load(Relaxed);
+        for i in 0..1000 {
+            let guess = format!("vgl_{i:08x}_{}", random_hex(20));
+            assert_eq!(store.verify(&guess), Err(AuthError::Invalid));
+        }
+        assert_eq!(
+            store.reads.load(Relaxed),
+            reads,
+            "unknown ids re-read nothing while the file is unchanged"
+        );
     }
 
     #[test]
