@@ -611,7 +611,11 @@ mod tests {
         for i in 0..5 {
             // No pause: the periodic check ran a moment ago, yet the new id is found.
             let (_, token) = create_token(dir.path(), &format!("t{i}"), Role::Ingest).unwrap();
-            assert_eq!(store.verify(&token).unwrap().role, Role::Ingest, "token {i}");
+            assert_eq!(
+                store.verify(&token).unwrap().role,
+                Role::Ingest,
+                "token {i}"
+            );
         }
         let reads = store.reads.load(Relaxed);
         for i in 0..1000 {

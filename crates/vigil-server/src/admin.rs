@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit;
-use crate::auth::{self, Principal, Role};
-use crate::http::{AppState, Need, authorize, error};
+use crate::auth::{self, Role};
+use crate::http::{AppState, Caller, error};
 use crate::users;
 
 type Shared = Arc<AppState>;
@@ -29,17 +29,6 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/users/{name}", delete(delete_user))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
-}
-
-async fn admin(
-    state: &Shared,
-    headers: &HeaderMap,
-    peer: SocketAddr,
-    path: &str,
-) -> Result<Principal, Response> {
-    authorize(state, headers, peer, path, Need::Admin)
-        .await
-        .map_err(|(status, msg)| error(status, msg))
 }
 
 fn audit_change(
@@ -139,14 +128,7 @@ async fn change_password(
     crate::web::start_session(&state, &user)
 }
 
-async fn list_users(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = admin(&state, &headers, peer, "/api/v1/users").await {
-        return r;
-    }
+async fn list_users(State(state): State<Shared>) -> Response {
     match users::load_users(&state.data_dir) {
         Ok(list) => Json(json!({"users": list.iter().map(|u| json!({"name": u.name, "role": u.role.name(), "created": u.created, "changed": u.changed})).collect::<Vec<_>>()})).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -165,14 +147,12 @@ struct NewUser {
 /// returned once.
 async fn create_user(
     State(state): State<Shared>,
+    Caller {
+        principal: actor, ..
+    }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let actor = match admin(&state, &headers, peer, "/api/v1/users").await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let Ok(request) = serde_json::from_slice::<NewUser>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -223,14 +203,12 @@ async fn create_user(
 
 async fn delete_user(
     State(state): State<Shared>,
+    Caller {
+        principal: actor, ..
+    }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let actor = match admin(&state, &headers, peer, "/api/v1/users/{name}").await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let dir = state.data_dir.clone();
     let deleted = tokio::task::spawn_blocking(move || users::delete_user(&dir, &name))
         .await
@@ -253,14 +231,7 @@ async fn delete_user(
     }
 }
 
-async fn list_tokens(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = admin(&state, &headers, peer, "/api/v1/tokens").await {
-        return r;
-    }
+async fn list_tokens(State(state): State<Shared>) -> Response {
     let usage = state.tokens.usage();
     match auth::list_tokens(&state.data_dir) {
         Ok(list) => Json(json!({"tokens": list.iter().map(|t| json!({
@@ -281,14 +252,12 @@ struct NewToken {
 /// `POST /api/v1/tokens {name, role}` → `{id, name, role, token}`; the token is shown once.
 async fn create_token(
     State(state): State<Shared>,
+    Caller {
+        principal: actor, ..
+    }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let actor = match admin(&state, &headers, peer, "/api/v1/tokens").await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let Ok(request) = serde_json::from_slice::<NewToken>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -344,14 +313,12 @@ async fn create_token(
 
 async fn revoke_token(
     State(state): State<Shared>,
+    Caller {
+        principal: actor, ..
+    }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let actor = match admin(&state, &headers, peer, "/api/v1/tokens/{id}").await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let (dir, which) = (state.data_dir.clone(), id.clone());
     let revoked = tokio::task::spawn_blocking(move || auth::revoke_token(&dir, &which))
         .await

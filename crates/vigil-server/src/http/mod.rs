@@ -28,6 +28,7 @@ use vigil_parse::{Format, ParseContext, parse_line};
 
 use crate::auth::{AuthError, Principal, TokenStore};
 use crate::pipeline::{Ingest, IngestError};
+use vigil_auth::{Access, RouteAccess};
 
 /// How long an HTTP request waits for room in the pipeline before 429.
 const HTTP_PATIENCE: Duration = Duration::from_secs(2);
@@ -113,6 +114,11 @@ pub fn router(state: Shared) -> Router {
         .route("/", get(es_root).head(es_root))
         .merge(crate::web::routes())
         .merge(crate::admin::routes())
+        // The role table, enforced for every route above (none may bypass it).
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            route_guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             crate::web::csrf_guard,
@@ -135,6 +141,7 @@ mod ledger;
 mod native;
 
 use alerts::*;
+pub use authn::Caller;
 pub(crate) use authn::*;
 use body::*;
 use bulk::*;
