@@ -41,10 +41,14 @@ pub struct SessionView {
     pub csrf: String,
     /// When the session ends if it stays in use (RFC 3339).
     pub expires: String,
+    /// The user logged in with a generated password: until it is changed, the session may
+    /// only change it (and load the UI that does so).
+    pub must_change_password: bool,
 }
 
 impl SessionView {
-    /// `{"user", "role", "csrf", "expires"}`, as the login and session routes answer.
+    /// `{"user", "role", "csrf", "expires", "must_change_password"}`, as the login and session
+    /// routes answer.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
@@ -56,6 +60,8 @@ struct Session {
     csrf: String,
     /// The user's `changed` stamp when the session began.
     user_changed: String,
+    /// The user's password was generated and must be changed first.
+    must_change_password: bool,
     created: Instant,
     last_seen: Instant,
 }
@@ -138,6 +144,7 @@ impl SessionStore {
             role: user.role,
             csrf: csrf.clone(),
             user_changed: user.changed.clone(),
+            must_change_password: user.must_change_password,
             created: now,
             last_seen: now,
         };
@@ -177,6 +184,7 @@ impl SessionStore {
             csrf: s.csrf.clone(),
             expires: Timestamp::from_nanos(Timestamp::now().as_nanos().saturating_add(left))
                 .to_rfc3339(),
+            must_change_password: s.must_change_password,
         }
     }
 

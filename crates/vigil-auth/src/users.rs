@@ -42,6 +42,10 @@ pub struct User {
     pub created: String,
     /// When the password or role last changed (RFC 3339); sessions older than this end.
     pub changed: String,
+    /// Whether the password was generated for the user (the first admin's) and must be changed
+    /// before the account can do anything else; cleared by the first change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_change_password: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -169,6 +173,7 @@ fn add_user_unlocked(
         hash: hash_password(password)?,
         created: now.clone(),
         changed: now,
+        must_change_password: false,
     };
     users.push(user.clone());
     save_users(data_dir, &users)?;
@@ -203,6 +208,7 @@ fn set_password_unlocked(
         user.role = role;
     }
     user.changed = Timestamp::now().to_rfc3339();
+    user.must_change_password = false;
     let user = user.clone();
     save_users(data_dir, &users)?;
     if name == "admin" {
@@ -234,7 +240,8 @@ fn delete_user_unlocked(data_dir: &Path, name: &str) -> Result<User, String> {
 }
 
 /// On first start (no accounts yet): creates `admin` with a generated password, written to
-/// [`initial_password_path`] (mode 0600). Returns that path when it created the account.
+/// [`initial_password_path`] (mode 0600), that must be changed at the first login (the file
+/// goes with the change). Returns that path when it created the account.
 pub fn ensure_initial_admin(data_dir: &Path) -> Result<Option<PathBuf>, String> {
     with_auth_lock(data_dir, || {
         if !load_users(data_dir)?.is_empty() {
@@ -244,6 +251,11 @@ pub fn ensure_initial_admin(data_dir: &Path) -> Result<Option<PathBuf>, String> 
         let path = initial_password_path(data_dir);
         write_private(&path, format!("{password}\n").as_bytes())?;
         add_user_unlocked(data_dir, "admin", Role::Admin, &password)?;
+        let mut users = load_users(data_dir)?;
+        for user in users.iter_mut().filter(|u| u.name == "admin") {
+            user.must_change_password = true;
+        }
+        save_users(data_dir, &users)?;
         Ok(Some(path))
     })
 }
@@ -298,7 +310,12 @@ mod tests {
         let first = fs::read_to_string(&created).unwrap().trim().to_owned();
         assert_eq!(ensure_initial_admin(dir.path()).unwrap(), None);
         let users = load_users(dir.path()).unwrap();
-        assert!(verify_login(&users, "admin", &first).is_some());
+        assert!(
+            verify_login(&users, "admin", &first)
+                .unwrap()
+                .must_change_password,
+            "the generated password must be changed"
+        );
         assert!(verify_login(&users, "admin", "wrong password!").is_none());
         assert!(verify_login(&users, "nobody", &first).is_none());
         let stored = fs::read_to_string(users_path(dir.path())).unwrap();
@@ -323,7 +340,13 @@ mod tests {
         assert!(delete_user(dir.path(), "admin").is_err(), "last admin");
         delete_user(dir.path(), "ann").unwrap();
         assert!(delete_user(dir.path(), "ann").is_err());
-        set_password(dir.path(), "admin", "a brand new admin pw", None).unwrap();
+        let admin = set_password(dir.path(), "admin", "a brand new admin pw", None).unwrap();
+        assert!(!admin.must_change_password, "changed");
+        assert!(
+            !fs::read_to_string(users_path(dir.path()))
+                .unwrap()
+                .contains("must_change")
+        );
         assert!(
             !created.exists(),
             "the first password file goes once changed"

@@ -152,12 +152,34 @@ pub(crate) async fn route_guard(
     };
     match authenticate(&state, request.headers(), peer, route).await {
         Ok(Some(caller)) => {
+            if caller
+                .session
+                .as_ref()
+                .is_some_and(|s| s.must_change_password)
+                && !open_before_password_change(route)
+            {
+                state.ingest.metrics.http_rejected.add("forbidden", 1);
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "change the generated password first: POST /api/v1/password {\"current\", \"new\"}",
+                );
+            }
             request.extensions_mut().insert(caller);
         }
         Ok(None) => {}
         Err(refusal) => return refusal,
     }
     next.run(request).await
+}
+
+/// What a session whose password was generated (the first admin's) may use before changing
+/// it: the login and session routes, the password change itself, and the UI that shows the
+/// change form.
+fn open_before_password_change(route: &RouteAccess) -> bool {
+    matches!(
+        route.access,
+        Access::Public | Access::UiSession | Access::SessionOnly
+    ) || route.path == "/assets/app.js"
 }
 
 /// What [`route_guard`] does for one route: `Ok(None)` for a route anyone may call.
