@@ -7,9 +7,11 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod error;
 pub mod session;
 pub mod token;
 pub mod users;
 
 pub use access::{Access, ROUTES, RouteAccess};
+pub use error::{Limited, StoreError, UnknownRole, UserError};
 pub use token::{AuthError, Principal, Role, TokenStore};

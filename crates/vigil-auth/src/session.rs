@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use vigil_event::Timestamp;
 
+use crate::error::Limited;
 use crate::token::Role;
 use crate::users::{self, User};
 
@@ -249,6 +250,10 @@ struct FailureCounter<K> {
     window: Duration,
 }
 
+fn limited(retry_after_secs: u64) -> Limited {
+    Limited { retry_after_secs }
+}
+
 /// Keys tracked at once (bounded memory).
 const MAX_TRACKED: usize = 100_000;
 
@@ -348,9 +353,9 @@ impl LoginLimiter {
         LoginLimiter::new(30, Duration::from_secs(60))
     }
 
-    /// `Err(seconds to wait)` when this address has failed too often lately.
-    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        self.0.check(&limit_key(ip))
+    /// `Err` (with the time to wait) when this address has failed too often lately.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Limited> {
+        self.0.check(&limit_key(ip)).map_err(limited)
     }
 
     /// Records a failed login from `ip`.
@@ -387,9 +392,12 @@ impl TokenGuessLimiter {
         TokenGuessLimiter(FailureCounter::new(max_failures, window))
     }
 
-    /// `Err(seconds to wait)` when `ip` presented too many wrong secrets for token `id` lately.
-    pub fn check(&self, ip: IpAddr, id: &str) -> Result<(), u64> {
-        self.0.check(&(limit_key(ip), id.to_owned()))
+    /// `Err` (with the time to wait) when `ip` presented too many wrong secrets for token `id`
+    /// lately.
+    pub fn check(&self, ip: IpAddr, id: &str) -> Result<(), Limited> {
+        self.0
+            .check(&(limit_key(ip), id.to_owned()))
+            .map_err(limited)
     }
 
     /// Records a wrong secret for token `id` from `ip`.
@@ -430,10 +438,10 @@ impl AccountLimiter {
     /// How long an address the account logged in from stays trusted while it is locked.
     pub const REMEMBER: Duration = Duration::from_secs(30 * 86_400);
 
-    /// `Err(seconds to wait)` when this account has failed too often lately and `ip` is not
-    /// an address it logged in from before.
-    pub fn check(&self, user: &str, ip: IpAddr) -> Result<(), u64> {
-        let wait = match self.failures.check(&user.to_owned()) {
+    /// `Err` (with the time to wait) when this account has failed too often lately and `ip`
+    /// is not an address it logged in from before.
+    pub fn check(&self, user: &str, ip: IpAddr) -> Result<(), Limited> {
+        let wait = match self.failures.check(&user.to_owned()).map_err(limited) {
             Ok(()) => return Ok(()),
             Err(wait) => wait,
         };
@@ -521,7 +529,7 @@ mod tests {
             limiter.failed(a);
             limiter.failed(b);
         }
-        assert!(limiter.check(a).unwrap_err() > 0);
+        assert!(limiter.check(a).unwrap_err().retry_after_secs > 0);
         assert!(limiter.check(b2).is_err(), "same /64");
         assert!(limiter.check("198.51.100.1".parse().unwrap()).is_ok());
         limiter.succeeded(a);
@@ -540,7 +548,10 @@ mod tests {
             assert!(limiter.check("root", attacker).is_ok());
             limiter.failed("root");
         }
-        let wait = limiter.check("root", attacker).unwrap_err();
+        let wait = limiter
+            .check("root", attacker)
+            .unwrap_err()
+            .retry_after_secs;
         assert!(wait > 0 && wait <= AccountLimiter::WINDOW.as_secs());
         assert!(limiter.check("root", home).is_ok(), "the owner's address");
         assert!(limiter.check("Root", attacker).is_ok(), "names are exact");

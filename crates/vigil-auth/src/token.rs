@@ -26,6 +26,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use vigil_event::Timestamp;
 
+use crate::error::{StoreError, UnknownRole};
+
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,16 +46,14 @@ pub enum Role {
 
 impl Role {
     /// Parses `admin|analyst|viewer|ingest`.
-    pub fn parse(s: &str) -> Result<Role, String> {
+    pub fn parse(s: &str) -> Result<Role, UnknownRole> {
         match s.to_ascii_lowercase().as_str() {
             "admin" => Ok(Role::Admin),
             "analyst" => Ok(Role::Analyst),
             "viewer" => Ok(Role::Viewer),
             "ingest" => Ok(Role::Ingest),
             "bouncer" => Ok(Role::Bouncer),
-            _ => Err(format!(
-                "unknown role {s:?}: use admin, analyst, viewer, ingest or bouncer"
-            )),
+            _ => Err(UnknownRole(s.to_owned())),
         }
     }
 
@@ -128,30 +128,43 @@ pub fn tokens_path(data_dir: &Path) -> PathBuf {
     data_dir.join("auth").join("tokens.json")
 }
 
-fn load(path: &Path) -> Result<Vec<TokenEntry>, String> {
+fn load(path: &Path) -> Result<Vec<TokenEntry>, StoreError> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice::<TokenFile>(&bytes)
             .map(|f| f.tokens)
-            .map_err(|e| format!("{}: {e}", path.display())),
+            .map_err(|source| StoreError::Corrupt {
+                path: path.to_owned(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(StoreError::io(path, e)),
     }
 }
 
-fn save(path: &Path, tokens: &[TokenEntry]) -> Result<(), String> {
-    let body = serde_json::to_vec_pretty(&TokenFile {
-        version: 1,
-        tokens: tokens.to_vec(),
-    })
-    .map_err(|e| e.to_string())?;
+fn save(path: &Path, tokens: &[TokenEntry]) -> Result<(), StoreError> {
+    write_json(
+        path,
+        &TokenFile {
+            version: 1,
+            tokens: tokens.to_vec(),
+        },
+    )
+}
+
+/// [`write_private`] of a value as pretty JSON.
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<(), StoreError> {
+    let body = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Corrupt {
+        path: path.to_owned(),
+        source,
+    })?;
     write_private(path, &body)
 }
 
 /// Replaces `path` atomically with `body`, readable by the owner only (mode 0600), creating its
 /// directory when needed.
-pub fn write_private(path: &Path, body: &[u8]) -> Result<(), String> {
+pub fn write_private(path: &Path, body: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
     let tmp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -159,21 +172,21 @@ pub fn write_private(path: &Path, body: &[u8]) -> Result<(), String> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        .map_err(|e| StoreError::io(&tmp, e))?;
     file.write_all(body)
         .and_then(|_| file.sync_all())
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))
 }
 
 /// Runs `change` holding an exclusive lock on `DATA_DIR/auth/.lock`, so a running server and
 /// `vigil user|token` never interleave their read-modify-write of the account and token files.
-pub fn with_auth_lock<T>(
+pub fn with_auth_lock<T, E: From<StoreError>>(
     data_dir: &Path,
-    change: impl FnOnce() -> Result<T, String>,
-) -> Result<T, String> {
+    change: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
     let dir = data_dir.join("auth");
-    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
     let path = dir.join(".lock");
     let lock = fs::OpenOptions::new()
         .create(true)
@@ -181,9 +194,8 @@ pub fn with_auth_lock<T>(
         .write(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| StoreError::io(&path, e))?;
+    lock.lock().map_err(|e| StoreError::io(&path, e))?;
     let result = change();
     drop(lock);
     result
@@ -201,7 +213,7 @@ pub fn create_token(
     data_dir: &Path,
     name: &str,
     role: Role,
-) -> Result<(TokenEntry, String), String> {
+) -> Result<(TokenEntry, String), StoreError> {
     with_auth_lock(data_dir, || create_token_unlocked(data_dir, name, role))
 }
 
@@ -209,7 +221,7 @@ fn create_token_unlocked(
     data_dir: &Path,
     name: &str,
     role: Role,
-) -> Result<(TokenEntry, String), String> {
+) -> Result<(TokenEntry, String), StoreError> {
     let path = tokens_path(data_dir);
     let mut tokens = load(&path)?;
     let mut id = random_hex(4);
@@ -219,7 +231,7 @@ fn create_token_unlocked(
     let token = format!("vgl_{id}_{}", random_hex(20));
     let hash = Argon2::default()
         .hash_password(token.as_bytes())
-        .map_err(|e| format!("hashing the token: {e}"))?
+        .map_err(|e| StoreError::Hash(format!("hashing the token: {e}")))?
         .to_string();
     let entry = TokenEntry {
         id,
@@ -235,16 +247,16 @@ fn create_token_unlocked(
 }
 
 /// Lists stored tokens (hashes included; callers print only id, name, role, dates).
-pub fn list_tokens(data_dir: &Path) -> Result<Vec<TokenEntry>, String> {
+pub fn list_tokens(data_dir: &Path) -> Result<Vec<TokenEntry>, StoreError> {
     load(&tokens_path(data_dir))
 }
 
 /// Revokes the token with this id or name. Returns how many were revoked.
-pub fn revoke_token(data_dir: &Path, id_or_name: &str) -> Result<usize, String> {
+pub fn revoke_token(data_dir: &Path, id_or_name: &str) -> Result<usize, StoreError> {
     with_auth_lock(data_dir, || revoke_token_unlocked(data_dir, id_or_name))
 }
 
-fn revoke_token_unlocked(data_dir: &Path, id_or_name: &str) -> Result<usize, String> {
+fn revoke_token_unlocked(data_dir: &Path, id_or_name: &str) -> Result<usize, StoreError> {
     let path = tokens_path(data_dir);
     let mut tokens = load(&path)?;
     let now = Timestamp::now().to_rfc3339();
@@ -349,7 +361,7 @@ const MAX_VERIFIED: usize = 4096;
 
 impl TokenStore {
     /// Opens the token store of a data directory.
-    pub fn open(data_dir: &Path) -> Result<TokenStore, String> {
+    pub fn open(data_dir: &Path) -> Result<TokenStore, StoreError> {
         let path = tokens_path(data_dir);
         let stamp = FileStamp::of(&path);
         let tokens = load(&path)?;
@@ -404,7 +416,7 @@ impl TokenStore {
 
     /// Writes the last-used times if any changed since the last call (the server calls this
     /// every few seconds).
-    pub fn flush_usage(&self) -> Result<(), String> {
+    pub fn flush_usage(&self) -> Result<(), StoreError> {
         {
             let Ok(mut usage) = self.usage.lock() else {
                 return Ok(());
@@ -414,8 +426,7 @@ impl TokenStore {
             }
             usage.1 = false;
         }
-        let body = serde_json::to_vec_pretty(&self.usage()).map_err(|e| e.to_string())?;
-        write_private(&self.usage_file, &body)
+        write_json(&self.usage_file, &self.usage())
     }
 
     /// Looks at the token file if it was not looked at for [`RELOAD_CHECK`] (so revocations

@@ -201,7 +201,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
     // The settings as the operator gave them (before the bundled rules are added).
     let start_settings = lifecycle::settings(&config);
-    let initial_admin = users::ensure_initial_admin(&config.data_dir)?;
+    let initial_admin = users::ensure_initial_admin(&config.data_dir).map_err(|e| e.to_string())?;
     if config.builtin_rules {
         config
             .rule_dirs
@@ -340,7 +340,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             .map_err(|e| e.to_string())??,
         )
     };
-    let tokens = Arc::new(auth::TokenStore::open(&config.data_dir)?);
+    let tokens = Arc::new(auth::TokenStore::open(&config.data_dir).map_err(|e| e.to_string())?);
     {
         // Audit events of `vigil user|token` (run while serving, or while no server ran: the
         // first tick is immediate) and token last-used times.

@@ -172,7 +172,10 @@ async fn login(
                 format!("Vigil login refused for {name} from {ip}: too many failed logins"),
             );
         }
-        return too_many_failures("too many failed logins from this address", wait);
+        return too_many_failures(
+            "too many failed logins from this address",
+            wait.retry_after_secs,
+        );
     }
     if let Err(wait) = state.account_limiter.check(&name, ip) {
         if crate::http::audit_quota(&state, ip) {
@@ -186,7 +189,10 @@ async fn login(
                 ),
             );
         }
-        return too_many_failures("too many failed logins for this account", wait);
+        return too_many_failures(
+            "too many failed logins for this account",
+            wait.retry_after_secs,
+        );
     }
     let sessions = Arc::clone(&state.sessions);
     let (user_name, password) = (name.clone(), request.password);
