@@ -58,11 +58,13 @@ struct PasswordChange {
 /// other sessions end; this one is replaced by a new session (new cookie and CSRF token).
 async fn change_password(
     State(state): State<Shared>,
+    Caller { session, .. }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(view) = crate::web::live_session(&state, &headers) else {
+    // The route guard has found the live session (or answered 401).
+    let Some(view) = session else {
         return error(StatusCode::UNAUTHORIZED, "log in first");
     };
     let Ok(request) = serde_json::from_slice::<PasswordChange>(&body) else {

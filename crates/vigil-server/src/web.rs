@@ -307,8 +307,9 @@ async fn logout(
     r
 }
 
-async fn session(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    match live_session(&state, &headers) {
+/// `GET /api/v1/session`: the route guard has found the live session (or answered 401).
+async fn session(Caller { session, .. }: Caller) -> Response {
+    match session {
         Some(v) => Json(v.to_json()).into_response(),
         None => error(StatusCode::UNAUTHORIZED, "not logged in"),
     }
