@@ -127,15 +127,12 @@ impl Dialect {
     }
 }
 
-/// The role table enforced: for the matched route (path template and method; `HEAD` as `GET`),
-/// looks up what [`vigil_auth::ROUTES`] asks, authenticates the caller (token or browser
-/// session, with the limiters and the audit of failures), refuses in the route's own dialect,
-/// and hands the handler a [`Caller`]. A route missing from the table is refused (deny by
-/// default). Installed with `Router::route_layer`, so unmatched paths still get 404 and wrong
-/// methods 405.
-pub(crate) async fn route_guard(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+/// Deny by default: for the matched route (path template and method; `HEAD` as `GET`), finds
+/// what [`vigil_auth::ROUTES`] asks and hands it on to [`route_guard`]; a route missing from the
+/// table is refused with 403, a method the table does not list for a listed path with 405.
+/// Installed with `Router::route_layer` outside [`route_guard`], so unmatched paths still get
+/// 404.
+pub(crate) async fn listed_routes_only(
     matched: Option<axum::extract::MatchedPath>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -143,11 +140,37 @@ pub(crate) async fn route_guard(
     let method = request.method().as_str();
     let path = matched.as_ref().map_or("", |m| m.as_str());
     let Some(route) = vigil_auth::access::lookup(method, path) else {
+        // The router wraps its own 405 answer in this layer too: a method the table does not
+        // list for a listed path stays a 405, whether or not the router has a handler for it.
+        if vigil_auth::ROUTES.iter().any(|r| r.path == path) {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path}"),
+            );
+        }
         tracing::error!(
             method,
             path,
             "a routed path is not in the role table: refused"
         );
+        return error(StatusCode::FORBIDDEN, "this route is not in the role table");
+    };
+    request.extensions_mut().insert(route);
+    next.run(request).await
+}
+
+/// The role table enforced: for the route [`listed_routes_only`] found, authenticates the
+/// caller (token or browser session, with the limiters and the audit of failures), refuses in
+/// the route's own dialect, and hands the handler a [`Caller`].
+pub(crate) async fn route_guard(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(route) = request.extensions().get::<&'static RouteAccess>().copied() else {
+        // Only a router built without `listed_routes_only` gets here: refuse, never serve.
+        tracing::error!(path = %request.uri().path(), "the route guard runs without the role table's entry");
         return error(StatusCode::FORBIDDEN, "this route is not in the role table");
     };
     match authenticate(&state, request.headers(), peer, route).await {
@@ -454,5 +477,39 @@ mod tests {
                 r.path
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_route_missing_from_the_role_table_is_refused() {
+        use axum::body::Body;
+        use axum::http::{Request, StatusCode};
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        let app: axum::Router = axum::Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/api/v1/not-in-the-table", get(|| async { "served" }))
+            .route_layer(axum::middleware::from_fn(super::listed_routes_only));
+        let status = |method: &str, path: &str| {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            let app = app.clone();
+            async move { app.oneshot(request).await.unwrap().status() }
+        };
+        assert_eq!(status("GET", "/healthz").await, StatusCode::OK);
+        assert_eq!(status("HEAD", "/healthz").await, StatusCode::OK);
+        assert_eq!(
+            status("GET", "/api/v1/not-in-the-table").await,
+            StatusCode::FORBIDDEN,
+            "routed but not in the table: refused"
+        );
+        assert_eq!(status("GET", "/nowhere").await, StatusCode::NOT_FOUND);
+        assert_eq!(
+            status("POST", "/healthz").await,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 }

@@ -114,11 +114,13 @@ pub fn router(state: Shared) -> Router {
         .route("/", get(es_root).head(es_root))
         .merge(crate::web::routes())
         .merge(crate::admin::routes())
-        // The role table, enforced for every route above (none may bypass it).
+        // The role table, enforced for every route above (none may bypass it): the outer layer
+        // (added last) finds the route's entry or refuses, the inner one authenticates.
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             route_guard,
         ))
+        .route_layer(axum::middleware::from_fn(listed_routes_only))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             crate::web::csrf_guard,
