@@ -1984,7 +1984,9 @@ function parseHash() {
 function route() {
   const { parts, params } = parseHash();
   // A generated password (the first admin's) must be changed before anything else: the server
-  // refuses every other request of this session, so the account page is the only page.
+  // refuses every other request of this session, so the account page is the only page (and the
+  // address says so, so that a link to another page works once the password is changed).
+  if (session.mustChangePassword && parts[0] !== 'account') history.replaceState(null, '', '#/account');
   const name = session.mustChangePassword ? 'account' : (parts[0] || 'search');
   if (name === 'search' && parts.length === 1 && currentView && currentView.name === 'search' && currentView.update) {
     // same view, other search (Back/Forward or a link): keep the page, run the hash's search

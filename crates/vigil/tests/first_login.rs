@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use common::{Server, curl, login};
 
 const NEW_PASSWORD: &str = "my own admin passphrase 1";
@@ -106,5 +109,61 @@ fn the_generated_admin_password_must_be_changed_before_anything_else() {
         );
         assert_eq!(a.json()["must_change_password"], false);
     }
+    server.stop();
+}
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Why the browser cannot run here, if it cannot (as `ui_browser.rs` checks).
+fn browser_missing() -> Option<String> {
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node is not installed".into());
+    }
+    if !browser_dir().join("node_modules/playwright-core").exists() {
+        return Some(format!(
+            "playwright-core is not installed: run `npm ci` in {}",
+            browser_dir().display()
+        ));
+    }
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    (!Path::new(&chromium).exists()).then(|| format!("{chromium} is missing"))
+}
+
+#[test]
+fn the_ui_opens_on_the_change_form_until_the_generated_password_is_changed() {
+    if let Some(why) = browser_missing() {
+        if std::env::var_os("VIGIL_REQUIRE_TOOLS").is_some() {
+            panic!("{why}");
+        }
+        eprintln!("skipping the first-login browser test: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let file = data.join("auth/initial-admin-password");
+    let first = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    let out = Command::new("node")
+        .arg("first_login.mjs")
+        .current_dir(browser_dir())
+        .env("VIGIL_URL", &server.url)
+        .env("VIGIL_PASSWORD", &first)
+        .env("VIGIL_NEW_PASSWORD", NEW_PASSWORD)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ALL STEPS PASSED"),
+        "the browser test failed:\n{stdout}\n{}\n--- server log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    assert!(
+        !file.exists(),
+        "the generated-password file goes with the change"
+    );
+    assert!(login(&server.url, "admin", NEW_PASSWORD).is_ok());
     server.stop();
 }
