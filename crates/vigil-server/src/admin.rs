@@ -15,9 +15,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit;
-use crate::auth::{self, Principal, Role};
-use crate::http::{AppState, Need, authorize, error};
+use crate::auth::{self, Role};
+use crate::http::{AppState, Caller, error};
 use crate::users;
+use vigil_auth::{StoreError, UserError};
 
 type Shared = Arc<AppState>;
 
@@ -29,17 +30,6 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/users/{name}", delete(delete_user))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
-}
-
-async fn admin(
-    state: &Shared,
-    headers: &HeaderMap,
-    peer: SocketAddr,
-    path: &str,
-) -> Result<Principal, Response> {
-    authorize(state, headers, peer, path, Need::Admin)
-        .await
-        .map_err(|(status, msg)| error(status, msg))
 }
 
 fn audit_change(
@@ -68,11 +58,13 @@ struct PasswordChange {
 /// other sessions end; this one is replaced by a new session (new cookie and CSRF token).
 async fn change_password(
     State(state): State<Shared>,
+    Caller { session, .. }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(view) = crate::web::live_session(&state, &headers) else {
+    // The route guard has found the live session (or answered 401).
+    let Some(view) = session else {
         return error(StatusCode::UNAUTHORIZED, "log in first");
     };
     let Ok(request) = serde_json::from_slice::<PasswordChange>(&body) else {
@@ -82,15 +74,21 @@ async fn change_password(
         );
     };
     let ip = peer.ip();
-    if let Err(wait) = state.login_limiter.check(ip) {
-        return crate::web::too_many_failures("too many failed attempts from this address", wait);
+    if let Err(limited) = state.login_limiter.check(ip) {
+        return crate::web::too_many_failures(
+            "too many failed attempts from this address",
+            limited.retry_after_secs,
+        );
     }
     // A stolen session must not be a way around the account's limit on password guesses.
-    if let Err(wait) = state.account_limiter.check(&view.user, ip) {
-        return crate::web::too_many_failures("too many failed attempts for this account", wait);
+    if let Err(limited) = state.account_limiter.check(&view.user, ip) {
+        return crate::web::too_many_failures(
+            "too many failed attempts for this account",
+            limited.retry_after_secs,
+        );
     }
     if let Err(e) = users::check_password(&request.new) {
-        return error(StatusCode::BAD_REQUEST, e);
+        return user_error(e);
     }
     let (sessions, dir, name) = (
         Arc::clone(&state.sessions),
@@ -121,7 +119,7 @@ async fn change_password(
             audit::append(&state.ingest, e);
             return error(StatusCode::FORBIDDEN, "the current password is wrong");
         }
-        Ok(Err(Some(e))) => return error(StatusCode::BAD_REQUEST, e),
+        Ok(Err(Some(e))) => return user_error(e),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     state.sessions.reload_users();
@@ -139,17 +137,42 @@ async fn change_password(
     crate::web::start_session(&state, &user)
 }
 
-async fn list_users(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = admin(&state, &headers, peer, "/api/v1/users").await {
-        return r;
-    }
+async fn list_users(State(state): State<Shared>) -> Response {
     match users::load_users(&state.data_dir) {
         Ok(list) => Json(json!({"users": list.iter().map(|u| json!({"name": u.name, "role": u.role.name(), "created": u.created, "changed": u.changed})).collect::<Vec<_>>()})).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => store_error(e),
+    }
+}
+
+/// The answer to a refused account change: 400 for a request to fix, 404 for an unknown
+/// account, 409 for a conflict with the accounts there are, 5xx when the files failed.
+fn user_error(e: UserError) -> Response {
+    let status = match &e {
+        UserError::InvalidName(_)
+        | UserError::PasswordTooShort
+        | UserError::PasswordTooLong
+        | UserError::BouncerAccount => StatusCode::BAD_REQUEST,
+        UserError::NoSuchUser(_) => StatusCode::NOT_FOUND,
+        UserError::Exists(_) | UserError::LastAdmin(_) => StatusCode::CONFLICT,
+        UserError::Store(e) => return store_error_ref(e),
+    };
+    error(status, e.to_string())
+}
+
+/// The account or token files failed: 503 with `Retry-After` when trying again may help, else
+/// 500.
+fn store_error(e: StoreError) -> Response {
+    store_error_ref(&e)
+}
+
+fn store_error_ref(e: &StoreError) -> Response {
+    if e.is_retryable() {
+        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        r
+    } else {
+        error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
 }
 
@@ -165,14 +188,12 @@ struct NewUser {
 /// returned once.
 async fn create_user(
     State(state): State<Shared>,
+    Caller {
+        principal: actor, ..
+    }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let actor = match admin(&state, &headers, peer, "/api/v1/users").await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let Ok(request) = serde_json::from_slice::<NewUser>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -181,7 +202,7 @@ async fn create_user(
     };
     let role = match Role::parse(&request.role) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let generated = request.password.is_none();
     let password = request.password.unwrap_or_else(users::generate_password);
@@ -193,8 +214,7 @@ async fn create_user(
     let added = tokio::task::spawn_blocking(move || users::add_user(&dir, &name, role, &pw)).await;
     let user = match added {
         Ok(Ok(u)) => u,
-        Ok(Err(e)) if e.contains("exists") => return error(StatusCode::CONFLICT, e),
-        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+        Ok(Err(e)) => return user_error(e),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     state.sessions.reload_users();
@@ -223,20 +243,16 @@ async fn create_user(
 
 async fn delete_user(
     State(state): State<Shared>,
+    Caller {
+        principal: actor, ..
+    }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let actor = match admin(&state, &headers, peer, "/api/v1/users/{name}").await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let dir = state.data_dir.clone();
-    let deleted = tokio::task::spawn_blocking(move || users::delete_user(&dir, &name))
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+    let deleted = tokio::task::spawn_blocking(move || users::delete_user(&dir, &name)).await;
     match deleted {
-        Ok(user) => {
+        Ok(Ok(user)) => {
             state.sessions.reload_users();
             audit_change(
                 &state,
@@ -248,19 +264,12 @@ async fn delete_user(
             );
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(e) if e.starts_with("no user") => error(StatusCode::NOT_FOUND, e),
-        Err(e) => error(StatusCode::CONFLICT, e),
+        Ok(Err(e)) => user_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-async fn list_tokens(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = admin(&state, &headers, peer, "/api/v1/tokens").await {
-        return r;
-    }
+async fn list_tokens(State(state): State<Shared>) -> Response {
     let usage = state.tokens.usage();
     match auth::list_tokens(&state.data_dir) {
         Ok(list) => Json(json!({"tokens": list.iter().map(|t| json!({
@@ -268,7 +277,7 @@ async fn list_tokens(
             "revoked": t.revoked, "last_used": usage.get(&t.id),
         })).collect::<Vec<_>>()}))
         .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => store_error(e),
     }
 }
 
@@ -281,14 +290,12 @@ struct NewToken {
 /// `POST /api/v1/tokens {name, role}` → `{id, name, role, token}`; the token is shown once.
 async fn create_token(
     State(state): State<Shared>,
+    Caller {
+        principal: actor, ..
+    }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let actor = match admin(&state, &headers, peer, "/api/v1/tokens").await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let Ok(request) = serde_json::from_slice::<NewToken>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -297,7 +304,7 @@ async fn create_token(
     };
     let role = match Role::parse(&request.role) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let name = request.name.trim().to_owned();
     if name.is_empty() || name.len() > 128 {
@@ -310,7 +317,7 @@ async fn create_token(
     let created = tokio::task::spawn_blocking(move || auth::create_token(&dir, &name, role)).await;
     let (entry, token) = match created {
         Ok(Ok(t)) => t,
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(Err(e)) => return store_error(e),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     audit_change(
@@ -344,18 +351,18 @@ async fn create_token(
 
 async fn revoke_token(
     State(state): State<Shared>,
+    Caller {
+        principal: actor, ..
+    }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let actor = match admin(&state, &headers, peer, "/api/v1/tokens/{id}").await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let (dir, which) = (state.data_dir.clone(), id.clone());
-    let revoked = tokio::task::spawn_blocking(move || auth::revoke_token(&dir, &which))
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+    let revoked = tokio::task::spawn_blocking(move || auth::revoke_token(&dir, &which)).await;
+    let revoked = match revoked {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
     match revoked {
         Ok(0) => error(StatusCode::NOT_FOUND, format!("no active token {id:?}")),
         Ok(n) => {
@@ -369,6 +376,6 @@ async fn revoke_token(
             );
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => store_error(e),
     }
 }

@@ -14,10 +14,8 @@
 //! final signed checkpoint.
 #![deny(missing_docs)]
 
-pub mod access;
 pub mod admin;
 pub mod audit;
-pub mod auth;
 pub mod checkpoint_sink;
 pub mod decisions;
 pub mod demo;
@@ -30,11 +28,13 @@ pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod search;
-pub mod session;
 pub mod syslog;
 pub mod tls;
-pub mod users;
 pub mod web;
+
+// Authentication lives in `vigil-auth`; these keep the server's old paths working.
+pub use vigil_auth::token as auth;
+pub use vigil_auth::{access, session, users};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -201,7 +201,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
     // The settings as the operator gave them (before the bundled rules are added).
     let start_settings = lifecycle::settings(&config);
-    let initial_admin = users::ensure_initial_admin(&config.data_dir)?;
+    let initial_admin = users::ensure_initial_admin(&config.data_dir).map_err(|e| e.to_string())?;
     if config.builtin_rules {
         config
             .rule_dirs
@@ -340,7 +340,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             .map_err(|e| e.to_string())??,
         )
     };
-    let tokens = Arc::new(auth::TokenStore::open(&config.data_dir)?);
+    let tokens = Arc::new(auth::TokenStore::open(&config.data_dir).map_err(|e| e.to_string())?);
     {
         // Audit events of `vigil user|token` (run while serving, or while no server ran: the
         // first tick is immediate) and token last-used times.

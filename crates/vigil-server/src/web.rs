@@ -23,7 +23,7 @@ use serde_json::{Value as JsonValue, json};
 use vigil_event::{Timestamp, Value};
 
 use crate::audit;
-use crate::http::{AppState, Need, authorize, error};
+use crate::http::{AppState, Caller, error};
 use crate::session::{COOKIE, SessionStore};
 
 type Shared = Arc<AppState>;
@@ -103,26 +103,14 @@ pub(crate) fn live_session(
     session_cookie(headers).and_then(|c| state.sessions.lookup(&c))
 }
 
-async fn app_page(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    match live_session(&state, &headers) {
-        Some(s) if s.role.can_read() => asset("text/html; charset=utf-8", INDEX_HTML),
-        Some(_) => error(
-            StatusCode::FORBIDDEN,
-            "this account's role cannot use the web UI",
-        ),
-        None => Redirect::to("/login").into_response(),
-    }
+/// The UI shell: the route guard has sent browsers without a session to the login page and
+/// refused sessions whose role cannot read.
+async fn app_page() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
-async fn app_js(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    match authorize(&state, &headers, peer, "/assets/app.js", Need::Read).await {
-        Ok(_) => asset("text/javascript; charset=utf-8", APP_JS),
-        Err((status, msg)) => error(status, msg),
-    }
+async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
 }
 
 // ---- login, logout, session --------------------------------------------------------------------
@@ -184,7 +172,10 @@ async fn login(
                 format!("Vigil login refused for {name} from {ip}: too many failed logins"),
             );
         }
-        return too_many_failures("too many failed logins from this address", wait);
+        return too_many_failures(
+            "too many failed logins from this address",
+            wait.retry_after_secs,
+        );
     }
     if let Err(wait) = state.account_limiter.check(&name, ip) {
         if crate::http::audit_quota(&state, ip) {
@@ -198,7 +189,10 @@ async fn login(
                 ),
             );
         }
-        return too_many_failures("too many failed logins for this account", wait);
+        return too_many_failures(
+            "too many failed logins for this account",
+            wait.retry_after_secs,
+        );
     }
     let sessions = Arc::clone(&state.sessions);
     let (user_name, password) = (name.clone(), request.password);
@@ -313,8 +307,9 @@ async fn logout(
     r
 }
 
-async fn session(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    match live_session(&state, &headers) {
+/// `GET /api/v1/session`: the route guard has found the live session (or answered 401).
+async fn session(Caller { session, .. }: Caller) -> Response {
+    match session {
         Some(v) => Json(v.to_json()).into_response(),
         None => error(StatusCode::UNAUTHORIZED, "not logged in"),
     }
@@ -382,16 +377,7 @@ pub async fn security_headers(
 
 // ---- integrity ---------------------------------------------------------------------------------
 
-async fn integrity(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err((status, msg)) =
-        authorize(&state, &headers, peer, "/api/v1/integrity", Need::Read).await
-    {
-        return error(status, msg);
-    }
+async fn integrity(State(state): State<Shared>) -> Response {
     let dir = state.data_dir.clone();
     let read = tokio::task::spawn_blocking(move || {
         let paths = vigil_ledger::LedgerPaths::new(&dir);
@@ -429,21 +415,9 @@ async fn integrity(
 /// `POST /api/v1/integrity/verify`: recomputes the whole ledger as `vigil verify` does.
 async fn run_verification(
     State(state): State<Shared>,
+    Caller { principal, .. }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
 ) -> Response {
-    let principal = match authorize(
-        &state,
-        &headers,
-        peer,
-        "/api/v1/integrity/verify",
-        Need::Triage,
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err((status, msg)) => return error(status, msg),
-    };
     if state.verifying.swap(true, Ordering::SeqCst) {
         return error(
             StatusCode::CONFLICT,
@@ -513,14 +487,7 @@ async fn run_verification(
     Json(result).into_response()
 }
 
-async fn verifier_key(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err((status, msg)) = authorize(&state, &headers, peer, "/api/v1/key", Need::Read).await {
-        return error(status, msg);
-    }
+async fn verifier_key(State(state): State<Shared>) -> Response {
     match vigil_ledger::load_verifier(&vigil_ledger::LedgerPaths::new(&state.data_dir)) {
         Ok(v) => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -533,16 +500,7 @@ async fn verifier_key(
 
 // ---- sources -----------------------------------------------------------------------------------
 
-async fn sources(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err((status, msg)) =
-        authorize(&state, &headers, peer, "/api/v1/sources", Need::Read).await
-    {
-        return error(status, msg);
-    }
+async fn sources(State(state): State<Shared>) -> Response {
     let list: Vec<JsonValue> = state
         .ingest
         .metrics
@@ -598,14 +556,10 @@ fn csv_field(v: &JsonValue) -> String {
 /// Every export is audited with its query.
 async fn export(
     State(state): State<Shared>,
+    Caller { principal, .. }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Query(q): Query<ExportQuery>,
 ) -> Response {
-    let principal = match authorize(&state, &headers, peer, "/api/v1/export", Need::Read).await {
-        Ok(p) => p,
-        Err((status, msg)) => return error(status, msg),
-    };
     let csv = match q.format.as_deref().unwrap_or("csv") {
         "csv" => true,
         "ndjson" | "json" => false,

@@ -128,7 +128,7 @@ function statusBadge(status) {
 
 // ------------------------------------------------------------------ API
 
-const session = { user: '', role: '', csrf: '', expires: '' };
+const session = { user: '', role: '', csrf: '', expires: '', mustChangePassword: false };
 
 class ApiError extends Error {
   constructor(message, status, body) {
@@ -1631,7 +1631,12 @@ function renderAccount(view) {
     h('div', { class: 'fact' }, h('dt', { text: 'Role' }), h('dd', { id: 'account-role', text: session.role }), h('dd', { class: 'muted small', text: ROLE_HELP[session.role] ? ROLE_HELP[session.role].replace(/^\w+: /, '') : '' })),
     h('div', { class: 'fact' }, h('dt', { text: 'This session ends' }), expires));
 
-  view.append(pageHeader('Account'),
+  view.append(pageHeader('Account'));
+  if (session.mustChangePassword) {
+    view.append(h('div', { class: 'panel notice', id: 'must-change-password', 'data-testid': 'must-change-password', role: 'status' },
+      h('p', null, h('strong', { text: 'Choose your own password first.' }), ' You signed in with the password Vigil generated at its first start; the rest of Vigil opens once you change it (the generated password file is then removed).')));
+  }
+  view.append(
     h('div', { class: 'account-grid' },
       h('section', { class: 'panel', 'aria-labelledby': 'account-title' }, h('h2', { class: 'panel-title', id: 'account-title', text: 'Signed in as' }), facts),
       h('section', { class: 'panel', id: 'password-panel', 'aria-labelledby': 'pw-title' },
@@ -1667,6 +1672,12 @@ function renderAccount(view) {
       if (res && typeof res.csrf === 'string') session.csrf = res.csrf;
       if (res && res.expires) { session.expires = res.expires; clear(expires).append(timeEl(res.expires)); }
       form.reset();
+      if (session.mustChangePassword) {
+        session.mustChangePassword = false;
+        const notice = $('must-change-password');
+        if (notice) notice.remove();
+        refreshOpenCount();
+      }
       msg.show('ok', `Password changed at ${fmtTime(new Date())}. Your other sessions were signed out; you stay signed in here.`);
     } catch (err) {
       if (err.name === 'AbortError' || err.status === 401) return;
@@ -1972,7 +1983,11 @@ function parseHash() {
 
 function route() {
   const { parts, params } = parseHash();
-  const name = parts[0] || 'search';
+  // A generated password (the first admin's) must be changed before anything else: the server
+  // refuses every other request of this session, so the account page is the only page (and the
+  // address says so, so that a link to another page works once the password is changed).
+  if (session.mustChangePassword && parts[0] !== 'account') history.replaceState(null, '', '#/account');
+  const name = session.mustChangePassword ? 'account' : (parts[0] || 'search');
   if (name === 'search' && parts.length === 1 && currentView && currentView.name === 'search' && currentView.update) {
     // same view, other search (Back/Forward or a link): keep the page, run the hash's search
     hideError();
@@ -2042,6 +2057,7 @@ async function start() {
     session.role = me.role;
     session.csrf = me.csrf;
     session.expires = me.expires || '';
+    session.mustChangePassword = me.must_change_password === true;
   } catch (err) {
     clear($('view'));
     showError(err, 'Could not load the session');
@@ -2054,8 +2070,8 @@ async function start() {
   document.body.dataset.role = session.role;
   window.addEventListener('hashchange', route);
   route();
-  refreshOpenCount();
-  setInterval(() => { if (!document.hidden) refreshOpenCount(); }, 60000);
+  if (!session.mustChangePassword) refreshOpenCount();
+  setInterval(() => { if (!document.hidden && !session.mustChangePassword) refreshOpenCount(); }, 60000);
 }
 
 start();

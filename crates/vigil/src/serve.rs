@@ -731,7 +731,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         }
         if let Some(path) = &running.initial_admin {
             eprintln!(
-                "vigil: created the first account, admin; its password is in {} (mode 0600). Log in and change it with `vigil user passwd --data-dir {} admin`",
+                "vigil: created the first account, admin; its password is in {} (mode 0600). The first login must change it (the web UI asks; or `vigil user passwd --data-dir {} admin`); the file goes with the change",
                 path.display(),
                 data_dir.display()
             );

@@ -4,7 +4,8 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
-use vigil_server::auth::{self, Role};
+use vigil_auth::Role;
+use vigil_auth::token as auth;
 
 use crate::DataDir;
 

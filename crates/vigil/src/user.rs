@@ -8,8 +8,8 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
-use vigil_server::auth::Role;
-use vigil_server::users;
+use vigil_auth::Role;
+use vigil_auth::users;
 
 use crate::DataDir;
 

@@ -5,16 +5,7 @@ use super::*;
 
 // ---- ban decisions -----------------------------------------------------------------------------
 
-pub(super) async fn list_decisions(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err((status, msg)) =
-        authorize(&state, &headers, peer, "/api/v1/decisions", Need::Read).await
-    {
-        return error(status, msg);
-    }
+pub(super) async fn list_decisions(State(state): State<Shared>) -> Response {
     let now = Timestamp::now();
     let list: Vec<JsonValue> = state
         .decisions
@@ -33,14 +24,9 @@ pub(super) struct BanRequest {
 
 pub(super) async fn add_decision(
     State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Caller { principal, .. }: Caller,
     body: Bytes,
 ) -> Response {
-    let principal = match authorize(&state, &headers, peer, "/api/v1/decisions", Need::Ban).await {
-        Ok(p) => p,
-        Err((status, msg)) => return error(status, msg),
-    };
     let request: BanRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -75,60 +61,14 @@ pub(super) async fn add_decision(
 
 pub(super) async fn delete_decision(
     State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Caller { principal, .. }: Caller,
     Path(id): Path<u64>,
 ) -> Response {
-    let principal =
-        match authorize(&state, &headers, peer, "/api/v1/decisions/{id}", Need::Ban).await {
-            Ok(p) => p,
-            Err((status, msg)) => return error(status, msg),
-        };
     let decisions = Arc::clone(&state.decisions);
     match tokio::task::spawn_blocking(move || decisions.unban(id, &principal.name)).await {
         Ok(Ok(d)) => Json(d.to_json()).into_response(),
         Ok(Err(e)) => error(StatusCode::NOT_FOUND, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-/// CrowdSec bouncers authenticate with `X-Api-Key`; a missing or wrong key is 403 (as the LAPI
-/// answers) and audited.
-pub(super) async fn authorize_bouncer(
-    state: &Shared,
-    headers: &HeaderMap,
-    peer: SocketAddr,
-    path: &str,
-) -> Result<Principal, Response> {
-    // Refusals that cost nothing (no key, a key of another role) are audited within the
-    // per-address quota like every other route's, so a flood of them cannot fill the ledger.
-    let forbidden = |reason: &str| {
-        audit_anonymous_failure(state, peer, path, reason);
-        (
-            StatusCode::FORBIDDEN,
-            Json(json!({"message": "access forbidden"})),
-        )
-            .into_response()
-    };
-    let Some(key) = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-    else {
-        return Err(forbidden("missing bouncer API key"));
-    };
-    let refused = || {
-        (
-            StatusCode::FORBIDDEN,
-            Json(json!({"message": "access forbidden"})),
-        )
-            .into_response()
-    };
-    match verify_token(state, key, peer, path).await {
-        Ok(p) if p.role.can_bounce() => Ok(p),
-        Ok(_) => Err(forbidden("not a bouncer key")),
-        // verify_token has audited the failure (or refused a flood without auditing).
-        Err(_) => Err(refused()),
     }
 }
 
@@ -140,14 +80,11 @@ pub(super) struct StreamQuery {
 
 pub(super) async fn bouncer_stream(
     State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Caller {
+        principal: bouncer, ..
+    }: Caller,
     Query(q): Query<StreamQuery>,
 ) -> Response {
-    let bouncer = match authorize_bouncer(&state, &headers, peer, "/v1/decisions/stream").await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let now = Timestamp::now();
     let startup = q.startup.as_deref() == Some("true");
     let since = {
@@ -175,13 +112,8 @@ pub(super) struct DecisionsQuery {
 
 pub(super) async fn bouncer_decisions(
     State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Query(q): Query<DecisionsQuery>,
 ) -> Response {
-    if let Err(r) = authorize_bouncer(&state, &headers, peer, "/v1/decisions").await {
-        return r;
-    }
     let now = Timestamp::now();
     let Some(ip) = q.ip.as_deref() else {
         let all: Vec<JsonValue> = state

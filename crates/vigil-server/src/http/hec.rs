@@ -90,22 +90,15 @@ pub(super) fn hec_event_to_event(
     Ok(event)
 }
 
-/// What both HEC endpoints do first: authenticate (answering in HEC's own codes), read the
-/// body, count it, build the parse context.
+/// What both HEC endpoints do first (the route guard has authenticated the caller, answering
+/// in HEC's own codes): read the body, count it, build the parse context.
 pub(super) async fn hec_prologue(
     state: &Shared,
     headers: &HeaderMap,
     peer: SocketAddr,
-    path: &str,
+    principal: &Principal,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Vec<u8>, ParseContext), Response> {
-    let principal = match authorize(state, headers, peer, path, Need::Ingest).await {
-        Ok(p) => p,
-        Err((StatusCode::UNAUTHORIZED, _)) if presented_token(headers).is_none() => {
-            return Err(hec(StatusCode::UNAUTHORIZED, "Token is required", 2));
-        }
-        Err((status, _)) => return Err(hec_auth_error(status)),
-    };
     let body = body_bytes(state, headers, body)?;
     state.ingest.metrics.bytes.add("hec", body.len() as u64);
     Ok((
@@ -116,15 +109,15 @@ pub(super) async fn hec_prologue(
 
 pub(super) async fn hec_event(
     State(state): State<Shared>,
+    Caller { principal, .. }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (body, ctx) =
-        match hec_prologue(&state, &headers, peer, "/services/collector/event", body).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
+    let (body, ctx) = match hec_prologue(&state, &headers, peer, &principal, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     let parsed = tokio::task::spawn_blocking(move || {
         let mut events = Vec::new();
         for (i, item) in serde_json::Deserializer::from_slice(&body)
@@ -173,16 +166,16 @@ pub(super) struct HecRawQuery {
 
 pub(super) async fn hec_raw(
     State(state): State<Shared>,
+    Caller { principal, .. }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<HecRawQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (body, ctx) =
-        match hec_prologue(&state, &headers, peer, "/services/collector/raw", body).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
+    let (body, ctx) = match hec_prologue(&state, &headers, peer, &principal, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     let format = format_for_sourcetype(q.sourcetype.as_deref());
     let mut events = tokio::task::spawn_blocking(move || lines_to_events(&body, format, &ctx))
         .await

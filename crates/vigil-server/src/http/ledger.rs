@@ -5,16 +5,7 @@ use super::*;
 
 // ---- ledger reads, metrics --------------------------------------------------------------------
 
-pub(super) async fn checkpoint(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err((status, msg)) =
-        authorize(&state, &headers, peer, "/api/v1/checkpoint", Need::Read).await
-    {
-        return error(status, msg);
-    }
+pub(super) async fn checkpoint(State(state): State<Shared>) -> Response {
     let dir = state.data_dir.clone();
     let latest = tokio::task::spawn_blocking(move || {
         vigil_ledger::read_checkpoints(&vigil_ledger::LedgerPaths::new(&dir)).map(|mut c| c.pop())
@@ -182,14 +173,11 @@ pub(super) struct SearchRequest {
 /// Each search is written to the ledger as an audit event with its query text.
 pub(super) async fn search(
     State(state): State<Shared>,
+    Caller { principal, .. }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let principal = match authorize(&state, &headers, peer, "/api/v1/search", Need::Read).await {
-        Ok(p) => p,
-        Err((status, msg)) => return error(status, msg),
-    };
     let body = match body_bytes(&state, &headers, body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -256,21 +244,8 @@ pub(super) struct ProofQuery {
 
 pub(super) async fn inclusion_proof(
     State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<ProofQuery>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err((status, msg)) = authorize(
-        &state,
-        &headers,
-        peer,
-        "/api/v1/proof/inclusion",
-        Need::Read,
-    )
-    .await
-    {
-        return error(status, msg);
-    }
     let dir = state.data_dir.clone();
     let result = tokio::task::spawn_blocking(move || {
         let mut reader = vigil_ledger::LedgerReader::open(&dir)?;
@@ -291,14 +266,7 @@ pub fn proof_json(p: &vigil_ledger::InclusionProof) -> JsonValue {
 
 pub use vigil_ledger::hex;
 
-pub(super) async fn metrics(
-    State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err((status, msg)) = authorize(&state, &headers, peer, "/metrics", Need::Read).await {
-        return error(status, msg);
-    }
+pub(super) async fn metrics(State(state): State<Shared>) -> Response {
     let ledger = state.ingest.ledger();
     let mut text = state.ingest.metrics.render(
         ledger.end_seq(),

@@ -28,6 +28,7 @@ use vigil_parse::{Format, ParseContext, parse_line};
 
 use crate::auth::{AuthError, Principal, TokenStore};
 use crate::pipeline::{Ingest, IngestError};
+use vigil_auth::{Access, RouteAccess};
 
 /// How long an HTTP request waits for room in the pipeline before 429.
 const HTTP_PATIENCE: Duration = Duration::from_secs(2);
@@ -113,6 +114,13 @@ pub fn router(state: Shared) -> Router {
         .route("/", get(es_root).head(es_root))
         .merge(crate::web::routes())
         .merge(crate::admin::routes())
+        // The role table, enforced for every route above (none may bypass it): the outer layer
+        // (added last) finds the route's entry or refuses, the inner one authenticates.
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            route_guard,
+        ))
+        .route_layer(axum::middleware::from_fn(listed_routes_only))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             crate::web::csrf_guard,
@@ -135,6 +143,7 @@ mod ledger;
 mod native;
 
 use alerts::*;
+pub use authn::Caller;
 pub(crate) use authn::*;
 use body::*;
 use bulk::*;

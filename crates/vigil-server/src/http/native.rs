@@ -13,15 +13,12 @@ pub(super) struct IngestQuery {
 
 pub(super) async fn ingest(
     State(state): State<Shared>,
+    Caller { principal, .. }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<IngestQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let principal = match authorize(&state, &headers, peer, "/api/v1/ingest", Need::Ingest).await {
-        Ok(p) => p,
-        Err((status, msg)) => return error(status, msg),
-    };
     let body = match body_bytes(&state, &headers, body) {
         Ok(b) => b,
         Err(r) => return r,

@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use vigil_event::Timestamp;
 
-use crate::auth::Role;
+use crate::error::Limited;
+use crate::token::Role;
 use crate::users::{self, User};
 
 /// The session cookie's name.
@@ -41,10 +42,14 @@ pub struct SessionView {
     pub csrf: String,
     /// When the session ends if it stays in use (RFC 3339).
     pub expires: String,
+    /// The user logged in with a generated password: until it is changed, the session may
+    /// only change it (and load the UI that does so).
+    pub must_change_password: bool,
 }
 
 impl SessionView {
-    /// `{"user", "role", "csrf", "expires"}`, as the login and session routes answer.
+    /// `{"user", "role", "csrf", "expires", "must_change_password"}`, as the login and session
+    /// routes answer.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
@@ -56,6 +61,8 @@ struct Session {
     csrf: String,
     /// The user's `changed` stamp when the session began.
     user_changed: String,
+    /// The user's password was generated and must be changed first.
+    must_change_password: bool,
     created: Instant,
     last_seen: Instant,
 }
@@ -138,6 +145,7 @@ impl SessionStore {
             role: user.role,
             csrf: csrf.clone(),
             user_changed: user.changed.clone(),
+            must_change_password: user.must_change_password,
             created: now,
             last_seen: now,
         };
@@ -177,6 +185,7 @@ impl SessionStore {
             csrf: s.csrf.clone(),
             expires: Timestamp::from_nanos(Timestamp::now().as_nanos().saturating_add(left))
                 .to_rfc3339(),
+            must_change_password: s.must_change_password,
         }
     }
 
@@ -239,6 +248,10 @@ struct FailureCounter<K> {
     failures: Mutex<HashMap<K, (u32, Instant)>>,
     max_failures: u32,
     window: Duration,
+}
+
+fn limited(retry_after_secs: u64) -> Limited {
+    Limited { retry_after_secs }
 }
 
 /// Keys tracked at once (bounded memory).
@@ -340,9 +353,9 @@ impl LoginLimiter {
         LoginLimiter::new(30, Duration::from_secs(60))
     }
 
-    /// `Err(seconds to wait)` when this address has failed too often lately.
-    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        self.0.check(&limit_key(ip))
+    /// `Err` (with the time to wait) when this address has failed too often lately.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Limited> {
+        self.0.check(&limit_key(ip)).map_err(limited)
     }
 
     /// Records a failed login from `ip`.
@@ -379,9 +392,12 @@ impl TokenGuessLimiter {
         TokenGuessLimiter(FailureCounter::new(max_failures, window))
     }
 
-    /// `Err(seconds to wait)` when `ip` presented too many wrong secrets for token `id` lately.
-    pub fn check(&self, ip: IpAddr, id: &str) -> Result<(), u64> {
-        self.0.check(&(limit_key(ip), id.to_owned()))
+    /// `Err` (with the time to wait) when `ip` presented too many wrong secrets for token `id`
+    /// lately.
+    pub fn check(&self, ip: IpAddr, id: &str) -> Result<(), Limited> {
+        self.0
+            .check(&(limit_key(ip), id.to_owned()))
+            .map_err(limited)
     }
 
     /// Records a wrong secret for token `id` from `ip`.
@@ -422,10 +438,10 @@ impl AccountLimiter {
     /// How long an address the account logged in from stays trusted while it is locked.
     pub const REMEMBER: Duration = Duration::from_secs(30 * 86_400);
 
-    /// `Err(seconds to wait)` when this account has failed too often lately and `ip` is not
-    /// an address it logged in from before.
-    pub fn check(&self, user: &str, ip: IpAddr) -> Result<(), u64> {
-        let wait = match self.failures.check(&user.to_owned()) {
+    /// `Err` (with the time to wait) when this account has failed too often lately and `ip`
+    /// is not an address it logged in from before.
+    pub fn check(&self, user: &str, ip: IpAddr) -> Result<(), Limited> {
+        let wait = match self.failures.check(&user.to_owned()).map_err(limited) {
             Ok(()) => return Ok(()),
             Err(wait) => wait,
         };
@@ -513,7 +529,7 @@ mod tests {
             limiter.failed(a);
             limiter.failed(b);
         }
-        assert!(limiter.check(a).unwrap_err() > 0);
+        assert!(limiter.check(a).unwrap_err().retry_after_secs > 0);
         assert!(limiter.check(b2).is_err(), "same /64");
         assert!(limiter.check("198.51.100.1".parse().unwrap()).is_ok());
         limiter.succeeded(a);
@@ -532,7 +548,10 @@ mod tests {
             assert!(limiter.check("root", attacker).is_ok());
             limiter.failed("root");
         }
-        let wait = limiter.check("root", attacker).unwrap_err();
+        let wait = limiter
+            .check("root", attacker)
+            .unwrap_err()
+            .retry_after_secs;
         assert!(wait > 0 && wait <= AccountLimiter::WINDOW.as_secs());
         assert!(limiter.check("root", home).is_ok(), "the owner's address");
         assert!(limiter.check("Root", attacker).is_ok(), "names are exact");

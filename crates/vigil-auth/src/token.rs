@@ -26,6 +26,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use vigil_event::Timestamp;
 
+use crate::error::{StoreError, UnknownRole};
+
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,16 +46,14 @@ pub enum Role {
 
 impl Role {
     /// Parses `admin|analyst|viewer|ingest`.
-    pub fn parse(s: &str) -> Result<Role, String> {
+    pub fn parse(s: &str) -> Result<Role, UnknownRole> {
         match s.to_ascii_lowercase().as_str() {
             "admin" => Ok(Role::Admin),
             "analyst" => Ok(Role::Analyst),
             "viewer" => Ok(Role::Viewer),
             "ingest" => Ok(Role::Ingest),
             "bouncer" => Ok(Role::Bouncer),
-            _ => Err(format!(
-                "unknown role {s:?}: use admin, analyst, viewer, ingest or bouncer"
-            )),
+            _ => Err(UnknownRole(s.to_owned())),
         }
     }
 
@@ -128,30 +128,43 @@ pub fn tokens_path(data_dir: &Path) -> PathBuf {
     data_dir.join("auth").join("tokens.json")
 }
 
-fn load(path: &Path) -> Result<Vec<TokenEntry>, String> {
+fn load(path: &Path) -> Result<Vec<TokenEntry>, StoreError> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice::<TokenFile>(&bytes)
             .map(|f| f.tokens)
-            .map_err(|e| format!("{}: {e}", path.display())),
+            .map_err(|source| StoreError::Corrupt {
+                path: path.to_owned(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(StoreError::io(path, e)),
     }
 }
 
-fn save(path: &Path, tokens: &[TokenEntry]) -> Result<(), String> {
-    let body = serde_json::to_vec_pretty(&TokenFile {
-        version: 1,
-        tokens: tokens.to_vec(),
-    })
-    .map_err(|e| e.to_string())?;
+fn save(path: &Path, tokens: &[TokenEntry]) -> Result<(), StoreError> {
+    write_json(
+        path,
+        &TokenFile {
+            version: 1,
+            tokens: tokens.to_vec(),
+        },
+    )
+}
+
+/// [`write_private`] of a value as pretty JSON.
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<(), StoreError> {
+    let body = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Corrupt {
+        path: path.to_owned(),
+        source,
+    })?;
     write_private(path, &body)
 }
 
 /// Replaces `path` atomically with `body`, readable by the owner only (mode 0600), creating its
 /// directory when needed.
-pub fn write_private(path: &Path, body: &[u8]) -> Result<(), String> {
+pub fn write_private(path: &Path, body: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
     let tmp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -159,21 +172,21 @@ pub fn write_private(path: &Path, body: &[u8]) -> Result<(), String> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        .map_err(|e| StoreError::io(&tmp, e))?;
     file.write_all(body)
         .and_then(|_| file.sync_all())
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))
 }
 
 /// Runs `change` holding an exclusive lock on `DATA_DIR/auth/.lock`, so a running server and
 /// `vigil user|token` never interleave their read-modify-write of the account and token files.
-pub fn with_auth_lock<T>(
+pub fn with_auth_lock<T, E: From<StoreError>>(
     data_dir: &Path,
-    change: impl FnOnce() -> Result<T, String>,
-) -> Result<T, String> {
+    change: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
     let dir = data_dir.join("auth");
-    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
     let path = dir.join(".lock");
     let lock = fs::OpenOptions::new()
         .create(true)
@@ -181,9 +194,8 @@ pub fn with_auth_lock<T>(
         .write(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| StoreError::io(&path, e))?;
+    lock.lock().map_err(|e| StoreError::io(&path, e))?;
     let result = change();
     drop(lock);
     result
@@ -201,7 +213,7 @@ pub fn create_token(
     data_dir: &Path,
     name: &str,
     role: Role,
-) -> Result<(TokenEntry, String), String> {
+) -> Result<(TokenEntry, String), StoreError> {
     with_auth_lock(data_dir, || create_token_unlocked(data_dir, name, role))
 }
 
@@ -209,7 +221,7 @@ fn create_token_unlocked(
     data_dir: &Path,
     name: &str,
     role: Role,
-) -> Result<(TokenEntry, String), String> {
+) -> Result<(TokenEntry, String), StoreError> {
     let path = tokens_path(data_dir);
     let mut tokens = load(&path)?;
     let mut id = random_hex(4);
@@ -219,7 +231,7 @@ fn create_token_unlocked(
     let token = format!("vgl_{id}_{}", random_hex(20));
     let hash = Argon2::default()
         .hash_password(token.as_bytes())
-        .map_err(|e| format!("hashing the token: {e}"))?
+        .map_err(|e| StoreError::Hash(format!("hashing the token: {e}")))?
         .to_string();
     let entry = TokenEntry {
         id,
@@ -235,16 +247,16 @@ fn create_token_unlocked(
 }
 
 /// Lists stored tokens (hashes included; callers print only id, name, role, dates).
-pub fn list_tokens(data_dir: &Path) -> Result<Vec<TokenEntry>, String> {
+pub fn list_tokens(data_dir: &Path) -> Result<Vec<TokenEntry>, StoreError> {
     load(&tokens_path(data_dir))
 }
 
 /// Revokes the token with this id or name. Returns how many were revoked.
-pub fn revoke_token(data_dir: &Path, id_or_name: &str) -> Result<usize, String> {
+pub fn revoke_token(data_dir: &Path, id_or_name: &str) -> Result<usize, StoreError> {
     with_auth_lock(data_dir, || revoke_token_unlocked(data_dir, id_or_name))
 }
 
-fn revoke_token_unlocked(data_dir: &Path, id_or_name: &str) -> Result<usize, String> {
+fn revoke_token_unlocked(data_dir: &Path, id_or_name: &str) -> Result<usize, StoreError> {
     let path = tokens_path(data_dir);
     let mut tokens = load(&path)?;
     let now = Timestamp::now().to_rfc3339();
@@ -283,9 +295,31 @@ pub enum AuthError {
     Invalid,
 }
 
+/// What a `stat` says about the token file: enough to tell that it changed (it is replaced by
+/// a rename, so a new version has a new inode even within one modification-time tick).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    /// The file's stamp; `None` when it does not exist (or cannot be read).
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(path).ok()?;
+        Some(FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            inode: meta.ino(),
+        })
+    }
+}
+
 struct Cache {
     loaded_at: Instant,
-    modified: Option<SystemTime>,
+    stamp: Option<FileStamp>,
     tokens: Vec<TokenEntry>,
     /// SHA-256 of tokens that passed argon2, with their principal and the stored hash they
     /// passed.
@@ -302,6 +336,8 @@ pub struct TokenStore {
     usage_file: PathBuf,
     /// Wrong secrets for existing token ids, per address.
     guesses: crate::session::TokenGuessLimiter,
+    /// How many times the token file was read after opening (for tests of the reload bound).
+    reads: std::sync::atomic::AtomicU64,
 }
 
 /// Where token last-used times are kept: apart from `tokens.json`, so a busy server never
@@ -325,10 +361,10 @@ const MAX_VERIFIED: usize = 4096;
 
 impl TokenStore {
     /// Opens the token store of a data directory.
-    pub fn open(data_dir: &Path) -> Result<TokenStore, String> {
+    pub fn open(data_dir: &Path) -> Result<TokenStore, StoreError> {
         let path = tokens_path(data_dir);
+        let stamp = FileStamp::of(&path);
         let tokens = load(&path)?;
-        let modified = fs::metadata(&path).and_then(|m| m.modified()).ok();
         let usage = token_usage(data_dir)
             .into_iter()
             .filter_map(|(id, at)| Some((id, Timestamp::parse(&at).ok()?)))
@@ -337,13 +373,14 @@ impl TokenStore {
             path,
             cache: RwLock::new(Cache {
                 loaded_at: Instant::now(),
-                modified,
+                stamp,
                 tokens,
                 verified: Vec::new(),
             }),
             usage: std::sync::Mutex::new((usage, false)),
             usage_file: usage_path(data_dir),
             guesses: crate::session::TokenGuessLimiter::default(),
+            reads: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -379,7 +416,7 @@ impl TokenStore {
 
     /// Writes the last-used times if any changed since the last call (the server calls this
     /// every few seconds).
-    pub fn flush_usage(&self) -> Result<(), String> {
+    pub fn flush_usage(&self) -> Result<(), StoreError> {
         {
             let Ok(mut usage) = self.usage.lock() else {
                 return Ok(());
@@ -389,47 +426,60 @@ impl TokenStore {
             }
             usage.1 = false;
         }
-        let body = serde_json::to_vec_pretty(&self.usage()).map_err(|e| e.to_string())?;
-        write_private(&self.usage_file, &body)
+        write_json(&self.usage_file, &self.usage())
     }
 
+    /// Looks at the token file if it was not looked at for [`RELOAD_CHECK`] (so revocations
+    /// take effect within that time), and re-reads it if it changed.
     fn refresh(&self) {
         let stale = self
             .cache
             .read()
             .map(|c| c.loaded_at.elapsed() >= RELOAD_CHECK)
             .unwrap_or(true);
-        if !stale {
-            return;
+        if stale {
+            self.reload_if_changed();
         }
-        let modified = fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+    }
+
+    /// Re-reads the token file if its stamp (modification time, length, inode) differs from
+    /// the one last read: one `stat`, and a read only when the file really changed. Called for
+    /// a token whose id is not in the cached file, so a token created a moment ago (`vigil
+    /// token create`) works on its very first request, while a flood of made-up ids costs no
+    /// more than a `stat` each.
+    fn reload_if_changed(&self) {
+        let stamp = FileStamp::of(&self.path);
         let mut cache = match self.cache.write() {
             Ok(c) => c,
             Err(p) => p.into_inner(),
         };
         cache.loaded_at = Instant::now();
-        if modified != cache.modified
-            && let Ok(tokens) = load(&self.path)
-        {
-            // Revocations take effect: a verified token stays verified only while its entry is
-            // still there, unrevoked, with the hash it was verified against (other tokens being
-            // created or revoked do not make the tokens in use pay argon2 again).
-            cache.verified.retain_mut(|(_, principal, hash)| {
-                match tokens
-                    .iter()
-                    .find(|t| t.id == principal.id && t.revoked.is_none() && t.hash == *hash)
-                {
-                    Some(entry) => {
-                        principal.name = entry.name.clone();
-                        principal.role = entry.role;
-                        true
-                    }
-                    None => false,
-                }
-            });
-            cache.tokens = tokens;
-            cache.modified = modified;
+        if stamp == cache.stamp {
+            return;
         }
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Ok(tokens) = load(&self.path) else {
+            return;
+        };
+        // Revocations take effect: a verified token stays verified only while its entry is
+        // still there, unrevoked, with the hash it was verified against (other tokens being
+        // created or revoked do not make the tokens in use pay argon2 again).
+        cache.verified.retain_mut(|(_, principal, hash)| {
+            match tokens
+                .iter()
+                .find(|t| t.id == principal.id && t.revoked.is_none() && t.hash == *hash)
+            {
+                Some(entry) => {
+                    principal.name = entry.name.clone();
+                    principal.role = entry.role;
+                    true
+                }
+                None => false,
+            }
+        });
+        cache.tokens = tokens;
+        cache.stamp = stamp;
     }
 
     /// Whether this exact token was verified before (a cheap, constant-time check; no argon2).
@@ -473,14 +523,21 @@ impl TokenStore {
             .strip_prefix("vgl_")
             .and_then(|rest| rest.split('_').next())
             .ok_or(AuthError::Invalid)?;
-        let entry = {
-            let cache = self.cache.read().map_err(|_| AuthError::Invalid)?;
-            cache
-                .tokens
-                .iter()
-                .find(|t| t.id == id && t.revoked.is_none())
-                .cloned()
+        let find = || {
+            self.cache.read().ok().and_then(|cache| {
+                cache
+                    .tokens
+                    .iter()
+                    .find(|t| t.id == id && t.revoked.is_none())
+                    .cloned()
+            })
         };
+        // An id the cached file does not know may be a token created a moment ago: look again
+        // (a `stat`, and a read only if the file changed) before refusing.
+        let entry = find().or_else(|| {
+            self.reload_if_changed();
+            find()
+        });
         // Ids are public: an unknown one is refused without the cost of a hash.
         let Some(entry) = entry else {
             return Err(AuthError::Invalid);
@@ -553,6 +610,34 @@ mod tests {
         // The store notices the change within a second.
         std::thread::sleep(RELOAD_CHECK + Duration::from_millis(50));
         assert_eq!(store.verify(&token), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn a_new_token_works_at_once_and_unknown_ids_cost_only_a_stat() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, first) = create_token(dir.path(), "first", Role::Viewer).unwrap();
+        let store = TokenStore::open(dir.path()).unwrap();
+        assert!(store.verify(&first).is_ok());
+        for i in 0..5 {
+            // No pause: the periodic check ran a moment ago, yet the new id is found.
+            let (_, token) = create_token(dir.path(), &format!("t{i}"), Role::Ingest).unwrap();
+            assert_eq!(
+                store.verify(&token).unwrap().role,
+                Role::Ingest,
+                "token {i}"
+            );
+        }
+        let reads = store.reads.load(Relaxed);
+        for i in 0..1000 {
+            let guess = format!("vgl_{i:08x}_{}", random_hex(20));
+            assert_eq!(store.verify(&guess), Err(AuthError::Invalid));
+        }
+        assert_eq!(
+            store.reads.load(Relaxed),
+            reads,
+            "unknown ids re-read nothing while the file is unchanged"
+        );
     }
 
     #[test]

@@ -20,7 +20,8 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use serde::{Deserialize, Serialize};
 use vigil_event::Timestamp;
 
-use crate::auth::{Role, random_hex, with_auth_lock, write_private};
+use crate::error::{StoreError, UserError};
+use crate::token::{Role, random_hex, with_auth_lock, write_json, write_private};
 
 /// The version of `users.json` this code writes and reads.
 pub const USERS_FORMAT: u32 = 1;
@@ -42,6 +43,10 @@ pub struct User {
     pub created: String,
     /// When the password or role last changed (RFC 3339); sessions older than this end.
     pub changed: String,
+    /// Whether the password was generated for the user (the first admin's) and must be changed
+    /// before the account can do anything else; cleared by the first change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_change_password: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,36 +66,40 @@ pub fn initial_password_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Reads every account (none when the file does not exist).
-pub fn load_users(data_dir: &Path) -> Result<Vec<User>, String> {
+pub fn load_users(data_dir: &Path) -> Result<Vec<User>, StoreError> {
     let path = users_path(data_dir);
     match fs::read(&path) {
         Ok(bytes) => {
             let file: UsersFile =
-                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                    path: path.clone(),
+                    source,
+                })?;
             if file.version != USERS_FORMAT {
-                return Err(format!(
-                    "{}: format version {} is not one this Vigil reads ({USERS_FORMAT})",
-                    path.display(),
-                    file.version
-                ));
+                return Err(StoreError::Version {
+                    path,
+                    found: file.version,
+                    expected: USERS_FORMAT,
+                });
             }
             Ok(file.users)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(StoreError::io(path, e)),
     }
 }
 
-fn save_users(data_dir: &Path, users: &[User]) -> Result<(), String> {
-    let body = serde_json::to_vec_pretty(&UsersFile {
-        version: USERS_FORMAT,
-        users: users.to_vec(),
-    })
-    .map_err(|e| e.to_string())?;
-    write_private(&users_path(data_dir), &body)
+fn save_users(data_dir: &Path, users: &[User]) -> Result<(), StoreError> {
+    write_json(
+        &users_path(data_dir),
+        &UsersFile {
+            version: USERS_FORMAT,
+            users: users.to_vec(),
+        },
+    )
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), UserError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -99,32 +108,26 @@ fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "user name {name:?}: use 1 to 64 letters, digits, '.', '_', '-' or '@'"
-        ))
+        Err(UserError::InvalidName(name.to_owned()))
     }
 }
 
 /// Checks a new password against the policy.
-pub fn check_password(password: &str) -> Result<(), String> {
+pub fn check_password(password: &str) -> Result<(), UserError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(format!(
-            "the password is too short: use at least {MIN_PASSWORD_CHARS} characters"
-        ));
+        return Err(UserError::PasswordTooShort);
     }
     if password.len() > MAX_PASSWORD_BYTES {
-        return Err(format!(
-            "the password is too long: at most {MAX_PASSWORD_BYTES} bytes"
-        ));
+        return Err(UserError::PasswordTooLong);
     }
     Ok(())
 }
 
-fn hash_password(password: &str) -> Result<String, String> {
+fn hash_password(password: &str) -> Result<String, StoreError> {
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
-        .map_err(|e| format!("hashing the password: {e}"))
+        .map_err(|e| StoreError::Hash(format!("hashing the password: {e}")))
 }
 
 /// A random password of 24 letters and digits (about 143 bits).
@@ -139,7 +142,12 @@ pub fn generate_password() -> String {
 }
 
 /// Adds an account. Fails if the name is taken.
-pub fn add_user(data_dir: &Path, name: &str, role: Role, password: &str) -> Result<User, String> {
+pub fn add_user(
+    data_dir: &Path,
+    name: &str,
+    role: Role,
+    password: &str,
+) -> Result<User, UserError> {
     with_auth_lock(data_dir, || {
         add_user_unlocked(data_dir, name, role, password)
     })
@@ -150,17 +158,15 @@ fn add_user_unlocked(
     name: &str,
     role: Role,
     password: &str,
-) -> Result<User, String> {
+) -> Result<User, UserError> {
     check_name(name)?;
     check_password(password)?;
     if role == Role::Bouncer {
-        return Err("bouncers use keys (`vigil bouncer add`), not accounts".into());
+        return Err(UserError::BouncerAccount);
     }
     let mut users = load_users(data_dir)?;
     if users.iter().any(|u| u.name == name) {
-        return Err(format!(
-            "user {name:?} exists; change the password with `vigil user passwd`"
-        ));
+        return Err(UserError::Exists(name.to_owned()));
     }
     let now = Timestamp::now().to_rfc3339();
     let user = User {
@@ -169,6 +175,7 @@ fn add_user_unlocked(
         hash: hash_password(password)?,
         created: now.clone(),
         changed: now,
+        must_change_password: false,
     };
     users.push(user.clone());
     save_users(data_dir, &users)?;
@@ -181,7 +188,7 @@ pub fn set_password(
     name: &str,
     password: &str,
     role: Option<Role>,
-) -> Result<User, String> {
+) -> Result<User, UserError> {
     check_password(password)?;
     with_auth_lock(data_dir, || {
         set_password_unlocked(data_dir, name, password, role)
@@ -193,16 +200,17 @@ fn set_password_unlocked(
     name: &str,
     password: &str,
     role: Option<Role>,
-) -> Result<User, String> {
+) -> Result<User, UserError> {
     let mut users = load_users(data_dir)?;
     let Some(user) = users.iter_mut().find(|u| u.name == name) else {
-        return Err(format!("no user {name:?}"));
+        return Err(UserError::NoSuchUser(name.to_owned()));
     };
     user.hash = hash_password(password)?;
     if let Some(role) = role {
         user.role = role;
     }
     user.changed = Timestamp::now().to_rfc3339();
+    user.must_change_password = false;
     let user = user.clone();
     save_users(data_dir, &users)?;
     if name == "admin" {
@@ -213,20 +221,18 @@ fn set_password_unlocked(
 }
 
 /// Deletes an account. Refuses to delete the last admin.
-pub fn delete_user(data_dir: &Path, name: &str) -> Result<User, String> {
+pub fn delete_user(data_dir: &Path, name: &str) -> Result<User, UserError> {
     with_auth_lock(data_dir, || delete_user_unlocked(data_dir, name))
 }
 
-fn delete_user_unlocked(data_dir: &Path, name: &str) -> Result<User, String> {
+fn delete_user_unlocked(data_dir: &Path, name: &str) -> Result<User, UserError> {
     let mut users = load_users(data_dir)?;
     let Some(at) = users.iter().position(|u| u.name == name) else {
-        return Err(format!("no user {name:?}"));
+        return Err(UserError::NoSuchUser(name.to_owned()));
     };
     if users[at].role == Role::Admin && users.iter().filter(|u| u.role == Role::Admin).count() == 1
     {
-        return Err(format!(
-            "{name:?} is the last admin; add another admin first"
-        ));
+        return Err(UserError::LastAdmin(name.to_owned()));
     }
     let user = users.remove(at);
     save_users(data_dir, &users)?;
@@ -234,8 +240,9 @@ fn delete_user_unlocked(data_dir: &Path, name: &str) -> Result<User, String> {
 }
 
 /// On first start (no accounts yet): creates `admin` with a generated password, written to
-/// [`initial_password_path`] (mode 0600). Returns that path when it created the account.
-pub fn ensure_initial_admin(data_dir: &Path) -> Result<Option<PathBuf>, String> {
+/// [`initial_password_path`] (mode 0600), that must be changed at the first login (the file
+/// goes with the change). Returns that path when it created the account.
+pub fn ensure_initial_admin(data_dir: &Path) -> Result<Option<PathBuf>, UserError> {
     with_auth_lock(data_dir, || {
         if !load_users(data_dir)?.is_empty() {
             return Ok(None);
@@ -244,6 +251,11 @@ pub fn ensure_initial_admin(data_dir: &Path) -> Result<Option<PathBuf>, String> 
         let path = initial_password_path(data_dir);
         write_private(&path, format!("{password}\n").as_bytes())?;
         add_user_unlocked(data_dir, "admin", Role::Admin, &password)?;
+        let mut users = load_users(data_dir)?;
+        for user in users.iter_mut().filter(|u| u.name == "admin") {
+            user.must_change_password = true;
+        }
+        save_users(data_dir, &users)?;
         Ok(Some(path))
     })
 }
@@ -298,7 +310,12 @@ mod tests {
         let first = fs::read_to_string(&created).unwrap().trim().to_owned();
         assert_eq!(ensure_initial_admin(dir.path()).unwrap(), None);
         let users = load_users(dir.path()).unwrap();
-        assert!(verify_login(&users, "admin", &first).is_some());
+        assert!(
+            verify_login(&users, "admin", &first)
+                .unwrap()
+                .must_change_password,
+            "the generated password must be changed"
+        );
         assert!(verify_login(&users, "admin", "wrong password!").is_none());
         assert!(verify_login(&users, "nobody", &first).is_none());
         let stored = fs::read_to_string(users_path(dir.path())).unwrap();
@@ -323,10 +340,54 @@ mod tests {
         assert!(delete_user(dir.path(), "admin").is_err(), "last admin");
         delete_user(dir.path(), "ann").unwrap();
         assert!(delete_user(dir.path(), "ann").is_err());
-        set_password(dir.path(), "admin", "a brand new admin pw", None).unwrap();
+        let admin = set_password(dir.path(), "admin", "a brand new admin pw", None).unwrap();
+        assert!(!admin.must_change_password, "changed");
+        assert!(
+            !fs::read_to_string(users_path(dir.path()))
+                .unwrap()
+                .contains("must_change")
+        );
         assert!(
             !created.exists(),
             "the first password file goes once changed"
+        );
+    }
+
+    #[test]
+    fn errors_say_what_failed_and_whether_to_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        add_user(dir.path(), "root", Role::Admin, "a long enough password").unwrap();
+        let refused = [
+            add_user(dir.path(), "root", Role::Viewer, "a long enough password").unwrap_err(),
+            add_user(dir.path(), "x y", Role::Viewer, "a long enough password").unwrap_err(),
+            add_user(dir.path(), "amy", Role::Viewer, "short").unwrap_err(),
+            add_user(dir.path(), "edge", Role::Bouncer, "a long enough password").unwrap_err(),
+            delete_user(dir.path(), "root").unwrap_err(),
+            delete_user(dir.path(), "nobody").unwrap_err(),
+        ];
+        assert!(matches!(refused[0], UserError::Exists(ref n) if n == "root"));
+        assert!(matches!(refused[1], UserError::InvalidName(_)));
+        assert!(matches!(refused[2], UserError::PasswordTooShort));
+        assert!(matches!(refused[3], UserError::BouncerAccount));
+        assert!(matches!(refused[4], UserError::LastAdmin(_)));
+        assert!(matches!(refused[5], UserError::NoSuchUser(_)));
+        assert!(refused.iter().all(|e| !e.is_retryable()));
+        // A file from a newer Vigil is not something a retry fixes; a file system error may be.
+        fs::write(users_path(dir.path()), br#"{"version": 99, "users": []}"#).unwrap();
+        let e = load_users(dir.path()).unwrap_err();
+        assert!(matches!(e, StoreError::Version { found: 99, .. }), "{e}");
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("format version 99"), "{e}");
+        fs::remove_file(users_path(dir.path())).unwrap();
+        fs::create_dir(users_path(dir.path())).unwrap();
+        let e = load_users(dir.path()).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Io { .. }) && e.is_retryable(),
+            "{e}"
+        );
+        assert_eq!(
+            crate::token::Role::parse("root").unwrap_err().to_string(),
+            "unknown role \"root\": use admin, analyst, viewer, ingest or bouncer"
         );
     }
 
@@ -344,7 +405,7 @@ mod tests {
                         "a long enough password",
                     )
                     .unwrap();
-                    crate::auth::create_token(&path, &format!("t{i}"), Role::Ingest).unwrap();
+                    crate::token::create_token(&path, &format!("t{i}"), Role::Ingest).unwrap();
                 })
             })
             .collect();
@@ -352,6 +413,6 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(load_users(dir.path()).unwrap().len(), 6);
-        assert_eq!(crate::auth::list_tokens(dir.path()).unwrap().len(), 6);
+        assert_eq!(crate::token::list_tokens(dir.path()).unwrap().len(), 6);
     }
 }

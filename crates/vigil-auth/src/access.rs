@@ -1,10 +1,11 @@
-//! The role table: who may call which route. The handlers enforce it (through
-//! `http::authorize` and the session checks in `web`); this table states it in one place, for
-//! the docs and for the test that walks every route anonymously and with every role
-//! (`crates/vigil/tests/ui_security.rs`). A unit test below checks that every route the router
-//! declares (in `http/mod.rs`, `web.rs` and `admin.rs`) is in the table.
+//! The role table: who may call which route, stated once. The server's route guard
+//! (`vigil-server`'s `http::route_guard`) looks every routed request up here ([`lookup`]) and
+//! authenticates and authorises it as the table says, refusing routes the table lacks; the
+//! handlers check nothing themselves. The test that walks every route anonymously and with
+//! every role (`crates/vigil/tests/ui_security.rs`) checks the answers against this table, and
+//! a unit test in `vigil-server` checks that every route the router declares is in it.
 
-use crate::auth::Role;
+use crate::token::Role;
 
 /// What a route asks of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,71 +118,17 @@ pub const ROUTES: &[RouteAccess] = &[
     r("GET", "/v1/decisions", Access::Bouncer),
 ];
 
+/// What the table says of a routed request: `method` as sent (`HEAD` is looked up as `GET`, as
+/// the router answers it) and `path` as the router declares it (its `MatchedPath`). `None`
+/// for a route missing from the table, which the server refuses (deny by default).
+pub fn lookup(method: &str, path: &str) -> Option<&'static RouteAccess> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `(method, path)` of every `.route("PATH", get(..).post(..))` in a router source file.
-    fn declared(source: &str) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for (at, _) in source.match_indices(".route(") {
-            let rest = &source[at + 7..];
-            let Some(open) = rest.find('"') else { continue };
-            let Some(close) = rest[open + 1..].find('"') else {
-                continue;
-            };
-            let path = &rest[open + 1..open + 1 + close];
-            // The handler expression runs to the matching close parenthesis.
-            let mut depth = 1;
-            let mut end = 0;
-            for (i, c) in rest.char_indices() {
-                match c {
-                    '(' => depth += 1,
-                    ')' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            end = i;
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            let handlers = &rest[..end];
-            for (method, marks) in [
-                ("GET", ["get(", ".get("]),
-                ("POST", ["post(", ".post("]),
-                ("DELETE", ["delete(", ".delete("]),
-            ] {
-                if marks.iter().any(|m| handlers.contains(m)) {
-                    out.push((method.to_owned(), path.to_owned()));
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn every_declared_route_is_in_the_role_table() {
-        let mut routes = declared(include_str!("http/mod.rs"));
-        routes.extend(declared(include_str!("web.rs")));
-        routes.extend(declared(include_str!("admin.rs")));
-        assert!(routes.len() >= 45, "found only {routes:?}");
-        for (method, path) in &routes {
-            assert!(
-                ROUTES.iter().any(|r| r.method == method && r.path == path),
-                "{method} {path} is routed but not in access::ROUTES"
-            );
-        }
-        for r in ROUTES {
-            assert!(
-                routes.iter().any(|(m, p)| m == r.method && p == r.path),
-                "{} {} is in access::ROUTES but not routed",
-                r.method,
-                r.path
-            );
-        }
-    }
 
     #[test]
     fn roles_get_what_the_table_says() {
@@ -192,5 +139,21 @@ mod tests {
         assert!(Access::Ingest.allows(Role::Admin));
         assert!(!Access::Ingest.allows(Role::Analyst));
         assert!(!Access::Bouncer.allows(Role::Admin));
+    }
+
+    #[test]
+    fn lookup_maps_head_to_get_and_knows_nothing_else() {
+        assert_eq!(lookup("GET", "/metrics").unwrap().access, Access::Read);
+        assert_eq!(lookup("HEAD", "/").unwrap().access, Access::Ingest);
+        assert_eq!(
+            lookup("POST", "/api/v1/alerts/{id}").unwrap().access,
+            Access::Triage
+        );
+        assert!(lookup("PUT", "/api/v1/alerts/{id}").is_none());
+        assert!(
+            lookup("GET", "/api/v1/alerts/7").is_none(),
+            "templates, not paths"
+        );
+        assert!(lookup("GET", "/api/v1/nothing").is_none());
     }
 }
