@@ -7,6 +7,9 @@
 //!
 //! Decisions persist in `DATA_DIR/decisions.json`, rewritten atomically at most every
 //! [`SAVE_EVERY`] and at a clean stop (every decision is in the ledger the moment it is made).
+//! The file is a cache of the ledger (DESIGN invariant 3): it names the ledger position it
+//! reflects, the decision events from there on are replayed at start, and without the file
+//! the whole book is rebuilt from the ledger's decision events.
 //! The book indexes active bans by network and by end time, so a ban, a lookup and an expiry
 //! cost the same with 50,000 bans as with one.
 
@@ -260,6 +263,10 @@ pub struct DecisionBook {
     /// Indexes of the decisions not ended yet (rebuilt on load, not stored).
     #[serde(skip)]
     index: BookIndex,
+    /// One past the last ledger event this book reflects: decision events from here on are
+    /// replayed when it is loaded ([`DecisionBook::replay`] is idempotent).
+    #[serde(default)]
+    ledger_seq: u64,
 }
 
 /// Where to find decisions without a scan: the decision not ended yet per network, those by
@@ -313,7 +320,8 @@ impl BookIndex {
 const KEEP_ENDED: Duration = Duration::from_secs(24 * 3600);
 
 impl DecisionBook {
-    /// Loads the book from `path` (empty if there is none).
+    /// Loads the book from `path` (empty if there is none). A file from before `ledger_seq`
+    /// existed replays the whole ledger at [`DecisionService::open`] (idempotently).
     pub fn load(path: &Path) -> Result<DecisionBook, String> {
         match std::fs::read(path) {
             Ok(bytes) => {
@@ -342,6 +350,86 @@ impl DecisionBook {
             }
         }
         self.index = index;
+    }
+
+    /// Applies the decision events (`event.dataset=vigil.decision`) of the ledger from
+    /// `self.ledger_seq` on: a ban adds its decision, an unban ends it. Idempotent: a decision
+    /// the book holds is not added again, an ended one is not ended again. Other events are
+    /// skipped (they cannot claim the dataset: input that does is quarantined at ingest).
+    pub fn replay(&mut self, ledger: &vigil_ledger::Ledger) -> Result<usize, String> {
+        let mut reader = ledger.reader().map_err(|e| e.to_string())?;
+        reader.refresh().map_err(|e| e.to_string())?;
+        let end = reader.end_seq();
+        let needle = b"vigil.decision";
+        let mut applied = 0;
+        reader
+            .for_each_raw(self.ledger_seq.max(reader.first_seq())..end, |_, raw| {
+                if raw.windows(needle.len()).any(|w| w == needle)
+                    && let Ok(event) = Event::from_canonical(raw)
+                    && self.apply_event(&event)
+                {
+                    applied += 1;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        self.ledger_seq = end;
+        Ok(applied)
+    }
+
+    /// Applies one decision event; whether it changed the book.
+    pub fn apply_event(&mut self, e: &Event) -> bool {
+        if e.get_str("event.dataset") != Some("vigil.decision") {
+            return false;
+        }
+        let Some(id) = e
+            .get("vigil.decision.id")
+            .and_then(vigil_event::Value::as_i64)
+            .and_then(|i| u64::try_from(i).ok())
+        else {
+            return false;
+        };
+        let Some(until) = e
+            .get_str("vigil.decision.until")
+            .and_then(|t| Timestamp::parse(t).ok())
+        else {
+            return false;
+        };
+        match e.get_str("event.action") {
+            Some("ban") => {
+                if self.decisions.contains_key(&id) {
+                    return false;
+                }
+                let Some(net) = e
+                    .get_str("vigil.decision.value")
+                    .and_then(|v| Net::parse(v).ok())
+                else {
+                    return false;
+                };
+                let d = Decision {
+                    id,
+                    net,
+                    scenario: e.get_str("rule.name").unwrap_or("").to_owned(),
+                    alert: e
+                        .get("vigil.alert.id")
+                        .and_then(vigil_event::Value::as_i64)
+                        .and_then(|i| u64::try_from(i).ok()),
+                    by: e.get_str("user.name").unwrap_or("").to_owned(),
+                    at: e.timestamp(),
+                    until,
+                    ended: None,
+                };
+                *self.offences.entry(net.text()).or_default() += 1;
+                self.next_id = self.next_id.max(id + 1);
+                self.index.insert_active(&d);
+                self.decisions.insert(id, d);
+                true
+            }
+            // An unban records the decision's end as its `until` (expiry ends a decision at
+            // its end time, a lift by hand at the moment it is lifted).
+            Some("unban") => self.end(id, until).is_some(),
+            _ => false,
+        }
     }
 
     /// The decision not ended yet on exactly `net`, if it is still in force at `now`.
@@ -559,14 +647,23 @@ impl DecisionService {
         ledger: vigil_ledger::Ledger,
     ) -> Result<DecisionService, String> {
         let path = book_path(data_dir);
-        let mut book = DecisionBook::load(&path)?;
+        let mut book = DecisionBook::load(&path).unwrap_or_else(|e| {
+            // A cache: an unreadable one is rebuilt from the ledger.
+            tracing::warn!("decisions not usable ({e}); rebuilding them from the ledger");
+            DecisionBook::default()
+        });
+        book.next_id = book.next_id.max(1);
+        let applied = book.replay(&ledger)?;
+        if applied > 0 {
+            tracing::info!("decisions: {applied} changes replayed from the ledger");
+        }
         book.allowlist = allowlist;
         Ok(DecisionService {
             book: std::sync::Mutex::new(book),
             path,
             responders,
             ledger,
-            unsaved: std::sync::Mutex::new((false, std::time::Instant::now())),
+            unsaved: std::sync::Mutex::new((applied > 0, std::time::Instant::now())),
         })
     }
 
@@ -600,7 +697,13 @@ impl DecisionService {
         if !unsaved.0 {
             return;
         }
-        match self.read(|b| b.save(&self.path)) {
+        // Read before the book: a decision recorded meanwhile is replayed at the next start
+        // (idempotently) even if the saved book has it already.
+        let seq = self.ledger.end_seq();
+        match self.with(|b| {
+            b.ledger_seq = seq;
+            b.save(&self.path)
+        }) {
             Ok(()) => *unsaved = (false, std::time::Instant::now()),
             Err(e) => tracing::error!("saving decisions: {e}"),
         }

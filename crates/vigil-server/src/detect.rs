@@ -5,7 +5,9 @@
 //!
 //! State survives restarts in `DATA_DIR/detect/state.json` (the next sequence number to
 //! evaluate and the alert book), written atomically each second it changed; events that arrive
-//! while the server is down are evaluated when it comes back.
+//! while the server is down are evaluated when it comes back. The file is a cache (DESIGN
+//! invariant 3): without it, the book is rebuilt from the alert events in the ledger and the
+//! events after them are evaluated again ([`rebuild_from_ledger`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -183,6 +185,9 @@ pub struct DetectService {
     decisions: Option<Arc<crate::decisions::DecisionService>>,
     /// Alerts waiting for the responders (filled under the book's lock, drained after it).
     respond: Mutex<Vec<vigil_detect::alert::Alert>>,
+    /// Events below this were evaluated before the book was rebuilt from the ledger: their
+    /// matches only count into open alerts that have not counted them (0: none).
+    recount_until: u64,
 }
 
 /// What `state.json` holds.
@@ -191,6 +196,91 @@ struct SavedState {
     next_seq: u64,
     /// Each alert as its ledger event, in the canonical JSON form.
     alerts: Vec<serde_json::Value>,
+    /// Each triaged alert's history (its events carry none).
+    #[serde(default)]
+    histories: std::collections::BTreeMap<u64, Vec<SavedTriage>>,
+}
+
+/// One triage change in `state.json`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedTriage {
+    status: String,
+    by: String,
+    at: i64,
+    comment: String,
+}
+
+/// Reads the saved state into `book`; returns the next sequence number to evaluate.
+fn load_state(path: &Path, book: &mut AlertBook) -> Result<u64, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let saved: SavedState =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let events: Vec<Event> = saved
+        .alerts
+        .iter()
+        .filter_map(|j| Event::from_json_value(j.clone(), Timestamp::now()).ok())
+        .collect();
+    book.replay(&events);
+    for (id, history) in saved.histories {
+        let history = history
+            .into_iter()
+            .filter_map(|t| {
+                Some(Triage {
+                    status: vigil_detect::alert::Status::parse(&t.status)?,
+                    by: t.by,
+                    at: Timestamp::from_nanos(t.at),
+                    comment: t.comment,
+                })
+            })
+            .collect();
+        book.restore_history(id, history);
+    }
+    Ok(saved.next_seq)
+}
+
+/// Where detection resumes when its state file is gone, rebuilt from the ledger (the alert
+/// events Vigil wrote there are the truth; `state.json` is a cache of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// The next sequence number to evaluate.
+    pub next_seq: u64,
+    /// Events below this were evaluated before: they only re-count throttled updates.
+    pub recount_until: u64,
+}
+
+/// Rebuilds the alert book from every `vigil.alert` event in the ledger and says where to
+/// resume. Every new alert is written in the batch that raised it, after the events that
+/// raised it, and carries the last event it counted: so one past the latest such event
+/// (`counted_through`) is where the evaluation stopped being known, and the throttled updates
+/// of open alerts (counted in memory, not written one by one) are counted again from one past
+/// the earliest open alert's last event. With no alert in the ledger, detection starts at the
+/// end, as on a first start.
+pub fn rebuild_from_ledger(ledger: &Ledger, book: &mut AlertBook) -> Result<Resume, String> {
+    let mut reader = ledger.reader().map_err(|e| e.to_string())?;
+    reader.refresh().map_err(|e| e.to_string())?;
+    let end = reader.end_seq();
+    let needle = b"vigil.alert";
+    reader
+        .for_each_raw(reader.first_seq()..end, |_, raw| {
+            if raw.windows(needle.len()).any(|w| w == needle)
+                && let Ok(event) = Event::from_canonical(raw)
+            {
+                book.replay(std::iter::once(&event));
+            }
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    if book.is_empty() {
+        return Ok(Resume {
+            next_seq: end,
+            recount_until: 0,
+        });
+    }
+    let counted = book.counted_through().min(end);
+    Ok(Resume {
+        next_seq: book.recount_from().unwrap_or(counted).min(counted),
+        recount_until: counted,
+    })
 }
 
 impl DetectService {
@@ -209,21 +299,29 @@ impl DetectService {
             .map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
         let state_path = state_dir.join("state.json");
         let mut book = AlertBook::new(throttle_secs);
-        let next_seq = match std::fs::read(&state_path) {
-            Ok(bytes) => {
-                let saved: SavedState = serde_json::from_slice(&bytes)
-                    .map_err(|e| format!("{}: {e}", state_path.display()))?;
-                let events: Vec<Event> = saved
-                    .alerts
-                    .iter()
-                    .filter_map(|j| Event::from_json_value(j.clone(), Timestamp::now()).ok())
-                    .collect();
-                book.replay(&events);
-                saved.next_seq
+        let (next_seq, recount_until) = match load_state(&state_path, &mut book) {
+            Ok(next_seq) => (next_seq, 0),
+            Err(e) => {
+                // No (usable) state: rebuilt from the ledger. On a first start the ledger holds
+                // no alert, and detection begins with the events that arrive from now on
+                // (history is for `vigil hunt`).
+                if state_path.exists() {
+                    tracing::warn!(
+                        "detection state not usable ({e}); rebuilding it from the ledger"
+                    );
+                }
+                book = AlertBook::new(throttle_secs);
+                let resume = rebuild_from_ledger(&ledger, &mut book)?;
+                if !book.is_empty() {
+                    tracing::info!(
+                        "detection: {} alerts rebuilt from the ledger; resuming at seq {} (re-counting until {})",
+                        book.len(),
+                        resume.next_seq,
+                        resume.recount_until
+                    );
+                }
+                (resume.next_seq, resume.recount_until)
             }
-            // First start: detection begins with the events that arrive from now on; history
-            // is for `vigil hunt`.
-            Err(_) => ledger.end_seq(),
         };
         let rules = load_rules(&dirs);
         tracing::info!(
@@ -253,6 +351,7 @@ impl DetectService {
             dirty: AtomicBool::new(true),
             decisions,
             respond: Mutex::new(Vec::new()),
+            recount_until,
         });
         service.progress.next_seq.store(next_seq, Ordering::Relaxed);
         let me = Arc::clone(&service);
@@ -483,6 +582,20 @@ impl DetectService {
                     return Ok(());
                 };
                 for raised in evaluator.evaluate(&rules.set, &event) {
+                    if seq < self.recount_until {
+                        // Evaluated before the book was rebuilt: notified and responded to then.
+                        self.book
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .observe_uncounted(
+                                &raised.rule,
+                                raised.group,
+                                raised.time,
+                                seq,
+                                Timestamp::now(),
+                            );
+                        continue;
+                    }
                     self.raise(
                         &raised.rule,
                         raised.group,
@@ -577,15 +690,31 @@ impl DetectService {
     }
 
     fn save(&self) -> Result<(), String> {
-        let alerts = self.with_book(|book| {
-            book.list(&Default::default())
+        let (alerts, histories) = self.with_book(|book| {
+            let all = book.list(&Default::default());
+            let histories = all
+                .iter()
+                .filter(|a| !a.history.is_empty())
+                .map(|a| {
+                    let h = a.history.iter().map(|t| SavedTriage {
+                        status: t.status.as_str().to_owned(),
+                        by: t.by.clone(),
+                        at: t.at.as_nanos(),
+                        comment: t.comment.clone(),
+                    });
+                    (a.id, h.collect())
+                })
+                .collect();
+            let alerts = all
                 .into_iter()
                 .map(|a| a.to_event("saved", Timestamp::now()).to_json())
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (alerts, histories)
         });
         let state = SavedState {
             next_seq: self.progress.next_seq.load(Ordering::Relaxed),
             alerts,
+            histories,
         };
         let bytes = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
         let tmp = self.state_path.with_extension("json.tmp");
