@@ -156,7 +156,7 @@ pub struct DetectProgress {
     pub next_seq: AtomicU64,
     /// Failures (ledger reads, writes).
     pub errors: AtomicU64,
-    /// Correlation groups evicted to stay within the per-rule cap (the current rule set's).
+    /// Correlation groups evicted to stay within the per-rule cap.
     pub evicted_groups: AtomicU64,
     /// Correlation window entries dropped to stay within the per-group cap.
     pub dropped_entries: AtomicU64,
@@ -178,7 +178,7 @@ pub struct DetectService {
     ledger: Ledger,
     dirs: Vec<PathBuf>,
     state_path: PathBuf,
-    notify: tokio::sync::mpsc::Sender<Notification>,
+    notify: crate::notify::NotifyQueue,
     stop: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     dirty: AtomicBool,
@@ -188,6 +188,20 @@ pub struct DetectService {
     /// Events below this were evaluated before the book was rebuilt from the ledger: their
     /// matches only count into open alerts that have not counted them (0: none).
     recount_until: u64,
+}
+
+/// Correlation groups held, groups evicted and window entries dropped by `evaluator`, over
+/// every correlation of `set`.
+fn correlation_totals(evaluator: &Evaluator, set: &RuleSet) -> (u64, u64, u64) {
+    (0..set.correlations().len())
+        .map(|c| evaluator.correlations().stats(c))
+        .fold((0, 0, 0), |(g, e, d), st| {
+            (
+                g + st.groups as u64,
+                e + st.evicted_groups,
+                d + st.dropped_entries,
+            )
+        })
 }
 
 /// What `state.json` holds.
@@ -285,13 +299,13 @@ pub fn rebuild_from_ledger(ledger: &Ledger, book: &mut AlertBook) -> Result<Resu
 
 impl DetectService {
     /// Loads the rules and the saved state, and starts following the ledger. Notifications go
-    /// to `notify` (a full queue drops them, counted by the notifier side).
+    /// to `notify` (a full queue drops them, counted in its stats).
     pub fn start(
         data_dir: &Path,
         dirs: Vec<PathBuf>,
         throttle_secs: i64,
         ledger: Ledger,
-        notify: tokio::sync::mpsc::Sender<Notification>,
+        notify: crate::notify::NotifyQueue,
         decisions: Option<Arc<crate::decisions::DecisionService>>,
     ) -> Result<Arc<DetectService>, String> {
         let state_dir = data_dir.join("detect");
@@ -402,7 +416,7 @@ impl DetectService {
             tracing::error!("query rule {}: writing alerts: {e}", rule.name);
         }
         for note in notes {
-            let _ = self.notify.try_send(note);
+            self.notify.send(note);
         }
         self.run_responders();
         self.dirty.store(true, Ordering::Relaxed);
@@ -572,6 +586,7 @@ impl DetectService {
         }
         let (_, evaluator) = scratch.as_mut().expect("set above");
         let matches_before = evaluator.matches;
+        let (_, evicted_before, dropped_before) = correlation_totals(evaluator, &rules.set);
         let mut out = Vec::new();
         let mut notes = Vec::new();
         let mut n = 0;
@@ -613,23 +628,20 @@ impl DetectService {
         }
         for note in notes {
             // A full queue means notifiers are far behind; the alert itself is in the ledger.
-            let _ = self.notify.try_send(note);
+            self.notify.send(note);
         }
         self.run_responders();
         self.progress
             .matches
             .fetch_add(evaluator.matches - matches_before, Ordering::Relaxed);
-        let (mut groups, mut evicted, mut dropped) = (0u64, 0u64, 0u64);
-        for c in 0..rules.set.correlations().len() {
-            let st = evaluator.correlations().stats(c);
-            groups += st.groups as u64;
-            evicted += st.evicted_groups;
-            dropped += st.dropped_entries;
-        }
+        let (groups, evicted, dropped) = correlation_totals(evaluator, &rules.set);
         let p = &self.progress;
         p.correlation_groups.store(groups, Ordering::Relaxed);
-        p.evicted_groups.store(evicted, Ordering::Relaxed);
-        p.dropped_entries.store(dropped, Ordering::Relaxed);
+        // Counters across rule reloads (a reload starts a new evaluator from zero).
+        p.evicted_groups
+            .fetch_add(evicted - evicted_before, Ordering::Relaxed);
+        p.dropped_entries
+            .fetch_add(dropped - dropped_before, Ordering::Relaxed);
         self.progress.events.fetch_add(n, Ordering::Relaxed);
         self.progress.next_seq.store(start + n, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Relaxed);

@@ -317,6 +317,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         None
     } else {
         let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+        let tx = notify::NotifyQueue::new(tx, config.notifiers.clone(), Arc::clone(&notify_stats));
         tasks.spawn(notify::run(
             rx,
             config.notifiers.clone(),

@@ -50,6 +50,64 @@ pub enum Target {
     },
 }
 
+/// The kind of a notifier's target: the `target` label of the notification metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetKind {
+    /// [`Target::Webhook`].
+    Webhook,
+    /// [`Target::Email`].
+    Email,
+    /// [`Target::Syslog`].
+    Syslog,
+}
+
+impl TargetKind {
+    /// Every kind, in label order.
+    pub const ALL: [TargetKind; 3] = [TargetKind::Email, TargetKind::Syslog, TargetKind::Webhook];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Webhook => "webhook",
+            TargetKind::Email => "email",
+            TargetKind::Syslog => "syslog",
+        }
+    }
+}
+
+impl Target {
+    /// Its kind.
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            Target::Webhook { .. } => TargetKind::Webhook,
+            Target::Email { .. } => TargetKind::Email,
+            Target::Syslog { .. } => TargetKind::Syslog,
+        }
+    }
+}
+
+/// Why a notification was dropped: the `reason` label of `vigil_notifications_dropped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    /// The notifiers' queue was full (they are far behind); the alert itself is in the ledger.
+    QueueFull,
+    /// Every retry failed (also written to the ledger as a `vigil.notify` event).
+    RetriesExhausted,
+}
+
+impl DropReason {
+    /// Every reason, in label order.
+    pub const ALL: [DropReason; 2] = [DropReason::QueueFull, DropReason::RetriesExhausted];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::RetriesExhausted => "retries_exhausted",
+        }
+    }
+}
+
 /// One notifier: a target and its routing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notifier {
@@ -84,8 +142,55 @@ pub struct NotifyStats {
     pub failed_attempts: AtomicU64,
     /// Given up after every retry.
     pub failed: AtomicU64,
-    /// Dropped because the queue was full.
-    pub dropped: AtomicU64,
+    /// Notifications not delivered, per target kind and reason (one per notifier that would
+    /// have sent it).
+    dropped: [[AtomicU64; DropReason::ALL.len()]; TargetKind::ALL.len()],
+}
+
+impl NotifyStats {
+    /// Counts a notification one notifier of `kind` will not deliver.
+    pub fn count_dropped(&self, kind: TargetKind, reason: DropReason) {
+        self.dropped[kind as usize][reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notifications dropped for targets of `kind` for `reason`.
+    pub fn dropped(&self, kind: TargetKind, reason: DropReason) -> u64 {
+        self.dropped[kind as usize][reason as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// The detector's end of the notifiers' queue: a notification that does not fit (the
+/// notifiers are far behind) is dropped and counted for each notifier that would have sent it.
+#[derive(Clone)]
+pub struct NotifyQueue {
+    tx: mpsc::Sender<Notification>,
+    notifiers: Arc<[Notifier]>,
+    stats: Arc<NotifyStats>,
+}
+
+impl NotifyQueue {
+    /// The queue into `tx`, routed to `notifiers` by [`run`].
+    pub fn new(
+        tx: mpsc::Sender<Notification>,
+        notifiers: Vec<Notifier>,
+        stats: Arc<NotifyStats>,
+    ) -> NotifyQueue {
+        NotifyQueue {
+            tx,
+            notifiers: notifiers.into(),
+            stats,
+        }
+    }
+
+    /// Queues a notification without waiting.
+    pub fn send(&self, note: Notification) {
+        if let Err(mpsc::error::TrySendError::Full(note)) = self.tx.try_send(note) {
+            for n in self.notifiers.iter().filter(|n| n.routes(&note.alert)) {
+                self.stats
+                    .count_dropped(n.target.kind(), DropReason::QueueFull);
+            }
+        }
+    }
 }
 
 /// Delay before the first retry; each further retry waits four times longer (three retries).
@@ -385,6 +490,7 @@ pub async fn run(
                     }
                 }
                 stats.failed.fetch_add(1, Ordering::Relaxed);
+                stats.count_dropped(n.target.kind(), DropReason::RetriesExhausted);
                 let mut e = Event::new(Timestamp::now());
                 e.insert("event.dataset", "vigil.notify");
                 e.insert("event.kind", "event");
@@ -403,5 +509,124 @@ pub async fn run(
                 let _ = tokio::task::spawn_blocking(move || ledger.append(&[e])).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_detect::alert::{AlertBook, RuleInfo};
+
+    fn note(level: Level) -> Notification {
+        let mut book = AlertBook::new(0);
+        let rule = RuleInfo {
+            id: "r1".into(),
+            title: "SSH brute force".into(),
+            level,
+            tags: Vec::new(),
+        };
+        let now = Timestamp::now();
+        book.observe(&rule, Vec::new(), now, Some(1), now);
+        Notification {
+            reason: "new",
+            alert: book.get(1).unwrap().clone(),
+        }
+    }
+
+    fn notifier(name: &str, target: Target, min_level: Level) -> Notifier {
+        Notifier {
+            name: name.into(),
+            target,
+            min_level,
+            rules: Vec::new(),
+        }
+    }
+
+    /// A notification that does not fit in the queue is counted once per notifier that would
+    /// have sent it, by target kind; one that fits is not.
+    #[test]
+    fn a_full_queue_counts_the_drop_for_each_routed_target_kind() {
+        let stats = Arc::new(NotifyStats::default());
+        let (tx, _rx) = mpsc::channel(1);
+        let hook = Target::Webhook {
+            url: "http://127.0.0.1:9/".into(),
+            slack: false,
+        };
+        let syslog = Target::Syslog {
+            addr: "127.0.0.1:9".into(),
+            tcp: false,
+        };
+        let queue = NotifyQueue::new(
+            tx,
+            vec![
+                notifier("a", hook.clone(), Level::Low),
+                notifier("b", hook, Level::Low),
+                notifier("c", syslog, Level::Critical),
+            ],
+            Arc::clone(&stats),
+        );
+        queue.send(note(Level::High));
+        let dropped = |k| stats.dropped(k, DropReason::QueueFull);
+        assert_eq!(dropped(TargetKind::Webhook), 0, "the first one fits");
+        queue.send(note(Level::High));
+        assert_eq!(dropped(TargetKind::Webhook), 2);
+        assert_eq!(
+            dropped(TargetKind::Syslog),
+            0,
+            "not routed: below its level"
+        );
+        queue.send(note(Level::Critical));
+        assert_eq!(dropped(TargetKind::Webhook), 4);
+        assert_eq!(dropped(TargetKind::Syslog), 1);
+        assert_eq!(
+            stats.dropped(TargetKind::Webhook, DropReason::RetriesExhausted),
+            0
+        );
+    }
+
+    /// A webhook that refuses every attempt: after the retries the notification is counted as
+    /// dropped (retries exhausted) for its target kind.
+    #[tokio::test]
+    async fn a_notification_given_up_is_counted_as_dropped_by_target_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) = Ledger::open(dir.path(), vigil_ledger::LedgerConfig::default()).unwrap();
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let hook = Target::Webhook {
+            url: format!("http://127.0.0.1:{port}/"),
+            slack: false,
+        };
+        let stats = Arc::new(NotifyStats::default());
+        let (tx, rx) = mpsc::channel(10);
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(run(
+            rx,
+            vec![notifier("hook", hook, Level::Low)],
+            Arc::clone(&stats),
+            ledger,
+            Duration::from_millis(1),
+            stop_rx,
+        ));
+        tx.send(note(Level::High)).await.unwrap();
+        let given_up = || stats.dropped(TargetKind::Webhook, DropReason::RetriesExhausted);
+        for _ in 0..1000 {
+            if given_up() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(given_up(), 1);
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.failed_attempts.load(Ordering::Relaxed), 4);
+        assert_eq!(
+            stats.dropped(TargetKind::Email, DropReason::RetriesExhausted),
+            0
+        );
+        drop(tx);
+        task.await.unwrap();
     }
 }
