@@ -284,6 +284,15 @@ impl Alert {
     }
 }
 
+/// A notification for the notifiers: the alert as it is now, and why it is sent.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// `new` or `update`.
+    pub reason: &'static str,
+    /// The alert.
+    pub alert: Alert,
+}
+
 fn group_text(group: &[(String, String)]) -> String {
     group
         .iter()

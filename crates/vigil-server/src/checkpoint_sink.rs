@@ -36,7 +36,7 @@ pub fn webhook_body(checkpoint: &Checkpoint, note: &str) -> serde_json::Value {
         "type": "vigil.checkpoint",
         "origin": checkpoint.origin,
         "size": checkpoint.size,
-        "root": crate::http::hex(&checkpoint.root),
+        "root": checkpoint.root_hex(),
         "time": checkpoint.time(),
         "checkpoint": note,
     })
@@ -49,7 +49,7 @@ pub fn syslog_line(checkpoint: &Checkpoint, note: &str) -> String {
         Timestamp::now().to_rfc3339(),
         checkpoint.origin,
         checkpoint.size,
-        crate::http::hex(&checkpoint.root),
+        checkpoint.root_hex(),
         base64::engine::general_purpose::STANDARD.encode(note)
     )
 }

@@ -134,14 +134,7 @@ pub fn query_rule_groups(result: &vigil_query::QueryResult) -> Vec<Vec<(String, 
         .collect()
 }
 
-/// A notification for the notifiers: the alert as it is now, and why it is sent.
-#[derive(Debug, Clone)]
-pub struct Notification {
-    /// `new` or `update`.
-    pub reason: &'static str,
-    /// The alert.
-    pub alert: vigil_detect::alert::Alert,
-}
+pub use vigil_detect::alert::Notification;
 
 /// Counters for `/metrics`.
 #[derive(Default)]

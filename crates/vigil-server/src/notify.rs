@@ -10,11 +10,9 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
-use vigil_detect::alert::{Alert, Level};
+use vigil_detect::alert::{Alert, Level, Notification};
 use vigil_event::{Event, Timestamp};
 use vigil_ledger::Ledger;
-
-use crate::detect::Notification;
 
 /// Where notifications go.
 #[derive(Debug, Clone, PartialEq)]
