@@ -18,8 +18,6 @@ pub mod access;
 pub mod admin;
 pub mod audit;
 pub mod auth;
-pub mod checkpoint_sink;
-pub mod decisions;
 pub mod demo;
 pub mod detect;
 pub mod http;
@@ -27,7 +25,6 @@ pub mod idempotency;
 pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
-pub mod notify;
 pub mod pipeline;
 pub mod search;
 pub mod session;
@@ -35,6 +32,8 @@ pub mod syslog;
 pub mod tls;
 pub mod users;
 pub mod web;
+
+pub use vigil_respond::{checkpoint_sink, decisions, notify};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
