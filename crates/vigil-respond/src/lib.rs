@@ -9,4 +9,5 @@
 
 pub mod checkpoint_sink;
 pub mod decisions;
+pub mod lapi;
 pub mod notify;

@@ -469,7 +469,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             detect: detect.clone(),
             notify_stats: Arc::clone(&notify_stats),
             decisions: Arc::clone(&decisions),
-            bouncer_polls: std::sync::Mutex::new(std::collections::HashMap::new()),
+            bouncer_polls: Default::default(),
             idempotency,
             sessions: Arc::new(session::SessionStore::new(
                 &config.data_dir,
