@@ -106,6 +106,94 @@ impl DropReason {
     }
 }
 
+/// Why a notification (or a checkpoint copy) was not delivered, and whether trying again can
+/// help. Messages name the target by host only: a webhook URL's path often holds its secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The target's settings cannot work (an address, URL or recipient that does not parse):
+    /// retrying will not help.
+    #[error("{0}")]
+    Config(String),
+    /// The target could not be reached, or did not answer in time: a retry may succeed.
+    #[error("{target}: {reason}")]
+    Unreachable {
+        /// The host (and port) tried.
+        target: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The target answered with a refusal: temporary (`retry`: an HTTP 5xx, 408 or 429, an
+    /// SMTP 4xx) or for good.
+    #[error("{target} refused: {reason}")]
+    Refused {
+        /// The host (and port) that refused.
+        target: String,
+        /// Its answer.
+        reason: String,
+        /// Whether asking again later may succeed.
+        retry: bool,
+    },
+}
+
+impl DeliveryError {
+    /// Whether a retry can help.
+    pub fn retryable(&self) -> bool {
+        match self {
+            DeliveryError::Config(_) => false,
+            DeliveryError::Unreachable { .. } => true,
+            DeliveryError::Refused { retry, .. } => *retry,
+        }
+    }
+}
+
+/// `host[:port]` of a URL, for messages (never its path or query, which may hold a secret).
+fn url_host(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => "webhook".to_owned(),
+        },
+        Err(_) => "webhook".to_owned(),
+    }
+}
+
+/// POSTs `body` as JSON to a webhook, within 10 s.
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<(), DeliveryError> {
+    let target = url_host(url);
+    let resp = client
+        .post(url)
+        .json(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_builder() {
+                DeliveryError::Config(format!("webhook {target}: {}", e.without_url()))
+            } else {
+                DeliveryError::Unreachable {
+                    target: target.clone(),
+                    reason: e.without_url().to_string(),
+                }
+            }
+        })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    Err(DeliveryError::Refused {
+        target,
+        reason: format!("answered {status}"),
+        retry: status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT,
+    })
+}
+
 /// One notifier: a target and its routing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notifier {
@@ -315,7 +403,7 @@ pub fn email_text(note: &Notification) -> (String, String) {
     (subject, body)
 }
 
-async fn send_email(target: &Target, note: &Notification) -> Result<(), String> {
+async fn send_email(target: &Target, note: &Notification) -> Result<(), DeliveryError> {
     let (subject, body) = email_text(note);
     send_email_text(target, subject, body).await
 }
@@ -325,7 +413,7 @@ pub(crate) async fn send_email_text(
     target: &Target,
     subject: String,
     body: String,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
     let Target::Email {
         server,
@@ -336,21 +424,30 @@ pub(crate) async fn send_email_text(
         password,
     } = target
     else {
-        return Err("not an email target".into());
+        return Err(DeliveryError::Config("not an email target".into()));
     };
+    let config = DeliveryError::Config;
     let (host, port) = server
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-        .ok_or_else(|| format!("SMTP server {server:?}: expected host:port"))?;
+        .ok_or_else(|| config(format!("SMTP server {server:?}: expected host:port")))?;
     let mut message = Message::builder()
-        .from(from.parse().map_err(|e| format!("from {from:?}: {e}"))?)
+        .from(
+            from.parse()
+                .map_err(|e| config(format!("from {from:?}: {e}")))?,
+        )
         .subject(subject);
     for rcpt in to {
-        message = message.to(rcpt.parse().map_err(|e| format!("to {rcpt:?}: {e}"))?);
+        message = message.to(rcpt
+            .parse()
+            .map_err(|e| config(format!("to {rcpt:?}: {e}")))?);
     }
-    let message = message.body(body).map_err(|e| e.to_string())?;
+    let message = message
+        .body(body)
+        .map_err(|e| config(format!("email: {e}")))?;
     let mut builder = if *starttls {
-        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host).map_err(|e| e.to_string())?
+        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
+            .map_err(|e| config(format!("SMTP server {server}: {e}")))?
     } else {
         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
     }
@@ -367,29 +464,32 @@ pub(crate) async fn send_email_text(
         .send(message)
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            let target = server.clone();
+            if e.is_permanent() || e.is_transient() {
+                DeliveryError::Refused {
+                    target,
+                    reason: e.to_string(),
+                    retry: e.is_transient(),
+                }
+            } else {
+                DeliveryError::Unreachable {
+                    target,
+                    reason: e.to_string(),
+                }
+            }
+        })
 }
 
 async fn deliver(
     client: &reqwest::Client,
     target: &Target,
     note: &Notification,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     match target {
         Target::Email { .. } => send_email(target, note).await,
         Target::Webhook { url, slack } => {
-            let resp = client
-                .post(url)
-                .json(&webhook_body(note, *slack))
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(format!("{url} answered {}", resp.status()))
-            }
+            post_webhook(client, url, &webhook_body(note, *slack)).await
         }
         Target::Syslog { addr, tcp } => send_syslog(addr, *tcp, &syslog_line(note)).await,
     }
@@ -398,27 +498,41 @@ async fn deliver(
 /// Sends one syslog message: over TCP octet-counted (RFC 6587), connecting and writing within
 /// [`SYSLOG_SEND_TIMEOUT`] each so a collector that accepts and never reads cannot hold a
 /// notifier forever; or as one UDP datagram. Alerts and checkpoint copies both go through here.
-pub(crate) async fn send_syslog(addr: &str, tcp: bool, line: &str) -> Result<(), String> {
+pub(crate) async fn send_syslog(addr: &str, tcp: bool, line: &str) -> Result<(), DeliveryError> {
+    let failed = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::InvalidInput {
+            DeliveryError::Config(format!("syslog collector {addr:?}: {e}"))
+        } else {
+            DeliveryError::Unreachable {
+                target: addr.to_owned(),
+                reason: e.to_string(),
+            }
+        }
+    };
+    let timed_out = |what: &str| DeliveryError::Unreachable {
+        target: addr.to_owned(),
+        reason: format!("{what} timed out"),
+    };
     if tcp {
         let mut s = tokio::time::timeout(SYSLOG_SEND_TIMEOUT, tokio::net::TcpStream::connect(addr))
             .await
-            .map_err(|_| format!("connecting to {addr} timed out"))?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| timed_out("connecting"))?
+            .map_err(failed)?;
         tokio::time::timeout(
             SYSLOG_SEND_TIMEOUT,
             s.write_all(format!("{} {line}", line.len()).as_bytes()),
         )
         .await
-        .map_err(|_| format!("writing to {addr} timed out"))?
-        .map_err(|e| e.to_string())
+        .map_err(|_| timed_out("writing"))?
+        .map_err(failed)
     } else {
         let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(failed)?;
         s.send_to(line.as_bytes(), addr)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(failed)
     }
 }
 
@@ -483,7 +597,10 @@ pub async fn run(
                                 attempt + 1,
                                 note.alert.id
                             );
-                            last = e;
+                            last = e.to_string();
+                            if !e.retryable() {
+                                break;
+                            }
                         }
                     }
                 }
@@ -624,6 +741,101 @@ mod tests {
             stats.dropped(TargetKind::Email, DropReason::RetriesExhausted),
             0
         );
+        drop(tx);
+        task.await.unwrap();
+    }
+
+    /// A web server on 127.0.0.1 that answers every request with `status`; counts requests.
+    async fn answering(status: u16) -> (String, Arc<AtomicU64>) {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/services/T000/B000/secret-token",
+            listener.local_addr().unwrap()
+        );
+        let hits = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&hits);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::Relaxed);
+                let mut buf = vec![0; 64 * 1024];
+                let _ = s.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, hits)
+    }
+
+    /// A refusal for good (4xx) is not retried, a temporary one (5xx) is; an unreachable target
+    /// is retried; a bad address is not. No message shows the webhook's path (its secret).
+    #[tokio::test]
+    async fn delivery_errors_say_whether_a_retry_can_help() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        let body = json!({"x": 1});
+        let (bad_request, _) = answering(400).await;
+        let e = post_webhook(&client, &bad_request, &body)
+            .await
+            .unwrap_err();
+        assert!(!e.retryable(), "{e}");
+        assert!(matches!(e, DeliveryError::Refused { retry: false, .. }));
+        let (unavailable, _) = answering(503).await;
+        let e = post_webhook(&client, &unavailable, &body)
+            .await
+            .unwrap_err();
+        assert!(e.retryable(), "{e}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = post_webhook(
+            &client,
+            &format!("http://127.0.0.1:{port}/secret-token"),
+            &body,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, DeliveryError::Unreachable { .. }), "{e}");
+        let e = send_syslog("no port here", true, "x").await.unwrap_err();
+        assert!(!e.retryable(), "{e}");
+        for url in [&bad_request, &unavailable] {
+            let e = post_webhook(&client, url, &body).await.unwrap_err();
+            assert!(!e.to_string().contains("secret-token"), "{e}");
+        }
+
+        // The notifier gives up on the 4xx at once: one attempt, counted as dropped.
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) = Ledger::open(dir.path(), vigil_ledger::LedgerConfig::default()).unwrap();
+        let (url, hits) = answering(400).await;
+        let stats = Arc::new(NotifyStats::default());
+        let (tx, rx) = mpsc::channel(10);
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(run(
+            rx,
+            vec![notifier(
+                "hook",
+                Target::Webhook { url, slack: false },
+                Level::Low,
+            )],
+            Arc::clone(&stats),
+            ledger,
+            Duration::from_millis(1),
+            stop_rx,
+        ));
+        tx.send(note(Level::High)).await.unwrap();
+        for _ in 0..1000 {
+            if stats.failed.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.failed_attempts.load(Ordering::Relaxed), 1);
+        assert_eq!(hits.load(Ordering::Relaxed), 1);
         drop(tx);
         task.await.unwrap();
     }
