@@ -33,15 +33,19 @@ pub struct Net {
 
 impl Net {
     /// Parses `10.0.0.0/8`, `2001:db8::/32` or a single address.
-    pub fn parse(text: &str) -> Result<Net, String> {
+    pub fn parse(text: &str) -> Result<Net, DecisionError> {
         let (a, b) = match text.split_once('/') {
             Some((a, b)) => (a, Some(b)),
             None => (text, None),
         };
+        let wrong = |reason| DecisionError::NotANetwork {
+            text: text.to_owned(),
+            reason,
+        };
         let addr: IpAddr = a
             .trim()
             .parse()
-            .map_err(|_| format!("{text:?}: not an IP address or CIDR"))?;
+            .map_err(|_| wrong("not an IP address or CIDR"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let bits = match b {
             Some(b) => b
@@ -49,7 +53,13 @@ impl Net {
                 .parse::<u8>()
                 .ok()
                 .filter(|&n| n <= max)
-                .ok_or_else(|| format!("{text:?}: prefix must be 0..={max}"))?,
+                .ok_or_else(|| {
+                    wrong(if max == 32 {
+                        "prefix must be 0..=32"
+                    } else {
+                        "prefix must be 0..=128"
+                    })
+                })?,
             None => max,
         };
         Ok(Net::new(addr, bits))
@@ -101,6 +111,33 @@ impl Net {
             format!("{}/{}", self.addr, self.bits)
         }
     }
+}
+
+/// A ban or an unban that was not made, and why. None of them changes by retrying as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecisionError {
+    /// The value is not an address or a CIDR network (the request is wrong).
+    #[error("{text:?}: {reason}")]
+    NotANetwork {
+        /// What was given.
+        text: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The network is on the allowlist, which is never banned.
+    #[error("{0} is on the allowlist; not banned")]
+    Allowlisted(String),
+    /// The network is banned already.
+    #[error("{net} is already banned (decision {id})")]
+    AlreadyBanned {
+        /// The network.
+        net: String,
+        /// The decision in force.
+        id: u64,
+    },
+    /// No decision of this id is in force.
+    #[error("no active decision {0}")]
+    NoActiveDecision(u64),
 }
 
 /// One ban.
@@ -474,16 +511,15 @@ impl DecisionBook {
         alert: Option<u64>,
         by: &str,
         now: Timestamp,
-    ) -> Result<Decision, String> {
+    ) -> Result<Decision, DecisionError> {
         if self.allowlist.iter().any(|a| a.contains(net.addr)) {
-            return Err(format!("{} is on the allowlist; not banned", net.text()));
+            return Err(DecisionError::Allowlisted(net.text()));
         }
         if let Some(d) = self.active_on(&net, now) {
-            return Err(format!(
-                "{} is already banned (decision {})",
-                net.text(),
-                d.id
-            ));
+            return Err(DecisionError::AlreadyBanned {
+                net: net.text(),
+                id: d.id,
+            });
         }
         let key = net.text();
         let earlier = self.offences.get(&key).copied().unwrap_or(0);
@@ -529,9 +565,8 @@ impl DecisionBook {
     }
 
     /// Lifts a decision now.
-    pub fn unban(&mut self, id: u64, now: Timestamp) -> Result<Decision, String> {
-        self.end(id, now)
-            .ok_or_else(|| format!("no active decision {id}"))
+    pub fn unban(&mut self, id: u64, now: Timestamp) -> Result<Decision, DecisionError> {
+        self.end(id, now).ok_or(DecisionError::NoActiveDecision(id))
     }
 
     /// Ends expired decisions; returns them. Forgets decisions ended long ago. Looks only at
@@ -770,7 +805,7 @@ impl DecisionService {
         duration: Duration,
         reason: &str,
         by: &str,
-    ) -> Result<Decision, String> {
+    ) -> Result<Decision, DecisionError> {
         let net = Net::parse(value)?;
         let now = Timestamp::now();
         let d = self.with(|b| b.ban(net, duration, duration, reason, None, by, now))?;
@@ -782,7 +817,7 @@ impl DecisionService {
     }
 
     /// Lifts a decision by hand.
-    pub fn unban(&self, id: u64, by: &str) -> Result<Decision, String> {
+    pub fn unban(&self, id: u64, by: &str) -> Result<Decision, DecisionError> {
         let now = Timestamp::now();
         let d = self.with(|b| b.unban(id, now))?;
         self.record(
@@ -1018,6 +1053,35 @@ mod tests {
             .ban(a, h, max, "r", None, "vigil", t(100_000))
             .unwrap();
         assert_eq!(next.until, t(100_000 + 8 * 3600));
+    }
+
+    #[test]
+    fn refusals_are_typed() {
+        let mut b = book();
+        let h = Duration::from_secs(60);
+        assert!(matches!(
+            Net::parse("10.0.0.0/33"),
+            Err(DecisionError::NotANetwork { .. })
+        ));
+        assert!(matches!(
+            Net::parse("example.org"),
+            Err(DecisionError::NotANetwork { .. })
+        ));
+        let lo = Net::parse("127.0.0.1").unwrap();
+        assert_eq!(
+            b.ban(lo, h, h, "r", None, "x", t(0)),
+            Err(DecisionError::Allowlisted("127.0.0.1".into()))
+        );
+        let ip = Net::parse("192.0.2.1").unwrap();
+        let d = b.ban(ip, h, h, "r", None, "x", t(0)).unwrap();
+        assert_eq!(
+            b.ban(ip, h, h, "r", None, "x", t(1)),
+            Err(DecisionError::AlreadyBanned {
+                net: "192.0.2.1".into(),
+                id: d.id
+            })
+        );
+        assert_eq!(b.unban(99, t(1)), Err(DecisionError::NoActiveDecision(99)));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The counters the docs promise for detection and response are on `/metrics` (issue 14):
 //! notifications dropped, by target kind and reason, and the correlation engine's groups,
-//! evicted groups and dropped window entries.
+//! evicted groups and dropped window entries. And the ban API's typed refusals.
 
 mod common;
 
@@ -83,5 +83,40 @@ fn dropped_notifications_and_correlation_counters_are_exported() {
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
+    server.stop();
+}
+
+/// A ban of something that is not an address is the client's mistake (400, it was 409 like a
+/// ban of a banned address); a ban of a banned address stays 409, an unknown unban 404.
+#[test]
+fn ban_refusals_get_the_status_of_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let admin = create_token(&data, "admin", "ana");
+    let server = Server::start(&data, &[]);
+    let ban = |body: &str| {
+        curl(
+            "POST",
+            &format!("{}/api/v1/decisions", server.url),
+            &[
+                format!("Authorization: Bearer {admin}"),
+                "Content-Type: application/json".into(),
+            ],
+            Some(body),
+        )
+    };
+    let a = ban(r#"{"value":"not-an-address"}"#);
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("not an IP address"), "{}", a.body);
+    assert_eq!(ban(r#"{"value":"192.0.2.7"}"#).status, 201);
+    let a = ban(r#"{"value":"192.0.2.7"}"#);
+    assert_eq!(a.status, 409, "{}", a.body);
+    let a = curl(
+        "DELETE",
+        &format!("{}/api/v1/decisions/999", server.url),
+        &[format!("Authorization: Bearer {admin}")],
+        None,
+    );
+    assert_eq!(a.status, 404, "{}", a.body);
     server.stop();
 }

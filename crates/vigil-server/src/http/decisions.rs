@@ -42,7 +42,10 @@ pub(super) async fn add_decision(
     .await
     {
         Ok(Ok(d)) => (StatusCode::CREATED, Json(d.to_json())).into_response(),
-        Ok(Err(e)) => error(StatusCode::CONFLICT, e),
+        Ok(Err(e @ vigil_respond::decisions::DecisionError::NotANetwork { .. })) => {
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Ok(Err(e)) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -61,7 +64,7 @@ pub(super) async fn delete_decision(
     let decisions = Arc::clone(&state.decisions);
     match tokio::task::spawn_blocking(move || decisions.unban(id, &principal.name)).await {
         Ok(Ok(d)) => Json(d.to_json()).into_response(),
-        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e),
+        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
