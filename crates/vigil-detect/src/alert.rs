@@ -284,11 +284,38 @@ impl Alert {
     }
 }
 
+/// Why a notification is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotifyReason {
+    /// A new alert.
+    New,
+    /// An open alert is still matching (at most once per throttle period).
+    Update,
+}
+
+impl NotifyReason {
+    /// `new` or `update` (the webhook body's `reason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyReason::New => "new",
+            NotifyReason::Update => "update",
+        }
+    }
+
+    /// The alert event's action for it: `created` or `updated` ([`Alert::to_event`]).
+    pub fn action(self) -> &'static str {
+        match self {
+            NotifyReason::New => "created",
+            NotifyReason::Update => "updated",
+        }
+    }
+}
+
 /// A notification for the notifiers: the alert as it is now, and why it is sent.
 #[derive(Debug, Clone)]
 pub struct Notification {
-    /// `new` or `update`.
-    pub reason: &'static str,
+    /// Why.
+    pub reason: NotifyReason,
     /// The alert.
     pub alert: Alert,
 }

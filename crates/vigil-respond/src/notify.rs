@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
-use vigil_detect::alert::{Alert, Level, Notification};
+use vigil_detect::alert::{Alert, Level, Notification, NotifyReason};
 use vigil_event::{Event, Timestamp};
 use vigil_ledger::Ledger;
 
@@ -305,7 +305,7 @@ pub fn webhook_body(note: &Notification, slack: bool) -> serde_json::Value {
         });
     }
     json!({
-        "reason": note.reason,
+        "reason": note.reason.as_str(),
         "alert": {
             "id": a.id,
             "rule": {"id": a.rule.id, "title": a.rule.title, "level": a.rule.level.as_str(), "tags": a.rule.tags},
@@ -374,7 +374,7 @@ pub fn email_text(note: &Notification) -> (String, String) {
     );
     let body = format!(
         "{}\n\nRule:       {} ({})\nLevel:      {}\nGroup:      {}\nMatches:    {}\nFirst seen: {}\nLast seen:  {}\nATT&CK:     {}\nAlert:      {} ({})\nEvents:     {}\n",
-        if note.reason == "new" {
+        if note.reason == NotifyReason::New {
             "A new alert."
         } else {
             "An alert is still matching."
@@ -643,7 +643,7 @@ mod tests {
         let now = Timestamp::now();
         book.observe(&rule, Vec::new(), now, Some(1), now);
         Notification {
-            reason: "new",
+            reason: NotifyReason::New,
             alert: book.get(1).unwrap().clone(),
         }
     }

@@ -134,7 +134,7 @@ pub fn query_rule_groups(result: &vigil_query::QueryResult) -> Vec<Vec<(String, 
         .collect()
 }
 
-pub use vigil_detect::alert::Notification;
+pub use vigil_detect::alert::{Notification, NotifyReason};
 
 /// Counters for `/metrics`.
 #[derive(Default)]
@@ -669,20 +669,13 @@ impl DetectService {
         let (id, reason) = match observed {
             Observed::New(id) => {
                 self.progress.alerts.fetch_add(1, Ordering::Relaxed);
-                (id, "new")
+                (id, NotifyReason::New)
             }
-            Observed::Updated { id, notify: true } => (id, "update"),
+            Observed::Updated { id, notify: true } => (id, NotifyReason::Update),
             Observed::Updated { .. } => return,
         };
         if let Some(alert) = book.get(id) {
-            out.push(alert.to_event(
-                if reason == "new" {
-                    "created"
-                } else {
-                    "updated"
-                },
-                now,
-            ));
+            out.push(alert.to_event(reason.action(), now));
             notes.push(Notification {
                 reason,
                 alert: alert.clone(),
