@@ -206,6 +206,10 @@ struct SavedState {
     /// Each triaged alert's history (its events carry none).
     #[serde(default)]
     histories: std::collections::BTreeMap<u64, Vec<SavedTriage>>,
+    /// The ledger's end when it was saved: alert events from there on (written after the
+    /// save, before a `kill -9`) are replayed when it is loaded.
+    #[serde(default)]
+    ledger_seq: u64,
 }
 
 /// One triage change in `state.json`.
@@ -217,8 +221,9 @@ struct SavedTriage {
     comment: String,
 }
 
-/// Reads the saved state into `book`; returns the next sequence number to evaluate.
-fn load_state(path: &Path, book: &mut AlertBook) -> Result<u64, String> {
+/// Reads the saved state into `book`; returns the next sequence number to evaluate and the
+/// ledger's end when it was saved.
+fn load_state(path: &Path, book: &mut AlertBook) -> Result<(u64, u64), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let saved: SavedState =
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -242,7 +247,27 @@ fn load_state(path: &Path, book: &mut AlertBook) -> Result<u64, String> {
             .collect();
         book.restore_history(id, history);
     }
-    Ok(saved.next_seq)
+    Ok((saved.next_seq, saved.ledger_seq))
+}
+
+/// Replays the `vigil.alert` events of the ledger from `from` into `book`; returns the ledger's
+/// end.
+fn replay_alert_events(ledger: &Ledger, from: u64, book: &mut AlertBook) -> Result<u64, String> {
+    let mut reader = ledger.reader().map_err(|e| e.to_string())?;
+    reader.refresh().map_err(|e| e.to_string())?;
+    let end = reader.end_seq();
+    let needle = b"vigil.alert";
+    reader
+        .for_each_raw(from.max(reader.first_seq())..end, |_, raw| {
+            if raw.windows(needle.len()).any(|w| w == needle)
+                && let Ok(event) = Event::from_canonical(raw)
+            {
+                book.replay(std::iter::once(&event));
+            }
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(end)
 }
 
 /// Where detection resumes when its state file is gone, rebuilt from the ledger (the alert
@@ -260,30 +285,19 @@ pub struct Resume {
 /// raised it, and carries the last event it counted: so one past the latest such event
 /// (`counted_through`) is where the evaluation stopped being known, and the throttled updates
 /// of open alerts (counted in memory, not written one by one) are counted again from one past
-/// the earliest open alert's last event. With no alert in the ledger, detection starts at the
-/// end, as on a first start.
+/// the earliest open alert's last event. With no alert in the ledger (or only query rules'),
+/// detection starts at the end, as on a first start.
 pub fn rebuild_from_ledger(ledger: &Ledger, book: &mut AlertBook) -> Result<Resume, String> {
-    let mut reader = ledger.reader().map_err(|e| e.to_string())?;
-    reader.refresh().map_err(|e| e.to_string())?;
-    let end = reader.end_seq();
-    let needle = b"vigil.alert";
-    reader
-        .for_each_raw(reader.first_seq()..end, |_, raw| {
-            if raw.windows(needle.len()).any(|w| w == needle)
-                && let Ok(event) = Event::from_canonical(raw)
-            {
-                book.replay(std::iter::once(&event));
-            }
-            Ok(())
-        })
-        .map_err(|e| e.to_string())?;
-    if book.is_empty() {
+    let end = replay_alert_events(ledger, 0, book)?;
+    // No alert counted an event of the ledger (none at all, or only query rules'): as on a
+    // first start, detection begins at the end.
+    let Some(counted) = book.counted_through() else {
         return Ok(Resume {
             next_seq: end,
             recount_until: 0,
         });
-    }
-    let counted = book.counted_through().min(end);
+    };
+    let counted = counted.min(end);
     Ok(Resume {
         next_seq: book.recount_from().unwrap_or(counted).min(counted),
         recount_until: counted,
@@ -307,7 +321,13 @@ impl DetectService {
         let state_path = state_dir.join("state.json");
         let mut book = AlertBook::new(throttle_secs);
         let (next_seq, recount_until) = match load_state(&state_path, &mut book) {
-            Ok(next_seq) => (next_seq, 0),
+            Ok((next_seq, saved_at)) => {
+                // Alerts and triage written after the save (a kill -9 came before the next
+                // one): the ledger has them; the events they counted are only re-counted.
+                replay_alert_events(&ledger, saved_at, &mut book)?;
+                let counted = book.counted_through().unwrap_or(0);
+                (next_seq, if counted > next_seq { counted } else { 0 })
+            }
             Err(e) => {
                 // No (usable) state: rebuilt from the ledger. On a first start the ledger holds
                 // no alert, and detection begins with the events that arrive from now on
@@ -688,6 +708,8 @@ impl DetectService {
     }
 
     fn save(&self) -> Result<(), String> {
+        // Read before the book: an alert event written meanwhile is replayed at the next start.
+        let ledger_seq = self.ledger.end_seq();
         let (alerts, histories) = self.with_book(|book| {
             let all = book.list(&Default::default());
             let histories = all
@@ -713,6 +735,7 @@ impl DetectService {
             next_seq: self.progress.next_seq.load(Ordering::Relaxed),
             alerts,
             histories,
+            ledger_seq,
         };
         let bytes = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
         let tmp = self.state_path.with_extension("json.tmp");

@@ -258,3 +258,77 @@ fn alerts_and_bans_are_rebuilt_from_the_ledger_when_their_files_are_deleted() {
     drop(server); // SIGKILL
     restart_without_caches(&data, &rules, &tokens, &before);
 }
+
+/// A `kill -9` lands between two saves of the caches: they are stale, not gone. The ledger
+/// holds what came after them (a new alert, a throttled update written later, a triage, a
+/// ban), and a restart on the stale files gives the same book and bans as before the kill.
+/// (Emulated deterministically: the files of an earlier clean stop are put back.)
+#[test]
+fn stale_caches_catch_up_with_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("ssh_failed.yml"), RULE).unwrap();
+    let tokens = Tokens {
+        ingest: create_token(&data, "ingest", "sender"),
+        analyst: create_token(&data, "admin", "ana"),
+    };
+    let ingest = |url: &str, ips: &[&str]| {
+        let a = ingest_ndjson(url, &tokens.ingest, &failures(ips));
+        assert_eq!(a.status, 200, "{}", a.body);
+        settle(url, &tokens.analyst);
+    };
+    let server = start(&data, &rules);
+    ingest(&server.url, &["203.0.113.5", "203.0.113.5"]);
+    server.stop();
+    let state = std::fs::read(data.join("detect/state.json")).unwrap();
+    let decisions = std::fs::read(data.join("decisions.json")).unwrap();
+
+    let server = start(&data, &rules);
+    let url = server.url.clone();
+    ingest(&url, &["203.0.113.5", "198.51.100.7"]);
+    ingest(&url, &["198.51.100.7"]);
+    let id = get(&url, &tokens.analyst, "/api/v1/alerts")["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["group"]["source.ip"] == "203.0.113.5")
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    send(
+        "POST",
+        &url,
+        &tokens.analyst,
+        &format!("/api/v1/alerts/{id}"),
+        r#"{"status":"acknowledged","comment":"on it"}"#,
+    );
+    let before = snapshot(&url, &tokens.analyst);
+    assert_eq!(
+        counts(&before.0),
+        vec![(id + 1, 2, "open".into()), (id, 3, "acknowledged".into())],
+        "{}",
+        before.0
+    );
+    assert_eq!(before.1.as_array().unwrap().len(), 2, "{}", before.1);
+    server.stop();
+
+    std::fs::write(data.join("detect/state.json"), state).unwrap();
+    std::fs::write(data.join("decisions.json"), decisions).unwrap();
+    let server = start(&data, &rules);
+    settle(&server.url, &tokens.analyst);
+    let mut now = snapshot(&server.url, &tokens.analyst);
+    wait_until(10, || {
+        now = snapshot(&server.url, &tokens.analyst);
+        now == before
+    });
+    assert_eq!(
+        counts(&now.0),
+        counts(&before.0),
+        "alert ids, counts and status"
+    );
+    assert_eq!(now.0, before.0, "the alert book");
+    assert_eq!(now.1, before.1, "the active bans");
+    server.stop();
+}
