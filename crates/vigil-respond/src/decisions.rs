@@ -301,12 +301,11 @@ impl DecisionBook {
         self.index = index;
     }
 
-    /// Applies the decision events (`event.dataset=vigil.decision`) of the ledger from
-    /// `self.ledger_seq` on: a ban adds its decision, an unban ends it. Idempotent: a decision
+    /// Applies the decision events (`event.dataset=vigil.decision`) of the ledger (its durable
+    /// events, read by `reader`) from `self.ledger_seq` on: a ban adds its decision, an unban ends it. Idempotent: a decision
     /// the book holds is not added again, an ended one is not ended again. Other events are
     /// skipped (they cannot claim the dataset: input that does is quarantined at ingest).
-    pub fn replay(&mut self, ledger: &vigil_ledger::Ledger) -> Result<usize, String> {
-        let mut reader = ledger.reader().map_err(|e| e.to_string())?;
+    pub fn replay(&mut self, reader: &mut vigil_ledger::LedgerReader) -> Result<usize, String> {
         reader.refresh().map_err(|e| e.to_string())?;
         let end = reader.end_seq();
         let needle = b"vigil.decision";
@@ -600,7 +599,7 @@ impl DecisionService {
             DecisionBook::default()
         });
         book.next_id = book.next_id.max(1);
-        let applied = book.replay(&ledger)?;
+        let applied = book.replay(&mut ledger.reader().map_err(|e| e.to_string())?)?;
         if applied > 0 {
             tracing::info!("decisions: {applied} changes replayed from the ledger");
         }

@@ -250,10 +250,13 @@ fn load_state(path: &Path, book: &mut AlertBook) -> Result<(u64, u64), String> {
     Ok((saved.next_seq, saved.ledger_seq))
 }
 
-/// Replays the `vigil.alert` events of the ledger from `from` into `book`; returns the ledger's
-/// end.
-fn replay_alert_events(ledger: &Ledger, from: u64, book: &mut AlertBook) -> Result<u64, String> {
-    let mut reader = ledger.reader().map_err(|e| e.to_string())?;
+/// Replays the `vigil.alert` events of the ledger's durable events from `from` into `book`;
+/// returns the durable end.
+fn replay_alert_events(
+    reader: &mut LedgerReader,
+    from: u64,
+    book: &mut AlertBook,
+) -> Result<u64, String> {
     reader.refresh().map_err(|e| e.to_string())?;
     let end = reader.end_seq();
     let needle = b"vigil.alert";
@@ -287,8 +290,11 @@ pub struct Resume {
 /// of open alerts (counted in memory, not written one by one) are counted again from one past
 /// the earliest open alert's last event. With no alert in the ledger (or only query rules'),
 /// detection starts at the end, as on a first start.
-pub fn rebuild_from_ledger(ledger: &Ledger, book: &mut AlertBook) -> Result<Resume, String> {
-    let end = replay_alert_events(ledger, 0, book)?;
+pub fn rebuild_from_ledger(
+    reader: &mut LedgerReader,
+    book: &mut AlertBook,
+) -> Result<Resume, String> {
+    let end = replay_alert_events(reader, 0, book)?;
     // No alert counted an event of the ledger (none at all, or only query rules'): as on a
     // first start, detection begins at the end.
     let Some(counted) = book.counted_through() else {
@@ -320,11 +326,12 @@ impl DetectService {
             .map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
         let state_path = state_dir.join("state.json");
         let mut book = AlertBook::new(throttle_secs);
+        let mut reader = ledger.reader().map_err(|e| e.to_string())?;
         let (next_seq, recount_until) = match load_state(&state_path, &mut book) {
             Ok((next_seq, saved_at)) => {
                 // Alerts and triage written after the save (a kill -9 came before the next
                 // one): the ledger has them; the events they counted are only re-counted.
-                replay_alert_events(&ledger, saved_at, &mut book)?;
+                replay_alert_events(&mut reader, saved_at, &mut book)?;
                 let counted = book.counted_through().unwrap_or(0);
                 (next_seq, if counted > next_seq { counted } else { 0 })
             }
@@ -338,7 +345,7 @@ impl DetectService {
                     );
                 }
                 book = AlertBook::new(throttle_secs);
-                let resume = rebuild_from_ledger(&ledger, &mut book)?;
+                let resume = rebuild_from_ledger(&mut reader, &mut book)?;
                 if !book.is_empty() {
                     tracing::info!(
                         "detection: {} alerts rebuilt from the ledger; resuming at seq {} (re-counting until {})",
