@@ -609,7 +609,9 @@ impl DecisionService {
             path,
             responders,
             ledger,
-            unsaved: std::sync::Mutex::new((applied > 0, std::time::Instant::now())),
+            // Saved once soon in any case: the file then names the ledger's end, and the next
+            // start replays from there instead of from wherever the last save was.
+            unsaved: std::sync::Mutex::new((true, std::time::Instant::now())),
         })
     }
 
