@@ -21,6 +21,9 @@ use vigil_detect::{Evaluator, RuleSet};
 use vigil_event::{Event, Timestamp, Value};
 use vigil_ledger::{Ledger, LedgerReader};
 
+mod state;
+pub use state::{Resume, rebuild_from_ledger};
+
 /// A loaded rule set and what loading it said.
 pub struct LoadedRules {
     /// The compiled rules.
@@ -197,119 +200,6 @@ fn correlation_totals(evaluator: &Evaluator, set: &RuleSet) -> (u64, u64, u64) {
         })
 }
 
-/// What `state.json` holds.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SavedState {
-    next_seq: u64,
-    /// Each alert as its ledger event, in the canonical JSON form.
-    alerts: Vec<serde_json::Value>,
-    /// Each triaged alert's history (its events carry none).
-    #[serde(default)]
-    histories: std::collections::BTreeMap<u64, Vec<SavedTriage>>,
-    /// The ledger's end when it was saved: alert events from there on (written after the
-    /// save, before a `kill -9`) are replayed when it is loaded.
-    #[serde(default)]
-    ledger_seq: u64,
-}
-
-/// One triage change in `state.json`.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SavedTriage {
-    status: String,
-    by: String,
-    at: i64,
-    comment: String,
-}
-
-/// Reads the saved state into `book`; returns the next sequence number to evaluate and the
-/// ledger's end when it was saved.
-fn load_state(path: &Path, book: &mut AlertBook) -> Result<(u64, u64), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let saved: SavedState =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let events: Vec<Event> = saved
-        .alerts
-        .iter()
-        .filter_map(|j| Event::from_json_value(j.clone(), Timestamp::now()).ok())
-        .collect();
-    book.replay(&events);
-    for (id, history) in saved.histories {
-        let history = history
-            .into_iter()
-            .filter_map(|t| {
-                Some(Triage {
-                    status: vigil_detect::alert::Status::parse(&t.status)?,
-                    by: t.by,
-                    at: Timestamp::from_nanos(t.at),
-                    comment: t.comment,
-                })
-            })
-            .collect();
-        book.restore_history(id, history);
-    }
-    Ok((saved.next_seq, saved.ledger_seq))
-}
-
-/// Replays the `vigil.alert` events of the ledger's durable events from `from` into `book`;
-/// returns the durable end.
-fn replay_alert_events(
-    reader: &mut LedgerReader,
-    from: u64,
-    book: &mut AlertBook,
-) -> Result<u64, String> {
-    reader.refresh().map_err(|e| e.to_string())?;
-    let end = reader.end_seq();
-    let needle = b"vigil.alert";
-    reader
-        .for_each_raw(from.max(reader.first_seq())..end, |_, raw| {
-            if raw.windows(needle.len()).any(|w| w == needle)
-                && let Ok(event) = Event::from_canonical(raw)
-            {
-                book.replay(std::iter::once(&event));
-            }
-            Ok(())
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(end)
-}
-
-/// Where detection resumes when its state file is gone, rebuilt from the ledger (the alert
-/// events Vigil wrote there are the truth; `state.json` is a cache of them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resume {
-    /// The next sequence number to evaluate.
-    pub next_seq: u64,
-    /// Events below this were evaluated before: they only re-count throttled updates.
-    pub recount_until: u64,
-}
-
-/// Rebuilds the alert book from every `vigil.alert` event in the ledger and says where to
-/// resume. Every new alert is written in the batch that raised it, after the events that
-/// raised it, and carries the last event it counted: so one past the latest such event
-/// (`counted_through`) is where the evaluation stopped being known, and the throttled updates
-/// of open alerts (counted in memory, not written one by one) are counted again from one past
-/// the earliest open alert's last event. With no alert in the ledger (or only query rules'),
-/// detection starts at the end, as on a first start.
-pub fn rebuild_from_ledger(
-    reader: &mut LedgerReader,
-    book: &mut AlertBook,
-) -> Result<Resume, String> {
-    let end = replay_alert_events(reader, 0, book)?;
-    // No alert counted an event of the ledger (none at all, or only query rules'): as on a
-    // first start, detection begins at the end.
-    let Some(counted) = book.counted_through() else {
-        return Ok(Resume {
-            next_seq: end,
-            recount_until: 0,
-        });
-    };
-    let counted = counted.min(end);
-    Ok(Resume {
-        next_seq: book.recount_from().unwrap_or(counted).min(counted),
-        recount_until: counted,
-    })
-}
-
 impl DetectService {
     /// Loads the rules and the saved state, and starts following the ledger. Notifications go
     /// to `notify` (a full queue drops them, counted in its stats).
@@ -325,38 +215,11 @@ impl DetectService {
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
         let state_path = state_dir.join("state.json");
-        let mut book = AlertBook::new(throttle_secs);
-        let mut reader = ledger.reader().map_err(|e| e.to_string())?;
-        let (next_seq, recount_until) = match load_state(&state_path, &mut book) {
-            Ok((next_seq, saved_at)) => {
-                // Alerts and triage written after the save (a kill -9 came before the next
-                // one): the ledger has them; the events they counted are only re-counted.
-                replay_alert_events(&mut reader, saved_at, &mut book)?;
-                let counted = book.counted_through().unwrap_or(0);
-                (next_seq, if counted > next_seq { counted } else { 0 })
-            }
-            Err(e) => {
-                // No (usable) state: rebuilt from the ledger. On a first start the ledger holds
-                // no alert, and detection begins with the events that arrive from now on
-                // (history is for `vigil hunt`).
-                if state_path.exists() {
-                    tracing::warn!(
-                        "detection state not usable ({e}); rebuilding it from the ledger"
-                    );
-                }
-                book = AlertBook::new(throttle_secs);
-                let resume = rebuild_from_ledger(&mut reader, &mut book)?;
-                if !book.is_empty() {
-                    tracing::info!(
-                        "detection: {} alerts rebuilt from the ledger; resuming at seq {} (re-counting until {})",
-                        book.len(),
-                        resume.next_seq,
-                        resume.recount_until
-                    );
-                }
-                (resume.next_seq, resume.recount_until)
-            }
-        };
+        let (book, next_seq, recount_until) = state::restore(
+            &state_path,
+            &mut ledger.reader().map_err(|e| e.to_string())?,
+            throttle_secs,
+        )?;
         let rules = load_rules(&dirs);
         tracing::info!(
             "detection: {} rules loaded from {} ({} not supported)",
@@ -717,33 +580,13 @@ impl DetectService {
     fn save(&self) -> Result<(), String> {
         // Read before the book: an alert event written meanwhile is replayed at the next start.
         let ledger_seq = self.ledger.end_seq();
-        let (alerts, histories) = self.with_book(|book| {
-            let all = book.list(&Default::default());
-            let histories = all
-                .iter()
-                .filter(|a| !a.history.is_empty())
-                .map(|a| {
-                    let h = a.history.iter().map(|t| SavedTriage {
-                        status: t.status.as_str().to_owned(),
-                        by: t.by.clone(),
-                        at: t.at.as_nanos(),
-                        comment: t.comment.clone(),
-                    });
-                    (a.id, h.collect())
-                })
-                .collect();
-            let alerts = all
-                .into_iter()
-                .map(|a| a.to_event("saved", Timestamp::now()).to_json())
-                .collect::<Vec<_>>();
-            (alerts, histories)
+        let state = self.with_book(|book| {
+            state::snapshot(
+                book,
+                self.progress.next_seq.load(Ordering::Relaxed),
+                ledger_seq,
+            )
         });
-        let state = SavedState {
-            next_seq: self.progress.next_seq.load(Ordering::Relaxed),
-            alerts,
-            histories,
-            ledger_seq,
-        };
         let bytes = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
         let tmp = self.state_path.with_extension("json.tmp");
         std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
