@@ -158,6 +158,28 @@ impl NotifyStats {
     pub fn dropped(&self, kind: TargetKind, reason: DropReason) -> u64 {
         self.dropped[kind as usize][reason as usize].load(Ordering::Relaxed)
     }
+
+    /// Writes `vigil_notifications_dropped_total{target, reason}` in the Prometheus text
+    /// format, every series (zeros too).
+    pub fn write_dropped(&self, out: &mut String) {
+        use std::fmt::Write;
+        let name = "vigil_notifications_dropped_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Notifications not delivered, per notifier target kind: the queue was full, or every retry failed.\n# TYPE {name} counter"
+        );
+        for kind in TargetKind::ALL {
+            for reason in DropReason::ALL {
+                let _ = writeln!(
+                    out,
+                    "{name}{{target=\"{}\",reason=\"{}\"}} {}",
+                    kind.as_str(),
+                    reason.as_str(),
+                    self.dropped(kind, reason)
+                );
+            }
+        }
+    }
 }
 
 /// The detector's end of the notifiers' queue: a notification that does not fit (the

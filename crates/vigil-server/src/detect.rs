@@ -160,6 +160,33 @@ pub struct DetectProgress {
     pub correlation_groups: AtomicU64,
 }
 
+impl DetectProgress {
+    /// The correlation engine's samples for `/metrics`: `(name, type, help, value)`.
+    pub fn correlation_samples(&self) -> [(&'static str, &'static str, &'static str, u64); 3] {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            (
+                "vigil_correlation_groups",
+                "gauge",
+                "Correlation groups held now.",
+                load(&self.correlation_groups),
+            ),
+            (
+                "vigil_correlation_groups_evicted_total",
+                "counter",
+                "Correlation groups evicted to stay within the per-rule group limit.",
+                load(&self.evicted_groups),
+            ),
+            (
+                "vigil_correlation_entries_dropped_total",
+                "counter",
+                "Correlation window entries dropped to stay within the per-group limit.",
+                load(&self.dropped_entries),
+            ),
+        ]
+    }
+}
+
 /// How long a stopping detector keeps evaluating the events it has not reached before it saves
 /// its cursor and stops anyway: a stop must not wait for a backlog.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);

@@ -344,42 +344,10 @@ impl Metrics {
                     "Notifications given up after every retry (also written to the ledger).",
                     load(&n.failed),
                 ),
-                (
-                    "vigil_correlation_groups",
-                    "gauge",
-                    "Correlation groups held now.",
-                    load(&d.correlation_groups),
-                ),
-                (
-                    "vigil_correlation_groups_evicted_total",
-                    "counter",
-                    "Correlation groups evicted to stay within the per-rule group limit.",
-                    load(&d.evicted_groups),
-                ),
-                (
-                    "vigil_correlation_entries_dropped_total",
-                    "counter",
-                    "Correlation window entries dropped to stay within the per-group limit.",
-                    load(&d.dropped_entries),
-                ),
             ];
             write_samples(&mut out, &lines);
-            let name = "vigil_notifications_dropped_total";
-            let _ = writeln!(
-                out,
-                "# HELP {name} Notifications not delivered, per notifier target kind: the queue was full, or every retry failed.\n# TYPE {name} counter"
-            );
-            for kind in crate::notify::TargetKind::ALL {
-                for reason in crate::notify::DropReason::ALL {
-                    let _ = writeln!(
-                        out,
-                        "{name}{{target=\"{}\",reason=\"{}\"}} {}",
-                        kind.as_str(),
-                        reason.as_str(),
-                        n.dropped(kind, reason)
-                    );
-                }
-            }
+            write_samples(&mut out, &d.correlation_samples());
+            n.write_dropped(&mut out);
         }
         if let Some(index) = index {
             let indexed = index.indexed_end.load(Ordering::Relaxed);

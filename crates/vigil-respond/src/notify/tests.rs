@@ -68,6 +68,11 @@ fn a_full_queue_counts_the_drop_for_each_routed_target_kind() {
         stats.dropped(TargetKind::Webhook, DropReason::RetriesExhausted),
         0
     );
+    let mut text = String::new();
+    stats.write_dropped(&mut text);
+    let line = "vigil_notifications_dropped_total{target=\"webhook\",reason=\"queue_full\"} 4";
+    assert!(text.lines().any(|l| l == line), "{text}");
+    assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 6);
 }
 
 /// A webhook that refuses every attempt: after the retries the notification is counted as
