@@ -145,6 +145,10 @@ pub struct Alert {
     pub history: Vec<Triage>,
     /// When the alert was raised (wall clock).
     pub created: Timestamp,
+    /// Sequence number of the last ledger event counted in it (none for query rules). Written
+    /// with every alert event, so a book rebuilt from the ledger knows which later matches it
+    /// has not counted yet ([`AlertBook::observe_uncounted`]).
+    pub last_seq: Option<u64>,
 }
 
 impl Alert {
@@ -171,6 +175,9 @@ impl Alert {
         e.insert("vigil.alert.first_seen", self.first_seen.as_nanos());
         e.insert("vigil.alert.last_seen", self.last_seen.as_nanos());
         e.insert("vigil.alert.created", self.created.as_nanos());
+        if let Some(seq) = self.last_seq {
+            e.insert("vigil.alert.last_seq", seq as i64);
+        }
         e.insert(
             "vigil.alert.samples",
             Value::List(self.samples.iter().map(|&s| Value::Int(s as i64)).collect()),
@@ -196,6 +203,7 @@ impl Alert {
         {
             e.insert("user.name", t.by.as_str());
             e.insert("vigil.alert.comment", t.comment.as_str());
+            e.insert("vigil.alert.triaged_at", t.at.as_nanos());
         }
         e.insert(
             "message",
@@ -297,6 +305,42 @@ impl Alert {
     }
 }
 
+/// Why a notification is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotifyReason {
+    /// A new alert.
+    New,
+    /// An open alert is still matching (at most once per throttle period).
+    Update,
+}
+
+impl NotifyReason {
+    /// `new` or `update` (the webhook body's `reason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyReason::New => "new",
+            NotifyReason::Update => "update",
+        }
+    }
+
+    /// The alert event's action for it: `created` or `updated` ([`Alert::to_event`]).
+    pub fn action(self) -> &'static str {
+        match self {
+            NotifyReason::New => "created",
+            NotifyReason::Update => "updated",
+        }
+    }
+}
+
+/// A notification for the notifiers: the alert as it is now, and why it is sent.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// Why.
+    pub reason: NotifyReason,
+    /// The alert.
+    pub alert: Alert,
+}
+
 fn group_text(group: &[(String, String)]) -> String {
     group
         .iter()
@@ -369,6 +413,8 @@ pub struct AlertBook {
     next_id: u64,
     /// Minimum time between two notifications of one alert's updates.
     pub throttle_nanos: i64,
+    /// The latest event counted by a replayed `alert-created`/`alert-updated` event.
+    written_through: Option<u64>,
 }
 
 impl AlertBook {
@@ -406,6 +452,9 @@ impl AlertBook {
             {
                 alert.samples.push(s);
             }
+            if seq.is_some() {
+                alert.last_seq = alert.last_seq.max(seq);
+            }
             let last = self.notified.get(&id).copied().unwrap_or(i64::MIN);
             let notify = now.as_nanos().saturating_sub(last) >= self.throttle_nanos;
             if notify {
@@ -428,6 +477,7 @@ impl AlertBook {
                 status: Status::Open,
                 history: Vec::new(),
                 created: now,
+                last_seq: seq,
             },
         );
         self.open.insert(key, id);
@@ -490,12 +540,19 @@ impl AlertBook {
     }
 
     /// Rebuilds the book from `vigil.alert` ledger events (in ledger order): each carries the
-    /// alert's whole state after the change, so the last event of an alert wins.
+    /// alert's whole state after the change, so the last event of an alert wins; each
+    /// `alert-triaged` event adds its change to the alert's history.
     pub fn replay<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) {
         for e in events {
-            let Some(alert) = alert_from_event(e) else {
+            let Some((mut alert, triage)) = alert_from_event(e) else {
                 continue;
             };
+            if matches!(
+                e.get_str("event.action"),
+                Some("alert-created" | "alert-updated")
+            ) {
+                self.written_through = self.written_through.max(alert.last_seq);
+            }
             self.next_id = self.next_id.max(alert.id + 1);
             let key = (alert.rule.id.clone(), alert.group_key());
             if alert.status == Status::Closed {
@@ -505,18 +562,69 @@ impl AlertBook {
             } else {
                 self.open.insert(key, alert.id);
             }
-            let history = self
+            alert.history = self
                 .alerts
                 .get(&alert.id)
                 .map(|a| a.history.clone())
                 .unwrap_or_default();
-            let mut alert = alert;
-            if alert.history.is_empty() {
-                alert.history = history;
+            // A change already in the history (a saved book replayed with the ledger events
+            // written while it was saved) is not added twice.
+            if let Some(t) = triage
+                && alert.history.last() != Some(&t)
+            {
+                alert.history.push(t);
             }
             self.alerts.insert(alert.id, alert);
         }
         self.forget_old();
+    }
+
+    /// Sets an alert's triage history (restoring a saved book, whose events carry none).
+    pub fn restore_history(&mut self, id: u64, history: Vec<Triage>) {
+        if let Some(a) = self.alerts.get_mut(&id) {
+            a.history = history;
+        }
+    }
+
+    /// Counts a match into the open alert of its rule and group only if that alert has not
+    /// counted the event `seq` yet (its [`Alert::last_seq`] is before it); never opens an
+    /// alert. A book rebuilt from the ledger re-evaluates the events the detector had evaluated
+    /// before it stopped this way: matches of those events that opened alerts are in the ledger
+    /// already, and the throttled updates (not written one by one) are counted again.
+    pub fn observe_uncounted(
+        &mut self,
+        rule: &RuleInfo,
+        group: Vec<(String, String)>,
+        time: Timestamp,
+        seq: u64,
+        now: Timestamp,
+    ) -> Option<u64> {
+        let key = (rule.id.clone(), group_text(&group));
+        let id = *self.open.get(&key)?;
+        if self.alerts.get(&id)?.last_seq.is_some_and(|s| s >= seq) {
+            return None;
+        }
+        self.observe(rule, group, time, Some(seq), now);
+        Some(id)
+    }
+
+    /// The first sequence number a rebuilt book must re-evaluate: one past the earliest
+    /// [`Alert::last_seq`] of an alert still open (none: nothing to re-count).
+    pub fn recount_from(&self) -> Option<u64> {
+        self.open
+            .values()
+            .filter_map(|id| self.alerts.get(id)?.last_seq)
+            .min()
+            .map(|s| s + 1)
+    }
+
+    /// One past the latest event counted by an `alert-created` or `alert-updated` event
+    /// replayed into the book (none when there was none: an empty ledger, or alerts of query
+    /// rules only). The detector writes those in one append per batch of events, after the
+    /// events: every alert opened by an event before this point is in the ledger. (A triage
+    /// event does not count: it may snapshot an alert in the middle of a batch not written yet.)
+    pub fn counted_through(&self) -> Option<u64> {
+        self.written_through.map(|s| s + 1)
     }
 
     fn forget_old(&mut self) {
@@ -540,8 +648,8 @@ impl AlertBook {
     }
 }
 
-/// Reads an alert back from its ledger event.
-fn alert_from_event(e: &Event) -> Option<Alert> {
+/// Reads an alert back from its ledger event, with the triage change it records, if any.
+fn alert_from_event(e: &Event) -> Option<(Alert, Option<Triage>)> {
     if !e.is_dataset(dataset::VIGIL_ALERT) {
         return None;
     }
@@ -559,16 +667,21 @@ fn alert_from_event(e: &Event) -> Option<Alert> {
         _ => Vec::new(),
     };
     let status = Status::parse(e.get_str("vigil.alert.status")?)?;
-    let mut history = Vec::new();
-    if e.get_str("event.action") == Some("alert-triaged") {
-        history.push(Triage {
-            status,
-            by: text("user.name"),
-            at: e.timestamp(),
-            comment: text("vigil.alert.comment"),
-        });
-    }
-    Some(Alert {
+    let triage = (e.get_str("event.action") == Some("alert-triaged")).then(|| Triage {
+        status,
+        by: text("user.name"),
+        at: int("vigil.alert.triaged_at").map_or(e.timestamp(), Timestamp::from_nanos),
+        comment: text("vigil.alert.comment"),
+    });
+    let samples: Vec<u64> = list("vigil.alert.samples")
+        .iter()
+        .filter_map(Value::as_i64)
+        .map(|s| s as u64)
+        .collect();
+    let last_seq = int("vigil.alert.last_seq")
+        .map(|s| s as u64)
+        .or_else(|| samples.iter().max().copied());
+    let alert = Alert {
         id: u64::try_from(int("vigil.alert.id")?).ok()?,
         rule: RuleInfo {
             id: text("rule.id"),
@@ -580,15 +693,13 @@ fn alert_from_event(e: &Event) -> Option<Alert> {
         count: int("vigil.alert.count").unwrap_or(1).max(1) as u64,
         first_seen: Timestamp::from_nanos(int("vigil.alert.first_seen").unwrap_or(0)),
         last_seen: Timestamp::from_nanos(int("vigil.alert.last_seen").unwrap_or(0)),
-        samples: list("vigil.alert.samples")
-            .iter()
-            .filter_map(Value::as_i64)
-            .map(|s| s as u64)
-            .collect(),
+        samples,
         status,
-        history,
+        history: Vec::new(),
         created: Timestamp::from_nanos(int("vigil.alert.created").unwrap_or(0)),
-    })
+        last_seq,
+    };
+    Some((alert, triage))
 }
 
 #[cfg(test)]
@@ -724,6 +835,69 @@ mod tests {
             rebuilt.observe(&rule(), group("10.0.0.1"), t(14), None, t(104)),
             Observed::New(3)
         );
+    }
+
+    /// What a detector that lost its state file does: replay the alert events, then evaluate
+    /// again the events it had evaluated. Throttled updates (never written) are counted again,
+    /// matches already in an alert event are not, and no alert is opened twice; the triage
+    /// history keeps every change with its time.
+    #[test]
+    fn a_rebuilt_book_recounts_only_what_its_events_did_not_count() {
+        let t = |s| Timestamp::from_secs(s);
+        let mut live = AlertBook::new(3600);
+        let mut written = Vec::new();
+        // seq 10 opens alert 1 (written), 11 and 12 are throttled updates (not written).
+        live.observe(&rule(), group("203.0.113.5"), t(10), Some(10), t(100));
+        written.push(live.get(1).unwrap().to_event("created", t(100)));
+        live.observe(&rule(), group("203.0.113.5"), t(11), Some(11), t(101));
+        live.observe(&rule(), group("198.51.100.7"), t(12), Some(12), t(101));
+        written.push(live.get(2).unwrap().to_event("created", t(101)));
+        live.observe(&rule(), group("203.0.113.5"), t(13), Some(13), t(102));
+        for (status, comment) in [(Status::Acknowledged, "mine"), (Status::Closed, "fp")] {
+            let change = Triage {
+                status,
+                by: "ana".into(),
+                at: t(103),
+                comment: comment.into(),
+            };
+            written.push(live.triage(2, change).unwrap().to_event("triaged", t(104)));
+        }
+        let stored: Vec<Event> = written
+            .iter()
+            .map(|e| Event::from_canonical(&e.to_canonical()).unwrap())
+            .collect();
+
+        let mut rebuilt = AlertBook::new(3600);
+        rebuilt.replay(&stored);
+        assert_eq!(
+            rebuilt.get(1).unwrap().count,
+            1,
+            "the updates were not written"
+        );
+        assert_eq!(rebuilt.recount_from(), Some(11));
+        assert_eq!(rebuilt.counted_through(), Some(13));
+        let again = [
+            ("203.0.113.5", 10),
+            ("203.0.113.5", 11),
+            ("198.51.100.7", 12),
+            ("203.0.113.5", 13),
+        ];
+        for (ip, seq) in again {
+            rebuilt.observe_uncounted(&rule(), group(ip), t(seq as i64), seq, t(200));
+        }
+        assert_eq!(live.get(1).unwrap().count, 3);
+        assert_eq!(
+            rebuilt.get(1),
+            live.get(1),
+            "count, samples and last seen recounted"
+        );
+        assert_eq!(
+            rebuilt.get(2),
+            live.get(2),
+            "closed: history of both changes"
+        );
+        assert_eq!(rebuilt.get(2).unwrap().history.len(), 2);
+        assert_eq!(rebuilt.len(), 2, "no alert opened twice");
     }
 
     #[test]

@@ -321,6 +321,11 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// The root hash in lower-case hex (as the API and `vigil checkpoint` print it).
+    pub fn root_hex(&self) -> String {
+        self.root.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The note text.
     pub fn to_text(&self) -> String {
         let mut s = format!(

@@ -5,7 +5,9 @@
 //!
 //! State survives restarts in `DATA_DIR/detect/state.json` (the next sequence number to
 //! evaluate and the alert book), written atomically each second it changed; events that arrive
-//! while the server is down are evaluated when it comes back.
+//! while the server is down are evaluated when it comes back. The file is a cache (DESIGN
+//! invariant 3): without it, the book is rebuilt from the alert events in the ledger and the
+//! events after them are evaluated again ([`rebuild_from_ledger`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,11 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use vigil_detect::Evaluator;
 use vigil_detect::alert::{AlertBook, Level, Observed, RuleInfo as AlertRule, Triage};
 use vigil_detect::compile::IssueKind;
+use vigil_detect::{Evaluator, RuleSet};
 use vigil_event::{Event, Timestamp, Value};
 use vigil_ledger::{Ledger, LedgerReader};
+
+mod state;
+pub use state::{Resume, rebuild_from_ledger};
 
 pub use vigil_detect::load::LoadedRules;
 use vigil_detect::load::fingerprint;
@@ -79,14 +84,7 @@ pub fn query_rule_groups(result: &vigil_query::QueryResult) -> Vec<Vec<(String, 
         .collect()
 }
 
-/// A notification for the notifiers: the alert as it is now, and why it is sent.
-#[derive(Debug, Clone)]
-pub struct Notification {
-    /// `new` or `update`.
-    pub reason: &'static str,
-    /// The alert.
-    pub alert: vigil_detect::alert::Alert,
-}
+pub use vigil_detect::alert::{Notification, NotifyReason};
 
 /// Counters for `/metrics`.
 #[derive(Default)]
@@ -101,12 +99,39 @@ pub struct DetectProgress {
     pub next_seq: AtomicU64,
     /// Failures (ledger reads, writes).
     pub errors: AtomicU64,
-    /// Correlation groups evicted to stay within the per-rule cap (the current rule set's).
+    /// Correlation groups evicted to stay within the per-rule cap.
     pub evicted_groups: AtomicU64,
     /// Correlation window entries dropped to stay within the per-group cap.
     pub dropped_entries: AtomicU64,
     /// Correlation groups held now.
     pub correlation_groups: AtomicU64,
+}
+
+impl DetectProgress {
+    /// The correlation engine's samples for `/metrics`: `(name, type, help, value)`.
+    pub fn correlation_samples(&self) -> [(&'static str, &'static str, &'static str, u64); 3] {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            (
+                "vigil_correlation_groups",
+                "gauge",
+                "Correlation groups held now.",
+                load(&self.correlation_groups),
+            ),
+            (
+                "vigil_correlation_groups_evicted_total",
+                "counter",
+                "Correlation groups evicted to stay within the per-rule group limit.",
+                load(&self.evicted_groups),
+            ),
+            (
+                "vigil_correlation_entries_dropped_total",
+                "counter",
+                "Correlation window entries dropped to stay within the per-group limit.",
+                load(&self.dropped_entries),
+            ),
+        ]
+    }
 }
 
 /// How long a stopping detector keeps evaluating the events it has not reached before it saves
@@ -123,55 +148,52 @@ pub struct DetectService {
     ledger: Ledger,
     dirs: Vec<PathBuf>,
     state_path: PathBuf,
-    notify: tokio::sync::mpsc::Sender<Notification>,
+    notify: crate::notify::NotifyQueue,
     stop: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     dirty: AtomicBool,
     decisions: Option<Arc<crate::decisions::DecisionService>>,
     /// Alerts waiting for the responders (filled under the book's lock, drained after it).
     respond: Mutex<Vec<vigil_detect::alert::Alert>>,
+    /// Events below this were evaluated before the book was rebuilt from the ledger: their
+    /// matches only count into open alerts that have not counted them (0: none).
+    recount_until: u64,
 }
 
-/// What `state.json` holds.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SavedState {
-    next_seq: u64,
-    /// Each alert as its ledger event, in the canonical JSON form.
-    alerts: Vec<serde_json::Value>,
+/// Correlation groups held, groups evicted and window entries dropped by `evaluator`, over
+/// every correlation of `set`.
+fn correlation_totals(evaluator: &Evaluator, set: &RuleSet) -> (u64, u64, u64) {
+    (0..set.correlations().len())
+        .map(|c| evaluator.correlations().stats(c))
+        .fold((0, 0, 0), |(g, e, d), st| {
+            (
+                g + st.groups as u64,
+                e + st.evicted_groups,
+                d + st.dropped_entries,
+            )
+        })
 }
 
 impl DetectService {
     /// Loads the rules and the saved state, and starts following the ledger. Notifications go
-    /// to `notify` (a full queue drops them, counted by the notifier side).
+    /// to `notify` (a full queue drops them, counted in its stats).
     pub fn start(
         data_dir: &Path,
         dirs: Vec<PathBuf>,
         throttle_secs: i64,
         ledger: Ledger,
-        notify: tokio::sync::mpsc::Sender<Notification>,
+        notify: crate::notify::NotifyQueue,
         decisions: Option<Arc<crate::decisions::DecisionService>>,
     ) -> Result<Arc<DetectService>, String> {
         let state_dir = data_dir.join("detect");
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
         let state_path = state_dir.join("state.json");
-        let mut book = AlertBook::new(throttle_secs);
-        let next_seq = match std::fs::read(&state_path) {
-            Ok(bytes) => {
-                let saved: SavedState = serde_json::from_slice(&bytes)
-                    .map_err(|e| format!("{}: {e}", state_path.display()))?;
-                let events: Vec<Event> = saved
-                    .alerts
-                    .iter()
-                    .filter_map(|j| Event::from_json_value(j.clone(), Timestamp::now()).ok())
-                    .collect();
-                book.replay(&events);
-                saved.next_seq
-            }
-            // First start: detection begins with the events that arrive from now on; history
-            // is for `vigil hunt`.
-            Err(_) => ledger.end_seq(),
-        };
+        let (book, next_seq, recount_until) = state::restore(
+            &state_path,
+            &mut ledger.reader().map_err(|e| e.to_string())?,
+            throttle_secs,
+        )?;
         let rules = load_rules(&dirs);
         tracing::info!(
             "detection: {} rules loaded from {} ({} not supported)",
@@ -200,6 +222,7 @@ impl DetectService {
             dirty: AtomicBool::new(true),
             decisions,
             respond: Mutex::new(Vec::new()),
+            recount_until,
         });
         service.progress.next_seq.store(next_seq, Ordering::Relaxed);
         let me = Arc::clone(&service);
@@ -250,7 +273,7 @@ impl DetectService {
             tracing::error!("query rule {}: writing alerts: {e}", rule.name);
         }
         for note in notes {
-            let _ = self.notify.try_send(note);
+            self.notify.send(note);
         }
         self.run_responders();
         self.dirty.store(true, Ordering::Relaxed);
@@ -420,6 +443,7 @@ impl DetectService {
         }
         let (_, evaluator) = scratch.as_mut().expect("set above");
         let matches_before = evaluator.matches;
+        let (_, evicted_before, dropped_before) = correlation_totals(evaluator, &rules.set);
         let mut out = Vec::new();
         let mut notes = Vec::new();
         let mut n = 0;
@@ -430,6 +454,20 @@ impl DetectService {
                     return Ok(());
                 };
                 for raised in evaluator.evaluate(&rules.set, &event) {
+                    if seq < self.recount_until {
+                        // Evaluated before the book was rebuilt: notified and responded to then.
+                        self.book
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .observe_uncounted(
+                                &raised.rule,
+                                raised.group,
+                                raised.time,
+                                seq,
+                                Timestamp::now(),
+                            );
+                        continue;
+                    }
                     self.raise(
                         &raised.rule,
                         raised.group,
@@ -447,23 +485,20 @@ impl DetectService {
         }
         for note in notes {
             // A full queue means notifiers are far behind; the alert itself is in the ledger.
-            let _ = self.notify.try_send(note);
+            self.notify.send(note);
         }
         self.run_responders();
         self.progress
             .matches
             .fetch_add(evaluator.matches - matches_before, Ordering::Relaxed);
-        let (mut groups, mut evicted, mut dropped) = (0u64, 0u64, 0u64);
-        for c in 0..rules.set.correlations().len() {
-            let st = evaluator.correlations().stats(c);
-            groups += st.groups as u64;
-            evicted += st.evicted_groups;
-            dropped += st.dropped_entries;
-        }
+        let (groups, evicted, dropped) = correlation_totals(evaluator, &rules.set);
         let p = &self.progress;
         p.correlation_groups.store(groups, Ordering::Relaxed);
-        p.evicted_groups.store(evicted, Ordering::Relaxed);
-        p.dropped_entries.store(dropped, Ordering::Relaxed);
+        // Counters across rule reloads (a reload starts a new evaluator from zero).
+        p.evicted_groups
+            .fetch_add(evicted - evicted_before, Ordering::Relaxed);
+        p.dropped_entries
+            .fetch_add(dropped - dropped_before, Ordering::Relaxed);
         self.progress.events.fetch_add(n, Ordering::Relaxed);
         self.progress.next_seq.store(start + n, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Relaxed);
@@ -498,20 +533,13 @@ impl DetectService {
         let (id, reason) = match observed {
             Observed::New(id) => {
                 self.progress.alerts.fetch_add(1, Ordering::Relaxed);
-                (id, "new")
+                (id, NotifyReason::New)
             }
-            Observed::Updated { id, notify: true } => (id, "update"),
+            Observed::Updated { id, notify: true } => (id, NotifyReason::Update),
             Observed::Updated { .. } => return,
         };
         if let Some(alert) = book.get(id) {
-            out.push(alert.to_event(
-                if reason == "new" {
-                    "created"
-                } else {
-                    "updated"
-                },
-                now,
-            ));
+            out.push(alert.to_event(reason.action(), now));
             notes.push(Notification {
                 reason,
                 alert: alert.clone(),
@@ -524,16 +552,15 @@ impl DetectService {
     }
 
     fn save(&self) -> Result<(), String> {
-        let alerts = self.with_book(|book| {
-            book.list(&Default::default())
-                .into_iter()
-                .map(|a| a.to_event("saved", Timestamp::now()).to_json())
-                .collect::<Vec<_>>()
+        // Read before the book: an alert event written meanwhile is replayed at the next start.
+        let ledger_seq = self.ledger.end_seq();
+        let state = self.with_book(|book| {
+            state::snapshot(
+                book,
+                self.progress.next_seq.load(Ordering::Relaxed),
+                ledger_seq,
+            )
         });
-        let state = SavedState {
-            next_seq: self.progress.next_seq.load(Ordering::Relaxed),
-            alerts,
-        };
         let bytes = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
         let tmp = self.state_path.with_extension("json.tmp");
         std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;

@@ -16,8 +16,6 @@
 
 pub mod admin;
 pub mod audit;
-pub mod checkpoint_sink;
-pub mod decisions;
 pub mod demo;
 pub mod detect;
 pub mod http;
@@ -25,7 +23,6 @@ pub mod idempotency;
 pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
-pub mod notify;
 pub mod pipeline;
 pub mod search;
 pub mod syslog;
@@ -35,6 +32,7 @@ pub mod web;
 // Authentication lives in `vigil-auth`; these keep the server's old paths working.
 pub use vigil_auth::token as auth;
 pub use vigil_auth::{access, session, users};
+pub use vigil_respond::{checkpoint_sink, decisions, notify};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -317,6 +315,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         None
     } else {
         let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+        let tx = notify::NotifyQueue::new(tx, config.notifiers.clone(), Arc::clone(&notify_stats));
         tasks.spawn(notify::run(
             rx,
             config.notifiers.clone(),
@@ -469,7 +468,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             detect: detect.clone(),
             notify_stats: Arc::clone(&notify_stats),
             decisions: Arc::clone(&decisions),
-            bouncer_polls: std::sync::Mutex::new(std::collections::HashMap::new()),
+            bouncer_polls: Default::default(),
             idempotency,
             sessions: Arc::new(session::SessionStore::new(
                 &config.data_dir,

@@ -346,6 +346,8 @@ impl Metrics {
                 ),
             ];
             write_samples(&mut out, &lines);
+            write_samples(&mut out, &d.correlation_samples());
+            n.write_dropped(&mut out);
         }
         if let Some(index) = index {
             let indexed = index.indexed_end.load(Ordering::Relaxed);

@@ -13,10 +13,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use vigil_detect::alert::Level;
 use vigil_ledger::parse_duration;
-use vigil_server::checkpoint_sink::CheckpointSink;
-use vigil_server::decisions::{Net, Responder};
+use vigil_respond::checkpoint_sink::CheckpointSink;
+use vigil_respond::decisions::{Net, Responder};
+use vigil_respond::notify::{Notifier, Target};
 use vigil_server::detect::QueryRule;
-use vigil_server::notify::{Notifier, Target};
 use vigil_server::{ServerConfig, tls::CertSource};
 
 use crate::DataDir;

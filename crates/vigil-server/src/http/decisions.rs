@@ -2,24 +2,13 @@
 
 #[allow(unused_imports)]
 use super::*;
+use vigil_respond::lapi;
 
 // ---- ban decisions -----------------------------------------------------------------------------
 
 pub(super) async fn list_decisions(State(state): State<Shared>) -> Response {
     let now = Timestamp::now();
-    let list: Vec<JsonValue> = state
-        .decisions
-        .read(|b| b.active(now).into_iter().map(|d| d.to_json()).collect());
-    Json(json!({ "decisions": list })).into_response()
-}
-
-#[derive(Deserialize)]
-pub(super) struct BanRequest {
-    value: String,
-    #[serde(default)]
-    duration: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
+    Json(state.decisions.read(|b| lapi::active(b, now))).into_response()
 }
 
 pub(super) async fn add_decision(
@@ -27,34 +16,22 @@ pub(super) async fn add_decision(
     Caller { principal, .. }: Caller,
     body: Bytes,
 ) -> Response {
-    let request: BanRequest = match serde_json::from_slice(&body) {
+    let request = match lapi::parse_ban_request(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "expected {{\"value\": \"203.0.113.5\", \"duration\": \"4h\", \"reason\": …}}: {e}"
-                ),
-            );
-        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let duration = match vigil_ledger::retention::parse_duration(
-        request.duration.as_deref().unwrap_or("4h"),
-    ) {
-        Ok(d) if !d.is_zero() => d,
-        Ok(_) => return error(StatusCode::BAD_REQUEST, "duration must be more than zero"),
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    let reason = request.reason.unwrap_or_else(|| "manual".into());
     let decisions = Arc::clone(&state.decisions);
     let by = principal.name.clone();
     match tokio::task::spawn_blocking(move || {
-        decisions.ban_by_hand(&request.value, duration, &reason, &by)
+        decisions.ban_by_hand(&request.value, request.duration, &request.reason, &by)
     })
     .await
     {
         Ok(Ok(d)) => (StatusCode::CREATED, Json(d.to_json())).into_response(),
-        Ok(Err(e)) => error(StatusCode::CONFLICT, e),
+        Ok(Err(e @ vigil_respond::decisions::DecisionError::NotANetwork { .. })) => {
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Ok(Err(e)) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -67,7 +44,7 @@ pub(super) async fn delete_decision(
     let decisions = Arc::clone(&state.decisions);
     match tokio::task::spawn_blocking(move || decisions.unban(id, &principal.name)).await {
         Ok(Ok(d)) => Json(d.to_json()).into_response(),
-        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e),
+        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -87,22 +64,8 @@ pub(super) async fn bouncer_stream(
 ) -> Response {
     let now = Timestamp::now();
     let startup = q.startup.as_deref() == Some("true");
-    let since = {
-        let mut polls = state
-            .bouncer_polls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let last = polls.insert(bouncer.id.clone(), now);
-        if startup { None } else { last }
-    };
-    let (new, deleted): (Vec<JsonValue>, Vec<JsonValue>) = state.decisions.read(|b| {
-        let (new, deleted) = b.stream(since, now);
-        (
-            new.into_iter().map(|d| d.to_lapi(now)).collect(),
-            deleted.into_iter().map(|d| d.to_lapi(now)).collect(),
-        )
-    });
-    Json(json!({ "new": new, "deleted": deleted })).into_response()
+    let since = state.bouncer_polls.poll(&bouncer.id, startup, now);
+    Json(state.decisions.read(|b| lapi::stream(b, since, now))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -115,27 +78,11 @@ pub(super) async fn bouncer_decisions(
     Query(q): Query<DecisionsQuery>,
 ) -> Response {
     let now = Timestamp::now();
-    let Some(ip) = q.ip.as_deref() else {
-        let all: Vec<JsonValue> = state
-            .decisions
-            .read(|b| b.active(now).into_iter().map(|d| d.to_lapi(now)).collect());
-        return Json(all).into_response();
-    };
-    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("ip {ip:?}: not an address"),
-        );
-    };
-    let found: Vec<JsonValue> = state.decisions.read(|b| {
-        b.covering(ip, now)
-            .into_iter()
-            .map(|d| d.to_lapi(now))
-            .collect()
-    });
-    if found.is_empty() {
-        // The LAPI answers `null` when nothing matches.
-        return Json(JsonValue::Null).into_response();
+    match state
+        .decisions
+        .read(|b| lapi::decisions(b, q.ip.as_deref(), now))
+    {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
-    Json(found).into_response()
 }

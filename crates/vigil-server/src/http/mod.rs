@@ -56,7 +56,7 @@ pub struct AppState {
     /// Ban decisions.
     pub decisions: Arc<crate::decisions::DecisionService>,
     /// When each bouncer (token id) last polled the decision stream.
-    pub bouncer_polls: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
+    pub bouncer_polls: vigil_respond::lapi::BouncerPolls,
     /// `Idempotency-Key`s of recent ingest batches.
     pub idempotency: crate::idempotency::Idempotency,
     /// Web UI sessions and the accounts behind them.

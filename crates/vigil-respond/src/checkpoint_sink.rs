@@ -18,7 +18,7 @@ use vigil_event::{Event, Timestamp};
 use vigil_ledger::Ledger;
 use vigil_ledger::note::{Checkpoint, parse_note};
 
-use crate::notify::{Target, backoff, send_email_text, send_syslog};
+use crate::notify::{DeliveryError, Target, backoff, post_webhook, send_email_text, send_syslog};
 
 /// One place every signed checkpoint is sent to.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +36,7 @@ pub fn webhook_body(checkpoint: &Checkpoint, note: &str) -> serde_json::Value {
         "type": "vigil.checkpoint",
         "origin": checkpoint.origin,
         "size": checkpoint.size,
-        "root": crate::http::hex(&checkpoint.root),
+        "root": checkpoint.root_hex(),
         "time": checkpoint.time(),
         "checkpoint": note,
     })
@@ -49,7 +49,7 @@ pub fn syslog_line(checkpoint: &Checkpoint, note: &str) -> String {
         Timestamp::now().to_rfc3339(),
         checkpoint.origin,
         checkpoint.size,
-        crate::http::hex(&checkpoint.root),
+        checkpoint.root_hex(),
         base64::engine::general_purpose::STANDARD.encode(note)
     )
 }
@@ -59,21 +59,10 @@ async fn deliver(
     target: &Target,
     checkpoint: &Checkpoint,
     note: &str,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     match target {
         Target::Webhook { url, .. } => {
-            let resp = client
-                .post(url)
-                .json(&webhook_body(checkpoint, note))
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(format!("{url} answered {}", resp.status()))
-            }
+            post_webhook(client, url, &webhook_body(checkpoint, note)).await
         }
         Target::Syslog { addr, tcp } => {
             send_syslog(addr, *tcp, &syslog_line(checkpoint, note)).await
@@ -162,7 +151,10 @@ pub async fn run(
                                     sink.name,
                                     checkpoint.size
                                 );
-                                last = e;
+                                last = e.to_string();
+                                if !e.retryable() {
+                                    break;
+                                }
                             }
                         }
                     }

@@ -7,6 +7,9 @@
 //!
 //! Decisions persist in `DATA_DIR/decisions.json`, rewritten atomically at most every
 //! [`SAVE_EVERY`] and at a clean stop (every decision is in the ledger the moment it is made).
+//! The file is a cache of the ledger (DESIGN invariant 3): it names the ledger position it
+//! reflects, the decision events from there on are replayed at start, and without the file
+//! the whole book is rebuilt from the ledger's decision events.
 //! The book indexes active bans by network and by end time, so a ban, a lookup and an expiry
 //! cost the same with 50,000 bans as with one.
 
@@ -19,85 +22,34 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vigil_event::{Event, Timestamp};
 
-/// A network: an address and a prefix length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Net {
-    /// First address.
-    pub addr: IpAddr,
-    /// Prefix length.
-    pub bits: u8,
-}
+mod net;
+pub use net::Net;
 
-impl Net {
-    /// Parses `10.0.0.0/8`, `2001:db8::/32` or a single address.
-    pub fn parse(text: &str) -> Result<Net, String> {
-        let (a, b) = match text.split_once('/') {
-            Some((a, b)) => (a, Some(b)),
-            None => (text, None),
-        };
-        let addr: IpAddr = a
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?}: not an IP address or CIDR"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let bits = match b {
-            Some(b) => b
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|&n| n <= max)
-                .ok_or_else(|| format!("{text:?}: prefix must be 0..={max}"))?,
-            None => max,
-        };
-        Ok(Net::new(addr, bits))
-    }
-
-    /// The network of `addr` with `bits` leading bits kept.
-    pub fn new(addr: IpAddr, bits: u8) -> Net {
-        let addr = match addr {
-            IpAddr::V4(a) => {
-                let mask = if bits == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - bits.min(32))
-                };
-                IpAddr::V4((u32::from(a) & mask).into())
-            }
-            IpAddr::V6(a) => {
-                let mask = if bits == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - bits.min(128))
-                };
-                IpAddr::V6((u128::from(a) & mask).into())
-            }
-        };
-        Net { addr, bits }
-    }
-
-    /// Whether `ip` is inside.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (ip, self.addr) {
-            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
-                Net::new(ip, self.bits).addr == self.addr
-            }
-            _ => false,
-        }
-    }
-
-    /// Whether this is one address.
-    pub fn is_single(&self) -> bool {
-        self.bits == if self.addr.is_ipv4() { 32 } else { 128 }
-    }
-
-    /// `1.2.3.4` for one address, `2001:db8::/64` for a range.
-    pub fn text(&self) -> String {
-        if self.is_single() {
-            self.addr.to_string()
-        } else {
-            format!("{}/{}", self.addr, self.bits)
-        }
-    }
+/// A ban or an unban that was not made, and why. None of them changes by retrying as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecisionError {
+    /// The value is not an address or a CIDR network (the request is wrong).
+    #[error("{text:?}: {reason}")]
+    NotANetwork {
+        /// What was given.
+        text: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The network is on the allowlist, which is never banned.
+    #[error("{0} is on the allowlist; not banned")]
+    Allowlisted(String),
+    /// The network is banned already.
+    #[error("{net} is already banned (decision {id})")]
+    AlreadyBanned {
+        /// The network.
+        net: String,
+        /// The decision in force.
+        id: u64,
+    },
+    /// No decision of this id is in force.
+    #[error("no active decision {0}")]
+    NoActiveDecision(u64),
 }
 
 /// One ban.
@@ -260,6 +212,10 @@ pub struct DecisionBook {
     /// Indexes of the decisions not ended yet (rebuilt on load, not stored).
     #[serde(skip)]
     index: BookIndex,
+    /// One past the last ledger event this book reflects: decision events from here on are
+    /// replayed when it is loaded ([`DecisionBook::replay`] is idempotent).
+    #[serde(default)]
+    ledger_seq: u64,
 }
 
 /// Where to find decisions without a scan: the decision not ended yet per network, those by
@@ -313,7 +269,8 @@ impl BookIndex {
 const KEEP_ENDED: Duration = Duration::from_secs(24 * 3600);
 
 impl DecisionBook {
-    /// Loads the book from `path` (empty if there is none).
+    /// Loads the book from `path` (empty if there is none). A file from before `ledger_seq`
+    /// existed replays the whole ledger at [`DecisionService::open`] (idempotently).
     pub fn load(path: &Path) -> Result<DecisionBook, String> {
         match std::fs::read(path) {
             Ok(bytes) => {
@@ -342,6 +299,85 @@ impl DecisionBook {
             }
         }
         self.index = index;
+    }
+
+    /// Applies the decision events (`event.dataset=vigil.decision`) of the ledger (its durable
+    /// events, read by `reader`) from `self.ledger_seq` on: a ban adds its decision, an unban ends it. Idempotent: a decision
+    /// the book holds is not added again, an ended one is not ended again. Other events are
+    /// skipped (they cannot claim the dataset: input that does is quarantined at ingest).
+    pub fn replay(&mut self, reader: &mut vigil_ledger::LedgerReader) -> Result<usize, String> {
+        reader.refresh().map_err(|e| e.to_string())?;
+        let end = reader.end_seq();
+        let needle = b"vigil.decision";
+        let mut applied = 0;
+        reader
+            .for_each_raw(self.ledger_seq.max(reader.first_seq())..end, |_, raw| {
+                if raw.windows(needle.len()).any(|w| w == needle)
+                    && let Ok(event) = Event::from_canonical(raw)
+                    && self.apply_event(&event)
+                {
+                    applied += 1;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        self.ledger_seq = end;
+        Ok(applied)
+    }
+
+    /// Applies one decision event; whether it changed the book.
+    pub fn apply_event(&mut self, e: &Event) -> bool {
+        if e.get_str("event.dataset") != Some("vigil.decision") {
+            return false;
+        }
+        let Some(id) = e
+            .get("vigil.decision.id")
+            .and_then(vigil_event::Value::as_i64)
+            .and_then(|i| u64::try_from(i).ok())
+        else {
+            return false;
+        };
+        let Some(until) = e
+            .get_str("vigil.decision.until")
+            .and_then(|t| Timestamp::parse(t).ok())
+        else {
+            return false;
+        };
+        match e.get_str("event.action") {
+            Some("ban") => {
+                if self.decisions.contains_key(&id) {
+                    return false;
+                }
+                let Some(net) = e
+                    .get_str("vigil.decision.value")
+                    .and_then(|v| Net::parse(v).ok())
+                else {
+                    return false;
+                };
+                let d = Decision {
+                    id,
+                    net,
+                    scenario: e.get_str("rule.name").unwrap_or("").to_owned(),
+                    alert: e
+                        .get("vigil.alert.id")
+                        .and_then(vigil_event::Value::as_i64)
+                        .and_then(|i| u64::try_from(i).ok()),
+                    by: e.get_str("user.name").unwrap_or("").to_owned(),
+                    at: e.timestamp(),
+                    until,
+                    ended: None,
+                };
+                *self.offences.entry(net.text()).or_default() += 1;
+                self.next_id = self.next_id.max(id + 1);
+                self.index.insert_active(&d);
+                self.decisions.insert(id, d);
+                true
+            }
+            // An unban records the decision's end as its `until` (expiry ends a decision at
+            // its end time, a lift by hand at the moment it is lifted).
+            Some("unban") => self.end(id, until).is_some(),
+            _ => false,
+        }
     }
 
     /// The decision not ended yet on exactly `net`, if it is still in force at `now`.
@@ -386,16 +422,15 @@ impl DecisionBook {
         alert: Option<u64>,
         by: &str,
         now: Timestamp,
-    ) -> Result<Decision, String> {
+    ) -> Result<Decision, DecisionError> {
         if self.allowlist.iter().any(|a| a.contains(net.addr)) {
-            return Err(format!("{} is on the allowlist; not banned", net.text()));
+            return Err(DecisionError::Allowlisted(net.text()));
         }
         if let Some(d) = self.active_on(&net, now) {
-            return Err(format!(
-                "{} is already banned (decision {})",
-                net.text(),
-                d.id
-            ));
+            return Err(DecisionError::AlreadyBanned {
+                net: net.text(),
+                id: d.id,
+            });
         }
         let key = net.text();
         let earlier = self.offences.get(&key).copied().unwrap_or(0);
@@ -441,9 +476,8 @@ impl DecisionBook {
     }
 
     /// Lifts a decision now.
-    pub fn unban(&mut self, id: u64, now: Timestamp) -> Result<Decision, String> {
-        self.end(id, now)
-            .ok_or_else(|| format!("no active decision {id}"))
+    pub fn unban(&mut self, id: u64, now: Timestamp) -> Result<Decision, DecisionError> {
+        self.end(id, now).ok_or(DecisionError::NoActiveDecision(id))
     }
 
     /// Ends expired decisions; returns them. Forgets decisions ended long ago. Looks only at
@@ -559,14 +593,25 @@ impl DecisionService {
         ledger: vigil_ledger::Ledger,
     ) -> Result<DecisionService, String> {
         let path = book_path(data_dir);
-        let mut book = DecisionBook::load(&path)?;
+        let mut book = DecisionBook::load(&path).unwrap_or_else(|e| {
+            // A cache: an unreadable one is rebuilt from the ledger.
+            tracing::warn!("decisions not usable ({e}); rebuilding them from the ledger");
+            DecisionBook::default()
+        });
+        book.next_id = book.next_id.max(1);
+        let applied = book.replay(&mut ledger.reader().map_err(|e| e.to_string())?)?;
+        if applied > 0 {
+            tracing::info!("decisions: {applied} changes replayed from the ledger");
+        }
         book.allowlist = allowlist;
         Ok(DecisionService {
             book: std::sync::Mutex::new(book),
             path,
             responders,
             ledger,
-            unsaved: std::sync::Mutex::new((false, std::time::Instant::now())),
+            // Saved once soon in any case: the file then names the ledger's end, and the next
+            // start replays from there instead of from wherever the last save was.
+            unsaved: std::sync::Mutex::new((true, std::time::Instant::now())),
         })
     }
 
@@ -600,7 +645,13 @@ impl DecisionService {
         if !unsaved.0 {
             return;
         }
-        match self.read(|b| b.save(&self.path)) {
+        // Read before the book: a decision recorded meanwhile is replayed at the next start
+        // (idempotently) even if the saved book has it already.
+        let seq = self.ledger.end_seq();
+        match self.with(|b| {
+            b.ledger_seq = seq;
+            b.save(&self.path)
+        }) {
             Ok(()) => *unsaved = (false, std::time::Instant::now()),
             Err(e) => tracing::error!("saving decisions: {e}"),
         }
@@ -667,7 +718,7 @@ impl DecisionService {
         duration: Duration,
         reason: &str,
         by: &str,
-    ) -> Result<Decision, String> {
+    ) -> Result<Decision, DecisionError> {
         let net = Net::parse(value)?;
         let now = Timestamp::now();
         let d = self.with(|b| b.ban(net, duration, duration, reason, None, by, now))?;
@@ -679,7 +730,7 @@ impl DecisionService {
     }
 
     /// Lifts a decision by hand.
-    pub fn unban(&self, id: u64, by: &str) -> Result<Decision, String> {
+    pub fn unban(&self, id: u64, by: &str) -> Result<Decision, DecisionError> {
         let now = Timestamp::now();
         let d = self.with(|b| b.unban(id, now))?;
         self.record(
@@ -715,180 +766,4 @@ impl DecisionService {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(s: i64) -> Timestamp {
-        Timestamp::from_secs(s)
-    }
-
-    fn book() -> DecisionBook {
-        DecisionBook {
-            next_id: 1,
-            allowlist: default_allowlist(),
-            ..DecisionBook::default()
-        }
-    }
-
-    /// 50,000 distinct bans, a lookup per ban, expiry ticks and a save/load: the decisions
-    /// looked at grow linearly with the bans (a scan per ban made 20,000 bans quadratic).
-    #[test]
-    fn fifty_thousand_bans_cost_linear_work() {
-        const N: u32 = 50_000;
-        let mut b = book();
-        let h = Duration::from_secs(3600);
-        let ip = |i: u32| IpAddr::V4((0x0a00_0000 + i).into());
-        for i in 0..N {
-            let now = t(i64::from(i) / 20);
-            let d = b.ban(DecisionBook::scope_of(ip(i)), h, h, "r", None, "vigil", now);
-            assert!(d.is_ok());
-            // The bouncer's question and a tick after every ban.
-            assert_eq!(b.covering(ip(i), now).len(), 1);
-            assert!(b.expire(now).is_empty());
-        }
-        let visited = b.index.visited.get();
-        assert!(
-            visited <= 3 * u64::from(N),
-            "{visited} decisions looked at for {N} bans"
-        );
-        // A ban of a banned network and a range ban are found without a scan too.
-        b.index.visited.set(0);
-        assert!(
-            b.ban(
-                Net::parse("10.0.0.7").unwrap(),
-                h,
-                h,
-                "r",
-                None,
-                "vigil",
-                t(3_000)
-            )
-            .is_err()
-        );
-        b.ban(
-            Net::parse("10.0.0.0/8").unwrap(),
-            h,
-            h,
-            "r",
-            None,
-            "vigil",
-            t(3_000),
-        )
-        .unwrap();
-        assert_eq!(b.covering(ip(7), t(3_000)).len(), 2);
-        assert!(b.index.visited.get() <= 6, "{}", b.index.visited.get());
-        // Expiry looks only at what it ends, then at what it forgets.
-        b.index.visited.set(0);
-        assert_eq!(b.expire(t(3600 + 499)).len(), 10_000);
-        assert!(b.index.visited.get() <= 10_000, "{}", b.index.visited.get());
-        assert_eq!(
-            b.active(t(3600 + 499)).len(),
-            usize::try_from(N).unwrap() - 10_000 + 1
-        );
-        // Saved and loaded, the indexes are rebuilt.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("decisions.json");
-        b.save(&path).unwrap();
-        let mut loaded = DecisionBook::load(&path).unwrap();
-        assert_eq!(loaded.covering(ip(20_000), t(3600 + 499)).len(), 2);
-        assert!(
-            loaded.covering(ip(5), t(3600 + 499)).len() == 1,
-            "only the /8 is left"
-        );
-        let ended = loaded.expire(t(100_000));
-        assert_eq!(ended.len(), usize::try_from(N).unwrap() - 10_000 + 1);
-        assert_eq!(loaded.expire(t(100_000 + 25 * 3600)).len(), 0);
-        assert!(
-            loaded.decisions.is_empty(),
-            "ended ones are forgotten after a day"
-        );
-    }
-
-    #[test]
-    fn repeat_offenders_get_longer_bans_up_to_the_cap() {
-        let mut b = book();
-        let ip = Net::parse("203.0.113.5").unwrap();
-        let (h, max) = (Duration::from_secs(3600), Duration::from_secs(4 * 3600));
-        let d1 = b.ban(ip, h, max, "r", None, "vigil", t(0)).unwrap();
-        assert_eq!(d1.until, t(3600));
-        assert!(
-            b.ban(ip, h, max, "r", None, "vigil", t(10)).is_err(),
-            "already banned"
-        );
-        assert_eq!(b.expire(t(3600)).len(), 1);
-        let d2 = b.ban(ip, h, max, "r", None, "vigil", t(4000)).unwrap();
-        assert_eq!(d2.until, t(4000 + 7200));
-        b.expire(t(20_000));
-        let d3 = b.ban(ip, h, max, "r", None, "vigil", t(20_000)).unwrap();
-        assert_eq!(d3.until, t(20_000 + 4 * 3600));
-        b.expire(t(40_000));
-        let d4 = b.ban(ip, h, max, "r", None, "vigil", t(40_000)).unwrap();
-        assert_eq!(d4.until, t(40_000 + 4 * 3600), "capped");
-    }
-
-    #[test]
-    fn ipv6_is_banned_as_its_slash_64_and_the_allowlist_is_never_banned() {
-        let mut b = book();
-        let net = DecisionBook::scope_of("2001:db8:1:2:aaaa::5".parse().unwrap());
-        assert_eq!(net.text(), "2001:db8:1:2::/64");
-        let d = b
-            .ban(
-                net,
-                Duration::from_secs(60),
-                Duration::from_secs(60),
-                "r",
-                Some(7),
-                "vigil",
-                t(0),
-            )
-            .unwrap();
-        assert_eq!(d.scope(), "Range");
-        assert_eq!(
-            b.covering("2001:db8:1:2:ffff::1".parse().unwrap(), t(1))
-                .len(),
-            1
-        );
-        assert!(
-            b.covering("2001:db8:1:3::1".parse().unwrap(), t(1))
-                .is_empty()
-        );
-        let lo = DecisionBook::scope_of("127.0.0.1".parse().unwrap());
-        assert!(
-            b.ban(
-                lo,
-                Duration::from_secs(60),
-                Duration::from_secs(60),
-                "r",
-                None,
-                "x",
-                t(0)
-            )
-            .is_err()
-        );
-        b.allowlist.push(Net::parse("10.0.0.0/8").unwrap());
-        assert!(b.allowed("10.1.2.3".parse().unwrap()));
-    }
-
-    #[test]
-    fn the_stream_gives_new_and_deleted_since_the_last_poll() {
-        let mut b = book();
-        let a = Net::parse("198.51.100.1").unwrap();
-        let c = Net::parse("198.51.100.2").unwrap();
-        let one = Duration::from_secs(10);
-        b.ban(a, one, one, "r", None, "vigil", t(0)).unwrap();
-        let (new, deleted) = b.stream(None, t(1));
-        assert_eq!((new.len(), deleted.len()), (1, 0));
-        b.ban(c, one, one, "r", None, "vigil", t(2)).unwrap();
-        let (new, deleted) = b.stream(Some(t(1)), t(3));
-        assert_eq!((new.len(), deleted.len()), (1, 0));
-        assert_eq!(new[0].net, c);
-        b.expire(t(10));
-        let (new, deleted) = b.stream(Some(t(3)), t(11));
-        assert_eq!((new.len(), deleted.len()), (0, 1));
-        assert_eq!(deleted[0].net, a);
-        let lapi = b.active(t(11))[0].to_lapi(t(11));
-        assert_eq!(lapi["scope"], "Ip");
-        assert_eq!(lapi["value"], "198.51.100.2");
-        assert_eq!(lapi["duration"], "0h0m1s");
-    }
-}
+mod tests;

@@ -10,11 +10,9 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
-use vigil_detect::alert::{Alert, Level};
+use vigil_detect::alert::{Alert, Level, Notification, NotifyReason};
 use vigil_event::{Event, Timestamp};
 use vigil_ledger::Ledger;
-
-use crate::detect::Notification;
 
 /// Where notifications go.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +48,67 @@ pub enum Target {
     },
 }
 
+/// The kind of a notifier's target: the `target` label of the notification metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetKind {
+    /// [`Target::Webhook`].
+    Webhook,
+    /// [`Target::Email`].
+    Email,
+    /// [`Target::Syslog`].
+    Syslog,
+}
+
+impl TargetKind {
+    /// Every kind, in label order.
+    pub const ALL: [TargetKind; 3] = [TargetKind::Email, TargetKind::Syslog, TargetKind::Webhook];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Webhook => "webhook",
+            TargetKind::Email => "email",
+            TargetKind::Syslog => "syslog",
+        }
+    }
+}
+
+impl Target {
+    /// Its kind.
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            Target::Webhook { .. } => TargetKind::Webhook,
+            Target::Email { .. } => TargetKind::Email,
+            Target::Syslog { .. } => TargetKind::Syslog,
+        }
+    }
+}
+
+/// Why a notification was dropped: the `reason` label of `vigil_notifications_dropped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    /// The notifiers' queue was full (they are far behind); the alert itself is in the ledger.
+    QueueFull,
+    /// Every retry failed (also written to the ledger as a `vigil.notify` event).
+    RetriesExhausted,
+}
+
+impl DropReason {
+    /// Every reason, in label order.
+    pub const ALL: [DropReason; 2] = [DropReason::QueueFull, DropReason::RetriesExhausted];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::RetriesExhausted => "retries_exhausted",
+        }
+    }
+}
+
+mod delivery;
+pub use delivery::{DeliveryError, post_webhook};
+
 /// One notifier: a target and its routing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notifier {
@@ -84,8 +143,77 @@ pub struct NotifyStats {
     pub failed_attempts: AtomicU64,
     /// Given up after every retry.
     pub failed: AtomicU64,
-    /// Dropped because the queue was full.
-    pub dropped: AtomicU64,
+    /// Notifications not delivered, per target kind and reason (one per notifier that would
+    /// have sent it).
+    dropped: [[AtomicU64; DropReason::ALL.len()]; TargetKind::ALL.len()],
+}
+
+impl NotifyStats {
+    /// Counts a notification one notifier of `kind` will not deliver.
+    pub fn count_dropped(&self, kind: TargetKind, reason: DropReason) {
+        self.dropped[kind as usize][reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notifications dropped for targets of `kind` for `reason`.
+    pub fn dropped(&self, kind: TargetKind, reason: DropReason) -> u64 {
+        self.dropped[kind as usize][reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Writes `vigil_notifications_dropped_total{target, reason}` in the Prometheus text
+    /// format, every series (zeros too).
+    pub fn write_dropped(&self, out: &mut String) {
+        use std::fmt::Write;
+        let name = "vigil_notifications_dropped_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Notifications not delivered, per notifier target kind: the queue was full, or every retry failed.\n# TYPE {name} counter"
+        );
+        for kind in TargetKind::ALL {
+            for reason in DropReason::ALL {
+                let _ = writeln!(
+                    out,
+                    "{name}{{target=\"{}\",reason=\"{}\"}} {}",
+                    kind.as_str(),
+                    reason.as_str(),
+                    self.dropped(kind, reason)
+                );
+            }
+        }
+    }
+}
+
+/// The detector's end of the notifiers' queue: a notification that does not fit (the
+/// notifiers are far behind) is dropped and counted for each notifier that would have sent it.
+#[derive(Clone)]
+pub struct NotifyQueue {
+    tx: mpsc::Sender<Notification>,
+    notifiers: Arc<[Notifier]>,
+    stats: Arc<NotifyStats>,
+}
+
+impl NotifyQueue {
+    /// The queue into `tx`, routed to `notifiers` by [`run`].
+    pub fn new(
+        tx: mpsc::Sender<Notification>,
+        notifiers: Vec<Notifier>,
+        stats: Arc<NotifyStats>,
+    ) -> NotifyQueue {
+        NotifyQueue {
+            tx,
+            notifiers: notifiers.into(),
+            stats,
+        }
+    }
+
+    /// Queues a notification without waiting.
+    pub fn send(&self, note: Notification) {
+        if let Err(mpsc::error::TrySendError::Full(note)) = self.tx.try_send(note) {
+            for n in self.notifiers.iter().filter(|n| n.routes(&note.alert)) {
+                self.stats
+                    .count_dropped(n.target.kind(), DropReason::QueueFull);
+            }
+        }
+    }
 }
 
 /// Delay before the first retry; each further retry waits four times longer (three retries).
@@ -114,7 +242,7 @@ pub fn webhook_body(note: &Notification, slack: bool) -> serde_json::Value {
         });
     }
     json!({
-        "reason": note.reason,
+        "reason": note.reason.as_str(),
         "alert": {
             "id": a.id,
             "rule": {"id": a.rule.id, "title": a.rule.title, "level": a.rule.level.as_str(), "tags": a.rule.tags},
@@ -183,7 +311,7 @@ pub fn email_text(note: &Notification) -> (String, String) {
     );
     let body = format!(
         "{}\n\nRule:       {} ({})\nLevel:      {}\nGroup:      {}\nMatches:    {}\nFirst seen: {}\nLast seen:  {}\nATT&CK:     {}\nAlert:      {} ({})\nEvents:     {}\n",
-        if note.reason == "new" {
+        if note.reason == NotifyReason::New {
             "A new alert."
         } else {
             "An alert is still matching."
@@ -212,7 +340,7 @@ pub fn email_text(note: &Notification) -> (String, String) {
     (subject, body)
 }
 
-async fn send_email(target: &Target, note: &Notification) -> Result<(), String> {
+async fn send_email(target: &Target, note: &Notification) -> Result<(), DeliveryError> {
     let (subject, body) = email_text(note);
     send_email_text(target, subject, body).await
 }
@@ -222,7 +350,7 @@ pub(crate) async fn send_email_text(
     target: &Target,
     subject: String,
     body: String,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
     let Target::Email {
         server,
@@ -233,21 +361,30 @@ pub(crate) async fn send_email_text(
         password,
     } = target
     else {
-        return Err("not an email target".into());
+        return Err(DeliveryError::Config("not an email target".into()));
     };
+    let config = DeliveryError::Config;
     let (host, port) = server
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-        .ok_or_else(|| format!("SMTP server {server:?}: expected host:port"))?;
+        .ok_or_else(|| config(format!("SMTP server {server:?}: expected host:port")))?;
     let mut message = Message::builder()
-        .from(from.parse().map_err(|e| format!("from {from:?}: {e}"))?)
+        .from(
+            from.parse()
+                .map_err(|e| config(format!("from {from:?}: {e}")))?,
+        )
         .subject(subject);
     for rcpt in to {
-        message = message.to(rcpt.parse().map_err(|e| format!("to {rcpt:?}: {e}"))?);
+        message = message.to(rcpt
+            .parse()
+            .map_err(|e| config(format!("to {rcpt:?}: {e}")))?);
     }
-    let message = message.body(body).map_err(|e| e.to_string())?;
+    let message = message
+        .body(body)
+        .map_err(|e| config(format!("email: {e}")))?;
     let mut builder = if *starttls {
-        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host).map_err(|e| e.to_string())?
+        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
+            .map_err(|e| config(format!("SMTP server {server}: {e}")))?
     } else {
         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
     }
@@ -264,29 +401,32 @@ pub(crate) async fn send_email_text(
         .send(message)
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            let target = server.clone();
+            if e.is_permanent() || e.is_transient() {
+                DeliveryError::Refused {
+                    target,
+                    reason: e.to_string(),
+                    retry: e.is_transient(),
+                }
+            } else {
+                DeliveryError::Unreachable {
+                    target,
+                    reason: e.to_string(),
+                }
+            }
+        })
 }
 
 async fn deliver(
     client: &reqwest::Client,
     target: &Target,
     note: &Notification,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     match target {
         Target::Email { .. } => send_email(target, note).await,
         Target::Webhook { url, slack } => {
-            let resp = client
-                .post(url)
-                .json(&webhook_body(note, *slack))
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(format!("{url} answered {}", resp.status()))
-            }
+            post_webhook(client, url, &webhook_body(note, *slack)).await
         }
         Target::Syslog { addr, tcp } => send_syslog(addr, *tcp, &syslog_line(note)).await,
     }
@@ -295,27 +435,41 @@ async fn deliver(
 /// Sends one syslog message: over TCP octet-counted (RFC 6587), connecting and writing within
 /// [`SYSLOG_SEND_TIMEOUT`] each so a collector that accepts and never reads cannot hold a
 /// notifier forever; or as one UDP datagram. Alerts and checkpoint copies both go through here.
-pub(crate) async fn send_syslog(addr: &str, tcp: bool, line: &str) -> Result<(), String> {
+pub(crate) async fn send_syslog(addr: &str, tcp: bool, line: &str) -> Result<(), DeliveryError> {
+    let failed = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::InvalidInput {
+            DeliveryError::Config(format!("syslog collector {addr:?}: {e}"))
+        } else {
+            DeliveryError::Unreachable {
+                target: addr.to_owned(),
+                reason: e.to_string(),
+            }
+        }
+    };
+    let timed_out = |what: &str| DeliveryError::Unreachable {
+        target: addr.to_owned(),
+        reason: format!("{what} timed out"),
+    };
     if tcp {
         let mut s = tokio::time::timeout(SYSLOG_SEND_TIMEOUT, tokio::net::TcpStream::connect(addr))
             .await
-            .map_err(|_| format!("connecting to {addr} timed out"))?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| timed_out("connecting"))?
+            .map_err(failed)?;
         tokio::time::timeout(
             SYSLOG_SEND_TIMEOUT,
             s.write_all(format!("{} {line}", line.len()).as_bytes()),
         )
         .await
-        .map_err(|_| format!("writing to {addr} timed out"))?
-        .map_err(|e| e.to_string())
+        .map_err(|_| timed_out("writing"))?
+        .map_err(failed)
     } else {
         let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(failed)?;
         s.send_to(line.as_bytes(), addr)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(failed)
     }
 }
 
@@ -380,11 +534,15 @@ pub async fn run(
                                 attempt + 1,
                                 note.alert.id
                             );
-                            last = e;
+                            last = e.to_string();
+                            if !e.retryable() {
+                                break;
+                            }
                         }
                     }
                 }
                 stats.failed.fetch_add(1, Ordering::Relaxed);
+                stats.count_dropped(n.target.kind(), DropReason::RetriesExhausted);
                 let mut e = Event::new(Timestamp::now());
                 e.insert("event.dataset", "vigil.notify");
                 e.insert("event.kind", "event");
@@ -405,3 +563,6 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
