@@ -23,18 +23,18 @@ pub mod decisions;
 pub mod demo;
 pub mod detect;
 pub mod http;
-pub mod idempotency;
 pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
 pub mod notify;
-pub mod pipeline;
 pub mod search;
 pub mod session;
 pub mod syslog;
 pub mod tls;
 pub mod users;
 pub mod web;
+
+pub use vigil_ingest::{idempotency, pipeline};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

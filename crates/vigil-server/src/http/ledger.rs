@@ -311,7 +311,8 @@ pub(super) async fn metrics(
         return error(status, msg);
     }
     let ledger = state.ingest.ledger();
-    let mut text = state.ingest.metrics.render(
+    let mut text = crate::metrics::render(
+        &state.ingest.metrics,
         ledger.end_seq(),
         ledger.checkpointed_size(),
         state.ingest.in_flight(),

@@ -1,0 +1,11 @@
+//! # vigil-ingest: the one door to the ledger
+//!
+//! Every event that enters the ledger goes through [`pipeline::Ingest`]: redaction with the
+//! operator's configuration, the in-flight bound, the counters of `/metrics`
+//! ([`metrics::Metrics`]) and the durability answer. [`idempotency`] keeps the keys of
+//! `Idempotency-Key` batches so a sender's retry is stored once.
+#![deny(missing_docs)]
+
+pub mod idempotency;
+pub mod metrics;
+pub mod pipeline;
