@@ -7,5 +7,11 @@
 #![deny(missing_docs)]
 
 pub mod idempotency;
+pub mod log;
 pub mod metrics;
+pub mod origin;
 pub mod pipeline;
+
+pub use log::{Durability, EventLog};
+pub use origin::{Listener, Origin};
+pub use pipeline::{Ingest, IngestError, Pending};

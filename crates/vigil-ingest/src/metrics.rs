@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::origin::Origin;
 
 /// A counter with one label, e.g. `listener="udp"`.
 #[derive(Default)]
@@ -46,7 +48,9 @@ impl LabeledCounter {
 /// Everything `/metrics` shows.
 #[derive(Default)]
 pub struct Metrics {
-    /// Events made durable, by listener.
+    /// Events made durable, by origin: every event the pipeline stored.
+    pub stored: OriginCounter,
+    /// Events made durable, by listener (and, for Vigil's own events, by origin).
     pub events: LabeledCounter,
     /// Bytes received, by listener.
     pub bytes: LabeledCounter,
@@ -166,6 +170,37 @@ impl SourceBook {
             })
             .collect();
         out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.source.cmp(&b.source)));
+        out
+    }
+}
+
+/// Events made durable, by [`Origin`]: every event in the ledger is counted here once.
+#[derive(Default)]
+pub struct OriginCounter {
+    counts: [AtomicU64; Origin::ALL.len()],
+}
+
+impl OriginCounter {
+    /// Adds `n` events stored from `origin`.
+    pub fn add(&self, origin: Origin, n: u64) {
+        self.counts[origin.index()].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Events stored from `origin`.
+    pub fn get(&self, origin: Origin) -> u64 {
+        self.counts[origin.index()].load(Ordering::Relaxed)
+    }
+
+    /// Events stored by origin label (`input` sums every listener), in [`Origin::ALL`] order.
+    pub fn by_label(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<(&'static str, u64)> = Vec::new();
+        for origin in Origin::ALL {
+            let n = self.get(origin);
+            match out.iter_mut().find(|(l, _)| *l == origin.as_str()) {
+                Some((_, total)) => *total += n,
+                None => out.push((origin.as_str(), n)),
+            }
+        }
         out
     }
 }

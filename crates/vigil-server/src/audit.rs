@@ -25,7 +25,7 @@ use crate::pipeline::Ingest;
 /// has no room, the event is dropped and counted (`vigil_audit_dropped_total`) rather than
 /// letting a flood of requests hold memory or fill the log.
 pub fn append(ingest: &Ingest, event: Event) {
-    match ingest.try_append(vec![event], "audit") {
+    match ingest.try_append(vec![event], vigil_ingest::Origin::Audit) {
         Ok(pending) => {
             tokio::spawn(async move {
                 let _ = pending.durable().await;

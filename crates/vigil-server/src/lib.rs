@@ -256,7 +256,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         "previous_stop": start_events.first().and_then(|e| e.get_str("vigil.previous_stop")),
     });
     ingest
-        .append_waiting(start_events, "audit")
+        .append_waiting(start_events, vigil_ingest::Origin::Audit)
         .await
         .map_err(|e| e.to_string())?
         .durable()
@@ -675,7 +675,7 @@ impl Running {
         // listeners are down, so this waits only for the ledger).
         let stop = self
             .ingest
-            .append_waiting(vec![lifecycle::stop_event()], "audit")
+            .append_waiting(vec![lifecycle::stop_event()], vigil_ingest::Origin::Audit)
             .await
             .map_err(|e| e.to_string())?;
         stop.durable()

@@ -40,6 +40,13 @@ pub fn render(
     detect: Option<(&crate::detect::DetectProgress, &crate::notify::NotifyStats)>,
 ) -> String {
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP vigil_stored_events_total Events made durable in the ledger, by origin (every event stored goes through the ingest pipeline).\n# TYPE vigil_stored_events_total counter"
+    );
+    for (origin, n) in metrics.stored.by_label() {
+        let _ = writeln!(out, "vigil_stored_events_total{{origin=\"{origin}\"}} {n}");
+    }
     render_labeled(
         &metrics.events,
         &mut out,

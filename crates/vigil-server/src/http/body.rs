@@ -75,7 +75,7 @@ pub(super) fn context(state: &AppState, source: String, peer: SocketAddr) -> Par
 pub(super) async fn store(
     state: &AppState,
     events: Vec<Event>,
-    listener: &'static str,
+    listener: vigil_ingest::Listener,
     mark: Option<&crate::idempotency::Mark>,
 ) -> Result<Vec<std::ops::Range<u64>>, IngestError> {
     if events.is_empty() {

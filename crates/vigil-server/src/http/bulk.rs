@@ -78,7 +78,7 @@ pub(super) async fn bulk_impl(
             BulkItem::Refused(..) => None,
         })
         .collect();
-    let ranges = match store(&state, docs, "bulk", None).await {
+    let ranges = match store(&state, docs, vigil_ingest::Listener::Bulk, None).await {
         Ok(r) => r,
         Err(IngestError::Overloaded) => {
             state.ingest.metrics.http_rejected.add("overloaded", 1);

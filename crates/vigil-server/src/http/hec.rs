@@ -150,7 +150,7 @@ pub(super) async fn hec_event(
             return (StatusCode::BAD_REQUEST, Json(json!({"text": format!("Invalid data format: {reason}"), "code": 6, "invalid-event-number": i}))).into_response();
         }
     };
-    match store(&state, events, "hec", None).await {
+    match store(&state, events, vigil_ingest::Listener::Hec, None).await {
         Ok(_) => hec(StatusCode::OK, "Success", 0),
         Err(IngestError::Overloaded) => {
             state.ingest.metrics.http_rejected.add("overloaded", 1);
@@ -204,7 +204,7 @@ pub(super) async fn hec_raw(
             }
         }
     }
-    match store(&state, events, "hec", None).await {
+    match store(&state, events, vigil_ingest::Listener::Hec, None).await {
         Ok(_) => hec(StatusCode::OK, "Success", 0),
         Err(e) => ingest_failure(&state, e),
     }

@@ -131,7 +131,7 @@ pub(super) async fn ingest_batch(
         sender: principal.id.clone(),
         parse_errors,
     });
-    match store(state, events, "http", mark.as_ref()).await {
+    match store(state, events, vigil_ingest::Listener::Http, mark.as_ref()).await {
         Ok(ranges) => Ok(crate::idempotency::answer(
             n,
             ranges.into_iter().next(),
