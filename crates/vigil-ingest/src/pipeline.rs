@@ -312,6 +312,16 @@ impl<L: EventLog> Ingest<L> {
     }
 }
 
+/// The redactor of the operator's configuration: the default patterns plus `extra`
+/// (`(kind, regex)`), or none at all when redaction is off (`None`). What every writer into
+/// the ledger masks with (`vigil serve`, `vigil import`, the command line).
+pub fn redactor(extra: Option<&[(String, String)]>) -> Result<Redactor, String> {
+    match extra {
+        Some(extra) => Redactor::new(extra),
+        None => Ok(Redactor::disabled()),
+    }
+}
+
 /// Room kept under the ledger's event limit for the `truncated` tag and the cut marks.
 const FIT_SLACK: usize = 4096;
 

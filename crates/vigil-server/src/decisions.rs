@@ -545,7 +545,9 @@ pub struct DecisionService {
     book: std::sync::Mutex<DecisionBook>,
     path: PathBuf,
     responders: Vec<Responder>,
-    ledger: vigil_ledger::Ledger,
+    ledger: std::sync::Arc<vigil_ingest::Ingest>,
+    /// Decisions handed to the ledger and not known durable yet (waited for before a save).
+    submitted: std::sync::Mutex<Vec<vigil_ingest::Pending>>,
     /// Changes not saved yet, and when the book was last saved.
     unsaved: std::sync::Mutex<(bool, std::time::Instant)>,
 }
@@ -556,7 +558,7 @@ impl DecisionService {
         data_dir: &Path,
         responders: Vec<Responder>,
         allowlist: Vec<Net>,
-        ledger: vigil_ledger::Ledger,
+        ledger: std::sync::Arc<vigil_ingest::Ingest>,
     ) -> Result<DecisionService, String> {
         let path = book_path(data_dir);
         let mut book = DecisionBook::load(&path)?;
@@ -566,6 +568,7 @@ impl DecisionService {
             path,
             responders,
             ledger,
+            submitted: std::sync::Mutex::new(Vec::new()),
             unsaved: std::sync::Mutex::new((false, std::time::Instant::now())),
         })
     }
@@ -585,9 +588,13 @@ impl DecisionService {
         if events.is_empty() {
             return;
         }
-        if let Err(e) = self.ledger.append(&events) {
-            tracing::error!("recording decisions in the ledger: {e}");
-        }
+        // Through the ingest pipeline, without waiting (responders run on the detector's
+        // thread); the next save waits for it, so decisions.json is never ahead of the ledger.
+        let pending = self.ledger.submit(events, vigil_ingest::Origin::Decision);
+        self.submitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(pending);
         self.unsaved.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
         if !soon {
             self.save();
@@ -599,6 +606,13 @@ impl DecisionService {
         let mut unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
         if !unsaved.0 {
             return;
+        }
+        let submitted =
+            std::mem::take(&mut *self.submitted.lock().unwrap_or_else(|p| p.into_inner()));
+        for pending in submitted {
+            if let Err(e) = pending.wait() {
+                tracing::error!("recording decisions in the ledger: {e}");
+            }
         }
         match self.read(|b| b.save(&self.path)) {
             Ok(()) => *unsaved = (false, std::time::Instant::now()),

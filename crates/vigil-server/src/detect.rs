@@ -6,6 +6,12 @@
 //! State survives restarts in `DATA_DIR/detect/state.json` (the next sequence number to
 //! evaluate and the alert book), written atomically each second it changed; events that arrive
 //! while the server is down are evaluated when it comes back.
+//!
+//! Alerts, triage and rule changes go to the ledger through the ingest pipeline
+//! ([`Ingest::submit`]); the detector does not wait for their fsync but goes on evaluating.
+//! The saved cursor means "evaluated, and every alert raised up to here is durable": a save
+//! first waits for the writes submitted since the previous one (usually long done by then), so
+//! a crash never leaves a book or cursor ahead of the alerts in the ledger.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +23,8 @@ use vigil_detect::alert::{AlertBook, Level, Observed, RuleInfo as AlertRule, Tri
 use vigil_detect::compile::{CompileOptions, IssueKind, RuleIssue};
 use vigil_detect::{Evaluator, RuleSet};
 use vigil_event::{Event, Timestamp, Value};
-use vigil_ledger::{Ledger, LedgerReader};
+use vigil_ingest::{Ingest, Origin, Pending};
+use vigil_ledger::LedgerReader;
 
 /// A loaded rule set and what loading it said.
 pub struct LoadedRules {
@@ -173,7 +180,9 @@ pub struct DetectService {
     last_fired: Mutex<HashMap<String, Timestamp>>,
     /// Counters.
     pub progress: DetectProgress,
-    ledger: Ledger,
+    door: Arc<Ingest>,
+    /// Writes submitted since the last save, waited for before the next.
+    unsaved: Mutex<Vec<Pending>>,
     dirs: Vec<PathBuf>,
     state_path: PathBuf,
     notify: tokio::sync::mpsc::Sender<Notification>,
@@ -200,7 +209,7 @@ impl DetectService {
         data_dir: &Path,
         dirs: Vec<PathBuf>,
         throttle_secs: i64,
-        ledger: Ledger,
+        door: Arc<Ingest>,
         notify: tokio::sync::mpsc::Sender<Notification>,
         decisions: Option<Arc<crate::decisions::DecisionService>>,
     ) -> Result<Arc<DetectService>, String> {
@@ -223,7 +232,7 @@ impl DetectService {
             }
             // First start: detection begins with the events that arrive from now on; history
             // is for `vigil hunt`.
-            Err(_) => ledger.end_seq(),
+            Err(_) => door.ledger().end_seq(),
         };
         let rules = load_rules(&dirs);
         tracing::info!(
@@ -244,7 +253,8 @@ impl DetectService {
             book: Mutex::new(book),
             last_fired: Mutex::new(HashMap::new()),
             progress: DetectProgress::default(),
-            ledger,
+            door,
+            unsaved: Mutex::new(Vec::new()),
             dirs,
             state_path,
             notify,
@@ -296,11 +306,8 @@ impl DetectService {
         for group in groups {
             self.raise(&info, group, now, None, &mut out, &mut notes);
         }
-        if !out.is_empty()
-            && let Err(e) = self.ledger.append(&out)
-        {
-            self.progress.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!("query rule {}: writing alerts: {e}", rule.name);
+        if !out.is_empty() {
+            self.submit(out, Origin::Alert);
         }
         for note in notes {
             let _ = self.notify.try_send(note);
@@ -325,8 +332,12 @@ impl DetectService {
             book.triage(id, change)?.clone()
         };
         self.dirty.store(true, Ordering::Relaxed);
-        self.ledger
-            .append(&[alert.to_event("triaged", Timestamp::now())])
+        self.door
+            .submit(
+                vec![alert.to_event("triaged", Timestamp::now())],
+                Origin::Triage,
+            )
+            .wait()
             .map_err(|e| e.to_string())?;
         Ok(alert)
     }
@@ -358,7 +369,7 @@ impl DetectService {
             }
             if reader.is_none() {
                 // Only durable events: never alert (or ban) on a write that is undone.
-                reader = self.ledger.reader().ok();
+                reader = self.door.ledger().reader().ok();
             }
             let mut evaluated = 0;
             if let Some(r) = reader.as_mut() {
@@ -440,9 +451,7 @@ impl DetectService {
         audit.insert("vigil.rules.added", list(added));
         audit.insert("vigil.rules.removed", list(removed));
         audit.insert("vigil.rules.loaded", loaded.set.len() as i64);
-        if let Err(e) = self.ledger.append(&[audit]) {
-            tracing::error!("audit event of the rule change not stored: {e}");
-        }
+        self.submit(vec![audit], Origin::Rule);
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
     }
 
@@ -496,7 +505,7 @@ impl DetectService {
             })
             .map_err(|e| e.to_string())?;
         if !out.is_empty() {
-            self.ledger.append(&out).map_err(|e| e.to_string())?;
+            self.submit(out, Origin::Alert);
         }
         for note in notes {
             // A full queue means notifiers are far behind; the alert itself is in the ledger.
@@ -576,7 +585,27 @@ impl DetectService {
             .insert(rule.id.clone(), now);
     }
 
+    /// Hands events to the ingest pipeline without waiting; the next save waits for them.
+    fn submit(&self, events: Vec<Event>, origin: Origin) {
+        let pending = self.door.submit(events, origin);
+        let mut unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
+        unsaved.push(pending);
+    }
+
+    /// Waits until every write submitted since the last save is durable (counting failures).
+    fn wait_submitted(&self) {
+        let pending = std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()));
+        for p in pending {
+            if let Err(e) = p.wait() {
+                self.progress.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("detection: writing to the ledger: {e}");
+            }
+        }
+    }
+
     fn save(&self) -> Result<(), String> {
+        // The cursor and book saved below never run ahead of the alerts in the ledger.
+        self.wait_submitted();
         let alerts = self.with_book(|book| {
             book.list(&Default::default())
                 .into_iter()

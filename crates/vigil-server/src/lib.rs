@@ -46,7 +46,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use vigil_event::Timestamp;
 use vigil_ledger::{Ledger, LedgerConfig, PruneOutcome, RecoveryReport, RetentionPolicy};
-use vigil_parse::redact::Redactor;
 
 use crate::metrics::Metrics;
 use crate::pipeline::{Ingest, MAX_IN_FLIGHT_EVENTS};
@@ -219,10 +218,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     }
     // The pipeline bounds in-flight events; the ledger queue must never be the one that blocks.
     config.ledger.queue_depth = config.ledger.queue_depth.max(MAX_IN_FLIGHT_EVENTS + 1024);
-    let redactor = match &config.redaction {
-        Some(extra) => Redactor::new(extra)?,
-        None => Redactor::disabled(),
-    };
+    let redactor = vigil_ingest::pipeline::redactor(config.redaction.as_deref())?;
     let data_dir = config.data_dir.clone();
     let ledger_config = config.ledger.clone();
     let (ledger, recovery) =
@@ -288,7 +284,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         &config.data_dir,
         config.responders.clone(),
         allowlist,
-        ledger.clone(),
+        Arc::clone(&ingest),
     )?);
     {
         let decisions = Arc::clone(&decisions);
@@ -309,6 +305,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         tasks.spawn(checkpoint_sink::run(
             config.checkpoint_sinks.clone(),
             ledger.clone(),
+            Arc::clone(&ingest),
             config.notify_backoff,
             stop_rx.clone(),
         ));
@@ -321,7 +318,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             rx,
             config.notifiers.clone(),
             Arc::clone(&notify_stats),
-            ledger.clone(),
+            Arc::clone(&ingest),
             config.notify_backoff,
             stop_rx.clone(),
         ));
@@ -329,7 +326,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             config.data_dir.clone(),
             config.rule_dirs.clone(),
             config.alert_throttle_secs,
-            ledger.clone(),
+            Arc::clone(&ingest),
             Arc::clone(&decisions),
         );
         Some(
@@ -344,7 +341,11 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     {
         // Audit events of `vigil user|token` (run while serving, or while no server ran: the
         // first tick is immediate) and token last-used times.
-        let (dir, l, tokens) = (config.data_dir.clone(), ledger.clone(), Arc::clone(&tokens));
+        let (dir, l, tokens) = (
+            config.data_dir.clone(),
+            Arc::clone(&ingest),
+            Arc::clone(&tokens),
+        );
         let mut stop_bookkeeping = stop_rx.clone();
         tasks.spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -353,7 +354,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
                     _ = every.tick() => false,
                     _ = stop_bookkeeping.changed() => true,
                 };
-                let (dir, l, tokens) = (dir.clone(), l.clone(), Arc::clone(&tokens));
+                let (dir, l, tokens) = (dir.clone(), Arc::clone(&l), Arc::clone(&tokens));
                 let _ = tokio::task::spawn_blocking(move || {
                     match audit::drain_pending(&dir, &l) {
                         Ok(0) => {}
