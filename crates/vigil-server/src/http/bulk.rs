@@ -57,10 +57,20 @@ pub(super) async fn bulk_impl(
     };
     state.ingest.metrics.bytes.add("bulk", body.len() as u64);
     let ctx = context(&state, format!("bulk:{}", principal.name), peer);
-    let parsed =
-        tokio::task::spawn_blocking(move || parse_bulk(&body, default_index.as_deref(), &ctx))
-            .await
-            .unwrap_or_else(|_| Err("internal error".into()));
+    let parsed = parse_off_runtime(&state, body, move |body| {
+        parse_bulk(&body, default_index.as_deref(), &ctx)
+    })
+    .await;
+    let Ok(parsed) = parsed else {
+        let mut r = es_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable_shards_exception",
+            "documents not stored: the parser failed on this request; retry later",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, PARSER_PANIC_RETRY_AFTER);
+        return r;
+    };
     let items = match parsed {
         Ok(items) => items,
         Err(reason) => {

@@ -9,6 +9,14 @@ pub(super) fn hec(status: StatusCode, text: &str, code: u32) -> Response {
     (status, Json(json!({"text": text, "code": code}))).into_response()
 }
 
+/// 503 "Server is busy" with `Retry-After`: HEC clients retry it.
+fn hec_parser_panic() -> Response {
+    let mut r = hec(StatusCode::SERVICE_UNAVAILABLE, "Server is busy", 9);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, PARSER_PANIC_RETRY_AFTER);
+    r
+}
+
 pub(super) fn hec_auth_error(status: StatusCode) -> Response {
     if status == StatusCode::FORBIDDEN {
         hec(StatusCode::FORBIDDEN, "Token does not allow ingest", 4)
@@ -125,7 +133,7 @@ pub(super) async fn hec_event(
             Ok(x) => x,
             Err(r) => return r,
         };
-    let parsed = tokio::task::spawn_blocking(move || {
+    let parsed = parse_off_runtime(&state, body, move |body| {
         let mut events = Vec::new();
         for (i, item) in serde_json::Deserializer::from_slice(&body)
             .into_iter::<JsonValue>()
@@ -140,8 +148,10 @@ pub(super) async fn hec_event(
         }
         Ok(events)
     })
-    .await
-    .unwrap_or_else(|_| Err((0, "internal error".into())));
+    .await;
+    let Ok(parsed) = parsed else {
+        return hec_parser_panic();
+    };
     let events = match parsed {
         Ok(e) if e.is_empty() => return hec(StatusCode::BAD_REQUEST, "No data", 5),
         Ok(e) => e,
@@ -184,9 +194,11 @@ pub(super) async fn hec_raw(
             Err(r) => return r,
         };
     let format = format_for_sourcetype(q.sourcetype.as_deref());
-    let mut events = tokio::task::spawn_blocking(move || lines_to_events(&body, format, &ctx))
-        .await
-        .unwrap_or_default();
+    let Ok(mut events) =
+        parse_off_runtime(&state, body, move |body| lines_to_events(&body, format, &ctx)).await
+    else {
+        return hec_parser_panic();
+    };
     if events.is_empty() {
         return hec(StatusCode::BAD_REQUEST, "No data", 5);
     }

@@ -120,9 +120,17 @@ pub(super) async fn ingest_batch(
         ));
     }
     let ctx = context(state, source, peer);
-    let events = tokio::task::spawn_blocking(move || lines_to_events(&body, format, &ctx))
-        .await
-        .unwrap_or_default();
+    let Ok(events) =
+        parse_off_runtime(state, body, move |body| lines_to_events(&body, format, &ctx)).await
+    else {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "events not stored: the parser failed on this request; retry later",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, PARSER_PANIC_RETRY_AFTER);
+        return Err(r);
+    };
     let parse_errors = count_parse_errors(&events);
     let n = events.len();
     // The key rides in the batch's first event, so it survives a crash with the batch.
