@@ -105,7 +105,11 @@ fn import_masks_with_the_operators_patterns_counts_kinds_and_leaves_the_index_cu
 
     // The index covers every imported event: a search answers from it.
     let indexer = vigil_index::Indexer::open(&data, 1).unwrap();
-    assert_eq!(indexer.next_seq(), 3, "the index is current after the import");
+    assert_eq!(
+        indexer.next_seq(),
+        3,
+        "the index is current after the import"
+    );
     drop(indexer);
 
     // `--no-index` leaves it for later.

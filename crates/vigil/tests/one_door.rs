@@ -213,6 +213,9 @@ fn every_event_in_the_ledger_went_through_the_one_door() {
         );
     }
     assert_eq!(counted["input"], 7, "five NDJSON, one HEC raw, one _bulk");
-    assert!(counted["cli"] >= 4, "three changes before the run, one during");
+    assert!(
+        counted["cli"] >= 4,
+        "three changes before the run, one during"
+    );
     server.stop();
 }

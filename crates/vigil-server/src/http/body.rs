@@ -119,7 +119,9 @@ pub(super) async fn parse_off_runtime<T: Send + 'static>(
         Ok(t) => Ok(t),
         Err(e) => {
             state.ingest.metrics.http_rejected.add("parser_panic", 1);
-            tracing::error!("a parser failed on a request body (nothing stored; the sender is told to retry): {e}");
+            tracing::error!(
+                "a parser failed on a request body (nothing stored; the sender is told to retry): {e}"
+            );
             Err(ParserPanic)
         }
     }
@@ -134,9 +136,7 @@ pub(super) const PARSER_PANIC_RETRY_AFTER: HeaderValue = HeaderValue::from_stati
 fn parser_fault(body: &[u8]) {
     if let Ok(marker) = std::env::var("VIGIL_TEST_PARSER_PANIC")
         && !marker.is_empty()
-        && body
-            .windows(marker.len())
-            .any(|w| w == marker.as_bytes())
+        && body.windows(marker.len()).any(|w| w == marker.as_bytes())
     {
         panic!("injected parser fault (VIGIL_TEST_PARSER_PANIC)");
     }

@@ -120,8 +120,10 @@ pub(super) async fn ingest_batch(
         ));
     }
     let ctx = context(state, source, peer);
-    let Ok(events) =
-        parse_off_runtime(state, body, move |body| lines_to_events(&body, format, &ctx)).await
+    let Ok(events) = parse_off_runtime(state, body, move |body| {
+        vigil_ingest::decode::ndjson(&body, format, &ctx)
+    })
+    .await
     else {
         let mut r = error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -147,22 +149,4 @@ pub(super) async fn ingest_batch(
         )),
         Err(e) => Err(ingest_failure(state, e)),
     }
-}
-
-/// One event per line; a body that is a JSON array holds one event per element.
-pub(super) fn lines_to_events(body: &[u8], format: Format, ctx: &ParseContext) -> Vec<Event> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[')
-        && matches!(format, Format::Json | Format::Auto)
-        && let Ok(items) = serde_json::from_slice::<Vec<JsonValue>>(body)
-    {
-        return items
-            .iter()
-            .map(|item| parse_line(item.to_string().as_bytes(), Format::Json, ctx))
-            .collect();
-    }
-    body.split(|&b| b == b'\n')
-        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .map(|line| parse_line(line, format, ctx))
-        .collect()
 }
