@@ -50,7 +50,7 @@ impl LabeledCounter {
 pub struct Metrics {
     /// Events made durable, by origin: every event the pipeline stored.
     pub stored: OriginCounter,
-    /// Events made durable, by listener (and, for Vigil's own events, by origin).
+    /// Events made durable, by listener (and Vigil's own audit events as `audit`).
     pub events: LabeledCounter,
     /// Bytes received, by listener.
     pub bytes: LabeledCounter,

@@ -216,7 +216,11 @@ impl<L: EventLog> Ingest<L> {
                 drop(permit);
                 if result.is_ok() {
                     metrics.stored.add(origin, n);
-                    metrics.events.add(label, n);
+                    // By listener as before (audit counted as one): the other origins are
+                    // in `stored` only.
+                    if matches!(origin, Origin::Input(_) | Origin::Audit) {
+                        metrics.events.add(label, n);
+                    }
                     for (source, n) in &per_source {
                         metrics.sources.add(source, *n);
                     }
@@ -676,7 +680,7 @@ mod tests {
         assert_eq!(second, 5..7);
         ingest.drain().await;
         assert_eq!(ingest.in_flight(), 0);
-        assert_eq!(ingest.metrics.events.get("import"), 5);
+        assert_eq!(ingest.metrics.events.get("tcp"), 2);
         assert_eq!(ingest.metrics.stored.get(Origin::Import), 5);
         assert_eq!(
             ingest
