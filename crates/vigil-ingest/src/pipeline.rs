@@ -598,10 +598,13 @@ mod tests {
         ledger.close().unwrap();
     }
 
+    /// Appends held back: the events and their durability callback.
+    type Held = Vec<(Vec<Event>, crate::log::OnDurable)>;
+
     /// A ledger whose appends wait until the test opens the gate: events stay in flight.
     struct Gate {
         ledger: Ledger,
-        held: std::sync::Mutex<Option<Vec<(Vec<Event>, crate::log::OnDurable)>>>,
+        held: std::sync::Mutex<Option<Held>>,
     }
 
     impl Gate {
