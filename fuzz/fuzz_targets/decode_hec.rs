@@ -8,7 +8,9 @@ use vigil_ingest::decode::{DecodeError, HecRawMeta, hec_events, hec_raw};
 use vigil_parse::ParseContext;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, body)) = data.split_first() else { return };
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
     let ctx = ParseContext::new(Timestamp::from_secs(1_800_000_000), "fuzz");
     let events = if selector & 1 == 0 {
         match hec_events(body, &ctx) {
@@ -20,9 +22,16 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => panic!("a HEC body failed as something else: {e}"),
         }
     } else {
-        let sourcetypes = [None, Some("syslog"), Some("access_combined"), Some("_json"), Some("cef")];
+        let sourcetypes = [
+            None,
+            Some("syslog"),
+            Some("access_combined"),
+            Some("_json"),
+            Some("cef"),
+        ];
         let meta = HecRawMeta {
-            sourcetype: sourcetypes[(selector as usize >> 1) % sourcetypes.len()].map(str::to_owned),
+            sourcetype: sourcetypes[(selector as usize >> 1) % sourcetypes.len()]
+                .map(str::to_owned),
             host: Some("h".into()),
             ..HecRawMeta::default()
         };
