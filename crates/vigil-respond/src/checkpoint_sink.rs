@@ -15,6 +15,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::json;
 use vigil_event::{Event, Timestamp};
+use vigil_ingest::{Ingest, Origin};
 use vigil_ledger::Ledger;
 use vigil_ledger::note::{Checkpoint, parse_note};
 
@@ -86,6 +87,7 @@ async fn deliver(
 pub async fn run(
     sinks: Vec<CheckpointSink>,
     ledger: Ledger,
+    door: std::sync::Arc<Ingest>,
     backoff_base: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -132,12 +134,12 @@ pub async fn run(
                 continue;
             };
             for sink in &sinks {
-                let (client, sink, checkpoint, note, ledger) = (
+                let (client, sink, checkpoint, note, door) = (
                     client.clone(),
                     sink.clone(),
                     checkpoint.clone(),
                     note.clone(),
-                    ledger.clone(),
+                    std::sync::Arc::clone(&door),
                 );
                 tokio::spawn(async move {
                     let mut last = String::new();
@@ -174,7 +176,7 @@ pub async fn run(
                             sink.name, checkpoint.size
                         ),
                     );
-                    let _ = tokio::task::spawn_blocking(move || ledger.append(&[e])).await;
+                    let _ = door.submit(vec![e], Origin::Checkpoint).durable().await;
                 });
             }
         }

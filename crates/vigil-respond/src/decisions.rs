@@ -579,7 +579,9 @@ pub struct DecisionService {
     book: std::sync::Mutex<DecisionBook>,
     path: PathBuf,
     responders: Vec<Responder>,
-    ledger: vigil_ledger::Ledger,
+    ledger: std::sync::Arc<vigil_ingest::Ingest>,
+    /// Decisions handed to the ledger and not known durable yet (waited for before a save).
+    submitted: std::sync::Mutex<Vec<vigil_ingest::Pending>>,
     /// Changes not saved yet, and when the book was last saved.
     unsaved: std::sync::Mutex<(bool, std::time::Instant)>,
 }
@@ -590,7 +592,7 @@ impl DecisionService {
         data_dir: &Path,
         responders: Vec<Responder>,
         allowlist: Vec<Net>,
-        ledger: vigil_ledger::Ledger,
+        ledger: std::sync::Arc<vigil_ingest::Ingest>,
     ) -> Result<DecisionService, String> {
         let path = book_path(data_dir);
         let mut book = DecisionBook::load(&path).unwrap_or_else(|e| {
@@ -599,7 +601,7 @@ impl DecisionService {
             DecisionBook::default()
         });
         book.next_id = book.next_id.max(1);
-        let applied = book.replay(&mut ledger.reader().map_err(|e| e.to_string())?)?;
+        let applied = book.replay(&mut ledger.ledger().reader().map_err(|e| e.to_string())?)?;
         if applied > 0 {
             tracing::info!("decisions: {applied} changes replayed from the ledger");
         }
@@ -609,6 +611,7 @@ impl DecisionService {
             path,
             responders,
             ledger,
+            submitted: std::sync::Mutex::new(Vec::new()),
             // Saved once soon in any case: the file then names the ledger's end, and the next
             // start replays from there instead of from wherever the last save was.
             unsaved: std::sync::Mutex::new((true, std::time::Instant::now())),
@@ -630,9 +633,13 @@ impl DecisionService {
         if events.is_empty() {
             return;
         }
-        if let Err(e) = self.ledger.append(&events) {
-            tracing::error!("recording decisions in the ledger: {e}");
-        }
+        // Through the ingest pipeline, without waiting (responders run on the detector's
+        // thread); the next save waits for it, so decisions.json is never ahead of the ledger.
+        let pending = self.ledger.submit(events, vigil_ingest::Origin::Decision);
+        self.submitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(pending);
         self.unsaved.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
         if !soon {
             self.save();
@@ -645,9 +652,16 @@ impl DecisionService {
         if !unsaved.0 {
             return;
         }
+        let submitted =
+            std::mem::take(&mut *self.submitted.lock().unwrap_or_else(|p| p.into_inner()));
+        for pending in submitted {
+            if let Err(e) = pending.wait() {
+                tracing::error!("recording decisions in the ledger: {e}");
+            }
+        }
         // Read before the book: a decision recorded meanwhile is replayed at the next start
         // (idempotently) even if the saved book has it already.
-        let seq = self.ledger.end_seq();
+        let seq = self.ledger.ledger().end_seq();
         match self.with(|b| {
             b.ledger_seq = seq;
             b.save(&self.path)

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use vigil_detect::alert::{Alert, Level, Notification, NotifyReason};
 use vigil_event::{Event, Timestamp};
-use vigil_ledger::Ledger;
+use vigil_ingest::{Ingest, Origin};
 
 /// Where notifications go.
 #[derive(Debug, Clone, PartialEq)]
@@ -482,7 +482,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<Notification>,
     notifiers: Vec<Notifier>,
     stats: Arc<NotifyStats>,
-    ledger: Ledger,
+    ledger: Arc<Ingest>,
     backoff_base: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -512,7 +512,7 @@ pub async fn run(
                 n.clone(),
                 note.clone(),
                 Arc::clone(&stats),
-                ledger.clone(),
+                Arc::clone(&ledger),
             );
             tokio::spawn(async move {
                 let mut last = String::new();
@@ -558,7 +558,7 @@ pub async fn run(
                         n.name, note.alert.id
                     ),
                 );
-                let _ = tokio::task::spawn_blocking(move || ledger.append(&[e])).await;
+                let _ = ledger.submit(vec![e], Origin::Notifier).durable().await;
             });
         }
     }

@@ -17,7 +17,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use vigil_event::{Event, Timestamp};
-use vigil_ledger::Ledger;
 
 use crate::pipeline::Ingest;
 
@@ -25,7 +24,7 @@ use crate::pipeline::Ingest;
 /// has no room, the event is dropped and counted (`vigil_audit_dropped_total`) rather than
 /// letting a flood of requests hold memory or fill the log.
 pub fn append(ingest: &Ingest, event: Event) {
-    match ingest.try_append(vec![event], "audit") {
+    match ingest.try_append(vec![event], vigil_ingest::Origin::Audit) {
         Ok(pending) => {
             tokio::spawn(async move {
                 let _ = pending.durable().await;
@@ -86,8 +85,9 @@ pub fn record_offline(data_dir: &Path, event: &Event) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Moves pending audit events into the ledger; returns how many were stored.
-pub fn drain_pending(data_dir: &Path, ledger: &Ledger) -> Result<usize, String> {
+/// Moves pending audit events into the ledger through the ingest pipeline (blocking: call it
+/// off the async runtime); returns how many were stored.
+pub fn drain_pending(data_dir: &Path, ingest: &Ingest) -> Result<usize, String> {
     let draining = draining_path(data_dir);
     if !draining.exists() {
         match fs::rename(pending_path(data_dir), &draining) {
@@ -111,13 +111,15 @@ pub fn drain_pending(data_dir: &Path, ledger: &Ledger) -> Result<usize, String> 
             ),
         }
     }
+    let stored = events.len();
     if !events.is_empty() {
-        ledger
-            .append(&events)
+        ingest
+            .submit(events, vigil_ingest::Origin::Cli)
+            .wait()
             .map_err(|e| format!("storing pending audit events: {e}"))?;
     }
     fs::remove_file(&draining).map_err(|e| format!("{}: {e}", draining.display()))?;
-    Ok(events.len())
+    Ok(stored)
 }
 
 /// Vigil's own rules, loaded by every server unless turned off: `(file name, Sigma YAML)`.

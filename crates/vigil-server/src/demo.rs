@@ -277,7 +277,10 @@ pub async fn run(ingest: Arc<Ingest>, mut stop: watch::Receiver<bool>) {
             .iter()
             .map(|l| parse_line(l.as_bytes(), Format::Auto, &ctx))
             .collect();
-        match ingest.append_waiting(events, "demo").await {
+        match ingest
+            .append_waiting(events, vigil_ingest::Listener::Demo)
+            .await
+        {
             Ok(pending) => {
                 let _ = pending.durable().await;
             }

@@ -8,6 +8,12 @@
 //! while the server is down are evaluated when it comes back. The file is a cache (DESIGN
 //! invariant 3): without it, the book is rebuilt from the alert events in the ledger and the
 //! events after them are evaluated again ([`rebuild_from_ledger`]).
+//!
+//! Alerts, triage and rule changes go to the ledger through the ingest pipeline
+//! ([`Ingest::submit`]); the detector does not wait for their fsync but goes on evaluating.
+//! The saved cursor means "evaluated, and every alert raised up to here is durable": a save
+//! first waits for the writes submitted since the previous one (usually long done by then), so
+//! a crash never leaves a book or cursor ahead of the alerts in the ledger.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +25,8 @@ use vigil_detect::alert::{AlertBook, Level, Observed, RuleInfo as AlertRule, Tri
 use vigil_detect::compile::IssueKind;
 use vigil_detect::{Evaluator, RuleSet};
 use vigil_event::{Event, Timestamp, Value};
-use vigil_ledger::{Ledger, LedgerReader};
+use vigil_ingest::{Ingest, Origin, Pending};
+use vigil_ledger::LedgerReader;
 
 mod state;
 pub use state::{Resume, rebuild_from_ledger};
@@ -145,7 +152,9 @@ pub struct DetectService {
     last_fired: Mutex<HashMap<String, Timestamp>>,
     /// Counters.
     pub progress: DetectProgress,
-    ledger: Ledger,
+    door: Arc<Ingest>,
+    /// Writes submitted since the last save, waited for before the next.
+    unsaved: Mutex<Vec<Pending>>,
     dirs: Vec<PathBuf>,
     state_path: PathBuf,
     notify: crate::notify::NotifyQueue,
@@ -181,7 +190,7 @@ impl DetectService {
         data_dir: &Path,
         dirs: Vec<PathBuf>,
         throttle_secs: i64,
-        ledger: Ledger,
+        door: Arc<Ingest>,
         notify: crate::notify::NotifyQueue,
         decisions: Option<Arc<crate::decisions::DecisionService>>,
     ) -> Result<Arc<DetectService>, String> {
@@ -191,7 +200,7 @@ impl DetectService {
         let state_path = state_dir.join("state.json");
         let (book, next_seq, recount_until) = state::restore(
             &state_path,
-            &mut ledger.reader().map_err(|e| e.to_string())?,
+            &mut door.ledger().reader().map_err(|e| e.to_string())?,
             throttle_secs,
         )?;
         let rules = load_rules(&dirs);
@@ -213,7 +222,8 @@ impl DetectService {
             book: Mutex::new(book),
             last_fired: Mutex::new(HashMap::new()),
             progress: DetectProgress::default(),
-            ledger,
+            door,
+            unsaved: Mutex::new(Vec::new()),
             dirs,
             state_path,
             notify,
@@ -266,11 +276,8 @@ impl DetectService {
         for group in groups {
             self.raise(&info, group, now, None, &mut out, &mut notes);
         }
-        if !out.is_empty()
-            && let Err(e) = self.ledger.append(&out)
-        {
-            self.progress.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!("query rule {}: writing alerts: {e}", rule.name);
+        if !out.is_empty() {
+            self.submit(out, Origin::Alert);
         }
         for note in notes {
             self.notify.send(note);
@@ -295,8 +302,12 @@ impl DetectService {
             book.triage(id, change)?.clone()
         };
         self.dirty.store(true, Ordering::Relaxed);
-        self.ledger
-            .append(&[alert.to_event("triaged", Timestamp::now())])
+        self.door
+            .submit(
+                vec![alert.to_event("triaged", Timestamp::now())],
+                Origin::Triage,
+            )
+            .wait()
             .map_err(|e| e.to_string())?;
         Ok(alert)
     }
@@ -328,7 +339,7 @@ impl DetectService {
             }
             if reader.is_none() {
                 // Only durable events: never alert (or ban) on a write that is undone.
-                reader = self.ledger.reader().ok();
+                reader = self.door.ledger().reader().ok();
             }
             let mut evaluated = 0;
             if let Some(r) = reader.as_mut() {
@@ -410,9 +421,7 @@ impl DetectService {
         audit.insert("vigil.rules.added", list(added));
         audit.insert("vigil.rules.removed", list(removed));
         audit.insert("vigil.rules.loaded", loaded.set.len() as i64);
-        if let Err(e) = self.ledger.append(&[audit]) {
-            tracing::error!("audit event of the rule change not stored: {e}");
-        }
+        self.submit(vec![audit], Origin::Rule);
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
     }
 
@@ -481,7 +490,7 @@ impl DetectService {
             })
             .map_err(|e| e.to_string())?;
         if !out.is_empty() {
-            self.ledger.append(&out).map_err(|e| e.to_string())?;
+            self.submit(out, Origin::Alert);
         }
         for note in notes {
             // A full queue means notifiers are far behind; the alert itself is in the ledger.
@@ -551,9 +560,29 @@ impl DetectService {
             .insert(rule.id.clone(), now);
     }
 
+    /// Hands events to the ingest pipeline without waiting; the next save waits for them.
+    fn submit(&self, events: Vec<Event>, origin: Origin) {
+        let pending = self.door.submit(events, origin);
+        let mut unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
+        unsaved.push(pending);
+    }
+
+    /// Waits until every write submitted since the last save is durable (counting failures).
+    fn wait_submitted(&self) {
+        let pending = std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()));
+        for p in pending {
+            if let Err(e) = p.wait() {
+                self.progress.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("detection: writing to the ledger: {e}");
+            }
+        }
+    }
+
     fn save(&self) -> Result<(), String> {
+        // The cursor and book saved below never run ahead of the alerts in the ledger.
+        self.wait_submitted();
         // Read before the book: an alert event written meanwhile is replayed at the next start.
-        let ledger_seq = self.ledger.end_seq();
+        let ledger_seq = self.door.ledger().end_seq();
         let state = self.with_book(|book| {
             state::snapshot(
                 book,

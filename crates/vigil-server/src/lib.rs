@@ -19,11 +19,9 @@ pub mod audit;
 pub mod demo;
 pub mod detect;
 pub mod http;
-pub mod idempotency;
 pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
-pub mod pipeline;
 pub mod search;
 pub mod syslog;
 pub mod tls;
@@ -32,6 +30,7 @@ pub mod web;
 // Authentication lives in `vigil-auth`; these keep the server's old paths working.
 pub use vigil_auth::token as auth;
 pub use vigil_auth::{access, session, users};
+pub use vigil_ingest::{idempotency, pipeline};
 pub use vigil_respond::{checkpoint_sink, decisions, notify};
 
 use std::net::SocketAddr;
@@ -44,7 +43,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use vigil_event::Timestamp;
 use vigil_ledger::{Ledger, LedgerConfig, PruneOutcome, RecoveryReport, RetentionPolicy};
-use vigil_parse::redact::Redactor;
 
 use crate::metrics::Metrics;
 use crate::pipeline::{Ingest, MAX_IN_FLIGHT_EVENTS};
@@ -217,10 +215,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     }
     // The pipeline bounds in-flight events; the ledger queue must never be the one that blocks.
     config.ledger.queue_depth = config.ledger.queue_depth.max(MAX_IN_FLIGHT_EVENTS + 1024);
-    let redactor = match &config.redaction {
-        Some(extra) => Redactor::new(extra)?,
-        None => Redactor::disabled(),
-    };
+    let redactor = vigil_ingest::pipeline::redactor(config.redaction.as_deref())?;
     let data_dir = config.data_dir.clone();
     let ledger_config = config.ledger.clone();
     let (ledger, recovery) =
@@ -254,7 +249,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         "previous_stop": start_events.first().and_then(|e| e.get_str("vigil.previous_stop")),
     });
     ingest
-        .append_waiting(start_events, "audit")
+        .append_waiting(start_events, vigil_ingest::Origin::Audit)
         .await
         .map_err(|e| e.to_string())?
         .durable()
@@ -286,7 +281,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         &config.data_dir,
         config.responders.clone(),
         allowlist,
-        ledger.clone(),
+        Arc::clone(&ingest),
     )?);
     {
         let decisions = Arc::clone(&decisions);
@@ -307,6 +302,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
         tasks.spawn(checkpoint_sink::run(
             config.checkpoint_sinks.clone(),
             ledger.clone(),
+            Arc::clone(&ingest),
             config.notify_backoff,
             stop_rx.clone(),
         ));
@@ -320,7 +316,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             rx,
             config.notifiers.clone(),
             Arc::clone(&notify_stats),
-            ledger.clone(),
+            Arc::clone(&ingest),
             config.notify_backoff,
             stop_rx.clone(),
         ));
@@ -328,7 +324,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
             config.data_dir.clone(),
             config.rule_dirs.clone(),
             config.alert_throttle_secs,
-            ledger.clone(),
+            Arc::clone(&ingest),
             Arc::clone(&decisions),
         );
         Some(
@@ -343,7 +339,11 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
     {
         // Audit events of `vigil user|token` (run while serving, or while no server ran: the
         // first tick is immediate) and token last-used times.
-        let (dir, l, tokens) = (config.data_dir.clone(), ledger.clone(), Arc::clone(&tokens));
+        let (dir, l, tokens) = (
+            config.data_dir.clone(),
+            Arc::clone(&ingest),
+            Arc::clone(&tokens),
+        );
         let mut stop_bookkeeping = stop_rx.clone();
         tasks.spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -352,7 +352,7 @@ async fn start_recorded(mut config: ServerConfig) -> Result<Running, String> {
                     _ = every.tick() => false,
                     _ = stop_bookkeeping.changed() => true,
                 };
-                let (dir, l, tokens) = (dir.clone(), l.clone(), Arc::clone(&tokens));
+                let (dir, l, tokens) = (dir.clone(), Arc::clone(&l), Arc::clone(&tokens));
                 let _ = tokio::task::spawn_blocking(move || {
                     match audit::drain_pending(&dir, &l) {
                         Ok(0) => {}
@@ -674,7 +674,7 @@ impl Running {
         // listeners are down, so this waits only for the ledger).
         let stop = self
             .ingest
-            .append_waiting(vec![lifecycle::stop_event()], "audit")
+            .append_waiting(vec![lifecycle::stop_event()], vigil_ingest::Origin::Audit)
             .await
             .map_err(|e| e.to_string())?;
         stop.durable()

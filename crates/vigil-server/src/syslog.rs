@@ -119,7 +119,7 @@ pub async fn run_udp(
             events.extend(parse_frames(vec![frame], "udp", peer, &settings, &ingest));
         }
         let n_events = events.len() as u64;
-        match ingest.try_append(events, "udp") {
+        match ingest.try_append(events, vigil_ingest::Listener::Udp) {
             Ok(pending) => {
                 tokio::spawn(async move {
                     if let Err(e) = pending.durable().await {
@@ -429,7 +429,14 @@ async fn send(
     let events = parse_frames(frames, name, peer, settings, ingest);
     // Waiting here stops reading the socket: the sender's TCP window closes (backpressure).
     let pending = ingest
-        .append_waiting(events, name)
+        .append_waiting(
+            events,
+            if name == "tls" {
+                vigil_ingest::Listener::Tls
+            } else {
+                vigil_ingest::Listener::Tcp
+            },
+        )
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(async move {

@@ -2,20 +2,24 @@
 //!
 //! Every line format of `vigil-parse` (detected per line, or forced with `--format`), JSON arrays,
 //! Windows `.evtx` files, and gzip- or zstd-compressed files (recognised by their magic bytes).
-//! Secrets are masked before anything is stored. A line that does not parse is reported (file
+//! Events go into the ledger through the same ingest pipeline as `vigil serve`'s
+//! (`vigil_ingest::Ingest`, origin `import`), and secrets are masked with the same
+//! configuration (`--config`'s `[redaction]`, `--redact`) before anything is stored. The search
+//! index is brought up to date at the end (unless `--no-index`). A line that does not parse is reported (file
 //! and line number) and still stored, as an event tagged `parse_error` holding the raw text, so
 //! nothing is lost.
 
+use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use vigil_event::{Event, Timestamp};
-use vigil_ledger::{Ledger, LedgerConfig, LedgerError};
-use vigil_parse::redact::Redactor;
+use vigil_ingest::{Ingest, IngestError, Origin, Pending};
+use vigil_ledger::{Ledger, LedgerConfig};
 use vigil_parse::{Format, ParseContext, parse_line};
 
 use crate::DataDir;
@@ -48,6 +52,16 @@ pub struct ImportArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// The `vigil serve` configuration file whose `[redaction]` section applies here too.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Extra secret pattern to mask, as KIND=REGEX (repeatable), like `vigil serve --redact`.
+    #[arg(long = "redact", value_name = "KIND=REGEX")]
+    redact: Vec<String>,
+    /// Do not bring the search index up to date after the import (searches scan the new
+    /// events until `vigil serve` or `vigil reindex --resume` indexes them).
+    #[arg(long)]
+    no_index: bool,
     /// Files to import (`-` reads standard input).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -59,11 +73,14 @@ struct Totals {
     bad_lines: u64,
     first_seq: Option<u64>,
     last_seq: Option<u64>,
-    redacted: u64,
+    /// Kinds of secret masked.
+    redacted_kinds: BTreeSet<String>,
+    /// Events with a secret masked.
+    redacted_events: u64,
 }
 
 impl Totals {
-    fn absorb(&mut self, result: Result<std::ops::Range<u64>, LedgerError>) -> Result<()> {
+    fn absorb(&mut self, result: Result<std::ops::Range<u64>, IngestError>) -> Result<()> {
         let range = result.context("appending to the ledger")?;
         self.events += range.end - range.start;
         self.first_seq = Some(self.first_seq.map_or(range.start, |f| f.min(range.start)));
@@ -107,23 +124,28 @@ impl EventSink for Sink<'_> {
     }
 }
 
-/// Sends batches to the ledger, keeping a bounded number in flight.
+/// Sends batches through the ingest pipeline, keeping a bounded number in flight.
 struct Sink<'a> {
-    ledger: &'a Ledger,
-    redactor: Redactor,
+    ingest: &'a Ingest,
     batch: Vec<Event>,
-    done_tx: mpsc::Sender<Result<std::ops::Range<u64>, LedgerError>>,
-    done_rx: mpsc::Receiver<Result<std::ops::Range<u64>, LedgerError>>,
-    in_flight: usize,
+    in_flight: VecDeque<Pending>,
     totals: Totals,
 }
 
 impl Sink<'_> {
     fn push(&mut self, mut event: Event) -> Result<()> {
-        // Parsed lines were masked already (raw text and fields); this catches EVTX records.
-        self.redactor.redact_event(&mut event);
+        // Parsed lines were masked already (raw text and fields); this catches EVTX records
+        // (the pipeline masks again, which finds nothing new), and counts what was masked.
+        if let Some(redactor) = self.ingest.redactor() {
+            redactor.redact_event(&mut event);
+        }
         if let Some(vigil_event::Value::List(kinds)) = event.get("vigil.redacted") {
-            self.totals.redacted += kinds.len() as u64;
+            self.totals.redacted_events += 1;
+            for kind in kinds.iter().filter_map(vigil_event::Value::as_str) {
+                if !self.totals.redacted_kinds.contains(kind) {
+                    self.totals.redacted_kinds.insert(kind.to_owned());
+                }
+            }
         }
         self.batch.push(event);
         if self.batch.len() >= BATCH {
@@ -137,27 +159,25 @@ impl Sink<'_> {
             return Ok(());
         }
         let events = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        let done = self.done_tx.clone();
-        self.ledger.append_with(&events, move |result| {
-            let _ = done.send(result);
-        });
-        self.in_flight += 1;
+        self.in_flight
+            .push_back(self.ingest.submit(events, Origin::Import));
         // Bounded memory: wait for a batch to be durable before reading more.
-        while self.in_flight >= IN_FLIGHT {
+        while self.in_flight.len() >= IN_FLIGHT {
             self.wait_one()?;
         }
         Ok(())
     }
 
     fn wait_one(&mut self) -> Result<()> {
-        let r = self.done_rx.recv().unwrap_or(Err(LedgerError::Closed));
-        self.in_flight -= 1;
-        self.totals.absorb(r)
+        match self.in_flight.pop_front() {
+            Some(pending) => self.totals.absorb(pending.wait()),
+            None => Ok(()),
+        }
     }
 
     fn finish(mut self) -> Result<Totals> {
         self.flush()?;
-        while self.in_flight > 0 {
+        while !self.in_flight.is_empty() {
             self.wait_one()?;
         }
         Ok(self.totals)
@@ -179,6 +199,13 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
             bail!("{}: no such file", path.display());
         }
     }
+    let file = match &args.config {
+        Some(path) => crate::serve::read_config(path)?,
+        None => crate::serve::FileConfig::default(),
+    };
+    let redaction = crate::serve::redaction(&file, &args.redact)?;
+    let redactor =
+        vigil_ingest::pipeline::redactor(redaction.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
     let (ledger, recovery) = Ledger::open(&args.data.data_dir, LedgerConfig::default())
         .with_context(|| format!("opening the ledger in {}", args.data.data_dir.display()))?;
     for cut in &recovery.cut {
@@ -198,14 +225,11 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
         .sum();
     let bar = progress_bar(args.quiet, "importing");
     bar.set_length(total_bytes);
-    let (done_tx, done_rx) = mpsc::channel();
+    let ingest = Ingest::new(ledger.clone(), redactor, Arc::default());
     let mut sink = Sink {
-        ledger: &ledger,
-        redactor: Redactor::default(),
+        ingest: &ingest,
         batch: Vec::with_capacity(BATCH),
-        done_tx,
-        done_rx,
-        in_flight: 0,
+        in_flight: VecDeque::new(),
         totals: Totals::default(),
     };
     let received = Timestamp::now();
@@ -238,7 +262,7 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
             source,
             keep_original: !args.no_original,
             peer: None,
-            redactor: Some(std::sync::Arc::new(sink.redactor.clone())),
+            redactor: ingest.redactor(),
         };
         let raw: Box<dyn Read> = if stdin {
             Box::new(io::stdin().lock())
@@ -250,6 +274,7 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
     }
     let totals = sink.finish()?;
     bar.finish_and_clear();
+    drop(ingest);
     ledger.close()?;
     let mut out = io::stdout().lock();
     match (totals.first_seq, totals.last_seq) {
@@ -266,16 +291,26 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
                     totals.bad_lines
                 )?;
             }
-            if totals.redacted > 0 {
+            if totals.redacted_events > 0 {
                 write!(
                     out,
-                    "; secrets masked ({} kinds across events)",
-                    totals.redacted
+                    "; secrets masked ({} kinds across {} events)",
+                    totals.redacted_kinds.len(),
+                    totals.redacted_events
                 )?;
             }
             writeln!(out)?;
         }
         _ => writeln!(out, "no events found")?,
+    }
+    drop(out);
+    if !args.no_index && totals.events > 0 {
+        // A search right after the import answers from the index, not by scanning the ledger.
+        let (indexed, _, _) = crate::reindex::index(&args.data.data_dir, 2, true, args.quiet)
+            .context("bringing the search index up to date (the events are imported; `vigil reindex --resume` retries)")?;
+        if !args.quiet {
+            eprintln!("search index up to date ({indexed} events indexed)");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -319,7 +354,7 @@ pub fn for_each_event_in_file(path: &Path, f: impl FnMut(Event)) -> Result<u64> 
         ),
         keep_original: true,
         peer: None,
-        redactor: Some(std::sync::Arc::new(Redactor::default())),
+        redactor: Some(std::sync::Arc::new(vigil_parse::redact::Redactor::default())),
     };
     let raw: Box<dyn Read> = Box::new(File::open(path).with_context(|| format!("opening {name}"))?);
     let input = decompressing(raw, &name)?;

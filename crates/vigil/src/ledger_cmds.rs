@@ -558,7 +558,16 @@ pub fn ledger(args: LedgerArgs) -> Result<ExitCode> {
                     rotation.reason
                 ),
             );
-            ledger.append(&[audit])?;
+            // Through the one door, like every event (origin `cli`).
+            let ingest = vigil_ingest::Ingest::new(
+                ledger.clone(),
+                vigil_parse::redact::Redactor::default(),
+                std::sync::Arc::default(),
+            );
+            ingest
+                .submit(vec![audit], vigil_ingest::Origin::Cli)
+                .wait()?;
+            drop(ingest);
             ledger.close()?;
             let mut out = io::stdout().lock();
             writeln!(out, "new verifier key: {}", rotation.new.to_vkey())?;

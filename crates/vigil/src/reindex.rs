@@ -25,16 +25,38 @@ pub struct ReindexArgs {
 
 /// `vigil reindex`.
 pub fn run(args: ReindexArgs) -> Result<ExitCode> {
-    let dir = &args.data.data_dir;
+    let (indexed, secs, covered) = index(&args.data.data_dir, args.threads, args.resume, false)?;
+    println!(
+        "indexed {indexed} events in {secs:.1} s ({:.0} events/s); the index covers events {}..{}",
+        indexed as f64 / secs.max(1e-9),
+        covered.start,
+        covered.end
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Indexes the ledger of `dir` (from scratch, or only what it has beyond the index when
+/// `resume`) with a progress bar unless `quiet`; returns the events indexed, the seconds it
+/// took and the range the index covers.
+pub fn index(
+    dir: &std::path::Path,
+    threads: usize,
+    resume: bool,
+    quiet: bool,
+) -> Result<(u64, f64, std::ops::Range<u64>)> {
     let mut ledger = LedgerReader::open(dir)
         .with_context(|| format!("reading the ledger in {}", dir.display()))?;
-    let mut indexer = Indexer::open(dir, args.threads)?;
-    if !args.resume {
+    let mut indexer = Indexer::open(dir, threads)?;
+    if !resume {
         indexer.clear()?;
     }
     let start = indexer.next_seq().max(ledger.first_seq());
     let total = ledger.end_seq().saturating_sub(start);
-    let bar = ProgressBar::new(total);
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} indexing [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
@@ -48,12 +70,9 @@ pub fn run(args: ReindexArgs) -> Result<ExitCode> {
     })?;
     indexer.close()?;
     bar.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "indexed {indexed} events in {secs:.1} s ({:.0} events/s); the index covers events {}..{}",
-        indexed as f64 / secs.max(1e-9),
-        ledger.first_seq(),
-        ledger.end_seq()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok((
+        indexed,
+        started.elapsed().as_secs_f64(),
+        ledger.first_seq()..ledger.end_seq(),
+    ))
 }

@@ -341,6 +341,32 @@ fn address(value: &str, what: &str) -> Result<Option<SocketAddr>> {
 }
 
 /// Merges flags over the file over the defaults.
+/// The operator's redaction: the `[redaction]` section and `--redact KIND=REGEX` flags, as
+/// extra patterns over the defaults, or `None` when turned off. `vigil serve` and
+/// `vigil import` mask secrets the same way.
+pub fn redaction(file: &FileConfig, flags: &[String]) -> Result<Option<Vec<(String, String)>>> {
+    let mut extra: Vec<(String, String)> = file
+        .redaction
+        .patterns
+        .iter()
+        .map(|p| (p.kind.clone(), p.regex.clone()))
+        .collect();
+    for spec in flags {
+        let (kind, regex) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--redact {spec:?}: expected KIND=REGEX"))?;
+        extra.push((kind.to_owned(), regex.to_owned()));
+    }
+    if file.redaction.enabled == Some(false) {
+        if !extra.is_empty() {
+            bail!("redaction patterns are configured but [redaction] enabled = false");
+        }
+        Ok(None)
+    } else {
+        Ok(Some(extra))
+    }
+}
+
 pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig> {
     let data_dir = args.data.data_dir.clone();
     let mut config = ServerConfig::defaults(data_dir.clone());
@@ -433,26 +459,7 @@ pub fn build_config(args: &ServeArgs, file: &FileConfig) -> Result<ServerConfig>
         config.connections.syslog_frame_timeout,
     )?;
     config.keep_original = !args.no_original && file.ingest.keep_original.unwrap_or(true);
-    let mut extra: Vec<(String, String)> = file
-        .redaction
-        .patterns
-        .iter()
-        .map(|p| (p.kind.clone(), p.regex.clone()))
-        .collect();
-    for spec in &args.redact {
-        let (kind, regex) = spec
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--redact {spec:?}: expected KIND=REGEX"))?;
-        extra.push((kind.to_owned(), regex.to_owned()));
-    }
-    config.redaction = if file.redaction.enabled == Some(false) {
-        if !extra.is_empty() {
-            bail!("redaction patterns are configured but [redaction] enabled = false");
-        }
-        None
-    } else {
-        Some(extra)
-    };
+    config.redaction = redaction(file, &args.redact)?;
     config.retention = match (args.retention, &file.retention.max_age) {
         (Some(d), _) => Some(d),
         (None, Some(text)) => {

@@ -3,6 +3,17 @@
 use super::*;
 use vigil_detect::alert::{AlertBook, RuleInfo};
 
+/// A pipeline over a fresh ledger in `dir`, as `serve` builds one.
+fn test_door(dir: &std::path::Path) -> Arc<vigil_ingest::Ingest> {
+    let (ledger, _) =
+        vigil_ledger::Ledger::open(dir, vigil_ledger::LedgerConfig::default()).unwrap();
+    Arc::new(vigil_ingest::Ingest::new(
+        ledger,
+        vigil_parse::redact::Redactor::disabled(),
+        Arc::new(vigil_ingest::metrics::Metrics::default()),
+    ))
+}
+
 fn note(level: Level) -> Notification {
     let mut book = AlertBook::new(0);
     let rule = RuleInfo {
@@ -80,7 +91,7 @@ fn a_full_queue_counts_the_drop_for_each_routed_target_kind() {
 #[tokio::test]
 async fn a_notification_given_up_is_counted_as_dropped_by_target_kind() {
     let dir = tempfile::tempdir().unwrap();
-    let (ledger, _) = Ledger::open(dir.path(), vigil_ledger::LedgerConfig::default()).unwrap();
+    let ledger = test_door(dir.path());
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -184,7 +195,7 @@ async fn delivery_errors_say_whether_a_retry_can_help() {
 
     // The notifier gives up on the 4xx at once: one attempt, counted as dropped.
     let dir = tempfile::tempdir().unwrap();
-    let (ledger, _) = Ledger::open(dir.path(), vigil_ledger::LedgerConfig::default()).unwrap();
+    let ledger = test_door(dir.path());
     let (url, hits) = answering(400).await;
     let stats = Arc::new(NotifyStats::default());
     let (tx, rx) = mpsc::channel(10);

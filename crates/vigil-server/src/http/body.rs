@@ -75,7 +75,7 @@ pub(super) fn context(state: &AppState, source: String, peer: SocketAddr) -> Par
 pub(super) async fn store(
     state: &AppState,
     events: Vec<Event>,
-    listener: &'static str,
+    listener: vigil_ingest::Listener,
     mark: Option<&crate::idempotency::Mark>,
 ) -> Result<Vec<std::ops::Range<u64>>, IngestError> {
     if events.is_empty() {
@@ -97,3 +97,50 @@ pub(super) fn count_parse_errors(events: &[Event]) -> usize {
         })
         .count()
 }
+
+/// A parser panicked on a request body: nothing of it was stored.
+pub(super) struct ParserPanic;
+
+/// Parses a request body on the blocking pool. A parser that panics (a bug, never the
+/// sender's fault) answers [`ParserPanic`], which every ingest route turns into 503 with
+/// `Retry-After` — never "accepted 0" or a 400, which a sender takes as final and drops its
+/// data — and counts (`vigil_http_rejected_total{reason="parser_panic"}`).
+pub(super) async fn parse_off_runtime<T: Send + 'static>(
+    state: &AppState,
+    body: Vec<u8>,
+    parse: impl FnOnce(Vec<u8>) -> T + Send + 'static,
+) -> Result<T, ParserPanic> {
+    let parsed = tokio::task::spawn_blocking(move || {
+        parser_fault(&body);
+        parse(body)
+    })
+    .await;
+    match parsed {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            state.ingest.metrics.http_rejected.add("parser_panic", 1);
+            tracing::error!(
+                "a parser failed on a request body (nothing stored; the sender is told to retry): {e}"
+            );
+            Err(ParserPanic)
+        }
+    }
+}
+
+/// The `Retry-After` of [`ParserPanic`] answers, in seconds.
+pub(super) const PARSER_PANIC_RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
+
+/// Test builds only: panics like a faulty parser when the body holds the marker in
+/// `VIGIL_TEST_PARSER_PANIC` (how the end-to-end tests reach the path above).
+#[cfg(debug_assertions)]
+fn parser_fault(body: &[u8]) {
+    if let Ok(marker) = std::env::var("VIGIL_TEST_PARSER_PANIC")
+        && !marker.is_empty()
+        && body.windows(marker.len()).any(|w| w == marker.as_bytes())
+    {
+        panic!("injected parser fault (VIGIL_TEST_PARSER_PANIC)");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn parser_fault(_body: &[u8]) {}

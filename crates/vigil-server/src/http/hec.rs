@@ -9,6 +9,14 @@ pub(super) fn hec(status: StatusCode, text: &str, code: u32) -> Response {
     (status, Json(json!({"text": text, "code": code}))).into_response()
 }
 
+/// 503 "Server is busy" with `Retry-After`: HEC clients retry it.
+fn hec_parser_panic() -> Response {
+    let mut r = hec(StatusCode::SERVICE_UNAVAILABLE, "Server is busy", 9);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, PARSER_PANIC_RETRY_AFTER);
+    r
+}
+
 pub(super) fn hec_auth_error(status: StatusCode) -> Response {
     if status == StatusCode::FORBIDDEN {
         hec(StatusCode::FORBIDDEN, "Token does not allow ingest", 4)
@@ -21,74 +29,8 @@ pub(super) async fn hec_health() -> Response {
     hec(StatusCode::OK, "HEC is healthy", 17)
 }
 
-pub(super) fn format_for_sourcetype(sourcetype: Option<&str>) -> Format {
-    match sourcetype.unwrap_or("").to_ascii_lowercase().as_str() {
-        "syslog" | "linux_secure" | "linux_messages_syslog" => Format::Syslog,
-        "access_combined" | "access_common" | "apache:access" | "nginx:access" => Format::Combined,
-        "_json" | "json" => Format::Json,
-        "cef" => Format::Cef,
-        _ => Format::Auto,
-    }
-}
-
-/// One HEC event object → an event, or why not.
-pub(super) fn hec_event_to_event(
-    obj: &serde_json::Map<String, JsonValue>,
-    ctx: &ParseContext,
-) -> Result<Event, String> {
-    let sourcetype = obj.get("sourcetype").and_then(JsonValue::as_str);
-    let mut event = match obj.get("event") {
-        None | Some(JsonValue::Null) => return Err("event field is missing".into()),
-        Some(JsonValue::String(s)) if s.is_empty() => return Err("event field is blank".into()),
-        Some(JsonValue::String(s)) => {
-            parse_line(s.as_bytes(), format_for_sourcetype(sourcetype), ctx)
-        }
-        Some(v @ JsonValue::Object(_)) => parse_line(v.to_string().as_bytes(), Format::Json, ctx),
-        Some(other) => {
-            let mut e = Event::new(ctx.received);
-            e.insert("message", other.to_string());
-            e
-        }
-    };
-    let time = match obj.get("time") {
-        Some(JsonValue::Number(n)) => n.as_f64(),
-        Some(JsonValue::String(s)) => s.parse::<f64>().ok(),
-        _ => None,
-    };
-    if let Some(t) = time.and_then(|t| Timestamp::from_epoch_number(t).ok())
-        && event.timestamp() == ctx.received
-    {
-        event.set_timestamp(t);
-    }
-    let mut set = |key: &str, value: Option<&JsonValue>| {
-        if let Some(JsonValue::String(s)) = value
-            && !event.contains(key)
-        {
-            event.insert(key, s.as_str());
-        }
-    };
-    set("host.name", obj.get("host"));
-    set("vigil.hec.source", obj.get("source"));
-    set("vigil.sourcetype", obj.get("sourcetype"));
-    set("vigil.index", obj.get("index"));
-    if let Some(JsonValue::Object(fields)) = obj.get("fields") {
-        for (k, v) in fields {
-            let value = match v {
-                JsonValue::String(s) => Value::Str(s.clone()),
-                other => Value::Str(other.to_string()),
-            };
-            // A sender's `fields` cannot claim Vigil's names (`vigil.*`, a `vigil.*` dataset).
-            let (name, claimed) = vigil_parse::reserved::quarantined_name(k, &value);
-            if !event.contains(&name) {
-                event.insert(name, value);
-            }
-            if claimed {
-                event.add_tag(vigil_parse::reserved::RESERVED_CLAIM_TAG);
-            }
-        }
-    }
-    Ok(event)
-}
+#[cfg(test)]
+pub(super) use vigil_ingest::decode::hec_event as hec_event_to_event;
 
 /// What both HEC endpoints do first (the route guard has authenticated the caller, answering
 /// in HEC's own codes): read the body, count it, build the parse context.
@@ -118,32 +60,23 @@ pub(super) async fn hec_event(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let parsed = tokio::task::spawn_blocking(move || {
-        let mut events = Vec::new();
-        for (i, item) in serde_json::Deserializer::from_slice(&body)
-            .into_iter::<JsonValue>()
-            .enumerate()
-        {
-            let obj = match item {
-                Ok(JsonValue::Object(o)) => o,
-                Ok(_) => return Err((i, "each event must be a JSON object".to_string())),
-                Err(e) => return Err((i, format!("invalid JSON: {e}"))),
-            };
-            events.push(hec_event_to_event(&obj, &ctx).map_err(|e| (i, e))?);
-        }
-        Ok(events)
+    let parsed = parse_off_runtime(&state, body, move |body| {
+        vigil_ingest::decode::hec_events(&body, &ctx)
     })
-    .await
-    .unwrap_or_else(|_| Err((0, "internal error".into())));
+    .await;
+    let Ok(parsed) = parsed else {
+        return hec_parser_panic();
+    };
     let events = match parsed {
         Ok(e) if e.is_empty() => return hec(StatusCode::BAD_REQUEST, "No data", 5),
         Ok(e) => e,
-        Err((i, reason)) => {
+        Err(vigil_ingest::decode::DecodeError::HecEvent { index: i, reason })
+        | Err(vigil_ingest::decode::DecodeError::Bulk { line: i, reason }) => {
             // Nothing of the request is stored: the sender sees which event to fix.
             return (StatusCode::BAD_REQUEST, Json(json!({"text": format!("Invalid data format: {reason}"), "code": 6, "invalid-event-number": i}))).into_response();
         }
     };
-    match store(&state, events, "hec", None).await {
+    match store(&state, events, vigil_ingest::Listener::Hec, None).await {
         Ok(_) => hec(StatusCode::OK, "Success", 0),
         Err(IngestError::Overloaded) => {
             state.ingest.metrics.http_rejected.add("overloaded", 1);
@@ -176,28 +109,23 @@ pub(super) async fn hec_raw(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let format = format_for_sourcetype(q.sourcetype.as_deref());
-    let mut events = tokio::task::spawn_blocking(move || lines_to_events(&body, format, &ctx))
-        .await
-        .unwrap_or_default();
+    let meta = vigil_ingest::decode::HecRawMeta {
+        sourcetype: q.sourcetype,
+        source: q.source,
+        host: q.host,
+        index: q.index,
+    };
+    let Ok(events) = parse_off_runtime(&state, body, move |body| {
+        vigil_ingest::decode::hec_raw(&body, &meta, &ctx)
+    })
+    .await
+    else {
+        return hec_parser_panic();
+    };
     if events.is_empty() {
         return hec(StatusCode::BAD_REQUEST, "No data", 5);
     }
-    for e in events.iter_mut() {
-        for (key, value) in [
-            ("host.name", &q.host),
-            ("vigil.hec.source", &q.source),
-            ("vigil.sourcetype", &q.sourcetype),
-            ("vigil.index", &q.index),
-        ] {
-            if let Some(v) = value
-                && !e.contains(key)
-            {
-                e.insert(key, v.as_str());
-            }
-        }
-    }
-    match store(&state, events, "hec", None).await {
+    match store(&state, events, vigil_ingest::Listener::Hec, None).await {
         Ok(_) => hec(StatusCode::OK, "Success", 0),
         Err(e) => ingest_failure(&state, e),
     }

@@ -268,7 +268,8 @@ pub use vigil_ledger::hex;
 
 pub(super) async fn metrics(State(state): State<Shared>) -> Response {
     let ledger = state.ingest.ledger();
-    let mut text = state.ingest.metrics.render(
+    let mut text = crate::metrics::render(
+        &state.ingest.metrics,
         ledger.end_seq(),
         ledger.checkpointed_size(),
         state.ingest.in_flight(),

@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::{Value as JsonValue, json};
 use vigil_event::{Event, Timestamp, Value};
-use vigil_parse::{Format, ParseContext, parse_line};
+use vigil_parse::{Format, ParseContext};
 
 use crate::auth::{AuthError, Principal, TokenStore};
 use crate::pipeline::{Ingest, IngestError};

@@ -117,9 +117,19 @@ pub(super) async fn ingest_batch(
         ));
     }
     let ctx = context(state, source, peer);
-    let events = tokio::task::spawn_blocking(move || lines_to_events(&body, format, &ctx))
-        .await
-        .unwrap_or_default();
+    let Ok(events) = parse_off_runtime(state, body, move |body| {
+        vigil_ingest::decode::ndjson(&body, format, &ctx)
+    })
+    .await
+    else {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "events not stored: the parser failed on this request; retry later",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, PARSER_PANIC_RETRY_AFTER);
+        return Err(r);
+    };
     let parse_errors = count_parse_errors(&events);
     let n = events.len();
     // The key rides in the batch's first event, so it survives a crash with the batch.
@@ -128,7 +138,7 @@ pub(super) async fn ingest_batch(
         sender: principal.id.clone(),
         parse_errors,
     });
-    match store(state, events, "http", mark.as_ref()).await {
+    match store(state, events, vigil_ingest::Listener::Http, mark.as_ref()).await {
         Ok(ranges) => Ok(crate::idempotency::answer(
             n,
             ranges.into_iter().next(),
@@ -136,22 +146,4 @@ pub(super) async fn ingest_batch(
         )),
         Err(e) => Err(ingest_failure(state, e)),
     }
-}
-
-/// One event per line; a body that is a JSON array holds one event per element.
-pub(super) fn lines_to_events(body: &[u8], format: Format, ctx: &ParseContext) -> Vec<Event> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[')
-        && matches!(format, Format::Json | Format::Auto)
-        && let Ok(items) = serde_json::from_slice::<Vec<JsonValue>>(body)
-    {
-        return items
-            .iter()
-            .map(|item| parse_line(item.to_string().as_bytes(), Format::Json, ctx))
-            .collect();
-    }
-    body.split(|&b| b == b'\n')
-        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .map(|line| parse_line(line, format, ctx))
-        .collect()
 }

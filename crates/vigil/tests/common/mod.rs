@@ -36,6 +36,15 @@ impl Server {
     /// port not free yet, say). By default HTTP is on a port the OS picks and syslog is off;
     /// `extra` may set `--http` and the syslog listeners itself.
     pub fn try_start(data: &Path, extra: &[&str]) -> Result<Server, String> {
+        Server::try_start_env(data, extra, &[])
+    }
+
+    /// [`Server::try_start`] with extra environment variables for the server.
+    pub fn try_start_env(
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let args = serve_args(
             data,
             &[
@@ -49,6 +58,7 @@ impl Server {
         let mut child = vigil()
             .args(&args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

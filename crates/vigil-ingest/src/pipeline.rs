@@ -22,7 +22,9 @@ use vigil_event::Event;
 use vigil_ledger::{Ledger, LedgerError};
 use vigil_parse::redact::Redactor;
 
+use crate::log::EventLog;
 use crate::metrics::Metrics;
+use crate::origin::Origin;
 
 /// Events accepted but not yet durable, across all listeners. At ~1 KiB per event this bounds
 /// in-flight memory to about 64 MiB.
@@ -53,9 +55,27 @@ pub enum IngestError {
     Ledger(#[from] LedgerError),
 }
 
-/// Shared by every listener.
-pub struct Ingest {
-    ledger: Ledger,
+impl IngestError {
+    /// Whether sending the same events again later can succeed (the pipeline was full, or the
+    /// ledger could not write for now); false when the request itself must change.
+    pub fn retryable(&self) -> bool {
+        match self {
+            IngestError::Overloaded => true,
+            IngestError::TooManyEvents { .. } => false,
+            IngestError::Ledger(LedgerError::EventTooLarge { .. }) => false,
+            IngestError::Ledger(_) => true,
+        }
+    }
+}
+
+/// The one door to the ledger, shared by every writer: listeners, Vigil's own events (audit,
+/// alerts, triage, rule changes, decisions, notifier failures), the command line and
+/// `vigil import`. Each append is redacted with the operator's configuration, bounded in
+/// flight, counted by [`Origin`], and answered once durable.
+///
+/// Generic over the [`EventLog`] it writes into (the local [`Ledger`] by default).
+pub struct Ingest<L: EventLog = Ledger> {
+    ledger: L,
     redactor: Arc<Redactor>,
     permits: Arc<Semaphore>,
     capacity: usize,
@@ -63,10 +83,10 @@ pub struct Ingest {
     pub metrics: Arc<Metrics>,
 }
 
-/// A batch on its way to durability.
+/// A batch on its way to durability. Dropping it does not cancel the append, nor free its
+/// room in flight before the batch is durable.
 pub struct Pending {
     rx: oneshot::Receiver<Result<Range<u64>, LedgerError>>,
-    _permit: OwnedSemaphorePermit,
 }
 
 impl Pending {
@@ -75,21 +95,37 @@ impl Pending {
         let result = self.rx.await.unwrap_or(Err(LedgerError::Closed));
         Ok(result?)
     }
+
+    /// Blocks the thread until the batch is durable (threads outside the async runtime: the
+    /// command line, `spawn_blocking`; never on a runtime worker).
+    pub fn wait(self) -> Result<Range<u64>, IngestError> {
+        let result = self.rx.blocking_recv().unwrap_or(Err(LedgerError::Closed));
+        Ok(result?)
+    }
+
+    /// The answer if the batch is durable (or failed) by now, else the batch back.
+    pub fn try_result(mut self) -> Result<Result<Range<u64>, IngestError>, Pending> {
+        match self.rx.try_recv() {
+            Ok(result) => Ok(result.map_err(IngestError::from)),
+            Err(oneshot::error::TryRecvError::Empty) => Err(self),
+            Err(oneshot::error::TryRecvError::Closed) => Ok(Err(LedgerError::Closed.into())),
+        }
+    }
 }
 
-impl Ingest {
+impl<L: EventLog> Ingest<L> {
     /// Wraps a ledger writer.
-    pub fn new(ledger: Ledger, redactor: Redactor, metrics: Arc<Metrics>) -> Ingest {
+    pub fn new(ledger: L, redactor: Redactor, metrics: Arc<Metrics>) -> Ingest<L> {
         Ingest::with_capacity(ledger, redactor, metrics, MAX_IN_FLIGHT_EVENTS)
     }
 
     /// Like [`Ingest::new`] with room for `capacity` in-flight events (tests use small ones).
     pub fn with_capacity(
-        ledger: Ledger,
+        ledger: L,
         redactor: Redactor,
         metrics: Arc<Metrics>,
         capacity: usize,
-    ) -> Ingest {
+    ) -> Ingest<L> {
         Ingest {
             ledger,
             redactor: Arc::new(redactor),
@@ -104,8 +140,9 @@ impl Ingest {
         (!self.redactor.is_disabled()).then(|| Arc::clone(&self.redactor))
     }
 
-    /// The ledger writer.
-    pub fn ledger(&self) -> &Ledger {
+    /// The ledger writer (for reading its state: end, checkpoints, health; writes go through
+    /// the `Ingest` methods).
+    pub fn ledger(&self) -> &L {
         &self.ledger
     }
 
@@ -117,10 +154,11 @@ impl Ingest {
     fn start(
         &self,
         mut events: Vec<Event>,
-        permit: OwnedSemaphorePermit,
-        listener: &'static str,
+        permit: Option<OwnedSemaphorePermit>,
+        origin: Origin,
         mark: Option<&crate::idempotency::Mark>,
     ) -> Pending {
+        let label = origin.label();
         let mut parse_errors = 0;
         let mut truncated = 0;
         let n_events = events.len();
@@ -152,58 +190,69 @@ impl Ingest {
                 parse_errors += 1;
             }
         }
-        self.metrics.parse_errors.add(listener, parse_errors);
-        self.metrics.truncated.add(listener, truncated);
+        self.metrics.parse_errors.add(label, parse_errors);
+        self.metrics.truncated.add(label, truncated);
         // Events per source, counted once the batch is durable (a batch usually has one).
+        // Vigil's own events other than audit are not a source.
         let mut per_source: Vec<(String, u64)> = Vec::new();
-        for event in &events {
-            let source = event.get_str("vigil.source").unwrap_or(listener);
-            if let Some(at) = per_source.iter().position(|(s, _)| s == source) {
-                per_source[at].1 += 1;
-            } else if per_source.len() < 64 {
-                per_source.push((source.to_owned(), 1));
+        if matches!(origin, Origin::Input(_) | Origin::Audit) {
+            for event in &events {
+                let source = event.get_str("vigil.source").unwrap_or(label);
+                if let Some(at) = per_source.iter().position(|(s, _)| s == source) {
+                    per_source[at].1 += 1;
+                } else if per_source.len() < 64 {
+                    per_source.push((source.to_owned(), 1));
+                }
             }
         }
         let (tx, rx) = oneshot::channel();
         let metrics = Arc::clone(&self.metrics);
         let n = events.len() as u64;
-        self.ledger.append_with(&events, move |result| {
-            if result.is_ok() {
-                metrics.events.add(listener, n);
-                for (source, n) in &per_source {
-                    metrics.sources.add(source, *n);
+        self.ledger.append(
+            &events,
+            Box::new(move |result| {
+                // The room in flight is freed once the batch is durable (or failed), whoever
+                // waits for the answer.
+                drop(permit);
+                if result.is_ok() {
+                    metrics.stored.add(origin, n);
+                    // By listener as before (audit counted as one): the other origins are
+                    // in `stored` only.
+                    if matches!(origin, Origin::Input(_) | Origin::Audit) {
+                        metrics.events.add(label, n);
+                    }
+                    for (source, n) in &per_source {
+                        metrics.sources.add(source, *n);
+                    }
                 }
-            }
-            let _ = tx.send(result);
-        });
-        Pending {
-            rx,
-            _permit: permit,
-        }
+                let _ = tx.send(result);
+            }),
+        );
+        Pending { rx }
     }
 
     /// Appends, waiting for room if the ledger is behind (TCP/TLS backpressure).
     pub async fn append_waiting(
         &self,
         events: Vec<Event>,
-        listener: &'static str,
+        origin: impl Into<Origin>,
     ) -> Result<Pending, IngestError> {
         let n = self.room_for(&events)?;
         let permit = Arc::clone(&self.permits)
             .acquire_many_owned(n)
             .await
             .map_err(|_| IngestError::Ledger(LedgerError::Closed))?;
-        Ok(self.start(events, permit, listener, None))
+        Ok(self.start(events, Some(permit), origin.into(), None))
     }
 
     /// Appends if there is room within `patience`, else `Overloaded` (HTTP).
     pub async fn append_within(
         &self,
         events: Vec<Event>,
-        listener: &'static str,
+        origin: impl Into<Origin>,
         patience: Duration,
     ) -> Result<Pending, IngestError> {
-        self.append_marked(events, listener, patience, None).await
+        self.append_marked(events, origin, patience, None).await
     }
 
     /// [`Ingest::append_within`], recording an `Idempotency-Key` in the first event (the same
@@ -211,30 +260,43 @@ impl Ingest {
     pub async fn append_marked(
         &self,
         events: Vec<Event>,
-        listener: &'static str,
+        origin: impl Into<Origin>,
         patience: Duration,
         mark: Option<&crate::idempotency::Mark>,
     ) -> Result<Pending, IngestError> {
         let n = self.room_for(&events)?;
         let acquire = Arc::clone(&self.permits).acquire_many_owned(n);
         match tokio::time::timeout(patience, acquire).await {
-            Ok(Ok(permit)) => Ok(self.start(events, permit, listener, mark)),
+            Ok(Ok(permit)) => Ok(self.start(events, Some(permit), origin.into(), mark)),
             Ok(Err(_)) => Err(IngestError::Ledger(LedgerError::Closed)),
             Err(_) => Err(IngestError::Overloaded),
         }
     }
 
-    /// Appends if there is room now, else `Overloaded` (UDP drops).
+    /// Appends if there is room now, else `Overloaded` (UDP drops; audit events of requests
+    /// are dropped and counted rather than let a flood hold memory).
     pub fn try_append(
         &self,
         events: Vec<Event>,
-        listener: &'static str,
+        origin: impl Into<Origin>,
     ) -> Result<Pending, IngestError> {
         let n = self.room_for(&events)?;
         match Arc::clone(&self.permits).try_acquire_many_owned(n) {
-            Ok(permit) => Ok(self.start(events, permit, listener, None)),
+            Ok(permit) => Ok(self.start(events, Some(permit), origin.into(), None)),
             Err(_) => Err(IngestError::Overloaded),
         }
+    }
+
+    /// Submits Vigil's own events (alerts, triage, rule changes, decisions, notifier failures,
+    /// command-line changes) and returns at once, without waiting for room or durability: the
+    /// caller goes on and learns of durability from the [`Pending`] when it wants to. Never
+    /// refused for lack of room (own events follow from input that was bounded, or from a
+    /// person's action); they take room in flight when there is some, so the bound still
+    /// counts them. Callable from any thread, with or without an async runtime.
+    pub fn submit(&self, events: Vec<Event>, origin: Origin) -> Pending {
+        let n = events.len().clamp(1, self.capacity) as u32;
+        let permit = Arc::clone(&self.permits).try_acquire_many_owned(n).ok();
+        self.start(events, permit, origin, None)
     }
 
     /// Permits for one request: one per event (at least one), or `TooManyEvents`.
@@ -251,6 +313,16 @@ impl Ingest {
     /// Waits until every accepted event is durable (shutdown).
     pub async fn drain(&self) {
         let _all = self.permits.acquire_many(self.capacity as u32).await;
+    }
+}
+
+/// The redactor of the operator's configuration: the default patterns plus `extra`
+/// (`(kind, regex)`), or none at all when redaction is off (`None`). What every writer into
+/// the ledger masks with (`vigil serve`, `vigil import`, the command line).
+pub fn redactor(extra: Option<&[(String, String)]>) -> Result<Redactor, String> {
+    match extra {
+        Some(extra) => Redactor::new(extra).map_err(|e| e.to_string()),
+        None => Ok(Redactor::disabled()),
     }
 }
 
@@ -510,7 +582,7 @@ mod tests {
             Arc::new(Metrics::default()),
         );
         let range = ingest
-            .append_within(events(5000), "test", Duration::from_secs(5))
+            .append_within(events(5000), Origin::Import, Duration::from_secs(5))
             .await
             .unwrap()
             .durable()
@@ -518,7 +590,7 @@ mod tests {
             .unwrap();
         assert_eq!(range, 0..5000, "one range for the whole request");
         assert!(matches!(
-            ingest.try_append(events(MAX_REQUEST_EVENTS + 1), "test"),
+            ingest.try_append(events(MAX_REQUEST_EVENTS + 1), Origin::Import),
             Err(IngestError::TooManyEvents { .. })
         ));
         assert_eq!(ingest.in_flight(), 0);
@@ -526,27 +598,64 @@ mod tests {
         ledger.close().unwrap();
     }
 
+    /// Appends held back: the events and their durability callback.
+    type Held = Vec<(Vec<Event>, crate::log::OnDurable)>;
+
+    /// A ledger whose appends wait until the test opens the gate: events stay in flight.
+    struct Gate {
+        ledger: Ledger,
+        held: std::sync::Mutex<Option<Held>>,
+    }
+
+    impl Gate {
+        fn open(&self) {
+            let held = self.held.lock().unwrap().take().unwrap_or_default();
+            for (events, done) in held {
+                self.ledger.append_with(&events, done);
+            }
+        }
+    }
+
+    impl EventLog for Arc<Gate> {
+        fn append(&self, events: &[Event], done: crate::log::OnDurable) {
+            match self.held.lock().unwrap().as_mut() {
+                Some(held) => held.push((events.to_vec(), done)),
+                None => self.ledger.append_with(events, done),
+            }
+        }
+        fn durable_end(&self) -> u64 {
+            self.ledger.end_seq()
+        }
+        fn follower(&self) -> Result<vigil_ledger::LedgerReader, LedgerError> {
+            self.ledger.reader()
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn full_pipeline_refuses_or_waits_and_nothing_is_lost() {
         let dir = tempfile::tempdir().unwrap();
         let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+        let gate = Arc::new(Gate {
+            ledger: ledger.clone(),
+            held: std::sync::Mutex::new(Some(Vec::new())),
+        });
         let ingest = Arc::new(Ingest::with_capacity(
-            ledger.clone(),
+            Arc::clone(&gate),
             Redactor::default(),
             Arc::new(Metrics::default()),
             5,
         ));
-        // Five events in flight (not yet awaited) fill the pipeline.
-        let held = ingest.try_append(events(5), "test").unwrap();
+        // Five events in flight (not yet durable) fill the pipeline.
+        let held = ingest.try_append(events(5), Origin::Import).unwrap();
         assert_eq!(ingest.in_flight(), 5);
         // UDP's way: refuse at once.
         assert!(matches!(
-            ingest.try_append(events(1), "udp"),
+            ingest.try_append(events(1), crate::Listener::Udp),
             Err(IngestError::Overloaded)
         ));
         // HTTP's way: wait a little, then refuse (the handler answers 429 + Retry-After).
         let refused = ingest
-            .append_within(events(1), "http", Duration::from_millis(50))
+            .append_within(events(1), crate::Listener::Http, Duration::from_millis(50))
             .await;
         assert!(matches!(refused, Err(IngestError::Overloaded)));
         // TCP's way: wait until there is room.
@@ -554,7 +663,7 @@ mod tests {
             let ingest = Arc::clone(&ingest);
             tokio::spawn(async move {
                 ingest
-                    .append_waiting(events(2), "tcp")
+                    .append_waiting(events(2), crate::Listener::Tcp)
                     .await
                     .unwrap()
                     .durable()
@@ -567,15 +676,25 @@ mod tests {
             !waiter.is_finished(),
             "TCP waits while the pipeline is full"
         );
+        gate.open();
         let first = held.durable().await.unwrap();
         let second = waiter.await.unwrap();
         assert_eq!(first, 0..5);
         assert_eq!(second, 5..7);
         ingest.drain().await;
         assert_eq!(ingest.in_flight(), 0);
-        assert_eq!(ingest.metrics.events.get("test"), 5);
+        assert_eq!(ingest.metrics.events.get("tcp"), 2);
+        assert_eq!(ingest.metrics.stored.get(Origin::Import), 5);
+        assert_eq!(
+            ingest
+                .metrics
+                .stored
+                .get(Origin::Input(crate::Listener::Tcp)),
+            2
+        );
         // Secrets were masked on the way in.
         drop(ingest);
+        drop(gate);
         ledger.close().unwrap();
         let mut reader = vigil_ledger::LedgerReader::open(dir.path()).unwrap();
         let e = reader.read_event(0).unwrap();

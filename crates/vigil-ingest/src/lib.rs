@@ -1,0 +1,19 @@
+//! # vigil-ingest: the one door to the ledger
+//!
+//! Every event that enters the ledger goes through [`pipeline::Ingest`]: redaction with the
+//! operator's configuration, the in-flight bound, the counters of `/metrics`
+//! ([`metrics::Metrics`]) and the durability answer. [`idempotency`] keeps the keys of
+//! `Idempotency-Key` batches so a sender's retry is stored once. [`decode`] holds the HTTP
+//! routes' wire formats (HEC, `_bulk`, NDJSON) as pure functions.
+#![deny(missing_docs)]
+
+pub mod decode;
+pub mod idempotency;
+pub mod log;
+pub mod metrics;
+pub mod origin;
+pub mod pipeline;
+
+pub use log::{Durability, EventLog};
+pub use origin::{Listener, Origin};
+pub use pipeline::{Ingest, IngestError, Pending};
