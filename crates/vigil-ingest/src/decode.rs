@@ -215,9 +215,7 @@ pub fn bulk(
                 };
                 let text = String::from_utf8_lossy(doc);
                 let mut event = parse_line(text.as_bytes(), Format::Json, ctx);
-                if event
-                    .get("tags")
-                    .is_some_and(|t| t.to_string().contains("parse_error"))
+                if event.has_tag(vigil_event::tag::PARSE_ERROR)
                 {
                     items.push(BulkItem::Refused(
                         name.clone(),
@@ -322,12 +320,6 @@ mod tests {
             3
         );
         let bad = ndjson(b"{\"a\":", Format::Json, &ctx());
-        assert!(
-            bad[0]
-                .get("tags")
-                .unwrap()
-                .to_string()
-                .contains("parse_error")
-        );
+        assert!(bad[0].has_tag(vigil_event::tag::PARSE_ERROR));
     }
 }

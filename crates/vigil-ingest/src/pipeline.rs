@@ -183,9 +183,7 @@ impl<L: EventLog> Ingest<L> {
                     self.metrics.redactions.add(kind, 1);
                 }
             }
-            if event
-                .get("tags")
-                .is_some_and(|t| t.to_string().contains("parse_error"))
+            if event.has_tag(vigil_event::tag::PARSE_ERROR)
             {
                 parse_errors += 1;
             }
@@ -369,12 +367,12 @@ pub fn fit(event: &mut Event) -> bool {
         }
         size = event.to_canonical().len();
         if size + FIT_SLACK <= max {
-            event.add_tag("truncated");
+            event.add_tag(vigil_event::tag::TRUNCATED);
             return true;
         }
     }
     if size + 256 <= max {
-        event.add_tag("truncated");
+        event.add_tag(vigil_event::tag::TRUNCATED);
         return true;
     }
     // Many small fields: keep what says where the event came from and what Vigil found about
@@ -411,7 +409,7 @@ pub fn fit(event: &mut Event) -> bool {
         "message",
         format!("event of {size} bytes over the {max}-byte limit, cut: {json}"),
     );
-    cut.add_tag("truncated");
+    cut.add_tag(vigil_event::tag::TRUNCATED);
     *event = cut;
     true
 }
@@ -516,7 +514,7 @@ mod tests {
         assert!(big.to_canonical().len() > max);
         assert!(fit(&mut big));
         assert!(big.to_canonical().len() <= max);
-        assert!(big.get("tags").unwrap().to_string().contains("truncated"));
+        assert!(big.has_tag(vigil_event::tag::TRUNCATED));
         assert!(big.get_str("message").unwrap().starts_with("huge é"));
         assert_eq!(big.get_str("vigil.source"), Some("test"));
 
@@ -529,7 +527,7 @@ mod tests {
         assert!(wide.to_canonical().len() > max);
         assert!(fit(&mut wide));
         assert!(wide.to_canonical().len() <= max);
-        assert!(wide.get("tags").unwrap().to_string().contains("truncated"));
+        assert!(wide.has_tag(vigil_event::tag::TRUNCATED));
         assert_eq!(wide.get_str("vigil.source"), Some("test"));
         assert!(wide.get_str("message").unwrap().contains("over the"));
     }
@@ -552,7 +550,7 @@ mod tests {
             wide.add_tag(&format!("forged{i}"));
         }
         wide.add_tag("reserved_claim");
-        wide.add_tag("parse_error");
+        wide.add_tag(vigil_event::tag::PARSE_ERROR);
         assert!(wide.to_canonical().len() > max);
         assert!(fit(&mut wide));
         assert!(wide.to_canonical().len() <= max);
@@ -594,6 +592,32 @@ mod tests {
             Err(IngestError::TooManyEvents { .. })
         ));
         assert_eq!(ingest.in_flight(), 0);
+        drop(ingest);
+        ledger.close().unwrap();
+    }
+
+    /// A sender's own tag that merely contains `parse_error` is not a parse error: the
+    /// pipeline asks for the tag by name (a text search of `tags` once counted it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_parse_error_tag_counts_as_a_parse_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+        let ingest = Ingest::new(
+            ledger.clone(),
+            Redactor::default(),
+            Arc::new(Metrics::default()),
+        );
+        let mut sent = events(3);
+        sent[0].add_tag("no_parse_errors");
+        sent[1].add_tag(vigil_event::tag::PARSE_ERROR);
+        ingest
+            .append_within(sent, Origin::Input(crate::Listener::Http), Duration::from_secs(5))
+            .await
+            .unwrap()
+            .durable()
+            .await
+            .unwrap();
+        assert_eq!(ingest.metrics.parse_errors.get("http"), 1);
         drop(ingest);
         ledger.close().unwrap();
     }

@@ -59,7 +59,7 @@ fn parse_frames(
         .map(|f| {
             let mut e = parse_line(&f.bytes, Format::Auto, &ctx);
             if f.truncated {
-                e.add_tag("truncated");
+                e.add_tag(vigil_event::tag::TRUNCATED);
                 truncated += 1;
             }
             e

@@ -397,7 +397,7 @@ fn import_one(
                     );
                     let mut event = Event::new(ctx.received);
                     event.insert("error.message", format!("unreadable EVTX record: {e}"));
-                    event.add_tag("parse_error");
+                    event.add_tag(vigil_event::tag::PARSE_ERROR);
                     event
                 }
             };
@@ -456,7 +456,7 @@ fn import_one(
         }
         let mut event = parse_line(&line, format, ctx);
         if truncated {
-            event.add_tag("truncated");
+            event.add_tag(vigil_event::tag::TRUNCATED);
         }
         push_line_event(sink, bar, name, line_no, event)?;
     }
@@ -470,9 +470,7 @@ fn push_line_event(
     line_no: u64,
     mut event: Event,
 ) -> Result<()> {
-    if event
-        .get("tags")
-        .is_some_and(|t| t.to_string().contains("parse_error"))
+    if event.has_tag(vigil_event::tag::PARSE_ERROR)
     {
         let message = event.get_str("error.message").unwrap_or("").to_owned();
         report(sink, bar, name, line_no, &message, "line");

@@ -92,8 +92,7 @@ pub(super) fn count_parse_errors(events: &[Event]) -> usize {
     events
         .iter()
         .filter(|e| {
-            e.get("tags")
-                .is_some_and(|t| t.to_string().contains("parse_error"))
+            e.has_tag(vigil_event::tag::PARSE_ERROR)
         })
         .count()
 }
