@@ -215,8 +215,7 @@ pub fn bulk(
                 };
                 let text = String::from_utf8_lossy(doc);
                 let mut event = parse_line(text.as_bytes(), Format::Json, ctx);
-                if event.has_tag(vigil_event::tag::PARSE_ERROR)
-                {
+                if event.has_tag(vigil_event::tag::PARSE_ERROR) {
                     items.push(BulkItem::Refused(
                         name.clone(),
                         index,

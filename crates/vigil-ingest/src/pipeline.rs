@@ -183,8 +183,7 @@ impl<L: EventLog> Ingest<L> {
                     self.metrics.redactions.add(kind, 1);
                 }
             }
-            if event.has_tag(vigil_event::tag::PARSE_ERROR)
-            {
+            if event.has_tag(vigil_event::tag::PARSE_ERROR) {
                 parse_errors += 1;
             }
         }
@@ -611,7 +610,11 @@ mod tests {
         sent[0].add_tag("no_parse_errors");
         sent[1].add_tag(vigil_event::tag::PARSE_ERROR);
         ingest
-            .append_within(sent, Origin::Input(crate::Listener::Http), Duration::from_secs(5))
+            .append_within(
+                sent,
+                Origin::Input(crate::Listener::Http),
+                Duration::from_secs(5),
+            )
             .await
             .unwrap()
             .durable()

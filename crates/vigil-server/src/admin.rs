@@ -40,7 +40,14 @@ fn audit_change(
     message: String,
     fields: &[(&str, &str)],
 ) {
-    let mut e = audit::by(action, "iam", "change", "success", actor, Some(peer.ip()));
+    let mut e = audit::by(
+        action,
+        vigil_event::Category::Iam,
+        vigil_event::EventType::Change,
+        vigil_event::Outcome::Success,
+        actor,
+        Some(peer.ip()),
+    );
     e.insert("message", message);
     for (k, v) in fields {
         e.insert(*k, *v);
@@ -109,9 +116,9 @@ async fn change_password(
             state.account_limiter.failed(&view.user);
             let mut e = audit::by(
                 "password_change",
-                "iam",
-                "change",
-                "failure",
+                vigil_event::Category::Iam,
+                vigil_event::EventType::Change,
+                vigil_event::Outcome::Failure,
                 &view.user,
                 Some(ip),
             );

@@ -42,20 +42,21 @@ pub fn append(ingest: &Ingest, event: Event) {
 /// An audit event of something a person did (`user.name`), from an address when known.
 pub fn by(
     action: &str,
-    category: &str,
-    kind: &str,
-    outcome: &str,
+    category: vigil_event::Category,
+    event_type: vigil_event::EventType,
+    outcome: vigil_event::Outcome,
     user: &str,
     source: Option<std::net::IpAddr>,
 ) -> Event {
-    let mut e = Event::audit(Timestamp::now(), action, category, kind, outcome);
-    if !user.is_empty() {
-        e.insert("user.name", user);
-    }
+    let mut builder = Event::audit_builder(action)
+        .category(category)
+        .event_type(event_type)
+        .outcome(outcome)
+        .user(user);
     if let Some(ip) = source {
-        e.insert("source.ip", vigil_event::Value::Ip(ip));
+        builder = builder.source(ip);
     }
-    e
+    builder.build()
 }
 
 fn pending_path(data_dir: &Path) -> PathBuf {

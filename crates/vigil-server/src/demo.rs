@@ -310,10 +310,7 @@ mod tests {
         for tick in 0..60 {
             for line in lines_for(tick, &mut rng, now) {
                 let e = parse_line(line.as_bytes(), Format::Auto, &ctx);
-                assert!(
-                    !e.has_tag(vigil_event::tag::PARSE_ERROR),
-                    "{line}"
-                );
+                assert!(!e.has_tag(vigil_event::tag::PARSE_ERROR), "{line}");
                 n += 1;
             }
         }

@@ -400,13 +400,11 @@ impl DetectService {
         let (before, after) = (titles(&current), titles(&loaded));
         let added: Vec<String> = after.difference(&before).cloned().collect();
         let removed: Vec<String> = before.difference(&after).cloned().collect();
-        let mut audit = Event::audit(
-            Timestamp::now(),
-            "rules_changed",
-            "configuration",
-            "change",
-            "success",
-        );
+        let mut audit = Event::audit_builder("rules_changed")
+            .category(vigil_event::Category::Configuration)
+            .event_type(vigil_event::EventType::Change)
+            .outcome(vigil_event::Outcome::Success)
+            .build();
         audit.insert(
             "message",
             format!(

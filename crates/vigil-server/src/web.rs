@@ -225,9 +225,9 @@ async fn login(
     tracing::info!(%ip, user = %user.name, "login");
     let mut e = audit::by(
         "login_success",
-        "authentication",
-        "start",
-        "success",
+        vigil_event::Category::Authentication,
+        vigil_event::EventType::Start,
+        vigil_event::Outcome::Success,
         &user.name,
         Some(ip),
     );
@@ -268,9 +268,9 @@ fn audit_login_failure(
 ) {
     let mut e = audit::by(
         "login_failure",
-        "authentication",
-        "start",
-        "failure",
+        vigil_event::Category::Authentication,
+        vigil_event::EventType::Start,
+        vigil_event::Outcome::Failure,
         name,
         Some(ip),
     );
@@ -293,9 +293,9 @@ async fn logout(
     };
     let mut e = audit::by(
         "logout",
-        "authentication",
-        "end",
-        "success",
+        vigil_event::Category::Authentication,
+        vigil_event::EventType::End,
+        vigil_event::Outcome::Success,
         &user,
         Some(peer.ip()),
     );
@@ -476,9 +476,13 @@ async fn run_verification(
     }
     let mut e = audit::by(
         "ledger_verify",
-        "configuration",
-        "info",
-        if ok { "success" } else { "failure" },
+        vigil_event::Category::Configuration,
+        vigil_event::EventType::Info,
+        if ok {
+            vigil_event::Outcome::Success
+        } else {
+            vigil_event::Outcome::Failure
+        },
         &principal.name,
         Some(peer.ip()),
     );
@@ -584,9 +588,9 @@ async fn export(
     let audit = || {
         let mut e = audit::by(
             "export",
-            "database",
-            "access",
-            "success",
+            vigil_event::Category::Database,
+            vigil_event::EventType::Access,
+            vigil_event::Outcome::Success,
             &principal.name,
             Some(peer.ip()),
         );

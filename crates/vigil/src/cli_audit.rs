@@ -4,12 +4,16 @@
 
 use std::path::Path;
 
-use vigil_event::{Event, Timestamp};
+use vigil_event::Event;
 
 /// Records an audit event of a command-line change (stored by the server, or by the next one
 /// to start). Failing to record is a warning, not a failed command: the change is made.
 pub fn record(data_dir: &Path, action: &str, message: &str, fields: &[(&str, &str)]) {
-    let mut e = Event::audit(Timestamp::now(), action, "iam", "change", "success");
+    let mut e = Event::audit_builder(action)
+        .category(vigil_event::Category::Iam)
+        .event_type(vigil_event::EventType::Change)
+        .outcome(vigil_event::Outcome::Success)
+        .build();
     let actor = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());

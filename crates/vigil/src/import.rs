@@ -470,8 +470,7 @@ fn push_line_event(
     line_no: u64,
     mut event: Event,
 ) -> Result<()> {
-    if event.has_tag(vigil_event::tag::PARSE_ERROR)
-    {
+    if event.has_tag(vigil_event::tag::PARSE_ERROR) {
         let message = event.get_str("error.message").unwrap_or("").to_owned();
         report(sink, bar, name, line_no, &message, "line");
         event.insert("log.offset", line_no as i64);

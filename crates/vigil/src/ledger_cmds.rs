@@ -533,13 +533,12 @@ pub fn ledger(args: LedgerArgs) -> Result<ExitCode> {
             let (ledger, _) = Ledger::open(&data.data_dir, LedgerConfig::default()).context(
                 "the rotation is recorded in keys.log, but the ledger does not open with the new key",
             )?;
-            let mut audit = vigil_event::Event::audit(
-                rotation.time,
-                "ledger_key_rotated",
-                "configuration",
-                "change",
-                "success",
-            );
+            let mut audit = vigil_event::Event::audit_builder("ledger_key_rotated")
+                .category(vigil_event::Category::Configuration)
+                .event_type(vigil_event::EventType::Change)
+                .outcome(vigil_event::Outcome::Success)
+                .at(rotation.time)
+                .build();
             audit.insert("event.reason", rotation.reason.as_str());
             audit.insert("vigil.key.new", rotation.new.to_vkey());
             if let Some(old) = &rotation.old {

@@ -167,9 +167,9 @@ pub(super) async fn triage_alert(
         Ok(Ok(alert)) => {
             let mut e = crate::audit::by(
                 "alert_triage",
-                "configuration",
-                "change",
-                "success",
+                vigil_event::Category::Configuration,
+                vigil_event::EventType::Change,
+                vigil_event::Outcome::Success,
                 &principal.name,
                 Some(peer.ip()),
             );

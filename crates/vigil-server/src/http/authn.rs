@@ -396,13 +396,11 @@ pub(super) fn audit_auth_failure(state: &Shared, peer: SocketAddr, path: &str, r
         .auth_failures
         .fetch_add(1, Ordering::Relaxed);
     tracing::warn!(%peer, path, reason, "authentication failed");
-    let mut e = Event::audit(
-        Timestamp::now(),
-        "api_auth_failure",
-        "authentication",
-        "info",
-        "failure",
-    );
+    let mut e = Event::audit_builder("api_auth_failure")
+        .category(vigil_event::Category::Authentication)
+        .event_type(vigil_event::EventType::Info)
+        .outcome(vigil_event::Outcome::Failure)
+        .build();
     e.insert("event.reason", reason);
     e.insert("source.ip", Value::Ip(peer.ip()));
     e.insert("url.path", path);

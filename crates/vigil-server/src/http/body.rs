@@ -91,9 +91,7 @@ pub(super) async fn store(
 pub(super) fn count_parse_errors(events: &[Event]) -> usize {
     events
         .iter()
-        .filter(|e| {
-            e.has_tag(vigil_event::tag::PARSE_ERROR)
-        })
+        .filter(|e| e.has_tag(vigil_event::tag::PARSE_ERROR))
         .count()
 }
 

@@ -205,9 +205,9 @@ pub(super) async fn search(
     let audit = || {
         let mut audit = crate::audit::by(
             "search",
-            "database",
-            "access",
-            "success",
+            vigil_event::Category::Database,
+            vigil_event::EventType::Access,
+            vigil_event::Outcome::Success,
             &principal.name,
             Some(peer.ip()),
         );
