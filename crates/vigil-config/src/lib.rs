@@ -179,10 +179,20 @@ impl Default for ListenSection {
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSection {
     /// TLS certificate chain (PEM); without it a self-signed one is generated in DATA_DIR/tls.
-    #[arg(long = "tls-cert", id = "tls_cert", requires = "tls_key")]
+    #[arg(
+        long = "tls-cert",
+        id = "tls_cert",
+        value_name = "TLS_CERT",
+        requires = "tls_key"
+    )]
     pub cert: Option<PathBuf>,
     /// TLS private key (PEM).
-    #[arg(long = "tls-key", id = "tls_key", requires = "tls_cert")]
+    #[arg(
+        long = "tls-key",
+        id = "tls_key",
+        value_name = "TLS_KEY",
+        requires = "tls_cert"
+    )]
     pub key: Option<PathBuf>,
     /// Serve the HTTP API and web UI over HTTPS, with --tls-cert/--tls-key or a generated
     /// self-signed certificate.

@@ -51,7 +51,7 @@ impl fmt::Display for Duration {
         }
         let secs = d.as_secs();
         for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-            if secs % size == 0 {
+            if secs.is_multiple_of(size) {
                 return write!(f, "{}{unit}", secs / size);
             }
         }

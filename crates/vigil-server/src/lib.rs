@@ -19,6 +19,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod checkpoint_sink;
+mod config;
 pub mod decisions;
 pub mod demo;
 pub mod detect;
@@ -48,9 +49,12 @@ use vigil_ledger::{Ledger, LedgerConfig, RecoveryReport};
 
 use crate::pipeline::Ingest;
 
-/// Everything `vigil serve` can be told.
+/// The plan of a running system: the settings of [`vigil_config::Config`] as the components
+/// take them, built by [`ServerConfig::from_config`] (which checks them).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The configuration this plan was built from (its settings are audited at start).
+    pub settings: vigil_config::Config,
     /// Data directory.
     pub data_dir: PathBuf,
     /// HTTP API address.
@@ -106,43 +110,6 @@ pub struct ServerConfig {
     /// Connection limits and timeouts of the TCP listeners (0 limits are sized from the
     /// open-file limit at start).
     pub connections: listen::ConnLimits,
-}
-
-impl ServerConfig {
-    /// The zero-configuration defaults of DESIGN §5, on loopback.
-    pub fn defaults(data_dir: PathBuf) -> ServerConfig {
-        ServerConfig {
-            tls: tls::CertSource::SelfSigned(data_dir.clone()),
-            data_dir,
-            http: Some("127.0.0.1:8080".parse().expect("static address")),
-            syslog_udp: Some("127.0.0.1:5514".parse().expect("static address")),
-            syslog_tcp: Some("127.0.0.1:5514".parse().expect("static address")),
-            syslog_tls: Some("127.0.0.1:6514".parse().expect("static address")),
-            max_message_bytes: 64 * 1024,
-            max_body_bytes: 16 * 1024 * 1024,
-            keep_original: true,
-            redaction: Some(Vec::new()),
-            retention: None,
-            ledger: LedgerConfig::default(),
-            index_threads: std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(2),
-            rule_dirs: Vec::new(),
-            alert_throttle_secs: 600,
-            notifiers: Vec::new(),
-            checkpoint_sinks: Vec::new(),
-            query_rules: Vec::new(),
-            notify_backoff: notify::DEFAULT_BACKOFF,
-            responders: Vec::new(),
-            allowlist: Vec::new(),
-            demo: false,
-            http_tls: false,
-            session_idle: Duration::from_secs(30 * 60),
-            session_max: Duration::from_secs(12 * 3600),
-            builtin_rules: true,
-            connections: listen::ConnLimits::default(),
-        }
-    }
 }
 
 /// A server that is running.
