@@ -23,6 +23,7 @@ mod config;
 pub mod decisions;
 pub mod demo;
 pub mod detect;
+mod error;
 pub mod http;
 pub mod idempotency;
 pub mod lifecycle;
@@ -48,6 +49,9 @@ use tokio::task::JoinSet;
 use vigil_ledger::{Ledger, LedgerConfig, RecoveryReport};
 
 use crate::pipeline::Ingest;
+
+pub use error::StartError;
+pub use vigil_config::{Config, ConfigError};
 
 /// The plan of a running system: the settings of [`vigil_config::Config`] as the components
 /// take them, built by [`ServerConfig::from_config`] (which checks them).
@@ -145,11 +149,11 @@ pub struct Running {
 /// Opens the ledger, binds the listeners and starts serving. A start that fails after it was
 /// recorded in the ledger (a port in use, say) is recorded as a failed stop, stored by the
 /// next start.
-pub async fn start(config: ServerConfig) -> Result<Running, String> {
+pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
     let data_dir = config.data_dir.clone();
     let started = topology::build(config).await;
     if let Err(e) = &started {
-        lifecycle::record_failed_start(&data_dir, e);
+        lifecycle::record_failed_start(&data_dir, &e.to_string());
     }
     started
 }

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use vigil_config::DataDir;
 use vigil_event::{Event, Timestamp};
 
 use crate::ServerConfig;
@@ -34,15 +35,15 @@ use crate::ServerConfig;
 pub const SETTINGS_VERSION: u64 = 2;
 
 fn state_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("server")
+    DataDir::new(data_dir).server()
 }
 
 fn settings_path(data_dir: &Path) -> PathBuf {
-    state_dir(data_dir).join("settings.json")
+    DataDir::new(data_dir).settings()
 }
 
 fn running_path(data_dir: &Path) -> PathBuf {
-    state_dir(data_dir).join("running")
+    DataDir::new(data_dir).running()
 }
 
 /// The settings of `config`, as the start's audit event records them: derived from the one

@@ -13,6 +13,9 @@ use vigil_event::Timestamp;
 use vigil_ledger::{Ledger, PruneOutcome, RecoveryReport, RetentionPolicy};
 use vigil_parse::redact::Redactor;
 
+use vigil_config::ConfigError;
+
+use crate::error::StartError;
 use crate::metrics::Metrics;
 use crate::pipeline::{Ingest, MAX_IN_FLIGHT_EVENTS};
 use crate::{
@@ -32,6 +35,27 @@ struct Tasks {
     stop_rx: watch::Receiver<bool>,
 }
 
+impl Tasks {
+    fn new() -> Tasks {
+        let (stop, stop_rx) = watch::channel(false);
+        Tasks {
+            tasks: JoinSet::new(),
+            drains: JoinSet::new(),
+            stop,
+            stop_rx,
+        }
+    }
+}
+
+/// The components the HTTP API and the query rules use.
+struct Core {
+    ingest: Arc<Ingest>,
+    index: Option<Arc<search::IndexService>>,
+    detect: Option<Arc<detect::DetectService>>,
+    decisions: Arc<decisions::DecisionService>,
+    notify_stats: Arc<notify::NotifyStats>,
+}
+
 /// The addresses the listeners bound.
 #[derive(Default)]
 struct Bound {
@@ -42,26 +66,20 @@ struct Bound {
 }
 
 /// Builds the running system: every component of `config`, in order.
-pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, String> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartError> {
+    create_data_dir(&config)?;
     // The settings as the operator gave them (before the bundled rules are added).
     let start_settings = lifecycle::settings(&config);
-    let initial_admin = users::ensure_initial_admin(&config.data_dir)?;
-    bundled_rules(&mut config)?;
+    let initial_admin =
+        users::ensure_initial_admin(&config.data_dir).map_err(StartError::of("accounts"))?;
+    bundled_rules(&mut config).map_err(StartError::of("bundled rules"))?;
     let redactor = redactor(&config)?;
     let (ledger, recovery) = ledger(&mut config).await?;
     let index = index_service(&config, &ledger).await?;
     let metrics = Arc::new(Metrics::default());
     let ingest = Arc::new(Ingest::new(ledger.clone(), redactor, Arc::clone(&metrics)));
     let run = audit_start(&config, &start_settings, &ingest).await?;
-    let (stop, stop_rx) = watch::channel(false);
-    let mut t = Tasks {
-        tasks: JoinSet::new(),
-        drains: JoinSet::new(),
-        stop,
-        stop_rx,
-    };
+    let mut t = Tasks::new();
     let decisions = decision_service(&config, &ledger, &mut t)?;
     checkpoint_sinks(&config, &ledger, &mut t);
     let notify_stats = Arc::new(notify::NotifyStats::default());
@@ -69,37 +87,18 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, String> {
     let tokens = auth_stores(&config, &ledger, &mut t)?;
     let tracker = connection_trackers(&config, &metrics);
     let mut bound = syslog_listeners(&config, &ingest, &tracker, &mut t).await?;
+    let core = Core {
+        ingest: Arc::clone(&ingest),
+        index: index.clone(),
+        detect: detect.clone(),
+        decisions: Arc::clone(&decisions),
+        notify_stats: Arc::clone(&notify_stats),
+    };
     if let Some(addr) = config.http {
-        let state = Arc::new(http::AppState {
-            ingest: Arc::clone(&ingest),
-            tokens,
-            data_dir: config.data_dir.clone(),
-            keep_original: config.keep_original,
-            max_body_bytes: config.max_body_bytes,
-            index: index.clone(),
-            searches: Arc::new(tokio::sync::Semaphore::new(http::MAX_SEARCHES_IN_FLIGHT)),
-            detect: detect.clone(),
-            notify_stats: Arc::clone(&notify_stats),
-            decisions: Arc::clone(&decisions),
-            bouncer_polls: std::sync::Mutex::new(std::collections::HashMap::new()),
-            idempotency: idempotency_keys(&config).await,
-            sessions: Arc::new(session::SessionStore::new(
-                &config.data_dir,
-                config.session_idle,
-                config.session_max,
-            )),
-            login_limiter: session::LoginLimiter::default(),
-            account_limiter: session::AccountLimiter::default(),
-            token_limiter: session::LoginLimiter::for_tokens(),
-            anonymous_limiter: session::LoginLimiter::for_tokens(),
-            tls: config.http_tls,
-            last_verification: std::sync::Mutex::new(None),
-            run,
-            verifying: std::sync::atomic::AtomicBool::new(false),
-        });
+        let state = http_state(&config, &core, tokens, run).await;
         bound.http = Some(http_listener(&config, addr, state, &tracker, &mut t).await?);
     }
-    query_rules(&config, detect.as_ref(), index.as_ref(), &ledger, &mut t);
+    query_rules(&config, &core, &ledger, &mut t);
     if config.demo {
         t.tasks
             .spawn(demo::run(Arc::clone(&ingest), t.stop_rx.clone()));
@@ -125,6 +124,14 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, String> {
     })
 }
 
+/// The data directory, created if it is not there.
+fn create_data_dir(config: &ServerConfig) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })
+}
+
 /// Vigil's own bundled rules, and the demo's rules and responder.
 fn bundled_rules(config: &mut ServerConfig) -> Result<(), String> {
     if config.builtin_rules {
@@ -146,30 +153,32 @@ fn bundled_rules(config: &mut ServerConfig) -> Result<(), String> {
 }
 
 /// The redaction of the ingest pipeline (checked before the ledger opens).
-fn redactor(config: &ServerConfig) -> Result<Redactor, String> {
+fn redactor(config: &ServerConfig) -> Result<Redactor, StartError> {
     match &config.redaction {
-        Some(extra) => Redactor::new(extra),
+        Some(extra) => Redactor::new(extra).map_err(|message| {
+            StartError::Config(ConfigError::invalid("[redaction] patterns", message))
+        }),
         None => Ok(Redactor::disabled()),
     }
 }
 
 /// Opens the ledger (recovery and the integrity check happen here).
-async fn ledger(config: &mut ServerConfig) -> Result<(Ledger, RecoveryReport), String> {
+async fn ledger(config: &mut ServerConfig) -> Result<(Ledger, RecoveryReport), StartError> {
     // The pipeline bounds in-flight events; the ledger queue must never be the one that blocks.
     config.ledger.queue_depth = config.ledger.queue_depth.max(MAX_IN_FLIGHT_EVENTS + 1024);
     let data_dir = config.data_dir.clone();
     let ledger_config = config.ledger.clone();
-    tokio::task::spawn_blocking(move || Ledger::open(&data_dir, ledger_config))
+    let opened = tokio::task::spawn_blocking(move || Ledger::open(&data_dir, ledger_config))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+        .map_err(|e| StartError::of("ledger")(e.to_string()))?;
+    Ok(opened?)
 }
 
 /// The search index follower, unless the index is off.
 async fn index_service(
     config: &ServerConfig,
     ledger: &Ledger,
-) -> Result<Option<Arc<search::IndexService>>, String> {
+) -> Result<Option<Arc<search::IndexService>>, StartError> {
     if config.index_threads == 0 {
         return Ok(None);
     }
@@ -181,7 +190,9 @@ async fn index_service(
     let service =
         tokio::task::spawn_blocking(move || search::IndexService::start(&dir, writer, threads))
             .await
-            .map_err(|e| e.to_string())??;
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(StartError::of("search index"))?;
     Ok(Some(Arc::new(service)))
 }
 
@@ -193,7 +204,7 @@ async fn audit_start(
     config: &ServerConfig,
     start_settings: &std::collections::BTreeMap<String, String>,
     ingest: &Ingest,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, StartError> {
     let start_events = lifecycle::record_start(&config.data_dir, start_settings);
     let run = serde_json::json!({
         "started": Timestamp::now().to_rfc3339(),
@@ -203,10 +214,10 @@ async fn audit_start(
     ingest
         .append_waiting(start_events, "audit")
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| StartError::Audit(e.to_string()))?
         .durable()
         .await
-        .map_err(|e| format!("storing the start's audit events: {e}"))?;
+        .map_err(|e| StartError::Audit(e.to_string()))?;
     lifecycle::settings_stored(&config.data_dir, start_settings);
     Ok(run)
 }
@@ -216,7 +227,7 @@ fn decision_service(
     config: &ServerConfig,
     ledger: &Ledger,
     t: &mut Tasks,
-) -> Result<Arc<decisions::DecisionService>, String> {
+) -> Result<Arc<decisions::DecisionService>, StartError> {
     let mut allowlist = decisions::default_allowlist();
     allowlist.extend(config.allowlist.iter().copied());
     for addr in [
@@ -235,12 +246,15 @@ fn decision_service(
             ));
         }
     }
-    let decisions = Arc::new(decisions::DecisionService::open(
-        &config.data_dir,
-        config.responders.clone(),
-        allowlist,
-        ledger.clone(),
-    )?);
+    let decisions = Arc::new(
+        decisions::DecisionService::open(
+            &config.data_dir,
+            config.responders.clone(),
+            allowlist,
+            ledger.clone(),
+        )
+        .map_err(StartError::of("ban decisions"))?,
+    );
     {
         let decisions = Arc::clone(&decisions);
         let mut stop_expiry = t.stop_rx.clone();
@@ -278,7 +292,7 @@ async fn detector(
     decisions: &Arc<decisions::DecisionService>,
     notify_stats: &Arc<notify::NotifyStats>,
     t: &mut Tasks,
-) -> Result<Option<Arc<detect::DetectService>>, String> {
+) -> Result<Option<Arc<detect::DetectService>>, StartError> {
     if config.rule_dirs.is_empty() && config.query_rules.is_empty() {
         return Ok(None);
     }
@@ -303,7 +317,9 @@ async fn detector(
             detect::DetectService::start(&dir, dirs, throttle, l, tx, Some(responders))
         })
         .await
-        .map_err(|e| e.to_string())??,
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .map_err(StartError::of("detection"))?,
     ))
 }
 
@@ -313,8 +329,9 @@ fn auth_stores(
     config: &ServerConfig,
     ledger: &Ledger,
     t: &mut Tasks,
-) -> Result<Arc<auth::TokenStore>, String> {
-    let tokens = Arc::new(auth::TokenStore::open(&config.data_dir)?);
+) -> Result<Arc<auth::TokenStore>, StartError> {
+    let tokens =
+        Arc::new(auth::TokenStore::open(&config.data_dir).map_err(StartError::of("API tokens"))?);
     let (dir, l, store) = (config.data_dir.clone(), ledger.clone(), Arc::clone(&tokens));
     let mut stop_bookkeeping = t.stop_rx.clone();
     t.tasks.spawn(async move {
@@ -371,10 +388,13 @@ fn connection_trackers(
     move |name| listen::ConnTracker::new(name, limits, Arc::clone(&metrics))
 }
 
-async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
+pub(crate) async fn bind_tcp(
+    addr: SocketAddr,
+    what: &'static str,
+) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen for {what} on {addr}: {e} (is another process using it? choose another address with the matching flag)"))
+        .map_err(|source| StartError::Listen { what, addr, source })
 }
 
 /// The syslog listeners: UDP, TCP and TLS.
@@ -383,7 +403,7 @@ async fn syslog_listeners(
     ingest: &Arc<Ingest>,
     tracker: &impl Fn(&'static str) -> Arc<listen::ConnTracker>,
     t: &mut Tasks,
-) -> Result<Bound, String> {
+) -> Result<Bound, StartError> {
     let settings = syslog::SyslogSettings {
         max_message_bytes: config.max_message_bytes,
         keep_original: config.keep_original,
@@ -394,7 +414,11 @@ async fn syslog_listeners(
     if let Some(addr) = config.syslog_udp {
         let socket = UdpSocket::bind(addr)
             .await
-            .map_err(|e| format!("cannot listen for syslog/udp on {addr}: {e}"))?;
+            .map_err(|source| StartError::Listen {
+                what: "syslog/udp",
+                addr,
+                source,
+            })?;
         bound.syslog_udp = socket.local_addr().ok();
         t.tasks.spawn(syslog::run_udp(
             socket,
@@ -416,7 +440,7 @@ async fn syslog_listeners(
         ));
     }
     if let Some(addr) = config.syslog_tls {
-        let tls_config = tls::server_config(&config.tls)?;
+        let tls_config = tls::server_config(&config.tls).map_err(StartError::of("TLS"))?;
         let listener = bind_tcp(addr, "syslog/tls").await?;
         bound.syslog_tls = listener.local_addr().ok();
         let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
@@ -447,6 +471,42 @@ async fn idempotency_keys(config: &ServerConfig) -> idempotency::Idempotency {
     })
 }
 
+/// What the HTTP handlers share.
+async fn http_state(
+    config: &ServerConfig,
+    core: &Core,
+    tokens: Arc<auth::TokenStore>,
+    run: serde_json::Value,
+) -> Arc<http::AppState> {
+    Arc::new(http::AppState {
+        ingest: Arc::clone(&core.ingest),
+        tokens,
+        data_dir: config.data_dir.clone(),
+        keep_original: config.keep_original,
+        max_body_bytes: config.max_body_bytes,
+        index: core.index.clone(),
+        searches: Arc::new(tokio::sync::Semaphore::new(http::MAX_SEARCHES_IN_FLIGHT)),
+        detect: core.detect.clone(),
+        notify_stats: Arc::clone(&core.notify_stats),
+        decisions: Arc::clone(&core.decisions),
+        bouncer_polls: std::sync::Mutex::new(std::collections::HashMap::new()),
+        idempotency: idempotency_keys(config).await,
+        sessions: Arc::new(session::SessionStore::new(
+            &config.data_dir,
+            config.session_idle,
+            config.session_max,
+        )),
+        login_limiter: session::LoginLimiter::default(),
+        account_limiter: session::AccountLimiter::default(),
+        token_limiter: session::LoginLimiter::for_tokens(),
+        anonymous_limiter: session::LoginLimiter::for_tokens(),
+        tls: config.http_tls,
+        last_verification: std::sync::Mutex::new(None),
+        run,
+        verifying: std::sync::atomic::AtomicBool::new(false),
+    })
+}
+
 /// The HTTP (or HTTPS) listener serving the API and the web UI.
 async fn http_listener(
     config: &ServerConfig,
@@ -454,15 +514,19 @@ async fn http_listener(
     state: Arc<http::AppState>,
     tracker: &impl Fn(&'static str) -> Arc<listen::ConnTracker>,
     t: &mut Tasks,
-) -> Result<SocketAddr, String> {
+) -> Result<SocketAddr, StartError> {
     let name = if config.http_tls { "https" } else { "http" };
     let listener = bind_tcp(addr, name).await?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let bound = listener.local_addr().map_err(|source| StartError::Listen {
+        what: name,
+        addr,
+        source,
+    })?;
     let app = http::router(state);
     let acceptor = if config.http_tls {
-        Some(tokio_rustls::TlsAcceptor::from(tls::http_server_config(
-            &config.tls,
-        )?))
+        Some(tokio_rustls::TlsAcceptor::from(
+            tls::http_server_config(&config.tls).map_err(StartError::of("TLS"))?,
+        ))
     } else {
         None
     };
@@ -477,19 +541,13 @@ async fn http_listener(
 }
 
 /// The scheduled query rules, each on its own task.
-fn query_rules(
-    config: &ServerConfig,
-    detect: Option<&Arc<detect::DetectService>>,
-    index: Option<&Arc<search::IndexService>>,
-    ledger: &Ledger,
-    t: &mut Tasks,
-) {
-    if let Some(detect) = detect {
+fn query_rules(config: &ServerConfig, core: &Core, ledger: &Ledger, t: &mut Tasks) {
+    if let Some(detect) = &core.detect {
         for rule in config.query_rules.clone() {
             t.tasks.spawn(run_query_rule(
                 rule,
                 Arc::clone(detect),
-                index.cloned(),
+                core.index.clone(),
                 ledger.clone(),
                 t.stop_rx.clone(),
             ));
