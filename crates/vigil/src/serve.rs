@@ -254,6 +254,22 @@ mod tests {
             "checkpoint-only sinks get no alerts"
         );
         assert_eq!(c.ledger.recover.as_deref(), Some("ticket 9"));
+        let c = build_config(&args(&[
+            "--ban-rule",
+            "SSH brute force",
+            "--ban-for",
+            "10s",
+            "--allow",
+            "192.0.2.0/24",
+            "--rules",
+            "/r",
+        ]))
+        .unwrap();
+        assert_eq!(c.responders.len(), 1, "{:?}", c.settings);
+        assert_eq!(c.responders[0].rules, ["SSH brute force"]);
+        assert_eq!(c.responders[0].duration, std::time::Duration::from_secs(10));
+        assert_eq!(c.allowlist.len(), 1);
+        assert_eq!(c.rule_dirs, [PathBuf::from("/r")]);
         let err = build_config(&args(&["--config", "/nonexistent.toml"])).unwrap_err();
         assert!(err.to_string().contains("/nonexistent.toml"), "{err}");
     }
