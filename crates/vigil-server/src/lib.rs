@@ -165,35 +165,16 @@ const STOP_TASKS_WITHIN: Duration = Duration::from_secs(10);
 impl Running {
     /// Stops accepting, waits until every accepted event is durable, signs a final checkpoint.
     pub async fn shutdown(mut self) -> Result<(), String> {
-        let _ = self.stop.send(true);
-        // Syslog TCP/TLS connections are read until their senders' data is all in and stored
-        // (bounded in `syslog`), however long storing takes.
-        while self.drains.join_next().await.is_some() {}
-        let deadline = tokio::time::sleep(STOP_TASKS_WITHIN);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                next = self.tasks.join_next() => if next.is_none() { break },
-                _ = &mut deadline => {
-                    tracing::warn!("{} listener tasks did not stop within {} s; aborting them", self.tasks.len(), STOP_TASKS_WITHIN.as_secs());
-                    self.tasks.abort_all();
-                    break;
-                }
-            }
-        }
+        self.stop_tasks().await;
         self.ingest.drain().await;
         // The detector evaluates what is left and saves its state while the ledger is open
         // (alerts are appended to it).
         if let Some(detect) = self.detect.take() {
-            tokio::task::spawn_blocking(move || detect.stop())
-                .await
-                .map_err(|e| e.to_string())?;
+            blocking(move || detect.stop()).await?;
         }
         // Responders' bans are saved in batches: save what is left.
         let decisions = Arc::clone(&self.decisions);
-        tokio::task::spawn_blocking(move || decisions.save())
-            .await
-            .map_err(|e| e.to_string())?;
+        blocking(move || decisions.save()).await?;
         // The stop is the last event of the run, durable before the ledger closes (the
         // listeners are down, so this waits only for the ledger).
         let stop = self
@@ -212,13 +193,38 @@ impl Running {
             .map_err(|e| e.to_string());
         // The index takes in the last events and commits, so a clean restart has nothing to do.
         if let Some(index) = self.index {
-            tokio::task::spawn_blocking(move || index.stop())
-                .await
-                .map_err(|e| e.to_string())?;
+            blocking(move || index.stop()).await?;
         }
         if closed.is_ok() {
             lifecycle::record_clean_stop(&self.data_dir);
         }
         closed
     }
+
+    /// Signals every task to stop; waits for the syslog TCP/TLS listeners to store what their
+    /// senders wrote (bounded in `syslog`, however long storing takes), and for the other tasks
+    /// at most [`STOP_TASKS_WITHIN`] before aborting them.
+    async fn stop_tasks(&mut self) {
+        let _ = self.stop.send(true);
+        while self.drains.join_next().await.is_some() {}
+        let deadline = tokio::time::sleep(STOP_TASKS_WITHIN);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = self.tasks.join_next() => if next.is_none() { break },
+                _ = &mut deadline => {
+                    tracing::warn!("{} listener tasks did not stop within {} s; aborting them", self.tasks.len(), STOP_TASKS_WITHIN.as_secs());
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` on the blocking pool; a panic in it is an error.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| e.to_string())
 }
