@@ -27,7 +27,7 @@ use clap::ArgAction;
 use serde::{Deserialize, Serialize};
 
 pub use data_dir::DataDir;
-pub use types::{Duration, Listen, RedactPattern, Secret, fingerprint};
+pub use types::{Duration, Listen, Password, RedactPattern, Secret, fingerprint};
 
 /// A configuration that cannot be used: what is wrong and where. Retrying does not help; the
 /// file or the flags must change.
@@ -400,9 +400,9 @@ pub struct NotifySection {
     pub to: Vec<String>,
     /// Email: the SMTP login.
     pub username: Option<String>,
-    /// Email: the SMTP password; never serialized, not even as a fingerprint.
+    /// Email: the SMTP password; never serialized, not even as a fingerprint, nor printed.
     #[serde(skip_serializing)]
-    pub password: Option<String>,
+    pub password: Option<Password>,
     /// Only alerts of this level or above [default: informational].
     pub min_level: Option<String>,
     /// Only alerts of these rules (ids or titles) [default: every rule].

@@ -77,6 +77,10 @@ fn every_setting_is_in_the_audit_and_in_the_docs() {
         ..NotifySection::default()
     });
     config.demo = true;
+    assert!(
+        !format!("{config:?}").contains("SECRET"),
+        "Debug shows no password"
+    );
     let audit = config.settings();
     let docs = include_str!("../../../docs/config.md");
     for (section, names, list) in sections() {

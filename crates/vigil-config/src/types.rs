@@ -163,6 +163,32 @@ impl<T: FromStr> FromStr for Secret<T> {
     }
 }
 
+/// A password: read as its value, never printed (`Debug` shows `***`) and never serialized
+/// (the field holding it is `skip_serializing`), not even as a fingerprint, which a guess
+/// could be checked against.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    /// The password.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Password {
+    fn from(text: &str) -> Password {
+        Password(text.to_owned())
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
 /// An extra secret pattern: matches of `regex` are stored as `[REDACTED:kind]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

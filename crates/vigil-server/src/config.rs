@@ -117,7 +117,7 @@ fn notifiers(c: &Config) -> Result<(Vec<Notifier>, Vec<CheckpointSink>), ConfigE
                     n.to.clone()
                 },
                 username: n.username.clone(),
-                password: n.password.clone(),
+                password: n.password.as_ref().map(|p| p.reveal().to_owned()),
             },
             other => {
                 return Err(ConfigError::invalid(
@@ -209,4 +209,85 @@ fn query_rules(c: &Config) -> Result<Vec<QueryRule>, ConfigError> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(toml: &str) -> Result<ServerConfig, ConfigError> {
+        let mut config = Config::from_toml(toml).map_err(|m| ConfigError::invalid("file", m))?;
+        config.data_dir = vigil_config::DataDir::new("/d");
+        config.expand_shortcuts();
+        ServerConfig::from_config(config)
+    }
+
+    #[test]
+    fn notify_entries_become_notifiers_and_checkpoint_sinks() {
+        let c = plan(
+            r#"
+            [[notify]]
+            type = "syslog"
+            address = "witness.example.org:514"
+            checkpoints = true
+            alerts = false
+            [[notify]]
+            type = "email"
+            server = "smtp.example.org:587"
+            from = "vigil@example.org"
+            to = ["soc@example.org"]
+            password = "pw"
+            min_level = "high"
+            [[responder]]
+            min_level = "critical"
+            [bans]
+            duration = "1h"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.checkpoint_sinks.len(), 1);
+        assert_eq!(c.checkpoint_sinks[0].name, "syslog-1");
+        assert_eq!(
+            c.notifiers.len(),
+            1,
+            "the checkpoint-only sink gets no alerts"
+        );
+        assert_eq!(c.notifiers[0].name, "email-2");
+        assert_eq!(c.notifiers[0].min_level, Level::High);
+        assert!(matches!(
+            &c.notifiers[0].target,
+            Target::Email { password: Some(p), starttls: true, .. } if p == "pw"
+        ));
+        assert_eq!(c.responders.len(), 1);
+        assert_eq!(
+            c.responders[0].duration,
+            std::time::Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn entries_that_cannot_work_are_refused_by_name() {
+        for (toml, expected) in [
+            (
+                "[[notify]]\ntype = \"webhook\"\n",
+                "[[notify]] #1: a webhook needs url",
+            ),
+            (
+                "[[notify]]\ntype = \"webhook\"\nurl = \"http://x\"\nalerts = false\n",
+                "it would receive nothing",
+            ),
+            (
+                "[[notify]]\ntype = \"email\"\nserver = \"s:25\"\nfrom = \"a@b\"\n",
+                "email needs to",
+            ),
+            (
+                "[[responder]]\nduration = \"1h\"\n",
+                "[[responder]] #1: give rules",
+            ),
+            ("[bans]\nallowlist = [\"10.0.0.0/33\"]\n", "allowlist"),
+        ] {
+            let err = plan(toml).unwrap_err().to_string();
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+    }
 }
