@@ -42,12 +42,19 @@ impl DataDir {
         &self.root
     }
 
-    /// `ledger/`.
+    /// `ledger/` (its own layout is [`vigil_ledger::LedgerPaths`], which the ledger crate,
+    /// below this one, owns).
     pub fn ledger(&self) -> PathBuf {
-        self.root.join("ledger")
+        self.ledger_paths().root().to_owned()
     }
 
-    /// `index/`.
+    /// The files under `ledger/`.
+    pub fn ledger_paths(&self) -> vigil_ledger::LedgerPaths {
+        vigil_ledger::LedgerPaths::new(&self.root)
+    }
+
+    /// `index/` (`vigil_index::index_dir`, below this crate, names it too: a test holds them
+    /// together).
     pub fn index(&self) -> PathBuf {
         self.root.join("index")
     }
@@ -202,5 +209,12 @@ mod tests {
             );
             assert!(p.starts_with("/d"));
         }
+    }
+
+    #[test]
+    fn the_lower_crates_name_their_directories_the_same() {
+        let d = DataDir::new("/d");
+        assert_eq!(d.index(), vigil_index::index_dir(d.root()));
+        assert_eq!(d.ledger(), vigil_ledger::LedgerPaths::new(d.root()).root());
     }
 }
