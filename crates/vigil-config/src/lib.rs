@@ -555,7 +555,8 @@ impl Config {
 
     /// Lays the flags given on the command line over this configuration (clap updates only
     /// the settings whose flags were given). Lists add to the file's (a `--redact` pattern
-    /// adds to the file's patterns, never drops them); the shortcut flags become entries:
+    /// adds to the file's patterns, never drops them; `--rules` directories come first); the
+    /// shortcut flags become entries:
     /// `--webhook` and `--checkpoint-webhook` a `[[notify]]` each, `--ban-rule` a
     /// `[[responder]]` (through [`BansSection::rules`]).
     pub fn apply_flags(&mut self, flags: &clap::ArgMatches) -> Result<(), ConfigError> {
@@ -564,7 +565,8 @@ impl Config {
         self.update_from_arg_matches(flags)
             .map_err(|e| ConfigError::invalid("flags", e.to_string()))?;
         prepend(&mut self.redaction.patterns, file.redaction.patterns);
-        prepend(&mut self.detect.rules, file.detect.rules);
+        // Rule directories: the flags' first, as before the one configuration type.
+        self.detect.rules.extend(file.detect.rules);
         prepend(&mut self.bans.allowlist, file.bans.allowlist);
         prepend(&mut self.bans.rules, file.bans.rules);
         self.expand_shortcuts();

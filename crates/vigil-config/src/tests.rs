@@ -199,7 +199,7 @@ fn flags_win_over_the_file_which_wins_over_defaults() {
         "a flag adds to the file's patterns"
     );
     assert_eq!(c.redaction.patterns[0].reveal().kind, "employee_id");
-    assert_eq!(c.detect.rules, [PathBuf::from("/a"), PathBuf::from("/b")]);
+    assert_eq!(c.detect.rules, [PathBuf::from("/b"), PathBuf::from("/a")]);
     assert!(
         !c.ingest.keep_original,
         "an absent flag leaves the file's value"
