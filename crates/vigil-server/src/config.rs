@@ -24,6 +24,18 @@ impl ServerConfig {
         let c = &config;
         let data_dir = c.data_dir.root().to_owned();
         let (notifiers, checkpoint_sinks) = notifiers(c)?;
+        let redaction: Option<Vec<(String, String)>> = c.redaction.enabled.then(|| {
+            c.redaction
+                .patterns
+                .iter()
+                .map(|p| (p.reveal().kind.clone(), p.reveal().regex.clone()))
+                .collect()
+        });
+        if let Some(extra) = &redaction {
+            // Checked here, before anything is written to the data directory.
+            vigil_parse::redact::Redactor::new(extra)
+                .map_err(|message| ConfigError::invalid("[redaction] patterns", message))?;
+        }
         let mut ledger = LedgerConfig::default();
         ledger.checkpoint_interval = c.ledger.checkpoint_interval.0;
         ledger.recover = c.recover.clone();
@@ -42,13 +54,7 @@ impl ServerConfig {
             max_message_bytes: c.limits.max_message_bytes,
             max_body_bytes: c.limits.max_body_bytes,
             keep_original: c.ingest.keep_original,
-            redaction: c.redaction.enabled.then(|| {
-                c.redaction
-                    .patterns
-                    .iter()
-                    .map(|p| (p.reveal().kind.clone(), p.reveal().regex.clone()))
-                    .collect()
-            }),
+            redaction,
             retention: c.retention.max_age.map(|d| d.0),
             ledger,
             index_threads: c.index.threads,
@@ -285,6 +291,10 @@ mod tests {
                 "[[responder]] #1: give rules",
             ),
             ("[bans]\nallowlist = [\"10.0.0.0/33\"]\n", "allowlist"),
+            (
+                "[redaction]\npatterns = [{ kind = \"k\", regex = \"(\" }]\n",
+                "[redaction] patterns",
+            ),
         ] {
             let err = plan(toml).unwrap_err().to_string();
             assert!(err.contains(expected), "{toml}: {err}");

@@ -65,6 +65,10 @@ fn a_bad_config_file_is_refused_before_anything_starts() {
             "[[query_rule]]\nname = \"q\"\nquery = \"| |\"\n",
             "[[query_rule]] \"q\": query error at column",
         ),
+        (
+            "[redaction]\npatterns = [{ kind = \"k\", regex = \"(\" }]\n",
+            "[redaction] patterns",
+        ),
     ] {
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, text).unwrap();
@@ -76,6 +80,6 @@ fn a_bad_config_file_is_refused_before_anything_starts() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(expected), "{text}: {stderr}");
-        assert!(!data.join("ledger").exists(), "nothing started: {stderr}");
+        assert!(!data.exists(), "nothing started or written: {stderr}");
     }
 }
