@@ -27,7 +27,7 @@ use clap::ArgAction;
 use serde::{Deserialize, Serialize};
 
 pub use data_dir::DataDir;
-pub use types::{Duration, Listen, Password, RedactPattern, Secret, fingerprint};
+pub use types::{Duration, Listen, Password, RedactPattern, Secret, SecretUrl, fingerprint};
 
 /// A configuration that cannot be used: what is wrong and where. Retrying does not help; the
 /// file or the flags must change.
@@ -136,13 +136,13 @@ pub struct Config {
     /// Slack's shape and syslog.
     #[arg(long = "webhook", value_name = "URL")]
     #[serde(skip)]
-    pub webhook: Vec<Secret<String>>,
+    pub webhook: Vec<SecretUrl>,
     /// Send every signed checkpoint as JSON to this URL (repeatable), so a copy of the ledger's
     /// history lives off this host (`vigil verify --against` checks against it); see
     /// `checkpoints = true` in `[[notify]]` for syslog and email.
     #[arg(long = "checkpoint-webhook", value_name = "URL")]
     #[serde(skip)]
-    pub checkpoint_webhook: Vec<Secret<String>>,
+    pub checkpoint_webhook: Vec<SecretUrl>,
 }
 
 /// `[listen]`: listener addresses; `off` disables one.
@@ -379,8 +379,8 @@ pub struct NotifySection {
     /// `webhook`, `email` or `syslog`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Webhook: the URL (a secret: it often carries a token).
-    pub url: Option<Secret<String>>,
+    /// Webhook: the URL (a secret: it often carries a token; shown by scheme and host).
+    pub url: Option<SecretUrl>,
     /// Webhook: a Slack-compatible `{"text": …}` body.
     #[serde(default)]
     pub slack: bool,

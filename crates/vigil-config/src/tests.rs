@@ -286,10 +286,15 @@ fn settings_are_derived_and_hold_no_secrets() {
         "{}",
         s["notify"]
     );
+    assert!(
+        s["notify"].contains("\"url\":\"https://hooks.example/… #"),
+        "{}",
+        s["notify"]
+    );
     assert!(s.values().all(|v| !v.contains("SECRET")), "{s:?}");
     // Another token in the URL, another pattern: the settings differ.
     let before = s;
-    config.notify[0].url = Some(Secret("https://hooks.example/T0/SECRET-OTHER".into()));
+    config.notify[0].url = Some(SecretUrl("https://hooks.example/T0/SECRET-OTHER".into()));
     config.redaction.patterns[0] = "key=SECRET-[0-9a-f]+".parse().unwrap();
     let after = config.settings();
     assert_ne!(before["notify"], after["notify"]);

@@ -163,6 +163,51 @@ impl<T: FromStr> FromStr for Secret<T> {
     }
 }
 
+/// A URL that may carry a secret (a webhook's token, in its path or query or userinfo): read
+/// as its value; serializes and prints as its scheme and host and a fingerprint of the whole
+/// (`https://hooks.example.org/… #1a2b3c4d`), so the audit shows where alerts go and that the
+/// URL changed, never the token.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(pub String);
+
+impl SecretUrl {
+    /// The URL.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+
+    /// `scheme://host[:port]/… #fingerprint`, with no userinfo, path or query.
+    pub fn shown(&self) -> String {
+        let fp = fingerprint(&self.0);
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return format!("#{fp}");
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or("");
+        format!("{scheme}://{host}/… #{fp}")
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretUrl({})", self.shown())
+    }
+}
+
+impl Serialize for SecretUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.shown())
+    }
+}
+
+impl FromStr for SecretUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(SecretUrl(text.to_owned()))
+    }
+}
+
 /// A password: read as its value, never printed (`Debug` shows `***`) and never serialized
 /// (the field holding it is `skip_serializing`), not even as a fingerprint, which a guess
 /// could be checked against.
@@ -244,6 +289,22 @@ mod tests {
         );
         let err = "localhost".parse::<Listen>().unwrap_err();
         assert!(err.contains("expected IP:PORT"), "{err}");
+    }
+
+    #[test]
+    fn urls_show_scheme_and_host_only() {
+        let u = SecretUrl("https://user:SECRET@hooks.example.org:8443/T0/SECRET?k=SECRET".into());
+        let shown = u.shown();
+        assert!(
+            shown.starts_with("https://hooks.example.org:8443/… #"),
+            "{shown}"
+        );
+        assert!(!shown.contains("SECRET") && !format!("{u:?}").contains("SECRET"));
+        assert_ne!(
+            shown,
+            SecretUrl("https://hooks.example.org:8443/T0/OTHER".into()).shown()
+        );
+        assert!(!SecretUrl("SECRET".into()).shown().contains("SECRET"));
     }
 
     #[test]

@@ -105,7 +105,7 @@ fn notifiers(c: &Config) -> Result<(Vec<Notifier>, Vec<CheckpointSink>), ConfigE
                 url: n
                     .url
                     .as_ref()
-                    .map(|u| u.reveal().clone())
+                    .map(|u| u.reveal().to_owned())
                     .ok_or_else(|| ConfigError::invalid(&what, "a webhook needs url"))?,
                 slack: n.slack,
             },

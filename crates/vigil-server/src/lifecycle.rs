@@ -309,7 +309,7 @@ mod tests {
         config.notify.push(vigil_config::NotifySection {
             name: Some("soc".into()),
             kind: "webhook".into(),
-            url: Some(vigil_config::Secret(
+            url: Some(vigil_config::SecretUrl(
                 "https://hooks.example/T0/SECRET-TOKEN".into(),
             )),
             slack: true,
@@ -331,6 +331,11 @@ mod tests {
         assert_eq!(plan.notifiers.len(), 2);
         let s = settings(&plan);
         assert!(s["notify"].contains("\"name\":\"soc\""), "{}", s["notify"]);
+        assert!(
+            s["notify"].contains("\"url\":\"https://hooks.example/… #"),
+            "{}",
+            s["notify"]
+        );
         assert!(
             s["notify"].contains("\"server\":\"smtp.example:587\""),
             "{}",
