@@ -14,8 +14,8 @@
 //! State in `DATA_DIR/server/` (derived, disposable: without it the next start records no
 //! changes and `previous_stop: none`):
 //!
-//! * `settings.json`: `{"version": 1, "settings": {KEY: VALUE, …}}`, the settings of the last
-//!   start (written with a temporary file and a rename once that start's audit events are
+//! * `settings.json`: `{"version": 2, "settings": {SECTION.KEY: VALUE, …}}`, the settings of
+//!   the last start (written with a temporary file and a rename once that start's audit events are
 //!   durable);
 //! * `running`: present while a server runs; found at start, it means the last run did not
 //!   stop cleanly.
@@ -24,216 +24,35 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use vigil_config::DataDir;
 use vigil_event::{Event, Timestamp};
 
 use crate::ServerConfig;
 
-/// Format version of `settings.json`.
-pub const SETTINGS_VERSION: u64 = 1;
+/// Format version of `settings.json`: 2 since the settings are named `SECTION.KEY` after the
+/// configuration type (version 1 named them by hand). A version 1 file still tells that a
+/// previous run was recorded; its settings are not compared.
+pub const SETTINGS_VERSION: u64 = 2;
 
 fn state_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("server")
+    DataDir::new(data_dir).server()
 }
 
 fn settings_path(data_dir: &Path) -> PathBuf {
-    state_dir(data_dir).join("settings.json")
+    DataDir::new(data_dir).settings()
 }
 
 fn running_path(data_dir: &Path) -> PathBuf {
-    state_dir(data_dir).join("running")
+    DataDir::new(data_dir).running()
 }
 
-fn addr(a: Option<std::net::SocketAddr>) -> String {
-    a.map_or_else(|| "off".to_owned(), |a| a.to_string())
-}
-
-fn secs(d: std::time::Duration) -> String {
-    format!("{}s", d.as_secs())
-}
-
-/// A short fingerprint of a value that may be secret (a webhook URL carries its token): the
-/// first 8 hex digits of its SHA-256. A change shows; the value does not.
-fn fingerprint(text: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(text.as_bytes());
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The settings of `config` that say how Vigil collects, keeps and watches logs, as text:
-/// never a secret. A webhook is shown by its host and a fingerprint of the whole URL, an email
-/// target by server and addresses (never the SMTP password), redaction patterns and query rule
-/// queries by count or name and a fingerprint, so that any change shows.
+/// The settings of `config`, as the start's audit event records them: derived from the one
+/// configuration type ([`vigil_config::Config::settings`], `SECTION.KEY` → text), so a new
+/// setting is audited without a line here, and a secret is never shown (a webhook URL, a
+/// redaction pattern or a query rule's query as a fingerprint, so that any change shows; the
+/// SMTP password not at all).
 pub fn settings(config: &ServerConfig) -> BTreeMap<String, String> {
-    let mut s = BTreeMap::new();
-    let mut set = |k: &str, v: String| {
-        s.insert(k.to_owned(), v);
-    };
-    set("http", addr(config.http));
-    set("http_tls", config.http_tls.to_string());
-    set("syslog_udp", addr(config.syslog_udp));
-    set("syslog_tcp", addr(config.syslog_tcp));
-    set("syslog_tls", addr(config.syslog_tls));
-    set(
-        "tls_certificate",
-        match &config.tls {
-            crate::tls::CertSource::Files { cert, .. } => cert.display().to_string(),
-            crate::tls::CertSource::SelfSigned(_) => "self-signed".to_owned(),
-        },
-    );
-    set("max_message_bytes", config.max_message_bytes.to_string());
-    set("max_body_bytes", config.max_body_bytes.to_string());
-    let c = &config.connections;
-    let limit = |n: usize| {
-        if n == 0 {
-            "auto".to_owned()
-        } else {
-            n.to_string()
-        }
-    };
-    set("max_connections", limit(c.max_connections));
-    set("max_connections_per_address", limit(c.max_per_address));
-    set("header_timeout", secs(c.header_timeout));
-    set("body_timeout", secs(c.body_timeout));
-    set("syslog_idle_timeout", secs(c.syslog_idle_timeout));
-    set("syslog_frame_timeout", secs(c.syslog_frame_timeout));
-    set("keep_original", config.keep_original.to_string());
-    set(
-        "redaction",
-        match &config.redaction {
-            None => "off".to_owned(),
-            Some(extra) => format!(
-                "on, {} extra pattern(s) #{}",
-                extra.len(),
-                fingerprint(&format!("{extra:?}"))
-            ),
-        },
-    );
-    set(
-        "retention",
-        config.retention.map_or_else(|| "forever".to_owned(), secs),
-    );
-    set(
-        "segment_max_bytes",
-        config.ledger.segment_max_bytes.to_string(),
-    );
-    set("segment_max_age", secs(config.ledger.segment_max_age));
-    set(
-        "checkpoint_interval",
-        format!("{}ms", config.ledger.checkpoint_interval.as_millis()),
-    );
-    set("index_threads", config.index_threads.to_string());
-    set(
-        "rule_dirs",
-        config
-            .rule_dirs
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    set("builtin_rules", config.builtin_rules.to_string());
-    set(
-        "query_rules",
-        config
-            .query_rules
-            .iter()
-            .map(|q| {
-                format!(
-                    "{} #{}",
-                    q.name,
-                    fingerprint(&format!(
-                        "{}|{:?}|{:?}|{:?}|{:?}",
-                        q.query, q.every, q.window, q.level, q.tags
-                    ))
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    set("alert_throttle", format!("{}s", config.alert_throttle_secs));
-    set(
-        "notify_backoff",
-        format!("{}ms", config.notify_backoff.as_millis()),
-    );
-    set(
-        "notifiers",
-        config
-            .notifiers
-            .iter()
-            .map(|n| {
-                use crate::notify::Target;
-                let target = match &n.target {
-                    Target::Webhook { url, slack } => {
-                        let host = reqwest::Url::parse(url)
-                            .ok()
-                            .and_then(|u| u.host_str().map(str::to_owned))
-                            .unwrap_or_default();
-                        let kind = if *slack { "slack" } else { "webhook" };
-                        format!("{kind} to {host} #{}", fingerprint(url))
-                    }
-                    Target::Email {
-                        server,
-                        starttls,
-                        from,
-                        to,
-                        username,
-                        ..
-                    } => format!(
-                        "email from {from} to {} via {server}{}{}",
-                        to.join(" "),
-                        if *starttls { " starttls" } else { "" },
-                        username
-                            .as_ref()
-                            .map_or_else(String::new, |u| format!(" as {u}"))
-                    ),
-                    Target::Syslog { addr, tcp } => {
-                        format!("syslog to {addr}/{}", if *tcp { "tcp" } else { "udp" })
-                    }
-                };
-                format!(
-                    "{} ({target}; level>={:?}; rules {})",
-                    n.name,
-                    n.min_level,
-                    if n.rules.is_empty() {
-                        "all".to_owned()
-                    } else {
-                        n.rules.join("|")
-                    }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    set(
-        "responders",
-        config
-            .responders
-            .iter()
-            .map(|r| {
-                let which = if r.rules.is_empty() {
-                    r.min_level
-                        .map_or_else(|| "any".to_owned(), |l| format!("level>={l:?}"))
-                } else {
-                    r.rules.join("|")
-                };
-                format!("{which} ban {}..{}", secs(r.duration), secs(r.max_duration))
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    set(
-        "allowlist",
-        config
-            .allowlist
-            .iter()
-            .map(|n| format!("{n:?}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    set("demo", config.demo.to_string());
-    set("session_idle", secs(config.session_idle));
-    set("session_max", secs(config.session_max));
-    s
+    config.settings.settings()
 }
 
 /// How the previous run ended.
@@ -273,7 +92,7 @@ pub fn record_start(data_dir: &Path, settings: &BTreeMap<String, String>) -> Vec
     let before = read_settings(&settings_path(data_dir));
     let previous = if running_path(data_dir).exists() {
         PreviousStop::Unclean
-    } else if before.is_some() {
+    } else if settings_path(data_dir).exists() {
         PreviousStop::Clean
     } else {
         PreviousStop::None
@@ -429,88 +248,100 @@ mod tests {
     #[test]
     fn starts_record_changes_and_unclean_stops() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = ServerConfig::defaults(dir.path().to_owned());
-        let first = record_start(dir.path(), &settings(&config));
-        settings_stored(dir.path(), &settings(&config));
+        let mut config = vigil_config::Config::new(dir.path());
+        let plan = |c: &vigil_config::Config| ServerConfig::from_config(c.clone()).unwrap();
+        let first = record_start(dir.path(), &settings(&plan(&config)));
+        settings_stored(dir.path(), &settings(&plan(&config)));
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].get_str("vigil.previous_stop"), Some("none"));
         assert_eq!(
-            first[0].get_str("vigil.settings.http"),
+            first[0].get_str("vigil.settings.listen.http"),
             Some("127.0.0.1:8080")
         );
         record_clean_stop(dir.path());
 
-        config.session_idle = std::time::Duration::from_secs(60);
-        config.syslog_udp = None;
-        let second = record_start(dir.path(), &settings(&config));
-        settings_stored(dir.path(), &settings(&config));
+        config.ui.session_idle = vigil_config::Duration::secs(60);
+        config.listen.syslog_udp = vigil_config::Listen::Off;
+        let second = record_start(dir.path(), &settings(&plan(&config)));
+        settings_stored(dir.path(), &settings(&plan(&config)));
         assert_eq!(second[0].get_str("vigil.previous_stop"), Some("clean"));
         let change = &second[1];
         assert_eq!(change.get_str("event.action"), Some("config_changed"));
-        assert_eq!(change.get_str("vigil.settings.session_idle"), Some("60s"));
+        assert_eq!(change.get_str("vigil.settings.ui.session_idle"), Some("1m"));
         assert_eq!(
-            change.get_str("vigil.settings_before.session_idle"),
-            Some("1800s")
+            change.get_str("vigil.settings_before.ui.session_idle"),
+            Some("30m")
         );
-        assert_eq!(change.get_str("vigil.settings.syslog_udp"), Some("off"));
-        assert!(change.get_str("vigil.settings.http").is_none(), "unchanged");
+        assert_eq!(
+            change.get_str("vigil.settings.listen.syslog_udp"),
+            Some("off")
+        );
+        assert!(
+            change.get_str("vigil.settings.listen.http").is_none(),
+            "unchanged"
+        );
 
         // No clean stop: the next start says so, and nothing changed.
-        let third = record_start(dir.path(), &settings(&config));
+        let third = record_start(dir.path(), &settings(&plan(&config)));
         assert_eq!(third.len(), 1);
         assert_eq!(third[0].get_str("vigil.previous_stop"), Some("unclean"));
     }
 
     #[test]
+    fn a_version_1_settings_file_is_a_previous_run_but_not_compared() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(state_dir(dir.path())).unwrap();
+        std::fs::write(
+            settings_path(dir.path()),
+            r#"{"version": 1, "settings": {"http": "127.0.0.1:8080"}}"#,
+        )
+        .unwrap();
+        let config = ServerConfig::defaults(dir.path().to_owned());
+        let events = record_start(dir.path(), &settings(&config));
+        assert_eq!(events.len(), 1, "no config_changed from renamed settings");
+        assert_eq!(events[0].get_str("vigil.previous_stop"), Some("clean"));
+    }
+
+    #[test]
     fn settings_hold_no_secrets() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = ServerConfig::defaults(dir.path().to_owned());
-        config.notifiers.push(crate::notify::Notifier {
-            name: "soc".into(),
-            target: crate::notify::Target::Webhook {
-                url: "https://hooks.example/T0/SECRET-TOKEN".into(),
-                slack: true,
-            },
-            min_level: vigil_detect::alert::Level::High,
-            rules: Vec::new(),
+        let mut config = vigil_config::Config::new(dir.path());
+        config.notify.push(vigil_config::NotifySection {
+            name: Some("soc".into()),
+            kind: "webhook".into(),
+            url: Some(vigil_config::SecretUrl(
+                "https://hooks.example/T0/SECRET-TOKEN".into(),
+            )),
+            slack: true,
+            min_level: Some("high".into()),
+            ..Default::default()
         });
-        config.redaction = Some(vec![("key".into(), "SECRET-[0-9]+".into())]);
-        config.notifiers.push(crate::notify::Notifier {
-            name: "mail".into(),
-            target: crate::notify::Target::Email {
-                server: "smtp.example:587".into(),
-                starttls: true,
-                from: "vigil@example.org".into(),
-                to: vec!["soc@example.org".into()],
-                username: Some("vigil".into()),
-                password: Some("SECRET-PASSWORD".into()),
-            },
-            min_level: vigil_detect::alert::Level::Medium,
-            rules: Vec::new(),
+        config.notify.push(vigil_config::NotifySection {
+            name: Some("mail".into()),
+            kind: "email".into(),
+            server: Some("smtp.example:587".into()),
+            from: Some("vigil@example.org".into()),
+            to: vec!["soc@example.org".into()],
+            username: Some("vigil".into()),
+            password: Some("SECRET-PASSWORD".into()),
+            ..Default::default()
         });
-        let s = settings(&config);
+        config.redaction.patterns = vec!["key=SECRET-[0-9]+".parse().unwrap()];
+        let plan = ServerConfig::from_config(config).unwrap();
+        assert_eq!(plan.notifiers.len(), 2);
+        let s = settings(&plan);
+        assert!(s["notify"].contains("\"name\":\"soc\""), "{}", s["notify"]);
         assert!(
-            s["notifiers"].starts_with("soc (slack to hooks.example #"),
+            s["notify"].contains("\"url\":\"https://hooks.example/… #"),
             "{}",
-            s["notifiers"]
+            s["notify"]
         );
         assert!(
-            s["notifiers"].contains(
-                "mail (email from vigil@example.org to soc@example.org via smtp.example:587 starttls as vigil;"
-            ),
+            s["notify"].contains("\"server\":\"smtp.example:587\""),
             "{}",
-            s["notifiers"]
+            s["notify"]
         );
-        assert!(s["redaction"].starts_with("on, 1 extra pattern(s) #"));
+        assert!(s["redaction.patterns"].starts_with('#'));
         assert!(s.values().all(|v| !v.contains("SECRET")), "{s:?}");
-        // Another token in the URL, another pattern: the settings differ.
-        let before = s;
-        if let crate::notify::Target::Webhook { url, .. } = &mut config.notifiers[0].target {
-            *url = "https://hooks.example/T0/SECRET-OTHER".into();
-        }
-        config.redaction = Some(vec![("key".into(), "SECRET-[0-9a-f]+".into())]);
-        let after = settings(&config);
-        assert_ne!(before["notifiers"], after["notifiers"]);
-        assert_ne!(before["redaction"], after["redaction"]);
     }
 }

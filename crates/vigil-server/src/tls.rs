@@ -27,8 +27,8 @@ pub enum CertSource {
 
 /// Paths of the generated self-signed certificate and key.
 pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
-    let dir = data_dir.join("tls");
-    (dir.join("cert.pem"), dir.join("key.pem"))
+    let layout = vigil_config::DataDir::new(data_dir);
+    (layout.tls_cert(), layout.tls_key())
 }
 
 /// Builds the rustls server configuration (ring provider, TLS 1.2 and 1.3).

@@ -199,11 +199,7 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
             bail!("{}: no such file", path.display());
         }
     }
-    let file = match &args.config {
-        Some(path) => crate::serve::read_config(path)?,
-        None => crate::serve::FileConfig::default(),
-    };
-    let redaction = crate::serve::redaction(&file, &args.redact)?;
+    let redaction = redaction(args.config.as_deref(), &args.redact)?;
     let redactor =
         vigil_ingest::pipeline::redactor(redaction.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
     let (ledger, recovery) = Ledger::open(&args.data.data_dir, LedgerConfig::default())
@@ -493,4 +489,32 @@ fn report(
     } else if bad == MAX_REPORTED_ERRORS + 1 {
         bar.suspend(|| eprintln!("vigil: more {what}s did not parse; only counting from here on"));
     }
+}
+
+/// The operator's redaction, as `vigil serve` applies it: the `[redaction]` section of the
+/// configuration file (when given) and the `--redact KIND=REGEX` flags; `None` when the file
+/// turns redaction off.
+fn redaction(config: Option<&Path>, flags: &[String]) -> Result<Option<Vec<(String, String)>>> {
+    let section = match config {
+        Some(path) => vigil_config::Config::from_file(path)?.redaction,
+        None => vigil_config::RedactionSection::default(),
+    };
+    let mut extra: Vec<(String, String)> = section
+        .patterns
+        .iter()
+        .map(|p| (p.reveal().kind.clone(), p.reveal().regex.clone()))
+        .collect();
+    for spec in flags {
+        let pattern: vigil_config::RedactPattern = spec
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--redact {e}"))?;
+        extra.push((pattern.kind, pattern.regex));
+    }
+    if !section.enabled {
+        if !extra.is_empty() {
+            bail!("redaction patterns are configured but [redaction] enabled = false");
+        }
+        return Ok(None);
+    }
+    Ok(Some(extra))
 }

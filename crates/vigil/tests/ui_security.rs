@@ -971,11 +971,11 @@ fn starts_stops_and_setting_changes_are_audited() {
     assert_eq!(previous, ["none", "clean", "unclean", "clean", "clean"]);
     assert!(starts.iter().all(|e| {
         e.get_str("event.category") == Some("process")
-            && e.get_str("vigil.settings.syslog_udp") == Some("off")
+            && e.get_str("vigil.settings.listen.syslog_udp") == Some("off")
     }));
     assert_eq!(
-        starts[2].get_str("vigil.settings.session_idle"),
-        Some("60s")
+        starts[2].get_str("vigil.settings.ui.session_idle"),
+        Some("1m")
     );
     let stops = audit_events(&data, "vigil_stop");
     let outcomes: Vec<&str> = stops
@@ -1006,21 +1006,21 @@ fn starts_stops_and_setting_changes_are_audited() {
         "session_idle, then http twice: {changed:?}"
     );
     assert_eq!(
-        changes[0].get_str("vigil.settings_before.session_idle"),
-        Some("1800s")
+        changes[0].get_str("vigil.settings_before.ui.session_idle"),
+        Some("30m")
     );
     assert_eq!(
-        changes[0].get_str("vigil.settings.session_idle"),
-        Some("60s")
+        changes[0].get_str("vigil.settings.ui.session_idle"),
+        Some("1m")
     );
     assert!(
         changes[0]
             .get_str("message")
             .unwrap()
-            .contains("session_idle: 1800s → 60s")
+            .contains("ui.session_idle: 30m → 1m")
     );
     assert_eq!(
-        changes[1].get_str("vigil.settings.http"),
+        changes[1].get_str("vigil.settings.listen.http"),
         Some(port.as_str())
     );
     drop(taken);

@@ -1,0 +1,662 @@
+//! Builds the running system from its configuration: one function per component, called in
+//! order by [`build`] (the order matters: the start is audited before any listener takes
+//! events; the decisions exist before the detector that bans; the listeners come last).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use vigil_event::Timestamp;
+use vigil_ledger::{Ledger, PruneOutcome, RecoveryReport, RetentionPolicy};
+use vigil_parse::redact::Redactor;
+
+use vigil_config::ConfigError;
+
+use crate::error::StartError;
+use crate::metrics::Metrics;
+use crate::pipeline::{Ingest, MAX_IN_FLIGHT_EVENTS};
+use crate::{
+    Running, ServerConfig, audit, auth, checkpoint_sink, decisions, demo, detect, http,
+    idempotency, lifecycle, listen, notify, search, session, syslog, tls, users,
+};
+
+/// The tasks of a running system and the signal that stops them.
+struct Tasks {
+    /// Listener and background tasks, stopped by `stop` (bounded wait at shutdown).
+    tasks: JoinSet<()>,
+    /// Syslog TCP/TLS listeners: a stop waits for them to store what their senders wrote
+    /// (they bound their own drains by bytes and by time spent waiting, never by how long
+    /// storing takes on a busy machine).
+    drains: JoinSet<()>,
+    stop: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+}
+
+impl Tasks {
+    fn new() -> Tasks {
+        let (stop, stop_rx) = watch::channel(false);
+        Tasks {
+            tasks: JoinSet::new(),
+            drains: JoinSet::new(),
+            stop,
+            stop_rx,
+        }
+    }
+}
+
+/// The components the HTTP API and the query rules use.
+struct Core {
+    ingest: Arc<Ingest>,
+    index: Option<Arc<search::IndexService>>,
+    detect: Option<Arc<detect::DetectService>>,
+    decisions: Arc<decisions::DecisionService>,
+    notify_stats: Arc<notify::NotifyStats>,
+}
+
+/// The addresses the listeners bound.
+#[derive(Default)]
+struct Bound {
+    http: Option<SocketAddr>,
+    syslog_udp: Option<SocketAddr>,
+    syslog_tcp: Option<SocketAddr>,
+    syslog_tls: Option<SocketAddr>,
+}
+
+/// Builds the running system: every component of `config`, in order.
+pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartError> {
+    create_data_dir(&config)?;
+    // The settings as the operator gave them (before the bundled rules are added).
+    let start_settings = lifecycle::settings(&config);
+    let initial_admin =
+        users::ensure_initial_admin(&config.data_dir).map_err(StartError::of("accounts"))?;
+    bundled_rules(&mut config).map_err(StartError::of("bundled rules"))?;
+    let redactor = redactor(&config)?;
+    let (ledger, recovery) = ledger(&mut config).await?;
+    let index = index_service(&config, &ledger).await?;
+    let metrics = Arc::new(Metrics::default());
+    let ingest = Arc::new(Ingest::new(ledger.clone(), redactor, Arc::clone(&metrics)));
+    let run = audit_start(&config, &start_settings, &ingest).await?;
+    let mut t = Tasks::new();
+    let decisions = decision_service(&config, &ingest, &mut t)?;
+    checkpoint_sinks(&config, &ledger, &ingest, &mut t);
+    let notify_stats = Arc::new(notify::NotifyStats::default());
+    let detect = detector(&config, &ingest, &decisions, &notify_stats, &mut t).await?;
+    let tokens = auth_stores(&config, &ingest, &mut t)?;
+    let tracker = connection_trackers(&config, &metrics);
+    let mut bound = syslog_listeners(&config, &ingest, &tracker, &mut t).await?;
+    let core = Core {
+        ingest: Arc::clone(&ingest),
+        index: index.clone(),
+        detect: detect.clone(),
+        decisions: Arc::clone(&decisions),
+        notify_stats: Arc::clone(&notify_stats),
+    };
+    if let Some(addr) = config.http {
+        let state = http_state(&config, &core, tokens, run).await;
+        bound.http = Some(http_listener(&config, addr, state, &tracker, &mut t).await?);
+    }
+    query_rules(&config, &core, &ledger, &mut t);
+    if config.demo {
+        t.tasks
+            .spawn(demo::run(Arc::clone(&ingest), t.stop_rx.clone()));
+    }
+    retention(&config, &ledger, &mut t);
+    Ok(Running {
+        data_dir: config.data_dir.clone(),
+        http: bound.http,
+        syslog_udp: bound.syslog_udp,
+        syslog_tcp: bound.syslog_tcp,
+        syslog_tls: bound.syslog_tls,
+        recovery,
+        ledger,
+        index,
+        detect,
+        notify_stats,
+        initial_admin,
+        stop: t.stop,
+        tasks: t.tasks,
+        drains: t.drains,
+        ingest,
+        decisions,
+    })
+}
+
+/// The data directory, created if it is not there.
+fn create_data_dir(config: &ServerConfig) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })
+}
+
+/// Vigil's own bundled rules, and the demo's rules and responder.
+fn bundled_rules(config: &mut ServerConfig) -> Result<(), String> {
+    if config.builtin_rules {
+        config
+            .rule_dirs
+            .push(audit::write_self_rules(&config.data_dir)?);
+    }
+    if config.demo {
+        let dir = demo::write_rules(&config.data_dir)?;
+        config.rule_dirs.push(dir);
+        config.responders.push(decisions::Responder {
+            rules: demo::BAN_RULES.iter().map(|s| s.to_string()).collect(),
+            min_level: None,
+            duration: Duration::from_secs(600),
+            max_duration: Duration::from_secs(86_400),
+        });
+    }
+    Ok(())
+}
+
+/// The redaction of the ingest pipeline (checked before the ledger opens).
+fn redactor(config: &ServerConfig) -> Result<Redactor, StartError> {
+    vigil_ingest::pipeline::redactor(config.redaction.as_deref()).map_err(|message| {
+        StartError::Config(ConfigError::invalid("[redaction] patterns", message))
+    })
+}
+
+/// Opens the ledger (recovery and the integrity check happen here).
+async fn ledger(config: &mut ServerConfig) -> Result<(Ledger, RecoveryReport), StartError> {
+    // The pipeline bounds in-flight events; the ledger queue must never be the one that blocks.
+    config.ledger.queue_depth = config.ledger.queue_depth.max(MAX_IN_FLIGHT_EVENTS + 1024);
+    let data_dir = config.data_dir.clone();
+    let ledger_config = config.ledger.clone();
+    let opened = tokio::task::spawn_blocking(move || Ledger::open(&data_dir, ledger_config))
+        .await
+        .map_err(|e| StartError::of("ledger")(e.to_string()))?;
+    Ok(opened?)
+}
+
+/// The search index follower, unless the index is off.
+async fn index_service(
+    config: &ServerConfig,
+    ledger: &Ledger,
+) -> Result<Option<Arc<search::IndexService>>, StartError> {
+    if config.index_threads == 0 {
+        return Ok(None);
+    }
+    let (dir, writer, threads) = (
+        config.data_dir.clone(),
+        ledger.clone(),
+        config.index_threads,
+    );
+    let service =
+        tokio::task::spawn_blocking(move || search::IndexService::start(&dir, writer, threads))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(StartError::of("search index"))?;
+    Ok(Some(Arc::new(service)))
+}
+
+/// This start (and any change of settings) is the first thing in the ledger from this run,
+/// durable before any listener takes events; the settings are recorded for the next start
+/// only then, so a change is never forgotten unrecorded. Returns the run's description for
+/// the UI.
+async fn audit_start(
+    config: &ServerConfig,
+    start_settings: &std::collections::BTreeMap<String, String>,
+    ingest: &Ingest,
+) -> Result<serde_json::Value, StartError> {
+    let start_events = lifecycle::record_start(&config.data_dir, start_settings);
+    let run = serde_json::json!({
+        "started": Timestamp::now().to_rfc3339(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "previous_stop": start_events.first().and_then(|e| e.get_str("vigil.previous_stop")),
+    });
+    ingest
+        .append_waiting(start_events, vigil_ingest::Origin::Audit)
+        .await
+        .map_err(|e| StartError::Audit(e.to_string()))?
+        .durable()
+        .await
+        .map_err(|e| StartError::Audit(e.to_string()))?;
+    lifecycle::settings_stored(&config.data_dir, start_settings);
+    Ok(run)
+}
+
+/// Ban decisions (never banning the server's own addresses), and their expiry task.
+fn decision_service(
+    config: &ServerConfig,
+    ingest: &Arc<Ingest>,
+    t: &mut Tasks,
+) -> Result<Arc<decisions::DecisionService>, StartError> {
+    let mut allowlist = decisions::default_allowlist();
+    allowlist.extend(config.allowlist.iter().copied());
+    for addr in [
+        config.http,
+        config.syslog_udp,
+        config.syslog_tcp,
+        config.syslog_tls,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !addr.ip().is_unspecified() {
+            allowlist.push(decisions::Net::new(
+                addr.ip(),
+                if addr.is_ipv4() { 32 } else { 128 },
+            ));
+        }
+    }
+    let decisions = Arc::new(
+        decisions::DecisionService::open(
+            &config.data_dir,
+            config.responders.clone(),
+            allowlist,
+            Arc::clone(ingest),
+        )
+        .map_err(StartError::of("ban decisions"))?,
+    );
+    {
+        let decisions = Arc::clone(&decisions);
+        let mut stop_expiry = t.stop_rx.clone();
+        t.tasks.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stop_expiry.changed() => return,
+                }
+                let d = Arc::clone(&decisions);
+                let _ = tokio::task::spawn_blocking(move || d.tick()).await;
+            }
+        });
+    }
+    Ok(decisions)
+}
+
+/// Sends every signed checkpoint off the host.
+fn checkpoint_sinks(config: &ServerConfig, ledger: &Ledger, ingest: &Arc<Ingest>, t: &mut Tasks) {
+    if !config.checkpoint_sinks.is_empty() {
+        t.tasks.spawn(checkpoint_sink::run(
+            config.checkpoint_sinks.clone(),
+            ledger.clone(),
+            Arc::clone(ingest),
+            config.notify_backoff,
+            t.stop_rx.clone(),
+        ));
+    }
+}
+
+/// The detector and its notifiers, when there are rules.
+async fn detector(
+    config: &ServerConfig,
+    ingest: &Arc<Ingest>,
+    decisions: &Arc<decisions::DecisionService>,
+    notify_stats: &Arc<notify::NotifyStats>,
+    t: &mut Tasks,
+) -> Result<Option<Arc<detect::DetectService>>, StartError> {
+    if config.rule_dirs.is_empty() && config.query_rules.is_empty() {
+        return Ok(None);
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+    let tx = notify::NotifyQueue::new(tx, config.notifiers.clone(), Arc::clone(notify_stats));
+    t.tasks.spawn(notify::run(
+        rx,
+        config.notifiers.clone(),
+        Arc::clone(notify_stats),
+        Arc::clone(ingest),
+        config.notify_backoff,
+        t.stop_rx.clone(),
+    ));
+    let (dir, dirs, throttle, l, responders) = (
+        config.data_dir.clone(),
+        config.rule_dirs.clone(),
+        config.alert_throttle_secs,
+        Arc::clone(ingest),
+        Arc::clone(decisions),
+    );
+    Ok(Some(
+        tokio::task::spawn_blocking(move || {
+            detect::DetectService::start(&dir, dirs, throttle, l, tx, Some(responders))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .map_err(StartError::of("detection"))?,
+    ))
+}
+
+/// API tokens, and the bookkeeping task: audit events of `vigil user|token` (run while
+/// serving, or while no server ran: the first tick is immediate) and token last-used times.
+fn auth_stores(
+    config: &ServerConfig,
+    ingest: &Arc<Ingest>,
+    t: &mut Tasks,
+) -> Result<Arc<auth::TokenStore>, StartError> {
+    let tokens =
+        Arc::new(auth::TokenStore::open(&config.data_dir).map_err(StartError::of("API tokens"))?);
+    let (dir, l, store) = (
+        config.data_dir.clone(),
+        Arc::clone(ingest),
+        Arc::clone(&tokens),
+    );
+    let mut stop_bookkeeping = t.stop_rx.clone();
+    t.tasks.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let stopping = tokio::select! {
+                _ = every.tick() => false,
+                _ = stop_bookkeeping.changed() => true,
+            };
+            let (dir, l, tokens) = (dir.clone(), Arc::clone(&l), Arc::clone(&store));
+            let _ = tokio::task::spawn_blocking(move || {
+                match audit::drain_pending(&dir, &l) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("stored {n} audit events of command-line changes"),
+                    Err(e) => tracing::error!("{e}"),
+                }
+                if let Err(e) = tokens.flush_usage() {
+                    tracing::error!("token last-used times: {e}");
+                }
+            })
+            .await;
+            if stopping {
+                return;
+            }
+        }
+    });
+    Ok(tokens)
+}
+
+/// The connection limits of the TCP listeners: they share the descriptors the open-file limit
+/// leaves for connections. Returns a tracker maker, one per listener.
+fn connection_trackers(
+    config: &ServerConfig,
+    metrics: &Arc<Metrics>,
+) -> impl Fn(&'static str) -> Arc<listen::ConnTracker> + use<> {
+    let tcp_listeners = [config.http, config.syslog_tcp, config.syslog_tls]
+        .iter()
+        .flatten()
+        .count();
+    let limits = config
+        .connections
+        .resolved(tcp_listeners, listen::open_file_limit());
+    if tcp_listeners > 0 {
+        tracing::info!(
+            "connections: at most {} per TCP listener, {} per address; header timeout {} s, body timeout {} s, syslog idle timeout {} s",
+            limits.max_connections,
+            limits.max_per_address,
+            limits.header_timeout.as_secs(),
+            limits.body_timeout.as_secs(),
+            limits.syslog_idle_timeout.as_secs()
+        );
+    }
+    let metrics = Arc::clone(metrics);
+    move |name| listen::ConnTracker::new(name, limits, Arc::clone(&metrics))
+}
+
+pub(crate) async fn bind_tcp(
+    addr: SocketAddr,
+    what: &'static str,
+) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { what, addr, source })
+}
+
+/// The syslog listeners: UDP, TCP and TLS.
+async fn syslog_listeners(
+    config: &ServerConfig,
+    ingest: &Arc<Ingest>,
+    tracker: &impl Fn(&'static str) -> Arc<listen::ConnTracker>,
+    t: &mut Tasks,
+) -> Result<Bound, StartError> {
+    let settings = syslog::SyslogSettings {
+        max_message_bytes: config.max_message_bytes,
+        keep_original: config.keep_original,
+        idle_timeout: config.connections.syslog_idle_timeout,
+        frame_timeout: config.connections.syslog_frame_timeout,
+    };
+    let mut bound = Bound::default();
+    if let Some(addr) = config.syslog_udp {
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen {
+                what: "syslog/udp",
+                addr,
+                source,
+            })?;
+        bound.syslog_udp = socket.local_addr().ok();
+        t.tasks.spawn(syslog::run_udp(
+            socket,
+            Arc::clone(ingest),
+            settings.clone(),
+            t.stop_rx.clone(),
+        ));
+    }
+    if let Some(addr) = config.syslog_tcp {
+        let listener = bind_tcp(addr, "syslog/tcp").await?;
+        bound.syslog_tcp = listener.local_addr().ok();
+        t.drains.spawn(syslog::run_tcp(
+            listener,
+            None,
+            tracker("syslog-tcp"),
+            Arc::clone(ingest),
+            settings.clone(),
+            t.stop_rx.clone(),
+        ));
+    }
+    if let Some(addr) = config.syslog_tls {
+        let tls_config = tls::server_config(&config.tls).map_err(StartError::of("TLS"))?;
+        let listener = bind_tcp(addr, "syslog/tls").await?;
+        bound.syslog_tls = listener.local_addr().ok();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
+        t.drains.spawn(syslog::run_tcp(
+            listener,
+            Some(acceptor),
+            tracker("syslog-tls"),
+            Arc::clone(ingest),
+            settings.clone(),
+            t.stop_rx.clone(),
+        ));
+    }
+    Ok(bound)
+}
+
+/// Keys of batches stored before a crash, read back before the first request. A ledger that
+/// cannot be read back costs the keys (a retry may be stored twice), not the start.
+async fn idempotency_keys(config: &ServerConfig) -> idempotency::Idempotency {
+    let data_dir = config.data_dir.clone();
+    let rebuilt =
+        tokio::task::spawn_blocking(move || idempotency::Idempotency::from_ledger(&data_dir))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+    rebuilt.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "idempotency keys not rebuilt from the ledger");
+        idempotency::Idempotency::default()
+    })
+}
+
+/// What the HTTP handlers share.
+async fn http_state(
+    config: &ServerConfig,
+    core: &Core,
+    tokens: Arc<auth::TokenStore>,
+    run: serde_json::Value,
+) -> Arc<http::AppState> {
+    Arc::new(http::AppState {
+        ingest: Arc::clone(&core.ingest),
+        tokens,
+        data_dir: config.data_dir.clone(),
+        keep_original: config.keep_original,
+        max_body_bytes: config.max_body_bytes,
+        index: core.index.clone(),
+        searches: Arc::new(tokio::sync::Semaphore::new(http::MAX_SEARCHES_IN_FLIGHT)),
+        detect: core.detect.clone(),
+        notify_stats: Arc::clone(&core.notify_stats),
+        decisions: Arc::clone(&core.decisions),
+        bouncer_polls: Default::default(),
+        idempotency: idempotency_keys(config).await,
+        sessions: Arc::new(session::SessionStore::new(
+            &config.data_dir,
+            config.session_idle,
+            config.session_max,
+        )),
+        login_limiter: session::LoginLimiter::default(),
+        account_limiter: session::AccountLimiter::default(),
+        token_limiter: session::LoginLimiter::for_tokens(),
+        anonymous_limiter: session::LoginLimiter::for_tokens(),
+        tls: config.http_tls,
+        last_verification: std::sync::Mutex::new(None),
+        run,
+        verifying: std::sync::atomic::AtomicBool::new(false),
+    })
+}
+
+/// The HTTP (or HTTPS) listener serving the API and the web UI.
+async fn http_listener(
+    config: &ServerConfig,
+    addr: SocketAddr,
+    state: Arc<http::AppState>,
+    tracker: &impl Fn(&'static str) -> Arc<listen::ConnTracker>,
+    t: &mut Tasks,
+) -> Result<SocketAddr, StartError> {
+    let name = if config.http_tls { "https" } else { "http" };
+    let listener = bind_tcp(addr, name).await?;
+    let bound = listener.local_addr().map_err(|source| StartError::Listen {
+        what: name,
+        addr,
+        source,
+    })?;
+    let app = http::router(state);
+    let acceptor = if config.http_tls {
+        Some(tokio_rustls::TlsAcceptor::from(
+            tls::http_server_config(&config.tls).map_err(StartError::of("TLS"))?,
+        ))
+    } else {
+        None
+    };
+    t.tasks.spawn(listen::serve_http(
+        listener,
+        acceptor,
+        app,
+        tracker(name),
+        t.stop_rx.clone(),
+    ));
+    Ok(bound)
+}
+
+/// The scheduled query rules, each on its own task.
+fn query_rules(config: &ServerConfig, core: &Core, ledger: &Ledger, t: &mut Tasks) {
+    if let Some(detect) = &core.detect {
+        for rule in config.query_rules.clone() {
+            t.tasks.spawn(run_query_rule(
+                rule,
+                Arc::clone(detect),
+                core.index.clone(),
+                ledger.clone(),
+                t.stop_rx.clone(),
+            ));
+        }
+    }
+}
+
+/// Retention: prunes sealed segments older than the configured age, hourly.
+fn retention(config: &ServerConfig, ledger: &Ledger, t: &mut Tasks) {
+    if let Some(max_age) = config.retention {
+        let ledger = ledger.clone();
+        let mut stop_retention = t.stop_rx.clone();
+        t.tasks.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stop_retention.changed() => return,
+                }
+                let ledger = ledger.clone();
+                let outcome = tokio::task::spawn_blocking(move || {
+                    ledger.prune(RetentionPolicy { max_age }, Timestamp::now())
+                })
+                .await;
+                match outcome {
+                    Ok(Ok(PruneOutcome::Pruned(r))) => tracing::info!(
+                        "retention removed events {}..{} ({} segments)",
+                        r.start,
+                        r.end,
+                        r.segments.len()
+                    ),
+                    Ok(Ok(PruneOutcome::Held { reason })) => {
+                        tracing::info!("retention skipped, legal hold: {reason}")
+                    }
+                    Ok(Ok(PruneOutcome::NothingToDo)) => {}
+                    Ok(Err(e)) => tracing::error!("retention failed: {e}"),
+                    Err(e) => tracing::error!("retention task: {e}"),
+                }
+            }
+        });
+    }
+}
+
+/// Runs one query rule on its schedule until stopped.
+async fn run_query_rule(
+    rule: detect::QueryRule,
+    detect: Arc<detect::DetectService>,
+    index: Option<Arc<search::IndexService>>,
+    ledger: Ledger,
+    mut stop: watch::Receiver<bool>,
+) {
+    let pipeline = match vigil_query::parse(&rule.query) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(
+                "query rule {}: column {}: {} (rule not run)",
+                rule.name,
+                e.column,
+                e.message
+            );
+            return;
+        }
+    };
+    let mut every = tokio::time::interval(rule.every.max(Duration::from_secs(1)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = Timestamp::now();
+        let limits = vigil_query::Limits {
+            from: Some(Timestamp::from_nanos(now.as_nanos().saturating_sub(
+                rule.window.as_nanos().min(i64::MAX as u128) as i64,
+            ))),
+            to: None,
+            max_rows: 1000,
+            now,
+        };
+        let (pipeline, index, ledger, detect, rule) = (
+            pipeline.clone(),
+            index.clone(),
+            ledger.clone(),
+            Arc::clone(&detect),
+            rule.clone(),
+        );
+        let ran = tokio::task::spawn_blocking(move || {
+            let result = match index {
+                Some(index) => index.run(&pipeline, limits),
+                // Only durable events: never alert on a write that is undone.
+                None => ledger
+                    .reader()
+                    .map_err(|e| e.to_string())
+                    .and_then(|reader| search::run_on_reader(reader, &pipeline, limits)),
+            };
+            match result {
+                Ok(r) if !r.rows.is_empty() => {
+                    detect.raise_query_rule(&rule, detect::query_rule_groups(&r))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!("query rule {}: {e}", rule.name),
+            }
+        })
+        .await;
+        if let Err(e) = ran {
+            tracing::error!("query rule task: {e}");
+        }
+    }
+}
