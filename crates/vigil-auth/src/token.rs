@@ -125,7 +125,7 @@ struct TokenFile {
 
 /// Where tokens live in a data directory.
 pub fn tokens_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("auth").join("tokens.json")
+    vigil_config::DataDir::new(data_dir).tokens()
 }
 
 fn load(path: &Path) -> Result<Vec<TokenEntry>, StoreError> {
@@ -185,9 +185,10 @@ pub fn with_auth_lock<T, E: From<StoreError>>(
     data_dir: &Path,
     change: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
-    let dir = data_dir.join("auth");
+    let layout = vigil_config::DataDir::new(data_dir);
+    let dir = layout.auth();
     fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-    let path = dir.join(".lock");
+    let path = layout.auth_lock();
     let lock = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -343,7 +344,7 @@ pub struct TokenStore {
 /// Where token last-used times are kept: apart from `tokens.json`, so a busy server never
 /// rewrites the token file (which `vigil token` edits) on the request path.
 pub fn usage_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("auth").join("token-usage.json")
+    vigil_config::DataDir::new(data_dir).token_usage()
 }
 
 /// When each token (by id) was last used, as far as a server recorded it (RFC 3339 times).

@@ -57,12 +57,12 @@ struct UsersFile {
 
 /// Where accounts live in a data directory.
 pub fn users_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("auth").join("users.json")
+    vigil_config::DataDir::new(data_dir).users()
 }
 
 /// Where the generated first admin password is written.
 pub fn initial_password_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("auth").join("initial-admin-password")
+    vigil_config::DataDir::new(data_dir).initial_admin_password()
 }
 
 /// Reads every account (none when the file does not exist).

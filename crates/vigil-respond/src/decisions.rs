@@ -567,7 +567,7 @@ pub fn default_allowlist() -> Vec<Net> {
 
 /// Where the book lives.
 pub fn book_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("decisions.json")
+    vigil_config::DataDir::new(data_dir).decisions()
 }
 
 /// How often responders' bans are saved to `decisions.json` at most (they are in the ledger at

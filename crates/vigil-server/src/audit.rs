@@ -60,11 +60,11 @@ pub fn by(
 }
 
 fn pending_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("auth").join("audit-pending.jsonl")
+    vigil_config::DataDir::new(data_dir).audit_pending()
 }
 
 fn draining_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("auth").join("audit-pending.draining")
+    vigil_config::DataDir::new(data_dir).audit_draining()
 }
 
 /// Records an audit event for the next server (or the running one) to store.
@@ -203,7 +203,7 @@ tags: [attack.defense_evasion, attack.t1565.001]
 /// Writes [`SELF_RULES`] to `DATA_DIR/builtin-rules` (replacing what is there) and returns the
 /// directory.
 pub fn write_self_rules(data_dir: &Path) -> Result<PathBuf, String> {
-    let dir = data_dir.join("builtin-rules");
+    let dir = vigil_config::DataDir::new(data_dir).builtin_rules();
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for (name, text) in SELF_RULES {
         let path = dir.join(name);

@@ -133,7 +133,7 @@ pub const BAN_RULES: &[&str] = &[
 
 /// Writes the bundled rules to `DATA_DIR/demo-rules` and returns the directory.
 pub fn write_rules(data_dir: &Path) -> Result<PathBuf, String> {
-    let dir = data_dir.join("demo-rules");
+    let dir = vigil_config::DataDir::new(data_dir).demo_rules();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for (name, text) in RULES {
         let path = dir.join(name);

@@ -194,10 +194,11 @@ impl DetectService {
         notify: crate::notify::NotifyQueue,
         decisions: Option<Arc<crate::decisions::DecisionService>>,
     ) -> Result<Arc<DetectService>, String> {
-        let state_dir = data_dir.join("detect");
+        let layout = vigil_config::DataDir::new(data_dir);
+        let state_dir = layout.detect();
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
-        let state_path = state_dir.join("state.json");
+        let state_path = layout.detect_state();
         let (book, next_seq, recount_until) = state::restore(
             &state_path,
             &mut door.ledger().reader().map_err(|e| e.to_string())?,

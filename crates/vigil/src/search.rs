@@ -66,7 +66,10 @@ pub fn run_search(args: SearchArgs) -> Result<ExitCode> {
         max_rows: args.limit,
         now,
     };
-    if !args.data.data_dir.join("ledger").exists() {
+    if !vigil_config::DataDir::new(&args.data.data_dir)
+        .ledger()
+        .exists()
+    {
         return Err(anyhow!(
             "no ledger at {}: import or serve first",
             args.data.data_dir.display()

@@ -1761,7 +1761,8 @@ fn custom_bouncer(dir: &Path, api: &str, key: &str) -> Option<(KillOnDrop, PathB
 }
 
 fn wait_for_line(path: &Path, want: impl Fn(&str) -> bool, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Generous: a ban's end (30 s) is among the lines waited for.
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         if let Some(l) = text.lines().find(|l| want(l)) {
@@ -1805,8 +1806,11 @@ fn brute_force_is_banned_and_the_crowdsec_bouncer_enforces_it() {
             &rules_arg,
             "--ban-rule",
             "SSH brute force",
+            // Long enough that both bans are active at once even when spawning the 24 `logger`
+            // processes takes many seconds on a busy machine (with 10 s the first ban could
+            // end before the IPv6 batch was sent).
             "--ban-for",
-            "10s",
+            "30s",
             "--allow",
             "192.0.2.0/24",
         ],
@@ -1972,8 +1976,8 @@ fn brute_force_is_banned_and_the_crowdsec_bouncer_enforces_it() {
         !text.contains("192.0.2.10") && !text.contains("198.51.100.99"),
         "{text}"
     );
-    // Every ban expires (the IPv6 one may end a moment after the first).
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Every ban expires (the IPv6 one may end a while after the first).
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !decisions(&server).is_empty() {
         assert!(Instant::now() < deadline, "bans never expired");
         std::thread::sleep(Duration::from_millis(200));
