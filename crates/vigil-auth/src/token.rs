@@ -450,6 +450,16 @@ impl TokenStore {
     /// more than a `stat` each.
     fn reload_if_changed(&self) {
         let stamp = FileStamp::of(&self.path);
+        // The common case of a flood of made-up ids: the file has not changed. Checked under
+        // the read lock, so such a flood never serializes the verification of valid tokens.
+        if self
+            .cache
+            .read()
+            .map(|c| c.stamp == stamp && c.loaded_at.elapsed() < RELOAD_CHECK)
+            .unwrap_or(false)
+        {
+            return;
+        }
         let mut cache = match self.cache.write() {
             Ok(c) => c,
             Err(p) => p.into_inner(),

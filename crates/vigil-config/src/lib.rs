@@ -548,9 +548,21 @@ impl Config {
         })
     }
 
-    /// Parses TOML text.
+    /// Parses TOML text. The error says where (line and column) and what, but never quotes
+    /// the offending line or a value: a mistyped key may hold a password or a webhook token.
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let what = without_quoted_values(e.message());
+            match e.span() {
+                Some(span) => {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {column}: {what}")
+                }
+                None => what,
+            }
+        })
     }
 
     /// Lays the flags given on the command line over this configuration (clap updates only
@@ -650,3 +662,23 @@ fn prepend<T>(list: &mut Vec<T>, mut front: Vec<T>) {
 
 #[cfg(test)]
 mod tests;
+
+/// `message` with the text between double quotes replaced by `…` (values, which may be
+/// secrets; names are quoted with backticks and stay).
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !inside {
+                out.push_str("\"…");
+            } else {
+                out.push('"');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}

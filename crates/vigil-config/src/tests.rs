@@ -253,6 +253,16 @@ fn unknown_keys_and_bad_values_are_clear_errors() {
     assert!(err.to_string().contains("enabled = false"), "{err}");
     let err = Config::from_toml("[limits]\nheader_timeout = \"5\"").unwrap_err();
     assert!(err.contains("add a unit"), "{err}");
+    // A secret under a mistyped key or of the wrong type is never quoted back.
+    let err = Config::from_toml("[ui]\nsession_idle = \"30m\"\npasword = \"hunter2-secret\"")
+        .unwrap_err();
+    assert!(
+        err.contains("unknown field `pasword`") && err.contains("line 3"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2-secret"), "{err}");
+    let err = Config::from_toml("[tls]\nhttp = \"hunter2-secret\"").unwrap_err();
+    assert!(!err.contains("hunter2-secret"), "{err}");
 }
 
 #[test]

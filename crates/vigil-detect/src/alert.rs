@@ -608,6 +608,28 @@ impl AlertBook {
         Some(id)
     }
 
+    /// Whether an alert of `rule_id` in `group` — open or closed — counted the event `seq`
+    /// already (its [`Alert::last_seq`] is at or past it). A book rebuilt from the ledger
+    /// re-evaluates events past the last written `alert-created`/`alert-updated`; a match
+    /// that an alert closed since (its triage event carries its `last_seq`) already counted
+    /// must not raise that alert again.
+    pub fn has_counted(&self, rule_id: &str, group: &[(String, String)], seq: u64) -> bool {
+        let text = group_text(group);
+        self.alerts.values().any(|a| {
+            a.last_seq.is_some_and(|s| s >= seq) && a.rule.id == rule_id && a.group_key() == text
+        })
+    }
+
+    /// One past the latest event counted by any alert in the book, triage snapshots included
+    /// (none when no alert counted a ledger event): past it, no match can have been counted.
+    pub fn seen_through(&self) -> Option<u64> {
+        self.alerts
+            .values()
+            .filter_map(|a| a.last_seq)
+            .max()
+            .map(|s| s + 1)
+    }
+
     /// The first sequence number a rebuilt book must re-evaluate: one past the earliest
     /// [`Alert::last_seq`] of an alert still open (none: nothing to re-count).
     pub fn recount_from(&self) -> Option<u64> {

@@ -29,6 +29,11 @@ pub enum DecodeError {
     },
 }
 
+/// Decoders stop one event past the most a request may carry
+/// ([`crate::pipeline::MAX_REQUEST_EVENTS`]): the pipeline then refuses the request whole (413),
+/// and a body of millions of tiny lines never becomes millions of events in memory first.
+pub const DECODE_LIMIT: usize = crate::pipeline::MAX_REQUEST_EVENTS + 1;
+
 /// Vigil's own ingest body: one event per line in `format` (blank lines skipped), or a JSON
 /// array of events. A line that does not parse becomes an event tagged `parse_error`.
 pub fn ndjson(body: &[u8], format: Format, ctx: &ParseContext) -> Vec<Event> {
@@ -39,11 +44,13 @@ pub fn ndjson(body: &[u8], format: Format, ctx: &ParseContext) -> Vec<Event> {
     {
         return items
             .iter()
+            .take(DECODE_LIMIT)
             .map(|item| parse_line(item.to_string().as_bytes(), Format::Json, ctx))
             .collect();
     }
     body.split(|&b| b == b'\n')
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .take(DECODE_LIMIT)
         .map(|line| parse_line(line, format, ctx))
         .collect()
 }
@@ -65,6 +72,7 @@ pub fn hec_events(body: &[u8], ctx: &ParseContext) -> Result<Vec<Event>, DecodeE
     let mut events = Vec::new();
     for (index, item) in serde_json::Deserializer::from_slice(body)
         .into_iter::<JsonValue>()
+        .take(DECODE_LIMIT)
         .enumerate()
     {
         let fail = |reason: String| DecodeError::HecEvent { index, reason };
@@ -193,6 +201,9 @@ pub fn bulk(
         .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace));
     let mut items = Vec::new();
     while let Some((n, line)) = lines.next() {
+        if items.len() >= DECODE_LIMIT {
+            break;
+        }
         let fail = |reason: String| DecodeError::Bulk {
             line: n + 1,
             reason,
@@ -320,5 +331,19 @@ mod tests {
         );
         let bad = ndjson(b"{\"a\":", Format::Json, &ctx());
         assert!(bad[0].has_tag(vigil_event::tag::PARSE_ERROR));
+    }
+
+    #[test]
+    fn a_body_of_many_tiny_lines_stops_one_past_the_request_limit() {
+        let body = "x\n".repeat(DECODE_LIMIT + 1000);
+        assert_eq!(
+            ndjson(body.as_bytes(), Format::Auto, &ctx()).len(),
+            DECODE_LIMIT
+        );
+        let hec = "{\"event\":\"x\"}".repeat(DECODE_LIMIT + 10);
+        assert_eq!(
+            hec_events(hec.as_bytes(), &ctx()).unwrap().len(),
+            DECODE_LIMIT
+        );
     }
 }

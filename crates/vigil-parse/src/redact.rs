@@ -193,14 +193,15 @@ impl Redactions {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedactError {
-    /// An operator's pattern is not a valid regular expression (or compiles too large).
-    #[error("redaction pattern {kind:?}: {source}")]
+    /// An operator's pattern is not a valid regular expression (or compiles too large). The
+    /// message names the pattern by its kind only: the regex compiler quotes the pattern, and a
+    /// pattern may spell out the secret it masks.
+    #[error("redaction pattern {kind:?}: {reason} (the pattern itself is not shown)")]
     Pattern {
         /// The pattern's kind (its name in `[redaction]` / `--redact KIND=REGEX`).
         kind: String,
-        /// What the regex compiler said.
-        #[source]
-        source: regex::Error,
+        /// Why, without the pattern's text.
+        reason: &'static str,
     },
 }
 
@@ -226,9 +227,12 @@ impl Redactor {
             .map(|(kind, re)| {
                 Regex::new(re)
                     .map(|r| (kind.clone(), r))
-                    .map_err(|source| RedactError::Pattern {
+                    .map_err(|e| RedactError::Pattern {
                         kind: kind.clone(),
-                        source,
+                        reason: match e {
+                            regex::Error::CompiledTooBig(_) => "compiles too large",
+                            _ => "not a valid regular expression",
+                        },
                     })
             })
             .collect::<Result<_, _>>()?;
@@ -716,6 +720,9 @@ mod tests {
         ])
         .unwrap_err();
         assert!(matches!(&err, RedactError::Pattern { kind, .. } if kind == "bad"));
+        // The pattern is named by its kind, never quoted (it may spell out a secret).
+        let err = Redactor::new(&[("emp".into(), "EMP-SECRET-(".into())]).unwrap_err();
+        assert!(!err.to_string().contains("EMP-SECRET"), "{err}");
         let text = String::from(err);
         assert!(text.starts_with(r#"redaction pattern "bad": "#), "{text}");
     }

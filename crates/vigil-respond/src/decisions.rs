@@ -581,7 +581,7 @@ pub struct DecisionService {
     responders: Vec<Responder>,
     ledger: std::sync::Arc<vigil_ingest::Ingest>,
     /// Decisions handed to the ledger and not known durable yet (waited for before a save).
-    submitted: std::sync::Mutex<Vec<vigil_ingest::Pending>>,
+    submitted: std::sync::Mutex<Vec<(vigil_ingest::Pending, Vec<Event>)>>,
     /// Changes not saved yet, and when the book was last saved.
     unsaved: std::sync::Mutex<(bool, std::time::Instant)>,
 }
@@ -635,11 +635,13 @@ impl DecisionService {
         }
         // Through the ingest pipeline, without waiting (responders run on the detector's
         // thread); the next save waits for it, so decisions.json is never ahead of the ledger.
-        let pending = self.ledger.submit(events, vigil_ingest::Origin::Decision);
+        let pending = self
+            .ledger
+            .submit(events.clone(), vigil_ingest::Origin::Decision);
         self.submitted
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(pending);
+            .push((pending, events));
         self.unsaved.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
         if !soon {
             self.save();
@@ -654,10 +656,24 @@ impl DecisionService {
         }
         let submitted =
             std::mem::take(&mut *self.submitted.lock().unwrap_or_else(|p| p.into_inner()));
-        for pending in submitted {
+        let mut failed = Vec::new();
+        for (pending, events) in submitted {
             if let Err(e) = pending.wait() {
-                tracing::error!("recording decisions in the ledger: {e}");
+                tracing::error!("recording decisions in the ledger: {e}; trying again");
+                failed.push(events);
             }
+        }
+        if !failed.is_empty() {
+            // Not saved past a decision the ledger lacks: it is submitted again, and the book
+            // is saved once it is durable (the next save waits for it).
+            let mut queue = self.submitted.lock().unwrap_or_else(|p| p.into_inner());
+            for events in failed {
+                let pending = self
+                    .ledger
+                    .submit(events.clone(), vigil_ingest::Origin::Decision);
+                queue.insert(0, (pending, events));
+            }
+            return;
         }
         // Read before the book: a decision recorded meanwhile is replayed at the next start
         // (idempotently) even if the saved book has it already.

@@ -104,7 +104,14 @@ pub fn drain_pending(data_dir: &Path, ingest: &Ingest) -> Result<usize, String> 
             continue;
         }
         match Event::from_json(line, Timestamp::now()) {
-            Ok(e) => events.push(e),
+            // Only audit events: the ledger is the truth the alert and ban books are rebuilt
+            // from, so a line claiming to be an alert or a decision is not stored.
+            Ok(e) if e.is_dataset(vigil_event::dataset::VIGIL_AUDIT) => events.push(e),
+            Ok(_) => tracing::error!(
+                "{} line {}: not an audit event (event.dataset is not vigil.audit); skipped",
+                draining.display(),
+                n + 1
+            ),
             Err(e) => tracing::error!(
                 "{} line {}: not an audit event ({e}); skipped",
                 draining.display(),

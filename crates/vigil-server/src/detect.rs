@@ -13,7 +13,10 @@
 //! ([`Ingest::submit`]); the detector does not wait for their fsync but goes on evaluating.
 //! The saved cursor means "evaluated, and every alert raised up to here is durable": a save
 //! first waits for the writes submitted since the previous one (usually long done by then), so
-//! a crash never leaves a book or cursor ahead of the alerts in the ledger.
+//! a crash never leaves a book or cursor ahead of the alerts in the ledger; a write the ledger
+//! refused is submitted again and the state is not saved past it. An alert's notifications
+//! and its responders' bans wait for the alert to be durable (checked without blocking at
+//! every turn of the loop), so nothing leaves Vigil about an alert the ledger does not hold.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -93,6 +96,15 @@ pub fn query_rule_groups(result: &vigil_query::QueryResult) -> Vec<Vec<(String, 
 
 pub use vigil_detect::alert::{Notification, NotifyReason};
 
+/// Alert events submitted to the ledger and what waits for them to be durable.
+struct Effect {
+    pending: Option<Pending>,
+    events: Vec<Event>,
+    origin: Origin,
+    notes: Vec<Notification>,
+    respond: Vec<vigil_detect::alert::Alert>,
+}
+
 /// Counters for `/metrics`.
 #[derive(Default)]
 pub struct DetectProgress {
@@ -154,7 +166,7 @@ pub struct DetectService {
     pub progress: DetectProgress,
     door: Arc<Ingest>,
     /// Writes submitted since the last save, waited for before the next.
-    unsaved: Mutex<Vec<Pending>>,
+    unsaved: Mutex<std::collections::VecDeque<Effect>>,
     dirs: Vec<PathBuf>,
     state_path: PathBuf,
     notify: crate::notify::NotifyQueue,
@@ -167,6 +179,10 @@ pub struct DetectService {
     /// Events below this were evaluated before the book was rebuilt from the ledger: their
     /// matches only count into open alerts that have not counted them (0: none).
     recount_until: u64,
+    /// Events below this may have been counted by an alert of the book (one past the latest
+    /// `last_seq`, triage snapshots included): a match there raises nothing if an alert of its
+    /// rule and group, even a closed one, counted it ([`AlertBook::has_counted`]).
+    seen_through: u64,
 }
 
 /// Correlation groups held, groups evicted and window entries dropped by `evaluator`, over
@@ -204,6 +220,7 @@ impl DetectService {
             &mut door.ledger().reader().map_err(|e| e.to_string())?,
             throttle_secs,
         )?;
+        let seen_through = book.seen_through().unwrap_or(0);
         let rules = load_rules(&dirs);
         tracing::info!(
             "detection: {} rules loaded from {} ({} not supported)",
@@ -224,7 +241,7 @@ impl DetectService {
             last_fired: Mutex::new(HashMap::new()),
             progress: DetectProgress::default(),
             door,
-            unsaved: Mutex::new(Vec::new()),
+            unsaved: Mutex::new(std::collections::VecDeque::new()),
             dirs,
             state_path,
             notify,
@@ -234,6 +251,7 @@ impl DetectService {
             decisions,
             respond: Mutex::new(Vec::new()),
             recount_until,
+            seen_through,
         });
         service.progress.next_seq.store(next_seq, Ordering::Relaxed);
         let me = Arc::clone(&service);
@@ -277,23 +295,18 @@ impl DetectService {
         for group in groups {
             self.raise(&info, group, now, None, &mut out, &mut notes);
         }
-        if !out.is_empty() {
-            self.submit(out, Origin::Alert);
-        }
-        for note in notes {
-            self.notify.send(note);
-        }
-        self.run_responders();
+        self.submit(out, Origin::Alert, notes);
+        self.dispatch_durable(false);
         self.dirty.store(true, Ordering::Relaxed);
     }
 
     /// Hands the alerts collected by [`DetectService::raise`] to the responders.
-    fn run_responders(&self) {
-        let Some(decisions) = &self.decisions else {
-            return;
-        };
-        let pending = std::mem::take(&mut *self.respond.lock().unwrap_or_else(|p| p.into_inner()));
-        decisions.on_alerts(&pending);
+    fn run_responders(&self, alerts: &[vigil_detect::alert::Alert]) {
+        if let Some(decisions) = &self.decisions
+            && !alerts.is_empty()
+        {
+            decisions.on_alerts(alerts);
+        }
     }
 
     /// Changes an alert's triage state and writes the change to the ledger (blocking).
@@ -354,6 +367,8 @@ impl DetectService {
                     }
                 }
             }
+            // Notifications and bans of alerts that became durable meanwhile.
+            self.dispatch_durable(false);
             if (last_save.elapsed() >= Duration::from_secs(1) || stopping)
                 && self.dirty.swap(false, Ordering::Relaxed)
             {
@@ -420,7 +435,7 @@ impl DetectService {
         audit.insert("vigil.rules.added", list(added));
         audit.insert("vigil.rules.removed", list(removed));
         audit.insert("vigil.rules.loaded", loaded.set.len() as i64);
-        self.submit(vec![audit], Origin::Rule);
+        self.submit(vec![audit], Origin::Rule, Vec::new());
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
     }
 
@@ -462,7 +477,14 @@ impl DetectService {
                     return Ok(());
                 };
                 for raised in evaluator.evaluate(&rules.set, &event) {
-                    if seq < self.recount_until {
+                    if seq < self.recount_until
+                        || (seq < self.seen_through
+                            && self
+                                .book
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .has_counted(&raised.rule.id, &raised.group, seq))
+                    {
                         // Evaluated before the book was rebuilt: notified and responded to then.
                         self.book
                             .lock()
@@ -488,14 +510,8 @@ impl DetectService {
                 Ok(())
             })
             .map_err(|e| e.to_string())?;
-        if !out.is_empty() {
-            self.submit(out, Origin::Alert);
-        }
-        for note in notes {
-            // A full queue means notifiers are far behind; the alert itself is in the ledger.
-            self.notify.send(note);
-        }
-        self.run_responders();
+        self.submit(out, Origin::Alert, notes);
+        self.dispatch_durable(false);
         self.progress
             .matches
             .fetch_add(evaluator.matches - matches_before, Ordering::Relaxed);
@@ -559,27 +575,80 @@ impl DetectService {
             .insert(rule.id.clone(), now);
     }
 
-    /// Hands events to the ingest pipeline without waiting; the next save waits for them.
-    fn submit(&self, events: Vec<Event>, origin: Origin) {
-        let pending = self.door.submit(events, origin);
-        let mut unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
-        unsaved.push(pending);
+    /// Hands alert events to the ingest pipeline without waiting, with what must wait for them:
+    /// the notifications and the responders' bans go out only once the alerts are durable
+    /// ([`DetectService::dispatch_durable`]), so a crash never leaves a notification or a ban
+    /// the ledger has no alert for.
+    fn submit(&self, events: Vec<Event>, origin: Origin, notes: Vec<Notification>) {
+        let respond = std::mem::take(&mut *self.respond.lock().unwrap_or_else(|p| p.into_inner()));
+        if events.is_empty() && notes.is_empty() && respond.is_empty() {
+            return;
+        }
+        let pending = (!events.is_empty()).then(|| self.door.submit(events.clone(), origin));
+        self.unsaved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Effect {
+                pending,
+                events,
+                origin,
+                notes,
+                respond,
+            });
     }
 
-    /// Waits until every write submitted since the last save is durable (counting failures).
-    fn wait_submitted(&self) {
-        let pending = std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()));
-        for p in pending {
-            if let Err(e) = p.wait() {
+    /// Sends the notifications and runs the responders of every submitted batch that is
+    /// durable, in order; with `wait`, waits for all of them. A batch the ledger refused (a
+    /// full disk) is submitted again and stays queued: its effects wait, and the state is not
+    /// saved past it. Returns whether every submitted batch is durable.
+    fn dispatch_durable(&self, wait: bool) -> bool {
+        loop {
+            let Some(mut effect) = self
+                .unsaved
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front()
+            else {
+                return true;
+            };
+            let outcome = match effect.pending.take() {
+                None => Ok(()),
+                Some(pending) if wait => pending.wait().map(|_| ()),
+                Some(pending) => match pending.try_result() {
+                    Ok(result) => result.map(|_| ()),
+                    Err(pending) => {
+                        effect.pending = Some(pending);
+                        self.unsaved
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push_front(effect);
+                        return false;
+                    }
+                },
+            };
+            if let Err(e) = outcome {
                 self.progress.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!("detection: writing to the ledger: {e}");
+                tracing::error!("detection: writing alerts to the ledger: {e}; trying again");
+                effect.pending = Some(self.door.submit(effect.events.clone(), effect.origin));
+                self.unsaved
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_front(effect);
+                return false;
             }
+            for note in effect.notes {
+                // A full queue means notifiers are far behind; the alert is in the ledger.
+                self.notify.send(note);
+            }
+            self.run_responders(&effect.respond);
         }
     }
 
     fn save(&self) -> Result<(), String> {
         // The cursor and book saved below never run ahead of the alerts in the ledger.
-        self.wait_submitted();
+        if !self.dispatch_durable(true) {
+            return Err("alerts not yet in the ledger; state not saved (will retry)".into());
+        }
         // Read before the book: an alert event written meanwhile is replayed at the next start.
         let ledger_seq = self.door.ledger().end_seq();
         let state = self.with_book(|book| {

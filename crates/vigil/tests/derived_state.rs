@@ -223,6 +223,9 @@ fn alerts_and_bans_are_rebuilt_from_the_ledger_when_their_files_are_deleted() {
     );
     // The closed alert's address again: a new alert, and a second (so longer) ban.
     ingest(&["192.0.2.44", "203.0.113.5"]);
+    // An alert closed after a throttled match that no alert event wrote (the last match
+    // above, after the new alert's event): a rebuild must not raise it again for that match.
+    triage(a1, "closed", "handled");
 
     let before = snapshot(&url, &tokens.analyst);
     assert_eq!(
@@ -231,7 +234,7 @@ fn alerts_and_bans_are_rebuilt_from_the_ledger_when_their_files_are_deleted() {
             (a3 + 1, 1, "open".into()),
             (a3, 1, "closed".into()),
             (a2, 2, "acknowledged".into()),
-            (a1, 4, "open".into()),
+            (a1, 4, "closed".into()),
         ],
         "{}",
         before.0
@@ -248,7 +251,7 @@ fn alerts_and_bans_are_rebuilt_from_the_ledger_when_their_files_are_deleted() {
     let a = ingest_ndjson(
         &url,
         &tokens.ingest,
-        &failures(&["203.0.113.5", "100.64.0.9", "100.64.0.9"]),
+        &failures(&["100.64.0.9", "100.64.0.9"]),
     );
     assert_eq!(a.status, 200, "{}", a.body);
     settle(&url, &tokens.analyst);
