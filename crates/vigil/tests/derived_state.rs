@@ -11,17 +11,7 @@ use std::path::Path;
 use common::{Server, create_token, curl, ingest_ndjson, wait_until};
 use serde_json::Value;
 
-const RULE: &str = r#"title: SSH failed login
-id: 5d0c2a8e-1b7f-4c44-9f0e-00000000d001
-status: test
-logsource: {product: linux, service: sshd}
-detection:
-    selection:
-        event.action: ssh_login
-        event.outcome: failure
-    condition: selection
-level: high
-"#;
+use common::SSH_FAILED_LOGIN_RULE as RULE;
 
 struct Tokens {
     ingest: String,

@@ -14,17 +14,7 @@ use common::{
 };
 use vigil_event::Event;
 
-const RULE: &str = r#"title: SSH failed login
-id: 5d0c2a8e-1b7f-4c44-9f0e-00000000d001
-status: test
-logsource: {product: linux, service: sshd}
-detection:
-    selection:
-        event.action: ssh_login
-        event.outcome: failure
-    condition: selection
-level: high
-"#;
+use common::SSH_FAILED_LOGIN_RULE as RULE;
 
 const OTHER_RULE: &str = r#"title: Sudo to root
 id: 5d0c2a8e-1b7f-4c44-9f0e-00000000d002

@@ -467,3 +467,17 @@ pub fn ingest_ndjson(url: &str, token: &str, body: &str) -> Answer {
         Some(&format!("@{}", file.path().display())),
     )
 }
+
+/// A Sigma rule on every failed SSH login (`event.action: ssh_login`, outcome failure), for
+/// tests that need alerts (and, with `--ban-rule "SSH failed login"`, bans).
+pub const SSH_FAILED_LOGIN_RULE: &str = r#"title: SSH failed login
+id: 5d0c2a8e-1b7f-4c44-9f0e-00000000d001
+status: test
+logsource: {product: linux, service: sshd}
+detection:
+    selection:
+        event.action: ssh_login
+        event.outcome: failure
+    condition: selection
+level: high
+"#;
