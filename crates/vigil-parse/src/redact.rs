@@ -721,8 +721,8 @@ mod tests {
         .unwrap_err();
         assert!(matches!(&err, RedactError::Pattern { kind, .. } if kind == "bad"));
         // The pattern is named by its kind, never quoted (it may spell out a secret).
-        let err = Redactor::new(&[("emp".into(), "EMP-SECRET-(".into())]).unwrap_err();
-        assert!(!err.to_string().contains("EMP-SECRET"), "{err}");
+        let hidden = Redactor::new(&[("emp".into(), "EMP-SECRET-(".into())]).unwrap_err();
+        assert!(!hidden.to_string().contains("EMP-SECRET"), "{hidden}");
         let text = String::from(err);
         assert!(text.starts_with(r#"redaction pattern "bad": "#), "{text}");
     }
