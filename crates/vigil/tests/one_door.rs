@@ -63,11 +63,7 @@ fn every_event_in_the_ledger_went_through_the_one_door() {
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(rules.join("ssh.yml"), RULE).unwrap();
     // A notifier to a port nobody listens on gives up after its retries (0.1 + 0.4 + 1.6 s).
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead_port = common::unused_port();
     let config = dir.path().join("vigil.toml");
     std::fs::write(
         &config,

@@ -26,11 +26,7 @@ fn dropped_notifications_and_correlation_counters_are_exported() {
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(rules.join("ssh_failed.yml"), RULE).unwrap();
     // A webhook nobody answers, retried quickly.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     let config = dir.path().join("vigil.toml");
     std::fs::write(&config, "[detect]\nretry_backoff = \"10ms\"\n").unwrap();
     let ingest = create_token(&data, "ingest", "sender");

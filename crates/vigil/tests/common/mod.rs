@@ -481,3 +481,13 @@ detection:
     condition: selection
 level: high
 "#;
+
+/// A loopback port nothing listens on (bound once by the OS, then released): for a notifier
+/// or sink that must fail to connect.
+pub fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
