@@ -120,6 +120,9 @@ pub struct Config {
     /// The web UI.
     #[command(flatten)]
     pub ui: UiSection,
+    /// Cluster mode on NATS JetStream (off unless `--cluster` or `[cluster] nats` is given).
+    #[command(flatten)]
+    pub cluster: ClusterSection,
     /// Start with a generated stream (web, SSH, sudo, application events) holding a brute
     /// force, a password spray, a scanner and an insider, with bundled rules and bans: alerts
     /// and bans appear within a minute.
@@ -284,6 +287,64 @@ impl Default for RedactionSection {
             enabled: true,
             patterns: Vec::new(),
         }
+    }
+}
+
+/// `[cluster]`: cluster mode on NATS JetStream (see docs/cluster.md). Off unless `nats` is
+/// given; standalone is the default and needs none of this.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// Run as a node of a cluster: the NATS server(s) to connect to (repeatable,
+    /// `nats://HOST:PORT`; give every server of the NATS cluster).
+    #[arg(long = "cluster", value_name = "NATS_URL")]
+    pub nats: Vec<SecretUrl>,
+    /// A NATS credentials file (`.creds`: user JWT and NKey seed) for the connection.
+    #[arg(long = "cluster-creds", value_name = "FILE")]
+    pub creds: Option<PathBuf>,
+    /// This node's name, unique in the cluster [default: the host name].
+    #[arg(long = "node", value_name = "NAME")]
+    pub node: Option<String>,
+    /// The cluster's name: prefixes its stream, subjects and buckets, so several clusters can
+    /// share one NATS system [default: vigil].
+    #[arg(long = "cluster-name", value_name = "NAME", required = false)]
+    pub name: String,
+    /// Partitions of the event stream, fixed when the cluster is first created [default: 8].
+    #[arg(long = "partitions", value_name = "N", required = false)]
+    pub partitions: u32,
+    /// JetStream replicas of the stream and buckets [default: 3]. Fewer than 3 is refused
+    /// unless `allow_unsafe_replicas` is set (tests, a laptop).
+    #[arg(long = "cluster-replicas", value_name = "N", required = false)]
+    pub replicas: usize,
+    /// Accept fewer than 3 replicas (an acknowledged event may then be lost with one machine).
+    #[arg(long = "cluster-allow-unsafe-replicas")]
+    pub allow_unsafe_replicas: bool,
+    /// NATS monitoring endpoints (`http://HOST:8222`, repeatable): at start-up each must report
+    /// `sync_always` (`sync_interval: always`), or `serve` refuses to start. Without them the
+    /// setting cannot be checked from a client, and the cluster's health says "unverified".
+    #[arg(long = "cluster-monitor", value_name = "URL")]
+    pub monitor: Vec<SecretUrl>,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            nats: Vec::new(),
+            creds: None,
+            node: None,
+            name: "vigil".into(),
+            partitions: 8,
+            replicas: 3,
+            allow_unsafe_replicas: false,
+            monitor: Vec::new(),
+        }
+    }
+}
+
+impl ClusterSection {
+    /// Whether this node runs in cluster mode.
+    pub fn enabled(&self) -> bool {
+        !self.nats.is_empty()
     }
 }
 
@@ -649,6 +710,63 @@ impl Config {
             return Err(ConfigError::invalid(
                 "[tls]",
                 "a TLS certificate needs both cert and key",
+            ));
+        }
+        self.check_cluster()
+    }
+
+    /// The cluster settings that cannot work: checked before anything connects.
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        if !c.enabled() {
+            return Ok(());
+        }
+        for url in &c.nats {
+            let u = url.reveal();
+            if !(u.starts_with("nats://") || u.starts_with("tls://")) {
+                return Err(ConfigError::invalid(
+                    "--cluster",
+                    format!("{} is not a nats:// or tls:// URL", url.shown()),
+                ));
+            }
+        }
+        let valid_name = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !valid_name(&c.name) {
+            return Err(ConfigError::invalid(
+                "[cluster] name",
+                "must be 1-64 letters, digits, '-' or '_'",
+            ));
+        }
+        if let Some(node) = &c.node
+            && !valid_name(node)
+        {
+            return Err(ConfigError::invalid(
+                "--node",
+                "must be 1-64 letters, digits, '-' or '_' (it names NATS subjects and keys)",
+            ));
+        }
+        if c.partitions == 0 || c.partitions > 1024 {
+            return Err(ConfigError::invalid(
+                "--partitions",
+                "must be between 1 and 1024",
+            ));
+        }
+        if c.replicas == 0 || c.replicas > 5 {
+            return Err(ConfigError::invalid(
+                "--cluster-replicas",
+                "must be between 1 and 5 (JetStream's limit)",
+            ));
+        }
+        if c.replicas < 3 && !c.allow_unsafe_replicas {
+            return Err(ConfigError::invalid(
+                "--cluster-replicas",
+                "fewer than 3 replicas can lose acknowledged events with one machine; \
+                 set --cluster-allow-unsafe-replicas to accept that",
             ));
         }
         Ok(())

@@ -56,6 +56,17 @@ pub mod field {
     pub const VIGIL_SOURCETYPE: &str = "vigil.sourcetype";
     /// Who made a change recorded in the audit trail (`cli`, …).
     pub const VIGIL_ORIGIN: &str = "vigil.origin";
+    /// Cluster mode: the JetStream stream sequence of the message that carried the event (on
+    /// every event of a shard; the shard resumes after the last one it holds).
+    pub const VIGIL_STREAM_SEQ: &str = "vigil.stream.seq";
+    /// Cluster mode: the node that accepted the event from its sender.
+    pub const VIGIL_NODE: &str = "vigil.node";
+    /// ECS: the address of the source (client, attacker).
+    pub const SOURCE_IP: &str = "source.ip";
+    /// ECS: the host's name.
+    pub const HOST_NAME: &str = "host.name";
+    /// ECS: the address the event came from over the network (the real peer).
+    pub const LOG_SOURCE_ADDRESS: &str = "log.source.address";
 }
 
 /// Values of the `tags` list that Vigil sets and acts on.
