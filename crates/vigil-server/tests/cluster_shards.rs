@@ -348,6 +348,31 @@ async fn shards_spread_move_on_a_crash_and_come_back_without_gap_or_duplicate() 
         .await
         .unwrap();
     assert!(owners.is_empty(), "leases left after a clean stop: {owners:?}");
+
+    // Every copy of every shard on every node verifies as a ledger of its own (what
+    // `vigil verify --data-dir DATA/shards/<shard>` runs).
+    let mut verified = 0;
+    for node in ["a", "b", "c"] {
+        for shard in all_shards() {
+            let shard_dir = dir.path().join(node).join("shards").join(shard.to_string());
+            if !shard_dir.exists() {
+                continue;
+            }
+            let report = vigil_ledger::verify(
+                &shard_dir,
+                &vigil_ledger::VerifyOptions::default(),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            assert!(
+                report.problems.is_empty(),
+                "{node}/{shard}: {:?}",
+                report.problems
+            );
+            verified += 1;
+        }
+    }
+    assert!(verified >= all_shards().len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -362,6 +387,32 @@ async fn a_restarted_node_resumes_from_its_own_shards() {
     let a = Node::start(&nats, "a", &data).await;
     published.publish(&a.cluster, 50).await;
     wait_complete(&[&a], &published, "before the crash").await;
+    // Messages that are not batches of events (a hostile or foreign publisher) are skipped,
+    // counted, and never stop the shard.
+    let publisher = connect(&nats, "publisher").await;
+    for (i, junk) in [
+        b"not a batch".to_vec(),
+        vec![1, 0xff, 0xff, 0xff, 0xff, 0x0f],
+        vec![1, 1, 3, b'x', b'y', b'z'],
+        Vec::new(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        publisher
+            .publish(Shard::Data(1), junk.into(), &format!("junk/{i}"))
+            .await
+            .unwrap();
+    }
+    published.publish(&publisher, 10).await;
+    wait_complete(&[&a], &published, "after hostile messages").await;
+    assert!(
+        a.set
+            .metrics()
+            .undecodable
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 3
+    );
     let before: BTreeMap<Shard, usize> = all_shards()
         .into_iter()
         .map(|s| (s, contents(&a, s).len()))
@@ -369,7 +420,6 @@ async fn a_restarted_node_resumes_from_its_own_shards() {
     a.crash().await;
     // More events while it is down; it comes back within the TTL: it takes its own leases back
     // and resumes after the last message each shard holds.
-    let publisher = connect(&nats, "publisher").await;
     published.publish(&publisher, 50).await;
     let a = Node::start(&nats, "a", &data).await;
     wait_complete(&[&a], &published, "after the restart").await;
