@@ -24,19 +24,19 @@ use crate::{
 };
 
 /// The tasks of a running system and the signal that stops them.
-struct Tasks {
+pub(crate) struct Tasks {
     /// Listener and background tasks, stopped by `stop` (bounded wait at shutdown).
-    tasks: JoinSet<()>,
+    pub(crate) tasks: JoinSet<()>,
     /// Syslog TCP/TLS listeners: a stop waits for them to store what their senders wrote
     /// (they bound their own drains by bytes and by time spent waiting, never by how long
     /// storing takes on a busy machine).
-    drains: JoinSet<()>,
-    stop: watch::Sender<bool>,
-    stop_rx: watch::Receiver<bool>,
+    pub(crate) drains: JoinSet<()>,
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) stop_rx: watch::Receiver<bool>,
 }
 
 impl Tasks {
-    fn new() -> Tasks {
+    pub(crate) fn new() -> Tasks {
         let (stop, stop_rx) = watch::channel(false);
         Tasks {
             tasks: JoinSet::new(),
@@ -48,21 +48,21 @@ impl Tasks {
 }
 
 /// The components the HTTP API and the query rules use.
-struct Core {
-    ingest: Arc<Ingest>,
-    index: Option<Arc<search::IndexService>>,
-    detect: Option<Arc<detect::DetectService>>,
-    decisions: Arc<decisions::DecisionService>,
-    notify_stats: Arc<notify::NotifyStats>,
+pub(crate) struct Core {
+    pub(crate) ingest: Arc<Ingest>,
+    pub(crate) index: Option<Arc<search::IndexService>>,
+    pub(crate) detect: Option<Arc<detect::DetectService>>,
+    pub(crate) decisions: Arc<decisions::DecisionService>,
+    pub(crate) notify_stats: Arc<notify::NotifyStats>,
 }
 
 /// The addresses the listeners bound.
 #[derive(Default)]
-struct Bound {
-    http: Option<SocketAddr>,
-    syslog_udp: Option<SocketAddr>,
-    syslog_tcp: Option<SocketAddr>,
-    syslog_tls: Option<SocketAddr>,
+pub(crate) struct Bound {
+    pub(crate) http: Option<SocketAddr>,
+    pub(crate) syslog_udp: Option<SocketAddr>,
+    pub(crate) syslog_tcp: Option<SocketAddr>,
+    pub(crate) syslog_tls: Option<SocketAddr>,
 }
 
 /// Builds the running system: every component of `config`, in order.
@@ -77,7 +77,11 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     let (ledger, recovery) = ledger(&mut config).await?;
     let index = index_service(&config, &ledger).await?;
     let metrics = Arc::new(Metrics::default());
-    let ingest = Arc::new(Ingest::new(ledger.clone(), redactor, Arc::clone(&metrics)));
+    let ingest = Arc::new(Ingest::new(
+        vigil_ingest::NodeLog::Local(ledger.clone()),
+        redactor,
+        Arc::clone(&metrics),
+    ));
     let run = audit_start(&config, &start_settings, &ingest).await?;
     let mut t = Tasks::new();
     let decisions = decision_service(&config, &ingest, &mut t)?;
@@ -96,7 +100,8 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     };
     if let Some(addr) = config.http {
         let state = http_state(&config, &core, tokens, run).await;
-        bound.http = Some(http_listener(&config, addr, state, &tracker, &mut t).await?);
+        bound.http =
+            Some(http_listener(&config, addr, http::router(state), &tracker, &mut t).await?);
     }
     query_rules(&config, &core, &ledger, &mut t);
     if config.demo {
@@ -111,7 +116,8 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
         syslog_tcp: bound.syslog_tcp,
         syslog_tls: bound.syslog_tls,
         recovery,
-        ledger,
+        ledger: Some(ledger),
+        cluster: None,
         index,
         detect,
         notify_stats,
@@ -125,7 +131,7 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
 }
 
 /// The data directory, created if it is not there.
-fn create_data_dir(config: &ServerConfig) -> Result<(), StartError> {
+pub(crate) fn create_data_dir(config: &ServerConfig) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -133,7 +139,7 @@ fn create_data_dir(config: &ServerConfig) -> Result<(), StartError> {
 }
 
 /// Vigil's own bundled rules, and the demo's rules and responder.
-fn bundled_rules(config: &mut ServerConfig) -> Result<(), String> {
+pub(crate) fn bundled_rules(config: &mut ServerConfig) -> Result<(), String> {
     if config.builtin_rules {
         config
             .rule_dirs
@@ -153,7 +159,7 @@ fn bundled_rules(config: &mut ServerConfig) -> Result<(), String> {
 }
 
 /// The redaction of the ingest pipeline (checked before the ledger opens).
-fn redactor(config: &ServerConfig) -> Result<Redactor, StartError> {
+pub(crate) fn redactor(config: &ServerConfig) -> Result<Redactor, StartError> {
     vigil_ingest::pipeline::redactor(config.redaction.as_deref()).map_err(|message| {
         StartError::Config(ConfigError::invalid("[redaction] patterns", message))
     })
@@ -197,7 +203,7 @@ async fn index_service(
 /// durable before any listener takes events; the settings are recorded for the next start
 /// only then, so a change is never forgotten unrecorded. Returns the run's description for
 /// the UI.
-async fn audit_start(
+pub(crate) async fn audit_start(
     config: &ServerConfig,
     start_settings: &std::collections::BTreeMap<String, String>,
     ingest: &Ingest,
@@ -220,7 +226,7 @@ async fn audit_start(
 }
 
 /// Ban decisions (never banning the server's own addresses), and their expiry task.
-fn decision_service(
+pub(crate) fn decision_service(
     config: &ServerConfig,
     ingest: &Arc<Ingest>,
     t: &mut Tasks,
@@ -324,7 +330,7 @@ async fn detector(
 
 /// API tokens, and the bookkeeping task: audit events of `vigil user|token` (run while
 /// serving, or while no server ran: the first tick is immediate) and token last-used times.
-fn auth_stores(
+pub(crate) fn auth_stores(
     config: &ServerConfig,
     ingest: &Arc<Ingest>,
     t: &mut Tasks,
@@ -366,7 +372,7 @@ fn auth_stores(
 
 /// The connection limits of the TCP listeners: they share the descriptors the open-file limit
 /// leaves for connections. Returns a tracker maker, one per listener.
-fn connection_trackers(
+pub(crate) fn connection_trackers(
     config: &ServerConfig,
     metrics: &Arc<Metrics>,
 ) -> impl Fn(&'static str) -> Arc<listen::ConnTracker> + use<> {
@@ -401,7 +407,7 @@ pub(crate) async fn bind_tcp(
 }
 
 /// The syslog listeners: UDP, TCP and TLS.
-async fn syslog_listeners(
+pub(crate) async fn syslog_listeners(
     config: &ServerConfig,
     ingest: &Arc<Ingest>,
     tracker: &impl Fn(&'static str) -> Arc<listen::ConnTracker>,
@@ -475,7 +481,7 @@ async fn idempotency_keys(config: &ServerConfig) -> idempotency::Idempotency {
 }
 
 /// What the HTTP handlers share.
-async fn http_state(
+pub(crate) async fn http_state(
     config: &ServerConfig,
     core: &Core,
     tokens: Arc<auth::TokenStore>,
@@ -511,10 +517,10 @@ async fn http_state(
 }
 
 /// The HTTP (or HTTPS) listener serving the API and the web UI.
-async fn http_listener(
+pub(crate) async fn http_listener(
     config: &ServerConfig,
     addr: SocketAddr,
-    state: Arc<http::AppState>,
+    app: axum::Router,
     tracker: &impl Fn(&'static str) -> Arc<listen::ConnTracker>,
     t: &mut Tasks,
 ) -> Result<SocketAddr, StartError> {
@@ -525,7 +531,6 @@ async fn http_listener(
         addr,
         source,
     })?;
-    let app = http::router(state);
     let acceptor = if config.http_tls {
         Some(tokio_rustls::TlsAcceptor::from(
             tls::http_server_config(&config.tls).map_err(StartError::of("TLS"))?,
