@@ -10,11 +10,15 @@
 //! every node follows to keep the alert book and the ban book the same everywhere.
 //!
 //! This crate holds what every part of cluster mode shares: the names ([`names`]), the message
-//! layout ([`codec`]), the partitioning ([`partition`]) and the connection with its start-up
-//! checks ([`Cluster::connect`]).
+//! layout ([`codec`]), the partitioning ([`partition`]), the connection with its start-up
+//! checks ([`Cluster::connect`]), the leases with their fencing ([`lease`]) and how shards
+//! spread over the live nodes ([`balance`]).
 
+pub mod balance;
 pub mod codec;
 mod connect;
+mod consume;
+pub mod lease;
 pub mod names;
 pub mod partition;
 #[doc(hidden)]
@@ -24,6 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use connect::{Cluster, SyncCheck};
+pub use consume::ShardMessage;
 pub use names::{Names, Shard};
 use serde::{Deserialize, Serialize};
 

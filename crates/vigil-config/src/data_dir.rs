@@ -22,9 +22,11 @@ use std::path::{Path, PathBuf};
 /// ├── builtin-rules/              Vigil's bundled Sigma rules, written at start
 /// ├── demo-rules/                 the demo's Sigma rules (`serve --demo`)
 /// ├── tls/cert.pem, tls/key.pem   the generated self-signed certificate (key mode 0600)
-/// └── server/
-///     ├── settings.json           the settings of the last start (derived: for config_changed)
-///     └── running                 present while a server runs (an unclean stop leaves it)
+/// ├── server/
+/// │   ├── settings.json           the settings of the last start (derived: for config_changed)
+/// │   └── running                 present while a server runs (an unclean stop leaves it)
+/// └── shards/<shard>/             cluster mode: one data directory (ledger/, index/) per
+///                                 shard this node owns or has owned (p0, p1, …, sys)
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DataDir {
@@ -153,6 +155,17 @@ impl DataDir {
     pub fn running(&self) -> PathBuf {
         self.server().join("running")
     }
+
+    /// `shards/` (cluster mode).
+    pub fn shards(&self) -> PathBuf {
+        self.root.join("shards")
+    }
+
+    /// `shards/<shard>/`: the data directory of one shard (its own `ledger/` and `index/`).
+    /// `shard` is a shard's name (`p3`, `sys`), never a path.
+    pub fn shard(&self, shard: &str) -> DataDir {
+        DataDir::new(self.shards().join(shard))
+    }
 }
 
 impl AsRef<Path> for DataDir {
@@ -198,6 +211,7 @@ mod tests {
             d.tls_key(),
             d.settings(),
             d.running(),
+            d.shards(),
         ];
         let doc = include_str!("data_dir.rs");
         let tree = &doc[..doc.find("pub struct DataDir").unwrap()];

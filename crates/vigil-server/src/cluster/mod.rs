@@ -9,6 +9,8 @@
 
 pub mod door;
 pub mod registry;
+pub mod shard_worker;
+pub mod shards;
 
 use std::sync::Arc;
 
@@ -26,16 +28,22 @@ use crate::pipeline::Ingest;
 use crate::topology::{self, Core, Tasks};
 use crate::{Running, ServerConfig, http, lifecycle, notify, users};
 
-/// A running node's part in the cluster: its connection and its registration.
+/// A running node's part in the cluster: its connection, its registration and its shards.
 pub struct ClusterNode {
     cluster: Cluster,
     registration: registry::Registration,
+    shards: Arc<shards::ShardSet>,
 }
 
 impl ClusterNode {
     /// The connection to the cluster.
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
+    }
+
+    /// The shards this node owns (queries, witnesses and health use them).
+    pub fn shards(&self) -> &Arc<shards::ShardSet> {
+        &self.shards
     }
 
     /// What `vigil serve` says about the node at start.
@@ -60,8 +68,10 @@ impl ClusterNode {
         lines
     }
 
-    /// Leaves the cluster cleanly: the registration is removed.
+    /// Leaves the cluster cleanly (after the stop signal): the shards' workers stop, their
+    /// ledgers close and their leases are released, then the registration is removed.
     pub(crate) async fn leave(self) {
+        self.shards.stopped().await;
         self.registration.leave().await;
     }
 }
@@ -82,6 +92,13 @@ pub(crate) async fn build(
     let ingest = Arc::new(Ingest::new(door, redactor, Arc::clone(&metrics)));
     let run = topology::audit_start(&config, &start_settings(&config, &cluster), &ingest).await?;
     let mut t = Tasks::new();
+    // One index thread per shard: a node holds several shards, each with its own index.
+    let shards = shards::ShardSet::start(
+        cluster.clone(),
+        &config.data_dir,
+        config.index_threads.min(1),
+        t.stop_rx.clone(),
+    );
     let decisions = topology::decision_service(&config, &ingest, &mut t)?;
     let notify_stats = Arc::new(notify::NotifyStats::default());
     let tokens = topology::auth_stores(&config, &ingest, &mut t)?;
@@ -110,6 +127,7 @@ pub(crate) async fn build(
         cluster: Some(ClusterNode {
             cluster,
             registration,
+            shards,
         }),
         index: None,
         detect: None,

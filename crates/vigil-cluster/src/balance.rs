@@ -1,0 +1,179 @@
+//! Balancing shards across live nodes: each node aims at ⌈shards / live nodes⌉ shards, takes
+//! free ones in an order of its own (hashed by its name, so nodes starting together reach for
+//! different shards), and gives up its least preferred extras when more nodes join. A node
+//! never takes a shard someone holds: shards move only when a holder releases them or its lease
+//! expires, so churn is bounded by what the membership change requires.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_nats::jetstream::kv::Operation;
+use futures_util::TryStreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::lease::LeaseValue;
+use crate::{Cluster, ClusterError, NodeInfo, Shard};
+
+/// How many shards each node aims at: ⌈shards / live⌉ (every shard then has room somewhere).
+pub fn target(shards: usize, live: usize) -> usize {
+    shards.div_ceil(live.max(1))
+}
+
+/// `node`'s order of preference over `shards`: stable, and different from node to node.
+pub fn preference(node: &str, shards: &[Shard]) -> Vec<Shard> {
+    let mut keyed: Vec<([u8; 32], Shard)> = shards
+        .iter()
+        .map(|s| {
+            let mut h = Sha256::new();
+            h.update(node.as_bytes());
+            h.update(b"/");
+            h.update(s.to_string().as_bytes());
+            (h.finalize().into(), *s)
+        })
+        .collect();
+    keyed.sort();
+    keyed.into_iter().map(|(_, s)| s).collect()
+}
+
+/// What a node should do now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Free shards to try, best first.
+    pub acquire: Vec<Shard>,
+    /// Held shards to give up (stop the worker, then release).
+    pub release: Vec<Shard>,
+}
+
+/// The plan of `node`, holding `held`, with `free` shards unowned and `live` nodes alive.
+pub fn plan(
+    node: &str,
+    all: &[Shard],
+    held: &BTreeSet<Shard>,
+    free: &BTreeSet<Shard>,
+    live: usize,
+) -> Plan {
+    let goal = target(all.len(), live);
+    let order = preference(node, all);
+    let mut plan = Plan::default();
+    if held.len() > goal {
+        plan.release = order
+            .iter()
+            .rev()
+            .filter(|s| held.contains(s))
+            .take(held.len() - goal)
+            .copied()
+            .collect();
+    } else if held.len() < goal {
+        plan.acquire = order
+            .iter()
+            .filter(|s| free.contains(s) && !held.contains(s))
+            .take(goal - held.len())
+            .copied()
+            .collect();
+    }
+    plan
+}
+
+/// The live nodes: the keys of the nodes bucket whose value is a [`NodeInfo`] (entries expire
+/// unless their node renews them).
+pub async fn live_nodes(cluster: &Cluster) -> Result<BTreeSet<String>, ClusterError> {
+    let keys: Vec<String> = cluster
+        .nodes()
+        .keys()
+        .await
+        .map_err(|e| ClusterError::JetStream(e.to_string()))?
+        .try_collect()
+        .await
+        .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    Ok(keys.into_iter().take(10_000).collect())
+}
+
+/// Registers `info` in the nodes bucket (engineer A's registry renews it every TTL/3; tests
+/// without it call this themselves).
+pub async fn register(cluster: &Cluster, info: &NodeInfo) -> Result<(), ClusterError> {
+    let value = serde_json::to_vec(info).map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    cluster
+        .nodes()
+        .put(info.node.as_str(), value.into())
+        .await
+        .map(|_| ())
+        .map_err(|e| ClusterError::JetStream(e.to_string()))
+}
+
+/// The current holder of each shard's lease (shards absent from the map are free).
+pub async fn owners(
+    cluster: &Cluster,
+    shards: &[Shard],
+) -> Result<BTreeMap<Shard, LeaseValue>, ClusterError> {
+    let mut owners = BTreeMap::new();
+    for shard in shards {
+        let entry = cluster
+            .leases()
+            .entry(shard.to_string())
+            .await
+            .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+        if let Some(entry) = entry
+            && entry.operation == Operation::Put
+        {
+            // A value that is not a lease still occupies the key: it counts as held.
+            let value = LeaseValue::parse(&entry.value).unwrap_or(LeaseValue {
+                node: String::new(),
+                epoch: 0,
+                applied: 0,
+                events: 0,
+            });
+            owners.insert(*shard, value);
+        }
+    }
+    Ok(owners)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shards(n: u32) -> Vec<Shard> {
+        Shard::all(n).collect()
+    }
+
+    #[test]
+    fn every_shard_has_room_and_nodes_prefer_differently() {
+        assert_eq!(target(9, 1), 9);
+        assert_eq!(target(9, 2), 5);
+        assert_eq!(target(9, 3), 3);
+        assert_eq!(target(9, 0), 9);
+        let all = shards(8);
+        let a = preference("n1", &all);
+        let b = preference("n2", &all);
+        assert_eq!(a.len(), 9);
+        assert_eq!(a.iter().collect::<BTreeSet<_>>().len(), 9);
+        assert_eq!(a, preference("n1", &all), "stable");
+        assert_ne!(a, b, "nodes reach for different shards first");
+    }
+
+    #[test]
+    fn a_node_takes_free_shards_up_to_its_share_and_releases_only_extras() {
+        let all = shards(8);
+        let none = BTreeSet::new();
+        let free: BTreeSet<Shard> = all.iter().copied().collect();
+        // Alone: everything.
+        let p = plan("n1", &all, &none, &free, 1);
+        assert_eq!(p.acquire.len(), 9);
+        assert!(p.release.is_empty());
+        // A second node joins: the first gives up four (its least preferred), keeps five.
+        let held: BTreeSet<Shard> = all.iter().copied().collect();
+        let p = plan("n1", &all, &held, &BTreeSet::new(), 2);
+        assert_eq!(p.release.len(), 4);
+        assert!(p.acquire.is_empty());
+        let order = preference("n1", &all);
+        assert_eq!(p.release, order.iter().rev().take(4).copied().collect::<Vec<_>>());
+        // At its share: nothing to do, whatever is free.
+        let held: BTreeSet<Shard> = order.iter().take(3).copied().collect();
+        let p = plan("n1", &all, &held, &free, 3);
+        assert_eq!(p, Plan::default());
+        // Below its share: only free shards it does not hold.
+        let held: BTreeSet<Shard> = [Shard::Data(0)].into();
+        let free: BTreeSet<Shard> = [Shard::Data(0), Shard::Data(5)].into();
+        let p = plan("n1", &all, &held, &free, 3);
+        assert_eq!(p.acquire, vec![Shard::Data(5)]);
+    }
+}

