@@ -31,6 +31,11 @@ use crate::exec::{
     Acc, Budget, Limits, MAX_ROWS, MAX_SAMPLES, Mode, QueryResult, Row, Table, aggregate_as, alias,
     finish, memory_message, row_bytes, seq_of,
 };
+use crate::sketch::Hll;
+
+/// The distinct values per group a shard sends for `dc`; past it, a HyperLogLog sketch
+/// ([`crate::sketch`]), and the merged count is an estimate the result's message states.
+pub const DC_EXACT: usize = 10_000;
 
 /// The column a shard's per-value counts for `top`/`rare` come back in.
 const TOP_COUNT: &str = "vigil.shard.count";
@@ -382,6 +387,17 @@ impl Acc {
     pub(crate) fn state(self) -> Value {
         match self {
             Acc::Count(n) => Value::Int(n as i64),
+            Acc::Distinct(set) if set.len() > DC_EXACT => {
+                let mut sketch = Hll::new();
+                for v in &set {
+                    sketch.insert(v);
+                }
+                Acc::Sketch(Box::new(sketch)).state()
+            }
+            Acc::Sketch(h) => Value::Map(BTreeMap::from([(
+                "hll".to_string(),
+                Value::Str(h.to_hex()),
+            )])),
             Acc::Distinct(set) => {
                 let mut values: Vec<String> = set.into_iter().collect();
                 values.sort_unstable();
@@ -408,6 +424,26 @@ impl Acc {
             Value::List(items) => items.as_slice(),
             _ => &[],
         };
+        if let Value::Map(m) = state
+            && let Some(sketch) = m.get("hll").and_then(Value::as_str).and_then(Hll::from_hex)
+        {
+            // A shard with too many distinct values to send: from here on, an estimate.
+            let mut merged = match self {
+                Acc::Distinct(set) => {
+                    let mut h = Hll::new();
+                    for v in set.iter() {
+                        h.insert(v);
+                    }
+                    h
+                }
+                Acc::Sketch(h) => std::mem::replace(h.as_mut(), Hll::new()),
+                _ => return,
+            };
+            merged.merge(&sketch);
+            *self = Acc::Sketch(Box::new(merged));
+            budget.estimated = true;
+            return;
+        }
         match self {
             Acc::Count(n) => {
                 if let Some(k) = state.as_i64().and_then(|k| u64::try_from(k).ok()) {
@@ -446,7 +482,7 @@ impl Acc {
                 }
             }
             // Sets and extremes: each item is one value the shard kept, added as an event's.
-            Acc::Distinct(_) | Acc::Values(_) | Acc::Min(_) | Acc::Max(_) => {
+            Acc::Distinct(_) | Acc::Sketch(_) | Acc::Values(_) | Acc::Min(_) | Acc::Max(_) => {
                 for v in items {
                     if !matches!(v, Value::List(_) | Value::Map(_)) {
                         self.add(Some(v.clone()), 0, 1, budget);
@@ -531,5 +567,55 @@ mod tests {
         count.absorb(&Value::Int(-5), &mut budget);
         count.absorb(&Value::Int(i64::MAX), &mut budget);
         assert_eq!(count.finish(), Value::Int(i64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod dc_tests {
+    use super::*;
+    use crate::parse;
+    use vigil_event::Event;
+
+    #[test]
+    fn dc_past_the_exact_bound_is_an_estimate_within_the_stated_error() {
+        // 3 shards of 30,000 values each, overlapping: 60,000 distinct in all, 5 below the bound.
+        let event = |seq: u64, v: String, g: &str| {
+            let mut e = Event::new(Timestamp::from_secs(seq as i64));
+            e.insert("v", v);
+            e.insert("g", g);
+            (seq, e)
+        };
+        let shards: Vec<Vec<(u64, Event)>> = (0..3u64)
+            .map(|s| {
+                let mut events: Vec<_> = (0..30_000u64)
+                    .map(|i| event(s * 100_000 + i, format!("v{}", s * 15_000 + i), "big"))
+                    .collect();
+                events.extend(
+                    (0..5).map(|i| event(s * 100_000 + 50_000 + i, format!("{i}"), "small")),
+                );
+                events
+            })
+            .collect();
+        let limits = Limits {
+            from: None,
+            to: None,
+            max_rows: 10,
+            now: Timestamp::from_secs(0),
+        };
+        let p = plan(&parse("* | stats dc(v) by g").unwrap());
+        let parts = shards
+            .iter()
+            .map(|events| crate::run(&p.shard, events.clone(), p.shard_limits(limits)))
+            .collect();
+        let r = p.merge(parts, limits, Vec::new());
+        let big = r.rows[0][1].as_i64().unwrap() as f64;
+        let error = (big - 60_000.0).abs() / 600.0;
+        assert!(error < 3.0 * crate::sketch::STANDARD_ERROR_PERCENT, "{big}");
+        assert_eq!(r.rows[1][1], Value::Int(5), "an exact group stays exact");
+        let message = r.message.unwrap();
+        assert!(
+            message.contains("estimated") && message.contains("1.625 %"),
+            "{message}"
+        );
     }
 }

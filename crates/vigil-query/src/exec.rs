@@ -481,12 +481,23 @@ fn groups_memory_message() -> String {
     )
 }
 
+/// Why a merged `dc` is not exact.
+fn estimate_message() -> String {
+    format!(
+        "dc counted more than {} distinct values in a group on one shard: it is estimated (HyperLogLog, standard error {} %)",
+        crate::distributed::DC_EXACT,
+        crate::sketch::STANDARD_ERROR_PERCENT
+    )
+}
+
 /// Memory charged against [`MAX_RESULT_BYTES`] while an aggregation grows.
 #[derive(Debug, Default)]
 pub(crate) struct Budget {
     used: usize,
     /// Whether something was refused for lack of room.
     over: bool,
+    /// Whether a merged `dc` had to be estimated (a shard sent a sketch, [`Acc::Sketch`]).
+    pub(crate) estimated: bool,
 }
 
 impl Budget {
@@ -1125,6 +1136,9 @@ pub(crate) enum Acc {
     Earliest(Option<(i64, Value)>),
     Latest(Option<(i64, Value)>),
     Percentile(f64, Vec<f64>),
+    /// `dc` as a HyperLogLog sketch: only when merging shards' states, one of which had too many
+    /// distinct values to send them all ([`crate::distributed`]).
+    Sketch(Box<crate::sketch::Hll>),
 }
 
 /// Values kept per group for `values()`.
@@ -1230,6 +1244,7 @@ impl Acc {
                         *l = Some((time, v));
                     }
                 }
+                Acc::Sketch(h) => h.insert(&v.to_string()),
                 Acc::Percentile(_, samples) => {
                     if samples.len() < MAX_SAMPLES
                         && let Some(x) = numeric(&v)
@@ -1246,6 +1261,7 @@ impl Acc {
         match self {
             Acc::Count(n) => Value::Int(n as i64),
             Acc::Distinct(s) => Value::Int(s.len() as i64),
+            Acc::Sketch(h) => Value::Int(h.estimate().min(i64::MAX as u64) as i64),
             Acc::Sum(s, true) if s.abs() < 9e15 => Value::Int(s as i64),
             Acc::Sum(s, _) => Value::float(s),
             Acc::Avg(_, 0) => Value::Null,
@@ -1369,6 +1385,9 @@ pub(crate) fn aggregate_as(
             if budget.over {
                 truncated.get_or_insert_with(groups_memory_message);
             }
+            if budget.estimated {
+                truncated.get_or_insert_with(estimate_message);
+            }
             if groups.is_empty() && by.is_empty() {
                 groups.insert(
                     Vec::new(),
@@ -1462,6 +1481,9 @@ pub(crate) fn aggregate_as(
             if budget.over {
                 truncated.get_or_insert_with(groups_memory_message);
             }
+            if budget.estimated {
+                truncated.get_or_insert_with(estimate_message);
+            }
             let mut columns = vec!["_time".to_string()];
             match by {
                 Some(_) => columns.extend(series.iter().cloned()),
@@ -1544,6 +1566,9 @@ pub(crate) fn aggregate_as(
             }
             if budget.over {
                 truncated.get_or_insert_with(groups_memory_message);
+            }
+            if budget.estimated {
+                truncated.get_or_insert_with(estimate_message);
             }
             let mut out: Vec<(Vec<Value>, u64)> = counts.into_values().collect();
             out.sort_by(|a, b| {
