@@ -152,6 +152,10 @@ pub enum Command {
     Eval(Vec<(String, Calc)>),
     /// `rename A as B, …`.
     Rename(Vec<(String, String)>),
+    /// The part of an aggregating command (`stats` or `timechart`) one shard of a cluster runs:
+    /// the same groups, but each cell holds its aggregation's mergeable state instead of the
+    /// final value (see [`crate::distributed`]). The parser never produces it.
+    Partial(Box<Command>),
 }
 
 /// An aggregation in `stats` or `timechart`.

@@ -42,6 +42,9 @@ pub struct QueryResult {
     pub truncated: bool,
     /// Why it was cut, if it was.
     pub message: Option<String>,
+    /// In a cluster, the shards that did not answer (their events are not in the result, and
+    /// `message` says so); always empty on a single node.
+    pub missing_shards: Vec<String>,
 }
 
 /// Bounds of a run.
@@ -85,11 +88,11 @@ pub fn alias(name: &str) -> &str {
 
 /// A row: the event time (when there is one) and named values.
 #[derive(Debug, Clone, PartialEq)]
-struct Row {
-    time: Option<i64>,
-    fields: BTreeMap<String, Value>,
+pub(crate) struct Row {
+    pub(crate) time: Option<i64>,
+    pub(crate) fields: BTreeMap<String, Value>,
     /// How many events this row stands for: 1, or a count the index computed ([`run_counted`]).
-    weight: u64,
+    pub(crate) weight: u64,
 }
 
 impl Row {
@@ -403,7 +406,10 @@ pub fn run(
     let first_aggregate = commands.iter().position(|c| {
         matches!(
             c,
-            Command::Stats { .. } | Command::Timechart { .. } | Command::Top { .. }
+            Command::Stats { .. }
+                | Command::Timechart { .. }
+                | Command::Top { .. }
+                | Command::Partial(_)
         )
     });
     let streaming: Vec<&Command> = match first_aggregate {
@@ -452,7 +458,7 @@ pub fn run(
 }
 
 /// Why a result was cut at the memory limit (rows read from events: a stats command helps).
-fn memory_message(rows: usize) -> String {
+pub(crate) fn memory_message(rows: usize) -> String {
     format!(
         "the result was cut to {rows} rows by the query memory limit ({} MiB); add a narrower search, fewer fields (table, fields) or a stats command",
         MAX_RESULT_BYTES / (1024 * 1024)
@@ -475,17 +481,28 @@ fn groups_memory_message() -> String {
     )
 }
 
+/// Why a merged `dc` is not exact.
+fn estimate_message() -> String {
+    format!(
+        "dc counted more than {} distinct values in a group on one shard: it is estimated (HyperLogLog, standard error {} %)",
+        crate::distributed::DC_EXACT,
+        crate::sketch::STANDARD_ERROR_PERCENT
+    )
+}
+
 /// Memory charged against [`MAX_RESULT_BYTES`] while an aggregation grows.
 #[derive(Debug, Default)]
-struct Budget {
+pub(crate) struct Budget {
     used: usize,
     /// Whether something was refused for lack of room.
     over: bool,
+    /// Whether a merged `dc` had to be estimated (a shard sent a sketch, [`Acc::Sketch`]).
+    pub(crate) estimated: bool,
 }
 
 impl Budget {
     /// Charges `n` bytes if they fit; false (and remembered) if not.
-    fn take(&mut self, n: usize) -> bool {
+    pub(crate) fn take(&mut self, n: usize) -> bool {
         if self.used.saturating_add(n) > MAX_RESULT_BYTES {
             self.over = true;
             return false;
@@ -511,7 +528,7 @@ fn key_bytes(key: &[String], values: &[Value]) -> usize {
 }
 
 /// An estimate of the memory a value takes in a row.
-fn value_bytes(v: &Value) -> usize {
+pub(crate) fn value_bytes(v: &Value) -> usize {
     let own = std::mem::size_of::<Value>();
     match v {
         Value::Str(s) => own + s.len(),
@@ -527,7 +544,7 @@ fn value_bytes(v: &Value) -> usize {
 }
 
 /// An estimate of the memory a row takes (its map's keys, values and node overhead).
-fn row_bytes(row: &Row) -> usize {
+pub(crate) fn row_bytes(row: &Row) -> usize {
     std::mem::size_of::<Row>()
         + row
             .fields
@@ -637,7 +654,7 @@ fn select(
 
 /// Applies the commands after the first table, orders event lists newest first, and cuts to
 /// the caller's row limit.
-fn finish(
+pub(crate) fn finish(
     mut table: Table,
     commands: &[Command],
     mut truncated: Option<String>,
@@ -686,6 +703,7 @@ fn finish(
         scanned,
         truncated: truncated.is_some(),
         message: truncated,
+        missing_shards: Vec::new(),
     }
 }
 
@@ -819,7 +837,7 @@ pub fn run_counted(
     )
 }
 
-fn seq_of(row: &Row) -> i64 {
+pub(crate) fn seq_of(row: &Row) -> i64 {
     row.fields
         .get(field::VIGIL_SEQ)
         .and_then(Value::as_i64)
@@ -827,20 +845,20 @@ fn seq_of(row: &Row) -> i64 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TableKind {
+pub(crate) enum TableKind {
     Events,
     Fixed,
 }
 
-struct Table {
-    kind: TableKind,
+pub(crate) struct Table {
+    pub(crate) kind: TableKind,
     /// Column order for fixed tables.
-    columns: Vec<String>,
-    rows: Vec<Row>,
+    pub(crate) columns: Vec<String>,
+    pub(crate) rows: Vec<Row>,
 }
 
 impl Table {
-    fn events() -> Table {
+    pub(crate) fn events() -> Table {
         Table {
             kind: TableKind::Events,
             columns: Vec::new(),
@@ -848,7 +866,7 @@ impl Table {
         }
     }
 
-    fn fixed(columns: Vec<String>, rows: Vec<Row>) -> Table {
+    pub(crate) fn fixed(columns: Vec<String>, rows: Vec<Row>) -> Table {
         Table {
             kind: TableKind::Fixed,
             columns,
@@ -1009,9 +1027,10 @@ fn apply(c: &Command, mut table: Table, truncated: &mut Option<String>) -> Table
             }
             table
         }
-        Command::Stats { .. } | Command::Timechart { .. } | Command::Top { .. } => {
-            aggregate(c, table.rows.into_iter(), truncated)
-        }
+        Command::Stats { .. }
+        | Command::Timechart { .. }
+        | Command::Top { .. }
+        | Command::Partial(_) => aggregate(c, table.rows.into_iter(), truncated),
         Command::Sort { keys, limit } => {
             table.rows.sort_by(|a, b| {
                 for (k, desc) in keys {
@@ -1106,7 +1125,7 @@ fn prefer_typed(current: &mut [Value], candidate: Vec<Value>) {
 }
 
 #[derive(Debug, Clone)]
-enum Acc {
+pub(crate) enum Acc {
     Count(u64),
     Distinct(HashSet<String>),
     Sum(f64, bool),
@@ -1117,12 +1136,15 @@ enum Acc {
     Earliest(Option<(i64, Value)>),
     Latest(Option<(i64, Value)>),
     Percentile(f64, Vec<f64>),
+    /// `dc` as a HyperLogLog sketch: only when merging shards' states, one of which had too many
+    /// distinct values to send them all ([`crate::distributed`]).
+    Sketch(Box<crate::sketch::Hll>),
 }
 
 /// Values kept per group for `values()`.
-const MAX_VALUES: usize = 100;
+pub(crate) const MAX_VALUES: usize = 100;
 /// Samples kept per group for percentiles.
-const MAX_SAMPLES: usize = 100_000;
+pub(crate) const MAX_SAMPLES: usize = 100_000;
 
 impl Acc {
     fn new(func: AggFunc) -> Acc {
@@ -1142,7 +1164,13 @@ impl Acc {
 
     /// Adds a row's value; `weight` (rows it stands for) counts for `count` without a field.
     /// What the accumulator keeps is charged to `budget`; a value it has no room for is left out.
-    fn add(&mut self, value: Option<Value>, time: i64, weight: u64, budget: &mut Budget) {
+    pub(crate) fn add(
+        &mut self,
+        value: Option<Value>,
+        time: i64,
+        weight: u64,
+        budget: &mut Budget,
+    ) {
         let values: Vec<Value> = match value {
             None => {
                 if let Acc::Count(n) = self {
@@ -1216,6 +1244,7 @@ impl Acc {
                         *l = Some((time, v));
                     }
                 }
+                Acc::Sketch(h) => h.insert(&v.to_string()),
                 Acc::Percentile(_, samples) => {
                     if samples.len() < MAX_SAMPLES
                         && let Some(x) = numeric(&v)
@@ -1228,10 +1257,11 @@ impl Acc {
         }
     }
 
-    fn finish(self) -> Value {
+    pub(crate) fn finish(self) -> Value {
         match self {
             Acc::Count(n) => Value::Int(n as i64),
             Acc::Distinct(s) => Value::Int(s.len() as i64),
+            Acc::Sketch(h) => Value::Int(h.estimate().min(i64::MAX as u64) as i64),
             Acc::Sum(s, true) if s.abs() < 9e15 => Value::Int(s as i64),
             Acc::Sum(s, _) => Value::float(s),
             Acc::Avg(_, 0) => Value::Null,
@@ -1261,6 +1291,39 @@ fn aggregate(
     c: &Command,
     rows: impl Iterator<Item = Row>,
     truncated: &mut Option<String>,
+) -> Table {
+    match c {
+        Command::Partial(inner) => aggregate_as(inner, rows, truncated, Mode::State),
+        c => aggregate_as(c, rows, truncated, Mode::Plain),
+    }
+}
+
+/// What an aggregation reads and writes: events and final values ([`Mode::Plain`]), events and
+/// mergeable states (a shard's part, [`Mode::State`]), or states and final values (a cluster's
+/// coordinator merging the shards' parts, [`Mode::Merge`]: each row holds, under each
+/// aggregation's output name, a state one shard computed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Plain,
+    State,
+    Merge,
+}
+
+impl Acc {
+    /// The final value, or the mergeable state in [`Mode::State`].
+    fn output(self, mode: Mode) -> Value {
+        match mode {
+            Mode::State => self.state(),
+            _ => self.finish(),
+        }
+    }
+}
+
+pub(crate) fn aggregate_as(
+    c: &Command,
+    rows: impl Iterator<Item = Row>,
+    truncated: &mut Option<String>,
+    mode: Mode,
 ) -> Table {
     match c {
         Command::Stats { aggs, by } => {
@@ -1303,6 +1366,12 @@ fn aggregate(
                 });
                 prefer_typed(&mut entry.0, key_values);
                 for (acc, agg) in entry.1.iter_mut().zip(aggs) {
+                    if mode == Mode::Merge {
+                        if let Some(state) = row.fields.get(&agg.name) {
+                            acc.absorb(state, &mut budget);
+                        }
+                        continue;
+                    }
                     let value = match &agg.field {
                         Some(f) => match row.get(f) {
                             Some(v) => Some(v),
@@ -1315,6 +1384,9 @@ fn aggregate(
             }
             if budget.over {
                 truncated.get_or_insert_with(groups_memory_message);
+            }
+            if budget.estimated {
+                truncated.get_or_insert_with(estimate_message);
             }
             if groups.is_empty() && by.is_empty() {
                 groups.insert(
@@ -1342,7 +1414,7 @@ fn aggregate(
                         fields.insert(f.clone(), v);
                     }
                     for (agg, acc) in aggs.iter().zip(accs) {
-                        fields.insert(agg.name.clone(), acc.finish());
+                        fields.insert(agg.name.clone(), acc.output(mode));
                     }
                     Row {
                         time: None,
@@ -1389,6 +1461,12 @@ fn aggregate(
                     .entry(split)
                     .or_insert_with(|| aggs.iter().map(|a| Acc::new(a.func)).collect());
                 for (acc, agg) in accs.iter_mut().zip(aggs) {
+                    if mode == Mode::Merge {
+                        if let Some(state) = row.fields.get(&agg.name) {
+                            acc.absorb(state, &mut budget);
+                        }
+                        continue;
+                    }
                     let value = match &agg.field {
                         Some(f) => match row.get(f) {
                             Some(v) => Some(v),
@@ -1402,6 +1480,9 @@ fn aggregate(
             buckets.retain(|_, cells| !cells.is_empty());
             if budget.over {
                 truncated.get_or_insert_with(groups_memory_message);
+            }
+            if budget.estimated {
+                truncated.get_or_insert_with(estimate_message);
             }
             let mut columns = vec!["_time".to_string()];
             match by {
@@ -1431,13 +1512,15 @@ fn aggregate(
                     for (split, accs) in per_series {
                         match by {
                             Some(_) => {
-                                let first =
-                                    accs.into_iter().next().map_or(Value::Null, Acc::finish);
+                                let first = accs
+                                    .into_iter()
+                                    .next()
+                                    .map_or(Value::Null, |a| a.output(mode));
                                 fields.insert(split, first);
                             }
                             None => {
                                 for (agg, acc) in aggs.iter().zip(accs) {
-                                    fields.insert(agg.name.clone(), acc.finish());
+                                    fields.insert(agg.name.clone(), acc.output(mode));
                                 }
                             }
                         }
@@ -1483,6 +1566,9 @@ fn aggregate(
             }
             if budget.over {
                 truncated.get_or_insert_with(groups_memory_message);
+            }
+            if budget.estimated {
+                truncated.get_or_insert_with(estimate_message);
             }
             let mut out: Vec<(Vec<Value>, u64)> = counts.into_values().collect();
             out.sort_by(|a, b| {

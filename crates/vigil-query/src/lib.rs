@@ -31,10 +31,13 @@
 #![deny(missing_docs)]
 
 pub mod ast;
+pub mod distributed;
 pub mod exec;
 pub mod parse;
+pub mod sketch;
 
 pub use ast::Pipeline;
+pub use distributed::{Plan, plan};
 pub use exec::{
     CountPushdown, Counted, Grouping, Limits, QueryResult, count_pushdown, run, run_counted, window,
 };

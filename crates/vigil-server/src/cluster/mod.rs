@@ -8,6 +8,8 @@
 //! cluster node, and its routes answer 503 `{"error": "… not available in cluster mode yet"}`.
 
 pub mod door;
+pub mod query;
+pub mod query_wire;
 pub mod registry;
 pub mod shard_worker;
 pub mod shards;
