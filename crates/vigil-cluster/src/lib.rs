@@ -11,8 +11,10 @@
 //!
 //! This crate holds what every part of cluster mode shares: the names ([`names`]), the message
 //! layout ([`codec`]), the partitioning ([`partition`]) and the connection with its start-up
-//! checks ([`Cluster::connect`]).
+//! checks ([`Cluster::connect`]), and the buckets of shared accounts, tokens and sessions
+//! ([`auth`]).
 
+pub mod auth;
 pub mod codec;
 mod connect;
 pub mod names;

@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod cluster;
 mod config;
 pub mod demo;
 pub mod detect;
@@ -101,6 +102,8 @@ pub struct ServerConfig {
     pub allowlist: Vec<decisions::Net>,
     /// Run the demo: a generated stream with attacks, bundled rules, bans.
     pub demo: bool,
+    /// Cluster mode: the NATS cluster and this node's name (`None`: standalone).
+    pub cluster: Option<vigil_cluster::ClusterSettings>,
     /// Serve HTTP (API and UI) over TLS with the certificate of [`ServerConfig::tls`].
     pub http_tls: bool,
     /// A UI session ends after this long without a request.

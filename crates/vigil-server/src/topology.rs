@@ -19,8 +19,8 @@ use crate::error::StartError;
 use crate::metrics::Metrics;
 use crate::pipeline::{Ingest, MAX_IN_FLIGHT_EVENTS};
 use crate::{
-    Running, ServerConfig, audit, auth, checkpoint_sink, decisions, demo, detect, http,
-    idempotency, lifecycle, listen, notify, search, session, syslog, tls, users,
+    Running, ServerConfig, audit, auth, checkpoint_sink, cluster, decisions, demo, detect, http,
+    idempotency, lifecycle, listen, notify, search, session, syslog, tls,
 };
 
 /// The tasks of a running system and the signal that stops them.
@@ -70,8 +70,8 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     create_data_dir(&config)?;
     // The settings as the operator gave them (before the bundled rules are added).
     let start_settings = lifecycle::settings(&config);
-    let initial_admin =
-        users::ensure_initial_admin(&config.data_dir).map_err(StartError::of("accounts"))?;
+    let (cluster, accounts) = cluster_accounts(&config).await?;
+    let initial_admin = initial_admin(&config, &accounts).await?;
     bundled_rules(&mut config).map_err(StartError::of("bundled rules"))?;
     let redactor = redactor(&config)?;
     let (ledger, recovery) = ledger(&mut config).await?;
@@ -84,7 +84,8 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     checkpoint_sinks(&config, &ledger, &ingest, &mut t);
     let notify_stats = Arc::new(notify::NotifyStats::default());
     let detect = detector(&config, &ingest, &decisions, &notify_stats, &mut t).await?;
-    let tokens = auth_stores(&config, &ingest, &mut t)?;
+    watch_accounts(&cluster, &mut t);
+    let tokens = auth_stores(&config, &accounts, &ingest, &mut t)?;
     let tracker = connection_trackers(&config, &metrics);
     let mut bound = syslog_listeners(&config, &ingest, &tracker, &mut t).await?;
     let core = Core {
@@ -95,7 +96,8 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
         notify_stats: Arc::clone(&notify_stats),
     };
     if let Some(addr) = config.http {
-        let state = http_state(&config, &core, tokens, run).await;
+        let node = cluster.as_ref().map(|c| c.cluster.clone());
+        let state = http_state(&config, &core, tokens, (&accounts, &node), run).await;
         bound.http = Some(http_listener(&config, addr, state, &tracker, &mut t).await?);
     }
     query_rules(&config, &core, &ledger, &mut t);
@@ -322,15 +324,61 @@ async fn detector(
     ))
 }
 
+/// Cluster mode: connects to the cluster and opens the accounts, tokens and sessions shared
+/// through it; standalone: the data directory's files.
+async fn cluster_accounts(
+    config: &ServerConfig,
+) -> Result<(Option<cluster::auth::ClusterAuth>, vigil_auth::AuthStore), StartError> {
+    let Some(settings) = &config.cluster else {
+        return Ok((None, vigil_auth::AuthStore::Files(config.data_dir.clone())));
+    };
+    let node = vigil_cluster::Cluster::connect(settings.clone())
+        .await
+        .map_err(StartError::of("cluster"))?;
+    let node = cluster::auth::ClusterAuth::open(node, config.session_max)
+        .await
+        .map_err(StartError::of("cluster accounts"))?;
+    let accounts = vigil_auth::AuthStore::Shared(Arc::clone(&node.shared));
+    Ok((Some(node), accounts))
+}
+
+/// The first admin, when there are no accounts (in cluster mode: created by one node only).
+async fn initial_admin(
+    config: &ServerConfig,
+    accounts: &vigil_auth::AuthStore,
+) -> Result<Option<std::path::PathBuf>, StartError> {
+    let (accounts, dir) = (accounts.clone(), config.data_dir.clone());
+    tokio::task::spawn_blocking(move || accounts.ensure_initial_admin(&dir))
+        .await
+        .map_err(StartError::of("accounts"))?
+        .map_err(StartError::of("accounts"))
+}
+
+/// Cluster mode: keeps this node's snapshot of the shared accounts and tokens current.
+fn watch_accounts(node: &Option<cluster::auth::ClusterAuth>, t: &mut Tasks) {
+    if let Some(node) = node {
+        let (shared, bucket) = (Arc::clone(&node.shared), node.bucket.clone());
+        t.tasks.spawn(cluster::auth::watch_accounts(
+            shared,
+            bucket,
+            t.stop_rx.clone(),
+        ));
+    }
+}
+
 /// API tokens, and the bookkeeping task: audit events of `vigil user|token` (run while
 /// serving, or while no server ran: the first tick is immediate) and token last-used times.
 fn auth_stores(
     config: &ServerConfig,
+    accounts: &vigil_auth::AuthStore,
     ingest: &Arc<Ingest>,
     t: &mut Tasks,
 ) -> Result<Arc<auth::TokenStore>, StartError> {
-    let tokens =
-        Arc::new(auth::TokenStore::open(&config.data_dir).map_err(StartError::of("API tokens"))?);
+    let tokens = match accounts.shared() {
+        Some(shared) => auth::TokenStore::open_shared(&config.data_dir, Arc::clone(shared)),
+        None => auth::TokenStore::open(&config.data_dir),
+    };
+    let tokens = Arc::new(tokens.map_err(StartError::of("API tokens"))?);
     let (dir, l, store) = (
         config.data_dir.clone(),
         Arc::clone(ingest),
@@ -479,8 +527,19 @@ async fn http_state(
     config: &ServerConfig,
     core: &Core,
     tokens: Arc<auth::TokenStore>,
+    (accounts, cluster): (&vigil_auth::AuthStore, &Option<vigil_cluster::Cluster>),
     run: serde_json::Value,
 ) -> Arc<http::AppState> {
+    let sessions = match accounts.shared() {
+        Some(shared) => session::SessionStore::new_shared(
+            Arc::clone(shared),
+            config.session_idle,
+            config.session_max,
+        ),
+        None => {
+            session::SessionStore::new(&config.data_dir, config.session_idle, config.session_max)
+        }
+    };
     Arc::new(http::AppState {
         ingest: Arc::clone(&core.ingest),
         tokens,
@@ -494,11 +553,10 @@ async fn http_state(
         decisions: Arc::clone(&core.decisions),
         bouncer_polls: Default::default(),
         idempotency: idempotency_keys(config).await,
-        sessions: Arc::new(session::SessionStore::new(
-            &config.data_dir,
-            config.session_idle,
-            config.session_max,
-        )),
+        sessions: Arc::new(sessions),
+        accounts: accounts.clone(),
+        cluster: cluster.clone(),
+        cluster_health: Default::default(),
         login_limiter: session::LoginLimiter::default(),
         account_limiter: session::AccountLimiter::default(),
         token_limiter: session::LoginLimiter::for_tokens(),
