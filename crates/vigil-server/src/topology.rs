@@ -332,9 +332,20 @@ async fn cluster_accounts(
     let Some(settings) = &config.cluster else {
         return Ok((None, vigil_auth::AuthStore::Files(config.data_dir.clone())));
     };
-    let node = vigil_cluster::Cluster::connect(settings.clone())
-        .await
-        .map_err(StartError::of("cluster"))?;
+    // Nodes starting together race to create the stream: what fails for a passing reason (a
+    // stream another node is creating) is tried again, a few times.
+    let mut attempt = 0;
+    let node = loop {
+        match vigil_cluster::Cluster::connect(settings.clone()).await {
+            Ok(node) => break node,
+            Err(e) if e.retryable() && attempt < 5 => {
+                attempt += 1;
+                tracing::warn!("joining the cluster (attempt {attempt}): {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(StartError::of("cluster")(e)),
+        }
+    };
     let node = cluster::auth::ClusterAuth::open(node, config.session_max)
         .await
         .map_err(StartError::of("cluster accounts"))?;

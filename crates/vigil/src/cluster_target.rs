@@ -11,13 +11,28 @@ use vigil_auth::AuthStore;
 pub struct ClusterTarget {
     /// Act on the accounts and tokens of the cluster whose NATS servers these are (repeatable)
     /// instead of the data directory's files.
-    #[arg(long = "cluster", value_name = "NATS_URL", global = true)]
+    #[arg(
+        long = "cluster",
+        id = "cluster_nats",
+        value_name = "NATS_URL",
+        global = true
+    )]
     nats: Vec<String>,
     /// A NATS credentials file for the connection.
-    #[arg(long = "cluster-creds", value_name = "FILE", global = true)]
+    #[arg(
+        long = "cluster-creds",
+        id = "cluster_creds",
+        value_name = "FILE",
+        global = true
+    )]
     creds: Option<PathBuf>,
     /// The cluster's name, as its nodes are configured [default: vigil].
-    #[arg(long = "cluster-name", value_name = "NAME", global = true)]
+    #[arg(
+        long = "cluster-name",
+        id = "cluster_name",
+        value_name = "NAME",
+        global = true
+    )]
     name: Option<String>,
     /// JetStream replicas of the buckets, should this command be the first to create them.
     #[arg(
