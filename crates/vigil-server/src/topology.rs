@@ -70,7 +70,9 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     create_data_dir(&config)?;
     // The settings as the operator gave them (before the bundled rules are added).
     let start_settings = lifecycle::settings(&config);
-    let (cluster, accounts) = cluster_accounts(&config).await?;
+    let (cluster, accounts) = cluster::auth::accounts(&config)
+        .await
+        .map_err(StartError::of("cluster"))?;
     let initial_admin = initial_admin(&config, &accounts).await?;
     bundled_rules(&mut config).map_err(StartError::of("bundled rules"))?;
     let redactor = redactor(&config)?;
@@ -322,35 +324,6 @@ async fn detector(
         .and_then(|r| r)
         .map_err(StartError::of("detection"))?,
     ))
-}
-
-/// Cluster mode: connects to the cluster and opens the accounts, tokens and sessions shared
-/// through it; standalone: the data directory's files.
-async fn cluster_accounts(
-    config: &ServerConfig,
-) -> Result<(Option<cluster::auth::ClusterAuth>, vigil_auth::AuthStore), StartError> {
-    let Some(settings) = &config.cluster else {
-        return Ok((None, vigil_auth::AuthStore::Files(config.data_dir.clone())));
-    };
-    // Nodes starting together race to create the stream: what fails for a passing reason (a
-    // stream another node is creating) is tried again, a few times.
-    let mut attempt = 0;
-    let node = loop {
-        match vigil_cluster::Cluster::connect(settings.clone()).await {
-            Ok(node) => break node,
-            Err(e) if e.retryable() && attempt < 5 => {
-                attempt += 1;
-                tracing::warn!("joining the cluster (attempt {attempt}): {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(StartError::of("cluster")(e)),
-        }
-    };
-    let node = cluster::auth::ClusterAuth::open(node, config.session_max)
-        .await
-        .map_err(StartError::of("cluster accounts"))?;
-    let accounts = vigil_auth::AuthStore::Shared(Arc::clone(&node.shared));
-    Ok((Some(node), accounts))
 }
 
 /// The first admin, when there are no accounts (in cluster mode: created by one node only).
