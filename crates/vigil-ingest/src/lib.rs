@@ -14,6 +14,6 @@ pub mod metrics;
 pub mod origin;
 pub mod pipeline;
 
-pub use log::{Durability, EventLog};
+pub use log::{Durability, EventLog, NodeLog};
 pub use origin::{Listener, Origin};
 pub use pipeline::{Ingest, IngestError, Pending};

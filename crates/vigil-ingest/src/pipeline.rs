@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use vigil_event::Event;
-use vigil_ledger::{Ledger, LedgerError};
+use vigil_ledger::LedgerError;
 use vigil_parse::redact::Redactor;
 
-use crate::log::EventLog;
+use crate::log::{EventLog, NodeLog};
 use crate::metrics::Metrics;
 use crate::origin::Origin;
 
@@ -73,8 +73,9 @@ impl IngestError {
 /// `vigil import`. Each append is redacted with the operator's configuration, bounded in
 /// flight, counted by [`Origin`], and answered once durable.
 ///
-/// Generic over the [`EventLog`] it writes into (the local [`Ledger`] by default).
-pub struct Ingest<L: EventLog = Ledger> {
+/// Generic over the [`EventLog`] it writes into: by default a [`NodeLog`], the local
+/// [`vigil_ledger::Ledger`] (standalone) or the cluster's stream.
+pub struct Ingest<L: EventLog = NodeLog> {
     ledger: L,
     redactor: Arc<Redactor>,
     permits: Arc<Semaphore>,
@@ -140,8 +141,8 @@ impl<L: EventLog> Ingest<L> {
         (!self.redactor.is_disabled()).then(|| Arc::clone(&self.redactor))
     }
 
-    /// The ledger writer (for reading its state: end, checkpoints, health; writes go through
-    /// the `Ingest` methods).
+    /// The log written into (for reading its state: end, checkpoints, health; writes go
+    /// through the `Ingest` methods).
     pub fn ledger(&self) -> &L {
         &self.ledger
     }
@@ -484,7 +485,7 @@ fn rough_size(value: &vigil_event::Value) -> usize {
 mod tests {
     use super::*;
     use vigil_event::Timestamp;
-    use vigil_ledger::LedgerConfig;
+    use vigil_ledger::{Ledger, LedgerConfig};
 
     fn events(n: usize) -> Vec<Event> {
         (0..n)
@@ -574,7 +575,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
         let ingest = Ingest::new(
-            ledger.clone(),
+            NodeLog::from(ledger.clone()),
             Redactor::default(),
             Arc::new(Metrics::default()),
         );
@@ -602,7 +603,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
         let ingest = Ingest::new(
-            ledger.clone(),
+            NodeLog::from(ledger.clone()),
             Redactor::default(),
             Arc::new(Metrics::default()),
         );
@@ -652,9 +653,6 @@ mod tests {
         }
         fn durable_end(&self) -> u64 {
             self.ledger.end_seq()
-        }
-        fn follower(&self) -> Result<vigil_ledger::LedgerReader, LedgerError> {
-            self.ledger.reader()
         }
     }
 

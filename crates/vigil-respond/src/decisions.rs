@@ -601,7 +601,11 @@ impl DecisionService {
             DecisionBook::default()
         });
         book.next_id = book.next_id.max(1);
-        let applied = book.replay(&mut ledger.ledger().reader().map_err(|e| e.to_string())?)?;
+        let applied = match ledger.ledger().local() {
+            Some(local) => book.replay(&mut local.reader().map_err(|e| e.to_string())?)?,
+            // Cluster mode: the book follows the system shard's decisions instead.
+            None => 0,
+        };
         if applied > 0 {
             tracing::info!("decisions: {applied} changes replayed from the ledger");
         }

@@ -74,7 +74,6 @@ impl ServerConfig {
                 })
                 .collect::<Result<_, _>>()?,
             demo: c.demo,
-            cluster: vigil_cluster::ClusterSettings::from_section(&c.cluster),
             http_tls: c.tls.http,
             session_idle: c.ui.session_idle.0,
             session_max: c.ui.session_max.0,

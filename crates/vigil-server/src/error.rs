@@ -50,6 +50,9 @@ pub enum StartError {
     /// The start's audit events could not be stored (the ledger is failing).
     #[error("storing the start's audit events: {0}")]
     Audit(String),
+    /// Cluster mode: NATS cannot be reached, or is not configured as Vigil requires.
+    #[error("cluster: {0}")]
+    Cluster(#[from] vigil_cluster::ClusterError),
 }
 
 impl StartError {
@@ -72,6 +75,7 @@ impl StartError {
             ),
             StartError::Ledger(LedgerError::Locked { .. } | LedgerError::Unavailable(_)) => true,
             StartError::Ledger(LedgerError::Io { .. }) | StartError::Audit(_) => true,
+            StartError::Cluster(e) => e.retryable(),
             StartError::Config(_)
             | StartError::DataDir { .. }
             | StartError::Ledger(_)

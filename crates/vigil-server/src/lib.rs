@@ -102,8 +102,6 @@ pub struct ServerConfig {
     pub allowlist: Vec<decisions::Net>,
     /// Run the demo: a generated stream with attacks, bundled rules, bans.
     pub demo: bool,
-    /// Cluster mode: the NATS cluster and this node's name (`None`: standalone).
-    pub cluster: Option<vigil_cluster::ClusterSettings>,
     /// Serve HTTP (API and UI) over TLS with the certificate of [`ServerConfig::tls`].
     pub http_tls: bool,
     /// A UI session ends after this long without a request.
@@ -127,10 +125,12 @@ pub struct Running {
     pub syslog_tcp: Option<SocketAddr>,
     /// Bound syslog TLS address.
     pub syslog_tls: Option<SocketAddr>,
-    /// What ledger recovery found at start.
+    /// What ledger recovery found at start (nothing on a cluster node).
     pub recovery: RecoveryReport,
-    /// The ledger writer.
-    pub ledger: Ledger,
+    /// The ledger writer (`None` on a cluster node: the door writes to the stream).
+    pub ledger: Option<Ledger>,
+    /// This node's part in the cluster, in cluster mode.
+    pub cluster: Option<cluster::ClusterNode>,
     /// The search index follower, if the index is on.
     pub index: Option<Arc<search::IndexService>>,
     /// The detector, if rules were given.
@@ -152,7 +152,10 @@ pub struct Running {
 /// next start.
 pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
     let data_dir = config.data_dir.clone();
-    let started = topology::build(config).await;
+    let started = match vigil_cluster::ClusterSettings::from_section(&config.settings.cluster) {
+        Some(settings) => cluster::build(config, settings).await,
+        None => topology::build(config).await,
+    };
     if let Err(e) = &started {
         lifecycle::record_failed_start(&data_dir, &e.to_string());
     }
@@ -186,12 +189,17 @@ impl Running {
         stop.durable()
             .await
             .map_err(|e| format!("storing the stop's audit event: {e}"))?;
-        let ledger = self.ledger;
         drop(self.ingest);
-        let closed = tokio::task::spawn_blocking(move || ledger.close())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string());
+        let closed = match self.ledger {
+            Some(ledger) => tokio::task::spawn_blocking(move || ledger.close())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        if let Some(node) = self.cluster {
+            node.leave().await;
+        }
         // The index takes in the last events and commits, so a clean restart has nothing to do.
         if let Some(index) = self.index {
             blocking(move || index.stop()).await?;

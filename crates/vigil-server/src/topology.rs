@@ -19,24 +19,24 @@ use crate::error::StartError;
 use crate::metrics::Metrics;
 use crate::pipeline::{Ingest, MAX_IN_FLIGHT_EVENTS};
 use crate::{
-    Running, ServerConfig, audit, auth, checkpoint_sink, cluster, decisions, demo, detect, http,
+    Running, ServerConfig, audit, auth, checkpoint_sink, decisions, demo, detect, http,
     idempotency, lifecycle, listen, notify, search, session, syslog, tls,
 };
 
 /// The tasks of a running system and the signal that stops them.
-struct Tasks {
+pub(crate) struct Tasks {
     /// Listener and background tasks, stopped by `stop` (bounded wait at shutdown).
-    tasks: JoinSet<()>,
+    pub(crate) tasks: JoinSet<()>,
     /// Syslog TCP/TLS listeners: a stop waits for them to store what their senders wrote
     /// (they bound their own drains by bytes and by time spent waiting, never by how long
     /// storing takes on a busy machine).
-    drains: JoinSet<()>,
-    stop: watch::Sender<bool>,
-    stop_rx: watch::Receiver<bool>,
+    pub(crate) drains: JoinSet<()>,
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) stop_rx: watch::Receiver<bool>,
 }
 
 impl Tasks {
-    fn new() -> Tasks {
+    pub(crate) fn new() -> Tasks {
         let (stop, stop_rx) = watch::channel(false);
         Tasks {
             tasks: JoinSet::new(),
@@ -48,21 +48,21 @@ impl Tasks {
 }
 
 /// The components the HTTP API and the query rules use.
-struct Core {
-    ingest: Arc<Ingest>,
-    index: Option<Arc<search::IndexService>>,
-    detect: Option<Arc<detect::DetectService>>,
-    decisions: Arc<decisions::DecisionService>,
-    notify_stats: Arc<notify::NotifyStats>,
+pub(crate) struct Core {
+    pub(crate) ingest: Arc<Ingest>,
+    pub(crate) index: Option<Arc<search::IndexService>>,
+    pub(crate) detect: Option<Arc<detect::DetectService>>,
+    pub(crate) decisions: Arc<decisions::DecisionService>,
+    pub(crate) notify_stats: Arc<notify::NotifyStats>,
 }
 
 /// The addresses the listeners bound.
 #[derive(Default)]
-struct Bound {
-    http: Option<SocketAddr>,
-    syslog_udp: Option<SocketAddr>,
-    syslog_tcp: Option<SocketAddr>,
-    syslog_tls: Option<SocketAddr>,
+pub(crate) struct Bound {
+    pub(crate) http: Option<SocketAddr>,
+    pub(crate) syslog_udp: Option<SocketAddr>,
+    pub(crate) syslog_tcp: Option<SocketAddr>,
+    pub(crate) syslog_tls: Option<SocketAddr>,
 }
 
 /// Builds the running system: every component of `config`, in order.
@@ -70,23 +70,24 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     create_data_dir(&config)?;
     // The settings as the operator gave them (before the bundled rules are added).
     let start_settings = lifecycle::settings(&config);
-    let (cluster, accounts) = cluster::auth::accounts(&config)
-        .await
-        .map_err(StartError::of("cluster"))?;
+    let accounts = vigil_auth::AuthStore::Files(config.data_dir.clone());
     let initial_admin = initial_admin(&config, &accounts).await?;
     bundled_rules(&mut config).map_err(StartError::of("bundled rules"))?;
     let redactor = redactor(&config)?;
     let (ledger, recovery) = ledger(&mut config).await?;
     let index = index_service(&config, &ledger).await?;
     let metrics = Arc::new(Metrics::default());
-    let ingest = Arc::new(Ingest::new(ledger.clone(), redactor, Arc::clone(&metrics)));
+    let ingest = Arc::new(Ingest::new(
+        vigil_ingest::NodeLog::Local(ledger.clone()),
+        redactor,
+        Arc::clone(&metrics),
+    ));
     let run = audit_start(&config, &start_settings, &ingest).await?;
     let mut t = Tasks::new();
     let decisions = decision_service(&config, &ingest, &mut t)?;
     checkpoint_sinks(&config, &ledger, &ingest, &mut t);
     let notify_stats = Arc::new(notify::NotifyStats::default());
     let detect = detector(&config, &ingest, &decisions, &notify_stats, &mut t).await?;
-    watch_accounts(&cluster, &mut t);
     let tokens = auth_stores(&config, &accounts, &ingest, &mut t)?;
     let tracker = connection_trackers(&config, &metrics);
     let mut bound = syslog_listeners(&config, &ingest, &tracker, &mut t).await?;
@@ -98,9 +99,9 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
         notify_stats: Arc::clone(&notify_stats),
     };
     if let Some(addr) = config.http {
-        let node = cluster.as_ref().map(|c| c.cluster.clone());
-        let state = http_state(&config, &core, tokens, (&accounts, &node), run).await;
-        bound.http = Some(http_listener(&config, addr, state, &tracker, &mut t).await?);
+        let state = http_state(&config, &core, tokens, (&accounts, &None), run).await;
+        bound.http =
+            Some(http_listener(&config, addr, http::router(state), &tracker, &mut t).await?);
     }
     query_rules(&config, &core, &ledger, &mut t);
     if config.demo {
@@ -115,7 +116,8 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
         syslog_tcp: bound.syslog_tcp,
         syslog_tls: bound.syslog_tls,
         recovery,
-        ledger,
+        ledger: Some(ledger),
+        cluster: None,
         index,
         detect,
         notify_stats,
@@ -129,7 +131,7 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
 }
 
 /// The data directory, created if it is not there.
-fn create_data_dir(config: &ServerConfig) -> Result<(), StartError> {
+pub(crate) fn create_data_dir(config: &ServerConfig) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -137,7 +139,7 @@ fn create_data_dir(config: &ServerConfig) -> Result<(), StartError> {
 }
 
 /// Vigil's own bundled rules, and the demo's rules and responder.
-fn bundled_rules(config: &mut ServerConfig) -> Result<(), String> {
+pub(crate) fn bundled_rules(config: &mut ServerConfig) -> Result<(), String> {
     if config.builtin_rules {
         config
             .rule_dirs
@@ -157,7 +159,7 @@ fn bundled_rules(config: &mut ServerConfig) -> Result<(), String> {
 }
 
 /// The redaction of the ingest pipeline (checked before the ledger opens).
-fn redactor(config: &ServerConfig) -> Result<Redactor, StartError> {
+pub(crate) fn redactor(config: &ServerConfig) -> Result<Redactor, StartError> {
     vigil_ingest::pipeline::redactor(config.redaction.as_deref()).map_err(|message| {
         StartError::Config(ConfigError::invalid("[redaction] patterns", message))
     })
@@ -201,7 +203,7 @@ async fn index_service(
 /// durable before any listener takes events; the settings are recorded for the next start
 /// only then, so a change is never forgotten unrecorded. Returns the run's description for
 /// the UI.
-async fn audit_start(
+pub(crate) async fn audit_start(
     config: &ServerConfig,
     start_settings: &std::collections::BTreeMap<String, String>,
     ingest: &Ingest,
@@ -224,7 +226,7 @@ async fn audit_start(
 }
 
 /// Ban decisions (never banning the server's own addresses), and their expiry task.
-fn decision_service(
+pub(crate) fn decision_service(
     config: &ServerConfig,
     ingest: &Arc<Ingest>,
     t: &mut Tasks,
@@ -327,7 +329,7 @@ async fn detector(
 }
 
 /// The first admin, when there are no accounts (in cluster mode: created by one node only).
-async fn initial_admin(
+pub(crate) async fn initial_admin(
     config: &ServerConfig,
     accounts: &vigil_auth::AuthStore,
 ) -> Result<Option<std::path::PathBuf>, StartError> {
@@ -338,21 +340,9 @@ async fn initial_admin(
         .map_err(StartError::of("accounts"))
 }
 
-/// Cluster mode: keeps this node's snapshot of the shared accounts and tokens current.
-fn watch_accounts(node: &Option<cluster::auth::ClusterAuth>, t: &mut Tasks) {
-    if let Some(node) = node {
-        let (shared, bucket) = (Arc::clone(&node.shared), node.bucket.clone());
-        t.tasks.spawn(cluster::auth::watch_accounts(
-            shared,
-            bucket,
-            t.stop_rx.clone(),
-        ));
-    }
-}
-
 /// API tokens, and the bookkeeping task: audit events of `vigil user|token` (run while
 /// serving, or while no server ran: the first tick is immediate) and token last-used times.
-fn auth_stores(
+pub(crate) fn auth_stores(
     config: &ServerConfig,
     accounts: &vigil_auth::AuthStore,
     ingest: &Arc<Ingest>,
@@ -398,7 +388,7 @@ fn auth_stores(
 
 /// The connection limits of the TCP listeners: they share the descriptors the open-file limit
 /// leaves for connections. Returns a tracker maker, one per listener.
-fn connection_trackers(
+pub(crate) fn connection_trackers(
     config: &ServerConfig,
     metrics: &Arc<Metrics>,
 ) -> impl Fn(&'static str) -> Arc<listen::ConnTracker> + use<> {
@@ -433,7 +423,7 @@ pub(crate) async fn bind_tcp(
 }
 
 /// The syslog listeners: UDP, TCP and TLS.
-async fn syslog_listeners(
+pub(crate) async fn syslog_listeners(
     config: &ServerConfig,
     ingest: &Arc<Ingest>,
     tracker: &impl Fn(&'static str) -> Arc<listen::ConnTracker>,
@@ -507,7 +497,7 @@ async fn idempotency_keys(config: &ServerConfig) -> idempotency::Idempotency {
 }
 
 /// What the HTTP handlers share.
-async fn http_state(
+pub(crate) async fn http_state(
     config: &ServerConfig,
     core: &Core,
     tokens: Arc<auth::TokenStore>,
@@ -553,10 +543,10 @@ async fn http_state(
 }
 
 /// The HTTP (or HTTPS) listener serving the API and the web UI.
-async fn http_listener(
+pub(crate) async fn http_listener(
     config: &ServerConfig,
     addr: SocketAddr,
-    state: Arc<http::AppState>,
+    app: axum::Router,
     tracker: &impl Fn(&'static str) -> Arc<listen::ConnTracker>,
     t: &mut Tasks,
 ) -> Result<SocketAddr, StartError> {
@@ -567,7 +557,6 @@ async fn http_listener(
         addr,
         source,
     })?;
-    let app = http::router(state);
     let acceptor = if config.http_tls {
         Some(tokio_rustls::TlsAcceptor::from(
             tls::http_server_config(&config.tls).map_err(StartError::of("TLS"))?,

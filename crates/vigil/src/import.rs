@@ -221,7 +221,11 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
         .sum();
     let bar = progress_bar(args.quiet, "importing");
     bar.set_length(total_bytes);
-    let ingest = Ingest::new(ledger.clone(), redactor, Arc::default());
+    let ingest = Ingest::new(
+        vigil_ingest::NodeLog::from(ledger.clone()),
+        redactor,
+        Arc::default(),
+    );
     let mut sink = Sink {
         ingest: &ingest,
         batch: Vec::with_capacity(BATCH),

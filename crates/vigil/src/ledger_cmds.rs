@@ -559,7 +559,7 @@ pub fn ledger(args: LedgerArgs) -> Result<ExitCode> {
             );
             // Through the one door, like every event (origin `cli`).
             let ingest = vigil_ingest::Ingest::new(
-                ledger.clone(),
+                vigil_ingest::NodeLog::from(ledger.clone()),
                 vigil_parse::redact::Redactor::default(),
                 std::sync::Arc::default(),
             );

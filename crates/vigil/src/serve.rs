@@ -133,14 +133,21 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                 tail.start, tail.end
             );
         }
-        let paths = running.ledger.paths().clone();
-        eprintln!("vigil: ledger {} ({} events)", paths.root().display(), running.recovery.end_seq);
-        eprintln!("vigil: origin {}", running.ledger.origin());
-        eprintln!(
-            "vigil: signing key {} (mode 0600); verifier key {}",
-            paths.signing_key().display(),
-            paths.verifier_key().display()
-        );
+        if let Some(ledger) = &running.ledger {
+            let paths = ledger.paths().clone();
+            eprintln!("vigil: ledger {} ({} events)", paths.root().display(), running.recovery.end_seq);
+            eprintln!("vigil: origin {}", ledger.origin());
+            eprintln!(
+                "vigil: signing key {} (mode 0600); verifier key {}",
+                paths.signing_key().display(),
+                paths.verifier_key().display()
+            );
+        }
+        if let Some(node) = &running.cluster {
+            for line in node.banner() {
+                eprintln!("vigil: {line}");
+            }
+        }
         if let Some(a) = running.http {
             let scheme = if config_tls { "https" } else { "http" };
             eprintln!("vigil: listening {scheme}://{a} (POST /api/v1/ingest, /services/collector, /_bulk)");

@@ -8,7 +8,7 @@ fn test_door(dir: &std::path::Path) -> Arc<vigil_ingest::Ingest> {
     let (ledger, _) =
         vigil_ledger::Ledger::open(dir, vigil_ledger::LedgerConfig::default()).unwrap();
     Arc::new(vigil_ingest::Ingest::new(
-        ledger,
+        vigil_ingest::NodeLog::from(ledger),
         vigil_parse::redact::Redactor::disabled(),
         Arc::new(vigil_ingest::metrics::Metrics::default()),
     ))

@@ -210,30 +210,3 @@ impl ClusterAuth {
         })
     }
 }
-
-/// Cluster mode: connects to the cluster and opens the accounts, tokens and sessions shared
-/// through it; standalone: the data directory's files.
-pub(crate) async fn accounts(
-    config: &crate::ServerConfig,
-) -> Result<(Option<ClusterAuth>, vigil_auth::AuthStore), vigil_cluster::ClusterError> {
-    let Some(settings) = &config.cluster else {
-        return Ok((None, vigil_auth::AuthStore::Files(config.data_dir.clone())));
-    };
-    // Nodes starting together race to create the stream: what fails for a passing reason (a
-    // stream another node is creating) is tried again, a few times.
-    let mut attempt = 0;
-    let node = loop {
-        match vigil_cluster::Cluster::connect(settings.clone()).await {
-            Ok(node) => break node,
-            Err(e) if e.retryable() && attempt < 5 => {
-                attempt += 1;
-                tracing::warn!("joining the cluster (attempt {attempt}): {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    let node = ClusterAuth::open(node, config.session_max).await?;
-    let accounts = vigil_auth::AuthStore::Shared(Arc::clone(&node.shared));
-    Ok((Some(node), accounts))
-}

@@ -1,7 +1,266 @@
-//! Cluster mode (docs/cluster.md): this node's part in a Vigil cluster on NATS JetStream.
+//! Cluster mode (DESIGN §8, docs/cluster.md): the running system of a node of a Vigil cluster
+//! on NATS JetStream, built by [`build`] from the same components as
+//! `crate::topology::build`, with the one door writing to the cluster's stream
+//! ([`door::StreamLog`]) instead of a local ledger.
 //!
-//! One file per concern: [`auth`] (accounts, tokens and sessions shared through JetStream KV)
-//! and [`health`] (`GET /api/v1/cluster` and the cluster gauges of `/metrics`).
+//! What needs a local ledger and is not cluster-aware yet (the search index and searches,
+//! query rules, retention, checkpoint sinks, proofs and checkpoints, the detector) is off on a
+//! cluster node, and its routes answer 503 `{"error": "… not available in cluster mode yet"}`.
+//!
+//! Accounts, tokens and sessions are shared through JetStream KV ([`auth`]); the cluster's
+//! health is `GET /api/v1/cluster` and the cluster gauges of `/metrics` ([`health`]).
 
 pub mod auth;
+pub mod door;
 pub mod health;
+pub mod registry;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use vigil_cluster::{Cluster, ClusterSettings, NodeInfo, SyncCheck};
+use vigil_event::Timestamp;
+use vigil_ingest::NodeLog;
+
+use crate::error::StartError;
+use crate::metrics::Metrics;
+use crate::pipeline::Ingest;
+use crate::topology::{self, Core, Tasks};
+use crate::{Running, ServerConfig, http, lifecycle, notify};
+
+/// A running node's part in the cluster: its connection and its registration.
+pub struct ClusterNode {
+    cluster: Cluster,
+    registration: registry::Registration,
+}
+
+impl ClusterNode {
+    /// The connection to the cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// What `vigil serve` says about the node at start.
+    pub fn banner(&self) -> Vec<String> {
+        let s = self.cluster.settings();
+        let mut lines = vec![format!(
+            "cluster {} node {}: stream {} (R{}, {} partitions); an ack means JetStream stored \
+             the batch on a majority of its replicas",
+            s.names.cluster(),
+            s.node,
+            s.names.stream(),
+            s.replicas,
+            s.partitions
+        )];
+        if self.cluster.sync_check() == SyncCheck::Unverified {
+            lines.push(
+                "warning: no --cluster-monitor given: `sync_interval: always` on the NATS \
+                 servers is not checked"
+                    .into(),
+            );
+        }
+        lines
+    }
+
+    /// Leaves the cluster cleanly: the registration is removed.
+    pub(crate) async fn leave(self) {
+        self.registration.leave().await;
+    }
+}
+
+/// Builds a cluster node: every component of `config` that works in cluster mode, in order.
+pub(crate) async fn build(
+    config: ServerConfig,
+    settings: ClusterSettings,
+) -> Result<Running, StartError> {
+    topology::create_data_dir(&config)?;
+    let redactor = topology::redactor(&config)?;
+    let cluster = connect(settings).await?;
+    let shared = auth::ClusterAuth::open(cluster.clone(), config.session_max)
+        .await
+        .map_err(StartError::of("cluster accounts"))?;
+    let accounts = vigil_auth::AuthStore::Shared(Arc::clone(&shared.shared));
+    let initial_admin = topology::initial_admin(&config, &accounts).await?;
+    let registration = register(&config, &cluster).await?;
+    let metrics = Arc::new(Metrics::default());
+    let door = NodeLog::Stream(Arc::new(door::StreamLog::new(cluster.clone())));
+    let ingest = Arc::new(Ingest::new(door, redactor, Arc::clone(&metrics)));
+    let run = topology::audit_start(&config, &start_settings(&config, &cluster), &ingest).await?;
+    let mut t = Tasks::new();
+    let decisions = topology::decision_service(&config, &ingest, &mut t)?;
+    let notify_stats = Arc::new(notify::NotifyStats::default());
+    t.tasks.spawn(auth::watch_accounts(
+        Arc::clone(&shared.shared),
+        shared.bucket.clone(),
+        t.stop_rx.clone(),
+    ));
+    let tokens = topology::auth_stores(&config, &accounts, &ingest, &mut t)?;
+    let tracker = topology::connection_trackers(&config, &metrics);
+    let mut bound = topology::syslog_listeners(&config, &ingest, &tracker, &mut t).await?;
+    let core = Core {
+        ingest: Arc::clone(&ingest),
+        index: None,
+        detect: None,
+        decisions: Arc::clone(&decisions),
+        notify_stats: Arc::clone(&notify_stats),
+    };
+    if let Some(addr) = config.http {
+        let node = Some(cluster.clone());
+        let state = topology::http_state(&config, &core, tokens, (&accounts, &node), run).await;
+        let app = gate(http::router(state), &cluster);
+        bound.http = Some(topology::http_listener(&config, addr, app, &tracker, &mut t).await?);
+    }
+    Ok(Running {
+        data_dir: config.data_dir.clone(),
+        http: bound.http,
+        syslog_udp: bound.syslog_udp,
+        syslog_tcp: bound.syslog_tcp,
+        syslog_tls: bound.syslog_tls,
+        recovery: Default::default(),
+        ledger: None,
+        cluster: Some(ClusterNode {
+            cluster,
+            registration,
+        }),
+        index: None,
+        detect: None,
+        notify_stats,
+        initial_admin,
+        stop: t.stop,
+        tasks: t.tasks,
+        drains: t.drains,
+        ingest,
+        decisions,
+    })
+}
+
+/// Connects to NATS with the start-up checks (`sync_always` on the monitored servers, the
+/// stream's file storage, replicas and partitions), and checks that the servers' `max_payload`
+/// holds the largest event with room to spare.
+async fn connect(settings: ClusterSettings) -> Result<Cluster, StartError> {
+    // Nodes starting together race to create the stream: what fails for a passing reason (a
+    // stream another node is still creating) is tried again, a few times.
+    let mut attempt = 0;
+    let cluster = loop {
+        match Cluster::connect(settings.clone()).await {
+            Ok(cluster) => break cluster,
+            Err(e) if e.retryable() && attempt < 5 => {
+                attempt += 1;
+                tracing::warn!("joining the cluster (attempt {attempt}): {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let max_payload = cluster.max_payload();
+    if max_payload < door::MIN_MAX_PAYLOAD {
+        return Err(StartError::Component {
+            component: "cluster",
+            message: format!(
+                "the NATS servers accept messages of at most {max_payload} bytes; Vigil needs at \
+                 least {} (set `max_payload: 8MB` in nats-server.conf)",
+                door::MIN_MAX_PAYLOAD
+            ),
+        });
+    }
+    match cluster.sync_check() {
+        SyncCheck::Verified { servers } => tracing::info!(
+            "cluster {}: {servers} NATS server(s) fsync every write (sync_interval: always)",
+            cluster.settings().names.cluster()
+        ),
+        SyncCheck::Unverified => tracing::warn!(
+            "cluster {}: no --cluster-monitor given, so `sync_interval: always` could not be \
+             checked; an acknowledged event may be lost on a power failure without it",
+            cluster.settings().names.cluster()
+        ),
+    }
+    Ok(cluster)
+}
+
+/// Registers this node under its name (refusing a name another live process holds).
+async fn register(
+    config: &ServerConfig,
+    cluster: &Cluster,
+) -> Result<registry::Registration, StartError> {
+    let scheme = if config.http_tls { "https" } else { "http" };
+    let info = NodeInfo {
+        node: cluster.node().to_string(),
+        http: config.http.map(|a| format!("{scheme}://{a}")),
+        started: Timestamp::now().to_rfc3339(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    registry::Registration::join(cluster, &info)
+        .await
+        .map_err(StartError::of("cluster"))
+}
+
+/// The settings the start records, with what the cluster's start-up checks found.
+fn start_settings(
+    config: &ServerConfig,
+    cluster: &Cluster,
+) -> std::collections::BTreeMap<String, String> {
+    let mut settings = lifecycle::settings(config);
+    let s = cluster.settings();
+    let sync = match cluster.sync_check() {
+        SyncCheck::Verified { servers } => format!("verified on {servers} server(s)"),
+        SyncCheck::Unverified => "unverified (no monitoring endpoint given)".to_string(),
+    };
+    settings.insert("cluster.node".into(), s.node.clone());
+    settings.insert("cluster.stream".into(), s.names.stream());
+    settings.insert("cluster.replicas".into(), s.replicas.to_string());
+    settings.insert("cluster.partitions".into(), s.partitions.to_string());
+    settings.insert("cluster.sync_always".into(), sync);
+    settings
+}
+
+/// Routes that read the local ledger, answered 503 on a cluster node until they read shards.
+const NOT_YET: &[&str] = &[
+    "/api/v1/search",
+    "/api/v1/checkpoint",
+    "/api/v1/proof/inclusion",
+    "/api/v1/integrity",
+    "/api/v1/integrity/verify",
+    "/api/v1/export",
+];
+
+/// The HTTP API of a cluster node: `/healthz` says whether the node is connected to NATS, and
+/// what is not cluster-aware yet answers 503.
+fn gate(app: axum::Router, cluster: &Cluster) -> axum::Router {
+    let client = cluster.client().clone();
+    app.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let client = client.clone();
+            async move { gated(&client, request, next).await }
+        },
+    ))
+}
+
+async fn gated(client: &async_nats::Client, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path == "/healthz" {
+        return match client.connection_state() {
+            async_nats::connection::State::Connected => "ok\n".into_response(),
+            state => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "status": "degraded",
+                    "reason": format!("NATS connection {state:?}").to_lowercase(),
+                })),
+            )
+                .into_response(),
+        };
+    }
+    if let Some(route) = NOT_YET.iter().find(|r| **r == path) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "error": format!("{route} is not available in cluster mode yet"),
+            })),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
