@@ -98,6 +98,7 @@ pub const ROUTES: &[RouteAccess] = &[
     r("GET", "/api/v1/alerts", Access::Read),
     r("GET", "/api/v1/alerts/{id}", Access::Read),
     r("GET", "/api/v1/rules", Access::Read),
+    r("GET", "/api/v1/cluster", Access::Read),
     r("GET", "/api/v1/decisions", Access::Read),
     r("GET", "/api/v1/proof/inclusion", Access::Read),
     r("GET", "/api/v1/sources", Access::Read),

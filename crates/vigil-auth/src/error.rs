@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use crate::users::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 
-/// Reading or writing a file under `DATA_DIR/auth/` failed.
+/// Reading or writing a file under `DATA_DIR/auth/` (or, in cluster mode, the cluster's shared
+/// store) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The file system refused (permissions, a full disk, a lock that could not be taken).
@@ -38,6 +39,9 @@ pub enum StoreError {
     /// argon2 could not hash (it does not fail on valid parameters; kept for completeness).
     #[error("hashing failed: {0}")]
     Hash(String),
+    /// The cluster's shared store (JetStream KV) failed or did not answer in time.
+    #[error("the cluster's shared store: {0}")]
+    Shared(String),
 }
 
 impl StoreError {
@@ -52,7 +56,7 @@ impl StoreError {
     /// Whether the same call may succeed later without anyone changing a file: true for I/O
     /// failures (a full disk, a busy lock), false for a corrupt or foreign file.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Io { .. })
+        matches!(self, StoreError::Io { .. } | StoreError::Shared(_))
     }
 }
 

@@ -6,6 +6,9 @@
 //! of the session id, so a memory dump does not yield usable cookies. Sessions end after
 //! `idle` without use, after `max` in any case, at logout, and when the user's password or role
 //! changes or the user is deleted. They live in memory (bounded): a restart logs everyone out.
+//! In cluster mode they live in the cluster's sessions bucket instead ([`crate::shared`]): a
+//! login on one node holds on every node, a logout on any node ends it everywhere at once (each
+//! request reads the session from the bucket), and a node's restart logs no one out.
 //!
 //! Failed logins are limited per source address (IPv6 per /64): after
 //! [`LoginLimiter::MAX_FAILURES`] failures within [`LoginLimiter::WINDOW`], further attempts
@@ -76,6 +79,8 @@ struct UsersCache {
 /// Sessions and the accounts behind them.
 pub struct SessionStore {
     data_dir: PathBuf,
+    /// In cluster mode: sessions and accounts from the cluster's buckets.
+    shared: Option<std::sync::Arc<crate::shared::SharedAuth>>,
     idle: Duration,
     max: Duration,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
@@ -91,6 +96,7 @@ impl SessionStore {
     pub fn new(data_dir: &Path, idle: Duration, max: Duration) -> SessionStore {
         SessionStore {
             data_dir: data_dir.to_owned(),
+            shared: None,
             idle,
             max,
             sessions: Mutex::new(HashMap::new()),
@@ -102,8 +108,24 @@ impl SessionStore {
         }
     }
 
-    /// The current accounts, re-read when `users.json` changed (checked at most once a second).
+    /// Sessions and accounts of the cluster (cluster mode): kept in `shared`'s buckets, with
+    /// the same `idle` and `max` limits, measured in wall-clock time.
+    pub fn new_shared(
+        shared: std::sync::Arc<crate::shared::SharedAuth>,
+        idle: Duration,
+        max: Duration,
+    ) -> SessionStore {
+        let mut store = SessionStore::new(Path::new(""), idle, max);
+        store.shared = Some(shared);
+        store
+    }
+
+    /// The current accounts, re-read when `users.json` changed (checked at most once a second);
+    /// in cluster mode, this node's snapshot of the shared accounts.
     pub fn users(&self) -> std::sync::Arc<Vec<User>> {
+        if let Some(shared) = &self.shared {
+            return shared.users();
+        }
         let mut cache = match self.users.lock() {
             Ok(c) => c,
             Err(p) => p.into_inner(),
@@ -139,6 +161,9 @@ impl SessionStore {
     pub fn create(&self, user: &User) -> (String, SessionView) {
         let id = users::random_id(32);
         let csrf = users::random_id(32);
+        if let Some(shared) = &self.shared {
+            return self.create_shared(shared, user, id, csrf);
+        }
         let now = Instant::now();
         let session = Session {
             user: user.name.clone(),
@@ -196,6 +221,9 @@ impl SessionStore {
             return None;
         }
         let key = digest(session_id);
+        if let Some(shared) = &self.shared {
+            return self.lookup_shared(shared, &key);
+        }
         let users = self.users();
         let mut sessions = match self.sessions.lock() {
             Ok(s) => s,
@@ -223,6 +251,15 @@ impl SessionStore {
 
     /// Ends a session; returns its user if there was one.
     pub fn remove(&self, session_id: &str) -> Option<String> {
+        if let Some(shared) = &self.shared {
+            let key = digest(session_id);
+            let (session, _) = shared.session(&key).ok().flatten()?;
+            if let Err(e) = shared.delete_session(&key) {
+                tracing::error!("ending a session: {e}");
+                return None;
+            }
+            return Some(session.user);
+        }
         let mut sessions = match self.sessions.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
@@ -230,7 +267,7 @@ impl SessionStore {
         sessions.remove(&digest(session_id)).map(|s| s.user)
     }
 
-    /// Live sessions (for metrics).
+    /// Live sessions (for metrics; in cluster mode 0: they live in the cluster's bucket).
     pub fn len(&self) -> usize {
         self.sessions.lock().map(|s| s.len()).unwrap_or(0)
     }
@@ -239,6 +276,106 @@ impl SessionStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Wall-clock milliseconds (shared sessions are compared across machines).
+fn now_ms() -> i64 {
+    Timestamp::now().as_nanos() / 1_000_000
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// Cluster mode: sessions in the shared bucket.
+impl SessionStore {
+    fn create_shared(
+        &self,
+        shared: &crate::shared::SharedAuth,
+        user: &User,
+        id: String,
+        csrf: String,
+    ) -> (String, SessionView) {
+        let now = now_ms();
+        let record = crate::shared::SharedSession {
+            user: user.name.clone(),
+            role: user.role,
+            csrf,
+            user_changed: user.changed.clone(),
+            must_change_password: user.must_change_password,
+            created_ms: now,
+            seen_ms: now,
+        };
+        if let Err(e) = shared.put_session(&digest(&id), &record) {
+            // The cookie then opens nothing: the next request is asked to log in again.
+            tracing::error!("storing a session in the cluster: {e}");
+        }
+        let view = self.shared_view(&record, now);
+        (id, view)
+    }
+
+    fn shared_view(&self, s: &crate::shared::SharedSession, now: i64) -> SessionView {
+        let left = millis(self.idle).min(millis(self.max).saturating_sub(now - s.created_ms));
+        SessionView {
+            user: s.user.clone(),
+            role: s.role,
+            csrf: s.csrf.clone(),
+            expires: Timestamp::from_nanos(
+                Timestamp::now()
+                    .as_nanos()
+                    .saturating_add(left.max(0).saturating_mul(1_000_000)),
+            )
+            .to_rfc3339(),
+            must_change_password: s.must_change_password,
+        }
+    }
+
+    /// Reads the session from the bucket on every request (so a logout on any node holds at
+    /// once), ends it when expired or when its user changed, and records its use at most every
+    /// [`touch_every`] (a compare-and-set: a session ended meanwhile is not brought back).
+    fn lookup_shared(
+        &self,
+        shared: &crate::shared::SharedAuth,
+        key: &[u8; 32],
+    ) -> Option<SessionView> {
+        let (mut session, revision) = match shared.session(key) {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::warn!("reading a session from the cluster: {e}");
+                return None;
+            }
+        };
+        let now = now_ms();
+        let expired = now.saturating_sub(session.seen_ms) >= millis(self.idle)
+            || now.saturating_sub(session.created_ms) >= millis(self.max);
+        let current = |u: &User| u.name == session.user && u.changed == session.user_changed;
+        // The snapshot may lag a change made on another node a moment ago: ask the bucket
+        // before ending a session over it.
+        let live = !expired
+            && (self.users().iter().any(current)
+                || shared
+                    .fetch_user(&session.user)
+                    .is_some_and(|u| current(&u)));
+        if !live {
+            if let Err(e) = shared.delete_session(key) {
+                tracing::warn!("ending a session in the cluster: {e}");
+            }
+            return None;
+        }
+        if now.saturating_sub(session.seen_ms) >= millis(touch_every(self.idle)) {
+            session.seen_ms = now;
+            if let Err(e) = shared.touch_session(key, &session, revision) {
+                tracing::warn!("recording a session's use in the cluster: {e}");
+            }
+        }
+        Some(self.shared_view(&session, now))
+    }
+}
+
+/// How often a shared session's use is written: a tenth of the idle limit, at most 30 s (the
+/// idle limit holds within that much).
+fn touch_every(idle: Duration) -> Duration {
+    (idle / 10).min(Duration::from_secs(30))
 }
 
 /// Failures counted per key within a window; a key that failed too often is refused until the

@@ -100,7 +100,7 @@ impl Role {
 }
 
 /// One stored token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenEntry {
     /// Public id (8 hex digits), part of the token.
     pub id: String,
@@ -318,18 +318,28 @@ impl FileStamp {
     }
 }
 
+/// Which version of the tokens a cache holds: the file's stamp, or the generation of the
+/// cluster's shared snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    File(Option<FileStamp>),
+    Shared(u64),
+}
+
 struct Cache {
     loaded_at: Instant,
-    stamp: Option<FileStamp>,
+    stamp: Version,
     tokens: Vec<TokenEntry>,
     /// SHA-256 of tokens that passed argon2, with their principal and the stored hash they
     /// passed.
     verified: Vec<([u8; 32], Principal, String)>,
 }
 
-/// The server's view of the token file.
+/// The server's view of the token file (or, in cluster mode, of the shared tokens).
 pub struct TokenStore {
     path: PathBuf,
+    /// In cluster mode: the shared tokens, in place of the file.
+    shared: Option<std::sync::Arc<crate::shared::SharedAuth>>,
     cache: RwLock<Cache>,
     /// When each token (by id) was last used, and whether that changed since the last flush.
     usage: std::sync::Mutex<(std::collections::BTreeMap<String, Timestamp>, bool)>,
@@ -363,15 +373,35 @@ const MAX_VERIFIED: usize = 4096;
 impl TokenStore {
     /// Opens the token store of a data directory.
     pub fn open(data_dir: &Path) -> Result<TokenStore, StoreError> {
+        Self::open_with(data_dir, None)
+    }
+
+    /// Opens the cluster's shared tokens (cluster mode): they are read from `shared`'s
+    /// snapshot, kept current by its watch, and a token id the snapshot does not know is looked
+    /// up in the bucket before it is refused. Last-used times stay in `data_dir` (per node).
+    pub fn open_shared(
+        data_dir: &Path,
+        shared: std::sync::Arc<crate::shared::SharedAuth>,
+    ) -> Result<TokenStore, StoreError> {
+        Self::open_with(data_dir, Some(shared))
+    }
+
+    fn open_with(
+        data_dir: &Path,
+        shared: Option<std::sync::Arc<crate::shared::SharedAuth>>,
+    ) -> Result<TokenStore, StoreError> {
         let path = tokens_path(data_dir);
-        let stamp = FileStamp::of(&path);
-        let tokens = load(&path)?;
+        let (stamp, tokens) = match &shared {
+            Some(s) => (Version::Shared(s.generation()), s.tokens()),
+            None => (Version::File(FileStamp::of(&path)), load(&path)?),
+        };
         let usage = token_usage(data_dir)
             .into_iter()
             .filter_map(|(id, at)| Some((id, Timestamp::parse(&at).ok()?)))
             .collect();
         Ok(TokenStore {
             path,
+            shared,
             cache: RwLock::new(Cache {
                 loaded_at: Instant::now(),
                 stamp,
@@ -433,11 +463,14 @@ impl TokenStore {
     /// Looks at the token file if it was not looked at for [`RELOAD_CHECK`] (so revocations
     /// take effect within that time), and re-reads it if it changed.
     fn refresh(&self) {
-        let stale = self
-            .cache
-            .read()
-            .map(|c| c.loaded_at.elapsed() >= RELOAD_CHECK)
-            .unwrap_or(true);
+        // The shared snapshot's generation costs nothing to compare: checked on every request,
+        // so a revocation on another node holds here as soon as the watch delivered it.
+        let stale = self.shared.is_some()
+            || self
+                .cache
+                .read()
+                .map(|c| c.loaded_at.elapsed() >= RELOAD_CHECK)
+                .unwrap_or(true);
         if stale {
             self.reload_if_changed();
         }
@@ -449,13 +482,18 @@ impl TokenStore {
     /// token create`) works on its very first request, while a flood of made-up ids costs no
     /// more than a `stat` each.
     fn reload_if_changed(&self) {
-        let stamp = FileStamp::of(&self.path);
+        let stamp = match &self.shared {
+            Some(s) => Version::Shared(s.generation()),
+            None => Version::File(FileStamp::of(&self.path)),
+        };
         // The common case of a flood of made-up ids: the file has not changed. Checked under
         // the read lock, so such a flood never serializes the verification of valid tokens.
         if self
             .cache
             .read()
-            .map(|c| c.stamp == stamp && c.loaded_at.elapsed() < RELOAD_CHECK)
+            .map(|c| {
+                c.stamp == stamp && (self.shared.is_some() || c.loaded_at.elapsed() < RELOAD_CHECK)
+            })
             .unwrap_or(false)
         {
             return;
@@ -470,8 +508,12 @@ impl TokenStore {
         }
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Ok(tokens) = load(&self.path) else {
-            return;
+        let tokens = match &self.shared {
+            Some(s) => s.tokens(),
+            None => match load(&self.path) {
+                Ok(tokens) => tokens,
+                Err(_) => return,
+            },
         };
         // Revocations take effect: a verified token stays verified only while its entry is
         // still there, unrevoked, with the hash it was verified against (other tokens being
@@ -546,6 +588,12 @@ impl TokenStore {
         // An id the cached file does not know may be a token created a moment ago: look again
         // (a `stat`, and a read only if the file changed) before refusing.
         let entry = find().or_else(|| {
+            // In cluster mode, the token may have been created on another node a moment ago,
+            // before the watch delivered it: ask the bucket (ids that are not 8 hex digits are
+            // refused without asking).
+            if let Some(shared) = &self.shared {
+                shared.fetch_token(id);
+            }
             self.reload_if_changed();
             find()
         });

@@ -99,7 +99,7 @@ fn save_users(data_dir: &Path, users: &[User]) -> Result<(), StoreError> {
     )
 }
 
-fn check_name(name: &str) -> Result<(), UserError> {
+pub(crate) fn check_name(name: &str) -> Result<(), UserError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -123,7 +123,7 @@ pub fn check_password(password: &str) -> Result<(), UserError> {
     Ok(())
 }
 
-fn hash_password(password: &str) -> Result<String, StoreError> {
+pub(crate) fn hash_password(password: &str) -> Result<String, StoreError> {
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())

@@ -258,7 +258,7 @@ async fn ensure_stream(
 }
 
 /// A KV bucket, created if missing, with the stream's replicas and file storage.
-async fn ensure_bucket(
+pub(crate) async fn ensure_bucket(
     js: &jetstream::Context,
     settings: &ClusterSettings,
     bucket: String,

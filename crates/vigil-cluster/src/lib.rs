@@ -11,9 +11,11 @@
 //!
 //! This crate holds what every part of cluster mode shares: the names ([`names`]), the message
 //! layout ([`codec`]), the partitioning ([`partition`]), the connection with its start-up
-//! checks ([`Cluster::connect`]), the leases with their fencing ([`lease`]) and how shards
-//! spread over the live nodes ([`balance`]).
+//! checks ([`Cluster::connect`]), the leases with their fencing ([`lease`]), how shards
+//! spread over the live nodes ([`balance`]), and the buckets of shared accounts, tokens and
+//! sessions ([`auth`]).
 
+pub mod auth;
 pub mod balance;
 pub mod codec;
 mod connect;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit;
-use crate::auth::{self, Role};
+use crate::auth::Role;
 use crate::http::{AppState, Caller, error};
 use crate::users;
 use vigil_auth::{StoreError, UserError};
@@ -97,16 +97,18 @@ async fn change_password(
     if let Err(e) = users::check_password(&request.new) {
         return user_error(e);
     }
-    let (sessions, dir, name) = (
+    let (sessions, accounts, name) = (
         Arc::clone(&state.sessions),
-        state.data_dir.clone(),
+        state.accounts.clone(),
         view.user.clone(),
     );
     let changed = tokio::task::spawn_blocking(move || {
         if users::verify_login(&sessions.users(), &name, &request.current).is_none() {
             return Err(None);
         }
-        users::set_password(&dir, &name, &request.new, None).map_err(Some)
+        accounts
+            .set_password(&name, &request.new, None)
+            .map_err(Some)
     })
     .await;
     let user = match changed {
@@ -145,7 +147,11 @@ async fn change_password(
 }
 
 async fn list_users(State(state): State<Shared>) -> Response {
-    match users::load_users(&state.data_dir) {
+    let accounts = state.accounts.clone();
+    let listed = tokio::task::spawn_blocking(move || accounts.load_users())
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Shared(e.to_string())));
+    match listed {
         Ok(list) => Json(json!({"users": list.iter().map(|u| json!({"name": u.name, "role": u.role.name(), "created": u.created, "changed": u.changed})).collect::<Vec<_>>()})).into_response(),
         Err(e) => store_error(e),
     }
@@ -213,12 +219,12 @@ async fn create_user(
     };
     let generated = request.password.is_none();
     let password = request.password.unwrap_or_else(users::generate_password);
-    let (dir, name, pw) = (
-        state.data_dir.clone(),
+    let (accounts, name, pw) = (
+        state.accounts.clone(),
         request.name.clone(),
         password.clone(),
     );
-    let added = tokio::task::spawn_blocking(move || users::add_user(&dir, &name, role, &pw)).await;
+    let added = tokio::task::spawn_blocking(move || accounts.add_user(&name, role, &pw)).await;
     let user = match added {
         Ok(Ok(u)) => u,
         Ok(Err(e)) => return user_error(e),
@@ -256,8 +262,8 @@ async fn delete_user(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
 ) -> Response {
-    let dir = state.data_dir.clone();
-    let deleted = tokio::task::spawn_blocking(move || users::delete_user(&dir, &name)).await;
+    let accounts = state.accounts.clone();
+    let deleted = tokio::task::spawn_blocking(move || accounts.delete_user(&name)).await;
     match deleted {
         Ok(Ok(user)) => {
             state.sessions.reload_users();
@@ -278,7 +284,11 @@ async fn delete_user(
 
 async fn list_tokens(State(state): State<Shared>) -> Response {
     let usage = state.tokens.usage();
-    match auth::list_tokens(&state.data_dir) {
+    let accounts = state.accounts.clone();
+    let listed = tokio::task::spawn_blocking(move || accounts.list_tokens())
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Shared(e.to_string())));
+    match listed {
         Ok(list) => Json(json!({"tokens": list.iter().map(|t| json!({
             "id": t.id, "name": t.name, "role": t.role.name(), "created": t.created,
             "revoked": t.revoked, "last_used": usage.get(&t.id),
@@ -320,8 +330,8 @@ async fn create_token(
             "the token needs a name (1 to 128 bytes)",
         );
     }
-    let dir = state.data_dir.clone();
-    let created = tokio::task::spawn_blocking(move || auth::create_token(&dir, &name, role)).await;
+    let accounts = state.accounts.clone();
+    let created = tokio::task::spawn_blocking(move || accounts.create_token(&name, role)).await;
     let (entry, token) = match created {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => return store_error(e),
@@ -364,8 +374,8 @@ async fn revoke_token(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
 ) -> Response {
-    let (dir, which) = (state.data_dir.clone(), id.clone());
-    let revoked = tokio::task::spawn_blocking(move || auth::revoke_token(&dir, &which)).await;
+    let (accounts, which) = (state.accounts.clone(), id.clone());
+    let revoked = tokio::task::spawn_blocking(move || accounts.revoke_token(&which)).await;
     let revoked = match revoked {
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

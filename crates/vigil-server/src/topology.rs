@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Ingest, MAX_IN_FLIGHT_EVENTS};
 use crate::{
     Running, ServerConfig, audit, auth, checkpoint_sink, decisions, demo, detect, http,
-    idempotency, lifecycle, listen, notify, search, session, syslog, tls, users,
+    idempotency, lifecycle, listen, notify, search, session, syslog, tls,
 };
 
 /// The tasks of a running system and the signal that stops them.
@@ -70,8 +70,8 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     create_data_dir(&config)?;
     // The settings as the operator gave them (before the bundled rules are added).
     let start_settings = lifecycle::settings(&config);
-    let initial_admin =
-        users::ensure_initial_admin(&config.data_dir).map_err(StartError::of("accounts"))?;
+    let accounts = vigil_auth::AuthStore::Files(config.data_dir.clone());
+    let initial_admin = initial_admin(&config, &accounts).await?;
     bundled_rules(&mut config).map_err(StartError::of("bundled rules"))?;
     let redactor = redactor(&config)?;
     let (ledger, recovery) = ledger(&mut config).await?;
@@ -88,7 +88,7 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     checkpoint_sinks(&config, &ledger, &ingest, &mut t);
     let notify_stats = Arc::new(notify::NotifyStats::default());
     let detect = detector(&config, &ingest, &decisions, &notify_stats, &mut t).await?;
-    let tokens = auth_stores(&config, &ingest, &mut t)?;
+    let tokens = auth_stores(&config, &accounts, &ingest, &mut t)?;
     let tracker = connection_trackers(&config, &metrics);
     let mut bound = syslog_listeners(&config, &ingest, &tracker, &mut t).await?;
     let core = Core {
@@ -99,7 +99,7 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
         notify_stats: Arc::clone(&notify_stats),
     };
     if let Some(addr) = config.http {
-        let state = http_state(&config, &core, tokens, run).await;
+        let state = http_state(&config, &core, tokens, (&accounts, &None), run).await;
         bound.http =
             Some(http_listener(&config, addr, http::router(state), &tracker, &mut t).await?);
     }
@@ -328,15 +328,31 @@ async fn detector(
     ))
 }
 
+/// The first admin, when there are no accounts (in cluster mode: created by one node only).
+pub(crate) async fn initial_admin(
+    config: &ServerConfig,
+    accounts: &vigil_auth::AuthStore,
+) -> Result<Option<std::path::PathBuf>, StartError> {
+    let (accounts, dir) = (accounts.clone(), config.data_dir.clone());
+    tokio::task::spawn_blocking(move || accounts.ensure_initial_admin(&dir))
+        .await
+        .map_err(StartError::of("accounts"))?
+        .map_err(StartError::of("accounts"))
+}
+
 /// API tokens, and the bookkeeping task: audit events of `vigil user|token` (run while
 /// serving, or while no server ran: the first tick is immediate) and token last-used times.
 pub(crate) fn auth_stores(
     config: &ServerConfig,
+    accounts: &vigil_auth::AuthStore,
     ingest: &Arc<Ingest>,
     t: &mut Tasks,
 ) -> Result<Arc<auth::TokenStore>, StartError> {
-    let tokens =
-        Arc::new(auth::TokenStore::open(&config.data_dir).map_err(StartError::of("API tokens"))?);
+    let tokens = match accounts.shared() {
+        Some(shared) => auth::TokenStore::open_shared(&config.data_dir, Arc::clone(shared)),
+        None => auth::TokenStore::open(&config.data_dir),
+    };
+    let tokens = Arc::new(tokens.map_err(StartError::of("API tokens"))?);
     let (dir, l, store) = (
         config.data_dir.clone(),
         Arc::clone(ingest),
@@ -485,8 +501,19 @@ pub(crate) async fn http_state(
     config: &ServerConfig,
     core: &Core,
     tokens: Arc<auth::TokenStore>,
+    (accounts, cluster): (&vigil_auth::AuthStore, &Option<vigil_cluster::Cluster>),
     run: serde_json::Value,
 ) -> Arc<http::AppState> {
+    let sessions = match accounts.shared() {
+        Some(shared) => session::SessionStore::new_shared(
+            Arc::clone(shared),
+            config.session_idle,
+            config.session_max,
+        ),
+        None => {
+            session::SessionStore::new(&config.data_dir, config.session_idle, config.session_max)
+        }
+    };
     Arc::new(http::AppState {
         ingest: Arc::clone(&core.ingest),
         tokens,
@@ -500,11 +527,10 @@ pub(crate) async fn http_state(
         decisions: Arc::clone(&core.decisions),
         bouncer_polls: Default::default(),
         idempotency: idempotency_keys(config).await,
-        sessions: Arc::new(session::SessionStore::new(
-            &config.data_dir,
-            config.session_idle,
-            config.session_max,
-        )),
+        sessions: Arc::new(sessions),
+        accounts: accounts.clone(),
+        cluster: cluster.clone(),
+        cluster_health: Default::default(),
         login_limiter: session::LoginLimiter::default(),
         account_limiter: session::AccountLimiter::default(),
         token_limiter: session::LoginLimiter::for_tokens(),

@@ -1410,6 +1410,87 @@ function renderIntegrity(view) {
   return { cleanup() { controller.abort(); } };
 }
 
+// ------------------------------------------------------------------ cluster
+
+const CLUSTER_REFRESH_MS = 5000;
+
+/** Cluster mode's health: nodes, shards and their owners, lag, the detector and witnesses. */
+function renderCluster(view) {
+  const controller = new AbortController();
+  const body = h('div', { id: 'cluster', 'data-testid': 'cluster' }, spinner());
+  const stamp = h('span', { class: 'muted small', id: 'cluster-updated' });
+  view.append(pageHeader('Cluster', stamp), body);
+  let timer = null;
+
+  async function load() {
+    try {
+      const st = await api('GET', '/api/v1/cluster', undefined, { signal: controller.signal });
+      draw(st);
+      stamp.textContent = `updated ${fmtTime(new Date(), true)}`;
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(body).append(inlineError(err, 'Loading the cluster state'));
+    }
+    if (!controller.signal.aborted) timer = setTimeout(load, CLUSTER_REFRESH_MS);
+  }
+
+  const yesNo = (ok, yes, no) => h('span', { class: `badge status status-${ok ? 'loaded' : 'error'}`, 'data-ok': String(ok) },
+    h('span', { class: 'badge-icon', 'aria-hidden': 'true', text: ok ? '✓' : '✗' }), ' ', ok ? yes : no);
+
+  function draw(st) {
+    clear(body);
+    if (st.mode !== 'cluster') {
+      body.append(h('p', { class: 'muted', id: 'cluster-standalone', text: 'This server runs standalone: it is not a node of a cluster.' }));
+      return;
+    }
+    const sync = st.sync_check && st.sync_check.verified
+      ? `verified on ${st.sync_check.verified.servers} NATS server(s)`
+      : 'unverified (no monitoring endpoint given)';
+    body.append(h('section', { class: 'panel', 'aria-label': 'This node' },
+      h('h2', { class: 'panel-title', text: 'This node' }),
+      h('dl', { class: 'facts' },
+        h('div', { class: 'fact' }, h('dt', { text: 'Node' }), h('dd', { id: 'cluster-node', class: 'mono', text: st.node })),
+        h('div', { class: 'fact' }, h('dt', { text: 'Cluster' }), h('dd', { class: 'mono', text: st.cluster })),
+        h('div', { class: 'fact' }, h('dt', { text: 'NATS' }), h('dd', null, yesNo(st.connected, 'connected', 'disconnected'))),
+        h('div', { class: 'fact' }, h('dt', { text: 'fsync on every write' }), h('dd', { id: 'cluster-sync', text: sync })),
+        h('div', { class: 'fact' }, h('dt', { text: 'Detector' }), h('dd', { class: 'mono', text: (st.detector && st.detector.owner) || 'none' })))));
+    body.append(h('section', { class: 'panel flush', 'aria-label': 'Nodes' },
+      h('h2', { class: 'panel-title pad', text: 'Nodes' }),
+      dataTable([
+        { label: 'Node', cls: 'mono', key: 'node' },
+        { label: 'State', render: (n) => yesNo(n.alive, 'alive', 'gone') },
+        { label: 'HTTP', cls: 'mono small', render: (n) => n.http || '—' },
+        { label: 'Started', cls: 'nowrap', render: (n) => timeEl(n.started) },
+        { label: 'Version', cls: 'mono small', render: (n) => n.version || '—' },
+      ], st.nodes || [], { id: 'cluster-nodes', testid: 'cluster-nodes', empty: 'No node has registered.',
+        rowAttrs: (n) => ({ 'data-node': n.node, 'data-alive': String(n.alive) }) })));
+    body.append(h('section', { class: 'panel flush', 'aria-label': 'Shards' },
+      h('h2', { class: 'panel-title pad', text: 'Shards' }),
+      dataTable([
+        { label: 'Shard', cls: 'mono', key: 'shard' },
+        { label: 'Owner', cls: 'mono', render: (s) => s.owner || h('span', { class: 'bad', text: 'no owner' }) },
+        { label: 'Epoch', cls: 'num', render: (s) => fmtNum(s.epoch ?? null) },
+        { label: 'Events', cls: 'num', render: (s) => fmtNum(s.events ?? null) },
+        { label: 'Applied', cls: 'num', render: (s) => fmtNum(s.applied ?? null) },
+        { label: 'Stream', cls: 'num', render: (s) => fmtNum(s.stream_last_seq) },
+        { label: 'Lag', cls: 'num', render: (s) => (s.lag === null || s.lag === undefined ? '—' : h('span', { class: s.lag > 0 ? 'warn' : '', text: fmtNum(s.lag) })) },
+      ], st.shards || [], { id: 'cluster-shards', testid: 'cluster-shards', empty: 'No shards.',
+        rowAttrs: (s) => ({ 'data-shard': s.shard, 'data-owner': s.owner || '' }) })));
+    body.append(h('section', { class: 'panel', 'aria-label': 'Witnesses' },
+      h('h2', { class: 'panel-title', text: 'Witnesses' }),
+      (st.witnesses || []).length
+        ? h('pre', { class: 'code-block', id: 'cluster-witnesses', text: JSON.stringify(st.witnesses, null, 2) })
+        : h('p', { class: 'muted', id: 'cluster-witnesses', text: 'No witness state reported.' })));
+    if ((st.errors || []).length) {
+      body.append(h('section', { class: 'panel', 'aria-label': 'Read errors' },
+        h('h2', { class: 'panel-title', text: 'Could not read' }),
+        h('ul', { id: 'cluster-errors' }, st.errors.map((e) => h('li', { text: e })))));
+    }
+  }
+  load();
+  return { cleanup() { controller.abort(); clearTimeout(timer); } };
+}
+
 // ------------------------------------------------------------------ rules
 
 function renderRules(view) {
@@ -2005,7 +2086,7 @@ function route() {
     if (a.dataset.route === name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const titles = { search: 'Search', alerts: 'Alerts', dashboards: 'Dashboards', integrity: 'Integrity', rules: 'Rules', sources: 'Sources', account: 'Account', admin: 'Admin' };
+  const titles = { search: 'Search', alerts: 'Alerts', dashboards: 'Dashboards', integrity: 'Integrity', cluster: 'Cluster', rules: 'Rules', sources: 'Sources', account: 'Account', admin: 'Admin' };
   document.title = `${titles[name] || 'Not found'} · Vigil`;
   switch (name) {
     case 'search': currentView = renderSearch(view, params); break;
@@ -2014,6 +2095,7 @@ function route() {
       break;
     case 'dashboards': currentView = renderDashboards(view); break;
     case 'integrity': currentView = renderIntegrity(view); break;
+    case 'cluster': currentView = renderCluster(view); break;
     case 'rules': currentView = renderRules(view); break;
     case 'sources': currentView = renderSources(view); break;
     case 'account': currentView = renderAccount(view); break;
@@ -2067,6 +2149,8 @@ async function start() {
   $('user-role').textContent = session.role;
   $('nav-account').setAttribute('aria-label', `Account settings for ${session.user}`);
   $('nav-admin').hidden = !isAdmin();
+  // The Cluster page is offered on cluster nodes only.
+  api('GET', '/api/v1/cluster').then((c) => { $('nav-cluster').hidden = c.mode !== 'cluster'; }, () => {});
   document.body.dataset.role = session.role;
   window.addEventListener('hashchange', route);
   route();

@@ -5,6 +5,7 @@
 mod agent;
 mod ban;
 mod cli_audit;
+mod cluster_target;
 mod hunt;
 mod import;
 mod ledger_cmds;

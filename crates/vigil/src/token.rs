@@ -1,4 +1,5 @@
-//! `vigil token create|list|revoke`: API tokens, stored hashed in the data directory.
+//! `vigil token create|list|revoke`: API tokens, stored hashed in the data directory (or, with
+//! `--cluster`, in the cluster's shared bucket).
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -12,6 +13,8 @@ use crate::DataDir;
 /// Arguments of `vigil token`.
 #[derive(clap::Args)]
 pub struct TokenArgs {
+    #[command(flatten)]
+    cluster: crate::cluster_target::ClusterTarget,
     #[command(subcommand)]
     action: TokenAction,
 }
@@ -52,8 +55,11 @@ pub fn run(args: TokenArgs) -> Result<ExitCode> {
             if name.trim().is_empty() {
                 bail!("--name must not be empty");
             }
-            let (entry, token) =
-                auth::create_token(&data.data_dir, &name, role).map_err(|e| anyhow!(e))?;
+            let target = args.cluster.open(&data.data_dir)?;
+            let (entry, token) = target
+                .accounts
+                .create_token(&name, role)
+                .map_err(|e| anyhow!(e))?;
             crate::cli_audit::record(
                 &data.data_dir,
                 "token_created",
@@ -77,7 +83,8 @@ pub fn run(args: TokenArgs) -> Result<ExitCode> {
             );
         }
         TokenAction::List { data } => {
-            let tokens = auth::list_tokens(&data.data_dir).map_err(|e| anyhow!(e))?;
+            let target = args.cluster.open(&data.data_dir)?;
+            let tokens = target.accounts.list_tokens().map_err(|e| anyhow!(e))?;
             let usage = auth::token_usage(&data.data_dir);
             writeln!(
                 out,
@@ -98,7 +105,11 @@ pub fn run(args: TokenArgs) -> Result<ExitCode> {
             }
         }
         TokenAction::Revoke { data, id_or_name } => {
-            let n = auth::revoke_token(&data.data_dir, &id_or_name).map_err(|e| anyhow!(e))?;
+            let target = args.cluster.open(&data.data_dir)?;
+            let n = target
+                .accounts
+                .revoke_token(&id_or_name)
+                .map_err(|e| anyhow!(e))?;
             if n == 0 {
                 bail!("no active token with id or name {id_or_name:?}");
             }

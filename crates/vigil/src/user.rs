@@ -16,6 +16,8 @@ use crate::DataDir;
 /// Arguments of `vigil user`.
 #[derive(clap::Args)]
 pub struct UserArgs {
+    #[command(flatten)]
+    cluster: crate::cluster_target::ClusterTarget,
     #[command(subcommand)]
     action: UserAction,
 }
@@ -105,8 +107,11 @@ pub fn run(args: UserArgs) -> Result<ExitCode> {
         } => {
             let role = Role::parse(&role).map_err(|e| anyhow!(e))?;
             let (password, generated) = read_password(&password)?;
-            let user =
-                users::add_user(&data.data_dir, &name, role, &password).map_err(|e| anyhow!(e))?;
+            let target = args.cluster.open(&data.data_dir)?;
+            let user = target
+                .accounts
+                .add_user(&name, role, &password)
+                .map_err(|e| anyhow!(e))?;
             crate::cli_audit::record(
                 &data.data_dir,
                 "user_created",
@@ -131,7 +136,10 @@ pub fn run(args: UserArgs) -> Result<ExitCode> {
                 .map(|r| Role::parse(&r).map_err(|e| anyhow!(e)))
                 .transpose()?;
             let (password, generated) = read_password(&password)?;
-            let user = users::set_password(&data.data_dir, &name, &password, role)
+            let target = args.cluster.open(&data.data_dir)?;
+            let user = target
+                .accounts
+                .set_password(&name, &password, role)
                 .map_err(|e| anyhow!(e))?;
             crate::cli_audit::record(
                 &data.data_dir,
@@ -155,7 +163,8 @@ pub fn run(args: UserArgs) -> Result<ExitCode> {
             );
         }
         UserAction::Del { data, name } => {
-            let user = users::delete_user(&data.data_dir, &name).map_err(|e| anyhow!(e))?;
+            let target = args.cluster.open(&data.data_dir)?;
+            let user = target.accounts.delete_user(&name).map_err(|e| anyhow!(e))?;
             crate::cli_audit::record(
                 &data.data_dir,
                 "user_deleted",
@@ -165,7 +174,8 @@ pub fn run(args: UserArgs) -> Result<ExitCode> {
             eprintln!("vigil: deleted {}", user.name);
         }
         UserAction::List { data } => {
-            let list = users::load_users(&data.data_dir).map_err(|e| anyhow!(e))?;
+            let target = args.cluster.open(&data.data_dir)?;
+            let list = target.accounts.load_users().map_err(|e| anyhow!(e))?;
             writeln!(
                 out,
                 "{:<24} {:<8} {:<32} changed",

@@ -152,17 +152,15 @@ fn every_acknowledged_event_is_in_the_stream_exactly_once_across_kills() {
             server: None,
         })
         .collect();
-    // One ingest token valid on every node (shared auth state comes with the auth part of
-    // cluster mode; until then the tokens file is copied).
-    let token = common::create_token(&nodes[0].data, "ingest", "shipper");
-    for node in &nodes[1..] {
-        std::fs::create_dir_all(node.data.join("auth")).unwrap();
-        std::fs::copy(
-            nodes[0].data.join("auth/tokens.json"),
-            node.data.join("auth/tokens.json"),
-        )
-        .unwrap();
+    // One ingest token, valid on every node: made in the cluster's shared bucket.
+    let mut create = common::vigil();
+    create.args(["token", "create", "--role", "ingest", "--name", "shipper"]);
+    create.args(["--data-dir", &dir.path().join("cli").display().to_string()]);
+    create.args(["--cluster-name", "t"]);
+    for url in nats.urls() {
+        create.args(["--cluster", &url]);
     }
+    let token = common::run_ok(&mut create).trim().to_owned();
     for node in &mut nodes {
         node.start(&nats);
     }

@@ -6,10 +6,18 @@
 //! What needs a local ledger and is not cluster-aware yet (the search index and searches,
 //! query rules, retention, checkpoint sinks, proofs and checkpoints, the detector) is off on a
 //! cluster node, and its routes answer 503 `{"error": "… not available in cluster mode yet"}`.
+//!
+//! Accounts, tokens and sessions are shared through JetStream KV ([`auth`]); the cluster's
+//! health is `GET /api/v1/cluster` and the cluster gauges of `/metrics` ([`health`]).
 
+pub mod auth;
 pub mod door;
+<<<<<<< HEAD
 pub mod query;
 pub mod query_wire;
+=======
+pub mod health;
+>>>>>>> c15-auth
 pub mod registry;
 pub mod shard_worker;
 pub mod shards;
@@ -28,7 +36,7 @@ use crate::error::StartError;
 use crate::metrics::Metrics;
 use crate::pipeline::Ingest;
 use crate::topology::{self, Core, Tasks};
-use crate::{Running, ServerConfig, http, lifecycle, notify, users};
+use crate::{Running, ServerConfig, http, lifecycle, notify};
 
 /// A running node's part in the cluster: its connection, its registration and its shards.
 pub struct ClusterNode {
@@ -84,10 +92,13 @@ pub(crate) async fn build(
     settings: ClusterSettings,
 ) -> Result<Running, StartError> {
     topology::create_data_dir(&config)?;
-    let initial_admin =
-        users::ensure_initial_admin(&config.data_dir).map_err(StartError::of("accounts"))?;
     let redactor = topology::redactor(&config)?;
     let cluster = connect(settings).await?;
+    let shared = auth::ClusterAuth::open(cluster.clone(), config.session_max)
+        .await
+        .map_err(StartError::of("cluster accounts"))?;
+    let accounts = vigil_auth::AuthStore::Shared(Arc::clone(&shared.shared));
+    let initial_admin = topology::initial_admin(&config, &accounts).await?;
     let registration = register(&config, &cluster).await?;
     let metrics = Arc::new(Metrics::default());
     let door = NodeLog::Stream(Arc::new(door::StreamLog::new(cluster.clone())));
@@ -103,7 +114,12 @@ pub(crate) async fn build(
     );
     let decisions = topology::decision_service(&config, &ingest, &mut t)?;
     let notify_stats = Arc::new(notify::NotifyStats::default());
-    let tokens = topology::auth_stores(&config, &ingest, &mut t)?;
+    t.tasks.spawn(auth::watch_accounts(
+        Arc::clone(&shared.shared),
+        shared.bucket.clone(),
+        t.stop_rx.clone(),
+    ));
+    let tokens = topology::auth_stores(&config, &accounts, &ingest, &mut t)?;
     let tracker = topology::connection_trackers(&config, &metrics);
     let mut bound = topology::syslog_listeners(&config, &ingest, &tracker, &mut t).await?;
     let core = Core {
@@ -114,7 +130,8 @@ pub(crate) async fn build(
         notify_stats: Arc::clone(&notify_stats),
     };
     if let Some(addr) = config.http {
-        let state = topology::http_state(&config, &core, tokens, run).await;
+        let node = Some(cluster.clone());
+        let state = topology::http_state(&config, &core, tokens, (&accounts, &node), run).await;
         let app = gate(http::router(state), &cluster);
         bound.http = Some(topology::http_listener(&config, addr, app, &tracker, &mut t).await?);
     }
@@ -147,7 +164,20 @@ pub(crate) async fn build(
 /// stream's file storage, replicas and partitions), and checks that the servers' `max_payload`
 /// holds the largest event with room to spare.
 async fn connect(settings: ClusterSettings) -> Result<Cluster, StartError> {
-    let cluster = Cluster::connect(settings).await?;
+    // Nodes starting together race to create the stream: what fails for a passing reason (a
+    // stream another node is still creating) is tried again, a few times.
+    let mut attempt = 0;
+    let cluster = loop {
+        match Cluster::connect(settings.clone()).await {
+            Ok(cluster) => break cluster,
+            Err(e) if e.retryable() && attempt < 5 => {
+                attempt += 1;
+                tracing::warn!("joining the cluster (attempt {attempt}): {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let max_payload = cluster.max_payload();
     if max_payload < door::MIN_MAX_PAYLOAD {
         return Err(StartError::Component {

@@ -284,6 +284,9 @@ pub(super) async fn metrics(State(state): State<Shared>) -> Response {
          # TYPE vigil_ledger_degraded gauge\nvigil_ledger_degraded {}\n",
         u8::from(ledger.degraded().is_some())
     ));
+    if let Some(cluster) = &state.cluster {
+        text.push_str(&state.cluster_health.report(cluster).await.metrics());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -61,6 +61,13 @@ pub struct AppState {
     pub idempotency: crate::idempotency::Idempotency,
     /// Web UI sessions and the accounts behind them.
     pub sessions: Arc<crate::session::SessionStore>,
+    /// Where accounts and tokens are changed: the data directory's files, or the cluster's
+    /// shared buckets.
+    pub accounts: vigil_auth::AuthStore,
+    /// This node's connection to the cluster (cluster mode).
+    pub cluster: Option<vigil_cluster::Cluster>,
+    /// The cluster's last health report (reused briefly).
+    pub cluster_health: crate::cluster::health::HealthCache,
     /// Failed logins per address.
     pub login_limiter: crate::session::LoginLimiter,
     /// Failed logins per account, from any address.
@@ -94,6 +101,10 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/alerts/{id}", get(get_alert).post(triage_alert))
         .route("/api/v1/rules", get(list_rules))
+        .route(
+            "/api/v1/cluster",
+            get(crate::cluster::health::cluster_health),
+        )
         .route("/api/v1/decisions", get(list_decisions).post(add_decision))
         .route(
             "/api/v1/decisions/{id}",
