@@ -12,12 +12,9 @@
 
 pub mod auth;
 pub mod door;
-<<<<<<< HEAD
 pub mod query;
 pub mod query_wire;
-=======
 pub mod health;
->>>>>>> c15-auth
 pub mod registry;
 pub mod shard_worker;
 pub mod shards;
