@@ -257,15 +257,18 @@ impl Responder {
                 let (client, shards, slots) =
                     (client.clone(), Arc::clone(&shards), Arc::clone(&slots));
                 tokio::spawn(async move {
-                    let answers = answer(&msg.payload, shards, slots).await;
-                    for (shard, answer) in answers {
-                        for payload in frames(&shard, answer, chunk) {
-                            if client.publish(reply.clone(), payload.into()).await.is_err() {
-                                return;
+                    let send = |shard: String, answer: Answer| {
+                        let (client, reply) = (client.clone(), reply.clone());
+                        Box::pin(async move {
+                            for payload in frames(&shard, answer, chunk) {
+                                if client.publish(reply.clone(), payload.into()).await.is_err() {
+                                    return;
+                                }
                             }
-                        }
-                    }
-                    let _ = client.flush().await;
+                            let _ = client.flush().await;
+                        }) as futures_util::future::BoxFuture<'static, ()>
+                    };
+                    answer(&msg.payload, shards, slots, send).await;
                 });
             }
         });
@@ -287,67 +290,82 @@ impl Drop for Responder {
 /// One shard's answer: its result as typed-JSON bytes, or why there is none.
 type Answer = Result<Vec<u8>, String>;
 
-/// Runs a request: the shard part of its query on each requested shard this node owns.
+/// How long a shard query waits for one of the node's [`MAX_CONCURRENT`] slots before it is
+/// answered "busy" (well under the coordinator's [`DEFAULT_TIMEOUT`]).
+const SLOT_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs a request: the shard part of its query on each requested shard this node owns, the
+/// shards at once, each answer published as soon as it is ready.
 async fn answer(
     payload: &[u8],
     shards: Arc<dyn ShardSearch>,
     slots: Arc<Semaphore>,
-) -> Vec<(String, Answer)> {
+    send: impl Fn(String, Answer) -> futures_util::future::BoxFuture<'static, ()>,
+) {
     let request = match parse_request(payload) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("a query request was refused: {e}");
-            return Vec::new();
+            return;
         }
     };
     let (pipeline, limits, asked) = match request {
         (Ok(p), limits, asked) => (p, limits, asked),
-        (Err(e), _, asked) => return asked.into_iter().map(|s| (s, Err(e.clone()))).collect(),
+        (Err(e), _, asked) => {
+            for s in asked {
+                send(s, Err(e.clone())).await;
+            }
+            return;
+        }
     };
     let plan = plan(&pipeline);
     let owned: BTreeSet<Shard> = shards.owned().into_iter().collect();
-    let mut out = Vec::new();
-    for name in asked {
+    let runs = asked.into_iter().map(|name| {
         let shard = match name.parse::<Shard>() {
-            Ok(s) if owned.contains(&s) => s,
-            Ok(_) => {
-                out.push((name, Err("not owned by this node".into())));
-                continue;
-            }
-            Err(e) => {
-                out.push((name, Err(e)));
-                continue;
-            }
+            Ok(s) if owned.contains(&s) => Ok(s),
+            Ok(_) => Err("not owned by this node".to_string()),
+            Err(e) => Err(e),
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            out.push((name, Err("the node is busy with other queries".into())));
-            continue;
-        };
-        let (shards, part, limits) = (
-            Arc::clone(&shards),
-            plan.shard.clone(),
-            plan.shard_limits(limits),
-        );
-        let ran = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            shards.run(shard, &part, limits).map(|r| {
-                let bytes = result_to_wire(&r).to_string().into_bytes();
-                if bytes.len() > MAX_SHARD_REPLY_BYTES {
-                    Err(format!(
-                        "its answer ({} MiB) is over the reply limit",
-                        bytes.len() >> 20
-                    ))
-                } else {
-                    Ok(bytes)
-                }
-            })
-        })
-        .await
-        .map_err(|e| format!("the shard query failed: {e}"))
-        .and_then(|r| r.and_then(|x| x));
-        out.push((name, ran));
-    }
-    out
+        let (shards, slots, part) = (Arc::clone(&shards), Arc::clone(&slots), plan.shard.clone());
+        let limits = plan.shard_limits(limits);
+        let send = &send;
+        async move {
+            let answer = match shard {
+                Ok(shard) => run_one(shards, slots, shard, part, limits).await,
+                Err(e) => Err(e),
+            };
+            send(name, answer).await;
+        }
+    });
+    futures_util::future::join_all(runs).await;
+}
+
+/// Runs the shard part on one shard in a slot, off the runtime.
+async fn run_one(
+    shards: Arc<dyn ShardSearch>,
+    slots: Arc<Semaphore>,
+    shard: Shard,
+    part: Pipeline,
+    limits: Limits,
+) -> Answer {
+    let permit = match tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        _ => return Err("the node is busy with other queries".into()),
+    };
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let r = shards.run(shard, &part, limits)?;
+        let bytes = result_to_wire(&r).to_string().into_bytes();
+        if bytes.len() > MAX_SHARD_REPLY_BYTES {
+            return Err(format!(
+                "its answer ({} MiB) is over the reply limit",
+                bytes.len() >> 20
+            ));
+        }
+        Ok(bytes)
+    })
+    .await
+    .map_err(|e| format!("the shard query failed: {e}"))?
 }
 
 /// A request read: the pipeline (or why it does not parse), the limits, the shards asked for.
