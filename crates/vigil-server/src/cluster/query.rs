@@ -11,9 +11,11 @@
 //!   under the servers' `max_payload`, to the request's inbox.
 //!
 //! Bounds: a request is at most [`MAX_REQUEST_BYTES`]; one shard's answer at most
-//! [`MAX_SHARD_REPLY_BYTES`] (a larger one is not sent: the shard is named as failed); a node
-//! runs at most [`MAX_CONCURRENT`] shard queries at once (more are answered "busy"); the
-//! coordinator waits at most its timeout and keeps at most the bytes of the shards it asked.
+//! [`MAX_SHARD_REPLY_BYTES`] and all of them together [`MAX_TOTAL_REPLY_BYTES`] (past either,
+//! the shard is named as failed); a node runs at most [`MAX_CONCURRENT`] shard queries at once
+//! (a shard waiting longer than 10 s for a slot is answered "busy") and holds at most
+//! [`MAX_QUEUED`] requests; the coordinator waits at most its timeout, and only a shard's owner
+//! (as the coordinator asked it) can answer for it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -32,8 +34,13 @@ pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// The most bytes one shard's answer may take on the wire (about twice the memory limit of a
 /// result, for the JSON around the values).
 pub const MAX_SHARD_REPLY_BYTES: usize = 2 * vigil_query::exec::MAX_RESULT_BYTES + (1 << 20);
+/// The most bytes a coordinator keeps of all shards' answers to one query together.
+pub const MAX_TOTAL_REPLY_BYTES: usize = 4 * vigil_query::exec::MAX_RESULT_BYTES;
 /// Shard queries one node runs at once.
 pub const MAX_CONCURRENT: usize = 4;
+/// Requests a node holds at once (running or waiting for a slot); more are not answered, and
+/// their coordinators name the shards as not answering in time.
+pub const MAX_QUEUED: usize = 64;
 /// How long a coordinator waits for the shards' answers by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -134,6 +141,7 @@ pub async fn fan_out(
         .map(|s| (*s, Vec::new()))
         .collect();
     let mut parts = Vec::new();
+    let mut received = 0usize;
     let deadline = tokio::time::Instant::now() + timeout;
     while !pending.is_empty() {
         let msg = match tokio::time::timeout_at(deadline, replies.next()).await {
@@ -161,7 +169,12 @@ pub async fn fan_out(
         else {
             continue;
         };
-        let Some(buffer) = pending.get_mut(&shard) else {
+        // Only the shard's owner answers for it (the reply subject names the node asked).
+        let asked_node = msg.subject.as_str().strip_prefix(&format!("{inbox}."));
+        let from_owner = asked_node
+            .and_then(|node| by_node.get(node))
+            .is_some_and(|owned| owned.contains(&shard));
+        let Some(buffer) = pending.get_mut(&shard).filter(|_| from_owner) else {
             continue;
         };
         if let Some(error) = header.get("error").and_then(Json::as_str) {
@@ -174,6 +187,12 @@ pub async fn fan_out(
             missing.insert(shard, "its answer was too large".into());
             continue;
         }
+        if received + body.len() > MAX_TOTAL_REPLY_BYTES {
+            pending.remove(&shard);
+            missing.insert(shard, "the shards' answers together were too large".into());
+            continue;
+        }
+        received += body.len();
         buffer.extend_from_slice(body);
         if header.get("last").and_then(Json::as_bool) != Some(true) {
             continue;
@@ -196,10 +215,20 @@ pub async fn fan_out(
     for (shard, why) in &missing {
         tracing::warn!(%shard, why, "a shard is missing from a cluster query");
     }
-    let missing: Vec<String> = missing.keys().map(Shard::to_string).collect();
-    tokio::task::spawn_blocking(move || plan.merge(parts, limits, missing))
+    let why: Vec<String> = missing
+        .iter()
+        .map(|(shard, why)| format!("{shard}: {why}"))
+        .collect();
+    let names: Vec<String> = missing.keys().map(Shard::to_string).collect();
+    let mut result = tokio::task::spawn_blocking(move || plan.merge(parts, limits, names))
         .await
-        .map_err(|e| QueryError::Merge(e.to_string()))
+        .map_err(|e| QueryError::Merge(e.to_string()))?;
+    if !why.is_empty()
+        && let Some(message) = &mut result.message
+    {
+        message.push_str(&format!(" ({})", why.join("; ")));
+    }
+    Ok(result)
 }
 
 /// The current owner of `shard`, from the leases bucket.
@@ -249,9 +278,14 @@ impl Responder {
         // Room for a header line under the server's limit.
         let chunk = cluster.max_payload().saturating_sub(1024).max(1024);
         let slots = Arc::new(Semaphore::new(MAX_CONCURRENT));
+        let queue = Arc::new(Semaphore::new(MAX_QUEUED));
         let task = tokio::spawn(async move {
             while let Some(msg) = requests.next().await {
                 let Some(reply) = msg.reply.clone() else {
+                    continue;
+                };
+                let Ok(ticket) = Arc::clone(&queue).try_acquire_owned() else {
+                    tracing::warn!("query requests beyond {MAX_QUEUED} at once are dropped");
                     continue;
                 };
                 let (client, shards, slots) =
@@ -269,6 +303,7 @@ impl Responder {
                         }) as futures_util::future::BoxFuture<'static, ()>
                     };
                     answer(&msg.payload, shards, slots, send).await;
+                    drop(ticket);
                 });
             }
         });
