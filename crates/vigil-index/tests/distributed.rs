@@ -176,13 +176,13 @@ fn a_missing_shard_is_named_and_the_rest_answers() {
     let pipeline = parse("* | stats count").unwrap();
     let plan = plan(&pipeline);
     let part = run(&plan.shard, a.clone(), plan.shard_limits(limits));
-    let r = plan.merge(vec![part], limits, vec!["p1".into()]);
+    let r = plan.merge(vec![part], limits, vec![("p1".into(), "no owner".into())]);
     assert_eq!(r.rows, vec![vec![Value::Int(a.len() as i64)]]);
     assert_eq!(r.missing_shards, ["p1"]);
     assert!(r.truncated);
     let message = r.message.unwrap();
     assert!(
-        message.contains("p1") && message.contains("did not answer"),
+        message.contains("shards p1 did not answer") && message.contains("(p1: no owner)"),
         "{message}"
     );
     assert_ne!(a.len(), all.len());

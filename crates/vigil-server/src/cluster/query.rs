@@ -215,20 +215,13 @@ pub async fn fan_out(
     for (shard, why) in &missing {
         tracing::warn!(%shard, why, "a shard is missing from a cluster query");
     }
-    let why: Vec<String> = missing
-        .iter()
-        .map(|(shard, why)| format!("{shard}: {why}"))
+    let missing: Vec<(String, String)> = missing
+        .into_iter()
+        .map(|(shard, why)| (shard.to_string(), why))
         .collect();
-    let names: Vec<String> = missing.keys().map(Shard::to_string).collect();
-    let mut result = tokio::task::spawn_blocking(move || plan.merge(parts, limits, names))
+    tokio::task::spawn_blocking(move || plan.merge(parts, limits, missing))
         .await
-        .map_err(|e| QueryError::Merge(e.to_string()))?;
-    if !why.is_empty()
-        && let Some(message) = &mut result.message
-    {
-        message.push_str(&format!(" ({})", why.join("; ")));
-    }
-    Ok(result)
+        .map_err(|e| QueryError::Merge(e.to_string()))
 }
 
 /// The current owner of `shard`, from the leases bucket.
