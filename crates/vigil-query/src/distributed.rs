@@ -162,13 +162,13 @@ impl Plan {
     }
 
     /// Merges the shards' results (each from [`Plan::shard`] run with [`Plan::shard_limits`])
-    /// into the answer over all their events. `missing` names the shards that did not answer:
-    /// the result lists them and its message says so.
+    /// into the answer over all their events. `missing` holds the shards that did not answer,
+    /// each with why: the result lists them and its message says so.
     pub fn merge(
         &self,
         parts: Vec<QueryResult>,
         limits: Limits,
-        missing: Vec<String>,
+        missing: Vec<(String, String)>,
     ) -> QueryResult {
         let scanned = parts.iter().map(|p| p.scanned).sum();
         let mut truncated = parts.iter().find(|p| p.truncated).map(|p| {
@@ -207,16 +207,25 @@ impl Plan {
             }
         };
         if !missing.is_empty() {
-            let note = format!(
+            let names: Vec<String> = missing.iter().map(|(name, _)| name.clone()).collect();
+            let why: Vec<String> = missing
+                .iter()
+                .filter(|(_, why)| !why.is_empty())
+                .map(|(name, why)| format!("{name}: {why}"))
+                .collect();
+            let mut note = format!(
                 "shards {} did not answer: their events are not in this result",
-                missing.join(", ")
+                names.join(", ")
             );
+            if !why.is_empty() {
+                note.push_str(&format!(" ({})", why.join("; ")));
+            }
             result.message = Some(match result.message.take() {
                 Some(m) => format!("{note}; {m}"),
                 None => note,
             });
             result.truncated = true;
-            result.missing_shards = missing;
+            result.missing_shards = names;
         }
         result
     }

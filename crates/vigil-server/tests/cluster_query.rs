@@ -245,7 +245,9 @@ async fn any_node_answers_like_one_store_and_names_missing_shards() {
     assert_eq!(r.rows, vec![vec![Value::Int(data_events as i64)]]);
     assert_eq!(r.missing_shards, ["sys"]);
     assert!(r.truncated);
-    assert!(r.message.as_deref().unwrap().contains("sys"), "{r:?}");
+    let message = r.message.as_deref().unwrap();
+    assert!(message.contains("shards sys did not answer"), "{message}");
+    assert!(message.contains("(sys: "), "the reason is given: {message}");
 
     // n3 answers again, but too slowly; and n2's lease on p3 names n2 though n2 lost p3.
     let slow = MemShards {
@@ -275,6 +277,9 @@ async fn any_node_answers_like_one_store_and_names_missing_shards() {
         .sum();
     assert_eq!(r.rows, vec![vec![Value::Int(answered as i64)]]);
     assert_eq!(r.missing_shards, ["p3", "sys"]);
+    let message = r.message.as_deref().unwrap();
+    assert!(message.contains("p3: not owned by this node"), "{message}");
+    assert!(message.contains("sys: no answer in time"), "{message}");
 
     // A shard without a lease has no owner.
     n1.leases().delete("p1").await.unwrap();
@@ -290,6 +295,10 @@ async fn any_node_answers_like_one_store_and_names_missing_shards() {
         r.missing_shards.contains(&"p1".to_string()),
         "{:?}",
         r.missing_shards
+    );
+    assert!(
+        r.message.as_deref().unwrap().contains("p1: no owner"),
+        "{r:?}"
     );
 }
 

@@ -11,9 +11,11 @@
 //!   under the servers' `max_payload`, to the request's inbox.
 //!
 //! Bounds: a request is at most [`MAX_REQUEST_BYTES`]; one shard's answer at most
-//! [`MAX_SHARD_REPLY_BYTES`] (a larger one is not sent: the shard is named as failed); a node
-//! runs at most [`MAX_CONCURRENT`] shard queries at once (more are answered "busy"); the
-//! coordinator waits at most its timeout and keeps at most the bytes of the shards it asked.
+//! [`MAX_SHARD_REPLY_BYTES`] and all of them together [`MAX_TOTAL_REPLY_BYTES`] (past either,
+//! the shard is named as failed); a node runs at most [`MAX_CONCURRENT`] shard queries at once
+//! (a shard waiting longer than 10 s for a slot is answered "busy") and holds at most
+//! [`MAX_QUEUED`] requests; the coordinator waits at most its timeout, and only a shard's owner
+//! (as the coordinator asked it) can answer for it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -32,8 +34,13 @@ pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// The most bytes one shard's answer may take on the wire (about twice the memory limit of a
 /// result, for the JSON around the values).
 pub const MAX_SHARD_REPLY_BYTES: usize = 2 * vigil_query::exec::MAX_RESULT_BYTES + (1 << 20);
+/// The most bytes a coordinator keeps of all shards' answers to one query together.
+pub const MAX_TOTAL_REPLY_BYTES: usize = 4 * vigil_query::exec::MAX_RESULT_BYTES;
 /// Shard queries one node runs at once.
 pub const MAX_CONCURRENT: usize = 4;
+/// Requests a node holds at once (running or waiting for a slot); more are not answered, and
+/// their coordinators name the shards as not answering in time.
+pub const MAX_QUEUED: usize = 64;
 /// How long a coordinator waits for the shards' answers by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -134,6 +141,7 @@ pub async fn fan_out(
         .map(|s| (*s, Vec::new()))
         .collect();
     let mut parts = Vec::new();
+    let mut received = 0usize;
     let deadline = tokio::time::Instant::now() + timeout;
     while !pending.is_empty() {
         let msg = match tokio::time::timeout_at(deadline, replies.next()).await {
@@ -161,7 +169,12 @@ pub async fn fan_out(
         else {
             continue;
         };
-        let Some(buffer) = pending.get_mut(&shard) else {
+        // Only the shard's owner answers for it (the reply subject names the node asked).
+        let asked_node = msg.subject.as_str().strip_prefix(&format!("{inbox}."));
+        let from_owner = asked_node
+            .and_then(|node| by_node.get(node))
+            .is_some_and(|owned| owned.contains(&shard));
+        let Some(buffer) = pending.get_mut(&shard).filter(|_| from_owner) else {
             continue;
         };
         if let Some(error) = header.get("error").and_then(Json::as_str) {
@@ -174,6 +187,12 @@ pub async fn fan_out(
             missing.insert(shard, "its answer was too large".into());
             continue;
         }
+        if received + body.len() > MAX_TOTAL_REPLY_BYTES {
+            pending.remove(&shard);
+            missing.insert(shard, "the shards' answers together were too large".into());
+            continue;
+        }
+        received += body.len();
         buffer.extend_from_slice(body);
         if header.get("last").and_then(Json::as_bool) != Some(true) {
             continue;
@@ -196,7 +215,10 @@ pub async fn fan_out(
     for (shard, why) in &missing {
         tracing::warn!(%shard, why, "a shard is missing from a cluster query");
     }
-    let missing: Vec<String> = missing.keys().map(Shard::to_string).collect();
+    let missing: Vec<(String, String)> = missing
+        .into_iter()
+        .map(|(shard, why)| (shard.to_string(), why))
+        .collect();
     tokio::task::spawn_blocking(move || plan.merge(parts, limits, missing))
         .await
         .map_err(|e| QueryError::Merge(e.to_string()))
@@ -249,23 +271,32 @@ impl Responder {
         // Room for a header line under the server's limit.
         let chunk = cluster.max_payload().saturating_sub(1024).max(1024);
         let slots = Arc::new(Semaphore::new(MAX_CONCURRENT));
+        let queue = Arc::new(Semaphore::new(MAX_QUEUED));
         let task = tokio::spawn(async move {
             while let Some(msg) = requests.next().await {
                 let Some(reply) = msg.reply.clone() else {
                     continue;
                 };
+                let Ok(ticket) = Arc::clone(&queue).try_acquire_owned() else {
+                    tracing::warn!("query requests beyond {MAX_QUEUED} at once are dropped");
+                    continue;
+                };
                 let (client, shards, slots) =
                     (client.clone(), Arc::clone(&shards), Arc::clone(&slots));
                 tokio::spawn(async move {
-                    let answers = answer(&msg.payload, shards, slots).await;
-                    for (shard, answer) in answers {
-                        for payload in frames(&shard, answer, chunk) {
-                            if client.publish(reply.clone(), payload.into()).await.is_err() {
-                                return;
+                    let send = |shard: String, answer: Answer| {
+                        let (client, reply) = (client.clone(), reply.clone());
+                        Box::pin(async move {
+                            for payload in frames(&shard, answer, chunk) {
+                                if client.publish(reply.clone(), payload.into()).await.is_err() {
+                                    return;
+                                }
                             }
-                        }
-                    }
-                    let _ = client.flush().await;
+                            let _ = client.flush().await;
+                        }) as futures_util::future::BoxFuture<'static, ()>
+                    };
+                    answer(&msg.payload, shards, slots, send).await;
+                    drop(ticket);
                 });
             }
         });
@@ -287,67 +318,82 @@ impl Drop for Responder {
 /// One shard's answer: its result as typed-JSON bytes, or why there is none.
 type Answer = Result<Vec<u8>, String>;
 
-/// Runs a request: the shard part of its query on each requested shard this node owns.
+/// How long a shard query waits for one of the node's [`MAX_CONCURRENT`] slots before it is
+/// answered "busy" (well under the coordinator's [`DEFAULT_TIMEOUT`]).
+const SLOT_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs a request: the shard part of its query on each requested shard this node owns, the
+/// shards at once, each answer published as soon as it is ready.
 async fn answer(
     payload: &[u8],
     shards: Arc<dyn ShardSearch>,
     slots: Arc<Semaphore>,
-) -> Vec<(String, Answer)> {
+    send: impl Fn(String, Answer) -> futures_util::future::BoxFuture<'static, ()>,
+) {
     let request = match parse_request(payload) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("a query request was refused: {e}");
-            return Vec::new();
+            return;
         }
     };
     let (pipeline, limits, asked) = match request {
         (Ok(p), limits, asked) => (p, limits, asked),
-        (Err(e), _, asked) => return asked.into_iter().map(|s| (s, Err(e.clone()))).collect(),
+        (Err(e), _, asked) => {
+            for s in asked {
+                send(s, Err(e.clone())).await;
+            }
+            return;
+        }
     };
     let plan = plan(&pipeline);
     let owned: BTreeSet<Shard> = shards.owned().into_iter().collect();
-    let mut out = Vec::new();
-    for name in asked {
+    let runs = asked.into_iter().map(|name| {
         let shard = match name.parse::<Shard>() {
-            Ok(s) if owned.contains(&s) => s,
-            Ok(_) => {
-                out.push((name, Err("not owned by this node".into())));
-                continue;
-            }
-            Err(e) => {
-                out.push((name, Err(e)));
-                continue;
-            }
+            Ok(s) if owned.contains(&s) => Ok(s),
+            Ok(_) => Err("not owned by this node".to_string()),
+            Err(e) => Err(e),
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            out.push((name, Err("the node is busy with other queries".into())));
-            continue;
-        };
-        let (shards, part, limits) = (
-            Arc::clone(&shards),
-            plan.shard.clone(),
-            plan.shard_limits(limits),
-        );
-        let ran = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            shards.run(shard, &part, limits).map(|r| {
-                let bytes = result_to_wire(&r).to_string().into_bytes();
-                if bytes.len() > MAX_SHARD_REPLY_BYTES {
-                    Err(format!(
-                        "its answer ({} MiB) is over the reply limit",
-                        bytes.len() >> 20
-                    ))
-                } else {
-                    Ok(bytes)
-                }
-            })
-        })
-        .await
-        .map_err(|e| format!("the shard query failed: {e}"))
-        .and_then(|r| r.and_then(|x| x));
-        out.push((name, ran));
-    }
-    out
+        let (shards, slots, part) = (Arc::clone(&shards), Arc::clone(&slots), plan.shard.clone());
+        let limits = plan.shard_limits(limits);
+        let send = &send;
+        async move {
+            let answer = match shard {
+                Ok(shard) => run_one(shards, slots, shard, part, limits).await,
+                Err(e) => Err(e),
+            };
+            send(name, answer).await;
+        }
+    });
+    futures_util::future::join_all(runs).await;
+}
+
+/// Runs the shard part on one shard in a slot, off the runtime.
+async fn run_one(
+    shards: Arc<dyn ShardSearch>,
+    slots: Arc<Semaphore>,
+    shard: Shard,
+    part: Pipeline,
+    limits: Limits,
+) -> Answer {
+    let permit = match tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        _ => return Err("the node is busy with other queries".into()),
+    };
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let r = shards.run(shard, &part, limits)?;
+        let bytes = result_to_wire(&r).to_string().into_bytes();
+        if bytes.len() > MAX_SHARD_REPLY_BYTES {
+            return Err(format!(
+                "its answer ({} MiB) is over the reply limit",
+                bytes.len() >> 20
+            ));
+        }
+        Ok(bytes)
+    })
+    .await
+    .map_err(|e| format!("the shard query failed: {e}"))?
 }
 
 /// A request read: the pipeline (or why it does not parse), the limits, the shards asked for.

@@ -138,6 +138,11 @@ pub(super) fn search_json(r: vigil_query::QueryResult, took_ms: u64) -> Vec<u8> 
         out.extend_from_slice(b",\"message\":");
         put(&mut out, m);
     }
+    // Only a cluster's answer can miss shards: a single node's JSON is unchanged.
+    if !r.missing_shards.is_empty() {
+        out.extend_from_slice(b",\"missing_shards\":");
+        put(&mut out, &r.missing_shards);
+    }
     out.push(b'}');
     out
 }
@@ -301,5 +306,32 @@ pub(super) async fn health(State(state): State<Shared>) -> Response {
             Json(json!({"status": "degraded", "reason": format!("ledger: {reason}")})),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_shards_show_only_when_there_are_some() {
+        let result = |missing: Vec<String>| vigil_query::QueryResult {
+            columns: vec!["count".into()],
+            rows: vec![vec![vigil_event::Value::Int(3)]],
+            scanned: 3,
+            truncated: !missing.is_empty(),
+            message: None,
+            missing_shards: missing,
+        };
+        let single: serde_json::Value =
+            serde_json::from_slice(&search_json(result(Vec::new()), 1)).unwrap();
+        assert_eq!(
+            single,
+            serde_json::json!({"columns": ["count"], "rows": [[3]], "took_ms": 1, "scanned": 3, "truncated": false})
+        );
+        let cluster: serde_json::Value =
+            serde_json::from_slice(&search_json(result(vec!["p1".into(), "sys".into()]), 1))
+                .unwrap();
+        assert_eq!(cluster["missing_shards"], serde_json::json!(["p1", "sys"]));
     }
 }
