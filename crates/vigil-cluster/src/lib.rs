@@ -15,6 +15,8 @@
 
 pub mod codec;
 mod connect;
+pub mod detector;
+pub mod follow;
 pub mod names;
 pub mod partition;
 #[doc(hidden)]

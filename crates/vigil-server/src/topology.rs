@@ -248,7 +248,7 @@ fn decision_service(
             &config.data_dir,
             config.responders.clone(),
             allowlist,
-            Arc::clone(ingest),
+            ingest.clone(),
         )
         .map_err(StartError::of("ban decisions"))?,
     );

@@ -1,0 +1,108 @@
+//! The detector in cluster mode: the alert book every node keeps from the shared `sys` shard,
+//! and the takeover of a node that has just acquired the detector lease.
+
+use std::sync::atomic::Ordering;
+
+use vigil_detect::alert::{Status, Triage};
+use vigil_event::{Event, Timestamp, Value, dataset};
+
+use super::{DetectService, EventSource};
+use crate::cluster::detect::ClusterRole;
+
+impl DetectService {
+    /// Applies alert events read from the shared `sys` shard to this node's book. A node that
+    /// does not detect takes each event's snapshot of its alert (as a book rebuilt from the
+    /// ledger does), so its book names the same alerts, with the same ids, as the detector's.
+    /// The detector's own book is ahead of its events (it counts throttled updates that are
+    /// not written one by one): it takes only the triage made on other nodes.
+    pub fn apply_shared(&self, events: &[Event]) {
+        let detecting = self.cluster.as_ref().is_some_and(|c| c.detecting());
+        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        for e in events.iter().filter(|e| e.is_dataset(dataset::VIGIL_ALERT)) {
+            if !detecting {
+                book.replay(std::iter::once(e));
+                continue;
+            }
+            if e.get_str("event.action") != Some("alert-triaged") {
+                continue;
+            }
+            let Some((id, change)) = triage_of(e) else {
+                continue;
+            };
+            let known = book
+                .get(id)
+                .is_some_and(|a| a.history.last() != Some(&change));
+            if known && book.triage(id, change).is_ok() {
+                self.dirty.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Cluster mode: whether this node detects now. A node that has just acquired the lease
+    /// takes over (its book caught up with `sys`, the shared cursor read) before it evaluates
+    /// anything; one that lost it drops its reader and correlation windows at once.
+    pub(super) fn lead(
+        &self,
+        role: &ClusterRole,
+        reader: &mut Option<Box<dyn EventSource>>,
+        scratch: &mut Option<(usize, vigil_detect::Evaluator)>,
+    ) -> bool {
+        if !role.holding() {
+            if role.detecting() {
+                role.set_detecting(false);
+                *reader = None;
+                *scratch = None;
+                tracing::warn!("detection: the detector lease is lost; this node stops detecting");
+            }
+            return false;
+        }
+        if role.detecting() {
+            return true;
+        }
+        let next = match role.take_over() {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::warn!("detection: taking over: {e}");
+                return false;
+            }
+        };
+        {
+            let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            // As after a restart without state.json: what the previous detector raised past
+            // the cursor is in the book; matches it counted raise nothing again.
+            let counted = book.counted_through().unwrap_or(0);
+            self.recount_until
+                .store(if counted > next { counted } else { 0 }, Ordering::SeqCst);
+            self.seen_through
+                .store(book.seen_through().unwrap_or(0), Ordering::SeqCst);
+            self.progress.next_seq.store(next, Ordering::SeqCst);
+        }
+        *reader = None;
+        *scratch = None;
+        role.set_detecting(true);
+        tracing::info!(
+            "detection: this node detects now, from stream sequence {}",
+            vigil_cluster::follow::message_of(next)
+        );
+        true
+    }
+}
+
+/// The alert id and triage change an `alert-triaged` event records.
+fn triage_of(e: &Event) -> Option<(u64, Triage)> {
+    let id = u64::try_from(e.get("vigil.alert.id").and_then(Value::as_i64)?).ok()?;
+    let status = Status::parse(e.get_str("vigil.alert.status")?)?;
+    let at = e
+        .get("vigil.alert.triaged_at")
+        .and_then(Value::as_i64)
+        .map_or(e.timestamp(), Timestamp::from_nanos);
+    Some((
+        id,
+        Triage {
+            status,
+            by: e.get_str("user.name").unwrap_or("").to_owned(),
+            at,
+            comment: e.get_str("vigil.alert.comment").unwrap_or("").to_owned(),
+        },
+    ))
+}
