@@ -187,6 +187,8 @@ pub struct DetectService {
     seen_through: AtomicU64,
     /// Cluster mode: the detector lease, the stream and the shared cursor (none standalone).
     cluster: Option<Arc<crate::cluster::detect::ClusterRole>>,
+    /// Cluster mode: alerts whose count changed since their last event (written at each save).
+    unwritten: Mutex<std::collections::BTreeSet<u64>>,
 }
 
 /// Correlation groups held, groups evicted and window entries dropped by `evaluator`, over
@@ -275,6 +277,7 @@ impl DetectService {
             recount_until: AtomicU64::new(recount_until),
             seen_through: AtomicU64::new(seen_through),
             cluster,
+            unwritten: Mutex::default(),
         });
         service.progress.next_seq.store(next_seq, Ordering::Relaxed);
         let me = Arc::clone(&service);
@@ -592,7 +595,7 @@ impl DetectService {
                 (id, NotifyReason::New)
             }
             Observed::Updated { id, notify: true } => (id, NotifyReason::Update),
-            Observed::Updated { .. } => return,
+            Observed::Updated { id, .. } => return self.note_unwritten(id),
         };
         if let Some(alert) = book.get(id) {
             out.push(alert.to_event(reason.action(), now));
@@ -677,6 +680,7 @@ impl DetectService {
     }
 
     fn save(&self) -> Result<(), String> {
+        self.write_counts();
         // The cursor and book saved below never run ahead of the alerts in the ledger.
         if !self.dispatch_durable(true) {
             return Err("alerts not yet in the ledger; state not saved (will retry)".into());

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use vigil_cluster::detector::{CURSOR_KEY, Cursor};
 use vigil_cluster::testing::NatsCluster;
 use vigil_cluster::{Cluster, ClusterSettings, Names, Shard, codec};
+use vigil_detect::alert::{Status, Triage};
 use vigil_event::{Event, Timestamp};
 use vigil_ingest::log::OnDurable;
 use vigil_ingest::{EventLog, Ingest};
@@ -180,13 +181,13 @@ async fn start_node(nats: &NatsCluster, name: &str, rules: &Path) -> Node {
 
 impl Node {
     /// The alerts of `rule` for `ip` in this node's book (what `GET /api/v1/alerts` lists).
-    fn alerts(&self, rule: &str, ip: &str) -> Vec<(u64, u64)> {
+    fn alerts(&self, rule: &str, ip: &str) -> Vec<(u64, u64, &'static str)> {
         let group = format!("source.ip={ip}");
         self.detection.detect.as_ref().unwrap().with_book(|b| {
             b.list(&Default::default())
                 .into_iter()
                 .filter(|a| a.rule.title == rule && a.group_key() == group)
-                .map(|a| (a.id, a.count))
+                .map(|a| (a.id, a.count, a.status.as_str()))
                 .collect()
         })
     }
@@ -291,6 +292,17 @@ async fn a_brute_force_over_three_nodes_is_one_alert_and_one_ban_on_every_node()
     // Twelve failed logins from one address, through all three nodes, into three shards.
     let attacker = "203.0.113.5";
     let all: Vec<&Node> = nodes.iter().collect();
+    let before = cursor(&nodes[0]).await;
+    // Hostile messages (not Vigil's layout) on the sys shard and a data shard: skipped and
+    // counted by every reader, nothing else changes.
+    for shard in [Shard::System, Shard::Data(1)] {
+        let id = format!("garbage/{shard}");
+        nodes[1]
+            .cluster
+            .publish(shard, b"\xffnot an event batch".to_vec().into(), &id)
+            .await
+            .unwrap();
+    }
     let last = attack(&all, attacker, 12, "first").await;
     wait_until("the alert and the ban on every node", 30, || {
         nodes
@@ -312,25 +324,66 @@ async fn a_brute_force_over_three_nodes_is_one_alert_and_one_ban_on_every_node()
     assert_eq!(ban.len(), 1, "{ban:?}");
     for n in &nodes {
         let alerts = n.alerts(BRUTE_FORCE, attacker);
-        assert_eq!(alerts.len(), 1, "one alert on every node: {alerts:?}");
-        assert_eq!(alerts[0].0, first[0].0, "the same alert id on every node");
+        assert_eq!(
+            alerts, first,
+            "the same one alert, with its count, on every node"
+        );
         assert_eq!(
             n.bans(attacker),
             ban,
             "the same ban in every CrowdSec stream"
         );
     }
+    assert!(
+        first[0].1 > 1,
+        "the matches after the first are counted: {first:?}"
+    );
+    for n in &nodes {
+        assert_eq!(n.detection.sys.undecodable.load(Ordering::Relaxed), 1);
+    }
+    let skipped: u64 = nodes
+        .iter()
+        .filter_map(|n| n.detection.role.as_ref())
+        .map(|r| r.undecodable.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(skipped, 2, "the detector skipped both hostile messages");
+
+    // An analyst closes it on a node that does not detect: every node's book has it closed.
+    let analyst = nodes.iter().position(|n| !n.detection.detecting()).unwrap();
+    let detect = Arc::clone(nodes[analyst].detection.detect.as_ref().unwrap());
+    let id = first[0].0;
+    tokio::task::spawn_blocking(move || {
+        detect.triage(
+            id,
+            Triage {
+                status: Status::Closed,
+                by: "ana".into(),
+                at: Timestamp::now(),
+                comment: "blocked upstream".into(),
+            },
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    wait_until("the alert closed on every node", 30, || {
+        nodes
+            .iter()
+            .all(|n| n.alerts(BRUTE_FORCE, attacker)[0].2 == "closed")
+    })
+    .await;
 
     // The detector's node dies: its lease is no longer renewed and its books stop. The
     // cursor is put back before the attack, as when a detector dies after its alerts are in
-    // `sys` but before it saved its cursor: the next detector evaluates the attack again.
+    // `sys` but before it saved its cursor: the next detector evaluates the attack again, and
+    // must raise nothing again for what the (closed) alert counted.
     let leader = nodes.iter().position(|n| n.detection.detecting()).unwrap();
     let dead = nodes.remove(leader);
     dead.detection.role.as_ref().unwrap().lease().abandon();
     let mut dead_tasks = dead.tasks;
     dead_tasks.abort_all();
     let rewound = Cursor {
-        seq: 1,
+        seq: before,
         node: "n0".into(),
         epoch: 0,
     };
@@ -365,7 +418,7 @@ async fn a_brute_force_over_three_nodes_is_one_alert_and_one_ban_on_every_node()
             1,
             "no second alert for the first attack: {again:?}"
         );
-        assert_eq!(again[0].0, first[0].0);
+        assert_eq!((again[0].0, again[0].1), (first[0].0, first[0].1));
         assert_eq!(n.bans(attacker), ban, "no second ban for the first attack");
         let new = n.alerts(BRUTE_FORCE, second);
         assert!(new[0].0 > first[0].0, "alert ids go on after the takeover");

@@ -38,6 +38,35 @@ impl DetectService {
         }
     }
 
+    /// Cluster mode: an alert counted a match without writing an event (a throttled update).
+    pub(super) fn note_unwritten(&self, id: u64) {
+        if self.cluster.is_some() {
+            self.unwritten
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id);
+        }
+    }
+
+    /// Cluster mode, before each save of the cursor: an `alert-updated` event for every alert
+    /// that counted matches since its last event (at most one per alert per save). So every
+    /// node's book shows the detector's counts within a save, and a takeover knows every
+    /// match counted before the cursor (standalone keeps them in `state.json` instead).
+    pub(super) fn write_counts(&self) {
+        let ids = std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(|p| p.into_inner()));
+        if ids.is_empty() {
+            return;
+        }
+        let now = Timestamp::now();
+        let events = self.with_book(|book| {
+            ids.iter()
+                .filter_map(|id| book.get(*id))
+                .map(|a| a.to_event("updated", now))
+                .collect()
+        });
+        self.submit(events, vigil_ingest::Origin::Alert, Vec::new());
+    }
+
     /// Cluster mode: whether this node detects now. A node that has just acquired the lease
     /// takes over (its book caught up with `sys`, the shared cursor read) before it evaluates
     /// anything; one that lost it drops its reader and correlation windows at once.
