@@ -151,6 +151,43 @@ impl Drop for StreamFollower {
     }
 }
 
+/// The stream sequence of the first message on `filter` stored at or after `since` (the
+/// stream's next sequence when there is none): where to re-read a time window from.
+pub async fn first_seq_since(
+    cluster: &Cluster,
+    filter: String,
+    since: vigil_event::Timestamp,
+) -> Result<u64, ClusterError> {
+    let js = |e: &dyn std::fmt::Display| ClusterError::JetStream(e.to_string());
+    let start_time =
+        async_nats::datetime::parse_rfc3339(&since.to_rfc3339()).map_err(|e| js(&e))?;
+    let config = OrderedConfig {
+        filter_subject: filter,
+        deliver_policy: DeliverPolicy::ByStartTime { start_time },
+        max_batch: 1,
+        ..Default::default()
+    };
+    let consumer = cluster
+        .stream()
+        .create_consumer(config)
+        .await
+        .map_err(|e| js(&e))?;
+    let mut messages = consumer.messages().await.map_err(|e| js(&e))?;
+    match tokio::time::timeout(Duration::from_secs(2), messages.next()).await {
+        Ok(Some(Ok(m))) => Ok(m.info().map_err(|e| js(&e))?.stream_sequence),
+        Ok(Some(Err(e))) => Err(js(&e)),
+        // Nothing stored since: the next message to come.
+        _ => Ok(cluster
+            .stream()
+            .get_info()
+            .await
+            .map_err(|e| js(&e))?
+            .state
+            .last_sequence
+            + 1),
+    }
+}
+
 /// The stream sequence of the last message on `subject` now (0: none yet).
 pub async fn last_seq(cluster: &Cluster, subject: &str) -> Result<u64, ClusterError> {
     use async_nats::jetstream::stream::LastRawMessageErrorKind;

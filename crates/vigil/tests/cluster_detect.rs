@@ -377,11 +377,7 @@ async fn a_brute_force_over_three_nodes_is_one_alert_and_one_ban_on_every_node()
     // cursor is put back before the attack, as when a detector dies after its alerts are in
     // `sys` but before it saved its cursor: the next detector evaluates the attack again, and
     // must raise nothing again for what the (closed) alert counted.
-    let leader = nodes.iter().position(|n| n.detection.detecting()).unwrap();
-    let dead = nodes.remove(leader);
-    dead.detection.role.as_ref().unwrap().lease().abandon();
-    let mut dead_tasks = dead.tasks;
-    dead_tasks.abort_all();
+    kill_detector(&mut nodes);
     let rewound = Cursor {
         seq: before,
         node: "n0".into(),
@@ -424,7 +420,42 @@ async fn a_brute_force_over_three_nodes_is_one_alert_and_one_ban_on_every_node()
         assert!(new[0].0 > first[0].0, "alert ids go on after the takeover");
         assert_ne!(n.bans(second)[0].0, ban[0].0, "decision ids are unique");
     }
+
+    // A brute force that straddles a takeover: its first lines are evaluated by one detector
+    // (its cursor is past them, no alert yet), the rest by the next one, which rebuilds its
+    // correlation windows from the stream: one alert, as without the takeover.
+    let third = "192.0.2.77";
+    let live: Vec<&Node> = nodes.iter().collect();
+    let half = attack(&live, third, 3, "third-a").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cursor(&nodes[0]).await < half {
+        assert!(Instant::now() < deadline, "the cursor does not pass {half}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.alerts(BRUTE_FORCE, third).is_empty())
+    );
+    kill_detector(&mut nodes);
+    wait_until("the last node to take over", 30, || detecting(&nodes) == 1).await;
+    let live: Vec<&Node> = nodes.iter().collect();
+    attack(&live, third, 3, "third-b").await;
+    wait_until("the straddling attack's alert and ban", 30, || {
+        nodes[0].alerts(BRUTE_FORCE, third).len() == 1 && nodes[0].bans(third).len() == 1
+    })
+    .await;
     for n in nodes {
         n.stop().await;
     }
+}
+
+/// The detector's node dies: its lease is no longer renewed, its tasks (the `sys` follower,
+/// the lease) stop, and it saves nothing more.
+fn kill_detector(nodes: &mut Vec<Node>) {
+    let leader = nodes.iter().position(|n| n.detection.detecting()).unwrap();
+    let dead = nodes.remove(leader);
+    dead.detection.role.as_ref().unwrap().lease().abandon();
+    let mut tasks = dead.tasks;
+    tasks.abort_all();
 }

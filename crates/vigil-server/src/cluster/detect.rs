@@ -85,8 +85,9 @@ impl ClusterRole {
     /// Takes over after acquiring the lease (blocking; the detector's thread): waits until this
     /// node's book has applied `sys` to its end, and returns the position to resume from —
     /// after the shared cursor, or the stream's end when no detector ever saved one (as a
-    /// standalone first start: history is for `vigil hunt`).
-    pub(crate) fn take_over(&self) -> Result<u64, String> {
+    /// standalone first start: history is for `vigil hunt`) — and the position to re-read
+    /// from to rebuild correlation windows of length `window` (at most the resume position).
+    pub(crate) fn take_over(&self, window: Option<Duration>) -> Result<(u64, u64), String> {
         self.runtime.block_on(async {
             let end = sys_end(&self.cluster).await?;
             let deadline = Instant::now() + CATCH_UP;
@@ -112,7 +113,19 @@ impl ClusterRole {
                         .last_sequence
                 }
             };
-            Ok(position(seq + 1, 0))
+            let resume = position(seq + 1, 0);
+            let Some(window) = window else {
+                return Ok((resume, resume));
+            };
+            let now = vigil_event::Timestamp::now().as_nanos();
+            let since = vigil_event::Timestamp::from_nanos(
+                now.saturating_sub(window.as_nanos().min(i64::MAX as u128) as i64),
+            );
+            let filter = self.cluster.settings().names.stream_subjects();
+            let first = vigil_cluster::follow::first_seq_since(&self.cluster, filter, since)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((resume, position(first, 0).min(resume)))
         })
     }
 

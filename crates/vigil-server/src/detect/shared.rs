@@ -7,6 +7,10 @@ use vigil_detect::alert::{Status, Triage};
 use vigil_event::{Event, Timestamp, Value, dataset};
 
 use super::{DetectService, EventSource};
+
+/// The longest stretch of the stream a new detector re-reads to rebuild its correlation
+/// windows (a longer correlation's window is rebuilt only over this much).
+const MAX_REBUILD: std::time::Duration = std::time::Duration::from_secs(3600);
 use crate::cluster::detect::ClusterRole;
 
 impl DetectService {
@@ -88,8 +92,18 @@ impl DetectService {
         if role.detecting() {
             return true;
         }
-        let next = match role.take_over() {
-            Ok(next) => next,
+        // The longest correlation window (bounded): re-read so the windows hold what the
+        // previous detector's held.
+        let window = self
+            .rules()
+            .set
+            .correlations()
+            .iter()
+            .map(|c| c.rule.timespan_ns.max(0) as u64)
+            .max()
+            .map(|ns| std::time::Duration::from_nanos(ns).min(MAX_REBUILD));
+        let (next, rebuild) = match role.take_over(window) {
+            Ok(positions) => positions,
             Err(e) => {
                 tracing::warn!("detection: taking over: {e}");
                 return false;
@@ -99,19 +113,28 @@ impl DetectService {
             let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
             // As after a restart without state.json: what the previous detector raised past
             // the cursor is in the book; matches it counted raise nothing again.
+            // The window re-read before the cursor only feeds correlation windows and counts
+            // into open alerts what they have not counted: it was evaluated before.
             let counted = book.counted_through().unwrap_or(0);
-            self.recount_until
-                .store(if counted > next { counted } else { 0 }, Ordering::SeqCst);
+            let recount = if counted > next { counted } else { 0 };
+            let recount = if rebuild < next {
+                recount.max(next)
+            } else {
+                recount
+            };
+            self.recount_until.store(recount, Ordering::SeqCst);
             self.seen_through
                 .store(book.seen_through().unwrap_or(0), Ordering::SeqCst);
-            self.progress.next_seq.store(next, Ordering::SeqCst);
+            self.progress.next_seq.store(rebuild, Ordering::SeqCst);
         }
         *reader = None;
         *scratch = None;
         role.set_detecting(true);
         tracing::info!(
-            "detection: this node detects now, from stream sequence {}",
-            vigil_cluster::follow::message_of(next)
+            "detection: this node detects now, from stream sequence {} (correlation windows \
+             rebuilt from {})",
+            vigil_cluster::follow::message_of(next),
+            vigil_cluster::follow::message_of(rebuild)
         );
         true
     }
