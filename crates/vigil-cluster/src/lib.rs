@@ -21,6 +21,8 @@ pub mod codec;
 mod connect;
 mod consume;
 pub mod lease;
+pub mod detector;
+pub mod follow;
 pub mod names;
 pub mod partition;
 #[doc(hidden)]

@@ -8,12 +8,14 @@
 #![deny(missing_docs)]
 
 pub mod decode;
+pub mod door;
 pub mod idempotency;
 pub mod log;
 pub mod metrics;
 pub mod origin;
 pub mod pipeline;
 
+pub use door::Door;
 pub use log::{Durability, EventLog, NodeLog};
 pub use origin::{Listener, Origin};
 pub use pipeline::{Ingest, IngestError, Pending};

@@ -23,6 +23,7 @@ use serde_json::json;
 use vigil_event::{Event, Timestamp};
 
 mod net;
+mod shared;
 pub use net::Net;
 
 /// A ban or an unban that was not made, and why. None of them changes by retrying as is.
@@ -76,35 +77,8 @@ pub struct Decision {
     pub ended: Option<Timestamp>,
 }
 
-/// Timestamps in `decisions.json`: nanoseconds since the epoch.
-mod nanos {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use vigil_event::Timestamp;
-
-    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(t.as_nanos())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
-        i64::deserialize(d).map(Timestamp::from_nanos)
-    }
-}
-
-mod opt_nanos {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use vigil_event::Timestamp;
-
-    pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_some(&t.as_nanos()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
-        Option::<i64>::deserialize(d).map(|o| o.map(Timestamp::from_nanos))
-    }
-}
+mod time_serde;
+use time_serde::{nanos, opt_nanos};
 
 impl Decision {
     /// CrowdSec's scope name.
@@ -577,9 +551,9 @@ pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// The decision book as the server runs it: responders, expiry, ledger records, persistence.
 pub struct DecisionService {
     book: std::sync::Mutex<DecisionBook>,
-    path: PathBuf,
+    path: Option<PathBuf>,
     responders: Vec<Responder>,
-    ledger: std::sync::Arc<vigil_ingest::Ingest>,
+    ledger: std::sync::Arc<dyn vigil_ingest::Door>,
     /// Decisions handed to the ledger and not known durable yet (waited for before a save).
     submitted: std::sync::Mutex<Vec<(vigil_ingest::Pending, Vec<Event>)>>,
     /// Changes not saved yet, and when the book was last saved.
@@ -592,7 +566,7 @@ impl DecisionService {
         data_dir: &Path,
         responders: Vec<Responder>,
         allowlist: Vec<Net>,
-        ledger: std::sync::Arc<vigil_ingest::Ingest>,
+        ledger: std::sync::Arc<dyn vigil_ingest::Door>,
     ) -> Result<DecisionService, String> {
         let path = book_path(data_dir);
         let mut book = DecisionBook::load(&path).unwrap_or_else(|e| {
@@ -601,18 +575,14 @@ impl DecisionService {
             DecisionBook::default()
         });
         book.next_id = book.next_id.max(1);
-        let applied = match ledger.ledger().local() {
-            Some(local) => book.replay(&mut local.reader().map_err(|e| e.to_string())?)?,
-            // Cluster mode: the book follows the system shard's decisions instead.
-            None => 0,
-        };
+        let applied = book.replay(&mut ledger.follower().map_err(|e| e.to_string())?)?;
         if applied > 0 {
             tracing::info!("decisions: {applied} changes replayed from the ledger");
         }
         book.allowlist = allowlist;
         Ok(DecisionService {
             book: std::sync::Mutex::new(book),
-            path,
+            path: Some(path),
             responders,
             ledger,
             submitted: std::sync::Mutex::new(Vec::new()),
@@ -641,7 +611,7 @@ impl DecisionService {
         // thread); the next save waits for it, so decisions.json is never ahead of the ledger.
         let pending = self
             .ledger
-            .submit(events.clone(), vigil_ingest::Origin::Decision);
+            .submit_own(events.clone(), vigil_ingest::Origin::Decision);
         self.submitted
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -674,17 +644,17 @@ impl DecisionService {
             for events in failed {
                 let pending = self
                     .ledger
-                    .submit(events.clone(), vigil_ingest::Origin::Decision);
+                    .submit_own(events.clone(), vigil_ingest::Origin::Decision);
                 queue.insert(0, (pending, events));
             }
             return;
         }
         // Read before the book: a decision recorded meanwhile is replayed at the next start
         // (idempotently) even if the saved book has it already.
-        let seq = self.ledger.ledger().end_seq();
+        let seq = self.ledger.durable_end();
         match self.with(|b| {
             b.ledger_seq = seq;
-            b.save(&self.path)
+            self.path.as_ref().map_or(Ok(()), |p| b.save(p))
         }) {
             Ok(()) => *unsaved = (false, std::time::Instant::now()),
             Err(e) => tracing::error!("saving decisions: {e}"),
@@ -782,6 +752,7 @@ impl DecisionService {
         self.record(
             ended
                 .iter()
+                .filter(|_| self.path.is_some()) // cluster mode: every node ends them alike
                 .map(|d| d.to_event("unban", "expired", now))
                 .collect(),
             true,

@@ -28,10 +28,12 @@ use vigil_detect::alert::{AlertBook, Level, Observed, RuleInfo as AlertRule, Tri
 use vigil_detect::compile::IssueKind;
 use vigil_detect::{Evaluator, RuleSet};
 use vigil_event::{Event, Timestamp, Value};
-use vigil_ingest::{Ingest, Origin, Pending};
-use vigil_ledger::LedgerReader;
+use vigil_ingest::{Door, Origin, Pending};
 
+mod shared;
+mod source;
 mod state;
+pub use source::EventSource;
 pub use state::{Resume, rebuild_from_ledger};
 
 pub use vigil_detect::load::LoadedRules;
@@ -164,7 +166,7 @@ pub struct DetectService {
     last_fired: Mutex<HashMap<String, Timestamp>>,
     /// Counters.
     pub progress: DetectProgress,
-    door: Arc<Ingest>,
+    door: Arc<dyn Door>,
     /// Writes submitted since the last save, waited for before the next.
     unsaved: Mutex<std::collections::VecDeque<Effect>>,
     dirs: Vec<PathBuf>,
@@ -178,11 +180,15 @@ pub struct DetectService {
     respond: Mutex<Vec<vigil_detect::alert::Alert>>,
     /// Events below this were evaluated before the book was rebuilt from the ledger: their
     /// matches only count into open alerts that have not counted them (0: none).
-    recount_until: u64,
+    recount_until: AtomicU64,
     /// Events below this may have been counted by an alert of the book (one past the latest
     /// `last_seq`, triage snapshots included): a match there raises nothing if an alert of its
     /// rule and group, even a closed one, counted it ([`AlertBook::has_counted`]).
-    seen_through: u64,
+    seen_through: AtomicU64,
+    /// Cluster mode: the detector lease, the stream and the shared cursor (none standalone).
+    cluster: Option<Arc<crate::cluster::detect::ClusterRole>>,
+    /// Cluster mode: alerts whose count changed since their last event (written at each save).
+    unwritten: Mutex<std::collections::BTreeSet<u64>>,
 }
 
 /// Correlation groups held, groups evicted and window entries dropped by `evaluator`, over
@@ -206,20 +212,38 @@ impl DetectService {
         data_dir: &Path,
         dirs: Vec<PathBuf>,
         throttle_secs: i64,
-        door: Arc<Ingest>,
+        door: Arc<dyn Door>,
         notify: crate::notify::NotifyQueue,
         decisions: Option<Arc<crate::decisions::DecisionService>>,
+    ) -> Result<Arc<DetectService>, String> {
+        Self::start_with(data_dir, dirs, throttle_secs, door, notify, decisions, None)
+    }
+
+    /// [`DetectService::start`], in cluster mode when `cluster` is given: the book starts
+    /// empty (the shared `sys` shard fills it), and detection runs only while this node holds
+    /// the detector lease, over the stream, from the shared cursor.
+    pub fn start_with(
+        data_dir: &Path,
+        dirs: Vec<PathBuf>,
+        throttle_secs: i64,
+        door: Arc<dyn Door>,
+        notify: crate::notify::NotifyQueue,
+        decisions: Option<Arc<crate::decisions::DecisionService>>,
+        cluster: Option<Arc<crate::cluster::detect::ClusterRole>>,
     ) -> Result<Arc<DetectService>, String> {
         let layout = vigil_config::DataDir::new(data_dir);
         let state_dir = layout.detect();
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
         let state_path = layout.detect_state();
-        let (book, next_seq, recount_until) = state::restore(
-            &state_path,
-            &mut door.ledger().reader().map_err(|e| e.to_string())?,
-            throttle_secs,
-        )?;
+        let (book, next_seq, recount_until) = match &cluster {
+            None => state::restore(
+                &state_path,
+                &mut door.follower().map_err(|e| e.to_string())?,
+                throttle_secs,
+            )?,
+            Some(_) => (AlertBook::new(throttle_secs), 0, 0),
+        };
         let seen_through = book.seen_through().unwrap_or(0);
         let rules = load_rules(&dirs);
         tracing::info!(
@@ -250,8 +274,10 @@ impl DetectService {
             dirty: AtomicBool::new(true),
             decisions,
             respond: Mutex::new(Vec::new()),
-            recount_until,
-            seen_through,
+            recount_until: AtomicU64::new(recount_until),
+            seen_through: AtomicU64::new(seen_through),
+            cluster,
+            unwritten: Mutex::default(),
         });
         service.progress.next_seq.store(next_seq, Ordering::Relaxed);
         let me = Arc::clone(&service);
@@ -283,6 +309,9 @@ impl DetectService {
 
     /// Raises (or updates) alerts for a query rule's result rows (blocking: writes the ledger).
     pub fn raise_query_rule(&self, rule: &QueryRule, groups: Vec<Vec<(String, String)>>) {
+        if self.cluster.as_ref().is_some_and(|c| !c.detecting()) {
+            return; // cluster mode: only the detector raises alerts
+        }
         let info = AlertRule {
             id: rule.name.clone(),
             title: rule.name.clone(),
@@ -317,7 +346,7 @@ impl DetectService {
         };
         self.dirty.store(true, Ordering::Relaxed);
         self.door
-            .submit(
+            .submit_own(
                 vec![alert.to_event("triaged", Timestamp::now())],
                 Origin::Triage,
             )
@@ -336,7 +365,7 @@ impl DetectService {
     }
 
     fn follow(&self) {
-        let mut reader: Option<LedgerReader> = None;
+        let mut reader: Option<Box<dyn EventSource>> = None;
         let mut scratch: Option<(usize, Evaluator)> = None;
         let mut last_save = Instant::now();
         let mut last_rule_check = Instant::now();
@@ -351,9 +380,25 @@ impl DetectService {
                 last_rule_check = Instant::now();
                 self.reload_if_changed();
             }
+            if let Some(role) = &self.cluster
+                && !self.lead(role, &mut reader, &mut scratch)
+            {
+                if stopping {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
             if reader.is_none() {
                 // Only durable events: never alert (or ban) on a write that is undone.
-                reader = self.door.ledger().reader().ok();
+                reader = match &self.cluster {
+                    None => self
+                        .door
+                        .follower()
+                        .ok()
+                        .map(|r| Box::new(r) as Box<dyn EventSource>),
+                    Some(role) => Some(role.source(self.progress.next_seq.load(Ordering::Relaxed))),
+                };
             }
             let mut evaluated = 0;
             if let Some(r) = reader.as_mut() {
@@ -442,19 +487,10 @@ impl DetectService {
     /// Evaluates up to 10,000 new events; returns how many.
     fn step(
         &self,
-        reader: &mut LedgerReader,
+        reader: &mut Box<dyn EventSource>,
         scratch: &mut Option<(usize, Evaluator)>,
     ) -> Result<u64, String> {
-        reader.refresh().map_err(|e| e.to_string())?;
-        let start = self
-            .progress
-            .next_seq
-            .load(Ordering::Relaxed)
-            .max(reader.first_seq());
-        let end = reader.end_seq().min(start + 10_000);
-        if start >= end {
-            return Ok(0);
-        }
+        let start = self.progress.next_seq.load(Ordering::Relaxed);
         let rules = self.rules();
         let key = Arc::as_ptr(&rules) as usize;
         if scratch.as_ref().is_none_or(|(k, _)| *k != key) {
@@ -469,47 +505,46 @@ impl DetectService {
         let (_, evicted_before, dropped_before) = correlation_totals(evaluator, &rules.set);
         let mut out = Vec::new();
         let mut notes = Vec::new();
-        let mut n = 0;
-        reader
-            .for_each_raw(start..end, |seq, raw| {
-                n += 1;
-                let Ok(event) = Event::from_canonical(raw) else {
-                    return Ok(());
-                };
-                for raised in evaluator.evaluate(&rules.set, &event) {
-                    if seq < self.recount_until
-                        || (seq < self.seen_through
-                            && self
-                                .book
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .has_counted(&raised.rule.id, &raised.group, seq))
-                    {
-                        // Evaluated before the book was rebuilt: notified and responded to then.
-                        self.book
+        let (recount_until, seen_through) = (
+            self.recount_until.load(Ordering::Relaxed),
+            self.seen_through.load(Ordering::Relaxed),
+        );
+        let (n, next) = reader.read(start, 10_000, &mut |seq, event| {
+            for raised in evaluator.evaluate(&rules.set, event) {
+                if seq < recount_until
+                    || (seq < seen_through
+                        && self
+                            .book
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .observe_uncounted(
-                                &raised.rule,
-                                raised.group,
-                                raised.time,
-                                seq,
-                                Timestamp::now(),
-                            );
-                        continue;
-                    }
-                    self.raise(
-                        &raised.rule,
-                        raised.group,
-                        raised.time,
-                        Some(seq),
-                        &mut out,
-                        &mut notes,
-                    );
+                            .has_counted(&raised.rule.id, &raised.group, seq))
+                {
+                    // Evaluated before the book was rebuilt: notified and responded to then.
+                    self.book
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .observe_uncounted(
+                            &raised.rule,
+                            raised.group,
+                            raised.time,
+                            seq,
+                            Timestamp::now(),
+                        );
+                    continue;
                 }
-                Ok(())
-            })
-            .map_err(|e| e.to_string())?;
+                self.raise(
+                    &raised.rule,
+                    raised.group,
+                    raised.time,
+                    Some(seq),
+                    &mut out,
+                    &mut notes,
+                );
+            }
+        })?;
+        if n == 0 && next == start {
+            return Ok(0);
+        }
         self.submit(out, Origin::Alert, notes);
         self.dispatch_durable(false);
         self.progress
@@ -524,7 +559,7 @@ impl DetectService {
         p.dropped_entries
             .fetch_add(dropped - dropped_before, Ordering::Relaxed);
         self.progress.events.fetch_add(n, Ordering::Relaxed);
-        self.progress.next_seq.store(start + n, Ordering::Relaxed);
+        self.progress.next_seq.store(next, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Relaxed);
         Ok(n)
     }
@@ -560,7 +595,7 @@ impl DetectService {
                 (id, NotifyReason::New)
             }
             Observed::Updated { id, notify: true } => (id, NotifyReason::Update),
-            Observed::Updated { .. } => return,
+            Observed::Updated { id, .. } => return self.note_unwritten(id),
         };
         if let Some(alert) = book.get(id) {
             out.push(alert.to_event(reason.action(), now));
@@ -584,7 +619,7 @@ impl DetectService {
         if events.is_empty() && notes.is_empty() && respond.is_empty() {
             return;
         }
-        let pending = (!events.is_empty()).then(|| self.door.submit(events.clone(), origin));
+        let pending = (!events.is_empty()).then(|| self.door.submit_own(events.clone(), origin));
         self.unsaved
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -629,7 +664,7 @@ impl DetectService {
             if let Err(e) = outcome {
                 self.progress.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!("detection: writing alerts to the ledger: {e}; trying again");
-                effect.pending = Some(self.door.submit(effect.events.clone(), effect.origin));
+                effect.pending = Some(self.door.submit_own(effect.events.clone(), effect.origin));
                 self.unsaved
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -645,12 +680,17 @@ impl DetectService {
     }
 
     fn save(&self) -> Result<(), String> {
+        self.write_counts();
         // The cursor and book saved below never run ahead of the alerts in the ledger.
         if !self.dispatch_durable(true) {
             return Err("alerts not yet in the ledger; state not saved (will retry)".into());
         }
+        if let Some(role) = &self.cluster {
+            // Cluster mode: the shared cursor, only by the detector (the book is in `sys`).
+            return role.save_cursor(self.progress.next_seq.load(Ordering::Relaxed));
+        }
         // Read before the book: an alert event written meanwhile is replayed at the next start.
-        let ledger_seq = self.door.ledger().end_seq();
+        let ledger_seq = self.door.durable_end();
         let state = self.with_book(|book| {
             state::snapshot(
                 book,

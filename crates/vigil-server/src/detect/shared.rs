@@ -1,0 +1,160 @@
+//! The detector in cluster mode: the alert book every node keeps from the shared `sys` shard,
+//! and the takeover of a node that has just acquired the detector lease.
+
+use std::sync::atomic::Ordering;
+
+use vigil_detect::alert::{Status, Triage};
+use vigil_event::{Event, Timestamp, Value, dataset};
+
+use super::{DetectService, EventSource};
+
+/// The longest stretch of the stream a new detector re-reads to rebuild its correlation
+/// windows (a longer correlation's window is rebuilt only over this much).
+const MAX_REBUILD: std::time::Duration = std::time::Duration::from_secs(3600);
+use crate::cluster::detect::ClusterRole;
+
+impl DetectService {
+    /// Applies alert events read from the shared `sys` shard to this node's book. A node that
+    /// does not detect takes each event's snapshot of its alert (as a book rebuilt from the
+    /// ledger does), so its book names the same alerts, with the same ids, as the detector's.
+    /// The detector's own book is ahead of its events (it counts throttled updates that are
+    /// not written one by one): it takes only the triage made on other nodes.
+    pub fn apply_shared(&self, events: &[Event]) {
+        let detecting = self.cluster.as_ref().is_some_and(|c| c.detecting());
+        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        for e in events.iter().filter(|e| e.is_dataset(dataset::VIGIL_ALERT)) {
+            if !detecting {
+                book.replay(std::iter::once(e));
+                continue;
+            }
+            if e.get_str("event.action") != Some("alert-triaged") {
+                continue;
+            }
+            let Some((id, change)) = triage_of(e) else {
+                continue;
+            };
+            let known = book
+                .get(id)
+                .is_some_and(|a| a.history.last() != Some(&change));
+            if known && book.triage(id, change).is_ok() {
+                self.dirty.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Cluster mode: an alert counted a match without writing an event (a throttled update).
+    pub(super) fn note_unwritten(&self, id: u64) {
+        if self.cluster.is_some() {
+            self.unwritten
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id);
+        }
+    }
+
+    /// Cluster mode, before each save of the cursor: an `alert-updated` event for every alert
+    /// that counted matches since its last event (at most one per alert per save). So every
+    /// node's book shows the detector's counts within a save, and a takeover knows every
+    /// match counted before the cursor (standalone keeps them in `state.json` instead).
+    pub(super) fn write_counts(&self) {
+        let ids = std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(|p| p.into_inner()));
+        if ids.is_empty() {
+            return;
+        }
+        let now = Timestamp::now();
+        let events = self.with_book(|book| {
+            ids.iter()
+                .filter_map(|id| book.get(*id))
+                .map(|a| a.to_event("updated", now))
+                .collect()
+        });
+        self.submit(events, vigil_ingest::Origin::Alert, Vec::new());
+    }
+
+    /// Cluster mode: whether this node detects now. A node that has just acquired the lease
+    /// takes over (its book caught up with `sys`, the shared cursor read) before it evaluates
+    /// anything; one that lost it drops its reader and correlation windows at once.
+    pub(super) fn lead(
+        &self,
+        role: &ClusterRole,
+        reader: &mut Option<Box<dyn EventSource>>,
+        scratch: &mut Option<(usize, vigil_detect::Evaluator)>,
+    ) -> bool {
+        if !role.holding() {
+            if role.detecting() {
+                role.set_detecting(false);
+                *reader = None;
+                *scratch = None;
+                tracing::warn!("detection: the detector lease is lost; this node stops detecting");
+            }
+            return false;
+        }
+        if role.detecting() {
+            return true;
+        }
+        // The longest correlation window (bounded): re-read so the windows hold what the
+        // previous detector's held.
+        let window = self
+            .rules()
+            .set
+            .correlations()
+            .iter()
+            .map(|c| c.rule.timespan_ns.max(0) as u64)
+            .max()
+            .map(|ns| std::time::Duration::from_nanos(ns).min(MAX_REBUILD));
+        let (next, rebuild) = match role.take_over(window) {
+            Ok(positions) => positions,
+            Err(e) => {
+                tracing::warn!("detection: taking over: {e}");
+                return false;
+            }
+        };
+        {
+            let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            // As after a restart without state.json: what the previous detector raised past
+            // the cursor is in the book; matches it counted raise nothing again.
+            // The window re-read before the cursor only feeds correlation windows and counts
+            // into open alerts what they have not counted: it was evaluated before.
+            let counted = book.counted_through().unwrap_or(0);
+            let recount = if counted > next { counted } else { 0 };
+            let recount = if rebuild < next {
+                recount.max(next)
+            } else {
+                recount
+            };
+            self.recount_until.store(recount, Ordering::SeqCst);
+            self.seen_through
+                .store(book.seen_through().unwrap_or(0), Ordering::SeqCst);
+            self.progress.next_seq.store(rebuild, Ordering::SeqCst);
+        }
+        *reader = None;
+        *scratch = None;
+        role.set_detecting(true);
+        tracing::info!(
+            "detection: this node detects now, from stream sequence {} (correlation windows \
+             rebuilt from {})",
+            vigil_cluster::follow::message_of(next),
+            vigil_cluster::follow::message_of(rebuild)
+        );
+        true
+    }
+}
+
+/// The alert id and triage change an `alert-triaged` event records.
+fn triage_of(e: &Event) -> Option<(u64, Triage)> {
+    let id = u64::try_from(e.get("vigil.alert.id").and_then(Value::as_i64)?).ok()?;
+    let status = Status::parse(e.get_str("vigil.alert.status")?)?;
+    let at = e
+        .get("vigil.alert.triaged_at")
+        .and_then(Value::as_i64)
+        .map_or(e.timestamp(), Timestamp::from_nanos);
+    Some((
+        id,
+        Triage {
+            status,
+            by: e.get_str("user.name").unwrap_or("").to_owned(),
+            at,
+            comment: e.get_str("vigil.alert.comment").unwrap_or("").to_owned(),
+        },
+    ))
+}
