@@ -347,7 +347,10 @@ async fn shards_spread_move_on_a_crash_and_come_back_without_gap_or_duplicate() 
     let owners = vigil_cluster::balance::owners(&cluster, &all_shards())
         .await
         .unwrap();
-    assert!(owners.is_empty(), "leases left after a clean stop: {owners:?}");
+    assert!(
+        owners.is_empty(),
+        "leases left after a clean stop: {owners:?}"
+    );
 
     // Every copy of every shard on every node verifies as a ledger of its own (what
     // `vigil verify --data-dir DATA/shards/<shard>` runs).
@@ -446,7 +449,13 @@ async fn a_deposed_owner_stops_appending_before_another_node_takes_over() {
     let epochs: BTreeMap<Shard, u64> = {
         let mut m = BTreeMap::new();
         for s in all_shards() {
-            let v = a.cluster.leases().get(s.to_string()).await.unwrap().unwrap();
+            let v = a
+                .cluster
+                .leases()
+                .get(s.to_string())
+                .await
+                .unwrap()
+                .unwrap();
             m.insert(s, LeaseValue::parse(&v).unwrap().epoch);
         }
         m
@@ -478,12 +487,22 @@ async fn a_deposed_owner_stops_appending_before_another_node_takes_over() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // a's workers wait at their closed fences.
-    assert!(a.set.status().iter().all(|s| s.fenced), "{:?}", a.set.status());
+    assert!(
+        a.set.status().iter().all(|s| s.fenced),
+        "{:?}",
+        a.set.status()
+    );
     published.publish(&publisher, 20).await;
     wait_complete(&[&b], &published, "b took over").await;
     for (shard, &len) in &frozen {
         assert_eq!(contents(&a, *shard).len(), len);
-        let v = b.cluster.leases().get(shard.to_string()).await.unwrap().unwrap();
+        let v = b
+            .cluster
+            .leases()
+            .get(shard.to_string())
+            .await
+            .unwrap()
+            .unwrap();
         let v = LeaseValue::parse(&v).unwrap();
         assert_eq!(v.node, "b");
         assert!(v.epoch > epochs[shard], "{shard}: the epoch increases");

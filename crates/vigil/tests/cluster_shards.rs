@@ -169,8 +169,7 @@ fn every_acknowledged_event_is_in_its_shard_exactly_once_and_every_shard_verifie
         let ok = wait_until(90, || {
             let node = &nodes[target % nodes.len()];
             target += 1;
-            node.server.is_some()
-                && post(&node.url(), &token, &format!("batch-{b}"), &body) == 200
+            node.server.is_some() && post(&node.url(), &token, &format!("batch-{b}"), &body) == 200
         });
         assert!(ok, "batch {b} never acknowledged");
         acked.push(b);
@@ -203,7 +202,8 @@ fn every_acknowledged_event_is_in_its_shard_exactly_once_and_every_shard_verifie
                 // tail the killed run left unsigned) is the only event not from the stream.
                 assert!(
                     e.get_str("event.dataset") == Some("vigil.audit")
-                        && e.get_str("event.action").is_some_and(|a| a.starts_with("ledger_")),
+                        && e.get_str("event.action")
+                            .is_some_and(|a| a.starts_with("ledger_")),
                     "{shard} on {owner}: an event without its stream sequence: {e:?}"
                 );
                 continue;

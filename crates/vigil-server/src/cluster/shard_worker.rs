@@ -208,7 +208,11 @@ fn open(
     }
     let position = last_stream_seq(&ledger)?;
     let index = if index_threads > 0 {
-        Some(IndexService::start(dir.root(), ledger.clone(), index_threads)?)
+        Some(IndexService::start(
+            dir.root(),
+            ledger.clone(),
+            index_threads,
+        )?)
     } else {
         None
     };
@@ -306,7 +310,9 @@ impl Copier {
                     None => break,
                 }
             }
-            self.metrics.consumer_restarts.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .consumer_restarts
+                .fetch_add(1, Ordering::Relaxed);
             if pause(&mut stop, RETRY).await {
                 return;
             }
