@@ -165,7 +165,10 @@ mod tests {
         assert_eq!(p.release.len(), 4);
         assert!(p.acquire.is_empty());
         let order = preference("n1", &all);
-        assert_eq!(p.release, order.iter().rev().take(4).copied().collect::<Vec<_>>());
+        assert_eq!(
+            p.release,
+            order.iter().rev().take(4).copied().collect::<Vec<_>>()
+        );
         // At its share: nothing to do, whatever is free.
         let held: BTreeSet<Shard> = order.iter().take(3).copied().collect();
         let p = plan("n1", &all, &held, &free, 3);

@@ -48,17 +48,20 @@ impl Cluster {
             .messages()
             .await
             .map_err(|e| ClusterError::JetStream(format!("messages of {shard}: {e}")))?;
-        Ok(messages.map(move |m| {
-            let m = m.map_err(|e| ClusterError::JetStream(format!("{shard}: {e}")))?;
-            let seq = m
-                .info()
-                .map_err(|e| ClusterError::JetStream(format!("{shard}: no stream sequence: {e}")))?
-                .stream_sequence;
-            Ok(ShardMessage {
-                seq,
-                payload: m.payload.clone(),
+        Ok(messages
+            .map(move |m| {
+                let m = m.map_err(|e| ClusterError::JetStream(format!("{shard}: {e}")))?;
+                let seq = m
+                    .info()
+                    .map_err(|e| {
+                        ClusterError::JetStream(format!("{shard}: no stream sequence: {e}"))
+                    })?
+                    .stream_sequence;
+                Ok(ShardMessage {
+                    seq,
+                    payload: m.payload.clone(),
+                })
             })
-        })
-        .boxed())
+            .boxed())
     }
 }

@@ -106,8 +106,7 @@ impl Fence {
 
     /// Until when the holder may write (`None`: not at all).
     pub fn valid_until(&self) -> Option<Instant> {
-        self.sent
-            .map(|s| s + self.ttl.saturating_sub(self.margin))
+        self.sent.map(|s| s + self.ttl.saturating_sub(self.margin))
     }
 
     /// Whether the holder may write at `now`.
@@ -270,7 +269,11 @@ async fn reclaim(
     };
     let value = LeaseValue { epoch, ..value };
     let sent = Instant::now();
-    match cluster.leases().update(key, value.to_bytes(), revision).await {
+    match cluster
+        .leases()
+        .update(key, value.to_bytes(), revision)
+        .await
+    {
         Ok(revision) => {
             let mut fence = Fence::new(cluster.settings().lease_ttl);
             fence.renewed(sent);

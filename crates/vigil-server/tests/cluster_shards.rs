@@ -65,6 +65,16 @@ struct Node {
 
 impl Node {
     async fn start(nats: &NatsCluster, name: &str, data: &Path) -> Node {
+        Node::start_indexed(nats, name, data, 0).await
+    }
+
+    /// A node whose shards have search indexes (`index_threads` each).
+    async fn start_indexed(
+        nats: &NatsCluster,
+        name: &str,
+        data: &Path,
+        index_threads: usize,
+    ) -> Node {
         let cluster = connect(nats, name).await;
         let registration = {
             let cluster = cluster.clone();
@@ -82,7 +92,7 @@ impl Node {
             })
         };
         let (stop, stop_rx) = watch::channel(false);
-        let set = ShardSet::start(cluster.clone(), data, 0, stop_rx);
+        let set = ShardSet::start(cluster.clone(), data, index_threads, stop_rx);
         Node {
             name: name.into(),
             data: data.to_owned(),
@@ -347,7 +357,10 @@ async fn shards_spread_move_on_a_crash_and_come_back_without_gap_or_duplicate() 
     let owners = vigil_cluster::balance::owners(&cluster, &all_shards())
         .await
         .unwrap();
-    assert!(owners.is_empty(), "leases left after a clean stop: {owners:?}");
+    assert!(
+        owners.is_empty(),
+        "leases left after a clean stop: {owners:?}"
+    );
 
     // Every copy of every shard on every node verifies as a ledger of its own (what
     // `vigil verify --data-dir DATA/shards/<shard>` runs).
@@ -421,13 +434,60 @@ async fn a_restarted_node_resumes_from_its_own_shards() {
     // More events while it is down; it comes back within the TTL: it takes its own leases back
     // and resumes after the last message each shard holds.
     published.publish(&publisher, 50).await;
-    let a = Node::start(&nats, "a", &data).await;
+    let a = Node::start_indexed(&nats, "a", &data, 1).await;
     wait_complete(&[&a], &published, "after the restart").await;
     for shard in all_shards() {
         let got = contents(&a, shard);
         assert!(got.len() >= before[&shard]);
         assert_eq!(got, published.expected(shard));
     }
+    // Queries on an owned shard go through its index, which follows the shard's ledger.
+    for shard in all_shards() {
+        let expected = published.expected(shard).len() as i64;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let set = Arc::clone(&a.set);
+            let counted = tokio::task::spawn_blocking(move || {
+                let pipeline = vigil_query::parse("n=* | stats count").unwrap();
+                let limits = vigil_query::Limits {
+                    from: None,
+                    to: None,
+                    max_rows: 10,
+                    now: Timestamp::now(),
+                };
+                set.run(shard, &pipeline, limits)
+            })
+            .await
+            .unwrap()
+            .unwrap()
+            .rows
+            .first()
+            .and_then(|r| r[0].as_i64());
+            if counted == Some(expected) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{shard}: the index counts {counted:?}, the shard holds {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(
+        a.set
+            .run(
+                Shard::Data(9),
+                &vigil_query::parse("*").unwrap(),
+                vigil_query::Limits {
+                    from: None,
+                    to: None,
+                    max_rows: 10,
+                    now: Timestamp::now(),
+                }
+            )
+            .is_err(),
+        "a shard this node does not own is refused"
+    );
     let _ = a.stop.send(true);
     a.set.stopped().await;
 }
@@ -446,7 +506,13 @@ async fn a_deposed_owner_stops_appending_before_another_node_takes_over() {
     let epochs: BTreeMap<Shard, u64> = {
         let mut m = BTreeMap::new();
         for s in all_shards() {
-            let v = a.cluster.leases().get(s.to_string()).await.unwrap().unwrap();
+            let v = a
+                .cluster
+                .leases()
+                .get(s.to_string())
+                .await
+                .unwrap()
+                .unwrap();
             m.insert(s, LeaseValue::parse(&v).unwrap().epoch);
         }
         m
@@ -478,12 +544,22 @@ async fn a_deposed_owner_stops_appending_before_another_node_takes_over() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // a's workers wait at their closed fences.
-    assert!(a.set.status().iter().all(|s| s.fenced), "{:?}", a.set.status());
+    assert!(
+        a.set.status().iter().all(|s| s.fenced),
+        "{:?}",
+        a.set.status()
+    );
     published.publish(&publisher, 20).await;
     wait_complete(&[&b], &published, "b took over").await;
     for (shard, &len) in &frozen {
         assert_eq!(contents(&a, *shard).len(), len);
-        let v = b.cluster.leases().get(shard.to_string()).await.unwrap().unwrap();
+        let v = b
+            .cluster
+            .leases()
+            .get(shard.to_string())
+            .await
+            .unwrap()
+            .unwrap();
         let v = LeaseValue::parse(&v).unwrap();
         assert_eq!(v.node, "b");
         assert!(v.epoch > epochs[shard], "{shard}: the epoch increases");

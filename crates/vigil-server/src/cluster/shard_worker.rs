@@ -208,7 +208,11 @@ fn open(
     }
     let position = last_stream_seq(&ledger)?;
     let index = if index_threads > 0 {
-        Some(IndexService::start(dir.root(), ledger.clone(), index_threads)?)
+        Some(IndexService::start(
+            dir.root(),
+            ledger.clone(),
+            index_threads,
+        )?)
     } else {
         None
     };
@@ -306,7 +310,9 @@ impl Copier {
                     None => break,
                 }
             }
-            self.metrics.consumer_restarts.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .consumer_restarts
+                .fetch_add(1, Ordering::Relaxed);
             if pause(&mut stop, RETRY).await {
                 return;
             }
@@ -400,5 +406,58 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     tokio::select! {
         changed = stop.changed() => changed.is_err() || *stop.borrow(),
         _ = tokio::time::sleep(d) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_event::{Event, Timestamp};
+
+    fn event(seq: Option<i64>) -> Event {
+        let mut e = Event::new(Timestamp::from_nanos(1_000));
+        e.insert("message", "x");
+        if let Some(seq) = seq {
+            e.insert(field::VIGIL_STREAM_SEQ, seq);
+        }
+        e
+    }
+
+    #[test]
+    fn a_shard_ledger_is_named_for_its_shard_and_resumes_after_its_last_stream_sequence() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path()).shard("p1");
+        let origin = shard_origin("blue", Shard::Data(1), "n1");
+        assert_eq!(origin, "vigil/blue/p1/n1");
+        let (ledger, index, position) = open(&dir, &origin, 0).unwrap();
+        assert!(index.is_none());
+        assert_eq!(ledger.origin(), origin);
+        assert_eq!(
+            position, 0,
+            "a new shard starts from the stream's beginning"
+        );
+        ledger.append(&[event(Some(5)), event(Some(5))]).unwrap();
+        ledger.append(&[event(Some(7))]).unwrap();
+        // An event without a stream sequence (the ledger's own record of a recovery) is
+        // skipped over when looking for where to resume.
+        ledger.append(&[event(None)]).unwrap();
+        assert_eq!(last_stream_seq(&ledger).unwrap(), 7);
+        ledger.close().unwrap();
+        let (ledger, _, position) = open(&dir, &origin, 0).unwrap();
+        assert_eq!(position, 7);
+        assert_eq!(ledger.origin(), origin, "the key is kept");
+        ledger.close().unwrap();
+    }
+
+    #[test]
+    fn the_gate_is_closed_until_set_and_after_its_deadline() {
+        let gate = Gate::default();
+        assert!(!gate.open());
+        gate.set(Some(Instant::now() + Duration::from_secs(60)));
+        assert!(gate.open());
+        gate.set(Some(Instant::now()));
+        assert!(!gate.open());
+        gate.set(None);
+        assert!(!gate.open());
     }
 }

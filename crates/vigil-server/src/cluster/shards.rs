@@ -105,6 +105,7 @@ impl ShardSet {
         let tick = renew_interval(set.cluster.settings().lease_ttl);
         let this = Arc::clone(&set);
         let task = tokio::spawn(async move {
+            this.seal_old_copies().await;
             loop {
                 if !this.paused.load(Ordering::SeqCst) {
                     this.tick().await;
@@ -234,6 +235,35 @@ impl ShardSet {
         let held = std::mem::take(&mut *self.held.lock().await);
         for (_, h) in held {
             h.worker.abort().await;
+        }
+    }
+
+    /// Opens and closes every copy of a shard this node holds from before, so that a copy a
+    /// crash left with an unsigned tail is checked and signed (`vigil verify` passes on it) even
+    /// if this node never owns that shard again. Before any lease is taken: nothing else has
+    /// them open.
+    async fn seal_old_copies(&self) {
+        for shard in &self.shards {
+            let dir = self.data.shard(&shard.to_string());
+            if !dir.ledger_paths().root().exists() {
+                continue;
+            }
+            let shard = *shard;
+            let opened = tokio::task::spawn_blocking(move || {
+                let (ledger, report) =
+                    vigil_ledger::Ledger::open(dir.root(), vigil_ledger::LedgerConfig::default())?;
+                ledger.close()?;
+                Ok::<_, vigil_ledger::LedgerError>(report)
+            })
+            .await;
+            match opened {
+                Ok(Ok(report)) if report.unsigned_tail.is_some() => {
+                    tracing::info!(%shard, "old shard copy: the tail a crash left unsigned is signed");
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(%shard, "old shard copy does not open: {e}"),
+                Err(e) => tracing::warn!(%shard, "old shard copy: {e}"),
+            }
         }
     }
 
