@@ -20,9 +20,9 @@ pub mod balance;
 pub mod codec;
 mod connect;
 mod consume;
-pub mod lease;
 pub mod detector;
 pub mod follow;
+pub mod lease;
 pub mod names;
 pub mod partition;
 #[doc(hidden)]

@@ -231,6 +231,22 @@ pub(crate) fn decision_service(
     ingest: &Arc<Ingest>,
     t: &mut Tasks,
 ) -> Result<Arc<decisions::DecisionService>, StartError> {
+    let decisions = Arc::new(
+        decisions::DecisionService::open(
+            &config.data_dir,
+            config.responders.clone(),
+            allowlist(config),
+            ingest.clone(),
+        )
+        .map_err(StartError::of("ban decisions"))?,
+    );
+    expire_decisions(&decisions, t);
+    Ok(decisions)
+}
+
+/// The addresses never banned: the defaults, the configured ones, and the server's own
+/// listener addresses.
+pub(crate) fn allowlist(config: &ServerConfig) -> Vec<decisions::Net> {
     let mut allowlist = decisions::default_allowlist();
     allowlist.extend(config.allowlist.iter().copied());
     for addr in [
@@ -249,31 +265,24 @@ pub(crate) fn decision_service(
             ));
         }
     }
-    let decisions = Arc::new(
-        decisions::DecisionService::open(
-            &config.data_dir,
-            config.responders.clone(),
-            allowlist,
-            ingest.clone(),
-        )
-        .map_err(StartError::of("ban decisions"))?,
-    );
-    {
-        let decisions = Arc::clone(&decisions);
-        let mut stop_expiry = t.stop_rx.clone();
-        t.tasks.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                tokio::select! {
-                    _ = every.tick() => {}
-                    _ = stop_expiry.changed() => return,
-                }
-                let d = Arc::clone(&decisions);
-                let _ = tokio::task::spawn_blocking(move || d.tick()).await;
+    allowlist
+}
+
+/// Expires bans as their time runs out (twice a second, until the stop).
+pub(crate) fn expire_decisions(decisions: &Arc<decisions::DecisionService>, t: &mut Tasks) {
+    let decisions = Arc::clone(decisions);
+    let mut stop_expiry = t.stop_rx.clone();
+    t.tasks.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop_expiry.changed() => return,
             }
-        });
-    }
-    Ok(decisions)
+            let d = Arc::clone(&decisions);
+            let _ = tokio::task::spawn_blocking(move || d.tick()).await;
+        }
+    });
 }
 
 /// Sends every signed checkpoint off the host.
@@ -300,16 +309,7 @@ async fn detector(
     if config.rule_dirs.is_empty() && config.query_rules.is_empty() {
         return Ok(None);
     }
-    let (tx, rx) = tokio::sync::mpsc::channel(10_000);
-    let tx = notify::NotifyQueue::new(tx, config.notifiers.clone(), Arc::clone(notify_stats));
-    t.tasks.spawn(notify::run(
-        rx,
-        config.notifiers.clone(),
-        Arc::clone(notify_stats),
-        Arc::clone(ingest),
-        config.notify_backoff,
-        t.stop_rx.clone(),
-    ));
+    let tx = notify_queue(config, ingest, notify_stats, t);
     let (dir, dirs, throttle, l, responders) = (
         config.data_dir.clone(),
         config.rule_dirs.clone(),
@@ -326,6 +326,26 @@ async fn detector(
         .and_then(|r| r)
         .map_err(StartError::of("detection"))?,
     ))
+}
+
+/// The notifiers' queue and the task that sends what is queued.
+pub(crate) fn notify_queue(
+    config: &ServerConfig,
+    ingest: &Arc<Ingest>,
+    notify_stats: &Arc<notify::NotifyStats>,
+    t: &mut Tasks,
+) -> notify::NotifyQueue {
+    let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+    let tx = notify::NotifyQueue::new(tx, config.notifiers.clone(), Arc::clone(notify_stats));
+    t.tasks.spawn(notify::run(
+        rx,
+        config.notifiers.clone(),
+        Arc::clone(notify_stats),
+        Arc::clone(ingest),
+        config.notify_backoff,
+        t.stop_rx.clone(),
+    ));
+    tx
 }
 
 /// The first admin, when there are no accounts (in cluster mode: created by one node only).

@@ -13,13 +13,14 @@
 pub mod auth;
 pub mod detect;
 pub mod door;
+pub mod health;
 pub mod query;
 pub mod query_wire;
-pub mod health;
 pub mod registry;
 pub mod shard_worker;
 pub mod shards;
 pub mod state;
+mod wire;
 
 use std::sync::Arc;
 
@@ -42,6 +43,9 @@ pub struct ClusterNode {
     cluster: Cluster,
     registration: registry::Registration,
     shards: Arc<shards::ShardSet>,
+    /// Answers other nodes' queries while it lives.
+    _queries: query::Responder,
+    detection: detect::ClusterDetection,
 }
 
 impl ClusterNode {
@@ -53,6 +57,11 @@ impl ClusterNode {
     /// The shards this node owns (queries, witnesses and health use them).
     pub fn shards(&self) -> &Arc<shards::ShardSet> {
         &self.shards
+    }
+
+    /// Detection and the shared books on this node.
+    pub fn detection(&self) -> &detect::ClusterDetection {
+        &self.detection
     }
 
     /// What `vigil serve` says about the node at start.
@@ -111,8 +120,18 @@ pub(crate) async fn build(
         config.index_threads.min(1),
         t.stop_rx.clone(),
     );
-    let decisions = topology::decision_service(&config, &ingest, &mut t)?;
+    let queries = wire::query_responder(&cluster, &shards).await?;
+    let decisions = wire::shared_decisions(&config, &ingest, &mut t);
     let notify_stats = Arc::new(notify::NotifyStats::default());
+    let detection = wire::detection(
+        &config,
+        &cluster,
+        &ingest,
+        &decisions,
+        &notify_stats,
+        &mut t,
+    )
+    .await?;
     t.tasks.spawn(auth::watch_accounts(
         Arc::clone(&shared.shared),
         shared.bucket.clone(),
@@ -121,10 +140,11 @@ pub(crate) async fn build(
     let tokens = topology::auth_stores(&config, &accounts, &ingest, &mut t)?;
     let tracker = topology::connection_trackers(&config, &metrics);
     let mut bound = topology::syslog_listeners(&config, &ingest, &tracker, &mut t).await?;
+    let detect_service = detection.detect.clone();
     let core = Core {
         ingest: Arc::clone(&ingest),
         index: None,
-        detect: None,
+        detect: detection.detect.clone(),
         decisions: Arc::clone(&decisions),
         notify_stats: Arc::clone(&notify_stats),
     };
@@ -146,9 +166,11 @@ pub(crate) async fn build(
             cluster,
             registration,
             shards,
+            _queries: queries,
+            detection,
         }),
         index: None,
-        detect: None,
+        detect: detect_service,
         notify_stats,
         initial_admin,
         stop: t.stop,
@@ -240,7 +262,6 @@ fn start_settings(
 
 /// Routes that read the local ledger, answered 503 on a cluster node until they read shards.
 const NOT_YET: &[&str] = &[
-    "/api/v1/search",
     "/api/v1/checkpoint",
     "/api/v1/proof/inclusion",
     "/api/v1/integrity",

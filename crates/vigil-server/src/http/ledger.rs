@@ -224,7 +224,15 @@ pub(super) async fn search(
         Err(r) => return r,
     };
     let started = Instant::now();
-    let result = execute_query(&state, pipeline, limits).await;
+    let result = match &state.cluster {
+        // Cluster mode: every shard's owner answers for it, merged here.
+        Some(cluster) => Ok(
+            crate::cluster::query::search(cluster, &request.query, limits)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        None => execute_query(&state, pipeline, limits).await,
+    };
     match result {
         Ok(Ok(r)) => {
             let took_ms = started.elapsed().as_millis() as u64;
