@@ -123,11 +123,26 @@ pub(crate) async fn build(
     })
 }
 
+/// How long a start keeps trying transient NATS failures (a timeout, no responders yet).
+const CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Connects to NATS with the start-up checks (`sync_always` on the monitored servers, the
 /// stream's file storage, replicas and partitions), and checks that the servers' `max_payload`
 /// holds the largest event with room to spare.
 async fn connect(settings: ClusterSettings) -> Result<Cluster, StartError> {
-    let cluster = Cluster::connect(settings).await?;
+    // A NATS cluster that has just formed (or nodes creating the stream at the same moment)
+    // can time out a first request: transient failures are tried again for a while.
+    let deadline = std::time::Instant::now() + CONNECT_PATIENCE;
+    let cluster = loop {
+        match Cluster::connect(settings.clone()).await {
+            Ok(cluster) => break cluster,
+            Err(e) if e.retryable() && std::time::Instant::now() < deadline => {
+                tracing::warn!("cluster: {e}; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let max_payload = cluster.max_payload();
     if max_payload < door::MIN_MAX_PAYLOAD {
         return Err(StartError::Component {
