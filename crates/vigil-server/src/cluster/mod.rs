@@ -181,20 +181,22 @@ pub(crate) async fn build(
     })
 }
 
+/// How long a start keeps trying transient NATS failures (a timeout, no responders yet).
+const CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Connects to NATS with the start-up checks (`sync_always` on the monitored servers, the
 /// stream's file storage, replicas and partitions), and checks that the servers' `max_payload`
 /// holds the largest event with room to spare.
 async fn connect(settings: ClusterSettings) -> Result<Cluster, StartError> {
-    // Nodes starting together race to create the stream: what fails for a passing reason (a
-    // stream another node is still creating) is tried again, a few times.
-    let mut attempt = 0;
+    // A NATS cluster that has just formed (or nodes creating the stream at the same moment)
+    // can time out a first request: transient failures are tried again for a while.
+    let deadline = std::time::Instant::now() + CONNECT_PATIENCE;
     let cluster = loop {
         match Cluster::connect(settings.clone()).await {
             Ok(cluster) => break cluster,
-            Err(e) if e.retryable() && attempt < 5 => {
-                attempt += 1;
-                tracing::warn!("joining the cluster (attempt {attempt}): {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            Err(e) if e.retryable() && std::time::Instant::now() < deadline => {
+                tracing::warn!("cluster: {e}; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
             Err(e) => return Err(e.into()),
         }

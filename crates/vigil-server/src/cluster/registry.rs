@@ -91,16 +91,35 @@ async fn register(cluster: &Cluster, value: Bytes) -> Result<u64, RegistryError>
     let nodes = cluster.nodes();
     let ttl = cluster.settings().lease_ttl;
     let mut seen: Option<(u64, Instant)> = None;
+    // A bucket created a moment ago may not answer yet ("no responders"): transient errors
+    // are tried again for a while.
+    let patience = Instant::now() + Duration::from_secs(30);
+    let transient = |e: String| {
+        if Instant::now() < patience {
+            tracing::debug!("node registry: {e}; trying again");
+            Ok(())
+        } else {
+            Err(RegistryError::Bucket(e))
+        }
+    };
     loop {
         match nodes.create(node, value.clone()).await {
             Ok(revision) => return Ok(revision),
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
-            Err(e) => return Err(RegistryError::Bucket(e.to_string())),
+            Err(e) => {
+                transient(e.to_string())?;
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
         }
-        let entry = nodes
-            .entry(node)
-            .await
-            .map_err(|e| RegistryError::Bucket(e.to_string()))?;
+        let entry = match nodes.entry(node).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                transient(e.to_string())?;
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+        };
         let Some(entry) = entry else { continue };
         match seen {
             None => {
