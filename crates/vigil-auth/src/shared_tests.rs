@@ -10,9 +10,13 @@ use super::*;
 use crate::session::SessionStore;
 use crate::token::{AuthError, TokenStore};
 
+/// Key → (value, revision).
+type Entries = BTreeMap<String, (Vec<u8>, u64)>;
+
 #[derive(Default)]
 struct MemKv {
-    entries: Mutex<(u64, BTreeMap<String, (Vec<u8>, u64)>)>,
+    /// The last revision, and the entries.
+    entries: Mutex<(u64, Entries)>,
     /// Nodes watching this bucket (the auth bucket only).
     watchers: Mutex<Vec<Weak<SharedAuth>>>,
     /// Whether changes are delivered to the watchers (off: a watch that lags).
@@ -34,10 +38,10 @@ impl MemKv {
     fn write(&self, key: &str, value: Option<Vec<u8>>, expect: Option<Option<u64>>) -> Option<u64> {
         let mut guard = self.entries.lock().unwrap();
         let (seq, map) = &mut *guard;
-        if let Some(expected) = expect {
-            if map.get(key).map(|(_, r)| *r) != expected {
-                return None;
-            }
+        if let Some(expected) = expect
+            && map.get(key).map(|(_, r)| *r) != expected
+        {
+            return None;
         }
         *seq += 1;
         let rev = *seq;
