@@ -158,7 +158,7 @@ pub async fn watch_accounts(
                 match next {
                     Some(Ok(entry)) => {
                         let value = (entry.operation == kv::Operation::Put).then_some(&entry.value);
-                        shared.apply(&entry.key, value.map(|v| v.as_ref()));
+                        shared.apply(&entry.key, value.map(|v| v.as_ref()), entry.revision);
                     }
                     Some(Err(e)) => {
                         tracing::warn!("watching the cluster's accounts: {e}");
