@@ -91,6 +91,11 @@ impl NodeLog {
         }
     }
 
+    /// A reader of the local ledger, or `None` on a cluster node (which has no node ledger).
+    pub fn local_reader(&self) -> Result<Option<LedgerReader>, LedgerError> {
+        self.local().map(Ledger::reader).transpose()
+    }
+
     /// One past the last durable sequence number of the local ledger (of the stream in
     /// cluster mode).
     pub fn end_seq(&self) -> u64 {

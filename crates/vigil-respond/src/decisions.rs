@@ -601,11 +601,8 @@ impl DecisionService {
             DecisionBook::default()
         });
         book.next_id = book.next_id.max(1);
-        let applied = match ledger.ledger().local() {
-            Some(local) => book.replay(&mut local.reader().map_err(|e| e.to_string())?)?,
-            // Cluster mode: the book follows the system shard's decisions instead.
-            None => 0,
-        };
+        let reader = ledger.ledger().local_reader().map_err(|e| e.to_string())?;
+        let applied = reader.map_or(Ok(0), |mut r| book.replay(&mut r))?; // cluster: none
         if applied > 0 {
             tracing::info!("decisions: {applied} changes replayed from the ledger");
         }

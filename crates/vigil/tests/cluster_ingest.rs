@@ -378,3 +378,50 @@ fn a_nats_server_without_sync_always_is_refused_at_start() {
     assert!(stderr.contains("sync_interval: always"), "{stderr}");
     assert!(!stderr.contains("vigil: ready"), "{stderr}");
 }
+
+#[test]
+fn a_node_without_nats_says_degraded_and_refuses_ingest_until_nats_is_back() {
+    if !nats_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsCluster::start(&dir.path().join("nats"), 1);
+    let data = dir.path().join("v");
+    // The token is the cluster's (one NATS server here: buckets of one replica).
+    let mut create = common::vigil();
+    create.args(["token", "create", "--role", "ingest", "--name", "shipper"]);
+    create.args(["--data-dir", &dir.path().join("cli").display().to_string()]);
+    create.args(["--cluster-name", "t", "--cluster-replicas", "1"]);
+    for url in nats.urls() {
+        create.args(["--cluster", &url]);
+    }
+    let token = common::run_ok(&mut create).trim().to_owned();
+    let mut flags = cluster_flags(&nats, "n0");
+    flags.extend([
+        "--cluster-replicas".into(),
+        "1".into(),
+        "--cluster-allow-unsafe-replicas".into(),
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(&data, &flags);
+    let health = || common::curl("GET", &format!("{}/healthz", server.url), &[], None);
+    assert_eq!(health().status, 200);
+    let body = dir.path().join("one.ndjson");
+    std::fs::write(&body, "{\"message\":\"hello\"}\n").unwrap();
+    assert_eq!(post(&server.url, &token, "k1", &body), Some(200));
+
+    nats.kill(0);
+    assert!(
+        wait_until(30, || health().status == 503),
+        "{}",
+        health().body
+    );
+    assert!(health().body.contains("degraded"), "{}", health().body);
+    let refused = post(&server.url, &token, "k2", &body);
+    assert_eq!(refused, Some(503), "a retryable refusal, not a 200");
+
+    nats.restart(0);
+    assert!(wait_until(30, || health().status == 200));
+    assert!(wait_until(30, || post(&server.url, &token, "k2", &body) == Some(200)));
+    server.stop();
+}
