@@ -147,6 +147,16 @@ impl SessionStore {
         std::sync::Arc::clone(&cache.users)
     }
 
+    /// [`Self::users`] for checking `name`'s password: in cluster mode `name` is read from the
+    /// bucket first (a login must see an account or password made on another node a moment
+    /// ago; one read per login), falling back to the snapshot when the bucket does not answer.
+    pub fn users_for(&self, name: &str) -> std::sync::Arc<Vec<User>> {
+        if let Some(shared) = &self.shared {
+            shared.fetch_user(name);
+        }
+        self.users()
+    }
+
     /// Makes the next [`Self::users`] re-read the accounts (after this server changed them).
     pub fn reload_users(&self) {
         let mut cache = match self.users.lock() {

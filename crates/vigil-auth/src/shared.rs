@@ -79,6 +79,9 @@ struct Snapshot {
     users: BTreeMap<String, User>,
     /// The users as a list, rebuilt on change (sessions check theirs on every request).
     user_list: Arc<Vec<User>>,
+    /// The revision last applied per key: an older value (a read that raced a change) is not
+    /// applied over a newer one, so a revocation is never undone in the snapshot.
+    revisions: BTreeMap<String, u64>,
 }
 
 /// The cluster's shared accounts, tokens and sessions, with this node's snapshot of the first
@@ -134,13 +137,24 @@ impl SharedAuth {
     }
 
     /// Applies one change of the auth bucket to the snapshot (the watch calls this for every
-    /// put and delete; `None` = deleted). A value that does not decode is logged and treated
-    /// as absent: it grants nothing. Returns whether the snapshot changed.
-    pub fn apply(&self, key: &str, value: Option<&[u8]>) -> bool {
+    /// put and delete; `None` = deleted) at its bucket `revision`. A change older than one
+    /// applied before is ignored. A value that does not decode is logged and treated as absent:
+    /// it grants nothing. Returns whether the snapshot changed.
+    pub fn apply(&self, key: &str, value: Option<&[u8]>, revision: u64) -> bool {
         let mut snap = match self.snapshot.write() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
+        if snap
+            .revisions
+            .get(key)
+            .is_some_and(|known| *known > revision)
+        {
+            return false;
+        }
+        if snap.revisions.len() < 2 * MAX_ENTRIES || snap.revisions.contains_key(key) {
+            snap.revisions.insert(key.to_owned(), revision);
+        }
         let changed = if let Some(id) = key.strip_prefix("token.") {
             let entry = value.and_then(|v| match decode::<TokenEntry>(key, v) {
                 Ok(t) if t.id == id => Some(t),
@@ -191,11 +205,11 @@ impl SharedAuth {
 
     /// Fills the snapshot from the bucket (a node that has no watch running: the CLI, tests).
     pub fn load_snapshot(&self) -> Result<(), StoreError> {
-        for t in self.list_tokens()? {
-            self.apply(&format!("token.{}", t.id), Some(&encode(&t)?));
+        for (key, t, revision) in self.entries::<TokenEntry>("token.")? {
+            self.apply(&key, Some(&encode(&t)?), revision);
         }
-        for u in self.load_users()? {
-            self.apply(&user_key(&u.name), Some(&encode(&u)?));
+        for (key, u, revision) in self.entries::<User>("user.")? {
+            self.apply(&key, Some(&encode(&u)?), revision);
         }
         Ok(())
     }
@@ -223,7 +237,9 @@ impl SharedAuth {
         let key = token_key(id)?;
         match self.auth.get(&key) {
             Ok(found) => {
-                self.apply(&key, found.as_ref().map(|(v, _)| v.as_slice()));
+                if let Some((value, revision)) = found {
+                    self.apply(&key, Some(&value), revision);
+                }
                 self.snapshot.read().ok()?.tokens.get(id).cloned()
             }
             Err(e) => {
@@ -238,7 +254,9 @@ impl SharedAuth {
         let key = user_key(name);
         match self.auth.get(&key) {
             Ok(found) => {
-                self.apply(&key, found.as_ref().map(|(v, _)| v.as_slice()));
+                if let Some((value, revision)) = found {
+                    self.apply(&key, Some(&value), revision);
+                }
                 self.snapshot.read().ok()?.users.get(name).cloned()
             }
             Err(e) => {
@@ -296,8 +314,8 @@ impl SharedAuth {
             };
             let key = format!("token.{id}");
             let body = encode(&entry)?;
-            if self.auth.create(&key, body.clone())?.is_some() {
-                self.apply(&key, Some(&body));
+            if let Some(revision) = self.auth.create(&key, body.clone())? {
+                self.apply(&key, Some(&body), revision);
                 return Ok((entry, token));
             }
         }
@@ -318,8 +336,8 @@ impl SharedAuth {
                 }
                 entry.revoked = Some(now.clone());
                 let body = encode(&entry)?;
-                if self.auth.update(&key, body.clone(), revision)?.is_some() {
-                    self.apply(&key, Some(&body));
+                if let Some(revision) = self.auth.update(&key, body.clone(), revision)? {
+                    self.apply(&key, Some(&body), revision);
                     n += 1;
                     break;
                 }
@@ -353,11 +371,11 @@ impl SharedAuth {
     fn create_user(&self, user: &User) -> Result<bool, StoreError> {
         let key = user_key(&user.name);
         let body = encode(user)?;
-        let created = self.auth.create(&key, body.clone())?.is_some();
-        if created {
-            self.apply(&key, Some(&body));
+        let created = self.auth.create(&key, body.clone())?;
+        if let Some(revision) = created {
+            self.apply(&key, Some(&body), revision);
         }
-        Ok(created)
+        Ok(created.is_some())
     }
 
     /// Adds an account. Fails if the name is taken (on any node).
@@ -404,8 +422,8 @@ impl SharedAuth {
             user.changed = Timestamp::now().to_rfc3339();
             user.must_change_password = false;
             let body = encode(&user)?;
-            if self.auth.update(&key, body.clone(), revision)?.is_some() {
-                self.apply(&key, Some(&body));
+            if let Some(revision) = self.auth.update(&key, body.clone(), revision)? {
+                self.apply(&key, Some(&body), revision);
                 return Ok(user);
             }
         }
@@ -415,16 +433,21 @@ impl SharedAuth {
     /// Deletes an account. Refuses to delete the last admin (as the bucket is read now: two
     /// admins deleting each other at the same instant on two nodes could both succeed).
     pub fn delete_user(&self, name: &str) -> Result<User, UserError> {
-        let users = self.load_users()?;
-        let Some(user) = users.iter().find(|u| u.name == name).cloned() else {
+        let users = self.entries::<User>("user.")?;
+        let Some((key, user, revision)) = users.iter().find(|(_, u, _)| u.name == name).cloned()
+        else {
             return Err(UserError::NoSuchUser(name.to_owned()));
         };
-        if user.role == Role::Admin && users.iter().filter(|u| u.role == Role::Admin).count() == 1 {
+        let admins = users
+            .iter()
+            .filter(|(_, u, _)| u.role == Role::Admin)
+            .count();
+        if user.role == Role::Admin && admins == 1 {
             return Err(UserError::LastAdmin(name.to_owned()));
         }
-        let key = user_key(name);
         self.auth.delete(&key)?;
-        self.apply(&key, None);
+        // The delete marker's revision is above the entry's: the watch delivers it later.
+        self.apply(&key, None, revision);
         Ok(user)
     }
 

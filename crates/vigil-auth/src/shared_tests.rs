@@ -10,9 +10,13 @@ use super::*;
 use crate::session::SessionStore;
 use crate::token::{AuthError, TokenStore};
 
+/// Key → (value, revision).
+type Entries = BTreeMap<String, (Vec<u8>, u64)>;
+
 #[derive(Default)]
 struct MemKv {
-    entries: Mutex<(u64, BTreeMap<String, (Vec<u8>, u64)>)>,
+    /// The last revision, and the entries.
+    entries: Mutex<(u64, Entries)>,
     /// Nodes watching this bucket (the auth bucket only).
     watchers: Mutex<Vec<Weak<SharedAuth>>>,
     /// Whether changes are delivered to the watchers (off: a watch that lags).
@@ -20,13 +24,13 @@ struct MemKv {
 }
 
 impl MemKv {
-    fn notify(&self, key: &str, value: Option<&[u8]>) {
+    fn notify(&self, key: &str, value: Option<&[u8]>, revision: u64) {
         if !self.deliver.load(Ordering::SeqCst) {
             return;
         }
         for w in self.watchers.lock().unwrap().iter() {
             if let Some(node) = w.upgrade() {
-                node.apply(key, value);
+                node.apply(key, value, revision);
             }
         }
     }
@@ -34,10 +38,10 @@ impl MemKv {
     fn write(&self, key: &str, value: Option<Vec<u8>>, expect: Option<Option<u64>>) -> Option<u64> {
         let mut guard = self.entries.lock().unwrap();
         let (seq, map) = &mut *guard;
-        if let Some(expected) = expect {
-            if map.get(key).map(|(_, r)| *r) != expected {
-                return None;
-            }
+        if let Some(expected) = expect
+            && map.get(key).map(|(_, r)| *r) != expected
+        {
+            return None;
         }
         *seq += 1;
         let rev = *seq;
@@ -50,7 +54,7 @@ impl MemKv {
             }
         }
         drop(guard);
-        self.notify(key, value.as_deref());
+        self.notify(key, value.as_deref(), rev);
         Some(rev)
     }
 }
@@ -283,4 +287,19 @@ fn a_session_opened_on_one_node_holds_on_another_until_logout_or_a_password_chan
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(short.lookup(&cookie), None, "idle expiry");
     assert_eq!(short.lookup("not a cookie"), None);
+}
+
+#[test]
+fn a_read_that_raced_a_revocation_never_undoes_it() {
+    let (auth, nodes) = cluster(1);
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::open_shared(dir.path(), Arc::clone(&nodes[0])).unwrap();
+    let (entry, token) = nodes[0].create_token("t", Role::Viewer).unwrap();
+    let key = format!("token.{}", entry.id);
+    let (before, revision) = auth.get(&key).unwrap().unwrap();
+    assert_eq!(nodes[0].revoke_token("t").unwrap(), 1);
+    // A lookup that read the entry before the revocation answers after the watch applied it.
+    assert!(!nodes[0].apply(&key, Some(&before), revision));
+    assert!(nodes[0].tokens()[0].revoked.is_some());
+    assert_eq!(store.verify(&token), Err(AuthError::Invalid));
 }

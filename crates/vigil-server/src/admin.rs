@@ -103,7 +103,7 @@ async fn change_password(
         view.user.clone(),
     );
     let changed = tokio::task::spawn_blocking(move || {
-        if users::verify_login(&sessions.users(), &name, &request.current).is_none() {
+        if users::verify_login(&sessions.users_for(&name), &name, &request.current).is_none() {
             return Err(None);
         }
         accounts

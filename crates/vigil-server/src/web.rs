@@ -197,7 +197,7 @@ async fn login(
     let sessions = Arc::clone(&state.sessions);
     let (user_name, password) = (name.clone(), request.password);
     let verified = tokio::task::spawn_blocking(move || {
-        crate::users::verify_login(&sessions.users(), &user_name, &password)
+        crate::users::verify_login(&sessions.users_for(&user_name), &user_name, &password)
     })
     .await
     .ok()

@@ -160,10 +160,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             }
         }
         if let Some(path) = &running.initial_admin {
+            // In cluster mode the account is the cluster's, created by this node only.
+            let change = match &running.cluster {
+                Some(node) => format!(
+                    "vigil user passwd --cluster NATS_URL --cluster-name {} admin",
+                    node.cluster().settings().names.cluster()
+                ),
+                None => format!("vigil user passwd --data-dir {} admin", data_dir.display()),
+            };
             eprintln!(
-                "vigil: created the first account, admin; its password is in {} (mode 0600). Log in and change it with `vigil user passwd --data-dir {} admin`",
+                "vigil: created the first account, admin; its password is in {} (mode 0600). Log in and change it with `{change}`",
                 path.display(),
-                data_dir.display()
             );
         }
         if let Some(a) = running.syslog_udp {

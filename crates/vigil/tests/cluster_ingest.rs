@@ -387,7 +387,15 @@ fn a_node_without_nats_says_degraded_and_refuses_ingest_until_nats_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut nats = NatsCluster::start(&dir.path().join("nats"), 1);
     let data = dir.path().join("v");
-    let token = common::create_token(&data, "ingest", "shipper");
+    // The token is the cluster's (one NATS server here: buckets of one replica).
+    let mut create = common::vigil();
+    create.args(["token", "create", "--role", "ingest", "--name", "shipper"]);
+    create.args(["--data-dir", &dir.path().join("cli").display().to_string()]);
+    create.args(["--cluster-name", "t", "--cluster-replicas", "1"]);
+    for url in nats.urls() {
+        create.args(["--cluster", &url]);
+    }
+    let token = common::run_ok(&mut create).trim().to_owned();
     let mut flags = cluster_flags(&nats, "n0");
     flags.extend([
         "--cluster-replicas".into(),

@@ -60,13 +60,30 @@ fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SharedKv for KvBucket {
+    /// Read from the stream's leader, not with a direct get (which any replica may answer, a
+    /// lagging one with a value already replaced): a logout or a revocation acknowledged on one
+    /// node is what every node reads next.
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         self.run("reading", async {
-            match self.store.entry(key).await.map_err(|e| failed(key, e))? {
-                Some(e) if e.operation == kv::Operation::Put => {
-                    Ok(Some((e.value.to_vec(), e.revision)))
+            let subject = format!("{}{key}", self.store.prefix);
+            match self.store.stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(message) => {
+                    let operation = message
+                        .headers
+                        .get("KV-Operation")
+                        .map(|v| v.as_str().to_owned());
+                    match operation.as_deref() {
+                        Some("DEL") | Some("PURGE") => Ok(None),
+                        _ => Ok(Some((message.payload.to_vec(), message.sequence))),
+                    }
                 }
-                _ => Ok(None),
+                Err(e)
+                    if e.kind()
+                        == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(failed(key, e)),
             }
         })
     }
@@ -158,7 +175,7 @@ pub async fn watch_accounts(
                 match next {
                     Some(Ok(entry)) => {
                         let value = (entry.operation == kv::Operation::Put).then_some(&entry.value);
-                        shared.apply(&entry.key, value.map(|v| v.as_ref()));
+                        shared.apply(&entry.key, value.map(|v| v.as_ref()), entry.revision);
                     }
                     Some(Err(e)) => {
                         tracing::warn!("watching the cluster's accounts: {e}");
