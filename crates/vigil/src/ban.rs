@@ -6,13 +6,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use vigil_auth::Role;
-use vigil_auth::token as auth;
 
 use crate::DataDir;
 
 /// Arguments of `vigil bouncer`.
 #[derive(clap::Args)]
 pub struct BouncerArgs {
+    #[command(flatten)]
+    cluster: crate::cluster_target::ClusterTarget,
     #[command(subcommand)]
     action: BouncerAction,
 }
@@ -34,8 +35,13 @@ pub fn bouncer(args: BouncerArgs) -> Result<ExitCode> {
     if name.trim().is_empty() {
         bail!("the bouncer needs a name");
     }
-    let (entry, key) =
-        auth::create_token(&data.data_dir, &name, Role::Bouncer).map_err(|e| anyhow!(e))?;
+    // With --cluster the key goes to the cluster's shared bucket: every node's CrowdSec
+    // endpoint accepts it.
+    let target = args.cluster.open(&data.data_dir)?;
+    let (entry, key) = target
+        .accounts
+        .create_token(&name, Role::Bouncer)
+        .map_err(|e| anyhow!(e))?;
     crate::cli_audit::record(
         &data.data_dir,
         "token_created",
