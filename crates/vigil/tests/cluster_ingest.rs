@@ -169,14 +169,14 @@ fn every_acknowledged_event_is_in_the_stream_exactly_once_across_kills() {
     // A cluster node is healthy while connected; what still needs a local ledger says so.
     let health = common::curl("GET", &format!("{}/healthz", urls[0]), &[], None);
     assert_eq!(health.status, 200, "{}", health.body);
-    let search = common::curl(
-        "POST",
-        &format!("{}/api/v1/search", urls[0]),
+    let checkpoint = common::curl(
+        "GET",
+        &format!("{}/api/v1/checkpoint", urls[0]),
         &[format!("Authorization: Bearer {token}")],
-        Some(r#"{"query":"*"}"#),
+        None,
     );
-    assert_eq!(search.status, 503, "{}", search.body);
-    assert!(search.body.contains("cluster mode"), "{}", search.body);
+    assert_eq!(checkpoint.status, 503, "{}", checkpoint.body);
+    assert!(checkpoint.body.contains("cluster mode"), "{}", checkpoint.body);
 
     // Senders: each batch goes to the sender's node first, then the next on a failure.
     let acked: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();

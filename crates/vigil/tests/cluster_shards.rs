@@ -126,15 +126,16 @@ fn every_acknowledged_event_is_in_its_shard_exactly_once_and_every_shard_verifie
             server: None,
         })
         .collect();
-    let token = common::create_token(&nodes[0].data, "ingest", "shipper");
-    for node in &nodes[1..] {
-        std::fs::create_dir_all(node.data.join("auth")).unwrap();
-        std::fs::copy(
-            nodes[0].data.join("auth/tokens.json"),
-            node.data.join("auth/tokens.json"),
-        )
-        .unwrap();
+    // Cluster nodes share their tokens through the cluster's bucket.
+    let mut create = common::vigil();
+    create
+        .args(["token", "create", "--role", "ingest", "--name", "shipper"])
+        .args(["--cluster-name", "t", "--data-dir"])
+        .arg(dir.path().join("cli"));
+    for url in nats.urls() {
+        create.args(["--cluster", &url]);
     }
+    let token = common::run_ok(&mut create).trim().to_owned();
     for node in &mut nodes {
         node.start(&nats);
     }
