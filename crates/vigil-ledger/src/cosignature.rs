@@ -262,7 +262,10 @@ mod tests {
         let blob = B64.decode(line.trim().rsplit_once(' ').unwrap().1).unwrap();
         let mut changed = blob.clone();
         changed[11] ^= 1;
-        let moved = format!("{note}\u{2014} witness.example/w1 {}\n", B64.encode(changed));
+        let moved = format!(
+            "{note}\u{2014} witness.example/w1 {}\n",
+            B64.encode(changed)
+        );
         assert!(verifier.verify_note(&moved).is_err());
     }
 
@@ -282,7 +285,8 @@ mod tests {
     /// The signed message of the specification's example.
     #[test]
     fn signed_message_is_the_specified_one() {
-        let text = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+        let text =
+            "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
         assert_eq!(
             signed_message(text, 1_679_315_147),
             b"cosignature/v1\ntime 1679315147\nexample.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"

@@ -254,7 +254,8 @@ pub fn rollback_event(witness: &str, checkpoint: &Checkpoint, reason: &str) -> E
 }
 
 /// Handles one submission's result for witness `name`: stores the cosignatures, records a
-/// rollback (once per standing rollback: an audit event through the door), counts.
+/// rollback (once while it stands, however often the witness repeats it: an audit event through
+/// the door), counts.
 pub fn settle(
     name: &str,
     target: &mut Target,
@@ -277,7 +278,7 @@ pub fn settle(
         }
         Submitted::Rollback(reason) => {
             tracing::error!("witness {name}: ROLLBACK detected: {reason}");
-            if target.rollback.as_deref() != Some(reason.as_str()) {
+            if target.rollback.is_none() {
                 status.rollbacks.fetch_add(1, Ordering::Relaxed);
                 let event = rollback_event(name, checkpoint, &reason);
                 let pending = door.submit(vec![event], Origin::Audit);
@@ -395,9 +396,13 @@ pub async fn run(
             if (*done == Some(size) && target.rollback.is_none()) || !target.due(now) {
                 continue;
             }
-            let result = submit(target, &mut reader, &latest.checkpoint, &latest.note, |body| {
-                post(&client, &w.url, body)
-            })
+            let result = submit(
+                target,
+                &mut reader,
+                &latest.checkpoint,
+                &latest.note,
+                |body| post(&client, &w.url, body),
+            )
             .await;
             if !matches!(result, Submitted::Retry(_)) {
                 *done = Some(size);

@@ -97,7 +97,10 @@ pub fn load_or_create_key(dir: &Path) -> Result<CosignatureSigner, String> {
             let name = format!(
                 "vigil-witness/{}/{}",
                 host_name(),
-                suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                suffix
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
             );
             let signer = CosignatureSigner::generate(&name).map_err(|e| e.to_string())?;
             let mut file = OpenOptions::new()
@@ -300,7 +303,10 @@ impl Witness {
             }
         } else {
             let old_root = stored_root.ok_or_else(|| {
-                WitnessError::Internal(format!("no root recorded for {origin} at size {}", log.size))
+                WitnessError::Internal(format!(
+                    "no root recorded for {origin} at size {}",
+                    log.size
+                ))
             })?;
             if req.old == checkpoint.size {
                 if old_root != checkpoint.root {
@@ -392,7 +398,9 @@ mod tests {
         let w = witness(dir.path(), &log);
         let line = w.add_checkpoint(log.request(0, 10).as_bytes()).unwrap();
         let verifier = CosignatureVerifier::from_vkey(&w.vkey()).unwrap();
-        verifier.verify_note(&format!("{}{line}", log.note(10))).unwrap();
+        verifier
+            .verify_note(&format!("{}{line}", log.note(10)))
+            .unwrap();
         log.grow(7);
         w.add_checkpoint(log.request(10, 17).as_bytes()).unwrap();
         // Same size, same root: cosigned again.
@@ -437,11 +445,17 @@ mod tests {
         };
         fork.leaves[3] = leaf_hash(b"rewritten");
         fork.grow(5);
-        let e = w.add_checkpoint(fork.request(9, 14).as_bytes()).unwrap_err();
+        let e = w
+            .add_checkpoint(fork.request(9, 14).as_bytes())
+            .unwrap_err();
         assert_eq!(e.status(), 422, "{e}");
         let e = w.add_checkpoint(fork.request(9, 9).as_bytes()).unwrap_err();
         assert_eq!(e.status(), 409, "{e}");
-        assert_eq!(w.logs()["vigil/b/0003"].size, 9, "nothing refused changed the state");
+        assert_eq!(
+            w.logs()["vigil/b/0003"].size,
+            9,
+            "nothing refused changed the state"
+        );
     }
 
     #[test]
@@ -452,25 +466,43 @@ mod tests {
         let w = witness(dir.path(), &log);
         let mut stranger = Log::new("vigil/other/0001");
         stranger.grow(3);
-        assert_eq!(w.add_checkpoint(stranger.request(0, 3).as_bytes()).unwrap_err().status(), 404);
+        assert_eq!(
+            w.add_checkpoint(stranger.request(0, 3).as_bytes())
+                .unwrap_err()
+                .status(),
+            404
+        );
         // Same origin, another key: the signature is not by the known key.
         let mut impostor = Log::new("vigil/b/0004");
         impostor.grow(3);
-        let e = w.add_checkpoint(impostor.request(0, 3).as_bytes()).unwrap_err();
+        let e = w
+            .add_checkpoint(impostor.request(0, 3).as_bytes())
+            .unwrap_err();
         assert_eq!(e.status(), 403, "{e}");
         // A signature line by the known name and key id, with a tampered body.
         let tampered = log.request(0, 3).replacen("\n3\n", "\n4\n", 1);
-        assert_eq!(w.add_checkpoint(tampered.as_bytes()).unwrap_err().status(), 403);
+        assert_eq!(
+            w.add_checkpoint(tampered.as_bytes()).unwrap_err().status(),
+            403
+        );
         // Cluster registration: first use pins, a key change is refused, the same key is fine.
         let node = NoteSigner::generate("vigil/c/p0/n1").unwrap();
         assert_eq!(w.register(&node.verifier().to_vkey()), Ok(true));
         assert_eq!(w.register(&node.verifier().to_vkey()), Ok(false));
         let usurper = NoteSigner::generate("vigil/c/p0/n1").unwrap();
-        assert_eq!(w.register(&usurper.verifier().to_vkey()).unwrap_err().status(), 403);
+        assert_eq!(
+            w.register(&usurper.verifier().to_vkey())
+                .unwrap_err()
+                .status(),
+            403
+        );
         assert_eq!(w.register("garbage").unwrap_err().status(), 400);
         drop(w);
         let again = witness(dir.path(), &log);
-        assert_eq!(again.logs()["vigil/c/p0/n1"].vkey, node.verifier().to_vkey());
+        assert_eq!(
+            again.logs()["vigil/c/p0/n1"].vkey,
+            node.verifier().to_vkey()
+        );
         assert_eq!(again.logs()["vigil/c/p0/n1"].source, LogSource::Cluster);
     }
 

@@ -72,7 +72,10 @@ mod tests {
         }
         assert!(!limit.allow(a, t0), "over the burst");
         assert!(limit.allow(b, t0), "another address has its own bucket");
-        assert!(limit.allow(a, t0 + Duration::from_millis(250)), "earned back");
+        assert!(
+            limit.allow(a, t0 + Duration::from_millis(250)),
+            "earned back"
+        );
         // One IPv6 /64 is one bucket.
         let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
         for _ in 0..BURST as usize {

@@ -120,7 +120,10 @@ pub fn parse_request(body: &[u8]) -> Result<AddCheckpoint, WitnessError> {
     let old = old_line
         .strip_prefix("old ")
         .ok_or_else(|| malformed("the first line must be `old <size>`"))?;
-    if old.is_empty() || (old.len() > 1 && old.starts_with('0')) || !old.bytes().all(|b| b.is_ascii_digit()) {
+    if old.is_empty()
+        || (old.len() > 1 && old.starts_with('0'))
+        || !old.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(malformed("old size is not a canonical decimal"));
     }
     let old: u64 = old
@@ -163,7 +166,8 @@ pub fn format_request(old: u64, proof: &[Hash], note: &str) -> String {
 /// Parses a 409 body: the witness's latest size.
 pub fn parse_size(body: &str) -> Option<u64> {
     let n = body.strip_suffix('\n').unwrap_or(body);
-    if n.is_empty() || (n.len() > 1 && n.starts_with('0')) || !n.bytes().all(|b| b.is_ascii_digit()) {
+    if n.is_empty() || (n.len() > 1 && n.starts_with('0')) || !n.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     n.parse().ok()
@@ -196,7 +200,14 @@ mod tests {
         let body = format_request(3, &proof, NOTE);
         assert!(body.starts_with("old 3\nAQEB"));
         let parsed = parse_request(body.as_bytes()).unwrap();
-        assert_eq!(parsed, AddCheckpoint { old: 3, proof, note: NOTE.into() });
+        assert_eq!(
+            parsed,
+            AddCheckpoint {
+                old: 3,
+                proof,
+                note: NOTE.into()
+            }
+        );
         let empty = parse_request(format_request(0, &[], NOTE).as_bytes()).unwrap();
         assert_eq!((empty.old, empty.proof.len()), (0, 0));
     }
@@ -213,12 +224,18 @@ mod tests {
             format!("old 1\nAQEB\n\n{NOTE}"),
             "old 1\n\n".to_string(),
             format!("old 99999999999999999999\n\n{NOTE}"),
-            format!("old 1\n{}\n{NOTE}", format!("{}\n", B64.encode([0u8; 32])).repeat(64)),
+            format!(
+                "old 1\n{}\n{NOTE}",
+                format!("{}\n", B64.encode([0u8; 32])).repeat(64)
+            ),
         ] {
             let e = parse_request(bad.as_bytes()).unwrap_err();
             assert_eq!(e.status(), 400, "{bad:?}: {e}");
         }
-        assert_eq!(parse_request(&[0xff, b'\n', b'\n']).unwrap_err().status(), 400);
+        assert_eq!(
+            parse_request(&[0xff, b'\n', b'\n']).unwrap_err().status(),
+            400
+        );
         let huge = vec![b'a'; MAX_REQUEST_BYTES + 1];
         assert_eq!(parse_request(&huge).unwrap_err(), WitnessError::TooLarge);
     }
@@ -228,10 +245,14 @@ mod tests {
         assert_eq!(parse_size("42\n"), Some(42));
         assert_eq!(parse_size("042\n"), None);
         assert_eq!(parse_size("x\n"), None);
-        let c = WitnessError::Conflict { latest: 7, reason: "r".into() };
+        let c = WitnessError::Conflict {
+            latest: 7,
+            reason: "r".into(),
+        };
         assert_eq!((c.status(), c.body()), (409, "7\n".to_string()));
         assert_eq!(
-            parse_cosignatures("\u{2014} w.example/1 AAAA\n\u{2014} w.example/2 AAAA\n").map(|l| l.len()),
+            parse_cosignatures("\u{2014} w.example/1 AAAA\n\u{2014} w.example/2 AAAA\n")
+                .map(|l| l.len()),
             Some(2)
         );
         assert_eq!(parse_cosignatures("hello\n"), None);
