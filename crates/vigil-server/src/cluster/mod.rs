@@ -1,0 +1,3 @@
+//! Cluster mode (docs/cluster.md): one file per concern.
+
+pub mod witness;
