@@ -149,8 +149,8 @@ async fn info(State(state): State<Arc<AppState>>) -> Response {
                 "origin": origin, "size": l.size, "source": l.source,
             })).collect::<Vec<_>>(),
         })),
-        "cosigners": witnesses.into_iter().map(|(name, (size, rollback))| json!({
-            "witness": name, "cosigned_size": size, "rollback": rollback,
+        "cosigners": witnesses.into_iter().map(|(name, v)| json!({
+            "witness": name, "cosigned_size": v.cosigned_size, "rollback": v.rollback,
         })).collect::<Vec<_>>(),
         "rollback": w.status.rollback(),
     }))

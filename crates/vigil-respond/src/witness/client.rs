@@ -184,6 +184,15 @@ where
     Submitted::Retry("the witness's size kept changing".into())
 }
 
+/// What the submitter knows of one witness.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WitnessView {
+    /// The size it last cosigned (`None`: not known yet).
+    pub cosigned_size: Option<u64>,
+    /// The rollback it reports, while it stands.
+    pub rollback: Option<String>,
+}
+
 /// The witnesses' state, shared with `/healthz`, `/metrics` and the cluster health.
 #[derive(Debug, Default)]
 pub struct WitnessStatus {
@@ -193,8 +202,8 @@ pub struct WitnessStatus {
     pub failures: AtomicU64,
     /// Rollbacks detected.
     pub rollbacks: AtomicU64,
-    /// By witness (shown name): the size it last cosigned and the rollback it reports.
-    witnesses: Mutex<BTreeMap<String, (Option<u64>, Option<String>)>>,
+    /// By witness (shown name).
+    witnesses: Mutex<BTreeMap<String, WitnessView>>,
 }
 
 impl WitnessStatus {
@@ -202,19 +211,22 @@ impl WitnessStatus {
     pub fn rollback(&self) -> Option<String> {
         let w = self.witnesses.lock().expect("witness status");
         w.iter()
-            .find_map(|(name, (_, r))| r.as_ref().map(|r| format!("witness {name}: {r}")))
+            .find_map(|(name, v)| v.rollback.as_ref().map(|r| format!("witness {name}: {r}")))
     }
 
-    /// By witness: the size it last cosigned and the rollback it reports.
-    pub fn witnesses(&self) -> BTreeMap<String, (Option<u64>, Option<String>)> {
+    /// By witness (shown name): the size it last cosigned and the rollback it reports.
+    pub fn witnesses(&self) -> BTreeMap<String, WitnessView> {
         self.witnesses.lock().expect("witness status").clone()
     }
 
     fn set(&self, name: &str, target: &Target) {
-        self.witnesses
-            .lock()
-            .expect("witness status")
-            .insert(name.to_owned(), (target.last, target.rollback.clone()));
+        self.witnesses.lock().expect("witness status").insert(
+            name.to_owned(),
+            WitnessView {
+                cosigned_size: target.last,
+                rollback: target.rollback.clone(),
+            },
+        );
     }
 
     /// The `/metrics` lines.

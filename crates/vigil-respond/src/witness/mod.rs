@@ -18,6 +18,6 @@ pub mod core;
 pub mod limit;
 pub mod protocol;
 
-pub use client::{Answer, Submitted, Target, WitnessStatus, WitnessUrl};
+pub use client::{Answer, Submitted, Target, WitnessStatus, WitnessUrl, WitnessView};
 pub use core::{LogSource, LogState, Witness};
 pub use protocol::{AddCheckpoint, WitnessError};
