@@ -70,6 +70,9 @@ const fn r(method: &'static str, path: &'static str, access: Access) -> RouteAcc
 /// the UI and Elasticsearch shippers (with credentials) as an ingest route.
 pub const ROUTES: &[RouteAccess] = &[
     r("GET", "/healthz", Access::Public),
+    // C2SP tlog-witness: the log's signature authenticates (rate-limited per address).
+    r("POST", "/witness/add-checkpoint", Access::Public),
+    r("GET", "/api/v1/witness", Access::Read),
     r("GET", "/login", Access::Public),
     r("GET", "/assets/login.js", Access::Public),
     r("GET", "/assets/vigil.css", Access::Public),

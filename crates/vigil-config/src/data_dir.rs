@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 /// ├── builtin-rules/              Vigil's bundled Sigma rules, written at start
 /// ├── demo-rules/                 the demo's Sigma rules (`serve --demo`)
 /// ├── tls/cert.pem, tls/key.pem   the generated self-signed certificate (key mode 0600)
+/// ├── witness/                    the C2SP witness this server runs for other logs:
+/// │   ├── witness.key             its cosigning key (mode 0600), witness.vkey its verifier key
+/// │   └── state.json              the latest size and root cosigned per log (fsynced first)
 /// ├── server/
 /// │   ├── settings.json           the settings of the last start (derived: for config_changed)
 /// │   └── running                 present while a server runs (an unclean stop leaves it)
@@ -53,6 +56,11 @@ impl DataDir {
     /// The files under `ledger/`.
     pub fn ledger_paths(&self) -> vigil_ledger::LedgerPaths {
         vigil_ledger::LedgerPaths::new(&self.root)
+    }
+
+    /// `witness/`: the C2SP witness's key and state (`vigil_respond::witness`).
+    pub fn witness(&self) -> PathBuf {
+        self.root.join("witness")
     }
 
     /// `index/` (`vigil_index::index_dir`, below this crate, names it too: a test holds them

@@ -123,6 +123,9 @@ pub struct Config {
     /// Cluster mode on NATS JetStream (off unless `--cluster` or `[cluster] nats` is given).
     #[command(flatten)]
     pub cluster: ClusterSection,
+    /// C2SP witnesses: who cosigns this ledger's checkpoints, and whose this server cosigns.
+    #[command(flatten)]
+    pub witness: WitnessSection,
     /// Start with a generated stream (web, SSH, sudo, application events) holding a brute
     /// force, a password spray, a scanner and an insider, with bundled rules and bans: alerts
     /// and bans appear within a minute.
@@ -346,6 +349,23 @@ impl ClusterSection {
     pub fn enabled(&self) -> bool {
         !self.nats.is_empty()
     }
+}
+
+/// `[witness]`: C2SP witnesses (see docs/witness.md). A witness that cosigns this ledger's
+/// checkpoints is the only way a rollback of the whole data directory to an older consistent
+/// copy is detected.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct WitnessSection {
+    /// Witnesses that cosign this ledger's checkpoints: their C2SP submission prefix
+    /// (`https://HOST:8080/witness` for another Vigil; repeatable). Each signed checkpoint is
+    /// sent with a consistency proof; the cosignatures are kept in `ledger/cosignatures.log`.
+    #[arg(long = "witness", value_name = "URL")]
+    pub urls: Vec<SecretUrl>,
+    /// Logs this server witnesses (`POST /witness/add-checkpoint`): each log's verifier key, a
+    /// vkey string or a file holding one (its key name is the log's origin; repeatable).
+    #[arg(long = "witness-log", value_name = "VKEY|FILE")]
+    pub logs: Vec<String>,
 }
 
 /// `[retention]`: removal of old sealed segments.

@@ -61,6 +61,7 @@ fn sections() -> Vec<(&'static str, Vec<&'static str>, bool)> {
         ("responder", fields::<ResponderSection>(), true),
         ("bans", fields::<BansSection>(), false),
         ("ui", fields::<UiSection>(), false),
+        ("witness", fields::<WitnessSection>(), false),
     ]
 }
 

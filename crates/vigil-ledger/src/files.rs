@@ -59,6 +59,10 @@ impl LedgerPaths {
     pub fn witness(&self) -> PathBuf {
         self.root.join("witness")
     }
+    /// Checkpoints with their witnesses' cosignatures (see `cosigned`).
+    pub fn cosignatures(&self) -> PathBuf {
+        self.root.join("cosignatures.log")
+    }
     /// Signed records of starts on a ledger that did not verify (`serve --recover`).
     pub fn recoveries(&self) -> PathBuf {
         self.root.join("recoveries.log")

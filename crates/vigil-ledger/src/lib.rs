@@ -35,6 +35,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cosignature;
+pub mod cosigned;
 mod error;
 pub mod files;
 pub mod format;

@@ -55,7 +55,7 @@ fn key_id(name: &str, public: &[u8; 32]) -> u32 {
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
-fn check_name(name: &str) -> Result<(), NoteError> {
+pub(crate) fn check_name(name: &str) -> Result<(), NoteError> {
     if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
         return Err(NoteError::Key(
             "key name must be non-empty, without spaces or '+'",
@@ -159,7 +159,7 @@ impl NoteSigner {
     }
 }
 
-fn split_key(rest: &str) -> Result<(&str, u32, &str), NoteError> {
+pub(crate) fn split_key(rest: &str) -> Result<(&str, u32, &str), NoteError> {
     let mut parts = rest.splitn(3, '+');
     let name = parts.next().ok_or(NoteError::Key("missing name"))?;
     let id = parts.next().ok_or(NoteError::Key("missing key id"))?;

@@ -205,6 +205,23 @@ level: medium
 tags: [attack.defense_evasion, attack.t1565.001]
 "#,
     ),
+    (
+        "vigil-witness.yml",
+        r#"title: Vigil's ledger was rolled back
+id: 4f1d2c3b-7a6e-4b0a-9c1d-76696769c006
+name: vigil_witness_rollback
+status: stable
+description: A witness that cosigned this ledger's checkpoints has seen more of it than it now holds, or a different tree at a size it cosigned. The data directory was replaced by an older copy, or the history was rewritten; events the witness saw are missing. Compare with a backup and the witnesses' state before trusting this ledger.
+logsource: {product: vigil, service: audit}
+detection:
+    selection:
+        event.dataset: vigil.audit
+        event.action: witness_rollback
+    condition: selection
+level: critical
+tags: [attack.defense_evasion, attack.t1070, attack.t1565.001]
+"#,
+    ),
 ];
 
 /// Writes [`SELF_RULES`] to `DATA_DIR/builtin-rules` (replacing what is there) and returns the

@@ -86,6 +86,8 @@ impl ServerConfig {
                 syslog_idle_timeout: c.limits.syslog_idle_timeout.0,
                 syslog_frame_timeout: c.limits.syslog_frame_timeout.0,
             },
+            witnesses: crate::witness::witness_urls(c),
+            witness_logs: crate::witness::witness_logs(c)?,
             data_dir,
             settings: config,
         })

@@ -30,6 +30,7 @@ pub mod syslog;
 pub mod tls;
 mod topology;
 pub mod web;
+pub mod witness;
 
 // Authentication lives in `vigil-auth`, the pipeline in `vigil-ingest`, responses in
 // `vigil-respond`; these keep the server's old paths working.
@@ -113,6 +114,10 @@ pub struct ServerConfig {
     /// Connection limits and timeouts of the TCP listeners (0 limits are sized from the
     /// open-file limit at start).
     pub connections: listen::ConnLimits,
+    /// Witnesses that cosign this ledger's checkpoints (`[witness] urls`).
+    pub witnesses: Vec<vigil_respond::witness::WitnessUrl>,
+    /// Logs this server witnesses (`[witness] logs`).
+    pub witness_logs: Vec<vigil_ledger::note::NoteVerifier>,
 }
 
 /// A server that is running.

@@ -86,6 +86,7 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     let mut t = Tasks::new();
     let decisions = decision_service(&config, &ingest, &mut t)?;
     checkpoint_sinks(&config, &ledger, &ingest, &mut t);
+    let witness = witnesses(&config, &ledger, &ingest, &mut t);
     let notify_stats = Arc::new(notify::NotifyStats::default());
     let detect = detector(&config, &ingest, &decisions, &notify_stats, &mut t).await?;
     let tokens = auth_stores(&config, &accounts, &ingest, &mut t)?;
@@ -99,7 +100,7 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
         notify_stats: Arc::clone(&notify_stats),
     };
     if let Some(addr) = config.http {
-        let state = http_state(&config, &core, tokens, (&accounts, &None), run).await;
+        let state = http_state(&config, &core, tokens, (&accounts, &None), run, witness).await;
         bound.http =
             Some(http_listener(&config, addr, http::router(state), &tracker, &mut t).await?);
     }
@@ -295,6 +296,39 @@ fn checkpoint_sinks(config: &ServerConfig, ledger: &Ledger, ingest: &Arc<Ingest>
             config.notify_backoff,
             t.stop_rx.clone(),
         ));
+    }
+}
+
+/// The C2SP witness this server runs for other logs (its key created on first use), and the
+/// task that has this ledger's checkpoints cosigned by `[witness] urls`.
+fn witnesses(
+    config: &ServerConfig,
+    ledger: &Ledger,
+    ingest: &Arc<Ingest>,
+    t: &mut Tasks,
+) -> crate::witness::WitnessState {
+    let dir = vigil_config::DataDir::new(&config.data_dir).witness();
+    let witness = match vigil_respond::witness::Witness::open(&dir, &config.witness_logs) {
+        Ok(w) => Some(Arc::new(w)),
+        Err(e) => {
+            tracing::error!("the witness is off: {e}");
+            None
+        }
+    };
+    let status = Arc::new(vigil_respond::witness::WitnessStatus::default());
+    if !config.witnesses.is_empty() {
+        t.tasks.spawn(vigil_respond::witness::client::run(
+            config.witnesses.clone(),
+            ledger.clone(),
+            Arc::clone(ingest),
+            Arc::clone(&status),
+            t.stop_rx.clone(),
+        ));
+    }
+    crate::witness::WitnessState {
+        witness,
+        limit: Default::default(),
+        status,
     }
 }
 
@@ -523,6 +557,7 @@ pub(crate) async fn http_state(
     tokens: Arc<auth::TokenStore>,
     (accounts, cluster): (&vigil_auth::AuthStore, &Option<vigil_cluster::Cluster>),
     run: serde_json::Value,
+    witness: crate::witness::WitnessState,
 ) -> Arc<http::AppState> {
     let sessions = match accounts.shared() {
         Some(shared) => session::SessionStore::new_shared(
@@ -559,6 +594,7 @@ pub(crate) async fn http_state(
         last_verification: std::sync::Mutex::new(None),
         run,
         verifying: std::sync::atomic::AtomicBool::new(false),
+        witness,
     })
 }
 

@@ -19,7 +19,7 @@ use crate::DataDir;
 #[derive(clap::Args)]
 pub struct DataDirArgs {
     #[command(flatten)]
-    data: DataDir,
+    pub(crate) data: DataDir,
 }
 
 /// Arguments of `vigil verify`.
@@ -36,6 +36,8 @@ pub struct VerifyArgs {
     /// proof), which catches a rollback or a fork signed with a stolen key.
     #[arg(long, value_name = "CHECKPOINT_FILE")]
     against: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    witness: crate::witness_cmds::CosignatureArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: OutputFormat,
@@ -117,6 +119,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         },
     )?;
     bar.finish_and_clear();
+    let cosignatures = crate::witness_cmds::check(&args.data.data_dir, &args.witness)?;
     let checkpoint_json = |c: &vigil_ledger::note::Checkpoint| {
         json!({
             "size": c.size,
@@ -134,7 +137,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
-            let body = json!({
+            let mut body = json!({
                 "intact": report.is_intact(),
                 "verdict": verdict,
                 "verified_by_key": report.latest_verified_key.as_deref().unwrap_or(key_label(&report.key)),
@@ -173,6 +176,9 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                 })).collect::<Vec<_>>(),
                 "key": report.key,
             });
+            if let Some(c) = &cosignatures {
+                body["cosignatures"] = c.json.clone();
+            }
             writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
         }
         OutputFormat::Text => {
@@ -301,9 +307,13 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                     writeln!(out, "{label}: {p}")?;
                 }
             }
+            for line in cosignatures.iter().flat_map(|c| &c.lines) {
+                writeln!(out, "{line}")?;
+            }
         }
     }
-    Ok(if !report.is_intact() {
+    let witnessed = cosignatures.as_ref().is_none_or(|c| c.passed);
+    Ok(if !report.is_intact() || !witnessed {
         ExitCode::from(1)
     } else if report.needs_attention() {
         ExitCode::from(EXIT_VERIFIED_RECOVERED)

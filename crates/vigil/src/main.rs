@@ -15,6 +15,7 @@ mod search;
 mod serve;
 mod token;
 mod user;
+mod witness_cmds;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -65,6 +66,9 @@ enum Command {
     Checkpoint(ledger_cmds::DataDirArgs),
     /// Print the verifier key (C2SP vkey) that checks this ledger's checkpoints.
     Key(ledger_cmds::DataDirArgs),
+    /// Print the verifier key (C2SP vkey, type 0x04) of the witness this server runs for other
+    /// ledgers, what they give `vigil verify --witness-key` (created on first use).
+    WitnessKey(ledger_cmds::DataDirArgs),
     /// Print an inclusion proof (or with --old-size, a consistency proof) as JSON.
     Proof(ledger_cmds::ProofArgs),
     /// Retention: prune old segments, set or release a legal hold, show status.
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => ledger_cmds::verify(args),
         Command::Checkpoint(args) => ledger_cmds::checkpoint(args),
         Command::Key(args) => ledger_cmds::key(args),
+        Command::WitnessKey(args) => witness_cmds::witness_key(args),
         Command::Proof(args) => ledger_cmds::proof(args),
         Command::Retention(args) => ledger_cmds::retention(args),
         Command::Ledger(args) => ledger_cmds::ledger(args),

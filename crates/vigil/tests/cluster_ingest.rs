@@ -176,7 +176,11 @@ fn every_acknowledged_event_is_in_the_stream_exactly_once_across_kills() {
         None,
     );
     assert_eq!(checkpoint.status, 503, "{}", checkpoint.body);
-    assert!(checkpoint.body.contains("cluster mode"), "{}", checkpoint.body);
+    assert!(
+        checkpoint.body.contains("cluster mode"),
+        "{}",
+        checkpoint.body
+    );
 
     // Senders: each batch goes to the sender's node first, then the next on a failure.
     let acked: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();

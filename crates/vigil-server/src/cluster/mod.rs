@@ -21,6 +21,7 @@ pub mod shard_worker;
 pub mod shards;
 pub mod state;
 mod wire;
+pub mod witness;
 
 use std::sync::Arc;
 
@@ -121,6 +122,7 @@ pub(crate) async fn build(
         t.stop_rx.clone(),
     );
     let queries = wire::query_responder(&cluster, &shards).await?;
+    let witness = wire::witnesses(&config, &cluster, &shards, &ingest, &mut t);
     let decisions = wire::shared_decisions(&config, &ingest, &mut t);
     let notify_stats = Arc::new(notify::NotifyStats::default());
     let detection = wire::detection(
@@ -150,7 +152,8 @@ pub(crate) async fn build(
     };
     if let Some(addr) = config.http {
         let node = Some(cluster.clone());
-        let state = topology::http_state(&config, &core, tokens, (&accounts, &node), run).await;
+        let state =
+            topology::http_state(&config, &core, tokens, (&accounts, &node), run, witness).await;
         let app = gate(http::router(state), &cluster);
         bound.http = Some(topology::http_listener(&config, addr, app, &tracker, &mut t).await?);
     }

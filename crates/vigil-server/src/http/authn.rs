@@ -460,6 +460,7 @@ mod tests {
         let mut routes = declared(include_str!("mod.rs"));
         routes.extend(declared(include_str!("../web.rs")));
         routes.extend(declared(include_str!("../admin.rs")));
+        routes.extend(declared(include_str!("../witness.rs")));
         assert!(routes.len() >= 45, "found only {routes:?}");
         for (method, path) in &routes {
             assert!(

@@ -300,13 +300,22 @@ pub(super) async fn metrics(State(state): State<Shared>) -> Response {
     if let Some(cluster) = &state.cluster {
         text.push_str(&state.cluster_health.report(cluster).await.metrics());
     }
+    text.push_str(&state.witness.status.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// `GET /healthz`: `ok` while Vigil can store events; 503
 /// `{"status":"degraded","reason":"ledger: …"}` while the ledger cannot write (it retries by
-/// itself and this turns back to `ok` once it can).
+/// itself and this turns back to `ok` once it can); 503 `{"status":"degraded","reason":"witness
+/// …"}` while a witness reports that the ledger was rolled back.
 pub(super) async fn health(State(state): State<Shared>) -> Response {
+    if let Some(rollback) = state.witness.status.rollback() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "reason": format!("rollback: {rollback}")})),
+        )
+            .into_response();
+    }
     match state.ingest.ledger().degraded() {
         None => "ok\n".into_response(),
         Some(reason) => (

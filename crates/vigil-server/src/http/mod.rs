@@ -85,6 +85,8 @@ pub struct AppState {
     pub run: JsonValue,
     /// Whether a verification is running.
     pub verifying: std::sync::atomic::AtomicBool,
+    /// The C2SP witness this server runs, and this ledger's witnesses.
+    pub witness: crate::witness::WitnessState,
 }
 
 type Shared = Arc<AppState>;
@@ -125,6 +127,7 @@ pub fn router(state: Shared) -> Router {
         .route("/", get(es_root).head(es_root))
         .merge(crate::web::routes())
         .merge(crate::admin::routes())
+        .merge(crate::witness::routes())
         // The role table, enforced for every route above (none may bypass it): the outer layer
         // (added last) finds the route's entry or refuses, the inner one authenticates.
         .route_layer(axum::middleware::from_fn_with_state(
