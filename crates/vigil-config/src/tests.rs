@@ -62,6 +62,7 @@ fn sections() -> Vec<(&'static str, Vec<&'static str>, bool)> {
         ("bans", fields::<BansSection>(), false),
         ("ui", fields::<UiSection>(), false),
         ("witness", fields::<WitnessSection>(), false),
+        ("cluster", fields::<ClusterSection>(), false),
     ]
 }
 
