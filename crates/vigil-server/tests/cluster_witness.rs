@@ -187,7 +187,7 @@ type Submitter = (
 
 fn start_submitter(cluster: &Cluster, ledger: &Ledger) -> Submitter {
     let door = Arc::new(Ingest::new(
-        ledger.clone(),
+        vigil_ingest::NodeLog::from(ledger.clone()),
         vigil_ingest::pipeline::redactor(None).unwrap(),
         Arc::default(),
     ));
