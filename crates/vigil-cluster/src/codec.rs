@@ -82,7 +82,9 @@ pub fn decode(message: &[u8]) -> Result<Vec<Event>, CodecError> {
     if count > (message.len() - at) as u64 {
         return Err(CodecError::Length(1));
     }
-    let mut events = Vec::with_capacity(count as usize);
+    // The count is the sender's claim: reserve for what the bytes can hold at a plausible
+    // size, never for the claim itself.
+    let mut events = Vec::with_capacity((count as usize).min(message.len() / 64 + 1));
     for index in 0..count as usize {
         let start = at;
         let len = get_varint(message, &mut at)?;

@@ -127,6 +127,20 @@ pub fn messages(
     }
     let mut out = Vec::new();
     for (shard, events) in by_shard {
+        if matches!(ids, Ids::Keyed { .. }) {
+            // A keyed batch's ids name event ranges, so its cut must be the same on every node
+            // and every attempt: sizes without what differs between them (the node's name, the
+            // receive time), plus a reserve that covers it.
+            for range in stable_ranges(&events, max_bytes) {
+                let payload = codec::encode(&events[range.clone()], usize::MAX);
+                out.extend(payload.into_iter().map(|payload| Message {
+                    shard,
+                    id: ids.id(shard, range.clone()),
+                    payload: Bytes::from(payload),
+                }));
+            }
+            continue;
+        }
         let mut at = 0;
         for payload in codec::encode(&events, max_bytes) {
             let n = message_count(&payload);
@@ -139,6 +153,32 @@ pub fn messages(
         }
     }
     out
+}
+
+/// Bytes reserved per event for the fields that differ between the nodes and attempts of one
+/// keyed batch (`vigil.node`, at most 64 bytes of name, and `vigil.received`).
+const UNSTABLE_RESERVE: usize = 192;
+
+/// The cut of a keyed batch's events into messages of at most `max_bytes`, from sizes that
+/// are the same on every node and every attempt.
+fn stable_ranges(events: &[Event], max_bytes: usize) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut size) = (0, 16);
+    for (i, event) in events.iter().enumerate() {
+        let mut stable = event.clone();
+        stable.remove(field::VIGIL_NODE);
+        stable.remove(field::VIGIL_RECEIVED);
+        let cost = stable.to_canonical().len() + UNSTABLE_RESERVE;
+        if i > start && size + cost > max_bytes {
+            ranges.push(start..i);
+            (start, size) = (i, 16);
+        }
+        size += cost;
+    }
+    if start < events.len() {
+        ranges.push(start..events.len());
+    }
+    ranges
 }
 
 /// The event count of an encoded message (its header: version byte, then a LEB128 varint).
@@ -373,6 +413,28 @@ mod tests {
                 .iter()
                 .all(|id| !ids(&on_n1).contains(id))
         );
+    }
+
+    #[test]
+    fn a_keyed_batch_in_many_messages_is_cut_the_same_on_every_node_and_attempt() {
+        let mut events: Vec<Event> = (0..400)
+            .map(|i| event(&format!("10.2.0.{}", i % 3), None))
+            .collect();
+        events[0].insert(KEY_FIELD, "batch-big");
+        events[0].insert(SENDER_FIELD, "token-1");
+        let mut retried = events.clone();
+        for (i, e) in retried.iter_mut().enumerate() {
+            // Another attempt: received at another instant (a wider fraction).
+            e.insert(field::VIGIL_RECEIVED, format!("2026-12-07T04:00:00.{i:09}Z"));
+        }
+        let first = messages(&events, 4, "n1", 4096, || unreachable!());
+        let again = messages(&retried, 4, "a-much-longer-node-name", 4096, || unreachable!());
+        assert!(first.len() > 4, "several messages per shard: {}", first.len());
+        let ids = |m: &[Message]| m.iter().map(|m| (m.shard, m.id.clone())).collect::<Vec<_>>();
+        assert_eq!(ids(&first), ids(&again), "the same cut, the same ids");
+        for m in first.iter().chain(&again) {
+            assert!(m.payload.len() <= 4096, "{}", m.payload.len());
+        }
     }
 
     #[test]

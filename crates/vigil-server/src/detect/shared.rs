@@ -38,6 +38,10 @@ impl DetectService {
                 .is_some_and(|a| a.history.last() != Some(&change));
             if known && book.triage(id, change).is_ok() {
                 self.dirty.store(true, Ordering::Relaxed);
+                // A count snapshot this detector wrote before it saw the triage may follow the
+                // triage on `sys` and re-open the alert on every follower: the next save writes
+                // a fresh snapshot, with the triage, after it.
+                self.note_unwritten(id);
             }
         }
     }
