@@ -79,6 +79,24 @@ pub struct Progress {
     pub events: AtomicU64,
     /// Whether the worker waits at a closed fence.
     pub fenced: AtomicBool,
+    /// The last stream sequence of the shard's subject when the worker started: until
+    /// `applied` reaches it the copy is being rebuilt or is catching up after a move, and
+    /// queries are refused (the coordinator names the shard missing) rather than answered
+    /// short.
+    pub catch_up_to: AtomicU64,
+}
+
+impl Progress {
+    /// Why queries must not be answered from this copy yet, if they must not.
+    pub fn catching_up(&self) -> Option<String> {
+        let (applied, target) = (
+            self.applied.load(Ordering::SeqCst),
+            self.catch_up_to.load(Ordering::SeqCst),
+        );
+        (applied < target).then(|| {
+            format!("catching up with the stream (applied {applied} of {target}) after it moved here")
+        })
+    }
 }
 
 /// A running shard worker.
@@ -127,6 +145,14 @@ impl Worker {
         let (ledger, index, position) = opened;
         let progress = Arc::new(Progress::default());
         progress.applied.store(position, Ordering::SeqCst);
+        let subject = spec.cluster.settings().names.shard_subject(spec.shard);
+        match vigil_cluster::follow::last_seq(&spec.cluster, &subject).await {
+            Ok(last) => progress.catch_up_to.store(last, Ordering::SeqCst),
+            Err(e) => tracing::warn!(
+                shard = %spec.shard,
+                "cannot read where the stream ends ({e}); queries are answered while catching up"
+            ),
+        }
         progress.events.store(ledger.end_seq(), Ordering::SeqCst);
         let (stop, stop_rx) = watch::channel(false);
         let copier = Copier {
@@ -412,6 +438,21 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_behind_where_the_stream_was_at_its_start_refuses_queries_until_caught_up() {
+        let progress = Progress::default();
+        assert_eq!(progress.catching_up(), None, "an empty subject has nothing to catch up");
+        progress.catch_up_to.store(500, Ordering::SeqCst);
+        progress.applied.store(120, Ordering::SeqCst);
+        let why = progress.catching_up().expect("behind: refused");
+        assert!(why.contains("applied 120 of 500"), "{why}");
+        progress.applied.store(500, Ordering::SeqCst);
+        assert_eq!(progress.catching_up(), None);
+        // Later messages do not matter: a live copy trails the stream by moments.
+        progress.applied.store(900, Ordering::SeqCst);
+        assert_eq!(progress.catching_up(), None);
+    }
     use vigil_event::{Event, Timestamp};
 
     fn event(seq: Option<i64>) -> Event {

@@ -157,6 +157,9 @@ impl ShardSet {
             let view = views
                 .get(&shard)
                 .ok_or_else(|| format!("shard {shard} is not owned by this node"))?;
+            if let Some(why) = view.progress.catching_up() {
+                return Err(format!("shard {shard} is {why}"));
+            }
             (view.ledger.clone(), view.index.clone())
         };
         match index {
