@@ -73,6 +73,9 @@ pub struct DetectorLease {
     events: AtomicU64,
     /// Stopped for good (a stop, or a test simulating a crash).
     dead: AtomicBool,
+    /// Whether this node may acquire the lease when it is free (a node still replaying the
+    /// shared books would hold the lease without detecting).
+    eligible: AtomicBool,
 }
 
 impl DetectorLease {
@@ -86,6 +89,7 @@ impl DetectorLease {
             applied: AtomicU64::new(0),
             events: AtomicU64::new(0),
             dead: AtomicBool::new(false),
+            eligible: AtomicBool::new(true),
         }
     }
 
@@ -166,6 +170,9 @@ impl DetectorLease {
                 return false;
             }
         }
+        if !self.eligible.load(Ordering::SeqCst) {
+            return false;
+        }
         // Free: the next epoch after every one seen (the lease's own expires with it).
         if let Ok(Some((cursor, _))) = self.read_cursor().await {
             self.seen_epoch.fetch_max(cursor.epoch, Ordering::SeqCst);
@@ -188,6 +195,12 @@ impl DetectorLease {
             }
             _ => false,
         }
+    }
+
+    /// Whether this node may acquire the lease when it is free (renewing one it holds is not
+    /// affected). A node whose shared books are not caught up is not eligible.
+    pub fn set_eligible(&self, eligible: bool) {
+        self.eligible.store(eligible, Ordering::SeqCst);
     }
 
     /// Renews or acquires the lease every [`DetectorLease::period`] until `stop`, then gives it

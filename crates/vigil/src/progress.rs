@@ -52,6 +52,8 @@ pub fn spinner(what: &str) -> ProgressBar {
         ProgressStyle::with_template(&format!("{{spinner}} {what} ({{elapsed}})"))
             .expect("static template"),
     );
+    // Drawn at once: a search that ends before the first tick still showed what it did.
+    bar.tick();
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
 }

@@ -231,7 +231,7 @@ fn a_brute_force_through_three_nodes_is_one_alert_and_one_ban_everywhere_and_sea
     };
     assert!(
         wait_until(60, everywhere),
-        "alerts {:?}; bans {:?}",
+        "alerts {:?}; bans {:?}; logs:\n{}",
         nodes
             .iter()
             .map(|n| brute_force_alerts(&n.url, &analyst))
@@ -239,7 +239,12 @@ fn a_brute_force_through_three_nodes_is_one_alert_and_one_ban_everywhere_and_sea
         nodes
             .iter()
             .map(|n| bans(&n.url, &bouncer))
+            .collect::<Vec<_>>(),
+        nodes
+            .iter()
+            .map(|n| n.log())
             .collect::<Vec<_>>()
+            .join("\n-----\n")
     );
     // And it stays one: no node raises its own copy later.
     std::thread::sleep(Duration::from_secs(3));

@@ -264,6 +264,31 @@ pub async fn start(
         })
         .await
         .map_err(|e| e.to_string())??;
+        // Not a candidate for the detector lease before the books have replayed `sys` to
+        // where it ended at this start: holding it earlier would stall detection.
+        role.lease().set_eligible(false);
+        {
+            let (cluster, sys, lease) =
+                (cluster.clone(), Arc::clone(&sys), Arc::clone(role.lease()));
+            let mut stop = stop.clone();
+            tasks.spawn(async move {
+                let caught_up = async {
+                    let end = loop {
+                        match super::state::sys_end(&cluster).await {
+                            Ok(end) => break end,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                        }
+                    };
+                    while sys.applied() < end {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = caught_up => lease.set_eligible(true),
+                    _ = stop.changed() => {}
+                }
+            });
+        }
         tasks.spawn(Arc::clone(role.lease()).run(stop.clone()));
         (Some(detect), Some(role))
     };

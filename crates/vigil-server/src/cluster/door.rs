@@ -425,12 +425,29 @@ mod tests {
         let mut retried = events.clone();
         for (i, e) in retried.iter_mut().enumerate() {
             // Another attempt: received at another instant (a wider fraction).
-            e.insert(field::VIGIL_RECEIVED, format!("2026-12-07T04:00:00.{i:09}Z"));
+            e.insert(
+                field::VIGIL_RECEIVED,
+                format!("2026-12-07T04:00:00.{i:09}Z"),
+            );
         }
         let first = messages(&events, 4, "n1", 4096, || unreachable!());
-        let again = messages(&retried, 4, "a-much-longer-node-name", 4096, || unreachable!());
-        assert!(first.len() > 4, "several messages per shard: {}", first.len());
-        let ids = |m: &[Message]| m.iter().map(|m| (m.shard, m.id.clone())).collect::<Vec<_>>();
+        let again = messages(
+            &retried,
+            4,
+            "a-much-longer-node-name",
+            4096,
+            || unreachable!(),
+        );
+        assert!(
+            first.len() > 4,
+            "several messages per shard: {}",
+            first.len()
+        );
+        let ids = |m: &[Message]| {
+            m.iter()
+                .map(|m| (m.shard, m.id.clone()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(&first), ids(&again), "the same cut, the same ids");
         for m in first.iter().chain(&again) {
             assert!(m.payload.len() <= 4096, "{}", m.payload.len());

@@ -103,11 +103,7 @@ pub(crate) async fn build(
     topology::create_data_dir(&config)?;
     let redactor = topology::redactor(&config)?;
     let cluster = connect(settings).await?;
-    let shared = auth::ClusterAuth::open(cluster.clone(), config.session_max)
-        .await
-        .map_err(StartError::of("cluster accounts"))?;
-    let accounts = vigil_auth::AuthStore::Shared(Arc::clone(&shared.shared));
-    let initial_admin = topology::initial_admin(&config, &accounts).await?;
+    let (shared, accounts, initial_admin) = accounts(&config, &cluster).await?;
     let registration = register(&config, &cluster).await?;
     let metrics = Arc::new(Metrics::default());
     let door = NodeLog::Stream(Arc::new(door::StreamLog::new(cluster.clone())));
@@ -186,6 +182,41 @@ pub(crate) async fn build(
 
 /// How long a start keeps trying transient NATS failures (a timeout, no responders yet).
 const CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The cluster's shared accounts, and the first admin if there is none. Buckets just created
+/// on a busy NATS cluster can answer their first listing late: that is tried again for a while
+/// (the first-admin creation is a compare-and-set, so trying again creates no second admin).
+async fn accounts(
+    config: &ServerConfig,
+    cluster: &Cluster,
+) -> Result<
+    (
+        auth::ClusterAuth,
+        vigil_auth::AuthStore,
+        Option<std::path::PathBuf>,
+    ),
+    StartError,
+> {
+    let deadline = std::time::Instant::now() + CONNECT_PATIENCE;
+    loop {
+        let attempt = async {
+            let shared = auth::ClusterAuth::open(cluster.clone(), config.session_max)
+                .await
+                .map_err(StartError::of("cluster accounts"))?;
+            let accounts = vigil_auth::AuthStore::Shared(Arc::clone(&shared.shared));
+            let initial_admin = topology::initial_admin(config, &accounts).await?;
+            Ok::<_, StartError>((shared, accounts, initial_admin))
+        };
+        match attempt.await {
+            Ok(opened) => return Ok(opened),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::warn!("cluster accounts: {e}; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
 
 /// Connects to NATS with the start-up checks (`sync_always` on the monitored servers, the
 /// stream's file storage, replicas and partitions), and checks that the servers' `max_payload`

@@ -94,7 +94,9 @@ impl Progress {
             self.catch_up_to.load(Ordering::SeqCst),
         );
         (applied < target).then(|| {
-            format!("catching up with the stream (applied {applied} of {target}) after it moved here")
+            format!(
+                "catching up with the stream (applied {applied} of {target}) after it moved here"
+            )
         })
     }
 }
@@ -442,7 +444,11 @@ mod tests {
     #[test]
     fn a_copy_behind_where_the_stream_was_at_its_start_refuses_queries_until_caught_up() {
         let progress = Progress::default();
-        assert_eq!(progress.catching_up(), None, "an empty subject has nothing to catch up");
+        assert_eq!(
+            progress.catching_up(),
+            None,
+            "an empty subject has nothing to catch up"
+        );
         progress.catch_up_to.store(500, Ordering::SeqCst);
         progress.applied.store(120, Ordering::SeqCst);
         let why = progress.catching_up().expect("behind: refused");
