@@ -156,9 +156,51 @@ async fn nodes_cosign_each_others_shard_checkpoints_over_nats() {
         "{answer:?}"
     );
 
+    // A copy of the shard re-keyed under the same origin (a node that rewrote its shard from
+    // scratch): the witness's refusal of the new key is reported as a rollback, not retried
+    // quietly.
+    let rekeyed_dir = dir.path().join("n1-shards-p0-rekeyed");
+    let paths = vigil_ledger::LedgerPaths::new(&rekeyed_dir);
+    std::fs::create_dir_all(paths.root()).unwrap();
+    let rekeyed_signer = NoteSigner::generate(&origin).unwrap();
+    std::fs::write(
+        paths.signing_key(),
+        format!("{}\n", rekeyed_signer.to_skey()),
+    )
+    .unwrap();
+    std::fs::write(
+        paths.verifier_key(),
+        format!("{}\n", rekeyed_signer.verifier().to_vkey()),
+    )
+    .unwrap();
+    let (rekeyed, _) = Ledger::open(&rekeyed_dir, config_for_rekey()).unwrap();
+    rekeyed.append(&events(9)).unwrap();
+    let (door, status, stop_submit, submitter) = start_submitter(&n1, &rekeyed);
+    let mut reported = None;
+    for _ in 0..100 {
+        reported = status.rollback();
+        if reported.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reported = reported.expect("a re-keyed shard is reported as a rollback");
+    assert!(reported.contains("another key"), "{reported}");
+    stop_submit.send(true).unwrap();
+    submitter.await.unwrap();
+    drop(door);
+    rekeyed.close().unwrap();
+
     stop_tx.send(true).unwrap();
     responder.await.unwrap().unwrap();
     ledger.close().unwrap();
+}
+
+fn config_for_rekey() -> LedgerConfig {
+    LedgerConfig {
+        checkpoint_interval: Duration::from_millis(200),
+        ..LedgerConfig::default()
+    }
 }
 
 type Submitter = (

@@ -228,16 +228,40 @@ pub async fn submit(
                         *registered = true;
                     }
                     Ok(other) => {
-                        tracing::warn!(
-                            "shard witnesses: node {node} refused the shard's key: {other:?}"
+                        // 403: the node has another key pinned for this shard's origin — this
+                        // copy was re-keyed (rewritten or replaced): a rollback as far as the
+                        // witnesses can tell. Anything else: tried again later, with backoff.
+                        let result = match &other {
+                            Answer::Refused { status: 403, body } => Submitted::Rollback(format!(
+                                "node {node} holds another key for this shard's origin: the \
+                                 shard was re-keyed ({})",
+                                body.trim()
+                            )),
+                            other => Submitted::Retry(format!(
+                                "node {node} refused the shard's key: {other:?}"
+                            )),
+                        };
+                        client::settle(
+                            &format!("node {node}"),
+                            target,
+                            result,
+                            &latest.checkpoint,
+                            &paths,
+                            &door,
+                            &status,
                         );
-                        status
-                            .failures
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         continue;
                     }
                     Err(e) => {
-                        tracing::warn!("shard witnesses: node {node}: {e}");
+                        client::settle(
+                            &format!("node {node}"),
+                            target,
+                            Submitted::Retry(format!("registering the shard's key: {e}")),
+                            &latest.checkpoint,
+                            &paths,
+                            &door,
+                            &status,
+                        );
                         continue;
                     }
                 }
