@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::note::{NoteError, check_name, parse_note, split_key};
+use crate::note::{NoteError, format_skey, new_seed, parse_note, parse_skey, split_key};
 
 /// Signature type byte of Ed25519 `cosignature/v1` keys.
 pub const ALG_COSIGNATURE_V1: u8 = 0x04;
@@ -55,10 +55,7 @@ impl std::fmt::Debug for CosignatureSigner {
 impl CosignatureSigner {
     /// A new random key named `name`.
     pub fn generate(name: &str) -> Result<CosignatureSigner, NoteError> {
-        check_name(name)?;
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|_| NoteError::Key("no system randomness"))?;
-        Ok(CosignatureSigner::from_seed(name, seed))
+        Ok(CosignatureSigner::from_seed(name, new_seed(name)?))
     }
 
     fn from_seed(name: &str, seed: [u8; 32]) -> CosignatureSigner {
@@ -72,18 +69,11 @@ impl CosignatureSigner {
 
     /// Reads `PRIVATE+KEY+name+hexid+base64(0x04 ‖ seed)`.
     pub fn from_skey(text: &str) -> Result<CosignatureSigner, NoteError> {
-        let rest = text
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or(NoteError::Key("signing key must start with PRIVATE+KEY+"))?;
-        let (name, id, material) = split_key(rest)?;
-        let bytes = B64
-            .decode(material)
-            .map_err(|_| NoteError::Key("bad base64"))?;
-        if bytes.len() != 33 || bytes[0] != ALG_COSIGNATURE_V1 {
-            return Err(NoteError::Key("not an Ed25519 cosignature/v1 signing key"));
-        }
-        let seed: [u8; 32] = bytes[1..].try_into().expect("33 - 1 bytes");
+        let (name, id, seed) = parse_skey(
+            text,
+            ALG_COSIGNATURE_V1,
+            "not an Ed25519 cosignature/v1 signing key",
+        )?;
         let signer = CosignatureSigner::from_seed(name, seed);
         if signer.key_id != id {
             return Err(NoteError::Key("key id does not match key"));
@@ -93,13 +83,11 @@ impl CosignatureSigner {
 
     /// The signing key in `PRIVATE+KEY+…` form. Secret: store with mode 0600.
     pub fn to_skey(&self) -> String {
-        let mut material = vec![ALG_COSIGNATURE_V1];
-        material.extend_from_slice(&self.key.to_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
+        format_skey(
+            &self.name,
             self.key_id,
-            B64.encode(material)
+            ALG_COSIGNATURE_V1,
+            &self.key.to_bytes(),
         )
     }
 

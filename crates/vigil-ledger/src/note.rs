@@ -81,10 +81,7 @@ impl std::fmt::Debug for NoteSigner {
 impl NoteSigner {
     /// A new random key named `name`.
     pub fn generate(name: &str) -> Result<NoteSigner, NoteError> {
-        check_name(name)?;
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|_| NoteError::Key("no system randomness"))?;
-        Ok(NoteSigner::from_seed(name, seed))
+        Ok(NoteSigner::from_seed(name, new_seed(name)?))
     }
 
     fn from_seed(name: &str, seed: [u8; 32]) -> NoteSigner {
@@ -98,18 +95,7 @@ impl NoteSigner {
 
     /// Reads `PRIVATE+KEY+name+hexid+base64(0x01 ‖ seed)`.
     pub fn from_skey(text: &str) -> Result<NoteSigner, NoteError> {
-        let rest = text
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or(NoteError::Key("signing key must start with PRIVATE+KEY+"))?;
-        let (name, id, material) = split_key(rest)?;
-        let bytes = B64
-            .decode(material)
-            .map_err(|_| NoteError::Key("bad base64"))?;
-        if bytes.len() != 33 || bytes[0] != ALG_ED25519 {
-            return Err(NoteError::Key("not an Ed25519 signing key"));
-        }
-        let seed: [u8; 32] = bytes[1..].try_into().expect("33 - 1 bytes");
+        let (name, id, seed) = parse_skey(text, ALG_ED25519, "not an Ed25519 signing key")?;
         let signer = NoteSigner::from_seed(name, seed);
         if signer.key_id != id {
             return Err(NoteError::Key("key id does not match key"));
@@ -119,14 +105,7 @@ impl NoteSigner {
 
     /// The signing key in `PRIVATE+KEY+…` form. Secret: store with mode 0600.
     pub fn to_skey(&self) -> String {
-        let mut material = vec![ALG_ED25519];
-        material.extend_from_slice(&self.key.to_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            B64.encode(material)
-        )
+        format_skey(&self.name, self.key_id, ALG_ED25519, &self.key.to_bytes())
     }
 
     /// The matching verifier.
@@ -157,6 +136,44 @@ impl NoteSigner {
             B64.encode(blob)
         ))
     }
+}
+
+/// A random Ed25519 seed for a new key named `name` (checked first).
+pub(crate) fn new_seed(name: &str) -> Result<[u8; 32], NoteError> {
+    check_name(name)?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|_| NoteError::Key("no system randomness"))?;
+    Ok(seed)
+}
+
+/// Reads `PRIVATE+KEY+name+hexid+base64(alg ‖ seed)` for the algorithm byte `alg`: the name,
+/// the key id it claims, and the seed (the caller checks the id against the key).
+pub(crate) fn parse_skey<'a>(
+    text: &'a str,
+    alg: u8,
+    wrong_kind: &'static str,
+) -> Result<(&'a str, u32, [u8; 32]), NoteError> {
+    let rest = text
+        .trim()
+        .strip_prefix("PRIVATE+KEY+")
+        .ok_or(NoteError::Key("signing key must start with PRIVATE+KEY+"))?;
+    let (name, id, material) = split_key(rest)?;
+    let bytes = B64
+        .decode(material)
+        .map_err(|_| NoteError::Key("bad base64"))?;
+    if bytes.len() != 33 || bytes[0] != alg {
+        return Err(NoteError::Key(wrong_kind));
+    }
+    let seed: [u8; 32] = bytes[1..].try_into().expect("33 - 1 bytes");
+    Ok((name, id, seed))
+}
+
+/// The signing key `name`/`key_id` with algorithm byte `alg` and `seed`, in `PRIVATE+KEY+…`
+/// form.
+pub(crate) fn format_skey(name: &str, key_id: u32, alg: u8, seed: &[u8; 32]) -> String {
+    let mut material = vec![alg];
+    material.extend_from_slice(seed);
+    format!("PRIVATE+KEY+{name}+{key_id:08x}+{}", B64.encode(material))
 }
 
 pub(crate) fn split_key(rest: &str) -> Result<(&str, u32, &str), NoteError> {
