@@ -64,12 +64,42 @@ pub fn skip_without_nats() -> bool {
     true
 }
 
-/// A port free on 127.0.0.1 right now.
+/// A port free on 127.0.0.1 right now, chosen below the kernel's ephemeral range.
+///
+/// A port the kernel picked for `bind(0)` is also one it hands to outgoing connections, so
+/// between choosing it and `nats-server` binding it another test's client socket could take it
+/// (CI saw "bind: address already in use" on a route port). Ports below
+/// `ip_local_port_range` are never handed out that way; each call in this process also gets a
+/// different one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    const LOWEST: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low <= LOWEST + 1_000 {
+        return TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+    }
+    let span = ephemeral_low - LOWEST;
+    let seed = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish() as u32
+    };
+    for _ in 0..span {
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
+        let port = LOWEST + seed.wrapping_add(call.wrapping_mul(7_919)) % span;
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+    panic!("no free loopback port below {ephemeral_low}");
 }
 
 impl NatsCluster {
@@ -91,8 +121,30 @@ impl NatsCluster {
     }
 
     /// Starts `size` servers under `dir` and waits until JetStream answers on each (with a
-    /// meta leader when `size` > 1).
+    /// meta leader when `size` > 1). A server that exits while starting (a port taken after
+    /// all) makes it start again on fresh ports, up to three times.
     pub fn start(dir: &Path, size: usize) -> NatsCluster {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let mut cluster = Self::start_once(dir, size);
+            match cluster.wait_started() {
+                Ok(()) => return cluster,
+                Err(log) => failures.push(log),
+            }
+            drop(cluster);
+            // Start the next attempt from empty stores and logs (same paths, fresh ports).
+            for i in 1..=size {
+                let _ = std::fs::remove_dir_all(dir.join(format!("n{i}")));
+                let _ = std::fs::remove_file(dir.join(format!("n{i}.log")));
+            }
+        }
+        panic!(
+            "nats cluster did not start in 3 attempts:\n{}",
+            failures.join("\n----\n")
+        );
+    }
+
+    fn start_once(dir: &Path, size: usize) -> NatsCluster {
         let binary = Self::binary();
         let mut nodes: Vec<NatsNode> = (1..=size)
             .map(|i| NatsNode {
@@ -140,8 +192,35 @@ impl NatsCluster {
             cluster.spawn(node);
         }
         cluster.nodes = nodes;
-        cluster.wait_ready();
         cluster
+    }
+
+    /// Waits (up to 60 s) until every server is ready; the log of one that exited or did not
+    /// get ready otherwise.
+    fn wait_started(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for node in self.nodes.iter_mut() {
+            loop {
+                if healthz(node.monitor_port) {
+                    break;
+                }
+                let exited = node
+                    .child
+                    .as_mut()
+                    .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+                if exited || Instant::now() > deadline {
+                    let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+                    let why = if exited {
+                        "exited"
+                    } else {
+                        "not ready in 60 s"
+                    };
+                    return Err(format!("nats-server {} {why}; log:\n{log}", node.name));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
     }
 
     fn spawn(&self, node: &mut NatsNode) {

@@ -482,12 +482,9 @@ detection:
 level: high
 "#;
 
-/// A loopback port nothing listens on (bound once by the OS, then released): for a notifier
-/// or sink that must fail to connect.
+/// A loopback port nothing listens on right now, below the kernel's ephemeral range so no
+/// outgoing connection takes it before the test binds it: for a listener a test starts later,
+/// or a notifier or sink that must fail to connect.
 pub fn unused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    vigil_cluster::testing::free_port()
 }
