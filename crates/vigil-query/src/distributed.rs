@@ -8,10 +8,10 @@
 //! - Other `stats`/`timechart` run as [`Command::Partial`]: the same groups, each cell holding
 //!   its aggregation's mergeable state — sums and the all-integer flag, avg as sum and count,
 //!   min/max, earliest/latest with their time, the distinct values of `dc` and `values`, the
-//!   samples of percentiles. The coordinator merges the states group by group and finishes them
-//!   as one store would, with the same bounds ([`crate::exec::MAX_GROUPS`], 100 `values`,
-//!   100,000 percentile samples, the memory limit); a bound reached on a shard is reported, never
-//!   silently dropped.
+//!   values of percentiles (or their [`crate::quantiles`] sketch past 100,000). The coordinator
+//!   merges the states group by group and finishes them as one store would, with the same
+//!   bounds ([`crate::exec::MAX_GROUPS`], 100 `values`, the memory limit); a bound reached on a
+//!   shard is reported, never silently dropped.
 //! - `top`/`rare` run as `stats count by FIELDS` on each shard (every value's count, not each
 //!   shard's top: a shard's top N is not the cluster's), merged, then ranked.
 //! - Anything else (plain searches, `table`, `sort`, `dedup`, `head` before an aggregation…):
@@ -28,9 +28,10 @@ use vigil_event::{Timestamp, Value, field};
 
 use crate::ast::{Agg, AggFunc, Command, Pipeline};
 use crate::exec::{
-    Acc, Budget, Limits, MAX_ROWS, MAX_SAMPLES, Mode, QueryResult, Row, Table, aggregate_as, alias,
-    finish, memory_message, row_bytes, seq_of,
+    Acc, Budget, Limits, MAX_ROWS, Mode, QueryResult, Row, Table, aggregate_as, alias, finish,
+    memory_message, row_bytes, seq_of,
 };
+use crate::quantiles::Quantiles;
 use crate::sketch::Hll;
 
 /// The distinct values per group a shard sends for `dc`; past it, a HyperLogLog sketch
@@ -423,6 +424,7 @@ impl Acc {
             Acc::Percentile(_, samples) => {
                 Value::List(samples.into_iter().map(Value::float).collect())
             }
+            Acc::Quantiles(_, sketch) => sketch.to_value(),
         }
     }
 
@@ -451,6 +453,26 @@ impl Acc {
             merged.merge(&sketch);
             *self = Acc::Sketch(Box::new(merged));
             budget.estimated = true;
+            return;
+        }
+        if let Some(sketch) = Quantiles::from_value(state) {
+            // A shard with more values than it keeps exactly: from here on, an estimate.
+            let merged = match self {
+                Acc::Percentile(p, samples) => {
+                    let mut merged = Quantiles::new();
+                    samples.iter().for_each(|x| merged.insert(*x));
+                    *self = Acc::Quantiles(*p, Box::new(merged));
+                    self
+                }
+                Acc::Quantiles(..) => self,
+                _ => return,
+            };
+            if let Acc::Quantiles(_, merged) = merged
+                && budget.take(16 * sketch.buckets())
+            {
+                merged.merge(&sketch);
+                budget.percentile_estimated = true;
+            }
             return;
         }
         match self {
@@ -482,12 +504,11 @@ impl Acc {
                     self.add(Some(v.clone()), *t, 1, budget);
                 }
             }
-            Acc::Percentile(_, samples) => {
+            // Samples: each is one value the shard kept, added as an event's (past
+            // MAX_SAMPLES the accumulator turns into a sketch of all of them).
+            Acc::Percentile(..) | Acc::Quantiles(..) => {
                 for x in items.iter().filter_map(Value::as_f64) {
-                    if samples.len() >= MAX_SAMPLES || !budget.take(8) {
-                        break;
-                    }
-                    samples.push(x);
+                    self.add(Some(Value::float(x)), 0, 1, budget);
                 }
             }
             // Sets and extremes: each item is one value the shard kept, added as an event's.
@@ -626,5 +647,84 @@ mod dc_tests {
             message.contains("estimated") && message.contains("1.625 %"),
             "{message}"
         );
+    }
+}
+
+#[cfg(test)]
+mod percentile_tests {
+    use super::*;
+    use crate::parse;
+    use vigil_event::Event;
+
+    fn shards(per_shard: u64) -> Vec<Vec<(u64, Event)>> {
+        (0..3u64)
+            .map(|s| {
+                (0..per_shard)
+                    .map(|i| {
+                        let seq = s * 1_000_000 + i;
+                        let mut e = Event::new(Timestamp::from_secs(seq as i64));
+                        // Latencies spread over four orders of magnitude, shards interleaved.
+                        let x = 1.0 + ((i * 3 + s) % 10_007) as f64 * 1.7;
+                        e.insert("ms", Value::float(x));
+                        (seq, e)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn run_both(q: &str, shards: &[Vec<(u64, Event)>]) -> (QueryResult, QueryResult) {
+        let limits = Limits {
+            from: None,
+            to: None,
+            max_rows: 10,
+            now: Timestamp::from_secs(0),
+        };
+        let p = plan(&parse(q).unwrap());
+        let parts = shards
+            .iter()
+            .map(|events| crate::run(&p.shard, events.clone(), p.shard_limits(limits)))
+            .collect();
+        let merged = p.merge(parts, limits, Vec::new());
+        let all: Vec<(u64, Event)> = shards.iter().flatten().cloned().collect();
+        let single = crate::run(&parse(q).unwrap(), all, limits);
+        (merged, single)
+    }
+
+    #[test]
+    fn percentiles_are_exact_and_equal_to_one_store_below_the_sample_bound() {
+        let (merged, single) = run_both("* | stats perc50(ms), perc99(ms)", &shards(20_000));
+        assert_eq!(merged.rows, single.rows);
+        assert_eq!(merged.message, None);
+        assert_eq!(single.message, None);
+    }
+
+    #[test]
+    fn percentiles_past_the_sample_bound_are_estimated_within_the_stated_error_everywhere() {
+        // 3 × 60,000 values: more than one store keeps exactly, and more than each shard does
+        // once merged.
+        let shards = shards(60_000);
+        let mut all: Vec<f64> = shards
+            .iter()
+            .flatten()
+            .map(|(_, e)| e.get("ms").and_then(Value::as_f64).unwrap())
+            .collect();
+        all.sort_by(f64::total_cmp);
+        let (merged, single) = run_both("* | stats perc50(ms), perc95(ms)", &shards);
+        for (column, p) in [(0, 50.0), (1, 95.0)] {
+            let rank = ((p / 100.0) * all.len() as f64).ceil() as usize;
+            let truth = all[rank - 1];
+            for r in [&merged, &single] {
+                let got = r.rows[0][column].as_f64().unwrap();
+                assert!(
+                    (got - truth).abs() <= crate::quantiles::RELATIVE_ERROR * truth,
+                    "p{p}: {got} vs {truth}"
+                );
+            }
+        }
+        for r in [&merged, &single] {
+            let message = r.message.clone().unwrap();
+            assert!(message.contains("estimated within 1 %"), "{message}");
+        }
     }
 }

@@ -490,6 +490,14 @@ fn estimate_message() -> String {
     )
 }
 
+/// Why a percentile is not exact.
+fn percentile_estimate_message() -> String {
+    format!(
+        "a percentile had more than {MAX_SAMPLES} values in a group: it is estimated within {} % of the value (DDSketch)",
+        crate::quantiles::RELATIVE_ERROR * 100.0
+    )
+}
+
 /// Memory charged against [`MAX_RESULT_BYTES`] while an aggregation grows.
 #[derive(Debug, Default)]
 pub(crate) struct Budget {
@@ -498,9 +506,26 @@ pub(crate) struct Budget {
     over: bool,
     /// Whether a merged `dc` had to be estimated (a shard sent a sketch, [`Acc::Sketch`]).
     pub(crate) estimated: bool,
+    /// Whether a percentile had to be estimated (more values than [`MAX_SAMPLES`],
+    /// [`Acc::Quantiles`]).
+    pub(crate) percentile_estimated: bool,
 }
 
 impl Budget {
+    /// What the result must say about estimated cells, if any.
+    fn estimate_message(&self) -> Option<String> {
+        match (self.estimated, self.percentile_estimated) {
+            (false, false) => None,
+            (true, false) => Some(estimate_message()),
+            (false, true) => Some(percentile_estimate_message()),
+            (true, true) => Some(format!(
+                "{}; {}",
+                estimate_message(),
+                percentile_estimate_message()
+            )),
+        }
+    }
+
     /// Charges `n` bytes if they fit; false (and remembered) if not.
     pub(crate) fn take(&mut self, n: usize) -> bool {
         if self.used.saturating_add(n) > MAX_RESULT_BYTES {
@@ -1139,6 +1164,9 @@ pub(crate) enum Acc {
     /// `dc` as a HyperLogLog sketch: only when merging shards' states, one of which had too many
     /// distinct values to send them all ([`crate::distributed`]).
     Sketch(Box<crate::sketch::Hll>),
+    /// A percentile over more than [`MAX_SAMPLES`] values, as a mergeable sketch
+    /// ([`crate::quantiles`]).
+    Quantiles(f64, Box<crate::quantiles::Quantiles>),
 }
 
 /// Values kept per group for `values()`.
@@ -1245,12 +1273,28 @@ impl Acc {
                     }
                 }
                 Acc::Sketch(h) => h.insert(&v.to_string()),
-                Acc::Percentile(_, samples) => {
-                    if samples.len() < MAX_SAMPLES
-                        && let Some(x) = numeric(&v)
-                        && budget.take(8)
-                    {
-                        samples.push(x);
+                Acc::Percentile(p, samples) => {
+                    if let Some(x) = numeric(&v) {
+                        if samples.len() < MAX_SAMPLES {
+                            if budget.take(8) {
+                                samples.push(x);
+                            }
+                        } else {
+                            // More values than kept exactly: from here on, a sketch of all.
+                            let mut sketch = crate::quantiles::Quantiles::new();
+                            samples.iter().for_each(|s| sketch.insert(*s));
+                            sketch.insert(x);
+                            budget.percentile_estimated = true;
+                            *self = Acc::Quantiles(*p, Box::new(sketch));
+                        }
+                    }
+                }
+                Acc::Quantiles(_, sketch) => {
+                    if let Some(x) = numeric(&v) {
+                        // A new bucket is charged; without room, the value is left out.
+                        if sketch.has_bucket_for(x) || budget.take(16) {
+                            sketch.insert(x);
+                        }
                     }
                 }
             }
@@ -1269,6 +1313,7 @@ impl Acc {
             Acc::Min(v) | Acc::Max(v) => v.unwrap_or(Value::Null),
             Acc::Values(s) => Value::List(s.into_iter().map(Value::Str).collect()),
             Acc::Earliest(e) | Acc::Latest(e) => e.map_or(Value::Null, |(_, v)| v),
+            Acc::Quantiles(p, sketch) => sketch.percentile(p).map_or(Value::Null, Value::float),
             Acc::Percentile(p, mut samples) => {
                 if samples.is_empty() {
                     return Value::Null;
@@ -1385,8 +1430,8 @@ pub(crate) fn aggregate_as(
             if budget.over {
                 truncated.get_or_insert_with(groups_memory_message);
             }
-            if budget.estimated {
-                truncated.get_or_insert_with(estimate_message);
+            if let Some(message) = budget.estimate_message() {
+                truncated.get_or_insert(message);
             }
             if groups.is_empty() && by.is_empty() {
                 groups.insert(
@@ -1481,8 +1526,8 @@ pub(crate) fn aggregate_as(
             if budget.over {
                 truncated.get_or_insert_with(groups_memory_message);
             }
-            if budget.estimated {
-                truncated.get_or_insert_with(estimate_message);
+            if let Some(message) = budget.estimate_message() {
+                truncated.get_or_insert(message);
             }
             let mut columns = vec!["_time".to_string()];
             match by {
@@ -1567,8 +1612,8 @@ pub(crate) fn aggregate_as(
             if budget.over {
                 truncated.get_or_insert_with(groups_memory_message);
             }
-            if budget.estimated {
-                truncated.get_or_insert_with(estimate_message);
+            if let Some(message) = budget.estimate_message() {
+                truncated.get_or_insert(message);
             }
             let mut out: Vec<(Vec<Value>, u64)> = counts.into_values().collect();
             out.sort_by(|a, b| {

@@ -34,6 +34,7 @@ pub mod ast;
 pub mod distributed;
 pub mod exec;
 pub mod parse;
+pub mod quantiles;
 pub mod sketch;
 
 pub use ast::Pipeline;
