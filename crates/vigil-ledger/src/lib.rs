@@ -38,6 +38,7 @@
 pub mod cosignature;
 pub mod cosigned;
 mod error;
+pub mod evidence;
 pub mod files;
 pub mod format;
 pub mod integrity;

@@ -6,6 +6,7 @@ mod agent;
 mod ban;
 mod cli_audit;
 mod cluster_target;
+mod evidence;
 mod hunt;
 mod import;
 mod ledger_cmds;
@@ -71,6 +72,9 @@ enum Command {
     WitnessKey(ledger_cmds::DataDirArgs),
     /// Print an inclusion proof (or with --old-size, a consistency proof) as JSON.
     Proof(ledger_cmds::ProofArgs),
+    /// Evidence bundles: `export` selected events with their proofs (checkable without Vigil),
+    /// `verify` a bundle.
+    Evidence(evidence::EvidenceArgs),
     /// Retention: prune old segments, set or release a legal hold, show status.
     Retention(ledger_cmds::RetentionArgs),
     /// Ledger maintenance: `rotate-key` (an explicit, signed key rotation).
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         Command::Key(args) => ledger_cmds::key(args),
         Command::WitnessKey(args) => witness_cmds::witness_key(args),
         Command::Proof(args) => ledger_cmds::proof(args),
+        Command::Evidence(args) => evidence::run(args),
         Command::Retention(args) => ledger_cmds::retention(args),
         Command::Ledger(args) => ledger_cmds::ledger(args),
         Command::Token(args) => token::run(args),

@@ -1,0 +1,431 @@
+//! Evidence bundles: selected events with everything a third party needs to check, without
+//! Vigil, that the ledger holds them exactly as shown and has not been rewritten since.
+//!
+//! A bundle is a directory (format version [`BUNDLE_VERSION`]):
+//!
+//! | file | contents |
+//! |---|---|
+//! | `manifest.json` | `{"format": "vigil-evidence", "version": 1, "origin", "created", "selection", "events", "checkpoint_size", "latest_size"}` |
+//! | `events.jsonl` | one line per event: `{"seq", "leaf" (base64 of the canonical event bytes, the Merkle leaf), "proof" (hex sibling hashes, RFC 9162 inclusion proof against `checkpoint.txt`), "event" (the same event as JSON, for reading)}` |
+//! | `checkpoint.txt` | the earliest signed checkpoint (C2SP signed note) whose tree holds every selected event |
+//! | `latest-checkpoint.txt` | the ledger's latest signed checkpoint when the bundle was made |
+//! | `consistency.json` | `{"old_size", "new_size", "proof"}`: the RFC 9162 consistency proof from `checkpoint.txt` to `latest-checkpoint.txt` (the later log extends the earlier one) |
+//! | `key.vkey` | the ledger's note verifier key (`name+keyid+base64(0x01 ‖ Ed25519 public key)`) |
+//! | `verify.py` | a stand-alone verifier needing only Python's `hashlib` and the `cryptography` package |
+//! | `README.md` | what the bundle is and how to check it |
+//!
+//! What a successful check proves: each event's bytes are leaf `seq` of a Merkle tree whose root
+//! the ledger key signed at `checkpoint.txt`'s time, and the latest checkpoint's tree extends
+//! that one (nothing in it was changed or removed afterwards). The `event` JSON is only a reading
+//! aid: a verifier checks that it decodes from the leaf bytes, never trusts it alone. What it does
+//! not prove: that the key belongs to whom you think — compare `key.vkey` with the key the
+//! ledger's operator published (`vigil key`) or with a witness's cosigned checkpoint.
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value as Json, json};
+
+use crate::merkle::{self, Hash};
+use crate::note::{Checkpoint, NoteVerifier};
+use crate::reader::hex;
+use crate::{LedgerError, LedgerReader, SignedCheckpoint};
+
+/// The bundle format version written in `manifest.json`.
+pub const BUNDLE_VERSION: u64 = 1;
+
+/// The stand-alone Python verifier shipped in every bundle.
+pub const VERIFY_PY: &str = include_str!("evidence_verify.py");
+
+/// Events selected at most per bundle (each carries its proof; the bundle is read whole).
+pub const MAX_EVENTS: usize = 100_000;
+
+/// One event of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceEvent {
+    /// Its sequence number (the leaf index).
+    pub seq: u64,
+    /// The canonical event bytes (the leaf data).
+    pub leaf: Vec<u8>,
+    /// Sibling hashes from the leaf up, against the bundle's checkpoint.
+    pub proof: Vec<Hash>,
+}
+
+/// An evidence bundle in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    /// What was selected, as the exporter described it (e.g. `{"query": "…"}`).
+    pub selection: Json,
+    /// When it was made (RFC 3339).
+    pub created: String,
+    /// The ledger's verifier key (vkey text).
+    pub vkey: String,
+    /// The signed checkpoint the inclusion proofs are against.
+    pub checkpoint: String,
+    /// The latest signed checkpoint when the bundle was made.
+    pub latest: String,
+    /// Consistency proof from `checkpoint` to `latest`.
+    pub consistency: Vec<Hash>,
+    /// The events, by sequence number.
+    pub events: Vec<EvidenceEvent>,
+}
+
+/// What a bundle's check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The log's origin (the key's name).
+    pub origin: String,
+    /// Tree size of the checkpoint the events are proven against.
+    pub checkpoint_size: u64,
+    /// Its `time` extension, if any.
+    pub checkpoint_time: Option<String>,
+    /// Tree size of the latest checkpoint.
+    pub latest_size: u64,
+    /// Events checked.
+    pub events: usize,
+}
+
+/// Why a bundle does not check.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EvidenceError {
+    /// A file is missing or malformed.
+    #[error("{file}: {reason}")]
+    Malformed {
+        /// The bundle file.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A checkpoint's signature does not verify with the bundle's key.
+    #[error("{file}: the signature does not verify with key.vkey: {reason}")]
+    Signature {
+        /// The checkpoint file.
+        file: String,
+        /// The verifier's error.
+        reason: String,
+    },
+    /// An event's bytes are not in the signed tree.
+    #[error("event seq {seq}: {reason}")]
+    Event {
+        /// Its sequence number.
+        seq: u64,
+        /// What failed.
+        reason: String,
+    },
+    /// The latest checkpoint does not extend the bundle's checkpoint.
+    #[error("consistency.json: the latest checkpoint does not extend checkpoint.txt: {0}")]
+    Consistency(String),
+}
+
+fn malformed(file: &str, reason: impl Into<String>) -> EvidenceError {
+    EvidenceError::Malformed {
+        file: file.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Bundle {
+    /// Builds a bundle of the events `seqs` (deduplicated, sorted) from `reader`: proofs against
+    /// the earliest signed checkpoint holding them all, and consistency to the latest.
+    pub fn build(
+        reader: &mut LedgerReader,
+        seqs: &[u64],
+        selection: Json,
+        created: String,
+    ) -> Result<Bundle, LedgerError> {
+        let mut seqs = seqs.to_vec();
+        seqs.sort_unstable();
+        seqs.dedup();
+        if seqs.is_empty() {
+            return Err(LedgerError::Invalid("no events selected".into()));
+        }
+        if seqs.len() > MAX_EVENTS {
+            return Err(LedgerError::Invalid(format!(
+                "{} events selected; a bundle holds at most {MAX_EVENTS}: narrow the selection",
+                seqs.len()
+            )));
+        }
+        let newest = *seqs.last().unwrap_or(&0);
+        let checkpoints: Vec<SignedCheckpoint> = reader.checkpoints()?;
+        let latest = checkpoints
+            .iter()
+            .max_by_key(|c| c.checkpoint.size)
+            .cloned()
+            .ok_or_else(|| LedgerError::Invalid("the ledger has no checkpoint yet".into()))?;
+        let covering = checkpoints
+            .iter()
+            .filter(|c| c.checkpoint.size > newest)
+            .min_by_key(|c| c.checkpoint.size)
+            .cloned()
+            .ok_or_else(|| {
+                LedgerError::Invalid(format!(
+                    "event seq {newest} is not covered by a signed checkpoint yet (latest tree size {}); one is signed within seconds while `vigil serve` runs — try again",
+                    latest.checkpoint.size
+                ))
+            })?;
+        let size = covering.checkpoint.size;
+        let mut events = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if seq < reader.first_seq() {
+                return Err(LedgerError::Invalid(format!(
+                    "event seq {seq} was pruned by retention (the ledger starts at {})",
+                    reader.first_seq()
+                )));
+            }
+            let leaf = reader.read_raw(seq)?;
+            let proof = merkle::inclusion_proof(reader, seq, size)?;
+            events.push(EvidenceEvent { seq, leaf, proof });
+        }
+        let consistency = reader.consistency_proof(size, latest.checkpoint.size)?;
+        Ok(Bundle {
+            selection,
+            created,
+            vkey: reader.verifier()?.to_vkey(),
+            checkpoint: covering.note,
+            latest: latest.note,
+            consistency,
+            events,
+        })
+    }
+
+    /// Checks everything the bundle claims, with nothing but the bundle (see the module docs
+    /// for what that proves).
+    pub fn verify(&self) -> Result<Verified, EvidenceError> {
+        let verifier = NoteVerifier::from_vkey(self.vkey.trim())
+            .map_err(|e| malformed("key.vkey", e.to_string()))?;
+        let open = |file: &str, note: &str| -> Result<Checkpoint, EvidenceError> {
+            let body = verifier.open(note).map_err(|e| EvidenceError::Signature {
+                file: file.into(),
+                reason: e.to_string(),
+            })?;
+            let checkpoint = Checkpoint::parse(body).map_err(|e| malformed(file, e.to_string()))?;
+            if checkpoint.origin != verifier.name() {
+                return Err(malformed(
+                    file,
+                    format!(
+                        "origin {:?} is not the key's name {:?}",
+                        checkpoint.origin,
+                        verifier.name()
+                    ),
+                ));
+            }
+            Ok(checkpoint)
+        };
+        let checkpoint = open("checkpoint.txt", &self.checkpoint)?;
+        let latest = open("latest-checkpoint.txt", &self.latest)?;
+        for event in &self.events {
+            let leaf = merkle::leaf_hash(&event.leaf);
+            merkle::verify_inclusion(
+                &leaf,
+                event.seq,
+                checkpoint.size,
+                &event.proof,
+                &checkpoint.root,
+            )
+            .map_err(|e| EvidenceError::Event {
+                seq: event.seq,
+                reason: format!("not in the signed tree: {e}"),
+            })?;
+        }
+        merkle::verify_consistency(
+            checkpoint.size,
+            latest.size,
+            &self.consistency,
+            &checkpoint.root,
+            &latest.root,
+        )
+        .map_err(|e| EvidenceError::Consistency(e.to_string()))?;
+        Ok(Verified {
+            checkpoint_time: checkpoint.time().map(str::to_owned),
+            origin: checkpoint.origin,
+            checkpoint_size: checkpoint.size,
+            latest_size: latest.size,
+            events: self.events.len(),
+        })
+    }
+
+    /// Writes the bundle into `dir`, which must not exist or be empty. `readable` gives each
+    /// event's JSON for reading (from its leaf bytes).
+    pub fn write_to(
+        &self,
+        dir: &Path,
+        readable: impl Fn(&[u8]) -> Json,
+    ) -> Result<(), LedgerError> {
+        let io = |what: &str| {
+            let what = what.to_owned();
+            move |e: std::io::Error| LedgerError::io(what, e)
+        };
+        if dir.exists()
+            && std::fs::read_dir(dir)
+                .map_err(io(&format!("reading {}", dir.display())))?
+                .next()
+                .is_some()
+        {
+            return Err(LedgerError::Invalid(format!(
+                "{} exists and is not empty: choose a new directory for the bundle",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(io(&format!("creating {}", dir.display())))?;
+        let write = |name: &str, bytes: &[u8]| {
+            std::fs::write(dir.join(name), bytes)
+                .map_err(io(&format!("writing {}", dir.join(name).display())))
+        };
+        let body = |note: &str| -> Result<Checkpoint, LedgerError> {
+            let parsed =
+                crate::note::parse_note(note).map_err(|e| LedgerError::Invalid(e.to_string()))?;
+            Checkpoint::parse(parsed.text).map_err(|e| LedgerError::Invalid(e.to_string()))
+        };
+        let checkpoint = body(&self.checkpoint)?;
+        let latest_size = body(&self.latest)?.size;
+        let manifest = json!({
+            "format": "vigil-evidence",
+            "version": BUNDLE_VERSION,
+            "origin": checkpoint.origin,
+            "created": self.created,
+            "selection": self.selection,
+            "events": self.events.len(),
+            "checkpoint_size": checkpoint.size,
+            "latest_size": latest_size,
+        });
+        let mut lines = Vec::new();
+        for e in &self.events {
+            let line = json!({
+                "seq": e.seq,
+                "leaf": B64.encode(&e.leaf),
+                "proof": e.proof.iter().map(hex).collect::<Vec<_>>(),
+                "event": readable(&e.leaf),
+            });
+            writeln!(lines, "{line}").map_err(io("encoding events.jsonl"))?;
+        }
+        write(
+            "manifest.json",
+            serde_json::to_string_pretty(&manifest)
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
+        write("events.jsonl", &lines)?;
+        write("checkpoint.txt", self.checkpoint.as_bytes())?;
+        write("latest-checkpoint.txt", self.latest.as_bytes())?;
+        let consistency = json!({
+            "old_size": checkpoint.size,
+            "new_size": latest_size,
+            "proof": self.consistency.iter().map(hex).collect::<Vec<_>>(),
+        });
+        write("consistency.json", format!("{consistency}\n").as_bytes())?;
+        write("key.vkey", format!("{}\n", self.vkey.trim()).as_bytes())?;
+        write("verify.py", VERIFY_PY.as_bytes())?;
+        write("README.md", readme(&manifest).as_bytes())?;
+        Ok(())
+    }
+
+    /// Reads a bundle directory (bounded: each file at most 1 GiB, every field checked).
+    pub fn read_from(dir: &Path) -> Result<Bundle, EvidenceError> {
+        const MAX_FILE: u64 = 1 << 30;
+        let read = |name: &str| -> Result<String, EvidenceError> {
+            let path = dir.join(name);
+            let len = std::fs::metadata(&path)
+                .map_err(|e| malformed(name, e.to_string()))?
+                .len();
+            if len > MAX_FILE {
+                return Err(malformed(name, "larger than 1 GiB"));
+            }
+            std::fs::read_to_string(&path).map_err(|e| malformed(name, e.to_string()))
+        };
+        let manifest: Json = serde_json::from_str(&read("manifest.json")?)
+            .map_err(|e| malformed("manifest.json", e.to_string()))?;
+        if manifest["format"] != "vigil-evidence" {
+            return Err(malformed("manifest.json", "not a Vigil evidence bundle"));
+        }
+        if manifest["version"] != BUNDLE_VERSION {
+            return Err(malformed(
+                "manifest.json",
+                format!(
+                    "bundle version {} (this Vigil reads version {BUNDLE_VERSION})",
+                    manifest["version"]
+                ),
+            ));
+        }
+        let hash = |file: &str, h: &Json| -> Result<Hash, EvidenceError> {
+            h.as_str()
+                .and_then(decode_hex)
+                .ok_or_else(|| malformed(file, format!("{h} is not a 32-byte hex hash")))
+        };
+        let hashes = |file: &str, list: &Json| -> Result<Vec<Hash>, EvidenceError> {
+            let list = list
+                .as_array()
+                .ok_or_else(|| malformed(file, "proof is not a list"))?;
+            if list.len() > 64 {
+                return Err(malformed(file, "proof longer than a 2^64 tree needs"));
+            }
+            list.iter().map(|h| hash(file, h)).collect()
+        };
+        let mut events = Vec::new();
+        for (n, line) in read("events.jsonl")?.lines().enumerate() {
+            let file = format!("events.jsonl line {}", n + 1);
+            let v: Json =
+                serde_json::from_str(line).map_err(|e| malformed(&file, e.to_string()))?;
+            let seq = v["seq"]
+                .as_u64()
+                .ok_or_else(|| malformed(&file, "seq is not a number"))?;
+            let leaf = v["leaf"]
+                .as_str()
+                .and_then(|s| B64.decode(s).ok())
+                .ok_or_else(|| malformed(&file, "leaf is not base64"))?;
+            events.push(EvidenceEvent {
+                seq,
+                leaf,
+                proof: hashes(&file, &v["proof"])?,
+            });
+        }
+        let consistency: Json = serde_json::from_str(&read("consistency.json")?)
+            .map_err(|e| malformed("consistency.json", e.to_string()))?;
+        Ok(Bundle {
+            selection: manifest["selection"].clone(),
+            created: manifest["created"].as_str().unwrap_or_default().to_owned(),
+            vkey: read("key.vkey")?,
+            checkpoint: read("checkpoint.txt")?,
+            latest: read("latest-checkpoint.txt")?,
+            consistency: hashes("consistency.json", &consistency["proof"])?,
+            events,
+        })
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Hash> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn readme(manifest: &Json) -> String {
+    format!(
+        "# Vigil evidence bundle\n\n\
+         {events} event(s) from the Vigil ledger `{origin}`, selected by `{selection}`, exported {created}.\n\n\
+         Each event in `events.jsonl` carries its exact stored bytes (`leaf`, base64) and a Merkle\n\
+         inclusion proof (RFC 9162) against `checkpoint.txt`, a checkpoint of tree size {size} signed\n\
+         with the ledger's Ed25519 key (`key.vkey`, C2SP signed-note format). `consistency.json`\n\
+         proves that the ledger's latest checkpoint when the bundle was made\n\
+         (`latest-checkpoint.txt`, tree size {latest}) extends it: nothing before it was changed since.\n\n\
+         ## Check it\n\n\
+         Without Vigil (Python 3 with the `cryptography` package):\n\n\
+         ```\npython3 verify.py .\n```\n\n\
+         With Vigil: `vigil evidence verify .`\n\n\
+         Then compare `key.vkey` with the key the ledger's operator published (`vigil key` on the\n\
+         server) or a witness cosignature: the proofs show the events are in the log that key signs.\n\
+         The `event` field of each line is a readable copy of `leaf`; only `leaf` is proven.\n",
+        events = manifest["events"],
+        origin = manifest["origin"].as_str().unwrap_or_default(),
+        selection = manifest["selection"],
+        created = manifest["created"].as_str().unwrap_or_default(),
+        size = manifest["checkpoint_size"],
+        latest = manifest["latest_size"],
+    )
+}
