@@ -1,16 +1,18 @@
 //! Evidence bundles: selected events with everything a third party needs to check, without
 //! Vigil, that the ledger holds them exactly as shown and has not been rewritten since.
 //!
-//! A bundle is a directory (format version [`BUNDLE_VERSION`]):
+//! A bundle is a directory (format version [`BUNDLE_VERSION`]; the files DESIGN.md names, plus
+//! `manifest.json`, `latest-checkpoint.txt` and `consistency.json`):
 //!
 //! | file | contents |
 //! |---|---|
 //! | `manifest.json` | `{"format": "vigil-evidence", "version": 1, "origin", "created", "selection", "events", "checkpoint_size", "latest_size"}` |
-//! | `events.jsonl` | one line per event: `{"seq", "leaf" (base64 of the canonical event bytes, the Merkle leaf), "proof" (hex sibling hashes, RFC 9162 inclusion proof against `checkpoint.txt`), "event" (the same event as JSON, for reading)}` |
+//! | `events.ndjson` | one line per event: `{"seq", "leaf" (base64 of the canonical event bytes, the Merkle leaf), "event" (the same event as JSON, for reading)}` |
+//! | `proofs.json` | per seq (`{"SEQ": {"leaf_index", "tree_size", "proof"}}`): the RFC 9162 inclusion proof (hex sibling hashes from the leaf up) against `checkpoint.txt` |
 //! | `checkpoint.txt` | the earliest signed checkpoint (C2SP signed note) whose tree holds every selected event |
 //! | `latest-checkpoint.txt` | the ledger's latest signed checkpoint when the bundle was made |
 //! | `consistency.json` | `{"old_size", "new_size", "proof"}`: the RFC 9162 consistency proof from `checkpoint.txt` to `latest-checkpoint.txt` (the later log extends the earlier one) |
-//! | `key.vkey` | the ledger's note verifier key (`name+keyid+base64(0x01 ‖ Ed25519 public key)`) |
+//! | `vkey.txt` | the ledger's note verifier key (`name+keyid+base64(0x01 ‖ Ed25519 public key)`) |
 //! | `verify.py` | a stand-alone verifier needing only Python's `hashlib` and the `cryptography` package |
 //! | `README.md` | what the bundle is and how to check it |
 //!
@@ -18,7 +20,7 @@
 //! the ledger key signed at `checkpoint.txt`'s time, and the latest checkpoint's tree extends
 //! that one (nothing in it was changed or removed afterwards). The `event` JSON is only a reading
 //! aid: a verifier checks that it decodes from the leaf bytes, never trusts it alone. What it does
-//! not prove: that the key belongs to whom you think — compare `key.vkey` with the key the
+//! not prove: that the key belongs to whom you think — compare `vkey.txt` with the key the
 //! ledger's operator published (`vigil key`) or with a witness's cosigned checkpoint.
 
 use std::io::Write;
@@ -99,7 +101,7 @@ pub enum EvidenceError {
         reason: String,
     },
     /// A checkpoint's signature does not verify with the bundle's key.
-    #[error("{file}: the signature does not verify with key.vkey: {reason}")]
+    #[error("{file}: the signature does not verify with vkey.txt: {reason}")]
     Signature {
         /// The checkpoint file.
         file: String,
@@ -194,7 +196,7 @@ impl Bundle {
     /// for what that proves).
     pub fn verify(&self) -> Result<Verified, EvidenceError> {
         let verifier = NoteVerifier::from_vkey(self.vkey.trim())
-            .map_err(|e| malformed("key.vkey", e.to_string()))?;
+            .map_err(|e| malformed("vkey.txt", e.to_string()))?;
         let open = |file: &str, note: &str| -> Result<Checkpoint, EvidenceError> {
             let body = verifier.open(note).map_err(|e| EvidenceError::Signature {
                 file: file.into(),
@@ -291,14 +293,22 @@ impl Bundle {
             "latest_size": latest_size,
         });
         let mut lines = Vec::new();
+        let mut proofs = serde_json::Map::new();
         for e in &self.events {
             let line = json!({
                 "seq": e.seq,
                 "leaf": B64.encode(&e.leaf),
-                "proof": e.proof.iter().map(hex).collect::<Vec<_>>(),
                 "event": readable(&e.leaf),
             });
-            writeln!(lines, "{line}").map_err(io("encoding events.jsonl"))?;
+            writeln!(lines, "{line}").map_err(io("encoding events.ndjson"))?;
+            proofs.insert(
+                e.seq.to_string(),
+                json!({
+                    "leaf_index": e.seq,
+                    "tree_size": checkpoint.size,
+                    "proof": e.proof.iter().map(hex).collect::<Vec<_>>(),
+                }),
+            );
         }
         write(
             "manifest.json",
@@ -306,7 +316,13 @@ impl Bundle {
                 .unwrap_or_default()
                 .as_bytes(),
         )?;
-        write("events.jsonl", &lines)?;
+        write("events.ndjson", &lines)?;
+        write(
+            "proofs.json",
+            serde_json::to_string_pretty(&Json::Object(proofs))
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
         write("checkpoint.txt", self.checkpoint.as_bytes())?;
         write("latest-checkpoint.txt", self.latest.as_bytes())?;
         let consistency = json!({
@@ -315,7 +331,7 @@ impl Bundle {
             "proof": self.consistency.iter().map(hex).collect::<Vec<_>>(),
         });
         write("consistency.json", format!("{consistency}\n").as_bytes())?;
-        write("key.vkey", format!("{}\n", self.vkey.trim()).as_bytes())?;
+        write("vkey.txt", format!("{}\n", self.vkey.trim()).as_bytes())?;
         write("verify.py", VERIFY_PY.as_bytes())?;
         write("README.md", readme(&manifest).as_bytes())?;
         Ok(())
@@ -362,9 +378,11 @@ impl Bundle {
             }
             list.iter().map(|h| hash(file, h)).collect()
         };
+        let proofs: Json = serde_json::from_str(&read("proofs.json")?)
+            .map_err(|e| malformed("proofs.json", e.to_string()))?;
         let mut events = Vec::new();
-        for (n, line) in read("events.jsonl")?.lines().enumerate() {
-            let file = format!("events.jsonl line {}", n + 1);
+        for (n, line) in read("events.ndjson")?.lines().enumerate() {
+            let file = format!("events.ndjson line {}", n + 1);
             let v: Json =
                 serde_json::from_str(line).map_err(|e| malformed(&file, e.to_string()))?;
             let seq = v["seq"]
@@ -374,10 +392,18 @@ impl Bundle {
                 .as_str()
                 .and_then(|s| B64.decode(s).ok())
                 .ok_or_else(|| malformed(&file, "leaf is not base64"))?;
+            let proof = &proofs[seq.to_string()];
+            let file = format!("proofs.json seq {seq}");
+            if proof["leaf_index"].as_u64() != Some(seq) {
+                return Err(malformed(
+                    &file,
+                    "missing, or its leaf_index is not the seq",
+                ));
+            }
             events.push(EvidenceEvent {
                 seq,
                 leaf,
-                proof: hashes(&file, &v["proof"])?,
+                proof: hashes(&file, &proof["proof"])?,
             });
         }
         let consistency: Json = serde_json::from_str(&read("consistency.json")?)
@@ -385,7 +411,7 @@ impl Bundle {
         Ok(Bundle {
             selection: manifest["selection"].clone(),
             created: manifest["created"].as_str().unwrap_or_default().to_owned(),
-            vkey: read("key.vkey")?,
+            vkey: read("vkey.txt")?,
             checkpoint: read("checkpoint.txt")?,
             latest: read("latest-checkpoint.txt")?,
             consistency: hashes("consistency.json", &consistency["proof"])?,
@@ -409,16 +435,17 @@ fn readme(manifest: &Json) -> String {
     format!(
         "# Vigil evidence bundle\n\n\
          {events} event(s) from the Vigil ledger `{origin}`, selected by `{selection}`, exported {created}.\n\n\
-         Each event in `events.jsonl` carries its exact stored bytes (`leaf`, base64) and a Merkle\n\
-         inclusion proof (RFC 9162) against `checkpoint.txt`, a checkpoint of tree size {size} signed\n\
-         with the ledger's Ed25519 key (`key.vkey`, C2SP signed-note format). `consistency.json`\n\
+         Each event in `events.ndjson` carries its exact stored bytes (`leaf`, base64); `proofs.json`\n\
+         holds its Merkle inclusion proof (RFC 9162) against `checkpoint.txt`, a checkpoint of tree\n\
+         size {size} signed\n\
+         with the ledger's Ed25519 key (`vkey.txt`, C2SP signed-note format). `consistency.json`\n\
          proves that the ledger's latest checkpoint when the bundle was made\n\
          (`latest-checkpoint.txt`, tree size {latest}) extends it: nothing before it was changed since.\n\n\
          ## Check it\n\n\
          Without Vigil (Python 3 with the `cryptography` package):\n\n\
          ```\npython3 verify.py .\n```\n\n\
          With Vigil: `vigil evidence verify .`\n\n\
-         Then compare `key.vkey` with the key the ledger's operator published (`vigil key` on the\n\
+         Then compare `vkey.txt` with the key the ledger's operator published (`vigil key` on the\n\
          server) or a witness cosignature: the proofs show the events are in the log that key signs.\n\
          The `event` field of each line is a readable copy of `leaf`; only `leaf` is proven.\n",
         events = manifest["events"],
@@ -428,4 +455,58 @@ fn readme(manifest: &Json) -> String {
         size = manifest["checkpoint_size"],
         latest = manifest["latest_size"],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hostile_or_partial_bundle_is_refused_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |dir: &Path| Bundle::read_from(dir).unwrap_err().to_string();
+        assert!(err(dir.path()).starts_with("manifest.json:"));
+        std::fs::write(dir.path().join("manifest.json"), "{\"format\": \"other\"}").unwrap();
+        assert!(err(dir.path()).contains("not a Vigil evidence bundle"));
+        std::fs::write(
+            dir.path().join("manifest.json"),
+            "{\"format\": \"vigil-evidence\", \"version\": 9}",
+        )
+        .unwrap();
+        assert!(err(dir.path()).contains("bundle version 9"));
+        std::fs::write(
+            dir.path().join("manifest.json"),
+            "{\"format\": \"vigil-evidence\", \"version\": 1}",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("proofs.json"),
+            "{\"0\": {\"leaf_index\": 0, \"proof\": [\"zz\"]}}",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("events.ndjson"),
+            "{\"seq\": 0, \"leaf\": \"AA==\"}\n",
+        )
+        .unwrap();
+        assert!(err(dir.path()).contains("is not a 32-byte hex hash"));
+        let long = format!(
+            "[{}]",
+            vec![format!("\"{}\"", "00".repeat(32)); 65].join(",")
+        );
+        std::fs::write(
+            dir.path().join("proofs.json"),
+            format!("{{\"0\": {{\"leaf_index\": 0, \"proof\": {long}}}}}"),
+        )
+        .unwrap();
+        assert!(err(dir.path()).contains("proof longer"));
+        std::fs::write(
+            dir.path().join("events.ndjson"),
+            "{\"seq\": 1, \"leaf\": \"AA==\"}\n",
+        )
+        .unwrap();
+        assert!(err(dir.path()).contains("proofs.json seq 1"));
+        std::fs::write(dir.path().join("events.ndjson"), "{\"seq\": -1}\n").unwrap();
+        assert!(err(dir.path()).contains("seq is not a number"));
+    }
 }

@@ -5,9 +5,9 @@ Usage: python3 verify.py BUNDLE_DIR
 
 Needs Python 3.8+ and the `cryptography` package (pip install cryptography) for Ed25519.
 Checks that:
-  1. checkpoint.txt and latest-checkpoint.txt are C2SP signed notes signed by key.vkey;
-  2. each event's bytes (events.jsonl "leaf") are in the Merkle tree of checkpoint.txt
-     (RFC 9162 inclusion proof; leaf hash SHA-256(0x00 || bytes));
+  1. checkpoint.txt and latest-checkpoint.txt are C2SP signed notes signed by vkey.txt;
+  2. each event's bytes (events.ndjson "leaf") are in the Merkle tree of checkpoint.txt
+     (RFC 9162 inclusion proof in proofs.json; leaf hash SHA-256(0x00 || bytes));
   3. the latest checkpoint's tree extends checkpoint.txt's (RFC 9162 consistency proof).
 Exits 0 and prints a summary when everything checks, 1 with the reason otherwise.
 """
@@ -38,11 +38,11 @@ def read_vkey(text):
     name, key_id, material = text.strip().split("+", 2)
     raw = base64.b64decode(material, validate=True)
     if len(raw) != 33 or raw[0] != 1:
-        raise Failed("key.vkey: not an Ed25519 verifier key")
+        raise Failed("vkey.txt: not an Ed25519 verifier key")
     public = raw[1:]
     digest = hashlib.sha256(name.encode() + b"\n" + b"\x01" + public).digest()
     if digest[:4].hex() != key_id:
-        raise Failed("key.vkey: key id does not match the key")
+        raise Failed("vkey.txt: key id does not match the key")
     return name, bytes.fromhex(key_id), Ed25519PublicKey.from_public_bytes(public)
 
 
@@ -150,16 +150,20 @@ def verify(bundle):
     manifest = json.loads(read("manifest.json"))
     if manifest.get("format") != "vigil-evidence" or manifest.get("version") != 1:
         raise Failed("manifest.json: not a version 1 Vigil evidence bundle")
-    key = read_vkey(read("key.vkey"))
+    key = read_vkey(read("vkey.txt"))
     origin, size, root, ext = open_note("checkpoint.txt", read("checkpoint.txt"), key)
     _, latest_size, latest_root, _ = open_note(
         "latest-checkpoint.txt", read("latest-checkpoint.txt"), key
     )
+    proofs = json.loads(read("proofs.json"))
     count = 0
-    for n, line in enumerate(read("events.jsonl").splitlines(), 1):
+    for line in read("events.ndjson").splitlines():
         event = json.loads(line)
         data = base64.b64decode(event["leaf"], validate=True)
-        proof = hashes(event["proof"], "events.jsonl line %d" % n)
+        entry = proofs.get(str(event["seq"]))
+        if not entry or entry["leaf_index"] != event["seq"] or entry["tree_size"] != size:
+            raise Failed("proofs.json: no proof for event seq %d at tree size %d" % (event["seq"], size))
+        proof = hashes(entry["proof"], "proofs.json seq %d" % event["seq"])
         if not verify_inclusion(leaf_hash(data), event["seq"], size, proof, root):
             raise Failed("event seq %d: its bytes are not in the signed tree" % event["seq"])
         count += 1

@@ -237,7 +237,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
                 v.latest_size
             );
             println!(
-                "compare the key in {}/key.vkey with the one the ledger's operator publishes (`vigil key`)",
+                "compare the key in {}/vkey.txt with the one the ledger's operator publishes (`vigil key`)",
                 args.bundle.display()
             );
             Ok(ExitCode::SUCCESS)

@@ -154,17 +154,18 @@ fn unhex(s: &str) -> [u8; 32] {
 /// Checks a bundle with the code above; the leaves (canonical event bytes) when it holds.
 fn independent_verify(bundle: &Path) -> Result<Vec<(u64, Vec<u8>)>, String> {
     let read = |n: &str| std::fs::read_to_string(bundle.join(n)).unwrap();
-    let vkey = read("key.vkey");
+    let vkey = read("vkey.txt");
     let (origin, size, root) = open_note(&read("checkpoint.txt"), &vkey)?;
     let (latest_origin, latest_size, latest_root) =
         open_note(&read("latest-checkpoint.txt"), &vkey)?;
     assert_eq!(origin, latest_origin);
+    let proofs: serde_json::Value = serde_json::from_str(&read("proofs.json")).unwrap();
     let mut leaves = Vec::new();
-    for line in read("events.jsonl").lines() {
+    for line in read("events.ndjson").lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let seq = v["seq"].as_u64().unwrap();
         let leaf = B64.decode(v["leaf"].as_str().unwrap()).unwrap();
-        let path: Vec<[u8; 32]> = v["proof"]
+        let path: Vec<[u8; 32]> = proofs[seq.to_string()]["proof"]
             .as_array()
             .unwrap()
             .iter()
@@ -304,7 +305,7 @@ fn a_query_bundle_checks_everywhere_and_one_changed_byte_fails_everywhere() {
         let f = f.unwrap().path();
         std::fs::copy(&f, tampered.join(f.file_name().unwrap())).unwrap();
     }
-    let lines = std::fs::read_to_string(tampered.join("events.jsonl")).unwrap();
+    let lines = std::fs::read_to_string(tampered.join("events.ndjson")).unwrap();
     let mut out = String::new();
     for (i, line) in lines.lines().enumerate() {
         let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -316,7 +317,7 @@ fn a_query_bundle_checks_everywhere_and_one_changed_byte_fails_everywhere() {
         }
         out.push_str(&format!("{v}\n"));
     }
-    std::fs::write(tampered.join("events.jsonl"), out).unwrap();
+    std::fs::write(tampered.join("events.ndjson"), out).unwrap();
     let seq = leaves[1].0;
     assert_eq!(
         independent_verify(&tampered),
@@ -334,8 +335,8 @@ fn a_query_bundle_checks_everywhere_and_one_changed_byte_fails_everywhere() {
     let mut lines: Vec<String> = note.split('\n').map(str::to_owned).collect();
     lines[1] = (lines[1].parse::<u64>().unwrap() + 1).to_string();
     std::fs::write(
-        tampered.join("events.jsonl"),
-        std::fs::read(bundle.join("events.jsonl")).unwrap(),
+        tampered.join("events.ndjson"),
+        std::fs::read(bundle.join("events.ndjson")).unwrap(),
     )
     .unwrap();
     std::fs::write(tampered.join("checkpoint.txt"), lines.join("\n")).unwrap();
