@@ -53,7 +53,7 @@ mod writer;
 
 pub use error::LedgerError;
 pub use files::LedgerPaths;
-pub use keys::load_verifier;
+pub use keys::{load_or_create_signer, load_verifier};
 pub use reader::{
     InclusionProof, LedgerReader, SignedCheckpoint, hex, prune_records, read_checkpoints,
 };

@@ -12,6 +12,7 @@ mod import;
 mod ledger_cmds;
 mod progress;
 mod reindex;
+mod report;
 mod search;
 mod serve;
 mod token;
@@ -72,6 +73,9 @@ enum Command {
     WitnessKey(ledger_cmds::DataDirArgs),
     /// Print an inclusion proof (or with --old-size, a consistency proof) as JSON.
     Proof(ledger_cmds::ProofArgs),
+    /// A compliance report (pci-dss, hipaa, iso27001, soc2) computed from the ledger, signed
+    /// with the ledger key: coverage, field completeness, review, integrity, retention, failures.
+    Report(report::ReportArgs),
     /// Evidence bundles: `export` selected events with their proofs (checkable without Vigil),
     /// `verify` a bundle.
     Evidence(evidence::EvidenceArgs),
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         Command::WitnessKey(args) => witness_cmds::witness_key(args),
         Command::Proof(args) => ledger_cmds::proof(args),
         Command::Evidence(args) => evidence::run(args),
+        Command::Report(args) => report::run(args),
         Command::Retention(args) => ledger_cmds::retention(args),
         Command::Ledger(args) => ledger_cmds::ledger(args),
         Command::Token(args) => token::run(args),

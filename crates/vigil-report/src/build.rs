@@ -1,0 +1,345 @@
+//! From the tally and the facts read at the edges (verification, checkpoints, retention) to the
+//! report of one framework: every control with its status and the numbers behind it.
+
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+use vigil_event::Timestamp;
+
+use crate::mapping::{Control, Framework, Mapping, Section};
+use crate::tally::{RECORD_FIELDS, Tally};
+
+/// A control's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The logs show what the control asks.
+    Met,
+    /// Something the control asks is missing from the logs (a source, a field, a review).
+    Gap,
+    /// The logs show the control failing (a ledger that does not verify, a silent source, an
+    /// unclean stop).
+    Failed,
+}
+
+/// What `vigil verify` and the checkpoints say, read by the caller.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IntegrityFacts {
+    /// Whether the whole ledger verified.
+    pub verified: bool,
+    /// Its problems, first bad place first (empty when verified).
+    pub problems: Vec<String>,
+    /// Signed checkpoints whose time falls in the period: `{size, time, root}`.
+    pub checkpoints: Vec<Json>,
+    /// Consistency proof from the period's first to its last checkpoint (hex), when there are
+    /// two sizes.
+    pub consistency_proof: Vec<String>,
+    /// Whether that proof checked against both signed roots.
+    pub consistency_verified: Option<bool>,
+    /// Verification runs on record (`vigil verify` with `--record`, reserved; empty today).
+    pub witness_cosignatures: usize,
+}
+
+/// What the retention settings and records say, read by the caller.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RetentionFacts {
+    /// Time of the oldest event still stored (RFC 3339).
+    pub oldest: Option<String>,
+    /// The configured policy, as text (`keep 400 days`), or none configured (keep forever).
+    pub policy: Option<String>,
+    /// Days the policy keeps (none: forever).
+    pub policy_days: Option<u64>,
+    /// Pruning records: `{end, time, reason}`.
+    pub pruned: Vec<Json>,
+    /// Legal holds in force.
+    pub holds: Vec<String>,
+}
+
+/// The report period and scope.
+#[derive(Debug, Clone)]
+pub struct Period {
+    /// From (inclusive).
+    pub from: Timestamp,
+    /// To (exclusive).
+    pub to: Timestamp,
+    /// The scope query, if any.
+    pub scope: Option<String>,
+}
+
+/// A source is silent when nothing came from it for this many times its learned gap (the
+/// 99th percentile of its gaps), and at least [`MIN_SILENCE_SECS`].
+pub const SILENCE_FACTOR: u64 = 4;
+/// The shortest silence reported.
+pub const MIN_SILENCE_SECS: u64 = 900;
+/// Alerts must be acknowledged within this to count as reviewed daily (PCI DSS 10.4.1).
+pub const ACK_WITHIN_SECS: i64 = 24 * 3600;
+
+fn time(ns: i64) -> String {
+    Timestamp::from_nanos(ns).to_rfc3339()
+}
+
+/// The sources that went silent before the period's end: `{source, last_seen, silent_secs,
+/// learned_gap_secs}`. Vigil's own events and sources with fewer than 4 events are not judged.
+pub fn silent_sources(tally: &Tally, end: Timestamp) -> Vec<Json> {
+    let mut out = Vec::new();
+    for (name, s) in &tally.sources {
+        if name == "vigil" || s.events < 4 {
+            continue;
+        }
+        let Some(gap) = s.gap_quantile(0.99) else {
+            continue;
+        };
+        let tolerance = (gap * SILENCE_FACTOR).max(MIN_SILENCE_SECS);
+        let silent = end.as_nanos().saturating_sub(s.last) / 1_000_000_000;
+        if silent > 0 && silent as u64 > tolerance {
+            out.push(json!({
+                "source": name,
+                "last_seen": time(s.last),
+                "silent_secs": silent,
+                "learned_gap_secs": gap,
+                "tolerance_secs": tolerance,
+            }));
+        }
+    }
+    out
+}
+
+fn rule_matches(control: &Control, tags: &[String]) -> bool {
+    tags.iter().any(|t| {
+        let t = t.to_ascii_lowercase();
+        control
+            .tags
+            .iter()
+            .chain(&control.attack)
+            .any(|c| c.eq_ignore_ascii_case(&t))
+    })
+}
+
+/// The whole report of `framework` as JSON (DESIGN's `report` shape, without the signature the
+/// caller adds).
+pub fn report(
+    mapping: &Mapping,
+    framework: &Framework,
+    period: &Period,
+    tally: &Tally,
+    integrity: &IntegrityFacts,
+    retention: &RetentionFacts,
+) -> Json {
+    let silent = silent_sources(tally, period.to);
+    let review = review(tally);
+    let controls: Vec<Json> = framework
+        .controls
+        .iter()
+        .map(|c| control(mapping, c, tally, integrity, retention, &silent, &review))
+        .collect();
+    json!({
+        "framework": format!("{}-{}", framework.id, framework.version),
+        "name": framework.name,
+        "version": framework.version,
+        "period": {"from": period.from.to_rfc3339(), "to": period.to.to_rfc3339()},
+        "scope": period.scope,
+        "events": tally.events,
+        "sources": tally.sources.len() as u64 + u64::from(tally.other_sources > 0),
+        "controls": controls,
+        "review": review,
+        "integrity": integrity,
+        "retention": retention,
+        "failures": {
+            "silent_sources": silent,
+            "starts": tally.counts.get("starts").copied().unwrap_or(0),
+            "stops": tally.stops,
+            "unclean_stops": tally.unclean_stops,
+            "drops": tally.parse_errors,
+            "audit_reads": tally.audit_reads,
+            "audit_reads_total": tally.counts.get("audit_reads").copied().unwrap_or(0),
+        },
+    })
+}
+
+fn review(tally: &Tally) -> Json {
+    let mut acks: Vec<i64> = tally
+        .alerts
+        .values()
+        .filter_map(|a| {
+            a.first_triage
+                .map(|t| (t - a.created).max(0) / 1_000_000_000)
+        })
+        .collect();
+    acks.sort_unstable();
+    let open = tally.alerts.values().filter(|a| a.status == "open").count();
+    let late = tally
+        .alerts
+        .values()
+        .filter(|a| {
+            a.first_triage
+                .is_none_or(|t| (t - a.created) / 1_000_000_000 > ACK_WITHIN_SECS)
+        })
+        .count();
+    let mut rules: Vec<&str> = tally.alerts.values().map(|a| a.rule.as_str()).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    json!({
+        "alerts": tally.alerts.len(),
+        "rules_fired": rules,
+        "acknowledged": acks.len(),
+        "open": open,
+        "not_acknowledged_within_24h": late,
+        "time_to_acknowledge_secs": {
+            "median": acks.get(acks.len().saturating_sub(1) / 2),
+            "max": acks.last(),
+        },
+        "triaged_per_day": tally.triaged_per_day,
+    })
+}
+
+fn control(
+    mapping: &Mapping,
+    c: &Control,
+    tally: &Tally,
+    integrity: &IntegrityFacts,
+    retention: &RetentionFacts,
+    silent: &[Json],
+    review: &Json,
+) -> Json {
+    let alerts = tally
+        .alerts
+        .values()
+        .filter(|a| rule_matches(c, &a.tags))
+        .count();
+    let (status, sources, events, evidence) = match c.section {
+        Section::Coverage => {
+            let mut covered = Vec::new();
+            let mut missing = Vec::new();
+            let mut events = 0;
+            let mut per_class = serde_json::Map::new();
+            for class in &c.classes {
+                let emitting: Vec<&String> = tally
+                    .sources
+                    .iter()
+                    .filter(|(_, s)| s.classes.get(class).is_some_and(|n| *n > 0))
+                    .map(|(name, _)| name)
+                    .collect();
+                per_class.insert(class.clone(), json!(emitting));
+            }
+            for (name, s) in &tally.sources {
+                let n: u64 = c.classes.iter().filter_map(|k| s.classes.get(k)).sum();
+                events += n;
+                if n > 0 {
+                    covered.push(name.clone());
+                } else {
+                    missing.push(name.clone());
+                }
+            }
+            let all_classes_seen = per_class
+                .values()
+                .all(|v| v.as_array().is_some_and(|a| !a.is_empty()));
+            let status = if all_classes_seen {
+                Status::Met
+            } else {
+                Status::Gap
+            };
+            (
+                status,
+                json!({"covered": covered, "missing": missing}),
+                events,
+                json!({"classes": per_class}),
+            )
+        }
+        Section::Completeness => {
+            let threshold = mapping.completeness_threshold;
+            let mut per_source = serde_json::Map::new();
+            let mut below = Vec::new();
+            for (name, s) in &tally.sources {
+                let ratios: serde_json::Map<String, Json> = RECORD_FIELDS
+                    .iter()
+                    .zip(s.fields)
+                    .map(|(f, n)| (f.to_string(), json!(ratio(n, s.events))))
+                    .collect();
+                let short: Vec<&str> = RECORD_FIELDS
+                    .iter()
+                    .zip(s.fields)
+                    .filter(|(_, n)| ratio(*n, s.events) < threshold)
+                    .map(|(f, _)| *f)
+                    .collect();
+                if !short.is_empty() {
+                    below.push(json!({"source": name, "fields": short}));
+                }
+                per_source.insert(name.clone(), Json::Object(ratios));
+            }
+            let status = if below.is_empty() {
+                Status::Met
+            } else {
+                Status::Gap
+            };
+            (
+                status,
+                json!({"covered": [], "missing": below.iter().map(|b| b["source"].clone()).collect::<Vec<_>>()}),
+                tally.events,
+                json!({"threshold": threshold, "per_source": per_source, "below_threshold": below}),
+            )
+        }
+        Section::Review => {
+            let late = review["not_acknowledged_within_24h"].as_u64().unwrap_or(0);
+            let status = if late == 0 { Status::Met } else { Status::Gap };
+            (status, json!({}), tally.alerts.len() as u64, review.clone())
+        }
+        Section::Integrity => {
+            let status = if !integrity.verified || integrity.consistency_verified == Some(false) {
+                Status::Failed
+            } else if integrity.checkpoints.is_empty() {
+                Status::Gap
+            } else {
+                Status::Met
+            };
+            (
+                status,
+                json!({}),
+                tally.events,
+                json!({"verified": integrity.verified, "problems": integrity.problems, "checkpoints": integrity.checkpoints.len(), "consistency_verified": integrity.consistency_verified}),
+            )
+        }
+        Section::Retention => {
+            let status = match retention.policy_days {
+                Some(days) if days < mapping.retention_days => Status::Gap,
+                _ => Status::Met,
+            };
+            (
+                status,
+                json!({}),
+                0,
+                json!({"required_days": mapping.retention_days, "immediately_available_days": mapping.immediately_available_days, "policy": retention.policy, "oldest": retention.oldest, "pruned": retention.pruned.len(), "holds": retention.holds}),
+            )
+        }
+        Section::Failures => {
+            let unclean = tally.counts.get("unclean_stops").copied().unwrap_or(0);
+            let status = if silent.is_empty() && unclean == 0 {
+                Status::Met
+            } else {
+                Status::Failed
+            };
+            (
+                status,
+                json!({"covered": [], "missing": silent.iter().map(|s| s["source"].clone()).collect::<Vec<_>>()}),
+                tally.parse_errors,
+                json!({"silent_sources": silent.len(), "unclean_stops": unclean, "parse_errors": tally.parse_errors}),
+            )
+        }
+    };
+    json!({
+        "id": c.id,
+        "title": c.title,
+        "section": c.section,
+        "status": status,
+        "sources": sources,
+        "events": events,
+        "alerts": alerts,
+        "evidence": evidence,
+    })
+}
+
+fn ratio(n: u64, total: u64) -> f64 {
+    if total == 0 {
+        1.0
+    } else {
+        (n as f64 / total as f64 * 10_000.0).round() / 10_000.0
+    }
+}

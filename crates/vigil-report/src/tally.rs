@@ -1,0 +1,284 @@
+//! One pass over the period's events: what each source sent, the alerts and their triage, and
+//! Vigil's own audit trail. Pure and bounded: per source a fixed set of counters and a
+//! histogram of gaps; lists (reads of the audit trail, starts) keep at most [`MAX_LISTED`].
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use vigil_event::{Event, Timestamp, Value, dataset, field, tag};
+
+use crate::mapping::Mapping;
+
+/// Entries kept in each listed finding (the counts stay exact).
+pub const MAX_LISTED: usize = 1_000;
+
+/// Sources tracked at most (the rest are counted under `other sources`).
+pub const MAX_SOURCES: usize = 10_000;
+
+/// The six things PCI DSS 10.2.2 asks every audit record to carry, in report order.
+pub const RECORD_FIELDS: [&str; 6] = ["user", "type", "time", "outcome", "origin", "resource"];
+
+/// Which ECS fields answer each of [`RECORD_FIELDS`] (any one present counts).
+pub fn record_field_names(part: &str) -> &'static [&'static str] {
+    match part {
+        "user" => &["user.name", "user.id", "user.email"],
+        "type" => &["event.type", "event.category", "event.action"],
+        "time" => &["@timestamp"],
+        "outcome" => &["event.outcome"],
+        "origin" => &[
+            "source.ip",
+            "source.address",
+            "client.ip",
+            "host.name",
+            "host.ip",
+        ],
+        "resource" => &[
+            "url.path",
+            "url.original",
+            "file.path",
+            "destination.ip",
+            "destination.address",
+            "user.target.name",
+            "registry.path",
+            "process.name",
+            "service.name",
+            "group.name",
+        ],
+        _ => &[],
+    }
+}
+
+/// The source an event is counted under: `host.name`, else the sender's address, else Vigil's
+/// `vigil.source` (`vigil` for Vigil's own events).
+pub fn source_of(event: &Event) -> String {
+    for f in [
+        field::HOST_NAME,
+        field::LOG_SOURCE_ADDRESS,
+        field::VIGIL_SOURCE,
+    ] {
+        if let Some(v) = event.get(f) {
+            let s = v.to_string();
+            if !s.is_empty() {
+                return s;
+            }
+        }
+    }
+    "unknown".into()
+}
+
+/// What one source sent in the period.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SourceTally {
+    /// Events.
+    pub events: u64,
+    /// Events per class of the mapping.
+    pub classes: BTreeMap<String, u64>,
+    /// Events carrying each of [`RECORD_FIELDS`].
+    pub fields: [u64; 6],
+    /// First and last event time (ns).
+    pub first: i64,
+    /// Last event time (ns).
+    pub last: i64,
+    /// Gaps between consecutive events (in event-time order as seen), by ⌈log2(seconds)⌉:
+    /// bucket 0 is under a second, bucket k is [2^(k−1), 2^k) seconds.
+    pub gaps: [u64; 32],
+}
+
+impl SourceTally {
+    /// The gap (seconds) that `share` of this source's gaps do not exceed: its learned
+    /// cadence, bursts included. `None` with fewer than 3 gaps.
+    pub fn gap_quantile(&self, share: f64) -> Option<u64> {
+        let total: u64 = self.gaps.iter().sum();
+        if total < 3 {
+            return None;
+        }
+        let want = (share * total as f64).ceil() as u64;
+        let mut seen = 0;
+        for (k, n) in self.gaps.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return Some(if k == 0 { 1 } else { 1u64 << k });
+            }
+        }
+        Some(1 << 31)
+    }
+}
+
+/// One alert as the period's ledger events tell it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct AlertTally {
+    /// The rule's id.
+    pub rule_id: String,
+    /// The rule's title.
+    pub rule: String,
+    /// The rule's tags.
+    pub tags: Vec<String>,
+    /// When it was created (ns).
+    pub created: i64,
+    /// Its first triage (ns), if any.
+    pub first_triage: Option<i64>,
+    /// Its latest status.
+    pub status: String,
+    /// Its group (`source.ip=…`).
+    pub group: String,
+}
+
+/// A listed audit finding.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditEntry {
+    /// When (RFC 3339).
+    pub at: String,
+    /// What (`event.action`).
+    pub action: String,
+    /// Who (`user.name`), if recorded.
+    pub user: Option<String>,
+    /// The ledger sequence number.
+    pub seq: u64,
+}
+
+/// Everything the report needs from the period's events.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Events observed.
+    pub events: u64,
+    /// Per source.
+    pub sources: BTreeMap<String, SourceTally>,
+    /// Events of sources past [`MAX_SOURCES`].
+    pub other_sources: u64,
+    /// Alerts by id.
+    pub alerts: BTreeMap<i64, AlertTally>,
+    /// Triage changes per UTC day (`YYYY-MM-DD`).
+    pub triaged_per_day: BTreeMap<String, u64>,
+    /// Vigil's starts, with how the previous run ended.
+    pub starts: Vec<AuditEntry>,
+    /// Starts after an unclean stop (crash, kill -9, power loss).
+    pub unclean_stops: Vec<AuditEntry>,
+    /// Clean stops.
+    pub stops: Vec<AuditEntry>,
+    /// Reads of the audit trail (the mapping's `audit_log_access` class).
+    pub audit_reads: Vec<AuditEntry>,
+    /// Counts of the lists above (exact even when a list is cut).
+    pub counts: BTreeMap<&'static str, u64>,
+    /// Events stored because they did not parse (`parse_error` tag).
+    pub parse_errors: u64,
+}
+
+fn push(list: &mut Vec<AuditEntry>, entry: AuditEntry) {
+    if list.len() < MAX_LISTED {
+        list.push(entry);
+    }
+}
+
+fn int(e: &Event, f: &str) -> Option<i64> {
+    e.get(f).and_then(Value::as_i64)
+}
+
+impl Tally {
+    /// Counts one event of the period (`seq` is its ledger sequence number).
+    pub fn observe(&mut self, mapping: &Mapping, seq: u64, event: &Event) {
+        self.events += 1;
+        let classes = mapping.classes_of(event);
+        if event.has_tag(tag::PARSE_ERROR) {
+            self.parse_errors += 1;
+        }
+        let entry = |e: &Event| AuditEntry {
+            at: e.timestamp().to_rfc3339(),
+            action: e
+                .get_str(field::EVENT_ACTION)
+                .unwrap_or_default()
+                .to_owned(),
+            user: e.get_str("user.name").map(str::to_owned),
+            seq,
+        };
+        if event.is_dataset(dataset::VIGIL_AUDIT) {
+            match event.get_str(field::EVENT_ACTION) {
+                Some("vigil_start") => {
+                    *self.counts.entry("starts").or_default() += 1;
+                    push(&mut self.starts, entry(event));
+                    if event.get_str("vigil.previous_stop") == Some("unclean") {
+                        *self.counts.entry("unclean_stops").or_default() += 1;
+                        push(&mut self.unclean_stops, entry(event));
+                    }
+                }
+                Some("vigil_stop") => {
+                    *self.counts.entry("stops").or_default() += 1;
+                    push(&mut self.stops, entry(event));
+                }
+                _ => {}
+            }
+            if classes.contains(&"audit_log_access") {
+                *self.counts.entry("audit_reads").or_default() += 1;
+                push(&mut self.audit_reads, entry(event));
+            }
+        }
+        if event.is_dataset(dataset::VIGIL_ALERT) {
+            self.observe_alert(event);
+        }
+        let source = source_of(event);
+        let known = self.sources.len();
+        let tally = match self.sources.get_mut(&source) {
+            Some(t) => t,
+            None if known < MAX_SOURCES => self.sources.entry(source).or_default(),
+            None => {
+                self.other_sources += 1;
+                return;
+            }
+        };
+        let t = event.timestamp().as_nanos();
+        if tally.events == 0 {
+            tally.first = t;
+        } else {
+            let gap_secs = t.saturating_sub(tally.last).unsigned_abs() / 1_000_000_000;
+            let bucket = if gap_secs == 0 {
+                0
+            } else {
+                (64 - gap_secs.leading_zeros()) as usize
+            };
+            tally.gaps[bucket.min(31)] += 1;
+        }
+        tally.first = tally.first.min(t);
+        tally.last = tally.last.max(t);
+        tally.events += 1;
+        for class in classes {
+            *tally.classes.entry(class.to_owned()).or_default() += 1;
+        }
+        for (i, part) in RECORD_FIELDS.iter().enumerate() {
+            if *part == "time"
+                || record_field_names(part)
+                    .iter()
+                    .any(|f| event.get(f).is_some())
+            {
+                tally.fields[i] += 1;
+            }
+        }
+    }
+
+    fn observe_alert(&mut self, e: &Event) {
+        let Some(id) = int(e, "vigil.alert.id") else {
+            return;
+        };
+        let alert = self.alerts.entry(id).or_default();
+        if let Some(created) = int(e, "vigil.alert.created") {
+            alert.created = created;
+        }
+        alert.rule_id = e.get_str("rule.id").unwrap_or_default().to_owned();
+        alert.rule = e.get_str("rule.name").unwrap_or_default().to_owned();
+        alert.group = e
+            .get_str("vigil.alert.group")
+            .unwrap_or_default()
+            .to_owned();
+        alert.tags = e.tags().map(str::to_owned).collect();
+        if let Some(status) = e.get_str("vigil.alert.status") {
+            alert.status = status.to_owned();
+        }
+        if e.get_str(field::EVENT_ACTION) == Some("alert-triaged") {
+            let at = int(e, "vigil.alert.triaged_at").unwrap_or(e.timestamp().as_nanos());
+            alert.first_triage = Some(alert.first_triage.map_or(at, |t| t.min(at)));
+            let day = Timestamp::from_nanos(at).to_rfc3339();
+            *self
+                .triaged_per_day
+                .entry(day[..10].to_owned())
+                .or_default() += 1;
+        }
+    }
+}
