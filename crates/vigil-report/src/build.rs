@@ -343,3 +343,139 @@ fn ratio(n: u64, total: u64) -> f64 {
         (n as f64 / total as f64 * 10_000.0).round() / 10_000.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use vigil_event::{Event, Value, dataset};
+
+    const HOUR: i64 = 3_600_000_000_000;
+
+    fn alert_event(
+        id: i64,
+        action: &str,
+        at: i64,
+        created: i64,
+        status: &str,
+        tags: &[&str],
+    ) -> Event {
+        let mut e = Event::new(Timestamp::from_nanos(at));
+        e.insert("event.dataset", dataset::VIGIL_ALERT);
+        e.insert("event.kind", "alert");
+        e.insert("event.action", format!("alert-{action}"));
+        e.insert("vigil.source", "vigil");
+        e.insert("vigil.alert.id", id);
+        e.insert("vigil.alert.created", created);
+        e.insert("vigil.alert.status", status);
+        e.insert("rule.id", format!("r{}", id % 3));
+        e.insert("rule.name", format!("rule {}", id % 3));
+        e.insert(
+            "tags",
+            Value::List(tags.iter().map(|t| Value::from(*t)).collect()),
+        );
+        if action == "triaged" {
+            e.insert("vigil.alert.triaged_at", at);
+            e.insert("user.name", "analyst");
+        }
+        e
+    }
+
+    /// A generated alert history with known truth: alert i is created at hour i; alerts with
+    /// i % 4 == 0 stay open, the others are acknowledged after (i % 5) × 10 hours and some
+    /// triaged again; the review numbers must equal the ones counted here.
+    #[test]
+    fn review_numbers_equal_a_generated_alert_historys_truth() {
+        let mapping = Mapping::builtin();
+        let framework = mapping.framework("pci-dss").unwrap();
+        let mut tally = Tally::default();
+        let mut seq = 0;
+        let (mut acks, mut open, mut late, mut per_day) = (Vec::new(), 0, 0, BTreeMap::new());
+        let mut tagged = 0;
+        for i in 0..40i64 {
+            let created = i * HOUR;
+            let tags: &[&str] = if i % 2 == 0 { &["attack.t1110"] } else { &[] };
+            tagged += usize::from(i % 2 == 0);
+            tally.observe(
+                &mapping,
+                seq,
+                &alert_event(i, "created", created, created, "open", tags),
+            );
+            seq += 1;
+            if i % 4 == 0 {
+                open += 1;
+                late += 1;
+                continue;
+            }
+            let ack = created + (i % 5) * 10 * HOUR;
+            tally.observe(
+                &mapping,
+                seq,
+                &alert_event(i, "triaged", ack, created, "acknowledged", tags),
+            );
+            seq += 1;
+            acks.push((ack - created) / 1_000_000_000);
+            *per_day
+                .entry(Timestamp::from_nanos(ack).to_rfc3339()[..10].to_owned())
+                .or_insert(0u64) += 1;
+            if (ack - created) / 1_000_000_000 > ACK_WITHIN_SECS {
+                late += 1;
+            }
+            if i % 3 == 0 {
+                let closed = ack + HOUR;
+                tally.observe(
+                    &mapping,
+                    seq,
+                    &alert_event(i, "triaged", closed, created, "closed", tags),
+                );
+                seq += 1;
+                *per_day
+                    .entry(Timestamp::from_nanos(closed).to_rfc3339()[..10].to_owned())
+                    .or_insert(0u64) += 1;
+            }
+        }
+        acks.sort_unstable();
+        let period = Period {
+            from: Timestamp::from_nanos(0),
+            to: Timestamp::from_nanos(100 * HOUR),
+            scope: None,
+        };
+        let r = report(
+            &mapping,
+            framework,
+            &period,
+            &tally,
+            &IntegrityFacts::default(),
+            &RetentionFacts::default(),
+        );
+        let review = &r["review"];
+        assert_eq!(review["alerts"], 40);
+        assert_eq!(review["acknowledged"], acks.len());
+        assert_eq!(review["open"], open);
+        assert_eq!(review["not_acknowledged_within_24h"], late);
+        assert_eq!(
+            review["time_to_acknowledge_secs"]["max"],
+            *acks.last().unwrap()
+        );
+        assert_eq!(
+            review["time_to_acknowledge_secs"]["median"],
+            acks[(acks.len() - 1) / 2]
+        );
+        assert_eq!(review["triaged_per_day"], json!(per_day));
+        let status = |id: &str| {
+            r["controls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == id)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(status("10.4.1")["status"], "gap", "late acknowledgements");
+        // Alerts of rules tagged with the control's ATT&CK technique count for it.
+        assert_eq!(status("10.2.1.4")["alerts"], tagged);
+        // Integrity facts that did not verify fail the integrity control.
+        assert_eq!(status("10.3.2")["status"], "failed");
+    }
+}

@@ -20,7 +20,11 @@ pub struct ReportArgs {
     #[command(flatten)]
     data: DataDir,
     /// The framework: pci-dss, hipaa, iso27001 or soc2 (or one your --mapping defines).
-    framework: String,
+    #[arg(required_unless_present = "print_mapping")]
+    framework: Option<String>,
+    /// Print the built-in mapping (controls → event classes, tags) to start your own from.
+    #[arg(long)]
+    print_mapping: bool,
     /// Start of the period (relative like -90d, or RFC 3339). Default: the first event.
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     from: Option<String>,
@@ -50,6 +54,13 @@ enum Format {
 
 /// `vigil report`.
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
+    if args.print_mapping {
+        std::io::stdout()
+            .lock()
+            .write_all(vigil_report::mapping::BUILTIN.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let wanted = args.framework.clone().unwrap_or_default();
     let mapping = match &args.mapping {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -58,11 +69,11 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         }
         None => Mapping::builtin(),
     };
-    let Some(framework) = mapping.framework(&args.framework) else {
+    let Some(framework) = mapping.framework(&wanted) else {
         let known: Vec<&str> = mapping.frameworks.iter().map(|f| f.id.as_str()).collect();
         bail!(
             "no framework {:?} in the mapping; known: {}",
-            args.framework,
+            wanted,
             known.join(", ")
         );
     };
