@@ -25,6 +25,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
+pub mod report;
 pub mod search;
 pub mod syslog;
 pub mod tls;

@@ -2053,6 +2053,91 @@ function adminTokens(controller) {
   return { section, load };
 }
 
+// ------------------------------------------------------------------ compliance
+
+const FRAMEWORKS = [
+  ['pci-dss', 'PCI DSS v4.0.1 — Requirement 10'],
+  ['hipaa', 'HIPAA — §164.312(b) audit controls'],
+  ['iso27001', 'ISO/IEC 27001:2022 — A.8.15, A.8.16'],
+  ['soc2', 'SOC 2 — CC7.2, CC7.3'],
+];
+
+/** The Compliance page: a report per framework computed from the ledger, viewed here and
+ * downloaded as signed HTML or JSON. */
+function renderCompliance(view, params) {
+  const controller = new AbortController();
+  const framework = h('select', { id: 'report-framework', 'data-testid': 'report-framework', 'aria-label': 'Framework' },
+    ...FRAMEWORKS.map(([id, label]) => h('option', { value: id, text: label })));
+  framework.value = params.get('framework') || 'pci-dss';
+  const from = h('input', { id: 'report-from', 'data-testid': 'report-from', type: 'text', value: params.get('from') || '-90d', 'aria-label': 'From', size: 24 });
+  const to = h('input', { id: 'report-to', 'data-testid': 'report-to', type: 'text', value: params.get('to') || '', placeholder: 'now', 'aria-label': 'To', size: 24 });
+  const generate = h('button', { type: 'submit', class: 'btn btn-primary', id: 'report-generate', 'data-testid': 'report-generate', text: 'Generate report' });
+  const form = h('form', { class: 'toolbar', id: 'report-form' },
+    h('label', null, 'Framework ', framework), h('label', null, ' From ', from), h('label', null, ' To ', to), generate);
+  const body = h('div', { id: 'report', 'data-testid': 'report' },
+    h('p', { class: 'muted', text: 'A report reads and verifies the whole ledger; on a large ledger it takes a while.' }));
+  view.append(pageHeader('Compliance'), form, body);
+
+  const query = (format) => {
+    const q = new URLSearchParams({ format });
+    if (from.value.trim()) q.set('from', from.value.trim());
+    if (to.value.trim()) q.set('to', to.value.trim());
+    return `/api/v1/report/${encodeURIComponent(framework.value)}?${q}`;
+  };
+
+  function draw(r) {
+    clear(body);
+    const counts = { met: 0, gap: 0, failed: 0 };
+    for (const c of r.controls || []) counts[c.status] = (counts[c.status] || 0) + 1;
+    body.append(
+      h('p', { 'data-testid': 'report-summary' },
+        `${r.name} ${r.version}: ${fmtNum(r.events)} events from ${fmtNum(r.sources)} sources, ${r.period.from} to ${r.period.to}. `,
+        h('strong', { class: 'ok', text: `${counts.met} met` }), ', ',
+        h('strong', { class: 'warn', text: `${counts.gap} gaps` }), ', ',
+        h('strong', { class: 'bad', text: `${counts.failed} failed` }), '.'),
+      h('p', null,
+        h('a', { class: 'btn', id: 'report-download-html', 'data-testid': 'report-download-html', href: query('html'), download: `vigil-${r.framework}-report.html`, text: 'Download HTML (signed)' }), ' ',
+        h('a', { class: 'btn', id: 'report-download-json', 'data-testid': 'report-download-json', href: query('json'), download: `vigil-${r.framework}-report.json`, text: 'Download JSON' })));
+    const table = h('table', { class: 'table', id: 'report-controls', 'data-testid': 'report-controls' },
+      h('thead', null, h('tr', null, ...['Control', 'Requirement', 'Status', 'Events', 'Alerts', 'Missing'].map((t) => h('th', { text: t })))));
+    const tbody = h('tbody');
+    for (const c of r.controls || []) {
+      tbody.append(h('tr', { 'data-control': c.id, 'data-status': c.status },
+        h('td', { text: c.id }), h('td', { text: c.title }),
+        h('td', { class: c.status === 'met' ? 'ok' : c.status === 'failed' ? 'bad' : 'warn', text: c.status }),
+        h('td', { text: fmtNum(c.events || 0) }), h('td', { text: fmtNum(c.alerts || 0) }),
+        h('td', { text: ((c.sources && c.sources.missing) || []).join(', ') || '—' })));
+    }
+    table.append(tbody);
+    body.append(table);
+    const integ = r.integrity || {};
+    body.append(h('p', { 'data-testid': 'report-integrity', 'data-ok': String(integ.verified === true), class: integ.verified ? 'ok' : 'bad',
+      text: integ.verified ? 'The ledger verifies: every event is under a signed checkpoint.' : `The ledger does NOT verify: ${(integ.problems || []).join('; ')}` }));
+    const silent = (r.failures && r.failures.silent_sources) || [];
+    if (silent.length) {
+      body.append(h('p', { class: 'bad', 'data-testid': 'report-silent', text: `Silent sources: ${silent.map((s) => `${s.source} (last seen ${s.last_seen})`).join(', ')}` }));
+    }
+  }
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    hideError();
+    generate.disabled = true;
+    clear(body).append(spinner('Reading and verifying the ledger…'));
+    history.replaceState(null, '', `#/compliance?${new URLSearchParams({ framework: framework.value, from: from.value, to: to.value })}`);
+    try {
+      draw(await api('GET', query('json'), undefined, { signal: controller.signal }));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(body).append(inlineError(err, 'Generating the report'));
+      showError(err, 'Generating the report');
+    } finally {
+      generate.disabled = false;
+    }
+  });
+  return { name: 'compliance', cleanup: () => controller.abort() };
+}
+
 // ------------------------------------------------------------------ router
 
 function parseHash() {
@@ -2086,7 +2171,7 @@ function route() {
     if (a.dataset.route === name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const titles = { search: 'Search', alerts: 'Alerts', dashboards: 'Dashboards', integrity: 'Integrity', cluster: 'Cluster', rules: 'Rules', sources: 'Sources', account: 'Account', admin: 'Admin' };
+  const titles = { search: 'Search', alerts: 'Alerts', dashboards: 'Dashboards', integrity: 'Integrity', compliance: 'Compliance', cluster: 'Cluster', rules: 'Rules', sources: 'Sources', account: 'Account', admin: 'Admin' };
   document.title = `${titles[name] || 'Not found'} · Vigil`;
   switch (name) {
     case 'search': currentView = renderSearch(view, params); break;
@@ -2095,6 +2180,7 @@ function route() {
       break;
     case 'dashboards': currentView = renderDashboards(view); break;
     case 'integrity': currentView = renderIntegrity(view); break;
+    case 'compliance': currentView = renderCompliance(view, params); break;
     case 'cluster': currentView = renderCluster(view); break;
     case 'rules': currentView = renderRules(view); break;
     case 'sources': currentView = renderSources(view); break;

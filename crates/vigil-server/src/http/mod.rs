@@ -115,6 +115,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/decisions/stream", get(bouncer_stream))
         .route("/v1/decisions", get(bouncer_decisions))
         .route("/api/v1/proof/inclusion", get(inclusion_proof))
+        .route("/api/v1/report/{framework}", get(report::report))
         .route("/services/collector", post(hec_event))
         .route("/services/collector/event", post(hec_event))
         .route("/services/collector/event/1.0", post(hec_event))
@@ -155,6 +156,7 @@ mod decisions;
 mod hec;
 mod ledger;
 mod native;
+mod report;
 
 use alerts::*;
 pub use authn::Caller;

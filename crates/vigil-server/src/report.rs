@@ -1,0 +1,240 @@
+//! Compliance reports (`vigil report`, `GET /api/v1/report/{framework}`): one pass over the
+//! ledger into `vigil-report`'s tally, a full verification and the period's checkpoints for the
+//! integrity section, retention from the latest start's settings and the prune records, and a
+//! signature with the ledger key. Blocking; the HTTP handler runs it on a blocking thread, one
+//! at a time.
+
+use std::path::Path;
+
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+use vigil_event::{Event, Timestamp};
+use vigil_ledger::{LedgerPaths, LedgerReader, VerifyOptions, hex, merkle};
+use vigil_report::{IntegrityFacts, Mapping, Period, RetentionFacts, Tally};
+
+/// What to report on.
+#[derive(Debug, Clone)]
+pub struct ReportRequest {
+    /// The framework id (`pci-dss`).
+    pub framework: String,
+    /// Period start (ns); `None`: the first event.
+    pub from: Option<i64>,
+    /// Period end (ns, exclusive).
+    pub to: i64,
+    /// Only events this search selects count (Vigil's own always do).
+    pub scope: Option<String>,
+}
+
+/// The stages a report goes through, for progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading the ledger's events.
+    Reading,
+    /// Verifying the whole ledger.
+    Verifying,
+}
+
+/// Computes the signed report of `request` over the ledger in `data_dir` with `mapping`.
+/// `progress(stage, done, total)` is called as it goes. A ledger that cannot be read to its end
+/// still gets its report: the numbers of what was read, and an integrity section that fails
+/// and says what and where.
+pub fn compute(
+    data_dir: &Path,
+    mapping: &Mapping,
+    request: &ReportRequest,
+    progress: &mut dyn FnMut(Stage, u64, u64),
+) -> Result<Json, String> {
+    let Some(framework) = mapping.framework(&request.framework) else {
+        let known: Vec<&str> = mapping.frameworks.iter().map(|f| f.id.as_str()).collect();
+        return Err(format!(
+            "no framework {:?} in the mapping; known: {}",
+            request.framework,
+            known.join(", ")
+        ));
+    };
+    let scope = match &request.scope {
+        Some(q) => Some(
+            vigil_query::parse(q)
+                .map_err(|e| format!("scope: query error at column {}: {}", e.column, e.message))?,
+        ),
+        None => None,
+    };
+    let (from, to) = (request.from, request.to);
+    let mut reader = LedgerReader::open(data_dir).map_err(|e| e.to_string())?;
+    let (first, end) = (reader.first_seq(), reader.end_seq());
+    let mut tally = Tally::default();
+    let mut oldest: Option<i64> = None;
+    let mut retention_setting: Option<String> = None;
+    let mut period_from = i64::MAX;
+    let read = reader.for_each_raw(first..end, |seq, bytes| {
+        if (seq - first) % 4096 == 0 {
+            progress(Stage::Reading, seq - first, end - first);
+        }
+        let Ok(event) = Event::from_canonical(bytes) else {
+            return Ok(());
+        };
+        let t = event.timestamp().as_nanos();
+        oldest = Some(oldest.map_or(t, |o| o.min(t)));
+        let own = event.get_str("vigil.source") == Some("vigil");
+        if own && event.get_str("event.action") == Some("vigil_start") {
+            retention_setting = event
+                .get("vigil.settings.retention.max_age")
+                .map(|v| v.to_string());
+        }
+        let in_period = from.is_none_or(|f| t >= f) && t < to;
+        let in_scope = own
+            || scope.as_ref().is_none_or(|p| {
+                p.search
+                    .as_ref()
+                    .is_none_or(|s| vigil_query::exec::matches(s, &event))
+            });
+        if in_period && in_scope {
+            period_from = period_from.min(t);
+            tally.observe(mapping, seq, &event);
+        }
+        Ok(())
+    });
+    let read_error = read.err().map(|e| e.to_string());
+    let period = Period {
+        from: Timestamp::from_nanos(from.unwrap_or(if period_from == i64::MAX {
+            to
+        } else {
+            period_from
+        })),
+        to: Timestamp::from_nanos(to),
+        scope: request.scope.clone(),
+    };
+    let mut integrity = integrity(data_dir, &mut reader, &period, progress);
+    if let Some(e) = read_error {
+        integrity.verified = false;
+        integrity
+            .problems
+            .push(format!("reading the events for this report stopped: {e}"));
+    }
+    let retention = retention(data_dir, oldest, retention_setting)?;
+    let mut report =
+        vigil_report::report(mapping, framework, &period, &tally, &integrity, &retention);
+    sign(data_dir, &mut reader, &mut report)?;
+    Ok(report)
+}
+
+/// A full verification, the period's checkpoints and the consistency proof between its first
+/// and last.
+fn integrity(
+    data_dir: &Path,
+    reader: &mut LedgerReader,
+    period: &Period,
+    progress: &mut dyn FnMut(Stage, u64, u64),
+) -> IntegrityFacts {
+    let verified = vigil_ledger::verify(data_dir, &VerifyOptions::default(), &mut |done, total| {
+        progress(Stage::Verifying, done, total)
+    });
+    let (ok, problems) = match verified {
+        Ok(r) => (
+            r.problems.is_empty(),
+            r.problems.iter().map(|p| p.to_string()).collect(),
+        ),
+        Err(e) => (false, vec![e.to_string()]),
+    };
+    let in_period: Vec<_> = reader
+        .checkpoints()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| {
+            c.checkpoint
+                .time()
+                .and_then(|t| Timestamp::parse(t).ok())
+                .is_some_and(|t| t >= period.from && t < period.to)
+        })
+        .collect();
+    let checkpoints = in_period
+        .iter()
+        .map(|c| {
+            json!({"size": c.checkpoint.size, "time": c.checkpoint.time(), "root": c.checkpoint.root_hex()})
+        })
+        .collect();
+    let (mut consistency_proof, mut consistency_verified) = (Vec::new(), None);
+    if let (Some(a), Some(b)) = (
+        in_period.iter().min_by_key(|c| c.checkpoint.size),
+        in_period.iter().max_by_key(|c| c.checkpoint.size),
+    ) && a.checkpoint.size < b.checkpoint.size
+        && a.checkpoint.size > 0
+    {
+        match reader.consistency_proof(a.checkpoint.size, b.checkpoint.size) {
+            Ok(proof) => {
+                consistency_verified = Some(
+                    merkle::verify_consistency(
+                        a.checkpoint.size,
+                        b.checkpoint.size,
+                        &proof,
+                        &a.checkpoint.root,
+                        &b.checkpoint.root,
+                    )
+                    .is_ok(),
+                );
+                consistency_proof = proof.iter().map(hex).collect();
+            }
+            Err(_) => consistency_verified = Some(false),
+        }
+    }
+    IntegrityFacts {
+        verified: ok,
+        problems,
+        checkpoints,
+        consistency_proof,
+        consistency_verified,
+        witness_cosignatures: 0,
+    }
+}
+
+fn retention(
+    data_dir: &Path,
+    oldest: Option<i64>,
+    setting: Option<String>,
+) -> Result<RetentionFacts, String> {
+    let paths = LedgerPaths::new(data_dir);
+    let pruned = vigil_ledger::prune_records(&paths)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| json!({"end": p.end, "time": p.time.to_rfc3339(), "reason": p.reason}))
+        .collect();
+    let holds = vigil_ledger::legal_hold(data_dir)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+    let policy_days = setting
+        .as_deref()
+        .and_then(|s| vigil_ledger::parse_duration(s).ok())
+        .map(|d| d.as_secs() / 86_400);
+    Ok(RetentionFacts {
+        oldest: oldest.map(|t| Timestamp::from_nanos(t).to_rfc3339()),
+        policy: setting.map(|s| format!("remove sealed segments older than {s}")),
+        policy_days,
+        pruned,
+        holds,
+    })
+}
+
+/// Adds `signature`: the SHA-256 of the report's JSON, the latest checkpoint, and a signed
+/// note over both with the ledger key (`vigil-report/v1`, framework, digest, checkpoint size).
+fn sign(data_dir: &Path, reader: &mut LedgerReader, report: &mut Json) -> Result<(), String> {
+    let digest: String = Sha256::digest(serde_json::to_vec(&report).map_err(|e| e.to_string())?)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let checkpoint = reader.latest_checkpoint().map_err(|e| e.to_string())?;
+    let size = checkpoint.as_ref().map_or(0, |c| c.checkpoint.size);
+    let text = format!(
+        "vigil-report/v1\n{}\n{digest}\n{size}\n",
+        report["framework"].as_str().unwrap_or_default()
+    );
+    let note = vigil_ledger::load_or_create_signer(&LedgerPaths::new(data_dir))
+        .ok()
+        .and_then(|s| s.sign(&text).ok());
+    report["signature"] = json!({
+        "digest": digest,
+        "checkpoint": checkpoint.map(|c| c.note),
+        "note": note,
+    });
+    Ok(())
+}
