@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod detect;
 pub mod door;
+pub mod gap;
 pub mod health;
 pub mod integrity;
 pub mod query;
@@ -81,6 +82,9 @@ impl ClusterNode {
             s.replicas,
             s.partitions
         )];
+        for warning in self.cluster.retention_warnings() {
+            lines.push(format!("warning: {warning}"));
+        }
         if self.cluster.sync_check() == SyncCheck::Unverified {
             lines.push(
                 "warning: no --cluster-monitor given: `sync_interval: always` on the NATS \
@@ -254,6 +258,9 @@ async fn connect(settings: ClusterSettings) -> Result<Cluster, StartError> {
             ),
         });
     }
+    for warning in cluster.retention_warnings() {
+        tracing::warn!("cluster {}: {warning}", cluster.settings().names.cluster());
+    }
     match cluster.sync_check() {
         SyncCheck::Verified { servers } => tracing::info!(
             "cluster {}: {servers} NATS server(s) fsync every write (sync_interval: always)",
@@ -301,6 +308,11 @@ fn start_settings(
     settings.insert("cluster.replicas".into(), s.replicas.to_string());
     settings.insert("cluster.partitions".into(), s.partitions.to_string());
     settings.insert("cluster.sync_always".into(), sync);
+    let retention = match cluster.retention_warnings() {
+        [] => "keeps every message (no limits)".to_string(),
+        warnings => warnings.join("; "),
+    };
+    settings.insert("cluster.retention".into(), retention);
     settings
 }
 
