@@ -17,6 +17,7 @@ pub mod door;
 pub mod gap;
 pub mod health;
 pub mod integrity;
+pub mod negative;
 pub mod query;
 pub mod query_wire;
 pub mod registry;
@@ -144,6 +145,7 @@ pub(crate) async fn build(
     t.tasks.spawn(auth::watch_accounts(
         Arc::clone(&shared.shared),
         shared.bucket.clone(),
+        Arc::clone(&shared.absent),
         t.stop_rx.clone(),
     ));
     let tokens = topology::auth_stores(&config, &accounts, &ingest, &mut t)?;
