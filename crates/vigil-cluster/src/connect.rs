@@ -42,6 +42,7 @@ pub struct Cluster {
     nodes: kv::Store,
     state: kv::Store,
     sync: SyncCheck,
+    retention: Vec<String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -66,7 +67,7 @@ impl Cluster {
         )
         .await?;
         let jetstream = jetstream::new(client.clone());
-        let stream = ensure_stream(&jetstream, &settings).await?;
+        let (stream, retention) = ensure_stream(&jetstream, &settings).await?;
         let leases = ensure_bucket(
             &jetstream,
             &settings,
@@ -92,6 +93,7 @@ impl Cluster {
             nodes,
             state,
             sync,
+            retention,
         })
     }
 
@@ -138,6 +140,25 @@ impl Cluster {
     /// What the start-up check found about the servers' fsync setting.
     pub fn sync_check(&self) -> SyncCheck {
         self.sync
+    }
+
+    /// What the stream's limits may discard (warnings; empty when it keeps everything, as Vigil
+    /// creates it). See [`crate::retention`].
+    pub fn retention_warnings(&self) -> &[String] {
+        &self.retention
+    }
+
+    /// The stream's first stored sequence now (0 when it is empty): what a copy starting after
+    /// an older sequence can no longer read.
+    pub async fn first_available_seq(&self) -> Result<u64, ClusterError> {
+        let info = self
+            .stream
+            .clone()
+            .info()
+            .await
+            .map_err(|e| ClusterError::JetStream(format!("stream info: {e}")))?
+            .clone();
+        Ok(info.state.first_sequence)
     }
 
     /// The largest message the servers accept.
@@ -211,11 +232,12 @@ pub(crate) async fn nats_client(
         .map_err(|e| connect_error(e.to_string()))
 }
 
-/// The stream, created if missing; an existing one must match what cluster mode requires.
+/// The stream, created if missing; an existing one must match what cluster mode requires
+/// (and what its limits may discard is returned as warnings).
 async fn ensure_stream(
     js: &jetstream::Context,
     settings: &ClusterSettings,
-) -> Result<stream::Stream, ClusterError> {
+) -> Result<(stream::Stream, Vec<String>), ClusterError> {
     let name = settings.names.stream();
     let config = stream::Config {
         name: name.clone(),
@@ -267,7 +289,8 @@ async fn ensure_stream(
             settings.partitions
         )));
     }
-    Ok(stream)
+    let retention = crate::retention::check(c)?;
+    Ok((stream, retention))
 }
 
 /// A KV bucket, created if missing, with the stream's replicas and file storage.

@@ -25,6 +25,10 @@ use crate::{Cluster, ClusterError};
 pub const LEASE_KEY: &str = "detector";
 /// The cursor key in the state bucket.
 pub const CURSOR_KEY: &str = "detector.cursor";
+/// The key in the state bucket (which does not expire) holding the highest epoch a detector
+/// ever acquired: written by each new holder before it acts, so epochs never repeat even when
+/// a holder dies before it saved a cursor (alert ids are stamped with the epoch).
+pub const EPOCH_KEY: &str = "detector.epoch";
 
 /// A lease's value (the agreed shape of every lease in the leases bucket).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,15 +177,44 @@ impl DetectorLease {
         if !self.eligible.load(Ordering::SeqCst) {
             return false;
         }
-        // Free: the next epoch after every one seen (the lease's own expires with it).
+        // Free: the next epoch after every one seen (the lease's own expires with it; the
+        // cursor's and the recorded highest epoch stay).
         if let Ok(Some((cursor, _))) = self.read_cursor().await {
             self.seen_epoch.fetch_max(cursor.epoch, Ordering::SeqCst);
+        }
+        match self.cluster.state().get(EPOCH_KEY).await {
+            Ok(Some(v)) => {
+                let recorded = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok());
+                self.seen_epoch
+                    .fetch_max(recorded.unwrap_or(0), Ordering::SeqCst);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!("{EPOCH_KEY} not read: {e}");
+                return false;
+            }
         }
         let epoch = self.seen_epoch.load(Ordering::SeqCst) + 1;
         let sent = Instant::now();
         match leases.create(LEASE_KEY, self.value(epoch)).await {
             Ok(revision) if !self.dead.load(Ordering::SeqCst) => {
                 self.seen_epoch.fetch_max(epoch, Ordering::SeqCst);
+                // The epoch is recorded before the holder acts: a later holder never gets it
+                // again. Not recorded: the lease is given back.
+                let recorded = self
+                    .cluster
+                    .state()
+                    .put(EPOCH_KEY, epoch.to_string().into_bytes().into())
+                    .await;
+                if let Err(e) = recorded {
+                    tracing::warn!("detector lease given back: {EPOCH_KEY} not recorded: {e}");
+                    let _ = leases
+                        .delete_expect_revision(LEASE_KEY, Some(revision))
+                        .await;
+                    return false;
+                }
                 *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(Held {
                     revision,
                     epoch,

@@ -25,6 +25,7 @@ pub mod follow;
 pub mod lease;
 pub mod names;
 pub mod partition;
+pub mod retention;
 #[doc(hidden)]
 pub mod testing;
 

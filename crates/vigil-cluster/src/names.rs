@@ -110,6 +110,12 @@ impl Names {
         format!("{}.query.{node}", self.cluster)
     }
 
+    /// The subject on which `node` answers reads of the shards it owns: their latest
+    /// checkpoint (with cosignatures), inclusion proofs and integrity summary.
+    pub fn ledger_subject(&self, node: &str) -> String {
+        format!("{}.ledger.{node}", self.cluster)
+    }
+
     /// The subject on which `node` answers C2SP tlog-witness `add-checkpoint` requests from
     /// other nodes.
     pub fn witness_subject(&self, node: &str) -> String {

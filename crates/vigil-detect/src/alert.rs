@@ -403,6 +403,12 @@ impl From<TriageError> for String {
     }
 }
 
+/// Alert ids one detector lease epoch may hand out in cluster mode: the detector of epoch `E`
+/// numbers its new alerts from `E × ALERT_IDS_PER_EPOCH + 1` (see [`AlertBook::stamp_epoch`]),
+/// so alert `3000000017` is the 17th of epoch 3 (and stays below 2^53, exact in JSON numbers
+/// read by JavaScript, up to epoch 9 million).
+pub const ALERT_IDS_PER_EPOCH: u64 = 1_000_000_000;
+
 /// Every alert, and the open one for each (rule, group).
 #[derive(Debug, Default)]
 pub struct AlertBook {
@@ -504,6 +510,21 @@ impl AlertBook {
             }
         }
         Ok(&self.alerts[&id])
+    }
+
+    /// Cluster mode: this book's detector holds the detector lease at `epoch`; its new alerts
+    /// take ids in that epoch's own range (from `epoch × ALERT_IDS_PER_EPOCH + 1`, or after
+    /// the highest id the book already knows if that is higher). A deposed detector's alert
+    /// published after its successor took over is numbered in the older epoch's range, so the
+    /// two can never hand out the same id. Standalone books are never stamped (ids from 1).
+    pub fn stamp_epoch(&mut self, epoch: u64) {
+        let floor = epoch.saturating_mul(ALERT_IDS_PER_EPOCH).saturating_add(1);
+        self.next_id = self.next_id.max(floor);
+    }
+
+    /// The id the next new alert takes.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.max(1)
     }
 
     /// One alert.
@@ -739,6 +760,41 @@ mod tests {
 
     fn group(ip: &str) -> Vec<(String, String)> {
         vec![("source.ip".into(), ip.into())]
+    }
+
+    #[test]
+    fn detectors_of_different_epochs_never_hand_out_the_same_alert_id() {
+        let t = |s| Timestamp::from_secs(s);
+        // The deposed detector (epoch 1) and its successor (epoch 2) share the book up to the
+        // takeover; then each opens alerts (the deposed one's are in flight).
+        let mut deposed = AlertBook::new(60);
+        deposed.stamp_epoch(1);
+        let shared = deposed.observe(&rule(), group("10.0.0.1"), t(1), Some(1), t(1));
+        assert_eq!(shared, Observed::New(ALERT_IDS_PER_EPOCH + 1));
+        let mut successor = AlertBook::new(60);
+        successor.replay([&deposed
+            .get(ALERT_IDS_PER_EPOCH + 1)
+            .unwrap()
+            .to_event("created", t(1))]);
+        successor.stamp_epoch(2);
+        let mut ids = std::collections::BTreeSet::new();
+        for (book, from) in [(&mut deposed, 0), (&mut successor, 0)] {
+            for i in 0..50 {
+                let ip = format!("192.0.2.{}", from + i);
+                match book.observe(&rule(), group(&ip), t(2), Some(2 + i), t(2)) {
+                    Observed::New(id) => assert!(ids.insert(id), "alert id {id} handed out twice"),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert_eq!(ids.len(), 100);
+        assert_eq!(successor.next_id(), 2 * ALERT_IDS_PER_EPOCH + 51);
+        // The same epoch again (a book past its floor) keeps counting; stamping never goes back.
+        successor.stamp_epoch(2);
+        successor.stamp_epoch(1);
+        assert_eq!(successor.next_id(), 2 * ALERT_IDS_PER_EPOCH + 51);
+        // An unstamped (standalone) book numbers from 1.
+        assert_eq!(AlertBook::new(60).next_id(), 1);
     }
 
     #[test]

@@ -377,7 +377,13 @@ pub async fn security_headers(
 
 // ---- integrity ---------------------------------------------------------------------------------
 
-async fn integrity(State(state): State<Shared>) -> Response {
+async fn integrity(
+    State(state): State<Shared>,
+    Query(q): Query<crate::cluster::integrity::ShardParam>,
+) -> Response {
+    if let Some(cluster) = &state.cluster {
+        return crate::cluster::integrity::integrity_route(cluster, q.shard).await;
+    }
     let dir = state.data_dir.clone();
     let read = tokio::task::spawn_blocking(move || {
         let paths = vigil_ledger::LedgerPaths::new(&dir);

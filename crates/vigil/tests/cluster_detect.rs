@@ -424,6 +424,21 @@ async fn a_brute_force_over_three_nodes_is_one_alert_and_one_ban_on_every_node()
         nodes[0].alerts(BRUTE_FORCE, third).len() == 1 && nodes[0].bans(third).len() == 1
     })
     .await;
+    // Each detector numbers its alerts in its own lease epoch's range: the three alerts, each
+    // raised by another detector after a hand-over, carry three growing epochs, so a deposed
+    // detector's late alert can never take an id its successor hands out.
+    let ids: Vec<u64> = [attacker, second, third]
+        .iter()
+        .map(|ip| nodes[0].alerts(BRUTE_FORCE, ip)[0].0)
+        .collect();
+    let epochs: Vec<u64> = ids
+        .iter()
+        .map(|id| id / vigil_detect::alert::ALERT_IDS_PER_EPOCH)
+        .collect();
+    assert!(
+        epochs[0] >= 1 && epochs[0] < epochs[1] && epochs[1] < epochs[2],
+        "alert ids {ids:?}"
+    );
     for n in nodes {
         n.stop().await;
     }

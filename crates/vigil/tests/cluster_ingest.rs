@@ -167,7 +167,7 @@ fn every_acknowledged_event_is_in_the_stream_exactly_once_across_kills() {
     assert_eq!(health.status, 200, "{}", health.body);
     let checkpoint = common::curl(
         "GET",
-        &format!("{}/api/v1/checkpoint", urls[0]),
+        &format!("{}/api/v1/export?query=*", urls[0]),
         &[format!("Authorization: Bearer {token}")],
         None,
     );

@@ -6,6 +6,10 @@
 //! [`KvBucket`] waits for NATS on the runtime that owns the connection, bounded by
 //! [`KV_TIMEOUT`]. On a worker thread of a multi-threaded runtime it first tells the runtime
 //! that the thread blocks (`block_in_place`), so other tasks move to other workers.
+//!
+//! Keys a bucket answered "absent" for are remembered for a few seconds
+//! ([`super::negative::NegativeCache`]): a repeated unknown token or session costs one read
+//! per TTL, not one per request; written keys are forgotten at once.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +22,8 @@ use tokio::sync::watch;
 use vigil_auth::{SharedAuth, SharedKv, StoreError};
 use vigil_cluster::auth::AuthBuckets;
 
+use super::negative::NegativeCache;
+
 /// The longest one call to a bucket may wait.
 pub const KV_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -25,12 +31,27 @@ pub const KV_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct KvBucket {
     store: kv::Store,
     handle: Handle,
+    negative: Arc<NegativeCache>,
 }
 
 impl KvBucket {
     /// The bucket, waited on through `handle` (the runtime its connection runs on).
     pub fn new(store: kv::Store, handle: Handle) -> KvBucket {
-        KvBucket { store, handle }
+        KvBucket::with_cache(store, handle, Arc::default())
+    }
+
+    /// The bucket, remembering absent keys in `negative`.
+    pub fn with_cache(store: kv::Store, handle: Handle, negative: Arc<NegativeCache>) -> KvBucket {
+        KvBucket {
+            store,
+            handle,
+            negative,
+        }
+    }
+
+    /// The keys this bucket found absent a moment ago.
+    pub fn negative(&self) -> &Arc<NegativeCache> {
+        &self.negative
     }
 
     fn run<T>(
@@ -64,31 +85,18 @@ impl SharedKv for KvBucket {
     /// lagging one with a value already replaced): a logout or a revocation acknowledged on one
     /// node is what every node reads next.
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
-        self.run("reading", async {
-            let subject = format!("{}{key}", self.store.prefix);
-            match self.store.stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(message) => {
-                    let operation = message
-                        .headers
-                        .get("KV-Operation")
-                        .map(|v| v.as_str().to_owned());
-                    match operation.as_deref() {
-                        Some("DEL") | Some("PURGE") => Ok(None),
-                        _ => Ok(Some((message.payload.to_vec(), message.sequence))),
-                    }
-                }
-                Err(e)
-                    if e.kind()
-                        == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(failed(key, e)),
-            }
-        })
+        if self.negative.is_absent(key) {
+            return Ok(None);
+        }
+        let found = self.read(key)?;
+        if found.is_none() {
+            self.negative.remember(key);
+        }
+        Ok(found)
     }
 
     fn create(&self, key: &str, value: Vec<u8>) -> Result<Option<u64>, StoreError> {
+        self.negative.forget(key);
         self.run("creating", async {
             match self.store.create(key, value.into()).await {
                 Ok(revision) => Ok(Some(revision)),
@@ -99,6 +107,7 @@ impl SharedKv for KvBucket {
     }
 
     fn update(&self, key: &str, value: Vec<u8>, revision: u64) -> Result<Option<u64>, StoreError> {
+        self.negative.forget(key);
         self.run("updating", async {
             match self.store.update(key, value.into(), revision).await {
                 Ok(revision) => Ok(Some(revision)),
@@ -116,6 +125,7 @@ impl SharedKv for KvBucket {
     }
 
     fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, StoreError> {
+        self.negative.forget(key);
         self.run("writing", async {
             self.store
                 .put(key, value.into())
@@ -150,19 +160,70 @@ impl SharedKv for KvBucket {
     }
 }
 
+impl KvBucket {
+    /// One read from the bucket (no cache).
+    fn read(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        self.run("reading", async {
+            let subject = format!("{}{key}", self.store.prefix);
+            match self.store.stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(message) => {
+                    let operation = message
+                        .headers
+                        .get("KV-Operation")
+                        .map(|v| v.as_str().to_owned());
+                    match operation.as_deref() {
+                        Some("DEL") | Some("PURGE") => Ok(None),
+                        _ => Ok(Some((message.payload.to_vec(), message.sequence))),
+                    }
+                }
+                Err(e)
+                    if e.kind()
+                        == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(failed(key, e)),
+            }
+        })
+    }
+}
+
 /// The shared store over the cluster's authentication buckets.
 pub fn shared_auth(buckets: AuthBuckets, handle: Handle) -> Arc<SharedAuth> {
-    Arc::new(SharedAuth::new(
-        Arc::new(KvBucket::new(buckets.auth, handle.clone())),
-        Arc::new(KvBucket::new(buckets.sessions, handle)),
-    ))
+    shared_auth_cached(buckets, handle, Arc::default()).0
+}
+
+/// The shared store over the cluster's authentication buckets, with the negative cache of
+/// the auth bucket (`auth_absent`, which the accounts watch updates) and of the sessions
+/// bucket (returned).
+pub fn shared_auth_cached(
+    buckets: AuthBuckets,
+    handle: Handle,
+    auth_absent: Arc<NegativeCache>,
+) -> (Arc<SharedAuth>, Arc<NegativeCache>) {
+    let sessions_absent = Arc::new(NegativeCache::default());
+    let shared = Arc::new(SharedAuth::new(
+        Arc::new(KvBucket::with_cache(
+            buckets.auth,
+            handle.clone(),
+            auth_absent,
+        )),
+        Arc::new(KvBucket::with_cache(
+            buckets.sessions,
+            handle,
+            Arc::clone(&sessions_absent),
+        )),
+    ));
+    (shared, sessions_absent)
 }
 
 /// Keeps `shared`'s snapshot current: watches every key of the auth bucket (its current values
-/// first, then each change) until `stop`, starting again after a pause when the watch ends.
+/// first, then each change) until `stop`, starting again after a pause when the watch ends. A
+/// key written on any node is forgotten by `absent` (a token created elsewhere works at once).
 pub async fn watch_accounts(
     shared: Arc<SharedAuth>,
     bucket: kv::Store,
+    absent: Arc<NegativeCache>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -174,6 +235,9 @@ pub async fn watch_accounts(
                 };
                 match next {
                     Some(Ok(entry)) => {
+                        if entry.operation == kv::Operation::Put {
+                            absent.forget(&entry.key);
+                        }
                         let value = (entry.operation == kv::Operation::Put).then_some(&entry.value);
                         shared.apply(&entry.key, value.map(|v| v.as_ref()), entry.revision);
                     }
@@ -203,6 +267,10 @@ pub struct ClusterAuth {
     pub shared: Arc<SharedAuth>,
     /// The auth bucket (watched).
     pub bucket: kv::Store,
+    /// Keys the auth bucket answered "absent" for a moment ago (unknown token ids).
+    pub absent: Arc<NegativeCache>,
+    /// Keys the sessions bucket answered "absent" for a moment ago (unknown sessions).
+    pub sessions_absent: Arc<NegativeCache>,
 }
 
 impl ClusterAuth {
@@ -214,7 +282,9 @@ impl ClusterAuth {
     ) -> Result<ClusterAuth, vigil_cluster::ClusterError> {
         let buckets = cluster.auth_buckets(session_max).await?;
         let bucket = buckets.auth.clone();
-        let shared = shared_auth(buckets, Handle::current());
+        let absent = Arc::new(NegativeCache::default());
+        let (shared, sessions_absent) =
+            shared_auth_cached(buckets, Handle::current(), Arc::clone(&absent));
         let loading = Arc::clone(&shared);
         tokio::task::spawn_blocking(move || loading.load_snapshot())
             .await
@@ -224,6 +294,8 @@ impl ClusterAuth {
             cluster,
             shared,
             bucket,
+            absent,
+            sessions_absent,
         })
     }
 }

@@ -3,9 +3,10 @@
 //! `crate::topology::build`, with the one door writing to the cluster's stream
 //! ([`door::StreamLog`]) instead of a local ledger.
 //!
-//! What needs a local ledger and is not cluster-aware yet (the search index and searches,
-//! query rules, retention, checkpoint sinks, proofs and checkpoints, the detector) is off on a
-//! cluster node, and its routes answer 503 `{"error": "… not available in cluster mode yet"}`.
+//! What needs a local ledger and is not cluster-aware yet (query rules, retention, checkpoint
+//! sinks, the whole-ledger verification and the export) is off on a cluster node, and its
+//! routes answer 503 `{"error": "… not available in cluster mode yet"}`. Checkpoints, proofs
+//! and the integrity summary are read per shard from the shard's owner ([`integrity`]).
 //!
 //! Accounts, tokens and sessions are shared through JetStream KV ([`auth`]); the cluster's
 //! health is `GET /api/v1/cluster` and the cluster gauges of `/metrics` ([`health`]).
@@ -13,7 +14,10 @@
 pub mod auth;
 pub mod detect;
 pub mod door;
+pub mod gap;
 pub mod health;
+pub mod integrity;
+pub mod negative;
 pub mod query;
 pub mod query_wire;
 pub mod registry;
@@ -46,6 +50,8 @@ pub struct ClusterNode {
     shards: Arc<shards::ShardSet>,
     /// Answers other nodes' queries while it lives.
     _queries: query::Responder,
+    /// Answers other nodes' reads of this node's shards (checkpoints, proofs) while it lives.
+    _reads: integrity::Responder,
     detection: detect::ClusterDetection,
 }
 
@@ -77,6 +83,9 @@ impl ClusterNode {
             s.replicas,
             s.partitions
         )];
+        for warning in self.cluster.retention_warnings() {
+            lines.push(format!("warning: {warning}"));
+        }
         if self.cluster.sync_check() == SyncCheck::Unverified {
             lines.push(
                 "warning: no --cluster-monitor given: `sync_interval: always` on the NATS \
@@ -118,6 +127,9 @@ pub(crate) async fn build(
         t.stop_rx.clone(),
     );
     let queries = wire::query_responder(&cluster, &shards).await?;
+    let reads = integrity::Responder::start(&cluster, shards.clone())
+        .await
+        .map_err(StartError::of("cluster shard reads"))?;
     let witness = wire::witnesses(&config, &cluster, &shards, &ingest, &mut t);
     let decisions = wire::shared_decisions(&config, &ingest, &mut t);
     let notify_stats = Arc::new(notify::NotifyStats::default());
@@ -133,6 +145,7 @@ pub(crate) async fn build(
     t.tasks.spawn(auth::watch_accounts(
         Arc::clone(&shared.shared),
         shared.bucket.clone(),
+        Arc::clone(&shared.absent),
         t.stop_rx.clone(),
     ));
     let tokens = topology::auth_stores(&config, &accounts, &ingest, &mut t)?;
@@ -166,6 +179,7 @@ pub(crate) async fn build(
             registration,
             shards,
             _queries: queries,
+            _reads: reads,
             detection,
         }),
         index: None,
@@ -246,6 +260,9 @@ async fn connect(settings: ClusterSettings) -> Result<Cluster, StartError> {
             ),
         });
     }
+    for warning in cluster.retention_warnings() {
+        tracing::warn!("cluster {}: {warning}", cluster.settings().names.cluster());
+    }
     match cluster.sync_check() {
         SyncCheck::Verified { servers } => tracing::info!(
             "cluster {}: {servers} NATS server(s) fsync every write (sync_interval: always)",
@@ -293,17 +310,17 @@ fn start_settings(
     settings.insert("cluster.replicas".into(), s.replicas.to_string());
     settings.insert("cluster.partitions".into(), s.partitions.to_string());
     settings.insert("cluster.sync_always".into(), sync);
+    let retention = match cluster.retention_warnings() {
+        [] => "keeps every message (no limits)".to_string(),
+        warnings => warnings.join("; "),
+    };
+    settings.insert("cluster.retention".into(), retention);
     settings
 }
 
-/// Routes that read the local ledger, answered 503 on a cluster node until they read shards.
-const NOT_YET: &[&str] = &[
-    "/api/v1/checkpoint",
-    "/api/v1/proof/inclusion",
-    "/api/v1/integrity",
-    "/api/v1/integrity/verify",
-    "/api/v1/export",
-];
+/// Routes that read the local ledger, answered 503 on a cluster node until they read shards
+/// (`vigil verify --data-dir DATA/shards/<shard>` verifies a shard on its node).
+const NOT_YET: &[&str] = &["/api/v1/integrity/verify", "/api/v1/export"];
 
 /// The HTTP API of a cluster node: `/healthz` says whether the node is connected to NATS, and
 /// what is not cluster-aware yet answers 503.

@@ -70,8 +70,8 @@ pub enum QueryError {
 
 /// The lease value the coordinator reads (`vigil_cluster::lease::LeaseValue` once merged).
 #[derive(Debug, serde::Deserialize)]
-struct Lease {
-    node: String,
+pub(super) struct Lease {
+    pub(super) node: String,
 }
 
 /// Answers a query over the whole cluster (what `/api/v1/search` runs in cluster mode).
@@ -225,7 +225,7 @@ pub async fn fan_out(
 }
 
 /// The current owner of `shard`, from the leases bucket.
-async fn owner(cluster: &Cluster, shard: Shard) -> Option<Lease> {
+pub(super) async fn owner(cluster: &Cluster, shard: Shard) -> Option<Lease> {
     let bytes = cluster.leases().get(shard.to_string()).await.ok()??;
     serde_json::from_slice::<Lease>(&bytes).ok()
 }

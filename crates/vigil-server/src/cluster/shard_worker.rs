@@ -58,6 +58,8 @@ pub struct ShardMetrics {
     pub append_errors: AtomicU64,
     /// Times a consumer had to be created again (a lost server, a gap).
     pub consumer_restarts: AtomicU64,
+    /// Times a copy found stream messages discarded before it had them ([`super::gap`]).
+    pub stream_gaps: AtomicU64,
     /// Messages stored.
     pub messages: AtomicU64,
     /// Events stored.
@@ -305,6 +307,19 @@ impl Copier {
             if *stop.borrow() {
                 return;
             }
+            // Messages the stream discarded before this copy had them: said loudly, recorded
+            // in the shard, and the copy goes on after them.
+            if let Some(gap) = super::gap::find(&self.cluster, self.shard, position).await {
+                self.metrics.stream_gaps.fetch_add(1, Ordering::Relaxed);
+                let record = super::gap::report(self.shard, &gap);
+                if !self
+                    .append(*gap.end(), Arc::new(vec![record]), &mut stop)
+                    .await
+                {
+                    return;
+                }
+                position = *gap.end();
+            }
             let mut messages = match self.cluster.shard_messages(self.shard, position).await {
                 Ok(m) => m,
                 Err(e) => {
@@ -365,7 +380,17 @@ impl Copier {
         for event in &mut events {
             event.insert(field::VIGIL_STREAM_SEQ, stamp);
         }
-        let events = Arc::new(events);
+        self.append(seq, Arc::new(events), stop).await
+    }
+
+    /// Appends `events` as one append once the fence is open, retrying what the disk refuses;
+    /// `false` when stopped first.
+    async fn append(
+        &self,
+        seq: u64,
+        events: Arc<Vec<vigil_event::Event>>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
         loop {
             // The fence: never append unless the lease is valid now.
             while !self.gate.open() {

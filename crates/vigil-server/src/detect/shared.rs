@@ -106,6 +106,10 @@ impl DetectService {
             .map(|c| c.rule.timespan_ns.max(0) as u64)
             .max()
             .map(|ns| std::time::Duration::from_nanos(ns).min(MAX_REBUILD));
+        // New alerts are numbered in this lease epoch's own range (unique across hand-overs).
+        let Some(epoch) = role.lease().held() else {
+            return false;
+        };
         let (next, rebuild) = match role.take_over(window) {
             Ok(positions) => positions,
             Err(e) => {
@@ -114,7 +118,8 @@ impl DetectService {
             }
         };
         {
-            let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            book.stamp_epoch(epoch);
             // As after a restart without state.json: what the previous detector raised past
             // the cursor is in the book; matches it counted raise nothing again.
             // The window re-read before the cursor only feeds correlation windows and counts

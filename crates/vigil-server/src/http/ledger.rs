@@ -5,7 +5,13 @@ use super::*;
 
 // ---- ledger reads, metrics --------------------------------------------------------------------
 
-pub(super) async fn checkpoint(State(state): State<Shared>) -> Response {
+pub(super) async fn checkpoint(
+    State(state): State<Shared>,
+    Query(q): Query<crate::cluster::integrity::ShardParam>,
+) -> Response {
+    if let Some(cluster) = &state.cluster {
+        return crate::cluster::integrity::checkpoint_route(cluster, q.shard).await;
+    }
     let dir = state.data_dir.clone();
     let latest = tokio::task::spawn_blocking(move || {
         vigil_ledger::read_checkpoints(&vigil_ledger::LedgerPaths::new(&dir)).map(|mut c| c.pop())
@@ -253,12 +259,17 @@ pub(super) async fn search(
 #[derive(Deserialize)]
 pub(super) struct ProofQuery {
     seq: u64,
+    /// The shard, on a cluster node.
+    shard: Option<String>,
 }
 
 pub(super) async fn inclusion_proof(
     State(state): State<Shared>,
     Query(q): Query<ProofQuery>,
 ) -> Response {
+    if let Some(cluster) = &state.cluster {
+        return crate::cluster::integrity::proof_route(cluster, q.shard, q.seq).await;
+    }
     let dir = state.data_dir.clone();
     let result = tokio::task::spawn_blocking(move || {
         let mut reader = vigil_ledger::LedgerReader::open(&dir)?;
@@ -299,6 +310,7 @@ pub(super) async fn metrics(State(state): State<Shared>) -> Response {
     ));
     if let Some(cluster) = &state.cluster {
         text.push_str(&state.cluster_health.report(cluster).await.metrics());
+        text.push_str(&crate::cluster::gap::metrics());
     }
     text.push_str(&state.witness.status.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

