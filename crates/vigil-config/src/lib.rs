@@ -104,6 +104,9 @@ pub struct Config {
     /// Detection.
     #[command(flatten)]
     pub detect: DetectSection,
+    /// Alerts when a source that sends regularly goes quiet.
+    #[command(flatten)]
+    pub silence: SilenceSection,
     /// Where alerts and checkpoints are sent (`[[notify]]`, file only; `--webhook` and
     /// `--checkpoint-webhook` add entries).
     #[arg(skip)]
@@ -417,6 +420,38 @@ impl Default for IndexSection {
             threads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(2),
+        }
+    }
+}
+
+/// `[silence]`: a source that sends regularly and goes quiet for much longer than usual raises
+/// a "Source went silent" alert (PCI DSS 10.7.2; attackers blind a SIEM by stopping its
+/// sources).
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct SilenceSection {
+    /// Watch every source's cadence (needs detection on: rules or the bundled ones).
+    #[arg(skip = true)]
+    pub enabled: bool,
+    /// The shortest silence that alerts [default: 15m].
+    #[arg(
+        long = "silence-min",
+        id = "silence_min",
+        value_name = "DURATION",
+        required = false
+    )]
+    pub min: Duration,
+    /// A source is silent after this many times its usual longest gap (its 99th percentile).
+    #[arg(skip = 4u64)]
+    pub factor: u64,
+}
+
+impl Default for SilenceSection {
+    fn default() -> Self {
+        SilenceSection {
+            enabled: true,
+            min: Duration::secs(900),
+            factor: 4,
         }
     }
 }

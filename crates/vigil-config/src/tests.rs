@@ -56,6 +56,7 @@ fn sections() -> Vec<(&'static str, Vec<&'static str>, bool)> {
         ("ledger", fields::<LedgerSection>(), false),
         ("index", fields::<IndexSection>(), false),
         ("detect", fields::<DetectSection>(), false),
+        ("silence", fields::<SilenceSection>(), false),
         ("notify", fields::<NotifySection>(), true),
         ("query_rule", fields::<QueryRuleSection>(), true),
         ("responder", fields::<ResponderSection>(), true),

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 use vigil_event::Timestamp;
 
+use crate::cadence::{MIN_SILENCE_SECS, SILENCE_FACTOR};
 use crate::mapping::{Control, Framework, Mapping, Section};
 use crate::tally::{RECORD_FIELDS, Tally};
 
@@ -65,11 +66,6 @@ pub struct Period {
     pub scope: Option<String>,
 }
 
-/// A source is silent when nothing came from it for this many times its learned gap (the
-/// 99th percentile of its gaps), and at least [`MIN_SILENCE_SECS`].
-pub const SILENCE_FACTOR: u64 = 4;
-/// The shortest silence reported.
-pub const MIN_SILENCE_SECS: u64 = 900;
 /// Alerts must be acknowledged within this to count as reviewed daily (PCI DSS 10.4.1).
 pub const ACK_WITHIN_SECS: i64 = 24 * 3600;
 
@@ -85,15 +81,19 @@ pub fn silent_sources(tally: &Tally, end: Timestamp) -> Vec<Json> {
         if name == "vigil" || s.events < 4 {
             continue;
         }
-        let Some(gap) = s.gap_quantile(0.99) else {
+        let (Some(gap), Some(tolerance)) = (
+            s.cadence.gap_quantile(0.99),
+            s.cadence.tolerance(SILENCE_FACTOR, MIN_SILENCE_SECS),
+        ) else {
             continue;
         };
-        let tolerance = (gap * SILENCE_FACTOR).max(MIN_SILENCE_SECS);
-        let silent = end.as_nanos().saturating_sub(s.last) / 1_000_000_000;
-        if silent > 0 && silent as u64 > tolerance {
+        if let Some(silent) = s
+            .cadence
+            .silent_at(end.as_nanos(), SILENCE_FACTOR, MIN_SILENCE_SECS)
+        {
             out.push(json!({
                 "source": name,
-                "last_seen": time(s.last),
+                "last_seen": time(s.cadence.last),
                 "silent_secs": silent,
                 "learned_gap_secs": gap,
                 "tolerance_secs": tolerance,

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod build;
+pub mod cadence;
 pub mod html;
 pub mod mapping;
 pub mod tally;

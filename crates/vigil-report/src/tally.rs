@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use vigil_event::{Event, Timestamp, Value, dataset, field, tag};
 
+use crate::cadence::Cadence;
 use crate::mapping::Mapping;
 
 /// Entries kept in each listed finding (the counts stay exact).
@@ -75,33 +76,10 @@ pub struct SourceTally {
     pub classes: BTreeMap<String, u64>,
     /// Events carrying each of [`RECORD_FIELDS`].
     pub fields: [u64; 6],
-    /// First and last event time (ns).
+    /// First event time (ns).
     pub first: i64,
-    /// Last event time (ns).
-    pub last: i64,
-    /// Gaps between consecutive events (in event-time order as seen), by ⌈log2(seconds)⌉:
-    /// bucket 0 is under a second, bucket k is [2^(k−1), 2^k) seconds.
-    pub gaps: [u64; 32],
-}
-
-impl SourceTally {
-    /// The gap (seconds) that `share` of this source's gaps do not exceed: its learned
-    /// cadence, bursts included. `None` with fewer than 3 gaps.
-    pub fn gap_quantile(&self, share: f64) -> Option<u64> {
-        let total: u64 = self.gaps.iter().sum();
-        if total < 3 {
-            return None;
-        }
-        let want = (share * total as f64).ceil() as u64;
-        let mut seen = 0;
-        for (k, n) in self.gaps.iter().enumerate() {
-            seen += n;
-            if seen >= want {
-                return Some(if k == 0 { 1 } else { 1u64 << k });
-            }
-        }
-        Some(1 << 31)
-    }
+    /// Last event time and the gaps between events: the source's learned cadence.
+    pub cadence: Cadence,
 }
 
 /// One alert as the period's ledger events tell it.
@@ -225,19 +203,12 @@ impl Tally {
             }
         };
         let t = event.timestamp().as_nanos();
-        if tally.events == 0 {
-            tally.first = t;
+        tally.first = if tally.events == 0 {
+            t
         } else {
-            let gap_secs = t.saturating_sub(tally.last).unsigned_abs() / 1_000_000_000;
-            let bucket = if gap_secs == 0 {
-                0
-            } else {
-                (64 - gap_secs.leading_zeros()) as usize
-            };
-            tally.gaps[bucket.min(31)] += 1;
-        }
-        tally.first = tally.first.min(t);
-        tally.last = tally.last.max(t);
+            tally.first.min(t)
+        };
+        tally.cadence.observe(t);
         tally.events += 1;
         for class in classes {
             *tally.classes.entry(class.to_owned()).or_default() += 1;

@@ -27,6 +27,7 @@ pub mod listen;
 pub mod metrics;
 pub mod report;
 pub mod search;
+pub mod silence;
 pub mod syslog;
 pub mod tls;
 mod topology;

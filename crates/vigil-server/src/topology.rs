@@ -105,6 +105,16 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
             Some(http_listener(&config, addr, http::router(state), &tracker, &mut t).await?);
     }
     query_rules(&config, &core, &ledger, &mut t);
+    if let Some(detect) = &core.detect
+        && config.settings.silence.enabled
+    {
+        t.tasks.spawn(crate::silence::run(
+            ledger.clone(),
+            Arc::clone(detect),
+            config.settings.silence.clone(),
+            t.stop_rx.clone(),
+        ));
+    }
     if config.demo {
         t.tasks
             .spawn(demo::run(Arc::clone(&ingest), t.stop_rx.clone()));
