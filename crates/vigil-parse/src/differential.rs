@@ -16,7 +16,9 @@ use crate::{Format, ParseContext, parse_line};
 fn corpus() -> Option<PathBuf> {
     let dir = std::env::var_os("VIGIL_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+        });
     if dir.join("README.md").exists() {
         return Some(dir);
     }
@@ -25,7 +27,10 @@ fn corpus() -> Option<PathBuf> {
         "corpus not found at {} (VIGIL_REQUIRE_CORPUS=1)",
         dir.display()
     );
-    eprintln!("SKIP: corpus not found at {}; set VIGIL_CORPUS", dir.display());
+    eprintln!(
+        "SKIP: corpus not found at {}; set VIGIL_CORPUS",
+        dir.display()
+    );
     None
 }
 

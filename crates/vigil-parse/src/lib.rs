@@ -33,6 +33,8 @@
 
 pub mod access;
 pub mod cef;
+#[cfg(test)]
+mod differential;
 mod error;
 pub mod evtx;
 pub mod framing;
@@ -41,10 +43,8 @@ pub mod linux;
 pub mod logfmt;
 pub mod redact;
 pub mod reserved;
-pub mod syslog;
-#[cfg(test)]
-mod differential;
 mod sshd_fast;
+pub mod syslog;
 mod syslog_fast;
 
 use std::str::FromStr;

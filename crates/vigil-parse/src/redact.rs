@@ -199,9 +199,7 @@ fn event_is_clean(event: &Event) -> bool {
                 true
             }
             Value::List(items) => items.iter().all(|v| add(v, buf)),
-            Value::Map(map) => map
-                .iter()
-                .all(|(k, v)| !is_secret_field(k) && add(v, buf)),
+            Value::Map(map) => map.iter().all(|(k, v)| !is_secret_field(k) && add(v, buf)),
             _ => true,
         }
     }
@@ -795,14 +793,50 @@ mod tests {
     fn whole_event_check_agrees_with_field_by_field() {
         use proptest::prelude::*;
         let pieces = prop::sample::select(vec![
-            "pass", "word", "password", "Failed password for ", "=", ":", " ", "\"", "'", "-",
-            "apikey", "eyJ", "apikeyJ", "api_key", "token", "secret", "4111", "1111 ", "0",
-            "1234567", "://", "bob:", "@", "AKIA", "ABCDEFGHIJKLMNOP", "PWD=/home", "&", "?",
-            "Bearer ", "authorization", "private key", "x", "\0", "é",
+            "pass",
+            "word",
+            "password",
+            "Failed password for ",
+            "=",
+            ":",
+            " ",
+            "\"",
+            "'",
+            "-",
+            "apikey",
+            "eyJ",
+            "apikeyJ",
+            "api_key",
+            "token",
+            "secret",
+            "4111",
+            "1111 ",
+            "0",
+            "1234567",
+            "://",
+            "bob:",
+            "@",
+            "AKIA",
+            "ABCDEFGHIJKLMNOP",
+            "PWD=/home",
+            "&",
+            "?",
+            "Bearer ",
+            "authorization",
+            "private key",
+            "x",
+            "\0",
+            "é",
         ]);
         let text = prop::collection::vec(pieces, 0..12).prop_map(|p| p.concat());
         let names = prop::sample::select(vec![
-            "message", "user.name", "user.password", "url.query", "token", "http.apikey", "a",
+            "message",
+            "user.name",
+            "user.password",
+            "url.query",
+            "token",
+            "http.apikey",
+            "a",
         ]);
         let fields = prop::collection::vec((names, text.clone(), any::<bool>()), 0..5);
         proptest!(ProptestConfig::with_cases(4000), |(fields in fields, key in text)| {
@@ -827,7 +861,10 @@ mod tests {
         // A keyword hidden by an overlapping one in the joined text is still seen.
         let mut e = Event::new(Timestamp::from_secs(0));
         e.insert("message", "x apikeyJhbGciOi.eyJzdWIiOi.abc");
-        e.insert("a", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmN");
+        e.insert(
+            "a",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmN",
+        );
         let mut slow = e.clone();
         assert_eq!(
             Redactor::default().redact_event(&mut e),

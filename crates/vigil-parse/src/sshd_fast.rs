@@ -144,10 +144,8 @@ mod tests {
             .unwrap()
     });
     static ACCEPTED: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
-        Regex::new(
-            r"^Accepted (\S+) for (\S+) from (\S+) port (\d+)(?: (ssh\d?))?(?:: (.*))?",
-        )
-        .unwrap()
+        Regex::new(r"^Accepted (\S+) for (\S+) from (\S+) port (\d+)(?: (ssh\d?))?(?:: (.*))?")
+            .unwrap()
     });
 
     fn check(m: &str) {
@@ -186,9 +184,28 @@ mod tests {
         }
         use proptest::prelude::*;
         let part = prop::sample::select(vec![
-            "Failed ", "Accepted ", "password", "publickey", " for ", "for", "invalid user ",
-            "invalid", " user ", " from ", "from", " port ", "port", "22", "1.2.3.4", "::1", " ",
-            "\t", "x", "ssh2", ": ", "\u{b}",
+            "Failed ",
+            "Accepted ",
+            "password",
+            "publickey",
+            " for ",
+            "for",
+            "invalid user ",
+            "invalid",
+            " user ",
+            " from ",
+            "from",
+            " port ",
+            "port",
+            "22",
+            "1.2.3.4",
+            "::1",
+            " ",
+            "\t",
+            "x",
+            "ssh2",
+            ": ",
+            "\u{b}",
         ]);
         let head = prop::sample::select(vec!["Failed ", "Accepted ", ""]);
         let line = (head, prop::collection::vec(part, 0..14))
