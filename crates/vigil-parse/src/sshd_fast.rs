@@ -44,7 +44,7 @@ fn digits(b: &[u8], i: usize) -> Option<usize> {
 }
 
 /// ` from (\S+) port (\d+)` at `at`: the address and port ranges.
-fn from_port(b: &[u8], at: usize) -> Option<((usize, usize), (usize, usize))> {
+fn from_port(b: &[u8], at: usize) -> Option<(Span, Span)> {
     let addr = at + b" from ".len();
     if !b[at..].starts_with(b" from ") {
         return None;
@@ -55,8 +55,12 @@ fn from_port(b: &[u8], at: usize) -> Option<((usize, usize), (usize, usize))> {
     Some(((addr, addr_end), (port, port_end)))
 }
 
-/// `(.*?) from (\S+) port (\d+)` from `start`: the first ` from ` after which the rest reads.
-fn lazy_user(m: &str, start: usize) -> Option<(usize, (usize, usize), (usize, usize))> {
+/// A byte range.
+type Span = (usize, usize);
+
+/// `(.*?) from (\S+) port (\d+)` from `start`: the first ` from ` after which the rest reads
+/// (where the user ends, the address, the port).
+fn lazy_user(m: &str, start: usize) -> Option<(usize, Span, Span)> {
     let b = m.as_bytes();
     let mut from = start;
     while let Some(off) = memchr::memmem::find(&b[from..], b" from ") {
