@@ -33,6 +33,8 @@
 
 pub mod access;
 pub mod cef;
+#[cfg(test)]
+mod differential;
 mod error;
 pub mod evtx;
 pub mod framing;
@@ -41,7 +43,9 @@ pub mod linux;
 pub mod logfmt;
 pub mod redact;
 pub mod reserved;
+mod sshd_fast;
 pub mod syslog;
+mod syslog_fast;
 
 use std::str::FromStr;
 
@@ -254,7 +258,7 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
 /// `event.original`.
 fn finish(event: &mut Event, line: &str, format: Format, ctx: &ParseContext) {
     event.insert(field::VIGIL_SOURCE, ctx.source.as_str());
-    event.insert(field::VIGIL_RECEIVED, ctx.received.to_rfc3339());
+    event.insert(field::VIGIL_RECEIVED, received_text(ctx.received));
     if !event.contains(field::VIGIL_PARSER) {
         event.insert(field::VIGIL_PARSER, format.parser());
     }
@@ -264,6 +268,26 @@ fn finish(event: &mut Event, line: &str, format: Format, ctx: &ParseContext) {
     if let Some(peer) = ctx.peer {
         event.insert("log.source.address", peer.to_string());
     }
+}
+
+/// `received` in RFC 3339, formatted once per thread while it stays the same (a context's
+/// receive time is shared by every line of a file or a batch).
+fn received_text(received: Timestamp) -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(Timestamp, String)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((at, text)) if *at == received => text.clone(),
+            _ => {
+                let text = received.to_rfc3339();
+                *last = Some((received, text.clone()));
+                text
+            }
+        }
+    })
 }
 
 /// Plain text: the line is the message.

@@ -12,6 +12,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use vigil_event::{Category, Event, EventKind, EventType, Outcome, Value, field, tag};
 
+use crate::sshd_fast::{self, Login};
+
 fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("static pattern")
 }
@@ -54,7 +56,13 @@ fn set_port(event: &mut Event, key: &str, text: &str) {
 /// Reads an auth-related message of `program` into `event`. Unknown messages are left alone.
 pub fn enrich(event: &mut Event, program: &str, message: &str) {
     // "message repeated 3 times: [ Failed password for … ]" (rsyslog's reduction).
-    let (message, repeated) = match REPEATED.captures(message) {
+    // (The regex is anchored on this prefix: most lines need not run it.)
+    let captures = if message.starts_with("message repeated ") {
+        REPEATED.captures(message)
+    } else {
+        None
+    };
+    let (message, repeated) = match captures {
         Some(c) => (
             c.get(2).map_or(message, |m| m.as_str()),
             c[1].parse::<i64>().ok(),
@@ -124,10 +132,52 @@ static SSH_BREAKIN: LazyLock<Regex> = LazyLock::new(|| {
 static SSH_USER_NOT_ALLOWED: LazyLock<Regex> =
     LazyLock::new(|| re(r"^User (\S+) from (\S+) not allowed because (.*)"));
 
+/// `SSH_FAILED`'s captures, read by hand where that is exact ([`crate::sshd_fast`]).
+fn ssh_failed(m: &str) -> Option<Login<'_>> {
+    if sshd_fast::applies(m) {
+        return sshd_fast::failed(m);
+    }
+    ssh_failed_by_regex(m)
+}
+
+/// `SSH_FAILED`'s captures by the regular expression.
+pub(crate) fn ssh_failed_by_regex(m: &str) -> Option<Login<'_>> {
+    let c = SSH_FAILED.captures(m)?;
+    let g = |i: usize| c.get(i).map_or("", |x| x.as_str());
+    Some(Login {
+        method: g(1),
+        invalid_user: c.get(2).is_some(),
+        user: g(3),
+        addr: g(4),
+        port: g(5),
+    })
+}
+
+/// `SSH_ACCEPTED`'s captures, read by hand where that is exact ([`crate::sshd_fast`]).
+fn ssh_accepted(m: &str) -> Option<Login<'_>> {
+    if sshd_fast::applies(m) {
+        return sshd_fast::accepted(m);
+    }
+    ssh_accepted_by_regex(m)
+}
+
+/// `SSH_ACCEPTED`'s captures by the regular expression.
+pub(crate) fn ssh_accepted_by_regex(m: &str) -> Option<Login<'_>> {
+    let c = SSH_ACCEPTED.captures(m)?;
+    let g = |i: usize| c.get(i).map_or("", |x| x.as_str());
+    Some(Login {
+        method: g(1),
+        invalid_user: false,
+        user: g(2),
+        addr: g(3),
+        port: g(4),
+    })
+}
+
 fn sshd(event: &mut Event, m: &str) -> bool {
     let first = m.as_bytes().first().copied().unwrap_or(0);
     if first == b'F'
-        && let Some(c) = SSH_FAILED.captures(m)
+        && let Some(c) = ssh_failed(m)
     {
         classify(
             event,
@@ -136,17 +186,17 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             "ssh_login",
             Some(Outcome::Failure),
         );
-        event.insert("vigil.auth.method", &c[1]);
-        if c.get(2).is_some() {
+        event.insert("vigil.auth.method", c.method);
+        if c.invalid_user {
             event.add_tag(tag::INVALID_USER);
         }
-        event.insert("user.name", &c[3]);
-        set_ip(event, "source.ip", &c[4]);
-        set_port(event, "source.port", &c[5]);
+        event.insert("user.name", c.user);
+        set_ip(event, "source.ip", c.addr);
+        set_port(event, "source.port", c.port);
         return true;
     }
     if first == b'A'
-        && let Some(c) = SSH_ACCEPTED.captures(m)
+        && let Some(c) = ssh_accepted(m)
     {
         classify(
             event,
@@ -155,10 +205,10 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             "ssh_login",
             Some(Outcome::Success),
         );
-        event.insert("vigil.auth.method", &c[1]);
-        event.insert("user.name", &c[2]);
-        set_ip(event, "source.ip", &c[3]);
-        set_port(event, "source.port", &c[4]);
+        event.insert("vigil.auth.method", c.method);
+        event.insert("user.name", c.user);
+        set_ip(event, "source.ip", c.addr);
+        set_port(event, "source.port", c.port);
         return true;
     }
     if (first == b'I' || first == b'i')

@@ -39,18 +39,24 @@ pub fn looks_like_rfc3339_syslog(line: &str) -> bool {
 
 /// Parses one syslog message.
 pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
-    let reference = ctx.reference;
-    let year = move |(month, day, hour, minute, second): syslog_loose::IncompleteDate| {
-        infer_year(reference, month, day, hour, minute, second)
-    };
-    let msg = match syslog_loose::parse_message_with_year_exact_tz(
-        line,
-        year,
-        Some(Utc),
-        Variant::Either,
-    ) {
-        Ok(m) => m,
-        Err(e) => return parse_minimal(line, ctx).ok_or_else(|| LineError::Syslog(e.to_string())),
+    let year = crate::syslog_fast::year_at(ctx.reference);
+    // The common 3164 shapes by hand; everything else (and anything unusual) by syslog_loose.
+    let fast = crate::syslog_fast::parse_3164(line, year);
+    let msg = match fast {
+        Some(m) => m,
+        None => match syslog_loose::parse_message_with_year_exact_tz(
+            line,
+            move |(month, day, hour, minute, second): syslog_loose::IncompleteDate| {
+                year(month, day, hour, minute, second)
+            },
+            Some(Utc),
+            Variant::Either,
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                return parse_minimal(line, ctx).ok_or_else(|| LineError::Syslog(e.to_string()));
+            }
+        },
     };
     if msg.timestamp.is_none() && msg.facility.is_none() && msg.hostname.is_none() {
         return Err(LineError::NoSyslogHeader);
@@ -81,13 +87,13 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
     if msg.protocol == Protocol::RFC3164 {
         if program.is_none()
             && let Some(h) = hostname
-            && (line.contains(&format!(" {h}: ")) || line.contains(&format!(">{h}: ")))
+            && (framed(line, b' ', h, ": ") || framed(line, b'>', h, ": "))
         {
             program = Some(h);
             hostname = None;
         } else if let Some(a) = program
-            && !line.contains(&format!("{a}:"))
-            && !line.contains(&format!("{a}["))
+            && !followed_by(line, a, b':')
+            && !followed_by(line, a, b'[')
         {
             body_prefix = a;
             program = None;
@@ -198,8 +204,26 @@ fn parse_minimal(line: &str, ctx: &ParseContext) -> Option<Event> {
     Some(event)
 }
 
+/// Whether `line` contains `before`, `word`, `after` in a row (`line.contains(&format!(…))`
+/// without building the needle).
+fn framed(line: &str, before: u8, word: &str, after: &str) -> bool {
+    let b = line.as_bytes();
+    memchr::memchr_iter(before, b).any(|at| {
+        line.get(at + 1..)
+            .and_then(|rest| rest.strip_prefix(word))
+            .is_some_and(|rest| rest.starts_with(after))
+    })
+}
+
+/// Whether `word` occurs in `line` followed by the byte `next` (every occurrence, overlapping
+/// ones too: looked for where `next` is).
+fn followed_by(line: &str, word: &str, next: u8) -> bool {
+    let (b, w) = (line.as_bytes(), word.as_bytes());
+    memchr::memchr_iter(next, b).any(|at| at >= w.len() && &b[at - w.len()..at] == w)
+}
+
 /// The year for a 3164 timestamp seen at `reference`.
-fn infer_year(
+pub(crate) fn infer_year(
     reference: Timestamp,
     month: u32,
     day: u32,

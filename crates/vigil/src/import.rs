@@ -25,6 +25,8 @@ use vigil_parse::{Format, ParseContext, parse_line};
 use crate::DataDir;
 use crate::ledger_cmds::progress_bar;
 
+mod lines;
+
 /// Events per append (one group commit covers at least this many).
 const BATCH: usize = 4096;
 /// Batches in flight while the next is being parsed.
@@ -264,8 +266,8 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
             peer: None,
             redactor: ingest.redactor(),
         };
-        let raw: Box<dyn Read> = if stdin {
-            Box::new(io::stdin().lock())
+        let raw: Box<dyn Read + Send> = if stdin {
+            Box::new(io::stdin())
         } else {
             Box::new(bar.wrap_read(File::open(path).with_context(|| format!("opening {name}"))?))
         };
@@ -316,7 +318,7 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
 }
 
 /// Wraps a reader so gzip and zstd input (recognised by magic bytes) comes out decompressed.
-fn decompressing(raw: Box<dyn Read>, name: &str) -> Result<Box<dyn BufRead>> {
+fn decompressing(raw: Box<dyn Read + Send>, name: &str) -> Result<Box<dyn BufRead + Send>> {
     let mut reader = BufReader::with_capacity(1 << 20, raw);
     let magic = reader
         .fill_buf()
@@ -356,7 +358,8 @@ pub fn for_each_event_in_file(path: &Path, f: impl FnMut(Event)) -> Result<u64> 
         peer: None,
         redactor: Some(std::sync::Arc::new(vigil_parse::redact::Redactor::default())),
     };
-    let raw: Box<dyn Read> = Box::new(File::open(path).with_context(|| format!("opening {name}"))?);
+    let raw: Box<dyn Read + Send> =
+        Box::new(File::open(path).with_context(|| format!("opening {name}"))?);
     let input = decompressing(raw, &name)?;
     let mut sink = FnSink { f, bad: 0 };
     let bar = indicatif::ProgressBar::hidden();
@@ -365,7 +368,7 @@ pub fn for_each_event_in_file(path: &Path, f: impl FnMut(Event)) -> Result<u64> 
 }
 
 fn import_one(
-    mut input: Box<dyn BufRead>,
+    mut input: Box<dyn BufRead + Send>,
     name: &str,
     format: Format,
     evtx_forced: bool,
@@ -432,35 +435,8 @@ fn import_one(
         }
         return Ok(());
     }
-    let mut line = Vec::new();
-    let mut line_no = 0u64;
-    loop {
-        line.clear();
-        let n = (&mut input)
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("reading {name}"))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let truncated = !line.ends_with(b"\n") && line.len() > MAX_LINE_BYTES;
-        if truncated {
-            // Skip the rest of an overlong line; keep its first part.
-            let mut rest = Vec::new();
-            input.read_until(b'\n', &mut rest).ok();
-            line.truncate(MAX_LINE_BYTES);
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let mut event = parse_line(&line, format, ctx);
-        if truncated {
-            event.add_tag(vigil_event::tag::TRUNCATED);
-        }
-        push_line_event(sink, bar, name, line_no, event)?;
-    }
-    Ok(())
+    // Line by line, parsed on every core, handed on in input order.
+    lines::import_lines(input, name, format, ctx, sink, bar)
 }
 
 fn push_line_event(
