@@ -48,6 +48,7 @@ mod reader;
 pub mod retention;
 pub mod rotation;
 mod verify;
+mod wake;
 mod writer;
 
 pub use error::LedgerError;
