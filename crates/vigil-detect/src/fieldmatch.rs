@@ -1,10 +1,12 @@
 //! The shared matcher of one event field: every predicate of every rule on that field, searched
 //! together.
 //!
-//! Literal patterns (exact, prefix, suffix, contains, and the longest literal of each complex
-//! wildcard pattern as a prefilter) go into one Aho-Corasick automaton per case mode (folded text
-//! for the default case-insensitive matching, original text for `cased` and encoded values), so
-//! a value is scanned once whatever the number of rules. Regular expressions run one by one,
+//! Literal patterns, per case mode (folded text for the default case-insensitive matching,
+//! original text for `cased` and encoded values): `contains` literals and the longest literal of
+//! each complex wildcard pattern (a prefilter) go into one Aho-Corasick automaton; exact and
+//! prefix literals into a trie walked from the value's first byte, suffix literals into a trie
+//! of the reversed literals walked from its last byte (`Literals`). So a value is scanned once
+//! whatever the number of rules. Regular expressions run one by one,
 //! each behind the `regex` crate's own literal prefilter (a `RegexSet` has none and falls back
 //! to a slow engine on large sets). CIDR, numeric, field-reference and date-part checks are evaluated one by one
 //! (they are few). Every predicate is an *atom*; a hit sets the atom's bit.

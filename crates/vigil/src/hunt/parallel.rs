@@ -9,7 +9,7 @@
 //! their turn.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -91,7 +91,7 @@ pub fn hunt_files(
 }
 
 fn one_file(
-    path: &PathBuf,
+    path: &Path,
     set: &RuleSet,
     scratch: &mut Scratch,
     tick: &(dyn Fn(u64) + Sync),

@@ -47,10 +47,10 @@ fn walk(root: &Path, extensions: &[String], out: &mut Vec<PathBuf>) -> Result<()
                 .with_context(|| format!("reading {}", path.display()))?;
             if kind.is_dir() {
                 dirs.push(path);
-            } else if kind.is_file() || (kind.is_symlink() && path.is_file()) {
-                if wanted(&path, extensions) {
-                    out.push(path);
-                }
+            } else if (kind.is_file() || (kind.is_symlink() && path.is_file()))
+                && wanted(&path, extensions)
+            {
+                out.push(path);
             }
         }
     }
