@@ -73,18 +73,49 @@ fn bench(c: &mut Criterion) {
     let start = std::time::Instant::now();
     let (set, _) = RuleSet::compile(docs);
     eprintln!(
-        "compiled {} Windows rules in {:.2?}; (rules, alternatives, atoms, fields) = {:?}",
+        "compiled {} Windows rules in {:.2?}; (rules, alternatives, atoms, fields) = {:?}; automata {} KiB",
         set.len(),
         start.elapsed(),
-        set.stats()
+        set.stats(),
+        set.automata_bytes() / 1024
     );
     let events = events(&corpus);
     let mut scratch = Scratch::new(&set);
-    let hits: usize = events
-        .iter()
-        .map(|e| set.matches_with(e, &mut scratch).len())
-        .sum();
-    eprintln!("{} EVTX events, {hits} rule matches", events.len());
+    // The matches, and a checksum of which event matched which rule, to compare builds.
+    let (mut hits, mut sum) = (0usize, 0xcbf2_9ce4_8422_2325u64);
+    for (i, e) in events.iter().enumerate() {
+        for r in set.matches_with(e, &mut scratch) {
+            hits += 1;
+            for x in [i as u64, u64::from(r.0)] {
+                sum = (sum ^ x).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+    eprintln!(
+        "{} EVTX events, {hits} rule matches (checksum {sum:016x})",
+        events.len()
+    );
+
+    // The machine may be shared: besides criterion's wall-clock figures, the events per
+    // second of CPU time this process spent (from /proc, Linux only) over a fixed number of
+    // passes, which other processes on the machine disturb much less.
+    if let Some(before) = cpu_seconds() {
+        let passes = 20;
+        let wall = std::time::Instant::now();
+        for _ in 0..passes {
+            for e in &events {
+                std::hint::black_box(set.matches_with(e, &mut scratch).len());
+            }
+        }
+        if let Some(after) = cpu_seconds() {
+            let n = (passes * events.len()) as f64;
+            eprintln!(
+                "{passes} passes: {:.0} events per CPU second ({:.0} per wall-clock second)",
+                n / (after - before).max(1e-9),
+                n / wall.elapsed().as_secs_f64()
+            );
+        }
+    }
 
     let mut g = c.benchmark_group("sigma");
     g.throughput(Throughput::Elements(events.len() as u64));
@@ -99,6 +130,17 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// User + system CPU time of this process, from `/proc/self/stat` (clock ticks of 1/100 s).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 criterion_group!(benches, bench);

@@ -372,18 +372,36 @@ fn assemble(
     let mut atom_variants: Vec<Vec<u32>> = vec![Vec::new(); b.atom_list.len()];
     let mut always: Vec<Vec<u32>> = vec![Vec::new(); n_alts];
     let mut alt_atoms: Vec<HashSet<u32>> = vec![HashSet::new(); n_alts];
+    // How many variants read each atom: a shared atom (`Image|endswith: \powershell.exe`)
+    // is one many events hit.
+    let mut readers: Vec<u32> = vec![0; b.atom_list.len()];
     let mut atoms = Vec::new();
-    for (vi, v) in variants.iter().enumerate() {
+    let mut variant_atoms = Vec::with_capacity(variants.len());
+    for v in &variants {
         atoms.clear();
         v.expr.atoms(&mut atoms);
         atoms.sort_unstable();
         atoms.dedup();
         for &a in &atoms {
-            atom_variants[a as usize].push(vi as u32);
+            readers[a as usize] += 1;
             alt_atoms[v.alt as usize].insert(a);
         }
+        variant_atoms.push(atoms.clone());
+    }
+    // Each variant is a candidate only when one of its trigger atoms hits (see `trigger`); a
+    // variant that can hold with no atom hit is evaluated for every event of its alternative.
+    let cost = |a: u32| atom_cost(&b.atom_list[a as usize].1, readers[a as usize]);
+    for (vi, (v, atoms)) in variants.iter().zip(variant_atoms).enumerate() {
         if v.expr.eval_none() {
             always[v.alt as usize].push(vi as u32);
+            continue;
+        }
+        let triggers = trigger(&v.expr, &cost).map_or(atoms, |(t, _)| t);
+        for a in triggers {
+            let list = &mut atom_variants[a as usize];
+            if list.last() != Some(&(vi as u32)) {
+                list.push(vi as u32);
+            }
         }
     }
     // Field matchers for the atoms in use.
@@ -391,7 +409,7 @@ fn assemble(
     let mut fields: Vec<FieldMatcher> = Vec::new();
     let mut atom_field: Vec<Option<u32>> = vec![None; b.atom_list.len()];
     for (a, (field, pred)) in b.atom_list.iter().enumerate() {
-        if atom_variants[a].is_empty() {
+        if readers[a] == 0 {
             continue;
         }
         let fi = *field_index.entry(field.clone()).or_insert_with(|| {
@@ -471,7 +489,61 @@ fn assemble(
         atom_variants,
         fields,
         alt_fields,
+        keywords: field_index.get(KEYWORDS_FIELD).copied(),
+        field_index: field_index
+            .into_iter()
+            .filter(|(name, _)| name != KEYWORDS_FIELD)
+            .collect(),
         correlations,
+    }
+}
+
+/// How likely an atom is to hit an event, roughly: atoms that hold for almost any value
+/// (`exists`, `*`, a field compared with another) cost most, short literals more than long
+/// ones, and an atom many rules share (a common image name) more than a rare one.
+fn atom_cost(pred: &Pred, readers: u32) -> u64 {
+    let base = match pred {
+        Pred::Exists | Pred::Present => 1_000_000,
+        Pred::Str { glob, .. } => match glob.shape() {
+            crate::pattern::Shape::AnyValue => 1_000_000,
+            crate::pattern::Shape::Exact(_) => 10,
+            _ => {
+                let len = glob.longest_literal().map_or(0, str::len);
+                if len < 4 { 10_000 } else { 1000 / len as u64 }
+            }
+        },
+        Pred::Regex(_) | Pred::FieldRef { .. } => 10_000,
+        Pred::Cidr { .. } | Pred::Num { .. } | Pred::Date { .. } => 1000,
+    };
+    base + u64::from(readers)
+}
+
+/// Trigger atoms of an expression: a set of atoms at least one of which hits whenever the
+/// expression holds, with its cost (the sum of [`atom_cost`]s); `None` when the expression can
+/// hold with none of its atoms hitting (a negation) or no such set is known. Of a conjunction,
+/// the cheapest conjunct's set (every conjunct must hold); of a disjunction or `N of`, the
+/// union of every item's set (one of them must hold).
+fn trigger(e: &Expr, cost: &dyn Fn(u32) -> u64) -> Option<(Vec<u32>, u64)> {
+    match e {
+        Expr::Atom(a) => Some((vec![*a], cost(*a))),
+        Expr::Const(false) => Some((Vec::new(), 0)),
+        Expr::Const(true) | Expr::Not(_) => None,
+        Expr::And(items) => items
+            .iter()
+            .filter_map(|i| trigger(i, cost))
+            .min_by_key(|(_, c)| *c),
+        Expr::Or(items) | Expr::AtLeast(_, items) => {
+            let mut all = Vec::new();
+            let mut total = 0u64;
+            for i in items {
+                let (t, c) = trigger(i, cost)?;
+                all.extend(t);
+                total = total.saturating_add(c);
+            }
+            all.sort_unstable();
+            all.dedup();
+            Some((all, total))
+        }
     }
 }
 

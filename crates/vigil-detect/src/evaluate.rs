@@ -76,13 +76,30 @@ impl Evaluator {
         if event.is_dataset(dataset::VIGIL_ALERT) {
             return Vec::new();
         }
-        let matched = set.matches_with(event, &mut self.scratch).to_vec();
+        let matched = set.matches_with(event, &mut self.scratch);
         if matched.is_empty() {
+            return Vec::new();
+        }
+        let matched = matched.to_vec();
+        self.evaluate_matched(set, event, &matched)
+    }
+
+    /// The second half of [`Evaluator::evaluate`], for an event whose single-event matches
+    /// (`matched`, from [`RuleSet::matches_with`]) were found elsewhere — on another thread,
+    /// as `vigil hunt` does: alerts of the matched rules, then the correlations, in stream
+    /// order. An event that matched nothing changes nothing and need not be passed.
+    pub fn evaluate_matched(
+        &mut self,
+        set: &RuleSet,
+        event: &Event,
+        matched: &[crate::RuleId],
+    ) -> Vec<Raised> {
+        if matched.is_empty() || event.is_dataset(dataset::VIGIL_ALERT) {
             return Vec::new();
         }
         self.matches += matched.len() as u64;
         let mut out = Vec::new();
-        for &id in &matched {
+        for &id in matched {
             if let Some(info) = set.rule(id)
                 && info.generate
             {
@@ -93,7 +110,7 @@ impl Evaluator {
                 });
             }
         }
-        for hit in self.engine.observe(set, event, &matched) {
+        for hit in self.engine.observe(set, event, matched) {
             if let Some(c) = set.correlations().get(hit.correlation) {
                 out.push(Raised {
                     rule: alert_rule(&c.rule.meta),

@@ -1,10 +1,12 @@
 //! The shared matcher of one event field: every predicate of every rule on that field, searched
 //! together.
 //!
-//! Literal patterns (exact, prefix, suffix, contains, and the longest literal of each complex
-//! wildcard pattern as a prefilter) go into one Aho-Corasick automaton per case mode (folded text
-//! for the default case-insensitive matching, original text for `cased` and encoded values), so
-//! a value is scanned once whatever the number of rules. Regular expressions run one by one,
+//! Literal patterns, per case mode (folded text for the default case-insensitive matching,
+//! original text for `cased` and encoded values): `contains` literals and the longest literal of
+//! each complex wildcard pattern (a prefilter) go into one Aho-Corasick automaton; exact and
+//! prefix literals into a trie walked from the value's first byte, suffix literals into a trie
+//! of the reversed literals walked from its last byte (`Literals`). So a value is scanned once
+//! whatever the number of rules. Regular expressions run one by one,
 //! each behind the `regex` crate's own literal prefilter (a `RegexSet` has none and falls back
 //! to a slow engine on large sets). CIDR, numeric, field-reference and date-part checks are evaluated one by one
 //! (they are few). Every predicate is an *atom*; a hit sets the atom's bit.
@@ -13,7 +15,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::nfa::contiguous;
+use aho_corasick::{AhoCorasick, Anchored, MatchKind};
 use regex::Regex;
 use vigil_event::{Event, Timestamp, Value};
 
@@ -193,12 +197,52 @@ struct Group {
     verify: Vec<u32>,
 }
 
+/// The literals of one case mode of one field. Only `contains` literals (and the prefilter
+/// literals of complex patterns) can occur anywhere in a value, so only they go into the
+/// unanchored automaton, searched for every occurrence; exact and prefix literals are found by
+/// walking a trie from the value's first byte, suffix literals by walking a trie of the
+/// reversed literals from its last byte. A walk stops at the first byte no literal continues
+/// with, usually within a few bytes, where an unanchored search reads the whole value and
+/// reports every occurrence of every short literal.
 #[derive(Debug, Default)]
 struct Literals {
     patterns: Vec<String>,
     index: HashMap<String, usize>,
     groups: Vec<Group>,
-    ac: Option<AhoCorasick>,
+    /// `contains` and prefilter literals, unanchored: automaton pattern → group.
+    anywhere: Option<(AhoCorasick, Vec<usize>)>,
+    /// Exact and prefix literals, walked from the start.
+    starts: Option<(contiguous::NFA, Vec<usize>)>,
+    /// Suffix literals reversed, walked from the end.
+    ends: Option<(contiguous::NFA, Vec<usize>)>,
+}
+
+/// A trie walk over `bytes` from the anchored start state: calls `found(pattern, depth)` for
+/// each literal equal to the first `depth` bytes.
+fn walk(
+    nfa: &contiguous::NFA,
+    bytes: impl Iterator<Item = u8>,
+    mut found: impl FnMut(usize, usize),
+) {
+    let Ok(mut sid) = nfa.start_state(Anchored::Yes) else {
+        return;
+    };
+    for (i, b) in bytes.enumerate() {
+        sid = nfa.next_state(Anchored::Yes, sid, b);
+        if nfa.is_dead(sid) {
+            return;
+        }
+        if nfa.is_match(sid) {
+            let depth = i + 1;
+            for m in 0..nfa.match_len(sid) {
+                // A state's matches include literals that are only suffixes of the path.
+                let pid = nfa.match_pattern(sid, m);
+                if nfa.pattern_len(pid) == depth {
+                    found(pid.as_usize(), depth);
+                }
+            }
+        }
+    }
 }
 
 impl Literals {
@@ -217,50 +261,101 @@ impl Literals {
     }
 
     fn build(&mut self) -> Result<(), String> {
-        if self.patterns.is_empty() {
-            return Ok(());
+        let err = |e: aho_corasick::BuildError| format!("literal matcher: {e}");
+        let pick = |want: &dyn Fn(&Group) -> bool| -> Vec<usize> {
+            (0..self.groups.len())
+                .filter(|&i| want(&self.groups[i]))
+                .collect()
+        };
+        let anywhere = pick(&|g| !g.contains.is_empty() || !g.verify.is_empty());
+        if !anywhere.is_empty() {
+            let ac = AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(anywhere.iter().map(|&i| &self.patterns[i]))
+                .map_err(err)?;
+            self.anywhere = Some((ac, anywhere));
         }
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .build(&self.patterns)
-            .map_err(|e| format!("literal matcher: {e}"))?;
-        self.ac = Some(ac);
+        let trie = |patterns: Vec<Vec<u8>>| {
+            contiguous::Builder::new()
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .build(patterns)
+                .map_err(err)
+        };
+        let starts = pick(&|g| !g.exact.is_empty() || !g.prefix.is_empty());
+        if !starts.is_empty() {
+            let nfa = trie(
+                starts
+                    .iter()
+                    .map(|&i| self.patterns[i].as_bytes().to_vec())
+                    .collect(),
+            )?;
+            self.starts = Some((nfa, starts));
+        }
+        let ends = pick(&|g| !g.suffix.is_empty());
+        if !ends.is_empty() {
+            let nfa = trie(
+                ends.iter()
+                    .map(|&i| self.patterns[i].bytes().rev().collect())
+                    .collect(),
+            )?;
+            self.ends = Some((nfa, ends));
+        }
         self.index = HashMap::new();
         Ok(())
+    }
+
+    fn memory_usage(&self) -> usize {
+        self.anywhere.as_ref().map_or(0, |(a, _)| a.memory_usage())
+            + self.starts.as_ref().map_or(0, |(n, _)| n.memory_usage())
+            + self.ends.as_ref().map_or(0, |(n, _)| n.memory_usage())
     }
 
     /// Scans `text`; sets atoms whose position constraint holds; collects complex patterns to
     /// verify.
     fn scan(&self, text: &str, hits: &mut Hits, verify: &mut Vec<u32>) {
-        let Some(ac) = &self.ac else { return };
         let len = text.len();
-        for m in ac.find_overlapping_iter(text) {
-            let Some(g) = self.groups.get(m.pattern().as_usize()) else {
-                continue;
-            };
-            for &a in &g.contains {
-                hits.set(a);
+        if let Some((ac, groups)) = &self.anywhere {
+            for m in ac.find_overlapping_iter(text) {
+                let Some(g) = groups
+                    .get(m.pattern().as_usize())
+                    .and_then(|&i| self.groups.get(i))
+                else {
+                    continue;
+                };
+                for &a in &g.contains {
+                    hits.set(a);
+                }
+                for &c in &g.verify {
+                    if !verify.contains(&c) {
+                        verify.push(c);
+                    }
+                }
             }
-            if m.start() == 0 {
+        }
+        if let Some((nfa, groups)) = &self.starts {
+            walk(nfa, text.bytes(), |p, depth| {
+                let Some(g) = groups.get(p).and_then(|&i| self.groups.get(i)) else {
+                    return;
+                };
                 for &a in &g.prefix {
                     hits.set(a);
                 }
-                if m.end() == len {
+                if depth == len {
                     for &a in &g.exact {
                         hits.set(a);
                     }
                 }
-            }
-            if m.end() == len {
-                for &a in &g.suffix {
-                    hits.set(a);
+            });
+        }
+        if let Some((nfa, groups)) = &self.ends {
+            walk(nfa, text.bytes().rev(), |p, _| {
+                if let Some(g) = groups.get(p).and_then(|&i| self.groups.get(i)) {
+                    for &a in &g.suffix {
+                        hits.set(a);
+                    }
                 }
-            }
-            for &c in &g.verify {
-                if !verify.contains(&c) {
-                    verify.push(c);
-                }
-            }
+            });
         }
     }
 }
@@ -392,6 +487,11 @@ impl FieldMatcher {
         Ok(())
     }
 
+    /// Heap bytes of the literal automata (for diagnostics).
+    pub fn automata_bytes(&self) -> usize {
+        self.folded.memory_usage() + self.cased.memory_usage()
+    }
+
     /// Builds the automata. Called once after every `add`.
     pub fn build(&mut self) -> Result<(), String> {
         self.folded.build()?;
@@ -411,6 +511,12 @@ impl FieldMatcher {
         let Some(value) = event.get(&self.name) else {
             return;
         };
+        self.run_value(value, event, hits, buf);
+    }
+
+    /// [`FieldMatcher::run`] with the field's value already looked up (never for
+    /// [`KEYWORDS_FIELD`]).
+    pub fn run_value(&self, value: &Value, event: &Event, hits: &mut Hits, buf: &mut Buffers) {
         for &a in &self.exists {
             hits.set(a);
         }

@@ -32,11 +32,14 @@
 //!   however many rules say it). `null`, `exists: false` and `neq` are negations of atoms. A
 //!   rule is an [`Expr`](expr::Expr) over atoms; filters are ANDed in as `and not filter`.
 //! * **Matching** (`fieldmatch`, [`ruleset`]): per event field, every literal of every rule is
-//!   searched at once with one Aho-Corasick automaton (prefix/suffix/exact checked by match
-//!   position; complex wildcards prefiltered by their longest literal, then a regex), regexes
-//!   with one `RegexSet`. Only rules with an atom hit are evaluated (plus the few that can hold
-//!   without one, such as `not selection`), so thousands of rules cost little more per event
-//!   than one.
+//!   searched at once: `contains` literals with one Aho-Corasick automaton, exact and prefix
+//!   literals by one anchored trie walk from the value's start, suffix literals by one over the
+//!   reversed value (complex wildcards prefiltered by their longest literal, then a regex),
+//!   regexes one by one behind their own prefilters. A rule is evaluated only when one of its
+//!   *trigger atoms* hits (the atoms of its cheapest necessary conjunct), plus the few that can
+//!   hold without any hit, such as `not selection`, so thousands of rules cost little more per
+//!   event than one. [`RuleSet::matches_exhaustive`] is the straightforward path the
+//!   differential test holds it to.
 //! * **Correlations** ([`correlation`], [`correlate`]): the v2 model (event_count, value_count,
 //!   temporal, temporal_ordered, value_sum/avg/percentile, aliases, chains, `rules:` by id or
 //!   name), resolved against the rule set, and a [`CorrelationEngine`](correlate::CorrelationEngine)

@@ -63,6 +63,7 @@ pub struct Scratch {
     hits: Hits,
     buffers: Buffers,
     folded: String,
+    text: String,
     alt_on: Vec<bool>,
     alts: Vec<u32>,
     field_on: Vec<bool>,
@@ -80,6 +81,7 @@ impl Scratch {
             hits: Hits::new(set.atom_variants.len()),
             buffers: Buffers::default(),
             folded: String::new(),
+            text: String::new(),
             alt_on: vec![false; set.alts.len()],
             alts: Vec::new(),
             field_on: vec![false; set.fields.len()],
@@ -134,6 +136,10 @@ pub struct RuleSet {
     pub(crate) fields: Vec<FieldMatcher>,
     /// Per alternative: the field matchers its variants read.
     pub(crate) alt_fields: Vec<Vec<u32>>,
+    /// Field matcher by event field name (the keyword pseudo-field excluded).
+    pub(crate) field_index: HashMap<String, u32>,
+    /// The keyword pseudo-field's matcher, if any rule has keywords.
+    pub(crate) keywords: Option<u32>,
     pub(crate) correlations: Vec<CompiledCorrelation>,
 }
 
@@ -179,11 +185,13 @@ impl RuleSet {
                 continue;
             };
             let folded = &mut s.folded;
-            for_each_text(value, &mut |text| {
+            let text_buf = &mut s.text;
+            for_each_text(value, text_buf, &mut |text| {
                 fold_into(text, folded);
                 if let Some(alts) = table.get(folded.as_str()) {
                     for &a in alts {
-                        if !s.alt_on[a as usize] && self.alt_holds(a, event) {
+                        // The first constraint is the one dispatched on: it holds.
+                        if !s.alt_on[a as usize] && self.alt_holds(a, event, 1) {
                             s.alt_on[a as usize] = true;
                             s.alts.push(a);
                         }
@@ -203,8 +211,25 @@ impl RuleSet {
                 }
             }
         }
-        for &f in &s.fields {
-            self.fields[f as usize].run(event, &mut s.hits, &mut s.buffers);
+        if s.fields.len() > event.len() {
+            // Fewer event fields than fields to scan (the usual case with many rules): look
+            // each event field up among the matchers instead of each matcher in the event.
+            for (name, value) in event.fields() {
+                if let Some(&f) = self.field_index.get(name)
+                    && s.field_on[f as usize]
+                {
+                    self.fields[f as usize].run_value(value, event, &mut s.hits, &mut s.buffers);
+                }
+            }
+            if let Some(k) = self.keywords
+                && s.field_on[k as usize]
+            {
+                self.fields[k as usize].run(event, &mut s.hits, &mut s.buffers);
+            }
+        } else {
+            for &f in &s.fields {
+                self.fields[f as usize].run(event, &mut s.hits, &mut s.buffers);
+            }
         }
         // 3. Candidate variants: those with a hit, and those that can hold without one.
         for &atom in s.hits.list() {
@@ -235,19 +260,71 @@ impl RuleSet {
         &s.result
     }
 
-    fn alt_holds(&self, alt: u32, event: &Event) -> bool {
-        self.alts[alt as usize].when.iter().all(|(field, values)| {
-            let Some(v) = event.get(field) else {
-                return false;
-            };
-            let mut ok = false;
-            for_each_text(v, &mut |t| {
-                ok = ok
-                    || values.iter().any(|x| x.eq_ignore_ascii_case(t))
-                    || (!t.is_ascii() && values.contains(&crate::pattern::fold(t)));
-            });
-            ok
-        })
+    /// Whether the constraints of `alt` from the `skip`-th on hold for `event`.
+    /// The rules matching `event` the straightforward way: every rule of every logsource
+    /// alternative the event belongs to is evaluated, with every field its rules read scanned,
+    /// whether or not any of its atoms hit. [`RuleSet::matches`] must agree with this on every
+    /// event; it exists for that check (the differential tests) and is much slower.
+    pub fn matches_exhaustive(&self, event: &Event) -> Vec<RuleId> {
+        let mut hits = Hits::new(self.atom_variants.len());
+        let mut buffers = Buffers::default();
+        let mut alts: Vec<u32> = self.unconditional.clone();
+        for (ai, alt) in self.alts.iter().enumerate() {
+            if alt.when.is_empty() {
+                continue;
+            }
+            // Every constraint, the dispatched one included, checked as written.
+            if self.alt_holds(ai as u32, event, 0) {
+                alts.push(ai as u32);
+            }
+        }
+        let mut fields: Vec<u32> = alts
+            .iter()
+            .flat_map(|&a| self.alt_fields[a as usize].iter().copied())
+            .collect();
+        fields.sort_unstable();
+        fields.dedup();
+        for f in fields {
+            self.fields[f as usize].run(event, &mut hits, &mut buffers);
+        }
+        let mut on = vec![false; self.alts.len()];
+        for &a in &alts {
+            on[a as usize] = true;
+        }
+        let mut out: Vec<RuleId> = self
+            .variants
+            .iter()
+            .filter(|v| on[v.alt as usize] && v.expr.eval(&hits))
+            .map(|v| RuleId(v.rule))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Heap bytes of every field's literal automata (for diagnostics).
+    pub fn automata_bytes(&self) -> usize {
+        self.fields.iter().map(FieldMatcher::automata_bytes).sum()
+    }
+
+    fn alt_holds(&self, alt: u32, event: &Event, skip: usize) -> bool {
+        let mut buf = String::new();
+        self.alts[alt as usize]
+            .when
+            .iter()
+            .skip(skip)
+            .all(|(field, values)| {
+                let Some(v) = event.get(field) else {
+                    return false;
+                };
+                let mut ok = false;
+                for_each_text(v, &mut buf, &mut |t| {
+                    ok = ok
+                        || values.iter().any(|x| x.eq_ignore_ascii_case(t))
+                        || (!t.is_ascii() && values.contains(&crate::pattern::fold(t)));
+                });
+                ok
+            })
     }
 
     /// A compiled rule's description.
@@ -320,15 +397,21 @@ impl RuleSet {
     }
 }
 
-fn for_each_text(value: &Value, f: &mut dyn FnMut(&str)) {
+/// Calls `f` with the text of each leaf of `value` (numbers and addresses written into `buf`).
+fn for_each_text(value: &Value, buf: &mut String, f: &mut dyn FnMut(&str)) {
     match value {
         Value::Str(s) => f(s),
         Value::List(items) => {
             for i in items {
-                for_each_text(i, f);
+                for_each_text(i, buf, f);
             }
         }
         Value::Null | Value::Map(_) => {}
-        other => f(&other.to_string()),
+        other => {
+            use std::fmt::Write;
+            buf.clear();
+            let _ = write!(buf, "{other}");
+            f(buf);
+        }
     }
 }

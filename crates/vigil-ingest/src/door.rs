@@ -4,6 +4,8 @@
 //! run over the local ledger (standalone) or over the replicated stream (cluster mode, where
 //! there is no local ledger to follow and the events come from JetStream instead).
 
+use std::time::Duration;
+
 use vigil_event::Event;
 use vigil_ledger::{LedgerError, LedgerReader};
 
@@ -20,6 +22,15 @@ pub trait Door: Send + Sync {
     /// A reader of the durable events ([`EventLog::follower`]); an error where the log is
     /// not local (cluster mode).
     fn follower(&self) -> Result<LedgerReader, LedgerError>;
+
+    /// Waits until the durable end is past `seq` or `timeout` has elapsed, and returns the
+    /// durable end: woken by the local ledger's group commit; where the log cannot signal
+    /// (cluster mode), a plain sleep of `timeout`, the poll it replaces.
+    fn wait_durable(&self, seq: u64, timeout: Duration) -> u64 {
+        std::thread::sleep(timeout);
+        let _ = seq;
+        self.durable_end()
+    }
 }
 
 impl Door for Ingest<NodeLog> {
@@ -33,5 +44,15 @@ impl Door for Ingest<NodeLog> {
 
     fn follower(&self) -> Result<LedgerReader, LedgerError> {
         self.ledger().reader()
+    }
+
+    fn wait_durable(&self, seq: u64, timeout: Duration) -> u64 {
+        match self.ledger().local() {
+            Some(ledger) => ledger.wait_durable(seq, timeout),
+            None => {
+                std::thread::sleep(timeout);
+                self.durable_end()
+            }
+        }
     }
 }

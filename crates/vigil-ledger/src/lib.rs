@@ -49,6 +49,7 @@ mod reader;
 pub mod retention;
 pub mod rotation;
 mod verify;
+mod wake;
 mod writer;
 
 pub use error::LedgerError;

@@ -144,6 +144,8 @@ struct Shared {
     checkpointed: AtomicU64,
     /// Why the writer cannot write now (a full disk…), while it retries.
     degraded: Mutex<Option<String>>,
+    /// Raised after `end_seq` moves, for [`Ledger::wait_durable`].
+    wake: crate::wake::DurableWake,
 }
 
 impl Shared {
@@ -209,6 +211,7 @@ impl Ledger {
             end_seq: Arc::new(AtomicU64::new(state.end_seq)),
             checkpointed: AtomicU64::new(state.checkpointed_size),
             degraded: Mutex::new(None),
+            wake: crate::wake::DurableWake::default(),
         });
         let origin = state.signer.name().to_owned();
         let (tx, rx) = mpsc::sync_channel(state.config.queue_depth.max(1));
@@ -301,6 +304,16 @@ impl Ledger {
     /// One past the last durable sequence number.
     pub fn end_seq(&self) -> u64 {
         self.inner.shared.end_seq.load(Ordering::Acquire)
+    }
+
+    /// Waits until the durable end is past `seq` (more events than `seq` are durable) or
+    /// `timeout` has elapsed, and returns the durable end. Followers in the writer's process
+    /// (the detector) wake on each group commit this way instead of polling.
+    pub fn wait_durable(&self, seq: u64, timeout: std::time::Duration) -> u64 {
+        self.inner
+            .shared
+            .wake
+            .wait_past(&self.inner.shared.end_seq, seq, timeout)
     }
 
     /// A reader of this ledger that never sees past [`Ledger::end_seq`]: only events that are
@@ -853,6 +866,7 @@ impl Committer {
         match self.write_events(&all) {
             Ok(tile_bytes) => {
                 shared.end_seq.store(self.end_seq, Ordering::Release);
+                shared.wake.notify();
                 // The events are durable: the group hashes are derived data, written when
                 // the disk takes them (before the next checkpoint at the latest).
                 self.tiles_pending.extend_from_slice(&tile_bytes);

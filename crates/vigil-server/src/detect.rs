@@ -159,6 +159,10 @@ impl DetectProgress {
 /// its cursor and stops anyway: a stop must not wait for a backlog.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// The longest the detector sleeps when it has nothing to evaluate; a new durable event wakes
+/// it sooner.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+
 /// The running detector.
 pub struct DetectService {
     rules: RwLock<Arc<LoadedRules>>,
@@ -435,7 +439,15 @@ impl DetectService {
                 return;
             }
             if evaluated == 0 {
-                std::thread::sleep(Duration::from_millis(50));
+                // Woken by the ledger's next group commit; the timeout keeps the poll as a
+                // fallback (rule reloads, saves, stop requests, cluster mode's stream).
+                let next = self.progress.next_seq.load(Ordering::Relaxed);
+                match &self.cluster {
+                    None => {
+                        self.door.wait_durable(next, IDLE_WAIT);
+                    }
+                    Some(_) => std::thread::sleep(IDLE_WAIT),
+                }
             }
         }
     }

@@ -12,6 +12,12 @@ use vigil_detect::compile::IssueKind;
 use vigil_detect::load::load_rules;
 use vigil_event::{Event, Timestamp};
 
+mod parallel;
+mod walk;
+
+/// Per alert id, the files (or sources) its events came from.
+type Sources = std::collections::HashMap<u64, std::collections::BTreeSet<String>>;
+
 /// Arguments of `vigil hunt`.
 #[derive(clap::Args)]
 pub struct HuntArgs {
@@ -25,9 +31,17 @@ pub struct HuntArgs {
     /// `GET /api/v1/alerts`, with `sources` added.
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
-    /// Files to hunt through (any format `vigil import` reads, .evtx included).
-    #[arg(value_name = "FILE")]
+    /// Files to hunt through (any format `vigil import` reads, .evtx included); a directory
+    /// means every file under it, recursively (hidden ones skipped).
+    #[arg(value_name = "PATH")]
     files: Vec<PathBuf>,
+    /// Under directories, take only files with this extension (repeatable, e.g. `--ext evtx`).
+    #[arg(long = "ext", value_name = "EXT")]
+    extensions: Vec<String>,
+    /// Threads reading files at once (default: one per core). The alerts are the same whatever
+    /// the number: results are taken in the order of the files.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 /// `table` or `json`.
@@ -61,51 +75,69 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
     }
     let mut book = AlertBook::new(i64::MAX);
     // Which files (or sources) each alert's events came from, for the report.
-    let mut sources: std::collections::HashMap<u64, std::collections::BTreeSet<String>> =
-        std::collections::HashMap::new();
+    let mut sources: Sources = std::collections::HashMap::new();
     let mut evaluator = vigil_detect::Evaluator::new(&rules.set, vigil_detect::Limits::default());
     let now = Timestamp::now();
     let mut events = 0u64;
-    // The same evaluation as `serve` (vigil_detect::Evaluator), into an in-memory book.
-    // Progress on stderr when it is a terminal (made below, once the amount of work is known).
-    let mut shown = None;
-    let mut on_event = |seq: u64, event: &Event, progress: &indicatif::ProgressBar| {
-        progress.inc(1);
-        if event.get_str("event.dataset") == Some("vigil.alert") {
-            return;
-        }
-        events += 1;
-        for raised in evaluator.evaluate(&rules.set, event) {
+    let started = std::time::Instant::now();
+    // The same evaluation as `serve` (vigil_detect::Evaluator), into an in-memory book; Vigil's
+    // own alert events are never evidence.
+    let mut take = |seq: u64, event: &Event, raised: Vec<vigil_detect::Raised>| {
+        for raised in raised {
             let observed = book.observe(&raised.rule, raised.group, raised.time, Some(seq), now);
             note_source(&mut sources, observed, event);
         }
     };
+    let mut files_read = 0usize;
     match &args.data_dir {
         Some(dir) => {
             let mut reader = vigil_ledger::LedgerReader::open(dir)?;
             let (first, end) = (reader.first_seq(), reader.end_seq());
-            let progress = shown.insert(crate::progress::bar(end - first, "hunting", "events"));
+            // Progress on stderr when it is a terminal.
+            let progress = crate::progress::bar(end - first, "hunting", "events");
             reader.for_each_raw(first..end, |seq, raw| {
-                if let Ok(e) = Event::from_canonical(raw) {
-                    on_event(seq, &e, progress);
+                progress.inc(1);
+                if let Ok(e) = Event::from_canonical(raw)
+                    && !e.is_dataset(vigil_event::dataset::VIGIL_ALERT)
+                {
+                    events += 1;
+                    take(seq, &e, evaluator.evaluate(&rules.set, &e));
                 }
                 Ok(())
             })?;
+            progress.finish_and_clear();
         }
         None => {
-            let mut seq = 0u64;
-            let progress = shown.insert(crate::progress::counter("hunting", "events"));
-            for path in &args.files {
-                progress.set_message(path.display().to_string());
-                crate::import::for_each_event_in_file(path, |event| {
-                    on_event(seq, &event, progress);
-                    seq += 1;
-                })?;
-            }
+            let files = walk::expand(&args.files, &args.extensions)?;
+            let threads = args.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let progress = crate::progress::counter("hunting", "events");
+            progress.set_message(format!("0/{} files", files.len()));
+            let tick = |n: u64| progress.inc(n);
+            // Numbers across files, as one stream: the first event of a file follows the
+            // last of the file before.
+            let mut base = 0u64;
+            parallel::hunt_files(&files, &rules.set, threads, &tick, |_, _, result| {
+                for m in result.matched {
+                    let raised = evaluator.evaluate_matched(&rules.set, &m.event, &m.rules);
+                    take(base + m.index, &m.event, raised);
+                }
+                events += result.events - result.own_alerts;
+                base += result.events;
+                files_read += 1;
+                progress.set_message(format!("{files_read}/{} files", files.len()));
+                Ok(())
+            })?;
+            progress.finish_and_clear();
         }
     }
-    if let Some(progress) = shown {
-        progress.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    if args.data_dir.is_none() {
+        eprintln!(
+            "vigil: hunted {events} events in {files_read} files in {secs:.2} s ({:.0} events/s)",
+            events as f64 / secs.max(1e-9)
+        );
     }
     let alerts = book.list(&Default::default());
     let mut out = io::stdout().lock();
@@ -158,11 +190,7 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
 }
 
 /// Remembers where an alert's event came from (`log.file.path`, else `vigil.source`), up to 200.
-fn note_source(
-    sources: &mut std::collections::HashMap<u64, std::collections::BTreeSet<String>>,
-    observed: Observed,
-    event: &Event,
-) {
+fn note_source(sources: &mut Sources, observed: Observed, event: &Event) {
     let id = match observed {
         Observed::New(id) | Observed::Updated { id, .. } => id,
     };
