@@ -709,7 +709,8 @@ pub(crate) fn finish(
 
 // ---- counting inside an index ---------------------------------------------------------------------
 
-/// A counting aggregation an index can compute itself from its columns: `stats count [by …]`,
+/// A counting aggregation an index can compute itself from its columns: `stats` of `count`,
+/// `count(field)` and `dc(field)` [by …] (also as a cluster shard's `Command::Partial`),
 /// `timechart span=… count [by …]`, `top`/`rare`, preceded only by `search` commands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CountPushdown {
@@ -717,6 +718,10 @@ pub struct CountPushdown {
     pub search: Option<Expr>,
     /// How to group.
     pub grouping: Grouping,
+    /// Fields the aggregations read (`dc(source.ip)`, `count(user)`) that are not grouped by:
+    /// counted as groups too, after the grouping's fields, but an event without one of them is
+    /// still counted (its value is [`Value::Null`] in [`Counted::values`]).
+    pub values: Vec<String>,
     /// Position of the aggregating command in [`Pipeline::commands`].
     pub command: usize,
 }
@@ -741,7 +746,8 @@ pub enum Grouping {
 pub struct Counted {
     /// Bucket start (nanoseconds) for [`Grouping::Time`].
     pub time: Option<i64>,
-    /// The group's values, one per field of the grouping (the split field's value for time).
+    /// The group's values, one per field of the grouping (the split field's value for time),
+    /// then one per field of [`CountPushdown::values`] ([`Value::Null`]: the events had none).
     pub values: Vec<Value>,
     /// Events in the group.
     pub count: u64,
@@ -752,7 +758,10 @@ pub fn count_pushdown(pipeline: &Pipeline) -> Option<CountPushdown> {
     let position = pipeline.commands.iter().position(|c| {
         matches!(
             c,
-            Command::Stats { .. } | Command::Timechart { .. } | Command::Top { .. }
+            Command::Stats { .. }
+                | Command::Timechart { .. }
+                | Command::Top { .. }
+                | Command::Partial(_)
         )
     })?;
     let mut search = pipeline.search.clone();
@@ -773,8 +782,26 @@ pub fn count_pushdown(pipeline: &Pipeline) -> Option<CountPushdown> {
     };
     let groupable =
         |f: &String| !matches!(f.as_str(), field::TIMESTAMP | "_time" | field::VIGIL_SEQ);
-    let grouping = match &pipeline.commands[position] {
-        Command::Stats { aggs, by } if plain_counts(aggs) && by.iter().all(groupable) => {
+    // Aggregations whose answer over events equals their answer over (value, count) groups:
+    // counts add the groups' counts, distinct counts only see the values.
+    let countable = |a: &Agg| {
+        matches!(a.func, AggFunc::Count | AggFunc::DistinctCount)
+            && a.field.as_ref().is_none_or(groupable)
+    };
+    let mut values = Vec::new();
+    // A shard's part of a cluster query (`distributed`) groups the same way; only its output
+    // (mergeable states) differs, and `run_counted` aggregates with the command as it is.
+    let command = match &pipeline.commands[position] {
+        Command::Partial(inner) => inner.as_ref(),
+        c => c,
+    };
+    let grouping = match command {
+        Command::Stats { aggs, by } if aggs.iter().all(countable) && by.iter().all(groupable) => {
+            for f in aggs.iter().filter_map(|a| a.field.as_ref()) {
+                if !by.contains(f) && !values.contains(f) {
+                    values.push(f.clone());
+                }
+            }
             Grouping::Fields(by.clone())
         }
         Command::Top { fields, .. } if fields.iter().all(groupable) => {
@@ -791,6 +818,7 @@ pub fn count_pushdown(pipeline: &Pipeline) -> Option<CountPushdown> {
     Some(CountPushdown {
         search,
         grouping,
+        values,
         command: position,
     })
 }
@@ -813,7 +841,14 @@ pub fn run_counted(
     };
     let counted_rows = counted.into_iter().map(|c| Row {
         time: c.time,
-        fields: names.iter().cloned().zip(c.values).collect(),
+        fields: names
+            .iter()
+            .chain(&pushdown.values)
+            .cloned()
+            .zip(c.values)
+            // An event without a value field stands for itself without it.
+            .filter(|(_, v)| *v != Value::Null)
+            .collect(),
         weight: c.count,
     });
     let mut tail_scanned = 0u64;
@@ -1162,7 +1197,7 @@ impl Acc {
         }
     }
 
-    /// Adds a row's value; `weight` (rows it stands for) counts for `count` without a field.
+    /// Adds a row's value; `weight` (rows it stands for) counts for `count`.
     /// What the accumulator keeps is charged to `budget`; a value it has no room for is left out.
     pub(crate) fn add(
         &mut self,
@@ -1183,7 +1218,7 @@ impl Acc {
         };
         for v in values {
             match self {
-                Acc::Count(n) => *n += 1,
+                Acc::Count(n) => *n += weight,
                 Acc::Distinct(set) => {
                     let v = v.to_string();
                     if set.len() < MAX_GROUPS && !set.contains(&v) && budget.take(32 + v.len()) {
