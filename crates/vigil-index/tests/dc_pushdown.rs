@@ -33,6 +33,8 @@ fn event(i: u64) -> Event {
         }
     }
     e.insert("host.name", host);
+    // More values than `values()` keeps (100): the smallest are kept, in any order.
+    e.insert("url.path", format!("/p/{}", i * 7919 % 1000));
     e.insert(
         "http.response.status_code",
         [200i64, 404, 500][(i % 3) as usize],
@@ -91,6 +93,9 @@ fn distinct_counts_are_counted_in_the_index_and_exact() {
             "event | stats dc(source.ip) by host.name, status",
             "status=404 | stats dc(host.name), dc(source.ip)",
             "* | stats dc(host.name) by host.name",
+            "* | stats values(user.name), min(user), max(status) by host.name",
+            "* | stats min(source.ip), max(source.ip), values(source.ip)",
+            "* | stats values(url.path) as paths, dc(url.path)",
         ] {
             let pipeline = parse(text).unwrap();
             let expected = run(&pipeline, all.clone(), limits);

@@ -369,6 +369,25 @@ fn value_cmp(a: &Value, b: &Value) -> Ordering {
     }
 }
 
+/// [`value_cmp`] made a total order for `min`/`max`: values it finds equal (`5` and `5.0`, an
+/// address and the same text) are ordered by kind, then by text, so that the extreme of a set
+/// does not depend on the order its values come in.
+fn extreme_cmp(a: &Value, b: &Value) -> Ordering {
+    let kind = |v: &Value| match v {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Int(_) => 2,
+        Value::Float(_) => 3,
+        Value::Ip(_) => 4,
+        Value::Str(_) => 5,
+        Value::List(_) => 6,
+        Value::Map(_) => 7,
+    };
+    value_cmp(a, b)
+        .then_with(|| kind(a).cmp(&kind(b)))
+        .then_with(|| a.to_string().cmp(&b.to_string()))
+}
+
 fn resolve(spec: &Option<TimeSpec>, now: Timestamp) -> Option<i64> {
     spec.as_ref().map(|t| match t {
         TimeSpec::Relative(secs) => now
@@ -710,7 +729,7 @@ pub(crate) fn finish(
 // ---- counting inside an index ---------------------------------------------------------------------
 
 /// A counting aggregation an index can compute itself from its columns: `stats` of `count`,
-/// `count(field)` and `dc(field)` [by …] (also as a cluster shard's `Command::Partial`),
+/// `count(field)`, `dc(field)`, `values(field)`, `min(field)` and `max(field)` [by …] (also as a cluster shard's `Command::Partial`),
 /// `timechart span=… count [by …]`, `top`/`rare`, preceded only by `search` commands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CountPushdown {
@@ -783,10 +802,13 @@ pub fn count_pushdown(pipeline: &Pipeline) -> Option<CountPushdown> {
     let groupable =
         |f: &String| !matches!(f.as_str(), field::TIMESTAMP | "_time" | field::VIGIL_SEQ);
     // Aggregations whose answer over events equals their answer over (value, count) groups:
-    // counts add the groups' counts, distinct counts only see the values.
+    // counts add the groups' counts; distinct counts, values and extremes only see the values
+    // (and do not depend on their order).
     let countable = |a: &Agg| {
-        matches!(a.func, AggFunc::Count | AggFunc::DistinctCount)
-            && a.field.as_ref().is_none_or(groupable)
+        matches!(
+            a.func,
+            AggFunc::Count | AggFunc::DistinctCount | AggFunc::Values | AggFunc::Min | AggFunc::Max
+        ) && a.field.as_ref().is_none_or(groupable)
     };
     let mut values = Vec::new();
     // A shard's part of a cluster query (`distributed`) groups the same way; only its output
@@ -1239,7 +1261,7 @@ impl Acc {
                 }
                 Acc::Min(m) => {
                     if m.as_ref()
-                        .is_none_or(|cur| value_cmp(&v, cur) == Ordering::Less)
+                        .is_none_or(|cur| extreme_cmp(&v, cur) == Ordering::Less)
                         && budget.replace(m.as_ref().map_or(0, value_bytes), value_bytes(&v))
                     {
                         *m = Some(v);
@@ -1247,15 +1269,28 @@ impl Acc {
                 }
                 Acc::Max(m) => {
                     if m.as_ref()
-                        .is_none_or(|cur| value_cmp(&v, cur) == Ordering::Greater)
+                        .is_none_or(|cur| extreme_cmp(&v, cur) == Ordering::Greater)
                         && budget.replace(m.as_ref().map_or(0, value_bytes), value_bytes(&v))
                     {
                         *m = Some(v);
                     }
                 }
                 Acc::Values(set) => {
+                    // The smallest MAX_VALUES values, whatever order they come in (an index
+                    // counts groups in no particular order).
                     let v = v.to_string();
-                    if set.len() < MAX_VALUES && !set.contains(&v) && budget.take(32 + v.len()) {
+                    if set.contains(&v) {
+                        continue;
+                    }
+                    if set.len() < MAX_VALUES {
+                        if budget.take(32 + v.len()) {
+                            set.insert(v);
+                        }
+                    } else if let Some(last) = set.last()
+                        && v < *last
+                        && budget.replace(last.len(), v.len())
+                    {
+                        set.pop_last();
                         set.insert(v);
                     }
                 }

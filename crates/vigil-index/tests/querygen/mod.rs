@@ -301,7 +301,7 @@ pub fn random_query(g: &mut Gen) -> String {
             format!(" by {}", f.join(", "))
         }
     };
-    match g.below(14) {
+    match g.below(15) {
         0 => {}
         1 | 2 => q.push_str(&format!(" | stats count{}", by(g))),
         3 => q.push_str(&format!(
@@ -338,6 +338,13 @@ pub fn random_query(g: &mut Gen) -> String {
             " | stats dc({}) as n by {} | sort -n",
             g.pick(FIELDS),
             g.pick(GROUP_FIELDS)
+        )),
+        14 => q.push_str(&format!(
+            " | stats values({}), min({}), max({}), count{}",
+            g.pick(FIELDS),
+            g.pick(FIELDS),
+            g.pick(FIELDS),
+            by(g)
         )),
         10 => q.push_str(&format!(" | table {}, {}", g.pick(FIELDS), g.pick(FIELDS))),
         _ => q.push_str(&format!(" | dedup {} | head 5", g.pick(GROUP_FIELDS))),
