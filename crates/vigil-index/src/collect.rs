@@ -1,5 +1,6 @@
 //! Collectors over the index's fast fields: counting groups (the pushed-down `stats count by`,
-//! `timechart count`, `top`), the sequence numbers of matches, and the newest matches.
+//! `stats dc(…)`, `timechart count`, `top`), the sequence numbers of matches, and the newest
+//! matches.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -33,6 +34,8 @@ enum Part {
     /// Column index (into the field's columns) and term ordinal.
     Str(u8, u64),
     Bool(bool),
+    /// No value (a [`GroupCounter::values`] field the document does not have).
+    Absent,
 }
 
 /// The columns a grouping field may be read from, in precedence order: its own name, then its
@@ -94,16 +97,20 @@ fn scalar_value(part: Part) -> Value {
         Part::Int(i) => Value::Int(i),
         Part::Float(bits) => Value::float(f64::from_bits(bits)),
         Part::Bool(b) => Value::Bool(b),
-        Part::Str(..) => Value::Null,
+        Part::Str(..) | Part::Absent => Value::Null,
     }
 }
 
 // ---- counting groups ------------------------------------------------------------------------------
 
-/// Counts matching documents per group of a [`Grouping`], from the columns.
+/// Counts matching documents per group of a [`Grouping`] and of the `values` fields, from the
+/// columns.
 pub struct GroupCounter {
-    /// How to group.
+    /// How to group: a document without one of these fields is not counted.
     pub grouping: Grouping,
+    /// Fields grouped by after the grouping's ([`vigil_query::CountPushdown::values`]): a
+    /// document without one is still counted, with [`Value::Null`] for it.
+    pub values: Vec<String>,
 }
 
 /// How one segment counts.
@@ -129,6 +136,10 @@ enum ColumnTally {
 /// [`GroupCounter`] on one segment.
 pub struct SegmentGroupCounter {
     columns: Vec<Vec<TypedColumn>>,
+    /// How many of `columns` (the first ones) a counted document must have.
+    required: usize,
+    /// Documents without the one optional field of a [`Tally::Single`].
+    absent: u64,
     ts: Option<Column<i64>>,
     span_ns: i64,
     tally: Tally,
@@ -147,8 +158,10 @@ impl Collector for GroupCounter {
             Grouping::Fields(f) => (f.iter().collect(), 0),
             Grouping::Time { span_ns, split } => (split.iter().collect(), *span_ns),
         };
+        let required = names.len();
         let columns = names
-            .iter()
+            .into_iter()
+            .chain(&self.values)
             .map(|n| columns_for(segment, n))
             .collect::<tantivy::Result<Vec<_>>>()?;
         let ts = if span_ns > 0 {
@@ -173,6 +186,8 @@ impl Collector for GroupCounter {
         };
         Ok(SegmentGroupCounter {
             columns,
+            required,
+            absent: 0,
             ts,
             span_ns,
             tally,
@@ -203,10 +218,12 @@ impl SegmentCollector for SegmentGroupCounter {
         match &mut self.tally {
             Tally::Total(n) => *n += 1,
             Tally::Single(tallies) => {
+                let mut found = false;
                 for (i, (column, tally)) in self.columns[0].iter().zip(tallies).enumerate() {
                     let Some(part) = read_one(column, i, doc) else {
                         continue;
                     };
+                    found = true;
                     match (tally, part) {
                         (ColumnTally::Ords(counts), Part::Str(_, ord)) => {
                             if let Some(n) = counts.get_mut(ord as usize) {
@@ -220,6 +237,9 @@ impl SegmentCollector for SegmentGroupCounter {
                     }
                     break;
                 }
+                if !found && self.required == 0 {
+                    self.absent += 1;
+                }
             }
             Tally::Buckets(counts) => {
                 if let Some(b) = bucket {
@@ -228,9 +248,10 @@ impl SegmentCollector for SegmentGroupCounter {
             }
             Tally::Keys(counts) => {
                 let mut parts = Vec::with_capacity(self.columns.len());
-                for columns in &self.columns {
+                for (f, columns) in self.columns.iter().enumerate() {
                     match read(columns, doc) {
                         Some(p) => parts.push(p),
+                        None if f >= self.required => parts.push(Part::Absent),
                         None => return,
                     }
                 }
@@ -263,6 +284,9 @@ impl SegmentCollector for SegmentGroupCounter {
                         ),
                         ColumnTally::Values(counts) => counted.extend(counts),
                     }
+                }
+                if self.absent > 0 {
+                    counted.push((Part::Absent, self.absent));
                 }
                 let names = StrLookup::new(columns, counted.iter().map(|(p, _)| *p));
                 counted

@@ -8,7 +8,7 @@
 //! Documents hold no event: only terms and columns, plus the event's sequence number. A search
 //! ([`SearchIndex::search`]) translates the query's search part ([`translate`]) into a tantivy
 //! query that selects a superset of the matching events and knows whether it is exact; counts
-//! (`stats count by`, `timechart count`, `top`) run on the columns when it is; otherwise the
+//! (`stats count by`, `stats dc(…)`, `timechart count`, `top`) run on the columns when it is; otherwise the
 //! selected events are fetched from the ledger by sequence number and the reference engine of
 //! `vigil-query` finishes the job, so the two engines cannot disagree (a randomised
 //! differential test holds them to it). Events committed to the ledger but not yet indexed

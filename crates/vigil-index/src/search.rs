@@ -133,6 +133,7 @@ impl SearchIndex {
                         Count,
                         GroupCounter {
                             grouping: pushdown.grouping.clone(),
+                            values: pushdown.values.clone(),
                         },
                     ),
                 )?;
@@ -206,10 +207,11 @@ impl SearchIndex {
     /// Whether every grouping field's values are all in the columns (no lists, maps, nulls or
     /// long strings anywhere), so that counting from columns equals counting events.
     fn countable(&self, pushdown: &CountPushdown, searcher: &Searcher) -> bool {
-        let names: Vec<&String> = match &pushdown.grouping {
+        let mut names: Vec<&String> = match &pushdown.grouping {
             Grouping::Fields(f) => f.iter().collect(),
             Grouping::Time { split, .. } => split.iter().collect(),
         };
+        names.extend(&pushdown.values);
         names.iter().all(|name| {
             [name.as_str(), alias(name)].iter().all(|path| {
                 !TEXT_ONLY_FIELDS.contains(path)

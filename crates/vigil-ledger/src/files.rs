@@ -181,12 +181,14 @@ pub fn scan_segment(path: &Path) -> Result<SegmentBlocks, LedgerError> {
         file_len,
         tail_problem: None,
     };
-    let mut reader = io::BufReader::with_capacity(64 * 1024, file);
+    // Each header is read where it sits (one positioned read of its 32 bytes): payloads are
+    // skipped without being read, so walking a segment reads 32 bytes per block rather than
+    // the whole file through a buffer.
     let mut offset = format::SEGMENT_HEADER_LEN as u64;
     let mut next_seq = first_seq;
     let mut buf = [0u8; format::BLOCK_HEADER_LEN];
     while offset < file_len {
-        let n = read_up_to(&mut reader, &mut buf)
+        let n = read_up_to_at(&file, &mut buf, offset)
             .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
         let header = match format::decode_block_header(&buf[..n]) {
             Ok(h) => h,
@@ -207,16 +209,12 @@ pub fn scan_segment(path: &Path) -> Result<SegmentBlocks, LedgerError> {
             BlockKind::Events => {
                 scanned.blocks.push(BlockLocation { offset, header });
                 next_seq = header.end_seq();
-                reader
-                    .seek_relative(i64::from(header.payload_len))
-                    .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
             }
             BlockKind::Seal => {
                 let mut payload = [0u8; 8];
-                reader
-                    .read_exact(&mut payload)
+                let n = read_up_to_at(&file, &mut payload, offset + buf.len() as u64)
                     .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
-                if format::check_block_crc(&buf, &payload).is_err() {
+                if n < payload.len() || format::check_block_crc(&buf, &payload).is_err() {
                     scanned.tail_problem = Some(FormatError::Checksum);
                     break;
                 }
@@ -227,6 +225,21 @@ pub fn scan_segment(path: &Path) -> Result<SegmentBlocks, LedgerError> {
         scanned.valid_len = offset;
     }
     Ok(scanned)
+}
+
+/// Fills `buf` from `offset` on as far as the file allows; returns the number of bytes read.
+fn read_up_to_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Reads a block's payload, checks its CRC and returns the raw event framing.

@@ -236,6 +236,26 @@ pub fn decode_block_header(h: &[u8]) -> Result<BlockHeader, FormatError> {
     Ok(header)
 }
 
+/// The 32 bytes of a block header: the inverse of [`decode_block_header`] (block maps keep
+/// headers this way, `blockmap.rs`).
+pub fn encode_block_header(header: &BlockHeader) -> [u8; BLOCK_HEADER_LEN] {
+    let mut h = [0u8; BLOCK_HEADER_LEN];
+    h[..4].copy_from_slice(BLOCK_MAGIC);
+    h[4] = header.kind.to_byte();
+    h[5] = if header.compressed {
+        COMPRESSION_ZSTD
+    } else {
+        COMPRESSION_NONE
+    };
+    h[6] = if header.continues { FLAG_CONTINUES } else { 0 };
+    h[8..16].copy_from_slice(&header.first_seq.to_le_bytes());
+    h[16..20].copy_from_slice(&header.n_events.to_le_bytes());
+    h[20..24].copy_from_slice(&header.payload_len.to_le_bytes());
+    h[24..28].copy_from_slice(&header.raw_len.to_le_bytes());
+    h[28..32].copy_from_slice(&header.crc.to_le_bytes());
+    h
+}
+
 fn block_crc(header_prefix: &[u8], payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(header_prefix);

@@ -35,6 +35,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod blockmap;
 pub mod cosignature;
 pub mod cosigned;
 mod error;

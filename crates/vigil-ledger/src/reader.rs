@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use vigil_event::Event;
 
+use crate::blockmap;
 use crate::error::LedgerError;
 use crate::files::{self, LedgerPaths, SegmentBlocks};
 use crate::format::{self, GROUP_SIZE};
@@ -152,7 +153,7 @@ impl LedgerReader {
             if rescan_from.is_some_and(|r| first < r) {
                 continue;
             }
-            let scanned = files::scan_segment(&path)?;
+            let scanned = blockmap::load_segment(&self.paths, first, &path)?;
             if scanned.first_seq != first {
                 return Err(LedgerError::corrupt(
                     &path,

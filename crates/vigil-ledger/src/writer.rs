@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use vigil_event::{Category, Event, EventType, Outcome, Timestamp};
 
+use crate::blockmap;
 use crate::error::LedgerError;
 use crate::files::{self, LedgerPaths, SegmentBlocks, read_record_log, sync_dir};
 use crate::format::{self, BLOCK_TARGET_RAW, GROUP_HEIGHT, GROUP_SIZE, MAX_EVENT_BYTES};
@@ -513,6 +514,7 @@ impl Committer {
             if end.is_some_and(|end| end <= pruned_end) {
                 fs::remove_file(path)
                     .map_err(|e| LedgerError::io(format!("removing {}", path.display()), e))?;
+                let _ = blockmap::remove(&paths, *first);
                 report.finished_prunes.push(path.clone());
             } else {
                 keep.push((*first, path.clone()));
@@ -580,6 +582,8 @@ impl Committer {
 
         // The reader sees the recovered segments; use it to rebuild derived state.
         let mut reader = LedgerReader::open(paths.root().parent().unwrap_or(Path::new(".")))?;
+        // Ledgers written before block maps get them now (a cache; see `blockmap`).
+        let _ = blockmap::save_missing(&paths, reader.segments());
         let end_seq = reader.end_seq();
         report.end_seq = end_seq;
 
@@ -1091,6 +1095,11 @@ impl Committer {
     }
 
     fn roll_segment(&mut self, end: u64) -> Result<(), LedgerError> {
+        // The segment is sealed and durable: save its block map (a cache; see `blockmap`).
+        let sealed = self.paths.segment(self.segment_first);
+        if let Ok(scanned) = files::scan_segment(&sealed) {
+            let _ = blockmap::save(&self.paths, &scanned);
+        }
         let now = Timestamp::now().as_nanos();
         self.sealed.push(SealedSegment {
             first_seq: self.segment_first,
@@ -1232,6 +1241,7 @@ impl Committer {
         for segment in &removed {
             fs::remove_file(&segment.path)
                 .map_err(|e| LedgerError::io(format!("removing {}", segment.path.display()), e))?;
+            let _ = blockmap::remove(&self.paths, segment.first_seq);
         }
         sync_dir(&self.paths.segments_dir())?;
         self.sealed.drain(..n_old);

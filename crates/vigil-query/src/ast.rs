@@ -184,7 +184,7 @@ pub enum AggFunc {
     Min,
     /// Maximum.
     Max,
-    /// Distinct values, sorted (at most 100).
+    /// Distinct values, sorted (at most 100: the smallest).
     Values,
     /// Value at the earliest event time.
     Earliest,

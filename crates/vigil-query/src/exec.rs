@@ -369,6 +369,25 @@ fn value_cmp(a: &Value, b: &Value) -> Ordering {
     }
 }
 
+/// [`value_cmp`] made a total order for `min`/`max`: values it finds equal (`5` and `5.0`, an
+/// address and the same text) are ordered by kind, then by text, so that the extreme of a set
+/// does not depend on the order its values come in.
+fn extreme_cmp(a: &Value, b: &Value) -> Ordering {
+    let kind = |v: &Value| match v {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Int(_) => 2,
+        Value::Float(_) => 3,
+        Value::Ip(_) => 4,
+        Value::Str(_) => 5,
+        Value::List(_) => 6,
+        Value::Map(_) => 7,
+    };
+    value_cmp(a, b)
+        .then_with(|| kind(a).cmp(&kind(b)))
+        .then_with(|| a.to_string().cmp(&b.to_string()))
+}
+
 fn resolve(spec: &Option<TimeSpec>, now: Timestamp) -> Option<i64> {
     spec.as_ref().map(|t| match t {
         TimeSpec::Relative(secs) => now
@@ -734,7 +753,8 @@ pub(crate) fn finish(
 
 // ---- counting inside an index ---------------------------------------------------------------------
 
-/// A counting aggregation an index can compute itself from its columns: `stats count [by …]`,
+/// A counting aggregation an index can compute itself from its columns: `stats` of `count`,
+/// `count(field)`, `dc(field)`, `values(field)`, `min(field)` and `max(field)` [by …] (also as a cluster shard's `Command::Partial`),
 /// `timechart span=… count [by …]`, `top`/`rare`, preceded only by `search` commands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CountPushdown {
@@ -742,6 +762,10 @@ pub struct CountPushdown {
     pub search: Option<Expr>,
     /// How to group.
     pub grouping: Grouping,
+    /// Fields the aggregations read (`dc(source.ip)`, `count(user)`) that are not grouped by:
+    /// counted as groups too, after the grouping's fields, but an event without one of them is
+    /// still counted (its value is [`Value::Null`] in [`Counted::values`]).
+    pub values: Vec<String>,
     /// Position of the aggregating command in [`Pipeline::commands`].
     pub command: usize,
 }
@@ -766,7 +790,8 @@ pub enum Grouping {
 pub struct Counted {
     /// Bucket start (nanoseconds) for [`Grouping::Time`].
     pub time: Option<i64>,
-    /// The group's values, one per field of the grouping (the split field's value for time).
+    /// The group's values, one per field of the grouping (the split field's value for time),
+    /// then one per field of [`CountPushdown::values`] ([`Value::Null`]: the events had none).
     pub values: Vec<Value>,
     /// Events in the group.
     pub count: u64,
@@ -777,7 +802,10 @@ pub fn count_pushdown(pipeline: &Pipeline) -> Option<CountPushdown> {
     let position = pipeline.commands.iter().position(|c| {
         matches!(
             c,
-            Command::Stats { .. } | Command::Timechart { .. } | Command::Top { .. }
+            Command::Stats { .. }
+                | Command::Timechart { .. }
+                | Command::Top { .. }
+                | Command::Partial(_)
         )
     })?;
     let mut search = pipeline.search.clone();
@@ -798,8 +826,29 @@ pub fn count_pushdown(pipeline: &Pipeline) -> Option<CountPushdown> {
     };
     let groupable =
         |f: &String| !matches!(f.as_str(), field::TIMESTAMP | "_time" | field::VIGIL_SEQ);
-    let grouping = match &pipeline.commands[position] {
-        Command::Stats { aggs, by } if plain_counts(aggs) && by.iter().all(groupable) => {
+    // Aggregations whose answer over events equals their answer over (value, count) groups:
+    // counts add the groups' counts; distinct counts, values and extremes only see the values
+    // (and do not depend on their order).
+    let countable = |a: &Agg| {
+        matches!(
+            a.func,
+            AggFunc::Count | AggFunc::DistinctCount | AggFunc::Values | AggFunc::Min | AggFunc::Max
+        ) && a.field.as_ref().is_none_or(groupable)
+    };
+    let mut values = Vec::new();
+    // A shard's part of a cluster query (`distributed`) groups the same way; only its output
+    // (mergeable states) differs, and `run_counted` aggregates with the command as it is.
+    let command = match &pipeline.commands[position] {
+        Command::Partial(inner) => inner.as_ref(),
+        c => c,
+    };
+    let grouping = match command {
+        Command::Stats { aggs, by } if aggs.iter().all(countable) && by.iter().all(groupable) => {
+            for f in aggs.iter().filter_map(|a| a.field.as_ref()) {
+                if !by.contains(f) && !values.contains(f) {
+                    values.push(f.clone());
+                }
+            }
             Grouping::Fields(by.clone())
         }
         Command::Top { fields, .. } if fields.iter().all(groupable) => {
@@ -816,6 +865,7 @@ pub fn count_pushdown(pipeline: &Pipeline) -> Option<CountPushdown> {
     Some(CountPushdown {
         search,
         grouping,
+        values,
         command: position,
     })
 }
@@ -838,7 +888,14 @@ pub fn run_counted(
     };
     let counted_rows = counted.into_iter().map(|c| Row {
         time: c.time,
-        fields: names.iter().cloned().zip(c.values).collect(),
+        fields: names
+            .iter()
+            .chain(&pushdown.values)
+            .cloned()
+            .zip(c.values)
+            // An event without a value field stands for itself without it.
+            .filter(|(_, v)| *v != Value::Null)
+            .collect(),
         weight: c.count,
     });
     let mut tail_scanned = 0u64;
@@ -1190,7 +1247,7 @@ impl Acc {
         }
     }
 
-    /// Adds a row's value; `weight` (rows it stands for) counts for `count` without a field.
+    /// Adds a row's value; `weight` (rows it stands for) counts for `count`.
     /// What the accumulator keeps is charged to `budget`; a value it has no room for is left out.
     pub(crate) fn add(
         &mut self,
@@ -1211,7 +1268,7 @@ impl Acc {
         };
         for v in values {
             match self {
-                Acc::Count(n) => *n += 1,
+                Acc::Count(n) => *n += weight,
                 Acc::Distinct(set) => {
                     let v = v.to_string();
                     if set.len() < MAX_GROUPS && !set.contains(&v) && budget.take(32 + v.len()) {
@@ -1232,7 +1289,7 @@ impl Acc {
                 }
                 Acc::Min(m) => {
                     if m.as_ref()
-                        .is_none_or(|cur| value_cmp(&v, cur) == Ordering::Less)
+                        .is_none_or(|cur| extreme_cmp(&v, cur) == Ordering::Less)
                         && budget.replace(m.as_ref().map_or(0, value_bytes), value_bytes(&v))
                     {
                         *m = Some(v);
@@ -1240,15 +1297,28 @@ impl Acc {
                 }
                 Acc::Max(m) => {
                     if m.as_ref()
-                        .is_none_or(|cur| value_cmp(&v, cur) == Ordering::Greater)
+                        .is_none_or(|cur| extreme_cmp(&v, cur) == Ordering::Greater)
                         && budget.replace(m.as_ref().map_or(0, value_bytes), value_bytes(&v))
                     {
                         *m = Some(v);
                     }
                 }
                 Acc::Values(set) => {
+                    // The smallest MAX_VALUES values, whatever order they come in (an index
+                    // counts groups in no particular order).
                     let v = v.to_string();
-                    if set.len() < MAX_VALUES && !set.contains(&v) && budget.take(32 + v.len()) {
+                    if set.contains(&v) {
+                        continue;
+                    }
+                    if set.len() < MAX_VALUES {
+                        if budget.take(32 + v.len()) {
+                            set.insert(v);
+                        }
+                    } else if let Some(last) = set.last()
+                        && v < *last
+                        && budget.replace(last.len(), v.len())
+                    {
+                        set.pop_last();
                         set.insert(v);
                     }
                 }

@@ -301,7 +301,7 @@ pub fn random_query(g: &mut Gen) -> String {
             format!(" by {}", f.join(", "))
         }
     };
-    match g.below(12) {
+    match g.below(15) {
         0 => {}
         1 | 2 => q.push_str(&format!(" | stats count{}", by(g))),
         3 => q.push_str(&format!(
@@ -327,6 +327,25 @@ pub fn random_query(g: &mut Gen) -> String {
             g.pick(GROUP_FIELDS)
         )),
         9 => q.push_str(&format!(" | head {}", g.below(20))),
+        // Distinct counts and field counts: counted in the index from (group, value) pairs.
+        12 => q.push_str(&format!(
+            " | stats dc({}), count({}){}",
+            g.pick(GROUP_FIELDS),
+            g.pick(FIELDS),
+            by(g)
+        )),
+        13 => q.push_str(&format!(
+            " | stats dc({}) as n by {} | sort -n",
+            g.pick(FIELDS),
+            g.pick(GROUP_FIELDS)
+        )),
+        14 => q.push_str(&format!(
+            " | stats values({}), min({}), max({}), count{}",
+            g.pick(FIELDS),
+            g.pick(FIELDS),
+            g.pick(FIELDS),
+            by(g)
+        )),
         10 => q.push_str(&format!(" | table {}, {}", g.pick(FIELDS), g.pick(FIELDS))),
         _ => q.push_str(&format!(" | dedup {} | head 5", g.pick(GROUP_FIELDS))),
     }
