@@ -53,6 +53,18 @@ pub struct EvidenceEvent {
     pub leaf: Vec<u8>,
     /// Sibling hashes from the leaf up, against the bundle's checkpoint.
     pub proof: Vec<Hash>,
+    /// The readable copy of the event (JSON) the bundle shows beside its bytes: checked to be
+    /// exactly what the leaf decodes to.
+    pub event: Json,
+}
+
+/// The readable JSON of canonical event bytes (a placeholder naming the error when they do
+/// not decode, which [`Bundle::verify`] then refuses).
+pub fn readable(leaf: &[u8]) -> Json {
+    match vigil_event::Event::from_canonical(leaf) {
+        Ok(event) => event.to_json(),
+        Err(e) => json!({"undecodable": e.to_string()}),
+    }
 }
 
 /// An evidence bundle in memory.
@@ -87,6 +99,8 @@ pub struct Verified {
     pub latest_size: u64,
     /// Events checked.
     pub events: usize,
+    /// The key that signed both checkpoints, `name+keyid`.
+    pub key: String,
 }
 
 /// Why a bundle does not check.
@@ -178,7 +192,13 @@ impl Bundle {
             }
             let leaf = reader.read_raw(seq)?;
             let proof = merkle::inclusion_proof(reader, seq, size)?;
-            events.push(EvidenceEvent { seq, leaf, proof });
+            let event = readable(&leaf);
+            events.push(EvidenceEvent {
+                seq,
+                leaf,
+                proof,
+                event,
+            });
         }
         let consistency = reader.consistency_proof(size, latest.checkpoint.size)?;
         Ok(Bundle {
@@ -215,6 +235,9 @@ impl Bundle {
             }
             Ok(checkpoint)
         };
+        if self.events.is_empty() {
+            return Err(malformed("events.ndjson", "no events: nothing is proven"));
+        }
         let checkpoint = open("checkpoint.txt", &self.checkpoint)?;
         let latest = open("latest-checkpoint.txt", &self.latest)?;
         for event in &self.events {
@@ -230,6 +253,20 @@ impl Bundle {
                 seq: event.seq,
                 reason: format!("not in the signed tree: {e}"),
             })?;
+            if vigil_event::Event::from_canonical(&event.leaf).is_err() {
+                return Err(EvidenceError::Event {
+                    seq: event.seq,
+                    reason: "its bytes are not a Vigil event".into(),
+                });
+            }
+            if readable(&event.leaf) != event.event {
+                return Err(EvidenceError::Event {
+                    seq: event.seq,
+                    reason:
+                        "its readable copy (\"event\") differs from its proven bytes (\"leaf\")"
+                            .into(),
+                });
+            }
         }
         merkle::verify_consistency(
             checkpoint.size,
@@ -245,31 +282,21 @@ impl Bundle {
             checkpoint_size: checkpoint.size,
             latest_size: latest.size,
             events: self.events.len(),
+            key: {
+                let vkey = verifier.to_vkey();
+                vkey.rsplit_once('+')
+                    .map_or(vkey.clone(), |(k, _)| k.to_owned())
+            },
         })
     }
 
-    /// Writes the bundle into `dir`, which must not exist or be empty. `readable` gives each
-    /// event's JSON for reading (from its leaf bytes).
-    pub fn write_to(
-        &self,
-        dir: &Path,
-        readable: impl Fn(&[u8]) -> Json,
-    ) -> Result<(), LedgerError> {
+    /// Writes the bundle into `dir`, which must not exist or be empty.
+    pub fn write_to(&self, dir: &Path) -> Result<(), LedgerError> {
         let io = |what: &str| {
             let what = what.to_owned();
             move |e: std::io::Error| LedgerError::io(what, e)
         };
-        if dir.exists()
-            && std::fs::read_dir(dir)
-                .map_err(io(&format!("reading {}", dir.display())))?
-                .next()
-                .is_some()
-        {
-            return Err(LedgerError::Invalid(format!(
-                "{} exists and is not empty: choose a new directory for the bundle",
-                dir.display()
-            )));
-        }
+        usable_dir(dir)?;
         std::fs::create_dir_all(dir).map_err(io(&format!("creating {}", dir.display())))?;
         let write = |name: &str, bytes: &[u8]| {
             std::fs::write(dir.join(name), bytes)
@@ -298,7 +325,7 @@ impl Bundle {
             let line = json!({
                 "seq": e.seq,
                 "leaf": B64.encode(&e.leaf),
-                "event": readable(&e.leaf),
+                "event": e.event,
             });
             writeln!(lines, "{line}").map_err(io("encoding events.ndjson"))?;
             proofs.insert(
@@ -339,16 +366,29 @@ impl Bundle {
 
     /// Reads a bundle directory (bounded: each file at most 1 GiB, every field checked).
     pub fn read_from(dir: &Path) -> Result<Bundle, EvidenceError> {
-        const MAX_FILE: u64 = 1 << 30;
+        use std::io::Read;
+        // Regular files only (never a FIFO, a device or a link to one), each read at most to
+        // its limit: a hostile bundle cannot hang the verifier or exhaust its memory.
         let read = |name: &str| -> Result<String, EvidenceError> {
+            let limit: u64 = match name {
+                "events.ndjson" | "proofs.json" => 256 << 20,
+                _ => 1 << 20,
+            };
             let path = dir.join(name);
-            let len = std::fs::metadata(&path)
-                .map_err(|e| malformed(name, e.to_string()))?
-                .len();
-            if len > MAX_FILE {
-                return Err(malformed(name, "larger than 1 GiB"));
+            let meta =
+                std::fs::symlink_metadata(&path).map_err(|e| malformed(name, e.to_string()))?;
+            if !meta.file_type().is_file() {
+                return Err(malformed(name, "not a regular file"));
             }
-            std::fs::read_to_string(&path).map_err(|e| malformed(name, e.to_string()))
+            let file = std::fs::File::open(&path).map_err(|e| malformed(name, e.to_string()))?;
+            let mut text = String::new();
+            file.take(limit + 1)
+                .read_to_string(&mut text)
+                .map_err(|e| malformed(name, e.to_string()))?;
+            if text.len() as u64 > limit {
+                return Err(malformed(name, format!("larger than {limit} bytes")));
+            }
+            Ok(text)
         };
         let manifest: Json = serde_json::from_str(&read("manifest.json")?)
             .map_err(|e| malformed("manifest.json", e.to_string()))?;
@@ -378,6 +418,7 @@ impl Bundle {
             }
             list.iter().map(|h| hash(file, h)).collect()
         };
+        let mut sizes = Vec::new();
         let proofs: Json = serde_json::from_str(&read("proofs.json")?)
             .map_err(|e| malformed("proofs.json", e.to_string()))?;
         let mut events = Vec::new();
@@ -392,6 +433,9 @@ impl Bundle {
                 .as_str()
                 .and_then(|s| B64.decode(s).ok())
                 .ok_or_else(|| malformed(&file, "leaf is not base64"))?;
+            if events.len() >= MAX_EVENTS {
+                return Err(malformed(&file, format!("more than {MAX_EVENTS} events")));
+            }
             let proof = &proofs[seq.to_string()];
             let file = format!("proofs.json seq {seq}");
             if proof["leaf_index"].as_u64() != Some(seq) {
@@ -400,15 +444,20 @@ impl Bundle {
                     "missing, or its leaf_index is not the seq",
                 ));
             }
+            let tree_size = proof["tree_size"]
+                .as_u64()
+                .ok_or_else(|| malformed(&file, "tree_size is not a number"))?;
             events.push(EvidenceEvent {
                 seq,
                 leaf,
                 proof: hashes(&file, &proof["proof"])?,
+                event: v["event"].clone(),
             });
+            sizes.push(tree_size);
         }
         let consistency: Json = serde_json::from_str(&read("consistency.json")?)
             .map_err(|e| malformed("consistency.json", e.to_string()))?;
-        Ok(Bundle {
+        let bundle = Bundle {
             selection: manifest["selection"].clone(),
             created: manifest["created"].as_str().unwrap_or_default().to_owned(),
             vkey: read("vkey.txt")?,
@@ -416,8 +465,46 @@ impl Bundle {
             latest: read("latest-checkpoint.txt")?,
             consistency: hashes("consistency.json", &consistency["proof"])?,
             events,
-        })
+        };
+        // The sizes the files state must be the checkpoints' own (verify checks the rest).
+        let size_of = |note: &str| {
+            crate::note::parse_note(note)
+                .ok()
+                .and_then(|n| Checkpoint::parse(n.text).ok())
+                .map(|c| c.size)
+        };
+        let (first, latest) = (size_of(&bundle.checkpoint), size_of(&bundle.latest));
+        if let Some(bad) = sizes.iter().find(|s| Some(**s) != first) {
+            return Err(malformed(
+                "proofs.json",
+                format!("a proof states tree size {bad}, checkpoint.txt is {first:?}"),
+            ));
+        }
+        if consistency["old_size"].as_u64() != first || consistency["new_size"].as_u64() != latest {
+            return Err(malformed(
+                "consistency.json",
+                "its sizes are not the checkpoints'",
+            ));
+        }
+        Ok(bundle)
     }
+}
+
+/// Refuses a bundle directory that exists and is not empty (a bundle never overwrites).
+pub fn usable_dir(dir: &Path) -> Result<(), LedgerError> {
+    let io = |what: String| move |e: std::io::Error| LedgerError::io(what, e);
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(io(format!("reading {}", dir.display())))?
+            .next()
+            .is_some()
+    {
+        return Err(LedgerError::Invalid(format!(
+            "{} exists and is not empty: choose a new directory for the bundle",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 fn decode_hex(s: &str) -> Option<Hash> {
@@ -481,7 +568,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             dir.path().join("proofs.json"),
-            "{\"0\": {\"leaf_index\": 0, \"proof\": [\"zz\"]}}",
+            "{\"0\": {\"leaf_index\": 0, \"tree_size\": 1, \"proof\": [\"zz\"]}}",
         )
         .unwrap();
         std::fs::write(
@@ -496,7 +583,7 @@ mod tests {
         );
         std::fs::write(
             dir.path().join("proofs.json"),
-            format!("{{\"0\": {{\"leaf_index\": 0, \"proof\": {long}}}}}"),
+            format!("{{\"0\": {{\"leaf_index\": 0, \"tree_size\": 1, \"proof\": {long}}}}}"),
         )
         .unwrap();
         assert!(err(dir.path()).contains("proof longer"));

@@ -144,8 +144,16 @@ def hashes(values, file):
 
 def verify(bundle):
     def read(name):
-        with open(os.path.join(bundle, name), encoding="utf-8") as f:
-            return f.read()
+        path = os.path.join(bundle, name)
+        # Regular files only, each bounded: a hostile bundle cannot hang or exhaust this.
+        if os.path.islink(path) or not os.path.isfile(path):
+            raise Failed(name + ": not a regular file")
+        limit = 256 << 20 if name in ("events.ndjson", "proofs.json") else 1 << 20
+        with open(path, encoding="utf-8") as f:
+            text = f.read(limit + 1)
+        if len(text) > limit:
+            raise Failed(name + ": too large")
+        return text
 
     manifest = json.loads(read("manifest.json"))
     if manifest.get("format") != "vigil-evidence" or manifest.get("version") != 1:
@@ -159,6 +167,8 @@ def verify(bundle):
     count = 0
     for line in read("events.ndjson").splitlines():
         event = json.loads(line)
+        if type(event.get("seq")) is not int or event["seq"] < 0:
+            raise Failed("events.ndjson: a seq is not a non-negative integer")
         data = base64.b64decode(event["leaf"], validate=True)
         entry = proofs.get(str(event["seq"]))
         if not entry or entry["leaf_index"] != event["seq"] or entry["tree_size"] != size:
@@ -173,9 +183,14 @@ def verify(bundle):
     proof = hashes(consistency["proof"], "consistency.json")
     if not verify_consistency(size, latest_size, proof, root, latest_root):
         raise Failed("consistency.json: the latest checkpoint does not extend checkpoint.txt")
+    if count == 0:
+        raise Failed("events.ndjson: no events, nothing is proven")
     time = next((e[5:] for e in ext if e.startswith("time ")), "unknown time")
     print("OK: %d event(s) are in the log %s at tree size %d (signed %s);" % (count, origin, size, time))
     print("    the latest checkpoint (tree size %d) extends it." % latest_size)
+    print("    Signed by %s+%s: compare it with the key the ledger's operator publishes." % (key[0], key[1].hex()))
+    print("    Only each event's \"leaf\" bytes are proven here; `vigil evidence verify` also checks")
+    print("    that each readable \"event\" copy is exactly what its leaf decodes to.")
 
 
 def main():

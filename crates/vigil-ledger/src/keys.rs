@@ -64,9 +64,13 @@ pub fn load_or_create_signer(paths: &LedgerPaths) -> Result<NoteSigner, LedgerEr
     }
 }
 
+/// Writes `verifier.vkey` whole or not at all (a temporary file, then a rename): a reader such
+/// as `vigil key` never sees it half written.
 fn write_verifier(paths: &LedgerPaths, signer: &NoteSigner) -> Result<(), LedgerError> {
     let path = paths.verifier_key();
-    fs::write(&path, format!("{}\n", signer.verifier().to_vkey()))
+    let tmp = path.with_extension("vkey.tmp");
+    fs::write(&tmp, format!("{}\n", signer.verifier().to_vkey()))
+        .and_then(|()| fs::rename(&tmp, &path))
         .map_err(|e| LedgerError::io(format!("writing {}", path.display()), e))
 }
 

@@ -100,6 +100,20 @@ pub fn silent_sources(tally: &Tally, end: Timestamp) -> Vec<Json> {
             }));
         }
     }
+    // Sources that sent before the period and nothing in it: silent since before it began.
+    for (name, last) in &tally.before {
+        if name == "vigil" || tally.sources.contains_key(name) {
+            continue;
+        }
+        out.push(json!({
+            "source": name,
+            "last_seen": time(*last),
+            "silent_secs": end.as_nanos().saturating_sub(*last) / 1_000_000_000,
+            "learned_gap_secs": null,
+            "tolerance_secs": null,
+            "reason": "sent before the period and nothing in it",
+        }));
+    }
     out
 }
 

@@ -139,6 +139,9 @@ pub struct Tally {
     pub counts: BTreeMap<&'static str, u64>,
     /// Events stored because they did not parse (`parse_error` tag).
     pub parse_errors: u64,
+    /// Sources seen before the period (at most [`MAX_SOURCES`]) and their last event time: one
+    /// that sends nothing in the period went silent before it began.
+    pub before: BTreeMap<String, i64>,
 }
 
 fn push(list: &mut Vec<AuditEntry>, entry: AuditEntry) {
@@ -152,6 +155,19 @@ fn int(e: &Event, f: &str) -> Option<i64> {
 }
 
 impl Tally {
+    /// Notes an event from before the period (its source is known).
+    pub fn saw_before(&mut self, event: &Event, t: i64) {
+        let source = source_of(event);
+        let known = self.before.len();
+        match self.before.get_mut(&source) {
+            Some(last) => *last = (*last).max(t),
+            None if known < MAX_SOURCES => {
+                self.before.insert(source, t);
+            }
+            None => {}
+        }
+    }
+
     /// Counts one event of the period (`seq` is its ledger sequence number).
     pub fn observe(&mut self, mapping: &Mapping, seq: u64, event: &Event) {
         self.events += 1;

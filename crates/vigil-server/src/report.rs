@@ -59,7 +59,15 @@ pub fn compute(
         ),
         None => None,
     };
-    let (from, to) = (request.from, request.to);
+    // A period ends now at the latest (a later end would call every source silent), and
+    // must not be empty.
+    let to = request.to.min(Timestamp::now().as_nanos());
+    let from = request.from;
+    if from.is_some_and(|f| f >= to) {
+        return Err(
+            "the period is empty: its start must be before its end (and before now)".into(),
+        );
+    }
     let mut reader = LedgerReader::open(data_dir).map_err(|e| e.to_string())?;
     let (first, end) = (reader.first_seq(), reader.end_seq());
     let mut tally = Tally::default();
@@ -82,6 +90,9 @@ pub fn compute(
                 .map(|v| v.to_string());
         }
         let in_period = from.is_none_or(|f| t >= f) && t < to;
+        if !own && from.is_some_and(|f| t < f) {
+            tally.saw_before(&event, t);
+        }
         let in_scope = own
             || scope.as_ref().is_none_or(|p| {
                 p.search
@@ -228,13 +239,14 @@ fn sign(data_dir: &Path, reader: &mut LedgerReader, report: &mut Json) -> Result
         "vigil-report/v1\n{}\n{digest}\n{size}\n",
         report["framework"].as_str().unwrap_or_default()
     );
-    let note = vigil_ledger::load_or_create_signer(&LedgerPaths::new(data_dir))
-        .ok()
-        .and_then(|s| s.sign(&text).ok());
+    let signed = vigil_ledger::load_or_create_signer(&LedgerPaths::new(data_dir))
+        .map_err(|e| e.to_string())
+        .and_then(|s| s.sign(&text).map_err(|e| e.to_string()));
     report["signature"] = json!({
         "digest": digest,
         "checkpoint": checkpoint.map(|c| c.note),
-        "note": note,
+        "note": signed.as_ref().ok(),
+        "error": signed.as_ref().err().map(|e| format!("the report is NOT signed: {e}")),
     });
     Ok(())
 }

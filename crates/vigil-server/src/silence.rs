@@ -24,6 +24,9 @@ pub const LEARN_EVENTS: u64 = 200_000;
 pub const MAX_SOURCES: usize = 10_000;
 /// The alert's rule title (and id).
 pub const RULE: &str = "Source went silent";
+/// Silences alerted at most per second (the rest wait for the next tick): a flood of names
+/// that each send a few events cannot turn into a burst of alerts.
+pub const MAX_ALERTS_PER_TICK: usize = 20;
 
 /// What the watch knows.
 struct Watch {
@@ -77,16 +80,29 @@ impl Watch {
         Ok(())
     }
 
-    /// The sources silent at `now` not alerted yet (marked alerted).
-    fn newly_silent(&mut self, now: i64, factor: u64, min_secs: u64) -> Vec<(String, u64)> {
+    /// The sources silent at `now` not alerted yet (marked alerted), at most
+    /// [`MAX_ALERTS_PER_TICK`]. Silence is counted from `started` at the earliest: while this
+    /// server was down, nobody could send to it.
+    fn newly_silent(
+        &mut self,
+        now: i64,
+        started: i64,
+        factor: u64,
+        min_secs: u64,
+    ) -> Vec<(String, u64)> {
         let mut out = Vec::new();
         for (name, (cadence, alerted)) in &mut self.sources {
             if *alerted {
                 continue;
             }
-            if let Some(quiet) = cadence.silent_at(now, factor, min_secs) {
+            let mut since_start = cadence.clone();
+            since_start.last = since_start.last.max(started);
+            if let Some(quiet) = since_start.silent_at(now, factor, min_secs) {
                 *alerted = true;
                 out.push((name.clone(), quiet));
+                if out.len() >= MAX_ALERTS_PER_TICK {
+                    break;
+                }
             }
         }
         out.sort();
@@ -106,6 +122,7 @@ pub async fn run(
         next: None,
         sources: HashMap::new(),
     }));
+    let started = Timestamp::now().as_nanos();
     let min_secs = settings.min.0.as_secs().max(1);
     let factor = settings.factor.max(1);
     let rule = QueryRule {
@@ -134,7 +151,7 @@ pub async fn run(
                 tracing::warn!("silence watch: {e}");
                 return;
             }
-            let silent = watch.newly_silent(Timestamp::now().as_nanos(), factor, min_secs);
+            let silent = watch.newly_silent(Timestamp::now().as_nanos(), started, factor, min_secs);
             drop(watch);
             if !silent.is_empty() {
                 for (source, quiet) in &silent {

@@ -418,20 +418,40 @@ async fn integrity(
     .into_response()
 }
 
+/// The one verification (or report) that may run at a time: taken by [`VerifyTurn::take`],
+/// given back when dropped. Moved into the blocking work, so it is given back when the work
+/// ends — whether or not the client is still there: an aborted request neither locks the
+/// next one out nor lets a second full read run beside the first.
+pub(crate) struct VerifyTurn(Shared);
+
+impl VerifyTurn {
+    /// The turn, or `None` while another verification or report runs.
+    pub(crate) fn take(state: &Shared) -> Option<VerifyTurn> {
+        (!state.verifying.swap(true, Ordering::SeqCst)).then(|| VerifyTurn(Arc::clone(state)))
+    }
+}
+
+impl Drop for VerifyTurn {
+    fn drop(&mut self) {
+        self.0.verifying.store(false, Ordering::SeqCst);
+    }
+}
+
 /// `POST /api/v1/integrity/verify`: recomputes the whole ledger as `vigil verify` does.
 async fn run_verification(
     State(state): State<Shared>,
     Caller { principal, .. }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
-    if state.verifying.swap(true, Ordering::SeqCst) {
+    let Some(turn) = VerifyTurn::take(&state) else {
         return error(
             StatusCode::CONFLICT,
             "a verification is running; its result will show here when it ends",
         );
-    }
+    };
     let dir = state.data_dir.clone();
     let report = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         vigil_ledger::verify(
             &dir,
             &vigil_ledger::VerifyOptions::default(),
@@ -439,7 +459,6 @@ async fn run_verification(
         )
     })
     .await;
-    state.verifying.store(false, Ordering::SeqCst);
     let (ok, events, message) = match report {
         Ok(Ok(r)) if r.is_intact() => (
             true,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::json;
-use vigil_event::{Event, Timestamp, Value};
+use vigil_event::{Timestamp, Value};
 use vigil_index::run_on_data_dir;
 use vigil_ledger::LedgerReader;
 use vigil_ledger::evidence::{Bundle, MAX_EVENTS};
@@ -62,6 +62,10 @@ struct ExportArgs {
 struct VerifyArgs {
     /// The bundle directory.
     bundle: PathBuf,
+    /// The verifier key you trust (a vkey, or a file holding one, e.g. from `vigil key`): the
+    /// bundle's own `vkey.txt` must be this key. Without it the output names the key to compare.
+    #[arg(long, value_name = "VKEY|FILE")]
+    key: Option<String>,
 }
 
 /// `vigil evidence`.
@@ -76,6 +80,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     if args.limit == 0 || args.limit > MAX_EVENTS {
         bail!("--limit must be between 1 and {MAX_EVENTS}");
     }
+    vigil_ledger::evidence::usable_dir(&args.out)?;
     let data_dir = &args.data.data_dir;
     let (seqs, selection) = match (&args.query, args.alert) {
         (Some(q), _) => (
@@ -91,7 +96,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     let mut reader = LedgerReader::open(data_dir)?;
     let created = Timestamp::now().to_rfc3339();
     let bundle = Bundle::build(&mut reader, &seqs, selection.clone(), created)?;
-    bundle.write_to(&args.out, readable)?;
+    bundle.write_to(&args.out)?;
     // Reading the ledger out is access to the audit trail (PCI DSS 10.2.1.3): on record.
     crate::cli_audit::record(
         data_dir,
@@ -119,15 +124,6 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// The canonical bytes as JSON for reading (a placeholder where they do not decode: the
-/// verifier proves the bytes, not this copy).
-fn readable(leaf: &[u8]) -> serde_json::Value {
-    match Event::from_canonical(leaf) {
-        Ok(event) => event.to_json(),
-        Err(e) => json!({"undecodable": e.to_string()}),
-    }
 }
 
 fn query_seqs(data_dir: &std::path::Path, q: &str, args: &ExportArgs) -> Result<Vec<u64>> {
@@ -191,7 +187,9 @@ fn alert_seqs(data_dir: &std::path::Path, id: u64, limit: usize) -> Result<Vec<u
     seqs.extend(saved_samples(data_dir, id));
     seqs.sort_unstable();
     seqs.dedup();
-    seqs.truncate(limit);
+    // The newest `limit`, as for a query.
+    let keep_from = seqs.len().saturating_sub(limit);
+    seqs.drain(..keep_from);
     Ok(seqs
         .into_iter()
         .filter_map(|s| u64::try_from(s).ok())
@@ -223,7 +221,32 @@ fn saved_samples(data_dir: &std::path::Path, id: u64) -> Vec<i64> {
 }
 
 fn verify(args: VerifyArgs) -> Result<ExitCode> {
-    let outcome = Bundle::read_from(&args.bundle).and_then(|b| b.verify());
+    let trusted = match &args.key {
+        Some(k) => {
+            let text = if std::path::Path::new(k).is_file() {
+                std::fs::read_to_string(k)?
+            } else {
+                k.clone()
+            };
+            Some(
+                vigil_ledger::note::NoteVerifier::from_vkey(text.trim())
+                    .map_err(|e| anyhow!("--key: {e}"))?
+                    .to_vkey(),
+            )
+        }
+        None => None,
+    };
+    let outcome = Bundle::read_from(&args.bundle).and_then(|b| {
+        if let Some(trusted) = &trusted
+            && b.vkey.trim() != trusted
+        {
+            return Err(vigil_ledger::evidence::EvidenceError::Signature {
+                file: "vkey.txt".into(),
+                reason: format!("the bundle's key is not the trusted key {trusted}"),
+            });
+        }
+        b.verify()
+    });
     match outcome {
         Ok(v) => {
             println!(
@@ -236,10 +259,14 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
                     .unwrap_or("at an unrecorded time"),
                 v.latest_size
             );
-            println!(
-                "compare the key in {}/vkey.txt with the one the ledger's operator publishes (`vigil key`)",
-                args.bundle.display()
-            );
+            if trusted.is_some() {
+                println!("signed by {}, the key given with --key", v.key);
+            } else {
+                println!(
+                    "signed by {}: compare it with the key the ledger's operator publishes (`vigil key`), or pass it with --key",
+                    v.key
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

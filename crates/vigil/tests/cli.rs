@@ -343,8 +343,10 @@ fn serve_creates_the_ledger_and_signs_on_shutdown() {
         .spawn()
         .unwrap();
     let key = dir.path().join("data/ledger/signing.key");
+    // The verifier key is written just after the signing key: wait for both.
+    let vkey = dir.path().join("data/ledger/verifier.vkey");
     for _ in 0..100 {
-        if key.exists() {
+        if key.exists() && vkey.exists() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));

@@ -330,6 +330,57 @@ fn a_query_bundle_checks_everywhere_and_one_changed_byte_fails_everywhere() {
         assert!(!ok && said.contains(&format!("event seq {seq}")), "{said}");
     }
 
+    // The readable copy changed, the proven bytes left alone: Vigil refuses (the copy must be
+    // exactly what the leaf decodes to).
+    let lines = std::fs::read_to_string(bundle.join("events.ndjson")).unwrap();
+    let mut out = String::new();
+    for (i, line) in lines.lines().enumerate() {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if i == 0 {
+            v["event"]["source.ip"] = "192.0.2.99".into();
+        }
+        out.push_str(&format!("{v}\n"));
+    }
+    std::fs::write(tampered.join("events.ndjson"), out).unwrap();
+    let (code, stdout, _) = run(&["evidence", "verify", &tampered.display().to_string()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("readable copy"), "{stdout}");
+
+    // A key other than the one trusted: refused even though the bundle checks with its own.
+    let other = dir.path().join("other-data");
+    let line = dir.path().join("one.log");
+    std::fs::write(&line, "<38>Dec  7 10:00:00 h sshd[1]: hello\n").unwrap();
+    let other_arg = other.display().to_string();
+    let (code, _, stderr) = run(&[
+        "import",
+        "--quiet",
+        "--data-dir",
+        &other_arg,
+        &line.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, other_key, stderr) = run(&["key", "--data-dir", &other_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = run(&[
+        "evidence",
+        "verify",
+        "--key",
+        other_key.trim(),
+        &bundle.display().to_string(),
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("not the trusted key"), "{stdout}");
+    let (_, own_key, _) = run(&["key", "--data-dir", &data.display().to_string()]);
+    let (code, stdout, _) = run(&[
+        "evidence",
+        "verify",
+        "--key",
+        own_key.trim(),
+        &bundle.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("the key given with --key"), "{stdout}");
+
     // A checkpoint whose root was changed no longer carries a valid signature.
     let note = std::fs::read_to_string(bundle.join("checkpoint.txt")).unwrap();
     let mut lines: Vec<String> = note.split('\n').map(str::to_owned).collect();

@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Server, curl, login};
+use common::{Server, browser_dir, browser_missing, curl, login};
 
 const NEW_PASSWORD: &str = "my own admin passphrase 1";
 
@@ -110,25 +109,6 @@ fn the_generated_admin_password_must_be_changed_before_anything_else() {
         assert_eq!(a.json()["must_change_password"], false);
     }
     server.stop();
-}
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-/// Why the browser cannot run here, if it cannot (as `ui_browser.rs` checks).
-fn browser_missing() -> Option<String> {
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("node is not installed".into());
-    }
-    if !browser_dir().join("node_modules/playwright-core").exists() {
-        return Some(format!(
-            "playwright-core is not installed: run `npm ci` in {}",
-            browser_dir().display()
-        ));
-    }
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    (!Path::new(&chromium).exists()).then(|| format!("{chromium} is missing"))
 }
 
 #[test]

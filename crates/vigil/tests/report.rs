@@ -71,7 +71,14 @@ fn scenario() -> Vec<Truth> {
 fn import(dir: &Path, truth: &[Truth]) -> std::path::PathBuf {
     let data = dir.join("data");
     let file = dir.join("events.ndjson");
-    let lines: String = truth.iter().map(|t| format!("{}\n", t.json)).collect();
+    let mut lines: String = truth.iter().map(|t| format!("{}\n", t.json)).collect();
+    // gone1 sent the day before the period and nothing in it: silent since before it began.
+    for i in 0..24 {
+        lines.push_str(&format!(
+            "{}\n",
+            json!({"@timestamp": format!("2026-11-30T{i:02}:30:00Z"), "host.name": "gone1", "message": "heartbeat"})
+        ));
+    }
     std::fs::write(&file, lines).unwrap();
     let out = vigil()
         .args(["import", "--quiet", "--format", "json", "--data-dir"])
@@ -203,7 +210,11 @@ fn the_reports_numbers_equal_the_scenarios_known_truth_and_tampering_turns_it_re
         .iter()
         .map(|s| s["source"].as_str().unwrap())
         .collect();
-    assert_eq!(silent, ["fw1"]);
+    assert_eq!(silent, ["fw1", "gone1"]);
+    assert_eq!(
+        r["failures"]["silent_sources"][1]["last_seen"],
+        "2026-11-30T23:30:00Z"
+    );
     let fw1 = &r["failures"]["silent_sources"][0];
     assert_eq!(fw1["last_seen"], format!("{DAY}T05:59:00Z"));
     assert_eq!(fw1["silent_secs"], 18 * 3600 + 60);

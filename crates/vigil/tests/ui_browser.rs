@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{Server, add_user, audit_events, create_token, curl, wait_until};
@@ -41,30 +40,9 @@ level: high
 tags: [attack.credential_access, attack.t1110.001]
 "#;
 
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-fn tools_ready() -> Result<(), String> {
-    if Command::new("node").arg("--version").output().is_err() {
-        return Err("node is not installed".into());
-    }
-    if !browser_dir().join("node_modules/playwright-core").exists() {
-        return Err(format!(
-            "playwright-core is not installed: run `npm ci` in {}",
-            browser_dir().display()
-        ));
-    }
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Err(format!("{chromium} is missing: apt-get install chromium"));
-    }
-    Ok(())
-}
-
 #[test]
 fn the_web_ui_works_in_a_real_browser() {
-    if let Err(why) = tools_ready() {
+    if let Some(why) = common::browser_missing() {
         common::skip(&why);
         return;
     }
@@ -160,7 +138,7 @@ fn the_web_ui_works_in_a_real_browser() {
     let shots = std::env::var("VIGIL_SCREENSHOTS").ok();
     let mut node = Command::new("node");
     node.arg("ui.mjs")
-        .current_dir(browser_dir())
+        .current_dir(common::browser_dir())
         .env("VIGIL_URL", &url)
         .env("VIGIL_USER", "alice")
         .env("VIGIL_PASSWORD", password)

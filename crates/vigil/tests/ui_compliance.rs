@@ -9,35 +9,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::{Server, add_user, audit_events, create_token, curl, wait_until};
 
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-fn tools_ready() -> Result<(), String> {
-    if Command::new("node").arg("--version").output().is_err() {
-        return Err("node is not installed".into());
-    }
-    if !browser_dir().join("node_modules/playwright-core").exists() {
-        return Err(format!(
-            "playwright-core is not installed: run `npm ci` in {}",
-            browser_dir().display()
-        ));
-    }
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Err(format!("{chromium} is missing: apt-get install chromium"));
-    }
-    Ok(())
-}
-
 #[test]
 fn the_compliance_page_generates_shows_and_downloads_a_signed_report() {
-    if let Err(why) = tools_ready() {
+    if let Some(why) = common::browser_missing() {
         common::skip(&why);
         return;
     }
@@ -101,7 +80,7 @@ fn the_compliance_page_generates_shows_and_downloads_a_signed_report() {
         .unwrap_or_else(|| dir.path().join("artifacts"));
     let out = Command::new("node")
         .arg("compliance.mjs")
-        .current_dir(browser_dir())
+        .current_dir(common::browser_dir())
         .env("VIGIL_URL", &url)
         .env("VIGIL_USER", "carol")
         .env("VIGIL_PASSWORD", password)

@@ -54,12 +54,12 @@ pub(super) async fn report(
             format!("no framework {framework:?}; known: {}", known.join(", ")),
         );
     }
-    if state.verifying.swap(true, Ordering::SeqCst) {
+    let Some(turn) = crate::web::VerifyTurn::take(&state) else {
         return error(
             StatusCode::CONFLICT,
             "a verification or a report is running; try again when it ends",
         );
-    }
+    };
     let request = crate::report::ReportRequest {
         framework,
         from,
@@ -67,11 +67,13 @@ pub(super) async fn report(
         scope: params.scope.filter(|s| !s.trim().is_empty()),
     };
     let dir = state.data_dir.clone();
+    // The turn is given back when the work ends, not when the request does: an aborted
+    // request cannot start a second full read beside the first.
     let computed = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         crate::report::compute(&dir, &mapping, &request, &mut |_, _, _| {})
     })
     .await;
-    state.verifying.store(false, Ordering::SeqCst);
     let report = match computed {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e),

@@ -488,3 +488,25 @@ level: high
 pub fn unused_port() -> u16 {
     vigil_cluster::testing::free_port()
 }
+
+/// `tests/browser`: the playwright-core scripts of the browser tests.
+pub fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Why a browser test cannot run here, if it cannot: node, `npm ci` in `tests/browser`
+/// (playwright-core) and Chromium (`$CHROMIUM`, default `/usr/bin/chromium`) are needed.
+pub fn browser_missing() -> Option<String> {
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node is not installed".into());
+    }
+    if !browser_dir().join("node_modules/playwright-core").exists() {
+        return Some(format!(
+            "playwright-core is not installed: run `npm ci` in {}",
+            browser_dir().display()
+        ));
+    }
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    (!Path::new(&chromium).exists())
+        .then(|| format!("{chromium} is missing: apt-get install chromium"))
+}
