@@ -30,6 +30,10 @@ use crate::cluster::state::{Books, SysProgress, follow_sys, sys_end};
 use crate::decisions::DecisionService;
 use crate::detect::{DetectService, EventSource};
 
+/// How far back the cluster's first detector evaluates what nodes accepted before it held
+/// the lease.
+const FIRST_LOOKBACK: Duration = Duration::from_secs(600);
+
 /// How long a new detector waits for its book to apply `sys` to its end before it tries again.
 const CATCH_UP: Duration = Duration::from_secs(30);
 
@@ -84,8 +88,9 @@ impl ClusterRole {
 
     /// Takes over after acquiring the lease (blocking; the detector's thread): waits until this
     /// node's book has applied `sys` to its end, and returns the position to resume from —
-    /// after the shared cursor, or the stream's end when no detector ever saved one (as a
-    /// standalone first start: history is for `vigil hunt`) — and the position to re-read
+    /// after the shared cursor, or, when no detector ever saved one, the first event of the
+    /// last [`FIRST_LOOKBACK`] (what nodes accepted before any detector held the lease; older
+    /// history is for `vigil hunt`) — and the position to re-read
     /// from to rebuild correlation windows of length `window` (at most the resume position).
     pub(crate) fn take_over(&self, window: Option<Duration>) -> Result<(u64, u64), String> {
         self.runtime.block_on(async {
@@ -104,13 +109,18 @@ impl ClusterRole {
             let seq = match cursor {
                 Some(c) => c.seq,
                 None => {
-                    self.cluster
-                        .stream()
-                        .get_info()
+                    // No detector ever saved a cursor: this is the cluster's first. Nodes
+                    // accept events before any detector holds the lease, so what came in
+                    // the last FIRST_LOOKBACK is evaluated; older history is for `vigil hunt`.
+                    let now = vigil_event::Timestamp::now().as_nanos();
+                    let since = vigil_event::Timestamp::from_nanos(
+                        now.saturating_sub(FIRST_LOOKBACK.as_nanos() as i64),
+                    );
+                    let filter = self.cluster.settings().names.stream_subjects();
+                    vigil_cluster::follow::first_seq_since(&self.cluster, filter, since)
                         .await
                         .map_err(|e| e.to_string())?
-                        .state
-                        .last_sequence
+                        .saturating_sub(1)
                 }
             };
             let resume = position(seq + 1, 0);
