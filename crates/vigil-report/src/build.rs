@@ -253,7 +253,12 @@ fn control(
             };
             (
                 status,
-                json!({"covered": covered, "missing": missing}),
+                json!({
+                    "covered_total": covered.len(),
+                    "missing_total": missing.len(),
+                    "covered": listed(covered),
+                    "missing": listed(missing),
+                }),
                 events,
                 json!({"classes": per_class}),
             )
@@ -286,9 +291,9 @@ fn control(
             };
             (
                 status,
-                json!({"covered": [], "missing": below.iter().map(|b| b["source"].clone()).collect::<Vec<_>>()}),
+                json!({"covered": [], "missing_total": below.len(), "missing": listed(below.iter().filter_map(|b| b["source"].as_str().map(str::to_owned)).collect())}),
                 tally.events,
-                json!({"threshold": threshold, "per_source": per_source, "below_threshold": below}),
+                json!({"threshold": threshold, "per_source": per_source, "below_threshold": below.into_iter().take(crate::tally::MAX_LISTED).collect::<Vec<_>>()}),
             )
         }
         Section::Review => {
@@ -348,6 +353,13 @@ fn control(
         "alerts": alerts,
         "evidence": evidence,
     })
+}
+
+/// A list of source names as a report shows it: at most [`crate::tally::MAX_LISTED`] (the
+/// totals beside it stay exact), so thousands of sender-chosen names cannot blow a report up.
+fn listed(mut names: Vec<String>) -> Vec<String> {
+    names.truncate(crate::tally::MAX_LISTED);
+    names
 }
 
 fn ratio(n: u64, total: u64) -> f64 {
@@ -491,5 +503,55 @@ mod tests {
         assert_eq!(status("10.2.1.4")["alerts"], tagged);
         // Integrity facts that did not verify fail the integrity control.
         assert_eq!(status("10.3.2")["status"], "failed");
+    }
+}
+
+#[cfg(test)]
+mod bounds_tests {
+    use super::*;
+    use vigil_event::Event;
+
+    #[test]
+    fn thousands_of_long_source_names_are_cut_and_listed_within_bounds() {
+        let mapping = Mapping::builtin();
+        let mut tally = Tally::default();
+        for i in 0..1_500u64 {
+            let mut e = Event::new(Timestamp::from_secs(i as i64));
+            e.insert("host.name", format!("{i:05}{}", "é".repeat(400)));
+            e.insert("event.category", "authentication");
+            e.insert("event.outcome", "failure");
+            tally.observe(&mapping, i, &e);
+        }
+        assert!(
+            tally
+                .sources
+                .keys()
+                .all(|k| k.len() <= crate::tally::MAX_SOURCE_NAME)
+        );
+        let period = Period {
+            from: Timestamp::from_secs(0),
+            to: Timestamp::from_secs(2_000),
+            scope: None,
+        };
+        let r = report(
+            &mapping,
+            mapping.framework("pci-dss").unwrap(),
+            &period,
+            &tally,
+            &IntegrityFacts::default(),
+            &RetentionFacts::default(),
+        );
+        let c = r["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "10.2.1.4")
+            .unwrap();
+        assert_eq!(c["sources"]["covered_total"], 1_500);
+        assert_eq!(
+            c["sources"]["covered"].as_array().unwrap().len(),
+            crate::tally::MAX_LISTED
+        );
+        assert_eq!(c["events"], 1_500);
     }
 }

@@ -58,14 +58,25 @@ pub fn source_of(event: &Event) -> String {
         field::VIGIL_SOURCE,
     ] {
         if let Some(v) = event.get(f) {
-            let s = v.to_string();
+            let mut s = v.to_string();
             if !s.is_empty() {
+                // A sender chooses it: cut to [`MAX_SOURCE_NAME`] bytes (at a character).
+                if s.len() > MAX_SOURCE_NAME {
+                    let mut end = MAX_SOURCE_NAME;
+                    while !s.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    s.truncate(end);
+                }
                 return s;
             }
         }
     }
     "unknown".into()
 }
+
+/// The longest source name kept, in bytes.
+pub const MAX_SOURCE_NAME: usize = 256;
 
 /// What one source sent in the period.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
