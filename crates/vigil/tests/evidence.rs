@@ -244,6 +244,16 @@ fn export(data: &Path, out: &Path, selection: &[&str]) -> String {
     last
 }
 
+fn source_ip(e: &vigil_event::Event) -> Option<String> {
+    e.get("source.ip").map(|v| v.to_string())
+}
+
+/// A proven event is one of the attacker's failed logins (and nothing else).
+fn assert_failed_login_from_attacker(e: &vigil_event::Event) {
+    assert_eq!(source_ip(e).as_deref(), Some(ATTACKER), "{e:?}");
+    assert_eq!(e.get_str("event.outcome"), Some("failure"), "{e:?}");
+}
+
 fn decoded(leaves: &[(u64, Vec<u8>)]) -> Vec<vigil_event::Event> {
     leaves
         .iter()
@@ -276,14 +286,7 @@ fn a_query_bundle_checks_everywhere_and_one_changed_byte_fails_everywhere() {
     let events = decoded(&leaves);
     assert_eq!(events.len(), 3);
     for e in &events {
-        assert_eq!(
-            e.get("source.ip").map(|v| v.to_string()).as_deref(),
-            Some(ATTACKER)
-        );
-        assert_eq!(
-            e.get("event.outcome").and_then(|v| v.as_str()),
-            Some("failure")
-        );
+        assert_failed_login_from_attacker(e);
     }
     let (code, stdout, _) = run(&["evidence", "verify", &bundle.display().to_string()]);
     assert_eq!(code, 0, "{stdout}");
@@ -469,7 +472,7 @@ fn an_alert_bundle_holds_the_alert_and_the_events_it_matched() {
             events = decoded(&independent_verify(&bundle).expect("independent check"));
             events
                 .iter()
-                .filter(|e| e.get("source.ip").map(|v| v.to_string()).as_deref() == Some(ATTACKER))
+                .filter(|e| source_ip(e).as_deref() == Some(ATTACKER))
                 .count()
                 == 3
         }),
@@ -497,14 +500,7 @@ fn an_alert_bundle_holds_the_alert_and_the_events_it_matched() {
         .iter()
         .filter(|e| !alerts.iter().any(|a| std::ptr::eq(*a, *e)))
     {
-        assert_eq!(
-            e.get("source.ip").map(|v| v.to_string()).as_deref(),
-            Some(ATTACKER)
-        );
-        assert_eq!(
-            e.get("event.outcome").and_then(|v| v.as_str()),
-            Some("failure")
-        );
+        assert_failed_login_from_attacker(e);
     }
     let (code, stdout, _) = run(&["evidence", "verify", &bundle.display().to_string()]);
     assert_eq!(code, 0, "{stdout}");
