@@ -327,8 +327,23 @@ fn every_acknowledged_event_is_in_the_stream_exactly_once_across_kills() {
         ],
         &flags,
     );
-    let out = vigil().args(&args).output().unwrap();
+    // Bounded: an impostor that is wrongly let in would otherwise run (and this test wait) forever.
+    let mut impostor = vigil()
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let refused = wait_until(60, || impostor.try_wait().ok().flatten().is_some());
+    if !refused {
+        let _ = impostor.kill();
+    }
+    let out = impostor.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        refused,
+        "a second process named n0 was not refused within 60 s (it registered and ran):\n{stderr}"
+    );
     assert!(!out.status.success(), "refused: {stderr}");
     assert!(
         stderr.contains("another process is running as node \"n0\""),

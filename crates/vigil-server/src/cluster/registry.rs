@@ -120,7 +120,12 @@ async fn register(cluster: &Cluster, value: Bytes) -> Result<u64, RegistryError>
                 continue;
             }
         };
-        let Some(entry) = entry else { continue };
+        let Some(entry) = entry else {
+            // Gone between the create and the read (expired or deleted): try again, not in a
+            // tight loop against NATS.
+            tokio::time::sleep(POLL).await;
+            continue;
+        };
         match seen {
             None => {
                 tracing::info!(
