@@ -209,7 +209,9 @@ pub fn owasp_class(name: &str) -> Option<(Category, EventType, Outcome)> {
     })
 }
 
-fn classify_owasp(event: &mut Event) {
+/// Classifies an OWASP vocabulary name in `event.action` (`authn_login_fail:alice` → the name,
+/// its arguments, category, type, outcome and the user it names).
+pub(crate) fn classify_owasp(event: &mut Event) {
     let Some(action) = event.get_str("event.action").map(str::to_owned) else {
         return;
     };

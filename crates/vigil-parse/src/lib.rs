@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod app_message;
 pub mod cef;
 #[cfg(test)]
 mod differential;
@@ -41,6 +42,7 @@ pub mod framing;
 pub mod json;
 pub mod linux;
 pub mod logfmt;
+pub mod python_logging;
 pub mod redact;
 pub mod reserved;
 mod sshd_fast;

@@ -147,7 +147,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
     if let Some(cef_start) = body.find("CEF:") {
         crate::cef::enrich(&mut event, &body[cef_start..]);
     } else {
-        crate::linux::enrich(&mut event, program.unwrap_or(""), body);
+        enrich_message(&mut event, program.unwrap_or(""), body, ctx);
     }
     Ok(event)
 }
@@ -177,7 +177,8 @@ fn parse_minimal(line: &str, ctx: &ParseContext) -> Option<Event> {
     }
     let tag_end = body.find(": ").filter(|&i| {
         let tag = &body[..i];
-        !tag.is_empty() && tag.len() <= 64 && !tag.contains(' ')
+        // A JSON message (`{"event": …`) has no tag.
+        !tag.is_empty() && tag.len() <= 64 && !tag.contains([' ', '"', '{'])
     });
     let (program, message) = match tag_end {
         Some(i) => (Some(&body[..i]), &body[i + 2..]),
@@ -200,8 +201,19 @@ fn parse_minimal(line: &str, ctx: &ParseContext) -> Option<Event> {
     }
     event.insert("message", message);
     event.insert(field::VIGIL_PARSER, Parser::Syslog);
-    crate::linux::enrich(&mut event, name.unwrap_or(""), message);
+    enrich_message(&mut event, name.unwrap_or(""), message, ctx);
     Some(event)
+}
+
+/// What the message of `program` says: an auth program's message read by [`crate::linux`];
+/// any other message that is a JSON object or carries `key=value` pairs read by
+/// [`crate::app_message`].
+fn enrich_message(event: &mut Event, program: &str, message: &str, ctx: &ParseContext) {
+    let before = event.len();
+    crate::linux::enrich(event, program, message);
+    if event.len() == before {
+        crate::app_message::enrich(event, message, ctx);
+    }
 }
 
 /// Whether `line` contains `before`, `word`, `after` in a row (`line.contains(&format!(…))`
@@ -274,6 +286,34 @@ mod tests {
         );
         assert_eq!(e.get_str("log.syslog.severity.name"), Some("info"));
         assert_eq!(e.get_str("event.outcome"), Some("success"));
+    }
+
+    /// What Python's `SysLogHandler` sends with its defaults: no header, a JSON object or
+    /// `key=value` pairs as the message; an auth program's message is not read as pairs.
+    #[test]
+    fn structured_messages_without_a_header_and_with_one() {
+        let c = ctx("2026-12-07T10:00:00Z");
+        let e = parse(
+            r#"<12>{"event": "authz_fail:grace,/admin", "source_ip": "192.0.2.78"}"#,
+            &c,
+        )
+        .unwrap();
+        assert!(!e.contains("process.name"), "a JSON message has no tag");
+        assert_eq!(e.get_str("event.action"), Some("authz_fail"));
+        assert_eq!(e.get_str("user.name"), Some("grace"));
+        let e = parse("<12>shop[7]: login failed user=frank src=192.0.2.77", &c).unwrap();
+        assert_eq!(e.get_str("process.name"), Some("shop"));
+        assert_eq!(e.get_str("user.name"), Some("frank"));
+        let e = parse(
+            "<86>Dec  7 09:59:58 h sshd[1]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=root",
+            &c,
+        )
+        .unwrap();
+        assert_eq!(e.get_str("user.name"), Some("root"));
+        assert!(
+            !e.contains("euid") && !e.contains("rhost"),
+            "read by the PAM parser, not as pairs"
+        );
     }
 
     #[test]
