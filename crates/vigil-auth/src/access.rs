@@ -116,6 +116,12 @@ pub const ROUTES: &[RouteAccess] = &[
     r("POST", "/services/collector/event/1.0", Access::Ingest),
     r("POST", "/services/collector/raw", Access::Ingest),
     r("POST", "/services/collector/raw/1.0", Access::Ingest),
+    r("POST", "/v1/logs", Access::Ingest),
+    r(
+        "POST",
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        Access::Ingest,
+    ),
     r("POST", "/_bulk", Access::Ingest),
     r("POST", "/{index}/_bulk", Access::Ingest),
     r("GET", "/", Access::Ingest),

@@ -170,6 +170,10 @@ pub struct ListenSection {
     /// Syslog over TLS, RFC 5425 [default: 127.0.0.1:6514]; `off` to disable.
     #[arg(long = "syslog-tls", value_name = "ADDR|off", required = false)]
     pub syslog_tls: Listen,
+    /// OpenTelemetry logs over OTLP/gRPC, plaintext HTTP/2 (the usual port is 4317)
+    /// [default: off]. OTLP/HTTP needs no listener of its own: `POST /v1/logs` on the HTTP API.
+    #[arg(long = "otlp-grpc", value_name = "ADDR|off", required = false)]
+    pub otlp_grpc: Listen,
 }
 
 impl Default for ListenSection {
@@ -179,6 +183,7 @@ impl Default for ListenSection {
             syslog_udp: Listen::local("127.0.0.1:5514"),
             syslog_tcp: Listen::local("127.0.0.1:5514"),
             syslog_tls: Listen::local("127.0.0.1:6514"),
+            otlp_grpc: Listen::Off,
         }
     }
 }

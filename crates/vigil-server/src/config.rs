@@ -51,6 +51,7 @@ impl ServerConfig {
             syslog_udp: c.listen.syslog_udp.addr(),
             syslog_tcp: c.listen.syslog_tcp.addr(),
             syslog_tls: c.listen.syslog_tls.addr(),
+            otlp_grpc: c.listen.otlp_grpc.addr(),
             max_message_bytes: c.limits.max_message_bytes,
             max_body_bytes: c.limits.max_body_bytes,
             keep_original: c.ingest.keep_original,

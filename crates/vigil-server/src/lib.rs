@@ -24,6 +24,7 @@ mod error;
 pub mod http;
 pub mod lifecycle;
 pub mod listen;
+pub mod listen_grpc;
 pub mod metrics;
 pub mod report;
 pub mod search;
@@ -71,6 +72,8 @@ pub struct ServerConfig {
     pub syslog_tcp: Option<SocketAddr>,
     /// Syslog over TLS (RFC 5425).
     pub syslog_tls: Option<SocketAddr>,
+    /// OpenTelemetry logs over OTLP/gRPC (plaintext HTTP/2).
+    pub otlp_grpc: Option<SocketAddr>,
     /// Certificate for TLS listeners.
     pub tls: tls::CertSource,
     /// Longest syslog message kept whole.
@@ -132,6 +135,8 @@ pub struct Running {
     pub syslog_tcp: Option<SocketAddr>,
     /// Bound syslog TLS address.
     pub syslog_tls: Option<SocketAddr>,
+    /// Bound OTLP/gRPC address.
+    pub otlp_grpc: Option<SocketAddr>,
     /// What ledger recovery found at start (nothing on a cluster node).
     pub recovery: RecoveryReport,
     /// The ledger writer (`None` on a cluster node: the door writes to the stream).

@@ -63,6 +63,7 @@ pub(crate) struct Bound {
     pub(crate) syslog_udp: Option<SocketAddr>,
     pub(crate) syslog_tcp: Option<SocketAddr>,
     pub(crate) syslog_tls: Option<SocketAddr>,
+    pub(crate) otlp_grpc: Option<SocketAddr>,
 }
 
 /// Builds the running system: every component of `config`, in order.
@@ -99,10 +100,15 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
         decisions: Arc::clone(&decisions),
         notify_stats: Arc::clone(&notify_stats),
     };
-    if let Some(addr) = config.http {
+    if config.http.is_some() || config.otlp_grpc.is_some() {
         let state = http_state(&config, &core, tokens, (&accounts, &None), run, witness).await;
-        bound.http =
-            Some(http_listener(&config, addr, http::router(state), &tracker, &mut t).await?);
+        if let Some(addr) = config.otlp_grpc {
+            bound.otlp_grpc = Some(otlp_grpc_listener(addr, &state, &tracker, &mut t).await?);
+        }
+        if let Some(addr) = config.http {
+            bound.http =
+                Some(http_listener(&config, addr, http::router(state), &tracker, &mut t).await?);
+        }
     }
     query_rules(&config, &core, &ledger, &mut t);
     if let Some(detect) = &core.detect
@@ -126,6 +132,7 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
         syslog_udp: bound.syslog_udp,
         syslog_tcp: bound.syslog_tcp,
         syslog_tls: bound.syslog_tls,
+        otlp_grpc: bound.otlp_grpc,
         recovery,
         ledger: Some(ledger),
         cluster: None,
@@ -456,10 +463,15 @@ pub(crate) fn connection_trackers(
     config: &ServerConfig,
     metrics: &Arc<Metrics>,
 ) -> impl Fn(&'static str) -> Arc<listen::ConnTracker> + use<> {
-    let tcp_listeners = [config.http, config.syslog_tcp, config.syslog_tls]
-        .iter()
-        .flatten()
-        .count();
+    let tcp_listeners = [
+        config.http,
+        config.syslog_tcp,
+        config.syslog_tls,
+        config.otlp_grpc,
+    ]
+    .iter()
+    .flatten()
+    .count();
     let limits = config
         .connections
         .resolved(tcp_listeners, listen::open_file_limit());
@@ -609,6 +621,25 @@ pub(crate) async fn http_state(
 }
 
 /// The HTTP (or HTTPS) listener serving the API and the web UI.
+/// The OTLP/gRPC listener: the role table and the token checks of the HTTP API, over
+/// plaintext HTTP/2 ([`crate::listen_grpc`]).
+async fn otlp_grpc_listener(
+    addr: SocketAddr,
+    state: &Arc<http::AppState>,
+    tracker: &impl Fn(&'static str) -> Arc<listen::ConnTracker>,
+    t: &mut Tasks,
+) -> Result<SocketAddr, StartError> {
+    let listener = bind_tcp(addr, "OTLP/gRPC").await?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    t.tasks.spawn(crate::listen_grpc::serve(
+        listener,
+        http::grpc_router(Arc::clone(state)),
+        tracker("otlp-grpc"),
+        t.stop_rx.clone(),
+    ));
+    Ok(bound)
+}
+
 pub(crate) async fn http_listener(
     config: &ServerConfig,
     addr: SocketAddr,

@@ -182,6 +182,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         if let Some(a) = running.syslog_tls {
             eprintln!("vigil: listening syslog tls://{a}");
         }
+        if let Some(a) = running.otlp_grpc {
+            eprintln!("vigil: listening otlp-grpc://{a}");
+        }
         if vigil_server::auth::list_tokens(&data_dir)
             .map(|t| t.is_empty())
             .unwrap_or(true)

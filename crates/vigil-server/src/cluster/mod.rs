@@ -172,6 +172,7 @@ pub(crate) async fn build(
         syslog_udp: bound.syslog_udp,
         syslog_tcp: bound.syslog_tcp,
         syslog_tls: bound.syslog_tls,
+        otlp_grpc: None,
         recovery: Default::default(),
         ledger: None,
         cluster: Some(ClusterNode {

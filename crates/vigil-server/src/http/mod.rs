@@ -123,6 +123,7 @@ pub fn router(state: Shared) -> Router {
         .route("/services/collector/raw/1.0", post(hec_raw))
         .route("/services/collector/health", get(hec_health))
         .route("/services/collector/health/1.0", get(hec_health))
+        .route("/v1/logs", post(otlp_logs))
         .route("/_bulk", post(bulk))
         .route("/{index}/_bulk", post(bulk_with_index))
         .route("/", get(es_root).head(es_root))
@@ -156,6 +157,8 @@ mod decisions;
 mod hec;
 mod ledger;
 mod native;
+mod otlp;
+mod otlp_grpc;
 mod report;
 
 use alerts::*;
@@ -168,6 +171,8 @@ use hec::*;
 pub(crate) use ledger::*;
 pub use ledger::{MAX_SEARCHES_IN_FLIGHT, SEARCH_QUEUE_WAIT, hex, proof_json};
 use native::*;
+use otlp::*;
+pub use otlp_grpc::{EXPORT_PATH, grpc_router};
 
 #[cfg(test)]
 mod tests {
