@@ -14,7 +14,9 @@ use vigil_event::{Event, Value};
 use vigil_query::exec::{numeric, search_text};
 
 /// Version of the index layout. An index of another version is rebuilt from the ledger.
-pub const FORMAT_VERSION: u8 = 1;
+///
+/// 2: the `text` field keeps no word positions (phrases are confirmed against the ledger).
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Separator between a field path and its value inside keyword, number and address terms.
 pub const SEP: char = '\0';
@@ -46,7 +48,8 @@ pub struct Fields {
     pub seq: Field,
     /// Event time, nanoseconds (column).
     pub ts: Field,
-    /// Words of `event.original` (else `message`), with positions for phrases.
+    /// Words of `event.original` (else `message`): which documents hold a word, no positions
+    /// (a phrase selects the documents holding all its words, confirmed against the ledger).
     pub text: Field,
     /// `path SEP lower-cased value` for every scalar value and list item.
     pub kw: Field,
@@ -82,7 +85,7 @@ pub fn schema() -> (Schema, Fields) {
     let words = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(WORDS_TOKENIZER)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+            .set_index_option(IndexRecordOption::Basic)
             .set_fieldnorms(false),
     );
     let column = || {

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 pub mod collect;
 pub mod document;
 pub mod indexer;
+pub mod newest;
 pub mod run;
 pub mod search;
 pub mod translate;

@@ -19,6 +19,7 @@ use vigil_query::{
 use crate::collect::{GroupCounter, NewestCollector, SeqCollector};
 use crate::document::{Fields, TEXT_ONLY_FIELDS, odd, odd_term_text};
 use crate::indexer::open_or_create;
+use crate::newest::{TimedSeqCollector, newest_matches};
 use crate::translate::{Translated, translate};
 use crate::{IndexError, index_dir};
 
@@ -155,6 +156,16 @@ impl SearchIndex {
                 &NewestCollector {
                     limit: limits.max_rows.saturating_add(1),
                 },
+            )?
+        } else if pipeline.commands.is_empty() {
+            // The same, when the index only narrows: the newest candidates are checked against
+            // the ledger until more than a page of them match.
+            let candidates = searcher.search(&query, &TimedSeqCollector)?;
+            newest_matches(
+                ledger,
+                candidates,
+                pipeline.search.as_ref(),
+                limits.max_rows.saturating_add(1),
             )?
         } else {
             let seqs = searcher.search(&query, &SeqCollector)?;
