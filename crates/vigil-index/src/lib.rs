@@ -20,6 +20,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod collect;
+pub mod confirm;
 pub mod document;
 pub mod indexer;
 pub mod newest;
