@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use tantivy::Searcher;
 use tantivy::collector::{Collector, FilterCollector};
 use tantivy::query::Query;
-use tantivy::Searcher;
 use vigil_event::Event;
 use vigil_ledger::LedgerReader;
 use vigil_query::ast::Expr;
