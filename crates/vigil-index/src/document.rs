@@ -14,9 +14,7 @@ use vigil_event::{Event, Value};
 use vigil_query::exec::{numeric, search_text};
 
 /// Version of the index layout. An index of another version is rebuilt from the ledger.
-///
-/// 2: the `text` field keeps no word positions (phrases are confirmed against the ledger).
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 1;
 
 /// Separator between a field path and its value inside keyword, number and address terms.
 pub const SEP: char = '\0';
@@ -48,8 +46,7 @@ pub struct Fields {
     pub seq: Field,
     /// Event time, nanoseconds (column).
     pub ts: Field,
-    /// Words of `event.original` (else `message`): which documents hold a word, no positions
-    /// (a phrase selects the documents holding all its words, confirmed against the ledger).
+    /// Words of `event.original` (else `message`), with positions for phrases.
     pub text: Field,
     /// `path SEP lower-cased value` for every scalar value and list item.
     pub kw: Field,
@@ -85,7 +82,7 @@ pub fn schema() -> (Schema, Fields) {
     let words = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(WORDS_TOKENIZER)
-            .set_index_option(IndexRecordOption::Basic)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions)
             .set_fieldnorms(false),
     );
     let column = || {

@@ -8,7 +8,8 @@
 use std::ops::Bound;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, Occur, Query, RangeQuery, RegexQuery, TermQuery,
+    AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, RegexQuery,
+    TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
@@ -361,8 +362,11 @@ impl Translator<'_> {
                 None => Translated::all_inexact(),
             };
         }
-        // A phrase: every word must occur. The index keeps no word positions, so the order and
-        // adjacency are checked against the events fetched from the ledger.
+        if words.iter().all(|w| !w.contains('*')) {
+            let terms = words.iter().map(|w| term(f.text, w)).collect();
+            return Translated::exact(Box::new(PhraseQuery::new(terms)));
+        }
+        // Words with wildcards in a phrase: every word must occur; the order is checked later.
         let parts: Vec<Box<dyn Query>> = words
             .iter()
             .filter(|w| w.chars().any(|c| c != '*'))
