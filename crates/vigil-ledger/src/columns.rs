@@ -193,13 +193,9 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Option<Vec<u8>> {
     if n_events > (c.remaining() / 4) as u64 {
         return None;
     }
-    struct Head {
-        len: usize,
-        version: u8,
-        ts: i64,
-        fields: Vec<usize>,
-    }
-    let mut heads = Vec::with_capacity(n_events as usize);
+    // Per event: (length, version, time, first key number's index in `ids`, field count).
+    let mut heads: Vec<(usize, u8, i64, usize, usize)> = Vec::with_capacity(n_events as usize);
+    let mut ids: Vec<u32> = Vec::new();
     let mut ts = 0i64;
     for _ in 0..n_events {
         let len = usize::try_from(c.varint()?).ok()?;
@@ -209,20 +205,15 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Option<Vec<u8>> {
         let version = c.byte()?;
         ts = ts.wrapping_add(unzigzag(c.varint()?));
         let n_fields = c.len()?;
-        let mut fields = Vec::with_capacity(n_fields);
+        let first = ids.len();
         for _ in 0..n_fields {
             let id = usize::try_from(c.varint()?).ok()?;
             if id >= n_keys {
                 return None;
             }
-            fields.push(id);
+            ids.push(id as u32);
         }
-        heads.push(Head {
-            len,
-            version,
-            ts,
-            fields,
-        });
+        heads.push((len, version, ts, first, n_fields));
     }
     let mut columns = Vec::with_capacity(n_keys);
     for _ in 0..n_keys {
@@ -232,14 +223,15 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Option<Vec<u8>> {
     if c.remaining() != 0 {
         return None;
     }
-    let mut out = Vec::new();
-    for h in &heads {
-        write_varint(&mut out, h.len as u64);
+    let mut out = Vec::with_capacity(max_len);
+    for &(len, version, ts, first, n_fields) in &heads {
+        write_varint(&mut out, len as u64);
         let start = out.len();
-        out.push(h.version);
-        out.extend_from_slice(&h.ts.to_be_bytes());
-        write_varint(&mut out, h.fields.len() as u64);
-        for &id in &h.fields {
+        out.push(version);
+        out.extend_from_slice(&ts.to_be_bytes());
+        write_varint(&mut out, n_fields as u64);
+        for &id in &ids[first..first + n_fields] {
+            let id = id as usize;
             write_varint(&mut out, keys[id].len() as u64);
             out.extend_from_slice(keys[id]);
             out.extend_from_slice(columns[id].value()?);
@@ -247,7 +239,7 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Option<Vec<u8>> {
                 return None;
             }
         }
-        if out.len() - start != h.len {
+        if out.len() - start != len {
             return None;
         }
     }
