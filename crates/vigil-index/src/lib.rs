@@ -20,8 +20,10 @@
 use std::path::{Path, PathBuf};
 
 pub mod collect;
+pub mod confirm;
 pub mod document;
 pub mod indexer;
+pub mod newest;
 pub mod run;
 pub mod search;
 pub mod translate;

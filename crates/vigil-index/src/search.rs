@@ -17,8 +17,10 @@ use vigil_query::{
 };
 
 use crate::collect::{GroupCounter, NewestCollector, SeqCollector};
+use crate::confirm::collect_confirmed;
 use crate::document::{Fields, TEXT_ONLY_FIELDS, odd, odd_term_text};
 use crate::indexer::open_or_create;
+use crate::newest::{TimedSeqCollector, newest_matches};
 use crate::translate::{Translated, translate};
 use crate::{IndexError, index_dir};
 
@@ -123,20 +125,31 @@ impl SearchIndex {
 
         if let Some(pushdown) = count_pushdown(pipeline) {
             let selected = self.translate(pushdown.search.as_ref(), &searcher);
-            if selected.exact && self.countable(&pushdown, &searcher) {
+            if self.countable(&pushdown, &searcher) {
                 stats.pushed_down = true;
-                stats.exact = true;
+                stats.exact = selected.exact;
                 let query = and(selected.query, scope);
-                let (matched, counted) = searcher.search(
-                    &query,
-                    &(
-                        Count,
-                        GroupCounter {
-                            grouping: pushdown.grouping.clone(),
-                            values: pushdown.values.clone(),
-                        },
-                    ),
-                )?;
+                let counter = (
+                    Count,
+                    GroupCounter {
+                        grouping: pushdown.grouping.clone(),
+                        values: pushdown.values.clone(),
+                    },
+                );
+                let (matched, counted) = if selected.exact {
+                    searcher.search(&query, &counter)?
+                } else {
+                    // The index only narrows (a phrase, say): the candidates are confirmed
+                    // against the ledger, and the confirmed ones counted from the columns.
+                    collect_confirmed(
+                        &searcher,
+                        ledger,
+                        query.as_ref(),
+                        pushdown.search.as_ref(),
+                        counter,
+                    )?
+                    .0
+                };
                 let result = with_events(ledger, &[], tail, |events| {
                     run_counted(pipeline, &pushdown, counted, events, matched as u64, limits)
                 })?;
@@ -155,6 +168,16 @@ impl SearchIndex {
                 &NewestCollector {
                     limit: limits.max_rows.saturating_add(1),
                 },
+            )?
+        } else if pipeline.commands.is_empty() {
+            // The same, when the index only narrows: the newest candidates are checked against
+            // the ledger until more than a page of them match.
+            let candidates = searcher.search(&query, &TimedSeqCollector)?;
+            newest_matches(
+                ledger,
+                candidates,
+                pipeline.search.as_ref(),
+                limits.max_rows.saturating_add(1),
             )?
         } else {
             let seqs = searcher.search(&query, &SeqCollector)?;

@@ -24,8 +24,9 @@ pub const MAX_SEQ: u64 = 1 << 62;
 /// Segment file header magic.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"VIGILSEG";
 /// Segment format version written. Version 2 added the block flag [`BlockHeader::continues`];
-/// version 1 segments (every flag zero) are still read.
-pub const SEGMENT_VERSION: u8 = 2;
+/// version 3 the "columns" compression of events blocks ([`BlockHeader::columns`]). Version 1
+/// and 2 segments are still read.
+pub const SEGMENT_VERSION: u8 = 3;
 /// Oldest segment format version still read.
 pub const MIN_SEGMENT_VERSION: u8 = 1;
 /// Bytes in a segment header.
@@ -81,6 +82,13 @@ const FLAG_CONTINUES: u8 = 1;
 /// Compression of a block payload.
 const COMPRESSION_NONE: u8 = 0;
 const COMPRESSION_ZSTD: u8 = 1;
+/// zstd over the block's events rearranged by field name (`columns.rs`; segment version 3).
+const COMPRESSION_ZSTD_COLUMNS: u8 = 2;
+
+/// Most bytes the columns form of a block may take beyond its framing (`raw_len`): per event
+/// a length and at most two more bytes of time, per field a key number no longer than the key
+/// it replaces; the writer falls back to plain zstd past it.
+const COLUMNS_SLACK: usize = 4096;
 
 /// A decoded block header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +97,9 @@ pub struct BlockHeader {
     pub kind: BlockKind,
     /// Whether the payload is zstd-compressed.
     pub compressed: bool,
+    /// Whether the decompressed payload is the block's events rearranged by field name
+    /// (compression byte 2, written in segment version 3; `columns.rs`), not their framing.
+    pub columns: bool,
     /// Sequence number of the first event (for a seal: the segment's end).
     pub first_seq: u64,
     /// Number of events.
@@ -191,9 +202,10 @@ pub fn decode_block_header(h: &[u8]) -> Result<BlockHeader, FormatError> {
         return Err(FormatError::Magic);
     }
     let kind = BlockKind::from_byte(h[4]).ok_or(FormatError::Field("kind"))?;
-    let compressed = match h[5] {
-        COMPRESSION_NONE => false,
-        COMPRESSION_ZSTD => true,
+    let (compressed, columns) = match h[5] {
+        COMPRESSION_NONE => (false, false),
+        COMPRESSION_ZSTD => (true, false),
+        COMPRESSION_ZSTD_COLUMNS => (true, true),
         _ => return Err(FormatError::Field("compression")),
     };
     if h[6] & !FLAG_CONTINUES != 0 || h[7] != 0 {
@@ -203,6 +215,7 @@ pub fn decode_block_header(h: &[u8]) -> Result<BlockHeader, FormatError> {
     let header = BlockHeader {
         kind,
         compressed,
+        columns,
         first_seq: u64::from_le_bytes(h[8..16].try_into().expect("8")),
         n_events: u32_at(16),
         payload_len: u32_at(20),
@@ -242,10 +255,10 @@ pub fn encode_block_header(header: &BlockHeader) -> [u8; BLOCK_HEADER_LEN] {
     let mut h = [0u8; BLOCK_HEADER_LEN];
     h[..4].copy_from_slice(BLOCK_MAGIC);
     h[4] = header.kind.to_byte();
-    h[5] = if header.compressed {
-        COMPRESSION_ZSTD
-    } else {
-        COMPRESSION_NONE
+    h[5] = match (header.compressed, header.columns) {
+        (true, true) => COMPRESSION_ZSTD_COLUMNS,
+        (true, false) => COMPRESSION_ZSTD,
+        (false, _) => COMPRESSION_NONE,
     };
     h[6] = if header.continues { FLAG_CONTINUES } else { 0 };
     h[8..16].copy_from_slice(&header.first_seq.to_le_bytes());
@@ -289,9 +302,22 @@ pub fn encode_events_block_flagged(
         write_varint(scratch, e.len() as u64);
         scratch.extend_from_slice(e);
     }
-    let compressed = zstd::bulk::compress(scratch, zstd_level);
+    // The columns form when it gives this exact framing back (it always should; anything
+    // else is stored as plain zstd), else the framing itself.
+    let columns = crate::columns::encode(scratch).filter(|c| {
+        c.len() <= scratch.len() + COLUMNS_SLACK
+            && crate::columns::decode(c, scratch.len()).as_deref() == Some(&scratch[..])
+    });
+    let compressed = zstd::bulk::compress(columns.as_deref().unwrap_or(scratch), zstd_level);
     let (flag, payload): (u8, &[u8]) = match &compressed {
-        Ok(c) if c.len() < scratch.len() => (COMPRESSION_ZSTD, c),
+        Ok(c) if c.len() < scratch.len() => (
+            if columns.is_some() {
+                COMPRESSION_ZSTD_COLUMNS
+            } else {
+                COMPRESSION_ZSTD
+            },
+            c,
+        ),
         _ => (COMPRESSION_NONE, scratch),
     };
     push_block(
@@ -353,7 +379,12 @@ pub fn check_block_crc(header_bytes: &[u8], payload: &[u8]) -> Result<(), Format
 
 /// Decompresses a block payload into raw event framing.
 pub fn block_raw_payload(header: &BlockHeader, payload: &[u8]) -> Result<Vec<u8>, FormatError> {
-    let raw = if header.compressed {
+    let raw = if header.columns {
+        let columns = zstd::bulk::decompress(payload, header.raw_len as usize + COLUMNS_SLACK)
+            .map_err(|_| FormatError::Payload("zstd data does not decompress"))?;
+        crate::columns::decode(&columns, header.raw_len as usize)
+            .ok_or(FormatError::Payload("the columns of a block do not decode"))?
+    } else if header.compressed {
         zstd::bulk::decompress(payload, header.raw_len as usize)
             .map_err(|_| FormatError::Payload("zstd data does not decompress"))?
     } else {
@@ -390,7 +421,7 @@ pub fn split_events(raw: &[u8], n: u32) -> Result<Vec<&[u8]>, FormatError> {
     Ok(events)
 }
 
-fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn write_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -398,7 +429,7 @@ fn write_varint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
-fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
+pub(crate) fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
     let mut n = 0u64;
     for (i, byte) in b.iter().enumerate().take(10) {
         n |= u64::from(byte & 0x7f) << (7 * i);
@@ -515,6 +546,54 @@ mod tests {
     }
 
     #[test]
+    fn canonical_events_are_stored_by_field_and_read_back_exactly() {
+        use vigil_event::{Event, Timestamp};
+        let events: Vec<Vec<u8>> = (0..200)
+            .map(|i| {
+                let mut e = Event::new(Timestamp::from_secs(1_700_000_000 + i));
+                e.insert(
+                    "event.original",
+                    format!("sshd[{i}]: Failed password for root"),
+                );
+                e.insert("user.name", "root");
+                e.insert("n", i);
+                e.to_canonical()
+            })
+            .collect();
+        let refs: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+        let mut out = Vec::new();
+        encode_events_block(&mut out, 0, &refs, 3, &mut Vec::new());
+        let header = decode_block_header(&out).unwrap();
+        assert!(header.compressed && header.columns);
+        assert_eq!(out[5], COMPRESSION_ZSTD_COLUMNS);
+        assert_eq!(
+            decode_block_header(&encode_block_header(&header)),
+            Ok(header)
+        );
+        let payload = &out[BLOCK_HEADER_LEN..];
+        let raw = block_raw_payload(&header, payload).unwrap();
+        assert_eq!(split_events(&raw, 200).unwrap(), refs);
+        // Smaller than the same events as plain zstd.
+        let mut framing = Vec::new();
+        for e in &refs {
+            write_varint(&mut framing, e.len() as u64);
+            framing.extend_from_slice(e);
+        }
+        let plain = zstd::bulk::compress(&framing, 3).unwrap();
+        assert!(
+            payload.len() < plain.len(),
+            "{} vs {}",
+            payload.len(),
+            plain.len()
+        );
+        // Plain zstd data, or garbage, under the columns byte is an error, not a panic.
+        let mut as_columns = header;
+        as_columns.payload_len = plain.len() as u32;
+        assert!(block_raw_payload(&as_columns, &plain).is_err());
+        assert!(block_raw_payload(&as_columns, &[0x28, 0xb5, 0x2f, 0xfd, 0, 0]).is_err());
+    }
+
+    #[test]
     fn blocks_may_not_cross_groups() {
         let e = [1u8; 4];
         let mut out = Vec::new();
@@ -551,17 +630,20 @@ mod tests {
             decode_block_header(&out),
             Err(FormatError::Field("reserved"))
         );
-        // Version-1 segment headers still decode; unknown versions do not.
+        // Version-1 and 2 segment headers still decode; unknown versions do not.
         let mut h = encode_segment_header(256, 7);
         assert_eq!(segment_version(&h), Some(SEGMENT_VERSION));
-        h[8] = 1;
-        let crc = crc32fast::hash(&h[..28]);
-        h[28..32].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_segment_header(&h), Ok((256, 7)));
-        h[8] = 3;
-        let crc = crc32fast::hash(&h[..28]);
-        h[28..32].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_segment_header(&h), Err(FormatError::Version(3)));
+        for (version, ok) in [(1, true), (2, true), (3, true), (4, false), (0, false)] {
+            h[8] = version;
+            let crc = crc32fast::hash(&h[..28]);
+            h[28..32].copy_from_slice(&crc.to_le_bytes());
+            let expected = if ok {
+                Ok((256, 7))
+            } else {
+                Err(FormatError::Version(version))
+            };
+            assert_eq!(decode_segment_header(&h), expected, "version {version}");
+        }
     }
 
     #[test]

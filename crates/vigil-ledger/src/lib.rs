@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 pub mod blockmap;
+pub mod columns;
 pub mod cosignature;
 pub mod cosigned;
 mod error;

@@ -1529,8 +1529,9 @@ fn truncate_file(path: &Path, len: u64) -> Result<(), LedgerError> {
         .map_err(|e| LedgerError::io(format!("truncating {}", path.display()), e))
 }
 
-/// Rewrites a version-1 header of the segment about to be appended to as version 2 (the
-/// version that may hold `continues` flags; its blocks are unchanged), before any append.
+/// Rewrites an older header of the segment about to be appended to as the current version
+/// (version 2 may hold `continues` flags, version 3 columns blocks; the blocks already written
+/// are unchanged and valid in every later version), before any append.
 fn upgrade_segment_header(
     file: &mut File,
     path: &Path,
@@ -1549,7 +1550,11 @@ fn upgrade_segment_header(
         .and_then(|_| file.sync_all())
         .map_err(|e| {
             LedgerError::io(
-                format!("upgrading the header of {} to version 2", path.display()),
+                format!(
+                    "upgrading the header of {} to version {}",
+                    path.display(),
+                    format::SEGMENT_VERSION
+                ),
                 e,
             )
         })

@@ -14,7 +14,8 @@ use vigil_ledger::{
 
 fn filled(dir: &std::path::Path) -> Ledger {
     let config = LedgerConfig {
-        segment_max_bytes: 4 * 1024,
+        // Small enough that most groups of these (well-compressed) events end a segment.
+        segment_max_bytes: 2048,
         ..LedgerConfig::default()
     };
     let (ledger, _) = Ledger::open(dir, config).unwrap();

@@ -16,7 +16,9 @@ use vigil_ledger::{
 fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let config = LedgerConfig {
-        segment_max_bytes: 6 * 1024,
+        // Sized to the stored blocks (columns blocks, segment version 3) so that the last
+        // segment holds one block and the earlier ones several.
+        segment_max_bytes: 4 * 1024,
         ..LedgerConfig::default()
     };
     let (ledger, _) = Ledger::open(dir.path(), config).unwrap();
