@@ -74,6 +74,7 @@
 //! ```
 
 pub mod alert;
+pub mod behaviour;
 pub mod compile;
 pub mod condition;
 pub mod correlate;
