@@ -361,7 +361,13 @@ impl DetectService {
         let mut notes = Vec::new();
         let now = Timestamp::now();
         for group in groups {
-            self.raise(&info, group, now, None, None, &mut out, &mut notes);
+            let raised = vigil_detect::Raised {
+                rule: info.clone(),
+                group,
+                time: now,
+                explain: None,
+            };
+            self.raise(raised, None, &mut out, &mut notes);
         }
         self.submit(out, Origin::Alert, notes);
         self.dispatch_durable(false);
@@ -607,15 +613,7 @@ impl DetectService {
                         );
                     continue;
                 }
-                self.raise(
-                    &raised.rule,
-                    raised.group,
-                    raised.time,
-                    Some(seq),
-                    raised.explain,
-                    &mut out,
-                    &mut notes,
-                );
+                self.raise(raised, Some(seq), &mut out, &mut notes);
             }
         })?;
         if n == 0 && next == start {
@@ -647,14 +645,18 @@ impl DetectService {
     /// Counts a match in the book; a new alert or a due update goes to the ledger and out.
     fn raise(
         &self,
-        rule: &AlertRule,
-        group: Vec<(String, String)>,
-        time: Timestamp,
+        raised: vigil_detect::Raised,
         seq: Option<u64>,
-        explain: Option<vigil_detect::behaviour::Explanation>,
         out: &mut Vec<Event>,
         notes: &mut Vec<Notification>,
     ) {
+        let vigil_detect::Raised {
+            rule,
+            group,
+            time,
+            explain,
+        } = raised;
+        let rule = &rule;
         let now = Timestamp::now();
         let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
         let observed = book.observe(rule, group, time, seq, now);
