@@ -72,6 +72,34 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // The Sigma engine's matching alone (no alert built), and first seen in its steady state:
+    // every tuple already known (the evaluator has seen these events once), nothing raised.
+    let s = set(SIGMA);
+    let mut scratch = vigil_detect::Scratch::new(&s);
+    g.bench_function("sigma_match_only", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for e in &events {
+                n += s.matches_with(e, &mut scratch).len();
+            }
+            n
+        })
+    });
+    let s = set(NEW_TERMS);
+    let mut known = Evaluator::new(&s, Limits::default());
+    for e in &events {
+        known.evaluate(&s, e);
+    }
+    g.bench_function("new_terms_known", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for e in &events {
+                n += known.evaluate(&s, e).len();
+            }
+            assert_eq!(n, 0);
+            n
+        })
+    });
     // The worst case for first seen: every value new, the table at its cap and evicting.
     let s = set(
         "title: Any new value\nkind: new_terms\nnew_terms: {fields: [v], learning: 1h, max_entries: 100000}\n",

@@ -161,4 +161,28 @@ fn a_rule_added_to_a_server_with_history_flags_only_what_is_new_after_it() {
         !log.contains("learned their history"),
         "the saved state was used, not rebuilt:\n{log}"
     );
+
+    // A damaged state file is a cache: rebuilt from the ledger, without alerting, and the
+    // addresses seen before are still known (their alerts' counts stay 1).
+    std::fs::write(data.join("detect/behaviour.bin"), b"VGBH\x01garbage").unwrap();
+    let server = Server::start(&data, &["--rules", rules.to_str().unwrap()]);
+    let url = server.url.clone();
+    let body = [login("admin", "203.0.113.51"), login("root", "10.0.0.5")].join("\n");
+    assert_eq!(ingest_ndjson(&url, &token, &body).status, 200);
+    // Evaluated: the detector has no lag left.
+    let lag = || {
+        curl("GET", &format!("{url}/metrics"), &auth, None)
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("vigil_detect_lag_events "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    assert!(wait_until(30, || lag() == Some(0)), "{:?}", lag());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let mut got = alerts(&url, &token);
+    got.sort();
+    assert_eq!(got, want, "nothing new after the rebuild");
+    let log = server.stop();
+    assert!(log.contains("rebuilding the behaviour state"), "{log}");
+    assert!(log.contains("learned their history"), "{log}");
 }
