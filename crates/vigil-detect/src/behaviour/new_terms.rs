@@ -11,7 +11,7 @@ use super::{Explanation, HashedMap, Hit, NewTerms, Stats, evict_oldest, keyed_ha
 pub(crate) struct NewTermsState {
     /// The hash key (random per rule, persisted with the table).
     pub key: (u64, u64),
-    /// Event time of the earliest event counted (the start of learning).
+    /// Event time of the first event counted (the start of learning).
     pub since: Option<i64>,
     /// Newest event time counted.
     pub newest: i64,
@@ -59,12 +59,11 @@ impl NewTermsState {
         if columns.iter().any(Vec::is_empty) {
             return None;
         }
+        // Learning is measured from the first event the rule counted to the newest: an event
+        // dated before it (a sender may set any time) neither restarts learning nor escapes it.
         let since = *self.since.get_or_insert(t);
-        if t < since {
-            self.since = Some(t);
-        }
         self.newest = self.newest.max(t);
-        let learned = t.saturating_sub(self.since.unwrap_or(t)) >= spec.learning_ns;
+        let learned = self.newest.saturating_sub(since) >= spec.learning_ns;
         let mut hit: Option<Hit> = None;
         let mut idx = vec![0usize; columns.len()];
         let mut parts: Vec<&str> = Vec::with_capacity(entity.len() + columns.len());

@@ -145,9 +145,8 @@ impl OutlierState {
             ..Entity::default()
         });
         entity.last_seen = entity.last_seen.max(t);
-        if window < entity.window {
-            return None; // a late event of a finished window: its baseline is settled
-        }
+        // A late event (of a window already finished) counts into the current window: dropping
+        // it would let one event dated in the future blind the rule to an entity.
         if window > entity.window {
             // Finish the current window: into the entity's history, and its group's samples.
             let finished = (entity.window, entity.value as f32);

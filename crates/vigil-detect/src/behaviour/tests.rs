@@ -407,3 +407,53 @@ fn median_mad_and_threshold() {
     assert_eq!(super::outlier_threshold(4.0, 0.0, 3.0), 10.0);
     assert_eq!(super::outlier_threshold(0.0, 0.0, 3.0), 3.0);
 }
+
+#[test]
+fn forged_times_neither_blind_nor_evade_the_rules() {
+    // Outlier: one failure dated a year ahead does not make the real burst "late".
+    let s = set(FAILS);
+    let mut e = Evaluator::new(&s, Limits::default());
+    for hour in 0..48 {
+        e.evaluate(&s, &fail(hour * H, "svc"));
+    }
+    assert!(e.evaluate(&s, &fail(400 * DAY, "svc")).is_empty());
+    let burst: usize = (0..50)
+        .map(|k| e.evaluate(&s, &fail(48 * H + k, "svc")).len())
+        .sum();
+    assert_eq!(burst, 1, "the burst still alerts");
+
+    // First seen: a new address dated before the rule's history still alerts once learned.
+    let s = set(NEW_ADDRESS);
+    let mut e = Evaluator::new(&s, Limits::default());
+    let t0 = 1_000 * DAY;
+    e.evaluate(&s, &login(t0, "alice", "10.0.0.1"));
+    e.evaluate(&s, &login(t0 + 3 * DAY, "alice", "10.0.0.1"));
+    assert_eq!(
+        e.evaluate(&s, &login(t0 - 300 * DAY, "alice", "203.0.113.9"))
+            .len(),
+        1
+    );
+    // And during learning, a backdated event does not end learning early.
+    let mut e = Evaluator::new(&s, Limits::default());
+    e.evaluate(&s, &login(t0, "bob", "10.0.0.2"));
+    assert!(
+        e.evaluate(&s, &login(t0 - 300 * DAY, "bob", "10.0.0.3"))
+            .is_empty()
+    );
+    assert!(e.evaluate(&s, &login(t0 + H, "bob", "10.0.0.4")).is_empty());
+}
+
+#[test]
+fn hostile_values_are_bounded() {
+    // A list of 10,000 values makes at most 16 tuples; a 1 MB value is only hashed.
+    let s = set("title: t\nkind: new_terms\nnew_terms: {fields: [a, b], learning: 1h}\n");
+    let mut e = Evaluator::new(&s, Limits::default());
+    let mut ev0 = Event::new(Timestamp::from_nanos(0));
+    ev0.insert(
+        "a",
+        vigil_event::Value::List((0..10_000).map(|i| vigil_event::Value::Int(i)).collect()),
+    );
+    ev0.insert("b", "x".repeat(1 << 20));
+    e.evaluate(&s, &ev0);
+    assert!(e.behaviour().stats().entries <= 16);
+}
