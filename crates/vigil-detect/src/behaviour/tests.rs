@@ -451,7 +451,7 @@ fn hostile_values_are_bounded() {
     let mut ev0 = Event::new(Timestamp::from_nanos(0));
     ev0.insert(
         "a",
-        vigil_event::Value::List((0..10_000).map(|i| vigil_event::Value::Int(i)).collect()),
+        vigil_event::Value::List((0..10_000).map(vigil_event::Value::Int).collect()),
     );
     ev0.insert("b", "x".repeat(1 << 20));
     e.evaluate(&s, &ev0);
