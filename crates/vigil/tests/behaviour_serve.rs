@@ -123,6 +123,30 @@ fn a_rule_added_to_a_server_with_history_flags_only_what_is_new_after_it() {
     );
     let log = server.log();
     assert!(log.contains("learned their history"), "{log}");
+    // Each alert explains itself, in the list and in the alert's own view (what the UI shows).
+    let list = curl("GET", &format!("{url}/api/v1/alerts"), &auth, None).json();
+    for a in list["alerts"].as_array().unwrap() {
+        if a["rule"]["title"] != "Admin login from a never-seen address" {
+            continue;
+        }
+        let one = curl(
+            "GET",
+            &format!("{url}/api/v1/alerts/{}", a["id"]),
+            &auth,
+            None,
+        )
+        .json();
+        let b = &one["baseline"];
+        assert_eq!(b["kind"], "new_terms", "{one:#}");
+        assert!(
+            b["summary"]
+                .as_str()
+                .unwrap()
+                .contains("was not seen for user.name="),
+            "{b:#}"
+        );
+        assert_eq!(a["baseline"], *b);
+    }
 
     let metrics = curl("GET", &format!("{url}/metrics"), &auth, None).body;
     let entries: u64 = metrics
