@@ -8,7 +8,7 @@
 //! to the detector's cursor, without alerting, so it flags only what is new after its addition.
 //! A saved state behind the cursor (a crash between the cursor's save and this file's) learns
 //! the events between the two. Cluster mode keeps the state across reloads only (no file, no
-//! backfill yet).
+//! backfill yet: `prepare` without a path).
 
 use std::path::Path;
 
@@ -29,7 +29,8 @@ pub(super) struct Prepared {
 
 /// Gives `evaluator` (new, for `set`) the behaviour state of the rules that did not change —
 /// from `previous` (the evaluator of the rules before a reload, valid at `cursor`) or else the
-/// saved file — and rebuilds from `reader` what is missing, up to `cursor` (exclusive).
+/// saved file at `path` — and rebuilds from `reader` what is missing, up to `cursor`
+/// (exclusive). Without `path` (cluster mode) it only takes over `previous`.
 pub(super) fn prepare(
     evaluator: &mut Evaluator,
     set: &RuleSet,
@@ -39,6 +40,12 @@ pub(super) fn prepare(
     cursor: u64,
 ) -> Result<Prepared, String> {
     if set.behaviours().is_empty() {
+        return Ok(Prepared::default());
+    }
+    if path.is_none() {
+        if let Some(previous) = previous {
+            evaluator.behaviour_mut().adopt(previous);
+        }
         return Ok(Prepared::default());
     }
     let (old, valid_at) = match (previous, path) {
