@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 /// │                               tiles, checkpoints, keys, legal hold, LOCK
 /// ├── index/                      the search index (derived: rebuilt from the ledger)
 /// ├── detect/state.json           the detector's alert book and correlation state (derived)
+/// ├── detect/behaviour.bin        behaviour rules' memory (derived; rebuilt from the ledger)
 /// ├── decisions.json              active ban decisions (derived)
 /// ├── auth/
 /// │   ├── tokens.json             API tokens (hashes), and .lock for changes to it
@@ -77,6 +78,12 @@ impl DataDir {
     /// `detect/state.json`.
     pub fn detect_state(&self) -> PathBuf {
         self.detect().join("state.json")
+    }
+
+    /// `detect/behaviour.bin`: behaviour rules' memory (format in
+    /// `vigil_detect::behaviour::persist`; a cache, rebuilt from the ledger).
+    pub fn behaviour_state(&self) -> PathBuf {
+        self.detect().join("behaviour.bin")
     }
 
     /// `decisions.json`.

@@ -149,6 +149,8 @@ pub struct Alert {
     /// with every alert event, so a book rebuilt from the ledger knows which later matches it
     /// has not counted yet ([`AlertBook::observe_uncounted`]).
     pub last_seq: Option<u64>,
+    /// A behaviour rule's reason (the baseline and the value that broke it), if any.
+    pub explain: Option<crate::behaviour::Explanation>,
 }
 
 impl Alert {
@@ -198,6 +200,11 @@ impl Alert {
         for (field, value) in &self.group {
             e.insert(format!("vigil.alert.group_fields.{field}"), value.as_str());
         }
+        if let Some(x) = &self.explain {
+            for (k, v) in x.to_fields() {
+                e.insert(k, v);
+            }
+        }
         if let Some(t) = self.history.last()
             && action == "triaged"
         {
@@ -238,6 +245,7 @@ impl Alert {
             "status": self.status.as_str(),
             "history": self.history.iter().map(|t| json!({"status": t.status.as_str(), "by": t.by, "at": iso(t.at), "comment": t.comment})).collect::<Vec<_>>(),
             "created": iso(self.created),
+            "baseline": self.explain.as_ref().map(crate::behaviour::Explanation::to_json),
         })
     }
 
@@ -484,12 +492,20 @@ impl AlertBook {
                 history: Vec::new(),
                 created: now,
                 last_seq: seq,
+                explain: None,
             },
         );
         self.open.insert(key, id);
         self.notified.insert(id, now.as_nanos());
         self.forget_old();
         Observed::New(id)
+    }
+
+    /// Records a behaviour rule's reason on alert `id` (the newest reason wins).
+    pub fn explain(&mut self, id: u64, explain: crate::behaviour::Explanation) {
+        if let Some(a) = self.alerts.get_mut(&id) {
+            a.explain = Some(explain);
+        }
     }
 
     /// Moves an alert to `status`; closing it lets the next match open a new alert.
@@ -741,6 +757,7 @@ fn alert_from_event(e: &Event) -> Option<(Alert, Option<Triage>)> {
         history: Vec::new(),
         created: Timestamp::from_nanos(int("vigil.alert.created").unwrap_or(0)),
         last_seq,
+        explain: crate::behaviour::Explanation::from_event(e),
     };
     Some((alert, triage))
 }

@@ -114,6 +114,7 @@ impl RuleSet {
         let mut variants: Vec<Variant> = Vec::new();
         let mut filters = Vec::new();
         let mut correlations = Vec::new();
+        let mut behaviours = Vec::new();
 
         for doc in docs {
             match doc {
@@ -145,6 +146,47 @@ impl RuleSet {
                 },
                 Document::Filter(f) => filters.push(f),
                 Document::Correlation(c) => correlations.push(*c),
+                Document::Behaviour(behaviour) => {
+                    // The events a behaviour rule counts are chosen by a Sigma rule of its own,
+                    // compiled with the others (so it shares their matchers) but never alerting.
+                    let rule = SigmaRule {
+                        meta: behaviour.meta.clone(),
+                        detection: behaviour
+                            .detection
+                            .clone()
+                            .unwrap_or_else(|| fields_present(&behaviour.required_fields())),
+                    };
+                    match compile_rule(&rule, &mut b) {
+                        Ok((vars, note)) => {
+                            let idx = rules.len() as u32;
+                            let mut notes = Vec::new();
+                            if let Some(n) = note {
+                                issues.push(RuleIssue::new(&rule.meta, IssueKind::Note, n.clone()));
+                                notes.push(n);
+                            }
+                            for (alt, expr) in vars {
+                                variants.push(Variant {
+                                    rule: idx,
+                                    alt,
+                                    expr,
+                                });
+                            }
+                            rules.push(RuleInfo {
+                                meta: rule.meta,
+                                notes,
+                                generate: false,
+                                filters: Vec::new(),
+                            });
+                            behaviours.push(crate::behaviour::CompiledBehaviour {
+                                rule: *behaviour,
+                                filter: RuleId(idx),
+                            });
+                        }
+                        Err(reason) => {
+                            issues.push(RuleIssue::new(&rule.meta, IssueKind::Unsupported, reason));
+                        }
+                    }
+                }
             }
         }
 
@@ -164,8 +206,34 @@ impl RuleSet {
 
         let compiled_corr = resolve_correlations(correlations, &mut rules, &mut issues);
 
-        let set = assemble(rules, variants, compiled_corr, b, &mut issues);
+        let mut set = assemble(rules, variants, compiled_corr, b, &mut issues);
+        set.behaviour_of = vec![u32::MAX; set.rules.len()];
+        for (i, c) in behaviours.iter().enumerate() {
+            set.behaviour_of[c.filter.0 as usize] = i as u32;
+        }
+        set.behaviours = behaviours;
         (set, issues)
+    }
+}
+
+/// The detection of a behaviour rule written without one: every event holding its fields.
+fn fields_present(fields: &[String]) -> Detection {
+    Detection {
+        searches: vec![crate::rule::Search {
+            name: "fields".into(),
+            alternatives: vec![
+                fields
+                    .iter()
+                    .map(|f| FieldSpec {
+                        field: Some(f.clone()),
+                        modifiers: vec![Modifier::Exists],
+                        values: vec![SigmaValue::Bool(true)],
+                    })
+                    .collect(),
+            ],
+        }],
+        conditions: vec!["fields".into()],
+        timeframe: None,
     }
 }
 
@@ -495,6 +563,8 @@ fn assemble(
             .filter(|(name, _)| name != KEYWORDS_FIELD)
             .collect(),
         correlations,
+        behaviours: Vec::new(),
+        behaviour_of: Vec::new(),
     }
 }
 

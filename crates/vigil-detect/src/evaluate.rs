@@ -45,12 +45,15 @@ pub struct Raised {
     pub group: Vec<(String, String)>,
     /// Event time (a correlation: its newest event).
     pub time: Timestamp,
+    /// A behaviour rule's reason: the baseline and the value that broke it.
+    pub explain: Option<crate::behaviour::Explanation>,
 }
 
 /// Scratch memory and correlation windows for evaluating one rule set over a stream.
 pub struct Evaluator {
     scratch: Scratch,
     engine: CorrelationEngine,
+    behaviour: crate::behaviour::Engine,
     /// Rule matches so far (alerting or not).
     pub matches: u64,
 }
@@ -61,8 +64,21 @@ impl Evaluator {
         Evaluator {
             scratch: Scratch::new(set),
             engine: CorrelationEngine::new(set, limits),
+            behaviour: crate::behaviour::Engine::new(set),
             matches: 0,
         }
+    }
+
+    /// The behaviour rules' memory.
+    pub fn behaviour(&self) -> &crate::behaviour::Engine {
+        &self.behaviour
+    }
+
+    /// The behaviour rules' memory, to rebuild or backfill it ([`Engine::learn`]).
+    ///
+    /// [`Engine::learn`]: crate::behaviour::Engine::learn
+    pub fn behaviour_mut(&mut self) -> &mut crate::behaviour::Engine {
+        &mut self.behaviour
     }
 
     /// The correlation engine (for its counters).
@@ -100,6 +116,19 @@ impl Evaluator {
         self.matches += matched.len() as u64;
         let mut out = Vec::new();
         for &id in matched {
+            if let Some(b) = set.behaviour_of(id) {
+                if let Some(hit) = self.behaviour.observe(set, b, event, true)
+                    && let Some(info) = set.rule(id)
+                {
+                    out.push(Raised {
+                        rule: alert_rule(&info.meta),
+                        group: hit.group,
+                        time: event.timestamp(),
+                        explain: Some(hit.explain),
+                    });
+                }
+                continue;
+            }
             if let Some(info) = set.rule(id)
                 && info.generate
             {
@@ -107,6 +136,7 @@ impl Evaluator {
                     rule: alert_rule(&info.meta),
                     group: main_entity(event),
                     time: event.timestamp(),
+                    explain: None,
                 });
             }
         }
@@ -116,6 +146,7 @@ impl Evaluator {
                     rule: alert_rule(&c.rule.meta),
                     group: hit.group,
                     time: hit.last,
+                    explain: None,
                 });
             }
         }

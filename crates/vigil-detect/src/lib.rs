@@ -45,6 +45,11 @@
 //!   name), resolved against the rule set, and a [`CorrelationEngine`](correlate::CorrelationEngine)
 //!   with sliding windows in event time and bounded, evicting per-group state.
 //!
+//! * **Behaviour rules** ([`behaviour`]): `kind: new_terms` (first seen), `kind: outlier` and
+//!   `kind: peer_outlier`, whose events are chosen by a hidden rule of the set and whose memory
+//!   (bounded, persistable) lives in [`behaviour::Engine`], fed by the [`Evaluator`].
+//!
+//! A document with a `kind` or a top-level key Vigil does not know is refused with a reason.
 //! Unsupported constructs (unknown modifiers, regexes the `regex` crate cannot run such as
 //! look-around, placeholders without values, undefined identifiers) exclude the rule with a
 //! reason; a rule never runs with part of its logic missing.
@@ -74,6 +79,7 @@
 //! ```
 
 pub mod alert;
+pub mod behaviour;
 pub mod compile;
 pub mod condition;
 pub mod correlate;

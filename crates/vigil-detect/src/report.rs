@@ -199,10 +199,11 @@ pub fn check_dir(dir: &Path, opts: &CompileOptions) -> SupportReport {
                         no_source.push((fi, reports.len(), rule.meta.logsource.to_string()));
                     }
                     reports.push(DocumentReport {
-                        kind: match doc {
+                        kind: match &doc {
                             Document::Rule(_) => "rule",
                             Document::Filter(_) => "filter",
                             Document::Correlation(_) => "correlation",
+                            Document::Behaviour(b) => b.kind(),
                         },
                         title: Some(meta.title.clone()),
                         id: meta.id.clone(),

@@ -188,6 +188,8 @@ pub enum Document {
     Filter(SigmaFilter),
     /// A correlation rule.
     Correlation(Box<CorrelationRule>),
+    /// A behaviour rule (`kind: new_terms`, `outlier`, `peer_outlier`).
+    Behaviour(Box<crate::behaviour::BehaviourRule>),
 }
 
 impl Document {
@@ -197,6 +199,7 @@ impl Document {
             Document::Rule(r) => &r.meta,
             Document::Filter(f) => &f.meta,
             Document::Correlation(c) => &c.meta,
+            Document::Behaviour(b) => &b.meta,
         }
     }
 }
@@ -254,8 +257,24 @@ pub fn document_from_yaml(doc: &Yaml, source: &str) -> Result<Document, String> 
     if !matches!(doc, Yaml::Map(_)) {
         return Err(format!("a rule must be a map, found a {}", doc.kind()));
     }
+    check_top_keys(doc)?;
     let mut meta = read_meta(doc)?;
     meta.source = Some(source.to_owned());
+    match doc.get("kind") {
+        None => {}
+        Some(Yaml::Str(kind)) if crate::behaviour::KINDS.contains(&kind.as_str()) => {
+            return crate::behaviour::spec::parse(meta, doc, kind)
+                .map(|b| Document::Behaviour(Box::new(b)));
+        }
+        Some(Yaml::Str(kind)) => return Err(crate::behaviour::spec::unknown_kind(kind)),
+        Some(other) => {
+            return Err(format!(
+                "`kind` must be one of {}, found a {}",
+                crate::behaviour::KINDS.join(", "),
+                other.kind()
+            ));
+        }
+    }
     if let Some(c) = doc.get("correlation") {
         let top_generate = matches!(doc.get("generate"), Some(Yaml::Bool(true)));
         return crate::correlation::parse(meta, c).map(|mut c| {
@@ -290,6 +309,78 @@ pub fn document_from_yaml(doc: &Yaml, source: &str) -> Result<Document, String> 
     };
     let detection = read_detection(det, &[])?;
     Ok(Document::Rule(SigmaRule { meta, detection }))
+}
+
+/// The top-level keys of a Sigma document (the specification's, SigmaHQ's repository
+/// conventions, and Hayabusa's descriptive `ruletype`, `sample-evtx`, `sample-message` and
+/// `details`); v1 collections' `action` is read by the loader.
+pub const SIGMA_TOP_KEYS: [&str; 28] = [
+    "title",
+    "id",
+    "name",
+    "related",
+    "status",
+    "description",
+    "references",
+    "author",
+    "date",
+    "modified",
+    "tags",
+    "logsource",
+    "detection",
+    "fields",
+    "falsepositives",
+    "level",
+    "license",
+    "taxonomy",
+    "scope",
+    "correlation",
+    "filter",
+    "generate",
+    "regression_tests_path",
+    "simulation",
+    "ruletype",
+    "sample-evtx",
+    "sample-message",
+    "details",
+];
+
+/// Refuses a document with a top-level key Vigil does not know: run without the meaning of
+/// that key, the rule could alert on what its author meant to exclude (a first-seen rule
+/// written before Vigil knew `kind` would alert on every matching event).
+fn check_top_keys(doc: &Yaml) -> Result<(), String> {
+    let Yaml::Map(entries) = doc else {
+        return Ok(());
+    };
+    let kind = doc.get("kind").and_then(Yaml::as_str);
+    for (k, _) in entries {
+        let Some(key) = k.scalar_text() else {
+            return Err(format!(
+                "a top-level key must be a name, found a {}",
+                k.kind()
+            ));
+        };
+        if SIGMA_TOP_KEYS.contains(&key.as_str()) || key == "action" || key == "kind" {
+            continue;
+        }
+        // A behaviour section is known only in a document of that kind; a section of another
+        // kind is refused by the behaviour reader with its own reason.
+        if crate::behaviour::spec::TOP_KEYS.contains(&key.as_str())
+            && kind.is_some_and(|k| crate::behaviour::KINDS.contains(&k))
+        {
+            continue;
+        }
+        let hint = if crate::behaviour::KINDS.contains(&key.as_str()) {
+            format!(" (a `{key}:` section needs `kind: {key}`)")
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "`{key}` is not a top-level key Vigil knows{hint}: the rule is refused rather than \
+             run without it"
+        ));
+    }
+    Ok(())
 }
 
 fn string_list(y: Option<&Yaml>) -> Vec<String> {

@@ -141,6 +141,10 @@ pub struct RuleSet {
     /// The keyword pseudo-field's matcher, if any rule has keywords.
     pub(crate) keywords: Option<u32>,
     pub(crate) correlations: Vec<CompiledCorrelation>,
+    /// Behaviour rules, each with the hidden rule choosing its events.
+    pub(crate) behaviours: Vec<crate::behaviour::CompiledBehaviour>,
+    /// Per rule: the behaviour rule it chooses events for (`u32::MAX`: none).
+    pub(crate) behaviour_of: Vec<u32>,
 }
 
 impl RuleSet {
@@ -384,6 +388,19 @@ impl RuleSet {
     /// The compiled correlation rules.
     pub fn correlations(&self) -> &[CompiledCorrelation] {
         &self.correlations
+    }
+
+    /// The compiled behaviour rules (`new_terms`, `outlier`, `peer_outlier`).
+    pub fn behaviours(&self) -> &[crate::behaviour::CompiledBehaviour] {
+        &self.behaviours
+    }
+
+    /// The behaviour rule whose events the rule `id` chooses, if any.
+    pub fn behaviour_of(&self, id: RuleId) -> Option<usize> {
+        self.behaviour_of
+            .get(id.0 as usize)
+            .filter(|&&b| b != u32::MAX)
+            .map(|&b| b as usize)
     }
 
     /// Sizes, for diagnostics: (rules, logsource alternatives, atoms, field matchers).

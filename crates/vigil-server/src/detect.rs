@@ -30,6 +30,7 @@ use vigil_detect::{Evaluator, RuleSet};
 use vigil_event::{Event, Timestamp, Value};
 use vigil_ingest::{Door, Origin, Pending};
 
+mod behaviour;
 mod shared;
 mod source;
 mod state;
@@ -126,9 +127,40 @@ pub struct DetectProgress {
     pub dropped_entries: AtomicU64,
     /// Correlation groups held now.
     pub correlation_groups: AtomicU64,
+    /// Behaviour rules' tuples and entities held now.
+    pub behaviour_entries: AtomicU64,
+    /// Behaviour rules' entries evicted to stay under their caps.
+    pub behaviour_evicted: AtomicU64,
+    /// Rough bytes of the behaviour rules' state.
+    pub behaviour_bytes: AtomicU64,
 }
 
 impl DetectProgress {
+    /// The behaviour rules' samples for `/metrics`: `(name, type, help, value)`.
+    pub fn behaviour_samples(&self) -> [(&'static str, &'static str, &'static str, u64); 3] {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            (
+                "vigil_behaviour_entries",
+                "gauge",
+                "Tuples (first seen) and entities (outliers) behaviour rules hold now.",
+                load(&self.behaviour_entries),
+            ),
+            (
+                "vigil_behaviour_evicted_total",
+                "counter",
+                "Behaviour rule entries evicted (oldest last-seen first) to stay under a rule's cap.",
+                load(&self.behaviour_evicted),
+            ),
+            (
+                "vigil_behaviour_state_bytes",
+                "gauge",
+                "Rough bytes held by behaviour rules' state.",
+                load(&self.behaviour_bytes),
+            ),
+        ]
+    }
+
     /// The correlation engine's samples for `/metrics`: `(name, type, help, value)`.
     pub fn correlation_samples(&self) -> [(&'static str, &'static str, &'static str, u64); 3] {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -175,6 +207,8 @@ pub struct DetectService {
     unsaved: Mutex<std::collections::VecDeque<Effect>>,
     dirs: Vec<PathBuf>,
     state_path: PathBuf,
+    /// `detect/behaviour.bin` (standalone only).
+    behaviour_path: Option<PathBuf>,
     notify: crate::notify::NotifyQueue,
     stop: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -272,6 +306,7 @@ impl DetectService {
             unsaved: Mutex::new(std::collections::VecDeque::new()),
             dirs,
             state_path,
+            behaviour_path: cluster.is_none().then(|| layout.behaviour_state()),
             notify,
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
@@ -326,7 +361,13 @@ impl DetectService {
         let mut notes = Vec::new();
         let now = Timestamp::now();
         for group in groups {
-            self.raise(&info, group, now, None, &mut out, &mut notes);
+            let raised = vigil_detect::Raised {
+                rule: info.clone(),
+                group,
+                time: now,
+                explain: None,
+            };
+            self.raise(raised, None, &mut out, &mut notes);
         }
         self.submit(out, Origin::Alert, notes);
         self.dispatch_durable(false);
@@ -425,6 +466,17 @@ impl DetectService {
                 if let Err(e) = self.save() {
                     tracing::error!("saving detection state: {e}");
                     self.dirty.store(true, Ordering::Relaxed);
+                } else if let (Some(path), Some((_, evaluator))) =
+                    (&self.behaviour_path, scratch.as_ref())
+                    && !evaluator.behaviour().is_empty()
+                    && let Err(e) = behaviour::save(
+                        path,
+                        evaluator.behaviour(),
+                        self.progress.next_seq.load(Ordering::Relaxed),
+                    )
+                {
+                    // The next start rebuilds what the file lacks from the ledger.
+                    tracing::error!("saving behaviour state: {e}");
                 }
             }
             if stopping && evaluated == 0 {
@@ -506,11 +558,28 @@ impl DetectService {
         let rules = self.rules();
         let key = Arc::as_ptr(&rules) as usize;
         if scratch.as_ref().is_none_or(|(k, _)| *k != key) {
-            // New rules: new scratch and new correlation windows.
-            *scratch = Some((
-                key,
-                Evaluator::new(&rules.set, vigil_detect::Limits::default()),
-            ));
+            // New rules: new scratch and new correlation windows; behaviour rules keep their
+            // memory when unchanged, and new ones learn the history first (backfill).
+            let mut evaluator = Evaluator::new(&rules.set, vigil_detect::Limits::default());
+            let previous = scratch
+                .take()
+                .map(|(_, mut e)| std::mem::take(e.behaviour_mut()));
+            let prepared = behaviour::prepare(
+                &mut evaluator,
+                &rules.set,
+                previous,
+                self.behaviour_path.as_deref(),
+                reader.as_mut(),
+                start,
+            )?;
+            if prepared.backfilled > 0 {
+                tracing::info!(
+                    "detection: {} behaviour rules learned their history ({} ledger events read)",
+                    prepared.backfilled,
+                    prepared.events_read
+                );
+            }
+            *scratch = Some((key, evaluator));
         }
         let (_, evaluator) = scratch.as_mut().expect("set above");
         let matches_before = evaluator.matches;
@@ -544,14 +613,7 @@ impl DetectService {
                         );
                     continue;
                 }
-                self.raise(
-                    &raised.rule,
-                    raised.group,
-                    raised.time,
-                    Some(seq),
-                    &mut out,
-                    &mut notes,
-                );
+                self.raise(raised, Some(seq), &mut out, &mut notes);
             }
         })?;
         if n == 0 && next == start {
@@ -564,6 +626,10 @@ impl DetectService {
             .fetch_add(evaluator.matches - matches_before, Ordering::Relaxed);
         let (groups, evicted, dropped) = correlation_totals(evaluator, &rules.set);
         let p = &self.progress;
+        let b = evaluator.behaviour().stats();
+        p.behaviour_entries.store(b.entries, Ordering::Relaxed);
+        p.behaviour_evicted.fetch_max(b.evicted, Ordering::Relaxed);
+        p.behaviour_bytes.store(b.bytes, Ordering::Relaxed);
         p.correlation_groups.store(groups, Ordering::Relaxed);
         // Counters across rule reloads (a reload starts a new evaluator from zero).
         p.evicted_groups
@@ -579,19 +645,27 @@ impl DetectService {
     /// Counts a match in the book; a new alert or a due update goes to the ledger and out.
     fn raise(
         &self,
-        rule: &AlertRule,
-        group: Vec<(String, String)>,
-        time: Timestamp,
+        raised: vigil_detect::Raised,
         seq: Option<u64>,
         out: &mut Vec<Event>,
         notes: &mut Vec<Notification>,
     ) {
+        let vigil_detect::Raised {
+            rule,
+            group,
+            time,
+            explain,
+        } = raised;
+        let rule = &rule;
         let now = Timestamp::now();
         let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
         let observed = book.observe(rule, group, time, seq, now);
         let id = match observed {
             Observed::New(id) | Observed::Updated { id, .. } => id,
         };
+        if let Some(x) = explain {
+            book.explain(id, x);
+        }
         // Responders see every match: a ban that expired while the attack goes on comes back.
         if self.decisions.is_some()
             && let Some(alert) = book.get(id)

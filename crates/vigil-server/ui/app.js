@@ -1113,6 +1113,7 @@ function renderAlertDetail(view, id) {
 
     const left = h('div', { class: 'detail-main' },
       h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'Summary' }), facts),
+      a.baseline ? baselinePanel(a.baseline) : null,
       h('section', { class: 'panel flush', 'aria-label': 'Matching events' },
         h('div', { class: 'panel-title-row pad' }, h('h2', { class: 'panel-title', text: 'Matching events' }), h('span', { class: 'muted small', text: `${(a.events || []).length} sample events` })),
         alertEvents(a.events || [])));
@@ -1154,6 +1155,26 @@ function renderAlertDetail(view, id) {
     if (!(a.history || []).length) hist.append(h('li', { class: 'muted', text: 'No history.' }));
     const right = h('div', { class: 'detail-side' }, triage, h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'History' }), hist));
     box.append(h('div', { class: 'detail-grid' }, left, right));
+  }
+
+  // A behaviour rule's reason: what was normal, over which period, from how much history,
+  // and the value that broke it (alert.baseline, from vigil.alert.baseline.* fields).
+  function baselinePanel(b) {
+    const dl = h('dl', { class: 'facts' });
+    const fact = (k, v) => dl.append(h('div', { class: 'fact' }, h('dt', { text: k }), h('dd', null, v)));
+    const n = (x) => (typeof x === 'number' ? (Number.isInteger(x) ? fmtNum(x) : x.toFixed(2)) : '—');
+    fact('Kind', h('span', { class: 'mono', text: b.kind || '—' }));
+    fact('Value that broke it', h('strong', { class: 'mono', 'data-testid': 'baseline-observed', text: b.observed || '—' }));
+    fact('Measured', h('span', { class: 'mono', text: b.metric || '—' }));
+    if (b.median !== null && b.median !== undefined) {
+      fact('Normal', h('span', { text: `median ${n(b.median)}, MAD ${n(b.mad)}; outlier above ${n(b.threshold)}` }));
+    }
+    if (b.peer_group) fact('Peer group', h('span', { class: 'mono', text: `${b.peer_group} (${n(b.entities)} peers)` }));
+    if (b.windows !== null && b.windows !== undefined) fact(b.kind === 'new_terms' ? 'Tuples remembered' : 'Windows in baseline', fmtNum(b.windows));
+    fact('Baseline period', h('span', null, timeEl(b.since), ' → ', timeEl(b.until)));
+    return h('section', { class: 'panel', id: 'alert-baseline', 'data-testid': 'alert-baseline', 'aria-label': 'Why this alert' },
+      h('h2', { class: 'panel-title', text: 'Why: the baseline and what broke it' }),
+      h('p', { 'data-testid': 'baseline-summary', text: b.summary || '' }), dl);
   }
 
   function alertEvents(events) {

@@ -85,6 +85,12 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
     let mut take = |seq: u64, event: &Event, raised: Vec<vigil_detect::Raised>| {
         for raised in raised {
             let observed = book.observe(&raised.rule, raised.group, raised.time, Some(seq), now);
+            if let Some(x) = raised.explain
+                && let Observed::New(id) | Observed::Updated { id, .. } = observed
+            {
+                // A behaviour rule's reason: the baseline and the value that broke it.
+                book.explain(id, x);
+            }
             note_source(&mut sources, observed, event);
         }
     };
@@ -182,6 +188,9 @@ pub fn hunt(args: HuntArgs) -> Result<ExitCode> {
                     a.rule.title.chars().take(40).collect::<String>(),
                     a.group_key()
                 )?;
+                if let Some(x) = &a.explain {
+                    writeln!(out, "          why: {}", x.summary)?;
+                }
             }
             writeln!(out, "{} alerts from {events} events", alerts.len())?;
         }

@@ -201,14 +201,20 @@ pub(super) async fn list_rules(State(state): State<Shared>) -> Response {
     let list: Vec<JsonValue> = rules
         .set
         .rules()
-        .map(|(_, info)| {
+        .map(|(id, info)| {
             let r = crate::detect::alert_rule(&info.meta);
+            // Behaviour rules are listed with their kind (new_terms, outlier, peer_outlier).
+            let kind = rules
+                .set
+                .behaviour_of(id)
+                .and_then(|b| rules.set.behaviours().get(b))
+                .map_or("detection", |b| b.rule.kind());
             json!({
                 "id": r.id,
                 "title": r.title,
                 "level": r.level.as_str(),
                 "tags": r.tags,
-                "kind": "detection",
+                "kind": kind,
                 "source": info.meta.source,
                 "status": "loaded",
                 "notes": info.notes,
