@@ -1061,7 +1061,8 @@ async function loadDecisions(box, signal) {
       { label: 'Scope', key: 'scope' },
       { label: 'Until', cls: 'mono nowrap', render: (d) => timeEl(d.until) },
       { label: 'Reason', key: 'reason' },
-      { label: 'Alert', render: (d) => (d.alert_id !== null && d.alert_id !== undefined ? h('a', { href: `#/alerts/${encodeURIComponent(d.alert_id)}`, text: `#${d.alert_id}` }) : '—') },
+      // The API names the alert `alert` (vigil_respond::decisions::Decision::to_json).
+      { label: 'Alert', render: (d) => (d.alert !== null && d.alert !== undefined ? h('a', { href: `#/alerts/${encodeURIComponent(d.alert)}`, 'data-testid': 'ban-alert-link', text: `#${d.alert}` }) : '—') },
     ], ds, { id: 'decisions-table', empty: 'No active bans.' }));
   } catch (err) {
     if (err.name === 'AbortError') return;
