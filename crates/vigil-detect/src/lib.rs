@@ -45,6 +45,11 @@
 //!   name), resolved against the rule set, and a [`CorrelationEngine`](correlate::CorrelationEngine)
 //!   with sliding windows in event time and bounded, evicting per-group state.
 //!
+//! * **Testing and explaining** ([`ruletest`], [`trace`]): the test cases a rule declares
+//!   (SigmaHQ's `regression_tests_path`, Vigil's inline `tests:`) checked against the compiled
+//!   set, and why an event did or did not match a rule — which logsource, search identifier,
+//!   field and modifier — computed by compiling the rule's pieces with the same compiler.
+//!
 //! Unsupported constructs (unknown modifiers, regexes the `regex` crate cannot run such as
 //! look-around, placeholders without values, undefined identifiers) exclude the rule with a
 //! reason; a rule never runs with part of its logic missing.
@@ -89,6 +94,8 @@ mod pcre;
 pub mod report;
 pub mod rule;
 pub mod ruleset;
+pub mod ruletest;
+pub mod trace;
 mod yaml;
 
 pub use compile::{CompileOptions, IssueKind, RuleIssue};

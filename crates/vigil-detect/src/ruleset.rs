@@ -327,6 +327,16 @@ impl RuleSet {
             })
     }
 
+    /// The first logsource alternative of `rule` that `event` belongs to, if any (for
+    /// [`crate::trace`]).
+    pub(crate) fn logsource_applies(&self, rule: RuleId, event: &Event) -> Option<u32> {
+        self.variants
+            .iter()
+            .filter(|v| v.rule == rule.0)
+            .map(|v| v.alt)
+            .find(|&a| self.unconditional.contains(&a) || self.alt_holds(a, event, 0))
+    }
+
     /// A compiled rule's description.
     pub fn rule(&self, id: RuleId) -> Option<&RuleInfo> {
         self.rules.get(id.0 as usize)
