@@ -1116,7 +1116,7 @@ function renderAlertDetail(view, id) {
       h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'Summary' }), facts),
       h('section', { class: 'panel flush', 'aria-label': 'Matching events' },
         h('div', { class: 'panel-title-row pad' }, h('h2', { class: 'panel-title', text: 'Matching events' }), h('span', { class: 'muted small', text: `${(a.events || []).length} sample events` })),
-        alertEvents(a.events || [])));
+        alertEvents(a.events || [], rule.id)));
 
     const triage = h('section', { class: 'panel', id: 'triage-panel', 'aria-label': 'Triage' }, h('h2', { class: 'panel-title', text: 'Triage' }));
     if (canWrite()) {
@@ -1157,7 +1157,7 @@ function renderAlertDetail(view, id) {
     box.append(h('div', { class: 'detail-grid' }, left, right));
   }
 
-  function alertEvents(events) {
+  function alertEvents(events, ruleId) {
     if (!events.length) return h('p', { class: 'muted pad', text: 'No sample events are stored for this alert.' });
     const keys = new Set();
     for (const e of events) for (const k of Object.keys(e)) keys.add(k);
@@ -1172,6 +1172,7 @@ function renderAlertDetail(view, id) {
           e['vigil.seq'] !== undefined ? h('span', { class: 'mono muted small', text: `seq ${valueText(e['vigil.seq'])} ` }) : null,
           h('span', { class: 'event-message', text: valueText(e.message) || '(no message)' })),
         fields);
+      if (ruleId && e['vigil.seq'] !== undefined) det.append(traceButton(ruleId, e['vigil.seq'], 'Why did this match?'));
       wrap.append(det);
     }
     return wrap;
@@ -1494,12 +1495,79 @@ function renderCluster(view) {
 
 // ------------------------------------------------------------------ rules
 
+// A button that explains, in place, why a stored event matched (or not) a rule.
+function traceButton(ruleId, seq, label) {
+  const out = h('div', { class: 'trace-out' });
+  const b = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-testid': 'trace-button', text: label });
+  b.addEventListener('click', () => runTrace(out, ruleId, seq));
+  return h('div', { class: 'trace-wrap' }, b, out);
+}
+
+async function runTrace(out, rule, seq) {
+  clear(out).append(spinner());
+  try {
+    const res = await api('POST', '/api/v1/rules/trace', { rule, seq });
+    clear(out).append(traceView(res));
+  } catch (err) {
+    clear(out).append(inlineError(err, 'Explaining the match'));
+  }
+}
+
+// The explanation of POST /api/v1/rules/trace: per detection rule, the summary sentence, the
+// logsource, and each search identifier with each field entry marked as holding or not.
+function traceView(res) {
+  const box = h('div', { class: 'trace', 'data-testid': 'trace-result' });
+  if (res.correlation) box.append(h('p', { class: 'muted small', text: `${res.correlation} is a correlation: its rules are explained one by one.` }));
+  for (const t of res.traces || []) {
+    const mark = (ok) => h('span', { class: ok ? 'trace-yes' : 'trace-no', 'aria-label': ok ? 'holds' : 'does not hold', text: ok ? '✓' : '✗' });
+    const sec = h('div', { class: 'trace-rule', 'data-testid': 'trace-rule-result', 'data-matched': String(!!t.matched) },
+      h('h3', { class: 'panel-subtitle' }, mark(t.matched), ' ', h('span', { text: t.title || t.id || '' })),
+      h('p', { class: 'trace-summary', 'data-testid': 'trace-summary', text: t.summary || '' }),
+      h('p', { class: 'small' }, mark(t.logsource && t.logsource.applies), ` logsource ${t.logsource ? t.logsource.logsource : ''} · condition `, h('code', { text: (t.condition || []).join(' | ') })));
+    const rows = [];
+    for (const srch of t.searches || []) {
+      (srch.alternatives || []).forEach((alt, ai) => {
+        for (const f of alt) {
+          rows.push({ search: srch.name + ((srch.alternatives || []).length > 1 ? ` (${ai + 1})` : ''), held: srch.matched, ...f });
+        }
+      });
+    }
+    if (rows.length) {
+      sec.append(dataTable([
+        { label: 'Search', render: (r) => h('span', null, mark(r.held), ' ', h('span', { class: 'mono', text: r.search })) },
+        { label: 'Field', cls: 'mono', render: (r) => `${r.field || 'keywords'}${r.event_field ? ` → ${r.event_field}` : ''}` },
+        { label: 'Modifiers', cls: 'mono', render: (r) => (r.modifiers || []).join('|') || '—' },
+        { label: 'Rule values', cls: 'mono', render: (r) => (r.values || []).join(', ') },
+        { label: 'Event value', cls: 'mono', render: (r) => ((r.event_values || []).length ? r.event_values.join(', ') : h('span', { class: 'muted', text: '(absent)' })) },
+        { label: 'Holds', render: (r) => (r.matched === null || r.matched === undefined ? h('span', { class: 'muted', text: r.note || '?' }) : mark(r.matched)) },
+      ], rows, { testid: 'trace-table', rowAttrs: (r) => ({ 'data-testid': 'trace-entry', 'data-field': r.field || '', 'data-holds': String(r.matched) }) }));
+    }
+    if ((t.filters_held || []).length) sec.append(h('p', { class: 'small', text: `Dropped by filter: ${t.filters_held.join(', ')}` }));
+    box.append(sec);
+  }
+  return box;
+}
+
 function renderRules(view) {
   const controller = new AbortController();
   const filter = h('input', { type: 'search', id: 'rules-filter', class: 'filter-input', placeholder: 'Filter rules…', 'aria-label': 'Filter rules' });
   const box = h('div', { class: 'panel flush', id: 'rules' }, h('div', { class: 'pad' }, spinner()));
   const summary = h('span', { class: 'muted small', id: 'rules-summary' });
-  view.append(pageHeader('Rules', summary, filter), box);
+  const ruleInput = h('input', { type: 'text', id: 'trace-rule', 'data-testid': 'trace-rule', class: 'filter-input', placeholder: 'Rule id or title', 'aria-label': 'Rule id or title', list: 'trace-rule-list' });
+  const ruleList = h('datalist', { id: 'trace-rule-list' });
+  const seqInput = h('input', { type: 'number', min: '0', id: 'trace-seq', 'data-testid': 'trace-seq', class: 'filter-input', placeholder: 'Event seq', 'aria-label': 'Event sequence number' });
+  const traceOut = h('div', { id: 'trace-out' });
+  const traceGo = h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'trace-go', text: 'Explain' });
+  const traceForm = h('form', { class: 'button-row', id: 'trace-form' }, ruleInput, ruleList, seqInput, traceGo);
+  traceForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    runTrace(traceOut, ruleInput.value.trim(), Number(seqInput.value));
+  });
+  const tracePanel = h('section', { class: 'panel', id: 'trace-panel', 'aria-label': 'Explain a match' },
+    h('h2', { class: 'panel-title', text: 'Why did (or didn’t) an event match a rule?' }),
+    h('p', { class: 'muted small', text: 'Give a rule and the sequence number of a stored event (shown on alerts and search results): each selection, field and modifier is checked against the event.' }),
+    traceForm, traceOut);
+  view.append(pageHeader('Rules', summary, filter), tracePanel, box);
   let all = [];
 
   function draw() {
@@ -1526,6 +1594,11 @@ function renderRules(view) {
     all = [...issues, ...(res.rules || []).map((r) => ({ ...r, status: r.status || 'loaded' }))];
     summary.textContent = `${(res.rules || []).length} loaded · ${issues.length} with errors${res.loaded_at ? ` · loaded ${fmtTime(res.loaded_at)}` : ''}`;
     if (res.message) summary.textContent += ` · ${res.message}`;
+    for (const r of res.rules || []) if (r.id) ruleList.append(h('option', { value: r.id, text: r.title || r.id }));
+    const want = new URLSearchParams(location.hash.split('?')[1] || '');
+    if (want.get('rule')) ruleInput.value = want.get('rule');
+    if (want.get('seq')) seqInput.value = want.get('seq');
+    if (want.get('rule') && want.get('seq')) runTrace(traceOut, ruleInput.value, Number(seqInput.value));
     draw();
   }).catch((err) => {
     if (err.name === 'AbortError') return;

@@ -103,6 +103,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/alerts/{id}", get(get_alert).post(triage_alert))
         .route("/api/v1/rules", get(list_rules))
+        .route("/api/v1/rules/trace", post(trace::trace_rule))
         .route(
             "/api/v1/cluster",
             get(crate::cluster::health::cluster_health),
@@ -157,6 +158,7 @@ mod hec;
 mod ledger;
 mod native;
 mod report;
+mod trace;
 
 use alerts::*;
 pub use authn::Caller;
