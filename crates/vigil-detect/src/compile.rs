@@ -495,6 +495,7 @@ fn assemble(
             .filter(|(name, _)| name != KEYWORDS_FIELD)
             .collect(),
         correlations,
+        exceptions: Default::default(),
     }
 }
 

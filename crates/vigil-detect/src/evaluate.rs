@@ -53,6 +53,10 @@ pub struct Evaluator {
     engine: CorrelationEngine,
     /// Rule matches so far (alerting or not).
     pub matches: u64,
+    /// Matches dropped by an `exclude` exception.
+    pub excluded: u64,
+    /// Alerts not raised because of a `suppress` exception.
+    pub suppressed: u64,
 }
 
 impl Evaluator {
@@ -62,6 +66,8 @@ impl Evaluator {
             scratch: Scratch::new(set),
             engine: CorrelationEngine::new(set, limits),
             matches: 0,
+            excluded: 0,
+            suppressed: 0,
         }
     }
 
@@ -97,6 +103,36 @@ impl Evaluator {
         if matched.is_empty() || event.is_dataset(dataset::VIGIL_ALERT) {
             return Vec::new();
         }
+        // Exceptions (crate::exceptions): an excluded event does not match the rule at all,
+        // so it raises no alert and counts into no correlation; then suppressed groups raise
+        // nothing. Expiry is by the wall clock.
+        let exceptions = set.exceptions();
+        let now = if exceptions.is_empty() {
+            Timestamp::default()
+        } else {
+            Timestamp::now()
+        };
+        let kept: std::borrow::Cow<'_, [crate::RuleId]> = if exceptions.is_empty() {
+            std::borrow::Cow::Borrowed(matched)
+        } else {
+            let kept: Vec<crate::RuleId> = matched
+                .iter()
+                .copied()
+                .filter(|&id| {
+                    set.rule(id).is_none_or(|info| {
+                        exceptions
+                            .excludes(&alert_rule(&info.meta).id, event, now)
+                            .is_none()
+                    })
+                })
+                .collect();
+            self.excluded += (matched.len() - kept.len()) as u64;
+            if kept.is_empty() {
+                return Vec::new();
+            }
+            std::borrow::Cow::Owned(kept)
+        };
+        let matched: &[crate::RuleId] = &kept;
         self.matches += matched.len() as u64;
         let mut out = Vec::new();
         for &id in matched {
@@ -118,6 +154,11 @@ impl Evaluator {
                     time: hit.last,
                 });
             }
+        }
+        if !exceptions.is_empty() {
+            let before = out.len();
+            out.retain(|r| exceptions.suppresses(&r.rule.id, &r.group, now).is_none());
+            self.suppressed += (before - out.len()) as u64;
         }
         out
     }

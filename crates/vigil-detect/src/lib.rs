@@ -84,6 +84,7 @@ pub mod condition;
 pub mod correlate;
 pub mod correlation;
 pub mod evaluate;
+pub mod exceptions;
 pub mod expr;
 mod fieldmatch;
 pub mod load;

@@ -141,6 +141,8 @@ pub struct RuleSet {
     /// The keyword pseudo-field's matcher, if any rule has keywords.
     pub(crate) keywords: Option<u32>,
     pub(crate) correlations: Vec<CompiledCorrelation>,
+    /// Exceptions applied where alerts are made ([`crate::Evaluator`]).
+    pub(crate) exceptions: crate::exceptions::Exceptions,
 }
 
 impl RuleSet {
@@ -389,6 +391,16 @@ impl RuleSet {
                 let alt = self.alts.get(v.alt as usize)?;
                 event.get(&alt.fields.map(sigma_field))
             })
+    }
+
+    /// The exceptions in force (none unless [`RuleSet::set_exceptions`] gave some).
+    pub fn exceptions(&self) -> &crate::exceptions::Exceptions {
+        &self.exceptions
+    }
+
+    /// Sets the exceptions [`crate::Evaluator`] applies.
+    pub fn set_exceptions(&mut self, exceptions: crate::exceptions::Exceptions) {
+        self.exceptions = exceptions;
     }
 
     /// The compiled correlation rules.
