@@ -1153,7 +1153,9 @@ function renderAlertDetail(view, id) {
         e.comment ? h('p', { class: 'history-comment', text: e.comment }) : null));
     }
     if (!(a.history || []).length) hist.append(h('li', { class: 'muted', text: 'No history.' }));
-    const right = h('div', { class: 'detail-side' }, triage, h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'History' }), hist));
+    const exPanel = h('section', { class: 'panel', id: 'exceptions-panel', 'aria-label': 'Exceptions' }, h('h2', { class: 'panel-title', text: 'Exceptions of this rule' }));
+    exceptionsPanel(exPanel, rule.id, a.group || {}, controller.signal);
+    const right = h('div', { class: 'detail-side' }, triage, exPanel, h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'History' }), hist));
     box.append(h('div', { class: 'detail-grid' }, left, right));
   }
 
@@ -1495,6 +1497,63 @@ function renderCluster(view) {
 
 // ------------------------------------------------------------------ rules
 
+// One rule exception in words: what it excludes or suppresses, why, by whom, until when.
+function exceptionText(x) {
+  const what = x.kind === 'exclude'
+    ? `excludes events where ${(x.conditions || []).map((c) => `${c.field} ${c.op || 'equals'} "${c.value}"`).join(' and ')}`
+    : `suppresses alerts for ${Object.entries(x.group || {}).map(([k, v]) => `${k}=${v}`).join(' ')}`;
+  const until = x.expires ? ` until ${fmtTime(x.expires)}` : '';
+  return `${what} — ${x.reason} (${x.by}${until})${x.expired ? ' [expired]' : ''}`;
+}
+
+// The exceptions of a rule, and (for analysts) forms to add one and buttons to remove them.
+async function exceptionsPanel(box, ruleId, group, signal) {
+  const list = h('ul', { class: 'exception-list', 'data-testid': 'exceptions' });
+  box.append(list);
+  async function load() {
+    clear(list);
+    try {
+      const res = await api('GET', `/api/v1/exceptions?${new URLSearchParams({ rule: ruleId })}`, undefined, { signal });
+      const xs = res.exceptions || [];
+      if (!xs.length) list.append(h('li', { class: 'muted', text: 'None.' }));
+      for (const x of xs) {
+        const li = h('li', { 'data-testid': 'exception', 'data-kind': x.kind, 'data-expired': String(!!x.expired) }, exceptionText(x));
+        if (canWrite()) {
+          const del = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-testid': 'exception-remove', text: 'Remove' });
+          del.addEventListener('click', async () => {
+            try { await api('DELETE', `/api/v1/exceptions/${encodeURIComponent(x.id)}`); load(); } catch (err) { showError(err, 'Removing the exception'); }
+          });
+          li.append(' ', del);
+        }
+        list.append(li);
+      }
+    } catch (err) {
+      if (err.name !== 'AbortError') list.append(h('li', null, inlineError(err, 'Loading exceptions')));
+    }
+  }
+  load();
+  if (!canWrite()) return;
+  const reason = h('input', { type: 'text', id: 'exception-reason', 'data-testid': 'exception-reason', placeholder: 'Reason (required)', 'aria-label': 'Reason' });
+  const days = h('input', { type: 'number', min: '1', id: 'exception-days', 'data-testid': 'exception-days', placeholder: 'Expires in days (empty: never)', 'aria-label': 'Expires in days' });
+  const field = h('input', { type: 'text', 'data-testid': 'exception-field', placeholder: 'field, e.g. user.name', 'aria-label': 'Field' });
+  const op = h('select', { 'data-testid': 'exception-op', 'aria-label': 'Comparison' }, ['equals', 'contains', 'startswith', 'endswith'].map((o) => h('option', { value: o, text: o })));
+  const value = h('input', { type: 'text', 'data-testid': 'exception-value', placeholder: 'value', 'aria-label': 'Value' });
+  const expires = () => (days.value ? new Date(Date.now() + Number(days.value) * 86400000).toISOString() : undefined);
+  async function add(body) {
+    try {
+      await api('POST', '/api/v1/exceptions', { rule: ruleId, reason: reason.value.trim(), expires: expires(), ...body });
+      reason.value = '';
+      load();
+    } catch (err) { showError(err, 'Adding the exception'); }
+  }
+  const exclude = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-testid': 'exception-add-exclude', text: 'Exclude matching events' });
+  exclude.addEventListener('click', () => add({ kind: 'exclude', conditions: [{ field: field.value.trim(), op: op.value, value: value.value }] }));
+  const groupEntries = Object.entries(group).map(([k, v]) => [k, valueText(v)]);
+  const suppress = groupEntries.length ? h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-testid': 'exception-add-suppress', text: `Suppress alerts for ${groupEntries.map(([k, v]) => `${k}=${v}`).join(' ')}` }) : null;
+  if (suppress) suppress.addEventListener('click', () => add({ kind: 'suppress', group: Object.fromEntries(groupEntries) }));
+  box.append(h('div', { class: 'exception-form' }, reason, days, h('div', { class: 'button-row' }, field, op, value, exclude), suppress));
+}
+
 // A button that explains, in place, why a stored event matched (or not) a rule.
 function traceButton(ruleId, seq, label) {
   const out = h('div', { class: 'trace-out' });
@@ -1580,6 +1639,7 @@ function renderRules(view) {
       { label: 'ID', cls: 'mono nowrap', key: 'id' },
       { label: 'Tags', render: (r) => h('span', { class: 'tags' }, (r.tags || []).map((t) => h('span', { class: 'tag', text: t }))) },
       { label: 'Last fired', cls: 'nowrap', render: (r) => (r.status === 'error' ? '—' : r.last_fired ? h('span', null, timeEl(r.last_fired), h('span', { class: 'muted small', text: ` ${fmtAgo(r.last_fired)}` })) : h('span', { class: 'muted', text: 'never' })) },
+      { label: 'Exceptions', render: (r) => ((r.exceptions || []).length ? h('ul', { class: 'exception-list', 'data-testid': 'rule-exceptions' }, r.exceptions.map((x) => h('li', { 'data-testid': 'rule-exception', 'data-kind': x.kind }, exceptionText(x)))) : h('span', { class: 'muted', text: '—' })) },
       { label: 'File', cls: 'mono small', key: 'source' },
       { label: 'Errors / notes', render: (r) => h('div', null,
         r.reason ? h('div', { class: 'rule-error' }, h('span', { 'aria-hidden': 'true', text: '✗ ' }), `${r.kind ? r.kind + ': ' : ''}${r.reason}`) : null,

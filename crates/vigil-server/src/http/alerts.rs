@@ -213,6 +213,7 @@ pub(super) async fn list_rules(State(state): State<Shared>) -> Response {
                 "status": "loaded",
                 "notes": info.notes,
                 "last_fired": fired.get(&r.id).map(|t| t.to_rfc3339()),
+                "exceptions": rules.set.exceptions().of(&r.id),
             })
         })
         .chain(rules.set.correlations().iter().map(|c| {
@@ -244,6 +245,7 @@ pub(super) async fn list_rules(State(state): State<Shared>) -> Response {
                 "status": "loaded",
                 "notes": notes,
                 "last_fired": fired.get(&r.id).map(|t| t.to_rfc3339()),
+                "exceptions": rules.set.exceptions().of(&r.id),
             })
         }))
         .collect();

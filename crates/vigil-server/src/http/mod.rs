@@ -105,6 +105,14 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/rules", get(list_rules))
         .route("/api/v1/rules/trace", post(trace::trace_rule))
         .route(
+            "/api/v1/exceptions",
+            get(exceptions::list_exceptions).post(exceptions::add_exception),
+        )
+        .route(
+            "/api/v1/exceptions/{id}",
+            axum::routing::delete(exceptions::delete_exception),
+        )
+        .route(
             "/api/v1/cluster",
             get(crate::cluster::health::cluster_health),
         )
@@ -154,6 +162,7 @@ mod authn;
 mod body;
 mod bulk;
 mod decisions;
+mod exceptions;
 mod hec;
 mod ledger;
 mod native;
