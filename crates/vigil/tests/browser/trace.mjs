@@ -72,6 +72,25 @@ await step('the alert explains why its event matched, entry by entry', async () 
   await page.screenshot({ path: join(ARTIFACTS, 'alert-trace.png'), fullPage: true });
 });
 
+await step('the alert carries its evidence: description, ATT&CK once, the ban, related alerts, a readable event', async () => {
+  await gotoHash(`#/alerts/${ALERT_ID}`);
+  await page.waitForSelector('[data-testid=rule-description]');
+  const desc = await page.textContent('[data-testid=rule-description]');
+  assert(desc === 'root fetched something with curl from a web server', `description: ${desc}`);
+  const techniques = await page.locator('[data-testid=attack-technique]').evaluateAll((as) => as.map((a) => [a.textContent, a.getAttribute('href')]));
+  assert(techniques.length === 1, `one chip for attack.t1059.004 and t1059.004: ${JSON.stringify(techniques)}`);
+  assert(techniques[0][0] === 'T1059.004 Unix Shell' && techniques[0][1] === 'https://attack.mitre.org/techniques/T1059/004/', JSON.stringify(techniques));
+  assert(await page.textContent('[data-testid=attack-tactic]') === 'execution', 'the tactic');
+  await page.waitForFunction(() => (document.querySelector('[data-testid=alert-ban]') || {}).textContent.includes('203.0.113.77'));
+  const related = page.locator('[data-testid=related-alert]');
+  await related.first().waitFor();
+  const rel = await related.allTextContents();
+  assert(rel.length === 1 && rel[0].includes('Root activity from the network') && rel[0].includes('203.0.113.77'), `related: ${JSON.stringify(rel)}`);
+  const summary = await page.textContent('[data-testid=alert-event] .event-message');
+  assert(summary === '203.0.113.77 GET /cgi-bin/run?cmd=curl → 200', `event summary: ${summary}`);
+  await page.screenshot({ path: join(ARTIFACTS, 'alert-evidence.png'), fullPage: true });
+});
+
 await step('the Rules page explains why another event did not match', async () => {
   await gotoHash(`#/rules?rule=${encodeURIComponent(RULE_ID)}&seq=${MISS_SEQ}`);
   const result = page.locator('#trace-panel [data-testid=trace-rule-result]');
