@@ -3,8 +3,10 @@
 //! They live in `vigil-exceptions.json` in the rule directory of the rule they apply to
 //! (`vigil_detect::exceptions`, format in `crates/vigil-detect/EXCEPTIONS.md`); the detector
 //! reloads the rules when the file changes (within about two seconds). Every change is a
-//! `vigil.audit` event, made durable before the file is written: a change the ledger could not
-//! record is not made.
+//! `vigil.audit` event, made durable before the file is put in place: the new text is written
+//! and synced beside the file first (an unwritable directory refuses the change with nothing
+//! recorded), then audited, then renamed over the file; a change the ledger could not record
+//! is not made.
 
 #[allow(unused_imports)]
 use super::*;
@@ -111,20 +113,60 @@ fn read_or_new(path: &std::path::Path) -> Result<ExceptionFile, String> {
     })
 }
 
-/// Writes the file by rename (a reader sees the old or the new file, never half of one).
-fn write_file(path: &std::path::Path, file: &ExceptionFile) -> Result<(), String> {
+/// Writes the new text beside the file (`.json.tmp`, synced): done before the change is
+/// audited, so a directory that cannot be written refuses the change with nothing recorded.
+fn prepare(path: &std::path::Path, file: &ExceptionFile) -> Result<PathBuf, String> {
     let tmp = path.with_extension("json.tmp");
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         std::io::Write::write_all(&mut f, file.to_text().as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        f.sync_all()
+    };
+    write()
+        .map(|()| tmp.clone())
+        .map_err(|e| format!("{}: {e}", tmp.display()))
+}
+
+/// Puts the prepared text in place by rename (a reader sees the old or the new file, never
+/// half of one).
+fn commit(tmp: &std::path::Path, path: &std::path::Path) -> Result<(), String> {
+    let put = || -> std::io::Result<()> {
+        std::fs::rename(tmp, path)?;
         if let Some(dir) = path.parent() {
             std::fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
     };
-    write().map_err(|e| format!("{}: {e}", path.display()))
+    put().map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Prepares, audits durably, then commits; on a refused audit the prepared file is removed.
+async fn change(
+    state: &AppState,
+    path: PathBuf,
+    file: ExceptionFile,
+    audit: Event,
+) -> Result<PathBuf, Response> {
+    let target = path.clone();
+    let tmp = tokio::task::spawn_blocking(move || prepare(&target, &file))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+        .map_err(|e| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("nothing changed: {e}"),
+            )
+        })?;
+    if let Err(r) = audit_durably(state, audit).await {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(r);
+    }
+    let target = path.clone();
+    tokio::task::spawn_blocking(move || commit(&tmp, &target))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(path)
 }
 
 /// Records the change in the ledger and waits until it is durable.
@@ -252,15 +294,9 @@ pub(super) async fn add_exception(
             exception.reason
         ),
     );
-    if let Err(r) = audit_durably(&state, audit).await {
-        return r;
-    }
-    let written = tokio::task::spawn_blocking(move || write_file(&path, &file).map(|()| path))
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-    match written {
+    match change(&state, path, file, audit).await {
         Ok(path) => (StatusCode::CREATED, Json(listed(&exception, &path, now))).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(r) => r,
     }
 }
 
@@ -309,15 +345,9 @@ pub(super) async fn delete_exception(
                 principal.name, gone.id, gone.rule, gone.reason
             ),
         );
-        if let Err(r) = audit_durably(&state, audit).await {
-            return r;
-        }
-        let written = tokio::task::spawn_blocking(move || write_file(&path, &file))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        return match written {
-            Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        return match change(&state, path, file, audit).await {
+            Ok(_) => StatusCode::NO_CONTENT.into_response(),
+            Err(r) => r,
         };
     }
     error(StatusCode::NOT_FOUND, format!("no exception {id:?}"))

@@ -12,6 +12,10 @@ use vigil_detect::{Document, SigmaRule};
 /// Most detection rules traced for one correlation.
 const MAX_TRACES: usize = 16;
 
+/// Traces computed at once (each compiles rule pieces and may read every rule file for
+/// filters); more wait briefly, then get 429.
+static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TraceRequest {
@@ -41,6 +45,15 @@ pub(super) async fn trace_rule(State(state): State<Shared>, body: Bytes) -> Resp
     if request.rule.len() > 1024 {
         return error(StatusCode::BAD_REQUEST, "rule longer than 1024 bytes");
     }
+    let Ok(Ok(_turn)) = tokio::time::timeout(Duration::from_secs(5), TURNS.acquire()).await else {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "traces are busy; retry in a moment",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
     let dir = state.data_dir.clone();
     let work = move || -> Result<JsonValue, (StatusCode, String)> {
         let (event, seq) = match (request.seq, request.event) {
