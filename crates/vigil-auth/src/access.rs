@@ -101,6 +101,12 @@ pub const ROUTES: &[RouteAccess] = &[
     r("GET", "/api/v1/alerts", Access::Read),
     r("GET", "/api/v1/alerts/{id}", Access::Read),
     r("GET", "/api/v1/rules", Access::Read),
+    // Why an event did or did not match a rule: reads a stored event, changes nothing.
+    r("POST", "/api/v1/rules/trace", Access::Read),
+    r("GET", "/api/v1/exceptions", Access::Read),
+    // Rule exceptions silence detections: analysts and admins, audited.
+    r("POST", "/api/v1/exceptions", Access::Triage),
+    r("DELETE", "/api/v1/exceptions/{id}", Access::Triage),
     r("GET", "/api/v1/cluster", Access::Read),
     r("GET", "/api/v1/decisions", Access::Read),
     r("GET", "/api/v1/proof/inclusion", Access::Read),

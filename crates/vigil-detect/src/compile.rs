@@ -565,6 +565,7 @@ fn assemble(
         correlations,
         behaviours: Vec::new(),
         behaviour_of: Vec::new(),
+        exceptions: Default::default(),
     }
 }
 

@@ -56,6 +56,10 @@ pub struct Evaluator {
     behaviour: crate::behaviour::Engine,
     /// Rule matches so far (alerting or not).
     pub matches: u64,
+    /// Matches dropped by an `exclude` exception.
+    pub excluded: u64,
+    /// Alerts not raised because of a `suppress` exception.
+    pub suppressed: u64,
 }
 
 impl Evaluator {
@@ -66,6 +70,8 @@ impl Evaluator {
             engine: CorrelationEngine::new(set, limits),
             behaviour: crate::behaviour::Engine::new(set),
             matches: 0,
+            excluded: 0,
+            suppressed: 0,
         }
     }
 
@@ -113,6 +119,37 @@ impl Evaluator {
         if matched.is_empty() || event.is_dataset(dataset::VIGIL_ALERT) {
             return Vec::new();
         }
+        // Exceptions (crate::exceptions): an excluded event does not match the rule at all,
+        // so it raises no alert and counts into no correlation; then suppressed groups raise
+        // nothing. Expiry is by the wall clock.
+        let exceptions = set.exceptions();
+        let now = if exceptions.is_empty() {
+            Timestamp::default()
+        } else {
+            Timestamp::now()
+        };
+        let kept: std::borrow::Cow<'_, [crate::RuleId]> = if exceptions.is_empty() {
+            std::borrow::Cow::Borrowed(matched)
+        } else {
+            let kept: Vec<crate::RuleId> = matched
+                .iter()
+                .copied()
+                .filter(|&id| {
+                    set.rule(id).is_none_or(|info| {
+                        // The alert's rule id (as `alert_rule` makes it), without allocating.
+                        let m = &info.meta;
+                        let rid = m.id.as_deref().or(m.name.as_deref()).unwrap_or(&m.title);
+                        exceptions.excludes(rid, event, now).is_none()
+                    })
+                })
+                .collect();
+            self.excluded += (matched.len() - kept.len()) as u64;
+            if kept.is_empty() {
+                return Vec::new();
+            }
+            std::borrow::Cow::Owned(kept)
+        };
+        let matched: &[crate::RuleId] = &kept;
         self.matches += matched.len() as u64;
         let mut out = Vec::new();
         for &id in matched {
@@ -149,6 +186,11 @@ impl Evaluator {
                     explain: None,
                 });
             }
+        }
+        if !exceptions.is_empty() {
+            let before = out.len();
+            out.retain(|r| exceptions.suppresses(&r.rule.id, &r.group, now).is_none());
+            self.suppressed += (before - out.len()) as u64;
         }
         out
     }

@@ -50,6 +50,11 @@
 //!   (bounded, persistable) lives in [`behaviour::Engine`], fed by the [`Evaluator`].
 //!
 //! A document with a `kind` or a top-level key Vigil does not know is refused with a reason.
+//! * **Testing and explaining** ([`ruletest`], [`trace`]): the test cases a rule declares
+//!   (SigmaHQ's `regression_tests_path`, Vigil's inline `tests:`) checked against the compiled
+//!   set, and why an event did or did not match a rule — which logsource, search identifier,
+//!   field and modifier — computed by compiling the rule's pieces with the same compiler.
+//!
 //! Unsupported constructs (unknown modifiers, regexes the `regex` crate cannot run such as
 //! look-around, placeholders without values, undefined identifiers) exclude the rule with a
 //! reason; a rule never runs with part of its logic missing.
@@ -85,6 +90,7 @@ pub mod condition;
 pub mod correlate;
 pub mod correlation;
 pub mod evaluate;
+pub mod exceptions;
 pub mod expr;
 mod fieldmatch;
 pub mod load;
@@ -95,6 +101,8 @@ mod pcre;
 pub mod report;
 pub mod rule;
 pub mod ruleset;
+pub mod ruletest;
+pub mod trace;
 mod yaml;
 
 pub use compile::{CompileOptions, IssueKind, RuleIssue};

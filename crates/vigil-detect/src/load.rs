@@ -32,7 +32,13 @@ pub type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
 pub fn fingerprint(dirs: &[PathBuf]) -> Fingerprint {
     let mut out = Vec::new();
     for dir in dirs {
-        for path in crate::report::rule_files(dir) {
+        // The exceptions file counts: a change to it reloads the rules.
+        let exceptions = dir.join(crate::exceptions::FILE_NAME);
+        let rules = crate::report::rule_files(dir);
+        for path in rules
+            .into_iter()
+            .chain(exceptions.is_file().then_some(exceptions))
+        {
             let meta = std::fs::metadata(&path).ok();
             out.push((
                 path,
@@ -72,8 +78,9 @@ pub fn load_rules(dirs: &[PathBuf]) -> LoadedRules {
             }
         }
     }
-    let (set, mut issues) = RuleSet::compile_with(docs, &CompileOptions::default());
+    let (mut set, mut issues) = RuleSet::compile_with(docs, &CompileOptions::default());
     issues.extend(load_issues);
+    set.set_exceptions(load_exceptions(dirs, &mut file_errors));
     LoadedRules {
         set,
         issues,
@@ -81,4 +88,39 @@ pub fn load_rules(dirs: &[PathBuf]) -> LoadedRules {
         loaded_at: Timestamp::now(),
         fingerprint: fp,
     }
+}
+
+/// The exceptions of every rule directory ([`crate::exceptions::FILE_NAME`]). A file that
+/// cannot be read or is malformed is reported in `errors` and none of its exceptions apply (the
+/// rules then alert as if it were absent: more alerts, never fewer).
+pub fn load_exceptions(
+    dirs: &[PathBuf],
+    errors: &mut Vec<(PathBuf, String)>,
+) -> crate::exceptions::Exceptions {
+    let mut all = Vec::new();
+    for dir in dirs {
+        let path = dir.join(crate::exceptions::FILE_NAME);
+        if !path.is_file() {
+            continue;
+        }
+        match read_exceptions(&path) {
+            Ok(file) => all.extend(file.exceptions),
+            Err(e) => errors.push((path, e)),
+        }
+    }
+    crate::exceptions::Exceptions::new(all)
+}
+
+/// Reads one exceptions file (at most 16 MiB).
+pub fn read_exceptions(path: &std::path::Path) -> Result<crate::exceptions::ExceptionFile, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    f.take(16 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() >= 16 << 20 {
+        return Err("larger than 16 MiB".into());
+    }
+    crate::exceptions::ExceptionFile::parse(&text)
 }

@@ -145,6 +145,8 @@ pub struct RuleSet {
     pub(crate) behaviours: Vec<crate::behaviour::CompiledBehaviour>,
     /// Per rule: the behaviour rule it chooses events for (`u32::MAX`: none).
     pub(crate) behaviour_of: Vec<u32>,
+    /// Exceptions applied where alerts are made ([`crate::Evaluator`]).
+    pub(crate) exceptions: crate::exceptions::Exceptions,
 }
 
 impl RuleSet {
@@ -331,6 +333,16 @@ impl RuleSet {
             })
     }
 
+    /// The first logsource alternative of `rule` that `event` belongs to, if any (for
+    /// [`crate::trace`]).
+    pub(crate) fn logsource_applies(&self, rule: RuleId, event: &Event) -> Option<u32> {
+        self.variants
+            .iter()
+            .filter(|v| v.rule == rule.0)
+            .map(|v| v.alt)
+            .find(|&a| self.unconditional.contains(&a) || self.alt_holds(a, event, 0))
+    }
+
     /// A compiled rule's description.
     pub fn rule(&self, id: RuleId) -> Option<&RuleInfo> {
         self.rules.get(id.0 as usize)
@@ -383,6 +395,16 @@ impl RuleSet {
                 let alt = self.alts.get(v.alt as usize)?;
                 event.get(&alt.fields.map(sigma_field))
             })
+    }
+
+    /// The exceptions in force (none unless [`RuleSet::set_exceptions`] gave some).
+    pub fn exceptions(&self) -> &crate::exceptions::Exceptions {
+        &self.exceptions
+    }
+
+    /// Sets the exceptions [`crate::Evaluator`] applies.
+    pub fn set_exceptions(&mut self, exceptions: crate::exceptions::Exceptions) {
+        self.exceptions = exceptions;
     }
 
     /// The compiled correlation rules.

@@ -31,6 +31,13 @@ detection:
         event.outcome: failure
     condition: selection
 level: low
+tests:
+    - name: a failed password is a failed login
+      log: "<38>Dec  6 10:00:01 bastion sshd[812]: Failed password for root from 203.0.113.5 port 52110 ssh2"
+      match: true
+    - name: an accepted key is not
+      log: "<38>Dec  6 10:00:02 bastion sshd[812]: Accepted publickey for ops from 10.20.0.5 port 40000 ssh2"
+      match: false
 ---
 title: SSH accepted login
 id: 7c1e0d3a-5f0b-4a53-9d5e-6d656d6f0002
@@ -56,6 +63,20 @@ correlation:
     condition: {gte: 10}
 level: high
 tags: [attack.credential_access, attack.t1110.001]
+tests:
+    - name: ten failures from one address in a minute
+      log:
+            - "<38>Dec  6 10:00:00 bastion sshd[812]: Failed password for root from 203.0.113.5 port 52100 ssh2"
+            - "<38>Dec  6 10:00:01 bastion sshd[812]: Failed password for root from 203.0.113.5 port 52101 ssh2"
+            - "<38>Dec  6 10:00:02 bastion sshd[812]: Failed password for root from 203.0.113.5 port 52102 ssh2"
+            - "<38>Dec  6 10:00:03 bastion sshd[812]: Failed password for root from 203.0.113.5 port 52103 ssh2"
+            - "<38>Dec  6 10:00:04 bastion sshd[812]: Failed password for root from 203.0.113.5 port 52104 ssh2"
+            - "<38>Dec  6 10:00:05 bastion sshd[812]: Failed password for root from 203.0.113.5 port 52105 ssh2"
+            - "<38>Dec  6 10:00:06 bastion sshd[812]: Failed password for root from 203.0.113.5 port 52106 ssh2"
+            - "<38>Dec  6 10:00:07 bastion sshd[812]: Failed password for root from 203.0.113.5 port 52107 ssh2"
+            - "<38>Dec  6 10:00:08 bastion sshd[812]: Failed password for root from 203.0.113.5 port 52108 ssh2"
+            - "<38>Dec  6 10:00:09 bastion sshd[812]: Failed password for root from 203.0.113.5 port 52109 ssh2"
+      match_count: 1
 ---
 title: SSH password spraying
 id: 7c1e0d3a-5f0b-4a53-9d5e-6d656d6f0004
@@ -94,6 +115,13 @@ detection:
     condition: selection
 level: medium
 tags: [attack.reconnaissance, attack.t1595.002]
+tests:
+    - name: sqlmap's user agent
+      log: '203.0.113.9 - - [06/Dec/2026:10:00:01 +0000] "GET /item?id=1%27 HTTP/1.1" 500 12 "-" "sqlmap/1.8#stable (https://sqlmap.org)"'
+      match: true
+    - name: a browser
+      log: '198.51.100.20 - - [06/Dec/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 512 "-" "Mozilla/5.0"'
+      match: false
 "#,
     ),
     (
@@ -330,5 +358,34 @@ mod tests {
         assert!(unsupported.is_empty(), "{unsupported:?}");
         assert_eq!(loaded.set.len(), 4);
         assert_eq!(loaded.set.correlations().len(), 4);
+    }
+
+    /// The bundled rules' own `tests:` cases (what `vigil rules test DIR` runs), through the
+    /// real parser and the rule set as `serve` loads it.
+    #[test]
+    fn the_bundled_rules_pass_their_own_tests() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = write_rules(dir.path()).unwrap();
+        let loaded = crate::detect::load_rules(std::slice::from_ref(&rules));
+        let ctx = ParseContext::new(Timestamp::from_secs(1_796_000_000), "demo-test");
+        let mut cases = 0;
+        for (name, text) in RULES {
+            for t in vigil_detect::ruletest::read_tests(text, name) {
+                assert!(t.errors.is_empty(), "{}: {:?}", t.title, t.errors);
+                for c in &t.cases {
+                    let vigil_detect::ruletest::CaseInput::Log(lines) = &c.input else {
+                        panic!("the bundled cases are log lines");
+                    };
+                    let events: Vec<_> = lines
+                        .iter()
+                        .map(|l| parse_line(l.as_bytes(), Format::Auto, &ctx))
+                        .collect();
+                    let o = vigil_detect::ruletest::check(&loaded.set, &t.rule, &events, c.expect);
+                    assert!(o.passed, "{} / {}: {:?}", t.title, c.name, o.reason);
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(cases, 5);
     }
 }

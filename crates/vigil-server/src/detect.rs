@@ -328,6 +328,11 @@ impl DetectService {
         Ok(service)
     }
 
+    /// The rule directories (what [`DetectService::rules`] was loaded from).
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
     /// The rules now in force.
     pub fn rules(&self) -> Arc<LoadedRules> {
         Arc::clone(&self.rules.read().unwrap_or_else(|p| p.into_inner()))

@@ -1061,7 +1061,8 @@ async function loadDecisions(box, signal) {
       { label: 'Scope', key: 'scope' },
       { label: 'Until', cls: 'mono nowrap', render: (d) => timeEl(d.until) },
       { label: 'Reason', key: 'reason' },
-      { label: 'Alert', render: (d) => (d.alert_id !== null && d.alert_id !== undefined ? h('a', { href: `#/alerts/${encodeURIComponent(d.alert_id)}`, text: `#${d.alert_id}` }) : '—') },
+      // The API names the alert `alert` (vigil_respond::decisions::Decision::to_json).
+      { label: 'Alert', render: (d) => (d.alert !== null && d.alert !== undefined ? h('a', { href: `#/alerts/${encodeURIComponent(d.alert)}`, 'data-testid': 'ban-alert-link', text: `#${d.alert}` }) : '—') },
     ], ds, { id: 'decisions-table', empty: 'No active bans.' }));
   } catch (err) {
     if (err.name === 'AbortError') return;
@@ -1103,20 +1104,29 @@ function renderAlertDetail(view, id) {
     fact('First seen', timeEl(a.first_seen));
     fact('Last seen', timeEl(a.last_seen));
     fact('Created', timeEl(a.created));
-    const tags = [...(a.attack || []), ...(rule.tags || [])];
-    fact('ATT&CK / tags', tags.length ? h('span', { class: 'tags' }, [...new Set(tags)].map((t) => h('span', { class: 'tag', text: t }))) : '—');
+    fact('ATT&CK / tags', tagChips(rule.tags || []));
+    const banFact = h('span', { 'data-testid': 'alert-ban', text: '—' });
+    fact('Ban', banFact);
+    api('GET', '/api/v1/decisions', undefined, { signal: controller.signal }).then((res) => {
+      const mine = (res.decisions || []).filter((d) => d.alert === a.id);
+      if (mine.length) clear(banFact).append(h('span', null, mine.map((d, i) => [i ? ', ' : '', h('span', { class: 'mono', text: d.value }), ` until ${fmtTime(d.until)}`])));
+    }).catch(() => {});
     const groupEntries = a.group && typeof a.group === 'object' ? Object.entries(a.group) : [];
     if (groupEntries.length) {
       const q = groupEntries.map(([k, v]) => `${k}=${quoteValue(valueText(v))}`).join(' ');
       fact('Investigate', h('a', { href: `#/search?${new URLSearchParams({ q, from: '-24h' })}`, text: `Search ${q}` }));
     }
 
+    const about = rule.description ? h('p', { class: 'rule-description', 'data-testid': 'rule-description', text: rule.description }) : null;
+    const related = h('section', { class: 'panel', id: 'related-alerts', 'aria-label': 'Related alerts' }, h('h2', { class: 'panel-title', text: 'Related alerts (same entity)' }));
+    relatedAlerts(related, a, controller.signal);
     const left = h('div', { class: 'detail-main' },
-      h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'Summary' }), facts),
+      h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'Summary' }), about, facts),
       a.baseline ? baselinePanel(a.baseline) : null,
+      related,
       h('section', { class: 'panel flush', 'aria-label': 'Matching events' },
         h('div', { class: 'panel-title-row pad' }, h('h2', { class: 'panel-title', text: 'Matching events' }), h('span', { class: 'muted small', text: `${(a.events || []).length} sample events` })),
-        alertEvents(a.events || [])));
+        alertEvents(a.events || [], rule.id)));
 
     const triage = h('section', { class: 'panel', id: 'triage-panel', 'aria-label': 'Triage' }, h('h2', { class: 'panel-title', text: 'Triage' }));
     if (canWrite()) {
@@ -1153,7 +1163,9 @@ function renderAlertDetail(view, id) {
         e.comment ? h('p', { class: 'history-comment', text: e.comment }) : null));
     }
     if (!(a.history || []).length) hist.append(h('li', { class: 'muted', text: 'No history.' }));
-    const right = h('div', { class: 'detail-side' }, triage, h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'History' }), hist));
+    const exPanel = h('section', { class: 'panel', id: 'exceptions-panel', 'aria-label': 'Exceptions' }, h('h2', { class: 'panel-title', text: 'Exceptions of this rule' }));
+    exceptionsPanel(exPanel, rule.id, a.group || {}, controller.signal);
+    const right = h('div', { class: 'detail-side' }, triage, exPanel, h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'History' }), hist));
     box.append(h('div', { class: 'detail-grid' }, left, right));
   }
 
@@ -1177,7 +1189,7 @@ function renderAlertDetail(view, id) {
       h('p', { 'data-testid': 'baseline-summary', text: b.summary || '' }), dl);
   }
 
-  function alertEvents(events) {
+  function alertEvents(events, ruleId) {
     if (!events.length) return h('p', { class: 'muted pad', text: 'No sample events are stored for this alert.' });
     const keys = new Set();
     for (const e of events) for (const k of Object.keys(e)) keys.add(k);
@@ -1190,8 +1202,9 @@ function renderAlertDetail(view, id) {
       const det = h('details', { class: 'alert-event', 'data-testid': 'alert-event' },
         h('summary', null, h('span', { class: 'mono muted', text: fmtTime(e['@timestamp']) }), ' ',
           e['vigil.seq'] !== undefined ? h('span', { class: 'mono muted small', text: `seq ${valueText(e['vigil.seq'])} ` }) : null,
-          h('span', { class: 'event-message', text: valueText(e.message) || '(no message)' })),
+          h('span', { class: 'event-message', text: eventSummary(e) })),
         fields);
+      if (ruleId && e['vigil.seq'] !== undefined) det.append(traceButton(ruleId, e['vigil.seq'], 'Why did this match?'));
       wrap.append(det);
     }
     return wrap;
@@ -1514,12 +1527,206 @@ function renderCluster(view) {
 
 // ------------------------------------------------------------------ rules
 
+// A readable line for an event without a `message`: web access, Vigil's own audit, or
+// whatever the event says of itself.
+function eventSummary(e) {
+  const v = (k) => valueText(e[k]);
+  if (v('message')) return v('message');
+  if (v('http.request.method') || v('url.original') || v('url.path')) {
+    const status = v('http.response.status_code');
+    return [v('source.ip'), v('http.request.method'), v('url.original') || v('url.path'), status ? `→ ${status}` : '', v('user_agent.original') ? `(${v('user_agent.original')})` : ''].filter(Boolean).join(' ');
+  }
+  if (v('event.dataset') === 'vigil.audit' || v('event.action')) {
+    const who = v('user.name') || 'someone';
+    const from = v('source.ip') ? ` from ${v('source.ip')}` : '';
+    const outcome = v('event.outcome') ? ` (${v('event.outcome')})` : '';
+    return `${who}: ${v('event.action') || v('event.dataset')}${outcome}${from}`;
+  }
+  return v('event.dataset') || v('event.original') || '(no message)';
+}
+
+// ATT&CK technique names for the ids Vigil's bundled rules and common SigmaHQ rules use.
+const ATTACK_NAMES = {
+  T1003: 'OS Credential Dumping', 'T1003.001': 'LSASS Memory', T1021: 'Remote Services', 'T1021.004': 'SSH',
+  T1046: 'Network Service Discovery', T1059: 'Command and Scripting Interpreter', 'T1059.001': 'PowerShell', 'T1059.004': 'Unix Shell',
+  T1070: 'Indicator Removal', T1078: 'Valid Accounts', T1083: 'File and Directory Discovery', T1087: 'Account Discovery',
+  T1098: 'Account Manipulation', T1110: 'Brute Force', 'T1110.001': 'Password Guessing', 'T1110.003': 'Password Spraying',
+  'T1110.004': 'Credential Stuffing', T1136: 'Create Account', T1190: 'Exploit Public-Facing Application', T1548: 'Abuse Elevation Control Mechanism',
+  'T1548.003': 'Sudo and Sudo Caching', T1562: 'Impair Defenses', T1565: 'Data Manipulation', 'T1565.001': 'Stored Data Manipulation',
+  T1595: 'Active Scanning', 'T1595.002': 'Vulnerability Scanning', T1068: 'Exploitation for Privilege Escalation',
+};
+
+// Tags as chips, once per fact: `attack.t1110.001` and `t1110.001` are one technique (named and
+// linked to MITRE), `attack.credential_access` a tactic; other tags as they are.
+function tagChips(tags) {
+  const seen = new Set();
+  const chips = [];
+  for (const raw of tags) {
+    const t = String(raw).toLowerCase().replace(/^attack\./, '');
+    const tech = /^t\d{4}(\.\d{3})?$/.test(t) ? t.toUpperCase() : null;
+    const key = tech || t.replace(/-/g, '_');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (tech) {
+      const name = ATTACK_NAMES[tech];
+      chips.push(h('a', { class: 'tag tag-attack', 'data-testid': 'attack-technique', href: `https://attack.mitre.org/techniques/${tech.replace('.', '/')}/`, target: '_blank', rel: 'noopener noreferrer', title: name || tech, text: name ? `${tech} ${name}` : tech }));
+    } else if (String(raw).toLowerCase().startsWith('attack.')) {
+      chips.push(h('span', { class: 'tag', 'data-testid': 'attack-tactic', text: t.replace(/[_-]/g, ' ') }));
+    } else {
+      chips.push(h('span', { class: 'tag', text: String(raw) }));
+    }
+  }
+  return chips.length ? h('span', { class: 'tags' }, chips) : '—';
+}
+
+// Other alerts about the same entity: any alert whose group shares a field and value with
+// this one's (the same address, user or host), newest first.
+async function relatedAlerts(box, a, signal) {
+  const pairs = Object.entries(a.group || {}).map(([k, v]) => [k, valueText(v)]);
+  if (!pairs.length) { box.append(h('p', { class: 'muted', text: 'This alert has no entity.' })); return; }
+  try {
+    const res = await api('GET', '/api/v1/alerts?limit=10000', undefined, { signal });
+    const rel = (res.alerts || []).filter((x) => x.id !== a.id && pairs.some(([k, v]) => x.group && valueText(x.group[k]) === v))
+      .sort((x, y) => String(y.last_seen).localeCompare(String(x.last_seen))).slice(0, 50);
+    if (!rel.length) { box.append(h('p', { class: 'muted', text: `No other alert for ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}.` })); return; }
+    box.append(h('ul', { class: 'related-list', 'data-testid': 'related-alerts' }, rel.map((x) => h('li', { 'data-testid': 'related-alert' },
+      h('a', { href: `#/alerts/${encodeURIComponent(x.id)}`, text: `#${x.id} ${(x.rule && x.rule.title) || ''}` }), ' ', levelBadge(x.rule && x.rule.level), ' ',
+      h('span', { class: 'muted small', text: `${x.group_key || ''} · ${fmtTime(x.last_seen)}` })))));
+  } catch (err) {
+    if (err.name !== 'AbortError') box.append(inlineError(err, 'Loading related alerts'));
+  }
+}
+
+// One rule exception in words: what it excludes or suppresses, why, by whom, until when.
+function exceptionText(x) {
+  const what = x.kind === 'exclude'
+    ? `excludes events where ${(x.conditions || []).map((c) => `${c.field} ${c.op || 'equals'} "${c.value}"`).join(' and ')}`
+    : `suppresses alerts for ${Object.entries(x.group || {}).map(([k, v]) => `${k}=${v}`).join(' ')}`;
+  const until = x.expires ? ` until ${fmtTime(x.expires)}` : '';
+  return `${what} — ${x.reason} (${x.by}${until})${x.expired ? ' [expired]' : ''}`;
+}
+
+// The exceptions of a rule, and (for analysts) forms to add one and buttons to remove them.
+async function exceptionsPanel(box, ruleId, group, signal) {
+  const list = h('ul', { class: 'exception-list', 'data-testid': 'exceptions' });
+  box.append(list);
+  async function load() {
+    clear(list);
+    try {
+      const res = await api('GET', `/api/v1/exceptions?${new URLSearchParams({ rule: ruleId })}`, undefined, { signal });
+      const xs = res.exceptions || [];
+      if (!xs.length) list.append(h('li', { class: 'muted', text: 'None.' }));
+      for (const x of xs) {
+        const li = h('li', { 'data-testid': 'exception', 'data-kind': x.kind, 'data-expired': String(!!x.expired) }, exceptionText(x));
+        if (canWrite()) {
+          const del = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-testid': 'exception-remove', text: 'Remove' });
+          del.addEventListener('click', async () => {
+            try { await api('DELETE', `/api/v1/exceptions/${encodeURIComponent(x.id)}`); load(); } catch (err) { showError(err, 'Removing the exception'); }
+          });
+          li.append(' ', del);
+        }
+        list.append(li);
+      }
+    } catch (err) {
+      if (err.name !== 'AbortError') list.append(h('li', null, inlineError(err, 'Loading exceptions')));
+    }
+  }
+  load();
+  if (!canWrite()) return;
+  const reason = h('input', { type: 'text', id: 'exception-reason', 'data-testid': 'exception-reason', placeholder: 'Reason (required)', 'aria-label': 'Reason' });
+  const days = h('input', { type: 'number', min: '1', id: 'exception-days', 'data-testid': 'exception-days', placeholder: 'Expires in days (empty: never)', 'aria-label': 'Expires in days' });
+  const field = h('input', { type: 'text', 'data-testid': 'exception-field', placeholder: 'field, e.g. user.name', 'aria-label': 'Field' });
+  const op = h('select', { 'data-testid': 'exception-op', 'aria-label': 'Comparison' }, ['equals', 'contains', 'startswith', 'endswith'].map((o) => h('option', { value: o, text: o })));
+  const value = h('input', { type: 'text', 'data-testid': 'exception-value', placeholder: 'value', 'aria-label': 'Value' });
+  const expires = () => (days.value ? new Date(Date.now() + Number(days.value) * 86400000).toISOString() : undefined);
+  async function add(body) {
+    try {
+      await api('POST', '/api/v1/exceptions', { rule: ruleId, reason: reason.value.trim(), expires: expires(), ...body });
+      reason.value = '';
+      load();
+    } catch (err) { showError(err, 'Adding the exception'); }
+  }
+  const exclude = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-testid': 'exception-add-exclude', text: 'Exclude matching events' });
+  exclude.addEventListener('click', () => add({ kind: 'exclude', conditions: [{ field: field.value.trim(), op: op.value, value: value.value }] }));
+  const groupEntries = Object.entries(group).map(([k, v]) => [k, valueText(v)]);
+  const suppress = groupEntries.length ? h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-testid': 'exception-add-suppress', text: `Suppress alerts for ${groupEntries.map(([k, v]) => `${k}=${v}`).join(' ')}` }) : null;
+  if (suppress) suppress.addEventListener('click', () => add({ kind: 'suppress', group: Object.fromEntries(groupEntries) }));
+  box.append(h('div', { class: 'exception-form' }, reason, days, h('div', { class: 'button-row' }, field, op, value, exclude), suppress));
+}
+
+// A button that explains, in place, why a stored event matched (or not) a rule.
+function traceButton(ruleId, seq, label) {
+  const out = h('div', { class: 'trace-out' });
+  const b = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-testid': 'trace-button', text: label });
+  b.addEventListener('click', () => runTrace(out, ruleId, seq));
+  return h('div', { class: 'trace-wrap' }, b, out);
+}
+
+async function runTrace(out, rule, seq) {
+  clear(out).append(spinner());
+  try {
+    const res = await api('POST', '/api/v1/rules/trace', { rule, seq });
+    clear(out).append(traceView(res));
+  } catch (err) {
+    clear(out).append(inlineError(err, 'Explaining the match'));
+  }
+}
+
+// The explanation of POST /api/v1/rules/trace: per detection rule, the summary sentence, the
+// logsource, and each search identifier with each field entry marked as holding or not.
+function traceView(res) {
+  const box = h('div', { class: 'trace', 'data-testid': 'trace-result' });
+  if (res.correlation) box.append(h('p', { class: 'muted small', text: `${res.correlation} is a correlation: its rules are explained one by one.` }));
+  for (const t of res.traces || []) {
+    const mark = (ok) => h('span', { class: ok ? 'trace-yes' : 'trace-no', 'aria-label': ok ? 'holds' : 'does not hold', text: ok ? '✓' : '✗' });
+    const sec = h('div', { class: 'trace-rule', 'data-testid': 'trace-rule-result', 'data-matched': String(!!t.matched) },
+      h('h3', { class: 'panel-subtitle' }, mark(t.matched), ' ', h('span', { text: t.title || t.id || '' })),
+      h('p', { class: 'trace-summary', 'data-testid': 'trace-summary', text: t.summary || '' }),
+      h('p', { class: 'small' }, mark(t.logsource && t.logsource.applies), ` logsource ${t.logsource ? t.logsource.logsource : ''} · condition `, h('code', { text: (t.condition || []).join(' | ') })));
+    const rows = [];
+    for (const srch of t.searches || []) {
+      (srch.alternatives || []).forEach((alt, ai) => {
+        for (const f of alt) {
+          rows.push({ search: srch.name + ((srch.alternatives || []).length > 1 ? ` (${ai + 1})` : ''), held: srch.matched, ...f });
+        }
+      });
+    }
+    if (rows.length) {
+      sec.append(dataTable([
+        { label: 'Search', render: (r) => h('span', null, mark(r.held), ' ', h('span', { class: 'mono', text: r.search })) },
+        { label: 'Field', cls: 'mono', render: (r) => `${r.field || 'keywords'}${r.event_field ? ` → ${r.event_field}` : ''}` },
+        { label: 'Modifiers', cls: 'mono', render: (r) => (r.modifiers || []).join('|') || '—' },
+        { label: 'Rule values', cls: 'mono', render: (r) => (r.values || []).join(', ') },
+        { label: 'Event value', cls: 'mono', render: (r) => ((r.event_values || []).length ? r.event_values.join(', ') : h('span', { class: 'muted', text: '(absent)' })) },
+        { label: 'Holds', render: (r) => (r.matched === null || r.matched === undefined ? h('span', { class: 'muted', text: r.note || '?' }) : mark(r.matched)) },
+      ], rows, { testid: 'trace-table', rowAttrs: (r) => ({ 'data-testid': 'trace-entry', 'data-field': r.field || '', 'data-holds': String(r.matched) }) }));
+    }
+    if ((t.filters_held || []).length) sec.append(h('p', { class: 'small', text: `Dropped by filter: ${t.filters_held.join(', ')}` }));
+    box.append(sec);
+  }
+  return box;
+}
+
 function renderRules(view) {
   const controller = new AbortController();
   const filter = h('input', { type: 'search', id: 'rules-filter', class: 'filter-input', placeholder: 'Filter rules…', 'aria-label': 'Filter rules' });
   const box = h('div', { class: 'panel flush', id: 'rules' }, h('div', { class: 'pad' }, spinner()));
   const summary = h('span', { class: 'muted small', id: 'rules-summary' });
-  view.append(pageHeader('Rules', summary, filter), box);
+  const ruleInput = h('input', { type: 'text', id: 'trace-rule', 'data-testid': 'trace-rule', class: 'filter-input', placeholder: 'Rule id or title', 'aria-label': 'Rule id or title', list: 'trace-rule-list' });
+  const ruleList = h('datalist', { id: 'trace-rule-list' });
+  const seqInput = h('input', { type: 'number', min: '0', id: 'trace-seq', 'data-testid': 'trace-seq', class: 'filter-input', placeholder: 'Event seq', 'aria-label': 'Event sequence number' });
+  const traceOut = h('div', { id: 'trace-out' });
+  const traceGo = h('button', { type: 'submit', class: 'btn btn-secondary', 'data-testid': 'trace-go', text: 'Explain' });
+  const traceForm = h('form', { class: 'button-row', id: 'trace-form' }, ruleInput, ruleList, seqInput, traceGo);
+  traceForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    runTrace(traceOut, ruleInput.value.trim(), Number(seqInput.value));
+  });
+  const tracePanel = h('section', { class: 'panel', id: 'trace-panel', 'aria-label': 'Explain a match' },
+    h('h2', { class: 'panel-title', text: 'Why did (or didn’t) an event match a rule?' }),
+    h('p', { class: 'muted small', text: 'Give a rule and the sequence number of a stored event (shown on alerts and search results): each selection, field and modifier is checked against the event.' }),
+    traceForm, traceOut);
+  view.append(pageHeader('Rules', summary, filter), tracePanel, box);
   let all = [];
 
   function draw() {
@@ -1532,6 +1739,7 @@ function renderRules(view) {
       { label: 'ID', cls: 'mono nowrap', key: 'id' },
       { label: 'Tags', render: (r) => h('span', { class: 'tags' }, (r.tags || []).map((t) => h('span', { class: 'tag', text: t }))) },
       { label: 'Last fired', cls: 'nowrap', render: (r) => (r.status === 'error' ? '—' : r.last_fired ? h('span', null, timeEl(r.last_fired), h('span', { class: 'muted small', text: ` ${fmtAgo(r.last_fired)}` })) : h('span', { class: 'muted', text: 'never' })) },
+      { label: 'Exceptions', render: (r) => ((r.exceptions || []).length ? h('ul', { class: 'exception-list', 'data-testid': 'rule-exceptions' }, r.exceptions.map((x) => h('li', { 'data-testid': 'rule-exception', 'data-kind': x.kind }, exceptionText(x)))) : h('span', { class: 'muted', text: '—' })) },
       { label: 'File', cls: 'mono small', key: 'source' },
       { label: 'Errors / notes', render: (r) => h('div', null,
         r.reason ? h('div', { class: 'rule-error' }, h('span', { 'aria-hidden': 'true', text: '✗ ' }), `${r.kind ? r.kind + ': ' : ''}${r.reason}`) : null,
@@ -1546,6 +1754,11 @@ function renderRules(view) {
     all = [...issues, ...(res.rules || []).map((r) => ({ ...r, status: r.status || 'loaded' }))];
     summary.textContent = `${(res.rules || []).length} loaded · ${issues.length} with errors${res.loaded_at ? ` · loaded ${fmtTime(res.loaded_at)}` : ''}`;
     if (res.message) summary.textContent += ` · ${res.message}`;
+    for (const r of res.rules || []) if (r.id) ruleList.append(h('option', { value: r.id, text: r.title || r.id }));
+    const want = new URLSearchParams(location.hash.split('?')[1] || '');
+    if (want.get('rule')) ruleInput.value = want.get('rule');
+    if (want.get('seq')) seqInput.value = want.get('seq');
+    if (want.get('rule') && want.get('seq')) runTrace(traceOut, ruleInput.value, Number(seqInput.value));
     draw();
   }).catch((err) => {
     if (err.name === 'AbortError') return;

@@ -232,11 +232,31 @@ enum RulesCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
     },
+    /// Run each rule's test cases (SigmaHQ `regression_tests_path`, Vigil's inline `tests:`)
+    /// through the real parse → detect path; exit 1 if any fails, with the reason.
+    Test {
+        /// Rules directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where relative test paths may also be found (besides the rule file's ancestors).
+        #[arg(long = "root", value_name = "DIR")]
+        roots: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
 }
 
 /// `vigil rules`.
 pub fn rules(args: RulesArgs) -> Result<ExitCode> {
-    let RulesCommand::Check { dirs, format } = args.command;
+    let (dirs, format) = match args.command {
+        RulesCommand::Check { dirs, format } => (dirs, format),
+        RulesCommand::Test {
+            dirs,
+            roots,
+            format,
+        } => return crate::rules_test::run(&dirs, &roots, format),
+    };
     let mut report = vigil_detect::report::SupportReport {
         files: Vec::new(),
         supported: 0,

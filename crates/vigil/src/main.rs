@@ -13,6 +13,7 @@ mod ledger_cmds;
 mod progress;
 mod reindex;
 mod report;
+mod rules_test;
 mod search;
 mod serve;
 mod token;
@@ -50,7 +51,8 @@ enum Command {
     Search(search::SearchArgs),
     /// Run Sigma rules over stored events or raw files (.evtx, logs) and list the alerts.
     Hunt(hunt::HuntArgs),
-    /// Sigma rules: `check DIR` lists each rule as supported or not, with the reason.
+    /// Sigma rules: `check DIR` lists each rule as supported or not, with the reason; `test DIR`
+    /// runs each rule's test cases through the real parse → detect path.
     Rules(hunt::RulesArgs),
     /// Ban decisions by hand through the running server: add, del, list.
     Ban(ban::BanArgs),

@@ -93,6 +93,27 @@ pub(super) async fn get_alert(
         return error(StatusCode::NOT_FOUND, format!("no alert {id}"));
     };
     if !ocsf {
+        // The rule as loaded: its description and kind, for the analyst reading the alert.
+        let rules = detect.rules();
+        let rule_id = body["rule"]["id"].as_str().unwrap_or_default().to_owned();
+        let meta = rules
+            .set
+            .rules()
+            .map(|(_, r)| (&r.meta, "detection"))
+            .chain(
+                rules
+                    .set
+                    .correlations()
+                    .iter()
+                    .map(|c| (&c.rule.meta, "correlation")),
+            )
+            .find(|(m, _)| crate::detect::alert_rule(m).id == rule_id);
+        if let Some((m, kind)) = meta {
+            body["rule"]["description"] = json!(m.description);
+            body["rule"]["kind"] = json!(kind);
+            body["rule"]["references"] = json!(m.references);
+            body["rule"]["falsepositives"] = json!(m.falsepositives);
+        }
         // The matching events themselves, read from the ledger by sequence number.
         let dir = state.data_dir.clone();
         let events = tokio::task::spawn_blocking(move || {
@@ -219,6 +240,7 @@ pub(super) async fn list_rules(State(state): State<Shared>) -> Response {
                 "status": "loaded",
                 "notes": info.notes,
                 "last_fired": fired.get(&r.id).map(|t| t.to_rfc3339()),
+                "exceptions": rules.set.exceptions().of(&r.id),
             })
         })
         .chain(rules.set.correlations().iter().map(|c| {
@@ -250,6 +272,7 @@ pub(super) async fn list_rules(State(state): State<Shared>) -> Response {
                 "status": "loaded",
                 "notes": notes,
                 "last_fired": fired.get(&r.id).map(|t| t.to_rfc3339()),
+                "exceptions": rules.set.exceptions().of(&r.id),
             })
         }))
         .collect();

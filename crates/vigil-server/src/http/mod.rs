@@ -103,6 +103,15 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/alerts/{id}", get(get_alert).post(triage_alert))
         .route("/api/v1/rules", get(list_rules))
+        .route("/api/v1/rules/trace", post(trace::trace_rule))
+        .route(
+            "/api/v1/exceptions",
+            get(exceptions::list_exceptions).post(exceptions::add_exception),
+        )
+        .route(
+            "/api/v1/exceptions/{id}",
+            axum::routing::delete(exceptions::delete_exception),
+        )
         .route(
             "/api/v1/cluster",
             get(crate::cluster::health::cluster_health),
@@ -154,12 +163,14 @@ mod authn;
 mod body;
 mod bulk;
 mod decisions;
+mod exceptions;
 mod hec;
 mod ledger;
 mod native;
 mod otlp;
 mod otlp_grpc;
 mod report;
+mod trace;
 
 use alerts::*;
 pub use authn::Caller;
