@@ -130,6 +130,26 @@ class HandlerTests(unittest.TestCase):
                 spool_files.remove(name)
             self.assertEqual([json.loads(l)["message"] for l in lines], ["queued %d" % i for i in range(7)])
 
+    def test_a_spool_has_one_process(self):
+        with tempfile.TemporaryDirectory() as spool:
+            receiver = Receiver()
+            first = VigilHandler(receiver.url, "T", spool_dir=spool, flush_interval=0.05)
+            with self.assertRaises(RuntimeError):
+                VigilHandler(receiver.url, "T", spool_dir=spool)
+            first.close()
+            # Released on close: the next process may take it.
+            VigilHandler(receiver.url, "T", spool_dir=spool).close()
+
+    def test_nan_and_infinity_are_written_as_text(self):
+        receiver = Receiver()
+        handler = VigilHandler(receiver.url, "T", flush_interval=0.05)
+        log = logger(handler, "t.nan")
+        log.info("odd numbers", extra={"ratio": float("nan"), "big": float("inf")})
+        self.assertTrue(handler.flush(10))
+        handler.close()
+        event = json.loads(receiver.posts[0][2].splitlines()[0])
+        self.assertEqual((event["ratio"], event["big"]), ("nan", "inf"))
+
     def test_an_unreadable_spool_file_is_set_aside(self):
         with tempfile.TemporaryDirectory() as spool:
             with open(os.path.join(spool, "%020d.ndjson" % 1), "wb") as f:

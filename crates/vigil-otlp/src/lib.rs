@@ -8,7 +8,7 @@
 //! | `timeUnixNano` (else `observedTimeUnixNano`, else the receive time) | `@timestamp` |
 //! | `body` (a string; a map is rendered as JSON and read as a JSON event) | `message` |
 //! | `severityText` (else the level of `severityNumber`) | `log.level` |
-//! | `severityNumber` | `event.severity` |
+//! | `severityNumber` | `event.severity`, on Vigil's scale ([`vigil_severity`]) |
 //! | `traceId`, `spanId` (hex) | `trace.id`, `span.id` |
 //! | `eventName` | `event.action` |
 //! | the scope's `name`, `version` | `log.logger`, `log.logger_version` |
@@ -20,10 +20,12 @@
 //! `event.original` is the event's JSON rendering. A string body that is a JSON object or
 //! carries `key=value` pairs is read by `vigil_parse::app_message`.
 //!
-//! Bounded: at most [`MAX_RECORDS`] records per request (the rest are counted, not stored — see
-//! [`Decoded::dropped`]), [`MAX_ATTRIBUTES`] attributes per record, nested values flattened to
-//! [`MAX_DEPTH`] levels (deeper values are kept as JSON text); protobuf and JSON decoding have
-//! their own recursion limits (prost's 100, serde_json's 128; OTLP/JSON nesting is read to 64).
+//! Bounded: at most [`MAX_RECORDS`] records per request and [`MAX_SHARED_BYTES`] of resource
+//! attributes copied into them (records past either are counted, not stored — see
+//! [`Decoded::dropped`]), [`MAX_ATTRIBUTES`] record attributes and half as many resource
+//! attributes per record, nested maps flattened to [`MAX_DEPTH`] levels (values deeper than
+//! that are null); protobuf and JSON decoding have their own recursion limits (prost's 100,
+//! serde_json's 128).
 #![deny(missing_docs)]
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -44,6 +46,10 @@ pub const MAX_RECORDS: usize = 100_000;
 pub const MAX_ATTRIBUTES: usize = 512;
 /// How deep nested maps and arrays are flattened into fields.
 pub const MAX_DEPTH: usize = 8;
+/// The most resource and scope attribute bytes one request may copy into its events, summed
+/// over its records (a request of many tiny records under one huge resource would otherwise
+/// multiply it); records past the budget are not read and are reported as rejected.
+pub const MAX_SHARED_BYTES: usize = 64 << 20;
 
 /// OpenTelemetry attribute names whose ECS name differs, and the ECS name.
 pub const ATTRIBUTE_NAMES: &[(&str, &str)] = &[
@@ -136,31 +142,35 @@ pub struct Status {
 pub fn events(request: &ExportLogsServiceRequest, ctx: &ParseContext) -> Decoded {
     let mut out = Vec::new();
     let mut dropped = 0u64;
+    let mut shared_bytes = 0usize;
     for resource_logs in &request.resource_logs {
         let resource: &[KeyValue] = resource_logs
             .resource
             .as_ref()
             .map_or(&[], |r| r.attributes.as_slice());
+        let mut shared_object = Map::new();
+        add_attributes(&mut shared_object, resource, MAX_ATTRIBUTES / 2);
         for scope_logs in &resource_logs.scope_logs {
+            let mut shared = shared_object.clone();
+            if let Some(scope) = &scope_logs.scope {
+                if !scope.name.is_empty() {
+                    shared.insert("log.logger".into(), Json::from(scope.name.as_str()));
+                }
+                if !scope.version.is_empty() {
+                    shared.insert(
+                        "log.logger_version".into(),
+                        Json::from(scope.version.as_str()),
+                    );
+                }
+            }
+            let shared_size = Json::Object(shared.clone()).to_string().len();
             for record in &scope_logs.log_records {
-                if out.len() >= MAX_RECORDS {
+                if out.len() >= MAX_RECORDS || shared_bytes + shared_size > MAX_SHARED_BYTES {
                     dropped += 1;
                     continue;
                 }
-                let mut object = Map::new();
-                add_attributes(&mut object, resource);
-                if let Some(scope) = &scope_logs.scope {
-                    if !scope.name.is_empty() {
-                        object.insert("log.logger".into(), Json::from(scope.name.as_str()));
-                    }
-                    if !scope.version.is_empty() {
-                        object.insert(
-                            "log.logger_version".into(),
-                            Json::from(scope.version.as_str()),
-                        );
-                    }
-                }
-                out.push(record_event(record, object, ctx));
+                shared_bytes += shared_size;
+                out.push(record_event(record, shared.clone(), ctx));
             }
         }
     }
@@ -170,8 +180,17 @@ pub fn events(request: &ExportLogsServiceRequest, ctx: &ParseContext) -> Decoded
     }
 }
 
-fn record_event(record: &LogRecord, mut object: Map<String, Json>, ctx: &ParseContext) -> Event {
-    add_attributes(&mut object, &record.attributes);
+fn record_event(record: &LogRecord, shared: Map<String, Json>, ctx: &ParseContext) -> Event {
+    // Record attributes first, then the resource's and the scope's where the record said
+    // nothing: the record wins, and its attributes are never crowded out by the resource's.
+    let mut object = Map::new();
+    add_attributes(&mut object, &record.attributes, MAX_ATTRIBUTES);
+    for (key, value) in shared {
+        if object.len() >= MAX_ATTRIBUTES + MAX_ATTRIBUTES / 2 {
+            break;
+        }
+        object.entry(key).or_insert(value);
+    }
     let nanos = if record.time_unix_nano != 0 {
         record.time_unix_nano
     } else {
@@ -201,8 +220,8 @@ fn record_event(record: &LogRecord, mut object: Map<String, Json>, ctx: &ParseCo
     if let Some(level) = level {
         object.insert("log.level".into(), Json::from(level));
     }
-    if record.severity_number > 0 {
-        object.insert("event.severity".into(), Json::from(record.severity_number));
+    if let Some(severity) = vigil_severity(record.severity_number) {
+        object.insert("event.severity".into(), Json::from(severity));
     }
     if !record.trace_id.is_empty() {
         object.insert("trace.id".into(), Json::from(hex(&record.trace_id)));
@@ -226,13 +245,26 @@ fn record_event(record: &LogRecord, mut object: Map<String, Json>, ctx: &ParseCo
     }
     let line = Json::Object(object).to_string();
     let mut event = vigil_parse::parse_line(line.as_bytes(), Format::Json, ctx);
-    if let Some(m) = &message {
-        vigil_parse::app_message::enrich(&mut event, m, ctx);
+    // The message as stored (masked), not as sent.
+    if let Some(masked) = event.get_str("message").map(str::to_owned) {
+        vigil_parse::app_message::enrich(&mut event, &masked, ctx);
         if let Some(redactor) = &ctx.redactor {
             redactor.redact_event(&mut event);
         }
     }
     event
+}
+
+/// `event.severity` on Vigil's scale (OCSF `severity_id`, what alerts and `vigil-client` use:
+/// 1 informational, 3 medium, 4 high, 5 critical) of an OTLP severity number.
+pub fn vigil_severity(number: i32) -> Option<i64> {
+    Some(match number {
+        1..=12 => 1,
+        13..=16 => 3,
+        17..=20 => 4,
+        21..=24 => 5,
+        _ => return None,
+    })
 }
 
 /// `log.level` of an OTLP severity number (the ranges of the OpenTelemetry log data model).
@@ -248,10 +280,18 @@ pub fn severity_level(number: i32) -> Option<&'static str> {
     })
 }
 
-fn add_attributes(object: &mut Map<String, Json>, attributes: &[KeyValue]) {
+/// Attributes that name the peer of the connection, not the client: kept only when no
+/// `client.address` said who the client is (behind a proxy the peer is the proxy).
+const PEER_ADDRESSES: [&str; 2] = ["network.peer.address", "net.peer.ip"];
+
+fn add_attributes(object: &mut Map<String, Json>, attributes: &[KeyValue], cap: usize) {
+    let has_client = attributes.iter().any(|kv| kv.key == "client.address");
     for kv in attributes {
-        if object.len() >= MAX_ATTRIBUTES {
+        if object.len() >= cap {
             return;
+        }
+        if has_client && PEER_ADDRESSES.contains(&kv.key.as_str()) {
+            continue;
         }
         let Some(value) = kv.value.as_ref().and_then(|v| v.value.as_ref()) else {
             continue;

@@ -82,7 +82,11 @@ fn a_protobuf_record_becomes_an_ecs_event() {
     assert_eq!(e.timestamp(), Timestamp::from_secs(1_796_637_600));
     assert_eq!(e.get_str("message"), Some("login failed"));
     assert_eq!(e.get_str("log.level"), Some("warn"));
-    assert_eq!(e.get("event.severity"), Some(&Value::Int(13)));
+    assert_eq!(
+        e.get("event.severity"),
+        Some(&Value::Int(3)),
+        "warn on Vigil's scale"
+    );
     assert_eq!(e.get_str("service.name"), Some("checkout"));
     assert_eq!(e.get_str("host.name"), Some("web-7"));
     assert_eq!(e.get_str("log.logger"), Some("shop.auth"));
@@ -132,7 +136,11 @@ fn json_and_protobuf_of_the_same_request_give_the_same_events() {
         Some("abababababababababababababababab")
     );
     assert_eq!(e.get_str("span.id"), Some("0101010101010101"));
-    assert_eq!(e.get("event.severity"), Some(&Value::Int(18)));
+    assert_eq!(
+        e.get("event.severity"),
+        Some(&Value::Int(4)),
+        "error on Vigil's scale"
+    );
     assert_eq!(e.get_str("log.level"), Some("error"));
     assert_eq!(e.timestamp(), Timestamp::from_secs(1_796_637_600));
 }
@@ -244,8 +252,88 @@ fn records_cannot_claim_vigil_names() {
     let e = &decode_protobuf(&request(vec![record]).encode_to_vec(), &ctx())
         .unwrap()
         .events[0];
-    assert_ne!(e.get_str("vigil.source"), Some("vigil"));
-    assert_ne!(e.get_str("event.dataset"), Some("vigil.audit"));
+    assert_eq!(e.get_str("external.vigil.source"), Some("vigil"));
+    assert_eq!(e.get_str("external.event.dataset"), Some("vigil.audit"));
+    assert!(e.has_tag(vigil_event::tag::RESERVED_CLAIM));
+}
+
+#[test]
+fn secrets_in_bodies_and_attributes_are_masked() {
+    let mut record = login_failure();
+    record.body = string("retry with auth_token=tok3nInBody password=pw1nBody");
+    record
+        .attributes
+        .push(kv("auth_token", string("tok3nInAttr")));
+    record.attributes.push(kv("api-key", string("k3yInAttr")));
+    record
+        .attributes
+        .push(kv("note", string("user said password=pw1nAttr")));
+    let mut ctx = ctx();
+    ctx.redactor = Some(std::sync::Arc::new(
+        vigil_parse::redact::Redactor::new(&[]).unwrap(),
+    ));
+    let e = &decode_protobuf(&request(vec![record]).encode_to_vec(), &ctx)
+        .unwrap()
+        .events[0];
+    let text = e.to_json().to_string();
+    for secret in [
+        "tok3nInBody",
+        "pw1nBody",
+        "tok3nInAttr",
+        "k3yInAttr",
+        "pw1nAttr",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
+#[test]
+fn the_client_is_not_the_proxy_and_the_record_wins() {
+    let mut record = login_failure();
+    record
+        .attributes
+        .push(kv("network.peer.address", string("10.0.0.1")));
+    record
+        .attributes
+        .push(kv("service.name", string("from-record")));
+    let e = &decode_protobuf(&request(vec![record]).encode_to_vec(), &ctx())
+        .unwrap()
+        .events[0];
+    assert_eq!(
+        e.get("source.ip"),
+        Some(&Value::Ip("203.0.113.5".parse().unwrap()))
+    );
+    assert_eq!(e.get_str("service.name"), Some("from-record"));
+    // Without a client address, the peer is the best there is.
+    let mut record = login_failure();
+    record.attributes.retain(|kv| kv.key != "client.address");
+    record
+        .attributes
+        .push(kv("network.peer.address", string("198.51.100.9")));
+    let e = &decode_protobuf(&request(vec![record]).encode_to_vec(), &ctx())
+        .unwrap()
+        .events[0];
+    assert_eq!(
+        e.get("source.ip"),
+        Some(&Value::Ip("198.51.100.9".parse().unwrap()))
+    );
+}
+
+#[test]
+fn a_huge_resource_over_many_records_is_cut_at_the_budget() {
+    let big = "x".repeat(1 << 20);
+    let mut req = request((0..200).map(|_| LogRecord::default()).collect());
+    let resource = req.resource_logs[0].resource.as_mut().unwrap();
+    resource.attributes.push(kv("blob", string(&big)));
+    let decoded = events(&req, &ctx());
+    let kept = decoded.events.len() as u64;
+    assert!(kept < 200 && decoded.dropped == 200 - kept, "{kept} kept");
+    assert!(kept as usize * big.len() <= MAX_SHARED_BYTES);
+    let answer = response(decoded.dropped);
+    assert_eq!(
+        answer.partial_success.unwrap().rejected_log_records,
+        decoded.dropped as i64
+    );
 }
 
 /// The public OTLP/JSON samples in the corpus (the official example, Fluent Bit's test data in

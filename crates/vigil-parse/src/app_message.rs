@@ -27,6 +27,8 @@ pub const MAX_PAIRS: usize = 64;
 pub const MAX_KEY_LEN: usize = 64;
 /// The longest message read as JSON, in bytes.
 pub const MAX_JSON_LEN: usize = 64 * 1024;
+/// How much of a message is read for `key=value` pairs, in bytes.
+pub const MAX_PAIRS_SCAN: usize = 8 * 1024;
 
 /// Spellings applications use for ECS fields in `key=value` messages, and the field each
 /// becomes. Keys are matched without regard to case.
@@ -35,13 +37,11 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("username", "user.name"),
     ("user_name", "user.name"),
     ("usr", "user.name"),
-    ("login", "user.name"),
     ("src", "source.ip"),
     ("src_ip", "source.ip"),
     ("source_ip", "source.ip"),
     ("client_ip", "source.ip"),
     ("remote_addr", "source.ip"),
-    ("ip", "source.ip"),
     ("action", "event.action"),
     ("event", "event.action"),
     ("outcome", "event.outcome"),
@@ -69,15 +69,29 @@ fn enrich_json(event: &mut Event, message: &str, ctx: &ParseContext) {
         return;
     };
     for (key, value) in inner.fields() {
-        if key == field::VIGIL_PARSER || event.contains(key) {
+        if key == field::VIGIL_PARSER || key == "tags" || event.contains(key) {
             continue;
         }
         event.insert(key, value.clone());
     }
+    if inner.has_tag(vigil_event::tag::RESERVED_CLAIM) {
+        event.add_tag(vigil_event::tag::RESERVED_CLAIM);
+    }
 }
 
 fn enrich_pairs(event: &mut Event, message: &str) {
-    let Ok(pairs) = crate::logfmt::pairs(message) else {
+    // Only the head of a message is read: the pairs of a log line come early, and the scan
+    // (which allocates per word) stays bounded whatever a sender writes.
+    let mut end = message.len().min(MAX_PAIRS_SCAN);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &message[..end];
+    let head = match head.rfind(' ') {
+        Some(space) if end < message.len() => &head[..space],
+        _ => head,
+    };
+    let Ok(pairs) = crate::logfmt::pairs(head) else {
         return;
     };
     insert_pairs(event, pairs.into_iter().filter_map(|(k, v)| Some((k, v?))));
@@ -90,12 +104,34 @@ fn enrich_pairs(event: &mut Event, message: &str) {
 pub fn insert_pairs(event: &mut Event, pairs: impl Iterator<Item = (String, String)>) {
     let mut added_action = false;
     for (key, value) in pairs.filter(|(k, _)| valid_key(k)).take(MAX_PAIRS) {
+        // `user=<alice>,` in prose-like lines (Dovecot, Postfix): the punctuation is not the
+        // value.
+        let value = value
+            .trim_matches(|c: char| {
+                matches!(
+                    c,
+                    ',' | ';' | '<' | '>' | '"' | '\'' | '(' | ')' | '[' | ']'
+                )
+            })
+            .to_owned();
         let lower = key.to_ascii_lowercase();
         let name = ALIASES
             .iter()
             .find(|(alias, _)| *alias == lower)
             .map_or(key.as_str(), |(_, ecs)| ecs);
-        if event.contains(name) || value.is_empty() {
+        if value.is_empty() {
+            continue;
+        }
+        // A name only Vigil may write is kept under `external.`, and the claim is tagged.
+        let (stored, claimed) = crate::reserved::quarantined_name(name, &Value::Str(value.clone()));
+        if claimed {
+            event.add_tag(vigil_event::tag::RESERVED_CLAIM);
+            if !event.contains(&stored) {
+                event.insert(stored, value);
+            }
+            continue;
+        }
+        if event.contains(name) {
             continue;
         }
         let value = match name {
@@ -112,10 +148,7 @@ pub fn insert_pairs(event: &mut Event, pairs: impl Iterator<Item = (String, Stri
             _ => Value::Str(value),
         };
         added_action |= name == field::EVENT_ACTION;
-        let (name, _claimed) = crate::reserved::quarantined_name(name, &value);
-        if !event.contains(&name) {
-            event.insert(name, value);
-        }
+        event.insert(name.to_owned(), value);
     }
     if added_action {
         crate::json::classify_owasp(event);
@@ -177,11 +210,33 @@ mod tests {
     }
 
     #[test]
-    fn reserved_names_are_quarantined() {
-        let e = event_with("vigil.seq=1 vigil.source=vigil event.dataset=x user=bob");
+    fn reserved_names_are_quarantined_and_tagged() {
+        let e = event_with("vigil.seq=1 vigil.source=vigil event.dataset=vigil.audit user=bob");
         assert!(!e.contains("vigil.seq"));
         assert!(!e.contains("vigil.source"));
         assert_eq!(e.get_str("external.vigil.seq"), Some("1"));
+        assert_eq!(e.get_str("external.vigil.source"), Some("vigil"));
+        assert_eq!(e.get_str("external.event.dataset"), Some("vigil.audit"));
+        assert!(e.has_tag(vigil_event::tag::RESERVED_CLAIM));
+        let e = event_with(r#"{"vigil.source":"vigil","x":1}"#);
+        assert_eq!(e.get_str("external.vigil.source"), Some("vigil"));
+        assert!(e.has_tag(vigil_event::tag::RESERVED_CLAIM));
+    }
+
+    #[test]
+    fn prose_lines_give_clean_values_and_no_guessed_addresses() {
+        let e = event_with(
+            "imap-login: Login: user=<alice>, method=PLAIN, rip=203.0.113.5, lip=10.0.0.1, ip=10.0.0.2",
+        );
+        assert_eq!(e.get_str("user.name"), Some("alice"));
+        assert_eq!(e.get_str("method"), Some("PLAIN"));
+        assert!(
+            !e.contains("source.ip"),
+            "`ip=` may be the host's own address"
+        );
+        // Only the head of a long message is read.
+        let long = format!("{} user=late", "word ".repeat(MAX_PAIRS_SCAN / 5 + 10));
+        assert!(!event_with(&long).contains("user.name"));
     }
 
     #[test]
@@ -229,11 +284,11 @@ mod tests {
             "1a=2",
             "a..b=1",
             "a.=1",
-            "src=not-an-ip",
         ] {
             let e = event_with(odd);
-            assert!(!e.contains("source.ip"), "{odd}");
+            assert_eq!(e.len(), 2, "{odd}: {e:?}");
         }
+        assert!(!event_with("src=not-an-ip").contains("source.ip"));
         let e = event_with("outcome=maybe result=ok");
         assert_eq!(e.get_str("event.outcome"), Some("success"));
     }

@@ -72,6 +72,25 @@ pub fn is_form(content_type: &str) -> bool {
         .starts_with("application/x-www-form-urlencoded")
 }
 
+/// Whether a form body is a `LogRecord` (it has `msg` and `levelname` or `created`, the
+/// attributes every record has). A form body that is not — curl's `--data-binary` and
+/// `urllib` send NDJSON with the form content type by default — is read as what it is.
+pub fn looks_like_log_record(body: &[u8]) -> bool {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if matches!(first, Some(b'{' | b'[')) {
+        return false;
+    }
+    let (mut msg, mut record) = (false, false);
+    for (key, _) in form_urlencoded::parse(body).take(MAX_ATTRIBUTES) {
+        match key.as_ref() {
+            "msg" => msg = true,
+            "levelname" | "created" => record = true,
+            _ => {}
+        }
+    }
+    msg && record
+}
+
 /// The event of one form-encoded `LogRecord` (see the module documentation).
 pub fn log_record(body: &[u8], ctx: &ParseContext) -> Event {
     let attributes: Vec<(String, String)> = form_urlencoded::parse(body)
@@ -134,11 +153,40 @@ pub fn log_record(body: &[u8], ctx: &ParseContext) -> Event {
     }
     let line = Json::Object(object).to_string();
     let mut event = crate::parse_line(line.as_bytes(), Format::Json, ctx);
-    let extra = attributes
-        .into_iter()
-        .filter(|(k, v)| !STANDARD.contains(&k.as_str()) && v != "None");
-    crate::app_message::insert_pairs(&mut event, extra);
-    crate::app_message::enrich(&mut event, &message, ctx);
+    // The application's `extra=` attributes, masked as a syslog line's `key=value` pairs are:
+    // rendered as pairs, the text masked, then read back.
+    let mut extra = String::new();
+    for (key, value) in attributes.iter().filter(|(k, v)| {
+        !STANDARD.contains(&k.as_str()) && v != "None" && !k.contains([' ', '=', '"'])
+    }) {
+        extra.push_str(key);
+        extra.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => extra.push_str("\\\\"),
+                '"' => extra.push_str("\\\""),
+                '\n' => extra.push_str("\\n"),
+                '\t' => extra.push_str("\\t"),
+                c => extra.push(c),
+            }
+        }
+        extra.push_str("\" ");
+    }
+    let mut counts = crate::redact::Redactions::default();
+    let masked = ctx
+        .redactor
+        .as_ref()
+        .and_then(|r| r.redact_raw(&extra, &mut counts));
+    if let Ok(pairs) = crate::logfmt::pairs(masked.as_deref().unwrap_or(&extra)) {
+        crate::app_message::insert_pairs(
+            &mut event,
+            pairs.into_iter().filter_map(|(k, v)| Some((k, v?))),
+        );
+    }
+    // The message as stored (masked), not as sent.
+    if let Some(masked_message) = event.get_str("message").map(str::to_owned) {
+        crate::app_message::enrich(&mut event, &masked_message, ctx);
+    }
     // What the record's extras and message added is masked like the rest of the event.
     if let Some(redactor) = &ctx.redactor {
         redactor.redact_event(&mut event);
@@ -450,21 +498,56 @@ mod tests {
     #[test]
     fn a_record_cannot_claim_vigil_names_or_escape_masking() {
         let body = form(&[
-            ("msg", "user=bob password=hunter2secret"),
+            (
+                "msg",
+                "user=bob password=hunter2secret auth_token=tok3nInMessage",
+            ),
             ("args", "()"),
             ("vigil.source", "vigil"),
             ("event.dataset", "vigil.audit"),
             ("token", "x"),
+            ("auth_token", "tok3nInExtra"),
+            ("api-key", "k3yInExtra"),
+            ("note", "see password=pw1nNote and \"quotes\""),
         ]);
         let mut ctx = ctx();
         ctx.redactor = Some(std::sync::Arc::new(
             crate::redact::Redactor::new(&[]).unwrap(),
         ));
         let e = log_record(&body, &ctx);
-        assert_ne!(e.get_str("vigil.source"), Some("vigil"));
-        assert_ne!(e.get_str("event.dataset"), Some("vigil.audit"));
+        assert_eq!(e.get_str("external.vigil.source"), Some("vigil"));
+        assert_eq!(e.get_str("external.event.dataset"), Some("vigil.audit"));
+        assert!(e.has_tag(vigil_event::tag::RESERVED_CLAIM));
         let text = e.to_json().to_string();
-        assert!(!text.contains("hunter2secret"), "{text}");
+        for secret in [
+            "hunter2secret",
+            "tok3nInMessage",
+            "tok3nInExtra",
+            "k3yInExtra",
+            "pw1nNote",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(e.get_str("user.name"), Some("bob"));
+    }
+
+    #[test]
+    fn only_log_records_are_read_as_log_records() {
+        assert!(looks_like_log_record(&form(&[
+            ("msg", "x"),
+            ("levelname", "INFO")
+        ])));
+        assert!(looks_like_log_record(&form(&[
+            ("created", "1.5"),
+            ("msg", "x")
+        ])));
+        // NDJSON sent with curl's default content type, and other forms, are not.
+        assert!(!looks_like_log_record(
+            b"{\"message\":\"a\"}\n{\"message\":\"b\"}\n"
+        ));
+        assert!(!looks_like_log_record(b"[{\"msg\":1,\"levelname\":2}]"));
+        assert!(!looks_like_log_record(b"login failed user=alice"));
+        assert!(!looks_like_log_record(&form(&[("msg", "x")])));
     }
 
     #[test]

@@ -34,6 +34,7 @@ const SECRET_FIELD_NAMES: &[&str] = &[
     "authorization",
     "credentials",
     "session_token",
+    "auth_token",
     "x-api-key",
 ];
 
@@ -508,9 +509,20 @@ impl Redactor {
 
 fn is_secret_field(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
-    SECRET_FIELD_NAMES
-        .iter()
-        .any(|name| last.eq_ignore_ascii_case(name))
+    // `api-key`, `api_key` and `API_KEY` are one name.
+    let same = |a: u8, b: u8| {
+        let fold = |c: u8| {
+            if c == b'-' {
+                b'_'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        };
+        fold(a) == fold(b)
+    };
+    SECRET_FIELD_NAMES.iter().any(|name| {
+        name.len() == last.len() && name.bytes().zip(last.bytes()).all(|(a, b)| same(a, b))
+    })
 }
 
 /// Whether the text has 13 or more digits close together (cheap gate for the card regex).

@@ -1,10 +1,13 @@
 //! The OTLP/gRPC listener: plaintext HTTP/2 (what gRPC clients speak to an `http://` endpoint),
 //! with the HTTP API's connection limits (per listener and per address, [`ConnTracker`]), at
-//! most [`MAX_STREAMS`] calls at once per connection, keep-alive pings that close dead
-//! connections, and a graceful stop.
+//! most [`MAX_STREAMS`] calls at once per connection, a connection that sends no request within
+//! the header timeout closed, one that sends none for [`IDLE`] closed, keep-alive pings that
+//! close dead connections, and a graceful stop. Request bodies are bounded by the route's size
+//! limit (tonic's decoder), not by a deadline of their own.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,6 +23,8 @@ use crate::listen::ConnTracker;
 pub const MAX_STREAMS: u32 = 64;
 /// How often an idle connection is pinged, and how long an answer may take.
 const KEEP_ALIVE: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(20));
+/// A connection with no request for this long is closed (exporters reconnect).
+pub const IDLE: Duration = Duration::from_secs(300);
 
 /// Serves `router` on `listener` over HTTP/2 until `stop` changes.
 pub async fn serve(
@@ -53,7 +58,11 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let router = router.clone();
+        // Requests seen on this connection; the watchdog below closes it when this stops moving.
+        let requests = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&requests);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            seen.fetch_add(1, Ordering::Relaxed);
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
             let answer = tower::ServiceExt::oneshot(router.clone(), request);
@@ -61,10 +70,34 @@ pub async fn serve(
         });
         let conn = builder.serve_connection(TokioIo::new(tcp), service);
         let watched = graceful.watch(conn);
+        let tracker = Arc::clone(&tracker);
+        let first = tracker.limits().header_timeout;
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = watched.await {
-                tracing::debug!(%peer, "otlp-grpc: connection ended: {e}");
+            let mut watched = std::pin::pin!(watched);
+            let mut last = 0;
+            let mut wait = first;
+            loop {
+                tokio::select! {
+                    ended = &mut watched => {
+                        if let Err(e) = ended {
+                            tracing::debug!(%peer, "otlp-grpc: connection ended: {e}");
+                        }
+                        return;
+                    }
+                    _ = tokio::time::sleep(wait) => {
+                        let now = requests.load(Ordering::Relaxed);
+                        if now == last {
+                            // No request since the last look (none at all, within the header
+                            // timeout, for a new connection): dropped, counted as a timeout.
+                            tracker.timed_out();
+                            tracing::debug!(%peer, "otlp-grpc: idle connection closed");
+                            return;
+                        }
+                        last = now;
+                        wait = IDLE;
+                    }
+                }
             }
         });
     }

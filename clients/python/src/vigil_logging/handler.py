@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import collections
 import datetime
+import errno
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -132,7 +134,27 @@ class VigilHandler(logging.Handler):
         self._cond = threading.Condition()
         self._closing = False
         self._idle = True
+        self._spool_dir = spool_dir
         self._spool = _Spool(spool_dir) if spool_dir else None
+        self._thread = threading.Thread(target=self._run, name="vigil-logging", daemon=True)
+        self._thread.start()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child (gunicorn, multiprocessing): a sender of its own, ids of its own,
+        a spool of its own (a subdirectory named by its pid), and none of the parent's queue."""
+        self._cond = threading.Condition()
+        self._queue = collections.deque()
+        self._idle = True
+        self._counter = 0
+        self._id_prefix = "%s-%d-%d" % (self._host, os.getpid(), time.time_ns())
+        self.stats = Stats()
+        if self._spool_dir:
+            try:
+                self._spool = _Spool(os.path.join(self._spool_dir, "child-%d" % os.getpid()))
+            except (OSError, RuntimeError):
+                self._spool = None
         self._thread = threading.Thread(target=self._run, name="vigil-logging", daemon=True)
         self._thread.start()
 
@@ -140,7 +162,7 @@ class VigilHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = json.dumps(self.to_event(record), default=str, separators=(",", ":"))
+            line = _dumps(self.to_event(record))
         except Exception:  # a record that cannot be rendered must not break the application
             self.handleError(record)
             return
@@ -216,6 +238,8 @@ class VigilHandler(logging.Handler):
                     if not self._spill_locked(everything=True):
                         self.stats.dropped += len(self._queue)
                         self._queue.clear()
+                if self._spool is not None:
+                    self._spool.close()
         super().close()
 
     # ---- the sender's side --------------------------------------------------------------
@@ -276,8 +300,8 @@ class VigilHandler(logging.Handler):
                 if len(self._queue) < self.batch_size and not self._closing and not (
                     self._spool and self._spool.pending()
                 ):
-                    # Give a small batch a moment to grow.
-                    self._cond.wait(min(self.flush_interval, 0.2))
+                    # Give a small batch up to flush_interval to grow.
+                    self._cond.wait(self.flush_interval)
             batch = self._next_batch()
             if batch is None:
                 continue
@@ -347,8 +371,21 @@ class VigilHandler(logging.Handler):
             if 400 <= status < 500 and status not in (401, 403, 408, 429):
                 raise _Refused("HTTP %d" % status)
             raise _Retry("HTTP %d" % status, after)
-        except (OSError, ValueError) as e:  # URLError, timeouts, resets
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            # URLError, timeouts, resets, a truncated or garbled answer: all worth a retry.
             raise _Retry(str(e))
+        except Exception as e:  # the sender thread must never die of an answer
+            raise _Retry("unexpected: %r" % (e,))
+
+
+def _dumps(event: Dict[str, Any]) -> str:
+    """One JSON line; NaN and infinities (not JSON) are written as text."""
+    try:
+        return json.dumps(event, default=str, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        clean = {k: (repr(v) if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) else v)
+                 for k, v in event.items()}
+        return json.dumps(clean, default=str, separators=(",", ":"), allow_nan=False)
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:
@@ -367,6 +404,27 @@ class _Spool:
     def __init__(self, directory: str) -> None:
         self.dir = directory
         os.makedirs(directory, exist_ok=True)
+        # One process per spool: two would number their batches alike and send each other's.
+        self._lock = open(os.path.join(directory, "lock"), "a+b")
+        try:
+            import fcntl
+
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # not POSIX: no lock
+            pass
+        except OSError as e:
+            self._lock.close()
+            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise RuntimeError(
+                    "spool_dir %s is in use by another process; give each process its own" % directory
+                ) from None
+            raise
+        for name in os.listdir(directory):
+            if name.endswith(".tmp"):  # a write a crash cut short: never acknowledged, never sent
+                try:
+                    os.remove(os.path.join(directory, name))
+                except OSError:
+                    pass
         self._names = sorted(n for n in os.listdir(directory) if n.endswith(_BATCH_SUFFIX))
         self._bytes = sum(os.path.getsize(os.path.join(directory, n)) for n in self._names)
         last = self._names[-1][: -len(_BATCH_SUFFIX)] if self._names else "0"
@@ -374,6 +432,13 @@ class _Spool:
 
     def pending(self) -> bool:
         return bool(self._names)
+
+    def close(self) -> None:
+        """Releases the spool for the next process."""
+        try:
+            self._lock.close()
+        except OSError:
+            pass
 
     def size(self) -> int:
         return self._bytes
@@ -415,8 +480,10 @@ class _Spool:
 
     def quarantine(self, name: str) -> None:
         """Sets aside a batch file that cannot be read (kept for a human, never resent)."""
+        path = os.path.join(self.dir, name)
         try:
-            os.replace(os.path.join(self.dir, name), os.path.join(self.dir, name + ".bad"))
+            self._bytes -= os.path.getsize(path)
+            os.replace(path, path + ".bad")
         except OSError:
             pass
         if name in self._names:

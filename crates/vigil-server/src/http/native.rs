@@ -118,7 +118,9 @@ pub(super) async fn ingest_batch(
     }
     let ctx = context(state, source, peer);
     // Python's stock `logging.handlers.HTTPHandler` posts one form-encoded record.
-    let python_record = q.format.is_none() && vigil_parse::python_logging::is_form(&content_type);
+    let python_record = q.format.is_none()
+        && vigil_parse::python_logging::is_form(&content_type)
+        && vigil_parse::python_logging::looks_like_log_record(&body);
     let Ok(events) = parse_off_runtime(state, body, move |body| {
         if python_record {
             vec![vigil_parse::python_logging::log_record(&body, &ctx)]

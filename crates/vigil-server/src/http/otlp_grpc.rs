@@ -70,11 +70,11 @@ impl LogsService for GrpcLogs {
         };
         match store(state, decoded.events, vigil_ingest::Listener::Otlp, None).await {
             Ok(_) => Ok(tonic::Response::new(vigil_otlp::response(decoded.dropped))),
+            // UNAVAILABLE, not RESOURCE_EXHAUSTED: OTLP exporters retry RESOURCE_EXHAUSTED only
+            // with a RetryInfo, and drop the batch otherwise.
             Err(IngestError::Overloaded) => {
                 state.ingest.metrics.http_rejected.add("overloaded", 1);
-                Err(tonic::Status::resource_exhausted(
-                    "the ledger is behind; retry",
-                ))
+                Err(tonic::Status::unavailable("the ledger is behind; retry"))
             }
             Err(e) => Err(tonic::Status::unavailable(format!(
                 "log records not stored: {e}"
