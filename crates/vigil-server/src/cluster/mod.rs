@@ -71,6 +71,12 @@ impl ClusterNode {
         &self.detection
     }
 
+    /// Becomes `Some(why)` when another process registered under this node's name: the node
+    /// must stop ([`registry::Registration::fenced`]).
+    pub fn fenced(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.registration.fenced()
+    }
+
     /// What `vigil serve` says about the node at start.
     pub fn banner(&self) -> Vec<String> {
         let s = self.cluster.settings();
