@@ -4,9 +4,10 @@
 //! ([`door::StreamLog`]) instead of a local ledger.
 //!
 //! What needs a local ledger and is not cluster-aware yet (query rules, retention, checkpoint
-//! sinks, the whole-ledger verification and the export) is off on a cluster node, and its
-//! routes answer 503 `{"error": "… not available in cluster mode yet"}`. Checkpoints, proofs
-//! and the integrity summary are read per shard from the shard's owner ([`integrity`]).
+//! sinks, the export) is off on a cluster node, and its routes answer 503 `{"error": "… not
+//! available in cluster mode yet"}`. Checkpoints, proofs, the integrity summary and the
+//! whole-ledger verification are per shard, from the shard's owner ([`integrity`],
+//! [`verify`]).
 //!
 //! Accounts, tokens and sessions are shared through JetStream KV ([`auth`]); the cluster's
 //! health is `GET /api/v1/cluster` and the cluster gauges of `/metrics` ([`health`]).
@@ -24,6 +25,7 @@ pub mod registry;
 pub mod shard_worker;
 pub mod shards;
 pub mod state;
+pub mod verify;
 mod wire;
 pub mod witness;
 
@@ -325,8 +327,8 @@ fn start_settings(
 }
 
 /// Routes that read the local ledger, answered 503 on a cluster node until they read shards
-/// (`vigil verify --data-dir DATA/shards/<shard>` verifies a shard on its node).
-const NOT_YET: &[&str] = &["/api/v1/integrity/verify", "/api/v1/export"];
+/// (`vigil verify --data-dir DATA/shards/<shard>` on the shard's owner reads one shard's).
+const NOT_YET: &[&str] = &["/api/v1/export"];
 
 /// The HTTP API of a cluster node: `/healthz` says whether the node is connected to NATS, and
 /// what is not cluster-aware yet answers 503.
