@@ -25,6 +25,7 @@ use vigil_event::{Event, Timestamp};
 mod net;
 mod shared;
 pub use net::Net;
+pub use shared::DECISION_IDS_PER_EPOCH;
 
 /// A ban or an unban that was not made, and why. None of them changes by retrying as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

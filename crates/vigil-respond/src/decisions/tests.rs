@@ -259,7 +259,7 @@ fn the_stream_gives_new_and_deleted_since_the_last_poll() {
 #[test]
 fn detector_ban_ids_are_unique_across_epochs() {
     let h = Duration::from_secs(3600);
-    let per = shared::DECISION_IDS_PER_EPOCH;
+    let per = DECISION_IDS_PER_EPOCH;
     let round_trip = |d: &Decision, now| {
         Event::from_canonical(&d.to_event("ban", "alert", now).to_canonical()).unwrap()
     };
