@@ -221,7 +221,8 @@ correlation:
             // The whole chain (brute, its parents) is partition 0's: only single-event rules'
             // alerts here.
             assert!(
-                mine.iter().all(|r| r.rule.id == "probe" || r.rule.id == "failed"),
+                mine.iter()
+                    .all(|r| r.rule.id == "probe" || r.rule.id == "failed"),
                 "partition {i}: {mine:?}"
             );
         }
