@@ -322,7 +322,8 @@ async fn renew(
     let ttl = r.cluster.settings().lease_ttl;
     let every = ttl / 3;
     let node = r.cluster.node().to_string();
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // The first renewal at once: the start's probation used part of the entry's TTL.
+    let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut renewed = Instant::now();
     loop {
