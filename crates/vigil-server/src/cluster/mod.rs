@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod detect;
+pub mod detector_partitions;
 pub mod door;
 pub mod gap;
 pub mod health;
@@ -120,6 +121,9 @@ pub(crate) async fn build(
     topology::create_data_dir(&config)?;
     let redactor = topology::redactor(&config)?;
     let cluster = connect(settings).await?;
+    detector_partitions::check(&cluster, config.settings.cluster.detector_partitions)
+        .await
+        .map_err(StartError::of("cluster detector partitions"))?;
     let (shared, accounts, initial_admin) = accounts(&config, &cluster).await?;
     let registration = register(&config, &cluster).await?;
     let metrics = Arc::new(Metrics::default());
