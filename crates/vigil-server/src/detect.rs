@@ -507,10 +507,18 @@ impl DetectService {
         let key = Arc::as_ptr(&rules) as usize;
         if scratch.as_ref().is_none_or(|(k, _)| *k != key) {
             // New rules: new scratch and new correlation windows.
-            *scratch = Some((
-                key,
-                Evaluator::new(&rules.set, vigil_detect::Limits::default()),
-            ));
+            // Cluster mode: only this detector's share of the alert groups (the whole of
+            // them standalone and with one detector partition: the same evaluator).
+            let partition = self
+                .cluster
+                .as_ref()
+                .map_or(vigil_detect::DetectorPartition::WHOLE, |r| r.partition());
+            let evaluator = if partition.is_whole() {
+                Evaluator::new(&rules.set, vigil_detect::Limits::default())
+            } else {
+                Evaluator::partitioned(&rules.set, vigil_detect::Limits::default(), partition)
+            };
+            *scratch = Some((key, evaluator));
         }
         let (_, evaluator) = scratch.as_mut().expect("set above");
         let matches_before = evaluator.matches;
