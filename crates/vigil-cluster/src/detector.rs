@@ -67,6 +67,10 @@ struct Held {
 /// This node's side of the detector lease.
 pub struct DetectorLease {
     cluster: Cluster,
+    /// The lease's key: [`LEASE_KEY`], or `detector.<k>` for detector partition `k`.
+    lease_key: String,
+    /// The cursor's key: [`CURSOR_KEY`], or `detector.<k>.cursor`.
+    cursor_key: String,
     held: Mutex<Option<Held>>,
     /// The highest epoch seen in the lease or the cursor.
     seen_epoch: AtomicU64,
@@ -85,8 +89,28 @@ pub struct DetectorLease {
 impl DetectorLease {
     /// This node's side of the lease (not held until [`DetectorLease::turn`] acquires it).
     pub fn new(cluster: Cluster) -> DetectorLease {
+        DetectorLease::for_partition(cluster, 0, 1)
+    }
+
+    /// This node's side of the lease of detector partition `index` of `count` (cluster mode
+    /// with partitioned detection, `vigil_detect::partition`): the key `detector.<index>` and
+    /// the cursor `detector.<index>.cursor`, each partition its own. Epochs come from the one
+    /// shared record ([`EPOCH_KEY`]), reserved by compare-and-set, so no two acquisitions of
+    /// any partitions share one (alert and ban ids are stamped with it). `count` ≤ 1 is the
+    /// one `detector` lease.
+    pub fn for_partition(cluster: Cluster, index: u32, count: u32) -> DetectorLease {
+        let (lease_key, cursor_key) = if count <= 1 {
+            (LEASE_KEY.to_string(), CURSOR_KEY.to_string())
+        } else {
+            (
+                format!("{LEASE_KEY}.{index}"),
+                format!("{LEASE_KEY}.{index}.cursor"),
+            )
+        };
         DetectorLease {
             cluster,
+            lease_key,
+            cursor_key,
             held: Mutex::new(None),
             seen_epoch: AtomicU64::new(0),
             cursor_revision: AtomicU64::new(0),
@@ -140,7 +164,7 @@ impl DetectorLease {
         let sent = Instant::now();
         if let Some(h) = current {
             let renewed = leases
-                .update(LEASE_KEY, self.value(h.epoch), h.revision)
+                .update(&self.lease_key, self.value(h.epoch), h.revision)
                 .await;
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
             return match renewed {
@@ -161,7 +185,7 @@ impl DetectorLease {
                 }
             };
         }
-        match leases.entry(LEASE_KEY).await {
+        match leases.entry(&self.lease_key).await {
             Ok(Some(entry)) if entry.operation == Operation::Put => {
                 if let Ok(v) = serde_json::from_slice::<LeaseValue>(&entry.value) {
                     self.seen_epoch.fetch_max(v.epoch, Ordering::SeqCst);
@@ -182,47 +206,55 @@ impl DetectorLease {
         if let Ok(Some((cursor, _))) = self.read_cursor().await {
             self.seen_epoch.fetch_max(cursor.epoch, Ordering::SeqCst);
         }
-        match self.cluster.state().get(EPOCH_KEY).await {
-            Ok(Some(v)) => {
-                let recorded = std::str::from_utf8(&v)
+        // The next epoch is reserved by compare-and-set on the shared record before the lease
+        // is taken: no two acquisitions — of this lease or of another detector partition's —
+        // ever share an epoch, even at the same instant or if this node dies between the two
+        // writes. A reservation whose lease is then not taken is skipped, never reused.
+        let state = self.cluster.state();
+        let (recorded, revision) = match state.entry(EPOCH_KEY).await {
+            Ok(Some(entry)) if entry.operation == Operation::Put => {
+                let recorded = std::str::from_utf8(&entry.value)
                     .ok()
-                    .and_then(|t| t.trim().parse().ok());
-                self.seen_epoch
-                    .fetch_max(recorded.unwrap_or(0), Ordering::SeqCst);
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(0);
+                (recorded, Some(entry.revision))
             }
-            Ok(None) => {}
+            Ok(_) => (0, None),
             Err(e) => {
                 tracing::debug!("{EPOCH_KEY} not read: {e}");
                 return false;
             }
-        }
+        };
+        self.seen_epoch.fetch_max(recorded, Ordering::SeqCst);
         let epoch = self.seen_epoch.load(Ordering::SeqCst) + 1;
+        let bytes: bytes::Bytes = epoch.to_string().into_bytes().into();
+        let reserved = match revision {
+            Some(revision) => state
+                .update(EPOCH_KEY, bytes, revision)
+                .await
+                .map_err(|e| e.to_string()),
+            None => state
+                .create(EPOCH_KEY, bytes)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = reserved {
+            tracing::debug!("{EPOCH_KEY}: epoch {epoch} taken by another acquisition: {e}");
+            return false;
+        }
+        self.seen_epoch.fetch_max(epoch, Ordering::SeqCst);
         let sent = Instant::now();
-        match leases.create(LEASE_KEY, self.value(epoch)).await {
+        match leases.create(&self.lease_key, self.value(epoch)).await {
             Ok(revision) if !self.dead.load(Ordering::SeqCst) => {
-                self.seen_epoch.fetch_max(epoch, Ordering::SeqCst);
-                // The epoch is recorded before the holder acts: a later holder never gets it
-                // again. Not recorded: the lease is given back.
-                let recorded = self
-                    .cluster
-                    .state()
-                    .put(EPOCH_KEY, epoch.to_string().into_bytes().into())
-                    .await;
-                if let Err(e) = recorded {
-                    tracing::warn!("detector lease given back: {EPOCH_KEY} not recorded: {e}");
-                    let _ = leases
-                        .delete_expect_revision(LEASE_KEY, Some(revision))
-                        .await;
-                    return false;
-                }
                 *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(Held {
                     revision,
                     epoch,
                     valid_until: sent + ttl / 2,
                 });
                 tracing::info!(
-                    "detection: this node ({}) holds the detector lease, epoch {epoch}",
-                    self.cluster.node()
+                    "detection: this node ({}) holds the detector lease {}, epoch {epoch}",
+                    self.cluster.node(),
+                    self.lease_key
                 );
                 true
             }
@@ -262,7 +294,7 @@ impl DetectorLease {
             let _ = self
                 .cluster
                 .leases()
-                .delete_expect_revision(LEASE_KEY, Some(h.revision))
+                .delete_expect_revision(&self.lease_key, Some(h.revision))
                 .await;
         }
     }
@@ -279,14 +311,15 @@ impl DetectorLease {
         let entry = self
             .cluster
             .state()
-            .entry(CURSOR_KEY)
+            .entry(&self.cursor_key)
             .await
-            .map_err(|e| ClusterError::JetStream(format!("reading {CURSOR_KEY}: {e}")))?;
+            .map_err(|e| ClusterError::JetStream(format!("reading {}: {e}", self.cursor_key)))?;
         let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
             return Ok(None);
         };
-        let cursor: Cursor = serde_json::from_slice(&entry.value)
-            .map_err(|e| ClusterError::JetStream(format!("{CURSOR_KEY} does not parse: {e}")))?;
+        let cursor: Cursor = serde_json::from_slice(&entry.value).map_err(|e| {
+            ClusterError::JetStream(format!("{} does not parse: {e}", self.cursor_key))
+        })?;
         Ok(Some((cursor, entry.revision)))
     }
 
@@ -318,12 +351,12 @@ impl DetectorLease {
         let last = self.cursor_revision.load(Ordering::SeqCst);
         let written = if last == 0 {
             state
-                .create(CURSOR_KEY, value)
+                .create(&self.cursor_key, value)
                 .await
                 .map_err(|e| e.to_string())
         } else {
             state
-                .update(CURSOR_KEY, value, last)
+                .update(&self.cursor_key, value, last)
                 .await
                 .map_err(|e| e.to_string())
         };
@@ -336,7 +369,8 @@ impl DetectorLease {
             Err(e) => {
                 *self.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 Err(ClusterError::JetStream(format!(
-                    "{CURSOR_KEY} written by another detector ({e}); this node stops detecting"
+                    "{} written by another detector ({e}); this node stops detecting",
+                    self.cursor_key
                 )))
             }
         }

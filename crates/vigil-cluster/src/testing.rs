@@ -278,6 +278,29 @@ impl NatsCluster {
         }
     }
 
+    /// Freezes server `i` (SIGSTOP): it keeps its connections but answers nothing — a slow or
+    /// hung server, as clients see it. [`NatsCluster::thaw`] resumes it.
+    pub fn freeze(&mut self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    /// Resumes server `i` after [`NatsCluster::freeze`] (SIGCONT).
+    pub fn thaw(&mut self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+
+    fn signal(&mut self, i: usize, signal: &str) {
+        if let Some(child) = &self.nodes[i].child {
+            let status = std::process::Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "kill {signal} nats-server {i}"
+            );
+        }
+    }
+
     /// Starts server `i` again (same ports and store) and waits until the cluster is ready.
     pub fn restart(&mut self, i: usize) {
         let mut node = std::mem::replace(

@@ -122,3 +122,68 @@ async fn epochs_never_repeat_even_without_a_cursor() {
     );
     assert!(b.held().unwrap() > first, "{:?} after {first}", b.held());
 }
+
+/// Detector partitions: each its own lease and cursor, acquired by different nodes at the same
+/// moment, with epochs from the one shared record that never coincide (alert and ban ids are
+/// stamped with the epoch, so they stay unique across partitions too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_hold_their_own_leases_and_cursors_with_epochs_never_shared() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path(), 3);
+    let mut leases = Vec::new();
+    for (node, index) in [("a", 0), ("b", 1), ("c", 2)] {
+        let cluster = Cluster::connect(settings(&nats, node)).await.unwrap();
+        leases.push(DetectorLease::for_partition(cluster, index, 3));
+    }
+    // All three try at once, again and again, until each holds its partition.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while leases.iter().any(|l| l.held().is_none()) {
+        assert!(
+            Instant::now() < deadline,
+            "every partition's lease is acquired"
+        );
+        futures_util::future::join_all(leases.iter().map(|l| l.turn())).await;
+    }
+    let mut epochs: Vec<u64> = leases.iter().map(|l| l.held().unwrap()).collect();
+    epochs.sort_unstable();
+    epochs.dedup();
+    assert_eq!(
+        epochs.len(),
+        3,
+        "three acquisitions, three epochs: {epochs:?}"
+    );
+
+    // A second node cannot take a partition that is held; the partitions' cursors are apart.
+    let other =
+        DetectorLease::for_partition(Cluster::connect(settings(&nats, "d")).await.unwrap(), 1, 3);
+    assert!(!other.turn().await, "partition 1 is held by b");
+    for (i, lease) in leases.iter().enumerate() {
+        assert!(lease.take_cursor().await.unwrap().is_none());
+        lease.write_cursor(100 + i as u64).await.unwrap();
+    }
+    for (i, lease) in leases.iter().enumerate() {
+        let (cursor, _) = lease.read_cursor().await.unwrap().unwrap();
+        assert_eq!(cursor.seq, 100 + i as u64, "partition {i}'s own cursor");
+    }
+    assert!(
+        other.write_cursor(7).await.is_err(),
+        "only partition 1's holder writes its cursor"
+    );
+    // The one-lease detector's keys are untouched by the partitions.
+    let whole = DetectorLease::new(Cluster::connect(settings(&nats, "e")).await.unwrap());
+    assert!(whole.read_cursor().await.unwrap().is_none());
+
+    // A partition's holder dies: the next holder of that partition gets an epoch above all.
+    leases[1].abandon();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !other.turn().await {
+        assert!(Instant::now() < deadline, "partition 1 moves to d");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(other.held().unwrap() > *epochs.last().unwrap());
+    let (cursor, _) = other.read_cursor().await.unwrap().unwrap();
+    assert_eq!(cursor.seq, 101, "d resumes from partition 1's cursor");
+}

@@ -323,6 +323,12 @@ pub struct ClusterSection {
     /// Partitions of the event stream, fixed when the cluster is first created [default: 8].
     #[arg(long = "partitions", value_name = "N", required = false)]
     pub partitions: u32,
+    /// Detector partitions `K` (docs/cluster.md, "Detection"): `K` detectors each keep their
+    /// share of the alert groups. Fixed when the cluster first records it, checked at every
+    /// start [default: 1, one detector for the cluster]. Only 1 runs yet: `serve` refuses
+    /// more until partitioned detection is wired.
+    #[arg(long = "detector-partitions", value_name = "K", required = false)]
+    pub detector_partitions: u32,
     /// JetStream replicas of the stream and buckets [default: 3]. Fewer than 3 is refused
     /// unless `allow_unsafe_replicas` is set (tests, a laptop).
     #[arg(long = "cluster-replicas", value_name = "N", required = false)]
@@ -345,6 +351,7 @@ impl Default for ClusterSection {
             node: None,
             name: "vigil".into(),
             partitions: 8,
+            detector_partitions: 1,
             replicas: 3,
             allow_unsafe_replicas: false,
             monitor: Vec::new(),
@@ -813,6 +820,12 @@ impl Config {
         if c.partitions == 0 || c.partitions > 1024 {
             return Err(ConfigError::invalid(
                 "--partitions",
+                "must be between 1 and 1024",
+            ));
+        }
+        if c.detector_partitions == 0 || c.detector_partitions > 1024 {
+            return Err(ConfigError::invalid(
+                "--detector-partitions",
                 "must be between 1 and 1024",
             ));
         }

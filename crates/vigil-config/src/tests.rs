@@ -328,3 +328,34 @@ fn the_documented_example_is_a_valid_configuration() {
     assert_eq!(config.query_rule.len(), 1);
     assert_eq!(config.ui.session_max, Duration::secs(12 * 3600));
 }
+
+#[test]
+fn detector_partitions_default_to_one_and_are_bounded() {
+    let nats = "[cluster]\nnats = [\"nats://127.0.0.1:4222\"]\n";
+    let config = with_flags(nats, &[]).unwrap();
+    assert_eq!(
+        config.cluster.detector_partitions, 1,
+        "one detector by default"
+    );
+    config.check().unwrap();
+    let file = format!("{nats}detector_partitions = 3\n");
+    let config = with_flags(&file, &[]).unwrap();
+    assert_eq!(config.cluster.detector_partitions, 3);
+    config.check().unwrap();
+    let config = with_flags(&file, &["--detector-partitions", "5"]).unwrap();
+    assert_eq!(
+        config.cluster.detector_partitions, 5,
+        "the flag wins over the file"
+    );
+    let file0 = format!("{nats}detector_partitions = 0\n");
+    let err = Config::from_toml(&file0).unwrap().check().unwrap_err();
+    assert!(err.to_string().contains("--detector-partitions"), "{err}");
+    for bad in ["0", "1025", "4294967295"] {
+        let err = with_flags(nats, &["--detector-partitions", bad])
+            .and_then(|c| c.check())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--detector-partitions"), "{bad}: {err}");
+    }
+    assert!(with_flags(nats, &["--detector-partitions", "-1"]).is_err());
+}

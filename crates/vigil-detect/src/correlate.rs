@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use vigil_event::{Event, Timestamp, Value};
 
 use crate::correlation::CorrelationType;
+use crate::partition::DetectorPartition;
 use crate::ruleset::{CorrelationRef, RuleId, RuleSet};
 
 /// Bounds on correlation state.
@@ -128,6 +129,20 @@ pub struct CorrelationEngine {
     by_rule: HashMap<RuleId, Vec<(usize, usize)>>,
     /// correlation → (parent correlation, index of the reference).
     by_corr: Vec<Vec<(usize, usize)>>,
+    /// What this engine keeps of each correlation (all of it, unless partitioned).
+    keep: Vec<Keep>,
+}
+
+/// What a partitioned engine keeps of one correlation ([`CorrelationEngine::partition`]).
+#[derive(Debug, Clone)]
+enum Keep {
+    /// Every group.
+    All,
+    /// No group (a chain with different `group-by`, kept by partition 0).
+    Nothing,
+    /// The groups the partition keeps, hashed with this rule id (the correlation's alert
+    /// rule id, or its chain's smallest).
+    Groups(DetectorPartition, String),
 }
 
 impl CorrelationEngine {
@@ -156,6 +171,74 @@ impl CorrelationEngine {
             states: (0..n).map(|_| State::default()).collect(),
             by_rule,
             by_corr,
+            keep: vec![Keep::All; n],
+        }
+    }
+
+    /// Keeps only `partition`'s share of the correlations' groups (cluster mode, see
+    /// [`crate::partition`]): a group of a correlation is kept (counted, and its hit returned)
+    /// only by the partition its `group-by` values hash to. A chain (correlations feeding
+    /// correlations) whose members all have the same `group-by` hashes by the chain's
+    /// smallest alert rule id, so a child's group and its parent's land in one partition; a
+    /// chain whose `group-by` differ is kept whole by partition 0.
+    /// [`DetectorPartition::WHOLE`] keeps everything.
+    pub fn partition(&mut self, set: &RuleSet, partition: DetectorPartition) {
+        let n = set.correlations().len();
+        // Chains: connected components of the correlation references (union-find).
+        let mut root: Vec<usize> = (0..n).collect();
+        fn find(root: &mut [usize], mut i: usize) -> usize {
+            while root[i] != i {
+                root[i] = root[root[i]];
+                i = root[i];
+            }
+            i
+        }
+        for (child, parents) in self.by_corr.iter().enumerate() {
+            for &(parent, _) in parents {
+                if child < n && parent < n {
+                    let (a, b) = (find(&mut root, child), find(&mut root, parent));
+                    root[a] = b;
+                }
+            }
+        }
+        let ids: Vec<String> = set
+            .correlations()
+            .iter()
+            .map(|c| crate::evaluate::alert_rule(&c.rule.meta).id)
+            .collect();
+        for ci in 0..n {
+            let component = find(&mut root, ci);
+            let members: Vec<usize> = (0..n)
+                .filter(|&j| find(&mut root, j) == component)
+                .collect();
+            let group_by = |j: usize| &set.correlations()[j].rule.group_by;
+            let keep = if partition.is_whole() {
+                Keep::All
+            } else if members.iter().all(|&j| group_by(j) == group_by(ci)) {
+                let id = members
+                    .iter()
+                    .map(|&j| &ids[j])
+                    .min()
+                    .cloned()
+                    .unwrap_or_default();
+                Keep::Groups(partition, id)
+            } else if partition.keeps_unsplit() {
+                Keep::All
+            } else {
+                Keep::Nothing
+            };
+            if let Some(k) = self.keep.get_mut(ci) {
+                *k = keep;
+            }
+        }
+    }
+
+    /// The rule id a partitioned engine hashes correlation `ci`'s groups by (its own alert
+    /// rule id, or its chain's smallest), or `None` when it keeps all or none of its groups.
+    pub fn partition_key(&self, ci: usize) -> Option<&str> {
+        match self.keep.get(ci)? {
+            Keep::Groups(_, id) => Some(id),
+            _ => None,
         }
     }
 
@@ -241,6 +324,13 @@ impl CorrelationEngine {
         let mut key = Vec::with_capacity(rule.group_by.len());
         for name in &rule.group_by {
             key.push(lookup(set, corr, name, item)?);
+        }
+        match self.keep.get(ci) {
+            Some(Keep::Nothing) => return None,
+            Some(Keep::Groups(p, id)) if !p.keeps(id, key.iter().map(String::as_str)) => {
+                return None;
+            }
+            _ => {}
         }
         // Measured value.
         let value = match rule.kind {

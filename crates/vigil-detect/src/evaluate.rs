@@ -6,6 +6,7 @@ use vigil_event::{Event, Timestamp, Value, dataset};
 
 use crate::alert::{Level, RuleInfo as AlertRule};
 use crate::correlate::{CorrelationEngine, Limits};
+use crate::partition::DetectorPartition;
 use crate::rule::RuleMeta;
 use crate::ruleset::{RuleSet, Scratch};
 
@@ -60,6 +61,8 @@ pub struct Evaluator {
     pub excluded: u64,
     /// Alerts not raised because of a `suppress` exception.
     pub suppressed: u64,
+    /// The share of the alert groups this evaluator keeps (all of them unless partitioned).
+    partition: DetectorPartition,
 }
 
 impl Evaluator {
@@ -72,7 +75,26 @@ impl Evaluator {
             matches: 0,
             excluded: 0,
             suppressed: 0,
+            partition: DetectorPartition::WHOLE,
         }
+    }
+
+    /// An evaluator that keeps only `partition`'s share of the alert groups (cluster mode,
+    /// see [`crate::partition`]): a single-event rule's alert only when its (rule id, main
+    /// entity) hashes to it, a correlation's group only when its (correlation id, `group-by`
+    /// values) does, a chained correlation only in partition 0. `K` evaluators of the `K`
+    /// partitions over the same stream raise, together, exactly what one whole evaluator
+    /// raises, each once.
+    pub fn partitioned(set: &RuleSet, limits: Limits, partition: DetectorPartition) -> Evaluator {
+        let mut e = Evaluator::new(set, limits);
+        e.engine.partition(set, partition);
+        e.partition = partition;
+        e
+    }
+
+    /// The share of the alert groups this evaluator keeps.
+    pub fn partition(&self) -> DetectorPartition {
+        self.partition
     }
 
     /// The behaviour rules' memory.
@@ -169,9 +191,17 @@ impl Evaluator {
             if let Some(info) = set.rule(id)
                 && info.generate
             {
+                let rule = alert_rule(&info.meta);
+                let group = main_entity(event);
+                if !self
+                    .partition
+                    .keeps(&rule.id, group.iter().map(|(_, v)| v.as_str()))
+                {
+                    continue;
+                }
                 out.push(Raised {
-                    rule: alert_rule(&info.meta),
-                    group: main_entity(event),
+                    rule,
+                    group,
                     time: event.timestamp(),
                     explain: None,
                 });

@@ -25,6 +25,7 @@ use vigil_event::{Event, Timestamp};
 mod net;
 mod shared;
 pub use net::Net;
+pub use shared::DECISION_IDS_PER_EPOCH;
 
 /// A ban or an unban that was not made, and why. None of them changes by retrying as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -190,6 +191,10 @@ pub struct DecisionBook {
     /// replayed when it is loaded ([`DecisionBook::replay`] is idempotent).
     #[serde(default)]
     ledger_seq: u64,
+    /// Cluster mode: the next id of this node's detector lease epoch (see
+    /// [`DecisionBook::stamp_epoch`]); never stored.
+    #[serde(skip)]
+    epoch_next: Option<u64>,
 }
 
 /// Where to find decisions without a scan: the decision not ended yet per network, those by
@@ -385,7 +390,8 @@ impl DecisionBook {
     }
 
     /// Bans `net` (unless allowlisted or already banned); repeat offenders get `duration`
-    /// doubled per earlier ban, up to `max`. Returns the new decision.
+    /// doubled per earlier ban, up to `max`. Returns the new decision. A ban answering an
+    /// `alert` in a book stamped with a detector epoch takes its id in that epoch's range.
     #[allow(clippy::too_many_arguments)]
     pub fn ban(
         &mut self,
@@ -412,8 +418,11 @@ impl DecisionBook {
             .saturating_mul(1u32.checked_shl(earlier.min(16)).unwrap_or(u32::MAX))
             .min(max.max(duration));
         *self.offences.entry(key).or_default() += 1;
-        let id = self.next_id.max(1);
-        self.next_id = id + 1;
+        let id = match alert {
+            Some(_) if self.epoch_next.is_some() => self.take_epoch_id(),
+            _ => self.next_id.max(1),
+        };
+        self.next_id = self.next_id.max(id + 1);
         let d = Decision {
             id,
             net,

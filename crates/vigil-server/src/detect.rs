@@ -24,13 +24,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use vigil_detect::alert::{AlertBook, Level, Observed, RuleInfo as AlertRule, Triage};
+use vigil_detect::alert::{AlertBook, Observed, RuleInfo as AlertRule, Triage};
 use vigil_detect::compile::IssueKind;
 use vigil_detect::{Evaluator, RuleSet};
 use vigil_event::{Event, Timestamp, Value};
 use vigil_ingest::{Door, Origin, Pending};
 
 mod behaviour;
+mod query_rule;
 mod shared;
 mod source;
 mod state;
@@ -62,40 +63,7 @@ pub fn load_rules(dirs: &[PathBuf]) -> LoadedRules {
 
 pub use vigil_detect::evaluate::{alert_rule, main_entity};
 
-/// A query rule: a pipeline query run on a schedule over a recent window; every result row is an
-/// alert (grouped by the row's first column when the result has more than one), the threshold
-/// rule habit of Splunk and Elastic.
-#[derive(Debug, Clone)]
-pub struct QueryRule {
-    /// Its name (the alert's rule id and title).
-    pub name: String,
-    /// The pipeline query, e.g. `event.outcome=failure | stats count by source.ip | where count > 20`.
-    pub query: String,
-    /// How often it runs.
-    pub every: Duration,
-    /// How far back each run looks.
-    pub window: Duration,
-    /// Alert level.
-    pub level: Level,
-    /// Tags (ATT&CK).
-    pub tags: Vec<String>,
-}
-
-/// The alert groups of a query result: one per row, named by the first column when there are
-/// several (`source.ip=203.0.113.5`), else no group.
-pub fn query_rule_groups(result: &vigil_query::QueryResult) -> Vec<Vec<(String, String)>> {
-    result
-        .rows
-        .iter()
-        .map(|row| {
-            if result.columns.len() > 1 {
-                vec![(result.columns[0].clone(), row[0].to_string())]
-            } else {
-                Vec::new()
-            }
-        })
-        .collect()
-}
+pub use query_rule::{QueryRule, query_rule_groups};
 
 pub use vigil_detect::alert::{Notification, NotifyReason};
 
@@ -565,7 +533,17 @@ impl DetectService {
         if scratch.as_ref().is_none_or(|(k, _)| *k != key) {
             // New rules: new scratch and new correlation windows; behaviour rules keep their
             // memory when unchanged, and new ones learn the history first (backfill).
-            let mut evaluator = Evaluator::new(&rules.set, vigil_detect::Limits::default());
+            // Cluster mode: only this detector's share of the alert groups (the whole of
+            // them standalone and with one detector partition: the same evaluator).
+            let partition = self
+                .cluster
+                .as_ref()
+                .map_or(vigil_detect::DetectorPartition::WHOLE, |r| r.partition());
+            let mut evaluator = if partition.is_whole() {
+                Evaluator::new(&rules.set, vigil_detect::Limits::default())
+            } else {
+                Evaluator::partitioned(&rules.set, vigil_detect::Limits::default(), partition)
+            };
             let previous = scratch
                 .take()
                 .map(|(_, mut e)| std::mem::take(e.behaviour_mut()));

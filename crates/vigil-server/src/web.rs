@@ -437,12 +437,19 @@ impl Drop for VerifyTurn {
     }
 }
 
-/// `POST /api/v1/integrity/verify`: recomputes the whole ledger as `vigil verify` does.
+/// `POST /api/v1/integrity/verify`: recomputes the whole ledger as `vigil verify` does (on a
+/// cluster node, `?shard=` names the shard its owner verifies).
 async fn run_verification(
     State(state): State<Shared>,
     Caller { principal, .. }: Caller,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<crate::cluster::integrity::ShardParam>,
 ) -> Response {
+    if let Some(cluster) = &state.cluster {
+        let ingest = &state.ingest;
+        return crate::cluster::verify::route(cluster, ingest, q.shard, &principal.name, peer.ip())
+            .await;
+    }
     let Some(turn) = VerifyTurn::take(&state) else {
         return error(
             StatusCode::CONFLICT,
@@ -460,33 +467,7 @@ async fn run_verification(
     })
     .await;
     let (ok, events, message) = match report {
-        Ok(Ok(r)) if r.is_intact() => (
-            true,
-            r.events,
-            format!(
-                "intact: {} events hashed, {} checkpoints recomputed and their signatures checked{}",
-                r.events,
-                r.checkpoints_verified,
-                if r.needs_attention() {
-                    format!(
-                        "; BUT {} recovery record(s) and {} unvouched key rotation(s) are on record (see `vigil verify`)",
-                        r.recoveries.len(),
-                        r.rotations.iter().filter(|k| !k.vouched).count()
-                    )
-                } else {
-                    String::new()
-                }
-            ),
-        ),
-        Ok(Ok(r)) => (
-            false,
-            r.events,
-            r.problems
-                .first()
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "verification failed".into()),
-        ),
-        Ok(Err(e)) => (false, 0, e.to_string()),
+        Ok(report) => crate::cluster::verify::summarize(report),
         Err(e) => (false, 0, e.to_string()),
     };
     let result = json!({

@@ -208,14 +208,34 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             );
         }
         eprintln!("vigil: ready; stop with Ctrl-C or SIGTERM (a final checkpoint is signed on the way out)");
+        // A cluster node fenced out of its name (another process registered as it) stops.
+        let mut fenced = running.cluster.as_ref().map(|node| node.fenced());
+        let fenced_out = async {
+            match fenced.as_mut() {
+                Some(rx) => match rx.wait_for(Option::is_some).await {
+                    Ok(why) => why.clone().unwrap_or_default(),
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let mut fenced_why = None;
         if !stop_requested {
             tokio::select! {
                 _ = interrupt.recv() => {}
                 _ = term.recv() => {}
+                why = fenced_out => fenced_why = Some(why),
             }
+        }
+        if let Some(why) = &fenced_why {
+            eprintln!("vigil: FENCED: {why}; this process stops serving as this node");
         }
         eprintln!("vigil: shutting down");
         running.shutdown().await.map_err(|e| anyhow!(e))?;
+        if fenced_why.is_some() {
+            eprintln!("vigil: stopped (fenced); every event it accepted is durable");
+            return Ok(ExitCode::FAILURE);
+        }
         eprintln!("vigil: stopped; every accepted event is durable and signed");
         Ok(ExitCode::SUCCESS)
     })

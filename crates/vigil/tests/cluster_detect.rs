@@ -439,6 +439,16 @@ async fn a_brute_force_over_three_nodes_is_one_alert_and_one_ban_on_every_node()
         epochs[0] >= 1 && epochs[0] < epochs[1] && epochs[1] < epochs[2],
         "alert ids {ids:?}"
     );
+    // So are the bans those detectors decided: each in the epoch of the alert it answers.
+    let ban_ids: Vec<u64> = [attacker, second, third]
+        .iter()
+        .map(|ip| nodes[0].bans(ip)[0].0)
+        .collect();
+    let ban_epochs: Vec<u64> = ban_ids
+        .iter()
+        .map(|id| id / vigil_server::decisions::DECISION_IDS_PER_EPOCH)
+        .collect();
+    assert_eq!(ban_epochs, epochs, "ban ids {ban_ids:?}, alert ids {ids:?}");
     for n in nodes {
         n.stop().await;
     }

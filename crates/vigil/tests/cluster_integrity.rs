@@ -3,8 +3,9 @@
 //! are fetched through a node that does NOT own the shard (it asks the owner over NATS) and
 //! verified against the shard's own key (read from the owner's disk, as an auditor holds it) —
 //! in Rust and with the independent Python verifier; the un-sharded checkpoint listing carries
-//! every shard, with the other nodes' cosignatures that verify under their witness keys; and a
-//! shard whose owner was killed is named as missing, not silently left out.
+//! every shard, with the other nodes' cosignatures that verify under their witness keys; a
+//! shard's whole-ledger verification runs on its owner through any node; and a shard whose
+//! owner was killed is named as missing, not silently left out.
 
 mod common;
 
@@ -155,7 +156,7 @@ fn a_shards_checkpoint_and_proof_come_through_any_node_and_verify() {
         }
         common::run_ok(&mut create).trim().to_owned()
     };
-    let (shipper, viewer) = (token("ingest"), token("viewer"));
+    let (shipper, viewer, analyst) = (token("ingest"), token("viewer"), token("analyst"));
     for node in &mut nodes {
         node.start(&nats);
     }
@@ -292,6 +293,42 @@ fn a_shards_checkpoint_and_proof_come_through_any_node_and_verify() {
     assert_eq!(listed.len(), PARTITIONS as usize + 1, "{listing:#}");
     assert_eq!(listing["missing_shards"], serde_json::json!([]));
 
+    // The whole-ledger verification of that shard through the other node: run by the owner
+    // on its copy (intact); a shard must be named; a viewer may not start one.
+    let verify = |url: &str, token: &str| {
+        common::curl(
+            "POST",
+            url,
+            &[format!("Authorization: Bearer {token}")],
+            None,
+        )
+    };
+    let verified = verify(
+        &format!("{asked_url}/api/v1/integrity/verify?shard={shard}"),
+        &analyst,
+    );
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    let verified = verified.json();
+    assert_eq!(verified["ok"], true, "{verified:#}");
+    assert_eq!(verified["shard"], shard.to_string());
+    assert_eq!(verified["node"], owner.as_str());
+    assert!(verified["events"].as_u64().unwrap() > 0, "{verified:#}");
+    let unnamed = verify(&format!("{asked_url}/api/v1/integrity/verify"), &analyst);
+    assert_eq!(unnamed.status, 400, "{}", unnamed.body);
+    let unknown = verify(
+        &format!("{asked_url}/api/v1/integrity/verify?shard=p99"),
+        &analyst,
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    let refused = verify(
+        &format!("{asked_url}/api/v1/integrity/verify?shard={shard}"),
+        &viewer,
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    // The export is still per node only: a clear 503, not a wrong answer.
+    let export = get(&format!("{asked_url}/api/v1/export?query=*"), &analyst);
+    assert_eq!(export.status, 503, "{}", export.body);
+
     // The owner killed: its shards are named as missing (its lease has not expired yet).
     drop(nodes[owner_at].server.take());
     let listing = get(&format!("{}/api/v1/checkpoint", asked_url), &viewer).json();
@@ -305,6 +342,11 @@ fn a_shards_checkpoint_and_proof_come_through_any_node_and_verify() {
     let gone = get(
         &format!("{}/api/v1/checkpoint?shard={shard}", asked_url),
         &viewer,
+    );
+    assert_eq!(gone.status, 503, "{}", gone.body);
+    let gone = verify(
+        &format!("{asked_url}/api/v1/integrity/verify?shard={shard}"),
+        &analyst,
     );
     assert_eq!(gone.status, 503, "{}", gone.body);
     for node in &mut nodes {

@@ -253,3 +253,124 @@ fn the_stream_gives_new_and_deleted_since_the_last_poll() {
     assert_eq!(lapi["value"], "198.51.100.2");
     assert_eq!(lapi["duration"], "0h0m1s");
 }
+
+/// Cluster mode: ban ids are stamped with the detector's lease epoch, so a deposed detector's
+/// late ban and its successor's never share an id, even once each has replayed the other's.
+#[test]
+fn detector_ban_ids_are_unique_across_epochs() {
+    let h = Duration::from_secs(3600);
+    let per = DECISION_IDS_PER_EPOCH;
+    let round_trip = |d: &Decision, now| {
+        Event::from_canonical(&d.to_event("ban", "alert", now).to_canonical()).unwrap()
+    };
+    // Standalone (never stamped): ids from 1, for alert bans too.
+    let mut standalone = book();
+    let d = standalone
+        .ban(
+            Net::parse("192.0.2.1").unwrap(),
+            h,
+            h,
+            "r",
+            Some(1),
+            "vigil",
+            t(0),
+        )
+        .unwrap();
+    assert_eq!(d.id, 1);
+
+    let mut deposed = book();
+    deposed.stamp_epoch(1);
+    let a = deposed
+        .ban(
+            Net::parse("192.0.2.1").unwrap(),
+            h,
+            h,
+            "r",
+            Some(7),
+            "vigil",
+            t(0),
+        )
+        .unwrap();
+    assert_eq!(a.id, per + 1);
+
+    // The successor has replayed the deposed detector's ban, then takes over at epoch 2.
+    let mut successor = book();
+    assert!(successor.apply_event(&round_trip(&a, t(0))));
+    successor.stamp_epoch(2);
+    let b = successor
+        .ban(
+            Net::parse("192.0.2.2").unwrap(),
+            h,
+            h,
+            "r",
+            Some(8),
+            "vigil",
+            t(1),
+        )
+        .unwrap();
+    assert_eq!(b.id, 2 * per + 1);
+
+    // The deposed detector replays the successor's ban, then publishes a late one: still in
+    // its own epoch's range, not after the successor's id.
+    assert!(deposed.apply_event(&round_trip(&b, t(1))));
+    let late = deposed
+        .ban(
+            Net::parse("192.0.2.3").unwrap(),
+            h,
+            h,
+            "r",
+            Some(9),
+            "vigil",
+            t(2),
+        )
+        .unwrap();
+    assert_eq!(late.id, per + 2);
+    // Both books take each other's decisions: no id was shared.
+    assert!(successor.apply_event(&round_trip(&late, t(2))));
+    assert_eq!(successor.decisions.len(), 3);
+
+    // A ban by hand keeps the shared counter: after every id the book knows.
+    let by_hand = successor
+        .ban(
+            Net::parse("192.0.2.4").unwrap(),
+            h,
+            h,
+            "scanner",
+            None,
+            "ana",
+            t(3),
+        )
+        .unwrap();
+    assert_eq!(by_hand.id, 2 * per + 2);
+    // The detector's counter skips an id of its range the book holds already (a ban by hand
+    // on another node that took it).
+    let next = successor
+        .ban(
+            Net::parse("192.0.2.5").unwrap(),
+            h,
+            h,
+            "r",
+            Some(10),
+            "vigil",
+            t(4),
+        )
+        .unwrap();
+    assert_eq!(next.id, 2 * per + 3);
+
+    // A new take-over at an epoch whose range the book holds ids of goes on after them.
+    let mut again = book();
+    assert!(again.apply_event(&round_trip(&b, t(1))));
+    again.stamp_epoch(2);
+    let c = again
+        .ban(
+            Net::parse("192.0.2.6").unwrap(),
+            h,
+            h,
+            "r",
+            Some(11),
+            "vigil",
+            t(5),
+        )
+        .unwrap();
+    assert_eq!(c.id, 2 * per + 2);
+}

@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use vigil_cluster::detector::DetectorLease;
 use vigil_cluster::follow::{StreamFollower, index_of, message_of, position};
 use vigil_cluster::{Cluster, codec};
+use vigil_detect::DetectorPartition;
 use vigil_event::Event;
 use vigil_ingest::Door;
 
@@ -41,6 +42,7 @@ const CATCH_UP: Duration = Duration::from_secs(30);
 /// the stream and the shared cursor (used by [`DetectService`] when it runs in a cluster).
 pub struct ClusterRole {
     cluster: Cluster,
+    partition: DetectorPartition,
     lease: Arc<DetectorLease>,
     sys: Arc<SysProgress>,
     runtime: tokio::runtime::Handle,
@@ -50,21 +52,34 @@ pub struct ClusterRole {
 }
 
 impl ClusterRole {
-    /// The role of this node over `cluster` (the lease task and the `sys` follower are
-    /// started by [`start`]).
+    /// The role of this node over `cluster` for detector `partition` (the lease task and the
+    /// `sys` follower are started by [`start`]). [`DetectorPartition::WHOLE`] is the one
+    /// `detector` lease; another partition holds `detector.<k>` with its own cursor
+    /// ([`DetectorLease::for_partition`]) and evaluates only its share of the alert groups.
     pub fn new(
         cluster: Cluster,
+        partition: DetectorPartition,
         sys: Arc<SysProgress>,
         runtime: tokio::runtime::Handle,
     ) -> ClusterRole {
         ClusterRole {
-            lease: Arc::new(DetectorLease::new(cluster.clone())),
+            lease: Arc::new(DetectorLease::for_partition(
+                cluster.clone(),
+                partition.index(),
+                partition.count(),
+            )),
+            partition,
             cluster,
             sys,
             runtime,
             detecting: AtomicBool::new(false),
             undecodable: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The share of the alert groups this role detects.
+    pub fn partition(&self) -> DetectorPartition {
+        self.partition
     }
 
     /// The detector lease.
@@ -255,8 +270,11 @@ pub async fn start(
     let (detect, role) = if plan.rule_dirs.is_empty() {
         (None, None)
     } else {
+        // One detector for the cluster: `detector_partitions` = 1 is checked at start
+        // (super::detector_partitions); more partitions are not wired yet.
         let role = Arc::new(ClusterRole::new(
             cluster.clone(),
+            DetectorPartition::WHOLE,
             Arc::clone(&sys),
             tokio::runtime::Handle::current(),
         ));

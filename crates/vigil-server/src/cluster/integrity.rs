@@ -8,7 +8,9 @@
 //!   naming the shards that did not answer (`missing_shards`); `GET
 //!   /api/v1/proof/inclusion?shard=p3&seq=N` is the proof JSON of DESIGN §5 for the shard's
 //!   event `N` (a shard ledger sequence), plus `"shard"`; `GET /api/v1/integrity?shard=p3` the
-//!   shard's summary, and without `shard` every shard's.
+//!   shard's summary, and without `shard` every shard's; `POST
+//!   /api/v1/integrity/verify?shard=p3` the shard's whole-ledger verification, run by its
+//!   owner ([`super::verify`]).
 //! - Wire: the coordinator reads the shard's owner from the leases bucket and sends one
 //!   request to `names.ledger_subject(owner)` (JSON [`Read`], at most [`MAX_REQUEST_BYTES`]);
 //!   the owner answers `"<status, three digits>\n<JSON body>"` from its own copy, or 404 when
@@ -62,15 +64,21 @@ pub enum Read {
         /// The shard.
         shard: String,
     },
+    /// The shard's whole-ledger verification, run by its owner ([`super::verify`]).
+    Verify {
+        /// The shard.
+        shard: String,
+    },
 }
 
 impl Read {
     /// The shard read.
     pub fn shard(&self) -> &str {
         match self {
-            Read::Checkpoint { shard } | Read::Proof { shard, .. } | Read::Integrity { shard } => {
-                shard
-            }
+            Read::Checkpoint { shard }
+            | Read::Proof { shard, .. }
+            | Read::Integrity { shard }
+            | Read::Verify { shard } => shard,
         }
     }
 }
@@ -141,6 +149,15 @@ pub fn answer(node: &str, shards: &dyn ShardLedgers, read: &Read) -> Answer {
             j["events"] = json!(ledger.end_seq());
             j
         }),
+        Read::Verify { .. } => {
+            let (status, mut body) = super::verify::run(&dir);
+            if status != 200 {
+                return (status, body);
+            }
+            body["shard"] = json!(shard.to_string());
+            body["node"] = json!(node);
+            return (status, body);
+        }
         Read::Proof { seq, .. } => {
             match ledger.reader().and_then(|mut r| r.inclusion_proof(*seq)) {
                 Ok(p) => Ok(p.to_json()),
@@ -307,11 +324,16 @@ pub async fn ask(cluster: &Cluster, read: &Read) -> Answer {
     };
     let subject = cluster.settings().names.ledger_subject(&owner.node);
     let body = serde_json::to_vec(read).unwrap_or_default();
-    let sent = tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        cluster.client().request(subject, body.into()),
-    )
-    .await;
+    // A verification reads the whole shard: it is waited for longer than a read.
+    let patience = match read {
+        Read::Verify { .. } => super::verify::VERIFY_TIMEOUT,
+        _ => REQUEST_TIMEOUT,
+    };
+    let request = async_nats::Request::new()
+        .payload(body.into())
+        .timeout(Some(patience));
+    let sent =
+        tokio::time::timeout(patience, cluster.client().send_request(subject, request)).await;
     match sent {
         Ok(Ok(msg)) => decode_answer(&msg.payload).unwrap_or_else(|e| {
             refusal(

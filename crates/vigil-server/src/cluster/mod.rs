@@ -4,15 +4,17 @@
 //! ([`door::StreamLog`]) instead of a local ledger.
 //!
 //! What needs a local ledger and is not cluster-aware yet (query rules, retention, checkpoint
-//! sinks, the whole-ledger verification and the export) is off on a cluster node, and its
-//! routes answer 503 `{"error": "… not available in cluster mode yet"}`. Checkpoints, proofs
-//! and the integrity summary are read per shard from the shard's owner ([`integrity`]).
+//! sinks, the export) is off on a cluster node, and its routes answer 503 `{"error": "… not
+//! available in cluster mode yet"}`. Checkpoints, proofs, the integrity summary and the
+//! whole-ledger verification are per shard, from the shard's owner ([`integrity`],
+//! [`verify`]).
 //!
 //! Accounts, tokens and sessions are shared through JetStream KV ([`auth`]); the cluster's
 //! health is `GET /api/v1/cluster` and the cluster gauges of `/metrics` ([`health`]).
 
 pub mod auth;
 pub mod detect;
+pub mod detector_partitions;
 pub mod door;
 pub mod gap;
 pub mod health;
@@ -24,6 +26,7 @@ pub mod registry;
 pub mod shard_worker;
 pub mod shards;
 pub mod state;
+pub mod verify;
 mod wire;
 pub mod witness;
 
@@ -71,6 +74,12 @@ impl ClusterNode {
         &self.detection
     }
 
+    /// Becomes `Some(why)` when another process registered under this node's name: the node
+    /// must stop ([`registry::Registration::fenced`]).
+    pub fn fenced(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.registration.fenced()
+    }
+
     /// What `vigil serve` says about the node at start.
     pub fn banner(&self) -> Vec<String> {
         let s = self.cluster.settings();
@@ -112,6 +121,9 @@ pub(crate) async fn build(
     topology::create_data_dir(&config)?;
     let redactor = topology::redactor(&config)?;
     let cluster = connect(settings).await?;
+    detector_partitions::check(&cluster, config.settings.cluster.detector_partitions)
+        .await
+        .map_err(StartError::of("cluster detector partitions"))?;
     let (shared, accounts, initial_admin) = accounts(&config, &cluster).await?;
     let registration = register(&config, &cluster).await?;
     let metrics = Arc::new(Metrics::default());
@@ -320,8 +332,8 @@ fn start_settings(
 }
 
 /// Routes that read the local ledger, answered 503 on a cluster node until they read shards
-/// (`vigil verify --data-dir DATA/shards/<shard>` verifies a shard on its node).
-const NOT_YET: &[&str] = &["/api/v1/integrity/verify", "/api/v1/export"];
+/// (`vigil verify --data-dir DATA/shards/<shard>` on the shard's owner reads one shard's).
+const NOT_YET: &[&str] = &["/api/v1/export"];
 
 /// The HTTP API of a cluster node: `/healthz` says whether the node is connected to NATS, and
 /// what is not cluster-aware yet answers 503.

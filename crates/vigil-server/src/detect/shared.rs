@@ -106,7 +106,8 @@ impl DetectService {
             .map(|c| c.rule.timespan_ns.max(0) as u64)
             .max()
             .map(|ns| std::time::Duration::from_nanos(ns).min(MAX_REBUILD));
-        // New alerts are numbered in this lease epoch's own range (unique across hand-overs).
+        // New alerts and bans are numbered in this lease epoch's own range (unique across
+        // hand-overs).
         let Some(epoch) = role.lease().held() else {
             return false;
         };
@@ -135,6 +136,11 @@ impl DetectService {
             self.seen_through
                 .store(book.seen_through().unwrap_or(0), Ordering::SeqCst);
             self.progress.next_seq.store(rebuild, Ordering::SeqCst);
+        }
+        // Bans its responders decide too (unique across hand-overs, as alert ids; stamped
+        // outside the alert book's lock).
+        if let Some(decisions) = &self.decisions {
+            decisions.stamp_epoch(epoch);
         }
         *reader = None;
         *scratch = None;

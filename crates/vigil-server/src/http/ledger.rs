@@ -311,6 +311,7 @@ pub(super) async fn metrics(State(state): State<Shared>) -> Response {
     if let Some(cluster) = &state.cluster {
         text.push_str(&state.cluster_health.report(cluster).await.metrics());
         text.push_str(&crate::cluster::gap::metrics());
+        text.push_str(&crate::cluster::registry::metrics());
     }
     text.push_str(&state.witness.status.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

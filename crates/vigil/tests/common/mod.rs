@@ -110,6 +110,11 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// The server's exit status if it has exited by itself.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Stops the server (SIGTERM, then waits up to 20 s) and returns its log; panics unless it
     /// stopped cleanly (exit 0).
     pub fn stop(mut self) -> String {
