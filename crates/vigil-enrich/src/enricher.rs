@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use vigil_event::{Event, Timestamp, Value};
+use vigil_event::{Event, Timestamp};
 
 use crate::feed::{self, Format};
 use crate::geo::{self, GeoDb};
