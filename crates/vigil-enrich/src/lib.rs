@@ -51,7 +51,7 @@ description: >
     An event carries an address, domain, URL or file hash listed by a configured threat
     intelligence feed ([intel] feeds). The event's threat.enrichments name the indicator, its
     feed and the field that matched.
-logsource: {product: vigil, service: intel}
+logsource: {product: vigil, service: ingest}
 detection:
     selection:
         vigil.intel.matches|gte: 1

@@ -114,3 +114,25 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
     }))
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use vigil_event::{Event, Timestamp, Value};
+
+    #[test]
+    fn the_bundled_rule_compiles_and_fires_only_on_vigils_own_match_field() {
+        let (_, text) = vigil_enrich::BUNDLED_RULE;
+        let docs: Vec<_> = vigil_detect::rule::load_str(text, "vigil-intel.yml")
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let (set, issues) = vigil_detect::RuleSet::compile(docs);
+        assert!(issues.is_empty(), "{issues:?}");
+        let mut hit = Event::new(Timestamp::from_secs(1));
+        hit.insert(vigil_enrich::fields::MATCHES, Value::Int(1));
+        assert_eq!(set.matches(&hit).len(), 1);
+        let mut claimed = Event::new(Timestamp::from_secs(1));
+        claimed.insert("external.vigil.intel.matches", Value::Int(1));
+        assert!(set.matches(&claimed).is_empty());
+    }
+}
