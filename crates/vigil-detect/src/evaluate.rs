@@ -103,8 +103,10 @@ impl Evaluator {
             if let Some(info) = set.rule(id)
                 && info.generate
             {
+                let mut rule = alert_rule(&info.meta);
+                rule.level = crate::criticality::raise(rule.level, event);
                 out.push(Raised {
-                    rule: alert_rule(&info.meta),
+                    rule,
                     group: main_entity(event),
                     time: event.timestamp(),
                 });
@@ -112,8 +114,10 @@ impl Evaluator {
         }
         for hit in self.engine.observe(set, event, matched) {
             if let Some(c) = set.correlations().get(hit.correlation) {
+                let mut rule = alert_rule(&c.rule.meta);
+                rule.level = crate::criticality::raise(rule.level, event);
                 out.push(Raised {
-                    rule: alert_rule(&c.rule.meta),
+                    rule,
                     group: hit.group,
                     time: hit.last,
                 });

@@ -78,6 +78,7 @@ pub mod compile;
 pub mod condition;
 pub mod correlate;
 pub mod correlation;
+pub mod criticality;
 pub mod evaluate;
 pub mod expr;
 mod fieldmatch;

@@ -129,13 +129,11 @@ pub struct Snapshot {
     owned: Vec<String>,
 }
 
+/// The host table's criticality, copied where only Vigil writes (alert severity reads it).
+pub const CRITICALITY: &str = "vigil.criticality";
+
 /// Field name prefixes only intel enrichment writes.
-const INTEL_PREFIXES: &[&str] = &[
-    "threat.enrichments",
-    "threat.indicator.",
-    "threat.feed.",
-    "vigil.intel.",
-];
+const INTEL_PREFIXES: &[&str] = &["threat.enrichments", "threat.indicator.", "threat.feed."];
 
 impl Snapshot {
     /// The indicators in force.
@@ -144,7 +142,9 @@ impl Snapshot {
     }
 
     fn owns(&self, name: &str) -> bool {
-        (self.intel_on && INTEL_PREFIXES.iter().any(|p| name.starts_with(p)))
+        name == CRITICALITY
+            || name.starts_with("vigil.intel.")
+            || (self.intel_on && INTEL_PREFIXES.iter().any(|p| name.starts_with(p)))
             || (!self.geo.is_empty()
                 && geo::GEO_FIELDS.iter().any(|(_, prefix)| {
                     name.strip_prefix(prefix)
@@ -181,6 +181,14 @@ impl Snapshot {
         }
         if joined {
             stats.table_joins.fetch_add(1, Ordering::Relaxed);
+            // Vigil's own copy, which alert severity trusts (a sender can claim `host.*` when
+            // no table owns it, never `vigil.*`).
+            if let Some(c) = event.get_str("host.criticality")
+                && self.owned.iter().any(|o| o == "host.criticality")
+            {
+                let c = c.to_owned();
+                event.insert(CRITICALITY, c);
+            }
         }
         if !self.geo.is_empty() {
             let dbs: Vec<&GeoDb> = self.geo.iter().map(|g| g.as_ref()).collect();

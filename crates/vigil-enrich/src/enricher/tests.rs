@@ -1,6 +1,7 @@
 use std::fs;
 
 use super::*;
+use vigil_event::Value;
 
 fn settings(dir: &Path) -> Settings {
     Settings {
@@ -62,6 +63,7 @@ fn files_load_enrich_reload_and_a_broken_file_keeps_the_previous_list() {
     assert_eq!(ev.get_str("threat.feed.name"), Some("bad-ips"));
     assert_eq!(ev.get_str("user.department"), Some("finance"));
     assert_eq!(ev.get_str("host.criticality"), Some("critical"));
+    assert_eq!(ev.get_str(CRITICALITY), Some("critical"));
     assert_eq!(ev.get_str("external.host.criticality"), Some("low"));
     assert_eq!(ev.get_str("external.threat.indicator.type"), Some("forged"));
     assert!(ev.has_tag(vigil_event::tag::RESERVED_CLAIM));
