@@ -307,9 +307,9 @@ impl Enricher {
                 }
             };
             state.stamp = Some(stamp);
-            let loaded = match role {
-                &ROLE_INTEL => load_feed(path, self.settings.max_indicators),
-                &ROLE_TABLE => load_table(path, self.settings.max_rows),
+            let loaded = match *role {
+                ROLE_INTEL => load_feed(path, self.settings.max_indicators),
+                ROLE_TABLE => load_table(path, self.settings.max_rows),
                 _ => load_geo(path),
             };
             let now = Timestamp::now();
@@ -376,7 +376,7 @@ impl Enricher {
             };
             *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
             self.stats.reloads.fetch_add(1, Ordering::Relaxed);
-        } else if self.snapshot().intel_on != !self.settings.feeds.is_empty() {
+        } else if self.snapshot().intel_on == self.settings.feeds.is_empty() {
             let snapshot = Snapshot {
                 intel_on: !self.settings.feeds.is_empty(),
                 ..Snapshot::default()
@@ -464,14 +464,15 @@ fn stamp_of(path: &Path, role: u8) -> Result<Stamp, String> {
         meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         meta.len(),
     );
-    if role == ROLE_INTEL && path.file_name().is_some_and(|n| n == "manifest.json") {
-        if let Some(dir) = path.parent().and_then(|d| std::fs::read_dir(d).ok()) {
-            for entry in dir.flatten().take(feed::MAX_MANIFEST_EVENTS + 1) {
-                if let Ok(m) = entry.metadata() {
-                    let t = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                    stamp.0 = stamp.0.max(t);
-                    stamp.1 = stamp.1.wrapping_add(m.len().wrapping_mul(31));
-                }
+    if role == ROLE_INTEL
+        && path.file_name().is_some_and(|n| n == "manifest.json")
+        && let Some(dir) = path.parent().and_then(|d| std::fs::read_dir(d).ok())
+    {
+        for entry in dir.flatten().take(feed::MAX_MANIFEST_EVENTS + 1) {
+            if let Ok(m) = entry.metadata() {
+                let t = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                stamp.0 = stamp.0.max(t);
+                stamp.1 = stamp.1.wrapping_add(m.len().wrapping_mul(31));
             }
         }
     }

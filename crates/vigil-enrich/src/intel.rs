@@ -113,7 +113,7 @@ impl IntelSet {
             }
         }
         // Longest prefixes first: the most specific network is reported first.
-        set.nets.sort_by(|a, b| b.0.0.cmp(&a.0.0));
+        set.nets.sort_by_key(|n| std::cmp::Reverse(n.0.0));
         set.indicators = indicators;
         set
     }
@@ -189,15 +189,17 @@ impl IntelSet {
             let Some(url) = event.get_str(field) else {
                 continue;
             };
-            if !self.urls.is_empty() && url.len() <= crate::indicator::MAX_VALUE_BYTES {
-                if let Some(&first) = self.urls.get(url.to_ascii_lowercase().as_str()) {
-                    self.chain(first, field, url, &mut out);
-                }
+            if !self.urls.is_empty()
+                && url.len() <= crate::indicator::MAX_VALUE_BYTES
+                && let Some(&first) = self.urls.get(url.to_ascii_lowercase().as_str())
+            {
+                self.chain(first, field, url, &mut out);
             }
-            if !self.domains.is_empty() && event.get(field_domain_for(field)).is_none() {
-                if let Some(host) = url_host(url) {
-                    self.domain(host, field, &mut out);
-                }
+            if !self.domains.is_empty()
+                && event.get(field_domain_for(field)).is_none()
+                && let Some(host) = url_host(url)
+            {
+                self.domain(host, field, &mut out);
             }
         }
         if !self.hashes.is_empty() {

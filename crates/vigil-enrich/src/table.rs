@@ -160,7 +160,13 @@ impl Table {
         let Some(k) = event.get_str(&self.key) else {
             return false;
         };
-        let Some(values) = self.rows.get(k.to_lowercase().as_str()) else {
+        // Keys are stored lowercased; most events' keys already are (no allocation then).
+        let found = if k.chars().any(char::is_uppercase) {
+            self.rows.get(k.to_lowercase().as_str())
+        } else {
+            self.rows.get(k)
+        };
+        let Some(values) = found else {
             return false;
         };
         for (c, v) in self.columns.iter().zip(values) {
