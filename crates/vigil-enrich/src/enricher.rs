@@ -272,7 +272,13 @@ impl Enricher {
         wanted.extend(self.settings.geoip.iter().map(|p| (ROLE_GEO, p.clone())));
         let mut changes = Vec::new();
         let before = files.len();
-        files.retain(|k, _| wanted.contains(k));
+        // A path that cannot be listed stays a source (with its error), not a removal.
+        files.retain(|k, _| {
+            wanted.contains(k)
+                || listing_errors
+                    .iter()
+                    .any(|(p, _)| k.0 == ROLE_INTEL && *p == k.1)
+        });
         let mut changed = files.len() != before;
         for (path, error) in listing_errors {
             // A configured path that cannot be listed shows as a source with its error.

@@ -17,9 +17,10 @@ use vigil_enrich::{Enricher, Settings};
 
 use crate::http::AppState;
 
-/// The enricher `config` asks for, loaded once; `None` when nothing is configured. A file
-/// that cannot be read is reported (log, API) and enrichment starts without it.
-pub fn enricher(config: &Config) -> Option<Arc<Enricher>> {
+/// The enricher `config` asks for, loaded once off the runtime (a million indicators take
+/// seconds); `None` when nothing is configured. A file that cannot be read is reported (log,
+/// API) and enrichment starts without it.
+pub async fn enricher(config: &Config) -> Option<Arc<Enricher>> {
     let settings = Settings {
         feeds: config.intel.feeds.clone(),
         max_indicators: config.intel.max_indicators,
@@ -30,7 +31,9 @@ pub fn enricher(config: &Config) -> Option<Arc<Enricher>> {
     if settings.is_empty() {
         return None;
     }
-    let enricher = Enricher::new(settings);
+    let enricher = tokio::task::spawn_blocking(move || Enricher::new(settings))
+        .await
+        .ok()?;
     for s in enricher.status() {
         match &s.error {
             None => {

@@ -82,7 +82,7 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
         redactor,
         Arc::clone(&metrics),
     );
-    let enricher = crate::intel::enricher(&config.settings);
+    let enricher = crate::intel::enricher(&config.settings).await;
     if let Some(e) = &enricher {
         ingest = ingest.with_enricher(Arc::clone(e));
     }

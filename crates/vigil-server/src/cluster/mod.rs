@@ -117,7 +117,7 @@ pub(crate) async fn build(
     let metrics = Arc::new(Metrics::default());
     let door = NodeLog::Stream(Arc::new(door::StreamLog::new(cluster.clone())));
     let mut ingest = Ingest::new(door, redactor, Arc::clone(&metrics));
-    let enricher = crate::intel::enricher(&config.settings);
+    let enricher = crate::intel::enricher(&config.settings).await;
     if let Some(e) = &enricher {
         ingest = ingest.with_enricher(Arc::clone(e));
     }
