@@ -112,6 +112,7 @@ pub const ROUTES: &[RouteAccess] = &[
     r("GET", "/api/v1/proof/inclusion", Access::Read),
     r("GET", "/api/v1/report/{framework}", Access::Read),
     r("GET", "/api/v1/sources", Access::Read),
+    r("GET", "/api/v1/intel", Access::Read),
     r("POST", "/api/v1/alerts/{id}", Access::Triage),
     r("POST", "/api/v1/integrity/verify", Access::Triage),
     r("POST", "/api/v1/decisions", Access::Ban),

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod data_dir;
+mod enrich;
 mod settings;
 mod types;
 
@@ -27,6 +28,7 @@ use clap::ArgAction;
 use serde::{Deserialize, Serialize};
 
 pub use data_dir::DataDir;
+pub use enrich::{EnrichSection, IntelSection};
 pub use types::{Duration, Listen, Password, RedactPattern, Secret, SecretUrl, fingerprint};
 
 /// A configuration that cannot be used: what is wrong and where. Retrying does not help; the
@@ -129,6 +131,12 @@ pub struct Config {
     /// C2SP witnesses: who cosigns this ledger's checkpoints, and whose this server cosigns.
     #[command(flatten)]
     pub witness: WitnessSection,
+    /// Threat-intelligence feeds matched at ingest.
+    #[command(flatten)]
+    pub intel: IntelSection,
+    /// User and host tables and GeoIP joined at ingest.
+    #[command(flatten)]
+    pub enrich: EnrichSection,
     /// Start with a generated stream (web, SSH, sudo, application events) holding a brute
     /// force, a password spray, a scanner and an insider, with bundled rules and bans: alerts
     /// and bans appear within a minute.

@@ -64,6 +64,8 @@ fn sections() -> Vec<(&'static str, Vec<&'static str>, bool)> {
         ("ui", fields::<UiSection>(), false),
         ("witness", fields::<WitnessSection>(), false),
         ("cluster", fields::<ClusterSection>(), false),
+        ("intel", fields::<IntelSection>(), false),
+        ("enrich", fields::<EnrichSection>(), false),
     ]
 }
 

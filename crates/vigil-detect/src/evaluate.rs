@@ -191,7 +191,8 @@ impl Evaluator {
             if let Some(info) = set.rule(id)
                 && info.generate
             {
-                let rule = alert_rule(&info.meta);
+                let mut rule = alert_rule(&info.meta);
+                rule.level = crate::criticality::raise(rule.level, event);
                 let group = main_entity(event);
                 if !self
                     .partition
@@ -209,8 +210,10 @@ impl Evaluator {
         }
         for hit in self.engine.observe(set, event, matched) {
             if let Some(c) = set.correlations().get(hit.correlation) {
+                let mut rule = alert_rule(&c.rule.meta);
+                rule.level = crate::criticality::raise(rule.level, event);
                 out.push(Raised {
-                    rule: alert_rule(&c.rule.meta),
+                    rule,
                     group: hit.group,
                     time: hit.last,
                     explain: None,

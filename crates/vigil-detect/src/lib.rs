@@ -89,6 +89,7 @@ pub mod compile;
 pub mod condition;
 pub mod correlate;
 pub mod correlation;
+pub mod criticality;
 pub mod evaluate;
 pub mod exceptions;
 pub mod expr;

@@ -82,6 +82,8 @@ pub struct Ingest<L: EventLog = NodeLog> {
     capacity: usize,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Threat intelligence, tables and GeoIP applied to events from outside (none: off).
+    enricher: Option<Arc<vigil_enrich::Enricher>>,
 }
 
 /// A batch on its way to durability. Dropping it does not cancel the append, nor free its
@@ -133,7 +135,21 @@ impl<L: EventLog> Ingest<L> {
             permits: Arc::new(Semaphore::new(capacity)),
             capacity,
             metrics,
+            enricher: None,
         }
+    }
+
+    /// Enriches every event from outside (listeners and `vigil import`) with `enricher`
+    /// before it is stored: threat-intelligence matches, table joins, GeoIP/ASN. Vigil's own
+    /// events are never enriched.
+    pub fn with_enricher(mut self, enricher: Arc<vigil_enrich::Enricher>) -> Ingest<L> {
+        self.enricher = Some(enricher);
+        self
+    }
+
+    /// The enricher, if one is configured (its status for the API).
+    pub fn enricher(&self) -> Option<&Arc<vigil_enrich::Enricher>> {
+        self.enricher.as_ref()
     }
 
     /// The redactor, for parse contexts (`None` when redaction is off).
@@ -163,12 +179,21 @@ impl<L: EventLog> Ingest<L> {
         let mut parse_errors = 0;
         let mut truncated = 0;
         let n_events = events.len();
+        // One snapshot for the whole batch: enriched wholly by one version of the lists.
+        let enrich = self
+            .enricher
+            .as_ref()
+            .filter(|_| matches!(origin, Origin::Input(_) | Origin::Import))
+            .map(|e| (e.snapshot(), &e.stats));
         for (i, event) in events.iter_mut().enumerate() {
             // Parsed lines were masked already; this catches events built any other way.
             self.redactor.redact_event(event);
             // Only Vigil records idempotency keys: one claimed from outside could make a
             // sender's retry look stored after a restart.
             crate::idempotency::Mark::strip(event);
+            if let Some((snapshot, stats)) = &enrich {
+                snapshot.enrich(event, stats);
+            }
             if i == 0
                 && let Some(mark) = mark
             {

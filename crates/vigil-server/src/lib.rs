@@ -22,6 +22,7 @@ pub mod demo;
 pub mod detect;
 mod error;
 pub mod http;
+pub mod intel;
 pub mod lifecycle;
 pub mod listen;
 pub mod listen_grpc;

@@ -78,11 +78,16 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     let (ledger, recovery) = ledger(&mut config).await?;
     let index = index_service(&config, &ledger).await?;
     let metrics = Arc::new(Metrics::default());
-    let ingest = Arc::new(Ingest::new(
+    let mut ingest = Ingest::new(
         vigil_ingest::NodeLog::Local(ledger.clone()),
         redactor,
         Arc::clone(&metrics),
-    ));
+    );
+    let enricher = crate::intel::enricher(&config.settings).await;
+    if let Some(e) = &enricher {
+        ingest = ingest.with_enricher(Arc::clone(e));
+    }
+    let ingest = Arc::new(ingest);
     let run = audit_start(&config, &start_settings, &ingest).await?;
     let mut t = Tasks::new();
     let decisions = decision_service(&config, &ingest, &mut t)?;
@@ -125,6 +130,11 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
         t.tasks
             .spawn(demo::run(Arc::clone(&ingest), t.stop_rx.clone()));
     }
+    if let Some(e) = enricher {
+        let every = config.settings.enrich.reload.0;
+        t.tasks
+            .spawn(crate::intel::reload(e, every, t.stop_rx.clone()));
+    }
     retention(&config, &ledger, &mut t);
     Ok(Running {
         data_dir: config.data_dir.clone(),
@@ -159,9 +169,9 @@ pub(crate) fn create_data_dir(config: &ServerConfig) -> Result<(), StartError> {
 /// Vigil's own bundled rules, and the demo's rules and responder.
 pub(crate) fn bundled_rules(config: &mut ServerConfig) -> Result<(), String> {
     if config.builtin_rules {
-        config
-            .rule_dirs
-            .push(audit::write_self_rules(&config.data_dir)?);
+        let dir = audit::write_self_rules(&config.data_dir)?;
+        crate::intel::write_rule(&config.settings, &dir)?;
+        config.rule_dirs.push(dir);
     }
     if config.demo {
         let dir = demo::write_rules(&config.data_dir)?;

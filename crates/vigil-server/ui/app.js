@@ -1774,8 +1774,10 @@ function renderSources(view) {
   const controller = new AbortController();
   const box = h('div', { class: 'panel flush', id: 'sources' }, h('div', { class: 'pad' }, spinner()));
   const refresh = h('button', { type: 'button', class: 'btn btn-secondary', id: 'sources-refresh' }, h('span', { 'aria-hidden': 'true', text: '↻ ' }), 'Refresh');
-  view.append(pageHeader('Sources', refresh), box);
+  const intel = intelPanel(controller);
+  view.append(pageHeader('Sources', refresh), box, intel.box);
   async function load() {
+    intel.load();
     try {
       const res = await api('GET', '/api/v1/sources', undefined, { signal: controller.signal });
       const rows = (res.sources || []).slice().sort((a, b) => String(a.source).localeCompare(String(b.source)));
@@ -1800,6 +1802,42 @@ function renderSources(view) {
   refresh.addEventListener('click', load);
   load();
   return { cleanup() { controller.abort(); } };
+}
+
+// Threat intelligence feeds, enrichment tables and GeoIP databases (GET /api/v1/intel): what
+// is in force, from which file, how many entries, loaded when, and why a file was refused.
+function intelPanel(controller) {
+  const box = h('section', { class: 'panel flush', id: 'intel', 'data-testid': 'intel-panel' },
+    h('h2', { class: 'pad', text: 'Threat intelligence and enrichment' }));
+  const body = h('div', { class: 'pad' });
+  box.append(body);
+  async function load() {
+    try {
+      const res = await api('GET', '/api/v1/intel', undefined, { signal: controller.signal });
+      clear(body);
+      if (!res.enabled) {
+        body.append(h('p', { class: 'muted', text: 'No feed, table or GeoIP database is configured ([intel] and [enrich] in vigil.toml; see docs/intel.md).' }));
+        return;
+      }
+      const c = res.counters || {};
+      body.append(h('p', { 'data-testid': 'intel-summary', text: `${fmtNum(res.indicators)} indicators in force; ${fmtNum(c.intel_matches)} events matched, ${fmtNum(c.table_joins)} joined with a table, ${fmtNum(c.geo_hits)} located since start.` }));
+      body.append(dataTable([
+        { label: 'File', cls: 'mono', render: (r) => valueText(r.path) },
+        { label: 'Kind', render: (r) => `${valueText(r.role)} (${valueText(r.format) || '?'})` },
+        { label: 'Entries', cls: 'num mono', render: (r) => fmtNum(r.count) },
+        { label: 'Skipped', cls: 'num mono', render: (r) => fmtNum(r.skipped) },
+        { label: 'Loaded', cls: 'nowrap', render: (r) => (r.loaded_at ? h('span', null, timeEl(r.loaded_at), h('span', { class: 'muted small', text: ` ${fmtAgo(r.loaded_at)}` })) : '—') },
+        { label: 'File changed', cls: 'nowrap', render: (r) => (r.modified ? fmtAgo(r.modified) : '—') },
+        { label: 'State', render: (r) => (r.error
+          ? h('span', { class: 'badge status-stale', title: valueText(r.error), text: `refused: ${valueText(r.error)}` })
+          : h('span', { class: 'badge status-live', text: 'in force' })) },
+      ], res.sources || [], { id: 'intel-table', testid: 'intel-table', empty: 'Nothing loaded.', rowAttrs: () => ({ 'data-testid': 'intel-row' }) }));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(body).append(inlineError(err, 'Loading threat intelligence'));
+    }
+  }
+  return { box, load };
 }
 
 // ------------------------------------------------------------------ shared form helpers (account, admin)

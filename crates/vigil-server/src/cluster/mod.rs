@@ -128,9 +128,19 @@ pub(crate) async fn build(
     let registration = register(&config, &cluster).await?;
     let metrics = Arc::new(Metrics::default());
     let door = NodeLog::Stream(Arc::new(door::StreamLog::new(cluster.clone())));
-    let ingest = Arc::new(Ingest::new(door, redactor, Arc::clone(&metrics)));
+    let mut ingest = Ingest::new(door, redactor, Arc::clone(&metrics));
+    let enricher = crate::intel::enricher(&config.settings).await;
+    if let Some(e) = &enricher {
+        ingest = ingest.with_enricher(Arc::clone(e));
+    }
+    let ingest = Arc::new(ingest);
     let run = topology::audit_start(&config, &start_settings(&config, &cluster), &ingest).await?;
     let mut t = Tasks::new();
+    if let Some(e) = enricher {
+        let every = config.settings.enrich.reload.0;
+        t.tasks
+            .spawn(crate::intel::reload(e, every, t.stop_rx.clone()));
+    }
     // One index thread per shard: a node holds several shards, each with its own index.
     let shards = shards::ShardSet::start(
         cluster.clone(),

@@ -139,6 +139,7 @@ pub fn router(state: Shared) -> Router {
         .merge(crate::web::routes())
         .merge(crate::admin::routes())
         .merge(crate::witness::routes())
+        .merge(crate::intel::routes())
         // The role table, enforced for every route above (none may bypass it): the outer layer
         // (added last) finds the route's entry or refuses, the inner one authenticates.
         .route_layer(axum::middleware::from_fn_with_state(
