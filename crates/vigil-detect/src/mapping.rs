@@ -674,9 +674,7 @@ pub fn resolve(ls: &LogSource) -> Resolution {
                 FieldTable::SuricataDns,
             ),
         ]),
-        (None | Some("owasp"), Some("application"), _) => {
-            known(vec![Alternative::any()])
-        }
+        (None | Some("owasp"), Some("application"), _) => known(vec![Alternative::any()]),
         (None, Some("firewall"), _) => known(vec![Alternative::new(
             &[(field::EVENT_DATASET, FIREWALL_DATASETS)],
             FieldTable::Firewall,
@@ -718,7 +716,11 @@ pub fn resolve(ls: &LogSource) -> Resolution {
         // No parser declares it: only a source configured to declare exactly this logsource.
         _ => {
             let mut when: Vec<(&str, &[&str])> = Vec::new();
-            let (p, c, s) = (product.map(|p| [p]), category.map(|c| [c]), service.map(|s| [s]));
+            let (p, c, s) = (
+                product.map(|p| [p]),
+                category.map(|c| [c]),
+                service.map(|s| [s]),
+            );
             if let Some(p) = &p {
                 when.push((DECLARED_PRODUCT, p.as_slice()));
             }
@@ -835,7 +837,10 @@ mod tests {
         let r = resolve(&ls(Some("aws"), None, Some("cloudtrail")));
         assert_eq!(
             r.alternatives[0].when,
-            vec![(field::EVENT_DATASET.to_owned(), vec!["aws.cloudtrail".to_owned()])]
+            vec![(
+                field::EVENT_DATASET.to_owned(),
+                vec!["aws.cloudtrail".to_owned()]
+            )]
         );
         assert!(r.note.is_none());
         let r = resolve(&ls(Some("cisco"), Some("accounting"), Some("aaa")));
@@ -848,10 +853,17 @@ mod tests {
             r.alternatives[0].when,
             vec![
                 (DECLARED_PRODUCT.to_owned(), vec!["salesforce".to_owned()]),
-                (DECLARED_SERVICE.to_owned(), vec!["eventmonitoring".to_owned()]),
+                (
+                    DECLARED_SERVICE.to_owned(),
+                    vec!["eventmonitoring".to_owned()]
+                ),
             ]
         );
         assert!(!has_declared_source(&ls(Some("salesforce"), None, None)));
-        assert!(has_declared_source(&ls(Some("owasp"), Some("application"), None)));
+        assert!(has_declared_source(&ls(
+            Some("owasp"),
+            Some("application"),
+            None
+        )));
     }
 }

@@ -33,6 +33,7 @@
 
 pub mod access;
 pub mod cef;
+pub mod cloud;
 #[cfg(test)]
 mod differential;
 mod error;
@@ -46,6 +47,7 @@ pub mod reserved;
 mod sshd_fast;
 pub mod syslog;
 mod syslog_fast;
+pub mod zeek_tsv;
 
 use std::str::FromStr;
 
