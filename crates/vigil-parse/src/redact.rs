@@ -370,8 +370,7 @@ impl Redactor {
             if let Some(value) = event.get_mut(&key)
                 && !is_rule_text_field(&key)
             {
-                let number_field = names_a_number(&format!("{key}="), key.len() + 1);
-                self.redact_value(value, secret_name, number_field, &mut counts);
+                self.redact_value(value, secret_name, Some(&key), &mut counts);
             }
             // Field names come from input too (logfmt words, JSON keys): mask them as well.
             if let Some(clean_key) = self.redact_str(&key, &mut counts)
@@ -409,13 +408,13 @@ impl Redactor {
         self.disabled
     }
 
-    /// `number_field`: the field names an id, flags or a counter ([`names_a_number`]), so a
-    /// number that is its whole value is no card.
+    /// `number_field`: the field's name; when it names an id, flags or a counter
+    /// ([`field_names_a_number`]), a number that is its whole value is no card.
     fn redact_value(
         &self,
         value: &mut Value,
         secret_name: bool,
-        number_field: bool,
+        number_field: Option<&str>,
         counts: &mut Redactions,
     ) {
         match value {
@@ -447,16 +446,16 @@ impl Redactor {
 
     /// The string with secrets masked, or `None` when there was nothing to mask.
     pub fn redact_str(&self, s: &str, counts: &mut Redactions) -> Option<String> {
-        self.redact_str_in(s, counts, false)
+        self.redact_str_in(s, counts, None)
     }
 
-    /// [`Redactor::redact_str`] for the value of a field; `number_field`: the field names an
-    /// id, flags or a counter, so a value that is one bare number is no card.
+    /// [`Redactor::redact_str`] for the value of a field; `number_field`: its name (see
+    /// [`field_names_a_number`]: a value that is one bare number is then no card).
     fn redact_str_in(
         &self,
         s: &str,
         counts: &mut Redactions,
-        number_field: bool,
+        number_field: Option<&str>,
     ) -> Option<String> {
         // One pass can change what another pattern sees (a masked JSON value gains quotes), so
         // repeat until nothing changes: the result is then a fixed point, and masking twice
@@ -472,7 +471,12 @@ impl Redactor {
         current
     }
 
-    fn redact_pass(&self, s: &str, counts: &mut Redactions, number_field: bool) -> Option<String> {
+    fn redact_pass(
+        &self,
+        s: &str,
+        counts: &mut Redactions,
+        number_field: Option<&str>,
+    ) -> Option<String> {
         if s.len() < 5 {
             return None;
         }
@@ -547,7 +551,9 @@ impl Redactor {
                     || after.is_some_and(|b| b.is_ascii_digit())
                     || (after == Some(b'.') && after2.is_some_and(|b| b.is_ascii_digit()))
                     || names_a_number(current, m.start())
-                    || (number_field && m.start() == 0 && m.end() == current.len())
+                    || (m.start() == 0
+                        && m.end() == current.len()
+                        && number_field.is_some_and(field_names_a_number))
                     || (json
                         && json_key_at(current, m.start())
                             .is_some_and(|k| RULE_TEXT_FIELDS.contains(&k)));
@@ -584,18 +590,32 @@ impl Redactor {
 /// `-` (so `sessionToken`, `SecretAccessKey` and `client-secret` are secrets too).
 fn is_secret_field(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
-    // No allocation: the names are compared byte by byte without `_` and `-`.
-    let squashed = || {
-        last.bytes()
-            .filter(|b| *b != b'_' && *b != b'-')
-            .map(|b| b.to_ascii_lowercase())
-    };
-    SECRET_FIELD_NAMES.iter().any(|name| {
-        name.bytes()
-            .filter(|b| *b != b'_' && *b != b'-')
-            .eq(squashed())
-    })
+    // Squashed into a stack buffer: no allocation on this per-field path.
+    let mut buf = [0u8; 32];
+    let mut n = 0;
+    for b in last.bytes() {
+        if b == b'_' || b == b'-' {
+            continue;
+        }
+        if n == buf.len() {
+            return false;
+        }
+        buf[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    let squashed = &buf[..n];
+    SQUASHED_SECRET_FIELD_NAMES
+        .iter()
+        .any(|name| name.as_bytes() == squashed)
 }
+
+/// [`SECRET_FIELD_NAMES`] without `_` and `-`.
+static SQUASHED_SECRET_FIELD_NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    SECRET_FIELD_NAMES
+        .iter()
+        .map(|n| n.replace(['_', '-'], ""))
+        .collect()
+});
 
 /// Whether a field holds a detection rule's text ([`RULE_TEXT_FIELDS`]).
 fn is_rule_text_field(key: &str) -> bool {
@@ -624,10 +644,34 @@ fn names_a_number(s: &str, pos: usize) -> bool {
     while i > 0 && end - i < 64 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') {
         i -= 1;
     }
-    let word = s[i..end].to_ascii_lowercase();
-    if word.is_empty() {
+    word_names_a_number(&s[i..end])
+}
+
+/// Whether a field's last word names an identifier, flags or a counter
+/// (`winlog.event_data.QueryOptions`). Only asked about a field whose whole value looks like a
+/// card.
+fn field_names_a_number(field: &str) -> bool {
+    word_names_a_number(
+        field
+            .rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .next()
+            .unwrap_or(""),
+    )
+}
+
+/// Whether a key or word (`flow_id`, `QueryOptions`, `options`) names an identifier, flags or a
+/// counter.
+fn word_names_a_number(word: &str) -> bool {
+    if word.is_empty() || word.len() > 64 {
         return false;
     }
+    let mut buf = [0u8; 64];
+    for (d, b) in buf.iter_mut().zip(word.bytes()) {
+        *d = b.to_ascii_lowercase();
+    }
+    let Ok(word) = std::str::from_utf8(&buf[..word.len()]) else {
+        return false;
+    };
     word.ends_with("id")
         || [
             "option", "flag", "mask", "count", "cnt", "seq", "offset", "bytes", "pkts", "size",
