@@ -25,7 +25,10 @@
 //! | vigil + service `ingest` | every event (rules about the input itself, such as the `reserved_claim` tag) | unchanged |
 //! | vigil + service X (`audit`, `alert`, …) | `event.dataset: vigil.X`, Vigil's own events (outside input can never carry a `vigil.*` dataset: `vigil-parse::reserved`) | unchanged |
 //! | `dns` | `event.dataset` zeek.dns / suricata.dns | → their names |
-//! | anything else (cloud products, unknown categories) | every event, and `vigil rules check` says so | unchanged |
+//! | cloud and identity products ([`DATASET_SOURCES`]: aws cloudtrail, azure activity/sign-in/audit, gcp audit, okta, m365, kubernetes audit, github audit) | the `event.dataset` their parser (or Elastic's integration) declares | unchanged (Sigma uses the providers' own names, which are kept) |
+//! | network devices (`cisco`, `fortigate`, `paloalto`, `category: firewall`) | the `event.dataset` of those devices' logs | `src_ip`/`dst_port`/… → ECS ([`FIREWALL_FIELDS`]) |
+//! | `category: application` | every event (applications' JSON and HTTP input) | unchanged |
+//! | anything else | only events whose source declares exactly that logsource by configuration (`vigil.logsource.product`/`category`/`service`, which input can never claim): none until one does; `vigil rules check` says so | unchanged |
 //!
 //! Field names not in a table pass through unchanged, so ECS names (`source.ip`) and names an
 //! EVTX record carries (`TargetUserName`, `Provider_Name`) work as written.
@@ -33,6 +36,52 @@
 use vigil_event::{Parser, field};
 
 use crate::rule::LogSource;
+
+/// Set on events by a listener, token or agent input whose configuration declares the
+/// logsource of what it receives (input can never claim a `vigil.*` field).
+pub const DECLARED_PRODUCT: &str = "vigil.logsource.product";
+/// See [`DECLARED_PRODUCT`].
+pub const DECLARED_CATEGORY: &str = "vigil.logsource.category";
+/// See [`DECLARED_PRODUCT`].
+pub const DECLARED_SERVICE: &str = "vigil.logsource.service";
+
+/// Cloud, identity and network products whose parsers declare an `event.dataset` (the names
+/// Elastic's integrations use, so events shipped by Filebeat or Elastic Agent belong too):
+/// `(product, service or "" for any, datasets)`.
+pub const DATASET_SOURCES: &[(&str, &str, &[&str])] = &[
+    ("aws", "cloudtrail", &["aws.cloudtrail"]),
+    ("azure", "activitylogs", &["azure.activitylogs"]),
+    ("azure", "signinlogs", &["azure.signinlogs"]),
+    ("azure", "auditlogs", &["azure.auditlogs"]),
+    ("gcp", "gcp.audit", &["gcp.audit"]),
+    ("okta", "okta", &["okta.system"]),
+    ("m365", "", &["o365.audit"]),
+    ("kubernetes", "audit", &["kubernetes.audit_logs"]),
+    ("github", "audit", &["github.audit"]),
+    ("cisco", "", &["cisco.asa", "cisco.ios", "cisco.ftd"]),
+    ("fortigate", "", &["fortinet.fortigate"]),
+    ("fortios", "", &["fortinet.fortigate"]),
+    ("paloalto", "", &["panw.panos"]),
+];
+
+/// Every firewall's dataset (`category: firewall`).
+pub const FIREWALL_DATASETS: &[&str] = &[
+    "iptables.log",
+    "pfsense.log",
+    "fortinet.fortigate",
+    "panw.panos",
+    "cisco.asa",
+    "cisco.ftd",
+];
+
+/// Sigma's generic firewall names → ECS.
+pub const FIREWALL_FIELDS: &[(&str, &str)] = &[
+    ("src_ip", "source.ip"),
+    ("dst_ip", "destination.ip"),
+    ("src_port", "source.port"),
+    ("dst_port", "destination.port"),
+    ("action", "event.action"),
+];
 
 /// The Sysmon channel (Windows).
 pub const SYSMON_CHANNEL: &str = "Microsoft-Windows-Sysmon/Operational";
@@ -366,6 +415,8 @@ pub enum FieldTable {
     SuricataDns,
     /// [`DEFENDER_FIELDS`].
     Defender,
+    /// [`FIREWALL_FIELDS`].
+    Firewall,
 }
 
 impl FieldTable {
@@ -379,6 +430,7 @@ impl FieldTable {
             FieldTable::ZeekDns => ZEEK_DNS_FIELDS,
             FieldTable::SuricataDns => SURICATA_DNS_FIELDS,
             FieldTable::Defender => DEFENDER_FIELDS,
+            FieldTable::Firewall => FIREWALL_FIELDS,
         }
     }
 
@@ -437,21 +489,27 @@ pub struct Resolution {
 }
 
 impl Resolution {
-    /// Whether the table does not know this logsource at all, so the rule is applied to every
-    /// event (see [`has_declared_source`]).
+    /// Whether no parser declares this logsource, so the rule runs only on events whose source
+    /// declares it by configuration ([`DECLARED_PRODUCT`]): none until one does (see
+    /// [`has_declared_source`]).
     pub fn no_declared_source(&self) -> bool {
-        self.note.is_some() && self.alternatives == [Alternative::any()]
+        self.note.is_some()
+            && !self.alternatives.is_empty()
+            && self.alternatives.iter().all(|a| {
+                !a.when.is_empty()
+                    && a.when.iter().all(|(f, _)| {
+                        f == DECLARED_PRODUCT || f == DECLARED_CATEGORY || f == DECLARED_SERVICE
+                    })
+            })
     }
 }
 
-/// Whether some source Vigil has declares `ls` (DESIGN §4): the table knows it, or it is
-/// `category: application`, which events from applications (JSON and HTTP ingest) are. A rule
-/// on any other logsource would match nothing Vigil receives, and is not counted as supported.
+/// Whether some source Vigil has declares `ls` (DESIGN §4): the table knows it (applications'
+/// events, `category: application` with no product or `owasp`, included). A rule on any other
+/// logsource runs only where a source declares it by configuration, and is not counted as
+/// supported.
 pub fn has_declared_source(ls: &LogSource) -> bool {
-    ls.category
-        .as_deref()
-        .is_some_and(|c| c.eq_ignore_ascii_case("application"))
-        || !resolve(ls).no_declared_source()
+    !resolve(ls).no_declared_source()
 }
 
 fn lookup<'a>(table: &'a [(&str, &'a [&'a str])], key: &str) -> Option<&'a [&'a str]> {
@@ -616,6 +674,31 @@ pub fn resolve(ls: &LogSource) -> Resolution {
                 FieldTable::SuricataDns,
             ),
         ]),
+        (None | Some("owasp"), Some("application"), _) => known(vec![Alternative::any()]),
+        (None, Some("firewall"), _) => known(vec![Alternative::new(
+            &[(field::EVENT_DATASET, FIREWALL_DATASETS)],
+            FieldTable::Firewall,
+        )]),
+        (Some(p), _, svc)
+            if DATASET_SOURCES
+                .iter()
+                .any(|(dp, ds, _)| *dp == p && (ds.is_empty() || Some(*ds) == svc)) =>
+        {
+            let datasets: Vec<&str> = DATASET_SOURCES
+                .iter()
+                .filter(|(dp, ds, _)| *dp == p && (ds.is_empty() || Some(*ds) == svc))
+                .flat_map(|(_, _, d)| d.iter().copied())
+                .collect();
+            let fields = if matches!(p, "cisco" | "fortigate" | "fortios" | "paloalto") {
+                FieldTable::Firewall
+            } else {
+                FieldTable::Identity
+            };
+            known(vec![Alternative::new(
+                &[(field::EVENT_DATASET, &datasets)],
+                fields,
+            )])
+        }
         (None, Some("antivirus"), _) => known(vec![Alternative::new(
             &[
                 (
@@ -626,10 +709,34 @@ pub fn resolve(ls: &LogSource) -> Resolution {
             ],
             FieldTable::Defender,
         )]),
-        _ => widened(
+        (None, None, None) => widened(
             vec![Alternative::any()],
-            format!("logsource ({ls}) is not in Vigil's table; the rule applies to every event"),
+            "the rule names no logsource; it applies to every event".to_owned(),
         ),
+        // No parser declares it: only a source configured to declare exactly this logsource.
+        _ => {
+            let mut when: Vec<(&str, &[&str])> = Vec::new();
+            let (p, c, s) = (
+                product.map(|p| [p]),
+                category.map(|c| [c]),
+                service.map(|s| [s]),
+            );
+            if let Some(p) = &p {
+                when.push((DECLARED_PRODUCT, p.as_slice()));
+            }
+            if let Some(c) = &c {
+                when.push((DECLARED_CATEGORY, c.as_slice()));
+            }
+            if let Some(s) = &s {
+                when.push((DECLARED_SERVICE, s.as_slice()));
+            }
+            widened(
+                vec![Alternative::new(&when, FieldTable::Identity)],
+                format!(
+                    "no parser declares logsource ({ls}); the rule runs on no event until a source declares it"
+                ),
+            )
+        }
     }
 }
 
@@ -728,7 +835,35 @@ mod tests {
         let r = resolve(&ls(Some("linux"), None, Some("sshd")));
         assert_eq!(r.alternatives[0].when[0].0, "process.name");
         let r = resolve(&ls(Some("aws"), None, Some("cloudtrail")));
-        assert_eq!(r.alternatives, vec![Alternative::any()]);
-        assert!(r.note.is_some());
+        assert_eq!(
+            r.alternatives[0].when,
+            vec![(
+                field::EVENT_DATASET.to_owned(),
+                vec!["aws.cloudtrail".to_owned()]
+            )]
+        );
+        assert!(r.note.is_none());
+        let r = resolve(&ls(Some("cisco"), Some("accounting"), Some("aaa")));
+        assert!(!r.no_declared_source());
+        assert_eq!(r.alternatives[0].fields.map("src_ip"), "source.ip");
+        // No parser declares it: only a source declaring exactly this logsource.
+        let r = resolve(&ls(Some("salesforce"), None, Some("eventmonitoring")));
+        assert!(r.no_declared_source());
+        assert_eq!(
+            r.alternatives[0].when,
+            vec![
+                (DECLARED_PRODUCT.to_owned(), vec!["salesforce".to_owned()]),
+                (
+                    DECLARED_SERVICE.to_owned(),
+                    vec!["eventmonitoring".to_owned()]
+                ),
+            ]
+        );
+        assert!(!has_declared_source(&ls(Some("salesforce"), None, None)));
+        assert!(has_declared_source(&ls(
+            Some("owasp"),
+            Some("application"),
+            None
+        )));
     }
 }

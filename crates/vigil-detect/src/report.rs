@@ -236,13 +236,13 @@ pub fn check_dir(dir: &Path, opts: &CompileOptions) -> SupportReport {
         if let Some(doc) = files.get_mut(fi).and_then(|f| f.documents.get_mut(di)) {
             doc.support = Support::Unsupported;
             doc.reasons
-                .retain(|r| !r.contains("is not in Vigil's table"));
+                .retain(|r| !r.contains("no parser declares logsource"));
             doc.reasons.insert(
                 0,
                 format!(
-                    "runs on no declared source: no parser, listener or input declares logsource \
-                     ({logsource}); serve and hunt would apply it to every event, which turns \
-                     keyword rules into false positives"
+                    "runs on no declared source: no parser declares logsource ({logsource}); \
+                     serve and hunt run it on no event until a listener, token or agent input \
+                     declares it"
                 ),
             );
         }

@@ -11,24 +11,24 @@ use vigil_detect::{
 };
 use vigil_event::{Event, Timestamp, Value};
 
-/// Base rules A, B, C: `kind` equals `a`, `b`, `c` (logsource `product: test` = every event).
+/// Base rules A, B, C: `kind` equals `a`, `b`, `c` (logsource `product: vigil, service: ingest` = every event).
 const BASE: &str = "
 title: A
 id: rule-a
 name: rule_a
-logsource: {product: test}
+logsource: {product: vigil, service: ingest}
 detection: {sel: {kind: a}, condition: sel}
 ---
 title: B
 id: rule-b
 name: rule_b
-logsource: {product: test}
+logsource: {product: vigil, service: ingest}
 detection: {sel: {kind: b}, condition: sel}
 ---
 title: C
 id: rule-c
 name: rule_c
-logsource: {product: test}
+logsource: {product: vigil, service: ingest}
 detection: {sel: {kind: c}, condition: sel}
 ";
 

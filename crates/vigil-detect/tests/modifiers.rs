@@ -4,14 +4,15 @@
 use vigil_detect::{CompileOptions, Document, IssueKind, RuleSet, load_str};
 use vigil_event::{Event, Timestamp, Value};
 
-/// Compiles one rule (logsource `product: test`, which applies to every event).
+/// Compiles one rule (logsource `product: vigil, service: ingest`, which applies to every event).
 fn rule(detection: &str) -> RuleSet {
     rule_with(detection, &CompileOptions::default())
 }
 
 fn rule_with(detection: &str, opts: &CompileOptions) -> RuleSet {
-    let text =
-        format!("title: T\nid: t-1\nlogsource:\n    product: test\ndetection:\n{detection}\n");
+    let text = format!(
+        "title: T\nid: t-1\nlogsource:\n    product: vigil\n    service: ingest\ndetection:\n{detection}\n"
+    );
     let docs: Vec<Document> = load_str(&text, "inline")
         .into_iter()
         .collect::<Result<_, _>>()
@@ -28,7 +29,9 @@ fn rule_with(detection: &str, opts: &CompileOptions) -> RuleSet {
 
 /// The reason the rule is unsupported.
 fn unsupported(detection: &str) -> String {
-    let text = format!("title: T\nlogsource:\n    product: test\ndetection:\n{detection}\n");
+    let text = format!(
+        "title: T\nlogsource:\n    product: vigil\n    service: ingest\ndetection:\n{detection}\n"
+    );
     let mut reasons = Vec::new();
     let mut docs = Vec::new();
     for d in load_str(&text, "inline") {

@@ -14,6 +14,23 @@ fn bench(c: &mut Criterion) {
     let ctx = ParseContext::new(Timestamp::parse("2026-11-22T12:00:00Z").unwrap(), "bench");
     let sets: Vec<(&str, Format, Vec<String>)> = vec![
         (
+            "cloudtrail-record",
+            Format::Auto,
+            lines(
+                &|i| {
+                    format!(
+                        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"AssumedRole","principalId":"AROATFQR7NSCQNEXZHIOB:i-05c3021815{i:06}","arn":"arn:aws:sts::123837392027:assumed-role/ec2-role/i-05c30218156bcc246","accountId":"123837392027","accessKeyId":"ASIATFQR7NSC{:08}","sessionContext":{{"sessionIssuer":{{"type":"Role","principalId":"AROATFQR7NSCQNEXZHIOB","arn":"arn:aws:iam::123837392027:role/ec2-role","accountId":"123837392027","userName":"ec2-role"}},"attributes":{{"creationDate":"2023-07-10T12:03:25Z","mfaAuthenticated":"false"}}}}}},"eventTime":"2023-07-10T12:{:02}:{:02}Z","eventSource":"ssm.amazonaws.com","eventName":"UpdateInstanceInformation","awsRegion":"us-east-1","sourceIPAddress":"52.45.102.{}","userAgent":"aws-sdk-go/1.41.4 (go1.18.3; linux; amd64) amazon-ssm-agent/","requestParameters":{{"instanceId":"i-05c30218156bcc246","agentStatus":"Active","platformType":"Linux"}},"responseElements":null,"requestID":"80deb483-537e-4f68-8ac7-3158da886291","eventID":"2d9189b5-cb66-4363-8ecf-cfe1ecb4{:04}","readOnly":false,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123837392027","eventCategory":"Management"}}"#,
+                        i,
+                        i / 60 % 60,
+                        i % 60,
+                        i % 250,
+                        i % 10_000
+                    )
+                },
+                10_000,
+            ),
+        ),
+        (
             "syslog-sshd-failed",
             Format::Auto,
             lines(

@@ -34,6 +34,7 @@
 pub mod access;
 pub mod app_message;
 pub mod cef;
+pub mod cloud;
 #[cfg(test)]
 mod differential;
 mod error;
@@ -48,6 +49,7 @@ pub mod reserved;
 mod sshd_fast;
 pub mod syslog;
 mod syslog_fast;
+pub mod zeek_tsv;
 
 use std::str::FromStr;
 

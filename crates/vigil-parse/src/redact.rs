@@ -4,9 +4,19 @@
 //!
 //! Kinds: `password` (key=value, JSON, form bodies, URL query strings and `user:pass@` in URLs,
 //! and any field named like a password), `authorization` (HTTP `Authorization` headers),
-//! `bearer` (bearer tokens), `jwt`, `aws_key` (access key ids), `aws_secret`, `private_key`
-//! (PEM private key blocks), `card` (13–19 digit numbers with optional spaces or dashes that
-//! start like a payment card and pass the Luhn check), plus any configured extra patterns.
+//! `bearer` (bearer tokens), `jwt`, `aws_secret` (AWS secret access keys: named, or the 40
+//! characters right after an access key id), `private_key` (PEM private key blocks), `card`
+//! (13–19 digit numbers with optional spaces or dashes that start like a payment card and pass
+//! the Luhn check), plus any configured extra patterns.
+//!
+//! Identifiers are not secrets, and masking one loses what an investigator needs (issue 20,
+//! measured over the whole public corpus by `tests/masking_report.rs`): AWS access key ids
+//! (`AKIA…`/`ASIA…` name a key; the secret key is what must never be stored) are kept; a
+//! number that is the value of an id, flags or counter (`flow_id`, `QueryOptions`) is no card;
+//! `pam_unix(passwd:chauthtok)` names a PAM management group, not a password; `Elevated Token:
+//! Yes` is a yes/no; an `"authorization": {…}` object (Azure Activity) is no header; and a
+//! detection rule's signature text (`alert.signature`, `rule.name`) is written by the rule's
+//! author, never by the observed party, so it is not searched at all.
 //!
 //! One `RegexSet` pass tells which patterns occur in a string; only those run.
 
@@ -36,7 +46,14 @@ const SECRET_FIELD_NAMES: &[&str] = &[
     "session_token",
     "auth_token",
     "x-api-key",
+    "secret_access_key",
+    "secret_key",
+    "aws_secret_access_key",
 ];
+
+/// Fields (last dotted component, or the whole name) that hold a detection rule's text —
+/// written by the rule's author, not by whoever is observed — and are never searched.
+const RULE_TEXT_FIELDS: &[&str] = &["signature", "rule.name"];
 
 /// A secret pattern. The named groups `pre` and `post`, when present, are kept around the
 /// marker (key names, separators); a quoted value keeps its quotes, so JSON stays JSON.
@@ -45,7 +62,29 @@ struct Pattern {
     regex: Regex,
 }
 
-const PASSWORD_KEYS: &str = r"password|passwd|pwd|pass|passphrase|secret|token|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|private[_-]?key";
+const PASSWORD_KEYS: &str = r"password|passwd|pwd|pass|passphrase|secret|token|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|session[_-]?token|client[_-]?secret|private[_-]?key";
+
+/// Values a key named like a secret can have that are not one: yes/no answers, empty
+/// placeholders and Windows message-table references (`Elevated Token: Yes`, `%%1842`).
+fn is_placeholder_value(value: &str) -> bool {
+    let mut v = value.trim_matches(['"', '\'']);
+    // Inside a JSON string, a label's value starts after escaped tabs or newlines and ends at
+    // the next escape (`Elevated Token:\t\tYes\n\n…`).
+    while let Some(rest) = ["\\t", "\\n", "\\r"].iter().find_map(|e| v.strip_prefix(e)) {
+        v = rest;
+    }
+    if let Some(end) = v.find('\\') {
+        v = &v[..end];
+    }
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "yes" | "no" | "true" | "false" | "-" | "none" | "null" | "n/a"
+    ) || (v.starts_with("%%") && v[2..].bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// PAM's management groups: `pam_unix(passwd:chauthtok)` names the `passwd` service and the
+/// `chauthtok` group, not a password.
+const PAM_GROUPS: &[&str] = &["auth", "account", "session", "chauthtok", "password"];
 
 static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
     let p = |kind, re: &str| Pattern {
@@ -63,7 +102,7 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         ),
         p(
             "authorization",
-            r#"(?i)(?P<pre>(?-u:\b)authorization"?\s*[:=]\s*"?)(?:(?:basic|bearer|digest|negotiate|ntlm|token|splunk|apikey|aws4-hmac-sha256)\s+)?[^\s",;]+(?:,\s*[A-Za-z]+=[^\s",;]+)*"#,
+            r#"(?i)(?P<pre>(?-u:\b)authorization"?\s*[:=]\s*"?)(?:(?:basic|bearer|digest|negotiate|ntlm|token|splunk|apikey|aws4-hmac-sha256)\s+)?[^\s",;{\[][^\s",;]*(?:,\s*[A-Za-z]+=[^\s",;]+)*"#,
         ),
         p(
             "bearer",
@@ -71,11 +110,13 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         ),
         p(
             "aws_secret",
-            r#"(?i)(?P<pre>aws_?secret_?access_?key"?\s*[=:]\s*"?)[A-Za-z0-9/+=]{40}"#,
+            r#"(?i)(?P<pre>(?:aws_?)?secret_?access_?key"?\s*[=:]\s*"?)[A-Za-z0-9/+=]{40}"#,
         ),
+        // The secret key right after its access key id (a credentials file or CSV row): the
+        // id is kept, the 40 characters after it are masked.
         p(
-            "aws_key",
-            r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z0-9]{16}(?-u:\b)",
+            "aws_secret",
+            r#"(?P<pre>(?-u:\b)(?:AKIA|ASIA)[A-Z0-9]{16}["']?\s*[,:;=|\s]\s*["']?)[A-Za-z0-9/+]{40}(?P<post>[^A-Za-z0-9/+=]|$)"#,
         ),
         p(
             "password",
@@ -117,15 +158,6 @@ static PREFILTER: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
             "://",
             "akia",
             "asia",
-            "abia",
-            "acca",
-            "agpa",
-            "aida",
-            "aipa",
-            "anpa",
-            "anva",
-            "aroa",
-            "apka",
         ])
         .expect("static keywords")
 });
@@ -336,8 +368,10 @@ impl Redactor {
         let keys: Vec<String> = event.fields().map(|(k, _)| k.to_owned()).collect();
         for key in keys {
             let secret_name = is_secret_field(&key);
-            if let Some(value) = event.get_mut(&key) {
-                self.redact_value(value, secret_name, &mut counts);
+            if let Some(value) = event.get_mut(&key)
+                && !is_rule_text_field(&key)
+            {
+                self.redact_value(value, secret_name, Some(&key), &mut counts);
             }
             // Field names come from input too (logfmt words, JSON keys): mask them as well.
             if let Some(clean_key) = self.redact_str(&key, &mut counts)
@@ -375,24 +409,32 @@ impl Redactor {
         self.disabled
     }
 
-    fn redact_value(&self, value: &mut Value, secret_name: bool, counts: &mut Redactions) {
+    /// `number_field`: the field's name; when it names an id, flags or a counter
+    /// ([`field_names_a_number`]), a number that is its whole value is no card.
+    fn redact_value(
+        &self,
+        value: &mut Value,
+        secret_name: bool,
+        number_field: Option<&str>,
+        counts: &mut Redactions,
+    ) {
         match value {
             Value::Str(s) => {
                 if secret_name && !s.is_empty() && !s.starts_with("[REDACTED:") {
                     *s = "[REDACTED:password]".to_owned();
                     counts.add("password", 1);
-                } else if let Some(clean) = self.redact_str(s, counts) {
+                } else if let Some(clean) = self.redact_str_in(s, counts, number_field) {
                     *s = clean;
                 }
             }
             Value::List(items) => {
                 for item in items {
-                    self.redact_value(item, secret_name, counts);
+                    self.redact_value(item, secret_name, number_field, counts);
                 }
             }
             Value::Map(map) => {
                 for (k, v) in map.iter_mut() {
-                    self.redact_value(v, secret_name || is_secret_field(k), counts);
+                    self.redact_value(v, secret_name || is_secret_field(k), number_field, counts);
                 }
             }
             Value::Int(_) | Value::Float(_) if secret_name => {
@@ -405,13 +447,24 @@ impl Redactor {
 
     /// The string with secrets masked, or `None` when there was nothing to mask.
     pub fn redact_str(&self, s: &str, counts: &mut Redactions) -> Option<String> {
+        self.redact_str_in(s, counts, None)
+    }
+
+    /// [`Redactor::redact_str`] for the value of a field; `number_field`: its name (see
+    /// [`field_names_a_number`]: a value that is one bare number is then no card).
+    fn redact_str_in(
+        &self,
+        s: &str,
+        counts: &mut Redactions,
+        number_field: Option<&str>,
+    ) -> Option<String> {
         // One pass can change what another pattern sees (a masked JSON value gains quotes), so
         // repeat until nothing changes: the result is then a fixed point, and masking twice
         // gives the same text as masking once. Every pass only replaces text with markers, so
         // this ends quickly; the bound is a safety net.
         let mut current: Option<String> = None;
         for _ in 0..4 {
-            match self.redact_pass(current.as_deref().unwrap_or(s), counts) {
+            match self.redact_pass(current.as_deref().unwrap_or(s), counts, number_field) {
                 Some(next) => current = Some(next),
                 None => break,
             }
@@ -419,7 +472,12 @@ impl Redactor {
         current
     }
 
-    fn redact_pass(&self, s: &str, counts: &mut Redactions) -> Option<String> {
+    fn redact_pass(
+        &self,
+        s: &str,
+        counts: &mut Redactions,
+        number_field: Option<&str>,
+    ) -> Option<String> {
         if s.len() < 5 {
             return None;
         }
@@ -429,19 +487,34 @@ impl Redactor {
             for idx in hits.iter() {
                 let pattern = &PATTERNS[idx];
                 let current = out.as_deref().unwrap_or(s);
+                let json = looks_like_json(current);
                 let mut n = 0u64;
                 let replaced = pattern.regex.replace_all(current, |c: &regex::Captures| {
-                    let whole = c.get(0).map_or("", |m| m.as_str());
+                    let whole_match = c.get(0).expect("whole match");
+                    let whole = whole_match.as_str();
                     if whole.contains("[REDACTED:") {
                         return whole.to_owned();
                     }
                     let pre = c.name("pre").map_or("", |m| m.as_str());
                     let post = c.name("post").map_or("", |m| m.as_str());
                     let value = &whole[pre.len()..whole.len() - post.len()];
-                    // `PWD=/home/alice` (sudo, shells) is a working directory, not a password.
-                    if c.name("key")
-                        .is_some_and(|k| k.as_str().eq_ignore_ascii_case("pwd"))
-                        && value.starts_with('/')
+                    if let Some(key) = c.name("key") {
+                        let key = key.as_str();
+                        // `PWD=/home/alice` (sudo, shells) is a working directory.
+                        if (key.eq_ignore_ascii_case("pwd") && value.starts_with('/'))
+                            // `Elevated Token: Yes`, `password: -`: no secret has this value.
+                            || is_placeholder_value(value)
+                            // `pam_unix(passwd:chauthtok)`: a PAM service and group.
+                            || (pre.starts_with('(') && PAM_GROUPS.contains(&value))
+                        {
+                            return whole.to_owned();
+                        }
+                    }
+                    // A rule's signature text inside a JSON record (Suricata's
+                    // `"signature": "ET POLICY … Password: …"`).
+                    if json
+                        && json_key_at(current, whole_match.start())
+                            .is_some_and(|k| RULE_TEXT_FIELDS.contains(&k))
                     {
                         return whole.to_owned();
                     }
@@ -477,7 +550,14 @@ impl Redactor {
                     || (matches!(before, Some(b'.' | b'-' | b'_'))
                         && before2.is_some_and(|b| b.is_ascii_alphanumeric()))
                     || after.is_some_and(|b| b.is_ascii_digit())
-                    || (after == Some(b'.') && after2.is_some_and(|b| b.is_ascii_digit()));
+                    || (after == Some(b'.') && after2.is_some_and(|b| b.is_ascii_digit()))
+                    || names_a_number(current, m.start())
+                    || (m.start() == 0
+                        && m.end() == current.len()
+                        && number_field.is_some_and(field_names_a_number))
+                    || (json
+                        && json_key_at(current, m.start())
+                            .is_some_and(|k| RULE_TEXT_FIELDS.contains(&k)));
                 if !embedded && luhn_card(m.as_str()) {
                     n += 1;
                     if json && !in_json_string(current, m.start()) {
@@ -507,22 +587,129 @@ impl Redactor {
     }
 }
 
+/// Whether a field is named like a secret: its last dotted component, ignoring case, `_` and
+/// `-` (so `sessionToken`, `SecretAccessKey` and `client-secret` are secrets too).
 fn is_secret_field(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
-    // `api-key`, `api_key` and `API_KEY` are one name.
-    let same = |a: u8, b: u8| {
-        let fold = |c: u8| {
-            if c == b'-' {
-                b'_'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        };
-        fold(a) == fold(b)
+    // Squashed into a stack buffer: no allocation on this per-field path.
+    let mut buf = [0u8; 32];
+    let mut n = 0;
+    for b in last.bytes() {
+        if b == b'_' || b == b'-' {
+            continue;
+        }
+        if n == buf.len() {
+            return false;
+        }
+        buf[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    let squashed = &buf[..n];
+    SQUASHED_SECRET_FIELD_NAMES
+        .iter()
+        .any(|name| name.as_bytes() == squashed)
+}
+
+/// [`SECRET_FIELD_NAMES`] without `_` and `-`.
+static SQUASHED_SECRET_FIELD_NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    SECRET_FIELD_NAMES
+        .iter()
+        .map(|n| n.replace(['_', '-'], ""))
+        .collect()
+});
+
+/// Whether a field holds a detection rule's text ([`RULE_TEXT_FIELDS`]).
+fn is_rule_text_field(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    RULE_TEXT_FIELDS
+        .iter()
+        .any(|name| key.eq_ignore_ascii_case(name) || last.eq_ignore_ascii_case(name))
+}
+
+/// Whether the number at byte `pos` is the value of a key (or follows a word) that names an
+/// identifier, flags or a counter — `"flow_id": 1959620435402694`, `QueryOptions=…`, `options
+/// 2251801021800464` — and so is no card, whatever the Luhn check says.
+fn names_a_number(s: &str, pos: usize) -> bool {
+    let bytes = s.as_bytes();
+    let mut i = pos.min(bytes.len());
+    // Separators between a key or word and its value.
+    let mut seps = 0;
+    while i > 0 && matches!(bytes[i - 1], b'"' | b'\'' | b' ' | b'\t' | b':' | b'=') && seps < 6 {
+        i -= 1;
+        seps += 1;
+    }
+    if seps == 0 {
+        return false;
+    }
+    let end = i;
+    while i > 0 && end - i < 64 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') {
+        i -= 1;
+    }
+    word_names_a_number(&s[i..end])
+}
+
+/// Whether a field's last word names an identifier, flags or a counter
+/// (`winlog.event_data.QueryOptions`). Only asked about a field whose whole value looks like a
+/// card.
+fn field_names_a_number(field: &str) -> bool {
+    word_names_a_number(
+        field
+            .rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .next()
+            .unwrap_or(""),
+    )
+}
+
+/// Whether a key or word (`flow_id`, `QueryOptions`, `options`) names an identifier, flags or a
+/// counter.
+fn word_names_a_number(word: &str) -> bool {
+    if word.is_empty() || word.len() > 64 {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    for (d, b) in buf.iter_mut().zip(word.bytes()) {
+        *d = b.to_ascii_lowercase();
+    }
+    let Ok(word) = std::str::from_utf8(&buf[..word.len()]) else {
+        return false;
     };
-    SECRET_FIELD_NAMES.iter().any(|name| {
-        name.len() == last.len() && name.bytes().zip(last.bytes()).all(|(a, b)| same(a, b))
-    })
+    word.ends_with("id")
+        || [
+            "option", "flag", "mask", "count", "cnt", "seq", "offset", "bytes", "pkts", "size",
+            "hash", "serial", "nonce", "handle", "guid", "uuid", "time", "ts",
+        ]
+        .iter()
+        .any(|w| word.contains(w))
+}
+
+/// The key of the JSON string value that byte `pos` of `s` lies in, when it lies in one.
+/// A linear scan that only tracks strings; nesting does not matter.
+fn json_key_at(s: &str, pos: usize) -> Option<&str> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut last_key: Option<&str> = None;
+    while i < bytes.len() && i <= pos {
+        if bytes[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let start = i + 1;
+        let mut j = start;
+        while j < bytes.len() && bytes[j] != b'"' {
+            j += if bytes[j] == b'\\' { 2 } else { 1 };
+        }
+        let end = j.min(bytes.len());
+        if pos >= start && pos <= end {
+            return last_key;
+        }
+        let mut k = end + 1;
+        while k < bytes.len() && bytes[k].is_ascii_whitespace() {
+            k += 1;
+        }
+        last_key = (bytes.get(k) == Some(&b':')).then(|| &s[start..end]);
+        i = end + 1;
+    }
+    None
 }
 
 /// Whether the text has 13 or more digits close together (cheap gate for the card regex).
@@ -672,9 +859,18 @@ mod tests {
         );
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
         assert_eq!(clean(&format!("cookie={jwt};")), "cookie=[REDACTED:jwt];");
+        // An access key id is an identifier; the secret key next to it is masked.
         assert_eq!(
             clean("key AKIAIOSFODNN7EXAMPLE used"),
-            "key [REDACTED:aws_key] used"
+            "key AKIAIOSFODNN7EXAMPLE used"
+        );
+        assert_eq!(
+            clean("AKIAIOSFODNN7EXAMPLE,wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"),
+            "AKIAIOSFODNN7EXAMPLE,[REDACTED:aws_secret]\n"
+        );
+        assert_eq!(
+            clean(r#"{"SecretAccessKey":"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}"#),
+            r#"{"SecretAccessKey":"[REDACTED:aws_secret]"}"#
         );
         assert_eq!(
             clean("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
@@ -690,6 +886,66 @@ mod tests {
             clean("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk"),
             "[REDACTED:private_key]"
         );
+    }
+
+    /// Identifiers and descriptions found in the corpus that look like secrets to a pattern
+    /// (issue 20's false masks) stay as they are; the secrets beside them do not.
+    #[test]
+    fn identifiers_are_not_secrets() {
+        for kept in [
+            r#"{"userIdentity":{"accessKeyId":"ASIATFQR7NSCTM3XVF6B","principalId":"AROA123456789EXAMPLE"}}"#,
+            "passwd[311]: pam_unix(passwd:chauthtok): password changed for bob",
+            "sshd[1]: pam_unix(sshd:auth): authentication failure",
+            r#"{"flow_id":1959620435402694,"event_type":"alert"}"#,
+            r#"{"QueryOptions":"2251801021800464","x":"lookup for HR001, type 1, options 2251801021800464"}"#,
+            "\tVirtual Account:\t\tNo\n\tElevated Token:\t\tYes\n",
+            r#"{"Message":"Virtual Account:\t\tNo\n\tElevated Token:\t\tYes\n\nImpersonation Level:"}"#,
+            r#"{"authorization":{"action":"Microsoft.Compute/virtualMachines/write","scope":"/subscriptions/x"}}"#,
+            r#"{"alert":{"signature":"ET POLICY Cleartext Password: sent over HTTP","signature_id":1}}"#,
+        ] {
+            assert_eq!(clean(kept), kept);
+        }
+        assert_eq!(
+            clean(
+                r#"{"credentials":{"accessKeyId":"ASIATFQR7NSCTM3XVF6B","sessionToken":"IQoJb3JpZ2luX2Vj"}}"#
+            ),
+            r#"{"credentials":{"accessKeyId":"ASIATFQR7NSCTM3XVF6B","sessionToken":"[REDACTED:password]"}}"#
+        );
+        assert_eq!(
+            clean(
+                r#"{"payload_printable":"user=bob&password=hunter2","signature":"ET POLICY password: leak"}"#
+            ),
+            r#"{"payload_printable":"user=bob&password=[REDACTED:password]","signature":"ET POLICY password: leak"}"#
+        );
+        assert_eq!(
+            clean("card 4111 1111 1111 1111 charged"),
+            "card [REDACTED:card] charged"
+        );
+        assert_eq!(clean("passwd:hunter2x"), "passwd:[REDACTED:password]");
+        // Field names in camel case are secrets too; a rule's name is never searched.
+        let mut e = Event::new(Timestamp::from_secs(0));
+        e.insert("responseElements.credentials.sessionToken", "IQoJb3JpZ2lu");
+        e.insert("SecretAccessKey", "abc");
+        e.insert("rule.name", "ET POLICY Password: sent");
+        e.insert("alert.signature", "GPL password=in signature");
+        e.insert("winlog.event_data.QueryOptions", "2251801021800464");
+        e.insert("payment.pan", "2251801021800464");
+        Redactor::default().redact_event(&mut e);
+        assert_eq!(
+            e.get_str("responseElements.credentials.sessionToken"),
+            Some("[REDACTED:password]")
+        );
+        assert_eq!(e.get_str("SecretAccessKey"), Some("[REDACTED:password]"));
+        assert_eq!(e.get_str("rule.name"), Some("ET POLICY Password: sent"));
+        assert_eq!(
+            e.get_str("alert.signature"),
+            Some("GPL password=in signature")
+        );
+        assert_eq!(
+            e.get_str("winlog.event_data.QueryOptions"),
+            Some("2251801021800464")
+        );
+        assert_eq!(e.get_str("payment.pan"), Some("[REDACTED:card]"));
     }
 
     #[test]
@@ -719,7 +975,7 @@ mod tests {
 
     #[test]
     fn everything_in_one_line() {
-        let line = "login user=bob password=S3cretPw01 body=user=bob&passwd=S3cretPw03 url=https://bob:S3cretPw04@example.com/x Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ== sent Bearer tok3nS3cretValue05 cookie=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQwNiJ9.c2lnMDZhYmNk key AKIAQ7SECRETKEY00007 -----BEGIN PRIVATE KEY----- MIIsecretKeyMaterial08 -----END PRIVATE KEY----- cards 4111-1111-1111-1111 and 5500 0000 0000 0004";
+        let line = "login user=bob password=S3cretPw01 body=user=bob&passwd=S3cretPw03 url=https://bob:S3cretPw04@example.com/x Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ== sent Bearer tok3nS3cretValue05 cookie=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQwNiJ9.c2lnMDZhYmNk key AKIAQ7SECRETKEY00007 wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRET0007 -----BEGIN PRIVATE KEY----- MIIsecretKeyMaterial08 -----END PRIVATE KEY----- cards 4111-1111-1111-1111 and 5500 0000 0000 0004";
         let out = clean(line);
         for secret in [
             "S3cretPw01",
@@ -728,7 +984,7 @@ mod tests {
             "QWxhZGRp",
             "tok3nS3cret",
             "eyJzdWIi",
-            "AKIAQ7",
+            "SECRET0007",
             "MIIsecret",
             "4111-1111",
             "5500 0000",

@@ -412,6 +412,53 @@ fn import_one(
         return Ok(());
     }
     let first_char = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if head.starts_with(b"#separator ") && matches!(format, Format::Auto) {
+        // Zeek's default TSV log: the `#fields`/`#types` header drives the parse.
+        let mut reader = vigil_parse::zeek_tsv::ZeekTsv::new();
+        let mut line = String::new();
+        let mut line_no = 0u64;
+        loop {
+            line.clear();
+            if input
+                .read_line(&mut line)
+                .with_context(|| format!("reading {name}"))?
+                == 0
+            {
+                break;
+            }
+            line_no += 1;
+            if let Some(event) = reader.line(&line, ctx) {
+                push_line_event(sink, bar, name, line_no, event)?;
+            }
+        }
+        return Ok(());
+    }
+    let records_head = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace() && *b != b'{')
+        .is_some_and(|i| head[i..].starts_with(b"\"Records\""));
+    if first_char == Some(b'{') && records_head && matches!(format, Format::Auto | Format::Json) {
+        // A CloudTrail delivery as stored in S3 (`{"Records": [...]}`, gzip or not): one event
+        // per record.
+        let mut text = String::new();
+        input
+            .read_to_string(&mut text)
+            .with_context(|| format!("reading {name}"))?;
+        if let Some(records) = vigil_parse::cloud::split_records(&text) {
+            for (i, line) in records.iter().enumerate() {
+                let event = parse_line(line.as_bytes(), Format::Json, ctx);
+                push_line_event(sink, bar, name, i as u64 + 1, event)?;
+            }
+            return Ok(());
+        }
+        for (i, line) in text.lines().enumerate() {
+            if !line.trim().is_empty() {
+                let event = parse_line(line.as_bytes(), format, ctx);
+                push_line_event(sink, bar, name, i as u64 + 1, event)?;
+            }
+        }
+        return Ok(());
+    }
     if first_char == Some(b'[') && matches!(format, Format::Auto | Format::Json) {
         // A JSON array of events (Suricata samples, API exports).
         let mut text = String::new();

@@ -193,7 +193,7 @@ fn rules_check_json_has_the_counts_on_top_and_refuses_sourceless_rules() {
     std::fs::write(rules.join("a_ssh.yml"), SSH_RULE).unwrap();
     std::fs::write(
         rules.join("b_cloudtrail.yml"),
-        "title: Cloud thing\nid: 5d0c2a8e-1b7f-4c44-9f0e-00000000c002\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n    selection:\n        eventName: DeleteTrail\n    condition: selection\nlevel: high\n",
+        "title: Cloud thing\nid: 5d0c2a8e-1b7f-4c44-9f0e-00000000c002\nlogsource: {product: salesforce, service: eventmonitoring}\ndetection:\n    selection:\n        eventName: DeleteTrail\n    condition: selection\nlevel: high\n",
     )
     .unwrap();
     // Events from applications (JSON and HTTP ingest) are a declared source.
@@ -223,7 +223,7 @@ fn rules_check_json_has_the_counts_on_top_and_refuses_sourceless_rules() {
     let reason = list[1]["reason"].as_str().unwrap();
     assert!(reason.contains("no declared source"), "{reason}");
     assert!(
-        reason.contains("product: aws, service: cloudtrail"),
+        reason.contains("product: salesforce, service: eventmonitoring"),
         "{reason}"
     );
     // The table says the same.

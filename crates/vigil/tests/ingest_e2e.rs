@@ -804,7 +804,7 @@ fn secrets_never_reach_the_disk_on_any_path() {
         ("authorization", "QWxhZGRpbjpvcGVuIHNlc2FtZQ"),
         ("bearer", "tok3nS3cretValue05"),
         ("jwt", "eyJzdWIiOiJzZWNyZXQwNiJ9"),
-        ("aws_key", "AKIAQ7SECRETKEY00007"),
+        ("aws_secret", "bPxRfiCYSECRET0007"),
         ("private_key", "MIIsecretKeyMaterial08"),
         ("card", "4111-1111-1111-1111"),
         ("card", "5500 0000 0000 0004"),
@@ -813,7 +813,7 @@ fn secrets_never_reach_the_disk_on_any_path() {
         format!(
             "{path}: login user=bob password=S3cretPw01 body=user=bob&passwd=S3cretPw03 url=https://bob:S3cretPw04@example.com/x \
              Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ== sent Bearer tok3nS3cretValue05 \
-             cookie=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQwNiJ9.c2lnMDZhYmNk key AKIAQ7SECRETKEY00007 \
+             cookie=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQwNiJ9.c2lnMDZhYmNk key AKIAQ7SECRETKEY00007 wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRET0007 \
              -----BEGIN PRIVATE KEY----- MIIsecretKeyMaterial08 -----END PRIVATE KEY----- \
              cards 4111-1111-1111-1111 and 5500 0000 0000 0004"
         )

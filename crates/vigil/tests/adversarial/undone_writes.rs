@@ -27,7 +27,7 @@ const RULES: &[(&str, &str)] = &[
         r#"title: Refused event seen
 id: 0b7f6c1e-3d2a-4e5f-9a8b-000000000131
 status: test
-logsource: {product: vigil_test}
+logsource: {product: vigil, service: ingest}
 detection:
     selection:
         message|startswith: 'refused'
@@ -40,7 +40,7 @@ level: high
         r#"title: Stored event seen
 id: 0b7f6c1e-3d2a-4e5f-9a8b-000000000132
 status: test
-logsource: {product: vigil_test}
+logsource: {product: vigil, service: ingest}
 detection:
     selection:
         message|startswith: 'after'

@@ -1,0 +1,188 @@
+//! Cloud audit logs → ECS, with every raw field kept (Sigma's cloud rules use the providers'
+//! own names: `eventSource`, `eventName`, `userIdentity.type`, …).
+//!
+//! **AWS CloudTrail** (the record format of the CloudTrail User Guide, "CloudTrail record
+//! contents"): a record is recognised by `eventVersion`, `eventSource` and `eventName`, and
+//! gains `event.dataset: aws.cloudtrail` (the logsource `product: aws, service: cloudtrail`
+//! declares), `cloud.provider/region/account.id`, `source.ip` (or `source.domain` when an AWS
+//! service made the call), `user.name`/`user.id`, `event.action`, `event.provider`,
+//! `event.outcome` (failure when the record has an `errorCode`), `error.code/message` and
+//! `user_agent.original`; the event time is `eventTime`. Records arrive one per line (an S3
+//! delivery's `Records` array is cut by [`split_records`], gzip or not, by whoever reads it)
+//! or as JSON over HTTP.
+//!
+//! Pure and bounded: only fields already in the event are read; nothing recurses.
+
+use vigil_event::{Category, Event, EventKind, EventType, Outcome, Timestamp, Value, field};
+
+/// The most records [`split_records`] cuts from one delivery (CloudTrail's files hold at most
+/// a few thousand; a bigger array is not a CloudTrail delivery).
+pub const MAX_RECORDS: usize = 100_000;
+
+/// The records of a CloudTrail delivery file (`{"Records": [ … ]}`), each as one line of JSON,
+/// or `None` when `text` is not one.
+pub fn split_records(text: &str) -> Option<Vec<String>> {
+    let t = text.trim_start();
+    if !t.starts_with('{') || !t[..t.len().min(64)].contains("\"Records\"") {
+        return None;
+    }
+    let mut doc: serde_json::Value = serde_json::from_str(t).ok()?;
+    let records = match doc.get_mut("Records")?.take() {
+        serde_json::Value::Array(items) => items,
+        _ => return None,
+    };
+    if records.len() > MAX_RECORDS {
+        return None;
+    }
+    Some(records.iter().map(serde_json::Value::to_string).collect())
+}
+
+/// Whether a JSON event is a CloudTrail record.
+pub fn is_cloudtrail(event: &Event) -> bool {
+    event.contains("eventVersion") && event.contains("eventSource") && event.contains("eventName")
+}
+
+fn str_of(event: &Event, key: &str) -> Option<String> {
+    match event.get(key) {
+        Some(Value::Str(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn set_if_absent(event: &mut Event, key: &str, value: impl Into<Value>) {
+    if !event.contains(key) {
+        event.insert(key, value);
+    }
+}
+
+/// Adds the ECS fields of a CloudTrail record (see the module documentation).
+pub fn cloudtrail(event: &mut Event) {
+    event.insert(field::EVENT_DATASET, "aws.cloudtrail");
+    set_if_absent(event, "cloud.provider", "aws");
+    set_if_absent(event, field::EVENT_KIND, EventKind::Event);
+    if let Some(t) = str_of(event, "eventTime").and_then(|t| Timestamp::parse(&t).ok()) {
+        event.set_timestamp(t);
+    }
+    if let Some(region) = str_of(event, "awsRegion") {
+        set_if_absent(event, "cloud.region", region);
+    }
+    if let Some(account) =
+        str_of(event, "recipientAccountId").or_else(|| str_of(event, "userIdentity.accountId"))
+    {
+        set_if_absent(event, "cloud.account.id", account);
+    }
+    if let Some(source) = str_of(event, "sourceIPAddress") {
+        match source.parse::<std::net::IpAddr>() {
+            Ok(ip) => set_if_absent(event, "source.ip", Value::Ip(ip)),
+            Err(_) => set_if_absent(event, "source.domain", source),
+        }
+    }
+    if let Some(agent) = str_of(event, "userAgent") {
+        set_if_absent(event, "user_agent.original", agent);
+    }
+    let name = str_of(event, "userIdentity.userName")
+        .or_else(|| str_of(event, "userIdentity.sessionContext.sessionIssuer.userName"))
+        .or_else(|| {
+            str_of(event, "userIdentity.arn")
+                .and_then(|arn| arn.rsplit(['/', ':']).next().map(str::to_owned))
+                .filter(|n| !n.is_empty())
+        });
+    if let Some(name) = name {
+        set_if_absent(event, "user.name", name);
+    }
+    if let Some(id) = str_of(event, "userIdentity.principalId") {
+        set_if_absent(event, "user.id", id);
+    }
+    let action = str_of(event, "eventName");
+    let provider = str_of(event, "eventSource");
+    if let Some(action) = &action {
+        set_if_absent(event, "event.action", action.as_str());
+    }
+    if let Some(provider) = &provider {
+        set_if_absent(event, "event.provider", provider.as_str());
+    }
+    let error = str_of(event, "errorCode");
+    let login_failed = str_of(event, "responseElements.ConsoleLogin")
+        .is_some_and(|r| r.eq_ignore_ascii_case("failure"));
+    if let Some(code) = &error {
+        set_if_absent(event, "error.code", code.as_str());
+    }
+    if let Some(message) = str_of(event, "errorMessage") {
+        set_if_absent(event, field::ERROR_MESSAGE, message);
+    }
+    let outcome = if error.is_some() || login_failed {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    set_if_absent(event, field::EVENT_OUTCOME, outcome);
+    let provider = provider.as_deref().unwrap_or("");
+    let action = action.as_deref().unwrap_or("");
+    if action == "ConsoleLogin" || provider == "signin.amazonaws.com" {
+        set_if_absent(event, field::EVENT_CATEGORY, Category::Authentication);
+        set_if_absent(event, field::EVENT_TYPE, EventType::Start);
+    } else if provider == "iam.amazonaws.com" {
+        set_if_absent(event, field::EVENT_CATEGORY, Category::Iam);
+        let kind = if action.starts_with("Create") {
+            EventType::Creation
+        } else if action.starts_with("Delete") {
+            EventType::Deletion
+        } else {
+            EventType::Change
+        };
+        set_if_absent(event, field::EVENT_TYPE, kind);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Format, ParseContext, parse_line};
+
+    const RECORD: &str = r#"{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","principalId":"AIDAQ7EXAMPLE","arn":"arn:aws:iam::123456789012:user/alice","accountId":"123456789012","accessKeyId":"AKIAQ7EXAMPLE0000001","userName":"alice"},"eventTime":"2023-07-10T12:05:16Z","eventSource":"iam.amazonaws.com","eventName":"CreateAccessKey","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","userAgent":"aws-cli/2.13","errorCode":"AccessDenied","errorMessage":"not allowed","requestParameters":{"userName":"bob"},"responseElements":null,"recipientAccountId":"123456789012"}"#;
+
+    #[test]
+    fn a_record_becomes_ecs_and_keeps_its_fields() {
+        let ctx = ParseContext::new(Timestamp::from_secs(0), "t");
+        let e = parse_line(RECORD.as_bytes(), Format::Auto, &ctx);
+        assert_eq!(e.get_str("event.dataset"), Some("aws.cloudtrail"));
+        assert_eq!(e.get("source.ip").unwrap().to_string(), "203.0.113.7");
+        assert_eq!(e.get_str("user.name"), Some("alice"));
+        assert_eq!(e.get_str("event.action"), Some("CreateAccessKey"));
+        assert_eq!(e.get_str("event.outcome"), Some("failure"));
+        assert_eq!(e.get_str("event.category"), Some("iam"));
+        assert_eq!(e.get_str("cloud.region"), Some("us-east-1"));
+        assert_eq!(e.get_str("cloud.account.id"), Some("123456789012"));
+        assert_eq!(e.get_str("user_agent.original"), Some("aws-cli/2.13"));
+        assert_eq!(
+            e.timestamp(),
+            Timestamp::parse("2023-07-10T12:05:16Z").unwrap()
+        );
+        // Raw names stay for Sigma, and the access key id is not masked.
+        assert_eq!(e.get_str("eventName"), Some("CreateAccessKey"));
+        assert_eq!(
+            e.get_str("userIdentity.accessKeyId"),
+            Some("AKIAQ7EXAMPLE0000001")
+        );
+    }
+
+    #[test]
+    fn a_service_caller_is_a_domain() {
+        let ctx = ParseContext::new(Timestamp::from_secs(0), "t");
+        let line = RECORD.replace("203.0.113.7", "cloudtrail.amazonaws.com");
+        let e = parse_line(line.as_bytes(), Format::Json, &ctx);
+        assert_eq!(e.get("source.ip"), None);
+        assert_eq!(e.get_str("source.domain"), Some("cloudtrail.amazonaws.com"));
+    }
+
+    #[test]
+    fn deliveries_are_split() {
+        let file = format!("{{\"Records\":[{RECORD},\n  {RECORD}]}}");
+        let records = split_records(&file).unwrap();
+        assert_eq!(records.len(), 2);
+        assert!(records.iter().all(|r| !r.contains('\n')));
+        assert_eq!(split_records(RECORD), None);
+        assert_eq!(split_records("{\"Records\": 3}"), None);
+        assert_eq!(split_records("{\"Records\": [1, "), None);
+    }
+}
