@@ -118,32 +118,9 @@ impl RuleSet {
 
         for doc in docs {
             match doc {
-                Document::Rule(rule) => match compile_rule(&rule, &mut b) {
-                    Ok((vars, note)) => {
-                        let idx = rules.len() as u32;
-                        let mut notes = Vec::new();
-                        if let Some(n) = note {
-                            issues.push(RuleIssue::new(&rule.meta, IssueKind::Note, n.clone()));
-                            notes.push(n);
-                        }
-                        for (alt, expr) in vars {
-                            variants.push(Variant {
-                                rule: idx,
-                                alt,
-                                expr,
-                            });
-                        }
-                        rules.push(RuleInfo {
-                            meta: rule.meta,
-                            notes,
-                            generate: true,
-                            filters: Vec::new(),
-                        });
-                    }
-                    Err(reason) => {
-                        issues.push(RuleIssue::new(&rule.meta, IssueKind::Unsupported, reason));
-                    }
-                },
+                Document::Rule(rule) => {
+                    add_rule(rule, true, &mut b, &mut rules, &mut variants, &mut issues);
+                }
                 Document::Filter(f) => filters.push(f),
                 Document::Correlation(c) => correlations.push(*c),
                 Document::Behaviour(behaviour) => {
@@ -156,35 +133,13 @@ impl RuleSet {
                             .clone()
                             .unwrap_or_else(|| fields_present(&behaviour.required_fields())),
                     };
-                    match compile_rule(&rule, &mut b) {
-                        Ok((vars, note)) => {
-                            let idx = rules.len() as u32;
-                            let mut notes = Vec::new();
-                            if let Some(n) = note {
-                                issues.push(RuleIssue::new(&rule.meta, IssueKind::Note, n.clone()));
-                                notes.push(n);
-                            }
-                            for (alt, expr) in vars {
-                                variants.push(Variant {
-                                    rule: idx,
-                                    alt,
-                                    expr,
-                                });
-                            }
-                            rules.push(RuleInfo {
-                                meta: rule.meta,
-                                notes,
-                                generate: false,
-                                filters: Vec::new(),
-                            });
-                            behaviours.push(crate::behaviour::CompiledBehaviour {
-                                rule: *behaviour,
-                                filter: RuleId(idx),
-                            });
-                        }
-                        Err(reason) => {
-                            issues.push(RuleIssue::new(&rule.meta, IssueKind::Unsupported, reason));
-                        }
+                    if let Some(idx) =
+                        add_rule(rule, false, &mut b, &mut rules, &mut variants, &mut issues)
+                    {
+                        behaviours.push(crate::behaviour::CompiledBehaviour {
+                            rule: *behaviour,
+                            filter: RuleId(idx),
+                        });
                     }
                 }
             }
@@ -238,6 +193,46 @@ fn fields_present(fields: &[String]) -> Detection {
 }
 
 type Compiled = (Vec<(u32, Expr)>, Option<String>);
+
+/// Compiles `rule` into the set (its variants, its info; `generate`: whether its matches are
+/// alerts); its index, or `None` when it cannot be run (recorded in `issues`).
+fn add_rule(
+    rule: SigmaRule,
+    generate: bool,
+    b: &mut Builder<'_>,
+    rules: &mut Vec<RuleInfo>,
+    variants: &mut Vec<Variant>,
+    issues: &mut Vec<RuleIssue>,
+) -> Option<u32> {
+    match compile_rule(&rule, b) {
+        Ok((vars, note)) => {
+            let idx = rules.len() as u32;
+            let mut notes = Vec::new();
+            if let Some(n) = note {
+                issues.push(RuleIssue::new(&rule.meta, IssueKind::Note, n.clone()));
+                notes.push(n);
+            }
+            for (alt, expr) in vars {
+                variants.push(Variant {
+                    rule: idx,
+                    alt,
+                    expr,
+                });
+            }
+            rules.push(RuleInfo {
+                meta: rule.meta,
+                notes,
+                generate,
+                filters: Vec::new(),
+            });
+            Some(idx)
+        }
+        Err(reason) => {
+            issues.push(RuleIssue::new(&rule.meta, IssueKind::Unsupported, reason));
+            None
+        }
+    }
+}
 
 fn compile_rule(rule: &SigmaRule, b: &mut Builder<'_>) -> Result<Compiled, String> {
     let res = mapping::resolve(&rule.meta.logsource);

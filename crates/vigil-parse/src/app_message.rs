@@ -155,6 +155,12 @@ pub fn insert_pairs(event: &mut Event, pairs: impl Iterator<Item = (String, Stri
     }
 }
 
+/// Whether `key` may be stored as a field name read from a device's or an application's
+/// `key=value` text (letters first; letters, digits, `_ . - @`; no empty segment; bounded).
+pub fn valid_field_name(key: &str) -> bool {
+    valid_key(key)
+}
+
 fn valid_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= MAX_KEY_LEN

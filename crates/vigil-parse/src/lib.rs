@@ -43,6 +43,7 @@ pub mod framing;
 pub mod json;
 pub mod linux;
 pub mod logfmt;
+pub mod network;
 pub mod python_logging;
 pub mod redact;
 pub mod reserved;
@@ -221,12 +222,22 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
         format
     };
     let parsed = match format {
-        Format::Auto | Format::Raw => Ok(raw_event(line, ctx)),
+        Format::Auto | Format::Raw => {
+            // A network device's message that came without a syslog header.
+            let mut event = raw_event(line, ctx);
+            network::enrich(&mut event, "", line);
+            Ok(event)
+        }
         Format::Syslog => syslog::parse(line, ctx),
         Format::Combined => access::parse(line, ctx),
         Format::Json => json::parse(line, ctx),
         Format::Cef => cef::parse(line, ctx),
-        Format::Logfmt => logfmt::parse(line, ctx),
+        Format::Logfmt => logfmt::parse(line, ctx).map(|mut event| {
+            if network::looks_like_device_line(line) {
+                network::enrich(&mut event, "", line);
+            }
+            event
+        }),
         Format::ApacheError => access::parse_error_log(line, ctx),
     };
     let mut event = match parsed {

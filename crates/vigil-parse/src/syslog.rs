@@ -209,6 +209,9 @@ fn parse_minimal(line: &str, ctx: &ParseContext) -> Option<Event> {
 /// any other message that is a JSON object or carries `key=value` pairs read by
 /// [`crate::app_message`].
 fn enrich_message(event: &mut Event, program: &str, message: &str, ctx: &ParseContext) {
+    if crate::network::enrich(event, program, message) {
+        return;
+    }
     let before = event.len();
     crate::linux::enrich(event, program, message);
     if event.len() == before {
