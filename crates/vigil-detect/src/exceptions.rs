@@ -372,7 +372,7 @@ mod tests {
     #[test]
     fn the_evaluator_applies_them_to_alerts_and_correlations() {
         let docs: Vec<_> = crate::load_str(
-            "title: Fail\nid: fail\nname: fail\nlogsource: {product: vigiltest}\ndetection:\n    s: {event.outcome: failure}\n    condition: s\n---\ntitle: Brute\nid: brute\ncorrelation:\n    type: event_count\n    rules: [fail]\n    group-by: [source.ip]\n    timespan: 5m\n    condition: {gte: 3}\n",
+            "title: Fail\nid: fail\nname: fail\nlogsource: {product: vigil, service: ingest}\ndetection:\n    s: {event.outcome: failure}\n    condition: s\n---\ntitle: Brute\nid: brute\ncorrelation:\n    type: event_count\n    rules: [fail]\n    group-by: [source.ip]\n    timespan: 5m\n    condition: {gte: 3}\n",
             "t",
         )
         .into_iter()

@@ -314,7 +314,7 @@ pub fn document_from_yaml(doc: &Yaml, source: &str) -> Result<Document, String> 
 /// The top-level keys of a Sigma document (the specification's, SigmaHQ's repository
 /// conventions, and Hayabusa's descriptive `ruletype`, `sample-evtx`, `sample-message` and
 /// `details`); v1 collections' `action` is read by the loader.
-pub const SIGMA_TOP_KEYS: [&str; 28] = [
+pub const SIGMA_TOP_KEYS: [&str; 29] = [
     "title",
     "id",
     "name",
@@ -338,6 +338,8 @@ pub const SIGMA_TOP_KEYS: [&str; 28] = [
     "filter",
     "generate",
     "regression_tests_path",
+    // Vigil's inline test cases (`vigil rules test`, crate::ruletest).
+    "tests",
     "simulation",
     "ruletype",
     "sample-evtx",

@@ -409,7 +409,7 @@ mod tests {
     const RULE: &str = r#"
 title: Root login failure
 id: r1
-logsource: {product: vigiltest}
+logsource: {product: vigil, service: ingest}
 detection:
     sel:
         user.name: root

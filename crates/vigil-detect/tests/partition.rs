@@ -14,17 +14,17 @@ use vigil_event::{Event, Timestamp};
 const RULES: &str = "
 title: Failed login
 id: failed
-logsource: {product: test}
+logsource: {product: vigil, service: ingest}
 detection: {sel: {kind: fail}, condition: sel}
 ---
 title: Success
 id: success
-logsource: {product: test}
+logsource: {product: vigil, service: ingest}
 detection: {sel: {kind: ok}, condition: sel}
 ---
 title: Scanner probe
 id: probe
-logsource: {product: test}
+logsource: {product: vigil, service: ingest}
 detection: {sel: {kind: probe}, condition: sel}
 ---
 title: Brute force
