@@ -216,6 +216,7 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
         .as_ref()
         .and_then(|r| r.redact_raw(line, &mut counts));
     let line = redacted_raw.as_deref().unwrap_or(line);
+    let requested = format;
     let format = if format == Format::Auto {
         detect(line)
     } else {
@@ -223,9 +224,12 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
     };
     let parsed = match format {
         Format::Auto | Format::Raw => {
-            // A network device's message that came without a syslog header.
             let mut event = raw_event(line, ctx);
-            network::enrich(&mut event, "", line);
+            // A network device's message that came without a syslog header (unless the
+            // source said its lines are raw text).
+            if requested == Format::Auto && network::looks_like_device_line(line) {
+                network::enrich(&mut event, "", line);
+            }
             Ok(event)
         }
         Format::Syslog => syslog::parse(line, ctx),

@@ -102,13 +102,15 @@ static REPEATED: LazyLock<Regex> =
     LazyLock::new(|| re(r"^message repeated (\d+) times: \[ ?(.*?) ?\]$"));
 
 static SSH_FAILED: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^Failed (\S+) for (invalid user )?(.*?) from (\S+) port (\d+)(?: (ssh\d?))?")
+    // `(.*)`, not `(.*?)`: the client's address is the last ` from … port …` (a user name an
+    // attacker chose can hold one of its own).
+    re(r"^Failed (\S+) for (invalid user )?(.*) from (\S+) port (\d+)(?: (ssh\d?))?")
 });
 static SSH_ACCEPTED: LazyLock<Regex> = LazyLock::new(|| {
     re(r"^Accepted (\S+) for (\S+) from (\S+) port (\d+)(?: (ssh\d?))?(?:: (.*))?")
 });
 static SSH_INVALID: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^[Ii]nvalid user (.*?) from (\S+)(?: port (\d+))?"));
+    LazyLock::new(|| re(r"^[Ii]nvalid user (.*) from (\S+)(?: port (\d+))?"));
 static SSH_CLOSED: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"^(?:Connection closed|Disconnected) (?:by|from) (?:(invalid|authenticating) user (.*?) |user (\S+) )?(\S+) port (\d+)",

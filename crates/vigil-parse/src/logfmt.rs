@@ -110,6 +110,9 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
             },
             "msg" | "message" => event.insert("message", value),
             "level" | "lvl" => event.insert("log.level", value),
+            // What only the parser writes: the raw line and the tags (a sender's
+            // `tags=parse_error` or `event.original=…` would forge them).
+            "tags" | "event.original" => event.insert(format!("external.{key}"), value),
             k if is_ip_key(k) => match value.parse() {
                 Ok(ip) => event.insert(key, Value::Ip(ip)),
                 Err(_) => event.insert(key, value),

@@ -16,20 +16,42 @@ use std::net::IpAddr;
 
 use vigil_event::{Event, Value, field};
 
-/// Reads `message` as the first network-device format it is in; whether one recognised it.
+/// Reads `message` of `program` (empty for a line without a syslog header) as the network-device
+/// format it is in; whether one recognised it. Each format is recognised by its position, not
+/// by text anywhere in the message: a device's words inside another program's message (a user
+/// name an SSH client chose, a sudo command line) never make it a device line.
 pub fn enrich(event: &mut Event, program: &str, message: &str) -> bool {
     let message = message.trim_start();
-    if let Some(rest) = cisco_tag(message) {
-        return cisco(event, rest);
+    // The syslog reader may take the `%ASA-6-302013` tag for the program.
+    if program.starts_with("%ASA-") || program.starts_with("%FTD-") || program.starts_with("%PIX-")
+    {
+        let whole = format!("{program}: {message}");
+        return cisco_tag(&whole).is_some_and(|tag| cisco(event, tag));
     }
-    if program == "filterlog" || program.starts_with("filterlog[") {
-        return filterlog(event, message);
+    if let Some(tag) = cisco_tag(message) {
+        return cisco(event, tag);
     }
-    if program == "kernel" || message.contains(" SRC=") || message.starts_with("SRC=") {
-        return netfilter(event, message);
+    match program {
+        "filterlog" => return filterlog(event, message),
+        "kernel" | "ulogd" | "" if netfilter(event, message) => return true,
+        _ => {}
     }
-    if is_fortigate(message) {
+    // Key=value and CSV devices: the message (or a header the syslog reader misread, for a line
+    // that had none) starts with the device's own first field.
+    let first = message.split_ascii_whitespace().next().unwrap_or("");
+    if (first.contains('=') || program.contains('=')) && is_fortigate(message) {
         return fortigate(event, message);
+    }
+    // A header-less line: a relay's stamp may come before the device's first key.
+    if program.is_empty()
+        && let Some(at) = ["date=", "devname=", "logver="]
+            .iter()
+            .filter_map(|k| message.find(k))
+            .min()
+        && !message[..at].contains('=')
+        && is_fortigate(&message[at..])
+    {
+        return fortigate(event, &message[at..]);
     }
     if let Some(csv) = panos_csv(message) {
         return panos(event, &csv);
@@ -94,16 +116,28 @@ fn common(event: &mut Event, dataset: &str, vendor: &str, product: &str) {
 /// `allow`/`deny`-like words → ECS `event.type` and `event.outcome`.
 fn verdict(event: &mut Event, action: &str) {
     let a = action.to_ascii_lowercase();
-    let denied = [
-        "deny", "denied", "drop", "block", "reject", "reset", "blocked", "dropped",
-    ]
-    .iter()
-    .any(|w| a.contains(w));
-    let allowed = [
-        "accept", "allow", "pass", "permit", "built", "close", "start",
-    ]
-    .iter()
-    .any(|w| a.contains(w));
+    // Whole words (`reset-both`, `SFW2-INext-DROP-DEFLT`): `disallowed` is no `allow`.
+    let words: Vec<&str> = a
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .collect();
+    let has = |list: &[&str]| words.iter().any(|w| list.contains(w));
+    let denied = has(&[
+        "deny", "denied", "drop", "block", "reject", "reset", "blocked", "dropped", "rejected",
+    ]);
+    let allowed = has(&[
+        "accept",
+        "accepted",
+        "allow",
+        "allowed",
+        "pass",
+        "permit",
+        "permitted",
+        "built",
+        "close",
+        "start",
+    ]);
     if denied {
         event.insert(field::EVENT_TYPE, "denied");
         event.insert(field::EVENT_OUTCOME, "failure");
@@ -127,10 +161,11 @@ fn netfilter(event: &mut Event, message: &str) -> bool {
     let Some(at) = body.find("IN=") else {
         return false;
     };
-    if !body[at..].contains(" SRC=") && !body[at..].contains(" OUT=") {
+    // `IN=` is the first key after the rule's prefix, and the packet has a source.
+    let prefix = body[..at].trim();
+    if prefix.contains('=') || !body[at..].contains(" SRC=") {
         return false;
     }
-    let prefix = body[..at].trim();
     let mut seen_src = false;
     let mut flags = Vec::new();
     for word in body[at..].split_ascii_whitespace().take(64) {
@@ -203,7 +238,12 @@ fn filterlog(event: &mut Event, message: &str) -> bool {
     if !f[0].is_empty() {
         event.insert("rule.name", f[0]);
     }
-    event.insert("observer.ingress.interface.name", f[4]);
+    let interface = if f[7] == "out" {
+        "observer.egress.interface.name"
+    } else {
+        "observer.ingress.interface.name"
+    };
+    event.insert(interface, f[4]);
     event.insert("event.reason", f[5]);
     event.insert(field::EVENT_ACTION, f[6]);
     verdict(event, f[6]);
@@ -227,7 +267,19 @@ fn filterlog(event: &mut Event, message: &str) -> bool {
 
 /// The rest of a `%ASA-3-710003: …` message after its tag, with the product and numbers.
 fn cisco_tag(message: &str) -> Option<(&'static str, u8, &str, &str)> {
+    // The tag starts the message, after at most a `host : ` remnant or the device's own
+    // timestamp (`Oct 03 2018 17:34:08: %ASA-…`): text that only contains one (a user name, a
+    // URL) is not a Cisco message.
     let at = message.find('%')?;
+    let prefix = &message[..at];
+    let stamp = prefix.len() <= 40
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b':' | b'.' | b'*'))
+        && (prefix.trim().is_empty() || prefix.trim_end().ends_with(':'));
+    if !stamp {
+        return None;
+    }
     let tag = &message[at + 1..];
     let (product, rest) = [
         ("ASA-", "cisco.asa"),
@@ -242,8 +294,7 @@ fn cisco_tag(message: &str) -> Option<(&'static str, u8, &str, &str)> {
     if id.is_empty() || id.len() > 7 || !id.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    // Only near the start of the message (a relay or a sequence number may come first).
-    (at <= 80).then_some((product, severity, id, text.trim()))
+    Some((product, severity, id, text.trim()))
 }
 
 fn cisco(event: &mut Event, (dataset, severity, id, text): (&'static str, u8, &str, &str)) -> bool {
@@ -291,17 +342,19 @@ fn cisco(event: &mut Event, (dataset, severity, id, text): (&'static str, u8, &s
             set_port(event, &format!("{side}.port"), &p);
         }
         if let Some(i) = ep.0 {
+            // ASA's `inside:`/`outside:` are interface names (nameif), not zones.
             let key = if side == "source" {
-                "observer.ingress.zone"
+                "observer.ingress.interface.name"
             } else {
-                "observer.egress.zone"
+                "observer.egress.interface.name"
             };
             event.insert(key, i);
         }
     };
     for (i, pair) in words.windows(2).enumerate() {
         match pair[0] {
-            "from" | "src" if !event.contains("source.ip") => {
+            // `Built inbound TCP connection 1 for outside:A/p (A/p) to inside:B/q (B/q)`.
+            "from" | "src" | "for" if !event.contains("source.ip") => {
                 if let Some(ep) = endpoint(pair[1]) {
                     put(event, "source", ep);
                 }
@@ -313,6 +366,17 @@ fn cisco(event: &mut Event, (dataset, severity, id, text): (&'static str, u8, &s
             }
             _ => {}
         }
+    }
+    // `Built outbound …`: the `for` side is the server, the `to` side the inside client that
+    // opened the connection.
+    if words
+        .first()
+        .is_some_and(|w| w.eq_ignore_ascii_case("built"))
+        && words
+            .get(1)
+            .is_some_and(|w| w.eq_ignore_ascii_case("outbound"))
+    {
+        swap_sides(event);
     }
     if let Some(proto) = words.iter().find_map(|w| {
         let l = w.to_ascii_lowercase();
@@ -332,14 +396,16 @@ fn cisco(event: &mut Event, (dataset, severity, id, text): (&'static str, u8, &s
             set_ip(event, "source.ip", ip);
         }
     }
-    if let Some(user) = text
-        .split("user '")
-        .nth(1)
-        .and_then(|r| r.split('\'').next())
-        && !event.contains("user.name")
-        && !user.is_empty()
-    {
-        event.insert("user.name", user);
+    for quote in ['\'', '"'] {
+        if let Some(user) = text
+            .split(&format!("user {quote}"))
+            .nth(1)
+            .and_then(|r| r.split(quote).next())
+            && !event.contains("user.name")
+            && !user.is_empty()
+        {
+            event.insert("user.name", user);
+        }
     }
     let first = words.first().copied().unwrap_or("");
     let lower = text.to_ascii_lowercase();
@@ -371,11 +437,35 @@ fn cisco(event: &mut Event, (dataset, severity, id, text): (&'static str, u8, &s
     true
 }
 
+/// Exchanges the `source.*` and `destination.*` addresses, ports and interfaces.
+fn swap_sides(event: &mut Event) {
+    for (a, b) in [
+        ("source.ip", "destination.ip"),
+        ("source.port", "destination.port"),
+        (
+            "observer.ingress.interface.name",
+            "observer.egress.interface.name",
+        ),
+    ] {
+        let (x, y) = (event.remove(a), event.remove(b));
+        if let Some(x) = x {
+            event.insert(b, x);
+        }
+        if let Some(y) = y {
+            event.insert(a, y);
+        }
+    }
+}
+
 // ---- FortiGate --------------------------------------------------------------------------
 
 /// `date=… time=… devname=… type=… subtype=… srcip=… dstip=… action=… …`.
 fn fortigate(event: &mut Event, message: &str) -> bool {
-    let Ok(pairs) = crate::logfmt::pairs(message) else {
+    let mut end = message.len().min(16 * 1024);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let Ok(pairs) = crate::logfmt::pairs(&message[..end]) else {
         return false;
     };
     common(event, "fortinet.fortigate", "Fortinet", "FortiGate");
@@ -416,13 +506,17 @@ fn fortigate(event: &mut Event, message: &str) -> bool {
             "status" if !event.contains(field::EVENT_ACTION) => verdict(event, &value),
             _ => {}
         }
-        // The device's own names stay, for rules written against them.
-        let (name, claimed) = crate::reserved::quarantined_name(&key, &Value::Str(value.clone()));
-        if claimed {
-            event.add_tag(vigil_event::tag::RESERVED_CLAIM);
-        }
-        if crate::app_message::valid_field_name(&name) && !event.contains(&name) {
-            event.insert(name, value);
+        // The device's own names stay, for rules written against them: FortiGate's keys are
+        // plain words (`srcip`, `logdesc`), never dotted, so none of them is an ECS field, and
+        // the few plain ECS names (`tags`, `message`, `labels`) are not taken from the device.
+        let plain = !key.is_empty()
+            && key.len() <= 64
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !matches!(key.as_str(), "tags" | "message" | "labels" | "ecs");
+        if plain && !event.contains(&key) {
+            event.insert(key, value);
         }
     }
     if kind == "utm" || kind == "anomaly" {
@@ -532,17 +626,17 @@ fn panos(event: &mut Event, f: &[String]) -> bool {
             );
             if !get(32).is_empty() {
                 event.insert("threat.name", get(32));
-                event.insert("rule.name", get(32));
             }
             if !get(31).is_empty() {
                 event.insert("url.original", get(31));
             }
         }
     } else if kind == "SYSTEM" {
-        if let Some(severity) = f.get(14).filter(|s| !s.is_empty()) {
+        // `…,module,eventid,object,FUTURE_USE,FUTURE_USE,subtype,severity,description,seq,…`.
+        if let Some(severity) = f.get(13).filter(|s| !s.is_empty()) {
             event.insert("log.level", severity.as_str());
         }
-        if let Some(description) = f.get(15).filter(|s| !s.is_empty()) {
+        if let Some(description) = f.get(14).filter(|s| !s.is_empty()) {
             event.insert("message", description.as_str());
         }
     }

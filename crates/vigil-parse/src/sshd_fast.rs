@@ -58,22 +58,23 @@ fn from_port(b: &[u8], at: usize) -> Option<(Span, Span)> {
 /// A byte range.
 type Span = (usize, usize);
 
-/// `(.*?) from (\S+) port (\d+)` from `start`: the first ` from ` after which the rest reads
-/// (where the user ends, the address, the port).
+/// `(.*) from (\S+) port (\d+)` from `start`: the **last** ` from ` after which the rest reads
+/// (where the user ends, the address, the port). The last, because sshd writes the client's
+/// address after the user name, and a user name an attacker chose can hold
+/// ` from 6.6.6.6 port 1` itself (which would frame that address for a ban).
 fn lazy_user(m: &str, start: usize) -> Option<(usize, Span, Span)> {
     let b = m.as_bytes();
-    let mut from = start;
-    while let Some(off) = memchr::memmem::find(&b[from..], b" from ") {
-        let at = from + off;
+    let mut end = b.len();
+    while let Some(at) = memchr::memmem::rfind(&b[start..end], b" from ").map(|off| start + off) {
         if let Some((addr, port)) = from_port(b, at) {
             return Some((at, addr, port));
         }
-        from = at + 1;
+        end = at;
     }
     None
 }
 
-/// `^Failed (\S+) for (invalid user )?(.*?) from (\S+) port (\d+)`.
+/// `^Failed (\S+) for (invalid user )?(.*) from (\S+) port (\d+)`.
 pub(crate) fn failed(m: &str) -> Option<Login<'_>> {
     let b = m.as_bytes();
     let rest = b.strip_prefix(b"Failed ")?;
@@ -144,7 +145,7 @@ mod tests {
 
     /// The expressions as `linux.rs` has them (copied, so that a change there shows here).
     static FAILED: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
-        Regex::new(r"^Failed (\S+) for (invalid user )?(.*?) from (\S+) port (\d+)(?: (ssh\d?))?")
+        Regex::new(r"^Failed (\S+) for (invalid user )?(.*) from (\S+) port (\d+)(?: (ssh\d?))?")
             .unwrap()
     });
     static ACCEPTED: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {

@@ -209,11 +209,13 @@ fn parse_minimal(line: &str, ctx: &ParseContext) -> Option<Event> {
 /// any other message that is a JSON object or carries `key=value` pairs read by
 /// [`crate::app_message`].
 fn enrich_message(event: &mut Event, program: &str, message: &str, ctx: &ParseContext) {
-    if crate::network::enrich(event, program, message) {
-        return;
-    }
     let before = event.len();
     crate::linux::enrich(event, program, message);
+    // A device line only when the auth parsers did not read it: an sshd or sudo message can
+    // quote text a user chose (`Invalid user IN= SRC=…`), and it stays an sshd message.
+    if event.len() == before && crate::network::enrich(event, program, message) {
+        return;
+    }
     if event.len() == before {
         crate::app_message::enrich(event, message, ctx);
     }

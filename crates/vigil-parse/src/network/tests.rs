@@ -68,7 +68,7 @@ fn cisco_asa_with_and_without_a_header() {
     let e = parse(
         "%ASA-3-710003: TCP access denied by ACL from 192.168.0.1/11 to outside:192.168.0.2/22",
     );
-    assert_eq!(e.get_str("observer.egress.zone"), Some("outside"));
+    assert_eq!(e.get_str("observer.egress.interface.name"), Some("outside"));
     assert_eq!(e.get("destination.port"), Some(&Value::Int(22)));
     let e = parse(
         "%ASA-6-113015: AAA user authentication Rejected : reason = Invalid password : local database : user = admin : user IP = 203.0.113.77",
@@ -121,6 +121,93 @@ fn panos_csv() {
         e.get_str("threat.name")
             .is_some_and(|t| t.contains("DCS-2530L"))
     );
+}
+
+/// Text a user chose, quoted by sshd or sudo, never turns their line into a device's: the
+/// auth event stays, and no address the user wrote becomes `source.ip`.
+#[test]
+fn device_words_in_other_programs_messages_change_nothing() {
+    for line in [
+        "<38>Dec  7 10:00:00 h sshd[1]: Failed password for invalid user IN= SRC=6.6.6.6 from 203.0.113.4 port 22 ssh2",
+        "<38>Dec  7 10:00:00 h sshd[1]: Invalid user %ASA-1-1: from 6.6.6.6 from 203.0.113.4 port 22",
+        "<38>Dec  7 10:00:00 h sshd[1]: Invalid user devname=a logid=1 srcip=6.6.6.6 from 203.0.113.4 port 22",
+        // A user name holding ` from ADDR port N` of its own cannot frame ADDR for a ban: the
+        // client's address is the last one sshd wrote (fast path and regex path alike).
+        "<38>Dec  7 10:00:00 h sshd[1]: Failed password for invalid user x from 6.6.6.6 port 1 from 203.0.113.4 port 22 ssh2",
+        "<38>Dec  7 10:00:00 h sshd[1]: Failed password for invalid user \u{e9}x from 6.6.6.6 port 1 from 203.0.113.4 port 22 ssh2",
+        "<38>Dec  7 10:00:00 h sshd[1]: Invalid user x from 6.6.6.6 port 1 from 203.0.113.4 port 22",
+    ] {
+        let e = parse(line);
+        assert_eq!(
+            e.get("source.ip"),
+            ip("203.0.113.4").as_ref(),
+            "{line}: {e:?}"
+        );
+        assert!(e.get_str("event.dataset").is_none(), "{line}: {e:?}");
+    }
+    let e = parse(
+        "<85>Dec  7 10:00:00 h sudo: alice : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/echo IN= SRC=6.6.6.6",
+    );
+    assert_eq!(e.get_str("user.name"), Some("alice"));
+    assert!(!e.contains("source.ip"), "{e:?}");
+    let e = parse("<13>Dec  7 10:00:00 h app: GET /x%ASA-1-106001: from 6.6.6.6/1 to 1.1.1.1/2");
+    assert!(e.get_str("event.dataset").is_none(), "{e:?}");
+}
+
+#[test]
+fn cisco_with_a_syslog_header_and_connection_sides() {
+    for line in [
+        "<166>Dec  7 10:00:00 fw1 %ASA-6-302013: Built inbound TCP connection 7 for outside:198.51.100.7/51000 (198.51.100.7/51000) to inside:10.0.0.5/443 (10.0.0.5/443)",
+        "<166>%ASA-6-302013: Built inbound TCP connection 7 for outside:198.51.100.7/51000 (198.51.100.7/51000) to inside:10.0.0.5/443 (10.0.0.5/443)",
+    ] {
+        let e = parse(line);
+        assert_eq!(
+            e.get_str("event.dataset"),
+            Some("cisco.asa"),
+            "{line}: {e:?}"
+        );
+        assert_eq!(e.get("source.ip"), ip("198.51.100.7").as_ref(), "{line}");
+        assert_eq!(e.get("destination.port"), Some(&Value::Int(443)));
+        assert_eq!(
+            e.get_str("observer.ingress.interface.name"),
+            Some("outside")
+        );
+    }
+    // Outbound: the inside client is the source.
+    let e = parse(
+        "%ASA-6-302013: Built outbound TCP connection 8 for outside:8.8.8.8/53 (8.8.8.8/53) to inside:10.0.0.5/40000 (10.0.0.5/40000)",
+    );
+    assert_eq!(e.get("source.ip"), ip("10.0.0.5").as_ref());
+    assert_eq!(e.get("destination.ip"), ip("8.8.8.8").as_ref());
+    assert_eq!(e.get("destination.port"), Some(&Value::Int(53)));
+    let e = parse(
+        r#"%ASA-6-605005: Login permitted from 203.0.113.8/5000 to inside:10.0.0.1/ssh for user "netadmin""#,
+    );
+    assert_eq!(e.get_str("user.name"), Some("netadmin"));
+    assert_eq!(e.get_str("event.outcome"), Some("success"));
+}
+
+#[test]
+fn panos_system_and_forged_fortigate_keys() {
+    let e = parse(
+        r#"1,2020/02/09 00:00:00,0001,SYSTEM,general,0,2020/02/09 00:00:00,,general,,0,0,general,high,"User admin logged in",123,0x0,0,0,0,0,,fw"#,
+    );
+    assert_eq!(e.get_str("log.level"), Some("high"));
+    assert_eq!(e.get_str("message"), Some("User admin logged in"));
+    let e = parse(
+        r#"date=2026-12-07 time=10:00:00 devname=fw logid=1 vd=root tags=parse_error message=forged event.original=forged srcip=203.0.113.1"#,
+    );
+    assert!(!e.has_tag("parse_error"), "{e:?}");
+    assert_ne!(e.get_str("event.original"), Some("forged"));
+    assert_eq!(e.get_str("external.event.original"), Some("forged"));
+    // Raw stays raw when the source says so.
+    let ctx = ParseContext::new(Timestamp::parse("2026-12-07T10:00:00Z").unwrap(), "t");
+    let e = parse_line(
+        b"%ASA-2-106001: Inbound TCP connection denied from 198.51.100.59/1 to 192.0.2.1/2",
+        Format::Raw,
+        &ctx,
+    );
+    assert!(e.get_str("event.dataset").is_none());
 }
 
 #[test]
