@@ -461,6 +461,10 @@ mod tests {
         routes.extend(declared(include_str!("../web.rs")));
         routes.extend(declared(include_str!("../admin.rs")));
         routes.extend(declared(include_str!("../witness.rs")));
+        routes.extend(declared(include_str!("../intel.rs")));
+        // The OTLP/gRPC method is served by its own listener's router (a tonic service).
+        assert!(include_str!("otlp_grpc.rs").contains(".route_service(EXPORT_PATH, service)"));
+        routes.push(("POST".to_owned(), super::otlp_grpc::EXPORT_PATH.to_owned()));
         assert!(routes.len() >= 45, "found only {routes:?}");
         for (method, path) in &routes {
             assert!(
