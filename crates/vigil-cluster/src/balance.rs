@@ -127,6 +127,72 @@ pub async fn owners(
     Ok(owners)
 }
 
+/// The key prefix in the leases bucket under which each node that can detect announces
+/// itself (`detector.candidate.<node>`, renewed like a lease, expiring with the TTL): detector
+/// partitions are spread over these nodes only (a node without rules takes none).
+pub const DETECTOR_CANDIDATE_PREFIX: &str = "detector.candidate.";
+
+/// `node`'s order of preference over detector partitions `0..count`: stable, and different
+/// from node to node (so nodes starting together reach for different partitions).
+pub fn detector_preference(node: &str, count: u32) -> Vec<u32> {
+    let mut keyed: Vec<([u8; 32], u32)> = (0..count)
+        .map(|k| {
+            let mut h = Sha256::new();
+            h.update(node.as_bytes());
+            h.update(b"/detector/");
+            h.update(k.to_le_bytes());
+            (h.finalize().into(), k)
+        })
+        .collect();
+    keyed.sort();
+    keyed.into_iter().map(|(_, k)| k).collect()
+}
+
+/// What a node should do with detector partitions now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetectorPlan {
+    /// Free partitions it may take (its lease tasks acquire them), best first.
+    pub acquire: Vec<u32>,
+    /// A held partition to give up (at most one per round, its least preferred).
+    pub release: Option<u32>,
+}
+
+/// The plan of `node` over `count` detector partitions, holding `held`, with `free` ones
+/// unowned, `candidates` nodes able to detect (itself included) and `stale` partitions free
+/// for so long that any node may take them whatever its share (a node counted as a
+/// candidate that never takes its share must not leave a partition without a detector).
+/// Each node aims at ⌈count / candidates⌉, as shards do ([`target`]).
+pub fn detector_plan(
+    node: &str,
+    count: u32,
+    held: &BTreeSet<u32>,
+    free: &BTreeSet<u32>,
+    stale: &BTreeSet<u32>,
+    candidates: usize,
+) -> DetectorPlan {
+    let goal = target(count as usize, candidates);
+    let order = detector_preference(node, count);
+    let mut plan = DetectorPlan::default();
+    if held.len() > goal {
+        plan.release = order.iter().rev().find(|k| held.contains(k)).copied();
+        return plan;
+    }
+    let room = goal - held.len();
+    let mut wanted: Vec<u32> = order
+        .iter()
+        .filter(|k| free.contains(k) && !held.contains(k))
+        .take(room)
+        .copied()
+        .collect();
+    for k in &order {
+        if stale.contains(k) && free.contains(k) && !held.contains(k) && !wanted.contains(k) {
+            wanted.push(*k);
+        }
+    }
+    plan.acquire = wanted;
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +244,36 @@ mod tests {
         let free: BTreeSet<Shard> = [Shard::Data(0), Shard::Data(5)].into();
         let p = plan("n1", &all, &held, &free, 3);
         assert_eq!(p.acquire, vec![Shard::Data(5)]);
+    }
+
+    #[test]
+    fn detector_partitions_spread_over_the_candidates() {
+        let none = BTreeSet::new();
+        let all: BTreeSet<u32> = (0..3).collect();
+        // Alone: all three.
+        let p = detector_plan("n1", 3, &none, &all, &none, 1);
+        assert_eq!(p.acquire.len(), 3);
+        assert_eq!(p.release, None);
+        // Three candidates: one each, each its first choice among the free ones.
+        let p = detector_plan("n1", 3, &none, &all, &none, 3);
+        assert_eq!(p.acquire, vec![detector_preference("n1", 3)[0]]);
+        // Holding all three when two more join: give up the least preferred, one per round.
+        let p = detector_plan("n1", 3, &all, &none, &none, 3);
+        assert_eq!(p.release, detector_preference("n1", 3).last().copied());
+        assert!(p.acquire.is_empty());
+        // At its share, a partition free for long is still taken (no partition stays
+        // without a detector because a candidate does not take its share).
+        let held: BTreeSet<u32> = [0].into();
+        let free: BTreeSet<u32> = [2].into();
+        let p = detector_plan("n1", 3, &held, &free, &none, 3);
+        assert!(p.acquire.is_empty());
+        let p = detector_plan("n1", 3, &held, &free, &free, 3);
+        assert_eq!(p.acquire, vec![2]);
+        // Preferences differ between nodes and are stable.
+        let orders: BTreeSet<Vec<u32>> = (0..8)
+            .map(|i| detector_preference(&format!("n{i}"), 3))
+            .collect();
+        assert!(orders.len() > 1);
+        assert_eq!(detector_preference("a", 5), detector_preference("a", 5));
     }
 }

@@ -286,6 +286,36 @@ impl DetectorLease {
         self.release().await;
     }
 
+    /// Stops holding the lease at once, without giving it up yet (balancing, see
+    /// `crate::balance::detector_plan`): [`DetectorLease::held`] is `None` from now on, so this
+    /// node's detector stops; the caller waits until it has, then calls
+    /// [`DetectorLease::give_up`] with the revision returned (`None`: not held).
+    pub fn step_down(&self) -> Option<u64> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .map(|h| h.revision)
+    }
+
+    /// Deletes the lease key if it is still at `revision` (this node's last write), so another
+    /// node takes the partition over at once rather than after the TTL.
+    pub async fn give_up(&self, revision: u64) {
+        if let Err(e) = self
+            .cluster
+            .leases()
+            .delete_expect_revision(&self.lease_key, Some(revision))
+            .await
+        {
+            tracing::debug!("{} not given up (it expires): {e}", self.lease_key);
+        }
+    }
+
+    /// The lease's key in the leases bucket.
+    pub fn key(&self) -> &str {
+        &self.lease_key
+    }
+
     /// Gives the lease up now (a clean stop).
     pub async fn release(&self) {
         let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).take();

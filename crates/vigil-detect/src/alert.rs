@@ -151,6 +151,9 @@ pub struct Alert {
     pub last_seq: Option<u64>,
     /// A behaviour rule's reason (the baseline and the value that broke it), if any.
     pub explain: Option<crate::behaviour::Explanation>,
+    /// Cluster mode with several detector partitions: the partition whose detector raised
+    /// it and keeps its group (`vigil.alert.partition`; none standalone and with one).
+    pub partition: Option<u32>,
 }
 
 impl Alert {
@@ -179,6 +182,9 @@ impl Alert {
         e.insert("vigil.alert.created", self.created.as_nanos());
         if let Some(seq) = self.last_seq {
             e.insert("vigil.alert.last_seq", seq as i64);
+        }
+        if let Some(p) = self.partition {
+            e.insert("vigil.alert.partition", i64::from(p));
         }
         e.insert(
             "vigil.alert.samples",
@@ -229,10 +235,11 @@ impl Alert {
 
     /// The alert as `GET /api/v1/alerts` lists it and `vigil hunt --format json` prints it (the
     /// `alert` shape of DESIGN §5): `group` an object of field → value, `group_key` its text
-    /// form, `attack` the ATT&CK tags without their `attack.` prefix, times in RFC 3339.
+    /// form, `attack` the ATT&CK tags without their `attack.` prefix, times in RFC 3339;
+    /// `partition` the detector partition that raised it (cluster mode with several only).
     pub fn to_api_json(&self) -> Json {
         let iso = |t: Timestamp| t.to_rfc3339();
-        json!({
+        let mut j = json!({
             "id": self.id,
             "rule": {"id": self.rule.id, "title": self.rule.title, "level": self.rule.level.as_str(), "tags": self.rule.tags},
             "attack": self.rule.tags.iter().filter_map(|t| t.strip_prefix("attack.")).collect::<Vec<_>>(),
@@ -246,7 +253,12 @@ impl Alert {
             "history": self.history.iter().map(|t| json!({"status": t.status.as_str(), "by": t.by, "at": iso(t.at), "comment": t.comment})).collect::<Vec<_>>(),
             "created": iso(self.created),
             "baseline": self.explain.as_ref().map(crate::behaviour::Explanation::to_json),
-        })
+        });
+        // Cluster mode with several detector partitions only (the shape is unchanged else).
+        if let Some(p) = self.partition {
+            j["partition"] = json!(p);
+        }
+        j
     }
 
     /// The alert as an OCSF 1.x Detection Finding (class 2004).
@@ -425,10 +437,14 @@ pub struct AlertBook {
     /// When each alert last notified (wall clock, nanoseconds).
     notified: HashMap<u64, i64>,
     next_id: u64,
+    /// Cluster mode: the next id of this node's detector lease epoch (see
+    /// [`AlertBook::stamp_epoch`]); replayed alerts of other nodes never move it.
+    epoch_next: Option<u64>,
     /// Minimum time between two notifications of one alert's updates.
     pub throttle_nanos: i64,
-    /// The latest event counted by a replayed `alert-created`/`alert-updated` event.
-    written_through: Option<u64>,
+    /// The latest event counted by a replayed `alert-created`/`alert-updated` event, per
+    /// detector partition (`None`: standalone, or one detector).
+    written_through: BTreeMap<Option<u32>, u64>,
 }
 
 impl AlertBook {
@@ -444,6 +460,20 @@ impl AlertBook {
     /// Counts a match of `rule` in `group` by the event `seq` at event time `time`.
     pub fn observe(
         &mut self,
+        rule: &RuleInfo,
+        group: Vec<(String, String)>,
+        time: Timestamp,
+        seq: Option<u64>,
+        now: Timestamp,
+    ) -> Observed {
+        self.observe_in(None, rule, group, time, seq, now)
+    }
+
+    /// [`AlertBook::observe`] by the detector of `partition` (cluster mode with several
+    /// detector partitions): a new alert records it ([`Alert::partition`]).
+    pub fn observe_in(
+        &mut self,
+        partition: Option<u32>,
         rule: &RuleInfo,
         group: Vec<(String, String)>,
         time: Timestamp,
@@ -476,8 +506,7 @@ impl AlertBook {
             }
             return Observed::Updated { id, notify };
         }
-        let id = self.next_id.max(1);
-        self.next_id = id + 1;
+        let id = self.take_id();
         self.alerts.insert(
             id,
             Alert {
@@ -493,6 +522,7 @@ impl AlertBook {
                 created: now,
                 last_seq: seq,
                 explain: None,
+                partition,
             },
         );
         self.open.insert(key, id);
@@ -528,19 +558,50 @@ impl AlertBook {
         Ok(&self.alerts[&id])
     }
 
-    /// Cluster mode: this book's detector holds the detector lease at `epoch`; its new alerts
-    /// take ids in that epoch's own range (from `epoch × ALERT_IDS_PER_EPOCH + 1`, or after
-    /// the highest id the book already knows if that is higher). A deposed detector's alert
-    /// published after its successor took over is numbered in the older epoch's range, so the
-    /// two can never hand out the same id. Standalone books are never stamped (ids from 1).
+    /// Cluster mode: this book's detector holds a detector lease at `epoch`; its new alerts
+    /// take ids in that epoch's own range (from `epoch × ALERT_IDS_PER_EPOCH + 1`, after any
+    /// id of the range the book already holds). A deposed detector's alert published after
+    /// its successor took over is numbered in the older epoch's range, so the two can never
+    /// hand out the same id. Epochs are reserved cluster-wide across every detector partition
+    /// (`vigil_cluster::detector`), so each epoch's range belongs to one node: the counter is
+    /// this book's own, and alerts of other nodes or partitions replayed into the book (whose
+    /// ids are in their own epochs' ranges, possibly higher) never move it. Stamping never goes
+    /// back to a lower epoch's range. Standalone books are never stamped (ids from 1).
     pub fn stamp_epoch(&mut self, epoch: u64) {
         let floor = epoch.saturating_mul(ALERT_IDS_PER_EPOCH).saturating_add(1);
-        self.next_id = self.next_id.max(floor);
+        let ceiling = floor.saturating_add(ALERT_IDS_PER_EPOCH - 1);
+        let after = self
+            .alerts
+            .range(floor..ceiling)
+            .next_back()
+            .map_or(floor, |(id, _)| id + 1);
+        self.epoch_next = Some(self.epoch_next.unwrap_or(0).max(after));
     }
 
     /// The id the next new alert takes.
     pub fn next_id(&self) -> u64 {
-        self.next_id.max(1)
+        self.epoch_next.unwrap_or(self.next_id).max(1)
+    }
+
+    /// Hands out the next new alert's id: in the stamped epoch's range (cluster mode), else
+    /// after every id the book knows; never one the book holds.
+    fn take_id(&mut self) -> u64 {
+        match self.epoch_next {
+            Some(next) => {
+                let mut id = next.max(1);
+                while self.alerts.contains_key(&id) {
+                    id += 1;
+                }
+                self.epoch_next = Some(id + 1);
+                self.next_id = self.next_id.max(id + 1);
+                id
+            }
+            None => {
+                let id = self.next_id.max(1);
+                self.next_id = id + 1;
+                id
+            }
+        }
     }
 
     /// One alert.
@@ -587,8 +648,10 @@ impl AlertBook {
             if matches!(
                 e.get_str("event.action"),
                 Some("alert-created" | "alert-updated")
-            ) {
-                self.written_through = self.written_through.max(alert.last_seq);
+            ) && let Some(seq) = alert.last_seq
+            {
+                let w = self.written_through.entry(alert.partition).or_insert(seq);
+                *w = (*w).max(seq);
             }
             self.next_id = self.next_id.max(alert.id + 1);
             let key = (alert.rule.id.clone(), alert.group_key());
@@ -683,7 +746,14 @@ impl AlertBook {
     /// events: every alert opened by an event before this point is in the ledger. (A triage
     /// event does not count: it may snapshot an alert in the middle of a batch not written yet.)
     pub fn counted_through(&self) -> Option<u64> {
-        self.written_through.map(|s| s + 1)
+        self.written_through.values().max().map(|s| s + 1)
+    }
+
+    /// [`AlertBook::counted_through`] for the alerts of one detector `partition` only
+    /// (cluster mode: each partition's detector resumes from its own cursor, and another
+    /// partition's progress says nothing of what this one evaluated).
+    pub fn counted_through_in(&self, partition: Option<u32>) -> Option<u64> {
+        self.written_through.get(&partition).map(|s| s + 1)
     }
 
     fn forget_old(&mut self) {
@@ -758,6 +828,7 @@ fn alert_from_event(e: &Event) -> Option<(Alert, Option<Triage>)> {
         created: Timestamp::from_nanos(int("vigil.alert.created").unwrap_or(0)),
         last_seq,
         explain: crate::behaviour::Explanation::from_event(e),
+        partition: int("vigil.alert.partition").and_then(|p| u32::try_from(p).ok()),
     };
     Some((alert, triage))
 }
@@ -812,6 +883,62 @@ mod tests {
         assert_eq!(successor.next_id(), 2 * ALERT_IDS_PER_EPOCH + 51);
         // An unstamped (standalone) book numbers from 1.
         assert_eq!(AlertBook::new(60).next_id(), 1);
+    }
+
+    #[test]
+    fn detector_partitions_on_two_nodes_never_hand_out_the_same_alert_id() {
+        // Node A holds partition 0 at epoch 4; node B holds partition 1 at epoch 7 (epochs are
+        // reserved cluster-wide, across partitions). Each book replays the other's alerts from
+        // `sys`; B's higher ids must not move A's counter into B's range.
+        let t = |s| Timestamp::from_secs(s);
+        let (mut a, mut b) = (AlertBook::new(60), AlertBook::new(60));
+        a.stamp_epoch(4);
+        b.stamp_epoch(7);
+        let mut ids = std::collections::BTreeSet::new();
+        for i in 0..20u64 {
+            for partition in [0u32, 1] {
+                let (book, other) = if partition == 0 {
+                    (&mut a, &mut b)
+                } else {
+                    (&mut b, &mut a)
+                };
+                let ip = format!("198.51.100.{i}");
+                let id = match book.observe_in(
+                    Some(partition),
+                    &rule(),
+                    group(&format!("{partition}/{ip}")),
+                    t(1),
+                    Some(10 + i),
+                    t(1),
+                ) {
+                    Observed::New(id) => id,
+                    other => panic!("{other:?}"),
+                };
+                assert!(ids.insert(id), "alert id {id} handed out twice");
+                let event = book.get(id).unwrap().to_event("created", t(1));
+                assert_eq!(
+                    event.get("vigil.alert.partition"),
+                    Some(&Value::Int(partition.into()))
+                );
+                other.replay([&event]);
+            }
+        }
+        assert_eq!(ids.len(), 40);
+        assert_eq!(a.next_id(), 4 * ALERT_IDS_PER_EPOCH + 21);
+        assert_eq!(b.next_id(), 7 * ALERT_IDS_PER_EPOCH + 21);
+        // The replayed alerts keep their partition, and each partition's progress is its own.
+        assert_eq!(
+            a.get(7 * ALERT_IDS_PER_EPOCH + 1).unwrap().partition,
+            Some(1)
+        );
+        assert_eq!(a.counted_through_in(Some(1)), Some(30));
+        assert_eq!(
+            a.counted_through_in(Some(0)),
+            None,
+            "A's own were not replayed"
+        );
+        assert_eq!(a.counted_through(), Some(30));
+        assert_eq!(AlertBook::new(60).counted_through_in(None), None);
     }
 
     #[test]

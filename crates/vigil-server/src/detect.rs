@@ -31,6 +31,7 @@ use vigil_event::{Event, Timestamp, Value};
 use vigil_ingest::{Door, Origin, Pending};
 
 mod behaviour;
+mod lane;
 mod query_rule;
 mod shared;
 mod source;
@@ -184,15 +185,9 @@ pub struct DetectService {
     decisions: Option<Arc<crate::decisions::DecisionService>>,
     /// Alerts waiting for the responders (filled under the book's lock, drained after it).
     respond: Mutex<Vec<vigil_detect::alert::Alert>>,
-    /// Events below this were evaluated before the book was rebuilt from the ledger: their
-    /// matches only count into open alerts that have not counted them (0: none).
-    recount_until: AtomicU64,
-    /// Events below this may have been counted by an alert of the book (one past the latest
-    /// `last_seq`, triage snapshots included): a match there raises nothing if an alert of its
-    /// rule and group, even a closed one, counted it ([`AlertBook::has_counted`]).
-    seen_through: AtomicU64,
-    /// Cluster mode: the detector lease, the stream and the shared cursor (none standalone).
-    cluster: Option<Arc<crate::cluster::detect::ClusterRole>>,
+    /// Cluster mode: one role per detector partition — its lease, the stream and its cursor
+    /// (empty standalone). The detector's thread runs a [`lane::Lane`] for each.
+    cluster: Vec<Arc<crate::cluster::detect::ClusterRole>>,
     /// Cluster mode: alerts whose count changed since their last event (written at each save).
     unwritten: Mutex<std::collections::BTreeSet<u64>>,
 }
@@ -222,12 +217,21 @@ impl DetectService {
         notify: crate::notify::NotifyQueue,
         decisions: Option<Arc<crate::decisions::DecisionService>>,
     ) -> Result<Arc<DetectService>, String> {
-        Self::start_with(data_dir, dirs, throttle_secs, door, notify, decisions, None)
+        Self::start_with(
+            data_dir,
+            dirs,
+            throttle_secs,
+            door,
+            notify,
+            decisions,
+            Vec::new(),
+        )
     }
 
-    /// [`DetectService::start`], in cluster mode when `cluster` is given: the book starts
-    /// empty (the shared `sys` shard fills it), and detection runs only while this node holds
-    /// the detector lease, over the stream, from the shared cursor.
+    /// [`DetectService::start`], in cluster mode when `cluster` is not empty (one role per
+    /// detector partition): the book starts empty (the shared `sys` shard fills it), and each
+    /// partition is evaluated only while this node holds its lease, over the stream, from the
+    /// partition's cursor.
     pub fn start_with(
         data_dir: &Path,
         dirs: Vec<PathBuf>,
@@ -235,20 +239,21 @@ impl DetectService {
         door: Arc<dyn Door>,
         notify: crate::notify::NotifyQueue,
         decisions: Option<Arc<crate::decisions::DecisionService>>,
-        cluster: Option<Arc<crate::cluster::detect::ClusterRole>>,
+        cluster: Vec<Arc<crate::cluster::detect::ClusterRole>>,
     ) -> Result<Arc<DetectService>, String> {
         let layout = vigil_config::DataDir::new(data_dir);
         let state_dir = layout.detect();
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
         let state_path = layout.detect_state();
-        let (book, next_seq, recount_until) = match &cluster {
-            None => state::restore(
+        let (book, next_seq, recount_until) = if cluster.is_empty() {
+            state::restore(
                 &state_path,
                 &mut door.follower().map_err(|e| e.to_string())?,
                 throttle_secs,
-            )?,
-            Some(_) => (AlertBook::new(throttle_secs), 0, 0),
+            )?
+        } else {
+            (AlertBook::new(throttle_secs), 0, 0)
         };
         let seen_through = book.seen_through().unwrap_or(0);
         let rules = load_rules(&dirs);
@@ -274,23 +279,35 @@ impl DetectService {
             unsaved: Mutex::new(std::collections::VecDeque::new()),
             dirs,
             state_path,
-            behaviour_path: cluster.is_none().then(|| layout.behaviour_state()),
+            behaviour_path: cluster.is_empty().then(|| layout.behaviour_state()),
             notify,
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
             dirty: AtomicBool::new(true),
             decisions,
             respond: Mutex::new(Vec::new()),
-            recount_until: AtomicU64::new(recount_until),
-            seen_through: AtomicU64::new(seen_through),
             cluster,
             unwritten: Mutex::default(),
         });
         service.progress.next_seq.store(next_seq, Ordering::Relaxed);
+        let lanes = if service.cluster.is_empty() {
+            vec![lane::Lane::standalone(
+                next_seq,
+                recount_until,
+                seen_through,
+            )]
+        } else {
+            service
+                .cluster
+                .iter()
+                .cloned()
+                .map(lane::Lane::cluster)
+                .collect()
+        };
         let me = Arc::clone(&service);
         let handle = std::thread::Builder::new()
             .name("vigil-detect".into())
-            .spawn(move || me.follow())
+            .spawn(move || me.follow(lanes))
             .map_err(|e| e.to_string())?;
         *service.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         Ok(service)
@@ -321,8 +338,10 @@ impl DetectService {
 
     /// Raises (or updates) alerts for a query rule's result rows (blocking: writes the ledger).
     pub fn raise_query_rule(&self, rule: &QueryRule, groups: Vec<Vec<(String, String)>>) {
-        if self.cluster.as_ref().is_some_and(|c| !c.detecting()) {
-            return; // cluster mode: only the detector raises alerts
+        // Cluster mode: only the holder of the first detector partition raises them.
+        let tag = self.cluster.first().and_then(|c| c.tag());
+        if self.cluster.first().is_some_and(|c| !c.detecting()) {
+            return;
         }
         let info = AlertRule {
             id: rule.name.clone(),
@@ -340,7 +359,7 @@ impl DetectService {
                 time: now,
                 explain: None,
             };
-            self.raise(raised, None, &mut out, &mut notes);
+            self.raise(raised, None, tag, &mut out, &mut notes);
         }
         self.submit(out, Origin::Alert, notes);
         self.dispatch_durable(false);
@@ -382,9 +401,7 @@ impl DetectService {
         }
     }
 
-    fn follow(&self) {
-        let mut reader: Option<Box<dyn EventSource>> = None;
-        let mut scratch: Option<(usize, Evaluator)> = None;
+    fn follow(&self, mut lanes: Vec<lane::Lane>) {
         let mut last_save = Instant::now();
         let mut last_rule_check = Instant::now();
         let mut stop_asked: Option<Instant> = None;
@@ -398,37 +415,31 @@ impl DetectService {
                 last_rule_check = Instant::now();
                 self.reload_if_changed();
             }
-            if let Some(role) = &self.cluster
-                && !self.lead(role, &mut reader, &mut scratch)
-            {
+            let (mut evaluated, mut active) = (0, 0);
+            for lane in lanes.iter_mut() {
+                if let Some(role) = lane.role.clone()
+                    && !self.lead(&role, lane)
+                {
+                    continue;
+                }
+                active += 1;
+                evaluated += self.turn(lane);
+            }
+            if active == 0 {
+                // Cluster mode, no detector partition held: nothing to evaluate or save.
                 if stopping {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-            if reader.is_none() {
-                // Only durable events: never alert (or ban) on a write that is undone.
-                reader = match &self.cluster {
-                    None => self
-                        .door
-                        .follower()
-                        .ok()
-                        .map(|r| Box::new(r) as Box<dyn EventSource>),
-                    Some(role) => Some(role.source(self.progress.next_seq.load(Ordering::Relaxed))),
-                };
-            }
-            let mut evaluated = 0;
-            if let Some(r) = reader.as_mut() {
-                match self.step(r, &mut scratch) {
-                    Ok(n) => evaluated = n,
-                    Err(e) => {
-                        self.progress.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!("detection: {e}");
-                        reader = None;
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                }
+            if let Some(min) = lanes
+                .iter()
+                .filter(|l| l.role.as_ref().is_none_or(|r| r.detecting()))
+                .map(|l| l.next_seq)
+                .min()
+            {
+                self.progress.next_seq.store(min, Ordering::Relaxed);
             }
             // Notifications and bans of alerts that became durable meanwhile.
             self.dispatch_durable(false);
@@ -436,17 +447,13 @@ impl DetectService {
                 && self.dirty.swap(false, Ordering::Relaxed)
             {
                 last_save = Instant::now();
-                if let Err(e) = self.save() {
+                if let Err(e) = self.save(&lanes) {
                     tracing::error!("saving detection state: {e}");
                     self.dirty.store(true, Ordering::Relaxed);
-                } else if let (Some(path), Some((_, evaluator))) =
-                    (&self.behaviour_path, scratch.as_ref())
+                } else if let (Some(path), Some(lane)) = (&self.behaviour_path, lanes.first())
+                    && let Some((_, evaluator)) = lane.scratch.as_ref()
                     && !evaluator.behaviour().is_empty()
-                    && let Err(e) = behaviour::save(
-                        path,
-                        evaluator.behaviour(),
-                        self.progress.next_seq.load(Ordering::Relaxed),
-                    )
+                    && let Err(e) = behaviour::save(path, evaluator.behaviour(), lane.next_seq)
                 {
                     // The next start rebuilds what the file lacks from the ledger.
                     tracing::error!("saving behaviour state: {e}");
@@ -466,12 +473,11 @@ impl DetectService {
             if evaluated == 0 {
                 // Woken by the ledger's next group commit; the timeout keeps the poll as a
                 // fallback (rule reloads, saves, stop requests, cluster mode's stream).
-                let next = self.progress.next_seq.load(Ordering::Relaxed);
-                match &self.cluster {
-                    None => {
-                        self.door.wait_durable(next, IDLE_WAIT);
+                match lanes.first() {
+                    Some(lane) if self.cluster.is_empty() => {
+                        self.door.wait_durable(lane.next_seq, IDLE_WAIT);
                     }
-                    Some(_) => std::thread::sleep(IDLE_WAIT),
+                    _ => std::thread::sleep(IDLE_WAIT),
                 }
             }
         }
@@ -521,24 +527,27 @@ impl DetectService {
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
     }
 
-    /// Evaluates up to 10,000 new events; returns how many.
-    fn step(
-        &self,
-        reader: &mut Box<dyn EventSource>,
-        scratch: &mut Option<(usize, Evaluator)>,
-    ) -> Result<u64, String> {
-        let start = self.progress.next_seq.load(Ordering::Relaxed);
+    /// Evaluates up to 10,000 new events of `lane`; returns how many.
+    fn step(&self, lane: &mut lane::Lane) -> Result<u64, String> {
+        let start = lane.next_seq;
+        let (tag, partition) = (lane.tag(), lane.partition());
+        let lane::Lane {
+            reader,
+            scratch,
+            recount_until,
+            seen_through,
+            ..
+        } = lane;
+        let Some(reader) = reader.as_mut() else {
+            return Ok(0);
+        };
         let rules = self.rules();
         let key = Arc::as_ptr(&rules) as usize;
         if scratch.as_ref().is_none_or(|(k, _)| *k != key) {
             // New rules: new scratch and new correlation windows; behaviour rules keep their
             // memory when unchanged, and new ones learn the history first (backfill).
-            // Cluster mode: only this detector's share of the alert groups (the whole of
-            // them standalone and with one detector partition: the same evaluator).
-            let partition = self
-                .cluster
-                .as_ref()
-                .map_or(vigil_detect::DetectorPartition::WHOLE, |r| r.partition());
+            // Cluster mode: only this lane's share of the alert groups (the whole of them
+            // standalone and with one detector partition: the same evaluator).
             let mut evaluator = if partition.is_whole() {
                 Evaluator::new(&rules.set, vigil_detect::Limits::default())
             } else {
@@ -569,10 +578,7 @@ impl DetectService {
         let (_, evicted_before, dropped_before) = correlation_totals(evaluator, &rules.set);
         let mut out = Vec::new();
         let mut notes = Vec::new();
-        let (recount_until, seen_through) = (
-            self.recount_until.load(Ordering::Relaxed),
-            self.seen_through.load(Ordering::Relaxed),
-        );
+        let (recount_until, seen_through) = (*recount_until, *seen_through);
         let (n, next) = reader.read(start, 10_000, &mut |seq, event| {
             for raised in evaluator.evaluate(&rules.set, event) {
                 if seq < recount_until
@@ -596,7 +602,7 @@ impl DetectService {
                         );
                     continue;
                 }
-                self.raise(raised, Some(seq), &mut out, &mut notes);
+                self.raise(raised, Some(seq), tag, &mut out, &mut notes);
             }
         })?;
         if n == 0 && next == start {
@@ -620,7 +626,7 @@ impl DetectService {
         p.dropped_entries
             .fetch_add(dropped - dropped_before, Ordering::Relaxed);
         self.progress.events.fetch_add(n, Ordering::Relaxed);
-        self.progress.next_seq.store(next, Ordering::Relaxed);
+        lane.next_seq = next;
         self.dirty.store(true, Ordering::Relaxed);
         Ok(n)
     }
@@ -630,6 +636,7 @@ impl DetectService {
         &self,
         raised: vigil_detect::Raised,
         seq: Option<u64>,
+        partition: Option<u32>,
         out: &mut Vec<Event>,
         notes: &mut Vec<Notification>,
     ) {
@@ -642,7 +649,7 @@ impl DetectService {
         let rule = &rule;
         let now = Timestamp::now();
         let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
-        let observed = book.observe(rule, group, time, seq, now);
+        let observed = book.observe_in(partition, rule, group, time, seq, now);
         let id = match observed {
             Observed::New(id) | Observed::Updated { id, .. } => id,
         };
@@ -748,25 +755,30 @@ impl DetectService {
         }
     }
 
-    fn save(&self) -> Result<(), String> {
+    fn save(&self, lanes: &[lane::Lane]) -> Result<(), String> {
         self.write_counts();
         // The cursor and book saved below never run ahead of the alerts in the ledger.
         if !self.dispatch_durable(true) {
             return Err("alerts not yet in the ledger; state not saved (will retry)".into());
         }
-        if let Some(role) = &self.cluster {
-            // Cluster mode: the shared cursor, only by the detector (the book is in `sys`).
-            return role.save_cursor(self.progress.next_seq.load(Ordering::Relaxed));
+        if !self.cluster.is_empty() {
+            // Cluster mode: each held partition's cursor, by its holder only (the book is in
+            // `sys`); every one is tried, the failures reported together.
+            let failed: Vec<String> = lanes
+                .iter()
+                .filter_map(|l| Some((l.role.as_ref()?, l.next_seq)))
+                .filter_map(|(role, next)| role.save_cursor(next).err())
+                .collect();
+            return if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(failed.join("; "))
+            };
         }
+        let next_seq = lanes.first().map_or(0, |l| l.next_seq);
         // Read before the book: an alert event written meanwhile is replayed at the next start.
         let ledger_seq = self.door.durable_end();
-        let state = self.with_book(|book| {
-            state::snapshot(
-                book,
-                self.progress.next_seq.load(Ordering::Relaxed),
-                ledger_seq,
-            )
-        });
+        let state = self.with_book(|book| state::snapshot(book, next_seq, ledger_seq));
         let bytes = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
         let tmp = self.state_path.with_extension("json.tmp");
         std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;

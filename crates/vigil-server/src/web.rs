@@ -563,7 +563,9 @@ fn csv_field(v: &JsonValue) -> String {
 }
 
 /// `GET /api/v1/export?query=…&from=…&to=…&format=csv|ndjson`: a query's results as a file.
-/// Every export is audited with its query.
+/// Every export is audited with its query. On a cluster node the query fans out to every
+/// shard's owner as a search does; shards that did not answer are named in the
+/// `x-vigil-missing-shards` header (and the `x-vigil-truncated` message).
 async fn export(
     State(state): State<Shared>,
     Caller { principal, .. }: Caller,
@@ -608,7 +610,13 @@ async fn export(
         Ok(t) => t,
         Err(r) => return r,
     };
-    let result = crate::http::execute_query(&state, pipeline, limits).await;
+    let result = match &state.cluster {
+        // Cluster mode: every shard's owner answers for it, merged here (as a search).
+        Some(cluster) => Ok(crate::cluster::query::search(cluster, &q.query, limits)
+            .await
+            .map_err(|e| e.to_string())),
+        None => crate::http::execute_query(&state, pipeline, limits).await,
+    };
     // The rows are in memory now (bounded by the query memory limit): give the turn back before
     // streaming, so clients that never read cannot hold every turn and lock search out.
     drop(turn);
@@ -641,6 +649,10 @@ async fn export(
             })
             .collect();
         response = response.header("x-vigil-truncated", ascii);
+    }
+    if !r.missing_shards.is_empty() {
+        let names = r.missing_shards.join(",");
+        response = response.header("x-vigil-missing-shards", names);
     }
     let chunks = ExportChunks {
         columns: r.columns,

@@ -1448,6 +1448,15 @@ function renderIntegrity(view) {
 
 const CLUSTER_REFRESH_MS = 5000;
 
+/** The detector's holder, or each detector partition's (`k: node`), as text. */
+function detectorText(d) {
+  if (!d) return 'none';
+  if (Array.isArray(d.partitions)) {
+    return d.partitions.map((p) => `${p.partition}: ${p.owner || 'none'}`).join(', ') || 'none';
+  }
+  return d.owner || 'none';
+}
+
 /** Cluster mode's health: nodes, shards and their owners, lag, the detector and witnesses. */
 function renderCluster(view) {
   const controller = new AbortController();
@@ -1487,7 +1496,7 @@ function renderCluster(view) {
         h('div', { class: 'fact' }, h('dt', { text: 'Cluster' }), h('dd', { class: 'mono', text: st.cluster })),
         h('div', { class: 'fact' }, h('dt', { text: 'NATS' }), h('dd', null, yesNo(st.connected, 'connected', 'disconnected'))),
         h('div', { class: 'fact' }, h('dt', { text: 'fsync on every write' }), h('dd', { id: 'cluster-sync', text: sync })),
-        h('div', { class: 'fact' }, h('dt', { text: 'Detector' }), h('dd', { class: 'mono', text: (st.detector && st.detector.owner) || 'none' })))));
+        h('div', { class: 'fact' }, h('dt', { text: 'Detector' }), h('dd', { class: 'mono', text: detectorText(st.detector) })))));
     body.append(h('section', { class: 'panel flush', 'aria-label': 'Nodes' },
       h('h2', { class: 'panel-title pad', text: 'Nodes' }),
       dataTable([

@@ -141,6 +141,7 @@ async fn start_node(nats: &NatsCluster, name: &str, rules: &Path) -> Node {
         data_dir: dir.path().to_path_buf(),
         rule_dirs: vec![rules.to_path_buf()],
         throttle_secs: 600,
+        partitions: 1,
         door,
         notify,
         decisions: Arc::clone(&decisions),
@@ -322,7 +323,7 @@ async fn a_brute_force_over_three_nodes_is_one_alert_and_one_ban_on_every_node()
     }
     let skipped: u64 = nodes
         .iter()
-        .filter_map(|n| n.detection.role.as_ref())
+        .flat_map(|n| n.detection.roles.iter())
         .map(|r| r.undecodable.load(Ordering::Relaxed))
         .sum();
     assert_eq!(skipped, 2, "the detector skipped both hostile messages");
@@ -459,7 +460,9 @@ async fn a_brute_force_over_three_nodes_is_one_alert_and_one_ban_on_every_node()
 fn kill_detector(nodes: &mut Vec<Node>) {
     let leader = nodes.iter().position(|n| n.detection.detecting()).unwrap();
     let dead = nodes.remove(leader);
-    dead.detection.role.as_ref().unwrap().lease().abandon();
+    for role in &dead.detection.roles {
+        role.lease().abandon();
+    }
     let mut tasks = dead.tasks;
     tasks.abort_all();
 }

@@ -325,9 +325,67 @@ fn a_shards_checkpoint_and_proof_come_through_any_node_and_verify() {
         &viewer,
     );
     assert_eq!(refused.status, 403, "{}", refused.body);
-    // The export is still per node only: a clear 503, not a wrong answer.
-    let export = get(&format!("{asked_url}/api/v1/export?query=*"), &analyst);
-    assert_eq!(export.status, 503, "{}", export.body);
+    // The export fans out to every shard as a search does: the shard's events are in it.
+    let export = get(
+        &format!("{asked_url}/api/v1/export?query=*&format=ndjson&limit=100000"),
+        &analyst,
+    );
+    assert_eq!(export.status, 200, "{}", export.body);
+    assert_eq!(export.header("x-vigil-missing-shards"), None);
+    let exported = export.body.lines().filter(|l| !l.is_empty()).count();
+    assert!(exported > 0, "{}", export.body);
+
+    // A compliance report per shard, computed by the owner on its copy and signed with the
+    // shard's key; without a shard, every shard's side by side.
+    let report = get(
+        &format!("{asked_url}/api/v1/report/pci-dss?shard={shard}"),
+        &analyst,
+    );
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert_eq!(
+        report.header("x-vigil-shard"),
+        Some(shard.to_string().as_str())
+    );
+    assert_eq!(report.header("x-vigil-node"), Some(owner.as_str()));
+    let one = report.json();
+    assert!(
+        one["framework"].as_str().unwrap().starts_with("pci-dss"),
+        "{one:#}"
+    );
+    assert_eq!(one["integrity"]["verified"], true, "{:#}", one["integrity"]);
+    let note = one["signature"]["note"].as_str().expect("signed");
+    shard_key
+        .open(note)
+        .expect("the report is signed with the shard's key");
+    let html = get(
+        &format!("{asked_url}/api/v1/report/pci-dss?shard={shard}&format=html"),
+        &analyst,
+    );
+    assert_eq!(html.status, 200, "{}", html.body);
+    assert!(html.body.contains("<html") || html.body.contains("<!DOCTYPE"));
+    let all = get(&format!("{asked_url}/api/v1/report/pci-dss"), &analyst);
+    assert_eq!(all.status, 200, "{}", all.body);
+    let all = all.json();
+    assert_eq!(all["mode"], "cluster");
+    assert_eq!(all["missing_shards"], serde_json::json!([]), "{all:#}");
+    let reported: Vec<&str> = all["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["shard"].as_str().unwrap())
+        .collect();
+    assert_eq!(reported.len(), PARTITIONS as usize + 1, "{all:#}");
+    assert!(reported.contains(&"sys"));
+    let unnamed_html = get(
+        &format!("{asked_url}/api/v1/report/pci-dss?format=html"),
+        &analyst,
+    );
+    assert_eq!(unnamed_html.status, 400, "{}", unnamed_html.body);
+    let no_such = get(
+        &format!("{asked_url}/api/v1/report/pci-dss?shard=p99"),
+        &analyst,
+    );
+    assert_eq!(no_such.status, 404, "{}", no_such.body);
 
     // The owner killed: its shards are named as missing (its lease has not expired yet).
     drop(nodes[owner_at].server.take());
@@ -346,6 +404,11 @@ fn a_shards_checkpoint_and_proof_come_through_any_node_and_verify() {
     assert_eq!(gone.status, 503, "{}", gone.body);
     let gone = verify(
         &format!("{asked_url}/api/v1/integrity/verify?shard={shard}"),
+        &analyst,
+    );
+    assert_eq!(gone.status, 503, "{}", gone.body);
+    let gone = get(
+        &format!("{asked_url}/api/v1/report/pci-dss?shard={shard}"),
         &analyst,
     );
     assert_eq!(gone.status, 503, "{}", gone.body);

@@ -1,10 +1,14 @@
-//! Detection in cluster mode. Correlations need every event of a group in one place, so one
-//! node at a time detects: the holder of the `detector` lease ([`DetectorLease`]). It runs the
-//! same detector as standalone ([`DetectService`]: rules, correlations, alert book,
-//! responders) over every shard's subject of the stream in stream order
-//! ([`StreamSource`]), from the shared cursor in the state bucket; its alerts, notifications
-//! and bans go through the door, which puts Vigil's own events on the `sys` shard. Every node
-//! follows `sys` ([`crate::cluster::state`]) and keeps the same alert and ban books.
+//! Detection in cluster mode. Correlations need every event of a group in one place. With one
+//! detector partition (`detector_partitions` = 1), one node at a time detects: the holder of
+//! the `detector` lease ([`DetectorLease`]). With `K` > 1, each partition `k` has its own lease
+//! `detector.<k>` and cursor, any node may hold any number of them (spread by
+//! [`super::detect_balance`]), and each held partition reads every event but keeps only its
+//! share of the alert groups (`vigil_detect::DetectorPartition`). A node's detector
+//! ([`DetectService`]: rules, correlations, alert book, responders) runs one *lane* per
+//! partition over every shard's subject of the stream in stream order ([`StreamSource`]),
+//! each from its partition's cursor in the state bucket; its alerts, notifications and bans go
+//! through the door, which puts Vigil's own events on the `sys` shard. Every node follows `sys`
+//! ([`crate::cluster::state`]) and keeps the same alert and ban books.
 //!
 //! A takeover (the detector's node died: its lease expired; or it stopped: it gave the lease
 //! up): the new holder waits until its book has applied `sys` to its end, reads the cursor,
@@ -80,6 +84,12 @@ impl ClusterRole {
     /// The share of the alert groups this role detects.
     pub fn partition(&self) -> DetectorPartition {
         self.partition
+    }
+
+    /// What the alerts of this partition record as theirs (`vigil.alert.partition`): none
+    /// with one detector partition (alerts as before), else the partition's index.
+    pub fn tag(&self) -> Option<u32> {
+        (!self.partition.is_whole()).then(|| self.partition.index())
     }
 
     /// The detector lease.
@@ -233,6 +243,9 @@ pub struct DetectPlan {
     pub rule_dirs: Vec<PathBuf>,
     /// Alert update throttle.
     pub throttle_secs: i64,
+    /// The cluster's detector partitions `K` (`[cluster] detector_partitions`, checked
+    /// against the cluster's record at start).
+    pub partitions: u32,
     /// The door (in cluster mode it puts Vigil's own events on the `sys` shard).
     pub door: Arc<dyn Door>,
     /// The notifiers' queue.
@@ -245,21 +258,32 @@ pub struct DetectPlan {
 pub struct ClusterDetection {
     /// The detector (none without rules).
     pub detect: Option<Arc<DetectService>>,
-    /// This node's part in detection (none without rules).
-    pub role: Option<Arc<ClusterRole>>,
+    /// This node's part in detection: one role per detector partition, each a lease this
+    /// node may hold (none without rules).
+    pub roles: Vec<Arc<ClusterRole>>,
     /// How far the shared books have applied `sys`.
     pub sys: Arc<SysProgress>,
 }
 
 impl ClusterDetection {
-    /// Whether this node detects now.
+    /// Whether this node detects now (any partition).
     pub fn detecting(&self) -> bool {
-        self.role.as_ref().is_some_and(|r| r.detecting())
+        self.roles.iter().any(|r| r.detecting())
+    }
+
+    /// The detector partitions this node detects now.
+    pub fn detecting_partitions(&self) -> Vec<u32> {
+        self.roles
+            .iter()
+            .filter(|r| r.detecting())
+            .map(|r| r.partition().index())
+            .collect()
     }
 }
 
-/// Starts the `sys` follower and, with rules, the detector and its lease task (the tasks run
-/// in `tasks` until `stop`; a stop gives the lease up).
+/// Starts the `sys` follower and, with rules, the detector, one lease task per detector
+/// partition and the task spreading the partitions over the nodes (the tasks run in `tasks`
+/// until `stop`; a stop gives the leases up).
 pub async fn start(
     cluster: &Cluster,
     plan: DetectPlan,
@@ -267,18 +291,27 @@ pub async fn start(
     stop: watch::Receiver<bool>,
 ) -> Result<ClusterDetection, String> {
     let sys = Arc::new(SysProgress::default());
-    let (detect, role) = if plan.rule_dirs.is_empty() {
-        (None, None)
+    let (detect, roles) = if plan.rule_dirs.is_empty() {
+        (None, Vec::new())
     } else {
-        // One detector for the cluster: `detector_partitions` = 1 is checked at start
-        // (super::detector_partitions); more partitions are not wired yet.
-        let role = Arc::new(ClusterRole::new(
-            cluster.clone(),
-            DetectorPartition::WHOLE,
-            Arc::clone(&sys),
-            tokio::runtime::Handle::current(),
-        ));
-        let (r, decisions) = (Arc::clone(&role), Arc::clone(&plan.decisions));
+        let count = plan.partitions.max(1);
+        let mut roles = Vec::new();
+        for k in 0..count {
+            let partition = DetectorPartition::new(k, count).map_err(|e| e.to_string())?;
+            roles.push(Arc::new(ClusterRole::new(
+                cluster.clone(),
+                partition,
+                Arc::clone(&sys),
+                tokio::runtime::Handle::current(),
+            )));
+        }
+        // Not a candidate for any detector lease before the books have replayed `sys` to
+        // where it ended at this start: holding one earlier would stall detection (the
+        // balancer makes the leases eligible once caught up).
+        for role in &roles {
+            role.lease().set_eligible(false);
+        }
+        let (r, decisions) = (roles.clone(), Arc::clone(&plan.decisions));
         let detect = tokio::task::spawn_blocking(move || {
             DetectService::start_with(
                 &plan.data_dir,
@@ -287,43 +320,26 @@ pub async fn start(
                 plan.door,
                 plan.notify,
                 Some(decisions),
-                Some(r),
+                r,
             )
         })
         .await
         .map_err(|e| e.to_string())??;
-        // Not a candidate for the detector lease before the books have replayed `sys` to
-        // where it ended at this start: holding it earlier would stall detection.
-        role.lease().set_eligible(false);
-        {
-            let (cluster, sys, lease) =
-                (cluster.clone(), Arc::clone(&sys), Arc::clone(role.lease()));
-            let mut stop = stop.clone();
-            tasks.spawn(async move {
-                let caught_up = async {
-                    let end = loop {
-                        match super::state::sys_end(&cluster).await {
-                            Ok(end) => break end,
-                            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-                        }
-                    };
-                    while sys.applied() < end {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                };
-                tokio::select! {
-                    _ = caught_up => lease.set_eligible(true),
-                    _ = stop.changed() => {}
-                }
-            });
+        for role in &roles {
+            tasks.spawn(Arc::clone(role.lease()).run(stop.clone()));
         }
-        tasks.spawn(Arc::clone(role.lease()).run(stop.clone()));
-        (Some(detect), Some(role))
+        tasks.spawn(super::detect_balance::run(
+            cluster.clone(),
+            roles.clone(),
+            Arc::clone(&sys),
+            stop.clone(),
+        ));
+        (Some(detect), roles)
     };
     let books = Books {
         detect: detect.clone(),
         decisions: plan.decisions,
     };
     tasks.spawn(follow_sys(cluster.clone(), books, Arc::clone(&sys), stop));
-    Ok(ClusterDetection { detect, role, sys })
+    Ok(ClusterDetection { detect, roles, sys })
 }

@@ -9,10 +9,8 @@
 //! A cluster created before the setting existed has no record: its first start with this
 //! version records its `K` (1 by default, the one `detector` lease it already ran).
 //!
-//! Only `K` = 1 runs yet: `vigil serve` holds the one `detector` lease
-//! ([`super::detect`]). `K` > 1 is refused at start, before anything is recorded, until each
-//! node runs one lease task per partition (the pieces exist: `vigil_detect::DetectorPartition`,
-//! `DetectorLease::for_partition`).
+//! `K` = 1 is the one `detector` lease; with `K` > 1 every node runs one lease task per
+//! partition and holds its share of them ([`super::detect`], [`super::detect_balance`]).
 
 use std::time::{Duration, Instant};
 
@@ -53,7 +51,7 @@ pub fn agree(recorded: Option<&[u8]>, configured: u32) -> Result<(), String> {
 }
 
 /// Checks this node's `configured` detector partitions against the cluster's record, and
-/// records it when there is none. Refuses `configured` > 1 (not wired yet) before recording.
+/// records it when there is none.
 pub async fn check(cluster: &Cluster, configured: u32) -> Result<(), String> {
     let state = cluster.state();
     let deadline = Instant::now() + PATIENCE;
@@ -66,13 +64,6 @@ pub async fn check(cluster: &Cluster, configured: u32) -> Result<(), String> {
                 .filter(|e| e.operation == async_nats::jetstream::kv::Operation::Put)
                 .map(|e| e.value);
             agree(recorded.as_deref(), configured).map_err(Fatal)?;
-            if configured > 1 {
-                return Err(Fatal(format!(
-                    "detector_partitions = {configured}: partitioned detection is not wired \
-                     yet, a cluster runs one detector (detector_partitions = 1; see \
-                     docs/cluster.md, Limits)"
-                )));
-            }
             if recorded.is_none() {
                 // Another node may record at the same moment: a failed create is read again.
                 state

@@ -74,7 +74,9 @@ pub struct Report {
     pub nodes: Vec<Value>,
     /// Every shard.
     pub shards: Vec<ShardHealth>,
-    /// `{owner}` of the detector lease.
+    /// The detector: `{"owner", "partitions"}` — with one detector partition the owner of
+    /// the `detector` lease; with `K` > 1, `owner` null and `partitions` a list of
+    /// `{"partition", "owner", "epoch"}`, one per `detector.<k>` lease.
     pub detector: Value,
     /// Witness state (filled by the witnesses' part).
     pub witnesses: Vec<Value>,
@@ -199,6 +201,18 @@ async fn lease(cluster: &Cluster, key: &str, errors: &mut Vec<String>) -> Option
     }
 }
 
+/// The cluster's detector partitions as recorded in the state bucket (1 without a record or
+/// with one that does not parse: `vigil serve` refuses to start on such a record anyway).
+async fn detector_partitions(cluster: &Cluster, errors: &mut Vec<String>) -> u32 {
+    let key = super::detector_partitions::KEY;
+    bounded("state", errors, cluster.state().get(key))
+        .await
+        .flatten()
+        .and_then(|v| String::from_utf8_lossy(&v).trim().parse::<u32>().ok())
+        .filter(|k| (1..=vigil_detect::partition::MAX_PARTITIONS).contains(k))
+        .unwrap_or(1)
+}
+
 /// Reads the report from the buckets and the stream.
 pub async fn read(cluster: &Cluster) -> Report {
     let mut errors = Vec::new();
@@ -208,15 +222,29 @@ pub async fn read(cluster: &Cluster) -> Report {
     for shard in settings.shards() {
         shards.push(shard_health(cluster, shard, &mut errors).await);
     }
-    let detector = lease(cluster, "detector", &mut errors).await;
+    let count = detector_partitions(cluster, &mut errors).await;
+    let mut holders = Vec::new();
+    let detector = if count <= 1 {
+        let d = lease(cluster, "detector", &mut errors).await;
+        holders.extend(d.iter().map(|d| d.node.clone()));
+        json!({"owner": d.map(|d| d.node), "partitions": 1})
+    } else {
+        let mut parts = Vec::new();
+        for k in 0..count {
+            let d = lease(cluster, &format!("detector.{k}"), &mut errors).await;
+            holders.extend(d.iter().map(|d| d.node.clone()));
+            parts.push(
+                json!({"partition": k, "owner": d.as_ref().map(|d| d.node.clone()),
+                "epoch": d.map(|d| d.epoch)}),
+            );
+        }
+        json!({"owner": null, "partitions": parts})
+    };
     let mut nodes: Vec<Value> = live
         .values()
         .map(|n| json!({"node": n.node, "http": n.http, "started": n.started, "version": n.version, "alive": true}))
         .collect();
-    let owners = shards
-        .iter()
-        .filter_map(|s| s.owner.clone())
-        .chain(detector.iter().map(|d| d.node.clone()));
+    let owners = shards.iter().filter_map(|s| s.owner.clone()).chain(holders);
     let mut gone: Vec<String> = owners.filter(|o| !live.contains_key(o)).collect();
     gone.sort();
     gone.dedup();
@@ -230,7 +258,7 @@ pub async fn read(cluster: &Cluster) -> Report {
         sync_check: cluster.sync_check(),
         nodes,
         shards,
-        detector: json!({"owner": detector.map(|d| d.node)}),
+        detector,
         witnesses: Vec::new(),
         errors,
     }

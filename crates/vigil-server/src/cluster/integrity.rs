@@ -69,6 +69,19 @@ pub enum Read {
         /// The shard.
         shard: String,
     },
+    /// The shard's compliance report, computed by its owner ([`super::report`]).
+    Report {
+        /// The shard.
+        shard: String,
+        /// The framework id (`pci-dss`).
+        framework: String,
+        /// Period start (ns); none: the shard's first event.
+        from: Option<i64>,
+        /// Period end (ns, exclusive).
+        to: i64,
+        /// Only events this search selects count.
+        scope: Option<String>,
+    },
 }
 
 impl Read {
@@ -78,7 +91,8 @@ impl Read {
             Read::Checkpoint { shard }
             | Read::Proof { shard, .. }
             | Read::Integrity { shard }
-            | Read::Verify { shard } => shard,
+            | Read::Verify { shard }
+            | Read::Report { shard, .. } => shard,
         }
     }
 }
@@ -149,6 +163,28 @@ pub fn answer(node: &str, shards: &dyn ShardLedgers, read: &Read) -> Answer {
             j["events"] = json!(ledger.end_seq());
             j
         }),
+        Read::Report {
+            framework,
+            from,
+            to,
+            scope,
+            ..
+        } => {
+            let request = crate::report::ReportRequest {
+                framework: framework.clone(),
+                from: *from,
+                to: *to,
+                scope: scope.clone(),
+            };
+            // The report is signed over its own JSON: it travels unchanged, beside the names.
+            return match super::report::compute(&dir, &request) {
+                (200, report) => (
+                    200,
+                    json!({"shard": shard.to_string(), "node": node, "report": report}),
+                ),
+                other => other,
+            };
+        }
         Read::Verify { .. } => {
             let (status, mut body) = super::verify::run(&dir);
             if status != 200 {
@@ -324,9 +360,9 @@ pub async fn ask(cluster: &Cluster, read: &Read) -> Answer {
     };
     let subject = cluster.settings().names.ledger_subject(&owner.node);
     let body = serde_json::to_vec(read).unwrap_or_default();
-    // A verification reads the whole shard: it is waited for longer than a read.
+    // A verification or a report reads the whole shard: it is waited for longer than a read.
     let patience = match read {
-        Read::Verify { .. } => super::verify::VERIFY_TIMEOUT,
+        Read::Verify { .. } | Read::Report { .. } => super::verify::VERIFY_TIMEOUT,
         _ => REQUEST_TIMEOUT,
     };
     let request = async_nats::Request::new()
@@ -460,6 +496,13 @@ mod tests {
                 seq: 7,
             },
             Read::Integrity { shard: "p0".into() },
+            Read::Report {
+                shard: "p2".into(),
+                framework: "pci-dss".into(),
+                from: None,
+                to: 5,
+                scope: Some("sshd".into()),
+            },
         ] {
             let bytes = serde_json::to_vec(&read).unwrap();
             assert_eq!(decode_read(&bytes).unwrap(), read);

@@ -4,16 +4,16 @@
 //! ([`door::StreamLog`]) instead of a local ledger.
 //!
 //! What needs a local ledger and is not cluster-aware yet (query rules, retention, checkpoint
-//! sinks, the export) is off on a cluster node, and its routes answer 503 `{"error": "… not
-//! available in cluster mode yet"}`. Checkpoints, proofs, the integrity summary and the
-//! whole-ledger verification are per shard, from the shard's owner ([`integrity`],
-//! [`verify`]).
+//! sinks) is off on a cluster node. Checkpoints, proofs, the integrity summary, the
+//! whole-ledger verification and compliance reports are per shard, from the shard's owner
+//! ([`integrity`], [`verify`], [`report`]); the export fans out as a search does.
 //!
 //! Accounts, tokens and sessions are shared through JetStream KV ([`auth`]); the cluster's
 //! health is `GET /api/v1/cluster` and the cluster gauges of `/metrics` ([`health`]).
 
 pub mod auth;
 pub mod detect;
+mod detect_balance;
 pub mod detector_partitions;
 pub mod door;
 pub mod gap;
@@ -23,6 +23,7 @@ pub mod negative;
 pub mod query;
 pub mod query_wire;
 pub mod registry;
+pub mod report;
 pub mod shard_worker;
 pub mod shards;
 pub mod state;
@@ -341,12 +342,7 @@ fn start_settings(
     settings
 }
 
-/// Routes that read the local ledger, answered 503 on a cluster node until they read shards
-/// (`vigil verify --data-dir DATA/shards/<shard>` on the shard's owner reads one shard's).
-const NOT_YET: &[&str] = &["/api/v1/export"];
-
-/// The HTTP API of a cluster node: `/healthz` says whether the node is connected to NATS, and
-/// what is not cluster-aware yet answers 503.
+/// The HTTP API of a cluster node: `/healthz` says whether the node is connected to NATS.
 fn gate(app: axum::Router, cluster: &Cluster) -> axum::Router {
     let client = cluster.client().clone();
     app.layer(axum::middleware::from_fn(
@@ -371,15 +367,6 @@ async fn gated(client: &async_nats::Client, request: Request, next: Next) -> Res
             )
                 .into_response(),
         };
-    }
-    if let Some(route) = NOT_YET.iter().find(|r| **r == path) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({
-                "error": format!("{route} is not available in cluster mode yet"),
-            })),
-        )
-            .into_response();
     }
     next.run(request).await
 }

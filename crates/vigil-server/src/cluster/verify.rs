@@ -25,12 +25,27 @@ pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Whether this process runs a shard verification now (one at a time per owner).
 static VERIFYING: AtomicBool = AtomicBool::new(false);
 
-/// The turn to verify, given back when dropped.
-struct Turn;
+/// The turn to verify (or to compute a report), given back when dropped.
+pub(super) struct Turn;
 
 impl Turn {
-    fn take() -> Option<Turn> {
+    pub(super) fn take() -> Option<Turn> {
         (!VERIFYING.swap(true, Ordering::SeqCst)).then_some(Turn)
+    }
+
+    /// The turn once the verification or report running now has ended, or `None` after
+    /// `patience` (blocking).
+    pub(super) fn wait(patience: Duration) -> Option<Turn> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Some(turn) = Turn::take() {
+                return Some(turn);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

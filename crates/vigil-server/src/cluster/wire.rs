@@ -1,6 +1,6 @@
 //! The cluster node's components that other parts of cluster mode provide, started for
 //! [`super::build`]: queries answered for the shards this node owns, the shared ban book, and
-//! detection (one detector in the cluster; every node's books follow the `sys` shard).
+//! detection (its share of the detector partitions; every node's books follow the `sys` shard).
 
 use std::sync::Arc;
 
@@ -70,6 +70,7 @@ pub(super) async fn detection(
         data_dir: config.data_dir.clone(),
         rule_dirs: config.rule_dirs.clone(),
         throttle_secs: config.alert_throttle_secs,
+        partitions: config.settings.cluster.detector_partitions,
         door: ingest.clone(),
         notify: topology::notify_queue(config, ingest, notify_stats, t),
         decisions: Arc::clone(decisions),

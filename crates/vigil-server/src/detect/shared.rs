@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use vigil_detect::alert::{Status, Triage};
 use vigil_event::{Event, Timestamp, Value, dataset};
 
-use super::{DetectService, EventSource};
+use super::DetectService;
+use super::lane::Lane;
 
 /// The longest stretch of the stream a new detector re-reads to rebuild its correlation
 /// windows (a longer correlation's window is rebuilt only over this much).
@@ -18,12 +19,19 @@ impl DetectService {
     /// does not detect takes each event's snapshot of its alert (as a book rebuilt from the
     /// ledger does), so its book names the same alerts, with the same ids, as the detector's.
     /// The detector's own book is ahead of its events (it counts throttled updates that are
-    /// not written one by one): it takes only the triage made on other nodes.
+    /// not written one by one): for the alerts of a detector partition this node detects now
+    /// (`vigil.alert.partition`, none with one partition), it takes only the triage made on
+    /// other nodes; other partitions' alerts it replays as any node does.
     pub fn apply_shared(&self, events: &[Event]) {
-        let detecting = self.cluster.as_ref().is_some_and(|c| c.detecting());
+        let detecting: Vec<Option<u32>> = self
+            .cluster
+            .iter()
+            .filter(|c| c.detecting())
+            .map(|c| c.tag())
+            .collect();
         let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
         for e in events.iter().filter(|e| e.is_dataset(dataset::VIGIL_ALERT)) {
-            if !detecting {
+            if !detecting.contains(&partition_of(e)) {
                 book.replay(std::iter::once(e));
                 continue;
             }
@@ -48,7 +56,7 @@ impl DetectService {
 
     /// Cluster mode: an alert counted a match without writing an event (a throttled update).
     pub(super) fn note_unwritten(&self, id: u64) {
-        if self.cluster.is_some() {
+        if !self.cluster.is_empty() {
             self.unwritten
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -66,30 +74,47 @@ impl DetectService {
             return;
         }
         let now = Timestamp::now();
+        // Only the partitions this node still detects: a partition handed over is its new
+        // holder's to write.
+        let detecting: Vec<Option<u32>> = self
+            .cluster
+            .iter()
+            .filter(|c| c.detecting())
+            .map(|c| c.tag())
+            .collect();
         let events = self.with_book(|book| {
             ids.iter()
                 .filter_map(|id| book.get(*id))
+                .filter(|a| detecting.contains(&a.partition))
                 .map(|a| a.to_event("updated", now))
                 .collect()
         });
         self.submit(events, vigil_ingest::Origin::Alert, Vec::new());
     }
 
-    /// Cluster mode: whether this node detects now. A node that has just acquired the lease
-    /// takes over (its book caught up with `sys`, the shared cursor read) before it evaluates
-    /// anything; one that lost it drops its reader and correlation windows at once.
-    pub(super) fn lead(
-        &self,
-        role: &ClusterRole,
-        reader: &mut Option<Box<dyn EventSource>>,
-        scratch: &mut Option<(usize, vigil_detect::Evaluator)>,
-    ) -> bool {
+    /// Cluster mode: whether `lane` (detector partition `role`) detects now. A node that has
+    /// just acquired the partition's lease takes over (its book caught up with `sys`, the
+    /// partition's cursor read) before it evaluates anything; one that lost it first waits for
+    /// the alerts and bans it submitted to be acknowledged (so a successor that takes over
+    /// after a hand-over finds them in `sys`), then drops the lane's reader and windows.
+    pub(super) fn lead(&self, role: &ClusterRole, lane: &mut Lane) -> bool {
         if !role.holding() {
             if role.detecting() {
+                self.write_counts();
+                if !self.dispatch_durable(true) {
+                    tracing::warn!(
+                        "detection: alerts of detector partition {} not acknowledged at its \
+                         hand-over; they are submitted again",
+                        role.partition().index()
+                    );
+                }
                 role.set_detecting(false);
-                *reader = None;
-                *scratch = None;
-                tracing::warn!("detection: the detector lease is lost; this node stops detecting");
+                lane.reset();
+                tracing::warn!(
+                    "detection: the lease of detector partition {} is lost or handed over; \
+                     this node stops detecting it",
+                    role.partition().index()
+                );
             }
             return false;
         }
@@ -107,7 +132,7 @@ impl DetectService {
             .max()
             .map(|ns| std::time::Duration::from_nanos(ns).min(MAX_REBUILD));
         // New alerts and bans are numbered in this lease epoch's own range (unique across
-        // hand-overs).
+        // hand-overs and across detector partitions: epochs are reserved cluster-wide).
         let Some(epoch) = role.lease().held() else {
             return false;
         };
@@ -121,38 +146,47 @@ impl DetectService {
         {
             let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
             book.stamp_epoch(epoch);
-            // As after a restart without state.json: what the previous detector raised past
-            // the cursor is in the book; matches it counted raise nothing again.
-            // The window re-read before the cursor only feeds correlation windows and counts
-            // into open alerts what they have not counted: it was evaluated before.
-            let counted = book.counted_through().unwrap_or(0);
+            // As after a restart without state.json: what the previous holder of this
+            // partition raised past its cursor is in the book; matches it counted raise
+            // nothing again. The window re-read before the cursor only feeds correlation
+            // windows and counts into open alerts what they have not counted: it was
+            // evaluated before. (Only this partition's alerts say how far it got: another
+            // partition's progress says nothing of this one's.)
+            let counted = book.counted_through_in(role.tag()).unwrap_or(0);
             let recount = if counted > next { counted } else { 0 };
             let recount = if rebuild < next {
                 recount.max(next)
             } else {
                 recount
             };
-            self.recount_until.store(recount, Ordering::SeqCst);
-            self.seen_through
-                .store(book.seen_through().unwrap_or(0), Ordering::SeqCst);
-            self.progress.next_seq.store(rebuild, Ordering::SeqCst);
+            lane.recount_until = recount;
+            lane.seen_through = book.seen_through().unwrap_or(0);
+            lane.next_seq = rebuild;
         }
         // Bans its responders decide too (unique across hand-overs, as alert ids; stamped
         // outside the alert book's lock).
         if let Some(decisions) = &self.decisions {
             decisions.stamp_epoch(epoch);
         }
-        *reader = None;
-        *scratch = None;
+        lane.reset();
         role.set_detecting(true);
         tracing::info!(
-            "detection: this node detects now, from stream sequence {} (correlation windows \
-             rebuilt from {})",
+            "detection: this node detects partition {} of {} now (epoch {epoch}), from stream \
+             sequence {} (correlation windows rebuilt from {})",
+            role.partition().index(),
+            role.partition().count(),
             vigil_cluster::follow::message_of(next),
             vigil_cluster::follow::message_of(rebuild)
         );
         true
     }
+}
+
+/// The detector partition an alert event records (none: standalone, one partition).
+fn partition_of(e: &Event) -> Option<u32> {
+    e.get("vigil.alert.partition")
+        .and_then(Value::as_i64)
+        .and_then(|p| u32::try_from(p).ok())
 }
 
 /// The alert id and triage change an `alert-triaged` event records.

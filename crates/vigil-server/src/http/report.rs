@@ -1,7 +1,8 @@
 //! `GET /api/v1/report/{framework}?from=&to=&scope=&format=json|html`: the compliance report
 //! `vigil report` prints (`crate::report::compute`), for the UI's Compliance page. One report
 //! or verification at a time (each reads and hashes the whole ledger); the read is audited
-//! (`audit_read`, PCI DSS 10.2.1.3).
+//! (`audit_read`, PCI DSS 10.2.1.3). On a cluster node, per shard (`?shard=p3`, or every
+//! shard's side by side), computed by each shard's owner (`crate::cluster::report`).
 
 #[allow(unused_imports)]
 use super::*;
@@ -13,6 +14,8 @@ pub(super) struct ReportParams {
     to: Option<String>,
     scope: Option<String>,
     format: Option<String>,
+    /// The shard, on a cluster node.
+    shard: Option<String>,
 }
 
 pub(super) async fn report(
@@ -22,12 +25,6 @@ pub(super) async fn report(
     Path(framework): Path<String>,
     Query(params): Query<ReportParams>,
 ) -> Response {
-    if state.cluster.is_some() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "reports are computed from one ledger; in cluster mode run `vigil report` on a shard's directory (DATA/shards/<shard>)",
-        );
-    }
     let html = match params.format.as_deref() {
         None | Some("json") => false,
         Some("html") => true,
@@ -54,6 +51,25 @@ pub(super) async fn report(
             format!("no framework {framework:?}; known: {}", known.join(", ")),
         );
     }
+    let scope = params.scope.filter(|s| !s.trim().is_empty());
+    if let Some(cluster) = &state.cluster {
+        let asked = crate::cluster::report::Asked {
+            framework,
+            from,
+            to,
+            scope,
+            shard: params.shard.filter(|s| !s.is_empty()),
+            html,
+        };
+        return crate::cluster::report::route(
+            cluster,
+            &state.ingest,
+            asked,
+            &principal.name,
+            peer.ip(),
+        )
+        .await;
+    }
     let Some(turn) = crate::web::VerifyTurn::take(&state) else {
         return error(
             StatusCode::CONFLICT,
@@ -64,7 +80,7 @@ pub(super) async fn report(
         framework,
         from,
         to,
-        scope: params.scope.filter(|s| !s.trim().is_empty()),
+        scope,
     };
     let dir = state.data_dir.clone();
     // The turn is given back when the work ends, not when the request does: an aborted
