@@ -333,8 +333,8 @@ pub struct ClusterSection {
     pub partitions: u32,
     /// Detector partitions `K` (docs/cluster.md, "Detection"): `K` detectors each keep their
     /// share of the alert groups. Fixed when the cluster first records it, checked at every
-    /// start [default: 1, one detector for the cluster]. Only 1 runs yet: `serve` refuses
-    /// more until partitioned detection is wired.
+    /// start [default: 1, one detector for the cluster]. With more, every node holds its share
+    /// of the `K` detector leases.
     #[arg(long = "detector-partitions", value_name = "K", required = false)]
     pub detector_partitions: u32,
     /// JetStream replicas of the stream and buckets [default: 3]. Fewer than 3 is refused

@@ -51,6 +51,9 @@ pub struct ClusterRole {
     sys: Arc<SysProgress>,
     runtime: tokio::runtime::Handle,
     detecting: AtomicBool,
+    /// Orders a lane's start with a hand-over's step-down ([`ClusterRole::begin`],
+    /// [`ClusterRole::step_down`]).
+    transition: std::sync::Mutex<()>,
     /// Stream messages that did not decode (skipped by the detector).
     pub undecodable: Arc<AtomicU64>,
 }
@@ -77,6 +80,7 @@ impl ClusterRole {
             sys,
             runtime,
             detecting: AtomicBool::new(false),
+            transition: std::sync::Mutex::new(()),
             undecodable: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -109,6 +113,25 @@ impl ClusterRole {
 
     pub(crate) fn set_detecting(&self, on: bool) {
         self.detecting.store(on, Ordering::SeqCst);
+    }
+
+    /// Starts detecting after a takeover, if the lease is still held at `epoch` (a hand-over
+    /// may have stepped it down during the takeover). Returns whether it started.
+    pub(crate) fn begin(&self, epoch: u64) -> bool {
+        let _order = self.transition.lock().unwrap_or_else(|p| p.into_inner());
+        if self.lease.held() != Some(epoch) {
+            return false;
+        }
+        self.detecting.store(true, Ordering::SeqCst);
+        true
+    }
+
+    /// Steps the lease down for a hand-over (see [`DetectorLease::step_down`]): after it, no
+    /// lane starts detecting this partition until the lease is acquired again, and one that
+    /// detects stops at its next turn. Returns the lease's revision to give up.
+    pub(crate) fn step_down(&self) -> Option<u64> {
+        let _order = self.transition.lock().unwrap_or_else(|p| p.into_inner());
+        self.lease.step_down()
     }
 
     /// Takes over after acquiring the lease (blocking; the detector's thread): waits until this

@@ -140,7 +140,7 @@ pub(super) async fn run(
 /// to stop (its alerts acknowledged), deletes the lease.
 async fn hand_over(role: &ClusterRole) {
     role.lease().set_eligible(false);
-    let Some(revision) = role.lease().step_down() else {
+    let Some(revision) = role.step_down() else {
         return;
     };
     let deadline = Instant::now() + HAND_OVER_WAIT;

@@ -169,7 +169,13 @@ impl DetectService {
             decisions.stamp_epoch(epoch);
         }
         lane.reset();
-        role.set_detecting(true);
+        if !role.begin(epoch) {
+            tracing::info!(
+                "detection: detector partition {} was handed over during its takeover",
+                role.partition().index()
+            );
+            return false;
+        }
         tracing::info!(
             "detection: this node detects partition {} of {} now (epoch {epoch}), from stream \
              sequence {} (correlation windows rebuilt from {})",
