@@ -52,7 +52,16 @@ pub(super) async fn report(
         );
     }
     let scope = params.scope.filter(|s| !s.trim().is_empty());
+    let Some(turn) = crate::web::VerifyTurn::take(&state) else {
+        return error(
+            StatusCode::CONFLICT,
+            "a verification or a report is running; try again when it ends",
+        );
+    };
     if let Some(cluster) = &state.cluster {
+        // One report asked through this node at a time, as standalone (each owner computes
+        // one at a time too); held until the answers are in.
+        let _turn = turn;
         let asked = crate::cluster::report::Asked {
             framework,
             from,
@@ -70,12 +79,6 @@ pub(super) async fn report(
         )
         .await;
     }
-    let Some(turn) = crate::web::VerifyTurn::take(&state) else {
-        return error(
-            StatusCode::CONFLICT,
-            "a verification or a report is running; try again when it ends",
-        );
-    };
     let request = crate::report::ReportRequest {
         framework,
         from,
