@@ -266,6 +266,7 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
             lines[i % 3].push(l);
         }
     }
+    let sent = std::time::Instant::now();
     for (i, l) in lines.iter().enumerate() {
         send(syslog[i], l);
     }
@@ -287,6 +288,10 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
         bans(&url(&nodes, 0), &bouncer),
         logs(&nodes)
     );
+    common::say(&format!(
+        "every alert and ban on every node {:.1} s after the lines were sent",
+        sent.elapsed().as_secs_f64()
+    ));
     std::thread::sleep(Duration::from_secs(3));
     assert!(complete(&nodes, &[0, 1, 2]), "still one each, later");
     let first = alerts(&url(&nodes, 0), &analyst);
@@ -331,6 +336,7 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
     let victim_name = before[victim_partition].0.clone().unwrap();
     let victim = names.iter().position(|n| *n == victim_name).unwrap();
     drop(nodes[victim].take());
+    let killed = std::time::Instant::now();
     let live: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
 
     // The partition moves to a survivor, with a new epoch.
@@ -350,7 +356,8 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
     );
     let after = holders(&url(&nodes, 0), &analyst);
     common::say(&format!(
-        "after SIGKILL of {victim_name}: detector partitions held: {after:?}"
+        "{:.1} s after SIGKILL of {victim_name}: detector partitions held: {after:?}",
+        killed.elapsed().as_secs_f64()
     ));
     assert!(
         after[victim_partition].1 > before[victim_partition].1,
@@ -380,12 +387,17 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
         ips.iter()
             .all(|ip| now.get(ip).copied().unwrap_or(0) > counted_before[ip])
     };
+    let continued = std::time::Instant::now();
     assert!(
         wait_until(90, || all_counted(&nodes)),
         "counts before {counted_before:?}, now {:?}\n{}",
         counts(&nodes),
         logs(&nodes)
     );
+    common::say(&format!(
+        "the continued attacks counted into every alert {:.1} s after they were sent",
+        continued.elapsed().as_secs_f64()
+    ));
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         complete(&nodes, &live),
