@@ -437,9 +437,10 @@ pub struct AlertBook {
     /// When each alert last notified (wall clock, nanoseconds).
     notified: HashMap<u64, i64>,
     next_id: u64,
-    /// Cluster mode: the next id of this node's detector lease epoch (see
-    /// [`AlertBook::stamp_epoch`]); replayed alerts of other nodes never move it.
-    epoch_next: Option<u64>,
+    /// Cluster mode: per detector partition this node holds or held (`None`: the one
+    /// detector), the next id of its lease epoch (see [`AlertBook::stamp_epoch_in`]);
+    /// replayed alerts of other nodes never move it.
+    epoch_next: BTreeMap<Option<u32>, u64>,
     /// Minimum time between two notifications of one alert's updates.
     pub throttle_nanos: i64,
     /// The latest event counted by a replayed `alert-created`/`alert-updated` event, per
@@ -506,7 +507,7 @@ impl AlertBook {
             }
             return Observed::Updated { id, notify };
         }
-        let id = self.take_id();
+        let id = self.take_id(partition);
         self.alerts.insert(
             id,
             Alert {
@@ -568,6 +569,13 @@ impl AlertBook {
     /// ids are in their own epochs' ranges, possibly higher) never move it. Stamping never goes
     /// back to a lower epoch's range. Standalone books are never stamped (ids from 1).
     pub fn stamp_epoch(&mut self, epoch: u64) {
+        self.stamp_epoch_in(None, epoch);
+    }
+
+    /// [`AlertBook::stamp_epoch`] for the alerts of detector `partition` (cluster mode with
+    /// several detector partitions: a node holding several numbers each one's alerts in the
+    /// range of that partition's own lease epoch).
+    pub fn stamp_epoch_in(&mut self, partition: Option<u32>, epoch: u64) {
         let floor = epoch.saturating_mul(ALERT_IDS_PER_EPOCH).saturating_add(1);
         let ceiling = floor.saturating_add(ALERT_IDS_PER_EPOCH - 1);
         let after = self
@@ -575,24 +583,34 @@ impl AlertBook {
             .range(floor..ceiling)
             .next_back()
             .map_or(floor, |(id, _)| id + 1);
-        self.epoch_next = Some(self.epoch_next.unwrap_or(0).max(after));
+        let next = self.epoch_next.entry(partition).or_insert(after);
+        *next = (*next).max(after);
     }
 
     /// The id the next new alert takes.
     pub fn next_id(&self) -> u64 {
-        self.epoch_next.unwrap_or(self.next_id).max(1)
+        self.next_id_in(None)
     }
 
-    /// Hands out the next new alert's id: in the stamped epoch's range (cluster mode), else
-    /// after every id the book knows; never one the book holds.
-    fn take_id(&mut self) -> u64 {
-        match self.epoch_next {
+    /// The id the next new alert of detector `partition` takes.
+    pub fn next_id_in(&self, partition: Option<u32>) -> u64 {
+        self.epoch_next
+            .get(&partition)
+            .copied()
+            .unwrap_or(self.next_id)
+            .max(1)
+    }
+
+    /// Hands out the next new alert's id: in the range of the epoch stamped for `partition`
+    /// (cluster mode), else after every id the book knows; never one the book holds.
+    fn take_id(&mut self, partition: Option<u32>) -> u64 {
+        match self.epoch_next.get(&partition).copied() {
             Some(next) => {
                 let mut id = next.max(1);
                 while self.alerts.contains_key(&id) {
                     id += 1;
                 }
-                self.epoch_next = Some(id + 1);
+                self.epoch_next.insert(partition, id + 1);
                 self.next_id = self.next_id.max(id + 1);
                 id
             }
@@ -892,8 +910,8 @@ mod tests {
         // `sys`; B's higher ids must not move A's counter into B's range.
         let t = |s| Timestamp::from_secs(s);
         let (mut a, mut b) = (AlertBook::new(60), AlertBook::new(60));
-        a.stamp_epoch(4);
-        b.stamp_epoch(7);
+        a.stamp_epoch_in(Some(0), 4);
+        b.stamp_epoch_in(Some(1), 7);
         let mut ids = std::collections::BTreeSet::new();
         for i in 0..20u64 {
             for partition in [0u32, 1] {
@@ -924,8 +942,18 @@ mod tests {
             }
         }
         assert_eq!(ids.len(), 40);
-        assert_eq!(a.next_id(), 4 * ALERT_IDS_PER_EPOCH + 21);
-        assert_eq!(b.next_id(), 7 * ALERT_IDS_PER_EPOCH + 21);
+        assert_eq!(a.next_id_in(Some(0)), 4 * ALERT_IDS_PER_EPOCH + 21);
+        assert_eq!(b.next_id_in(Some(1)), 7 * ALERT_IDS_PER_EPOCH + 21);
+        // A node holding two partitions numbers each in its own lease's epoch.
+        a.stamp_epoch_in(Some(2), 9);
+        let id = |o| match o {
+            Observed::New(id) => id,
+            other => panic!("{other:?}"),
+        };
+        let in_2 = id(a.observe_in(Some(2), &rule(), group("x"), t(2), Some(99), t(2)));
+        let in_0 = id(a.observe_in(Some(0), &rule(), group("y"), t(2), Some(99), t(2)));
+        assert_eq!(in_2, 9 * ALERT_IDS_PER_EPOCH + 1);
+        assert_eq!(in_0, 4 * ALERT_IDS_PER_EPOCH + 21);
         // The replayed alerts keep their partition, and each partition's progress is its own.
         assert_eq!(
             a.get(7 * ALERT_IDS_PER_EPOCH + 1).unwrap().partition,

@@ -145,7 +145,7 @@ impl DetectService {
         };
         {
             let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
-            book.stamp_epoch(epoch);
+            book.stamp_epoch_in(role.tag(), epoch);
             // As after a restart without state.json: what the previous holder of this
             // partition raised past its cursor is in the book; matches it counted raise
             // nothing again. The window re-read before the cursor only feeds correlation
