@@ -277,6 +277,19 @@ mod tests {
     }
 
     #[test]
+    fn a_crlf_file_gives_the_same_events_and_blank_crlf_lines_none() {
+        // Found by the zeek_tsv fuzz target: "\n\n\r" (a lone CR line is a blank CRLF line).
+        let ctx = ParseContext::new(Timestamp::from_secs(0), "t");
+        let mut r = ZeekTsv::new();
+        assert!(r.line("\r", &ctx).is_none());
+        let crlf = LOG.replace('\n', "\r\n\r\n");
+        let events: Vec<Event> = crlf.split('\n').filter_map(|l| r.line(l, &ctx)).collect();
+        assert_eq!(events.len(), 1);
+        assert!(!events[0].has_tag(vigil_event::tag::PARSE_ERROR));
+        assert_eq!(events[0].get_str("event.dataset"), Some("zeek.dns"));
+    }
+
+    #[test]
     fn bad_records_are_parse_errors() {
         let ctx = ParseContext::new(Timestamp::from_secs(0), "t");
         let mut r = ZeekTsv::new();
