@@ -14,8 +14,8 @@
 //! | windows + `ps_script` / `ps_module` | PowerShell Operational channels, 4104 / 4103 | EVTX |
 //! | windows + `ps_classic_*` | `Windows PowerShell`, 400 / 600 / 800 | EVTX |
 //! | windows + a service (`security`, `system`, `windefend`, …) | the service's channel(s), see [`WINDOWS_SERVICES`] | EVTX |
-//! | windows, nothing else or unknown | every EVTX event (`vigil.parser: evtx`) | EVTX |
-//! | `antivirus` | Defender Operational channel | `Signature`→`Threat Name`, `Filename`→`Path` |
+//! | windows, nothing else or unknown | every Windows event (`vigil.parser: evtx`, or `winlog` for events shipped live as JSON) | EVTX |
+//! | `antivirus` | Defender Operational channel | `Signature`→`ThreatName`, `Filename`→`Path` |
 //! | `webserver` | `vigil.sourcetype` access_combined/access_common, or `event.dataset` apache/nginx/iis access | W3C names → ECS ([`WEB_FIELDS`]) |
 //! | `proxy` | `vigil.sourcetype`/`event.dataset` squid or proxy | W3C names → ECS |
 //! | linux + `sshd`/`sudo`/`auth`/`cron`/… | `process.name` of those programs | keywords → message |
@@ -29,6 +29,7 @@
 //! | network devices (`cisco`, `fortigate`, `paloalto`, `category: firewall`) | the `event.dataset` of those devices' logs | `src_ip`/`dst_port`/… → ECS ([`FIREWALL_FIELDS`]) |
 //! | `category: application` | every event (applications' JSON and HTTP input) | unchanged |
 //! | anything else | only events whose source declares exactly that logsource by configuration (`vigil.logsource.product`/`category`/`service`, which input can never claim): none until one does; `vigil rules check` says so | unchanged |
+//! | every logsource above, too | events whose source declares exactly that logsource (`[[logsource]]` in the configuration) | the row's own |
 //!
 //! Field names not in a table pass through unchanged, so ECS names (`source.ip`) and names an
 //! EVTX record carries (`TargetUserName`, `Provider_Name`) work as written.
@@ -39,11 +40,11 @@ use crate::rule::LogSource;
 
 /// Set on events by a listener, token or agent input whose configuration declares the
 /// logsource of what it receives (input can never claim a `vigil.*` field).
-pub const DECLARED_PRODUCT: &str = "vigil.logsource.product";
+pub const DECLARED_PRODUCT: &str = field::VIGIL_LOGSOURCE_PRODUCT;
 /// See [`DECLARED_PRODUCT`].
-pub const DECLARED_CATEGORY: &str = "vigil.logsource.category";
+pub const DECLARED_CATEGORY: &str = field::VIGIL_LOGSOURCE_CATEGORY;
 /// See [`DECLARED_PRODUCT`].
-pub const DECLARED_SERVICE: &str = "vigil.logsource.service";
+pub const DECLARED_SERVICE: &str = field::VIGIL_LOGSOURCE_SERVICE;
 
 /// Cloud, identity and network products whose parsers declare an `event.dataset` (the names
 /// Elastic's integrations use, so events shipped by Filebeat or Elastic Agent belong too):
@@ -396,7 +397,8 @@ pub const SURICATA_DNS_FIELDS: &[(&str, &str)] = &[
 ];
 
 /// Sigma's antivirus names → Microsoft Defender EventData names.
-pub const DEFENDER_FIELDS: &[(&str, &str)] = &[("Signature", "Threat Name"), ("Filename", "Path")];
+/// (EventData names lose their spaces, as Sigma spells them: `Threat Name` is `ThreatName`.)
+pub const DEFENDER_FIELDS: &[(&str, &str)] = &[("Signature", "ThreatName"), ("Filename", "Path")];
 
 /// Which table renames fields for an alternative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -516,10 +518,46 @@ fn lookup<'a>(table: &'a [(&str, &'a [&'a str])], key: &str) -> Option<&'a [&'a 
     table.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
-const EVTX: (&str, &[&str]) = (field::VIGIL_PARSER, &[Parser::Evtx.as_str()]);
+/// Windows events: read from `.evtx` files, or shipped live as JSON (`vigil-parse::winlog`).
+const EVTX: (&str, &[&str]) = (
+    field::VIGIL_PARSER,
+    &[Parser::Evtx.as_str(), Parser::Winlog.as_str()],
+);
 
-/// Resolves a rule's logsource through the table (see the module documentation).
+/// Resolves a rule's logsource through the table (see the module documentation). Whatever
+/// the table says, events whose source declares exactly this logsource by configuration
+/// ([`DECLARED_PRODUCT`]) belong too, with the field names of the table's first alternative.
 pub fn resolve(ls: &LogSource) -> Resolution {
+    let mut r = resolve_table(ls);
+    if r.no_declared_source() {
+        return r;
+    }
+    let parts = [
+        (DECLARED_PRODUCT, &ls.product),
+        (DECLARED_CATEGORY, &ls.category),
+        (DECLARED_SERVICE, &ls.service),
+    ];
+    let values: Vec<(&str, [String; 1])> = parts
+        .iter()
+        .filter_map(|(f, v)| v.as_deref().map(|v| (*f, [v.to_ascii_lowercase()])))
+        .collect();
+    if values.is_empty() {
+        return r;
+    }
+    let fields = r
+        .alternatives
+        .first()
+        .map_or(FieldTable::Identity, |a| a.fields);
+    let when: Vec<(&str, Vec<&str>)> = values
+        .iter()
+        .map(|(f, v)| (*f, vec![v[0].as_str()]))
+        .collect();
+    let when: Vec<(&str, &[&str])> = when.iter().map(|(f, v)| (*f, v.as_slice())).collect();
+    r.alternatives.push(Alternative::new(&when, fields));
+    r
+}
+
+fn resolve_table(ls: &LogSource) -> Resolution {
     let product = ls.product.as_deref().map(str::to_ascii_lowercase);
     let category = ls.category.as_deref().map(str::to_ascii_lowercase);
     let service = ls.service.as_deref().map(str::to_ascii_lowercase);
@@ -815,8 +853,19 @@ mod tests {
     fn windows() {
         let r = resolve(&ls(Some("windows"), Some("process_creation"), None));
         assert!(r.note.is_none());
-        assert_eq!(r.alternatives.len(), 2);
+        assert_eq!(r.alternatives.len(), 3);
         assert_eq!(r.alternatives[1].fields.map("Image"), "NewProcessName");
+        // A source may declare it by configuration too.
+        assert_eq!(
+            r.alternatives[2].when,
+            vec![
+                (DECLARED_PRODUCT.to_owned(), vec!["windows".to_owned()]),
+                (
+                    DECLARED_CATEGORY.to_owned(),
+                    vec!["process_creation".to_owned()]
+                ),
+            ]
+        );
         assert_eq!(r.alternatives[0].fields.map("Image"), "Image");
         let r = resolve(&ls(Some("windows"), None, Some("security")));
         assert_eq!(r.alternatives[0].when[0].1, vec!["Security"]);

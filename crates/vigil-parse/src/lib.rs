@@ -34,6 +34,7 @@
 pub mod access;
 pub mod app_message;
 pub mod cef;
+pub mod cisco_ios;
 pub mod cloud;
 #[cfg(test)]
 mod differential;
@@ -41,6 +42,7 @@ mod error;
 pub mod evtx;
 pub mod framing;
 pub mod json;
+pub mod kv_firewall;
 pub mod linux;
 pub mod logfmt;
 pub mod network;
@@ -50,6 +52,7 @@ pub mod reserved;
 mod sshd_fast;
 pub mod syslog;
 mod syslog_fast;
+pub mod winlog;
 pub mod zeek_tsv;
 
 use std::str::FromStr;

@@ -1,0 +1,55 @@
+//! `[[logsource]]`: the Sigma logsource of what a listener, token or agent input receives,
+//! declared by the operator (docs/config.md), so rules for a product no parser knows run on its
+//! events.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ConfigError;
+
+/// `[[logsource]]`: events whose `vigil.source` is `source` belong to this logsource.
+/// Vigil sets `vigil.logsource.product`/`category`/`service` on them at ingest; input can never
+/// claim those fields itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSourceSection {
+    /// The `vigil.source` of the events: a syslog listener (`syslog-udp`, `syslog-tcp`,
+    /// `syslog-tls`), an HTTP token (`http:TOKEN_NAME`, unless the sender names its own
+    /// `?source=`), an agent input's source name, or an imported file's.
+    pub source: String,
+    /// Sigma's `product`.
+    pub product: Option<String>,
+    /// Sigma's `category`.
+    pub category: Option<String>,
+    /// Sigma's `service`.
+    pub service: Option<String>,
+}
+
+impl LogSourceSection {
+    /// Refuses an entry without a source or without any of product, category and service,
+    /// and a source declared twice.
+    pub fn check_all(entries: &[LogSourceSection]) -> Result<(), ConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, e) in entries.iter().enumerate() {
+            let at = format!("[[logsource]] {}", i + 1);
+            if e.source.trim().is_empty() {
+                return Err(ConfigError::invalid(at, "needs a source"));
+            }
+            let named = [&e.product, &e.category, &e.service]
+                .iter()
+                .any(|v| v.as_deref().is_some_and(|s| !s.trim().is_empty()));
+            if !named {
+                return Err(ConfigError::invalid(
+                    at,
+                    "needs at least one of product, category, service",
+                ));
+            }
+            if !seen.insert(e.source.trim()) {
+                return Err(ConfigError::invalid(
+                    at,
+                    "declares a source declared before",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
