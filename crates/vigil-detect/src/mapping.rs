@@ -26,7 +26,7 @@
 //! | vigil + service X (`audit`, `alert`, …) | `event.dataset: vigil.X`, Vigil's own events (outside input can never carry a `vigil.*` dataset: `vigil-parse::reserved`) | unchanged |
 //! | `dns` | `event.dataset` zeek.dns / suricata.dns | → their names |
 //! | cloud and identity products ([`DATASET_SOURCES`]: aws cloudtrail, azure activity/sign-in/audit, gcp audit, okta, m365, kubernetes audit, github audit) | the `event.dataset` their parser (or Elastic's integration) declares | unchanged (Sigma uses the providers' own names, which are kept) |
-//! | network devices (`cisco`, `fortigate`, `paloalto`, `category: firewall`) | the `event.dataset` of those devices' logs | `src_ip`/`dst_port`/… → ECS ([`FIREWALL_FIELDS`]) |
+//! | network devices (`cisco`, `fortigate`, `paloalto`, `juniper`, `huawei`, `sonicwall`, `sophos`, `checkpoint`, `mikrotik`, `category: firewall`) | the `event.dataset` of those devices' logs | `src_ip`/`dst_port`/… → ECS ([`FIREWALL_FIELDS`]) |
 //! | `category: application` | every event (applications' JSON and HTTP input) | unchanged |
 //! | anything else | only events whose source declares exactly that logsource by configuration (`vigil.logsource.product`/`category`/`service`, which input can never claim): none until one does; `vigil rules check` says so | unchanged |
 //! | every logsource above, too | events whose source declares exactly that logsource (`[[logsource]]` in the configuration) | the row's own |
@@ -63,6 +63,12 @@ pub const DATASET_SOURCES: &[(&str, &str, &[&str])] = &[
     ("fortigate", "", &["fortinet.fortigate"]),
     ("fortios", "", &["fortinet.fortigate"]),
     ("paloalto", "", &["panw.panos"]),
+    ("juniper", "", &["juniper.srx", "juniper.netscreen"]),
+    ("huawei", "", &["huawei.usg"]),
+    ("sonicwall", "", &["sonicwall_firewall.log"]),
+    ("sophos", "", &["sophos.xg"]),
+    ("checkpoint", "", &["checkpoint.firewall"]),
+    ("mikrotik", "", &["mikrotik.routeros"]),
 ];
 
 /// Every firewall's dataset (`category: firewall`).
@@ -73,6 +79,14 @@ pub const FIREWALL_DATASETS: &[&str] = &[
     "panw.panos",
     "cisco.asa",
     "cisco.ftd",
+    "cisco.ios",
+    "sonicwall_firewall.log",
+    "sophos.xg",
+    "checkpoint.firewall",
+    "juniper.srx",
+    "juniper.netscreen",
+    "huawei.usg",
+    "mikrotik.routeros",
 ];
 
 /// Sigma's generic firewall names → ECS.
@@ -727,7 +741,19 @@ fn resolve_table(ls: &LogSource) -> Resolution {
                 .filter(|(dp, ds, _)| *dp == p && (ds.is_empty() || Some(*ds) == svc))
                 .flat_map(|(_, _, d)| d.iter().copied())
                 .collect();
-            let fields = if matches!(p, "cisco" | "fortigate" | "fortios" | "paloalto") {
+            let fields = if matches!(
+                p,
+                "cisco"
+                    | "fortigate"
+                    | "fortios"
+                    | "paloalto"
+                    | "juniper"
+                    | "huawei"
+                    | "sonicwall"
+                    | "sophos"
+                    | "checkpoint"
+                    | "mikrotik"
+            ) {
                 FieldTable::Firewall
             } else {
                 FieldTable::Identity
