@@ -14,7 +14,7 @@ use crate::ConfigError;
 pub struct LogSourceSection {
     /// The `vigil.source` of the events: a syslog listener (`syslog-udp`, `syslog-tcp`,
     /// `syslog-tls`), an HTTP token (`http:TOKEN_NAME`, unless the sender names its own
-    /// `?source=`), an agent input's source name, or an imported file's.
+    /// `?source=`), or an agent input's source name. (`vigil import` does not apply it.)
     pub source: String,
     /// Sigma's `product`.
     pub product: Option<String>,
@@ -30,7 +30,7 @@ impl LogSourceSection {
     pub fn check_all(entries: &[LogSourceSection]) -> Result<(), ConfigError> {
         let mut seen = std::collections::BTreeSet::new();
         for (i, e) in entries.iter().enumerate() {
-            let at = format!("[[logsource]] {}", i + 1);
+            let at = format!("[[logsource]] #{}", i + 1);
             if e.source.trim().is_empty() {
                 return Err(ConfigError::invalid(at, "needs a source"));
             }
@@ -51,5 +51,37 @@ impl LogSourceSection {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_checked() {
+        let ok = LogSourceSection {
+            source: "syslog-udp".into(),
+            product: Some("sonicwall".into()),
+            ..LogSourceSection::default()
+        };
+        assert!(LogSourceSection::check_all(std::slice::from_ref(&ok)).is_ok());
+        let none = LogSourceSection {
+            product: None,
+            ..ok.clone()
+        };
+        let e = LogSourceSection::check_all(&[none])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least one of"), "{e}");
+        let e = LogSourceSection::check_all(&[ok.clone(), ok.clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("declared before"), "{e}");
+        let nameless = LogSourceSection {
+            source: " ".into(),
+            ..ok
+        };
+        assert!(LogSourceSection::check_all(&[nameless]).is_err());
     }
 }

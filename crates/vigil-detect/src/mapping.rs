@@ -29,7 +29,7 @@
 //! | network devices (`cisco`, `fortigate`, `paloalto`, `juniper`, `huawei`, `sonicwall`, `sophos`, `checkpoint`, `mikrotik`, `category: firewall`) | the `event.dataset` of those devices' logs | `src_ip`/`dst_port`/… → ECS ([`FIREWALL_FIELDS`]) |
 //! | `category: application` | every event (applications' JSON and HTTP input) | unchanged |
 //! | anything else | only events whose source declares exactly that logsource by configuration (`vigil.logsource.product`/`category`/`service`, which input can never claim): none until one does; `vigil rules check` says so | unchanged |
-//! | every logsource above, too | events whose source declares exactly that logsource (`[[logsource]]` in the configuration) | the row's own |
+//! | every logsource above but `windows`, `linux`, `macos` and `vigil`, too | events whose source declares exactly that logsource (`[[logsource]]` in the configuration) | the row's own |
 //!
 //! Field names not in a table pass through unchanged, so ECS names (`source.ip`) and names an
 //! EVTX record carries (`TargetUserName`, `Provider_Name`) work as written.
@@ -539,11 +539,20 @@ const EVTX: (&str, &[&str]) = (
 );
 
 /// Resolves a rule's logsource through the table (see the module documentation). Whatever
-/// the table says, events whose source declares exactly this logsource by configuration
-/// ([`DECLARED_PRODUCT`]) belong too, with the field names of the table's first alternative.
+/// the table says (but for Windows, Linux, macOS and Vigil's own), events whose source declares
+/// exactly this logsource by configuration ([`DECLARED_PRODUCT`]) belong too, with the field
+/// names of the table's first alternative.
 pub fn resolve(ls: &LogSource) -> Resolution {
     let mut r = resolve_table(ls);
-    if r.no_declared_source() {
+    // Windows, Linux and macOS events are known by their shape, and Vigil's own by its
+    // datasets: no source declares those (and their thousands of rules compile once).
+    let product = ls.product.as_deref().map(str::to_ascii_lowercase);
+    if r.no_declared_source()
+        || matches!(
+            product.as_deref(),
+            Some("windows" | "linux" | "macos" | "vigil")
+        )
+    {
         return r;
     }
     let parts = [
@@ -879,19 +888,8 @@ mod tests {
     fn windows() {
         let r = resolve(&ls(Some("windows"), Some("process_creation"), None));
         assert!(r.note.is_none());
-        assert_eq!(r.alternatives.len(), 3);
+        assert_eq!(r.alternatives.len(), 2);
         assert_eq!(r.alternatives[1].fields.map("Image"), "NewProcessName");
-        // A source may declare it by configuration too.
-        assert_eq!(
-            r.alternatives[2].when,
-            vec![
-                (DECLARED_PRODUCT.to_owned(), vec!["windows".to_owned()]),
-                (
-                    DECLARED_CATEGORY.to_owned(),
-                    vec!["process_creation".to_owned()]
-                ),
-            ]
-        );
         assert_eq!(r.alternatives[0].fields.map("Image"), "Image");
         let r = resolve(&ls(Some("windows"), None, Some("security")));
         assert_eq!(r.alternatives[0].when[0].1, vec!["Security"]);
@@ -921,6 +919,23 @@ mod tests {
         let r = resolve(&ls(Some("cisco"), Some("accounting"), Some("aaa")));
         assert!(!r.no_declared_source());
         assert_eq!(r.alternatives[0].fields.map("src_ip"), "source.ip");
+        // A source may declare a known logsource by configuration too, with its field names.
+        let r = resolve(&ls(None, Some("firewall"), None));
+        assert!(
+            r.alternatives[0].when[0]
+                .1
+                .contains(&"mikrotik.routeros".to_owned())
+        );
+        let declared = r.alternatives.last().unwrap();
+        assert_eq!(
+            declared.when,
+            vec![(DECLARED_CATEGORY.to_owned(), vec!["firewall".to_owned()])]
+        );
+        assert_eq!(declared.fields.map("dst_port"), "destination.port");
+        assert_eq!(
+            resolve(&ls(Some("juniper"), None, Some("bgp"))).alternatives[0].when[0].1,
+            vec!["juniper.srx".to_owned(), "juniper.netscreen".to_owned()]
+        );
         // No parser declares it: only a source declaring exactly this logsource.
         let r = resolve(&ls(Some("salesforce"), None, Some("eventmonitoring")));
         assert!(r.no_declared_source());

@@ -182,3 +182,77 @@ fn winlogbeat_sysmon_module_fields_come_back_to_sysmon_names() {
         assert_eq!(e.get_str("event.category"), Some("process"));
     }
 }
+
+/// The first member of a zip file (stored or deflated, sizes in the local header): the
+/// corpus's OTRF Security Datasets are zipped JSON lines.
+fn unzip_first(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    assert_eq!(&bytes[..4], b"PK\x03\x04", "a zip local file header");
+    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]) as usize;
+    let u32_at =
+        |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let (method, size) = (u16_at(8), u32_at(18) as usize);
+    let start = 30 + u16_at(26) + u16_at(28);
+    let data = &bytes[start..start + size];
+    match method {
+        0 => data.to_vec(),
+        8 => {
+            let mut out = Vec::new();
+            flate2::read::DeflateDecoder::new(data)
+                .read_to_end(&mut out)
+                .unwrap();
+            out
+        }
+        m => panic!("zip method {m}"),
+    }
+}
+
+/// OTRF Security Datasets (Mordor) ship Windows events as NXLog writes them: `EventID`,
+/// `Channel`, `SourceName`, `Hostname` and the event data at the top level.
+#[test]
+fn nxlog_shaped_security_datasets() {
+    let Some(corpus) = corpus() else {
+        return;
+    };
+    let zip = corpus.join(
+        "security-datasets/datasets/atomic/windows/credential_access/host/psh_lsass_memory_dump_comsvcs.zip",
+    );
+    let Ok(bytes) = std::fs::read(&zip) else {
+        eprintln!("SKIP: {} missing", zip.display());
+        return;
+    };
+    let text = String::from_utf8(unzip_first(&bytes)).unwrap();
+    let ctx = ParseContext::new(Timestamp::parse("2026-01-01T00:00:00Z").unwrap(), "t");
+    let mut n = 0;
+    let mut sysmon_process = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let raw: Json = serde_json::from_str(line).unwrap();
+        let e = parse_line(line.as_bytes(), Format::Auto, &ctx);
+        n += 1;
+        assert!(!e.has_tag(tag::PARSE_ERROR), "{line}");
+        assert_eq!(e.get_str("winlog.shipper"), Some("nxlog"), "{line}");
+        assert_eq!(e.get_str("Provider_Name"), raw["SourceName"].as_str());
+        assert_eq!(e.get_str("Computer"), raw["Hostname"].as_str());
+        assert_eq!(e.get_str("Channel"), raw["Channel"].as_str());
+        assert_eq!(
+            e.get("EventID").and_then(Value::as_i64),
+            Some(text_of(&raw["EventID"]).parse().unwrap())
+        );
+        if raw["Channel"] == "Microsoft-Windows-Sysmon/Operational" && raw["EventID"] == 1 {
+            sysmon_process += 1;
+            assert_eq!(
+                e.get_str("process.command_line"),
+                raw["CommandLine"].as_str()
+            );
+            assert_eq!(e.get_str("event.category"), Some("process"));
+        }
+    }
+    assert_eq!(n, 184);
+    eprintln!(
+        "security datasets (NXLog shape): {n} events, {sysmon_process} Sysmon process creations"
+    );
+}
+
+fn text_of(v: &Json) -> String {
+    text(v)
+}
