@@ -30,7 +30,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
     crate::reserved::quarantine(&mut event);
     // Windows events shipped live get the names an EVTX record has (`winlog`).
     if let Some(shipper) = crate::winlog::shipper(&event) {
-        crate::winlog::normalise(&mut event, shipper);
+        crate::winlog::normalise(&mut event, shipper, has_timestamp);
         return Ok(event);
     }
     if !has_timestamp {

@@ -106,8 +106,9 @@ pub fn shipper(event: &Event) -> Option<Shipper> {
 }
 
 /// Renames a shipper's Windows event to EVTX names and adds the EVTX reader's ECS fields (see
-/// the module documentation).
-pub fn normalise(event: &mut Event, shipper: Shipper) {
+/// the module documentation). `has_time`: the document had its own `@timestamp` (which then
+/// stays the event time; otherwise the shipper's time field is read).
+pub fn normalise(event: &mut Event, shipper: Shipper, has_time: bool) {
     let mut data: Vec<(String, Value)> = Vec::new();
     match shipper {
         Shipper::Winlogbeat => {
@@ -205,8 +206,12 @@ pub fn normalise(event: &mut Event, shipper: Shipper) {
                 .map(|(k, _)| k.to_owned())
                 .collect();
             for key in spaced {
-                if let Some(v) = event.remove(&key) {
-                    event.insert(crate::evtx::sigma_name(&key).into_owned(), v);
+                let name = crate::evtx::sigma_name(&key).into_owned();
+                // Never over a field NXLog wrote itself.
+                if !event.contains(&name)
+                    && let Some(v) = event.remove(&key)
+                {
+                    event.insert(name, v);
                 }
             }
             crate::reserved::quarantine(event);
@@ -222,7 +227,10 @@ pub fn normalise(event: &mut Event, shipper: Shipper) {
                     ("UserID", "Security_UserID"),
                 ],
             );
-            time_if_default(event, "EventTime");
+            if !has_time {
+                time_from(event, "EventTime");
+                time_from(event, "TimeCreated");
+            }
         }
         Shipper::FluentBit => {
             crate::reserved::quarantine(event);
@@ -236,7 +244,9 @@ pub fn normalise(event: &mut Event, shipper: Shipper) {
                     ("UserID", "Security_UserID"),
                 ],
             );
-            time_if_default(event, "TimeCreated");
+            if !has_time {
+                time_from(event, "TimeCreated");
+            }
         }
         Shipper::FluentBitLegacy => {
             crate::reserved::quarantine(event);
@@ -249,7 +259,9 @@ pub fn normalise(event: &mut Event, shipper: Shipper) {
                     ("RecordNumber", "EventRecordID"),
                 ],
             );
-            time_if_default(event, "TimeGenerated");
+            if !has_time {
+                time_from(event, "TimeGenerated");
+            }
         }
     }
     // `EventID` as the EVTX reader gives it: a number.
@@ -280,10 +292,10 @@ fn rename(event: &mut Event, pairs: &[(&str, &str)]) {
     }
 }
 
-/// The event time from `key` when the document had no `@timestamp` (the event still holds the
-/// receive time). NXLog and Fluent Bit write `2019-05-14 02:40:16` (local, taken as UTC) or
-/// with an offset (`2021-05-19 16:52:32 +0900`).
-fn time_if_default(event: &mut Event, key: &str) {
+/// The event time from `key` (for a document without `@timestamp`). NXLog and Fluent Bit write
+/// `2019-05-14 02:40:16[.mmm]` (local, taken as UTC) or with an offset
+/// (`2021-05-19 16:52:32 +0900`).
+fn time_from(event: &mut Event, key: &str) {
     let Some(text) = event.get_str(key) else {
         return;
     };
@@ -456,6 +468,12 @@ mod tests {
         assert_eq!(e.get_str("ThreatName"), Some("t"));
         assert_eq!(e.get_str("process.command_line"), Some("cmd /c whoami"));
         assert_eq!(e.timestamp().to_rfc3339(), "2020-09-21T02:58:36Z");
+        // A shipper's `@timestamp` stays the event time; data cannot displace NXLog's own.
+        let e = parse(
+            r#"{"@timestamp":"2020-09-21T06:58:38Z","EventTime":"2020-09-21 02:58:36","Hostname":"W5","SourceName":"S","EventID":4624,"Channel":"Security","Event ID":"9"}"#,
+        );
+        assert_eq!(e.timestamp().to_rfc3339(), "2020-09-21T06:58:38Z");
+        assert_eq!(e.get("EventID").and_then(Value::as_i64), Some(4624));
         let e = parse(
             r#"{"ProviderName":"Microsoft-Windows-Security-Auditing","EventID":4624,"Channel":"Security","Computer":"DC1","TimeCreated":"2021-05-19 16:52:32 +0900","EventRecordID":5,"StringInserts":["S-1-5-18"]}"#,
         );

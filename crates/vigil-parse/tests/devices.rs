@@ -197,12 +197,10 @@ fn verdicts_follow_the_devices_words() {
     assert_eq!(failures, denied);
     // Sophos: `status="Deny"`/`"Drop"` fail, `"Allow"` succeeds.
     let sophos = read("wazuh-ruleset-testlogs/sophos_fw.log");
+    let status_re = Regex::new(r#"status="(\w+)""#).unwrap();
     for line in sophos.lines() {
         let e = parse(line);
-        let status = Regex::new(r#"status="(\w+)""#)
-            .unwrap()
-            .captures(line)
-            .map(|c| c[1].to_ascii_lowercase());
+        let status = status_re.captures(line).map(|c| c[1].to_ascii_lowercase());
         let expected = match status.as_deref() {
             Some("deny" | "drop") => Some("failure"),
             Some("allow") => Some("success"),

@@ -234,6 +234,9 @@ fn nxlog_shaped_security_datasets() {
         assert_eq!(e.get_str("Provider_Name"), raw["SourceName"].as_str());
         assert_eq!(e.get_str("Computer"), raw["Hostname"].as_str());
         assert_eq!(e.get_str("Channel"), raw["Channel"].as_str());
+        // `2020-10-18 07:50:06.220`: the event time.
+        let t = raw["TimeCreated"].as_str().unwrap().replace(' ', "T") + "Z";
+        assert_eq!(e.timestamp(), Timestamp::parse(&t).unwrap(), "{line}");
         assert_eq!(
             e.get("EventID").and_then(Value::as_i64),
             Some(text_of(&raw["EventID"]).parse().unwrap())

@@ -1,7 +1,7 @@
 //! Live Windows (issue 20): SigmaHQ's EVTX regression cases, shipped the way Winlogbeat ships
 //! them (ECS JSON with `winlog.*`, over Elasticsearch's `_bulk`) to a real `vigil serve`, raise
 //! the same named rules, as many times, as `vigil hunt` raises over the `.evtx` files
-//! themselves. The Winlogbeat documents are built here from the records the `evtx` crate reads,
+//! themselves; so do the records rendered as JSON lines. The Winlogbeat documents are built here from the records the `evtx` crate reads,
 //! field by field as Winlogbeat writes them (every event data value as text, `event_id` as
 //! text as Winlogbeat 8 does, unnamed `<Data>` as `param1…`), not by Vigil's own code.
 
@@ -173,34 +173,15 @@ fn counts<'a>(alerts: impl Iterator<Item = &'a Value>) -> BTreeMap<String, u64> 
     out
 }
 
-#[test]
-fn a_winlogbeat_bulk_stream_raises_the_same_rules_as_the_evtx_files() {
-    let Some(corpus) = corpus() else {
-        return;
-    };
-    if !common::require_tool("curl") {
-        return;
-    }
-    let sigma = corpus.join("sigma");
-    let rule_dirs: Vec<String> = [
-        "rules/windows",
-        "rules-threat-hunting/windows",
-        "rules-emerging-threats",
-    ]
-    .iter()
-    .map(|d| sigma.join(d).display().to_string())
-    .collect();
-    let files = evtx_files(&sigma.join("regression_data"));
-    assert_eq!(files.len(), 68, "SigmaHQ's regression cases");
-
-    // The EVTX files, through `vigil hunt`.
+/// `vigil hunt --format json` over `files` with the rules of `rule_dirs`: matches per rule.
+fn hunt(rule_dirs: &[String], files: &[PathBuf]) -> BTreeMap<String, u64> {
     let mut hunt = common::vigil();
     hunt.arg("hunt");
-    for d in &rule_dirs {
+    for d in rule_dirs {
         hunt.args(["--rules", d]);
     }
     hunt.args(["--format", "json", "--threads", "1"])
-        .args(&files);
+        .args(files);
     let out = hunt.output().unwrap();
     assert!(
         out.status.success(),
@@ -212,7 +193,62 @@ fn a_winlogbeat_bulk_stream_raises_the_same_rules_as_the_evtx_files() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let from_evtx = counts(hunted.iter());
+    counts(hunted.iter())
+}
+
+/// SigmaHQ's Windows rule trees and regression cases.
+fn sigma_cases(corpus: &Path) -> (Vec<String>, Vec<PathBuf>) {
+    let sigma = corpus.join("sigma");
+    let rule_dirs: Vec<String> = [
+        "rules/windows",
+        "rules-threat-hunting/windows",
+        "rules-emerging-threats",
+    ]
+    .iter()
+    .map(|d| sigma.join(d).display().to_string())
+    .collect();
+    let files = evtx_files(&sigma.join("regression_data"));
+    assert_eq!(files.len(), 68, "SigmaHQ's regression cases");
+    (rule_dirs, files)
+}
+
+/// The same records rendered as JSON (`{"Event": {"System": …}}`, what `evtx_dump -o jsonl`
+/// writes), one per line, raise the same rules as the `.evtx` files.
+#[test]
+fn evtx_records_rendered_as_json_raise_the_same_rules_as_the_evtx_files() {
+    let Some(corpus) = corpus() else {
+        return;
+    };
+    let (rule_dirs, files) = sigma_cases(&corpus);
+    let from_evtx = hunt(&rule_dirs, &files);
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("records.jsonl");
+    let mut out = String::new();
+    for file in &files {
+        let mut parser = evtx::EvtxParser::from_path(file).unwrap();
+        for record in parser.records_json_value() {
+            out.push_str(&record.unwrap().data.to_string());
+            out.push('\n');
+        }
+    }
+    std::fs::write(&jsonl, out).unwrap();
+    let from_json = hunt(&rule_dirs, &[jsonl]);
+    assert!(from_evtx.len() >= 60, "{from_evtx:#?}");
+    assert_eq!(from_json, from_evtx);
+}
+
+#[test]
+fn a_winlogbeat_bulk_stream_raises_the_same_rules_as_the_evtx_files() {
+    let Some(corpus) = corpus() else {
+        return;
+    };
+    if !common::require_tool("curl") {
+        return;
+    }
+    let (rule_dirs, files) = sigma_cases(&corpus);
+
+    // The EVTX files, through `vigil hunt`.
+    let from_evtx = hunt(&rule_dirs, &files);
     let expected_total: u64 = from_evtx.values().sum();
     assert!(
         from_evtx.len() >= 60,
