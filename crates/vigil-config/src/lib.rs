@@ -19,6 +19,7 @@
 
 mod data_dir;
 mod enrich;
+mod logsource;
 mod settings;
 mod types;
 
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use data_dir::DataDir;
 pub use enrich::{EnrichSection, IntelSection};
+pub use logsource::LogSourceSection;
 pub use types::{Duration, Listen, Password, RedactPattern, Secret, SecretUrl, fingerprint};
 
 /// A configuration that cannot be used: what is wrong and where. Retrying does not help; the
@@ -137,6 +139,9 @@ pub struct Config {
     /// User and host tables and GeoIP joined at ingest.
     #[command(flatten)]
     pub enrich: EnrichSection,
+    /// The Sigma logsource of what a source receives (`[[logsource]]`, file only).
+    #[arg(skip)]
+    pub logsource: Vec<LogSourceSection>,
     /// Start with a generated stream (web, SSH, sudo, application events) holding a brute
     /// force, a password spray, a scanner and an insider, with bundled rules and bans: alerts
     /// and bans appear within a minute.
@@ -781,6 +786,7 @@ impl Config {
                 "patterns are configured but enabled = false",
             ));
         }
+        LogSourceSection::check_all(&self.logsource)?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::invalid(
                 "[tls]",

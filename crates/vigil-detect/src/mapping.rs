@@ -14,8 +14,8 @@
 //! | windows + `ps_script` / `ps_module` | PowerShell Operational channels, 4104 / 4103 | EVTX |
 //! | windows + `ps_classic_*` | `Windows PowerShell`, 400 / 600 / 800 | EVTX |
 //! | windows + a service (`security`, `system`, `windefend`, …) | the service's channel(s), see [`WINDOWS_SERVICES`] | EVTX |
-//! | windows, nothing else or unknown | every EVTX event (`vigil.parser: evtx`) | EVTX |
-//! | `antivirus` | Defender Operational channel | `Signature`→`Threat Name`, `Filename`→`Path` |
+//! | windows, nothing else or unknown | every Windows event (`vigil.parser: evtx`, or `winlog` for events shipped live as JSON) | EVTX |
+//! | `antivirus` | Defender Operational channel | `Signature`→`ThreatName`, `Filename`→`Path` |
 //! | `webserver` | `vigil.sourcetype` access_combined/access_common, or `event.dataset` apache/nginx/iis access | W3C names → ECS ([`WEB_FIELDS`]) |
 //! | `proxy` | `vigil.sourcetype`/`event.dataset` squid or proxy | W3C names → ECS |
 //! | linux + `sshd`/`sudo`/`auth`/`cron`/… | `process.name` of those programs | keywords → message |
@@ -26,9 +26,10 @@
 //! | vigil + service X (`audit`, `alert`, …) | `event.dataset: vigil.X`, Vigil's own events (outside input can never carry a `vigil.*` dataset: `vigil-parse::reserved`) | unchanged |
 //! | `dns` | `event.dataset` zeek.dns / suricata.dns | → their names |
 //! | cloud and identity products ([`DATASET_SOURCES`]: aws cloudtrail, azure activity/sign-in/audit, gcp audit, okta, m365, kubernetes audit, github audit) | the `event.dataset` their parser (or Elastic's integration) declares | unchanged (Sigma uses the providers' own names, which are kept) |
-//! | network devices (`cisco`, `fortigate`, `paloalto`, `category: firewall`) | the `event.dataset` of those devices' logs | `src_ip`/`dst_port`/… → ECS ([`FIREWALL_FIELDS`]) |
+//! | network devices (`cisco`, `fortigate`, `paloalto`, `juniper`, `huawei`, `sonicwall`, `sophos`, `checkpoint`, `mikrotik`, `category: firewall`) | the `event.dataset` of those devices' logs | `src_ip`/`dst_port`/… → ECS ([`FIREWALL_FIELDS`]) |
 //! | `category: application` | every event (applications' JSON and HTTP input) | unchanged |
 //! | anything else | only events whose source declares exactly that logsource by configuration (`vigil.logsource.product`/`category`/`service`, which input can never claim): none until one does; `vigil rules check` says so | unchanged |
+//! | every logsource above but `windows`, `linux`, `macos` and `vigil`, too | events whose source declares exactly that logsource (`[[logsource]]` in the configuration) | the row's own |
 //!
 //! Field names not in a table pass through unchanged, so ECS names (`source.ip`) and names an
 //! EVTX record carries (`TargetUserName`, `Provider_Name`) work as written.
@@ -39,11 +40,11 @@ use crate::rule::LogSource;
 
 /// Set on events by a listener, token or agent input whose configuration declares the
 /// logsource of what it receives (input can never claim a `vigil.*` field).
-pub const DECLARED_PRODUCT: &str = "vigil.logsource.product";
+pub const DECLARED_PRODUCT: &str = field::VIGIL_LOGSOURCE_PRODUCT;
 /// See [`DECLARED_PRODUCT`].
-pub const DECLARED_CATEGORY: &str = "vigil.logsource.category";
+pub const DECLARED_CATEGORY: &str = field::VIGIL_LOGSOURCE_CATEGORY;
 /// See [`DECLARED_PRODUCT`].
-pub const DECLARED_SERVICE: &str = "vigil.logsource.service";
+pub const DECLARED_SERVICE: &str = field::VIGIL_LOGSOURCE_SERVICE;
 
 /// Cloud, identity and network products whose parsers declare an `event.dataset` (the names
 /// Elastic's integrations use, so events shipped by Filebeat or Elastic Agent belong too):
@@ -62,6 +63,12 @@ pub const DATASET_SOURCES: &[(&str, &str, &[&str])] = &[
     ("fortigate", "", &["fortinet.fortigate"]),
     ("fortios", "", &["fortinet.fortigate"]),
     ("paloalto", "", &["panw.panos"]),
+    ("juniper", "", &["juniper.srx", "juniper.netscreen"]),
+    ("huawei", "", &["huawei.usg"]),
+    ("sonicwall", "", &["sonicwall_firewall.log"]),
+    ("sophos", "", &["sophos.xg"]),
+    ("checkpoint", "", &["checkpoint.firewall"]),
+    ("mikrotik", "", &["mikrotik.routeros"]),
 ];
 
 /// Every firewall's dataset (`category: firewall`).
@@ -72,6 +79,14 @@ pub const FIREWALL_DATASETS: &[&str] = &[
     "panw.panos",
     "cisco.asa",
     "cisco.ftd",
+    "cisco.ios",
+    "sonicwall_firewall.log",
+    "sophos.xg",
+    "checkpoint.firewall",
+    "juniper.srx",
+    "juniper.netscreen",
+    "huawei.usg",
+    "mikrotik.routeros",
 ];
 
 /// Sigma's generic firewall names → ECS.
@@ -396,7 +411,8 @@ pub const SURICATA_DNS_FIELDS: &[(&str, &str)] = &[
 ];
 
 /// Sigma's antivirus names → Microsoft Defender EventData names.
-pub const DEFENDER_FIELDS: &[(&str, &str)] = &[("Signature", "Threat Name"), ("Filename", "Path")];
+/// (EventData names lose their spaces, as Sigma spells them: `Threat Name` is `ThreatName`.)
+pub const DEFENDER_FIELDS: &[(&str, &str)] = &[("Signature", "ThreatName"), ("Filename", "Path")];
 
 /// Which table renames fields for an alternative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -516,10 +532,55 @@ fn lookup<'a>(table: &'a [(&str, &'a [&'a str])], key: &str) -> Option<&'a [&'a 
     table.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
-const EVTX: (&str, &[&str]) = (field::VIGIL_PARSER, &[Parser::Evtx.as_str()]);
+/// Windows events: read from `.evtx` files, or shipped live as JSON (`vigil-parse::winlog`).
+const EVTX: (&str, &[&str]) = (
+    field::VIGIL_PARSER,
+    &[Parser::Evtx.as_str(), Parser::Winlog.as_str()],
+);
 
-/// Resolves a rule's logsource through the table (see the module documentation).
+/// Resolves a rule's logsource through the table (see the module documentation). Whatever
+/// the table says (but for Windows, Linux, macOS and Vigil's own), events whose source declares
+/// exactly this logsource by configuration ([`DECLARED_PRODUCT`]) belong too, with the field
+/// names of the table's first alternative.
 pub fn resolve(ls: &LogSource) -> Resolution {
+    let mut r = resolve_table(ls);
+    // Windows, Linux and macOS events are known by their shape, and Vigil's own by its
+    // datasets: no source declares those (and their thousands of rules compile once).
+    let product = ls.product.as_deref().map(str::to_ascii_lowercase);
+    if r.no_declared_source()
+        || matches!(
+            product.as_deref(),
+            Some("windows" | "linux" | "macos" | "vigil")
+        )
+    {
+        return r;
+    }
+    let parts = [
+        (DECLARED_PRODUCT, &ls.product),
+        (DECLARED_CATEGORY, &ls.category),
+        (DECLARED_SERVICE, &ls.service),
+    ];
+    let values: Vec<(&str, [String; 1])> = parts
+        .iter()
+        .filter_map(|(f, v)| v.as_deref().map(|v| (*f, [v.to_ascii_lowercase()])))
+        .collect();
+    if values.is_empty() {
+        return r;
+    }
+    let fields = r
+        .alternatives
+        .first()
+        .map_or(FieldTable::Identity, |a| a.fields);
+    let when: Vec<(&str, Vec<&str>)> = values
+        .iter()
+        .map(|(f, v)| (*f, vec![v[0].as_str()]))
+        .collect();
+    let when: Vec<(&str, &[&str])> = when.iter().map(|(f, v)| (*f, v.as_slice())).collect();
+    r.alternatives.push(Alternative::new(&when, fields));
+    r
+}
+
+fn resolve_table(ls: &LogSource) -> Resolution {
     let product = ls.product.as_deref().map(str::to_ascii_lowercase);
     let category = ls.category.as_deref().map(str::to_ascii_lowercase);
     let service = ls.service.as_deref().map(str::to_ascii_lowercase);
@@ -689,7 +750,19 @@ pub fn resolve(ls: &LogSource) -> Resolution {
                 .filter(|(dp, ds, _)| *dp == p && (ds.is_empty() || Some(*ds) == svc))
                 .flat_map(|(_, _, d)| d.iter().copied())
                 .collect();
-            let fields = if matches!(p, "cisco" | "fortigate" | "fortios" | "paloalto") {
+            let fields = if matches!(
+                p,
+                "cisco"
+                    | "fortigate"
+                    | "fortios"
+                    | "paloalto"
+                    | "juniper"
+                    | "huawei"
+                    | "sonicwall"
+                    | "sophos"
+                    | "checkpoint"
+                    | "mikrotik"
+            ) {
                 FieldTable::Firewall
             } else {
                 FieldTable::Identity
@@ -846,6 +919,23 @@ mod tests {
         let r = resolve(&ls(Some("cisco"), Some("accounting"), Some("aaa")));
         assert!(!r.no_declared_source());
         assert_eq!(r.alternatives[0].fields.map("src_ip"), "source.ip");
+        // A source may declare a known logsource by configuration too, with its field names.
+        let r = resolve(&ls(None, Some("firewall"), None));
+        assert!(
+            r.alternatives[0].when[0]
+                .1
+                .contains(&"mikrotik.routeros".to_owned())
+        );
+        let declared = r.alternatives.last().unwrap();
+        assert_eq!(
+            declared.when,
+            vec![(DECLARED_CATEGORY.to_owned(), vec!["firewall".to_owned()])]
+        );
+        assert_eq!(declared.fields.map("dst_port"), "destination.port");
+        assert_eq!(
+            resolve(&ls(Some("juniper"), None, Some("bgp"))).alternatives[0].when[0].1,
+            vec!["juniper.srx".to_owned(), "juniper.netscreen".to_owned()]
+        );
         // No parser declares it: only a source declaring exactly this logsource.
         let r = resolve(&ls(Some("salesforce"), None, Some("eventmonitoring")));
         assert!(r.no_declared_source());

@@ -56,6 +56,13 @@ pub mod field {
     pub const VIGIL_SOURCETYPE: &str = "vigil.sourcetype";
     /// Who made a change recorded in the audit trail (`cli`, …).
     pub const VIGIL_ORIGIN: &str = "vigil.origin";
+    /// The Sigma `product` the event's source declares by configuration (`[[logsource]]`),
+    /// set at ingest; input can never claim it.
+    pub const VIGIL_LOGSOURCE_PRODUCT: &str = "vigil.logsource.product";
+    /// The Sigma `category` the event's source declares (see [`VIGIL_LOGSOURCE_PRODUCT`]).
+    pub const VIGIL_LOGSOURCE_CATEGORY: &str = "vigil.logsource.category";
+    /// The Sigma `service` the event's source declares (see [`VIGIL_LOGSOURCE_PRODUCT`]).
+    pub const VIGIL_LOGSOURCE_SERVICE: &str = "vigil.logsource.service";
     /// Cluster mode: the JetStream stream sequence of the message that carried the event (on
     /// every event of a shard; the shard resumes after the last one it holds).
     pub const VIGIL_STREAM_SEQ: &str = "vigil.stream.seq";
@@ -115,11 +122,14 @@ pub enum Parser {
     Raw,
     /// A Windows event log record (`.evtx`).
     Evtx,
+    /// A Windows event shipped live as JSON (Winlogbeat/Elastic Agent, NXLog, Fluent Bit, an
+    /// EVTX record rendered as JSON), with the names an EVTX record gives.
+    Winlog,
 }
 
 impl Parser {
     /// Every parser.
-    pub const ALL: [Parser; 8] = [
+    pub const ALL: [Parser; 9] = [
         Parser::Syslog,
         Parser::Combined,
         Parser::Json,
@@ -128,6 +138,7 @@ impl Parser {
         Parser::ApacheError,
         Parser::Raw,
         Parser::Evtx,
+        Parser::Winlog,
     ];
 
     /// The value stored in `vigil.parser`.
@@ -141,6 +152,7 @@ impl Parser {
             Parser::ApacheError => "apache_error",
             Parser::Raw => "raw",
             Parser::Evtx => "evtx",
+            Parser::Winlog => "winlog",
         }
     }
 }
@@ -160,7 +172,7 @@ impl From<Parser> for crate::Value {
 /// A `vigil.parser` value that names no parser.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown parser {0:?}; expected one of syslog, combined, json, cef, logfmt, apache_error, raw, evtx"
+    "unknown parser {0:?}; expected one of syslog, combined, json, cef, logfmt, apache_error, raw, evtx, winlog"
 )]
 pub struct UnknownParser(pub String);
 

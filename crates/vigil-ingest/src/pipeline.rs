@@ -84,6 +84,8 @@ pub struct Ingest<L: EventLog = NodeLog> {
     pub metrics: Arc<Metrics>,
     /// Threat intelligence, tables and GeoIP applied to events from outside (none: off).
     enricher: Option<Arc<vigil_enrich::Enricher>>,
+    /// Logsources declared by configuration, set on events from outside.
+    declared: Arc<crate::logsource::DeclaredSources>,
 }
 
 /// A batch on its way to durability. Dropping it does not cancel the append, nor free its
@@ -136,6 +138,7 @@ impl<L: EventLog> Ingest<L> {
             capacity,
             metrics,
             enricher: None,
+            declared: Arc::default(),
         }
     }
 
@@ -144,6 +147,17 @@ impl<L: EventLog> Ingest<L> {
     /// events are never enriched.
     pub fn with_enricher(mut self, enricher: Arc<vigil_enrich::Enricher>) -> Ingest<L> {
         self.enricher = Some(enricher);
+        self
+    }
+
+    /// Sets on every event from outside (listeners and `vigil import`) the logsource its
+    /// source declares (`[[logsource]]`); a `vigil.logsource.*` field the input carried is
+    /// removed whatever its source.
+    pub fn with_declared_sources(
+        mut self,
+        declared: crate::logsource::DeclaredSources,
+    ) -> Ingest<L> {
+        self.declared = Arc::new(declared);
         self
     }
 
@@ -191,6 +205,9 @@ impl<L: EventLog> Ingest<L> {
             // Only Vigil records idempotency keys: one claimed from outside could make a
             // sender's retry look stored after a restart.
             crate::idempotency::Mark::strip(event);
+            if matches!(origin, Origin::Input(_) | Origin::Import) {
+                self.declared.apply(event);
+            }
             if let Some((snapshot, stats)) = &enrich {
                 snapshot.enrich(event, stats);
             }

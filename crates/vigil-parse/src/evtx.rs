@@ -3,7 +3,8 @@
 //! Each record keeps its fields under the names Windows (and Sigma) use: the `System` fields
 //! (`EventID`, `Channel`, `Computer`, `Provider_Name`, `EventRecordID`, …, attributes joined with
 //! `_`) and the `EventData`/`UserData` fields by their own names (`CommandLine`, `Image`,
-//! `TargetUserName`, …). Obvious ECS fields are added: `event.code`, `host.name`,
+//! `TargetUserName`, …), without spaces, as Sigma spells them (Defender's `Threat Name` is
+//! `ThreatName`: [`sigma_name`]). Obvious ECS fields are added: `event.code`, `host.name`,
 //! `winlog.channel`, `winlog.provider_name`, `process.command_line`, `user.name`, `source.ip`, and
 //! for the common Security events `event.category`/`event.type`/`event.outcome`.
 
@@ -61,12 +62,12 @@ pub fn record_to_event(record: &Json, record_id: Option<u64>) -> Event {
                     {
                         for (n, v) in inner {
                             if n != "#attributes" {
-                                flatten_named(&mut event, n, v);
+                                flatten_named(&mut event, &sigma_name(n), v);
                             }
                         }
                         continue;
                     }
-                    flatten_named(&mut event, name, value);
+                    flatten_named(&mut event, &sigma_name(name), value);
                 }
             }
             Some(Json::Null) | None => {}
@@ -84,9 +85,19 @@ pub fn record_to_event(record: &Json, record_id: Option<u64>) -> Event {
     if let Some(id) = record_id {
         event.insert("winlog.record_id", id as i64);
     }
-    add_ecs(&mut event);
+    add_ecs(&mut event, false);
     event.insert(field::VIGIL_PARSER, Parser::Evtx);
     event
+}
+
+/// An event data name as Sigma spells it: white space removed (the Sigma specification's rule
+/// for field names with spaces; Defender writes `Threat Name`, Sigma rules say `ThreatName`).
+pub fn sigma_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_whitespace()) {
+        std::borrow::Cow::Owned(name.chars().filter(|c| !c.is_ascii_whitespace()).collect())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
 }
 
 fn scalar(value: &Json) -> Option<Value> {
@@ -136,7 +147,10 @@ fn flatten_named(event: &mut Event, name: &str, value: &Json) {
     }
 }
 
-fn copy(event: &mut Event, from: &str, to: &str) {
+fn copy(event: &mut Event, from: &str, to: &str, keep: bool) {
+    if keep && event.contains(to) {
+        return;
+    }
     if let Some(v) = event.get(from).cloned()
         && !matches!(&v, Value::Str(s) if s.is_empty() || s == "-")
     {
@@ -151,7 +165,9 @@ fn copy(event: &mut Event, from: &str, to: &str) {
     }
 }
 
-fn add_ecs(event: &mut Event) {
+/// Adds the ECS fields named in the module documentation to an event that carries EVTX names.
+/// `keep`: fields the event already has (a shipper's own ECS) are left as they are.
+pub(crate) fn add_ecs(event: &mut Event, keep: bool) {
     let id = match event.get("EventID") {
         Some(Value::Int(i)) => Some(*i),
         Some(Value::Str(s)) => s.parse().ok(),
@@ -161,22 +177,22 @@ fn add_ecs(event: &mut Event) {
         event.insert("event.code", id.to_string());
         event.insert("winlog.event_id", id);
     }
-    copy(event, "Computer", "host.name");
-    copy(event, "Channel", "winlog.channel");
-    copy(event, "Provider_Name", "winlog.provider_name");
-    copy(event, "CommandLine", "process.command_line");
-    copy(event, "Image", "process.executable");
-    copy(event, "NewProcessName", "process.executable");
-    copy(event, "ParentImage", "process.parent.executable");
-    copy(event, "IpAddress", "source.ip");
-    copy(event, "SourceAddress", "source.ip");
-    copy(event, "SourceIp", "source.ip");
-    copy(event, "DestinationIp", "destination.ip");
-    copy(event, "TargetUserName", "user.name");
+    copy(event, "Computer", "host.name", keep);
+    copy(event, "Channel", "winlog.channel", keep);
+    copy(event, "Provider_Name", "winlog.provider_name", keep);
+    copy(event, "CommandLine", "process.command_line", keep);
+    copy(event, "Image", "process.executable", keep);
+    copy(event, "NewProcessName", "process.executable", keep);
+    copy(event, "ParentImage", "process.parent.executable", keep);
+    copy(event, "IpAddress", "source.ip", keep);
+    copy(event, "SourceAddress", "source.ip", keep);
+    copy(event, "SourceIp", "source.ip", keep);
+    copy(event, "DestinationIp", "destination.ip", keep);
+    copy(event, "TargetUserName", "user.name", keep);
     if !event.contains("user.name") {
-        copy(event, "SubjectUserName", "user.name");
+        copy(event, "SubjectUserName", "user.name", keep);
     }
-    copy(event, "WorkstationName", "source.domain");
+    copy(event, "WorkstationName", "source.domain", keep);
     event.insert(field::EVENT_KIND, EventKind::Event);
     let channel = event.get_str("Channel").unwrap_or("").to_owned();
     let classification = match (channel.as_str(), id) {

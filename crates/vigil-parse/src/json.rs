@@ -13,10 +13,26 @@ use crate::{LineError, ParseContext};
 
 /// Parses one JSON object.
 pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
+    // An EVTX record rendered as JSON is read by the EVTX reader (`winlog`).
+    if line.contains("\"System\"")
+        && let Ok(json) = serde_json::from_str::<serde_json::Value>(line)
+        && crate::winlog::is_evtx_json(&json)
+    {
+        let mut event = crate::winlog::from_evtx_json(&json);
+        if event.timestamp() == Timestamp::default() {
+            event.set_timestamp(ctx.received);
+        }
+        return Ok(event);
+    }
     let has_timestamp = line.contains("\"@timestamp\"");
     let mut event = Event::from_json(line, ctx.received)?;
     // The input's own `vigil.*` fields and a `vigil.*` dataset are claims, not facts.
     crate::reserved::quarantine(&mut event);
+    // Windows events shipped live get the names an EVTX record has (`winlog`).
+    if let Some(shipper) = crate::winlog::shipper(&event) {
+        crate::winlog::normalise(&mut event, shipper, has_timestamp);
+        return Ok(event);
+    }
     if !has_timestamp {
         vendor_timestamp(&mut event);
     }

@@ -34,6 +34,7 @@
 pub mod access;
 pub mod app_message;
 pub mod cef;
+pub mod cisco_ios;
 pub mod cloud;
 #[cfg(test)]
 mod differential;
@@ -41,6 +42,7 @@ mod error;
 pub mod evtx;
 pub mod framing;
 pub mod json;
+pub mod kv_firewall;
 pub mod linux;
 pub mod logfmt;
 pub mod network;
@@ -50,6 +52,7 @@ pub mod reserved;
 mod sshd_fast;
 pub mod syslog;
 mod syslog_fast;
+pub mod winlog;
 pub mod zeek_tsv;
 
 use std::str::FromStr;
@@ -236,12 +239,21 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
         Format::Combined => access::parse(line, ctx),
         Format::Json => json::parse(line, ctx),
         Format::Cef => cef::parse(line, ctx),
-        Format::Logfmt => logfmt::parse(line, ctx).map(|mut event| {
-            if network::looks_like_device_line(line) {
-                network::enrich(&mut event, "", line);
+        Format::Logfmt => match logfmt::parse(line, ctx) {
+            Ok(mut event) => {
+                if network::looks_like_device_line(line) {
+                    network::enrich(&mut event, "", line);
+                }
+                Ok(event)
             }
-            event
-        }),
+            // A device's line cut short (an unterminated quote) is still the device's.
+            Err(_) if requested == Format::Auto && network::looks_like_device_line(line) => {
+                let mut event = raw_event(line, ctx);
+                network::enrich(&mut event, "", line);
+                Ok(event)
+            }
+            Err(e) => Err(e),
+        },
         Format::ApacheError => access::parse_error_log(line, ctx),
     };
     let mut event = match parsed {

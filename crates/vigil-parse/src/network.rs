@@ -56,13 +56,18 @@ pub fn enrich(event: &mut Event, program: &str, message: &str) -> bool {
     if let Some(csv) = panos_csv(message) {
         return panos(event, &csv);
     }
-    false
+    crate::cisco_ios::enrich(event, program, message)
+        || crate::kv_firewall::enrich(event, program, message)
 }
 
 /// A whole line (no syslog header) that is one of these formats: a bare `%ASA-…` message, a
 /// FortiGate `date=… devname=…` line, a PAN-OS CSV line.
 pub fn looks_like_device_line(line: &str) -> bool {
-    cisco_tag(line).is_some() || is_fortigate(line) || panos_csv(line).is_some()
+    cisco_tag(line).is_some()
+        || is_fortigate(line)
+        || panos_csv(line).is_some()
+        || crate::cisco_ios::looks_like(line)
+        || crate::kv_firewall::looks_like(line)
 }
 
 /// FortiGate's (and FortiOS 3's) `key=value` logs: a device name or virtual domain, and a log

@@ -222,6 +222,22 @@ fn query_rules(c: &Config) -> Result<Vec<QueryRule>, ConfigError> {
         .collect()
 }
 
+impl crate::ServerConfig {
+    /// The logsources sources declare (`[[logsource]]`), for the ingest pipeline.
+    pub(crate) fn logsources(&self) -> vigil_ingest::logsource::DeclaredSources {
+        vigil_ingest::logsource::DeclaredSources::new(self.settings.logsource.iter().map(|l| {
+            (
+                l.source.clone(),
+                vigil_ingest::logsource::Declared {
+                    product: l.product.clone(),
+                    category: l.category.clone(),
+                    service: l.service.clone(),
+                },
+            )
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,7 +87,7 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     if let Some(e) = &enricher {
         ingest = ingest.with_enricher(Arc::clone(e));
     }
-    let ingest = Arc::new(ingest);
+    let ingest = Arc::new(ingest.with_declared_sources(config.logsources()));
     let run = audit_start(&config, &start_settings, &ingest).await?;
     let mut t = Tasks::new();
     let decisions = decision_service(&config, &ingest, &mut t)?;
