@@ -11,9 +11,100 @@
 //! delivery's `Records` array is cut by [`split_records`], gzip or not, by whoever reads it)
 //! or as JSON over HTTP.
 //!
+//! The other providers' audit logs each have a module: [`azure`] (Activity log, Entra ID
+//! sign-in and audit logs), [`gcp`] (Cloud Audit Logs), [`okta`] (System Log), [`m365`]
+//! (unified audit log), [`kubernetes`] (API server audit) and [`github`] (audit log).
+//! [`enrich`] recognises a JSON record as one of them (by the fields only that provider's
+//! records carry together) and adds the ECS fields and the `event.dataset` the Sigma
+//! logsource table selects; a record of none of them is left as it is.
+//!
 //! Pure and bounded: only fields already in the event are read; nothing recurses.
 
+pub mod azure;
+mod fields;
+pub mod gcp;
+pub mod github;
+pub mod kubernetes;
+pub mod m365;
+pub mod okta;
+
 use vigil_event::{Category, Event, EventKind, EventType, Outcome, Timestamp, Value, field};
+
+/// The cloud audit log a JSON record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudLog {
+    /// AWS CloudTrail.
+    CloudTrail,
+    /// An Azure log.
+    Azure(azure::AzureLog),
+    /// Google Cloud Audit Logs.
+    Gcp,
+    /// Okta System Log.
+    Okta,
+    /// Microsoft 365 unified audit log.
+    M365,
+    /// Kubernetes API server audit.
+    Kubernetes,
+    /// GitHub audit log.
+    GitHub,
+}
+
+impl CloudLog {
+    /// The `event.dataset` Vigil gives the log's records.
+    pub fn dataset(self) -> &'static str {
+        match self {
+            CloudLog::CloudTrail => "aws.cloudtrail",
+            CloudLog::Azure(log) => log.dataset(),
+            CloudLog::Gcp => "gcp.audit",
+            CloudLog::Okta => "okta.system",
+            CloudLog::M365 => "o365.audit",
+            CloudLog::Kubernetes => "kubernetes.audit_logs",
+            CloudLog::GitHub => "github.audit",
+        }
+    }
+}
+
+/// Which cloud audit log `event` (a JSON record) belongs to, if any.
+pub fn recognise(event: &Event) -> Option<CloudLog> {
+    if is_cloudtrail(event) {
+        return Some(CloudLog::CloudTrail);
+    }
+    if kubernetes::recognise(event) {
+        return Some(CloudLog::Kubernetes);
+    }
+    if gcp::recognise(event) {
+        return Some(CloudLog::Gcp);
+    }
+    if let Some(log) = azure::recognise(event) {
+        return Some(CloudLog::Azure(log));
+    }
+    if okta::recognise(event) {
+        return Some(CloudLog::Okta);
+    }
+    if m365::recognise(event) {
+        return Some(CloudLog::M365);
+    }
+    if github::recognise(event) {
+        return Some(CloudLog::GitHub);
+    }
+    None
+}
+
+/// Adds the ECS fields of the cloud audit log `event` belongs to; returns which, or `None`
+/// (and leaves the event alone) when it is none of them.
+pub fn enrich(event: &mut Event) -> Option<CloudLog> {
+    let log = recognise(event)?;
+    match log {
+        CloudLog::CloudTrail => cloudtrail(event),
+        CloudLog::Azure(kind) => azure::enrich(event, kind),
+        CloudLog::Gcp => gcp::enrich(event),
+        CloudLog::Okta => okta::enrich(event),
+        CloudLog::M365 => m365::enrich(event),
+        CloudLog::Kubernetes => kubernetes::enrich(event),
+        CloudLog::GitHub => github::enrich(event),
+    }
+    Some(log)
+}
 
 /// The most records [`split_records`] cuts from one delivery (CloudTrail's files hold at most
 /// a few thousand; a bigger array is not a CloudTrail delivery).

@@ -21,9 +21,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
         vendor_timestamp(&mut event);
     }
     zeek_and_suricata(&mut event);
-    if crate::cloud::is_cloudtrail(&event) {
-        crate::cloud::cloudtrail(&mut event);
-    }
+    crate::cloud::enrich(&mut event);
     owasp_shape(&mut event);
     classify_owasp(&mut event);
     event.insert(field::VIGIL_PARSER, Parser::Json);
