@@ -99,3 +99,66 @@ fn cloudtrail_rules_fire_on_the_attack_records() {
         "an undeclared logsource runs on nothing"
     );
 }
+
+/// SigmaHQ rules of one product, compiled.
+fn product_rules(corpus: &std::path::Path, dirs: &[&str]) -> RuleSet {
+    let mut docs: Vec<Document> = Vec::new();
+    for dir in dirs {
+        docs.extend(
+            load_dir(&corpus.join("sigma").join(dir))
+                .into_iter()
+                .flat_map(|(_, d)| d)
+                .filter_map(Result::ok),
+        );
+    }
+    let (set, issues) = RuleSet::compile(docs);
+    for i in &issues {
+        eprintln!("{dirs:?}: not compiled: {i:?}");
+    }
+    set
+}
+
+/// Which rules fire on each line of a JSON-lines sample file.
+fn fire_per_line(set: &RuleSet, path: &std::path::Path) -> Vec<Vec<String>> {
+    let ctx = ParseContext::new(Timestamp::parse("2026-12-07T00:00:00Z").unwrap(), "t");
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let e = parse_line(line.as_bytes(), Format::Auto, &ctx);
+            set.matches(&e)
+                .into_iter()
+                .map(|id| set.rule(id).unwrap().meta.title.clone())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn explore_cloud_rules() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let panther = corpus.join("panther-rule-test-events/rule-tests");
+    for (dirs, file) in [
+        (&["rules/cloud/azure"][..], "Azure.MonitorActivity"),
+        (&["rules/cloud/azure"][..], "Azure.Audit"),
+        (&["rules/cloud/gcp"][..], "GCP.AuditLog"),
+        (&["rules/identity/okta"][..], "Okta.SystemLog"),
+        (&["rules/application/github"][..], "GitHub.Audit"),
+        (&["rules/application/kubernetes"][..], "Amazon.EKS.Audit"),
+        (&["rules/cloud/m365"][..], "Microsoft365.Audit"),
+    ] {
+        let set = product_rules(&corpus, dirs);
+        let labels = std::fs::read_to_string(panther.join(format!("{file}.labels.tsv"))).unwrap();
+        let labels: Vec<&str> = labels.lines().skip(1).collect();
+        let fired = fire_per_line(&set, &panther.join(format!("{file}.jsonl")));
+        eprintln!("=== {file}: {} rules", set.len());
+        for (i, f) in fired.iter().enumerate() {
+            let l: Vec<&str> = labels[i].split('\t').collect();
+            if !f.is_empty() || l[3] == "True" {
+                eprintln!("{}\t{}\t{}\t{:?}", i + 1, l[1], l[3], f);
+            }
+        }
+    }
+}

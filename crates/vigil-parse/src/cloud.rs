@@ -114,7 +114,9 @@ pub const MAX_RECORDS: usize = 100_000;
 /// or `None` when `text` is not one.
 pub fn split_records(text: &str) -> Option<Vec<String>> {
     let t = text.trim_start();
-    if !t.starts_with('{') || !t[..t.len().min(64)].contains("\"Records\"") {
+    // The head is looked at as bytes: 64 bytes may end inside a character.
+    let head = &t.as_bytes()[..t.len().min(64)];
+    if !t.starts_with('{') || !head.windows(9).any(|w| w == b"\"Records\"") {
         return None;
     }
     let mut doc: serde_json::Value = serde_json::from_str(t).ok()?;
@@ -275,5 +277,8 @@ mod tests {
         assert_eq!(split_records(RECORD), None);
         assert_eq!(split_records("{\"Records\": 3}"), None);
         assert_eq!(split_records("{\"Records\": [1, "), None);
+        // A character across the 64th byte is no reason to panic (this is network input).
+        let text = format!("{{\"xx\":\"{}\"}}", "é".repeat(40));
+        assert_eq!(split_records(&text), None);
     }
 }

@@ -63,25 +63,28 @@ pub fn recognise(event: &Event) -> Option<AzureLog> {
             return Some(AzureLog::Activity);
         }
     }
-    // Diagnostic-settings records: the resource-log common schema.
-    if !(has(event, "operationName") || has(event, "operationName.value")) {
+    // Diagnostic-settings records (the resource-log common schema), and Log Analytics rows
+    // whose `Type` column was lost on export (PascalCase names).
+    let any = |keys: &[&str]| keys.iter().any(|k| has(event, k));
+    if !any(&["operationName", "operationName.value", "OperationName"])
+        || !any(&["resourceId", "tenantId", "ResourceId", "TenantId"])
+        || !any(&["time", "category", "eventTimestamp", "TimeGenerated", "Category"])
+    {
         return None;
     }
-    if !(has(event, "resourceId") || has(event, "tenantId")) {
-        return None;
-    }
-    if !(has(event, "time") || has(event, "category") || has(event, "eventTimestamp")) {
-        return None;
-    }
-    let category = text(event, "category").unwrap_or_default();
-    let category = category.to_ascii_lowercase();
+    let category = first_text(event, &["category", "Category"])
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if category.ends_with("signinlogs") {
         return Some(AzureLog::SignIn);
     }
-    let resource = text(event, "resourceId")
+    let resource = first_text(event, &["resourceId", "ResourceId"])
         .unwrap_or_default()
         .to_ascii_lowercase();
-    if category == "auditlogs" || resource.contains("microsoft.aadiam") {
+    if category == "auditlogs"
+        || resource.contains("microsoft.aadiam")
+        || any(&["LoggedByService", "InitiatedBy"])
+    {
         return Some(AzureLog::Audit);
     }
     Some(AzureLog::Activity)
@@ -172,9 +175,11 @@ fn activity(event: &mut Event) {
         event,
         &["resultType", "ActivityStatusValue", "status.value", "properties.statusCode"],
     );
-    if let Some(o) = outcome_of(result.as_deref()) {
-        set(event, field::EVENT_OUTCOME, o);
-    }
+    set(
+        event,
+        field::EVENT_OUTCOME,
+        outcome_of(result.as_deref()).unwrap_or(Outcome::Unknown),
+    );
     let action = text(event, "event.action").unwrap_or_default().to_ascii_lowercase();
     if action.starts_with("microsoft.authorization/") {
         set(event, field::EVENT_CATEGORY, Category::Iam);
@@ -246,6 +251,7 @@ fn sign_in(event: &mut Event) {
         };
         set(event, field::EVENT_OUTCOME, o);
     }
+    set(event, field::EVENT_OUTCOME, Outcome::Unknown);
     set(event, field::EVENT_CATEGORY, Category::Authentication);
     set(event, field::EVENT_TYPE, EventType::Start);
 }
@@ -305,9 +311,11 @@ fn audit(event: &mut Event, action: Option<String>) {
         first_text(event, &["UserAgent", "properties.userAgent"]),
     );
     let result = first_text(event, &["properties.result", "Result", "resultType", "result"]);
-    if let Some(o) = outcome_of(result.as_deref()) {
-        set(event, field::EVENT_OUTCOME, o);
-    }
+    set(
+        event,
+        field::EVENT_OUTCOME,
+        outcome_of(result.as_deref()).unwrap_or(Outcome::Unknown),
+    );
     if let Some(action) = action {
         // SigmaHQ's auditlogs rules name the activity `properties.message`.
         set(event, "properties.message", action);

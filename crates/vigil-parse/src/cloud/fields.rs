@@ -6,15 +6,23 @@ use std::net::IpAddr;
 
 use vigil_event::{Event, Timestamp, Value};
 
-/// The value at `key`, or at `key` in lower case.
+/// The value at `key`, or at `key` in lower case, or at `key` with its first part in lower
+/// case (exporters that lower-case top-level keys only).
 pub(crate) fn get<'a>(event: &'a Event, key: &str) -> Option<&'a Value> {
-    event.get(key).or_else(|| {
-        if key.bytes().any(|b| b.is_ascii_uppercase()) {
-            event.get(&key.to_ascii_lowercase())
-        } else {
-            None
-        }
-    })
+    if let Some(v) = event.get(key) {
+        return Some(v);
+    }
+    if !key.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    if let Some(v) = event.get(&key.to_ascii_lowercase()) {
+        return Some(v);
+    }
+    let (first, rest) = key.split_once('.')?;
+    if !first.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    event.get(&format!("{}.{rest}", first.to_ascii_lowercase()))
 }
 
 /// The non-empty text at `key` (strings as they are, numbers and booleans in their text form).
@@ -105,11 +113,6 @@ pub(crate) fn set_time(event: &mut Event, keys: &[&str]) {
             return;
         }
     }
-}
-
-/// Case-insensitive equality of an optional text with one of `values`.
-pub(crate) fn is_one_of(value: Option<&str>, values: &[&str]) -> bool {
-    value.is_some_and(|v| values.iter().any(|x| v.trim().eq_ignore_ascii_case(x)))
 }
 
 /// Whether a key is present under `prefix.` (or its lower-case form).

@@ -12,19 +12,27 @@
 
 use vigil_event::{Category, Event, EventKind, Outcome, field};
 
-use super::fields::{first_text, has, set, set_opt, set_source_ip, set_time, text};
+use super::fields::{first_text, has, has_under, set, set_opt, set_source_ip, set_time, text};
 
-/// Whether `event` is a Cloud Audit Logs entry.
+/// Whether `event` is a Cloud Audit Logs entry: its payload says it is an `AuditLog`, or it has
+/// a `protoPayload.methodName` with any other `AuditLog` field (`protoPayload` is Cloud
+/// Logging's own name).
 pub fn recognise(event: &Event) -> bool {
-    let payload_type = first_text(event, &["protoPayload.@type", "protoPayload.at_sign_type"])
-        .unwrap_or_default();
+    let payload_type = first_text(
+        event,
+        &["protoPayload.@type", "protoPayload.at_sign_type", "protoPayload.at_type"],
+    )
+    .unwrap_or_default();
     if payload_type.ends_with("google.cloud.audit.AuditLog") {
         return true;
     }
-    let log_name = text(event, "logName").unwrap_or_default();
-    (has(event, "protoPayload.methodName") || has(event, "protoPayload.serviceName"))
-        && (log_name.contains("cloudaudit.googleapis.com")
-            || has(event, "protoPayload.authenticationInfo.principalEmail")
+    has(event, "protoPayload.methodName")
+        && (has(event, "protoPayload.serviceName")
+            || has(event, "protoPayload.resourceName")
+            || has(event, "protoPayload.authorizationInfo")
+            || has_under(event, "protoPayload.authenticationInfo")
+            || has_under(event, "protoPayload.requestMetadata")
+            || text(event, "logName").is_some_and(|l| l.contains("cloudaudit.googleapis.com"))
             || has(event, "resource.type"))
 }
 

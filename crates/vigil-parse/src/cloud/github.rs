@@ -18,25 +18,33 @@ pub fn recognise(event: &Event) -> bool {
     let Some(action) = text(event, "action") else {
         return false;
     };
-    // Actions are `area.verb` in lower case (`protected_branch.destroy`, `org.add_member`).
-    let (area, verb) = match action.split_once('.') {
-        Some(parts) => parts,
-        None => return false,
-    };
+    // Actions are `area.verb` in lower case (`protected_branch.destroy`, `org.add_member`); a
+    // bare verb only with GitHub's own time and organisation fields beside it.
     let word = |s: &str| {
         !s.is_empty()
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
     };
-    if !(word(area) && word(verb)) {
+    if !word(&action) || action.starts_with('.') || action.ends_with('.') {
         return false;
     }
-    let actor_is_text = matches!(get(event, "actor"), Some(Value::Str(_)));
-    actor_is_text
-        && (has(event, "created_at")
-            || has(event, "_document_id")
-            || has(event, "org")
-            || has(event, "business"))
+    if !matches!(get(event, "actor"), Some(Value::Str(_))) {
+        return false;
+    }
+    if !action.contains('.') {
+        return has(event, "created_at") && (has(event, "org") || has(event, "business"));
+    }
+    [
+        "created_at",
+        "_document_id",
+        "org",
+        "business",
+        "repo",
+        "actor_id",
+        "programmatic_access_type",
+    ]
+    .iter()
+    .any(|k| has(event, k))
 }
 
 /// Adds the ECS fields of a GitHub audit log entry (see the module documentation).
@@ -83,6 +91,7 @@ mod tests {
         // Not GitHub: an action that is not `area.verb`, or no actor name.
         for other in [
             r#"{"actor":"cat","action":"Delete Repo","org":"o"}"#,
+            r#"{"actor":"cat","action":"delete","org":"o"}"#,
             r#"{"actor":{"id":1},"action":"repo.create","org":"o"}"#,
         ] {
             let e = parse_line(other.as_bytes(), Format::Auto, &ctx);

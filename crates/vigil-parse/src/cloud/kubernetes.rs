@@ -23,6 +23,7 @@ pub fn recognise(event: &Event) -> bool {
         && (has(event, "requestURI")
             || has_under(event, "objectRef")
             || has(event, "user.username")
+            || has(event, "sourceIPs")
             || has(event, "auditID"))
 }
 

@@ -17,9 +17,10 @@ pub fn recognise(event: &Event) -> bool {
     let Some(kind) = text(event, "eventType") else {
         return false;
     };
-    // Okta event types are dotted lower-case words (`user.session.start`).
+    // Okta event types are dotted words (`user.session.start`, `user.authentication.auth_via_IDP`).
     kind.contains('.')
-        && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_' || b.is_ascii_digit())
+        && kind.starts_with(|c: char| c.is_ascii_lowercase())
+        && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
         && (has(event, "published") || has(event, "uuid") || has(event, "legacyEventType"))
         && (has_under(event, "actor") || has_under(event, "client") || has(event, "displayMessage"))
 }
