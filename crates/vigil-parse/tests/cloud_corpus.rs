@@ -123,7 +123,9 @@ const SPECS: &[Spec] = &[
     Spec {
         file: "panther-rule-test-events/rule-tests/Azure.Audit.jsonl",
         dataset: |raw| {
-            let category = jtext(raw, "category").unwrap_or_default().to_ascii_lowercase();
+            let category = jtext(raw, "category")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             if category.ends_with("signinlogs") {
                 "azure.signinlogs"
             } else {
@@ -196,7 +198,11 @@ const SPECS: &[Spec] = &[
             let forbid = raw["annotations"]["authorization.k8s.io/decision"]
                 .as_str()
                 .is_some_and(|d| d.eq_ignore_ascii_case("forbid"));
-            Some(if code >= 400 || forbid { "failure" } else { "success" })
+            Some(if code >= 400 || forbid {
+                "failure"
+            } else {
+                "success"
+            })
         },
         required: &["verb"],
     },
@@ -251,12 +257,24 @@ fn check(spec: &Spec, text: &str) -> Counts {
         let e: Event = parse_line(line.as_bytes(), Format::Auto, &ctx);
         counts.records += 1;
         assert!(!e.has_tag(tag::PARSE_ERROR), "{at}: {e:?}");
-        assert_eq!(e.get_str("event.dataset"), Some((spec.dataset)(&raw)), "{at}");
+        assert_eq!(
+            e.get_str("event.dataset"),
+            Some((spec.dataset)(&raw)),
+            "{at}"
+        );
         let ip = spec.ip.iter().find_map(|p| jip(&raw, p));
-        assert_eq!(e.get("source.ip").and_then(Value::as_ip), ip, "{at}: source.ip");
+        assert_eq!(
+            e.get("source.ip").and_then(Value::as_ip),
+            ip,
+            "{at}: source.ip"
+        );
         counts.ip += usize::from(ip.is_some());
         let user = spec.user.iter().find_map(|p| jtext(&raw, p));
-        assert_eq!(e.get_str("user.name").map(str::to_owned), user, "{at}: user.name");
+        assert_eq!(
+            e.get_str("user.name").map(str::to_owned),
+            user,
+            "{at}: user.name"
+        );
         counts.user += usize::from(user.is_some());
         let action = spec.action.iter().find_map(|p| jtext(&raw, p));
         assert_eq!(
@@ -267,7 +285,11 @@ fn check(spec: &Spec, text: &str) -> Counts {
         counts.action += usize::from(e.contains("event.action"));
         counts.outcome += usize::from(e.contains("event.outcome"));
         if let Some(outcome) = (spec.outcome)(&raw) {
-            assert_eq!(e.get_str("event.outcome"), Some(outcome), "{at}: event.outcome");
+            assert_eq!(
+                e.get_str("event.outcome"),
+                Some(outcome),
+                "{at}: event.outcome"
+            );
         }
         // The record's own time, where it holds a readable one.
         let time = spec.time.iter().find_map(|p| match jget(&raw, p)? {
@@ -290,7 +312,10 @@ fn check(spec: &Spec, text: &str) -> Counts {
 
 fn read(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if path.extension().is_some_and(|x| x.eq_ignore_ascii_case("zip")) {
+    if path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("zip"))
+    {
         return unzip_first(&bytes);
     }
     String::from_utf8(bytes).unwrap()
@@ -341,8 +366,16 @@ fn cloud_audit_logs_become_ecs() {
         let c = check(spec, &text);
         eprintln!("{}: {c:?}", spec.file);
         assert!(c.records > 0, "{}", spec.file);
-        assert_eq!(c.action, c.records, "{}: every record has an action", spec.file);
-        assert_eq!(c.outcome, c.records, "{}: every record has an outcome", spec.file);
+        assert_eq!(
+            c.action, c.records,
+            "{}: every record has an action",
+            spec.file
+        );
+        assert_eq!(
+            c.outcome, c.records,
+            "{}: every record has an outcome",
+            spec.file
+        );
         assert!(c.user > 0, "{}", spec.file);
         if !spec.file.contains("GitHub") {
             assert!(c.ip > 0, "{}", spec.file);
@@ -357,7 +390,8 @@ fn sentinel_rows_become_ecs() {
     let Some(corpus) = corpus() else {
         return;
     };
-    let dir = corpus.join("security-datasets-goldensaml/datasets/compound/GoldenSAMLADFSMailAccess");
+    let dir =
+        corpus.join("security-datasets-goldensaml/datasets/compound/GoldenSAMLADFSMailAccess");
     let ctx = ParseContext::new(Timestamp::parse("2026-12-07T00:00:00Z").unwrap(), "corpus");
     let audit = read(&dir.join("AADAuditEvents.Zip"));
     let mut n = 0;
@@ -398,7 +432,9 @@ fn sentinel_rows_become_ecs() {
     assert_eq!(e.get_str("user.name"), raw["UserId"].as_str());
     assert_eq!(
         e.get("source.ip").and_then(Value::as_ip),
-        raw["Client_IPAddress"].as_str().and_then(|s| s.parse().ok())
+        raw["Client_IPAddress"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
     );
     assert_eq!(e.get_str("event.outcome"), Some("success"));
 }

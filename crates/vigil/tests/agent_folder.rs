@@ -28,7 +28,11 @@ fn corpus_deliveries() -> Option<Vec<PathBuf>> {
             "corpus missing at {}",
             dir.display()
         );
-        let _ = writeln!(std::io::stderr(), "SKIP: no CloudTrail deliveries at {}", dir.display());
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: no CloudTrail deliveries at {}",
+            dir.display()
+        );
         return None;
     };
     let mut files: Vec<PathBuf> = entries
@@ -121,17 +125,27 @@ fn wait_for(data: &Path, n: usize) -> BTreeMap<String, usize> {
 }
 
 fn assert_once(seen: &BTreeMap<String, usize>, expected: &[String]) {
-    let missing: Vec<&String> = expected.iter().filter(|id| !seen.contains_key(*id)).collect();
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|id| !seen.contains_key(*id))
+        .collect();
     let dups: Vec<(&String, &usize)> = seen.iter().filter(|&(_, &c)| c != 1).collect();
-    assert!(missing.is_empty(), "{} records missing: {missing:?}", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} records missing: {missing:?}",
+        missing.len()
+    );
     assert!(dups.is_empty(), "duplicated records: {dups:?}");
     assert_eq!(seen.len(), expected.len());
 }
 
 /// docs/sending.md's `agent-folder` snippet, pointed at this test's server, state and folder.
 fn doc_config(dir: &Path, url: &str, token: &str, folder: &Path) -> PathBuf {
-    let docs = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/sending.md"))
-        .unwrap();
+    let docs = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/sending.md"
+    ))
+    .unwrap();
     let snippet = docs
         .split("<!-- snippet: agent-folder -->")
         .nth(1)
@@ -146,7 +160,10 @@ fn doc_config(dir: &Path, url: &str, token: &str, folder: &Path) -> PathBuf {
     table.insert("server".into(), url.into());
     table.remove("token_file");
     table.insert("token".into(), token.into());
-    table.insert("state_dir".into(), dir.join("state").display().to_string().into());
+    table.insert(
+        "state_dir".into(),
+        dir.join("state").display().to_string().into(),
+    );
     table.insert("poll_interval_ms".into(), 50.into());
     for entry in table["folder"].as_array_mut().expect("[[folder]]") {
         let entry = entry.as_table_mut().unwrap();
@@ -176,12 +193,7 @@ fn a_synced_cloudtrail_prefix_is_shipped_once_across_kill_9_and_new_files() {
     let token = create_token(&data, "ingest", "agent");
     let server = common::Server::start(&data, &[]);
     let bucket = dir.path().join("bucket");
-    let config = doc_config(
-        dir.path(),
-        &server.url,
-        &token,
-        &bucket,
-    );
+    let config = doc_config(dir.path(), &server.url, &token, &bucket);
     // The folder does not exist yet when the agent starts.
     let mut agent = Agent::start(&config);
     let mut expected: Vec<String> = Vec::new();
@@ -218,14 +230,22 @@ fn a_synced_cloudtrail_prefix_is_shipped_once_across_kill_9_and_new_files() {
     agent.kill_9();
     let agent = Agent::start(&config);
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(common::ledger_events(&data).len(), before, "re-sent after an idle restart");
+    assert_eq!(
+        common::ledger_events(&data).len(),
+        before,
+        "re-sent after an idle restart"
+    );
     let state: serde_json::Value =
         serde_json::from_slice(&fs::read(dir.path().join("state/state.json")).unwrap()).unwrap();
     let done = state["folders"][bucket.display().to_string()]["done"]
         .as_array()
         .unwrap()
         .len();
-    assert_eq!(done, files.len() + 1, "every delivery and the corrupt file are done");
+    assert_eq!(
+        done,
+        files.len() + 1,
+        "every delivery and the corrupt file are done"
+    );
     drop(agent);
     drop(server);
 }

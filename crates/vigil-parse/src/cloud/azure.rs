@@ -22,9 +22,7 @@
 
 use vigil_event::{Category, Event, EventKind, EventType, Outcome, Value, field};
 
-use super::fields::{
-    first_text, get, has, set, set_opt, set_source_ip, set_time, text,
-};
+use super::fields::{first_text, get, has, set, set_opt, set_source_ip, set_time, text};
 
 /// Which Azure log a record belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +66,13 @@ pub fn recognise(event: &Event) -> Option<AzureLog> {
     let any = |keys: &[&str]| keys.iter().any(|k| has(event, k));
     if !any(&["operationName", "operationName.value", "OperationName"])
         || !any(&["resourceId", "tenantId", "ResourceId", "TenantId"])
-        || !any(&["time", "category", "eventTimestamp", "TimeGenerated", "Category"])
+        || !any(&[
+            "time",
+            "category",
+            "eventTimestamp",
+            "TimeGenerated",
+            "Category",
+        ])
     {
         return None;
     }
@@ -112,10 +116,19 @@ pub fn enrich(event: &mut Event, log: AzureLog) {
         "cloud.account.id",
         subscription.or_else(|| first_text(event, &["SubscriptionId", "tenantId", "TenantId"])),
     );
-    set_opt(event, "cloud.region", first_text(event, &["location", "Location"]));
+    set_opt(
+        event,
+        "cloud.region",
+        first_text(event, &["location", "Location"]),
+    );
     let action = first_text(
         event,
-        &["operationName", "operationName.value", "OperationName", "OperationNameValue"],
+        &[
+            "operationName",
+            "operationName.value",
+            "OperationName",
+            "OperationNameValue",
+        ],
     )
     .map(|a| a.trim().to_owned());
     set_opt(event, "event.action", action.clone());
@@ -148,7 +161,14 @@ fn outcome_of(result: Option<&str>) -> Option<Outcome> {
 }
 
 fn activity(event: &mut Event) {
-    set_source_ip(event, &["callerIpAddress", "CallerIpAddress", "httpRequest.clientIpAddress"]);
+    set_source_ip(
+        event,
+        &[
+            "callerIpAddress",
+            "CallerIpAddress",
+            "httpRequest.clientIpAddress",
+        ],
+    );
     let user = first_text(
         event,
         &[
@@ -173,14 +193,21 @@ fn activity(event: &mut Event) {
     );
     let result = first_text(
         event,
-        &["resultType", "ActivityStatusValue", "status.value", "properties.statusCode"],
+        &[
+            "resultType",
+            "ActivityStatusValue",
+            "status.value",
+            "properties.statusCode",
+        ],
     );
     set(
         event,
         field::EVENT_OUTCOME,
         outcome_of(result.as_deref()).unwrap_or(Outcome::Unknown),
     );
-    let action = text(event, "event.action").unwrap_or_default().to_ascii_lowercase();
+    let action = text(event, "event.action")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if action.starts_with("microsoft.authorization/") {
         set(event, field::EVENT_CATEGORY, Category::Iam);
     } else {
@@ -199,7 +226,12 @@ fn activity(event: &mut Event) {
 fn sign_in(event: &mut Event) {
     set_source_ip(
         event,
-        &["properties.ipAddress", "IPAddress", "callerIpAddress", "CallerIpAddress"],
+        &[
+            "properties.ipAddress",
+            "IPAddress",
+            "callerIpAddress",
+            "CallerIpAddress",
+        ],
     );
     set_opt(
         event,
@@ -219,7 +251,14 @@ fn sign_in(event: &mut Event) {
     set_opt(
         event,
         "user.id",
-        first_text(event, &["properties.userId", "UserId", "properties.servicePrincipalId"]),
+        first_text(
+            event,
+            &[
+                "properties.userId",
+                "UserId",
+                "properties.servicePrincipalId",
+            ],
+        ),
     );
     set_opt(
         event,
@@ -234,12 +273,23 @@ fn sign_in(event: &mut Event) {
     set_opt(
         event,
         "source.geo.country_iso_code",
-        first_text(event, &["properties.location.countryOrRegion", "LocationDetails.countryOrRegion"]),
+        first_text(
+            event,
+            &[
+                "properties.location.countryOrRegion",
+                "LocationDetails.countryOrRegion",
+            ],
+        ),
     );
     // The sign-in's error code: 0 is success, anything else a failure.
     let code = first_text(
         event,
-        &["properties.status.errorCode", "resultType", "ResultType", "Status.errorCode"],
+        &[
+            "properties.status.errorCode",
+            "resultType",
+            "ResultType",
+            "Status.errorCode",
+        ],
     );
     if let Some(code) = code {
         let o = if code.trim() == "0" {
@@ -259,7 +309,9 @@ fn sign_in(event: &mut Event) {
 fn audit(event: &mut Event, action: Option<String>) {
     // Sentinel exports nested objects as JSON text; read the initiator from it.
     let initiated = match get(event, "InitiatedBy") {
-        Some(Value::Str(s)) if s.len() <= 64 * 1024 => serde_json::from_str::<serde_json::Value>(s).ok(),
+        Some(Value::Str(s)) if s.len() <= 64 * 1024 => {
+            serde_json::from_str::<serde_json::Value>(s).ok()
+        }
         _ => None,
     };
     let from_json = |path: &[&str]| -> Option<String> {
@@ -310,7 +362,10 @@ fn audit(event: &mut Event, action: Option<String>) {
         "user_agent.original",
         first_text(event, &["UserAgent", "properties.userAgent"]),
     );
-    let result = first_text(event, &["properties.result", "Result", "resultType", "result"]);
+    let result = first_text(
+        event,
+        &["properties.result", "Result", "resultType", "result"],
+    );
     set(
         event,
         field::EVENT_OUTCOME,
@@ -439,8 +494,14 @@ mod tests {
         assert_eq!(e.get_str("user.id"), Some("u9"));
         assert_eq!(e.get("source.ip").unwrap().to_string(), "192.0.2.1");
         assert_eq!(e.get_str("event.outcome"), Some("success"));
-        assert_eq!(e.get_str("properties.message"), Some("Add delegated permission grant"));
-        assert_eq!(e.get_str("event.action"), Some("Add delegated permission grant"));
+        assert_eq!(
+            e.get_str("properties.message"),
+            Some("Add delegated permission grant")
+        );
+        assert_eq!(
+            e.get_str("event.action"),
+            Some("Add delegated permission grant")
+        );
         assert_eq!(
             e.timestamp(),
             Timestamp::parse("2021-08-02T13:29:25.983Z").unwrap()

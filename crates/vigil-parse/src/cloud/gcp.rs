@@ -20,7 +20,11 @@ use super::fields::{first_text, has, has_under, set, set_opt, set_source_ip, set
 pub fn recognise(event: &Event) -> bool {
     let payload_type = first_text(
         event,
-        &["protoPayload.@type", "protoPayload.at_sign_type", "protoPayload.at_type"],
+        &[
+            "protoPayload.@type",
+            "protoPayload.at_sign_type",
+            "protoPayload.at_type",
+        ],
     )
     .unwrap_or_default();
     if payload_type.ends_with("google.cloud.audit.AuditLog") {
@@ -56,7 +60,11 @@ pub fn enrich(event: &mut Event) {
         "cloud.region",
         first_text(
             event,
-            &["resource.labels.location", "resource.labels.region", "resource.labels.zone"],
+            &[
+                "resource.labels.location",
+                "resource.labels.region",
+                "resource.labels.zone",
+            ],
         ),
     );
     set_source_ip(event, &["protoPayload.requestMetadata.callerIp"]);
@@ -76,12 +84,19 @@ pub fn enrich(event: &mut Event) {
     set_opt(
         event,
         "user_agent.original",
-        first_text(event, &["protoPayload.requestMetadata.callerSuppliedUserAgent"]),
+        first_text(
+            event,
+            &["protoPayload.requestMetadata.callerSuppliedUserAgent"],
+        ),
     );
     let method = first_text(event, &["protoPayload.methodName"]);
     set_opt(event, "event.action", method.clone());
     set_opt(event, "gcp.audit.method_name", method);
-    set_opt(event, "event.provider", first_text(event, &["protoPayload.serviceName"]));
+    set_opt(
+        event,
+        "event.provider",
+        first_text(event, &["protoPayload.serviceName"]),
+    );
     let code = first_text(event, &["protoPayload.status.code"]);
     let outcome = match code.as_deref().map(str::trim) {
         None | Some("0") => {
@@ -106,7 +121,9 @@ pub fn enrich(event: &mut Event) {
 fn denied(event: &Event) -> bool {
     match super::fields::get(event, "protoPayload.authorizationInfo") {
         Some(vigil_event::Value::List(items)) => items.iter().any(|item| match item {
-            vigil_event::Value::Map(m) => m.get("granted") == Some(&vigil_event::Value::Bool(false)),
+            vigil_event::Value::Map(m) => {
+                m.get("granted") == Some(&vigil_event::Value::Bool(false))
+            }
             _ => false,
         }),
         _ => false,
@@ -125,12 +142,18 @@ mod tests {
         let e = parse_line(line.as_bytes(), Format::Auto, &ctx);
         assert_eq!(e.get_str("event.dataset"), Some("gcp.audit"));
         assert_eq!(e.get_str("cloud.project.id"), Some("p1"));
-        assert_eq!(e.get_str("gcp.audit.method_name"), Some("storage.buckets.list"));
+        assert_eq!(
+            e.get_str("gcp.audit.method_name"),
+            Some("storage.buckets.list")
+        );
         assert_eq!(e.get_str("event.action"), Some("storage.buckets.list"));
         assert_eq!(e.get_str("user.name"), Some("eve@example.com"));
         assert_eq!(e.get("source.ip").unwrap().to_string(), "203.0.113.3");
         assert_eq!(e.get_str("event.outcome"), Some("failure"));
         assert_eq!(e.get_str("user_agent.original"), Some("gcloud/1"));
-        assert_eq!(e.timestamp(), Timestamp::parse("2023-03-08T18:52:52.5Z").unwrap());
+        assert_eq!(
+            e.timestamp(),
+            Timestamp::parse("2023-03-08T18:52:52.5Z").unwrap()
+        );
     }
 }

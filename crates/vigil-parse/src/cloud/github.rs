@@ -56,13 +56,23 @@ pub fn enrich(event: &mut Event) {
     set_opt(event, "user.name", first_text(event, &["actor"]));
     set_opt(event, "user.id", first_text(event, &["actor_id"]));
     set_source_ip(event, &["actor_ip"]);
-    set_opt(event, "user_agent.original", first_text(event, &["user_agent"]));
-    set_opt(event, "organization.name", first_text(event, &["org", "business"]));
+    set_opt(
+        event,
+        "user_agent.original",
+        first_text(event, &["user_agent"]),
+    );
+    set_opt(
+        event,
+        "organization.name",
+        first_text(event, &["org", "business"]),
+    );
     let action = first_text(event, &["action"]).unwrap_or_default();
     set(event, "event.action", action.as_str());
     let conclusion = first_text(event, &["conclusion", "result"]).map(|c| c.to_ascii_lowercase());
-    let failed = matches!(conclusion.as_deref(), Some("failure" | "failed" | "blocked"))
-        || action.ends_with("_failed")
+    let failed = matches!(
+        conclusion.as_deref(),
+        Some("failure" | "failed" | "blocked")
+    ) || action.ends_with("_failed")
         || action.ends_with(".failure");
     let outcome = if failed {
         Outcome::Failure

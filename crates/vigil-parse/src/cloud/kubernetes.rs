@@ -5,7 +5,8 @@
 //! ECS: `source.ip` (the first of `sourceIPs`), `user.name` (`user.username`, the
 //! authenticated user; `impersonatedUser.username` is kept as it is), `user.id` (`user.uid`), `event.action` (`verb`), `event.outcome` (failure when the
 //! response code is 400 or more or the authorizer said `forbid`), `user_agent.original`,
-//! `url.original` (`requestURI`). The time is `requestReceivedTimestamp`.
+//! `url.original` (`requestURI`). The time is `requestReceivedTimestamp`. An object reference
+//! whose `apiVersion` is written `group/version` without an `apiGroup` gains the group.
 
 use vigil_event::{Category, Event, EventKind, EventType, Outcome, field};
 
@@ -36,8 +37,23 @@ pub fn enrich(event: &mut Event) {
     // `user.username` and `user.uid` are the audit event's own names; the ECS names sit beside.
     set_opt(event, "user.name", first_text(event, &["user.username"]));
     set_opt(event, "user.id", first_text(event, &["user.uid"]));
-    set_opt(event, "user_agent.original", first_text(event, &["userAgent"]));
+    set_opt(
+        event,
+        "user_agent.original",
+        first_text(event, &["userAgent"]),
+    );
     set_opt(event, "url.original", first_text(event, &["requestURI"]));
+    // An object reference written `apiVersion: group/version` without its `apiGroup` (some
+    // exporters): the group is the part before the slash (SigmaHQ's rules select on it).
+    if !event.contains("objectRef.apiGroup")
+        && let Some((group, _)) = text(event, "objectRef.apiVersion")
+            .as_deref()
+            .and_then(|v| v.split_once('/'))
+            .map(|(g, v)| (g.to_owned(), v.to_owned()))
+        && !group.is_empty()
+    {
+        event.insert("objectRef.apiGroup", group);
+    }
     let verb = first_text(event, &["verb"]);
     set_opt(event, "event.action", verb.clone());
     let code = first_text(event, &["responseStatus.code"]).and_then(|c| c.parse::<i64>().ok());
@@ -77,6 +93,9 @@ mod tests {
         assert_eq!(e.get_str("event.action"), Some("list"));
         assert_eq!(e.get_str("event.outcome"), Some("failure"));
         assert_eq!(e.get_str("objectRef.resource"), Some("secrets"));
-        assert_eq!(e.timestamp(), Timestamp::parse("2022-11-29T00:09:04.38Z").unwrap());
+        assert_eq!(
+            e.timestamp(),
+            Timestamp::parse("2022-11-29T00:09:04.38Z").unwrap()
+        );
     }
 }

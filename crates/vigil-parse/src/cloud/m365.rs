@@ -40,7 +40,12 @@ pub fn enrich(event: &mut Event) {
     );
     set_source_ip(
         event,
-        &["ClientIP", "ClientIPAddress", "ActorIpAddress", "Client_IPAddress"],
+        &[
+            "ClientIP",
+            "ClientIPAddress",
+            "ActorIpAddress",
+            "Client_IPAddress",
+        ],
     );
     set_opt(event, "user.name", first_text(event, &["UserId"]));
     set_opt(event, "user.id", first_text(event, &["UserKey"]));
@@ -105,6 +110,9 @@ mod tests {
         assert_eq!(e.get_str("event.action"), Some("UserLoginFailed"));
         assert_eq!(e.get_str("user_agent.original"), Some("Mozilla/5.0"));
         assert_eq!(e.get_str("eventSource"), Some("AzureActiveDirectory"));
-        assert_eq!(e.timestamp(), Timestamp::parse("2022-12-12T15:57:57Z").unwrap());
+        assert_eq!(
+            e.timestamp(),
+            Timestamp::parse("2022-12-12T15:57:57Z").unwrap()
+        );
     }
 }

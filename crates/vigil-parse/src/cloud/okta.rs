@@ -20,7 +20,9 @@ pub fn recognise(event: &Event) -> bool {
     // Okta event types are dotted words (`user.session.start`, `user.authentication.auth_via_IDP`).
     kind.contains('.')
         && kind.starts_with(|c: char| c.is_ascii_lowercase())
-        && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
         && (has(event, "published") || has(event, "uuid") || has(event, "legacyEventType"))
         && (has_under(event, "actor") || has_under(event, "client") || has(event, "displayMessage"))
 }
@@ -30,10 +32,7 @@ pub fn enrich(event: &mut Event) {
     event.insert(field::EVENT_DATASET, "okta.system");
     set(event, field::EVENT_KIND, EventKind::Event);
     set_time(event, &["published"]);
-    set_source_ip(
-        event,
-        &["client.ipAddress"],
-    );
+    set_source_ip(event, &["client.ipAddress"]);
     if !event.contains("source.ip")
         && let Some(vigil_event::Value::List(chain)) = super::fields::get(event, "request.ipChain")
         && let Some(vigil_event::Value::Map(first)) = chain.first()
@@ -44,16 +43,27 @@ pub fn enrich(event: &mut Event) {
     {
         event.insert("source.ip", vigil_event::Value::Ip(ip));
     }
-    set_opt(event, "user.name", first_text(event, &["actor.alternateId"]));
+    set_opt(
+        event,
+        "user.name",
+        first_text(event, &["actor.alternateId"]),
+    );
     set_opt(event, "user.id", first_text(event, &["actor.id"]));
-    set_opt(event, "user.full_name", first_text(event, &["actor.displayName"]));
+    set_opt(
+        event,
+        "user.full_name",
+        first_text(event, &["actor.displayName"]),
+    );
     set_opt(
         event,
         "user_agent.original",
         first_text(event, &["client.userAgent.rawUserAgent"]),
     );
     for (from, to) in [
-        ("client.geographicalContext.country", "source.geo.country_name"),
+        (
+            "client.geographicalContext.country",
+            "source.geo.country_name",
+        ),
         ("client.geographicalContext.city", "source.geo.city_name"),
     ] {
         set_opt(event, to, first_text(event, &[from]));
@@ -78,14 +88,23 @@ pub fn enrich(event: &mut Event) {
             EventType::Start
         };
         set(event, field::EVENT_TYPE, kind);
-    } else if ["user.", "group.", "policy.", "application.user_membership", "system.api_token"]
-        .iter()
-        .any(|p| action.starts_with(p))
+    } else if [
+        "user.",
+        "group.",
+        "policy.",
+        "application.user_membership",
+        "system.api_token",
+    ]
+    .iter()
+    .any(|p| action.starts_with(p))
     {
         set(event, field::EVENT_CATEGORY, Category::Iam);
         let kind = if action.contains(".create") || action.contains(".add") {
             EventType::Creation
-        } else if action.contains(".delete") || action.contains(".remove") || action.contains(".revoke") {
+        } else if action.contains(".delete")
+            || action.contains(".remove")
+            || action.contains(".revoke")
+        {
             EventType::Deletion
         } else {
             EventType::Change
@@ -111,6 +130,9 @@ mod tests {
         assert_eq!(e.get_str("event.category"), Some("authentication"));
         assert_eq!(e.get_str("event.action"), Some("user.session.start"));
         assert_eq!(e.get_str("eventType"), Some("user.session.start"));
-        assert_eq!(e.timestamp(), Timestamp::parse("2022-03-22T14:21:53.225Z").unwrap());
+        assert_eq!(
+            e.timestamp(),
+            Timestamp::parse("2022-03-22T14:21:53.225Z").unwrap()
+        );
     }
 }

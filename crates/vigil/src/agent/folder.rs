@@ -34,9 +34,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    AgentConfig, FatalError, MAX_BATCH_BYTES, MAX_BATCH_LINES, Shipper, fnv1a, send,
-};
+use super::{AgentConfig, FatalError, MAX_BATCH_BYTES, MAX_BATCH_LINES, Shipper, fnv1a, send};
 
 /// The most bytes one file may hold once decompressed (CloudTrail delivery files hold at most
 /// a few megabytes; Azure and GCS hourly blobs tens).
@@ -208,7 +206,10 @@ impl Folder {
                 if !kind.is_file()
                     || file_name.ends_with(".tmp")
                     || file_name.ends_with(".part")
-                    || !self.suffixes.iter().any(|s| file_name.ends_with(s.as_str()))
+                    || !self
+                        .suffixes
+                        .iter()
+                        .any(|s| file_name.ends_with(s.as_str()))
                 {
                     continue;
                 }
@@ -342,8 +343,7 @@ fn batch(units: &[String]) -> (Vec<u8>, usize) {
     let mut body = Vec::new();
     let mut n = 0;
     for unit in units {
-        if n > 0
-            && (body.len() + unit.len() + 1 > MAX_BATCH_BYTES as usize || n >= MAX_BATCH_LINES)
+        if n > 0 && (body.len() + unit.len() + 1 > MAX_BATCH_BYTES as usize || n >= MAX_BATCH_LINES)
         {
             break;
         }
