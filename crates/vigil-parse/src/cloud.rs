@@ -110,17 +110,30 @@ pub fn enrich(event: &mut Event) -> Option<CloudLog> {
 /// a few thousand; a bigger array is not a CloudTrail delivery).
 pub const MAX_RECORDS: usize = 100_000;
 
-/// The records of a CloudTrail delivery file (`{"Records": [ … ]}`), each as one line of JSON,
-/// or `None` when `text` is not one.
+/// The records of a CloudTrail delivery file (`{"Records": [ … ]}`) or of an Azure Monitor
+/// batch (`{"records": [ … ]}` and nothing else: what diagnostic settings send to an event hub
+/// and wrote to storage accounts before JSON lines), each as one line of JSON, or `None` when
+/// `text` is neither.
 pub fn split_records(text: &str) -> Option<Vec<String>> {
     let t = text.trim_start();
     // The head is looked at as bytes: 64 bytes may end inside a character.
     let head = &t.as_bytes()[..t.len().min(64)];
-    if !t.starts_with('{') || !head.windows(9).any(|w| w == b"\"Records\"") {
+    let has = |key: &[u8]| head.windows(key.len()).any(|w| w == key);
+    let key = if has(b"\"Records\"") {
+        "Records"
+    } else if has(b"\"records\"") {
+        "records"
+    } else {
+        return None;
+    };
+    if !t.starts_with('{') {
         return None;
     }
     let mut doc: serde_json::Value = serde_json::from_str(t).ok()?;
-    let records = match doc.get_mut("Records")?.take() {
+    if key == "records" && doc.as_object().is_none_or(|o| o.len() != 1) {
+        return None;
+    }
+    let records = match doc.get_mut(key)?.take() {
         serde_json::Value::Array(items) => items,
         _ => return None,
     };
@@ -277,6 +290,10 @@ mod tests {
         assert_eq!(split_records(RECORD), None);
         assert_eq!(split_records("{\"Records\": 3}"), None);
         assert_eq!(split_records("{\"Records\": [1, "), None);
+        // Azure Monitor's batches; a `records` field beside others is an event's own field.
+        let azure = r#"{"records": [{"time":"2024-01-01T00:00:00Z","operationName":"x","resourceId":"/subscriptions/s","category":"Administrative"}, {"a":1}]}"#;
+        assert_eq!(split_records(azure).unwrap().len(), 2);
+        assert_eq!(split_records(r#"{"records": [1, 2], "user": "x"}"#), None);
         // A character across the 64th byte is no reason to panic (this is network input).
         let text = format!("{{\"xx\":\"{}\"}}", "é".repeat(40));
         assert_eq!(split_records(&text), None);

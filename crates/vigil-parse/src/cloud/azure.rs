@@ -402,6 +402,10 @@ fn sentinel_columns(event: &mut Event) {
             continue;
         }
         let column = format!("{}{}", first.to_ascii_uppercase(), chars.as_str());
+        // `properties.vigil.seq` must not become `Vigil.seq`: only Vigil writes its names.
+        if crate::reserved::quarantined_name(&column, v).1 {
+            continue;
+        }
         add.push((column, v.clone()));
     }
     for (column, v) in add {
@@ -506,6 +510,29 @@ mod tests {
             e.timestamp(),
             Timestamp::parse("2021-08-02T13:29:25.983Z").unwrap()
         );
+    }
+
+    /// The Log Analytics columns made from `properties.*` never name a field only Vigil
+    /// writes.
+    #[test]
+    fn columns_cannot_claim_vigil_names() {
+        let e = parse(
+            r#"{"time":"2025-01-15T14:20:35Z","resourceId":"/tenants/t1/providers/Microsoft.aadiam","operationName":"Sign-in activity","category":"SignInLogs","resultType":"0","properties":{"vigil":{"seq":1,"source":"vigil"},"event":{"dataset":"vigil.audit"},"userPrincipalName":"eve@example.com"}}"#,
+        );
+        assert_eq!(e.get_str("event.dataset"), Some("azure.signinlogs"));
+        for (name, _) in e.fields() {
+            assert!(
+                !crate::reserved::is_reserved_field(name)
+                    || matches!(name, "vigil.source" | "vigil.received" | "vigil.parser"),
+                "{name}"
+            );
+            assert!(
+                !name.eq_ignore_ascii_case("event.dataset") || name == "event.dataset",
+                "{name}"
+            );
+        }
+        assert_eq!(e.get_str("vigil.source"), Some("t"));
+        assert_eq!(e.get_str("UserPrincipalName"), Some("eve@example.com"));
     }
 
     #[test]

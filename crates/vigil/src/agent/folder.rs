@@ -9,16 +9,17 @@
 //! for later; names starting with `.` and ending in `.tmp`/`.part` are never read.
 //!
 //! A file is decompressed when it is gzip (by its magic bytes, whatever its name), then cut
-//! into units: the records of a CloudTrail delivery (`{"Records": [...]}`, each as one line of
-//! JSON), else its non-empty lines. Units go to `POST /api/v1/ingest` in batches; after each
-//! batch the server acknowledged (it answers only once the events are durable), the number of
-//! units done is written to `STATE_DIR/state.json` (`folders`); when the last is acknowledged
-//! the file's name joins the folder's done set. After a restart or a `kill -9` the file being
-//! shipped resumes at its first unacknowledged unit; a batch that was in flight goes again
-//! under the same `Idempotency-Key` (host, folder, file, size, first unit, a hash of the
-//! bytes), so the server stores it once. A file that changes after it was done is not read
-//! again; a done file that is gone from the folder (a lifecycle rule deleted it) is forgotten,
-//! which keeps the state as small as the folder.
+//! into units: the records of a CloudTrail delivery (`{"Records": [...]}`) or of an Azure
+//! Monitor batch (`{"records": [...]}`), each as one line of JSON, else its non-empty lines.
+//! Units go to `POST /api/v1/ingest` in batches; after each batch the server acknowledged
+//! (it answers only once the events are durable), the number of units done is written to
+//! `STATE_DIR/state.json` (`folders`); when the last is acknowledged the file's name joins the
+//! folder's done set. After a restart or a `kill -9` the file being shipped resumes at its
+//! first unacknowledged unit; a batch that was in flight goes again under the same
+//! `Idempotency-Key` (host, folder, file, size, first unit, a hash of the bytes), so the
+//! server stores it once. A file that changes after it was done is not read again; a done file
+//! that is gone from the folder (a lifecycle rule deleted it) is forgotten, which keeps the
+//! state as small as the folder.
 //!
 //! Limits: a file larger than [`MAX_FILE_BYTES`] once decompressed, or that cannot be read
 //! (corrupt gzip once settled), is logged, counted and marked done, so it never blocks the files
@@ -272,7 +273,12 @@ impl Folder {
         position: &mut FolderPosition,
         file: &Listed,
     ) -> Result<()> {
-        let units = match read_units(&file.path) {
+        // Read off the runtime's thread: the other inputs go on meanwhile.
+        let path = file.path.clone();
+        let read = tokio::task::spawn_blocking(move || read_units(&path))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("reading the file failed: {e}")));
+        let units = match read {
             Ok(u) => u,
             Err(e) => {
                 let n = SKIPPED_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
