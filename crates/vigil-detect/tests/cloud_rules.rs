@@ -132,6 +132,9 @@ fn fire_per_line(set: &RuleSet, path: &std::path::Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// A selection written on a raw JSON record.
+type Selects = fn(&serde_json::Value) -> bool;
+
 /// One labelled sample file and the SigmaHQ rules of its product.
 struct Sample {
     /// `panther-rule-test-events/rule-tests/<file>.jsonl`, with `<file>.labels.tsv`.
@@ -145,7 +148,7 @@ struct Sample {
     behaviour: &'static [(&'static str, &'static str)],
     /// SigmaHQ rules whose selection is a plain field comparison, and the same comparison
     /// written here on the raw JSON: the rule fires on exactly the records it holds for.
-    exact: &'static [(&'static str, fn(&serde_json::Value) -> bool)],
+    exact: &'static [(&'static str, Selects)],
 }
 
 fn raw_str<'a>(raw: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {

@@ -249,3 +249,121 @@ fn a_synced_cloudtrail_prefix_is_shipped_once_across_kill_9_and_new_files() {
     drop(agent);
     drop(server);
 }
+
+/// One delivery larger than a batch: killed once the state shows part of it acknowledged, the
+/// agent resumes inside the file at the first unacknowledged record, and every record is stored
+/// once. (The corpus's records, all in one file; tried again with a fresh copy if the file was
+/// finished before the kill landed.)
+#[test]
+fn a_kill_9_inside_a_file_resumes_at_its_first_unacknowledged_record() {
+    let Some(files) = corpus_deliveries() else {
+        return;
+    };
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    for f in &files {
+        let doc: serde_json::Value = serde_json::from_slice(&fs::read(f).unwrap()).unwrap();
+        records.extend(doc["Records"].as_array().unwrap().iter().cloned());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = create_token(&data, "ingest", "agent");
+    let server = common::Server::start(&data, &[]);
+    let bucket = dir.path().join("bucket");
+    fs::create_dir_all(&bucket).unwrap();
+    let config = doc_config(dir.path(), &server.url, &token, &bucket);
+    let state_file = dir.path().join("state/state.json");
+    let key = bucket.display().to_string();
+    let mut expected = Vec::new();
+    let mut resumed = false;
+    for attempt in 0..4 {
+        // A file of about 3 MB: at least three batches.
+        let mut copy = records.clone();
+        for r in &mut copy {
+            let id = format!("{}-{attempt}", r["eventID"].as_str().unwrap());
+            r["eventID"] = id.clone().into();
+            expected.push(id);
+        }
+        let body = serde_json::to_vec(&serde_json::json!({ "Records": copy })).unwrap();
+        assert!(body.len() > 2 << 20);
+        let mut agent = Agent::start(&config);
+        let tmp = bucket.join(format!(".big-{attempt}.json.sync"));
+        fs::write(&tmp, &body).unwrap();
+        fs::rename(&tmp, bucket.join(format!("big-{attempt}.json"))).unwrap();
+        // Wait for part of the file to be acknowledged, then kill.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut caught = None;
+        while Instant::now() < deadline {
+            let state: Option<serde_json::Value> = fs::read(&state_file)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let folder = state.as_ref().map(|s| &s["folders"][&key]);
+            let units = folder
+                .and_then(|f| f["current"]["units"].as_u64())
+                .unwrap_or(0);
+            let done = folder.and_then(|f| f["done"].as_array()).is_some_and(|d| {
+                d.iter()
+                    .any(|n| n.as_str() == Some(&format!("big-{attempt}.json")))
+            });
+            if units > 0 {
+                caught = Some(units);
+                break;
+            }
+            if done {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        agent.kill_9();
+        if caught.is_none() {
+            continue;
+        }
+        // Where the dead agent's checkpoint says it is (a batch may have been acknowledged
+        // between the look above and the kill).
+        let state: serde_json::Value =
+            serde_json::from_slice(&fs::read(&state_file).unwrap()).unwrap();
+        let current = &state["folders"][&key]["current"];
+        let Some(units) = current["units"].as_u64().filter(|&u| u > 0) else {
+            continue;
+        };
+        assert_eq!(
+            current["name"].as_str(),
+            Some(format!("big-{attempt}.json").as_str())
+        );
+        let mut child = vigil()
+            .args(["agent", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let agent = Agent(child);
+        let log = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut lines = Vec::new();
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let stop = line.contains("resuming");
+                lines.push(line);
+                if stop {
+                    break;
+                }
+            }
+            lines
+        });
+        let seen = wait_for(&data, expected.len());
+        drop(agent);
+        let lines = log.join().unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("resuming big-{attempt}.json at unit {units}"))),
+            "{lines:?}"
+        );
+        assert_once(&seen, &expected);
+        resumed = true;
+        break;
+    }
+    assert!(resumed, "the kill never landed inside the file in 4 tries");
+    drop(server);
+}

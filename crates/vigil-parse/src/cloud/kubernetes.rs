@@ -14,7 +14,7 @@ use super::fields::{first_text, has, has_under, set, set_opt, set_source_ip, set
 
 /// Whether `event` is a Kubernetes audit event.
 pub fn recognise(event: &Event) -> bool {
-    if !text(event, "kind").is_some_and(|k| k == "Event") {
+    if text(event, "kind").is_none_or(|k| k != "Event") {
         return false;
     }
     if text(event, "apiVersion").is_some_and(|v| v.starts_with("audit.k8s.io/")) {
