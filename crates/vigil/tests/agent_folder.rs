@@ -367,3 +367,45 @@ fn a_kill_9_inside_a_file_resumes_at_its_first_unacknowledged_record() {
     assert!(resumed, "the kill never landed inside the file in 4 tries");
     drop(server);
 }
+
+/// A CloudTrail delivery file posted as S3 stores it (`{"Records": [...]}`, gzip-compressed,
+/// `Content-Encoding: gzip`) by curl: one `aws.cloudtrail` event per record, each once.
+#[test]
+fn a_gzip_delivery_posted_over_http_is_one_event_per_record() {
+    if !common::require_tool("curl") {
+        return;
+    }
+    let Some(files) = corpus_deliveries() else {
+        return;
+    };
+    // The largest delivery of the corpus.
+    let file = files
+        .iter()
+        .max_by_key(|f| fs::metadata(f).unwrap().len())
+        .unwrap();
+    let expected = event_ids(file);
+    assert!(expected.len() > 100);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = create_token(&data, "ingest", "curl");
+    let server = common::Server::start(&data, &[]);
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&fs::read(file).unwrap()).unwrap();
+    let gz = dir.path().join("delivery.json.gz");
+    fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let answer = common::curl(
+        "POST",
+        &format!("{}/api/v1/ingest?source=cloudtrail-sync", server.url),
+        &[
+            format!("Authorization: Bearer {token}"),
+            "Content-Type: application/json".to_owned(),
+            "Content-Encoding: gzip".to_owned(),
+            "Expect:".to_owned(),
+        ],
+        Some(&format!("@{}", gz.display())),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let seen = wait_for(&data, expected.len());
+    assert_once(&seen, &expected);
+    drop(server);
+}
