@@ -298,4 +298,135 @@ mod tests {
         let text = format!("{{\"xx\":\"{}\"}}", "é".repeat(40));
         assert_eq!(split_records(&text), None);
     }
+
+    /// Records built from the providers' own keys and values in any combination: recognition
+    /// and enrichment never panic, agree with each other, set the dataset they name, and only
+    /// add fields (every field of the record stays as it was), as the `cloud_audit` fuzz
+    /// target checks on arbitrary input.
+    #[test]
+    fn any_mix_of_provider_fields_only_adds() {
+        use proptest::prelude::*;
+        let keys = prop::sample::select(vec![
+            "eventVersion",
+            "eventSource",
+            "eventName",
+            "sourceIPAddress",
+            "kind",
+            "apiVersion",
+            "verb",
+            "sourceIPs",
+            "objectRef.apiVersion",
+            "objectRef.apiGroup",
+            "user.username",
+            "responseStatus.code",
+            "protoPayload.methodName",
+            "protoPayload.@type",
+            "protoPayload.requestMetadata.callerIp",
+            "protoPayload.status.code",
+            "logName",
+            "operationName",
+            "resourceId",
+            "tenantId",
+            "time",
+            "category",
+            "Type",
+            "properties.userPrincipalName",
+            "properties.vigil.seq",
+            "properties.event.dataset",
+            "resultType",
+            "InitiatedBy",
+            "OperationName",
+            "eventType",
+            "published",
+            "actor.alternateId",
+            "client.ipAddress",
+            "outcome.result",
+            "Operation",
+            "Workload",
+            "RecordType",
+            "CreationTime",
+            "UserId",
+            "ClientIP",
+            "action",
+            "actor",
+            "created_at",
+            "org",
+            "event.dataset",
+            "source.ip",
+            "user.name",
+            "vigil.source",
+            "@timestamp",
+        ]);
+        let values = prop_oneof![
+            prop::sample::select(vec![
+                "Event",
+                "audit.k8s.io/v1",
+                "batch/v1",
+                "/",
+                "SignInLogs",
+                "AuditLogs",
+                "AzureActivity",
+                "OfficeActivity",
+                "user.session.start",
+                "repo.create",
+                "x.",
+                "1.2.3.4",
+                "[::1]:80",
+                "203.0.113.9:443",
+                "nonsense",
+                "",
+                "0",
+                "50126",
+                "{\"user\":{\"userPrincipalName\":\"a@b\",\"ipAddress\":\"1.2.3.4\"}}",
+                "{\"user\":",
+                "/subscriptions/",
+                "/subscriptions/s1/x",
+                "vigil.audit",
+                "2024-01-01T00:00:00Z",
+                "type.googleapis.com/google.cloud.audit.AuditLog",
+                "projects/p/logs/cloudaudit.googleapis.com%2Factivity",
+                "é\u{0}",
+            ])
+            .prop_map(|s| serde_json::Value::from(s)),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<bool>().prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+            Just(serde_json::json!(["1.2.3.4", 7])),
+            Just(serde_json::json!([{"granted": false}, 3])),
+        ];
+        let records = prop::collection::vec((keys, values), 0..14);
+        proptest!(ProptestConfig::with_cases(3000), |(pairs in records)| {
+            let mut doc = serde_json::Map::new();
+            for (k, v) in pairs {
+                doc.insert(k.to_owned(), v);
+            }
+            let text = serde_json::Value::Object(doc).to_string();
+            let Ok(original) = Event::from_json(&text, Timestamp::from_secs(0)) else {
+                return Ok(());
+            };
+            let mut event = original.clone();
+            let recognised = recognise(&event);
+            let log = enrich(&mut event);
+            prop_assert_eq!(log, recognised);
+            match log {
+                None => prop_assert_eq!(&event, &original),
+                Some(log) => {
+                    prop_assert_eq!(event.get_str("event.dataset"), Some(log.dataset()));
+                    for (k, v) in original.fields() {
+                        if k != "event.dataset" {
+                            prop_assert_eq!(event.get(k), Some(v), "{} changed", k);
+                        }
+                    }
+                    for (k, _) in event.fields() {
+                        if !original.contains(k) {
+                            prop_assert!(!crate::reserved::is_reserved_field(k), "{} added", k);
+                        }
+                    }
+                }
+            }
+            // And through the whole parser: never a panic.
+            let ctx = ParseContext::new(Timestamp::from_secs(0), "t");
+            let _ = parse_line(text.as_bytes(), Format::Auto, &ctx);
+        });
+    }
 }
