@@ -387,7 +387,7 @@ mod tests {
                 "projects/p/logs/cloudaudit.googleapis.com%2Factivity",
                 "é\u{0}",
             ])
-            .prop_map(|s| serde_json::Value::from(s)),
+            .prop_map(serde_json::Value::from),
             any::<i64>().prop_map(serde_json::Value::from),
             any::<bool>().prop_map(serde_json::Value::from),
             Just(serde_json::Value::Null),
