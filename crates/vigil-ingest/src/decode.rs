@@ -34,8 +34,9 @@ pub enum DecodeError {
 /// and a body of millions of tiny lines never becomes millions of events in memory first.
 pub const DECODE_LIMIT: usize = crate::pipeline::MAX_REQUEST_EVENTS + 1;
 
-/// Vigil's own ingest body: one event per line in `format` (blank lines skipped), or a JSON
-/// array of events. A line that does not parse becomes an event tagged `parse_error`.
+/// Vigil's own ingest body: one event per line in `format` (blank lines skipped), a JSON
+/// array of events, or an AWS CloudTrail delivery file (`{"Records": [...]}`, one event per
+/// record). A line that does not parse becomes an event tagged `parse_error`.
 pub fn ndjson(body: &[u8], format: Format, ctx: &ParseContext) -> Vec<Event> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[')
@@ -46,6 +47,18 @@ pub fn ndjson(body: &[u8], format: Format, ctx: &ParseContext) -> Vec<Event> {
             .iter()
             .take(DECODE_LIMIT)
             .map(|item| parse_line(item.to_string().as_bytes(), Format::Json, ctx))
+            .collect();
+    }
+    // An AWS CloudTrail delivery as stored in S3 (`{"Records": [...]}`): one event per record.
+    if first == Some(&b'{')
+        && matches!(format, Format::Json | Format::Auto)
+        && let Ok(text) = std::str::from_utf8(body)
+        && let Some(records) = vigil_parse::cloud::split_records(text)
+    {
+        return records
+            .iter()
+            .take(DECODE_LIMIT)
+            .map(|line| parse_line(line.as_bytes(), Format::Json, ctx))
             .collect();
     }
     body.split(|&b| b == b'\n')
@@ -331,6 +344,22 @@ mod tests {
         );
         let bad = ndjson(b"{\"a\":", Format::Json, &ctx());
         assert!(bad[0].has_tag(vigil_event::tag::PARSE_ERROR));
+    }
+
+    /// A CloudTrail delivery file posted as it is in S3 gives one event per record.
+    #[test]
+    fn ndjson_cloudtrail_delivery() {
+        let record = r#"{"eventVersion":"1.08","eventTime":"2023-07-10T12:05:16Z","eventSource":"iam.amazonaws.com","eventName":"ListUsers","sourceIPAddress":"203.0.113.7"}"#;
+        let body = format!("{{\"Records\": [\n {record},\n {record}\n]}}");
+        let events = ndjson(body.as_bytes(), Format::Auto, &ctx());
+        assert_eq!(events.len(), 2);
+        for e in &events {
+            assert_eq!(e.get_str("event.dataset"), Some("aws.cloudtrail"));
+            assert!(!e.has_tag(vigil_event::tag::PARSE_ERROR));
+        }
+        // Not a delivery: a JSON object per line as before.
+        let events = ndjson(b"{\"Records\": 3}", Format::Auto, &ctx());
+        assert_eq!(events.len(), 1);
     }
 
     #[test]

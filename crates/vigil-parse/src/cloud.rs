@@ -11,23 +11,129 @@
 //! delivery's `Records` array is cut by [`split_records`], gzip or not, by whoever reads it)
 //! or as JSON over HTTP.
 //!
+//! The other providers' audit logs each have a module: [`azure`] (Activity log, Entra ID
+//! sign-in and audit logs), [`gcp`] (Cloud Audit Logs), [`okta`] (System Log), [`m365`]
+//! (unified audit log), [`kubernetes`] (API server audit) and [`github`] (audit log).
+//! [`enrich`] recognises a JSON record as one of them (by the fields only that provider's
+//! records carry together) and adds the ECS fields and the `event.dataset` the Sigma
+//! logsource table selects; a record of none of them is left as it is.
+//!
 //! Pure and bounded: only fields already in the event are read; nothing recurses.
 
+pub mod azure;
+mod fields;
+pub mod gcp;
+pub mod github;
+pub mod kubernetes;
+pub mod m365;
+pub mod okta;
+
 use vigil_event::{Category, Event, EventKind, EventType, Outcome, Timestamp, Value, field};
+
+/// The cloud audit log a JSON record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudLog {
+    /// AWS CloudTrail.
+    CloudTrail,
+    /// An Azure log.
+    Azure(azure::AzureLog),
+    /// Google Cloud Audit Logs.
+    Gcp,
+    /// Okta System Log.
+    Okta,
+    /// Microsoft 365 unified audit log.
+    M365,
+    /// Kubernetes API server audit.
+    Kubernetes,
+    /// GitHub audit log.
+    GitHub,
+}
+
+impl CloudLog {
+    /// The `event.dataset` Vigil gives the log's records.
+    pub fn dataset(self) -> &'static str {
+        match self {
+            CloudLog::CloudTrail => "aws.cloudtrail",
+            CloudLog::Azure(log) => log.dataset(),
+            CloudLog::Gcp => "gcp.audit",
+            CloudLog::Okta => "okta.system",
+            CloudLog::M365 => "o365.audit",
+            CloudLog::Kubernetes => "kubernetes.audit_logs",
+            CloudLog::GitHub => "github.audit",
+        }
+    }
+}
+
+/// Which cloud audit log `event` (a JSON record) belongs to, if any.
+pub fn recognise(event: &Event) -> Option<CloudLog> {
+    if is_cloudtrail(event) {
+        return Some(CloudLog::CloudTrail);
+    }
+    if kubernetes::recognise(event) {
+        return Some(CloudLog::Kubernetes);
+    }
+    if gcp::recognise(event) {
+        return Some(CloudLog::Gcp);
+    }
+    if let Some(log) = azure::recognise(event) {
+        return Some(CloudLog::Azure(log));
+    }
+    if okta::recognise(event) {
+        return Some(CloudLog::Okta);
+    }
+    if m365::recognise(event) {
+        return Some(CloudLog::M365);
+    }
+    if github::recognise(event) {
+        return Some(CloudLog::GitHub);
+    }
+    None
+}
+
+/// Adds the ECS fields of the cloud audit log `event` belongs to; returns which, or `None`
+/// (and leaves the event alone) when it is none of them.
+pub fn enrich(event: &mut Event) -> Option<CloudLog> {
+    let log = recognise(event)?;
+    match log {
+        CloudLog::CloudTrail => cloudtrail(event),
+        CloudLog::Azure(kind) => azure::enrich(event, kind),
+        CloudLog::Gcp => gcp::enrich(event),
+        CloudLog::Okta => okta::enrich(event),
+        CloudLog::M365 => m365::enrich(event),
+        CloudLog::Kubernetes => kubernetes::enrich(event),
+        CloudLog::GitHub => github::enrich(event),
+    }
+    Some(log)
+}
 
 /// The most records [`split_records`] cuts from one delivery (CloudTrail's files hold at most
 /// a few thousand; a bigger array is not a CloudTrail delivery).
 pub const MAX_RECORDS: usize = 100_000;
 
-/// The records of a CloudTrail delivery file (`{"Records": [ … ]}`), each as one line of JSON,
-/// or `None` when `text` is not one.
+/// The records of a CloudTrail delivery file (`{"Records": [ … ]}`) or of an Azure Monitor
+/// batch (`{"records": [ … ]}` and nothing else: what diagnostic settings send to an event hub
+/// and wrote to storage accounts before JSON lines), each as one line of JSON, or `None` when
+/// `text` is neither.
 pub fn split_records(text: &str) -> Option<Vec<String>> {
     let t = text.trim_start();
-    if !t.starts_with('{') || !t[..t.len().min(64)].contains("\"Records\"") {
+    // The head is looked at as bytes: 64 bytes may end inside a character.
+    let head = &t.as_bytes()[..t.len().min(64)];
+    let has = |key: &[u8]| head.windows(key.len()).any(|w| w == key);
+    let key = if has(b"\"Records\"") {
+        "Records"
+    } else if has(b"\"records\"") {
+        "records"
+    } else {
+        return None;
+    };
+    if !t.starts_with('{') {
         return None;
     }
     let mut doc: serde_json::Value = serde_json::from_str(t).ok()?;
-    let records = match doc.get_mut("Records")?.take() {
+    if key == "records" && doc.as_object().is_none_or(|o| o.len() != 1) {
+        return None;
+    }
+    let records = match doc.get_mut(key)?.take() {
         serde_json::Value::Array(items) => items,
         _ => return None,
     };
@@ -184,5 +290,143 @@ mod tests {
         assert_eq!(split_records(RECORD), None);
         assert_eq!(split_records("{\"Records\": 3}"), None);
         assert_eq!(split_records("{\"Records\": [1, "), None);
+        // Azure Monitor's batches; a `records` field beside others is an event's own field.
+        let azure = r#"{"records": [{"time":"2024-01-01T00:00:00Z","operationName":"x","resourceId":"/subscriptions/s","category":"Administrative"}, {"a":1}]}"#;
+        assert_eq!(split_records(azure).unwrap().len(), 2);
+        assert_eq!(split_records(r#"{"records": [1, 2], "user": "x"}"#), None);
+        // A character across the 64th byte is no reason to panic (this is network input).
+        let text = format!("{{\"xx\":\"{}\"}}", "é".repeat(40));
+        assert_eq!(split_records(&text), None);
+    }
+
+    /// Records built from the providers' own keys and values in any combination: recognition
+    /// and enrichment never panic, agree with each other, set the dataset they name, and only
+    /// add fields (every field of the record stays as it was), as the `cloud_audit` fuzz
+    /// target checks on arbitrary input.
+    #[test]
+    fn any_mix_of_provider_fields_only_adds() {
+        use proptest::prelude::*;
+        let keys = prop::sample::select(vec![
+            "eventVersion",
+            "eventSource",
+            "eventName",
+            "sourceIPAddress",
+            "kind",
+            "apiVersion",
+            "verb",
+            "sourceIPs",
+            "objectRef.apiVersion",
+            "objectRef.apiGroup",
+            "user.username",
+            "responseStatus.code",
+            "protoPayload.methodName",
+            "protoPayload.@type",
+            "protoPayload.requestMetadata.callerIp",
+            "protoPayload.status.code",
+            "logName",
+            "operationName",
+            "resourceId",
+            "tenantId",
+            "time",
+            "category",
+            "Type",
+            "properties.userPrincipalName",
+            "properties.vigil.seq",
+            "properties.event.dataset",
+            "resultType",
+            "InitiatedBy",
+            "OperationName",
+            "eventType",
+            "published",
+            "actor.alternateId",
+            "client.ipAddress",
+            "outcome.result",
+            "Operation",
+            "Workload",
+            "RecordType",
+            "CreationTime",
+            "UserId",
+            "ClientIP",
+            "action",
+            "actor",
+            "created_at",
+            "org",
+            "event.dataset",
+            "source.ip",
+            "user.name",
+            "vigil.source",
+            "@timestamp",
+        ]);
+        let values = prop_oneof![
+            prop::sample::select(vec![
+                "Event",
+                "audit.k8s.io/v1",
+                "batch/v1",
+                "/",
+                "SignInLogs",
+                "AuditLogs",
+                "AzureActivity",
+                "OfficeActivity",
+                "user.session.start",
+                "repo.create",
+                "x.",
+                "1.2.3.4",
+                "[::1]:80",
+                "203.0.113.9:443",
+                "nonsense",
+                "",
+                "0",
+                "50126",
+                "{\"user\":{\"userPrincipalName\":\"a@b\",\"ipAddress\":\"1.2.3.4\"}}",
+                "{\"user\":",
+                "/subscriptions/",
+                "/subscriptions/s1/x",
+                "vigil.audit",
+                "2024-01-01T00:00:00Z",
+                "type.googleapis.com/google.cloud.audit.AuditLog",
+                "projects/p/logs/cloudaudit.googleapis.com%2Factivity",
+                "é\u{0}",
+            ])
+            .prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<bool>().prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+            Just(serde_json::json!(["1.2.3.4", 7])),
+            Just(serde_json::json!([{"granted": false}, 3])),
+        ];
+        let records = prop::collection::vec((keys, values), 0..14);
+        proptest!(ProptestConfig::with_cases(3000), |(pairs in records)| {
+            let mut doc = serde_json::Map::new();
+            for (k, v) in pairs {
+                doc.insert(k.to_owned(), v);
+            }
+            let text = serde_json::Value::Object(doc).to_string();
+            let Ok(original) = Event::from_json(&text, Timestamp::from_secs(0)) else {
+                return Ok(());
+            };
+            let mut event = original.clone();
+            let recognised = recognise(&event);
+            let log = enrich(&mut event);
+            prop_assert_eq!(log, recognised);
+            match log {
+                None => prop_assert_eq!(&event, &original),
+                Some(log) => {
+                    prop_assert_eq!(event.get_str("event.dataset"), Some(log.dataset()));
+                    for (k, v) in original.fields() {
+                        if k != "event.dataset" {
+                            prop_assert_eq!(event.get(k), Some(v), "{} changed", k);
+                        }
+                    }
+                    for (k, _) in event.fields() {
+                        if !original.contains(k) {
+                            prop_assert!(!crate::reserved::is_reserved_field(k), "{} added", k);
+                        }
+                    }
+                }
+            }
+            // And through the whole parser: never a panic.
+            let ctx = ParseContext::new(Timestamp::from_secs(0), "t");
+            let _ = parse_line(text.as_bytes(), Format::Auto, &ctx);
+        });
     }
 }

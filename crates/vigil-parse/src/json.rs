@@ -37,11 +37,12 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
         vendor_timestamp(&mut event);
     }
     zeek_and_suricata(&mut event);
-    if crate::cloud::is_cloudtrail(&event) {
-        crate::cloud::cloudtrail(&mut event);
+    // A cloud audit record keeps its own names (`level`, `event`, `description` are the
+    // provider's, not OWASP's).
+    if crate::cloud::enrich(&mut event).is_none() {
+        owasp_shape(&mut event);
+        classify_owasp(&mut event);
     }
-    owasp_shape(&mut event);
-    classify_owasp(&mut event);
     event.insert(field::VIGIL_PARSER, Parser::Json);
     Ok(event)
 }

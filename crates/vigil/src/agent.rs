@@ -1,8 +1,9 @@
-//! `vigil agent --config agent.toml`: tail log files and the systemd journal and ship them to a
-//! Vigil server.
+//! `vigil agent --config agent.toml`: tail log files and the systemd journal, and ship the
+//! files that appear in exported folders, to a Vigil server.
 //!
 //! The journal (`[[journald]]`) is read through `journalctl --follow` and checkpointed by
-//! journal cursor; see [`journald`]. Files work as follows.
+//! journal cursor; see [`journald`]. Folders (`[[folder]]`, e.g. a synced CloudTrail bucket
+//! prefix) ship each new file once, gzip or not; see [`folder`]. Files work as follows.
 //!
 //! Each `[[file]]` is followed by path. Complete lines (ending in `\n`) are read from the
 //! acknowledged offset, sent as one `text/plain` batch to `POST /api/v1/ingest`, and only after
@@ -41,6 +42,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+mod folder;
 mod journald;
 
 /// Largest batch sent in one request.
@@ -89,6 +91,9 @@ struct AgentConfig {
     /// The journals to follow.
     #[serde(default)]
     journald: Vec<journald::JournaldConfig>,
+    /// The folders whose new files to ship.
+    #[serde(default)]
+    folder: Vec<folder::FolderConfig>,
 }
 
 /// One `[[file]]` entry.
@@ -121,6 +126,8 @@ struct State {
     files: BTreeMap<String, Position>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     journald: BTreeMap<String, journald::JournalPosition>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    folders: folder::FolderStates,
 }
 
 /// The state file and its atomic updates.
@@ -174,6 +181,20 @@ impl StateStore {
             return Ok(());
         }
         self.state.journald.insert(key.to_owned(), pos);
+        self.save()
+    }
+
+    /// The checkpoint of folder `key`.
+    fn get_folder(&self, key: &str) -> Option<folder::FolderPosition> {
+        self.state.folders.get(key).cloned()
+    }
+
+    /// Records `pos` for folder `key` and makes it durable.
+    fn set_folder(&mut self, key: &str, pos: folder::FolderPosition) -> Result<()> {
+        if self.state.folders.get(key) == Some(&pos) {
+            return Ok(());
+        }
+        self.state.folders.insert(key.to_owned(), pos);
         self.save()
     }
 
@@ -261,38 +282,45 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let config: AgentConfig =
         toml::from_str(&text).with_context(|| format!("in {}", args.config.display()))?;
     if args.check {
-        let (files, journals) = check(&config)?;
+        let (files, journals, folders) = check(&config)?;
         println!(
-            "{}: ok ({files} file(s), {journals} journal source(s))",
+            "{}: ok ({files} file(s), {journals} journal source(s), {folders} folder(s))",
             args.config.display()
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let (shipper, tailers, journals, poll) = prepare(config)?;
+    let (shipper, tailers, journals, folders, poll) = prepare(config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = follow(shipper, tailers, journals, poll) => r.map(|()| ExitCode::SUCCESS),
+            r = follow(shipper, tailers, journals, folders, poll) => r.map(|()| ExitCode::SUCCESS),
             _ = tokio::signal::ctrl_c() => Ok(ExitCode::SUCCESS),
             _ = term.recv() => Ok(ExitCode::SUCCESS),
         }
     })
 }
 
-/// What [`prepare`] builds: the shipper, one tailer per file, one reader per journal source,
-/// the poll interval.
-type Prepared = (Shipper, Vec<Tailer>, Vec<journald::Journal>, Duration);
+/// What [`prepare`] builds: the shipper, one tailer per file, one reader per journal source
+/// and per folder, the poll interval.
+type Prepared = (
+    Shipper,
+    Vec<Tailer>,
+    Vec<journald::Journal>,
+    Vec<folder::Folder>,
+    Duration,
+);
 
 /// `--check`: everything [`prepare`] checks, without creating or reading the state.
-/// Returns the number of files and journal sources.
-fn check(config: &AgentConfig) -> Result<(usize, usize)> {
+/// Returns the number of files, journal sources and folders.
+fn check(config: &AgentConfig) -> Result<(usize, usize, usize)> {
     let (_, server) = token_and_server(config)?;
     let tailers = file_tailers(config, &server)?;
     let journals = journald::readers(config, &server)?;
-    Ok((tailers.len(), journals.len()))
+    let folders = folder::readers(config, &server)?;
+    Ok((tailers.len(), journals.len(), folders.len()))
 }
 
 /// The token (read from `token_file` if so configured) and the server URL without trailing `/`.
@@ -316,8 +344,8 @@ fn token_and_server(config: &AgentConfig) -> Result<(String, String)> {
     if !(server.starts_with("http://") || server.starts_with("https://")) {
         bail!("`server` must be an http:// or https:// URL, got {server:?}");
     }
-    if config.file.is_empty() && config.journald.is_empty() {
-        bail!("no [[file]] or [[journald]] entries: nothing to ship");
+    if config.file.is_empty() && config.journald.is_empty() && config.folder.is_empty() {
+        bail!("no [[file]], [[journald]] or [[folder]] entries: nothing to ship");
     }
     Ok((token, server.to_owned()))
 }
@@ -357,6 +385,7 @@ fn prepare(config: AgentConfig) -> Result<Prepared> {
     let (token, server) = token_and_server(&config)?;
     let tailers = file_tailers(&config, &server)?;
     let journals = journald::readers(&config, &server)?;
+    let folders = folder::readers(&config, &server)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -374,6 +403,7 @@ fn prepare(config: AgentConfig) -> Result<Prepared> {
         },
         tailers,
         journals,
+        folders,
         poll,
     ))
 }
@@ -384,12 +414,14 @@ async fn follow(
     shipper: Shipper,
     tailers: Vec<Tailer>,
     journals: Vec<journald::Journal>,
+    folders: Vec<folder::Folder>,
     poll: Duration,
 ) -> Result<()> {
     eprintln!(
-        "vigil: agent following {} file(s) and {} journal source(s), state in {}",
+        "vigil: agent following {} file(s), {} journal source(s) and {} folder(s), state in {}",
         tailers.len(),
         journals.len(),
+        folders.len(),
         shipper.state_dir.display()
     );
     let shipper = std::sync::Arc::new(shipper);
@@ -397,6 +429,10 @@ async fn follow(
     for journal in journals {
         let shipper = std::sync::Arc::clone(&shipper);
         tasks.spawn(async move { journal.run(&shipper, poll).await });
+    }
+    for folder in folders {
+        let shipper = std::sync::Arc::clone(&shipper);
+        tasks.spawn(async move { folder.run(&shipper, poll).await });
     }
     if !tailers.is_empty() {
         let shipper = std::sync::Arc::clone(&shipper);

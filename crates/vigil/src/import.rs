@@ -436,10 +436,12 @@ fn import_one(
     let records_head = head
         .iter()
         .position(|b| !b.is_ascii_whitespace() && *b != b'{')
-        .is_some_and(|i| head[i..].starts_with(b"\"Records\""));
+        .is_some_and(|i| {
+            head[i..].starts_with(b"\"Records\"") || head[i..].starts_with(b"\"records\"")
+        });
     if first_char == Some(b'{') && records_head && matches!(format, Format::Auto | Format::Json) {
-        // A CloudTrail delivery as stored in S3 (`{"Records": [...]}`, gzip or not): one event
-        // per record.
+        // A CloudTrail delivery as stored in S3 (`{"Records": [...]}`, gzip or not) or an Azure
+        // Monitor batch (`{"records": [...]}`): one event per record.
         let mut text = String::new();
         input
             .read_to_string(&mut text)
