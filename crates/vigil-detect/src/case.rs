@@ -272,8 +272,7 @@ impl Change {
                 severity,
                 assignee,
             } => {
-                if title.is_none() && status.is_none() && severity.is_none() && assignee.is_none()
-                {
+                if title.is_none() && status.is_none() && severity.is_none() && assignee.is_none() {
                     return Err(CaseError::Invalid(
                         "nothing to change: give title, status, severity or assignee".into(),
                     ));
@@ -306,13 +305,7 @@ impl Change {
 
     /// The change as its ledger event: a `vigil.audit` event of `by` (from `source`, when
     /// known) at `at`, on case `case`.
-    pub fn to_event(
-        &self,
-        case: u64,
-        by: &str,
-        source: Option<IpAddr>,
-        at: Timestamp,
-    ) -> Event {
+    pub fn to_event(&self, case: u64, by: &str, source: Option<IpAddr>, at: Timestamp) -> Event {
         let event_type = match self {
             Change::Create { .. } => EventType::Creation,
             _ => EventType::Change,
@@ -383,10 +376,16 @@ impl Change {
         if !e.is_dataset(dataset::VIGIL_AUDIT) {
             return None;
         }
-        let action = e.get_str(field::EVENT_ACTION)?.strip_prefix(ACTION_PREFIX)?;
+        let action = e
+            .get_str(field::EVENT_ACTION)?
+            .strip_prefix(ACTION_PREFIX)?;
         let id = u64::try_from(e.get("vigil.case.id")?.as_i64()?).ok()?;
         let text = |k: &str| e.get_str(k).map(str::to_owned);
-        let int = |k: &str| e.get(k).and_then(Value::as_i64).and_then(|v| u64::try_from(v).ok());
+        let int = |k: &str| {
+            e.get(k)
+                .and_then(Value::as_i64)
+                .and_then(|v| u64::try_from(v).ok())
+        };
         let change = match action {
             "created" => Change::Create {
                 title: text("vigil.case.title")?,
@@ -519,12 +518,7 @@ impl CaseBook {
             .rev()
             .filter(|c| filter.status.is_none_or(|s| c.status == s))
             .filter(|c| filter.alert.is_none_or(|a| c.alerts.contains(&a)))
-            .filter(|c| {
-                filter
-                    .assignee
-                    .as_deref()
-                    .is_none_or(|a| c.assignee == a)
-            })
+            .filter(|c| filter.assignee.as_deref().is_none_or(|a| c.assignee == a))
             .collect()
     }
 
