@@ -33,6 +33,19 @@ fn counted_rules(set: &vigil_detect::RuleSet, start: usize) -> Vec<vigil_detect:
     rules
 }
 
+/// Whether `event` has `value` in `field` (as text, or as one item of a list).
+fn holds(event: &vigil_event::Event, field: &str, value: &str) -> bool {
+    let text = |v: &Value| match v {
+        Value::Str(s) => s == value,
+        other => other.to_string() == value,
+    };
+    match event.get(field) {
+        Some(Value::List(items)) => items.iter().any(text),
+        Some(v) => text(v),
+        None => false,
+    }
+}
+
 /// The events that contributed to correlation alert `alert` (JSON, oldest first, each with
 /// `vigil.seq`), and whether the list was cut at [`MAX_CONTRIBUTING`]; `None` when the alert's
 /// rule is not a loaded correlation.
@@ -51,10 +64,16 @@ pub(super) async fn contributing(
     let rules = counted_rules(&loaded.set, index);
     // The group's values, on the fields events carry them in (aliased names differ per rule and
     // are left to the rule check below).
-    let terms: Vec<String> = alert
+    let exact: Vec<&(String, String)> = alert
         .group
         .iter()
         .filter(|(f, _)| !correlation.rule.aliases.contains_key(f))
+        .collect();
+    // A value holding `*` would be a wildcard in the search: it is left to the exact check
+    // below, which every event must pass.
+    let terms: Vec<String> = exact
+        .iter()
+        .filter(|(_, v)| !v.contains('*'))
         .map(|(f, v)| format!("{f}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
         .collect();
     let text = if terms.is_empty() {
@@ -82,6 +101,7 @@ pub(super) async fn contributing(
         .ok()?;
     let out = events
         .into_iter()
+        .filter(|(_, e)| exact.iter().all(|(f, v)| holds(e, f, v)))
         .filter(|(_, e)| {
             let hits = loaded.set.matches(e);
             hits.iter().any(|h| rules.contains(h))

@@ -94,6 +94,13 @@ pub(super) async fn entity(
             ),
         );
     }
+    if value.contains('*') {
+        // `*` is a wildcard in a search, even quoted: it would show other entities' events.
+        return error(
+            StatusCode::BAD_REQUEST,
+            "an entity value cannot hold `*` (it would match other values)",
+        );
+    }
     let ip = value.parse::<std::net::IpAddr>().ok();
     if kind == "ip" && ip.is_none() {
         return error(
