@@ -1029,7 +1029,7 @@ function renderAlerts(view, params) {
         { label: 'Level', render: (a) => levelBadge(a.rule && a.rule.level) },
         { label: 'Status', render: (a) => statusBadge(a.status) },
         { label: 'Rule', render: (a) => h('a', { href: `#/alerts/${encodeURIComponent(a.id)}`, class: 'rule-title', text: (a.rule && a.rule.title) || '(untitled)' }) },
-        { label: 'Group', cls: 'mono', render: (a) => a.group_key || '—' },
+        { label: 'Group', cls: 'mono', render: (a) => (Object.keys(a.group || {}).length ? Object.entries(a.group).map(([k, v], i) => [i ? ' ' : '', `${k}=`, entityValue(k, v)]) : '—') },
         { label: 'Events', cls: 'num', render: (a) => fmtNum(a.count) },
         { label: 'First seen', cls: 'mono nowrap', render: (a) => timeEl(a.first_seen) },
         { label: 'Last seen', cls: 'mono nowrap', render: (a) => timeEl(a.last_seen) },

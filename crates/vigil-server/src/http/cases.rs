@@ -246,7 +246,15 @@ pub(super) async fn get_case(State(state): State<Shared>, Path(id): Path<u64>) -
             .unwrap_or_else(|| format!("event {}", e["vigil.seq"]));
         timeline.push(line(at, "event", text, json!({"seq": e["vigil.seq"]})));
     }
-    timeline.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
+    // In time order (parsed: RFC 3339 texts of one second with and without a fraction do not
+    // sort as text).
+    let when = |j: &JsonValue| {
+        j["at"]
+            .as_str()
+            .and_then(|t| Timestamp::parse(t).ok())
+            .map_or(i64::MIN, Timestamp::as_nanos)
+    };
+    timeline.sort_by_key(when);
     body["alert_details"] = JsonValue::Array(alerts);
     body["event_details"] = JsonValue::Array(events);
     body["combined_timeline"] = JsonValue::Array(timeline);

@@ -183,7 +183,13 @@ pub(super) async fn entity(
         .next()
         .unwrap_or_default();
     let mut events = rows_as_objects(&timeline);
-    events.sort_by(|a, b| b["@timestamp"].as_str().cmp(&a["@timestamp"].as_str()));
+    let when = |j: &JsonValue| {
+        j["@timestamp"]
+            .as_str()
+            .and_then(|t| Timestamp::parse(t).ok())
+            .map_or(i64::MIN, Timestamp::as_nanos)
+    };
+    events.sort_by_key(|j| std::cmp::Reverse(when(j)));
 
     // Alerts grouped by this value (under any field), newest first.
     let alerts: Vec<JsonValue> = state.detect.as_ref().map_or_else(Vec::new, |d| {
