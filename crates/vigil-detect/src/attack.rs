@@ -164,14 +164,16 @@ pub struct Coverage {
     pub rules: usize,
 }
 
+/// The rules of one cell: with data, without.
+type RuleSets = (BTreeSet<String>, BTreeSet<String>);
+
 /// Builds the matrix. A technique goes under the tactics its rule is tagged with when the rule
 /// names any, else under the tactics ATT&CK lists for it. A technique's cell counts the rules
 /// whose logsource is received (`active`) apart from the rest (`idle`): a rule for Sysmon with
 /// no Sysmon data does not cover anything.
 pub fn coverage(rules: &[CoverageRule]) -> Coverage {
     // (tactic, technique) → (active, idle)
-    let mut cells: BTreeMap<(&'static str, String), (BTreeSet<String>, BTreeSet<String>)> =
-        BTreeMap::new();
+    let mut cells: BTreeMap<(&'static str, String), RuleSets> = BTreeMap::new();
     let mut untagged = 0;
     for rule in rules {
         let tags: BTreeSet<AttackTag> = rule.tags.iter().filter_map(|t| parse_tag(t)).collect();

@@ -45,6 +45,12 @@ pub(crate) async fn query(
     text: &str,
     limits: vigil_query::Limits,
 ) -> Result<vigil_query::QueryResult, Response> {
+    if state.cluster.is_some() {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cases, entity pages, coverage and contributing events are not available in cluster mode yet",
+        ));
+    }
     let pipeline = vigil_query::parse(text).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,

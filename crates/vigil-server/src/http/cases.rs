@@ -71,6 +71,7 @@ pub(super) struct NewCase {
     comment: Option<String>,
 }
 
+#[allow(clippy::result_large_err)]
 fn severity(text: Option<&str>) -> Result<Option<vigil_detect::alert::Level>, Response> {
     match text {
         None => Ok(None),
@@ -84,6 +85,7 @@ fn severity(text: Option<&str>) -> Result<Option<vigil_detect::alert::Level>, Re
 }
 
 /// Refuses alert ids the alert book does not hold.
+#[allow(clippy::result_large_err)]
 fn known_alert(state: &AppState, id: u64) -> Result<(), Response> {
     let known = state
         .detect

@@ -246,3 +246,23 @@ pub(super) async fn entity(
     }))
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_value_is_one_quoted_term_per_field() {
+        let q = entity_query("user", r#"a" OR x="b\"#).unwrap();
+        assert!(
+            q.starts_with("(user.name=\"a\\\" OR x=\\\"b\\\\\" OR "),
+            "{q}"
+        );
+        let parsed = vigil_query::parse(&q).unwrap();
+        let vigil_query::ast::Expr::Or(terms) = parsed.search.unwrap() else {
+            panic!("one OR of the fields: {q}");
+        };
+        assert_eq!(terms.len(), entity_fields("user").unwrap().len());
+        assert!(entity_query("planet", "x").is_none());
+    }
+}
