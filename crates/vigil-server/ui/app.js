@@ -2565,9 +2565,12 @@ function renderCaseDetail(view, id) {
       { label: 'Event', render: (e) => eventSummary(e) },
     ], c.event_details || [], { id: 'case-events', testid: 'case-events', empty: 'No events added.', rowAttrs: (e) => ({ 'data-testid': 'case-event-row', 'data-seq': e['vigil.seq'] }) });
 
+    // An event without a message reads as its summary (web requests, audit events).
+    const bySeq = new Map((c.event_details || []).map((e) => [e['vigil.seq'], e]));
+    const lineText = (t) => (t.kind === 'event' && t.ref && bySeq.has(t.ref.seq) ? `event ${t.ref.seq}: ${eventSummary(bySeq.get(t.ref.seq))}` : t.text);
     const timeline = h('ol', { class: 'history', id: 'case-timeline', 'data-testid': 'case-timeline' },
       (c.combined_timeline || []).map((t) => h('li', { class: `history-item timeline-${t.kind}`, 'data-testid': 'case-timeline-item', 'data-kind': t.kind },
-        h('div', { class: 'history-head' }, h('span', { class: 'tag', text: t.kind }), ' ', timeEl(t.at)), h('p', { class: 'history-comment', text: t.text }))));
+        h('div', { class: 'history-head' }, h('span', { class: 'tag', text: t.kind }), ' ', timeEl(t.at)), h('p', { class: 'history-comment', text: lineText(t) }))));
 
     const comments = h('ol', { class: 'history', id: 'case-comments', 'data-testid': 'case-comments' },
       (c.comments || []).map((m) => h('li', { class: 'history-item', 'data-testid': 'case-comment' },

@@ -67,6 +67,8 @@ await t.step('work the case: status, a stored event, a comment, all on its timel
   const kinds = await page.$$eval('[data-testid=case-timeline-item]', (is) => is.map((i) => i.dataset.kind));
   assert(kinds.filter((k) => k === 'change').length === 5, `created, alert added, updated, event added, commented: ${JSON.stringify(kinds)}`);
   assert(kinds.includes('alert') && kinds.includes('event'), JSON.stringify(kinds));
+  const evLine = await page.textContent('[data-testid=case-timeline-item][data-kind=event] .history-comment');
+  assert(evLine === `event ${WEB_SEQ}: ${ATTACKER} GET /wp-login.php → 404`, `the event on the timeline: ${evLine}`);
   await page.screenshot({ path: join(ARTIFACTS, 'case.png'), fullPage: true });
 });
 
