@@ -107,6 +107,18 @@ pub const ROUTES: &[RouteAccess] = &[
     // Rule exceptions silence detections: analysts and admins, audited.
     r("POST", "/api/v1/exceptions", Access::Triage),
     r("DELETE", "/api/v1/exceptions/{id}", Access::Triage),
+    // Cases: everyone who reads sees them; analysts and admins change them (audited).
+    r("GET", "/api/v1/cases", Access::Read),
+    r("GET", "/api/v1/cases/{id}", Access::Read),
+    r("POST", "/api/v1/cases", Access::Triage),
+    r("POST", "/api/v1/cases/{id}", Access::Triage),
+    r("POST", "/api/v1/cases/{id}/comments", Access::Triage),
+    r("POST", "/api/v1/cases/{id}/alerts", Access::Triage),
+    r("POST", "/api/v1/cases/{id}/events", Access::Triage),
+    // One address, account or host across every source (a search; audited).
+    r("GET", "/api/v1/entity/{kind}/{value}", Access::Read),
+    r("GET", "/api/v1/coverage", Access::Read),
+    r("GET", "/api/v1/coverage/navigator", Access::Read),
     r("GET", "/api/v1/cluster", Access::Read),
     r("GET", "/api/v1/decisions", Access::Read),
     r("GET", "/api/v1/proof/inclusion", Access::Read),

@@ -84,7 +84,9 @@
 //! ```
 
 pub mod alert;
+pub mod attack;
 pub mod behaviour;
+pub mod case;
 pub mod compile;
 pub mod condition;
 pub mod correlate;

@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod cases;
 pub mod cluster;
 mod config;
 pub mod demo;

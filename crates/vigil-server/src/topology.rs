@@ -627,10 +627,10 @@ pub(crate) async fn http_state(
         run,
         verifying: std::sync::atomic::AtomicBool::new(false),
         witness,
+        cases: Default::default(),
     })
 }
 
-/// The HTTP (or HTTPS) listener serving the API and the web UI.
 /// The OTLP/gRPC listener: the role table and the token checks of the HTTP API, over
 /// plaintext HTTP/2 ([`crate::listen_grpc`]).
 async fn otlp_grpc_listener(

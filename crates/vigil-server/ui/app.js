@@ -878,7 +878,7 @@ function renderSearch(view, params) {
         input.value = addFilter(input.value, c, v);
         run();
       });
-      tb.append(h('tr', null, h('th', { scope: 'row', class: 'field-name mono', text: c }), h('td', { class: 'mono' }, btn)));
+      tb.append(h('tr', null, h('th', { scope: 'row', class: 'field-name mono', text: c }), h('td', { class: 'mono' }, btn, entityJump(c, v))));
     }
     dl.append(tb);
     return dl;
@@ -1029,7 +1029,7 @@ function renderAlerts(view, params) {
         { label: 'Level', render: (a) => levelBadge(a.rule && a.rule.level) },
         { label: 'Status', render: (a) => statusBadge(a.status) },
         { label: 'Rule', render: (a) => h('a', { href: `#/alerts/${encodeURIComponent(a.id)}`, class: 'rule-title', text: (a.rule && a.rule.title) || '(untitled)' }) },
-        { label: 'Group', cls: 'mono', render: (a) => a.group_key || '—' },
+        { label: 'Group', cls: 'mono', render: (a) => (Object.keys(a.group || {}).length ? Object.entries(a.group).map(([k, v], i) => [i ? ' ' : '', `${k}=`, entityValue(k, v)]) : '—') },
         { label: 'Events', cls: 'num', render: (a) => fmtNum(a.count) },
         { label: 'First seen', cls: 'mono nowrap', render: (a) => timeEl(a.first_seen) },
         { label: 'Last seen', cls: 'mono nowrap', render: (a) => timeEl(a.last_seen) },
@@ -1057,7 +1057,7 @@ async function loadDecisions(box, signal) {
     const res = await api('GET', '/api/v1/decisions', undefined, { signal });
     const ds = res.decisions || [];
     box.append(dataTable([
-      { label: 'Value', cls: 'mono', key: 'value' },
+      { label: 'Value', cls: 'mono', render: (d) => (d.scope === 'ip' ? entityValue('source.ip', d.value) : valueText(d.value)) },
       { label: 'Scope', key: 'scope' },
       { label: 'Until', cls: 'mono nowrap', render: (d) => timeEl(d.until) },
       { label: 'Reason', key: 'reason' },
@@ -1097,9 +1097,9 @@ function renderAlertDetail(view, id) {
     );
     const facts = h('dl', { class: 'facts' });
     const fact = (k, v) => facts.append(h('div', { class: 'fact' }, h('dt', { text: k }), h('dd', null, v)));
-    fact('Rule', h('span', null, h('span', { class: 'mono', text: rule.id || '—' }), ' ',
+    fact('Rule', h('span', null, h('strong', { 'data-testid': 'alert-rule-title', text: rule.title || '—' }), ' ', h('span', { class: 'mono muted small', text: rule.id || '' }), ' ',
       h('a', { href: `#/alerts?${new URLSearchParams({ rule: rule.id || '', status: '' })}`, class: 'small', text: 'other alerts of this rule' })));
-    fact('Group', h('span', { class: 'mono', text: a.group_key || '—' }));
+    fact('Group', h('span', { class: 'mono', 'data-testid': 'alert-group' }, Object.entries(a.group || {}).length ? Object.entries(a.group).map(([k, v], i) => [i ? ' ' : '', `${k}=`, entityValue(k, v)]) : '—'));
     fact('Events', fmtNum(a.count));
     fact('First seen', timeEl(a.first_seen));
     fact('Last seen', timeEl(a.last_seen));
@@ -1124,8 +1124,11 @@ function renderAlertDetail(view, id) {
       h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'Summary' }), about, facts),
       a.baseline ? baselinePanel(a.baseline) : null,
       related,
+      a.contributing ? h('section', { class: 'panel flush', id: 'contributing-events', 'aria-label': 'Contributing events' },
+        h('div', { class: 'panel-title-row pad' }, h('h2', { class: 'panel-title', text: 'Every contributing event' }), h('span', { class: 'muted small', 'data-testid': 'contributing-count', text: `${a.contributing.length} events${a.contributing_truncated ? ' (the first shown)' : ''}` })),
+        alertEvents(a.contributing, rule.id, 'contributing-events-list')) : null,
       h('section', { class: 'panel flush', 'aria-label': 'Matching events' },
-        h('div', { class: 'panel-title-row pad' }, h('h2', { class: 'panel-title', text: 'Matching events' }), h('span', { class: 'muted small', text: `${(a.events || []).length} sample events` })),
+        h('div', { class: 'panel-title-row pad' }, h('h2', { class: 'panel-title', text: a.contributing ? 'Sample events' : 'Matching events' }), h('span', { class: 'muted small', text: `${(a.events || []).length} sample events` })),
         alertEvents(a.events || [], rule.id)));
 
     const triage = h('section', { class: 'panel', id: 'triage-panel', 'aria-label': 'Triage' }, h('h2', { class: 'panel-title', text: 'Triage' }));
@@ -1165,7 +1168,9 @@ function renderAlertDetail(view, id) {
     if (!(a.history || []).length) hist.append(h('li', { class: 'muted', text: 'No history.' }));
     const exPanel = h('section', { class: 'panel', id: 'exceptions-panel', 'aria-label': 'Exceptions' }, h('h2', { class: 'panel-title', text: 'Exceptions of this rule' }));
     exceptionsPanel(exPanel, rule.id, a.group || {}, controller.signal);
-    const right = h('div', { class: 'detail-side' }, triage, exPanel, h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'History' }), hist));
+    const casesPanel = h('section', { class: 'panel', id: 'alert-cases-panel', 'aria-label': 'Cases' }, h('h2', { class: 'panel-title', text: 'Cases' }));
+    alertCasesPanel(casesPanel, a, controller.signal);
+    const right = h('div', { class: 'detail-side' }, triage, casesPanel, exPanel, h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'History' }), hist));
     box.append(h('div', { class: 'detail-grid' }, left, right));
   }
 
@@ -1189,16 +1194,16 @@ function renderAlertDetail(view, id) {
       h('p', { 'data-testid': 'baseline-summary', text: b.summary || '' }), dl);
   }
 
-  function alertEvents(events, ruleId) {
+  function alertEvents(events, ruleId, listId = 'alert-events') {
     if (!events.length) return h('p', { class: 'muted pad', text: 'No sample events are stored for this alert.' });
     const keys = new Set();
     for (const e of events) for (const k of Object.keys(e)) keys.add(k);
     const lead = ['@timestamp', 'vigil.seq', 'message'].filter((k) => keys.has(k));
     const rest = [...keys].filter((k) => !lead.includes(k)).sort();
-    const wrap = h('div', { class: 'alert-events', id: 'alert-events', 'data-testid': 'alert-events' });
+    const wrap = h('div', { class: 'alert-events', id: listId, 'data-testid': listId });
     for (const e of events) {
       const fields = h('table', { class: 'field-table' }, h('tbody', null, rest.filter((k) => e[k] !== null && e[k] !== undefined).map((k) =>
-        h('tr', null, h('th', { scope: 'row', class: 'field-name mono', text: k }), h('td', { class: 'mono', text: valueText(e[k]) })))));
+        h('tr', null, h('th', { scope: 'row', class: 'field-name mono', text: k }), h('td', { class: 'mono' }, entityValue(k, e[k]))))));
       const det = h('details', { class: 'alert-event', 'data-testid': 'alert-event' },
         h('summary', null, h('span', { class: 'mono muted', text: fmtTime(e['@timestamp']) }), ' ',
           e['vigil.seq'] !== undefined ? h('span', { class: 'mono muted small', text: `seq ${valueText(e['vigil.seq'])} ` }) : null,
@@ -2419,6 +2424,332 @@ function renderCompliance(view, params) {
   return { name: 'compliance', cleanup: () => controller.abort() };
 }
 
+// ------------------------------------------------------------------ entities, cases, ATT&CK coverage (issue 19)
+
+// The fields that name an address, an account or a machine (the server's entity_fields):
+// every such value in the UI links to its entity page.
+const ENTITY_FIELDS = {
+  ip: ['source.ip', 'destination.ip', 'client.ip', 'server.ip', 'host.ip', 'IpAddress'],
+  user: ['user.name', 'user.target.name', 'source.user.name', 'destination.user.name', 'TargetUserName', 'SubjectUserName'],
+  host: ['host.name', 'host.hostname', 'observer.hostname', 'Computer'],
+};
+
+function entityKind(field) {
+  for (const [kind, fields] of Object.entries(ENTITY_FIELDS)) if (fields.includes(field)) return kind;
+  return null;
+}
+
+const entityHref = (kind, value) => `#/entity/${kind}/${encodeURIComponent(value)}`;
+
+// The value as a link to its entity page when the field names an entity, else as text.
+function entityValue(field, value) {
+  const v = valueText(value);
+  const kind = entityKind(field);
+  if (!kind || !v || v === '-' || v.length > 256) return h('span', { text: v });
+  return h('a', { href: entityHref(kind, v), class: 'entity-link', 'data-testid': 'entity-link', 'data-kind': kind, title: `Everything Vigil knows of ${kind} ${v}`, text: v });
+}
+
+// A small "entity page" link beside a value (search results keep their filter buttons).
+function entityJump(field, value) {
+  const v = valueText(value);
+  const kind = entityKind(field);
+  if (!kind || !v || v.length > 256) return null;
+  return h('a', { href: entityHref(kind, v), class: 'entity-jump small', 'data-testid': 'entity-link', 'aria-label': `Entity page of ${v}`, title: `Entity page of ${v}`, text: ' ↗' });
+}
+
+const CASE_STATUSES = [['open', '● Open'], ['in_progress', '◐ In progress'], ['closed', '✓ Closed']];
+const caseStatusText = (s) => (CASE_STATUSES.find(([v]) => v === s) || [s, s])[1];
+const caseStatusBadge = (s) => h('span', { class: `status status-${s === 'in_progress' ? 'acknowledged' : s}`, 'data-testid': 'case-status', 'data-status': s, text: caseStatusText(s) });
+
+function severitySelect(id, selected) {
+  return h('select', { id, 'data-testid': id }, LEVELS.map((l) => h('option', { value: l, text: `${LEVEL_ICON[l]} ${l}`, selected: l === selected })));
+}
+
+// ---- cases list
+
+function renderCases(view, params) {
+  const controller = new AbortController();
+  const statusSel = h('select', { id: 'case-status-filter', 'data-testid': 'case-status-filter' },
+    [['', 'Any status'], ...CASE_STATUSES].map(([v, t]) => h('option', { value: v, text: t, selected: (params.get('status') || '') === v })));
+  const listBox = h('div', { id: 'cases-list', class: 'panel flush' });
+  view.append(pageHeader('Cases'), h('div', { class: 'filter-bar' }, h('label', null, h('span', { class: 'filter-label', text: 'Status' }), statusSel)));
+  if (canWrite()) view.append(newCaseForm([], controller.signal));
+  view.append(listBox);
+  statusSel.addEventListener('change', () => { history.replaceState(null, '', `#/cases${statusSel.value ? `?status=${statusSel.value}` : ''}`); load(); });
+
+  async function load() {
+    clear(listBox).append(h('div', { class: 'pad' }, spinner('Loading cases…')));
+    try {
+      const p = new URLSearchParams({ limit: '500' });
+      if (statusSel.value) p.set('status', statusSel.value);
+      const res = await api('GET', `/api/v1/cases?${p}`, undefined, { signal: controller.signal });
+      clear(listBox).append(dataTable([
+        { label: 'ID', cls: 'num mono', render: (c) => h('a', { href: `#/cases/${c.id}`, 'data-testid': 'case-link', text: `#${c.id}` }) },
+        { label: 'Title', render: (c) => h('a', { href: `#/cases/${c.id}`, class: 'case-title', text: c.title }) },
+        { label: 'Status', render: (c) => caseStatusBadge(c.status) },
+        { label: 'Severity', render: (c) => levelBadge(c.severity) },
+        { label: 'Assignee', render: (c) => c.assignee || '—' },
+        { label: 'Alerts', cls: 'num', render: (c) => fmtNum((c.alerts || []).length) },
+        { label: 'Events', cls: 'num', render: (c) => fmtNum((c.events || []).length) },
+        { label: 'Updated', cls: 'mono nowrap', render: (c) => timeEl(c.updated) },
+      ], res.cases || [], { id: 'cases-table', testid: 'cases-table', caption: 'Cases', empty: 'No cases.', rowAttrs: (c) => ({ 'data-testid': 'case-row', 'data-case-id': c.id }) }));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(listBox).append(inlineError(err, 'Loading cases'));
+    }
+  }
+  load();
+  return { cleanup() { controller.abort(); } };
+}
+
+// A form opening a case (holding `alerts` from the start); goes to the new case.
+function newCaseForm(alerts, signal) {
+  const title = h('input', { id: 'new-case-title', 'data-testid': 'new-case-title', type: 'text', maxlength: 200, required: true, placeholder: 'What happened, e.g. SSH brute force against web1' });
+  const sev = severitySelect('new-case-severity', 'medium');
+  const assignee = h('input', { id: 'new-case-assignee', 'data-testid': 'new-case-assignee', type: 'text', maxlength: 64, value: session.user });
+  const msg = formMessage('new-case-message');
+  const form = h('form', { class: 'panel form-grid', id: 'new-case-form', 'data-testid': 'new-case-form', 'aria-label': 'Open a case' },
+    h('h2', { class: 'panel-title', text: alerts.length ? `Open a case with alert #${alerts.join(', #')}` : 'Open a case' }),
+    formField('Title', title), formField('Severity', sev), formField('Assignee', assignee),
+    h('div', { class: 'button-row' }, h('button', { type: 'submit', class: 'btn btn-primary', id: 'new-case-submit', 'data-testid': 'new-case-submit', text: 'Open case' })), msg.box);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const c = await api('POST', '/api/v1/cases', { title: title.value.trim(), severity: sev.value, assignee: assignee.value.trim(), alerts }, { signal });
+      location.hash = `#/cases/${c.id}`;
+    } catch (err) {
+      if (err.name !== 'AbortError') msg.show('error', apiErrorText(err));
+    }
+  });
+  return form;
+}
+
+// ---- one case
+
+function renderCaseDetail(view, id) {
+  const controller = new AbortController();
+  const box = h('div', { id: 'case-detail', 'data-testid': 'case-detail' }, spinner('Loading case…'));
+  view.append(h('p', { class: 'breadcrumb' }, h('a', { href: '#/cases', text: '← Cases' })), box);
+  const post = (path, body) => api('POST', `/api/v1/cases/${encodeURIComponent(id)}${path}`, body, { signal: controller.signal });
+
+  async function load() {
+    try {
+      draw(await api('GET', `/api/v1/cases/${encodeURIComponent(id)}`, undefined, { signal: controller.signal }));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(box).append(inlineError(err, `Loading case #${id}`));
+    }
+  }
+
+  async function change(p, body) {
+    hideError();
+    try { await post(p, body); await load(); } catch (err) { if (err.name !== 'AbortError') showError(err, `Could not change case #${id}`); }
+  }
+
+  function draw(c) {
+    clear(box);
+    box.append(h('div', { class: 'page-header' },
+      h('h1', null, h('span', { class: 'muted', text: `#${c.id} ` }), h('span', { id: 'case-title', 'data-testid': 'case-title', text: c.title })),
+      h('div', { class: 'page-actions' }, levelBadge(c.severity), caseStatusBadge(c.status))));
+    const facts = h('dl', { class: 'facts' });
+    const fact = (k, v) => facts.append(h('div', { class: 'fact' }, h('dt', { text: k }), h('dd', null, v)));
+    fact('Assignee', h('span', { 'data-testid': 'case-assignee', text: c.assignee || '—' }));
+    fact('Opened', h('span', null, timeEl(c.created), ` by ${c.created_by || '?'}`));
+    fact('Updated', timeEl(c.updated));
+    fact('Alerts', fmtNum((c.alerts || []).length));
+    fact('Events', fmtNum((c.events || []).length));
+
+    const alerts = dataTable([
+      { label: 'ID', cls: 'num mono', render: (a) => h('a', { href: `#/alerts/${a.id}`, 'data-testid': 'case-alert-link', text: `#${a.id}` }) },
+      { label: 'Rule', render: (a) => (a.missing ? h('span', { class: 'muted', text: 'not in the alert book' }) : h('span', { 'data-testid': 'case-alert-rule', text: (a.rule && a.rule.title) || '' })) },
+      { label: 'Level', render: (a) => (a.rule ? levelBadge(a.rule.level) : '—') },
+      { label: 'Status', render: (a) => (a.status ? statusBadge(a.status) : '—') },
+      { label: 'Group', render: (a) => h('span', null, Object.entries(a.group || {}).map(([k, v], i) => [i ? ' ' : '', `${k}=`, entityValue(k, v)])) },
+      { label: 'Events', cls: 'num', render: (a) => fmtNum(a.count) },
+    ], c.alert_details || [], { id: 'case-alerts', testid: 'case-alerts', empty: 'No alerts in this case yet: add them from an alert’s page.', rowAttrs: (a) => ({ 'data-testid': 'case-alert-row', 'data-alert-id': a.id }) });
+
+    const events = dataTable([
+      { label: 'Time', cls: 'mono nowrap', render: (e) => timeEl(e['@timestamp']) },
+      { label: 'Seq', cls: 'num mono', render: (e) => valueText(e['vigil.seq']) },
+      { label: 'Event', render: (e) => eventSummary(e) },
+    ], c.event_details || [], { id: 'case-events', testid: 'case-events', empty: 'No events added.', rowAttrs: (e) => ({ 'data-testid': 'case-event-row', 'data-seq': e['vigil.seq'] }) });
+
+    // An event without a message reads as its summary (web requests, audit events).
+    const bySeq = new Map((c.event_details || []).map((e) => [e['vigil.seq'], e]));
+    const lineText = (t) => (t.kind === 'event' && t.ref && bySeq.has(t.ref.seq) ? `event ${t.ref.seq}: ${eventSummary(bySeq.get(t.ref.seq))}` : t.text);
+    const timeline = h('ol', { class: 'history', id: 'case-timeline', 'data-testid': 'case-timeline' },
+      (c.combined_timeline || []).map((t) => h('li', { class: `history-item timeline-${t.kind}`, 'data-testid': 'case-timeline-item', 'data-kind': t.kind },
+        h('div', { class: 'history-head' }, h('span', { class: 'tag', text: t.kind }), ' ', timeEl(t.at)), h('p', { class: 'history-comment', text: lineText(t) }))));
+
+    const comments = h('ol', { class: 'history', id: 'case-comments', 'data-testid': 'case-comments' },
+      (c.comments || []).map((m) => h('li', { class: 'history-item', 'data-testid': 'case-comment' },
+        h('div', { class: 'history-head' }, h('strong', { text: m.by }), ' · ', timeEl(m.at)), h('p', { class: 'history-comment', text: m.text }))));
+    if (!(c.comments || []).length) comments.append(h('li', { class: 'muted', text: 'No comments.' }));
+
+    const side = h('div', { class: 'detail-side' });
+    if (canWrite()) {
+      const status = h('select', { id: 'case-status-select', 'data-testid': 'case-status-select' }, CASE_STATUSES.map(([v, t]) => h('option', { value: v, text: t, selected: v === c.status })));
+      const sev = severitySelect('case-severity-select', c.severity);
+      const assignee = h('input', { id: 'case-assignee-input', 'data-testid': 'case-assignee-input', type: 'text', maxlength: 64, value: c.assignee || '' });
+      const save = h('button', { type: 'button', class: 'btn btn-primary', id: 'case-save', 'data-testid': 'case-save', text: 'Save' });
+      save.addEventListener('click', () => {
+        const body = {};
+        if (status.value !== c.status) body.status = status.value;
+        if (sev.value !== c.severity) body.severity = sev.value;
+        if (assignee.value.trim() !== (c.assignee || '')) body.assignee = assignee.value.trim();
+        if (Object.keys(body).length) change('', body);
+      });
+      const text = h('textarea', { id: 'case-comment-text', 'data-testid': 'case-comment-text', rows: 3, maxlength: 4096, placeholder: 'What you found, what you did' });
+      const add = h('button', { type: 'button', class: 'btn btn-secondary', id: 'case-comment-add', 'data-testid': 'case-comment-add', text: 'Add comment' });
+      add.addEventListener('click', () => { if (text.value.trim()) change('/comments', { text: text.value.trim() }); });
+      const seq = h('input', { id: 'case-event-seq', 'data-testid': 'case-event-seq', type: 'number', min: 0, placeholder: 'event seq' });
+      const addEv = h('button', { type: 'button', class: 'btn btn-secondary', id: 'case-event-add', 'data-testid': 'case-event-add', text: 'Add event' });
+      addEv.addEventListener('click', () => { if (seq.value !== '') change('/events', { seq: Number(seq.value) }); });
+      side.append(h('section', { class: 'panel', 'aria-label': 'Change the case' }, h('h2', { class: 'panel-title', text: 'Work the case' }),
+        formField('Status', status), formField('Severity', sev), formField('Assignee', assignee), h('div', { class: 'button-row' }, save),
+        formField('Comment', text), h('div', { class: 'button-row' }, add),
+        formField('Add a stored event (sequence number)', seq), h('div', { class: 'button-row' }, addEv)));
+    } else {
+      side.append(h('p', { class: 'muted', text: 'Your role (viewer) can read cases but not change them.' }));
+    }
+    side.append(h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'Comments' }), comments));
+    const main = h('div', { class: 'detail-main' },
+      h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'Summary' }), facts),
+      h('section', { class: 'panel flush', 'aria-label': 'Alerts of the case' }, h('h2', { class: 'panel-title pad', text: 'Alerts' }), alerts),
+      h('section', { class: 'panel flush', 'aria-label': 'Events of the case' }, h('h2', { class: 'panel-title pad', text: 'Events' }), events),
+      h('section', { class: 'panel', 'aria-label': 'Timeline' }, h('h2', { class: 'panel-title', text: 'Timeline' }), timeline));
+    box.append(h('div', { class: 'detail-grid' }, main, side));
+  }
+  load();
+  return { cleanup() { controller.abort(); } };
+}
+
+// On an alert's page: the cases holding it, and (analysts) adding it to an open case or a new one.
+async function alertCasesPanel(box, alert, signal) {
+  try {
+    const [mine, open] = await Promise.all([
+      api('GET', `/api/v1/cases?alert=${encodeURIComponent(alert.id)}`, undefined, { signal }),
+      canWrite() ? api('GET', '/api/v1/cases?limit=200', undefined, { signal }) : Promise.resolve({ cases: [] }),
+    ]);
+    const list = mine.cases || [];
+    box.append(list.length
+      ? h('ul', { class: 'related-list', 'data-testid': 'alert-cases' }, list.map((c) => h('li', null, h('a', { href: `#/cases/${c.id}`, 'data-testid': 'alert-case-link', text: `#${c.id} ${c.title}` }), ' ', caseStatusBadge(c.status))))
+      : h('p', { class: 'muted', text: 'In no case yet.' }));
+    if (!canWrite()) return;
+    const choices = (open.cases || []).filter((c) => c.status !== 'closed' && !(c.alerts || []).includes(alert.id));
+    if (choices.length) {
+      const sel = h('select', { id: 'add-to-case-select', 'data-testid': 'add-to-case-select' }, choices.map((c) => h('option', { value: c.id, text: `#${c.id} ${c.title}` })));
+      const btn = h('button', { type: 'button', class: 'btn btn-secondary', id: 'add-to-case', 'data-testid': 'add-to-case', text: 'Add to case' });
+      btn.addEventListener('click', async () => {
+        try {
+          await api('POST', `/api/v1/cases/${encodeURIComponent(sel.value)}/alerts`, { alert: alert.id }, { signal });
+          location.hash = `#/cases/${sel.value}`;
+        } catch (err) { if (err.name !== 'AbortError') showError(err, 'Could not add the alert to the case'); }
+      });
+      box.append(h('div', { class: 'button-row' }, sel, btn));
+    }
+    const title = `${(alert.rule && alert.rule.title) || 'Alert'} ${alert.group_key || ''}`.trim().slice(0, 200);
+    const form = newCaseForm([alert.id], signal);
+    form.querySelector('#new-case-title').value = title;
+    const sev = form.querySelector('#new-case-severity');
+    if (alert.rule && LEVELS.includes(alert.rule.level)) sev.value = alert.rule.level;
+    box.append(form);
+  } catch (err) {
+    if (err.name !== 'AbortError') box.append(inlineError(err, 'Loading cases'));
+  }
+}
+
+// ---- entity pages
+
+function renderEntity(view, kind, value, params) {
+  const controller = new AbortController();
+  const from = params.get('from') || '-7d';
+  const box = h('div', { id: 'entity-detail', 'data-testid': 'entity-detail' }, spinner(`Looking up ${value}…`));
+  view.append(pageHeader(`${{ ip: 'Address', user: 'User', host: 'Host' }[kind] || kind} ${value}`), box);
+  (async () => {
+    try {
+      const p = new URLSearchParams({ from, limit: params.get('limit') || '200' });
+      const e = await api('GET', `/api/v1/entity/${encodeURIComponent(kind)}/${encodeURIComponent(value)}?${p}`, undefined, { signal: controller.signal });
+      clear(box);
+      const facts = h('dl', { class: 'facts' });
+      const fact = (k, v) => facts.append(h('div', { class: 'fact' }, h('dt', { text: k }), h('dd', null, v)));
+      fact('First seen', h('span', { 'data-testid': 'entity-first-seen' }, e.first_seen ? timeEl(e.first_seen) : '—'));
+      fact('Last seen', h('span', { 'data-testid': 'entity-last-seen' }, e.last_seen ? timeEl(e.last_seen) : '—'));
+      fact('Events (all time)', h('span', { 'data-testid': 'entity-total', text: fmtNum(e.total_events) }));
+      fact('Sources', h('span', { 'data-testid': 'entity-sources' }, (e.sources || []).map((s, i) => [i ? ', ' : '', `${s['event.dataset'] || '(no dataset)'}: ${fmtNum(s.count)}`])));
+      fact('Search', h('a', { href: `#/search?${new URLSearchParams({ q: e.query, from })}`, text: 'Open in search' }));
+      const events = dataTable([
+        { label: 'Time', cls: 'mono nowrap', render: (x) => timeEl(x['@timestamp']) },
+        { label: 'Source', render: (x) => valueText(x['event.dataset'] || x['vigil.parser'] || x['vigil.source']) },
+        { label: 'Event', render: (x) => eventSummary(x) },
+        { label: 'Seq', cls: 'num mono', render: (x) => valueText(x['vigil.seq']) },
+      ], e.events || [], { id: 'entity-events', testid: 'entity-events', caption: `Timeline (${from} to now, newest first)`, empty: 'No events in this period.', rowAttrs: (x) => ({ 'data-testid': 'entity-event-row', 'data-seq': x['vigil.seq'], 'data-dataset': x['event.dataset'] || '' }) });
+      const alerts = dataTable([
+        { label: 'ID', cls: 'num mono', render: (a) => h('a', { href: `#/alerts/${a.id}`, 'data-testid': 'entity-alert-link', text: `#${a.id}` }) },
+        { label: 'Rule', render: (a) => (a.rule && a.rule.title) || '' },
+        { label: 'Level', render: (a) => levelBadge(a.rule && a.rule.level) },
+        { label: 'Status', render: (a) => statusBadge(a.status) },
+        { label: 'Last seen', cls: 'mono nowrap', render: (a) => timeEl(a.last_seen) },
+      ], e.alerts || [], { id: 'entity-alerts', testid: 'entity-alerts', empty: 'No alerts.', rowAttrs: (a) => ({ 'data-testid': 'entity-alert-row', 'data-alert-id': a.id }) });
+      const cases = h('ul', { class: 'related-list', 'data-testid': 'entity-cases' }, (e.cases || []).map((c) => h('li', null, h('a', { href: `#/cases/${c.id}`, text: `#${c.id} ${c.title}` }), ' ', caseStatusBadge(c.status))));
+      if (!(e.cases || []).length) cases.append(h('li', { class: 'muted', text: 'In no case.' }));
+      const bans = h('ul', { class: 'related-list', 'data-testid': 'entity-bans' }, (e.bans || []).map((d) => h('li', { 'data-testid': 'entity-ban' }, h('span', { class: 'mono', text: d.value }), ` until ${fmtTime(d.until)} — ${d.reason || ''}`)));
+      if (!(e.bans || []).length) bans.append(h('li', { class: 'muted', text: kind === 'ip' ? 'Not banned.' : 'Bans apply to addresses only.' }));
+      box.append(h('div', { class: 'detail-grid' },
+        h('div', { class: 'detail-main' },
+          h('section', { class: 'panel' }, h('h2', { class: 'panel-title', text: 'Summary' }), facts),
+          h('section', { class: 'panel flush', 'aria-label': 'Timeline' }, h('h2', { class: 'panel-title pad', text: e.truncated ? `Timeline (the newest ${fmtNum((e.events || []).length)})` : 'Timeline' }), events)),
+        h('div', { class: 'detail-side' },
+          h('section', { class: 'panel flush', 'aria-label': 'Alerts' }, h('h2', { class: 'panel-title pad', text: 'Alerts' }), alerts),
+          h('section', { class: 'panel', 'aria-label': 'Cases' }, h('h2', { class: 'panel-title', text: 'Cases' }), cases),
+          h('section', { class: 'panel', 'aria-label': 'Bans' }, h('h2', { class: 'panel-title', text: 'Bans' }), bans))));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(box).append(inlineError(err, `Looking up ${value}`));
+    }
+  })();
+  return { cleanup() { controller.abort(); } };
+}
+
+// ---- ATT&CK coverage
+
+function renderCoverage(view, params) {
+  const controller = new AbortController();
+  const from = params.get('from') || '-7d';
+  const box = h('div', { id: 'coverage', 'data-testid': 'coverage' }, spinner('Building the matrix…'));
+  const layer = h('button', { type: 'button', class: 'btn btn-secondary', id: 'navigator-export', 'data-testid': 'navigator-export', text: '⇩ ATT&CK Navigator layer' });
+  layer.addEventListener('click', async () => {
+    try {
+      const l = await api('GET', `/api/v1/coverage/navigator?from=${encodeURIComponent(from)}`, undefined, { signal: controller.signal });
+      const a = h('a', { href: URL.createObjectURL(new Blob([JSON.stringify(l, null, 2)], { type: 'application/json' })), download: 'vigil-attack-layer.json' });
+      document.body.append(a); a.click(); a.remove();
+    } catch (err) { if (err.name !== 'AbortError') showError(err, 'Exporting the layer'); }
+  });
+  view.append(pageHeader('ATT&CK coverage', layer), box);
+  (async () => {
+    try {
+      const c = await api('GET', `/api/v1/coverage?from=${encodeURIComponent(from)}`, undefined, { signal: controller.signal });
+      clear(box).append(h('p', { class: 'muted', 'data-testid': 'coverage-summary', text: `${fmtNum(c.techniques_covered)} of ${fmtNum(c.techniques_named)} techniques named by ${fmtNum(c.rules)} enabled rules are covered by a rule whose log source sent events since ${from}; ${fmtNum(c.untagged_rules)} rules carry no ATT&CK technique. Grey cells: rules without data (they detect nothing).` }));
+      const grid = h('div', { class: 'attack-matrix', 'data-testid': 'attack-matrix', role: 'table', 'aria-label': 'ATT&CK matrix' });
+      for (const t of c.tactics || []) {
+        const col = h('div', { class: 'attack-tactic', role: 'rowgroup', 'data-testid': 'attack-tactic', 'data-tactic': t.tactic },
+          h('h3', { class: 'attack-tactic-name', text: `${t.name} (${(t.techniques || []).length})` }));
+        for (const x of t.techniques || []) {
+          const rules = [...(x.active || []), ...(x.idle || []).map((r) => `${r} — no data`)].join('\n');
+          col.append(h('a', { class: `attack-cell ${x.rules > 0 ? 'covered' : 'idle'}`, role: 'row', href: x.url, target: '_blank', rel: 'noopener noreferrer', title: rules, 'data-testid': 'attack-cell', 'data-technique': x.id, 'data-rules': x.rules, 'data-idle': x.idle_rules },
+            h('span', { class: 'mono', text: x.id }), ' ', h('span', { text: x.name }), h('span', { class: 'attack-count', text: ` ${x.rules}${x.idle_rules ? ` (+${x.idle_rules} idle)` : ''}` })));
+        }
+        grid.append(col);
+      }
+      box.append(grid);
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(box).append(inlineError(err, 'Loading coverage'));
+    }
+  })();
+  return { cleanup() { controller.abort(); } };
+}
+
 // ------------------------------------------------------------------ router
 
 function parseHash() {
@@ -2452,13 +2783,21 @@ function route() {
     if (a.dataset.route === name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const titles = { search: 'Search', alerts: 'Alerts', dashboards: 'Dashboards', integrity: 'Integrity', compliance: 'Compliance', cluster: 'Cluster', rules: 'Rules', sources: 'Sources', account: 'Account', admin: 'Admin' };
+  const titles = { cases: 'Cases', entity: 'Entity', coverage: 'ATT&CK coverage', search: 'Search', alerts: 'Alerts', dashboards: 'Dashboards', integrity: 'Integrity', compliance: 'Compliance', cluster: 'Cluster', rules: 'Rules', sources: 'Sources', account: 'Account', admin: 'Admin' };
   document.title = `${titles[name] || 'Not found'} · Vigil`;
   switch (name) {
     case 'search': currentView = renderSearch(view, params); break;
     case 'alerts':
       currentView = parts[1] ? renderAlertDetail(view, decodeURIComponent(parts[1])) : renderAlerts(view, params);
       break;
+    case 'cases':
+      currentView = parts[1] ? renderCaseDetail(view, decodeURIComponent(parts[1])) : renderCases(view, params);
+      break;
+    case 'entity':
+      if (parts.length === 3) currentView = renderEntity(view, parts[1], decodeURIComponent(parts[2]), params);
+      else view.append(pageHeader('Not found'), h('p', { text: 'An entity page is #/entity/ip|user|host/VALUE.' }));
+      break;
+    case 'coverage': currentView = renderCoverage(view, params); break;
     case 'dashboards': currentView = renderDashboards(view); break;
     case 'integrity': currentView = renderIntegrity(view); break;
     case 'compliance': currentView = renderCompliance(view, params); break;

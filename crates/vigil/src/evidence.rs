@@ -38,12 +38,16 @@ struct ExportArgs {
     data: DataDir,
     /// The events a query returns (a search, not a table: no stats), e.g. 'user.name=alice
     /// event.outcome=failure'.
-    #[arg(long, conflicts_with = "alert", required_unless_present = "alert")]
+    #[arg(long, conflicts_with_all = ["alert", "case"], required_unless_present_any = ["alert", "case"])]
     query: Option<String>,
     /// An alert: its events in the ledger (created, updated, triaged) and the events it
     /// matched (its samples).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "case")]
     alert: Option<u64>,
+    /// A case: its own events in the ledger (every change, comment and addition), the events
+    /// added to it, and each of its alerts as `--alert` exports it.
+    #[arg(long, value_name = "ID")]
+    case: Option<u64>,
     /// With --query: earliest event time (relative like -7d, or RFC 3339).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     from: Option<String>,
@@ -82,13 +86,14 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     }
     vigil_ledger::evidence::usable_dir(&args.out)?;
     let data_dir = &args.data.data_dir;
-    let (seqs, selection) = match (&args.query, args.alert) {
-        (Some(q), _) => (
+    let (seqs, selection) = match (&args.query, args.alert, args.case) {
+        (Some(q), _, _) => (
             query_seqs(data_dir, q, &args)?,
             json!({"query": q, "from": args.from, "to": args.to}),
         ),
-        (None, Some(id)) => (alert_seqs(data_dir, id, args.limit)?, json!({"alert": id})),
-        (None, None) => bail!("give --query or --alert"),
+        (None, Some(id), _) => (alert_seqs(data_dir, id, args.limit)?, json!({"alert": id})),
+        (None, None, Some(id)) => (case_seqs(data_dir, id, args.limit)?, json!({"case": id})),
+        (None, None, None) => bail!("give --query, --alert or --case"),
     };
     if seqs.is_empty() {
         bail!("the selection matched no events: nothing to export");
@@ -194,6 +199,60 @@ fn alert_seqs(data_dir: &std::path::Path, id: u64, limit: usize) -> Result<Vec<u
         .into_iter()
         .filter_map(|s| u64::try_from(s).ok())
         .collect())
+}
+
+/// The events of case `id`: its change events (the case book is rebuilt from every case event
+/// in the ledger, as the server does), the events added to it, and its alerts' events.
+fn case_seqs(data_dir: &std::path::Path, id: u64, limit: usize) -> Result<Vec<u64>> {
+    let pipeline = parse("event.dataset=vigil.audit event.action=case_*")
+        .map_err(|e| anyhow!("{}", e.message))?;
+    let limits = Limits {
+        from: None,
+        to: None,
+        max_rows: 100_000,
+        now: Timestamp::now(),
+    };
+    let result = run_on_data_dir(data_dir, &pipeline, limits).map_err(|e| anyhow!(e))?;
+    let Some(column) = result.columns.iter().position(|c| c == "vigil.seq") else {
+        bail!("no case {id} in this ledger");
+    };
+    let mut change_seqs: Vec<u64> = result
+        .rows
+        .iter()
+        .filter_map(|r| r.get(column).and_then(Value::as_i64))
+        .filter_map(|s| u64::try_from(s).ok())
+        .collect();
+    change_seqs.sort_unstable();
+    let mut reader = LedgerReader::open(data_dir)?;
+    let mut book = vigil_detect::case::CaseBook::new();
+    let mut mine = Vec::new();
+    for &seq in &change_seqs {
+        let event = reader.read_event(seq)?;
+        if let Ok(Some(case)) = book.apply(&event, Some(seq))
+            && case == id
+        {
+            mine.push(seq);
+        }
+    }
+    let Some(case) = book.get(id) else {
+        bail!("no case {id} in this ledger");
+    };
+    let mut seqs = mine;
+    seqs.extend(&case.events);
+    for &alert in &case.alerts {
+        seqs.extend(alert_seqs(data_dir, alert, limit)?);
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    if seqs.len() > limit {
+        eprintln!(
+            "vigil: warning: case {id} has {} events, more than --limit {limit}; the newest {limit} are exported",
+            seqs.len()
+        );
+        let keep_from = seqs.len() - limit;
+        seqs.drain(..keep_from);
+    }
+    Ok(seqs)
 }
 
 /// The samples of alert `id` in the detector's saved book (`detect/state.json`), if any.

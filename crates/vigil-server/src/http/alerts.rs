@@ -134,6 +134,14 @@ pub(super) async fn get_alert(
         .await
         .unwrap_or_default();
         body["events"] = JsonValue::Array(events);
+        // A correlation's evidence: every event that counted towards it.
+        let alert = detect.with_book(|b| b.get(id).cloned());
+        if let Some(alert) = alert
+            && let Some((events, cut)) = super::alert_evidence::contributing(&state, &alert).await
+        {
+            body["contributing"] = JsonValue::Array(events);
+            body["contributing_truncated"] = json!(cut);
+        }
     }
     Json(body).into_response()
 }

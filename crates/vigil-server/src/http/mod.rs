@@ -87,6 +87,8 @@ pub struct AppState {
     pub verifying: std::sync::atomic::AtomicBool,
     /// The C2SP witness this server runs, and this ledger's witnesses.
     pub witness: crate::witness::WitnessState,
+    /// Cases (incidents), rebuilt from the ledger on first use.
+    pub cases: crate::cases::CaseService,
 }
 
 type Shared = Arc<AppState>;
@@ -112,6 +114,20 @@ pub fn router(state: Shared) -> Router {
             "/api/v1/exceptions/{id}",
             axum::routing::delete(exceptions::delete_exception),
         )
+        .route(
+            "/api/v1/cases",
+            get(cases::list_cases).post(cases::create_case),
+        )
+        .route(
+            "/api/v1/cases/{id}",
+            get(cases::get_case).post(cases::update_case),
+        )
+        .route("/api/v1/cases/{id}/comments", post(cases::comment_case))
+        .route("/api/v1/cases/{id}/alerts", post(cases::add_case_alert))
+        .route("/api/v1/cases/{id}/events", post(cases::add_case_event))
+        .route("/api/v1/entity/{kind}/{value}", get(entity::entity))
+        .route("/api/v1/coverage", get(coverage::coverage))
+        .route("/api/v1/coverage/navigator", get(coverage::navigator))
         .route(
             "/api/v1/cluster",
             get(crate::cluster::health::cluster_health),
@@ -159,11 +175,15 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+mod alert_evidence;
 mod alerts;
 mod authn;
 mod body;
 mod bulk;
+mod cases;
+mod coverage;
 mod decisions;
+mod entity;
 mod exceptions;
 mod hec;
 mod ledger;

@@ -12,6 +12,7 @@ mod common;
 mod anonymous_flood;
 mod bans;
 mod batches;
+mod cases;
 mod connections;
 mod csrf;
 mod disk_full;

@@ -7,54 +7,18 @@
 // ARTIFACTS (screenshots); CHROMIUM (default /usr/bin/chromium).
 // Prints one PASS line per step and "STEPS PASSED" at the end; exits 1 at the first failure.
 
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { setup, assert } from './lib.mjs';
 
-const BASE = (process.env.VIGIL_URL || '').replace(/\/+$/, '');
-const { VIGIL_USER: USER, VIGIL_PASSWORD: PASSWORD, ALERT_ID, RULE_ID, MISS_SEQ } = process.env;
-const ARTIFACTS = process.env.ARTIFACTS || '';
-if (!BASE || !USER || !PASSWORD || !ALERT_ID || !RULE_ID || !MISS_SEQ || !ARTIFACTS) {
-  console.error('FAIL setup: set VIGIL_URL, VIGIL_USER, VIGIL_PASSWORD, ALERT_ID, RULE_ID, MISS_SEQ and ARTIFACTS');
-  process.exit(1);
-}
-mkdirSync(ARTIFACTS, { recursive: true });
+const t = await setup(['ALERT_ID', 'RULE_ID', 'MISS_SEQ']);
+const { page, context, gotoHash } = t;
+const { ALERT_ID, RULE_ID, MISS_SEQ, ARTIFACTS } = t.env;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-});
-const errors = [];
-const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: 'en-US' })).newPage();
-page.setDefaultTimeout(30000);
-page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
-page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
-
-async function step(name, fn) {
-  try {
-    await fn();
-    console.log(`PASS ${name}`);
-  } catch (err) {
-    console.error(`FAIL ${name}\n     ${err.stack || err}`);
-    await page.screenshot({ path: join(ARTIFACTS, 'FAILED.png'), fullPage: true }).catch(() => {});
-    await browser.close();
-    process.exit(1);
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-async function gotoHash(hash) {
-  await page.evaluate((h) => { location.hash = h; }, hash);
-}
-
-await step('log in as a viewer', async () => {
-  await page.goto(`${BASE}/login`);
-  await page.fill('#username', USER);
-  await page.fill('#password', PASSWORD);
-  await Promise.all([page.waitForURL((u) => u.pathname === '/ui/'), page.click('#login-button')]);
-  errors.length = 0;
+await t.step('log in as a viewer', async () => {
+  await t.login();
 });
 
-await step('the alert explains why its event matched, entry by entry', async () => {
+await t.step('the alert explains why its event matched, entry by entry', async () => {
   await gotoHash(`#/alerts/${ALERT_ID}`);
   await page.waitForSelector('[data-testid=alert-event]');
   await page.click('[data-testid=alert-event] summary');
@@ -72,7 +36,7 @@ await step('the alert explains why its event matched, entry by entry', async () 
   await page.screenshot({ path: join(ARTIFACTS, 'alert-trace.png'), fullPage: true });
 });
 
-await step('the alert carries its evidence: description, ATT&CK once, the ban, related alerts, a readable event', async () => {
+await t.step('the alert carries its evidence: description, ATT&CK once, the ban, related alerts, a readable event', async () => {
   await gotoHash(`#/alerts/${ALERT_ID}`);
   await page.waitForSelector('[data-testid=rule-description]');
   const desc = await page.textContent('[data-testid=rule-description]');
@@ -91,7 +55,7 @@ await step('the alert carries its evidence: description, ATT&CK once, the ban, r
   await page.screenshot({ path: join(ARTIFACTS, 'alert-evidence.png'), fullPage: true });
 });
 
-await step('the Rules page explains why another event did not match', async () => {
+await t.step('the Rules page explains why another event did not match', async () => {
   await gotoHash(`#/rules?rule=${encodeURIComponent(RULE_ID)}&seq=${MISS_SEQ}`);
   const result = page.locator('#trace-panel [data-testid=trace-rule-result]');
   await result.waitFor();
@@ -106,7 +70,7 @@ await step('the Rules page explains why another event did not match', async () =
   await page.screenshot({ path: join(ARTIFACTS, 'rules-trace.png'), fullPage: true });
 });
 
-await step('the ban links to the alert that caused it', async () => {
+await t.step('the ban links to the alert that caused it', async () => {
   await gotoHash('#/alerts?status=');
   const link = page.locator('#decisions-table [data-testid=ban-alert-link]').first();
   await link.waitFor();
@@ -114,9 +78,4 @@ await step('the ban links to the alert that caused it', async () => {
   assert((await link.getAttribute('href')) === `#/alerts/${ALERT_ID}`, 'link target');
 });
 
-await step('no script errors', async () => {
-  assert(errors.length === 0, errors.join('\n'));
-});
-
-await browser.close();
-console.log('STEPS PASSED');
+await t.done();
