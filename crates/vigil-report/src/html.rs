@@ -1,6 +1,7 @@
 //! The report as one self-contained HTML page (no scripts, no outside resources), for people:
 //! a summary, one row per control, the sections' details, and at the bottom the digest of the
-//! JSON report, the checkpoint it was computed at and the signature over both.
+//! JSON report, the checkpoint it was computed at and the signature over both, and (hidden) the
+//! JSON itself, so the page can be checked (`crate::signature`).
 
 use serde_json::Value as Json;
 
@@ -102,6 +103,30 @@ pub fn render(report: &Json) -> String {
             None => "not applicable (fewer than two checkpoint sizes)",
         }
     ));
+    let runs = &i["verification_runs"];
+    h.push_str(&format!(
+        "<p>Verifications of the ledger on record in the period: {} ({} failed){}. Witness cosignatures: {} on {} checkpoints{}.</p>",
+        text(&runs["total"]),
+        text(&runs["failed"]),
+        runs["runs"]
+            .as_array()
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(
+                ": {}",
+                r.iter()
+                    .map(|v| format!("{} by {} ({})", text(&v["at"]), text(&v["user"]), text(&v["outcome"])))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+            .unwrap_or_default(),
+        text(&i["witness_cosignatures"]),
+        text(&i["cosigned_checkpoints"]),
+        i["witnesses"]
+            .as_array()
+            .filter(|w| !w.is_empty())
+            .map(|_| format!(" by {}", list(&i["witnesses"])))
+            .unwrap_or_default(),
+    ));
     for p in i["problems"].as_array().into_iter().flatten() {
         h.push_str(&format!("<p class=\"failed\">{}</p>", text(p)));
     }
@@ -145,11 +170,16 @@ pub fn render(report: &Json) -> String {
     ));
     let s = &report["signature"];
     h.push_str(&format!(
-        "<h2>Signature</h2><p>SHA-256 of the JSON report (without this block): <code>{}</code></p><p>Computed at the ledger checkpoint:</p><pre>{}</pre><p>Signed with the ledger key:</p><pre>{}</pre>",
+        "<h2>Signature</h2><p>SHA-256 of the JSON report (without this block): <code>{}</code></p><p>Computed at the ledger checkpoint:</p><pre>{}</pre><p>Signed with the ledger key <code>{}</code>:</p><pre>{}</pre><p>Check this page with <code>vigil report verify FILE --key KEY</code>.</p>",
         text(&s["digest"]),
         text(&s["checkpoint"]),
+        text(&s["key"]),
         text(&s["note"]),
     ));
+    // The JSON the page was rendered from, for `vigil report verify` (crate::signature).
+    h.push_str(crate::signature::HTML_JSON_OPEN);
+    h.push_str(&escape(&report.to_string()));
+    h.push_str(crate::signature::HTML_JSON_CLOSE);
     h.push_str("</body></html>\n");
     h
 }

@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use serde_json::{Value as Json, json};
-use sha2::{Digest, Sha256};
 use vigil_event::{Event, Timestamp};
 use vigil_ledger::{LedgerPaths, LedgerReader, VerifyOptions, hex, merkle};
 use vigil_report::{IntegrityFacts, Mapping, Period, RetentionFacts, Tally};
@@ -81,7 +80,8 @@ pub fn compute(
         let Ok(event) = Event::from_canonical(bytes) else {
             return Ok(());
         };
-        let t = event.timestamp().as_nanos();
+        // Received time for what came over the network (a sender chooses its @timestamp).
+        let t = vigil_report::tally::time_of(&event);
         oldest = Some(oldest.map_or(t, |o| o.min(t)));
         let own = event.get_str("vigil.source") == Some("vigil");
         if own && event.get_str("event.action") == Some("vigil_start") {
@@ -188,14 +188,71 @@ fn integrity(
             Err(_) => consistency_verified = Some(false),
         }
     }
+    let mut problems = problems;
+    let cosigned = cosignatures(data_dir, reader, period, &mut problems);
     IntegrityFacts {
-        verified: ok,
+        verified: ok && problems.is_empty(),
         problems,
         checkpoints,
         consistency_proof,
         consistency_verified,
-        witness_cosignatures: 0,
+        witness_cosignatures: cosigned.0,
+        cosigned_checkpoints: cosigned.1,
+        witnesses: cosigned.2,
     }
+}
+
+/// The witnesses' cosignatures of the period's checkpoints (`ledger/cosignatures.log`): those
+/// on a checkpoint the ledger key signed, whose time falls in the period and whose root is this
+/// ledger's tree at its size; one that is not this ledger's tree is a problem (a rollback or a
+/// fork after the witness saw it). Returns (cosignatures, checkpoints cosigned, witnesses).
+fn cosignatures(
+    data_dir: &Path,
+    reader: &mut LedgerReader,
+    period: &Period,
+    problems: &mut Vec<String>,
+) -> (usize, usize, Vec<String>) {
+    use vigil_ledger::note::{Checkpoint, parse_note};
+    let paths = LedgerPaths::new(data_dir);
+    let (Ok(notes), Ok(log_key)) = (
+        vigil_ledger::cosigned::read(&paths),
+        vigil_ledger::load_verifier(&paths),
+    ) else {
+        return (0, 0, Vec::new());
+    };
+    let (mut count, mut sizes, mut witnesses) = (0, std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    for note in &notes {
+        let (Ok(text), Ok(parsed)) = (log_key.open(note), parse_note(note)) else {
+            continue;
+        };
+        let Ok(checkpoint) = Checkpoint::parse(text) else {
+            continue;
+        };
+        let in_period = checkpoint
+            .time()
+            .and_then(|t| Timestamp::parse(t).ok())
+            .is_some_and(|t| t >= period.from && t < period.to);
+        if !in_period {
+            continue;
+        }
+        match reader.root_at(checkpoint.size) {
+            Ok(root) if root == checkpoint.root => {}
+            _ => {
+                problems.push(format!(
+                    "a witness cosigned a checkpoint of size {} whose root {} is not this ledger's tree at that size: the ledger was rolled back or forked after it saw it",
+                    checkpoint.size,
+                    checkpoint.root_hex()
+                ));
+                continue;
+            }
+        }
+        for sig in parsed.signatures.iter().filter(|s| s.name != log_key.name()) {
+            count += 1;
+            sizes.insert(checkpoint.size);
+            witnesses.insert(sig.name.clone());
+        }
+    }
+    (count, sizes.len(), witnesses.into_iter().collect())
 }
 
 fn retention(
@@ -226,25 +283,27 @@ fn retention(
     })
 }
 
-/// Adds `signature`: the SHA-256 of the report's JSON, the latest checkpoint, and a signed
-/// note over both with the ledger key (`vigil-report/v1`, framework, digest, checkpoint size).
+/// Adds `signature` (format: `vigil_report::signature`): the SHA-256 of the report's JSON, the
+/// latest checkpoint, the ledger's verifier key, and a signed note over the framework, the
+/// digest and the checkpoint's size with the ledger key.
 fn sign(data_dir: &Path, reader: &mut LedgerReader, report: &mut Json) -> Result<(), String> {
-    let digest: String = Sha256::digest(serde_json::to_vec(&report).map_err(|e| e.to_string())?)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = vigil_report::signature::digest(report);
     let checkpoint = reader.latest_checkpoint().map_err(|e| e.to_string())?;
     let size = checkpoint.as_ref().map_or(0, |c| c.checkpoint.size);
-    let text = format!(
-        "vigil-report/v1\n{}\n{digest}\n{size}\n",
-        report["framework"].as_str().unwrap_or_default()
+    let text = vigil_report::signature::note_text(
+        report["framework"].as_str().unwrap_or_default(),
+        &digest,
+        size,
     );
-    let signed = vigil_ledger::load_or_create_signer(&LedgerPaths::new(data_dir))
+    let paths = LedgerPaths::new(data_dir);
+    let signed = vigil_ledger::load_or_create_signer(&paths)
         .map_err(|e| e.to_string())
         .and_then(|s| s.sign(&text).map_err(|e| e.to_string()));
+    let key = vigil_ledger::load_verifier(&paths).map(|v| v.to_vkey()).ok();
     report["signature"] = json!({
         "digest": digest,
         "checkpoint": checkpoint.map(|c| c.note),
+        "key": key,
         "note": signed.as_ref().ok(),
         "error": signed.as_ref().err().map(|e| format!("the report is NOT signed: {e}")),
     });

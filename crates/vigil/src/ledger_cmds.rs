@@ -134,6 +134,18 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     } else {
         "verified"
     };
+    crate::cli_audit::record_verification(
+        &args.data.data_dir,
+        report.is_intact(),
+        &format!(
+            "ledger verification (vigil verify): {verdict}{}",
+            report
+                .problems
+                .first()
+                .map(|p| format!("; first problem: {p}"))
+                .unwrap_or_default()
+        ),
+    );
     let mut out = io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
