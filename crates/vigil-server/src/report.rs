@@ -22,6 +22,75 @@ pub struct ReportRequest {
     pub to: i64,
     /// Only events this search selects count (Vigil's own always do).
     pub scope: Option<String>,
+    /// The detection rules enabled, for the logsource evidence (`None`: not known).
+    pub rules: Option<Vec<vigil_report::EnabledRule>>,
+}
+
+/// The rules of `loaded` as the report's logsource evidence takes them.
+pub fn enabled_rules(loaded: &vigil_detect::load::LoadedRules) -> Vec<vigil_report::EnabledRule> {
+    loaded
+        .set
+        .rules()
+        .map(|(_, r)| vigil_report::EnabledRule {
+            title: r.meta.title.clone(),
+            logsource: vigil_report::Logsource {
+                product: r.meta.logsource.product.clone(),
+                category: r.meta.logsource.category.clone(),
+                service: r.meta.logsource.service.clone(),
+            },
+        })
+        .collect()
+}
+
+/// The logsources a framework asks for, each with the ways an event belongs to it (Vigil's
+/// Sigma logsource table, `vigil_detect::mapping`: the one rules run on).
+struct LogsourceMatcher(Vec<(String, Vec<vigil_detect::mapping::Alternative>)>);
+
+impl LogsourceMatcher {
+    fn new(framework: &vigil_report::Framework) -> LogsourceMatcher {
+        LogsourceMatcher(
+            vigil_report::Mapping::logsources(framework)
+                .into_iter()
+                .map(|l| {
+                    let sigma = vigil_detect::rule::LogSource {
+                        product: l.product.clone(),
+                        category: l.category.clone(),
+                        service: l.service.clone(),
+                    };
+                    (l.key(), vigil_detect::mapping::resolve(&sigma).alternatives)
+                })
+                .collect(),
+        )
+    }
+
+    /// Counts `event` under every logsource it belongs to.
+    fn observe(&self, tally: &mut Tally, event: &Event) {
+        for (key, alternatives) in &self.0 {
+            if alternatives.iter().any(|a| belongs(a, event)) {
+                tally.observe_logsource(key, event);
+            }
+        }
+    }
+}
+
+/// Whether `event` holds every constraint of `alternative` (a field equal to one of the values,
+/// case-insensitively; numbers as text; any element of a list).
+fn belongs(alternative: &vigil_detect::mapping::Alternative, event: &Event) -> bool {
+    use vigil_event::Value;
+    alternative.when.iter().all(|(field, values)| {
+        let is = |v: &Value| {
+            let text = match v {
+                Value::Str(s) => std::borrow::Cow::Borrowed(s.as_str()),
+                other => std::borrow::Cow::Owned(other.to_string()),
+            };
+            values.iter().any(|w| w.eq_ignore_ascii_case(&text))
+        };
+        match event.get(field) {
+            Some(Value::List(items)) => items.iter().any(is),
+            Some(v) => is(v),
+            None => false,
+        }
+    })
 }
 
 /// The stages a report goes through, for progress display.
@@ -67,6 +136,7 @@ pub fn compute(
             "the period is empty: its start must be before its end (and before now)".into(),
         );
     }
+    let logsources = LogsourceMatcher::new(framework);
     let mut reader = LedgerReader::open(data_dir).map_err(|e| e.to_string())?;
     let (first, end) = (reader.first_seq(), reader.end_seq());
     let mut tally = Tally::default();
@@ -102,6 +172,7 @@ pub fn compute(
         if in_period && in_scope {
             period_from = period_from.min(t);
             tally.observe(mapping, seq, &event);
+            logsources.observe(&mut tally, &event);
         }
         Ok(())
     });
@@ -123,8 +194,15 @@ pub fn compute(
             .push(format!("reading the events for this report stopped: {e}"));
     }
     let retention = retention(data_dir, oldest, retention_setting)?;
-    let mut report =
-        vigil_report::report(mapping, framework, &period, &tally, &integrity, &retention);
+    let mut report = vigil_report::report(
+        mapping,
+        framework,
+        &period,
+        &tally,
+        &integrity,
+        &retention,
+        request.rules.as_deref(),
+    );
     sign(data_dir, &mut reader, &mut report)?;
     Ok(report)
 }

@@ -152,7 +152,7 @@ fn due<'a>(
 /// Spawns the schedules' loop when there are any.
 pub(crate) fn spawn(
     config: &crate::ServerConfig,
-    ingest: &Arc<Ingest>,
+    core: &crate::topology::Core,
     t: &mut crate::topology::Tasks,
 ) {
     if config.reports.is_empty() {
@@ -161,7 +161,8 @@ pub(crate) fn spawn(
     t.tasks.spawn(run(
         config.reports.clone(),
         config.data_dir.clone(),
-        Arc::clone(ingest),
+        Arc::clone(&core.ingest),
+        core.detect.clone(),
         config.notify_backoff,
         t.stop_rx.clone(),
     ));
@@ -172,6 +173,7 @@ pub async fn run(
     schedules: Vec<ReportSchedule>,
     data_dir: PathBuf,
     ingest: Arc<Ingest>,
+    detect: Option<Arc<crate::detect::DetectService>>,
     backoff: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -201,7 +203,7 @@ pub async fn run(
             state.insert(schedule.name.clone(), now);
             save_state(&state_path, &state);
             tokio::select! {
-                _ = run_one(&schedule, &data_dir, &ingest, &client, backoff, now) => {}
+                _ = run_one(&schedule, &data_dir, &ingest, detect.as_deref(), &client, backoff, now) => {}
                 _ = stop.changed() => return,
             }
         }
@@ -213,6 +215,7 @@ async fn run_one(
     schedule: &ReportSchedule,
     data_dir: &Path,
     ingest: &Ingest,
+    detect: Option<&crate::detect::DetectService>,
     client: &reqwest::Client,
     backoff: Duration,
     now: i64,
@@ -222,6 +225,7 @@ async fn run_one(
         from: Some(now.saturating_sub(schedule.period.as_nanos() as i64)),
         to: now,
         scope: schedule.scope.clone(),
+        rules: detect.map(|d| crate::report::enabled_rules(&d.rules())),
     };
     let dir = data_dir.to_owned();
     let computed = tokio::task::spawn_blocking(move || {

@@ -117,7 +117,7 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     }
     query_rules(&config, &core, &ledger, &mut t);
     crate::silence::spawn(&config, &core, &ledger, &mut t);
-    crate::report_schedule::spawn(&config, &ingest, &mut t);
+    crate::report_schedule::spawn(&config, &core, &mut t);
     if config.demo {
         t.tasks
             .spawn(demo::run(Arc::clone(&ingest), t.stop_rx.clone()));

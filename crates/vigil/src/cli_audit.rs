@@ -29,8 +29,8 @@ pub fn record(data_dir: &Path, action: &str, message: &str, fields: &[(&str, &st
 }
 
 /// Records a verification of the whole ledger (`ledger_verify`, with its outcome): the
-/// compliance report's integrity section lists the runs on record (PCI DSS 10.3.4). Best
-/// effort and quiet: `vigil verify` also runs on read-only copies, where nothing is recorded.
+/// compliance report's integrity section lists the runs on record (PCI DSS 10.3.4).
+/// `vigil verify --record`; failing to record is a warning.
 pub fn record_verification(data_dir: &Path, intact: bool, message: &str) {
     let outcome = if intact {
         vigil_event::Outcome::Success
@@ -48,5 +48,7 @@ pub fn record_verification(data_dir: &Path, intact: bool, message: &str) {
     e.insert("user.name", actor.as_str());
     e.insert("vigil.origin", "cli");
     e.insert("message", message);
-    let _ = vigil_server::audit::record_offline(data_dir, &e);
+    if let Err(err) = vigil_server::audit::record_offline(data_dir, &e) {
+        eprintln!("vigil: warning: this verification was not put on record: {err}");
+    }
 }

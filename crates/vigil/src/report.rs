@@ -45,6 +45,10 @@ pub struct ReportArgs {
     /// A mapping file replacing the built-in one (see `vigil report --print-mapping`).
     #[arg(long, value_name = "FILE")]
     mapping: Option<PathBuf>,
+    /// The Sigma rule directories in force (repeatable): each control's logsources then name the
+    /// rules that watch them (the UI's and the scheduled reports know the server's own).
+    #[arg(long, value_name = "DIR")]
+    rules: Vec<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -104,6 +108,9 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         from,
         to,
         scope: args.scope.clone(),
+        rules: (!args.rules.is_empty()).then(|| {
+            vigil_server::report::enabled_rules(&vigil_detect::load::load_rules(&args.rules))
+        }),
     };
     let reading = crate::progress::bar(0, "reading the ledger", "events");
     let verifying = crate::progress::bar(0, "verifying the ledger", "events");

@@ -404,7 +404,9 @@ fn verification_runs_and_witness_cosignatures_are_in_the_integrity_section() {
     use vigil_ledger::{LedgerPaths, LedgerReader, cosigned, note::parse_note};
     let dir = tempfile::tempdir().unwrap();
     let data = import(dir.path(), &scenario()[..50]);
+    // Not on record without --record; on record with it.
     common::run_ok(vigil().args(["verify", "--data-dir"]).arg(&data));
+    common::run_ok(vigil().args(["verify", "--record", "--data-dir"]).arg(&data));
     // A start stores the pending audit event of the command line's verification.
     common::Server::start(&data, &[]).stop();
 

@@ -65,6 +65,10 @@ pub(super) async fn report(
         from,
         to,
         scope: params.scope.filter(|s| !s.trim().is_empty()),
+        rules: state
+            .detect
+            .as_ref()
+            .map(|d| crate::report::enabled_rules(&d.rules())),
     };
     let dir = state.data_dir.clone();
     // The turn is given back when the work ends, not when the request does: an aborted
