@@ -679,7 +679,13 @@ mod logsource_tests {
         };
         let facts = (IntegrityFacts::default(), RetentionFacts::default());
         let r = report(
-            &mapping, framework, &period, &tally, &facts.0, &facts.1, Some(&rules),
+            &mapping,
+            framework,
+            &period,
+            &tally,
+            &facts.0,
+            &facts.1,
+            Some(&rules),
         );
         let c = r["controls"]
             .as_array()
@@ -706,7 +712,9 @@ mod logsource_tests {
         assert_eq!(firewall["rules"], json!(["Firewall deny storm"]));
         let windows = by_key("product: windows, service: security");
         assert_eq!(windows["rules"], json!([]));
-        let r = report(&mapping, framework, &period, &tally, &facts.0, &facts.1, None);
+        let r = report(
+            &mapping, framework, &period, &tally, &facts.0, &facts.1, None,
+        );
         let c = &r["controls"].as_array().unwrap()[3];
         assert_eq!(c["id"], "10.2.1.4");
         assert!(c["evidence"]["logsources"][0]["rules"].is_null());

@@ -284,7 +284,10 @@ mod tests {
         let m = Mapping::builtin();
         let pci = m.framework("pci-dss").unwrap();
         let all = Mapping::logsources(pci);
-        assert!(all.iter().any(|l| l.key() == "category: firewall"), "{all:?}");
+        assert!(
+            all.iter().any(|l| l.key() == "category: firewall"),
+            "{all:?}"
+        );
         let firewall = Logsource {
             category: Some("firewall".into()),
             ..Logsource::default()

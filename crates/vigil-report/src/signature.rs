@@ -78,7 +78,9 @@ pub enum SignatureError {
     #[error("the report is not signed: {0}")]
     Unsigned(String),
     /// The report's content does not hash to the digest it states.
-    #[error("the report was changed: its content hashes to {computed}, the signature says {stated}")]
+    #[error(
+        "the report was changed: its content hashes to {computed}, the signature says {stated}"
+    )]
     DigestMismatch {
         /// SHA-256 of the content as found.
         computed: String,
@@ -177,7 +179,10 @@ pub fn check(bytes: &[u8]) -> Result<Claims, SignatureError> {
         note: note.to_owned(),
         checkpoint: signature["checkpoint"].as_str().map(str::to_owned),
         key: signature["key"].as_str().map(str::to_owned),
-        period: (text(&report["period"]["from"]), text(&report["period"]["to"])),
+        period: (
+            text(&report["period"]["from"]),
+            text(&report["period"]["to"]),
+        ),
     })
 }
 
@@ -216,7 +221,8 @@ mod tests {
                            "controls": [{"id": "10.2.2", "title": "<&'\"> ü", "status": "met"}],
                            "ratio": 0.6667});
         let d = digest(&r);
-        r["signature"] = json!({"digest": d, "note": "n", "checkpoint": null, "key": "k", "error": null});
+        r["signature"] =
+            json!({"digest": d, "note": "n", "checkpoint": null, "key": "k", "error": null});
         r
     }
 
@@ -238,7 +244,11 @@ mod tests {
         for i in 0..bytes.len() {
             let mut b = bytes.to_vec();
             b[i] ^= 0x01;
-            assert!(check(&b).is_err(), "byte {i} changed and still checks: {:?}", &page[i.saturating_sub(40)..(i + 40).min(page.len())]);
+            assert!(
+                check(&b).is_err(),
+                "byte {i} changed and still checks: {:?}",
+                &page[i.saturating_sub(40)..(i + 40).min(page.len())]
+            );
         }
         let changed = json_text.replace("0.6667", "0.6668");
         assert!(matches!(

@@ -69,10 +69,7 @@ pub fn source_of(event: &Event) -> String {
     match event.get(field::HOST_NAME).map(|v| v.to_string()) {
         Some(host) if !host.is_empty() => {
             let host = cut(&host, MAX_SOURCE_NAME);
-            format!(
-                "{}@{sender}",
-                host.replace('%', "%25").replace('@', "%40")
-            )
+            format!("{}@{sender}", host.replace('%', "%25").replace('@', "%40"))
         }
         _ => sender,
     }
@@ -110,7 +107,6 @@ pub const MAX_SOURCE_NAME: usize = 256;
 
 /// The `event.action` of Vigil's audit event for a full verification of the ledger.
 pub const VERIFY_ACTION: &str = "ledger_verify";
-
 
 /// What one source sent in the period.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]

@@ -298,7 +298,11 @@ fn cosignatures(
     ) else {
         return (0, 0, Vec::new());
     };
-    let (mut count, mut sizes, mut witnesses) = (0, std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    let (mut count, mut sizes, mut witnesses) = (
+        0,
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
     for note in &notes {
         let (Ok(text), Ok(parsed)) = (log_key.open(note), parse_note(note)) else {
             continue;
@@ -324,7 +328,11 @@ fn cosignatures(
                 continue;
             }
         }
-        for sig in parsed.signatures.iter().filter(|s| s.name != log_key.name()) {
+        for sig in parsed
+            .signatures
+            .iter()
+            .filter(|s| s.name != log_key.name())
+        {
             count += 1;
             sizes.insert(checkpoint.size);
             witnesses.insert(sig.name.clone());
@@ -377,7 +385,9 @@ fn sign(data_dir: &Path, reader: &mut LedgerReader, report: &mut Json) -> Result
     let signed = vigil_ledger::load_or_create_signer(&paths)
         .map_err(|e| e.to_string())
         .and_then(|s| s.sign(&text).map_err(|e| e.to_string()));
-    let key = vigil_ledger::load_verifier(&paths).map(|v| v.to_vkey()).ok();
+    let key = vigil_ledger::load_verifier(&paths)
+        .map(|v| v.to_vkey())
+        .ok();
     report["signature"] = json!({
         "digest": digest,
         "checkpoint": checkpoint.map(|c| c.note),

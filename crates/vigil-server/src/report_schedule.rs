@@ -63,7 +63,10 @@ pub(crate) fn schedules(
         }
         if let Some(q) = &r.scope {
             vigil_query::parse(q).map_err(|e| {
-                invalid(format!("scope: query error at column {}: {}", e.column, e.message))
+                invalid(format!(
+                    "scope: query error at column {}: {}",
+                    e.column, e.message
+                ))
             })?;
         }
         if r.notify.is_empty() {
@@ -77,7 +80,11 @@ pub(crate) fn schedules(
                 let known: Vec<&str> = targets.iter().map(|(n, _)| n.as_str()).collect();
                 return Err(invalid(format!(
                     "notify {name:?} is no [[notify]] entry's name (known: {})",
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 )));
             };
             to.push((name.clone(), target.clone()));
@@ -125,7 +132,10 @@ fn save_state(path: &Path, state: &BTreeMap<String, i64>) {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&map).expect("a map serializes"))?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(&map).expect("a map serializes"),
+        )?;
         std::fs::rename(&tmp, path)
     };
     if let Err(e) = write() {
@@ -342,13 +352,27 @@ mod tests {
         assert_eq!(s[0].every, Duration::from_secs(86_400));
         assert_eq!(s[0].period, Duration::from_secs(7 * 86_400));
         for (toml, says) in [
-            ("framework = \"gdpr\"\nnotify = [\"mail\"]", "framework \"gdpr\""),
-            ("framework = \"soc2\"\nnotify = [\"nope\"]", "notify \"nope\""),
+            (
+                "framework = \"gdpr\"\nnotify = [\"mail\"]",
+                "framework \"gdpr\"",
+            ),
+            (
+                "framework = \"soc2\"\nnotify = [\"nope\"]",
+                "notify \"nope\"",
+            ),
             ("framework = \"soc2\"\nnotify = []", "notify = ["),
-            ("framework = \"soc2\"\nnotify = [\"mail\"]\nevery = \"0s\"", "at least 1s"),
-            ("framework = \"soc2\"\nnotify = [\"mail\"]\nscope = \"a=(\"", "scope"),
+            (
+                "framework = \"soc2\"\nnotify = [\"mail\"]\nevery = \"0s\"",
+                "at least 1s",
+            ),
+            (
+                "framework = \"soc2\"\nnotify = [\"mail\"]\nscope = \"a=(\"",
+                "scope",
+            ),
         ] {
-            let err = plan(&format!("[[report]]\n{toml}\n")).unwrap_err().to_string();
+            let err = plan(&format!("[[report]]\n{toml}\n"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(says), "{toml}: {err}");
         }
     }

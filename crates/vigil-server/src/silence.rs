@@ -230,8 +230,12 @@ pub async fn run(
             }
             let silent = watch.newly_silent(Timestamp::now().as_nanos(), started, factor, min_secs);
             let progress = &detect.progress;
-            progress.silence_sources.store(watch.sources.len() as u64, Ordering::Relaxed);
-            progress.silence_evicted.store(watch.evicted, Ordering::Relaxed);
+            progress
+                .silence_sources
+                .store(watch.sources.len() as u64, Ordering::Relaxed);
+            progress
+                .silence_evicted
+                .store(watch.evicted, Ordering::Relaxed);
             drop(watch);
             if !silent.is_empty() {
                 for (source, quiet) in &silent {

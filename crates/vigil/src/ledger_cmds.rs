@@ -142,15 +142,15 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     if args.record {
         crate::cli_audit::record_verification(
             &args.data.data_dir,
-        report.is_intact(),
-        &format!(
-            "ledger verification (vigil verify): {verdict}{}",
-            report
-                .problems
-                .first()
-                .map(|p| format!("; first problem: {p}"))
-                .unwrap_or_default()
-        ),
+            report.is_intact(),
+            &format!(
+                "ledger verification (vigil verify): {verdict}{}",
+                report
+                    .problems
+                    .first()
+                    .map(|p| format!("; first problem: {p}"))
+                    .unwrap_or_default()
+            ),
         );
     }
     let mut out = io::stdout().lock();

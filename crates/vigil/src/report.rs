@@ -153,8 +153,8 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
 
 /// `vigil report verify FILE`: prints what was checked; exit 1 on the first check that fails.
 fn verify(args: VerifyArgs) -> Result<ExitCode> {
-    let bytes = std::fs::read(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let trusted = match &args.key {
         Some(k) => {
             let text = if std::path::Path::new(k).is_file() {
@@ -208,7 +208,8 @@ fn check_report(bytes: &[u8], trusted: Option<&str>) -> Result<Vec<String>, Stri
             let text = verifier
                 .open(note)
                 .map_err(|e| format!("the report's checkpoint is not signed by this key: {e}"))?;
-            let checkpoint = Checkpoint::parse(text).map_err(|e| format!("the report's checkpoint: {e}"))?;
+            let checkpoint =
+                Checkpoint::parse(text).map_err(|e| format!("the report's checkpoint: {e}"))?;
             lines.push(format!(
                 "OK: computed at the ledger's signed checkpoint of tree size {} (root {})",
                 checkpoint.size,

@@ -304,7 +304,11 @@ fn a_signed_report_verifies_and_one_changed_byte_or_another_key_fails() {
             .arg(file)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let key = common::run_ok(vigil().args(["key", "--data-dir"]).arg(&data));
     let key = key.trim().to_owned();
@@ -340,7 +344,11 @@ fn a_signed_report_verifies_and_one_changed_byte_or_another_key_fails() {
         assert!(out.contains("compare it with the key"), "{out}");
         if python {
             let out = independent(file);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
     }
     // Another key pinned: refused.
@@ -406,7 +414,11 @@ fn verification_runs_and_witness_cosignatures_are_in_the_integrity_section() {
     let data = import(dir.path(), &scenario()[..50]);
     // Not on record without --record; on record with it.
     common::run_ok(vigil().args(["verify", "--data-dir"]).arg(&data));
-    common::run_ok(vigil().args(["verify", "--record", "--data-dir"]).arg(&data));
+    common::run_ok(
+        vigil()
+            .args(["verify", "--record", "--data-dir"])
+            .arg(&data),
+    );
     // A start stores the pending audit event of the command line's verification.
     common::Server::start(&data, &[]).stop();
 
@@ -445,13 +457,20 @@ fn verification_runs_and_witness_cosignatures_are_in_the_integrity_section() {
         .arg(&data)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     let i = &r["integrity"];
     assert_eq!(i["verified"], true, "{i:#}");
     assert_eq!(i["verification_runs"]["total"], 1, "{i:#}");
     assert_eq!(i["verification_runs"]["failed"], 0, "{i:#}");
-    assert_eq!(i["verification_runs"]["runs"][0]["outcome"], "success", "{i:#}");
+    assert_eq!(
+        i["verification_runs"]["runs"][0]["outcome"], "success",
+        "{i:#}"
+    );
     assert_eq!(i["witness_cosignatures"], 2, "{i:#}");
     assert_eq!(i["cosigned_checkpoints"], 1, "{i:#}");
     assert_eq!(

@@ -9,7 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{Server, audit_events, require_python_module, require_tool, run_ok, vigil, wait_until};
+use common::{
+    Server, audit_events, require_python_module, require_tool, run_ok, vigil, wait_until,
+};
 use serde_json::{Value, json};
 
 struct KillOnDrop(Child);
@@ -120,7 +122,10 @@ fn a_scheduled_report_arrives_by_email_signed_with_the_scenarios_numbers() {
     );
     let message = first_message(&mail);
     let subject = message["subject"].as_str().unwrap();
-    assert!(subject.starts_with("[Vigil report] PCI DSS 4.0.1 — "), "{subject}");
+    assert!(
+        subject.starts_with("[Vigil report] PCI DSS 4.0.1 — "),
+        "{subject}"
+    );
     let body = message["body"].as_str().unwrap();
     assert!(body.contains("schedule hourly-pci"), "{body}");
     let attachments = message["attachments"].as_array().unwrap();
@@ -179,7 +184,10 @@ fn a_scheduled_report_arrives_by_email_signed_with_the_scenarios_numbers() {
     let sent = audit_events(&data, "report_sent");
     assert_eq!(sent.len(), 1, "{sent:#?}");
     assert_eq!(sent[0].get_str("event.outcome"), Some("success"));
-    assert_eq!(sent[0].get_str("vigil.report.digest"), Some(digest.as_str()));
+    assert_eq!(
+        sent[0].get_str("vigil.report.digest"),
+        Some(digest.as_str())
+    );
     assert_eq!(sent[0].get_str("vigil.report.schedule"), Some("hourly-pci"));
 
     // A restart within the hour does not send it again (the schedule's state is kept).

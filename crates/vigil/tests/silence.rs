@@ -124,9 +124,16 @@ fn another_sender_naming_the_same_host_does_not_hide_its_silence() {
         assert_eq!(x.status, 200, "{}", x.body);
         i += 1;
         std::thread::sleep(Duration::from_millis(200));
-        silent().iter().any(|s| s.starts_with("web1@token:sender-a/"))
+        silent()
+            .iter()
+            .any(|s| s.starts_with("web1@token:sender-a/"))
     });
-    assert!(raised, "no alert for a's web1: {:?}\n{}", silent(), server.log());
+    assert!(
+        raised,
+        "no alert for a's web1: {:?}\n{}",
+        silent(),
+        server.log()
+    );
     assert!(
         !silent().iter().any(|s| s.contains("sender-b")),
         "{:?}",
@@ -175,7 +182,10 @@ fn a_backdated_timestamp_does_not_move_events_into_another_period() {
     };
     let now = invalid("from=-1h");
     assert_eq!(now["events"], 6, "{now:#}");
-    let covered = now["sources"]["covered"][0].as_str().unwrap_or_default().to_owned();
+    let covered = now["sources"]["covered"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(covered.starts_with("pay1@token:feeder/"), "{now:#}");
     let then = invalid("from=2019-12-31T00:00:00Z&to=2020-01-02T00:00:00Z");
     assert_eq!(then["events"], 0, "{then:#}");

@@ -48,7 +48,10 @@ impl ReportMessage {
     pub fn summary(&self) -> String {
         let (met, gap, failed) = self.counts();
         let mut lines = vec![
-            format!("Compliance report {} (schedule {}).", self.framework, self.schedule),
+            format!(
+                "Compliance report {} (schedule {}).",
+                self.framework, self.schedule
+            ),
             format!(
                 "Period:  {} to {}",
                 self.json["period"]["from"].as_str().unwrap_or("?"),
@@ -88,7 +91,13 @@ impl ReportMessage {
         let safe: String = self
             .framework
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         format!("vigil-{safe}-report.html")
     }
@@ -181,9 +190,15 @@ mod tests {
             json,
             html: String::new(),
         };
-        assert_eq!(m.subject(), "[Vigil report] PCI DSS 4.0.1 — 1 met, 1 gaps, 0 failed");
+        assert_eq!(
+            m.subject(),
+            "[Vigil report] PCI DSS 4.0.1 — 1 met, 1 gaps, 0 failed"
+        );
         let s = m.summary();
-        assert!(s.contains("2026-12-01T00:00:00Z to 2026-12-08T00:00:00Z"), "{s}");
+        assert!(
+            s.contains("2026-12-01T00:00:00Z to 2026-12-08T00:00:00Z"),
+            "{s}"
+        );
         assert!(s.contains("GAP 10.2.2: fields"), "{s}");
         assert!(!s.contains("10.3.2"), "{s}");
         assert!(s.contains(&"ab".repeat(32)), "{s}");
