@@ -363,23 +363,17 @@ fn a_signed_report_verifies_and_one_changed_byte_or_another_key_fails() {
     // the page's hidden JSON. Vigil and the independent verifier both refuse each.
     let json_text = std::fs::read_to_string(&json_file).unwrap();
     let page = std::fs::read_to_string(&html_file).unwrap();
-    let events = format!("\"events\": {}", scenario().len());
-    assert!(json_text.contains(&events));
+    let events = json_text.find("\"events\": ").expect("an events count") + 10;
     let hidden = page.find("vigil-report-json").unwrap();
     let visible = page.find("log controls").unwrap();
     let changed = [
-        (
-            "changed.json",
-            json_text
-                .replacen(&events, &format!("\"events\": {}", scenario().len() + 1), 1)
-                .into_bytes(),
-        ),
+        ("changed.json", flip(json_text.as_bytes(), events)),
         ("visible.html", flip(page.as_bytes(), visible)),
         (
             "hidden.html",
             flip(
                 page.as_bytes(),
-                hidden + page[hidden..].find("\"events\":").unwrap() + 9,
+                hidden + page[hidden..].find("&quot;events&quot;:").unwrap() + 19,
             ),
         ),
     ];
