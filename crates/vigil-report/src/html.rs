@@ -178,7 +178,9 @@ pub fn render(report: &Json) -> String {
     ));
     // The JSON the page was rendered from, for `vigil report verify` (crate::signature).
     h.push_str(crate::signature::HTML_JSON_OPEN);
-    h.push_str(&escape(&report.to_string()));
+    let mut json = Vec::new();
+    crate::signature::canonical(report, &mut json);
+    h.push_str(&escape(&String::from_utf8(json).expect("JSON is UTF-8")));
     h.push_str(crate::signature::HTML_JSON_CLOSE);
     h.push_str("</body></html>\n");
     h

@@ -4,9 +4,10 @@
 //! Format `vigil-report/v1` (the first line of the signed note is the version):
 //!
 //! * `signature.digest` is the SHA-256 (hex) of the report's JSON *without* the `signature`
-//!   member, serialized compactly by `serde_json` with its members in key order (the order a
-//!   `serde_json::Value` map keeps) — so anyone can recompute it: parse the file, drop
-//!   `signature`, serialize compactly with sorted keys, hash.
+//!   member, serialized compactly with every object's members sorted by key ([`canonical`]) —
+//!   so anyone can recompute it: parse the file, drop `signature`, serialize compactly with
+//!   sorted keys (Python: `json.dumps(r, sort_keys=True, separators=(",", ":"),
+//!   ensure_ascii=False)`), hash.
 //! * `signature.note` is a C2SP signed note, signed with the ledger key, whose text is
 //!   [`note_text`]: `vigil-report/v1`, the framework, the digest and the size of the checkpoint
 //!   the report was computed at, one per line.
@@ -27,7 +28,7 @@ use sha2::{Digest, Sha256};
 /// The first line of a report's signed note: the signature format version.
 pub const NOTE_HEADER: &str = "vigil-report/v1";
 
-/// The members of the `signature` block, in the (sorted) order it serializes them.
+/// The members of the `signature` block, sorted.
 pub const SIGNATURE_MEMBERS: [&str; 5] = ["checkpoint", "digest", "error", "key", "note"];
 
 /// Where the HTML page carries its JSON.
@@ -35,17 +36,58 @@ pub const HTML_JSON_OPEN: &str = "<pre id=\"vigil-report-json\" hidden>";
 /// The end of the page's JSON.
 pub const HTML_JSON_CLOSE: &str = "</pre>";
 
-/// The SHA-256 (hex) of `report` without its `signature` member.
+/// The SHA-256 (hex) of `report` without its `signature` member, serialized by [`canonical`].
 pub fn digest(report: &Json) -> String {
-    let mut unsigned = report.clone();
-    if let Some(map) = unsigned.as_object_mut() {
-        map.remove("signature");
+    let mut bytes = Vec::new();
+    match report.as_object() {
+        Some(map) => {
+            let unsigned: serde_json::Map<String, Json> = map
+                .iter()
+                .filter(|(k, _)| k.as_str() != "signature")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            canonical(&Json::Object(unsigned), &mut bytes);
+        }
+        None => canonical(report, &mut bytes),
     }
-    let bytes = serde_json::to_vec(&unsigned).expect("a JSON value serializes");
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Compact JSON with every object's members sorted by key (byte order, which is code point
+/// order), whatever order the value keeps them in: `serde_json`'s own output for strings,
+/// numbers and literals. What Python's `json.dumps(v, sort_keys=True, separators=(",", ":"),
+/// ensure_ascii=False)` writes for the same value.
+pub fn canonical(value: &Json, out: &mut Vec<u8>) {
+    match value {
+        Json::Object(map) => {
+            let mut members: Vec<(&String, &Json)> = map.iter().collect();
+            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, k).expect("a string serializes");
+                out.push(b':');
+                canonical(v, out);
+            }
+            out.push(b'}');
+        }
+        Json::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                canonical(v, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("a scalar serializes"),
+    }
 }
 
 /// The text the ledger key signs for a report of `framework` with `digest`, computed at the
@@ -144,7 +186,9 @@ pub fn check(bytes: &[u8]) -> Result<Claims, SignatureError> {
     };
     // Exactly the members a signature block has: the block is outside the digest, so nothing
     // may be added to it, renamed in it or left out of it.
-    if !block.keys().map(String::as_str).eq(SIGNATURE_MEMBERS) {
+    let mut members: Vec<&str> = block.keys().map(String::as_str).collect();
+    members.sort_unstable();
+    if members != SIGNATURE_MEMBERS {
         return Err(SignatureError::Unsigned(format!(
             "the signature block has the members {:?}, not {SIGNATURE_MEMBERS:?}",
             block.keys().collect::<Vec<_>>()
@@ -224,6 +268,19 @@ mod tests {
         r["signature"] =
             json!({"digest": d, "note": "n", "checkpoint": null, "key": "k", "error": null});
         r
+    }
+
+    #[test]
+    fn the_digest_does_not_depend_on_member_order() {
+        let a: Json = serde_json::from_str(r#"{"b":1,"a":{"d":[1.5,"é"],"c":null}}"#).unwrap();
+        let b: Json = serde_json::from_str(r#"{"a":{"c":null,"d":[1.5,"é"]},"b":1}"#).unwrap();
+        assert_eq!(digest(&a), digest(&b));
+        let mut out = Vec::new();
+        canonical(&a, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":{"c":null,"d":[1.5,"é"]},"b":1}"#
+        );
     }
 
     #[test]

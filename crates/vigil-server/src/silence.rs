@@ -70,29 +70,32 @@ fn received(event: &Event) -> i64 {
 impl Watch {
     /// Reads what the ledger gained since the last call.
     fn read(&mut self, ledger: &Ledger) -> Result<(), String> {
-        if self.reader.is_none() {
-            self.reader = Some(ledger.reader().map_err(|e| e.to_string())?);
-        }
-        let reader = self.reader.as_mut().expect("set above");
+        let mut reader = match self.reader.take() {
+            Some(r) => r,
+            None => ledger.reader().map_err(|e| e.to_string())?,
+        };
+        let read = self.read_from(&mut reader);
+        self.reader = Some(reader);
+        read
+    }
+
+    fn read_from(&mut self, reader: &mut LedgerReader) -> Result<(), String> {
         reader.refresh().map_err(|e| e.to_string())?;
         let end = reader.end_seq();
         let next = *self
             .next
             .get_or_insert(end.saturating_sub(LEARN_EVENTS).max(reader.first_seq()));
-        let mut seen = Vec::new();
         reader
             .for_each_raw(next..end, |_, bytes| {
                 if let Ok(event) = Event::from_canonical(bytes)
                     && event.get_str("vigil.source") != Some(vigil_report::tally::OWN_SOURCE)
                 {
-                    seen.push((vigil_report::tally::source_of(&event), received(&event)));
+                    let name = vigil_report::tally::source_of(&event);
+                    self.observe(name, received(&event), MAX_SOURCES);
                 }
                 Ok(())
             })
             .map_err(|e| e.to_string())?;
-        for (name, t) in seen {
-            self.observe(name, t, MAX_SOURCES);
-        }
         self.next = Some(end);
         Ok(())
     }
