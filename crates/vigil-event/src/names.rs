@@ -45,7 +45,7 @@ pub mod field {
     pub const VIGIL_SOURCE: &str = "vigil.source";
     /// When Vigil received the event (RFC 3339).
     pub const VIGIL_RECEIVED: &str = "vigil.received";
-    /// Who sent the event over the network, as Vigil authenticated it: `token:NAME/ID` for an
+    /// Who sent the event over the network, as Vigil authenticated it: `api:NAME/ID` for an
     /// HTTP sender (its API token), `syslog:ADDRESS` for syslog (the peer's address). Set by the
     /// listeners after parsing, so input cannot claim it (`vigil.*` from input moves under
     /// `external.`); absent on events Vigil did not receive over the network (imports, its own).

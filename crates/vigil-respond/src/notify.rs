@@ -397,7 +397,9 @@ pub(crate) async fn send_email_with(
         Some((name, html)) => message.multipart(
             MultiPart::mixed()
                 .singlepart(SinglePart::plain(body))
-                .singlepart(Attachment::new(name).body(html, ContentType::TEXT_HTML)),
+                // As bytes: base64, so the page arrives byte for byte (a String's line
+                // endings would become CRLF, and a signed page must not change).
+                .singlepart(Attachment::new(name).body(html.into_bytes(), ContentType::TEXT_HTML)),
         ),
     }
     .map_err(|e| config(format!("email: {e}")))?;

@@ -290,7 +290,7 @@ mod tests {
             t += S / 10;
             // Each junk name sends one to three events: never as many as the real source.
             for _ in 0..1 + i % 3 {
-                w.observe(format!("junk{i}@token:spammer/1234abcd"), t, cap);
+                w.observe(format!("junk{i}@api:spammer/1234abcd"), t, cap);
             }
             assert!(w.sources.len() <= cap);
         }
@@ -310,7 +310,7 @@ mod tests {
         let cap = 20;
         let mut w = watch();
         for i in 0..200 {
-            w.observe("db1@token:feeder/0000aaaa".into(), i * 10 * S, cap);
+            w.observe("db1@api:feeder/0000aaaa".into(), i * 10 * S, cap);
         }
         let mut t = 2_000 * S;
         for i in 0..500 {
@@ -319,7 +319,7 @@ mod tests {
                 w.observe(format!("junk{i}"), t, cap);
             }
         }
-        assert!(w.sources.contains_key("db1@token:feeder/0000aaaa"));
+        assert!(w.sources.contains_key("db1@api:feeder/0000aaaa"));
         assert!(w.sources.len() <= cap);
     }
 }

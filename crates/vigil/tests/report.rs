@@ -446,8 +446,37 @@ fn verification_runs_and_witness_cosignatures_are_in_the_integrity_section() {
         .unwrap();
     cosigned::append(&paths, &format!("{}{line}", theirs.note)).unwrap();
 
+    // Three sshd failures (syslog, imported) and a rule on linux/sshd: the logsource evidence.
+    let minute_ago = |m: i64| {
+        vigil_event::Timestamp::from_nanos(
+            vigil_event::Timestamp::now().as_nanos() - m * 60_000_000_000,
+        )
+        .to_rfc3339()
+    };
+    let auth = dir.path().join("auth.log");
+    let lines: String = (1..=3)
+        .map(|m| {
+            format!(
+                "<38>1 {} host1 sshd 812 - - Failed password for root from 203.0.113.5 port 5211{m} ssh2\n",
+                minute_ago(m)
+            )
+        })
+        .collect();
+    std::fs::write(&auth, lines).unwrap();
+    common::run_ok(
+        vigil()
+            .args(["import", "--quiet", "--data-dir"])
+            .arg(&data)
+            .arg(&auth),
+    );
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("ssh.yml"), common::SSH_FAILED_LOGIN_RULE).unwrap();
+
     let out = vigil()
-        .args(["report", "pci-dss", "--from", "-1h", "--data-dir"])
+        .args(["report", "pci-dss", "--from", "-1h", "--rules"])
+        .arg(&rules)
+        .arg("--data-dir")
         .arg(&data)
         .output()
         .unwrap();
@@ -475,4 +504,19 @@ fn verification_runs_and_witness_cosignatures_are_in_the_integrity_section() {
     let c = control(&r, "10.3.2");
     assert_eq!(c["evidence"]["witness_cosignatures"], 2);
     assert_eq!(c["evidence"]["verification_runs"], 1);
+
+    let c = control(&r, "10.2.1.4");
+    let sshd = c["evidence"]["logsources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["logsource"] == "product: linux, service: sshd")
+        .unwrap_or_else(|| panic!("{c:#}"));
+    assert_eq!(sshd["events"], 3, "{sshd:#}");
+    assert_eq!(
+        sshd["sources"],
+        json!(["host1@import:auth.log"]),
+        "{sshd:#}"
+    );
+    assert_eq!(sshd["rules"], json!(["SSH failed login"]), "{sshd:#}");
 }

@@ -137,12 +137,14 @@ fn a_scheduled_report_arrives_by_email_signed_with_the_scenarios_numbers() {
 
     // The page checks with the ledger's key, and its digest is the one the mail states.
     let key = run_ok(vigil().args(["key", "--data-dir"]).arg(&data));
-    let checked = run_ok(
-        vigil()
-            .args(["report", "verify"])
-            .arg(&page)
-            .args(["--key", key.trim()]),
-    );
+    let out = vigil()
+        .args(["report", "verify"])
+        .arg(&page)
+        .args(["--key", key.trim()])
+        .output()
+        .unwrap();
+    let checked = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{checked}");
     let digest = body
         .lines()
         .find_map(|l| l.strip_prefix("SHA-256: "))

@@ -82,7 +82,7 @@ fn a_steady_source_that_stops_alerts_once_and_a_bursty_one_never() {
     assert_eq!(list.len(), 1, "one alert, for steady only: {list:#?}");
     // Sources are keyed by host name and authenticated sender.
     let group = list[0]["group"]["source"].as_str().unwrap_or_default();
-    assert!(group.starts_with("steady@token:feeder/"), "{list:#?}");
+    assert!(group.starts_with("steady@api:feeder/"), "{list:#?}");
     assert_eq!(list[0]["count"], 1, "one silence, one match: {list:#?}");
     server.stop();
 }
@@ -124,9 +124,7 @@ fn another_sender_naming_the_same_host_does_not_hide_its_silence() {
         assert_eq!(x.status, 200, "{}", x.body);
         i += 1;
         std::thread::sleep(Duration::from_millis(200));
-        silent()
-            .iter()
-            .any(|s| s.starts_with("web1@token:sender-a/"))
+        silent().iter().any(|s| s.starts_with("web1@api:sender-a/"))
     });
     assert!(
         raised,
@@ -186,7 +184,7 @@ fn a_backdated_timestamp_does_not_move_events_into_another_period() {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert!(covered.starts_with("pay1@token:feeder/"), "{now:#}");
+    assert!(covered.starts_with("pay1@api:feeder/"), "{now:#}");
     let then = invalid("from=2019-12-31T00:00:00Z&to=2020-01-02T00:00:00Z");
     assert_eq!(then["events"], 0, "{then:#}");
     server.stop();

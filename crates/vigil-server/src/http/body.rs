@@ -56,9 +56,9 @@ pub(super) fn body_bytes(
     Ok(out)
 }
 
-/// `vigil.sender` of what `principal` sends: `token:NAME/ID` (names may repeat, ids do not).
+/// `vigil.sender` of what `principal` sends: `api:NAME/ID` (names may repeat, ids do not).
 pub(super) fn sender_of(principal: &vigil_auth::Principal) -> String {
-    format!("token:{}/{}", principal.name, principal.id)
+    format!("api:{}/{}", principal.name, principal.id)
 }
 
 pub(super) fn context(state: &AppState, source: String, peer: SocketAddr) -> ParseContext {
