@@ -43,6 +43,37 @@ th{background:#f0f2f4}.met{color:#116329;font-weight:600}.gap{color:#9a6700;font
 .failed{color:#cf222e;font-weight:700}code,pre{font-family:ui-monospace,monospace;font-size:.8em;\
 white-space:pre-wrap;word-break:break-all}.summary span{margin-right:1.5em}";
 
+/// The Sigma logsources the controls ask for: who sent events of each, which rules watch it.
+fn logsources(h: &mut String, report: &Json) {
+    let mut rows = String::new();
+    for c in report["controls"].as_array().into_iter().flatten() {
+        for l in c["evidence"]["logsources"].as_array().into_iter().flatten() {
+            rows.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>",
+                text(&c["id"]),
+                text(&l["logsource"]),
+                text(&l["events"]),
+                list(&l["sources"]),
+                if l["more_sources"] == true {
+                    ", …"
+                } else {
+                    ""
+                },
+                if l["rules"].is_null() {
+                    "not known (give --rules)".to_owned()
+                } else {
+                    list(&l["rules"])
+                },
+            ));
+        }
+    }
+    if !rows.is_empty() {
+        h.push_str("<h2>Logsources</h2><table><tr><th>Control</th><th>Sigma logsource</th><th>Events</th><th>Sources sending it</th><th>Rules watching it</th></tr>");
+        h.push_str(&rows);
+        h.push_str("</table>");
+    }
+}
+
 /// Renders `report` (with its `signature` block) as HTML.
 pub fn render(report: &Json) -> String {
     let mut h = String::new();
@@ -91,6 +122,7 @@ pub fn render(report: &Json) -> String {
         ));
     }
     h.push_str("</table>");
+    logsources(&mut h, report);
     let i = &report["integrity"];
     h.push_str(&format!(
         "<h2>Integrity</h2><p>Ledger verification: <b class=\"{}\">{}</b>. {} signed checkpoints in the period; consistency from the first to the last: {}.</p>",
@@ -202,5 +234,21 @@ mod tests {
         assert!(!html.contains("<img"));
         assert!(!html.contains("<b>host</b>"));
         assert!(html.contains("&lt;b&gt;host&lt;/b&gt;"));
+    }
+
+    #[test]
+    fn logsources_are_listed_with_their_sources_and_rules() {
+        let report = serde_json::json!({
+            "controls": [{"id": "10.2.1.4", "status": "met", "evidence": {"logsources": [
+                {"logsource": "product: linux, service: sshd", "events": 3,
+                 "sources": ["<i>host1</i>@syslog:10.0.0.5"], "more_sources": true,
+                 "rules": ["SSH brute force"]},
+                {"logsource": "category: firewall", "events": 0, "sources": [],
+                 "more_sources": false, "rules": null}]}}],
+        });
+        let html = render(&report);
+        assert!(html.contains("<h2>Logsources</h2>"));
+        assert!(html.contains("<td>product: linux, service: sshd</td><td>3</td><td>&lt;i&gt;host1&lt;/i&gt;@syslog:10.0.0.5, …</td><td>SSH brute force</td>"), "{html}");
+        assert!(html.contains("not known (give --rules)"));
     }
 }
