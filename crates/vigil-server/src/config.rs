@@ -240,6 +240,21 @@ mod tests {
         ServerConfig::from_config(config)
     }
 
+    /// The example of docs/config.md plans: its `[[report]]` names one of its `[[notify]]`.
+    #[test]
+    fn the_documented_example_plans_with_its_scheduled_report() {
+        let docs = include_str!("../../../docs/config.md");
+        let example = docs
+            .split("```toml")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/config.md has a TOML example");
+        let c = plan(example).unwrap();
+        assert_eq!(c.reports.len(), 1);
+        assert_eq!(c.reports[0].name, "weekly-pci");
+        assert_eq!(c.reports[0].targets[0].0, "soc-webhook");
+    }
+
     #[test]
     fn notify_entries_become_notifiers_and_checkpoint_sinks() {
         let c = plan(
