@@ -155,9 +155,11 @@ pub fn compute(
         oldest = Some(oldest.map_or(t, |o| o.min(t)));
         let own = event.get_str("vigil.source") == Some("vigil");
         if own && event.get_str("event.action") == Some("vigil_start") {
+            // The settings audit writes an unset value as `none`: keep everything.
             retention_setting = event
                 .get("vigil.settings.retention.max_age")
-                .map(|v| v.to_string());
+                .map(|v| v.to_string())
+                .filter(|v| v != "none");
         }
         let in_period = from.is_none_or(|f| t >= f) && t < to;
         if !own && from.is_some_and(|f| t < f) {
