@@ -86,6 +86,12 @@ impl DataDir {
         self.detect().join("behaviour.bin")
     }
 
+    /// `reports/schedule.json`: when each scheduled report last ran (a cache; losing it sends
+    /// each report once more).
+    pub fn report_schedule(&self) -> PathBuf {
+        self.root.join("reports").join("schedule.json")
+    }
+
     /// `decisions.json`.
     pub fn decisions(&self) -> PathBuf {
         self.root.join("decisions.json")

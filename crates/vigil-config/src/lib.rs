@@ -20,6 +20,7 @@
 mod data_dir;
 mod enrich;
 mod logsource;
+mod report;
 mod settings;
 mod types;
 
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use data_dir::DataDir;
 pub use enrich::{EnrichSection, IntelSection};
 pub use logsource::LogSourceSection;
+pub use report::ReportSection;
 pub use types::{Duration, Listen, Password, RedactPattern, Secret, SecretUrl, fingerprint};
 
 /// A configuration that cannot be used: what is wrong and where. Retrying does not help; the
@@ -121,6 +123,9 @@ pub struct Config {
     /// Which alerts ban their address (`[[responder]]`, file only; `--ban-rule` adds one).
     #[arg(skip)]
     pub responder: Vec<ResponderSection>,
+    /// Compliance reports computed and sent on a schedule (`[[report]]`, file only).
+    #[arg(skip)]
+    pub report: Vec<ReportSection>,
     /// Bans.
     #[command(flatten)]
     pub bans: BansSection,

@@ -60,6 +60,7 @@ fn sections() -> Vec<(&'static str, Vec<&'static str>, bool)> {
         ("notify", fields::<NotifySection>(), true),
         ("query_rule", fields::<QueryRuleSection>(), true),
         ("responder", fields::<ResponderSection>(), true),
+        ("report", fields::<ReportSection>(), true),
         ("bans", fields::<BansSection>(), false),
         ("ui", fields::<UiSection>(), false),
         ("witness", fields::<WitnessSection>(), false),

@@ -45,6 +45,11 @@ pub mod field {
     pub const VIGIL_SOURCE: &str = "vigil.source";
     /// When Vigil received the event (RFC 3339).
     pub const VIGIL_RECEIVED: &str = "vigil.received";
+    /// Who sent the event over the network, as Vigil authenticated it: `api:NAME/ID` for an
+    /// HTTP sender (its API token), `syslog:ADDRESS` for syslog (the peer's address). Set by the
+    /// listeners after parsing, so input cannot claim it (`vigil.*` from input moves under
+    /// `external.`); absent on events Vigil did not receive over the network (imports, its own).
+    pub const VIGIL_SENDER: &str = "vigil.sender";
     /// Which parser read the event: a [`crate::Parser`] name.
     pub const VIGIL_PARSER: &str = "vigil.parser";
     /// The kinds of secret masked in the event.

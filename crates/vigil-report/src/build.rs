@@ -36,8 +36,14 @@ pub struct IntegrityFacts {
     pub consistency_proof: Vec<String>,
     /// Whether that proof checked against both signed roots.
     pub consistency_verified: Option<bool>,
-    /// Verification runs on record (`vigil verify` with `--record`, reserved; empty today).
+    /// Cosignatures by witnesses (`ledger/cosignatures.log`) of checkpoints of the period that
+    /// the ledger key signed and that are this ledger's tree (one per witness and checkpoint;
+    /// the witnesses' own signatures are checked by `vigil verify --witness-key`).
     pub witness_cosignatures: usize,
+    /// Checkpoints of the period with at least one such cosignature.
+    pub cosigned_checkpoints: usize,
+    /// The witnesses (key names) that cosigned them.
+    pub witnesses: Vec<String>,
 }
 
 /// What the retention settings and records say, read by the caller.
@@ -53,6 +59,15 @@ pub struct RetentionFacts {
     pub pruned: Vec<Json>,
     /// Legal holds in force.
     pub holds: Vec<String>,
+}
+
+/// An enabled detection rule, as the logsource evidence needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnabledRule {
+    /// Its title.
+    pub title: String,
+    /// Its Sigma logsource.
+    pub logsource: crate::mapping::Logsource,
 }
 
 /// The report period and scope.
@@ -78,7 +93,7 @@ fn time(ns: i64) -> String {
 pub fn silent_sources(tally: &Tally, end: Timestamp) -> Vec<Json> {
     let mut out = Vec::new();
     for (name, s) in &tally.sources {
-        if name == "vigil" || s.events < 4 {
+        if name == crate::tally::OWN_SOURCE || s.events < 4 {
             continue;
         }
         let (Some(gap), Some(tolerance)) = (
@@ -102,7 +117,7 @@ pub fn silent_sources(tally: &Tally, end: Timestamp) -> Vec<Json> {
     }
     // Sources that sent before the period and nothing in it: silent since before it began.
     for (name, last) in &tally.before {
-        if name == "vigil" || tally.sources.contains_key(name) {
+        if name == crate::tally::OWN_SOURCE || tally.sources.contains_key(name) {
             continue;
         }
         out.push(json!({
@@ -137,13 +152,20 @@ pub fn report(
     tally: &Tally,
     integrity: &IntegrityFacts,
     retention: &RetentionFacts,
+    rules: Option<&[EnabledRule]>,
 ) -> Json {
     let silent = silent_sources(tally, period.to);
     let review = review(tally);
     let controls: Vec<Json> = framework
         .controls
         .iter()
-        .map(|c| control(mapping, c, tally, integrity, retention, &silent, &review))
+        .map(|c| {
+            let mut out = control(mapping, c, tally, integrity, retention, &silent, &review);
+            if !c.logsources.is_empty() {
+                out["evidence"]["logsources"] = logsources(c, tally, rules);
+            }
+            out
+        })
         .collect();
     json!({
         "framework": format!("{}-{}", framework.id, framework.version),
@@ -155,7 +177,7 @@ pub fn report(
         "sources": tally.sources.len() as u64 + u64::from(tally.other_sources > 0),
         "controls": controls,
         "review": review,
-        "integrity": integrity,
+        "integrity": integrity_json(integrity, tally),
         "retention": retention,
         "failures": {
             "silent_sources": silent,
@@ -167,6 +189,54 @@ pub fn report(
             "audit_reads_total": tally.counts.get("audit_reads").copied().unwrap_or(0),
         },
     })
+}
+
+/// The integrity facts, with the verification runs on record in the period (from the tally).
+fn integrity_json(integrity: &IntegrityFacts, tally: &Tally) -> Json {
+    let mut out = serde_json::to_value(integrity).expect("facts serialize");
+    let failed = tally
+        .verifications
+        .iter()
+        .filter(|v| v.outcome.as_deref() == Some("failure"))
+        .count();
+    out["verification_runs"] = json!({
+        "total": tally.counts.get("verifications").copied().unwrap_or(0),
+        "failed": failed,
+        "runs": tally.verifications,
+    });
+    out
+}
+
+/// For each logsource `c` asks for: the sources that sent events of it, and the enabled rules
+/// that watch it (`null` when the caller did not say which rules are enabled).
+fn logsources(c: &Control, tally: &Tally, rules: Option<&[EnabledRule]>) -> Json {
+    let out: Vec<Json> = c
+        .logsources
+        .iter()
+        .map(|l| {
+            let key = l.key();
+            let seen = tally.logsources.get(&key).cloned().unwrap_or_default();
+            let watching = rules.map(|rules| {
+                let mut titles: Vec<&str> = rules
+                    .iter()
+                    .filter(|r| l.covered_by(&r.logsource))
+                    .map(|r| r.title.as_str())
+                    .collect();
+                titles.sort_unstable();
+                titles.dedup();
+                titles.truncate(crate::tally::MAX_LISTED);
+                titles
+            });
+            json!({
+                "logsource": key,
+                "events": seen.events,
+                "sources": seen.sources,
+                "more_sources": seen.more_sources,
+                "rules": watching,
+            })
+        })
+        .collect();
+    Json::Array(out)
 }
 
 fn review(tally: &Tally) -> Json {
@@ -313,7 +383,9 @@ fn control(
                 status,
                 json!({}),
                 tally.events,
-                json!({"verified": integrity.verified, "problems": integrity.problems, "checkpoints": integrity.checkpoints.len(), "consistency_verified": integrity.consistency_verified}),
+                json!({"verified": integrity.verified, "problems": integrity.problems, "checkpoints": integrity.checkpoints.len(), "consistency_verified": integrity.consistency_verified,
+                       "verification_runs": tally.counts.get("verifications").copied().unwrap_or(0),
+                       "witness_cosignatures": integrity.witness_cosignatures, "cosigned_checkpoints": integrity.cosigned_checkpoints}),
             )
         }
         Section::Retention => {
@@ -474,6 +546,7 @@ mod tests {
             &tally,
             &IntegrityFacts::default(),
             &RetentionFacts::default(),
+            None,
         );
         let review = &r["review"];
         assert_eq!(review["alerts"], 40);
@@ -526,7 +599,7 @@ mod bounds_tests {
             tally
                 .sources
                 .keys()
-                .all(|k| k.len() <= crate::tally::MAX_SOURCE_NAME)
+                .all(|k| k.len() <= 4 * crate::tally::MAX_SOURCE_NAME)
         );
         let period = Period {
             from: Timestamp::from_secs(0),
@@ -540,6 +613,7 @@ mod bounds_tests {
             &tally,
             &IntegrityFacts::default(),
             &RetentionFacts::default(),
+            None,
         );
         let c = r["controls"]
             .as_array()
@@ -553,5 +627,96 @@ mod bounds_tests {
             crate::tally::MAX_LISTED
         );
         assert_eq!(c["events"], 1_500);
+    }
+}
+
+#[cfg(test)]
+mod logsource_tests {
+    use super::*;
+    use crate::mapping::Logsource;
+    use vigil_event::Event;
+
+    fn ls(product: Option<&str>, category: Option<&str>, service: Option<&str>) -> Logsource {
+        Logsource {
+            product: product.map(str::to_owned),
+            category: category.map(str::to_owned),
+            service: service.map(str::to_owned),
+        }
+    }
+
+    /// A control's logsources list the sources the caller matched to each and the enabled
+    /// rules on the same or a more specific logsource; without the rules, `rules` is null.
+    #[test]
+    fn each_required_logsource_names_its_sources_and_the_rules_watching_it() {
+        let mapping = Mapping::builtin();
+        let framework = mapping.framework("pci-dss").unwrap();
+        let mut tally = Tally::default();
+        for i in 0..3 {
+            let mut e = Event::new(Timestamp::from_secs(i));
+            e.insert("host.name", "web1");
+            e.insert("vigil.sender", "syslog:10.0.0.5");
+            tally.observe(&mapping, i as u64, &e);
+            tally.observe_logsource("product: linux, service: sshd", &e);
+        }
+        let rules = [
+            EnabledRule {
+                title: "SSH brute force".into(),
+                logsource: ls(Some("linux"), None, Some("sshd")),
+            },
+            EnabledRule {
+                title: "Firewall deny storm".into(),
+                logsource: ls(Some("fortigate"), Some("firewall"), None),
+            },
+            EnabledRule {
+                title: "Any Linux".into(),
+                logsource: ls(Some("linux"), None, None),
+            },
+        ];
+        let period = Period {
+            from: Timestamp::from_secs(0),
+            to: Timestamp::from_secs(10),
+            scope: None,
+        };
+        let facts = (IntegrityFacts::default(), RetentionFacts::default());
+        let r = report(
+            &mapping,
+            framework,
+            &period,
+            &tally,
+            &facts.0,
+            &facts.1,
+            Some(&rules),
+        );
+        let c = r["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "10.2.1.4")
+            .unwrap();
+        let by_key = |key: &str| {
+            c["evidence"]["logsources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["logsource"] == key)
+                .cloned()
+                .unwrap_or_else(|| panic!("{key}: {c:#}"))
+        };
+        let sshd = by_key("product: linux, service: sshd");
+        assert_eq!(sshd["events"], 3);
+        assert_eq!(sshd["sources"], json!(["web1@syslog:10.0.0.5"]));
+        // A rule on linux alone is less specific than linux/sshd: it does not count.
+        assert_eq!(sshd["rules"], json!(["SSH brute force"]));
+        let firewall = by_key("category: firewall");
+        assert_eq!(firewall["events"], 0);
+        assert_eq!(firewall["rules"], json!(["Firewall deny storm"]));
+        let windows = by_key("product: windows, service: security");
+        assert_eq!(windows["rules"], json!([]));
+        let r = report(
+            &mapping, framework, &period, &tally, &facts.0, &facts.1, None,
+        );
+        let c = &r["controls"].as_array().unwrap()[3];
+        assert_eq!(c["id"], "10.2.1.4");
+        assert!(c["evidence"]["logsources"][0]["rules"].is_null());
     }
 }

@@ -1,6 +1,7 @@
 //! The report as one self-contained HTML page (no scripts, no outside resources), for people:
 //! a summary, one row per control, the sections' details, and at the bottom the digest of the
-//! JSON report, the checkpoint it was computed at and the signature over both.
+//! JSON report, the checkpoint it was computed at and the signature over both, and (hidden) the
+//! JSON itself, so the page can be checked (`crate::signature`).
 
 use serde_json::Value as Json;
 
@@ -41,6 +42,37 @@ td,th{border:1px solid #c8ccd1;padding:.35em .5em;text-align:left;vertical-align
 th{background:#f0f2f4}.met{color:#116329;font-weight:600}.gap{color:#9a6700;font-weight:600}\
 .failed{color:#cf222e;font-weight:700}code,pre{font-family:ui-monospace,monospace;font-size:.8em;\
 white-space:pre-wrap;word-break:break-all}.summary span{margin-right:1.5em}";
+
+/// The Sigma logsources the controls ask for: who sent events of each, which rules watch it.
+fn logsources(h: &mut String, report: &Json) {
+    let mut rows = String::new();
+    for c in report["controls"].as_array().into_iter().flatten() {
+        for l in c["evidence"]["logsources"].as_array().into_iter().flatten() {
+            rows.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>",
+                text(&c["id"]),
+                text(&l["logsource"]),
+                text(&l["events"]),
+                list(&l["sources"]),
+                if l["more_sources"] == true {
+                    ", …"
+                } else {
+                    ""
+                },
+                if l["rules"].is_null() {
+                    "not known (give --rules)".to_owned()
+                } else {
+                    list(&l["rules"])
+                },
+            ));
+        }
+    }
+    if !rows.is_empty() {
+        h.push_str("<h2>Logsources</h2><table><tr><th>Control</th><th>Sigma logsource</th><th>Events</th><th>Sources sending it</th><th>Rules watching it</th></tr>");
+        h.push_str(&rows);
+        h.push_str("</table>");
+    }
+}
 
 /// Renders `report` (with its `signature` block) as HTML.
 pub fn render(report: &Json) -> String {
@@ -90,6 +122,7 @@ pub fn render(report: &Json) -> String {
         ));
     }
     h.push_str("</table>");
+    logsources(&mut h, report);
     let i = &report["integrity"];
     h.push_str(&format!(
         "<h2>Integrity</h2><p>Ledger verification: <b class=\"{}\">{}</b>. {} signed checkpoints in the period; consistency from the first to the last: {}.</p>",
@@ -101,6 +134,30 @@ pub fn render(report: &Json) -> String {
             Some(false) => "<b class=\"failed\">NOT proven</b>",
             None => "not applicable (fewer than two checkpoint sizes)",
         }
+    ));
+    let runs = &i["verification_runs"];
+    h.push_str(&format!(
+        "<p>Verifications of the ledger on record in the period: {} ({} failed){}. Witness cosignatures: {} on {} checkpoints{}.</p>",
+        text(&runs["total"]),
+        text(&runs["failed"]),
+        runs["runs"]
+            .as_array()
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(
+                ": {}",
+                r.iter()
+                    .map(|v| format!("{} by {} ({})", text(&v["at"]), text(&v["user"]), text(&v["outcome"])))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+            .unwrap_or_default(),
+        text(&i["witness_cosignatures"]),
+        text(&i["cosigned_checkpoints"]),
+        i["witnesses"]
+            .as_array()
+            .filter(|w| !w.is_empty())
+            .map(|_| format!(" by {}", list(&i["witnesses"])))
+            .unwrap_or_default(),
     ));
     for p in i["problems"].as_array().into_iter().flatten() {
         h.push_str(&format!("<p class=\"failed\">{}</p>", text(p)));
@@ -145,11 +202,18 @@ pub fn render(report: &Json) -> String {
     ));
     let s = &report["signature"];
     h.push_str(&format!(
-        "<h2>Signature</h2><p>SHA-256 of the JSON report (without this block): <code>{}</code></p><p>Computed at the ledger checkpoint:</p><pre>{}</pre><p>Signed with the ledger key:</p><pre>{}</pre>",
+        "<h2>Signature</h2><p>SHA-256 of the JSON report (without this block): <code>{}</code></p><p>Computed at the ledger checkpoint:</p><pre>{}</pre><p>Signed with the ledger key <code>{}</code>:</p><pre>{}</pre><p>Check this page with <code>vigil report verify FILE --key KEY</code>.</p>",
         text(&s["digest"]),
         text(&s["checkpoint"]),
+        text(&s["key"]),
         text(&s["note"]),
     ));
+    // The JSON the page was rendered from, for `vigil report verify` (crate::signature).
+    h.push_str(crate::signature::HTML_JSON_OPEN);
+    let mut json = Vec::new();
+    crate::signature::canonical(report, &mut json);
+    h.push_str(&escape(&String::from_utf8(json).expect("JSON is UTF-8")));
+    h.push_str(crate::signature::HTML_JSON_CLOSE);
     h.push_str("</body></html>\n");
     h
 }
@@ -170,5 +234,21 @@ mod tests {
         assert!(!html.contains("<img"));
         assert!(!html.contains("<b>host</b>"));
         assert!(html.contains("&lt;b&gt;host&lt;/b&gt;"));
+    }
+
+    #[test]
+    fn logsources_are_listed_with_their_sources_and_rules() {
+        let report = serde_json::json!({
+            "controls": [{"id": "10.2.1.4", "status": "met", "evidence": {"logsources": [
+                {"logsource": "product: linux, service: sshd", "events": 3,
+                 "sources": ["<i>host1</i>@syslog:10.0.0.5"], "more_sources": true,
+                 "rules": ["SSH brute force"]},
+                {"logsource": "category: firewall", "events": 0, "sources": [],
+                 "more_sources": false, "rules": null}]}}],
+        });
+        let html = render(&report);
+        assert!(html.contains("<h2>Logsources</h2>"));
+        assert!(html.contains("<td>product: linux, service: sshd</td><td>3</td><td>&lt;i&gt;host1&lt;/i&gt;@syslog:10.0.0.5, …</td><td>SSH brute force</td>"), "{html}");
+        assert!(html.contains("not known (give --rules)"));
     }
 }

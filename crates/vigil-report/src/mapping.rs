@@ -87,6 +87,51 @@ pub struct Control {
     /// ATT&CK tags that map a rule to it.
     #[serde(default)]
     pub attack: Vec<String>,
+    /// Sigma logsources it asks for: the report says, for each, which sources sent events of
+    /// it and which enabled rules watch it.
+    #[serde(default)]
+    pub logsources: Vec<Logsource>,
+}
+
+/// A Sigma logsource a control asks for. A field left out matches any value: `{ category =
+/// "firewall" }` is covered by a rule on `product: fortigate, category: firewall`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logsource {
+    /// `product` (linux, windows, …).
+    pub product: Option<String>,
+    /// `category` (firewall, webserver, process_creation, …).
+    pub category: Option<String>,
+    /// `service` (sshd, security, …).
+    pub service: Option<String>,
+}
+
+impl Logsource {
+    /// How the report names it: `product: linux, service: sshd`.
+    pub fn key(&self) -> String {
+        [
+            ("product", &self.product),
+            ("category", &self.category),
+            ("service", &self.service),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+
+    /// Whether a rule on `rule` watches this logsource: every field this one names, the rule
+    /// names with the same value (case-insensitively).
+    pub fn covered_by(&self, rule: &Logsource) -> bool {
+        let same = |want: &Option<String>, have: &Option<String>| match (want, have) {
+            (None, _) => true,
+            (Some(w), Some(h)) => w.eq_ignore_ascii_case(h),
+            (Some(_), None) => false,
+        };
+        same(&self.product, &rule.product)
+            && same(&self.category, &rule.category)
+            && same(&self.service, &rule.service)
+    }
 }
 
 /// Why a mapping cannot be used.
@@ -141,6 +186,12 @@ impl Mapping {
                         c.id, f.id
                     )));
                 }
+                if c.logsources.iter().any(|l| l.key().is_empty()) {
+                    return Err(MappingError::Invalid(format!(
+                        "control {} of {} names a logsource without product, category or service",
+                        c.id, f.id
+                    )));
+                }
                 if let Some(class) = c.classes.iter().find(|k| !mapping.classes.contains_key(*k)) {
                     return Err(MappingError::UnknownClass {
                         framework: f.id.clone(),
@@ -156,6 +207,18 @@ impl Mapping {
     /// The framework `id`.
     pub fn framework(&self, id: &str) -> Option<&Framework> {
         self.frameworks.iter().find(|f| f.id == id)
+    }
+
+    /// Every logsource the controls of `framework` ask for.
+    pub fn logsources(framework: &Framework) -> Vec<Logsource> {
+        let mut all: Vec<Logsource> = framework
+            .controls
+            .iter()
+            .flat_map(|c| c.logsources.iter().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// The names of the classes `event` belongs to.
@@ -214,6 +277,35 @@ mod tests {
         assert!(classes.contains(&"invalid_access"), "{classes:?}");
         assert!(classes.contains(&"user_access"), "{classes:?}");
         assert!(!classes.contains(&"admin_action"), "{classes:?}");
+    }
+
+    #[test]
+    fn a_logsource_is_covered_by_rules_as_specific_or_more() {
+        let m = Mapping::builtin();
+        let pci = m.framework("pci-dss").unwrap();
+        let all = Mapping::logsources(pci);
+        assert!(
+            all.iter().any(|l| l.key() == "category: firewall"),
+            "{all:?}"
+        );
+        let firewall = Logsource {
+            category: Some("firewall".into()),
+            ..Logsource::default()
+        };
+        let fortigate = Logsource {
+            product: Some("fortigate".into()),
+            category: Some("Firewall".into()),
+            service: None,
+        };
+        assert!(firewall.covered_by(&fortigate));
+        assert!(!fortigate.covered_by(&firewall));
+        let bad = BUILTIN.replacen(
+            "logsources = [",
+            "logsources = [{ product = \"x\" }, {},",
+            1,
+        );
+        let err = Mapping::parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("without product"), "{err}");
     }
 
     #[test]

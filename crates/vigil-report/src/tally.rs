@@ -49,34 +49,64 @@ pub fn record_field_names(part: &str) -> &'static [&'static str] {
     }
 }
 
-/// The source an event is counted under: `host.name`, else the sender's address, else Vigil's
-/// `vigil.source` (`vigil` for Vigil's own events).
+/// The source an event is counted under: the host it speaks for (`host.name`) **and** who sent
+/// it — `HOST@SENDER`, or `SENDER` alone without a host name. The sender is the authenticated
+/// one (`vigil.sender`: the API token, or the syslog peer's address) for events received over
+/// the network, else `vigil.source` (an import's name, `vigil` for Vigil's own events). A host
+/// name is the sender's to choose, so keying on it alone would let any authenticated sender
+/// make another's host look alive; with the sender in the key it can only speak for its own.
+/// `@` and `%` in a host name are written `%40` and `%25`, so the key names one pair only.
 pub fn source_of(event: &Event) -> String {
-    for f in [
-        field::HOST_NAME,
-        field::LOG_SOURCE_ADDRESS,
-        field::VIGIL_SOURCE,
-    ] {
-        if let Some(v) = event.get(f) {
-            let mut s = v.to_string();
-            if !s.is_empty() {
-                // A sender chooses it: cut to [`MAX_SOURCE_NAME`] bytes (at a character).
-                if s.len() > MAX_SOURCE_NAME {
-                    let mut end = MAX_SOURCE_NAME;
-                    while !s.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    s.truncate(end);
-                }
-                return s;
-            }
-        }
+    let sender = event
+        .get_str(field::VIGIL_SENDER)
+        .or_else(|| event.get_str(field::VIGIL_SOURCE))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown");
+    let sender = cut(sender, MAX_SOURCE_NAME);
+    if sender == OWN_SOURCE {
+        return sender;
     }
-    "unknown".into()
+    match event.get(field::HOST_NAME).map(|v| v.to_string()) {
+        Some(host) if !host.is_empty() => {
+            let host = cut(&host, MAX_SOURCE_NAME);
+            format!("{}@{sender}", host.replace('%', "%25").replace('@', "%40"))
+        }
+        _ => sender,
+    }
 }
 
-/// The longest source name kept, in bytes.
+/// The `vigil.source` of Vigil's own events, and the source they are counted under.
+pub const OWN_SOURCE: &str = "vigil";
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// When an event counts as sent (ns): for events received over the network (they carry
+/// `vigil.sender`), the time Vigil received them — the sender's own `@timestamp` is its to
+/// choose, and a backdated or future one must not fill a period or a cadence; for events the
+/// operator brought in (imports) and Vigil's own, their `@timestamp`.
+pub fn time_of(event: &Event) -> i64 {
+    if event.contains(field::VIGIL_SENDER)
+        && let Some(t) = event
+            .get_str(field::VIGIL_RECEIVED)
+            .and_then(|t| Timestamp::parse(t).ok())
+    {
+        return t.as_nanos();
+    }
+    event.timestamp().as_nanos()
+}
+
+/// The longest host name and the longest sender kept in a source name, in bytes each.
 pub const MAX_SOURCE_NAME: usize = 256;
+
+/// The `event.action` of Vigil's audit event for a full verification of the ledger.
+pub const VERIFY_ACTION: &str = "ledger_verify";
 
 /// What one source sent in the period.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -123,6 +153,8 @@ pub struct AuditEntry {
     pub user: Option<String>,
     /// The ledger sequence number.
     pub seq: u64,
+    /// How it ended (`event.outcome`), if recorded.
+    pub outcome: Option<String>,
 }
 
 /// Everything the report needs from the period's events.
@@ -146,13 +178,30 @@ pub struct Tally {
     pub stops: Vec<AuditEntry>,
     /// Reads of the audit trail (the mapping's `audit_log_access` class).
     pub audit_reads: Vec<AuditEntry>,
+    /// Verifications of the whole ledger on record (`ledger_verify`: the UI's *Verify now*,
+    /// `vigil verify`), with their outcome.
+    pub verifications: Vec<AuditEntry>,
     /// Counts of the lists above (exact even when a list is cut).
     pub counts: BTreeMap<&'static str, u64>,
     /// Events stored because they did not parse (`parse_error` tag).
     pub parse_errors: u64,
+    /// Per logsource the mapping asks for (by [`crate::mapping::Logsource::key`]): what came of
+    /// it, as the caller matched events to logsources ([`Tally::observe_logsource`]).
+    pub logsources: BTreeMap<String, LogsourceTally>,
     /// Sources seen before the period (at most [`MAX_SOURCES`]) and their last event time: one
     /// that sends nothing in the period went silent before it began.
     pub before: BTreeMap<String, i64>,
+}
+
+/// Events of one logsource in the period.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct LogsourceTally {
+    /// Events.
+    pub events: u64,
+    /// The sources that sent them (at most [`MAX_LISTED`]).
+    pub sources: std::collections::BTreeSet<String>,
+    /// Whether more sources sent them than are listed.
+    pub more_sources: bool,
 }
 
 fn push(list: &mut Vec<AuditEntry>, entry: AuditEntry) {
@@ -179,6 +228,19 @@ impl Tally {
         }
     }
 
+    /// Counts an event of the period that belongs to the logsource `key` (the caller matches
+    /// events with the Sigma logsource table).
+    pub fn observe_logsource(&mut self, key: &str, event: &Event) {
+        let entry = self.logsources.entry(key.to_owned()).or_default();
+        entry.events += 1;
+        let source = source_of(event);
+        if entry.sources.len() < MAX_LISTED {
+            entry.sources.insert(source);
+        } else if !entry.sources.contains(&source) {
+            entry.more_sources = true;
+        }
+    }
+
     /// Counts one event of the period (`seq` is its ledger sequence number).
     pub fn observe(&mut self, mapping: &Mapping, seq: u64, event: &Event) {
         self.events += 1;
@@ -194,6 +256,7 @@ impl Tally {
                 .to_owned(),
             user: e.get_str("user.name").map(str::to_owned),
             seq,
+            outcome: e.get_str(field::EVENT_OUTCOME).map(str::to_owned),
         };
         if event.is_dataset(dataset::VIGIL_AUDIT) {
             match event.get_str(field::EVENT_ACTION) {
@@ -208,6 +271,10 @@ impl Tally {
                 Some("vigil_stop") => {
                     *self.counts.entry("stops").or_default() += 1;
                     push(&mut self.stops, entry(event));
+                }
+                Some(VERIFY_ACTION) => {
+                    *self.counts.entry("verifications").or_default() += 1;
+                    push(&mut self.verifications, entry(event));
                 }
                 _ => {}
             }
@@ -229,7 +296,7 @@ impl Tally {
                 return;
             }
         };
-        let t = event.timestamp().as_nanos();
+        let t = time_of(event);
         tally.first = if tally.events == 0 {
             t
         } else {

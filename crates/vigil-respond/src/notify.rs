@@ -107,6 +107,7 @@ impl DropReason {
 }
 
 mod delivery;
+pub mod report;
 pub use delivery::{DeliveryError, post_webhook};
 
 /// One notifier: a target and its routing.
@@ -351,6 +352,18 @@ pub(crate) async fn send_email_text(
     subject: String,
     body: String,
 ) -> Result<(), DeliveryError> {
+    send_email_with(target, subject, body, None).await
+}
+
+/// Sends one email to an email target: plain text, and an HTML file attached when given
+/// (`(file name, content)`).
+pub(crate) async fn send_email_with(
+    target: &Target,
+    subject: String,
+    body: String,
+    attachment: Option<(String, String)>,
+) -> Result<(), DeliveryError> {
+    use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
     let Target::Email {
         server,
@@ -379,9 +392,17 @@ pub(crate) async fn send_email_text(
             .parse()
             .map_err(|e| config(format!("to {rcpt:?}: {e}")))?);
     }
-    let message = message
-        .body(body)
-        .map_err(|e| config(format!("email: {e}")))?;
+    let message = match attachment {
+        None => message.body(body),
+        Some((name, html)) => message.multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(body))
+                // As bytes: base64, so the page arrives byte for byte (a String's line
+                // endings would become CRLF, and a signed page must not change).
+                .singlepart(Attachment::new(name).body(html.into_bytes(), ContentType::TEXT_HTML)),
+        ),
+    }
+    .map_err(|e| config(format!("email: {e}")))?;
     let mut builder = if *starttls {
         AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
             .map_err(|e| config(format!("SMTP server {server}: {e}")))?

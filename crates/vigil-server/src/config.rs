@@ -23,7 +23,7 @@ impl ServerConfig {
         config.check()?;
         let c = &config;
         let data_dir = c.data_dir.root().to_owned();
-        let (notifiers, checkpoint_sinks) = notifiers(c)?;
+        let (notifiers, checkpoint_sinks, targets) = notifiers(c)?;
         let redaction: Option<Vec<(String, String)>> = c.redaction.enabled.then(|| {
             c.redaction
                 .patterns
@@ -64,6 +64,7 @@ impl ServerConfig {
             notifiers,
             checkpoint_sinks,
             query_rules: query_rules(c)?,
+            reports: crate::report_schedule::schedules(c, &targets)?,
             notify_backoff: c.detect.retry_backoff.0,
             responders: responders(c)?,
             allowlist: c
@@ -95,9 +96,13 @@ impl ServerConfig {
     }
 }
 
-/// The `[[notify]]` entries as alert notifiers and checkpoint sinks.
-fn notifiers(c: &Config) -> Result<(Vec<Notifier>, Vec<CheckpointSink>), ConfigError> {
-    let (mut notifiers, mut sinks) = (Vec::new(), Vec::new());
+/// Every `[[notify]]` entry's name and target.
+type Targets = Vec<(String, Target)>;
+
+/// The `[[notify]]` entries as alert notifiers, checkpoint sinks, and every entry by name (for
+/// `[[report]]`).
+fn notifiers(c: &Config) -> Result<(Vec<Notifier>, Vec<CheckpointSink>, Targets), ConfigError> {
+    let (mut notifiers, mut sinks, mut targets) = (Vec::new(), Vec::new(), Vec::new());
     for (i, n) in c.notify.iter().enumerate() {
         let what = format!("[[notify]] #{}", i + 1);
         let need = |field: &Option<String>, message: &str| {
@@ -141,6 +146,8 @@ fn notifiers(c: &Config) -> Result<(Vec<Notifier>, Vec<CheckpointSink>), ConfigE
             .name
             .clone()
             .unwrap_or_else(|| format!("{}-{}", n.kind, i + 1));
+        targets.push((name.clone(), target.clone()));
+        let reports = c.report.iter().any(|r| r.notify.contains(&name));
         if n.checkpoints {
             sinks.push(CheckpointSink {
                 name: name.clone(),
@@ -148,10 +155,10 @@ fn notifiers(c: &Config) -> Result<(Vec<Notifier>, Vec<CheckpointSink>), ConfigE
             });
         }
         if !n.alerts.unwrap_or(true) {
-            if !n.checkpoints {
+            if !n.checkpoints && !reports {
                 return Err(ConfigError::invalid(
                     &what,
-                    "alerts = false and no checkpoints = true: it would receive nothing",
+                    "alerts = false, no checkpoints = true and no [[report]] names it: it would receive nothing",
                 ));
             }
             continue;
@@ -166,7 +173,7 @@ fn notifiers(c: &Config) -> Result<(Vec<Notifier>, Vec<CheckpointSink>), ConfigE
             rules: n.rules.clone(),
         });
     }
-    Ok((notifiers, sinks))
+    Ok((notifiers, sinks, targets))
 }
 
 /// `[bans] rules` (`--ban-rule`) and the `[[responder]]` entries.
@@ -247,6 +254,21 @@ mod tests {
         config.data_dir = vigil_config::DataDir::new("/d");
         config.expand_shortcuts();
         ServerConfig::from_config(config)
+    }
+
+    /// The example of docs/config.md plans: its `[[report]]` names one of its `[[notify]]`.
+    #[test]
+    fn the_documented_example_plans_with_its_scheduled_report() {
+        let docs = include_str!("../../../docs/config.md");
+        let example = docs
+            .split("```toml")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/config.md has a TOML example");
+        let c = plan(example).unwrap();
+        assert_eq!(c.reports.len(), 1);
+        assert_eq!(c.reports[0].name, "weekly-pci");
+        assert_eq!(c.reports[0].targets[0].0, "soc-webhook");
     }
 
     #[test]

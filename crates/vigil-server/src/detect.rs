@@ -102,6 +102,10 @@ pub struct DetectProgress {
     pub behaviour_evicted: AtomicU64,
     /// Rough bytes of the behaviour rules' state.
     pub behaviour_bytes: AtomicU64,
+    /// Sources the silence watch tracks (`crate::silence`).
+    pub silence_sources: AtomicU64,
+    /// Sources the silence watch evicted to stay under its cap.
+    pub silence_evicted: AtomicU64,
 }
 
 impl DetectProgress {

@@ -29,6 +29,7 @@ pub mod listen;
 pub mod listen_grpc;
 pub mod metrics;
 pub mod report;
+pub mod report_schedule;
 pub mod search;
 pub mod silence;
 pub mod syslog;
@@ -102,6 +103,8 @@ pub struct ServerConfig {
     pub checkpoint_sinks: Vec<checkpoint_sink::CheckpointSink>,
     /// Scheduled pipeline queries that alert on non-empty results.
     pub query_rules: Vec<detect::QueryRule>,
+    /// Compliance reports computed and sent on a schedule (`[[report]]`).
+    pub reports: Vec<report_schedule::ReportSchedule>,
     /// First retry delay of a failed notification (then ×4, ×16).
     pub notify_backoff: Duration,
     /// Responders: which alerts ban their address, for how long.

@@ -203,6 +203,7 @@ pub fn render(
         write_samples(&mut out, &lines);
         write_samples(&mut out, &d.correlation_samples());
         write_samples(&mut out, &d.behaviour_samples());
+        write_samples(&mut out, &d.silence_samples());
         n.write_dropped(&mut out);
     }
     if let Some(index) = index {

@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use serde_json::{Value as Json, json};
-use sha2::{Digest, Sha256};
 use vigil_event::{Event, Timestamp};
 use vigil_ledger::{LedgerPaths, LedgerReader, VerifyOptions, hex, merkle};
 use vigil_report::{IntegrityFacts, Mapping, Period, RetentionFacts, Tally};
@@ -23,6 +22,75 @@ pub struct ReportRequest {
     pub to: i64,
     /// Only events this search selects count (Vigil's own always do).
     pub scope: Option<String>,
+    /// The detection rules enabled, for the logsource evidence (`None`: not known).
+    pub rules: Option<Vec<vigil_report::EnabledRule>>,
+}
+
+/// The rules of `loaded` as the report's logsource evidence takes them.
+pub fn enabled_rules(loaded: &vigil_detect::load::LoadedRules) -> Vec<vigil_report::EnabledRule> {
+    loaded
+        .set
+        .rules()
+        .map(|(_, r)| vigil_report::EnabledRule {
+            title: r.meta.title.clone(),
+            logsource: vigil_report::Logsource {
+                product: r.meta.logsource.product.clone(),
+                category: r.meta.logsource.category.clone(),
+                service: r.meta.logsource.service.clone(),
+            },
+        })
+        .collect()
+}
+
+/// The logsources a framework asks for, each with the ways an event belongs to it (Vigil's
+/// Sigma logsource table, `vigil_detect::mapping`: the one rules run on).
+struct LogsourceMatcher(Vec<(String, Vec<vigil_detect::mapping::Alternative>)>);
+
+impl LogsourceMatcher {
+    fn new(framework: &vigil_report::Framework) -> LogsourceMatcher {
+        LogsourceMatcher(
+            vigil_report::Mapping::logsources(framework)
+                .into_iter()
+                .map(|l| {
+                    let sigma = vigil_detect::rule::LogSource {
+                        product: l.product.clone(),
+                        category: l.category.clone(),
+                        service: l.service.clone(),
+                    };
+                    (l.key(), vigil_detect::mapping::resolve(&sigma).alternatives)
+                })
+                .collect(),
+        )
+    }
+
+    /// Counts `event` under every logsource it belongs to.
+    fn observe(&self, tally: &mut Tally, event: &Event) {
+        for (key, alternatives) in &self.0 {
+            if alternatives.iter().any(|a| belongs(a, event)) {
+                tally.observe_logsource(key, event);
+            }
+        }
+    }
+}
+
+/// Whether `event` holds every constraint of `alternative` (a field equal to one of the values,
+/// case-insensitively; numbers as text; any element of a list).
+fn belongs(alternative: &vigil_detect::mapping::Alternative, event: &Event) -> bool {
+    use vigil_event::Value;
+    alternative.when.iter().all(|(field, values)| {
+        let is = |v: &Value| {
+            let text = match v {
+                Value::Str(s) => std::borrow::Cow::Borrowed(s.as_str()),
+                other => std::borrow::Cow::Owned(other.to_string()),
+            };
+            values.iter().any(|w| w.eq_ignore_ascii_case(&text))
+        };
+        match event.get(field) {
+            Some(Value::List(items)) => items.iter().any(is),
+            Some(v) => is(v),
+            None => false,
+        }
+    })
 }
 
 /// The stages a report goes through, for progress display.
@@ -68,6 +136,7 @@ pub fn compute(
             "the period is empty: its start must be before its end (and before now)".into(),
         );
     }
+    let logsources = LogsourceMatcher::new(framework);
     let mut reader = LedgerReader::open(data_dir).map_err(|e| e.to_string())?;
     let (first, end) = (reader.first_seq(), reader.end_seq());
     let mut tally = Tally::default();
@@ -81,13 +150,16 @@ pub fn compute(
         let Ok(event) = Event::from_canonical(bytes) else {
             return Ok(());
         };
-        let t = event.timestamp().as_nanos();
+        // Received time for what came over the network (a sender chooses its @timestamp).
+        let t = vigil_report::tally::time_of(&event);
         oldest = Some(oldest.map_or(t, |o| o.min(t)));
         let own = event.get_str("vigil.source") == Some("vigil");
         if own && event.get_str("event.action") == Some("vigil_start") {
+            // The settings audit writes an unset value as `none`: keep everything.
             retention_setting = event
                 .get("vigil.settings.retention.max_age")
-                .map(|v| v.to_string());
+                .map(|v| v.to_string())
+                .filter(|v| v != "none");
         }
         let in_period = from.is_none_or(|f| t >= f) && t < to;
         if !own && from.is_some_and(|f| t < f) {
@@ -102,6 +174,7 @@ pub fn compute(
         if in_period && in_scope {
             period_from = period_from.min(t);
             tally.observe(mapping, seq, &event);
+            logsources.observe(&mut tally, &event);
         }
         Ok(())
     });
@@ -123,8 +196,15 @@ pub fn compute(
             .push(format!("reading the events for this report stopped: {e}"));
     }
     let retention = retention(data_dir, oldest, retention_setting)?;
-    let mut report =
-        vigil_report::report(mapping, framework, &period, &tally, &integrity, &retention);
+    let mut report = vigil_report::report(
+        mapping,
+        framework,
+        &period,
+        &tally,
+        &integrity,
+        &retention,
+        request.rules.as_deref(),
+    );
     sign(data_dir, &mut reader, &mut report)?;
     Ok(report)
 }
@@ -188,14 +268,79 @@ fn integrity(
             Err(_) => consistency_verified = Some(false),
         }
     }
+    let mut problems = problems;
+    let cosigned = cosignatures(data_dir, reader, period, &mut problems);
     IntegrityFacts {
-        verified: ok,
+        verified: ok && problems.is_empty(),
         problems,
         checkpoints,
         consistency_proof,
         consistency_verified,
-        witness_cosignatures: 0,
+        witness_cosignatures: cosigned.0,
+        cosigned_checkpoints: cosigned.1,
+        witnesses: cosigned.2,
     }
+}
+
+/// The witnesses' cosignatures of the period's checkpoints (`ledger/cosignatures.log`): those
+/// on a checkpoint the ledger key signed, whose time falls in the period and whose root is this
+/// ledger's tree at its size; one that is not this ledger's tree is a problem (a rollback or a
+/// fork after the witness saw it). Returns (cosignatures, checkpoints cosigned, witnesses).
+fn cosignatures(
+    data_dir: &Path,
+    reader: &mut LedgerReader,
+    period: &Period,
+    problems: &mut Vec<String>,
+) -> (usize, usize, Vec<String>) {
+    use vigil_ledger::note::{Checkpoint, parse_note};
+    let paths = LedgerPaths::new(data_dir);
+    let (Ok(notes), Ok(log_key)) = (
+        vigil_ledger::cosigned::read(&paths),
+        vigil_ledger::load_verifier(&paths),
+    ) else {
+        return (0, 0, Vec::new());
+    };
+    let (mut count, mut sizes, mut witnesses) = (
+        0,
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    for note in &notes {
+        let (Ok(text), Ok(parsed)) = (log_key.open(note), parse_note(note)) else {
+            continue;
+        };
+        let Ok(checkpoint) = Checkpoint::parse(text) else {
+            continue;
+        };
+        let in_period = checkpoint
+            .time()
+            .and_then(|t| Timestamp::parse(t).ok())
+            .is_some_and(|t| t >= period.from && t < period.to);
+        if !in_period {
+            continue;
+        }
+        match reader.root_at(checkpoint.size) {
+            Ok(root) if root == checkpoint.root => {}
+            _ => {
+                problems.push(format!(
+                    "a witness cosigned a checkpoint of size {} whose root {} is not this ledger's tree at that size: the ledger was rolled back or forked after it saw it",
+                    checkpoint.size,
+                    checkpoint.root_hex()
+                ));
+                continue;
+            }
+        }
+        for sig in parsed
+            .signatures
+            .iter()
+            .filter(|s| s.name != log_key.name())
+        {
+            count += 1;
+            sizes.insert(checkpoint.size);
+            witnesses.insert(sig.name.clone());
+        }
+    }
+    (count, sizes.len(), witnesses.into_iter().collect())
 }
 
 fn retention(
@@ -226,25 +371,29 @@ fn retention(
     })
 }
 
-/// Adds `signature`: the SHA-256 of the report's JSON, the latest checkpoint, and a signed
-/// note over both with the ledger key (`vigil-report/v1`, framework, digest, checkpoint size).
+/// Adds `signature` (format: `vigil_report::signature`): the SHA-256 of the report's JSON, the
+/// latest checkpoint, the ledger's verifier key, and a signed note over the framework, the
+/// digest and the checkpoint's size with the ledger key.
 fn sign(data_dir: &Path, reader: &mut LedgerReader, report: &mut Json) -> Result<(), String> {
-    let digest: String = Sha256::digest(serde_json::to_vec(&report).map_err(|e| e.to_string())?)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = vigil_report::signature::digest(report);
     let checkpoint = reader.latest_checkpoint().map_err(|e| e.to_string())?;
     let size = checkpoint.as_ref().map_or(0, |c| c.checkpoint.size);
-    let text = format!(
-        "vigil-report/v1\n{}\n{digest}\n{size}\n",
-        report["framework"].as_str().unwrap_or_default()
+    let text = vigil_report::signature::note_text(
+        report["framework"].as_str().unwrap_or_default(),
+        &digest,
+        size,
     );
-    let signed = vigil_ledger::load_or_create_signer(&LedgerPaths::new(data_dir))
+    let paths = LedgerPaths::new(data_dir);
+    let signed = vigil_ledger::load_or_create_signer(&paths)
         .map_err(|e| e.to_string())
         .and_then(|s| s.sign(&text).map_err(|e| e.to_string()));
+    let key = vigil_ledger::load_verifier(&paths)
+        .map(|v| v.to_vkey())
+        .ok();
     report["signature"] = json!({
         "digest": digest,
         "checkpoint": checkpoint.map(|c| c.note),
+        "key": key,
         "note": signed.as_ref().ok(),
         "error": signed.as_ref().err().map(|e| format!("the report is NOT signed: {e}")),
     });

@@ -8,6 +8,7 @@
 //! restart knows the cadences again at once. Vigil's own events are not a source here.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use crate::detect::{DetectService, QueryRule};
 
 /// Events read back at start to learn the cadences again.
 pub const LEARN_EVENTS: u64 = 200_000;
-/// Sources tracked at most (more are not watched; the report counts them).
+/// Sources tracked at most; a new one past it makes room by [`Watch::evict`].
 pub const MAX_SOURCES: usize = 10_000;
 /// The alert's rule title (and id).
 pub const RULE: &str = "Source went silent";
@@ -33,6 +34,28 @@ struct Watch {
     reader: Option<LedgerReader>,
     next: Option<u64>,
     sources: HashMap<String, (Cadence, bool)>,
+    /// Sources evicted since start.
+    evicted: u64,
+}
+
+impl crate::detect::DetectProgress {
+    /// The silence watch's samples for `/metrics`: `(name, type, help, value)`.
+    pub fn silence_samples(&self) -> [(&'static str, &'static str, &'static str, u64); 2] {
+        [
+            (
+                "vigil_silence_sources",
+                "gauge",
+                "Sources whose cadence the silence watch tracks (sender and host name).",
+                self.silence_sources.load(Ordering::Relaxed),
+            ),
+            (
+                "vigil_silence_sources_evicted_total",
+                "counter",
+                "Sources the silence watch stopped tracking to stay under its cap (least useful first: not yet learned, fewest events, longest quiet).",
+                self.silence_evicted.load(Ordering::Relaxed),
+            ),
+        ]
+    }
 }
 
 /// The time a source sent an event: when Vigil received it, else its own timestamp.
@@ -47,37 +70,74 @@ fn received(event: &Event) -> i64 {
 impl Watch {
     /// Reads what the ledger gained since the last call.
     fn read(&mut self, ledger: &Ledger) -> Result<(), String> {
-        if self.reader.is_none() {
-            self.reader = Some(ledger.reader().map_err(|e| e.to_string())?);
-        }
-        let reader = self.reader.as_mut().expect("set above");
+        let mut reader = match self.reader.take() {
+            Some(r) => r,
+            None => ledger.reader().map_err(|e| e.to_string())?,
+        };
+        let read = self.read_from(&mut reader);
+        self.reader = Some(reader);
+        read
+    }
+
+    fn read_from(&mut self, reader: &mut LedgerReader) -> Result<(), String> {
         reader.refresh().map_err(|e| e.to_string())?;
         let end = reader.end_seq();
         let next = *self
             .next
             .get_or_insert(end.saturating_sub(LEARN_EVENTS).max(reader.first_seq()));
-        let sources = &mut self.sources;
         reader
             .for_each_raw(next..end, |_, bytes| {
                 if let Ok(event) = Event::from_canonical(bytes)
-                    && event.get_str("vigil.source") != Some("vigil")
+                    && event.get_str("vigil.source") != Some(vigil_report::tally::OWN_SOURCE)
                 {
                     let name = vigil_report::tally::source_of(&event);
-                    let known = sources.len();
-                    if let Some((cadence, alerted)) = match sources.get_mut(&name) {
-                        Some(s) => Some(s),
-                        None if known < MAX_SOURCES => Some(sources.entry(name).or_default()),
-                        None => None,
-                    } {
-                        cadence.observe(received(&event));
-                        *alerted = false;
-                    }
+                    self.observe(name, received(&event), MAX_SOURCES);
                 }
                 Ok(())
             })
             .map_err(|e| e.to_string())?;
         self.next = Some(end);
         Ok(())
+    }
+
+    /// Counts an event of `name` received at `t` (ns), tracking at most `cap` sources.
+    fn observe(&mut self, name: String, t: i64, cap: usize) {
+        if let Some((cadence, alerted)) = self.sources.get_mut(&name) {
+            cadence.observe(t);
+            *alerted = false;
+            return;
+        }
+        if self.sources.len() >= cap {
+            self.evict(cap);
+        }
+        self.sources.entry(name).or_default().0.observe(t);
+    }
+
+    /// Makes room for new sources: drops a tenth of `cap`, those that matter least first —
+    /// sources whose cadence is not learned yet (they cannot alert, and a flood of made-up
+    /// names is all of this kind), then those with the fewest events (by order of magnitude),
+    /// then the longest quiet. A source that sends steadily is never crowded out by names that
+    /// each send a few events. Counted in `vigil_silence_sources_evicted_total`; amortized
+    /// O(log n) per new source.
+    fn evict(&mut self, cap: usize) {
+        let n = (cap / 10).max(1);
+        let mut order: Vec<((bool, u32, i64), String)> = self
+            .sources
+            .iter()
+            .map(|(name, (c, _))| {
+                let learned = c.gap_quantile(0.99).is_some();
+                ((learned, c.events.max(1).ilog2(), c.last), name.clone())
+            })
+            .collect();
+        let n = n.min(order.len());
+        if n == 0 {
+            return;
+        }
+        order.select_nth_unstable(n - 1);
+        for (_, name) in order.into_iter().take(n) {
+            self.sources.remove(&name);
+        }
+        self.evicted += n as u64;
     }
 
     /// The sources silent at `now` not alerted yet (marked alerted), at most
@@ -110,6 +170,25 @@ impl Watch {
     }
 }
 
+/// Spawns the watch when detection runs and `[silence]` is on.
+pub(crate) fn spawn(
+    config: &crate::ServerConfig,
+    core: &crate::topology::Core,
+    ledger: &Ledger,
+    t: &mut crate::topology::Tasks,
+) {
+    if let Some(detect) = &core.detect
+        && config.settings.silence.enabled
+    {
+        t.tasks.spawn(run(
+            ledger.clone(),
+            Arc::clone(detect),
+            config.settings.silence.clone(),
+            t.stop_rx.clone(),
+        ));
+    }
+}
+
 /// Runs the watch until `stop`.
 pub async fn run(
     ledger: Ledger,
@@ -121,6 +200,7 @@ pub async fn run(
         reader: None,
         next: None,
         sources: HashMap::new(),
+        evicted: 0,
     }));
     let started = Timestamp::now().as_nanos();
     let min_secs = settings.min.0.as_secs().max(1);
@@ -152,6 +232,13 @@ pub async fn run(
                 return;
             }
             let silent = watch.newly_silent(Timestamp::now().as_nanos(), started, factor, min_secs);
+            let progress = &detect.progress;
+            progress
+                .silence_sources
+                .store(watch.sources.len() as u64, Ordering::Relaxed);
+            progress
+                .silence_evicted
+                .store(watch.evicted, Ordering::Relaxed);
             drop(watch);
             if !silent.is_empty() {
                 for (source, quiet) in &silent {
@@ -170,5 +257,69 @@ pub async fn run(
         if let Err(e) = done {
             tracing::error!("silence watch: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    fn watch() -> Watch {
+        Watch {
+            reader: None,
+            next: None,
+            sources: HashMap::new(),
+            evicted: 0,
+        }
+    }
+
+    /// A flood of made-up names (from one sender, a few events each) past the cap never evicts
+    /// a source that sends steadily, and that source still alerts when it stops; the evictions
+    /// are counted and the watch stays under its cap.
+    #[test]
+    fn junk_names_past_the_cap_do_not_crowd_out_a_real_source() {
+        let cap = 100;
+        let mut w = watch();
+        for i in 0..50 {
+            w.observe("fw1@syslog:10.0.0.1".into(), i * 60 * S, cap);
+        }
+        let mut t = 50 * 60 * S;
+        for i in 0..5_000 {
+            t += S / 10;
+            // Each junk name sends one to three events: never as many as the real source.
+            for _ in 0..1 + i % 3 {
+                w.observe(format!("junk{i}@api:spammer/1234abcd"), t, cap);
+            }
+            assert!(w.sources.len() <= cap);
+        }
+        assert!(w.sources.contains_key("fw1@syslog:10.0.0.1"));
+        assert!(w.evicted >= 5_000 - cap as u64, "{}", w.evicted);
+        let silent = w.newly_silent(t + 3_600 * S, 0, 4, 900);
+        assert!(
+            silent.iter().any(|(name, _)| name == "fw1@syslog:10.0.0.1"),
+            "{silent:?}"
+        );
+    }
+
+    /// Learned junk names (four events each) are evicted before a real source with many
+    /// events, however recent they are.
+    #[test]
+    fn names_with_few_events_go_before_a_source_with_many_even_when_newer() {
+        let cap = 20;
+        let mut w = watch();
+        for i in 0..200 {
+            w.observe("db1@api:feeder/0000aaaa".into(), i * 10 * S, cap);
+        }
+        let mut t = 2_000 * S;
+        for i in 0..500 {
+            for _ in 0..4 {
+                t += S;
+                w.observe(format!("junk{i}"), t, cap);
+            }
+        }
+        assert!(w.sources.contains_key("db1@api:feeder/0000aaaa"));
+        assert!(w.sources.len() <= cap);
     }
 }

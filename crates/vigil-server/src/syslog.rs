@@ -54,10 +54,13 @@ fn parse_frames(
         redactor: ingest.redactor(),
     };
     let mut truncated = 0;
+    // Who sent them: the peer's address (after parsing: input cannot claim `vigil.*`).
+    let sender = format!("syslog:{}", peer.ip());
     let events = frames
         .into_iter()
         .map(|f| {
             let mut e = parse_line(&f.bytes, Format::Auto, &ctx);
+            e.insert(vigil_event::field::VIGIL_SENDER, sender.as_str());
             if f.truncated {
                 e.add_tag(vigil_event::tag::TRUNCATED);
                 truncated += 1;

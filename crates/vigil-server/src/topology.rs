@@ -116,16 +116,8 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
         }
     }
     query_rules(&config, &core, &ledger, &mut t);
-    if let Some(detect) = &core.detect
-        && config.settings.silence.enabled
-    {
-        t.tasks.spawn(crate::silence::run(
-            ledger.clone(),
-            Arc::clone(detect),
-            config.settings.silence.clone(),
-            t.stop_rx.clone(),
-        ));
-    }
+    crate::silence::spawn(&config, &core, &ledger, &mut t);
+    crate::report_schedule::spawn(&config, &core, &mut t);
     if config.demo {
         t.tasks
             .spawn(demo::run(Arc::clone(&ingest), t.stop_rx.clone()));

@@ -481,7 +481,7 @@ async fn run_verification(
         *last = Some(result.clone());
     }
     let mut e = audit::by(
-        "ledger_verify",
+        vigil_report::tally::VERIFY_ACTION,
         vigil_event::Category::Configuration,
         vigil_event::EventType::Info,
         if ok {

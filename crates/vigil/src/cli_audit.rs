@@ -27,3 +27,28 @@ pub fn record(data_dir: &Path, action: &str, message: &str, fields: &[(&str, &st
         eprintln!("vigil: warning: the audit event of this change was not recorded: {err}");
     }
 }
+
+/// Records a verification of the whole ledger (`ledger_verify`, with its outcome): the
+/// compliance report's integrity section lists the runs on record (PCI DSS 10.3.4).
+/// `vigil verify --record`; failing to record is a warning.
+pub fn record_verification(data_dir: &Path, intact: bool, message: &str) {
+    let outcome = if intact {
+        vigil_event::Outcome::Success
+    } else {
+        vigil_event::Outcome::Failure
+    };
+    let mut e = Event::audit_builder(vigil_report::tally::VERIFY_ACTION)
+        .category(vigil_event::Category::Configuration)
+        .event_type(vigil_event::EventType::Info)
+        .outcome(outcome)
+        .build();
+    let actor = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    e.insert("user.name", actor.as_str());
+    e.insert("vigil.origin", "cli");
+    e.insert("message", message);
+    if let Err(err) = vigil_server::audit::record_offline(data_dir, &e) {
+        eprintln!("vigil: warning: this verification was not put on record: {err}");
+    }
+}

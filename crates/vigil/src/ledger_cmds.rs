@@ -44,6 +44,11 @@ pub struct VerifyArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Put this run and its outcome on record in the ledger's audit trail (`ledger_verify`,
+    /// stored by the running server or the next start): compliance reports list the
+    /// verifications on record (PCI DSS 10.3.4). Without it, `verify` writes nothing.
+    #[arg(long)]
+    record: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +139,20 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     } else {
         "verified"
     };
+    if args.record {
+        crate::cli_audit::record_verification(
+            &args.data.data_dir,
+            report.is_intact(),
+            &format!(
+                "ledger verification (vigil verify): {verdict}{}",
+                report
+                    .problems
+                    .first()
+                    .map(|p| format!("; first problem: {p}"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
     let mut out = io::stdout().lock();
     match args.format {
         OutputFormat::Json => {

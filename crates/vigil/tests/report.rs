@@ -131,10 +131,18 @@ fn names(v: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s.as_str().unwrap().to_owned())
+        .map(|s| host(s.as_str().unwrap()).to_owned())
         .collect();
     n.sort();
     n
+}
+
+/// The host of a source name: sources are keyed `HOST@SENDER`, and the import is the sender
+/// of every event here.
+fn host(source: &str) -> &str {
+    source
+        .strip_suffix("@import:events.ndjson")
+        .unwrap_or_else(|| panic!("{source} was not sent by the import"))
 }
 
 #[test]
@@ -186,12 +194,12 @@ fn the_reports_numbers_equal_the_scenarios_known_truth_and_tampering_turns_it_re
         let users = events.iter().filter(|t| has(t, "user.name")).count() as f64;
         let expected = (users / events.len() as f64 * 10_000.0).round() / 10_000.0;
         assert_eq!(
-            c["evidence"]["per_source"][host]["user"].as_f64(),
+            c["evidence"]["per_source"][format!("{host}@import:events.ndjson")]["user"].as_f64(),
             Some(expected),
             "{host}"
         );
         assert_eq!(
-            c["evidence"]["per_source"][host]["time"].as_f64(),
+            c["evidence"]["per_source"][format!("{host}@import:events.ndjson")]["time"].as_f64(),
             Some(1.0)
         );
     }
@@ -208,7 +216,7 @@ fn the_reports_numbers_equal_the_scenarios_known_truth_and_tampering_turns_it_re
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["source"].as_str().unwrap())
+        .map(|s| host(s["source"].as_str().unwrap()))
         .collect();
     assert_eq!(silent, ["fw1", "gone1"]);
     assert_eq!(
@@ -277,4 +285,238 @@ fn the_reports_numbers_equal_the_scenarios_known_truth_and_tampering_turns_it_re
         .to_owned();
     assert!(problem.contains(".seg"), "the place is named: {problem}");
     assert_eq!(control(&r, "10.3.2")["status"], "failed");
+}
+
+/// `vigil report verify`: a JSON and an HTML report check, with the ledger's key pinned and
+/// without; an independent verifier (Python, `hashlib` + `cryptography`) agrees; one byte
+/// changed anywhere in either file, or another key, fails.
+#[test]
+fn a_signed_report_verifies_and_one_changed_byte_or_another_key_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = import(dir.path(), &scenario());
+    let json_file = dir.path().join("report.json");
+    let html_file = dir.path().join("report.html");
+    for (format, file) in [("json", &json_file), ("html", &html_file)] {
+        let out = vigil()
+            .args(["report", "pci-dss", "--format", format, "--data-dir"])
+            .arg(&data)
+            .arg("--out")
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let key = common::run_ok(vigil().args(["key", "--data-dir"]).arg(&data));
+    let key = key.trim().to_owned();
+    let verify = |file: &Path, key: Option<&str>| {
+        let mut cmd = vigil();
+        cmd.args(["report", "verify"]).arg(file);
+        if let Some(k) = key {
+            cmd.args(["--key", k]);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let python = common::require_tool("python3") && common::require_python_module("cryptography");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verify_report.py");
+    let independent = |file: &Path| {
+        std::process::Command::new("python3")
+            .arg(&script)
+            .arg(&key)
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    for file in [&json_file, &html_file] {
+        let (code, out) = verify(file, Some(&key));
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("hashes to the stated SHA-256"), "{out}");
+        assert!(out.contains("the key given with --key"), "{out}");
+        let (code, out) = verify(file, None);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("compare it with the key"), "{out}");
+        if python {
+            let out = independent(file);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+    // Another key pinned: refused.
+    let other = tempfile::tempdir().unwrap();
+    let other_data = import(other.path(), &scenario()[..10]);
+    let other_key = common::run_ok(vigil().args(["key", "--data-dir"]).arg(&other_data));
+    let (code, out) = verify(&json_file, Some(other_key.trim()));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("FAILED"), "{out}");
+
+    // One byte changed: a number in the JSON, a letter of the page's visible text, a digit of
+    // the page's hidden JSON. Vigil and the independent verifier both refuse each.
+    let json_text = std::fs::read_to_string(&json_file).unwrap();
+    let page = std::fs::read_to_string(&html_file).unwrap();
+    let events = json_text.find("\"events\": ").expect("an events count") + 10;
+    let hidden = page.find("vigil-report-json").unwrap();
+    let visible = page.find("log controls").unwrap();
+    let changed = [
+        ("changed.json", flip(json_text.as_bytes(), events)),
+        ("visible.html", flip(page.as_bytes(), visible)),
+        (
+            "hidden.html",
+            flip(
+                page.as_bytes(),
+                hidden + page[hidden..].find("&quot;events&quot;:").unwrap() + 19,
+            ),
+        ),
+    ];
+    for (name, bytes) in changed {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let (code, out) = verify(&file, Some(&key));
+        assert_eq!(code, Some(1), "{name}: {out}");
+        assert!(out.starts_with("FAILED"), "{name}: {out}");
+        if python && name != "visible.html" {
+            // (the independent check reads the JSON a page carries, not its look)
+            let out = independent(&file);
+            assert!(!out.status.success(), "{name}: python accepted it");
+        }
+    }
+}
+
+fn flip(bytes: &[u8], at: usize) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[at] ^= 0x01;
+    b
+}
+
+/// The integrity section lists the verifications on record (`vigil verify`, stored by the next
+/// start) and counts the witnesses' cosignatures of the period's checkpoints; a record that is
+/// not this ledger's signed checkpoint does not count.
+#[test]
+fn verification_runs_and_witness_cosignatures_are_in_the_integrity_section() {
+    use vigil_ledger::cosignature::CosignatureSigner;
+    use vigil_ledger::{LedgerPaths, LedgerReader, cosigned, note::parse_note};
+    let dir = tempfile::tempdir().unwrap();
+    let data = import(dir.path(), &scenario()[..50]);
+    // Not on record without --record; on record with it.
+    common::run_ok(vigil().args(["verify", "--data-dir"]).arg(&data));
+    common::run_ok(
+        vigil()
+            .args(["verify", "--record", "--data-dir"])
+            .arg(&data),
+    );
+    // A start stores the pending audit event of the command line's verification.
+    common::Server::start(&data, &[]).stop();
+
+    let latest = LedgerReader::open(&data)
+        .unwrap()
+        .latest_checkpoint()
+        .unwrap()
+        .expect("a signed checkpoint");
+    let text = parse_note(&latest.note).unwrap().text.to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let paths = LedgerPaths::new(&data);
+    for name in ["witness-a.example", "witness-b.example"] {
+        let w = CosignatureSigner::generate(name).unwrap();
+        let line = w.cosign(&text, now).unwrap();
+        cosigned::append(&paths, &format!("{}{line}", latest.note)).unwrap();
+    }
+    // Another log's checkpoint, cosigned: not this ledger's, not counted.
+    let other = tempfile::tempdir().unwrap();
+    let other_data = import(other.path(), &scenario()[..5]);
+    let theirs = LedgerReader::open(&other_data)
+        .unwrap()
+        .latest_checkpoint()
+        .unwrap()
+        .unwrap();
+    let w = CosignatureSigner::generate("witness-c.example").unwrap();
+    let line = w
+        .cosign(parse_note(&theirs.note).unwrap().text, now)
+        .unwrap();
+    cosigned::append(&paths, &format!("{}{line}", theirs.note)).unwrap();
+
+    // Three sshd failures (syslog, imported) and a rule on linux/sshd: the logsource evidence.
+    let minute_ago = |m: i64| {
+        vigil_event::Timestamp::from_nanos(
+            vigil_event::Timestamp::now().as_nanos() - m * 60_000_000_000,
+        )
+        .to_rfc3339()
+    };
+    let auth = dir.path().join("auth.log");
+    let lines: String = (1..=3)
+        .map(|m| {
+            format!(
+                "<38>1 {} host1 sshd 812 - - Failed password for root from 203.0.113.5 port 5211{m} ssh2\n",
+                minute_ago(m)
+            )
+        })
+        .collect();
+    std::fs::write(&auth, lines).unwrap();
+    common::run_ok(
+        vigil()
+            .args(["import", "--quiet", "--data-dir"])
+            .arg(&data)
+            .arg(&auth),
+    );
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("ssh.yml"), common::SSH_FAILED_LOGIN_RULE).unwrap();
+
+    let out = vigil()
+        .args(["report", "pci-dss", "--from", "-1h", "--rules"])
+        .arg(&rules)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let i = &r["integrity"];
+    assert_eq!(i["verified"], true, "{i:#}");
+    assert_eq!(i["verification_runs"]["total"], 1, "{i:#}");
+    assert_eq!(i["verification_runs"]["failed"], 0, "{i:#}");
+    assert_eq!(
+        i["verification_runs"]["runs"][0]["outcome"], "success",
+        "{i:#}"
+    );
+    assert_eq!(i["witness_cosignatures"], 2, "{i:#}");
+    assert_eq!(i["cosigned_checkpoints"], 1, "{i:#}");
+    assert_eq!(
+        i["witnesses"],
+        json!(["witness-a.example", "witness-b.example"]),
+        "{i:#}"
+    );
+    let c = control(&r, "10.3.2");
+    assert_eq!(c["evidence"]["witness_cosignatures"], 2);
+    assert_eq!(c["evidence"]["verification_runs"], 1);
+
+    let c = control(&r, "10.2.1.4");
+    let sshd = c["evidence"]["logsources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["logsource"] == "product: linux, service: sshd")
+        .unwrap_or_else(|| panic!("{c:#}"));
+    assert_eq!(sshd["events"], 3, "{sshd:#}");
+    assert_eq!(
+        sshd["sources"],
+        json!(["host1@import:auth.log"]),
+        "{sshd:#}"
+    );
+    assert_eq!(sshd["rules"], json!(["SSH failed login"]), "{sshd:#}");
 }

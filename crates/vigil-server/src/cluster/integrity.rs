@@ -175,6 +175,9 @@ pub fn answer(node: &str, shards: &dyn ShardLedgers, read: &Read) -> Answer {
                 from: *from,
                 to: *to,
                 scope: scope.clone(),
+                // The owner answers for its shard's ledger; the enabled rules (for the
+                // logsource evidence) are not sent along: a shard's report has none.
+                rules: None,
             };
             // The report is signed over its own JSON: it travels unchanged, beside the names.
             return match super::report::compute(&dir, &request) {

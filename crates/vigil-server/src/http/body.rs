@@ -56,6 +56,11 @@ pub(super) fn body_bytes(
     Ok(out)
 }
 
+/// `vigil.sender` of what `principal` sends: `api:NAME/ID` (names may repeat, ids do not).
+pub(super) fn sender_of(principal: &vigil_auth::Principal) -> String {
+    format!("api:{}/{}", principal.name, principal.id)
+}
+
 pub(super) fn context(state: &AppState, source: String, peer: SocketAddr) -> ParseContext {
     let now = Timestamp::now();
     ParseContext {
@@ -74,12 +79,18 @@ pub(super) fn context(state: &AppState, source: String, peer: SocketAddr) -> Par
 /// when the ledger cannot write). Returns the range, none when the request held no events.
 pub(super) async fn store(
     state: &AppState,
-    events: Vec<Event>,
+    mut events: Vec<Event>,
     listener: vigil_ingest::Listener,
     mark: Option<&crate::idempotency::Mark>,
+    sender: &vigil_auth::Principal,
 ) -> Result<Vec<std::ops::Range<u64>>, IngestError> {
     if events.is_empty() {
         return Ok(Vec::new());
+    }
+    // Who sent them, as authenticated (after parsing: input cannot claim `vigil.*`).
+    let sender = sender_of(sender);
+    for e in &mut events {
+        e.insert(vigil_event::field::VIGIL_SENDER, sender.as_str());
     }
     let pending = state
         .ingest

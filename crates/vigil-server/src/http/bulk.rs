@@ -84,7 +84,7 @@ pub(super) async fn bulk_impl(
             BulkItem::Refused(..) => None,
         })
         .collect();
-    let ranges = match store(&state, docs, vigil_ingest::Listener::Bulk, None).await {
+    let ranges = match store(&state, docs, vigil_ingest::Listener::Bulk, None, &principal).await {
         Ok(r) => r,
         Err(IngestError::Overloaded) => {
             state.ingest.metrics.http_rejected.add("overloaded", 1);

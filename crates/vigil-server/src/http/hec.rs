@@ -76,7 +76,15 @@ pub(super) async fn hec_event(
             return (StatusCode::BAD_REQUEST, Json(json!({"text": format!("Invalid data format: {reason}"), "code": 6, "invalid-event-number": i}))).into_response();
         }
     };
-    match store(&state, events, vigil_ingest::Listener::Hec, None).await {
+    match store(
+        &state,
+        events,
+        vigil_ingest::Listener::Hec,
+        None,
+        &principal,
+    )
+    .await
+    {
         Ok(_) => hec(StatusCode::OK, "Success", 0),
         Err(IngestError::Overloaded) => {
             state.ingest.metrics.http_rejected.add("overloaded", 1);
@@ -125,7 +133,15 @@ pub(super) async fn hec_raw(
     if events.is_empty() {
         return hec(StatusCode::BAD_REQUEST, "No data", 5);
     }
-    match store(&state, events, vigil_ingest::Listener::Hec, None).await {
+    match store(
+        &state,
+        events,
+        vigil_ingest::Listener::Hec,
+        None,
+        &principal,
+    )
+    .await
+    {
         Ok(_) => hec(StatusCode::OK, "Success", 0),
         Err(e) => ingest_failure(&state, e),
     }

@@ -146,7 +146,15 @@ pub(super) async fn ingest_batch(
         sender: principal.id.clone(),
         parse_errors,
     });
-    match store(state, events, vigil_ingest::Listener::Http, mark.as_ref()).await {
+    match store(
+        state,
+        events,
+        vigil_ingest::Listener::Http,
+        mark.as_ref(),
+        principal,
+    )
+    .await
+    {
         Ok(ranges) => Ok(crate::idempotency::answer(
             n,
             ranges.into_iter().next(),

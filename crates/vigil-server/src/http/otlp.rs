@@ -97,7 +97,15 @@ pub(super) async fn otlp_logs(
             return r;
         }
     };
-    match store(&state, decoded.events, vigil_ingest::Listener::Otlp, None).await {
+    match store(
+        &state,
+        decoded.events,
+        vigil_ingest::Listener::Otlp,
+        None,
+        &principal,
+    )
+    .await
+    {
         Ok(_) => {
             let response = vigil_otlp::response(decoded.dropped);
             let body = match encoding {

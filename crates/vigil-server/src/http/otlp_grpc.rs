@@ -68,7 +68,15 @@ impl LogsService for GrpcLogs {
                 "log records not stored: the parser failed on this request; retry later",
             ));
         };
-        match store(state, decoded.events, vigil_ingest::Listener::Otlp, None).await {
+        match store(
+            state,
+            decoded.events,
+            vigil_ingest::Listener::Otlp,
+            None,
+            &caller.principal,
+        )
+        .await
+        {
             Ok(_) => Ok(tonic::Response::new(vigil_otlp::response(decoded.dropped))),
             // UNAVAILABLE, not RESOURCE_EXHAUSTED: OTLP exporters retry RESOURCE_EXHAUSTED only
             // with a RetryInfo, and drop the batch otherwise.

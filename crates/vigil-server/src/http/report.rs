@@ -84,6 +84,10 @@ pub(super) async fn report(
         from,
         to,
         scope,
+        rules: state
+            .detect
+            .as_ref()
+            .map(|d| crate::report::enabled_rules(&d.rules())),
     };
     let dir = state.data_dir.clone();
     // The turn is given back when the work ends, not when the request does: an aborted
