@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod data_dir;
+mod drills;
 mod enrich;
 mod settings;
 mod types;
@@ -28,6 +29,7 @@ use clap::ArgAction;
 use serde::{Deserialize, Serialize};
 
 pub use data_dir::DataDir;
+pub use drills::DrillsSection;
 pub use enrich::{EnrichSection, IntelSection};
 pub use types::{Duration, Listen, Password, RedactPattern, Secret, SecretUrl, fingerprint};
 
@@ -137,6 +139,9 @@ pub struct Config {
     /// User and host tables and GeoIP joined at ingest.
     #[command(flatten)]
     pub enrich: EnrichSection,
+    /// Incident-response drills on a schedule (file only).
+    #[command(flatten)]
+    pub drills: DrillsSection,
     /// Start with a generated stream (web, SSH, sudo, application events) holding a brute
     /// force, a password spray, a scanner and an insider, with bundled rules and bans: alerts
     /// and bans appear within a minute.

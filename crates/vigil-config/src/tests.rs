@@ -66,6 +66,7 @@ fn sections() -> Vec<(&'static str, Vec<&'static str>, bool)> {
         ("cluster", fields::<ClusterSection>(), false),
         ("intel", fields::<IntelSection>(), false),
         ("enrich", fields::<EnrichSection>(), false),
+        ("drills", fields::<DrillsSection>(), false),
     ]
 }
 

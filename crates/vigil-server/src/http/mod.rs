@@ -87,6 +87,8 @@ pub struct AppState {
     pub verifying: std::sync::atomic::AtomicBool,
     /// The C2SP witness this server runs, and this ledger's witnesses.
     pub witness: crate::witness::WitnessState,
+    /// The drill runner (standalone servers; none in cluster mode).
+    pub drills: Option<Arc<crate::drill::DrillService>>,
 }
 
 type Shared = Arc<AppState>;
@@ -116,6 +118,7 @@ pub fn router(state: Shared) -> Router {
             "/api/v1/cluster",
             get(crate::cluster::health::cluster_health),
         )
+        .route("/api/v1/drills", get(drills::list).post(drills::run))
         .route("/api/v1/decisions", get(list_decisions).post(add_decision))
         .route(
             "/api/v1/decisions/{id}",
@@ -164,6 +167,7 @@ mod authn;
 mod body;
 mod bulk;
 mod decisions;
+mod drills;
 mod exceptions;
 mod hec;
 mod ledger;
