@@ -355,7 +355,10 @@ mod tests {
         // A truncated or malformed one.
         let short = &nonce(3)[..20];
         assert!(!r.mark_input(&mut event(short, "192.0.2.5")));
-        assert!(!r.mark_input(&mut event("vdrill-ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ", "192.0.2.5")));
+        assert!(!r.mark_input(&mut event(
+            "vdrill-ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+            "192.0.2.5"
+        )));
     }
 
     #[test]
@@ -382,14 +385,16 @@ mod tests {
     fn expired_nonces_mark_nothing_and_runs_are_bounded() {
         let r = DrillRegistry::default();
         let n = nonce(6);
-        r.begin("old", std::slice::from_ref(&n), Duration::ZERO).unwrap();
+        r.begin("old", std::slice::from_ref(&n), Duration::ZERO)
+            .unwrap();
         assert!(!r.mark_input(&mut event(&n, "192.0.2.5")));
         assert!(matches!(
             r.begin("old", &[], Duration::from_secs(1)),
             Err(DrillError::Duplicate(_))
         ));
         for i in 1..MAX_RUNS {
-            r.begin(&format!("r{i}"), &[], Duration::from_secs(1)).unwrap();
+            r.begin(&format!("r{i}"), &[], Duration::from_secs(1))
+                .unwrap();
         }
         assert!(matches!(
             r.begin("more", &[], Duration::from_secs(1)),

@@ -700,7 +700,10 @@ impl DecisionService {
         };
         for r in self.responders.iter().filter(|r| r.wants(alert)) {
             if let Some(run) = alert.drill_run() {
-                match self.drills.decide(alert.id, run, &alert.rule.title, ip, now) {
+                match self
+                    .drills
+                    .decide(alert.id, run, &alert.rule.title, ip, now)
+                {
                     Ok(event) => events.extend(event),
                     Err(e) => tracing::warn!("drill {run}: no drill decision: {e}"),
                 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use vigil_config::ConfigError;
 use vigil_event::Timestamp;
 use vigil_ledger::{Ledger, PruneOutcome, RecoveryReport, RetentionPolicy};
-use vigil_config::ConfigError;
 use vigil_parse::redact::Redactor;
 
 use crate::error::StartError;

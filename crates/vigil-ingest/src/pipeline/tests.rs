@@ -262,7 +262,11 @@ async fn only_the_door_marks_drill_events_and_it_journals_them() {
     .with_drills(Arc::clone(&drills));
     let nonce = nonce_from([7; 16]);
     drills
-        .begin("run1", std::slice::from_ref(&nonce), Duration::from_secs(60))
+        .begin(
+            "run1",
+            std::slice::from_ref(&nonce),
+            Duration::from_secs(60),
+        )
         .unwrap();
     let mut marked = Event::new(Timestamp::from_secs(1));
     marked.insert("message", format!("Failed password for root {nonce}"));
@@ -287,7 +291,11 @@ async fn only_the_door_marks_drill_events_and_it_journals_them() {
     // Vigil's own event of the run (an alert, a decision) keeps its mark.
     let mut own = Event::new(Timestamp::from_secs(2));
     own.insert(VIGIL_DRILL_RUN, "run1");
-    let own_seq = ingest.submit(vec![own], Origin::Alert).durable().await.unwrap();
+    let own_seq = ingest
+        .submit(vec![own], Origin::Alert)
+        .durable()
+        .await
+        .unwrap();
     let mut reader = ledger.reader().unwrap();
     assert_eq!(reader.read_event(0).unwrap().drill_run(), None, "forged");
     assert_eq!(reader.read_event(1).unwrap().drill_run(), Some("run1"));

@@ -242,7 +242,10 @@ impl DrillService {
             1 + u8::from_str_radix(&vigil_auth::token::random_hex(1), 16).unwrap_or(0) % 254,
         ));
         let sent = send::send_all(self, &scenario, &run, &nonces, ip).await;
-        let mut expect = Expect { sent, ..expect_base };
+        let mut expect = Expect {
+            sent,
+            ..expect_base
+        };
         let deadline = Instant::now() + timeout;
         let steps = loop {
             let journal = self.registry.journal(&run).unwrap_or_default();
@@ -344,14 +347,17 @@ pub fn exclude_drills(pipeline: &mut vigil_query::Pipeline) {
         match e {
             Expr::And(v) | Expr::Or(v) => v.iter().any(names_drill),
             Expr::Not(a) => names_drill(a),
-            Expr::Compare { field, .. } | Expr::In { field, .. } => field.starts_with("vigil.drill"),
+            Expr::Compare { field, .. } | Expr::In { field, .. } => {
+                field.starts_with("vigil.drill")
+            }
             Expr::Text(_) => false,
         }
     }
     if pipeline.search.as_ref().is_some_and(names_drill) {
         return;
     }
-    let Ok(not_drill) = vigil_query::parse(&format!("NOT {}=*", vigil_event::field::VIGIL_DRILL_RUN))
+    let Ok(not_drill) =
+        vigil_query::parse(&format!("NOT {}=*", vigil_event::field::VIGIL_DRILL_RUN))
     else {
         return;
     };

@@ -103,8 +103,7 @@ fn alerts(journal: &Journal) -> Vec<AlertSeen> {
             id,
             rule_id: e.get_str("rule.id").unwrap_or("").to_owned(),
             title: e.get_str("rule.name").unwrap_or("").to_owned(),
-            created: int(e, "vigil.alert.created")
-                .map_or(e.timestamp(), Timestamp::from_nanos),
+            created: int(e, "vigil.alert.created").map_or(e.timestamp(), Timestamp::from_nanos),
             trigger_seq: int(e, "vigil.alert.last_seq").map(|i| i as u64),
         });
     }
@@ -113,7 +112,8 @@ fn alerts(journal: &Journal) -> Vec<AlertSeen> {
 
 /// Vigil's own drill events (alerts, decisions, notifications) are not the run's input.
 fn is_input(e: &Event) -> bool {
-    !e.dataset().is_some_and(|d| d.starts_with(field::VIGIL_PREFIX))
+    !e.dataset()
+        .is_some_and(|d| d.starts_with(field::VIGIL_PREFIX))
 }
 
 /// The alerts of the run: `(id, rule id, title)`, for routing.
@@ -181,6 +181,15 @@ pub fn assess(journal: &Journal, expect: &Expect) -> (Vec<Step>, bool) {
         seq.and_then(|q| journal.stored.iter().find(|s| s.seq == q))
             .map(|s| s.durable)
     };
+    let sent_of = |seq: Option<u64>| {
+        let event = &journal.stored.iter().find(|s| Some(s.seq) == seq)?.event;
+        expect.sent.iter().find_map(|(nonce, sent)| {
+            let has = event
+                .fields()
+                .any(|(_, v)| v.as_str().is_some_and(|t| t.contains(nonce.as_str())));
+            has.then(|| sent.as_ref().ok().copied()).flatten()
+        })
+    };
     let wanted: Vec<Option<&str>> = if expect.rules.is_empty() {
         vec![None]
     } else {
@@ -188,16 +197,30 @@ pub fn assess(journal: &Journal, expect: &Expect) -> (Vec<Step>, bool) {
     };
     for want in wanted {
         let hit = seen.iter().find(|a| {
-            want.is_none_or(|w| a.rule_id.eq_ignore_ascii_case(w) || a.title.eq_ignore_ascii_case(w))
+            want.is_none_or(|w| {
+                a.rule_id.eq_ignore_ascii_case(w) || a.title.eq_ignore_ascii_case(w)
+            })
         });
         let label = want.unwrap_or("any rule");
         steps.push(match hit {
-            Some(a) => Step {
-                name: format!("stored → alert: {label}"),
-                status: Status::Passed,
-                latency_ms: durable_of(a.trigger_seq).map(|d| ms(d, a.created)),
-                detail: format!("alert {} ({}) raised", a.id, a.title),
-            },
+            Some(a) => {
+                // The detector, woken by the group commit that stored the event, can raise
+                // the alert before the door has recorded the commit: then it took no time.
+                let stored = durable_of(a.trigger_seq).map(|d| ms(d, a.created));
+                let mut detail = format!("alert {} ({}) raised", a.id, a.title);
+                if let Some(sent) = sent_of(a.trigger_seq) {
+                    detail.push_str(&format!("; sent → alert {:.1} ms", ms(sent, a.created)));
+                }
+                if stored.is_some_and(|l| l < 0.0) {
+                    detail.push_str(" (raised within the commit that stored its event)");
+                }
+                Step {
+                    name: format!("stored → alert: {label}"),
+                    status: Status::Passed,
+                    latency_ms: stored.map(|l| l.max(0.0)),
+                    detail,
+                }
+            }
             None => {
                 complete = false;
                 Step {
@@ -234,12 +257,16 @@ pub fn assess(journal: &Journal, expect: &Expect) -> (Vec<Step>, bool) {
             });
             let name = format!("alert {} → notify {name} ({kind})", a.id);
             steps.push(match outcome {
-                Some(s) if s.event.get_str(field::EVENT_ACTION) == Some("notification-delivered") => Step {
-                    name,
-                    status: Status::Passed,
-                    latency_ms: Some(ms(a.created, s.event.timestamp())),
-                    detail: "delivered".into(),
-                },
+                Some(s)
+                    if s.event.get_str(field::EVENT_ACTION) == Some("notification-delivered") =>
+                {
+                    Step {
+                        name,
+                        status: Status::Passed,
+                        latency_ms: Some(ms(a.created, s.event.timestamp())),
+                        detail: "delivered".into(),
+                    }
+                }
                 Some(s) => Step {
                     name,
                     status: Status::Failed,
@@ -255,7 +282,8 @@ pub fn assess(journal: &Journal, expect: &Expect) -> (Vec<Step>, bool) {
                         name,
                         status: Status::Failed,
                         latency_ms: None,
-                        detail: "no delivery and no failure recorded before the drill's timeout".into(),
+                        detail: "no delivery and no failure recorded before the drill's timeout"
+                            .into(),
                     }
                 }
             });
@@ -290,7 +318,8 @@ pub fn assess(journal: &Journal, expect: &Expect) -> (Vec<Step>, bool) {
                 name: format!("decision {} → fetched by a bouncer", id.unwrap_or(0)),
                 status: Status::Skipped,
                 latency_ms: None,
-                detail: "no bouncer polled the decision stream in the minute before the drill".into(),
+                detail: "no bouncer polled the decision stream in the minute before the drill"
+                    .into(),
             });
         }
         for b in &expect.bouncers {
@@ -355,7 +384,8 @@ fn why_no_alert(want: Option<&str>, expect: &Expect, nothing_stored: bool) -> St
         Some(w) => format!(
             "missed: rule {w:?} is loaded but raised no alert from the drill's events before the timeout (why: POST /api/v1/rules/trace with one of them; an exception may silence it)"
         ),
-        None => "missed: no loaded rule raised an alert from the drill's events before the timeout".into(),
+        None => "missed: no loaded rule raised an alert from the drill's events before the timeout"
+            .into(),
     }
 }
 
@@ -503,14 +533,33 @@ mod tests {
             dataset::VIGIL_ALERT,
             "alert-created",
             30,
-            &[("vigil.alert.id", 7), ("vigil.alert.last_seq", 2), ("vigil.alert.created", at(30).as_nanos())],
+            &[
+                ("vigil.alert.id", 7),
+                ("vigil.alert.last_seq", 2),
+                ("vigil.alert.created", at(30).as_nanos()),
+            ],
         );
         alert.insert("rule.name", "SSH brute force");
         alert.insert("rule.id", "r-1");
-        let mut delivered = own(dataset::VIGIL_NOTIFY, "notification-delivered", 80, &[("vigil.alert.id", 7)]);
+        let mut delivered = own(
+            dataset::VIGIL_NOTIFY,
+            "notification-delivered",
+            80,
+            &[("vigil.alert.id", 7)],
+        );
         delivered.insert("vigil.notifier", "hook");
-        let ban = own(dataset::VIGIL_DECISION, "drill-ban", 35, &[("vigil.alert.id", 7), ("vigil.decision.id", 9)]);
-        let mut fetched = own(dataset::VIGIL_DECISION, "drill-fetched", 1035, &[("vigil.alert.id", 7), ("vigil.decision.id", 9)]);
+        let ban = own(
+            dataset::VIGIL_DECISION,
+            "drill-ban",
+            35,
+            &[("vigil.alert.id", 7), ("vigil.decision.id", 9)],
+        );
+        let mut fetched = own(
+            dataset::VIGIL_DECISION,
+            "drill-fetched",
+            1035,
+            &[("vigil.alert.id", 7), ("vigil.decision.id", 9)],
+        );
         fetched.insert("vigil.bouncer", "fw");
         Journal {
             stored: vec![
@@ -529,7 +578,10 @@ mod tests {
         let mut routes = BTreeMap::new();
         routes.insert(7, (vec![("hook".to_owned(), "webhook".to_owned())], true));
         Expect {
-            sent: vec![("vdrill-a".into(), Ok(at(0))), ("vdrill-b".into(), Ok(at(5)))],
+            sent: vec![
+                ("vdrill-a".into(), Ok(at(0))),
+                ("vdrill-b".into(), Ok(at(5))),
+            ],
             rules: vec!["SSH brute force".into()],
             loaded: Some(vec![("r-1".into(), "SSH brute force".into())]),
             routes,
@@ -549,8 +601,16 @@ mod tests {
             got,
             [
                 ("ingest → stored", Status::Passed, Some(15.0)),
-                ("stored → alert: SSH brute force", Status::Passed, Some(10.0)),
-                ("alert 7 → notify hook (webhook)", Status::Passed, Some(50.0)),
+                (
+                    "stored → alert: SSH brute force",
+                    Status::Passed,
+                    Some(10.0)
+                ),
+                (
+                    "alert 7 → notify hook (webhook)",
+                    Status::Passed,
+                    Some(50.0)
+                ),
                 ("alert 7 → ban decision", Status::Passed, Some(5.0)),
                 ("decision 9 → fetched by fw", Status::Passed, Some(1000.0)),
             ]
@@ -560,8 +620,14 @@ mod tests {
     #[test]
     fn a_failed_delivery_a_missing_event_and_a_rule_not_loaded_are_failures_with_reasons() {
         let mut j = journal();
-        j.stored.retain(|s| s.event.get_str(field::EVENT_ACTION) != Some("notification-delivered"));
-        let mut failed = own(dataset::VIGIL_NOTIFY, "notification-failed", 90, &[("vigil.alert.id", 7)]);
+        j.stored
+            .retain(|s| s.event.get_str(field::EVENT_ACTION) != Some("notification-delivered"));
+        let mut failed = own(
+            dataset::VIGIL_NOTIFY,
+            "notification-failed",
+            90,
+            &[("vigil.alert.id", 7)],
+        );
         failed.insert("vigil.notifier", "hook");
         failed.insert(field::ERROR_MESSAGE, "connection refused");
         j.stored.push(stored(7, 91, failed));
@@ -605,7 +671,13 @@ mod tests {
         x.routes.clear();
         x.bouncers.clear();
         let (steps, _) = assess(&journal(), &x);
-        assert!(steps.iter().all(|s| s.status != Status::Failed), "{steps:#?}");
-        assert_eq!(steps.iter().filter(|s| s.status == Status::Skipped).count(), 2);
+        assert!(
+            steps.iter().all(|s| s.status != Status::Failed),
+            "{steps:#?}"
+        );
+        assert_eq!(
+            steps.iter().filter(|s| s.status == Status::Skipped).count(),
+            2
+        );
     }
 }

@@ -139,10 +139,7 @@ impl Scenario {
             return bad(format!("version {} is not supported (1 is)", s.version));
         }
         if !valid_name(&s.name) {
-            return bad(format!(
-                "name {:?}: use 1-64 of a-z, 0-9, - and _",
-                s.name
-            ));
+            return bad(format!("name {:?}: use 1-64 of a-z, 0-9, - and _", s.name));
         }
         if s.events.is_empty() {
             return bad("no [[event]]".into());
@@ -169,10 +166,7 @@ impl Scenario {
             }
             if e.listener == DrillListener::SyslogUdp || e.listener == DrillListener::SyslogTcp {
                 if e.text.contains('\n') {
-                    return bad(format!(
-                        "event {}: a syslog text is one line",
-                        i + 1
-                    ));
+                    return bad(format!("event {}: a syslog text is one line", i + 1));
                 }
             }
         }
@@ -320,7 +314,11 @@ mod tests {
                         now: chrono::Utc::now(),
                     },
                 );
-                assert!(t.contains("vdrill-x") && !t.contains('{') || e.format.as_deref() == Some("json"), "{t}");
+                assert!(
+                    t.contains("vdrill-x") && !t.contains('{')
+                        || e.format.as_deref() == Some("json"),
+                    "{t}"
+                );
                 if e.format.as_deref() == Some("json") {
                     let v: serde_json::Value = serde_json::from_str(&t).expect(&t);
                     assert!(v.is_object());
@@ -335,9 +333,20 @@ mod tests {
         let ok = format!("{base}[[event]]\nlistener = \"syslog-udp\"\ntext = \"a {{nonce}}\"\n");
         assert!(Scenario::parse(&ok, "t").is_ok());
         for (bad, why) in [
-            (format!("{base}[[event]]\nlistener = \"syslog-udp\"\ntext = \"a\"\n"), "no {nonce}"),
-            (format!("{base}[[event]]\nlistener = \"syslog-udp\"\nrepeat = 100000\ntext = \"{{nonce}}\"\n"), "events"),
-            (format!("{base}[[event]]\nlistener = \"ftp\"\ntext = \"{{nonce}}\"\n"), "unknown variant"),
+            (
+                format!("{base}[[event]]\nlistener = \"syslog-udp\"\ntext = \"a\"\n"),
+                "no {nonce}",
+            ),
+            (
+                format!(
+                    "{base}[[event]]\nlistener = \"syslog-udp\"\nrepeat = 100000\ntext = \"{{nonce}}\"\n"
+                ),
+                "events",
+            ),
+            (
+                format!("{base}[[event]]\nlistener = \"ftp\"\ntext = \"{{nonce}}\"\n"),
+                "unknown variant",
+            ),
             (ok.replace("name = \"x\"", "name = \"../etc\""), "name"),
             (ok.replace("version = 1", "version = 2"), "version"),
             (format!("{ok}surprise = 1\n"), "unknown field"),

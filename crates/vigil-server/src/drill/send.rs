@@ -91,7 +91,11 @@ pub(super) async fn send_all(
             }
             DrillListener::SyslogUdp => {
                 let addr = service.targets.syslog_udp.expect("checked by run");
-                let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+                let bind = if addr.is_ipv4() {
+                    "0.0.0.0:0"
+                } else {
+                    "[::]:0"
+                };
                 let socket = tokio::net::UdpSocket::bind(bind).await;
                 for (nonce, text) in texts {
                     let result = match &socket {
@@ -124,7 +128,9 @@ pub(super) async fn send_all(
         let revoked =
             tokio::task::spawn_blocking(move || accounts.revoke_token(&name).map(|_| ())).await;
         if !matches!(revoked, Ok(Ok(()))) {
-            tracing::error!("drill {run}: revoking its ingest token {run}-ingest failed: revoke it by hand (vigil token revoke)");
+            tracing::error!(
+                "drill {run}: revoking its ingest token {run}-ingest failed: revoke it by hand (vigil token revoke)"
+            );
         }
     }
     out

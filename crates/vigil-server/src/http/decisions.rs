@@ -75,9 +75,7 @@ pub(super) async fn bouncer_stream(
         }
     }
     if !fetched.is_empty() {
-        let _ = state
-            .ingest
-            .submit(fetched, vigil_ingest::Origin::Decision);
+        let _ = state.ingest.submit(fetched, vigil_ingest::Origin::Decision);
     }
     Json(body).into_response()
 }

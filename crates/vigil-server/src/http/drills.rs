@@ -78,9 +78,14 @@ pub(super) async fn run(
             }
         },
     };
-    match drills.run(&request.scenario, &principal.name, timeout).await {
+    match drills
+        .run(&request.scenario, &principal.name, timeout)
+        .await
+    {
         Ok(report) => Json(report.to_json()).into_response(),
-        Err(e @ crate::drill::DrillError::Unknown(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ crate::drill::DrillError::Unknown(_)) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
         Err(e @ crate::drill::DrillError::Busy) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e @ crate::drill::DrillError::NoListener { .. }) => {
             error(StatusCode::CONFLICT, e.to_string())
