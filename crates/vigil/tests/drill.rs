@@ -439,3 +439,41 @@ fn senders_cannot_forge_the_drill_mark_and_only_analysts_run_drills() {
     }
     server.stop();
 }
+
+#[test]
+fn the_drills_page_runs_a_drill_and_shows_its_report() {
+    if let Some(why) = browser_missing() {
+        skip(&why);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rules = write_demo_rules(dir.path());
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(&config, "").unwrap();
+    let password = "drills test password 1";
+    add_user(&data, "ana", "analyst", password);
+    let p = ports();
+    let server = start(&data, &rules, &config, &p);
+    let artifacts = std::env::var_os("VIGIL_ARTIFACTS")
+        .map(|d| std::path::PathBuf::from(d).join("drills"))
+        .unwrap_or_else(|| dir.path().join("artifacts"));
+    let out = std::process::Command::new("node")
+        .arg("drills.mjs")
+        .current_dir(browser_dir())
+        .env("VIGIL_URL", &server.url)
+        .env("VIGIL_USER", "ana")
+        .env("VIGIL_PASSWORD", password)
+        .env("ARTIFACTS", &artifacts)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("STEPS PASSED"),
+        "the browser test failed:\n{stdout}\n{}\n--- server log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    server.stop();
+}

@@ -136,7 +136,8 @@ pub(super) async fn send_all(
     out
 }
 
-/// One `POST /api/v1/ingest` of an entry's events; the time its 200 came (durable).
+/// One `POST /api/v1/ingest` of an entry's events; when the request started, once it is
+/// answered 200 (durable).
 async fn post(
     service: &DrillService,
     token: &str,
@@ -161,6 +162,8 @@ async fn post(
         .build()
         .map_err(|e| format!("an HTTP client: {e}"))?;
     let body: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
+    // Sent when the request starts: the 200 comes only once the events are durable.
+    let started = Timestamp::now();
     let response = client
         .post(&url)
         .bearer_auth(token)
@@ -171,7 +174,7 @@ async fn post(
         .map_err(|e| format!("POST {url}: {e}"))?;
     let status = response.status();
     if status.is_success() {
-        Ok(Timestamp::now())
+        Ok(started)
     } else {
         let text = response.text().await.unwrap_or_default();
         Err(format!(
