@@ -477,3 +477,30 @@ fn the_drills_page_runs_a_drill_and_shows_its_report() {
     );
     server.stop();
 }
+
+#[test]
+fn scheduled_drills_run_on_their_own_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rules = write_demo_rules(dir.path());
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        "[drills]\nscenarios = [\"ssh-brute-force\"]\nevery = \"2s\"\ntimeout = \"20s\"\n",
+    )
+    .unwrap();
+    let p = ports();
+    let server = start(&data, &rules, &config, &p);
+    let reports = || {
+        ledger_events(&data)
+            .into_iter()
+            .filter(|e| e.is_dataset("vigil.drill"))
+            .collect::<Vec<_>>()
+    };
+    assert!(wait_until(90, || reports().len() >= 2), "{}", server.log());
+    let log = server.stop();
+    for r in reports() {
+        assert_eq!(r.get_str("user.name"), Some("schedule"));
+        assert_eq!(r.get_str("event.outcome"), Some("success"), "{log}");
+    }
+}
