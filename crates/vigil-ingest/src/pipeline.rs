@@ -259,7 +259,8 @@ impl<L: EventLog> Ingest<L> {
         // Vigil's own events other than audit are not a source.
         let mut per_source: Vec<(String, u64)> = Vec::new();
         if matches!(origin, Origin::Input(_) | Origin::Audit) {
-            for event in &events {
+            // A drill's events count for no source (the Sources page's figures).
+            for event in events.iter().filter(|e| e.drill_run().is_none()) {
                 let source = event.get_str("vigil.source").unwrap_or(label);
                 if let Some(at) = per_source.iter().position(|(s, _)| s == source) {
                     per_source[at].1 += 1;
