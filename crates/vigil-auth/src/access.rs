@@ -103,6 +103,10 @@ pub const ROUTES: &[RouteAccess] = &[
     r("GET", "/api/v1/rules", Access::Read),
     // Why an event did or did not match a rule: reads a stored event, changes nothing.
     r("POST", "/api/v1/rules/trace", Access::Read),
+    // Drills: the scenarios and reports are read; running one sends (marked) events through
+    // the listeners and raises alerts, so analysts and admins only.
+    r("GET", "/api/v1/drills", Access::Read),
+    r("POST", "/api/v1/drills", Access::Triage),
     r("GET", "/api/v1/exceptions", Access::Read),
     // Rule exceptions silence detections: analysts and admins, audited.
     r("POST", "/api/v1/exceptions", Access::Triage),

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod data_dir;
+mod drills;
 mod enrich;
 mod logsource;
 mod report;
@@ -30,6 +31,7 @@ use clap::ArgAction;
 use serde::{Deserialize, Serialize};
 
 pub use data_dir::DataDir;
+pub use drills::DrillsSection;
 pub use enrich::{EnrichSection, IntelSection};
 pub use logsource::LogSourceSection;
 pub use report::ReportSection;
@@ -147,6 +149,9 @@ pub struct Config {
     /// The Sigma logsource of what a source receives (`[[logsource]]`, file only).
     #[arg(skip)]
     pub logsource: Vec<LogSourceSection>,
+    /// Incident-response drills on a schedule (file only).
+    #[command(flatten)]
+    pub drills: DrillsSection,
     /// Start with a generated stream (web, SSH, sudo, application events) holding a brute
     /// force, a password spray, a scanner and an insider, with bundled rules and bans: alerts
     /// and bans appear within a minute.

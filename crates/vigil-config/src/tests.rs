@@ -68,6 +68,7 @@ fn sections() -> Vec<(&'static str, Vec<&'static str>, bool)> {
         ("intel", fields::<IntelSection>(), false),
         ("enrich", fields::<EnrichSection>(), false),
         ("logsource", fields::<LogSourceSection>(), true),
+        ("drills", fields::<DrillsSection>(), false),
     ]
 }
 

@@ -162,6 +162,15 @@ impl Alert {
         group_text(&self.group)
     }
 
+    /// The drill run this alert was raised by (its group holds it), or `None` for a real
+    /// alert. Drill alerts ban nobody and are left out of lists and dashboards by default.
+    pub fn drill_run(&self) -> Option<&str> {
+        self.group
+            .iter()
+            .find(|(k, _)| k == field::VIGIL_DRILL_RUN)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The alert as a ledger event (`event.dataset=vigil.alert`), for `action` one of
     /// `created`, `updated`, `triaged`.
     pub fn to_event(&self, action: &str, now: Timestamp) -> Event {
@@ -205,6 +214,9 @@ impl Alert {
         );
         for (field, value) in &self.group {
             e.insert(format!("vigil.alert.group_fields.{field}"), value.as_str());
+        }
+        if let Some(run) = self.drill_run() {
+            e.insert(field::VIGIL_DRILL_RUN, run);
         }
         if let Some(x) = &self.explain {
             for (k, v) in x.to_fields() {
@@ -253,6 +265,7 @@ impl Alert {
             "history": self.history.iter().map(|t| json!({"status": t.status.as_str(), "by": t.by, "at": iso(t.at), "comment": t.comment})).collect::<Vec<_>>(),
             "created": iso(self.created),
             "baseline": self.explain.as_ref().map(crate::behaviour::Explanation::to_json),
+            "drill": self.drill_run(),
         });
         // Cluster mode with several detector partitions only (the shape is unchanged else).
         if let Some(p) = self.partition {
@@ -396,6 +409,41 @@ pub struct AlertFilter {
     pub since: Option<Timestamp>,
     /// Only alerts first seen before.
     pub until: Option<Timestamp>,
+    /// Drill alerts: left out unless asked for.
+    pub drills: DrillFilter,
+}
+
+/// Which alerts a list holds as to drills (`vigil drill`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DrillFilter {
+    /// Real alerts only (the default: drills never count in lists and dashboards).
+    #[default]
+    Exclude,
+    /// Real and drill alerts.
+    Include,
+    /// Drill alerts only.
+    Only,
+}
+
+impl DrillFilter {
+    /// `exclude`, `include` or `only` (`?drills=` of `GET /api/v1/alerts`).
+    pub fn parse(text: &str) -> Option<DrillFilter> {
+        match text {
+            "exclude" => Some(DrillFilter::Exclude),
+            "include" => Some(DrillFilter::Include),
+            "only" => Some(DrillFilter::Only),
+            _ => None,
+        }
+    }
+
+    /// Whether an alert of drill run `run` (none: a real alert) is kept.
+    pub fn keeps(self, run: Option<&str>) -> bool {
+        match self {
+            DrillFilter::Exclude => run.is_none(),
+            DrillFilter::Include => true,
+            DrillFilter::Only => run.is_some(),
+        }
+    }
 }
 
 /// Why a triage change was refused. Neither is worth a retry: the first is the caller's id,
@@ -642,6 +690,7 @@ impl AlertBook {
             })
             .filter(|a| filter.since.is_none_or(|t| a.last_seen >= t))
             .filter(|a| filter.until.is_none_or(|t| a.first_seen < t))
+            .filter(|a| filter.drills.keeps(a.drill_run()))
             .collect()
     }
 

@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use vigil_event::{Event, Timestamp, Value};
+use vigil_event::{Event, Timestamp, Value, field};
 
 use crate::correlation::CorrelationType;
 use crate::partition::DetectorPartition;
@@ -321,9 +321,15 @@ impl CorrelationEngine {
         let rule = &corr.rule;
         let span = rule.timespan_ns;
         // Group key.
-        let mut key = Vec::with_capacity(rule.group_by.len());
+        let mut key = Vec::with_capacity(rule.group_by.len() + 1);
         for name in &rule.group_by {
             key.push(lookup(set, corr, name, item)?);
+        }
+        // A drill's events count only among themselves: its run is part of every group key,
+        // so a drill never completes, nor hides inside, a real correlation.
+        let drill = item_drill_run(item);
+        if let Some(run) = &drill {
+            key.push(run.clone());
         }
         match self.keep.get(ci) {
             Some(Keep::Nothing) => return None,
@@ -416,7 +422,13 @@ impl CorrelationEngine {
         state.stats.hits += 1;
         Some(CorrelationHit {
             correlation: ci,
-            group: rule.group_by.iter().cloned().zip(key).collect(),
+            group: rule
+                .group_by
+                .iter()
+                .cloned()
+                .zip(key)
+                .chain(drill.map(|run| (field::VIGIL_DRILL_RUN.to_owned(), run)))
+                .collect(),
             value: measure,
             first: Timestamp::from_nanos(first),
             last: Timestamp::from_nanos(newest),
@@ -491,6 +503,18 @@ fn measure(
             }
             next as f64
         }
+    }
+}
+
+/// The drill run an item belongs to: its event's, or the one in a child hit's group.
+fn item_drill_run(item: &Item<'_>) -> Option<String> {
+    match item {
+        Item::Event { event, .. } => event.drill_run().map(str::to_owned),
+        Item::Hit { hit, .. } => hit
+            .group
+            .iter()
+            .find(|(k, _)| k == field::VIGIL_DRILL_RUN)
+            .map(|(_, v)| v.clone()),
     }
 }
 

@@ -2,7 +2,7 @@
 //! event's main entity, then the correlations over the matches. `vigil serve` and `vigil hunt`
 //! both evaluate through this, so the same events give the same alerts.
 
-use vigil_event::{Event, Timestamp, Value, dataset};
+use vigil_event::{Event, Timestamp, Value, dataset, field};
 
 use crate::alert::{Level, RuleInfo as AlertRule};
 use crate::correlate::{CorrelationEngine, Limits};
@@ -35,6 +35,15 @@ pub fn main_entity(event: &Event) -> Vec<(String, String)> {
         }
     }
     Vec::new()
+}
+
+/// Adds the event's drill run to an alert group: a drill's alerts are their own (the alert
+/// book keys alerts by rule and group), never merged with real alerts of the same entity, and
+/// they say they are drills ([`crate::alert::Alert::drill_run`]).
+pub fn with_drill_run(group: &mut Vec<(String, String)>, event: &Event) {
+    if let Some(run) = event.drill_run() {
+        group.push((field::VIGIL_DRILL_RUN.to_owned(), run.to_owned()));
+    }
 }
 
 /// What one event raised: a rule (or correlation), the alert group, and the time to record.
@@ -179,9 +188,11 @@ impl Evaluator {
                 if let Some(hit) = self.behaviour.observe(set, b, event, true)
                     && let Some(info) = set.rule(id)
                 {
+                    let mut group = hit.group;
+                    with_drill_run(&mut group, event);
                     out.push(Raised {
                         rule: alert_rule(&info.meta),
-                        group: hit.group,
+                        group,
                         time: event.timestamp(),
                         explain: Some(hit.explain),
                     });
@@ -193,7 +204,8 @@ impl Evaluator {
             {
                 let mut rule = alert_rule(&info.meta);
                 rule.level = crate::criticality::raise(rule.level, event);
-                let group = main_entity(event);
+                let mut group = main_entity(event);
+                with_drill_run(&mut group, event);
                 if !self
                     .partition
                     .keeps(&rule.id, group.iter().map(|(_, v)| v.as_str()))

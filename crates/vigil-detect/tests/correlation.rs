@@ -488,3 +488,36 @@ fn hayabusa_value_count_fires_on_4625() {
     let events = vec![fail(0, "a"), fail(10, "b"), fail(20, "c"), fail(400, "d")];
     assert!(fired(&run(&set, &mut eng, &events)).is_empty());
 }
+
+/// A drill's events (`vigil.drill.run`) count only among themselves: two real events and one
+/// drill event of the same user never make three, two drill runs never mix, and the drill's
+/// own three fire a hit whose group carries the run (its alert is a drill alert).
+#[test]
+fn drill_events_never_count_into_real_groups_nor_real_into_drills() {
+    let (set, mut eng) = setup(EVENT_COUNT, Limits::default());
+    let real = |t| event(t, &[("kind", "a"), ("user", "x")]);
+    let drill = |t, run| event(t, &[("kind", "a"), ("user", "x"), ("vigil.drill.run", run)]);
+    let hits = run(
+        &set,
+        &mut eng,
+        &[
+            real(0),
+            real(1),
+            drill(2, "d1"),
+            drill(3, "d2"),
+            drill(4, "d1"),
+            drill(5, "d1"),
+            real(6),
+        ],
+    );
+    assert_eq!(fired(&hits), vec![5, 6]);
+    assert_eq!(
+        hits[5][0].group,
+        vec![
+            ("user".to_owned(), "x".to_owned()),
+            ("vigil.drill.run".to_owned(), "d1".to_owned())
+        ]
+    );
+    assert_eq!(hits[6][0].group, vec![("user".to_owned(), "x".to_owned())]);
+    assert_eq!(hits[6][0].events, 3, "the three real events only");
+}

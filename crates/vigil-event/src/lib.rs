@@ -185,6 +185,12 @@ impl Event {
         self.dataset() == Some(dataset)
     }
 
+    /// The drill run this event belongs to ([`field::VIGIL_DRILL_RUN`]), when it is part of
+    /// a drill; real events have none.
+    pub fn drill_run(&self) -> Option<&str> {
+        self.get_str(field::VIGIL_DRILL_RUN)
+    }
+
     /// The parser that read the event (`vigil.parser`), when it names one.
     pub fn parser(&self) -> Option<Parser> {
         self.get_str(field::VIGIL_PARSER)?.parse().ok()

@@ -73,6 +73,11 @@ pub mod field {
     pub const VIGIL_STREAM_SEQ: &str = "vigil.stream.seq";
     /// Cluster mode: the node that accepted the event from its sender.
     pub const VIGIL_NODE: &str = "vigil.node";
+    /// The drill run an event belongs to (`vigil drill`): set only by the one door, for an
+    /// event carrying a one-time nonce an authenticated drill run registered; never from
+    /// input (`vigil.*` names an input claims move under `external.`). Alerts raised from
+    /// drill events carry it too, in their group, so they never merge with real ones.
+    pub const VIGIL_DRILL_RUN: &str = "vigil.drill.run";
     /// ECS: the address of the source (client, attacker).
     pub const SOURCE_IP: &str = "source.ip";
     /// ECS: the host's name.
@@ -106,6 +111,8 @@ pub mod dataset {
     pub const VIGIL_DECISION: &str = "vigil.decision";
     /// A notifier that failed to deliver.
     pub const VIGIL_NOTIFY: &str = "vigil.notify";
+    /// A drill's report: its steps, their latencies, what was missed and why.
+    pub const VIGIL_DRILL: &str = "vigil.drill";
 }
 
 /// The parsers that fill `vigil.parser`: a closed set, one per reader of input.

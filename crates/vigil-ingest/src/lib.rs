@@ -10,6 +10,7 @@
 
 pub mod decode;
 pub mod door;
+pub mod drill;
 pub mod idempotency;
 pub mod log;
 pub mod logsource;

@@ -86,6 +86,8 @@ pub struct Ingest<L: EventLog = NodeLog> {
     enricher: Option<Arc<vigil_enrich::Enricher>>,
     /// Logsources declared by configuration, set on events from outside.
     declared: Arc<crate::logsource::DeclaredSources>,
+    /// Drill runs going on: marks their events from outside, journals their durable events.
+    drills: Option<Arc<crate::drill::DrillRegistry>>,
 }
 
 /// A batch on its way to durability. Dropping it does not cancel the append, nor free its
@@ -139,7 +141,21 @@ impl<L: EventLog> Ingest<L> {
             metrics,
             enricher: None,
             declared: Arc::default(),
+            drills: None,
         }
+    }
+
+    /// Marks drill events ([`crate::drill`]) with the runs of `drills`, and journals every
+    /// durable event of a run going on. Without it no event from outside is ever a drill
+    /// event (a claimed mark is always dropped).
+    pub fn with_drills(mut self, drills: Arc<crate::drill::DrillRegistry>) -> Ingest<L> {
+        self.drills = Some(drills);
+        self
+    }
+
+    /// The drill registry, if drills are on.
+    pub fn drills(&self) -> Option<&Arc<crate::drill::DrillRegistry>> {
+        self.drills.as_ref()
     }
 
     /// Enriches every event from outside (listeners and `vigil import`) with `enricher`
@@ -199,9 +215,24 @@ impl<L: EventLog> Ingest<L> {
             .as_ref()
             .filter(|_| matches!(origin, Origin::Input(_) | Origin::Import))
             .map(|e| (e.snapshot(), &e.stats));
+        let from_outside = matches!(origin, Origin::Input(_) | Origin::Import);
+        let drills = self.drills.as_ref().filter(|d| d.is_active());
+        // Drill events of runs going on, by index in the batch: journaled once durable.
+        let mut drill_events: Vec<(usize, Event)> = Vec::new();
         for (i, event) in events.iter_mut().enumerate() {
             // Parsed lines were masked already; this catches events built any other way.
             self.redactor.redact_event(event);
+            // Only the door marks drill events, and only from a live nonce (crate::drill).
+            if from_outside {
+                match drills {
+                    Some(d) => {
+                        d.mark_input(event);
+                    }
+                    None => {
+                        event.remove(vigil_event::field::VIGIL_DRILL_RUN);
+                    }
+                }
+            }
             // Only Vigil records idempotency keys: one claimed from outside could make a
             // sender's retry look stored after a restart.
             crate::idempotency::Mark::strip(event);
@@ -229,14 +260,24 @@ impl<L: EventLog> Ingest<L> {
             if event.has_tag(vigil_event::tag::PARSE_ERROR) {
                 parse_errors += 1;
             }
+            if let (Some(d), Some(run)) = (drills, event.drill_run())
+                && d.tracks(run)
+            {
+                drill_events.push((i, event.clone()));
+            }
         }
+        let drill_journal = (!drill_events.is_empty())
+            .then(|| self.drills.clone())
+            .flatten()
+            .map(|d| (d, drill_events));
         self.metrics.parse_errors.add(label, parse_errors);
         self.metrics.truncated.add(label, truncated);
         // Events per source, counted once the batch is durable (a batch usually has one).
         // Vigil's own events other than audit are not a source.
         let mut per_source: Vec<(String, u64)> = Vec::new();
         if matches!(origin, Origin::Input(_) | Origin::Audit) {
-            for event in &events {
+            // A drill's events count for no source (the Sources page's figures).
+            for event in events.iter().filter(|e| e.drill_run().is_none()) {
                 let source = event.get_str("vigil.source").unwrap_or(label);
                 if let Some(at) = per_source.iter().position(|(s, _)| s == source) {
                     per_source[at].1 += 1;
@@ -254,6 +295,14 @@ impl<L: EventLog> Ingest<L> {
                 // The room in flight is freed once the batch is durable (or failed), whoever
                 // waits for the answer.
                 drop(permit);
+                if let (Ok(range), Some((drills, events))) = (&result, drill_journal) {
+                    drills.record(
+                        events
+                            .into_iter()
+                            .map(|(i, e)| (range.start + i as u64, e))
+                            .collect(),
+                    );
+                }
                 if result.is_ok() {
                     metrics.stored.add(origin, n);
                     // By listener as before (audit counted as one): the other origins are
@@ -524,250 +573,4 @@ fn rough_size(value: &vigil_event::Value) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use vigil_event::Timestamp;
-    use vigil_ledger::{Ledger, LedgerConfig};
-
-    fn events(n: usize) -> Vec<Event> {
-        (0..n)
-            .map(|i| {
-                let mut e = Event::new(Timestamp::from_secs(i as i64));
-                e.insert("message", format!("event {i} password=hunter2"));
-                e
-            })
-            .collect()
-    }
-
-    #[test]
-    fn fit_cuts_long_texts_and_tags_the_event() {
-        let max = vigil_ledger::format::MAX_EVENT_BYTES;
-        let mut small = Event::new(Timestamp::from_secs(1));
-        small.insert("message", "short");
-        assert!(!fit(&mut small));
-        assert!(small.get("tags").is_none());
-
-        // The same long line twice (message and event.original), together over the limit.
-        let line = format!("huge {}", "é".repeat(300_000));
-        let mut big = Event::new(Timestamp::from_secs(1));
-        big.insert("message", line.as_str());
-        big.insert("event.original", line.as_str());
-        big.insert("vigil.source", "test");
-        assert!(big.to_canonical().len() > max);
-        assert!(fit(&mut big));
-        assert!(big.to_canonical().len() <= max);
-        assert!(big.has_tag(vigil_event::tag::TRUNCATED));
-        assert!(big.get_str("message").unwrap().starts_with("huge é"));
-        assert_eq!(big.get_str("vigil.source"), Some("test"));
-
-        // Size in many small fields: the start of it is kept, with Vigil's own fields.
-        let mut wide = Event::new(Timestamp::from_secs(1));
-        wide.insert("vigil.source", "test");
-        for i in 0..120_000 {
-            wide.insert(format!("f{i}"), "value");
-        }
-        assert!(wide.to_canonical().len() > max);
-        assert!(fit(&mut wide));
-        assert!(wide.to_canonical().len() <= max);
-        assert!(wide.has_tag(vigil_event::tag::TRUNCATED));
-        assert_eq!(wide.get_str("vigil.source"), Some("test"));
-        assert!(wide.get_str("message").unwrap().contains("over the"));
-    }
-
-    /// A forged event made oversized with many small fields keeps, once cut, the evidence
-    /// Vigil attached (its tags, the claims moved to `external.*`) and its real sender.
-    #[test]
-    fn fit_keeps_tags_sender_and_identifying_fields_of_a_wide_event() {
-        let max = vigil_ledger::format::MAX_EVENT_BYTES;
-        let mut wide = Event::new(Timestamp::from_secs(7));
-        for i in 0..120_000 {
-            wide.insert(format!("f{i}"), "value");
-        }
-        wide.insert("log.source.address", "198.51.100.7:514");
-        wide.insert("external.event.dataset", "vigil.audit");
-        wide.insert("event.dataset", "syslog");
-        wide.insert("host.name", "web1");
-        wide.insert("vigil.source", "udp");
-        for i in 0..500 {
-            wide.add_tag(&format!("forged{i}"));
-        }
-        wide.add_tag("reserved_claim");
-        wide.add_tag(vigil_event::tag::PARSE_ERROR);
-        assert!(wide.to_canonical().len() > max);
-        assert!(fit(&mut wide));
-        assert!(wide.to_canonical().len() <= max);
-        let tags = wide.get("tags").unwrap().to_string();
-        for tag in ["reserved_claim", "parse_error", "truncated", "forged0"] {
-            assert!(tags.contains(tag), "{tag} kept: {tags}");
-        }
-        assert_eq!(wide.get_str("log.source.address"), Some("198.51.100.7:514"));
-        assert_eq!(wide.get_str("external.event.dataset"), Some("vigil.audit"));
-        assert_eq!(wide.get_str("event.dataset"), Some("syslog"));
-        assert_eq!(wide.get_str("host.name"), Some("web1"));
-        assert_eq!(wide.get_str("vigil.source"), Some("udp"));
-        assert_eq!(wide.timestamp(), Timestamp::from_secs(7));
-        assert!(
-            wide.get("f5").is_none(),
-            "the small fields are not kept one by one"
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_request_is_one_append() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
-        let ingest = Ingest::new(
-            NodeLog::from(ledger.clone()),
-            Redactor::default(),
-            Arc::new(Metrics::default()),
-        );
-        let range = ingest
-            .append_within(events(5000), Origin::Import, Duration::from_secs(5))
-            .await
-            .unwrap()
-            .durable()
-            .await
-            .unwrap();
-        assert_eq!(range, 0..5000, "one range for the whole request");
-        assert!(matches!(
-            ingest.try_append(events(MAX_REQUEST_EVENTS + 1), Origin::Import),
-            Err(IngestError::TooManyEvents { .. })
-        ));
-        assert_eq!(ingest.in_flight(), 0);
-        drop(ingest);
-        ledger.close().unwrap();
-    }
-
-    /// A sender's own tag that merely contains `parse_error` is not a parse error: the
-    /// pipeline asks for the tag by name (a text search of `tags` once counted it).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn only_the_parse_error_tag_counts_as_a_parse_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
-        let ingest = Ingest::new(
-            NodeLog::from(ledger.clone()),
-            Redactor::default(),
-            Arc::new(Metrics::default()),
-        );
-        let mut sent = events(3);
-        sent[0].add_tag("no_parse_errors");
-        sent[1].add_tag(vigil_event::tag::PARSE_ERROR);
-        ingest
-            .append_within(
-                sent,
-                Origin::Input(crate::Listener::Http),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap()
-            .durable()
-            .await
-            .unwrap();
-        assert_eq!(ingest.metrics.parse_errors.get("http"), 1);
-        drop(ingest);
-        ledger.close().unwrap();
-    }
-
-    /// Appends held back: the events and their durability callback.
-    type Held = Vec<(Vec<Event>, crate::log::OnDurable)>;
-
-    /// A ledger whose appends wait until the test opens the gate: events stay in flight.
-    struct Gate {
-        ledger: Ledger,
-        held: std::sync::Mutex<Option<Held>>,
-    }
-
-    impl Gate {
-        fn open(&self) {
-            let held = self.held.lock().unwrap().take().unwrap_or_default();
-            for (events, done) in held {
-                self.ledger.append_with(&events, done);
-            }
-        }
-    }
-
-    impl EventLog for Arc<Gate> {
-        fn append(&self, events: &[Event], done: crate::log::OnDurable) {
-            match self.held.lock().unwrap().as_mut() {
-                Some(held) => held.push((events.to_vec(), done)),
-                None => self.ledger.append_with(events, done),
-            }
-        }
-        fn durable_end(&self) -> u64 {
-            self.ledger.end_seq()
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn full_pipeline_refuses_or_waits_and_nothing_is_lost() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
-        let gate = Arc::new(Gate {
-            ledger: ledger.clone(),
-            held: std::sync::Mutex::new(Some(Vec::new())),
-        });
-        let ingest = Arc::new(Ingest::with_capacity(
-            Arc::clone(&gate),
-            Redactor::default(),
-            Arc::new(Metrics::default()),
-            5,
-        ));
-        // Five events in flight (not yet durable) fill the pipeline.
-        let held = ingest.try_append(events(5), Origin::Import).unwrap();
-        assert_eq!(ingest.in_flight(), 5);
-        // UDP's way: refuse at once.
-        assert!(matches!(
-            ingest.try_append(events(1), crate::Listener::Udp),
-            Err(IngestError::Overloaded)
-        ));
-        // HTTP's way: wait a little, then refuse (the handler answers 429 + Retry-After).
-        let refused = ingest
-            .append_within(events(1), crate::Listener::Http, Duration::from_millis(50))
-            .await;
-        assert!(matches!(refused, Err(IngestError::Overloaded)));
-        // TCP's way: wait until there is room.
-        let waiter = {
-            let ingest = Arc::clone(&ingest);
-            tokio::spawn(async move {
-                ingest
-                    .append_waiting(events(2), crate::Listener::Tcp)
-                    .await
-                    .unwrap()
-                    .durable()
-                    .await
-                    .unwrap()
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(
-            !waiter.is_finished(),
-            "TCP waits while the pipeline is full"
-        );
-        gate.open();
-        let first = held.durable().await.unwrap();
-        let second = waiter.await.unwrap();
-        assert_eq!(first, 0..5);
-        assert_eq!(second, 5..7);
-        ingest.drain().await;
-        assert_eq!(ingest.in_flight(), 0);
-        assert_eq!(ingest.metrics.events.get("tcp"), 2);
-        assert_eq!(ingest.metrics.stored.get(Origin::Import), 5);
-        assert_eq!(
-            ingest
-                .metrics
-                .stored
-                .get(Origin::Input(crate::Listener::Tcp)),
-            2
-        );
-        // Secrets were masked on the way in.
-        drop(ingest);
-        drop(gate);
-        ledger.close().unwrap();
-        let mut reader = vigil_ledger::LedgerReader::open(dir.path()).unwrap();
-        let e = reader.read_event(0).unwrap();
-        assert_eq!(
-            e.get_str("message"),
-            Some("event 0 password=[REDACTED:password]")
-        );
-    }
-}
+mod tests;

@@ -244,6 +244,11 @@ impl Tally {
     /// Counts one event of the period (`seq` is its ledger sequence number).
     pub fn observe(&mut self, mapping: &Mapping, seq: u64, event: &Event) {
         self.events += 1;
+        // A drill's events (and its alerts, decisions, notifications) are in the ledger, but
+        // count in none of the report's figures (docs/drills.md).
+        if event.drill_run().is_some() {
+            return;
+        }
         let classes = mapping.classes_of(event);
         if event.has_tag(tag::PARSE_ERROR) {
             self.parse_errors += 1;

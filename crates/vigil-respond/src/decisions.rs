@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vigil_event::{Event, Timestamp};
 
+pub mod drill;
 mod net;
 mod shared;
 pub use net::Net;
@@ -567,6 +568,8 @@ pub struct DecisionService {
     submitted: std::sync::Mutex<Vec<(vigil_ingest::Pending, Vec<Event>)>>,
     /// Changes not saved yet, and when the book was last saved.
     unsaved: std::sync::Mutex<(bool, std::time::Instant)>,
+    /// What responders decided for drill alerts: never in the book (see [`drill`]).
+    pub drills: drill::DrillDecisions,
 }
 
 impl DecisionService {
@@ -598,6 +601,7 @@ impl DecisionService {
             // Saved once soon in any case: the file then names the ledger's end, and the next
             // start replays from there instead of from wherever the last save was.
             unsaved: std::sync::Mutex::new((true, std::time::Instant::now())),
+            drills: drill::DrillDecisions::default(),
         })
     }
 
@@ -695,6 +699,16 @@ impl DecisionService {
             return;
         };
         for r in self.responders.iter().filter(|r| r.wants(alert)) {
+            if let Some(run) = alert.drill_run() {
+                match self
+                    .drills
+                    .decide(alert.id, run, &alert.rule.title, ip, now)
+                {
+                    Ok(event) => events.extend(event),
+                    Err(e) => tracing::warn!("drill {run}: no drill decision: {e}"),
+                }
+                continue;
+            }
             let net = DecisionBook::scope_of(ip);
             let why = format!(
                 "alert {} ({}, {} matches)",

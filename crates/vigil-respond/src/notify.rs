@@ -231,7 +231,8 @@ pub fn webhook_body(note: &Notification, slack: bool) -> serde_json::Value {
     if slack {
         return json!({
             "text": format!(
-                "*[{}]* {} — {} ({} matches, {} … {}) alert {}",
+                "{}*[{}]* {} — {} ({} matches, {} … {}) alert {}",
+                drill_prefix(a),
                 a.rule.level.as_str().to_uppercase(),
                 a.rule.title,
                 a.group_key(),
@@ -244,6 +245,7 @@ pub fn webhook_body(note: &Notification, slack: bool) -> serde_json::Value {
     }
     json!({
         "reason": note.reason.as_str(),
+        "drill": a.drill_run(),
         "alert": {
             "id": a.id,
             "rule": {"id": a.rule.id, "title": a.rule.title, "level": a.rule.level.as_str(), "tags": a.rule.tags},
@@ -301,11 +303,19 @@ pub fn syslog_line(note: &Notification) -> String {
     )
 }
 
+/// `[DRILL run] ` before the text of a drill alert's notification (nothing for a real one):
+/// a drill is told apart at a glance, and receivers can filter on it.
+pub fn drill_prefix(a: &Alert) -> String {
+    a.drill_run()
+        .map_or_else(String::new, |run| format!("[DRILL {run}] "))
+}
+
 /// Subject and plain-text body of the alert email.
 pub fn email_text(note: &Notification) -> (String, String) {
     let a = &note.alert;
     let subject = format!(
-        "[Vigil {}] {} — {}",
+        "{}[Vigil {}] {} — {}",
+        drill_prefix(a),
         a.rule.level.as_str(),
         a.rule.title,
         a.group_key()
@@ -545,6 +555,11 @@ pub async fn run(
                     match deliver(&client, &n.target, &note).await {
                         Ok(()) => {
                             stats.delivered.fetch_add(1, Ordering::Relaxed);
+                            if let Some(run) = note.alert.drill_run() {
+                                // A drill measures delivery: it is on record, in the ledger.
+                                let e = delivery_event(&n, &note, run, attempt + 1);
+                                let _ = ledger.submit(vec![e], Origin::Notifier).durable().await;
+                            }
                             return;
                         }
                         Err(e) => {
@@ -571,6 +586,10 @@ pub async fn run(
                 e.insert("event.outcome", "failure");
                 e.insert("vigil.alert.id", note.alert.id as i64);
                 e.insert("vigil.notifier", n.name.as_str());
+                e.insert("vigil.notifier.kind", n.target.kind().as_str());
+                if let Some(run) = note.alert.drill_run() {
+                    e.insert(vigil_event::field::VIGIL_DRILL_RUN, run);
+                }
                 e.insert("error.message", last.as_str());
                 e.insert(
                     "message",
@@ -583,6 +602,28 @@ pub async fn run(
             });
         }
     }
+}
+
+/// The `vigil.notify` event of a drill alert's delivery (`notification-delivered`).
+fn delivery_event(n: &Notifier, note: &Notification, run: &str, attempts: usize) -> Event {
+    let mut e = Event::new(Timestamp::now());
+    e.insert("event.dataset", "vigil.notify");
+    e.insert("event.kind", "event");
+    e.insert("event.action", "notification-delivered");
+    e.insert("event.outcome", "success");
+    e.insert(vigil_event::field::VIGIL_DRILL_RUN, run);
+    e.insert("vigil.alert.id", note.alert.id as i64);
+    e.insert("vigil.notifier", n.name.as_str());
+    e.insert("vigil.notifier.kind", n.target.kind().as_str());
+    e.insert("vigil.notify.attempts", attempts as i64);
+    e.insert(
+        "message",
+        format!(
+            "drill {run}: notifier {} delivered alert {} (attempt {attempts})",
+            n.name, note.alert.id
+        ),
+    );
+    e
 }
 
 #[cfg(test)]

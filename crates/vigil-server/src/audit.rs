@@ -222,6 +222,7 @@ level: critical
 tags: [attack.defense_evasion, attack.t1070, attack.t1565.001]
 "#,
     ),
+    ("vigil-drill.yml", crate::drill::FAILED_DRILL_RULE),
 ];
 
 /// Writes [`SELF_RULES`] to `DATA_DIR/builtin-rules` (replacing what is there) and returns the

@@ -21,6 +21,7 @@ pub mod cluster;
 mod config;
 pub mod demo;
 pub mod detect;
+pub mod drill;
 mod error;
 pub mod http;
 pub mod intel;

@@ -9,11 +9,10 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use vigil_config::ConfigError;
 use vigil_event::Timestamp;
 use vigil_ledger::{Ledger, PruneOutcome, RecoveryReport, RetentionPolicy};
 use vigil_parse::redact::Redactor;
-
-use vigil_config::ConfigError;
 
 use crate::error::StartError;
 use crate::metrics::Metrics;
@@ -87,7 +86,11 @@ pub(crate) async fn build(mut config: ServerConfig) -> Result<Running, StartErro
     if let Some(e) = &enricher {
         ingest = ingest.with_enricher(Arc::clone(e));
     }
-    let ingest = Arc::new(ingest.with_declared_sources(config.logsources()));
+    let ingest = Arc::new(
+        ingest
+            .with_declared_sources(config.logsources())
+            .with_drills(Default::default()),
+    );
     let run = audit_start(&config, &start_settings, &ingest).await?;
     let mut t = Tasks::new();
     let decisions = decision_service(&config, &ingest, &mut t)?;
@@ -620,6 +623,7 @@ pub(crate) async fn http_state(
         verifying: std::sync::atomic::AtomicBool::new(false),
         witness,
         cases: Default::default(),
+        drills: crate::drill::service(config, core, accounts),
     })
 }
 

@@ -2783,7 +2783,7 @@ function route() {
     if (a.dataset.route === name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const titles = { cases: 'Cases', entity: 'Entity', coverage: 'ATT&CK coverage', search: 'Search', alerts: 'Alerts', dashboards: 'Dashboards', integrity: 'Integrity', compliance: 'Compliance', cluster: 'Cluster', rules: 'Rules', sources: 'Sources', account: 'Account', admin: 'Admin' };
+  const titles = { cases: 'Cases', entity: 'Entity', coverage: 'ATT&CK coverage', search: 'Search', alerts: 'Alerts', dashboards: 'Dashboards', integrity: 'Integrity', compliance: 'Compliance', cluster: 'Cluster', rules: 'Rules', sources: 'Sources', account: 'Account', admin: 'Admin', drills: 'Drills' };
   document.title = `${titles[name] || 'Not found'} · Vigil`;
   switch (name) {
     case 'search': currentView = renderSearch(view, params); break;
@@ -2806,6 +2806,7 @@ function route() {
     case 'sources': currentView = renderSources(view); break;
     case 'account': currentView = renderAccount(view); break;
     case 'admin': currentView = renderAdmin(view); break;
+    case 'drills': currentView = renderDrills(view); break;
     default:
       view.append(pageHeader('Not found'), h('p', null, 'There is no page here. ', h('a', { href: '#/search', text: 'Go to search' })));
   }
@@ -2865,3 +2866,77 @@ async function start() {
 }
 
 start();
+
+// ------------------------------------------------------------------ drills
+
+// Incident-response drills (GET/POST /api/v1/drills): the scenarios, a Run button for analysts
+// and admins, and the reports — each step passed/failed/skipped with its latency and what was
+// missed and why. Drill events and alerts are left out of every other page by default.
+function renderDrills(view) {
+  const controller = new AbortController();
+  const refresh = h('button', { type: 'button', class: 'btn btn-secondary', id: 'drills-refresh' }, h('span', { 'aria-hidden': 'true', text: '↻ ' }), 'Refresh');
+  const scenariosBox = h('section', { class: 'panel flush', id: 'drill-scenarios', 'data-testid': 'drill-scenarios' }, h('div', { class: 'pad' }, spinner()));
+  const status = h('p', { class: 'muted small pad', id: 'drill-status', 'data-testid': 'drill-status', 'aria-live': 'polite' });
+  const reportsBox = h('section', { class: 'panel flush', id: 'drill-reports', 'data-testid': 'drill-reports' }, h('div', { class: 'pad' }, spinner()));
+  view.append(pageHeader('Drills', refresh),
+    h('p', { class: 'muted' }, 'A drill sends an attack scenario through the real listeners, marked as a drill (never counted on other pages, never banning anyone), and measures every step of the response: stored, alerted, notified, banned, fetched by the bouncers.'),
+    scenariosBox, status, reportsBox);
+  const stepBadge = (st) => h('span', { class: `badge drill-${st}`, 'data-testid': 'drill-step-status' }, h('span', { 'aria-hidden': 'true', text: st === 'passed' ? '✓ ' : st === 'failed' ? '✗ ' : '– ' }), st);
+  const reportEl = (r) => h('article', { class: 'pad drill-report', 'data-testid': 'drill-report', 'data-run': r.run },
+    h('h3', null, `${r.title || r.scenario} `, h('span', { class: `badge ${r.passed ? 'drill-passed' : 'drill-failed'}`, 'data-testid': 'drill-outcome', text: r.passed ? 'passed' : 'FAILED' })),
+    h('p', { class: 'muted small' }, `${r.run} · by ${r.by} · `, timeEl(r.started), r.seq !== null && r.seq !== undefined ? ` · in the ledger at seq ${r.seq}` : ''),
+    dataTable([
+      { label: 'Step', render: (s) => s.name },
+      { label: 'Status', render: (s) => stepBadge(s.status) },
+      { label: 'Latency', cls: 'num mono', render: (s) => (typeof s.latency_ms === 'number' ? `${s.latency_ms.toFixed(1)} ms` : '—') },
+      { label: 'What happened', render: (s) => s.detail },
+    ], r.steps || [], { testid: 'drill-steps', rowAttrs: () => ({ 'data-testid': 'drill-step' }) }),
+    (r.missed || []).length ? h('div', { class: 'drill-missed' }, h('strong', { text: 'Missed: ' }), h('ul', null, r.missed.map((m) => h('li', { text: m })))) : '',
+    h('p', { class: 'small' }, h('a', { href: `#/search?${new URLSearchParams({ q: `vigil.drill.run=${quoteValue(r.run)}`, from: '-24h' })}`, 'data-testid': 'drill-events-link', text: 'this drill\'s events, alerts, notifications and decisions' })));
+  async function run(name, btn) {
+    btn.disabled = true;
+    status.textContent = `Running ${name}…`;
+    try {
+      const r = await api('POST', '/api/v1/drills', { scenario: name }, { signal: controller.signal });
+      status.textContent = `${name}: ${r.passed ? 'passed' : 'failed'}`;
+      await load();
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      status.textContent = '';
+      showError(err, `Running drill ${name}`);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+  async function load() {
+    try {
+      const res = await api('GET', '/api/v1/drills', undefined, { signal: controller.signal });
+      clear(scenariosBox).append(h('h2', { class: 'pad', text: 'Scenarios' }), dataTable([
+        { label: 'Scenario', cls: 'mono', render: (s) => s.name },
+        { label: 'What it plays', render: (s) => h('span', null, h('strong', { text: s.title }), h('br'), h('span', { class: 'muted small', text: s.description })) },
+        { label: 'Events', cls: 'num mono', render: (s) => String(s.events) },
+        { label: 'Via', render: (s) => (s.listeners || []).join(', ') },
+        { label: '', render: (s) => {
+          if (!canWrite()) return h('span', { class: 'muted small', text: 'analysts and admins run drills' });
+          const btn = h('button', { type: 'button', class: 'btn', 'data-testid': 'drill-run', 'data-scenario': s.name, text: 'Run' });
+          btn.addEventListener('click', () => run(s.name, btn));
+          return btn;
+        } },
+      ], res.scenarios || [], { testid: 'drill-scenario-table', rowAttrs: (s) => ({ 'data-testid': 'drill-scenario', 'data-scenario': s.name }) }));
+      const sched = res.schedule || {};
+      if ((sched.scenarios || []).length) scenariosBox.append(h('p', { class: 'pad muted small', text: `Scheduled every ${sched.every}: ${sched.scenarios.join(', ')}` }));
+      for (const issue of res.issues || []) scenariosBox.append(h('p', { class: 'pad error-text', text: issue }));
+      const reports = res.reports || [];
+      clear(reportsBox).append(h('h2', { class: 'pad', text: 'Reports' }));
+      if (!reports.length) reportsBox.append(h('p', { class: 'pad muted', text: 'No drill has run since the server started. Every report is in the ledger: search event.dataset=vigil.drill.' }));
+      for (const r of reports) reportsBox.append(reportEl(r));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      clear(scenariosBox).append(inlineError(err, 'Loading drills'));
+      showError(err, 'Loading drills');
+    }
+  }
+  refresh.addEventListener('click', load);
+  load();
+  return { cleanup() { controller.abort(); } };
+}

@@ -6,6 +6,7 @@ mod agent;
 mod ban;
 mod cli_audit;
 mod cluster_target;
+mod drill;
 mod evidence;
 mod hunt;
 mod import;
@@ -56,6 +57,10 @@ enum Command {
     Rules(hunt::RulesArgs),
     /// Ban decisions by hand through the running server: add, del, list.
     Ban(ban::BanArgs),
+    /// Run an incident-response drill on the running server: a bundled or own attack scenario
+    /// sent through the real listeners, every step measured (ingest, alert, notifications,
+    /// ban, bouncer). Exit 1 when a step failed.
+    Drill(drill::DrillArgs),
     /// Tail log files and ship their lines to a Vigil server (rotation-aware, checkpointed).
     Agent(agent::AgentArgs),
     /// CrowdSec bouncers: `add NAME` prints the API key a bouncer uses to read Vigil's bans.
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
         Command::Reindex(args) => reindex::run(args),
         Command::Hunt(args) => hunt::hunt(args),
         Command::Ban(args) => ban::ban(args),
+        Command::Drill(args) => drill::run(args),
         Command::Bouncer(args) => ban::bouncer(args),
         Command::Agent(args) => agent::run(args),
         Command::Rules(args) => hunt::rules(args),

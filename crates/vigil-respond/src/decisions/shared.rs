@@ -65,6 +65,7 @@ impl DecisionService {
             ledger: door,
             submitted: std::sync::Mutex::new(Vec::new()),
             unsaved: std::sync::Mutex::new((false, std::time::Instant::now())),
+            drills: super::drill::DrillDecisions::default(),
         }
     }
 

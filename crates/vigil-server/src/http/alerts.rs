@@ -14,6 +14,8 @@ pub(super) struct AlertQuery {
     to: Option<String>,
     format: Option<String>,
     limit: Option<usize>,
+    /// `exclude` (default), `include` or `only`: drill alerts.
+    drills: Option<String>,
 }
 
 pub(super) fn alert_json(a: &vigil_detect::alert::Alert) -> JsonValue {
@@ -48,6 +50,17 @@ pub(super) async fn list_alerts(
     }
     if let Some(l) = &q.level {
         filter.min_level = Some(vigil_detect::alert::Level::parse(l));
+    }
+    if let Some(d) = &q.drills {
+        match vigil_detect::alert::DrillFilter::parse(d) {
+            Some(d) => filter.drills = d,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("drills {d:?}: use exclude, include or only"),
+                );
+            }
+        }
     }
     match (
         crate::search::resolve_time(q.from.as_deref(), now),

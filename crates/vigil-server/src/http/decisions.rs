@@ -65,7 +65,19 @@ pub(super) async fn bouncer_stream(
     let now = Timestamp::now();
     let startup = q.startup.as_deref() == Some("true");
     let since = state.bouncer_polls.poll(&bouncer.id, startup, now);
-    Json(state.decisions.read(|b| lapi::stream(b, since, now))).into_response()
+    let mut body = state.decisions.read(|b| lapi::stream(b, since, now));
+    // Drill decisions, marked so bouncers do not enforce them (vigil_respond::decisions::drill);
+    // each first fetch is recorded for the drill's report.
+    let (new, deleted, fetched) = state.decisions.drills.stream(&bouncer.name, since, now);
+    for (key, list) in [("new", new), ("deleted", deleted)] {
+        if let Some(all) = body[key].as_array_mut() {
+            all.extend(list);
+        }
+    }
+    if !fetched.is_empty() {
+        let _ = state.ingest.submit(fetched, vigil_ingest::Origin::Decision);
+    }
+    Json(body).into_response()
 }
 
 #[derive(Deserialize)]

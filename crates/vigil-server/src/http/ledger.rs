@@ -38,13 +38,15 @@ pub(crate) fn prepare_query(
     to: Option<&str>,
     max_rows: usize,
 ) -> Result<(vigil_query::Pipeline, vigil_query::Limits), Response> {
-    let pipeline = vigil_query::parse(text).map_err(|e| {
+    let mut pipeline = vigil_query::parse(text).map_err(|e| {
         (
             StatusCode::BAD_REQUEST,
             Json(json!({"error": e.message, "column": e.column, "status": 400})),
         )
             .into_response()
     })?;
+    // Drill events never count in searches, dashboards and exports unless asked for by name.
+    crate::drill::exclude_drills(&mut pipeline);
     let now = Timestamp::now();
     let from = crate::search::resolve_time(from, now);
     let to = crate::search::resolve_time(to, now);

@@ -89,6 +89,8 @@ pub struct AppState {
     pub witness: crate::witness::WitnessState,
     /// Cases (incidents), rebuilt from the ledger on first use.
     pub cases: crate::cases::CaseService,
+    /// The drill runner (standalone servers; none in cluster mode).
+    pub drills: Option<Arc<crate::drill::DrillService>>,
 }
 
 type Shared = Arc<AppState>;
@@ -132,6 +134,7 @@ pub fn router(state: Shared) -> Router {
             "/api/v1/cluster",
             get(crate::cluster::health::cluster_health),
         )
+        .route("/api/v1/drills", get(drills::list).post(drills::run))
         .route("/api/v1/decisions", get(list_decisions).post(add_decision))
         .route(
             "/api/v1/decisions/{id}",
@@ -183,6 +186,7 @@ mod bulk;
 mod cases;
 mod coverage;
 mod decisions;
+mod drills;
 mod entity;
 mod exceptions;
 mod hec;

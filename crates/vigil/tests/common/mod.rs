@@ -515,3 +515,4 @@ pub fn browser_missing() -> Option<String> {
     (!Path::new(&chromium).exists())
         .then(|| format!("{chromium} is missing: apt-get install chromium"))
 }
+pub mod respond;
