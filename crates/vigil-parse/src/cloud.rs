@@ -129,18 +129,77 @@ pub fn split_records(text: &str) -> Option<Vec<String>> {
     if !t.starts_with('{') {
         return None;
     }
-    let mut doc: serde_json::Value = serde_json::from_str(t).ok()?;
-    if key == "records" && doc.as_object().is_none_or(|o| o.len() != 1) {
+    // Read as a stream: one record is a value at a time, and the count is checked before the
+    // next is read (a whole document of `[1,1,1,…]` as values first would take ~80 bytes per
+    // input byte: a small gzip file could exhaust memory).
+    let mut de = serde_json::Deserializer::from_str(t);
+    let (records, keys) =
+        serde::Deserializer::deserialize_map(&mut de, DeliveryVisitor { key }).ok()?;
+    de.end().ok()?;
+    if key == "records" && keys != 1 {
         return None;
     }
-    let records = match doc.get_mut(key)?.take() {
-        serde_json::Value::Array(items) => items,
-        _ => return None,
-    };
-    if records.len() > MAX_RECORDS {
-        return None;
+    records
+}
+
+/// Visits a delivery object: the records under `key` (the first such key), other keys skipped;
+/// answers the records and how many keys the object has.
+struct DeliveryVisitor {
+    key: &'static str,
+}
+
+impl<'de> serde::de::Visitor<'de> for DeliveryVisitor {
+    type Value = (Option<Vec<String>>, usize);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a delivery object")
     }
-    Some(records.iter().map(serde_json::Value::to_string).collect())
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut records = None;
+        let mut keys = 0usize;
+        while let Some(name) = map.next_key::<String>()? {
+            keys += 1;
+            if name == self.key && records.is_none() {
+                records = Some(map.next_value_seed(RecordsSeed)?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok((records, keys))
+    }
+}
+
+/// The records array: each record as its JSON text, at most [`MAX_RECORDS`].
+struct RecordsSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for RecordsSeed {
+    type Value = Vec<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<String>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RecordsSeed {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(record) = seq.next_element::<serde_json::Value>()? {
+            if out.len() == MAX_RECORDS {
+                return Err(serde::de::Error::custom(
+                    "more records than a delivery holds",
+                ));
+            }
+            out.push(record.to_string());
+        }
+        Ok(out)
+    }
 }
 
 /// Whether a JSON event is a CloudTrail record.
@@ -297,6 +356,14 @@ mod tests {
         // A character across the 64th byte is no reason to panic (this is network input).
         let text = format!("{{\"xx\":\"{}\"}}", "é".repeat(40));
         assert_eq!(split_records(&text), None);
+        // More records than a delivery holds: refused while reading, before the rest is read.
+        let many = format!("{{\"Records\":[{}1]}}", "1,".repeat(MAX_RECORDS));
+        assert_eq!(split_records(&many), None);
+        let most = format!("{{\"Records\":[{}1]}}", "1,".repeat(MAX_RECORDS - 1));
+        assert_eq!(split_records(&most).map(|r| r.len()), Some(MAX_RECORDS));
+        // Other keys around the records are skipped, for CloudTrail's `Records`.
+        let around = format!("{{\"x\":[{{}}],\"Records\":[{RECORD}],\"y\":2}}");
+        assert_eq!(split_records(&around).map(|r| r.len()), Some(1));
     }
 
     /// Records built from the providers' own keys and values in any combination: recognition

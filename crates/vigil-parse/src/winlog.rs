@@ -154,10 +154,16 @@ pub fn normalise(event: &mut Event, shipper: Shipper, has_time: bool) {
                     )),
                 }
             }
+            // Event data may carry any name, `tags` included: it must not replace the tags the
+            // JSON reader already set (a `reserved_claim` tag hidden by the document itself).
+            let prior_tags: Vec<String> = event.tags().map(str::to_owned).collect();
             for (name, value) in data.drain(..) {
                 event.insert(name, value);
             }
             crate::reserved::quarantine(event);
+            for t in &prior_tags {
+                event.add_tag(t);
+            }
             if let Some(id) = event.get("winlog.event_id").and_then(event_id) {
                 event.insert("EventID", id);
             }
@@ -307,7 +313,12 @@ fn time_from(event: &mut Event, key: &str) {
         };
         let zone = match zone {
             "Z" => "Z".to_owned(),
-            z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
+            // `±hhmm`, ASCII digits only: a slice at byte 3 of anything else could cut a
+            // character in two (a panic on one datagram).
+            z if z.len() == 5
+                && (z.starts_with('+') || z.starts_with('-'))
+                && z[1..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 format!("{}:{}", &z[..3], &z[3..])
             }
             _ => return None,
@@ -393,6 +404,22 @@ mod tests {
     fn parse(line: &str) -> Event {
         let ctx = ParseContext::new(Timestamp::parse("2026-01-01T00:00:00Z").unwrap(), "t");
         parse_line(line.as_bytes(), Format::Auto, &ctx)
+    }
+
+    #[test]
+    fn a_hostile_zone_or_event_data_tags_neither_panic_nor_hide_a_claim() {
+        // Found in review: `&z[..3]` cut inside `é` (a panic on one UDP datagram).
+        let e = parse(
+            r#"{"EventID":1,"SourceName":"x","Hostname":"h","EventTime":"2020-01-01 00:00:00 +1é1"}"#,
+        );
+        assert_eq!(e.get_str("Computer"), Some("h"));
+        // A document claiming Vigil's names keeps its reserved_claim tag even when its event
+        // data is named `tags`.
+        let e = parse(
+            r#"{"vigil":{"sender":"api:admin/1"},"winlog":{"channel":"Security","event_id":4624,"event_data":{"tags":"x"}}}"#,
+        );
+        assert!(e.has_tag(tag::RESERVED_CLAIM), "{e:?}");
+        assert!(e.get("vigil.sender").is_none());
     }
 
     #[test]

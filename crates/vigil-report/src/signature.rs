@@ -157,6 +157,57 @@ impl Claims {
     }
 }
 
+/// Walks any JSON value and fails on an object with the same key twice.
+struct UniqueKeys;
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(UniqueKeys)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("the key {key:?} twice")));
+            }
+            map.next_value_seed(UniqueKeys)?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads a report file (JSON, or the HTML page), checks that an HTML page is the rendering of
 /// the JSON it carries, and that the content hashes to the stated digest. The signed note is
 /// the caller's to check (with [`Claims::note_text`]).
@@ -165,6 +216,11 @@ pub fn check(bytes: &[u8]) -> Result<Claims, SignatureError> {
         .map_err(|e| SignatureError::NotAReport(format!("not UTF-8 text ({e})")))?;
     let (report, kind) = if text.trim_start().starts_with('{') {
         let report: Json = serde_json::from_str(text)
+            .map_err(|e| SignatureError::NotAReport(format!("JSON: {e}")))?;
+        // A reader keeps the last of two equal keys, a person or another program may read the
+        // first: a report whose digest covers one `controls` while it shows another is refused.
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde::Deserializer::deserialize_any(&mut de, UniqueKeys)
             .map_err(|e| SignatureError::NotAReport(format!("JSON: {e}")))?;
         (report, FileKind::Json)
     } else {
@@ -281,6 +337,26 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"a":{"c":null,"d":[1.5,"é"]},"b":1}"#
         );
+    }
+
+    /// Found in review: a forged `controls` put before the real one (serde keeps the last,
+    /// a reader may show the first) is refused, at any depth.
+    #[test]
+    fn a_report_with_a_key_twice_is_refused() {
+        let r = signed();
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(check(text.as_bytes()).is_ok());
+        let forged = text.replacen(
+            "{",
+            r#"{"controls":[{"id":"10.2.2","status":"met","title":"forged"}],"#,
+            1,
+        );
+        assert!(matches!(
+            check(forged.as_bytes()),
+            Err(SignatureError::NotAReport(m)) if m.contains("twice")
+        ));
+        let nested = text.replacen(r#""status":"met""#, r#""status":"gap","status":"met""#, 1);
+        assert!(check(nested.as_bytes()).is_err());
     }
 
     #[test]

@@ -129,6 +129,17 @@ impl CaseService {
                     limits,
                 )
                 .await?;
+                // A search keeps the newest rows: a cut history would lose the oldest cases'
+                // creation and reuse their ids. Refuse rather than rebuild a wrong book.
+                if found.truncated {
+                    return Err(error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "the ledger holds more than {MAX_CASE_EVENTS} case events, more than \
+                             the case book can rebuild; cases are unavailable (nothing was changed)"
+                        ),
+                    ));
+                }
                 let events = read_events_async(state, seqs_of(&found)).await?;
                 let mut book = CaseBook::new();
                 for (seq, e) in &events {

@@ -28,12 +28,21 @@ pub const RULE: &str = "Source went silent";
 /// Silences alerted at most per second (the rest wait for the next tick): a flood of names
 /// that each send a few events cannot turn into a burst of alerts.
 pub const MAX_ALERTS_PER_TICK: usize = 20;
+/// Sources (host names) tracked per sender: a relay forwarding for many hosts is one sender,
+/// so this is generous; past it a sender's new names are not tracked (counted as evicted), so
+/// one sender's made-up host names cannot crowd out other senders' sources.
+pub const MAX_SOURCES_PER_SENDER: usize = 1_000;
 
 /// What the watch knows.
 struct Watch {
     reader: Option<LedgerReader>,
     next: Option<u64>,
     sources: HashMap<String, (Cadence, bool)>,
+    /// When each tracked source was first seen (ns): how long a source has been sending
+    /// decides, before its event count, what is evicted last.
+    first_seen: HashMap<String, i64>,
+    /// Tracked sources per sender (the part of a source name after its last `@`).
+    per_sender: HashMap<String, usize>,
     /// Sources evicted since start.
     evicted: u64,
 }
@@ -56,6 +65,11 @@ impl crate::detect::DetectProgress {
             ),
         ]
     }
+}
+
+/// The sender part of a source name (`HOST@SENDER`): after its last `@`, or the whole name.
+fn sender_of(source: &str) -> &str {
+    source.rsplit_once('@').map_or(source, |(_, sender)| sender)
 }
 
 /// The time a source sent an event: when Vigil received it, else its own timestamp.
@@ -107,9 +121,16 @@ impl Watch {
             *alerted = false;
             return;
         }
+        let sender = sender_of(&name).to_owned();
+        if self.per_sender.get(&sender).copied().unwrap_or(0) >= MAX_SOURCES_PER_SENDER.min(cap) {
+            self.evicted += 1;
+            return;
+        }
         if self.sources.len() >= cap {
             self.evict(cap);
         }
+        *self.per_sender.entry(sender).or_default() += 1;
+        self.first_seen.insert(name.clone(), t);
         self.sources.entry(name).or_default().0.observe(t);
     }
 
@@ -121,12 +142,17 @@ impl Watch {
     /// O(log n) per new source.
     fn evict(&mut self, cap: usize) {
         let n = (cap / 10).max(1);
-        let mut order: Vec<((bool, u32, i64), String)> = self
+        let mut order: Vec<((bool, u32, u32, i64), String)> = self
             .sources
             .iter()
             .map(|(name, (c, _))| {
                 let learned = c.gap_quantile(0.99).is_some();
-                ((learned, c.events.max(1).ilog2(), c.last), name.clone())
+                // Seconds between first and last event, by order of magnitude: names made up
+                // for a flood are young; a real source has been sending for days.
+                let first = self.first_seen.get(name).copied().unwrap_or(c.last);
+                let span = ((c.last - first).max(0) / 1_000_000_000) as u64;
+                let key = (learned, (span + 1).ilog2(), c.events.max(1).ilog2(), c.last);
+                (key, name.clone())
             })
             .collect();
         let n = n.min(order.len());
@@ -136,6 +162,14 @@ impl Watch {
         order.select_nth_unstable(n - 1);
         for (_, name) in order.into_iter().take(n) {
             self.sources.remove(&name);
+            self.first_seen.remove(&name);
+            let sender = sender_of(&name);
+            if let Some(count) = self.per_sender.get_mut(sender) {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_sender.remove(sender);
+                }
+            }
         }
         self.evicted += n as u64;
     }
@@ -200,6 +234,8 @@ pub async fn run(
         reader: None,
         next: None,
         sources: HashMap::new(),
+        first_seen: HashMap::new(),
+        per_sender: HashMap::new(),
         evicted: 0,
     }));
     let started = Timestamp::now().as_nanos();
@@ -271,6 +307,8 @@ mod tests {
             reader: None,
             next: None,
             sources: HashMap::new(),
+            first_seen: HashMap::new(),
+            per_sender: HashMap::new(),
             evicted: 0,
         }
     }
@@ -321,5 +359,33 @@ mod tests {
         }
         assert!(w.sources.contains_key("db1@api:feeder/0000aaaa"));
         assert!(w.sources.len() <= cap);
+    }
+
+    /// Found in review: made-up hosts that each send more events than a real low-volume
+    /// source, from many (spoofable) senders, still do not evict a source that has been
+    /// sending for a long time; and one sender cannot hold more than its share of names.
+    #[test]
+    fn young_busy_names_do_not_evict_an_old_quiet_source_and_senders_are_capped() {
+        let cap = 50;
+        let mut w = watch();
+        // One event an hour for two days.
+        for i in 0..48 {
+            w.observe("pos1@syslog:10.0.0.9".into(), i * 3_600 * S, cap);
+        }
+        let mut t = 48 * 3_600 * S;
+        for i in 0..2_000 {
+            for _ in 0..64 {
+                t += S / 100;
+                w.observe(format!("fake{i}@syslog:192.0.2.{}", i % 250), t, cap);
+            }
+        }
+        assert!(w.sources.contains_key("pos1@syslog:10.0.0.9"));
+        assert!(w.sources.len() <= cap);
+        let mut one = watch();
+        for i in 0..(MAX_SOURCES_PER_SENDER + 10) {
+            one.observe(format!("h{i}@api:spam/1"), i as i64 * S, 100_000);
+        }
+        assert_eq!(one.sources.len(), MAX_SOURCES_PER_SENDER);
+        assert_eq!(one.evicted, 10);
     }
 }

@@ -59,7 +59,21 @@ fn parse_frames(
     let events = frames
         .into_iter()
         .map(|f| {
-            let mut e = parse_line(&f.bytes, Format::Auto, &ctx);
+            // A parser that panics (a bug, never the sender's fault) must not end the listener's
+            // task (UDP has no one to restart it) nor lose the line: it is kept raw, masked as
+            // any line is, and tagged as a parse error.
+            let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                parse_line(&f.bytes, Format::Auto, &ctx)
+            }));
+            let mut e = parsed.unwrap_or_else(|_| {
+                tracing::error!(
+                    "a parser failed on a syslog frame from {peer} ({listener}): kept raw, \
+                     tagged parse_error"
+                );
+                let mut raw = parse_line(&f.bytes, Format::Raw, &ctx);
+                raw.add_tag(vigil_event::tag::PARSE_ERROR);
+                raw
+            });
             e.insert(vigil_event::field::VIGIL_SENDER, sender.as_str());
             if f.truncated {
                 e.add_tag(vigil_event::tag::TRUNCATED);

@@ -363,7 +363,12 @@ fn batch(units: &[String]) -> (Vec<u8>, usize) {
 /// The units of a file: decompressed when gzip, then a CloudTrail delivery's records or the
 /// non-empty lines (see the module documentation).
 fn read_units(path: &Path) -> Result<Vec<String>> {
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // Never more than the limit into memory, whatever the file's size (a file one byte over
+    // is refused by `units_of`).
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading {}", path.display()))?;
     units_of(&bytes)
 }
 
