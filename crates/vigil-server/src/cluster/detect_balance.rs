@@ -156,6 +156,16 @@ async fn hand_over(role: &ClusterRole) {
     while role.detecting() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    if role.detecting() {
+        // The lane has not stopped (its effects unacknowledged, or it is blocked): the lease
+        // is never given away while it may still act; it expires after the TTL instead.
+        tracing::warn!(
+            "detection: detector partition {} still detecting after {HAND_OVER_WAIT:?}; its \
+             lease is left to expire rather than handed over",
+            role.partition().index()
+        );
+        return;
+    }
     role.lease().give_up(revision).await;
     tracing::info!(
         "detection: detector partition {} handed over to another node (balancing)",
