@@ -8,9 +8,12 @@
 //! its share (a node joined).
 //!
 //! A hand-over is clean: the lease is stepped down locally first (the node's detector lane
-//! stops at its next turn, after waiting for the alerts and bans it submitted to be
-//! acknowledged), then the key is deleted so another node takes the partition at once and
-//! resumes from the partition's cursor (the takeover's rules: nothing raised twice).
+//! stops at its next turn, once the alerts and bans it submitted are acknowledged), then the
+//! key is deleted so another node takes the partition at once and resumes from the
+//! partition's cursor (the takeover's rules: nothing raised twice). A lane that has not
+//! stopped within [`HAND_OVER_WAIT`] keeps the key: it expires after the TTL instead. A node
+//! above its share releases only when no partition is free, and only live registered nodes'
+//! candidacies count.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
