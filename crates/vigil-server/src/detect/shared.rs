@@ -98,9 +98,9 @@ impl DetectService {
     /// lease is held at the epoch it began with: one whose lease was lost (expired, taken, or
     /// lost and acquired again at a new epoch) stops at once and writes nothing more for the
     /// partition (its holder now may be another node); one whose lease was stepped down for a
-    /// hand-over (or given up by a clean stop) first writes its counts and waits for the alerts and bans it submitted to be
-    /// acknowledged (so the successor finds them in `sys`), and stays detecting — the
-    /// hand-over does not delete the lease — until they are.
+    /// hand-over (or given up by a clean stop) first writes its counts and waits for the
+    /// alerts and bans it submitted to be acknowledged (so the successor finds them in `sys`),
+    /// and stays detecting — the hand-over does not delete the lease — until they are.
     pub(super) fn lead(&self, role: &ClusterRole, lane: &mut Lane) -> bool {
         let held = role.lease().held();
         if role.detecting() {
