@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_nats::jetstream::kv::Operation;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::lease::LeaseValue;
@@ -81,11 +81,15 @@ pub async fn live_nodes(cluster: &Cluster) -> Result<BTreeSet<String>, ClusterEr
         .keys()
         .await
         .map_err(|e| ClusterError::JetStream(e.to_string()))?
+        .take(MAX_LIVE_NODES)
         .try_collect()
         .await
         .map_err(|e| ClusterError::JetStream(e.to_string()))?;
-    Ok(keys.into_iter().take(10_000).collect())
+    Ok(keys.into_iter().collect())
 }
+
+/// Most node registrations read (a bucket flooded with keys is not read whole).
+pub const MAX_LIVE_NODES: usize = 10_000;
 
 /// Registers `info` in the nodes bucket (engineer A's registry renews it every TTL/3; tests
 /// without it call this themselves).
@@ -161,7 +165,9 @@ pub struct DetectorPlan {
 /// unowned, `candidates` nodes able to detect (itself included) and `stale` partitions free
 /// for so long that any node may take them whatever its share (a node counted as a
 /// candidate that never takes its share must not leave a partition without a detector).
-/// Each node aims at ⌈count / candidates⌉, as shards do ([`target`]).
+/// Each node aims at ⌈count / candidates⌉, as shards do ([`target`]). A node above its share
+/// releases one only when no partition is free: while one is, a node below its share (or any,
+/// once it is stale) takes that first, so a miscounted share never moves partitions around.
 pub fn detector_plan(
     node: &str,
     count: u32,
@@ -174,7 +180,9 @@ pub fn detector_plan(
     let order = detector_preference(node, count);
     let mut plan = DetectorPlan::default();
     if held.len() > goal {
-        plan.release = order.iter().rev().find(|k| held.contains(k)).copied();
+        if free.is_empty() {
+            plan.release = order.iter().rev().find(|k| held.contains(k)).copied();
+        }
         return plan;
     }
     let room = goal - held.len();
@@ -261,6 +269,11 @@ mod tests {
         let p = detector_plan("n1", 3, &all, &none, &none, 3);
         assert_eq!(p.release, detector_preference("n1", 3).last().copied());
         assert!(p.acquire.is_empty());
+        // Above its share while a partition is free (the one it just gave up, not yet taken,
+        // or a share shrunk by miscounted candidates): nothing is released.
+        let two: BTreeSet<u32> = [0, 1].into();
+        let p = detector_plan("n1", 3, &two, &[2].into(), &none, 3);
+        assert_eq!(p, DetectorPlan::default());
         // At its share, a partition free for long is still taken (no partition stays
         // without a detector because a candidate does not take its share).
         let held: BTreeSet<u32> = [0].into();

@@ -81,6 +81,8 @@ pub struct DetectorLease {
     events: AtomicU64,
     /// Stopped for good (a stop, or a test simulating a crash).
     dead: AtomicBool,
+    /// Given up by a clean stop ([`DetectorLease::release`]; not a simulated crash).
+    released: AtomicBool,
     /// Whether this node may acquire the lease when it is free (a node still replaying the
     /// shared books would hold the lease without detecting).
     eligible: AtomicBool,
@@ -117,6 +119,7 @@ impl DetectorLease {
             applied: AtomicU64::new(0),
             events: AtomicU64::new(0),
             dead: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             eligible: AtomicBool::new(true),
         }
     }
@@ -319,6 +322,7 @@ impl DetectorLease {
     /// Gives the lease up now (a clean stop).
     pub async fn release(&self) {
         let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.released.store(true, Ordering::SeqCst);
         self.dead.store(true, Ordering::SeqCst);
         if let Some(h) = held {
             let _ = self
@@ -327,6 +331,12 @@ impl DetectorLease {
                 .delete_expect_revision(&self.lease_key, Some(h.revision))
                 .await;
         }
+    }
+
+    /// Whether the lease was given up by a clean stop ([`DetectorLease::release`]): a
+    /// voluntary loss, after which the holder may still flush what it owes.
+    pub fn released(&self) -> bool {
+        self.released.load(Ordering::SeqCst)
     }
 
     /// Stops renewing and never holds the lease again, without giving it up: what a crash

@@ -794,7 +794,7 @@ impl AlertBook {
             .values()
             .filter_map(|a| a.last_seq)
             .max()
-            .map(|s| s + 1)
+            .and_then(|s| s.checked_add(1))
     }
 
     /// The first sequence number a rebuilt book must re-evaluate: one past the earliest
@@ -804,7 +804,7 @@ impl AlertBook {
             .values()
             .filter_map(|id| self.alerts.get(id)?.last_seq)
             .min()
-            .map(|s| s + 1)
+            .and_then(|s| s.checked_add(1))
     }
 
     /// One past the latest event counted by an `alert-created` or `alert-updated` event
@@ -813,14 +813,19 @@ impl AlertBook {
     /// events: every alert opened by an event before this point is in the ledger. (A triage
     /// event does not count: it may snapshot an alert in the middle of a batch not written yet.)
     pub fn counted_through(&self) -> Option<u64> {
-        self.written_through.values().max().map(|s| s + 1)
+        self.written_through
+            .values()
+            .max()
+            .and_then(|s| s.checked_add(1))
     }
 
     /// [`AlertBook::counted_through`] for the alerts of one detector `partition` only
     /// (cluster mode: each partition's detector resumes from its own cursor, and another
     /// partition's progress says nothing of what this one evaluated).
     pub fn counted_through_in(&self, partition: Option<u32>) -> Option<u64> {
-        self.written_through.get(&partition).map(|s| s + 1)
+        self.written_through
+            .get(&partition)
+            .and_then(|s| s.checked_add(1))
     }
 
     fn forget_old(&mut self) {
@@ -872,10 +877,11 @@ fn alert_from_event(e: &Event) -> Option<(Alert, Option<Triage>)> {
     let samples: Vec<u64> = list("vigil.alert.samples")
         .iter()
         .filter_map(Value::as_i64)
-        .map(|s| s as u64)
+        .filter_map(|s| u64::try_from(s).ok())
         .collect();
+    // A negative position (a forged event) is none, never a huge one.
     let last_seq = int("vigil.alert.last_seq")
-        .map(|s| s as u64)
+        .and_then(|s| u64::try_from(s).ok())
         .or_else(|| samples.iter().max().copied());
     let alert = Alert {
         id: u64::try_from(int("vigil.alert.id")?).ok()?,
@@ -950,6 +956,36 @@ mod tests {
         assert_eq!(successor.next_id(), 2 * ALERT_IDS_PER_EPOCH + 51);
         // An unstamped (standalone) book numbers from 1.
         assert_eq!(AlertBook::new(60).next_id(), 1);
+    }
+
+    #[test]
+    fn a_forged_last_seq_never_wraps_the_partitions_progress() {
+        // Anyone who can publish to `sys` can forge an alert event: a negative last_seq is
+        // none (not u64::MAX, whose + 1 would wrap), the largest one gives no progress at all.
+        let t = |s| Timestamp::from_secs(s);
+        let mut real = AlertBook::new(60);
+        real.stamp_epoch_in(Some(1), 3);
+        let id = match real.observe_in(Some(1), &rule(), group("x"), t(1), Some(5), t(1)) {
+            Observed::New(id) => id,
+            other => panic!("{other:?}"),
+        };
+        let event = real.get(id).unwrap().to_event("created", t(1));
+        let mut book = AlertBook::new(60);
+        let mut forged = event.clone();
+        forged.insert("vigil.alert.last_seq", -1i64);
+        forged.insert("vigil.alert.samples", Value::List(vec![Value::Int(-1)]));
+        book.replay([&forged]);
+        assert_eq!(book.counted_through_in(Some(1)), None);
+        assert_eq!(book.get(id).unwrap().last_seq, None);
+        assert!(book.get(id).unwrap().samples.is_empty());
+        let mut book = AlertBook::new(60);
+        book.replay([&event]);
+        assert_eq!(book.counted_through_in(Some(1)), Some(6));
+        let mut wrap = AlertBook::new(60);
+        wrap.replay([&event]);
+        wrap.written_through.insert(Some(1), u64::MAX);
+        assert_eq!(wrap.counted_through_in(Some(1)), None);
+        assert_eq!(wrap.counted_through(), None);
     }
 
     #[test]

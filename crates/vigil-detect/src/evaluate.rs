@@ -90,7 +90,7 @@ impl Evaluator {
 
     /// An evaluator that keeps only `partition`'s share of the alert groups (cluster mode,
     /// see [`crate::partition`]): a single-event rule's alert only when its (rule id, main
-    /// entity) hashes to it, a correlation's group only when its (correlation id, `group-by`
+    /// entity) hashes to it, a behaviour rule's hit only when its (rule id, group) does, a correlation's group only when its (correlation id, `group-by`
     /// values) does, a chained correlation only in partition 0. `K` evaluators of the `K`
     /// partitions over the same stream raise, together, exactly what one whole evaluator
     /// raises, each once.
@@ -185,13 +185,23 @@ impl Evaluator {
         let mut out = Vec::new();
         for &id in matched {
             if let Some(b) = set.behaviour_of(id) {
+                // Every partition observes every event (the baselines are the same
+                // everywhere); only the owner of the hit's (rule id, group) raises it, as for a
+                // single-event rule's alert group.
                 if let Some(hit) = self.behaviour.observe(set, b, event, true)
                     && let Some(info) = set.rule(id)
                 {
+                    let rule = alert_rule(&info.meta);
                     let mut group = hit.group;
                     with_drill_run(&mut group, event);
+                    if !self
+                        .partition
+                        .keeps(&rule.id, group.iter().map(|(_, v)| v.as_str()))
+                    {
+                        continue;
+                    }
                     out.push(Raised {
-                        rule: alert_rule(&info.meta),
+                        rule,
                         group,
                         time: event.timestamp(),
                         explain: Some(hit.explain),

@@ -12,6 +12,8 @@
 //! * a **single-event rule**'s alert group: the event's main entity (`source.ip`, else
 //!   `user.name`, else `host.name`), as the alert book groups it — not the event's stream
 //!   sequence: split by event, two partitions would each open an alert for one (rule, group);
+//! * a **behaviour rule**'s hit: the hit's group (its `per` and new values), the same way;
+//!   every partition observes every event, so their baselines agree and exactly one raises it;
 //! * a **chain** (correlations feeding correlations) whose members group by the same fields
 //!   hashes every member's group by the chain's smallest alert rule id, so a child's group and
 //!   its parent's are in one partition; a chain whose `group-by` differ is kept whole by

@@ -1,7 +1,7 @@
 //! Detector partitions (cluster mode): `K` partitioned evaluators over the same stream raise,
 //! together, exactly what one whole evaluator raises — each alert group in exactly one
 //! partition, the whole of a brute force in one place — for single-event rules, a
-//! correlation by `group-by`, and a chain (kept whole by partition 0).
+//! behaviour rule (`new_terms`), a correlation by `group-by`, and a chain (kept whole by partition 0).
 
 use std::collections::BTreeMap;
 
@@ -26,6 +26,16 @@ title: Scanner probe
 id: probe
 logsource: {product: vigil, service: ingest}
 detection: {sel: {kind: probe}, condition: sel}
+---
+title: Login from a new address
+id: new-address
+kind: new_terms
+logsource: {product: vigil, service: ingest}
+detection: {sel: {kind: login}, condition: sel}
+new_terms:
+    fields: [source.ip]
+    per: [user.name]
+    learning: 1h
 ---
 title: Brute force
 id: brute
@@ -83,7 +93,22 @@ fn stream() -> Vec<Event> {
     for n in (0..40).step_by(4) {
         events.push(event(20, "ok", &format!("203.0.113.{n}")));
     }
+    // A behaviour rule: 30 users learn an address in the first hour, then 20 of them log in
+    // from a new one (one alert each; the others from the known one, none).
+    for n in 0..30 {
+        events.push(login(30, &format!("user{n}"), "192.0.2.1"));
+    }
+    for n in 0..30 {
+        let ip = if n < 20 { "192.0.2.2" } else { "192.0.2.1" };
+        events.push(login(2 * 3600 + n, &format!("user{n}"), ip));
+    }
     events
+}
+
+fn login(secs: i64, user: &str, ip: &str) -> Event {
+    let mut e = event(secs, "login", ip);
+    e.insert("user.name", user);
+    e
 }
 
 /// What an evaluator raised, counted by (rule id, group).
@@ -109,7 +134,7 @@ fn partitions_together_raise_what_one_detector_raises_each_once() {
     let whole = raised(&set, &mut Evaluator::new(&set, Limits::default()), &events);
     let whole_counts = counted(&whole);
     // The stream exercises every kind: probes, brute forces, and the chain.
-    for id in ["probe", "brute", "brute-then-success"] {
+    for id in ["probe", "brute", "brute-then-success", "new-address"] {
         assert!(
             whole_counts.keys().any(|(r, _)| r == id),
             "{id} never raised: {whole_counts:?}"
@@ -218,11 +243,11 @@ correlation:
         let mut e = Evaluator::partitioned(&set, Limits::default(), p);
         let mine = raised(&set, &mut e, &events);
         if i != 0 {
-            // The whole chain (brute, its parents) is partition 0's: only single-event rules'
-            // alerts here.
+            // The whole chain (brute, its parents) is partition 0's: only single-event and
+            // behaviour rules' alerts here.
             assert!(
                 mine.iter()
-                    .all(|r| r.rule.id == "probe" || r.rule.id == "failed"),
+                    .all(|r| ["probe", "failed", "new-address"].contains(&r.rule.id.as_str())),
                 "partition {i}: {mine:?}"
             );
         }

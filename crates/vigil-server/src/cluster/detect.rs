@@ -51,6 +51,12 @@ pub struct ClusterRole {
     sys: Arc<SysProgress>,
     runtime: tokio::runtime::Handle,
     detecting: AtomicBool,
+    /// The lease epoch the lane began detecting at ([`ClusterRole::begin`]; 0: none): a lane
+    /// detects only while the lease is held at that epoch.
+    begun: AtomicU64,
+    /// The lease was stepped down for a hand-over ([`ClusterRole::step_down`]): the only way
+    /// of losing it after which the lane flushes (counts, acknowledged effects) before it stops.
+    handing_over: AtomicBool,
     /// Orders a lane's start with a hand-over's step-down ([`ClusterRole::begin`],
     /// [`ClusterRole::step_down`]).
     transition: std::sync::Mutex<()>,
@@ -80,6 +86,8 @@ impl ClusterRole {
             sys,
             runtime,
             detecting: AtomicBool::new(false),
+            begun: AtomicU64::new(0),
+            handing_over: AtomicBool::new(false),
             transition: std::sync::Mutex::new(()),
             undecodable: Arc::new(AtomicU64::new(0)),
         }
@@ -122,8 +130,21 @@ impl ClusterRole {
         if self.lease.held() != Some(epoch) {
             return false;
         }
+        self.begun.store(epoch, Ordering::SeqCst);
+        self.handing_over.store(false, Ordering::SeqCst);
         self.detecting.store(true, Ordering::SeqCst);
         true
+    }
+
+    /// The lease epoch the lane began detecting at (0: never began).
+    pub(crate) fn begun(&self) -> u64 {
+        self.begun.load(Ordering::SeqCst)
+    }
+
+    /// Whether the lease was stepped down for a hand-over (not lost, not expired) since the
+    /// lane began.
+    pub(crate) fn handing_over(&self) -> bool {
+        self.handing_over.load(Ordering::SeqCst)
     }
 
     /// Steps the lease down for a hand-over (see [`DetectorLease::step_down`]): after it, no
@@ -131,7 +152,11 @@ impl ClusterRole {
     /// detects stops at its next turn. Returns the lease's revision to give up.
     pub(crate) fn step_down(&self) -> Option<u64> {
         let _order = self.transition.lock().unwrap_or_else(|p| p.into_inner());
-        self.lease.step_down()
+        let revision = self.lease.step_down();
+        if revision.is_some() {
+            self.handing_over.store(true, Ordering::SeqCst);
+        }
+        revision
     }
 
     /// Takes over after acquiring the lease (blocking; the detector's thread): waits until this
@@ -139,8 +164,9 @@ impl ClusterRole {
     /// after the shared cursor, or, when no detector ever saved one, the first event of the
     /// last [`FIRST_LOOKBACK`] (what nodes accepted before any detector held the lease; older
     /// history is for `vigil hunt`) — and the position to re-read
-    /// from to rebuild correlation windows of length `window` (at most the resume position).
-    pub(crate) fn take_over(&self, window: Option<Duration>) -> Result<(u64, u64), String> {
+    /// from to rebuild correlation windows of length `window` (at most the resume position),
+    /// and the position one past the stream's end now (no alert can have counted beyond it).
+    pub(crate) fn take_over(&self, window: Option<Duration>) -> Result<(u64, u64, u64), String> {
         self.runtime.block_on(async {
             let end = sys_end(&self.cluster).await?;
             let deadline = Instant::now() + CATCH_UP;
@@ -171,9 +197,18 @@ impl ClusterRole {
                         .saturating_sub(1)
                 }
             };
-            let resume = position(seq + 1, 0);
+            let resume = position(seq.saturating_add(1), 0);
+            let stream_end = self
+                .cluster
+                .stream()
+                .get_info()
+                .await
+                .map_err(|e| e.to_string())?
+                .state
+                .last_sequence;
+            let end = position(stream_end.saturating_add(1), 0).max(resume);
             let Some(window) = window else {
-                return Ok((resume, resume));
+                return Ok((resume, resume, end));
             };
             let now = vigil_event::Timestamp::now().as_nanos();
             let since = vigil_event::Timestamp::from_nanos(
@@ -183,7 +218,7 @@ impl ClusterRole {
             let first = vigil_cluster::follow::first_seq_since(&self.cluster, filter, since)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok((resume, position(first, 0).min(resume)))
+            Ok((resume, position(first, 0).min(resume), end))
         })
     }
 

@@ -8,19 +8,21 @@
 //! its share (a node joined).
 //!
 //! A hand-over is clean: the lease is stepped down locally first (the node's detector lane
-//! stops at its next turn, after waiting for the alerts and bans it submitted to be
-//! acknowledged), then the key is deleted so another node takes the partition at once and
-//! resumes from the partition's cursor (the takeover's rules: nothing raised twice).
+//! stops at its next turn, once the alerts and bans it submitted are acknowledged), then the
+//! key is deleted so another node takes the partition at once and resumes from the
+//! partition's cursor (the takeover's rules: nothing raised twice). A lane that has not
+//! stopped within [`HAND_OVER_WAIT`] keeps the key: it expires after the TTL instead. A node
+//! above its share releases only when no partition is free, and only live registered nodes'
+//! candidacies count.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv::Operation;
-use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use vigil_cluster::Cluster;
-use vigil_cluster::balance::{DETECTOR_CANDIDATE_PREFIX, detector_plan};
+use vigil_cluster::balance::{self, DETECTOR_CANDIDATE_PREFIX, detector_plan};
 
 use super::detect::ClusterRole;
 use super::state::{SysProgress, sys_end};
@@ -30,25 +32,35 @@ use super::state::{SysProgress, sys_end};
 /// a partition without a detector).
 const STALE: u32 = 3;
 
-/// How long a hand-over waits for the lane to stop before it deletes the lease anyway.
+/// How long a hand-over waits for the lane to stop before it leaves the lease to expire (it
+/// deletes it only once the lane stopped).
 const HAND_OVER_WAIT: Duration = Duration::from_secs(20);
 
-/// Most candidate keys read (a bucket flooded with keys by a NATS user is not read whole).
-const MAX_CANDIDATES: usize = 10_000;
-
-/// How many nodes announce themselves as detector candidates now.
-async fn candidates(cluster: &Cluster) -> Result<usize, String> {
-    let keys: Vec<String> = cluster
-        .leases()
-        .keys()
-        .await
-        .map_err(|e| e.to_string())?
-        .try_filter(|k| std::future::ready(k.starts_with(DETECTOR_CANDIDATE_PREFIX)))
-        .take(MAX_CANDIDATES)
-        .try_collect()
+/// How many nodes announce themselves as detector candidates now, counting at most `count`
+/// (the number of partitions: more candidates than partitions give every node a share of
+/// one anyway). Only live registered nodes count (the nodes bucket), each with a candidacy
+/// naming itself: a `detector.candidate.*` key any NATS client wrote for a node that does not
+/// run does not shrink anyone's share. At most [`balance::MAX_LIVE_NODES`] registrations are
+/// read, one candidacy lookup each, `me` (which has just announced itself) first.
+async fn candidates(cluster: &Cluster, me: &str, count: u32) -> Result<usize, String> {
+    let live = balance::live_nodes(cluster)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(keys.len())
+    let mut found = 1;
+    for node in live.iter().filter(|n| n.as_str() != me) {
+        if found >= count as usize {
+            break;
+        }
+        let key = format!("{DETECTOR_CANDIDATE_PREFIX}{node}");
+        match cluster.leases().entry(key).await {
+            Ok(Some(e)) if e.operation == Operation::Put && e.value.as_ref() == node.as_bytes() => {
+                found += 1;
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(found)
 }
 
 /// Runs the balancing rounds of this node over its detector `roles` (one per partition) until
@@ -88,7 +100,7 @@ pub(super) async fn run(
             tracing::debug!("detector candidacy not renewed: {e}");
             continue;
         }
-        let live = match candidates(&cluster).await {
+        let live = match candidates(&cluster, &me, count).await {
             Ok(n) => n.max(1),
             Err(e) => {
                 tracing::debug!("detector candidates not read: {e}");
@@ -146,6 +158,16 @@ async fn hand_over(role: &ClusterRole) {
     let deadline = Instant::now() + HAND_OVER_WAIT;
     while role.detecting() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if role.detecting() {
+        // The lane has not stopped (its effects unacknowledged, or it is blocked): the lease
+        // is never given away while it may still act; it expires after the TTL instead.
+        tracing::warn!(
+            "detection: detector partition {} still detecting after {HAND_OVER_WAIT:?}; its \
+             lease is left to expire rather than handed over",
+            role.partition().index()
+        );
+        return;
     }
     role.lease().give_up(revision).await;
     tracing::info!(

@@ -403,6 +403,22 @@ pub async fn ask_all(cluster: &Cluster, make: impl Fn(String) -> Read) -> Json {
     let shards = cluster.settings().shards();
     let reads: Vec<Read> = shards.iter().map(|s| make(s.to_string())).collect();
     let answers = futures_util::future::join_all(reads.iter().map(|r| ask(cluster, r))).await;
+    gathered(&shards, answers)
+}
+
+/// As [`ask_all`], but one shard after another: for reads an owner serves one at a time
+/// (reports: a second asked of the same owner meanwhile is refused as busy).
+pub async fn ask_each(cluster: &Cluster, make: impl Fn(String) -> Read) -> Json {
+    let shards = cluster.settings().shards();
+    let mut answers = Vec::with_capacity(shards.len());
+    for shard in &shards {
+        answers.push(ask(cluster, &make(shard.to_string())).await);
+    }
+    gathered(&shards, answers)
+}
+
+/// The answers of `shards` (in order) as `{"shards": [..], "missing_shards": [..]}`.
+fn gathered(shards: &[Shard], answers: Vec<Answer>) -> Json {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for (shard, (status, body)) in shards.iter().zip(answers) {

@@ -9,13 +9,14 @@
 //!   `x-vigil-shard` and `x-vigil-node`;
 //! - no `shard`: `{"mode": "cluster", "cluster", "framework", "covers", "shards": [{"shard",
 //!   "node", "report"}], "missing_shards": [{"shard", "reason"}]}` (JSON only), every shard's
-//!   report asked of all owners at once, the shards that did not answer named. The reports are side by side, not merged:
+//!   report asked of the owners one shard after another (an owner computes one at a time),
+//!   the shards that did not answer named. The reports are side by side, not merged:
 //!   each keeps its own integrity section (its own key, checkpoints and verification), and
 //!   Vigil's own events (audit trail, alerts, bans) are in the `sys` shard's.
 //!
 //! An owner computes one report or verification at a time (each reads its whole shard): a
-//! report waits for the turn up to [`super::verify::VERIFY_TIMEOUT`]; the node asked waits as
-//! long for the answer and records the read in the audit trail (`audit_read`, naming the
+//! report asked while another runs is refused at once (409, the shard named as missing); the
+//! node asked waits up to [`super::verify::VERIFY_TIMEOUT`] for each answer and records the read in the audit trail (`audit_read`, naming the
 //! shards).
 
 use std::net::IpAddr;
@@ -25,16 +26,18 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 use vigil_cluster::Cluster;
 
-use super::integrity::{Answer, Read, ask, ask_all};
-use super::verify::{Turn, VERIFY_TIMEOUT};
+use super::integrity::{Answer, Read, ask, ask_each};
+use super::verify::Turn;
 
-/// The owner's side (blocking): the report of the shard copy in `dir`, computed when no other
-/// report or verification runs on this node (waited for up to [`VERIFY_TIMEOUT`]).
+/// The owner's side (blocking): the report of the shard copy in `dir`, or 409 at once while
+/// another report or verification runs on this node (it never waits for the turn while
+/// holding one of the owner's responder slots: a few report requests must not stall its
+/// checkpoint, proof and verify reads).
 pub fn compute(dir: &std::path::Path, request: &crate::report::ReportRequest) -> Answer {
-    let Some(_turn) = Turn::wait(VERIFY_TIMEOUT) else {
+    let Some(_turn) = Turn::take() else {
         return (
             409,
-            json!({"error": "other reports or verifications kept this shard's owner busy; try again"}),
+            json!({"error": "a report or verification is running on this shard's owner; try again when it ends"}),
         );
     };
     let mapping = vigil_report::Mapping::builtin();
@@ -96,7 +99,7 @@ pub async fn route(
             );
         }
         None => {
-            let mut all = ask_all(cluster, make).await;
+            let mut all = ask_each(cluster, make).await;
             let answered: Vec<String> = all["shards"]
                 .as_array()
                 .map(|a| {

@@ -32,21 +32,6 @@ impl Turn {
     pub(super) fn take() -> Option<Turn> {
         (!VERIFYING.swap(true, Ordering::SeqCst)).then_some(Turn)
     }
-
-    /// The turn once the verification or report running now has ended, or `None` after
-    /// `patience` (blocking).
-    pub(super) fn wait(patience: Duration) -> Option<Turn> {
-        let deadline = std::time::Instant::now() + patience;
-        loop {
-            if let Some(turn) = Turn::take() {
-                return Some(turn);
-            }
-            if std::time::Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 impl Drop for Turn {

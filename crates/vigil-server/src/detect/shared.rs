@@ -94,32 +94,48 @@ impl DetectService {
 
     /// Cluster mode: whether `lane` (detector partition `role`) detects now. A node that has
     /// just acquired the partition's lease takes over (its book caught up with `sys`, the
-    /// partition's cursor read) before it evaluates anything; one that lost it first waits for
-    /// the alerts and bans it submitted to be acknowledged (so a successor that takes over
-    /// after a hand-over finds them in `sys`), then drops the lane's reader and windows.
+    /// partition's cursor read) before it evaluates anything. A lane detects only while the
+    /// lease is held at the epoch it began with: one whose lease was lost (expired, taken, or
+    /// lost and acquired again at a new epoch) stops at once and writes nothing more for the
+    /// partition (its holder now may be another node); one whose lease was stepped down for a
+    /// hand-over (or given up by a clean stop) first writes its counts and waits for the
+    /// alerts and bans it submitted to be acknowledged (so the successor finds them in `sys`),
+    /// and stays detecting — the hand-over does not delete the lease — until they are.
     pub(super) fn lead(&self, role: &ClusterRole, lane: &mut Lane) -> bool {
-        if !role.holding() {
-            if role.detecting() {
+        let held = role.lease().held();
+        if role.detecting() {
+            if held.is_some() && held == Some(role.begun()) {
+                return true;
+            }
+            // Voluntary: stepped down for a hand-over, or given up by this node's clean stop.
+            let voluntary = held.is_none() && (role.handing_over() || role.lease().released());
+            if voluntary {
                 self.write_counts();
                 if !self.dispatch_durable(true) {
                     tracing::warn!(
                         "detection: alerts of detector partition {} not acknowledged at its \
-                         hand-over; they are submitted again",
+                         hand-over; submitted again, the hand-over waits",
                         role.partition().index()
                     );
+                    return false;
                 }
-                role.set_detecting(false);
-                lane.reset();
-                tracing::warn!(
-                    "detection: the lease of detector partition {} is lost or handed over; \
-                     this node stops detecting it",
-                    role.partition().index()
-                );
             }
+            role.set_detecting(false);
+            lane.reset();
+            tracing::warn!(
+                "detection: the lease of detector partition {} is {}; this node stops \
+                 detecting it",
+                role.partition().index(),
+                if voluntary {
+                    "handed over"
+                } else {
+                    "lost (or held again at a new epoch: taken over again)"
+                }
+            );
             return false;
         }
-        if role.detecting() {
-            return true;
+        if held.is_none() {
+            return false;
         }
         // The longest correlation window (bounded): re-read so the windows hold what the
         // previous detector's held.
@@ -136,7 +152,7 @@ impl DetectService {
         let Some(epoch) = role.lease().held() else {
             return false;
         };
-        let (next, rebuild) = match role.take_over(window) {
+        let (next, rebuild, end) = match role.take_over(window) {
             Ok(positions) => positions,
             Err(e) => {
                 tracing::warn!("detection: taking over: {e}");
@@ -152,7 +168,19 @@ impl DetectService {
             // windows and counts into open alerts what they have not counted: it was
             // evaluated before. (Only this partition's alerts say how far it got: another
             // partition's progress says nothing of this one's.)
-            let counted = book.counted_through_in(role.tag()).unwrap_or(0);
+            // An alert event claiming to have counted past the stream's end is forged (any
+            // NATS client can publish to `sys`): it must not silence the partition.
+            let counted = match book.counted_through_in(role.tag()) {
+                Some(c) if c > end => {
+                    tracing::warn!(
+                        "detection: an alert of detector partition {} claims to have counted \
+                         stream position {c}, past the stream's end ({end}); ignored",
+                        role.partition().index()
+                    );
+                    0
+                }
+                c => c.unwrap_or(0),
+            };
             let recount = if counted > next { counted } else { 0 };
             let recount = if rebuild < next {
                 recount.max(next)
