@@ -66,7 +66,11 @@ fn report_files(dir: &Path, label: &str) -> u64 {
 /// A word of the `text` field by kind.
 fn word_class(w: &[u8]) -> &'static str {
     if w.iter().all(u8::is_ascii_digit) {
-        if w.len() <= 2 { "digits 1-2" } else { "digits 3+" }
+        if w.len() <= 2 {
+            "digits 1-2"
+        } else {
+            "digits 3+"
+        }
     } else if w.iter().all(u8::is_ascii_hexdigit) {
         "hex"
     } else if w.iter().all(u8::is_ascii_alphabetic) {
@@ -150,7 +154,10 @@ fn report_terms(index: &Index) -> Result<(), Box<dyn std::error::Error>> {
                 .take(25)
                 .map(|(b, k, d)| format!("{k}:{b}/{d}"))
                 .collect();
-            println!("  largest words (bytes/docs, per segment): {}", list.join(" "));
+            println!(
+                "  largest words (bytes/docs, per segment): {}",
+                list.join(" ")
+            );
         }
     }
     Ok(())

@@ -170,16 +170,12 @@ struct SegmentIntPredicate {
 
 impl SegmentDocPredicate for SegmentIntPredicate {
     fn eval(&mut self, doc: DocId) -> bool {
-        let value = self
-            .signed
-            .iter()
-            .find_map(|c| c.first(doc))
-            .or_else(|| {
-                self.unsigned
-                    .iter()
-                    .find_map(|c| c.first(doc))
-                    .and_then(|v| i64::try_from(v).ok())
-            });
+        let value = self.signed.iter().find_map(|c| c.first(doc)).or_else(|| {
+            self.unsigned
+                .iter()
+                .find_map(|c| c.first(doc))
+                .and_then(|v| i64::try_from(v).ok())
+        });
         let Some(v) = value else { return false };
         if let Some(&answer) = self.known.get(&v) {
             return answer;

@@ -11,13 +11,14 @@ use vigil_query::{Limits, parse, run};
 fn events() -> Vec<Event> {
     let big = 1i64 << 53;
     let values: Vec<Value> = vec![
+        // The first segment: only integers ≥ 0 (a column tantivy may store unsigned).
         Value::Int(403),
         Value::Int(404),
-        Value::Int(-1),
         Value::Int(0),
         Value::Int(4030),
         Value::Int(big),
         Value::Int(big + 1),
+        Value::Int(-1),
         Value::Int(i64::MAX),
         Value::Int(i64::MIN),
         Value::Str("403".into()),
@@ -35,7 +36,7 @@ fn events() -> Vec<Event> {
         e.insert("http.response.status_code", v.clone());
         // The same values at a path whose integers keep their terms, and a neighbour path.
         e.insert("odd/path", v.clone());
-        e.insert("http.response", Value::Int(i as i64));
+        e.insert("http.response", Value::Int(i as i64 + 1));
         out.push(e);
     }
     out
