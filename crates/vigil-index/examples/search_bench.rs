@@ -13,6 +13,15 @@ use vigil_index::SearchIndex;
 use vigil_ledger::LedgerReader;
 use vigil_query::{Limits, parse};
 
+/// User + system CPU seconds of this process so far (10 ms resolution).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().ok_or("usage: DATA_DIR [RUNS] QUERY...")?);
@@ -56,8 +65,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
         times.sort_by(f64::total_cmp);
+        let (cpu0, mut n) = (cpu_seconds(), 0u32);
+        while cpu_seconds() - cpu0 < 2.0 && n < 100_000 {
+            let _ = index.search(&mut ledger, &pipeline, limits)?;
+            n += 1;
+        }
+        let cpu_ms = (cpu_seconds() - cpu0) * 1e3 / f64::from(n.max(1));
         println!(
-            "{text}\n  min {:.1} ms  median {:.1} ms  max {:.1} ms  ({} rows, matched {}, pushed down {}, exact {})",
+            "{text}\n  min {:.1} ms  median {:.1} ms  max {:.1} ms  CPU {cpu_ms:.2} ms/run over {n} runs  ({} rows, matched {}, pushed down {}, exact {})",
             times[0],
             times[times.len() / 2],
             times[times.len() - 1],

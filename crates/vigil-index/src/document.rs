@@ -13,8 +13,10 @@ use tantivy::{Index, TantivyDocument, schema::OwnedValue};
 use vigil_event::{Event, Value};
 use vigil_query::exec::{numeric, search_text};
 
+use crate::intcol::column_only;
+
 /// Version of the index layout. An index of another version is rebuilt from the ledger.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// Separator between a field path and its value inside keyword, number and address terms.
 pub const SEP: char = '\0';
@@ -189,6 +191,13 @@ pub fn document(fields: &Fields, seq: u64, event: &Event) -> TantivyDocument {
             Value::List(items) => items,
             other => std::slice::from_ref(other),
         };
+        // A scalar integer is answered from its column (`intcol`): no keyword or number term.
+        if let Value::Int(i) = value
+            && column_only(path)
+        {
+            ints.insert(path.to_owned(), OwnedValue::I64(*i));
+            continue;
+        }
         for item in items {
             let lower = item.to_string().to_lowercase();
             if lower.len() > MAX_KEYWORD_LEN {

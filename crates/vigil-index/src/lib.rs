@@ -23,6 +23,7 @@ pub mod collect;
 pub mod confirm;
 pub mod document;
 pub mod indexer;
+pub mod intcol;
 pub mod newest;
 pub mod run;
 pub mod search;

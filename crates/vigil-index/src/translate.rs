@@ -19,6 +19,7 @@ use vigil_query::exec::{MAX_WORD_LEN, SEQ_FIELD, alias, term_words};
 use crate::document::{
     Fields, SEP, TEXT_ONLY_FIELDS, ip_term_text, kw_term_text, num_term_text, odd, odd_term_text,
 };
+use crate::intcol::{self, column_only, int_ranges};
 
 /// A translated search: the query and whether its matches are exactly the reference's.
 pub struct Translated {
@@ -222,10 +223,12 @@ impl Translator<'_> {
                 exact: false,
             };
         }
+        // Scalar integers of such paths are in their column only (no keyword or number term).
+        let ints = column_only(path);
         match value {
             Literal::Text(p) => {
                 let lower = p.text.to_lowercase();
-                match op {
+                let terms = match op {
                     CmpOp::Eq if p.wildcard => {
                         let re = glob_regex(&path_start(path), &lower);
                         match RegexQuery::from_pattern(&re, f.kw) {
@@ -244,6 +247,18 @@ impl Translator<'_> {
                         let q = ordered(f.kw, path, kw_term_text(path, &lower), op);
                         self.with_odd(q, odd::LONG, path)
                     }
+                };
+                // (`!=` a wildcard already selects every document with the field, inexactly.)
+                if ints && !(op == CmpOp::Ne && p.wildcard) {
+                    Translated {
+                        query: or(vec![
+                            terms.query,
+                            intcol::text_query(f.col_int, path, op, p),
+                        ]),
+                        exact: terms.exact,
+                    }
+                } else {
+                    terms
                 }
             }
             Literal::Number(n) => {
@@ -258,7 +273,13 @@ impl Translator<'_> {
                         _ => self.with_odd(Box::new(EmptyQuery), odd::NOT_NUMBER, path),
                     };
                 }
-                let q = ordered(f.num, path, num_term_text(path, *n), op);
+                let mut q = ordered(f.num, path, num_term_text(path, *n), op);
+                if ints {
+                    q = or(vec![
+                        q,
+                        intcol::ranges_query(f.col_int, path, &int_ranges(*n, op)),
+                    ]);
+                }
                 match op {
                     CmpOp::Eq => Translated::exact(q),
                     // Any value that is not a number is "not equal".

@@ -1,6 +1,6 @@
 //! An index written in another layout version is detected by the version its commits record
-//! and rebuilt from the ledger, never read as this version's layout (format 1 keeps word
-//! positions; a format-2 index from an unmerged experiment did not).
+//! and rebuilt from the ledger, never read as this version's layout (format 1 held every
+//! integer as keyword and number terms, format 3 holds scalar integers in their columns only).
 
 use vigil_event::{Event, Timestamp};
 use vigil_index::document::{FORMAT_VERSION, schema};
@@ -10,7 +10,7 @@ use vigil_query::{Limits, parse};
 
 #[test]
 fn an_index_of_an_older_format_version_is_rebuilt() {
-    assert_eq!(FORMAT_VERSION, 1);
+    assert_eq!(FORMAT_VERSION, 3);
     let dir = tempfile::tempdir().unwrap();
     let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
     let events: Vec<Event> = (0..50)
@@ -21,18 +21,18 @@ fn an_index_of_an_older_format_version_is_rebuilt() {
         })
         .collect();
     ledger.append(&events).unwrap();
-    // A format-2 index (same fields) that claims to cover the first 40 events.
+    // A format-1 index (same fields) that claims to cover the first 40 events.
     {
         let idx_dir = vigil_index::index_dir(dir.path());
         std::fs::create_dir_all(&idx_dir).unwrap();
         let index = tantivy::Index::create_in_dir(&idx_dir, schema().0).unwrap();
         let mut writer: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
         let mut prepared = writer.prepare_commit().unwrap();
-        prepared.set_payload(r#"{"format":2,"next_seq":40,"pruned_below":0}"#);
+        prepared.set_payload(r#"{"format":1,"next_seq":40,"pruned_below":0}"#);
         prepared.commit().unwrap();
     }
     let err = SearchIndex::open(dir.path()).err().expect("refused");
-    assert!(err.to_string().contains("format 2"), "{err}");
+    assert!(err.to_string().contains("format 1"), "{err}");
     // The writer starts over from the first event, not from the old index's resume point.
     let mut indexer = Indexer::open(dir.path(), 1).unwrap();
     let mut reader = LedgerReader::open(dir.path()).unwrap();

@@ -310,6 +310,13 @@ pub fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     }
 }
 
+/// Whether one value compares with a literal as a search's `field op literal` finds it (one
+/// value: a list's items are each compared by the caller). The index answers comparisons it
+/// reads from columns with this very function, so both engines agree by construction.
+pub fn compare_value(v: &Value, op: CmpOp, lit: &Literal) -> bool {
+    compare(v, op, lit)
+}
+
 fn compare(v: &Value, op: CmpOp, lit: &Literal) -> bool {
     match lit {
         Literal::Cidr(net, bits) => {
