@@ -360,6 +360,7 @@ pub(super) async fn add_saved(
 }
 
 /// Finds `id` among what `caller` sees and may edit: 404 when unseen, 403 when seen only.
+#[allow(clippy::result_large_err)]
 fn find_editable(file: &SavedFile, id: &str, caller: &Principal) -> Result<usize, Response> {
     let Some(pos) = file
         .searches
