@@ -108,6 +108,12 @@ pub const ROUTES: &[RouteAccess] = &[
     r("GET", "/api/v1/drills", Access::Read),
     r("POST", "/api/v1/drills", Access::Triage),
     r("GET", "/api/v1/exceptions", Access::Read),
+    // Saved searches and dashboard panels: every reader keeps their own; the handler lets only
+    // analysts and admins save, change or remove shared ones (audited).
+    r("GET", "/api/v1/saved-searches", Access::Read),
+    r("POST", "/api/v1/saved-searches", Access::Read),
+    r("POST", "/api/v1/saved-searches/{id}", Access::Read),
+    r("DELETE", "/api/v1/saved-searches/{id}", Access::Read),
     // Rule exceptions silence detections: analysts and admins, audited.
     r("POST", "/api/v1/exceptions", Access::Triage),
     r("DELETE", "/api/v1/exceptions/{id}", Access::Triage),

@@ -493,7 +493,254 @@ function spinner(text = 'Loading…') {
   return h('span', { class: 'spinner-wrap', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), ' ', text);
 }
 
+// ------------------------------------------------------------------ search extras: charts, fields, saved searches
+
+/**
+ * Line chart of a timechart result: one polyline per numeric column and one
+ * <circle class="point"> (with <title>) per row and column.
+ */
+function lineChart(cols, rows, { width, testid } = {}) {
+  const ti = cols.indexOf('_time');
+  const series = cols.map((c, i) => i).filter((i) => i !== ti && rows.some((r) => typeof r[i] === 'number'));
+  const pts = rows.map((r) => ({ t: toDate(r[ti]), r })).filter((p) => p.t);
+  const W = Math.max(320, Math.round(width || 900));
+  const H = 180;
+  const m = { l: 48, r: 10, t: 8, b: 22 };
+  const iw = W - m.l - m.r;
+  const ih = H - m.t - m.b;
+  const t0 = pts.length ? Math.min(...pts.map((p) => p.t.getTime())) : 0;
+  const t1 = Math.max(t0 + 1, ...pts.map((p) => p.t.getTime()));
+  const max = niceCeil(Math.max(1, ...pts.flatMap((p) => series.map((i) => Number(p.r[i]) || 0))));
+  const x = (t) => m.l + (pts.length > 1 ? ((t - t0) / (t1 - t0)) * iw : iw / 2);
+  const y = (v) => m.t + ih - (v / max) * ih;
+  const svg = s('svg', { class: 'chart line-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${series.map((i) => cols[i]).join(', ')} over time, ${pts.length} points`, 'data-testid': testid, id: testid });
+  for (let k = 0; k <= 4; k++) {
+    const yy = y((max / 4) * k);
+    svg.append(s('line', { class: 'grid', x1: m.l, x2: W - m.r, y1: yy, y2: yy }), s('text', { class: 'axis-label', x: m.l - 6, y: yy + 4, 'text-anchor': 'end', text: compactNum((max / 4) * k) }));
+  }
+  for (const t of timeTicks(t0, t1, Math.max(3, Math.min(10, Math.floor(iw / 110))))) {
+    const xx = x(t);
+    if (xx < m.l + 14 || xx > W - m.r - 22) continue;
+    svg.append(s('text', { class: 'axis-label', x: xx, y: H - 5, 'text-anchor': 'middle', text: tickLabel(new Date(t), t1 - t0) }));
+  }
+  svg.append(s('line', { class: 'axis', x1: m.l, x2: W - m.r, y1: m.t + ih, y2: m.t + ih }));
+  series.forEach((i, n) => {
+    const line = pts.map((p) => `${x(p.t.getTime()).toFixed(1)},${y(Number(p.r[i]) || 0).toFixed(1)}`).join(' ');
+    svg.append(s('polyline', { class: `series series-${n % 4}`, points: line, fill: 'none', 'data-series': cols[i] }));
+    for (const p of pts) {
+      const v = Number(p.r[i]) || 0;
+      svg.append(s('circle', { class: `point series-${n % 4}`, cx: x(p.t.getTime()).toFixed(1), cy: y(v).toFixed(1), r: 3, 'data-series': cols[i], 'data-time': p.t.toISOString(), 'data-value': v },
+        s('title', { text: `${fmtTime(p.t)} · ${cols[i]}: ${fmtNum(v)}` })));
+    }
+  });
+  return svg;
+}
+
+/**
+ * A chart for a statistics result, or null: `timechart` (a `_time` column) as a line chart,
+ * `stats … by` (text group columns and a numeric one) as a horizontal bar chart, one bar per row
+ * (the first 50).
+ */
+function resultChart(cols, rows, { width, onBar } = {}) {
+  if (!rows.length) return null;
+  if (cols.includes('_time')) return lineChart(cols, rows, { width, testid: 'result-chart' });
+  const num = cols.findIndex((c, i) => rows.every((r) => r[i] === null || typeof r[i] === 'number'));
+  const groups = cols.map((c, i) => i).filter((i) => i !== num && rows.some((r) => typeof r[i] === 'string'));
+  if (num < 0 || !groups.length) return null;
+  const items = rows.slice(0, 50).map((r) => ({ label: groups.map((i) => valueText(r[i])).join(' · '), value: Number(r[num]) || 0, row: r }));
+  return hBarChart(items, { label: cols[num], width, testid: 'result-chart', onClick: onBar });
+}
+
+/** Fields never worth a sidebar entry (unique per event). */
+const SIDEBAR_SKIP = new Set(['@timestamp', 'message', 'vigil.seq', 'vigil.hash', 'event.original', 'event.ingested']);
+
+/**
+ * Top values of each field over the rows shown: [{field, present, top: [{value, count}]}], fields
+ * by how many rows hold them, at most `maxFields`, the `k` most common values each (ties by value).
+ */
+function topValues(cols, rows, k = 5, maxFields = 40) {
+  const out = [];
+  cols.forEach((c, i) => {
+    if (SIDEBAR_SKIP.has(c)) return;
+    const counts = new Map();
+    let present = 0;
+    for (const r of rows) {
+      const v = r[i];
+      if (v === null || v === undefined || v === '') continue;
+      present++;
+      const t = valueText(v);
+      counts.set(t, (counts.get(t) || 0) + 1);
+    }
+    if (!present) return;
+    const top = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, k).map(([value, count]) => ({ value, count }));
+    out.push({ field: c, present, distinct: counts.size, top });
+  });
+  out.sort((a, b) => b.present - a.present || a.field.localeCompare(b.field));
+  return out.slice(0, maxFields);
+}
+
+/** The field sidebar: each field with its top values on this page; a click adds a filter. */
+function fieldSidebar(cols, rows, onPick) {
+  const aside = h('aside', { class: 'field-sidebar', id: 'field-sidebar', 'data-testid': 'field-sidebar', 'aria-label': 'Fields on this page' },
+    h('h2', { class: 'panel-title', text: 'Fields' }), h('p', { class: 'muted small', text: `Top values of ${fmtNum(rows.length)} rows shown` }));
+  for (const f of topValues(cols, rows)) {
+    const list = h('ol', { class: 'top-values' });
+    for (const t of f.top) {
+      const b = h('button', { type: 'button', class: 'link-button sidebar-value', 'data-testid': 'sidebar-value', 'data-field': f.field, 'data-value': t.value, 'data-count': t.count, title: `Filter: ${f.field}=${quoteValue(t.value)}` },
+        h('span', { class: 'mono', text: truncate(t.value, 40) }), ' ', h('span', { class: 'muted small', text: fmtNum(t.count) }));
+      b.addEventListener('click', () => onPick(f.field, t.value));
+      list.append(h('li', null, b));
+    }
+    aside.append(h('details', { class: 'sidebar-field', 'data-testid': 'sidebar-field', 'data-field': f.field, open: f.present === rows.length ? true : undefined },
+      h('summary', null, h('span', { class: 'mono', text: f.field }), ' ', h('span', { class: 'muted small', text: `${fmtNum(f.distinct)}${f.distinct >= 100 ? '+' : ''} values` })), list));
+  }
+  return aside;
+}
+
+/** Field names seen in results this session (bounded), for autocomplete; seeded with common ones. */
+const knownFields = new Set(['event.category', 'event.outcome', 'event.action', 'source.ip', 'destination.ip', 'user.name', 'host.name',
+  'process.name', 'url.original', 'http.response.status_code', 'vigil.source', 'vigil.sourcetype', 'message']);
+const MAX_KNOWN_FIELDS = 2000;
+
+function learnFields(cols) {
+  for (const c of cols) if (knownFields.size < MAX_KNOWN_FIELDS && c && !c.startsWith('_')) knownFields.add(c);
+}
+
+/** The field name being typed at the cursor: {start, end, word} or null. */
+function wordAtCursor(value, pos) {
+  const before = value.slice(0, pos);
+  const mm = /[A-Za-z_@][\w.@-]*$/.exec(before);
+  if (!mm) return null;
+  // not inside a quoted value, not right after `=`
+  const quotes = (before.slice(0, mm.index).match(/(?<!\\)"/g) || []).length;
+  if (quotes % 2 === 1 || /[=<>!]$/.test(before.slice(0, mm.index))) return null;
+  const after = /^[\w.@-]*/.exec(value.slice(pos))[0];
+  return { start: mm.index, end: pos + after.length, word: mm[0] };
+}
+
+/** Suggest field names under `input` while typing; Up/Down pick, Tab/Enter complete, Escape closes. */
+function attachAutocomplete(input) {
+  const box = h('ul', { class: 'suggest', id: 'field-suggest', 'data-testid': 'field-suggest', role: 'listbox', 'aria-label': 'Field names', hidden: true });
+  input.setAttribute('aria-controls', 'field-suggest');
+  input.setAttribute('aria-autocomplete', 'list');
+  let items = [];
+  let active = -1;
+  let at = null;
+  const close = () => { box.hidden = true; items = []; active = -1; input.removeAttribute('aria-activedescendant'); };
+  const pick = (name) => {
+    const v = input.value;
+    input.value = v.slice(0, at.start) + name + '=' + v.slice(at.end);
+    const pos = at.start + name.length + 1;
+    input.setSelectionRange(pos, pos);
+    close();
+    input.dispatchEvent(new Event('input'));
+  };
+  const mark = () => items.forEach((li, i) => { li.setAttribute('aria-selected', String(i === active)); if (i === active) input.setAttribute('aria-activedescendant', li.id); });
+  input.addEventListener('input', () => {
+    at = wordAtCursor(input.value, input.selectionStart ?? input.value.length);
+    if (!at) return close();
+    const w = at.word.toLowerCase();
+    const names = [...knownFields].filter((f) => f.toLowerCase().startsWith(w) && f.toLowerCase() !== w).sort().slice(0, 8);
+    if (!names.length) return close();
+    clear(box);
+    items = names.map((n, i) => {
+      const li = h('li', { role: 'option', id: `suggest-${i}`, class: 'suggest-item mono', 'data-testid': 'suggest-item', text: n });
+      li.addEventListener('mousedown', (ev) => { ev.preventDefault(); pick(n); });
+      return li;
+    });
+    box.append(...items);
+    active = -1; // Enter still runs the search until a suggestion is picked with the arrows
+    mark();
+    box.hidden = false;
+  });
+  input.addEventListener('keydown', (ev) => {
+    if (box.hidden || !items.length) return;
+    if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+      ev.preventDefault();
+      active = (active + (ev.key === 'ArrowDown' ? 1 : items.length - 1)) % items.length;
+      mark();
+    } else if ((ev.key === 'Tab' && !ev.shiftKey) || (ev.key === 'Enter' && active >= 0)) {
+      ev.preventDefault();
+      ev.stopPropagation();
+      pick(items[Math.max(0, active)].textContent);
+    } else if (ev.key === 'Escape') {
+      ev.preventDefault();
+      close();
+    }
+  });
+  input.addEventListener('blur', close);
+  return box;
+}
+
+/**
+ * Saved searches on the search page: the list (run one, put it on the dashboard, remove it) and
+ * a "Save" form. current(): {query, from, to} to save; load(s): run a saved search.
+ */
+function savedSearches({ current, load }) {
+  const list = h('ul', { class: 'saved-list', id: 'saved-list', 'data-testid': 'saved-list' });
+  const status = h('span', { class: 'muted small', role: 'status', id: 'saved-status' });
+  const nameIn = h('input', { type: 'text', id: 'saved-name', 'data-testid': 'saved-name', maxlength: 100, placeholder: 'Name this search', 'aria-label': 'Saved search name' });
+  const sharedIn = h('input', { type: 'checkbox', id: 'saved-shared', 'data-testid': 'saved-shared' });
+  const saveBtn = h('button', { type: 'submit', class: 'btn btn-secondary', id: 'save-search', 'data-testid': 'save-search', text: 'Save search' });
+  const form = h('form', { class: 'saved-form', id: 'saved-form' }, nameIn,
+    canWrite() ? h('label', { class: 'small' }, sharedIn, ' shared') : null, saveBtn, status);
+  async function refresh() {
+    try {
+      const res = await api('GET', '/api/v1/saved-searches');
+      clear(list);
+      const all = res.searches || [];
+      if (!all.length) list.append(h('li', { class: 'muted small', text: 'No saved searches yet.' }));
+      for (const sv of all) {
+        const run = h('button', { type: 'button', class: 'link-button', 'data-testid': 'saved-run', title: sv.query, text: sv.name });
+        run.addEventListener('click', () => load(sv));
+        const li = h('li', { class: 'saved-item', 'data-testid': 'saved-item', 'data-id': sv.id, 'data-name': sv.name }, run,
+          sv.shared ? h('span', { class: 'badge', text: 'shared' }) : null);
+        if (sv.editable) {
+          const pin = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'saved-panel', 'aria-pressed': String(sv.panel), text: sv.panel ? '★ on dashboard' : '☆ add to dashboard' });
+          pin.addEventListener('click', async () => {
+            try { await api('POST', `/api/v1/saved-searches/${encodeURIComponent(sv.id)}`, { panel: !sv.panel }); refresh(); } catch (err) { showError(err, 'Dashboard'); }
+          });
+          const del = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'saved-delete', 'aria-label': `Remove saved search ${sv.name}`, text: '✕' });
+          del.addEventListener('click', async () => {
+            try { await api('DELETE', `/api/v1/saved-searches/${encodeURIComponent(sv.id)}`); refresh(); } catch (err) { showError(err, 'Remove saved search'); }
+          });
+          li.append(pin, del);
+        }
+        list.append(li);
+      }
+    } catch (err) {
+      clear(list).append(h('li', null, inlineError(err, 'Saved searches')));
+    }
+  }
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const name = nameIn.value.trim();
+    const c = current();
+    if (!name || !c.query) { status.textContent = 'Type a query and a name first.'; return; }
+    try {
+      await api('POST', '/api/v1/saved-searches', { name, query: c.query, from: c.from, to: c.to, shared: sharedIn.checked });
+      nameIn.value = '';
+      status.textContent = `Saved “${name}”.`;
+      refresh();
+    } catch (err) {
+      status.textContent = err.message;
+    }
+  });
+  refresh();
+  return h('section', { class: 'panel saved-panel', 'aria-label': 'Saved searches', id: 'saved-searches', 'data-testid': 'saved-searches' },
+    h('div', { class: 'panel-title-row' }, h('h2', { class: 'panel-title', text: 'Saved searches' })), list, form);
+}
+
+/** A plain table of a result (dashboard panels). */
+function statsTableLite(cols, rows) {
+  return h('table', { class: 'data-table' }, h('thead', null, h('tr', null, cols.map((c) => h('th', { scope: 'col', text: c })))),
+    h('tbody', null, rows.slice(0, 50).map((r) => h('tr', null, r.map((v) => h('td', { class: 'mono', text: valueText(v) }))))));
+}
+
 // ------------------------------------------------------------------ search view
+
+/** The server's deepest `offset` (`MAX_OFFSET` in http/ledger.rs). */
+const MAX_PAGE_OFFSET = 10000;
 
 const searchState = {
   query: '',
@@ -537,6 +784,7 @@ function renderSearch(view, params) {
   let seqNo = 0; // discards responses of superseded runs
   let controller = null;
   let openEvents = []; // expanded events, most recent last: [{ tr, detail, toggle, set(open) }]
+  let pageOffset = 0; // the first row shown (paging), as the server's `offset`
 
   const input = h('input', {
     id: 'query', 'data-testid': 'query', class: 'query-input', type: 'search', spellcheck: 'false', autocomplete: 'off',
@@ -649,7 +897,7 @@ function renderSearch(view, params) {
 
   // novalidate: an incomplete date is reported by pickerRange() next to the inputs, not in a browser bubble
   const form = h('form', { class: 'search-form', id: 'search-form', role: 'search', novalidate: true },
-    h('div', { class: 'search-bar' }, h('div', { class: 'query-wrap' }, input), rangeSel, runBtn, exportLink),
+    h('div', { class: 'search-bar' }, h('div', { class: 'query-wrap' }, input, attachAutocomplete(input)), rangeSel, runBtn, exportLink),
     customRow);
   form.addEventListener('submit', (ev) => { ev.preventDefault(); run(); });
   input.addEventListener('input', () => { queryError.hidden = true; input.removeAttribute('aria-invalid'); });
@@ -658,6 +906,10 @@ function renderSearch(view, params) {
     h('h1', { class: 'sr-only', text: 'Search' }),
     form,
     queryError,
+    savedSearches({
+      current: () => ({ query: input.value.trim(), from: searchState.from, to: searchState.to }),
+      load: (sv) => { input.value = sv.query; searchState.from = sv.from; searchState.to = sv.to; syncPicker(); run(); },
+    }),
     h('section', { class: 'panel histogram-panel', 'aria-label': 'Matches over time' },
       h('div', { class: 'panel-title-row' }, h('h2', { class: 'panel-title', text: 'Matches over time' }), h('span', { id: 'histogram-note', class: 'muted small' })),
       histoBox),
@@ -700,7 +952,7 @@ function renderSearch(view, params) {
    * Run the search in the bar with the picker's range. fromUrl: the state came from the URL
    * (page load, Back/Forward, a link), so no new history entry is made.
    */
-  async function run({ fromUrl = false } = {}) {
+  async function run({ fromUrl = false, offset = 0 } = {}) {
     const range = pickerRange();
     if (range.error) {
       // nothing is sent and the URL keeps the last search
@@ -747,7 +999,8 @@ function renderSearch(view, params) {
     const histQuery = `${searchPart(query)} | timechart span=${span} count`;
     const body = { from: searchState.from, to: searchState.to };
 
-    const main = api('POST', '/api/v1/search', { ...body, query, limit: searchState.limit }, { signal });
+    pageOffset = offset;
+    const main = api('POST', '/api/v1/search', { ...body, query, limit: searchState.limit, offset }, { signal });
     const histo = api('POST', '/api/v1/search', { ...body, query: histQuery, limit: 10000 }, { signal });
     histo.catch(() => {}); // handled below; avoids an "unhandled rejection" if this run is superseded first
     let mainFailed = false;
@@ -795,22 +1048,52 @@ function renderSearch(view, params) {
     }
   }
 
+  /** Previous / next page buttons: a full page (as many rows as asked) may have a next one. */
+  function pager(rows) {
+    const first = pageOffset + 1;
+    const last = pageOffset + rows;
+    const prev = h('button', { type: 'button', class: 'btn btn-small', id: 'page-prev', 'data-testid': 'page-prev', disabled: pageOffset === 0, text: '‹ Previous' });
+    const next = h('button', { type: 'button', class: 'btn btn-small', id: 'page-next', 'data-testid': 'page-next', disabled: rows < searchState.limit || last >= MAX_PAGE_OFFSET, text: 'Next ›' });
+    prev.addEventListener('click', () => run({ offset: Math.max(0, pageOffset - searchState.limit) }));
+    next.addEventListener('click', () => run({ offset: pageOffset + searchState.limit }));
+    return h('span', { class: 'pager', role: 'group', 'aria-label': 'Pages' }, prev,
+      h('span', { id: 'page-range', 'data-testid': 'page-range', 'data-first': rows ? first : 0, 'data-last': last, text: rows ? `rows ${fmtNum(first)}–${fmtNum(last)}` : 'no rows' }), next);
+  }
+
   function renderResults(res, query) {
     results.classList.remove('stale');
     const cols = res.columns || [];
     const rows = res.rows || [];
+    learnFields(cols);
+    const paged = pageOffset > 0 || rows.length >= searchState.limit;
     append(clear(meta), [
       h('span', { id: 'result-count', 'data-testid': 'result-count', 'data-count': rows.length, text: `${fmtNum(rows.length)} ${rows.length === 1 ? 'row' : 'rows'}` }),
+      paged ? pager(rows.length) : null,
       h('span', { class: 'sep', 'aria-hidden': 'true', text: '·' }), `${fmtNum(res.scanned ?? 0)} events scanned`,
       h('span', { class: 'sep', 'aria-hidden': 'true', text: '·' }), `${fmtNum(res.took_ms ?? 0)} ms`,
-      res.truncated ? h('span', { class: 'badge warn-badge', text: `⚠ truncated to ${fmtNum(rows.length)} rows` }) : null,
+      res.truncated && !paged ? h('span', { class: 'badge warn-badge', text: `⚠ truncated to ${fmtNum(rows.length)} rows` }) : null,
       res.message ? h('span', { class: 'result-message', text: res.message }) : null,
     ]);
     clear(results);
     openEvents = [];
     const isEvents = cols.includes('@timestamp') && (cols.includes('vigil.seq') || cols.includes('message'));
-    if (isEvents) results.append(eventsTable(cols, rows, query));
-    else results.append(statsTable(cols, rows, query));
+    const pick = (field, value) => { input.value = addFilter(input.value, field, value); run(); };
+    if (isEvents) {
+      results.append(h('div', { class: 'results-with-fields' }, rows.length ? fieldSidebar(cols, rows, pick) : null, h('div', { class: 'results-main' }, eventsTable(cols, rows, query))));
+    } else {
+      const chart = resultChart(cols, rows, {
+        width: Math.max(320, (results.clientWidth || 900) - 24),
+        onBar: (it) => {
+          const groups = cols.filter((c, i) => typeof it.row[i] === 'string' && !c.startsWith('_'));
+          let q = searchPart(input.value) === '*' ? '' : searchPart(input.value);
+          for (const c of groups) q = addFilter(q, c, valueText(it.row[cols.indexOf(c)]));
+          input.value = q;
+          run();
+        },
+      });
+      if (chart) results.append(h('div', { class: 'result-chart-wrap pad' }, chart));
+      results.append(statsTable(cols, rows, query));
+    }
   }
 
   function eventsTable(cols, rows) {
@@ -1245,13 +1528,45 @@ function renderDashboards(view) {
     levels: panel('panel-alerts-by-level', 'Alerts by level', 'all statuses'),
     perSource: panel('panel-events-per-source', 'Events per source', 'last 24 h'),
     ingest: panel('panel-ingest-rate', 'Ingest rate', 'last hour · events per minute'),
+    saved: panel('panel-saved', 'Your panels', 'saved searches put on the dashboard'),
   };
-  view.append(h('div', { class: 'dash-grid' }, p.failed.sec, p.ingest.sec, p.top.sec, p.levels.sec, p.perSource.sec));
+  view.append(h('div', { class: 'dash-grid' }, p.failed.sec, p.ingest.sec, p.top.sec, p.levels.sec, p.perSource.sec, p.saved.sec));
 
   const search = (query, from) => api('POST', '/api/v1/search', { query, from, to: 'now', limit: 1000 }, { signal: controller.signal });
   const toSearch = (q, from = '-24h') => { location.hash = `#/search?${new URLSearchParams({ q, from })}`; };
 
+  /** One saved-search panel: a plain search shows its count, a pipeline its chart or table. */
+  const savedPanel = async (sv) => {
+    const plain = searchPart(sv.query) === sv.query.trim();
+    const res = await api('POST', '/api/v1/search', { query: plain ? `${sv.query} | stats count` : sv.query, from: sv.from, to: sv.to, limit: 1000 }, { signal: controller.signal });
+    const cols = res.columns || [];
+    const rows = res.rows || [];
+    const open = h('button', { type: 'button', class: 'link-button', text: sv.name, title: sv.query });
+    open.addEventListener('click', () => { location.hash = `#/search?${new URLSearchParams({ q: sv.query, from: sv.from, ...(sv.to !== 'now' ? { to: sv.to } : {}) })}`; });
+    const card = h('div', { class: 'saved-card', 'data-testid': 'saved-card', 'data-id': sv.id, 'data-name': sv.name }, h('h3', { class: 'small' }, open, sv.shared ? h('span', { class: 'badge', text: 'shared' }) : null));
+    if (sv.editable) {
+      const remove = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'saved-card-remove', 'aria-label': `Take ${sv.name} off the dashboard`, text: '✕' });
+      remove.addEventListener('click', async () => {
+        try { await api('POST', `/api/v1/saved-searches/${encodeURIComponent(sv.id)}`, { panel: false }); card.remove(); } catch (err) { showError(err, 'Dashboard'); }
+      });
+      card.firstChild.append(remove);
+    }
+    if (plain) {
+      const n = Number(rows[0] && rows[0][cols.indexOf('count')]) || 0;
+      card.append(h('div', { class: 'big-number' }, h('span', { 'data-testid': 'saved-card-count', 'data-count': n, text: fmtNum(n) }), h('span', { class: 'muted small', text: ' events' })));
+    } else {
+      card.append(resultChart(cols, rows, { width: p.saved.width() }) || statsTableLite(cols, rows));
+    }
+    return card;
+  };
+
   const jobs = [
+    [p.saved, async () => {
+      const res = await api('GET', '/api/v1/saved-searches', undefined, { signal: controller.signal });
+      const panels = (res.searches || []).filter((sv) => sv.panel).slice(0, 24);
+      if (!panels.length) return h('p', { class: 'muted', text: 'No panels yet: on the Search page, save a search and choose “add to dashboard”.' });
+      return Promise.all(panels.map((sv) => savedPanel(sv).catch((err) => { if (err.name === 'AbortError') throw err; return inlineError(err, sv.name); })));
+    }],
     [p.failed, async () => {
       const res = await search('event.category=authentication event.outcome=failure | timechart span=30m count', '-24h');
       const now = Date.now();

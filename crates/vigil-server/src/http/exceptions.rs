@@ -170,7 +170,7 @@ async fn change(
 }
 
 /// Records the change in the ledger and waits until it is durable.
-async fn audit_durably(state: &AppState, event: Event) -> Result<(), Response> {
+pub(super) async fn audit_durably(state: &AppState, event: Event) -> Result<(), Response> {
     match state
         .ingest
         .try_append(vec![event], vigil_ingest::Origin::Audit)

@@ -180,9 +180,18 @@ pub(super) struct SearchRequest {
     from: Option<String>,
     to: Option<String>,
     limit: Option<usize>,
+    /// Rows to skip (paging): at most [`MAX_OFFSET`].
+    #[serde(default)]
+    offset: usize,
 }
 
-/// `POST /api/v1/search` `{query, from, to, limit}` → `{columns, rows, took_ms, scanned, truncated}`.
+/// The deepest a search pages: `offset` beyond this is refused (the rows skipped are still
+/// computed, so paging costs as much as asking for `offset + limit` rows).
+pub const MAX_OFFSET: usize = 10_000;
+
+/// `POST /api/v1/search` `{query, from, to, limit, offset?}` → `{columns, rows, took_ms,
+/// scanned, truncated}`: with `offset`, the rows from `offset` on (the result's order is the
+/// query's: the same query over the same events pages without gaps or repeats).
 /// Each search is written to the ledger as an audit event with its query text.
 pub(super) async fn search(
     State(state): State<Shared>,
@@ -204,11 +213,18 @@ pub(super) async fn search(
             );
         }
     };
+    if request.offset > MAX_OFFSET {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("`offset` is at most {MAX_OFFSET}; narrow the search instead"),
+        );
+    }
+    let offset = request.offset;
     let (pipeline, limits) = match prepare_query(
         &request.query,
         request.from.as_deref(),
         request.to.as_deref(),
-        request.limit.unwrap_or(1000),
+        request.limit.unwrap_or(1000).saturating_add(offset),
     ) {
         Ok(q) => q,
         Err(r) => return r,
@@ -242,8 +258,9 @@ pub(super) async fn search(
         None => execute_query(&state, pipeline, limits).await,
     };
     match result {
-        Ok(Ok(r)) => {
+        Ok(Ok(mut r)) => {
             let took_ms = started.elapsed().as_millis() as u64;
+            r.rows.drain(..offset.min(r.rows.len()));
             match tokio::task::spawn_blocking(move || search_json(r, took_ms)).await {
                 Ok(body) => (
                     [(header::CONTENT_TYPE, "application/json")],

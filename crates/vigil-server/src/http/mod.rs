@@ -117,6 +117,14 @@ pub fn router(state: Shared) -> Router {
             axum::routing::delete(exceptions::delete_exception),
         )
         .route(
+            "/api/v1/saved-searches",
+            get(saved::list_saved).post(saved::add_saved),
+        )
+        .route(
+            "/api/v1/saved-searches/{id}",
+            post(saved::change_saved).delete(saved::delete_saved),
+        )
+        .route(
             "/api/v1/cases",
             get(cases::list_cases).post(cases::create_case),
         )
@@ -195,6 +203,7 @@ mod native;
 mod otlp;
 mod otlp_grpc;
 mod report;
+mod saved;
 mod trace;
 
 use alerts::*;
