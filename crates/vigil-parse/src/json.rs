@@ -36,7 +36,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
     if !has_timestamp {
         vendor_timestamp(&mut event);
     }
-    zeek_and_suricata(&mut event);
+    crate::zeek_json::enrich(&mut event);
     // A cloud audit record keeps its own names (`level`, `event`, `description` are the
     // provider's, not OWASP's).
     if crate::cloud::enrich(&mut event).is_none() {
@@ -60,55 +60,6 @@ fn vendor_timestamp(event: &mut Event) {
             event.set_timestamp(t);
             return;
         }
-    }
-}
-
-fn copy_typed(event: &mut Event, from: &str, to: &str) {
-    if event.contains(to) {
-        return;
-    }
-    match event.get(from).cloned() {
-        Some(Value::Str(s)) if to.ends_with(".ip") => {
-            if let Ok(ip) = s.parse() {
-                event.insert(to, Value::Ip(ip));
-            }
-        }
-        Some(v) => event.insert(to, v),
-        None => {}
-    }
-}
-
-/// Zeek (`id.orig_h`, `_path`) and Suricata EVE (`src_ip`, `event_type`, `alert.*`) → ECS.
-fn zeek_and_suricata(event: &mut Event) {
-    if event.contains("id.orig_h") {
-        copy_typed(event, "id.orig_h", "source.ip");
-        copy_typed(event, "id.orig_p", "source.port");
-        copy_typed(event, "id.resp_h", "destination.ip");
-        copy_typed(event, "id.resp_p", "destination.port");
-        if let Some(path) = event.get_str("_path").map(str::to_owned) {
-            event.insert(field::EVENT_DATASET, format!("zeek.{path}"));
-        }
-        event.insert("observer.product", "zeek");
-    }
-    if event.contains("event_type") && (event.contains("src_ip") || event.contains("flow_id")) {
-        copy_typed(event, "src_ip", "source.ip");
-        copy_typed(event, "src_port", "source.port");
-        copy_typed(event, "dest_ip", "destination.ip");
-        copy_typed(event, "dest_port", "destination.port");
-        copy_typed(event, "proto", "network.transport");
-        if let Some(kind) = event.get_str("event_type").map(str::to_owned) {
-            event.insert(field::EVENT_DATASET, format!("suricata.{kind}"));
-            if kind == "alert" {
-                event.insert(field::EVENT_KIND, EventKind::Alert);
-                event.insert(field::EVENT_CATEGORY, Category::IntrusionDetection);
-            }
-        }
-        copy_typed(event, "alert.signature", "rule.name");
-        copy_typed(event, "alert.signature_id", "rule.id");
-        copy_typed(event, "alert.category", "rule.category");
-        copy_typed(event, "alert.severity", "event.severity");
-        copy_typed(event, "alert.action", "event.action");
-        event.insert("observer.product", "suricata");
     }
 }
 

@@ -53,6 +53,7 @@ mod sshd_fast;
 pub mod syslog;
 mod syslog_fast;
 pub mod winlog;
+pub mod zeek_json;
 pub mod zeek_tsv;
 
 use std::str::FromStr;
