@@ -35,8 +35,11 @@ async fn one_holder_at_a_time_and_only_the_holder_moves_the_cursor() {
     let a = DetectorLease::new(Cluster::connect(settings(&nats, "a")).await.unwrap());
     let b = DetectorLease::new(Cluster::connect(settings(&nats, "b")).await.unwrap());
 
-    assert!(a.turn().await, "a free lease is acquired");
-    assert_eq!(a.held(), Some(1));
+    // A free lease is acquired (retried: right after the NATS cluster starts, a loaded machine
+    // can fail the first KV calls; a failed try may use up an epoch, so epochs are compared,
+    // not counted).
+    acquire(&a).await;
+    let first = a.held().expect("a holds the lease");
     assert!(!b.turn().await, "a held lease is not");
     assert_eq!(b.held(), None);
     assert!(a.turn().await, "the holder renews");
@@ -53,15 +56,15 @@ async fn one_holder_at_a_time_and_only_the_holder_moves_the_cursor() {
     assert_eq!(a.held(), None);
     assert!(!b.turn().await, "not before the lease expired");
     acquire(&b).await;
-    assert_eq!(
-        b.held(),
-        Some(2),
-        "the epoch grows when the lease changes hands"
+    assert!(
+        b.held().unwrap() > first,
+        "the epoch grows when the lease changes hands: {:?} after {first}",
+        b.held()
     );
     let cursor = b.take_cursor().await.unwrap().unwrap();
     assert_eq!(
         (cursor.seq, cursor.node.as_str(), cursor.epoch),
-        (5, "a", 1)
+        (5, "a", first)
     );
     b.write_cursor(7).await.unwrap();
 
