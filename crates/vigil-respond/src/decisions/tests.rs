@@ -254,6 +254,31 @@ fn the_stream_gives_new_and_deleted_since_the_last_poll() {
     assert_eq!(lapi["duration"], "0h0m1s");
 }
 
+/// A bouncer that polls after a ban ran out but before the expiry tick marked it ended still
+/// gets the deletion on its next poll (CI saw a firewall keep such a ban for good).
+#[test]
+fn a_ban_that_ran_out_before_the_expiry_tick_is_still_deleted() {
+    let mut b = book();
+    let a = Net::parse("203.0.113.50").unwrap();
+    let ten = Duration::from_secs(10);
+    b.ban(a, ten, ten, "r", None, "vigil", t(0)).unwrap();
+    assert_eq!(b.stream(None, t(1)).0.len(), 1);
+    // The poll at 11 s: the ban ran out at 10 s, no tick has run.
+    let (new, deleted) = b.stream(Some(t(1)), t(11));
+    assert_eq!((new.len(), deleted.len()), (0, 1), "deleted when it ran out");
+    // The tick runs late and dates the end at 10 s; the poll after it repeats nothing.
+    assert_eq!(b.expire(t(12)).len(), 1);
+    let (new, deleted) = b.stream(Some(t(11)), t(13));
+    assert_eq!((new.len(), deleted.len()), (0, 0));
+    // A ban lifted by hand is deleted once, on the poll after the lift.
+    let c = Net::parse("203.0.113.51").unwrap();
+    let id = b.ban(c, ten, ten, "r", None, "vigil", t(14)).unwrap().id;
+    assert_eq!(b.stream(Some(t(13)), t(15)).0.len(), 1);
+    b.unban(id, t(16)).unwrap();
+    assert_eq!(b.stream(Some(t(15)), t(17)).1.len(), 1);
+    assert_eq!(b.stream(Some(t(17)), t(30)).1.len(), 0);
+}
+
 /// Cluster mode: ban ids are stamped with the detector's lease epoch, so a deposed detector's
 /// late ban and its successor's never share an id, even once each has replayed the other's.
 #[test]
