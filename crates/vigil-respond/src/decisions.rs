@@ -502,12 +502,8 @@ impl DecisionBook {
 
     /// For a bouncer's stream: decisions started after `since` and still active (new), and
     /// decisions that ended after `since` (deleted). `since = None` (startup): every active one.
-    ///
-    /// A decision's end is its `until`: `end` lowers `until` to the moment it was lifted, and a
-    /// ban that ran out ended at `until` whether or not [`DecisionBook::expire`] has marked it
-    /// yet. Testing `ended` instead lost deletions: a poll between `until` and the next expiry
-    /// tick saw the ban neither active nor ended, and `expire` then dated its end before that
-    /// poll, so no later poll listed it and the firewall kept the ban for good.
+    /// A decision ends at `until` (a lift lowers it), marked by `expire` or not yet: a poll
+    /// between `until` and a late tick would otherwise never see the deletion.
     pub fn stream(
         &self,
         since: Option<Timestamp>,
