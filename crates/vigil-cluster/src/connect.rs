@@ -341,8 +341,8 @@ async fn check_bucket(
     let c = &status.info.config;
     if c.storage != stream::StorageType::File {
         return Err(ClusterError::Unsafe(format!(
-            "bucket {bucket} keeps its entries in memory; it must use file storage (remove it: \
-             the nodes create it again)"
+            "bucket {bucket} keeps its entries in memory; it must use file storage (recreate it \
+             with file storage, copying its entries over)"
         )));
     }
     if c.num_replicas < settings.replicas {
