@@ -1,7 +1,7 @@
 //! Connecting to NATS, creating (or checking) the stream and buckets, and the start-up checks
 //! of what JetStream must guarantee for an ack to mean "stored".
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
@@ -59,7 +59,7 @@ impl Cluster {
     /// and creates the stream and buckets (or checks the existing ones: replicas, file
     /// storage, partitions).
     pub async fn connect(settings: ClusterSettings) -> Result<Cluster, ClusterError> {
-        let sync = check_sync(&settings.monitor).await?;
+        let (sync, monitored) = check_sync(&settings.monitor).await?;
         let client = nats_client(
             &settings,
             format!("vigil/{}/{}", settings.names.cluster(), settings.node),
@@ -68,6 +68,7 @@ impl Cluster {
         .await?;
         let jetstream = jetstream::new(client.clone());
         let (stream, retention) = ensure_stream(&jetstream, &settings).await?;
+        check_monitored(&stream, &monitored)?;
         let leases = ensure_bucket(
             &jetstream,
             &settings,
@@ -301,6 +302,7 @@ pub(crate) async fn ensure_bucket(
     ttl: Option<Duration>,
 ) -> Result<kv::Store, ClusterError> {
     if let Ok(store) = js.get_key_value(&bucket).await {
+        check_bucket(&store, &bucket, settings).await?;
         return Ok(store);
     }
     let created = js
@@ -323,11 +325,84 @@ pub(crate) async fn ensure_bucket(
     }
 }
 
-/// Each monitoring endpoint's `/varz` must report `jetstream.config.sync_always`.
-async fn check_sync(monitor: &[String]) -> Result<SyncCheck, ClusterError> {
-    if monitor.is_empty() {
-        return Ok(SyncCheck::Unverified);
+/// An existing bucket must be what [`ensure_bucket`] would have created: file storage and
+/// at least this node's replicas. (One made by hand, or by a run with fewer replicas, would
+/// keep accounts, cursors and lease epochs where one machine's loss or a restart loses them:
+/// a lost epoch record lets alert ids repeat.)
+async fn check_bucket(
+    store: &kv::Store,
+    bucket: &str,
+    settings: &ClusterSettings,
+) -> Result<(), ClusterError> {
+    let status = store
+        .status()
+        .await
+        .map_err(|e| ClusterError::JetStream(format!("bucket {bucket}: {e}")))?;
+    let c = &status.info.config;
+    if c.storage != stream::StorageType::File {
+        return Err(ClusterError::Unsafe(format!(
+            "bucket {bucket} keeps its entries in memory; it must use file storage (recreate it \
+             with file storage, copying its entries over)"
+        )));
     }
+    if c.num_replicas < settings.replicas {
+        return Err(ClusterError::Unsafe(format!(
+            "bucket {bucket} has {} replica(s); this node requires {}",
+            c.num_replicas, settings.replicas
+        )));
+    }
+    Ok(())
+}
+
+/// With monitoring endpoints given, every NATS server holding a replica of the stream must be
+/// among them: `sync_always` checked on one server says nothing of the others, and an
+/// endpoint of a server outside the stream's group checks nothing at all.
+fn check_monitored(
+    stream: &stream::Stream,
+    monitored: &BTreeSet<String>,
+) -> Result<(), ClusterError> {
+    if monitored.is_empty() {
+        return Ok(());
+    }
+    let info = stream.cached_info();
+    let peers: BTreeSet<String> = info
+        .cluster
+        .iter()
+        .flat_map(|c| {
+            c.leader
+                .iter()
+                .cloned()
+                .chain(c.replicas.iter().map(|p| p.name.clone()))
+        })
+        .collect();
+    let unchecked: Vec<&String> = peers.difference(monitored).collect();
+    if unchecked.is_empty() {
+        return Ok(());
+    }
+    Err(ClusterError::Unsafe(format!(
+        "stream {} has replicas on NATS server(s) {} whose fsync setting is not checked: give \
+         every server's monitoring endpoint with --cluster-monitor (checked: {})",
+        info.config.name,
+        unchecked
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        monitored
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// Each monitoring endpoint's `/varz` must report `jetstream.config.sync_always`. Returns the
+/// check and the names of the servers checked (`server_name`).
+async fn check_sync(monitor: &[String]) -> Result<(SyncCheck, BTreeSet<String>), ClusterError> {
+    if monitor.is_empty() {
+        return Ok((SyncCheck::Unverified, BTreeSet::new()));
+    }
+    let mut names = BTreeSet::new();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -356,10 +431,16 @@ async fn check_sync(monitor: &[String]) -> Result<SyncCheck, ClusterError> {
                 shown_url(url)
             )));
         }
+        if let Some(name) = body.get("server_name").and_then(|v| v.as_str()) {
+            names.insert(name.to_owned());
+        }
     }
-    Ok(SyncCheck::Verified {
-        servers: monitor.len(),
-    })
+    Ok((
+        SyncCheck::Verified {
+            servers: monitor.len(),
+        },
+        names,
+    ))
 }
 
 /// A URL without user information (credentials never reach logs or errors).

@@ -188,6 +188,28 @@ pub async fn first_seq_since(
     }
 }
 
+/// When the stream stored message `seq` (none: there is no such message, e.g. `seq` 0 or a
+/// message the stream's limits discarded).
+pub async fn stored_at(
+    cluster: &Cluster,
+    seq: u64,
+) -> Result<Option<vigil_event::Timestamp>, ClusterError> {
+    use async_nats::jetstream::stream::RawMessageErrorKind;
+    if seq == 0 {
+        return Ok(None);
+    }
+    match cluster.stream().get_raw_message(seq).await {
+        Ok(m) => {
+            let ns = m.time.unix_timestamp_nanos();
+            Ok(Some(vigil_event::Timestamp::from_nanos(
+                ns.clamp(0, i64::MAX as i128) as i64,
+            )))
+        }
+        Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(ClusterError::JetStream(e.to_string())),
+    }
+}
+
 /// The stream sequence of the last message on `subject` now (0: none yet).
 pub async fn last_seq(cluster: &Cluster, subject: &str) -> Result<u64, ClusterError> {
     use async_nats::jetstream::stream::LastRawMessageErrorKind;

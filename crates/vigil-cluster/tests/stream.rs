@@ -55,6 +55,69 @@ async fn a_publish_is_acked_replicated_and_deduplicated() {
     wrong.partitions = 5;
     let err = Cluster::connect(wrong).await.unwrap_err();
     assert!(matches!(err, ClusterError::Mismatch(_)), "{err}");
+
+    // `sync_always` checked on one of the three servers says nothing of the other two: a node
+    // given only some of the stream's servers to monitor is refused, naming the others.
+    let mut partial = settings(&nats, "d");
+    let monitors = nats.monitor_urls();
+    partial.monitor = vec![monitors[0].clone()];
+    let err = Cluster::connect(partial).await.unwrap_err();
+    assert!(matches!(err, ClusterError::Unsafe(_)), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("not checked"), "{text}");
+    assert!(text.contains("n2") && text.contains("n3"), "{text}");
+    // The same endpoint three times is still one server.
+    let mut repeated = settings(&nats, "e");
+    repeated.monitor = vec![monitors[0].clone(); 3];
+    let err = Cluster::connect(repeated).await.unwrap_err();
+    assert!(matches!(err, ClusterError::Unsafe(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_bucket_in_memory_or_with_fewer_replicas_is_refused() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path(), 3);
+    // Someone made the state bucket by hand before the first node started: one replica, in
+    // memory. Cursors and lease epochs kept there would not survive one server.
+    let client = async_nats::connect(nats.urls()[0].as_str()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.create_key_value(async_nats::jetstream::kv::Config {
+        bucket: "m_state".into(),
+        storage: async_nats::jetstream::stream::StorageType::Memory,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let err = Cluster::connect(nats.settings("m", "a", 4, Duration::from_secs(3)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClusterError::Unsafe(_)), "{err}");
+    assert!(err.to_string().contains("m_state"), "{err}");
+    assert!(err.to_string().contains("memory"), "{err}");
+    // File storage, but one replica: refused too.
+    js.delete_key_value("m_state").await.unwrap();
+    js.create_key_value(async_nats::jetstream::kv::Config {
+        bucket: "m_state".into(),
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let err = Cluster::connect(nats.settings("m", "a", 4, Duration::from_secs(3)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("1 replica(s)"), "{err}");
+    // Removed: the node creates it as required.
+    js.delete_key_value("m_state").await.unwrap();
+    let cluster = Cluster::connect(nats.settings("m", "a", 4, Duration::from_secs(3)))
+        .await
+        .unwrap();
+    let status = cluster.state().status().await.unwrap();
+    assert_eq!(status.info.config.num_replicas, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -198,7 +198,11 @@ impl Node {
 
 /// An sshd failure line from `ip`, parsed as any listener parses it.
 fn failure(ip: &str, i: usize) -> Event {
-    let now = Timestamp::now();
+    failure_at(ip, i, Timestamp::now())
+}
+
+/// An sshd failure line from `ip` dated `now` (to the second).
+fn failure_at(ip: &str, i: usize, now: Timestamp) -> Event {
     let line = format!(
         "<38>{} web{i} sshd[{}]: Failed password for invalid user u{i} from {ip} port {} ssh2",
         now.to_datetime().format("%b %e %H:%M:%S"),
@@ -425,6 +429,10 @@ async fn a_brute_force_over_three_nodes_is_one_alert_and_one_ban_on_every_node()
         nodes[0].alerts(BRUTE_FORCE, third).len() == 1 && nodes[0].bans(third).len() == 1
     })
     .await;
+    // And it stays one: the re-read of the first half raised nothing of its own.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(nodes[0].alerts(BRUTE_FORCE, third).len(), 1);
+    assert_eq!(nodes[0].bans(third).len(), 1);
     // Each detector numbers its alerts in its own lease epoch's range: the three alerts, each
     // raised by another detector after a hand-over, carry three growing epochs, so a deposed
     // detector's late alert can never take an id its successor hands out.
@@ -450,6 +458,113 @@ async fn a_brute_force_over_three_nodes_is_one_alert_and_one_ban_on_every_node()
         .map(|id| id / vigil_server::decisions::DECISION_IDS_PER_EPOCH)
         .collect();
     assert_eq!(ban_epochs, epochs, "ban ids {ban_ids:?}, alert ids {ids:?}");
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+const SHORT_RULES: &str = r#"title: SSH failed login
+id: 5d0c0f6e-1111-4c1e-9d5e-000000000011
+name: t_ssh_failed
+status: stable
+detection:
+    selection:
+        event.action: ssh_login
+        event.outcome: failure
+    condition: selection
+level: low
+---
+title: SSH brute force
+id: 5d0c0f6e-1111-4c1e-9d5e-000000000012
+name: t_ssh_bruteforce
+status: stable
+correlation:
+    type: event_count
+    rules: [t_ssh_failed]
+    group-by: [source.ip]
+    timespan: 5s
+    condition: {gte: 5}
+level: high
+"#;
+
+/// A takeover after the detector fell behind by more than the longest correlation window
+/// (here: the next holder takes over more than the window after the cursor's last event was
+/// stored, as after a backlog or an outage of every detector). The windows to rebuild are
+/// those at the cursor, not those at the takeover's "now": a brute force dated within 5 s,
+/// whose first half was evaluated by the dead detector (stored > 5 s before the takeover)
+/// and whose second half comes after it, is one alert — re-reading only the last 5 s before
+/// the takeover would miss the first half and raise none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_windows_are_rebuilt_as_at_the_cursor_when_the_takeover_comes_late() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path(), 3);
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("ssh.yml"), SHORT_RULES).unwrap();
+    let mut nodes = Vec::new();
+    for name in ["m1", "m2"] {
+        nodes.push(start_node(&nats, name, &rules).await);
+    }
+    let detecting = |nodes: &[Node]| nodes.iter().filter(|n| n.detection.detecting()).count();
+    wait_until("one detector", 30, || detecting(&nodes) == 1).await;
+
+    let ip = "192.0.2.99";
+    let t0 = Timestamp::now();
+    let all: Vec<&Node> = nodes.iter().collect();
+    let mut last = 0;
+    for i in 0..3 {
+        let node = all[i % 2];
+        let e = failure_at(ip, i, t0);
+        last = publish(
+            node,
+            Shard::Data(i as u32 % 3),
+            &[e],
+            &format!("late-a/{i}"),
+        )
+        .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cursor(&nodes[0]).await < last {
+        assert!(Instant::now() < deadline, "the cursor does not pass {last}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The detector's own follow-ups (the low alert for the failures, its count) are written
+    // within moments; the cursor is past them once it stops moving.
+    let mut settled = cursor(&nodes[0]).await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = cursor(&nodes[0]).await;
+        if now == settled {
+            break;
+        }
+        settled = now;
+    }
+    assert!(nodes.iter().all(|n| n.alerts(BRUTE_FORCE, ip).is_empty()));
+    // More than the window later, the detector dies; the other node takes over.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    kill_detector(&mut nodes);
+    wait_until("the other node to take over", 30, || detecting(&nodes) == 1).await;
+    let t1 = Timestamp::from_nanos(t0.as_nanos() + 1_000_000_000);
+    for i in 3..6 {
+        let e = failure_at(ip, i, t1);
+        publish(
+            &nodes[0],
+            Shard::Data(i as u32 % 3),
+            &[e],
+            &format!("late-b/{i}"),
+        )
+        .await;
+    }
+    wait_until("the late takeover's one alert and ban", 30, || {
+        nodes[0].alerts(BRUTE_FORCE, ip).len() == 1 && nodes[0].bans(ip).len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(nodes[0].alerts(BRUTE_FORCE, ip).len(), 1);
+    assert_eq!(nodes[0].bans(ip).len(), 1);
     for n in nodes {
         n.stop().await;
     }

@@ -9,6 +9,10 @@
 //! - After SIGKILL of a node holding a partition, the partition moves to a surviving node (a
 //!   new epoch) and the attacks continued afterwards still count into the one alert of each
 //!   attacker: none raised twice, none missing, no second ban.
+//! - A brute force straddling that move — its first half evaluated by the killed holder
+//!   (its cursor past them, below the threshold: no alert), its second half by the new holder
+//!   — is exactly one alert and one ban: the new holder rebuilt the partition's correlation
+//!   windows from the stream (not zero alerts: the windows were not lost; not two).
 //! - The setting is the cluster's: fixed by its first record (`detector.partitions` in the
 //!   state bucket); a node configured otherwise is refused, and so is a forged record.
 
@@ -257,10 +261,27 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
     );
     let before = holders(&url(&nodes, 0), &analyst);
     common::say(&format!("detector partitions held: {before:?}"));
+    // The partition whose holder is killed below: not node 0's (the node the test reads).
+    let victim_partition = (0..3)
+        .find(|k| before[*k].0.as_deref() != Some("n0"))
+        .expect("a partition held by n1 or n2");
+    // An attacker whose group that partition keeps: half of its brute force (3 of the 6
+    // failures the rule needs) before the kill, half after.
+    let straddler = (1..=250)
+        .map(|i| format!("198.51.100.{i}"))
+        .find(|ip| {
+            vigil_detect::DetectorPartition::owner_of(BRUTE_FORCE_ID, [ip.as_str()], 3) as usize
+                == victim_partition
+        })
+        .unwrap();
 
-    // Every attacker's failures arrive through all three nodes in turn.
+    // Every attacker's failures arrive through all three nodes in turn (the straddler's first
+    // half first on each connection: once the others' are stored, so are they).
     let ips = attackers();
     let mut lines: Vec<Vec<String>> = vec![Vec::new(); 3];
+    for (i, l) in failures(&straddler, 0, 3).into_iter().enumerate() {
+        lines[i % 3].push(l);
+    }
     for ip in &ips {
         for (i, l) in failures(ip, 0, 9).into_iter().enumerate() {
             lines[i % 3].push(l);
@@ -278,7 +299,7 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
             let b = bans(&url(nodes, i), &bouncer);
             ips.iter().all(|ip| {
                 a.get(ip).map(Vec::len) == Some(1) && b.get(ip.as_str()).copied() == Some(1)
-            }) && a.len() == ips.len()
+            }) && a.keys().filter(|ip| **ip != straddler).count() == ips.len()
         })
     };
     assert!(
@@ -326,13 +347,44 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
         .collect();
     assert_eq!(ids.len(), ips.len(), "alert ids are unique: {first:?}");
 
-    // SIGKILL of the node holding the partition of the first attacker (not node 0, the one
-    // the test reads: if node 0 holds it, the holder of another attacker's partition).
-    let victim_partition = first
-        .values()
-        .map(|a| partition_of(&a[0]))
-        .find(|k| before[*k].0.as_deref() != Some("n0"))
-        .expect("a partition held by n1 or n2");
+    // The straddler's first half is evaluated by the victim partition's holder: its cursor
+    // is past everything stored so far (which holds the first half), and it raised nothing
+    // for 3 failures of the 6 the rule needs.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let probe = runtime.block_on(async {
+        Cluster::connect(nats.settings(CLUSTER, "probe", 4, Duration::from_secs(6)))
+            .await
+            .unwrap()
+    });
+    let stored = runtime.block_on(async { probe.stream().get_info().await.unwrap() });
+    let cursor_key = format!("detector.{victim_partition}.cursor");
+    let cursor = || {
+        runtime.block_on(async {
+            probe
+                .state()
+                .get(cursor_key.as_str())
+                .await
+                .unwrap()
+                .map_or(0, |v| {
+                    serde_json::from_slice::<vigil_cluster::detector::Cursor>(&v)
+                        .unwrap()
+                        .seq
+                })
+        })
+    };
+    assert!(
+        wait_until(60, || cursor() >= stored.state.last_sequence),
+        "partition {victim_partition}'s cursor {} never passed {}\n{}",
+        cursor(),
+        stored.state.last_sequence,
+        logs(&nodes)
+    );
+    assert!(
+        !alerts(&url(&nodes, 0), &analyst).contains_key(&straddler),
+        "3 failures of 6 raise nothing"
+    );
+
+    // SIGKILL of the node holding that partition.
     let victim_name = before[victim_partition].0.clone().unwrap();
     let victim = names.iter().position(|n| *n == victim_name).unwrap();
     drop(nodes[victim].take());
@@ -374,6 +426,9 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
     };
     let counted_before = counts(&nodes);
     let mut lines: Vec<Vec<String>> = vec![Vec::new(); 2];
+    for (i, l) in failures(&straddler, 3, 3).into_iter().enumerate() {
+        lines[i % 2].push(l);
+    }
     for ip in &ips {
         for (i, l) in failures(ip, 9, 6).into_iter().enumerate() {
             lines[i % 2].push(l);
@@ -412,6 +467,40 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
             assert_eq!(now[ip][0]["id"], first[ip][0]["id"], "{ip}: the same alert");
         }
     }
+    // The straddling brute force: one alert (its first half was rebuilt into the new
+    // holder's windows from the stream), raised by the moved partition, and one ban, on every
+    // live node.
+    let straddled = |nodes: &[Option<Server>]| {
+        live.iter().all(|&i| {
+            alerts(&url(nodes, i), &analyst)
+                .get(&straddler)
+                .map(Vec::len)
+                == Some(1)
+                && bans(&url(nodes, i), &bouncer).get(&straddler).copied() == Some(1)
+        })
+    };
+    assert!(
+        wait_until(60, || straddled(&nodes)),
+        "the brute force of {straddler} straddling the move of partition {victim_partition}: \
+         alerts {:?} bans {:?}\n{}",
+        alerts(&url(&nodes, live[0]), &analyst).get(&straddler),
+        bans(&url(&nodes, live[0]), &bouncer).get(&straddler),
+        logs(&nodes)
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(straddled(&nodes), "still exactly one alert and one ban");
+    let straddle_alerts = alerts(&url(&nodes, live[0]), &analyst);
+    let straddle_alert = &straddle_alerts[&straddler][0];
+    assert_eq!(
+        partition_of(straddle_alert),
+        victim_partition,
+        "{straddle_alert}"
+    );
+    assert_eq!(
+        Some(straddle_alert["id"].as_u64().unwrap() / vigil_detect::alert::ALERT_IDS_PER_EPOCH),
+        after[victim_partition].1,
+        "raised by the new holder, in its epoch: {straddle_alert}"
+    );
 
     // The killed node comes back (same name, same data): it becomes a candidate again and a
     // node holding two partitions hands one over to it (a clean hand-over, not an expiry).

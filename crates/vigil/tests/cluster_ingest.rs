@@ -346,10 +346,27 @@ fn every_acknowledged_event_is_in_the_stream_exactly_once_across_kills() {
         "{stderr}"
     );
 
-    // A clean stop removes a node's registration.
+    // A clean stop removes a node's registration (at once: not after the TTL).
     for node in &mut nodes {
         node.server.take().unwrap().stop();
     }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let registered: Vec<String> = runtime.block_on(async {
+        let mut settings = nats.settings("t", "reader", 4, Duration::from_secs(6));
+        settings.monitor = Vec::new();
+        let cluster = Cluster::connect(settings).await.expect("reader connects");
+        let mut left = Vec::new();
+        for name in ["n0", "n1", "n2"] {
+            if cluster.nodes().get(name).await.unwrap().is_some() {
+                left.push(name.to_string());
+            }
+        }
+        left
+    });
+    assert!(
+        registered.is_empty(),
+        "registrations left after a clean stop: {registered:?}"
+    );
 }
 
 #[test]

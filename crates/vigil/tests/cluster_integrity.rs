@@ -284,6 +284,26 @@ fn a_shards_checkpoint_and_proof_come_through_any_node_and_verify() {
                 == witness_keys.len()
     });
     assert!(cosigned, "cosigned by both other nodes: {listing:#}");
+    // The owner's cluster health shows that witness state: for this shard, each other node
+    // with the size it cosigned and no rollback.
+    let owner_url = nodes.iter().find(|n| n.name == owner).unwrap().url();
+    let health = get(&format!("{owner_url}/api/v1/cluster"), &viewer).json();
+    let origin_part = format!("/{shard}/{owner})");
+    for other in nodes.iter().filter(|n| n.name != owner) {
+        let entry = health["witnesses"].as_array().and_then(|w| {
+            w.iter().find(|e| {
+                e["witness"].as_str().is_some_and(|name| {
+                    name.starts_with(&format!("node {} ", other.name))
+                        && name.ends_with(&origin_part)
+                })
+            })
+        });
+        let entry =
+            entry.unwrap_or_else(|| panic!("{} witnessing {shard}: {health:#}", other.name));
+        assert!(entry["cosigned_size"].as_u64().unwrap_or(0) > 0, "{entry}");
+        assert!(entry["rollback"].is_null(), "{entry}");
+        assert_eq!(entry["node"], owner.as_str());
+    }
     let listed: Vec<&str> = listing["shards"]
         .as_array()
         .unwrap()

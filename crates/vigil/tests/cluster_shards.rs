@@ -3,8 +3,11 @@
 //! SIGKILL and restarted and one NATS server is killed and restarted. Afterwards every shard
 //! has exactly one owner, the owners' shard ledgers hold every acknowledged event exactly once
 //! (each stamped with its stream sequence, in stream order; the only other events are a shard
-//! ledger's own records of its recovery after the kill), and `vigil verify --data-dir
-//! DATA/shards/<shard>` passes on every copy of every shard on every node.
+//! ledger's own records of its recovery after the kill), `vigil verify --data-dir
+//! DATA/shards/<shard>` passes on every copy of every shard on every node, and the final
+//! owner's copy of every shard carries checkpoints cosigned by both other nodes' witnesses
+//! (`vigil verify --witness-key A --witness-key B --min-cosignatures 2`, which fails on a
+//! cosignature that does not verify).
 
 mod common;
 
@@ -248,4 +251,44 @@ fn every_acknowledged_event_is_in_its_shard_exactly_once_and_every_shard_verifie
         }
     }
     assert!(verified >= owners.len());
+
+    // The owners' copies are witnessed: each carries a checkpoint cosigned by BOTH other
+    // nodes (their witness keys, as `vigil witness-key` prints them), and the cosigned size
+    // is the bulk of the shard (the witnesses kept up through the kills).
+    let keys: BTreeMap<String, PathBuf> = nodes
+        .iter()
+        .map(|n| {
+            let out = vigil()
+                .args(["witness-key", "--data-dir"])
+                .arg(&n.data)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "witness-key of {}", n.name);
+            let key = n.data.with_extension("witness.vkey");
+            std::fs::write(&key, &out.stdout).unwrap();
+            (n.name.clone(), key)
+        })
+        .collect();
+    for (shard, owner) in &owners {
+        let node = nodes.iter().find(|n| &n.name == owner).unwrap();
+        let shard_dir = node.data.join("shards").join(shard.to_string());
+        let mut verify = vigil();
+        verify
+            .args(["verify", "--quiet", "--format", "json", "--data-dir"])
+            .arg(&shard_dir)
+            .args(["--min-cosignatures", "2"]);
+        for (name, key) in &keys {
+            if name != owner {
+                verify.arg("--witness-key").arg(key);
+            }
+        }
+        let out = verify.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
+        assert!(
+            out.status.success() && json["cosignatures"]["passed"] == true,
+            "{shard} on {owner}: not cosigned by both other nodes: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -14,8 +14,15 @@
 //! up): the new holder waits until its book has applied `sys` to its end, reads the cursor,
 //! and resumes after it. What the previous detector raised past its cursor is in the book,
 //! and the standalone restart logic applies: a match an alert already counted raises nothing
-//! again. What is lost: the in-memory correlation windows (a correlation whose earlier events
-//! were evaluated by the previous detector starts counting again from the cursor).
+//! again. Correlation windows are not persisted but rebuilt: before resuming, the new holder
+//! re-reads the stretch of the stream the longest correlation's timespan covers (by store
+//! time, at most an hour: `MAX_REBUILD` in `detect/shared.rs`), raising nothing for it, so a
+//! correlation whose first events the previous holder evaluated and whose last ones the new
+//! holder evaluates is one alert (`cluster_detect.rs`, and with SIGKILL of the real binary
+//! `cluster_detector_partitions.rs`). What is lost: windows longer than an hour are rebuilt
+//! over the last hour only; and behaviour rules' memory (`new_terms`, `outlier`,
+//! `peer_outlier`): a lane taking over starts it empty, fed only by that re-read stretch, so
+//! those rules learn again (their `learning` period) after every takeover (docs/cluster.md).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -164,7 +171,8 @@ impl ClusterRole {
     /// after the shared cursor, or, when no detector ever saved one, the first event of the
     /// last [`FIRST_LOOKBACK`] (what nodes accepted before any detector held the lease; older
     /// history is for `vigil hunt`) — and the position to re-read
-    /// from to rebuild correlation windows of length `window` (at most the resume position),
+    /// from to rebuild correlation windows of length `window` (the first message stored within
+    /// `window` before the cursor's message; at most the resume position),
     /// and the position one past the stream's end now (no alert can have counted beyond it).
     pub(crate) fn take_over(&self, window: Option<Duration>) -> Result<(u64, u64, u64), String> {
         self.runtime.block_on(async {
@@ -210,9 +218,19 @@ impl ClusterRole {
             let Some(window) = window else {
                 return Ok((resume, resume, end));
             };
+            // The windows to rebuild are those the previous holder had AT ITS CURSOR: the
+            // re-read starts `window` before the cursor's message was stored (before now only
+            // when there is no such message). Counting from now would miss them whenever
+            // detection was behind by more than the window (a backlog, or a takeover after
+            // every candidate was down for a while): a correlation straddling the cursor
+            // would then start short and might never be raised.
             let now = vigil_event::Timestamp::now().as_nanos();
+            let anchor = vigil_cluster::follow::stored_at(&self.cluster, seq)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_or(now, |t| t.as_nanos().min(now));
             let since = vigil_event::Timestamp::from_nanos(
-                now.saturating_sub(window.as_nanos().min(i64::MAX as u128) as i64),
+                anchor.saturating_sub(window.as_nanos().min(i64::MAX as u128) as i64),
             );
             let filter = self.cluster.settings().names.stream_subjects();
             let first = vigil_cluster::follow::first_seq_since(&self.cluster, filter, since)

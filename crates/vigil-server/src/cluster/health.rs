@@ -78,7 +78,8 @@ pub struct Report {
     /// the `detector` lease; with `K` > 1, `owner` null and `partitions` a list of
     /// `{"partition", "owner", "epoch"}`, one per `detector.<k>` lease.
     pub detector: Value,
-    /// Witness state (filled by the witnesses' part).
+    /// Witness state: filled by [`cluster_health`] from the node's own witness submitters
+    /// (empty in the cached report).
     pub witnesses: Vec<Value>,
     /// Reads that failed while building the report (the rest is still shown).
     pub errors: Vec<String>,
@@ -310,5 +311,18 @@ pub async fn cluster_health(
     let mut body = serde_json::to_value(state.cluster_health.report(cluster).await)
         .unwrap_or_else(|e| json!({"errors": [e.to_string()]}));
     body["mode"] = json!("cluster");
+    // The witness state of the shards this node owns (or owned since its start): per shard
+    // and witness node, the size last cosigned and any rollback it reports. Each node knows
+    // its own shards' witnesses; ask a node for its shards.
+    body["witnesses"] = state
+        .witness
+        .status
+        .witnesses()
+        .into_iter()
+        .map(|(witness, v)| {
+            json!({"node": cluster.node(), "witness": witness,
+                   "cosigned_size": v.cosigned_size, "rollback": v.rollback})
+        })
+        .collect();
     axum::Json(body)
 }

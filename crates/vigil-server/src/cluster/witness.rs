@@ -191,6 +191,10 @@ pub async fn submit(
             return;
         }
     };
+    // Each shard's witnesses are their own entries in the node's witness state (one per
+    // shard and witness node): a size cosigned for one shard says nothing of another's.
+    let origin = ledger.origin().to_owned();
+    let shown = |node: &str| format!("node {node} (shard {origin})");
     // By node: what we know of it, whether our key is registered, the size last handled.
     let mut targets: BTreeMap<String, (Target, bool, Option<u64>)> = BTreeMap::new();
     let mut tick = tokio::time::interval(TICK);
@@ -242,7 +246,7 @@ pub async fn submit(
                             )),
                         };
                         client::settle(
-                            &format!("node {node}"),
+                            &shown(&node),
                             target,
                             result,
                             &latest.checkpoint,
@@ -254,7 +258,7 @@ pub async fn submit(
                     }
                     Err(e) => {
                         client::settle(
-                            &format!("node {node}"),
+                            &shown(&node),
                             target,
                             Submitted::Retry(format!("registering the shard's key: {e}")),
                             &latest.checkpoint,
@@ -279,7 +283,7 @@ pub async fn submit(
                 *done = Some(size);
             }
             client::settle(
-                &format!("node {node}"),
+                &shown(&node),
                 target,
                 result,
                 &latest.checkpoint,
