@@ -145,7 +145,9 @@ async fn start_node(nats: &NatsCluster, name: &str, rules: &Path) -> Node {
         door,
         notify,
         decisions: Arc::clone(&decisions),
-        shared: Arc::new(vigil_server::cluster::books::SharedBooks::new(Arc::default())),
+        shared: Arc::new(vigil_server::cluster::books::SharedBooks::new(
+            Arc::default(),
+        )),
     };
     let detection = vigil_server::cluster::detect::start(&cluster, plan, &mut tasks, stop_rx)
         .await

@@ -54,7 +54,13 @@ tags: [attack.credential_access, attack.t1110.001]
 const BRUTE_FORCE: &str = "SSH brute force";
 const ATTACKER: &str = "203.0.113.41";
 
-fn node_args(nats: &NatsCluster, cluster: &str, name: &str, rules: &Path, syslog: u16) -> Vec<String> {
+fn node_args(
+    nats: &NatsCluster,
+    cluster: &str,
+    name: &str,
+    rules: &Path,
+    syslog: u16,
+) -> Vec<String> {
     let mut args = vec!["--cluster-name".to_string(), cluster.to_string()];
     for url in nats.urls() {
         args.extend(["--cluster".to_string(), url]);
@@ -79,9 +85,17 @@ fn start(data: &Path, args: &[String]) -> Server {
 
 fn token(data: &Path, nats: &NatsCluster, cluster: &str, role: &str, name: &str) -> String {
     let mut cmd = vigil();
-    cmd.args(["token", "create", "--role", role, "--name", name, "--data-dir"])
-        .arg(data)
-        .args(["--cluster-name", cluster]);
+    cmd.args([
+        "token",
+        "create",
+        "--role",
+        role,
+        "--name",
+        name,
+        "--data-dir",
+    ])
+    .arg(data)
+    .args(["--cluster-name", cluster]);
     for url in nats.urls() {
         cmd.args(["--cluster", &url]);
     }
@@ -248,7 +262,13 @@ fn cases_saved_searches_and_entity_pages_are_the_same_on_every_node() {
     assert_eq!(e["alerts"][0]["id"], alert_id, "{e}");
     // The same page on the node that took the events in.
     let e1 = get(&n1.url, &entity_path, &vic);
-    for part in ["total_events", "first_seen", "last_seen", "sources", "alerts"] {
+    for part in [
+        "total_events",
+        "first_seen",
+        "last_seen",
+        "sources",
+        "alerts",
+    ] {
         assert_eq!(e1[part], e[part], "{part}");
     }
     assert_eq!(e1["events"].as_array().unwrap().len(), 6);
@@ -276,7 +296,10 @@ fn cases_saved_searches_and_entity_pages_are_the_same_on_every_node() {
                 .cloned()
         })
         .unwrap_or_else(|| panic!("{coverage}"));
-    assert_eq!(brute["idle_rules"], 0, "sshd events are received: {coverage}");
+    assert_eq!(
+        brute["idle_rules"], 0,
+        "sshd events are received: {coverage}"
+    );
 
     // A case opened on node 1 from the alert, read and worked on node 2.
     let (status, case) = call(
@@ -284,8 +307,10 @@ fn cases_saved_searches_and_entity_pages_are_the_same_on_every_node() {
         &n1.url,
         "/api/v1/cases",
         &analyst,
-        Some(json!({"title": "Brute force on web", "severity": "high", "alerts": [alert_id],
-                    "comment": "opened on n1"})),
+        Some(
+            json!({"title": "Brute force on web", "severity": "high", "alerts": [alert_id],
+                    "comment": "opened on n1"}),
+        ),
     );
     assert_eq!(status, 201, "{case}");
     assert_eq!(case["id"], 1, "the forged case took no id: {case}");
@@ -343,7 +368,11 @@ fn cases_saved_searches_and_entity_pages_are_the_same_on_every_node() {
         started.elapsed().as_secs_f64() * 1000.0
     ));
     let ids: BTreeSet<u64> = created.iter().copied().collect();
-    assert_eq!(ids, (2..=7).collect(), "cluster-unique case ids: {created:?}");
+    assert_eq!(
+        ids,
+        (2..=7).collect(),
+        "cluster-unique case ids: {created:?}"
+    );
     let listed = cases(&n1.url, &vic);
     assert_eq!(listed.len(), 7, "{listed:?}");
     assert_eq!(listed, cases(&n2.url, &vic), "the same cases on both nodes");
@@ -384,13 +413,13 @@ fn cases_saved_searches_and_entity_pages_are_the_same_on_every_node() {
         &n1.url,
         "/api/v1/saved-searches",
         &analyst,
-        Some(json!({"name": "team brute force", "query": "event.action=ssh_login | stats count by source.ip",
-                    "shared": true, "panel": true})),
+        Some(
+            json!({"name": "team brute force", "query": "event.action=ssh_login | stats count by source.ip",
+                    "shared": true, "panel": true}),
+        ),
     );
     assert_eq!(status, 201, "{shared}");
-    let both: BTreeSet<String> = ["my failures", "team brute force"]
-        .map(String::from)
-        .into();
+    let both: BTreeSet<String> = ["my failures", "team brute force"].map(String::from).into();
     assert_eq!(saved(&n2.url, &vic), both, "node 2 lists what node 1 saved");
     let listed = get(&n2.url, "/api/v1/saved-searches", &vic);
     let mine_on2 = listed["searches"]
@@ -417,7 +446,10 @@ fn cases_saved_searches_and_entity_pages_are_the_same_on_every_node() {
         &val,
         None,
     );
-    assert_eq!(status, 404, "another user's private search is not theirs to see");
+    assert_eq!(
+        status, 404,
+        "another user's private search is not theirs to see"
+    );
     let (status, _) = call(
         "DELETE",
         &n2.url,
@@ -443,7 +475,10 @@ fn cases_saved_searches_and_entity_pages_are_the_same_on_every_node() {
     );
     assert_eq!(status, 200, "{off}");
     let panel_on1 = get(&n1.url, "/api/v1/saved-searches", &val)["searches"][0]["panel"].clone();
-    assert_eq!(panel_on1, false, "taken off the dashboard on node 2, seen on node 1");
+    assert_eq!(
+        panel_on1, false,
+        "taken off the dashboard on node 2, seen on node 1"
+    );
     assert!(
         !saved(&n1.url, &vic).contains("forged search"),
         "a sender's forged saved search is not listed"
