@@ -8,9 +8,15 @@
 //! One change at a time (the book's lock is held from the check to the apply), so case ids and
 //! the order of changes are the ledger's.
 //!
-//! Cluster mode has no local ledger to read back from: cases answer 503 there for now.
+//! Cluster mode has no local ledger: the book is one of the node's shared books
+//! ([`crate::cluster::books::SharedBooks`]), applied from the `sys` shard by every node alike. A
+//! change is checked, appended through the door (to `sys`), waited for until this node applied
+//! it, and served as applied; a new case whose id another node took first is tried again with
+//! the next id, so case ids are cluster-unique and in the stream's order. Queries (entity pages,
+//! coverage, contributing events) fan out to every shard's owner ([`query`]).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -18,16 +24,21 @@ use vigil_detect::case::{Case, CaseBook, CaseError, Change};
 use vigil_event::{Event, Timestamp};
 use vigil_ingest::Origin;
 
+use crate::cluster::books::SharedBooks;
 use crate::http::{AppState, error};
 
 /// Case events read at most when the book is rebuilt.
 pub const MAX_CASE_EVENTS: usize = 100_000;
 
-/// The case book, loaded on first use.
+/// The case book, loaded on first use (standalone), or the cluster's shared books.
 #[derive(Default)]
 pub struct CaseService {
     book: tokio::sync::OnceCell<tokio::sync::Mutex<CaseBook>>,
+    cluster: std::sync::OnceLock<Arc<SharedBooks>>,
 }
+
+/// How many times a new case is tried again with the next id when other nodes took its id.
+const CREATE_TRIES: usize = 8;
 
 fn refused(e: CaseError) -> Response {
     let status = match e {
@@ -45,11 +56,16 @@ pub(crate) async fn query(
     text: &str,
     limits: vigil_query::Limits,
 ) -> Result<vigil_query::QueryResult, Response> {
-    if state.cluster.is_some() {
-        return Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cases, entity pages, coverage and contributing events are not available in cluster mode yet",
-        ));
+    if let Some(cluster) = &state.cluster {
+        // Every shard's owner answers for its shard; the shards that did not answer are named
+        // in the result's message (`truncated`), as a search's are.
+        use crate::cluster::query::QueryError;
+        return crate::cluster::query::search(cluster, text, limits)
+            .await
+            .map_err(|e| match e {
+                QueryError::Parse(m) => error(StatusCode::BAD_REQUEST, m),
+                other => error(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+            });
     }
     let pipeline = vigil_query::parse(text).map_err(|e| {
         error(
@@ -80,9 +96,45 @@ pub(crate) fn seqs_of(r: &vigil_query::QueryResult) -> Vec<u64> {
     seqs
 }
 
+/// The events of an event search's rows (a cluster's search answers whole events: every field
+/// a column), each with its `vigil.seq` (its shard's sequence; 0 when absent). Null cells are
+/// left out.
+pub(crate) fn events_of_rows(r: &vigil_query::QueryResult) -> Vec<(u64, Event)> {
+    let col = |name: &str| r.columns.iter().position(|c| c == name);
+    let (at, seq) = (col("@timestamp"), col("vigil.seq"));
+    r.rows
+        .iter()
+        .map(|row| {
+            let when = at
+                .and_then(|c| row.get(c))
+                .and_then(|v| match v {
+                    vigil_event::Value::Str(s) => Timestamp::parse(s).ok(),
+                    _ => None,
+                })
+                .unwrap_or(Timestamp::from_nanos(0));
+            let mut e = Event::new(when);
+            for (name, value) in r.columns.iter().zip(row) {
+                let own = name == "@timestamp" || name == vigil_query::exec::SEQ_FIELD;
+                if !own && !matches!(value, vigil_event::Value::Null) {
+                    e.insert(name.as_str(), value.clone());
+                }
+            }
+            let n = seq
+                .and_then(|c| row.get(c))
+                .and_then(vigil_event::Value::as_i64)
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(0);
+            (n, e)
+        })
+        .collect()
+}
+
 /// Reads events by sequence number from the durable ledger (blocking: call off the runtime);
 /// a sequence number the ledger does not hold is left out.
 pub(crate) fn read_events(state: &AppState, seqs: &[u64]) -> Result<Vec<(u64, Event)>, String> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut reader = state.ingest.ledger().reader().map_err(|e| e.to_string())?;
     Ok(seqs
         .iter()
@@ -103,15 +155,43 @@ pub(crate) async fn read_events_async(
 }
 
 impl CaseService {
-    /// The book, rebuilt from the ledger on first use.
+    /// Makes this a cluster node's service: the books come from `sys` (called once at start).
+    pub fn attach(&self, books: Arc<SharedBooks>) {
+        let _ = self.cluster.set(books);
+    }
+
+    /// The cluster's shared books (cluster mode).
+    pub fn shared(&self) -> Option<&Arc<SharedBooks>> {
+        self.cluster.get()
+    }
+
+    /// Reads the book: on a cluster node once it has applied what `sys` holds now (every
+    /// change any node answered before this call), else the ledger's book.
+    pub async fn read<T>(
+        &self,
+        state: &Arc<AppState>,
+        f: impl FnOnce(&CaseBook) -> T,
+    ) -> Result<T, Response> {
+        if let (Some(books), Some(cluster)) = (self.shared(), &state.cluster) {
+            books
+                .current(cluster)
+                .await
+                .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?;
+            return Ok(books.cases(f));
+        }
+        let book = self.book(state).await?;
+        Ok(f(&book))
+    }
+
+    /// The book, rebuilt from the ledger on first use (standalone).
     pub async fn book(
         &self,
         state: &std::sync::Arc<AppState>,
     ) -> Result<tokio::sync::MutexGuard<'_, CaseBook>, Response> {
         if state.cluster.is_some() {
             return Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cases are not available in cluster mode yet",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "a cluster node has no ledger case book (its cases come from the sys shard)",
             ));
         }
         let cell = self
@@ -168,6 +248,9 @@ impl CaseService {
         by: &str,
         source: Option<IpAddr>,
     ) -> Result<Case, Response> {
+        if let (Some(books), Some(cluster)) = (self.shared(), &state.cluster) {
+            return change_shared(state, books, cluster, case, change, by, source).await;
+        }
         let mut book = self.book(state).await?;
         let id = case.unwrap_or_else(|| book.next_id());
         book.check(id, &change).map_err(refused)?;
@@ -199,4 +282,73 @@ impl CaseService {
             .cloned()
             .ok_or_else(|| refused(CaseError::NoCase { id }))
     }
+}
+
+/// Appends one audit event through the door and waits until JetStream (cluster) or the ledger
+/// (standalone) stored it: its sequence number (the stream's, in a cluster).
+pub(crate) async fn record(state: &AppState, event: Event) -> Result<u64, Response> {
+    match state.ingest.try_append(vec![event], Origin::Audit) {
+        Ok(pending) => pending
+            .durable()
+            .await
+            .map(|range| range.start)
+            .map_err(|e| {
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the change could not be recorded, so it was not made: {e}"),
+                )
+            }),
+        Err(e) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the ledger is busy, nothing changed (retry): {e}"),
+        )),
+    }
+}
+
+/// A change on a cluster node: checked against the shared book, appended to `sys`, waited for
+/// until applied here, answered as applied. A new case whose id another node's creation took
+/// first (the stream ordered it before this one) is tried again with the next id.
+async fn change_shared(
+    state: &AppState,
+    books: &SharedBooks,
+    cluster: &vigil_cluster::Cluster,
+    case: Option<u64>,
+    change: Change,
+    by: &str,
+    source: Option<IpAddr>,
+) -> Result<Case, Response> {
+    let unavailable = |e: String| error(StatusCode::SERVICE_UNAVAILABLE, e);
+    let _turn = books.change_turn().await;
+    books.current(cluster).await.map_err(unavailable)?;
+    for _ in 0..CREATE_TRIES {
+        let (id, checked) = books.cases(|b| {
+            let id = case.unwrap_or_else(|| b.next_id());
+            (id, b.check(id, &change))
+        });
+        checked.map_err(refused)?;
+        let seq = record(state, change.to_event(id, by, source, Timestamp::now())).await?;
+        books.applied_through(seq).await.map_err(unavailable)?;
+        // Applied as stored: the change's own entry in the case's timeline says it applied.
+        let applied = books.cases(|b| {
+            b.get(id)
+                .filter(|c| c.timeline.iter().any(|t| t.seq == Some(seq)))
+                .cloned()
+        });
+        match applied {
+            Some(c) => return Ok(c),
+            None if case.is_none() => continue,
+            None => {
+                return Err(error(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "another node changed case {id} first and this change no longer                          applies; nothing changed (read the case and retry)"
+                    ),
+                ));
+            }
+        }
+    }
+    Err(error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "other nodes kept taking the next case id; nothing changed (retry)",
+    ))
 }

@@ -194,6 +194,11 @@ impl Running {
         if let Some(detect) = self.detect.take() {
             blocking(move || detect.stop()).await?;
         }
+        // Cluster mode: only now, with the detector's last alerts, bans and cursor durable,
+        // are its leases given up (a successor resumes from exactly there).
+        if let Some(node) = &self.cluster {
+            node.detection().release().await;
+        }
         // Responders' bans are saved in batches: save what is left.
         let decisions = Arc::clone(&self.decisions);
         blocking(move || decisions.save()).await?;

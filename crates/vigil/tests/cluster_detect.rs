@@ -145,6 +145,9 @@ async fn start_node(nats: &NatsCluster, name: &str, rules: &Path) -> Node {
         door,
         notify,
         decisions: Arc::clone(&decisions),
+        shared: Arc::new(vigil_server::cluster::books::SharedBooks::new(
+            Arc::default(),
+        )),
     };
     let detection = vigil_server::cluster::detect::start(&cluster, plan, &mut tasks, stop_rx)
         .await
@@ -192,6 +195,8 @@ impl Node {
             let d = Arc::clone(d);
             let _ = tokio::task::spawn_blocking(move || d.stop()).await;
         }
+        // As `vigil serve` does: the leases go once the detector has flushed.
+        self.detection.release().await;
         while self.tasks.join_next().await.is_some() {}
     }
 }

@@ -328,6 +328,8 @@ pub struct DetectPlan {
     pub notify: crate::notify::NotifyQueue,
     /// The ban book ([`DecisionService::shared`]).
     pub decisions: Arc<DecisionService>,
+    /// Cases and saved searches (their `sys` progress is the books' progress).
+    pub shared: Arc<super::books::SharedBooks>,
 }
 
 /// Detection and the shared books of a cluster node, running.
@@ -339,12 +341,29 @@ pub struct ClusterDetection {
     pub roles: Vec<Arc<ClusterRole>>,
     /// How far the shared books have applied `sys`.
     pub sys: Arc<SysProgress>,
+    /// Gives the detector leases up: sent by [`ClusterDetection::release`] once the detector
+    /// has flushed at a clean stop, never by the node's stop signal itself.
+    release: watch::Sender<bool>,
+    /// The lease tasks (they renew until `release`).
+    leases: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl ClusterDetection {
     /// Whether this node detects now (any partition).
     pub fn detecting(&self) -> bool {
         self.roles.iter().any(|r| r.detecting())
+    }
+
+    /// Gives the detector leases up and waits until they are (a clean stop, after the
+    /// detector stopped: its last alerts, bans, counts and cursor are durable, so a successor
+    /// taking a lease over finds them). Until then the leases are renewed, so no other node
+    /// starts detecting a partition while this one still flushes it.
+    pub async fn release(&self) {
+        let _ = self.release.send(true);
+        let tasks = std::mem::take(&mut *self.leases.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            let _ = task.await;
+        }
     }
 
     /// The detector partitions this node detects now.
@@ -359,14 +378,17 @@ impl ClusterDetection {
 
 /// Starts the `sys` follower and, with rules, the detector, one lease task per detector
 /// partition and the task spreading the partitions over the nodes (the tasks run in `tasks`
-/// until `stop`; a stop gives the leases up).
+/// until `stop`; the lease tasks run apart, until [`ClusterDetection::release`] after the
+/// detector's final flush).
 pub async fn start(
     cluster: &Cluster,
     plan: DetectPlan,
     tasks: &mut JoinSet<()>,
     stop: watch::Receiver<bool>,
 ) -> Result<ClusterDetection, String> {
-    let sys = Arc::new(SysProgress::default());
+    let sys = Arc::clone(&plan.shared.sys);
+    let (release, release_rx) = watch::channel(false);
+    let mut leases = Vec::new();
     let (detect, roles) = if plan.rule_dirs.is_empty() {
         (None, Vec::new())
     } else {
@@ -402,7 +424,10 @@ pub async fn start(
         .await
         .map_err(|e| e.to_string())??;
         for role in &roles {
-            tasks.spawn(Arc::clone(role.lease()).run(stop.clone()));
+            // Not stopped by `stop`: a clean stop releases them after the detector's flush.
+            leases.push(tokio::spawn(
+                Arc::clone(role.lease()).run(release_rx.clone()),
+            ));
         }
         tasks.spawn(super::detect_balance::run(
             cluster.clone(),
@@ -415,7 +440,14 @@ pub async fn start(
     let books = Books {
         detect: detect.clone(),
         decisions: plan.decisions,
+        shared: plan.shared,
     };
     tasks.spawn(follow_sys(cluster.clone(), books, Arc::clone(&sys), stop));
-    Ok(ClusterDetection { detect, roles, sys })
+    Ok(ClusterDetection {
+        detect,
+        roles,
+        sys,
+        release,
+        leases: std::sync::Mutex::new(leases),
+    })
 }

@@ -12,6 +12,7 @@
 //! health is `GET /api/v1/cluster` and the cluster gauges of `/metrics` ([`health`]).
 
 pub mod auth;
+pub mod books;
 pub mod detect;
 mod detect_balance;
 pub mod detector_partitions;
@@ -156,12 +157,14 @@ pub(crate) async fn build(
     let witness = wire::witnesses(&config, &cluster, &shards, &ingest, &mut t);
     let decisions = wire::shared_decisions(&config, &ingest, &mut t);
     let notify_stats = Arc::new(notify::NotifyStats::default());
+    let shared_books = Arc::new(books::SharedBooks::new(Arc::default()));
     let detection = wire::detection(
         &config,
         &cluster,
         &ingest,
         &decisions,
         &notify_stats,
+        &shared_books,
         &mut t,
     )
     .await?;
@@ -186,6 +189,7 @@ pub(crate) async fn build(
         let node = Some(cluster.clone());
         let state =
             topology::http_state(&config, &core, tokens, (&accounts, &node), run, witness).await;
+        state.cases.attach(shared_books);
         let app = gate(http::router(state), &cluster);
         bound.http = Some(topology::http_listener(&config, addr, app, &tracker, &mut t).await?);
     }

@@ -1,7 +1,8 @@
 //! The state every node shares (cluster mode): each node follows the `sys` shard — Vigil's
-//! own events: alerts, triage, ban decisions — from its start, in stream order, and applies
-//! them to its alert book and its ban book. So `GET /api/v1/alerts`, the UI and the CrowdSec
-//! endpoints answer the same on every node, whichever node raised, triaged or banned.
+//! own events: alerts, triage, ban decisions, cases, saved searches — from its start, in stream
+//! order, and applies them to its alert book, its ban book and its shared books
+//! ([`super::books`]). So `GET /api/v1/alerts`, cases, saved searches, the UI and the CrowdSec
+//! endpoints answer the same on every node, whichever node raised, triaged, banned or changed.
 //!
 //! A message that does not decode (not written by Vigil) is skipped, logged and counted; it
 //! changes nothing and stops nothing.
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 use vigil_cluster::follow::StreamFollower;
 use vigil_cluster::{Cluster, Shard, codec};
 
+use super::books::SharedBooks;
 use crate::decisions::DecisionService;
 use crate::detect::DetectService;
 
@@ -42,15 +44,18 @@ pub struct Books {
     pub detect: Option<Arc<DetectService>>,
     /// The ban book.
     pub decisions: Arc<DecisionService>,
+    /// Cases and saved searches.
+    pub shared: Arc<SharedBooks>,
 }
 
 impl Books {
-    /// Applies the events of one `sys` message.
-    pub fn apply(&self, events: &[vigil_event::Event]) {
+    /// Applies the events of `sys` message `seq`.
+    pub fn apply(&self, seq: u64, events: &[vigil_event::Event]) {
         if let Some(detect) = &self.detect {
             detect.apply_shared(events);
         }
         self.decisions.apply_events(events);
+        self.shared.apply(seq, events);
     }
 }
 
@@ -76,7 +81,7 @@ pub async fn follow_sys(
                 None => continue,
                 Some(Ok(message)) => {
                     match codec::decode(&message.payload) {
-                        Ok(events) => books.apply(&events),
+                        Ok(events) => books.apply(message.seq, &events),
                         Err(e) => {
                             progress.undecodable.fetch_add(1, Ordering::Relaxed);
                             tracing::error!(

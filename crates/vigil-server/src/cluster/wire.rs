@@ -64,6 +64,7 @@ pub(super) async fn detection(
     ingest: &Arc<Ingest>,
     decisions: &Arc<decisions::DecisionService>,
     notify_stats: &Arc<notify::NotifyStats>,
+    shared: &Arc<super::books::SharedBooks>,
     t: &mut Tasks,
 ) -> Result<ClusterDetection, StartError> {
     let plan = DetectPlan {
@@ -74,6 +75,7 @@ pub(super) async fn detection(
         door: ingest.clone(),
         notify: topology::notify_queue(config, ingest, notify_stats, t),
         decisions: Arc::clone(decisions),
+        shared: Arc::clone(shared),
     };
     super::detect::start(cluster, plan, &mut t.tasks, t.stop_rx.clone())
         .await

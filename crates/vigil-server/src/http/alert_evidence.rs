@@ -96,9 +96,16 @@ pub(super) async fn contributing(
     };
     let found = crate::cases::query(state, &text, limits).await.ok()?;
     let truncated = found.truncated;
-    let events = crate::cases::read_events_async(state, crate::cases::seqs_of(&found))
-        .await
-        .ok()?;
+    let events = if state.cluster.is_some() {
+        // A cluster's search answers the events themselves (from every shard's owner).
+        let mut events = crate::cases::events_of_rows(&found);
+        events.sort_by_key(|(_, e)| e.timestamp());
+        events
+    } else {
+        crate::cases::read_events_async(state, crate::cases::seqs_of(&found))
+            .await
+            .ok()?
+    };
     let out = events
         .into_iter()
         .filter(|(_, e)| exact.iter().all(|(f, v)| holds(e, f, v)))

@@ -41,18 +41,24 @@ pub(super) async fn list_cases(
         alert: q.alert,
         assignee: q.assignee,
     };
-    let book = match state.cases.book(&state).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let all = book.list(&filter);
-    let total = all.len();
-    let cases: Vec<JsonValue> = all
-        .into_iter()
-        .take(q.limit.unwrap_or(500).min(10_000))
-        .map(|c| c.summary_json())
-        .collect();
-    Json(json!({"cases": cases, "total": total})).into_response()
+    let limit = q.limit.unwrap_or(500).min(10_000);
+    let listed = state
+        .cases
+        .read(&state, |book| {
+            let all = book.list(&filter);
+            let total = all.len();
+            let cases: Vec<JsonValue> = all
+                .into_iter()
+                .take(limit)
+                .map(|c| c.summary_json())
+                .collect();
+            (cases, total)
+        })
+        .await;
+    match listed {
+        Ok((cases, total)) => Json(json!({"cases": cases, "total": total})).into_response(),
+        Err(r) => r,
+    }
 }
 
 #[derive(Deserialize)]
@@ -177,15 +183,10 @@ fn line(at: &str, kind: &str, text: String, extra: JsonValue) -> JsonValue {
 }
 
 pub(super) async fn get_case(State(state): State<Shared>, Path(id): Path<u64>) -> Response {
-    let case = {
-        let book = match state.cases.book(&state).await {
-            Ok(b) => b,
-            Err(r) => return r,
-        };
-        match book.get(id) {
-            Some(c) => c.clone(),
-            None => return error(StatusCode::NOT_FOUND, format!("no case {id}")),
-        }
+    let case = match state.cases.read(&state, |book| book.get(id).cloned()).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no case {id}")),
+        Err(r) => return r,
     };
     let mut body = case.to_json();
     // The alerts as the alert book holds them now.
@@ -201,6 +202,7 @@ pub(super) async fn get_case(State(state): State<Shared>, Path(id): Path<u64>) -
         })
         .collect();
     let shown: Vec<u64> = case.events.iter().take(MAX_SHOWN_EVENTS).copied().collect();
+    // A cluster node's cases hold no events by number (see `add_case_event`).
     let events = match crate::cases::read_events_async(&state, shown).await {
         Ok(e) => e,
         Err(r) => return r,
@@ -410,6 +412,16 @@ pub(super) async fn add_case_event(
             );
         }
     };
+    if state.cluster.is_some() {
+        // An event is named by its ledger sequence number, and a cluster has one ledger per
+        // shard; the sequence alone does not say which (docs/cluster.md, "Cases").
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "adding a stored event to a case by its sequence number is not available in \
+             cluster mode (each shard numbers its own events); add its alert or quote it in a \
+             comment",
+        );
+    }
     // Only events the ledger holds (durably).
     match crate::cases::read_events_async(&state, vec![req.seq]).await {
         Ok(found) if !found.is_empty() => {}

@@ -207,18 +207,20 @@ pub(super) async fn entity(
         .iter()
         .filter_map(|e| e["vigil.seq"].as_u64())
         .collect();
-    let cases: Vec<JsonValue> = match state.cases.book(&state).await {
-        Ok(book) => book
-            .list(&Default::default())
-            .into_iter()
-            .filter(|c| {
-                c.alerts.iter().any(|a| alert_ids.contains(a))
-                    || c.events.iter().any(|s| event_seqs.contains(s))
-            })
-            .map(|c| c.summary_json())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    let cases: Vec<JsonValue> = state
+        .cases
+        .read(&state, |book| {
+            book.list(&Default::default())
+                .into_iter()
+                .filter(|c| {
+                    c.alerts.iter().any(|a| alert_ids.contains(a))
+                        || c.events.iter().any(|s| event_seqs.contains(s))
+                })
+                .map(|c| c.summary_json())
+                .collect()
+        })
+        .await
+        .unwrap_or_default();
     let bans: Vec<JsonValue> = match ip {
         Some(ip) => state.decisions.read(|b| {
             b.covering(ip, now)
@@ -228,7 +230,13 @@ pub(super) async fn entity(
         }),
         None => Vec::new(),
     };
-    Json(json!({
+    let mut missing: Vec<String> = [&timeline, &by_source]
+        .iter()
+        .flat_map(|r| r.missing_shards.iter().cloned())
+        .collect();
+    missing.sort();
+    missing.dedup();
+    let mut body = json!({
         "kind": kind,
         "value": value,
         "query": text,
@@ -243,8 +251,12 @@ pub(super) async fn entity(
         "alerts": alerts,
         "cases": cases,
         "bans": bans,
-    }))
-    .into_response()
+    });
+    // Only a cluster's answer can miss shards: a single node's JSON is unchanged.
+    if !missing.is_empty() {
+        body["missing_shards"] = json!(missing);
+    }
+    Json(body).into_response()
 }
 
 #[cfg(test)]

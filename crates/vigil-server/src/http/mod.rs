@@ -203,7 +203,7 @@ mod native;
 mod otlp;
 mod otlp_grpc;
 mod report;
-mod saved;
+pub(crate) mod saved;
 mod trace;
 
 use alerts::*;

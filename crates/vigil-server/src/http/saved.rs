@@ -10,8 +10,13 @@
 //! the way rule exceptions are: the new text is written and synced beside the file, the change
 //! is audited durably (`vigil.audit`, action `saved_search_added` / `_changed` / `_removed`),
 //! then renamed over the file. Bounded: [`MAX_NAME`] characters of name, [`MAX_QUERY`] of query,
-//! [`MAX_PER_USER`] per owner and [`MAX_TOTAL`] in all. Cluster mode has no shared store for
-//! them yet: every route answers 503 there.
+//! [`MAX_PER_USER`] per owner and [`MAX_TOTAL`] in all.
+//!
+//! On a cluster node there is no file: the saved searches are a book every node derives from
+//! the `sys` shard ([`crate::cluster::books::SavedBook`]) — the audit event of each change holds
+//! the whole search — so a search saved on one node is listed on every node. A change is
+//! checked against this node's book (once it has applied what `sys` holds), recorded through
+//! the door, and answered once this node applied it.
 
 #[allow(unused_imports)]
 use super::*;
@@ -89,15 +94,6 @@ pub(super) struct ChangeSaved {
     panel: bool,
 }
 
-fn unavailable_in_cluster(state: &AppState) -> Option<Response> {
-    state.cluster.as_ref().map(|_| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "saved searches and dashboards are not available in cluster mode yet",
-        )
-    })
-}
-
 /// Whether `caller` sees `s`.
 fn visible(s: &SavedSearch, caller: &Principal) -> bool {
     s.shared || s.owner == caller.name
@@ -164,7 +160,23 @@ fn validate(req: &NewSaved) -> Result<(), String> {
     Ok(())
 }
 
+/// The saved searches now: the file, or on a cluster node its book once it has applied what
+/// `sys` holds (the path is then empty: nothing is written).
 async fn locked_read(state: &AppState) -> Result<(PathBuf, SavedFile), Response> {
+    if let (Some(books), Some(cluster)) = (state.cases.shared(), &state.cluster) {
+        books
+            .current(cluster)
+            .await
+            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?;
+        let searches = books.saved(|b| b.all().cloned().collect());
+        return Ok((
+            PathBuf::new(),
+            SavedFile {
+                version: VERSION,
+                searches,
+            },
+        ));
+    }
     let path = state.data_dir.join(FILE_NAME);
     let p = path.clone();
     let file = tokio::task::spawn_blocking(move || read_file(&p))
@@ -181,6 +193,14 @@ async fn change(
     file: SavedFile,
     audit: Event,
 ) -> Result<(), Response> {
+    if let Some(books) = state.cases.shared() {
+        // Cluster mode: the audit event is the change; every node's book applies it from `sys`.
+        let seq = crate::cases::record(state, audit).await?;
+        return books
+            .applied_through(seq)
+            .await
+            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e));
+    }
     let tmp = path.with_extension("json.tmp");
     let t = tmp.clone();
     let write = move || -> Result<(), String> {
@@ -237,6 +257,8 @@ fn audit_event(
     audit.insert("vigil.saved_search.shared", s.shared);
     audit.insert("vigil.saved_search.panel", s.panel);
     audit.insert("vigil.query", s.query.as_str());
+    audit.insert("vigil.saved_search.from", s.from.as_str());
+    audit.insert("vigil.saved_search.to", s.to.as_str());
     audit.insert(
         "message",
         format!("{} {what} saved search {:?}", who.name, s.name),
@@ -250,9 +272,6 @@ pub(super) async fn list_saved(
     State(state): State<Shared>,
     Caller { principal, .. }: Caller,
 ) -> Response {
-    if let Some(r) = unavailable_in_cluster(&state) {
-        return r;
-    }
     let (_, file) = match locked_read(&state).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -278,9 +297,6 @@ pub(super) async fn add_saved(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = unavailable_in_cluster(&state) {
-        return r;
-    }
     let req: NewSaved = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -350,6 +366,19 @@ pub(super) async fn add_saved(
         "saved",
     );
     match change(&state, path, file, audit).await {
+        // A cluster node's book may have refused it (other nodes' searches reached the bound
+        // first): every node refused it alike.
+        Ok(())
+            if state
+                .cases
+                .shared()
+                .is_some_and(|b| b.saved(|b| b.get(&saved.id).is_none())) =>
+        {
+            error(
+                StatusCode::CONFLICT,
+                "searches saved on other nodes meanwhile reached the bound; nothing was saved",
+            )
+        }
         Ok(()) => {
             let mut j = serde_json::to_value(&saved).unwrap_or_default();
             j["editable"] = json!(true);
@@ -389,9 +418,6 @@ pub(super) async fn change_saved(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = unavailable_in_cluster(&state) {
-        return r;
-    }
     let req: ChangeSaved = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -442,9 +468,6 @@ pub(super) async fn delete_saved(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = unavailable_in_cluster(&state) {
-        return r;
-    }
     let _turn = WRITE.lock().await;
     let (path, mut file) = match locked_read(&state).await {
         Ok(f) => f,
