@@ -13,10 +13,11 @@ use tantivy::{Index, TantivyDocument, schema::OwnedValue};
 use vigil_event::{Event, Value};
 use vigil_query::exec::{numeric, search_text};
 
+use crate::colcmp::float_in_column;
 use crate::intcol::column_only;
 
 /// Version of the index layout. An index of another version is rebuilt from the ledger.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 
 /// Separator between a field path and its value inside keyword, number and address terms.
 pub const SEP: char = '\0';
@@ -182,22 +183,43 @@ pub fn document(fields: &Fields, seq: u64, event: &Event) -> TantivyDocument {
         if path.contains(SEP) {
             continue;
         }
-        doc.add_text(fields.has, path);
         if TEXT_ONLY_FIELDS.contains(&path) {
+            doc.add_text(fields.has, path);
             continue;
         }
+        // A scalar that fits in a column, at a plain path, lives in its column only: no `has`,
+        // keyword, number or address term and no marker (`intcol`, `colcmp`).
+        if column_only(path) {
+            match value {
+                Value::Int(i) => {
+                    ints.insert(path.to_owned(), OwnedValue::I64(*i));
+                    continue;
+                }
+                Value::Float(x) if float_in_column(*x) => {
+                    floats.insert(path.to_owned(), OwnedValue::F64(*x));
+                    continue;
+                }
+                Value::Bool(b) => {
+                    bools.insert(path.to_owned(), OwnedValue::Bool(*b));
+                    continue;
+                }
+                Value::Str(s) if s.len() <= MAX_KEYWORD_LEN => {
+                    strs.insert(path.to_owned(), OwnedValue::Str(s.clone()));
+                    continue;
+                }
+                Value::Ip(ip) => {
+                    ips.insert(path.to_owned(), OwnedValue::Str(ip.to_string()));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        doc.add_text(fields.has, path);
         // Comparisons look inside one level of list; everything else is one value.
         let items: &[Value] = match value {
             Value::List(items) => items,
             other => std::slice::from_ref(other),
         };
-        // A scalar integer is answered from its column (`intcol`): no keyword or number term.
-        if let Value::Int(i) = value
-            && column_only(path)
-        {
-            ints.insert(path.to_owned(), OwnedValue::I64(*i));
-            continue;
-        }
         for item in items {
             let lower = item.to_string().to_lowercase();
             if lower.len() > MAX_KEYWORD_LEN {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use tantivy::indexer::UserOperation;
 use tantivy::query::RangeQuery;
 use tantivy::{Index, IndexWriter, Term};
 use vigil_event::Event;
@@ -50,6 +51,10 @@ impl CommitState {
 
 /// Memory the tantivy writer may use for buffering (split among its threads).
 pub const WRITER_MEMORY: usize = 96 * 1024 * 1024;
+
+/// Documents handed to the writer at once (one writer thread, one segment, consecutive
+/// events).
+pub const INDEX_RUN: usize = 4096;
 
 /// The single writer of a data directory's index.
 pub struct Indexer {
@@ -185,12 +190,26 @@ impl Indexer {
         let writer = &self.writer;
         let mut added = 0u64;
         let mut bad = None;
+        // Documents go to the writer in runs of consecutive events, each run to one writer
+        // thread and one segment: a segment's sequence numbers and times then rise in long
+        // runs, which tantivy's column codecs store in a few bits per document.
+        let mut run: Vec<UserOperation> = Vec::with_capacity(INDEX_RUN);
+        let send = |run: &mut Vec<UserOperation>| {
+            if run.is_empty() {
+                return Ok(());
+            }
+            writer
+                .run(std::mem::take(run))
+                .map(|_| ())
+                .map_err(|e| vigil_ledger::LedgerError::Invalid(e.to_string()))
+        };
         let read = ledger.for_each_raw(start..end, |seq, raw| {
             match Event::from_canonical(raw) {
                 Ok(event) => {
-                    writer
-                        .add_document(document(&fields, seq, &event))
-                        .map_err(|e| vigil_ledger::LedgerError::Invalid(e.to_string()))?;
+                    run.push(UserOperation::Add(document(&fields, seq, &event)));
+                    if run.len() >= INDEX_RUN {
+                        send(&mut run)?;
+                    }
                 }
                 // The ledger verifies its hashes; an event that does not decode is reported
                 // by `vigil verify`. Index what we can and remember the first failure.
@@ -201,6 +220,7 @@ impl Indexer {
             added += 1;
             Ok(())
         });
+        let read = read.and_then(|()| send(&mut run));
         if let Err(e) = read {
             // A writer that failed (a full disk) may have lost documents buffered before.
             self.rollback();

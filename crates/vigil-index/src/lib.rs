@@ -19,6 +19,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod colcmp;
 pub mod collect;
 pub mod confirm;
 pub mod document;

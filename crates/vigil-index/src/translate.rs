@@ -16,6 +16,7 @@ use tantivy::{Searcher, Term};
 use vigil_query::ast::{CmpOp, Expr, Literal, Pattern};
 use vigil_query::exec::{MAX_WORD_LEN, SEQ_FIELD, alias, term_words};
 
+use crate::colcmp::{ColumnCompare, column_exists};
 use crate::document::{
     Fields, SEP, TEXT_ONLY_FIELDS, ip_term_text, kw_term_text, num_term_text, odd, odd_term_text,
 };
@@ -183,11 +184,30 @@ impl Translator<'_> {
             return own;
         }
         let other = f(aliased);
-        let lacks_own = not(term_query(self.fields.has, field));
+        let lacks_own = not(self.has(field));
         Translated {
             query: or(vec![own.query, and(lacks_own, other.query)]),
             exact: own.exact && other.exact,
         }
+    }
+
+    /// The documents that have the field `path`: its `has` terms, and (format 4) its values
+    /// held in columns only.
+    fn has(&self, path: &str) -> Box<dyn Query> {
+        let terms = term_query(self.fields.has, path);
+        if !column_only(path) {
+            return terms;
+        }
+        let mut parts = column_exists(path);
+        parts.push(terms);
+        or(parts)
+    }
+
+    /// Whether some document has a value of `path` that is not held in a column only.
+    fn has_terms(&self, path: &str) -> bool {
+        self.searcher
+            .doc_freq(&term(self.fields.has, path))
+            .map_or(true, |n| n > 0)
     }
 
     /// Documents marked `kind` for `path`, if there are any.
@@ -223,8 +243,19 @@ impl Translator<'_> {
                 exact: false,
             };
         }
-        // Scalar integers of such paths are in their column only (no keyword or number term).
-        let ints = column_only(path);
+        // Scalars of such paths are in their columns only (no keyword, number or address term).
+        let in_columns = column_only(path);
+        let columns = |q: Box<dyn Query>, int: Option<Box<dyn Query>>| -> Box<dyn Query> {
+            if !in_columns {
+                return q;
+            }
+            let mut parts = vec![
+                q,
+                Box::new(ColumnCompare::new(path, op, value.clone())) as _,
+            ];
+            parts.extend(int);
+            or(parts)
+        };
         match value {
             Literal::Text(p) => {
                 let lower = p.text.to_lowercase();
@@ -234,31 +265,26 @@ impl Translator<'_> {
                         match RegexQuery::from_pattern(&re, f.kw) {
                             Ok(q) => self.with_odd(Box::new(q), odd::LONG, path),
                             Err(_) => Translated {
-                                query: term_query(f.has, path),
+                                query: self.has(path),
                                 exact: false,
                             },
                         }
                     }
+                    // Values with terms are checked against the ledger; values in columns
+                    // only are answered exactly there.
                     CmpOp::Ne if p.wildcard => Translated {
                         query: term_query(f.has, path),
-                        exact: false,
+                        exact: !self.has_terms(path),
                     },
                     _ => {
                         let q = ordered(f.kw, path, kw_term_text(path, &lower), op);
                         self.with_odd(q, odd::LONG, path)
                     }
                 };
-                // (`!=` a wildcard already selects every document with the field, inexactly.)
-                if ints && !(op == CmpOp::Ne && p.wildcard) {
-                    Translated {
-                        query: or(vec![
-                            terms.query,
-                            intcol::text_query(f.col_int, path, op, p),
-                        ]),
-                        exact: terms.exact,
-                    }
-                } else {
-                    terms
+                let ints = in_columns.then(|| intcol::text_query(f.col_int, path, op, p));
+                Translated {
+                    query: columns(terms.query, ints),
+                    exact: terms.exact,
                 }
             }
             Literal::Number(n) => {
@@ -266,20 +292,25 @@ impl Translator<'_> {
                     // No number compares with NaN; a non-number is "not equal" to anything.
                     return match op {
                         CmpOp::Eq => Translated::exact(Box::new(EmptyQuery)),
-                        CmpOp::Ne => Translated::exact(
-                            self.odd_docs(odd::NOT_NUMBER, path)
-                                .unwrap_or_else(|| Box::new(EmptyQuery)),
-                        ),
-                        _ => self.with_odd(Box::new(EmptyQuery), odd::NOT_NUMBER, path),
+                        CmpOp::Ne => {
+                            let marked = self
+                                .odd_docs(odd::NOT_NUMBER, path)
+                                .unwrap_or_else(|| Box::new(EmptyQuery));
+                            Translated::exact(columns(marked, None))
+                        }
+                        _ => {
+                            let t = self.with_odd(Box::new(EmptyQuery), odd::NOT_NUMBER, path);
+                            Translated {
+                                query: columns(t.query, None),
+                                exact: t.exact,
+                            }
+                        }
                     };
                 }
-                let mut q = ordered(f.num, path, num_term_text(path, *n), op);
-                if ints {
-                    q = or(vec![
-                        q,
-                        intcol::ranges_query(f.col_int, path, &int_ranges(*n, op)),
-                    ]);
-                }
+                let q = ordered(f.num, path, num_term_text(path, *n), op);
+                let ints =
+                    in_columns.then(|| intcol::ranges_query(f.col_int, path, &int_ranges(*n, op)));
+                let q = columns(q, ints);
                 match op {
                     CmpOp::Eq => Translated::exact(q),
                     // Any value that is not a number is "not equal".
@@ -295,14 +326,15 @@ impl Translator<'_> {
                 let (lo, hi) = cidr_bounds(*net, *bits);
                 let (lo, hi) = (ip_term_text(path, lo), ip_term_text(path, hi));
                 use Bound::*;
-                match op {
-                    CmpOp::Eq => Translated::exact(range(f.ip, Included(lo), Included(hi))),
-                    CmpOp::Ne => Translated::exact(or(vec![
+                let q = match op {
+                    CmpOp::Eq => range(f.ip, Included(lo), Included(hi)),
+                    CmpOp::Ne => or(vec![
                         range(f.ip, Included(path_start(path)), Excluded(lo)),
                         range(f.ip, Excluded(hi), Excluded(path_end(path))),
-                    ])),
-                    _ => Translated::exact(Box::new(EmptyQuery)),
-                }
+                    ]),
+                    _ => return Translated::exact(Box::new(EmptyQuery)),
+                };
+                Translated::exact(columns(q, None))
             }
         }
     }

@@ -1,6 +1,7 @@
 //! An index written in another layout version is detected by the version its commits record
 //! and rebuilt from the ledger, never read as this version's layout (format 1 held every
-//! integer as keyword and number terms, format 3 holds scalar integers in their columns only).
+//! integer as keyword and number terms, format 3 holds scalar integers in their columns only,
+//! format 4 every scalar that fits in a column).
 
 use vigil_event::{Event, Timestamp};
 use vigil_index::document::{FORMAT_VERSION, schema};
@@ -10,7 +11,7 @@ use vigil_query::{Limits, parse};
 
 #[test]
 fn an_index_of_an_older_format_version_is_rebuilt() {
-    assert_eq!(FORMAT_VERSION, 3);
+    assert_eq!(FORMAT_VERSION, 4);
     let dir = tempfile::tempdir().unwrap();
     let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
     let events: Vec<Event> = (0..50)

@@ -143,6 +143,15 @@ pub fn random_event(g: &mut Gen) -> Event {
     if g.chance(5) {
         e.insert("flag", g.chance(50));
     }
+    if g.chance(10) {
+        // Floats at a plain path: in their column only when finite (format 4), else with terms.
+        let x = *g.pick(&[0.0, -0.0, 1.5, -2.25, 403.0, f64::NAN, f64::INFINITY]);
+        e.insert("ratio", Value::float(x));
+    }
+    if g.chance(3) {
+        // Longer than a keyword term: not in a column, marked `long`.
+        e.insert("host.name", format!("web-{}", "x".repeat(1100)));
+    }
     e
 }
 
@@ -162,6 +171,7 @@ pub const FIELDS: &[&str] = &[
     "odd.null",
     "bytes",
     "flag",
+    "ratio",
     "message",
     "missing.field",
 ];
@@ -193,7 +203,9 @@ pub fn value_text(g: &mut Gen) -> String {
             .pick(&["ro*", "*1", "*", "web-*", "*dmi*", "10.0.*"])
             .to_string(),
         6 => g.pick(&["access_combined", "syslog"]).to_string(),
-        7 => g.pick(&["true", "false", "null"]).to_string(),
+        7 => g
+            .pick(&["true", "false", "null", "-0", "0", "1.5", "NaN", "inf"])
+            .to_string(),
         _ => g.pick(WORDS).to_string(),
     };
     if v.is_empty() || v.contains(|c: char| !c.is_alphanumeric() && !"-.*_".contains(c)) {
@@ -240,7 +252,13 @@ pub fn search_atom(g: &mut Gen) -> String {
             let n = *g.pick(&["403", "400", "200", "1000", "500.5", "0", "-1"]);
             format!(
                 "{}{op}{n}",
-                g.pick(&["status", "http.response.status_code", "bytes", "user.name"])
+                g.pick(&[
+                    "status",
+                    "http.response.status_code",
+                    "bytes",
+                    "user.name",
+                    "ratio"
+                ])
             )
         }
         4 => {
