@@ -1,16 +1,20 @@
-//! The "columns" transform of an events block's payload (compression byte 2, segment version
-//! 3; layout in FORMAT.md): the block's canonical events are rearranged so that the values of
-//! one field name sit together — every `event.original` of the block in a row, every
-//! `source.ip`, … — before zstd, which then finds the repeats between events that the
-//! event-by-event order keeps far apart. It is a container detail only: [`decode`] gives back
-//! the block's framing byte for byte, so the canonical bytes, and the leaves that hash them,
-//! do not change.
+//! The "columns" transforms of an events block's payload (layouts in FORMAT.md): the block's
+//! canonical events are rearranged so that the values of one field name sit together — every
+//! `event.original` of the block in a row, every `source.ip`, … — before zstd, which then
+//! finds the repeats between events that the event-by-event order keeps far apart
+//! (compression 2, [`encode`], segment version 3). Compression 3 ([`encode_references`],
+//! segment version 4) also stores each string or integer that is spelled out in its event's
+//! `event.original` as an (offset, length) reference into that line: the parsed fields of a
+//! log line cost a few bytes each instead of a second copy of the line's words. Both are a
+//! container detail only: the decoders give back the block's framing byte for byte, so the
+//! canonical bytes, and the leaves that hash them, do not change.
 //!
-//! [`encode`] returns `None` for anything it does not fully understand (the block is then
-//! stored with plain zstd), and the writer checks that [`decode`] of its output gives the
-//! input back before choosing it. [`decode`] reads untrusted bytes: every length and count is
-//! checked against what remains, the output is bounded by the header's `raw_len`, and nesting
-//! is bounded as in the canonical encoding.
+//! The encoders return `None` for anything they do not fully understand (the block is then
+//! stored with plain zstd), and the writer checks that decoding its output gives the input
+//! back before choosing it. The decoders read untrusted bytes: every length, count and
+//! reference is checked against what remains or what it points into, the output is bounded by
+//! the header's `raw_len` (also while a value is being rebuilt), and nesting is bounded as in
+//! the canonical encoding.
 
 use crate::format::{read_varint, write_varint};
 
