@@ -448,7 +448,7 @@ fn decode_form(bytes: &[u8], max_len: usize, refs: bool) -> Option<Vec<u8>> {
                 return None;
             }
         }
-        if out.len() - start != len {
+        if out.len() - start != len || out.len() > max_len {
             return None;
         }
     }
