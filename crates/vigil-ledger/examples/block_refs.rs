@@ -7,8 +7,6 @@
 //! cargo run --release -p vigil-ledger --example block_refs -- DATA_DIR [MAX_EVENTS] [quick]
 //! ```
 
-use std::time::Instant;
-
 use vigil_ledger::LedgerReader;
 use vigil_ledger::columns::{self, RefPolicy};
 
