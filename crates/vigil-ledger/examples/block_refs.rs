@@ -4,7 +4,7 @@
 //! speed. Reads DATA_DIR's ledger; writes nothing.
 //!
 //! ```text
-//! cargo run --release -p vigil-ledger --example block_refs -- DATA_DIR [MAX_EVENTS] [quick]
+//! cargo run --release -p vigil-ledger --example block_refs -- DATA_DIR [MAX_EVENTS] [quick|pair]
 //! ```
 
 use vigil_ledger::LedgerReader;
@@ -115,7 +115,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(u64::MAX);
-    let quick = args.next().is_some_and(|a| a == "quick");
+    // "quick": the forms at level 3 only; "pair": columns and references at level 3 only.
+    let mode = args.next().unwrap_or_default();
+    let quick = mode == "quick" || mode == "pair";
     let mut reader = LedgerReader::open(&dir)?;
     let end = reader.end_seq().min(reader.first_seq().saturating_add(max));
     let mut events: Vec<Vec<u8>> = Vec::new();
@@ -150,10 +152,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ints: true,
         },
     ];
-    for form in [Form::Plain, Form::Columns, refs]
-        .into_iter()
-        .chain(policies.into_iter().map(Form::Refs))
-    {
+    let forms: Vec<Form> = if mode == "pair" {
+        vec![Form::Columns, refs]
+    } else {
+        [Form::Plain, Form::Columns, refs]
+            .into_iter()
+            .chain(policies.into_iter().map(Form::Refs))
+            .collect()
+    };
+    for form in forms {
         measure(&blocks, form, 3, "256/block");
     }
     if quick {
