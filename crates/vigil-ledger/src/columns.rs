@@ -173,7 +173,7 @@ pub const REF_STR: u8 = 0x0a;
 pub const REF_INT: u8 = 0x0b;
 
 /// Shortest string the writer stores as a reference.
-const DEFAULT_MIN_REF: usize = 2;
+const DEFAULT_MIN_REF: usize = 4;
 
 /// Longest decimal integer (`-9223372036854775808`).
 const MAX_INT_TEXT: usize = 20;
