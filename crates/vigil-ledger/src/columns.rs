@@ -1,16 +1,20 @@
-//! The "columns" transform of an events block's payload (compression byte 2, segment version
-//! 3; layout in FORMAT.md): the block's canonical events are rearranged so that the values of
-//! one field name sit together — every `event.original` of the block in a row, every
-//! `source.ip`, … — before zstd, which then finds the repeats between events that the
-//! event-by-event order keeps far apart. It is a container detail only: [`decode`] gives back
-//! the block's framing byte for byte, so the canonical bytes, and the leaves that hash them,
-//! do not change.
+//! The "columns" transforms of an events block's payload (layouts in FORMAT.md): the block's
+//! canonical events are rearranged so that the values of one field name sit together — every
+//! `event.original` of the block in a row, every `source.ip`, … — before zstd, which then
+//! finds the repeats between events that the event-by-event order keeps far apart
+//! (compression 2, [`encode`], segment version 3). Compression 3 ([`encode_references`],
+//! segment version 4) also stores each string or integer that is spelled out in its event's
+//! `event.original` as an (offset, length) reference into that line: the parsed fields of a
+//! log line cost a few bytes each instead of a second copy of the line's words. Both are a
+//! container detail only: the decoders give back the block's framing byte for byte, so the
+//! canonical bytes, and the leaves that hash them, do not change.
 //!
-//! [`encode`] returns `None` for anything it does not fully understand (the block is then
-//! stored with plain zstd), and the writer checks that [`decode`] of its output gives the
-//! input back before choosing it. [`decode`] reads untrusted bytes: every length and count is
-//! checked against what remains, the output is bounded by the header's `raw_len`, and nesting
-//! is bounded as in the canonical encoding.
+//! The encoders return `None` for anything they do not fully understand (the block is then
+//! stored with plain zstd), and the writer checks that decoding its output gives the input
+//! back before choosing it. The decoders read untrusted bytes: every length, count and
+//! reference is checked against what remains or what it points into, the output is bounded by
+//! the header's `raw_len` (also while a value is being rebuilt), and nesting is bounded as in
+//! the canonical encoding.
 
 use crate::format::{read_varint, write_varint};
 
@@ -55,6 +59,15 @@ impl<'a> Cursor<'a> {
     /// Skips one canonical value (tag and content) and returns its bytes.
     fn value(&mut self) -> Option<&'a [u8]> {
         let start = self.pos;
+        self.skip_value(0)?;
+        Some(&self.buf[start..self.pos])
+    }
+    /// Skips one canonical value that is not a list or map and returns its bytes.
+    fn skip_scalar(&mut self) -> Option<&'a [u8]> {
+        let start = self.pos;
+        if matches!(self.buf.get(self.pos)?, 0x08 | 0x09) {
+            return None;
+        }
         self.skip_value(0)?;
         Some(&self.buf[start..self.pos])
     }
@@ -105,8 +118,8 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// Rearranges a block's framing (`(len ‖ canonical event)*`) by field name. `None` if an event
-/// is not canonical version 1 as this module reads it.
+/// Rearranges a block's framing (`(len ‖ canonical event)*`) by field name: the columns form
+/// (compression 2). `None` if an event is not canonical version 1 as this module reads it.
 ///
 /// Layout: `n_keys`, each key (`len ‖ bytes`, in order of first use); `n_events`; per event:
 /// its length, version byte, time as the zigzag difference from the previous event's
@@ -114,10 +127,63 @@ fn unzigzag(v: u64) -> i64 {
 /// the length of its column and the column (that key's values, tag and content, in event
 /// order).
 pub fn encode(framing: &[u8]) -> Option<Vec<u8>> {
+    encode_form(framing, None)
+}
+
+/// The columns form with references (compression 3): as [`encode`], plus the number of the
+/// reference key after the keys, and every string or integer value of an event that is spelled
+/// out in that event's `event.original` stored as a reference to those bytes
+/// ([`REF_STR`], [`REF_INT`]) instead of the value. `None` as for [`encode`].
+pub fn encode_references(framing: &[u8]) -> Option<Vec<u8>> {
+    encode_form(framing, Some(RefPolicy::default()))
+}
+
+/// Which values [`encode_references_with`] turns into references (for measuring; the writer
+/// uses the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefPolicy {
+    /// Shortest string stored as a reference.
+    pub min_str: usize,
+    /// Whether integers spelled out in decimal become references.
+    pub ints: bool,
+}
+
+impl Default for RefPolicy {
+    fn default() -> Self {
+        RefPolicy {
+            min_str: DEFAULT_MIN_REF,
+            ints: true,
+        }
+    }
+}
+
+/// [`encode_references`] under another policy; [`decode_references`] reads every policy.
+pub fn encode_references_with(framing: &[u8], policy: RefPolicy) -> Option<Vec<u8>> {
+    encode_form(framing, Some(policy))
+}
+
+/// The field whose string value other values of the same event refer to.
+pub const REF_KEY: &[u8] = b"event.original";
+
+/// Container tag (never a canonical tag): a string value, `offset:varint ‖ len:varint` into
+/// the event's reference text; it stands for `0x05 ‖ len ‖ those bytes`.
+pub const REF_STR: u8 = 0x0a;
+/// Container tag: an integer, `offset:varint ‖ len:varint` into the reference text, whose
+/// bytes are the integer in decimal as Rust prints it; it stands for `0x03 ‖ i64 BE`.
+pub const REF_INT: u8 = 0x0b;
+
+/// Shortest string the writer stores as a reference.
+const DEFAULT_MIN_REF: usize = 4;
+
+/// Longest decimal integer (`-9223372036854775808`).
+const MAX_INT_TEXT: usize = 20;
+
+fn encode_form(framing: &[u8], refs: Option<RefPolicy>) -> Option<Vec<u8>> {
     let mut keys: Vec<&[u8]> = Vec::new();
     let mut key_ids: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
     let mut columns: Vec<Vec<u8>> = Vec::new();
     let mut structure = Vec::with_capacity(framing.len() / 8);
+    let mut fields: Vec<(usize, &[u8])> = Vec::new();
     let mut n_events = 0u64;
     let mut prev_ts = 0i64;
     let mut outer = Cursor::new(framing);
@@ -136,6 +202,8 @@ pub fn encode(framing: &[u8]) -> Option<Vec<u8>> {
         write_varint(&mut structure, zigzag(ts.wrapping_sub(prev_ts)));
         prev_ts = ts;
         write_varint(&mut structure, n_fields);
+        fields.clear();
+        let mut original: Option<&[u8]> = None;
         for _ in 0..n_fields {
             let k = c.len()?;
             let key = c.take(k)?;
@@ -153,10 +221,22 @@ pub fn encode(framing: &[u8]) -> Option<Vec<u8>> {
                 }
             };
             write_varint(&mut structure, id as u64);
-            columns[id].extend_from_slice(value);
+            if key == REF_KEY && original.is_none() {
+                original = Some(string_content(value).unwrap_or(&[]));
+            }
+            fields.push((id, value));
         }
         if c.remaining() != 0 {
             return None;
+        }
+        for &(id, value) in &fields {
+            match (refs, original) {
+                (Some(policy), Some(text)) if keys[id] != REF_KEY && !text.is_empty() => {
+                    let mut v = Cursor::new(value);
+                    put_value(&mut v, text, policy, &mut columns[id], 0)?;
+                }
+                _ => columns[id].extend_from_slice(value),
+            }
         }
         n_events += 1;
     }
@@ -165,6 +245,11 @@ pub fn encode(framing: &[u8]) -> Option<Vec<u8>> {
     for k in &keys {
         write_varint(&mut out, k.len() as u64);
         out.extend_from_slice(k);
+    }
+    if refs.is_some() {
+        // 0: no reference key in the block; k + 1: key number k.
+        let ref_key = keys.iter().position(|k| *k == REF_KEY).map_or(0, |i| i + 1);
+        write_varint(&mut out, ref_key as u64);
     }
     write_varint(&mut out, n_events);
     out.extend_from_slice(&structure);
@@ -175,9 +260,101 @@ pub fn encode(framing: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The content of a canonical string value (`0x05 ‖ len ‖ bytes`), if `value` is one.
+fn string_content(value: &[u8]) -> Option<&[u8]> {
+    let mut c = Cursor::new(value);
+    if c.byte()? != 0x05 {
+        return None;
+    }
+    let n = c.len()?;
+    c.take(n)
+}
+
+/// Copies one canonical value from `c` to `out`, turning strings and integers found in `text`
+/// into references; lists and maps are walked (nesting bounded as in the canonical encoding).
+fn put_value(
+    c: &mut Cursor,
+    text: &[u8],
+    policy: RefPolicy,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Option<()> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let start = c.pos;
+    match c.byte()? {
+        0x03 if policy.ints => {
+            let v = i64::from_be_bytes(c.take(8)?.try_into().ok()?);
+            let digits = v.to_string();
+            match memchr::memmem::find(text, digits.as_bytes()) {
+                Some(at) => put_ref(out, REF_INT, at, digits.len()),
+                None => out.extend_from_slice(&c.buf[start..c.pos]),
+            }
+        }
+        0x05 => {
+            let n = c.len()?;
+            let s = c.take(n)?;
+            // Never longer than the string: the offset's varint is no longer than its bytes.
+            let found = (n >= policy.min_str)
+                .then(|| memchr::memmem::find(text, s))
+                .flatten()
+                .filter(|&at| varint_len(at) <= n);
+            match found {
+                Some(at) => put_ref(out, REF_STR, at, n),
+                None => out.extend_from_slice(&c.buf[start..c.pos]),
+            }
+        }
+        0x08 => {
+            let n = c.len()?;
+            out.extend_from_slice(&c.buf[start..c.pos]);
+            for _ in 0..n {
+                put_value(c, text, policy, out, depth + 1)?;
+            }
+        }
+        0x09 => {
+            let n = c.len()?;
+            out.extend_from_slice(&c.buf[start..c.pos]);
+            for _ in 0..n {
+                let from = c.pos;
+                let k = c.len()?;
+                c.take(k)?;
+                out.extend_from_slice(&c.buf[from..c.pos]);
+                put_value(c, text, policy, out, depth + 1)?;
+            }
+        }
+        _ => {
+            c.pos = start;
+            out.extend_from_slice(c.value()?);
+        }
+    }
+    Some(())
+}
+
+fn varint_len(n: usize) -> usize {
+    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+fn put_ref(out: &mut Vec<u8>, tag: u8, at: usize, len: usize) {
+    out.push(tag);
+    write_varint(out, at as u64);
+    write_varint(out, len as u64);
+}
+
 /// Gives back the framing [`encode`] rearranged; `None` if `bytes` is not such a
 /// rearrangement or the framing would be longer than `max_len`.
 pub fn decode(bytes: &[u8], max_len: usize) -> Option<Vec<u8>> {
+    decode_form(bytes, max_len, false)
+}
+
+/// Gives back the framing [`encode_references`] rearranged; `None` if `bytes` is not such a
+/// rearrangement (a reference outside its event's text included) or the framing would be
+/// longer than `max_len`.
+pub fn decode_references(bytes: &[u8], max_len: usize) -> Option<Vec<u8>> {
+    decode_form(bytes, max_len, true)
+}
+
+fn decode_form(bytes: &[u8], max_len: usize, refs: bool) -> Option<Vec<u8>> {
     let mut c = Cursor::new(bytes);
     let n_keys = c.len()?;
     if n_keys > MAX_KEYS {
@@ -188,6 +365,16 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Option<Vec<u8>> {
         let k = c.len()?;
         keys.push(c.take(k)?);
     }
+    // The reference key's number, if the block has one.
+    let ref_key = if refs {
+        match usize::try_from(c.varint()?).ok()? {
+            0 => None,
+            k if k <= n_keys => Some(k - 1),
+            _ => return None,
+        }
+    } else {
+        None
+    };
     // Each event takes at least four bytes of structure.
     let n_events = c.varint()?;
     if n_events > (c.remaining() / 4) as u64 {
@@ -223,23 +410,45 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Option<Vec<u8>> {
     if c.remaining() != 0 {
         return None;
     }
+    // The reference text of each event: the content of its first value under the reference
+    // key when that is a string (references are never stored in that key's own column).
+    let mut texts: Vec<&[u8]> = Vec::new();
+    if let Some(r) = ref_key {
+        let mut col = Cursor::new(columns[r].buf);
+        texts.reserve(heads.len());
+        for &(_, _, _, first, n_fields) in &heads {
+            let mut text: Option<&[u8]> = None;
+            for &id in &ids[first..first + n_fields] {
+                if id as usize == r {
+                    let v = col.value()?;
+                    text = text.or(Some(string_content(v).unwrap_or(&[])));
+                }
+            }
+            texts.push(text.unwrap_or(&[]));
+        }
+    }
     let mut out = Vec::with_capacity(max_len);
-    for &(len, version, ts, first, n_fields) in &heads {
+    for (i, &(len, version, ts, first, n_fields)) in heads.iter().enumerate() {
         write_varint(&mut out, len as u64);
         let start = out.len();
         out.push(version);
         out.extend_from_slice(&ts.to_be_bytes());
         write_varint(&mut out, n_fields as u64);
+        let text = texts.get(i).copied().unwrap_or(&[]);
         for &id in &ids[first..first + n_fields] {
             let id = id as usize;
             write_varint(&mut out, keys[id].len() as u64);
             out.extend_from_slice(keys[id]);
-            out.extend_from_slice(columns[id].value()?);
+            if ref_key.is_some_and(|r| r != id) {
+                get_value(&mut columns[id], text, &mut out, max_len, 0)?;
+            } else {
+                out.extend_from_slice(columns[id].value()?);
+            }
             if out.len() > max_len {
                 return None;
             }
         }
-        if out.len() - start != len {
+        if out.len() - start != len || out.len() > max_len {
             return None;
         }
     }
@@ -247,6 +456,69 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Option<Vec<u8>> {
         return None;
     }
     Some(out)
+}
+
+/// Writes one value of a column with references to `out` as canonical bytes, resolving
+/// references against `text`; `None` past `max_len` output bytes, for a reference outside
+/// `text`, or for an integer reference whose bytes are not that integer's decimal form.
+fn get_value(
+    c: &mut Cursor,
+    text: &[u8],
+    out: &mut Vec<u8>,
+    max_len: usize,
+    depth: usize,
+) -> Option<()> {
+    if depth > MAX_DEPTH || out.len() > max_len {
+        return None;
+    }
+    let start = c.pos;
+    match c.byte()? {
+        tag @ (REF_STR | REF_INT) => {
+            let at = usize::try_from(c.varint()?).ok()?;
+            let n = usize::try_from(c.varint()?).ok()?;
+            let bytes = text.get(at..at.checked_add(n)?)?;
+            if tag == REF_STR {
+                if out.len() + 1 + varint_len(n) + n > max_len {
+                    return None;
+                }
+                out.push(0x05);
+                write_varint(out, n as u64);
+                out.extend_from_slice(bytes);
+            } else {
+                let v: i64 = std::str::from_utf8(bytes).ok()?.parse().ok()?;
+                // Only the form the writer emits, so one value has one spelling.
+                if n > MAX_INT_TEXT || v.to_string().as_bytes() != bytes {
+                    return None;
+                }
+                out.push(0x03);
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        0x08 => {
+            let n = c.len()?;
+            out.extend_from_slice(&c.buf[start..c.pos]);
+            for _ in 0..n {
+                get_value(c, text, out, max_len, depth + 1)?;
+            }
+        }
+        0x09 => {
+            let n = c.len()?;
+            out.extend_from_slice(&c.buf[start..c.pos]);
+            for _ in 0..n {
+                let from = c.pos;
+                let k = c.len()?;
+                c.take(k)?;
+                out.extend_from_slice(&c.buf[from..c.pos]);
+                get_value(c, text, out, max_len, depth + 1)?;
+            }
+        }
+        _ => {
+            c.pos = start;
+            let v = c.skip_scalar()?;
+            out.extend_from_slice(v);
+        }
+    }
+    Some(())
 }
 
 #[cfg(test)]

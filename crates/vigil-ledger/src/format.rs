@@ -24,9 +24,9 @@ pub const MAX_SEQ: u64 = 1 << 62;
 /// Segment file header magic.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"VIGILSEG";
 /// Segment format version written. Version 2 added the block flag [`BlockHeader::continues`];
-/// version 3 the "columns" compression of events blocks ([`BlockHeader::columns`]). Version 1
-/// and 2 segments are still read.
-pub const SEGMENT_VERSION: u8 = 3;
+/// version 3 the "columns" compression of events blocks ([`Compression::Columns`]); version 4
+/// columns with references ([`Compression::References`]). Versions 1 to 3 are still read.
+pub const SEGMENT_VERSION: u8 = 4;
 /// Oldest segment format version still read.
 pub const MIN_SEGMENT_VERSION: u8 = 1;
 /// Bytes in a segment header.
@@ -79,11 +79,40 @@ impl BlockKind {
 /// Block header byte 6, bit 0: the write continues in the next block (segment version 2).
 const FLAG_CONTINUES: u8 = 1;
 
-/// Compression of a block payload.
-const COMPRESSION_NONE: u8 = 0;
-const COMPRESSION_ZSTD: u8 = 1;
-/// zstd over the block's events rearranged by field name (`columns.rs`; segment version 3).
-const COMPRESSION_ZSTD_COLUMNS: u8 = 2;
+/// How an events block's payload is stored (header byte 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// 0: the framing as it is (seals, and blocks zstd does not shrink).
+    None,
+    /// 1: the framing, zstd-compressed.
+    Zstd,
+    /// 2: zstd over the block's events rearranged by field name (`columns.rs`; segment
+    /// version 3).
+    Columns,
+    /// 3: zstd over the columns form in which values spelled out in their event's
+    /// `event.original` are references to those bytes (`columns.rs`; segment version 4).
+    References,
+}
+
+impl Compression {
+    fn to_byte(self) -> u8 {
+        match self {
+            Compression::None => 0,
+            Compression::Zstd => 1,
+            Compression::Columns => 2,
+            Compression::References => 3,
+        }
+    }
+    fn from_byte(b: u8) -> Option<Compression> {
+        Some(match b {
+            0 => Compression::None,
+            1 => Compression::Zstd,
+            2 => Compression::Columns,
+            3 => Compression::References,
+            _ => return None,
+        })
+    }
+}
 
 /// Most bytes the columns form of a block may take beyond its framing (`raw_len`): per event
 /// a length and at most two more bytes of time, per field a key number no longer than the key
@@ -95,11 +124,8 @@ const COLUMNS_SLACK: usize = 4096;
 pub struct BlockHeader {
     /// Events or seal.
     pub kind: BlockKind,
-    /// Whether the payload is zstd-compressed.
-    pub compressed: bool,
-    /// Whether the decompressed payload is the block's events rearranged by field name
-    /// (compression byte 2, written in segment version 3; `columns.rs`), not their framing.
-    pub columns: bool,
+    /// How the payload is stored.
+    pub compression: Compression,
     /// Sequence number of the first event (for a seal: the segment's end).
     pub first_seq: u64,
     /// Number of events.
@@ -202,20 +228,14 @@ pub fn decode_block_header(h: &[u8]) -> Result<BlockHeader, FormatError> {
         return Err(FormatError::Magic);
     }
     let kind = BlockKind::from_byte(h[4]).ok_or(FormatError::Field("kind"))?;
-    let (compressed, columns) = match h[5] {
-        COMPRESSION_NONE => (false, false),
-        COMPRESSION_ZSTD => (true, false),
-        COMPRESSION_ZSTD_COLUMNS => (true, true),
-        _ => return Err(FormatError::Field("compression")),
-    };
+    let compression = Compression::from_byte(h[5]).ok_or(FormatError::Field("compression"))?;
     if h[6] & !FLAG_CONTINUES != 0 || h[7] != 0 {
         return Err(FormatError::Field("reserved"));
     }
     let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4"));
     let header = BlockHeader {
         kind,
-        compressed,
-        columns,
+        compression,
         first_seq: u64::from_le_bytes(h[8..16].try_into().expect("8")),
         n_events: u32_at(16),
         payload_len: u32_at(20),
@@ -241,7 +261,11 @@ pub fn decode_block_header(h: &[u8]) -> Result<BlockHeader, FormatError> {
             }
         }
         BlockKind::Seal => {
-            if header.n_events != 0 || header.raw_len != 8 || compressed || header.continues {
+            if header.n_events != 0
+                || header.raw_len != 8
+                || compression != Compression::None
+                || header.continues
+            {
                 return Err(FormatError::Field("seal block shape"));
             }
         }
@@ -255,11 +279,7 @@ pub fn encode_block_header(header: &BlockHeader) -> [u8; BLOCK_HEADER_LEN] {
     let mut h = [0u8; BLOCK_HEADER_LEN];
     h[..4].copy_from_slice(BLOCK_MAGIC);
     h[4] = header.kind.to_byte();
-    h[5] = match (header.compressed, header.columns) {
-        (true, true) => COMPRESSION_ZSTD_COLUMNS,
-        (true, false) => COMPRESSION_ZSTD,
-        (false, _) => COMPRESSION_NONE,
-    };
+    h[5] = header.compression.to_byte();
     h[6] = if header.continues { FLAG_CONTINUES } else { 0 };
     h[8..16].copy_from_slice(&header.first_seq.to_le_bytes());
     h[16..20].copy_from_slice(&header.n_events.to_le_bytes());
@@ -302,28 +322,28 @@ pub fn encode_events_block_flagged(
         write_varint(scratch, e.len() as u64);
         scratch.extend_from_slice(e);
     }
-    // The columns form when it gives this exact framing back (it always should; anything
-    // else is stored as plain zstd), else the framing itself.
-    let columns = crate::columns::encode(scratch).filter(|c| {
+    // The columns form with references when it gives this exact framing back (it always
+    // should; anything else is stored as plain zstd), else the framing itself.
+    let columns = crate::columns::encode_references(scratch).filter(|c| {
         c.len() <= scratch.len() + COLUMNS_SLACK
-            && crate::columns::decode(c, scratch.len()).as_deref() == Some(&scratch[..])
+            && crate::columns::decode_references(c, scratch.len()).as_deref() == Some(&scratch[..])
     });
     let compressed = zstd::bulk::compress(columns.as_deref().unwrap_or(scratch), zstd_level);
-    let (flag, payload): (u8, &[u8]) = match &compressed {
+    let (compression, payload): (Compression, &[u8]) = match &compressed {
         Ok(c) if c.len() < scratch.len() => (
             if columns.is_some() {
-                COMPRESSION_ZSTD_COLUMNS
+                Compression::References
             } else {
-                COMPRESSION_ZSTD
+                Compression::Zstd
             },
             c,
         ),
-        _ => (COMPRESSION_NONE, scratch),
+        _ => (Compression::None, scratch),
     };
     push_block(
         out,
         BlockKind::Events,
-        (flag, if continues { FLAG_CONTINUES } else { 0 }),
+        (compression, if continues { FLAG_CONTINUES } else { 0 }),
         first_seq,
         events.len() as u32,
         payload,
@@ -337,7 +357,7 @@ pub fn encode_seal_block(out: &mut Vec<u8>, end_seq: u64, sealed_nanos: i64) {
     push_block(
         out,
         BlockKind::Seal,
-        (COMPRESSION_NONE, 0),
+        (Compression::None, 0),
         end_seq,
         0,
         &payload,
@@ -348,7 +368,7 @@ pub fn encode_seal_block(out: &mut Vec<u8>, end_seq: u64, sealed_nanos: i64) {
 fn push_block(
     out: &mut Vec<u8>,
     kind: BlockKind,
-    (compression, flags): (u8, u8),
+    (compression, flags): (Compression, u8),
     first_seq: u64,
     n_events: u32,
     payload: &[u8],
@@ -357,7 +377,7 @@ fn push_block(
     let start = out.len();
     out.extend_from_slice(BLOCK_MAGIC);
     out.push(kind.to_byte());
-    out.push(compression);
+    out.push(compression.to_byte());
     out.extend_from_slice(&[flags, 0]);
     out.extend_from_slice(&first_seq.to_le_bytes());
     out.extend_from_slice(&n_events.to_le_bytes());
@@ -379,16 +399,21 @@ pub fn check_block_crc(header_bytes: &[u8], payload: &[u8]) -> Result<(), Format
 
 /// Decompresses a block payload into raw event framing.
 pub fn block_raw_payload(header: &BlockHeader, payload: &[u8]) -> Result<Vec<u8>, FormatError> {
-    let raw = if header.columns {
-        let columns = zstd::bulk::decompress(payload, header.raw_len as usize + COLUMNS_SLACK)
-            .map_err(|_| FormatError::Payload("zstd data does not decompress"))?;
-        crate::columns::decode(&columns, header.raw_len as usize)
-            .ok_or(FormatError::Payload("the columns of a block do not decode"))?
-    } else if header.compressed {
-        zstd::bulk::decompress(payload, header.raw_len as usize)
-            .map_err(|_| FormatError::Payload("zstd data does not decompress"))?
-    } else {
-        payload.to_vec()
+    let raw_len = header.raw_len as usize;
+    let unzstd = |limit: usize| {
+        zstd::bulk::decompress(payload, limit)
+            .map_err(|_| FormatError::Payload("zstd data does not decompress"))
+    };
+    let raw = match header.compression {
+        Compression::None => payload.to_vec(),
+        Compression::Zstd => unzstd(raw_len)?,
+        Compression::Columns => crate::columns::decode(&unzstd(raw_len + COLUMNS_SLACK)?, raw_len)
+            .ok_or(FormatError::Payload("the columns of a block do not decode"))?,
+        Compression::References => {
+            crate::columns::decode_references(&unzstd(raw_len + COLUMNS_SLACK)?, raw_len).ok_or(
+                FormatError::Payload("the columns with references of a block do not decode"),
+            )?
+        }
     };
     if raw.len() != header.raw_len as usize {
         return Err(FormatError::Payload(
@@ -530,7 +555,7 @@ mod tests {
         let header = decode_block_header(&out).unwrap();
         assert_eq!(header.first_seq, 512);
         assert_eq!(header.n_events, 10);
-        assert!(header.compressed);
+        assert_ne!(header.compression, Compression::None);
         let payload = &out[BLOCK_HEADER_LEN..];
         assert_eq!(payload.len(), header.payload_len as usize);
         check_block_crc(&out, payload).unwrap();
@@ -564,8 +589,8 @@ mod tests {
         let mut out = Vec::new();
         encode_events_block(&mut out, 0, &refs, 3, &mut Vec::new());
         let header = decode_block_header(&out).unwrap();
-        assert!(header.compressed && header.columns);
-        assert_eq!(out[5], COMPRESSION_ZSTD_COLUMNS);
+        assert_eq!(header.compression, Compression::References);
+        assert_eq!(out[5], 3);
         assert_eq!(
             decode_block_header(&encode_block_header(&header)),
             Ok(header)
@@ -585,6 +610,31 @@ mod tests {
             "{} vs {}",
             payload.len(),
             plain.len()
+        );
+        // A version-3 block (columns without references) of the same events still reads.
+        let columns = crate::columns::encode(&framing).unwrap();
+        let stored = zstd::bulk::compress(&columns, 3).unwrap();
+        let mut v3 = Vec::new();
+        push_block(
+            &mut v3,
+            BlockKind::Events,
+            (Compression::Columns, 0),
+            0,
+            200,
+            &stored,
+            framing.len() as u32,
+        );
+        let v3_header = decode_block_header(&v3).unwrap();
+        assert_eq!(v3_header.compression, Compression::Columns);
+        check_block_crc(&v3, &v3[BLOCK_HEADER_LEN..]).unwrap();
+        let raw = block_raw_payload(&v3_header, &v3[BLOCK_HEADER_LEN..]).unwrap();
+        assert_eq!(split_events(&raw, 200).unwrap(), refs);
+        // References are smaller than columns alone here (the line spells out `n`).
+        assert!(
+            payload.len() < stored.len(),
+            "{} vs {}",
+            payload.len(),
+            stored.len()
         );
         // Plain zstd data, or garbage, under the columns byte is an error, not a panic.
         let mut as_columns = header;
@@ -633,7 +683,14 @@ mod tests {
         // Version-1 and 2 segment headers still decode; unknown versions do not.
         let mut h = encode_segment_header(256, 7);
         assert_eq!(segment_version(&h), Some(SEGMENT_VERSION));
-        for (version, ok) in [(1, true), (2, true), (3, true), (4, false), (0, false)] {
+        for (version, ok) in [
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, false),
+            (0, false),
+        ] {
             h[8] = version;
             let crc = crc32fast::hash(&h[..28]);
             h[28..32].copy_from_slice(&crc.to_le_bytes());

@@ -1530,8 +1530,9 @@ fn truncate_file(path: &Path, len: u64) -> Result<(), LedgerError> {
 }
 
 /// Rewrites an older header of the segment about to be appended to as the current version
-/// (version 2 may hold `continues` flags, version 3 columns blocks; the blocks already written
-/// are unchanged and valid in every later version), before any append.
+/// (version 2 may hold `continues` flags, version 3 columns blocks, version 4 columns with
+/// references; the blocks already written are unchanged and valid in every later version),
+/// before any append.
 fn upgrade_segment_header(
     file: &mut File,
     path: &Path,
