@@ -30,7 +30,7 @@
 //!   only in the copy (the same loss every copytruncate reader has); rename + create loses nothing;
 //! * a truncation followed by so much new data before the next poll that the file is longer than
 //!   the old offset is not detected.
-
+//!
 //! The code is split by job: [`files`] follows `[[file]]` paths, [`journald`] the journal,
 //! [`folder`] exported folders; [`state`] is the checkpoint file; [`delivery`] sends batches
 //! to the server until they are acknowledged. This module reads the configuration and runs
