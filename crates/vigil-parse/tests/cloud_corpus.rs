@@ -11,9 +11,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::corpus;
 use serde_json::Value as Json;

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::corpus_with;
 use regex::Regex;
 use vigil_event::{Event, Timestamp, Value, tag};

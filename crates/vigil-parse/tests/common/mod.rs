@@ -1,6 +1,7 @@
 //! What the corpus tests share: finding the public test corpus (`../shared/corpus`, or
 //! `$VIGIL_CORPUS`), and skipping loudly — or failing under `VIGIL_REQUIRE_CORPUS=1` (CI) —
 //! when it is not there.
+#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::PathBuf;
