@@ -50,17 +50,22 @@ impl LabeledCounter {
 pub struct Metrics {
     /// Events made durable, by origin: every event the pipeline stored.
     pub stored: OriginCounter,
-    /// Events made durable, by listener (and Vigil's own audit events as `audit`).
+    /// Events made durable, by listener (and Vigil's own audit events as `audit`), drill
+    /// events ([`crate::drill`]) not among them.
     pub events: LabeledCounter,
-    /// Bytes received, by listener.
+    /// Drill events made durable, by listener: a drill's traffic, counted apart from
+    /// [`Metrics::events`] so that a drill never inflates a listener's or a source's figures.
+    pub drill_events: LabeledCounter,
+    /// Bytes received, by listener (drill traffic included: bytes are counted before the door
+    /// knows which events are a drill's).
     pub bytes: LabeledCounter,
-    /// Events stored with tag `parse_error`, by listener.
+    /// Events stored with tag `parse_error`, by listener (drill events not among them).
     pub parse_errors: LabeledCounter,
-    /// Secrets masked, by kind.
+    /// Secrets masked, by kind (in drill events not among them).
     pub redactions: LabeledCounter,
     /// Syslog datagrams dropped because the ledger was behind.
     pub udp_dropped: AtomicU64,
-    /// Messages cut at the maximum message size.
+    /// Messages cut at the maximum message size, by listener (drill events not among them).
     pub truncated: LabeledCounter,
     /// HTTP requests refused, by reason.
     pub http_rejected: LabeledCounter,

@@ -208,6 +208,8 @@ impl<L: EventLog> Ingest<L> {
         let label = origin.label();
         let mut parse_errors = 0;
         let mut truncated = 0;
+        // Drill events are counted apart: a drill must not inflate a listener's figures.
+        let mut n_drill: u64 = 0;
         let n_events = events.len();
         // One snapshot for the whole batch: enriched wholly by one version of the lists.
         let enrich = self
@@ -249,16 +251,19 @@ impl<L: EventLog> Ingest<L> {
                 // kept as sent).
                 mark.record(event, n_events);
             }
-            if fit(event) {
-                truncated += 1;
-            }
-            if let Some(vigil_event::Value::List(kinds)) = event.get("vigil.redacted") {
-                for kind in kinds.iter().filter_map(vigil_event::Value::as_str) {
-                    self.metrics.redactions.add(kind, 1);
+            let cut = fit(event);
+            if event.drill_run().is_some() {
+                n_drill += 1;
+            } else {
+                truncated += u64::from(cut);
+                if let Some(vigil_event::Value::List(kinds)) = event.get("vigil.redacted") {
+                    for kind in kinds.iter().filter_map(vigil_event::Value::as_str) {
+                        self.metrics.redactions.add(kind, 1);
+                    }
                 }
-            }
-            if event.has_tag(vigil_event::tag::PARSE_ERROR) {
-                parse_errors += 1;
+                if event.has_tag(vigil_event::tag::PARSE_ERROR) {
+                    parse_errors += 1;
+                }
             }
             if let (Some(d), Some(run)) = (drills, event.drill_run())
                 && d.tracks(run)
@@ -306,9 +311,10 @@ impl<L: EventLog> Ingest<L> {
                 if result.is_ok() {
                     metrics.stored.add(origin, n);
                     // By listener as before (audit counted as one): the other origins are
-                    // in `stored` only.
+                    // in `stored` only. A drill's events are counted apart.
                     if matches!(origin, Origin::Input(_) | Origin::Audit) {
-                        metrics.events.add(label, n);
+                        metrics.events.add(label, n - n_drill);
+                        metrics.drill_events.add(label, n_drill);
                     }
                     for (source, n) in &per_source {
                         metrics.sources.add(source, *n);

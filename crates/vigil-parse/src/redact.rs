@@ -240,6 +240,9 @@ fn event_is_clean(event: &Event) -> bool {
         let mut buf = joined.borrow_mut();
         buf.clear();
         for (key, value) in event.fields() {
+            if crate::reserved::is_provenance_field(key) {
+                continue;
+            }
             if is_secret_field(key) || !add(value, &mut buf) {
                 return false;
             }
@@ -349,7 +352,8 @@ impl Redactor {
         }
     }
 
-    /// Masks secrets in every string of the event, in place.
+    /// Masks secrets in every string of the event, in place — except Vigil's record of where
+    /// the event came from ([`crate::reserved::PROVENANCE_FIELDS`]), which it never changes.
     pub fn redact_event(&self, event: &mut Event) -> Redactions {
         if self.disabled {
             return Redactions::default();
@@ -365,7 +369,13 @@ impl Redactor {
     /// [`Redactor::redact_event`] field by field, without the whole-event check.
     pub(crate) fn redact_fields(&self, event: &mut Event) -> Redactions {
         let mut counts = Redactions::default();
-        let keys: Vec<String> = event.fields().map(|(k, _)| k.to_owned()).collect();
+        // Vigil's record of where the event came from is never masked (`reserved`).
+        let keys: Vec<String> = event
+            .fields()
+            .map(|(k, _)| k)
+            .filter(|k| !crate::reserved::is_provenance_field(k))
+            .map(str::to_owned)
+            .collect();
         for key in keys {
             let secret_name = is_secret_field(&key);
             if let Some(value) = event.get_mut(&key)

@@ -35,6 +35,46 @@ pub fn is_reserved_field(name: &str) -> bool {
             .is_some_and(|head| head.eq_ignore_ascii_case(field::VIGIL_PREFIX))
 }
 
+/// The fields Vigil records about an event it receives — which source, when, which parser,
+/// who sent it, which node and stream carried it, whether it belongs to a drill, the
+/// idempotency key it answered — set by Vigil after parsing, never by a sender (an input's
+/// own `vigil.*` names move under `external.`). Masking never changes them, name or value
+/// ([`is_provenance_field`]): a token, listener or sender named like a secret (`password=x`)
+/// must not rewrite who sent an event or when it arrived, and a drill mark must stay the
+/// mark the door set. They hold names and times Vigil chose or authenticated, not log text.
+///
+/// Other `vigil.*` fields are masked like any field: the free text people type into Vigil
+/// (comments, case titles, queries) and the metadata a HEC sender chooses (`vigil.hec.source`,
+/// `vigil.sourcetype`, `vigil.index`).
+pub const PROVENANCE_FIELDS: &[&str] = &[
+    field::VIGIL_SOURCE,
+    field::VIGIL_RECEIVED,
+    field::VIGIL_SENDER,
+    field::VIGIL_PARSER,
+    field::VIGIL_REDACTED,
+    field::VIGIL_SEQ,
+    field::VIGIL_ORIGIN,
+    field::VIGIL_LOGSOURCE_PRODUCT,
+    field::VIGIL_LOGSOURCE_CATEGORY,
+    field::VIGIL_LOGSOURCE_SERVICE,
+    field::VIGIL_STREAM_SEQ,
+    field::VIGIL_NODE,
+    field::VIGIL_DRILL_RUN,
+    // `vigil_ingest::idempotency`'s record, written by the door after masking (the key is
+    // kept as the sender sent it, or a retry would not find it).
+    "vigil.idempotency.key",
+    "vigil.idempotency.sender",
+    "vigil.idempotency.events",
+    "vigil.idempotency.parse_errors",
+];
+
+/// Whether masking must leave `name` alone: one of [`PROVENANCE_FIELDS`], spelt exactly as
+/// Vigil spells it (an input's differently cased claim was moved under `external.` and is
+/// masked like any input).
+pub fn is_provenance_field(name: &str) -> bool {
+    name.starts_with(field::VIGIL_PREFIX) && PROVENANCE_FIELDS.contains(&name)
+}
+
 /// Whether a value of `event.dataset` names one of Vigil's own datasets (`vigil`, `vigil.*`).
 pub fn is_reserved_dataset(value: &str) -> bool {
     is_reserved_field(value)
@@ -142,6 +182,66 @@ mod tests {
         assert_eq!(e.get_str("external.Vigil.source"), Some("vigil"));
         assert_eq!(e.get_str("user.name"), Some("alice"));
         assert!(tagged(&e));
+    }
+
+    /// A sender, source or drill mark named like a secret is Vigil's record, not log text:
+    /// masking leaves it as Vigil set it, and still masks the event's own text and any
+    /// claimed copy under `external.`.
+    #[test]
+    fn masking_never_changes_provenance() {
+        let redactor = crate::redact::Redactor::default();
+        let mut e = Event::new(Timestamp::from_epoch_int(0));
+        e.insert(field::VIGIL_SENDER, "api:password=hunter2/t1");
+        e.insert(field::VIGIL_SOURCE, "token=abcdef123456");
+        e.insert(field::VIGIL_RECEIVED, "2026-12-07T10:00:00Z");
+        e.insert(field::VIGIL_DRILL_RUN, "secret: 4111111111111111");
+        e.insert("vigil.idempotency.key", "Bearer abcdefghijkl");
+        e.insert("external.vigil.sender", "password=claimed");
+        e.insert("message", "login password=s3cr3t");
+        let before = e.clone();
+        redactor.redact_event(&mut e);
+        for name in [
+            field::VIGIL_SENDER,
+            field::VIGIL_SOURCE,
+            field::VIGIL_RECEIVED,
+            field::VIGIL_DRILL_RUN,
+            "vigil.idempotency.key",
+        ] {
+            assert_eq!(e.get(name), before.get(name), "{name}");
+        }
+        assert_eq!(
+            e.get_str("external.vigil.sender"),
+            Some("password=[REDACTED:password]")
+        );
+        assert_eq!(
+            e.get_str("message"),
+            Some("login password=[REDACTED:password]")
+        );
+        assert_eq!(
+            e.get(field::VIGIL_REDACTED),
+            Some(&Value::List(vec![Value::from("password")]))
+        );
+
+        // Only provenance named like secrets: nothing to mask, nothing recorded as masked.
+        let mut only = Event::new(Timestamp::from_epoch_int(0));
+        only.insert(field::VIGIL_SENDER, "api:password=hunter2/t1");
+        only.insert(field::VIGIL_SOURCE, "secret=x");
+        let before = only.clone();
+        assert_eq!(redactor.redact_event(&mut only).total(), 0);
+        assert_eq!(only, before);
+
+        // Other `vigil.*` fields (people's free text, HEC metadata) are masked as before,
+        // and so is a differently cased claim.
+        assert!(!is_provenance_field("vigil.case.comment"));
+        assert!(!is_provenance_field("vigil.hec.source"));
+        assert!(!is_provenance_field("Vigil.sender"));
+        let mut own = Event::new(Timestamp::from_epoch_int(0));
+        own.insert("vigil.case.comment", "their password=hunter2");
+        redactor.redact_event(&mut own);
+        assert_eq!(
+            own.get_str("vigil.case.comment"),
+            Some("their password=[REDACTED:password]")
+        );
     }
 
     #[test]

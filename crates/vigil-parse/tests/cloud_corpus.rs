@@ -9,35 +9,16 @@
 //! looked up in lower case, as some of the samples write them). The counts of each are
 //! printed and must be non-zero where the provider's records carry the field.
 
-use std::io::{Read, Write};
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::Path;
+
+use common::corpus;
 use serde_json::Value as Json;
 use vigil_event::{Event, Timestamp, Value, tag};
 use vigil_parse::{Format, ParseContext, parse_line};
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-        });
-    if dir.join("README.md").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("VIGIL_REQUIRE_CORPUS").as_deref() != Ok("1"),
-        "corpus not found at {} (VIGIL_REQUIRE_CORPUS=1)",
-        dir.display()
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP: corpus not found at {}; set VIGIL_CORPUS",
-        dir.display()
-    );
-    None
-}
 
 /// The value at a dotted path, each key tried as written and in lower case.
 fn jget<'a>(v: &'a Json, path: &str) -> Option<&'a Json> {

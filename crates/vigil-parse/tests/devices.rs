@@ -4,29 +4,12 @@
 //! gets its dataset, and the addresses, ports and verdicts the line holds — found here with
 //! regular expressions over the raw line, independently of the parsers.
 
-use std::path::PathBuf;
+mod common;
 
+use common::corpus_with;
 use regex::Regex;
 use vigil_event::{Event, Timestamp, Value, tag};
 use vigil_parse::{Format, ParseContext, parse_line};
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-        });
-    if dir.join("wazuh-ruleset-testlogs").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("VIGIL_REQUIRE_CORPUS").as_deref() != Ok("1"),
-        "corpus not found at {} (VIGIL_REQUIRE_CORPUS=1)",
-        dir.display()
-    );
-    eprintln!("SKIP: no corpus at {}", dir.display());
-    None
-}
 
 fn parse(line: &str) -> Event {
     let ctx = ParseContext::new(Timestamp::parse("2026-01-01T00:00:00Z").unwrap(), "t");
@@ -116,7 +99,7 @@ fn captured(re: &Regex, line: &str) -> Option<(String, Option<String>)> {
 
 #[test]
 fn every_line_of_every_device_gets_its_dataset_and_addresses() {
-    let Some(corpus) = corpus() else {
+    let Some(corpus) = corpus_with("wazuh-ruleset-testlogs") else {
         return;
     };
     let mut report = Vec::new();
@@ -178,7 +161,7 @@ fn every_line_of_every_device_gets_its_dataset_and_addresses() {
 /// Verdicts, counted from the raw words of each line.
 #[test]
 fn verdicts_follow_the_devices_words() {
-    let Some(corpus) = corpus() else {
+    let Some(corpus) = corpus_with("wazuh-ruleset-testlogs") else {
         return;
     };
     let read = |f: &str| std::fs::read_to_string(corpus.join(f)).unwrap();

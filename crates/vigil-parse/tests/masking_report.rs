@@ -18,35 +18,16 @@
 //! test fails on any false or unexplained mask, and when secrets planted into real records
 //! (CloudTrail credentials, a password in a Suricata payload) survive.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use common::corpus;
 use regex::Regex;
 use vigil_event::{Event, Timestamp, Value};
 use vigil_parse::{Format, ParseContext, parse_line};
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-        });
-    if dir.join("README.md").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("VIGIL_REQUIRE_CORPUS").as_deref() != Ok("1"),
-        "corpus not found at {} (VIGIL_REQUIRE_CORPUS=1)",
-        dir.display()
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP: corpus not found at {}; set VIGIL_CORPUS",
-        dir.display()
-    );
-    None
-}
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {

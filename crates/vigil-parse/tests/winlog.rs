@@ -3,30 +3,14 @@
 //! into events with the names an EVTX record has; every expectation is counted here from the
 //! raw JSON with serde_json, independently of the parser.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
 
+use std::collections::BTreeMap;
+
+use common::corpus_with;
 use serde_json::Value as Json;
 use vigil_event::{Event, Timestamp, Value, tag};
 use vigil_parse::{Format, ParseContext, parse_line};
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-        });
-    if dir.join("logprep-winlogbeat").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("VIGIL_REQUIRE_CORPUS").as_deref() != Ok("1"),
-        "corpus not found at {} (VIGIL_REQUIRE_CORPUS=1)",
-        dir.display()
-    );
-    eprintln!("SKIP: no corpus at {}", dir.display());
-    None
-}
 
 /// A JSON scalar as the text Sigma compares.
 fn text(v: &Json) -> String {
@@ -44,7 +28,9 @@ fn value_text(v: &Value) -> String {
 }
 
 fn read(file: &str) -> Option<Vec<(Json, Event)>> {
-    let path = corpus()?.join("logprep-winlogbeat").join(file);
+    let path = corpus_with("logprep-winlogbeat")?
+        .join("logprep-winlogbeat")
+        .join(file);
     let text = std::fs::read_to_string(path).unwrap();
     let ctx = ParseContext::new(Timestamp::parse("2026-01-01T00:00:00Z").unwrap(), "t");
     Some(
@@ -211,7 +197,7 @@ fn unzip_first(bytes: &[u8]) -> Vec<u8> {
 /// `Channel`, `SourceName`, `Hostname` and the event data at the top level.
 #[test]
 fn nxlog_shaped_security_datasets() {
-    let Some(corpus) = corpus() else {
+    let Some(corpus) = corpus_with("logprep-winlogbeat") else {
         return;
     };
     let zip = corpus.join(

@@ -4,34 +4,16 @@
 //! read a second time with `_path` cut out, and must give the same event (its type then comes
 //! from its field signature).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::corpus;
 use serde_json::Value as Json;
 use vigil_event::{Event, Timestamp, Value};
 use vigil_parse::{Format, ParseContext, parse_line};
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-        });
-    if dir.join("README.md").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("VIGIL_REQUIRE_CORPUS").as_deref() != Ok("1"),
-        "corpus not found at {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIP: corpus not found at {}; set VIGIL_CORPUS",
-        dir.display()
-    );
-    None
-}
 
 fn gunzip(path: &Path) -> String {
     let mut out = String::new();

@@ -4,34 +4,16 @@
 //! same values (times to the microsecond, intervals to the TSV writer's 6 decimals), except
 //! `_write_ts` (only the JSON writer has it) and the raw line.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
+use common::corpus;
 use vigil_event::{Event, Timestamp, Value};
 use vigil_parse::zeek_tsv::ZeekTsv;
 use vigil_parse::{Format, ParseContext, parse_line};
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-        });
-    if dir.join("README.md").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("VIGIL_REQUIRE_CORPUS").as_deref() != Ok("1"),
-        "corpus not found at {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIP: corpus not found at {}; set VIGIL_CORPUS",
-        dir.display()
-    );
-    None
-}
 
 fn gunzip(path: &PathBuf) -> String {
     let mut out = String::new();

@@ -97,7 +97,7 @@ mod tests {
             .build()
             .unwrap();
         let err = runtime
-            .block_on(crate::topology::bind_tcp(addr, "http"))
+            .block_on(crate::topology::listeners::bind_tcp(addr, "http"))
             .unwrap_err();
         assert!(err.retryable(), "{err}");
         assert!(err.to_string().contains(&addr.to_string()), "{err}");

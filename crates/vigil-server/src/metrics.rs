@@ -52,14 +52,21 @@ pub fn render(
         &mut out,
         "vigil_ingest_events_total",
         "listener",
-        "Events made durable in the ledger.",
+        "Events made durable in the ledger (drill events not among them).",
+    );
+    render_labeled(
+        &metrics.drill_events,
+        &mut out,
+        "vigil_drill_events_total",
+        "listener",
+        "Drill events made durable in the ledger, counted apart from vigil_ingest_events_total.",
     );
     render_labeled(
         &metrics.bytes,
         &mut out,
         "vigil_ingest_bytes_total",
         "listener",
-        "Bytes received.",
+        "Bytes received (drill traffic included).",
     );
     render_labeled(
         &metrics.parse_errors,

@@ -13,6 +13,7 @@ mod common;
 
 use std::path::Path;
 
+use common::cluster::cluster_flags;
 use common::*;
 use vigil_cluster::testing::NatsCluster;
 use vigil_cluster::{Cluster, ClusterSettings, Names, NodeInfo};
@@ -23,19 +24,8 @@ fn nats_available() -> bool {
     !vigil_cluster::testing::skip_without_nats()
 }
 
-fn cluster_flags(nats: &NatsCluster) -> Vec<String> {
-    let mut flags = vec!["--cluster-name".to_string(), CLUSTER.to_string()];
-    for url in nats.urls() {
-        flags.extend(["--cluster".to_string(), url]);
-    }
-    for url in nats.monitor_urls() {
-        flags.extend(["--cluster-monitor".to_string(), url]);
-    }
-    flags
-}
-
 fn start_node(data: &Path, node: &str, nats: &NatsCluster) -> Server {
-    let mut flags = cluster_flags(nats);
+    let mut flags = cluster_flags(nats, CLUSTER, true);
     flags.extend(["--node".to_string(), node.to_string()]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     Server::start(data, &flags)

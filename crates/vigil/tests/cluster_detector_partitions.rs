@@ -24,6 +24,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
+use common::cluster::cluster_flags;
 use common::{Server, curl, unused_port, vigil, wait_until};
 use serde_json::Value;
 use vigil_cluster::Cluster;
@@ -78,16 +79,8 @@ fn attackers() -> Vec<String> {
     ips
 }
 
-fn cluster_args(nats: &NatsCluster) -> Vec<String> {
-    let mut args = vec!["--cluster-name".to_string(), CLUSTER.to_string()];
-    for url in nats.urls() {
-        args.extend(["--cluster".to_string(), url]);
-    }
-    args
-}
-
 fn node_args(nats: &NatsCluster, name: &str, k: &str, rules: &Path, syslog: u16) -> Vec<String> {
-    let mut args = cluster_args(nats);
+    let mut args = cluster_flags(nats, CLUSTER, false);
     args.extend([
         "--node".into(),
         name.into(),
@@ -192,7 +185,7 @@ fn cli(data: &Path, nats: &NatsCluster, what: &[&str]) -> String {
         .args(what)
         .arg("--data-dir")
         .arg(data)
-        .args(cluster_args(nats))
+        .args(cluster_flags(nats, CLUSTER, false))
         .output()
         .expect("vigil CLI");
     assert!(

@@ -14,6 +14,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
+use common::cluster::cluster_flags;
 use common::{Server, curl, unused_port, vigil, wait_until};
 use serde_json::Value;
 use vigil_cluster::testing::NatsCluster;
@@ -49,14 +50,6 @@ const ATTACKER: &str = "203.0.113.77";
 
 fn nats_or_skip() -> bool {
     !vigil_cluster::testing::skip_without_nats()
-}
-
-fn cluster_args(nats: &NatsCluster) -> Vec<String> {
-    let mut args = vec!["--cluster-name".to_string(), CLUSTER.to_string()];
-    for url in nats.urls() {
-        args.extend(["--cluster".to_string(), url]);
-    }
-    args
 }
 
 /// The lines of the scenario: 12 failed SSH logins from the attacker, and some others.
@@ -150,7 +143,7 @@ fn create(data: &Path, nats: &NatsCluster, what: &[&str]) -> String {
         .args(what)
         .arg("--data-dir")
         .arg(data)
-        .args(cluster_args(nats))
+        .args(cluster_flags(nats, CLUSTER, false))
         .output()
         .expect("vigil CLI");
     assert!(
@@ -178,7 +171,7 @@ fn a_brute_force_through_three_nodes_is_one_alert_and_one_ban_everywhere_and_sea
             .map(|i| {
                 let (nats, rules, syslog, dir) = (&nats, &rules, &syslog, dir.path());
                 s.spawn(move || {
-                    let mut args = cluster_args(nats);
+                    let mut args = cluster_flags(nats, CLUSTER, false);
                     for url in nats.monitor_urls() {
                         args.extend(["--cluster-monitor".to_string(), url]);
                     }

@@ -44,17 +44,10 @@ fn cluster_flags(nats: &NatsCluster, node: &str) -> Vec<String> {
     let mut flags = vec![
         "--node".to_string(),
         node.to_string(),
-        "--cluster-name".into(),
-        "t".into(),
         "--partitions".into(),
         "4".into(),
     ];
-    for url in nats.urls() {
-        flags.extend(["--cluster".into(), url]);
-    }
-    for url in nats.monitor_urls() {
-        flags.extend(["--cluster-monitor".into(), url]);
-    }
+    flags.extend(common::cluster::cluster_flags(nats, "t", true));
     flags
 }
 

@@ -9,87 +9,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Server, skip, unused_port, wait_until};
-use vigil_cluster::lease::LeaseValue;
+use common::cluster::{Node, leases};
+use common::{skip, wait_until};
+use vigil_cluster::Shard;
 use vigil_cluster::testing::NatsCluster;
-use vigil_cluster::{Cluster, ClusterSettings, Names, Shard};
 use vigil_ledger::cosignature::CosignatureVerifier;
 use vigil_ledger::note::{Checkpoint, NoteVerifier};
 
 const PARTITIONS: u32 = 2;
-
-struct Node {
-    name: String,
-    data: PathBuf,
-    http: u16,
-    server: Option<Server>,
-}
-
-impl Node {
-    fn start(&mut self, nats: &NatsCluster) {
-        let mut flags = vec![
-            "--node".to_string(),
-            self.name.clone(),
-            "--cluster-name".into(),
-            "t".into(),
-            "--partitions".into(),
-            PARTITIONS.to_string(),
-            "--http".into(),
-            format!("127.0.0.1:{}", self.http),
-        ];
-        for url in nats.urls() {
-            flags.extend(["--cluster".into(), url]);
-        }
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        self.server = Some(Server::start(&self.data, &flags));
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http)
-    }
-}
-
-/// Each shard's lease and the last stream sequence of its subject, as a client sees them.
-fn leases(nats: &NatsCluster) -> BTreeMap<Shard, (Option<LeaseValue>, u64)> {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let cluster = Cluster::connect(ClusterSettings {
-            urls: nats.urls(),
-            creds: None,
-            node: "observer".into(),
-            names: Names::new("t"),
-            partitions: PARTITIONS,
-            replicas: 3,
-            monitor: Vec::new(),
-            lease_ttl: Duration::from_secs(6),
-        })
-        .await
-        .expect("observer connects");
-        let mut out = BTreeMap::new();
-        for shard in Shard::all(PARTITIONS) {
-            let lease = cluster
-                .leases()
-                .get(shard.to_string())
-                .await
-                .ok()
-                .flatten()
-                .and_then(|v| LeaseValue::parse(&v));
-            let last = cluster
-                .stream()
-                .get_last_raw_message_by_subject(&Names::new("t").shard_subject(shard))
-                .await
-                .map(|m| m.sequence)
-                .unwrap_or(0);
-            out.insert(shard, (lease, last));
-        }
-        out
-    })
-}
 
 fn get(url: &str, token: &str) -> common::Answer {
     common::curl(
@@ -138,11 +68,9 @@ fn a_shards_checkpoint_and_proof_come_through_any_node_and_verify() {
     let dir = tempfile::tempdir().unwrap();
     let nats = NatsCluster::start(&dir.path().join("nats"), 3);
     let mut nodes: Vec<Node> = (0..3)
-        .map(|i| Node {
-            name: format!("n{i}"),
-            data: dir.path().join(format!("v{i}")),
-            http: unused_port(),
-            server: None,
+        .map(|i| {
+            let data = dir.path().join(format!("v{i}"));
+            Node::new(format!("n{i}"), data, PARTITIONS, false)
         })
         .collect();
     let token = |role: &str| {
@@ -161,7 +89,9 @@ fn a_shards_checkpoint_and_proof_come_through_any_node_and_verify() {
         node.start(&nats);
     }
     assert!(
-        wait_until(60, || leases(&nats).values().all(|(l, _)| l.is_some())),
+        wait_until(60, || leases(&nats, PARTITIONS)
+            .values()
+            .all(|(l, _)| l.is_some())),
         "every shard gets an owner"
     );
     let body: String = (0..40)
@@ -174,15 +104,15 @@ fn a_shards_checkpoint_and_proof_come_through_any_node_and_verify() {
     let answer = common::ingest_ndjson(&nodes[0].url(), &shipper, &body);
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(
-        wait_until(60, || leases(&nats)
+        wait_until(60, || leases(&nats, PARTITIONS)
             .values()
             .all(|(l, last)| l.as_ref().is_some_and(|l| l.applied >= *last))),
         "owners catch up: {:?}",
-        leases(&nats)
+        leases(&nats, PARTITIONS)
     );
 
     // A data shard that holds events, its owner, and a node that does not own it.
-    let (shard, owner) = leases(&nats)
+    let (shard, owner) = leases(&nats, PARTITIONS)
         .into_iter()
         .find_map(|(s, (l, last))| match (s, l) {
             (Shard::Data(_), Some(l)) if last > 0 => Some((s, l.node)),

@@ -12,89 +12,16 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Server, skip, unused_port, vigil, wait_until};
-use vigil_cluster::lease::LeaseValue;
+use common::cluster::{Node, leases};
+use common::{skip, vigil, wait_until};
+use vigil_cluster::Shard;
 use vigil_cluster::testing::NatsCluster;
-use vigil_cluster::{Cluster, ClusterSettings, Names, Shard};
 
 const PARTITIONS: u32 = 4;
 const BATCHES: usize = 45;
 const EVENTS: usize = 20;
-
-struct Node {
-    name: String,
-    data: PathBuf,
-    http: u16,
-    server: Option<Server>,
-}
-
-impl Node {
-    fn start(&mut self, nats: &NatsCluster) {
-        let mut flags = vec![
-            "--node".to_string(),
-            self.name.clone(),
-            "--cluster-name".into(),
-            "t".into(),
-            "--partitions".into(),
-            PARTITIONS.to_string(),
-            "--http".into(),
-            format!("127.0.0.1:{}", self.http),
-        ];
-        for url in nats.urls() {
-            flags.extend(["--cluster".into(), url]);
-        }
-        for url in nats.monitor_urls() {
-            flags.extend(["--cluster-monitor".into(), url]);
-        }
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        self.server = Some(Server::start(&self.data, &flags));
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http)
-    }
-}
-
-/// The cluster as a client sees it: each shard's lease, and the last stream sequence of its
-/// subject (0 when it has none).
-fn leases(nats: &NatsCluster) -> BTreeMap<Shard, (Option<LeaseValue>, u64)> {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let cluster = Cluster::connect(ClusterSettings {
-            urls: nats.urls(),
-            creds: None,
-            node: "observer".into(),
-            names: Names::new("t"),
-            partitions: PARTITIONS,
-            replicas: 3,
-            monitor: Vec::new(),
-            lease_ttl: Duration::from_secs(6),
-        })
-        .await
-        .expect("observer connects");
-        let mut out = BTreeMap::new();
-        for shard in Shard::all(PARTITIONS) {
-            let lease = cluster
-                .leases()
-                .get(shard.to_string())
-                .await
-                .ok()
-                .flatten()
-                .and_then(|v| LeaseValue::parse(&v));
-            let last = cluster
-                .stream()
-                .get_last_raw_message_by_subject(&Names::new("t").shard_subject(shard))
-                .await
-                .map(|m| m.sequence)
-                .unwrap_or(0);
-            out.insert(shard, (lease, last));
-        }
-        out
-    })
-}
 
 fn post(url: &str, token: &str, key: &str, body: &str) -> u16 {
     let mut file = tempfile::NamedTempFile::new().unwrap();
@@ -122,11 +49,9 @@ fn every_acknowledged_event_is_in_its_shard_exactly_once_and_every_shard_verifie
     let dir = tempfile::tempdir().unwrap();
     let mut nats = NatsCluster::start(&dir.path().join("nats"), 3);
     let mut nodes: Vec<Node> = (0..3)
-        .map(|i| Node {
-            name: format!("n{i}"),
-            data: dir.path().join(format!("v{i}")),
-            http: unused_port(),
-            server: None,
+        .map(|i| {
+            let data = dir.path().join(format!("v{i}"));
+            Node::new(format!("n{i}"), data, PARTITIONS, true)
         })
         .collect();
     // Cluster nodes share their tokens through the cluster's bucket.
@@ -143,7 +68,9 @@ fn every_acknowledged_event_is_in_its_shard_exactly_once_and_every_shard_verifie
         node.start(&nats);
     }
     assert!(
-        wait_until(60, || leases(&nats).values().all(|(l, _)| l.is_some())),
+        wait_until(60, || leases(&nats, PARTITIONS)
+            .values()
+            .all(|(l, _)| l.is_some())),
         "every shard gets an owner"
     );
 
@@ -181,12 +108,16 @@ fn every_acknowledged_event_is_in_its_shard_exactly_once_and_every_shard_verifie
 
     // Every shard's owner catches up with the stream (its lease says how far it is).
     let caught_up = wait_until(120, || {
-        leases(&nats)
+        leases(&nats, PARTITIONS)
             .values()
             .all(|(l, last)| l.as_ref().is_some_and(|l| l.applied >= *last))
     });
-    assert!(caught_up, "owners behind the stream: {:?}", leases(&nats));
-    let owners: BTreeMap<Shard, String> = leases(&nats)
+    assert!(
+        caught_up,
+        "owners behind the stream: {:?}",
+        leases(&nats, PARTITIONS)
+    );
+    let owners: BTreeMap<Shard, String> = leases(&nats, PARTITIONS)
         .into_iter()
         .map(|(s, (l, _))| (s, l.unwrap().node))
         .collect();

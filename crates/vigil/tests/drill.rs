@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::respond::{custom_bouncer, smtp_server, webhook_listener};
+use common::respond::{SmtpServer, custom_bouncer, webhook_listener};
 use common::*;
 
 fn write_demo_rules(dir: &Path) -> String {
@@ -128,7 +128,8 @@ fn a_drill_passes_every_step_through_real_receivers_and_counts_nowhere() {
     let data = dir.path().join("data");
     let rules = write_demo_rules(dir.path());
     let (_hook, hook_url, hook_file) = webhook_listener(dir.path());
-    let (_smtp, smtp_port, mail_file) = smtp_server(dir.path());
+    let smtp = SmtpServer::start(dir.path());
+    let smtp_port = smtp.port;
     let config = dir.path().join("vigil.toml");
     std::fs::write(
         &config,
@@ -180,8 +181,13 @@ fn a_drill_passes_every_step_through_real_receivers_and_counts_nowhere() {
     );
     assert!(report["missed"].as_array().unwrap().is_empty());
     // What the receivers got is marked as a drill.
-    let mail = std::fs::read_to_string(&mail_file).unwrap();
-    assert!(mail.contains(&format!("[DRILL {run}]")), "{mail}");
+    let mails = smtp.messages();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.content.contains(&format!("[DRILL {run}]"))),
+        "{mails:#?}"
+    );
     let hooks = std::fs::read_to_string(&hook_file).unwrap();
     assert!(hooks.contains(&format!("\"drill\":\"{run}\"")), "{hooks}");
     let fetched = std::fs::read_to_string(&calls).unwrap_or_default();
@@ -234,6 +240,34 @@ fn a_drill_passes_every_step_through_real_receivers_and_counts_nowhere() {
         "null",
         "no ban for the address: {}",
         lapi.body
+    );
+    // `/metrics` counts the drill's 13 syslog lines apart, not as the TCP listener's events.
+    let metrics = curl(
+        "GET",
+        &format!("{url}/metrics"),
+        &[format!("Authorization: Bearer {analyst}")],
+        None,
+    );
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    let sample = |series: &str| {
+        metrics.body.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    assert_eq!(
+        sample(r#"vigil_drill_events_total{listener="tcp"}"#),
+        Some(13),
+        "{}",
+        metrics.body
+    );
+    assert_eq!(
+        sample(r#"vigil_ingest_events_total{listener="tcp"}"#).unwrap_or(0),
+        0,
+        "{}",
+        metrics.body
     );
     assert_eq!(search(url, &analyst, "event.action=ssh_login"), 0);
     assert_eq!(

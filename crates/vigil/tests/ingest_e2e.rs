@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::respond::{KillOnDrop, SmtpServer, custom_bouncer, webhook_listener};
 use common::{create_token, require_python_module, require_tool, skip, vigil};
 use vigil_event::Event;
 
@@ -1132,80 +1133,6 @@ tags: [attack.persistence, attack.t1136.001]
     ),
 ];
 
-/// Kills a helper process when the test ends, passed or not.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A real HTTP listener (Python's http.server) that appends each POST body to a file.
-fn webhook_listener(dir: &Path) -> (KillOnDrop, String, PathBuf) {
-    let out = dir.join("webhook.ndjson");
-    let script = r#"
-import http.server, sys
-out = sys.argv[1]
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
-        with open(out, 'ab') as f:
-            f.write(body.replace(b'\n', b' ') + b'\n')
-        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')
-    def log_message(self, *a): pass
-s = http.server.HTTPServer(('127.0.0.1', 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-"#;
-    let mut child = Command::new("python3")
-        .args(["-c", script, &out.display().to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (
-        KillOnDrop(child),
-        format!("http://127.0.0.1:{}/hook", line.trim()),
-        out,
-    )
-}
-
-/// A real SMTP server (aiosmtpd) that appends each message to a file, separated by a marker line.
-fn smtp_server(dir: &Path) -> (KillOnDrop, u16, PathBuf) {
-    let out = dir.join("mail.txt");
-    let script = r#"
-import asyncio, socket, sys, time
-from aiosmtpd.controller import Controller
-out = sys.argv[1]
-class H:
-    async def handle_DATA(self, server, session, envelope):
-        with open(out, 'ab') as f:
-            f.write(b'RCPT ' + ','.join(envelope.rcpt_tos).encode() + b'\n' + envelope.content + b'\n=====\n')
-        return '250 OK'
-s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
-c = Controller(H(), hostname='127.0.0.1', port=port)
-c.start()
-print(port, flush=True)
-while True: time.sleep(3600)
-"#;
-    let mut child = Command::new("python3")
-        .args(["-c", script, &out.display().to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().parse().expect("aiosmtpd port");
-    (KillOnDrop(child), port, out)
-}
-
 fn ssh_logger(server: &Server, tag: &str, message: &str) {
     run(Command::new("logger").args([
         "-n",
@@ -1249,7 +1176,8 @@ fn sigma_rules_raise_exactly_the_expected_alerts_from_real_senders() {
         std::fs::write(rules.join(name), text).unwrap();
     }
     let (_hook, hook_url, hook_file) = webhook_listener(dir.path());
-    let (_smtp, smtp_port, mail_file) = smtp_server(dir.path());
+    let smtp = SmtpServer::start(dir.path());
+    let smtp_port = smtp.port;
     // Email only for critical alerts: routing by level.
     let config = dir.path().join("vigil.toml");
     std::fs::write(
@@ -1492,28 +1420,20 @@ fn sigma_rules_raise_exactly_the_expected_alerts_from_real_senders() {
             .any(|p| p["alert"]["rule"]["title"] == "SSH login after brute force")
     );
     // Email: the two critical alerts, received by the SMTP server.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mails = loop {
-        let text = std::fs::read_to_string(&mail_file).unwrap_or_default();
-        let mails: Vec<String> = text
-            .split("\n=====\n")
-            .filter(|m| !m.trim().is_empty())
-            .map(str::to_owned)
-            .collect();
-        if mails.len() >= 2 || Instant::now() > deadline {
-            break mails;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mails = smtp.wait_for(2, 15);
     assert_eq!(mails.len(), 2, "{mails:#?}");
-    assert!(mails.iter().all(|m| m.starts_with("RCPT soc@example.org")));
+    assert!(mails.iter().all(|m| m.rcpt_to == ["soc@example.org"]));
     assert!(
         mails
             .iter()
-            .any(|m| m.contains("SSH login after brute force")
-                && m.contains("source.ip=203.0.113.50"))
+            .any(|m| m.content.contains("SSH login after brute force")
+                && m.content.contains("source.ip=203.0.113.50"))
     );
-    assert!(mails.iter().any(|m| m.contains("User with UID 0 created")));
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.content.contains("User with UID 0 created"))
+    );
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         server.metric_value("vigil_notifications_delivered_total"),
@@ -1721,44 +1641,6 @@ fn query_rules_broken_rules_and_rule_reload() {
 }
 
 // ---- automated response ------------------------------------------------------------------------
-
-/// Debian's crowdsec-custom-bouncer, pointed at Vigil, running a script that records its calls.
-fn custom_bouncer(dir: &Path, api: &str, key: &str) -> Option<(KillOnDrop, PathBuf)> {
-    let bin = Path::new("/usr/bin/crowdsec-custom-bouncer");
-    if !bin.exists() {
-        skip("crowdsec-custom-bouncer not installed");
-        return None;
-    }
-    let calls = dir.join("bouncer-calls.txt");
-    let script = dir.join("ban.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho \"$@\" >> {}\n", calls.display()),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .args(["+x", &script.display().to_string()])
-        .status()
-        .unwrap();
-    let config = dir.join("bouncer.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "bin_path: {}\nfeed_via_stdin: false\ntotal_retries: 0\nscenarios_containing: []\nscenarios_not_containing: []\norigins: []\npiddir: {}/\nupdate_frequency: 1s\ncache_retention_duration: 1s\ndaemonize: false\nlog_mode: stdout\nlog_level: info\napi_url: http://{api}/\napi_key: {key}\nprometheus:\n  enabled: false\n  listen_addr: 127.0.0.1\n  listen_port: 0\n",
-            script.display(),
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("bouncer.log")).unwrap();
-    let child = Command::new(bin)
-        .args(["-c", &config.display().to_string()])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Some((KillOnDrop(child), calls))
-}
 
 fn wait_for_line(path: &Path, want: impl Fn(&str) -> bool, what: &str) -> String {
     // Generous: a ban's end (30 s) is among the lines waited for.

@@ -5,61 +5,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
-use common::{
-    Server, audit_events, require_python_module, require_tool, run_ok, vigil, wait_until,
-};
+use common::respond::SmtpServer;
+use common::{Server, audit_events, require_python_module, require_tool, run_ok, vigil};
 use serde_json::{Value, json};
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A real SMTP server (aiosmtpd) that appends each message to a file, separated by a marker line.
-fn smtp_server(dir: &Path) -> (KillOnDrop, u16, PathBuf) {
-    let out = dir.join("mail.txt");
-    let script = r#"
-import socket, sys, time
-from aiosmtpd.controller import Controller
-out = sys.argv[1]
-class H:
-    async def handle_DATA(self, server, session, envelope):
-        with open(out, 'ab') as f:
-            f.write(envelope.content + b'\n=====\n')
-        return '250 OK'
-s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
-c = Controller(H(), hostname='127.0.0.1', port=port)
-c.start()
-print(port, flush=True)
-while True: time.sleep(3600)
-"#;
-    let mut child = Command::new("python3")
-        .args(["-c", script, &out.display().to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().parse().expect("aiosmtpd port");
-    (KillOnDrop(child), port, out)
-}
-
-/// The first message of `mail`, taken apart by Python's `email` package: subject, plain-text
-/// body, and the attachment (file name, content).
-fn first_message(mail: &Path) -> Value {
+/// The message in the file `mail`, taken apart by Python's `email` package: subject,
+/// plain-text body, and the attachment (file name, content).
+fn parse_message(mail: &Path) -> Value {
     let script = r#"
 import email, json, sys
-raw = open(sys.argv[1], 'rb').read().split(b'\n=====\n')[0]
+raw = open(sys.argv[1], 'rb').read()
 m = email.message_from_bytes(raw)
 out = {"subject": str(email.header.make_header(email.header.decode_header(m["Subject"]))), "body": None, "attachments": []}
 for part in m.walk():
@@ -103,7 +61,8 @@ fn a_scheduled_report_arrives_by_email_signed_with_the_scenarios_numbers() {
             .arg(&data)
             .arg(&file),
     );
-    let (_smtp, port, mail) = smtp_server(dir.path());
+    let smtp = SmtpServer::start(dir.path());
+    let port = smtp.port;
     let config = dir.path().join("vigil.toml");
     std::fs::write(
         &config,
@@ -114,13 +73,11 @@ fn a_scheduled_report_arrives_by_email_signed_with_the_scenarios_numbers() {
     .unwrap();
     let config_arg = config.display().to_string();
     let server = Server::start(&data, &["--config", &config_arg]);
-    assert!(
-        wait_until(90, || std::fs::read_to_string(&mail)
-            .is_ok_and(|m| m.contains("\n=====\n"))),
-        "no report mail\n{}",
-        server.log()
-    );
-    let message = first_message(&mail);
+    let mails = smtp.wait_for(1, 90);
+    assert!(!mails.is_empty(), "no report mail\n{}", server.log());
+    let mail = dir.path().join("first.eml");
+    std::fs::write(&mail, &mails[0].content).unwrap();
+    let message = parse_message(&mail);
     let subject = message["subject"].as_str().unwrap();
     assert!(
         subject.starts_with("[Vigil report] PCI DSS 4.0.1 — "),
@@ -197,8 +154,7 @@ fn a_scheduled_report_arrives_by_email_signed_with_the_scenarios_numbers() {
     std::thread::sleep(std::time::Duration::from_secs(4));
     server.stop();
     assert_eq!(audit_events(&data, "report_sent").len(), 1);
-    let mails = std::fs::read_to_string(&mail).unwrap();
-    assert_eq!(mails.matches("\n=====\n").count(), 1);
+    assert_eq!(smtp.messages().len(), 1);
 }
 
 fn chrono_free_now() -> i64 {

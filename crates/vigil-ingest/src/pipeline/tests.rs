@@ -270,6 +270,8 @@ async fn only_the_door_marks_drill_events_and_it_journals_them() {
         .unwrap();
     let mut marked = Event::new(Timestamp::from_secs(1));
     marked.insert("message", format!("Failed password for root {nonce}"));
+    // A drill's unparsed line must not count as the listener's parse error either.
+    marked.add_tag(vigil_event::tag::PARSE_ERROR);
     let mut forged = Event::new(Timestamp::from_secs(1));
     forged.insert("message", "a real attack claiming to be a drill");
     forged.insert(VIGIL_DRILL_RUN, "run1");
@@ -281,6 +283,20 @@ async fn only_the_door_marks_drill_events_and_it_journals_them() {
         .await
         .unwrap();
     assert_eq!(range, 0..2);
+    // `/metrics`: the drill's event is counted apart from the listener's.
+    let metrics = &ingest.metrics;
+    assert_eq!(metrics.events.get("tcp"), 1, "the forged, real event");
+    assert_eq!(metrics.drill_events.get("tcp"), 1);
+    assert_eq!(metrics.parse_errors.get("tcp"), 0);
+    assert_eq!(
+        metrics
+            .sources
+            .snapshot()
+            .iter()
+            .map(|s| s.events)
+            .sum::<u64>(),
+        1
+    );
     let imported = ingest
         .append_waiting(vec![forged], Origin::Import)
         .await

@@ -176,16 +176,12 @@ pub(super) async fn triage_alert(
     let Some(detect) = state.detect.clone() else {
         return error(StatusCode::NOT_FOUND, "detection is off");
     };
-    let request: TriageRequest = match serde_json::from_slice(&body) {
+    let request: TriageRequest = match json_body(
+        &body,
+        r#"{"status": "acknowledged"|"closed"|"open", "comment": …}"#,
+    ) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "expected {{\"status\": \"acknowledged\"|\"closed\"|\"open\", \"comment\": …}}: {e}"
-                ),
-            );
-        }
+        Err(r) => return r,
     };
     let Some(status) = vigil_detect::alert::Status::parse(&request.status) else {
         return error(

@@ -110,16 +110,12 @@ pub(super) async fn create_case(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
 ) -> Response {
-    let req: NewCase = match serde_json::from_slice(&body) {
+    let req: NewCase = match json_body(
+        &body,
+        r#"{"title", "severity"?, "assignee"?, "alerts"?: [id], "comment"?}"#,
+    ) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "expected {{\"title\", \"severity\"?, \"assignee\"?, \"alerts\"?: [id], \"comment\"?}}: {e}"
-                ),
-            );
-        }
+        Err(r) => return r,
     };
     let level = match severity(req.severity.as_deref()) {
         Ok(l) => l.unwrap_or(vigil_detect::alert::Level::Medium),
@@ -285,15 +281,11 @@ pub(super) async fn update_case(
     Path(id): Path<u64>,
     body: Bytes,
 ) -> Response {
-    let req: CaseUpdate = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"title\"?, \"status\"?, \"severity\"?, \"assignee\"?}}: {e}"),
-            );
-        }
-    };
+    let req: CaseUpdate =
+        match json_body(&body, r#"{"title"?, "status"?, "severity"?, "assignee"?}"#) {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
     let status = match req.status.as_deref() {
         None => None,
         Some(s) => match CaseStatus::parse(s) {
@@ -343,7 +335,7 @@ pub(super) async fn comment_case(
     Path(id): Path<u64>,
     body: Bytes,
 ) -> Response {
-    match serde_json::from_slice::<NewComment>(&body) {
+    match json_body::<NewComment>(&body, r#"{"text"}"#) {
         Ok(c) => {
             answer(
                 &state,
@@ -354,10 +346,7 @@ pub(super) async fn comment_case(
             )
             .await
         }
-        Err(e) => error(
-            StatusCode::BAD_REQUEST,
-            format!("expected {{\"text\"}}: {e}"),
-        ),
+        Err(r) => r,
     }
 }
 
@@ -374,14 +363,9 @@ pub(super) async fn add_case_alert(
     Path(id): Path<u64>,
     body: Bytes,
 ) -> Response {
-    let req: AddAlert = match serde_json::from_slice(&body) {
+    let req: AddAlert = match json_body(&body, r#"{"alert": id}"#) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"alert\": id}}: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
     if let Err(r) = known_alert(&state, req.alert) {
         return r;
@@ -403,14 +387,9 @@ pub(super) async fn add_case_event(
     Path(id): Path<u64>,
     body: Bytes,
 ) -> Response {
-    let req: AddEvent = match serde_json::from_slice(&body) {
+    let req: AddEvent = match json_body(&body, r#"{"seq": n}"#) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"seq\": n}}: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
     if state.cluster.is_some() {
         // An event is named by its ledger sequence number, and a cluster has one ledger per

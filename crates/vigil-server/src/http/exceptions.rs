@@ -197,16 +197,12 @@ pub(super) async fn add_exception(
     let Some(detect) = state.detect.clone() else {
         return error(StatusCode::NOT_FOUND, "detection is off");
     };
-    let req: NewException = match serde_json::from_slice(&body) {
+    let req: NewException = match json_body(
+        &body,
+        r#"{"rule", "kind": "exclude"|"suppress", "conditions": [{"field", "op", "value"}] or "group": {field: value}, "reason", "expires"?}"#,
+    ) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "expected {{\"rule\", \"kind\": \"exclude\"|\"suppress\", \"conditions\": [{{\"field\", \"op\", \"value\"}}] or \"group\": {{field: value}}, \"reason\", \"expires\"?}}: {e}"
-                ),
-            );
-        }
+        Err(r) => return r,
     };
     let now = Timestamp::now();
     let exception = Exception {

@@ -204,14 +204,10 @@ pub(super) async fn search(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let request: SearchRequest = match serde_json::from_slice(&body) {
+    let request: SearchRequest = match json_body(&body, r#"{"query": …, "from", "to", "limit"}"#)
+    {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"query\": …, \"from\", \"to\", \"limit\"}}: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
     if request.offset > MAX_OFFSET {
         return error(

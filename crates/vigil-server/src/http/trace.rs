@@ -31,16 +31,12 @@ pub(super) async fn trace_rule(State(state): State<Shared>, body: Bytes) -> Resp
     let Some(detect) = state.detect.clone() else {
         return error(StatusCode::NOT_FOUND, "detection is off");
     };
-    let request: TraceRequest = match serde_json::from_slice(&body) {
+    let request: TraceRequest = match json_body(
+        &body,
+        r#"{"rule": ID, "seq": N} or {"rule": ID, "event": {…}}"#,
+    ) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "expected {{\"rule\": ID, \"seq\": N}} or {{\"rule\": ID, \"event\": {{…}}}}: {e}"
-                ),
-            );
-        }
+        Err(r) => return r,
     };
     if request.rule.len() > 1024 {
         return error(StatusCode::BAD_REQUEST, "rule longer than 1024 bytes");

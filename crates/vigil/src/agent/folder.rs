@@ -35,7 +35,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::{AgentConfig, FatalError, MAX_BATCH_BYTES, MAX_BATCH_LINES, Shipper, fnv1a, send};
+use super::delivery::{MAX_BATCH_BYTES, MAX_BATCH_LINES, fnv1a, send};
+use super::{AgentConfig, FatalError, Shipper};
 
 /// The most bytes one file may hold once decompressed (CloudTrail delivery files hold at most
 /// a few megabytes; Azure and GCS hourly blobs tens).

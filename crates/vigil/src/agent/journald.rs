@@ -39,10 +39,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 
-use super::{
-    AgentConfig, BACKOFF_MAX, BACKOFF_START, FatalError, MAX_BATCH_BYTES, Shipper, fnv1a, send,
-    write_durably,
-};
+use super::delivery::{BACKOFF_MAX, BACKOFF_START, MAX_BATCH_BYTES, fnv1a, send};
+use super::state::write_durably;
+use super::{AgentConfig, FatalError, Shipper};
 
 /// Longest journal entry (one line of `journalctl`'s JSON) the agent reads; longer ones are
 /// skipped with a logged error.

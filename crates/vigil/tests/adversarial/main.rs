@@ -20,6 +20,7 @@ mod empty_datagrams;
 mod forged_events;
 mod idempotency;
 mod ledger_tamper;
+mod masking;
 mod oversize;
 mod query_limits;
 mod rules_listing;

@@ -515,4 +515,5 @@ pub fn browser_missing() -> Option<String> {
     (!Path::new(&chromium).exists())
         .then(|| format!("{chromium} is missing: apt-get install chromium"))
 }
+pub mod cluster;
 pub mod respond;

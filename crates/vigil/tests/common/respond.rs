@@ -1,6 +1,7 @@
 //! Real receivers of Vigil's responses, for end-to-end tests: a webhook listener (Python's
 //! http.server), an SMTP server (aiosmtpd) and Debian's crowdsec-custom-bouncer. Each runs as a
-//! child process killed when its guard drops, and records what it received in a file.
+//! child process killed when its guard drops, and records what it received in a file. The one
+//! set every test uses (`ingest_e2e`, `drill`, `report_schedule`, …).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -50,18 +51,39 @@ s.serve_forever()
     )
 }
 
-/// A real SMTP server (aiosmtpd) appending each message to a file, separated by a marker
-/// line: the guard, its port and the file.
-pub fn smtp_server(dir: &Path) -> (KillOnDrop, u16, PathBuf) {
-    let out = dir.join("mail.txt");
-    let script = r#"
-import asyncio, socket, sys, time
+/// One message the SMTP server received: its envelope recipients and its content (headers
+/// and body, as sent).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Mail {
+    /// `RCPT TO` addresses of the envelope.
+    pub rcpt_to: Vec<String>,
+    /// The message itself (RFC 5322 text; bytes that are not UTF-8 replaced).
+    pub content: String,
+}
+
+/// A real SMTP server (aiosmtpd) recording every message it accepts, with its envelope
+/// recipients, as one JSON line in a file. Killed when dropped.
+pub struct SmtpServer {
+    _child: KillOnDrop,
+    /// The loopback port it listens on.
+    pub port: u16,
+    file: PathBuf,
+}
+
+impl SmtpServer {
+    /// Starts one on a free loopback port, recording into `DIR/mail.ndjson`.
+    pub fn start(dir: &Path) -> SmtpServer {
+        let file = dir.join("mail.ndjson");
+        let script = r#"
+import json, socket, sys, time
 from aiosmtpd.controller import Controller
 out = sys.argv[1]
 class H:
     async def handle_DATA(self, server, session, envelope):
-        with open(out, 'ab') as f:
-            f.write(b'RCPT ' + ','.join(envelope.rcpt_tos).encode() + b'\n' + envelope.content + b'\n=====\n')
+        line = json.dumps({"rcpt_to": envelope.rcpt_tos,
+                           "content": envelope.content.decode("utf-8", "replace")})
+        with open(out, 'a') as f:
+            f.write(line + "\n")
         return '250 OK'
 s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
 c = Controller(H(), hostname='127.0.0.1', port=port)
@@ -69,17 +91,42 @@ c.start()
 print(port, flush=True)
 while True: time.sleep(3600)
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script, &out.display().to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().parse().expect("aiosmtpd port");
-    (KillOnDrop(child), port, out)
+        let mut child = Command::new("python3")
+            .args(["-c", script, &file.display().to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("aiosmtpd port");
+        SmtpServer {
+            _child: KillOnDrop(child),
+            port,
+            file,
+        }
+    }
+
+    /// Every message received so far, in order (a line still being written is not one yet).
+    pub fn messages(&self) -> Vec<Mail> {
+        let text = std::fs::read_to_string(&self.file).unwrap_or_default();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// The messages once there are at least `n`, or whatever came within `secs`.
+    pub fn wait_for(&self, n: usize, secs: u64) -> Vec<Mail> {
+        let mut mails = Vec::new();
+        super::wait_until(secs, || {
+            mails = self.messages();
+            mails.len() >= n
+        });
+        mails
+    }
 }
 
 /// Debian's crowdsec-custom-bouncer polling `api` (host:port) with `key` every second, running
