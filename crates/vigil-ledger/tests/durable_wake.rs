@@ -55,7 +55,10 @@ fn a_follower_woken_by_group_commits_reads_every_event_once() {
                 );
                 wakes += 1;
                 reader.refresh().unwrap();
-                assert!(reader.end_seq() >= end, "a woken reader sees the durable end");
+                assert!(
+                    reader.end_seq() >= end,
+                    "a woken reader sees the durable end"
+                );
                 reader
                     .for_each_raw(next..end, |seq, raw| {
                         let e = Event::from_canonical(raw).unwrap();

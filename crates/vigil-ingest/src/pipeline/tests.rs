@@ -326,7 +326,11 @@ async fn only_lines_parsed_with_the_doors_redactor_skip_its_mask() {
     let line = b"<38>Dec  6 10:00:01 web1 app[1]: login password=hunter2 ok";
     let mut ctx = vigil_parse::ParseContext::new(Timestamp::from_secs(1), "test");
     ctx.redactor = ingest.redactor();
-    let parsed = vec![vigil_parse::parse_line(line, vigil_parse::Format::Auto, &ctx)];
+    let parsed = vec![vigil_parse::parse_line(
+        line,
+        vigil_parse::Format::Auto,
+        &ctx,
+    )];
     let own = ingest.parsed(parsed, ctx.redactor.as_ref());
     assert!(own.masked(), "parsed with the door's redactor");
     // Not the door's redactor (another instance of the same patterns), or none at all: the
@@ -347,11 +351,17 @@ async fn only_lines_parsed_with_the_doors_redactor_skip_its_mask() {
     let mut joined = Batch::default();
     let one = vec![Event::new(Timestamp::from_secs(1))];
     joined.append(ingest.parsed(one, ctx.redactor.as_ref()));
-    assert!(joined.masked(), "an empty batch takes the state of what it gets");
+    assert!(
+        joined.masked(),
+        "an empty batch takes the state of what it gets"
+    );
     joined.append(ingest.parsed(Vec::new(), None));
     assert!(joined.masked(), "nothing added, nothing unmasked");
     joined.append(Batch::from(events(1)));
-    assert!(!joined.masked(), "one unmasked part unmasks the whole batch");
+    assert!(
+        !joined.masked(),
+        "one unmasked part unmasks the whole batch"
+    );
 
     // Stored: the vouched line masked by its parse, the others by the door.
     let range = ingest
