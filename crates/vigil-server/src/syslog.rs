@@ -134,7 +134,7 @@ pub async fn run_udp(
         if frames.is_empty() {
             continue;
         }
-        // One batch per sender: each is parsed with the door's redactor, so all are masked.
+        // Each datagram parsed with its sender's address and the door's redactor: all masked.
         let mut events = Batch::default();
         for (frame, peer) in frames.into_iter().zip(peers) {
             events.append(parse_frames(vec![frame], "udp", peer, &settings, &ingest));
