@@ -8,6 +8,7 @@
 //! logsource a source declares by configuration.
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod decode;
 pub mod door;
 pub mod drill;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod origin;
 pub mod pipeline;
 
+pub use batch::Batch;
 pub use door::Door;
 pub use log::{Durability, EventLog, NodeLog};
 pub use origin::{Listener, Origin};

@@ -22,6 +22,7 @@ use vigil_event::Event;
 use vigil_ledger::LedgerError;
 use vigil_parse::redact::Redactor;
 
+use crate::batch::Batch;
 use crate::log::{EventLog, NodeLog};
 use crate::metrics::Metrics;
 use crate::origin::Origin;
@@ -198,13 +199,29 @@ impl<L: EventLog> Ingest<L> {
         (self.capacity - self.permits.available_permits()) as u64
     }
 
+    /// Vouches that `events` were parsed by `vigil_parse::parse_line` with `parsed_with` as the
+    /// parse context's redactor (which masks the raw text and every field): when that is this
+    /// door's own redactor ([`Ingest::redactor`], the same `Arc`), or both mask nothing, the
+    /// door does not mask them a second time. Fields the caller adds after parsing must be
+    /// Vigil's own (the sender's address), never input. Any other redactor leaves the batch
+    /// to be masked by the door as usual.
+    pub fn parsed(&self, events: Vec<Event>, parsed_with: Option<&Arc<Redactor>>) -> Batch {
+        let masked = match (parsed_with, self.redactor()) {
+            (Some(used), Some(own)) => Arc::ptr_eq(used, &own),
+            (None, None) => true,
+            _ => false,
+        };
+        Batch { events, masked }
+    }
+
     fn start(
         &self,
-        mut events: Vec<Event>,
+        batch: Batch,
         permit: Option<OwnedSemaphorePermit>,
         origin: Origin,
         mark: Option<&crate::idempotency::Mark>,
     ) -> Pending {
+        let Batch { mut events, masked } = batch;
         let label = origin.label();
         let mut parse_errors = 0;
         let mut truncated = 0;
@@ -222,8 +239,11 @@ impl<L: EventLog> Ingest<L> {
         // Drill events of runs going on, by index in the batch: journaled once durable.
         let mut drill_events: Vec<(usize, Event)> = Vec::new();
         for (i, event) in events.iter_mut().enumerate() {
-            // Parsed lines were masked already; this catches events built any other way.
-            self.redactor.redact_event(event);
+            // Lines parsed with this redactor were masked already (`Ingest::parsed`); this
+            // catches events built any other way.
+            if !masked {
+                self.redactor.redact_event(event);
+            }
             // Only the door marks drill events, and only from a live nonce (crate::drill).
             if from_outside {
                 match drills {
@@ -329,10 +349,11 @@ impl<L: EventLog> Ingest<L> {
     /// Appends, waiting for room if the ledger is behind (TCP/TLS backpressure).
     pub async fn append_waiting(
         &self,
-        events: Vec<Event>,
+        events: impl Into<Batch>,
         origin: impl Into<Origin>,
     ) -> Result<Pending, IngestError> {
-        let n = self.room_for(&events)?;
+        let events = events.into();
+        let n = self.room_for(&events.events)?;
         let permit = Arc::clone(&self.permits)
             .acquire_many_owned(n)
             .await
@@ -362,7 +383,7 @@ impl<L: EventLog> Ingest<L> {
         let n = self.room_for(&events)?;
         let acquire = Arc::clone(&self.permits).acquire_many_owned(n);
         match tokio::time::timeout(patience, acquire).await {
-            Ok(Ok(permit)) => Ok(self.start(events, Some(permit), origin.into(), mark)),
+            Ok(Ok(permit)) => Ok(self.start(events.into(), Some(permit), origin.into(), mark)),
             Ok(Err(_)) => Err(IngestError::Ledger(LedgerError::Closed)),
             Err(_) => Err(IngestError::Overloaded),
         }
@@ -372,10 +393,11 @@ impl<L: EventLog> Ingest<L> {
     /// are dropped and counted rather than let a flood hold memory).
     pub fn try_append(
         &self,
-        events: Vec<Event>,
+        events: impl Into<Batch>,
         origin: impl Into<Origin>,
     ) -> Result<Pending, IngestError> {
-        let n = self.room_for(&events)?;
+        let events = events.into();
+        let n = self.room_for(&events.events)?;
         match Arc::clone(&self.permits).try_acquire_many_owned(n) {
             Ok(permit) => Ok(self.start(events, Some(permit), origin.into(), None)),
             Err(_) => Err(IngestError::Overloaded),
@@ -391,7 +413,7 @@ impl<L: EventLog> Ingest<L> {
     pub fn submit(&self, events: Vec<Event>, origin: Origin) -> Pending {
         let n = events.len().clamp(1, self.capacity) as u32;
         let permit = Arc::clone(&self.permits).try_acquire_many_owned(n).ok();
-        self.start(events, permit, origin, None)
+        self.start(events.into(), permit, origin, None)
     }
 
     /// Permits for one request: one per event (at least one), or `TooManyEvents`.

@@ -305,6 +305,8 @@ pub async fn run(ingest: Arc<Ingest>, mut stop: watch::Receiver<bool>) {
             .iter()
             .map(|l| parse_line(l.as_bytes(), Format::Auto, &ctx))
             .collect();
+        // Parsed with the door's redactor: masked already.
+        let events = ingest.parsed(events, ctx.redactor.as_ref());
         match ingest
             .append_waiting(events, vigil_ingest::Listener::Demo)
             .await

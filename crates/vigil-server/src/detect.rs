@@ -12,7 +12,8 @@
 //! Alerts, triage and rule changes go to the ledger through the ingest pipeline
 //! ([`Ingest::submit`]); the detector does not wait for their fsync but goes on evaluating.
 //! The saved cursor means "evaluated, and every alert raised up to here is durable": a save
-//! first waits for the writes submitted since the previous one (usually long done by then), so
+//! first waits for the writes submitted since the previous one (put off while they are not
+//! durable yet, up to `SAVE_PUT_OFF`, so evaluation does not stall on an fsync), so
 //! a crash never leaves a book or cursor ahead of the alerts in the ledger; a write the ledger
 //! refused is submitted again and the state is not saved past it. An alert's notifications
 //! and its responders' bans wait for the alert to be durable (checked without blocking at
@@ -20,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -32,10 +33,12 @@ use vigil_ingest::{Door, Origin, Pending};
 
 mod behaviour;
 mod lane;
+mod progress;
 mod query_rule;
 mod shared;
 mod source;
 mod state;
+pub use progress::DetectProgress;
 pub use source::EventSource;
 pub use state::{Resume, rebuild_from_ledger};
 
@@ -77,89 +80,6 @@ struct Effect {
     respond: Vec<vigil_detect::alert::Alert>,
 }
 
-/// Counters for `/metrics`.
-#[derive(Default)]
-pub struct DetectProgress {
-    /// Events evaluated.
-    pub events: AtomicU64,
-    /// Rule matches.
-    pub matches: AtomicU64,
-    /// Alerts raised.
-    pub alerts: AtomicU64,
-    /// Next sequence number to evaluate.
-    pub next_seq: AtomicU64,
-    /// Failures (ledger reads, writes).
-    pub errors: AtomicU64,
-    /// Correlation groups evicted to stay within the per-rule cap.
-    pub evicted_groups: AtomicU64,
-    /// Correlation window entries dropped to stay within the per-group cap.
-    pub dropped_entries: AtomicU64,
-    /// Correlation groups held now.
-    pub correlation_groups: AtomicU64,
-    /// Behaviour rules' tuples and entities held now.
-    pub behaviour_entries: AtomicU64,
-    /// Behaviour rules' entries evicted to stay under their caps.
-    pub behaviour_evicted: AtomicU64,
-    /// Rough bytes of the behaviour rules' state.
-    pub behaviour_bytes: AtomicU64,
-    /// Sources the silence watch tracks (`crate::silence`).
-    pub silence_sources: AtomicU64,
-    /// Sources the silence watch evicted to stay under its cap.
-    pub silence_evicted: AtomicU64,
-}
-
-impl DetectProgress {
-    /// The behaviour rules' samples for `/metrics`: `(name, type, help, value)`.
-    pub fn behaviour_samples(&self) -> [(&'static str, &'static str, &'static str, u64); 3] {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        [
-            (
-                "vigil_behaviour_entries",
-                "gauge",
-                "Tuples (first seen) and entities (outliers) behaviour rules hold now.",
-                load(&self.behaviour_entries),
-            ),
-            (
-                "vigil_behaviour_evicted_total",
-                "counter",
-                "Behaviour rule entries evicted (oldest last-seen first) to stay under a rule's cap.",
-                load(&self.behaviour_evicted),
-            ),
-            (
-                "vigil_behaviour_state_bytes",
-                "gauge",
-                "Rough bytes held by behaviour rules' state.",
-                load(&self.behaviour_bytes),
-            ),
-        ]
-    }
-
-    /// The correlation engine's samples for `/metrics`: `(name, type, help, value)`.
-    pub fn correlation_samples(&self) -> [(&'static str, &'static str, &'static str, u64); 3] {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        [
-            (
-                "vigil_correlation_groups",
-                "gauge",
-                "Correlation groups held now.",
-                load(&self.correlation_groups),
-            ),
-            (
-                "vigil_correlation_groups_evicted_total",
-                "counter",
-                "Correlation groups evicted to stay within the per-rule group limit.",
-                load(&self.evicted_groups),
-            ),
-            (
-                "vigil_correlation_entries_dropped_total",
-                "counter",
-                "Correlation window entries dropped to stay within the per-group limit.",
-                load(&self.dropped_entries),
-            ),
-        ]
-    }
-}
-
 /// How long a stopping detector keeps evaluating the events it has not reached before it saves
 /// its cursor and stops anyway: a stop must not wait for a backlog.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -167,6 +87,12 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The longest the detector sleeps when it has nothing to evaluate; a new durable event wakes
 /// it sooner.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
+
+/// How often the detector saves its state when it changed.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a save may be put off while alerts submitted before it are not durable yet.
+const SAVE_PUT_OFF: Duration = Duration::from_secs(2);
 
 /// The running detector.
 pub struct DetectService {
@@ -446,10 +372,14 @@ impl DetectService {
                 self.progress.next_seq.store(min, Ordering::Relaxed);
             }
             // Notifications and bans of alerts that became durable meanwhile.
-            self.dispatch_durable(false);
-            if (last_save.elapsed() >= Duration::from_secs(1) || stopping)
-                && self.dirty.swap(false, Ordering::Relaxed)
-            {
+            let all_durable = self.dispatch_durable(false);
+            // A save waits for the alerts submitted before it: while some are not durable it is
+            // put off (their group commit wakes this thread), so evaluation does not stall on
+            // an fsync; after SAVE_PUT_OFF (a ledger that keeps up never takes that long) it
+            // waits.
+            let due = last_save.elapsed() >= SAVE_EVERY
+                && (all_durable || last_save.elapsed() >= SAVE_EVERY + SAVE_PUT_OFF);
+            if (due || stopping) && self.dirty.swap(false, Ordering::Relaxed) {
                 last_save = Instant::now();
                 if let Err(e) = self.save(&lanes) {
                     tracing::error!("saving detection state: {e}");

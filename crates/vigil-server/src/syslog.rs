@@ -22,6 +22,7 @@ use vigil_parse::framing::{Frame, Framer, trim_line_end};
 
 use crate::listen::ConnTracker;
 use crate::pipeline::{Ingest, IngestError, MAX_BATCH};
+use vigil_ingest::Batch;
 
 /// Settings shared by the syslog listeners.
 #[derive(Clone)]
@@ -37,13 +38,15 @@ pub struct SyslogSettings {
     pub frame_timeout: Duration,
 }
 
+/// Parses `frames` with the door's own redactor: the batch it returns is masked already
+/// ([`Ingest::parsed`]), so the door does not scan the events a second time.
 fn parse_frames(
     frames: Vec<Frame>,
     listener: &'static str,
     peer: SocketAddr,
     settings: &SyslogSettings,
     ingest: &Ingest,
-) -> Vec<Event> {
+) -> Batch {
     let now = Timestamp::now();
     let ctx = ParseContext {
         received: now,
@@ -56,7 +59,7 @@ fn parse_frames(
     let mut truncated = 0;
     // Who sent them: the peer's address (after parsing: input cannot claim `vigil.*`).
     let sender = format!("syslog:{}", peer.ip());
-    let events = frames
+    let events: Vec<Event> = frames
         .into_iter()
         .map(|f| {
             // A parser that panics (a bug, never the sender's fault) must not end the listener's
@@ -83,7 +86,7 @@ fn parse_frames(
         })
         .collect();
     ingest.metrics.truncated.add(listener, truncated);
-    events
+    ingest.parsed(events, ctx.redactor.as_ref())
 }
 
 /// Receives syslog datagrams until `stop` changes.
@@ -131,9 +134,10 @@ pub async fn run_udp(
         if frames.is_empty() {
             continue;
         }
-        let mut events = Vec::with_capacity(frames.len());
+        // Each datagram parsed with its sender's address and the door's redactor: all masked.
+        let mut events = Batch::default();
         for (frame, peer) in frames.into_iter().zip(peers) {
-            events.extend(parse_frames(vec![frame], "udp", peer, &settings, &ingest));
+            events.append(parse_frames(vec![frame], "udp", peer, &settings, &ingest));
         }
         let n_events = events.len() as u64;
         match ingest.try_append(events, vigil_ingest::Listener::Udp) {

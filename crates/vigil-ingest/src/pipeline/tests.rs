@@ -326,3 +326,81 @@ async fn only_the_door_marks_drill_events_and_it_journals_them() {
     drop(ingest);
     ledger.close().unwrap();
 }
+
+/// A batch is vouched masked only when it was parsed with the door's own redactor (the same
+/// `Arc`): parsed lines are then stored masked without a second pass, and events parsed with
+/// another redactor, or with none while the door masks, are masked by the door as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_lines_parsed_with_the_doors_redactor_skip_its_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).unwrap();
+    let ingest = Ingest::new(
+        NodeLog::from(ledger.clone()),
+        Redactor::default(),
+        Arc::new(Metrics::default()),
+    );
+    let line = b"<38>Dec  6 10:00:01 web1 app[1]: login password=hunter2 ok";
+    let mut ctx = vigil_parse::ParseContext::new(Timestamp::from_secs(1), "test");
+    ctx.redactor = ingest.redactor();
+    let parsed = vec![vigil_parse::parse_line(
+        line,
+        vigil_parse::Format::Auto,
+        &ctx,
+    )];
+    let own = ingest.parsed(parsed, ctx.redactor.as_ref());
+    assert!(own.masked(), "parsed with the door's redactor");
+    // Not the door's redactor (another instance of the same patterns), or none at all: the
+    // events are not vouched for, whatever they hold.
+    let other = Arc::new(Redactor::default());
+    assert!(!ingest.parsed(events(1), Some(&other)).masked());
+    assert!(!ingest.parsed(events(1), None).masked());
+    assert!(!Batch::from(events(1)).masked());
+    // A door that masks nothing vouches only for lines parsed without a redactor.
+    let plain = Ingest::new(
+        NodeLog::from(ledger.clone()),
+        Redactor::disabled(),
+        Arc::new(Metrics::default()),
+    );
+    assert!(plain.parsed(events(1), None).masked());
+    assert!(!plain.parsed(events(1), ingest.redactor().as_ref()).masked());
+    // Appending keeps the state only when both parts are masked.
+    let mut joined = Batch::default();
+    let one = vec![Event::new(Timestamp::from_secs(1))];
+    joined.append(ingest.parsed(one, ctx.redactor.as_ref()));
+    assert!(
+        joined.masked(),
+        "an empty batch takes the state of what it gets"
+    );
+    joined.append(ingest.parsed(Vec::new(), None));
+    assert!(joined.masked(), "nothing added, nothing unmasked");
+    joined.append(Batch::from(events(1)));
+    assert!(
+        !joined.masked(),
+        "one unmasked part unmasks the whole batch"
+    );
+
+    // Stored: the vouched line masked by its parse, the others by the door.
+    let range = ingest
+        .append_waiting(own, crate::Listener::Tcp)
+        .await
+        .unwrap()
+        .durable()
+        .await
+        .unwrap();
+    let not_vouched = ingest.parsed(events(2), Some(&other));
+    let rest = ingest
+        .append_waiting(not_vouched, crate::Listener::Tcp)
+        .await
+        .unwrap()
+        .durable()
+        .await
+        .unwrap();
+    assert_eq!((range.start, rest.end), (0, 3));
+    let mut reader = ledger.reader().unwrap();
+    for seq in 0..3 {
+        let stored = reader.read_event(seq).unwrap().to_json().to_string();
+        assert!(!stored.contains("hunter2"), "event {seq} masked: {stored}");
+    }
+    drop((ingest, plain));
+    ledger.close().unwrap();
+}
