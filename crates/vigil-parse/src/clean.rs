@@ -19,8 +19,30 @@ use std::ops::Range;
 use vigil_event::Value;
 
 /// Whether nothing in `s` could be masked by the built-in patterns (see the module docs).
+/// One pass: a byte table says what each byte may start or end (a digit, a keyword's first
+/// letter, a separator), and only those bytes are looked at further.
 pub(crate) fn text_is_clean(s: &[u8]) -> bool {
-    !has_long_digit_run(s) && !bare_keyword(s) && !keyed_word(s)
+    let mut run = 0u32;
+    for (at, &b) in s.iter().enumerate() {
+        let class = CLASS[b as usize];
+        if class & DIGIT != 0 {
+            run += 1;
+            if run >= 13 {
+                return false;
+            }
+            continue;
+        }
+        if class & KEEPS_RUN == 0 {
+            run = 0;
+        }
+        if class & BARE_START != 0 && bare_at(s, at) {
+            return false;
+        }
+        if class & SEPARATOR != 0 && keyed_word_before(s, at) {
+            return false;
+        }
+    }
+    true
 }
 
 /// 13 or more digits close together (spaces and dashes do not break a run).
@@ -64,16 +86,34 @@ const KEYED: [&[u8]; 10] = [
     b"privatekey",
 ];
 
-/// For each byte, a bit per [`BARE`] keyword that starts with it (ASCII case ignored).
-static BARE_FIRST: [u8; 256] = first_bytes(&BARE);
+/// [`CLASS`] bits.
+const DIGIT: u8 = 1;
+/// A space or dash: does not end a digit run.
+const KEEPS_RUN: u8 = 2;
+/// The first byte of a [`BARE`] keyword (either case).
+const BARE_START: u8 = 4;
+/// `=` or `:`, after which a [`KEYED`] word counts.
+const SEPARATOR: u8 = 8;
 
-const fn first_bytes(words: &[&[u8]; 7]) -> [u8; 256] {
+/// What each byte may take part in.
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
     let mut table = [0u8; 256];
+    let mut b = b'0';
+    while b <= b'9' {
+        table[b as usize] |= DIGIT;
+        b += 1;
+    }
+    table[b' ' as usize] |= KEEPS_RUN;
+    table[b'-' as usize] |= KEEPS_RUN;
+    table[b'=' as usize] |= SEPARATOR;
+    table[b':' as usize] |= SEPARATOR;
     let mut w = 0;
-    while w < words.len() {
-        let first = words[w][0];
-        table[first as usize] |= 1 << w;
-        table[first.to_ascii_uppercase() as usize] |= 1 << w;
+    while w < BARE.len() {
+        let first = BARE[w][0];
+        table[first as usize] |= BARE_START;
+        table[first.to_ascii_uppercase() as usize] |= BARE_START;
         w += 1;
     }
     table
@@ -84,19 +124,22 @@ fn starts_with_at(s: &[u8], at: usize, word: &[u8]) -> bool {
     s.len() - at >= word.len() && s[at..at + word.len()].eq_ignore_ascii_case(word)
 }
 
-/// A [`BARE`] keyword anywhere.
-fn bare_keyword(s: &[u8]) -> bool {
-    s.iter().enumerate().any(|(at, &b)| {
-        let mut bits = BARE_FIRST[b as usize];
-        while bits != 0 {
-            let w = bits.trailing_zeros() as usize;
-            if starts_with_at(s, at, BARE[w]) {
-                return true;
-            }
-            bits &= bits - 1;
-        }
-        false
-    })
+/// Whether a [`BARE`] keyword starts at `at`.
+fn bare_at(s: &[u8], at: usize) -> bool {
+    let second = match s.get(at + 1) {
+        Some(b) => b.to_ascii_lowercase(),
+        None => return false,
+    };
+    match (s[at].to_ascii_lowercase(), second) {
+        (b'p', b'r') => starts_with_at(s, at, b"private key"),
+        (b'e', b'y') => starts_with_at(s, at, b"eyj"),
+        (b'a', b'u') => starts_with_at(s, at, b"authorization"),
+        (b'a', b'k') => starts_with_at(s, at, b"akia"),
+        (b'a', b's') => starts_with_at(s, at, b"asia"),
+        (b'b', b'e') => starts_with_at(s, at, b"bearer"),
+        (b':', b'/') => starts_with_at(s, at, b"://"),
+        _ => false,
+    }
 }
 
 /// The characters of a word, as the prefilter's separator check skips them.
@@ -104,21 +147,19 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
-/// A word holding a [`KEYED`] keyword, followed by optional quotes, spaces or tabs and `=` or
-/// `:`. Looked for from each separator backwards; every byte is walked over at most once (a
-/// walk stops at the separator before it).
-fn keyed_word(s: &[u8]) -> bool {
-    memchr::memchr2_iter(b'=', b':', s).any(|sep| {
-        let mut end = sep;
-        while end > 0 && matches!(s[end - 1], b'"' | b'\'' | b' ' | b'\t') {
-            end -= 1;
-        }
-        let mut start = end;
-        while start > 0 && is_word_byte(s[start - 1]) {
-            start -= 1;
-        }
-        word_has_keyed(&s[start..end])
-    })
+/// Whether the separator at `sep` follows a word holding a [`KEYED`] keyword (and optional
+/// quotes, spaces or tabs). Every byte is walked over at most once per text: a walk stops at
+/// the separator before it.
+fn keyed_word_before(s: &[u8], sep: usize) -> bool {
+    let mut end = sep;
+    while end > 0 && matches!(s[end - 1], b'"' | b'\'' | b' ' | b'\t') {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0 && is_word_byte(s[start - 1]) {
+        start -= 1;
+    }
+    word_has_keyed(&s[start..end])
 }
 
 /// Whether a word holds one of the [`KEYED`] keywords, ASCII case ignored.
@@ -135,27 +176,44 @@ const NAME_SLOTS: usize = 1024;
 /// Field names longer than this are checked every time, not remembered.
 const MAX_MEMO_NAME: usize = 64;
 
-/// Whether a field name is clean and not named like a secret, remembered per
-/// thread: the same few hundred names (`source.ip`, `event.outcome`, a JSON source's keys)
-/// come back in every event, and one hash and one comparison are cheaper than the checks.
-/// The memo is a fixed table of names that passed — a new name replaces whatever shared its
-/// slot, so it never grows, and a name is only ever answered from the memo after it passed
-/// the full check.
-pub(crate) fn name_is_clean(name: &str) -> bool {
+/// The per-thread memo of field names that are clean and not named like a secret: the same
+/// few hundred names (`source.ip`, `event.outcome`, a JSON source's keys) come back in every
+/// event, and one hash and one comparison are cheaper than the checks. A fixed table of names
+/// that passed — a new name replaces whatever shared its slot, so it never grows, and a name
+/// is only ever answered from the memo after it passed the full check.
+pub(crate) struct NameMemo {
+    slots: Vec<Option<Box<str>>>,
+}
+
+impl NameMemo {
+    /// Whether `name` is clean and not named like a secret.
+    pub(crate) fn is_clean(&mut self, name: &str) -> bool {
+        let slot = name_hash(name.as_bytes()) as usize & (NAME_SLOTS - 1);
+        if self.slots[slot].as_deref() == Some(name) {
+            return true;
+        }
+        let clean = !crate::redact::is_secret_field(name) && text_is_clean(name.as_bytes());
+        if clean && name.len() <= MAX_MEMO_NAME {
+            self.slots[slot] = Some(name.into());
+        }
+        clean
+    }
+}
+
+/// Runs `f` with this thread's [`NameMemo`] (`f` must not ask for it again).
+pub(crate) fn with_name_memo<R>(f: impl FnOnce(&mut NameMemo) -> R) -> R {
     thread_local! {
-        static MEMO: std::cell::RefCell<Vec<Option<Box<str>>>> =
-            std::cell::RefCell::new(vec![None; NAME_SLOTS]);
+        static MEMO: std::cell::RefCell<NameMemo> = std::cell::RefCell::new(NameMemo {
+            slots: vec![None; NAME_SLOTS],
+        });
     }
-    let slot = name_hash(name.as_bytes()) as usize & (NAME_SLOTS - 1);
-    let known = MEMO.with(|memo| memo.borrow()[slot].as_deref() == Some(name));
-    if known {
-        return true;
-    }
-    let clean = !crate::redact::is_secret_field(name) && text_is_clean(name.as_bytes());
-    if clean && name.len() <= MAX_MEMO_NAME {
-        MEMO.with(|memo| memo.borrow_mut()[slot] = Some(name.into()));
-    }
-    clean
+    MEMO.with(|memo| f(&mut memo.borrow_mut()))
+}
+
+/// [`NameMemo::is_clean`] for one name.
+#[cfg(test)]
+fn name_is_clean(name: &str) -> bool {
+    with_name_memo(|memo| memo.is_clean(name))
 }
 
 /// A fast non-cryptographic hash of a short name (FxHash's multiply-rotate over 8-byte words).
@@ -277,13 +335,66 @@ mod tests {
             !digits && !crate::redact::prefilter_hit_anywhere(b)
         };
         let pieces = prop::sample::select(vec![
-            "private key", "PRIVATE KEY", "Private", " key", "privatekey", "private_key",
-            "private-KEY", "_key", "-key", "key", "eyJ", "EYJ", "ey", "J", "authorization",
-            "AuthoriZation", "author", "bearer", "Bearer", ":/", "/", "://", "akia", "AKIA",
-            "asia", "as", "ia", "secret", "SeCrEt", "pass", "PASS", "passwd", "pwd", "token",
-            "apikey", "api_key", "api-key", "API", "api", "=", ":", " ", "\t", "\"", "'",
-            "\n", "_", "-", "x", "Z9", "0", "4111", "1111 ", "123456", "é", "\0", "\u{1a}",
-            "\u{f}", "[", "@",
+            "private key",
+            "PRIVATE KEY",
+            "Private",
+            " key",
+            "privatekey",
+            "private_key",
+            "private-KEY",
+            "_key",
+            "-key",
+            "key",
+            "eyJ",
+            "EYJ",
+            "ey",
+            "J",
+            "authorization",
+            "AuthoriZation",
+            "author",
+            "bearer",
+            "Bearer",
+            ":/",
+            "/",
+            "://",
+            "akia",
+            "AKIA",
+            "asia",
+            "as",
+            "ia",
+            "secret",
+            "SeCrEt",
+            "pass",
+            "PASS",
+            "passwd",
+            "pwd",
+            "token",
+            "apikey",
+            "api_key",
+            "api-key",
+            "API",
+            "api",
+            "=",
+            ":",
+            " ",
+            "\t",
+            "\"",
+            "'",
+            "\n",
+            "_",
+            "-",
+            "x",
+            "Z9",
+            "0",
+            "4111",
+            "1111 ",
+            "123456",
+            "é",
+            "\0",
+            "\u{1a}",
+            "\u{f}",
+            "[",
+            "@",
         ]);
         let text = prop::collection::vec(pieces, 0..14).prop_map(|p| p.concat());
         proptest!(ProptestConfig::with_cases(20_000), |(s in text)| {

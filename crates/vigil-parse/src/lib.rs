@@ -213,7 +213,11 @@ pub fn detect(line: &str) -> Format {
 /// Parses one line (without its line terminator) into an event. Never fails: unparseable input
 /// becomes an event tagged `parse_error` holding the raw text.
 pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
-    let text = String::from_utf8_lossy(bytes);
+    // Valid UTF-8 (nearly every line) is checked by the standard library's fast path.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
     let line = text.trim_end_matches(['\r', '\n', '\0']);
     let mut counts = redact::Redactions::default();
     // Most lines hold nothing to mask: one scan proves it ([`clean`]), and then the fields

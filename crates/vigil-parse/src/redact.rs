@@ -25,7 +25,7 @@ use std::sync::LazyLock;
 use regex::{Regex, RegexSet};
 use vigil_event::{Event, Value, field};
 
-use crate::clean::{Verbatim, name_is_clean, text_is_clean};
+use crate::clean::{Verbatim, text_is_clean, with_name_memo};
 
 /// Field names (last dotted component, lower case) whose whole value is a secret.
 const SECRET_FIELD_NAMES: &[&str] = &[
@@ -232,10 +232,12 @@ fn event_is_clean(event: &Event, line_and_verbatim: Option<(&str, &Verbatim)>) -
             _ => true,
         }
     }
-    event.fields().all(|(key, value)| {
-        name_is_clean(key)
-            && (line_and_verbatim.is_some_and(|(line, v)| v.holds(line, key, value))
-                || value_is_clean(value))
+    with_name_memo(|names| {
+        event.fields().all(|(key, value)| {
+            names.is_clean(key)
+                && (line_and_verbatim.is_some_and(|(line, v)| v.holds(line, key, value))
+                    || value_is_clean(value))
+        })
     })
 }
 
