@@ -265,11 +265,7 @@ fn a_ban_that_ran_out_before_the_expiry_tick_is_still_deleted() {
     assert_eq!(b.stream(None, t(1)).0.len(), 1);
     // The poll at 11 s: the ban ran out at 10 s, no tick has run.
     let (new, deleted) = b.stream(Some(t(1)), t(11));
-    assert_eq!(
-        (new.len(), deleted.len()),
-        (0, 1),
-        "deleted when it ran out"
-    );
+    assert_eq!((new.len(), deleted.len()), (0, 1), "deleted when it ran out");
     // The tick runs late and dates the end at 10 s; the poll after it repeats nothing.
     assert_eq!(b.expire(t(12)).len(), 1);
     let (new, deleted) = b.stream(Some(t(11)), t(13));
