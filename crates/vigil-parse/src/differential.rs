@@ -4,7 +4,8 @@
 //! * RFC 3164 headers: [`crate::syslog_fast`] against `syslog_loose`;
 //! * sshd logins: [`crate::sshd_fast`] against the regular expressions;
 //! * masking: the whole-event check of `Redactor::redact_event` against the field-by-field
-//!   pass, on every parsed event.
+//!   pass, on every parsed event, and `parse_line`'s clean-line path (verbatim fields not
+//!   scanned again) against the field-by-field pass.
 
 use std::path::PathBuf;
 
@@ -81,6 +82,15 @@ fn fast_paths_agree_with_what_they_replace_on_the_corpus() {
                 assert_eq!(crate::sshd_fast::accepted(m), accepted, "{file}: {line}");
             }
             let event = parse_line(line.as_bytes(), Format::Auto, &ctx);
+            // What `parse_line` returns (the clean-line path skips verbatim fields) is what
+            // the field-by-field pass leaves alone.
+            let mut again = event.clone();
+            assert_eq!(
+                redactor.redact_fields(&mut again).total(),
+                0,
+                "{file}: {line}"
+            );
+            assert_eq!(again, event, "{file}: {line}");
             let (mut fast, mut slow) = (event.clone(), event);
             assert_eq!(
                 redactor.redact_event(&mut fast),

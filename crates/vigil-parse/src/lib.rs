@@ -35,6 +35,7 @@ pub mod access;
 pub mod app_message;
 pub mod cef;
 pub mod cisco_ios;
+mod clean;
 pub mod cloud;
 #[cfg(test)]
 mod differential;
@@ -212,14 +213,25 @@ pub fn detect(line: &str) -> Format {
 /// Parses one line (without its line terminator) into an event. Never fails: unparseable input
 /// becomes an event tagged `parse_error` holding the raw text.
 pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
-    let text = String::from_utf8_lossy(bytes);
+    // Valid UTF-8 (nearly every line) is checked by the standard library's fast path.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
     let line = text.trim_end_matches(['\r', '\n', '\0']);
     let mut counts = redact::Redactions::default();
-    let redacted_raw = ctx
-        .redactor
-        .as_ref()
-        .and_then(|r| r.redact_raw(line, &mut counts));
+    // Most lines hold nothing to mask: one scan proves it ([`clean`]), and then the fields
+    // copied verbatim out of the line (recorded in `verbatim`) need no scan of their own.
+    let scan_decides = ctx.redactor.as_ref().is_some_and(|r| r.scan_decides());
+    let clean_before = scan_decides && clean::text_is_clean(line.as_bytes());
+    let redacted_raw = match &ctx.redactor {
+        Some(r) if !clean_before => r.redact_raw(line, &mut counts),
+        _ => None,
+    };
     let line = redacted_raw.as_deref().unwrap_or(line);
+    let clean = clean_before
+        || (scan_decides && redacted_raw.is_some() && clean::text_is_clean(line.as_bytes()));
+    let mut verbatim = clean::Verbatim::default();
     let requested = format;
     let format = if format == Format::Auto {
         detect(line)
@@ -229,6 +241,7 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
     let parsed = match format {
         Format::Auto | Format::Raw => {
             let mut event = raw_event(line, ctx);
+            verbatim.record(field::MESSAGE, line, line);
             // A network device's message that came without a syslog header (unless the
             // source said its lines are raw text).
             if requested == Format::Auto && network::looks_like_device_line(line) {
@@ -236,7 +249,7 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
             }
             Ok(event)
         }
-        Format::Syslog => syslog::parse(line, ctx),
+        Format::Syslog => syslog::parse_recording(line, ctx, &mut verbatim),
         Format::Combined => access::parse(line, ctx),
         Format::Json => json::parse(line, ctx),
         Format::Cef => cef::parse(line, ctx),
@@ -259,7 +272,10 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
     };
     let mut event = match parsed {
         Ok(event) => event,
-        Err(reason) => parse_error_event(line, format, &reason.to_string(), ctx),
+        Err(reason) => {
+            verbatim.record(field::MESSAGE, line, line);
+            parse_error_event(line, format, &reason.to_string(), ctx)
+        }
     };
     // No parser sets a Vigil dataset; whatever claims one came from the input.
     if event.dataset().is_some_and(reserved::is_reserved_dataset)
@@ -272,6 +288,7 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
         event.add_tag(tag::RESERVED_CLAIM);
     }
     finish(&mut event, line, format, ctx);
+    verbatim.record(field::EVENT_ORIGINAL, line, line);
     if let Some(redactor) = &ctx.redactor {
         if !counts.by_kind.is_empty() {
             let kinds = counts
@@ -281,7 +298,11 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
                 .collect();
             event.insert(field::VIGIL_REDACTED, vigil_event::Value::List(kinds));
         }
-        redactor.redact_event(&mut event);
+        if clean {
+            redactor.redact_parsed(&mut event, line, &verbatim);
+        } else {
+            redactor.redact_event(&mut event);
+        }
     }
     event
 }

@@ -25,6 +25,8 @@ use std::sync::LazyLock;
 use regex::{Regex, RegexSet};
 use vigil_event::{Event, Value, field};
 
+use crate::clean::{Verbatim, text_is_clean, with_name_memo};
+
 /// Field names (last dotted component, lower case) whose whole value is a secret.
 const SECRET_FIELD_NAMES: &[&str] = &[
     "password",
@@ -189,12 +191,10 @@ fn prefilter_hit(s: &str) -> bool {
     })
 }
 
-/// [`prefilter_hit`] over every occurrence of every keyword (overlapping ones too). Whatever
-/// `prefilter_hit` finds in a part of a text, this finds in the whole text: a keyword
-/// occurrence in the part is one in the whole, followed by the same bytes (a part that ends
-/// earlier only fails the separator check sooner). Non-overlapping search has no such
-/// property (an earlier keyword in the whole text can hide one that starts inside the part).
-fn prefilter_hit_anywhere(bytes: &[u8]) -> bool {
+/// [`prefilter_hit`] over every occurrence of every keyword (overlapping ones too): the
+/// reference [`crate::clean::text_is_clean`] is tested against.
+#[cfg(test)]
+pub(crate) fn prefilter_hit_anywhere(bytes: &[u8]) -> bool {
     PREFILTER.find_overlapping_iter(bytes).any(|m| {
         if !KEY_KEYWORDS.contains(&m.pattern().as_usize()) {
             return true;
@@ -215,46 +215,31 @@ fn prefilter_hit_anywhere(bytes: &[u8]) -> bool {
 }
 
 /// Whether [`Redactor::redact_event`] with no extra patterns would change nothing: no field is
-/// named like a secret (top level or inside a list's maps), and the field names and string
-/// values, joined by NUL bytes, have neither a keyword hit ([`prefilter_hit_anywhere`]) nor a
-/// long run of digits. Both properties carry over to every part of the joined text (a NUL
-/// breaks digit runs; keyword hits only grow with the text), so no per-string pass could find
-/// anything either. One scan instead of two dozen.
-fn event_is_clean(event: &Event) -> bool {
-    thread_local! {
-        static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    fn add(value: &Value, buf: &mut Vec<u8>) -> bool {
+/// named like a secret (top level or inside a list's maps), and every field name and string
+/// value is [clean](text_is_clean) — then no per-string pass could find anything (a clean
+/// text fails both gates of `redact_pass`: no keyword hit, overlapping ones included, and no
+/// long digit run). Values `verbatim` records as parts of `line`, which the caller found
+/// clean, are parts of a clean text and so clean: they are compared with the line, not
+/// scanned.
+fn event_is_clean(event: &Event, line_and_verbatim: Option<(&str, &Verbatim)>) -> bool {
+    fn value_is_clean(value: &Value) -> bool {
         match value {
-            Value::Str(s) => {
-                buf.extend_from_slice(s.as_bytes());
-                buf.push(0);
-                true
-            }
-            Value::List(items) => items.iter().all(|v| add(v, buf)),
-            Value::Map(map) => map.iter().all(|(k, v)| !is_secret_field(k) && add(v, buf)),
+            Value::Str(s) => text_is_clean(s.as_bytes()),
+            Value::List(items) => items.iter().all(value_is_clean),
+            Value::Map(map) => map
+                .iter()
+                .all(|(k, v)| !is_secret_field(k) && value_is_clean(v)),
             _ => true,
         }
     }
-    JOINED.with(|joined| {
-        let mut buf = joined.borrow_mut();
-        buf.clear();
-        for (key, value) in event.fields() {
-            if crate::reserved::is_provenance_field(key) {
-                continue;
-            }
-            if is_secret_field(key) || !add(value, &mut buf) {
-                return false;
-            }
-            buf.extend_from_slice(key.as_bytes());
-            buf.push(0);
-        }
-        let clean = !has_long_digit_run_bytes(&buf) && !prefilter_hit_anywhere(&buf);
-        if buf.capacity() > 1 << 20 {
-            // Do not keep a huge event's buffer alive on this thread.
-            *buf = Vec::new();
-        }
-        clean
+    with_name_memo(|names| {
+        event.fields().all(|(key, value)| {
+            // Vigil's own provenance is never masked, so it need not be clean.
+            crate::reserved::is_provenance_field(key)
+                || (names.is_clean(key)
+                    && (line_and_verbatim.is_some_and(|(line, v)| v.holds(line, key, value))
+                        || value_is_clean(value)))
+        })
     })
 }
 
@@ -360,7 +345,28 @@ impl Redactor {
         }
         // Most events hold no secret: one scan over all their text proves it (exactly what the
         // per-field passes below would find, see `event_is_clean`) and skips them.
-        if self.extra.is_empty() && event_is_clean(event) {
+        if self.extra.is_empty() && event_is_clean(event, None) {
+            return Redactions::default();
+        }
+        self.redact_fields(event)
+    }
+
+    /// Whether [`text_is_clean`] decides for this redactor: on, with no extra patterns (an
+    /// operator's pattern can match anything).
+    pub(crate) fn scan_decides(&self) -> bool {
+        !self.disabled && self.extra.is_empty()
+    }
+
+    /// [`Redactor::redact_event`] for an event parsed from `line`, which the caller found
+    /// [clean](text_is_clean) with [`Redactor::scan_decides`] true: the fields `verbatim`
+    /// records as parts of the line are not scanned again. Same result as `redact_event`.
+    pub(crate) fn redact_parsed(
+        &self,
+        event: &mut Event,
+        line: &str,
+        verbatim: &Verbatim,
+    ) -> Redactions {
+        if event_is_clean(event, Some((line, verbatim))) {
             return Redactions::default();
         }
         self.redact_fields(event)
@@ -599,7 +605,7 @@ impl Redactor {
 
 /// Whether a field is named like a secret: its last dotted component, ignoring case, `_` and
 /// `-` (so `sessionToken`, `SecretAccessKey` and `client-secret` are secrets too).
-fn is_secret_field(key: &str) -> bool {
+pub(crate) fn is_secret_field(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
     // Squashed into a stack buffer: no allocation on this per-field path.
     let mut buf = [0u8; 32];
@@ -724,22 +730,7 @@ fn json_key_at(s: &str, pos: usize) -> Option<&str> {
 
 /// Whether the text has 13 or more digits close together (cheap gate for the card regex).
 fn has_long_digit_run(s: &str) -> bool {
-    has_long_digit_run_bytes(s.as_bytes())
-}
-
-fn has_long_digit_run_bytes(s: &[u8]) -> bool {
-    let mut run = 0;
-    for &b in s {
-        if b.is_ascii_digit() {
-            run += 1;
-            if run >= 13 {
-                return true;
-            }
-        } else if b != b' ' && b != b'-' {
-            run = 0;
-        }
-    }
-    false
+    crate::clean::has_long_digit_run(s.as_bytes())
 }
 
 fn looks_like_json(s: &str) -> bool {

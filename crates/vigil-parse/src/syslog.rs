@@ -10,6 +10,7 @@ use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use syslog_loose::{ProcId, Protocol, Variant};
 use vigil_event::{Event, Parser, Timestamp, field};
 
+use crate::clean::Verbatim;
 use crate::{LineError, ParseContext};
 
 const MONTHS: [&str; 12] = [
@@ -39,6 +40,15 @@ pub fn looks_like_rfc3339_syslog(line: &str) -> bool {
 
 /// Parses one syslog message.
 pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
+    parse_recording(line, ctx, &mut Verbatim::default())
+}
+
+/// [`parse`], recording in `verbatim` the fields whose value is a slice of `line`.
+pub(crate) fn parse_recording(
+    line: &str,
+    ctx: &ParseContext,
+    verbatim: &mut Verbatim,
+) -> Result<Event, LineError> {
     let year = crate::syslog_fast::year_at(ctx.reference);
     // The common 3164 shapes by hand; everything else (and anything unusual) by syslog_loose.
     let fast = crate::syslog_fast::parse_3164(line, year);
@@ -54,7 +64,8 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
         ) {
             Ok(m) => m,
             Err(e) => {
-                return parse_minimal(line, ctx).ok_or_else(|| LineError::Syslog(e.to_string()));
+                return parse_minimal(line, ctx, verbatim)
+                    .ok_or_else(|| LineError::Syslog(e.to_string()));
             }
         },
     };
@@ -143,6 +154,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
         }
     };
     event.insert("message", body);
+    verbatim.record(field::MESSAGE, line, body);
     event.insert(field::VIGIL_PARSER, Parser::Syslog);
     if let Some(cef_start) = body.find("CEF:") {
         crate::cef::enrich(&mut event, &body[cef_start..]);
@@ -154,7 +166,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<Event, LineError> {
 
 /// `<PRI>TAG[PID]: message` or `<PRI>message` with no timestamp and no host (what Python's
 /// `SysLogHandler` and many embedded devices send).
-fn parse_minimal(line: &str, ctx: &ParseContext) -> Option<Event> {
+fn parse_minimal(line: &str, ctx: &ParseContext, verbatim: &mut Verbatim) -> Option<Event> {
     let rest = line.strip_prefix('<')?;
     let close = rest.find('>')?;
     let pri: u8 = rest[..close]
@@ -200,6 +212,7 @@ fn parse_minimal(line: &str, ctx: &ParseContext) -> Option<Event> {
         }
     }
     event.insert("message", message);
+    verbatim.record(field::MESSAGE, line, message);
     event.insert(field::VIGIL_PARSER, Parser::Syslog);
     enrich_message(&mut event, name.unwrap_or(""), message, ctx);
     Some(event)

@@ -1,0 +1,454 @@
+//! The masking fast path: whether a text certainly holds nothing [`crate::redact`] would mask,
+//! by a hand-written scan instead of an automaton, and the typed record of which fields a
+//! parser copied verbatim out of its (already checked) line.
+//!
+//! A text is **clean** when it has no run of 13 or more digits (spaces and dashes allowed in
+//! between) and no keyword hit: one of `private key`, `eyj`, `authorization`, `bearer`, `://`,
+//! `akia`, `asia` anywhere (ASCII case ignored), or one of the key keywords (`secret`, `pass`,
+//! `pwd`, `token`, `apikey`, `api_key`, `api-key`, `private_key`, `private-key`, `privatekey`)
+//! inside a word (`[A-Za-z0-9_-]+`) that is followed by optional quotes, spaces or tabs and
+//! then `=` or `:`. That is exactly "no keyword occurrence, overlapping ones included, passes
+//! the separator check" of the keyword prefilter in [`crate::redact`] (the property test
+//! `scan_agrees_with_the_automaton` holds the two to the same answer), so a clean text is one
+//! no masking pattern can touch, and — the property the parsers use — **every part of a clean
+//! text is clean**: a keyword, a digit run or a word-and-separator inside the part is inside
+//! the whole text too.
+
+use std::ops::Range;
+
+use vigil_event::Value;
+
+/// Whether nothing in `s` could be masked by the built-in patterns (see the module docs).
+/// One pass: a byte table says what each byte may start or end (a digit, a keyword's first
+/// letter, a separator), and only those bytes are looked at further.
+pub(crate) fn text_is_clean(s: &[u8]) -> bool {
+    let mut run = 0u32;
+    for (at, &b) in s.iter().enumerate() {
+        let class = CLASS[b as usize];
+        if class & DIGIT != 0 {
+            run += 1;
+            if run >= 13 {
+                return false;
+            }
+            continue;
+        }
+        if class & KEEPS_RUN == 0 {
+            run = 0;
+        }
+        if class & BARE_START != 0 && bare_at(s, at) {
+            return false;
+        }
+        if class & SEPARATOR != 0 && keyed_word_before(s, at) {
+            return false;
+        }
+    }
+    true
+}
+
+/// 13 or more digits close together (spaces and dashes do not break a run).
+pub(crate) fn has_long_digit_run(s: &[u8]) -> bool {
+    let mut run = 0;
+    for &b in s {
+        if b.is_ascii_digit() {
+            run += 1;
+            if run >= 13 {
+                return true;
+            }
+        } else if b != b' ' && b != b'-' {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// Keywords that count wherever they occur.
+const BARE: [&[u8]; 7] = [
+    b"private key",
+    b"eyj",
+    b"authorization",
+    b"bearer",
+    b"://",
+    b"akia",
+    b"asia",
+];
+
+/// Keywords that count inside a word followed by `=` or `:`.
+const KEYED: [&[u8]; 10] = [
+    b"secret",
+    b"pass",
+    b"pwd",
+    b"token",
+    b"apikey",
+    b"api_key",
+    b"api-key",
+    b"private_key",
+    b"private-key",
+    b"privatekey",
+];
+
+/// [`CLASS`] bits.
+const DIGIT: u8 = 1;
+/// A space or dash: does not end a digit run.
+const KEEPS_RUN: u8 = 2;
+/// The first byte of a [`BARE`] keyword (either case).
+const BARE_START: u8 = 4;
+/// `=` or `:`, after which a [`KEYED`] word counts.
+const SEPARATOR: u8 = 8;
+
+/// What each byte may take part in.
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut b = b'0';
+    while b <= b'9' {
+        table[b as usize] |= DIGIT;
+        b += 1;
+    }
+    table[b' ' as usize] |= KEEPS_RUN;
+    table[b'-' as usize] |= KEEPS_RUN;
+    table[b'=' as usize] |= SEPARATOR;
+    table[b':' as usize] |= SEPARATOR;
+    let mut w = 0;
+    while w < BARE.len() {
+        let first = BARE[w][0];
+        table[first as usize] |= BARE_START;
+        table[first.to_ascii_uppercase() as usize] |= BARE_START;
+        w += 1;
+    }
+    table
+}
+
+/// Whether `s[at..]` starts with the lower-case `word`, ASCII case ignored.
+fn starts_with_at(s: &[u8], at: usize, word: &[u8]) -> bool {
+    s.len() - at >= word.len() && s[at..at + word.len()].eq_ignore_ascii_case(word)
+}
+
+/// Whether a [`BARE`] keyword starts at `at`.
+fn bare_at(s: &[u8], at: usize) -> bool {
+    let second = match s.get(at + 1) {
+        Some(b) => b.to_ascii_lowercase(),
+        None => return false,
+    };
+    match (s[at].to_ascii_lowercase(), second) {
+        (b'p', b'r') => starts_with_at(s, at, b"private key"),
+        (b'e', b'y') => starts_with_at(s, at, b"eyj"),
+        (b'a', b'u') => starts_with_at(s, at, b"authorization"),
+        (b'a', b'k') => starts_with_at(s, at, b"akia"),
+        (b'a', b's') => starts_with_at(s, at, b"asia"),
+        (b'b', b'e') => starts_with_at(s, at, b"bearer"),
+        (b':', b'/') => starts_with_at(s, at, b"://"),
+        _ => false,
+    }
+}
+
+/// The characters of a word, as the prefilter's separator check skips them.
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// Whether the separator at `sep` follows a word holding a [`KEYED`] keyword (and optional
+/// quotes, spaces or tabs). Every byte is walked over at most once per text: a walk stops at
+/// the separator before it.
+fn keyed_word_before(s: &[u8], sep: usize) -> bool {
+    let mut end = sep;
+    while end > 0 && matches!(s[end - 1], b'"' | b'\'' | b' ' | b'\t') {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0 && is_word_byte(s[start - 1]) {
+        start -= 1;
+    }
+    word_has_keyed(&s[start..end])
+}
+
+/// Whether a word holds one of the [`KEYED`] keywords, ASCII case ignored.
+fn word_has_keyed(word: &[u8]) -> bool {
+    (0..word.len()).any(|at| {
+        matches!(word[at].to_ascii_lowercase(), b's' | b't' | b'p' | b'a')
+            && KEYED.iter().any(|k| starts_with_at(word, at, k))
+    })
+}
+
+/// Slots of the per-thread memo of clean field names (a power of two).
+const NAME_SLOTS: usize = 1024;
+
+/// Field names longer than this are checked every time, not remembered.
+const MAX_MEMO_NAME: usize = 64;
+
+/// The per-thread memo of field names that are clean and not named like a secret: the same
+/// few hundred names (`source.ip`, `event.outcome`, a JSON source's keys) come back in every
+/// event, and one hash and one comparison are cheaper than the checks. A fixed table of names
+/// that passed — a new name replaces whatever shared its slot, so it never grows, and a name
+/// is only ever answered from the memo after it passed the full check.
+pub(crate) struct NameMemo {
+    slots: Vec<Option<Box<str>>>,
+}
+
+impl NameMemo {
+    /// Whether `name` is clean and not named like a secret.
+    pub(crate) fn is_clean(&mut self, name: &str) -> bool {
+        let slot = name_hash(name.as_bytes()) as usize & (NAME_SLOTS - 1);
+        if self.slots[slot].as_deref() == Some(name) {
+            return true;
+        }
+        let clean = !crate::redact::is_secret_field(name) && text_is_clean(name.as_bytes());
+        if clean && name.len() <= MAX_MEMO_NAME {
+            self.slots[slot] = Some(name.into());
+        }
+        clean
+    }
+}
+
+/// Runs `f` with this thread's [`NameMemo`] (`f` must not ask for it again).
+pub(crate) fn with_name_memo<R>(f: impl FnOnce(&mut NameMemo) -> R) -> R {
+    thread_local! {
+        static MEMO: std::cell::RefCell<NameMemo> = std::cell::RefCell::new(NameMemo {
+            slots: vec![None; NAME_SLOTS],
+        });
+    }
+    MEMO.with(|memo| f(&mut memo.borrow_mut()))
+}
+
+/// [`NameMemo::is_clean`] for one name.
+#[cfg(test)]
+fn name_is_clean(name: &str) -> bool {
+    with_name_memo(|memo| memo.is_clean(name))
+}
+
+/// A fast non-cryptographic hash of a short name (FxHash's multiply-rotate over 8-byte words).
+fn name_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^ (h >> 29)
+}
+
+/// Values shorter than this are scanned, not looked up in a [`Verbatim`].
+const VERBATIM_MIN_LEN: usize = 16;
+
+/// At most this many verbatim fields are recorded per event; more are simply checked.
+const MAX_VERBATIM: usize = 6;
+
+/// Which fields of an event a parser copied verbatim out of the line it parsed: field name
+/// and byte range of the line. When that line was [clean](text_is_clean), such a value is a
+/// part of a clean text and so clean itself, and the masking check skips it — after comparing
+/// the value with the recorded range, so a field that some later step replaced is checked
+/// after all (a wrong record costs time, never a missed secret).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Verbatim {
+    fields: [(&'static str, Range<usize>); MAX_VERBATIM],
+    len: usize,
+}
+
+impl Verbatim {
+    /// Records that `field` holds `part`, when `part` is a slice of `line` (else nothing).
+    pub(crate) fn record(&mut self, field: &'static str, line: &str, part: &str) {
+        let (base, at) = (line.as_ptr() as usize, part.as_ptr() as usize);
+        if self.len < MAX_VERBATIM && at >= base && at + part.len() <= base + line.len() {
+            self.fields[self.len] = (field, at - base..at - base + part.len());
+            self.len += 1;
+        }
+    }
+
+    /// The recorded range of `field`, if any.
+    fn range(&self, field: &str) -> Option<&Range<usize>> {
+        self.fields[..self.len]
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, range)| range)
+    }
+
+    /// Whether `value` is the recorded part of `line` for `field`. Short values are not
+    /// looked up: scanning them costs less than finding their record.
+    pub(crate) fn holds(&self, line: &str, field: &str, value: &Value) -> bool {
+        match value {
+            Value::Str(s) if s.len() >= VERBATIM_MIN_LEN => self
+                .range(field)
+                .is_some_and(|range| line.get(range.clone()) == Some(s.as_str())),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_counts() {
+        for dirty in [
+            "password=x",
+            "x PASSWORD : y",
+            "\"api_key\": 1",
+            "MyPassword\t'=",
+            "user_token_v2=abc",
+            "Bearer abc",
+            "eyJhbGci",
+            "https://host",
+            "AKIAIOSFODNN7EXAMPLE",
+            "in asia",
+            "private key",
+            "privatekeyfile:",
+            "card 4111 1111 1111 1111",
+            "1234567890123",
+        ] {
+            assert!(!text_is_clean(dirty.as_bytes()), "{dirty}");
+        }
+        for clean in [
+            "Failed password for invalid user admin from 203.0.113.5 port 22 ssh2",
+            "Accepted publickey for alice from 198.51.100.7 port 50022 ssh2: ED25519 SHA256:abc",
+            "2026-11-22T10:00:00Z",
+            "pass word=x",
+            "passport",
+            "private_ key=x",
+            "123456789012",
+            "",
+        ] {
+            assert!(text_is_clean(clean.as_bytes()), "{clean}");
+        }
+    }
+
+    /// The scan gives the keyword automaton's answer (every occurrence, overlapping ones
+    /// too, with its separator check) plus the digit-run check, and every part of a clean
+    /// text is clean.
+    #[test]
+    fn scan_agrees_with_the_automaton() {
+        use proptest::prelude::*;
+        let reference = |b: &[u8]| {
+            let mut run = 0;
+            let digits = b.iter().any(|&c| {
+                if c.is_ascii_digit() {
+                    run += 1;
+                } else if c != b' ' && c != b'-' {
+                    run = 0;
+                }
+                run >= 13
+            });
+            !digits && !crate::redact::prefilter_hit_anywhere(b)
+        };
+        let pieces = prop::sample::select(vec![
+            "private key",
+            "PRIVATE KEY",
+            "Private",
+            " key",
+            "privatekey",
+            "private_key",
+            "private-KEY",
+            "_key",
+            "-key",
+            "key",
+            "eyJ",
+            "EYJ",
+            "ey",
+            "J",
+            "authorization",
+            "AuthoriZation",
+            "author",
+            "bearer",
+            "Bearer",
+            ":/",
+            "/",
+            "://",
+            "akia",
+            "AKIA",
+            "asia",
+            "as",
+            "ia",
+            "secret",
+            "SeCrEt",
+            "pass",
+            "PASS",
+            "passwd",
+            "pwd",
+            "token",
+            "apikey",
+            "api_key",
+            "api-key",
+            "API",
+            "api",
+            "=",
+            ":",
+            " ",
+            "\t",
+            "\"",
+            "'",
+            "\n",
+            "_",
+            "-",
+            "x",
+            "Z9",
+            "0",
+            "4111",
+            "1111 ",
+            "123456",
+            "é",
+            "\0",
+            "\u{1a}",
+            "\u{f}",
+            "[",
+            "@",
+        ]);
+        let text = prop::collection::vec(pieces, 0..14).prop_map(|p| p.concat());
+        proptest!(ProptestConfig::with_cases(20_000), |(s in text)| {
+            let b = s.as_bytes();
+            let clean = text_is_clean(b);
+            prop_assert_eq!(clean, reference(b), "{:?}", s);
+            if clean {
+                for i in 0..b.len() {
+                    for j in i..=b.len() {
+                        prop_assert!(text_is_clean(&b[i..j]), "{:?} in {:?}", &b[i..j], s);
+                    }
+                }
+            }
+        });
+        proptest!(ProptestConfig::with_cases(5_000), |(b in prop::collection::vec(any::<u8>(), 0..64))| {
+            prop_assert_eq!(text_is_clean(&b), reference(&b));
+        });
+    }
+
+    #[test]
+    fn names_are_remembered_only_when_clean() {
+        for _ in 0..2 {
+            assert!(name_is_clean("source.ip"));
+            assert!(!name_is_clean("user.password"));
+            assert!(!name_is_clean("sessionToken"));
+            assert!(!name_is_clean("x password=y"));
+        }
+        // A long name is checked every time and still answered right.
+        let long = "a.".repeat(100);
+        assert!(name_is_clean(&long));
+        assert!(!name_is_clean(&format!("{long}token:")));
+        // Names that share a slot replace each other; answers stay right.
+        let names: Vec<String> = (0..5000).map(|i| format!("f{i}")).collect();
+        for n in names.iter().chain(&names) {
+            assert!(name_is_clean(n));
+        }
+        assert!(!name_is_clean("user.password"));
+    }
+
+    #[test]
+    fn verbatim_records_only_parts_of_the_line() {
+        let line = String::from("host app: hello there, world");
+        let elsewhere = String::from("hello there, world");
+        let mut v = Verbatim::default();
+        v.record("message", &line, &line[10..]);
+        v.record("other", &line, &elsewhere);
+        assert_eq!(v.range("message"), Some(&(10..28)));
+        assert_eq!(v.range("other"), None);
+        assert!(v.holds(&line, "message", &Value::from("hello there, world")));
+        assert!(!v.holds(&line, "message", &Value::from("hellO there, world")));
+        assert!(!v.holds(&line, "host.name", &Value::from("hello there, world")));
+        for _ in 0..10 {
+            v.record("process.name", &line, &line[5..8]);
+        }
+        assert_eq!(v.len, MAX_VERBATIM, "bounded");
+    }
+}
