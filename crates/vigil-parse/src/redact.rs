@@ -127,7 +127,7 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         p(
             "password",
             &format!(
-                r#"(?i)(?P<pre>(?:^|[\s?&;,{{(\[])["']?(?P<key>{PASSWORD_KEYS})["']?\s*[=:]\s*)(?:"[^"]*"|'[^']*'|[^\s&;,"'}})\]]+)"#
+                r#"(?i)(?P<pre>(?:^|[\s?&;,{{(\["])["']?(?P<key>{PASSWORD_KEYS})["']?\s*[=:]\s*)(?:"[^"]*"|'[^']*'|[^\s&;,"'}})\]]+)"#
             ),
         ),
         p(
@@ -845,6 +845,12 @@ mod tests {
         assert_eq!(
             clean("api_key: abcdef123456"),
             "api_key: [REDACTED:password]"
+        );
+        // A JSON string value that starts with the key: the raw line must be masked like the
+        // parsed field is (it was kept in clear in `event.original`).
+        assert_eq!(
+            clean(r#"{"args":"password=hunter2","n":"token=abc123 x"}"#),
+            r#"{"args":"password=[REDACTED:password]","n":"token=[REDACTED:password] x"}"#
         );
     }
 

@@ -12,6 +12,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::cluster::{Node, leases};

@@ -113,6 +113,10 @@ fn secret_shaped_names_never_rewrite_vigils_own_fields() {
     }
 
     // What the sender wrote is masked, its claims included, and the claims stay claims.
+    // The claims' secret-shaped values are masked everywhere, the raw line included.
+    for claimed in ["forgedsender", "forgedsource", "forgedrun"] {
+        assert!(!holds(&http, claimed), "{claimed} stored: {http:?}");
+    }
     for (e, secret) in [(&http, "s3cr3tHTTP"), (&tcp, "s3cr3tTCP")] {
         assert!(!holds(e, secret), "secret stored: {e:?}");
         assert!(holds(e, "password=[REDACTED:password]"), "{e:?}");
