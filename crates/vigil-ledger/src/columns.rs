@@ -45,6 +45,21 @@ impl<'a> Cursor<'a> {
         let n = usize::try_from(self.varint()?).ok()?;
         (n <= self.remaining()).then_some(n)
     }
+    /// A varint in its shortest form only: what the encoders rewrite must have one spelling,
+    /// or decoding (which writes the shortest form) would not give the input back.
+    fn minimal_varint(&mut self) -> Option<u64> {
+        let (v, used) = read_varint(&self.buf[self.pos..])?;
+        if used != varint_len_u64(v) {
+            return None;
+        }
+        self.pos += used;
+        Some(v)
+    }
+    /// [`Cursor::len`] in its shortest form only.
+    fn minimal_len(&mut self) -> Option<usize> {
+        let n = usize::try_from(self.minimal_varint()?).ok()?;
+        (n <= self.remaining()).then_some(n)
+    }
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.remaining() {
             return None;
@@ -188,7 +203,7 @@ fn encode_form(framing: &[u8], refs: Option<RefPolicy>) -> Option<Vec<u8>> {
     let mut prev_ts = 0i64;
     let mut outer = Cursor::new(framing);
     while outer.remaining() > 0 {
-        let len = outer.len()?;
+        let len = outer.minimal_len()?;
         let event = outer.take(len)?;
         let mut c = Cursor::new(event);
         let version = c.byte()?;
@@ -196,7 +211,7 @@ fn encode_form(framing: &[u8], refs: Option<RefPolicy>) -> Option<Vec<u8>> {
             return None;
         }
         let ts = i64::from_be_bytes(c.take(8)?.try_into().ok()?);
-        let n_fields = c.varint()?;
+        let n_fields = c.minimal_varint()?;
         write_varint(&mut structure, len as u64);
         structure.push(version);
         write_varint(&mut structure, zigzag(ts.wrapping_sub(prev_ts)));
@@ -205,7 +220,7 @@ fn encode_form(framing: &[u8], refs: Option<RefPolicy>) -> Option<Vec<u8>> {
         fields.clear();
         let mut original: Option<&[u8]> = None;
         for _ in 0..n_fields {
-            let k = c.len()?;
+            let k = c.minimal_len()?;
             let key = c.take(k)?;
             let value = c.value()?;
             let id = match key_ids.get(key) {
@@ -293,7 +308,7 @@ fn put_value(
             }
         }
         0x05 => {
-            let n = c.len()?;
+            let n = c.minimal_len()?;
             let s = c.take(n)?;
             // Never longer than the string: the offset's varint is no longer than its bytes.
             let found = (n >= policy.min_str)
@@ -332,7 +347,11 @@ fn put_value(
 }
 
 fn varint_len(n: usize) -> usize {
-    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
+    varint_len_u64(n as u64)
+}
+
+fn varint_len_u64(n: u64) -> usize {
+    (u64::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
 }
 
 fn put_ref(out: &mut Vec<u8>, tag: u8, at: usize, len: usize) {
@@ -609,5 +628,34 @@ mod tests {
         write_varint(&mut hostile, deep.len() as u64);
         hostile.extend_from_slice(&deep);
         assert!(decode(&hostile, 1 << 20).is_none());
+    }
+
+    #[test]
+    fn a_length_spelled_with_extra_varint_bytes_is_not_encoded() {
+        // Found by the ledger_columns fuzz target: an event length written as `0x94 0x00`
+        // (20 in two bytes) was rewritten in one byte, so decoding did not give the input back.
+        let payload: &[u8] = &[
+            148, 0, 1, 0, 37, 0, 148, 0, 1, 0, 148, 1, 0, 3, 0, 13, 255, 0, 255, 255, 0, 0,
+        ];
+        assert!(encode(payload).is_none());
+        assert!(encode_references(payload).is_none());
+        // The same event with its length in one byte round-trips.
+        let mut short = vec![20u8];
+        short.extend_from_slice(&payload[2..]);
+        let enc = encode(&short).expect("encodes");
+        assert_eq!(decode(&enc, short.len()).as_deref(), Some(&short[..]));
+        // A string value whose length has an extra byte is not rewritten as a reference.
+        let mut e = Event::new(Timestamp::from_secs(1));
+        e.insert("event.original", "user=alice");
+        e.insert("user.name", "alice");
+        let mut f = framing(&[e]);
+        let at = f.len() - 7; // `0x05 ‖ 5 ‖ alice` at the end
+        assert_eq!(f[at..at + 2], [0x05, 5]);
+        f.splice(at + 1..at + 2, [0x85, 0x00]);
+        f[0] += 1;
+        assert!(encode_references(&f).is_none());
+        // Without references the value is copied as it is, and comes back as it was.
+        let enc = encode(&f).expect("encodes");
+        assert_eq!(decode(&enc, f.len()).as_deref(), Some(&f[..]));
     }
 }
