@@ -10,7 +10,7 @@ use vigil_cluster::lease::LeaseValue;
 use vigil_cluster::testing::NatsCluster;
 use vigil_cluster::{Cluster, ClusterSettings, Names, Shard};
 
-use super::Server;
+use super::{Server, wait_until};
 
 /// `--cluster-name NAME` and one `--cluster URL` per NATS server; with `monitor`, one
 /// `--cluster-monitor URL` each as well.
@@ -42,6 +42,8 @@ pub struct Node {
     pub monitor: bool,
     /// The running server, if it runs.
     pub server: Option<Server>,
+    /// More `serve` flags (none by default).
+    pub extra: Vec<String>,
 }
 
 impl Node {
@@ -54,6 +56,7 @@ impl Node {
             partitions,
             monitor,
             server: None,
+            extra: Vec::new(),
         }
     }
 
@@ -68,6 +71,7 @@ impl Node {
             format!("127.0.0.1:{}", self.http),
         ];
         flags.extend(cluster_flags(nats, "t", self.monitor));
+        flags.extend(self.extra.iter().cloned());
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         self.server = Some(Server::start(&self.data, &flags));
     }
@@ -114,4 +118,87 @@ pub fn leases(nats: &NatsCluster, partitions: u32) -> BTreeMap<Shard, (Option<Le
         }
         out
     })
+}
+
+/// The set-up the cluster tests repeat: a temporary directory, a real NATS cluster of 3
+/// servers, and `nodes` Vigil nodes `n0`, `n1`, … of cluster `t` (data in `DIR/vN`, not
+/// started yet: set [`Node::extra`] first if needed, then [`ClusterFixture::start_all`]).
+pub struct ClusterFixture {
+    /// Holds every directory of the test.
+    pub dir: tempfile::TempDir,
+    /// The NATS servers.
+    pub nats: NatsCluster,
+    /// The Vigil nodes.
+    pub nodes: Vec<Node>,
+    /// `--partitions`.
+    pub partitions: u32,
+}
+
+impl ClusterFixture {
+    /// The fixture, or `None` (after saying SKIP) when `nats-server` is not installed; fails
+    /// instead under `VIGIL_REQUIRE_TOOLS`.
+    pub fn new(nodes: usize, partitions: u32) -> Option<ClusterFixture> {
+        if vigil_cluster::testing::skip_without_nats() {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let nats = NatsCluster::start(&dir.path().join("nats"), 3);
+        let nodes = (0..nodes)
+            .map(|i| {
+                Node::new(
+                    format!("n{i}"),
+                    dir.path().join(format!("v{i}")),
+                    partitions,
+                    false,
+                )
+            })
+            .collect();
+        Some(ClusterFixture {
+            dir,
+            nats,
+            nodes,
+            partitions,
+        })
+    }
+
+    /// Starts every node (one after the other) and waits until every shard has an owner.
+    pub fn start_all(&mut self) {
+        for node in &mut self.nodes {
+            node.start(&self.nats);
+        }
+        self.wait_for_owners();
+    }
+
+    /// Waits (up to 60 s) until every shard has an owner; panics otherwise.
+    pub fn wait_for_owners(&self) {
+        assert!(
+            wait_until(60, || leases(&self.nats, self.partitions)
+                .values()
+                .all(|(l, _)| l.is_some())),
+            "every shard gets an owner: {:?}",
+            leases(&self.nats, self.partitions)
+        );
+    }
+
+    /// Waits (up to `secs`) until every shard's owner has appended the whole of its subject.
+    pub fn wait_caught_up(&self, secs: u64) -> bool {
+        wait_until(secs, || {
+            leases(&self.nats, self.partitions)
+                .values()
+                .all(|(l, last)| l.as_ref().is_some_and(|l| l.applied >= *last))
+        })
+    }
+
+    /// A token of `role` made with the real CLI against the cluster's shared state.
+    pub fn token(&self, role: &str, name: &str) -> String {
+        let mut create = super::vigil();
+        create
+            .args(["token", "create", "--role", role, "--name", name])
+            .args(["--cluster-name", "t", "--data-dir"])
+            .arg(self.dir.path().join("cli"));
+        for url in self.nats.urls() {
+            create.args(["--cluster", &url]);
+        }
+        super::run_ok(&mut create).trim().to_owned()
+    }
 }

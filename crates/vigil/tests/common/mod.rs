@@ -105,6 +105,11 @@ impl Server {
         })
     }
 
+    /// The server's process id (to freeze it with SIGSTOP, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the server wrote to standard error so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
