@@ -161,11 +161,14 @@ impl ClusterFixture {
         })
     }
 
-    /// Starts every node (one after the other) and waits until every shard has an owner.
+    /// Starts every node (at once) and waits until every shard has an owner.
     pub fn start_all(&mut self) {
-        for node in &mut self.nodes {
-            node.start(&self.nats);
-        }
+        let nats = &self.nats;
+        std::thread::scope(|s| {
+            for node in &mut self.nodes {
+                s.spawn(move || node.start(nats));
+            }
+        });
         self.wait_for_owners();
     }
 
