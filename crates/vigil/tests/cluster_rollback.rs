@@ -41,7 +41,12 @@ fn owners(fx: &ClusterFixture) -> BTreeMap<Shard, Option<String>> {
 }
 
 fn get(url: &str, token: &str) -> common::Answer {
-    curl("GET", url, &[format!("Authorization: Bearer {token}")], None)
+    curl(
+        "GET",
+        url,
+        &[format!("Authorization: Bearer {token}")],
+        None,
+    )
 }
 
 /// `n2`'s witness state of its copy of `shard`: (witness shown name, cosigned size, rollback).
@@ -100,7 +105,11 @@ fn traffic(fx: &ClusterFixture, shipper: &str, analyst: &str, round: usize) {
 /// Waits until `n2`'s copy of `shard` is caught up and both other nodes cosigned at least
 /// `size` of it (and at least everything it holds); returns the size cosigned.
 fn wait_cosigned(fx: &ClusterFixture, token: &str, shard: Shard, size: u64) -> u64 {
-    assert!(fx.wait_caught_up(90), "owners catch up: {:?}", leases(&fx.nats, PARTITIONS));
+    assert!(
+        fx.wait_caught_up(90),
+        "owners catch up: {:?}",
+        leases(&fx.nats, PARTITIONS)
+    );
     let data = fx.nodes[2].data.clone();
     let mut last = Vec::new();
     let ok = wait_until(90, || {
@@ -111,7 +120,10 @@ fn wait_cosigned(fx: &ClusterFixture, token: &str, shard: Shard, size: u64) -> u
                 .iter()
                 .all(|(_, cosigned, rollback)| *cosigned >= held && rollback.is_none())
     });
-    assert!(ok, "both witnesses cosign {shard} of n2 up to {size}: {last:?}");
+    assert!(
+        ok,
+        "both witnesses cosign {shard} of n2 up to {size}: {last:?}"
+    );
     last.iter().map(|(_, s, _)| *s).min().unwrap()
 }
 
@@ -120,7 +132,8 @@ fn wait_cosigned(fx: &ClusterFixture, token: &str, shard: Shard, size: u64) -> u
 fn start_n2_first(fx: &mut ClusterFixture, shard: Shard) {
     fx.nodes[2].start(&fx.nats);
     assert!(
-        wait_until(60, || owners(fx).get(&shard).cloned().flatten().as_deref() == Some("n2")),
+        wait_until(60, || owners(fx).get(&shard).cloned().flatten().as_deref()
+            == Some("n2")),
         "n2 takes {shard}: {:?}",
         owners(fx)
     );
@@ -155,7 +168,13 @@ fn stop_all(fx: &mut ClusterFixture) {
 fn frozen_copy(fx: &ClusterFixture, to: &Path) {
     let pid = fx.nodes[2].server.as_ref().unwrap().pid().to_string();
     let signal = |s: &str| {
-        assert!(Command::new("kill").args([s, &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args([s, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
     };
     signal("-STOP");
     let copied = Command::new("cp")
@@ -192,7 +211,14 @@ fn limit_stream(fx: &ClusterFixture, max_msgs: i64) -> u64 {
         })
         .await
         .expect("operator connects");
-        let mut config = cluster.stream().clone().info().await.unwrap().config.clone();
+        let mut config = cluster
+            .stream()
+            .clone()
+            .info()
+            .await
+            .unwrap()
+            .config
+            .clone();
         config.max_messages = max_msgs;
         cluster.jetstream().update_stream(config).await.unwrap();
         cluster.first_available_seq().await.unwrap()
@@ -275,7 +301,10 @@ fn a_rolled_back_data_directory_refills_when_the_stream_allows_and_is_reported_w
     let cosigned = wait_cosigned(&fx, &admin, x, old2_size + 1);
     stop_all(&mut fx);
     let first = limit_stream(&fx, 2);
-    assert!(first > 1, "the stream discarded its oldest messages (first {first})");
+    assert!(
+        first > 1,
+        "the stream discarded its oldest messages (first {first})"
+    );
     let newer2 = root.join("n2-newer2");
     put_back(&fx, &old2, &newer2);
     start_n2_first(&mut fx, x);
@@ -289,6 +318,7 @@ fn a_rolled_back_data_directory_refills_when_the_stream_allows_and_is_reported_w
         "both witnesses report the rollback of n2's copy of {x} (cosigned {cosigned}, the copy held {old2_size}): {last:?}\n{}",
         fx.nodes[2].server.as_ref().unwrap().log()
     );
+    eprintln!("cluster_rollback: reported: {last:?}");
     let metrics = get(&format!("{}/metrics", fx.nodes[2].url()), &admin);
     assert!(
         metrics.body.contains("vigil_witness_rollback 1"),
@@ -311,7 +341,10 @@ fn a_rolled_back_data_directory_refills_when_the_stream_allows_and_is_reported_w
     assert!(
         wait_until(60, || fx.nodes.iter().all(|n| audited(&n.url()) >= 1)),
         "the witness_rollback audit event is searchable through every node: {:?}",
-        fx.nodes.iter().map(|n| audited(&n.url())).collect::<Vec<_>>()
+        fx.nodes
+            .iter()
+            .map(|n| audited(&n.url()))
+            .collect::<Vec<_>>()
     );
     stop_all(&mut fx);
     // The copy re-filled in 1 (and grown since) verifies on its own.
