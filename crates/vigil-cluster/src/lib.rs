@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod balance;
+pub mod behaviour;
 pub mod codec;
 mod connect;
 mod consume;
