@@ -12,11 +12,12 @@
 //! This crate holds what every part of cluster mode shares: the names ([`names`]), the message
 //! layout ([`codec`]), the partitioning ([`partition`]), the connection with its start-up
 //! checks ([`Cluster::connect`]), the leases with their fencing ([`lease`]), how shards
-//! spread over the live nodes ([`balance`]), and the buckets of shared accounts, tokens and
-//! sessions ([`auth`]).
+//! spread over the live nodes ([`balance`]), the buckets of shared accounts, tokens and
+//! sessions ([`auth`]), and the detector partitions' behaviour-rule checkpoints ([`behaviour`]).
 
 pub mod auth;
 pub mod balance;
+pub mod behaviour;
 pub mod codec;
 mod connect;
 mod consume;

@@ -72,6 +72,10 @@ pub struct Evaluator {
     pub suppressed: u64,
     /// The share of the alert groups this evaluator keeps (all of them unless partitioned).
     partition: DetectorPartition,
+    /// Whether events feed the behaviour rules ([`Evaluator::feed`]).
+    feed_behaviour: bool,
+    /// Whether events feed the single-event rules and the correlations ([`Evaluator::feed`]).
+    feed_others: bool,
 }
 
 impl Evaluator {
@@ -85,7 +89,19 @@ impl Evaluator {
             excluded: 0,
             suppressed: 0,
             partition: DetectorPartition::WHOLE,
+            feed_behaviour: true,
+            feed_others: true,
         }
+    }
+
+    /// Chooses what the next events feed (both, by default): the behaviour rules' memory,
+    /// and the rest (single-event rules' alerts and the correlation windows). A cluster
+    /// detector taking a partition over re-reads a stretch of the stream its restored state
+    /// already holds: the part of it before the behaviour checkpoint must not be learnt twice,
+    /// and the part before the correlation re-read must not enter the windows.
+    pub fn feed(&mut self, behaviour: bool, others: bool) {
+        self.feed_behaviour = behaviour;
+        self.feed_others = others;
     }
 
     /// An evaluator that keeps only `partition`'s share of the alert groups (cluster mode,
@@ -185,6 +201,9 @@ impl Evaluator {
         let mut out = Vec::new();
         for &id in matched {
             if let Some(b) = set.behaviour_of(id) {
+                if !self.feed_behaviour {
+                    continue;
+                }
                 // Every partition observes every event (the baselines are the same
                 // everywhere); only the owner of the hit's (rule id, group) raises it, as for a
                 // single-event rule's alert group.
@@ -211,6 +230,7 @@ impl Evaluator {
             }
             if let Some(info) = set.rule(id)
                 && info.generate
+                && self.feed_others
             {
                 let mut rule = alert_rule(&info.meta);
                 rule.level = crate::criticality::raise(rule.level, event);
@@ -230,7 +250,13 @@ impl Evaluator {
                 });
             }
         }
-        for hit in self.engine.observe(set, event, matched) {
+        // The correlation windows (not fed while a takeover re-reads what they need not hold).
+        let hits = if self.feed_others {
+            self.engine.observe(set, event, matched)
+        } else {
+            Vec::new()
+        };
+        for hit in hits {
             if let Some(c) = set.correlations().get(hit.correlation) {
                 let mut rule = alert_rule(&c.rule.meta);
                 rule.level = crate::criticality::raise(rule.level, event);

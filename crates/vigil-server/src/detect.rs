@@ -470,6 +470,9 @@ impl DetectService {
             scratch,
             recount_until,
             seen_through,
+            behaviour_from,
+            others_from,
+            restored,
             ..
         } = lane;
         let Some(reader) = reader.as_mut() else {
@@ -487,9 +490,12 @@ impl DetectService {
             } else {
                 Evaluator::partitioned(&rules.set, vigil_detect::Limits::default(), partition)
             };
-            let previous = scratch
-                .take()
-                .map(|(_, mut e)| std::mem::take(e.behaviour_mut()));
+            // Cluster mode: the state a takeover restored comes first.
+            let previous = restored.take().or_else(|| {
+                scratch
+                    .take()
+                    .map(|(_, mut e)| std::mem::take(e.behaviour_mut()))
+            });
             let prepared = behaviour::prepare(
                 &mut evaluator,
                 &rules.set,
@@ -513,7 +519,9 @@ impl DetectService {
         let mut out = Vec::new();
         let mut notes = Vec::new();
         let (recount_until, seen_through) = (*recount_until, *seen_through);
+        let (behaviour_from, others_from) = (*behaviour_from, *others_from);
         let (n, next) = reader.read(start, 10_000, &mut |seq, event| {
+            evaluator.feed(seq >= behaviour_from, seq >= others_from);
             for raised in evaluator.evaluate(&rules.set, event) {
                 if seq < recount_until
                     || (seq < seen_through
@@ -704,6 +712,10 @@ impl DetectService {
                 .filter_map(|(role, next)| role.save_cursor(next).err())
                 .collect();
             return if failed.is_empty() {
+                // Behaviour state only behind a saved cursor (never ahead of it).
+                if self.checkpoint_behaviour(lanes, self.stop.load(Ordering::SeqCst)) {
+                    self.dirty.store(true, Ordering::Relaxed);
+                }
                 Ok(())
             } else {
                 Err(failed.join("; "))

@@ -457,3 +457,59 @@ fn hostile_values_are_bounded() {
     e.evaluate(&s, &ev0);
     assert!(e.behaviour().stats().entries <= 16);
 }
+
+/// A cluster detector partition moves: the new holder restores the state checkpointed at
+/// position `S` and re-reads the stream from `R` < `S` (the correlation windows' stretch).
+/// Fed to the behaviour rules only from `S` on ([`Evaluator::feed`]), it alerts exactly as a
+/// holder that never moved; fed everything it re-reads, it counts that stretch twice.
+#[test]
+fn a_restored_state_fed_from_its_position_matches_a_holder_that_never_moved() {
+    let s = set(FAILS);
+    let t0 = 1_000 * DAY;
+    let mut events = Vec::new();
+    for hour in 0..168 {
+        for k in 0..(hour % 4) {
+            events.push(fail(t0 + hour * H + k * 60_000_000_000, "svc-backup"));
+        }
+    }
+    let burst = events.len();
+    for k in 0..50 {
+        events.push(fail(t0 + 168 * H + k * 60_000_000_000, "svc-backup"));
+    }
+    // What each evaluator raises from `from` on: (event index, observed value).
+    let run = |e: &mut Evaluator, from: usize, behaviour_from: usize| {
+        let mut out = Vec::new();
+        for (i, ev) in events.iter().enumerate().skip(from) {
+            e.feed(i >= behaviour_from, true);
+            for r in e.evaluate(&s, ev) {
+                out.push((i, r.explain.map(|x| x.observed)));
+            }
+        }
+        out
+    };
+    let mut never_moved = Evaluator::new(&s, Limits::default());
+    let want = run(&mut never_moved, 0, 0);
+    assert_eq!(want.len(), 1, "one alert in the burst: {want:?}");
+    // The old holder got 10 events into the burst; its checkpoint is at S.
+    let at = burst + 10;
+    let mut old = Evaluator::new(&s, Limits::default());
+    for ev in &events[..at] {
+        assert!(old.evaluate(&s, ev).is_empty());
+    }
+    let bytes = persist::encode(old.behaviour(), at as u64);
+    let restore = || {
+        let (state, seq) = persist::decode(&bytes).unwrap();
+        assert_eq!(seq, at as u64);
+        let mut e = Evaluator::new(&s, Limits::default());
+        assert!(e.behaviour_mut().adopt(state).is_empty());
+        e
+    };
+    let reread = at - 10;
+    let got = run(&mut restore(), reread, at);
+    assert_eq!(got, want, "resumed exactly");
+    let twice = run(&mut restore(), reread, 0);
+    assert_ne!(
+        twice, want,
+        "the re-read stretch fed again is counted twice"
+    );
+}

@@ -20,9 +20,11 @@
 //! correlation whose first events the previous holder evaluated and whose last ones the new
 //! holder evaluates is one alert (`cluster_detect.rs`, and with SIGKILL of the real binary
 //! `cluster_detector_partitions.rs`). What is lost: windows longer than an hour are rebuilt
-//! over the last hour only; and behaviour rules' memory (`new_terms`, `outlier`,
-//! `peer_outlier`): a lane taking over starts it empty, fed only by that re-read stretch, so
-//! those rules learn again (their `learning` period) after every takeover (docs/cluster.md).
+//! over the last hour only. Behaviour rules' memory (`new_terms`, `outlier`, `peer_outlier`)
+//! is checkpointed by the holder after its cursor ([`ClusterRole::save_behaviour`], into the
+//! object store of [`vigil_cluster::behaviour`]) and restored by the next holder
+//! ([`ClusterRole::load_behaviour`]; `detect/behaviour.rs`), so those rules resume rather than
+//! learn again (docs/cluster.md, `cluster_behaviour.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,7 +35,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use vigil_cluster::detector::DetectorLease;
 use vigil_cluster::follow::{StreamFollower, index_of, message_of, position};
-use vigil_cluster::{Cluster, codec};
+use vigil_cluster::{Cluster, behaviour, codec};
 use vigil_detect::DetectorPartition;
 use vigil_event::Event;
 use vigil_ingest::Door;
@@ -48,6 +50,13 @@ const FIRST_LOOKBACK: Duration = Duration::from_secs(600);
 
 /// How long a new detector waits for its book to apply `sys` to its end before it tries again.
 const CATCH_UP: Duration = Duration::from_secs(30);
+
+/// How often a partition's holder checkpoints its behaviour-rule state (at most; and at a
+/// clean stop): a successor re-learns at most this much of the stream (plus the cursor's lag).
+pub const BEHAVIOUR_EVERY: Duration = Duration::from_secs(10);
+
+/// The longest a behaviour checkpoint's write or read may take.
+const BEHAVIOUR_IO: Duration = Duration::from_secs(30);
 
 /// This node's part in cluster detection: the lease, whether it detects now, and the way to
 /// the stream and the shared cursor (used by [`DetectService`] when it runs in a cluster).
@@ -69,6 +78,9 @@ pub struct ClusterRole {
     transition: std::sync::Mutex<()>,
     /// Stream messages that did not decode (skipped by the detector).
     pub undecodable: Arc<AtomicU64>,
+    /// When and at which position this node last checkpointed the partition's behaviour
+    /// state (none: not since it began).
+    behaviour_saved: std::sync::Mutex<Option<(Instant, u64)>>,
 }
 
 impl ClusterRole {
@@ -97,6 +109,7 @@ impl ClusterRole {
             handing_over: AtomicBool::new(false),
             transition: std::sync::Mutex::new(()),
             undecodable: Arc::new(AtomicU64::new(0)),
+            behaviour_saved: std::sync::Mutex::new(None),
         }
     }
 
@@ -254,6 +267,117 @@ impl ClusterRole {
             .map_err(|e| e.to_string())
     }
 
+    /// Reads the newest behaviour checkpoint of this partition (blocking; the detector's
+    /// thread, at a takeover), bounded in size and time. A checkpoint that is damaged, hostile,
+    /// not this partition's or claims a position past `end` (one past the stream's end) is
+    /// [`BehaviourLoad::Refused`] and must not be used.
+    pub(crate) fn load_behaviour(&self, end: u64, epoch: u64) -> (BehaviourLoad, Vec<String>) {
+        let (index, count) = (self.partition.index(), self.partition.count());
+        let key = self.lease.key().to_string();
+        let loaded = self.runtime.block_on(async {
+            tokio::time::timeout(BEHAVIOUR_IO, async {
+                let store = behaviour::open(&self.cluster).await?;
+                behaviour::load(&store, &key, index, count, epoch).await
+            })
+            .await
+        });
+        let (loaded, forged) = match loaded {
+            Err(_) => {
+                let e = format!(
+                    "reading the behaviour checkpoint of {key} timed out after {BEHAVIOUR_IO:?}"
+                );
+                return (BehaviourLoad::Failed(e), Vec::new());
+            }
+            Ok(Err(e)) => return (BehaviourLoad::Failed(e.to_string()), Vec::new()),
+            Ok(Ok(found)) => found,
+        };
+        let loaded = match loaded {
+            behaviour::Loaded::None => BehaviourLoad::None,
+            behaviour::Loaded::Refused(why) => BehaviourLoad::Refused(why),
+            behaviour::Loaded::Found(c) if c.position > end => BehaviourLoad::Refused(format!(
+                "the behaviour checkpoint of {key} (epoch {}) claims detector position {}, past \
+                 the stream's end ({end})",
+                c.epoch, c.position
+            )),
+            behaviour::Loaded::Found(c) => BehaviourLoad::Found {
+                epoch: c.epoch,
+                position: c.position,
+                state: c.state,
+            },
+        };
+        (loaded, forged)
+    }
+
+    /// Whether a behaviour checkpoint at `position` is due: `None` when there is nothing new
+    /// to save (not detecting, or the last one is at `position`); else whether it is due now:
+    /// [`BEHAVIOUR_EVERY`] after the last one (at once with `force`: a clean stop).
+    pub(crate) fn behaviour_due(&self, position: u64, force: bool) -> Option<bool> {
+        if !self.detecting() {
+            return None;
+        }
+        let saved = self
+            .behaviour_saved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match *saved {
+            None => Some(true),
+            Some((_, at)) if at == position => None,
+            Some((when, _)) => Some(force || when.elapsed() >= BEHAVIOUR_EVERY),
+        }
+    }
+
+    /// Writes the partition's behaviour checkpoint, `state` valid at detector `position`
+    /// (blocking): only while the lease is held at the epoch the lane began with, and only
+    /// after the cursor was saved at `position` (the caller's order), so no successor finds a
+    /// checkpoint whose events' alerts are not durable. Named by the epoch: a deposed holder
+    /// never overwrites its successor's.
+    pub(crate) fn save_behaviour(&self, position: u64, state: Vec<u8>) -> Result<(), String> {
+        let epoch = self.begun();
+        if !self.detecting() || self.lease.held() != Some(epoch) {
+            return Ok(());
+        }
+        let checkpoint = behaviour::Checkpoint {
+            partition: self.partition.index(),
+            count: self.partition.count(),
+            epoch,
+            position,
+            state,
+        };
+        let key = self.lease.key().to_string();
+        let saved = self.runtime.block_on(async {
+            tokio::time::timeout(BEHAVIOUR_IO, async {
+                let store = behaviour::open(&self.cluster).await?;
+                behaviour::save(&store, &key, &checkpoint).await
+            })
+            .await
+        });
+        // Tried: the next one comes after BEHAVIOUR_EVERY either way (a failed one is not
+        // at any position: tried again then even if nothing new came).
+        let at = if matches!(saved, Ok(Ok(()))) {
+            position
+        } else {
+            u64::MAX
+        };
+        *self
+            .behaviour_saved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), at));
+        match saved {
+            Err(_) => Err(format!(
+                "writing the behaviour checkpoint of {key} timed out after {BEHAVIOUR_IO:?}"
+            )),
+            Ok(r) => r.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Forgets when the behaviour state was last checkpointed (a new takeover).
+    pub(crate) fn behaviour_restart(&self) {
+        *self
+            .behaviour_saved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// A reader of every shard's events from position `from` on.
     pub(crate) fn source(&self, from: u64) -> Box<dyn EventSource> {
         let filter = self.cluster.settings().names.stream_subjects();
@@ -262,6 +386,25 @@ impl ClusterRole {
             undecodable: Arc::clone(&self.undecodable),
         })
     }
+}
+
+/// What [`ClusterRole::load_behaviour`] found.
+pub(crate) enum BehaviourLoad {
+    /// No checkpoint of the partition.
+    None,
+    /// The newest checkpoint: written in `epoch`, `state` valid at detector `position`.
+    Found {
+        /// The epoch of the holder that wrote it.
+        epoch: u64,
+        /// The detector position the state is valid at.
+        position: u64,
+        /// The state's bytes (`vigil_detect::behaviour::persist`, not decoded yet).
+        state: Vec<u8>,
+    },
+    /// A checkpoint that must not be used, and why.
+    Refused(String),
+    /// JetStream did not answer (worth trying again).
+    Failed(String),
 }
 
 /// The stream as the detector reads it: whole messages, each event at its position.

@@ -7,8 +7,17 @@
 //! history, or changed — first learns every event of the ledger within its history window up
 //! to the detector's cursor, without alerting, so it flags only what is new after its addition.
 //! A saved state behind the cursor (a crash between the cursor's save and this file's) learns
-//! the events between the two. Cluster mode keeps the state across reloads only (no file, no
-//! backfill yet: `prepare` without a path).
+//! the events between the two.
+//!
+//! **Cluster mode** has no file: each detector partition's holder checkpoints its lane's
+//! state into the cluster's object store ([`vigil_cluster::behaviour`]) after a cursor save,
+//! at most every [`crate::cluster::detect::BEHAVIOUR_EVERY`] and at a clean stop ([`DetectService::checkpoint_behaviour`]);
+//! a node taking the partition over restores the newest one ([`DetectService::restore_behaviour`])
+//! and feeds it only the events from the checkpoint's position on, so the state it resumes
+//! with is the one a holder that never moved would have. A missing checkpoint (the cluster's
+//! first holder, rules added since) starts empty as before; a damaged or hostile one is
+//! refused (logged, audited) and the partition starts blind. Rules changed since the checkpoint
+//! start empty (no backfill in cluster mode: `prepare` without a path).
 
 use std::path::Path;
 
@@ -16,7 +25,146 @@ use vigil_detect::behaviour::{Engine, persist};
 use vigil_detect::{Evaluator, RuleSet, Scratch};
 use vigil_event::Timestamp;
 
-use super::EventSource;
+use super::lane::Lane;
+use super::{DetectService, EventSource};
+use crate::cluster::detect::{BehaviourLoad, ClusterRole};
+
+/// How many times a takeover retries reading a behaviour checkpoint JetStream did not answer
+/// for before the partition starts blind.
+const LOAD_TRIES: u32 = 3;
+
+/// What a takeover does about the partition's behaviour state ([`DetectService::restore_behaviour`]).
+pub(super) enum Restore {
+    /// Resume with this state, valid at this position.
+    State(Engine, u64),
+    /// Start empty (no checkpoint, no behaviour rules, or one refused).
+    Empty,
+    /// JetStream did not answer: try the takeover again.
+    Retry,
+}
+
+impl DetectService {
+    /// Cluster mode, at a takeover of `role`'s partition: the newest behaviour checkpoint,
+    /// checked (`end`: one past the stream's end). A refused one is logged and audited (the
+    /// `behaviour_checkpoint_refused` audit event, through the door to `sys`) and the partition
+    /// starts blind; a read JetStream did not answer is tried again ([`LOAD_TRIES`] takeovers).
+    pub(super) fn restore_behaviour(
+        &self,
+        role: &ClusterRole,
+        end: u64,
+        epoch: u64,
+        tries: &mut u32,
+    ) -> Restore {
+        if self.rules().set.behaviours().is_empty() {
+            return Restore::Empty;
+        }
+        let k = role.partition().index();
+        let (loaded, forged) = role.load_behaviour(end, epoch);
+        for why in forged {
+            self.refuse_behaviour(k, &why, false);
+        }
+        let why = match loaded {
+            BehaviourLoad::None => {
+                tracing::info!(
+                    "detection: no behaviour checkpoint of detector partition {k}: its behaviour \
+                     rules start empty"
+                );
+                return Restore::Empty;
+            }
+            BehaviourLoad::Failed(e) if *tries < LOAD_TRIES => {
+                *tries += 1;
+                tracing::warn!("detection: {e}; the takeover is tried again");
+                return Restore::Retry;
+            }
+            BehaviourLoad::Failed(e) => e,
+            BehaviourLoad::Refused(why) => why,
+            BehaviourLoad::Found {
+                epoch,
+                position,
+                state,
+            } => match persist::decode(&state) {
+                Ok((engine, at)) if at == position => {
+                    tracing::info!(
+                        "detection: detector partition {k} resumes its behaviour rules from the \
+                         checkpoint of epoch {epoch} ({} entries)",
+                        engine.stats().entries
+                    );
+                    return Restore::State(engine, position);
+                }
+                Ok((_, at)) => format!(
+                    "the behaviour checkpoint of epoch {epoch} holds a state of position {at} \
+                     under a header of position {position}"
+                ),
+                Err(e) => format!("the behaviour checkpoint of epoch {epoch}: {e}"),
+            },
+        };
+        self.refuse_behaviour(k, &why, true);
+        Restore::Empty
+    }
+
+    /// Logs and audits a refused behaviour checkpoint of detector partition `k` (`blind`: and
+    /// no other one is used: the partition's behaviour rules start empty).
+    fn refuse_behaviour(&self, k: u32, why: &str, blind: bool) {
+        let message = format!(
+            "behaviour checkpoint of detector partition {k} refused: {why}{}",
+            if blind {
+                "; its behaviour rules start blind (first-seen rules learn again, outlier \
+                 baselines are rebuilt)"
+            } else {
+                ""
+            }
+        );
+        tracing::error!("detection: {message}");
+        self.progress
+            .errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut audit = vigil_event::Event::audit_builder("behaviour_checkpoint_refused")
+            .category(vigil_event::Category::Configuration)
+            .event_type(vigil_event::EventType::Change)
+            .outcome(vigil_event::Outcome::Failure)
+            .build();
+        audit.insert("vigil.alert.partition", i64::from(k));
+        audit.insert("message", message);
+        // Not waited for: the takeover goes on; the door retries as for any audit event.
+        let _ = self
+            .door
+            .submit_own(vec![audit], vigil_ingest::Origin::Audit);
+    }
+
+    /// Cluster mode, after the cursors were saved: checkpoints the behaviour state of every
+    /// lane that detects, whose state is valid at its cursor (not while it re-reads what its
+    /// restored state holds), when due (every [`crate::cluster::detect::BEHAVIOUR_EVERY`]; at
+    /// once with `force`). Returns whether a lane's state moved past its last checkpoint and
+    /// is not saved yet (the caller saves again later, also when nothing new comes: an idle
+    /// stream must not leave the last stretch out of the checkpoint).
+    pub(super) fn checkpoint_behaviour(&self, lanes: &[Lane], force: bool) -> bool {
+        let mut pending = false;
+        for lane in lanes {
+            let (Some(role), Some((_, evaluator))) = (&lane.role, &lane.scratch) else {
+                continue;
+            };
+            if evaluator.behaviour().is_empty() || lane.next_seq < lane.behaviour_from {
+                continue;
+            }
+            match role.behaviour_due(lane.next_seq, force) {
+                None => continue,
+                Some(false) => {
+                    pending = true;
+                    continue;
+                }
+                Some(true) => {}
+            }
+            let bytes = persist::encode(evaluator.behaviour(), lane.next_seq);
+            if let Err(e) = role.save_behaviour(lane.next_seq, bytes) {
+                tracing::error!(
+                    "detection: checkpointing the behaviour state of detector partition {}: {e}",
+                    role.partition().index()
+                );
+            }
+        }
+        pending
+    }
+}
 
 /// What [`prepare`] did, for the log.
 #[derive(Debug, Default)]

@@ -29,6 +29,16 @@ pub(super) struct Lane {
     /// latest `last_seq`): a match there raises nothing if an alert of its rule and group,
     /// even a closed one, counted it.
     pub(super) seen_through: u64,
+    /// Positions below this do not feed the behaviour rules: the state restored at a takeover
+    /// already holds them (0: every position feeds them).
+    pub(super) behaviour_from: u64,
+    /// Positions below this feed only the behaviour rules (the takeover's re-read before the
+    /// correlation windows' stretch; 0: every position feeds everything).
+    pub(super) others_from: u64,
+    /// The behaviour state restored at a takeover, adopted when the lane's evaluator is built.
+    pub(super) restored: Option<vigil_detect::behaviour::Engine>,
+    /// Takeovers retried because a behaviour checkpoint could not be read.
+    pub(super) behaviour_tries: u32,
 }
 
 impl Lane {
@@ -41,6 +51,10 @@ impl Lane {
             next_seq,
             recount_until,
             seen_through,
+            behaviour_from: 0,
+            others_from: 0,
+            restored: None,
+            behaviour_tries: 0,
         }
     }
 
@@ -69,6 +83,7 @@ impl Lane {
     pub(super) fn reset(&mut self) {
         self.reader = None;
         self.scratch = None;
+        self.restored = None;
     }
 }
 

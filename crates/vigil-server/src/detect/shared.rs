@@ -159,6 +159,23 @@ impl DetectService {
                 return false;
             }
         };
+        // The behaviour rules' memory as the partition's last checkpoint holds it (valid at
+        // `restored_at`): fed only the events from there on, so nothing is learnt twice and
+        // nothing missed (the checkpoint is never written before the cursor that covers it).
+        let (restored, restored_at) =
+            match self.restore_behaviour(role, end, epoch, &mut lane.behaviour_tries) {
+                super::behaviour::Restore::Retry => return false,
+                super::behaviour::Restore::Empty => (None, 0),
+                super::behaviour::Restore::State(engine, at) => (Some(engine), at),
+            };
+        lane.behaviour_tries = 0;
+        // Re-read from the correlations' stretch, or from the checkpoint if it is older (then
+        // the stretch before the correlations' feeds only the behaviour rules).
+        let start = if restored.is_some() {
+            rebuild.min(restored_at)
+        } else {
+            rebuild
+        };
         {
             let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
             book.stamp_epoch_in(role.tag(), epoch);
@@ -182,14 +199,14 @@ impl DetectService {
                 c => c.unwrap_or(0),
             };
             let recount = if counted > next { counted } else { 0 };
-            let recount = if rebuild < next {
+            let recount = if start < next {
                 recount.max(next)
             } else {
                 recount
             };
             lane.recount_until = recount;
             lane.seen_through = book.seen_through().unwrap_or(0);
-            lane.next_seq = rebuild;
+            lane.next_seq = start;
         }
         // Bans its responders decide too (unique across hand-overs, as alert ids; stamped
         // outside the alert book's lock).
@@ -197,6 +214,10 @@ impl DetectService {
             decisions.stamp_epoch(epoch);
         }
         lane.reset();
+        lane.others_from = rebuild;
+        lane.behaviour_from = restored_at;
+        lane.restored = restored;
+        role.behaviour_restart();
         if !role.begin(epoch) {
             tracing::info!(
                 "detection: detector partition {} was handed over during its takeover",
