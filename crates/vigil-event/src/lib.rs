@@ -30,16 +30,22 @@
 mod audit;
 mod canonical;
 mod ecs;
+mod field_name;
+mod fields;
+mod interned;
 mod json;
 mod names;
 mod timestamp;
 mod value;
 
-use std::collections::BTreeMap;
+use std::fmt;
+
+use fields::Fields;
 
 pub use audit::AuditBuilder;
 pub use canonical::{CANONICAL_VERSION, DecodeError};
 pub use ecs::{Category, EventKind, EventType, NotAllowed, Outcome};
+pub use field_name::{FieldName, interned};
 pub use json::{JsonError, is_ip_key};
 pub use names::{Parser, UnknownParser, dataset, field, tag};
 pub use timestamp::{Timestamp, TimestampError};
@@ -52,10 +58,24 @@ pub const TIMESTAMP_FIELD: &str = field::TIMESTAMP;
 ///
 /// Keys are kept sorted. A key never holds a [`Value::Map`] directly: inserting a map flattens it
 /// into dotted keys (maps survive only inside lists, where there is no key to flatten into).
-#[derive(Debug, Clone, PartialEq, Default)]
+///
+/// Inside, the fields are a `Vec` sorted by name and the names are [`FieldName`]s, borrowed
+/// from a static table when Vigil knows them: building a parsed event allocates its values,
+/// not its names.
+#[derive(Clone, PartialEq, Default)]
 pub struct Event {
     timestamp: Timestamp,
-    fields: BTreeMap<String, Value>,
+    fields: Fields,
+}
+
+/// Printed as it was when the fields were a `BTreeMap<String, Value>`.
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("timestamp", &self.timestamp)
+            .field("fields", &self.fields)
+            .finish()
+    }
 }
 
 impl Event {
@@ -63,8 +83,13 @@ impl Event {
     pub fn new(timestamp: Timestamp) -> Event {
         Event {
             timestamp,
-            fields: BTreeMap::new(),
+            fields: Fields::default(),
         }
+    }
+
+    /// Makes room for `additional` more fields (a parser that knows how many it will write).
+    pub fn reserve(&mut self, additional: usize) {
+        self.fields.reserve(additional);
     }
 
     /// The event time (`@timestamp`).
@@ -97,7 +122,10 @@ impl Event {
 
     /// Sets `key` to `value`, replacing what was there. A [`Value::Map`] is flattened into
     /// `key.subkey` entries. An empty key is ignored (it cannot be named in a query).
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+    ///
+    /// `key` is anything a `String` could be made from (`&str`, `String`, `&String`, …) or a
+    /// [`FieldName`]; a name Vigil knows costs no allocation.
+    pub fn insert(&mut self, key: impl Into<FieldName>, value: impl Into<Value>) {
         let key = key.into();
         if key.is_empty() {
             return;
@@ -105,7 +133,7 @@ impl Event {
         match value.into() {
             Value::Map(map) => {
                 for (sub, v) in map {
-                    self.insert(format!("{key}.{sub}"), v);
+                    self.insert(format!("{}.{sub}", key.as_str()), v);
                 }
             }
             value => {
@@ -120,7 +148,7 @@ impl Event {
     }
 
     /// Fields in key order.
-    pub fn fields(&self) -> impl Iterator<Item = (&str, &Value)> {
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
         self.fields.iter().map(|(k, v)| (k.as_str(), v))
     }
 
@@ -153,8 +181,10 @@ impl Event {
                 *other = Value::List(vec![previous, Value::from(tag)]);
             }
             None => {
-                self.fields
-                    .insert(field::TAGS.into(), Value::List(vec![Value::from(tag)]));
+                self.fields.insert(
+                    FieldName::from_static(field::TAGS),
+                    Value::List(vec![Value::from(tag)]),
+                );
             }
         }
     }
