@@ -2,8 +2,8 @@
 //!
 //! Every event carries twenty-odd dotted names (`source.ip`, `log.syslog.facility.name`, …), and
 //! almost all of them are the same few hundred names that Vigil's parsers write. A
-//! [`FieldName`] is either one of those, borrowed from the static table in
-//! [`crate::interned`] (no allocation to make, none to free, a pointer copy to clone), or a name
+//! [`FieldName`] is either one of those, kept as its place in the static table in
+//! `interned.rs` (no allocation to make, none to free, a `u16` to copy or compare), or a name
 //! from input, owned. Which one it is never changes what the name *is*: equality, ordering and
 //! hashing are those of the text, so the canonical bytes are the same either way.
 
@@ -19,34 +19,68 @@ use crate::interned::NAMES;
 /// A dotted field name: compared, ordered and hashed as its text.
 ///
 /// Made from a `&str` or a `String` (`"source.ip".into()`): a name in Vigil's table of known
-/// names is borrowed from it, any other name is owned.
+/// names is kept as its place in the table (no allocation, and two known names compare by
+/// place, which is their byte order, without looking at the text); any other name is owned.
 #[derive(Clone)]
-pub struct FieldName(Cow<'static, str>);
+pub struct FieldName(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// Index into [`NAMES`].
+    Known(u16),
+    Owned(Box<str>),
+}
 
 impl FieldName {
-    /// A name from a `'static` string, without a look-up (for names built into code).
-    pub const fn from_static(name: &'static str) -> FieldName {
-        FieldName(Cow::Borrowed(name))
+    /// A name from Vigil's table of known names, found when the program is compiled if used in
+    /// a `const` (`const USER: FieldName = FieldName::known("user.name");`).
+    ///
+    /// # Panics
+    /// If `name` is not in the table (at compile time, in a `const`).
+    pub const fn known(name: &str) -> FieldName {
+        match rank_const(name.as_bytes()) {
+            Some(rank) => FieldName(Repr::Known(rank)),
+            None => panic!("not in vigil_event's table of known field names (interned.rs)"),
+        }
     }
 
     /// The name as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Known(rank) => NAMES[usize::from(*rank)],
+            Repr::Owned(name) => name,
+        }
     }
 
-    /// Whether the name is borrowed from static text rather than owned (it cost no allocation).
-    pub fn is_static(&self) -> bool {
-        matches!(self.0, Cow::Borrowed(_))
+    /// Whether the name is one of Vigil's known names (it cost no allocation).
+    pub fn is_known(&self) -> bool {
+        matches!(self.0, Repr::Known(_))
+    }
+
+    /// The name's place in the table of known names.
+    pub(crate) fn rank(&self) -> Option<u16> {
+        match self.0 {
+            Repr::Known(rank) => Some(rank),
+            Repr::Owned(_) => None,
+        }
     }
 
     /// The name as an owned `String`.
     pub fn into_string(self) -> String {
-        self.0.into_owned()
+        match self.0 {
+            Repr::Known(rank) => NAMES[usize::from(rank)].to_owned(),
+            Repr::Owned(name) => name.into_string(),
+        }
     }
 }
 
 /// The entry of Vigil's table of known names equal to `name`, if there is one.
 pub fn interned(name: &str) -> Option<&'static str> {
+    rank(name).map(|r| NAMES[usize::from(r)])
+}
+
+/// The place of `name` in [`NAMES`], by hash.
+pub(crate) fn rank(name: &str) -> Option<u16> {
     let table = table();
     let mask = table.len() - 1;
     let mut slot = hash(name.as_bytes()) as usize & mask;
@@ -55,11 +89,44 @@ pub fn interned(name: &str) -> Option<&'static str> {
         if index == EMPTY {
             return None;
         }
-        let candidate = NAMES[usize::from(index)];
-        if candidate == name {
-            return Some(candidate);
+        if NAMES[usize::from(index)] == name {
+            return Some(index);
         }
         slot = (slot + 1) & mask;
+    }
+}
+
+/// The place of `name` in [`NAMES`], by binary search, in a `const` context.
+const fn rank_const(name: &[u8]) -> Option<u16> {
+    let (mut low, mut high) = (0, NAMES.len());
+    while low < high {
+        let mid = (low + high) / 2;
+        match compare_bytes(NAMES[mid].as_bytes(), name) {
+            Ordering::Less => low = mid + 1,
+            Ordering::Greater => high = mid,
+            Ordering::Equal => return Some(mid as u16),
+        }
+    }
+    None
+}
+
+const fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let mut i = 0;
+    while i < a.len() && i < b.len() {
+        if a[i] < b[i] {
+            return Ordering::Less;
+        }
+        if a[i] > b[i] {
+            return Ordering::Greater;
+        }
+        i += 1;
+    }
+    if a.len() < b.len() {
+        Ordering::Less
+    } else if a.len() > b.len() {
+        Ordering::Greater
+    } else {
+        Ordering::Equal
     }
 }
 
@@ -77,7 +144,7 @@ fn table() -> &'static [u16] {
             while table[slot] != EMPTY {
                 slot = (slot + 1) & (size - 1);
             }
-            table[slot] = u16::try_from(index).expect("fewer than 65535 interned names");
+            table[slot] = u16::try_from(index).expect("fewer than 65535 known names");
         }
         table
     })
@@ -104,9 +171,9 @@ fn hash(bytes: &[u8]) -> u32 {
 
 impl From<&str> for FieldName {
     fn from(name: &str) -> FieldName {
-        match interned(name) {
-            Some(name) => FieldName(Cow::Borrowed(name)),
-            None => FieldName(Cow::Owned(name.to_owned())),
+        match rank(name) {
+            Some(rank) => FieldName(Repr::Known(rank)),
+            None => FieldName(Repr::Owned(name.into())),
         }
     }
 }
@@ -125,16 +192,19 @@ impl From<&String> for FieldName {
 
 impl From<String> for FieldName {
     fn from(name: String) -> FieldName {
-        match interned(&name) {
-            Some(name) => FieldName(Cow::Borrowed(name)),
-            None => FieldName(Cow::Owned(name)),
+        match rank(&name) {
+            Some(rank) => FieldName(Repr::Known(rank)),
+            None => FieldName(Repr::Owned(name.into_boxed_str())),
         }
     }
 }
 
 impl From<Box<str>> for FieldName {
     fn from(name: Box<str>) -> FieldName {
-        FieldName::from(String::from(name))
+        match rank(&name) {
+            Some(rank) => FieldName(Repr::Known(rank)),
+            None => FieldName(Repr::Owned(name)),
+        }
     }
 }
 
@@ -162,25 +232,28 @@ impl From<FieldName> for String {
 impl Deref for FieldName {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for FieldName {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl Borrow<str> for FieldName {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl PartialEq for FieldName {
     fn eq(&self, other: &FieldName) -> bool {
-        self.as_str() == other.as_str()
+        match (self.rank(), other.rank()) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.as_str() == other.as_str(),
+        }
     }
 }
 
@@ -205,8 +278,13 @@ impl PartialOrd for FieldName {
 }
 
 impl Ord for FieldName {
+    /// Byte order of the text. Two known names compare by their places in the table, which
+    /// is sorted by bytes, so the answer is the same.
     fn cmp(&self, other: &FieldName) -> Ordering {
-        self.as_str().cmp(other.as_str())
+        match (self.rank(), other.rank()) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            _ => self.as_str().cmp(other.as_str()),
+        }
     }
 }
 
@@ -236,8 +314,37 @@ mod tests {
     fn every_table_name_is_found_and_borrowed() {
         for name in NAMES {
             assert_eq!(interned(name), Some(*name));
-            assert!(FieldName::from(*name).is_static(), "{name}");
-            assert!(FieldName::from(name.to_string()).is_static(), "{name}");
+            assert!(FieldName::from(*name).is_known(), "{name}");
+            assert!(FieldName::from(name.to_string()).is_known(), "{name}");
+            assert_eq!(FieldName::known(name).as_str(), *name);
+        }
+    }
+
+    /// Comparing by place in the table gives the byte order of the text, for every pair of
+    /// known names and between known and unknown names.
+    #[test]
+    fn order_by_place_is_order_by_text() {
+        let others = [
+            "",
+            "a",
+            "source.ipa",
+            "zzz",
+            "event",
+            "event.",
+            "log.syslog.z",
+            "~",
+        ];
+        let all: Vec<FieldName> = NAMES
+            .iter()
+            .copied()
+            .chain(others)
+            .map(FieldName::from)
+            .collect();
+        for a in &all {
+            for b in &all {
+                assert_eq!(a.cmp(b), a.as_str().cmp(b.as_str()), "{a} vs {b}");
+                assert_eq!(a == b, a.as_str() == b.as_str(), "{a} vs {b}");
+            }
         }
     }
 
@@ -259,13 +366,13 @@ mod tests {
             "ünïcode.naмe",
         ] {
             let owned = FieldName::from(name);
-            assert!(!owned.is_static(), "{name}");
+            assert!(!owned.is_known(), "{name}");
             assert_eq!(owned.as_str(), name);
         }
         // The same text, borrowed or owned, is the same name.
         let borrowed = FieldName::from("source.ip");
-        let owned = FieldName(Cow::Owned("source.ip".to_owned()));
-        assert!(borrowed.is_static() && !owned.is_static());
+        let owned = FieldName(Repr::Owned("source.ip".into()));
+        assert!(borrowed.is_known() && !owned.is_known());
         assert_eq!(borrowed, owned);
         assert_eq!(borrowed.cmp(&owned), Ordering::Equal);
         let hash = |n: &FieldName| {

@@ -25,8 +25,29 @@ impl Fields {
         Fields(pairs)
     }
 
+    /// Where `key` is, or would go. A known name is searched by its place in the table of
+    /// known names (a `u16` compare against every other known name); any other by its text.
     fn position(&self, key: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(name, _)| name.as_str().cmp(key))
+        match crate::field_name::rank(key) {
+            Some(rank) => self.position_known(rank, key),
+            None => self.0.binary_search_by(|(name, _)| name.as_str().cmp(key)),
+        }
+    }
+
+    fn position_known(&self, rank: u16, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(name, _)| match name.rank() {
+            Some(other) => other.cmp(&rank),
+            None => name.as_str().cmp(key),
+        })
+    }
+
+    fn position_of(&self, key: &FieldName) -> Result<usize, usize> {
+        match key.rank() {
+            Some(rank) => self.position_known(rank, key.as_str()),
+            None => self
+                .0
+                .binary_search_by(|(name, _)| name.as_str().cmp(key.as_str())),
+        }
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
@@ -49,13 +70,13 @@ impl Fields {
                 self.0.push((key, value));
                 return None;
             }
-            Some((last, _)) if last.as_str() < key.as_str() => {
+            Some((last, _)) if *last < key => {
                 self.0.push((key, value));
                 return None;
             }
             Some(_) => {}
         }
-        match self.position(&key) {
+        match self.position_of(&key) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
                 self.0.insert(i, (key, value));
@@ -209,7 +230,7 @@ mod tests {
             None
         );
         assert_eq!(
-            f.insert(FieldName::from_static("message"), Value::Int(5)),
+            f.insert(FieldName::known("message"), Value::Int(5)),
             Some(Value::Int(4))
         );
         let names: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();

@@ -51,6 +51,27 @@ pub use names::{Parser, UnknownParser, dataset, field, tag};
 pub use timestamp::{Timestamp, TimestampError};
 pub use value::Value;
 
+/// A [`FieldName`] from Vigil's table of known names, found when the program is compiled
+/// (a name missing from the table is a compile error): `event.insert(name!("source.ip"), ip)`
+/// costs no look-up and no allocation, where `event.insert("source.ip", ip)` hashes the text
+/// to find it in the table.
+///
+/// ```
+/// use vigil_event::{Event, FieldName, Timestamp, field, name};
+/// let mut e = Event::new(Timestamp::from_nanos(0));
+/// e.insert(name!("user.name"), "alice");
+/// e.insert(name!(field::MESSAGE), "hello");
+/// assert_eq!(e.get_str("user.name"), Some("alice"));
+/// assert!(name!("source.ip").is_known());
+/// ```
+#[macro_export]
+macro_rules! name {
+    ($name:expr) => {{
+        const NAME: $crate::FieldName = $crate::FieldName::known($name);
+        NAME
+    }};
+}
+
 /// Field name of the event time in JSON (the same as [`field::TIMESTAMP`]).
 pub const TIMESTAMP_FIELD: &str = field::TIMESTAMP;
 
@@ -59,9 +80,9 @@ pub const TIMESTAMP_FIELD: &str = field::TIMESTAMP;
 /// Keys are kept sorted. A key never holds a [`Value::Map`] directly: inserting a map flattens it
 /// into dotted keys (maps survive only inside lists, where there is no key to flatten into).
 ///
-/// Inside, the fields are a `Vec` sorted by name and the names are [`FieldName`]s, borrowed
-/// from a static table when Vigil knows them: building a parsed event allocates its values,
-/// not its names.
+/// Inside, the fields are a `Vec` sorted by name and the names are [`FieldName`]s, places in a
+/// static table when Vigil knows them: building a parsed event allocates its values, not its
+/// names.
 #[derive(Clone, PartialEq, Default)]
 pub struct Event {
     timestamp: Timestamp,
@@ -182,7 +203,7 @@ impl Event {
             }
             None => {
                 self.fields.insert(
-                    FieldName::from_static(field::TAGS),
+                    FieldName::known(field::TAGS),
                     Value::List(vec![Value::from(tag)]),
                 );
             }

@@ -406,7 +406,10 @@ impl Redactor {
                     kinds.push(Value::from(kind.as_str()));
                 }
             }
-            event.insert(field::VIGIL_REDACTED, Value::List(kinds));
+            event.insert(
+                vigil_event::name!(field::VIGIL_REDACTED),
+                Value::List(kinds),
+            );
         }
         counts
     }
@@ -931,12 +934,21 @@ mod tests {
         assert_eq!(clean("passwd:hunter2x"), "passwd:[REDACTED:password]");
         // Field names in camel case are secrets too; a rule's name is never searched.
         let mut e = Event::new(Timestamp::from_secs(0));
-        e.insert("responseElements.credentials.sessionToken", "IQoJb3JpZ2lu");
+        e.insert(
+            vigil_event::name!("responseElements.credentials.sessionToken"),
+            "IQoJb3JpZ2lu",
+        );
         e.insert("SecretAccessKey", "abc");
-        e.insert("rule.name", "ET POLICY Password: sent");
-        e.insert("alert.signature", "GPL password=in signature");
-        e.insert("winlog.event_data.QueryOptions", "2251801021800464");
-        e.insert("payment.pan", "2251801021800464");
+        e.insert(vigil_event::name!("rule.name"), "ET POLICY Password: sent");
+        e.insert(
+            vigil_event::name!("alert.signature"),
+            "GPL password=in signature",
+        );
+        e.insert(
+            vigil_event::name!("winlog.event_data.QueryOptions"),
+            "2251801021800464",
+        );
+        e.insert(vigil_event::name!("payment.pan"), "2251801021800464");
         Redactor::default().redact_event(&mut e);
         assert_eq!(
             e.get_str("responseElements.credentials.sessionToken"),
@@ -1042,9 +1054,12 @@ mod tests {
     #[test]
     fn events_by_field_name_and_value() {
         let mut e = Event::new(Timestamp::from_secs(0));
-        e.insert("user.password", "hunter2");
-        e.insert("http.request.headers.authorization", "Bearer abc.def.ghi");
-        e.insert("message", "user=bob password=hunter2");
+        e.insert(vigil_event::name!("user.password"), "hunter2");
+        e.insert(
+            vigil_event::name!("http.request.headers.authorization"),
+            "Bearer abc.def.ghi",
+        );
+        e.insert(vigil_event::name!("message"), "user=bob password=hunter2");
         e.insert("pin", 1234i64);
         let counts = Redactor::default().redact_event(&mut e);
         assert_eq!(e.get_str("user.password"), Some("[REDACTED:password]"));
@@ -1135,7 +1150,10 @@ mod tests {
         });
         // A keyword hidden by an overlapping one in the joined text is still seen.
         let mut e = Event::new(Timestamp::from_secs(0));
-        e.insert("message", "x apikeyJhbGciOi.eyJzdWIiOi.abc");
+        e.insert(
+            vigil_event::name!("message"),
+            "x apikeyJhbGciOi.eyJzdWIiOi.abc",
+        );
         e.insert(
             "a",
             "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmN",
