@@ -57,6 +57,12 @@ impl FieldName {
         matches!(self.0, Repr::Known(_))
     }
 
+    /// The name's place in [`known_names`] when it is a known name: a key for a per-name
+    /// memo that needs no hashing (`known_names()[i] == self.as_str()`).
+    pub fn index(&self) -> Option<usize> {
+        self.rank().map(usize::from)
+    }
+
     /// The name's place in the table of known names.
     pub(crate) fn rank(&self) -> Option<u16> {
         match self.0 {
@@ -72,6 +78,11 @@ impl FieldName {
             Repr::Owned(name) => name.into_string(),
         }
     }
+}
+
+/// Vigil's table of known field names, sorted by bytes ([`FieldName::index`] is a place in it).
+pub fn known_names() -> &'static [&'static str] {
+    NAMES
 }
 
 /// The entry of Vigil's table of known names equal to `name`, if there is one.

@@ -14,9 +14,10 @@ use crate::{FieldName, Value};
 #[derive(Clone, Default, PartialEq)]
 pub(crate) struct Fields(Vec<(FieldName, Value)>);
 
-/// Room made by the first insert: a parsed line has 15–30 fields, so this and one doubling
-/// cover nearly every event.
-const FIRST_CAPACITY: usize = 16;
+/// Room made by the first insert: a parsed syslog auth line has 24–25 fields, so one
+/// allocation holds nearly every parsed event (1.5 KiB, less than the `BTreeMap` nodes the
+/// same fields took).
+const FIRST_CAPACITY: usize = 32;
 
 impl Fields {
     /// Fields from pairs already strictly ascending by name (the canonical decoder checks).

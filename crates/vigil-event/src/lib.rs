@@ -45,7 +45,7 @@ use fields::Fields;
 pub use audit::AuditBuilder;
 pub use canonical::{CANONICAL_VERSION, DecodeError};
 pub use ecs::{Category, EventKind, EventType, NotAllowed, Outcome};
-pub use field_name::{FieldName, interned};
+pub use field_name::{FieldName, interned, known_names};
 pub use json::{JsonError, is_ip_key};
 pub use names::{Parser, UnknownParser, dataset, field, tag};
 pub use timestamp::{Timestamp, TimestampError};
@@ -171,6 +171,12 @@ impl Event {
     /// Fields in key order.
     pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
         self.fields.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Fields in key order, with their names as [`FieldName`]s (whose [`FieldName::index`] keys
+    /// a per-name memo without hashing the text).
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = (&FieldName, &Value)> {
+        self.fields.iter()
     }
 
     /// Mutable access to one field's value.

@@ -25,7 +25,7 @@ use std::sync::LazyLock;
 use regex::{Regex, RegexSet};
 use vigil_event::{Event, Value, field};
 
-use crate::clean::{Verbatim, text_is_clean, with_name_memo};
+use crate::clean::{NameVerdict, Verbatim, text_is_clean, with_name_memo};
 
 /// Field names (last dotted component, lower case) whose whole value is a secret.
 const SECRET_FIELD_NAMES: &[&str] = &[
@@ -233,12 +233,22 @@ fn event_is_clean(event: &Event, line_and_verbatim: Option<(&str, &Verbatim)>) -
         }
     }
     with_name_memo(|names| {
-        event.fields().all(|(key, value)| {
-            // Vigil's own provenance is never masked, so it need not be clean.
-            crate::reserved::is_provenance_field(key)
-                || (names.is_clean(key)
-                    && (line_and_verbatim.is_some_and(|(line, v)| v.holds(line, key, value))
-                        || value_is_clean(value)))
+        event.entries().all(|(key, value)| {
+            // A known name's verdict is a table look-up by its place; any other name is
+            // checked (through the memo) as before.
+            let verdict = match key.index() {
+                Some(i) => crate::clean::known_name_verdicts()[i],
+                None => NameVerdict::of(key, names),
+            };
+            match verdict {
+                // Vigil's own provenance is never masked, so it need not be clean.
+                NameVerdict::Provenance => true,
+                NameVerdict::Unclean => false,
+                NameVerdict::Clean => {
+                    line_and_verbatim.is_some_and(|(line, v)| v.holds(line, key, value))
+                        || value_is_clean(value)
+                }
+            }
         })
     })
 }
