@@ -401,6 +401,63 @@ mod tests {
         assert!(Event::from_canonical(&bytes).is_err());
     }
 
+    /// The bytes a `BTreeMap<String, Value>` of the fields gave before the fields became a
+    /// sorted `Vec` of interned names: the same `write_*` functions over the map's order.
+    fn reference_bytes(timestamp: Timestamp, map: &BTreeMap<String, Value>) -> Vec<u8> {
+        let mut out = vec![CANONICAL_VERSION];
+        out.extend_from_slice(&timestamp.as_nanos().to_be_bytes());
+        write_varint(&mut out, map.len() as u64);
+        for (key, value) in map {
+            write_str(&mut out, key);
+            write_value(&mut out, value);
+        }
+        out
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any inserts and removals, known and unknown names mixed, in any order: the canonical
+            /// bytes are those of the `BTreeMap` model, and they decode back to the same event.
+            #[test]
+            fn canonical_bytes_are_the_btreemap_bytes(
+                ops in proptest::collection::vec(
+                    (
+                        prop_oneof![
+                            proptest::sample::select(crate::known_names()).prop_map(str::to_owned),
+                            "[a-z.]{1,10}",
+                        ],
+                        proptest::option::weighted(0.85, any::<i64>()),
+                    ),
+                    0..60,
+                ),
+                nanos in any::<i64>(),
+            ) {
+                let timestamp = Timestamp::from_nanos(nanos);
+                let mut event = Event::new(timestamp);
+                let mut model = BTreeMap::new();
+                for (name, value) in ops {
+                    match value {
+                        Some(v) => {
+                            let value = if v % 3 == 0 { Value::from(v.to_string()) } else { Value::Int(v) };
+                            event.insert(name.as_str(), value.clone());
+                            model.insert(name, value);
+                        }
+                        None => {
+                            proptest::prop_assert_eq!(event.remove(&name), model.remove(&name));
+                        }
+                    }
+                }
+                let bytes = event.to_canonical();
+                proptest::prop_assert_eq!(&bytes, &reference_bytes(timestamp, &model));
+                proptest::prop_assert_eq!(Event::from_canonical(&bytes).unwrap(), event);
+            }
+        }
+    }
+
     #[test]
     fn deep_nesting_is_refused() {
         let mut bytes = vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, b'a'];

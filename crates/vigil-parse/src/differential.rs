@@ -105,10 +105,11 @@ fn fast_paths_agree_with_what_they_replace_on_the_corpus() {
     assert!(logins > 500, "{logins}");
 }
 
-/// Every field name the parsers write for the corpus syslog files is in `vigil_event`'s table
-/// of known names, so building these events allocates no name (issue 16: the names were a
-/// quarter of the allocations per line). A name that fails here is one a parser started
-/// writing: add it to `crates/vigil-event/src/interned.rs`.
+/// Every dotted field name the parsers write for the corpus syslog files (and `message`,
+/// `tags`) is in `vigil_event`'s table of known names, so building these events allocates no
+/// name (issue 16: the names were a quarter of the allocations per line). Undotted names are
+/// the line's own `key=value` keys (`euid`, `rhost`, …), owned as they must be. A name that
+/// fails here is one a parser started writing: add it to `crates/vigil-event/src/interned.rs`.
 #[test]
 fn syslog_field_names_are_interned() {
     let Some(dir) = corpus() else {
@@ -123,7 +124,8 @@ fn syslog_field_names_are_interned() {
             let event = parse_line(line, Format::Auto, &ctx);
             for (name, _) in event.fields() {
                 names += 1;
-                if vigil_event::interned(name).is_none() {
+                let from_input = !name.contains('.') && name != "message" && name != "tags";
+                if !from_input && vigil_event::interned(name).is_none() {
                     missing.insert(name.to_owned());
                 }
             }
