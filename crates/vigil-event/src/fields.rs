@@ -5,25 +5,173 @@
 //! few fields, finds a name by binary search, appends without a search when names arrive in
 //! order, and iterates in the same order a `BTreeMap<String, _>` would (bytes of the name),
 //! which is the order of the canonical encoding.
+//!
+//! An event with more than [`LARGE`] fields — only input can make one, `{"k1":…,"k2":…}` or
+//! `k1=… k2=…` by the thousand — moves into a `BTreeMap`: inserting names in an adversarial
+//! order into a sorted `Vec` shifts it every time (quadratic), the map stays `O(log n)`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::{FieldName, Value};
 
+/// Past this many fields an event's fields live in a `BTreeMap` (see the module comment).
+const LARGE: usize = 256;
+
 /// Names strictly ascending by bytes, one value per name.
-#[derive(Clone, Default, PartialEq)]
-pub(crate) struct Fields(Vec<(FieldName, Value)>);
+#[derive(Clone)]
+pub(crate) enum Fields {
+    /// Up to about [`LARGE`] fields: every parsed line.
+    Small(SortedVec),
+    /// More: a map, so that no insertion order makes building the event quadratic.
+    Large(BTreeMap<FieldName, Value>),
+}
+
+impl Default for Fields {
+    fn default() -> Fields {
+        Fields::Small(SortedVec::default())
+    }
+}
+
+/// Equal contents, whichever way each side holds them.
+impl PartialEq for Fields {
+    fn eq(&self, other: &Fields) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Fields {
+    /// Fields from pairs already strictly ascending by name (the canonical decoder checks).
+    pub(crate) fn from_sorted(pairs: Vec<(FieldName, Value)>) -> Fields {
+        if pairs.len() > LARGE {
+            Fields::Large(pairs.into_iter().collect())
+        } else {
+            Fields::Small(SortedVec::from_sorted(pairs))
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Fields::Small(v) => v.get(key),
+            Fields::Large(m) => m.get(key),
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        match self {
+            Fields::Small(v) => v.get_mut(key),
+            Fields::Large(m) => m.get_mut(key),
+        }
+    }
+
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key` to `value`; returns the value it replaced.
+    pub(crate) fn insert(&mut self, key: FieldName, value: Value) -> Option<Value> {
+        match self {
+            Fields::Small(v) if v.0.len() < LARGE => v.insert(key, value),
+            Fields::Small(v) => {
+                let mut map: BTreeMap<FieldName, Value> =
+                    std::mem::take(&mut v.0).into_iter().collect();
+                let old = map.insert(key, value);
+                *self = Fields::Large(map);
+                old
+            }
+            Fields::Large(m) => m.insert(key, value),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Value> {
+        match self {
+            Fields::Small(v) => v.remove(key),
+            Fields::Large(m) => m.remove(key),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Fields::Small(v) => v.0.len(),
+            Fields::Large(m) => m.len(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        if let Fields::Small(v) = self {
+            v.0.reserve(additional.min(LARGE));
+        }
+    }
+
+    pub(crate) fn iter(&self) -> Iter<'_> {
+        match self {
+            Fields::Small(v) => Iter::Small(v.0.iter()),
+            Fields::Large(m) => Iter::Large(m.iter()),
+        }
+    }
+}
+
+/// The fields in name order, whichever way they are held.
+pub(crate) enum Iter<'a> {
+    Small(std::slice::Iter<'a, (FieldName, Value)>),
+    Large(std::collections::btree_map::Iter<'a, FieldName, Value>),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a FieldName, &'a Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Iter::Small(i) => i.next().map(|(k, v)| (k, v)),
+            Iter::Large(i) => i.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Iter::Small(i) => i.size_hint(),
+            Iter::Large(i) => i.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = (&'a FieldName, &'a Value);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+/// Printed as a map, exactly as the `BTreeMap<String, Value>` it replaced printed.
+impl fmt::Debug for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(k, v)| (k.as_str(), v)))
+            .finish()
+    }
+}
+
+/// Names strictly ascending by bytes in a `Vec`.
+#[derive(Clone, Default)]
+pub(crate) struct SortedVec(Vec<(FieldName, Value)>);
 
 /// Room made by the first insert: a parsed syslog auth line has 24–25 fields, so one
 /// allocation holds nearly every parsed event (1.5 KiB, less than the `BTreeMap` nodes the
 /// same fields took).
 const FIRST_CAPACITY: usize = 32;
 
-impl Fields {
-    /// Fields from pairs already strictly ascending by name (the canonical decoder checks).
-    pub(crate) fn from_sorted(pairs: Vec<(FieldName, Value)>) -> Fields {
+impl SortedVec {
+    fn from_sorted(pairs: Vec<(FieldName, Value)>) -> SortedVec {
         debug_assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0));
-        Fields(pairs)
+        SortedVec(pairs)
     }
 
     /// Where `key` is, or would go. A known name is searched by its place in the table of
@@ -51,20 +199,15 @@ impl Fields {
         }
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
+    fn get(&self, key: &str) -> Option<&Value> {
         self.position(key).ok().map(|i| &self.0[i].1)
     }
 
-    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+    fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         self.position(key).ok().map(|i| &mut self.0[i].1)
     }
 
-    pub(crate) fn contains_key(&self, key: &str) -> bool {
-        self.position(key).is_ok()
-    }
-
-    /// Sets `key` to `value`; returns the value it replaced.
-    pub(crate) fn insert(&mut self, key: FieldName, value: Value) -> Option<Value> {
+    fn insert(&mut self, key: FieldName, value: Value) -> Option<Value> {
         match self.0.last() {
             None => {
                 self.0.reserve(FIRST_CAPACITY);
@@ -86,45 +229,8 @@ impl Fields {
         }
     }
 
-    pub(crate) fn remove(&mut self, key: &str) -> Option<Value> {
+    fn remove(&mut self, key: &str) -> Option<Value> {
         self.position(key).ok().map(|i| self.0.remove(i).1)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.0.reserve(additional);
-    }
-
-    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = (&FieldName, &Value)> {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-}
-
-impl<'a> IntoIterator for &'a Fields {
-    type Item = (&'a FieldName, &'a Value);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (FieldName, Value)>,
-        fn(&'a (FieldName, Value)) -> (&'a FieldName, &'a Value),
-    >;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-}
-
-/// Printed as a map, exactly as the `BTreeMap<String, Value>` it replaced printed.
-impl fmt::Debug for Fields {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.0.iter().map(|(k, v)| (k.as_str(), v)))
-            .finish()
     }
 }
 
@@ -239,5 +345,43 @@ mod tests {
         assert_eq!(f.remove("b"), Some(Value::Int(3)));
         assert_eq!(f.remove("b"), None);
         assert_eq!(f.get("message"), Some(&Value::Int(5)));
+    }
+
+    /// Input with thousands of names, in the order that made a sorted `Vec` shift on every
+    /// insert (descending): past [`LARGE`] the fields move into a map, and the contents,
+    /// order, look-ups and removals stay those of a `BTreeMap`; an event that crossed over
+    /// equals one built in order.
+    #[test]
+    fn many_fields_in_any_order_stay_a_map() {
+        let names: Vec<String> = (0..5_000).map(|i| format!("k.{i:05}")).collect();
+        let mut backwards = Fields::default();
+        let mut model = BTreeMap::new();
+        for (i, k) in names.iter().enumerate().rev() {
+            backwards.insert(FieldName::from(k.as_str()), Value::Int(i as i64));
+            model.insert(k.clone(), Value::Int(i as i64));
+        }
+        assert!(matches!(backwards, Fields::Large(_)));
+        let ours: Vec<(&str, &Value)> = backwards.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let theirs: Vec<(&str, &Value)> = model.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        assert_eq!(ours, theirs);
+        assert_eq!(backwards.iter().len(), 5_000);
+        assert_eq!(backwards.get("k.01234"), Some(&Value::Int(1234)));
+        assert_eq!(backwards.remove("k.01234"), Some(Value::Int(1234)));
+        assert_eq!(backwards.insert("k.01234".into(), Value::Int(1234)), None);
+        assert_eq!(format!("{backwards:?}"), format!("{model:?}"));
+        // The same contents held as a sorted Vec (decoded) and as a map are equal.
+        let pairs: Vec<(FieldName, Value)> = names[..LARGE]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (FieldName::from(k.as_str()), Value::Int(i as i64)))
+            .collect();
+        let small = Fields::from_sorted(pairs);
+        assert!(matches!(small, Fields::Small(_)));
+        let mut large = Fields::Large(BTreeMap::new());
+        for (i, k) in names[..LARGE].iter().enumerate() {
+            large.insert(k.as_str().into(), Value::Int(i as i64));
+        }
+        assert_eq!(small, large);
+        assert_eq!(large, small);
     }
 }
