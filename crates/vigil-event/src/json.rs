@@ -76,7 +76,7 @@ impl Event {
             Json::String(self.timestamp.to_rfc3339()),
         );
         for (k, v) in &self.fields {
-            object.insert(k.clone(), value_to_json(v));
+            object.insert(k.as_str().to_owned(), value_to_json(v));
         }
         Json::Object(object)
     }
@@ -138,7 +138,7 @@ fn flatten_into(event: &mut Event, prefix: String, object: Map<String, Json>) {
             other => {
                 let value = json_to_value(other, is_ip_key(&key));
                 if !key.is_empty() {
-                    event.fields.insert(key, value);
+                    event.fields.insert(key.into(), value);
                 }
             }
         }

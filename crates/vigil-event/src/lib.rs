@@ -30,20 +30,47 @@
 mod audit;
 mod canonical;
 mod ecs;
+mod field_name;
+mod fields;
+mod interned;
 mod json;
 mod names;
 mod timestamp;
 mod value;
 
-use std::collections::BTreeMap;
+use std::fmt;
+
+use fields::Fields;
 
 pub use audit::AuditBuilder;
 pub use canonical::{CANONICAL_VERSION, DecodeError};
 pub use ecs::{Category, EventKind, EventType, NotAllowed, Outcome};
+pub use field_name::{FieldName, interned, known_names};
 pub use json::{JsonError, is_ip_key};
 pub use names::{Parser, UnknownParser, dataset, field, tag};
 pub use timestamp::{Timestamp, TimestampError};
 pub use value::Value;
+
+/// A [`FieldName`] from Vigil's table of known names, found when the program is compiled
+/// (a name missing from the table is a compile error): `event.insert(name!("source.ip"), ip)`
+/// costs no look-up and no allocation, where `event.insert("source.ip", ip)` hashes the text
+/// to find it in the table.
+///
+/// ```
+/// use vigil_event::{Event, FieldName, Timestamp, field, name};
+/// let mut e = Event::new(Timestamp::from_nanos(0));
+/// e.insert(name!("user.name"), "alice");
+/// e.insert(name!(field::MESSAGE), "hello");
+/// assert_eq!(e.get_str("user.name"), Some("alice"));
+/// assert!(name!("source.ip").is_known());
+/// ```
+#[macro_export]
+macro_rules! name {
+    ($name:expr) => {{
+        const NAME: $crate::FieldName = $crate::FieldName::known($name);
+        NAME
+    }};
+}
 
 /// Field name of the event time in JSON (the same as [`field::TIMESTAMP`]).
 pub const TIMESTAMP_FIELD: &str = field::TIMESTAMP;
@@ -52,10 +79,24 @@ pub const TIMESTAMP_FIELD: &str = field::TIMESTAMP;
 ///
 /// Keys are kept sorted. A key never holds a [`Value::Map`] directly: inserting a map flattens it
 /// into dotted keys (maps survive only inside lists, where there is no key to flatten into).
-#[derive(Debug, Clone, PartialEq, Default)]
+///
+/// Inside, the fields are a `Vec` sorted by name and the names are [`FieldName`]s, places in a
+/// static table when Vigil knows them: building a parsed event allocates its values, not its
+/// names.
+#[derive(Clone, PartialEq, Default)]
 pub struct Event {
     timestamp: Timestamp,
-    fields: BTreeMap<String, Value>,
+    fields: Fields,
+}
+
+/// Printed as it was when the fields were a `BTreeMap<String, Value>`.
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("timestamp", &self.timestamp)
+            .field("fields", &self.fields)
+            .finish()
+    }
 }
 
 impl Event {
@@ -63,8 +104,13 @@ impl Event {
     pub fn new(timestamp: Timestamp) -> Event {
         Event {
             timestamp,
-            fields: BTreeMap::new(),
+            fields: Fields::default(),
         }
+    }
+
+    /// Makes room for `additional` more fields (a parser that knows how many it will write).
+    pub fn reserve(&mut self, additional: usize) {
+        self.fields.reserve(additional);
     }
 
     /// The event time (`@timestamp`).
@@ -97,7 +143,10 @@ impl Event {
 
     /// Sets `key` to `value`, replacing what was there. A [`Value::Map`] is flattened into
     /// `key.subkey` entries. An empty key is ignored (it cannot be named in a query).
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+    ///
+    /// `key` is anything a `String` could be made from (`&str`, `String`, `&String`, …) or a
+    /// [`FieldName`]; a name Vigil knows costs no allocation.
+    pub fn insert(&mut self, key: impl Into<FieldName>, value: impl Into<Value>) {
         let key = key.into();
         if key.is_empty() {
             return;
@@ -105,7 +154,7 @@ impl Event {
         match value.into() {
             Value::Map(map) => {
                 for (sub, v) in map {
-                    self.insert(format!("{key}.{sub}"), v);
+                    self.insert(format!("{}.{sub}", key.as_str()), v);
                 }
             }
             value => {
@@ -120,8 +169,14 @@ impl Event {
     }
 
     /// Fields in key order.
-    pub fn fields(&self) -> impl Iterator<Item = (&str, &Value)> {
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
         self.fields.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Fields in key order, with their names as [`FieldName`]s (whose [`FieldName::index`] keys
+    /// a per-name memo without hashing the text).
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = (&FieldName, &Value)> {
+        self.fields.iter()
     }
 
     /// Mutable access to one field's value.
@@ -153,8 +208,10 @@ impl Event {
                 *other = Value::List(vec![previous, Value::from(tag)]);
             }
             None => {
-                self.fields
-                    .insert(field::TAGS.into(), Value::List(vec![Value::from(tag)]));
+                self.fields.insert(
+                    FieldName::known(field::TAGS),
+                    Value::List(vec![Value::from(tag)]),
+                );
             }
         }
     }

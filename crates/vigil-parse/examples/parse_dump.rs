@@ -2,6 +2,8 @@
 //! comparing two versions of the parsers over the same input (a differential run):
 //! `cargo run --release -p vigil-parse --example parse_dump -- FILE… > out.ndjson`.
 //! The receive and reference times are fixed, so two runs differ only where the parsers do.
+//! With `--canonical` first, each line is the event's canonical bytes (what the ledger hashes)
+//! in hex instead, for comparing two versions of the event model.
 
 use std::io::{BufRead, Write};
 
@@ -13,7 +15,12 @@ fn main() {
     let ctx = ParseContext::new(at, "dump");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for path in std::env::args().skip(1) {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let canonical = args.first().is_some_and(|a| a == "--canonical");
+    if canonical {
+        args.remove(0);
+    }
+    for path in args {
         let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         for line in std::io::BufReader::new(file).split(b'\n') {
             let line = line.unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -21,7 +28,16 @@ fn main() {
                 continue;
             }
             let event = parse_line(&line, Format::Auto, &ctx);
-            writeln!(out, "{}", event.to_json()).expect("stdout");
+            if canonical {
+                let hex: String = event
+                    .to_canonical()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                writeln!(out, "{hex}").expect("stdout");
+            } else {
+                writeln!(out, "{}", event.to_json()).expect("stdout");
+            }
         }
     }
 }

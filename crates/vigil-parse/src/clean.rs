@@ -200,6 +200,53 @@ impl NameMemo {
     }
 }
 
+/// What the whole-event masking check makes of a field name, before looking at its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameVerdict {
+    /// Vigil's own provenance (`vigil.source`, …): never masked, its value need not be clean.
+    Provenance,
+    /// A clean name not named like a secret: the value decides.
+    Clean,
+    /// Named like a secret, or not clean itself: the event takes the full masking pass.
+    Unclean,
+}
+
+impl NameVerdict {
+    /// The verdict for `name` (the memo remembers clean names).
+    pub(crate) fn of(name: &str, memo: &mut NameMemo) -> NameVerdict {
+        if crate::reserved::is_provenance_field(name) {
+            NameVerdict::Provenance
+        } else if memo.is_clean(name) {
+            NameVerdict::Clean
+        } else {
+            NameVerdict::Unclean
+        }
+    }
+
+    /// The verdict for `name` without a memo.
+    fn of_uncached(name: &str) -> NameVerdict {
+        if crate::reserved::is_provenance_field(name) {
+            NameVerdict::Provenance
+        } else if !crate::redact::is_secret_field(name) && text_is_clean(name.as_bytes()) {
+            NameVerdict::Clean
+        } else {
+            NameVerdict::Unclean
+        }
+    }
+}
+
+/// [`NameVerdict`] of every name in `vigil_event::known_names()`, by place (what
+/// `FieldName::index` gives): worked out once, then one indexed load per field.
+pub(crate) fn known_name_verdicts() -> &'static [NameVerdict] {
+    static VERDICTS: std::sync::OnceLock<Box<[NameVerdict]>> = std::sync::OnceLock::new();
+    VERDICTS.get_or_init(|| {
+        vigil_event::known_names()
+            .iter()
+            .map(|name| NameVerdict::of_uncached(name))
+            .collect()
+    })
+}
+
 /// Runs `f` with this thread's [`NameMemo`] (`f` must not ask for it again).
 pub(crate) fn with_name_memo<R>(f: impl FnOnce(&mut NameMemo) -> R) -> R {
     thread_local! {
@@ -450,5 +497,20 @@ mod tests {
             v.record("process.name", &line, &line[5..8]);
         }
         assert_eq!(v.len, MAX_VERBATIM, "bounded");
+    }
+
+    /// The per-place verdicts of the known names are the verdicts the memo path gives.
+    #[test]
+    fn known_name_verdicts_agree_with_the_memo_path() {
+        let verdicts = known_name_verdicts();
+        assert_eq!(verdicts.len(), vigil_event::known_names().len());
+        with_name_memo(|memo| {
+            for (name, verdict) in vigil_event::known_names().iter().zip(verdicts) {
+                assert_eq!(NameVerdict::of(name, memo), *verdict, "{name}");
+            }
+        });
+        // Both kinds occur: the table has provenance names and secret-like ones.
+        assert!(verdicts.contains(&NameVerdict::Provenance));
+        assert!(verdicts.contains(&NameVerdict::Unclean));
     }
 }

@@ -296,7 +296,10 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
                 .iter()
                 .map(|(k, _)| vigil_event::Value::from(k.as_str()))
                 .collect();
-            event.insert(field::VIGIL_REDACTED, vigil_event::Value::List(kinds));
+            event.insert(
+                vigil_event::name!(field::VIGIL_REDACTED),
+                vigil_event::Value::List(kinds),
+            );
         }
         if clean {
             redactor.redact_parsed(&mut event, line, &verbatim);
@@ -310,16 +313,19 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
 /// Adds what every event carries: `vigil.source`, `vigil.received`, `vigil.parser`,
 /// `event.original`.
 fn finish(event: &mut Event, line: &str, format: Format, ctx: &ParseContext) {
-    event.insert(field::VIGIL_SOURCE, ctx.source.as_str());
-    event.insert(field::VIGIL_RECEIVED, received_text(ctx.received));
+    event.insert(vigil_event::name!(field::VIGIL_SOURCE), ctx.source.as_str());
+    event.insert(
+        vigil_event::name!(field::VIGIL_RECEIVED),
+        received_text(ctx.received),
+    );
     if !event.contains(field::VIGIL_PARSER) {
-        event.insert(field::VIGIL_PARSER, format.parser());
+        event.insert(vigil_event::name!(field::VIGIL_PARSER), format.parser());
     }
     if ctx.keep_original && !event.contains(field::EVENT_ORIGINAL) {
-        event.insert(field::EVENT_ORIGINAL, line);
+        event.insert(vigil_event::name!(field::EVENT_ORIGINAL), line);
     }
     if let Some(peer) = ctx.peer {
-        event.insert("log.source.address", peer.to_string());
+        event.insert(vigil_event::name!("log.source.address"), peer.to_string());
     }
 }
 
@@ -346,17 +352,17 @@ fn received_text(received: Timestamp) -> String {
 /// Plain text: the line is the message.
 pub fn raw_event(line: &str, ctx: &ParseContext) -> Event {
     let mut event = Event::new(ctx.received);
-    event.insert("message", line);
+    event.insert(vigil_event::name!("message"), line);
     event
 }
 
 /// The event for a line that did not parse as `format`.
 pub fn parse_error_event(line: &str, format: Format, reason: &str, ctx: &ParseContext) -> Event {
     let mut event = Event::new(ctx.received);
-    event.insert(field::MESSAGE, line);
-    event.insert(field::EVENT_ORIGINAL, line);
+    event.insert(vigil_event::name!(field::MESSAGE), line);
+    event.insert(vigil_event::name!(field::EVENT_ORIGINAL), line);
     event.insert(
-        field::ERROR_MESSAGE,
+        vigil_event::name!(field::ERROR_MESSAGE),
         format!("not {}: {reason}", format.name()),
     );
     event.add_tag(tag::PARSE_ERROR);

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use vigil_event::{Category, Event, EventKind, EventType, Outcome, Value, field, tag};
+use vigil_event::{Category, Event, EventKind, EventType, FieldName, Outcome, Value, field, tag};
 
 use crate::sshd_fast::{self, Login};
 
@@ -26,28 +26,28 @@ fn classify(
     action: &str,
     outcome: Option<Outcome>,
 ) {
-    event.insert(field::EVENT_KIND, EventKind::Event);
-    event.insert(field::EVENT_CATEGORY, category);
-    event.insert(field::EVENT_TYPE, kind);
-    event.insert(field::EVENT_ACTION, action);
+    event.insert(vigil_event::name!(field::EVENT_KIND), EventKind::Event);
+    event.insert(vigil_event::name!(field::EVENT_CATEGORY), category);
+    event.insert(vigil_event::name!(field::EVENT_TYPE), kind);
+    event.insert(vigil_event::name!(field::EVENT_ACTION), action);
     if let Some(outcome) = outcome {
-        event.insert(field::EVENT_OUTCOME, outcome);
+        event.insert(vigil_event::name!(field::EVENT_OUTCOME), outcome);
     }
 }
 
-fn set_ip(event: &mut Event, key: &str, text: &str) {
+fn set_ip(event: &mut Event, key: FieldName, text: &str) {
     match text.parse::<IpAddr>() {
         Ok(ip) => event.insert(key, Value::Ip(ip)),
         Err(_) => {
             // A host name where an address was expected (sshd with UseDNS).
-            if !text.is_empty() && key == "source.ip" {
-                event.insert("source.domain", text);
+            if !text.is_empty() && key.as_str() == "source.ip" {
+                event.insert(vigil_event::name!("source.domain"), text);
             }
         }
     }
 }
 
-fn set_port(event: &mut Event, key: &str, text: &str) {
+fn set_port(event: &mut Event, key: FieldName, text: &str) {
     if let Ok(port) = text.parse::<u16>() {
         event.insert(key, port);
     }
@@ -94,7 +94,7 @@ pub fn enrich(event: &mut Event, program: &str, message: &str) {
             )
         });
     if matched && let Some(n) = repeated {
-        event.insert("event.count", n);
+        event.insert(vigil_event::name!("event.count"), n);
     }
 }
 
@@ -188,13 +188,13 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             "ssh_login",
             Some(Outcome::Failure),
         );
-        event.insert("vigil.auth.method", c.method);
+        event.insert(vigil_event::name!("vigil.auth.method"), c.method);
         if c.invalid_user {
             event.add_tag(tag::INVALID_USER);
         }
-        event.insert("user.name", c.user);
-        set_ip(event, "source.ip", c.addr);
-        set_port(event, "source.port", c.port);
+        event.insert(vigil_event::name!("user.name"), c.user);
+        set_ip(event, vigil_event::name!("source.ip"), c.addr);
+        set_port(event, vigil_event::name!("source.port"), c.port);
         return true;
     }
     if first == b'A'
@@ -207,10 +207,10 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             "ssh_login",
             Some(Outcome::Success),
         );
-        event.insert("vigil.auth.method", c.method);
-        event.insert("user.name", c.user);
-        set_ip(event, "source.ip", c.addr);
-        set_port(event, "source.port", c.port);
+        event.insert(vigil_event::name!("vigil.auth.method"), c.method);
+        event.insert(vigil_event::name!("user.name"), c.user);
+        set_ip(event, vigil_event::name!("source.ip"), c.addr);
+        set_port(event, vigil_event::name!("source.port"), c.port);
         return true;
     }
     if (first == b'I' || first == b'i')
@@ -224,10 +224,10 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             Some(Outcome::Failure),
         );
         event.add_tag(tag::INVALID_USER);
-        event.insert("user.name", &c[1]);
-        set_ip(event, "source.ip", &c[2]);
+        event.insert(vigil_event::name!("user.name"), &c[1]);
+        set_ip(event, vigil_event::name!("source.ip"), &c[2]);
         if let Some(p) = c.get(3) {
-            set_port(event, "source.port", p.as_str());
+            set_port(event, vigil_event::name!("source.port"), p.as_str());
         }
         return true;
     }
@@ -242,13 +242,13 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             None,
         );
         if let Some(u) = c.get(2).or(c.get(3)) {
-            event.insert("user.name", u.as_str());
+            event.insert(vigil_event::name!("user.name"), u.as_str());
         }
         if c.get(1).is_some_and(|k| k.as_str() == "invalid") {
             event.add_tag(tag::INVALID_USER);
         }
-        set_ip(event, "source.ip", &c[4]);
-        set_port(event, "source.port", &c[5]);
+        set_ip(event, vigil_event::name!("source.ip"), &c[4]);
+        set_port(event, vigil_event::name!("source.port"), &c[5]);
         return true;
     }
     if first == b'R'
@@ -261,9 +261,9 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             "ssh_disconnect",
             None,
         );
-        set_ip(event, "source.ip", &c[1]);
-        set_port(event, "source.port", &c[2]);
-        event.insert("event.reason", &c[4]);
+        set_ip(event, vigil_event::name!("source.ip"), &c[1]);
+        set_port(event, vigil_event::name!("source.port"), &c[2]);
+        event.insert(vigil_event::name!("event.reason"), &c[4]);
         return true;
     }
     if first == b'D'
@@ -276,9 +276,9 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             "ssh_no_identification",
             Some(Outcome::Failure),
         );
-        set_ip(event, "source.ip", &c[1]);
+        set_ip(event, vigil_event::name!("source.ip"), &c[1]);
         if let Some(p) = c.get(2) {
-            set_port(event, "source.port", p.as_str());
+            set_port(event, vigil_event::name!("source.port"), p.as_str());
         }
         return true;
     }
@@ -290,9 +290,9 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             "ssh_max_auth_exceeded",
             Some(Outcome::Failure),
         );
-        event.insert("user.name", &c[2]);
-        set_ip(event, "source.ip", &c[3]);
-        set_port(event, "source.port", &c[4]);
+        event.insert(vigil_event::name!("user.name"), &c[2]);
+        set_ip(event, vigil_event::name!("source.ip"), &c[3]);
+        set_port(event, vigil_event::name!("source.port"), &c[4]);
         return true;
     }
     if m.contains("POSSIBLE BREAK-IN ATTEMPT")
@@ -305,8 +305,8 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             "ssh_reverse_mapping_failed",
             None,
         );
-        event.insert("source.domain", &c[1]);
-        set_ip(event, "source.ip", &c[2]);
+        event.insert(vigil_event::name!("source.domain"), &c[1]);
+        set_ip(event, vigil_event::name!("source.ip"), &c[2]);
         return true;
     }
     if first == b'U'
@@ -319,9 +319,9 @@ fn sshd(event: &mut Event, m: &str) -> bool {
             "ssh_user_not_allowed",
             Some(Outcome::Failure),
         );
-        event.insert("user.name", &c[1]);
-        set_ip(event, "source.ip", &c[2]);
-        event.insert("event.reason", &c[3]);
+        event.insert(vigil_event::name!("user.name"), &c[1]);
+        set_ip(event, vigil_event::name!("source.ip"), &c[2]);
+        event.insert(vigil_event::name!("event.reason"), &c[3]);
         return true;
     }
     false
@@ -342,9 +342,9 @@ fn sudo(event: &mut Event, m: &str) -> bool {
     let mut target = None;
     for part in head.split(" ; ").map(str::trim).filter(|p| !p.is_empty()) {
         if let Some(v) = part.strip_prefix("TTY=") {
-            event.insert("process.tty.name", v);
+            event.insert(vigil_event::name!("process.tty.name"), v);
         } else if let Some(v) = part.strip_prefix("PWD=") {
-            event.insert("process.working_directory", v);
+            event.insert(vigil_event::name!("process.working_directory"), v);
         } else if let Some(v) = part.strip_prefix("USER=") {
             target = Some(v.trim_end_matches(" ;").to_owned());
         } else if part.starts_with("GROUP=") || part.starts_with("ENV=") {
@@ -360,9 +360,9 @@ fn sudo(event: &mut Event, m: &str) -> bool {
     let Some(target) = target else {
         return false;
     };
-    event.insert("user.name", user.trim());
-    event.insert("user.target.name", target);
-    event.insert("process.command_line", command.trim());
+    event.insert(vigil_event::name!("user.name"), user.trim());
+    event.insert(vigil_event::name!("user.target.name"), target);
+    event.insert(vigil_event::name!("process.command_line"), command.trim());
     if let Some(n) = failures {
         classify(
             event,
@@ -371,7 +371,7 @@ fn sudo(event: &mut Event, m: &str) -> bool {
             "sudo",
             Some(Outcome::Failure),
         );
-        event.insert("vigil.auth.failures", n);
+        event.insert(vigil_event::name!("vigil.auth.failures"), n);
     } else if let Some(reason) = reason {
         // "user NOT in sudoers", "command not allowed", …
         classify(
@@ -381,7 +381,7 @@ fn sudo(event: &mut Event, m: &str) -> bool {
             "sudo",
             Some(Outcome::Failure),
         );
-        event.insert("event.reason", reason);
+        event.insert(vigil_event::name!("event.reason"), reason);
     } else {
         classify(
             event,
@@ -418,8 +418,8 @@ fn su(event: &mut Event, m: &str) -> bool {
                 Outcome::Failure
             }),
         );
-        event.insert("user.target.name", &c[2]);
-        event.insert("user.name", &c[3]);
+        event.insert(vigil_event::name!("user.target.name"), &c[2]);
+        event.insert(vigil_event::name!("user.name"), &c[3]);
         return true;
     }
     if let Some(c) = SU_FAILED_DEBIAN.captures(m) {
@@ -430,9 +430,9 @@ fn su(event: &mut Event, m: &str) -> bool {
             "su",
             Some(Outcome::Failure),
         );
-        event.insert("user.target.name", &c[1]);
-        event.insert("user.name", &c[2]);
-        event.insert("process.tty.name", &c[3]);
+        event.insert(vigil_event::name!("user.target.name"), &c[1]);
+        event.insert(vigil_event::name!("user.name"), &c[2]);
+        event.insert(vigil_event::name!("process.tty.name"), &c[3]);
         return true;
     }
     if let Some(c) = SU_DEBIAN.captures(m) {
@@ -443,9 +443,9 @@ fn su(event: &mut Event, m: &str) -> bool {
             "su",
             Some(Outcome::Success),
         );
-        event.insert("user.target.name", &c[2]);
-        event.insert("user.name", &c[3]);
-        event.insert("process.tty.name", &c[4]);
+        event.insert(vigil_event::name!("user.target.name"), &c[2]);
+        event.insert(vigil_event::name!("user.name"), &c[3]);
+        event.insert(vigil_event::name!("process.tty.name"), &c[4]);
         return true;
     }
     false
@@ -464,12 +464,12 @@ fn login(event: &mut Event, m: &str) -> bool {
             "login",
             Some(Outcome::Failure),
         );
-        event.insert("process.tty.name", &c[1]);
+        event.insert(vigil_event::name!("process.tty.name"), &c[1]);
         if let Some(from) = c.get(2) {
-            set_ip(event, "source.ip", from.as_str());
+            set_ip(event, vigil_event::name!("source.ip"), from.as_str());
         }
-        event.insert("user.name", &c[3]);
-        event.insert("event.reason", &c[4]);
+        event.insert(vigil_event::name!("user.name"), &c[3]);
+        event.insert(vigil_event::name!("event.reason"), &c[4]);
         return true;
     }
     if let Some(rest) = m.strip_prefix("New session ")
@@ -482,7 +482,7 @@ fn login(event: &mut Event, m: &str) -> bool {
             "login",
             Some(Outcome::Success),
         );
-        event.insert("user.name", user.trim_end_matches('.'));
+        event.insert(vigil_event::name!("user.name"), user.trim_end_matches('.'));
         return true;
     }
     false
@@ -514,11 +514,11 @@ fn accounts(event: &mut Event, m: &str) -> bool {
             Some(Outcome::Success),
         );
         event.add_tag("user");
-        event.insert("user.target.name", &c[1]);
+        event.insert(vigil_event::name!("user.target.name"), &c[1]);
         if let Ok(uid) = c[2].parse::<i64>() {
-            event.insert("user.target.id", uid.to_string());
+            event.insert(vigil_event::name!("user.target.id"), uid.to_string());
         }
-        event.insert("group.id", &c[3]);
+        event.insert(vigil_event::name!("group.id"), &c[3]);
         return true;
     }
     if let Some(c) = NEW_GROUP.captures(m) {
@@ -529,9 +529,9 @@ fn accounts(event: &mut Event, m: &str) -> bool {
             "group_created",
             Some(Outcome::Success),
         );
-        event.insert("group.name", &c[1]);
+        event.insert(vigil_event::name!("group.name"), &c[1]);
         if let Some(gid) = c.get(2) {
-            event.insert("group.id", gid.as_str());
+            event.insert(vigil_event::name!("group.id"), gid.as_str());
         }
         return true;
     }
@@ -543,7 +543,7 @@ fn accounts(event: &mut Event, m: &str) -> bool {
             "user_deleted",
             Some(Outcome::Success),
         );
-        event.insert("user.target.name", &c[1]);
+        event.insert(vigil_event::name!("user.target.name"), &c[1]);
         return true;
     }
     if let Some(c) = DELETE_GROUP.captures(m) {
@@ -555,7 +555,7 @@ fn accounts(event: &mut Event, m: &str) -> bool {
             Some(Outcome::Success),
         );
         if let Some(g) = c.get(1).or(c.get(2)) {
-            event.insert("group.name", g.as_str());
+            event.insert(vigil_event::name!("group.name"), g.as_str());
         }
         return true;
     }
@@ -567,7 +567,7 @@ fn accounts(event: &mut Event, m: &str) -> bool {
             "password_changed",
             Some(Outcome::Success),
         );
-        event.insert("user.target.name", &c[1]);
+        event.insert(vigil_event::name!("user.target.name"), &c[1]);
         return true;
     }
     if let Some(c) = CHANGE_USER.captures(m) {
@@ -579,14 +579,14 @@ fn accounts(event: &mut Event, m: &str) -> bool {
             Some(Outcome::Success),
         );
         if let Some(u) = c.get(1).or(c.get(3)).or(c.get(5)).or(c.get(6)).or(c.get(7)) {
-            event.insert("user.target.name", u.as_str());
+            event.insert(vigil_event::name!("user.target.name"), u.as_str());
         }
         if let Some(g) = c.get(4) {
-            event.insert("group.name", g.as_str());
-            event.insert("event.action", "user_added_to_group");
+            event.insert(vigil_event::name!("group.name"), g.as_str());
+            event.insert(vigil_event::name!("event.action"), "user_added_to_group");
         }
         if c.get(5).is_some() {
-            event.insert("event.action", "user_locked");
+            event.insert(vigil_event::name!("event.action"), "user_locked");
         }
         return true;
     }
@@ -618,18 +618,18 @@ fn pam(event: &mut Event, program: &str, m: &str) -> bool {
             &format!("{}_auth_failure", service_name(&c[1], program)),
             Some(Outcome::Failure),
         );
-        event.insert("service.name", &c[1]);
+        event.insert(vigil_event::name!("service.name"), &c[1]);
         let rhost = &c[7];
         if !rhost.is_empty() {
-            set_ip(event, "source.ip", rhost);
+            set_ip(event, vigil_event::name!("source.ip"), rhost);
         }
         if let Some(user) = c.get(8) {
-            event.insert("user.name", user.as_str());
+            event.insert(vigil_event::name!("user.name"), user.as_str());
         } else if !c[2].is_empty() {
-            event.insert("user.name", &c[2]);
+            event.insert(vigil_event::name!("user.name"), &c[2]);
         }
         if !c[5].is_empty() {
-            event.insert("process.tty.name", &c[5]);
+            event.insert(vigil_event::name!("process.tty.name"), &c[5]);
         }
         return true;
     }
@@ -646,11 +646,11 @@ fn pam(event: &mut Event, program: &str, m: &str) -> bool {
             &format!("{}_session_{}", service_name(&c[1], program), &c[2]),
             Some(Outcome::Success),
         );
-        event.insert("service.name", &c[1]);
-        event.insert("user.target.name", &c[3]);
+        event.insert(vigil_event::name!("service.name"), &c[1]);
+        event.insert(vigil_event::name!("user.target.name"), &c[3]);
         match c.get(4).map(|b| b.as_str()).filter(|b| !b.is_empty()) {
-            Some(by) => event.insert("user.name", by),
-            None => event.insert("user.name", &c[3]),
+            Some(by) => event.insert(vigil_event::name!("user.name"), by),
+            None => event.insert(vigil_event::name!("user.name"), &c[3]),
         }
         return true;
     }
@@ -663,7 +663,7 @@ fn pam(event: &mut Event, program: &str, m: &str) -> bool {
             Some(Outcome::Failure),
         );
         if &c[2] != "unknown" {
-            event.insert("user.name", &c[2]);
+            event.insert(vigil_event::name!("user.name"), &c[2]);
         }
         return true;
     }

@@ -25,7 +25,7 @@ use std::sync::LazyLock;
 use regex::{Regex, RegexSet};
 use vigil_event::{Event, Value, field};
 
-use crate::clean::{Verbatim, text_is_clean, with_name_memo};
+use crate::clean::{NameVerdict, Verbatim, text_is_clean, with_name_memo};
 
 /// Field names (last dotted component, lower case) whose whole value is a secret.
 const SECRET_FIELD_NAMES: &[&str] = &[
@@ -233,12 +233,22 @@ fn event_is_clean(event: &Event, line_and_verbatim: Option<(&str, &Verbatim)>) -
         }
     }
     with_name_memo(|names| {
-        event.fields().all(|(key, value)| {
-            // Vigil's own provenance is never masked, so it need not be clean.
-            crate::reserved::is_provenance_field(key)
-                || (names.is_clean(key)
-                    && (line_and_verbatim.is_some_and(|(line, v)| v.holds(line, key, value))
-                        || value_is_clean(value)))
+        event.entries().all(|(key, value)| {
+            // A known name's verdict is a table look-up by its place; any other name is
+            // checked (through the memo) as before.
+            let verdict = match key.index() {
+                Some(i) => crate::clean::known_name_verdicts()[i],
+                None => NameVerdict::of(key, names),
+            };
+            match verdict {
+                // Vigil's own provenance is never masked, so it need not be clean.
+                NameVerdict::Provenance => true,
+                NameVerdict::Unclean => false,
+                NameVerdict::Clean => {
+                    line_and_verbatim.is_some_and(|(line, v)| v.holds(line, key, value))
+                        || value_is_clean(value)
+                }
+            }
         })
     })
 }
@@ -406,7 +416,10 @@ impl Redactor {
                     kinds.push(Value::from(kind.as_str()));
                 }
             }
-            event.insert(field::VIGIL_REDACTED, Value::List(kinds));
+            event.insert(
+                vigil_event::name!(field::VIGIL_REDACTED),
+                Value::List(kinds),
+            );
         }
         counts
     }
@@ -931,12 +944,21 @@ mod tests {
         assert_eq!(clean("passwd:hunter2x"), "passwd:[REDACTED:password]");
         // Field names in camel case are secrets too; a rule's name is never searched.
         let mut e = Event::new(Timestamp::from_secs(0));
-        e.insert("responseElements.credentials.sessionToken", "IQoJb3JpZ2lu");
+        e.insert(
+            vigil_event::name!("responseElements.credentials.sessionToken"),
+            "IQoJb3JpZ2lu",
+        );
         e.insert("SecretAccessKey", "abc");
-        e.insert("rule.name", "ET POLICY Password: sent");
-        e.insert("alert.signature", "GPL password=in signature");
-        e.insert("winlog.event_data.QueryOptions", "2251801021800464");
-        e.insert("payment.pan", "2251801021800464");
+        e.insert(vigil_event::name!("rule.name"), "ET POLICY Password: sent");
+        e.insert(
+            vigil_event::name!("alert.signature"),
+            "GPL password=in signature",
+        );
+        e.insert(
+            vigil_event::name!("winlog.event_data.QueryOptions"),
+            "2251801021800464",
+        );
+        e.insert(vigil_event::name!("payment.pan"), "2251801021800464");
         Redactor::default().redact_event(&mut e);
         assert_eq!(
             e.get_str("responseElements.credentials.sessionToken"),
@@ -1042,9 +1064,12 @@ mod tests {
     #[test]
     fn events_by_field_name_and_value() {
         let mut e = Event::new(Timestamp::from_secs(0));
-        e.insert("user.password", "hunter2");
-        e.insert("http.request.headers.authorization", "Bearer abc.def.ghi");
-        e.insert("message", "user=bob password=hunter2");
+        e.insert(vigil_event::name!("user.password"), "hunter2");
+        e.insert(
+            vigil_event::name!("http.request.headers.authorization"),
+            "Bearer abc.def.ghi",
+        );
+        e.insert(vigil_event::name!("message"), "user=bob password=hunter2");
         e.insert("pin", 1234i64);
         let counts = Redactor::default().redact_event(&mut e);
         assert_eq!(e.get_str("user.password"), Some("[REDACTED:password]"));
@@ -1135,7 +1160,10 @@ mod tests {
         });
         // A keyword hidden by an overlapping one in the joined text is still seen.
         let mut e = Event::new(Timestamp::from_secs(0));
-        e.insert("message", "x apikeyJhbGciOi.eyJzdWIiOi.abc");
+        e.insert(
+            vigil_event::name!("message"),
+            "x apikeyJhbGciOi.eyJzdWIiOi.abc",
+        );
         e.insert(
             "a",
             "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmN",

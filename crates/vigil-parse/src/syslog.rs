@@ -79,15 +79,21 @@ pub(crate) fn parse_recording(
     );
     if let (Some(facility), Some(severity)) = (msg.facility, msg.severity) {
         let (f, s) = (facility as i64, severity as i64);
-        event.insert("log.syslog.priority", f * 8 + s);
-        event.insert("log.syslog.facility.code", f);
-        event.insert("log.syslog.facility.name", facility.as_str());
-        event.insert("log.syslog.severity.code", s);
-        event.insert("log.syslog.severity.name", severity.as_str());
-        event.insert("log.level", severity.as_str());
+        event.insert(vigil_event::name!("log.syslog.priority"), f * 8 + s);
+        event.insert(vigil_event::name!("log.syslog.facility.code"), f);
+        event.insert(
+            vigil_event::name!("log.syslog.facility.name"),
+            facility.as_str(),
+        );
+        event.insert(vigil_event::name!("log.syslog.severity.code"), s);
+        event.insert(
+            vigil_event::name!("log.syslog.severity.name"),
+            severity.as_str(),
+        );
+        event.insert(vigil_event::name!("log.level"), severity.as_str());
     }
     if let Protocol::RFC5424(version) = msg.protocol {
-        event.insert("log.syslog.version", i64::from(version));
+        event.insert(vigil_event::name!("log.syslog.version"), i64::from(version));
     }
     // syslog_loose is loose about 3164 headers; settle the ambiguous cases from the raw line:
     // "TIME prog: msg" (no host) comes back as host "prog"; "TIME host words" (no program) as
@@ -114,23 +120,25 @@ pub(crate) fn parse_recording(
         }
     }
     match hostname {
-        Some(host) => event.insert("host.name", host),
+        Some(host) => event.insert(vigil_event::name!("host.name"), host),
         None => {
             if let Some(peer) = ctx.peer {
-                event.insert("host.name", peer.to_string());
+                event.insert(vigil_event::name!("host.name"), peer.to_string());
             }
         }
     }
     if let Some(app) = program {
-        event.insert("process.name", app);
+        event.insert(vigil_event::name!("process.name"), app);
     }
     match msg.procid {
-        Some(ProcId::PID(pid)) => event.insert("process.pid", i64::from(pid)),
-        Some(ProcId::Name(name)) if name != "-" => event.insert("log.syslog.procid", name),
+        Some(ProcId::PID(pid)) => event.insert(vigil_event::name!("process.pid"), i64::from(pid)),
+        Some(ProcId::Name(name)) if name != "-" => {
+            event.insert(vigil_event::name!("log.syslog.procid"), name)
+        }
         _ => {}
     }
     if let Some(id) = msg.msgid.filter(|m| *m != "-") {
-        event.insert("log.syslog.msgid", id);
+        event.insert(vigil_event::name!("log.syslog.msgid"), id);
     }
     for element in &msg.structured_data {
         for (name, value) in &element.params {
@@ -153,9 +161,9 @@ pub(crate) fn parse_recording(
             joined.as_str()
         }
     };
-    event.insert("message", body);
+    event.insert(vigil_event::name!("message"), body);
     verbatim.record(field::MESSAGE, line, body);
-    event.insert(field::VIGIL_PARSER, Parser::Syslog);
+    event.insert(vigil_event::name!(field::VIGIL_PARSER), Parser::Syslog);
     if let Some(cef_start) = body.find("CEF:") {
         crate::cef::enrich(&mut event, &body[cef_start..]);
     } else {
@@ -177,15 +185,15 @@ fn parse_minimal(line: &str, ctx: &ParseContext, verbatim: &mut Verbatim) -> Opt
     let mut event = Event::new(ctx.received);
     let (facility, severity) = syslog_loose::decompose_pri(pri);
     if let (Some(f), Some(s)) = (facility, severity) {
-        event.insert("log.syslog.priority", i64::from(pri));
-        event.insert("log.syslog.facility.code", f as i64);
-        event.insert("log.syslog.facility.name", f.as_str());
-        event.insert("log.syslog.severity.code", s as i64);
-        event.insert("log.syslog.severity.name", s.as_str());
-        event.insert("log.level", s.as_str());
+        event.insert(vigil_event::name!("log.syslog.priority"), i64::from(pri));
+        event.insert(vigil_event::name!("log.syslog.facility.code"), f as i64);
+        event.insert(vigil_event::name!("log.syslog.facility.name"), f.as_str());
+        event.insert(vigil_event::name!("log.syslog.severity.code"), s as i64);
+        event.insert(vigil_event::name!("log.syslog.severity.name"), s.as_str());
+        event.insert(vigil_event::name!("log.level"), s.as_str());
     }
     if let Some(peer) = ctx.peer {
-        event.insert("host.name", peer.to_string());
+        event.insert(vigil_event::name!("host.name"), peer.to_string());
     }
     let tag_end = body.find(": ").filter(|&i| {
         let tag = &body[..i];
@@ -202,18 +210,18 @@ fn parse_minimal(line: &str, ctx: &ParseContext, verbatim: &mut Verbatim) -> Opt
             Some((n, pid)) => {
                 name = Some(n);
                 if let Ok(p) = pid.trim_end_matches(']').parse::<i64>() {
-                    event.insert("process.pid", p);
+                    event.insert(vigil_event::name!("process.pid"), p);
                 }
             }
             None => name = Some(tag),
         }
         if let Some(n) = name {
-            event.insert("process.name", n);
+            event.insert(vigil_event::name!("process.name"), n);
         }
     }
-    event.insert("message", message);
+    event.insert(vigil_event::name!("message"), message);
     verbatim.record(field::MESSAGE, line, message);
-    event.insert(field::VIGIL_PARSER, Parser::Syslog);
+    event.insert(vigil_event::name!(field::VIGIL_PARSER), Parser::Syslog);
     enrich_message(&mut event, name.unwrap_or(""), message, ctx);
     Some(event)
 }
