@@ -32,6 +32,7 @@ mod canonical;
 mod ecs;
 mod json;
 mod names;
+pub mod peek;
 mod timestamp;
 mod value;
 
