@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigil_event::{Event, Timestamp};
-use vigil_ingest::{Ingest, NodeLog, Origin};
+use vigil_ingest::{EventLog, Ingest, NodeLog, Origin};
 use vigil_ledger::{Ledger, LedgerConfig};
 
 use super::DetectService;
