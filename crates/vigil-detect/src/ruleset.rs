@@ -266,6 +266,29 @@ impl RuleSet {
         &s.result
     }
 
+    /// Whether the event whose canonical bytes are `bytes` can match any rule of the set,
+    /// read without decoding it: false only when no rule's logsource admits it — no
+    /// alternative without constraints, and no dispatch field holding a text the dispatch
+    /// table knows. Such an event matches nothing ([`RuleSet::matches_with`] finds no
+    /// alternative for it), so a follower need not decode it. True is "decode and see": a
+    /// dispatch field holding anything but a text, or bytes the walk cannot read.
+    pub fn may_match_canonical(&self, bytes: &[u8]) -> bool {
+        if !self.unconditional.is_empty() {
+            return true;
+        }
+        let mut folded = String::new();
+        self.dispatch.iter().any(
+            |(field, table)| match vigil_event::peek::peek(bytes, field) {
+                vigil_event::peek::Peeked::Absent => false,
+                vigil_event::peek::Peeked::Str(text) => {
+                    fold_into(text, &mut folded);
+                    table.contains_key(folded.as_str())
+                }
+                vigil_event::peek::Peeked::Other => true,
+            },
+        )
+    }
+
     /// Whether the constraints of `alt` from the `skip`-th on hold for `event`.
     /// The rules matching `event` the straightforward way: every rule of every logsource
     /// alternative the event belongs to is evaluated, with every field its rules read scanned,

@@ -75,6 +75,11 @@ fn fast_matcher_agrees_with_exhaustive_evaluation() {
         if fast != slow {
             differ.push(format!("event {i}: fast {fast:?}, exhaustive {slow:?}"));
         }
+        if !slow.is_empty() && !set.may_match_canonical(&e.to_canonical()) {
+            differ.push(format!(
+                "event {i}: matches {slow:?} but was ruled out undecoded"
+            ));
+        }
     }
     eprintln!(
         "{} events, {matches} rule matches, {} differ",
@@ -84,4 +89,48 @@ fn fast_matcher_agrees_with_exhaustive_evaluation() {
     // The check is only worth something if rules match: the corpus has hundreds of matches.
     assert!(matches > 300, "only {matches} matches");
     assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
+
+/// The undecoded check (`RuleSet::may_match_canonical`, what lets the detector skip decoding
+/// events no loaded rule's logsource admits) with only the Security-channel rules loaded, over
+/// every corpus event: it rules out the events of other channels, and never an event a rule
+/// matches (by the exhaustive path).
+#[test]
+fn events_ruled_out_undecoded_match_nothing() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let docs: Vec<_> =
+        vigil_detect::report::load_dir(&corpus.join("sigma/rules/windows/builtin/security"))
+            .into_iter()
+            .flat_map(|(_, loaded)| loaded.into_iter().flatten())
+            .collect();
+    let (set, _) = RuleSet::compile(docs);
+    assert!(set.len() > 50, "only {} rules", set.len());
+    let events = corpus_events(&corpus);
+    let (mut ruled_out, mut matched, mut wrong) = (0usize, 0usize, Vec::new());
+    for (i, e) in events.iter().enumerate() {
+        let slow = set.matches_exhaustive(e);
+        matched += usize::from(!slow.is_empty());
+        if !set.may_match_canonical(&e.to_canonical()) {
+            ruled_out += 1;
+            if !slow.is_empty() {
+                wrong.push(format!("event {i}: matches {slow:?} but was ruled out"));
+            }
+        }
+    }
+    eprintln!(
+        "{} events, {ruled_out} ruled out undecoded, {matched} matched",
+        events.len()
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(
+        matched > 10,
+        "only {matched} events matched: the check proves little"
+    );
+    assert!(
+        ruled_out > events.len() / 4,
+        "only {ruled_out} of {} events ruled out",
+        events.len()
+    );
 }

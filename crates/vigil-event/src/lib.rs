@@ -35,6 +35,7 @@ mod fields;
 mod interned;
 mod json;
 mod names;
+pub mod peek;
 mod timestamp;
 mod value;
 

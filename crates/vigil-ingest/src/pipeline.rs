@@ -410,10 +410,14 @@ impl<L: EventLog> Ingest<L> {
     /// refused for lack of room (own events follow from input that was bounded, or from a
     /// person's action); they take room in flight when there is some, so the bound still
     /// counts them. Callable from any thread, with or without an async runtime.
-    pub fn submit(&self, events: Vec<Event>, origin: Origin) -> Pending {
+    ///
+    /// Takes a [`Batch`]: `vigil import` hands [`Ingest::parsed`] batches so the door does not
+    /// mask lines parsed with its own redactor again; a `Vec<Event>` is masked as usual.
+    pub fn submit(&self, events: impl Into<Batch>, origin: Origin) -> Pending {
+        let events = events.into();
         let n = events.len().clamp(1, self.capacity) as u32;
         let permit = Arc::clone(&self.permits).try_acquire_many_owned(n).ok();
-        self.start(events.into(), permit, origin, None)
+        self.start(events, permit, origin, None)
     }
 
     /// Permits for one request: one per event (at least one), or `TooManyEvents`.

@@ -181,14 +181,50 @@ pub fn scan_segment(path: &Path) -> Result<SegmentBlocks, LedgerError> {
         file_len,
         tail_problem: None,
     };
+    walk_blocks(&file, &mut scanned)?;
+    Ok(scanned)
+}
+
+/// Walks on from where `scanned` ends: the blocks a growing segment gained since it was
+/// scanned, reading only their headers (a follower's refresh then costs what was appended,
+/// not the size of the segment). Returns false, changing nothing, when the file is no longer
+/// what was scanned — shorter than the blocks read, or the last block read no longer where it
+/// was (crash recovery cut it and the writer wrote on): the caller scans it whole again.
+pub fn extend_scan(scanned: &mut SegmentBlocks) -> Result<bool, LedgerError> {
+    let path = scanned.path.clone();
+    let io_err = |e| LedgerError::io(format!("reading {}", path.display()), e);
+    let file =
+        File::open(&path).map_err(|e| LedgerError::io(format!("opening {}", path.display()), e))?;
+    let file_len = file.metadata().map_err(io_err)?.len();
+    if file_len < scanned.valid_len {
+        return Ok(false);
+    }
+    if let Some(last) = scanned.blocks.last() {
+        let mut buf = [0u8; format::BLOCK_HEADER_LEN];
+        let n = read_up_to_at(&file, &mut buf, last.offset).map_err(io_err)?;
+        if format::decode_block_header(&buf[..n]).ok() != Some(last.header) {
+            return Ok(false);
+        }
+    }
+    scanned.file_len = file_len;
+    scanned.tail_problem = None;
+    walk_blocks(&file, scanned)?;
+    Ok(true)
+}
+
+/// Walks block headers from `scanned.valid_len` to the end of the file, adding the blocks to
+/// `scanned`; stops at the first bad or incomplete one and records why.
+fn walk_blocks(file: &File, scanned: &mut SegmentBlocks) -> Result<(), LedgerError> {
+    let path = scanned.path.clone();
+    let file_len = scanned.file_len;
     // Each header is read where it sits (one positioned read of its 32 bytes): payloads are
     // skipped without being read, so walking a segment reads 32 bytes per block rather than
     // the whole file through a buffer.
-    let mut offset = format::SEGMENT_HEADER_LEN as u64;
-    let mut next_seq = first_seq;
+    let mut offset = scanned.valid_len;
+    let mut next_seq = scanned.end_seq();
     let mut buf = [0u8; format::BLOCK_HEADER_LEN];
     while offset < file_len {
-        let n = read_up_to_at(&file, &mut buf, offset)
+        let n = read_up_to_at(file, &mut buf, offset)
             .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
         let header = match format::decode_block_header(&buf[..n]) {
             Ok(h) => h,
@@ -212,7 +248,7 @@ pub fn scan_segment(path: &Path) -> Result<SegmentBlocks, LedgerError> {
             }
             BlockKind::Seal => {
                 let mut payload = [0u8; 8];
-                let n = read_up_to_at(&file, &mut payload, offset + buf.len() as u64)
+                let n = read_up_to_at(file, &mut payload, offset + buf.len() as u64)
                     .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
                 if n < payload.len() || format::check_block_crc(&buf, &payload).is_err() {
                     scanned.tail_problem = Some(FormatError::Checksum);
@@ -224,7 +260,7 @@ pub fn scan_segment(path: &Path) -> Result<SegmentBlocks, LedgerError> {
         offset += header.stored_len();
         scanned.valid_len = offset;
     }
-    Ok(scanned)
+    Ok(())
 }
 
 /// Fills `buf` from `offset` on as far as the file allows; returns the number of bytes read.
@@ -332,6 +368,43 @@ pub fn read_tiles(path: &Path) -> Result<Vec<Hash>, LedgerError> {
     format::check_file_header(&bytes, format::TILES_MAGIC)
         .map_err(|e| LedgerError::corrupt(path, 0, None, format!("file header: {e}")))?;
     Ok(format::decode_tiles(&bytes[format::FILE_HEADER_LEN..]))
+}
+
+/// Brings `tiles` (the group hashes read from `path` before) up to date, reading only the
+/// hashes appended since; reads the whole file again when it is no longer what was read
+/// (shorter, or the last hash read changed: crash recovery cut it and the writer wrote on).
+pub fn extend_tiles(path: &Path, tiles: &mut Vec<Hash>) -> Result<(), LedgerError> {
+    use std::os::unix::fs::FileExt;
+    if tiles.is_empty() {
+        *tiles = read_tiles(path)?;
+        return Ok(());
+    }
+    let io_err = |e| LedgerError::io(format!("reading {}", path.display()), e);
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            tiles.clear();
+            return Ok(());
+        }
+        Err(e) => return Err(io_err(e)),
+    };
+    let file_len = file.metadata().map_err(io_err)?.len();
+    let known = (format::FILE_HEADER_LEN + 32 * tiles.len()) as u64;
+    let mut last = [0u8; 32];
+    let same = file_len >= known
+        && read_up_to_at(&file, &mut last, known - 32).map_err(io_err)? == 32
+        && tiles.last() == Some(&last);
+    if !same {
+        *tiles = read_tiles(path)?;
+        return Ok(());
+    }
+    let new = (file_len - known) / 32;
+    if new > 0 {
+        let mut bytes = vec![0u8; (new * 32) as usize];
+        file.read_exact_at(&mut bytes, known).map_err(io_err)?;
+        tiles.extend(format::decode_tiles(&bytes));
+    }
+    Ok(())
 }
 
 /// Opens a file for appending, creating it with `header` when missing or torn before the end

@@ -126,8 +126,12 @@ impl LedgerReader {
         Ok(reader)
     }
 
-    /// Re-reads the segment list, tiles and pruning records. Sealed segments never change, so
-    /// only the last known segment and newer ones are scanned again (unless pruning happened).
+    /// Re-reads the segment list, tiles and pruning records. Sealed segments never change, and
+    /// the last known one is walked on from its last block read ([`files::extend_scan`]), as
+    /// `tiles.dat` is read on from its last hash ([`files::extend_tiles`]): a follower's
+    /// refresh reads what was appended since, not the open segment again. Whatever is no
+    /// longer what was read (a segment or tile store cut by crash recovery and written on) is
+    /// read whole again; pruning starts over.
     pub fn refresh(&mut self) -> Result<(), LedgerError> {
         // Read the durable end before scanning: everything below it is on disk for good, so
         // the scan finds it (blocks past it may be a write that is undone later).
@@ -141,16 +145,26 @@ impl LedgerReader {
         if !self.held_back && self.unchanged_since_scan(&listed) {
             return Ok(());
         }
-        // Keep every segment but the last (it may have grown); rescan from there on.
-        let keep = self.segments.len().saturating_sub(1);
-        self.segments.truncate(keep);
-        let rescan_from = self.segments.last().map(SegmentBlocks::end_seq);
+        // Sealed segments never change; the last one read may have grown: its walk goes on
+        // from the last block read (what was appended since, not the whole segment), unless
+        // the file is no longer what was read (cut by crash recovery), then it is read again.
+        let resumed = match self.segments.last_mut() {
+            Some(last) if listed.iter().any(|(first, _)| *first == last.first_seq) => {
+                files::extend_scan(last)?
+            }
+            _ => false,
+        };
+        if !resumed {
+            let keep = self.segments.len().saturating_sub(1);
+            self.segments.truncate(keep);
+        }
+        let held = self.segments.last().map(|s| s.first_seq);
         // Files of segments scanned again are opened again too.
         self.open_files
-            .retain(|&first, _| rescan_from.is_some_and(|r| first < r));
+            .retain(|&first, _| held.is_some_and(|h| first <= h));
         self.group_cache = None;
         for (first, path) in listed {
-            if rescan_from.is_some_and(|r| first < r) {
+            if held.is_some_and(|h| first <= h) {
                 continue;
             }
             let scanned = blockmap::load_segment(&self.paths, first, &path)?;
@@ -184,7 +198,7 @@ impl LedgerReader {
             self.group_cache = None;
         }
         self.end = end;
-        self.tiles = files::read_tiles(&self.paths.tiles())?;
+        files::extend_tiles(&self.paths.tiles(), &mut self.tiles)?;
         Ok(())
     }
 

@@ -36,6 +36,8 @@ mod lane;
 mod progress;
 mod query_rule;
 mod shared;
+#[cfg(test)]
+mod skip_tests;
 mod source;
 mod state;
 pub use progress::DetectProgress;
@@ -520,7 +522,11 @@ impl DetectService {
         let mut notes = Vec::new();
         let (recount_until, seen_through) = (*recount_until, *seen_through);
         let (behaviour_from, others_from) = (*behaviour_from, *others_from);
-        let (n, next) = reader.read(start, 10_000, &mut |seq, event| {
+        // Events no loaded rule's logsource admits are passed over undecoded (with only
+        // Vigil's own rules loaded, nearly every event); a reload brings a new set, and the
+        // events after it are checked against that.
+        let wanted = |raw: &[u8]| rules.set.may_match_canonical(raw);
+        let (n, next) = reader.read_wanted(start, 10_000, &wanted, &mut |seq, event| {
             evaluator.feed(seq >= behaviour_from, seq >= others_from);
             for raised in evaluator.evaluate(&rules.set, event) {
                 if seq < recount_until

@@ -20,6 +20,7 @@ use anyhow::{Context, Result, bail};
 use vigil_event::{Event, Timestamp};
 use vigil_ingest::{Ingest, IngestError, Origin, Pending};
 use vigil_ledger::{Ledger, LedgerConfig};
+use vigil_parse::redact::Redactor;
 use vigil_parse::{Format, ParseContext, parse_line};
 
 use crate::DataDir;
@@ -93,8 +94,16 @@ impl Totals {
 
 /// Where parsed events go: the ledger (`vigil import`) or a hunt (`vigil hunt`).
 pub trait EventSink {
-    /// Takes one event.
+    /// Takes one event not known to be masked (an EVTX record, a Zeek header line).
     fn push(&mut self, event: Event) -> Result<()>;
+    /// Takes one event made by `parse_line` with `parsed_with` as the parse context's
+    /// redactor (masked already), plus only Vigil's own fields (`log.file.path`,
+    /// `log.offset`, the `truncated` tag). The ledger's sink hands such events to the door
+    /// as an [`Ingest::parsed`] batch, so they are not masked again.
+    fn push_parsed(&mut self, event: Event, parsed_with: Option<&Arc<Redactor>>) -> Result<()> {
+        let _ = parsed_with;
+        self.push(event)
+    }
     /// Counts a line that did not parse; returns how many so far.
     fn bad_line(&mut self) -> u64;
 }
@@ -120,6 +129,9 @@ impl EventSink for Sink<'_> {
     fn push(&mut self, event: Event) -> Result<()> {
         Sink::push(self, event)
     }
+    fn push_parsed(&mut self, event: Event, parsed_with: Option<&Arc<Redactor>>) -> Result<()> {
+        Sink::push_parsed(self, event, parsed_with)
+    }
     fn bad_line(&mut self) -> u64 {
         self.totals.bad_lines += 1;
         self.totals.bad_lines
@@ -127,20 +139,71 @@ impl EventSink for Sink<'_> {
 }
 
 /// Sends batches through the ingest pipeline, keeping a bounded number in flight.
+///
+/// Events made by `parse_line` with the door's redactor (and only Vigil's own fields added)
+/// go to the door as [`Ingest::parsed`] batches, which it does not mask again; any other
+/// event (an EVTX record) is masked here, to count what was masked, and by the door. A batch
+/// holds one kind or the other: a change of kind sends the batch gathered so far.
 struct Sink<'a> {
     ingest: &'a Ingest,
     batch: Vec<Event>,
+    /// The redactor every event of `batch` was parsed with, when all were (`Some`); `None`
+    /// when the batch holds events not known to be masked (or nothing yet).
+    parsed_with: Option<Option<Arc<Redactor>>>,
+    /// Whether the file being read lets its parsed lines skip the door's mask: its name
+    /// (`log.file.path`, added after parsing) holds nothing the redactor would mask.
+    vouch_file: bool,
     in_flight: VecDeque<Pending>,
     totals: Totals,
 }
 
 impl Sink<'_> {
+    /// Sets the file whose events come next: parsed lines of a file whose name the redactor
+    /// would change are masked by the door as before.
+    fn start_file(&mut self, name: &str) {
+        self.vouch_file = match self.ingest.redactor() {
+            None => true,
+            Some(redactor) => {
+                let mut probe = Event::new(Timestamp::from_secs(0));
+                probe.insert("log.file.path", name);
+                let expected = probe.clone();
+                redactor.redact_event(&mut probe);
+                probe == expected
+            }
+        };
+    }
+
+    fn push_parsed(&mut self, event: Event, parsed_with: Option<&Arc<Redactor>>) -> Result<()> {
+        if !self.vouch_file {
+            return self.push(event);
+        }
+        let same = match (&self.parsed_with, parsed_with) {
+            (Some(Some(a)), Some(b)) => Arc::ptr_eq(a, b),
+            (Some(None), None) => true,
+            _ => false,
+        };
+        if !same {
+            self.flush()?;
+            self.parsed_with = Some(parsed_with.cloned());
+        }
+        self.take(event)
+    }
+
     fn push(&mut self, mut event: Event) -> Result<()> {
-        // Parsed lines were masked already (raw text and fields); this catches EVTX records
-        // (the pipeline masks again, which finds nothing new), and counts what was masked.
+        if self.parsed_with.is_some() {
+            self.flush()?;
+            self.parsed_with = None;
+        }
+        // Not parsed by `parse_line` (EVTX records), or not vouched for: masked here to
+        // count what was masked (the door masks again, which finds nothing new).
         if let Some(redactor) = self.ingest.redactor() {
             redactor.redact_event(&mut event);
         }
+        self.take(event)
+    }
+
+    /// Counts what was masked in `event` and adds it to the batch.
+    fn take(&mut self, event: Event) -> Result<()> {
         if let Some(vigil_event::Value::List(kinds)) = event.get("vigil.redacted") {
             self.totals.redacted_events += 1;
             for kind in kinds.iter().filter_map(vigil_event::Value::as_str) {
@@ -160,14 +223,24 @@ impl Sink<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let events = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let batch = self.take_batch();
         self.in_flight
-            .push_back(self.ingest.submit(events, Origin::Import));
+            .push_back(self.ingest.submit(batch, Origin::Import));
         // Bounded memory: wait for a batch to be durable before reading more.
         while self.in_flight.len() >= IN_FLIGHT {
             self.wait_one()?;
         }
         Ok(())
+    }
+
+    /// The events gathered so far, as the door is to see them: vouched for as masked when
+    /// all were parsed with one redactor (the door checks that it is its own).
+    fn take_batch(&mut self) -> vigil_ingest::Batch {
+        let events = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        match self.parsed_with.take() {
+            Some(with) => self.ingest.parsed(events, with.as_ref()),
+            None => events.into(),
+        }
     }
 
     fn wait_one(&mut self) -> Result<()> {
@@ -231,6 +304,8 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
     let mut sink = Sink {
         ingest: &ingest,
         batch: Vec::with_capacity(BATCH),
+        parsed_with: None,
+        vouch_file: false,
         in_flight: VecDeque::new(),
         totals: Totals::default(),
     };
@@ -272,6 +347,7 @@ pub fn run(args: ImportArgs) -> Result<ExitCode> {
             Box::new(bar.wrap_read(File::open(path).with_context(|| format!("opening {name}"))?))
         };
         let input = decompressing(raw, &name)?;
+        sink.start_file(&name);
         import_one(input, &name, format, evtx_forced, &ctx, &mut sink, &bar)?;
     }
     let totals = sink.finish()?;
@@ -428,7 +504,7 @@ fn import_one(
             }
             line_no += 1;
             if let Some(event) = reader.line(&line, ctx) {
-                push_line_event(sink, bar, name, line_no, event)?;
+                push_line_event(sink, bar, name, line_no, event, None)?;
             }
         }
         return Ok(());
@@ -449,14 +525,14 @@ fn import_one(
         if let Some(records) = vigil_parse::cloud::split_records(&text) {
             for (i, line) in records.iter().enumerate() {
                 let event = parse_line(line.as_bytes(), Format::Json, ctx);
-                push_line_event(sink, bar, name, i as u64 + 1, event)?;
+                push_line_event(sink, bar, name, i as u64 + 1, event, Some(ctx))?;
             }
             return Ok(());
         }
         for (i, line) in text.lines().enumerate() {
             if !line.trim().is_empty() {
                 let event = parse_line(line.as_bytes(), format, ctx);
-                push_line_event(sink, bar, name, i as u64 + 1, event)?;
+                push_line_event(sink, bar, name, i as u64 + 1, event, Some(ctx))?;
             }
         }
         return Ok(());
@@ -471,7 +547,7 @@ fn import_one(
             for (i, item) in items.iter().enumerate() {
                 let line = item.to_string();
                 let event = parse_line(line.as_bytes(), Format::Json, ctx);
-                push_line_event(sink, bar, name, i as u64 + 1, event)?;
+                push_line_event(sink, bar, name, i as u64 + 1, event, Some(ctx))?;
             }
             return Ok(());
         }
@@ -479,7 +555,7 @@ fn import_one(
         for (i, line) in text.lines().enumerate() {
             if !line.trim().is_empty() {
                 let event = parse_line(line.as_bytes(), format, ctx);
-                push_line_event(sink, bar, name, i as u64 + 1, event)?;
+                push_line_event(sink, bar, name, i as u64 + 1, event, Some(ctx))?;
             }
         }
         return Ok(());
@@ -494,6 +570,7 @@ fn push_line_event(
     name: &str,
     line_no: u64,
     mut event: Event,
+    parsed_by: Option<&ParseContext>,
 ) -> Result<()> {
     if event.has_tag(vigil_event::tag::PARSE_ERROR) {
         let message = event.get_str("error.message").unwrap_or("").to_owned();
@@ -501,7 +578,11 @@ fn push_line_event(
         event.insert("log.offset", line_no as i64);
     }
     event.insert("log.file.path", name);
-    sink.push(event)
+    match parsed_by {
+        // `parse_line` with this context made it: masked with the context's redactor.
+        Some(ctx) => sink.push_parsed(event, ctx.redactor.as_ref()),
+        None => sink.push(event),
+    }
 }
 
 fn report(
@@ -546,4 +627,166 @@ fn redaction(config: Option<&Path>, flags: &[String]) -> Result<Option<Vec<(Stri
         return Ok(None);
     }
     Ok(Some(extra))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ingest(dir: &Path) -> (Ingest, Ledger) {
+        let (ledger, _) = Ledger::open(dir, LedgerConfig::default()).unwrap();
+        let ingest = Ingest::new(
+            vigil_ingest::NodeLog::from(ledger.clone()),
+            Redactor::default(),
+            Arc::default(),
+        );
+        (ingest, ledger)
+    }
+
+    fn sink(ingest: &Ingest) -> Sink<'_> {
+        Sink {
+            ingest,
+            batch: Vec::new(),
+            parsed_with: None,
+            vouch_file: false,
+            in_flight: VecDeque::new(),
+            totals: Totals::default(),
+        }
+    }
+
+    fn ctx(redactor: Option<Arc<Redactor>>) -> ParseContext {
+        let mut ctx = ParseContext::new(Timestamp::from_secs(1_700_000_000), "import:t");
+        ctx.redactor = redactor;
+        ctx
+    }
+
+    const LINES: [&str; 2] = [
+        "<38>Nov 22 10:00:00 bastion sshd[1]: Failed password for root from 203.0.113.9 port 22 ssh2",
+        "{\"message\":\"login\",\"password\":\"hunter2\"}",
+    ];
+
+    /// Lines parsed with the door's own redactor reach the door vouched for (its mask is
+    /// skipped); a lookalike redactor, a file name the redactor would change, or an event not
+    /// made by `parse_line` are masked by the door as before, in a batch of their own.
+    #[test]
+    fn only_lines_parsed_with_the_doors_redactor_skip_its_mask() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ingest, ledger) = ingest(dir.path());
+        let own = ctx(ingest.redactor());
+        let lookalike = ctx(Some(Arc::new(Redactor::default())));
+        let mut sink = sink(&ingest);
+
+        sink.start_file("auth.log");
+        for line in LINES {
+            let event = parse_line(line.as_bytes(), Format::Auto, &own);
+            push_line_event(
+                &mut sink,
+                &indicatif::ProgressBar::hidden(),
+                "auth.log",
+                1,
+                event,
+                Some(&own),
+            )
+            .unwrap();
+        }
+        let batch = sink.take_batch();
+        assert_eq!(batch.len(), 2);
+        assert!(
+            batch.masked(),
+            "parsed with the door's redactor: vouched for"
+        );
+        assert!(
+            sink.totals.redacted_events == 1,
+            "the password line was counted"
+        );
+
+        for line in LINES {
+            let event = parse_line(line.as_bytes(), Format::Auto, &lookalike);
+            sink.push_parsed(event, lookalike.redactor.as_ref())
+                .unwrap();
+        }
+        let batch = sink.take_batch();
+        assert_eq!(batch.len(), 2);
+        assert!(!batch.masked(), "another redactor is not vouched for");
+
+        // A file name holding a secret: `log.file.path` is added after parsing.
+        let name = "password=hunter2.log";
+        sink.start_file(name);
+        let event = parse_line(LINES[0].as_bytes(), Format::Auto, &own);
+        push_line_event(
+            &mut sink,
+            &indicatif::ProgressBar::hidden(),
+            name,
+            1,
+            event,
+            Some(&own),
+        )
+        .unwrap();
+        let batch = sink.take_batch();
+        assert!(!batch.masked(), "the door masks the file name");
+
+        // Parsed then unparsed: two batches, the unparsed one masked by the door.
+        sink.start_file("mixed.log");
+        let event = parse_line(LINES[0].as_bytes(), Format::Auto, &own);
+        sink.push_parsed(event, own.redactor.as_ref()).unwrap();
+        let mut record = Event::new(Timestamp::from_secs(1));
+        record.insert("message", "login password=hunter4 ok");
+        sink.push(record).unwrap();
+        assert_eq!(sink.in_flight.len(), 1, "the parsed event went on alone");
+        let batch = sink.take_batch();
+        assert_eq!(batch.len(), 1);
+        assert!(!batch.masked());
+        let message = batch.events()[0].get_str("message").unwrap();
+        assert!(
+            !message.contains("hunter4"),
+            "masked by the sink too, so the summary counts it: {message}"
+        );
+        assert_eq!(sink.totals.redacted_events, 4);
+        sink.finish().unwrap();
+        drop(ingest);
+        ledger.close().unwrap();
+    }
+
+    /// End to end through the door: every line of a file whose lines and name hold secrets is
+    /// stored masked, whether vouched for or not.
+    #[test]
+    fn nothing_stored_holds_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ingest, ledger) = ingest(dir.path());
+        let own = ctx(ingest.redactor());
+        let mut sink = sink(&ingest);
+        for name in ["auth.log", "password=hunter3.log"] {
+            sink.start_file(name);
+            for line in LINES {
+                let event = parse_line(line.as_bytes(), Format::Auto, &own);
+                push_line_event(
+                    &mut sink,
+                    &indicatif::ProgressBar::hidden(),
+                    name,
+                    1,
+                    event,
+                    Some(&own),
+                )
+                .unwrap();
+            }
+        }
+        let totals = sink.finish().unwrap();
+        assert_eq!(totals.events, 4);
+        drop(ingest);
+        ledger.close().unwrap();
+        let mut reader = vigil_ledger::LedgerReader::open(dir.path()).unwrap();
+        let mut seen = 0;
+        reader
+            .for_each_raw(0..4, |_, raw| {
+                let text = String::from_utf8_lossy(raw);
+                assert!(
+                    !text.contains("hunter2") && !text.contains("hunter3"),
+                    "{text}"
+                );
+                seen += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, 4);
+    }
 }

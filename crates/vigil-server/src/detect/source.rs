@@ -18,6 +18,21 @@ pub trait EventSource: Send {
         max: u64,
         f: &mut dyn FnMut(u64, &Event),
     ) -> Result<(u64, u64), String>;
+
+    /// [`EventSource::read`], calling `f` only for the events whose canonical bytes `wanted`
+    /// accepts: the others are counted and passed over without being decoded (the detector
+    /// passes over events no loaded rule can match). A source that does not hold canonical
+    /// bytes calls `f` for every event.
+    fn read_wanted(
+        &mut self,
+        from: u64,
+        max: u64,
+        wanted: &dyn Fn(&[u8]) -> bool,
+        f: &mut dyn FnMut(u64, &Event),
+    ) -> Result<(u64, u64), String> {
+        let _ = wanted;
+        self.read(from, max, f)
+    }
 }
 
 /// The local ledger, never past its durable end: the standalone detector, as before.
@@ -26,6 +41,16 @@ impl EventSource for LedgerReader {
         &mut self,
         from: u64,
         max: u64,
+        f: &mut dyn FnMut(u64, &Event),
+    ) -> Result<(u64, u64), String> {
+        self.read_wanted(from, max, &|_| true, f)
+    }
+
+    fn read_wanted(
+        &mut self,
+        from: u64,
+        max: u64,
+        wanted: &dyn Fn(&[u8]) -> bool,
         f: &mut dyn FnMut(u64, &Event),
     ) -> Result<(u64, u64), String> {
         self.refresh().map_err(|e| e.to_string())?;
@@ -37,7 +62,9 @@ impl EventSource for LedgerReader {
         let mut n = 0;
         self.for_each_raw(start..end, |seq, raw| {
             n += 1;
-            if let Ok(event) = Event::from_canonical(raw) {
+            if wanted(raw)
+                && let Ok(event) = Event::from_canonical(raw)
+            {
                 f(seq, &event);
             }
             Ok(())

@@ -72,7 +72,7 @@ pub(super) fn import_lines(
         drop(done_tx);
         // The receiver is dropped when this returns, which stops the parsers (and through
         // them the reader) if the sink failed.
-        let pushed = push_in_order(done_rx, name, sink, bar);
+        let pushed = push_in_order(done_rx, name, ctx, sink, bar);
         let read = reader
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("{name}: the reader thread panicked")));
@@ -203,10 +203,11 @@ fn parse_one(
 }
 
 /// The last stage, on the calling thread: chunks back in input order, errors reported, events
-/// handed to the sink; the bar's message shows lines per second.
+/// handed to the sink as parsed with `ctx` ([`EventSink::push_parsed`]); the bar's message shows lines per second.
 fn push_in_order(
     done: Receiver<(u64, Vec<Parsed>)>,
     name: &str,
+    ctx: &ParseContext,
     sink: &mut impl EventSink,
     bar: &indicatif::ProgressBar,
 ) -> Result<()> {
@@ -223,7 +224,8 @@ fn push_in_order(
                 if let Some(message) = &p.error {
                     report(sink, bar, name, p.line_no, message, "line");
                 }
-                sink.push(p.event)?;
+                // Made by `parse_line` with `ctx`: masked with its redactor already.
+                sink.push_parsed(p.event, ctx.redactor.as_ref())?;
                 lines += 1;
             }
             if !bar.is_hidden() && shown.elapsed() >= Duration::from_millis(500) {
