@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use vigil_detect::case::{Case, CaseBook, CaseError, Change};
+use vigil_detect::case::{Case, CaseBook, CaseError, Change, EventRef};
 use vigil_event::{Event, Timestamp};
 use vigil_ingest::Origin;
 
@@ -152,6 +152,101 @@ pub(crate) async fn read_events_async(
         .await
         .unwrap_or_else(|e| Err(e.to_string()))
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// Cluster reads of case events asked at once.
+const EVENT_READS_AT_ONCE: usize = 8;
+
+/// Whether `event` is stored: standalone, in the durable ledger; on a cluster node, in its
+/// shard, asked of the shard's owner. A 400 (a malformed or unknown shard name), 404 (not
+/// stored) or 503 (the owner did not answer) otherwise.
+pub(crate) async fn check_event(state: &Arc<AppState>, event: &EventRef) -> Result<(), Response> {
+    match (&state.cluster, &event.shard) {
+        (Some(cluster), Some(shard)) => {
+            if !EventRef::valid_shard(shard) {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{shard:?} is not a shard name (p0, p1, …, sys)"),
+                ));
+            }
+            let read = crate::cluster::integrity::Read::Event {
+                shard: shard.clone(),
+                seq: event.seq,
+            };
+            match crate::cluster::integrity::ask(cluster, &read).await {
+                (200, _) => Ok(()),
+                (status, body) => Err(error(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                    body["error"].as_str().unwrap_or("the shard's owner refused").to_owned(),
+                )),
+            }
+        }
+        (None, None) => match read_events_async(state, vec![event.seq]).await? {
+            found if !found.is_empty() => Ok(()),
+            _ => Err(error(
+                StatusCode::NOT_FOUND,
+                format!("no event {} in the ledger", event.seq),
+            )),
+        },
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("event {event} does not name an event of this server's ledger"),
+        )),
+    }
+}
+
+/// A case's events as `GET /api/v1/cases/{id}` shows them: each event's fields with its
+/// `vigil.seq` (and `vigil.shard` in a cluster). A standalone event the ledger no longer
+/// holds is left out; a cluster event whose shard's owner does not answer is listed as
+/// `{"vigil.shard", "vigil.seq", "missing": true, "error"}`.
+pub(crate) async fn case_events(
+    state: &Arc<AppState>,
+    refs: Vec<EventRef>,
+) -> Result<Vec<serde_json::Value>, Response> {
+    use futures_util::StreamExt;
+    use serde_json::json;
+    let Some(cluster) = &state.cluster else {
+        let seqs = refs
+            .iter()
+            .filter(|r| r.shard.is_none())
+            .map(|r| r.seq)
+            .collect();
+        let events = read_events_async(state, seqs).await?;
+        return Ok(events
+            .into_iter()
+            .map(|(seq, e)| {
+                let mut j = e.to_json();
+                j["vigil.seq"] = json!(seq);
+                j
+            })
+            .collect());
+    };
+    let reads = refs.into_iter().filter_map(|r| {
+        let shard = r.shard?;
+        let cluster = cluster.clone();
+        Some(async move {
+            let read = crate::cluster::integrity::Read::Event {
+                shard: shard.clone(),
+                seq: r.seq,
+            };
+            match crate::cluster::integrity::ask(&cluster, &read).await {
+                (200, body) if body["event"].is_object() => {
+                    let mut j = body["event"].clone();
+                    j["vigil.seq"] = json!(r.seq);
+                    j["vigil.shard"] = json!(shard);
+                    j
+                }
+                (_, body) => json!({
+                    "vigil.shard": shard, "vigil.seq": r.seq, "missing": true,
+                    "error": body["error"].as_str().unwrap_or("no answer"),
+                }),
+            }
+        })
+    });
+    Ok(futures_util::stream::iter(reads)
+        .buffered(EVENT_READS_AT_ONCE)
+        .collect()
+        .await)
 }
 
 impl CaseService {
