@@ -474,11 +474,9 @@ impl Change {
                 event: EventRef {
                     shard: match e.get("vigil.case.event_shard") {
                         None => None,
-                        Some(v) => Some(
-                            v.as_str()
-                                .filter(|s| EventRef::valid_shard(s))?
-                                .to_owned(),
-                        ),
+                        Some(v) => {
+                            Some(v.as_str().filter(|s| EventRef::valid_shard(s))?.to_owned())
+                        }
                     },
                     seq: int("vigil.case.event_seq")?,
                 },
@@ -748,7 +746,12 @@ mod tests {
         let changes = [
             (1, create("SSH brute force on web1")),
             (1, Change::AddAlert { alert: 7 }),
-            (1, Change::AddEvent { event: EventRef::local(42) }),
+            (
+                1,
+                Change::AddEvent {
+                    event: EventRef::local(42),
+                },
+            ),
             (
                 1,
                 Change::AddEvent {
@@ -793,8 +796,14 @@ mod tests {
         assert_eq!(c.severity, Level::Critical);
         assert_eq!(c.assignee, "");
         assert_eq!(c.alerts, [7]);
-        assert_eq!(c.events, [EventRef::local(42), EventRef::in_shard("p3", 42)]);
-        assert_eq!(c.summary_json()["events"], json!([42, {"shard": "p3", "seq": 42}]));
+        assert_eq!(
+            c.events,
+            [EventRef::local(42), EventRef::in_shard("p3", 42)]
+        );
+        assert_eq!(
+            c.summary_json()["events"],
+            json!([42, {"shard": "p3", "seq": 42}])
+        );
         assert_eq!(c.comments[0].text, "blocked at the edge");
         assert_eq!(c.comments[0].by, "bob");
         assert_eq!(c.timeline.len(), 6);

@@ -177,7 +177,10 @@ pub(crate) async fn check_event(state: &Arc<AppState>, event: &EventRef) -> Resu
                 (200, _) => Ok(()),
                 (status, body) => Err(error(
                     StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                    body["error"].as_str().unwrap_or("the shard's owner refused").to_owned(),
+                    body["error"]
+                        .as_str()
+                        .unwrap_or("the shard's owner refused")
+                        .to_owned(),
                 )),
             }
         }

@@ -239,7 +239,12 @@ fn case_seqs(data_dir: &std::path::Path, id: u64, limit: usize) -> Result<Vec<u6
     };
     let mut seqs = mine;
     // A standalone ledger's events (a cluster's name their shard: exported on its owner).
-    seqs.extend(case.events.iter().filter(|e| e.shard.is_none()).map(|e| e.seq));
+    seqs.extend(
+        case.events
+            .iter()
+            .filter(|e| e.shard.is_none())
+            .map(|e| e.seq),
+    );
     for &alert in &case.alerts {
         seqs.extend(alert_seqs(data_dir, alert, limit)?);
     }

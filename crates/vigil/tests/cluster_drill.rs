@@ -115,7 +115,11 @@ fn search(url: &str, token: &str, query: &str) -> Vec<serde_json::Map<String, Va
     assert_eq!(status, 200, "{query}: {r}");
     let columns: Vec<String> = r["columns"]
         .as_array()
-        .map(|c| c.iter().map(|c| c.as_str().unwrap_or("").to_owned()).collect())
+        .map(|c| {
+            c.iter()
+                .map(|c| c.as_str().unwrap_or("").to_owned())
+                .collect()
+        })
         .unwrap_or_default();
     r["rows"]
         .as_array()
@@ -198,7 +202,8 @@ text = '<38>1 {now} drill-host sshd 4242 - [vigil-drill@32473 nonce="{nonce}"] F
     let viewer = token(&cli, &nats, "viewer", "vic");
     let sender = token(&cli, &nats, "ingest", "sender");
     assert!(
-        wait_until(60, || get(&n2.url, "/api/v1/cluster", &viewer)["detector"]["owner"]
+        wait_until(60, || get(&n2.url, "/api/v1/cluster", &viewer)["detector"]
+            ["owner"]
             == "n2"),
         "n2 holds the detector\n{}",
         n2.log()
@@ -265,14 +270,18 @@ text = '<38>1 {now} drill-host sshd 4242 - [vigil-drill@32473 nonce="{nonce}"] F
         assert_eq!(real["alerts"].as_array().unwrap().len(), 0, "{real}");
     }
     // The drill's events are in a shard, found by the fan-out from any node, by run.
-    let by_run = format!("vigil.drill.run={run}");
+    // Its 13 input events (its alerts carry the run too: they are in `sys`).
+    let by_run = format!("vigil.drill.run={run} event.action=ssh_login");
     assert!(
         wait_until(60, || search(&n3.url, &viewer, &by_run).len() == 13),
         "{:?}",
         search(&n3.url, &viewer, &by_run)
     );
     let shard = search(&n3.url, &viewer, &by_run)[0]["vigil.shard"].clone();
-    assert!(shard.as_str().is_some_and(|s| s.starts_with('p')), "{shard}");
+    assert!(
+        shard.as_str().is_some_and(|s| s.starts_with('p')),
+        "{shard}"
+    );
     // The report is shared state: every node lists it.
     for n in nodes {
         assert!(
@@ -328,19 +337,23 @@ text = '<38>1 {now} drill-host sshd 4242 - [vigil-drill@32473 nonce="{nonce}"] F
         search(&n1.url, &viewer, &format!("external.vigil.drill.run={run}"))
     );
     std::thread::sleep(std::time::Duration::from_secs(3));
-    assert_eq!(search(&n1.url, &viewer, &by_run).len(), 13, "no event joined the run");
+    assert_eq!(
+        search(&n1.url, &viewer, &by_run).len(),
+        13,
+        "no event joined the run"
+    );
     for n in nodes {
         // Reading cases waits until the node applied everything `sys` holds now.
         get(&n.url, "/api/v1/cases", &viewer);
         let runs = listed_runs(&n.url, &viewer);
         assert!(!runs.contains(&"drill-forged".to_owned()), "{runs:?}");
-        let ids: Vec<u64> = get(&n.url, "/api/v1/alerts?drills=include&limit=100", &viewer)
-            ["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["id"].as_u64().unwrap())
-            .collect();
+        let ids: Vec<u64> =
+            get(&n.url, "/api/v1/alerts?drills=include&limit=100", &viewer)["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_u64().unwrap())
+                .collect();
         assert!(!ids.contains(&77), "{ids:?}");
     }
 
@@ -419,13 +432,22 @@ fn case_events_name_their_shard_and_show_on_every_node() {
     let sent = ingest_ndjson(&n1.url, &sender, &body);
     assert_eq!(sent.status, 200, "{}", sent.body);
     assert!(
-        wait_until(60, || search(&n2.url, &viewer, "event.action=case_evidence").len() == 8),
+        wait_until(60, || search(
+            &n2.url,
+            &viewer,
+            "event.action=case_evidence"
+        )
+        .len()
+            == 8),
         "{:?}",
         search(&n2.url, &viewer, "event.action=case_evidence")
     );
     let rows = search(&n2.url, &viewer, "event.action=case_evidence event.code=e5");
     assert_eq!(rows.len(), 1, "{rows:?}");
-    let shard = rows[0]["vigil.shard"].as_str().expect("vigil.shard").to_owned();
+    let shard = rows[0]["vigil.shard"]
+        .as_str()
+        .expect("vigil.shard")
+        .to_owned();
     let seq = rows[0]["vigil.seq"].as_u64().expect("vigil.seq");
 
     let (status, case) = call(
@@ -441,7 +463,10 @@ fn case_events_name_their_shard_and_show_on_every_node() {
     // A bare sequence number names no event in a cluster: a 400 naming the form.
     let (status, body) = call("POST", &n1.url, &path, &analyst, Some(json!({"seq": seq})));
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("\"shard\""), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("\"shard\""),
+        "{body}"
+    );
     // What does not exist, or is not a shard's name: nothing attached.
     for (reference, want) in [
         (json!({"shard": shard, "seq": 1_000_000}), 404),

@@ -95,7 +95,9 @@ mod tests {
     #[test]
     fn a_tracked_runs_own_events_are_journaled_and_nothing_else() {
         let registry = Arc::new(DrillRegistry::default());
-        registry.begin("run1", &[], Duration::from_secs(60)).unwrap();
+        registry
+            .begin("run1", &[], Duration::from_secs(60))
+            .unwrap();
         let book = DrillBook::default();
         book.attach(Arc::clone(&registry));
         book.apply(

@@ -201,10 +201,7 @@ impl DrillService {
 
     /// The recent reports, newest first: this node's, or on a cluster node every node's.
     pub fn reports(&self) -> Vec<serde_json::Value> {
-        self.shared
-            .get()
-            .unwrap_or(&self.reports)
-            .newest_first()
+        self.shared.get().unwrap_or(&self.reports).newest_first()
     }
 
     /// Cluster mode: lists the reports every node keeps from the `sys` shard instead of this

@@ -386,7 +386,10 @@ pub(super) async fn add_case_event(
     Path(id): Path<u64>,
     body: Bytes,
 ) -> Response {
-    let req: AddEvent = match json_body(&body, r#"{"seq": n} ({"shard": "p3", "seq": n} on a cluster node)"#) {
+    let req: AddEvent = match json_body(
+        &body,
+        r#"{"seq": n} ({"shard": "p3", "seq": n} on a cluster node)"#,
+    ) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -417,5 +420,12 @@ pub(super) async fn add_case_event(
     if let Err(r) = crate::cases::check_event(&state, &event).await {
         return r;
     }
-    answer(&state, id, Change::AddEvent { event }, &principal.name, peer).await
+    answer(
+        &state,
+        id,
+        Change::AddEvent { event },
+        &principal.name,
+        peer,
+    )
+    .await
 }
