@@ -154,9 +154,6 @@ pub(crate) async fn read_events_async(
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
-/// Cluster reads of case events asked at once.
-const EVENT_READS_AT_ONCE: usize = 8;
-
 /// Whether `event` is stored: standalone, in the durable ledger; on a cluster node, in its
 /// shard, asked of the shard's owner. A 400 (a malformed or unknown shard name), 404 (not
 /// stored) or 503 (the owner did not answer) otherwise.
@@ -206,8 +203,8 @@ pub(crate) async fn case_events(
     state: &Arc<AppState>,
     refs: Vec<EventRef>,
 ) -> Result<Vec<serde_json::Value>, Response> {
-    use futures_util::StreamExt;
     use serde_json::json;
+    use std::collections::BTreeMap;
     let Some(cluster) = &state.cluster else {
         let seqs = refs
             .iter()
@@ -224,32 +221,57 @@ pub(crate) async fn case_events(
             })
             .collect());
     };
-    let reads = refs.into_iter().filter_map(|r| {
-        let shard = r.shard?;
+    // One reader per shard, all shards at once; within a shard one read after another, and
+    // once its owner did not answer (503: none, gone, not in time) the shard's other events
+    // are listed missing without asking again, so a read costs at most one timeout per shard.
+    let mut by_shard: BTreeMap<String, Vec<(usize, u64)>> = BTreeMap::new();
+    for (i, r) in refs.iter().enumerate() {
+        if let Some(shard) = &r.shard {
+            by_shard.entry(shard.clone()).or_default().push((i, r.seq));
+        }
+    }
+    let missing = |shard: &str, seq: u64, why: &str| json!({"vigil.shard": shard, "vigil.seq": seq, "missing": true, "error": why});
+    let readers = by_shard.into_iter().map(|(shard, seqs)| {
         let cluster = cluster.clone();
-        Some(async move {
-            let read = crate::cluster::integrity::Read::Event {
-                shard: shard.clone(),
-                seq: r.seq,
-            };
-            match crate::cluster::integrity::ask(&cluster, &read).await {
-                (200, body) if body["event"].is_object() => {
-                    let mut j = body["event"].clone();
-                    j["vigil.seq"] = json!(r.seq);
-                    j["vigil.shard"] = json!(shard);
-                    j
+        async move {
+            let mut out = Vec::with_capacity(seqs.len());
+            let mut down: Option<String> = None;
+            for (i, seq) in seqs {
+                if let Some(why) = &down {
+                    out.push((i, missing(&shard, seq, why)));
+                    continue;
                 }
-                (_, body) => json!({
-                    "vigil.shard": shard, "vigil.seq": r.seq, "missing": true,
-                    "error": body["error"].as_str().unwrap_or("no answer"),
-                }),
+                let read = crate::cluster::integrity::Read::Event {
+                    shard: shard.clone(),
+                    seq,
+                };
+                let shown = match crate::cluster::integrity::ask(&cluster, &read).await {
+                    (200, body) if body["event"].is_object() => {
+                        let mut j = body["event"].clone();
+                        j["vigil.seq"] = json!(seq);
+                        j["vigil.shard"] = json!(shard);
+                        j
+                    }
+                    (status, body) => {
+                        let why = body["error"].as_str().unwrap_or("no answer").to_owned();
+                        if status == 503 {
+                            down = Some(why.clone());
+                        }
+                        missing(&shard, seq, &why)
+                    }
+                };
+                out.push((i, shown));
             }
-        })
+            out
+        }
     });
-    Ok(futures_util::stream::iter(reads)
-        .buffered(EVENT_READS_AT_ONCE)
-        .collect()
-        .await)
+    let mut shown: Vec<(usize, serde_json::Value)> = futures_util::future::join_all(readers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    shown.sort_by_key(|(i, _)| *i);
+    Ok(shown.into_iter().map(|(_, j)| j).collect())
 }
 
 impl CaseService {
