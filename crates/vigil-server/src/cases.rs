@@ -163,7 +163,11 @@ pub(crate) async fn check_event(state: &Arc<AppState>, event: &EventRef) -> Resu
             if !EventRef::valid_shard(shard) {
                 return Err(error(
                     StatusCode::BAD_REQUEST,
-                    format!("{shard:?} is not a shard name (p0, p1, …, sys)"),
+                    format!(
+                        "not a shard name: a shard is 1 to {} lowercase letters and digits \
+                         (p0, p1, …, sys)",
+                        vigil_detect::case::MAX_SHARD_CHARS
+                    ),
                 ));
             }
             let read = crate::cluster::integrity::Read::Event {
