@@ -12,7 +12,8 @@
 //! The fields of a case event (all under `vigil.case.`): `id` (integer, always), and per
 //! action `title`, `status`, `severity`, `assignee` (created, updated: the new values; an
 //! updated event carries only what changed), `comment` (commented), `alert_id` (alert added),
-//! `event_seq` (event added). `user.name` is who did it, `@timestamp` when.
+//! `event_seq` (event added; with `event_shard` in cluster mode, where each shard numbers its own
+//! events: [`EventRef`]). `user.name` is who did it, `@timestamp` when.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,6 +22,61 @@ use serde_json::{Value as Json, json};
 use vigil_event::{Category, Event, EventType, Outcome, Timestamp, Value, dataset, field};
 
 use crate::alert::Level;
+
+/// Longest shard name an event reference may carry.
+pub const MAX_SHARD_CHARS: usize = 16;
+
+/// A stored event a case names: its sequence number in a ledger and, in cluster mode, the shard
+/// whose ledger that is (each shard numbers its own events, so a number alone names none).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventRef {
+    /// The shard (`p3`, `sys`) in cluster mode; `None`: the standalone ledger.
+    pub shard: Option<String>,
+    /// The event's sequence number in that ledger.
+    pub seq: u64,
+}
+
+impl EventRef {
+    /// An event of the standalone ledger.
+    pub fn local(seq: u64) -> EventRef {
+        EventRef { shard: None, seq }
+    }
+
+    /// An event of a cluster's shard.
+    pub fn in_shard(shard: impl Into<String>, seq: u64) -> EventRef {
+        EventRef {
+            shard: Some(shard.into()),
+            seq,
+        }
+    }
+
+    /// Whether `shard` is a well-formed shard name (1–[`MAX_SHARD_CHARS`] lowercase letters and
+    /// digits); which shards a cluster has is the server's to check.
+    pub fn valid_shard(shard: &str) -> bool {
+        (1..=MAX_SHARD_CHARS).contains(&shard.len())
+            && shard
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    }
+
+    /// The API's form: a bare number standalone (as it always was), `{"shard", "seq"}` in a
+    /// cluster.
+    pub fn to_json(&self) -> Json {
+        match &self.shard {
+            None => json!(self.seq),
+            Some(shard) => json!({"shard": shard, "seq": self.seq}),
+        }
+    }
+}
+
+impl std::fmt::Display for EventRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.shard {
+            None => write!(f, "{}", self.seq),
+            Some(shard) => write!(f, "{shard}:{}", self.seq),
+        }
+    }
+}
 
 /// Cases kept in one book.
 pub const MAX_CASES: usize = 100_000;
@@ -124,8 +180,8 @@ pub struct Case {
     pub updated: Timestamp,
     /// Alert ids, in the order they were added.
     pub alerts: Vec<u64>,
-    /// Ledger sequence numbers of events added by hand, in the order they were added.
-    pub events: Vec<u64>,
+    /// Events added by hand, in the order they were added.
+    pub events: Vec<EventRef>,
     /// Comments, oldest first.
     pub comments: Vec<Comment>,
     /// Every change, oldest first.
@@ -145,7 +201,7 @@ impl Case {
             "created": self.created.to_rfc3339(),
             "updated": self.updated.to_rfc3339(),
             "alerts": self.alerts,
-            "events": self.events,
+            "events": self.events.iter().map(EventRef::to_json).collect::<Vec<_>>(),
             "comments": self.comments.len(),
         })
     }
@@ -206,8 +262,8 @@ pub enum Change {
     },
     /// Add a stored event.
     AddEvent {
-        /// The event's sequence number.
-        seq: u64,
+        /// The event.
+        event: EventRef,
     },
 }
 
@@ -361,10 +417,14 @@ impl Change {
                 b.field("vigil.case.alert_id", *alert as i64),
                 format!("added alert {alert} to case {case}"),
             ),
-            Change::AddEvent { seq } => (
-                b.field("vigil.case.event_seq", *seq as i64),
-                format!("added event {seq} to case {case}"),
-            ),
+            Change::AddEvent { event } => {
+                let b = b.field("vigil.case.event_seq", event.seq as i64);
+                let b = match &event.shard {
+                    Some(shard) => b.field("vigil.case.event_shard", shard.as_str()),
+                    None => b,
+                };
+                (b, format!("added event {event} to case {case}"))
+            }
         };
         let who = if by.is_empty() { "someone" } else { by };
         b.message(format!("{who} {what}")).build()
@@ -411,7 +471,15 @@ impl Change {
                 alert: int("vigil.case.alert_id")?,
             },
             "event_added" => Change::AddEvent {
-                seq: int("vigil.case.event_seq")?,
+                event: EventRef {
+                    shard: match e.get("vigil.case.event_shard") {
+                        None => None,
+                        Some(v) => {
+                            Some(v.as_str().filter(|s| EventRef::valid_shard(s))?.to_owned())
+                        }
+                    },
+                    seq: int("vigil.case.event_seq")?,
+                },
             },
             _ => return None,
         };
@@ -461,7 +529,7 @@ impl Change {
             }
             Change::Comment { text } => text.clone(),
             Change::AddAlert { alert } => format!("alert #{alert} added"),
-            Change::AddEvent { seq } => format!("event {seq} added"),
+            Change::AddEvent { event } => format!("event {event} added"),
         }
     }
 }
@@ -560,11 +628,11 @@ impl CaseBook {
                     )));
                 }
             }
-            Change::AddEvent { seq } => {
+            Change::AddEvent { event } => {
                 full(case.events.len(), "events")?;
-                if case.events.contains(seq) {
+                if case.events.contains(event) {
                     return Err(CaseError::Conflict(format!(
-                        "event {seq} is already in case {id}"
+                        "event {event} is already in case {id}"
                     )));
                 }
             }
@@ -645,9 +713,9 @@ impl CaseBook {
                 let case = self.cases.get_mut(&id).ok_or(CaseError::NoCase { id })?;
                 case.alerts.push(alert);
             }
-            Change::AddEvent { seq } => {
+            Change::AddEvent { event } => {
                 let case = self.cases.get_mut(&id).ok_or(CaseError::NoCase { id })?;
-                case.events.push(seq);
+                case.events.push(event);
             }
         }
         let case = self.cases.get_mut(&id).ok_or(CaseError::NoCase { id })?;
@@ -678,7 +746,18 @@ mod tests {
         let changes = [
             (1, create("SSH brute force on web1")),
             (1, Change::AddAlert { alert: 7 }),
-            (1, Change::AddEvent { seq: 42 }),
+            (
+                1,
+                Change::AddEvent {
+                    event: EventRef::local(42),
+                },
+            ),
+            (
+                1,
+                Change::AddEvent {
+                    event: EventRef::in_shard("p3", 42),
+                },
+            ),
             (
                 1,
                 Change::Comment {
@@ -717,13 +796,21 @@ mod tests {
         assert_eq!(c.severity, Level::Critical);
         assert_eq!(c.assignee, "");
         assert_eq!(c.alerts, [7]);
-        assert_eq!(c.events, [42]);
+        assert_eq!(
+            c.events,
+            [EventRef::local(42), EventRef::in_shard("p3", 42)]
+        );
+        assert_eq!(
+            c.summary_json()["events"],
+            json!([42, {"shard": "p3", "seq": 42}])
+        );
         assert_eq!(c.comments[0].text, "blocked at the edge");
         assert_eq!(c.comments[0].by, "bob");
-        assert_eq!(c.timeline.len(), 5);
-        assert_eq!(c.timeline[4].action, "updated");
+        assert_eq!(c.timeline.len(), 6);
+        assert_eq!(c.timeline[3].detail, "event p3:42 added");
+        assert_eq!(c.timeline[5].action, "updated");
         assert_eq!(
-            c.timeline[4].detail,
+            c.timeline[5].detail,
             "status in_progress, severity critical, unassigned"
         );
         assert_eq!(live.next_id(), 3);

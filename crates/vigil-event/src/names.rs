@@ -71,6 +71,10 @@ pub mod field {
     /// Cluster mode: the JetStream stream sequence of the message that carried the event (on
     /// every event of a shard; the shard resumes after the last one it holds).
     pub const VIGIL_STREAM_SEQ: &str = "vigil.stream.seq";
+    /// Cluster mode: the shard whose ledger holds the event (`p3`, `sys`; stamped by the
+    /// shard's owner with [`VIGIL_STREAM_SEQ`]): with `vigil.seq`, which numbers the event in
+    /// that shard, it names one event of the cluster.
+    pub const VIGIL_SHARD: &str = "vigil.shard";
     /// Cluster mode: the node that accepted the event from its sender.
     pub const VIGIL_NODE: &str = "vigil.node";
     /// The drill run an event belongs to (`vigil drill`): set only by the one door, for an

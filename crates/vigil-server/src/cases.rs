@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use vigil_detect::case::{Case, CaseBook, CaseError, Change};
+use vigil_detect::case::{Case, CaseBook, CaseError, Change, EventRef};
 use vigil_event::{Event, Timestamp};
 use vigil_ingest::Origin;
 
@@ -152,6 +152,130 @@ pub(crate) async fn read_events_async(
         .await
         .unwrap_or_else(|e| Err(e.to_string()))
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// Whether `event` is stored: standalone, in the durable ledger; on a cluster node, in its
+/// shard, asked of the shard's owner. A 400 (a malformed or unknown shard name), 404 (not
+/// stored) or 503 (the owner did not answer) otherwise.
+pub(crate) async fn check_event(state: &Arc<AppState>, event: &EventRef) -> Result<(), Response> {
+    match (&state.cluster, &event.shard) {
+        (Some(cluster), Some(shard)) => {
+            if !EventRef::valid_shard(shard) {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "not a shard name: a shard is 1 to {} lowercase letters and digits \
+                         (p0, p1, …, sys)",
+                        vigil_detect::case::MAX_SHARD_CHARS
+                    ),
+                ));
+            }
+            let read = crate::cluster::integrity::Read::Event {
+                shard: shard.clone(),
+                seq: event.seq,
+            };
+            match crate::cluster::integrity::ask(cluster, &read).await {
+                (200, _) => Ok(()),
+                (status, body) => Err(error(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                    body["error"]
+                        .as_str()
+                        .unwrap_or("the shard's owner refused")
+                        .to_owned(),
+                )),
+            }
+        }
+        (None, None) => match read_events_async(state, vec![event.seq]).await? {
+            found if !found.is_empty() => Ok(()),
+            _ => Err(error(
+                StatusCode::NOT_FOUND,
+                format!("no event {} in the ledger", event.seq),
+            )),
+        },
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("event {event} does not name an event of this server's ledger"),
+        )),
+    }
+}
+
+/// A case's events as `GET /api/v1/cases/{id}` shows them: each event's fields with its
+/// `vigil.seq` (and `vigil.shard` in a cluster). A standalone event the ledger no longer
+/// holds is left out; a cluster event whose shard's owner does not answer is listed as
+/// `{"vigil.shard", "vigil.seq", "missing": true, "error"}`.
+pub(crate) async fn case_events(
+    state: &Arc<AppState>,
+    refs: Vec<EventRef>,
+) -> Result<Vec<serde_json::Value>, Response> {
+    use serde_json::json;
+    use std::collections::BTreeMap;
+    let Some(cluster) = &state.cluster else {
+        let seqs = refs
+            .iter()
+            .filter(|r| r.shard.is_none())
+            .map(|r| r.seq)
+            .collect();
+        let events = read_events_async(state, seqs).await?;
+        return Ok(events
+            .into_iter()
+            .map(|(seq, e)| {
+                let mut j = e.to_json();
+                j["vigil.seq"] = json!(seq);
+                j
+            })
+            .collect());
+    };
+    // One reader per shard, all shards at once; within a shard one read after another, and
+    // once its owner did not answer (503: none, gone, not in time) the shard's other events
+    // are listed missing without asking again, so a read costs at most one timeout per shard.
+    let mut by_shard: BTreeMap<String, Vec<(usize, u64)>> = BTreeMap::new();
+    for (i, r) in refs.iter().enumerate() {
+        if let Some(shard) = &r.shard {
+            by_shard.entry(shard.clone()).or_default().push((i, r.seq));
+        }
+    }
+    let missing = |shard: &str, seq: u64, why: &str| json!({"vigil.shard": shard, "vigil.seq": seq, "missing": true, "error": why});
+    let readers = by_shard.into_iter().map(|(shard, seqs)| {
+        let cluster = cluster.clone();
+        async move {
+            let mut out = Vec::with_capacity(seqs.len());
+            let mut down: Option<String> = None;
+            for (i, seq) in seqs {
+                if let Some(why) = &down {
+                    out.push((i, missing(&shard, seq, why)));
+                    continue;
+                }
+                let read = crate::cluster::integrity::Read::Event {
+                    shard: shard.clone(),
+                    seq,
+                };
+                let shown = match crate::cluster::integrity::ask(&cluster, &read).await {
+                    (200, body) if body["event"].is_object() => {
+                        let mut j = body["event"].clone();
+                        j["vigil.seq"] = json!(seq);
+                        j["vigil.shard"] = json!(shard);
+                        j
+                    }
+                    (status, body) => {
+                        let why = body["error"].as_str().unwrap_or("no answer").to_owned();
+                        if status == 503 {
+                            down = Some(why.clone());
+                        }
+                        missing(&shard, seq, &why)
+                    }
+                };
+                out.push((i, shown));
+            }
+            out
+        }
+    });
+    let mut shown: Vec<(usize, serde_json::Value)> = futures_util::future::join_all(readers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    shown.sort_by_key(|(i, _)| *i);
+    Ok(shown.into_iter().map(|(_, j)| j).collect())
 }
 
 impl CaseService {

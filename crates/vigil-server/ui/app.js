@@ -2885,7 +2885,7 @@ function renderCaseDetail(view, id) {
 
     const events = dataTable([
       { label: 'Time', cls: 'mono nowrap', render: (e) => timeEl(e['@timestamp']) },
-      { label: 'Seq', cls: 'num mono', render: (e) => valueText(e['vigil.seq']) },
+      { label: 'Seq', cls: 'num mono', render: (e) => (e['vigil.shard'] ? `${e['vigil.shard']}:${valueText(e['vigil.seq'])}` : valueText(e['vigil.seq'])) },
       { label: 'Event', render: (e) => eventSummary(e) },
     ], c.event_details || [], { id: 'case-events', testid: 'case-events', empty: 'No events added.', rowAttrs: (e) => ({ 'data-testid': 'case-event-row', 'data-seq': e['vigil.seq'] }) });
 
@@ -2917,9 +2917,15 @@ function renderCaseDetail(view, id) {
       const text = h('textarea', { id: 'case-comment-text', 'data-testid': 'case-comment-text', rows: 3, maxlength: 4096, placeholder: 'What you found, what you did' });
       const add = h('button', { type: 'button', class: 'btn btn-secondary', id: 'case-comment-add', 'data-testid': 'case-comment-add', text: 'Add comment' });
       add.addEventListener('click', () => { if (text.value.trim()) change('/comments', { text: text.value.trim() }); });
-      const seq = h('input', { id: 'case-event-seq', 'data-testid': 'case-event-seq', type: 'number', min: 0, placeholder: 'event seq' });
+      // A number, or on a cluster node `shard:seq` (a search row's vigil.shard and vigil.seq).
+      const seq = h('input', { id: 'case-event-seq', 'data-testid': 'case-event-seq', type: 'text', inputmode: 'numeric', placeholder: 'event seq (p3:17 in a cluster)' });
       const addEv = h('button', { type: 'button', class: 'btn btn-secondary', id: 'case-event-add', 'data-testid': 'case-event-add', text: 'Add event' });
-      addEv.addEventListener('click', () => { if (seq.value !== '') change('/events', { seq: Number(seq.value) }); });
+      addEv.addEventListener('click', () => {
+        const v = seq.value.trim();
+        const inShard = /^([a-z0-9]{1,16}):(\d+)$/.exec(v);
+        if (inShard) change('/events', { shard: inShard[1], seq: Number(inShard[2]) });
+        else if (v !== '') change('/events', { seq: Number(v) });
+      });
       side.append(h('section', { class: 'panel', 'aria-label': 'Change the case' }, h('h2', { class: 'panel-title', text: 'Work the case' }),
         formField('Status', status), formField('Severity', sev), formField('Assignee', assignee), h('div', { class: 'button-row' }, save),
         formField('Comment', text), h('div', { class: 'button-row' }, add),

@@ -238,7 +238,13 @@ fn case_seqs(data_dir: &std::path::Path, id: u64, limit: usize) -> Result<Vec<u6
         bail!("no case {id} in this ledger");
     };
     let mut seqs = mine;
-    seqs.extend(&case.events);
+    // A standalone ledger's events (a cluster's name their shard: exported on its owner).
+    seqs.extend(
+        case.events
+            .iter()
+            .filter(|e| e.shard.is_none())
+            .map(|e| e.seq),
+    );
     for &alert in &case.alerts {
         seqs.extend(alert_seqs(data_dir, alert, limit)?);
     }

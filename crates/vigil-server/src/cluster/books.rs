@@ -115,6 +115,8 @@ pub struct SharedBooks {
     pub sys: Arc<SysProgress>,
     cases: Mutex<CaseBook>,
     saved: Mutex<SavedBook>,
+    /// Drills: this node's runs' events and every node's reports ([`super::drills`]).
+    pub drills: super::drills::DrillBook,
     /// This node makes one change at a time (its check and its apply see each other).
     changes: tokio::sync::Mutex<()>,
 }
@@ -126,6 +128,7 @@ impl SharedBooks {
             sys,
             cases: Mutex::new(CaseBook::new()),
             saved: Mutex::new(SavedBook::default()),
+            drills: super::drills::DrillBook::default(),
             changes: tokio::sync::Mutex::new(()),
         }
     }
@@ -133,6 +136,7 @@ impl SharedBooks {
     /// Applies the events of `sys` message `seq` (each case change records `seq` as its
     /// position in its timeline).
     pub fn apply(&self, seq: u64, events: &[Event]) {
+        self.drills.apply(seq, events);
         for e in events.iter().filter(|e| e.is_dataset(dataset::VIGIL_AUDIT)) {
             let Some(action) = e.get_str("event.action") else {
                 continue;

@@ -59,6 +59,13 @@ pub enum Read {
         /// The event's sequence in the shard's ledger.
         seq: u64,
     },
+    /// The shard's event `seq` as its ledger stores it (a case's event).
+    Event {
+        /// The shard.
+        shard: String,
+        /// The event's sequence in the shard's ledger.
+        seq: u64,
+    },
     /// The shard's integrity summary (checkpoint, size, time, key, events).
     Integrity {
         /// The shard.
@@ -90,6 +97,7 @@ impl Read {
         match self {
             Read::Checkpoint { shard }
             | Read::Proof { shard, .. }
+            | Read::Event { shard, .. }
             | Read::Integrity { shard }
             | Read::Verify { shard }
             | Read::Report { shard, .. } => shard,
@@ -201,6 +209,19 @@ pub fn answer(node: &str, shards: &dyn ShardLedgers, read: &Read) -> Answer {
             match ledger.reader().and_then(|mut r| r.inclusion_proof(*seq)) {
                 Ok(p) => Ok(p.to_json()),
                 Err(e) => return refusal(404, e.to_string()),
+            }
+        }
+        Read::Event { seq, .. } => {
+            let held = ledger.end_seq();
+            if *seq >= held {
+                return refusal(
+                    404,
+                    format!("shard {shard} holds {held} events (0 to {held} - 1): no event {seq}"),
+                );
+            }
+            match ledger.reader().and_then(|mut r| r.read_event(*seq)) {
+                Ok(e) => Ok(json!({"event": e.to_json(), "seq": seq})),
+                Err(e) => Err(format!("reading event {seq} of shard {shard}: {e}")),
             }
         }
     };

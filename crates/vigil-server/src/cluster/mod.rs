@@ -17,6 +17,7 @@ pub mod detect;
 mod detect_balance;
 pub mod detector_partitions;
 pub mod door;
+pub mod drills;
 pub mod gap;
 pub mod health;
 pub mod integrity;
@@ -135,7 +136,9 @@ pub(crate) async fn build(
     if let Some(e) = &enricher {
         ingest = ingest.with_enricher(Arc::clone(e));
     }
-    let ingest = Arc::new(ingest);
+    // Drills run on the node they were started on; what other nodes raise of them comes back
+    // through `sys` (`drills`).
+    let ingest = Arc::new(ingest.with_drills(Default::default()));
     let run = topology::audit_start(&config, &start_settings(&config, &cluster), &ingest).await?;
     let mut t = Tasks::new();
     if let Some(e) = enricher {
@@ -158,6 +161,9 @@ pub(crate) async fn build(
     let decisions = wire::shared_decisions(&config, &ingest, &mut t);
     let notify_stats = Arc::new(notify::NotifyStats::default());
     let shared_books = Arc::new(books::SharedBooks::new(Arc::default()));
+    if let Some(registry) = ingest.drills() {
+        shared_books.drills.attach(Arc::clone(registry));
+    }
     let detection = wire::detection(
         &config,
         &cluster,
@@ -189,6 +195,9 @@ pub(crate) async fn build(
         let node = Some(cluster.clone());
         let state =
             topology::http_state(&config, &core, tokens, (&accounts, &node), run, witness).await;
+        if let Some(drills) = &state.drills {
+            drills.share_reports(Arc::clone(&shared_books.drills.reports));
+        }
         state.cases.attach(shared_books);
         let app = gate(http::router(state), &cluster);
         bound.http = Some(topology::http_listener(&config, addr, app, &tracker, &mut t).await?);

@@ -4,7 +4,8 @@
 //!
 //! The task resumes after the last `vigil.stream.seq` the shard's ledger holds (0: a new
 //! owner without a local copy rebuilds from the first message the stream holds for the
-//! shard), decodes each message, stamps every event with the message's stream sequence, and
+//! shard), decodes each message, stamps every event with the message's stream sequence and the
+//! shard's name (`vigil.shard`: with `vigil.seq` it names one event of the cluster), and
 //! appends the message as ONE ledger append (stored whole or not at all: crash story step 6 of
 //! `vigil_ledger::writer`). So after any crash the shard holds a prefix of the subject, and the
 //! next owner — this node after a restart, or another — resumes right after it: no gap, no
@@ -377,8 +378,10 @@ impl Copier {
             return true;
         }
         let stamp = i64::try_from(seq).unwrap_or(i64::MAX);
+        let shard = self.shard.to_string();
         for event in &mut events {
             event.insert(field::VIGIL_STREAM_SEQ, stamp);
+            event.insert(field::VIGIL_SHARD, shard.as_str());
         }
         self.append(seq, Arc::new(events), stop).await
     }

@@ -103,11 +103,38 @@ pub struct DrillService {
     accounts: vigil_auth::AuthStore,
     dirs: Vec<PathBuf>,
     settings: vigil_config::DrillsSection,
-    reports: Mutex<VecDeque<serde_json::Value>>,
+    reports: Arc<KeptReports>,
+    /// Cluster mode: the reports every node keeps from the `sys` shard (every node's drills).
+    shared: std::sync::OnceLock<Arc<KeptReports>>,
     running: tokio::sync::Semaphore,
 }
 
-/// The drill runner, when the door marks drills (standalone servers), with its schedule
+/// The newest drill reports (at most [`KEPT_REPORTS`]), one per run: a node's own, or in
+/// cluster mode every node's, as the `sys` shard's `vigil.drill` events tell them.
+#[derive(Debug, Default)]
+pub struct KeptReports(Mutex<VecDeque<serde_json::Value>>);
+
+impl KeptReports {
+    /// Keeps `report` (its API form) unless a report of its run is kept already.
+    pub fn keep(&self, report: serde_json::Value) {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.iter().any(|r| r["run"] == report["run"]) {
+            return;
+        }
+        if kept.len() >= KEPT_REPORTS {
+            kept.pop_front();
+        }
+        kept.push_back(report);
+    }
+
+    /// The reports, newest first.
+    pub fn newest_first(&self) -> Vec<serde_json::Value> {
+        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter().rev().cloned().collect()
+    }
+}
+
+/// The drill runner, when the door marks drills (standalone and cluster nodes), with its schedule
 /// started (it ends when the service is dropped).
 pub(crate) fn service(
     config: &crate::ServerConfig,
@@ -131,7 +158,8 @@ pub(crate) fn service(
         accounts: accounts.clone(),
         dirs: scenario::dirs_beside(&config.rule_dirs),
         settings: config.settings.drills.clone(),
-        reports: Mutex::new(VecDeque::new()),
+        reports: Arc::default(),
+        shared: std::sync::OnceLock::new(),
         running: tokio::sync::Semaphore::new(1),
     });
     if !service.settings.scenarios.is_empty() {
@@ -171,15 +199,15 @@ impl DrillService {
         &self.dirs
     }
 
-    /// The recent reports, newest first.
+    /// The recent reports, newest first: this node's, or on a cluster node every node's.
     pub fn reports(&self) -> Vec<serde_json::Value> {
-        self.reports
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .rev()
-            .cloned()
-            .collect()
+        self.shared.get().unwrap_or(&self.reports).newest_first()
+    }
+
+    /// Cluster mode: lists the reports every node keeps from the `sys` shard instead of this
+    /// node's own (called once at start).
+    pub fn share_reports(&self, shared: Arc<KeptReports>) {
+        let _ = self.shared.set(shared);
     }
 
     /// The schedule (`[drills]`).
@@ -280,11 +308,12 @@ impl DrillService {
             },
             Err(e) => tracing::error!("drill {}: recording the report: {e}", report.run),
         }
-        let mut kept = self.reports.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.len() >= KEPT_REPORTS {
-            kept.pop_front();
+        // Kept here at once; on a cluster node every node (this one too, a no-op then) keeps it
+        // again from `sys`.
+        self.reports.keep(report.to_json());
+        if let Some(shared) = self.shared.get() {
+            shared.keep(report.to_json());
         }
-        kept.push_back(report.to_json());
         Ok(report)
     }
 

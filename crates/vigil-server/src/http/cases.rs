@@ -7,7 +7,7 @@
 #[allow(unused_imports)]
 use super::*;
 
-use vigil_detect::case::{CaseFilter, CaseStatus, Change, parse_severity};
+use vigil_detect::case::{CaseFilter, CaseStatus, Change, EventRef, parse_severity};
 
 /// Events shown with a case at most (the case may hold more; they stay listed by number).
 const MAX_SHOWN_EVENTS: usize = 200;
@@ -197,20 +197,12 @@ pub(super) async fn get_case(State(state): State<Shared>, Path(id): Path<u64>) -
                 .unwrap_or_else(|| json!({"id": a, "missing": true}))
         })
         .collect();
-    let shown: Vec<u64> = case.events.iter().take(MAX_SHOWN_EVENTS).copied().collect();
-    // A cluster node's cases hold no events by number (see `add_case_event`).
-    let events = match crate::cases::read_events_async(&state, shown).await {
+    let shown: Vec<EventRef> = case.events.iter().take(MAX_SHOWN_EVENTS).cloned().collect();
+    // Standalone: read from the ledger; a cluster's (`{shard, seq}`): asked of each shard's owner.
+    let events = match crate::cases::case_events(&state, shown).await {
         Ok(e) => e,
         Err(r) => return r,
     };
-    let events: Vec<JsonValue> = events
-        .into_iter()
-        .map(|(seq, e)| {
-            let mut j = e.to_json();
-            j["vigil.seq"] = json!(seq);
-            j
-        })
-        .collect();
     // One timeline: the case's changes, its alerts (first and last seen) and its events.
     let mut timeline: Vec<JsonValue> = case
         .timeline
@@ -238,13 +230,17 @@ pub(super) async fn get_case(State(state): State<Shared>, Path(id): Path<u64>) -
             json!({"alert": a["id"]}),
         ));
     }
-    for e in &events {
+    for e in events.iter().filter(|e| e.get("missing").is_none()) {
         let at = e["@timestamp"].as_str().unwrap_or("");
         let text = e["message"]
             .as_str()
             .map(str::to_owned)
             .unwrap_or_else(|| format!("event {}", e["vigil.seq"]));
-        timeline.push(line(at, "event", text, json!({"seq": e["vigil.seq"]})));
+        let mut at_ref = json!({"seq": e["vigil.seq"]});
+        if let Some(shard) = e.get("vigil.shard") {
+            at_ref["shard"] = shard.clone();
+        }
+        timeline.push(line(at, "event", text, at_ref));
     }
     // In time order (parsed: RFC 3339 texts of one second with and without a fraction do not
     // sort as text).
@@ -378,6 +374,9 @@ pub(super) async fn add_case_alert(
 #[serde(deny_unknown_fields)]
 pub(super) struct AddEvent {
     seq: u64,
+    /// Cluster mode: the shard whose ledger numbers `seq` (a search row's `vigil.shard`).
+    #[serde(default)]
+    shard: Option<String>,
 }
 
 pub(super) async fn add_case_event(
@@ -387,35 +386,44 @@ pub(super) async fn add_case_event(
     Path(id): Path<u64>,
     body: Bytes,
 ) -> Response {
-    let req: AddEvent = match json_body(&body, r#"{"seq": n}"#) {
+    let req: AddEvent = match json_body(
+        &body,
+        r#"{"seq": n} ({"shard": "p3", "seq": n} on a cluster node)"#,
+    ) {
         Ok(r) => r,
         Err(r) => return r,
     };
-    if state.cluster.is_some() {
-        // An event is named by its ledger sequence number, and a cluster has one ledger per
-        // shard; the sequence alone does not say which (docs/cluster.md, "Cases").
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "adding a stored event to a case by its sequence number is not available in \
-             cluster mode (each shard numbers its own events); add its alert or quote it in a \
-             comment",
-        );
-    }
-    // Only events the ledger holds (durably).
-    match crate::cases::read_events_async(&state, vec![req.seq]).await {
-        Ok(found) if !found.is_empty() => {}
-        Ok(_) => {
+    let event = match (&state.cluster, req.shard) {
+        // A cluster has one ledger per shard, each numbering its own events: the sequence
+        // alone names no event (docs/cluster.md, "Cases and saved searches").
+        (Some(_), None) => {
             return error(
-                StatusCode::NOT_FOUND,
-                format!("no event {} in the ledger", req.seq),
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "this is a cluster node: each shard numbers its own events, so name the \
+                     event by its shard and its sequence there, {{\"shard\": \"p3\", \"seq\": {}}} \
+                     (a search row's vigil.shard and vigil.seq)",
+                    req.seq
+                ),
             );
         }
-        Err(r) => return r,
+        (None, Some(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                r#"this server has one ledger, not shards: name the event by its sequence number alone, {"seq": n}"#,
+            );
+        }
+        (Some(_), Some(shard)) => EventRef::in_shard(shard, req.seq),
+        (None, None) => EventRef::local(req.seq),
+    };
+    // Only events stored (durably): the ledger, or the shard's owner.
+    if let Err(r) = crate::cases::check_event(&state, &event).await {
+        return r;
     }
     answer(
         &state,
         id,
-        Change::AddEvent { seq: req.seq },
+        Change::AddEvent { event },
         &principal.name,
         peer,
     )

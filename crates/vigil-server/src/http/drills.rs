@@ -16,9 +16,7 @@ pub(super) struct RunRequest {
 fn no_drills() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
-        "drills are not available in cluster mode: a drill's report is computed from one \
-         node's journal of the events it sent, and a cluster spreads them over other nodes' \
-         shards and detectors (docs/cluster.md, \"Drills\")",
+        "drills are not available on this server: its door does not mark drill events",
     )
 }
 

@@ -203,9 +203,15 @@ pub(super) async fn entity(
         })
     });
     let alert_ids: Vec<u64> = alerts.iter().filter_map(|a| a["id"].as_u64()).collect();
-    let event_seqs: std::collections::BTreeSet<u64> = events
+    // The events as cases name them: by number, and by shard on a cluster node.
+    let event_seqs: std::collections::BTreeSet<vigil_detect::case::EventRef> = events
         .iter()
-        .filter_map(|e| e["vigil.seq"].as_u64())
+        .filter_map(|e| {
+            Some(vigil_detect::case::EventRef {
+                shard: e["vigil.shard"].as_str().map(str::to_owned),
+                seq: e["vigil.seq"].as_u64()?,
+            })
+        })
         .collect();
     let cases: Vec<JsonValue> = state
         .cases

@@ -89,7 +89,7 @@ pub struct AppState {
     pub witness: crate::witness::WitnessState,
     /// Cases (incidents), rebuilt from the ledger on first use.
     pub cases: crate::cases::CaseService,
-    /// The drill runner (standalone servers; none in cluster mode).
+    /// The drill runner (standalone and cluster nodes alike).
     pub drills: Option<Arc<crate::drill::DrillService>>,
 }
 
