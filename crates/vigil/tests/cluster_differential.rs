@@ -328,13 +328,15 @@ fn comparable(mut v: Json) -> Json {
 
 /// Fields that differ between a cluster and a single node by design: the sequence (the
 /// shard's in a cluster), when and through which token an event arrived (each server has its
-/// own tokens), and what only a cluster records (the node that took it, its stream sequence).
+/// own tokens), and what only a cluster records (the node that took it, its stream sequence,
+/// the shard that stores it).
 const PER_NODE: &[&str] = &[
     "vigil.seq",
     "vigil.received",
     "vigil.sender",
     "vigil.node",
     "vigil.stream.seq",
+    "vigil.shard",
 ];
 
 /// Where two answers first differ, briefly (whole answers can be megabytes).
