@@ -15,18 +15,18 @@ use crate::{Event, FieldName, Timestamp, Value};
 pub const CANONICAL_VERSION: u8 = 1;
 
 /// Lists and maps nest at most this deep; deeper input is refused rather than risking the stack.
-const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
-const TAG_NULL: u8 = 0x00;
-const TAG_FALSE: u8 = 0x01;
-const TAG_TRUE: u8 = 0x02;
-const TAG_INT: u8 = 0x03;
-const TAG_FLOAT: u8 = 0x04;
-const TAG_STR: u8 = 0x05;
-const TAG_IPV4: u8 = 0x06;
-const TAG_IPV6: u8 = 0x07;
-const TAG_LIST: u8 = 0x08;
-const TAG_MAP: u8 = 0x09;
+pub(crate) const TAG_NULL: u8 = 0x00;
+pub(crate) const TAG_FALSE: u8 = 0x01;
+pub(crate) const TAG_TRUE: u8 = 0x02;
+pub(crate) const TAG_INT: u8 = 0x03;
+pub(crate) const TAG_FLOAT: u8 = 0x04;
+pub(crate) const TAG_STR: u8 = 0x05;
+pub(crate) const TAG_IPV4: u8 = 0x06;
+pub(crate) const TAG_IPV6: u8 = 0x07;
+pub(crate) const TAG_LIST: u8 = 0x08;
+pub(crate) const TAG_MAP: u8 = 0x09;
 
 /// Why bytes are not a canonical event encoding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -24,19 +24,11 @@ pub fn peek<'a>(bytes: &'a [u8], key: &str) -> Peeked<'a> {
     walk(bytes, key.as_bytes()).unwrap_or(Peeked::Other)
 }
 
-const TAG_NULL: u8 = 0x00;
-const TAG_FALSE: u8 = 0x01;
-const TAG_TRUE: u8 = 0x02;
-const TAG_INT: u8 = 0x03;
-const TAG_FLOAT: u8 = 0x04;
-const TAG_STR: u8 = 0x05;
-const TAG_IPV4: u8 = 0x06;
-const TAG_IPV6: u8 = 0x07;
-const TAG_LIST: u8 = 0x08;
-const TAG_MAP: u8 = 0x09;
-
-/// Lists and maps nested deeper than this are not walked (the decoder refuses them too).
-const MAX_DEPTH: usize = 64;
+// The value tags, and the nesting bound (the decoder refuses deeper lists and maps too).
+use crate::canonical::{
+    MAX_DEPTH, TAG_FALSE, TAG_FLOAT, TAG_INT, TAG_IPV4, TAG_IPV6, TAG_LIST, TAG_MAP, TAG_NULL,
+    TAG_STR, TAG_TRUE,
+};
 
 fn walk<'a>(bytes: &'a [u8], key: &[u8]) -> Option<Peeked<'a>> {
     let mut c = Cursor { bytes, pos: 0 };
