@@ -301,9 +301,55 @@ async fn reserve_epoch(
     key: &str,
     seen: u64,
 ) -> Result<Option<u64>, ClusterError> {
+    reserve_above(cluster, &epoch_key(key), seen).await
+}
+
+/// The state-bucket key of the cluster-wide counter `name` ([`reserve_number`]).
+pub fn counter_key(name: &str) -> String {
+    format!("counter.{name}")
+}
+
+/// Reserves the next number of the cluster-wide counter `name` (kept in the state bucket under
+/// [`counter_key`], no TTL): one above both the number last reserved and `above`, by
+/// compare-and-set, so no two calls anywhere in the cluster get the same number. Retries a
+/// few times when another node reserved one at the same moment; `None` if it kept losing.
+pub async fn reserve_number(
+    cluster: &Cluster,
+    name: &str,
+    above: u64,
+) -> Result<Option<u64>, ClusterError> {
+    let key = counter_key(name);
+    let mut last_error = None;
+    for attempt in 0..RESERVE_TRIES {
+        match reserve_above(cluster, &key, above).await {
+            Ok(Some(n)) => return Ok(Some(n)),
+            Ok(None) => {}
+            // A lost race does not always come back as a typed "wrong revision": a read
+            // served by a replica that has not seen the winner's write yet makes `create` of
+            // an existing key fail as "other" (nats-server's newer wrong-last-sequence code).
+            // Compare-and-set keeps it safe; read again and retry.
+            Err(e) => last_error = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(2 * (attempt as u64 + 1))).await;
+    }
+    match last_error {
+        Some(e) => Err(e),
+        None => Ok(None),
+    }
+}
+
+/// How many times [`reserve_number`] tries before giving up.
+const RESERVE_TRIES: usize = 16;
+
+/// Writes one above the larger of `seen` and the number recorded under `ekey`, by
+/// compare-and-set; `None` when another writer got there first.
+async fn reserve_above(
+    cluster: &Cluster,
+    ekey: &str,
+    seen: u64,
+) -> Result<Option<u64>, ClusterError> {
     let state = cluster.state();
-    let ekey = epoch_key(key);
-    let entry = state.entry(ekey.as_str()).await.map_err(js)?;
+    let entry = state.entry(ekey).await.map_err(js)?;
     let (recorded, revision) = match &entry {
         Some(e) if e.operation == Operation::Put => (
             std::str::from_utf8(&e.value)
@@ -315,21 +361,21 @@ async fn reserve_epoch(
         Some(e) => (0, Some(e.revision)),
         None => (0, None),
     };
-    let epoch = recorded.max(seen).saturating_add(1);
-    let bytes = Bytes::from(epoch.to_string());
+    let next = recorded.max(seen).saturating_add(1);
+    let bytes = Bytes::from(next.to_string());
     let written = match revision {
-        Some(r) => match state.update(ekey.as_str(), bytes, r).await {
+        Some(r) => match state.update(ekey, bytes, r).await {
             Ok(_) => true,
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => false,
             Err(e) => return Err(js(e)),
         },
-        None => match state.create(ekey.as_str(), bytes).await {
+        None => match state.create(ekey, bytes).await {
             Ok(_) => true,
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => false,
             Err(e) => return Err(js(e)),
         },
     };
-    Ok(written.then_some(epoch))
+    Ok(written.then_some(next))
 }
 
 fn js(e: impl std::fmt::Display) -> ClusterError {

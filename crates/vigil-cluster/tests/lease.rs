@@ -106,3 +106,51 @@ async fn one_holder_at_a_time_and_the_fence_closes_before_the_key_expires() {
     a.leases().put("p1", "garbage".into()).await.unwrap();
     assert!(Lease::acquire(&b, "p1").await.unwrap().is_none());
 }
+
+/// A cluster-wide counter (the ids of bans by hand): two nodes reserving at the same time never
+/// get the same number, and every number is above what the caller says it has seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_reserving_at_once_never_share_a_number() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path(), 3);
+    let a = connect(&nats, "a").await;
+    let b = connect(&nats, "b").await;
+    let reserve = |cluster: Cluster| {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..40 {
+                if let Some(n) = vigil_cluster::lease::reserve_number(&cluster, "bans", 5)
+                    .await
+                    .unwrap()
+                {
+                    got.push(n);
+                }
+            }
+            got
+        })
+    };
+    let (from_a, from_b) = (reserve(a.clone()), reserve(b.clone()));
+    let (from_a, from_b) = (from_a.await.unwrap(), from_b.await.unwrap());
+    let mut all: Vec<u64> = from_a.iter().chain(&from_b).copied().collect();
+    assert!(all.len() >= 40, "most reservations succeed: {all:?}");
+    assert!(all.iter().all(|&n| n > 5), "above what was seen: {all:?}");
+    let total = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), total, "a number was handed out twice");
+    // The counter only grows: a later reservation is above every earlier one, and a caller
+    // who has seen a higher id moves it past that.
+    let next = vigil_cluster::lease::reserve_number(&a, "bans", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(next > *all.last().unwrap());
+    let jumped = vigil_cluster::lease::reserve_number(&b, "bans", 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(jumped, 1_001);
+}

@@ -10,7 +10,8 @@
 //!
 //! 1. while the stream still holds everything the copy lacks, `n2`'s copy of `X` re-fills from
 //!    it to the very tree the witnesses cosigned: nothing is lost, the witnesses cosign again
-//!    (no rollback reported) and `vigil verify` passes;
+//!    and `vigil verify` passes (a checkpoint of the older copy signed before the re-fill may
+//!    be reported as the rollback it is first; that is timing, and not asserted either way);
 //! 2. once the stream's limits discarded what the copy lacks (`max_msgs`, set on the stream as
 //!    an operator would), the copy cannot re-fill: the witnesses see a tree that is not the one
 //!    they cosigned and the rollback is reported — in `n2`'s cluster health (`witnesses`), as
@@ -246,6 +247,21 @@ fn verify(shard_dir: &Path) -> (bool, String) {
     )
 }
 
+/// How many `witness_rollback` audit events a search through `url` finds.
+fn audited(analyst: &str, url: &str) -> usize {
+    let r = curl(
+        "POST",
+        &format!("{url}/api/v1/search"),
+        &[
+            format!("Authorization: Bearer {analyst}"),
+            "Content-Type: application/json".into(),
+        ],
+        Some(r#"{"query": "event.action=witness_rollback | table vigil.witness.name"}"#),
+    );
+    let v: Json = serde_json::from_str(&r.body).unwrap_or(Json::Null);
+    v["rows"].as_array().map_or(0, Vec::len)
+}
+
 #[test]
 fn a_rolled_back_data_directory_refills_when_the_stream_allows_and_is_reported_when_not() {
     let Some(mut fx) = ClusterFixture::new(3, PARTITIONS) else {
@@ -280,13 +296,11 @@ fn a_rolled_back_data_directory_refills_when_the_stream_allows_and_is_reported_w
     put_back(&fx, &old1, &newer);
     assert_eq!(shard_size(&n2, x), old1_size, "the older copy is in place");
     start_n2_first(&mut fx, x);
+    // The witnesses cosign the re-filled tree again. (Whether the rollback is also reported
+    // depends on timing: a checkpoint of the older copy signed before the re-fill reached the
+    // witnesses' size is refused and reported — truthfully, the directory was rolled back —
+    // while one signed after it is simply cosigned. Both happen; neither loses anything.)
     wait_cosigned(&fx, &admin, x, cosigned);
-    let metrics = get(&format!("{}/metrics", fx.nodes[2].url()), &admin);
-    assert!(
-        metrics.body.contains("vigil_witness_rollback 0"),
-        "no rollback reported: {}",
-        metrics.body
-    );
     // Nothing lost: the re-filled copy holds the newer copy's events, in the same order.
     let before = ledger_events(&newer.join("shards").join(x.to_string()));
     let after = ledger_events(&n2.join("shards").join(x.to_string()));
@@ -296,6 +310,13 @@ fn a_rolled_back_data_directory_refills_when_the_stream_allows_and_is_reported_w
         before.len(),
         after.len()
     );
+
+    let audited_before = fx
+        .nodes
+        .iter()
+        .map(|n| audited(&analyst, &n.url()))
+        .max()
+        .unwrap();
 
     // 2. The stream's limits discarded what the older copy lacks: reported, not refilled.
     let old2 = root.join("n2-old2");
@@ -331,25 +352,15 @@ fn a_rolled_back_data_directory_refills_when_the_stream_allows_and_is_reported_w
         "{}",
         metrics.body
     );
-    let audited = |url: &str| {
-        let r = curl(
-            "POST",
-            &format!("{url}/api/v1/search"),
-            &[
-                format!("Authorization: Bearer {analyst}"),
-                "Content-Type: application/json".into(),
-            ],
-            Some(r#"{"query": "event.action=witness_rollback | table vigil.witness.name"}"#),
-        );
-        let v: Json = serde_json::from_str(&r.body).unwrap_or(Json::Null);
-        v["rows"].as_array().map_or(0, Vec::len)
-    };
     assert!(
-        wait_until(60, || fx.nodes.iter().all(|n| audited(&n.url()) >= 1)),
-        "the witness_rollback audit event is searchable through every node: {:?}",
+        wait_until(60, || fx
+            .nodes
+            .iter()
+            .all(|n| audited(&analyst, &n.url()) > audited_before)),
+        "a new witness_rollback audit event is searchable through every node (had {audited_before}): {:?}",
         fx.nodes
             .iter()
-            .map(|n| audited(&n.url()))
+            .map(|n| audited(&analyst, &n.url()))
             .collect::<Vec<_>>()
     );
     stop_all(&mut fx);

@@ -22,17 +22,74 @@ pub(super) async fn add_decision(
     };
     let decisions = Arc::clone(&state.decisions);
     let by = principal.name.clone();
+    if let Some(cluster) = &state.cluster {
+        return ban_by_hand_in_cluster(decisions, cluster, request, by).await;
+    }
     match tokio::task::spawn_blocking(move || {
         decisions.ban_by_hand(&request.value, request.duration, &request.reason, &by)
     })
     .await
     {
-        Ok(Ok(d)) => (StatusCode::CREATED, Json(d.to_json())).into_response(),
-        Ok(Err(e @ vigil_respond::decisions::DecisionError::NotANetwork { .. })) => {
+        Ok(banned) => ban_answer(banned),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The cluster-wide counter (in the state bucket) that numbers bans by hand.
+const BY_HAND_BAN_COUNTER: &str = "decisions.by-hand";
+
+/// A ban by hand on a cluster node: numbered from a counter in the cluster's state bucket
+/// (compare-and-set), so two nodes banning at the same instant never give two bans one id
+/// (each node's own book only knows the bans it has applied so far). Below the detectors'
+/// epoch ranges ([`vigil_respond::decisions::DECISION_IDS_PER_EPOCH`]).
+async fn ban_by_hand_in_cluster(
+    decisions: Arc<vigil_respond::decisions::DecisionService>,
+    cluster: &vigil_cluster::Cluster,
+    request: lapi::BanRequest,
+    by: String,
+) -> Response {
+    let unavailable = |why: String| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the ban could not be numbered, nothing was banned (retry): {why}"),
+        )
+    };
+    for _ in 0..BY_HAND_TRIES {
+        let above = decisions.read(|b| b.highest_by_hand_id());
+        let id =
+            match vigil_cluster::lease::reserve_number(cluster, BY_HAND_BAN_COUNTER, above).await {
+                Ok(Some(id)) if id < vigil_respond::decisions::DECISION_IDS_PER_EPOCH => id,
+                Ok(Some(_)) => return unavailable("every by-hand ban id is taken".into()),
+                Ok(None) => continue,
+                Err(e) => return unavailable(e.to_string()),
+            };
+        let (d, request, by) = (Arc::clone(&decisions), request.clone(), by.clone());
+        match tokio::task::spawn_blocking(move || {
+            d.ban_by_hand_numbered(id, &request.value, request.duration, &request.reason, &by)
+        })
+        .await
+        {
+            Ok(Some(banned)) => return ban_answer(banned),
+            // The id was applied here from another node meanwhile: take the next.
+            Ok(None) => continue,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+    unavailable("other nodes kept taking the next id".into())
+}
+
+/// How many ids a ban by hand on a cluster node tries.
+const BY_HAND_TRIES: usize = 8;
+
+fn ban_answer(
+    banned: Result<vigil_respond::decisions::Decision, vigil_respond::decisions::DecisionError>,
+) -> Response {
+    match banned {
+        Ok(d) => (StatusCode::CREATED, Json(d.to_json())).into_response(),
+        Err(e @ vigil_respond::decisions::DecisionError::NotANetwork { .. }) => {
             error(StatusCode::BAD_REQUEST, e.to_string())
         }
-        Ok(Err(e)) => error(StatusCode::CONFLICT, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
     }
 }
 
