@@ -728,3 +728,72 @@ mod percentile_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod series_tests {
+    use super::*;
+    use crate::exec::MAX_SERIES;
+    use crate::parse;
+    use vigil_event::Event;
+
+    /// 3 shards of events naming 2,500 sessions, each session's events spread over the shards
+    /// and the hours, in an order unrelated to the names.
+    fn shards() -> Vec<Vec<(u64, Event)>> {
+        let mut shards = vec![Vec::new(), Vec::new(), Vec::new()];
+        for i in 0..7_500u64 {
+            let session = (i * 7_919) % 2_500;
+            let seq = i + 1;
+            let mut e = Event::new(Timestamp::from_secs(((i * 31) % 5) as i64 * 3_600));
+            e.insert("session.id", format!("s{session}"));
+            e.insert("ms", Value::Int((i % 97) as i64));
+            shards[(i % 3) as usize].push((seq, e));
+        }
+        shards
+    }
+
+    fn limits(max_rows: usize) -> Limits {
+        Limits {
+            from: None,
+            to: None,
+            max_rows,
+            now: Timestamp::from_secs(0),
+        }
+    }
+
+    #[test]
+    fn past_the_series_bound_a_chart_keeps_the_smallest_names_in_any_order_and_on_any_shards() {
+        let shards = shards();
+        for q in [
+            "* | timechart span=1h count by session.id",
+            "* | timechart span=1h max(ms) by session.id",
+        ] {
+            for max_rows in [3, 1000] {
+                let p = plan(&parse(q).unwrap());
+                let parts = shards
+                    .iter()
+                    .map(|events| {
+                        crate::run(&p.shard, events.clone(), p.shard_limits(limits(max_rows)))
+                    })
+                    .collect();
+                let merged = p.merge(parts, limits(max_rows), Vec::new());
+                let mut all: Vec<(u64, Event)> = shards.iter().flatten().cloned().collect();
+                let single = crate::run(&parse(q).unwrap(), all.clone(), limits(max_rows));
+                all.reverse();
+                let reversed = crate::run(&parse(q).unwrap(), all, limits(max_rows));
+
+                let mut names: Vec<String> = (0..2_500).map(|s| format!("s{s}")).collect();
+                names.sort();
+                names.truncate(MAX_SERIES);
+                assert_eq!(single.columns[0], "_time", "{q}");
+                assert_eq!(single.columns[1..], names[..], "{q}: the smallest names");
+                assert_eq!(merged.columns, single.columns, "{q} (limit {max_rows})");
+                assert_eq!(merged.rows, single.rows, "{q} (limit {max_rows})");
+                assert_eq!(reversed.columns, single.columns, "{q}: rows reversed");
+                assert_eq!(reversed.rows, single.rows, "{q}: rows reversed");
+                let message = single.message.clone().unwrap_or_default();
+                assert!(message.contains("more than 1000 series"), "{q}: {message}");
+                assert_eq!(merged.truncated, single.truncated);
+            }
+        }
+    }
+}

@@ -562,6 +562,11 @@ impl Budget {
         true
     }
 
+    /// Gives back a charge of `n` bytes (what was charged for something since dropped).
+    fn give(&mut self, n: usize) {
+        self.used = self.used.saturating_sub(n);
+    }
+
     /// Replaces a charge of `old` bytes by one of `new` bytes if the difference fits.
     fn replace(&mut self, old: usize, new: usize) -> bool {
         if new <= old {
@@ -571,6 +576,14 @@ impl Budget {
         self.take(new - old)
     }
 }
+
+/// The memory one `timechart` cell takes (its series name, map entry and accumulators).
+fn cell_bytes(series: &str, aggs: usize) -> usize {
+    64 + series.len() + aggs * std::mem::size_of::<Acc>()
+}
+
+/// The series a `timechart … by` charts at most; past it, the smallest names.
+pub const MAX_SERIES: usize = 1000;
 
 /// The memory a group key takes (its strings, values and map entry).
 fn key_bytes(key: &[String], values: &[Value]) -> usize {
@@ -1551,7 +1564,8 @@ pub(crate) fn aggregate_as(
             let span_ns = span.saturating_mul(1_000_000_000).max(1);
             let mut budget = Budget::default();
             let mut buckets: BTreeMap<i64, BTreeMap<String, Vec<Acc>>> = BTreeMap::new();
-            let mut series = BTreeSet::new();
+            let mut series: BTreeSet<String> = BTreeSet::new();
+            let mut evicted = 0usize;
             for row in rows {
                 let Some(t) = row.time else { continue };
                 let bucket = t.div_euclid(span_ns) * span_ns;
@@ -1562,21 +1576,45 @@ pub(crate) fn aggregate_as(
                     },
                     None => String::new(),
                 };
-                if !series.contains(&split) && series.len() < 1000 {
+                if !series.contains(&split) {
+                    // Past MAX_SERIES the chart keeps the smallest names, whatever order the rows
+                    // come in: the same chart from an index, a scan or merged shards (each
+                    // shard's smallest hold the smallest of all).
+                    if series.len() >= MAX_SERIES {
+                        truncated.get_or_insert_with(|| {
+                            format!(
+                                "more than {MAX_SERIES} series; only the first {MAX_SERIES} by name were charted"
+                            )
+                        });
+                        match series.last() {
+                            Some(largest) if split < *largest => {
+                                let largest = largest.clone();
+                                series.remove(&largest);
+                                evicted += 1;
+                            }
+                            _ => continue,
+                        }
+                    }
                     if !budget.take(32 + split.len()) {
                         continue;
                     }
                     series.insert(split.clone());
-                } else if !series.contains(&split) {
-                    truncated.get_or_insert_with(|| {
-                        "more than 1000 series; the rest were not charted".into()
-                    });
-                    continue;
+                    if evicted >= MAX_SERIES {
+                        // Drop the cells of series no longer charted (their room comes back).
+                        for cells in buckets.values_mut() {
+                            cells.retain(|s, _| {
+                                let keep = series.contains(s);
+                                if !keep {
+                                    budget.give(cell_bytes(s, aggs.len()));
+                                }
+                                keep
+                            });
+                        }
+                        evicted = 0;
+                    }
                 }
                 let cells = buckets.entry(bucket).or_default();
-                if !cells.contains_key(&split)
-                    && !budget.take(64 + split.len() + aggs.len() * std::mem::size_of::<Acc>())
-                {
+                if !cells.contains_key(&split) && !budget.take(cell_bytes(&split, aggs.len())) {
                     continue;
                 }
                 let accs = cells
@@ -1598,6 +1636,9 @@ pub(crate) fn aggregate_as(
                     };
                     acc.add(value, t, row.weight, &mut budget);
                 }
+            }
+            for cells in buckets.values_mut() {
+                cells.retain(|s, _| by.is_none() || series.contains(s));
             }
             buckets.retain(|_, cells| !cells.is_empty());
             if budget.over {
