@@ -72,6 +72,23 @@ fn frame(events: &[Vec<u8>]) -> Vec<u8> {
 
 /// Decodes one message.
 pub fn decode(message: &[u8]) -> Result<Vec<Event>, CodecError> {
+    split(message)?
+        .into_iter()
+        .enumerate()
+        .map(|(index, bytes)| {
+            Event::from_canonical(bytes).map_err(|e| CodecError::Event {
+                index,
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The canonical bytes of each event of one message, in order, without decoding them (the
+/// detector passes over the events no loaded rule can match). Checks the framing as
+/// [`decode`] does (version, minimal lengths within the message, no trailing bytes), not the
+/// events themselves.
+pub fn split(message: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
     match message.first() {
         Some(&VERSION) => {}
         other => return Err(CodecError::Version(other.copied())),
@@ -85,18 +102,14 @@ pub fn decode(message: &[u8]) -> Result<Vec<Event>, CodecError> {
     // The count is the sender's claim: reserve for what the bytes can hold at a plausible
     // size, never for the claim itself.
     let mut events = Vec::with_capacity((count as usize).min(message.len() / 64 + 1));
-    for index in 0..count as usize {
+    for _ in 0..count {
         let start = at;
         let len = get_varint(message, &mut at)?;
         if len > (message.len() - at) as u64 {
             return Err(CodecError::Length(start));
         }
         let end = at + len as usize;
-        let event = Event::from_canonical(&message[at..end]).map_err(|e| CodecError::Event {
-            index,
-            message: e.to_string(),
-        })?;
-        events.push(event);
+        events.push(&message[at..end]);
         at = end;
     }
     if at != message.len() {
@@ -172,5 +185,34 @@ mod tests {
         trailing.push(0);
         assert_eq!(decode(&trailing), Err(CodecError::Trailing(1)));
         assert!(decode(&good).is_ok());
+    }
+
+    #[test]
+    fn split_gives_each_events_canonical_bytes_and_refuses_what_decode_refuses() {
+        let events: Vec<Event> = (0..50).map(event).collect();
+        let good = encode(&events, 1 << 20).remove(0);
+        let parts = split(&good).unwrap();
+        let canonical: Vec<Vec<u8>> = events.iter().map(Event::to_canonical).collect();
+        assert_eq!(
+            parts,
+            canonical.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        );
+        for cut in 1..good.len() {
+            assert!(split(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(split(&trailing), Err(CodecError::Trailing(1)));
+        // Framing intact, one event's bytes not an event: split passes it, decode refuses.
+        let mut bad = vec![VERSION, 2];
+        for bytes in [canonical[0].as_slice(), &[0xff, 0xfe]] {
+            put_varint(&mut bad, bytes.len() as u64);
+            bad.extend_from_slice(bytes);
+        }
+        assert_eq!(split(&bad).unwrap().len(), 2);
+        assert!(matches!(
+            decode(&bad),
+            Err(CodecError::Event { index: 1, .. })
+        ));
     }
 }

@@ -420,6 +420,19 @@ impl EventSource for StreamSource {
         max: u64,
         f: &mut dyn FnMut(u64, &Event),
     ) -> Result<(u64, u64), String> {
+        self.read_wanted(from, max, &|_| true, f)
+    }
+
+    /// Events `wanted` refuses are passed over undecoded, as the standalone ledger source
+    /// does. A message whose framing is broken, or one of whose wanted events does not
+    /// decode, is skipped whole and counted (as the shards refuse it whole).
+    fn read_wanted(
+        &mut self,
+        from: u64,
+        max: u64,
+        wanted: &dyn Fn(&[u8]) -> bool,
+        f: &mut dyn FnMut(u64, &Event),
+    ) -> Result<(u64, u64), String> {
         let (mut n, mut next) = (0, from);
         while n < max {
             let message = match self.follower.try_next() {
@@ -432,15 +445,12 @@ impl EventSource for StreamSource {
             if message.seq < message_of(from) {
                 continue;
             }
-            match codec::decode(&message.payload) {
-                Ok(events) => {
-                    for (i, event) in events.iter().enumerate() {
-                        let at = position(message.seq, i as u64);
-                        if at >= from {
-                            f(at, event);
-                            n += 1;
-                        }
+            match decode_wanted(&message.payload, message.seq, from, wanted) {
+                Ok((events, read)) => {
+                    for (at, event) in &events {
+                        f(*at, event);
                     }
+                    n += read;
                 }
                 Err(e) => {
                     // Not Vigil's: nothing to evaluate, nothing lost (the stream keeps it).
@@ -452,6 +462,34 @@ impl EventSource for StreamSource {
         }
         Ok((n, next))
     }
+}
+
+/// The events of one stream message (at stream sequence `seq`) from detector position `from`
+/// on that `wanted` accepts, decoded, each with its position; and how many events from `from`
+/// on the message holds.
+fn decode_wanted(
+    payload: &[u8],
+    seq: u64,
+    from: u64,
+    wanted: &dyn Fn(&[u8]) -> bool,
+) -> Result<(Vec<(u64, Event)>, u64), codec::CodecError> {
+    let mut events = Vec::new();
+    let mut read = 0;
+    for (index, bytes) in codec::split(payload)?.into_iter().enumerate() {
+        let at = position(seq, index as u64);
+        if at < from {
+            continue;
+        }
+        read += 1;
+        if wanted(bytes) {
+            let event = Event::from_canonical(bytes).map_err(|e| codec::CodecError::Event {
+                index,
+                message: e.to_string(),
+            })?;
+            events.push((at, event));
+        }
+    }
+    Ok((events, read))
 }
 
 /// What cluster detection is started with.
@@ -593,4 +631,57 @@ pub async fn start(
         release,
         leases: std::sync::Mutex::new(leases),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_event::Timestamp;
+
+    fn event(i: i64, action: &str) -> Event {
+        let mut e = Event::new(Timestamp::from_secs(i));
+        e.insert("event.action", action);
+        e
+    }
+
+    #[test]
+    fn only_wanted_events_are_decoded_and_every_event_is_counted() {
+        let events = [
+            event(1, "skip"),
+            event(2, "keep"),
+            event(3, "skip"),
+            event(4, "keep"),
+        ];
+        let payload = codec::encode(&events, usize::MAX).remove(0);
+        let keep = events[1].to_canonical();
+        let keep_last = events[3].to_canonical();
+        let wanted = |raw: &[u8]| raw == keep.as_slice() || raw == keep_last.as_slice();
+        let (got, read) = decode_wanted(&payload, 7, position(7, 0), &wanted).unwrap();
+        assert_eq!(read, 4);
+        assert_eq!(
+            got,
+            vec![
+                (position(7, 1), events[1].clone()),
+                (position(7, 3), events[3].clone())
+            ]
+        );
+        // From the middle of the message: only the events from there on.
+        let (got, read) = decode_wanted(&payload, 7, position(7, 2), &wanted).unwrap();
+        assert_eq!((got.len(), read), (1, 2));
+    }
+
+    #[test]
+    fn a_wanted_event_that_does_not_decode_refuses_the_message_an_unwanted_one_does_not() {
+        let good = event(1, "keep").to_canonical();
+        let mut payload = vec![codec::VERSION, 2, good.len() as u8];
+        payload.extend_from_slice(&good);
+        payload.extend_from_slice(&[2, 0xff, 0xfe]);
+        let all = |_: &[u8]| true;
+        assert!(decode_wanted(&payload, 1, 0, &all).is_err());
+        let only_good = |raw: &[u8]| raw == good.as_slice();
+        let (got, read) = decode_wanted(&payload, 1, 0, &only_good).unwrap();
+        assert_eq!((got.len(), read), (1, 2));
+        // Broken framing: refused whatever is wanted.
+        assert!(decode_wanted(&payload[..payload.len() - 1], 1, 0, &only_good).is_err());
+    }
 }
