@@ -20,9 +20,17 @@
 //! the last one is kept in the state bucket (`epoch.<key>`, no TTL, so it survives the expiry
 //! of the lease itself) and reserved there by compare-and-set *before* the lease is created, so
 //! two acquisitions never share an epoch even if a node dies between the two writes.
+//!
+//! **Lost races.** Two nodes acquiring the same key at once race on compare-and-set writes, and
+//! the loser does not always get a typed "wrong revision" or "already exists" from async-nats:
+//! when a replica served its read before it saw the winner's write, `create` of the existing
+//! key comes back as an untyped error carrying the JetStream API code 10164 (or 10071, "wrong
+//! last sequence"). [`lost_race`] recognises those codes, so a lost race always reads as
+//! "another node is acquiring" (`Ok(None)`), never as a failure of NATS.
 
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::kv::{self, Operation};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -167,7 +175,8 @@ impl Lease {
             previous_epoch = v.epoch;
         }
         let Some(epoch) = reserve_epoch(cluster, key, previous_epoch).await? else {
-            // Another node reserved an epoch at the same moment: it is acquiring.
+            // Another node reserved an epoch at the same moment (typed or not): it is
+            // acquiring.
             return Ok(None);
         };
         let value = LeaseValue {
@@ -188,7 +197,7 @@ impl Lease {
                     fence,
                 }))
             }
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists || lost_race(&e) => Ok(None),
             Err(e) => Err(js(e)),
         }
     }
@@ -284,7 +293,7 @@ async fn reclaim(
                 fence,
             }))
         }
-        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision || lost_race(&e) => Ok(None),
         Err(e) => Err(js(e)),
     }
 }
@@ -295,7 +304,8 @@ pub fn epoch_key(key: &str) -> String {
 }
 
 /// Reserves the next epoch of `key` (above `seen` and above the one recorded) by
-/// compare-and-set; `None` when another node reserved one at the same moment.
+/// compare-and-set; `None` when another node reserved one at the same moment, whether the lost
+/// race came back typed or untyped ([`lost_race`]).
 async fn reserve_epoch(
     cluster: &Cluster,
     key: &str,
@@ -324,10 +334,8 @@ pub async fn reserve_number(
         match reserve_above(cluster, &key, above).await {
             Ok(Some(n)) => return Ok(Some(n)),
             Ok(None) => {}
-            // A lost race does not always come back as a typed "wrong revision": a read
-            // served by a replica that has not seen the winner's write yet makes `create` of
-            // an existing key fail as "other" (nats-server's newer wrong-last-sequence code).
-            // Compare-and-set keeps it safe; read again and retry.
+            // A lost race is `Ok(None)` (typed or not, see [`lost_race`]); anything else
+            // (a leader election, say) is retried too: compare-and-set keeps it safe.
             Err(e) => last_error = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(2 * (attempt as u64 + 1))).await;
@@ -342,7 +350,7 @@ pub async fn reserve_number(
 const RESERVE_TRIES: usize = 16;
 
 /// Writes one above the larger of `seen` and the number recorded under `ekey`, by
-/// compare-and-set; `None` when another writer got there first.
+/// compare-and-set; `None` when another writer got there first (typed or not: [`lost_race`]).
 async fn reserve_above(
     cluster: &Cluster,
     ekey: &str,
@@ -366,16 +374,36 @@ async fn reserve_above(
     let written = match revision {
         Some(r) => match state.update(ekey, bytes, r).await {
             Ok(_) => true,
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => false,
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision || lost_race(&e) => false,
             Err(e) => return Err(js(e)),
         },
         None => match state.create(ekey, bytes).await {
             Ok(_) => true,
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists || lost_race(&e) => false,
             Err(e) => return Err(js(e)),
         },
     };
     Ok(written.then_some(next))
+}
+
+/// Whether `error` (a failed compare-and-set write) says another writer got there first, read
+/// from the JetStream API error in its source chain: "wrong last sequence" (10071) or its
+/// newer constant form (10164), which async-nats 0.52 passes on as an untyped "other" when a
+/// `create` lost to a write its read had not seen yet. Never true for a connection or
+/// timeout error, which carry no API error.
+pub fn lost_race(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(api) = e.downcast_ref::<async_nats::jetstream::Error>() {
+            return matches!(
+                api.error_code(),
+                ErrorCode::STREAM_WRONG_LAST_SEQUENCE
+                    | ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT
+            );
+        }
+        next = e.source();
+    }
+    false
 }
 
 fn js(e: impl std::fmt::Display) -> ClusterError {
@@ -420,6 +448,51 @@ mod tests {
         assert!(!fence.valid_at(t1 + ttl));
         fence.close();
         assert!(!fence.valid_at(t1));
+    }
+
+    /// A JetStream API error as the server sends it, wrapped the way async-nats 0.52 wraps
+    /// a failed `create`: publish error → update error → create error, all of kind "other".
+    fn untyped_create_error(err_code: u64) -> kv::CreateError {
+        use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+        let api: async_nats::jetstream::Error = serde_json::from_str(&format!(
+            r#"{{"code":400,"err_code":{err_code},"description":"wrong last sequence"}}"#
+        ))
+        .unwrap();
+        let update = kv::UpdateError::from(PublishError::with_source(PublishErrorKind::Other, api));
+        let create = kv::CreateError::from(update);
+        assert_eq!(
+            create.kind(),
+            kv::CreateErrorKind::Other,
+            "untyped, as seen"
+        );
+        create
+    }
+
+    #[test]
+    fn a_lost_race_is_recognised_whatever_form_it_comes_in() {
+        // The untyped forms a lost create comes back in: both "wrong last sequence" codes.
+        assert!(lost_race(&untyped_create_error(10164)));
+        assert!(lost_race(&untyped_create_error(10071)));
+        let typed =
+            kv::UpdateError::from(async_nats::jetstream::context::PublishError::with_source(
+                async_nats::jetstream::context::PublishErrorKind::WrongLastSequence,
+                serde_json::from_str::<async_nats::jetstream::Error>(
+                    r#"{"code":400,"err_code":10071,"description":"wrong last sequence: 7"}"#,
+                )
+                .unwrap(),
+            ));
+        assert_eq!(typed.kind(), kv::UpdateErrorKind::WrongLastRevision);
+        assert!(lost_race(&typed));
+        // Other API errors, and errors without an API error (a timeout, a lost connection),
+        // are failures, not lost races.
+        assert!(!lost_race(&untyped_create_error(10008)));
+        assert!(!lost_race(&kv::CreateError::new(
+            kv::CreateErrorKind::Publish
+        )));
+        assert!(!lost_race(&kv::UpdateError::new(
+            kv::UpdateErrorKind::TimedOut
+        )));
+        assert!(!lost_race(&std::io::Error::other("connection reset")));
     }
 
     #[test]

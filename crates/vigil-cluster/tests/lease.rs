@@ -154,3 +154,86 @@ async fn two_nodes_reserving_at_once_never_share_a_number() {
         .unwrap();
     assert_eq!(jumped, 1_001);
 }
+
+/// Three nodes, each connected to a different NATS server (so reads may be served by replicas
+/// that have not seen the others' writes yet), acquire the same keys at the same moment: a
+/// lost race is always "another node is acquiring" (`Ok(None)`), never an error, and each key
+/// gets exactly one holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn nodes_acquiring_the_same_keys_at_once_lose_races_quietly() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path(), 3);
+    let mut nodes = Vec::new();
+    for (i, url) in nats.urls().into_iter().enumerate() {
+        let cluster = Cluster::connect(ClusterSettings {
+            urls: vec![url],
+            creds: None,
+            node: format!("n{i}"),
+            names: Names::new("l"),
+            partitions: 2,
+            replicas: 3,
+            monitor: Vec::new(),
+            lease_ttl: Duration::from_secs(30),
+        })
+        .await
+        .unwrap();
+        nodes.push(cluster);
+    }
+    const KEYS: usize = 40;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(nodes.len()));
+    let tasks: Vec<_> = nodes
+        .iter()
+        .cloned()
+        .map(|cluster| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                // Errors are collected, not panicked on: a panicking task would leave the
+                // others waiting at the barrier.
+                let (mut held, mut errors) = (Vec::new(), Vec::new());
+                for k in 0..KEYS {
+                    barrier.wait().await;
+                    match Lease::acquire(&cluster, &format!("race{k}")).await {
+                        Ok(Some(lease)) => held.push((k, lease.epoch())),
+                        Ok(None) => {}
+                        Err(e) => errors.push(format!("{}: race{k}: {e}", cluster.node())),
+                    }
+                }
+                (held, errors)
+            })
+        })
+        .collect();
+    let mut holders = vec![Vec::new(); KEYS];
+    let mut errors = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let (held, failed) = task.await.unwrap();
+        errors.extend(failed);
+        for (k, epoch) in held {
+            holders[k].push((i, epoch));
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "a lost race came back as an error: {errors:#?}"
+    );
+    for (k, h) in holders.iter().enumerate() {
+        assert_eq!(h.len(), 1, "race{k}: exactly one holder: {h:?}");
+    }
+    // What each key's lease says is the winner's own acquisition.
+    for (k, h) in holders.iter().enumerate() {
+        let value = nodes[0]
+            .leases()
+            .get(format!("race{k}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let value = LeaseValue::parse(&value).unwrap();
+        assert_eq!(
+            (value.node.as_str(), value.epoch),
+            (format!("n{}", h[0].0).as_str(), h[0].1),
+            "race{k}"
+        );
+    }
+}

@@ -276,13 +276,11 @@ impl RuleSet {
         if !self.unconditional.is_empty() {
             return true;
         }
-        let mut folded = String::new();
         self.dispatch.iter().any(
             |(field, table)| match vigil_event::peek::peek(bytes, field) {
                 vigil_event::peek::Peeked::Absent => false,
                 vigil_event::peek::Peeked::Str(text) => {
-                    fold_into(text, &mut folded);
-                    table.contains_key(folded.as_str())
+                    with_folded(text, |folded| table.contains_key(folded))
                 }
                 vigil_event::peek::Peeked::Other => true,
             },
@@ -474,6 +472,65 @@ fn for_each_text(value: &Value, buf: &mut String, f: &mut dyn FnMut(&str)) {
             buf.clear();
             let _ = write!(buf, "{other}");
             f(buf);
+        }
+    }
+}
+
+/// The longest ASCII text [`with_folded`] folds on the stack.
+const FOLD_ON_STACK: usize = 64;
+
+/// Calls `f` with `text` folded as [`fold_into`] folds it, without allocating on the
+/// detector's hot path ([`RuleSet::may_match_canonical`] runs once per event): ASCII text
+/// already in lower case is passed as is, short ASCII text is folded into a stack buffer, and
+/// only longer or non-ASCII text is folded into a fresh `String`.
+fn with_folded<R>(text: &str, f: impl FnOnce(&str) -> R) -> R {
+    if text.is_ascii() {
+        if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return f(text);
+        }
+        if text.len() <= FOLD_ON_STACK {
+            let mut buf = [0u8; FOLD_ON_STACK];
+            let buf = &mut buf[..text.len()];
+            buf.copy_from_slice(text.as_bytes());
+            buf.make_ascii_lowercase();
+            // ASCII lowered stays ASCII, so this is always valid UTF-8.
+            if let Ok(folded) = std::str::from_utf8(buf) {
+                return f(folded);
+            }
+        }
+    }
+    let mut folded = String::new();
+    fold_into(text, &mut folded);
+    f(&folded)
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+
+    /// The allocation-free fold agrees with [`fold_into`] on every kind of text: lower case,
+    /// mixed case short and past the stack buffer, and non-ASCII (whose lower case may differ
+    /// in length).
+    #[test]
+    fn with_folded_folds_as_fold_into_does() {
+        let long = "Microsoft-Windows-Security-Auditing".repeat(3);
+        for text in [
+            "",
+            "linux",
+            "Linux",
+            "SSHD",
+            "windows",
+            &"x".repeat(FOLD_ON_STACK),
+            &"X".repeat(FOLD_ON_STACK),
+            &"X".repeat(FOLD_ON_STACK + 1),
+            &long,
+            "Ünïcödé",
+            "İstanbul",
+            "ΣΊΣΥΦΟΣ",
+        ] {
+            let mut expected = String::new();
+            fold_into(text, &mut expected);
+            assert_eq!(with_folded(text, str::to_owned), expected, "{text:?}");
         }
     }
 }

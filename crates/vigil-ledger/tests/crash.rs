@@ -5,6 +5,8 @@
 //!
 //! The child is this test binary itself, re-run with `VIGIL_CRASH_CHILD` set.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -219,15 +221,7 @@ fn crash_between_blocks_of_one_append_stores_all_or_nothing() {
             let mut e = event_for(1, i);
             // Incompressible-ish text, so blocks and segments fill.
             let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            let noise: String = (0..24)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    format!("{x:016x}")
-                })
-                .collect();
-            e.insert("noise", noise);
+            e.insert("noise", common::noise(&mut x, 24));
             e
         })
         .collect();

@@ -3,30 +3,17 @@
 //! order, across segment rolls, and what it holds is what a reader opened afresh finds — also
 //! after crash recovery cut the open segment and the writer wrote on over the cut.
 
+mod common;
+
 use std::fs::{self, OpenOptions};
 
-use vigil_event::{Event, Timestamp};
+use vigil_event::Event;
 use vigil_ledger::files::{self, LedgerPaths};
 use vigil_ledger::{Ledger, LedgerConfig, LedgerReader};
 
 /// Events zstd cannot squeeze much (small segments then roll often).
 fn events(n: u64, tag: &str) -> Vec<Event> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ tag.len() as u64;
-    (0..n)
-        .map(|i| {
-            let noise: String = (0..4)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    format!("{x:016x}")
-                })
-                .collect();
-            let mut e = Event::new(Timestamp::from_secs(1_800_000_000 + i as i64));
-            e.insert("message", format!("{tag} {i} {noise}"));
-            e
-        })
-        .collect()
+    common::noisy_events(n, tag, common::SEED ^ tag.len() as u64, 4)
 }
 
 /// The blocks, ends and root of `reader` equal those of a reader opened afresh.

@@ -2,6 +2,8 @@
 //! of a multi-block append written so far, and (through [`Ledger::reader`]) nothing the writer
 //! has not fsynced and published, so a follower never acts on events a failed write undoes.
 
+mod common;
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::sync::Arc;
@@ -16,17 +18,10 @@ const BATCH: u64 = 600;
 
 /// Events zstd cannot squeeze much, so one batch spans several blocks and segment rolls.
 fn batch(n: u64, b: u64) -> Vec<Event> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ b;
+    let mut x = common::SEED ^ b;
     (0..n)
         .map(|i| {
-            let noise: String = (0..24)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    format!("{x:016x}")
-                })
-                .collect();
+            let noise = common::noise(&mut x, 24);
             let mut e = Event::new(Timestamp::from_secs(1_800_000_000 + i as i64));
             e.insert("batch", b as i64);
             e.insert("noise", noise);

@@ -1,6 +1,8 @@
 //! Start-up recovery: a torn tail is cut and reported; complete blocks are never dropped; a
 //! damaged block followed by a valid one is refused rather than cut.
 
+mod common;
+
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 
@@ -203,22 +205,7 @@ fn segment_killed_while_being_created_is_repaired() {
 
 /// Events whose text zstd cannot squeeze much, so a write needs real room on the disk.
 fn noisy_events(n: u64, tag: &str) -> Vec<Event> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    (0..n)
-        .map(|i| {
-            let noise: String = (0..16)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    format!("{x:016x}")
-                })
-                .collect();
-            let mut e = Event::new(Timestamp::from_secs(1_800_000_000 + i as i64));
-            e.insert("message", format!("{tag} {i} {noise}"));
-            e
-        })
-        .collect()
+    common::noisy_events(n, tag, common::SEED, 16)
 }
 
 /// A write that fails on a full disk (here in part: some bytes fit) is undone before anyone is

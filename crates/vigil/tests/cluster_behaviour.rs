@@ -16,19 +16,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::cluster::cluster_flags;
-use common::{Server, curl, ingest_ndjson, vigil, wait_until};
+use common::cluster::{CLUSTER, ClusterFixture};
+use common::{Server, curl, ingest_ndjson, wait_until};
 use serde_json::Value;
 use vigil_cluster::Cluster;
 use vigil_cluster::behaviour::{self, Checkpoint, Loaded};
 use vigil_cluster::follow::position;
-use vigil_cluster::testing::NatsCluster;
 use vigil_event::Timestamp;
-
-const CLUSTER: &str = "bh";
 
 const TITLE: &str = "Login from a source new for the user";
 
@@ -61,19 +57,6 @@ fn login(user: &str, ip: &str, ago_hours: i64) -> String {
         "message": format!("login ok for {user} from {ip}"),
     })
     .to_string()
-}
-
-fn node_args(nats: &NatsCluster, name: &str, rules: &Path) -> Vec<String> {
-    let mut args = cluster_flags(nats, CLUSTER, false);
-    args.extend([
-        "--node".into(),
-        name.into(),
-        "--partitions".into(),
-        "2".into(),
-        "--rules".into(),
-        rules.display().to_string(),
-    ]);
-    args
 }
 
 fn get(url: &str, path: &str, token: &str) -> Value {
@@ -112,70 +95,19 @@ fn holder(url: &str, token: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn cli(data: &Path, nats: &NatsCluster, what: &[&str]) -> String {
-    let out = vigil()
-        .args(what)
-        .arg("--data-dir")
-        .arg(data)
-        .args(cluster_flags(nats, CLUSTER, false))
-        .output()
-        .expect("vigil CLI");
-    assert!(
-        out.status.success(),
-        "{what:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn a_first_seen_rule_keeps_its_memory_when_the_detector_moves() {
-    if vigil_cluster::testing::skip_without_nats() {
+    let Some(mut fx) = ClusterFixture::new(3, 2) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(rules.join("first_seen.yml"), RULE).unwrap();
-    let names = ["n0", "n1", "n2"];
-    let mut nodes: Vec<Option<Server>> = std::thread::scope(|s| {
-        let handles: Vec<_> = names
-            .iter()
-            .map(|name| {
-                let args = node_args(&nats, name, &rules);
-                let data = dir.path().join(name);
-                s.spawn(move || {
-                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                    Server::try_start(&data, &args).unwrap_or_else(|log| panic!("{log}"))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| Some(h.join().unwrap()))
-            .collect()
-    });
-    let url = |nodes: &[Option<Server>], i: usize| nodes[i].as_ref().unwrap().url.clone();
-    let logs = |nodes: &[Option<Server>]| {
-        nodes
-            .iter()
-            .flatten()
-            .map(|n| n.log())
-            .collect::<Vec<_>>()
-            .join("\n-----\n")
     };
-    let cli_dir = dir.path().join("cli");
-    let analyst = cli(
-        &cli_dir,
-        &nats,
-        &["token", "create", "--role", "analyst", "--name", "analyst"],
-    );
-    let ingest = cli(
-        &cli_dir,
-        &nats,
-        &["token", "create", "--role", "ingest", "--name", "in"],
-    );
+    fx.write_rules(&[("first_seen.yml", RULE)]);
+    let nats = &fx.nats;
+    let names = ["n0", "n1", "n2"];
+    let mut nodes: Vec<Option<Server>> = fx.spawn_all().into_iter().map(Some).collect();
+    let url = |nodes: &[Option<Server>], i: usize| nodes[i].as_ref().unwrap().url.clone();
+    let logs = |nodes: &[Option<Server>]| common::cluster::logs(nodes.iter().flatten());
+    let analyst = fx.token("analyst", "analyst");
+    let ingest = fx.token("ingest", "in");
     assert!(
         wait_until(90, || holder(&url(&nodes, 0), &analyst).is_some()),
         "no detector\n{}",

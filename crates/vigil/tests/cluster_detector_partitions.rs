@@ -19,19 +19,14 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use common::cluster::cluster_flags;
-use common::{Server, curl, unused_port, vigil, wait_until};
+use common::cluster::{CLUSTER, ClusterFixture, Node, send_syslog as send};
+use common::{Server, curl, wait_until};
 use serde_json::Value;
 use vigil_cluster::Cluster;
-use vigil_cluster::testing::NatsCluster;
 use vigil_server::cluster::detector_partitions::KEY;
-
-const CLUSTER: &str = "dp";
 
 const RULES: &str = r#"title: SSH failed login
 id: 5d0c0f6e-3333-4c1e-9d5e-000000000001
@@ -79,28 +74,19 @@ fn attackers() -> Vec<String> {
     ips
 }
 
-fn node_args(nats: &NatsCluster, name: &str, k: &str, rules: &Path, syslog: u16) -> Vec<String> {
-    let mut args = cluster_flags(nats, CLUSTER, false);
-    args.extend([
-        "--node".into(),
-        name.into(),
-        "--partitions".into(),
-        "4".into(),
-        "--detector-partitions".into(),
-        k.into(),
-        "--rules".into(),
-        rules.display().to_string(),
-        "--ban-rule".into(),
-        BRUTE_FORCE.into(),
-        "--syslog-tcp".into(),
-        format!("127.0.0.1:{syslog}"),
+/// A node's flags besides the fixture's: `k` detector partitions, the rules in `rules`, bans
+/// by the brute-force rule, and a syslog TCP listener (its port returned).
+fn configure(node: &mut Node, k: &str, rules: &Path) -> u16 {
+    let rules = rules.display().to_string();
+    node.flags(&[
+        "--detector-partitions",
+        k,
+        "--rules",
+        &rules,
+        "--ban-rule",
+        BRUTE_FORCE,
     ]);
-    args
-}
-
-fn start(dir: &Path, args: &[String]) -> Result<Server, String> {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::try_start(dir, &args)
+    node.syslog_tcp()
 }
 
 /// `n` failed SSH logins from `ip`, numbered from `from`.
@@ -116,14 +102,6 @@ fn failures(ip: &str, from: usize, n: usize) -> Vec<String> {
             )
         })
         .collect()
-}
-
-fn send(port: u16, lines: &[String]) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("syslog TCP");
-    for l in lines {
-        s.write_all(format!("{l}\n").as_bytes()).unwrap();
-    }
-    s.flush().unwrap();
 }
 
 fn get(url: &str, path: &str, header: String) -> Value {
@@ -180,64 +158,27 @@ fn holders(url: &str, token: &str) -> Vec<(Option<String>, Option<u64>)> {
         .collect()
 }
 
-fn cli(data: &Path, nats: &NatsCluster, what: &[&str]) -> String {
-    let out = vigil()
-        .args(what)
-        .arg("--data-dir")
-        .arg(data)
-        .args(cluster_flags(nats, CLUSTER, false))
-        .output()
-        .expect("vigil CLI");
-    assert!(
-        out.status.success(),
-        "{what:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder_dies() {
-    if vigil_cluster::testing::skip_without_nats() {
+    let Some(mut fx) = ClusterFixture::new(3, 4) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
-    let rules = dir.path().join("rules");
+    };
+    let rules = fx.dir.path().join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(rules.join("ssh.yml"), RULES).unwrap();
     let names = ["n0", "n1", "n2"];
-    let syslog: Vec<u16> = (0..3).map(|_| unused_port()).collect();
+    let syslog: Vec<u16> = fx
+        .nodes
+        .iter_mut()
+        .map(|node| configure(node, "3", &rules))
+        .collect();
+    let nats = &fx.nats;
 
-    let mut nodes: Vec<Option<Server>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..3)
-            .map(|i| {
-                let args = node_args(&nats, names[i], "3", &rules, syslog[i]);
-                let data = dir.path().join(names[i]);
-                s.spawn(move || start(&data, &args).unwrap_or_else(|log| panic!("{log}")))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| Some(h.join().unwrap()))
-            .collect()
-    });
+    let mut nodes: Vec<Option<Server>> = fx.spawn_all().into_iter().map(Some).collect();
     let url = |nodes: &[Option<Server>], i: usize| nodes[i].as_ref().unwrap().url.clone();
-    let logs = |nodes: &[Option<Server>]| {
-        nodes
-            .iter()
-            .flatten()
-            .map(|n| n.log())
-            .collect::<Vec<_>>()
-            .join("\n-----\n")
-    };
-    let cli_dir = dir.path().join("cli");
-    let analyst = cli(
-        &cli_dir,
-        &nats,
-        &["token", "create", "--role", "analyst", "--name", "analyst"],
-    );
-    let bouncer = cli(&cli_dir, &nats, &["bouncer", "add", "edge"]);
+    let logs = |nodes: &[Option<Server>]| common::cluster::logs(nodes.iter().flatten());
+    let analyst = fx.token("analyst", "analyst");
+    let bouncer = fx.cli(&["bouncer", "add", "edge"]);
 
     // The partitions spread: one per node (the first node up may take all three; it hands
     // its extras over as the others become candidates).
@@ -498,13 +439,7 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
     // The killed node comes back (same name, same data): it becomes a candidate again and a
     // node holding two partitions hands one over to it (a clean hand-over, not an expiry).
     // Attacks continued after that still count into the same alerts.
-    nodes[victim] = Some(
-        start(
-            &dir.path().join(names[victim]),
-            &node_args(&nats, names[victim], "3", &rules, syslog[victim]),
-        )
-        .unwrap_or_else(|log| panic!("{log}")),
-    );
+    nodes[victim] = Some(fx.nodes[victim].spawn(nats));
     let back = std::time::Instant::now();
     assert!(
         wait_until(90, || spread(&nodes)),
@@ -549,10 +484,9 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
     }
 
     // The setting is the cluster's: a node configured with 1 is refused.
-    let log = match start(
-        &dir.path().join("d"),
-        &node_args(&nats, "d", "1", &rules, unused_port()),
-    ) {
+    let mut d = fx.node("d");
+    configure(&mut d, "1", &rules);
+    let log = match d.try_spawn(nats) {
         Ok(server) => panic!(
             "a node disagreeing with the record runs:\n{}",
             server.stop()
@@ -581,10 +515,9 @@ fn three_detector_partitions_raise_one_alert_per_attacker_and_move_when_a_holder
         );
         cluster.state().put(KEY, "3; DROP".into()).await.unwrap();
     });
-    let log = match start(
-        &dir.path().join("e"),
-        &node_args(&nats, "e", "3", &rules, unused_port()),
-    ) {
+    let mut e = fx.node("e");
+    configure(&mut e, "3", &rules);
+    let log = match e.try_spawn(nats) {
         Ok(server) => panic!("a node runs on a forged record:\n{}", server.stop()),
         Err(log) => log,
     };

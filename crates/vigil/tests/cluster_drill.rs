@@ -15,71 +15,19 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::TcpStream;
-use std::path::Path;
-
-use common::{Server, curl, ingest_ndjson, unused_port, vigil, wait_until};
+use common::cluster::{ClusterFixture, send_syslog};
+use common::{Server, curl, ingest_ndjson, wait_until};
 use serde_json::{Value, json};
-use vigil_cluster::testing::NatsCluster;
 use vigil_event::Timestamp;
 
-fn node_args(nats: &NatsCluster, name: &str, rules: &Path, syslog: u16) -> Vec<String> {
-    let mut args = vec!["--cluster-name".to_string(), "dr".to_string()];
-    for url in nats.urls() {
-        args.extend(["--cluster".to_string(), url]);
-    }
-    args.extend([
-        "--node".into(),
-        name.into(),
-        "--partitions".into(),
-        "4".into(),
-        "--rules".into(),
-        rules.display().to_string(),
-        "--syslog-tcp".into(),
-        format!("127.0.0.1:{syslog}"),
-    ]);
-    args
-}
-
-/// Vigil's demo rules (the SSH brute force a drill expects) in `DIR/rules`.
-fn write_demo_rules(dir: &Path) -> std::path::PathBuf {
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    for (name, text) in vigil_server::demo::RULES {
-        std::fs::write(rules.join(name), text).unwrap();
-    }
-    rules
-}
-
-fn start(data: &Path, args: &[String]) -> Server {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::start(data, &args)
-}
-
-fn token(data: &Path, nats: &NatsCluster, role: &str, name: &str) -> String {
-    let mut cmd = vigil();
-    cmd.args([
-        "token",
-        "create",
-        "--role",
-        role,
-        "--name",
-        name,
-        "--data-dir",
-    ])
-    .arg(data)
-    .args(["--cluster-name", "dr"]);
-    for url in nats.urls() {
-        cmd.args(["--cluster", &url]);
-    }
-    let out = cmd.output().expect("vigil token create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+/// Three nodes `n1`…`n3` (4 shards) loading Vigil's demo rules (the SSH brute force a drill
+/// expects) from `DIR/rules`, each with a syslog TCP listener (their ports returned); not
+/// started.
+fn fixture() -> Option<(ClusterFixture, Vec<u16>)> {
+    let mut fx = ClusterFixture::with_nodes(&["n1", "n2", "n3"], 4)?;
+    fx.write_rules(vigil_server::demo::RULES);
+    let syslog = fx.syslog_tcp();
+    Some((fx, syslog))
 }
 
 fn call(method: &str, url: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
@@ -146,14 +94,6 @@ fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name:?} in {report:#}"))
 }
 
-fn send_syslog(port: u16, lines: &[String]) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("syslog TCP");
-    for l in lines {
-        s.write_all(format!("{l}\n").as_bytes()).unwrap();
-    }
-    s.flush().unwrap();
-}
-
 /// The runs of the reports a node lists.
 fn listed_runs(url: &str, token: &str) -> Vec<String> {
     get(url, "/api/v1/drills", token)["reports"]
@@ -166,14 +106,11 @@ fn listed_runs(url: &str, token: &str) -> Vec<String> {
 
 #[test]
 fn a_drill_on_one_node_reports_what_other_nodes_stored_and_raised() {
-    if vigil_cluster::testing::skip_without_nats() {
+    let Some((fx, syslog)) = fixture() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
-    let rules = write_demo_rules(dir.path());
+    };
     // An operator's scenario expecting a rule no node has loaded (`drills/` beside `rules/`).
-    let drills = dir.path().join("drills");
+    let drills = fx.dir.path().join("drills");
     std::fs::create_dir_all(&drills).unwrap();
     std::fs::write(
         drills.join("unloaded.toml"),
@@ -189,18 +126,12 @@ text = '<38>1 {now} drill-host sshd 4242 - [vigil-drill@32473 nonce="{nonce}"] F
 "#,
     )
     .unwrap();
-    let syslog = [unused_port(), unused_port(), unused_port()];
-    let args: Vec<Vec<String>> = (0..3)
-        .map(|i| node_args(&nats, &format!("n{}", i + 1), &rules, syslog[i]))
-        .collect();
-    let datas: Vec<_> = (1..=3).map(|i| dir.path().join(format!("n{i}"))).collect();
     // n2 first: it takes the detector lease (one detector partition), so the drill's alerts are
     // raised by another node than the drill's.
-    let n2 = start(&datas[1], &args[1]);
-    let cli = dir.path().join("cli");
-    let analyst = token(&cli, &nats, "analyst", "ana");
-    let viewer = token(&cli, &nats, "viewer", "vic");
-    let sender = token(&cli, &nats, "ingest", "sender");
+    let n2 = fx.nodes[1].spawn(&fx.nats);
+    let analyst = fx.token("analyst", "ana");
+    let viewer = fx.token("viewer", "vic");
+    let sender = fx.token("ingest", "sender");
     assert!(
         wait_until(60, || get(&n2.url, "/api/v1/cluster", &viewer)["detector"]
             ["owner"]
@@ -208,16 +139,10 @@ text = '<38>1 {now} drill-host sshd 4242 - [vigil-drill@32473 nonce="{nonce}"] F
         "n2 holds the detector\n{}",
         n2.log()
     );
-    let n1 = start(&datas[0], &args[0]);
-    let n3 = start(&datas[2], &args[2]);
+    let n1 = fx.nodes[0].spawn(&fx.nats);
+    let n3 = fx.nodes[2].spawn(&fx.nats);
     let nodes = [&n1, &n2, &n3];
-    let logs = || {
-        nodes
-            .iter()
-            .map(|n| n.log())
-            .collect::<Vec<_>>()
-            .join("\n-----\n")
-    };
+    let logs = || common::cluster::logs(nodes);
 
     let (status, report) = call(
         "POST",
@@ -395,27 +320,14 @@ text = '<38>1 {now} drill-host sshd 4242 - [vigil-drill@32473 nonce="{nonce}"] F
 
 #[test]
 fn case_events_name_their_shard_and_show_on_every_node() {
-    if vigil_cluster::testing::skip_without_nats() {
+    let Some((fx, _)) = fixture() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
-    let rules = write_demo_rules(dir.path());
-    let syslog = [unused_port(), unused_port(), unused_port()];
-    let datas: Vec<_> = (1..=3).map(|i| dir.path().join(format!("n{i}"))).collect();
-    let nodes: Vec<Server> = (0..3)
-        .map(|i| {
-            start(
-                &datas[i],
-                &node_args(&nats, &format!("n{}", i + 1), &rules, syslog[i]),
-            )
-        })
-        .collect();
+    };
+    let nodes: Vec<Server> = fx.nodes.iter().map(|n| n.spawn(&fx.nats)).collect();
     let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
-    let cli = dir.path().join("cli");
-    let analyst = token(&cli, &nats, "analyst", "ana");
-    let viewer = token(&cli, &nats, "viewer", "vic");
-    let sender = token(&cli, &nats, "ingest", "sender");
+    let analyst = fx.token("analyst", "ana");
+    let viewer = fx.token("viewer", "vic");
+    let sender = fx.token("ingest", "sender");
 
     // Events from several addresses (several shards), through n1.
     let now = Timestamp::now().to_rfc3339();

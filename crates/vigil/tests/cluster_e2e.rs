@@ -9,17 +9,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::TcpStream;
-use std::path::Path;
 use std::time::Duration;
 
-use common::cluster::cluster_flags;
-use common::{Server, curl, unused_port, vigil, wait_until};
+use common::cluster::{ClusterFixture, logs, send_syslog as send};
+use common::{Server, curl, unused_port, wait_until};
 use serde_json::Value;
-use vigil_cluster::testing::NatsCluster;
-
-const CLUSTER: &str = "e2e";
 
 const RULES: &str = r#"title: SSH failed login
 id: 5d0c0f6e-2222-4c1e-9d5e-000000000001
@@ -48,10 +42,6 @@ level: high
 
 const ATTACKER: &str = "203.0.113.77";
 
-fn nats_or_skip() -> bool {
-    !vigil_cluster::testing::skip_without_nats()
-}
-
 /// The lines of the scenario: 12 failed SSH logins from the attacker, and some others.
 fn lines() -> Vec<String> {
     let mut lines = Vec::new();
@@ -74,14 +64,6 @@ fn lines() -> Vec<String> {
         ));
     }
     lines
-}
-
-fn send(port: u16, lines: &[String]) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("syslog TCP");
-    for l in lines {
-        s.write_all(format!("{l}\n").as_bytes()).unwrap();
-    }
-    s.flush().unwrap();
 }
 
 fn json(server_url: &str, path: &str, headers: &[String]) -> Value {
@@ -138,69 +120,20 @@ fn bans(url: &str, key: &str) -> Vec<Value> {
         .collect()
 }
 
-fn create(data: &Path, nats: &NatsCluster, what: &[&str]) -> String {
-    let out = vigil()
-        .args(what)
-        .arg("--data-dir")
-        .arg(data)
-        .args(cluster_flags(nats, CLUSTER, false))
-        .output()
-        .expect("vigil CLI");
-    assert!(
-        out.status.success(),
-        "{what:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn a_brute_force_through_three_nodes_is_one_alert_and_one_ban_everywhere_and_searches_agree() {
-    if !nats_or_skip() {
+    let Some(mut fx) = ClusterFixture::new(3, 4) else {
         return;
+    };
+    for node in &mut fx.nodes {
+        node.monitor = true;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(rules.join("ssh.yml"), RULES).unwrap();
-
-    let syslog: Vec<u16> = (0..3).map(|_| unused_port()).collect();
-    let nodes: Vec<Server> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..3)
-            .map(|i| {
-                let (nats, rules, syslog, dir) = (&nats, &rules, &syslog, dir.path());
-                s.spawn(move || {
-                    let mut args = cluster_flags(nats, CLUSTER, false);
-                    for url in nats.monitor_urls() {
-                        args.extend(["--cluster-monitor".to_string(), url]);
-                    }
-                    args.extend([
-                        "--node".into(),
-                        format!("n{i}"),
-                        "--partitions".into(),
-                        "4".into(),
-                        "--rules".into(),
-                        rules.display().to_string(),
-                        "--ban-rule".into(),
-                        "SSH brute force".into(),
-                        "--syslog-tcp".into(),
-                        format!("127.0.0.1:{}", syslog[i]),
-                    ]);
-                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                    Server::start(&dir.join(format!("n{i}")), &args)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let cli_dir = dir.path().join("cli");
-    let analyst = create(
-        &cli_dir,
-        &nats,
-        &["token", "create", "--role", "analyst", "--name", "analyst"],
-    );
-    let bouncer = create(&cli_dir, &nats, &["bouncer", "add", "edge"]);
+    fx.write_rules(&[("ssh.yml", RULES)]);
+    fx.flags(&["--ban-rule", "SSH brute force"]);
+    let syslog = fx.syslog_tcp();
+    let nodes: Vec<Server> = fx.spawn_all();
+    let analyst = fx.token("analyst", "analyst");
+    let bouncer = fx.cli(&["bouncer", "add", "edge"]);
 
     // The attack arrives through all three nodes, one line at a time in turn.
     let lines = lines();
@@ -225,11 +158,7 @@ fn a_brute_force_through_three_nodes_is_one_alert_and_one_ban_everywhere_and_sea
             .iter()
             .map(|n| bans(&n.url, &bouncer))
             .collect::<Vec<_>>(),
-        nodes
-            .iter()
-            .map(|n| n.log())
-            .collect::<Vec<_>>()
-            .join("\n-----\n")
+        logs(&nodes)
     );
     // And it stays one: no node raises its own copy later.
     std::thread::sleep(Duration::from_secs(3));
@@ -283,7 +212,7 @@ fn a_brute_force_through_three_nodes_is_one_alert_and_one_ban_everywhere_and_sea
 
     // A standalone Vigil fed the same lines answers the same.
     let port = unused_port();
-    let single_dir = dir.path().join("single");
+    let single_dir = fx.dir.path().join("single");
     let single = Server::start(&single_dir, &["--syslog-tcp", &format!("127.0.0.1:{port}")]);
     let single_token = common::create_token(&single_dir, "analyst", "single");
     send(port, &lines);

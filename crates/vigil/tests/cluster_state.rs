@@ -18,14 +18,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::net::TcpStream;
-use std::path::Path;
 use std::time::Duration;
 
-use common::{Server, curl, ingest_ndjson, unused_port, vigil, wait_until};
+use common::cluster::{ClusterFixture, send_syslog as send};
+use common::{Server, curl, ingest_ndjson, wait_until};
 use serde_json::{Value, json};
-use vigil_cluster::testing::NatsCluster;
 use vigil_event::Timestamp;
 
 const RULES: &str = r#"title: SSH failed login
@@ -54,60 +51,6 @@ tags: [attack.credential_access, attack.t1110.001]
 const BRUTE_FORCE: &str = "SSH brute force";
 const ATTACKER: &str = "203.0.113.41";
 
-fn node_args(
-    nats: &NatsCluster,
-    cluster: &str,
-    name: &str,
-    rules: &Path,
-    syslog: u16,
-) -> Vec<String> {
-    let mut args = vec!["--cluster-name".to_string(), cluster.to_string()];
-    for url in nats.urls() {
-        args.extend(["--cluster".to_string(), url]);
-    }
-    args.extend([
-        "--node".into(),
-        name.into(),
-        "--partitions".into(),
-        "4".into(),
-        "--rules".into(),
-        rules.display().to_string(),
-        "--syslog-tcp".into(),
-        format!("127.0.0.1:{syslog}"),
-    ]);
-    args
-}
-
-fn start(data: &Path, args: &[String]) -> Server {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::start(data, &args)
-}
-
-fn token(data: &Path, nats: &NatsCluster, cluster: &str, role: &str, name: &str) -> String {
-    let mut cmd = vigil();
-    cmd.args([
-        "token",
-        "create",
-        "--role",
-        role,
-        "--name",
-        name,
-        "--data-dir",
-    ])
-    .arg(data)
-    .args(["--cluster-name", cluster]);
-    for url in nats.urls() {
-        cmd.args(["--cluster", &url]);
-    }
-    let out = cmd.output().expect("vigil token create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// A failed SSH login from `ip`, as sshd writes it now.
 fn failure(ip: &str, i: usize) -> String {
     format!(
@@ -117,14 +60,6 @@ fn failure(ip: &str, i: usize) -> String {
         800 + i,
         40_000 + i
     )
-}
-
-fn send(port: u16, lines: &[String]) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("syslog TCP");
-    for l in lines {
-        s.write_all(format!("{l}\n").as_bytes()).unwrap();
-    }
-    s.flush().unwrap();
 }
 
 fn bearer(token: &str) -> Vec<String> {
@@ -193,26 +128,17 @@ fn saved(url: &str, token: &str) -> BTreeSet<String> {
 
 #[test]
 fn cases_saved_searches_and_entity_pages_are_the_same_on_every_node() {
-    if vigil_cluster::testing::skip_without_nats() {
+    let Some(mut fx) = ClusterFixture::with_nodes(&["n1", "n2"], 4) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(rules.join("ssh.yml"), RULES).unwrap();
-    let syslog = [unused_port(), unused_port()];
-    let args: Vec<Vec<String>> = (0..2)
-        .map(|i| node_args(&nats, "cs", &format!("n{}", i + 1), &rules, syslog[i]))
-        .collect();
-    let datas: Vec<_> = (1..=2).map(|i| dir.path().join(format!("n{i}"))).collect();
-    let mut n1 = start(&datas[0], &args[0]);
-    let n2 = start(&datas[1], &args[1]);
-    let cli = dir.path().join("cli");
-    let analyst = token(&cli, &nats, "cs", "analyst", "ana");
-    let vic = token(&cli, &nats, "cs", "viewer", "vic");
-    let val = token(&cli, &nats, "cs", "viewer", "val");
-    let sender = token(&cli, &nats, "cs", "ingest", "sender");
+    };
+    fx.write_rules(&[("ssh.yml", RULES)]);
+    let syslog = fx.syslog_tcp();
+    let mut n1 = fx.nodes[0].spawn(&fx.nats);
+    let n2 = fx.nodes[1].spawn(&fx.nats);
+    let analyst = fx.token("analyst", "ana");
+    let vic = fx.token("viewer", "vic");
+    let val = fx.token("viewer", "val");
+    let sender = fx.token("ingest", "sender");
 
     // Forgeries first (if one were taken, it would be case 1): Vigil's own case and saved
     // search events, claimed by a sender over HTTP (node 2) and syslog (node 1).
@@ -492,7 +418,7 @@ fn cases_saved_searches_and_entity_pages_are_the_same_on_every_node() {
 
     // Node 1 restarts: what both nodes did is there again, read back from `sys`.
     n1.stop();
-    n1 = start(&datas[0], &args[0]);
+    n1 = fx.nodes[0].spawn(&fx.nats);
     let again = get(&n1.url, "/api/v1/cases/1", &vic);
     assert_eq!(again["status"], "in_progress", "{again}");
     assert_eq!(again["assignee"], "ana");
@@ -513,23 +439,18 @@ fn cases_saved_searches_and_entity_pages_are_the_same_on_every_node() {
 
 #[test]
 fn a_clean_stop_of_the_detector_flushes_before_it_hands_over() {
-    if vigil_cluster::testing::skip_without_nats() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(rules.join("ssh.yml"), RULES).unwrap();
-    let syslog = [unused_port(), unused_port()];
     let names = ["s1", "s2"];
-    let mut nodes: Vec<Option<Server>> = (0..2)
-        .map(|i| {
-            let args = node_args(&nats, "stop", names[i], &rules, syslog[i]);
-            Some(start(&dir.path().join(names[i]), &args))
-        })
+    let Some(mut fx) = ClusterFixture::with_nodes(&names, 4) else {
+        return;
+    };
+    fx.write_rules(&[("ssh.yml", RULES)]);
+    let syslog = fx.syslog_tcp();
+    let mut nodes: Vec<Option<Server>> = fx
+        .nodes
+        .iter()
+        .map(|node| Some(node.spawn(&fx.nats)))
         .collect();
-    let analyst = token(&dir.path().join("cli"), &nats, "stop", "analyst", "ana");
+    let analyst = fx.token("analyst", "ana");
     let owner = |url: &str| {
         get(url, "/api/v1/cluster", &analyst)["detector"]["owner"]
             .as_str()
