@@ -529,12 +529,7 @@ mod tests {
     use crate::parse;
 
     fn limits(max_rows: usize) -> Limits {
-        Limits {
-            from: None,
-            to: None,
-            max_rows,
-            now: Timestamp::from_secs(0),
-        }
+        Limits::rows(max_rows)
     }
 
     #[test]
@@ -626,12 +621,7 @@ mod dc_tests {
                 events
             })
             .collect();
-        let limits = Limits {
-            from: None,
-            to: None,
-            max_rows: 10,
-            now: Timestamp::from_secs(0),
-        };
+        let limits = Limits::rows(10);
         let p = plan(&parse("* | stats dc(v) by g").unwrap());
         let parts = shards
             .iter()
@@ -674,12 +664,7 @@ mod percentile_tests {
     }
 
     fn run_both(q: &str, shards: &[Vec<(u64, Event)>]) -> (QueryResult, QueryResult) {
-        let limits = Limits {
-            from: None,
-            to: None,
-            max_rows: 10,
-            now: Timestamp::from_secs(0),
-        };
+        let limits = Limits::rows(10);
         let p = plan(&parse(q).unwrap());
         let parts = shards
             .iter()
@@ -752,12 +737,7 @@ mod series_tests {
     }
 
     fn limits(max_rows: usize) -> Limits {
-        Limits {
-            from: None,
-            to: None,
-            max_rows,
-            now: Timestamp::from_secs(0),
-        }
+        Limits::rows(max_rows)
     }
 
     #[test]

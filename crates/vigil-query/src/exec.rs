@@ -60,6 +60,19 @@ pub struct Limits {
     pub now: Timestamp,
 }
 
+#[cfg(test)]
+impl Limits {
+    /// Tests' limits: all time, `max_rows` rows, "now" at the epoch.
+    pub(crate) fn rows(max_rows: usize) -> Limits {
+        Limits {
+            from: None,
+            to: None,
+            max_rows,
+            now: Timestamp::from_secs(0),
+        }
+    }
+}
+
 /// Splunk's common field names → ECS.
 pub fn alias(name: &str) -> &str {
     match name {
@@ -1944,12 +1957,7 @@ mod tests {
     }
 
     fn limits(max_rows: usize) -> Limits {
-        Limits {
-            from: None,
-            to: None,
-            max_rows,
-            now: Timestamp::from_secs(0),
-        }
+        Limits::rows(max_rows)
     }
 
     fn result_bytes(r: &QueryResult) -> usize {
