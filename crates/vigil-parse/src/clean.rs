@@ -25,6 +25,11 @@ pub(crate) fn text_is_clean(s: &[u8]) -> bool {
     let mut run = 0u32;
     for (at, &b) in s.iter().enumerate() {
         let class = CLASS[b as usize];
+        // Most bytes (letters that start no keyword, punctuation) take part in nothing.
+        if class == 0 {
+            run = 0;
+            continue;
+        }
         if class & DIGIT != 0 {
             run += 1;
             if run >= 13 {
@@ -124,22 +129,37 @@ fn starts_with_at(s: &[u8], at: usize, word: &[u8]) -> bool {
     s.len() - at >= word.len() && s[at..at + word.len()].eq_ignore_ascii_case(word)
 }
 
-/// Whether a [`BARE`] keyword starts at `at`.
+/// Whether a [`BARE`] keyword starts at `at`: the keywords whose first byte is `s[at]` and
+/// whose second is `s[at + 1]` (two table look-ups, ASCII case ignored), compared in full.
 fn bare_at(s: &[u8], at: usize) -> bool {
-    let second = match s.get(at + 1) {
-        Some(b) => b.to_ascii_lowercase(),
-        None => return false,
+    let Some(&second) = s.get(at + 1) else {
+        return false;
     };
-    match (s[at].to_ascii_lowercase(), second) {
-        (b'p', b'r') => starts_with_at(s, at, b"private key"),
-        (b'e', b'y') => starts_with_at(s, at, b"eyj"),
-        (b'a', b'u') => starts_with_at(s, at, b"authorization"),
-        (b'a', b'k') => starts_with_at(s, at, b"akia"),
-        (b'a', b's') => starts_with_at(s, at, b"asia"),
-        (b'b', b'e') => starts_with_at(s, at, b"bearer"),
-        (b':', b'/') => starts_with_at(s, at, b"://"),
-        _ => false,
+    let both = BARE_FIRST[s[at] as usize] & BARE_SECOND[second as usize];
+    both != 0
+        && BARE
+            .iter()
+            .enumerate()
+            .any(|(i, word)| both & (1 << i) != 0 && starts_with_at(s, at, word))
+}
+
+/// Bit `i` set for the first byte (either case) of [`BARE`] keyword `i`.
+static BARE_FIRST: [u8; 256] = bare_bytes(0);
+/// Bit `i` set for the second byte (either case) of [`BARE`] keyword `i`.
+static BARE_SECOND: [u8; 256] = bare_bytes(1);
+// One bit per keyword in a `u8`.
+const _: () = assert!(BARE.len() <= 8);
+
+const fn bare_bytes(place: usize) -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut w = 0;
+    while w < BARE.len() {
+        let b = BARE[w][place];
+        table[b as usize] |= 1 << w;
+        table[b.to_ascii_uppercase() as usize] |= 1 << w;
+        w += 1;
     }
+    table
 }
 
 /// The characters of a word, as the prefilter's separator check skips them.
