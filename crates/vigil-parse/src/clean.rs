@@ -216,6 +216,8 @@ const MAX_MEMO_VALUE: usize = 31;
 /// One remembered value, in place: its length (0: empty slot), then its bytes. No slot
 /// allocates, so the memo is 16 KiB per thread whatever the input.
 type ValueSlot = [u8; MAX_MEMO_VALUE + 1];
+// Whole 8-byte words, for `value_slot`.
+const _: () = assert!((MAX_MEMO_VALUE + 1).is_multiple_of(8));
 
 impl NameMemo {
     /// An empty memo.
@@ -236,14 +238,17 @@ impl NameMemo {
         if len == 0 || len > MAX_MEMO_VALUE {
             return text_is_clean(value);
         }
-        let slot = &mut self.values[name_hash(value) as usize & (VALUE_SLOTS - 1)];
-        if usize::from(slot[0]) == len && slot[1..=len] == *value {
+        // The value as a slot would hold it, zero-padded: hashed and compared as four words.
+        let mut key: ValueSlot = [0; MAX_MEMO_VALUE + 1];
+        key[0] = len as u8;
+        key[1..=len].copy_from_slice(value);
+        let slot = &mut self.values[value_slot(&key)];
+        if *slot == key {
             return true;
         }
         let clean = text_is_clean(value);
         if clean {
-            slot[0] = len as u8;
-            slot[1..=len].copy_from_slice(value);
+            *slot = key;
         }
         clean
     }
@@ -322,6 +327,18 @@ pub(crate) fn with_name_memo<R>(f: impl FnOnce(&mut NameMemo) -> R) -> R {
 #[cfg(test)]
 fn name_is_clean(name: &str) -> bool {
     with_name_memo(|memo| memo.is_clean(name))
+}
+
+/// The slot of a padded value in the value memo (the multiply-rotate of [`name_hash`] over
+/// the slot's four words).
+fn value_slot(key: &ValueSlot) -> usize {
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut h = 0u64;
+    for w in key.chunks_exact(8) {
+        let w = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    (h ^ (h >> 29)) as usize & (VALUE_SLOTS - 1)
 }
 
 /// A fast non-cryptographic hash of a short name (FxHash's multiply-rotate over 8-byte words).
