@@ -64,6 +64,23 @@ impl Fields {
         }
     }
 
+    /// The value under a name already made: a known name is found by its place in the table,
+    /// without hashing its text first.
+    pub(crate) fn get_by_name(&self, key: &FieldName) -> Option<&Value> {
+        match self {
+            Fields::Small(v) => v.position_of(key).ok().map(|i| &v.0[i].1),
+            Fields::Large(m) => m.get(key),
+        }
+    }
+
+    /// [`Fields::get_by_name`], to change the value.
+    pub(crate) fn get_mut_by_name(&mut self, key: &FieldName) -> Option<&mut Value> {
+        match self {
+            Fields::Small(v) => v.position_of(key).ok().map(|i| &mut v.0[i].1),
+            Fields::Large(m) => m.get_mut(key),
+        }
+    }
+
     pub(crate) fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
     }

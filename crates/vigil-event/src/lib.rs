@@ -142,6 +142,12 @@ impl Event {
         self.fields.contains_key(key)
     }
 
+    /// Whether a field is present, asked by a [`FieldName`] (`name!("…")`): the same answer as
+    /// [`Event::contains`], but a known name is found by its place without hashing its text.
+    pub fn contains_name(&self, key: &FieldName) -> bool {
+        self.fields.get_by_name(key).is_some()
+    }
+
     /// Sets `key` to `value`, replacing what was there. A [`Value::Map`] is flattened into
     /// `key.subkey` entries. An empty key is ignored (it cannot be named in a query).
     ///
@@ -198,7 +204,8 @@ impl Event {
     /// Adds `tag` to the `tags` list unless it is already there (see [`crate::tag`] for the
     /// values Vigil acts on).
     pub fn add_tag(&mut self, tag: &str) {
-        match self.fields.get_mut(field::TAGS) {
+        const TAGS: FieldName = FieldName::known(field::TAGS);
+        match self.fields.get_mut_by_name(&TAGS) {
             Some(Value::List(tags)) => {
                 if !tags.iter().any(|t| t.as_str() == Some(tag)) {
                     tags.push(Value::from(tag));
@@ -209,10 +216,8 @@ impl Event {
                 *other = Value::List(vec![previous, Value::from(tag)]);
             }
             None => {
-                self.fields.insert(
-                    FieldName::known(field::TAGS),
-                    Value::List(vec![Value::from(tag)]),
-                );
+                self.fields
+                    .insert(TAGS, Value::List(vec![Value::from(tag)]));
             }
         }
     }
@@ -258,6 +263,38 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `contains_name` answers as `contains` for known and other names, in an event small
+    /// enough for the sorted `Vec` and in one large enough for the map.
+    #[test]
+    fn contains_name_agrees_with_contains() {
+        for extra in [0, 300] {
+            let mut e = Event::new(Timestamp::from_nanos(0));
+            e.insert(name!("source.ip"), "203.0.113.1");
+            e.insert("custom.thing", 1i64);
+            for i in 0..extra {
+                e.insert(format!("k{i}"), 1i64);
+            }
+            for key in [
+                "source.ip",
+                "custom.thing",
+                "user.name",
+                "custom",
+                "k1",
+                "tags",
+            ] {
+                assert_eq!(
+                    e.contains_name(&FieldName::from(key)),
+                    e.contains(key),
+                    "{key} with {extra} extra fields"
+                );
+            }
+            e.add_tag("a");
+            e.add_tag("b");
+            e.add_tag("a");
+            assert_eq!(e.tags().collect::<Vec<_>>(), ["a", "b"]);
+        }
+    }
 
     fn tagged(tags: &[&str]) -> Event {
         let mut e = Event::new(Timestamp::from_nanos(0));

@@ -60,7 +60,7 @@ pub mod zeek_tsv;
 use std::str::FromStr;
 
 pub use error::LineError;
-use vigil_event::{Event, Parser, Timestamp, field, tag};
+use vigil_event::{Event, FieldName, Parser, Timestamp, field, tag};
 
 /// The formats Vigil reads line by line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -318,11 +318,13 @@ fn finish(event: &mut Event, line: &str, format: Format, ctx: &ParseContext) {
         vigil_event::name!(field::VIGIL_RECEIVED),
         received_text(ctx.received),
     );
-    if !event.contains(field::VIGIL_PARSER) {
-        event.insert(vigil_event::name!(field::VIGIL_PARSER), format.parser());
+    const PARSER: FieldName = vigil_event::name!(field::VIGIL_PARSER);
+    const ORIGINAL: FieldName = vigil_event::name!(field::EVENT_ORIGINAL);
+    if !event.contains_name(&PARSER) {
+        event.insert(PARSER, format.parser());
     }
-    if ctx.keep_original && !event.contains(field::EVENT_ORIGINAL) {
-        event.insert(vigil_event::name!(field::EVENT_ORIGINAL), line);
+    if ctx.keep_original && !event.contains_name(&ORIGINAL) {
+        event.insert(ORIGINAL, line);
     }
     if let Some(peer) = ctx.peer {
         event.insert(vigil_event::name!("log.source.address"), peer.to_string());

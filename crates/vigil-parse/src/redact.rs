@@ -25,7 +25,7 @@ use std::sync::LazyLock;
 use regex::{Regex, RegexSet};
 use vigil_event::{Event, Value, field};
 
-use crate::clean::{NameVerdict, Verbatim, text_is_clean, with_name_memo};
+use crate::clean::{NameMemo, NameVerdict, Verbatim, with_name_memo};
 
 /// Field names (last dotted component, lower case) whose whole value is a secret.
 const SECRET_FIELD_NAMES: &[&str] = &[
@@ -216,19 +216,19 @@ pub(crate) fn prefilter_hit_anywhere(bytes: &[u8]) -> bool {
 
 /// Whether [`Redactor::redact_event`] with no extra patterns would change nothing: no field is
 /// named like a secret (top level or inside a list's maps), and every field name and string
-/// value is [clean](text_is_clean) — then no per-string pass could find anything (a clean
+/// value is [clean](crate::clean::text_is_clean) — then no per-string pass could find anything (a clean
 /// text fails both gates of `redact_pass`: no keyword hit, overlapping ones included, and no
 /// long digit run). Values `verbatim` records as parts of `line`, which the caller found
 /// clean, are parts of a clean text and so clean: they are compared with the line, not
 /// scanned.
 fn event_is_clean(event: &Event, line_and_verbatim: Option<(&str, &Verbatim)>) -> bool {
-    fn value_is_clean(value: &Value) -> bool {
+    fn value_is_clean(value: &Value, memo: &mut NameMemo) -> bool {
         match value {
-            Value::Str(s) => text_is_clean(s.as_bytes()),
-            Value::List(items) => items.iter().all(value_is_clean),
+            Value::Str(s) => memo.value_is_clean(s.as_bytes()),
+            Value::List(items) => items.iter().all(|item| value_is_clean(item, memo)),
             Value::Map(map) => map
                 .iter()
-                .all(|(k, v)| !is_secret_field(k) && value_is_clean(v)),
+                .all(|(k, v)| !is_secret_field(k) && value_is_clean(v, memo)),
             _ => true,
         }
     }
@@ -246,7 +246,7 @@ fn event_is_clean(event: &Event, line_and_verbatim: Option<(&str, &Verbatim)>) -
                 NameVerdict::Unclean => false,
                 NameVerdict::Clean => {
                     line_and_verbatim.is_some_and(|(line, v)| v.holds(line, key, value))
-                        || value_is_clean(value)
+                        || value_is_clean(value, names)
                 }
             }
         })
@@ -361,14 +361,14 @@ impl Redactor {
         self.redact_fields(event)
     }
 
-    /// Whether [`text_is_clean`] decides for this redactor: on, with no extra patterns (an
+    /// Whether [`crate::clean::text_is_clean`] decides for this redactor: on, with no extra patterns (an
     /// operator's pattern can match anything).
     pub(crate) fn scan_decides(&self) -> bool {
         !self.disabled && self.extra.is_empty()
     }
 
     /// [`Redactor::redact_event`] for an event parsed from `line`, which the caller found
-    /// [clean](text_is_clean) with [`Redactor::scan_decides`] true: the fields `verbatim`
+    /// [clean](crate::clean::text_is_clean) with [`Redactor::scan_decides`] true: the fields `verbatim`
     /// records as parts of the line are not scanned again. Same result as `redact_event`.
     pub(crate) fn redact_parsed(
         &self,

@@ -27,6 +27,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: parsing builds ~16 short value strings per event and
+/// drops them a moment later, and a thread-caching allocator serves those from a per-thread
+/// free list (parse + mask of an sshd line: −14 % instructions; docs/BENCHMARKS.md, `parsefast`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Default data directory, relative to where Vigil runs.
 pub const DEFAULT_DATA_DIR: &str = "vigil-data";
 
