@@ -26,6 +26,9 @@ use crate::pattern::{Glob, Shape, fold};
 /// Largest number of windash variants expanded into literal patterns; more go through a regex.
 const MAX_DASH_EXPANSION: usize = 25;
 
+/// Number of literals from which aho-corasick's SIMD (packed) prefilter is not used.
+const PACKED_LIMIT: usize = 128;
+
 /// Compiled regular expressions may not grow beyond this (bytes), so no rule can exhaust memory.
 pub const REGEX_SIZE_LIMIT: usize = 2 << 20;
 
@@ -206,6 +209,13 @@ struct Group {
 /// reports every occurrence of every short literal.
 #[derive(Debug, Default)]
 struct Literals {
+    /// Whether these are the folded literals (all lower case), whose automata may ignore
+    /// ASCII case.
+    folded: bool,
+    /// Whether the automata match ASCII letters in either case, so an ASCII value is scanned
+    /// without being folded first. Chosen when built: only where the unanchored automaton has
+    /// too many literals for the SIMD prefilter (which cannot ignore case) to be used anyway.
+    ascii_ci: bool,
     patterns: Vec<String>,
     index: HashMap<String, usize>,
     groups: Vec<Group>,
@@ -268,9 +278,11 @@ impl Literals {
                 .collect()
         };
         let anywhere = pick(&|g| !g.contains.is_empty() || !g.verify.is_empty());
+        self.ascii_ci = self.folded && (anywhere.is_empty() || anywhere.len() >= PACKED_LIMIT);
         if !anywhere.is_empty() {
             let ac = AhoCorasick::builder()
                 .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(self.ascii_ci)
                 .build(anywhere.iter().map(|&i| &self.patterns[i]))
                 .map_err(err)?;
             self.anywhere = Some((ac, anywhere));
@@ -278,6 +290,7 @@ impl Literals {
         let trie = |patterns: Vec<Vec<u8>>| {
             contiguous::Builder::new()
                 .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(self.ascii_ci)
                 .prefilter(false)
                 .build(patterns)
                 .map_err(err)
@@ -311,7 +324,8 @@ impl Literals {
             + self.ends.as_ref().map_or(0, |(n, _)| n.memory_usage())
     }
 
-    /// Scans `text`; sets atoms whose position constraint holds; collects complex patterns to
+    /// Scans `text` (for the folded literals: a folded value, or any ASCII value, whose case
+    /// the automata ignore); sets atoms whose position constraint holds; collects complex patterns to
     /// verify.
     fn scan(&self, text: &str, hits: &mut Hits, verify: &mut Vec<u32>) {
         let len = text.len();
@@ -417,7 +431,10 @@ impl FieldMatcher {
     pub fn new(name: &str) -> FieldMatcher {
         FieldMatcher {
             name: name.to_owned(),
-            folded: Literals::default(),
+            folded: Literals {
+                folded: true,
+                ..Literals::default()
+            },
             cased: Literals::default(),
             regexes: Vec::new(),
             complex: Vec::new(),
@@ -546,8 +563,15 @@ impl FieldMatcher {
         let verify = &mut buf.verify;
         verify.clear();
         if self.needs_folded {
-            fold_into(text, &mut buf.folded);
-            self.folded.scan(&buf.folded, hits, verify);
+            // The folded literals are lower case; when their automata ignore ASCII case, an
+            // ASCII value is scanned as it is and only other text is folded first (folding
+            // never makes an ASCII capital, so scanning folded text ignoring case is exact).
+            if self.folded.ascii_ci && text.is_ascii() {
+                self.folded.scan(text, hits, verify);
+            } else {
+                fold_into(text, &mut buf.folded);
+                self.folded.scan(&buf.folded, hits, verify);
+            }
         }
         self.cased.scan(text, hits, verify);
         for &c in verify.iter().chain(&self.unfiltered) {
