@@ -15,7 +15,8 @@ use crate::modifiers::{self, Modifier, Placeholders};
 use crate::pattern::fold;
 use crate::rule::{Detection, Document, FieldSpec, RuleMeta, SigmaFilter, SigmaRule, SigmaValue};
 use crate::ruleset::{
-    AltMatcher, Bucket, CompiledCorrelation, CorrelationRef, RuleId, RuleInfo, RuleSet, Variant,
+    AltMatcher, Bucket, CompiledCorrelation, Constraints, CorrelationRef, RuleId, RuleInfo,
+    RuleSet, Variant,
 };
 
 /// Settings for compilation.
@@ -589,7 +590,7 @@ fn assemble(
             let table = table
                 .into_iter()
                 .map(|(value, list)| {
-                    let with: Vec<(u32, &[(String, Vec<String>)])> = list
+                    let with: Vec<(u32, &Constraints)> = list
                         .iter()
                         .map(|&a| (a, alts[a as usize].when.as_slice()))
                         .collect();

@@ -46,6 +46,9 @@ pub struct RuleInfo {
     pub filters: Vec<String>,
 }
 
+/// A logsource alternative's constraints: `(field, folded values)`, every one must hold.
+pub(crate) type Constraints = [(String, Vec<String>)];
+
 /// One rule under one logsource alternative.
 #[derive(Debug)]
 pub(crate) struct Variant {
@@ -77,7 +80,7 @@ pub(crate) struct Bucket {
 
 impl Bucket {
     /// Sorts `alts` (each with its folded constraints) into a bucket.
-    pub(crate) fn new(alts: &[(u32, &[(String, Vec<String>)])]) -> Bucket {
+    pub(crate) fn new(alts: &[(u32, &Constraints)]) -> Bucket {
         // The field most of them constrain second, if any.
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for (_, when) in alts {
