@@ -296,9 +296,10 @@ impl RuleSet {
                 }
             }
         }
-        if s.fields.len() > event.len() {
-            // Fewer event fields than fields to scan (the usual case with many rules): look
-            // each event field up among the matchers instead of each matcher in the event.
+        if s.fields.len() * 4 > event.len() {
+            // Not many more event fields than fields to scan (the usual case with many rules):
+            // look each event field up among the matchers (one Fx hash lookup) instead of each
+            // matcher in the event (a binary search comparing names, ~4 times the cost).
             for (name, value) in event.fields() {
                 if let Some(&f) = self.field_index.get(name)
                     && s.field_on[f as usize]
