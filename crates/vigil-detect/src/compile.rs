@@ -15,7 +15,8 @@ use crate::modifiers::{self, Modifier, Placeholders};
 use crate::pattern::fold;
 use crate::rule::{Detection, Document, FieldSpec, RuleMeta, SigmaFilter, SigmaRule, SigmaValue};
 use crate::ruleset::{
-    AltMatcher, CompiledCorrelation, CorrelationRef, RuleId, RuleInfo, RuleSet, Variant,
+    AltMatcher, Bucket, CompiledCorrelation, Constraints, CorrelationRef, RuleId, RuleInfo,
+    RuleSet, Variant,
 };
 
 /// Settings for compilation.
@@ -471,15 +472,10 @@ fn assemble(
     let mut field_index: HashMap<String, u32> = HashMap::new();
     let mut fields: Vec<FieldMatcher> = Vec::new();
     let mut atom_field: Vec<Option<u32>> = vec![None; b.atom_list.len()];
-    for (a, (field, pred)) in b.atom_list.iter().enumerate() {
-        if readers[a] == 0 {
-            continue;
-        }
-        let fi = *field_index.entry(field.clone()).or_insert_with(|| {
-            fields.push(FieldMatcher::new(field));
-            (fields.len() - 1) as u32
-        });
-        if let Err(e) = fields[fi as usize].add(pred, a as u32) {
+    let add_atom = |fields: &mut Vec<FieldMatcher>, fi: u32, a: usize, issues: &mut Vec<_>| {
+        let (field, pred) = &b.atom_list[a];
+        let added = fields[fi as usize].add(pred, a as u32);
+        if let Err(e) = &added {
             // Validated when the atom was made; reaching this is a bug, not a rule problem.
             issues.push(RuleIssue {
                 source: None,
@@ -488,9 +484,52 @@ fn assemble(
                 kind: IssueKind::Note,
                 reason: format!("predicate dropped: {e}"),
             });
+        }
+        added.is_ok()
+    };
+    for (a, (field, _)) in b.atom_list.iter().enumerate() {
+        // Keyword atoms get a matcher per alternative, below.
+        if readers[a] == 0 || field == KEYWORDS_FIELD {
             continue;
         }
-        atom_field[a] = Some(fi);
+        let fi = *field_index.entry(field.clone()).or_insert_with(|| {
+            fields.push(FieldMatcher::new(field));
+            (fields.len() - 1) as u32
+        });
+        if add_atom(&mut fields, fi, a, issues) {
+            atom_field[a] = Some(fi);
+        }
+    }
+    // Keywords are searched in every string of an event without a message (every EVTX
+    // record), so their matcher is the costliest to run. One matcher holding the keywords of
+    // every rule would scan a Sysmon event for the Exchange and antivirus rules' keywords too;
+    // a matcher per set of alternatives holds only the keywords that alternative's rules read
+    // (a few dozen, which the automaton's SIMD prefilter skips through).
+    let mut keyword_matchers: HashMap<Vec<u32>, u32> = HashMap::new();
+    let mut alt_keywords: Vec<Option<u32>> = vec![None; n_alts];
+    for (alt, atoms) in alt_atoms.iter().enumerate() {
+        let mut kw: Vec<u32> = atoms
+            .iter()
+            .copied()
+            .filter(|&a| b.atom_list[a as usize].0 == KEYWORDS_FIELD)
+            .collect();
+        if kw.is_empty() {
+            continue;
+        }
+        kw.sort_unstable();
+        let fi = match keyword_matchers.get(&kw) {
+            Some(&fi) => fi,
+            None => {
+                let fi = fields.len() as u32;
+                fields.push(FieldMatcher::new(KEYWORDS_FIELD));
+                for &a in &kw {
+                    add_atom(&mut fields, fi, a as usize, issues);
+                }
+                keyword_matchers.insert(kw, fi);
+                fi
+            }
+        };
+        alt_keywords[alt] = Some(fi);
     }
     for f in &mut fields {
         if let Err(e) = f.build() {
@@ -505,10 +544,12 @@ fn assemble(
     }
     let alt_fields: Vec<Vec<u32>> = alt_atoms
         .iter()
-        .map(|atoms| {
+        .zip(&alt_keywords)
+        .map(|(atoms, keywords)| {
             let mut fs: Vec<u32> = atoms
                 .iter()
                 .filter_map(|&a| atom_field[a as usize])
+                .chain(*keywords)
                 .collect();
             fs.sort_unstable();
             fs.dedup();
@@ -517,6 +558,7 @@ fn assemble(
         .collect();
     // Dispatch on each alternative's first constraint.
     let mut dispatch: BTreeMap<String, HashMap<String, Vec<u32>>> = BTreeMap::new();
+    // (The alternatives of each dispatch value are sorted into a `Bucket` below.)
     let mut unconditional = Vec::new();
     let mut alts = Vec::with_capacity(n_alts);
     for (ai, alt) in b.alt_list.iter().enumerate() {
@@ -542,21 +584,38 @@ fn assemble(
             fields: alt.fields,
         });
     }
+    let dispatch = dispatch
+        .into_iter()
+        .map(|(field, table)| {
+            let table = table
+                .into_iter()
+                .map(|(value, list)| {
+                    let with: Vec<(u32, &Constraints)> = list
+                        .iter()
+                        .map(|&a| (a, alts[a as usize].when.as_slice()))
+                        .collect();
+                    (value, Bucket::new(&with))
+                })
+                .collect();
+            (field, table)
+        })
+        .collect();
     RuleSet {
         rules,
         alts,
-        dispatch: dispatch.into_iter().collect(),
+        dispatch,
         unconditional,
         variants,
         always,
         atom_variants,
         fields,
         alt_fields,
-        keywords: field_index.get(KEYWORDS_FIELD).copied(),
-        field_index: field_index
-            .into_iter()
-            .filter(|(name, _)| name != KEYWORDS_FIELD)
-            .collect(),
+        keywords: {
+            let mut k: Vec<u32> = keyword_matchers.into_values().collect();
+            k.sort_unstable();
+            k
+        },
+        field_index: field_index.into_iter().collect(),
         correlations,
         behaviours: Vec::new(),
         behaviour_of: Vec::new(),

@@ -21,10 +21,13 @@ use aho_corasick::{AhoCorasick, Anchored, MatchKind};
 use regex::Regex;
 use vigil_event::{Event, Timestamp, Value};
 
-use crate::pattern::{Glob, Shape, fold};
+use crate::pattern::{Glob, Part, Shape, fold};
 
 /// Largest number of windash variants expanded into literal patterns; more go through a regex.
 const MAX_DASH_EXPANSION: usize = 25;
+
+/// Number of literals from which aho-corasick's SIMD (packed) prefilter is not used.
+const PACKED_LIMIT: usize = 128;
 
 /// Compiled regular expressions may not grow beyond this (bytes), so no rule can exhaust memory.
 pub const REGEX_SIZE_LIMIT: usize = 2 << 20;
@@ -206,6 +209,13 @@ struct Group {
 /// reports every occurrence of every short literal.
 #[derive(Debug, Default)]
 struct Literals {
+    /// Whether these are the folded literals (all lower case), whose automata may ignore
+    /// ASCII case.
+    folded: bool,
+    /// Whether the automata match ASCII letters in either case, so an ASCII value is scanned
+    /// without being folded first. Chosen when built: only where the unanchored automaton has
+    /// too many literals for the SIMD prefilter (which cannot ignore case) to be used anyway.
+    ascii_ci: bool,
     patterns: Vec<String>,
     index: HashMap<String, usize>,
     groups: Vec<Group>,
@@ -268,9 +278,11 @@ impl Literals {
                 .collect()
         };
         let anywhere = pick(&|g| !g.contains.is_empty() || !g.verify.is_empty());
+        self.ascii_ci = self.folded && (anywhere.is_empty() || anywhere.len() >= PACKED_LIMIT);
         if !anywhere.is_empty() {
             let ac = AhoCorasick::builder()
                 .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(self.ascii_ci)
                 .build(anywhere.iter().map(|&i| &self.patterns[i]))
                 .map_err(err)?;
             self.anywhere = Some((ac, anywhere));
@@ -278,6 +290,7 @@ impl Literals {
         let trie = |patterns: Vec<Vec<u8>>| {
             contiguous::Builder::new()
                 .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(self.ascii_ci)
                 .prefilter(false)
                 .build(patterns)
                 .map_err(err)
@@ -305,13 +318,27 @@ impl Literals {
         Ok(())
     }
 
+    /// Whether every literal is a `contains` literal without a NUL byte: then a search of
+    /// several values joined by NUL finds exactly what searches of each value would.
+    fn only_contains(&self) -> bool {
+        self.groups
+            .iter()
+            .all(|g| g.exact.is_empty() && g.prefix.is_empty() && g.suffix.is_empty())
+            && self.groups.iter().all(|g| g.verify.is_empty())
+            && self
+                .patterns
+                .iter()
+                .all(|p| !p.is_empty() && !p.contains('\0'))
+    }
+
     fn memory_usage(&self) -> usize {
         self.anywhere.as_ref().map_or(0, |(a, _)| a.memory_usage())
             + self.starts.as_ref().map_or(0, |(n, _)| n.memory_usage())
             + self.ends.as_ref().map_or(0, |(n, _)| n.memory_usage())
     }
 
-    /// Scans `text`; sets atoms whose position constraint holds; collects complex patterns to
+    /// Scans `text` (for the folded literals: a folded value, or any ASCII value, whose case
+    /// the automata ignore); sets atoms whose position constraint holds; collects complex patterns to
     /// verify.
     fn scan(&self, text: &str, hits: &mut Hits, verify: &mut Vec<u32>) {
         let len = text.len();
@@ -364,6 +391,13 @@ impl Literals {
 struct Complex {
     re: Regex,
     atom: u32,
+    /// Whether case matters.
+    cased: bool,
+    /// The glob's literal pieces (folded unless `cased`; only ASCII ones when not `cased`):
+    /// any value the glob matches holds each, so a value missing one needs no regex. Without
+    /// `cased` the check is made only on ASCII values, where ignoring Unicode case and ASCII
+    /// case agree.
+    needed: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -389,6 +423,10 @@ pub struct FieldMatcher {
     exists: Vec<u32>,
     present: Vec<u32>,
     needs_folded: bool,
+    /// A keyword matcher with only `contains` literals: the event's texts are searched in one
+    /// pass, joined by NUL (which no literal holds, so no match spans two texts), instead of
+    /// one search per text (an EVTX record has ~50).
+    joined: bool,
 }
 
 /// Reusable per-event buffers of the field matchers.
@@ -396,16 +434,29 @@ pub struct FieldMatcher {
 pub struct Buffers {
     verify: Vec<u32>,
     folded: String,
+    joined: String,
 }
 
 /// [`fold`] into a reused buffer.
 pub fn fold_into(text: &str, out: &mut String) {
     out.clear();
-    if text.is_ascii() {
-        out.push_str(text);
-        out.make_ascii_lowercase();
-    } else {
-        out.extend(text.chars().flat_map(char::to_lowercase));
+    out.reserve(text.len());
+    // Runs of ASCII are lowered in bulk; only the other characters one by one (a long text with
+    // one accented letter, such as an EVTX record's texts joined, stays cheap).
+    let mut rest = text;
+    while !rest.is_empty() {
+        let n = rest
+            .bytes()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        let start = out.len();
+        out.push_str(&rest[..n]);
+        out[start..].make_ascii_lowercase();
+        rest = &rest[n..];
+        if let Some(c) = rest.chars().next() {
+            out.extend(c.to_lowercase());
+            rest = &rest[c.len_utf8()..];
+        }
     }
 }
 
@@ -417,7 +468,10 @@ impl FieldMatcher {
     pub fn new(name: &str) -> FieldMatcher {
         FieldMatcher {
             name: name.to_owned(),
-            folded: Literals::default(),
+            folded: Literals {
+                folded: true,
+                ..Literals::default()
+            },
             cased: Literals::default(),
             regexes: Vec::new(),
             complex: Vec::new(),
@@ -426,6 +480,7 @@ impl FieldMatcher {
             exists: Vec::new(),
             present: Vec::new(),
             needs_folded: false,
+            joined: false,
         }
     }
 
@@ -477,7 +532,21 @@ impl FieldMatcher {
             Shape::Complex => {
                 let re = compile_regex(&glob.to_regex(!cased))?;
                 let idx = u32::try_from(self.complex.len()).map_err(|_| "too many patterns")?;
-                self.complex.push(Complex { re, atom });
+                let needed = glob
+                    .parts()
+                    .iter()
+                    .filter_map(|p| match p {
+                        Part::Lit(l) => Some(key(l)),
+                        _ => None,
+                    })
+                    .filter(|l| cased || l.is_ascii())
+                    .collect();
+                self.complex.push(Complex {
+                    re,
+                    atom,
+                    cased,
+                    needed,
+                });
                 match glob.longest_literal() {
                     Some(lit) => lits.group(&key(lit)).verify.push(idx),
                     None => self.unfiltered.push(idx),
@@ -496,12 +565,30 @@ impl FieldMatcher {
     pub fn build(&mut self) -> Result<(), String> {
         self.folded.build()?;
         self.cased.build()?;
+        self.joined = self.name == KEYWORDS_FIELD
+            && self.regexes.is_empty()
+            && self.complex.is_empty()
+            && self.unfiltered.is_empty()
+            && self.checks.is_empty()
+            && self.folded.only_contains()
+            && self.cased.only_contains();
         Ok(())
     }
 
     /// Evaluates every predicate against the field's value in `event` (for [`KEYWORDS_FIELD`],
     /// the event's text); sets the atoms that hold.
     pub fn run(&self, event: &Event, hits: &mut Hits, buf: &mut Buffers) {
+        if self.name == KEYWORDS_FIELD && self.joined {
+            let mut joined = std::mem::take(&mut buf.joined);
+            joined.clear();
+            for_each_keyword_text(event, |text| {
+                joined.push_str(text);
+                joined.push('\0');
+            });
+            self.run_text(&joined, None, event, hits, buf);
+            buf.joined = joined;
+            return;
+        }
         if self.name == KEYWORDS_FIELD {
             for_each_keyword_text(event, |text| {
                 self.run_text(text, None, event, hits, buf);
@@ -546,15 +633,41 @@ impl FieldMatcher {
         let verify = &mut buf.verify;
         verify.clear();
         if self.needs_folded {
-            fold_into(text, &mut buf.folded);
-            self.folded.scan(&buf.folded, hits, verify);
+            // The folded literals are lower case; when their automata ignore ASCII case, an
+            // ASCII value is scanned as it is and only other text is folded first (folding
+            // never makes an ASCII capital, so scanning folded text ignoring case is exact).
+            if self.folded.ascii_ci && text.is_ascii() {
+                self.folded.scan(text, hits, verify);
+            } else {
+                fold_into(text, &mut buf.folded);
+                self.folded.scan(&buf.folded, hits, verify);
+            }
         }
         self.cased.scan(text, hits, verify);
+        // `buf.folded` holds `text` in ASCII lower case (for the literal checks below).
+        let mut lowered = false;
         for &c in verify.iter().chain(&self.unfiltered) {
-            if let Some(cx) = self.complex.get(c as usize)
-                && !hits.get(cx.atom)
-                && cx.re.is_match(text)
-            {
+            let Some(cx) = self.complex.get(c as usize) else {
+                continue;
+            };
+            if hits.get(cx.atom) {
+                continue;
+            }
+            // Cheap substring checks of the glob's other literals before the regex.
+            let missing = if cx.cased {
+                cx.needed.iter().any(|l| !text.contains(l.as_str()))
+            } else if text.is_ascii() && !cx.needed.is_empty() {
+                if !lowered {
+                    buf.folded.clear();
+                    buf.folded.push_str(text);
+                    buf.folded.make_ascii_lowercase();
+                    lowered = true;
+                }
+                cx.needed.iter().any(|l| !buf.folded.contains(l.as_str()))
+            } else {
+                false
+            };
+            if !missing && cx.re.is_match(text) {
                 hits.set(cx.atom);
             }
         }
@@ -776,6 +889,23 @@ mod tests {
         assert!(in_cidr(ip("fe80::1"), ip("fe80::"), 10));
         assert!(!in_cidr(ip("fe80::1"), ip("10.0.0.0"), 8));
         assert_eq!(leaf_ip(None, "::ffff:10.0.0.1"), Some(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn fold_into_lowers_each_character() {
+        let mut out = String::new();
+        for text in [
+            "",
+            "ABC",
+            "ÀB\u{212a}c Ünï ΣA",
+            "x\u{130}y",
+            "日本 ABC",
+            "\0Z",
+        ] {
+            fold_into(text, &mut out);
+            let want: String = text.chars().flat_map(char::to_lowercase).collect();
+            assert_eq!(out, want, "{text}");
+        }
     }
 
     #[test]

@@ -9,6 +9,11 @@
 use std::collections::HashMap;
 use std::fmt;
 
+/// The maps looked up once or more per event. Their keys come from the rules; an event's
+/// names and values are only looked up, never inserted, so a hash without per-process keys
+/// (Fx, several times cheaper than SipHash on short keys) cannot be flooded by input.
+pub(crate) type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
+
 use vigil_event::{Event, Value};
 
 use crate::correlation::CorrelationRule;
@@ -41,6 +46,9 @@ pub struct RuleInfo {
     pub filters: Vec<String>,
 }
 
+/// A logsource alternative's constraints: `(field, folded values)`, every one must hold.
+pub(crate) type Constraints = [(String, Vec<String>)];
+
 /// One rule under one logsource alternative.
 #[derive(Debug)]
 pub(crate) struct Variant {
@@ -56,6 +64,55 @@ pub(crate) struct AltMatcher {
     pub fields: crate::mapping::FieldTable,
 }
 
+/// The logsource alternatives whose first constraint one value of a dispatch field satisfies.
+/// Most share their second constraint's field (Sysmon's alternatives all name an `EventID`),
+/// so those are found by a second lookup on that field's value instead of being checked one by
+/// one: a Sysmon event looks at the one or two alternatives of its own event id, not at the
+/// two dozen of its channel.
+#[derive(Debug, Default)]
+pub(crate) struct Bucket {
+    /// Alternatives checked one by one (their first constraint holds).
+    pub direct: Vec<u32>,
+    /// The second constraint's field → folded value → alternatives whose first two
+    /// constraints hold.
+    pub second: Option<(String, FastMap<String, Vec<u32>>)>,
+}
+
+impl Bucket {
+    /// Sorts `alts` (each with its folded constraints) into a bucket.
+    pub(crate) fn new(alts: &[(u32, &Constraints)]) -> Bucket {
+        // The field most of them constrain second, if any.
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for (_, when) in alts {
+            if let Some((f, _)) = when.get(1) {
+                *counts.entry(f.as_str()).or_default() += 1;
+            }
+        }
+        let second = counts
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
+            .filter(|&(_, n)| n >= 2)
+            .map(|(f, _)| f.to_owned());
+        let mut bucket = Bucket::default();
+        let mut table: FastMap<String, Vec<u32>> = FastMap::default();
+        for &(a, when) in alts {
+            match (&second, when.get(1)) {
+                (Some(field), Some((f, values))) if f == field => {
+                    for v in values {
+                        let list = table.entry(v.clone()).or_default();
+                        if !list.contains(&a) {
+                            list.push(a);
+                        }
+                    }
+                }
+                _ => bucket.direct.push(a),
+            }
+        }
+        bucket.second = second.map(|f| (f, table));
+        bucket
+    }
+}
+
 /// Scratch memory for [`RuleSet::matches_with`]; reuse one per thread to avoid allocating per
 /// event.
 #[derive(Debug, Default)]
@@ -64,6 +121,8 @@ pub struct Scratch {
     buffers: Buffers,
     folded: String,
     text: String,
+    folded2: String,
+    text2: String,
     alt_on: Vec<bool>,
     alts: Vec<u32>,
     field_on: Vec<bool>,
@@ -82,6 +141,8 @@ impl Scratch {
             buffers: Buffers::default(),
             folded: String::new(),
             text: String::new(),
+            folded2: String::new(),
+            text2: String::new(),
             alt_on: vec![false; set.alts.len()],
             alts: Vec::new(),
             field_on: vec![false; set.fields.len()],
@@ -125,7 +186,7 @@ pub struct RuleSet {
     pub(crate) rules: Vec<RuleInfo>,
     pub(crate) alts: Vec<AltMatcher>,
     /// dispatch field → folded value → alternatives whose first constraint it satisfies.
-    pub(crate) dispatch: Vec<(String, HashMap<String, Vec<u32>>)>,
+    pub(crate) dispatch: Vec<(String, FastMap<String, Bucket>)>,
     /// Alternatives without constraints.
     pub(crate) unconditional: Vec<u32>,
     pub(crate) variants: Vec<Variant>,
@@ -137,9 +198,10 @@ pub struct RuleSet {
     /// Per alternative: the field matchers its variants read.
     pub(crate) alt_fields: Vec<Vec<u32>>,
     /// Field matcher by event field name (the keyword pseudo-field excluded).
-    pub(crate) field_index: HashMap<String, u32>,
-    /// The keyword pseudo-field's matcher, if any rule has keywords.
-    pub(crate) keywords: Option<u32>,
+    pub(crate) field_index: FastMap<String, u32>,
+    /// The keyword pseudo-field's matchers (one per set of alternatives whose rules have
+    /// keywords, holding only their keywords).
+    pub(crate) keywords: Vec<u32>,
     pub(crate) correlations: Vec<CompiledCorrelation>,
     /// Behaviour rules, each with the hidden rule choosing its events.
     pub(crate) behaviours: Vec<crate::behaviour::CompiledBehaviour>,
@@ -192,16 +254,33 @@ impl RuleSet {
             };
             let folded = &mut s.folded;
             let text_buf = &mut s.text;
+            let (folded2, text2) = (&mut s.folded2, &mut s.text2);
+            let (alt_on, alts) = (&mut s.alt_on, &mut s.alts);
+            let mut add = |a: u32, skip: usize| {
+                if !alt_on[a as usize] && self.alt_holds(a, event, skip) {
+                    alt_on[a as usize] = true;
+                    alts.push(a);
+                }
+            };
             for_each_text(value, text_buf, &mut |text| {
                 fold_into(text, folded);
-                if let Some(alts) = table.get(folded.as_str()) {
-                    for &a in alts {
-                        // The first constraint is the one dispatched on: it holds.
-                        if !s.alt_on[a as usize] && self.alt_holds(a, event, 1) {
-                            s.alt_on[a as usize] = true;
-                            s.alts.push(a);
+                let Some(bucket) = table.get(folded.as_str()) else {
+                    return;
+                };
+                // The first constraint is the one dispatched on: it holds.
+                for &a in &bucket.direct {
+                    add(a, 1);
+                }
+                if let Some((field2, table2)) = &bucket.second
+                    && let Some(value2) = event.get(field2)
+                {
+                    for_each_text(value2, text2, &mut |text| {
+                        fold_into(text, folded2);
+                        for &a in table2.get(folded2.as_str()).into_iter().flatten() {
+                            // The first two constraints hold.
+                            add(a, 2);
                         }
-                    }
+                    });
                 }
             });
         }
@@ -217,9 +296,10 @@ impl RuleSet {
                 }
             }
         }
-        if s.fields.len() > event.len() {
-            // Fewer event fields than fields to scan (the usual case with many rules): look
-            // each event field up among the matchers instead of each matcher in the event.
+        if s.fields.len() * 4 > event.len() {
+            // Not many more event fields than fields to scan (the usual case with many rules):
+            // look each event field up among the matchers (one Fx hash lookup) instead of each
+            // matcher in the event (a binary search comparing names, ~4 times the cost).
             for (name, value) in event.fields() {
                 if let Some(&f) = self.field_index.get(name)
                     && s.field_on[f as usize]
@@ -227,10 +307,10 @@ impl RuleSet {
                     self.fields[f as usize].run_value(value, event, &mut s.hits, &mut s.buffers);
                 }
             }
-            if let Some(k) = self.keywords
-                && s.field_on[k as usize]
-            {
-                self.fields[k as usize].run(event, &mut s.hits, &mut s.buffers);
+            for &k in &self.keywords {
+                if s.field_on[k as usize] {
+                    self.fields[k as usize].run(event, &mut s.hits, &mut s.buffers);
+                }
             }
         } else {
             for &f in &s.fields {

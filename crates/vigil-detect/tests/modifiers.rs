@@ -380,6 +380,65 @@ fn keywords() {
     assert!(!hit(&r, &[("message", s("Set-OabVirtualDirectory"))]));
 }
 
+/// A wildcard pattern is confirmed by its regex only when each of its literal pieces occurs
+/// in the value; the checks must never turn away a value the regex would take.
+#[test]
+fn inner_wildcards_with_every_literal_piece() {
+    let r = rule(
+        "    sel:\n        CommandLine: '*\\rundll32.exe*,Control_RunDLL?*.cpl*'\n    condition: sel",
+    );
+    assert!(hit(
+        &r,
+        &[(
+            "CommandLine",
+            s("C:\\Windows\\RUNDLL32.EXE shell32.dll,control_rundll x.CPL")
+        )]
+    ));
+    assert!(!hit(
+        &r,
+        &[(
+            "CommandLine",
+            s("C:\\Windows\\rundll32.exe shell32.dll,Control_RunDLL x")
+        )]
+    ));
+    assert!(!hit(
+        &r,
+        &[("CommandLine", s("rundll32.exe,Control_RunDLL x.cpl"))]
+    ));
+    // Non-ASCII values go to the regex unchecked: `K` (Kelvin sign) is `k` ignoring case.
+    let r = rule("    sel:\n        A: 'a*k?z'\n    condition: sel");
+    assert!(hit(&r, &[("A", s("a \u{212a}-z"))]));
+    assert!(hit(&r, &[("A", s("A K-Z"))]));
+    assert!(!hit(&r, &[("A", s("a q-z"))]));
+    let r = rule("    sel:\n        A|cased: 'Ab*Cd?e'\n    condition: sel");
+    assert!(hit(&r, &[("A", s("Ab xx Cd-e"))]));
+    assert!(!hit(&r, &[("A", s("ab xx Cd-e"))]));
+    assert!(!hit(&r, &[("A", s("Ab xx cd-e"))]));
+}
+
+/// Keywords with only `contains` literals search an EVTX record's texts in one pass, joined by
+/// NUL: no keyword may match across two texts, each text is still searched, case still does
+/// not matter, and a text holding NUL itself changes nothing.
+#[test]
+fn keywords_never_match_across_two_texts() {
+    let r = rule("    keywords:\n        - 'kerberos::golden'\n    condition: keywords");
+    assert!(!hit(&r, &[("A", s("x kerberos::")), ("B", s("golden y"))]));
+    assert!(!hit(&r, &[("A", s("kerberos::\0golden"))]));
+    assert!(hit(
+        &r,
+        &[("A", s("nothing")), ("B", s("z KERBEROS::Golden"))]
+    ));
+    assert!(hit(&r, &[("A", s("\0")), ("B", s("kerberos::golden"))]));
+    assert!(hit(
+        &r,
+        &[("L", Value::List(vec![s("a"), s("\u{e9} kerberos::golden")]))]
+    ));
+    // A keyword with a wildcard inside is confirmed per text, never on the joined texts.
+    let r = rule("    keywords:\n        - 'kerberos*golden'\n    condition: keywords");
+    assert!(!hit(&r, &[("A", s("kerberos")), ("B", s("golden"))]));
+    assert!(hit(&r, &[("A", s("kerberos::golden"))]));
+}
+
 #[test]
 fn of_quantifiers_with_wildcards() {
     let det = "    selection_a:\n        A: 1\n    selection_b:\n        B: 1\n    _hidden:\n        H: 1\n    filter_x:\n        X: 1\n";
