@@ -226,18 +226,29 @@ fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// Lowercases for case-insensitive comparison (ASCII fast path).
+/// Lowercases for case-insensitive comparison (ASCII fast path), one character at a time as
+/// event values are ([`crate::fieldmatch::fold_into`]): `str::to_lowercase` would turn a
+/// word-final `Σ` into `ς` where a value's `Σ` becomes `σ`, and the rule would miss it.
 pub fn fold(s: &str) -> String {
     if s.is_ascii() {
         s.to_ascii_lowercase()
     } else {
-        s.to_lowercase()
+        s.chars().flat_map(char::to_lowercase).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rule_literals_fold_as_event_values_do() {
+        for text in ["ΟΔΟΣ", "ΣΑΣ ΟΔΟΣ.", "İstanbul", "Straße KELVIN \u{212a}"] {
+            let mut value = String::new();
+            crate::fieldmatch::fold_into(text, &mut value);
+            assert_eq!(fold(text), value, "{text}");
+        }
+    }
 
     #[test]
     fn escapes() {
