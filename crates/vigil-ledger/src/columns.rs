@@ -229,17 +229,17 @@ fn encode_form(framing: &[u8], refs: Option<RefPolicy>) -> Option<Vec<u8>> {
             let id = match predicted.filter(|&id| keys[id] == key) {
                 Some(id) => id,
                 None => match key_ids.get(key) {
-                Some(&id) => id,
-                None => {
-                    if keys.len() >= MAX_KEYS {
-                        return None;
+                    Some(&id) => id,
+                    None => {
+                        if keys.len() >= MAX_KEYS {
+                            return None;
+                        }
+                        key_ids.insert(key, keys.len());
+                        keys.push(key);
+                        columns.push(Vec::new());
+                        keys.len() - 1
                     }
-                    key_ids.insert(key, keys.len());
-                    keys.push(key);
-                    columns.push(Vec::new());
-                    keys.len() - 1
-                }
-            },
+                },
             };
             write_varint(&mut structure, id as u64);
             if key == REF_KEY && original.is_none() {
@@ -604,7 +604,15 @@ mod tests {
         let line = b"Oct 11 22:14:15 web-1 sshd[42]: Failed password for root from 198.51.100.4 port 22 ssh2";
         let mut cases: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for needle in [
-            &b"Oct"[..], b"ssh2", b"22", b"root", b"198.51.100.4", b"nope", b"", b"2 ssh2x", b"s",
+            &b"Oct"[..],
+            b"ssh2",
+            b"22",
+            b"root",
+            b"198.51.100.4",
+            b"nope",
+            b"",
+            b"2 ssh2x",
+            b"s",
         ] {
             cases.push((line.to_vec(), needle.to_vec()));
         }
@@ -619,7 +627,11 @@ mod tests {
         cases.push((hostile.clone(), b"aab".to_vec()));
         cases.push((b"ab".to_vec(), b"abc".to_vec()));
         for (text, needle) in &cases {
-            assert_eq!(find(text, needle), memchr::memmem::find(text, needle), "{needle:?}");
+            assert_eq!(
+                find(text, needle),
+                memchr::memmem::find(text, needle),
+                "{needle:?}"
+            );
         }
         // Pseudo-random text over a small alphabet: many near misses.
         let mut x: u32 = 7;
@@ -638,7 +650,19 @@ mod tests {
     #[test]
     fn decimal_prints_as_rust_does() {
         let mut buf = [0u8; MAX_INT_TEXT];
-        for v in [0, 1, -1, 9, 10, -10, 22, 4242, i64::MAX, i64::MIN, i64::MIN + 1] {
+        for v in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            22,
+            4242,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
             assert_eq!(decimal(v, &mut buf), v.to_string().as_bytes());
         }
     }

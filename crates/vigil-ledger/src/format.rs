@@ -584,7 +584,10 @@ mod tests {
                 .map(|i| {
                     let mut e = vec![0x01];
                     e.extend_from_slice(&[round; 8]);
-                    e.extend((0..60 + i).map(|j| b'a' + (j * 7 + round) % 26));
+                    e.extend(
+                        (0..60 + u32::from(i))
+                            .map(|j| b'a' + ((j * 7 + u32::from(round)) % 26) as u8),
+                    );
                     e
                 })
                 .collect();
