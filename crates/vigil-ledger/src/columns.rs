@@ -199,6 +199,7 @@ fn encode_form(framing: &[u8], refs: Option<RefPolicy>) -> Option<Vec<u8>> {
     let mut columns: Vec<Vec<u8>> = Vec::new();
     let mut structure = Vec::with_capacity(framing.len() / 8);
     let mut fields: Vec<(usize, &[u8])> = Vec::new();
+    let mut prev_ids: Vec<usize> = Vec::new();
     let mut n_events = 0u64;
     let mut prev_ts = 0i64;
     let mut outer = Cursor::new(framing);
@@ -223,17 +224,22 @@ fn encode_form(framing: &[u8], refs: Option<RefPolicy>) -> Option<Vec<u8>> {
             let k = c.minimal_len()?;
             let key = c.take(k)?;
             let value = c.value()?;
-            let id = match key_ids.get(key) {
-                Some(&id) => id,
-                None => {
-                    if keys.len() >= MAX_KEYS {
-                        return None;
+            // Events of one source usually have the previous event's keys in the same places.
+            let predicted = prev_ids.get(fields.len()).copied();
+            let id = match predicted.filter(|&id| keys[id] == key) {
+                Some(id) => id,
+                None => match key_ids.get(key) {
+                    Some(&id) => id,
+                    None => {
+                        if keys.len() >= MAX_KEYS {
+                            return None;
+                        }
+                        key_ids.insert(key, keys.len());
+                        keys.push(key);
+                        columns.push(Vec::new());
+                        keys.len() - 1
                     }
-                    key_ids.insert(key, keys.len());
-                    keys.push(key);
-                    columns.push(Vec::new());
-                    keys.len() - 1
-                }
+                },
             };
             write_varint(&mut structure, id as u64);
             if key == REF_KEY && original.is_none() {
@@ -244,6 +250,8 @@ fn encode_form(framing: &[u8], refs: Option<RefPolicy>) -> Option<Vec<u8>> {
         if c.remaining() != 0 {
             return None;
         }
+        prev_ids.clear();
+        prev_ids.extend(fields.iter().map(|&(id, _)| id));
         for &(id, value) in &fields {
             match (refs, original) {
                 (Some(policy), Some(text)) if keys[id] != REF_KEY && !text.is_empty() => {
@@ -301,8 +309,9 @@ fn put_value(
     match c.byte()? {
         0x03 if policy.ints => {
             let v = i64::from_be_bytes(c.take(8)?.try_into().ok()?);
-            let digits = v.to_string();
-            match memchr::memmem::find(text, digits.as_bytes()) {
+            let mut buf = [0u8; MAX_INT_TEXT];
+            let digits = decimal(v, &mut buf);
+            match find(text, digits) {
                 Some(at) => put_ref(out, REF_INT, at, digits.len()),
                 None => out.extend_from_slice(&c.buf[start..c.pos]),
             }
@@ -312,7 +321,7 @@ fn put_value(
             let s = c.take(n)?;
             // Never longer than the string: the offset's varint is no longer than its bytes.
             let found = (n >= policy.min_str)
-                .then(|| memchr::memmem::find(text, s))
+                .then(|| find(text, s))
                 .flatten()
                 .filter(|&at| varint_len(at) <= n);
             match found {
@@ -344,6 +353,48 @@ fn put_value(
         }
     }
     Some(())
+}
+
+/// `v` in decimal as Rust prints it, written into `buf` (no allocation per integer).
+fn decimal(v: i64, buf: &mut [u8; MAX_INT_TEXT]) -> &[u8] {
+    let mut at = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    &buf[at..]
+}
+
+/// The first place `needle` occurs in `text`, as `memchr::memmem::find` answers (which the
+/// writer used per value): candidates are found by the needle's first byte and compared, so a
+/// short log line costs no searcher set-up per value. Comparing is bounded by a budget of a few
+/// times the text's length; past it the rest of the text is searched by `memmem`, whose time
+/// is linear, so hostile text (one byte repeated) cannot make it quadratic.
+fn find(text: &[u8], needle: &[u8]) -> Option<usize> {
+    let Some((&first, rest)) = needle.split_first() else {
+        return Some(0);
+    };
+    let last = text.len().checked_sub(needle.len())?;
+    let mut budget = 4 * text.len() + 256;
+    for at in memchr::memchr_iter(first, &text[..=last]) {
+        if &text[at + 1..at + needle.len()] == rest {
+            return Some(at);
+        }
+        match budget.checked_sub(needle.len()) {
+            Some(left) => budget = left,
+            None => return memchr::memmem::find(&text[at + 1..], needle).map(|p| p + at + 1),
+        }
+    }
+    None
 }
 
 fn varint_len(n: usize) -> usize {
@@ -544,6 +595,77 @@ fn get_value(
 mod tests {
     use super::*;
     use vigil_event::{Event, Timestamp, Value};
+
+    /// The writer's search answers what `memmem::find` answered (so blocks are byte for byte
+    /// what they were): ordinary text, needles at the ends, absent ones, the empty needle, and
+    /// hostile text where the comparison budget runs out and `memmem` takes over mid-way.
+    #[test]
+    fn find_answers_as_memmem() {
+        let line = b"Oct 11 22:14:15 web-1 sshd[42]: Failed password for root from 198.51.100.4 port 22 ssh2";
+        let mut cases: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for needle in [
+            &b"Oct"[..],
+            b"ssh2",
+            b"22",
+            b"root",
+            b"198.51.100.4",
+            b"nope",
+            b"",
+            b"2 ssh2x",
+            b"s",
+        ] {
+            cases.push((line.to_vec(), needle.to_vec()));
+        }
+        let mut hostile = vec![b'a'; 5000];
+        hostile.extend_from_slice(b"ab");
+        for n in [1, 3, 64, 1000, 4999, 5001, 5002, 6000] {
+            let mut needle = vec![b'a'; n.min(5001)];
+            needle.push(b'b');
+            needle.truncate(n);
+            cases.push((hostile.clone(), needle));
+        }
+        cases.push((hostile.clone(), b"aab".to_vec()));
+        cases.push((b"ab".to_vec(), b"abc".to_vec()));
+        for (text, needle) in &cases {
+            assert_eq!(
+                find(text, needle),
+                memchr::memmem::find(text, needle),
+                "{needle:?}"
+            );
+        }
+        // Pseudo-random text over a small alphabet: many near misses.
+        let mut x: u32 = 7;
+        let mut next = || {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            b"ab1 "[(x >> 28) as usize % 4]
+        };
+        for _ in 0..200 {
+            let text: Vec<u8> = (0..300).map(|_| next()).collect();
+            let len = 1 + usize::from(next()) % 9;
+            let needle: Vec<u8> = (0..len).map(|_| next()).collect();
+            assert_eq!(find(&text, &needle), memchr::memmem::find(&text, &needle));
+        }
+    }
+
+    #[test]
+    fn decimal_prints_as_rust_does() {
+        let mut buf = [0u8; MAX_INT_TEXT];
+        for v in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            22,
+            4242,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
+            assert_eq!(decimal(v, &mut buf), v.to_string().as_bytes());
+        }
+    }
 
     fn framing(events: &[Event]) -> Vec<u8> {
         let mut out = Vec::new();

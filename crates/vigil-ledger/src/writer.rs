@@ -120,9 +120,32 @@ pub struct RecoveryReport {
 
 type AppendReply = Box<dyn FnOnce(Result<Range<u64>, LedgerError>) + Send>;
 
+/// The canonical bytes of one append's events, end to end in one buffer, and where each
+/// ends: one allocation per append instead of one per event (made on the caller's thread and
+/// freed on the writer's), the bytes themselves unchanged.
+#[derive(Default)]
+struct Encoded {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Encoded {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Each event's canonical bytes, in order.
+    fn events(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| &self.bytes[start..end])
+    }
+}
+
 enum Command {
     Append {
-        events: Vec<Vec<u8>>,
+        events: Encoded,
         reply: AppendReply,
     },
     Checkpoint {
@@ -251,17 +274,22 @@ impl Ledger {
         events: &[Event],
         done: impl FnOnce(Result<Range<u64>, LedgerError>) + Send + 'static,
     ) {
-        let mut encoded = Vec::with_capacity(events.len());
+        let mut encoded = Encoded {
+            bytes: Vec::with_capacity(events.len() * 256),
+            ends: Vec::with_capacity(events.len()),
+        };
         for event in events {
-            let bytes = event.to_canonical();
-            if bytes.len() > MAX_EVENT_BYTES {
+            let start = encoded.bytes.len();
+            event.write_canonical(&mut encoded.bytes);
+            let size = encoded.bytes.len() - start;
+            if size > MAX_EVENT_BYTES {
                 done(Err(LedgerError::EventTooLarge {
-                    size: bytes.len(),
+                    size,
                     max: MAX_EVENT_BYTES,
                 }));
                 return;
             }
-            encoded.push(bytes);
+            encoded.ends.push(encoded.bytes.len());
         }
         let command = Command::Append {
             events: encoded,
@@ -452,6 +480,8 @@ struct Committer {
     tiles_pending: Vec<u8>,
     write_buf: Vec<u8>,
     scratch: Vec<u8>,
+    /// The zstd context blocks are compressed with, kept from one block to the next.
+    compressor: Option<zstd::bulk::Compressor<'static>>,
 }
 
 /// The first wait before retrying after a failed write.
@@ -691,6 +721,8 @@ impl Committer {
             ));
         }
 
+        // None only if zstd cannot make a context: each block then makes its own.
+        let compressor = zstd::bulk::Compressor::new(config.zstd_level).ok();
         let mut committer = Committer {
             paths,
             config,
@@ -719,6 +751,7 @@ impl Committer {
             tiles_pending: Vec::new(),
             write_buf: Vec::new(),
             scratch: Vec::new(),
+            compressor,
         };
         if let Some(record) = &report.recovered {
             committer.append_own(integrity::recovery_event(record))?;
@@ -802,7 +835,7 @@ impl Committer {
 
     /// Processes queued commands in order; returns true when the writer should stop.
     fn handle(&mut self, pending: &mut Vec<Command>, shared: &Shared) -> bool {
-        let mut appends: Vec<(Vec<Vec<u8>>, AppendReply)> = Vec::new();
+        let mut appends: Vec<(Encoded, AppendReply)> = Vec::new();
         for command in pending.drain(..) {
             match command {
                 Command::Append { events, reply } => appends.push((events, reply)),
@@ -843,7 +876,7 @@ impl Committer {
 
     /// Writes all queued appends as blocks with one fsync, then answers every caller. A failed
     /// write is undone (nothing of it stays) and every caller is told so.
-    fn commit(&mut self, appends: Vec<(Vec<Vec<u8>>, AppendReply)>, shared: &Shared) {
+    fn commit(&mut self, appends: Vec<(Encoded, AppendReply)>, shared: &Shared) {
         if appends.is_empty() {
             return;
         }
@@ -864,7 +897,7 @@ impl Committer {
         let start = self.end_seq;
         let all: Vec<&[u8]> = appends
             .iter()
-            .flat_map(|(events, _)| events.iter().map(Vec::as_slice))
+            .flat_map(|(events, _)| events.events())
             .collect();
         let snapshot = self.snapshot();
         match self.write_events(&all) {
@@ -1044,14 +1077,24 @@ impl Committer {
                 raw += events[j].len() + 5;
                 j += 1;
             }
-            format::encode_events_block_flagged(
-                &mut buf,
-                seq,
-                &events[i..j],
-                self.config.zstd_level,
-                &mut self.scratch,
-                j < events.len(),
-            );
+            match &mut self.compressor {
+                Some(compressor) => format::encode_events_block_reusing(
+                    &mut buf,
+                    seq,
+                    &events[i..j],
+                    compressor,
+                    &mut self.scratch,
+                    j < events.len(),
+                ),
+                None => format::encode_events_block_flagged(
+                    &mut buf,
+                    seq,
+                    &events[i..j],
+                    self.config.zstd_level,
+                    &mut self.scratch,
+                    j < events.len(),
+                ),
+            }
             for e in &events[i..j] {
                 self.partial.push(merkle::leaf_hash(e));
                 if self.partial.len() as u64 == GROUP_SIZE {
@@ -1271,7 +1314,10 @@ impl Committer {
         let (tx, rx) = mpsc::sync_channel(1);
         self.commit(
             vec![(
-                vec![bytes],
+                Encoded {
+                    ends: vec![bytes.len()],
+                    bytes,
+                },
                 Box::new(move |r| {
                     let _ = tx.send(r);
                 }),

@@ -57,18 +57,29 @@ pub fn record_field_names(part: &str) -> &'static [&'static str] {
 /// make another's host look alive; with the sender in the key it can only speak for its own.
 /// `@` and `%` in a host name are written `%40` and `%25`, so the key names one pair only.
 pub fn source_of(event: &Event) -> String {
-    let sender = event
-        .get_str(field::VIGIL_SENDER)
-        .or_else(|| event.get_str(field::VIGIL_SOURCE))
+    let host = event.get(field::HOST_NAME).map(|v| v.to_string());
+    source_from(
+        event.get_str(field::VIGIL_SENDER),
+        event.get_str(field::VIGIL_SOURCE),
+        host.as_deref(),
+    )
+}
+
+/// [`source_of`] from the fields it reads, for a caller that has them without the event (the
+/// silence watch peeks them in the ledger's bytes): `vigil.sender` and `vigil.source` when
+/// they are text, and `host.name` as text (`Value`'s `Display` for any other kind).
+pub fn source_from(sender: Option<&str>, source: Option<&str>, host: Option<&str>) -> String {
+    let sender = sender
+        .or(source)
         .filter(|s| !s.is_empty())
         .unwrap_or("unknown");
     let sender = cut(sender, MAX_SOURCE_NAME);
     if sender == OWN_SOURCE {
         return sender;
     }
-    match event.get(field::HOST_NAME).map(|v| v.to_string()) {
+    match host {
         Some(host) if !host.is_empty() => {
-            let host = cut(&host, MAX_SOURCE_NAME);
+            let host = cut(host, MAX_SOURCE_NAME);
             format!("{}@{sender}", host.replace('%', "%25").replace('@', "%40"))
         }
         _ => sender,
