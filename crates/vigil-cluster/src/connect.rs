@@ -67,24 +67,16 @@ impl Cluster {
         )
         .await?;
         let jetstream = jetstream::new(client.clone());
-        let (stream, retention) = ensure_stream(&jetstream, &settings).await?;
+        let (js, s) = (&jetstream, &settings);
+        let (stream, retention) = while_starting(|| ensure_stream(js, s)).await?;
         check_monitored(&stream, &monitored)?;
-        let leases = ensure_bucket(
-            &jetstream,
-            &settings,
-            settings.names.leases_bucket(),
-            Some(settings.lease_ttl),
-        )
-        .await?;
-        let nodes = ensure_bucket(
-            &jetstream,
-            &settings,
-            settings.names.nodes_bucket(),
-            Some(settings.lease_ttl),
-        )
-        .await?;
+        let ttl = Some(settings.lease_ttl);
+        let leases =
+            while_starting(|| ensure_bucket(js, s, settings.names.leases_bucket(), ttl)).await?;
+        let nodes =
+            while_starting(|| ensure_bucket(js, s, settings.names.nodes_bucket(), ttl)).await?;
         let state =
-            ensure_bucket(&jetstream, &settings, settings.names.state_bucket(), None).await?;
+            while_starting(|| ensure_bucket(js, s, settings.names.state_bucket(), None)).await?;
         Ok(Cluster {
             settings,
             client,
@@ -235,6 +227,30 @@ pub(crate) async fn nats_client(
 
 /// The stream, created if missing; an existing one must match what cluster mode requires
 /// (and what its limits may discard is returned as warnings).
+/// How long start-up keeps asking JetStream to create or check the stream and buckets while it
+/// does not answer: a NATS cluster that has just started (or lost a server) answers "request
+/// timed out" until its JetStream meta leader is elected.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs `attempt` until it succeeds, fails for a reason other than JetStream not answering
+/// (a refused configuration is final), or [`STARTUP_PATIENCE`] has passed.
+async fn while_starting<T, F, Fut>(mut attempt: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClusterError>>,
+{
+    let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
+    loop {
+        match attempt().await {
+            Err(ClusterError::JetStream(why)) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!("cluster: JetStream not ready ({why}); trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 async fn ensure_stream(
     js: &jetstream::Context,
     settings: &ClusterSettings,
@@ -451,5 +467,33 @@ pub(crate) fn shown_url(url: &str) -> String {
             format!("{scheme}://{rest}")
         }
         None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn start_up_waits_out_jetstream_not_answering_but_not_a_refusal() {
+        let tries = AtomicU32::new(0);
+        let answer = while_starting(|| async {
+            match tries.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(ClusterError::JetStream("request timed out".into())),
+                n => Ok(n),
+            }
+        })
+        .await;
+        assert!(matches!(answer, Ok(2)), "{answer:?}");
+
+        let tries = AtomicU32::new(0);
+        let refused: Result<(), _> = while_starting(|| async {
+            tries.fetch_add(1, Ordering::SeqCst);
+            Err(ClusterError::Unsafe("in memory".into()))
+        })
+        .await;
+        assert!(matches!(refused, Err(ClusterError::Unsafe(_))));
+        assert_eq!(tries.load(Ordering::SeqCst), 1, "a refusal is final");
     }
 }
