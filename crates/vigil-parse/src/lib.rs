@@ -256,7 +256,16 @@ pub fn parse_line(bytes: &[u8], format: Format, ctx: &ParseContext) -> Event {
         Format::Logfmt => match logfmt::parse(line, ctx) {
             Ok(mut event) => {
                 if network::looks_like_device_line(line) {
-                    network::enrich(&mut event, "", line);
+                    // A device's `key=value` line is its reader's: the reader keeps every pair
+                    // under the device's prefix and sets the ECS fields itself, typed. The
+                    // line's keys do not land on ECS names as they are (a bare `source.ip`
+                    // key would be an address field holding `true`).
+                    let mut device = raw_event(line, ctx);
+                    if network::enrich(&mut device, "", line) {
+                        event = device;
+                    } else {
+                        network::enrich(&mut event, "", line);
+                    }
                 }
                 Ok(event)
             }
